@@ -1,0 +1,522 @@
+//! `berth-runtime`: runc's command line over berth's runtime library, so
+//! containerd, podman and Kubernetes can use it in place of runc.
+
+mod log;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use oci_spec::runtime::{Capability, Process};
+use runtime::{Container, CreateOptions, ExecOptions};
+
+/// Where container state lives when `--root` is not given.
+const DEFAULT_ROOT: &str = "/run/berth-runtime";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "berth-runtime",
+    version = concat!(env!("CARGO_PKG_VERSION"), "\nspec: 1.2.0"),
+    about = "Run OCI containers: a runc-compatible runtime, part of berth"
+)]
+struct Cli {
+    /// Directory for the state of containers
+    #[arg(long, global = true, default_value = DEFAULT_ROOT)]
+    root: PathBuf,
+    /// File to write the runtime's log to (errors, and debug with --debug)
+    #[arg(long, global = true)]
+    log: Option<PathBuf>,
+    /// Format of the log file
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    log_format: log::Format,
+    /// Write debug lines to the log
+    #[arg(long, global = true)]
+    debug: bool,
+    /// Accepted for runc compatibility; the systemd cgroup driver is not implemented, cgroupfs is used
+    #[arg(long, global = true)]
+    systemd_cgroup: bool,
+    /// Accepted for runc compatibility (rootless is detected from the uid)
+    #[arg(long = "rootless", id = "global_rootless", num_args = 0..=1, default_missing_value = "true")]
+    rootless: Option<String>,
+    /// Accepted for runc compatibility; checkpointing is not supported
+    #[arg(long, global = true, hide = true)]
+    criu: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create a container from a bundle; its program waits for `start`
+    Create(CreateArgs),
+    /// Start the program of a created container
+    Start { id: String },
+    /// Create and start a container, and wait for it unless --detach
+    Run {
+        #[command(flatten)]
+        create: CreateArgs,
+        /// Do not wait for the container
+        #[arg(short, long)]
+        detach: bool,
+        /// Keep the container's state after it exits
+        #[arg(long)]
+        keep: bool,
+    },
+    /// Print the state of a container as JSON
+    State { id: String },
+    /// Send a signal to a container's init (default SIGTERM)
+    Kill {
+        /// Send the signal to every process of the container
+        #[arg(short, long)]
+        all: bool,
+        id: String,
+        #[arg(default_value = "SIGTERM")]
+        signal: String,
+    },
+    /// Delete containers and their state
+    Delete {
+        /// Kill a running container first
+        #[arg(short, long)]
+        force: bool,
+        #[arg(required = true)]
+        ids: Vec<String>,
+    },
+    /// Run a process inside a running container
+    Exec(Box<ExecArgs>),
+    /// List containers
+    #[command(alias = "ls")]
+    List {
+        #[arg(short, long, default_value = "table")]
+        format: String,
+        /// Print only the ids
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Print what this runtime supports, as JSON (runtime-spec features)
+    Features,
+    /// Write a default config.json into a bundle
+    Spec {
+        #[arg(short, long, default_value = ".")]
+        bundle: PathBuf,
+        /// A spec for an unprivileged user (user namespace, no cgroups)
+        #[arg(long)]
+        rootless: bool,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct CreateArgs {
+    /// Bundle directory (holding config.json)
+    #[arg(short, long, default_value = ".")]
+    bundle: PathBuf,
+    /// Unix socket that receives the pty master of a terminal container
+    #[arg(long)]
+    console_socket: Option<PathBuf>,
+    /// File to write the init's pid to
+    #[arg(long)]
+    pid_file: Option<PathBuf>,
+    /// Use chroot instead of pivot_root (for a rootfs on a ramdisk)
+    #[arg(long)]
+    no_pivot: bool,
+    /// Accepted for runc compatibility; no session keyring is made
+    #[arg(long)]
+    no_new_keyring: bool,
+    /// Pass this many extra fds (from 3 on) to the container
+    #[arg(long, default_value_t = 0)]
+    preserve_fds: i32,
+    id: String,
+}
+
+#[derive(Debug, clap::Args)]
+struct ExecArgs {
+    /// Unix socket that receives the pty master
+    #[arg(long)]
+    console_socket: Option<PathBuf>,
+    /// Working directory in the container
+    #[arg(long)]
+    cwd: Option<PathBuf>,
+    /// Environment variables to set (KEY=value)
+    #[arg(short, long)]
+    env: Vec<String>,
+    /// Allocate a pseudo-terminal
+    #[arg(short, long)]
+    tty: bool,
+    /// User as uid[:gid]
+    #[arg(short, long)]
+    user: Option<String>,
+    /// Additional gids
+    #[arg(short = 'g', long)]
+    additional_gids: Vec<u32>,
+    /// A process.json describing the process (instead of arguments)
+    #[arg(short, long)]
+    process: Option<PathBuf>,
+    /// Do not wait for the process
+    #[arg(short, long)]
+    detach: bool,
+    /// File to write the process's pid to
+    #[arg(long)]
+    pid_file: Option<PathBuf>,
+    /// Accepted for runc compatibility (SELinux is not supported)
+    #[arg(long)]
+    process_label: Option<String>,
+    /// Accepted for runc compatibility (AppArmor is not supported)
+    #[arg(long)]
+    apparmor: Option<String>,
+    /// Set no_new_privs for the process
+    #[arg(long)]
+    no_new_privs: bool,
+    /// Add a capability to the process
+    #[arg(short, long)]
+    cap: Vec<String>,
+    /// Pass this many extra fds (from 3 on) to the process
+    #[arg(long, default_value_t = 0)]
+    preserve_fds: i32,
+    /// Allow exec in a paused container (accepted; exec still refuses)
+    #[arg(long)]
+    ignore_paused: bool,
+    /// Accepted for runc compatibility
+    #[arg(long)]
+    cgroup: Vec<String>,
+    id: String,
+    /// The command and its arguments
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    command: Vec<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let logger = log::Logger {
+        file: cli.log.clone(),
+        format: cli.log_format,
+        debug: cli.debug,
+    };
+    logger.debug(&format!(
+        "berth-runtime {:?}",
+        std::env::args().collect::<Vec<_>>()
+    ));
+    match run(&cli) {
+        Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(255)),
+        Err(e) => {
+            let msg = format!("{e:#}");
+            logger.error(&msg);
+            eprintln!("berth-runtime: {msg}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cli: &Cli) -> Result<i32> {
+    let root = &cli.root;
+    match &cli.command {
+        Command::Create(a) => {
+            Container::create(&create_options(root, a)?)?;
+            Ok(0)
+        }
+        Command::Start { id } => {
+            Container::load(root, id)?.start()?;
+            Ok(0)
+        }
+        Command::Run {
+            create,
+            detach,
+            keep,
+        } => run_container(root, create, *detach, *keep),
+        Command::State { id } => {
+            let c = Container::load(root, id)?;
+            let status = c.status();
+            print_json(&c.state.report(status))?;
+            Ok(0)
+        }
+        Command::Kill { all, id, signal } => {
+            let sig = runtime::signal::parse_signal(signal)?;
+            Container::load(root, id)?.kill(sig, *all)?;
+            Ok(0)
+        }
+        Command::Delete { force, ids } => {
+            for id in ids {
+                match Container::load(root, id) {
+                    Ok(c) => c.delete(*force)?,
+                    // runc: a forced delete of what is not there succeeds.
+                    Err(runtime::Error::ContainerNotFound(_)) if *force => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Ok(0)
+        }
+        Command::Exec(a) => exec(root, a),
+        Command::List { format, quiet } => list(root, format, *quiet),
+        Command::Features => {
+            print_json(&features())?;
+            Ok(0)
+        }
+        Command::Spec { bundle, rootless } => {
+            let path = bundle.join("config.json");
+            if path.exists() {
+                bail!("file {} exists; remove it first", path.display());
+            }
+            let spec = runtime::template::default_spec_json(*rootless);
+            std::fs::write(&path, serde_json::to_string_pretty(&spec)?)
+                .with_context(|| format!("write {}", path.display()))?;
+            Ok(0)
+        }
+    }
+}
+
+fn create_options(root: &Path, a: &CreateArgs) -> Result<CreateOptions> {
+    if a.preserve_fds < 0 {
+        bail!("--preserve-fds must not be negative");
+    }
+    Ok(CreateOptions {
+        id: a.id.clone(),
+        bundle: a.bundle.clone(),
+        root: root.to_path_buf(),
+        console_socket: a.console_socket.clone(),
+        pid_file: a.pid_file.clone(),
+        no_pivot: a.no_pivot,
+        preserve_fds: a.preserve_fds + listen_fds(),
+    })
+}
+
+/// Socket-activation fds ($LISTEN_FDS) are passed on, as runc does.
+fn listen_fds() -> i32 {
+    std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn run_container(root: &Path, a: &CreateArgs, detach: bool, keep: bool) -> Result<i32> {
+    let mut c = Container::create(&create_options(root, a)?)?;
+    if let Err(e) = c.start() {
+        let _ = Container::load(root, &a.id).map(|c| c.delete(true));
+        return Err(e.into());
+    }
+    if detach {
+        return Ok(0);
+    }
+    let code =
+        runtime::container::wait_forwarding_signals(nix::unistd::Pid::from_raw(c.state.pid))?;
+    if !keep {
+        Container::load(root, &a.id)?.delete(true)?;
+    }
+    Ok(code)
+}
+
+fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
+    let c = Container::load(root, &a.id)?;
+    let process = match &a.process {
+        Some(path) => {
+            let text = std::fs::read(path)
+                .with_context(|| format!("read process file {}", path.display()))?;
+            serde_json::from_slice::<Process>(&text)
+                .with_context(|| format!("invalid process file {}", path.display()))?
+        }
+        None => exec_process_from_flags(&c, a)?,
+    };
+    if a.preserve_fds < 0 {
+        bail!("--preserve-fds must not be negative");
+    }
+    let opts = ExecOptions {
+        process,
+        console_socket: a.console_socket.clone(),
+        pid_file: a.pid_file.clone(),
+        detach: a.detach,
+        preserve_fds: a.preserve_fds + listen_fds(),
+    };
+    Ok(c.exec(&opts)?.unwrap_or(0))
+}
+
+/// runc's rule: the container's own process is the template; flags
+/// override it.
+fn exec_process_from_flags(c: &Container, a: &ExecArgs) -> Result<Process> {
+    if a.command.is_empty() {
+        bail!("exec needs a command (or --process)");
+    }
+    let mut p = c.state.config.process().clone().unwrap_or_default();
+    p.set_args(Some(a.command.clone()));
+    p.set_terminal(Some(a.tty));
+    p.set_console_size(None);
+    let mut env = p.env().clone().unwrap_or_default();
+    env.extend(a.env.iter().cloned());
+    p.set_env(Some(env));
+    if let Some(cwd) = &a.cwd {
+        p.set_cwd(cwd.clone());
+    }
+    if let Some(u) = &a.user {
+        let (uid, gid) = match u.split_once(':') {
+            Some((u, g)) => (u.parse::<u32>(), g.parse::<u32>()),
+            None => (u.parse::<u32>(), Ok(0)),
+        };
+        let (Ok(uid), Ok(gid)) = (uid, gid) else {
+            bail!("invalid --user {u:?}: use uid[:gid] with numbers");
+        };
+        let mut user = p.user().clone();
+        user.set_uid(uid);
+        user.set_gid(gid);
+        p.set_user(user);
+    }
+    if !a.additional_gids.is_empty() {
+        let mut user = p.user().clone();
+        user.set_additional_gids(Some(a.additional_gids.clone()));
+        p.set_user(user);
+    }
+    if a.no_new_privs {
+        p.set_no_new_privileges(Some(true));
+    }
+    if !a.cap.is_empty() {
+        let mut caps = p.capabilities().clone().unwrap_or_default();
+        for name in &a.cap {
+            let cap: Capability = serde_json::from_value(serde_json::Value::String(name.clone()))
+                .with_context(|| format!("unknown capability {name:?}"))?;
+            let add = |s: Option<std::collections::HashSet<Capability>>| {
+                let mut s = s.unwrap_or_default();
+                s.insert(cap);
+                Some(s)
+            };
+            let (b, e, pm) = (
+                add(caps.bounding().clone()),
+                add(caps.effective().clone()),
+                add(caps.permitted().clone()),
+            );
+            caps.set_bounding(b);
+            caps.set_effective(e);
+            caps.set_permitted(pm);
+        }
+        p.set_capabilities(Some(caps));
+    }
+    Ok(p)
+}
+
+fn list(root: &Path, format: &str, quiet: bool) -> Result<i32> {
+    let containers = Container::list(root)?;
+    if quiet {
+        for c in &containers {
+            println!("{}", c.id());
+        }
+        return Ok(0);
+    }
+    match format {
+        "json" => {
+            let reports: Vec<_> = containers
+                .iter()
+                .map(|c| c.state.report(c.status()))
+                .collect();
+            print_json(&reports)?;
+        }
+        "table" => {
+            let rows: Vec<[String; 6]> = containers
+                .iter()
+                .map(|c| {
+                    let status = c.status();
+                    let r = c.state.report(status);
+                    [
+                        c.id().to_string(),
+                        r.pid.to_string(),
+                        status.to_string(),
+                        c.state.bundle.display().to_string(),
+                        c.state.created.clone(),
+                        if c.state.owner.is_empty() {
+                            "root".into()
+                        } else {
+                            c.state.owner.clone()
+                        },
+                    ]
+                })
+                .collect();
+            print_table(
+                &["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"],
+                &rows,
+            );
+        }
+        other => bail!("invalid --format {other:?}: use table or json"),
+    }
+    Ok(0)
+}
+
+fn print_table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) {
+    let mut width = header.map(str::len);
+    for r in rows {
+        for (w, cell) in width.iter_mut().zip(r) {
+            *w = (*w).max(cell.len());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut s = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i + 1 == N {
+                s.push_str(c);
+            } else {
+                s.push_str(&format!("{c:<w$}   ", w = width[i]));
+            }
+        }
+        println!("{}", s.trim_end());
+    };
+    line(header.to_vec());
+    for r in rows {
+        line(r.iter().map(String::as_str).collect());
+    }
+}
+
+fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, v)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+/// What this runtime supports (runtime-spec `features.md`); only what is
+/// implemented is claimed.
+fn features() -> serde_json::Value {
+    let caps: Vec<String> = caps::all().iter().map(|c| c.to_string()).collect();
+    serde_json::json!({
+        "ociVersionMin": "1.0.0",
+        "ociVersionMax": runtime::OCI_VERSION,
+        "hooks": [],
+        "mountOptions": [
+            "async", "atime", "bind", "defaults", "dev", "diratime", "dirsync", "exec",
+            "mand", "noatime", "nodev", "nodiratime", "noexec", "nomand", "norelatime",
+            "nostrictatime", "nosuid", "private", "rbind", "relatime", "remount", "ro",
+            "rprivate", "rshared", "rslave", "runbindable", "rw", "shared", "slave",
+            "strictatime", "suid", "sync", "unbindable"
+        ],
+        "linux": {
+            "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
+            "capabilities": caps,
+            "cgroup": {"v1": false, "v2": false, "systemd": false, "systemdUser": false, "rdma": false},
+            "seccomp": {"enabled": false},
+            "apparmor": {"enabled": false},
+            "selinux": {"enabled": false},
+            "intelRdt": {"enabled": false},
+            "mountExtensions": {"idmap": {"enabled": false}}
+        },
+        "annotations": {"io.github.berth.runtime.version": env!("CARGO_PKG_VERSION")}
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn podman_and_containerd_command_lines_parse() {
+        for line in [
+            "berth-runtime --log-format=json --log /x/oci-log create --bundle /b --pid-file /p --console-socket /s --preserve-fds 2 ID",
+            "berth-runtime --root /r --log /l --log-format json exec --process /p --detach --pid-file /f --console-socket /s ID",
+            "berth-runtime --systemd-cgroup kill --all ID 9",
+            "berth-runtime delete --force ID",
+            "berth-runtime --debug run -d --bundle /b ID",
+            "berth-runtime exec ID sh -c true",
+            "berth-runtime spec --rootless",
+        ] {
+            Cli::try_parse_from(line.split(' ')).unwrap_or_else(|e| panic!("{line}: {e}"));
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! The typed channel between the runtime and the processes it forks.
+//!
+//! A `SOCK_SEQPACKET` socketpair keeps message boundaries, so each message is
+//! one JSON datagram. Either side closing its end reads as `None`, which is
+//! how a child that died before reporting is noticed.
+
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+
+use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Context, Error, Result};
+
+/// Messages exchanged while a container or an exec process is set up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Message {
+    /// Intermediate → parent: a new user namespace exists; write its maps.
+    UserNsReady,
+    /// Parent → intermediate: uid/gid maps are written.
+    MappingsWritten,
+    /// Intermediate → parent: the host pid of the init (or exec process).
+    Pid(i32),
+    /// Parent → init: cgroups joined; go on with the setup.
+    Continue,
+    /// Init → parent: setup done; about to wait on the exec fifo (create) or
+    /// to exec (exec).
+    Ready,
+    /// Child → parent: setup failed.
+    Failed(String),
+}
+
+/// One end of the channel.
+#[derive(Debug)]
+pub struct Channel {
+    fd: OwnedFd,
+}
+
+/// Makes a connected pair (parent end, child end), both close-on-exec.
+pub fn pair() -> Result<(Channel, Channel)> {
+    let (a, b) = socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .ctx(|| "socketpair".into())?;
+    Ok((Channel { fd: a }, Channel { fd: b }))
+}
+
+impl Channel {
+    pub fn raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    pub fn send(&self, msg: &Message) -> Result<()> {
+        let data = serde_json::to_vec(msg).map_err(|e| Error::Init(e.to_string()))?;
+        nix::sys::socket::send(
+            self.fd.as_raw_fd(),
+            &data,
+            nix::sys::socket::MsgFlags::MSG_NOSIGNAL,
+        )
+        .ctx(|| "send on sync channel".into())?;
+        Ok(())
+    }
+
+    /// Receives one message; `None` if the other side closed its end.
+    pub fn recv(&self) -> Result<Option<Message>> {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match nix::sys::socket::recv(
+                self.fd.as_raw_fd(),
+                &mut buf,
+                nix::sys::socket::MsgFlags::empty(),
+            ) {
+                Ok(0) => return Ok(None),
+                Ok(n) => {
+                    return serde_json::from_slice(&buf[..n])
+                        .map(Some)
+                        .map_err(|e| Error::Init(format!("bad sync message: {e}")))
+                }
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(e).ctx(|| "receive on sync channel".into()),
+            }
+        }
+    }
+
+    /// Receives a message and checks it is the expected one; a `Failed`
+    /// message becomes the error it carries.
+    pub fn expect(&self, want: &Message, who: &str) -> Result<()> {
+        match self.recv()? {
+            Some(m) if &m == want => Ok(()),
+            Some(Message::Failed(e)) => Err(Error::Init(format!(
+                "unable to start container process: {e}"
+            ))),
+            Some(other) => Err(Error::Init(format!(
+                "{who} sent {other:?}, expected {want:?}"
+            ))),
+            None => Err(Error::Init(format!("{who} exited during setup"))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_keep_boundaries() {
+        let (a, b) = pair().unwrap();
+        a.send(&Message::Pid(42)).unwrap();
+        a.send(&Message::Failed("no such file".into())).unwrap();
+        assert_eq!(b.recv().unwrap(), Some(Message::Pid(42)));
+        let err = b.expect(&Message::Ready, "init").unwrap_err().to_string();
+        assert!(err.contains("no such file"), "{err}");
+        drop(a);
+        assert_eq!(b.recv().unwrap(), None);
+    }
+}

@@ -1,0 +1,245 @@
+//! `create`: from a bundle to an init process waiting on the exec fifo.
+
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::{ForkResult, Pid};
+use oci_spec::runtime::{LinuxIdMapping, LinuxNamespaceType};
+
+use super::Container;
+use crate::bundle::Bundle;
+use crate::channel::{self, Channel, Message};
+use crate::error::{Context, Error, Result};
+use crate::namespaces::NamespacePlan;
+use crate::process::{console, init, intermediate};
+use crate::state::{self, ContainerState, StateDir};
+use crate::syscall;
+
+/// How a container is created (runc's `create` flags).
+#[derive(Debug, Clone, Default)]
+pub struct CreateOptions {
+    pub id: String,
+    pub bundle: PathBuf,
+    /// Runtime root holding one state directory per container.
+    pub root: PathBuf,
+    pub console_socket: Option<PathBuf>,
+    pub pid_file: Option<PathBuf>,
+    pub no_pivot: bool,
+    pub preserve_fds: i32,
+}
+
+impl Container {
+    /// Creates a container: namespaces, rootfs and process set up, the
+    /// program not started. On failure nothing is left behind: no state
+    /// directory, no process, no mount (mounts live and die with the init's
+    /// mount namespace).
+    ///
+    /// The caller must be single-threaded: it forks.
+    pub fn create(opts: &CreateOptions) -> Result<Container> {
+        state::validate_id(&opts.id)?;
+        let bundle = Bundle::load(&opts.bundle)?;
+        let linux = bundle.spec.linux().clone().unwrap_or_default();
+        let plan = NamespacePlan::from_spec(&linux)?;
+        if !plan.has(LinuxNamespaceType::Mount) {
+            return Err(Error::SpecInvalid("a mount namespace is required".into()));
+        }
+        let process = bundle.spec.process().clone().unwrap_or_default();
+        let console = match (process.terminal().unwrap_or(false), &opts.console_socket) {
+            (true, Some(path)) => Some(console::connect(path)?),
+            (true, None) => {
+                return Err(Error::SpecInvalid(
+                    "cannot allocate tty if runc will detach without setting console socket".into(),
+                ))
+            }
+            (false, Some(_)) => {
+                return Err(Error::SpecInvalid(
+                    "cannot use console socket if runc will not detach or allocate tty".into(),
+                ))
+            }
+            (false, None) => None,
+        };
+        let dir = StateDir::create(&opts.root, &opts.id)?;
+        let mut creation = Creation {
+            dir: &dir,
+            init: None,
+        };
+        let result = creation.run(opts, &bundle, &plan, console);
+        match result {
+            Ok(state) => Ok(Container {
+                root: opts.root.clone(),
+                dir,
+                state,
+            }),
+            Err(e) => {
+                creation.cleanup();
+                Err(e)
+            }
+        }
+    }
+}
+
+/// A creation in progress; `cleanup` undoes it.
+struct Creation<'a> {
+    dir: &'a StateDir,
+    init: Option<Pid>,
+}
+
+impl Creation<'_> {
+    fn cleanup(&mut self) {
+        if let Some(pid) = self.init.take() {
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            let _ = waitpid(pid, None);
+        }
+        let _ = self.dir.remove();
+    }
+
+    fn run(
+        &mut self,
+        opts: &CreateOptions,
+        bundle: &Bundle,
+        plan: &NamespacePlan,
+        console: Option<std::os::unix::net::UnixStream>,
+    ) -> Result<ContainerState> {
+        let mut st = ContainerState {
+            id: opts.id.clone(),
+            pid: 0,
+            pid_start_time: 0,
+            creator_pid: i32::try_from(std::process::id()).unwrap_or(0),
+            bundle: bundle.path.clone(),
+            rootfs: bundle.rootfs.clone(),
+            created: state::now_rfc3339(),
+            owner: String::new(),
+            annotations: bundle.spec.annotations().clone().unwrap_or_default(),
+            creating: true,
+            config: bundle.spec.clone(),
+        };
+        self.dir.save(&st)?;
+        let fifo_path = self.dir.fifo();
+        nix::unistd::mkfifo(&fifo_path, Mode::from_bits_truncate(0o622))
+            .ctx(|| "create exec fifo".into())?;
+        let fifo = nix::fcntl::open(&fifo_path, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
+            .ctx(|| "open exec fifo".into())?;
+        // SAFETY: fresh descriptor from open.
+        let fifo = unsafe { OwnedFd::from_raw_fd(fifo) };
+        let (parent_ch, child_ch) = channel::pair()?;
+        syscall::set_child_subreaper()?;
+        let linux = bundle.spec.linux().clone().unwrap_or_default();
+        let time_offsets = time_offsets(&linux);
+        let iplan = intermediate::Plan {
+            joins: &plan.joins,
+            new: plan.new,
+            new_user: plan.new_user,
+            time_offsets,
+        };
+        let userns = plan.has_user();
+        // SAFETY: the runtime is single-threaded here (documented on
+        // `Container::create`), so the child may run arbitrary code.
+        let middle = match unsafe { nix::unistd::fork() }.ctx(|| "fork".into())? {
+            ForkResult::Child => {
+                drop(parent_ch);
+                intermediate::run(&iplan, &child_ch, || {
+                    init::run(init::InitArgs {
+                        bundle,
+                        channel: &child_ch,
+                        fifo: &fifo,
+                        console,
+                        preserve_fds: opts.preserve_fds,
+                        no_pivot: opts.no_pivot,
+                        new_cgroupns: plan.new_cgroup,
+                        userns,
+                    })
+                });
+            }
+            ForkResult::Parent { child } => child,
+        };
+        drop(child_ch);
+        drop(console);
+        let init_pid = self.talk_to_intermediate(&parent_ch, middle, &linux);
+        let status = waitpid(middle, None);
+        let init_pid = init_pid?;
+        match status {
+            Ok(WaitStatus::Exited(_, 0)) => {}
+            other => {
+                return Err(Error::Init(format!(
+                    "intermediate process ended badly: {other:?}"
+                )))
+            }
+        }
+        st.pid = init_pid.as_raw();
+        st.pid_start_time = state::proc_stat(st.pid).map(|s| s.start_time).unwrap_or(0);
+        self.dir.save(&st)?;
+        parent_ch.send(&Message::Continue)?;
+        parent_ch.expect(&Message::Ready, "container init")?;
+        st.creating = false;
+        self.dir.save(&st)?;
+        if let Some(p) = &opts.pid_file {
+            write_pid_file(p, st.pid)?;
+        }
+        Ok(st)
+    }
+
+    fn talk_to_intermediate(
+        &mut self,
+        ch: &Channel,
+        middle: Pid,
+        linux: &oci_spec::runtime::Linux,
+    ) -> Result<Pid> {
+        loop {
+            match ch.recv()? {
+                Some(Message::UserNsReady) => {
+                    write_id_map(middle, "uid_map", linux.uid_mappings().as_deref())?;
+                    write_id_map(middle, "gid_map", linux.gid_mappings().as_deref())?;
+                    ch.send(&Message::MappingsWritten)?;
+                }
+                Some(Message::Pid(p)) => {
+                    let pid = Pid::from_raw(p);
+                    self.init = Some(pid);
+                    return Ok(pid);
+                }
+                Some(Message::Failed(e)) => return Err(Error::Init(e)),
+                Some(other) => return Err(Error::Init(format!("unexpected message {other:?}"))),
+                None => {
+                    return Err(Error::Init(
+                        "intermediate process exited during setup".into(),
+                    ))
+                }
+            }
+        }
+    }
+}
+
+fn time_offsets(linux: &oci_spec::runtime::Linux) -> Vec<String> {
+    let mut out = Vec::new();
+    for (clock, off) in linux.time_offsets().clone().unwrap_or_default() {
+        out.push(format!(
+            "{clock} {} {}",
+            off.secs().unwrap_or(0),
+            off.nanosecs().unwrap_or(0)
+        ));
+    }
+    out
+}
+
+/// Writes one map file in a single write, as the kernel requires.
+fn write_id_map(pid: Pid, file: &str, maps: Option<&[LinuxIdMapping]>) -> Result<()> {
+    let maps = maps.unwrap_or_default();
+    if maps.is_empty() {
+        return Ok(());
+    }
+    let text: String = maps
+        .iter()
+        .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+        .collect();
+    let path = format!("/proc/{}/{file}", pid.as_raw());
+    std::fs::write(&path, text).ctx(|| format!("write {path}"))
+}
+
+/// Writes the pid file atomically (clients poll for it).
+pub(crate) fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
+    let tmp = path.with_extension("berth-tmp");
+    std::fs::write(&tmp, pid.to_string()).ctx(|| format!("write pid file {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).ctx(|| format!("write pid file {}", path.display()))
+}

@@ -1,0 +1,58 @@
+//! `delete`: removes a stopped (or, forced, any) container and its state.
+
+use std::time::{Duration, Instant};
+
+use super::Container;
+use crate::error::{Error, Result};
+use crate::signal;
+use crate::state::Status;
+
+impl Container {
+    pub fn delete(self, force: bool) -> Result<()> {
+        match self.status() {
+            Status::Stopped => {}
+            Status::Created | Status::Creating => self.kill_and_wait()?,
+            Status::Running | Status::Paused if force => self.kill_and_wait()?,
+            Status::Running | Status::Paused => {
+                return Err(Error::Init(format!(
+                    "cannot delete container {} that is not stopped: {}",
+                    self.id(),
+                    self.status()
+                )))
+            }
+        }
+        self.dir.remove()
+    }
+
+    /// SIGKILL to every process of the container, then waits (the caller is
+    /// rarely the parent) until the init is gone or a zombie.
+    fn kill_and_wait(&self) -> Result<()> {
+        if self.state.pid <= 0 {
+            return Ok(());
+        }
+        for pid in signal::pids_in_pid_namespace_of(self.state.pid) {
+            let _ = signal::send(pid, libc::SIGKILL);
+        }
+        let _ = signal::send(self.state.pid, libc::SIGKILL);
+        // Our own child (run, or create's failure path) must be reaped.
+        let _ = nix::sys::wait::waitpid(
+            nix::unistd::Pid::from_raw(self.state.pid),
+            Some(nix::sys::wait::WaitPidFlag::WNOHANG),
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.state.init_alive() {
+            if Instant::now() > deadline {
+                return Err(Error::Init(format!(
+                    "container {} did not die after SIGKILL",
+                    self.id()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(2));
+            let _ = nix::sys::wait::waitpid(
+                nix::unistd::Pid::from_raw(self.state.pid),
+                Some(nix::sys::wait::WaitPidFlag::WNOHANG),
+            );
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,165 @@
+//! `exec`: a new process in a running container's namespaces and root.
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::PathBuf;
+
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
+use nix::sys::wait::waitpid;
+use nix::unistd::{ForkResult, Pid};
+use oci_spec::runtime::Process;
+
+use super::create::write_pid_file;
+use super::{wait_forwarding_signals, Container};
+use crate::channel::{self, Message};
+use crate::error::{Context, Error, Result};
+use crate::namespaces;
+use crate::process::{console, exit_child, intermediate, prepare_exec, reset_signals, Finish};
+use crate::state::Status;
+use crate::syscall;
+
+/// How a process is exec'd (runc's `exec` flags, the process resolved).
+#[derive(Debug, Clone)]
+pub struct ExecOptions {
+    pub process: Process,
+    pub console_socket: Option<PathBuf>,
+    pub pid_file: Option<PathBuf>,
+    pub detach: bool,
+    pub preserve_fds: i32,
+}
+
+impl Container {
+    /// Starts a process in the container. Detached, returns `None` once it
+    /// runs; attached, waits and returns its exit code.
+    ///
+    /// The caller must be single-threaded: it forks.
+    pub fn exec(&self, opts: &ExecOptions) -> Result<Option<i32>> {
+        match self.status() {
+            Status::Running | Status::Created => {}
+            Status::Paused => return Err(Error::Init("cannot exec in a paused container".into())),
+            _ => return Err(Error::Init("cannot exec in a stopped container".into())),
+        }
+        let pid = self.state.pid;
+        let types: Vec<_> = self
+            .state
+            .config
+            .linux()
+            .as_ref()
+            .and_then(|l| l.namespaces().clone())
+            .unwrap_or_default()
+            .iter()
+            .map(|n| n.typ())
+            .collect();
+        let joins = namespaces::open_of_process(pid, &types)?;
+        let root = nix::fcntl::open(
+            format!("/proc/{pid}/root").as_str(),
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .ctx(|| "open the container's root".into())?;
+        // SAFETY: fresh descriptor from open.
+        let root = unsafe { OwnedFd::from_raw_fd(root) };
+        let terminal = opts.process.terminal().unwrap_or(false);
+        let console = match (terminal, &opts.console_socket) {
+            (true, Some(p)) => Some(console::connect(p)?),
+            (true, None) if opts.detach => {
+                return Err(Error::SpecInvalid(
+                    "cannot allocate tty if runc will detach without setting console socket".into(),
+                ))
+            }
+            (true, None) => return Err(Error::SpecInvalid(
+                "a terminal without --console-socket is not supported yet; pass --console-socket"
+                    .into(),
+            )),
+            (false, _) => None,
+        };
+        let (parent_ch, child_ch) = channel::pair()?;
+        syscall::set_child_subreaper()?;
+        let plan = intermediate::Plan {
+            joins: &joins,
+            new: nix::sched::CloneFlags::empty(),
+            new_user: false,
+            time_offsets: Vec::new(),
+        };
+        // SAFETY: the caller is single-threaded (documented above).
+        let middle = match unsafe { nix::unistd::fork() }.ctx(|| "fork".into())? {
+            ForkResult::Child => {
+                drop(parent_ch);
+                intermediate::run(&plan, &child_ch, || {
+                    let e = match exec_child(
+                        &opts.process,
+                        &root,
+                        console,
+                        &child_ch,
+                        opts.preserve_fds,
+                    ) {
+                        Ok(never) => match never {},
+                        Err(e) => e,
+                    };
+                    let _ = child_ch.send(&Message::Failed(e.to_string()));
+                    exit_child(127);
+                });
+            }
+            ForkResult::Parent { child } => child,
+        };
+        drop(child_ch);
+        let child = match parent_ch.recv() {
+            Ok(Some(Message::Pid(p))) => Pid::from_raw(p),
+            Ok(Some(Message::Failed(e))) => {
+                let _ = waitpid(middle, None);
+                return Err(Error::Init(e));
+            }
+            other => {
+                let _ = waitpid(middle, None);
+                return Err(Error::Init(format!("exec setup failed: {other:?}")));
+            }
+        };
+        let _ = waitpid(middle, None);
+        parent_ch.send(&Message::Continue)?;
+        // The child's end is close-on-exec: the channel closing without a
+        // message means execve succeeded.
+        match parent_ch.recv()? {
+            None => {}
+            Some(Message::Failed(e)) => {
+                let _ = waitpid(child, None);
+                return Err(Error::Init(e));
+            }
+            Some(other) => return Err(Error::Init(format!("unexpected message {other:?}"))),
+        }
+        if let Some(p) = &opts.pid_file {
+            write_pid_file(p, child.as_raw())?;
+        }
+        if opts.detach {
+            return Ok(None);
+        }
+        let code = wait_forwarding_signals(child)?;
+        Ok(Some(code))
+    }
+}
+
+fn exec_child(
+    process: &Process,
+    root: &OwnedFd,
+    console: Option<std::os::unix::net::UnixStream>,
+    ch: &channel::Channel,
+    preserve_fds: i32,
+) -> Result<std::convert::Infallible> {
+    reset_signals();
+    ch.expect(&Message::Continue, "runtime")?;
+    nix::unistd::fchdir(root.as_raw_fd()).ctx(|| "enter the container's root".into())?;
+    nix::unistd::chroot(".").ctx(|| "chroot into the container's root".into())?;
+    nix::unistd::chdir("/").ctx(|| "chdir /".into())?;
+    if let Some(socket) = console {
+        let pty = console::create_and_send(&socket, process.console_size().as_ref())?;
+        drop(socket);
+        console::make_controlling(pty.slave.as_raw_fd())?;
+    }
+    let exec = prepare_exec(process)?;
+    Finish {
+        process,
+        preserve_fds,
+        keep: vec![ch.raw_fd()],
+    }
+    .run()?;
+    Err(crate::process::execve(&exec))
+}

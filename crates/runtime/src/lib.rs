@@ -1,0 +1,47 @@
+//! berth's OCI runtime library: turns an OCI bundle (runtime-spec 1.2) into an
+//! isolated process, and manages it through the lifecycle
+//! create → start → state → kill → delete.
+//!
+//! The library never prints and never exits; binaries own the terminal.
+//!
+//! # How a container is made
+//!
+//! ```text
+//! caller (create)           intermediate (fork)            init (fork, pid 1)
+//!  | socketpair, fifo          |                              |
+//!  |-- fork ------------------>| setns(user path) or          |
+//!  |<- UserNsReady ------------|   unshare(NEWUSER)           |
+//!  | write uid_map/gid_map     |                              |
+//!  |-- MappingsWritten ------->| setns(other paths)           |
+//!  |                           | unshare(other new ns)        |
+//!  |                           |-- fork --------------------->|
+//!  |<- InitPid(pid) -----------| exit                         |
+//!  | (cgroups are joined here) |                              |
+//!  |-- Continue ------------------------------------------->  | rootfs, pivot_root,
+//!  |<- Ready ------------------------------------------------ | process setup
+//!  | write state.json, exit                                   | open(exec.fifo, W)
+//! start: open(exec.fifo, R), read ---------------------------> execve
+//! ```
+//!
+//! No re-exec of the runtime binary happens; the caller is a child
+//! subreaper so that the init, orphaned by the intermediate, is reparented to
+//! it (and from there to the caller's own subreaper, such as conmon).
+
+pub mod bundle;
+pub mod channel;
+pub mod container;
+pub mod error;
+pub mod namespaces;
+pub mod process;
+pub mod rootfs;
+pub mod signal;
+pub mod state;
+pub mod syscall;
+pub mod template;
+
+pub use container::{Container, CreateOptions, ExecOptions};
+pub use error::{Error, Result};
+pub use state::{ContainerState, Status};
+
+/// The OCI runtime-spec version this library implements.
+pub const OCI_VERSION: &str = "1.2.0";

@@ -1,0 +1,83 @@
+//! Terminals: a pty made inside the container, its master sent to the
+//! client's console socket with SCM_RIGHTS (runc's protocol, which conmon
+//! and containerd speak), its slave made the controlling terminal.
+
+use std::io::IoSlice;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+
+use nix::fcntl::OFlag;
+use nix::pty::{grantpt, posix_openpt, ptsname_r, unlockpt};
+use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+use nix::sys::stat::Mode;
+use oci_spec::runtime::Box as ConsoleSize;
+
+use crate::error::{Context, Result};
+
+/// Connects to the client's console socket (done on the host side, before
+/// the process enters the container's mount namespace).
+pub fn connect(path: &Path) -> Result<UnixStream> {
+    UnixStream::connect(path).ctx(|| format!("connect to console socket {}", path.display()))
+}
+
+/// A pty whose master was handed to the client.
+#[derive(Debug)]
+pub struct Pty {
+    pub slave: OwnedFd,
+    pub slave_path: String,
+}
+
+/// Opens a pty from the current /dev/ptmx (the container's, once
+/// pivot_root is done), sends its master over `socket`, and returns the
+/// slave.
+pub fn create_and_send(socket: &UnixStream, size: Option<&ConsoleSize>) -> Result<Pty> {
+    let master = posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
+        .ctx(|| "open /dev/ptmx".into())?;
+    grantpt(&master).ctx(|| "grantpt".into())?;
+    unlockpt(&master).ctx(|| "unlockpt".into())?;
+    let slave_path = ptsname_r(&master).ctx(|| "ptsname".into())?;
+    if let Some(sz) = size {
+        let ws = libc::winsize {
+            ws_row: u16::try_from(sz.height()).unwrap_or(u16::MAX),
+            ws_col: u16::try_from(sz.width()).unwrap_or(u16::MAX),
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: TIOCSWINSZ reads one winsize from a valid pointer.
+        unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+    }
+    let slave = nix::fcntl::open(
+        slave_path.as_str(),
+        OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx(|| format!("open {slave_path}"))?;
+    // SAFETY: fresh descriptor from open.
+    let slave = unsafe { OwnedFd::from_raw_fd(slave) };
+    let fds = [master.as_raw_fd()];
+    let name = slave_path.as_bytes();
+    let iov = [IoSlice::new(name)];
+    sendmsg::<()>(
+        socket.as_raw_fd(),
+        &iov,
+        &[ControlMessage::ScmRights(&fds)],
+        MsgFlags::empty(),
+        None,
+    )
+    .ctx(|| "send pty master to console socket".into())?;
+    Ok(Pty { slave, slave_path })
+}
+
+/// Makes the pty slave the session's controlling terminal and the process's
+/// stdin, stdout and stderr.
+pub fn make_controlling(slave: RawFd) -> Result<()> {
+    nix::unistd::setsid().ctx(|| "setsid".into())?;
+    // SAFETY: TIOCSCTTY with 0 takes no pointer.
+    let rc = unsafe { libc::ioctl(slave, libc::TIOCSCTTY, 0) };
+    nix::errno::Errno::result(rc).ctx(|| "set controlling terminal".into())?;
+    for target in 0..3 {
+        nix::unistd::dup2(slave, target).ctx(|| format!("dup2 pty to fd {target}"))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,169 @@
+//! The container's init: pid 1 of the container. It finishes the isolation
+//! from inside (rootfs, pivot_root, hostname, sysctls, terminal, user), then
+//! waits on the exec fifo until `start`, and execs the program.
+
+use std::io::Write;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+
+use nix::fcntl::OFlag;
+use nix::mount::{mount, MsFlags};
+use nix::sys::stat::Mode;
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+
+use crate::bundle::Bundle;
+use crate::channel::{Channel, Message};
+use crate::error::{Context, Error, Result};
+use crate::process::{console, prepare_exec, reset_signals, Finish};
+use crate::rootfs::{self, RootfsPlan};
+use crate::syscall::{self, fd_path};
+
+/// What the init is handed by the runtime (through fork, not the channel).
+#[derive(Debug)]
+pub struct InitArgs<'a> {
+    pub bundle: &'a Bundle,
+    pub channel: &'a Channel,
+    /// `O_PATH` descriptor of the exec fifo.
+    pub fifo: &'a OwnedFd,
+    pub console: Option<UnixStream>,
+    pub preserve_fds: i32,
+    pub no_pivot: bool,
+    pub new_cgroupns: bool,
+    pub userns: bool,
+}
+
+/// Runs the init; returns only the error that stopped it.
+pub fn run(args: InitArgs<'_>) -> Error {
+    match setup(args) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    }
+}
+
+fn setup(mut a: InitArgs<'_>) -> Result<std::convert::Infallible> {
+    reset_signals();
+    a.channel.expect(&Message::Continue, "runtime")?;
+    if a.new_cgroupns {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
+            .ctx(|| "create cgroup namespace".into())?;
+    }
+    // Modes of created nodes come from the spec, not from our umask.
+    nix::sys::stat::umask(Mode::empty());
+    let spec: &Spec = &a.bundle.spec;
+    let process = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| Error::SpecInvalid("process is missing".into()))?;
+    let has = |t: LinuxNamespaceType| {
+        spec.linux()
+            .as_ref()
+            .and_then(|l| l.namespaces().as_ref())
+            .is_some_and(|v| v.iter().any(|n| n.typ() == t))
+    };
+    let plan = RootfsPlan {
+        spec,
+        rootfs: &a.bundle.rootfs,
+        bundle: &a.bundle.path,
+        userns: a.userns,
+        cgroupns: has(LinuxNamespaceType::Cgroup),
+        no_pivot: a.no_pivot,
+    };
+    rootfs::prepare(&plan)?;
+    create_cwd(&a.bundle.rootfs, process.cwd())?;
+    if has(LinuxNamespaceType::Uts) {
+        if let Some(h) = spec.hostname() {
+            nix::unistd::sethostname(h).ctx(|| format!("set hostname {h:?}"))?;
+        }
+        if let Some(d) = spec.domainname() {
+            // SAFETY: setdomainname reads `len` bytes from a valid buffer.
+            let rc = unsafe { libc::setdomainname(d.as_ptr().cast(), d.len()) };
+            nix::errno::Errno::result(rc).ctx(|| format!("set domainname {d:?}"))?;
+        }
+    }
+    rootfs::enter(&plan)?;
+    if process.terminal().unwrap_or(false) {
+        let socket = a
+            .console
+            .take()
+            .ok_or_else(|| Error::SpecInvalid("process.terminal needs a console socket".into()))?;
+        let pty = console::create_and_send(&socket, process.console_size().as_ref())?;
+        drop(socket);
+        bind_console(&pty.slave)?;
+        console::make_controlling(pty.slave.as_raw_fd())?;
+    }
+    drop(a.console.take());
+    apply_sysctls(spec)?;
+    rootfs::finalize(spec)?;
+    let exec = prepare_exec(process)?;
+    Finish {
+        process,
+        preserve_fds: a.preserve_fds,
+        keep: vec![a.channel.raw_fd(), a.fifo.as_raw_fd()],
+    }
+    .run()?;
+    a.channel.send(&Message::Ready)?;
+    // Blocks until `start` opens the other end. The fifo lives on the host;
+    // its O_PATH descriptor is reopened through our own /proc entry.
+    let mut fifo = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(fd_path(a.fifo))
+        .ctx(|| "open exec fifo".into())?;
+    fifo.write_all(b"0").ctx(|| "write exec fifo".into())?;
+    drop(fifo);
+    Err(crate::process::execve(&exec))
+}
+
+use std::os::unix::fs::OpenOptionsExt;
+
+/// runc creates a missing working directory; so do we, inside the root.
+fn create_cwd(rootfs: &Path, cwd: &Path) -> Result<()> {
+    let fd = nix::fcntl::open(
+        rootfs,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx(|| format!("open {}", rootfs.display()))?;
+    // SAFETY: fresh descriptor from open.
+    let root = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    let old = nix::sys::stat::umask(Mode::from_bits_truncate(0o022));
+    let r = syscall::mkdir_all_in_root(&root, cwd).map(drop);
+    nix::sys::stat::umask(old);
+    r
+}
+
+/// Makes /dev/console the pty slave, as a container with a terminal expects.
+fn bind_console(slave: &OwnedFd) -> Result<()> {
+    let root = nix::fcntl::open(
+        "/",
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx(|| "open /".into())?;
+    // SAFETY: fresh descriptor from open.
+    let root = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(root) };
+    let target = syscall::touch_in_root(&root, Path::new("/dev/console"))?;
+    mount(
+        Some(fd_path(slave).as_str()),
+        fd_path(&target).as_str(),
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .ctx(|| "bind pty on /dev/console".into())
+}
+
+fn apply_sysctls(spec: &Spec) -> Result<()> {
+    let Some(sysctls) = spec.linux().as_ref().and_then(|l| l.sysctl().clone()) else {
+        return Ok(());
+    };
+    for (key, value) in sysctls {
+        if key.is_empty() || key.contains("..") || key.contains('/') && key.contains('.') {
+            return Err(Error::SpecInvalid(format!("invalid sysctl name {key:?}")));
+        }
+        let path = format!("/proc/sys/{}", key.replace('.', "/"));
+        std::fs::write(&path, &value).ctx(|| format!("set sysctl {key}={value}"))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,195 @@
+//! The `cgroup` mount type: what a container sees at /sys/fs/cgroup.
+//!
+//! On a pure cgroup v2 host that is one cgroup2 mount. On a v1 or hybrid
+//! host it is a tmpfs holding one mount per v1 hierarchy (and `unified` for
+//! the v2 one), as runc and Docker lay it out. In a cgroup namespace each
+//! hierarchy is mounted fresh (the kernel roots it at the namespace); without
+//! one, the container's own cgroup directory is bind-mounted, so it never
+//! sees its siblings.
+
+use std::os::fd::OwnedFd;
+use std::path::Path;
+
+use nix::mount::{mount, MsFlags};
+
+use super::mounts::{remount_bind, reopen, MountContext};
+use super::options::MountOptions;
+use crate::error::{Context, Result};
+use crate::syscall::{fd_path, mkdir_all_in_root};
+
+/// One cgroup hierarchy mounted on the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Hierarchy {
+    /// Where the host mounts it (`/sys/fs/cgroup/memory`).
+    mount_point: String,
+    /// Root of the mount inside the hierarchy (usually `/`).
+    root: String,
+    /// `cgroup` or `cgroup2`.
+    fstype: String,
+    /// Controller options for a fresh v1 mount (`memory`, `name=systemd`).
+    options: String,
+}
+
+fn host_hierarchies() -> Vec<Hierarchy> {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for line in info.lines() {
+        let Some((pre, post)) = line.split_once(" - ") else {
+            continue;
+        };
+        let pre: Vec<&str> = pre.split(' ').collect();
+        let post: Vec<&str> = post.split(' ').collect();
+        if pre.len() < 5 || post.len() < 3 {
+            continue;
+        }
+        let fstype = post[0];
+        if fstype != "cgroup" && fstype != "cgroup2" {
+            continue;
+        }
+        let options = post[2]
+            .split(',')
+            .filter(|o| !matches!(*o, "rw" | "ro"))
+            .filter(|o| !o.starts_with("clone_children") && !o.starts_with("release_agent"))
+            .collect::<Vec<_>>()
+            .join(",");
+        out.push(Hierarchy {
+            mount_point: pre[4].to_string(),
+            root: pre[3].to_string(),
+            fstype: fstype.to_string(),
+            options,
+        });
+    }
+    out
+}
+
+/// The path of our process in a hierarchy, from /proc/self/cgroup.
+fn own_cgroup(h: &Hierarchy) -> Option<String> {
+    let text = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    for line in text.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (_, ctrls, path) = (parts.next()?, parts.next()?, parts.next()?);
+        let matches = if h.fstype == "cgroup2" {
+            ctrls.is_empty()
+        } else {
+            !ctrls.is_empty()
+                && ctrls
+                    .split(',')
+                    .all(|c| h.options.split(',').any(|o| o == c))
+        };
+        if matches {
+            return Some(path.to_string());
+        }
+    }
+    None
+}
+
+pub fn mount_cgroup(
+    root: &OwnedFd,
+    dest: &Path,
+    opts: &MountOptions,
+    cx: MountContext<'_>,
+) -> Result<()> {
+    let hierarchies = host_hierarchies();
+    let flags = opts.flags
+        & (MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | MsFlags::MS_RELATIME);
+    let readonly = opts.flags.contains(MsFlags::MS_RDONLY);
+    let pure_v2 = hierarchies.iter().all(|h| h.fstype == "cgroup2")
+        && hierarchies
+            .iter()
+            .any(|h| h.mount_point == "/sys/fs/cgroup");
+    if pure_v2 {
+        let h = hierarchies
+            .iter()
+            .find(|h| h.mount_point == "/sys/fs/cgroup")
+            .cloned();
+        mkdir_all_in_root(root, dest)?;
+        return mount_hierarchy(root, h.as_ref(), flags, readonly, cx, dest);
+    }
+    // v1 or hybrid: a tmpfs with one directory per hierarchy.
+    let target = mkdir_all_in_root(root, dest)?;
+    mount(
+        Some("tmpfs"),
+        fd_path(&target).as_str(),
+        Some("tmpfs"),
+        flags,
+        Some("mode=755"),
+    )
+    .ctx(|| format!("mount tmpfs on {}", dest.display()))?;
+    for h in hierarchies
+        .iter()
+        .filter(|h| h.mount_point.starts_with("/sys/fs/cgroup/"))
+    {
+        let name = &h.mount_point["/sys/fs/cgroup/".len()..];
+        if name.is_empty() || name.contains('/') {
+            continue;
+        }
+        let sub = dest.join(name);
+        mkdir_all_in_root(root, &sub)?;
+        mount_hierarchy(root, Some(h), flags, readonly, cx, &sub)?;
+    }
+    let target = reopen(root, dest)?;
+    if readonly {
+        remount_bind(&fd_path(&target), flags | MsFlags::MS_RDONLY)
+            .or_else(|_| {
+                mount(
+                    None::<&str>,
+                    fd_path(&target).as_str(),
+                    None::<&str>,
+                    MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | flags,
+                    Some("mode=755"),
+                )
+            })
+            .ctx(|| format!("make {} read-only", dest.display()))?;
+    }
+    Ok(())
+}
+
+fn mount_hierarchy(
+    root: &OwnedFd,
+    h: Option<&Hierarchy>,
+    flags: MsFlags,
+    readonly: bool,
+    cx: MountContext<'_>,
+    dest: &Path,
+) -> Result<()> {
+    let Some(h) = h else { return Ok(()) };
+    let target_fd = reopen(root, dest)?;
+    let target = fd_path(&target_fd);
+    let target = target.as_str();
+    let ro = if readonly {
+        MsFlags::MS_RDONLY
+    } else {
+        MsFlags::empty()
+    };
+    if cx.cgroupns {
+        let data = if h.fstype == "cgroup2" {
+            None
+        } else {
+            Some(h.options.as_str())
+        };
+        let fs = h.fstype.as_str();
+        if mount(Some(fs), target, Some(fs), flags | ro, data).is_ok() {
+            return Ok(());
+        }
+        // A hierarchy already mounted with other options cannot be mounted
+        // again with these; fall through to a bind of our own cgroup.
+    }
+    let own = own_cgroup(h).unwrap_or_else(|| "/".to_string());
+    let rel = own
+        .strip_prefix(h.root.as_str())
+        .unwrap_or(&own)
+        .trim_start_matches('/');
+    let src = Path::new(&h.mount_point).join(rel);
+    mount(
+        Some(&src),
+        target,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .ctx(|| format!("bind {} on {}", src.display(), dest.display()))?;
+    remount_bind(&fd_path(&reopen(root, dest)?), flags | ro)
+        .ctx(|| format!("remount {}", dest.display()))
+}

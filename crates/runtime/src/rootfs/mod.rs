@@ -1,0 +1,277 @@
+//! The container's root filesystem: mounts, devices, pivot_root, and what is
+//! masked or made read-only afterwards.
+
+pub mod cgroupfs;
+pub mod devices;
+pub mod mounts;
+pub mod options;
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::Path;
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sys::stat::Mode;
+use oci_spec::runtime::Spec;
+
+use crate::error::{Context, Error, Result};
+use crate::syscall::{fd_path, open_in_root};
+use mounts::MountContext;
+
+/// Everything the rootfs steps need.
+#[derive(Debug, Clone, Copy)]
+pub struct RootfsPlan<'a> {
+    pub spec: &'a Spec,
+    pub rootfs: &'a Path,
+    pub bundle: &'a Path,
+    pub userns: bool,
+    pub cgroupns: bool,
+    /// Use chroot instead of pivot_root (`--no-pivot`).
+    pub no_pivot: bool,
+}
+
+fn open_dir(path: &Path) -> Result<OwnedFd> {
+    let fd = nix::fcntl::open(
+        path,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx(|| format!("open {}", path.display()))?;
+    // SAFETY: fresh descriptor from open.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn propagation_flag(name: &str) -> Result<MsFlags> {
+    Ok(match name {
+        "private" => MsFlags::MS_PRIVATE,
+        "rprivate" => MsFlags::MS_PRIVATE | MsFlags::MS_REC,
+        "slave" => MsFlags::MS_SLAVE,
+        "rslave" => MsFlags::MS_SLAVE | MsFlags::MS_REC,
+        "shared" => MsFlags::MS_SHARED,
+        "rshared" => MsFlags::MS_SHARED | MsFlags::MS_REC,
+        "unbindable" => MsFlags::MS_UNBINDABLE,
+        "runbindable" => MsFlags::MS_UNBINDABLE | MsFlags::MS_REC,
+        other => {
+            return Err(Error::SpecInvalid(format!(
+                "unknown rootfsPropagation {other:?}"
+            )))
+        }
+    })
+}
+
+/// Steps before pivot_root, run by the init in its new mount namespace.
+pub fn prepare(plan: &RootfsPlan<'_>) -> Result<()> {
+    let linux = plan.spec.linux().as_ref();
+    let root_prop = linux.and_then(|l| l.rootfs_propagation().clone());
+    // Nothing we mount may propagate back to the host: everything becomes a
+    // slave of the host first (runc's default), whatever the spec asks for
+    // the root afterwards.
+    let first = match root_prop.as_deref() {
+        Some(p) if p.contains("private") => propagation_flag(p)? | MsFlags::MS_REC,
+        _ => MsFlags::MS_SLAVE | MsFlags::MS_REC,
+    };
+    mount(None::<&str>, "/", None::<&str>, first, None::<&str>)
+        .ctx(|| "make / a slave mount".into())?;
+    // pivot_root needs the new root to be a mount point.
+    mount(
+        Some(plan.rootfs),
+        plan.rootfs,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .ctx(|| format!("bind rootfs {}", plan.rootfs.display()))?;
+    let root = open_dir(plan.rootfs)?;
+    let cx = MountContext {
+        bundle: plan.bundle,
+        userns: plan.userns,
+        cgroupns: plan.cgroupns,
+    };
+    let spec_mounts = plan.spec.mounts().clone().unwrap_or_default();
+    for m in &spec_mounts {
+        mounts::mount_one(&root, m, cx)?;
+    }
+    // Devices, unless /dev is the host's (a bind mount of it).
+    let dev_is_bind = spec_mounts.iter().any(|m| {
+        m.destination() == Path::new("/dev")
+            && (m.typ().as_deref() == Some("bind")
+                || m.options()
+                    .iter()
+                    .flatten()
+                    .any(|o| o == "bind" || o == "rbind"))
+    });
+    if !dev_is_bind {
+        let mut devs = devices::default_devices();
+        for d in linux.and_then(|l| l.devices().clone()).unwrap_or_default() {
+            let dev = devices::Device::from_spec(&d)?;
+            devs.retain(|x| x.path != dev.path);
+            devs.push(dev);
+        }
+        for d in &devs {
+            devices::create(&root, d, plan.userns)?;
+        }
+        let has_pts = spec_mounts
+            .iter()
+            .any(|m| m.destination() == Path::new("/dev/pts"));
+        devices::create_symlinks(&root, has_pts)?;
+    }
+    Ok(())
+}
+
+/// Makes the rootfs the process's root: pivot_root, or chroot with
+/// `no_pivot`. Afterwards the host's mounts are gone from the namespace.
+pub fn enter(plan: &RootfsPlan<'_>) -> Result<()> {
+    if plan.no_pivot {
+        nix::unistd::chdir(plan.rootfs).ctx(|| format!("chdir {}", plan.rootfs.display()))?;
+        mount(
+            Some(plan.rootfs),
+            "/",
+            None::<&str>,
+            MsFlags::MS_MOVE,
+            None::<&str>,
+        )
+        .ctx(|| "move rootfs to /".into())?;
+        nix::unistd::chroot(".").ctx(|| "chroot".into())?;
+        nix::unistd::chdir("/").ctx(|| "chdir /".into())?;
+        return Ok(());
+    }
+    let old = nix::fcntl::open(
+        "/",
+        OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx(|| "open /".into())?;
+    // SAFETY: fresh descriptor from open.
+    let old = unsafe { OwnedFd::from_raw_fd(old) };
+    let new = nix::fcntl::open(
+        plan.rootfs,
+        OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx(|| format!("open {}", plan.rootfs.display()))?;
+    // SAFETY: fresh descriptor from open.
+    let new = unsafe { OwnedFd::from_raw_fd(new) };
+    nix::unistd::fchdir(new.as_raw_fd()).ctx(|| "fchdir rootfs".into())?;
+    // pivot_root(".", ".") stacks the old root under the new one; no
+    // directory for it is needed inside the rootfs.
+    nix::unistd::pivot_root(".", ".").ctx(|| "pivot_root".into())?;
+    nix::unistd::fchdir(old.as_raw_fd()).ctx(|| "fchdir old root".into())?;
+    // Make sure the unmount cannot propagate to the host.
+    mount(
+        None::<&str>,
+        ".",
+        None::<&str>,
+        MsFlags::MS_SLAVE | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .ctx(|| "make old root a slave".into())?;
+    umount2(".", MntFlags::MNT_DETACH).ctx(|| "unmount old root".into())?;
+    nix::unistd::chdir("/").ctx(|| "chdir /".into())?;
+    if let Some(p) = plan
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.rootfs_propagation().clone())
+    {
+        if p.contains("shared") || p.contains("unbindable") {
+            mount(
+                None::<&str>,
+                "/",
+                None::<&str>,
+                propagation_flag(&p)?,
+                None::<&str>,
+            )
+            .ctx(|| format!("set rootfsPropagation {p}"))?;
+        }
+    }
+    Ok(())
+}
+
+/// Steps after pivot_root: masked paths, read-only paths, read-only root.
+/// Paths are resolved inside the new root.
+pub fn finalize(spec: &Spec) -> Result<()> {
+    let root = open_dir(Path::new("/"))?;
+    let linux = spec.linux().as_ref();
+    for p in linux
+        .and_then(|l| l.masked_paths().clone())
+        .unwrap_or_default()
+    {
+        mask(&root, Path::new(&p))?;
+    }
+    for p in linux
+        .and_then(|l| l.readonly_paths().clone())
+        .unwrap_or_default()
+    {
+        make_readonly(&root, Path::new(&p))?;
+    }
+    if spec
+        .root()
+        .as_ref()
+        .and_then(|r| r.readonly())
+        .unwrap_or(false)
+    {
+        mounts::remount_bind("/", MsFlags::MS_RDONLY).ctx(|| "make the root read-only".into())?;
+    }
+    Ok(())
+}
+
+/// Hides a path: /dev/null over a file, an empty read-only tmpfs over a
+/// directory. A missing path needs no mask.
+fn mask(root: &OwnedFd, path: &Path) -> Result<()> {
+    let fd = match open_in_root(root, path, OFlag::O_PATH | OFlag::O_NOFOLLOW) {
+        Ok(fd) => fd,
+        Err(Errno::ENOENT) | Err(Errno::ENOTDIR) => return Ok(()),
+        Err(e) => return Err(e).ctx(|| format!("open masked path {}", path.display())),
+    };
+    let st = nix::sys::stat::fstat(fd.as_raw_fd()).ctx(|| format!("stat {}", path.display()))?;
+    let target = fd_path(&fd);
+    if SFlagExt::is_dir(st.st_mode) {
+        mount(
+            Some("tmpfs"),
+            target.as_str(),
+            Some("tmpfs"),
+            MsFlags::MS_RDONLY,
+            None::<&str>,
+        )
+    } else {
+        mount(
+            Some("/dev/null"),
+            target.as_str(),
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+    }
+    .ctx(|| format!("mask {}", path.display()))
+}
+
+fn make_readonly(root: &OwnedFd, path: &Path) -> Result<()> {
+    let fd = match open_in_root(root, path, OFlag::O_PATH | OFlag::O_NOFOLLOW) {
+        Ok(fd) => fd,
+        Err(Errno::ENOENT) | Err(Errno::ENOTDIR) => return Ok(()),
+        Err(e) => return Err(e).ctx(|| format!("open read-only path {}", path.display())),
+    };
+    let target = fd_path(&fd);
+    mount(
+        Some(target.as_str()),
+        target.as_str(),
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .ctx(|| format!("bind read-only path {}", path.display()))?;
+    let top = mounts::reopen(root, path)?;
+    mounts::remount_bind(
+        fd_path(&top).as_str(),
+        MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+    )
+    .ctx(|| format!("make {} read-only", path.display()))
+}
+
+struct SFlagExt;
+impl SFlagExt {
+    fn is_dir(mode: libc::mode_t) -> bool {
+        mode & libc::S_IFMT == libc::S_IFDIR
+    }
+}

@@ -1,0 +1,314 @@
+//! What the runtime remembers about a container between commands: one
+//! directory per container under the runtime root, holding `state.json` and,
+//! until `start`, the `exec.fifo` the init waits on.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::Spec;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Context, Error, Result};
+
+/// The lifecycle status of a container, as the OCI spec names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Creating,
+    Created,
+    Running,
+    Paused,
+    Stopped,
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Status::Creating => "creating",
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Paused => "paused",
+            Status::Stopped => "stopped",
+        })
+    }
+}
+
+/// The persisted record of one container.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ContainerState {
+    pub id: String,
+    /// Host pid of the container's init; 0 while creating.
+    pub pid: i32,
+    /// Start time of the init in clock ticks since boot (field 22 of
+    /// `/proc/<pid>/stat`), so a recycled pid is not mistaken for the init.
+    pub pid_start_time: u64,
+    /// The runtime process that created the container; while it lives, a
+    /// container marked `creating` is really being created.
+    #[serde(default)]
+    pub creator_pid: i32,
+    pub bundle: PathBuf,
+    pub rootfs: PathBuf,
+    /// RFC 3339 creation time.
+    pub created: String,
+    pub owner: String,
+    #[serde(default)]
+    pub annotations: HashMap<String, String>,
+    /// True until the init has finished setting up.
+    #[serde(default)]
+    pub creating: bool,
+    /// The config the container was created from.
+    pub config: Spec,
+}
+
+/// runc's `state` output: what clients such as podman and containerd parse.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StateReport<'a> {
+    pub oci_version: &'a str,
+    pub id: &'a str,
+    pub pid: i32,
+    pub status: Status,
+    pub bundle: &'a Path,
+    pub rootfs: &'a Path,
+    pub created: &'a str,
+    pub owner: &'a str,
+    #[serde(skip_serializing_if = "HashMap::is_empty")]
+    pub annotations: &'a HashMap<String, String>,
+}
+
+/// Checks a container id the way runc does, so an id can never name a path
+/// outside the runtime root.
+pub fn validate_id(id: &str) -> Result<()> {
+    let ok = !id.is_empty()
+        && id != "."
+        && id != ".."
+        && id.len() <= 1024
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_+-.".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidId(id.to_string()))
+    }
+}
+
+/// The directory of one container under the runtime root.
+#[derive(Debug, Clone)]
+pub struct StateDir {
+    pub path: PathBuf,
+}
+
+impl StateDir {
+    pub const FIFO: &'static str = "exec.fifo";
+    const STATE: &'static str = "state.json";
+
+    /// Creates the directory; fails if a container of that id exists.
+    pub fn create(root: &Path, id: &str) -> Result<StateDir> {
+        validate_id(id)?;
+        fs::create_dir_all(root).ctx(|| format!("create runtime root {}", root.display()))?;
+        let path = root.join(id);
+        match fs::create_dir(&path) {
+            Ok(()) => Ok(StateDir { path }),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                Err(Error::ContainerExists(id.to_string()))
+            }
+            Err(e) => Err(e).ctx(|| format!("create {}", path.display())),
+        }
+    }
+
+    /// Opens the directory of an existing container.
+    pub fn open(root: &Path, id: &str) -> Result<StateDir> {
+        validate_id(id)?;
+        let path = root.join(id);
+        if path.join(Self::STATE).exists() {
+            Ok(StateDir { path })
+        } else {
+            Err(Error::ContainerNotFound(id.to_string()))
+        }
+    }
+
+    pub fn fifo(&self) -> PathBuf {
+        self.path.join(Self::FIFO)
+    }
+
+    /// Writes state.json atomically: a crash leaves the old or the new file,
+    /// never half of one.
+    pub fn save(&self, state: &ContainerState) -> Result<()> {
+        let tmp = self.path.join(".state.json.tmp");
+        let data = serde_json::to_vec(state).map_err(|e| Error::StateCorrupt {
+            id: state.id.clone(),
+            reason: e.to_string(),
+        })?;
+        let mut f = fs::File::create(&tmp).ctx(|| format!("write {}", tmp.display()))?;
+        f.write_all(&data)
+            .ctx(|| format!("write {}", tmp.display()))?;
+        fs::rename(&tmp, self.path.join(Self::STATE)).ctx(|| format!("rename {}", tmp.display()))
+    }
+
+    pub fn load(&self, id: &str) -> Result<ContainerState> {
+        let p = self.path.join(Self::STATE);
+        let data = fs::read(&p).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => Error::ContainerNotFound(id.to_string()),
+            _ => Error::Io {
+                context: format!("read {}", p.display()),
+                source: e,
+            },
+        })?;
+        serde_json::from_slice(&data).map_err(|e| Error::StateCorrupt {
+            id: id.to_string(),
+            reason: e.to_string(),
+        })
+    }
+
+    pub fn remove(&self) -> Result<()> {
+        match fs::remove_dir_all(&self.path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e).ctx(|| format!("remove {}", self.path.display())),
+        }
+    }
+}
+
+/// What `/proc/<pid>/stat` says about a process that matters here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcStat {
+    pub state: char,
+    pub start_time: u64,
+}
+
+/// Reads `/proc/<pid>/stat`; `None` if the process does not exist.
+pub fn proc_stat(pid: i32) -> Option<ProcStat> {
+    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_proc_stat(&text)
+}
+
+fn parse_proc_stat(text: &str) -> Option<ProcStat> {
+    // The command name is in parentheses and may itself hold spaces or ')'.
+    let rest = &text[text.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    // fields[0] is field 3 (state); start time is field 22.
+    let state = fields.first()?.chars().next()?;
+    let start_time = fields.get(19)?.parse().ok()?;
+    Some(ProcStat { state, start_time })
+}
+
+impl ContainerState {
+    /// True if the init recorded in this state is still alive (not a zombie
+    /// and not a recycled pid).
+    pub fn init_alive(&self) -> bool {
+        if self.pid <= 0 {
+            return false;
+        }
+        match proc_stat(self.pid) {
+            Some(st) => st.start_time == self.pid_start_time && st.state != 'Z' && st.state != 'X',
+            None => false,
+        }
+    }
+
+    /// The status, computed from the init process and the exec fifo.
+    pub fn status(&self, dir: &StateDir) -> Status {
+        if self.creating {
+            let creator_alive =
+                self.creator_pid > 0 && proc_stat(self.creator_pid).is_some_and(|s| s.state != 'Z');
+            return if creator_alive {
+                Status::Creating
+            } else {
+                Status::Stopped
+            };
+        }
+        if !self.init_alive() {
+            return Status::Stopped;
+        }
+        if dir.fifo().exists() {
+            return Status::Created;
+        }
+        if crate::signal::is_frozen(self.pid) {
+            return Status::Paused;
+        }
+        Status::Running
+    }
+
+    pub fn report<'a>(&'a self, status: Status) -> StateReport<'a> {
+        StateReport {
+            oci_version: crate::OCI_VERSION,
+            id: &self.id,
+            pid: if status == Status::Stopped {
+                0
+            } else {
+                self.pid
+            },
+            status,
+            bundle: &self.bundle,
+            rootfs: &self.rootfs,
+            created: &self.created,
+            owner: &self.owner,
+            annotations: &self.annotations,
+        }
+    }
+}
+
+/// Lists the ids of the containers under a runtime root, sorted.
+pub fn list_ids(root: &Path) -> Result<Vec<String>> {
+    let mut ids = Vec::new();
+    let entries = match fs::read_dir(root) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(ids),
+        Err(e) => return Err(e).ctx(|| format!("read {}", root.display())),
+    };
+    for entry in entries.flatten() {
+        if entry.path().join(StateDir::STATE).exists() {
+            if let Some(name) = entry.file_name().to_str() {
+                ids.push(name.to_string());
+            }
+        }
+    }
+    ids.sort();
+    Ok(ids)
+}
+
+/// The current time in RFC 3339 with nanoseconds, as runc writes `created`.
+pub fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_that_name_paths_are_rejected() {
+        for bad in ["", ".", "..", "a/b", "../x", "a b", "x\0"] {
+            assert!(validate_id(bad).is_err(), "{bad:?}");
+        }
+        for good in ["abc", "a-b_c.d+e", "0123456789abcdef"] {
+            validate_id(good).unwrap();
+        }
+    }
+
+    #[test]
+    fn proc_stat_parses_names_with_parens() {
+        let line = "42 (a) b) S 1 42 42 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 1 0 98765 1000 10";
+        let st = parse_proc_stat(line).unwrap();
+        assert_eq!(st.state, 'S');
+        assert_eq!(st.start_time, 98765);
+    }
+
+    #[test]
+    fn own_process_is_readable() {
+        let st = proc_stat(std::process::id().cast_signed()).unwrap();
+        assert!(st.start_time > 0);
+    }
+
+    #[test]
+    fn duplicate_ids_are_refused() {
+        let root = tempfile::tempdir().unwrap();
+        StateDir::create(root.path(), "one").unwrap();
+        let err = StateDir::create(root.path(), "one").unwrap_err();
+        assert!(matches!(err, Error::ContainerExists(_)));
+    }
+}

@@ -1,0 +1,238 @@
+//! Thin, documented helpers over the syscalls the runtime needs where nix has
+//! no wrapper, or where the way it is called is itself a security property:
+//! every path inside a container's root is opened with
+//! `openat2(RESOLVE_IN_ROOT)`, so `..` and symlinks planted in the rootfs
+//! resolve inside it and never reach the host.
+
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::{Component, Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
+use nix::sys::stat::Mode;
+
+use crate::error::{Context, Result};
+
+/// Opens `path` (absolute or relative, taken relative to `root`) so that its
+/// resolution never leaves `root`.
+pub fn open_in_root(root: &OwnedFd, path: &Path, flags: OFlag) -> nix::Result<OwnedFd> {
+    let rel = relative(path);
+    let how = OpenHow::new()
+        .flags(flags | OFlag::O_CLOEXEC)
+        .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+    let fd = loop {
+        match openat2(root.as_raw_fd(), &rel, how) {
+            Err(Errno::EAGAIN) | Err(Errno::EINTR) => continue,
+            other => break other?,
+        }
+    };
+    // SAFETY: openat2 returned a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn relative(path: &Path) -> PathBuf {
+    let rel: PathBuf = path
+        .components()
+        .filter(|c| !matches!(c, Component::RootDir | Component::CurDir))
+        .collect();
+    if rel.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        rel
+    }
+}
+
+/// Opens (creating what is missing, mode 0755) the directory `path` inside
+/// `root`, and returns an `O_PATH` descriptor of it.
+pub fn mkdir_all_in_root(root: &OwnedFd, path: &Path) -> Result<OwnedFd> {
+    let rel = relative(path);
+    let dir_flags = OFlag::O_PATH | OFlag::O_DIRECTORY;
+    if let Ok(fd) = open_in_root(root, &rel, dir_flags) {
+        return Ok(fd);
+    }
+    let mut prefix = PathBuf::new();
+    let mut parent =
+        open_in_root(root, Path::new("."), dir_flags).ctx(|| "open container root".into())?;
+    for comp in rel.components() {
+        prefix.push(comp);
+        parent = match open_in_root(root, &prefix, dir_flags) {
+            Ok(fd) => fd,
+            Err(Errno::ENOENT) => {
+                let name = CString::new(comp.as_os_str().as_encoded_bytes())
+                    .map_err(|_| Errno::EINVAL)
+                    .ctx(|| format!("path {}", path.display()))?;
+                // SAFETY: `parent` is a live directory descriptor and `name`
+                // a NUL-terminated single component.
+                let rc = unsafe { libc::mkdirat(parent.as_raw_fd(), name.as_ptr(), 0o755) };
+                match Errno::result(rc) {
+                    Ok(_) | Err(Errno::EEXIST) => {}
+                    Err(e) => return Err(e).ctx(|| format!("mkdir {}", prefix.display())),
+                }
+                open_in_root(root, &prefix, dir_flags)
+                    .ctx(|| format!("open {}", prefix.display()))?
+            }
+            Err(e) => return Err(e).ctx(|| format!("open {}", prefix.display())),
+        };
+    }
+    Ok(parent)
+}
+
+/// Opens (creating an empty file if missing) the file `path` inside `root`,
+/// and returns an `O_PATH` descriptor of it; used as a bind-mount target.
+pub fn touch_in_root(root: &OwnedFd, path: &Path) -> Result<OwnedFd> {
+    if let Ok(fd) = open_in_root(root, path, OFlag::O_PATH) {
+        return Ok(fd);
+    }
+    let rel = relative(path);
+    let parent = match rel.parent() {
+        Some(p) if !p.as_os_str().is_empty() => mkdir_all_in_root(root, p)?,
+        _ => mkdir_all_in_root(root, Path::new("."))?,
+    };
+    let name = rel.file_name().unwrap_or_default();
+    let dirfd = reopen_dir(&parent).ctx(|| format!("open parent of {}", path.display()))?;
+    match nix::fcntl::openat(
+        Some(dirfd.as_raw_fd()),
+        name,
+        OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::from_bits_truncate(0o644),
+    ) {
+        // SAFETY: openat returned a fresh descriptor we now own.
+        Ok(fd) => drop(unsafe { OwnedFd::from_raw_fd(fd) }),
+        Err(Errno::EEXIST) => {}
+        Err(e) => return Err(e).ctx(|| format!("create {}", path.display())),
+    }
+    open_in_root(root, path, OFlag::O_PATH).ctx(|| format!("open {}", path.display()))
+}
+
+/// Turns an `O_PATH` directory descriptor into one usable with `*at` calls
+/// that create entries.
+fn reopen_dir(fd: &OwnedFd) -> nix::Result<OwnedFd> {
+    let fd = nix::fcntl::open(
+        fd_path(fd).as_str(),
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    // SAFETY: open returned a fresh descriptor we now own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// The magic link that names an open descriptor, for syscalls that take paths
+/// (mount, chmod): the kernel follows it to exactly the inode we resolved.
+pub fn fd_path(fd: &impl AsRawFd) -> String {
+    format!("/proc/self/fd/{}", fd.as_raw_fd())
+}
+
+/// Closes every descriptor from `from` on except those in `keep`; with
+/// `cloexec`, marks them close-on-exec instead of closing them.
+pub fn close_fds_from(from: RawFd, keep: &[RawFd], cloexec: bool) -> Result<()> {
+    let mut keep: Vec<RawFd> = keep.iter().copied().filter(|&f| f >= from).collect();
+    keep.sort_unstable();
+    keep.dedup();
+    let flags = if cloexec {
+        libc::CLOSE_RANGE_CLOEXEC
+    } else {
+        0
+    };
+    let mut lo = from;
+    for k in keep.into_iter().chain(std::iter::once(RawFd::MAX)) {
+        if k > lo {
+            let hi = if k == RawFd::MAX {
+                u32::MAX
+            } else {
+                (k - 1).unsigned_abs()
+            };
+            // SAFETY: close_range only acts on this process's descriptor
+            // table; the ones we still use are outside [lo, hi].
+            let rc = unsafe { libc::syscall(libc::SYS_close_range, lo.unsigned_abs(), hi, flags) };
+            Errno::result(rc).ctx(|| "close_range".into())?;
+        }
+        lo = k.saturating_add(1);
+    }
+    Ok(())
+}
+
+/// Clears close-on-exec on a descriptor that must reach the container.
+pub fn clear_cloexec(fd: RawFd) -> Result<()> {
+    use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+    match fcntl(fd, FcntlArg::F_GETFD) {
+        Ok(bits) => {
+            let flags = FdFlag::from_bits_truncate(bits) - FdFlag::FD_CLOEXEC;
+            fcntl(fd, FcntlArg::F_SETFD(flags)).ctx(|| format!("fcntl fd {fd}"))?;
+            Ok(())
+        }
+        Err(Errno::EBADF) => Ok(()),
+        Err(e) => Err(e).ctx(|| format!("fcntl fd {fd}")),
+    }
+}
+
+/// `prctl(PR_SET_DUMPABLE, 0)`: makes `/proc/<pid>/{exe,fd,mem,...}` of this
+/// process unreachable for processes without CAP_SYS_PTRACE over it, which
+/// is what stops a container from reopening the runtime binary through
+/// `/proc/<pid>/exe` while we stand in its namespaces (CVE-2019-5736).
+/// execve of the container's own program restores dumpability.
+pub fn set_non_dumpable() -> Result<()> {
+    // SAFETY: PR_SET_DUMPABLE takes plain integers.
+    let rc = unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+    Errno::result(rc)
+        .map(drop)
+        .ctx(|| "prctl(PR_SET_DUMPABLE)".into())
+}
+
+/// Makes the calling process a child subreaper, so orphaned descendants
+/// (the container init once the intermediate exits) are reparented to it.
+pub fn set_child_subreaper() -> Result<()> {
+    // SAFETY: PR_SET_CHILD_SUBREAPER takes plain integers.
+    let rc = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    Errno::result(rc)
+        .map(drop)
+        .ctx(|| "prctl(PR_SET_CHILD_SUBREAPER)".into())
+}
+
+/// Asks for `sig` when the parent dies, so a half-made container does not
+/// outlive a runtime that was killed.
+pub fn set_parent_death_signal(sig: i32) -> Result<()> {
+    // SAFETY: PR_SET_PDEATHSIG takes plain integers.
+    let rc = unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, sig, 0, 0, 0) };
+    Errno::result(rc)
+        .map(drop)
+        .ctx(|| "prctl(PR_SET_PDEATHSIG)".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    fn root_fd(p: &Path) -> OwnedFd {
+        let fd = nix::fcntl::open(p, OFlag::O_PATH | OFlag::O_DIRECTORY, Mode::empty()).unwrap();
+        // SAFETY: fresh descriptor from open.
+        unsafe { OwnedFd::from_raw_fd(fd) }
+    }
+
+    #[test]
+    fn symlinks_resolve_inside_the_root() {
+        let outside = tempfile::tempdir().unwrap();
+        let root = tempfile::tempdir().unwrap();
+        symlink(outside.path(), root.path().join("escape")).unwrap();
+        symlink("../../../../", root.path().join("up")).unwrap();
+        let r = root_fd(root.path());
+        // An absolute symlink is taken relative to the root: the directory is
+        // created inside the root, never in `outside`.
+        mkdir_all_in_root(&r, Path::new("/escape/made")).unwrap();
+        assert!(!outside.path().join("made").exists());
+        assert!(root
+            .path()
+            .join(outside.path().strip_prefix("/").unwrap())
+            .join("made")
+            .is_dir());
+        touch_in_root(&r, Path::new("/up/etc/planted")).unwrap();
+        assert!(root.path().join("etc/planted").is_file());
+    }
+
+    #[test]
+    fn relative_paths_drop_the_root() {
+        assert_eq!(relative(Path::new("/a/./b")), PathBuf::from("a/b"));
+        assert_eq!(relative(Path::new("/")), PathBuf::from("."));
+    }
+}
