@@ -26,6 +26,18 @@
 #                          `--runtime berth-runtime` and `--runtime "$BERTH_RUNTIME"` work.
 #   BERTH_PODMAN_RUNTIME   default runtime name written to containers.conf (default: runc)
 #   BERTH_PODMAN_STORAGE_DRIVER  overlay|vfs (default: overlay if a test mount works, else vfs)
+#   BERTH_PODMAN_SECCOMP_PROFILE seccomp_profile written to containers.conf
+#                          (default: "unconfined", i.e. no linux.seccomp in the
+#                          OCI config; set it to the empty string to keep
+#                          podman's built-in default profile).  berth-runtime
+#                          does not implement seccomp and rejects a config that
+#                          asks for it; containers.conf has no per-runtime
+#                          setting, so this applies to every runtime of the env
+#                          (runc/crun reference runs included).
+#
+# OCI hooks: hooks_dir points at the (empty) $1/hooks.d, so hook files on
+# the host (/usr/share/containers/oci/hooks.d, /etc/containers/oci/hooks.d)
+# never end up in the config: berth-runtime does not run hooks either.
 #
 # Exports: PODMAN_ENV_DIR, CONTAINERS_CONF, CONTAINERS_STORAGE_CONF,
 #   CONTAINERS_REGISTRIES_CONF, XDG_RUNTIME_DIR, BERTH_RUNTIME,
@@ -61,9 +73,10 @@ _podman_env_setup() {
     export PODMAN_ENV_DIR="$base"
     export BERTH_RUNTIME="${BERTH_RUNTIME:-$repo/target/debug/berth-runtime}"
     local default_runtime="${BERTH_PODMAN_RUNTIME:-runc}"
+    local seccomp_profile="${BERTH_PODMAN_SECCOMP_PROFILE-unconfined}"
 
     mkdir -p "$base/storage" "$base/run" "$base/tmp" "$base/networks" \
-        "$base/volumes" "$base/xdg" "$base/conf" || return 1
+        "$base/volumes" "$base/xdg" "$base/conf" "$base/hooks.d" || return 1
     chmod 0700 "$base/xdg"
 
     # --- storage driver -------------------------------------------------
@@ -121,8 +134,13 @@ EOS
     # conmon/runtime inherit at most 32768 and can't go above that.
     [ "$hu" -gt 32768 ] && hu=32768
 
+    local seccomp_line="# seccomp_profile: podman's default"
+    [ -n "$seccomp_profile" ] && seccomp_line="seccomp_profile = \"$seccomp_profile\""
+
     cat >"$base/conf/containers.conf" <<EOF
 [containers]
+# berth-runtime has no seccomp support (see BERTH_PODMAN_SECCOMP_PROFILE)
+$seccomp_line
 # podman's built-in defaults (nofile=1048576, nproc=4194304) exceed the hard
 # limits here and root cannot raise them (no CAP_SYS_RESOURCE); podman also
 # clamps its own RLIMIT_NPROC to 32768 before spawning conmon.
@@ -150,6 +168,8 @@ runtime = "$default_runtime"
 runtime_supports_json = ["crun", "runc", "kata", "runsc", "youki", "krun", "berth-runtime"]
 runtime_supports_nocgroups = ["crun", "krun", "berth-runtime"]
 no_pivot_root = false
+# no OCI hooks from the host (berth-runtime does not implement hooks)
+hooks_dir = ["$base/hooks.d"]
 
 [engine.runtimes]
 runc = ["/usr/bin/runc"]

@@ -1,1 +1,241 @@
+//! Fixtures for integration tests that run real containers as root.
+//!
+//! - [`busybox_rootfs`]: a rootfs from Debian's `busybox-static` (applet
+//!   links, /etc/passwd, /etc/group, /tmp), made once per test run and shared
+//!   read-only by every test (test processes race for it under a file lock).
+//! - [`Bundle`]: an OCI bundle in a temp dir: the runtime's default spec
+//!   with the args, and whatever the test changes in the JSON.
 
+use std::fs;
+use std::os::unix::fs::{symlink, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+/// Where Debian's busybox-static puts the binary.
+pub const BUSYBOX: &str = "/bin/busybox";
+
+/// The workspace's target directory (fixtures live under it, so `cargo
+/// clean` removes them).
+pub fn target_dir() -> PathBuf {
+    if let Ok(t) = std::env::var("CARGO_TARGET_DIR") {
+        return PathBuf::from(t);
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target")
+}
+
+/// The shared busybox rootfs, made on first use.
+pub fn busybox_rootfs() -> PathBuf {
+    let base = target_dir().join("berth-fixtures");
+    fs::create_dir_all(&base).expect("create fixture dir");
+    let dest = base.join("busybox-rootfs");
+    let lock = fs::File::create(base.join(".lock")).expect("create fixture lock");
+    // Held until the function returns; other test processes wait here.
+    let _lock = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, e)| e)
+        .expect("lock fixtures");
+    if !dest.join(".complete").exists() {
+        let tmp = base.join("busybox-rootfs.tmp");
+        let _ = fs::remove_dir_all(&tmp);
+        make_busybox_rootfs(&tmp);
+        let _ = fs::remove_dir_all(&dest);
+        fs::rename(&tmp, &dest).expect("install busybox rootfs");
+        fs::write(dest.join(".complete"), b"").expect("mark fixture complete");
+    }
+    dest
+}
+
+/// Builds a busybox rootfs at `dir`.
+pub fn make_busybox_rootfs(dir: &Path) {
+    assert!(
+        Path::new(BUSYBOX).exists(),
+        "{BUSYBOX} is missing: apt-get install -y busybox-static"
+    );
+    for d in [
+        "bin", "etc", "tmp", "proc", "sys", "dev", "root", "home", "var", "run", "usr/bin", "sbin",
+    ] {
+        fs::create_dir_all(dir.join(d)).unwrap();
+    }
+    fs::set_permissions(dir.join("tmp"), fs::Permissions::from_mode(0o1777)).unwrap();
+    fs::copy(BUSYBOX, dir.join("bin/busybox")).unwrap();
+    let list = Command::new(BUSYBOX)
+        .arg("--list")
+        .output()
+        .expect("busybox --list");
+    for applet in String::from_utf8_lossy(&list.stdout).lines() {
+        if applet.is_empty() || applet == "busybox" || applet.contains('/') {
+            continue;
+        }
+        let _ = symlink("busybox", dir.join("bin").join(applet));
+    }
+    fs::write(
+        dir.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
+    )
+    .unwrap();
+    fs::write(
+        dir.join("etc/group"),
+        "root:x:0:\ntty:x:5:\nnogroup:x:65534:\n",
+    )
+    .unwrap();
+}
+
+/// The runtime's default spec with terminal off and `args`.
+pub fn default_config(args: &[&str]) -> Value {
+    let mut c = runtime::template::default_spec_json(false);
+    c["process"]["terminal"] = Value::Bool(false);
+    c["process"]["args"] = args.iter().map(|a| Value::String(a.to_string())).collect();
+    c
+}
+
+/// An OCI bundle in its own temp dir.
+#[derive(Debug)]
+pub struct Bundle {
+    pub dir: tempfile::TempDir,
+    pub config: Value,
+}
+
+impl Bundle {
+    /// A bundle whose root is the shared, read-only busybox rootfs.
+    pub fn shared(args: &[&str]) -> Bundle {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = default_config(args);
+        config["root"]["path"] = Value::String(busybox_rootfs().display().to_string());
+        config["root"]["readonly"] = Value::Bool(true);
+        Bundle { dir, config }
+    }
+
+    /// A bundle with a private, writable copy of the busybox rootfs.
+    pub fn private(args: &[&str]) -> Bundle {
+        let dir = tempfile::tempdir().unwrap();
+        let st = Command::new("cp")
+            .arg("-a")
+            .arg(busybox_rootfs())
+            .arg(dir.path().join("rootfs"))
+            .status()
+            .unwrap();
+        assert!(st.success(), "copy rootfs");
+        let mut config = default_config(args);
+        config["root"]["readonly"] = Value::Bool(false);
+        Bundle { dir, config }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Writes config.json (call after changing `config`).
+    pub fn write(&self) -> &Bundle {
+        fs::write(
+            self.dir.path().join("config.json"),
+            serde_json::to_vec_pretty(&self.config).unwrap(),
+        )
+        .unwrap();
+        self
+    }
+
+    /// The private rootfs (only for [`Bundle::private`]).
+    pub fn rootfs(&self) -> PathBuf {
+        self.dir.path().join("rootfs")
+    }
+}
+
+/// A runtime state root of its own, and the runtime binary to drive.
+#[derive(Debug)]
+pub struct Runtime {
+    pub bin: PathBuf,
+    pub root: tempfile::TempDir,
+}
+
+impl Runtime {
+    pub fn new(bin: &str) -> Runtime {
+        Runtime {
+            bin: PathBuf::from(bin),
+            root: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new(&self.bin);
+        c.arg("--root").arg(self.root.path());
+        c
+    }
+
+    /// Runs the runtime with `args` and returns its output.
+    pub fn run(&self, args: &[&str]) -> Output {
+        output_via_files(self.cmd().args(args))
+    }
+
+    /// The ids under this root.
+    pub fn ids(&self) -> Vec<String> {
+        fs::read_dir(self.root.path())
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        for id in self.ids() {
+            let _ = self.run(&["delete", "--force", &id]);
+        }
+    }
+}
+
+/// Runs a command to its exit with stdout and stderr in temp files, not
+/// pipes: a container started by `create` or `run -d` inherits them and
+/// keeps them open, so waiting for EOF on a pipe would never end.
+pub fn output_via_files(cmd: &mut Command) -> Output {
+    let out = tempfile::tempfile().unwrap();
+    let err = tempfile::tempfile().unwrap();
+    let status = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(err.try_clone().unwrap())
+        .status()
+        .expect("run command");
+    let read = |mut f: fs::File| {
+        use std::io::{Read, Seek};
+        let mut v = Vec::new();
+        f.seek(std::io::SeekFrom::Start(0)).unwrap();
+        f.read_to_end(&mut v).unwrap();
+        v
+    };
+    Output {
+        status,
+        stdout: read(out),
+        stderr: read(err),
+    }
+}
+
+/// stdout of an output as a string.
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// stderr of an output as a string.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Panics with the command's output unless it exited with `code`.
+pub fn expect_code(o: &Output, code: i32, what: &str) {
+    assert_eq!(
+        o.status.code(),
+        Some(code),
+        "{what}: exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status,
+        stdout(o),
+        stderr(o)
+    );
+}
+
+/// True when running as root (integration tests need it).
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}

@@ -44,29 +44,54 @@ fn relative(path: &Path) -> PathBuf {
 }
 
 /// Opens (creating what is missing, mode 0755) the directory `path` inside
-/// `root`, and returns an `O_PATH` descriptor of it.
+/// `root`, and returns an `O_PATH` descriptor of it. A dangling symlink on
+/// the way is followed inside the root and its target created, as
+/// `mkdir -p` does in a chroot.
 pub fn mkdir_all_in_root(root: &OwnedFd, path: &Path) -> Result<OwnedFd> {
-    let rel = relative(path);
+    mkdir_all_depth(root, &relative(path), 0)
+}
+
+fn mkdir_all_depth(root: &OwnedFd, rel: &Path, depth: u32) -> Result<OwnedFd> {
     let dir_flags = OFlag::O_PATH | OFlag::O_DIRECTORY;
-    if let Ok(fd) = open_in_root(root, &rel, dir_flags) {
+    if let Ok(fd) = open_in_root(root, rel, dir_flags) {
         return Ok(fd);
     }
+    if depth > 40 {
+        return Err(Errno::ELOOP).ctx(|| format!("mkdir {}", rel.display()));
+    }
+    let comps: Vec<Component<'_>> = rel.components().collect();
     let mut prefix = PathBuf::new();
     let mut parent =
         open_in_root(root, Path::new("."), dir_flags).ctx(|| "open container root".into())?;
-    for comp in rel.components() {
+    for (i, comp) in comps.iter().enumerate() {
         prefix.push(comp);
         parent = match open_in_root(root, &prefix, dir_flags) {
             Ok(fd) => fd,
             Err(Errno::ENOENT) => {
                 let name = CString::new(comp.as_os_str().as_encoded_bytes())
                     .map_err(|_| Errno::EINVAL)
-                    .ctx(|| format!("path {}", path.display()))?;
+                    .ctx(|| format!("path {}", rel.display()))?;
                 // SAFETY: `parent` is a live directory descriptor and `name`
                 // a NUL-terminated single component.
                 let rc = unsafe { libc::mkdirat(parent.as_raw_fd(), name.as_ptr(), 0o755) };
                 match Errno::result(rc) {
-                    Ok(_) | Err(Errno::EEXIST) => {}
+                    Ok(_) => {}
+                    Err(Errno::EEXIST) => {
+                        // A dangling symlink: create its target instead.
+                        let target =
+                            nix::fcntl::readlinkat(Some(parent.as_raw_fd()), comp.as_os_str())
+                                .ctx(|| format!("mkdir {}", prefix.display()))?;
+                        let target = Path::new(&target);
+                        let mut next = if target.is_absolute() {
+                            relative(target)
+                        } else {
+                            prefix.parent().unwrap_or(Path::new("")).join(target)
+                        };
+                        for rest in &comps[i + 1..] {
+                            next.push(rest);
+                        }
+                        return mkdir_all_depth(root, &next, depth + 1);
+                    }
                     Err(e) => return Err(e).ctx(|| format!("mkdir {}", prefix.display())),
                 }
                 open_in_root(root, &prefix, dir_flags)

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs what berth's build, tests and benchmarks need on Debian, as root.
+# Rust itself (cargo >= 1.80) must already be there (rustup); Debian's own
+# rustc is too old for the dependencies.
+set -euo pipefail
+
+packages=(
+  busybox-static            # the test rootfs
+  libseccomp-dev pkg-config # seccomp (next issue) links against libseccomp
+  podman conmon netavark golang-github-containers-common # podman as a client of berth-runtime
+  containerd                # ctr and containerd-shim-runc-v2 as a client
+  runc crun                 # peers: podman needs a default runtime; benchmarks compare
+  hyperfine python3         # benchmarks
+  bsdutils util-linux procps iproute2 # script (ptys), unshare, pgrep, ip
+)
+
+if ! command -v cargo >/dev/null; then
+  echo "cargo not found: install Rust 1.80 or newer (rustup) first" >&2
+  exit 1
+fi
+if [[ $(id -u) != 0 ]]; then
+  echo "run as root: containers need it" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The whole test suite on a fresh Debian machine, as root: installs what the
+# tests need, checks formatting and lints, builds once, and runs unit and
+# integration tests (real containers, podman and containerd as clients).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+./scripts/install-deps.sh
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --locked --no-fail-fast
+else
+  cargo test --workspace --locked --no-fail-fast
+fi
