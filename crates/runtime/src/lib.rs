@@ -28,6 +28,7 @@
 //! it (and from there to the caller's own subreaper, such as conmon).
 
 pub mod bundle;
+pub mod cgroups;
 pub mod channel;
 pub mod container;
 pub mod error;

@@ -60,6 +60,9 @@ pub struct ContainerState {
     pub creating: bool,
     /// The config the container was created from.
     pub config: Spec,
+    /// The container's cgroups, once made.
+    #[serde(default)]
+    pub cgroups: Option<crate::cgroups::Manager>,
 }
 
 /// runc's `state` output: what clients such as podman and containerd parse.

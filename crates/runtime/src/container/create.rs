@@ -42,6 +42,8 @@ impl Container {
         state::validate_id(&opts.id)?;
         let bundle = Bundle::load(&opts.bundle)?;
         let linux = bundle.spec.linux().clone().unwrap_or_default();
+        refuse_unsupported(&bundle.spec)?;
+        let cgroups = crate::cgroups::Manager::for_container(&bundle.spec, &opts.id)?;
         let plan = NamespacePlan::from_spec(&linux)?;
         if !plan.has(LinuxNamespaceType::Mount) {
             return Err(Error::SpecInvalid("a mount namespace is required".into()));
@@ -65,8 +67,9 @@ impl Container {
         let mut creation = Creation {
             dir: &dir,
             init: None,
+            cgroups: None,
         };
-        let result = creation.run(opts, &bundle, &plan, console);
+        let result = creation.run(opts, &bundle, &plan, console, cgroups);
         match result {
             Ok(state) => Ok(Container {
                 root: opts.root.clone(),
@@ -85,6 +88,8 @@ impl Container {
 struct Creation<'a> {
     dir: &'a StateDir,
     init: Option<Pid>,
+    /// Set once the cgroups exist.
+    cgroups: Option<crate::cgroups::Manager>,
 }
 
 impl Creation<'_> {
@@ -92,6 +97,9 @@ impl Creation<'_> {
         if let Some(pid) = self.init.take() {
             let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
             let _ = waitpid(pid, None);
+        }
+        if let Some(c) = self.cgroups.take() {
+            let _ = c.remove();
         }
         let _ = self.dir.remove();
     }
@@ -102,6 +110,7 @@ impl Creation<'_> {
         bundle: &Bundle,
         plan: &NamespacePlan,
         console: Option<std::os::unix::net::UnixStream>,
+        cgroups: crate::cgroups::Manager,
     ) -> Result<ContainerState> {
         let mut st = ContainerState {
             id: opts.id.clone(),
@@ -115,6 +124,7 @@ impl Creation<'_> {
             annotations: bundle.spec.annotations().clone().unwrap_or_default(),
             creating: true,
             config: bundle.spec.clone(),
+            cgroups: None,
         };
         self.dir.save(&st)?;
         let fifo_path = self.dir.fifo();
@@ -170,7 +180,10 @@ impl Creation<'_> {
         }
         st.pid = init_pid.as_raw();
         st.pid_start_time = state::proc_stat(st.pid).map(|s| s.start_time).unwrap_or(0);
+        self.cgroups = Some(cgroups.clone());
+        st.cgroups = Some(cgroups.clone());
         self.dir.save(&st)?;
+        cgroups.apply(linux.resources().as_ref(), st.pid)?;
         parent_ch.send(&Message::Continue)?;
         parent_ch.expect(&Message::Ready, "container init")?;
         st.creating = false;
@@ -209,6 +222,39 @@ impl Creation<'_> {
             }
         }
     }
+}
+
+/// Spec features that are not implemented yet are refused, never ignored.
+fn refuse_unsupported(spec: &oci_spec::runtime::Spec) -> Result<()> {
+    let no = |what: &str| Err(Error::SpecInvalid(format!("{what} is not supported yet")));
+    if let Some(h) = spec.hooks() {
+        let any = [
+            h.prestart().as_ref(),
+            h.create_runtime().as_ref(),
+            h.create_container().as_ref(),
+            h.start_container().as_ref(),
+            h.poststart().as_ref(),
+            h.poststop().as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        .any(|v| !v.is_empty());
+        if any {
+            return no("hooks");
+        }
+    }
+    if let Some(l) = spec.linux() {
+        if l.seccomp().is_some() {
+            return no("linux.seccomp");
+        }
+        if l.intel_rdt().is_some() {
+            return no("linux.intelRdt");
+        }
+        if l.personality().is_some() {
+            return no("linux.personality");
+        }
+    }
+    Ok(())
 }
 
 fn time_offsets(linux: &oci_spec::runtime::Linux) -> Vec<String> {

@@ -21,6 +21,9 @@ impl Container {
                 )))
             }
         }
+        if let Some(c) = &self.state.cgroups {
+            c.remove()?;
+        }
         self.dir.remove()
     }
 

@@ -115,6 +115,13 @@ impl Container {
             }
         };
         let _ = waitpid(middle, None);
+        if let Some(c) = &self.state.cgroups {
+            if let Err(e) = c.join(child.as_raw()) {
+                let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
+                let _ = waitpid(child, None);
+                return Err(e);
+            }
+        }
         parent_ch.send(&Message::Continue)?;
         // The child's end is close-on-exec: the channel closing without a
         // message means execve succeeded.

@@ -14,76 +14,9 @@ use nix::mount::{mount, MsFlags};
 
 use super::mounts::{remount_bind, reopen, MountContext};
 use super::options::MountOptions;
+use crate::cgroups::v1::{host_hierarchies, own_cgroup, Hierarchy};
 use crate::error::{Context, Result};
 use crate::syscall::{fd_path, mkdir_all_in_root};
-
-/// One cgroup hierarchy mounted on the host.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Hierarchy {
-    /// Where the host mounts it (`/sys/fs/cgroup/memory`).
-    mount_point: String,
-    /// Root of the mount inside the hierarchy (usually `/`).
-    root: String,
-    /// `cgroup` or `cgroup2`.
-    fstype: String,
-    /// Controller options for a fresh v1 mount (`memory`, `name=systemd`).
-    options: String,
-}
-
-fn host_hierarchies() -> Vec<Hierarchy> {
-    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    for line in info.lines() {
-        let Some((pre, post)) = line.split_once(" - ") else {
-            continue;
-        };
-        let pre: Vec<&str> = pre.split(' ').collect();
-        let post: Vec<&str> = post.split(' ').collect();
-        if pre.len() < 5 || post.len() < 3 {
-            continue;
-        }
-        let fstype = post[0];
-        if fstype != "cgroup" && fstype != "cgroup2" {
-            continue;
-        }
-        let options = post[2]
-            .split(',')
-            .filter(|o| !matches!(*o, "rw" | "ro"))
-            .filter(|o| !o.starts_with("clone_children") && !o.starts_with("release_agent"))
-            .collect::<Vec<_>>()
-            .join(",");
-        out.push(Hierarchy {
-            mount_point: pre[4].to_string(),
-            root: pre[3].to_string(),
-            fstype: fstype.to_string(),
-            options,
-        });
-    }
-    out
-}
-
-/// The path of our process in a hierarchy, from /proc/self/cgroup.
-fn own_cgroup(h: &Hierarchy) -> Option<String> {
-    let text = std::fs::read_to_string("/proc/self/cgroup").ok()?;
-    for line in text.lines() {
-        let mut parts = line.splitn(3, ':');
-        let (_, ctrls, path) = (parts.next()?, parts.next()?, parts.next()?);
-        let matches = if h.fstype == "cgroup2" {
-            ctrls.is_empty()
-        } else {
-            !ctrls.is_empty()
-                && ctrls
-                    .split(',')
-                    .all(|c| h.options.split(',').any(|o| o == c))
-        };
-        if matches {
-            return Some(path.to_string());
-        }
-    }
-    None
-}
 
 pub fn mount_cgroup(
     root: &OwnedFd,

@@ -1,0 +1,102 @@
+//! Device access rules: the spec's, plus the ones every container needs for
+//! the nodes the runtime itself creates (as runc adds them).
+
+use oci_spec::runtime::{LinuxDevice, LinuxDeviceCgroup, LinuxDeviceType};
+
+/// One rule in the v1 `devices.allow`/`devices.deny` syntax.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    pub allow: bool,
+    /// `a`, `c` or `b`.
+    pub kind: char,
+    pub major: Option<i64>,
+    pub minor: Option<i64>,
+    pub access: String,
+}
+
+impl Rule {
+    /// `c 1:3 rwm`
+    pub fn line(&self) -> String {
+        let n = |v: Option<i64>| v.map_or("*".to_string(), |v| v.to_string());
+        if self.kind == 'a' {
+            return format!("a *:* {}", self.access);
+        }
+        format!(
+            "{} {}:{} {}",
+            self.kind,
+            n(self.major),
+            n(self.minor),
+            self.access
+        )
+    }
+}
+
+fn kind(t: Option<LinuxDeviceType>) -> char {
+    match t {
+        None | Some(LinuxDeviceType::A) => 'a',
+        Some(LinuxDeviceType::B) => 'b',
+        Some(_) => 'c',
+    }
+}
+
+fn allow(kind: char, major: Option<i64>, minor: Option<i64>, access: &str) -> Rule {
+    Rule {
+        allow: true,
+        kind,
+        major,
+        minor,
+        access: access.into(),
+    }
+}
+
+/// The rules to write, in order: the spec's, then the defaults, then the
+/// spec's device nodes.
+pub fn rules(spec_rules: &[LinuxDeviceCgroup], nodes: &[LinuxDevice]) -> Vec<Rule> {
+    let mut out: Vec<Rule> = spec_rules
+        .iter()
+        .map(|r| Rule {
+            allow: r.allow(),
+            kind: kind(r.typ()),
+            major: r.major(),
+            minor: r.minor(),
+            access: r.access().clone().unwrap_or_else(|| "rwm".into()),
+        })
+        .collect();
+    out.extend([
+        allow('c', None, None, "m"),
+        allow('b', None, None, "m"),
+        allow('c', Some(1), Some(3), "rwm"), // null
+        allow('c', Some(1), Some(5), "rwm"), // zero
+        allow('c', Some(1), Some(7), "rwm"), // full
+        allow('c', Some(1), Some(8), "rwm"), // random
+        allow('c', Some(1), Some(9), "rwm"), // urandom
+        allow('c', Some(5), Some(0), "rwm"), // tty
+        allow('c', Some(5), Some(1), "rwm"), // console
+        allow('c', Some(5), Some(2), "rwm"), // ptmx
+        allow('c', Some(136), None, "rwm"),  // pts/*
+    ]);
+    for d in nodes {
+        let k = match d.typ() {
+            LinuxDeviceType::B => 'b',
+            _ => 'c',
+        };
+        out.push(allow(k, Some(d.major()), Some(d.minor()), "rwm"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_use_v1_syntax() {
+        let deny_all: LinuxDeviceCgroup =
+            serde_json::from_str(r#"{"allow":false,"access":"rwm"}"#).unwrap();
+        let r = rules(&[deny_all], &[]);
+        assert_eq!(r[0].line(), "a *:* rwm");
+        assert!(!r[0].allow);
+        assert!(r.iter().any(|x| x.line() == "c 136:* rwm"));
+        assert!(r.iter().any(|x| x.line() == "c 1:3 rwm"));
+    }
+}

@@ -1,0 +1,221 @@
+//! cgroups: where a container's processes are accounted and limited.
+//!
+//! One interface, two implementations: [`v1`] writes one directory per
+//! hierarchy (the controllers of a v1 or hybrid host), [`v2`] one directory
+//! in the unified tree. The container's cgroup is created and the init
+//! placed in it by the runtime before the init goes on with its setup, so
+//! everything the container does is accounted from the start; `exec` joins
+//! the same cgroups; `delete` removes them.
+//!
+//! Implemented now: placement, and the pids, memory, cpu/cpuset and (v1)
+//! devices controllers. Other resources are refused with an error that
+//! says so rather than ignored.
+
+pub mod devices;
+pub mod v1;
+pub mod v2;
+
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::{LinuxResources, Spec};
+
+use crate::error::{Error, Result};
+
+/// The cgroup layout of the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// cgroup2 at /sys/fs/cgroup.
+    Unified,
+    /// v1 hierarchies at /sys/fs/cgroup/<controller> (perhaps with an empty
+    /// cgroup2 at /sys/fs/cgroup/unified: the hybrid layout).
+    Legacy,
+}
+
+pub const ROOT: &str = "/sys/fs/cgroup";
+
+pub fn host_layout() -> Layout {
+    match nix::sys::statfs::statfs(ROOT) {
+        Ok(st) if st.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC => Layout::Unified,
+        _ => Layout::Legacy,
+    }
+}
+
+/// The container's cgroups.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub enum Manager {
+    V1(v1::Manager),
+    V2(v2::Manager),
+}
+
+/// The cgroup path a container uses, relative to each hierarchy's root:
+/// an absolute `cgroupsPath` as is; a relative one, or none, under the
+/// caller's own cgroup (as runc does).
+pub fn container_path(spec: &Spec, id: &str, own: &Path) -> Result<PathBuf> {
+    let given = spec.linux().as_ref().and_then(|l| l.cgroups_path().clone());
+    let rel = match given {
+        Some(p) if p.is_absolute() => return Ok(clean(&p)?),
+        Some(p) if p.to_string_lossy().contains(':') => return Err(Error::SpecInvalid(format!(
+            "cgroupsPath {:?} is a systemd path; the systemd cgroup driver is not supported yet",
+            p
+        ))),
+        Some(p) => p,
+        None => PathBuf::from(id),
+    };
+    clean(&own.join(rel))
+}
+
+/// Refuses `..` so a cgroup path cannot climb out of the hierarchy.
+fn clean(p: &Path) -> Result<PathBuf> {
+    let mut out = PathBuf::from("/");
+    for c in p.components() {
+        match c {
+            std::path::Component::Normal(n) => out.push(n),
+            std::path::Component::RootDir | std::path::Component::CurDir => {}
+            _ => {
+                return Err(Error::SpecInvalid(format!(
+                    "cgroupsPath {} must not contain '..'",
+                    p.display()
+                )))
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Refuses resources this runtime cannot apply yet, before anything is made.
+pub fn check_supported(r: &LinuxResources, layout: Layout) -> Result<()> {
+    let unsupported = |what: &str| {
+        Err(Error::SpecInvalid(format!(
+            "linux.resources.{what} is not supported yet"
+        )))
+    };
+    if r.block_io().is_some() {
+        return unsupported("blockIO");
+    }
+    if r.hugepage_limits().as_ref().is_some_and(|h| !h.is_empty()) {
+        return unsupported("hugepageLimits");
+    }
+    if r.network().is_some() {
+        return unsupported("network");
+    }
+    if r.rdma().as_ref().is_some_and(|m| !m.is_empty()) {
+        return unsupported("rdma");
+    }
+    if r.unified().as_ref().is_some_and(|m| !m.is_empty()) {
+        return unsupported("unified");
+    }
+    if let Some(cpu) = r.cpu() {
+        if cpu.realtime_runtime().is_some() || cpu.realtime_period().is_some() {
+            return unsupported("cpu.realtimeRuntime");
+        }
+    }
+    if layout == Layout::Unified && r.devices().as_ref().is_some_and(|d| !d.is_empty()) {
+        return Err(Error::SpecInvalid(
+            "device cgroup rules on cgroup v2 (an eBPF program) are not supported yet".into(),
+        ));
+    }
+    Ok(())
+}
+
+impl Manager {
+    /// Works out the container's cgroups (nothing is created yet).
+    pub fn for_container(spec: &Spec, id: &str) -> Result<Manager> {
+        let layout = host_layout();
+        if let Some(r) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
+            check_supported(r, layout)?;
+        }
+        Ok(match layout {
+            Layout::Unified => {
+                let own = v2::own_path()?;
+                Manager::V2(v2::Manager::new(container_path(spec, id, &own)?))
+            }
+            Layout::Legacy => Manager::V1(v1::Manager::new(|own| container_path(spec, id, own))?),
+        })
+    }
+
+    /// Creates the cgroups, applies the limits and moves `pid` in.
+    pub fn apply(&self, resources: Option<&LinuxResources>, pid: i32) -> Result<()> {
+        match self {
+            Manager::V1(m) => m.apply(resources, pid),
+            Manager::V2(m) => m.apply(resources, pid),
+        }
+    }
+
+    /// Moves `pid` into the existing cgroups (exec).
+    pub fn join(&self, pid: i32) -> Result<()> {
+        match self {
+            Manager::V1(m) => m.join(pid),
+            Manager::V2(m) => m.join(pid),
+        }
+    }
+
+    /// Removes the cgroups (their processes must be gone).
+    pub fn remove(&self) -> Result<()> {
+        match self {
+            Manager::V1(m) => m.remove(),
+            Manager::V2(m) => m.remove(),
+        }
+    }
+}
+
+/// Writes a control file, naming it in the error.
+pub(crate) fn write(dir: &Path, file: &str, value: &str) -> Result<()> {
+    let p = dir.join(file);
+    std::fs::write(&p, value).map_err(|e| Error::Io {
+        context: format!("write {value:?} to {}", p.display()),
+        source: e,
+    })
+}
+
+/// rmdir with retries: the kernel frees a cgroup a moment after its last
+/// process is reaped.
+pub(crate) fn rmdir_retrying(dir: &Path) -> Result<()> {
+    for _ in 0..200 {
+        match std::fs::remove_dir(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                std::thread::sleep(std::time::Duration::from_millis(5))
+            }
+            Err(e) => {
+                return Err(Error::Io {
+                    context: format!("remove cgroup {}", dir.display()),
+                    source: e,
+                })
+            }
+        }
+    }
+    Err(Error::Init(format!("cgroup {} stays busy", dir.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(path: Option<&str>) -> Spec {
+        let mut s = crate::template::default_spec(false);
+        let mut linux = s.linux().clone().unwrap();
+        linux.set_cgroups_path(path.map(PathBuf::from));
+        s.set_linux(Some(linux));
+        s
+    }
+
+    #[test]
+    fn paths_absolute_relative_and_default() {
+        let own = Path::new("/user.slice/me");
+        assert_eq!(
+            container_path(&spec(Some("/a/b")), "x", own).unwrap(),
+            PathBuf::from("/a/b")
+        );
+        assert_eq!(
+            container_path(&spec(Some("a/b")), "x", own).unwrap(),
+            PathBuf::from("/user.slice/me/a/b")
+        );
+        assert_eq!(
+            container_path(&spec(None), "x", own).unwrap(),
+            PathBuf::from("/user.slice/me/x")
+        );
+        assert!(container_path(&spec(Some("/a/../../etc")), "x", own).is_err());
+        assert!(container_path(&spec(Some("system.slice:berth:x")), "x", own).is_err());
+    }
+}

@@ -1,0 +1,261 @@
+//! cgroup v1 (and the hybrid layout): one directory per mounted hierarchy.
+
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::LinuxResources;
+use serde::{Deserialize, Serialize};
+
+use super::{devices, rmdir_retrying, write};
+use crate::error::{Context, Result};
+
+/// One cgroup hierarchy mounted on the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hierarchy {
+    /// Where the host mounts it (`/sys/fs/cgroup/memory`).
+    pub mount_point: String,
+    /// Root of the mount inside the hierarchy (usually `/`).
+    pub root: String,
+    /// `cgroup` or `cgroup2`.
+    pub fstype: String,
+    /// Controller options for a fresh v1 mount (`memory`, `name=systemd`).
+    pub options: String,
+}
+
+impl Hierarchy {
+    pub fn has(&self, controller: &str) -> bool {
+        self.fstype == "cgroup" && self.options.split(',').any(|o| o == controller)
+    }
+}
+
+/// The cgroup hierarchies in our mount namespace, from /proc/self/mountinfo.
+pub fn host_hierarchies() -> Vec<Hierarchy> {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for line in info.lines() {
+        let Some((pre, post)) = line.split_once(" - ") else {
+            continue;
+        };
+        let pre: Vec<&str> = pre.split(' ').collect();
+        let post: Vec<&str> = post.split(' ').collect();
+        if pre.len() < 5 || post.len() < 3 {
+            continue;
+        }
+        let fstype = post[0];
+        if fstype != "cgroup" && fstype != "cgroup2" {
+            continue;
+        }
+        let options = post[2]
+            .split(',')
+            .filter(|o| !matches!(*o, "rw" | "ro"))
+            .filter(|o| !o.starts_with("clone_children") && !o.starts_with("release_agent"))
+            .collect::<Vec<_>>()
+            .join(",");
+        out.push(Hierarchy {
+            mount_point: pre[4].to_string(),
+            root: pre[3].to_string(),
+            fstype: fstype.to_string(),
+            options,
+        });
+    }
+    out
+}
+
+/// Our process's cgroup in a hierarchy, from /proc/self/cgroup.
+pub fn own_cgroup(h: &Hierarchy) -> Option<String> {
+    let text = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    for line in text.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (_, ctrls, path) = (parts.next()?, parts.next()?, parts.next()?);
+        let matches = if h.fstype == "cgroup2" {
+            ctrls.is_empty()
+        } else {
+            !ctrls.is_empty()
+                && ctrls
+                    .split(',')
+                    .all(|c| h.options.split(',').any(|o| o == c))
+        };
+        if matches {
+            return Some(path.to_string());
+        }
+    }
+    None
+}
+
+/// One directory of the container per hierarchy.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Dir {
+    /// Controllers of the hierarchy (`memory`; `name=systemd`; empty for
+    /// the hybrid cgroup2).
+    pub controllers: Vec<String>,
+    /// The hierarchy's mount point.
+    pub mount_point: PathBuf,
+    /// The container's directory.
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Manager {
+    pub dirs: Vec<Dir>,
+}
+
+impl Manager {
+    /// `path_for(own)` maps our own cgroup path in a hierarchy to the
+    /// container's.
+    pub fn new(path_for: impl Fn(&Path) -> Result<PathBuf>) -> Result<Manager> {
+        let mut dirs = Vec::new();
+        for h in host_hierarchies() {
+            if !h.mount_point.starts_with(super::ROOT) {
+                continue;
+            }
+            let own = own_cgroup(&h).unwrap_or_else(|| "/".into());
+            let own = own
+                .strip_prefix(h.root.as_str())
+                .unwrap_or(&own)
+                .to_string();
+            let rel = path_for(Path::new(if own.is_empty() { "/" } else { &own }))?;
+            let controllers = if h.fstype == "cgroup2" {
+                Vec::new()
+            } else {
+                h.options.split(',').map(String::from).collect()
+            };
+            let path = Path::new(&h.mount_point).join(rel.strip_prefix("/").unwrap_or(&rel));
+            dirs.push(Dir {
+                controllers,
+                mount_point: PathBuf::from(&h.mount_point),
+                path,
+            });
+        }
+        Ok(Manager { dirs })
+    }
+
+    fn dir(&self, controller: &str) -> Option<&Dir> {
+        self.dirs
+            .iter()
+            .find(|d| d.controllers.iter().any(|c| c == controller))
+    }
+
+    pub fn apply(&self, resources: Option<&LinuxResources>, pid: i32) -> Result<()> {
+        for d in &self.dirs {
+            std::fs::create_dir_all(&d.path)
+                .ctx(|| format!("create cgroup {}", d.path.display()))?;
+            if d.controllers.iter().any(|c| c == "cpuset") {
+                init_cpuset(&d.mount_point, &d.path)?;
+            }
+        }
+        if let Some(r) = resources {
+            self.write_resources(r)?;
+        }
+        self.join(pid)
+    }
+
+    fn write_resources(&self, r: &LinuxResources) -> Result<()> {
+        if let (Some(p), Some(d)) = (r.pids(), self.dir("pids")) {
+            let v = if p.limit() > 0 {
+                p.limit().to_string()
+            } else {
+                "max".into()
+            };
+            write(&d.path, "pids.max", &v)?;
+        }
+        if let (Some(m), Some(d)) = (r.memory(), self.dir("memory")) {
+            if let Some(v) = m.reservation() {
+                write(&d.path, "memory.soft_limit_in_bytes", &v.to_string())?;
+            }
+            match (m.limit(), m.swap()) {
+                (Some(limit), Some(swap)) => {
+                    // The limit may never exceed memory+swap: which file goes
+                    // first depends on whether the limits grow or shrink.
+                    if write(&d.path, "memory.limit_in_bytes", &limit.to_string()).is_err() {
+                        write(&d.path, "memory.memsw.limit_in_bytes", &swap.to_string())?;
+                        write(&d.path, "memory.limit_in_bytes", &limit.to_string())?;
+                    } else {
+                        write(&d.path, "memory.memsw.limit_in_bytes", &swap.to_string())?;
+                    }
+                }
+                (Some(limit), None) => write(&d.path, "memory.limit_in_bytes", &limit.to_string())?,
+                (None, Some(swap)) => {
+                    write(&d.path, "memory.memsw.limit_in_bytes", &swap.to_string())?
+                }
+                (None, None) => {}
+            }
+            if let Some(s) = m.swappiness() {
+                write(&d.path, "memory.swappiness", &s.to_string())?;
+            }
+            if m.disable_oom_killer() == Some(true) {
+                write(&d.path, "memory.oom_control", "1")?;
+            }
+            // memory.kernel and kernelTCP are deprecated by the spec and
+            // may be ignored; kernels >= 5.16 no longer have them.
+        }
+        if let Some(c) = r.cpu() {
+            if let Some(d) = self.dir("cpu") {
+                if let Some(s) = c.shares() {
+                    write(&d.path, "cpu.shares", &s.to_string())?;
+                }
+                if let Some(p) = c.period() {
+                    write(&d.path, "cpu.cfs_period_us", &p.to_string())?;
+                }
+                if let Some(q) = c.quota() {
+                    write(&d.path, "cpu.cfs_quota_us", &q.to_string())?;
+                }
+            }
+            if let Some(d) = self.dir("cpuset") {
+                if let Some(cpus) = c.cpus() {
+                    write(&d.path, "cpuset.cpus", cpus)?;
+                }
+                if let Some(mems) = c.mems() {
+                    write(&d.path, "cpuset.mems", mems)?;
+                }
+            }
+        }
+        if let Some(d) = self.dir("devices") {
+            let rules = devices::rules(r.devices().as_deref().unwrap_or_default(), &[]);
+            write(&d.path, "devices.deny", "a")?;
+            for rule in rules {
+                let file = if rule.allow {
+                    "devices.allow"
+                } else {
+                    "devices.deny"
+                };
+                write(&d.path, file, &rule.line())?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn join(&self, pid: i32) -> Result<()> {
+        for d in &self.dirs {
+            write(&d.path, "cgroup.procs", &pid.to_string())?;
+        }
+        Ok(())
+    }
+
+    pub fn remove(&self) -> Result<()> {
+        for d in &self.dirs {
+            rmdir_retrying(&d.path)?;
+        }
+        Ok(())
+    }
+}
+
+/// A new cpuset cgroup starts with no cpus and no memory nodes, and no
+/// process can join it until they are set: copy them down from the parent.
+fn init_cpuset(mount_point: &Path, dir: &Path) -> Result<()> {
+    let rel = dir.strip_prefix(mount_point).unwrap_or(dir);
+    let mut cur = mount_point.to_path_buf();
+    for comp in rel.components() {
+        let parent = cur.clone();
+        cur.push(comp);
+        for f in ["cpuset.cpus", "cpuset.mems"] {
+            let v = std::fs::read_to_string(cur.join(f)).unwrap_or_default();
+            if v.trim().is_empty() {
+                let pv = std::fs::read_to_string(parent.join(f))
+                    .ctx(|| format!("read {}", parent.join(f).display()))?;
+                write(&cur, f, pv.trim())?;
+            }
+        }
+    }
+    Ok(())
+}
