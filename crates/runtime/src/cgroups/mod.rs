@@ -54,10 +54,12 @@ pub fn container_path(spec: &Spec, id: &str, own: &Path) -> Result<PathBuf> {
     let given = spec.linux().as_ref().and_then(|l| l.cgroups_path().clone());
     let rel = match given {
         Some(p) if p.is_absolute() => return clean(&p),
-        Some(p) if p.to_string_lossy().contains(':') => return Err(Error::SpecInvalid(format!(
+        Some(p) if p.to_string_lossy().contains(':') => {
+            return Err(Error::SpecInvalid(format!(
             "cgroupsPath {:?} is a systemd path; the systemd cgroup driver is not supported yet",
             p
-        ))),
+        )))
+        }
         Some(p) => p,
         None => PathBuf::from(id),
     };

@@ -128,7 +128,9 @@ fn create_cwd(rootfs: &Path, cwd: &Path) -> Result<()> {
     // SAFETY: fresh descriptor from open.
     let root = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
     let old = nix::sys::stat::umask(Mode::from_bits_truncate(0o022));
-    let r = syscall::mkdir_all_in_root(&root, cwd).map(drop);
+    let r = syscall::mkdir_all_in_root(&root, cwd)
+        .map(drop)
+        .map_err(|e| Error::Init(format!("cwd {}: {e}", cwd.display())));
     nix::sys::stat::umask(old);
     r
 }

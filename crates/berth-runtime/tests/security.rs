@@ -1,0 +1,266 @@
+//! Attacks tried from inside (and around) a container; each must fail.
+
+// An integration test crate is nothing but tests; the lint is for unit tests.
+#![allow(clippy::tests_outside_test_module)]
+
+use std::path::Path;
+use std::process::Command;
+
+use berth_testkit::{expect_code, output_via_files, stderr, stdout, Bundle, Runtime};
+use serde_json::json;
+
+const BIN: &str = env!("CARGO_BIN_EXE_berth-runtime");
+
+fn run(rt: &Runtime, b: &Bundle, id: &str) -> std::process::Output {
+    b.write();
+    rt.run(&["run", "--bundle", b.path().to_str().unwrap(), id])
+}
+
+#[test]
+fn masked_and_read_only_proc_paths_cannot_be_read_or_written() {
+    let rt = Runtime::new(BIN);
+    // /proc/kcore and /proc/sysrq-trigger only exist on kernels built with
+    // them (not this CI's); the other masked paths stand in for them.
+    let script = r#"
+        for f in /proc/kcore /proc/keys /proc/timer_list; do
+            [ -e $f ] || continue
+            n=$(head -c 64 $f 2>/dev/null | wc -c); echo "read $f $n"
+        done
+        ls /sys/firmware | wc -l | sed 's/^/firmware entries /'
+        for f in /proc/sysrq-trigger /proc/sys/kernel/panic; do
+            [ -e $f ] || continue
+            if echo 0 > $f 2>/dev/null; then echo "WROTE $f"; else echo "refused $f"; fi
+        done
+    "#;
+    let b = Bundle::shared(&["sh", "-c", script]);
+    let o = run(&rt, &b, "masked");
+    expect_code(&o, 0, "run");
+    let out = stdout(&o);
+    assert!(!out.contains("WROTE"), "{out}");
+    assert!(out.contains("refused /proc/sys/kernel/panic"), "{out}");
+    for line in out.lines().filter(|l| l.starts_with("read ")) {
+        assert!(line.ends_with(" 0"), "masked file readable: {line}");
+    }
+    assert!(out.contains("read /proc/keys 0"), "{out}");
+    assert!(out.contains("firmware entries 0"), "{out}");
+    if Path::new("/proc/sysrq-trigger").exists() {
+        assert!(out.contains("refused /proc/sysrq-trigger"), "{out}");
+    }
+}
+
+#[test]
+fn mount_needs_cap_sys_admin() {
+    let rt = Runtime::new(BIN);
+    let b = Bundle::shared(&["sh", "-c", "mount -t tmpfs none /tmp && echo MOUNTED; mount --bind / /mnt 2>&1 && echo MOUNTED; exit 0"]);
+    let o = run(&rt, &b, "mount");
+    expect_code(&o, 0, "run");
+    assert!(!stdout(&o).contains("MOUNTED"), "{}", stdout(&o));
+    assert!(
+        stderr(&o).contains("ermission denied") || stderr(&o).contains("not permitted"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn no_runtime_fd_reaches_the_container() {
+    let rt = Runtime::new(BIN);
+    // The caller leaks a directory fd (7, no close-on-exec) into the
+    // runtime: it must not reach the container, neither the init nor an
+    // exec'd process.
+    let b = Bundle::shared(&["sh", "-c", "ls /proc/1/fd | tr '\\n' ' '; sleep 1000"]);
+    b.write();
+    let cmd = format!(
+        "exec 7</ ; exec {BIN} --root {} run -d --bundle {} fds",
+        rt.root.path().display(),
+        b.path().display()
+    );
+    let out_file = b.path().join("init.out");
+    let o = output_via_files(
+        Command::new("bash").args(["-c", &format!("{cmd} > {}", out_file.display())]),
+    );
+    expect_code(&o, 0, "run -d");
+    let o = output_via_files(Command::new("bash").args([
+        "-c",
+        &format!(
+            "exec 7</ ; exec {BIN} --root {} exec fds sh -c 'ls /proc/$$/fd | tr \"\\n\" \" \"'",
+            rt.root.path().display()
+        ),
+    ]));
+    expect_code(&o, 0, "exec");
+    assert_eq!(stdout(&o), "0 1 2 ", "exec'd process fds");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let init = std::fs::read_to_string(&out_file).unwrap();
+        if !init.is_empty() {
+            assert_eq!(init, "0 1 2 ", "init fds");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "init printed nothing");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// CVE-2024-21626: a cwd of /proc/self/fd/<leaked host dir fd> put the
+/// process in the host's filesystem.
+#[test]
+fn cwd_through_a_leaked_fd_cannot_reach_the_host() {
+    let rt = Runtime::new(BIN);
+    for fd in 3..9 {
+        let mut b = Bundle::shared(&[
+            "sh",
+            "-c",
+            "pwd; ls ../../../etc/hostname-of-host 2>/dev/null; cat /etc/passwd | head -1",
+        ]);
+        b.config["process"]["cwd"] = json!(format!("/proc/self/fd/{fd}"));
+        b.write();
+        let o = output_via_files(Command::new("bash").args([
+            "-c",
+            &format!(
+                "exec 3</ 4</ 5</ 6</ 7</ 8</ ; exec {BIN} --root {} run --bundle {} cwd{fd}",
+                rt.root.path().display(),
+                b.path().display()
+            ),
+        ]));
+        // Either refused, or the cwd is inside the container: never the host.
+        if o.status.success() {
+            assert!(!stdout(&o).contains("(unreachable)"), "{}", stdout(&o));
+        } else {
+            assert!(stderr(&o).contains("cwd"), "{}", stderr(&o));
+        }
+    }
+}
+
+/// CVE-2019-5736: a container process reopens the runtime binary through
+/// /proc/<pid>/exe while the runtime stands in the container's namespaces
+/// (during an exec), and writes to it once the runtime has exec'd away.
+#[test]
+fn runtime_binary_cannot_be_overwritten_through_proc_exe() {
+    // Attack a copy, so a successful attack cannot break other tests.
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("berth-runtime");
+    std::fs::copy(BIN, &bin).unwrap();
+    let before = std::fs::read(&bin).unwrap();
+    let rt = Runtime::new(bin.to_str().unwrap());
+    let attacker = r#"
+        while :; do
+          for p in /proc/[0-9]*; do
+            l=$(readlink $p/exe 2>/dev/null) || continue
+            case "$l" in *busybox*) continue;; esac
+            if exec 3<$p/exe 2>/dev/null; then
+              echo "opened $p $l" >> /tmp/attack.log
+              sleep 0.2
+              echo PWNED >> /proc/self/fd/3 && echo WROTE >> /tmp/attack.log
+              exec 3<&-
+            fi
+          done
+        done
+    "#;
+    let mut b = Bundle::shared(&["sh", "-c", attacker]);
+    b.config["mounts"].as_array_mut().unwrap().push(json!({
+        "destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev"]
+    }));
+    b.write();
+    expect_code(
+        &rt.run(&["run", "-d", "--bundle", b.path().to_str().unwrap(), "cve"]),
+        0,
+        "run -d",
+    );
+    for _ in 0..30 {
+        let o = rt.run(&["exec", "cve", "true"]);
+        expect_code(&o, 0, "exec");
+    }
+    let log = stdout(&rt.run(&[
+        "exec",
+        "cve",
+        "sh",
+        "-c",
+        "cat /tmp/attack.log 2>/dev/null; true",
+    ]));
+    expect_code(&rt.run(&["delete", "--force", "cve"]), 0, "delete");
+    assert!(
+        !log.contains("opened"),
+        "the runtime's exe was reachable:\n{log}"
+    );
+    assert_eq!(
+        std::fs::read(&bin).unwrap(),
+        before,
+        "the runtime binary was modified"
+    );
+}
+
+/// A device or mount destination that is a symlink in the rootfs must be
+/// resolved inside the rootfs, never followed to the host.
+#[test]
+fn rootfs_symlinks_cannot_redirect_devices_or_mounts_to_the_host() {
+    let rt = Runtime::new(BIN);
+    let host = tempfile::tempdir().unwrap();
+    std::fs::write(host.path().join("secret"), "HOSTSECRET").unwrap();
+    let mut b = Bundle::private(&[
+        "sh",
+        "-c",
+        "cat /etc/leak 2>&1; ls /evil/sub >/dev/null && echo sub-inside; true",
+    ]);
+    let rootfs = b.rootfs();
+    let hp = host.path().to_str().unwrap();
+    std::os::unix::fs::symlink(host.path().join("secret"), rootfs.join("etc/leak")).unwrap();
+    std::os::unix::fs::symlink(host.path().join("planted"), rootfs.join("devlink")).unwrap();
+    std::os::unix::fs::symlink(hp, rootfs.join("evil")).unwrap();
+    b.config["linux"]["maskedPaths"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!("/etc/leak"));
+    // A device whose path walks through a symlink to the host: without /dev
+    // as a tmpfs the rootfs's own /dev is used.
+    b.config["mounts"].as_array_mut().unwrap().retain(|m| {
+        m["destination"] != "/dev" && !m["destination"].as_str().unwrap().starts_with("/dev/")
+    });
+    std::fs::remove_dir(rootfs.join("dev")).unwrap();
+    std::os::unix::fs::symlink(hp, rootfs.join("dev")).unwrap();
+    b.config["mounts"].as_array_mut().unwrap().push(json!({
+        "destination": "/evil/sub", "type": "tmpfs", "source": "tmpfs"
+    }));
+    let o = run(&rt, &b, "symlinks");
+    expect_code(&o, 0, "run");
+    assert!(!stdout(&o).contains("HOSTSECRET"), "{}", stdout(&o));
+    // Nothing was created on the host: no device nodes, no mount point.
+    let entries: Vec<_> = std::fs::read_dir(host.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(
+        entries,
+        vec![std::ffi::OsString::from("secret")],
+        "host dir changed"
+    );
+    assert_eq!(
+        std::fs::read_to_string(host.path().join("secret")).unwrap(),
+        "HOSTSECRET"
+    );
+    // They were made inside the rootfs instead.
+    assert!(rootfs
+        .join(hp.trim_start_matches('/'))
+        .join("null")
+        .exists());
+}
+
+#[test]
+fn device_cgroup_denies_nodes_made_with_mknod() {
+    let rt = Runtime::new(BIN);
+    let mut b = Bundle::private(&["sh", "-c", "mknod /tmp/disk b 8 0 && head -c 1 /tmp/disk >/dev/null 2>&1 && echo READ-DISK; head -c 1 /dev/zero | wc -c"]);
+    for set in ["bounding", "effective", "permitted"] {
+        b.config["process"]["capabilities"][set]
+            .as_array_mut()
+            .unwrap()
+            .push(json!("CAP_MKNOD"));
+    }
+    let o = run(&rt, &b, "mknod");
+    expect_code(&o, 0, "run");
+    assert!(!stdout(&o).contains("READ-DISK"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).ends_with("1\n"),
+        "default devices work: {}",
+        stdout(&o)
+    );
+}
