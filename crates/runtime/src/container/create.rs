@@ -130,8 +130,16 @@ impl Creation<'_> {
         let fifo_path = self.dir.fifo();
         nix::unistd::mkfifo(&fifo_path, Mode::from_bits_truncate(0o622))
             .ctx(|| "create exec fifo".into())?;
-        let fifo = nix::fcntl::open(&fifo_path, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
-            .ctx(|| "open exec fifo".into())?;
+        // The read end, opened here and inherited by the init: it waits on
+        // it for `start`'s byte. (Reopening the fifo from inside would need
+        // /proc/self/fd, which a non-dumpable process that switched user
+        // cannot traverse.)
+        let fifo = nix::fcntl::open(
+            &fifo_path,
+            OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .ctx(|| "open exec fifo".into())?;
         // SAFETY: fresh descriptor from open.
         let fifo = unsafe { OwnedFd::from_raw_fd(fifo) };
         let (parent_ch, child_ch) = channel::pair()?;
@@ -167,6 +175,7 @@ impl Creation<'_> {
         };
         drop(child_ch);
         drop(console);
+        drop(fifo);
         let init_pid = self.talk_to_intermediate(&parent_ch, middle, &linux);
         let status = waitpid(middle, None);
         let init_pid = init_pid?;

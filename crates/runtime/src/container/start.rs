@@ -1,10 +1,8 @@
 //! `start`: releases the init waiting on the exec fifo, so it execs the
 //! container's program.
 
-use std::io::Read;
+use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
-
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use super::Container;
 use crate::error::{Context, Error, Result};
@@ -14,44 +12,29 @@ impl Container {
     pub fn start(&mut self) -> Result<()> {
         match self.status() {
             Status::Created => {}
-            Status::Stopped => return Err(self.bad_status("start", "created")),
             Status::Running | Status::Paused => {
                 return Err(Error::Init(
                     "cannot start an already running container".into(),
                 ))
             }
-            Status::Creating => return Err(self.bad_status("start", "created")),
+            Status::Stopped | Status::Creating => return Err(self.bad_status("start", "created")),
         }
         let fifo_path = self.dir.fifo();
-        // Non-blocking, so a dead init cannot hang us: we poll and check.
-        let mut fifo = std::fs::OpenOptions::new()
-            .read(true)
+        // Non-blocking: with the init (the only reader) gone, the open fails
+        // with ENXIO instead of hanging.
+        let mut fifo = match std::fs::OpenOptions::new()
+            .write(true)
             .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
             .open(&fifo_path)
-            .ctx(|| format!("open {}", fifo_path.display()))?;
-        loop {
-            let mut fds = [PollFd::new(
-                std::os::fd::AsFd::as_fd(&fifo),
-                PollFlags::POLLIN,
-            )];
-            match poll(&mut fds, PollTimeout::from(100u8)) {
-                Ok(0) | Err(nix::errno::Errno::EINTR) => {}
-                Ok(_) => {
-                    let mut buf = [0u8; 1];
-                    match fifo.read(&mut buf) {
-                        Ok(1) => break,
-                        Ok(_) => {}
-                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                        Err(e) => return Err(e).ctx(|| "read exec fifo".into()),
-                    }
-                }
-                Err(e) => return Err(e).ctx(|| "poll exec fifo".into()),
+        {
+            Ok(f) => f,
+            Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {
+                return Err(Error::Init("container init exited before start".into()))
             }
-            if !self.state.init_alive() {
-                return Err(Error::Init("container init exited before start".into()));
-            }
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
+            Err(e) => return Err(e).ctx(|| format!("open {}", fifo_path.display())),
+        };
+        fifo.write_all(b"0").ctx(|| "write exec fifo".into())?;
+        drop(fifo);
         std::fs::remove_file(&fifo_path).ctx(|| format!("remove {}", fifo_path.display()))?;
         Ok(())
     }

@@ -2,7 +2,6 @@
 //! from inside (rootfs, pivot_root, hostname, sysctls, terminal, user), then
 //! waits on the exec fifo until `start`, and execs the program.
 
-use std::io::Write;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
@@ -24,7 +23,7 @@ use crate::syscall::{self, fd_path};
 pub struct InitArgs<'a> {
     pub bundle: &'a Bundle,
     pub channel: &'a Channel,
-    /// `O_PATH` descriptor of the exec fifo.
+    /// Read end of the exec fifo (non-blocking).
     pub fifo: &'a OwnedFd,
     pub console: Option<UnixStream>,
     pub preserve_fds: i32,
@@ -103,19 +102,33 @@ fn setup(mut a: InitArgs<'_>) -> Result<std::convert::Infallible> {
     }
     .run()?;
     a.channel.send(&Message::Ready)?;
-    // Blocks until `start` opens the other end. The fifo lives on the host;
-    // its O_PATH descriptor is reopened through our own /proc entry.
-    let mut fifo = std::fs::OpenOptions::new()
-        .write(true)
-        .custom_flags(libc::O_CLOEXEC)
-        .open(fd_path(a.fifo))
-        .ctx(|| "open exec fifo".into())?;
-    fifo.write_all(b"0").ctx(|| "write exec fifo".into())?;
-    drop(fifo);
+    wait_for_start(a.fifo)?;
     Err(crate::process::execve(&exec))
 }
 
-use std::os::unix::fs::OpenOptionsExt;
+/// Blocks until `start` writes its byte into the exec fifo.
+fn wait_for_start(fifo: &OwnedFd) -> Result<()> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    loop {
+        let mut fds = [PollFd::new(
+            std::os::fd::AsFd::as_fd(fifo),
+            PollFlags::POLLIN,
+        )];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(e).ctx(|| "wait on exec fifo".into()),
+        }
+        let mut byte = [0u8; 1];
+        match nix::unistd::read(fifo.as_raw_fd(), &mut byte) {
+            Ok(1) => return Ok(()),
+            // A writer that closed without writing: keep waiting, without
+            // spinning on the hang-up poll now reports.
+            Ok(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
+            Err(nix::errno::Errno::EAGAIN) | Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(e).ctx(|| "read exec fifo".into()),
+        }
+    }
+}
 
 /// runc creates a missing working directory; so do we, inside the root.
 fn create_cwd(rootfs: &Path, cwd: &Path) -> Result<()> {

@@ -1,0 +1,302 @@
+//! What the container sees: each namespace, the process attributes the spec
+//! sets, terminals, passed fds.
+
+// An integration test crate is nothing but tests; the lint is for unit tests.
+#![allow(clippy::tests_outside_test_module)]
+
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::net::UnixListener;
+use std::process::Command;
+
+use berth_testkit::{expect_code, output_via_files, stdout, Bundle, Runtime};
+use serde_json::json;
+
+const BIN: &str = env!("CARGO_BIN_EXE_berth-runtime");
+
+fn run(rt: &Runtime, b: &Bundle, id: &str) -> String {
+    b.write();
+    let o = rt.run(&["run", "--bundle", b.path().to_str().unwrap(), id]);
+    expect_code(&o, 0, "run");
+    stdout(&o)
+}
+
+#[test]
+fn new_namespaces_are_private() {
+    let rt = Runtime::new(BIN);
+    let mut b = Bundle::shared(&["sh", "-c", "hostname; cat /proc/sys/kernel/domainname; echo pid $$; ip -o link | wc -l; readlink /proc/self/ns/ipc"]);
+    b.config["hostname"] = json!("iso-host");
+    b.config["domainname"] = json!("iso.example");
+    let out = run(&rt, &b, "ns");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "iso-host");
+    assert_eq!(lines[1], "iso.example");
+    assert_eq!(lines[2], "pid 1");
+    assert_eq!(lines[3].trim(), "1", "only lo in a new network namespace");
+    assert_ne!(
+        lines[4],
+        std::fs::read_link("/proc/self/ns/ipc")
+            .unwrap()
+            .to_str()
+            .unwrap()
+    );
+}
+
+#[test]
+fn user_namespace_with_several_ranges() {
+    let rt = Runtime::new(BIN);
+    let mut b = Bundle::private(&["sh", "-c", "cat /proc/self/uid_map /proc/self/gid_map; id -u; touch /tmp/made-by-root; touch /tmp/made-by-1500 && chown 1500:1500 /tmp/made-by-1500"]);
+    b.config["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "user"}));
+    b.config["linux"]["uidMappings"] = json!([
+        {"containerID": 0, "hostID": 100000, "size": 1000},
+        {"containerID": 1000, "hostID": 300000, "size": 1000}
+    ]);
+    b.config["linux"]["gidMappings"] = b.config["linux"]["uidMappings"].clone();
+    for set in ["bounding", "effective", "permitted"] {
+        b.config["process"]["capabilities"][set]
+            .as_array_mut()
+            .unwrap()
+            .push(json!("CAP_CHOWN"));
+    }
+    // The rootfs belongs to host root, which is unmapped: let the container
+    // write its /tmp.
+    std::os::unix::fs::chown(b.rootfs().join("tmp"), Some(100000), Some(100000)).unwrap();
+    let out = run(&rt, &b, "userns");
+    let words: Vec<Vec<&str>> = out
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(words[0], ["0", "100000", "1000"], "{out}");
+    assert_eq!(words[1], ["1000", "300000", "1000"], "{out}");
+    assert_eq!(words[4], ["0"], "root inside: {out}");
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(b.rootfs().join("tmp/made-by-root")).unwrap();
+    assert_eq!(
+        (m.uid(), m.gid()),
+        (100000, 100000),
+        "root inside is 100000 outside"
+    );
+    let m = std::fs::metadata(b.rootfs().join("tmp/made-by-1500")).unwrap();
+    assert_eq!((m.uid(), m.gid()), (300500, 300500), "second range maps");
+}
+
+#[test]
+fn joins_a_namespace_by_path() {
+    let rt = Runtime::new(BIN);
+    let mut holder = Command::new("unshare")
+        .args(["--net", "--uts", "sleep", "1000"])
+        .spawn()
+        .unwrap();
+    let pid = holder.id();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let mut b = Bundle::shared(&[
+        "sh",
+        "-c",
+        "readlink /proc/self/ns/net; readlink /proc/self/ns/uts",
+    ]);
+    for ns in b.config["linux"]["namespaces"].as_array_mut().unwrap() {
+        if ns["type"] == "network" {
+            ns["path"] = json!(format!("/proc/{pid}/ns/net"));
+        }
+        if ns["type"] == "uts" {
+            ns["path"] = json!(format!("/proc/{pid}/ns/uts"));
+        }
+    }
+    b.config.as_object_mut().unwrap().remove("hostname");
+    let out = run(&rt, &b, "join");
+    let _ = holder.kill();
+    let _ = holder.wait();
+    let want_net = std::fs::read_link(format!("/proc/{pid}/ns/net")).ok();
+    let lines: Vec<&str> = out.lines().collect();
+    if let Some(net) = want_net {
+        assert_eq!(lines[0], net.to_str().unwrap());
+    }
+    assert_ne!(
+        lines[0],
+        std::fs::read_link("/proc/self/ns/net")
+            .unwrap()
+            .to_str()
+            .unwrap()
+    );
+    assert_ne!(
+        lines[1],
+        std::fs::read_link("/proc/self/ns/uts")
+            .unwrap()
+            .to_str()
+            .unwrap()
+    );
+}
+
+#[test]
+fn time_namespace_offsets_apply() {
+    let rt = Runtime::new(BIN);
+    let mut b = Bundle::shared(&["sh", "-c", "cut -d. -f1 /proc/uptime"]);
+    b.config["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "time"}));
+    b.config["linux"]["timeOffsets"] = json!({"boottime": {"secs": 10_000_000, "nanosecs": 0}});
+    let out = run(&rt, &b, "time");
+    let secs: u64 = out.trim().parse().unwrap();
+    assert!(secs >= 10_000_000, "uptime {secs}");
+}
+
+#[test]
+fn process_attributes_from_the_spec() {
+    let rt = Runtime::new(BIN);
+    let script = "ulimit -n; umask; id; grep -E '^(CapEff|CapAmb|NoNewPrivs)' /proc/self/status; echo HOME=$HOME; pwd; \
+                  cat /proc/sys/net/ipv4/ip_forward; cat /proc/self/oom_score_adj; touch /readonly 2>/dev/null || echo ro-root";
+    let mut b = Bundle::private(&["sh", "-c", script]);
+    let p = &mut b.config["process"];
+    p["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "hard": 512, "soft": 256}]);
+    p["user"] = json!({"uid": 1000, "gid": 1000, "additionalGids": [5, 65534], "umask": 63});
+    p["capabilities"] = json!({
+        "bounding": ["CAP_NET_BIND_SERVICE", "CAP_KILL"],
+        "effective": ["CAP_NET_BIND_SERVICE"],
+        "permitted": ["CAP_NET_BIND_SERVICE"],
+        "inheritable": ["CAP_NET_BIND_SERVICE"],
+        "ambient": ["CAP_NET_BIND_SERVICE"]
+    });
+    p["noNewPrivileges"] = json!(true);
+    p["cwd"] = json!("/work/dir");
+    p["oomScoreAdj"] = json!(500);
+    b.config["linux"]["sysctl"] = json!({"net.ipv4.ip_forward": "1"});
+    b.config["root"]["readonly"] = json!(true);
+    let out = run(&rt, &b, "attrs");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "256", "{out}");
+    assert_eq!(lines[1], "0077", "{out}");
+    assert!(
+        lines[2].starts_with("uid=1000 gid=1000 groups=5(tty),65534(nogroup)")
+            || lines[2].contains("groups=5"),
+        "{out}"
+    );
+    assert_eq!(lines[3], "CapEff:\t0000000000000400", "{out}");
+    assert_eq!(lines[4], "CapAmb:\t0000000000000400", "{out}");
+    assert_eq!(lines[5], "NoNewPrivs:\t1", "{out}");
+    assert_eq!(lines[6], "HOME=/", "{out}");
+    assert_eq!(lines[7], "/work/dir", "{out}");
+    assert_eq!(lines[8], "1", "{out}");
+    assert_eq!(lines[9], "500", "{out}");
+    assert_eq!(lines[10], "ro-root", "{out}");
+}
+
+#[test]
+fn devices_from_the_spec_are_created() {
+    let rt = Runtime::new(BIN);
+    let mut b = Bundle::shared(&[
+        "sh",
+        "-c",
+        "ls -ln /dev/kmsg-copy | cut -c1-10; stat -c '%t:%T %u:%g' /dev/kmsg-copy",
+    ]);
+    b.config["linux"]["devices"] = json!([{"path": "/dev/kmsg-copy", "type": "c", "major": 1, "minor": 11, "fileMode": 0o600, "uid": 7, "gid": 8}]);
+    let out = run(&rt, &b, "dev");
+    assert_eq!(out, "crw-------\n1:b 7:8\n");
+}
+
+#[test]
+fn preserve_fds_passes_fds_and_nothing_else() {
+    let rt = Runtime::new(BIN);
+    let b = Bundle::shared(&[
+        "sh",
+        "-c",
+        "cat <&3; ls /proc/self/fd/4 2>/dev/null && echo LEAKED; true",
+    ]);
+    b.write();
+    let o = output_via_files(Command::new("bash").args([
+        "-c",
+        &format!(
+            "exec 3< <(echo passed-through) 4</ ; exec {BIN} --root {} run --preserve-fds 1 --bundle {} pfd",
+            rt.root.path().display(),
+            b.path().display()
+        ),
+    ]));
+    expect_code(&o, 0, "run");
+    assert_eq!(stdout(&o), "passed-through\n");
+}
+
+#[test]
+fn no_pivot_uses_chroot() {
+    let rt = Runtime::new(BIN);
+    let b = Bundle::shared(&["sh", "-c", "ls /bin/busybox && echo ok"]);
+    b.write();
+    let o = rt.run(&[
+        "run",
+        "--no-pivot",
+        "--bundle",
+        b.path().to_str().unwrap(),
+        "np",
+    ]);
+    expect_code(&o, 0, "run --no-pivot");
+    assert!(stdout(&o).ends_with("ok\n"), "{}", stdout(&o));
+}
+
+/// Receives the pty master that the runtime sends over the console socket.
+fn receive_fd(listener: &UnixListener) -> OwnedFd {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    let (conn, _) = listener.accept().unwrap();
+    let mut buf = [0u8; 4096];
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let msg = recvmsg::<()>(
+        conn.as_raw_fd(),
+        &mut iov,
+        Some(&mut cmsg),
+        MsgFlags::empty(),
+    )
+    .unwrap();
+    for c in msg.cmsgs().unwrap() {
+        if let ControlMessageOwned::ScmRights(fds) = c {
+            // SAFETY: the fd was just received and belongs to us alone.
+            return unsafe { OwnedFd::from_raw_fd(fds[0]) };
+        }
+    }
+    panic!("no fd received on the console socket");
+}
+
+#[test]
+fn terminal_through_the_console_socket() {
+    let rt = Runtime::new(BIN);
+    let mut b = Bundle::shared(&["sh", "-c", "tty; stty size; read line; echo got:$line"]);
+    b.config["process"]["terminal"] = json!(true);
+    b.config["process"]["consoleSize"] = json!({"height": 33, "width": 101});
+    b.write();
+    let sock = b.path().join("console.sock");
+    let listener = UnixListener::bind(&sock).unwrap();
+    let mut create = rt
+        .cmd()
+        .args([
+            "create",
+            "--console-socket",
+            sock.to_str().unwrap(),
+            "--bundle",
+            b.path().to_str().unwrap(),
+            "tty",
+        ])
+        .spawn()
+        .unwrap();
+    let master = receive_fd(&listener);
+    assert!(create.wait().unwrap().success());
+    expect_code(&rt.run(&["start", "tty"]), 0, "start");
+    let mut master = std::fs::File::from(master);
+    master.write_all(b"hello\n").unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 1024];
+    // Reading the master fails with EIO once the container's side closes.
+    while let Ok(n) = master.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+        if String::from_utf8_lossy(&out).contains("got:") {
+            break;
+        }
+    }
+    let out = String::from_utf8_lossy(&out);
+    assert!(out.contains("/dev/pts/0"), "{out}");
+    assert!(out.contains("33 101"), "{out}");
+    assert!(out.contains("got:hello"), "{out}");
+}
