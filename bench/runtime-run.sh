@@ -8,7 +8,8 @@
 #   --rounds N    measured rounds (default 200); 10 warm-up rounds are run first
 #                 and discarded. One round = one run of every runtime, in an
 #                 order rotated by one position each round.
-#   --berth PATH  berth-runtime binary (default: <repo>/target/release/berth-runtime).
+#   --berth PATH  berth-runtime binary (default: <repo>/target/<host>/release/berth-runtime,
+#                 as scripts/build-release.sh makes it: static, no loader work).
 #                 If it is missing, crun, runc and the floor are still measured.
 #
 # Needs root. Installs nothing; it names the missing Debian package instead.
@@ -26,7 +27,7 @@ usage() { sed -n '2,13s/^# \{0,1\}//p' "$script_path"; }
 die() { echo "runtime-run: $*" >&2; exit 1; }
 
 rounds=200
-berth="$repo_root/target/release/berth-runtime"
+berth="$repo_root/target/$(rustc -vV | sed -n "s/^host: //p")/release/berth-runtime"
 while (($#)); do
     case $1 in
         --rounds) (($# >= 2)) || die "--rounds needs a value"; rounds=$2; shift 2 ;;

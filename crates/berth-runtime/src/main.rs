@@ -299,7 +299,7 @@ fn run_container(root: &Path, a: &CreateArgs, detach: bool, keep: bool) -> Resul
     let code =
         runtime::container::wait_forwarding_signals(nix::unistd::Pid::from_raw(c.state.pid))?;
     if !keep {
-        Container::load(root, &a.id)?.delete(true)?;
+        c.delete(true)?;
     }
     Ok(code)
 }

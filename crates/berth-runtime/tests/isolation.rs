@@ -300,3 +300,68 @@ fn terminal_through_the_console_socket() {
     assert!(out.contains("33 101"), "{out}");
     assert!(out.contains("got:hello"), "{out}");
 }
+
+/// The init is born in its cgroups (clone3 into the cgroup2 part, the v1
+/// part joined by the intermediate), exec'd processes join them, the limits
+/// hold, and delete removes them.
+#[test]
+fn cgroups_hold_the_container_and_its_limits() {
+    let rt = Runtime::new(BIN);
+    let mut b = Bundle::shared(&["sleep", "1000"]);
+    let name = format!("berth-test-{}", std::process::id());
+    b.config["linux"]["cgroupsPath"] = json!(format!("/{name}/c"));
+    b.config["linux"]["resources"]["pids"] = json!({"limit": 50});
+    b.config["linux"]["resources"]["memory"] = json!({"limit": 67_108_864});
+    b.write();
+    expect_code(
+        &rt.run(&["run", "-d", "--bundle", b.path().to_str().unwrap(), "cg"]),
+        0,
+        "run -d",
+    );
+    let v1 = std::path::Path::new("/sys/fs/cgroup/pids/cgroup.procs").exists();
+    let (pids_dir, limits) = if v1 {
+        (
+            format!("/sys/fs/cgroup/pids/{name}/c"),
+            "cat /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/memory/memory.limit_in_bytes",
+        )
+    } else {
+        (
+            format!("/sys/fs/cgroup/{name}/c"),
+            "cat /sys/fs/cgroup/pids.max /sys/fs/cgroup/memory.max",
+        )
+    };
+    let procs = || std::fs::read_to_string(format!("{pids_dir}/cgroup.procs")).unwrap();
+    assert_eq!(procs().lines().count(), 1, "the init: {}", procs());
+    let o = rt.run(&[
+        "exec",
+        "cg",
+        "sh",
+        "-c",
+        &format!(
+            "{limits}; cat {}/cgroup.procs 2>/dev/null | wc -l",
+            if v1 {
+                "/sys/fs/cgroup/pids"
+            } else {
+                "/sys/fs/cgroup"
+            }
+        ),
+    ]);
+    expect_code(&o, 0, "exec");
+    let out = stdout(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "50", "{out}");
+    assert_eq!(lines[1], "67108864", "{out}");
+    // init, sh, cat and wc: the exec'd processes are in the container's cgroup.
+    assert!(lines[2].trim().parse::<u32>().unwrap() >= 3, "{out}");
+    expect_code(&rt.run(&["delete", "--force", "cg"]), 0, "delete");
+    assert!(
+        !std::path::Path::new(&pids_dir).exists(),
+        "cgroup left after delete"
+    );
+    for h in [
+        "cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids", "systemd",
+        "unified", "",
+    ] {
+        let _ = std::fs::remove_dir(format!("/sys/fs/cgroup/{h}/{name}"));
+    }
+}

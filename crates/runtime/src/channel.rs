@@ -18,6 +18,8 @@ pub enum Message {
     UserNsReady,
     /// Parent → intermediate: uid/gid maps are written.
     MappingsWritten,
+    /// Parent → intermediate: the container's cgroups exist; join them.
+    CgroupsReady,
     /// Intermediate → parent: the host pid of the init (or exec process).
     Pid(i32),
     /// Parent → init: cgroups joined; go on with the setup.

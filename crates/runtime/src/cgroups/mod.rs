@@ -135,19 +135,38 @@ impl Manager {
         })
     }
 
-    /// Creates the cgroups, applies the limits and moves `pid` in.
-    pub fn apply(&self, resources: Option<&LinuxResources>, pid: i32) -> Result<()> {
+    /// Creates the cgroups and writes the limits. Done while the
+    /// intermediate process creates the namespaces, on the other core.
+    pub fn prepare(&self, resources: Option<&LinuxResources>) -> Result<()> {
         match self {
-            Manager::V1(m) => m.apply(resources, pid),
-            Manager::V2(m) => m.apply(resources, pid),
+            Manager::V1(m) => m.prepare(resources),
+            Manager::V2(m) => m.prepare(resources),
         }
     }
 
-    /// Moves `pid` into the existing cgroups (exec).
+    /// Moves `pid` into the cgroups made by `prepare` (the init; exec).
     pub fn join(&self, pid: i32) -> Result<()> {
         match self {
             Manager::V1(m) => m.join(pid),
             Manager::V2(m) => m.join(pid),
+        }
+    }
+
+    /// Moves the calling (single-threaded) process into every hierarchy it
+    /// cheaply can; see `v1::Manager::join_self`. The cgroup2 part is
+    /// joined by the child at birth: `clone_into_dir`.
+    pub fn join_self(&self) -> Result<()> {
+        match self {
+            Manager::V1(m) => m.join_self(),
+            Manager::V2(_) => Ok(()),
+        }
+    }
+
+    /// The cgroup2 directory a child should be born in.
+    pub fn clone_into_dir(&self) -> Option<&Path> {
+        match self {
+            Manager::V1(m) => m.unified_dir(),
+            Manager::V2(m) => Some(m.path.as_path()),
         }
     }
 

@@ -40,7 +40,7 @@ impl Manager {
         }
     }
 
-    pub fn apply(&self, resources: Option<&LinuxResources>, pid: i32) -> Result<()> {
+    pub fn prepare(&self, resources: Option<&LinuxResources>) -> Result<()> {
         let wanted = ["cpu", "cpuset", "memory", "pids"];
         // Enable the controllers from the root down to our parent.
         let rel = self
@@ -66,7 +66,7 @@ impl Manager {
         if let Some(r) = resources {
             self.write_resources(r)?;
         }
-        self.join(pid)
+        Ok(())
     }
 
     fn write_resources(&self, r: &LinuxResources) -> Result<()> {

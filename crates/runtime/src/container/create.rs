@@ -151,6 +151,8 @@ impl Creation<'_> {
             new: plan.new,
             new_user: plan.new_user,
             time_offsets,
+            cgroups: Some(&cgroups),
+            cgroups_pending: true,
         };
         let userns = plan.has_user();
         // SAFETY: the runtime is single-threaded here (documented on
@@ -176,9 +178,16 @@ impl Creation<'_> {
         drop(child_ch);
         drop(console);
         drop(fifo);
+        // The cgroups are made while the intermediate creates namespaces.
+        self.cgroups = Some(cgroups.clone());
+        let prepared = cgroups.prepare(linux.resources().as_ref());
+        if prepared.is_ok() {
+            parent_ch.send(&Message::CgroupsReady)?;
+        }
         let init_pid = self.talk_to_intermediate(&parent_ch, middle, &linux);
         let status = waitpid(middle, None);
         let init_pid = init_pid?;
+        prepared?;
         match status {
             Ok(WaitStatus::Exited(_, 0)) => {}
             other => {
@@ -189,10 +198,9 @@ impl Creation<'_> {
         }
         st.pid = init_pid.as_raw();
         st.pid_start_time = state::proc_stat(st.pid).map(|s| s.start_time).unwrap_or(0);
-        self.cgroups = Some(cgroups.clone());
+        // The init was born in its cgroups (the intermediate joined them).
         st.cgroups = Some(cgroups.clone());
         self.dir.save(&st)?;
-        cgroups.apply(linux.resources().as_ref(), st.pid)?;
         parent_ch.send(&Message::Continue)?;
         parent_ch.expect(&Message::Ready, "container init")?;
         st.creating = false;

@@ -80,6 +80,8 @@ impl Container {
             new: nix::sched::CloneFlags::empty(),
             new_user: false,
             time_offsets: Vec::new(),
+            cgroups: self.state.cgroups.as_ref(),
+            cgroups_pending: false,
         };
         // SAFETY: the caller is single-threaded (documented above).
         let middle = match unsafe { nix::unistd::fork() }.ctx(|| "fork".into())? {
@@ -115,13 +117,6 @@ impl Container {
             }
         };
         let _ = waitpid(middle, None);
-        if let Some(c) = &self.state.cgroups {
-            if let Err(e) = c.join(child.as_raw()) {
-                let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
-                let _ = waitpid(child, None);
-                return Err(e);
-            }
-        }
         parent_ch.send(&Message::Continue)?;
         // The child's end is close-on-exec: the channel closing without a
         // message means execve succeeded.

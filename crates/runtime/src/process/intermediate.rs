@@ -20,21 +20,27 @@ pub struct Plan<'a> {
     pub new_user: bool,
     /// Time namespace offsets (`linux.timeOffsets`), "clock secs nanos".
     pub time_offsets: Vec<String>,
+    /// The container's cgroups, which the intermediate joins so that the
+    /// process it forks is born in them (no migration, see
+    /// `cgroups::v1::Manager::join_self`).
+    pub cgroups: Option<&'a crate::cgroups::Manager>,
+    /// The runtime is still making the cgroups: wait for `CgroupsReady`.
+    pub cgroups_pending: bool,
 }
 
 /// Runs in the forked intermediate; never returns. `child` runs in the
 /// forked grandchild and must not return either.
 pub fn run(plan: &Plan<'_>, ch: &Channel, child: impl FnOnce() -> Error) -> ! {
-    match enter(plan, ch) {
-        Ok(()) => {}
+    let cgroup2 = match enter(plan, ch) {
+        Ok(fd) => fd,
         Err(e) => {
             let _ = ch.send(&Message::Failed(e.to_string()));
             exit_child(1);
         }
-    }
-    // SAFETY: the process is single-threaded (a fresh fork of a
-    // single-threaded runtime), so the child may run arbitrary code.
-    match unsafe { nix::unistd::fork() } {
+    };
+    // The process is single-threaded (a fresh fork of a single-threaded
+    // runtime), as fork_into requires.
+    match crate::process::fork::fork_into(cgroup2.as_ref()) {
         Ok(ForkResult::Child) => {
             let e = child();
             let _ = ch.send(&Message::Failed(e.to_string()));
@@ -55,13 +61,29 @@ pub fn run(plan: &Plan<'_>, ch: &Channel, child: impl FnOnce() -> Error) -> ! {
     }
 }
 
-fn enter(plan: &Plan<'_>, ch: &Channel) -> Result<()> {
+/// Joins the cgroups (returning the cgroup2 directory the child is to be
+/// born in), then the namespaces.
+fn enter(plan: &Plan<'_>, ch: &Channel) -> Result<Option<std::os::fd::OwnedFd>> {
     syscall::set_parent_death_signal(libc::SIGKILL)?;
     syscall::set_non_dumpable()?;
     let (user_joins, other_joins): (Vec<&Join>, Vec<&Join>) = plan
         .joins
         .iter()
         .partition(|j| j.typ == LinuxNamespaceType::User);
+    let userns = plan.new_user || !user_joins.is_empty();
+    // Host cgroup files need host root and host paths: with a user
+    // namespace, or before exec's setns into the mount namespace, join
+    // first; otherwise after the namespaces, while the runtime made the
+    // cgroups on the other core.
+    let join_late = !userns
+        && plan.cgroups_pending
+        && other_joins
+            .iter()
+            .all(|j| j.typ != LinuxNamespaceType::Mount);
+    let mut cgroup2 = None;
+    if !join_late {
+        cgroup2 = join_cgroups(plan, ch, userns)?;
+    }
     for j in &user_joins {
         nix::sched::setns(&j.fd, CloneFlags::CLONE_NEWUSER).ctx(|| "join user namespace".into())?;
     }
@@ -87,5 +109,32 @@ fn enter(plan: &Plan<'_>, ch: &Channel) -> Result<()> {
         std::fs::write("/proc/self/timens_offsets", plan.time_offsets.join("\n"))
             .ctx(|| "write time namespace offsets".into())?;
     }
-    Ok(())
+    if join_late {
+        cgroup2 = join_cgroups(plan, ch, false)?;
+    }
+    Ok(cgroup2)
+}
+
+fn join_cgroups(
+    plan: &Plan<'_>,
+    ch: &Channel,
+    userns: bool,
+) -> Result<Option<std::os::fd::OwnedFd>> {
+    let Some(cg) = plan.cgroups else {
+        return Ok(None);
+    };
+    if plan.cgroups_pending {
+        ch.expect(&Message::CgroupsReady, "runtime")?;
+    }
+    cg.join_self()?;
+    let Some(dir) = cg.clone_into_dir() else {
+        return Ok(None);
+    };
+    if userns {
+        // CLONE_INTO_CGROUP checks permissions as the user namespace's
+        // root; join now, as host root, the slow way.
+        crate::cgroups::write(dir, "cgroup.procs", "0")?;
+        return Ok(None);
+    }
+    crate::process::fork::open_cgroup(dir).map(Some)
 }

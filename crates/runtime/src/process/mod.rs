@@ -3,6 +3,7 @@
 //! processes forked to get there.
 
 pub mod console;
+pub mod fork;
 pub mod init;
 pub mod intermediate;
 pub mod rlimits;

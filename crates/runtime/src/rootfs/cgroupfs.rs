@@ -109,7 +109,8 @@ fn mount_hierarchy(
         // A hierarchy already mounted with other options cannot be mounted
         // again with these; fall through to a bind of our own cgroup.
     }
-    let own = own_cgroup(h).unwrap_or_else(|| "/".to_string());
+    let own_text = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    let own = own_cgroup(h, &own_text).unwrap_or_else(|| "/".to_string());
     let rel = own
         .strip_prefix(h.root.as_str())
         .unwrap_or(&own)
