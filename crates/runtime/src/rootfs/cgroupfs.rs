@@ -7,9 +7,10 @@
 //! one, the container's own cgroup directory is bind-mounted, so it never
 //! sees its siblings.
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 
+use nix::fcntl::OFlag;
 use nix::mount::{mount, MsFlags};
 
 use super::mounts::{remount_bind, reopen, MountContext};
@@ -37,8 +38,10 @@ pub fn mount_cgroup(
             .iter()
             .find(|h| h.mount_point == "/sys/fs/cgroup")
             .cloned();
+        let parent = mkdir_all_in_root(root, dest.parent().unwrap_or(Path::new("/")))?;
+        let name = dest.file_name().unwrap_or_default().to_os_string();
         mkdir_all_in_root(root, dest)?;
-        return mount_hierarchy(root, h.as_ref(), flags, readonly, cx, dest);
+        return mount_hierarchy(&parent, &name, h.as_ref(), flags, readonly, cx, dest);
     }
     // v1 or hybrid: a tmpfs with one directory per hierarchy.
     let target = mkdir_all_in_root(root, dest)?;
@@ -50,6 +53,9 @@ pub fn mount_cgroup(
         Some("mode=755"),
     )
     .ctx(|| format!("mount tmpfs on {}", dest.display()))?;
+    // A tmpfs we just mounted holds no symlinks: its directories are made
+    // and opened relative to it, without resolving from the root each time.
+    let tmpfs = reopen(root, dest)?;
     for h in hierarchies
         .iter()
         .filter(|h| h.mount_point.starts_with("/sys/fs/cgroup/"))
@@ -59,8 +65,21 @@ pub fn mount_cgroup(
             continue;
         }
         let sub = dest.join(name);
-        mkdir_all_in_root(root, &sub)?;
-        mount_hierarchy(root, Some(h), flags, readonly, cx, &sub)?;
+        nix::sys::stat::mkdirat(
+            Some(tmpfs.as_raw_fd()),
+            name,
+            nix::sys::stat::Mode::from_bits_truncate(0o755),
+        )
+        .ctx(|| format!("mkdir {}", sub.display()))?;
+        mount_hierarchy(
+            &tmpfs,
+            std::ffi::OsStr::new(name),
+            Some(h),
+            flags,
+            readonly,
+            cx,
+            &sub,
+        )?;
     }
     let target = reopen(root, dest)?;
     if readonly {
@@ -79,8 +98,23 @@ pub fn mount_cgroup(
     Ok(())
 }
 
+/// Opens `name` in `dir` without following a symlink.
+fn open_sub(dir: &OwnedFd, name: &std::ffi::OsStr, dest: &Path) -> Result<OwnedFd> {
+    let fd = nix::fcntl::openat(
+        Some(dir.as_raw_fd()),
+        name,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .ctx(|| format!("open {}", dest.display()))?;
+    // SAFETY: fresh descriptor from openat.
+    Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
+}
+
+/// Mounts hierarchy `h` on `parent/name`.
 fn mount_hierarchy(
-    root: &OwnedFd,
+    parent: &OwnedFd,
+    name: &std::ffi::OsStr,
     h: Option<&Hierarchy>,
     flags: MsFlags,
     readonly: bool,
@@ -88,7 +122,7 @@ fn mount_hierarchy(
     dest: &Path,
 ) -> Result<()> {
     let Some(h) = h else { return Ok(()) };
-    let target_fd = reopen(root, dest)?;
+    let target_fd = open_sub(parent, name, dest)?;
     let target = fd_path(&target_fd);
     let target = target.as_str();
     let ro = if readonly {
@@ -124,6 +158,7 @@ fn mount_hierarchy(
         None::<&str>,
     )
     .ctx(|| format!("bind {} on {}", src.display(), dest.display()))?;
-    remount_bind(&fd_path(&reopen(root, dest)?), flags | ro)
+    // Reopened: the descriptor from before the bind names the covered dir.
+    remount_bind(&fd_path(&open_sub(parent, name, dest)?), flags | ro)
         .ctx(|| format!("remount {}", dest.display()))
 }
