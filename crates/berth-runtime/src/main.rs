@@ -2,6 +2,7 @@
 //! containerd, podman and Kubernetes can use it in place of runc.
 
 mod log;
+mod tty;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -288,7 +289,27 @@ fn listen_fds() -> i32 {
 }
 
 fn run_container(root: &Path, a: &CreateArgs, detach: bool, keep: bool) -> Result<i32> {
-    let mut c = Container::create(&create_options(root, a)?)?;
+    let mut opts = create_options(root, a)?;
+    // A foreground terminal without a console socket: we are the client.
+    let own_console = if !detach && a.console_socket.is_none() && wants_terminal(&a.bundle) {
+        let s = tty::ConsoleSocket::new(root, &a.id)?;
+        opts.console_socket = Some(s.path.clone());
+        Some(s)
+    } else {
+        None
+    };
+    let mut c = Container::create(&opts)?;
+    let master = match own_console
+        .as_ref()
+        .map(tty::ConsoleSocket::receive_master)
+        .transpose()
+    {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = c.delete(true);
+            return Err(e);
+        }
+    };
     if let Err(e) = c.start() {
         let _ = Container::load(root, &a.id).map(|c| c.delete(true));
         return Err(e.into());
@@ -296,12 +317,33 @@ fn run_container(root: &Path, a: &CreateArgs, detach: bool, keep: bool) -> Resul
     if detach {
         return Ok(0);
     }
-    let code =
-        runtime::container::wait_forwarding_signals(nix::unistd::Pid::from_raw(c.state.pid))?;
+    let pid = nix::unistd::Pid::from_raw(c.state.pid);
+    let code = match master {
+        Some(m) => tty::relay_and_wait(m, pid)?,
+        None => runtime::container::wait_forwarding_signals(pid)?,
+    };
     if !keep {
         c.delete(true)?;
     }
     Ok(code)
+}
+
+/// Whether the bundle's process asks for a terminal (peeked without the
+/// whole config).
+fn wants_terminal(bundle: &Path) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Peek {
+        process: Option<PeekProcess>,
+    }
+    #[derive(serde::Deserialize)]
+    struct PeekProcess {
+        terminal: Option<bool>,
+    }
+    std::fs::read(bundle.join("config.json"))
+        .ok()
+        .and_then(|t| serde_json::from_slice::<Peek>(&t).ok())
+        .and_then(|p| p.process?.terminal)
+        .unwrap_or(false)
 }
 
 fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
@@ -318,14 +360,29 @@ fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
     if a.preserve_fds < 0 {
         bail!("--preserve-fds must not be negative");
     }
+    let own_console =
+        if !a.detach && a.console_socket.is_none() && process.terminal().unwrap_or(false) {
+            Some(tty::ConsoleSocket::new(root, &a.id)?)
+        } else {
+            None
+        };
     let opts = ExecOptions {
         process,
-        console_socket: a.console_socket.clone(),
+        console_socket: own_console
+            .as_ref()
+            .map(|s| s.path.clone())
+            .or_else(|| a.console_socket.clone()),
         pid_file: a.pid_file.clone(),
-        detach: a.detach,
+        detach: a.detach || own_console.is_some(),
         preserve_fds: a.preserve_fds + listen_fds(),
     };
-    Ok(c.exec(&opts)?.unwrap_or(0))
+    match (c.exec(&opts)?, own_console) {
+        (runtime::ExecOutcome::Detached(pid), Some(s)) => {
+            tty::relay_and_wait(s.receive_master()?, nix::unistd::Pid::from_raw(pid))
+        }
+        (runtime::ExecOutcome::Detached(_), None) => Ok(0),
+        (runtime::ExecOutcome::Exited(code), _) => Ok(code),
+    }
 }
 
 /// runc's rule: the container's own process is the template; flags
@@ -484,7 +541,7 @@ fn features() -> serde_json::Value {
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
             "capabilities": caps,
-            "cgroup": {"v1": false, "v2": false, "systemd": false, "systemdUser": false, "rdma": false},
+            "cgroup": {"v1": true, "v2": true, "systemd": false, "systemdUser": false, "rdma": false},
             "seccomp": {"enabled": false},
             "apparmor": {"enabled": false},
             "selinux": {"enabled": false},

@@ -365,3 +365,47 @@ fn cgroups_hold_the_container_and_its_limits() {
         let _ = std::fs::remove_dir(format!("/sys/fs/cgroup/{h}/{name}"));
     }
 }
+
+/// `run` and `exec -t` in the foreground with no console socket: the
+/// runtime relays the pty itself (runc does too), under a real terminal.
+#[test]
+fn foreground_terminal_without_console_socket() {
+    let rt = Runtime::new(BIN);
+    let mut b = Bundle::shared(&["sh"]);
+    b.config["process"]["terminal"] = json!(true);
+    b.write();
+    let script = |cmd: &str, input: &str| {
+        output_via_files(Command::new("bash").args([
+            "-c",
+            &format!("(sleep 0.5; printf '{input}') | timeout 60 script -qec '{cmd}' /dev/null"),
+        ]))
+    };
+    let o = script(
+        &format!(
+            "{BIN} --root {} run --bundle {} ftty",
+            rt.root.path().display(),
+            b.path().display()
+        ),
+        "echo typed-$((6*7)); tty\\nexit 3\\n",
+    );
+    let out = stdout(&o);
+    assert!(out.contains("typed-42"), "{out}");
+    assert!(out.contains("/dev/pts/0"), "{out}");
+    assert_eq!(o.status.code(), Some(3), "{out}");
+
+    let mut d = Bundle::shared(&["sleep", "1000"]);
+    d.config["process"]["terminal"] = json!(false);
+    d.write();
+    expect_code(
+        &rt.run(&["run", "-d", "--bundle", d.path().to_str().unwrap(), "fexec"]),
+        0,
+        "run -d",
+    );
+    let o = script(
+        &format!("{BIN} --root {} exec -t fexec sh", rt.root.path().display()),
+        "tty; exit 4\\n",
+    );
+    let out = stdout(&o);
+    assert!(out.contains("/dev/pts/"), "{out}");
+    assert_eq!(o.status.code(), Some(4), "{out}");
+}

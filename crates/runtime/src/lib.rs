@@ -40,7 +40,7 @@ pub mod state;
 pub mod syscall;
 pub mod template;
 
-pub use container::{Container, CreateOptions, ExecOptions};
+pub use container::{Container, CreateOptions, ExecOptions, ExecOutcome};
 pub use error::{Error, Result};
 pub use state::{ContainerState, Status};
 

@@ -18,6 +18,15 @@ use crate::process::{console, exit_child, intermediate, prepare_exec, reset_sign
 use crate::state::Status;
 use crate::syscall;
 
+/// What became of an exec'd process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExecOutcome {
+    /// Running detached, with this host pid.
+    Detached(i32),
+    /// Waited for: its exit code.
+    Exited(i32),
+}
+
 /// How a process is exec'd (runc's `exec` flags, the process resolved).
 #[derive(Debug, Clone)]
 pub struct ExecOptions {
@@ -29,11 +38,11 @@ pub struct ExecOptions {
 }
 
 impl Container {
-    /// Starts a process in the container. Detached, returns `None` once it
+    /// Starts a process in the container. Detached, returns its pid once it
     /// runs; attached, waits and returns its exit code.
     ///
     /// The caller must be single-threaded: it forks.
-    pub fn exec(&self, opts: &ExecOptions) -> Result<Option<i32>> {
+    pub fn exec(&self, opts: &ExecOptions) -> Result<ExecOutcome> {
         match self.status() {
             Status::Running | Status::Created => {}
             Status::Paused => return Err(Error::Init("cannot exec in a paused container".into())),
@@ -132,10 +141,10 @@ impl Container {
             write_pid_file(p, child.as_raw())?;
         }
         if opts.detach {
-            return Ok(None);
+            return Ok(ExecOutcome::Detached(child.as_raw()));
         }
         let code = wait_forwarding_signals(child)?;
-        Ok(Some(code))
+        Ok(ExecOutcome::Exited(code))
     }
 }
 

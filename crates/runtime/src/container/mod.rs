@@ -11,7 +11,7 @@ mod wait;
 use std::path::{Path, PathBuf};
 
 pub use create::CreateOptions;
-pub use exec::ExecOptions;
+pub use exec::{ExecOptions, ExecOutcome};
 pub use wait::{exit_code, wait_forwarding_signals};
 
 use crate::error::Result;

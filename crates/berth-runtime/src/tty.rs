@@ -1,0 +1,221 @@
+//! A foreground container with a terminal and no `--console-socket`: the
+//! runtime receives the pty master itself and relays between it and its
+//! own terminal, as runc does. The terminal is put in raw mode (restored on
+//! the way out), window size changes follow, other signals are forwarded.
+
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg, Termios};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+
+/// A console socket of our own, in a private temp directory.
+#[derive(Debug)]
+pub struct ConsoleSocket {
+    dir: PathBuf,
+    pub path: PathBuf,
+    listener: UnixListener,
+}
+
+impl ConsoleSocket {
+    pub fn new(root: &Path, id: &str) -> Result<ConsoleSocket> {
+        let dir = root.join(format!(".console-{id}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+        let path = dir.join("sock");
+        let listener =
+            UnixListener::bind(&path).with_context(|| format!("bind {}", path.display()))?;
+        Ok(ConsoleSocket {
+            dir,
+            path,
+            listener,
+        })
+    }
+
+    /// The pty master the container's init (or exec'd process) sent.
+    pub fn receive_master(&self) -> Result<OwnedFd> {
+        let (conn, _) = self
+            .listener
+            .accept()
+            .context("accept on the console socket")?;
+        let mut buf = [0u8; 4096];
+        let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+        let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+        let msg = recvmsg::<()>(
+            conn.as_raw_fd(),
+            &mut iov,
+            Some(&mut space),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        )
+        .context("receive the pty master")?;
+        for c in msg.cmsgs().context("read control message")? {
+            if let ControlMessageOwned::ScmRights(fds) = c {
+                if let Some(fd) = fds.first() {
+                    // SAFETY: the descriptor was just received and is ours.
+                    return Ok(unsafe { OwnedFd::from_raw_fd(*fd) });
+                }
+            }
+        }
+        bail!("no pty master received on the console socket")
+    }
+}
+
+impl Drop for ConsoleSocket {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Puts our terminal in raw mode until dropped.
+struct RawMode {
+    saved: Option<Termios>,
+}
+
+impl RawMode {
+    fn enter() -> RawMode {
+        let stdin = std::io::stdin();
+        let Ok(saved) = tcgetattr(stdin.as_fd()) else {
+            return RawMode { saved: None };
+        };
+        let mut raw = saved.clone();
+        cfmakeraw(&mut raw);
+        let _ = tcsetattr(stdin.as_fd(), SetArg::TCSANOW, &raw);
+        RawMode { saved: Some(saved) }
+    }
+}
+
+impl Drop for RawMode {
+    fn drop(&mut self) {
+        if let Some(t) = &self.saved {
+            let _ = tcsetattr(std::io::stdin().as_fd(), SetArg::TCSANOW, t);
+        }
+    }
+}
+
+fn copy_window_size(master: BorrowedFd<'_>) {
+    let mut ws: libc::winsize = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes one winsize into a valid struct; TIOCSWINSZ
+    // reads one. Failures (stdout not a terminal) leave the size alone.
+    unsafe {
+        if libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut ws) == 0 {
+            libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws);
+        }
+    }
+}
+
+/// Writes all of `data` to `fd` (a blocking descriptor).
+fn write_all(fd: BorrowedFd<'_>, mut data: &[u8]) -> nix::Result<()> {
+    while !data.is_empty() {
+        match nix::unistd::write(fd, data) {
+            Ok(n) => data = &data[n..],
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Relays between our terminal and `master` until `pid` exits; returns its
+/// exit code.
+pub fn relay_and_wait(master: OwnedFd, pid: Pid) -> Result<i32> {
+    let mut set = SigSet::all();
+    set.remove(Signal::SIGKILL);
+    set.remove(Signal::SIGSTOP);
+    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None)
+        .context("block signals")?;
+    let sfd = SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC).context("signalfd")?;
+    let _raw = RawMode::enter();
+    copy_window_size(master.as_fd());
+    let stdin = std::io::stdin();
+    let stdout = std::io::stdout();
+    let mut stdin_open = true;
+    let mut master_open = true;
+    let mut buf = [0u8; 8192];
+    let mut exit: Option<i32> = None;
+    loop {
+        // Reap first: the process may already be gone.
+        loop {
+            match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) | Err(_) => break,
+                Ok(st) if st.pid() == Some(pid) => {
+                    exit = runtime::container::exit_code(st).or(exit)
+                }
+                Ok(_) => {}
+            }
+        }
+        if let Some(code) = exit {
+            if !master_open {
+                return Ok(code);
+            }
+        }
+        let mut fds = vec![PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
+        if master_open {
+            fds.push(PollFd::new(master.as_fd(), PollFlags::POLLIN));
+        }
+        if stdin_open {
+            fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
+        }
+        // Once the process exited, drain what the pty still holds, briefly.
+        let timeout = if exit.is_some() {
+            PollTimeout::from(100u8)
+        } else {
+            PollTimeout::NONE
+        };
+        match poll(&mut fds, timeout) {
+            Ok(0) => master_open = false,
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e).context("poll"),
+        }
+        let ready: Vec<bool> = fds
+            .iter()
+            .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
+            .collect();
+        drop(fds);
+        if ready[0] {
+            if let Ok(Some(info)) = sfd.read_signal() {
+                let sig = i32::try_from(info.ssi_signo).unwrap_or(0);
+                if sig == libc::SIGWINCH {
+                    copy_window_size(master.as_fd());
+                } else if sig != libc::SIGCHLD {
+                    let _ = runtime::signal::send(pid.as_raw(), sig);
+                }
+            }
+        }
+        let mut i = 1;
+        if master_open {
+            if ready[i] {
+                match nix::unistd::read(master.as_raw_fd(), &mut buf) {
+                    Ok(0) | Err(nix::errno::Errno::EIO) => master_open = false,
+                    Ok(n) => {
+                        let _ = write_all(stdout.as_fd(), &buf[..n]);
+                    }
+                    Err(nix::errno::Errno::EINTR) | Err(nix::errno::Errno::EAGAIN) => {}
+                    Err(e) => return Err(e).context("read the pty"),
+                }
+            }
+            i += 1;
+        }
+        if stdin_open && ready.get(i).copied().unwrap_or(false) {
+            match nix::unistd::read(stdin.as_raw_fd(), &mut buf) {
+                Ok(0) => stdin_open = false,
+                Ok(n) => {
+                    let _ = write_all(master.as_fd(), &buf[..n]);
+                }
+                Err(nix::errno::Errno::EINTR) | Err(nix::errno::Errno::EAGAIN) => {}
+                Err(_) => stdin_open = false,
+            }
+        }
+    }
+}
