@@ -11,8 +11,9 @@
 // An integration test crate is test-only code as a whole.
 #![allow(clippy::tests_outside_test_module)]
 
-use std::fmt;
-use std::path::{Path, PathBuf};
+use berth_testkit::snippet::{bash, capture, installed, remove_test_dir, tests_dir, Out};
+
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -20,44 +21,6 @@ use std::time::{Duration, Instant};
 const RUNTIME: &str = env!("CARGO_BIN_EXE_berth-runtime");
 /// Built by `busybox_oci_archive` and imported into every containerd.
 const IMAGE: &str = "localhost/berth-busybox:latest";
-
-/// Result of a bash snippet.
-#[derive(Debug)]
-struct Out {
-    snippet: String,
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Out {
-    /// The exit code; -1 when killed by a signal.
-    fn code(&self) -> i32 {
-        self.code.unwrap_or(-1)
-    }
-}
-
-impl fmt::Display for Out {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "snippet: {}\nexit code: {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}\n--------------",
-            self.snippet, self.code, self.stdout, self.stderr
-        )
-    }
-}
-
-fn tests_dir() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests");
-    dir.canonicalize()
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-}
-
-fn installed(tool: &str) -> bool {
-    std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
-        .unwrap_or(false)
-}
 
 /// A private containerd; dropping it kills containerd, its shims and
 /// leftover containers, unmounts what is left under its directory and
@@ -170,8 +133,8 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
     /// $BERTH_RUNTIME.
     fn sh(&self, snippet: &str) -> Out {
         let d = &self.dir;
-        let output = Command::new("timeout")
-            .args(["-k", "10", "300", "bash", "-c", snippet])
+        let mut cmd = bash();
+        cmd.arg(snippet)
             .env(
                 "CTR",
                 format!(
@@ -196,16 +159,8 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
             .env("D", d)
             .env("TESTS", tests_dir())
             .env("BERTH_RUNTIME", RUNTIME)
-            .env("TMPDIR", d)
-            .stdin(Stdio::null())
-            .output()
-            .expect("running bash");
-        Out {
-            snippet: snippet.to_string(),
-            code: output.status.code(),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
+            .env("TMPDIR", d);
+        capture(cmd, snippet)
     }
 
     /// Panic with `what`, the snippet's output and the logs unless `ok`.
@@ -283,13 +238,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 impl Drop for Containerd {
     fn drop(&mut self) {
         self.teardown();
-        if std::thread::panicking() && std::env::var_os("BERTH_TEST_KEEP").is_some() {
-            eprintln!("keeping {}", self.dir.display());
-            return;
-        }
-        if let Err(e) = std::fs::remove_dir_all(&self.dir) {
-            eprintln!("removing {}: {e}", self.dir.display());
-        }
+        remove_test_dir(&self.dir);
     }
 }
 

@@ -10,9 +10,9 @@
 // An integration test crate is test-only code as a whole.
 #![allow(clippy::tests_outside_test_module)]
 
-use std::fmt;
+use berth_testkit::snippet::{bash, capture, installed, remove_test_dir, tests_dir, Out};
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 /// The freshly built runtime under test.
 const RUNTIME: &str = env!("CARGO_BIN_EXE_berth-runtime");
@@ -21,44 +21,6 @@ const RUNTIME: &str = env!("CARGO_BIN_EXE_berth-runtime");
 const STATE_ROOT: &str = "/run/berth-runtime";
 /// Imported in every environment by `podman_import_busybox berth-busybox`.
 const IMAGE: &str = "localhost/berth-busybox:latest";
-
-/// Result of a bash snippet.
-#[derive(Debug)]
-struct Out {
-    snippet: String,
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Out {
-    /// The exit code; -1 when killed by a signal.
-    fn code(&self) -> i32 {
-        self.code.unwrap_or(-1)
-    }
-}
-
-impl fmt::Display for Out {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "snippet: {}\nexit code: {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}\n--------------",
-            self.snippet, self.code, self.stdout, self.stderr
-        )
-    }
-}
-
-fn tests_dir() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests");
-    dir.canonicalize()
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-}
-
-fn installed(tool: &str) -> bool {
-    std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
-        .unwrap_or(false)
-}
 
 /// One isolated podman environment (storage, run state, configs) in its own
 /// directory, removed (after `podman_env_cleanup`) when dropped.
@@ -96,24 +58,14 @@ impl PodmanEnv {
     /// environment (BERTH_RUNTIME is the runtime under test).
     fn sh(&self, snippet: &str) -> Out {
         let script = tests_dir().join("podman-env.sh");
-        let output = Command::new("timeout")
-            .args(["-k", "10", "300", "bash", "-c"])
-            .arg(r#"source "$0" "$1" >/dev/null || exit 99; eval "$2""#)
+        let mut cmd = bash();
+        cmd.arg(r#"source "$0" "$1" >/dev/null || exit 99; eval "$2""#)
             .arg(&script)
             .arg(&self.dir)
             .arg(snippet)
             .env("BERTH_RUNTIME", RUNTIME)
-            .env("TMPDIR", &self.dir)
-            .stdin(Stdio::null())
-            .output()
-            .expect("running bash");
-        Out {
-            snippet: snippet.to_string(),
-            code: output.status.code(),
-            // `script` copies the pty's CRLF line ends
-            stdout: String::from_utf8_lossy(&output.stdout).replace('\r', ""),
-            stderr: String::from_utf8_lossy(&output.stderr).replace('\r', ""),
-        }
+            .env("TMPDIR", &self.dir);
+        capture(cmd, snippet)
     }
 
     /// Panic with `what`, the snippet's output and the runtime logs unless `ok`.
@@ -144,13 +96,7 @@ impl Drop for PodmanEnv {
         if out.code() != 0 {
             eprintln!("podman_env_cleanup failed:\n{out}");
         }
-        if std::thread::panicking() && std::env::var_os("BERTH_TEST_KEEP").is_some() {
-            eprintln!("keeping {}", self.dir.display());
-            return;
-        }
-        if let Err(e) = std::fs::remove_dir_all(&self.dir) {
-            eprintln!("removing {}: {e}", self.dir.display());
-        }
+        remove_test_dir(&self.dir);
     }
 }
 

@@ -19,26 +19,18 @@ pub fn parse_signal(s: &str) -> Result<i32> {
     }
     let upper = t.to_ascii_uppercase();
     let name = upper.strip_prefix("SIG").unwrap_or(&upper);
-    if let Some(off) = name.strip_prefix("RTMIN") {
+    // RTMIN+n and RTMAX-n ("+3" and "-3" parse as signed offsets).
+    for (prefix, base) in [("RTMIN", libc::SIGRTMIN()), ("RTMAX", libc::SIGRTMAX())] {
+        let Some(off) = name.strip_prefix(prefix) else {
+            continue;
+        };
         let n = if off.is_empty() {
             0
         } else {
             off.parse::<i32>()
                 .map_err(|_| Error::UnknownSignal(s.into()))?
         };
-        let sig = libc::SIGRTMIN() + n;
-        if (libc::SIGRTMIN()..=libc::SIGRTMAX()).contains(&sig) {
-            return Ok(sig);
-        }
-    }
-    if let Some(off) = name.strip_prefix("RTMAX") {
-        let n = if off.is_empty() {
-            0
-        } else {
-            off.parse::<i32>()
-                .map_err(|_| Error::UnknownSignal(s.into()))?
-        };
-        let sig = libc::SIGRTMAX() + n;
+        let sig = base + n;
         if (libc::SIGRTMIN()..=libc::SIGRTMAX()).contains(&sig) {
             return Ok(sig);
         }
