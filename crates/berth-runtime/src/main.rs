@@ -86,6 +86,19 @@ enum Command {
     },
     /// Run a process inside a running container
     Exec(Box<ExecArgs>),
+    /// Freeze every process of a container
+    Pause { id: String },
+    /// Thaw a paused container
+    Resume { id: String },
+    /// List the processes of a container (table: ps(1) output; json: pids)
+    Ps {
+        #[arg(short, long, default_value = "table")]
+        format: String,
+        id: String,
+        /// Options for ps(1) (default -ef)
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        ps_args: Vec<String>,
+    },
     /// List containers
     #[command(alias = "ls")]
     List {
@@ -247,6 +260,19 @@ fn run(cli: &Cli) -> Result<i32> {
             Ok(0)
         }
         Command::Exec(a) => exec(root, a),
+        Command::Pause { id } => {
+            Container::load(root, id)?.pause()?;
+            Ok(0)
+        }
+        Command::Resume { id } => {
+            Container::load(root, id)?.resume()?;
+            Ok(0)
+        }
+        Command::Ps {
+            format,
+            id,
+            ps_args,
+        } => ps(root, id, format, ps_args),
         Command::List { format, quiet } => list(root, format, *quiet),
         Command::Features => {
             print_json(&features())?;
@@ -444,6 +470,53 @@ fn exec_process_from_flags(c: &Container, a: &ExecArgs) -> Result<Process> {
         p.set_capabilities(Some(caps));
     }
     Ok(p)
+}
+
+/// runc's `ps`: json is the list of pids; table runs ps(1) on the host and
+/// keeps the header and the container's processes.
+fn ps(root: &Path, id: &str, format: &str, ps_args: &[String]) -> Result<i32> {
+    let pids = Container::load(root, id)?.pids()?;
+    match format {
+        "json" => {
+            print_json(&pids)?;
+            return Ok(0);
+        }
+        "table" => {}
+        other => bail!("invalid --format {other:?}: use table or json"),
+    }
+    let args: Vec<String> = if ps_args.is_empty() {
+        vec!["-ef".into()]
+    } else {
+        ps_args.to_vec()
+    };
+    let out = std::process::Command::new("ps")
+        .args(&args)
+        .output()
+        .context("run ps")?;
+    if !out.status.success() {
+        bail!(
+            "ps {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines = text.lines();
+    let header = lines.next().unwrap_or_default();
+    let Some(col) = header.split_whitespace().position(|h| h == "PID") else {
+        bail!("ps output has no PID column: {header}");
+    };
+    println!("{header}");
+    for line in lines {
+        let pid = line
+            .split_whitespace()
+            .nth(col)
+            .and_then(|p| p.parse::<i32>().ok());
+        if pid.is_some_and(|p| pids.contains(&p)) {
+            println!("{line}");
+        }
+    }
+    Ok(0)
 }
 
 fn list(root: &Path, format: &str, quiet: bool) -> Result<i32> {

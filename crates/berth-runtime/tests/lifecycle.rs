@@ -286,3 +286,73 @@ fn exec_into_a_stopped_container_fails() {
     expect_code(&o, 1, "exec");
     assert!(stderr(&o).contains("stopped"), "{}", stderr(&o));
 }
+
+#[test]
+fn pause_resume_ps_and_delete_while_paused() {
+    let rt = Runtime::new(BIN);
+    // A counter that only advances while the container runs.
+    let b = Bundle::shared(&[
+        "sh",
+        "-c",
+        "i=0; while :; do i=$((i+1)); echo $i > /dev/shm/n; sleep 0.01; done",
+    ]);
+    b.write();
+    expect_code(
+        &rt.run(&["run", "-d", "--bundle", b.path().to_str().unwrap(), "p1"]),
+        0,
+        "run -d",
+    );
+    let s = wait_status(&rt, "p1", "running");
+    let init = s["pid"].as_i64().unwrap();
+
+    let o = rt.run(&["ps", "--format", "json", "p1"]);
+    expect_code(&o, 0, "ps json");
+    let pids: Vec<i64> = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(pids.contains(&init), "{pids:?}");
+    let o = rt.run(&["ps", "p1"]);
+    expect_code(&o, 0, "ps table");
+    let table = stdout(&o);
+    assert!(table.lines().next().unwrap().contains("PID"), "{table}");
+    assert!(
+        table
+            .lines()
+            .skip(1)
+            .any(|l| l.split_whitespace().nth(1) == Some(&init.to_string())),
+        "{table}"
+    );
+
+    expect_code(&rt.run(&["pause", "p1"]), 0, "pause");
+    assert_eq!(state(&rt, "p1")["status"], "paused");
+    // exec refuses a paused container
+    let o = rt.run(&["exec", "p1", "true"]);
+    expect_code(&o, 1, "exec while paused");
+    assert!(stderr(&o).contains("paused"), "{}", stderr(&o));
+    let counter = |rt: &Runtime| {
+        std::fs::read_to_string(format!("/proc/{init}/root/dev/shm/n"))
+            .unwrap_or_default()
+            .trim()
+            .parse::<u64>()
+            .unwrap_or(0)
+    };
+    let a = counter(&rt);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(counter(&rt), a, "the counter moved while paused");
+    let o = rt.run(&["resume", "p1"]);
+    expect_code(&o, 0, "resume");
+    assert_eq!(state(&rt, "p1")["status"], "running");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(counter(&rt) > a, "the counter did not move after resume");
+    expect_code(
+        &rt.run(&["resume", "p1"]),
+        1,
+        "resume of a running container",
+    );
+
+    expect_code(&rt.run(&["pause", "p1"]), 0, "pause again");
+    expect_code(
+        &rt.run(&["delete", "--force", "p1"]),
+        0,
+        "delete --force while paused",
+    );
+    assert!(rt.ids().is_empty());
+}

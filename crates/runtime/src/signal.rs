@@ -76,35 +76,6 @@ pub fn pids_in_pid_namespace_of(pid: i32) -> Vec<i32> {
     pids
 }
 
-/// True if the process sits in a frozen cgroup (v1 freezer or v2 freeze).
-pub fn is_frozen(pid: i32) -> bool {
-    let Ok(cgroups) = std::fs::read_to_string(format!("/proc/{pid}/cgroup")) else {
-        return false;
-    };
-    for line in cgroups.lines() {
-        let mut parts = line.splitn(3, ':');
-        let (_, controllers, path) = match (parts.next(), parts.next(), parts.next()) {
-            (Some(a), Some(b), Some(c)) => (a, b, c),
-            _ => continue,
-        };
-        if controllers.split(',').any(|c| c == "freezer") {
-            let state =
-                std::fs::read_to_string(format!("/sys/fs/cgroup/freezer{path}/freezer.state"));
-            if state.is_ok_and(|s| s.trim() == "FROZEN") {
-                return true;
-            }
-        } else if controllers.is_empty() {
-            for base in ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"] {
-                let events = std::fs::read_to_string(format!("{base}{path}/cgroup.events"));
-                if events.is_ok_and(|s| s.lines().any(|l| l == "frozen 1")) {
-                    return true;
-                }
-            }
-        }
-    }
-    false
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -228,7 +228,7 @@ impl ContainerState {
         if dir.fifo().exists() {
             return Status::Created;
         }
-        if crate::signal::is_frozen(self.pid) {
+        if self.cgroups.as_ref().is_some_and(|c| c.is_frozen()) {
             return Status::Paused;
         }
         Status::Running

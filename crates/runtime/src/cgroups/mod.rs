@@ -170,6 +170,29 @@ impl Manager {
         }
     }
 
+    /// Freezes or thaws every process of the container (pause, resume).
+    pub fn freeze(&self, frozen: bool) -> Result<()> {
+        match self {
+            Manager::V1(m) => m.freeze(frozen),
+            Manager::V2(m) => m.freeze(frozen),
+        }
+    }
+
+    pub fn is_frozen(&self) -> bool {
+        match self {
+            Manager::V1(m) => m.is_frozen(),
+            Manager::V2(m) => m.is_frozen(),
+        }
+    }
+
+    /// Host pids of every process in the container.
+    pub fn pids(&self) -> Result<Vec<i32>> {
+        match self {
+            Manager::V1(m) => m.pids(),
+            Manager::V2(m) => m.pids(),
+        }
+    }
+
     /// Removes the cgroups (their processes must be gone).
     pub fn remove(&self) -> Result<()> {
         match self {
@@ -177,6 +200,16 @@ impl Manager {
             Manager::V2(m) => m.remove(),
         }
     }
+}
+
+/// The pids listed in a cgroup's `cgroup.procs`.
+pub(crate) fn read_pids(dir: &Path) -> Result<Vec<i32>> {
+    let p = dir.join("cgroup.procs");
+    let text = std::fs::read_to_string(&p).map_err(|e| Error::Io {
+        context: format!("read {}", p.display()),
+        source: e,
+    })?;
+    Ok(text.lines().filter_map(|l| l.trim().parse().ok()).collect())
 }
 
 /// Writes a control file, naming it in the error.

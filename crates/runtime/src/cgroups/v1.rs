@@ -253,6 +253,48 @@ impl Manager {
         Ok(())
     }
 
+    /// Freezes (or thaws) every process of the cgroup, waiting until the
+    /// kernel reports the state reached.
+    pub fn freeze(&self, frozen: bool) -> Result<()> {
+        let Some(d) = self.dir("freezer") else {
+            return Err(crate::error::Error::Init(
+                "no freezer cgroup hierarchy is mounted".into(),
+            ));
+        };
+        let want = if frozen { "FROZEN" } else { "THAWED" };
+        for _ in 0..2000 {
+            write(&d.path, "freezer.state", want)?;
+            let now = std::fs::read_to_string(d.path.join("freezer.state"))
+                .ctx(|| "read freezer.state".into())?;
+            if now.trim() == want {
+                return Ok(());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        Err(crate::error::Error::Init(format!(
+            "cgroup {} did not become {want}",
+            d.path.display()
+        )))
+    }
+
+    pub fn is_frozen(&self) -> bool {
+        self.dir("freezer").is_some_and(|d| {
+            std::fs::read_to_string(d.path.join("freezer.state"))
+                .is_ok_and(|s| s.trim() == "FROZEN")
+        })
+    }
+
+    /// The processes of the container (from the pids hierarchy, or any).
+    pub fn pids(&self) -> Result<Vec<i32>> {
+        let d = self
+            .dir("pids")
+            .or_else(|| self.dirs.iter().find(|d| !d.controllers.is_empty()));
+        match d {
+            Some(d) => super::read_pids(&d.path),
+            None => Ok(Vec::new()),
+        }
+    }
+
     pub fn remove(&self) -> Result<()> {
         for d in &self.dirs {
             rmdir_retrying(&d.path)?;

@@ -136,6 +136,33 @@ impl Manager {
         write(&self.path, "cgroup.procs", &pid.to_string())
     }
 
+    /// Freezes (or thaws) the cgroup and waits for `cgroup.events` to say so.
+    pub fn freeze(&self, frozen: bool) -> Result<()> {
+        write(&self.path, "cgroup.freeze", if frozen { "1" } else { "0" })?;
+        let want = if frozen { "frozen 1" } else { "frozen 0" };
+        for _ in 0..2000 {
+            let events = std::fs::read_to_string(self.path.join("cgroup.events"))
+                .ctx(|| "read cgroup.events".into())?;
+            if events.lines().any(|l| l == want) {
+                return Ok(());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        Err(Error::Init(format!(
+            "cgroup {} did not reach {want}",
+            self.path.display()
+        )))
+    }
+
+    pub fn is_frozen(&self) -> bool {
+        std::fs::read_to_string(self.path.join("cgroup.events"))
+            .is_ok_and(|s| s.lines().any(|l| l == "frozen 1"))
+    }
+
+    pub fn pids(&self) -> Result<Vec<i32>> {
+        super::read_pids(&self.path)
+    }
+
     pub fn remove(&self) -> Result<()> {
         rmdir_retrying(&self.path)
     }

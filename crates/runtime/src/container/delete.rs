@@ -33,10 +33,12 @@ impl Container {
         if self.state.pid <= 0 {
             return Ok(());
         }
-        for pid in signal::pids_in_pid_namespace_of(self.state.pid) {
-            let _ = signal::send(pid, libc::SIGKILL);
-        }
+        let _ = self.signal_all(libc::SIGKILL);
         let _ = signal::send(self.state.pid, libc::SIGKILL);
+        // A paused container's processes die only once thawed.
+        if let Some(c) = self.state.cgroups.as_ref().filter(|c| c.is_frozen()) {
+            let _ = c.freeze(false);
+        }
         // Our own child (run, or create's failure path) must be reaped.
         let _ = nix::sys::wait::waitpid(
             nix::unistd::Pid::from_raw(self.state.pid),

@@ -7,18 +7,37 @@ use crate::signal;
 use crate::state::Status;
 
 impl Container {
-    pub fn kill(&self, sig: i32, all: bool) -> Result<()> {
-        if self.status() == Status::Stopped {
-            return Err(Error::NotRunning);
-        }
-        if all {
-            for pid in signal::pids_in_pid_namespace_of(self.state.pid) {
+    /// Signals every process of the container. With a freezer, the cgroup
+    /// is frozen meanwhile, so nothing can fork a process that escapes the
+    /// signal (runc does the same).
+    pub(crate) fn signal_all(&self, sig: i32) -> Result<()> {
+        let frozen = match &self.state.cgroups {
+            Some(c) if !c.is_frozen() => c.freeze(true).is_ok(),
+            _ => false,
+        };
+        let result = self.pids().and_then(|pids| {
+            for pid in pids {
                 match signal::send(pid, sig) {
                     Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
                     Err(e) => return Err(e).ctx(|| format!("send signal {sig} to {pid}")),
                 }
             }
-            return Ok(());
+            Ok(())
+        });
+        if frozen {
+            if let Some(c) = &self.state.cgroups {
+                let _ = c.freeze(false);
+            }
+        }
+        result
+    }
+
+    pub fn kill(&self, sig: i32, all: bool) -> Result<()> {
+        if self.status() == Status::Stopped {
+            return Err(Error::NotRunning);
+        }
+        if all {
+            return self.signal_all(sig);
         }
         match signal::send(self.state.pid, sig) {
             Ok(()) => Ok(()),

@@ -5,6 +5,7 @@ mod create;
 mod delete;
 mod exec;
 mod kill;
+mod pause;
 mod start;
 mod wait;
 
