@@ -327,21 +327,21 @@ fn pause_resume_ps_and_delete_while_paused() {
     let o = rt.run(&["exec", "p1", "true"]);
     expect_code(&o, 1, "exec while paused");
     assert!(stderr(&o).contains("paused"), "{}", stderr(&o));
-    let counter = |rt: &Runtime| {
+    let counter = || {
         std::fs::read_to_string(format!("/proc/{init}/root/dev/shm/n"))
             .unwrap_or_default()
             .trim()
             .parse::<u64>()
             .unwrap_or(0)
     };
-    let a = counter(&rt);
+    let a = counter();
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(counter(&rt), a, "the counter moved while paused");
+    assert_eq!(counter(), a, "the counter moved while paused");
     let o = rt.run(&["resume", "p1"]);
     expect_code(&o, 0, "resume");
     assert_eq!(state(&rt, "p1")["status"], "running");
     std::thread::sleep(Duration::from_millis(300));
-    assert!(counter(&rt) > a, "the counter did not move after resume");
+    assert!(counter() > a, "the counter did not move after resume");
     expect_code(
         &rt.run(&["resume", "p1"]),
         1,
