@@ -6,6 +6,7 @@ set -euo pipefail
 
 packages=(
   busybox-static            # the test rootfs
+  gcc libc6-dev             # the static syscall probe the seccomp tests build
   libseccomp-dev pkg-config # seccomp (next issue) links against libseccomp
   podman conmon netavark golang-github-containers-common # podman as a client of berth-runtime
   containerd                # ctr and containerd-shim-runc-v2 as a client

@@ -27,13 +27,10 @@
 #   BERTH_PODMAN_RUNTIME   default runtime name written to containers.conf (default: runc)
 #   BERTH_PODMAN_STORAGE_DRIVER  overlay|vfs (default: overlay if a test mount works, else vfs)
 #   BERTH_PODMAN_SECCOMP_PROFILE seccomp_profile written to containers.conf
-#                          (default: "unconfined", i.e. no linux.seccomp in the
-#                          OCI config; set it to the empty string to keep
-#                          podman's built-in default profile).  berth-runtime
-#                          does not implement seccomp and rejects a config that
-#                          asks for it; containers.conf has no per-runtime
-#                          setting, so this applies to every runtime of the env
-#                          (runc/crun reference runs included).
+#                          (default: empty, podman's built-in default profile;
+#                          "unconfined" leaves linux.seccomp out of the config;
+#                          containers.conf has no per-runtime setting, so this
+#                          applies to every runtime of the env).
 #
 # OCI hooks: hooks_dir points at the (empty) $1/hooks.d, so hook files on
 # the host (/usr/share/containers/oci/hooks.d, /etc/containers/oci/hooks.d)
@@ -73,7 +70,7 @@ _podman_env_setup() {
     export PODMAN_ENV_DIR="$base"
     export BERTH_RUNTIME="${BERTH_RUNTIME:-$repo/target/debug/berth-runtime}"
     local default_runtime="${BERTH_PODMAN_RUNTIME:-runc}"
-    local seccomp_profile="${BERTH_PODMAN_SECCOMP_PROFILE-unconfined}"
+    local seccomp_profile="${BERTH_PODMAN_SECCOMP_PROFILE-}"
 
     mkdir -p "$base/storage" "$base/run" "$base/tmp" "$base/networks" \
         "$base/volumes" "$base/xdg" "$base/conf" "$base/hooks.d" || return 1
@@ -139,7 +136,7 @@ EOS
 
     cat >"$base/conf/containers.conf" <<EOF
 [containers]
-# berth-runtime has no seccomp support (see BERTH_PODMAN_SECCOMP_PROFILE)
+# podman's own default seccomp profile unless BERTH_PODMAN_SECCOMP_PROFILE says otherwise
 $seccomp_line
 # podman's built-in defaults (nofile=1048576, nproc=4194304) exceed the hard
 # limits here and root cannot raise them (no CAP_SYS_RESOURCE); podman also

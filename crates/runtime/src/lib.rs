@@ -35,6 +35,7 @@ pub mod error;
 pub mod namespaces;
 pub mod process;
 pub mod rootfs;
+pub mod seccomp;
 pub mod signal;
 pub mod state;
 pub mod syscall;

@@ -261,9 +261,6 @@ fn refuse_unsupported(spec: &oci_spec::runtime::Spec) -> Result<()> {
         }
     }
     if let Some(l) = spec.linux() {
-        if l.seccomp().is_some() {
-            return no("linux.seccomp");
-        }
         if l.intel_rdt().is_some() {
             return no("linux.intelRdt");
         }

@@ -103,6 +103,11 @@ impl Container {
                         console,
                         &child_ch,
                         opts.preserve_fds,
+                        self.state
+                            .config
+                            .linux()
+                            .as_ref()
+                            .and_then(|l| l.seccomp().as_ref()),
                     ) {
                         Ok(never) => match never {},
                         Err(e) => e,
@@ -154,6 +159,7 @@ fn exec_child(
     console: Option<std::os::unix::net::UnixStream>,
     ch: &channel::Channel,
     preserve_fds: i32,
+    seccomp: Option<&oci_spec::runtime::LinuxSeccomp>,
 ) -> Result<std::convert::Infallible> {
     reset_signals();
     ch.expect(&Message::Continue, "runtime")?;
@@ -170,7 +176,9 @@ fn exec_child(
         process,
         preserve_fds,
         keep: vec![ch.raw_fd()],
+        seccomp,
     }
-    .run()?;
+    .run()?
+    .load()?;
     Err(crate::process::execve(&exec))
 }

@@ -95,14 +95,16 @@ fn setup(mut a: InitArgs<'_>) -> Result<std::convert::Infallible> {
     apply_sysctls(spec)?;
     rootfs::finalize(spec)?;
     let exec = prepare_exec(process)?;
-    Finish {
+    let seccomp = Finish {
         process,
         preserve_fds: a.preserve_fds,
         keep: vec![a.channel.raw_fd(), a.fifo.as_raw_fd()],
+        seccomp: spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()),
     }
     .run()?;
     a.channel.send(&Message::Ready)?;
     wait_for_start(a.fifo)?;
+    seccomp.load()?;
     Err(crate::process::execve(&exec))
 }
 

@@ -114,11 +114,31 @@ pub struct Finish<'a> {
     pub preserve_fds: i32,
     /// Descriptors still needed until execve (they are close-on-exec).
     pub keep: Vec<RawFd>,
+    /// The container's seccomp profile.
+    pub seccomp: Option<&'a oci_spec::runtime::LinuxSeccomp>,
+}
+
+/// A seccomp filter still to load, right before execve.
+#[derive(Debug)]
+pub struct LateSeccomp(Option<libseccomp::ScmpFilterContext>);
+
+impl LateSeccomp {
+    pub fn load(self) -> Result<()> {
+        match self.0 {
+            Some(ctx) => crate::seccomp::load(&ctx),
+            None => Ok(()),
+        }
+    }
 }
 
 impl Finish<'_> {
-    pub fn run(&self) -> Result<()> {
+    /// Runs the last steps; returns the seccomp filter the caller loads
+    /// just before execve (with no_new_privs; without it the filter is
+    /// loaded here, while CAP_SYS_ADMIN still allows that).
+    pub fn run(&self) -> Result<LateSeccomp> {
         let p = self.process;
+        let filter = self.seccomp.map(crate::seccomp::compile).transpose()?;
+        let nnp = p.no_new_privileges().unwrap_or(false);
         rlimits::apply(p.rlimits().as_deref().unwrap_or_default())?;
         if let Some(adj) = p.oom_score_adj() {
             std::fs::write("/proc/self/oom_score_adj", adj.to_string())
@@ -134,16 +154,23 @@ impl Finish<'_> {
         }
         user::drop_bounding(p.capabilities().as_ref())?;
         nix::unistd::chdir(p.cwd()).ctx(|| format!("chdir to cwd {}", p.cwd().display()))?;
+        let late = match filter {
+            Some(f) if !nnp => {
+                crate::seccomp::load(&f)?;
+                None
+            }
+            other => other,
+        };
         user::switch_user(p)?;
         verify_cwd(p.cwd())?;
-        if p.no_new_privileges().unwrap_or(false) {
+        if nnp {
             // SAFETY: PR_SET_NO_NEW_PRIVS takes plain integers.
             let rc = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
             nix::errno::Errno::result(rc).ctx(|| "set no_new_privs".into())?;
         }
         let mask = p.user().umask().unwrap_or(0o022);
         nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));
-        Ok(())
+        Ok(LateSeccomp(late))
     }
 }
 
