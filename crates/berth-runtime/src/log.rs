@@ -38,6 +38,15 @@ impl Logger {
         self.write("error", msg);
     }
 
+    /// Warnings (a failed poststart or poststop hook) go to the log and to
+    /// stderr; the command still succeeds.
+    pub fn warnings(&self, msgs: &[String]) {
+        for m in msgs {
+            self.write("warning", m);
+            eprintln!("berth-runtime: warning: {m}");
+        }
+    }
+
     pub fn debug(&self, msg: &str) {
         if self.debug {
             self.write("debug", msg);

@@ -210,7 +210,7 @@ fn main() -> ExitCode {
         "berth-runtime {:?}",
         std::env::args().collect::<Vec<_>>()
     ));
-    match run(&cli) {
+    match run(&cli, &logger) {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(255)),
         Err(e) => {
             let msg = format!("{e:#}");
@@ -221,7 +221,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: &Cli) -> Result<i32> {
+fn run(cli: &Cli, logger: &log::Logger) -> Result<i32> {
     let root = &cli.root;
     match &cli.command {
         Command::Create(a) => {
@@ -229,14 +229,14 @@ fn run(cli: &Cli) -> Result<i32> {
             Ok(0)
         }
         Command::Start { id } => {
-            Container::load(root, id)?.start()?;
+            logger.warnings(&Container::load(root, id)?.start()?);
             Ok(0)
         }
         Command::Run {
             create,
             detach,
             keep,
-        } => run_container(root, create, *detach, *keep),
+        } => run_container(root, create, *detach, *keep, logger),
         Command::State { id } => {
             let c = Container::load(root, id)?;
             let status = c.status();
@@ -251,7 +251,7 @@ fn run(cli: &Cli) -> Result<i32> {
         Command::Delete { force, ids } => {
             for id in ids {
                 match Container::load(root, id) {
-                    Ok(c) => c.delete(*force)?,
+                    Ok(c) => logger.warnings(&c.delete(*force)?),
                     // runc: a forced delete of what is not there succeeds.
                     Err(runtime::Error::ContainerNotFound(_)) if *force => {}
                     Err(e) => return Err(e.into()),
@@ -314,7 +314,13 @@ fn listen_fds() -> i32 {
         .unwrap_or(0)
 }
 
-fn run_container(root: &Path, a: &CreateArgs, detach: bool, keep: bool) -> Result<i32> {
+fn run_container(
+    root: &Path,
+    a: &CreateArgs,
+    detach: bool,
+    keep: bool,
+    logger: &log::Logger,
+) -> Result<i32> {
     let mut opts = create_options(root, a)?;
     // A foreground terminal without a console socket: we are the client.
     let own_console = if !detach && a.console_socket.is_none() && wants_terminal(&a.bundle) {
@@ -336,9 +342,12 @@ fn run_container(root: &Path, a: &CreateArgs, detach: bool, keep: bool) -> Resul
             return Err(e);
         }
     };
-    if let Err(e) = c.start() {
-        let _ = Container::load(root, &a.id).map(|c| c.delete(true));
-        return Err(e.into());
+    match c.start() {
+        Ok(w) => logger.warnings(&w),
+        Err(e) => {
+            let _ = Container::load(root, &a.id).map(|c| c.delete(true));
+            return Err(e.into());
+        }
     }
     if detach {
         return Ok(0);
@@ -349,7 +358,7 @@ fn run_container(root: &Path, a: &CreateArgs, detach: bool, keep: bool) -> Resul
         None => runtime::container::wait_forwarding_signals(pid)?,
     };
     if !keep {
-        c.delete(true)?;
+        logger.warnings(&c.delete(true)?);
     }
     Ok(code)
 }
@@ -603,7 +612,7 @@ fn features() -> serde_json::Value {
     serde_json::json!({
         "ociVersionMin": "1.0.0",
         "ociVersionMax": runtime::OCI_VERSION,
-        "hooks": [],
+        "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
         "mountOptions": [
             "async", "atime", "bind", "defaults", "dev", "diratime", "dirsync", "exec",
             "mand", "noatime", "nodev", "nodiratime", "noexec", "nomand", "norelatime",

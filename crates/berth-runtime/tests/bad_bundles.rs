@@ -136,10 +136,6 @@ fn invalid_ids_and_unsupported_features_are_named() {
         "{}",
         stderr(&o)
     );
-    b.config["hooks"] = json!({"prestart": [{"path": "/bin/true"}]});
-    b.write();
-    refused(&rt, b.path(), "hooks", "hooks is not supported yet");
-    b.config.as_object_mut().unwrap().remove("hooks");
     b.config["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_NOTIFY"});
     b.write();
     refused(&rt, b.path(), "notify", "SCMP_ACT_NOTIFY");

@@ -24,6 +24,9 @@ pub enum Message {
     Pid(i32),
     /// Parent → init: cgroups joined; go on with the setup.
     Continue,
+    /// Parent → init: the container's state (OCI JSON), for the hooks the
+    /// init runs (createContainer, startContainer).
+    State(String),
     /// Init → parent: setup done; about to wait on the exec fifo (create) or
     /// to exec (exec).
     Ready,

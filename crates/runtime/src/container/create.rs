@@ -201,7 +201,21 @@ impl Creation<'_> {
         // The init was born in its cgroups (the intermediate joined them).
         st.cgroups = Some(cgroups.clone());
         self.dir.save(&st)?;
+        let hooks = bundle.spec.hooks().as_ref();
+        let state_json = serde_json::to_vec(&st.report(crate::state::Status::Creating))
+            .map_err(|e| Error::Init(e.to_string()))?;
+        for point in [
+            crate::hooks::Point::Prestart,
+            crate::hooks::Point::CreateRuntime,
+        ] {
+            crate::hooks::run_all(&crate::hooks::of(hooks, point), point, &state_json)?;
+        }
         parent_ch.send(&Message::Continue)?;
+        if init::needs_state(&bundle.spec) {
+            parent_ch.send(&Message::State(
+                String::from_utf8_lossy(&state_json).into_owned(),
+            ))?;
+        }
         parent_ch.expect(&Message::Ready, "container init")?;
         st.creating = false;
         self.dir.save(&st)?;
@@ -244,22 +258,6 @@ impl Creation<'_> {
 /// Spec features that are not implemented yet are refused, never ignored.
 fn refuse_unsupported(spec: &oci_spec::runtime::Spec) -> Result<()> {
     let no = |what: &str| Err(Error::SpecInvalid(format!("{what} is not supported yet")));
-    if let Some(h) = spec.hooks() {
-        let any = [
-            h.prestart().as_ref(),
-            h.create_runtime().as_ref(),
-            h.create_container().as_ref(),
-            h.start_container().as_ref(),
-            h.poststart().as_ref(),
-            h.poststop().as_ref(),
-        ]
-        .into_iter()
-        .flatten()
-        .any(|v| !v.is_empty());
-        if any {
-            return no("hooks");
-        }
-    }
     if let Some(l) = spec.linux() {
         if l.intel_rdt().is_some() {
             return no("linux.intelRdt");

@@ -8,7 +8,9 @@ use crate::signal;
 use crate::state::Status;
 
 impl Container {
-    pub fn delete(self, force: bool) -> Result<()> {
+    /// Deletes the container; returns warnings (a failed poststop hook
+    /// does not fail delete, as the spec says).
+    pub fn delete(self, force: bool) -> Result<Vec<String>> {
         match self.status() {
             Status::Stopped => {}
             Status::Created | Status::Creating => self.kill_and_wait()?,
@@ -24,7 +26,8 @@ impl Container {
         if let Some(c) = &self.state.cgroups {
             c.remove()?;
         }
-        self.dir.remove()
+        self.dir.remove()?;
+        Ok(self.run_hooks_warning(crate::hooks::Point::Poststop, Status::Stopped))
     }
 
     /// SIGKILL to every process of the container, then waits (the caller is

@@ -9,7 +9,9 @@ use crate::error::{Context, Error, Result};
 use crate::state::Status;
 
 impl Container {
-    pub fn start(&mut self) -> Result<()> {
+    /// Starts the program; returns warnings (a failed poststart hook does
+    /// not fail start, as the spec says).
+    pub fn start(&mut self) -> Result<Vec<String>> {
         match self.status() {
             Status::Created => {}
             Status::Running | Status::Paused => {
@@ -36,7 +38,28 @@ impl Container {
         fifo.write_all(b"0").ctx(|| "write exec fifo".into())?;
         drop(fifo);
         std::fs::remove_file(&fifo_path).ctx(|| format!("remove {}", fifo_path.display()))?;
-        Ok(())
+        Ok(self.run_hooks_warning(crate::hooks::Point::Poststart, Status::Running))
+    }
+
+    /// Runs the hooks of a point whose failures are only warnings.
+    pub(crate) fn run_hooks_warning(
+        &self,
+        point: crate::hooks::Point,
+        status: Status,
+    ) -> Vec<String> {
+        let hooks = crate::hooks::of(self.state.config.hooks().as_ref(), point);
+        if hooks.is_empty() {
+            return Vec::new();
+        }
+        let state = serde_json::to_vec(&self.state.report(status)).unwrap_or_default();
+        hooks
+            .iter()
+            .filter_map(|h| {
+                crate::hooks::run(h, &state)
+                    .err()
+                    .map(|e| format!("{} hook {}: {e}", point.name(), h.path().display()))
+            })
+            .collect()
     }
 
     pub(crate) fn bad_status(&self, action: &'static str, needed: &'static str) -> Error {

@@ -14,6 +14,7 @@ use oci_spec::runtime::{LinuxNamespaceType, Spec};
 use crate::bundle::Bundle;
 use crate::channel::{Channel, Message};
 use crate::error::{Context, Error, Result};
+use crate::hooks;
 use crate::process::{console, prepare_exec, reset_signals, Finish};
 use crate::rootfs::{self, RootfsPlan};
 use crate::syscall::{self, fd_path};
@@ -43,6 +44,19 @@ pub fn run(args: InitArgs<'_>) -> Error {
 fn setup(mut a: InitArgs<'_>) -> Result<std::convert::Infallible> {
     reset_signals();
     a.channel.expect(&Message::Continue, "runtime")?;
+    let state = if needs_state(&a.bundle.spec) {
+        match a.channel.recv()? {
+            Some(Message::State(s)) => s.into_bytes(),
+            other => {
+                return Err(Error::Init(format!(
+                    "expected the container state, got {other:?}"
+                )))
+            }
+        }
+    } else {
+        Vec::new()
+    };
+    let hooks = a.bundle.spec.hooks().as_ref();
     if a.new_cgroupns {
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
             .ctx(|| "create cgroup namespace".into())?;
@@ -69,6 +83,10 @@ fn setup(mut a: InitArgs<'_>) -> Result<std::convert::Infallible> {
         no_pivot: a.no_pivot,
     };
     rootfs::prepare(&plan)?;
+    // In the container's namespaces, before pivot_root: the hook's path
+    // still resolves on the host.
+    let point = hooks::Point::CreateContainer;
+    hooks::run_all(&hooks::of(hooks, point), point, &state)?;
     create_cwd(&a.bundle.rootfs, process.cwd())?;
     if has(LinuxNamespaceType::Uts) {
         if let Some(h) = spec.hostname() {
@@ -104,8 +122,17 @@ fn setup(mut a: InitArgs<'_>) -> Result<std::convert::Infallible> {
     .run()?;
     a.channel.send(&Message::Ready)?;
     wait_for_start(a.fifo)?;
+    let point = hooks::Point::StartContainer;
+    hooks::run_all(&hooks::of(hooks, point), point, &state)?;
     seccomp.load()?;
     Err(crate::process::execve(&exec))
+}
+
+/// Whether the init runs hooks and so needs the container's state.
+pub fn needs_state(spec: &Spec) -> bool {
+    let h = spec.hooks().as_ref();
+    !hooks::of(h, hooks::Point::CreateContainer).is_empty()
+        || !hooks::of(h, hooks::Point::StartContainer).is_empty()
 }
 
 /// Blocks until `start` writes its byte into the exec fifo.
