@@ -86,6 +86,8 @@ enum Command {
     },
     /// Run a process inside a running container
     Exec(Box<ExecArgs>),
+    /// Change the resource limits of a running container
+    Update(Box<UpdateArgs>),
     /// Freeze every process of a container
     Pause { id: String },
     /// Thaw a paused container
@@ -140,6 +142,41 @@ struct CreateArgs {
     /// Pass this many extra fds (from 3 on) to the container
     #[arg(long, default_value_t = 0)]
     preserve_fds: i32,
+    id: String,
+}
+
+#[derive(Debug, clap::Args)]
+struct UpdateArgs {
+    /// linux.resources as JSON, from a file or - for stdin
+    #[arg(short, long)]
+    resources: Option<PathBuf>,
+    /// Memory limit (bytes, or with k, m, g suffix; -1 for none)
+    #[arg(long, allow_hyphen_values = true)]
+    memory: Option<String>,
+    /// Memory soft limit
+    #[arg(long)]
+    memory_reservation: Option<String>,
+    /// Memory plus swap limit (-1 for none)
+    #[arg(long, allow_hyphen_values = true)]
+    memory_swap: Option<String>,
+    /// CPU CFS period in microseconds
+    #[arg(long)]
+    cpu_period: Option<u64>,
+    /// CPU CFS quota in microseconds (-1 for none)
+    #[arg(long, allow_hyphen_values = true)]
+    cpu_quota: Option<i64>,
+    /// CPU shares (relative weight)
+    #[arg(long)]
+    cpu_share: Option<u64>,
+    /// CPUs allowed (0-3, 0,1)
+    #[arg(long)]
+    cpuset_cpus: Option<String>,
+    /// Memory nodes allowed
+    #[arg(long)]
+    cpuset_mems: Option<String>,
+    /// Maximum number of processes (0 or -1 for none)
+    #[arg(long, allow_hyphen_values = true)]
+    pids_limit: Option<i64>,
     id: String,
 }
 
@@ -260,6 +297,11 @@ fn run(cli: &Cli, logger: &log::Logger) -> Result<i32> {
             Ok(0)
         }
         Command::Exec(a) => exec(root, a),
+        Command::Update(a) => {
+            let resources = update_resources(a)?;
+            Container::load(root, &a.id)?.update(&resources)?;
+            Ok(0)
+        }
         Command::Pause { id } => {
             Container::load(root, id)?.pause()?;
             Ok(0)
@@ -481,6 +523,75 @@ fn exec_process_from_flags(c: &Container, a: &ExecArgs) -> Result<Process> {
     Ok(p)
 }
 
+/// `512`, `64k`, `512m`, `2g` (binary units, an optional trailing b), -1.
+fn parse_size(s: &str) -> Result<i64> {
+    let t = s.trim().to_ascii_lowercase();
+    let t = t.strip_suffix('b').unwrap_or(&t);
+    let (num, mul) = match t.chars().last() {
+        Some('k') => (&t[..t.len() - 1], 1i64 << 10),
+        Some('m') => (&t[..t.len() - 1], 1 << 20),
+        Some('g') => (&t[..t.len() - 1], 1 << 30),
+        Some('t') => (&t[..t.len() - 1], 1 << 40),
+        _ => (t, 1),
+    };
+    let n: i64 = num.parse().with_context(|| {
+        format!("invalid size {s:?}: use a number with an optional k, m, g or t")
+    })?;
+    if n < 0 {
+        return Ok(-1);
+    }
+    n.checked_mul(mul)
+        .with_context(|| format!("size {s:?} is too large"))
+}
+
+/// The resources `update` applies: the --resources JSON, or the flags.
+fn update_resources(a: &UpdateArgs) -> Result<oci_spec::runtime::LinuxResources> {
+    if let Some(path) = &a.resources {
+        let text = if path == Path::new("-") {
+            let mut s = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)?;
+            s
+        } else {
+            std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?
+        };
+        return serde_json::from_str(&text)
+            .with_context(|| format!("invalid resources in {}", path.display()));
+    }
+    let mut r = serde_json::json!({});
+    let memory = |v: &Option<String>| v.as_deref().map(parse_size).transpose();
+    if let Some(v) = memory(&a.memory)? {
+        r["memory"]["limit"] = v.into();
+    }
+    if let Some(v) = memory(&a.memory_reservation)? {
+        r["memory"]["reservation"] = v.into();
+    }
+    if let Some(v) = memory(&a.memory_swap)? {
+        r["memory"]["swap"] = v.into();
+    }
+    if let Some(v) = a.cpu_period {
+        r["cpu"]["period"] = v.into();
+    }
+    if let Some(v) = a.cpu_quota {
+        r["cpu"]["quota"] = v.into();
+    }
+    if let Some(v) = a.cpu_share {
+        r["cpu"]["shares"] = v.into();
+    }
+    if let Some(v) = &a.cpuset_cpus {
+        r["cpu"]["cpus"] = v.clone().into();
+    }
+    if let Some(v) = &a.cpuset_mems {
+        r["cpu"]["mems"] = v.clone().into();
+    }
+    if let Some(v) = a.pids_limit {
+        r["pids"]["limit"] = v.into();
+    }
+    if r.as_object().is_some_and(|o| o.is_empty()) {
+        bail!("update needs --resources or at least one limit flag");
+    }
+    Ok(serde_json::from_value(r)?)
+}
+
 /// runc's `ps`: json is the list of pids; table runs ps(1) on the host and
 /// keeps the header and the container's processes.
 fn ps(root: &Path, id: &str, format: &str, ps_args: &[String]) -> Result<i32> {
@@ -648,6 +759,16 @@ fn features() -> serde_json::Value {
 mod tests {
     use super::*;
     use clap::CommandFactory;
+
+    #[test]
+    fn sizes_parse_like_runc() {
+        assert_eq!(parse_size("512").unwrap(), 512);
+        assert_eq!(parse_size("64k").unwrap(), 65536);
+        assert_eq!(parse_size("512M").unwrap(), 512 << 20);
+        assert_eq!(parse_size("2gb").unwrap(), 2 << 30);
+        assert_eq!(parse_size("-1").unwrap(), -1);
+        assert!(parse_size("lots").is_err());
+    }
 
     #[test]
     fn command_line_is_consistent() {

@@ -356,3 +356,74 @@ fn pause_resume_ps_and_delete_while_paused() {
     );
     assert!(rt.ids().is_empty());
 }
+
+#[test]
+fn update_changes_limits_of_a_running_container() {
+    let rt = Runtime::new(BIN);
+    let mut b = Bundle::shared(&["sleep", "1000"]);
+    let cg = format!("/berth-update-{}", std::process::id());
+    b.config["linux"]["cgroupsPath"] = serde_json::json!(format!("{cg}/c"));
+    b.config["linux"]["resources"]["pids"] = serde_json::json!({"limit": 50});
+    b.write();
+    expect_code(
+        &rt.run(&["run", "-d", "--bundle", b.path().to_str().unwrap(), "u1"]),
+        0,
+        "run -d",
+    );
+    let v1 = std::path::Path::new("/sys/fs/cgroup/pids/cgroup.procs").exists();
+    let file = |ctrl: &str, f: &str| {
+        let p = if v1 {
+            format!("/sys/fs/cgroup/{ctrl}{cg}/c/{f}")
+        } else {
+            format!("/sys/fs/cgroup{cg}/c/{f}")
+        };
+        std::fs::read_to_string(&p)
+            .unwrap_or_else(|e| panic!("{p}: {e}"))
+            .trim()
+            .to_string()
+    };
+    expect_code(
+        &rt.run(&["update", "--memory", "64m", "--pids-limit", "77", "u1"]),
+        0,
+        "update flags",
+    );
+    assert_eq!(file("pids", "pids.max"), "77");
+    assert_eq!(
+        file(
+            "memory",
+            if v1 {
+                "memory.limit_in_bytes"
+            } else {
+                "memory.max"
+            }
+        ),
+        "67108864"
+    );
+    let r = b.path().join("r.json");
+    std::fs::write(&r, r#"{"pids": {"limit": 88}}"#).unwrap();
+    expect_code(
+        &rt.run(&["update", "--resources", r.to_str().unwrap(), "u1"]),
+        0,
+        "update -r",
+    );
+    assert_eq!(file("pids", "pids.max"), "88");
+    // The stored config follows: pids changed, memory kept.
+    let st: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(rt.root.path().join("u1/state.json")).unwrap())
+            .unwrap();
+    assert_eq!(st["config"]["linux"]["resources"]["pids"]["limit"], 88);
+    assert_eq!(
+        st["config"]["linux"]["resources"]["memory"]["limit"],
+        67108864
+    );
+    let o = rt.run(&["update", "--memory", "lots", "u1"]);
+    expect_code(&o, 1, "bad size");
+    assert!(stderr(&o).contains("invalid size"), "{}", stderr(&o));
+    expect_code(&rt.run(&["delete", "--force", "u1"]), 0, "delete");
+    for h in [
+        "cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids", "systemd",
+        "unified", "",
+    ] {
+        let _ = std::fs::remove_dir(format!("/sys/fs/cgroup/{h}{cg}"));
+    }
+}

@@ -170,6 +170,21 @@ impl Manager {
         }
     }
 
+    /// Changes the limits of a running container (`update`).
+    pub fn update(&self, r: &LinuxResources) -> Result<()> {
+        let layout = match self {
+            Manager::V1(_) => Layout::Legacy,
+            Manager::V2(_) => Layout::Unified,
+        };
+        let mut r = r.clone();
+        r.set_devices(None);
+        check_supported(&r, layout)?;
+        match self {
+            Manager::V1(m) => m.write_resources(&r, false),
+            Manager::V2(m) => m.write_resources(&r),
+        }
+    }
+
     /// Freezes or thaws every process of the container (pause, resume).
     pub fn freeze(&self, frozen: bool) -> Result<()> {
         match self {

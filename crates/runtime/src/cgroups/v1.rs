@@ -145,12 +145,15 @@ impl Manager {
             }
         }
         if let Some(r) = resources {
-            self.write_resources(r)?;
+            self.write_resources(r, true)?;
         }
         Ok(())
     }
 
-    fn write_resources(&self, r: &LinuxResources) -> Result<()> {
+    /// Writes the limits; `devices` also rewrites the device rules (not on
+    /// update: rewriting starts from deny-all, which would cut running
+    /// processes off their devices for a moment; runc skips them too).
+    pub fn write_resources(&self, r: &LinuxResources, devices: bool) -> Result<()> {
         if let (Some(p), Some(d)) = (r.pids(), self.dir("pids")) {
             let v = if p.limit() > 0 {
                 p.limit().to_string()
@@ -210,7 +213,7 @@ impl Manager {
                 }
             }
         }
-        if let Some(d) = self.dir("devices") {
+        if let Some(d) = self.dir("devices").filter(|_| devices) {
             let rules = devices::rules(r.devices().as_deref().unwrap_or_default(), &[]);
             write(&d.path, "devices.deny", "a")?;
             for rule in rules {

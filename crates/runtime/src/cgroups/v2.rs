@@ -69,7 +69,7 @@ impl Manager {
         Ok(())
     }
 
-    fn write_resources(&self, r: &LinuxResources) -> Result<()> {
+    pub fn write_resources(&self, r: &LinuxResources) -> Result<()> {
         let d = &self.path;
         if let Some(p) = r.pids() {
             write(

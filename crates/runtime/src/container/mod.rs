@@ -7,6 +7,7 @@ mod exec;
 mod kill;
 mod pause;
 mod start;
+mod update;
 mod wait;
 
 use std::path::{Path, PathBuf};
