@@ -37,6 +37,13 @@ fn refused(rt: &Runtime, bundle: &std::path::Path, id: &str, needle: &str) {
             .join(id);
         assert!(!dir.exists(), "cgroup left: {}", dir.display());
     }
+    // The shared parent goes once the last test is done with it.
+    for h in [
+        "cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids", "systemd",
+        "unified",
+    ] {
+        let _ = std::fs::remove_dir(format!("/sys/fs/cgroup/{h}/berth-bad"));
+    }
 }
 
 fn bundle(args: &[&str]) -> Bundle {

@@ -29,10 +29,8 @@ pub fn mount_cgroup(
     let flags = opts.flags
         & (MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | MsFlags::MS_RELATIME);
     let readonly = opts.flags.contains(MsFlags::MS_RDONLY);
-    let pure_v2 = hierarchies.iter().all(|h| h.fstype == "cgroup2")
-        && hierarchies
-            .iter()
-            .any(|h| h.mount_point == "/sys/fs/cgroup");
+    // The same test the cgroup manager uses, so both agree on the layout.
+    let pure_v2 = crate::cgroups::host_layout() == crate::cgroups::Layout::Unified;
     if pure_v2 {
         let h = hierarchies
             .iter()
