@@ -88,6 +88,16 @@ enum Command {
     Exec(Box<ExecArgs>),
     /// Change the resource limits of a running container
     Update(Box<UpdateArgs>),
+    /// Print a container's resource usage and OOM events as JSON lines
+    Events {
+        /// Print the usage once and exit
+        #[arg(long)]
+        stats: bool,
+        /// Time between usage lines (5s, 500ms, 1m)
+        #[arg(long, default_value = "5s")]
+        interval: String,
+        id: String,
+    },
     /// Freeze every process of a container
     Pause { id: String },
     /// Thaw a paused container
@@ -302,6 +312,11 @@ fn run(cli: &Cli, logger: &log::Logger) -> Result<i32> {
             Container::load(root, &a.id)?.update(&resources)?;
             Ok(0)
         }
+        Command::Events {
+            stats,
+            interval,
+            id,
+        } => events(root, id, *stats, interval),
         Command::Pause { id } => {
             Container::load(root, id)?.pause()?;
             Ok(0)
@@ -521,6 +536,80 @@ fn exec_process_from_flags(c: &Container, a: &ExecArgs) -> Result<Process> {
         p.set_capabilities(Some(caps));
     }
     Ok(p)
+}
+
+/// Go's duration form, as runc takes it: `5s`, `500ms`, `1m`, `1h`.
+fn parse_duration(s: &str) -> Result<std::time::Duration> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num
+        .parse()
+        .with_context(|| format!("invalid interval {s:?}: use 5s, 500ms, 1m"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" | "" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        other => bail!("invalid interval {s:?}: unknown unit {other:?}"),
+    };
+    if !(secs > 0.0 && secs.is_finite()) {
+        bail!("invalid interval {s:?}: must be positive");
+    }
+    Ok(std::time::Duration::from_secs_f64(secs))
+}
+
+/// runc's `events`: a stats line every interval and an oom line when the
+/// OOM killer acts, until the container stops; `--stats`: one line.
+fn events(root: &Path, id: &str, once: bool, interval: &str) -> Result<i32> {
+    let interval = parse_duration(interval)?;
+    let c = Container::load(root, id)?;
+    let cgroups = c
+        .state
+        .cgroups
+        .clone()
+        .with_context(|| format!("container {id} has no cgroups"))?;
+    let emit = |typ: &str, data: Option<serde_json::Value>| -> Result<()> {
+        let mut line = serde_json::json!({"type": typ, "id": id});
+        if let Some(d) = data {
+            line["data"] = d;
+        }
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{line}")?;
+        out.flush()?;
+        Ok(())
+    };
+    let stats = || serde_json::to_value(cgroups.stats()).map(Some);
+    if once {
+        emit("stats", stats()?)?;
+        return Ok(0);
+    }
+    let mut ooms = cgroups.oom_kills();
+    let mut next = std::time::Instant::now();
+    loop {
+        let now_ooms = cgroups.oom_kills();
+        if now_ooms > ooms {
+            emit("oom", None)?;
+            ooms = now_ooms;
+        }
+        if std::time::Instant::now() >= next {
+            emit("stats", stats()?)?;
+            next += interval;
+        }
+        match Container::load(root, id) {
+            Ok(c) if c.status() != runtime::Status::Stopped => {}
+            _ => {
+                // An OOM kill is often what stopped it: report it first.
+                if cgroups.oom_kills() > ooms {
+                    emit("oom", None)?;
+                }
+                return Ok(0);
+            }
+        }
+        std::thread::sleep(interval.min(std::time::Duration::from_millis(200)));
+    }
 }
 
 /// `512`, `64k`, `512m`, `2g` (binary units, an optional trailing b), -1.
@@ -759,6 +848,24 @@ fn features() -> serde_json::Value {
 mod tests {
     use super::*;
     use clap::CommandFactory;
+
+    #[test]
+    fn intervals_parse_like_go_durations() {
+        assert_eq!(
+            parse_duration("5s").unwrap(),
+            std::time::Duration::from_secs(5)
+        );
+        assert_eq!(
+            parse_duration("250ms").unwrap(),
+            std::time::Duration::from_millis(250)
+        );
+        assert_eq!(
+            parse_duration("1m").unwrap(),
+            std::time::Duration::from_secs(60)
+        );
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("5 parsecs").is_err());
+    }
 
     #[test]
     fn sizes_parse_like_runc() {

@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use berth_testkit::{expect_code, stderr, stdout, Bundle, Runtime};
+use berth_testkit::{expect_code, output_via_files, stderr, stdout, Bundle, Runtime};
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_berth-runtime");
@@ -426,4 +426,50 @@ fn update_changes_limits_of_a_running_container() {
     ] {
         let _ = std::fs::remove_dir(format!("/sys/fs/cgroup/{h}{cg}"));
     }
+}
+
+#[test]
+fn events_report_usage_and_ooms() {
+    let rt = Runtime::new(BIN);
+    // After a second the shell builds a 50 MB string past its 16 MiB limit.
+    let mut b = Bundle::shared(&[
+        "sh",
+        "-c",
+        "sleep 1; x=$(head -c 50000000 /dev/zero | tr '\\0' a); sleep 1000",
+    ]);
+    b.config["linux"]["resources"]["memory"] =
+        serde_json::json!({"limit": 16_777_216, "swap": 16_777_216});
+    b.config["linux"]["resources"]["pids"] = serde_json::json!({"limit": 30});
+    b.write();
+    expect_code(
+        &rt.run(&["run", "-d", "--bundle", b.path().to_str().unwrap(), "ev"]),
+        0,
+        "run -d",
+    );
+    let o = rt.run(&["events", "--stats", "ev"]);
+    expect_code(&o, 0, "events --stats");
+    let line: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(line["type"], "stats");
+    assert_eq!(line["id"], "ev");
+    assert!(
+        line["data"]["pids"]["current"].as_u64().unwrap() >= 1,
+        "{line}"
+    );
+    assert_eq!(line["data"]["pids"]["limit"], 30);
+    assert_eq!(line["data"]["memory"]["usage"]["limit"], 16_777_216);
+    // The stream runs until the OOM killer ends the container.
+    let o = output_via_files(rt.cmd().args(["events", "--interval", "100ms", "ev"]));
+    expect_code(&o, 0, "events");
+    let out = stdout(&o);
+    assert!(
+        out.lines().any(|l| l == r#"{"id":"ev","type":"oom"}"#),
+        "no oom event in {out}"
+    );
+    assert!(
+        out.lines()
+            .filter(|l| l.contains(r#""type":"stats""#))
+            .count()
+            >= 2,
+        "{out}"
+    );
 }

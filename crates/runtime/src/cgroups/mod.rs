@@ -12,6 +12,7 @@
 //! says so rather than ignored.
 
 pub mod devices;
+pub mod stats;
 pub mod v1;
 pub mod v2;
 
