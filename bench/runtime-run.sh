@@ -3,7 +3,7 @@
 # berth-runtime, crun and runc (plus a bare `unshare` floor), interleaved
 # round-robin so that drift (thermal, page cache, other load) hits all equally.
 #
-# Usage: bench/runtime-run.sh [--rounds N] [--berth PATH]
+# Usage: bench/runtime-run.sh [--rounds N] [--berth PATH] [--limits]
 #
 #   --rounds N    measured rounds (default 200); 10 warm-up rounds are run first
 #                 and discarded. One round = one run of every runtime, in an
@@ -11,6 +11,8 @@
 #   --berth PATH  berth-runtime binary (default: <repo>/target/<host>/release/berth-runtime,
 #                 as scripts/build-release.sh makes it: static, no loader work).
 #                 If it is missing, crun, runc and the floor are still measured.
+#   --limits      put a memory limit (256 MiB) and a pids limit (100) in the
+#                 bundle, for every runtime alike.
 #
 # Needs root. Installs nothing; it names the missing Debian package instead.
 set -euo pipefail
@@ -27,6 +29,7 @@ usage() { sed -n '2,13s/^# \{0,1\}//p' "$script_path"; }
 die() { echo "runtime-run: $*" >&2; exit 1; }
 
 rounds=200
+limits=0
 berth="$repo_root/target/$(rustc -vV | sed -n "s/^host: //p")/release/berth-runtime"
 while (($#)); do
     case $1 in
@@ -34,6 +37,7 @@ while (($#)); do
         --rounds=*) rounds=${1#*=}; shift ;;
         --berth) (($# >= 2)) || die "--berth needs a value"; berth=$2; shift 2 ;;
         --berth=*) berth=${1#*=}; shift ;;
+        --limits) limits=1; shift ;;
         -h|--help) usage; exit 0 ;;
         *) usage >&2; die "unknown argument: $1" ;;
     esac
@@ -166,13 +170,17 @@ chmod 1777 "$bundle/rootfs/tmp"
 # v1 hierarchy; runc uses <its own cgroup>/<id> per hierarchy. Both create and
 # remove one cgroup per hierarchy per run, which is part of what is measured.
 (cd "$bundle" && runc spec)
-python3 - "$bundle/config.json" <<'PY'
+python3 - "$bundle/config.json" "$limits" <<'PY'
 import json, sys
 path = sys.argv[1]
 with open(path) as f:
     cfg = json.load(f)
 cfg["process"]["args"] = ["/bin/true"]
 cfg["process"]["terminal"] = False
+if sys.argv[2] == "1":
+    res = cfg["linux"].setdefault("resources", {})
+    res["memory"] = {"limit": 256 * 1024 * 1024}
+    res["pids"] = {"limit": 100}
 with open(path, "w") as f:
     json.dump(cfg, f, indent="\t")
 PY

@@ -6,6 +6,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 host=$(rustc -vV | sed -n 's/^host: //p')
+# libseccomp must come in as its static archive too: a dynamic libseccomp
+# beside a static libc crashes at start-up.
+libdir=$(pkg-config --variable=libdir libseccomp 2>/dev/null || echo /usr/lib/x86_64-linux-gnu)
+[[ -f $libdir/libseccomp.a ]] || { echo "no $libdir/libseccomp.a: apt-get install libseccomp-dev" >&2; exit 1; }
+LIBSECCOMP_LINK_TYPE=static LIBSECCOMP_LIB_PATH=$libdir \
 RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static" \
   cargo build --release --locked --target "$host" -p berth-runtime >&2
+# A broken static link shows at once: refuse to hand it out.
+"$PWD/target/$host/release/berth-runtime" --version >/dev/null
 echo "$PWD/target/$host/release"

@@ -13,3 +13,9 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --workspace --locked --no-fail-fast
 fi
+
+# The release artifact (static, as shipped) must start containers too: a
+# three-round run of the benchmark drives it beside crun and runc (no
+# timing is judged here; bench/ is for that).
+./scripts/build-release.sh >/dev/null
+bench/runtime-run.sh --rounds 3 --limits
