@@ -8,14 +8,16 @@ cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
-if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --workspace --locked --no-fail-fast
-else
-  cargo test --workspace --locked --no-fail-fast
-fi
 
 # The release artifact (static, as shipped) must start containers too: a
 # three-round run of the benchmark drives it beside crun and runc (no
 # timing is judged here; bench/ is for that).
 ./scripts/build-release.sh >/dev/null
 bench/runtime-run.sh --rounds 3 --limits
+
+# Last, so its summary closes the output.
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --locked --no-fail-fast
+else
+  cargo test --workspace --locked --no-fail-fast
+fi

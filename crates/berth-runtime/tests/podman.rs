@@ -64,8 +64,55 @@ impl PodmanEnv {
             .arg(&self.dir)
             .arg(snippet)
             .env("BERTH_RUNTIME", RUNTIME)
-            .env("TMPDIR", &self.dir);
+            .env("TMPDIR", &self.dir)
+            // conmon 2.1.6 writes its `oom` file relative to its working
+            // directory, which it inherits from podman: keep it in the env.
+            .current_dir(&self.dir);
         capture(cmd, snippet)
+    }
+
+    /// Poll the bash condition `cond` (10 times a second, for at most 120
+    /// seconds) until it holds; panic with `what` if it never does.
+    fn wait_until(&self, cond: &str, what: &str) {
+        let out = self.sh(&format!(
+            r#"deadline=$((SECONDS + 120))
+               until {cond}; do
+                   if [ "$SECONDS" -ge "$deadline" ]; then echo "timed out" >&2; exit 1; fi
+                   sleep 0.1
+               done"#
+        ));
+        self.check(out.code() == 0, &out, what);
+    }
+
+    /// `podman run -d` with berth-runtime (`args` before the image, then
+    /// `cmd`); returns the container id.
+    fn run_detached(&self, args: &str, cmd: &str) -> String {
+        let out = self.sh(&format!(
+            "timeout 120 podman --runtime berth-runtime run -d {args} {IMAGE} {cmd}"
+        ));
+        self.check(out.code() == 0, &out, "`podman run -d` failed");
+        let id = out.stdout.trim().to_string();
+        self.check(
+            id.len() == 64,
+            &out,
+            "`podman run -d` should print the container id",
+        );
+        id
+    }
+
+    /// `podman rm -f -t 0` the container, then check that berth-runtime
+    /// removed its cgroups (/libpod_parent/libpod-<id> in every hierarchy).
+    fn remove_and_check_cgroups(&self, name: &str, id: &str) {
+        let out = self.sh(&format!("timeout 120 podman rm -f -t 0 {name}"));
+        self.check(out.code() == 0, &out, "`podman rm -f` failed");
+        let out = self.sh(&format!(
+            "ls -d /sys/fs/cgroup/*/libpod_parent/libpod-{id} 2>/dev/null; true"
+        ));
+        self.check(
+            out.stdout.trim().is_empty(),
+            &out,
+            "the container's cgroups should be gone after `podman rm`",
+        );
     }
 
     /// Panic with `what`, the snippet's output and the runtime logs unless `ok`.
