@@ -147,9 +147,9 @@ fn invalid_ids_and_unsupported_features_are_named() {
     b.write();
     refused(&rt, b.path(), "notify", "SCMP_ACT_NOTIFY");
     b.config["linux"]["seccomp"] = serde_json::Value::Null;
-    b.config["linux"]["resources"]["blockIO"] = json!({"weight": 100});
+    b.config["linux"]["resources"]["network"] = json!({"classID": 1});
     b.write();
-    refused(&rt, b.path(), "blkio", "blockIO is not supported yet");
+    refused(&rt, b.path(), "netcls", "network is not supported yet");
 }
 
 #[test]
@@ -189,4 +189,16 @@ fn errors_go_to_the_log_file_as_one_json_line() {
         "{v}"
     );
     assert!(v["time"].as_str().unwrap().ends_with('Z'), "{v}");
+}
+
+/// A cgroup write that fails (here an impossible cpuset) used to leave the
+/// runtime and its intermediate process each waiting for the other: create
+/// hung forever. It must fail at once and leave nothing.
+#[test]
+fn failed_cgroup_setup_does_not_hang_create() {
+    let rt = Runtime::new(BIN);
+    let mut b = bundle(&["true"]);
+    b.config["linux"]["resources"]["cpu"] = json!({"cpus": "4095"});
+    b.write();
+    refused(&rt, b.path(), "cpuset", "cpuset.cpus");
 }

@@ -332,3 +332,65 @@ fn ctr_detached_task_exec() {
         "berth-runtime's --runc-root should be empty after `ctr task rm`",
     );
 }
+
+#[test]
+fn ctr_memory_limit_and_exec() {
+    let Some(ctd) = Containerd::start("memory") else {
+        return;
+    };
+    let ns = &ctd.ns;
+    let cgroup = format!("/sys/fs/cgroup/memory/{ns}/t3");
+
+    let out = ctd.sh(&format!(
+        "timeout 120 $CTR run -d $RUN_FLAGS --memory-limit 67108864 {IMAGE} t3 sleep 1000"
+    ));
+    ctd.check(out.code() == 0, &out, "`ctr run -d --memory-limit` failed");
+
+    let out = ctd.sh(&format!(
+        r#"echo "limit=$(cat {cgroup}/memory.limit_in_bytes)"
+           pid=$(timeout 120 $CTR task ls | awk '$1 == "t3" {{ print $2 }}')
+           echo "pid=$pid"
+           grep -qx "$pid" {cgroup}/cgroup.procs && echo init-in-cgroup"#
+    ));
+    ctd.check(out.code() == 0, &out, "reading t3's memory cgroup failed");
+    ctd.check(
+        out.stdout.contains("limit=67108864"),
+        &out,
+        &format!("{cgroup}/memory.limit_in_bytes should be 67108864"),
+    );
+    ctd.check(
+        out.stdout.contains("init-in-cgroup"),
+        &out,
+        &format!("t3's init should be in {cgroup}"),
+    );
+
+    let out = ctd.sh(
+        "timeout 120 $CTR task exec $EXEC_FLAGS --exec-id e1 t3 sh -c 'cat /proc/self/cgroup; echo exec-ok'",
+    );
+    ctd.check(out.code() == 0, &out, "`ctr task exec` should exit 0");
+    ctd.check(
+        out.stdout.lines().any(|l| l == "exec-ok"),
+        &out,
+        "expected `exec-ok` on stdout of `ctr task exec`",
+    );
+    ctd.check(
+        out.stdout
+            .lines()
+            .any(|l| l.ends_with(&format!(":memory:/{ns}/t3"))),
+        &out,
+        "the exec'd process should be in t3's memory cgroup",
+    );
+
+    let out = ctd.sh(&format!(
+        r#"timeout 120 $CTR task kill -s KILL t3 &&
+           timeout 120 sh -c 'until $CTR task ls | grep -q "^t3 .*STOPPED"; do sleep 0.1; done' &&
+           timeout 120 $CTR task rm t3 && timeout 120 $CTR container rm t3 &&
+           ls -d /sys/fs/cgroup/*/{ns}/t3 2>/dev/null; true"#
+    ));
+    ctd.check(out.code() == 0, &out, "stopping and removing t3 failed");
+    ctd.check(
+        out.stdout.trim().is_empty(),
+        &out,
+        "t3's cgroups should be gone after `ctr task rm`",
+    );
+}

@@ -409,3 +409,72 @@ fn foreground_terminal_without_console_socket() {
     assert!(out.contains("/dev/pts/"), "{out}");
     assert_eq!(o.status.code(), Some(4), "{out}");
 }
+
+/// blkio throttles, hugetlb and realtime cpu reach their cgroup files (on
+/// this hybrid host hugetlb lives in the cgroup2 tree).
+#[test]
+fn block_io_hugetlb_and_realtime_limits() {
+    if !std::path::Path::new("/sys/fs/cgroup/blkio/cgroup.procs").exists() {
+        eprintln!("skipped: not a cgroup v1 host");
+        return;
+    }
+    // A whole disk (throttles apply to disks, not partitions).
+    let disk = std::fs::read_dir("/sys/block")
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .find(|n| !n.starts_with("loop") && !n.starts_with("zram") && !n.starts_with("ram"))
+        .expect("a block device");
+    let mm = std::fs::read_to_string(format!("/sys/block/{disk}/dev")).unwrap();
+    let (major, minor) = mm.trim().split_once(':').unwrap();
+    let (major, minor): (i64, i64) = (major.parse().unwrap(), minor.parse().unwrap());
+    let rt = Runtime::new(BIN);
+    let mut b = Bundle::shared(&["sleep", "1000"]);
+    // Directly under the root: a nested cgroup gets realtime time only from
+    // a parent that has some (the kernel's rule), and intermediate ones
+    // have none.
+    let cg = format!("/berth-more-{}", std::process::id());
+    b.config["linux"]["cgroupsPath"] = json!(cg);
+    b.config["linux"]["resources"]["blockIO"] = json!({
+        "throttleReadBpsDevice": [{"major": major, "minor": minor, "rate": 1_048_576}],
+        "throttleWriteIOPSDevice": [{"major": major, "minor": minor, "rate": 100}]
+    });
+    let huge = std::path::Path::new("/sys/kernel/mm/hugepages/hugepages-2048kB").exists()
+        && std::fs::read_to_string("/sys/fs/cgroup/unified/cgroup.controllers")
+            .is_ok_and(|c| c.contains("hugetlb"));
+    if huge {
+        b.config["linux"]["resources"]["hugepageLimits"] =
+            json!([{"pageSize": "2MB", "limit": 4_194_304}]);
+    }
+    b.config["linux"]["resources"]["cpu"] =
+        json!({"realtimePeriod": 1_000_000, "realtimeRuntime": 10_000});
+    b.write();
+    expect_code(
+        &rt.run(&["run", "-d", "--bundle", b.path().to_str().unwrap(), "more"]),
+        0,
+        "run -d",
+    );
+    let read = |p: String| std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{p}: {e}"));
+    let blk = format!("/sys/fs/cgroup/blkio{cg}");
+    assert!(read(format!("{blk}/blkio.throttle.read_bps_device"))
+        .contains(&format!("{major}:{minor} 1048576")));
+    assert!(read(format!("{blk}/blkio.throttle.write_iops_device"))
+        .contains(&format!("{major}:{minor} 100")));
+    assert_eq!(
+        read(format!("/sys/fs/cgroup/cpu{cg}/cpu.rt_runtime_us")).trim(),
+        "10000"
+    );
+    if huge {
+        assert_eq!(
+            read(format!("/sys/fs/cgroup/unified{cg}/hugetlb.2MB.max")).trim(),
+            "4194304"
+        );
+    }
+    expect_code(&rt.run(&["delete", "--force", "more"]), 0, "delete");
+    for h in [
+        "cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids", "systemd",
+        "unified",
+    ] {
+        let _ = std::fs::remove_dir(format!("/sys/fs/cgroup/{h}{cg}"));
+    }
+}

@@ -92,24 +92,22 @@ pub fn check_supported(r: &LinuxResources, layout: Layout) -> Result<()> {
             "linux.resources.{what} is not supported yet"
         )))
     };
-    if r.block_io().is_some() {
-        return unsupported("blockIO");
-    }
-    if r.hugepage_limits().as_ref().is_some_and(|h| !h.is_empty()) {
-        return unsupported("hugepageLimits");
-    }
     if r.network().is_some() {
         return unsupported("network");
     }
     if r.rdma().as_ref().is_some_and(|m| !m.is_empty()) {
         return unsupported("rdma");
     }
-    if r.unified().as_ref().is_some_and(|m| !m.is_empty()) {
-        return unsupported("unified");
-    }
-    if let Some(cpu) = r.cpu() {
-        if cpu.realtime_runtime().is_some() || cpu.realtime_period().is_some() {
-            return unsupported("cpu.realtimeRuntime");
+    if let Some(u) = r.unified().as_ref().filter(|m| !m.is_empty()) {
+        if layout != Layout::Unified {
+            return Err(Error::SpecInvalid(
+                "linux.resources.unified needs a cgroup v2 host".into(),
+            ));
+        }
+        if let Some(k) = u.keys().find(|k| k.contains('/') || !k.contains('.')) {
+            return Err(Error::SpecInvalid(format!(
+                "linux.resources.unified: invalid file name {k:?}"
+            )));
         }
     }
     if layout == Layout::Unified && r.devices().as_ref().is_some_and(|d| !d.is_empty()) {
@@ -216,6 +214,24 @@ impl Manager {
             Manager::V2(m) => m.remove(),
         }
     }
+}
+
+/// Writes the first of `files` that exists in `dir`; none: an error that
+/// names what the kernel lacks.
+pub(crate) fn write_first(dir: &Path, files: &[&str], value: &str, what: &str) -> Result<()> {
+    match files.iter().find(|f| dir.join(f).exists()) {
+        Some(f) => write(dir, f, value),
+        None => Err(Error::SpecInvalid(format!(
+            "{what} is not available on this kernel (none of {} in {})",
+            files.join(", "),
+            dir.display()
+        ))),
+    }
+}
+
+/// `major:minor` of a block device rule.
+pub(crate) fn dev(major: i64, minor: i64) -> String {
+    format!("{major}:{minor}")
 }
 
 /// The pids listed in a cgroup's `cgroup.procs`.

@@ -213,6 +213,74 @@ impl Manager {
                 }
             }
         }
+        if let Some(c) = r.cpu() {
+            if let Some(d) = self.dir("cpu") {
+                // Period before runtime: the runtime may not exceed it.
+                if let Some(p) = c.realtime_period() {
+                    write(&d.path, "cpu.rt_period_us", &p.to_string())?;
+                }
+                if let Some(rt) = c.realtime_runtime() {
+                    write(&d.path, "cpu.rt_runtime_us", &rt.to_string())?;
+                }
+            }
+        }
+        if let Some(b) = r.block_io() {
+            let d = self.dir("blkio").ok_or_else(|| {
+                crate::error::Error::SpecInvalid("no blkio cgroup hierarchy is mounted".into())
+            })?;
+            let weight_files = ["blkio.bfq.weight", "blkio.weight"];
+            if let Some(w) = b.weight() {
+                super::write_first(&d.path, &weight_files, &w.to_string(), "blockIO.weight")?;
+            }
+            if let Some(w) = b.leaf_weight() {
+                super::write_first(
+                    &d.path,
+                    &["blkio.leaf_weight"],
+                    &w.to_string(),
+                    "blockIO.leafWeight",
+                )?;
+            }
+            for wd in b.weight_device().iter().flatten() {
+                if let Some(w) = wd.weight() {
+                    let line = format!("{} {w}", super::dev(wd.major(), wd.minor()));
+                    super::write_first(
+                        &d.path,
+                        &["blkio.bfq.weight_device", "blkio.weight_device"],
+                        &line,
+                        "blockIO.weightDevice",
+                    )?;
+                }
+            }
+            for (rules, file) in [
+                (
+                    b.throttle_read_bps_device(),
+                    "blkio.throttle.read_bps_device",
+                ),
+                (
+                    b.throttle_write_bps_device(),
+                    "blkio.throttle.write_bps_device",
+                ),
+                (
+                    b.throttle_read_iops_device(),
+                    "blkio.throttle.read_iops_device",
+                ),
+                (
+                    b.throttle_write_iops_device(),
+                    "blkio.throttle.write_iops_device",
+                ),
+            ] {
+                for t in rules.iter().flatten() {
+                    write(
+                        &d.path,
+                        file,
+                        &format!("{} {}", super::dev(t.major(), t.minor()), t.rate()),
+                    )?;
+                }
+            }
+        }
+        for h in r.hugepage_limits().iter().flatten() {
+            self.write_hugetlb(h.page_size(), h.limit())?;
+        }
         if let Some(d) = self.dir("devices").filter(|_| devices) {
             let rules = devices::rules(r.devices().as_deref().unwrap_or_default(), &[]);
             write(&d.path, "devices.deny", "a")?;
@@ -247,6 +315,42 @@ impl Manager {
             .iter()
             .find(|d| d.controllers.is_empty())
             .map(|d| d.path.as_path())
+    }
+
+    /// hugetlb in a v1 hierarchy, or (hybrid hosts, like this one) in the
+    /// cgroup2 tree, where the controller is enabled down the path.
+    fn write_hugetlb(&self, size: &str, limit: i64) -> Result<()> {
+        if let Some(d) = self.dir("hugetlb") {
+            return write(
+                &d.path,
+                &format!("hugetlb.{size}.limit_in_bytes"),
+                &limit.to_string(),
+            );
+        }
+        let unified = self.dirs.iter().find(|d| d.controllers.is_empty());
+        let Some(u) = unified.filter(|u| {
+            std::fs::read_to_string(u.mount_point.join("cgroup.controllers"))
+                .is_ok_and(|c| c.split_whitespace().any(|x| x == "hugetlb"))
+        }) else {
+            return Err(crate::error::Error::SpecInvalid(
+                "hugepageLimits: no hugetlb cgroup controller on this host".into(),
+            ));
+        };
+        let rel = u
+            .path
+            .strip_prefix(&u.mount_point)
+            .unwrap_or(&u.path)
+            .to_path_buf();
+        let mut cur = u.mount_point.clone();
+        for comp in rel.components() {
+            let enabled =
+                std::fs::read_to_string(cur.join("cgroup.subtree_control")).unwrap_or_default();
+            if !enabled.split_whitespace().any(|x| x == "hugetlb") {
+                write(&cur, "cgroup.subtree_control", "+hugetlb")?;
+            }
+            cur.push(comp);
+        }
+        write(&u.path, &format!("hugetlb.{size}.max"), &limit.to_string())
     }
 
     pub fn join(&self, pid: i32) -> Result<()> {

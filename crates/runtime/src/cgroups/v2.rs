@@ -41,7 +41,7 @@ impl Manager {
     }
 
     pub fn prepare(&self, resources: Option<&LinuxResources>) -> Result<()> {
-        let wanted = ["cpu", "cpuset", "memory", "pids"];
+        let wanted = ["cpu", "cpuset", "memory", "pids", "io", "hugetlb"];
         // Enable the controllers from the root down to our parent.
         let rel = self
             .path
@@ -128,6 +128,58 @@ impl Manager {
             if let Some(mems) = c.mems() {
                 write(d, "cpuset.mems", mems)?;
             }
+            if c.realtime_runtime().is_some() || c.realtime_period().is_some() {
+                return Err(Error::SpecInvalid(
+                    "cpu.realtimeRuntime has no cgroup v2 counterpart".into(),
+                ));
+            }
+        }
+        if let Some(b) = r.block_io() {
+            if let Some(w) = b.weight() {
+                // blkio weight 10..1000 to io weight 1..10000, as runc.
+                let w = 1 + (u64::from(w).clamp(10, 1000) - 10) * 9999 / 990;
+                super::write_first(
+                    d,
+                    &["io.bfq.weight", "io.weight"],
+                    &format!("default {w}"),
+                    "blockIO.weight",
+                )?;
+            }
+            for wd in b.weight_device().iter().flatten() {
+                if let Some(w) = wd.weight() {
+                    let line = format!("{} {w}", super::dev(wd.major(), wd.minor()));
+                    super::write_first(
+                        d,
+                        &["io.bfq.weight", "io.weight"],
+                        &line,
+                        "blockIO.weightDevice",
+                    )?;
+                }
+            }
+            for (rules, key) in [
+                (b.throttle_read_bps_device(), "rbps"),
+                (b.throttle_write_bps_device(), "wbps"),
+                (b.throttle_read_iops_device(), "riops"),
+                (b.throttle_write_iops_device(), "wiops"),
+            ] {
+                for t in rules.iter().flatten() {
+                    write(
+                        d,
+                        "io.max",
+                        &format!("{} {key}={}", super::dev(t.major(), t.minor()), t.rate()),
+                    )?;
+                }
+            }
+        }
+        for h in r.hugepage_limits().iter().flatten() {
+            write(
+                d,
+                &format!("hugetlb.{}.max", h.page_size()),
+                &h.limit().to_string(),
+            )?;
+        }
+        for (k, v) in r.unified().iter().flatten() {
+            write(d, k, v)?;
         }
         Ok(())
     }

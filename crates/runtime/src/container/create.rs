@@ -180,14 +180,17 @@ impl Creation<'_> {
         drop(fifo);
         // The cgroups are made while the intermediate creates namespaces.
         self.cgroups = Some(cgroups.clone());
-        let prepared = cgroups.prepare(linux.resources().as_ref());
-        if prepared.is_ok() {
-            parent_ch.send(&Message::CgroupsReady)?;
+        if let Err(e) = cgroups.prepare(linux.resources().as_ref()) {
+            // The intermediate waits for CgroupsReady: it must not be left
+            // waiting (nor we for it).
+            let _ = nix::sys::signal::kill(middle, nix::sys::signal::Signal::SIGKILL);
+            let _ = waitpid(middle, None);
+            return Err(e);
         }
+        parent_ch.send(&Message::CgroupsReady)?;
         let init_pid = self.talk_to_intermediate(&parent_ch, middle, &linux);
         let status = waitpid(middle, None);
         let init_pid = init_pid?;
-        prepared?;
         match status {
             Ok(WaitStatus::Exited(_, 0)) => {}
             other => {
