@@ -86,15 +86,25 @@ fn no_runtime_fd_reaches_the_container() {
         .collect();
     fds.sort();
     assert_eq!(fds, ["0", "1", "2"], "init fds");
+    // The exec'd process too: a detached `sleep`, its fds read from the host.
+    let pid_file = b.path().join("exec.pid");
     let o = output_via_files(Command::new("bash").args([
         "-c",
         &format!(
-            "exec 7</ ; exec {BIN} --root {} exec fds sh -c 'ls /proc/$$/fd | tr \"\\n\" \" \"'",
-            rt.root.path().display()
+            "exec 7</ ; exec {BIN} --root {} exec --detach --pid-file {} fds sleep 1000",
+            rt.root.path().display(),
+            pid_file.display()
         ),
     ]));
-    expect_code(&o, 0, "exec");
-    assert_eq!(stdout(&o), "0 1 2 ", "exec'd process fds");
+    expect_code(&o, 0, "exec --detach");
+    let pid = std::fs::read_to_string(&pid_file).unwrap();
+    let mut fds: Vec<String> = std::fs::read_dir(format!("/proc/{}/fd", pid.trim()))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    fds.sort();
+    assert_eq!(fds, ["0", "1", "2"], "exec'd process fds");
 }
 
 /// CVE-2024-21626: a cwd of /proc/self/fd/<leaked host dir fd> put the

@@ -11,6 +11,7 @@
 //! devices controllers. Other resources are refused with an error that
 //! says so rather than ignored.
 
+pub mod bpf_devices;
 pub mod devices;
 pub mod stats;
 pub mod v1;
@@ -109,11 +110,6 @@ pub fn check_supported(r: &LinuxResources, layout: Layout) -> Result<()> {
                 "linux.resources.unified: invalid file name {k:?}"
             )));
         }
-    }
-    if layout == Layout::Unified && r.devices().as_ref().is_some_and(|d| !d.is_empty()) {
-        return Err(Error::SpecInvalid(
-            "device cgroup rules on cgroup v2 (an eBPF program) are not supported yet".into(),
-        ));
     }
     Ok(())
 }

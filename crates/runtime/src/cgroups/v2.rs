@@ -65,6 +65,9 @@ impl Manager {
         }
         if let Some(r) = resources {
             self.write_resources(r)?;
+            if let Some(rules) = r.devices().as_ref().filter(|d| !d.is_empty()) {
+                super::bpf_devices::attach(&self.path, &super::devices::rules(rules, &[]))?;
+            }
         }
         Ok(())
     }
