@@ -9,6 +9,7 @@
 
 pub mod blobs;
 pub mod digest;
+pub mod layer;
 pub mod reference;
 
 pub use blobs::BlobStore;

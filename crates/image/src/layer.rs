@@ -1,0 +1,865 @@
+//! Unpacking a layer (a tar stream, plain, gzip or zstd) into a directory
+//! that overlayfs can use as a lower layer.
+//!
+//! Layers are hostile input. Every entry's parent directory is resolved
+//! inside the layer root (saferoot: `openat2(RESOLVE_IN_ROOT)`), names are
+//! cleaned so `..` stops at the root, and the final component is created
+//! with `*at` calls that never follow it (an existing entry is removed
+//! first), so no symlink planted by an earlier entry, no absolute or `..`
+//! name and no hard link can write outside the root. Whiteouts become
+//! overlayfs whiteouts (`.wh.X`: a 0/0 character device `X`; `.wh..wh..opq`:
+//! the `trusted.overlay.opaque` xattr), which overlayfs applies whatever the
+//! order of the tar. The decompressed stream is hashed as it is read (the
+//! diff_id) and bounded (decompression bombs). The unpack goes to a temp
+//! directory renamed into place only when all of it succeeded.
+
+use std::ffi::{CString, OsStr};
+use std::fs;
+use std::io::{self, BufRead, BufReader, Read};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
+use sha2::{Digest as _, Sha256};
+
+use crate::digest::Digest;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LayerError {
+    #[error("layer diff_id mismatch: expected {expected}, got {actual}")]
+    DiffId { expected: Digest, actual: Digest },
+    #[error("layer is larger than the limit of {limit} bytes uncompressed")]
+    TooLarge { limit: u64 },
+    #[error("layer entry {path:?}: {reason}")]
+    Entry { path: String, reason: String },
+    #[error("{context}: {source}")]
+    Io { context: String, source: io::Error },
+}
+
+fn io_err(context: impl Into<String>) -> impl FnOnce(io::Error) -> LayerError {
+    let context = context.into();
+    move |source| LayerError::Io { context, source }
+}
+
+/// What `unpack` checks.
+#[derive(Debug, Clone)]
+pub struct UnpackOptions {
+    /// The layer's diff_id (the digest of the uncompressed tar), if known.
+    pub diff_id: Option<Digest>,
+    /// Most uncompressed bytes accepted.
+    pub max_bytes: u64,
+}
+
+impl Default for UnpackOptions {
+    fn default() -> Self {
+        UnpackOptions {
+            diff_id: None,
+            max_bytes: 64 << 30,
+        }
+    }
+}
+
+/// What an unpack did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unpacked {
+    pub diff_id: Digest,
+    /// Uncompressed bytes read.
+    pub size: u64,
+    pub entries: u64,
+}
+
+/// Hashes and counts what passes through, and stops at the limit.
+struct Hashing<R> {
+    inner: R,
+    hasher: Sha256,
+    count: u64,
+    limit: u64,
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count += n as u64;
+        if self.count > self.limit {
+            return Err(io::Error::other(LimitExceeded));
+        }
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+#[derive(Debug)]
+struct LimitExceeded;
+impl std::fmt::Display for LimitExceeded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("size limit exceeded")
+    }
+}
+impl std::error::Error for LimitExceeded {}
+
+/// The decompressed stream of `input`, by its magic bytes.
+fn decompress<'a>(input: impl Read + 'a) -> io::Result<Box<dyn Read + 'a>> {
+    let mut buf = BufReader::with_capacity(256 * 1024, input);
+    let head = buf.fill_buf()?.to_vec();
+    Ok(if head.starts_with(&[0x1f, 0x8b]) {
+        Box::new(flate2::read::MultiGzDecoder::new(buf))
+    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Box::new(zstd::stream::read::Decoder::with_buffer(buf)?)
+    } else {
+        Box::new(buf)
+    })
+}
+
+/// Unpacks the layer `input` into `dest` (which must not exist).
+pub fn unpack(input: impl Read, dest: &Path, opts: &UnpackOptions) -> Result<Unpacked, LayerError> {
+    let parent = dest.parent().unwrap_or(Path::new("."));
+    let tmp = parent.join(format!(
+        ".{}.unpacking-{}",
+        dest.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        std::process::id()
+    ));
+    let _ = fs::remove_dir_all(&tmp);
+    fs::create_dir_all(&tmp).map_err(io_err(format!("create {}", tmp.display())))?;
+    match unpack_into(input, &tmp, opts) {
+        Ok(u) => {
+            fs::rename(&tmp, dest).map_err(io_err(format!(
+                "rename {} to {}",
+                tmp.display(),
+                dest.display()
+            )))?;
+            Ok(u)
+        }
+        Err(e) => {
+            let _ = fs::remove_dir_all(&tmp);
+            Err(e)
+        }
+    }
+}
+
+fn unpack_into(
+    input: impl Read,
+    root_path: &Path,
+    opts: &UnpackOptions,
+) -> Result<Unpacked, LayerError> {
+    let stream = decompress(input).map_err(io_err("read layer"))?;
+    let mut hashing = Hashing {
+        inner: stream,
+        hasher: Sha256::new(),
+        count: 0,
+        limit: opts.max_bytes,
+    };
+    let root = open_dir(root_path)?;
+    let mut dirs: Vec<(PathBuf, Attrs)> = Vec::new();
+    let mut entries = 0u64;
+    {
+        let mut archive = tar::Archive::new(&mut hashing);
+        let iter = archive.entries().map_err(|e| map_read(e, opts.max_bytes))?;
+        for entry in iter {
+            let mut entry = entry.map_err(|e| map_read(e, opts.max_bytes))?;
+            entries += 1;
+            if let Some(d) = apply(&root, &mut entry).map_err(|e| map_layer(e, opts.max_bytes))? {
+                dirs.push(d);
+            }
+        }
+        // The end-of-archive blocks and padding count for the diff_id.
+        io::copy(&mut archive.into_inner(), &mut io::sink())
+            .map_err(|e| map_read(e, opts.max_bytes))?;
+    }
+    // Directory times last, deepest first: creating entries inside a
+    // directory changes its mtime.
+    for (path, attrs) in dirs.iter().rev() {
+        let fd = saferoot::open_in_root(
+            &root,
+            path,
+            OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_DIRECTORY,
+        )
+        .map_err(|e| entry_err(path, e))?;
+        set_attrs(&fd, None, attrs, false).map_err(|e| entry_err(path, e))?;
+    }
+    let diff_id = Digest::from_hasher(hashing.hasher);
+    if let Some(expected) = &opts.diff_id {
+        if *expected != diff_id {
+            return Err(LayerError::DiffId {
+                expected: expected.clone(),
+                actual: diff_id,
+            });
+        }
+    }
+    Ok(Unpacked {
+        diff_id,
+        size: hashing.count,
+        entries,
+    })
+}
+
+fn map_read(e: io::Error, limit: u64) -> LayerError {
+    if e.get_ref().is_some_and(|i| i.is::<LimitExceeded>())
+        || e.to_string().contains("size limit exceeded")
+    {
+        return LayerError::TooLarge { limit };
+    }
+    LayerError::Io {
+        context: "read layer".into(),
+        source: e,
+    }
+}
+
+fn map_layer(e: LayerError, limit: u64) -> LayerError {
+    match e {
+        // The limit can strike inside an entry's content copy too.
+        LayerError::Io { source, .. } if source.to_string().contains("size limit exceeded") => {
+            LayerError::TooLarge { limit }
+        }
+        LayerError::Entry { reason, .. } if reason.contains("size limit exceeded") => {
+            LayerError::TooLarge { limit }
+        }
+        other => other,
+    }
+}
+
+fn entry_err(path: &Path, e: impl std::fmt::Display) -> LayerError {
+    LayerError::Entry {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    }
+}
+
+fn open_dir(p: &Path) -> Result<OwnedFd, LayerError> {
+    let fd = nix::fcntl::open(
+        p,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| LayerError::Io {
+        context: format!("open {}", p.display()),
+        source: e.into(),
+    })?;
+    // SAFETY: a fresh descriptor from open.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// A name as the layer's root sees it: `/`, `.` and `..` at the top are
+/// dropped, so the result never leaves the root.
+pub fn clean(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::ParentDir => {
+                out.pop();
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Ownership, mode, times and xattrs of an entry.
+#[derive(Debug, Clone)]
+struct Attrs {
+    uid: u32,
+    gid: u32,
+    mode: u32,
+    mtime: i64,
+    xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+fn attrs_of<R: Read>(entry: &mut tar::Entry<'_, R>) -> io::Result<Attrs> {
+    let h = entry.header();
+    let (uid, gid, mode, mtime) = (h.uid()?, h.gid()?, h.mode()?, h.mtime()?);
+    let mut xattrs = Vec::new();
+    if let Some(ext) = entry.pax_extensions()? {
+        for e in ext.flatten() {
+            if let Some(name) = e.key_bytes().strip_prefix(b"SCHILY.xattr.") {
+                xattrs.push((name.to_vec(), e.value_bytes().to_vec()));
+            }
+        }
+    }
+    Ok(Attrs {
+        uid: u32::try_from(uid).unwrap_or(0),
+        gid: u32::try_from(gid).unwrap_or(0),
+        mode: mode & 0o7777,
+        mtime: i64::try_from(mtime).unwrap_or(0),
+        xattrs,
+    })
+}
+
+fn cstr(name: &OsStr) -> io::Result<CString> {
+    CString::new(name.as_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
+}
+
+/// Removes whatever `name` is in `dir` (not a directory that `keep_dir`
+/// says to keep).
+fn remove_existing(dir: &OwnedFd, name: &CString, keep_dir: bool) -> io::Result<bool> {
+    let st = match nix::sys::stat::fstatat(
+        Some(dir.as_raw_fd()),
+        name.as_c_str(),
+        nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+    ) {
+        Ok(st) => st,
+        Err(Errno::ENOENT) => return Ok(false),
+        Err(e) => return Err(e.into()),
+    };
+    let is_dir = st.st_mode & libc::S_IFMT == libc::S_IFDIR;
+    if is_dir && keep_dir {
+        return Ok(true);
+    }
+    if is_dir {
+        // A directory replaced by a non-directory: remove it with its
+        // content, relative to this descriptor (never through a path).
+        let p = PathBuf::from(saferoot::fd_path(dir)).join(OsStr::from_bytes(name.as_bytes()));
+        fs::remove_dir_all(p)?;
+    } else {
+        // SAFETY: a live directory descriptor and a NUL-terminated name.
+        Errno::result(unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), 0) })?;
+    }
+    Ok(false)
+}
+
+/// Applies one entry; returns a directory whose attributes are set at the
+/// end.
+fn apply<R: Read>(
+    root: &OwnedFd,
+    entry: &mut tar::Entry<'_, R>,
+) -> Result<Option<(PathBuf, Attrs)>, LayerError> {
+    let raw = entry.path().map_err(io_err("entry name"))?.into_owned();
+    let path = clean(&raw);
+    let Some(name) = path.file_name().map(OsStr::to_os_string) else {
+        return Ok(None); // the root itself
+    };
+    let parent_path = path.parent().unwrap_or(Path::new("")).to_path_buf();
+    let parent = saferoot::mkdir_all_in_root(root, &parent_path).map_err(|e| entry_err(&raw, e))?;
+    let attrs = attrs_of(entry).map_err(|e| entry_err(&raw, e))?;
+    let err = |e: io::Error| entry_err(&raw, e);
+    let name_bytes = name.as_bytes();
+
+    // Whiteouts, in overlayfs form.
+    if name_bytes == b".wh..wh..opq" {
+        let p =
+            CString::new(saferoot::fd_path(&parent)).map_err(|_| entry_err(&raw, "bad path"))?;
+        // SAFETY: NUL-terminated path and value, sizes given.
+        let rc = unsafe {
+            libc::setxattr(
+                p.as_ptr(),
+                c"trusted.overlay.opaque".as_ptr(),
+                b"y".as_ptr().cast(),
+                1,
+                0,
+            )
+        };
+        Errno::result(rc).map_err(|e| err(e.into()))?;
+        return Ok(None);
+    }
+    if let Some(hidden) = name_bytes.strip_prefix(b".wh.") {
+        let target = CString::new(hidden).map_err(|_| entry_err(&raw, "bad name"))?;
+        remove_existing(&parent, &target, false).map_err(err)?;
+        // SAFETY: live directory descriptor, NUL-terminated name.
+        let rc = unsafe { libc::mknodat(parent.as_raw_fd(), target.as_ptr(), libc::S_IFCHR, 0) };
+        Errno::result(rc).map_err(|e| err(e.into()))?;
+        return Ok(None);
+    }
+
+    let c_name = cstr(&name).map_err(err)?;
+    let kind = entry.header().entry_type();
+    match kind {
+        tar::EntryType::Directory => {
+            if !remove_existing(&parent, &c_name, true).map_err(err)? {
+                nix::sys::stat::mkdirat(
+                    Some(parent.as_raw_fd()),
+                    c_name.as_c_str(),
+                    Mode::from_bits_truncate(0o700),
+                )
+                .map_err(|e| err(e.into()))?;
+            }
+            return Ok(Some((path, attrs)));
+        }
+        tar::EntryType::Regular | tar::EntryType::Continuous => {
+            remove_existing(&parent, &c_name, false).map_err(err)?;
+            let fd = nix::fcntl::openat(
+                Some(parent.as_raw_fd()),
+                c_name.as_c_str(),
+                OFlag::O_WRONLY
+                    | OFlag::O_CREAT
+                    | OFlag::O_EXCL
+                    | OFlag::O_NOFOLLOW
+                    | OFlag::O_CLOEXEC,
+                Mode::from_bits_truncate(0o600),
+            )
+            .map_err(|e| err(e.into()))?;
+            // SAFETY: a fresh descriptor from openat.
+            let mut file = fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+            io::copy(entry, &mut file).map_err(err)?;
+            let fd = OwnedFd::from(file);
+            set_attrs(&fd, None, &attrs, false).map_err(err)?;
+        }
+        tar::EntryType::Symlink => {
+            let target = entry
+                .link_name()
+                .map_err(err)?
+                .ok_or_else(|| entry_err(&raw, "symlink without a target"))?;
+            remove_existing(&parent, &c_name, false).map_err(err)?;
+            let t = cstr(target.as_os_str()).map_err(err)?;
+            // SAFETY: NUL-terminated strings and a live directory fd. The
+            // target is stored as written; it is resolved inside the root
+            // whenever it is used (here and by the runtime).
+            let rc = unsafe { libc::symlinkat(t.as_ptr(), parent.as_raw_fd(), c_name.as_ptr()) };
+            Errno::result(rc).map_err(|e| err(e.into()))?;
+            set_attrs(&parent, Some(&c_name), &attrs, true).map_err(err)?;
+        }
+        tar::EntryType::Link => {
+            let target = entry
+                .link_name()
+                .map_err(err)?
+                .ok_or_else(|| entry_err(&raw, "hard link without a target"))?;
+            let target = clean(&target);
+            // Resolved inside the root: a link to /etc/shadow is a link to
+            // the layer's own etc/shadow, or nothing.
+            let src = saferoot::open_in_root(root, &target, OFlag::O_PATH | OFlag::O_NOFOLLOW)
+                .map_err(|e| {
+                    entry_err(&raw, format!("hard link target {}: {e}", target.display()))
+                })?;
+            remove_existing(&parent, &c_name, false).map_err(err)?;
+            // SAFETY: live descriptors and NUL-terminated names; AT_EMPTY_PATH
+            // links the inode `src` was opened on.
+            let rc = unsafe {
+                libc::linkat(
+                    src.as_raw_fd(),
+                    c"".as_ptr(),
+                    parent.as_raw_fd(),
+                    c_name.as_ptr(),
+                    libc::AT_EMPTY_PATH,
+                )
+            };
+            Errno::result(rc).map_err(|e| err(e.into()))?;
+        }
+        tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
+            let h = entry.header();
+            let fmt = match kind {
+                tar::EntryType::Char => libc::S_IFCHR,
+                tar::EntryType::Block => libc::S_IFBLK,
+                _ => libc::S_IFIFO,
+            };
+            let major = u64::from(h.device_major().ok().flatten().unwrap_or(0));
+            let minor = u64::from(h.device_minor().ok().flatten().unwrap_or(0));
+            remove_existing(&parent, &c_name, false).map_err(err)?;
+            // SAFETY: live directory descriptor, NUL-terminated name.
+            let rc = unsafe {
+                libc::mknodat(
+                    parent.as_raw_fd(),
+                    c_name.as_ptr(),
+                    fmt | attrs.mode,
+                    libc::makedev(major as u32, minor as u32),
+                )
+            };
+            Errno::result(rc).map_err(|e| err(e.into()))?;
+            set_attrs(&parent, Some(&c_name), &attrs, false).map_err(err)?;
+        }
+        // pax and GNU long-name headers are consumed by the tar reader;
+        // anything else (sockets, unknown types) is not part of a rootfs.
+        _ => {}
+    }
+    Ok(None)
+}
+
+/// Sets owner, mode, xattrs and mtime on `fd` (or on `name` in the
+/// directory `fd`, without following it).
+fn set_attrs(fd: &OwnedFd, name: Option<&CString>, a: &Attrs, is_link: bool) -> io::Result<()> {
+    let (dirfd, cname, flags) = match name {
+        Some(n) => (fd.as_raw_fd(), n.as_c_str(), libc::AT_SYMLINK_NOFOLLOW),
+        None => (fd.as_raw_fd(), c"", libc::AT_EMPTY_PATH),
+    };
+    // SAFETY: live descriptor, NUL-terminated name; flags keep the call on
+    // the entry itself (no following of a symlink).
+    Errno::result(unsafe {
+        libc::fchownat(
+            dirfd,
+            cname.as_ptr(),
+            a.uid,
+            a.gid,
+            flags
+                | if name.is_some() {
+                    0
+                } else {
+                    libc::AT_SYMLINK_NOFOLLOW
+                },
+        )
+    })?;
+    if !is_link {
+        // After chown, which clears setuid bits. O_PATH descriptors are
+        // changed through their /proc/self/fd name.
+        let p = match name {
+            Some(n) => PathBuf::from(saferoot::fd_path(fd)).join(OsStr::from_bytes(n.as_bytes())),
+            None => PathBuf::from(saferoot::fd_path(fd)),
+        };
+        let cp = CString::new(p.as_os_str().as_bytes())
+            .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        // SAFETY: NUL-terminated path.
+        Errno::result(unsafe { libc::chmod(cp.as_ptr(), a.mode) })?;
+        for (k, v) in &a.xattrs {
+            let ck = CString::new(k.clone())
+                .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+            // SAFETY: NUL-terminated path and name; value pointer and size.
+            Errno::result(unsafe {
+                libc::lsetxattr(cp.as_ptr(), ck.as_ptr(), v.as_ptr().cast(), v.len(), 0)
+            })?;
+        }
+    }
+    let times = [
+        libc::timespec {
+            tv_sec: a.mtime,
+            tv_nsec: 0,
+        },
+        libc::timespec {
+            tv_sec: a.mtime,
+            tv_nsec: 0,
+        },
+    ];
+    // SAFETY: live descriptor, NUL-terminated name, two timespecs.
+    Errno::result(unsafe {
+        libc::utimensat(
+            dirfd,
+            cname.as_ptr(),
+            times.as_ptr(),
+            if name.is_some() {
+                libc::AT_SYMLINK_NOFOLLOW
+            } else {
+                0
+            },
+        )
+    })
+    .or_else(|e| {
+        if name.is_none() {
+            futimes(fd, &times)
+        } else {
+            Err(e)
+        }
+    })?;
+    Ok(())
+}
+
+/// utimensat on an O_PATH descriptor: through its /proc/self/fd name.
+fn futimes(fd: &OwnedFd, times: &[libc::timespec; 2]) -> nix::Result<i32> {
+    let p = CString::new(saferoot::fd_path(fd)).map_err(|_| Errno::EINVAL)?;
+    // SAFETY: NUL-terminated path and two timespecs.
+    Errno::result(unsafe { libc::utimensat(libc::AT_FDCWD, p.as_ptr(), times.as_ptr(), 0) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+
+    /// A tar entry with exactly these bytes as name and link name (the tar
+    /// crate refuses to write hostile names, which is the point here).
+    fn raw(
+        b: &mut tar::Builder<Vec<u8>>,
+        name: &str,
+        kind: tar::EntryType,
+        data: &[u8],
+        link: &str,
+        mode: u32,
+    ) {
+        let mut h = tar::Header::new_old();
+        h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+        h.as_old_mut().linkname[..link.len()].copy_from_slice(link.as_bytes());
+        h.set_entry_type(kind);
+        h.set_size(data.len() as u64);
+        h.set_mode(mode);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(1_600_000_000);
+        h.set_cksum();
+        b.append(&h, data).unwrap();
+    }
+
+    fn is_root() -> bool {
+        nix::unistd::geteuid().is_root()
+    }
+
+    fn normal_layer() -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        raw(&mut b, "etc/", tar::EntryType::Directory, b"", "", 0o755);
+        raw(
+            &mut b,
+            "etc/hostname",
+            tar::EntryType::Regular,
+            b"layer\n",
+            "",
+            0o4755,
+        );
+        raw(
+            &mut b,
+            "etc/alias",
+            tar::EntryType::Symlink,
+            b"",
+            "hostname",
+            0o777,
+        );
+        raw(
+            &mut b,
+            "etc/hard",
+            tar::EntryType::Link,
+            b"",
+            "etc/hostname",
+            0o644,
+        );
+        raw(&mut b, "dev-fifo", tar::EntryType::Fifo, b"", "", 0o600);
+        raw(&mut b, ".wh.gone", tar::EntryType::Regular, b"", "", 0o600);
+        raw(
+            &mut b,
+            "etc/.wh..wh..opq",
+            tar::EntryType::Regular,
+            b"",
+            "",
+            0o600,
+        );
+        b.into_inner().unwrap()
+    }
+
+    #[test]
+    fn unpacks_every_kind_and_hashes_the_stream() {
+        if !is_root() {
+            return;
+        }
+        let tar = normal_layer();
+        let gz = {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            std::io::Write::write_all(&mut e, &tar).unwrap();
+            e.finish().unwrap()
+        };
+        let zst = zstd::encode_all(&tar[..], 1).unwrap();
+        for (i, input) in [tar.clone(), gz, zst].into_iter().enumerate() {
+            let dir = tempfile::tempdir().unwrap();
+            let dest = dir.path().join("layer");
+            let u = unpack(
+                &input[..],
+                &dest,
+                &UnpackOptions {
+                    diff_id: Some(Digest::of(&tar)),
+                    ..Default::default()
+                },
+            )
+            .unwrap_or_else(|e| panic!("input {i}: {e}"));
+            assert_eq!(u.diff_id, Digest::of(&tar));
+            assert_eq!(
+                fs::read_to_string(dest.join("etc/hostname")).unwrap(),
+                "layer\n"
+            );
+            let m = fs::metadata(dest.join("etc/hostname")).unwrap();
+            assert_eq!(m.permissions().mode() & 0o7777, 0o4755, "setuid kept");
+            assert_eq!(m.mtime(), 1_600_000_000);
+            assert_eq!(m.nlink(), 2, "hard link");
+            assert_eq!(
+                fs::read_link(dest.join("etc/alias")).unwrap(),
+                PathBuf::from("hostname")
+            );
+            assert!(fs::symlink_metadata(dest.join("dev-fifo"))
+                .unwrap()
+                .file_type()
+                .is_fifo());
+            let w = fs::symlink_metadata(dest.join("gone")).unwrap();
+            assert!(
+                w.file_type().is_char_device() && w.rdev() == 0,
+                "whiteout as 0/0 char device"
+            );
+            let p = CString::new(dest.join("etc").as_os_str().as_bytes()).unwrap();
+            let mut v = [0u8; 4];
+            // SAFETY: NUL-terminated path and name, buffer and its size.
+            let n = unsafe {
+                libc::getxattr(
+                    p.as_ptr(),
+                    c"trusted.overlay.opaque".as_ptr(),
+                    v.as_mut_ptr().cast(),
+                    v.len(),
+                )
+            };
+            assert_eq!(&v[..usize::try_from(n).unwrap()], b"y", "opaque dir");
+            assert_eq!(
+                fs::metadata(dest.join("etc")).unwrap().mtime(),
+                1_600_000_000,
+                "dir time set last"
+            );
+        }
+    }
+
+    #[test]
+    fn hostile_names_stay_inside_the_root() {
+        if !is_root() {
+            return;
+        }
+        let outside = tempfile::tempdir().unwrap();
+        fs::write(outside.path().join("victim"), "keep").unwrap();
+        let o = outside.path().to_str().unwrap().trim_start_matches('/');
+        let mut b = tar::Builder::new(Vec::new());
+        raw(
+            &mut b,
+            "../../../escape",
+            tar::EntryType::Regular,
+            b"x",
+            "",
+            0o644,
+        );
+        raw(
+            &mut b,
+            &format!("/{o}/abs"),
+            tar::EntryType::Regular,
+            b"x",
+            "",
+            0o644,
+        );
+        raw(
+            &mut b,
+            "link",
+            tar::EntryType::Symlink,
+            b"",
+            &format!("/{o}"),
+            0o777,
+        );
+        raw(
+            &mut b,
+            "link/through-symlink",
+            tar::EntryType::Regular,
+            b"x",
+            "",
+            0o644,
+        );
+        raw(
+            &mut b,
+            "up",
+            tar::EntryType::Symlink,
+            b"",
+            "../../../../../..",
+            0o777,
+        );
+        raw(
+            &mut b,
+            &format!("up/{o}/through-dotdot-link"),
+            tar::EntryType::Regular,
+            b"x",
+            "",
+            0o644,
+        );
+        raw(
+            &mut b,
+            &format!("../../{o}/.wh.victim"),
+            tar::EntryType::Regular,
+            b"",
+            "",
+            0o644,
+        );
+        let tar = b.into_inner().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("layer");
+        unpack(&tar[..], &dest, &UnpackOptions::default()).unwrap();
+        let names: Vec<_> = fs::read_dir(outside.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(
+            names,
+            vec![std::ffi::OsString::from("victim")],
+            "nothing written outside"
+        );
+        assert_eq!(
+            fs::read_to_string(outside.path().join("victim")).unwrap(),
+            "keep"
+        );
+        assert!(dest.join("escape").is_file());
+        assert!(dest.join(o).join("abs").is_file());
+        assert!(dest.join(o).join("through-symlink").is_file());
+        assert!(dest.join(o).join("through-dotdot-link").is_file());
+        assert!(fs::symlink_metadata(dest.join(o).join("victim"))
+            .unwrap()
+            .file_type()
+            .is_char_device());
+    }
+
+    #[test]
+    fn hard_link_to_a_host_file_is_refused() {
+        if !is_root() {
+            return;
+        }
+        let host = tempfile::tempdir().unwrap();
+        let secret = host.path().join("secret");
+        fs::write(&secret, "s").unwrap();
+        let mut b = tar::Builder::new(Vec::new());
+        raw(
+            &mut b,
+            "hl",
+            tar::EntryType::Link,
+            b"",
+            secret.to_str().unwrap(),
+            0o644,
+        );
+        let tar = b.into_inner().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("layer");
+        let e = unpack(&tar[..], &dest, &UnpackOptions::default()).unwrap_err();
+        assert!(e.to_string().contains("hard link target"), "{e}");
+        assert_eq!(
+            fs::metadata(&secret).unwrap().nlink(),
+            1,
+            "the host file got no new link"
+        );
+        assert!(!dest.exists(), "nothing left after a failed unpack");
+    }
+
+    #[test]
+    fn wrong_diff_id_and_bombs_leave_nothing() {
+        let tar = {
+            let mut b = tar::Builder::new(Vec::new());
+            raw(
+                &mut b,
+                "big",
+                tar::EntryType::Regular,
+                &vec![0u8; 4 << 20],
+                "",
+                0o644,
+            );
+            b.into_inner().unwrap()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("layer");
+        let wrong = Digest::of(b"not this");
+        let e = unpack(
+            &tar[..],
+            &dest,
+            &UnpackOptions {
+                diff_id: Some(wrong),
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+        assert!(matches!(e, LayerError::DiffId { .. }), "{e}");
+        assert!(!dest.exists());
+        // 4 MiB of zeros compress to a few KiB: bounded by max_bytes.
+        let gz = {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+            std::io::Write::write_all(&mut e, &tar).unwrap();
+            e.finish().unwrap()
+        };
+        assert!(gz.len() < 64 << 10);
+        let e = unpack(
+            &gz[..],
+            &dest,
+            &UnpackOptions {
+                diff_id: None,
+                max_bytes: 1 << 20,
+            },
+        )
+        .unwrap_err();
+        assert!(matches!(e, LayerError::TooLarge { .. }), "{e}");
+        assert!(!dest.exists());
+        assert_eq!(
+            fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "no temp dir left"
+        );
+    }
+}
