@@ -101,7 +101,7 @@ impl std::fmt::Display for LimitExceeded {
 impl std::error::Error for LimitExceeded {}
 
 /// The decompressed stream of `input`, by its magic bytes.
-fn decompress<'a>(input: impl Read + 'a) -> io::Result<Box<dyn Read + 'a>> {
+pub(crate) fn decompress<'a>(input: impl Read + 'a) -> io::Result<Box<dyn Read + 'a>> {
     let mut buf = BufReader::with_capacity(256 * 1024, input);
     let head = buf.fill_buf()?.to_vec();
     Ok(if head.starts_with(&[0x1f, 0x8b]) {
@@ -271,7 +271,13 @@ struct Attrs {
 
 fn attrs_of<R: Read>(entry: &mut tar::Entry<'_, R>) -> io::Result<Attrs> {
     let h = entry.header();
-    let (uid, gid, mode, mtime) = (h.uid()?, h.gid()?, h.mode()?, h.mtime()?);
+    // Empty numeric fields (some writers leave them blank) read as 0.
+    let (uid, gid, mode, mtime) = (
+        h.uid().unwrap_or(0),
+        h.gid().unwrap_or(0),
+        h.mode()?,
+        h.mtime().unwrap_or(0),
+    );
     let mut xattrs = Vec::new();
     if let Some(ext) = entry.pax_extensions()? {
         for e in ext.flatten() {

@@ -2,15 +2,20 @@
 //! manifests and configs per the OCI image spec, unpacked layers shared
 //! between images, an overlay snapshot per container.
 //!
-//! Built so far: image references parsed as Docker parses them
-//! ([`reference`]), sha256 digests ([`digest`]) and the content-addressed
-//! blob store ([`blobs`]). Layers, snapshots, the metadata database and the
-//! `berth` commands come next (see the image store issue).
+//! - [`reference`]: image references parsed as Docker parses them;
+//! - [`digest`], [`blobs`]: sha256 digests and the content-addressed blob store;
+//! - [`layer`]: unpacking a layer, never outside its root;
+//! - [`oci`]: manifests, indexes, configs, chain ids;
+//! - [`store`]: images, tags and shared layers, metadata in SQLite;
+//! - [`archive`]: load (docker- and oci-archive), save, import.
 
+pub mod archive;
 pub mod blobs;
 pub mod digest;
 pub mod layer;
+pub mod oci;
 pub mod reference;
+pub mod store;
 
 pub use blobs::BlobStore;
 pub use digest::Digest;

@@ -1,0 +1,517 @@
+//! Image archives: `load` (docker-archive and oci-archive, recognised by
+//! their contents), `save` (docker-archive), and `import` of a rootfs
+//! tarball.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::path::Path;
+
+use serde_json::{json, Value};
+
+use crate::digest::Digest;
+use crate::oci::{self, Descriptor, Manifest};
+use crate::reference::Reference;
+use crate::store::{Image, ImageStore, StoreError};
+
+type Result<T> = std::result::Result<T, StoreError>;
+
+fn invalid(s: impl Into<String>) -> StoreError {
+    StoreError::Invalid(s.into())
+}
+
+fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> StoreError {
+    let context = context.into();
+    move |source| StoreError::Io { context, source }
+}
+
+/// Extracts an archive into `dir` (only regular files and directories, by
+/// safe names: an archive cannot write outside `dir`).
+fn extract(input: impl Read, dir: &Path) -> Result<()> {
+    let mut a = tar::Archive::new(input);
+    for e in a.entries().map_err(io_err("read archive"))? {
+        let mut e = e.map_err(io_err("read archive"))?;
+        let path = crate::layer::clean(&e.path().map_err(io_err("archive entry name"))?);
+        if path.as_os_str().is_empty() {
+            continue;
+        }
+        let dest = dir.join(&path);
+        match e.header().entry_type() {
+            tar::EntryType::Directory => {
+                fs::create_dir_all(&dest).map_err(io_err(format!("create {}", dest.display())))?
+            }
+            tar::EntryType::Regular | tar::EntryType::Continuous => {
+                if let Some(p) = dest.parent() {
+                    fs::create_dir_all(p).map_err(io_err(format!("create {}", p.display())))?;
+                }
+                let _ = fs::remove_file(&dest);
+                let mut f = fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&dest)
+                    .map_err(io_err(format!("create {}", dest.display())))?;
+                std::io::copy(&mut e, &mut f)
+                    .map_err(io_err(format!("write {}", dest.display())))?;
+            }
+            // Symlinks and the rest have no place in an image archive.
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Loads every image of an archive; returns them with the tags they got.
+pub fn load(store: &mut ImageStore, input: impl Read) -> Result<Vec<Image>> {
+    let work = store.temp_dir()?;
+    extract(input, work.path())?;
+    if work.path().join("index.json").is_file() && work.path().join("oci-layout").is_file() {
+        load_oci(store, work.path())
+    } else if work.path().join("manifest.json").is_file() {
+        load_docker(store, work.path())
+    } else {
+        Err(invalid(
+            "not an image archive: no manifest.json (docker-archive) or index.json (oci-archive)",
+        ))
+    }
+}
+
+fn read_json(path: &Path) -> Result<Value> {
+    let data = fs::read(path).map_err(io_err(format!("read {}", path.display())))?;
+    serde_json::from_slice(&data).map_err(|e| invalid(format!("{}: {e}", path.display())))
+}
+
+fn load_docker(store: &mut ImageStore, dir: &Path) -> Result<Vec<Image>> {
+    let manifest = read_json(&dir.join("manifest.json"))?;
+    let entries = manifest
+        .as_array()
+        .ok_or_else(|| invalid("manifest.json is not a list"))?;
+    let mut out = Vec::new();
+    for entry in entries {
+        let config_name = entry["Config"]
+            .as_str()
+            .ok_or_else(|| invalid("manifest.json entry without Config"))?;
+        let config = fs::read(dir.join(crate::layer::clean(Path::new(config_name))))
+            .map_err(io_err(format!("read {config_name}")))?;
+        let mut layers = Vec::new();
+        for l in entry["Layers"].as_array().into_iter().flatten() {
+            let name = l
+                .as_str()
+                .ok_or_else(|| invalid("a layer name is not a string"))?;
+            let f = fs::File::open(dir.join(crate::layer::clean(Path::new(name))))
+                .map_err(io_err(format!("open {name}")))?;
+            layers.push(store.put_layer_blob(f)?);
+        }
+        let tags = entry["RepoTags"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(|t| {
+                t.parse::<Reference>()
+                    .map_err(|e| invalid(format!("tag {t:?}: {e}")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        out.push(store.add_from_parts(&config, layers, &tags)?);
+    }
+    Ok(out)
+}
+
+fn blob_path(dir: &Path, digest: &str) -> Result<std::path::PathBuf> {
+    let d: Digest = digest.parse().map_err(|e| invalid(format!("{e}")))?;
+    Ok(dir.join("blobs/sha256").join(d.hex()))
+}
+
+/// Stores one blob of an OCI layout, checking it against its digest.
+fn put_verified(store: &ImageStore, dir: &Path, desc: &Descriptor) -> Result<Digest> {
+    let want: Digest = desc.digest.parse().map_err(|e| invalid(format!("{e}")))?;
+    let f = fs::File::open(blob_path(dir, &desc.digest)?)
+        .map_err(io_err(format!("open blob {}", desc.digest)))?;
+    Ok(store.blobs.put(f, Some(&want), None)?)
+}
+
+fn load_oci(store: &mut ImageStore, dir: &Path) -> Result<Vec<Image>> {
+    let index: Value = read_json(&dir.join("index.json"))?;
+    let mut out = Vec::new();
+    for m in index["manifests"].as_array().into_iter().flatten() {
+        let desc: Descriptor =
+            serde_json::from_value(m.clone()).map_err(|e| invalid(format!("index.json: {e}")))?;
+        let mut manifests = vec![desc.clone()];
+        if desc.media_type == oci::OCI_INDEX || desc.media_type == oci::DOCKER_LIST {
+            // A nested index: the host's platform.
+            let nested = read_json(&blob_path(dir, &desc.digest)?)?;
+            let host = oci::host_platform();
+            manifests = nested["manifests"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|v| serde_json::from_value::<Descriptor>(v.clone()).ok())
+                .filter(|d| {
+                    d.platform
+                        .as_ref()
+                        .is_none_or(|p| p.os == host.os && p.architecture == host.architecture)
+                })
+                .take(1)
+                .collect();
+        }
+        let name = desc
+            .annotations
+            .as_ref()
+            .and_then(|a| {
+                a.get("org.opencontainers.image.ref.name")
+                    .or_else(|| a.get("io.containerd.image.name"))
+            })
+            .and_then(Value::as_str)
+            .map(String::from);
+        for md in manifests {
+            let manifest_digest = put_verified(store, dir, &md)?;
+            let manifest: Manifest =
+                serde_json::from_slice(&store.blobs.read(&manifest_digest)?)
+                    .map_err(|e| invalid(format!("manifest {}: {e}", md.digest)))?;
+            put_verified(store, dir, &manifest.config)?;
+            for l in &manifest.layers {
+                put_verified(store, dir, l)?;
+            }
+            // A full reference as the name is a tag; a bare tag has no
+            // repository to go with, so the image stays untagged.
+            let tags: Vec<Reference> = name
+                .iter()
+                .filter(|n| n.contains('/') || n.contains(':'))
+                .filter_map(|n| n.parse().ok())
+                .collect();
+            out.push(store.add_image(&manifest_digest, &tags)?);
+        }
+    }
+    Ok(out)
+}
+
+/// Writes `images` as a docker-archive (what `docker save` and `podman
+/// save` write, and every peer loads).
+pub fn save_docker(
+    store: &ImageStore,
+    images: &[(Image, Vec<String>)],
+    out: impl Write,
+) -> Result<()> {
+    let mut tar = tar::Builder::new(out);
+    let mut manifest = Vec::new();
+    let mut written = std::collections::HashSet::new();
+    for (img, tags) in images {
+        let (m, config) = store.manifest_and_config(img)?;
+        let config_bytes = store.blobs.read(&img.id)?;
+        let config_name = format!("{}.json", img.id.hex());
+        append(&mut tar, &config_name, &config_bytes)?;
+        let diffs = config["rootfs"]["diff_ids"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let mut layer_names = Vec::new();
+        for (layer, diff) in m.layers.iter().zip(diffs) {
+            let diff: Digest = diff
+                .as_str()
+                .unwrap_or_default()
+                .parse()
+                .map_err(|e| invalid(format!("{e}")))?;
+            let name = format!("{}/layer.tar", diff.hex());
+            if written.insert(name.clone()) {
+                // docker-archive layers are plain tars.
+                let blob: Digest = layer.digest.parse().map_err(|e| invalid(format!("{e}")))?;
+                let plain = crate::layer::decompress(store.blobs.open_blob(&blob)?)
+                    .map_err(io_err("read layer"))?;
+                let tmp =
+                    tempfile::tempfile_in(store.root().join("tmp")).map_err(io_err("temp file"))?;
+                let mut tmp_w = tmp.try_clone().map_err(io_err("temp file"))?;
+                let (_, size) = crate::blobs::copy_hashing(plain, &mut tmp_w, None)?;
+                let mut h = tar::Header::new_gnu();
+                h.set_size(size);
+                h.set_mode(0o644);
+                h.set_entry_type(tar::EntryType::Regular);
+                let mut tmp = tmp;
+                std::io::Seek::seek(&mut tmp, std::io::SeekFrom::Start(0))
+                    .map_err(io_err("temp file"))?;
+                tar.append_data(&mut h, &name, tmp)
+                    .map_err(io_err("write archive"))?;
+            }
+            layer_names.push(name);
+        }
+        manifest.push(json!({"Config": config_name, "RepoTags": tags, "Layers": layer_names}));
+    }
+    append(
+        &mut tar,
+        "manifest.json",
+        &serde_json::to_vec(&manifest).map_err(|e| invalid(e.to_string()))?,
+    )?;
+    tar.into_inner()
+        .map_err(io_err("write archive"))?
+        .flush()
+        .map_err(io_err("write archive"))?;
+    Ok(())
+}
+
+fn append(tar: &mut tar::Builder<impl Write>, name: &str, data: &[u8]) -> Result<()> {
+    let mut h = tar::Header::new_gnu();
+    h.set_size(data.len() as u64);
+    h.set_mode(0o644);
+    h.set_entry_type(tar::EntryType::Regular);
+    tar.append_data(&mut h, name, data)
+        .map_err(io_err("write archive"))
+}
+
+/// Applies `--change` instructions (Dockerfile syntax: CMD, ENTRYPOINT,
+/// ENV, WORKDIR, USER, EXPOSE, LABEL) to an image config's `config`.
+pub fn apply_change(config: &mut Value, change: &str) -> Result<()> {
+    let (instr, arg) = change
+        .trim()
+        .split_once(char::is_whitespace)
+        .unwrap_or((change.trim(), ""));
+    let arg = arg.trim();
+    let list = |a: &str| -> Value {
+        match serde_json::from_str::<Vec<String>>(a) {
+            Ok(v) => json!(v),
+            Err(_) => json!(["/bin/sh", "-c", a]),
+        }
+    };
+    let c = &mut config["config"];
+    match instr.to_ascii_uppercase().as_str() {
+        "CMD" => c["Cmd"] = list(arg),
+        "ENTRYPOINT" => c["Entrypoint"] = list(arg),
+        "WORKDIR" => c["WorkingDir"] = json!(arg),
+        "USER" => c["User"] = json!(arg),
+        "ENV" => {
+            let pairs = key_values(arg);
+            let env = c["Env"].as_array().cloned().unwrap_or_default();
+            let mut env: Vec<String> = env
+                .into_iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect();
+            for (k, v) in pairs {
+                env.retain(|e| e.split_once('=').map(|x| x.0) != Some(k.as_str()));
+                env.push(format!("{k}={v}"));
+            }
+            c["Env"] = json!(env);
+        }
+        "LABEL" => {
+            for (k, v) in key_values(arg) {
+                c["Labels"][k] = json!(v);
+            }
+        }
+        "EXPOSE" => {
+            for p in arg.split_whitespace() {
+                let p = if p.contains('/') {
+                    p.to_string()
+                } else {
+                    format!("{p}/tcp")
+                };
+                c["ExposedPorts"][p] = json!({});
+            }
+        }
+        other => {
+            return Err(invalid(format!(
+                "--change {other:?}: use CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, USER or WORKDIR"
+            )))
+        }
+    }
+    Ok(())
+}
+
+/// `A=1 B="two words"` or the old `A value` form.
+fn key_values(arg: &str) -> Vec<(String, String)> {
+    if !arg.contains('=') {
+        return match arg.split_once(char::is_whitespace) {
+            Some((k, v)) => vec![(k.to_string(), v.trim().to_string())],
+            None => Vec::new(),
+        };
+    }
+    let mut out = Vec::new();
+    let mut rest = arg.trim();
+    while let Some((k, after)) = rest.split_once('=') {
+        let (v, next) = if let Some(q) = after.strip_prefix('"') {
+            match q.split_once('"') {
+                Some((v, n)) => (v.to_string(), n),
+                None => (q.to_string(), ""),
+            }
+        } else {
+            match after.split_once(char::is_whitespace) {
+                Some((v, n)) => (v.to_string(), n),
+                None => (after.to_string(), ""),
+            }
+        };
+        out.push((k.trim().to_string(), v));
+        rest = next.trim();
+    }
+    out
+}
+
+/// Imports a rootfs tarball (plain, gzip or zstd) as a one-layer image.
+pub fn import(
+    store: &mut ImageStore,
+    input: impl Read,
+    changes: &[String],
+    message: Option<&str>,
+    tags: &[Reference],
+) -> Result<Image> {
+    let layer = store.put_layer_blob(input)?;
+    let created = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    let platform = oci::host_platform();
+    let mut config = json!({
+        "created": created,
+        "architecture": platform.architecture,
+        "os": "linux",
+        "config": {},
+        "rootfs": {"type": "layers", "diff_ids": [layer.digest]},
+        "history": [{"created": created, "created_by": "berth import", "comment": message.unwrap_or("")}],
+    });
+    for c in changes {
+        apply_change(&mut config, c)?;
+    }
+    let bytes = serde_json::to_vec(&config).map_err(|e| invalid(e.to_string()))?;
+    store.add_from_parts(&bytes, vec![layer], tags)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changes_apply_like_docker_import() {
+        let mut c = json!({"config": {}});
+        for ch in [
+            "CMD [\"/bin/sh\", \"-c\", \"echo hi\"]",
+            "ENTRYPOINT /init",
+            "ENV A=1 B=\"two words\"",
+            "ENV C 3",
+            "WORKDIR /w",
+            "USER 1000:1000",
+            "EXPOSE 80 53/udp",
+            "LABEL x=y",
+        ] {
+            apply_change(&mut c, ch).unwrap();
+        }
+        let cfg = &c["config"];
+        assert_eq!(cfg["Cmd"], json!(["/bin/sh", "-c", "echo hi"]));
+        assert_eq!(cfg["Entrypoint"], json!(["/bin/sh", "-c", "/init"]));
+        assert_eq!(cfg["Env"], json!(["A=1", "B=two words", "C=3"]));
+        assert_eq!(cfg["WorkingDir"], "/w");
+        assert_eq!(cfg["User"], "1000:1000");
+        assert!(
+            cfg["ExposedPorts"]["53/udp"].is_object() && cfg["ExposedPorts"]["80/tcp"].is_object()
+        );
+        assert_eq!(cfg["Labels"]["x"], "y");
+        assert!(apply_change(&mut c, "RUN rm -rf /").is_err());
+    }
+}
+
+#[cfg(test)]
+mod store_tests {
+    use super::*;
+
+    fn rootfs_tar() -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, data) in [
+            ("etc/hostname", &b"berth\n"[..]),
+            ("bin/hello", &b"#!/bin/sh\necho hi\n"[..]),
+        ] {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o755);
+            h.set_entry_type(tar::EntryType::Regular);
+            b.append_data(&mut h, name, data).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    #[test]
+    fn import_save_load_tag_and_remove() {
+        if !nix::unistd::geteuid().is_root() {
+            return;
+        }
+        let a = tempfile::tempdir().unwrap();
+        let mut store = ImageStore::open(a.path()).unwrap();
+        let tag: Reference = "example/app:1".parse().unwrap();
+        let img = import(
+            &mut store,
+            &rootfs_tar()[..],
+            &["CMD [\"/bin/hello\"]".into()],
+            None,
+            std::slice::from_ref(&tag),
+        )
+        .unwrap();
+        assert_eq!(img.tags, vec!["docker.io/example/app:1".to_string()]);
+        assert_eq!(store.resolve("example/app:1").unwrap().id, img.id);
+        assert_eq!(store.resolve(&img.id.hex()[..12]).unwrap().id, img.id);
+        let layer = store.layer_dir(&img.layers[0]);
+        assert_eq!(
+            fs::read_to_string(layer.join("etc/hostname")).unwrap(),
+            "berth\n"
+        );
+
+        // save, then load into another store: same image id, same files.
+        let mut archive = Vec::new();
+        save_docker(
+            &store,
+            &[(img.clone(), vec!["example/app:1".into()])],
+            &mut archive,
+        )
+        .unwrap();
+        let b = tempfile::tempdir().unwrap();
+        let mut other = ImageStore::open(b.path()).unwrap();
+        let loaded = load(&mut other, &archive[..]).unwrap();
+        assert_eq!(loaded[0].id, img.id, "same config digest");
+        assert_eq!(
+            fs::read_to_string(other.layer_dir(&loaded[0].layers[0]).join("bin/hello")).unwrap(),
+            "#!/bin/sh\necho hi\n"
+        );
+
+        // A second tag, removed: the image stays; the last one: it goes,
+        // with its layer and blobs.
+        store
+            .tag("example/app:1", &"example/app:2".parse().unwrap())
+            .unwrap();
+        let out = store.remove("example/app:2", false).unwrap();
+        assert_eq!(out, vec!["Untagged: docker.io/example/app:2".to_string()]);
+        assert!(layer.is_dir());
+        let out = store.remove("example/app:1", false).unwrap();
+        assert!(
+            out.last().unwrap().starts_with("Deleted: sha256:"),
+            "{out:?}"
+        );
+        assert!(!layer.exists(), "the last image's layer is removed");
+        assert!(store.blobs.list().unwrap().is_empty(), "and its blobs");
+        assert!(matches!(
+            store.resolve("example/app:1"),
+            Err(StoreError::NotFound(_))
+        ));
+    }
+
+    #[test]
+    fn a_hostile_archive_stores_nothing() {
+        if !nix::unistd::geteuid().is_root() {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = ImageStore::open(dir.path()).unwrap();
+        // A config whose diff_id does not match the layer.
+        let layer = rootfs_tar();
+        let config = json!({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": [Digest::of(b"other").to_string()]}});
+        let mut b = tar::Builder::new(Vec::new());
+        append(&mut b, "c.json", &serde_json::to_vec(&config).unwrap()).unwrap();
+        append(&mut b, "l/layer.tar", &layer).unwrap();
+        append(
+            &mut b,
+            "manifest.json",
+            &serde_json::to_vec(
+                &json!([{"Config": "c.json", "RepoTags": ["bad:1"], "Layers": ["l/layer.tar"]}]),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        let archive = b.into_inner().unwrap();
+        let e = load(&mut store, &archive[..]).unwrap_err();
+        assert!(e.to_string().contains("diff_id mismatch"), "{e}");
+        assert!(store.list().unwrap().is_empty());
+        // What the failed load left (blobs no row names) is found and removed.
+        let report = store.check().unwrap();
+        assert!(report.unreferenced_blobs >= 1, "{report:?}");
+        assert!(store.blobs.list().unwrap().is_empty());
+        assert_eq!(fs::read_dir(dir.path().join("layers")).unwrap().count(), 0);
+    }
+}
