@@ -1,0 +1,563 @@
+//! `berth`: docker's command lines over berth's libraries. This binary only
+//! parses flags and prints; the work is in the library crates.
+//!
+//! So far the image store's commands: images, import, load, save, tag,
+//! rmi, history, image inspect/ls/rm/tag/prune, system df/check. Running
+//! containers comes with the engine.
+
+mod format;
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use image::archive;
+use image::store::{Image, ImageStore};
+use image::Reference;
+use serde_json::{json, Value};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "berth",
+    version,
+    about = "Containers with docker's command lines, daemonless"
+)]
+struct Cli {
+    /// Where images and containers are stored
+    #[arg(
+        long,
+        global = true,
+        default_value = "/var/lib/berth",
+        env = "BERTH_ROOT"
+    )]
+    root: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// List images
+    Images(ImagesArgs),
+    /// Create an image from a rootfs tarball (a file, or - for stdin)
+    Import {
+        /// Dockerfile instruction to apply (CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, USER, WORKDIR)
+        #[arg(short, long)]
+        change: Vec<String>,
+        /// Commit message for the history
+        #[arg(short, long)]
+        message: Option<String>,
+        file: String,
+        /// Repository and tag for the image
+        reference: Option<String>,
+    },
+    /// Load images from an archive (docker-archive or oci-archive)
+    Load {
+        /// Read from this file instead of stdin
+        #[arg(short, long)]
+        input: Option<PathBuf>,
+        /// Print only the loaded names
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Save images to a docker-archive
+    Save {
+        /// Write to this file instead of stdout
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// Archive format
+        #[arg(long, default_value = "docker-archive")]
+        format: String,
+        #[arg(required = true)]
+        images: Vec<String>,
+    },
+    /// Add a name to an image
+    Tag { source: String, target: String },
+    /// Remove images
+    Rmi {
+        /// Remove an image by id even with several tags
+        #[arg(short, long)]
+        force: bool,
+        #[arg(required = true)]
+        images: Vec<String>,
+    },
+    /// Show an image's history
+    History {
+        /// Do not truncate
+        #[arg(long)]
+        no_trunc: bool,
+        /// Print only the ids
+        #[arg(short, long)]
+        quiet: bool,
+        image: String,
+    },
+    /// Manage images
+    #[command(subcommand)]
+    Image(ImageCommand),
+    /// Manage berth's storage
+    #[command(subcommand)]
+    System(SystemCommand),
+}
+
+#[derive(Debug, clap::Args)]
+struct ImagesArgs {
+    /// Show all images (no intermediate images exist yet)
+    #[arg(short, long)]
+    all: bool,
+    /// Print only the ids
+    #[arg(short, long)]
+    quiet: bool,
+    /// Show digests
+    #[arg(long)]
+    digests: bool,
+    /// Do not truncate ids
+    #[arg(long)]
+    no_trunc: bool,
+    /// Filter: dangling=true|false, reference=PATTERN
+    #[arg(short, long)]
+    filter: Vec<String>,
+    /// Go-template-like format ({{.Repository}} {{.Tag}} {{.ID}} ...) or json
+    #[arg(long)]
+    format: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum ImageCommand {
+    /// Display detailed information on images (Docker's JSON)
+    Inspect {
+        #[arg(required = true)]
+        images: Vec<String>,
+    },
+    /// List images
+    #[command(alias = "list")]
+    Ls(ImagesArgs),
+    /// Remove images
+    Rm {
+        #[arg(short, long)]
+        force: bool,
+        #[arg(required = true)]
+        images: Vec<String>,
+    },
+    /// Add a name to an image
+    Tag { source: String, target: String },
+    /// Remove untagged images (-a: every image, no container uses one yet)
+    Prune {
+        #[arg(short, long)]
+        all: bool,
+        /// Do not ask (there is no prompt: accepted for docker compatibility)
+        #[arg(short, long)]
+        force: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SystemCommand {
+    /// Show disk use
+    Df,
+    /// Find and repair what interrupted commands left behind
+    Check,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("Error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn open(cli: &Cli) -> Result<ImageStore> {
+    ImageStore::open(&cli.root).with_context(|| format!("open the store at {}", cli.root.display()))
+}
+
+fn parse_ref(s: &str) -> Result<Reference> {
+    s.parse::<Reference>()
+        .map_err(|e| anyhow::anyhow!("{s:?}: {e}"))
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match &cli.command {
+        Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => images(&open(&cli)?, a),
+        Command::Import {
+            change,
+            message,
+            file,
+            reference,
+        } => {
+            let mut store = open(&cli)?;
+            let tags = reference
+                .iter()
+                .map(|r| parse_ref(r))
+                .collect::<Result<Vec<_>>>()?;
+            let input: Box<dyn Read> = if file == "-" {
+                Box::new(std::io::stdin().lock())
+            } else {
+                Box::new(std::fs::File::open(file).with_context(|| format!("open {file}"))?)
+            };
+            let img = archive::import(&mut store, input, change, message.as_deref(), &tags)?;
+            println!("{}", img.id);
+            Ok(())
+        }
+        Command::Load { input, quiet } => {
+            let mut store = open(&cli)?;
+            let reader: Box<dyn Read> = match input {
+                Some(p) => Box::new(
+                    std::fs::File::open(p).with_context(|| format!("open {}", p.display()))?,
+                ),
+                None => Box::new(std::io::stdin().lock()),
+            };
+            for img in archive::load(&mut store, reader)? {
+                if img.tags.is_empty() {
+                    println!("Loaded image ID: {}", img.id);
+                }
+                for t in &img.tags {
+                    let short = familiar(t);
+                    if *quiet {
+                        println!("{short}");
+                    } else {
+                        println!("Loaded image: {short}");
+                    }
+                }
+            }
+            Ok(())
+        }
+        Command::Save {
+            output,
+            format,
+            images,
+        } => {
+            if format != "docker-archive" {
+                bail!("save --format {format:?} is not supported yet: use docker-archive");
+            }
+            let store = open(&cli)?;
+            let mut sel = Vec::new();
+            for name in images {
+                let img = store.resolve(name)?;
+                let tags = match parse_ref(name) {
+                    Ok(r) if img.tags.contains(&r.to_string()) => vec![familiar(&r.to_string())],
+                    _ => img.tags.iter().map(|t| familiar(t)).collect(),
+                };
+                sel.push((img, tags));
+            }
+            match output {
+                Some(p) => {
+                    // Written beside, renamed when complete: an interrupted
+                    // save leaves no half archive under the name.
+                    let tmp = p.with_extension("berth-partial");
+                    let f = std::fs::File::create(&tmp)
+                        .with_context(|| format!("create {}", tmp.display()))?;
+                    archive::save_docker(&store, &sel, std::io::BufWriter::new(f))?;
+                    std::fs::rename(&tmp, p).with_context(|| format!("write {}", p.display()))?;
+                }
+                None => {
+                    let out = std::io::stdout();
+                    if std::io::IsTerminal::is_terminal(&out) {
+                        bail!(
+                            "refusing to write an archive to a terminal: use -o FILE or a redirect"
+                        );
+                    }
+                    archive::save_docker(&store, &sel, out.lock())?;
+                }
+            }
+            Ok(())
+        }
+        Command::Tag { source, target } | Command::Image(ImageCommand::Tag { source, target }) => {
+            open(&cli)?.tag(source, &parse_ref(target)?)?;
+            Ok(())
+        }
+        Command::Rmi { force, images } | Command::Image(ImageCommand::Rm { force, images }) => {
+            let mut store = open(&cli)?;
+            let mut failed = false;
+            for name in images {
+                match store.remove(name, *force) {
+                    Ok(lines) => lines.iter().for_each(|l| println!("{l}")),
+                    Err(e) => {
+                        eprintln!("Error: {e}");
+                        failed = true;
+                    }
+                }
+            }
+            if failed {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+        Command::History {
+            no_trunc,
+            quiet,
+            image,
+        } => history(&open(&cli)?, image, *no_trunc, *quiet),
+        Command::Image(ImageCommand::Inspect { images }) => {
+            let store = open(&cli)?;
+            let mut out = Vec::new();
+            for name in images {
+                let img = store.resolve(name)?;
+                out.push(inspect(&store, &img)?);
+            }
+            println!("{}", serde_json::to_string_pretty(&out)?);
+            Ok(())
+        }
+        Command::Image(ImageCommand::Prune { all, .. }) => {
+            let mut store = open(&cli)?;
+            let mut freed = 0u64;
+            for img in store.list()? {
+                if *all || img.tags.is_empty() {
+                    freed += img.size;
+                    for l in store.remove(&img.id.to_string(), true)? {
+                        println!("{l}");
+                    }
+                }
+            }
+            println!("Total reclaimed space: {}", format::size(freed));
+            Ok(())
+        }
+        Command::System(SystemCommand::Df) => {
+            let store = open(&cli)?;
+            let (n, layers, blobs) = store.disk_usage()?;
+            println!(
+                "{:<15}{:<8}{:<16}BLOBS SIZE",
+                "TYPE", "TOTAL", "LAYERS SIZE"
+            );
+            println!(
+                "{:<15}{:<8}{:<16}{}",
+                "Images",
+                n,
+                format::size(layers),
+                format::size(blobs)
+            );
+            Ok(())
+        }
+        Command::System(SystemCommand::Check) => {
+            let mut store = open(&cli)?;
+            let r = store.check()?;
+            println!("temp files removed: {}", r.temp_files);
+            println!("unreferenced blobs removed: {}", r.unreferenced_blobs);
+            println!("unreferenced layers removed: {}", r.unreferenced_layers);
+            println!("corrupt blobs removed: {}", r.corrupt_blobs.len());
+            for m in &r.missing {
+                println!("missing: {m}");
+            }
+            if !r.missing.is_empty() {
+                bail!(
+                    "{} missing files: remove and reload the images that use them",
+                    r.missing.len()
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+/// `docker.io/library/busybox:latest` as docker prints it: `busybox:latest`.
+fn familiar(full: &str) -> String {
+    full.parse::<Reference>()
+        .map(|r| r.familiar())
+        .unwrap_or_else(|_| full.to_string())
+}
+
+fn split_tag(t: &str) -> (String, String) {
+    let f = familiar(t);
+    let slash = f.rfind('/').map_or(0, |i| i + 1);
+    match f[slash..].rfind(':') {
+        Some(i) => (f[..slash + i].to_string(), f[slash + i + 1..].to_string()),
+        None => (f, "<none>".into()),
+    }
+}
+
+fn images(store: &ImageStore, a: &ImagesArgs) -> Result<()> {
+    let mut rows: Vec<(Image, String, String)> = Vec::new();
+    for img in store.list()? {
+        if img.tags.is_empty() {
+            rows.push((img, "<none>".into(), "<none>".into()));
+        } else {
+            for t in img.tags.clone() {
+                let (repo, tag) = split_tag(&t);
+                rows.push((img.clone(), repo, tag));
+            }
+        }
+    }
+    for f in &a.filter {
+        let (k, v) = f
+            .split_once('=')
+            .with_context(|| format!("invalid filter {f:?}: use key=value"))?;
+        match k {
+            "dangling" => {
+                let want = matches!(v, "true" | "1");
+                rows.retain(|(img, ..)| img.tags.is_empty() == want);
+            }
+            "reference" => rows.retain(|(_, repo, tag)| {
+                format::glob(v, &format!("{repo}:{tag}")) || format::glob(v, repo)
+            }),
+            other => bail!("filter {other:?} is not supported yet: use dangling or reference"),
+        }
+    }
+    if a.quiet {
+        let mut seen = std::collections::HashSet::new();
+        for (img, ..) in &rows {
+            if seen.insert(img.id.clone()) {
+                println!(
+                    "{}",
+                    if a.no_trunc {
+                        img.id.to_string()
+                    } else {
+                        img.id.hex()[..12].to_string()
+                    }
+                );
+            }
+        }
+        return Ok(());
+    }
+    let fields = |img: &Image, repo: &str, tag: &str| -> Vec<(&'static str, String)> {
+        vec![
+            ("Repository", repo.to_string()),
+            ("Tag", tag.to_string()),
+            (
+                "ID",
+                if a.no_trunc {
+                    img.id.to_string()
+                } else {
+                    img.id.hex()[..12].to_string()
+                },
+            ),
+            ("Digest", img.manifest.to_string()),
+            ("CreatedSince", format::since(img.created.as_deref())),
+            ("CreatedAt", img.created.clone().unwrap_or_default()),
+            ("Size", format::size(img.size)),
+        ]
+    };
+    if let Some(fmt) = &a.format {
+        for (img, repo, tag) in &rows {
+            let f = fields(img, repo, tag);
+            if fmt == "json" || fmt == "{{json .}}" {
+                let obj: serde_json::Map<String, Value> = f
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), json!(v)))
+                    .collect();
+                println!("{}", Value::Object(obj));
+            } else {
+                println!("{}", format::template(fmt, &f));
+            }
+        }
+        return Ok(());
+    }
+    let mut header = vec!["REPOSITORY", "TAG"];
+    if a.digests {
+        header.push("DIGEST");
+    }
+    header.extend(["IMAGE ID", "CREATED", "SIZE"]);
+    let mut table = Vec::new();
+    for (img, repo, tag) in &rows {
+        let f = fields(img, repo, tag);
+        let mut row = vec![f[0].1.clone(), f[1].1.clone()];
+        if a.digests {
+            row.push(f[3].1.clone());
+        }
+        row.extend([f[2].1.clone(), f[4].1.clone(), f[6].1.clone()]);
+        table.push(row);
+    }
+    format::table(&header, &table, &mut std::io::stdout().lock())?;
+    Ok(())
+}
+
+fn inspect(store: &ImageStore, img: &Image) -> Result<Value> {
+    let (_, config) = store.manifest_and_config(img)?;
+    let repo_digests: Vec<String> = img
+        .tags
+        .iter()
+        .map(|t| {
+            format!(
+                "{}@{}",
+                t.parse::<Reference>()
+                    .map(|r| r.familiar())
+                    .unwrap_or_default()
+                    .rsplit_once(':')
+                    .map_or(t.as_str(), |x| x.0),
+                img.manifest
+            )
+        })
+        .collect();
+    Ok(json!({
+        "Id": img.id.to_string(),
+        "RepoTags": img.tags.iter().map(|t| familiar(t)).collect::<Vec<_>>(),
+        "RepoDigests": repo_digests,
+        "Parent": "",
+        "Comment": config["history"].as_array().and_then(|h| h.last()).and_then(|h| h["comment"].as_str()).unwrap_or(""),
+        "Created": config["created"],
+        "Config": config["config"],
+        "Architecture": config["architecture"],
+        "Os": config["os"],
+        "Size": img.size,
+        "RootFS": {"Type": "layers", "Layers": config["rootfs"]["diff_ids"]},
+        "Metadata": {"LastTagTime": "0001-01-01T00:00:00Z"},
+    }))
+}
+
+fn history(store: &ImageStore, name: &str, no_trunc: bool, quiet: bool) -> Result<()> {
+    let img = store.resolve(name)?;
+    let (_, config) = store.manifest_and_config(&img)?;
+    let entries = config["history"].as_array().cloned().unwrap_or_default();
+    let mut rows = Vec::new();
+    for (i, h) in entries.iter().enumerate().rev() {
+        let id = if i + 1 == entries.len() {
+            if no_trunc {
+                img.id.to_string()
+            } else {
+                img.id.hex()[..12].to_string()
+            }
+        } else {
+            "<missing>".to_string()
+        };
+        if quiet {
+            println!("{id}");
+            continue;
+        }
+        let by = h["created_by"].as_str().unwrap_or("").to_string();
+        let by = if no_trunc || by.chars().count() <= 45 {
+            by
+        } else {
+            format!("{}…", by.chars().take(44).collect::<String>())
+        };
+        rows.push(vec![
+            id,
+            format::since(h["created"].as_str()),
+            by,
+            h["comment"].as_str().unwrap_or("").to_string(),
+        ]);
+    }
+    if !quiet {
+        format::table(
+            &["IMAGE", "CREATED", "CREATED BY", "COMMENT"],
+            &rows,
+            &mut std::io::stdout().lock(),
+        )?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn tags_split_like_docker_prints_them() {
+        assert_eq!(
+            split_tag("docker.io/library/busybox:latest"),
+            ("busybox".into(), "latest".into())
+        );
+        assert_eq!(
+            split_tag("localhost:5000/a/b:1"),
+            ("localhost:5000/a/b".into(), "1".into())
+        );
+    }
+}

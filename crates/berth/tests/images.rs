@@ -1,0 +1,324 @@
+//! The image commands through the real binary: import, images, inspect,
+//! history, tag, rmi, save, load, system df/check; interchange with
+//! podman; and SIGKILL at random points of load and import.
+
+// An integration test crate is nothing but tests; the lint is for unit tests.
+#![allow(clippy::tests_outside_test_module)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use berth_testkit::{busybox_rootfs, expect_code, output_via_files, stderr, stdout};
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_berth");
+
+struct Berth {
+    root: tempfile::TempDir,
+}
+
+impl Berth {
+    fn new() -> Berth {
+        Berth {
+            root: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn cmd(&self) -> Command {
+        let mut c = Command::new(BIN);
+        c.arg("--root").arg(self.root.path());
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        output_via_files(self.cmd().args(args))
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        expect_code(&o, 0, &args.join(" "));
+        stdout(&o)
+    }
+}
+
+/// The busybox fixture as a rootfs tarball.
+fn busybox_tar(dir: &Path) -> PathBuf {
+    let tar = dir.join("busybox.tar");
+    let st = Command::new("tar")
+        .arg("-C")
+        .arg(busybox_rootfs())
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    tar
+}
+
+#[test]
+fn import_list_inspect_tag_remove() {
+    let b = Berth::new();
+    let work = tempfile::tempdir().unwrap();
+    let tar = busybox_tar(work.path());
+    let id = b.ok(&[
+        "import",
+        "-c",
+        "CMD [\"/bin/sh\"]",
+        "-c",
+        "ENV A=1",
+        "-m",
+        "from a test",
+        tar.to_str().unwrap(),
+        "bb:1",
+    ]);
+    assert!(id.trim().starts_with("sha256:"), "{id}");
+    let list = b.ok(&["images"]);
+    assert!(
+        list.lines().next().unwrap().starts_with("REPOSITORY"),
+        "{list}"
+    );
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with("bb ") && l.contains(" 1 ") && l.contains(&id.trim()[7..19])),
+        "{list}"
+    );
+    assert_eq!(b.ok(&["images", "-q"]).trim(), &id.trim()[7..19]);
+    assert_eq!(
+        b.ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"])
+            .trim(),
+        "bb:1"
+    );
+
+    let v: Value = serde_json::from_str(&b.ok(&["image", "inspect", "bb:1"])).unwrap();
+    assert_eq!(v[0]["Id"], id.trim());
+    assert_eq!(v[0]["RepoTags"][0], "bb:1");
+    assert_eq!(v[0]["Config"]["Cmd"][0], "/bin/sh");
+    assert_eq!(v[0]["Config"]["Env"][0], "A=1");
+    assert_eq!(v[0]["Os"], "linux");
+    let hist = b.ok(&["history", "bb:1"]);
+    assert!(
+        hist.contains("berth import") && hist.contains("from a test"),
+        "{hist}"
+    );
+
+    b.ok(&["tag", "bb:1", "localhost:5000/team/bb:2"]);
+    assert!(
+        b.ok(&["images"]).contains("localhost:5000/team/bb"),
+        "tagged"
+    );
+    let o = b.run(&["rmi", &id.trim()[7..19]]);
+    expect_code(&o, 1, "rmi by id with two tags");
+    assert!(stderr(&o).contains("several tags"), "{}", stderr(&o));
+    assert!(b
+        .ok(&["rmi", "localhost:5000/team/bb:2"])
+        .contains("Untagged"));
+    let layers = b.root.path().join("layers");
+    assert_eq!(std::fs::read_dir(&layers).unwrap().count(), 1);
+    let df = b.ok(&["system", "df"]);
+    assert!(
+        df.lines().nth(1).unwrap().starts_with("Images         1"),
+        "{df}"
+    );
+    let out = b.ok(&["rmi", "bb:1"]);
+    assert!(out.contains("Deleted: sha256:"), "{out}");
+    assert_eq!(
+        std::fs::read_dir(&layers).unwrap().count(),
+        0,
+        "the last image's layer left the disk"
+    );
+    assert!(b
+        .ok(&["system", "df"])
+        .lines()
+        .nth(1)
+        .unwrap()
+        .starts_with("Images         0"));
+
+    let o = b.run(&["rmi", "nosuch:1"]);
+    expect_code(&o, 1, "rmi of a missing image");
+    assert!(stderr(&o).contains("not found locally"), "{}", stderr(&o));
+    let o = b.run(&["tag", "bb", "Bad:Tag"]);
+    expect_code(&o, 1, "bad reference");
+    assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
+}
+
+fn podman_env(dir: &Path, script: &str) -> Output {
+    let tests = berth_testkit::snippet::tests_dir();
+    output_via_files(
+        Command::new("timeout")
+            .args(["-k", "10", "300", "bash", "-c"])
+            .arg(format!(
+                "source {}/podman-env.sh {} >/dev/null || exit 99; {script}",
+                tests.display(),
+                dir.display()
+            )),
+    )
+}
+
+/// berth save → podman load → run; podman save (docker- and oci-archive) →
+/// berth load: the same config digest and the same files.
+#[test]
+fn interchange_with_podman() {
+    if !berth_testkit::snippet::installed("podman") {
+        eprintln!("skipped: podman not installed");
+        return;
+    }
+    let b = Berth::new();
+    let work = tempfile::tempdir().unwrap();
+    let tar = busybox_tar(work.path());
+    let id = b.ok(&[
+        "import",
+        "-c",
+        "CMD [\"/bin/sh\", \"-c\", \"echo from-berth\"]",
+        tar.to_str().unwrap(),
+        "localhost/bb:1",
+    ]);
+    let saved = work.path().join("berth-saved.tar");
+    b.ok(&["save", "-o", saved.to_str().unwrap(), "localhost/bb:1"]);
+    let env = work.path().join("podman");
+    let o = podman_env(
+        &env,
+        &format!(
+            "podman load -i {saved} >/dev/null && podman inspect --format '{{{{.Id}}}}' localhost/bb:1 && podman run --rm --network none localhost/bb:1 \
+             && podman save --format docker-archive -o {w}/p-docker.tar localhost/bb:1 && podman save --format oci-archive -o {w}/p-oci.tar localhost/bb:1; \
+             rc=$?; podman_env_cleanup >/dev/null 2>&1; exit $rc",
+            saved = saved.display(),
+            w = work.path().display()
+        ),
+    );
+    expect_code(&o, 0, "podman load/run/save");
+    let out = stdout(&o);
+    let podman_id = out.lines().next().unwrap().trim().to_string();
+    assert_eq!(
+        format!("sha256:{podman_id}"),
+        id.trim(),
+        "podman sees berth's config digest"
+    );
+    assert!(
+        out.contains("from-berth"),
+        "the image runs in podman: {out}"
+    );
+
+    for archive in ["p-docker.tar", "p-oci.tar"] {
+        // The config digest podman wrote into the archive (its oci-archive
+        // converts the config, so it differs from the docker-archive's).
+        let x = tempfile::tempdir().unwrap();
+        let st = Command::new("tar")
+            .arg("-C")
+            .arg(x.path())
+            .arg("-xf")
+            .arg(work.path().join(archive))
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let want = if archive == "p-docker.tar" {
+            let m: Value =
+                serde_json::from_slice(&std::fs::read(x.path().join("manifest.json")).unwrap())
+                    .unwrap();
+            format!(
+                "sha256:{}",
+                m[0]["Config"].as_str().unwrap().trim_end_matches(".json")
+            )
+        } else {
+            let idx: Value =
+                serde_json::from_slice(&std::fs::read(x.path().join("index.json")).unwrap())
+                    .unwrap();
+            let md = idx["manifests"][0]["digest"]
+                .as_str()
+                .unwrap()
+                .trim_start_matches("sha256:")
+                .to_string();
+            let m: Value = serde_json::from_slice(
+                &std::fs::read(x.path().join("blobs/sha256").join(md)).unwrap(),
+            )
+            .unwrap();
+            m["config"]["digest"].as_str().unwrap().to_string()
+        };
+        let other = Berth::new();
+        let loaded = other.ok(&["load", "-i", work.path().join(archive).to_str().unwrap()]);
+        assert!(
+            loaded.contains("Loaded image: localhost/bb:1"),
+            "{archive}: {loaded}"
+        );
+        let v: Value =
+            serde_json::from_str(&other.ok(&["image", "inspect", "localhost/bb:1"])).unwrap();
+        assert_eq!(v[0]["Id"], want, "{archive}: the archive's config digest");
+        let layer = std::fs::read_dir(other.root.path().join("layers"))
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path()
+            .join("diff");
+        let diff = Command::new("diff")
+            .arg("-r")
+            .arg("--no-dereference")
+            .arg(busybox_rootfs())
+            .arg(&layer)
+            .output()
+            .unwrap();
+        assert!(
+            diff.status.success(),
+            "{archive}: files differ:\n{}",
+            String::from_utf8_lossy(&diff.stdout)
+        );
+    }
+}
+
+/// SIGKILL at random points of load and import never leaves a blob under
+/// a wrong digest, a row without its files, or files the DB cannot account
+/// for (after `system check`).
+#[test]
+fn sigkill_during_load_and_import_leaves_the_store_consistent() {
+    let b = Berth::new();
+    let work = tempfile::tempdir().unwrap();
+    let tar = busybox_tar(work.path());
+    b.ok(&["import", tar.to_str().unwrap(), "base:1"]);
+    let saved = work.path().join("saved.tar");
+    b.ok(&["save", "-o", saved.to_str().unwrap(), "base:1"]);
+    b.ok(&["rmi", "base:1"]);
+    let mut seed = 0x9e37_79b9_u64 ^ u64::from(std::process::id());
+    for i in 0..20 {
+        seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        let delay = std::time::Duration::from_micros(seed % 40_000);
+        let mut child = if i % 2 == 0 {
+            b.cmd()
+                .args(["load", "-i", saved.to_str().unwrap()])
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        } else {
+            b.cmd()
+                .args(["import", tar.to_str().unwrap(), &format!("imp:{i}")])
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        };
+        std::thread::sleep(delay);
+        let _ = child.kill();
+        let _ = child.wait();
+        let out = b.ok(&["system", "check"]);
+        assert!(!out.contains("missing:"), "iteration {i}: {out}");
+        // Every image that is listed is whole: inspectable, and its layer
+        // is on disk.
+        for id in b.ok(&["images", "-q", "--no-trunc"]).lines() {
+            b.ok(&["image", "inspect", id]);
+        }
+        for blob in std::fs::read_dir(b.root.path().join("blobs/sha256"))
+            .unwrap()
+            .flatten()
+        {
+            let data = std::fs::read(blob.path()).unwrap();
+            let name = blob.file_name().to_string_lossy().into_owned();
+            let digest = image::Digest::of(&data);
+            assert_eq!(
+                digest.hex(),
+                name,
+                "iteration {i}: a blob under a wrong digest"
+            );
+        }
+    }
+    // And the store still works.
+    b.ok(&["load", "-i", saved.to_str().unwrap()]);
+    assert!(b.ok(&["images"]).contains("base"));
+}
