@@ -12,7 +12,7 @@ libdir=$(pkg-config --variable=libdir libseccomp 2>/dev/null || echo /usr/lib/x8
 [[ -f $libdir/libseccomp.a ]] || { echo "no $libdir/libseccomp.a: apt-get install libseccomp-dev" >&2; exit 1; }
 LIBSECCOMP_LINK_TYPE=static LIBSECCOMP_LIB_PATH=$libdir \
 RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static" \
-  cargo build --release --locked --target "$host" -p berth-runtime >&2
+  cargo build --release --locked --target "$host" -p berth-runtime -p berth >&2
 # A broken static link shows at once: refuse to hand it out.
 "$PWD/target/$host/release/berth-runtime" --version >/dev/null
 echo "$PWD/target/$host/release"

@@ -11,7 +11,7 @@ packages=(
   podman conmon netavark golang-github-containers-common # podman as a client of berth-runtime
   containerd                # ctr and containerd-shim-runc-v2 as a client
   runc crun                 # peers: podman needs a default runtime; benchmarks compare
-  hyperfine python3         # benchmarks
+  hyperfine python3 bc      # benchmarks
   bsdutils util-linux procps iproute2 # script (ptys), unshare, pgrep, ip
 )
 

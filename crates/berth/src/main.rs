@@ -205,13 +205,14 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Load { input, quiet } => {
             let mut store = open(&cli)?;
-            let reader: Box<dyn Read> = match input {
-                Some(p) => Box::new(
+            let loaded = match input {
+                Some(p) => archive::load_file(
+                    &mut store,
                     std::fs::File::open(p).with_context(|| format!("open {}", p.display()))?,
-                ),
-                None => Box::new(std::io::stdin().lock()),
+                )?,
+                None => archive::load(&mut store, std::io::stdin().lock())?,
             };
-            for img in archive::load(&mut store, reader)? {
+            for img in loaded {
                 if img.tags.is_empty() {
                     println!("Loaded image ID: {}", img.id);
                 }

@@ -24,49 +24,71 @@ fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> StoreErr
     move |source| StoreError::Io { context, source }
 }
 
-/// Extracts an archive into `dir` (only regular files and directories, by
-/// safe names: an archive cannot write outside `dir`).
-fn extract(input: impl Read, dir: &Path) -> Result<()> {
-    let mut a = tar::Archive::new(input);
-    for e in a.entries().map_err(io_err("read archive"))? {
-        let mut e = e.map_err(io_err("read archive"))?;
-        let path = crate::layer::clean(&e.path().map_err(io_err("archive entry name"))?);
-        if path.as_os_str().is_empty() {
-            continue;
-        }
-        let dest = dir.join(&path);
-        match e.header().entry_type() {
-            tar::EntryType::Directory => {
-                fs::create_dir_all(&dest).map_err(io_err(format!("create {}", dest.display())))?
-            }
-            tar::EntryType::Regular | tar::EntryType::Continuous => {
-                if let Some(p) = dest.parent() {
-                    fs::create_dir_all(p).map_err(io_err(format!("create {}", p.display())))?;
-                }
-                let _ = fs::remove_file(&dest);
-                let mut f = fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .open(&dest)
-                    .map_err(io_err(format!("create {}", dest.display())))?;
-                std::io::copy(&mut e, &mut f)
-                    .map_err(io_err(format!("write {}", dest.display())))?;
-            }
-            // Symlinks and the rest have no place in an image archive.
-            _ => {}
-        }
-    }
-    Ok(())
+/// An archive read in place: each member's offset and size, found in one
+/// pass over the tar headers; members are then read by seeking, not
+/// copied out first (an image archive is mostly layer data).
+struct Archive {
+    file: fs::File,
+    members: std::collections::HashMap<std::path::PathBuf, (u64, u64)>,
 }
 
-/// Loads every image of an archive; returns them with the tags they got.
-pub fn load(store: &mut ImageStore, input: impl Read) -> Result<Vec<Image>> {
-    let work = store.temp_dir()?;
-    extract(input, work.path())?;
-    if work.path().join("index.json").is_file() && work.path().join("oci-layout").is_file() {
-        load_oci(store, work.path())
-    } else if work.path().join("manifest.json").is_file() {
-        load_docker(store, work.path())
+impl Archive {
+    fn index(file: fs::File) -> Result<Archive> {
+        let mut members = std::collections::HashMap::new();
+        {
+            let mut a = tar::Archive::new(&file);
+            for e in a.entries().map_err(io_err("read archive"))? {
+                let e = e.map_err(io_err("read archive"))?;
+                if matches!(
+                    e.header().entry_type(),
+                    tar::EntryType::Regular | tar::EntryType::Continuous
+                ) {
+                    let name =
+                        crate::layer::clean(&e.path().map_err(io_err("archive entry name"))?);
+                    members.insert(name, (e.raw_file_position(), e.size()));
+                }
+            }
+        }
+        Ok(Archive { file, members })
+    }
+
+    fn has(&self, name: &str) -> bool {
+        self.members
+            .contains_key(&crate::layer::clean(Path::new(name)))
+    }
+
+    /// A member's content.
+    fn open(&self, name: &str) -> Result<impl Read> {
+        let &(offset, size) = self
+            .members
+            .get(&crate::layer::clean(Path::new(name)))
+            .ok_or_else(|| invalid(format!("the archive has no {name}")))?;
+        let mut f = self.file.try_clone().map_err(io_err("read archive"))?;
+        std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(offset))
+            .map_err(io_err("read archive"))?;
+        Ok(std::io::BufReader::with_capacity(1 << 20, f.take(size)))
+    }
+
+    fn read(&self, name: &str) -> Result<Vec<u8>> {
+        let mut v = Vec::new();
+        self.open(name)?
+            .read_to_end(&mut v)
+            .map_err(io_err(format!("read {name}")))?;
+        Ok(v)
+    }
+
+    fn json(&self, name: &str) -> Result<Value> {
+        serde_json::from_slice(&self.read(name)?).map_err(|e| invalid(format!("{name}: {e}")))
+    }
+}
+
+/// Loads every image of an archive file; returns them with their tags.
+pub fn load_file(store: &mut ImageStore, file: fs::File) -> Result<Vec<Image>> {
+    let a = Archive::index(file)?;
+    if a.has("index.json") && a.has("oci-layout") {
+        load_oci(store, &a)
+    } else if a.has("manifest.json") {
+        load_docker(store, &a)
     } else {
         Err(invalid(
             "not an image archive: no manifest.json (docker-archive) or index.json (oci-archive)",
@@ -74,13 +96,17 @@ pub fn load(store: &mut ImageStore, input: impl Read) -> Result<Vec<Image>> {
     }
 }
 
-fn read_json(path: &Path) -> Result<Value> {
-    let data = fs::read(path).map_err(io_err(format!("read {}", path.display())))?;
-    serde_json::from_slice(&data).map_err(|e| invalid(format!("{}: {e}", path.display())))
+/// Loads from a stream (stdin): spooled to a temp file of the store first,
+/// since an archive's members come in no useful order.
+pub fn load(store: &mut ImageStore, mut input: impl Read) -> Result<Vec<Image>> {
+    let mut spool = tempfile::tempfile_in(store.root().join("tmp")).map_err(io_err("temp file"))?;
+    std::io::copy(&mut input, &mut spool).map_err(io_err("read archive"))?;
+    std::io::Seek::rewind(&mut spool).map_err(io_err("read archive"))?;
+    load_file(store, spool)
 }
 
-fn load_docker(store: &mut ImageStore, dir: &Path) -> Result<Vec<Image>> {
-    let manifest = read_json(&dir.join("manifest.json"))?;
+fn load_docker(store: &mut ImageStore, a: &Archive) -> Result<Vec<Image>> {
+    let manifest = a.json("manifest.json")?;
     let entries = manifest
         .as_array()
         .ok_or_else(|| invalid("manifest.json is not a list"))?;
@@ -89,16 +115,13 @@ fn load_docker(store: &mut ImageStore, dir: &Path) -> Result<Vec<Image>> {
         let config_name = entry["Config"]
             .as_str()
             .ok_or_else(|| invalid("manifest.json entry without Config"))?;
-        let config = fs::read(dir.join(crate::layer::clean(Path::new(config_name))))
-            .map_err(io_err(format!("read {config_name}")))?;
+        let config = a.read(config_name)?;
         let mut layers = Vec::new();
         for l in entry["Layers"].as_array().into_iter().flatten() {
             let name = l
                 .as_str()
                 .ok_or_else(|| invalid("a layer name is not a string"))?;
-            let f = fs::File::open(dir.join(crate::layer::clean(Path::new(name))))
-                .map_err(io_err(format!("open {name}")))?;
-            layers.push(store.put_layer_blob(f)?);
+            layers.push(store.put_layer_blob(a.open(name)?)?);
         }
         let tags = entry["RepoTags"]
             .as_array()
@@ -115,21 +138,21 @@ fn load_docker(store: &mut ImageStore, dir: &Path) -> Result<Vec<Image>> {
     Ok(out)
 }
 
-fn blob_path(dir: &Path, digest: &str) -> Result<std::path::PathBuf> {
+fn blob_name(digest: &str) -> Result<String> {
     let d: Digest = digest.parse().map_err(|e| invalid(format!("{e}")))?;
-    Ok(dir.join("blobs/sha256").join(d.hex()))
+    Ok(format!("blobs/sha256/{}", d.hex()))
 }
 
 /// Stores one blob of an OCI layout, checking it against its digest.
-fn put_verified(store: &ImageStore, dir: &Path, desc: &Descriptor) -> Result<Digest> {
+fn put_verified(store: &ImageStore, a: &Archive, desc: &Descriptor) -> Result<Digest> {
     let want: Digest = desc.digest.parse().map_err(|e| invalid(format!("{e}")))?;
-    let f = fs::File::open(blob_path(dir, &desc.digest)?)
-        .map_err(io_err(format!("open blob {}", desc.digest)))?;
-    Ok(store.blobs.put(f, Some(&want), None)?)
+    Ok(store
+        .blobs
+        .put(a.open(&blob_name(&desc.digest)?)?, Some(&want), None)?)
 }
 
-fn load_oci(store: &mut ImageStore, dir: &Path) -> Result<Vec<Image>> {
-    let index: Value = read_json(&dir.join("index.json"))?;
+fn load_oci(store: &mut ImageStore, a: &Archive) -> Result<Vec<Image>> {
+    let index: Value = a.json("index.json")?;
     let mut out = Vec::new();
     for m in index["manifests"].as_array().into_iter().flatten() {
         let desc: Descriptor =
@@ -137,7 +160,7 @@ fn load_oci(store: &mut ImageStore, dir: &Path) -> Result<Vec<Image>> {
         let mut manifests = vec![desc.clone()];
         if desc.media_type == oci::OCI_INDEX || desc.media_type == oci::DOCKER_LIST {
             // A nested index: the host's platform.
-            let nested = read_json(&blob_path(dir, &desc.digest)?)?;
+            let nested = a.json(&blob_name(&desc.digest)?)?;
             let host = oci::host_platform();
             manifests = nested["manifests"]
                 .as_array()
@@ -162,13 +185,13 @@ fn load_oci(store: &mut ImageStore, dir: &Path) -> Result<Vec<Image>> {
             .and_then(Value::as_str)
             .map(String::from);
         for md in manifests {
-            let manifest_digest = put_verified(store, dir, &md)?;
+            let manifest_digest = put_verified(store, a, &md)?;
             let manifest: Manifest =
                 serde_json::from_slice(&store.blobs.read(&manifest_digest)?)
                     .map_err(|e| invalid(format!("manifest {}: {e}", md.digest)))?;
-            put_verified(store, dir, &manifest.config)?;
+            put_verified(store, a, &manifest.config)?;
             for l in &manifest.layers {
-                put_verified(store, dir, l)?;
+                put_verified(store, a, l)?;
             }
             // A full reference as the name is a tag; a bare tag has no
             // repository to go with, so the image stays untagged.
