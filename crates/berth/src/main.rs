@@ -62,7 +62,7 @@ enum Command {
         #[arg(short, long)]
         quiet: bool,
     },
-    /// Save images to a docker-archive
+    /// Save images to an archive (docker-archive or oci-archive)
     Save {
         /// Write to this file instead of stdout
         #[arg(short, long)]
@@ -232,9 +232,16 @@ fn run(cli: Cli) -> Result<()> {
             format,
             images,
         } => {
-            if format != "docker-archive" {
-                bail!("save --format {format:?} is not supported yet: use docker-archive");
-            }
+            type Saver = fn(
+                &ImageStore,
+                &[(Image, Vec<String>)],
+                Box<dyn std::io::Write>,
+            ) -> Result<(), image::store::StoreError>;
+            let save: Saver = match format.as_str() {
+                "docker-archive" => |s, i, o| archive::save_docker(s, i, o),
+                "oci-archive" => |s, i, o| archive::save_oci(s, i, o),
+                other => bail!("save --format {other:?}: use docker-archive or oci-archive"),
+            };
             let store = open(&cli)?;
             let mut sel = Vec::new();
             for name in images {
@@ -252,7 +259,7 @@ fn run(cli: Cli) -> Result<()> {
                     let tmp = p.with_extension("berth-partial");
                     let f = std::fs::File::create(&tmp)
                         .with_context(|| format!("create {}", tmp.display()))?;
-                    archive::save_docker(&store, &sel, std::io::BufWriter::new(f))?;
+                    save(&store, &sel, Box::new(std::io::BufWriter::new(f)))?;
                     std::fs::rename(&tmp, p).with_context(|| format!("write {}", p.display()))?;
                 }
                 None => {
@@ -262,7 +269,7 @@ fn run(cli: Cli) -> Result<()> {
                             "refusing to write an archive to a terminal: use -o FILE or a redirect"
                         );
                     }
-                    archive::save_docker(&store, &sel, out.lock())?;
+                    save(&store, &sel, Box::new(out.lock()))?;
                 }
             }
             Ok(())

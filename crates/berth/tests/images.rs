@@ -175,14 +175,25 @@ fn interchange_with_podman() {
     ]);
     let saved = work.path().join("berth-saved.tar");
     b.ok(&["save", "-o", saved.to_str().unwrap(), "localhost/bb:1"]);
+    let saved_oci = work.path().join("berth-saved-oci.tar");
+    b.ok(&[
+        "save",
+        "--format",
+        "oci-archive",
+        "-o",
+        saved_oci.to_str().unwrap(),
+        "localhost/bb:1",
+    ]);
     let env = work.path().join("podman");
     let o = podman_env(
         &env,
         &format!(
-            "podman load -i {saved} >/dev/null && podman inspect --format '{{{{.Id}}}}' localhost/bb:1 && podman run --rm --network none localhost/bb:1 \
+            "podman load -i {saved_oci} >/dev/null && podman inspect --format '{{{{.Id}}}}' localhost/bb:1 && podman rmi localhost/bb:1 >/dev/null \
+             && podman load -i {saved} >/dev/null && podman inspect --format '{{{{.Id}}}}' localhost/bb:1 && podman run --rm --network none localhost/bb:1 \
              && podman save --format docker-archive -o {w}/p-docker.tar localhost/bb:1 && podman save --format oci-archive -o {w}/p-oci.tar localhost/bb:1; \
              rc=$?; podman_env_cleanup >/dev/null 2>&1; exit $rc",
             saved = saved.display(),
+            saved_oci = saved_oci.display(),
             w = work.path().display()
         ),
     );

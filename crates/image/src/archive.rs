@@ -268,6 +268,62 @@ pub fn save_docker(
     Ok(())
 }
 
+/// Writes `images` as an oci-archive (an OCI image layout in a tar): the
+/// stored blobs as they are, and an index naming each image by its tags.
+pub fn save_oci(
+    store: &ImageStore,
+    images: &[(Image, Vec<String>)],
+    out: impl Write,
+) -> Result<()> {
+    let mut tar = tar::Builder::new(out);
+    append(&mut tar, "oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+    let mut written = std::collections::HashSet::new();
+    let mut manifests = Vec::new();
+    for (img, tags) in images {
+        let (m, _) = store.manifest_and_config(img)?;
+        let mut blobs = vec![img.manifest.clone(), img.id.clone()];
+        for l in &m.layers {
+            blobs.push(l.digest.parse().map_err(|e| invalid(format!("{e}")))?);
+        }
+        for b in blobs {
+            if written.insert(b.clone()) {
+                let f = store.blobs.open_blob(&b)?;
+                let size = f.metadata().map_err(io_err("stat blob"))?.len();
+                let mut h = tar::Header::new_gnu();
+                h.set_size(size);
+                h.set_mode(0o644);
+                h.set_entry_type(tar::EntryType::Regular);
+                tar.append_data(&mut h, format!("blobs/sha256/{}", b.hex()), f)
+                    .map_err(io_err("write archive"))?;
+            }
+        }
+        let size = store.blobs.read(&img.manifest)?.len();
+        let names: Vec<Option<&String>> = if tags.is_empty() {
+            vec![None]
+        } else {
+            tags.iter().map(Some).collect()
+        };
+        for name in names {
+            let mut d = json!({"mediaType": oci::OCI_MANIFEST, "digest": img.manifest.to_string(), "size": size});
+            if let Some(n) = name {
+                d["annotations"] = json!({"org.opencontainers.image.ref.name": n});
+            }
+            manifests.push(d);
+        }
+    }
+    let index = json!({"schemaVersion": 2, "mediaType": oci::OCI_INDEX, "manifests": manifests});
+    append(
+        &mut tar,
+        "index.json",
+        &serde_json::to_vec(&index).map_err(|e| invalid(e.to_string()))?,
+    )?;
+    tar.into_inner()
+        .map_err(io_err("write archive"))?
+        .flush()
+        .map_err(io_err("write archive"))?;
+    Ok(())
+}
+
 fn append(tar: &mut tar::Builder<impl Write>, name: &str, data: &[u8]) -> Result<()> {
     let mut h = tar::Header::new_gnu();
     h.set_size(data.len() as u64);
@@ -483,6 +539,23 @@ mod store_tests {
             fs::read_to_string(other.layer_dir(&loaded[0].layers[0]).join("bin/hello")).unwrap(),
             "#!/bin/sh\necho hi\n"
         );
+
+        // The same through an oci-archive.
+        let mut oci_archive = Vec::new();
+        save_oci(
+            &store,
+            &[(img.clone(), vec!["docker.io/example/app:1".into()])],
+            &mut oci_archive,
+        )
+        .unwrap();
+        let c = tempfile::tempdir().unwrap();
+        let mut third = ImageStore::open(c.path()).unwrap();
+        let loaded = load(&mut third, &oci_archive[..]).unwrap();
+        assert_eq!(
+            loaded[0].id, img.id,
+            "same config digest through oci-archive"
+        );
+        assert_eq!(loaded[0].tags, vec!["docker.io/example/app:1".to_string()]);
 
         // A second tag, removed: the image stays; the last one: it goes,
         // with its layer and blobs.
