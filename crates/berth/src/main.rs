@@ -53,7 +53,7 @@ enum Command {
         /// Repository and tag for the image
         reference: Option<String>,
     },
-    /// Load images from an archive (docker-archive or oci-archive)
+    /// Load images from an archive (docker-archive, oci-archive) or an OCI layout directory
     Load {
         /// Read from this file instead of stdin
         #[arg(short, long)]
@@ -62,7 +62,7 @@ enum Command {
         #[arg(short, long)]
         quiet: bool,
     },
-    /// Save images to an archive (docker-archive or oci-archive)
+    /// Save images to an archive (docker-archive, oci-archive) or an OCI layout directory (oci-dir)
     Save {
         /// Write to this file instead of stdout
         #[arg(short, long)]
@@ -206,6 +206,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Load { input, quiet } => {
             let mut store = open(&cli)?;
             let loaded = match input {
+                Some(p) if p.is_dir() => archive::load_dir(&mut store, p)?,
                 Some(p) => archive::load_file(
                     &mut store,
                     std::fs::File::open(p).with_context(|| format!("open {}", p.display()))?,
@@ -232,6 +233,20 @@ fn run(cli: Cli) -> Result<()> {
             format,
             images,
         } => {
+            if format == "oci-dir" {
+                let store = open(&cli)?;
+                let dir = output
+                    .as_ref()
+                    .context("save --format oci-dir needs -o DIRECTORY")?;
+                let mut sel = Vec::new();
+                for name in images {
+                    let img = store.resolve(name)?;
+                    let tags = img.tags.iter().map(|t| familiar(t)).collect();
+                    sel.push((img, tags));
+                }
+                archive::save_oci_dir(&store, &sel, dir)?;
+                return Ok(());
+            }
             type Saver = fn(
                 &ImageStore,
                 &[(Image, Vec<String>)],
@@ -240,7 +255,9 @@ fn run(cli: Cli) -> Result<()> {
             let save: Saver = match format.as_str() {
                 "docker-archive" => |s, i, o| archive::save_docker(s, i, o),
                 "oci-archive" => |s, i, o| archive::save_oci(s, i, o),
-                other => bail!("save --format {other:?}: use docker-archive or oci-archive"),
+                other => {
+                    bail!("save --format {other:?}: use docker-archive, oci-archive or oci-dir")
+                }
             };
             let store = open(&cli)?;
             let mut sel = Vec::new();

@@ -120,6 +120,21 @@ fn import_list_inspect_tag_remove() {
         df.lines().nth(1).unwrap().starts_with("Images         1"),
         "{df}"
     );
+    // An OCI layout directory, both ways.
+    let layout = work.path().join("layout");
+    b.ok(&[
+        "save",
+        "--format",
+        "oci-dir",
+        "-o",
+        layout.to_str().unwrap(),
+        "bb:1",
+    ]);
+    let other = Berth::new();
+    assert!(other
+        .ok(&["load", "-i", layout.to_str().unwrap()])
+        .contains("Loaded image: bb:1"));
+
     let out = b.ok(&["rmi", "bb:1"]);
     assert!(out.contains("Deleted: sha256:"), "{out}");
     assert_eq!(

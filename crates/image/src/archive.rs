@@ -30,6 +30,9 @@ fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> StoreErr
 struct Archive {
     file: fs::File,
     members: std::collections::HashMap<std::path::PathBuf, (u64, u64)>,
+    /// An OCI layout directory instead of a tar: members are its files,
+    /// opened inside it (a symlink in a hostile layout cannot point out).
+    dir: Option<std::os::fd::OwnedFd>,
 }
 
 impl Archive {
@@ -49,16 +52,61 @@ impl Archive {
                 }
             }
         }
-        Ok(Archive { file, members })
+        Ok(Archive {
+            file,
+            members,
+            dir: None,
+        })
+    }
+
+    fn directory(path: &Path) -> Result<Archive> {
+        let fd = nix::fcntl::open(
+            path,
+            nix::fcntl::OFlag::O_PATH
+                | nix::fcntl::OFlag::O_DIRECTORY
+                | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .map_err(|e| StoreError::Io {
+            context: format!("open {}", path.display()),
+            source: e.into(),
+        })?;
+        // SAFETY: a fresh descriptor from open.
+        let dir = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+        let file = fs::File::open("/dev/null").map_err(io_err("open /dev/null"))?;
+        Ok(Archive {
+            file,
+            members: std::collections::HashMap::new(),
+            dir: Some(dir),
+        })
+    }
+
+    fn open_in_dir(&self, name: &str) -> Option<Result<fs::File>> {
+        let dir = self.dir.as_ref()?;
+        Some(
+            saferoot::open_in_root(dir, Path::new(name), nix::fcntl::OFlag::O_RDONLY)
+                .map(fs::File::from)
+                .map_err(|e| StoreError::Io {
+                    context: format!("open {name} in the layout"),
+                    source: e.into(),
+                }),
+        )
     }
 
     fn has(&self, name: &str) -> bool {
-        self.members
-            .contains_key(&crate::layer::clean(Path::new(name)))
+        match self.open_in_dir(name) {
+            Some(f) => f.is_ok(),
+            None => self
+                .members
+                .contains_key(&crate::layer::clean(Path::new(name))),
+        }
     }
 
     /// A member's content.
-    fn open(&self, name: &str) -> Result<impl Read> {
+    fn open(&self, name: &str) -> Result<Box<dyn Read>> {
+        if let Some(f) = self.open_in_dir(name) {
+            return Ok(Box::new(std::io::BufReader::with_capacity(1 << 20, f?)));
+        }
         let &(offset, size) = self
             .members
             .get(&crate::layer::clean(Path::new(name)))
@@ -66,7 +114,10 @@ impl Archive {
         let mut f = self.file.try_clone().map_err(io_err("read archive"))?;
         std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(offset))
             .map_err(io_err("read archive"))?;
-        Ok(std::io::BufReader::with_capacity(1 << 20, f.take(size)))
+        Ok(Box::new(std::io::BufReader::with_capacity(
+            1 << 20,
+            f.take(size),
+        )))
     }
 
     fn read(&self, name: &str) -> Result<Vec<u8>> {
@@ -80,6 +131,18 @@ impl Archive {
     fn json(&self, name: &str) -> Result<Value> {
         serde_json::from_slice(&self.read(name)?).map_err(|e| invalid(format!("{name}: {e}")))
     }
+}
+
+/// Loads every image of an OCI layout directory.
+pub fn load_dir(store: &mut ImageStore, dir: &Path) -> Result<Vec<Image>> {
+    let a = Archive::directory(dir)?;
+    if !(a.has("index.json") && a.has("oci-layout")) {
+        return Err(invalid(format!(
+            "{} is not an OCI image layout (no oci-layout or index.json)",
+            dir.display()
+        )));
+    }
+    load_oci(store, &a)
 }
 
 /// Loads every image of an archive file; returns them with their tags.
@@ -324,6 +387,32 @@ pub fn save_oci(
     Ok(())
 }
 
+/// Writes `images` as an OCI image layout directory `dir` (which must not
+/// exist yet): made beside it and renamed when complete.
+pub fn save_oci_dir(store: &ImageStore, images: &[(Image, Vec<String>)], dir: &Path) -> Result<()> {
+    if dir.exists() {
+        return Err(invalid(format!(
+            "{} exists: give a new directory",
+            dir.display()
+        )));
+    }
+    let tmp = dir.with_extension("berth-partial");
+    let _ = fs::remove_dir_all(&tmp);
+    fs::create_dir_all(tmp.join("blobs/sha256"))
+        .map_err(io_err(format!("create {}", tmp.display())))?;
+    let mut buf = Vec::new();
+    save_oci(store, images, &mut buf)?;
+    let mut a = tar::Archive::new(&buf[..]);
+    for e in a.entries().map_err(io_err("write layout"))? {
+        let mut e = e.map_err(io_err("write layout"))?;
+        let name = crate::layer::clean(&e.path().map_err(io_err("write layout"))?);
+        let mut f = fs::File::create(tmp.join(&name))
+            .map_err(io_err(format!("write {}", name.display())))?;
+        std::io::copy(&mut e, &mut f).map_err(io_err(format!("write {}", name.display())))?;
+    }
+    fs::rename(&tmp, dir).map_err(io_err(format!("rename to {}", dir.display())))
+}
+
 fn append(tar: &mut tar::Builder<impl Write>, name: &str, data: &[u8]) -> Result<()> {
     let mut h = tar::Header::new_gnu();
     h.set_size(data.len() as u64);
@@ -556,6 +645,23 @@ mod store_tests {
             "same config digest through oci-archive"
         );
         assert_eq!(loaded[0].tags, vec!["docker.io/example/app:1".to_string()]);
+
+        // And through an OCI layout directory.
+        let layout = c.path().join("layout");
+        save_oci_dir(
+            &store,
+            &[(img.clone(), vec!["docker.io/example/app:1".into()])],
+            &layout,
+        )
+        .unwrap();
+        assert!(layout.join("oci-layout").is_file());
+        let d = tempfile::tempdir().unwrap();
+        let mut fourth = ImageStore::open(d.path()).unwrap();
+        assert_eq!(
+            load_dir(&mut fourth, &layout).unwrap()[0].id,
+            img.id,
+            "same config digest through a layout dir"
+        );
 
         // A second tag, removed: the image stays; the last one: it goes,
         // with its layer and blobs.
