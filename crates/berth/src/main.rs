@@ -33,6 +33,9 @@ struct Cli {
         env = "BERTH_ROOT"
     )]
     root: PathBuf,
+    /// Most uncompressed bytes one layer may unpack to (k, m, g suffixes): bounds decompression bombs
+    #[arg(long, global = true, default_value = "64g", value_parser = parse_size)]
+    max_layer_size: u64,
     #[command(subcommand)]
     command: Command,
 }
@@ -172,7 +175,25 @@ fn main() -> ExitCode {
 }
 
 fn open(cli: &Cli) -> Result<ImageStore> {
-    ImageStore::open(&cli.root).with_context(|| format!("open the store at {}", cli.root.display()))
+    let mut store = ImageStore::open(&cli.root)
+        .with_context(|| format!("open the store at {}", cli.root.display()))?;
+    store.max_layer_bytes = cli.max_layer_size;
+    Ok(store)
+}
+
+/// `512`, `64k`, `10m`, `64g` (binary units).
+fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim().to_ascii_lowercase();
+    let (num, mul) = match t.chars().last() {
+        Some('k') => (&t[..t.len() - 1], 1u64 << 10),
+        Some('m') => (&t[..t.len() - 1], 1 << 20),
+        Some('g') => (&t[..t.len() - 1], 1 << 30),
+        _ => (t.as_str(), 1),
+    };
+    num.parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mul))
+        .ok_or_else(|| format!("invalid size {s:?}: a number with an optional k, m or g"))
 }
 
 fn parse_ref(s: &str) -> Result<Reference> {

@@ -348,3 +348,199 @@ fn sigkill_during_load_and_import_leaves_the_store_consistent() {
     b.ok(&["load", "-i", saved.to_str().unwrap()]);
     assert!(b.ok(&["images"]).contains("base"));
 }
+
+/// A docker-archive whose one layer is the hostile set: `../` and absolute
+/// names, a symlink to a host directory and a write through it, a hard
+/// link to a host file, a whiteout aimed outside. Loaded, everything lands
+/// inside the layer (or is refused); then a bomb under --max-layer-size
+/// and a wrong diff_id are refused, leaving nothing.
+#[test]
+fn hostile_archives_through_load() {
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("victim"), "keep").unwrap();
+    let o = outside
+        .path()
+        .to_str()
+        .unwrap()
+        .trim_start_matches('/')
+        .to_string();
+    let raw = |b: &mut tar::Builder<Vec<u8>>,
+               name: &str,
+               kind: tar::EntryType,
+               data: &[u8],
+               link: &str| {
+        let mut h = tar::Header::new_old();
+        h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+        h.as_old_mut().linkname[..link.len()].copy_from_slice(link.as_bytes());
+        h.set_entry_type(kind);
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_mtime(0);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_cksum();
+        b.append(&h, data).unwrap();
+    };
+    let archive = |layer: &[u8], diff: Option<String>| -> Vec<u8> {
+        let diff = diff.unwrap_or_else(|| image::Digest::of(layer).to_string());
+        let config = serde_json::json!({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": [diff]}});
+        let config = serde_json::to_vec(&config).unwrap();
+        let mut a = tar::Builder::new(Vec::new());
+        for (name, data) in [("c.json", &config[..]), ("l/layer.tar", layer)] {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            h.set_cksum();
+            a.append_data(&mut h, name, data).unwrap();
+        }
+        let m = serde_json::to_vec(&serde_json::json!([{"Config": "c.json", "RepoTags": ["hostile:1"], "Layers": ["l/layer.tar"]}])).unwrap();
+        let mut h = tar::Header::new_gnu();
+        h.set_size(m.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        a.append_data(&mut h, "manifest.json", &m[..]).unwrap();
+        a.into_inner().unwrap()
+    };
+    let work = tempfile::tempdir().unwrap();
+
+    let mut l = tar::Builder::new(Vec::new());
+    raw(&mut l, "../../../escape", tar::EntryType::Regular, b"x", "");
+    raw(
+        &mut l,
+        &format!("/{o}/abs"),
+        tar::EntryType::Regular,
+        b"x",
+        "",
+    );
+    raw(
+        &mut l,
+        "link",
+        tar::EntryType::Symlink,
+        b"",
+        &format!("/{o}"),
+    );
+    raw(
+        &mut l,
+        "link/through-symlink",
+        tar::EntryType::Regular,
+        b"x",
+        "",
+    );
+    raw(
+        &mut l,
+        &format!("../../{o}/.wh.victim"),
+        tar::EntryType::Regular,
+        b"",
+        "",
+    );
+    let contained = l.into_inner().unwrap();
+    let path = work.path().join("contained.tar");
+    std::fs::write(&path, archive(&contained, None)).unwrap();
+    let b = Berth::new();
+    b.ok(&["load", "-i", path.to_str().unwrap()]);
+    let names: Vec<_> = std::fs::read_dir(outside.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(
+        names,
+        vec![std::ffi::OsString::from("victim")],
+        "nothing written outside"
+    );
+    assert_eq!(
+        std::fs::read_to_string(outside.path().join("victim")).unwrap(),
+        "keep"
+    );
+
+    // A hard link to a host file: refused, the host file untouched.
+    let mut l = tar::Builder::new(Vec::new());
+    raw(
+        &mut l,
+        "hl",
+        tar::EntryType::Link,
+        b"",
+        outside.path().join("victim").to_str().unwrap(),
+    );
+    let hl = l.into_inner().unwrap();
+    let path = work.path().join("hardlink.tar");
+    std::fs::write(&path, archive(&hl, None)).unwrap();
+    let c = Berth::new();
+    let out = c.run(&["load", "-i", path.to_str().unwrap()]);
+    expect_code(&out, 1, "load with a hard link out");
+    assert!(
+        stderr(&out).contains("hard link target"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        std::os::unix::fs::MetadataExt::nlink(
+            &std::fs::metadata(outside.path().join("victim")).unwrap()
+        ),
+        1
+    );
+
+    // A bomb: 8 MiB of zeros, gzip'd to a few KiB, under a 1 MiB limit.
+    let mut l = tar::Builder::new(Vec::new());
+    raw(
+        &mut l,
+        "zeros",
+        tar::EntryType::Regular,
+        &vec![0u8; 8 << 20],
+        "",
+    );
+    let big = l.into_inner().unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    std::io::Write::write_all(&mut gz, &big).unwrap();
+    let gz = gz.finish().unwrap();
+    let path = work.path().join("bomb.tar");
+    std::fs::write(
+        &path,
+        archive(&gz, Some(image::Digest::of(&big).to_string())),
+    )
+    .unwrap();
+    let out = c.run(&[
+        "--max-layer-size",
+        "1m",
+        "load",
+        "-i",
+        path.to_str().unwrap(),
+    ]);
+    expect_code(&out, 1, "load of a bomb");
+    assert!(
+        stderr(&out).contains("larger than the limit"),
+        "{}",
+        stderr(&out)
+    );
+
+    // A wrong diff_id.
+    let path = work.path().join("diff.tar");
+    std::fs::write(
+        &path,
+        archive(&contained, Some(image::Digest::of(b"other").to_string())),
+    )
+    .unwrap();
+    let out = c.run(&["load", "-i", path.to_str().unwrap()]);
+    expect_code(&out, 1, "load with a wrong diff_id");
+    assert!(
+        stderr(&out).contains("diff_id mismatch"),
+        "{}",
+        stderr(&out)
+    );
+
+    // Nothing of the three refusals is listed, and check clears what they left.
+    assert_eq!(c.ok(&["images", "-q"]), "");
+    c.ok(&["system", "check"]);
+    assert_eq!(
+        std::fs::read_dir(c.root.path().join("layers"))
+            .unwrap()
+            .count(),
+        0
+    );
+    assert_eq!(
+        std::fs::read_dir(c.root.path().join("blobs/sha256"))
+            .unwrap()
+            .count(),
+        0
+    );
+}
