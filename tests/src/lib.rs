@@ -241,3 +241,27 @@ pub fn expect_code(o: &Output, code: i32, what: &str) {
 pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
+
+/// Appends a tar entry whose name and link name are exactly these bytes:
+/// the tar crate refuses to write hostile names (`..`, absolute), which is
+/// what attack tests need to write.
+pub fn raw_tar_entry(
+    b: &mut tar::Builder<Vec<u8>>,
+    name: &str,
+    kind: tar::EntryType,
+    data: &[u8],
+    link: &str,
+    mode: u32,
+) {
+    let mut h = tar::Header::new_old();
+    h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+    h.as_old_mut().linkname[..link.len()].copy_from_slice(link.as_bytes());
+    h.set_entry_type(kind);
+    h.set_size(data.len() as u64);
+    h.set_mode(mode);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(1_600_000_000);
+    h.set_cksum();
+    b.append(&h, data).expect("append a tar entry");
+}

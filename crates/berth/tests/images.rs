@@ -369,17 +369,7 @@ fn hostile_archives_through_load() {
                kind: tar::EntryType,
                data: &[u8],
                link: &str| {
-        let mut h = tar::Header::new_old();
-        h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
-        h.as_old_mut().linkname[..link.len()].copy_from_slice(link.as_bytes());
-        h.set_entry_type(kind);
-        h.set_size(data.len() as u64);
-        h.set_mode(0o644);
-        h.set_mtime(0);
-        h.set_uid(0);
-        h.set_gid(0);
-        h.set_cksum();
-        b.append(&h, data).unwrap();
+        berth_testkit::raw_tar_entry(b, name, kind, data, link, 0o644);
     };
     let archive = |layer: &[u8], diff: Option<String>| -> Vec<u8> {
         let diff = diff.unwrap_or_else(|| image::Digest::of(layer).to_string());

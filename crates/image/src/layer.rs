@@ -560,8 +560,6 @@ mod tests {
     use super::*;
     use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 
-    /// A tar entry with exactly these bytes as name and link name (the tar
-    /// crate refuses to write hostile names, which is the point here).
     fn raw(
         b: &mut tar::Builder<Vec<u8>>,
         name: &str,
@@ -570,17 +568,7 @@ mod tests {
         link: &str,
         mode: u32,
     ) {
-        let mut h = tar::Header::new_old();
-        h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
-        h.as_old_mut().linkname[..link.len()].copy_from_slice(link.as_bytes());
-        h.set_entry_type(kind);
-        h.set_size(data.len() as u64);
-        h.set_mode(mode);
-        h.set_uid(0);
-        h.set_gid(0);
-        h.set_mtime(1_600_000_000);
-        h.set_cksum();
-        b.append(&h, data).unwrap();
+        berth_testkit::raw_tar_entry(b, name, kind, data, link, mode);
     }
 
     fn is_root() -> bool {
