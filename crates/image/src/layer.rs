@@ -509,9 +509,12 @@ fn set_attrs(fd: &OwnedFd, name: Option<&CString>, a: &Attrs, is_link: bool) -> 
         for (k, v) in &a.xattrs {
             let ck = CString::new(k.clone())
                 .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+            // setxattr, not lsetxattr: the path is a /proc/self/fd magic
+            // link, which must be followed to the file (lsetxattr would act
+            // on the link itself and fail). Symlinks never get here.
             // SAFETY: NUL-terminated path and name; value pointer and size.
             Errno::result(unsafe {
-                libc::lsetxattr(cp.as_ptr(), ck.as_ptr(), v.as_ptr().cast(), v.len(), 0)
+                libc::setxattr(cp.as_ptr(), ck.as_ptr(), v.as_ptr().cast(), v.len(), 0)
             })?;
         }
     }
@@ -679,6 +682,35 @@ mod tests {
                 "dir time set last"
             );
         }
+    }
+
+    /// Regression: xattrs were set with lsetxattr on the /proc/self/fd
+    /// link itself, so every layer with an xattr (file capabilities) failed.
+    #[test]
+    fn xattrs_reach_the_file() {
+        if !is_root() {
+            return;
+        }
+        let mut b = tar::Builder::new(Vec::new());
+        b.append_pax_extensions([("SCHILY.xattr.user.berth", &b"kept"[..])])
+            .unwrap();
+        raw(&mut b, "ping", tar::EntryType::Regular, b"x", "", 0o755);
+        let tar = b.into_inner().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("layer");
+        unpack(&tar[..], &dest, &UnpackOptions::default()).unwrap();
+        let p = CString::new(dest.join("ping").as_os_str().as_bytes()).unwrap();
+        let mut v = [0u8; 8];
+        // SAFETY: NUL-terminated path and name, buffer and its size.
+        let n = unsafe {
+            libc::getxattr(
+                p.as_ptr(),
+                c"user.berth".as_ptr(),
+                v.as_mut_ptr().cast(),
+                v.len(),
+            )
+        };
+        assert_eq!(&v[..usize::try_from(n).unwrap()], b"kept");
     }
 
     #[test]

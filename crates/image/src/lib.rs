@@ -15,6 +15,7 @@ pub mod digest;
 pub mod layer;
 pub mod oci;
 pub mod reference;
+pub mod snapshot;
 pub mod store;
 
 pub use blobs::BlobStore;
