@@ -93,7 +93,11 @@ impl BlobStore {
                     });
                 }
             }
-            file.sync_all().map_err(io_err("sync blob"))?;
+            // Not synced one by one: the store syncs its filesystem once
+            // before a transaction names the blob (ImageStore::add_image),
+            // which also covers the unpacked layers. A killed process
+            // cannot leave a partial blob under its name either way (the
+            // rename comes after the last write).
             Ok(digest)
         });
         let digest = match result {
