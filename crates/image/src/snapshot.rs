@@ -853,7 +853,7 @@ fn walk(root: &OwnedFd, stats: &mut DiffStats) -> Result<Vec<Item>, SnapshotErro
 
 /// The extended attributes of `path` itself (never what a symlink points
 /// to), sorted by name.
-fn lxattrs(path: &CStr) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+pub(crate) fn lxattrs(path: &CStr) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
     let names = xattr_buf(|buf, len| {
         // SAFETY: NUL-terminated path; buffer pointer and its length (null
         // and 0 to ask for the size).

@@ -226,7 +226,7 @@ fn mask(root: &OwnedFd, path: &Path) -> Result<()> {
     };
     let st = nix::sys::stat::fstat(fd.as_raw_fd()).ctx(|| format!("stat {}", path.display()))?;
     let target = fd_path(&fd);
-    if SFlagExt::is_dir(st.st_mode) {
+    if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
         mount(
             Some("tmpfs"),
             target.as_str(),
@@ -267,11 +267,4 @@ fn make_readonly(root: &OwnedFd, path: &Path) -> Result<()> {
         MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
     )
     .ctx(|| format!("make {} read-only", path.display()))
-}
-
-struct SFlagExt;
-impl SFlagExt {
-    fn is_dir(mode: libc::mode_t) -> bool {
-        mode & libc::S_IFMT == libc::S_IFDIR
-    }
 }
