@@ -173,8 +173,11 @@ fn podman_run_it_gets_a_terminal() {
     }
     // `script` runs podman on a fresh pty (sized 33x101 first: a 0x0 pty makes
     // `stty size` fail); podman must hand the container a pty of its own.
+    // `timeout --foreground`: a plain timeout puts podman in a background
+    // process group of that pty, where its raw-mode tcsetattr stops it with
+    // SIGTTOU (seen in CI under a bare environment; not every shell shows it).
     let out = env.sh(&format!(
-        r#"script -qec "stty rows 33 cols 101; timeout 120 podman --runtime berth-runtime run --rm -it {IMAGE} sh -c 'sleep 0.3; tty; stty size'" /dev/null"#
+        r#"script -qec "stty rows 33 cols 101; timeout --foreground -k 10 120 podman --runtime berth-runtime run --rm -it {IMAGE} sh -c 'sleep 0.3; tty; stty size'" /dev/null"#
     ));
     env.check(
         out.code() == 0,
@@ -249,7 +252,7 @@ fn podman_detached_exec_stop_rm() {
     );
 
     let out = env.sh(&format!(
-        r#"script -qec "stty rows 33 cols 101; timeout 120 podman exec -it {name} sh -c 'tty; stty size; exit 7'" /dev/null"#
+        r#"script -qec "stty rows 33 cols 101; timeout --foreground -k 10 120 podman exec -it {name} sh -c 'tty; stty size; exit 7'" /dev/null"#
     ));
     env.check(
         out.code() == 7,
