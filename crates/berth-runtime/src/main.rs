@@ -2,7 +2,6 @@
 //! containerd, podman and Kubernetes can use it in place of runc.
 
 mod log;
-mod tty;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -381,7 +380,7 @@ fn run_container(
     let mut opts = create_options(root, a)?;
     // A foreground terminal without a console socket: we are the client.
     let own_console = if !detach && a.console_socket.is_none() && wants_terminal(&a.bundle) {
-        let s = tty::ConsoleSocket::new(root, &a.id)?;
+        let s = runtime::terminal::ConsoleSocket::new(root, &a.id)?;
         opts.console_socket = Some(s.path.clone());
         Some(s)
     } else {
@@ -390,13 +389,13 @@ fn run_container(
     let mut c = Container::create(&opts)?;
     let master = match own_console
         .as_ref()
-        .map(tty::ConsoleSocket::receive_master)
+        .map(runtime::terminal::ConsoleSocket::receive_master)
         .transpose()
     {
         Ok(m) => m,
         Err(e) => {
             let _ = c.delete(true);
-            return Err(e);
+            return Err(e.into());
         }
     };
     match c.start() {
@@ -411,7 +410,7 @@ fn run_container(
     }
     let pid = nix::unistd::Pid::from_raw(c.state.pid);
     let code = match master {
-        Some(m) => tty::relay_and_wait(m, pid)?,
+        Some(m) => runtime::terminal::relay_and_wait(m, pid, &mut |_| {})?,
         None => runtime::container::wait_forwarding_signals(pid)?,
     };
     if !keep {
@@ -454,7 +453,7 @@ fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
     }
     let own_console =
         if !a.detach && a.console_socket.is_none() && process.terminal().unwrap_or(false) {
-            Some(tty::ConsoleSocket::new(root, &a.id)?)
+            Some(runtime::terminal::ConsoleSocket::new(root, &a.id)?)
         } else {
             None
         };
@@ -469,9 +468,11 @@ fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
         preserve_fds: a.preserve_fds + listen_fds(),
     };
     match (c.exec(&opts)?, own_console) {
-        (runtime::ExecOutcome::Detached(pid), Some(s)) => {
-            tty::relay_and_wait(s.receive_master()?, nix::unistd::Pid::from_raw(pid))
-        }
+        (runtime::ExecOutcome::Detached(pid), Some(s)) => Ok(runtime::terminal::relay_and_wait(
+            s.receive_master()?,
+            nix::unistd::Pid::from_raw(pid),
+            &mut |_| {},
+        )?),
         (runtime::ExecOutcome::Detached(_), None) => Ok(0),
         (runtime::ExecOutcome::Exited(code), _) => Ok(code),
     }

@@ -69,6 +69,74 @@ pub fn template(fmt: &str, fields: &[(&str, String)]) -> String {
     out
 }
 
+/// Go's text/template as `docker inspect --format` uses it, the common
+/// part: `{{.A.B}}`, `{{json .A}}`, `{{index .A "key"}}`, `{{lower .A}}`,
+/// `{{upper .A}}`; strings print bare, other values as JSON, `<no value>`
+/// for a missing field.
+pub fn go_template(fmt: &str, v: &serde_json::Value) -> String {
+    let fmt = fmt.replace("\\t", "\t").replace("\\n", "\n");
+    let mut out = String::new();
+    let mut rest = fmt.as_str();
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let Some(end) = rest[start..].find("}}") else {
+            out.push_str(&rest[start..]);
+            return out;
+        };
+        let action = rest[start + 2..start + end].trim();
+        out.push_str(&eval_action(action, v));
+        rest = &rest[start + end + 2..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn lookup<'a>(path: &str, v: &'a serde_json::Value) -> Option<&'a serde_json::Value> {
+    let path = path.strip_prefix('.')?;
+    if path.is_empty() {
+        return Some(v);
+    }
+    path.split('.').try_fold(v, |v, k| v.get(k))
+}
+
+fn plain(v: Option<&serde_json::Value>) -> String {
+    match v {
+        None => "<no value>".into(),
+        Some(serde_json::Value::String(s)) => s.clone(),
+        Some(serde_json::Value::Null) => "<nil>".into(),
+        Some(serde_json::Value::Array(a)) => format!(
+            "[{}]",
+            a.iter()
+                .map(|x| plain(Some(x)))
+                .collect::<Vec<_>>()
+                .join(" ")
+        ),
+        Some(serde_json::Value::Object(m)) => format!(
+            "map[{}]",
+            m.iter()
+                .map(|(k, x)| format!("{k}:{}", plain(Some(x))))
+                .collect::<Vec<_>>()
+                .join(" ")
+        ),
+        Some(other) => other.to_string(),
+    }
+}
+
+fn eval_action(action: &str, v: &serde_json::Value) -> String {
+    let words: Vec<&str> = action.split_whitespace().collect();
+    match words.as_slice() {
+        ["json", path] => lookup(path, v).map_or("null".into(), |x| x.to_string()),
+        ["index", path, key] => {
+            let key = key.trim_matches('"');
+            plain(lookup(path, v).and_then(|x| x.get(key)))
+        }
+        ["lower", path] => plain(lookup(path, v)).to_lowercase(),
+        ["upper", path] => plain(lookup(path, v)).to_uppercase(),
+        [path] => plain(lookup(path, v)),
+        _ => format!("<unsupported template action {action:?}>"),
+    }
+}
+
 /// `*` and `?` wildcards (a reference filter).
 pub fn glob(pattern: &str, text: &str) -> bool {
     fn go(p: &[u8], t: &[u8]) -> bool {
@@ -130,5 +198,13 @@ mod tests {
         assert_eq!(template("{{.Repository}}:{{ .Tag }}", &f), "busybox:latest");
         assert!(glob("busy*", "busybox"));
         assert!(!glob("busy?", "busybox"));
+        let v = serde_json::json!({"State": {"Status": "running", "Pid": 7}, "Config": {"Labels": {"a": "b"}}});
+        assert_eq!(
+            go_template("{{.State.Status}} {{ .State.Pid }}", &v),
+            "running 7"
+        );
+        assert_eq!(go_template("{{json .Config.Labels}}", &v), r#"{"a":"b"}"#);
+        assert_eq!(go_template(r#"{{index .Config.Labels "a"}}"#, &v), "b");
+        assert_eq!(go_template("{{.Nope}}", &v), "<no value>");
     }
 }

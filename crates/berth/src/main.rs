@@ -1,11 +1,14 @@
 //! `berth`: docker's command lines over berth's libraries. This binary only
 //! parses flags and prints; the work is in the library crates.
 //!
-//! So far the image store's commands: images, import, load, save, tag,
-//! rmi, history, image inspect/ls/rm/tag/prune, system df/check. Running
-//! containers comes with the engine.
+//! The image store's commands (images, import, load, save, tag, rmi,
+//! history, image ..., system df/check) are here; the container commands
+//! (run, create, start, stop, ps, logs, exec, ...) in containers.rs.
 
+mod containers;
 mod format;
+
+pub(crate) use format::go_template;
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -25,6 +28,14 @@ use serde_json::{json, Value};
     about = "Containers with docker's command lines, daemonless"
 )]
 struct Cli {
+    /// Where run state is kept (the runtime's state, console sockets): a tmpfs
+    #[arg(
+        long,
+        global = true,
+        default_value = "/run/berth",
+        env = "BERTH_RUNROOT"
+    )]
+    runroot: PathBuf,
     /// Where images and containers are stored
     #[arg(
         long,
@@ -42,6 +53,11 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    #[command(flatten)]
+    Containers(containers::ContainerCommand),
+    /// Manage containers
+    #[command(subcommand)]
+    Container(ContainerGroup),
     /// List images
     Images(ImagesArgs),
     /// Create an image from a rootfs tarball (a file, or - for stdin)
@@ -155,6 +171,16 @@ enum ImageCommand {
     },
 }
 
+/// `berth container <command>`: the container commands, plus `ls`.
+#[derive(Debug, Subcommand)]
+enum ContainerGroup {
+    #[command(flatten)]
+    Commands(containers::ContainerCommand),
+    /// List containers
+    #[command(alias = "list")]
+    Ls(containers::PsArgs),
+}
+
 #[derive(Debug, Subcommand)]
 enum SystemCommand {
     /// Show disk use
@@ -164,12 +190,42 @@ enum SystemCommand {
 }
 
 fn main() -> ExitCode {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args
+        .get(1)
+        .is_some_and(|a| a == engine::monitor::MONITOR_ARG)
+    {
+        let code = engine::monitor::main(&args[2..]);
+        return ExitCode::from(u8::try_from(code & 0xff).unwrap_or(1));
+    }
     let cli = Cli::parse();
+    let containers = match &cli.command {
+        Command::Containers(c) | Command::Container(ContainerGroup::Commands(c)) => Some(c),
+        Command::Container(ContainerGroup::Ls(a)) => {
+            return finish(containers::ps_command(&cli.root, &cli.runroot, a).map(|()| 0))
+        }
+        _ => None,
+    };
+    if let Some(c) = containers {
+        return finish(containers::dispatch(&cli.root, &cli.runroot, c));
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("Error: {e:#}");
             ExitCode::from(1)
+        }
+    }
+}
+
+/// The exit code of a container command (docker's: the container's own for
+/// run/start -a/exec, 125 when berth itself failed).
+fn finish(r: Result<i32>) -> ExitCode {
+    match r {
+        Ok(code) => ExitCode::from(u8::try_from(code & 0xff).unwrap_or(1)),
+        Err(e) => {
+            eprintln!("Error: {e:#}");
+            ExitCode::from(125)
         }
     }
 }
@@ -203,6 +259,9 @@ fn parse_ref(s: &str) -> Result<Reference> {
 
 fn run(cli: Cli) -> Result<()> {
     match &cli.command {
+        Command::Containers(_) | Command::Container(_) => {
+            unreachable!("container commands are dispatched in main")
+        }
         Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => images(&open(&cli)?, a),
         Command::Import {
             change,
@@ -343,7 +402,7 @@ fn run(cli: Cli) -> Result<()> {
             let mut out = Vec::new();
             for name in images {
                 let img = store.resolve(name)?;
-                out.push(inspect(&store, &img)?);
+                out.push(image_json(&store, &img)?);
             }
             println!("{}", serde_json::to_string_pretty(&out)?);
             Ok(())
@@ -400,7 +459,7 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 /// `docker.io/library/busybox:latest` as docker prints it: `busybox:latest`.
-fn familiar(full: &str) -> String {
+pub(crate) fn familiar(full: &str) -> String {
     full.parse::<Reference>()
         .map(|r| r.familiar())
         .unwrap_or_else(|_| full.to_string())
@@ -510,7 +569,7 @@ fn images(store: &ImageStore, a: &ImagesArgs) -> Result<()> {
     Ok(())
 }
 
-fn inspect(store: &ImageStore, img: &Image) -> Result<Value> {
+pub(crate) fn image_json(store: &ImageStore, img: &Image) -> Result<Value> {
     let (_, config) = store.manifest_and_config(img)?;
     let repo_digests: Vec<String> = img
         .tags

@@ -41,6 +41,7 @@ pub mod signal;
 pub mod state;
 pub mod syscall;
 pub mod template;
+pub mod terminal;
 
 pub use container::{Container, CreateOptions, ExecOptions, ExecOutcome};
 pub use error::{Error, Result};

@@ -1,13 +1,14 @@
-//! A foreground container with a terminal and no `--console-socket`: the
-//! runtime receives the pty master itself and relays between it and its
-//! own terminal, as runc does. The terminal is put in raw mode (restored on
-//! the way out), window size changes follow, other signals are forwarded.
+//! The client side of a container's terminal: a console socket of one's own
+//! to receive the pty master (used by a foreground `berth-runtime run`
+//! without `--console-socket`, as runc does, and by the engine), and a relay
+//! between the caller's terminal and the master. The caller's terminal is
+//! put in raw mode (restored on the way out), window size changes follow,
+//! other signals are forwarded.
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
@@ -15,6 +16,8 @@ use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
 use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg, Termios};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
+
+use crate::error::{Context, Error, Result};
 
 /// A console socket of our own, in a private temp directory.
 #[derive(Debug)]
@@ -27,10 +30,9 @@ pub struct ConsoleSocket {
 impl ConsoleSocket {
     pub fn new(root: &Path, id: &str) -> Result<ConsoleSocket> {
         let dir = root.join(format!(".console-{id}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+        std::fs::create_dir_all(&dir).ctx(|| format!("create {}", dir.display()))?;
         let path = dir.join("sock");
-        let listener =
-            UnixListener::bind(&path).with_context(|| format!("bind {}", path.display()))?;
+        let listener = UnixListener::bind(&path).ctx(|| format!("bind {}", path.display()))?;
         Ok(ConsoleSocket {
             dir,
             path,
@@ -43,7 +45,7 @@ impl ConsoleSocket {
         let (conn, _) = self
             .listener
             .accept()
-            .context("accept on the console socket")?;
+            .ctx(|| "accept on the console socket".into())?;
         let mut buf = [0u8; 4096];
         let mut iov = [std::io::IoSliceMut::new(&mut buf)];
         let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
@@ -53,8 +55,8 @@ impl ConsoleSocket {
             Some(&mut space),
             MsgFlags::MSG_CMSG_CLOEXEC,
         )
-        .context("receive the pty master")?;
-        for c in msg.cmsgs().context("read control message")? {
+        .ctx(|| "receive the pty master".into())?;
+        for c in msg.cmsgs().ctx(|| "read control message".into())? {
             if let ControlMessageOwned::ScmRights(fds) = c {
                 if let Some(fd) = fds.first() {
                     // SAFETY: the descriptor was just received and is ours.
@@ -62,7 +64,9 @@ impl ConsoleSocket {
                 }
             }
         }
-        bail!("no pty master received on the console socket")
+        Err(Error::Init(
+            "no pty master received on the console socket".into(),
+        ))
     }
 }
 
@@ -127,14 +131,14 @@ fn write_all(fd: BorrowedFd<'_>, mut data: &[u8]) -> nix::Result<()> {
 }
 
 /// Relays between our terminal and `master` until `pid` exits; returns its
-/// exit code.
-pub fn relay_and_wait(master: OwnedFd, pid: Pid) -> Result<i32> {
+/// exit code. What the container writes goes to our stdout and to `tee`.
+pub fn relay_and_wait(master: OwnedFd, pid: Pid, tee: &mut dyn FnMut(&[u8])) -> Result<i32> {
     let mut set = SigSet::all();
     set.remove(Signal::SIGKILL);
     set.remove(Signal::SIGSTOP);
     nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None)
-        .context("block signals")?;
-    let sfd = SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC).context("signalfd")?;
+        .ctx(|| "block signals".into())?;
+    let sfd = SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC).ctx(|| "signalfd".into())?;
     let _raw = RawMode::enter();
     copy_window_size(master.as_fd());
     let stdin = std::io::stdin();
@@ -148,9 +152,7 @@ pub fn relay_and_wait(master: OwnedFd, pid: Pid) -> Result<i32> {
         loop {
             match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
                 Ok(WaitStatus::StillAlive) | Err(_) => break,
-                Ok(st) if st.pid() == Some(pid) => {
-                    exit = runtime::container::exit_code(st).or(exit)
-                }
+                Ok(st) if st.pid() == Some(pid) => exit = crate::container::exit_code(st).or(exit),
                 Ok(_) => {}
             }
         }
@@ -176,7 +178,7 @@ pub fn relay_and_wait(master: OwnedFd, pid: Pid) -> Result<i32> {
             Ok(0) => master_open = false,
             Ok(_) => {}
             Err(nix::errno::Errno::EINTR) => continue,
-            Err(e) => return Err(e).context("poll"),
+            Err(e) => return Err(e).ctx(|| "poll".into()),
         }
         let ready: Vec<bool> = fds
             .iter()
@@ -189,7 +191,7 @@ pub fn relay_and_wait(master: OwnedFd, pid: Pid) -> Result<i32> {
                 if sig == libc::SIGWINCH {
                     copy_window_size(master.as_fd());
                 } else if sig != libc::SIGCHLD {
-                    let _ = runtime::signal::send(pid.as_raw(), sig);
+                    let _ = crate::signal::send(pid.as_raw(), sig);
                 }
             }
         }
@@ -200,9 +202,10 @@ pub fn relay_and_wait(master: OwnedFd, pid: Pid) -> Result<i32> {
                     Ok(0) | Err(nix::errno::Errno::EIO) => master_open = false,
                     Ok(n) => {
                         let _ = write_all(stdout.as_fd(), &buf[..n]);
+                        tee(&buf[..n]);
                     }
                     Err(nix::errno::Errno::EINTR) | Err(nix::errno::Errno::EAGAIN) => {}
-                    Err(e) => return Err(e).context("read the pty"),
+                    Err(e) => return Err(e).ctx(|| "read the pty".into()),
                 }
             }
             i += 1;

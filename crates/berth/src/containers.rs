@@ -1,0 +1,1406 @@
+//! The container commands: run, create, start, stop, restart, kill, rm, ps,
+//! logs, wait, exec, inspect, rename, pause, unpause — docker's flags over
+//! the engine.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+use engine::config::{ContainerConfig, Device, LogConfig, Mount, RestartPolicy, Ulimit};
+use engine::{Engine, Record, Status};
+use serde_json::{json, Value};
+
+use crate::format;
+
+#[derive(Debug, Subcommand)]
+pub enum ContainerCommand {
+    /// Create and run a new container from an image
+    Run(Box<RunArgs>),
+    /// Create a new container
+    Create(Box<RunArgs>),
+    /// Start one or more stopped containers
+    Start {
+        /// Attach stdout/stderr and wait for the container
+        #[arg(short, long)]
+        attach: bool,
+        /// Attach stdin
+        #[arg(short, long)]
+        interactive: bool,
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Stop one or more running containers
+    Stop {
+        /// Seconds to wait before killing the container
+        #[arg(short = 't', long = "time", alias = "timeout")]
+        time: Option<u32>,
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Restart one or more containers
+    Restart {
+        #[arg(short = 't', long = "time", alias = "timeout")]
+        time: Option<u32>,
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Kill one or more running containers
+    Kill {
+        /// Signal to send
+        #[arg(short, long, default_value = "KILL")]
+        signal: String,
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Remove one or more containers
+    Rm {
+        /// Kill a running container first
+        #[arg(short, long)]
+        force: bool,
+        /// Remove anonymous volumes (none exist yet: accepted)
+        #[arg(short, long)]
+        volumes: bool,
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// List containers
+    Ps(PsArgs),
+    /// Fetch the logs of a container
+    Logs {
+        #[arg(short, long)]
+        follow: bool,
+        /// Number of lines from the end ("all" for all)
+        #[arg(short = 'n', long, default_value = "all")]
+        tail: String,
+        /// Show timestamps
+        #[arg(short, long)]
+        timestamps: bool,
+        /// Only logs since this time (RFC 3339) or duration ago (10m, 1h)
+        #[arg(long)]
+        since: Option<String>,
+        /// Only logs before this time or duration ago
+        #[arg(long)]
+        until: Option<String>,
+        container: String,
+    },
+    /// Block until containers stop, then print their exit codes
+    Wait {
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Run a command in a running container
+    Exec(ExecArgs),
+    /// Rename a container
+    Rename { container: String, new_name: String },
+    /// Pause all processes within containers
+    Pause {
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Unpause all processes within containers
+    Unpause {
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Display detailed information on containers or images
+    Inspect {
+        /// Go-template-like format ({{.State.Status}}, {{json .Config}})
+        #[arg(short, long)]
+        format: Option<String>,
+        /// Only this kind of object: container or image
+        #[arg(long = "type")]
+        kind: Option<String>,
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct PsArgs {
+    /// Show all containers (default: running)
+    #[arg(short, long)]
+    all: bool,
+    /// Only ids
+    #[arg(short, long)]
+    quiet: bool,
+    /// The n last created containers
+    #[arg(short = 'n', long)]
+    last: Option<usize>,
+    /// The last created container
+    #[arg(short, long)]
+    latest: bool,
+    #[arg(long)]
+    no_trunc: bool,
+    /// Filter: id=, name=, status=, label=, ancestor=, exited=
+    #[arg(short, long)]
+    filter: Vec<String>,
+    /// Go-template-like format ({{.ID}} {{.Names}} {{.Status}} ...) or json
+    #[arg(long)]
+    format: Option<String>,
+    /// Show sizes
+    #[arg(short, long)]
+    size: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    #[arg(short, long)]
+    detach: bool,
+    #[arg(short, long)]
+    interactive: bool,
+    #[arg(short, long)]
+    tty: bool,
+    #[arg(short, long)]
+    env: Vec<String>,
+    #[arg(short, long)]
+    user: Option<String>,
+    #[arg(short, long)]
+    workdir: Option<String>,
+    #[arg(long)]
+    privileged: bool,
+    container: String,
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+    command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+#[command(disable_help_flag = true)]
+pub struct RunArgs {
+    /// Print help (`-h` is `--hostname`, as in docker)
+    #[arg(long, action = clap::ArgAction::Help)]
+    help: Option<bool>,
+    /// Run in the background and print the container id
+    #[arg(short, long)]
+    detach: bool,
+    /// Keep stdin open
+    #[arg(short, long)]
+    interactive: bool,
+    /// Allocate a pseudo-TTY
+    #[arg(short, long)]
+    tty: bool,
+    /// Remove the container when it exits
+    #[arg(long)]
+    rm: bool,
+    #[arg(long)]
+    name: Option<String>,
+    /// Set environment variables (NAME=value, or NAME to take ours)
+    #[arg(short, long)]
+    env: Vec<String>,
+    #[arg(long)]
+    env_file: Vec<PathBuf>,
+    #[arg(short, long)]
+    workdir: Option<String>,
+    /// user[:group]
+    #[arg(short, long)]
+    user: Option<String>,
+    /// Overwrite the image's entrypoint ("" clears it)
+    #[arg(long)]
+    entrypoint: Option<String>,
+    #[arg(short = 'h', long)]
+    hostname: Option<String>,
+    #[arg(long)]
+    domainname: Option<String>,
+    /// host:ip lines for /etc/hosts
+    #[arg(long)]
+    add_host: Vec<String>,
+    /// Set metadata (key=value)
+    #[arg(short, long)]
+    label: Vec<String>,
+    /// Bind mount: /host/path:/container/path[:ro|rw|z|Z]
+    #[arg(short, long)]
+    volume: Vec<String>,
+    /// type=bind|tmpfs,source=,target=,readonly
+    #[arg(long)]
+    mount: Vec<String>,
+    /// tmpfs mount: /path[:options]
+    #[arg(long)]
+    tmpfs: Vec<String>,
+    #[arg(long)]
+    read_only: bool,
+    /// Memory limit (b, k, m, g)
+    #[arg(short, long)]
+    memory: Option<String>,
+    #[arg(long)]
+    memory_swap: Option<String>,
+    #[arg(long)]
+    memory_reservation: Option<String>,
+    /// Number of CPUs
+    #[arg(long)]
+    cpus: Option<f64>,
+    #[arg(short = 'c', long)]
+    cpu_shares: Option<u64>,
+    #[arg(long)]
+    cpu_quota: Option<i64>,
+    #[arg(long)]
+    cpu_period: Option<u64>,
+    #[arg(long)]
+    cpuset_cpus: Option<String>,
+    #[arg(long)]
+    cpuset_mems: Option<String>,
+    #[arg(long)]
+    pids_limit: Option<i64>,
+    /// name=soft[:hard]
+    #[arg(long)]
+    ulimit: Vec<String>,
+    #[arg(long)]
+    cap_add: Vec<String>,
+    #[arg(long)]
+    cap_drop: Vec<String>,
+    #[arg(long)]
+    privileged: bool,
+    /// seccomp=PROFILE|unconfined, no-new-privileges[:true], apparmor=, label=
+    #[arg(long)]
+    security_opt: Vec<String>,
+    /// /dev/host[:/dev/container[:rwm]]
+    #[arg(long)]
+    device: Vec<String>,
+    /// Run an init inside the container
+    #[arg(long)]
+    init: bool,
+    #[arg(long)]
+    stop_signal: Option<String>,
+    #[arg(long)]
+    stop_timeout: Option<u32>,
+    /// no, on-failure[:N], always, unless-stopped
+    #[arg(long, default_value = "no")]
+    restart: String,
+    /// none or host (bridge networks come with networking)
+    #[arg(long, alias = "net", default_value = "none")]
+    network: String,
+    /// Publish ports (comes with networking)
+    #[arg(short, long)]
+    publish: Vec<String>,
+    #[arg(long)]
+    pid: Option<String>,
+    #[arg(long)]
+    ipc: Option<String>,
+    #[arg(long)]
+    uts: Option<String>,
+    #[arg(long)]
+    shm_size: Option<String>,
+    #[arg(long)]
+    sysctl: Vec<String>,
+    /// max-size=, max-file=
+    #[arg(long)]
+    log_opt: Vec<String>,
+    /// Write the container id to this file
+    #[arg(long)]
+    cidfile: Option<PathBuf>,
+    /// Proxy received signals to the container (foreground)
+    #[arg(long, default_value = "true", action = clap::ArgAction::Set)]
+    sig_proxy: bool,
+    /// Override the key sequence for detaching
+    #[arg(long)]
+    detach_keys: Option<String>,
+    /// Image platform (only the host's is stored)
+    #[arg(long)]
+    platform: Option<String>,
+    /// Pull policy (berth pull comes with the registry client): never
+    #[arg(long)]
+    pull: Option<String>,
+    image: String,
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    command: Vec<String>,
+}
+
+/// `512`, `64k`, `10m`, `1g`, `1.5g`, `100b` (binary units), as docker's
+/// memory flags take them.
+pub fn parse_bytes(flag: &str, s: &str) -> Result<i64> {
+    let t = s.trim().to_ascii_lowercase();
+    let t = t
+        .strip_suffix('b')
+        .filter(|r| {
+            !r.is_empty() && !r.ends_with(char::is_numeric)
+                || r.chars().all(|c| c.is_ascii_digit() || c == '.')
+        })
+        .unwrap_or(&t);
+    let (num, mul) = match t.chars().last() {
+        Some('k') => (&t[..t.len() - 1], 1u64 << 10),
+        Some('m') => (&t[..t.len() - 1], 1 << 20),
+        Some('g') => (&t[..t.len() - 1], 1 << 30),
+        Some('t') => (&t[..t.len() - 1], 1 << 40),
+        _ => (t, 1),
+    };
+    let n: f64 = num
+        .parse()
+        .ok()
+        .filter(|n: &f64| n.is_finite() && *n >= 0.0)
+        .ok_or_else(|| {
+            anyhow::anyhow!("invalid size {s:?} for {flag}: a number with an optional b, k, m or g")
+        })?;
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss
+    )]
+    let v = (n * mul as f64) as i64;
+    Ok(v)
+}
+
+fn key_value(flag: &str, s: &str) -> Result<(String, String)> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => bail!("invalid argument {s:?} for \"{flag}\": expected key=value"),
+    }
+}
+
+/// The container's config from the flags (the image fills the rest at create).
+fn config_from(a: &RunArgs) -> Result<ContainerConfig> {
+    if !a.publish.is_empty() {
+        bail!(
+            "-p/--publish needs a bridge network, which comes with networking: not implemented yet"
+        );
+    }
+    if a.init {
+        bail!("--init is not implemented yet");
+    }
+    if !matches!(a.network.as_str(), "none" | "host") {
+        bail!(
+            "network {:?}: only \"none\" and \"host\" exist until networking is implemented",
+            a.network
+        );
+    }
+    if let Some(p) = &a.pull {
+        if p != "never" && p != "missing" {
+            bail!("--pull={p}: pulling comes with the registry client; use --pull=never");
+        }
+    }
+    if let Some(p) = &a.platform {
+        let host = image::oci::host_platform();
+        if *p != format!("{}/{}", host.os, host.architecture) {
+            bail!(
+                "--platform {p}: only the host's platform ({}/{}) can run here",
+                host.os,
+                host.architecture
+            );
+        }
+    }
+    let mut cfg = ContainerConfig {
+        image: a.image.clone(),
+        cmd: a.command.clone(),
+        tty: a.tty,
+        open_stdin: a.interactive,
+        auto_remove: a.rm,
+        read_only: a.read_only,
+        privileged: a.privileged,
+        network: a.network.clone(),
+        working_dir: a.workdir.clone().unwrap_or_default(),
+        user: a.user.clone().unwrap_or_default(),
+        hostname: a.hostname.clone().unwrap_or_default(),
+        domainname: a.domainname.clone().unwrap_or_default(),
+        extra_hosts: a.add_host.clone(),
+        cap_add: a.cap_add.clone(),
+        cap_drop: a.cap_drop.clone(),
+        stop_signal: a.stop_signal.clone().unwrap_or_default(),
+        stop_timeout: a.stop_timeout,
+        pid_mode: a.pid.clone().unwrap_or_default(),
+        ipc_mode: a.ipc.clone().unwrap_or_default(),
+        uts_mode: a.uts.clone().unwrap_or_default(),
+        restart: RestartPolicy::parse(&a.restart).map_err(anyhow::Error::msg)?,
+        ..Default::default()
+    };
+    if cfg.auto_remove && cfg.restart.name != "no" {
+        bail!("conflicting options: cannot specify both --restart and --rm");
+    }
+    for (flag, mode) in [
+        ("--pid", &cfg.pid_mode),
+        ("--ipc", &cfg.ipc_mode),
+        ("--uts", &cfg.uts_mode),
+    ] {
+        if !(mode.is_empty()
+            || mode == "host"
+            || mode == "private"
+            || mode.starts_with("container:"))
+        {
+            bail!("invalid {flag} mode {mode:?}: use host or container:<name|id>");
+        }
+    }
+    if let Some(e) = &a.entrypoint {
+        cfg.entrypoint_override = Some(if e.is_empty() {
+            vec![]
+        } else {
+            vec![e.clone()]
+        });
+    }
+    for f in &a.env_file {
+        let text =
+            std::fs::read_to_string(f).with_context(|| format!("open env file {}", f.display()))?;
+        for line in text.lines() {
+            let line = line.trim_start();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            cfg.env.push(env_entry(line));
+        }
+    }
+    cfg.env.extend(a.env.iter().map(|e| env_entry(e)));
+    for l in &a.label {
+        let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
+        cfg.labels.insert(k.to_string(), v.to_string());
+    }
+    for v in &a.volume {
+        cfg.mounts.push(parse_volume(v)?);
+    }
+    for m in &a.mount {
+        cfg.mounts.push(parse_mount(m)?);
+    }
+    for t in &a.tmpfs {
+        let (dest, opts) = t.split_once(':').unwrap_or((t.as_str(), ""));
+        cfg.mounts.push(Mount {
+            kind: "tmpfs".into(),
+            source: "tmpfs".into(),
+            destination: dest.to_string(),
+            read_only: false,
+            options: opts
+                .split(',')
+                .filter(|o| !o.is_empty())
+                .map(String::from)
+                .collect(),
+        });
+    }
+    for m in &cfg.mounts {
+        if !m.destination.starts_with('/') {
+            bail!(
+                "invalid mount destination {:?}: it must be an absolute path",
+                m.destination
+            );
+        }
+    }
+    let r = &mut cfg.resources;
+    r.memory = a
+        .memory
+        .as_deref()
+        .map(|s| parse_bytes("--memory", s))
+        .transpose()?;
+    if r.memory.is_some_and(|m| m < 6 << 20) {
+        bail!("minimum memory limit allowed is 6MB");
+    }
+    r.memory_swap = match a.memory_swap.as_deref() {
+        Some("-1") => Some(-1),
+        Some(s) => Some(parse_bytes("--memory-swap", s)?),
+        None => None,
+    };
+    r.memory_reservation = a
+        .memory_reservation
+        .as_deref()
+        .map(|s| parse_bytes("--memory-reservation", s))
+        .transpose()?;
+    if let Some(c) = a.cpus {
+        if !(c > 0.0 && c.is_finite()) {
+            bail!("invalid --cpus {c}: a positive number of CPUs");
+        }
+        #[allow(clippy::cast_possible_truncation)]
+        let nano = (c * 1e9) as i64;
+        r.nano_cpus = Some(nano);
+    }
+    r.cpu_shares = a.cpu_shares;
+    r.cpu_quota = a.cpu_quota;
+    r.cpu_period = a.cpu_period;
+    r.cpuset_cpus = a.cpuset_cpus.clone();
+    r.cpuset_mems = a.cpuset_mems.clone();
+    r.pids_limit = a.pids_limit;
+    for u in &a.ulimit {
+        let (name, v) = u
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("invalid ulimit {u:?}: name=soft[:hard]"))?;
+        let (soft, hard) = v.split_once(':').unwrap_or((v, v));
+        let n = |s: &str| {
+            s.parse::<u64>()
+                .map_err(|_| anyhow::anyhow!("invalid ulimit {u:?}: {s:?} is not a number"))
+        };
+        cfg.ulimits.push(Ulimit {
+            name: name.to_string(),
+            soft: n(soft)?,
+            hard: n(hard)?,
+        });
+    }
+    for s in &a.security_opt {
+        let (k, v) = s.split_once(['=', ':']).unwrap_or((s.as_str(), ""));
+        match k {
+            "seccomp" => cfg.seccomp = v.to_string(),
+            "no-new-privileges" => cfg.no_new_privileges = v.is_empty() || v == "true",
+            // No LSM is applied by berth yet: accepted as docker accepts them
+            // on hosts without AppArmor or SELinux.
+            "apparmor" | "label" => {}
+            _ => bail!("invalid --security-opt {s:?}"),
+        }
+    }
+    for d in &a.device {
+        let mut parts = d.split(':');
+        let host = parts.next().unwrap_or_default().to_string();
+        let (container, perms) = match (parts.next(), parts.next()) {
+            (Some(p), None) if p.chars().all(|c| "rwm".contains(c)) => {
+                (host.clone(), p.to_string())
+            }
+            (Some(c), p) => (c.to_string(), p.unwrap_or("rwm").to_string()),
+            (None, _) => (host.clone(), "rwm".to_string()),
+        };
+        cfg.devices.push(Device {
+            host,
+            container,
+            permissions: perms,
+        });
+    }
+    if let Some(s) = &a.shm_size {
+        cfg.shm_size = u64::try_from(parse_bytes("--shm-size", s)?).unwrap_or(0);
+    }
+    for s in &a.sysctl {
+        let (k, v) = key_value("--sysctl", s)?;
+        cfg.sysctls.insert(k, v);
+    }
+    let mut log = LogConfig {
+        max_size: 0,
+        max_file: 1,
+    };
+    for o in &a.log_opt {
+        let (k, v) = key_value("--log-opt", o)?;
+        match k.as_str() {
+            "max-size" => {
+                log.max_size = u64::try_from(parse_bytes("--log-opt max-size", &v)?).unwrap_or(0)
+            }
+            "max-file" => {
+                log.max_file = v
+                    .parse()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| anyhow::anyhow!("invalid --log-opt max-file={v}"))?
+            }
+            _ => bail!("unknown log opt {k:?} for the json-file log driver"),
+        }
+    }
+    cfg.log = log;
+    Ok(cfg)
+}
+
+/// `NAME=value`, or `NAME` alone: our value of it.
+fn env_entry(e: &str) -> String {
+    if e.contains('=') {
+        e.to_string()
+    } else {
+        format!("{e}={}", std::env::var(e).unwrap_or_default())
+    }
+}
+
+fn parse_volume(v: &str) -> Result<Mount> {
+    let parts: Vec<&str> = v.split(':').collect();
+    let (src, dst, opts) = match parts.as_slice() {
+        [s, d] => (*s, *d, ""),
+        [s, d, o] => (*s, *d, *o),
+        [_] => bail!("invalid volume {v:?}: anonymous and named volumes come with volume support; use /host:/container"),
+        _ => bail!("invalid volume specification {v:?}"),
+    };
+    if !src.starts_with('/') {
+        bail!("invalid volume {v:?}: named volumes come with volume support; bind a host path (absolute)");
+    }
+    let mut m = Mount {
+        kind: "bind".into(),
+        source: src.to_string(),
+        destination: dst.to_string(),
+        read_only: false,
+        options: vec![],
+    };
+    for o in opts.split(',').filter(|o| !o.is_empty()) {
+        match o {
+            "ro" => m.read_only = true,
+            "rw" | "z" | "Z" | "consistent" | "cached" | "delegated" => {}
+            "private" | "rprivate" | "shared" | "rshared" | "slave" | "rslave" => {
+                m.options.push(o.to_string())
+            }
+            _ => bail!("invalid volume option {o:?} in {v:?}"),
+        }
+    }
+    Ok(m)
+}
+
+fn parse_mount(s: &str) -> Result<Mount> {
+    let mut m = Mount {
+        kind: "volume".into(),
+        ..Default::default()
+    };
+    for kv in s.split(',') {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        match k {
+            "type" => m.kind = v.to_string(),
+            "source" | "src" => m.source = v.to_string(),
+            "target" | "destination" | "dst" => m.destination = v.to_string(),
+            "readonly" | "ro" => m.read_only = v.is_empty() || v == "true" || v == "1",
+            "bind-propagation" => m.options.push(v.to_string()),
+            "tmpfs-size" => m.options.push(format!("size={v}")),
+            "tmpfs-mode" => m.options.push(format!("mode={v}")),
+            _ => bail!("invalid --mount field {k:?} in {s:?}"),
+        }
+    }
+    match m.kind.as_str() {
+        "bind" if m.source.starts_with('/') => {}
+        "bind" => bail!("invalid --mount {s:?}: a bind needs an absolute source"),
+        "tmpfs" => m.source = "tmpfs".into(),
+        "volume" => bail!("invalid --mount {s:?}: volumes come with volume support"),
+        k => bail!("invalid --mount type {k:?}"),
+    }
+    if m.destination.is_empty() {
+        bail!("invalid --mount {s:?}: target is required");
+    }
+    Ok(m)
+}
+
+/// Runs a container command; returns the exit code to leave with.
+pub fn dispatch(root: &Path, runroot: &Path, cmd: &ContainerCommand) -> Result<i32> {
+    let mut engine = Engine::open(root, runroot)
+        .with_context(|| format!("open the store at {}", root.display()))?;
+    match cmd {
+        ContainerCommand::Run(a) => run(&mut engine, a),
+        ContainerCommand::Create(a) => {
+            let cfg = config_from(a)?;
+            let r = engine.create(cfg, a.name.as_deref())?;
+            write_cidfile(a, &r)?;
+            println!("{}", r.id);
+            Ok(0)
+        }
+        ContainerCommand::Start {
+            attach,
+            interactive,
+            containers,
+        } => {
+            let mut code = 0;
+            for c in containers {
+                let r = engine.find(c)?;
+                if r.status.is_active() {
+                    if !*attach {
+                        println!("{c}");
+                    }
+                    continue;
+                }
+                engine.db.set_stopped_by_user(&r.id, false)?;
+                if *attach || *interactive {
+                    code = engine::monitor::run(&engine, &r.id, engine::monitor::Mode::Foreground)?;
+                } else {
+                    engine::monitor::start_detached(&engine, &r)?;
+                    println!("{c}");
+                }
+            }
+            Ok(code)
+        }
+        ContainerCommand::Stop { time, containers } => each(&engine, containers, |e, r| {
+            e.stop(r, *time)?;
+            Ok(())
+        }),
+        ContainerCommand::Restart { time, containers } => each(&engine, containers, |e, r| {
+            e.stop(r, *time)?;
+            let r = e.find(&r.id)?;
+            e.db.set_stopped_by_user(&r.id, false)?;
+            engine::monitor::start_detached(e, &r)?;
+            Ok(())
+        }),
+        ContainerCommand::Kill { signal, containers } => {
+            let sig = runtime::signal::parse_signal(signal)?;
+            each(&engine, containers, |e, r| {
+                if sig == libc::SIGKILL || sig == libc::SIGTERM {
+                    e.db.set_stopped_by_user(&r.id, true)?;
+                }
+                e.kill(r, sig)?;
+                Ok(())
+            })
+        }
+        ContainerCommand::Rm {
+            force, containers, ..
+        } => each(&engine, containers, |e, r| {
+            e.remove(r, *force)?;
+            Ok(())
+        }),
+        ContainerCommand::Ps(a) => ps(&engine, a).map(|()| 0),
+        ContainerCommand::Logs {
+            follow,
+            tail,
+            timestamps,
+            since,
+            until,
+            container,
+        } => logs(
+            &engine,
+            container,
+            *follow,
+            tail,
+            *timestamps,
+            since.as_deref(),
+            until.as_deref(),
+        )
+        .map(|()| 0),
+        ContainerCommand::Wait { containers } => {
+            let mut failed = false;
+            for c in containers {
+                match engine.find(c).and_then(|r| engine.wait_exited(&r.id)) {
+                    Ok(r) => println!("{}", r.exit_code),
+                    Err(e) => {
+                        eprintln!("Error: {e}");
+                        failed = true;
+                    }
+                }
+            }
+            Ok(i32::from(failed))
+        }
+        ContainerCommand::Exec(a) => exec(&engine, a),
+        ContainerCommand::Rename {
+            container,
+            new_name,
+        } => {
+            let r = engine.find(container)?;
+            engine::names::validate(new_name)?;
+            engine.db.rename(&r.id, new_name)?;
+            Ok(0)
+        }
+        ContainerCommand::Pause { containers } => each(&engine, containers, |e, r| {
+            if r.status != Status::Running {
+                bail!("container {} is not running", r.name);
+            }
+            runtime::Container::load(&e.runtime_root(), &r.id)?.pause()?;
+            e.db.set_status(&r.id, Status::Paused, Some(Status::Running))?;
+            Ok(())
+        }),
+        ContainerCommand::Unpause { containers } => each(&engine, containers, |e, r| {
+            if r.status != Status::Paused {
+                bail!("container {} is not paused", r.name);
+            }
+            runtime::Container::load(&e.runtime_root(), &r.id)?.resume()?;
+            e.db.set_status(&r.id, Status::Running, Some(Status::Paused))?;
+            Ok(())
+        }),
+        ContainerCommand::Inspect {
+            format,
+            kind,
+            names,
+        } => inspect(&engine, names, format.as_deref(), kind.as_deref()),
+    }
+}
+
+/// Applies `f` to each named container, printing the name given as docker
+/// does; errors are printed and make the exit code 1.
+fn each(
+    engine: &Engine,
+    names: &[String],
+    f: impl Fn(&Engine, &Record) -> Result<()>,
+) -> Result<i32> {
+    let mut code = 0;
+    for n in names {
+        match engine
+            .find(n)
+            .map_err(anyhow::Error::from)
+            .and_then(|r| f(engine, &r))
+        {
+            Ok(()) => println!("{n}"),
+            Err(e) => {
+                eprintln!("Error response from daemon: {e:#}");
+                code = 1;
+            }
+        }
+    }
+    Ok(code)
+}
+
+fn write_cidfile(a: &RunArgs, r: &Record) -> Result<()> {
+    if let Some(p) = &a.cidfile {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(p)
+            .with_context(|| {
+                format!(
+                    "container ID file {} exists or cannot be created",
+                    p.display()
+                )
+            })?;
+        f.write_all(r.id.as_bytes())?;
+    }
+    Ok(())
+}
+
+fn run(engine: &mut Engine, a: &RunArgs) -> Result<i32> {
+    let cfg = config_from(a)?;
+    let r = engine.create(cfg, a.name.as_deref())?;
+    write_cidfile(a, &r)?;
+    if a.detach {
+        if let Err(e) = engine::monitor::start_detached(engine, &r) {
+            // A container that cannot start is not left behind with --rm.
+            if a.rm {
+                let _ = engine.remove(&engine.find(&r.id)?, true);
+            }
+            return Err(e.into());
+        }
+        println!("{}", r.id);
+        return Ok(0);
+    }
+    match engine::monitor::run(engine, &r.id, engine::monitor::Mode::Foreground) {
+        Ok(code) => Ok(code),
+        Err(e) => {
+            if a.rm {
+                if let Ok(r) = engine.find(&r.id) {
+                    let _ = engine.remove(&r, true);
+                }
+            }
+            // docker's codes: 127 command not found, 126 not executable.
+            let msg = e.to_string();
+            let code = if msg.contains("executable file not found")
+                || msg.contains("no such file or directory")
+            {
+                127
+            } else if msg.contains("permission denied") {
+                126
+            } else {
+                125
+            };
+            eprintln!("Error: {msg}");
+            Ok(code)
+        }
+    }
+}
+
+fn short(id: &str, no_trunc: bool) -> String {
+    if no_trunc {
+        id.to_string()
+    } else {
+        id.chars().take(12).collect()
+    }
+}
+
+/// `Up 5 seconds`, `Exited (0) 3 seconds ago`, `Created`.
+fn status_text(r: &Record) -> String {
+    let ago = |t: &str| format::since(Some(t)).trim_end_matches(" ago").to_string();
+    match r.status {
+        Status::Running => format!("Up {}", ago(&r.started_at)),
+        Status::Paused => format!("Up {} (Paused)", ago(&r.started_at)),
+        Status::Restarting => format!(
+            "Restarting ({}) {}",
+            r.exit_code,
+            format::since(Some(&r.finished_at))
+        ),
+        Status::Exited => format!(
+            "Exited ({}) {}",
+            r.exit_code,
+            format::since(Some(&r.finished_at))
+        ),
+        Status::Starting => "Starting".into(),
+        Status::Removing => "Removal In Progress".into(),
+        Status::Created => "Created".into(),
+    }
+}
+
+fn command_text(r: &Record, no_trunc: bool) -> String {
+    let c = r.config.args.join(" ");
+    let c = if !no_trunc && c.chars().count() > 20 {
+        format!("{}…", c.chars().take(19).collect::<String>())
+    } else {
+        c
+    };
+    format!("\"{c}\"")
+}
+
+/// `berth container ls`.
+pub fn ps_command(root: &Path, runroot: &Path, a: &PsArgs) -> Result<()> {
+    let engine = Engine::open(root, runroot)
+        .with_context(|| format!("open the store at {}", root.display()))?;
+    ps(&engine, a)
+}
+
+fn ps(engine: &Engine, a: &PsArgs) -> Result<()> {
+    let mut list = engine.list()?;
+    let mut all = a.all;
+    if let Some(n) = a.last.or(a.latest.then_some(1)) {
+        list.truncate(n);
+        all = true;
+    }
+    let mut filters: Vec<(String, String)> = Vec::new();
+    for f in &a.filter {
+        let (k, v) = key_value("--filter", f)?;
+        if !["id", "name", "status", "label", "ancestor", "exited"].contains(&k.as_str()) {
+            bail!("invalid filter {k:?}");
+        }
+        if k == "status" || k == "exited" {
+            all = true;
+        }
+        filters.push((k, v));
+    }
+    let images = engine.images.list().unwrap_or_default();
+    list.retain(|r| {
+        (all || matches!(
+            r.status,
+            Status::Running | Status::Paused | Status::Restarting
+        )) && filters.iter().all(|(k, v)| match k.as_str() {
+            "id" => r.id.starts_with(v.as_str()),
+            "name" => r.name.contains(v.as_str()),
+            "status" => r.status.as_str() == v,
+            "exited" => r.status == Status::Exited && r.exit_code.to_string() == *v,
+            "label" => match v.split_once('=') {
+                Some((k, val)) => r.config.labels.get(k).is_some_and(|x| x == val),
+                None => r.config.labels.contains_key(v.as_str()),
+            },
+            "ancestor" => {
+                r.config.image == *v
+                    || r.image_id
+                        .trim_start_matches("sha256:")
+                        .starts_with(v.trim_start_matches("sha256:"))
+                    || images.iter().any(|i| {
+                        i.id.to_string() == r.image_id
+                            && i.tags.iter().any(|t| familiar(t) == *v || t == v)
+                    })
+            }
+            _ => false,
+        })
+    });
+    let mut out = std::io::stdout().lock();
+    if a.quiet {
+        for r in &list {
+            writeln!(out, "{}", short(&r.id, a.no_trunc))?;
+        }
+        return Ok(());
+    }
+    let fields = |r: &Record| -> Vec<(&'static str, String)> {
+        let size = if a.size {
+            format::size(dir_size(&engine.container_dir(&r.id).join("fs/upper")))
+        } else {
+            String::new()
+        };
+        vec![
+            ("ID", short(&r.id, a.no_trunc)),
+            ("Image", r.config.image.clone()),
+            ("Command", command_text(r, a.no_trunc)),
+            ("CreatedAt", r.created.clone()),
+            ("RunningFor", format::since(Some(&r.created))),
+            ("Status", status_text(r)),
+            ("State", r.status.to_string()),
+            ("Ports", String::new()),
+            ("Names", r.name.clone()),
+            ("Size", size),
+            (
+                "Labels",
+                r.config
+                    .labels
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+        ]
+    };
+    match a.format.as_deref() {
+        Some("json") | Some("{{json .}}") => {
+            for r in &list {
+                let m: serde_json::Map<String, Value> = fields(r)
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), Value::String(v)))
+                    .collect();
+                writeln!(out, "{}", Value::Object(m))?;
+            }
+        }
+        Some(f) => {
+            for r in &list {
+                writeln!(out, "{}", format::template(f, &fields(r)))?;
+            }
+        }
+        None => {
+            let mut header = vec![
+                "CONTAINER ID",
+                "IMAGE",
+                "COMMAND",
+                "CREATED",
+                "STATUS",
+                "PORTS",
+                "NAMES",
+            ];
+            if a.size {
+                header.push("SIZE");
+            }
+            let rows: Vec<Vec<String>> = list
+                .iter()
+                .map(|r| {
+                    let f = fields(r);
+                    let get = |k: &str| {
+                        f.iter()
+                            .find(|(n, _)| *n == k)
+                            .map(|(_, v)| v.clone())
+                            .unwrap_or_default()
+                    };
+                    let mut row = vec![
+                        get("ID"),
+                        get("Image"),
+                        get("Command"),
+                        get("RunningFor"),
+                        get("Status"),
+                        get("Ports"),
+                        get("Names"),
+                    ];
+                    if a.size {
+                        row.push(get("Size"));
+                    }
+                    row
+                })
+                .collect();
+            format::table(&header, &rows, &mut out)?;
+        }
+    }
+    Ok(())
+}
+
+fn dir_size(p: &Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![p.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            if let Ok(m) = e.metadata() {
+                if m.is_dir() {
+                    stack.push(e.path());
+                } else {
+                    total += m.len();
+                }
+            }
+        }
+    }
+    total
+}
+
+use crate::familiar;
+
+/// An RFC 3339 time, or a duration before now (`10m`, `1h30m`, `45s`).
+fn parse_time(s: &str) -> Result<time::OffsetDateTime> {
+    use time::format_description::well_known::Rfc3339;
+    if let Ok(t) = time::OffsetDateTime::parse(s, &Rfc3339) {
+        return Ok(t);
+    }
+    if let Ok(secs) = s.parse::<i64>() {
+        return time::OffsetDateTime::from_unix_timestamp(secs)
+            .map_err(|e| anyhow::anyhow!("invalid time {s:?}: {e}"));
+    }
+    let mut total = 0f64;
+    let mut num = String::new();
+    for c in s.chars() {
+        if c.is_ascii_digit() || c == '.' {
+            num.push(c);
+            continue;
+        }
+        let n: f64 = num
+            .parse()
+            .map_err(|_| anyhow::anyhow!("invalid time or duration {s:?}"))?;
+        total += n * match c {
+            'h' => 3600.0,
+            'm' => 60.0,
+            's' => 1.0,
+            _ => bail!("invalid time or duration {s:?}"),
+        };
+        num.clear();
+    }
+    if !num.is_empty() || total == 0.0 && s.is_empty() {
+        bail!("invalid time or duration {s:?}");
+    }
+    Ok(time::OffsetDateTime::now_utc() - time::Duration::seconds_f64(total))
+}
+
+fn logs(
+    engine: &Engine,
+    container: &str,
+    follow: bool,
+    tail: &str,
+    timestamps: bool,
+    since: Option<&str>,
+    until: Option<&str>,
+) -> Result<()> {
+    let r = engine.find(container)?;
+    let path = engine.log_path(&r.id);
+    let since = since.map(parse_time).transpose()?;
+    let until = until.map(parse_time).transpose()?;
+    let tail: Option<usize> = match tail {
+        "all" | "-1" => None,
+        n => Some(
+            n.parse()
+                .map_err(|_| anyhow::anyhow!("invalid --tail {n:?}: a number or \"all\""))?,
+        ),
+    };
+    let in_range = |e: &engine::logs::Entry| {
+        let Ok(t) =
+            time::OffsetDateTime::parse(&e.time, &time::format_description::well_known::Rfc3339)
+        else {
+            return true;
+        };
+        since.is_none_or(|s| t >= s) && until.is_none_or(|u| t <= u)
+    };
+    let print = |e: &engine::logs::Entry| {
+        let line = if timestamps {
+            format!("{} {}", e.time, e.log)
+        } else {
+            e.log.clone()
+        };
+        if e.stream == "stderr" {
+            let _ = std::io::stderr().lock().write_all(line.as_bytes());
+        } else {
+            let mut o = std::io::stdout().lock();
+            let _ = o.write_all(line.as_bytes());
+            let _ = o.flush();
+        }
+    };
+    let entries: Vec<_> = engine::logs::read_all(&path)
+        .into_iter()
+        .filter(|e| in_range(e))
+        .collect();
+    let skip = tail.map_or(0, |n| entries.len().saturating_sub(n));
+    for e in &entries[skip..] {
+        print(e);
+    }
+    if !follow {
+        return Ok(());
+    }
+    // Follow: read what is appended until the container is no longer running.
+    use std::io::{BufReader, Seek, SeekFrom};
+    let mut pos = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    loop {
+        let active = engine.db.get(&r.id)?.is_some_and(|x| x.status.is_active());
+        let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        if len < pos {
+            pos = 0; // rotated
+        }
+        if len > pos {
+            let mut f = std::fs::File::open(&path)?;
+            f.seek(SeekFrom::Start(pos))?;
+            let mut out = Vec::new();
+            let used = engine::logs::read_entries(BufReader::new(f), &mut out);
+            pos += used;
+            for e in out.iter().filter(|e| in_range(e)) {
+                print(e);
+            }
+        }
+        if !active {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+fn exec(engine: &Engine, a: &ExecArgs) -> Result<i32> {
+    let r = engine.find(&a.container)?;
+    if r.status != Status::Running {
+        bail!("container {} is not running", a.container);
+    }
+    let c = runtime::Container::load(&engine.runtime_root(), &r.id)
+        .with_context(|| format!("container {} is not running", a.container))?;
+    let mut process = c.state.config.process().clone().unwrap_or_default();
+    process.set_args(Some(a.command.clone()));
+    process.set_terminal(Some(a.tty));
+    let mut env = process.env().clone().unwrap_or_default();
+    for e in &a.env {
+        let e = env_entry(e);
+        let k = e.split('=').next().unwrap_or("").to_string();
+        env.retain(|x| x.split('=').next() != Some(k.as_str()));
+        env.push(e);
+    }
+    if a.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
+        env.push("TERM=xterm".into());
+    }
+    process.set_env(Some(env));
+    if let Some(w) = &a.workdir {
+        process.set_cwd(w.into());
+    }
+    if let Some(u) = &a.user {
+        let rootfs = PathBuf::from(format!("/proc/{}/root", r.pid));
+        let user = engine::spec::resolve_user(&rootfs, u)?;
+        let mut pu = process.user().clone();
+        pu.set_uid(user.uid);
+        pu.set_gid(user.gid);
+        pu.set_additional_gids(Some(user.additional_gids));
+        process.set_user(pu);
+    }
+    if a.privileged {
+        let all: Vec<String> = engine::spec::capabilities(&ContainerConfig {
+            privileged: true,
+            ..Default::default()
+        })?;
+        let set: std::collections::HashSet<oci_spec::runtime::Capability> =
+            all.iter().filter_map(|c| c.parse().ok()).collect();
+        let mut caps = process.capabilities().clone().unwrap_or_default();
+        caps.set_bounding(Some(set.clone()));
+        caps.set_effective(Some(set.clone()));
+        caps.set_permitted(Some(set));
+        process.set_capabilities(Some(caps));
+    }
+    let console = if a.tty && !a.detach {
+        Some(runtime::terminal::ConsoleSocket::new(
+            &engine.runroot,
+            &format!("exec-{}", &r.id[..12]),
+        )?)
+    } else {
+        None
+    };
+    if a.tty && a.detach {
+        bail!("exec -d -t: a detached terminal has no reader; leave out -t");
+    }
+    let null;
+    let _swap;
+    if !a.interactive {
+        // stdin of the process: /dev/null unless -i.
+        null = std::fs::File::open("/dev/null")?;
+        _swap = StdinSwap::new(&null)?;
+    }
+    let opts = runtime::ExecOptions {
+        process,
+        console_socket: console.as_ref().map(|c| c.path.clone()),
+        pid_file: None,
+        detach: a.detach || console.is_some(),
+        preserve_fds: 0,
+    };
+    match (c.exec(&opts)?, console) {
+        (runtime::ExecOutcome::Detached(pid), Some(s)) => Ok(runtime::terminal::relay_and_wait(
+            s.receive_master()?,
+            nix::unistd::Pid::from_raw(pid),
+            &mut |_| {},
+        )?),
+        (runtime::ExecOutcome::Detached(_), None) => Ok(0),
+        (runtime::ExecOutcome::Exited(code), _) => Ok(code),
+    }
+}
+
+/// Puts a file on our stdin until dropped (an exec'd process inherits it).
+struct StdinSwap {
+    saved: std::os::fd::OwnedFd,
+}
+
+impl StdinSwap {
+    fn new(f: &std::fs::File) -> Result<StdinSwap> {
+        use std::os::fd::AsFd;
+        let saved = std::io::stdin().as_fd().try_clone_to_owned()?;
+        nix::unistd::dup2(std::os::fd::AsRawFd::as_raw_fd(f), 0)?;
+        Ok(StdinSwap { saved })
+    }
+}
+
+impl Drop for StdinSwap {
+    fn drop(&mut self) {
+        let _ = nix::unistd::dup2(std::os::fd::AsRawFd::as_raw_fd(&self.saved), 0);
+    }
+}
+
+/// Docker's container JSON (the parts berth knows).
+pub fn container_json(engine: &Engine, r: &Record) -> Value {
+    let c = &r.config;
+    let dir = engine.container_dir(&r.id);
+    let env: Vec<String> = c.env.clone();
+    let labels: BTreeMap<String, String> = c.labels.clone();
+    json!({
+        "Id": r.id,
+        "Created": r.created,
+        "Path": c.args.first().cloned().unwrap_or_default(),
+        "Args": c.args.iter().skip(1).collect::<Vec<_>>(),
+        "State": {
+            "Status": match r.status { Status::Starting => "created", s => s.as_str() },
+            "Running": matches!(r.status, Status::Running | Status::Paused | Status::Restarting),
+            "Paused": r.status == Status::Paused,
+            "Restarting": r.status == Status::Restarting,
+            "OOMKilled": r.oom_killed,
+            "Dead": false,
+            "Pid": r.pid,
+            "ExitCode": r.exit_code,
+            "Error": r.error,
+            "StartedAt": if r.started_at.is_empty() { "0001-01-01T00:00:00Z" } else { r.started_at.as_str() },
+            "FinishedAt": if r.finished_at.is_empty() { "0001-01-01T00:00:00Z" } else { r.finished_at.as_str() },
+        },
+        "Image": r.image_id,
+        "ResolvConfPath": dir.join("resolv.conf"),
+        "HostnamePath": dir.join("hostname"),
+        "HostsPath": dir.join("hosts"),
+        "LogPath": engine.log_path(&r.id),
+        "Name": format!("/{}", r.name),
+        "RestartCount": r.restart_count,
+        "Driver": "overlay",
+        "Platform": "linux",
+        "HostConfig": {
+            "Binds": c.mounts.iter().filter(|m| m.kind == "bind").map(|m| format!("{}:{}{}", m.source, m.destination, if m.read_only { ":ro" } else { "" })).collect::<Vec<_>>(),
+            "NetworkMode": c.network,
+            "RestartPolicy": {"Name": c.restart.name, "MaximumRetryCount": c.restart.max_retries},
+            "AutoRemove": c.auto_remove,
+            "CapAdd": c.cap_add,
+            "CapDrop": c.cap_drop,
+            "Privileged": c.privileged,
+            "ReadonlyRootfs": c.read_only,
+            "PidMode": c.pid_mode,
+            "IpcMode": c.ipc_mode,
+            "UTSMode": c.uts_mode,
+            "ShmSize": if c.shm_size == 0 { 64 << 20 } else { c.shm_size },
+            "Memory": c.resources.memory.unwrap_or(0),
+            "MemorySwap": c.resources.memory_swap.unwrap_or(0),
+            "NanoCpus": c.resources.nano_cpus.unwrap_or(0),
+            "CpuShares": c.resources.cpu_shares.unwrap_or(0),
+            "CpusetCpus": c.resources.cpuset_cpus.clone().unwrap_or_default(),
+            "PidsLimit": c.resources.pids_limit,
+            "LogConfig": {"Type": "json-file", "Config": {}},
+            "SecurityOpt": Value::Null,
+        },
+        "GraphDriver": {
+            "Name": "overlay",
+            "Data": {
+                "UpperDir": dir.join("fs/upper"),
+                "WorkDir": dir.join("fs/work"),
+                "MergedDir": dir.join("fs/merged"),
+            }
+        },
+        "Mounts": c.mounts.iter().map(|m| json!({
+            "Type": m.kind, "Source": m.source, "Destination": m.destination,
+            "Mode": if m.read_only { "ro" } else { "" }, "RW": !m.read_only, "Propagation": "rprivate",
+        })).collect::<Vec<_>>(),
+        "Config": {
+            "Hostname": c.hostname,
+            "Domainname": c.domainname,
+            "User": c.user,
+            "Tty": c.tty,
+            "OpenStdin": c.open_stdin,
+            "Env": env,
+            "Cmd": c.cmd,
+            "Entrypoint": if c.entrypoint.is_empty() { Value::Null } else { json!(c.entrypoint) },
+            "Image": c.image,
+            "WorkingDir": c.working_dir,
+            "Labels": labels,
+            "StopSignal": if c.stop_signal.is_empty() { "SIGTERM" } else { c.stop_signal.as_str() },
+            "StopTimeout": c.stop_timeout,
+        },
+        "NetworkSettings": {"Networks": {c.network.clone(): {}}},
+    })
+}
+
+fn inspect(
+    engine: &Engine,
+    names: &[String],
+    format: Option<&str>,
+    kind: Option<&str>,
+) -> Result<i32> {
+    let mut out = Vec::new();
+    let mut code = 0;
+    for n in names {
+        let container = if kind != Some("image") {
+            engine.find(n).ok()
+        } else {
+            None
+        };
+        let v = match container {
+            Some(r) => Some(container_json(engine, &r)),
+            None if kind != Some("container") => match engine.images.resolve(n) {
+                Ok(img) => Some(crate::image_json(&engine.images, &img)?),
+                Err(_) => None,
+            },
+            None => None,
+        };
+        match v {
+            Some(v) => out.push(v),
+            None => {
+                eprintln!("Error: No such object: {n}");
+                code = 1;
+            }
+        }
+    }
+    match format {
+        Some(f) => {
+            for v in &out {
+                println!("{}", crate::go_template(f, v));
+            }
+        }
+        None => println!("{}", serde_json::to_string_pretty(&Value::Array(out))?),
+    }
+    Ok(code)
+}

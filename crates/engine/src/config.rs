@@ -1,0 +1,181 @@
+//! What a container is made of: the options of `berth run`/`create` merged
+//! with the image's config, stored as JSON in the container's row.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// A container's configuration, fixed at create time.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ContainerConfig {
+    /// The image as the user named it.
+    pub image: String,
+    /// The image's id (config digest).
+    pub image_id: String,
+    /// The program and its arguments (entrypoint + cmd, resolved).
+    pub args: Vec<String>,
+    pub entrypoint: Vec<String>,
+    /// `--entrypoint` as given (empty: none at all); merged into
+    /// `entrypoint` at create.
+    #[serde(skip)]
+    pub entrypoint_override: Option<Vec<String>>,
+    pub cmd: Vec<String>,
+    pub env: Vec<String>,
+    pub working_dir: String,
+    pub user: String,
+    pub hostname: String,
+    pub domainname: String,
+    pub labels: BTreeMap<String, String>,
+    pub tty: bool,
+    pub open_stdin: bool,
+    pub mounts: Vec<Mount>,
+    pub read_only: bool,
+    pub resources: Resources,
+    pub ulimits: Vec<Ulimit>,
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    pub privileged: bool,
+    pub no_new_privileges: bool,
+    /// A seccomp profile file, "unconfined", or empty for the default.
+    pub seccomp: String,
+    pub devices: Vec<Device>,
+    pub init: bool,
+    pub stop_signal: String,
+    pub stop_timeout: Option<u32>,
+    pub restart: RestartPolicy,
+    pub auto_remove: bool,
+    /// "none" or "host" (bridges come with networking).
+    pub network: String,
+    /// "" (private), "host", or "container:<id>".
+    pub pid_mode: String,
+    pub ipc_mode: String,
+    pub uts_mode: String,
+    pub shm_size: u64,
+    pub sysctls: BTreeMap<String, String>,
+    pub extra_hosts: Vec<String>,
+    pub log: LogConfig,
+    pub exposed_ports: Vec<String>,
+}
+
+/// A bind mount, named volume or tmpfs.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Mount {
+    /// "bind", "volume" or "tmpfs".
+    pub kind: String,
+    pub source: String,
+    pub destination: String,
+    pub read_only: bool,
+    /// Extra mount options (tmpfs size/mode, propagation).
+    pub options: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Resources {
+    pub memory: Option<i64>,
+    pub memory_swap: Option<i64>,
+    pub memory_reservation: Option<i64>,
+    pub nano_cpus: Option<i64>,
+    pub cpu_shares: Option<u64>,
+    pub cpu_quota: Option<i64>,
+    pub cpu_period: Option<u64>,
+    pub cpuset_cpus: Option<String>,
+    pub cpuset_mems: Option<String>,
+    pub pids_limit: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Ulimit {
+    pub name: String,
+    pub soft: u64,
+    pub hard: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Device {
+    pub host: String,
+    pub container: String,
+    pub permissions: String,
+}
+
+/// `--restart`: no, on-failure[:N], always, unless-stopped.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RestartPolicy {
+    pub name: String,
+    pub max_retries: u32,
+}
+
+impl RestartPolicy {
+    /// Parses docker's syntax.
+    pub fn parse(s: &str) -> Result<RestartPolicy, String> {
+        let (name, count) = match s.split_once(':') {
+            Some((n, c)) => (n, Some(c)),
+            None => (s, None),
+        };
+        match (name, count) {
+            ("no" | "" | "always" | "unless-stopped", None) => Ok(RestartPolicy {
+                name: if name.is_empty() { "no" } else { name }.to_string(),
+                max_retries: 0,
+            }),
+            ("on-failure", c) => {
+                let max_retries = match c {
+                    None => 0,
+                    Some(c) => c
+                        .parse()
+                        .map_err(|_| format!("invalid restart policy {s:?}: bad count {c:?}"))?,
+                };
+                Ok(RestartPolicy {
+                    name: name.to_string(),
+                    max_retries,
+                })
+            }
+            ("no" | "always" | "unless-stopped", Some(_)) => Err(format!(
+                "invalid restart policy {s:?}: maximum retry count can only be used with 'on-failure'"
+            )),
+            _ => Err(format!("invalid restart policy {s:?}")),
+        }
+    }
+
+    /// Whether a container that exited with `code` is started again, given
+    /// how often it was restarted and whether the user stopped it.
+    pub fn restarts(&self, code: i32, restart_count: u32, stopped_by_user: bool) -> bool {
+        if stopped_by_user {
+            return false;
+        }
+        match self.name.as_str() {
+            "always" | "unless-stopped" => true,
+            "on-failure" => {
+                code != 0 && (self.max_retries == 0 || restart_count < self.max_retries)
+            }
+            _ => false,
+        }
+    }
+}
+
+/// json-file log options (`--log-opt max-size=10m --log-opt max-file=3`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LogConfig {
+    /// 0: unbounded.
+    pub max_size: u64,
+    pub max_file: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restart_policies_parse_and_decide() {
+        let p = RestartPolicy::parse("on-failure:3").unwrap();
+        assert_eq!(p.max_retries, 3);
+        assert!(p.restarts(1, 2, false));
+        assert!(!p.restarts(1, 3, false));
+        assert!(!p.restarts(0, 0, false));
+        let a = RestartPolicy::parse("always").unwrap();
+        assert!(a.restarts(0, 100, false));
+        assert!(!a.restarts(0, 0, true));
+        assert!(!RestartPolicy::parse("no").unwrap().restarts(1, 0, false));
+        assert!(RestartPolicy::parse("always:2").is_err());
+        assert!(RestartPolicy::parse("sometimes").is_err());
+        assert!(RestartPolicy::parse("on-failure:x").is_err());
+    }
+}

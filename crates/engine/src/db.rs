@@ -1,0 +1,359 @@
+//! Containers in the store's SQLite database (the same `berth.db` the image
+//! store uses, in WAL mode): one row per container, every change one
+//! transaction, names unique by constraint.
+
+use std::path::Path;
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+use crate::config::ContainerConfig;
+use crate::error::{Error, Result};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS containers (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    image_id TEXT NOT NULL,
+    config TEXT NOT NULL,
+    created TEXT NOT NULL,
+    status TEXT NOT NULL,
+    pid INTEGER NOT NULL DEFAULT 0,
+    pid_start INTEGER NOT NULL DEFAULT 0,
+    monitor_pid INTEGER NOT NULL DEFAULT 0,
+    monitor_start INTEGER NOT NULL DEFAULT 0,
+    exit_code INTEGER NOT NULL DEFAULT 0,
+    started_at TEXT NOT NULL DEFAULT '',
+    finished_at TEXT NOT NULL DEFAULT '',
+    restart_count INTEGER NOT NULL DEFAULT 0,
+    stopped_by_user INTEGER NOT NULL DEFAULT 0,
+    oom_killed INTEGER NOT NULL DEFAULT 0,
+    error TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS containers_image ON containers(image_id);
+";
+
+/// Where a container is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Made, never started (or its start was cut short).
+    Created,
+    /// A monitor is starting it.
+    Starting,
+    Running,
+    Paused,
+    Restarting,
+    Exited,
+    /// Being removed.
+    Removing,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Created => "created",
+            Status::Starting => "starting",
+            Status::Running => "running",
+            Status::Paused => "paused",
+            Status::Restarting => "restarting",
+            Status::Exited => "exited",
+            Status::Removing => "removing",
+        }
+    }
+
+    fn parse(s: &str) -> Status {
+        match s {
+            "starting" => Status::Starting,
+            "running" => Status::Running,
+            "paused" => Status::Paused,
+            "restarting" => Status::Restarting,
+            "exited" => Status::Exited,
+            "removing" => Status::Removing,
+            _ => Status::Created,
+        }
+    }
+
+    /// Whether a process of the container may be alive.
+    pub fn is_active(self) -> bool {
+        matches!(
+            self,
+            Status::Starting | Status::Running | Status::Paused | Status::Restarting
+        )
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A container's row.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub id: String,
+    pub name: String,
+    pub image_id: String,
+    pub config: ContainerConfig,
+    pub created: String,
+    pub status: Status,
+    /// The container's init, as the host sees it.
+    pub pid: i32,
+    /// Its start time (clock ticks after boot), to tell a reused pid apart.
+    pub pid_start: u64,
+    pub monitor_pid: i32,
+    pub monitor_start: u64,
+    pub exit_code: i32,
+    pub started_at: String,
+    pub finished_at: String,
+    pub restart_count: u32,
+    pub stopped_by_user: bool,
+    pub oom_killed: bool,
+    pub error: String,
+}
+
+const COLUMNS: &str = "id, name, image_id, config, created, status, pid, pid_start, monitor_pid, \
+     monitor_start, exit_code, started_at, finished_at, restart_count, stopped_by_user, \
+     oom_killed, error";
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<Record> {
+    let config: String = r.get(3)?;
+    let config = serde_json::from_str(&config).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(3, rusqlite::types::Type::Text, Box::new(e))
+    })?;
+    Ok(Record {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        image_id: r.get(2)?,
+        config,
+        created: r.get(4)?,
+        status: Status::parse(&r.get::<_, String>(5)?),
+        pid: r.get(6)?,
+        pid_start: u64::try_from(r.get::<_, i64>(7)?).unwrap_or(0),
+        monitor_pid: r.get(8)?,
+        monitor_start: u64::try_from(r.get::<_, i64>(9)?).unwrap_or(0),
+        exit_code: r.get(10)?,
+        started_at: r.get(11)?,
+        finished_at: r.get(12)?,
+        restart_count: r.get(13)?,
+        stopped_by_user: r.get(14)?,
+        oom_killed: r.get(15)?,
+        error: r.get(16)?,
+    })
+}
+
+/// The containers table.
+#[derive(Debug)]
+pub struct Db {
+    conn: Connection,
+}
+
+impl Db {
+    pub fn open(root: &Path) -> Result<Db> {
+        std::fs::create_dir_all(root).map_err(|source| Error::Io {
+            context: format!("create {}", root.display()),
+            source,
+        })?;
+        let conn = Connection::open(root.join("berth.db"))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.busy_timeout(std::time::Duration::from_secs(30))?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(Db { conn })
+    }
+
+    /// Inserts a new container; a taken name is refused.
+    pub fn insert(&self, r: &Record) -> Result<()> {
+        let config = serde_json::to_string(&r.config)
+            .map_err(|e| Error::Invalid(format!("encode config: {e}")))?;
+        let res = self.conn.execute(
+            "INSERT INTO containers (id, name, image_id, config, created, status) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                r.id,
+                r.name,
+                r.image_id,
+                config,
+                r.created,
+                r.status.as_str()
+            ],
+        );
+        match res {
+            Ok(_) => Ok(()),
+            Err(rusqlite::Error::SqliteFailure(e, Some(msg)))
+                if e.code == rusqlite::ErrorCode::ConstraintViolation
+                    && msg.contains("containers.name") =>
+            {
+                Err(Error::NameInUse(r.name.clone()))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub fn get(&self, id: &str) -> Result<Option<Record>> {
+        Ok(self
+            .conn
+            .query_row(
+                &format!("SELECT {COLUMNS} FROM containers WHERE id = ?1"),
+                params![id],
+                from_row,
+            )
+            .optional()?)
+    }
+
+    /// Finds a container by full id, name, or unique id prefix.
+    pub fn find(&self, key: &str) -> Result<Record> {
+        let key = key.strip_prefix('/').unwrap_or(key);
+        if key.is_empty() {
+            return Err(Error::NoSuchContainer(String::new()));
+        }
+        if let Some(r) = self
+            .conn
+            .query_row(
+                &format!("SELECT {COLUMNS} FROM containers WHERE id = ?1 OR name = ?1"),
+                params![key],
+                from_row,
+            )
+            .optional()?
+        {
+            return Ok(r);
+        }
+        if !key.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(Error::NoSuchContainer(key.to_string()));
+        }
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {COLUMNS} FROM containers WHERE id >= ?1 AND id < ?1 || 'g' LIMIT 2"
+        ))?;
+        let mut found: Vec<Record> = stmt
+            .query_map(params![key.to_ascii_lowercase()], from_row)?
+            .collect::<rusqlite::Result<_>>()?;
+        match found.len() {
+            0 => Err(Error::NoSuchContainer(key.to_string())),
+            1 => Ok(found.remove(0)),
+            _ => Err(Error::Ambiguous(key.to_string())),
+        }
+    }
+
+    /// All containers, newest first.
+    pub fn list(&self) -> Result<Vec<Record>> {
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {COLUMNS} FROM containers ORDER BY created DESC, rowid DESC"
+        ))?;
+        let rows = stmt
+            .query_map([], from_row)?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(rows)
+    }
+
+    /// Whether any container uses the image.
+    pub fn users_of_image(&self, image_id: &str) -> Result<Vec<String>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id FROM containers WHERE image_id = ?1")?;
+        let rows = stmt
+            .query_map(params![image_id], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(rows)
+    }
+
+    /// Marks the container started by a monitor.
+    pub fn set_running(&self, r: &Record) -> Result<()> {
+        self.conn.execute(
+            "UPDATE containers SET status = ?2, pid = ?3, pid_start = ?4, monitor_pid = ?5, \
+             monitor_start = ?6, started_at = ?7, restart_count = ?8, error = '', \
+             exit_code = 0, oom_killed = 0 WHERE id = ?1",
+            params![
+                r.id,
+                r.status.as_str(),
+                r.pid,
+                i64::try_from(r.pid_start).unwrap_or(0),
+                r.monitor_pid,
+                i64::try_from(r.monitor_start).unwrap_or(0),
+                r.started_at,
+                r.restart_count,
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Records an exit (or a start that failed, with `error`).
+    pub fn set_exited(
+        &self,
+        id: &str,
+        status: Status,
+        exit_code: i32,
+        error: &str,
+        oom_killed: bool,
+    ) -> Result<()> {
+        self.conn.execute(
+            "UPDATE containers SET status = ?2, exit_code = ?3, error = ?4, oom_killed = ?5, \
+             finished_at = ?6, pid = 0, pid_start = 0 WHERE id = ?1",
+            params![
+                id,
+                status.as_str(),
+                exit_code,
+                error,
+                oom_killed,
+                crate::now()
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Sets the status alone (`status_from`: only if it is still that one).
+    pub fn set_status(
+        &self,
+        id: &str,
+        status: Status,
+        status_from: Option<Status>,
+    ) -> Result<bool> {
+        let n = match status_from {
+            Some(from) => self.conn.execute(
+                "UPDATE containers SET status = ?2 WHERE id = ?1 AND status = ?3",
+                params![id, status.as_str(), from.as_str()],
+            )?,
+            None => self.conn.execute(
+                "UPDATE containers SET status = ?2 WHERE id = ?1",
+                params![id, status.as_str()],
+            )?,
+        };
+        Ok(n == 1)
+    }
+
+    /// Records who is starting the container (before it runs).
+    pub fn set_monitor(&self, id: &str, status: Status, pid: i32, start: u64) -> Result<()> {
+        self.conn.execute(
+            "UPDATE containers SET status = ?2, monitor_pid = ?3, monitor_start = ?4 WHERE id = ?1",
+            params![id, status.as_str(), pid, i64::try_from(start).unwrap_or(0)],
+        )?;
+        Ok(())
+    }
+
+    pub fn set_stopped_by_user(&self, id: &str, stopped: bool) -> Result<()> {
+        self.conn.execute(
+            "UPDATE containers SET stopped_by_user = ?2 WHERE id = ?1",
+            params![id, stopped],
+        )?;
+        Ok(())
+    }
+
+    pub fn rename(&self, id: &str, name: &str) -> Result<()> {
+        match self.conn.execute(
+            "UPDATE containers SET name = ?2 WHERE id = ?1",
+            params![id, name],
+        ) {
+            Ok(_) => Ok(()),
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                Err(Error::NameInUse(name.to_string()))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub fn delete(&self, id: &str) -> Result<()> {
+        self.conn
+            .execute("DELETE FROM containers WHERE id = ?1", params![id])?;
+        Ok(())
+    }
+}

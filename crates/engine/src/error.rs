@@ -1,0 +1,63 @@
+//! The engine's error type: one line each, naming the thing that failed, in
+//! docker's words where docker has some.
+
+/// Result alias used across the engine.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("No such container: {0}")]
+    NoSuchContainer(String),
+    #[error("multiple containers match {0:?}: use more of the id")]
+    Ambiguous(String),
+    #[error("Conflict. The container name \"/{0}\" is already in use")]
+    NameInUse(String),
+    #[error("invalid container name {0:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")]
+    InvalidName(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("container {id} is {status}: {what}")]
+    State {
+        id: String,
+        status: String,
+        what: String,
+    },
+    #[error(transparent)]
+    Image(#[from] image::store::StoreError),
+    #[error(transparent)]
+    Snapshot(#[from] image::snapshot::SnapshotError),
+    #[error(transparent)]
+    Runtime(#[from] runtime::Error),
+    #[error("database: {0}")]
+    Db(#[from] rusqlite::Error),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
+    #[error("{context}: {source}")]
+    Sys { context: String, source: nix::Error },
+}
+
+/// Adds context to low-level errors.
+pub trait Context<T> {
+    fn ctx(self, context: impl FnOnce() -> String) -> Result<T>;
+}
+
+impl<T> Context<T> for std::result::Result<T, std::io::Error> {
+    fn ctx(self, context: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|source| Error::Io {
+            context: context(),
+            source,
+        })
+    }
+}
+
+impl<T> Context<T> for std::result::Result<T, nix::Error> {
+    fn ctx(self, context: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|source| Error::Sys {
+            context: context(),
+            source,
+        })
+    }
+}

@@ -1,0 +1,507 @@
+//! berth's engine: containers made from images and run through the runtime
+//! library in-process, with their state in the store's SQLite database and,
+//! for detached containers, a small monitor process each.
+//!
+//! ```text
+//! berth run -d IMAGE         create: row + container dir + snapshot dirs
+//!   └─ fork, setsid, fork    start:  monitor (see monitor.rs)
+//!        monitor: mount overlay, config.json, runtime create+start,
+//!                 log stdout/stderr, wait, record exit, restart policy
+//! ```
+//!
+//! The library never prints and never exits (except the monitor process,
+//! which it forks and which ends in `exit`).
+
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod logs;
+pub mod monitor;
+pub mod names;
+pub mod spec;
+
+use std::path::{Path, PathBuf};
+
+use image::snapshot::Snapshot;
+use image::store::{Image, ImageStore};
+use serde_json::Value;
+
+pub use config::ContainerConfig;
+pub use db::{Db, Record, Status};
+pub use error::{Error, Result};
+
+use crate::error::Context;
+
+/// An open store: images and containers.
+#[derive(Debug)]
+pub struct Engine {
+    pub root: PathBuf,
+    /// Run state (the runtime's state dirs, console sockets): tmpfs.
+    pub runroot: PathBuf,
+    pub db: Db,
+    pub images: ImageStore,
+}
+
+/// Now, RFC 3339 with nanoseconds, UTC.
+pub fn now_nanos() -> String {
+    let t = time::OffsetDateTime::now_utc();
+    let f = time::format_description::parse_borrowed::<2>(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:9]Z",
+    );
+    match f {
+        Ok(f) => t.format(&f).unwrap_or_default(),
+        Err(_) => String::new(),
+    }
+}
+
+/// Now, RFC 3339, UTC.
+pub fn now() -> String {
+    now_nanos()
+}
+
+/// 64 random hex digits.
+pub fn random_id() -> String {
+    let mut buf = [0u8; 32];
+    let mut filled = 0;
+    while filled < buf.len() {
+        // SAFETY: getrandom writes at most len bytes into the buffer slice
+        // it is given, which stays valid for the call.
+        let n =
+            unsafe { libc::getrandom(buf[filled..].as_mut_ptr().cast(), buf.len() - filled, 0) };
+        if n > 0 {
+            filled += usize::try_from(n).unwrap_or(0);
+        }
+    }
+    hex::encode(buf)
+}
+
+/// Whether `pid` is alive and is the process that started at `start`.
+pub fn alive(pid: i32, start: u64) -> bool {
+    if pid <= 0 {
+        return false;
+    }
+    match runtime::state::proc_stat(pid) {
+        Some(st) => st.state != 'Z' && st.state != 'X' && (start == 0 || st.start_time == start),
+        None => false,
+    }
+}
+
+/// Our pid.
+pub fn own_pid() -> i32 {
+    nix::unistd::getpid().as_raw()
+}
+
+/// The start time of a process (0 if it is gone).
+pub fn start_time(pid: i32) -> u64 {
+    runtime::state::proc_stat(pid).map_or(0, |s| s.start_time)
+}
+
+impl Engine {
+    pub fn open(root: &Path, runroot: &Path) -> Result<Engine> {
+        let images = ImageStore::open(root)?;
+        let db = Db::open(root)?;
+        std::fs::create_dir_all(root.join("containers"))
+            .ctx(|| format!("create {}", root.join("containers").display()))?;
+        Ok(Engine {
+            root: root.to_path_buf(),
+            runroot: runroot.to_path_buf(),
+            db,
+            images,
+        })
+    }
+
+    /// The runtime library's state root.
+    pub fn runtime_root(&self) -> PathBuf {
+        self.runroot.join("runtime")
+    }
+
+    pub fn container_dir(&self, id: &str) -> PathBuf {
+        self.root.join("containers").join(id)
+    }
+
+    pub fn log_path(&self, id: &str) -> PathBuf {
+        self.container_dir(id).join("ctr.log")
+    }
+
+    /// The container's snapshot over its image's layers.
+    pub fn snapshot(&self, r: &Record) -> Result<Snapshot> {
+        let img = self.images.resolve(&r.image_id)?;
+        let layers: Vec<PathBuf> = img
+            .layers
+            .iter()
+            .rev()
+            .map(|c| self.images.layer_dir(c))
+            .collect();
+        Ok(Snapshot::prepare(
+            &layers,
+            &self.container_dir(&r.id).join("fs"),
+        )?)
+    }
+
+    /// The image's config section (`config` of the image config JSON).
+    pub fn image_config(&self, img: &Image) -> Result<Value> {
+        let (_, c) = self.images.manifest_and_config(img)?;
+        Ok(c.get("config").cloned().unwrap_or(Value::Null))
+    }
+
+    /// Creates a container from `cfg` (the image named in `cfg.image`,
+    /// whose config fills what `cfg` leaves empty). Nothing is left behind
+    /// when this fails.
+    pub fn create(&mut self, mut cfg: ContainerConfig, name: Option<&str>) -> Result<Record> {
+        let img = self.images.resolve(&cfg.image).map_err(|e| match e {
+            image::store::StoreError::NotFound(_) => Error::Invalid(format!(
+                "Unable to find image '{}' locally (berth pull comes with the registry client)",
+                cfg.image
+            )),
+            e => e.into(),
+        })?;
+        let ic = self.image_config(&img)?;
+        merge_image_config(&mut cfg, &ic);
+        let id = random_id();
+        let name = match name {
+            Some(n) => {
+                names::validate(n)?;
+                n.to_string()
+            }
+            None => names::generate(|n| self.db.find(n).is_ok()),
+        };
+        if cfg.hostname.is_empty() {
+            cfg.hostname = id[..12].to_string();
+        }
+        cfg.image_id = img.id.to_string();
+        let record = Record {
+            id: id.clone(),
+            name,
+            image_id: img.id.to_string(),
+            config: cfg,
+            created: now(),
+            status: Status::Created,
+            pid: 0,
+            pid_start: 0,
+            monitor_pid: 0,
+            monitor_start: 0,
+            exit_code: 0,
+            started_at: String::new(),
+            finished_at: String::new(),
+            restart_count: 0,
+            stopped_by_user: false,
+            oom_killed: false,
+            error: String::new(),
+        };
+        // The row first (it claims the name), then the files; on failure
+        // both go.
+        self.db.insert(&record)?;
+        if let Err(e) = self.prepare_files(&record) {
+            let _ = std::fs::remove_dir_all(self.container_dir(&id));
+            let _ = self.db.delete(&id);
+            return Err(e);
+        }
+        Ok(record)
+    }
+
+    fn prepare_files(&self, r: &Record) -> Result<()> {
+        let dir = self.container_dir(&r.id);
+        std::fs::create_dir_all(&dir).ctx(|| format!("create {}", dir.display()))?;
+        for m in &r.config.mounts {
+            if m.kind == "bind" && !Path::new(&m.source).exists() {
+                return Err(Error::Invalid(format!(
+                    "invalid mount config for type \"bind\": bind source path does not exist: {}",
+                    m.source
+                )));
+            }
+        }
+        let write = |name: &str, text: &str| {
+            std::fs::write(dir.join(name), text).ctx(|| format!("write {name}"))
+        };
+        write("hostname", &format!("{}\n", r.config.hostname))?;
+        let mut hosts =
+            String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
+        for h in &r.config.extra_hosts {
+            let (host, ip) = h.split_once(':').ok_or_else(|| {
+                Error::Invalid(format!(
+                    "invalid argument {h:?} for \"--add-host\": expected host:ip"
+                ))
+            })?;
+            hosts.push_str(&format!("{ip}\t{host}\n"));
+        }
+        if r.config.network != "host" {
+            hosts.push_str(&format!("127.0.1.1\t{}\n", r.config.hostname));
+        }
+        write("hosts", &hosts)?;
+        let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        write("resolv.conf", &resolv)?;
+        self.snapshot(r)?;
+        Ok(())
+    }
+
+    /// The container's record, its state made truthful first.
+    pub fn find(&self, key: &str) -> Result<Record> {
+        let r = self.db.find(key)?;
+        self.reconcile(r)
+    }
+
+    /// Every container, each reconciled.
+    pub fn list(&self) -> Result<Vec<Record>> {
+        self.db
+            .list()?
+            .into_iter()
+            .map(|r| self.reconcile(r))
+            .collect()
+    }
+
+    /// A row says a process is alive: check it. When both the container's
+    /// init and its monitor are gone, the container is marked exited (its
+    /// code is unknown: 255) and what the runtime left is cleaned up; a
+    /// start cut short leaves the container created.
+    pub fn reconcile(&self, r: Record) -> Result<Record> {
+        if !r.status.is_active() {
+            return Ok(r);
+        }
+        if alive(r.pid, r.pid_start) || alive(r.monitor_pid, r.monitor_start) {
+            return Ok(r);
+        }
+        let _ = self.cleanup_runtime(&r);
+        if r.status == Status::Starting {
+            self.db
+                .set_exited(&r.id, Status::Created, 0, "start was interrupted", false)?;
+        } else {
+            self.db.set_exited(
+                &r.id,
+                Status::Exited,
+                255,
+                "the container's monitor died; exit code unknown",
+                false,
+            )?;
+        }
+        self.db.get(&r.id)?.ok_or(Error::NoSuchContainer(r.id))
+    }
+
+    /// Deletes the runtime's container (killing what is left) and unmounts
+    /// the rootfs.
+    pub fn cleanup_runtime(&self, r: &Record) -> Result<()> {
+        self.cleanup_runtime_only(&r.id)?;
+        if let Ok(s) = self.snapshot(r) {
+            s.unmount()?;
+        }
+        Ok(())
+    }
+
+    /// Deletes the runtime's container (what is left of its processes,
+    /// cgroups, state), keeping the rootfs mounted for a restart.
+    pub fn cleanup_runtime_only(&self, id: &str) -> Result<()> {
+        if let Ok(c) = runtime::Container::load(&self.runtime_root(), id) {
+            c.delete(true)?;
+        }
+        Ok(())
+    }
+
+    /// Sends `sig` to the container's init.
+    pub fn kill(&self, r: &Record, sig: i32) -> Result<()> {
+        if !matches!(r.status, Status::Running | Status::Paused) || !alive(r.pid, r.pid_start) {
+            return Err(Error::State {
+                id: r.id.clone(),
+                status: r.status.to_string(),
+                what: "cannot kill a container that is not running".into(),
+            });
+        }
+        runtime::signal::send(r.pid, sig).ctx(|| format!("signal {}", r.pid))
+    }
+
+    /// Stops the container: its stop signal, then SIGKILL after `timeout`
+    /// seconds; returns once the monitor recorded the exit.
+    pub fn stop(&self, r: &Record, timeout: Option<u32>) -> Result<()> {
+        self.db.set_stopped_by_user(&r.id, true)?;
+        if !matches!(
+            r.status,
+            Status::Running | Status::Paused | Status::Restarting
+        ) {
+            return Ok(());
+        }
+        let timeout = timeout.or(r.config.stop_timeout).unwrap_or(10);
+        let sig = if r.config.stop_signal.is_empty() {
+            libc::SIGTERM
+        } else {
+            runtime::signal::parse_signal(&r.config.stop_signal)?
+        };
+        if r.status == Status::Paused {
+            if let Ok(c) = runtime::Container::load(&self.runtime_root(), &r.id) {
+                let _ = c.resume();
+            }
+        }
+        if alive(r.pid, r.pid_start) {
+            let _ = runtime::signal::send(r.pid, sig);
+            let deadline =
+                std::time::Instant::now() + std::time::Duration::from_secs(timeout.into());
+            while alive(r.pid, r.pid_start) && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            if alive(r.pid, r.pid_start) {
+                if let Ok(c) = runtime::Container::load(&self.runtime_root(), &r.id) {
+                    let _ = c.kill(libc::SIGKILL, true);
+                }
+                let _ = runtime::signal::send(r.pid, libc::SIGKILL);
+            }
+        }
+        self.wait_exited(&r.id)?;
+        Ok(())
+    }
+
+    /// Waits until the container is no longer active; returns its record.
+    pub fn wait_exited(&self, id: &str) -> Result<Record> {
+        let mut delay = 2;
+        loop {
+            let r = self.reconcile(
+                self.db
+                    .get(id)?
+                    .ok_or_else(|| Error::NoSuchContainer(id.into()))?,
+            )?;
+            if !r.status.is_active() {
+                return Ok(r);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(delay));
+            delay = (delay * 2).min(50);
+        }
+    }
+
+    /// Removes a container: refused while it runs unless `force` (then it
+    /// is killed first).
+    pub fn remove(&self, r: &Record, force: bool) -> Result<()> {
+        if r.status.is_active() {
+            if !force {
+                return Err(Error::State {
+                    id: r.id.clone(),
+                    status: r.status.to_string(),
+                    what: format!(
+                        "cannot remove container \"/{}\": container is {}: stop the container before removing or force remove",
+                        r.name, r.status
+                    ),
+                });
+            }
+            self.db.set_stopped_by_user(&r.id, true)?;
+            if let Ok(c) = runtime::Container::load(&self.runtime_root(), &r.id) {
+                let _ = c.kill(libc::SIGKILL, true);
+            }
+            if alive(r.pid, r.pid_start) {
+                let _ = runtime::signal::send(r.pid, libc::SIGKILL);
+            }
+            self.wait_exited(&r.id)?;
+        }
+        self.cleanup_runtime(r)?;
+        self.db.set_status(&r.id, Status::Removing, None)?;
+        if let Ok(s) = self.snapshot(r) {
+            s.remove()?;
+        }
+        let dir = self.container_dir(&r.id);
+        if let Err(e) = std::fs::remove_dir_all(&dir) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                return Err(Error::Io {
+                    context: format!("remove {}", dir.display()),
+                    source: e,
+                });
+            }
+        }
+        self.db.delete(&r.id)?;
+        Ok(())
+    }
+}
+
+/// Fills what the user left empty from the image's config, as docker does:
+/// `--entrypoint` replaces the image's entrypoint and drops its cmd; args
+/// after the image replace its cmd.
+pub fn merge_image_config(cfg: &mut ContainerConfig, ic: &Value) {
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let image_cmd = strings(&ic["Cmd"]);
+    match cfg.entrypoint_override.take() {
+        // `--entrypoint` replaces the image's and drops its cmd.
+        Some(e) => cfg.entrypoint = e,
+        None => {
+            cfg.entrypoint = strings(&ic["Entrypoint"]);
+            if cfg.cmd.is_empty() {
+                cfg.cmd = image_cmd;
+            }
+        }
+    }
+    cfg.args = cfg
+        .entrypoint
+        .iter()
+        .chain(cfg.cmd.iter())
+        .cloned()
+        .collect();
+    let mut env = strings(&ic["Env"]);
+    for e in std::mem::take(&mut cfg.env) {
+        let key = e.split('=').next().unwrap_or("").to_string();
+        env.retain(|x| x.split('=').next() != Some(key.as_str()));
+        env.push(e);
+    }
+    cfg.env = env;
+    if cfg.working_dir.is_empty() {
+        cfg.working_dir = ic["WorkingDir"].as_str().unwrap_or("").to_string();
+    }
+    if cfg.user.is_empty() {
+        cfg.user = ic["User"].as_str().unwrap_or("").to_string();
+    }
+    if cfg.stop_signal.is_empty() {
+        cfg.stop_signal = ic["StopSignal"].as_str().unwrap_or("").to_string();
+    }
+    if let Some(labels) = ic["Labels"].as_object() {
+        for (k, v) in labels {
+            if let Some(v) = v.as_str() {
+                cfg.labels.entry(k.clone()).or_insert_with(|| v.to_string());
+            }
+        }
+    }
+    if let Some(ports) = ic["ExposedPorts"].as_object() {
+        for p in ports.keys() {
+            if !cfg.exposed_ports.contains(p) {
+                cfg.exposed_ports.push(p.clone());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn image_config_fills_the_gaps() {
+        let ic = json!({"Entrypoint": ["/bin/app"], "Cmd": ["--serve"], "Env": ["PATH=/bin", "A=1"],
+                        "WorkingDir": "/srv", "User": "www", "Labels": {"l": "v"}});
+        let mut c = ContainerConfig {
+            env: vec!["A=2".into()],
+            ..Default::default()
+        };
+        merge_image_config(&mut c, &ic);
+        assert_eq!(c.args, vec!["/bin/app", "--serve"]);
+        assert_eq!(c.env, vec!["PATH=/bin", "A=2"]);
+        assert_eq!((c.working_dir.as_str(), c.user.as_str()), ("/srv", "www"));
+        let mut c = ContainerConfig {
+            cmd: vec!["--once".into()],
+            ..Default::default()
+        };
+        merge_image_config(&mut c, &ic);
+        assert_eq!(c.args, vec!["/bin/app", "--once"]);
+        let mut c = ContainerConfig {
+            entrypoint_override: Some(vec!["sh".into()]),
+            ..Default::default()
+        };
+        merge_image_config(&mut c, &ic);
+        assert_eq!(c.args, vec!["sh"], "--entrypoint drops the image's cmd");
+    }
+
+    #[test]
+    fn ids_are_random_hex() {
+        let a = random_id();
+        assert_eq!(a.len(), 64);
+        assert_ne!(a, random_id());
+    }
+}

@@ -1,0 +1,513 @@
+//! Starting a container and staying with it until it ends: the monitor.
+//!
+//! A detached container's monitor is a process of its own (forked twice, in
+//! a session of its own, its stdio on /dev/null): it mounts the rootfs,
+//! writes config.json, creates and starts the container through the runtime
+//! library with pipes for stdout and stderr, writes what comes through them
+//! to the json-file log, reaps the init (it is the container's subreaper),
+//! records the exit, applies the restart policy and, with `--rm`, removes
+//! the container. A foreground `berth run` does the same in-process, also
+//! copying the output to its own stdout and stderr and forwarding signals.
+//!
+//! Small on purpose: no threads, no async runtime, one poll loop.
+
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::time::Duration;
+
+use nix::fcntl::OFlag;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::{ForkResult, Pid};
+
+use crate::db::{Record, Status};
+use crate::error::{Context, Error, Result};
+use crate::logs;
+use crate::spec;
+use crate::Engine;
+
+/// Who watches the container.
+#[derive(Debug)]
+pub enum Mode {
+    /// We do, in the foreground, relaying to our own stdio.
+    Foreground,
+    /// A monitor process, which reports on `notify` once the container runs.
+    Detached { notify: OwnedFd },
+}
+
+/// The hidden first argument with which the `berth` binary runs
+/// [`main`]: `berth __monitor ROOT RUNROOT ID`, its report pipe on fd 3.
+pub const MONITOR_ARG: &str = "__monitor";
+
+/// Starts the container under a monitor process of its own; returns once
+/// the container runs (or with the reason it could not start).
+///
+/// The monitor is our own binary executed afresh (`/proc/self/exe
+/// __monitor ...`, in a new session, twice forked): a fresh process holds
+/// no copy of our heap (its memory is only what it uses) and no SQLite
+/// connection inherited across fork, which SQLite forbids.
+///
+/// The caller must be single-threaded: it forks.
+pub fn start_detached(engine: &Engine, r: &Record) -> Result<()> {
+    let (rd, wr) = nix::unistd::pipe2(OFlag::O_CLOEXEC).ctx(|| "pipe".into())?;
+    let argv: Vec<std::ffi::CString> = [
+        std::ffi::OsStr::new("berth-monitor"),
+        std::ffi::OsStr::new(MONITOR_ARG),
+        engine.root.as_os_str(),
+        engine.runroot.as_os_str(),
+        std::ffi::OsStr::new(&r.id),
+    ]
+    .iter()
+    .map(|a| std::ffi::CString::new(a.as_encoded_bytes().to_vec()))
+    .collect::<std::result::Result<_, _>>()
+    .map_err(|_| Error::Invalid("a path contains a NUL byte".into()))?;
+    let exe = c"/proc/self/exe";
+    // SAFETY: the process is single-threaded (the engine's contract), so
+    // the child may run arbitrary code; it ends in exec or _exit.
+    match unsafe { nix::unistd::fork() }.ctx(|| "fork".into())? {
+        ForkResult::Child => {
+            drop(rd);
+            let _ = nix::unistd::setsid();
+            // SAFETY: as above; the grandchild becomes the monitor.
+            if let Ok(ForkResult::Child) = unsafe { nix::unistd::fork() } {
+                // The report pipe on fd 3, without close-on-exec.
+                if nix::unistd::dup2(wr.as_raw_fd(), 3).is_ok() {
+                    let _ = nix::unistd::execv(exe, &argv);
+                }
+                let _ = nix::unistd::write(&wr, b"cannot execute the monitor");
+            }
+            // SAFETY: _exit ends the process without running destructors
+            // of state shared with the parent.
+            unsafe { libc::_exit(0) }
+        }
+        ForkResult::Parent { child } => {
+            drop(wr);
+            let _ = waitpid(child, None);
+            let mut report = Vec::new();
+            let mut buf = [0u8; 4096];
+            loop {
+                match nix::unistd::read(rd.as_raw_fd(), &mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => report.extend_from_slice(&buf[..n]),
+                    Err(nix::errno::Errno::EINTR) => {}
+                    Err(e) => return Err(e).ctx(|| "read the monitor's report".into()),
+                }
+            }
+            let report = String::from_utf8_lossy(&report);
+            match report.strip_prefix("ok") {
+                Some(_) => Ok(()),
+                None if report.is_empty() => Err(Error::Invalid(
+                    "the container's monitor died before the container started".into(),
+                )),
+                None => Err(Error::Invalid(report.trim_end().to_string())),
+            }
+        }
+    }
+}
+
+/// The monitor process (`berth __monitor ROOT RUNROOT ID`, fd 3 its report
+/// pipe): stdio on /dev/null, stderr to `monitor.log` beside the
+/// container's log, then [`run`]. Returns the exit code to leave with.
+pub fn main(args: &[std::ffi::OsString]) -> i32 {
+    let [root, runroot, id] = args else {
+        eprintln!("usage: berth {MONITOR_ARG} ROOT RUNROOT ID");
+        return 2;
+    };
+    // SAFETY: fd 3 was put there for us by start_detached and nothing else
+    // in this fresh process owns it.
+    let notify = unsafe { OwnedFd::from_raw_fd(3) };
+    let _ = nix::fcntl::fcntl(
+        notify.as_raw_fd(),
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+    );
+    let id = id.to_string_lossy();
+    monitor_main(
+        std::path::Path::new(root),
+        std::path::Path::new(runroot),
+        &id,
+        notify,
+    )
+}
+
+fn monitor_main(
+    root: &std::path::Path,
+    runroot: &std::path::Path,
+    id: &str,
+    notify: OwnedFd,
+) -> i32 {
+    if let Ok(null) = nix::fcntl::open("/dev/null", OFlag::O_RDWR, nix::sys::stat::Mode::empty()) {
+        for fd in 0..3 {
+            let _ = nix::unistd::dup2(null, fd);
+        }
+        if null > 2 {
+            let _ = nix::unistd::close(null);
+        }
+    }
+    // stderr: a file beside the log, so what kills a monitor is on record.
+    let diag = root.join("containers").join(id).join("monitor.log");
+    if let Ok(f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&diag)
+    {
+        let _ = nix::unistd::dup2(f.as_raw_fd(), 2);
+    }
+    let _ = std::env::set_current_dir("/");
+    let engine = match Engine::open(root, runroot) {
+        Ok(e) => e,
+        Err(e) => {
+            let _ = nix::unistd::write(&notify, format!("{e}").as_bytes());
+            return 1;
+        }
+    };
+    match run(&engine, id, Mode::Detached { notify }) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("monitor of {id}: {e}");
+            1
+        }
+    }
+}
+
+/// Runs the container until it ends for good (restarts included); returns
+/// its last exit code.
+pub fn run(engine: &Engine, id: &str, mode: Mode) -> Result<i32> {
+    let mut notify = match mode {
+        Mode::Detached { notify } => Some(notify),
+        Mode::Foreground => None,
+    };
+    let foreground = notify.is_none();
+    let result = run_inner(engine, id, foreground, &mut notify);
+    if let Err(e) = &result {
+        // Could not start: the container stays created, with the reason.
+        if let Some(n) = notify.take() {
+            let _ = nix::unistd::write(&n, format!("{e}").as_bytes());
+        }
+        if let Ok(Some(r)) = engine.db.get(id) {
+            let _ = engine.cleanup_runtime(&r);
+            let _ = engine
+                .db
+                .set_exited(id, Status::Created, 0, &e.to_string(), false);
+        }
+    }
+    result
+}
+
+fn run_inner(
+    engine: &Engine,
+    id: &str,
+    foreground: bool,
+    notify: &mut Option<OwnedFd>,
+) -> Result<i32> {
+    let me = crate::own_pid();
+    engine
+        .db
+        .set_monitor(id, Status::Starting, me, crate::start_time(me))?;
+    let mut r = engine
+        .db
+        .get(id)?
+        .ok_or_else(|| Error::NoSuchContainer(id.to_string()))?;
+    let snapshot = engine.snapshot(&r)?;
+    snapshot.unmount()?;
+    snapshot.mount()?;
+    let dir = engine.container_dir(id);
+    let joins = joins(engine, &r)?;
+    let spec = spec::build(
+        &r.config,
+        id,
+        &spec::Paths {
+            rootfs: &snapshot.merged,
+            dir: &dir,
+        },
+        &joins,
+    )?;
+    let text =
+        serde_json::to_vec(&spec).map_err(|e| Error::Invalid(format!("encode spec: {e}")))?;
+    std::fs::write(dir.join("config.json"), text).ctx(|| "write config.json".into())?;
+    let mut log = logs::Writer::open(&engine.log_path(id), &r.config.log)?;
+    let mut delay = Duration::from_millis(100);
+    loop {
+        let code = run_once(engine, &mut r, foreground, notify, &mut log)?;
+        log.flush();
+        let _ = engine.cleanup_runtime_only(id);
+        let fresh = engine
+            .db
+            .get(id)?
+            .ok_or_else(|| Error::NoSuchContainer(id.into()))?;
+        if r.config
+            .restart
+            .restarts(code, r.restart_count, fresh.stopped_by_user)
+        {
+            engine
+                .db
+                .set_exited(id, Status::Restarting, code, "", false)?;
+            std::thread::sleep(delay);
+            delay = (delay * 2).min(Duration::from_secs(60));
+            r.restart_count += 1;
+            if engine.db.get(id)?.is_none_or(|f| f.stopped_by_user) {
+                engine.db.set_exited(id, Status::Exited, code, "", false)?;
+                let _ = snapshot.unmount();
+                return Ok(code);
+            }
+            continue;
+        }
+        let _ = snapshot.unmount();
+        engine.db.set_exited(id, Status::Exited, code, "", false)?;
+        if r.config.auto_remove {
+            let done = engine.db.get(id)?;
+            if let Some(done) = done {
+                engine.remove(&done, true)?;
+            }
+        }
+        return Ok(code);
+    }
+}
+
+/// Namespace paths for `--pid/--ipc/--uts container:X`.
+fn joins(engine: &Engine, r: &Record) -> Result<spec::Joins> {
+    let path = |mode: &str, ns: &str| -> Result<Option<String>> {
+        let Some(other) = mode.strip_prefix("container:") else {
+            return Ok(None);
+        };
+        let o = engine.find(other)?;
+        if o.status != Status::Running || !crate::alive(o.pid, o.pid_start) {
+            return Err(Error::Invalid(format!(
+                "cannot join container {other}: it is not running"
+            )));
+        }
+        Ok(Some(format!("/proc/{}/ns/{ns}", o.pid)))
+    };
+    Ok(spec::Joins {
+        pid: path(&r.config.pid_mode, "pid")?,
+        ipc: path(&r.config.ipc_mode, "ipc")?,
+        uts: path(&r.config.uts_mode, "uts")?,
+    })
+}
+
+fn dup_cloexec(fd: RawFd) -> Result<OwnedFd> {
+    let n = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3)).ctx(|| "dup".into())?;
+    // SAFETY: fcntl just returned this new descriptor, owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(n) })
+}
+
+/// Makes `fds` the process's 0, 1 and 2 until dropped (the container
+/// inherits them at create).
+struct StdioSwap {
+    saved: Vec<OwnedFd>,
+}
+
+impl StdioSwap {
+    fn new(fds: [RawFd; 3]) -> Result<StdioSwap> {
+        let saved = (0..3).map(dup_cloexec).collect::<Result<Vec<_>>>()?;
+        for (i, fd) in fds.iter().enumerate() {
+            nix::unistd::dup2(*fd, i32::try_from(i).unwrap_or(0)).ctx(|| "dup2".into())?;
+        }
+        Ok(StdioSwap { saved })
+    }
+}
+
+impl Drop for StdioSwap {
+    fn drop(&mut self) {
+        for (i, fd) in self.saved.iter().enumerate() {
+            let _ = nix::unistd::dup2(fd.as_raw_fd(), i32::try_from(i).unwrap_or(0));
+        }
+    }
+}
+
+/// One life of the container: create, start, relay, reap. Returns the exit
+/// code.
+fn run_once(
+    engine: &Engine,
+    r: &mut Record,
+    foreground: bool,
+    notify: &mut Option<OwnedFd>,
+    log: &mut logs::Writer,
+) -> Result<i32> {
+    let id = r.id.clone();
+    let console = if r.config.tty {
+        Some(runtime::terminal::ConsoleSocket::new(&engine.runroot, &id)?)
+    } else {
+        None
+    };
+    let (out_r, out_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).ctx(|| "pipe".into())?;
+    let (err_r, err_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).ctx(|| "pipe".into())?;
+    // stdin: ours in the foreground with -i; an open pipe for a detached
+    // -i (docker keeps it open); /dev/null otherwise.
+    let null = std::fs::File::open("/dev/null").ctx(|| "open /dev/null".into())?;
+    let (stdin_keep, stdin_src): (Option<OwnedFd>, OwnedFd) = if r.config.open_stdin && foreground {
+        (None, dup_cloexec(0)?)
+    } else if r.config.open_stdin {
+        let (a, b) = nix::unistd::pipe2(OFlag::O_CLOEXEC).ctx(|| "pipe".into())?;
+        (Some(b), a)
+    } else {
+        (None, OwnedFd::from(null))
+    };
+    let opts = runtime::CreateOptions {
+        id: id.clone(),
+        bundle: engine.container_dir(&id),
+        root: engine.runtime_root(),
+        console_socket: console.as_ref().map(|c| c.path.clone()),
+        pid_file: None,
+        no_pivot: false,
+        preserve_fds: 0,
+    };
+    let created = {
+        let _swap = StdioSwap::new([stdin_src.as_raw_fd(), out_w.as_raw_fd(), err_w.as_raw_fd()])?;
+        runtime::Container::create(&opts)
+    };
+    drop((out_w, err_w, stdin_src));
+    let mut c = created?;
+    let master = match console
+        .as_ref()
+        .map(runtime::terminal::ConsoleSocket::receive_master)
+    {
+        Some(Ok(m)) => Some(m),
+        Some(Err(e)) => {
+            let _ = c.delete(true);
+            return Err(e.into());
+        }
+        None => None,
+    };
+    drop(console);
+    if let Err(e) = c.start() {
+        let _ = runtime::Container::load(&engine.runtime_root(), &id).map(|c| c.delete(true));
+        return Err(e.into());
+    }
+    let pid = c.state.pid;
+    r.pid = pid;
+    r.pid_start = crate::start_time(pid);
+    r.monitor_pid = crate::own_pid();
+    r.monitor_start = crate::start_time(r.monitor_pid);
+    r.started_at = crate::now();
+    r.status = Status::Running;
+    engine.db.set_running(r)?;
+    if let Some(n) = notify.take() {
+        let _ = nix::unistd::write(&n, b"ok");
+    }
+    let pid = Pid::from_raw(pid);
+    match (master, foreground) {
+        (Some(m), true) => Ok(runtime::terminal::relay_and_wait(m, pid, &mut |b| {
+            log.write(0, b)
+        })?),
+        (Some(m), false) => relay(pid, &[(m, 0)], false, log, stdin_keep),
+        (None, fg) => relay(pid, &[(out_r, 0), (err_r, 1)], fg, log, stdin_keep),
+    }
+}
+
+/// Reads the container's output into the log (and onto our stdio, in the
+/// foreground, where signals are also forwarded) until the init exits and
+/// the streams are drained; returns the exit code.
+fn relay(
+    pid: Pid,
+    streams: &[(OwnedFd, usize)],
+    copy_to_stdio: bool,
+    log: &mut logs::Writer,
+    _stdin_keep: Option<OwnedFd>,
+) -> Result<i32> {
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGCHLD);
+    if copy_to_stdio {
+        for s in [
+            Signal::SIGINT,
+            Signal::SIGTERM,
+            Signal::SIGHUP,
+            Signal::SIGQUIT,
+            Signal::SIGUSR1,
+            Signal::SIGUSR2,
+        ] {
+            set.add(s);
+        }
+    }
+    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None)
+        .ctx(|| "block signals".into())?;
+    let sfd = SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+        .ctx(|| "signalfd".into())?;
+    let mut open: Vec<bool> = vec![true; streams.len()];
+    let mut exit: Option<i32> = None;
+    let mut buf = vec![0u8; 32 * 1024];
+    loop {
+        loop {
+            match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) | Err(_) => break,
+                Ok(st) if st.pid() == Some(pid) => {
+                    exit = runtime::container::exit_code(st).or(exit)
+                }
+                Ok(_) => {}
+            }
+        }
+        if exit.is_some() && !open.contains(&true) {
+            break;
+        }
+        let mut fds = vec![PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
+        let mut which = Vec::new();
+        for (i, (fd, _)) in streams.iter().enumerate() {
+            if open[i] {
+                fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
+                which.push(i);
+            }
+        }
+        // Once the init is gone, what is left in the pipes is drained
+        // briefly: a process outside its pid namespace may hold them.
+        let timeout = if exit.is_some() {
+            PollTimeout::from(100u8)
+        } else {
+            PollTimeout::NONE
+        };
+        match poll(&mut fds, timeout) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e).ctx(|| "poll".into()),
+        }
+        let ready: Vec<bool> = fds
+            .iter()
+            .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
+            .collect();
+        drop(fds);
+        if ready[0] {
+            while let Ok(Some(info)) = sfd.read_signal() {
+                let sig = i32::try_from(info.ssi_signo).unwrap_or(0);
+                if sig != libc::SIGCHLD && exit.is_none() {
+                    let _ = runtime::signal::send(pid.as_raw(), sig);
+                }
+            }
+        }
+        for (k, &i) in which.iter().enumerate() {
+            if !ready[k + 1] {
+                continue;
+            }
+            let (fd, stream) = &streams[i];
+            match nix::unistd::read(fd.as_raw_fd(), &mut buf) {
+                Ok(0) | Err(nix::errno::Errno::EIO) => open[i] = false,
+                Ok(n) => {
+                    log.write(*stream, &buf[..n]);
+                    if copy_to_stdio {
+                        let (out, err) = (std::io::stdout(), std::io::stderr());
+                        let fd = if *stream == 0 {
+                            out.as_fd()
+                        } else {
+                            err.as_fd()
+                        };
+                        write_all(fd, &buf[..n]);
+                    }
+                }
+                Err(nix::errno::Errno::EINTR) | Err(nix::errno::Errno::EAGAIN) => {}
+                Err(_) => open[i] = false,
+            }
+        }
+    }
+    let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&set), None);
+    Ok(exit.unwrap_or(255))
+}
+
+/// Writes all of `data` to `fd`; a reader that went away loses the rest.
+fn write_all(fd: BorrowedFd<'_>, mut data: &[u8]) {
+    while !data.is_empty() {
+        match nix::unistd::write(fd, data) {
+            Ok(n) => data = &data[n..],
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(_) => return,
+        }
+    }
+}

@@ -1,0 +1,573 @@
+//! A container's OCI runtime spec, made from its config the way Docker makes
+//! one: Docker's default capabilities, masked and read-only paths, seccomp
+//! profile and device rules, plus what the user asked for.
+
+use std::fs::File;
+use std::io::Read;
+use std::os::fd::OwnedFd;
+use std::path::Path;
+
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
+use serde_json::{json, Value};
+
+use crate::config::ContainerConfig;
+use crate::error::{Error, Result};
+
+/// Docker's default capabilities.
+pub const DEFAULT_CAPS: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+];
+
+/// The PATH a container gets when its image sets none.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Paths of the container that the spec refers to.
+#[derive(Debug)]
+pub struct Paths<'a> {
+    /// The mounted rootfs.
+    pub rootfs: &'a Path,
+    /// The container's directory (hostname, hosts, resolv.conf live there).
+    pub dir: &'a Path,
+}
+
+/// Namespace paths of other containers for `--pid/--ipc/--uts container:X`
+/// (resolved by the caller to `/proc/<pid>/ns/<type>`).
+#[derive(Debug, Default)]
+pub struct Joins {
+    pub pid: Option<String>,
+    pub ipc: Option<String>,
+    pub uts: Option<String>,
+}
+
+/// Normalises a capability name: `net_admin` → `CAP_NET_ADMIN`.
+pub fn cap_name(s: &str) -> String {
+    let up = s.to_ascii_uppercase();
+    if up.starts_with("CAP_") {
+        up
+    } else {
+        format!("CAP_{up}")
+    }
+}
+
+/// The capabilities the container's process gets.
+pub fn capabilities(cfg: &ContainerConfig) -> Result<Vec<String>> {
+    if cfg.privileged {
+        return Ok(caps_all());
+    }
+    let known = caps_all();
+    let mut caps: Vec<String> = DEFAULT_CAPS.iter().map(|s| (*s).to_string()).collect();
+    for d in &cfg.cap_drop {
+        if d.eq_ignore_ascii_case("all") {
+            caps.clear();
+            continue;
+        }
+        let n = cap_name(d);
+        if !known.contains(&n) {
+            return Err(Error::Invalid(format!("unknown capability to drop: {d:?}")));
+        }
+        caps.retain(|c| *c != n);
+    }
+    for a in &cfg.cap_add {
+        if a.eq_ignore_ascii_case("all") {
+            return Ok(known);
+        }
+        let n = cap_name(a);
+        if !known.contains(&n) {
+            return Err(Error::Invalid(format!("unknown capability to add: {a:?}")));
+        }
+        if !caps.contains(&n) {
+            caps.push(n);
+        }
+    }
+    Ok(caps)
+}
+
+fn caps_all() -> Vec<String> {
+    caps_list()
+        .into_iter()
+        .map(|c| format!("CAP_{}", c.to_ascii_uppercase()))
+        .collect()
+}
+
+fn caps_list() -> Vec<&'static str> {
+    vec![
+        "chown",
+        "dac_override",
+        "dac_read_search",
+        "fowner",
+        "fsetid",
+        "kill",
+        "setgid",
+        "setuid",
+        "setpcap",
+        "linux_immutable",
+        "net_bind_service",
+        "net_broadcast",
+        "net_admin",
+        "net_raw",
+        "ipc_lock",
+        "ipc_owner",
+        "sys_module",
+        "sys_rawio",
+        "sys_chroot",
+        "sys_ptrace",
+        "sys_pacct",
+        "sys_admin",
+        "sys_boot",
+        "sys_nice",
+        "sys_resource",
+        "sys_time",
+        "sys_tty_config",
+        "mknod",
+        "lease",
+        "audit_write",
+        "audit_control",
+        "setfcap",
+        "mac_override",
+        "mac_admin",
+        "syslog",
+        "wake_alarm",
+        "block_suspend",
+        "audit_read",
+        "perfmon",
+        "bpf",
+        "checkpoint_restore",
+    ]
+}
+
+/// The user the process runs as: `uid`, `uid:gid`, `name`, `name:group`,
+/// resolved in the container's /etc/passwd and /etc/group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub uid: u32,
+    pub gid: u32,
+    pub additional_gids: Vec<u32>,
+    pub home: String,
+}
+
+/// Reads a file of the rootfs (resolved inside it); None if absent.
+fn read_in_root(root: &OwnedFd, path: &str) -> Option<String> {
+    let fd = saferoot::open_in_root(root, Path::new(path), OFlag::O_RDONLY).ok()?;
+    let mut s = String::new();
+    File::from(fd).take(4 << 20).read_to_string(&mut s).ok()?;
+    Some(s)
+}
+
+/// Resolves `spec` (docker's `-u`) against the rootfs's user database.
+pub fn resolve_user(rootfs: &Path, spec: &str) -> Result<User> {
+    let root: OwnedFd = nix::fcntl::open(
+        rootfs,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map(|fd| {
+        // SAFETY: open returned a new descriptor that nothing else owns.
+        unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) }
+    })
+    .map_err(|e| Error::Invalid(format!("open rootfs {}: {e}", rootfs.display())))?;
+    let passwd = read_in_root(&root, "/etc/passwd").unwrap_or_default();
+    let group = read_in_root(&root, "/etc/group").unwrap_or_default();
+    parse_user(spec, &passwd, &group)
+}
+
+/// The pure part of [`resolve_user`].
+pub fn parse_user(spec: &str, passwd: &str, group: &str) -> Result<User> {
+    let (u, g) = match spec.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (spec, None),
+    };
+    let u = if u.is_empty() { "0" } else { u };
+    let entries: Vec<Vec<&str>> = passwd
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .filter(|f| f.len() >= 7)
+        .collect();
+    let entry = entries
+        .iter()
+        .find(|f| f[0] == u || (u.chars().all(|c| c.is_ascii_digit()) && f[2] == u));
+    let (uid, mut gid, home, name) = match (entry, u.parse::<u32>()) {
+        (Some(f), _) => (
+            f[2].parse::<u32>().unwrap_or(0),
+            f[3].parse::<u32>().unwrap_or(0),
+            f[5].to_string(),
+            f[0].to_string(),
+        ),
+        (None, Ok(n)) => (n, 0, "/".to_string(), String::new()),
+        (None, Err(_)) => {
+            return Err(Error::Invalid(format!(
+                "unable to find user {u}: no matching entries in passwd file"
+            )))
+        }
+    };
+    let groups: Vec<Vec<&str>> = group
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .filter(|f| f.len() >= 4)
+        .collect();
+    if let Some(g) = g {
+        gid = match groups.iter().find(|f| f[0] == g) {
+            Some(f) => f[2].parse().unwrap_or(0),
+            None => g.parse().map_err(|_| {
+                Error::Invalid(format!(
+                    "unable to find group {g}: no matching entries in group file"
+                ))
+            })?,
+        };
+    }
+    let mut additional_gids = Vec::new();
+    if !name.is_empty() {
+        for f in &groups {
+            if f[3].split(',').any(|m| m == name) {
+                if let Ok(id) = f[2].parse::<u32>() {
+                    if id != gid && !additional_gids.contains(&id) {
+                        additional_gids.push(id);
+                    }
+                }
+            }
+        }
+    }
+    Ok(User {
+        uid,
+        gid,
+        additional_gids,
+        home,
+    })
+}
+
+/// The process environment: PATH first if the image has none, HOSTNAME,
+/// TERM for a terminal, HOME for the user, then the config's variables.
+fn environment(cfg: &ContainerConfig, user: &User) -> Vec<String> {
+    let mut env: Vec<String> = Vec::new();
+    let has = |k: &str| cfg.env.iter().any(|e| e.split('=').next() == Some(k));
+    if !has("PATH") {
+        env.push(format!("PATH={DEFAULT_PATH}"));
+    }
+    env.push(format!("HOSTNAME={}", cfg.hostname));
+    if cfg.tty && !has("TERM") {
+        env.push("TERM=xterm".into());
+    }
+    if !has("HOME") {
+        env.push(format!("HOME={}", user.home));
+    }
+    env.extend(cfg.env.iter().cloned());
+    env
+}
+
+fn rlimit_name(n: &str) -> Result<String> {
+    let known = [
+        "core",
+        "cpu",
+        "data",
+        "fsize",
+        "locks",
+        "memlock",
+        "msgqueue",
+        "nice",
+        "nofile",
+        "nproc",
+        "rss",
+        "rtprio",
+        "rttime",
+        "sigpending",
+        "stack",
+        "as",
+    ];
+    if known.contains(&n) {
+        Ok(format!("RLIMIT_{}", n.to_ascii_uppercase()))
+    } else {
+        Err(Error::Invalid(format!("invalid ulimit type: {n}")))
+    }
+}
+
+/// Docker's device cgroup rules: nothing but the usual character devices.
+fn default_device_rules() -> Vec<Value> {
+    let mut rules = vec![
+        json!({"allow": false, "access": "rwm"}),
+        // mknod of any node is allowed; using one needs a rule below.
+        json!({"allow": true, "type": "c", "access": "m"}),
+        json!({"allow": true, "type": "b", "access": "m"}),
+    ];
+    for (major, minor) in [
+        (1, 3),
+        (1, 5),
+        (1, 7),
+        (1, 8),
+        (1, 9),
+        (5, 0),
+        (5, 1),
+        (5, 2),
+        (10, 200),
+    ] {
+        rules.push(
+            json!({"allow": true, "type": "c", "major": major, "minor": minor, "access": "rwm"}),
+        );
+    }
+    rules.push(json!({"allow": true, "type": "c", "major": 136, "access": "rwm"}));
+    rules
+}
+
+/// Builds the OCI spec of the container.
+pub fn build(cfg: &ContainerConfig, id: &str, paths: &Paths<'_>, joins: &Joins) -> Result<Value> {
+    if cfg.args.is_empty() {
+        return Err(Error::Invalid(
+            "no command specified: the image has no CMD or ENTRYPOINT".into(),
+        ));
+    }
+    let user = resolve_user(paths.rootfs, &cfg.user)?;
+    let caps = capabilities(cfg)?;
+    let mut rlimits = Vec::new();
+    for u in &cfg.ulimits {
+        rlimits.push(json!({"type": rlimit_name(&u.name)?, "soft": u.soft, "hard": u.hard}));
+    }
+    let process = json!({
+        "terminal": cfg.tty,
+        "user": {"uid": user.uid, "gid": user.gid, "additionalGids": user.additional_gids},
+        "args": cfg.args,
+        "env": environment(cfg, &user),
+        "cwd": if cfg.working_dir.is_empty() { "/" } else { cfg.working_dir.as_str() },
+        "capabilities": {
+            "bounding": caps, "effective": caps, "permitted": caps,
+        },
+        "rlimits": rlimits,
+        "noNewPrivileges": cfg.no_new_privileges,
+    });
+
+    let shm = if cfg.shm_size == 0 {
+        64 << 20
+    } else {
+        cfg.shm_size
+    };
+    let mut mounts = vec![
+        json!({"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]}),
+        json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
+        json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]}),
+        json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", if cfg.privileged { "rw" } else { "ro" }]}),
+        json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["nosuid", "noexec", "nodev", "relatime", if cfg.privileged { "rw" } else { "ro" }]}),
+        json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}),
+    ];
+    if cfg.ipc_mode != "host" && !cfg.ipc_mode.starts_with("container:") {
+        mounts.push(json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", format!("size={shm}")]}));
+    }
+    for (file, dest) in [
+        ("hostname", "/etc/hostname"),
+        ("hosts", "/etc/hosts"),
+        ("resolv.conf", "/etc/resolv.conf"),
+    ] {
+        let src = paths.dir.join(file);
+        if src.exists() {
+            mounts.push(json!({"destination": dest, "type": "bind", "source": src, "options": ["rbind", "rprivate", if cfg.read_only { "ro" } else { "rw" }]}));
+        }
+    }
+    for m in &cfg.mounts {
+        match m.kind.as_str() {
+            "tmpfs" => {
+                let mut opts = vec![
+                    "nosuid".to_string(),
+                    "nodev".to_string(),
+                    "noexec".to_string(),
+                ];
+                opts.extend(m.options.iter().cloned());
+                mounts.push(json!({"destination": m.destination, "type": "tmpfs", "source": "tmpfs", "options": opts}));
+            }
+            _ => {
+                let mut opts = vec![
+                    "rbind".to_string(),
+                    if m.read_only { "ro" } else { "rw" }.to_string(),
+                ];
+                opts.extend(m.options.iter().cloned());
+                if !opts.iter().any(|o| {
+                    o.ends_with("private") || o.ends_with("shared") || o.ends_with("slave")
+                }) {
+                    opts.push("rprivate".into());
+                }
+                mounts.push(json!({"destination": m.destination, "type": "bind", "source": m.source, "options": opts}));
+            }
+        }
+    }
+
+    let mut namespaces = vec![json!({"type": "mount"})];
+    for (typ, mode, join) in [
+        ("pid", &cfg.pid_mode, &joins.pid),
+        ("ipc", &cfg.ipc_mode, &joins.ipc),
+        ("uts", &cfg.uts_mode, &joins.uts),
+    ] {
+        match (mode.as_str(), join) {
+            ("host", _) => {}
+            (_, Some(path)) => namespaces.push(json!({"type": typ, "path": path})),
+            _ => namespaces.push(json!({"type": typ})),
+        }
+    }
+    if cfg.network != "host" {
+        namespaces.push(json!({"type": "network"}));
+    }
+    namespaces.push(json!({"type": "cgroup"}));
+
+    let mut resources = json!({});
+    let r = &cfg.resources;
+    let mut memory = serde_json::Map::new();
+    if let Some(m) = r.memory {
+        memory.insert("limit".into(), json!(m));
+        // Docker: no --memory-swap means twice the memory.
+        let swap = r.memory_swap.unwrap_or(m * 2);
+        memory.insert("swap".into(), json!(swap));
+    } else if let Some(s) = r.memory_swap {
+        memory.insert("swap".into(), json!(s));
+    }
+    if let Some(m) = r.memory_reservation {
+        memory.insert("reservation".into(), json!(m));
+    }
+    if !memory.is_empty() {
+        resources["memory"] = Value::Object(memory);
+    }
+    let mut cpu = serde_json::Map::new();
+    if let Some(n) = r.nano_cpus {
+        cpu.insert("period".into(), json!(100_000));
+        cpu.insert("quota".into(), json!(n / 10_000));
+    }
+    if let Some(q) = r.cpu_quota {
+        cpu.insert("quota".into(), json!(q));
+    }
+    if let Some(p) = r.cpu_period {
+        cpu.insert("period".into(), json!(p));
+    }
+    if let Some(s) = r.cpu_shares {
+        cpu.insert("shares".into(), json!(s));
+    }
+    if let Some(c) = &r.cpuset_cpus {
+        cpu.insert("cpus".into(), json!(c));
+    }
+    if let Some(m) = &r.cpuset_mems {
+        cpu.insert("mems".into(), json!(m));
+    }
+    if !cpu.is_empty() {
+        resources["cpu"] = Value::Object(cpu);
+    }
+    if let Some(p) = r.pids_limit {
+        resources["pids"] = json!({"limit": p});
+    }
+    let mut device_rules = if cfg.privileged {
+        vec![json!({"allow": true, "access": "rwm"})]
+    } else {
+        default_device_rules()
+    };
+    let mut devices = Vec::new();
+    for d in &cfg.devices {
+        let (typ, major, minor, mode) = host_device(&d.host)?;
+        devices.push(json!({"path": d.container, "type": typ, "major": major, "minor": minor, "fileMode": mode, "uid": 0, "gid": 0}));
+        device_rules.push(json!({"allow": true, "type": typ, "major": major, "minor": minor, "access": d.permissions}));
+    }
+    resources["devices"] = json!(device_rules);
+
+    let mut linux = json!({
+        "namespaces": namespaces,
+        "resources": resources,
+        "cgroupsPath": format!("/berth/{id}"),
+        "devices": devices,
+        "sysctl": cfg.sysctls,
+    });
+    if !cfg.privileged {
+        linux["maskedPaths"] = json!(runtime::template::MASKED_PATHS);
+        linux["readonlyPaths"] = json!(runtime::template::READONLY_PATHS);
+        let seccomp = match cfg.seccomp.as_str() {
+            "" => Some(runtime::seccomp::profile::default_for(&caps)?),
+            "unconfined" => None,
+            file => {
+                let text = std::fs::read_to_string(file).map_err(|e| {
+                    Error::Invalid(format!("opening seccomp profile ({file}) failed: {e}"))
+                })?;
+                Some(runtime::seccomp::profile::resolve(&text, &caps)?)
+            }
+        };
+        if let Some(s) = seccomp {
+            linux["seccomp"] = serde_json::to_value(s)
+                .map_err(|e| Error::Invalid(format!("encode seccomp profile: {e}")))?;
+        }
+    }
+    Ok(json!({
+        "ociVersion": runtime::OCI_VERSION,
+        "process": process,
+        "root": {"path": paths.rootfs, "readonly": cfg.read_only},
+        "hostname": cfg.hostname,
+        "domainname": cfg.domainname,
+        "mounts": mounts,
+        "linux": linux,
+    }))
+}
+
+/// Type, major, minor and mode of a host device node.
+fn host_device(path: &str) -> Result<(&'static str, u64, u64, u32)> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let m = std::fs::metadata(path).map_err(|e| {
+        Error::Invalid(format!(
+            "error gathering device information while adding custom device {path:?}: {e}"
+        ))
+    })?;
+    let typ = if m.file_type().is_char_device() {
+        "c"
+    } else if m.file_type().is_block_device() {
+        "b"
+    } else {
+        return Err(Error::Invalid(format!("{path} is not a device node")));
+    };
+    let rdev = m.rdev();
+    Ok((
+        typ,
+        nix::sys::stat::major(rdev),
+        nix::sys::stat::minor(rdev),
+        m.mode() & 0o777,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\nwww:x:33:33:www:/var/www:/bin/false\n";
+    const GROUP: &str = "root:x:0:\nwww:x:33:\nadm:x:4:www\nstaff:x:50:\n";
+
+    #[test]
+    fn users_resolve_like_docker() {
+        let u = parse_user("", PASSWD, GROUP).unwrap();
+        assert_eq!((u.uid, u.gid, u.home.as_str()), (0, 0, "/root"));
+        let u = parse_user("www", PASSWD, GROUP).unwrap();
+        assert_eq!((u.uid, u.gid, u.additional_gids.clone()), (33, 33, vec![4]));
+        let u = parse_user("33:staff", PASSWD, GROUP).unwrap();
+        assert_eq!((u.uid, u.gid), (33, 50));
+        let u = parse_user("1234:99", PASSWD, GROUP).unwrap();
+        assert_eq!((u.uid, u.gid, u.home.as_str()), (1234, 99, "/"));
+        assert!(parse_user("nobody", PASSWD, GROUP).is_err());
+        assert!(parse_user("www:nogroup", PASSWD, GROUP).is_err());
+    }
+
+    #[test]
+    fn capabilities_add_and_drop() {
+        let mut cfg = ContainerConfig::default();
+        assert_eq!(capabilities(&cfg).unwrap().len(), DEFAULT_CAPS.len());
+        cfg.cap_drop = vec!["net_raw".into()];
+        cfg.cap_add = vec!["SYS_ADMIN".into()];
+        let caps = capabilities(&cfg).unwrap();
+        assert!(!caps.contains(&"CAP_NET_RAW".to_string()));
+        assert!(caps.contains(&"CAP_SYS_ADMIN".to_string()));
+        cfg.cap_drop = vec!["ALL".into()];
+        cfg.cap_add = vec!["kill".into()];
+        assert_eq!(capabilities(&cfg).unwrap(), vec!["CAP_KILL".to_string()]);
+        cfg.cap_add = vec!["bogus".into()];
+        assert!(capabilities(&cfg).is_err());
+    }
+}
