@@ -1,0 +1,428 @@
+//! The container commands through the real binary, as root, with real
+//! containers: run (foreground and detached), ps, logs, exec, stop, kill,
+//! rm, wait, inspect, restart policies, bad input, concurrency, and a
+//! monitor killed under a running container.
+
+// An integration test crate is nothing but tests; the lint is for unit tests.
+#![allow(clippy::tests_outside_test_module)]
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use berth_testkit::{busybox_rootfs, expect_code, output_via_files, stderr, stdout};
+
+const BIN: &str = env!("CARGO_BIN_EXE_berth");
+
+/// A private store with the busybox image imported as `busybox`.
+struct Berth {
+    root: tempfile::TempDir,
+}
+
+impl Berth {
+    fn new() -> Berth {
+        let b = Berth {
+            root: tempfile::tempdir().unwrap(),
+        };
+        let tar = b.root.path().join("busybox.tar");
+        let st = Command::new("tar")
+            .arg("-C")
+            .arg(busybox_rootfs())
+            .arg("-cf")
+            .arg(&tar)
+            .arg(".")
+            .status()
+            .unwrap();
+        assert!(st.success());
+        b.ok(&[
+            "import",
+            "-c",
+            "CMD [\"sh\"]",
+            tar.to_str().unwrap(),
+            "busybox",
+        ]);
+        b
+    }
+
+    fn cmd(&self) -> Command {
+        let mut c = Command::new(BIN);
+        c.arg("--root").arg(self.root.path());
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        output_via_files(self.cmd().args(args))
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        expect_code(&o, 0, &args.join(" "));
+        stdout(&o)
+    }
+
+    fn inspect(&self, name: &str, format: &str) -> String {
+        self.ok(&["inspect", "-f", format, name]).trim().to_string()
+    }
+
+    /// Polls `inspect -f format` until it prints `want` (30 s at most).
+    fn wait_for(&self, name: &str, format: &str, want: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let got = self.inspect(name, format);
+            if got == want {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{name}: {format} is {got:?}, never {want:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Mounts under the store: none may be left once containers are gone.
+    fn mounts(&self) -> usize {
+        let root = self.root.path().to_str().unwrap().to_string();
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains(&root))
+            .count()
+    }
+}
+
+impl Drop for Berth {
+    fn drop(&mut self) {
+        let ids = self.run(&["ps", "-aq", "--no-trunc"]);
+        for id in stdout(&ids).split_whitespace() {
+            let _ = self.run(&["rm", "-f", id]);
+        }
+    }
+}
+
+/// A berth cgroup of this container exists in some v1 hierarchy.
+fn cgroup_exists(id: &str) -> bool {
+    std::fs::read_dir("/sys/fs/cgroup")
+        .unwrap()
+        .flatten()
+        .any(|h| h.path().join("berth").join(id).exists())
+}
+
+#[test]
+fn foreground_run_passes_output_exit_code_and_rm_leaves_nothing() {
+    let b = Berth::new();
+    let o = b.run(&[
+        "run",
+        "--rm",
+        "--name",
+        "fg",
+        "busybox",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 3",
+    ]);
+    expect_code(&o, 3, "run --rm");
+    assert_eq!(stdout(&o), "out\n");
+    assert_eq!(stderr(&o), "err\n");
+    assert_eq!(b.ok(&["ps", "-aq"]), "", "--rm removed the row");
+    assert_eq!(
+        std::fs::read_dir(b.root.path().join("containers"))
+            .unwrap()
+            .count(),
+        0
+    );
+    assert_eq!(b.mounts(), 0);
+
+    // the image's CMD, env, hostname, docker's default capabilities
+    let o = b.run(&[
+        "run",
+        "--name",
+        "kept",
+        "-e",
+        "A=1",
+        "-h",
+        "box",
+        "busybox",
+        "sh",
+        "-c",
+        "echo $A $(hostname); grep CapEff /proc/self/status; cat /proc/self/uid_map | wc -l",
+    ]);
+    expect_code(&o, 0, "run");
+    let out = stdout(&o);
+    assert!(out.starts_with("1 box\n"), "{out}");
+    assert!(
+        out.contains("CapEff:\t00000000a80425fb"),
+        "docker's 14 capabilities: {out}"
+    );
+    // the log has what was printed; the stopped container keeps its row
+    assert!(b.ok(&["logs", "kept"]).starts_with("1 box\n"));
+    assert_eq!(
+        b.inspect("kept", "{{.State.Status}} {{.State.ExitCode}}"),
+        "exited 0"
+    );
+    let id = b.inspect("kept", "{{.Id}}");
+    b.ok(&["rm", "kept"]);
+    assert!(!cgroup_exists(&id));
+    assert_eq!(b.mounts(), 0);
+}
+
+#[test]
+fn detached_lifecycle_logs_exec_stop_and_rm() {
+    let b = Berth::new();
+    let id = b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "--stop-signal",
+        "USR1",
+        "busybox",
+        "sh",
+        "-c",
+        "trap 'echo got usr1; exit 0' USR1; echo ready; while :; do sleep 0.1; done",
+    ]);
+    let id = id.trim();
+    assert_eq!(id.len(), 64);
+    b.wait_for("web", "{{.State.Status}}", "running");
+    let ps = b.ok(&["ps"]);
+    assert!(
+        ps.contains(&id[..12]) && ps.contains("web") && ps.contains("Up "),
+        "{ps}"
+    );
+    assert_eq!(
+        b.ok(&["ps", "-q", "--filter", "name=web"]).trim(),
+        &id[..12]
+    );
+    // logs arrive through the monitor
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !b.ok(&["logs", "web"]).contains("ready") {
+        assert!(Instant::now() < deadline, "no `ready` in the log");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // exec: output, exit code, the container's hostname and env
+    let o = b.run(&[
+        "exec",
+        "-e",
+        "X=2",
+        "web",
+        "sh",
+        "-c",
+        "echo $X $(hostname); exit 5",
+    ]);
+    expect_code(&o, 5, "exec");
+    assert_eq!(stdout(&o), format!("2 {}\n", &id[..12]));
+    assert!(cgroup_exists(id));
+    // stop sends the STOPSIGNAL; the trap exits 0
+    let t = Instant::now();
+    b.ok(&["stop", "-t", "20", "web"]);
+    assert!(
+        t.elapsed() < Duration::from_secs(15),
+        "stop waited for its timeout"
+    );
+    assert_eq!(
+        b.inspect("web", "{{.State.Status}} {{.State.ExitCode}}"),
+        "exited 0"
+    );
+    assert!(b.ok(&["logs", "web"]).contains("got usr1"));
+    let o = b.run(&["exec", "web", "true"]);
+    assert_ne!(o.status.code(), Some(0), "exec into a stopped container");
+    assert!(stderr(&o).contains("not running"), "{}", stderr(&o));
+    assert_eq!(stderr(&o).lines().count(), 1);
+    // a running container is not removed without -f
+    b.ok(&["start", "web"]);
+    b.wait_for("web", "{{.State.Status}}", "running");
+    let o = b.run(&["rm", "web"]);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(
+        stderr(&o).contains("stop the container before removing"),
+        "{}",
+        stderr(&o)
+    );
+    b.ok(&["rm", "-f", "web"]);
+    assert!(!cgroup_exists(id));
+    assert_eq!(b.mounts(), 0);
+    assert!(!Path::new("/run/berth/runtime").join(id).exists());
+}
+
+#[test]
+fn stop_kills_after_the_timeout() {
+    let b = Berth::new();
+    // TERM is ignored: stop must fall back to SIGKILL after 1 s.
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "stubborn",
+        "busybox",
+        "sh",
+        "-c",
+        "trap '' TERM; while :; do sleep 0.1; done",
+    ]);
+    b.wait_for("stubborn", "{{.State.Status}}", "running");
+    let t = Instant::now();
+    b.ok(&["stop", "-t", "1", "stubborn"]);
+    assert!(t.elapsed() >= Duration::from_secs(1));
+    assert_eq!(b.inspect("stubborn", "{{.State.ExitCode}}"), "137");
+    // kill -s
+    b.ok(&["start", "stubborn"]);
+    b.wait_for("stubborn", "{{.State.Status}}", "running");
+    b.ok(&["kill", "-s", "KILL", "stubborn"]);
+    b.wait_for("stubborn", "{{.State.Status}}", "exited");
+    assert_eq!(b.ok(&["wait", "stubborn"]).trim(), "137");
+}
+
+#[test]
+fn restart_on_failure_restarts_n_times() {
+    let b = Berth::new();
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "crashy",
+        "--restart",
+        "on-failure:2",
+        "busybox",
+        "sh",
+        "-c",
+        "echo run; exit 7",
+    ]);
+    assert_eq!(b.ok(&["wait", "crashy"]).trim(), "7");
+    b.wait_for("crashy", "{{.State.Status}}", "exited");
+    assert_eq!(b.inspect("crashy", "{{.RestartCount}}"), "2");
+    assert_eq!(
+        b.ok(&["logs", "crashy"]).matches("run").count(),
+        3,
+        "first run and 2 restarts"
+    );
+}
+
+#[test]
+fn bad_input_is_one_line_and_creates_nothing() {
+    let b = Berth::new();
+    let bad: &[&[&str]] = &[
+        &["run", "--bogus-flag", "busybox"],
+        &["run", "no-such-image"],
+        &["run", "--memory", "lots", "busybox", "true"],
+        &["run", "-v", "/does/not/exist:/x", "busybox", "true"],
+        &["run", "--restart", "sometimes", "busybox", "true"],
+        &["run", "--name", "bad/name", "busybox", "true"],
+        &["run", "-p", "8080:80", "busybox", "true"],
+        &["exec", "nobody", "true"],
+        &["rm", "nobody"],
+    ];
+    for args in bad {
+        let o = b.run(args);
+        assert_ne!(o.status.code(), Some(0), "{args:?} should fail");
+        let err = stderr(&o);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert!(
+            err.trim().lines().count() <= 2,
+            "{args:?}: one line expected: {err}"
+        );
+    }
+    assert_eq!(b.ok(&["ps", "-aq"]), "", "nothing half-created");
+    // a name in use
+    b.ok(&["create", "--name", "taken", "busybox", "true"]);
+    let o = b.run(&["create", "--name", "taken", "busybox", "true"]);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(stderr(&o).contains("already in use"), "{}", stderr(&o));
+    assert_eq!(b.ok(&["ps", "-aq"]).lines().count(), 1);
+    // a command that does not exist: docker's 127
+    let o = b.run(&["run", "--rm", "busybox", "/no/such/program"]);
+    expect_code(&o, 127, "missing program");
+    assert_eq!(b.ok(&["ps", "-aq"]).lines().count(), 1);
+    assert_eq!(b.mounts(), 0);
+}
+
+#[test]
+fn many_concurrent_runs_and_removals() {
+    let b = Berth::new();
+    let n = 20;
+    let spawn = |args: Vec<String>| {
+        let mut c = b.cmd();
+        c.args(&args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        c.spawn().unwrap()
+    };
+    let children: Vec<_> = (0..n)
+        .map(|i| {
+            spawn(vec![
+                "run".into(),
+                "-d".into(),
+                "--name".into(),
+                format!("c{i}"),
+                "busybox".into(),
+                "sleep".into(),
+                "60".into(),
+            ])
+        })
+        .collect();
+    for c in children {
+        let o = c.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    assert_eq!(b.ok(&["ps", "-q"]).lines().count(), n);
+    let ids: Vec<String> = b
+        .ok(&["ps", "-q", "--no-trunc"])
+        .lines()
+        .map(String::from)
+        .collect();
+    let children: Vec<_> = (0..n)
+        .map(|i| spawn(vec!["rm".into(), "-f".into(), format!("c{i}")]))
+        .collect();
+    for c in children {
+        let o = c.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    assert_eq!(b.ok(&["ps", "-aq"]), "");
+    assert_eq!(b.mounts(), 0);
+    for id in &ids {
+        assert!(!cgroup_exists(id), "cgroup of {id} left");
+    }
+}
+
+#[test]
+fn killed_monitor_leaves_a_truthful_state() {
+    let b = Berth::new();
+    b.ok(&["run", "-d", "--name", "orphan", "busybox", "sleep", "60"]);
+    b.wait_for("orphan", "{{.State.Status}}", "running");
+    let id = b.inspect("orphan", "{{.Id}}");
+    let pid: i32 = b.inspect("orphan", "{{.State.Pid}}").parse().unwrap();
+    // the monitor is the init's parent
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let ppid: i32 = stat
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(std::fs::read_to_string(format!("/proc/{ppid}/cmdline"))
+        .unwrap()
+        .contains("__monitor"));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(ppid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    // the container itself still runs: that is what ps says
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(b.inspect("orphan", "{{.State.Status}}"), "running");
+    // once it is gone too, it is exited (code unknown), and rm cleans all
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while b.inspect("orphan", "{{.State.Status}}") != "exited" {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    b.ok(&["rm", "orphan"]);
+    assert!(!cgroup_exists(&id));
+    assert_eq!(b.mounts(), 0);
+}
