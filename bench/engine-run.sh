@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Benchmark `run --rm <busybox> true`: berth vs podman (--network=none,
+# runc) vs raw `crun run` of a prepared bundle, interleaved round-robin so
+# that drift hits all alike. Prints medians and the ratios berth/podman
+# (goal <= 1/15) and berth/crun (goal <= 0.7).
+#
+# Usage: bench/engine-run.sh [--rounds N] [--berth PATH]
+# Needs root, podman, crun (tests/podman-env.sh sets up a private podman).
+set -euo pipefail
+
+rounds=30
+script_path=$(readlink -f -- "${BASH_SOURCE[0]}")
+repo=$(cd -- "$(dirname -- "$script_path")/.." && pwd)
+berth="$repo/target/$(rustc -vV | sed -n 's/^host: //p')/release/berth"
+while (($#)); do
+    case $1 in
+        --rounds) rounds=$2; shift 2 ;;
+        --berth) berth=$(readlink -m -- "$2"); shift 2 ;;
+        *) echo "usage: $0 [--rounds N] [--berth PATH]" >&2; exit 2 ;;
+    esac
+done
+[[ $rounds =~ ^[1-9][0-9]*$ ]] || { echo "engine-run: --rounds must be a positive integer" >&2; exit 2; }
+[[ -x $berth ]] || { echo "engine-run: no berth binary at $berth (scripts/build-release.sh)" >&2; exit 1; }
+for t in podman crun python3; do
+    command -v "$t" >/dev/null || { echo "engine-run: $t missing (apt-get install $t)" >&2; exit 1; }
+done
+
+# crun refuses this host's hybrid cgroup layout unless the empty cgroup2 at
+# /sys/fs/cgroup/unified is out of sight: run everything in a private mount
+# namespace without it (berth and podman do not mind).
+if [[ -z ${BERTH_BENCH_IN_NS:-} ]]; then
+    exec env BERTH_BENCH_IN_NS=1 unshare -m --propagation private "$script_path" --rounds "$rounds" --berth "$berth"
+fi
+umount /sys/fs/cgroup/unified 2>/dev/null || true
+
+work=$(mktemp -d /var/tmp/berth-bench-run.XXXXXX)
+cleanup() {
+    (podman_env_cleanup >/dev/null 2>&1 || true)
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+# shellcheck source=../tests/podman-env.sh
+source "$repo/tests/podman-env.sh" "$work/podman" >/dev/null
+podman_import_busybox bench-busybox
+rootfs="$work/podman/rootfs-bench-busybox"
+
+# berth: the same rootfs imported into a private store
+tar --numeric-owner -C "$rootfs" -cf "$work/bb.tar" .
+"$berth" --root "$work/berth" import -c 'CMD ["sh"]' "$work/bb.tar" bench-busybox >/dev/null
+
+# crun: a prepared bundle over the same rootfs
+mkdir -p "$work/bundle"
+(cd "$work/bundle" && crun spec && ln -s "$rootfs" rootfs)
+python3 - "$work/bundle/config.json" <<'PY'
+import json, sys
+p = sys.argv[1]
+c = json.load(open(p))
+c["ociVersion"] = "1.0.2"
+c["process"]["terminal"] = False
+c["process"]["args"] = ["true"]
+c["root"]["readonly"] = True
+json.dump(c, open(p, "w"))
+PY
+
+python3 - "$rounds" "$berth" "$work" <<'PY'
+import statistics, subprocess, sys, time
+rounds, berth, work = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+cmds = {
+    "berth": [berth, "--root", f"{work}/berth", "run", "--rm", "bench-busybox", "true"],
+    "podman": ["podman", "run", "--rm", "--network=none", "localhost/bench-busybox", "true"],
+    "crun": ["crun", "--root", f"{work}/crun-state", "run", "--bundle", f"{work}/bundle", "bench"],
+}
+names = list(cmds)
+times = {n: [] for n in names}
+for r in range(rounds + 3):
+    order = names[r % len(names):] + names[:r % len(names)]
+    for n in order:
+        t = time.perf_counter()
+        p = subprocess.run(cmds[n], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        dt = time.perf_counter() - t
+        if p.returncode != 0:
+            sys.exit(f"engine-run: {n} failed: {p.stderr.decode().strip()}")
+        if r >= 3:  # warm-up rounds discarded
+            times[n].append(dt * 1000)
+med = {n: statistics.median(v) for n, v in times.items()}
+print(f"run --rm busybox true, {rounds} interleaved rounds (median ms):")
+for n in names:
+    print(f"  {n:7s} {med[n]:8.2f}")
+print(f"berth/podman = {med['berth']/med['podman']:.3f} ({med['podman']/med['berth']:.1f}x faster; goal >= 15x)")
+print(f"berth/crun   = {med['berth']/med['crun']:.3f} (goal <= 0.7)")
+PY
