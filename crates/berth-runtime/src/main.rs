@@ -467,15 +467,7 @@ fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
         detach: a.detach || own_console.is_some(),
         preserve_fds: a.preserve_fds + listen_fds(),
     };
-    match (c.exec(&opts)?, own_console) {
-        (runtime::ExecOutcome::Detached(pid), Some(s)) => Ok(runtime::terminal::relay_and_wait(
-            s.receive_master()?,
-            nix::unistd::Pid::from_raw(pid),
-            &mut |_| {},
-        )?),
-        (runtime::ExecOutcome::Detached(_), None) => Ok(0),
-        (runtime::ExecOutcome::Exited(code), _) => Ok(code),
-    }
+    Ok(runtime::terminal::finish_exec(c.exec(&opts)?, own_console)?)
 }
 
 /// runc's rule: the container's own process is the template; flags

@@ -750,22 +750,12 @@ pub fn dispatch(root: &Path, runroot: &Path, cmd: &ContainerCommand) -> Result<i
             engine.db.rename(&r.id, new_name)?;
             Ok(0)
         }
-        ContainerCommand::Pause { containers } => each(&engine, containers, |e, r| {
-            if r.status != Status::Running {
-                bail!("container {} is not running", r.name);
-            }
-            runtime::Container::load(&e.runtime_root(), &r.id)?.pause()?;
-            e.db.set_status(&r.id, Status::Paused, Some(Status::Running))?;
-            Ok(())
-        }),
-        ContainerCommand::Unpause { containers } => each(&engine, containers, |e, r| {
-            if r.status != Status::Paused {
-                bail!("container {} is not paused", r.name);
-            }
-            runtime::Container::load(&e.runtime_root(), &r.id)?.resume()?;
-            e.db.set_status(&r.id, Status::Running, Some(Status::Paused))?;
-            Ok(())
-        }),
+        ContainerCommand::Pause { containers } => {
+            each(&engine, containers, |e, r| Ok(e.set_paused(r, true)?))
+        }
+        ContainerCommand::Unpause { containers } => {
+            each(&engine, containers, |e, r| Ok(e.set_paused(r, false)?))
+        }
         ContainerCommand::Inspect {
             format,
             kind,
@@ -1247,15 +1237,7 @@ fn exec(engine: &Engine, a: &ExecArgs) -> Result<i32> {
         detach: a.detach || console.is_some(),
         preserve_fds: 0,
     };
-    match (c.exec(&opts)?, console) {
-        (runtime::ExecOutcome::Detached(pid), Some(s)) => Ok(runtime::terminal::relay_and_wait(
-            s.receive_master()?,
-            nix::unistd::Pid::from_raw(pid),
-            &mut |_| {},
-        )?),
-        (runtime::ExecOutcome::Detached(_), None) => Ok(0),
-        (runtime::ExecOutcome::Exited(code), _) => Ok(code),
-    }
+    Ok(runtime::terminal::finish_exec(c.exec(&opts)?, console)?)
 }
 
 /// Puts a file on our stdin until dropped (an exec'd process inherits it).

@@ -212,6 +212,12 @@ fn detached_lifecycle_logs_exec_stop_and_rm() {
     expect_code(&o, 5, "exec");
     assert_eq!(stdout(&o), format!("2 {}\n", &id[..12]));
     assert!(cgroup_exists(id));
+    // pause freezes it, unpause thaws it
+    b.ok(&["pause", "web"]);
+    assert_eq!(b.inspect("web", "{{.State.Status}} {{.State.Paused}}"), "paused true");
+    b.ok(&["unpause", "web"]);
+    assert_eq!(b.inspect("web", "{{.State.Status}}"), "running");
+    assert_ne!(b.run(&["unpause", "web"]).status.code(), Some(0));
     // stop sends the STOPSIGNAL; the trap exits 0
     let t = Instant::now();
     b.ok(&["stop", "-t", "20", "web"]);

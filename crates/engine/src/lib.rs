@@ -295,6 +295,30 @@ impl Engine {
         Ok(())
     }
 
+    /// Freezes (`pause`) or thaws (`unpause`) the container's processes.
+    pub fn set_paused(&self, r: &Record, paused: bool) -> Result<()> {
+        let (from, to, what) = if paused {
+            (Status::Running, Status::Paused, "is not running")
+        } else {
+            (Status::Paused, Status::Running, "is not paused")
+        };
+        if r.status != from {
+            return Err(Error::State {
+                id: r.name.clone(),
+                status: r.status.to_string(),
+                what: format!("container {} {what}", r.name),
+            });
+        }
+        let c = runtime::Container::load(&self.runtime_root(), &r.id)?;
+        if paused {
+            c.pause()?;
+        } else {
+            c.resume()?;
+        }
+        self.db.set_status(&r.id, to, Some(from))?;
+        Ok(())
+    }
+
     /// Sends `sig` to the container's init.
     pub fn kill(&self, r: &Record, sig: i32) -> Result<()> {
         if !matches!(r.status, Status::Running | Status::Paused) || !alive(r.pid, r.pid_start) {

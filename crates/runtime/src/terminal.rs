@@ -130,6 +130,19 @@ fn write_all(fd: BorrowedFd<'_>, mut data: &[u8]) -> nix::Result<()> {
     Ok(())
 }
 
+/// The exit code of an exec: with a console socket of our own, the exec
+/// was detached so that we relay its terminal until it exits; without one,
+/// a detached exec counts as 0.
+pub fn finish_exec(outcome: crate::ExecOutcome, console: Option<ConsoleSocket>) -> Result<i32> {
+    match (outcome, console) {
+        (crate::ExecOutcome::Detached(pid), Some(s)) => {
+            relay_and_wait(s.receive_master()?, Pid::from_raw(pid), &mut |_| {})
+        }
+        (crate::ExecOutcome::Detached(_), None) => Ok(0),
+        (crate::ExecOutcome::Exited(code), _) => Ok(code),
+    }
+}
+
 /// Relays between our terminal and `master` until `pid` exits; returns its
 /// exit code. What the container writes goes to our stdout and to `tee`.
 pub fn relay_and_wait(master: OwnedFd, pid: Pid, tee: &mut dyn FnMut(&[u8])) -> Result<i32> {
