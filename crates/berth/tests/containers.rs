@@ -214,7 +214,10 @@ fn detached_lifecycle_logs_exec_stop_and_rm() {
     assert!(cgroup_exists(id));
     // pause freezes it, unpause thaws it
     b.ok(&["pause", "web"]);
-    assert_eq!(b.inspect("web", "{{.State.Status}} {{.State.Paused}}"), "paused true");
+    assert_eq!(
+        b.inspect("web", "{{.State.Status}} {{.State.Paused}}"),
+        "paused true"
+    );
     b.ok(&["unpause", "web"]);
     assert_eq!(b.inspect("web", "{{.State.Status}}"), "running");
     assert_ne!(b.run(&["unpause", "web"]).status.code(), Some(0));
