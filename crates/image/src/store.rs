@@ -194,6 +194,7 @@ impl ImageStore {
         let opts = UnpackOptions {
             diff_id: Some(diff.clone()),
             max_bytes: self.max_layer_bytes,
+            record_split: false,
         };
         let u = layer::unpack(self.blobs.open_blob(blob)?, &dir, &opts)?;
         Ok(u.size)
