@@ -153,13 +153,13 @@ enum Op {
     End(u64),
 }
 
-struct Reader<'a> {
-    dec: zstd::stream::read::Decoder<'static, io::BufReader<&'a [u8]>>,
+struct Reader<R: io::BufRead> {
+    dec: zstd::stream::read::Decoder<'static, R>,
 }
 
-impl<'a> Reader<'a> {
-    fn open(record: &'a [u8]) -> io::Result<Reader<'a>> {
-        let mut dec = zstd::stream::read::Decoder::new(record)?;
+impl<R: io::BufRead> Reader<R> {
+    fn open(record: R) -> io::Result<Reader<R>> {
+        let mut dec = zstd::stream::read::Decoder::with_buffer(record)?;
         let mut magic = [0u8; MAGIC.len()];
         dec.read_exact(&mut magic)?;
         if magic != MAGIC {
@@ -202,8 +202,8 @@ impl<'a> Reader<'a> {
 
 /// The tar a record and the unpacked files `root` make, checked against
 /// `expected` when its end is read.
-pub struct Assembled<'a> {
-    reader: Reader<'a>,
+pub struct Assembled {
+    reader: Reader<io::Cursor<Vec<u8>>>,
     root: OwnedFd,
     current: Current,
     hasher: Sha256,
@@ -218,7 +218,7 @@ enum Current {
     File(io::Take<std::fs::File>, u64, PathBuf),
 }
 
-impl std::fmt::Debug for Assembled<'_> {
+impl std::fmt::Debug for Assembled {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Assembled")
             .field("expected", &self.expected)
@@ -229,7 +229,7 @@ impl std::fmt::Debug for Assembled<'_> {
 
 /// Starts making the tar of the record `record` from the files under
 /// `root`.
-pub fn assemble<'a>(record: &'a [u8], root: &Path, expected: &Digest) -> io::Result<Assembled<'a>> {
+pub fn assemble(record: Vec<u8>, root: &Path, expected: &Digest) -> io::Result<Assembled> {
     let fd = nix::fcntl::open(
         root,
         OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
@@ -238,7 +238,7 @@ pub fn assemble<'a>(record: &'a [u8], root: &Path, expected: &Digest) -> io::Res
     // SAFETY: a fresh descriptor from open, owned here.
     let root = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
     Ok(Assembled {
-        reader: Reader::open(record)?,
+        reader: Reader::open(io::Cursor::new(record))?,
         root,
         current: Current::None,
         hasher: Sha256::new(),
@@ -248,7 +248,7 @@ pub fn assemble<'a>(record: &'a [u8], root: &Path, expected: &Digest) -> io::Res
     })
 }
 
-impl Read for Assembled<'_> {
+impl Read for Assembled {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
             if buf.is_empty() || self.done {
@@ -378,7 +378,7 @@ mod tests {
         assert_eq!(size(&record).unwrap(), tar.len() as u64);
         let digest = Digest::of(&tar);
         let mut back = Vec::new();
-        assemble(&record, &dest, &digest)
+        assemble(record.clone(), &dest, &digest)
             .unwrap()
             .read_to_end(&mut back)
             .unwrap();
@@ -386,7 +386,7 @@ mod tests {
 
         // A changed file never yields a tar under the old digest.
         std::fs::write(dest.join("etc/odd"), [8u8; 1001]).unwrap();
-        let e = assemble(&record, &dest, &digest)
+        let e = assemble(record.clone(), &dest, &digest)
             .unwrap()
             .read_to_end(&mut Vec::new())
             .unwrap_err();
@@ -423,7 +423,7 @@ mod tests {
         rec.seen(b"s");
         rec.end_file(Path::new("out/secret"), 1);
         let record = rec.finish().unwrap();
-        let e = assemble(&record, root.path(), &Digest::of(b"s"))
+        let e = assemble(record.clone(), root.path(), &Digest::of(b"s"))
             .unwrap()
             .read_to_end(&mut Vec::new())
             .unwrap_err();
