@@ -869,6 +869,114 @@ mod store_tests {
     }
 
     #[test]
+    fn platforms_are_picked_from_an_index() {
+        let d = |arch: &str, variant: Option<&str>| Descriptor {
+            media_type: oci::OCI_MANIFEST.into(),
+            digest: Digest::of(arch.as_bytes()).to_string(),
+            size: 1,
+            platform: Some(oci::Platform {
+                architecture: arch.into(),
+                os: "linux".into(),
+                variant: variant.map(String::from),
+            }),
+            annotations: None,
+        };
+        let list = [d("amd64", None), d("arm", Some("v6")), d("arm", Some("v7"))];
+        let want = |arch: &str, variant: Option<&str>| oci::Platform {
+            architecture: arch.into(),
+            os: "linux".into(),
+            variant: variant.map(String::from),
+        };
+        assert_eq!(
+            pick_platform(&list, &want("arm", Some("v7"))).unwrap(),
+            list[2]
+        );
+        assert_eq!(pick_platform(&list, &want("arm", None)).unwrap(), list[1]);
+        let e = pick_platform(&list, &want("arm64", None)).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "the archive has no image for platform linux/arm64 (it has linux/amd64, linux/arm/v6, linux/arm/v7)"
+        );
+    }
+
+    /// An oci-archive whose index.json names a nested index of two
+    /// platforms (the same image under both, for the test).
+    fn multi_platform_archive(store: &ImageStore, img: &Image) -> Vec<u8> {
+        let mut saved = Vec::new();
+        save_oci(store, &[(img.clone(), vec![])], &mut saved).unwrap();
+        let manifest = store.blobs.read(&img.manifest).unwrap();
+        let entry = |arch: &str| {
+            json!({"mediaType": oci::OCI_MANIFEST, "digest": img.manifest.to_string(), "size": manifest.len(),
+                   "platform": {"os": "linux", "architecture": arch}})
+        };
+        let nested = serde_json::to_vec(&json!({"schemaVersion": 2, "mediaType": oci::OCI_INDEX,
+            "manifests": [entry("ppc64le"), entry("riscv64")]}))
+        .unwrap();
+        let nested_digest = Digest::of(&nested);
+        let mut b = tar::Builder::new(Vec::new());
+        let mut a = tar::Archive::new(&saved[..]);
+        for e in a.entries().unwrap() {
+            let mut e = e.unwrap();
+            let name = e.path().unwrap().into_owned();
+            if name != Path::new("index.json") {
+                let mut data = Vec::new();
+                e.read_to_end(&mut data).unwrap();
+                append(&mut b, name.to_str().unwrap(), &data).unwrap();
+            }
+        }
+        append(
+            &mut b,
+            &format!("blobs/sha256/{}", nested_digest.hex()),
+            &nested,
+        )
+        .unwrap();
+        let index = json!({"schemaVersion": 2, "manifests": [{"mediaType": oci::OCI_INDEX,
+            "digest": nested_digest.to_string(), "size": nested.len(),
+            "annotations": {"org.opencontainers.image.ref.name": "example/multi:1"}}]});
+        append(&mut b, "index.json", &serde_json::to_vec(&index).unwrap()).unwrap();
+        b.into_inner().unwrap()
+    }
+
+    #[test]
+    fn load_platform_picks_from_an_index_or_says_what_it_has() {
+        if !nix::unistd::geteuid().is_root() {
+            return;
+        }
+        let a = tempfile::tempdir().unwrap();
+        let mut store = ImageStore::open(a.path()).unwrap();
+        let img = import(&mut store, &rootfs_tar()[..], &[], None, &[]).unwrap();
+        let archive = multi_platform_archive(&store, &img);
+        let b = tempfile::tempdir().unwrap();
+        let mut other = ImageStore::open(b.path()).unwrap();
+        let riscv = oci::Platform {
+            architecture: "riscv64".into(),
+            os: "linux".into(),
+            variant: None,
+        };
+        let loaded = load(&mut other, &archive[..], Some(&riscv)).unwrap();
+        assert_eq!(loaded[0].id, img.id);
+        assert_eq!(
+            loaded[0].tags,
+            vec!["docker.io/example/multi:1".to_string()]
+        );
+        let s390x = oci::Platform {
+            architecture: "s390x".into(),
+            ..riscv
+        };
+        let e = load(&mut other, &archive[..], Some(&s390x)).unwrap_err();
+        assert!(
+            e.to_string().contains(
+                "no image for platform linux/s390x (it has linux/ppc64le, linux/riscv64)"
+            ),
+            "{e}"
+        );
+        if oci::host_platform().architecture != "ppc64le" {
+            // By default the host's platform, which this archive lacks.
+            assert!(load(&mut other, &archive[..], None).is_err());
+        }
+    }
+
+    #[test]
     fn a_hostile_archive_stores_nothing() {
         if !nix::unistd::geteuid().is_root() {
             return;

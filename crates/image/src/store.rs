@@ -125,7 +125,7 @@ pub(crate) type LayerSource<'a> = dyn Fn() -> Result<Box<dyn Read + 'a>> + Sync 
 
 /// ext4's FS_TOPDIR_FL (`chattr +T`), which the kernel headers name but
 /// libc does not.
-const FS_TOPDIR_FL: libc::c_int = 0x4000;
+const FS_TOPDIR_FL: libc::c_int = 0x0002_0000;
 
 /// Marks `dir` as the top of unrelated directory trees (`chattr +T`), so
 /// ext4's Orlov allocator spreads the directories made in it over the
@@ -915,5 +915,36 @@ impl ImageStore {
             u64::try_from(layers).unwrap_or(0),
             blobs,
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression: the flag was given as 0x4000 (FS_JOURNAL_DATA_FL), which
+    /// the kernel refused, so layers were never spread.
+    #[test]
+    fn the_layers_directory_is_a_top_directory_on_ext4() {
+        let dir = tempfile::tempdir().unwrap();
+        let st = nix::sys::statfs::statfs(dir.path()).unwrap();
+        if st.filesystem_type() != nix::sys::statfs::EXT4_SUPER_MAGIC
+            || !nix::unistd::geteuid().is_root()
+        {
+            return;
+        }
+        ImageStore::open(dir.path()).unwrap();
+        let f = fs::File::open(dir.path().join("layers")).unwrap();
+        let mut flags: libc::c_int = 0;
+        // SAFETY: a live descriptor and a pointer to an int.
+        let rc = unsafe {
+            libc::ioctl(
+                std::os::fd::AsRawFd::as_raw_fd(&f),
+                libc::FS_IOC_GETFLAGS,
+                &mut flags,
+            )
+        };
+        assert_eq!(rc, 0);
+        assert_ne!(flags & FS_TOPDIR_FL, 0, "chattr +T");
     }
 }
