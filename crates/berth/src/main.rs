@@ -10,7 +10,6 @@ mod format;
 
 pub(crate) use format::go_template;
 
-use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -80,6 +79,9 @@ enum Command {
         /// Print only the loaded names
         #[arg(short, long)]
         quiet: bool,
+        /// Platform to load from a multi-platform archive, os/arch[/variant] (default: this host's)
+        #[arg(long, value_parser = parse_platform)]
+        platform: Option<image::oci::Platform>,
     },
     /// Save images to an archive (docker-archive, oci-archive) or an OCI layout directory (oci-dir)
     Save {
@@ -134,7 +136,7 @@ struct ImagesArgs {
     /// Do not truncate ids
     #[arg(long)]
     no_trunc: bool,
-    /// Filter: dangling=true|false, reference=PATTERN
+    /// Filter: dangling=true|false, reference=PATTERN, before=IMAGE, since=IMAGE, label=KEY[=VALUE]
     #[arg(short, long)]
     filter: Vec<String>,
     /// Go-template-like format ({{.Repository}} {{.Tag}} {{.ID}} ...) or json
@@ -274,6 +276,24 @@ fn parse_size(s: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("invalid size {s:?}: a number with an optional k, m or g"))
 }
 
+/// `linux/arm64`, `linux/arm/v7`.
+fn parse_platform(s: &str) -> Result<image::oci::Platform, String> {
+    let parts: Vec<&str> = s.split('/').collect();
+    let ok = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    match parts[..] {
+        [os, arch] | [os, arch, _] if ok(os) && ok(arch) && parts.get(2).is_none_or(|v| ok(v)) => {
+            Ok(image::oci::Platform {
+                os: os.to_ascii_lowercase(),
+                architecture: arch.to_ascii_lowercase(),
+                variant: parts.get(2).map(|v| v.to_ascii_lowercase()),
+            })
+        }
+        _ => Err(format!(
+            "invalid platform {s:?}: use os/arch or os/arch/variant, as linux/arm64"
+        )),
+    }
+}
+
 fn parse_ref(s: &str) -> Result<Reference> {
     s.parse::<Reference>()
         .map_err(|e| anyhow::anyhow!("{s:?}: {e}"))
@@ -296,24 +316,36 @@ fn run(cli: Cli) -> Result<()> {
                 .iter()
                 .map(|r| parse_ref(r))
                 .collect::<Result<Vec<_>>>()?;
-            let input: Box<dyn Read> = if file == "-" {
-                Box::new(std::io::stdin().lock())
+            let img = if file == "-" {
+                archive::import(
+                    &mut store,
+                    std::io::stdin().lock(),
+                    change,
+                    message.as_deref(),
+                    &tags,
+                )?
             } else {
-                Box::new(std::fs::File::open(file).with_context(|| format!("open {file}"))?)
+                let f = std::fs::File::open(file).with_context(|| format!("open {file}"))?;
+                archive::import_file(&mut store, f, change, message.as_deref(), &tags)?
             };
-            let img = archive::import(&mut store, input, change, message.as_deref(), &tags)?;
             println!("{}", img.id);
             Ok(())
         }
-        Command::Load { input, quiet } => {
+        Command::Load {
+            input,
+            quiet,
+            platform,
+        } => {
             let mut store = open(&cli)?;
+            let platform = platform.as_ref();
             let loaded = match input {
-                Some(p) if p.is_dir() => archive::load_dir(&mut store, p)?,
+                Some(p) if p.is_dir() => archive::load_dir(&mut store, p, platform)?,
                 Some(p) => archive::load_file(
                     &mut store,
                     std::fs::File::open(p).with_context(|| format!("open {}", p.display()))?,
+                    platform,
                 )?,
-                None => archive::load(&mut store, std::io::stdin().lock())?,
+                None => archive::load(&mut store, std::io::stdin().lock(), platform)?,
             };
             for img in loaded {
                 if img.tags.is_empty() {
@@ -466,6 +498,7 @@ fn run(cli: Cli) -> Result<()> {
             println!("unreferenced blobs removed: {}", r.unreferenced_blobs);
             println!("unreferenced layers removed: {}", r.unreferenced_layers);
             println!("corrupt blobs removed: {}", r.corrupt_blobs.len());
+            println!("corrupt layers removed: {}", r.corrupt_layers.len());
             for m in &r.missing {
                 println!("missing: {m}");
             }
@@ -514,13 +547,55 @@ fn images(store: &ImageStore, a: &ImagesArgs) -> Result<()> {
             .with_context(|| format!("invalid filter {f:?}: use key=value"))?;
         match k {
             "dangling" => {
-                let want = matches!(v, "true" | "1");
+                let want = match v {
+                    "true" | "1" => true,
+                    "false" | "0" => false,
+                    _ => bail!("invalid filter {f:?}: dangling is true or false"),
+                };
                 rows.retain(|(img, ..)| img.tags.is_empty() == want);
             }
             "reference" => rows.retain(|(_, repo, tag)| {
                 format::glob(v, &format!("{repo}:{tag}")) || format::glob(v, repo)
             }),
-            other => bail!("filter {other:?} is not supported yet: use dangling or reference"),
+            "before" | "since" => {
+                let pivot = store
+                    .resolve(v)
+                    .with_context(|| format!("filter {k}={v}"))?;
+                let at = created_at(&pivot);
+                rows.retain(|(img, ..)| {
+                    let t = created_at(img);
+                    if k == "before" {
+                        t < at
+                    } else {
+                        t > at
+                    }
+                });
+            }
+            "label" => {
+                let (key, value) = match v.split_once('=') {
+                    Some((key, value)) => (key, Some(value)),
+                    None => (v, None),
+                };
+                if key.is_empty() {
+                    bail!("invalid filter {f:?}: use label=KEY or label=KEY=VALUE");
+                }
+                let mut keep = std::collections::HashMap::new();
+                for (img, ..) in &rows {
+                    if !keep.contains_key(&img.id) {
+                        let (_, config) = store.manifest_and_config(img)?;
+                        let label = &config["config"]["Labels"][key];
+                        let hit = match value {
+                            Some(want) => label.as_str() == Some(want),
+                            None => !label.is_null(),
+                        };
+                        keep.insert(img.id.clone(), hit);
+                    }
+                }
+                rows.retain(|(img, ..)| keep[&img.id]);
+            }
+            other => {
+                bail!("invalid filter {other:?}: use dangling, reference, before, since or label")
+            }
         }
     }
     if a.quiet {
@@ -589,6 +664,17 @@ fn images(store: &ImageStore, a: &ImagesArgs) -> Result<()> {
     }
     format::table(&header, &table, &mut std::io::stdout().lock())?;
     Ok(())
+}
+
+/// When an image was created, for before/since (no time: the start of
+/// time, as docker's zero time).
+fn created_at(img: &Image) -> time::OffsetDateTime {
+    img.created
+        .as_deref()
+        .and_then(|c| {
+            time::OffsetDateTime::parse(c, &time::format_description::well_known::Rfc3339).ok()
+        })
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
 }
 
 pub(crate) fn image_json(store: &ImageStore, img: &Image) -> Result<Value> {
@@ -674,6 +760,26 @@ mod tests {
     #[test]
     fn command_line_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn platforms_parse_as_os_arch_variant() {
+        let p = parse_platform("linux/arm/v7").unwrap();
+        assert_eq!(
+            (p.os.as_str(), p.architecture.as_str(), p.variant.as_deref()),
+            ("linux", "arm", Some("v7"))
+        );
+        assert_eq!(parse_platform("linux/amd64").unwrap().variant, None);
+        for bad in [
+            "linux",
+            "linux/",
+            "/amd64",
+            "linux/arm/v7/x",
+            "linux/am d64",
+        ] {
+            let e = parse_platform(bad).unwrap_err();
+            assert!(e.contains("os/arch"), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -534,3 +534,64 @@ fn hostile_archives_through_load() {
         0
     );
 }
+
+/// images --filter: before/since by creation time, label=KEY and
+/// label=KEY=VALUE, and unknown keys or bad values as one-line errors.
+#[test]
+fn images_filters_before_since_label() {
+    let b = Berth::new();
+    let work = tempfile::tempdir().unwrap();
+    let tar = busybox_tar(work.path());
+    let mut ids = Vec::new();
+    for (i, label) in ["LABEL tier=base", "LABEL tier=app", "LABEL other=1"]
+        .iter()
+        .enumerate()
+    {
+        if i > 0 {
+            // Creation times are in seconds.
+            std::thread::sleep(std::time::Duration::from_millis(1100));
+        }
+        let id = b.ok(&[
+            "import",
+            "-c",
+            label,
+            "-m",
+            &format!("image {i}"),
+            tar.to_str().unwrap(),
+            &format!("f{i}:1"),
+        ]);
+        ids.push(id.trim()[7..19].to_string());
+    }
+    let q = |filter: &str| -> Vec<String> {
+        let mut v: Vec<String> = b
+            .ok(&["images", "-q", "--filter", filter])
+            .lines()
+            .map(String::from)
+            .collect();
+        v.sort();
+        v
+    };
+    let sorted = |v: &[&String]| -> Vec<String> {
+        let mut v: Vec<String> = v.iter().map(|s| s.to_string()).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(q("before=f1:1"), sorted(&[&ids[0]]));
+    assert_eq!(q("since=f1:1"), sorted(&[&ids[2]]));
+    assert_eq!(q(&format!("since={}", ids[0])), sorted(&[&ids[1], &ids[2]]));
+    assert_eq!(q("label=tier"), sorted(&[&ids[0], &ids[1]]));
+    assert_eq!(q("label=tier=app"), sorted(&[&ids[1]]));
+    assert!(q("label=tier=none").is_empty());
+    for (bad, says) in [
+        ("color=red", "invalid filter \"color\""),
+        ("before=nosuch:1", "not found locally"),
+        ("dangling=maybe", "dangling is true or false"),
+        ("label=", "label=KEY"),
+        ("nokey", "use key=value"),
+    ] {
+        let o = b.run(&["images", "--filter", bad]);
+        expect_code(&o, 1, bad);
+        assert_eq!(stderr(&o).lines().count(), 1, "{bad}: {}", stderr(&o));
+        assert!(stderr(&o).contains(says), "{bad}: {}", stderr(&o));
+    }
+}

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use crate::digest::Digest;
 use crate::oci::{self, Descriptor, Manifest};
 use crate::reference::Reference;
-use crate::store::{Image, ImageStore, StoreError};
+use crate::store::{Image, ImageStore, LayerSource, StoreError};
 
 type Result<T> = std::result::Result<T, StoreError>;
 
@@ -102,8 +102,9 @@ impl Archive {
         }
     }
 
-    /// A member's content.
-    fn open(&self, name: &str) -> Result<Box<dyn Read>> {
+    /// A member's content. Read with pread: readers of several members
+    /// (layers unpacked at once) share no file offset.
+    fn open(&self, name: &str) -> Result<Box<dyn Read + '_>> {
         if let Some(f) = self.open_in_dir(name) {
             return Ok(Box::new(std::io::BufReader::with_capacity(1 << 20, f?)));
         }
@@ -111,12 +112,13 @@ impl Archive {
             .members
             .get(&crate::layer::clean(Path::new(name)))
             .ok_or_else(|| invalid(format!("the archive has no {name}")))?;
-        let mut f = self.file.try_clone().map_err(io_err("read archive"))?;
-        std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(offset))
-            .map_err(io_err("read archive"))?;
         Ok(Box::new(std::io::BufReader::with_capacity(
             1 << 20,
-            f.take(size),
+            ReadAt {
+                file: &self.file,
+                pos: offset,
+                end: offset + size,
+            },
         )))
     }
 
@@ -133,8 +135,32 @@ impl Archive {
     }
 }
 
+/// A range of a file, read with pread.
+struct ReadAt<'a> {
+    file: &'a fs::File,
+    pos: u64,
+    end: u64,
+}
+
+impl Read for ReadAt<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let left = usize::try_from(self.end - self.pos).unwrap_or(usize::MAX);
+        let want = buf.len().min(left);
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = std::os::unix::fs::FileExt::read_at(self.file, &mut buf[..want], self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
 /// Loads every image of an OCI layout directory.
-pub fn load_dir(store: &mut ImageStore, dir: &Path) -> Result<Vec<Image>> {
+pub fn load_dir(
+    store: &mut ImageStore,
+    dir: &Path,
+    platform: Option<&oci::Platform>,
+) -> Result<Vec<Image>> {
     let a = Archive::directory(dir)?;
     if !(a.has("index.json") && a.has("oci-layout")) {
         return Err(invalid(format!(
@@ -142,14 +168,19 @@ pub fn load_dir(store: &mut ImageStore, dir: &Path) -> Result<Vec<Image>> {
             dir.display()
         )));
     }
-    load_oci(store, &a)
+    load_oci(store, &a, platform)
 }
 
 /// Loads every image of an archive file; returns them with their tags.
-pub fn load_file(store: &mut ImageStore, file: fs::File) -> Result<Vec<Image>> {
+/// `platform` picks an image out of an index (default: the host's).
+pub fn load_file(
+    store: &mut ImageStore,
+    file: fs::File,
+    platform: Option<&oci::Platform>,
+) -> Result<Vec<Image>> {
     let a = Archive::index(file)?;
     if a.has("index.json") && a.has("oci-layout") {
-        load_oci(store, &a)
+        load_oci(store, &a, platform)
     } else if a.has("manifest.json") {
         load_docker(store, &a)
     } else {
@@ -161,11 +192,15 @@ pub fn load_file(store: &mut ImageStore, file: fs::File) -> Result<Vec<Image>> {
 
 /// Loads from a stream (stdin): spooled to a temp file of the store first,
 /// since an archive's members come in no useful order.
-pub fn load(store: &mut ImageStore, mut input: impl Read) -> Result<Vec<Image>> {
+pub fn load(
+    store: &mut ImageStore,
+    mut input: impl Read,
+    platform: Option<&oci::Platform>,
+) -> Result<Vec<Image>> {
     let mut spool = tempfile::tempfile_in(store.root().join("tmp")).map_err(io_err("temp file"))?;
     std::io::copy(&mut input, &mut spool).map_err(io_err("read archive"))?;
     std::io::Seek::rewind(&mut spool).map_err(io_err("read archive"))?;
-    load_file(store, spool)
+    load_file(store, spool, platform)
 }
 
 fn load_docker(store: &mut ImageStore, a: &Archive) -> Result<Vec<Image>> {
@@ -179,13 +214,25 @@ fn load_docker(store: &mut ImageStore, a: &Archive) -> Result<Vec<Image>> {
             .as_str()
             .ok_or_else(|| invalid("manifest.json entry without Config"))?;
         let config = a.read(config_name)?;
-        let mut layers = Vec::new();
-        for l in entry["Layers"].as_array().into_iter().flatten() {
-            let name = l
-                .as_str()
-                .ok_or_else(|| invalid("a layer name is not a string"))?;
-            layers.push(store.put_layer_blob(a.open(name)?)?);
-        }
+        let names = entry["Layers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|l| {
+                l.as_str()
+                    .ok_or_else(|| invalid("a layer name is not a string"))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        // Each layer is unpacked straight from the archive (no copy of it
+        // is stored: its tar-split is), several at once.
+        let sources: Vec<Box<LayerSource<'_>>> = names
+            .iter()
+            .map(|&name| {
+                Box::new(move || -> Result<Box<dyn Read + '_>> { a.open(name) })
+                    as Box<LayerSource<'_>>
+            })
+            .collect();
+        let sources: Vec<&LayerSource<'_>> = sources.iter().map(|s| s.as_ref()).collect();
         let tags = entry["RepoTags"]
             .as_array()
             .into_iter()
@@ -196,7 +243,7 @@ fn load_docker(store: &mut ImageStore, a: &Archive) -> Result<Vec<Image>> {
                     .map_err(|e| invalid(format!("tag {t:?}: {e}")))
             })
             .collect::<Result<Vec<_>>>()?;
-        out.push(store.add_from_parts(&config, layers, &tags)?);
+        out.push(store.add_from_layers(&config, &sources, &tags)?);
     }
     Ok(out)
 }
@@ -214,29 +261,87 @@ fn put_verified(store: &ImageStore, a: &Archive, desc: &Descriptor) -> Result<Di
         .put(a.open(&blob_name(&desc.digest)?)?, Some(&want), None)?)
 }
 
-fn load_oci(store: &mut ImageStore, a: &Archive) -> Result<Vec<Image>> {
+/// Whether `p` is the platform `want` asks for (a variant only when
+/// `want` names one).
+fn platform_matches(p: &oci::Platform, want: &oci::Platform) -> bool {
+    p.os == want.os
+        && p.architecture == want.architecture
+        && want
+            .variant
+            .as_ref()
+            .is_none_or(|v| p.variant.as_ref() == Some(v))
+}
+
+fn platform_name(p: &oci::Platform) -> String {
+    match &p.variant {
+        Some(v) => format!("{}/{}/{v}", p.os, p.architecture),
+        None => format!("{}/{}", p.os, p.architecture),
+    }
+}
+
+/// The manifests of an index to load for `want` (the host's platform
+/// unless given): the first that matches, or an error naming the
+/// platforms the index has.
+fn pick_platform(manifests: &[Descriptor], want: &oci::Platform) -> Result<Descriptor> {
+    if let Some(d) = manifests.iter().find(|d| {
+        d.platform
+            .as_ref()
+            .is_none_or(|p| platform_matches(p, want))
+    }) {
+        return Ok(d.clone());
+    }
+    let have: Vec<String> = manifests
+        .iter()
+        .filter_map(|d| d.platform.as_ref().map(platform_name))
+        .collect();
+    Err(invalid(format!(
+        "the archive has no image for platform {} (it has {})",
+        platform_name(want),
+        have.join(", ")
+    )))
+}
+
+fn load_oci(
+    store: &mut ImageStore,
+    a: &Archive,
+    platform: Option<&oci::Platform>,
+) -> Result<Vec<Image>> {
     let index: Value = a.json("index.json")?;
+    let want = platform.cloned().unwrap_or_else(oci::host_platform);
+    let top: Vec<Descriptor> = index["manifests"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|m| serde_json::from_value(m.clone()).map_err(|e| invalid(format!("index.json: {e}"))))
+        .collect::<Result<_>>()?;
+    // Manifests listed in index.json with their platforms are the
+    // variants of one image when --platform is given: keep the one asked
+    // for. Without it, every listed image is loaded, as before.
+    let top_has_platforms = top.iter().any(|d| {
+        d.platform.is_some() && d.media_type != oci::OCI_INDEX && d.media_type != oci::DOCKER_LIST
+    });
+    let top: Vec<Descriptor> = if platform.is_some() && top_has_platforms {
+        let (indexes, manifests): (Vec<Descriptor>, Vec<Descriptor>) = top
+            .into_iter()
+            .partition(|d| d.media_type == oci::OCI_INDEX || d.media_type == oci::DOCKER_LIST);
+        let mut keep = indexes;
+        keep.push(pick_platform(&manifests, &want)?);
+        keep
+    } else {
+        top
+    };
     let mut out = Vec::new();
-    for m in index["manifests"].as_array().into_iter().flatten() {
-        let desc: Descriptor =
-            serde_json::from_value(m.clone()).map_err(|e| invalid(format!("index.json: {e}")))?;
+    for desc in top {
         let mut manifests = vec![desc.clone()];
         if desc.media_type == oci::OCI_INDEX || desc.media_type == oci::DOCKER_LIST {
-            // A nested index: the host's platform.
             let nested = a.json(&blob_name(&desc.digest)?)?;
-            let host = oci::host_platform();
-            manifests = nested["manifests"]
+            let listed: Vec<Descriptor> = nested["manifests"]
                 .as_array()
                 .into_iter()
                 .flatten()
                 .filter_map(|v| serde_json::from_value::<Descriptor>(v.clone()).ok())
-                .filter(|d| {
-                    d.platform
-                        .as_ref()
-                        .is_none_or(|p| p.os == host.os && p.architecture == host.architecture)
-                })
-                .take(1)
                 .collect();
+            manifests = vec![pick_platform(&listed, &want)?];
         }
         let name = desc
             .annotations
@@ -252,10 +357,51 @@ fn load_oci(store: &mut ImageStore, a: &Archive) -> Result<Vec<Image>> {
             let manifest: Manifest =
                 serde_json::from_slice(&store.blobs.read(&manifest_digest)?)
                     .map_err(|e| invalid(format!("manifest {}: {e}", md.digest)))?;
-            put_verified(store, a, &manifest.config)?;
-            for l in &manifest.layers {
-                put_verified(store, a, l)?;
+            let config_digest = put_verified(store, a, &manifest.config)?;
+            let config: oci::Config = serde_json::from_slice(&store.blobs.read(&config_digest)?)
+                .map_err(|e| invalid(format!("config {config_digest}: {e}")))?;
+            // A plain layer whose digest is its diff_id is unpacked straight
+            // from the archive (the unpack checks that digest, and its
+            // tar-split gives the blob back). A compressed one is stored
+            // as it is: its exact bytes cannot be made again.
+            let mut names = Vec::new();
+            for (i, l) in manifest.layers.iter().enumerate() {
+                let name = blob_name(&l.digest)?;
+                let plain = config.rootfs.diff_ids.get(i) == Some(&l.digest) && {
+                    let mut head = [0u8; 4];
+                    let n = a
+                        .open(&name)?
+                        .read(&mut head)
+                        .map_err(io_err(format!("read {name}")))?;
+                    !(head[..n].starts_with(&[0x1f, 0x8b])
+                        || head[..n].starts_with(&[0x28, 0xb5, 0x2f, 0xfd]))
+                };
+                if !plain {
+                    put_verified(store, a, l)?;
+                }
+                names.push((
+                    plain,
+                    name,
+                    l.digest
+                        .parse::<Digest>()
+                        .map_err(|e| invalid(format!("{e}")))?,
+                ));
             }
+            let blobs = store.blobs.clone();
+            let blobs = &blobs;
+            let sources: Vec<Box<LayerSource<'_>>> = names
+                .iter()
+                .map(|(plain, name, digest)| -> Box<LayerSource<'_>> {
+                    if *plain {
+                        Box::new(move || a.open(name))
+                    } else {
+                        Box::new(move || -> Result<Box<dyn Read + '_>> {
+                            Ok(Box::new(blobs.open_blob(digest)?))
+                        })
+                    }
+                })
+                .collect();
+            let sources: Vec<&LayerSource<'_>> = sources.iter().map(|s| s.as_ref()).collect();
             // A full reference as the name is a tag; a bare tag has no
             // repository to go with, so the image stays untagged.
             let tags: Vec<Reference> = name
@@ -263,7 +409,7 @@ fn load_oci(store: &mut ImageStore, a: &Archive) -> Result<Vec<Image>> {
                 .filter(|n| n.contains('/') || n.contains(':'))
                 .filter_map(|n| n.parse().ok())
                 .collect();
-            out.push(store.add_image(&manifest_digest, &tags)?);
+            out.push(store.add_image_from(&manifest_digest, &tags, Some(&sources))?);
         }
     }
     Ok(out)
@@ -289,7 +435,7 @@ pub fn save_docker(
             .cloned()
             .unwrap_or_default();
         let mut layer_names = Vec::new();
-        for (layer, diff) in m.layers.iter().zip(diffs) {
+        for ((layer, diff), chain) in m.layers.iter().zip(diffs).zip(&img.layers) {
             let diff: Digest = diff
                 .as_str()
                 .unwrap_or_default()
@@ -299,7 +445,7 @@ pub fn save_docker(
             if written.insert(name.clone()) {
                 // docker-archive layers are plain tars.
                 let blob: Digest = layer.digest.parse().map_err(|e| invalid(format!("{e}")))?;
-                let plain = crate::layer::decompress(store.blobs.open_blob(&blob)?)
+                let plain = crate::layer::decompress(store.open_layer_blob(chain, &blob)?.0)
                     .map_err(io_err("read layer"))?;
                 let tmp =
                     tempfile::tempfile_in(store.root().join("tmp")).map_err(io_err("temp file"))?;
@@ -344,14 +490,23 @@ pub fn save_oci(
     let mut manifests = Vec::new();
     for (img, tags) in images {
         let (m, _) = store.manifest_and_config(img)?;
-        let mut blobs = vec![img.manifest.clone(), img.id.clone()];
-        for l in &m.layers {
-            blobs.push(l.digest.parse().map_err(|e| invalid(format!("{e}")))?);
+        let mut blobs = vec![(img.manifest.clone(), None), (img.id.clone(), None)];
+        for (l, chain) in m.layers.iter().zip(&img.layers) {
+            blobs.push((
+                l.digest.parse().map_err(|e| invalid(format!("{e}")))?,
+                Some(chain),
+            ));
         }
-        for b in blobs {
+        for (b, chain) in blobs {
             if written.insert(b.clone()) {
-                let f = store.blobs.open_blob(&b)?;
-                let size = f.metadata().map_err(io_err("stat blob"))?.len();
+                let (f, size): (Box<dyn Read>, u64) = match chain {
+                    Some(chain) => store.open_layer_blob(chain, &b)?,
+                    None => {
+                        let f = store.blobs.open_blob(&b)?;
+                        let size = f.metadata().map_err(io_err("stat blob"))?.len();
+                        (Box::new(f), size)
+                    }
+                };
                 let mut h = tar::Header::new_gnu();
                 h.set_size(size);
                 h.set_mode(0o644);
@@ -507,15 +662,42 @@ fn key_values(arg: &str) -> Vec<(String, String)> {
     out
 }
 
-/// Imports a rootfs tarball (plain, gzip or zstd) as a one-layer image.
+/// Imports a rootfs tarball (plain, gzip or zstd) from a stream: spooled
+/// to a temp file of the store first, since a layer whose files cannot
+/// give its tar back is read a second time.
 pub fn import(
     store: &mut ImageStore,
-    input: impl Read,
+    mut input: impl Read,
     changes: &[String],
     message: Option<&str>,
     tags: &[Reference],
 ) -> Result<Image> {
-    let layer = store.put_layer_blob(input)?;
+    let mut spool = tempfile::tempfile_in(store.root().join("tmp")).map_err(io_err("temp file"))?;
+    std::io::copy(&mut input, &mut spool).map_err(io_err("read the tarball"))?;
+    import_file(store, spool, changes, message, tags)
+}
+
+/// Imports a rootfs tarball file (plain, gzip or zstd) as a one-layer
+/// image, unpacked straight from it.
+pub fn import_file(
+    store: &mut ImageStore,
+    file: fs::File,
+    changes: &[String],
+    message: Option<&str>,
+    tags: &[Reference],
+) -> Result<Image> {
+    let size = file.metadata().map_err(io_err("stat the tarball"))?.len();
+    let source = || -> Result<Box<dyn Read + '_>> {
+        Ok(Box::new(std::io::BufReader::with_capacity(
+            1 << 20,
+            ReadAt {
+                file: &file,
+                pos: 0,
+                end: size,
+            },
+        )))
+    };
+    let (diff, layer_size) = store.ensure_bottom_layer(&source)?;
     let created = time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default();
@@ -525,14 +707,16 @@ pub fn import(
         "architecture": platform.architecture,
         "os": "linux",
         "config": {},
-        "rootfs": {"type": "layers", "diff_ids": [layer.digest]},
+        "rootfs": {"type": "layers", "diff_ids": [diff.to_string()]},
         "history": [{"created": created, "created_by": "berth import", "comment": message.unwrap_or("")}],
     });
     for c in changes {
         apply_change(&mut config, c)?;
     }
     let bytes = serde_json::to_vec(&config).map_err(|e| invalid(e.to_string()))?;
-    store.add_from_parts(&bytes, vec![layer], tags)
+    let parsed: oci::Config =
+        serde_json::from_value(config).map_err(|e| invalid(format!("image config: {e}")))?;
+    store.add_from_sized(&bytes, parsed, &[diff], &[layer_size], tags)
 }
 
 #[cfg(test)]
@@ -622,7 +806,7 @@ mod store_tests {
         .unwrap();
         let b = tempfile::tempdir().unwrap();
         let mut other = ImageStore::open(b.path()).unwrap();
-        let loaded = load(&mut other, &archive[..]).unwrap();
+        let loaded = load(&mut other, &archive[..], None).unwrap();
         assert_eq!(loaded[0].id, img.id, "same config digest");
         assert_eq!(
             fs::read_to_string(other.layer_dir(&loaded[0].layers[0]).join("bin/hello")).unwrap(),
@@ -639,7 +823,7 @@ mod store_tests {
         .unwrap();
         let c = tempfile::tempdir().unwrap();
         let mut third = ImageStore::open(c.path()).unwrap();
-        let loaded = load(&mut third, &oci_archive[..]).unwrap();
+        let loaded = load(&mut third, &oci_archive[..], None).unwrap();
         assert_eq!(
             loaded[0].id, img.id,
             "same config digest through oci-archive"
@@ -658,7 +842,7 @@ mod store_tests {
         let d = tempfile::tempdir().unwrap();
         let mut fourth = ImageStore::open(d.path()).unwrap();
         assert_eq!(
-            load_dir(&mut fourth, &layout).unwrap()[0].id,
+            load_dir(&mut fourth, &layout, None).unwrap()[0].id,
             img.id,
             "same config digest through a layout dir"
         );
@@ -685,6 +869,114 @@ mod store_tests {
     }
 
     #[test]
+    fn platforms_are_picked_from_an_index() {
+        let d = |arch: &str, variant: Option<&str>| Descriptor {
+            media_type: oci::OCI_MANIFEST.into(),
+            digest: Digest::of(arch.as_bytes()).to_string(),
+            size: 1,
+            platform: Some(oci::Platform {
+                architecture: arch.into(),
+                os: "linux".into(),
+                variant: variant.map(String::from),
+            }),
+            annotations: None,
+        };
+        let list = [d("amd64", None), d("arm", Some("v6")), d("arm", Some("v7"))];
+        let want = |arch: &str, variant: Option<&str>| oci::Platform {
+            architecture: arch.into(),
+            os: "linux".into(),
+            variant: variant.map(String::from),
+        };
+        assert_eq!(
+            pick_platform(&list, &want("arm", Some("v7"))).unwrap(),
+            list[2]
+        );
+        assert_eq!(pick_platform(&list, &want("arm", None)).unwrap(), list[1]);
+        let e = pick_platform(&list, &want("arm64", None)).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "the archive has no image for platform linux/arm64 (it has linux/amd64, linux/arm/v6, linux/arm/v7)"
+        );
+    }
+
+    /// An oci-archive whose index.json names a nested index of two
+    /// platforms (the same image under both, for the test).
+    fn multi_platform_archive(store: &ImageStore, img: &Image) -> Vec<u8> {
+        let mut saved = Vec::new();
+        save_oci(store, &[(img.clone(), vec![])], &mut saved).unwrap();
+        let manifest = store.blobs.read(&img.manifest).unwrap();
+        let entry = |arch: &str| {
+            json!({"mediaType": oci::OCI_MANIFEST, "digest": img.manifest.to_string(), "size": manifest.len(),
+                   "platform": {"os": "linux", "architecture": arch}})
+        };
+        let nested = serde_json::to_vec(&json!({"schemaVersion": 2, "mediaType": oci::OCI_INDEX,
+            "manifests": [entry("ppc64le"), entry("riscv64")]}))
+        .unwrap();
+        let nested_digest = Digest::of(&nested);
+        let mut b = tar::Builder::new(Vec::new());
+        let mut a = tar::Archive::new(&saved[..]);
+        for e in a.entries().unwrap() {
+            let mut e = e.unwrap();
+            let name = e.path().unwrap().into_owned();
+            if name != Path::new("index.json") {
+                let mut data = Vec::new();
+                e.read_to_end(&mut data).unwrap();
+                append(&mut b, name.to_str().unwrap(), &data).unwrap();
+            }
+        }
+        append(
+            &mut b,
+            &format!("blobs/sha256/{}", nested_digest.hex()),
+            &nested,
+        )
+        .unwrap();
+        let index = json!({"schemaVersion": 2, "manifests": [{"mediaType": oci::OCI_INDEX,
+            "digest": nested_digest.to_string(), "size": nested.len(),
+            "annotations": {"org.opencontainers.image.ref.name": "example/multi:1"}}]});
+        append(&mut b, "index.json", &serde_json::to_vec(&index).unwrap()).unwrap();
+        b.into_inner().unwrap()
+    }
+
+    #[test]
+    fn load_platform_picks_from_an_index_or_says_what_it_has() {
+        if !nix::unistd::geteuid().is_root() {
+            return;
+        }
+        let a = tempfile::tempdir().unwrap();
+        let mut store = ImageStore::open(a.path()).unwrap();
+        let img = import(&mut store, &rootfs_tar()[..], &[], None, &[]).unwrap();
+        let archive = multi_platform_archive(&store, &img);
+        let b = tempfile::tempdir().unwrap();
+        let mut other = ImageStore::open(b.path()).unwrap();
+        let riscv = oci::Platform {
+            architecture: "riscv64".into(),
+            os: "linux".into(),
+            variant: None,
+        };
+        let loaded = load(&mut other, &archive[..], Some(&riscv)).unwrap();
+        assert_eq!(loaded[0].id, img.id);
+        assert_eq!(
+            loaded[0].tags,
+            vec!["docker.io/example/multi:1".to_string()]
+        );
+        let s390x = oci::Platform {
+            architecture: "s390x".into(),
+            ..riscv
+        };
+        let e = load(&mut other, &archive[..], Some(&s390x)).unwrap_err();
+        assert!(
+            e.to_string().contains(
+                "no image for platform linux/s390x (it has linux/ppc64le, linux/riscv64)"
+            ),
+            "{e}"
+        );
+        if oci::host_platform().architecture != "ppc64le" {
+            // By default the host's platform, which this archive lacks.
+            assert!(load(&mut other, &archive[..], None).is_err());
+        }
+    }
+
+    #[test]
     fn a_hostile_archive_stores_nothing() {
         if !nix::unistd::geteuid().is_root() {
             return;
@@ -707,13 +999,14 @@ mod store_tests {
         )
         .unwrap();
         let archive = b.into_inner().unwrap();
-        let e = load(&mut store, &archive[..]).unwrap_err();
+        let e = load(&mut store, &archive[..], None).unwrap_err();
         assert!(e.to_string().contains("diff_id mismatch"), "{e}");
         assert!(store.list().unwrap().is_empty());
-        // What the failed load left (blobs no row names) is found and removed.
-        let report = store.check().unwrap();
-        assert!(report.unreferenced_blobs >= 1, "{report:?}");
+        // Layers are unpacked and checked before any blob is stored: the
+        // failed load left nothing.
         assert!(store.blobs.list().unwrap().is_empty());
+        let report = store.check().unwrap();
+        assert!(report.missing.is_empty(), "{report:?}");
         assert_eq!(fs::read_dir(dir.path().join("layers")).unwrap().count(), 0);
     }
 }

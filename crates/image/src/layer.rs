@@ -26,6 +26,9 @@ use nix::sys::stat::Mode;
 use sha2::{Digest as _, Sha256};
 
 use crate::digest::Digest;
+use crate::tarsplit::Recorder;
+use std::cell::RefCell;
+use std::rc::Rc;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LayerError {
@@ -51,6 +54,8 @@ pub struct UnpackOptions {
     pub diff_id: Option<Digest>,
     /// Most uncompressed bytes accepted.
     pub max_bytes: u64,
+    /// Record a tar-split (see [`crate::tarsplit`]) while unpacking.
+    pub record_split: bool,
 }
 
 impl Default for UnpackOptions {
@@ -58,6 +63,7 @@ impl Default for UnpackOptions {
         UnpackOptions {
             diff_id: None,
             max_bytes: 64 << 30,
+            record_split: false,
         }
     }
 }
@@ -69,6 +75,10 @@ pub struct Unpacked {
     /// Uncompressed bytes read.
     pub size: u64,
     pub entries: u64,
+    /// The tar-split record, when asked for and when the unpacked files
+    /// can give the tar back: not when an entry replaced or removed
+    /// something the layer itself had made (its content is gone).
+    pub split: Option<Vec<u8>>,
 }
 
 /// Hashes and counts what passes through, and stops at the limit.
@@ -77,6 +87,7 @@ struct Hashing<R> {
     hasher: Sha256,
     count: u64,
     limit: u64,
+    split: Option<Rc<RefCell<Recorder>>>,
 }
 
 impl<R: Read> Read for Hashing<R> {
@@ -87,6 +98,9 @@ impl<R: Read> Read for Hashing<R> {
             return Err(io::Error::other(LimitExceeded));
         }
         self.hasher.update(&buf[..n]);
+        if let Some(s) = &self.split {
+            s.borrow_mut().seen(&buf[..n]);
+        }
         Ok(n)
     }
 }
@@ -147,13 +161,28 @@ fn unpack_into(
     opts: &UnpackOptions,
 ) -> Result<Unpacked, LayerError> {
     let stream = decompress(input).map_err(io_err("read layer"))?;
+    let recorder = if opts.record_split {
+        Some(Rc::new(RefCell::new(
+            Recorder::new().map_err(io_err("tar-split record"))?,
+        )))
+    } else {
+        None
+    };
     let mut hashing = Hashing {
         inner: stream,
         hasher: Sha256::new(),
         count: 0,
         limit: opts.max_bytes,
+        split: recorder.clone(),
     };
-    let root = open_dir(root_path)?;
+    let mut ctx = Ctx {
+        root: open_dir(root_path)?,
+        split: recorder,
+        clobbered: false,
+        parent: None,
+        removals: 0,
+        buf: vec![0u8; 256 * 1024],
+    };
     let mut dirs: Vec<(PathBuf, Attrs)> = Vec::new();
     let mut entries = 0u64;
     {
@@ -162,7 +191,9 @@ fn unpack_into(
         for entry in iter {
             let mut entry = entry.map_err(|e| map_read(e, opts.max_bytes))?;
             entries += 1;
-            if let Some(d) = apply(&root, &mut entry).map_err(|e| map_layer(e, opts.max_bytes))? {
+            if let Some(d) =
+                apply(&mut ctx, &mut entry).map_err(|e| map_layer(e, opts.max_bytes))?
+            {
                 dirs.push(d);
             }
         }
@@ -174,7 +205,7 @@ fn unpack_into(
     // directory changes its mtime.
     for (path, attrs) in dirs.iter().rev() {
         let fd = saferoot::open_in_root(
-            &root,
+            &ctx.root,
             path,
             OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_DIRECTORY,
         )
@@ -190,10 +221,20 @@ fn unpack_into(
             });
         }
     }
+    drop(hashing.split);
+    let split = match ctx.split.take().map(Rc::try_unwrap) {
+        Some(Ok(rec)) if !ctx.clobbered => Some(
+            rec.into_inner()
+                .finish()
+                .map_err(io_err("tar-split record"))?,
+        ),
+        _ => None,
+    };
     Ok(Unpacked {
         diff_id,
         size: hashing.count,
         entries,
+        split,
     })
 }
 
@@ -299,38 +340,88 @@ fn cstr(name: &OsStr) -> io::Result<CString> {
     CString::new(name.as_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
 }
 
-/// Removes whatever `name` is in `dir` (not a directory that `keep_dir`
-/// says to keep).
-fn remove_existing(dir: &OwnedFd, name: &CString, keep_dir: bool) -> io::Result<bool> {
-    let st = match nix::sys::stat::fstatat(
-        Some(dir.as_raw_fd()),
-        name.as_c_str(),
-        nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
-    ) {
-        Ok(st) => st,
-        Err(Errno::ENOENT) => return Ok(false),
-        Err(e) => return Err(e.into()),
-    };
-    let is_dir = st.st_mode & libc::S_IFMT == libc::S_IFDIR;
-    if is_dir && keep_dir {
-        return Ok(true);
+/// The state of one unpack.
+struct Ctx {
+    root: OwnedFd,
+    split: Option<Rc<RefCell<Recorder>>>,
+    /// An entry replaced or removed something: earlier content may be gone.
+    clobbered: bool,
+    /// The last parent directory resolved, by its cleaned path. Valid
+    /// until something is removed: only a removal can change what an
+    /// existing, fully resolved path resolves to. It was resolved inside
+    /// the root like every other lookup.
+    parent: Option<(PathBuf, OwnedFd)>,
+    removals: u64,
+    buf: Vec<u8>,
+}
+
+impl Ctx {
+    /// The directory `path`, from the cache or resolved (and made).
+    fn take_parent(&mut self, path: &Path) -> saferoot::Result<OwnedFd> {
+        match self.parent.take() {
+            Some((p, fd)) if p == path => Ok(fd),
+            _ => saferoot::mkdir_all_in_root(&self.root, path),
+        }
     }
-    if is_dir {
-        // A directory replaced by a non-directory: remove it with its
-        // content, relative to this descriptor (never through a path).
-        let p = PathBuf::from(saferoot::fd_path(dir)).join(OsStr::from_bytes(name.as_bytes()));
-        fs::remove_dir_all(p)?;
-    } else {
-        // SAFETY: a live directory descriptor and a NUL-terminated name.
-        Errno::result(unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), 0) })?;
+
+    /// Removes whatever `name` is in `dir` (not a directory that
+    /// `keep_dir` says to keep); true if a directory was kept.
+    fn remove_existing(
+        &mut self,
+        dir: &OwnedFd,
+        name: &CString,
+        keep_dir: bool,
+    ) -> io::Result<bool> {
+        let st = match nix::sys::stat::fstatat(
+            Some(dir.as_raw_fd()),
+            name.as_c_str(),
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        ) {
+            Ok(st) => st,
+            Err(Errno::ENOENT) => return Ok(false),
+            Err(e) => return Err(e.into()),
+        };
+        let is_dir = st.st_mode & libc::S_IFMT == libc::S_IFDIR;
+        if is_dir && keep_dir {
+            return Ok(true);
+        }
+        self.clobbered = true;
+        self.removals += 1;
+        if is_dir {
+            // A directory replaced by a non-directory: remove it with its
+            // content, relative to this descriptor (never through a path).
+            let p = PathBuf::from(saferoot::fd_path(dir)).join(OsStr::from_bytes(name.as_bytes()));
+            fs::remove_dir_all(p)?;
+        } else {
+            // SAFETY: a live directory descriptor and a NUL-terminated name.
+            Errno::result(unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), 0) })?;
+        }
+        Ok(false)
     }
-    Ok(false)
+
+    /// Runs `create` (a `*at` call that fails with EEXIST rather than
+    /// follow or replace); on EEXIST removes what is there and runs it
+    /// again. Trying first saves a lookup per entry in the usual case.
+    fn create_replacing(
+        &mut self,
+        dir: &OwnedFd,
+        name: &CString,
+        mut create: impl FnMut() -> io::Result<()>,
+    ) -> io::Result<()> {
+        match create() {
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                self.remove_existing(dir, name, false)?;
+                create()
+            }
+            other => other,
+        }
+    }
 }
 
 /// Applies one entry; returns a directory whose attributes are set at the
 /// end.
 fn apply<R: Read>(
-    root: &OwnedFd,
+    ctx: &mut Ctx,
     entry: &mut tar::Entry<'_, R>,
 ) -> Result<Option<(PathBuf, Attrs)>, LayerError> {
     let raw = entry.path().map_err(io_err("entry name"))?.into_owned();
@@ -339,15 +430,32 @@ fn apply<R: Read>(
         return Ok(None); // the root itself
     };
     let parent_path = path.parent().unwrap_or(Path::new("")).to_path_buf();
-    let parent = saferoot::mkdir_all_in_root(root, &parent_path).map_err(|e| entry_err(&raw, e))?;
-    let attrs = attrs_of(entry).map_err(|e| entry_err(&raw, e))?;
-    let err = |e: io::Error| entry_err(&raw, e);
+    let parent = ctx
+        .take_parent(&parent_path)
+        .map_err(|e| entry_err(&raw, e))?;
+    let removals = ctx.removals;
+    let r = apply_in(ctx, entry, &raw, path, &name, &parent);
+    if ctx.removals == removals {
+        ctx.parent = Some((parent_path, parent));
+    }
+    r
+}
+
+fn apply_in<R: Read>(
+    ctx: &mut Ctx,
+    entry: &mut tar::Entry<'_, R>,
+    raw: &Path,
+    path: PathBuf,
+    name: &OsStr,
+    parent: &OwnedFd,
+) -> Result<Option<(PathBuf, Attrs)>, LayerError> {
+    let attrs = attrs_of(entry).map_err(|e| entry_err(raw, e))?;
+    let err = |e: io::Error| entry_err(raw, e);
     let name_bytes = name.as_bytes();
 
     // Whiteouts, in overlayfs form.
     if name_bytes == b".wh..wh..opq" {
-        let p =
-            CString::new(saferoot::fd_path(&parent)).map_err(|_| entry_err(&raw, "bad path"))?;
+        let p = CString::new(saferoot::fd_path(parent)).map_err(|_| entry_err(raw, "bad path"))?;
         // SAFETY: NUL-terminated path and value, sizes given.
         let rc = unsafe {
             libc::setxattr(
@@ -362,86 +470,125 @@ fn apply<R: Read>(
         return Ok(None);
     }
     if let Some(hidden) = name_bytes.strip_prefix(b".wh.") {
-        let target = CString::new(hidden).map_err(|_| entry_err(&raw, "bad name"))?;
-        remove_existing(&parent, &target, false).map_err(err)?;
-        // SAFETY: live directory descriptor, NUL-terminated name.
-        let rc = unsafe { libc::mknodat(parent.as_raw_fd(), target.as_ptr(), libc::S_IFCHR, 0) };
-        Errno::result(rc).map_err(|e| err(e.into()))?;
+        let target = CString::new(hidden).map_err(|_| entry_err(raw, "bad name"))?;
+        ctx.create_replacing(parent, &target, || {
+            // SAFETY: live directory descriptor, NUL-terminated name.
+            let rc =
+                unsafe { libc::mknodat(parent.as_raw_fd(), target.as_ptr(), libc::S_IFCHR, 0) };
+            Errno::result(rc).map(drop).map_err(io::Error::from)
+        })
+        .map_err(err)?;
         return Ok(None);
     }
 
-    let c_name = cstr(&name).map_err(err)?;
+    let c_name = cstr(name).map_err(err)?;
     let kind = entry.header().entry_type();
     match kind {
         tar::EntryType::Directory => {
-            if !remove_existing(&parent, &c_name, true).map_err(err)? {
-                nix::sys::stat::mkdirat(
-                    Some(parent.as_raw_fd()),
-                    c_name.as_c_str(),
-                    Mode::from_bits_truncate(0o700),
-                )
-                .map_err(|e| err(e.into()))?;
+            match nix::sys::stat::mkdirat(
+                Some(parent.as_raw_fd()),
+                c_name.as_c_str(),
+                Mode::from_bits_truncate(0o700),
+            ) {
+                Ok(()) => {}
+                Err(Errno::EEXIST) => {
+                    if !ctx.remove_existing(parent, &c_name, true).map_err(err)? {
+                        nix::sys::stat::mkdirat(
+                            Some(parent.as_raw_fd()),
+                            c_name.as_c_str(),
+                            Mode::from_bits_truncate(0o700),
+                        )
+                        .map_err(|e| err(e.into()))?;
+                    }
+                }
+                Err(e) => return Err(err(e.into())),
             }
             return Ok(Some((path, attrs)));
         }
         tar::EntryType::Regular | tar::EntryType::Continuous => {
-            remove_existing(&parent, &c_name, false).map_err(err)?;
-            let fd = nix::fcntl::openat(
-                Some(parent.as_raw_fd()),
-                c_name.as_c_str(),
-                OFlag::O_WRONLY
-                    | OFlag::O_CREAT
-                    | OFlag::O_EXCL
-                    | OFlag::O_NOFOLLOW
-                    | OFlag::O_CLOEXEC,
-                Mode::from_bits_truncate(0o600),
-            )
-            .map_err(|e| err(e.into()))?;
-            // SAFETY: a fresh descriptor from openat.
-            let mut file = fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
-            io::copy(entry, &mut file).map_err(err)?;
-            let fd = OwnedFd::from(file);
-            set_attrs(&fd, None, &attrs, false).map_err(err)?;
+            let mut fd = None;
+            ctx.create_replacing(parent, &c_name, || {
+                fd = Some(
+                    nix::fcntl::openat(
+                        Some(parent.as_raw_fd()),
+                        c_name.as_c_str(),
+                        OFlag::O_WRONLY
+                            | OFlag::O_CREAT
+                            | OFlag::O_EXCL
+                            | OFlag::O_NOFOLLOW
+                            | OFlag::O_CLOEXEC,
+                        Mode::from_bits_truncate(0o600),
+                    )
+                    .map_err(io::Error::from)?,
+                );
+                Ok(())
+            })
+            .map_err(err)?;
+            // SAFETY: a fresh descriptor from openat, owned here.
+            let mut file = fs::File::from(unsafe { OwnedFd::from_raw_fd(fd.expect("created")) });
+            if let Some(s) = &ctx.split {
+                s.borrow_mut().begin_file();
+            }
+            let mut copied = 0u64;
+            loop {
+                let n = match entry.read(&mut ctx.buf) {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(err(e)),
+                };
+                io::Write::write_all(&mut file, &ctx.buf[..n]).map_err(err)?;
+                copied += n as u64;
+            }
+            if let Some(s) = &ctx.split {
+                s.borrow_mut().end_file(&path, copied);
+            }
+            set_file_attrs(&file, &attrs).map_err(err)?;
         }
         tar::EntryType::Symlink => {
             let target = entry
                 .link_name()
                 .map_err(err)?
-                .ok_or_else(|| entry_err(&raw, "symlink without a target"))?;
-            remove_existing(&parent, &c_name, false).map_err(err)?;
+                .ok_or_else(|| entry_err(raw, "symlink without a target"))?;
             let t = cstr(target.as_os_str()).map_err(err)?;
-            // SAFETY: NUL-terminated strings and a live directory fd. The
-            // target is stored as written; it is resolved inside the root
-            // whenever it is used (here and by the runtime).
-            let rc = unsafe { libc::symlinkat(t.as_ptr(), parent.as_raw_fd(), c_name.as_ptr()) };
-            Errno::result(rc).map_err(|e| err(e.into()))?;
-            set_attrs(&parent, Some(&c_name), &attrs, true).map_err(err)?;
+            ctx.create_replacing(parent, &c_name, || {
+                // SAFETY: NUL-terminated strings and a live directory fd. The
+                // target is stored as written; it is resolved inside the root
+                // whenever it is used (here and by the runtime).
+                let rc =
+                    unsafe { libc::symlinkat(t.as_ptr(), parent.as_raw_fd(), c_name.as_ptr()) };
+                Errno::result(rc).map(drop).map_err(io::Error::from)
+            })
+            .map_err(err)?;
+            set_attrs(parent, Some(&c_name), &attrs, true).map_err(err)?;
         }
         tar::EntryType::Link => {
             let target = entry
                 .link_name()
                 .map_err(err)?
-                .ok_or_else(|| entry_err(&raw, "hard link without a target"))?;
+                .ok_or_else(|| entry_err(raw, "hard link without a target"))?;
             let target = clean(&target);
             // Resolved inside the root: a link to /etc/shadow is a link to
             // the layer's own etc/shadow, or nothing.
-            let src = saferoot::open_in_root(root, &target, OFlag::O_PATH | OFlag::O_NOFOLLOW)
+            let src = saferoot::open_in_root(&ctx.root, &target, OFlag::O_PATH | OFlag::O_NOFOLLOW)
                 .map_err(|e| {
-                    entry_err(&raw, format!("hard link target {}: {e}", target.display()))
+                    entry_err(raw, format!("hard link target {}: {e}", target.display()))
                 })?;
-            remove_existing(&parent, &c_name, false).map_err(err)?;
-            // SAFETY: live descriptors and NUL-terminated names; AT_EMPTY_PATH
-            // links the inode `src` was opened on.
-            let rc = unsafe {
-                libc::linkat(
-                    src.as_raw_fd(),
-                    c"".as_ptr(),
-                    parent.as_raw_fd(),
-                    c_name.as_ptr(),
-                    libc::AT_EMPTY_PATH,
-                )
-            };
-            Errno::result(rc).map_err(|e| err(e.into()))?;
+            ctx.create_replacing(parent, &c_name, || {
+                // SAFETY: live descriptors and NUL-terminated names; AT_EMPTY_PATH
+                // links the inode `src` was opened on.
+                let rc = unsafe {
+                    libc::linkat(
+                        src.as_raw_fd(),
+                        c"".as_ptr(),
+                        parent.as_raw_fd(),
+                        c_name.as_ptr(),
+                        libc::AT_EMPTY_PATH,
+                    )
+                };
+                Errno::result(rc).map(drop).map_err(io::Error::from)
+            })
+            .map_err(err)?;
         }
         tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
             let h = entry.header();
@@ -452,24 +599,50 @@ fn apply<R: Read>(
             };
             let major = u64::from(h.device_major().ok().flatten().unwrap_or(0));
             let minor = u64::from(h.device_minor().ok().flatten().unwrap_or(0));
-            remove_existing(&parent, &c_name, false).map_err(err)?;
-            // SAFETY: live directory descriptor, NUL-terminated name.
-            let rc = unsafe {
-                libc::mknodat(
-                    parent.as_raw_fd(),
-                    c_name.as_ptr(),
-                    fmt | attrs.mode,
-                    libc::makedev(major as u32, minor as u32),
-                )
-            };
-            Errno::result(rc).map_err(|e| err(e.into()))?;
-            set_attrs(&parent, Some(&c_name), &attrs, false).map_err(err)?;
+            ctx.create_replacing(parent, &c_name, || {
+                // SAFETY: live directory descriptor, NUL-terminated name.
+                let rc = unsafe {
+                    libc::mknodat(
+                        parent.as_raw_fd(),
+                        c_name.as_ptr(),
+                        fmt | attrs.mode,
+                        libc::makedev(major as u32, minor as u32),
+                    )
+                };
+                Errno::result(rc).map(drop).map_err(io::Error::from)
+            })
+            .map_err(err)?;
+            set_attrs(parent, Some(&c_name), &attrs, false).map_err(err)?;
         }
         // pax and GNU long-name headers are consumed by the tar reader;
         // anything else (sockets, unknown types) is not part of a rootfs.
         _ => {}
     }
     Ok(None)
+}
+
+/// Owner, mode, xattrs and times of a regular file just written, through
+/// its own descriptor (no path lookups).
+fn set_file_attrs(f: &fs::File, a: &Attrs) -> io::Result<()> {
+    let fd = f.as_raw_fd();
+    // SAFETY: a live descriptor.
+    Errno::result(unsafe { libc::fchown(fd, a.uid, a.gid) })?;
+    // After chown, which clears setuid bits.
+    // SAFETY: a live descriptor.
+    Errno::result(unsafe { libc::fchmod(fd, a.mode) })?;
+    for (k, v) in &a.xattrs {
+        let ck =
+            CString::new(k.clone()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        // SAFETY: a live descriptor, a NUL-terminated name, value pointer and size.
+        Errno::result(unsafe { libc::fsetxattr(fd, ck.as_ptr(), v.as_ptr().cast(), v.len(), 0) })?;
+    }
+    let t = libc::timespec {
+        tv_sec: a.mtime,
+        tv_nsec: 0,
+    };
+    // SAFETY: a live descriptor and two timespecs.
+    Errno::result(unsafe { libc::futimens(fd, [t, t].as_ptr()) })?;
+    Ok(())
 }
 
 /// Sets owner, mode, xattrs and mtime on `fd` (or on `name` in the
@@ -867,6 +1040,7 @@ mod tests {
             &UnpackOptions {
                 diff_id: None,
                 max_bytes: 1 << 20,
+                record_split: false,
             },
         )
         .unwrap_err();

@@ -7,6 +7,7 @@
 //! - [`layer`]: unpacking a layer, never outside its root;
 //! - [`oci`]: manifests, indexes, configs, chain ids;
 //! - [`store`]: images, tags and shared layers, metadata in SQLite;
+//! - [`tarsplit`]: a layer's exact tar made again from its unpacked files;
 //! - [`archive`]: load (docker- and oci-archive), save, import.
 
 pub mod archive;
@@ -17,6 +18,7 @@ pub mod oci;
 pub mod reference;
 pub mod snapshot;
 pub mod store;
+pub mod tarsplit;
 
 pub use blobs::BlobStore;
 pub use digest::Digest;

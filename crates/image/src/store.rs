@@ -17,6 +17,7 @@ use crate::digest::Digest;
 use crate::layer::{self, LayerError, UnpackOptions};
 use crate::oci::{self, Config, Descriptor, Manifest};
 use crate::reference::Reference;
+use crate::tarsplit;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -93,6 +94,8 @@ pub struct CheckReport {
     pub unreferenced_blobs: usize,
     pub unreferenced_layers: usize,
     pub corrupt_blobs: Vec<Digest>,
+    /// Layers whose files no longer give their tar back (removed).
+    pub corrupt_layers: Vec<Digest>,
     pub missing: Vec<String>,
 }
 
@@ -116,10 +119,116 @@ fn now() -> String {
         .unwrap_or_default()
 }
 
+/// Opens a layer's stream (as archived or stored: plain or compressed),
+/// as often as asked.
+pub(crate) type LayerSource<'a> = dyn Fn() -> Result<Box<dyn Read + 'a>> + Sync + 'a;
+
+/// ext4's FS_TOPDIR_FL (`chattr +T`), which the kernel headers name but
+/// libc does not.
+const FS_TOPDIR_FL: libc::c_int = 0x0002_0000;
+
+/// Marks `dir` as the top of unrelated directory trees (`chattr +T`), so
+/// ext4's Orlov allocator spreads the directories made in it over the
+/// disk instead of packing them into its own block group. Unpacked
+/// layers are such trees; spread, layers unpacked at once do not contend
+/// for one group, and a new layer does not land where a removed one left
+/// thousands of freed inodes: ext4 without a journal skips every inode
+/// freed in the last minutes, one by one, for every file it creates (with
+/// the freed inodes of a 21,000-file image next door, that made a load
+/// four to five times slower). Best effort: other filesystems have no
+/// such hint, or ignore it.
+fn mark_topdir(dir: &Path) {
+    let Ok(f) = fs::File::open(dir) else { return };
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&f);
+    let mut flags: libc::c_int = 0;
+    // SAFETY: a live descriptor and a pointer to an int, as the ioctl takes.
+    if unsafe { libc::ioctl(fd, libc::FS_IOC_GETFLAGS, &mut flags) } != 0 {
+        return;
+    }
+    if flags & FS_TOPDIR_FL == 0 {
+        flags |= FS_TOPDIR_FL;
+        // SAFETY: as above.
+        let _ = unsafe { libc::ioctl(fd, libc::FS_IOC_SETFLAGS, &flags) };
+    }
+}
+
+/// Unpacks layers into place; shared by the threads of one load.
+struct Stager<'a> {
+    layers: PathBuf,
+    blobs: &'a BlobStore,
+    max_bytes: u64,
+}
+
+/// A layer unpacked beside its final place.
+struct Staged {
+    dir: PathBuf,
+    diff: Digest,
+}
+
+impl Stager<'_> {
+    /// Unpacks `source` into a new directory under `layers/` (a fresh name
+    /// each time, which spreads it: see `mark_topdir`), with its tar-split,
+    /// or, when its files cannot give the tar back, with the tar kept as a
+    /// blob instead. Returns it and the layer's uncompressed size.
+    fn stage(&self, diff: Option<&Digest>, source: &LayerSource<'_>) -> Result<(Staged, u64)> {
+        static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let dir = self.layers.join(format!(
+            ".unpack-{}-{nanos}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        fs::create_dir(&dir).map_err(io_err(format!("create {}", dir.display())))?;
+        let staged = (|| {
+            let opts = UnpackOptions {
+                diff_id: diff.cloned(),
+                max_bytes: self.max_bytes,
+                record_split: true,
+            };
+            let u = layer::unpack(source()?, &dir.join("diff"), &opts)?;
+            match &u.split {
+                Some(record) => fs::write(dir.join("tar-split"), record)
+                    .map_err(io_err("write the tar-split record"))?,
+                None => {
+                    let input = layer::decompress(source()?).map_err(io_err("read layer"))?;
+                    self.blobs
+                        .put(input, Some(&u.diff_id), Some(self.max_bytes))?;
+                }
+            }
+            Ok((u.diff_id, u.size))
+        })();
+        match staged {
+            Ok((diff, size)) => Ok((Staged { dir, diff }, size)),
+            Err(e) => {
+                let _ = fs::remove_dir_all(&dir);
+                Err(e)
+            }
+        }
+    }
+
+    /// Renames a staged layer to `layers/<chain>`, replacing what a killed
+    /// command may have left there (no row names it).
+    fn place(&self, staged: Staged, chain: &Digest) -> Result<()> {
+        let dest = self.layers.join(chain.hex());
+        let _ = fs::remove_dir_all(&dest);
+        fs::rename(&staged.dir, &dest).map_err(|e| {
+            let _ = fs::remove_dir_all(&staged.dir);
+            StoreError::Io {
+                context: format!("place layer {chain}"),
+                source: e,
+            }
+        })
+    }
+}
+
 impl ImageStore {
     pub fn open(root: &Path) -> Result<ImageStore> {
         fs::create_dir_all(root.join("layers"))
             .map_err(io_err(format!("create {}", root.display())))?;
+        mark_topdir(&root.join("layers"));
         fs::create_dir_all(root.join("tmp"))
             .map_err(io_err(format!("create {}", root.display())))?;
         let blobs = BlobStore::open(root)?;
@@ -171,37 +280,120 @@ impl ImageStore {
         self.root.join("layers").join(chain.hex()).join("diff")
     }
 
-    /// Unpacks the layer blob `blob` (whose uncompressed digest is `diff`)
-    /// as chain `chain`, unless it is there already.
-    fn ensure_layer(&self, chain: &Digest, diff: &Digest, blob: &Digest) -> Result<u64> {
-        if let Some(size) = self
+    /// Where a layer's tar-split record is (when it has one).
+    pub fn split_path(&self, chain: &Digest) -> PathBuf {
+        self.root.join("layers").join(chain.hex()).join("tar-split")
+    }
+
+    /// The size of layer `chain` if it is recorded and on disk.
+    fn layer_size(&self, chain: &Digest) -> Result<Option<u64>> {
+        let size = self
             .db
             .query_row(
                 "SELECT size FROM layers WHERE chain = ?1",
                 params![chain.to_string()],
                 |r| r.get::<_, i64>(0),
             )
-            .optional()?
-        {
-            if self.layer_dir(chain).is_dir() {
-                return Ok(u64::try_from(size).unwrap_or(0));
+            .optional()?;
+        Ok(size
+            .filter(|_| self.layer_dir(chain).is_dir())
+            .map(|s| u64::try_from(s).unwrap_or(0)))
+    }
+
+    /// Unpacks the layers (bottom first, by diff_id, each read from its
+    /// source) that the store does not have yet, several at once: they are
+    /// independent directories. Returns each layer's uncompressed size.
+    pub(crate) fn ensure_layers(
+        &self,
+        diffs: &[Digest],
+        sources: &[&LayerSource<'_>],
+    ) -> Result<Vec<u64>> {
+        let chains = oci::chain_ids(diffs);
+        let mut sizes = Vec::with_capacity(chains.len());
+        let mut todo = Vec::new();
+        for (i, chain) in chains.iter().enumerate() {
+            let known = self.layer_size(chain)?;
+            if known.is_none() && !todo.iter().any(|&j| chains[j] == *chain) {
+                todo.push(i);
             }
+            sizes.push(known.unwrap_or(0));
         }
-        let dir = self.layer_dir(chain);
-        let parent = dir.parent().unwrap_or(&self.root).to_path_buf();
-        let _ = fs::remove_dir_all(&parent);
-        fs::create_dir_all(&parent).map_err(io_err(format!("create {}", parent.display())))?;
-        let opts = UnpackOptions {
-            diff_id: Some(diff.clone()),
+        let stager = Stager {
+            layers: self.root.join("layers"),
+            blobs: &self.blobs,
             max_bytes: self.max_layer_bytes,
         };
-        let u = layer::unpack(self.blobs.open_blob(blob)?, &dir, &opts)?;
-        Ok(u.size)
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let results = std::sync::Mutex::new(Vec::new());
+        let workers = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .min(todo.len());
+        std::thread::scope(|scope| {
+            for _ in 0..workers {
+                scope.spawn(|| loop {
+                    let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(&i) = todo.get(k) else { break };
+                    let r = stager
+                        .stage(Some(&diffs[i]), sources[i])
+                        .and_then(|(staged, size)| stager.place(staged, &chains[i]).map(|()| size));
+                    let failed = r.is_err();
+                    results
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push((i, r));
+                    if failed {
+                        // The others stop at their next layer.
+                        next.store(todo.len(), std::sync::atomic::Ordering::Relaxed);
+                    }
+                });
+            }
+        });
+        let mut results = results.into_inner().unwrap_or_else(|e| e.into_inner());
+        results.sort_by_key(|(i, _)| *i);
+        for (i, r) in results {
+            sizes[i] = r?;
+        }
+        for (i, chain) in chains.iter().enumerate() {
+            if let Some(&j) = todo.iter().find(|&&j| chains[j] == *chain) {
+                sizes[i] = sizes[j];
+            }
+        }
+        Ok(sizes)
+    }
+
+    /// Unpacks a layer whose diff_id is not known beforehand (an imported
+    /// rootfs), as a bottom layer; returns its diff_id and size.
+    pub(crate) fn ensure_bottom_layer(&self, source: &LayerSource<'_>) -> Result<(Digest, u64)> {
+        let stager = Stager {
+            layers: self.root.join("layers"),
+            blobs: &self.blobs,
+            max_bytes: self.max_layer_bytes,
+        };
+        let (staged, size) = stager.stage(None, source)?;
+        let diff = staged.diff.clone();
+        if self.layer_size(&diff)?.is_some() {
+            let _ = fs::remove_dir_all(&staged.dir);
+        } else {
+            stager.place(staged, &diff)?;
+        }
+        Ok((diff, size))
     }
 
     /// Adds an image whose blobs (manifest, config, layers) are stored:
     /// unpacks its layers, then records it and its tags in one transaction.
     pub fn add_image(&mut self, manifest: &Digest, tags: &[Reference]) -> Result<Image> {
+        self.add_image_from(manifest, tags, None)
+    }
+
+    /// Adds an image whose manifest and config are stored, its layers read
+    /// from `sources` (by default, the stored blobs).
+    pub(crate) fn add_image_from(
+        &mut self,
+        manifest: &Digest,
+        tags: &[Reference],
+        sources: Option<&[&LayerSource<'_>]>,
+    ) -> Result<Image> {
         let m: Manifest = serde_json::from_slice(&self.blobs.read(manifest)?)
             .map_err(|e| StoreError::Invalid(format!("manifest {manifest}: {e}")))?;
         let config_digest = digest(&m.config.digest)?;
@@ -220,11 +412,44 @@ impl ImageStore {
                 diffs.len()
             )));
         }
-        let chains = oci::chain_ids(&diffs);
-        let mut sizes = Vec::new();
-        for ((layer, diff), chain) in m.layers.iter().zip(&diffs).zip(&chains) {
-            sizes.push(self.ensure_layer(chain, diff, &digest(&layer.digest)?)?);
-        }
+        let sizes = match sources {
+            Some(s) => self.ensure_layers(&diffs, s)?,
+            None => {
+                let blob_digests: Vec<Digest> = m
+                    .layers
+                    .iter()
+                    .map(|l| digest(&l.digest))
+                    .collect::<Result<_>>()?;
+                let blobs = &self.blobs;
+                let from_blobs: Vec<Box<LayerSource<'_>>> = blob_digests
+                    .iter()
+                    .map(|d| {
+                        Box::new(move || -> Result<Box<dyn Read>> {
+                            Ok(Box::new(blobs.open_blob(d)?))
+                        }) as Box<LayerSource<'_>>
+                    })
+                    .collect();
+                let default: Vec<&LayerSource<'_>> =
+                    from_blobs.iter().map(|b| b.as_ref()).collect();
+                self.ensure_layers(&diffs, &default)?
+            }
+        };
+        self.record_image(manifest, &m, &config, &diffs, &sizes, tags)
+    }
+
+    /// Records an image whose files are all in place, after making them
+    /// durable: files before rows.
+    fn record_image(
+        &mut self,
+        manifest: &Digest,
+        m: &Manifest,
+        config: &Config,
+        diffs: &[Digest],
+        sizes: &[u64],
+        tags: &[Reference],
+    ) -> Result<Image> {
+        let config_digest = digest(&m.config.digest)?;
+        let chains = oci::chain_ids(diffs);
         // Files before rows: one flush of the store's filesystem makes the
         // blobs and unpacked layers durable before the transaction names
         // them (cheaper than a sync per blob, and it covers the layers).
@@ -242,7 +467,7 @@ impl ImageStore {
                 now()
             ],
         )?;
-        for (i, ((chain, diff), size)) in chains.iter().zip(&diffs).zip(&sizes).enumerate() {
+        for (i, ((chain, diff), size)) in chains.iter().zip(diffs).zip(sizes).enumerate() {
             tx.execute(
                 "INSERT OR IGNORE INTO layers (chain, diff, size) VALUES (?1, ?2, ?3)",
                 params![
@@ -274,14 +499,56 @@ impl ImageStore {
         self.get(&id)
     }
 
-    /// Stores a manifest for `config` and `layers` (descriptors of stored
-    /// blobs) and adds the image.
-    pub fn add_from_parts(
+    /// Adds the image of `config` (its bytes, stored as they are), its
+    /// layers read from `sources`: unpacked, each kept as its tar-split (or,
+    /// when the files cannot give the tar back, as a blob), and described
+    /// in a new manifest as plain tars.
+    pub(crate) fn add_from_layers(
         &mut self,
         config: &[u8],
-        layers: Vec<Descriptor>,
+        sources: &[&LayerSource<'_>],
         tags: &[Reference],
     ) -> Result<Image> {
+        let parsed: Config = serde_json::from_slice(config)
+            .map_err(|e| StoreError::Invalid(format!("image config: {e}")))?;
+        let diffs: Vec<Digest> = parsed
+            .rootfs
+            .diff_ids
+            .iter()
+            .map(|d| digest(d))
+            .collect::<Result<_>>()?;
+        if diffs.len() != sources.len() {
+            return Err(StoreError::Invalid(format!(
+                "{} layers but the config has {} diff_ids",
+                sources.len(),
+                diffs.len()
+            )));
+        }
+        let sizes = self.ensure_layers(&diffs, sources)?;
+        self.add_from_sized(config, parsed, &diffs, &sizes, tags)
+    }
+
+    /// Adds the image of `config` whose layers are in place, with their
+    /// sizes.
+    pub(crate) fn add_from_sized(
+        &mut self,
+        config: &[u8],
+        parsed: Config,
+        diffs: &[Digest],
+        sizes: &[u64],
+        tags: &[Reference],
+    ) -> Result<Image> {
+        let layers = diffs
+            .iter()
+            .zip(sizes)
+            .map(|(d, size)| Descriptor {
+                media_type: oci::OCI_LAYER.into(),
+                digest: d.to_string(),
+                size: *size,
+                platform: None,
+                annotations: None,
+            })
+            .collect();
         let config_digest = self.blobs.put_bytes(config, None)?;
         let manifest = Manifest {
             schema_version: 2,
@@ -299,27 +566,36 @@ impl ImageStore {
         let bytes =
             serde_json::to_vec(&manifest).map_err(|e| StoreError::Invalid(e.to_string()))?;
         let manifest_digest = self.blobs.put_bytes(&bytes, None)?;
-        self.add_image(&manifest_digest, tags)
+        self.record_image(&manifest_digest, &manifest, &parsed, diffs, sizes, tags)
     }
 
-    /// Stores a layer stream as a blob: as given (`compressed`), or
-    /// decompressed first so the blob is the plain tar.
-    pub fn put_layer_blob(&self, input: impl Read) -> Result<Descriptor> {
-        let d = self.blobs.put(
-            layer::decompress(input).map_err(io_err("read layer"))?,
-            None,
-            Some(self.max_layer_bytes),
-        )?;
-        let size = fs::metadata(self.blobs.path(&d))
-            .map_err(io_err("stat layer"))?
-            .len();
-        Ok(Descriptor {
-            media_type: oci::OCI_LAYER.into(),
-            digest: d.to_string(),
-            size,
-            platform: None,
-            annotations: None,
-        })
+    /// A layer blob of an image as a stream, with its size: the stored
+    /// blob, or the plain tar made again from layer `chain`'s files and
+    /// tar-split (checked against `blob`, which is then its diff_id).
+    pub fn open_layer_blob(&self, chain: &Digest, blob: &Digest) -> Result<(Box<dyn Read>, u64)> {
+        match self.blobs.open_blob(blob) {
+            Ok(f) => {
+                let size = f.metadata().map_err(io_err("stat blob"))?.len();
+                Ok((Box::new(f), size))
+            }
+            Err(BlobError::NotFound(_)) => self.open_layer_from_split(chain, blob),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn open_layer_from_split(&self, chain: &Digest, blob: &Digest) -> Result<(Box<dyn Read>, u64)> {
+        let record = fs::read(self.split_path(chain)).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => StoreError::Blob(BlobError::NotFound(blob.clone())),
+            _ => StoreError::Io {
+                context: format!("read the tar-split of layer {chain}"),
+                source: e,
+            },
+        })?;
+        let size =
+            tarsplit::size(&record).map_err(io_err(format!("tar-split of layer {chain}")))?;
+        let r = tarsplit::assemble(record, &self.layer_dir(chain), blob)
+            .map_err(io_err(format!("layer {chain}")))?;
+        Ok((Box::new(r), size))
     }
 
     fn tags_of(&self, id: &str) -> Result<Vec<String>> {
@@ -558,6 +834,42 @@ impl ImageStore {
                 report.corrupt_blobs.push(b);
             }
         }
+        // Layers kept as files and a tar-split must still give their tar
+        // back; one that does not is removed like a corrupt blob.
+        let rows: Vec<(String, String)> = {
+            let mut st = self.db.prepare("SELECT chain, diff FROM layers")?;
+            let v = st
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<std::result::Result<_, _>>()?;
+            v
+        };
+        let mut from_split = std::collections::HashSet::new();
+        for (chain, diff) in rows {
+            let (chain, diff) = (digest(&chain)?, digest(&diff)?);
+            if !self.layer_dir(&chain).is_dir() {
+                if !report.missing.contains(&format!("layer {chain}")) {
+                    report.missing.push(format!("layer {chain}"));
+                }
+                continue;
+            }
+            if !self.split_path(&chain).is_file() {
+                continue;
+            }
+            let intact = self
+                .open_layer_from_split(&chain, &diff)
+                .and_then(|(mut r, _)| {
+                    std::io::copy(&mut r, &mut std::io::sink())
+                        .map_err(io_err(format!("layer {chain}")))
+                })
+                .is_ok();
+            if intact {
+                from_split.insert(diff.to_string());
+            } else {
+                let _ = fs::remove_dir_all(self.layer_dir(&chain).parent().unwrap_or(&self.root));
+                report.corrupt_layers.push(chain.clone());
+                report.missing.push(format!("layer {chain}"));
+            }
+        }
         let (_, unreferenced) = self.collect_garbage()?;
         report.unreferenced_blobs = unreferenced;
         let mut st = self.db.prepare("SELECT DISTINCT digest FROM image_blobs")?;
@@ -566,7 +878,7 @@ impl ImageStore {
             .collect::<std::result::Result<_, _>>()?;
         drop(st);
         for u in used {
-            if !self.blobs.contains(&digest(&u)?) {
+            if !from_split.contains(&u) && !self.blobs.contains(&digest(&u)?) {
                 report.missing.push(format!("blob {u}"));
             }
         }
@@ -603,5 +915,36 @@ impl ImageStore {
             u64::try_from(layers).unwrap_or(0),
             blobs,
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression: the flag was given as 0x4000 (FS_JOURNAL_DATA_FL), which
+    /// the kernel refused, so layers were never spread.
+    #[test]
+    fn the_layers_directory_is_a_top_directory_on_ext4() {
+        let dir = tempfile::tempdir().unwrap();
+        let st = nix::sys::statfs::statfs(dir.path()).unwrap();
+        if st.filesystem_type() != nix::sys::statfs::EXT4_SUPER_MAGIC
+            || !nix::unistd::geteuid().is_root()
+        {
+            return;
+        }
+        ImageStore::open(dir.path()).unwrap();
+        let f = fs::File::open(dir.path().join("layers")).unwrap();
+        let mut flags: libc::c_int = 0;
+        // SAFETY: a live descriptor and a pointer to an int.
+        let rc = unsafe {
+            libc::ioctl(
+                std::os::fd::AsRawFd::as_raw_fd(&f),
+                libc::FS_IOC_GETFLAGS,
+                &mut flags,
+            )
+        };
+        assert_eq!(rc, 0);
+        assert_ne!(flags & FS_TOPDIR_FL, 0, "chattr +T");
     }
 }
