@@ -4,13 +4,21 @@
 # into an empty store, the two tools interleaved and their order swapped
 # each round. Prints medians and the ratio berth/podman (goal <= 0.5).
 #
-# Usage: bench/image-load.sh [--rounds N] [--berth PATH] [--mib N] [--files N]
+# Usage: bench/image-load.sh [--rounds N] [--berth PATH] [--mib N] [--files N] [--settle S]
+#
+# --settle S: wait S seconds before each load. ext4 without a journal (this
+# host's root) skips inodes freed in the last minutes one by one when it
+# places new files, so a load right after the previous round's store was
+# deleted pays ~1 ms per file; berth mostly avoids that (layers/ is an
+# ext4 "top directory"), podman does not. With --settle 75 both tools
+# meet a settled disk and the ratio compares their own work.
 # Needs root, podman (tests/podman-env.sh sets up a private podman store).
 set -euo pipefail
 
 rounds=3
 mib=520
 files=21000
+settle=0
 script_path=$(readlink -f -- "${BASH_SOURCE[0]}")
 repo=$(cd -- "$(dirname -- "$script_path")/.." && pwd)
 berth="$repo/target/$(rustc -vV | sed -n 's/^host: //p')/release/berth"
@@ -20,7 +28,8 @@ while (($#)); do
         --berth) berth=$2; shift 2 ;;
         --mib) mib=$2; shift 2 ;;
         --files) files=$2; shift 2 ;;
-        *) echo "usage: $0 [--rounds N] [--berth PATH] [--mib N] [--files N]" >&2; exit 2 ;;
+        --settle) settle=$2; shift 2 ;;
+        *) echo "usage: $0 [--rounds N] [--berth PATH] [--mib N] [--files N] [--settle S]" >&2; exit 2 ;;
     esac
 done
 [[ -x $berth ]] || { echo "image-load: no berth binary at $berth (scripts/build-release.sh)" >&2; exit 1; }
@@ -65,12 +74,14 @@ echo "image-load: archive $(du -m "$work/image.tar" | cut -f1) MiB, $files files
 now() { date +%s.%N; }
 time_berth() {
     local root="$work/berth-$1" t0 t1
+    sleep "$settle"
     t0=$(now); "$berth" --root "$root" load -i "$work/image.tar" >/dev/null; t1=$(now)
     rm -rf "$root"
     echo "$t1 - $t0" | bc
 }
 time_podman() {
     local dir="$work/podman-$1"
+    sleep "$settle"
     bash -c "source '$repo/tests/podman-env.sh' '$dir' >/dev/null || exit 1
              t0=\$(date +%s.%N); podman load -q -i '$work/image.tar' >/dev/null; t1=\$(date +%s.%N)
              echo \"\$t1 - \$t0\" | bc

@@ -254,6 +254,13 @@ fn finish(r: Result<i32>) -> ExitCode {
     }
 }
 
+fn open_engine(cli: &Cli) -> Result<engine::Engine> {
+    let mut e = engine::Engine::open(&cli.root, &cli.runroot)
+        .with_context(|| format!("open the store at {}", cli.root.display()))?;
+    e.images.max_layer_bytes = cli.max_layer_size;
+    Ok(e)
+}
+
 fn open(cli: &Cli) -> Result<ImageStore> {
     let mut store = ImageStore::open(&cli.root)
         .with_context(|| format!("open the store at {}", cli.root.display()))?;
@@ -430,10 +437,10 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Rmi { force, images } | Command::Image(ImageCommand::Rm { force, images }) => {
-            let mut store = open(&cli)?;
+            let mut engine = open_engine(&cli)?;
             let mut failed = false;
             for name in images {
-                match store.remove(name, *force) {
+                match engine.remove_image(name, *force) {
                     Ok(lines) => lines.iter().for_each(|l| println!("{l}")),
                     Err(e) => {
                         eprintln!("Error: {e}");
@@ -462,12 +469,13 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Image(ImageCommand::Prune { all, .. }) => {
-            let mut store = open(&cli)?;
+            let mut engine = open_engine(&cli)?;
             let mut freed = 0u64;
-            for img in store.list()? {
-                if *all || img.tags.is_empty() {
+            for img in engine.images.list()? {
+                // Images containers use are kept, as docker keeps them.
+                if (*all || img.tags.is_empty()) && !engine.image_in_use(&img)? {
                     freed += img.size;
-                    for l in store.remove(&img.id.to_string(), true)? {
+                    for l in engine.images.remove(&img.id.to_string(), true)? {
                         println!("{l}");
                     }
                 }

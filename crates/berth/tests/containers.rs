@@ -344,6 +344,42 @@ fn bad_input_is_one_line_and_creates_nothing() {
 }
 
 #[test]
+fn images_in_use_are_not_removed() {
+    let b = Berth::new();
+    b.ok(&["tag", "busybox", "bb:two"]);
+    b.ok(&["create", "--name", "user", "busybox", "true"]);
+    // untagging one of two tags is fine
+    b.ok(&["rmi", "bb:two"]);
+    // deleting the image a container uses is not, forced or not, by any name
+    let id = b.ok(&["images", "-q"]).trim().to_string();
+    for args in [
+        &["rmi", "busybox"][..],
+        &["rmi", "-f", "busybox"],
+        &["rmi", &id],
+    ] {
+        let o = b.run(args);
+        assert_ne!(o.status.code(), Some(0), "{args:?}");
+        assert!(
+            stderr(&o).contains("is being used by container"),
+            "{}",
+            stderr(&o)
+        );
+    }
+    b.ok(&["tag", "busybox", "bb:two"]);
+    b.ok(&["image", "prune", "-a"]);
+    assert!(
+        b.ok(&["images", "-q"]).lines().count() == 1,
+        "prune -a kept the used image"
+    );
+    // the container still runs from it
+    b.ok(&["start", "-a", "user"]);
+    b.ok(&["rm", "user"]);
+    b.ok(&["rmi", "bb:two"]);
+    b.ok(&["rmi", "busybox"]);
+    assert_eq!(b.ok(&["images", "-q"]), "");
+}
+
+#[test]
 fn many_concurrent_runs_and_removals() {
     let b = Berth::new();
     let n = 20;

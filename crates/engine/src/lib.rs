@@ -295,6 +295,39 @@ impl Engine {
         Ok(())
     }
 
+    /// `rmi`: removes a tag or an image, refusing to delete an image a
+    /// container still uses (its layers are the container's rootfs), with
+    /// or without `force`. Untagging one of several tags is always fine.
+    pub fn remove_image(&mut self, name: &str, force: bool) -> Result<Vec<String>> {
+        let img = self.images.resolve(name)?;
+        let users = self.db.users_of_image(&img.id.to_string())?;
+        if let Some(user) = users.first() {
+            let is_tag = name
+                .parse::<image::Reference>()
+                .is_ok_and(|r| img.tags.contains(&r.to_string()));
+            if !(is_tag && img.tags.len() > 1) {
+                let short = |s: &str| {
+                    s.trim_start_matches("sha256:")
+                        .chars()
+                        .take(12)
+                        .collect::<String>()
+                };
+                return Err(Error::Invalid(format!(
+                    "conflict: unable to remove {name:?}{} - image {} is being used by container {}",
+                    if force { " (cannot be forced)" } else { "" },
+                    short(&img.id.to_string()),
+                    short(user),
+                )));
+            }
+        }
+        Ok(self.images.remove(name, force)?)
+    }
+
+    /// Whether a container uses the image.
+    pub fn image_in_use(&self, img: &Image) -> Result<bool> {
+        Ok(!self.db.users_of_image(&img.id.to_string())?.is_empty())
+    }
+
     /// Freezes (`pause`) or thaws (`unpause`) the container's processes.
     pub fn set_paused(&self, r: &Record, paused: bool) -> Result<()> {
         let (from, to, what) = if paused {
