@@ -155,6 +155,13 @@ impl Creation<'_> {
             cgroups_pending: true,
         };
         let userns = plan.has_user();
+        let seccomp = linux
+            .seccomp()
+            .as_ref()
+            .map(|s| {
+                crate::seccomp::Program::for_profile(s, &opts.root.join(crate::seccomp::CACHE_DIR))
+            })
+            .transpose()?;
         // SAFETY: the runtime is single-threaded here (documented on
         // `Container::create`), so the child may run arbitrary code.
         let middle = match unsafe { nix::unistd::fork() }.ctx(|| "fork".into())? {
@@ -170,6 +177,7 @@ impl Creation<'_> {
                         no_pivot: opts.no_pivot,
                         new_cgroupns: plan.new_cgroup,
                         userns,
+                        seccomp: seccomp.as_ref(),
                     })
                 });
             }

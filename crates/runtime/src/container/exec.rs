@@ -82,6 +82,16 @@ impl Container {
             )),
             (false, _) => None,
         };
+        let seccomp = self
+            .state
+            .config
+            .linux()
+            .as_ref()
+            .and_then(|l| l.seccomp().as_ref())
+            .map(|s| {
+                crate::seccomp::Program::for_profile(s, &self.root.join(crate::seccomp::CACHE_DIR))
+            })
+            .transpose()?;
         let (parent_ch, child_ch) = channel::pair()?;
         syscall::set_child_subreaper()?;
         let plan = intermediate::Plan {
@@ -103,11 +113,7 @@ impl Container {
                         console,
                         &child_ch,
                         opts.preserve_fds,
-                        self.state
-                            .config
-                            .linux()
-                            .as_ref()
-                            .and_then(|l| l.seccomp().as_ref()),
+                        seccomp.as_ref(),
                     ) {
                         Ok(never) => match never {},
                         Err(e) => e,
@@ -159,7 +165,7 @@ fn exec_child(
     console: Option<std::os::unix::net::UnixStream>,
     ch: &channel::Channel,
     preserve_fds: i32,
-    seccomp: Option<&oci_spec::runtime::LinuxSeccomp>,
+    seccomp: Option<&crate::seccomp::Program>,
 ) -> Result<std::convert::Infallible> {
     reset_signals();
     ch.expect(&Message::Continue, "runtime")?;

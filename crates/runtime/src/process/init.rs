@@ -31,6 +31,8 @@ pub struct InitArgs<'a> {
     pub no_pivot: bool,
     pub new_cgroupns: bool,
     pub userns: bool,
+    /// The container's seccomp filter, compiled before the fork.
+    pub seccomp: Option<&'a crate::seccomp::Program>,
 }
 
 /// Runs the init; returns only the error that stopped it.
@@ -117,7 +119,7 @@ fn setup(mut a: InitArgs<'_>) -> Result<std::convert::Infallible> {
         process,
         preserve_fds: a.preserve_fds,
         keep: vec![a.channel.raw_fd(), a.fifo.as_raw_fd()],
-        seccomp: spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()),
+        seccomp: a.seccomp,
     }
     .run()?;
     a.channel.send(&Message::Ready)?;

@@ -114,30 +114,30 @@ pub struct Finish<'a> {
     pub preserve_fds: i32,
     /// Descriptors still needed until execve (they are close-on-exec).
     pub keep: Vec<RawFd>,
-    /// The container's seccomp profile.
-    pub seccomp: Option<&'a oci_spec::runtime::LinuxSeccomp>,
+    /// The container's seccomp filter, compiled by the runtime beforehand.
+    pub seccomp: Option<&'a crate::seccomp::Program>,
 }
 
 /// A seccomp filter still to load, right before execve.
 #[derive(Debug)]
-pub struct LateSeccomp(Option<libseccomp::ScmpFilterContext>);
+pub struct LateSeccomp<'a>(Option<&'a crate::seccomp::Program>);
 
-impl LateSeccomp {
+impl LateSeccomp<'_> {
     pub fn load(self) -> Result<()> {
         match self.0 {
-            Some(ctx) => crate::seccomp::load(&ctx),
+            Some(p) => p.load(),
             None => Ok(()),
         }
     }
 }
 
-impl Finish<'_> {
+impl<'a> Finish<'a> {
     /// Runs the last steps; returns the seccomp filter the caller loads
     /// just before execve (with no_new_privs; without it the filter is
     /// loaded here, while CAP_SYS_ADMIN still allows that).
-    pub fn run(&self) -> Result<LateSeccomp> {
+    pub fn run(&self) -> Result<LateSeccomp<'a>> {
         let p = self.process;
-        let filter = self.seccomp.map(crate::seccomp::compile).transpose()?;
+        let filter = self.seccomp;
         let nnp = p.no_new_privileges().unwrap_or(false);
         rlimits::apply(p.rlimits().as_deref().unwrap_or_default())?;
         if let Some(adj) = p.oom_score_adj() {
@@ -156,7 +156,7 @@ impl Finish<'_> {
         nix::unistd::chdir(p.cwd()).ctx(|| format!("chdir to cwd {}", p.cwd().display()))?;
         let late = match filter {
             Some(f) if !nnp => {
-                crate::seccomp::load(&f)?;
+                f.load()?;
                 None
             }
             other => other,

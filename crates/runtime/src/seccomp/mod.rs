@@ -6,6 +6,12 @@
 //! syscall names unknown to an architecture are skipped for it; several
 //! conditions on the same argument become separate rules (libseccomp ANDs
 //! conditions and cannot AND two on one argument; OCI means OR there).
+//!
+//! Compiling a profile the size of Docker's takes libseccomp milliseconds,
+//! so a [`Program`] (the classic BPF it generates, and the load flags) is
+//! compiled by the runtime before it forks, and kept in a cache under the
+//! runtime root keyed by the profile's digest: the next container with the
+//! same profile reads ~8 KiB instead.
 
 pub mod profile;
 
@@ -138,11 +144,123 @@ pub fn compile(s: &LinuxSeccomp) -> Result<ScmpFilterContext> {
     Ok(ctx)
 }
 
-/// Loads a compiled filter into the calling thread (and, through execve,
-/// the container's program).
-pub fn load(ctx: &ScmpFilterContext) -> Result<()> {
-    ctx.load()
-        .map_err(|e| Error::Init(format!("load seccomp filter: {e}")))
+/// The cache's directory under the runtime root: '@' is never in a
+/// container id, so no container can claim this name.
+pub const CACHE_DIR: &str = "@seccomp-cache";
+
+/// A compiled filter: BPF instructions and the flags of seccomp(2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Program {
+    /// Native-endian `struct sock_filter`s, 8 bytes each.
+    bytes: Vec<u8>,
+    flags: libc::c_ulong,
+}
+
+/// `struct sock_fprog` of <linux/filter.h>.
+#[repr(C)]
+struct SockFprog {
+    len: libc::c_ushort,
+    filter: *const libc::sock_filter,
+}
+
+impl Program {
+    /// The program of `s`, from the cache in `cache_dir` or compiled (and
+    /// then cached: written to a temp file and renamed, so a reader never
+    /// sees half of one).
+    pub fn for_profile(s: &LinuxSeccomp, cache_dir: &std::path::Path) -> Result<Program> {
+        use sha2::Digest as _;
+        let flags = Self::flags(s)?;
+        let json = serde_json::to_vec(s).map_err(err)?;
+        let version = libseccomp::ScmpVersion::current().map_err(err)?;
+        let mut h = sha2::Sha256::new();
+        h.update(format!(
+            "{}.{}.{} {:?} ",
+            version.major,
+            version.minor,
+            version.micro,
+            ScmpArch::native()
+        ));
+        h.update(&json);
+        let path = cache_dir.join(format!("{}.bpf", hex::encode(h.finalize())));
+        if let Ok(bytes) = std::fs::read(&path) {
+            if Self::decode(&bytes).is_some() {
+                return Ok(Program { bytes, flags });
+            }
+        }
+        let ctx = compile(s)?;
+        std::fs::create_dir_all(cache_dir).map_err(err)?;
+        let tmp = cache_dir.join(format!(".{}.tmp", std::process::id()));
+        let file = std::fs::File::create(&tmp).map_err(err)?;
+        ctx.export_bpf(&file).map_err(err)?;
+        drop(file);
+        let bytes = std::fs::read(&tmp).map_err(err)?;
+        Self::decode(&bytes).ok_or_else(|| err("libseccomp exported a malformed program"))?;
+        if std::fs::rename(&tmp, &path).is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        Ok(Program { bytes, flags })
+    }
+
+    fn flags(s: &LinuxSeccomp) -> Result<libc::c_ulong> {
+        let mut flags = 0;
+        for f in s.flags().iter().flatten() {
+            flags |= match f {
+                LinuxSeccompFilterFlag::SeccompFilterFlagLog => libc::SECCOMP_FILTER_FLAG_LOG,
+                LinuxSeccompFilterFlag::SeccompFilterFlagSpecAllow => {
+                    libc::SECCOMP_FILTER_FLAG_SPEC_ALLOW
+                }
+                LinuxSeccompFilterFlag::SeccompFilterFlagTsync => libc::SECCOMP_FILTER_FLAG_TSYNC,
+                LinuxSeccompFilterFlag::SeccompFilterFlagWaitKillableRecv => return Err(err(
+                    "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV (for notify agents) is not supported yet",
+                )),
+            };
+        }
+        Ok(flags)
+    }
+
+    fn decode(bytes: &[u8]) -> Option<Vec<libc::sock_filter>> {
+        if bytes.is_empty() || !bytes.len().is_multiple_of(8) || bytes.len() / 8 > usize::from(u16::MAX) {
+            return None;
+        }
+        Some(
+            bytes
+                .chunks_exact(8)
+                .map(|c| libc::sock_filter {
+                    code: u16::from_ne_bytes([c[0], c[1]]),
+                    jt: c[2],
+                    jf: c[3],
+                    k: u32::from_ne_bytes([c[4], c[5], c[6], c[7]]),
+                })
+                .collect(),
+        )
+    }
+
+    /// Loads the filter into the calling thread (and, through execve, the
+    /// container's program). Needs no_new_privs or CAP_SYS_ADMIN.
+    pub fn load(&self) -> Result<()> {
+        let filter = Self::decode(&self.bytes).ok_or_else(|| err("malformed program"))?;
+        let prog = SockFprog {
+            len: u16::try_from(filter.len()).map_err(err)?,
+            filter: filter.as_ptr(),
+        };
+        // SAFETY: seccomp(SECCOMP_SET_MODE_FILTER) reads `prog` and the
+        // `len` instructions it points to, all alive for the call.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_seccomp,
+                libc::SECCOMP_SET_MODE_FILTER,
+                self.flags,
+                std::ptr::from_ref(&prog),
+            )
+        };
+        if rc != 0 {
+            return Err(Error::Init(format!(
+                "load seccomp filter: {}",
+                std::io::Error::last_os_error()
+            )));
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -151,6 +269,25 @@ mod tests {
 
     fn profile(json: &str) -> LinuxSeccomp {
         serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn programs_are_cached_by_profile() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = profile(
+            r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["getpid"],"action":"SCMP_ACT_ERRNO"}]}"#,
+        );
+        let a = Program::for_profile(&p, dir.path()).unwrap();
+        let cached: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().collect();
+        assert_eq!(cached.len(), 1, "one cache file, no temp file left");
+        assert_eq!(Program::for_profile(&p, dir.path()).unwrap(), a);
+        let q = profile(
+            r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["getppid"],"action":"SCMP_ACT_ERRNO"}]}"#,
+        );
+        assert_ne!(Program::for_profile(&q, dir.path()).unwrap(), a);
+        // a damaged cache file is compiled again, not loaded
+        std::fs::write(cached[0].path(), b"short").unwrap();
+        assert_eq!(Program::for_profile(&p, dir.path()).unwrap(), a);
     }
 
     #[test]
