@@ -239,6 +239,10 @@ impl ImageStore {
         db.pragma_update(None, "synchronous", "NORMAL")?;
         db.pragma_update(None, "foreign_keys", "ON")?;
         db.busy_timeout(std::time::Duration::from_secs(30))?;
+        // Each berth command is a short process: a checkpoint when its
+        // connection closes would cost fsyncs on every command. The WAL is
+        // checkpointed by SQLite's auto-checkpoint as it grows instead.
+        db.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
         db.execute_batch(SCHEMA)?;
         Ok(ImageStore {
             root: root.to_path_buf(),
