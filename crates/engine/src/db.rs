@@ -160,9 +160,17 @@ impl Db {
         // Each berth command is a short process: a checkpoint when its
         // connection closes would cost fsyncs on every command. The WAL is
         // checkpointed by SQLite's auto-checkpoint as it grows instead.
-        conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
+        conn.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+            true,
+        )?;
         conn.execute_batch(SCHEMA)?;
         Ok(Db { conn })
+    }
+
+    /// Frees SQLite's page cache of this connection.
+    pub fn shrink_memory(&self) {
+        let _ = self.conn.execute_batch("PRAGMA shrink_memory");
     }
 
     /// Inserts a new container; a taken name is refused.

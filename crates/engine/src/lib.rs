@@ -110,6 +110,18 @@ impl Engine {
         })
     }
 
+    /// Returns freed memory to the kernel: SQLite's caches, then the
+    /// allocator's free pages (a detached monitor's memory is what counts
+    /// per container).
+    pub fn release_memory(&self) {
+        self.db.shrink_memory();
+        self.images.shrink_memory();
+        // SAFETY: malloc_trim only walks the allocator's own free lists.
+        unsafe {
+            libc::malloc_trim(0);
+        }
+    }
+
     /// The runtime library's state root.
     pub fn runtime_root(&self) -> PathBuf {
         self.runroot.join("runtime")

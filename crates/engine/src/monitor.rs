@@ -225,6 +225,8 @@ fn run_inner(
     let text =
         serde_json::to_vec(&spec).map_err(|e| Error::Invalid(format!("encode spec: {e}")))?;
     std::fs::write(dir.join("config.json"), text).ctx(|| "write config.json".into())?;
+    // The runtime reads config.json; the monitor keeps none of it.
+    drop(spec);
     let mut log = logs::Writer::open(&engine.log_path(id), &r.config.log)?;
     let mut delay = Duration::from_millis(100);
     loop {
@@ -375,6 +377,8 @@ fn run_once(
         return Err(e.into());
     }
     let pid = c.state.pid;
+    // The runtime's view (with the whole spec) is not needed while waiting.
+    drop(c);
     r.pid = pid;
     r.pid_start = crate::start_time(pid);
     r.monitor_pid = crate::own_pid();
@@ -384,6 +388,10 @@ fn run_once(
     engine.db.set_running(r)?;
     if let Some(n) = notify.take() {
         let _ = nix::unistd::write(&n, b"ok");
+        // From here on the monitor idles for the container's life: give
+        // back what starting it used (SQLite's page cache, the spec, the
+        // parsed image config), so its memory is what it keeps.
+        engine.release_memory();
     }
     let pid = Pid::from_raw(pid);
     match (master, foreground) {

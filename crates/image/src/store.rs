@@ -242,7 +242,10 @@ impl ImageStore {
         // Each berth command is a short process: a checkpoint when its
         // connection closes would cost fsyncs on every command. The WAL is
         // checkpointed by SQLite's auto-checkpoint as it grows instead.
-        db.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
+        db.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+            true,
+        )?;
         db.execute_batch(SCHEMA)?;
         Ok(ImageStore {
             root: root.to_path_buf(),
@@ -250,6 +253,11 @@ impl ImageStore {
             db,
             max_layer_bytes: 64 << 30,
         })
+    }
+
+    /// Frees SQLite's page cache of the store's connection.
+    pub fn shrink_memory(&self) {
+        let _ = self.db.execute_batch("PRAGMA shrink_memory");
     }
 
     pub fn root(&self) -> &Path {

@@ -219,7 +219,10 @@ impl Program {
     }
 
     fn decode(bytes: &[u8]) -> Option<Vec<libc::sock_filter>> {
-        if bytes.is_empty() || !bytes.len().is_multiple_of(8) || bytes.len() / 8 > usize::from(u16::MAX) {
+        if bytes.is_empty()
+            || !bytes.len().is_multiple_of(8)
+            || bytes.len() / 8 > usize::from(u16::MAX)
+        {
             return None;
         }
         Some(

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Detached containers, berth vs podman, side by side in one run:
+#  - starting N detached `sleep` containers one after another (wall time);
+#  - memory added per idle detached container: MemAvailable before and after
+#    (kernel included), divided by N; also the private anonymous memory of
+#    one berth monitor.
+# Both stores are private; everything is removed at the end.
+#
+# Usage: bench/engine-detached.sh [--count N] [--berth PATH]
+set -euo pipefail
+
+count=50
+script_path=$(readlink -f -- "${BASH_SOURCE[0]}")
+repo=$(cd -- "$(dirname -- "$script_path")/.." && pwd)
+berth="$repo/target/$(rustc -vV | sed -n 's/^host: //p')/release/berth"
+while (($#)); do
+    case $1 in
+        --count) count=$2; shift 2 ;;
+        --berth) berth=$(readlink -m -- "$2"); shift 2 ;;
+        *) echo "usage: $0 [--count N] [--berth PATH]" >&2; exit 2 ;;
+    esac
+done
+[[ $count =~ ^[1-9][0-9]*$ ]] || { echo "engine-detached: --count must be a positive integer" >&2; exit 2; }
+[[ -x $berth ]] || { echo "engine-detached: no berth binary at $berth (scripts/build-release.sh)" >&2; exit 1; }
+command -v podman >/dev/null || { echo "engine-detached: podman missing (apt-get install podman)" >&2; exit 1; }
+
+work=$(mktemp -d /var/tmp/berth-bench-detached.XXXXXX)
+cleanup() {
+    "$berth" --root "$work/berth" rm -f $("$berth" --root "$work/berth" ps -aq 2>/dev/null) >/dev/null 2>&1 || true
+    (podman_env_cleanup >/dev/null 2>&1 || true)
+    rm -rf "$work"
+}
+trap cleanup EXIT
+# shellcheck source=../tests/podman-env.sh
+source "$repo/tests/podman-env.sh" "$work/podman" >/dev/null
+podman_import_busybox bench-busybox
+tar --numeric-owner -C "$work/podman/rootfs-bench-busybox" -cf "$work/bb.tar" .
+"$berth" --root "$work/berth" import -c 'CMD ["sh"]' "$work/bb.tar" bench-busybox >/dev/null
+
+avail() { awk '/MemAvailable/ {print $2}' /proc/meminfo; }
+now() { date +%s.%N; }
+measure() { # name, command...
+    local name=$1; shift
+    sync; sleep 2
+    local m0 t0 t1 m1
+    m0=$(avail); t0=$(now)
+    for ((i = 0; i < count; i++)); do "$@" >/dev/null; done
+    t1=$(now); sleep 3; m1=$(avail)
+    printf '%-7s %3d detached: %6.2f s   memory per container: %6.0f KiB\n' \
+        "$name" "$count" "$(echo "$t1 - $t0" | bc)" "$(echo "($m0 - $m1) / $count" | bc -l)"
+}
+measure berth "$berth" --root "$work/berth" run -d bench-busybox sleep 100000
+pid=$(pgrep -f "__monitor $work/berth" | head -1)
+echo "        one berth monitor: $(awk '/RssAnon/ {print $2, $3}' "/proc/$pid/status") private anonymous"
+"$berth" --root "$work/berth" rm -f $("$berth" --root "$work/berth" ps -q) >/dev/null
+measure podman podman run -d --network=none localhost/bench-busybox sleep 100000
