@@ -674,7 +674,11 @@ pub fn dispatch(root: &Path, runroot: &Path, cmd: &ContainerCommand) -> Result<i
                 }
                 engine.db.set_stopped_by_user(&r.id, false)?;
                 if *attach || *interactive {
-                    code = engine::monitor::run(&engine, &r.id, engine::monitor::Mode::Foreground)?;
+                    code = engine::monitor::run(
+                        &mut engine,
+                        &r.id,
+                        engine::monitor::Mode::Foreground,
+                    )?;
                 } else {
                     engine::monitor::start_detached(&engine, &r)?;
                     println!("{c}");

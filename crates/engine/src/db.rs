@@ -153,17 +153,7 @@ impl Db {
             context: format!("create {}", root.display()),
             source,
         })?;
-        let conn = Connection::open(root.join("berth.db"))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.busy_timeout(std::time::Duration::from_secs(30))?;
-        // Each berth command is a short process: a checkpoint when its
-        // connection closes would cost fsyncs on every command. The WAL is
-        // checkpointed by SQLite's auto-checkpoint as it grows instead.
-        conn.set_db_config(
-            rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
-            true,
-        )?;
+        let conn = image::store::open_connection(root)?;
         conn.execute_batch(SCHEMA)?;
         Ok(Db { conn })
     }

@@ -111,8 +111,8 @@ impl Engine {
     }
 
     /// Returns freed memory to the kernel: SQLite's caches, then the
-    /// allocator's free pages (a detached monitor's memory is what counts
-    /// per container).
+    /// allocator's free pages (a detached monitor's memory is what each
+    /// container costs).
     pub fn release_memory(&self) {
         self.db.shrink_memory();
         self.images.shrink_memory();

@@ -154,14 +154,14 @@ fn monitor_main(
         let _ = nix::unistd::dup2(f.as_raw_fd(), 2);
     }
     let _ = std::env::set_current_dir("/");
-    let engine = match Engine::open(root, runroot) {
+    let mut engine = match Engine::open(root, runroot) {
         Ok(e) => e,
         Err(e) => {
             let _ = nix::unistd::write(&notify, format!("{e}").as_bytes());
             return 1;
         }
     };
-    match run(&engine, id, Mode::Detached { notify }) {
+    match run(&mut engine, id, Mode::Detached { notify }) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("monitor of {id}: {e}");
@@ -172,7 +172,7 @@ fn monitor_main(
 
 /// Runs the container until it ends for good (restarts included); returns
 /// its last exit code.
-pub fn run(engine: &Engine, id: &str, mode: Mode) -> Result<i32> {
+pub fn run(engine: &mut Engine, id: &str, mode: Mode) -> Result<i32> {
     let mut notify = match mode {
         Mode::Detached { notify } => Some(notify),
         Mode::Foreground => None,
@@ -195,7 +195,7 @@ pub fn run(engine: &Engine, id: &str, mode: Mode) -> Result<i32> {
 }
 
 fn run_inner(
-    engine: &Engine,
+    engine: &mut Engine,
     id: &str,
     foreground: bool,
     notify: &mut Option<OwnedFd>,
@@ -320,7 +320,7 @@ impl Drop for StdioSwap {
 /// One life of the container: create, start, relay, reap. Returns the exit
 /// code.
 fn run_once(
-    engine: &Engine,
+    engine: &mut Engine,
     r: &mut Record,
     foreground: bool,
     notify: &mut Option<OwnedFd>,
@@ -388,9 +388,10 @@ fn run_once(
     engine.db.set_running(r)?;
     if let Some(n) = notify.take() {
         let _ = nix::unistd::write(&n, b"ok");
+    }
+    if !foreground {
         // From here on the monitor idles for the container's life: give
-        // back what starting it used (SQLite's page cache, the spec, the
-        // parsed image config), so its memory is what it keeps.
+        // back what starting it used.
         engine.release_memory();
     }
     let pid = Pid::from_raw(pid);

@@ -75,6 +75,25 @@ CREATE TABLE IF NOT EXISTS image_blobs (
 );
 ";
 
+/// A connection to the store's database (`root/berth.db`), set up the way
+/// every berth connection is: WAL (readers never wait for a writer),
+/// synchronous=NORMAL, foreign keys, a busy timeout (two commands writing at
+/// once wait for each other instead of failing), and no checkpoint on close
+/// (each berth command is a short process: a checkpoint when it exits would
+/// cost fsyncs every time; SQLite's auto-checkpoint runs as the WAL grows).
+pub fn open_connection(root: &Path) -> rusqlite::Result<Connection> {
+    let db = Connection::open(root.join("berth.db"))?;
+    db.pragma_update(None, "journal_mode", "WAL")?;
+    db.pragma_update(None, "synchronous", "NORMAL")?;
+    db.pragma_update(None, "foreign_keys", "ON")?;
+    db.busy_timeout(std::time::Duration::from_secs(30))?;
+    db.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+        true,
+    )?;
+    Ok(db)
+}
+
 /// An image as the store knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Image {
@@ -232,20 +251,7 @@ impl ImageStore {
         fs::create_dir_all(root.join("tmp"))
             .map_err(io_err(format!("create {}", root.display())))?;
         let blobs = BlobStore::open(root)?;
-        let db = Connection::open(root.join("berth.db"))?;
-        // WAL: readers never wait for a writer; busy_timeout: two commands
-        // writing at once wait for each other instead of failing.
-        db.pragma_update(None, "journal_mode", "WAL")?;
-        db.pragma_update(None, "synchronous", "NORMAL")?;
-        db.pragma_update(None, "foreign_keys", "ON")?;
-        db.busy_timeout(std::time::Duration::from_secs(30))?;
-        // Each berth command is a short process: a checkpoint when its
-        // connection closes would cost fsyncs on every command. The WAL is
-        // checkpointed by SQLite's auto-checkpoint as it grows instead.
-        db.set_db_config(
-            rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
-            true,
-        )?;
+        let db = open_connection(root)?;
         db.execute_batch(SCHEMA)?;
         Ok(ImageStore {
             root: root.to_path_buf(),
