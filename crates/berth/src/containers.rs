@@ -104,6 +104,21 @@ pub enum ContainerCommand {
         #[arg(required = true)]
         containers: Vec<String>,
     },
+    /// Inspect changes to files on a container's filesystem
+    Diff { container: String },
+    /// Export a container's filesystem as a tar archive
+    Export {
+        /// Write to this file instead of stdout
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        container: String,
+    },
+    /// Display the running processes of a container (ps options after it)
+    Top {
+        container: String,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        ps_options: Vec<String>,
+    },
     /// Display detailed information on containers or images
     Inspect {
         /// Go-template-like format ({{.State.Status}}, {{json .Config}})
@@ -754,6 +769,37 @@ pub fn dispatch(root: &Path, runroot: &Path, cmd: &ContainerCommand) -> Result<i
             engine.db.rename(&r.id, new_name)?;
             Ok(0)
         }
+        ContainerCommand::Diff { container } => {
+            let r = engine.find(container)?;
+            let mut out = std::io::stdout().lock();
+            for (kind, path) in engine.changes(&r)? {
+                writeln!(out, "{kind} {path}")?;
+            }
+            Ok(0)
+        }
+        ContainerCommand::Export { output, container } => {
+            let r = engine.find(container)?;
+            match output {
+                Some(p) => {
+                    let f = std::fs::File::create(p)
+                        .with_context(|| format!("create {}", p.display()))?;
+                    engine.export(&r, std::io::BufWriter::new(f))?;
+                }
+                None => {
+                    if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+                        bail!(
+                            "cowardly refusing to save to a terminal. Use the -o flag or redirect"
+                        );
+                    }
+                    engine.export(&r, std::io::BufWriter::new(std::io::stdout().lock()))?;
+                }
+            }
+            Ok(0)
+        }
+        ContainerCommand::Top {
+            container,
+            ps_options,
+        } => top(&engine, container, ps_options),
         ContainerCommand::Pause { containers } => {
             each(&engine, containers, |e, r| Ok(e.set_paused(r, true)?))
         }
@@ -1242,6 +1288,47 @@ fn exec(engine: &Engine, a: &ExecArgs) -> Result<i32> {
         preserve_fds: 0,
     };
     Ok(runtime::terminal::finish_exec(c.exec(&opts)?, console)?)
+}
+
+/// `docker top`: the host's `ps` (default `-ef`) limited to the container's
+/// processes, header kept.
+fn top(engine: &Engine, container: &str, ps_options: &[String]) -> Result<i32> {
+    let r = engine.find(container)?;
+    let pids = engine.pids(&r)?;
+    let opts: Vec<String> = if ps_options.is_empty() {
+        vec!["-ef".into()]
+    } else {
+        ps_options.to_vec()
+    };
+    let out = std::process::Command::new("ps")
+        .args(&opts)
+        .output()
+        .context("run ps (procps)")?;
+    if !out.status.success() {
+        bail!(
+            "ps {}: {}",
+            opts.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines = text.lines();
+    let header = lines.next().unwrap_or_default();
+    let col = header
+        .split_whitespace()
+        .position(|h| h == "PID")
+        .ok_or_else(|| anyhow::anyhow!("ps {}: its output has no PID column", opts.join(" ")))?;
+    println!("{header}");
+    for l in lines {
+        let pid = l
+            .split_whitespace()
+            .nth(col)
+            .and_then(|p| p.parse::<i32>().ok());
+        if pid.is_some_and(|p| pids.contains(&p)) {
+            println!("{l}");
+        }
+    }
+    Ok(0)
 }
 
 /// Puts a file on our stdin until dropped (an exec'd process inherits it).

@@ -212,6 +212,42 @@ fn detached_lifecycle_logs_exec_stop_and_rm() {
     expect_code(&o, 5, "exec");
     assert_eq!(stdout(&o), format!("2 {}\n", &id[..12]));
     assert!(cgroup_exists(id));
+    // top lists the container's processes (from the host's ps)
+    let top = b.ok(&["top", "web"]);
+    assert!(top.lines().next().unwrap().contains("PID"), "{top}");
+    assert!(top.contains("sleep 0.1") || top.contains("sh -c"), "{top}");
+    // diff and export see what the container changed
+    b.ok(&[
+        "exec",
+        "web",
+        "sh",
+        "-c",
+        "echo x > /new; rm /etc/group; echo y >> /etc/passwd",
+    ]);
+    let diff = b.ok(&["diff", "web"]);
+    for want in ["A /new", "D /etc/group", "C /etc/passwd", "C /etc"] {
+        assert!(
+            diff.lines().any(|l| l == want),
+            "{want} missing in:\n{diff}"
+        );
+    }
+    let tar = b.root.path().join("web.tar");
+    b.ok(&["export", "-o", tar.to_str().unwrap(), "web"]);
+    let list = std::process::Command::new("tar")
+        .arg("-tf")
+        .arg(&tar)
+        .output()
+        .unwrap();
+    let list = String::from_utf8_lossy(&list.stdout);
+    let names: Vec<&str> = list.lines().map(|l| l.trim_start_matches("./")).collect();
+    assert!(
+        names.contains(&"new") && names.contains(&"bin/busybox"),
+        "{list}"
+    );
+    assert!(
+        !names.contains(&"etc/group"),
+        "a deleted file is not exported"
+    );
     // pause freezes it, unpause thaws it
     b.ok(&["pause", "web"]);
     assert_eq!(
@@ -382,7 +418,7 @@ fn images_in_use_are_not_removed() {
 #[test]
 fn many_concurrent_runs_and_removals() {
     let b = Berth::new();
-    let n = 20;
+    let n = 50;
     let spawn = |args: Vec<String>| {
         let mut c = b.cmd();
         c.args(&args)

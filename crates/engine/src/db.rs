@@ -301,6 +301,35 @@ impl Db {
         Ok(())
     }
 
+    /// Marks an active container whose processes are all gone as `status`
+    /// (exited 255, or created) — only if the row is still as it was read
+    /// (same status and monitor): a monitor that recorded the real exit just
+    /// before it ended wins. Returns whether the row was changed.
+    pub fn mark_lost(
+        &self,
+        r: &Record,
+        status: Status,
+        exit_code: i32,
+        error: &str,
+    ) -> Result<bool> {
+        let n = self.conn.execute(
+            "UPDATE containers SET status = ?2, exit_code = ?3, error = ?4, finished_at = ?5, \
+             pid = 0, pid_start = 0 WHERE id = ?1 AND status = ?6 AND monitor_pid = ?7 \
+             AND monitor_start = ?8",
+            params![
+                r.id,
+                status.as_str(),
+                exit_code,
+                error,
+                crate::now(),
+                r.status.as_str(),
+                r.monitor_pid,
+                i64::try_from(r.monitor_start).unwrap_or(0)
+            ],
+        )?;
+        Ok(n == 1)
+    }
+
     /// Sets the status alone (`status_from`: only if it is still that one).
     pub fn set_status(
         &self,

@@ -272,18 +272,19 @@ impl Engine {
         if alive(r.pid, r.pid_start) || alive(r.monitor_pid, r.monitor_start) {
             return Ok(r);
         }
-        let _ = self.cleanup_runtime(&r);
-        if r.status == Status::Starting {
+        let changed = if r.status == Status::Starting {
             self.db
-                .set_exited(&r.id, Status::Created, 0, "start was interrupted", false)?;
+                .mark_lost(&r, Status::Created, 0, "start was interrupted")?
         } else {
-            self.db.set_exited(
-                &r.id,
+            self.db.mark_lost(
+                &r,
                 Status::Exited,
                 255,
                 "the container's monitor died; exit code unknown",
-                false,
-            )?;
+            )?
+        };
+        if changed {
+            let _ = self.cleanup_runtime(&r);
         }
         self.db.get(&r.id)?.ok_or(Error::NoSuchContainer(r.id))
     }
@@ -338,6 +339,82 @@ impl Engine {
     /// Whether a container uses the image.
     pub fn image_in_use(&self, img: &Image) -> Result<bool> {
         Ok(!self.db.users_of_image(&img.id.to_string())?.is_empty())
+    }
+
+    /// `docker diff`: what the container changed in its image, as (kind,
+    /// path) with kind `A`dded, `C`hanged or `D`eleted, sorted by path.
+    pub fn changes(&self, r: &Record) -> Result<Vec<(char, String)>> {
+        use std::os::unix::fs::{FileTypeExt, MetadataExt};
+        let snap = self.snapshot(r)?;
+        let mut out = Vec::new();
+        let mut stack = vec![PathBuf::from("/")];
+        while let Some(rel) = stack.pop() {
+            let dir = snap.upper.join(rel.strip_prefix("/").unwrap_or(&rel));
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let path = rel.join(e.file_name());
+                let Ok(m) = e.path().symlink_metadata() else {
+                    continue;
+                };
+                let inner = path.strip_prefix("/").unwrap_or(&path);
+                let in_lower = snap
+                    .lower
+                    .iter()
+                    .any(|l| l.join(inner).symlink_metadata().is_ok());
+                // An overlay whiteout: a 0/0 character device.
+                let kind = if m.file_type().is_char_device() && m.rdev() == 0 {
+                    'D'
+                } else if in_lower {
+                    'C'
+                } else {
+                    'A'
+                };
+                out.push((kind, path.to_string_lossy().into_owned()));
+                if m.is_dir() && kind != 'D' {
+                    stack.push(path);
+                }
+            }
+        }
+        out.sort_by(|a, b| a.1.cmp(&b.1));
+        Ok(out)
+    }
+
+    /// `docker export`: the container's filesystem as a tar stream (its
+    /// rootfs mounted for the while if it is not running).
+    pub fn export(&self, r: &Record, out: impl std::io::Write) -> Result<()> {
+        let snap = self.snapshot(r)?;
+        let mounted_here = !matches!(
+            r.status,
+            Status::Running | Status::Paused | Status::Restarting
+        );
+        if mounted_here {
+            snap.unmount()?;
+            snap.mount()?;
+        }
+        let mut tar = tar::Builder::new(out);
+        tar.follow_symlinks(false);
+        let result = tar
+            .append_dir_all(".", &snap.merged)
+            .and_then(|()| tar.finish())
+            .ctx(|| format!("export {}", r.name));
+        if mounted_here {
+            snap.unmount()?;
+        }
+        result
+    }
+
+    /// Host pids of the container's processes.
+    pub fn pids(&self, r: &Record) -> Result<Vec<i32>> {
+        if !matches!(r.status, Status::Running | Status::Paused) {
+            return Err(Error::State {
+                id: r.name.clone(),
+                status: r.status.to_string(),
+                what: format!("container {} is not running", r.name),
+            });
+        }
+        Ok(runtime::Container::load(&self.runtime_root(), &r.id)?.pids()?)
     }
 
     /// Freezes (`pause`) or thaws (`unpause`) the container's processes.
