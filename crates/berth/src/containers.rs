@@ -309,6 +309,24 @@ pub struct RunArgs {
     /// Override the key sequence for detaching
     #[arg(long)]
     detach_keys: Option<String>,
+    /// Command to run to check health (run by the shell)
+    #[arg(long)]
+    health_cmd: Option<String>,
+    /// Time between checks (ms|s|m|h), default 30s
+    #[arg(long)]
+    health_interval: Option<String>,
+    /// Maximum time a check may run, default 30s
+    #[arg(long)]
+    health_timeout: Option<String>,
+    /// Consecutive failures to report unhealthy, default 3
+    #[arg(long)]
+    health_retries: Option<u32>,
+    /// Time to start before failures count
+    #[arg(long)]
+    health_start_period: Option<String>,
+    /// Disable any healthcheck the image specifies
+    #[arg(long)]
+    no_healthcheck: bool,
     /// Image platform (only the host's is stored)
     #[arg(long)]
     platform: Option<String>,
@@ -586,7 +604,65 @@ fn config_from(a: &RunArgs) -> Result<ContainerConfig> {
         }
     }
     cfg.log = log;
+    let dur = |flag: &str, v: &Option<String>| -> Result<u64> {
+        v.as_deref().map_or(Ok(0), |s| {
+            let d = parse_duration(s).with_context(|| format!("invalid {flag}"))?;
+            u64::try_from(d.as_nanos())
+                .map_err(|_| anyhow::anyhow!("invalid {flag}: {s:?} is too long"))
+        })
+    };
+    if a.no_healthcheck {
+        if a.health_cmd.is_some() {
+            bail!("--no-healthcheck conflicts with --health-* options");
+        }
+        cfg.health = Some(engine::health::HealthConfig {
+            test: vec!["NONE".into()],
+            ..Default::default()
+        });
+    } else if let Some(cmd) = &a.health_cmd {
+        cfg.health = Some(engine::health::HealthConfig {
+            test: vec!["CMD-SHELL".into(), cmd.clone()],
+            interval_ns: dur("--health-interval", &a.health_interval)?,
+            timeout_ns: dur("--health-timeout", &a.health_timeout)?,
+            retries: a.health_retries.unwrap_or(0),
+            start_period_ns: dur("--health-start-period", &a.health_start_period)?,
+        });
+    }
     Ok(cfg)
+}
+
+/// A Go-style duration: `500ms`, `30s`, `1m30s`, `2h`, `1.5s`.
+fn parse_duration(s: &str) -> Result<std::time::Duration> {
+    let mut total = 0f64;
+    let mut rest = s.trim();
+    if rest.is_empty() {
+        bail!("empty duration");
+    }
+    while !rest.is_empty() {
+        let n_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let n: f64 = rest[..n_end]
+            .parse()
+            .map_err(|_| anyhow::anyhow!("{s:?} is not a duration (like 500ms, 30s, 1m30s)"))?;
+        rest = &rest[n_end..];
+        let u_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let unit = match &rest[..u_end] {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => bail!("{s:?} is not a duration (like 500ms, 30s, 1m30s)"),
+        };
+        rest = &rest[u_end..];
+        total += n * unit;
+    }
+    std::time::Duration::try_from_secs_f64(total)
+        .map_err(|_| anyhow::anyhow!("{s:?} is out of range"))
 }
 
 /// `NAME=value`, or `NAME` alone: our value of it.
@@ -906,8 +982,14 @@ fn short(id: &str, no_trunc: bool) -> String {
 /// `Up 5 seconds`, `Exited (0) 3 seconds ago`, `Created`.
 fn status_text(r: &Record) -> String {
     let ago = |t: &str| format::since(Some(t)).trim_end_matches(" ago").to_string();
+    let health = match r.health.as_ref().map(|h| h.status.as_str()) {
+        Some("starting") => " (health: starting)",
+        Some("healthy") => " (healthy)",
+        Some("unhealthy") => " (unhealthy)",
+        _ => "",
+    };
     match r.status {
-        Status::Running => format!("Up {}", ago(&r.started_at)),
+        Status::Running => format!("Up {}{health}", ago(&r.started_at)),
         Status::Paused => format!("Up {} (Paused)", ago(&r.started_at)),
         Status::Restarting => format!(
             "Restarting ({}) {}",
@@ -1113,28 +1195,8 @@ fn parse_time(s: &str) -> Result<time::OffsetDateTime> {
         return time::OffsetDateTime::from_unix_timestamp(secs)
             .map_err(|e| anyhow::anyhow!("invalid time {s:?}: {e}"));
     }
-    let mut total = 0f64;
-    let mut num = String::new();
-    for c in s.chars() {
-        if c.is_ascii_digit() || c == '.' {
-            num.push(c);
-            continue;
-        }
-        let n: f64 = num
-            .parse()
-            .map_err(|_| anyhow::anyhow!("invalid time or duration {s:?}"))?;
-        total += n * match c {
-            'h' => 3600.0,
-            'm' => 60.0,
-            's' => 1.0,
-            _ => bail!("invalid time or duration {s:?}"),
-        };
-        num.clear();
-    }
-    if !num.is_empty() || total == 0.0 && s.is_empty() {
-        bail!("invalid time or duration {s:?}");
-    }
-    Ok(time::OffsetDateTime::now_utc() - time::Duration::seconds_f64(total))
+    let d = parse_duration(s).map_err(|_| anyhow::anyhow!("invalid time or duration {s:?}"))?;
+    Ok(time::OffsetDateTime::now_utc() - d)
 }
 
 fn logs(
@@ -1374,6 +1436,7 @@ pub fn container_json(engine: &Engine, r: &Record) -> Value {
             "Error": r.error,
             "StartedAt": if r.started_at.is_empty() { "0001-01-01T00:00:00Z" } else { r.started_at.as_str() },
             "FinishedAt": if r.finished_at.is_empty() { "0001-01-01T00:00:00Z" } else { r.finished_at.as_str() },
+            "Health": r.health,
         },
         "Image": r.image_id,
         "ResolvConfPath": dir.join("resolv.conf"),
@@ -1432,6 +1495,10 @@ pub fn container_json(engine: &Engine, r: &Record) -> Value {
             "Labels": labels,
             "StopSignal": if c.stop_signal.is_empty() { "SIGTERM" } else { c.stop_signal.as_str() },
             "StopTimeout": c.stop_timeout,
+            "Healthcheck": c.health.as_ref().map(|h| json!({
+                "Test": h.test, "Interval": h.interval_ns, "Timeout": h.timeout_ns,
+                "Retries": h.retries, "StartPeriod": h.start_period_ns,
+            })),
         },
         "NetworkSettings": {"Networks": {c.network.clone(): {}}},
     })
@@ -1476,4 +1543,32 @@ fn inspect(
         None => println!("{}", serde_json::to_string_pretty(&Value::Array(out))?),
     }
     Ok(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_sizes_parse_like_docker() {
+        assert_eq!(
+            parse_duration("1m30s").unwrap(),
+            std::time::Duration::from_secs(90)
+        );
+        assert_eq!(
+            parse_duration("500ms").unwrap(),
+            std::time::Duration::from_millis(500)
+        );
+        assert_eq!(
+            parse_duration("1.5s").unwrap(),
+            std::time::Duration::from_millis(1500)
+        );
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("10").is_err());
+        assert!(parse_duration("").is_err());
+        assert_eq!(parse_bytes("-m", "512m").unwrap(), 512 << 20);
+        assert_eq!(parse_bytes("-m", "1g").unwrap(), 1 << 30);
+        assert_eq!(parse_bytes("-m", "100b").unwrap(), 100);
+        assert!(parse_bytes("-m", "lots").is_err());
+    }
 }

@@ -380,6 +380,56 @@ fn bad_input_is_one_line_and_creates_nothing() {
 }
 
 #[test]
+fn healthcheck_status_transitions() {
+    let b = Berth::new();
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "hc",
+        "--health-cmd",
+        "test -f /ok && echo fine",
+        "--health-interval",
+        "100ms",
+        "--health-retries",
+        "2",
+        "busybox",
+        "sleep",
+        "60",
+    ]);
+    assert_eq!(b.inspect("hc", "{{.State.Health.Status}}"), "starting");
+    b.wait_for("hc", "{{.State.Health.Status}}", "unhealthy");
+    assert!(b
+        .ok(&["ps", "--format", "{{.Status}}"])
+        .contains("(unhealthy)"));
+    b.ok(&["exec", "hc", "touch", "/ok"]);
+    b.wait_for("hc", "{{.State.Health.Status}}", "healthy");
+    assert_eq!(b.inspect("hc", "{{.State.Health.FailingStreak}}"), "0");
+    assert!(
+        b.inspect("hc", "{{json .State.Health.Log}}")
+            .contains("fine"),
+        "the probe's output is kept"
+    );
+    assert!(b.ok(&["ps"]).contains("(healthy)"));
+    b.ok(&["exec", "hc", "rm", "/ok"]);
+    b.wait_for("hc", "{{.State.Health.Status}}", "unhealthy");
+    // a container without a check has no health
+    b.ok(&["run", "-d", "--name", "plain", "busybox", "sleep", "60"]);
+    assert_eq!(b.inspect("plain", "{{json .State.Health}}"), "null");
+    let o = b.run(&[
+        "run",
+        "--health-cmd",
+        "true",
+        "--health-interval",
+        "soon",
+        "busybox",
+        "true",
+    ]);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(stderr(&o).contains("--health-interval"), "{}", stderr(&o));
+}
+
+#[test]
 fn images_in_use_are_not_removed() {
     let b = Berth::new();
     b.ok(&["tag", "busybox", "bb:two"]);

@@ -55,6 +55,8 @@ pub struct ContainerConfig {
     pub extra_hosts: Vec<String>,
     pub log: LogConfig,
     pub exposed_ports: Vec<String>,
+    /// The healthcheck (`--health-*`, else the image's; `NONE` disables).
+    pub health: Option<crate::health::HealthConfig>,
 }
 
 /// A bind mount, named volume or tmpfs.

@@ -27,10 +27,33 @@ CREATE TABLE IF NOT EXISTS containers (
     restart_count INTEGER NOT NULL DEFAULT 0,
     stopped_by_user INTEGER NOT NULL DEFAULT 0,
     oom_killed INTEGER NOT NULL DEFAULT 0,
-    error TEXT NOT NULL DEFAULT ''
+    error TEXT NOT NULL DEFAULT '',
+    health TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS containers_image ON containers(image_id);
 ";
+
+/// Columns added after the table's first form, added to older databases
+/// (SQLite's ADD COLUMN is cheap: existing rows take the default).
+const ADDED_COLUMNS: &[(&str, &str)] = &[("health", "TEXT NOT NULL DEFAULT ''")];
+
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    let have: Vec<String> = conn
+        .prepare("SELECT name FROM pragma_table_info('containers')")?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for (name, def) in ADDED_COLUMNS {
+        if !have.iter().any(|h| h == name) {
+            match conn.execute_batch(&format!("ALTER TABLE containers ADD COLUMN {name} {def}")) {
+                Ok(()) => {}
+                // Another command added it meanwhile.
+                Err(e) if e.to_string().contains("duplicate column") => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(())
+}
 
 /// Where a container is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,11 +132,13 @@ pub struct Record {
     pub stopped_by_user: bool,
     pub oom_killed: bool,
     pub error: String,
+    /// The healthcheck's state, for containers that have one.
+    pub health: Option<crate::health::Health>,
 }
 
 const COLUMNS: &str = "id, name, image_id, config, created, status, pid, pid_start, monitor_pid, \
      monitor_start, exit_code, started_at, finished_at, restart_count, stopped_by_user, \
-     oom_killed, error";
+     oom_killed, error, health";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Record> {
     let config: String = r.get(3)?;
@@ -138,6 +163,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Record> {
         stopped_by_user: r.get(14)?,
         oom_killed: r.get(15)?,
         error: r.get(16)?,
+        health: serde_json::from_str(&r.get::<_, String>(17)?).ok(),
     })
 }
 
@@ -155,6 +181,7 @@ impl Db {
         })?;
         let conn = image::store::open_connection(root)?;
         conn.execute_batch(SCHEMA)?;
+        migrate(&conn)?;
         Ok(Db { conn })
     }
 
@@ -273,6 +300,18 @@ impl Db {
                 r.started_at,
                 r.restart_count,
             ],
+        )?;
+        Ok(())
+    }
+
+    /// Records the healthcheck's state.
+    pub fn set_health(&self, id: &str, h: Option<&crate::health::Health>) -> Result<()> {
+        let text = h
+            .and_then(|h| serde_json::to_string(h).ok())
+            .unwrap_or_default();
+        self.conn.execute(
+            "UPDATE containers SET health = ?2 WHERE id = ?1",
+            params![id, text],
         )?;
         Ok(())
     }

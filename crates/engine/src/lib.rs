@@ -15,6 +15,7 @@
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod health;
 pub mod logs;
 pub mod monitor;
 pub mod names;
@@ -199,6 +200,7 @@ impl Engine {
             stopped_by_user: false,
             oom_killed: false,
             error: String::new(),
+            health: None,
         };
         // The row first (it claims the name), then the files; on failure
         // both go.
@@ -602,6 +604,18 @@ pub fn merge_image_config(cfg: &mut ContainerConfig, ic: &Value) {
             if let Some(v) = v.as_str() {
                 cfg.labels.entry(k.clone()).or_insert_with(|| v.to_string());
             }
+        }
+    }
+    if cfg.health.is_none() {
+        if let Some(h) = ic.get("Healthcheck").filter(|h| h.is_object()) {
+            let ns = |k: &str| h[k].as_u64().unwrap_or(0);
+            cfg.health = Some(health::HealthConfig {
+                test: strings(&h["Test"]),
+                interval_ns: ns("Interval"),
+                timeout_ns: ns("Timeout"),
+                retries: u32::try_from(ns("Retries")).unwrap_or(0),
+                start_period_ns: ns("StartPeriod"),
+            });
         }
     }
     if let Some(ports) = ic["ExposedPorts"].as_object() {

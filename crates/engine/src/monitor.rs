@@ -395,12 +395,70 @@ fn run_once(
         engine.release_memory();
     }
     let pid = Pid::from_raw(pid);
+    let checker =
+        r.config.health.as_ref().and_then(|h| {
+            crate::health::Checker::new(h, engine.container_dir(&id).join("health.out"))
+        });
+    engine
+        .db
+        .set_health(&id, checker.as_ref().map(|c| &c.health))?;
+    let mut health = HealthWatch {
+        checker,
+        runtime_root: engine.runtime_root(),
+        id: id.clone(),
+        db: &engine.db,
+    };
     match (master, foreground) {
         (Some(m), true) => Ok(runtime::terminal::relay_and_wait(m, pid, &mut |b| {
             log.write(0, b)
         })?),
-        (Some(m), false) => relay(pid, &[(m, 0)], false, log, stdin_keep),
-        (None, fg) => relay(pid, &[(out_r, 0), (err_r, 1)], fg, log, stdin_keep),
+        (Some(m), false) => relay(pid, &[(m, 0)], false, log, &mut health, stdin_keep),
+        (None, fg) => relay(
+            pid,
+            &[(out_r, 0), (err_r, 1)],
+            fg,
+            log,
+            &mut health,
+            stdin_keep,
+        ),
+    }
+}
+
+/// The healthcheck as the poll loop drives it: results go to the row.
+struct HealthWatch<'a> {
+    checker: Option<crate::health::Checker>,
+    runtime_root: std::path::PathBuf,
+    id: String,
+    db: &'a crate::db::Db,
+}
+
+impl HealthWatch<'_> {
+    fn timeout(&self) -> Option<Duration> {
+        self.checker.as_ref().map(crate::health::Checker::due_in)
+    }
+
+    fn tick(&mut self) {
+        let Some(c) = self.checker.as_mut() else {
+            return;
+        };
+        let Ok(container) = runtime::Container::load(&self.runtime_root, &self.id) else {
+            return;
+        };
+        if let Some(h) = c.tick(&container) {
+            let _ = self.db.set_health(&self.id, Some(&h));
+        }
+    }
+
+    fn reaped(&mut self, pid: i32, code: i32) {
+        if let Some(h) = self.checker.as_mut().and_then(|c| c.reaped(pid, code)) {
+            let _ = self.db.set_health(&self.id, Some(&h));
+        }
+    }
+}
+
+impl std::fmt::Debug for HealthWatch<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HealthWatch").field("id", &self.id).finish()
     }
 }
 
@@ -412,6 +470,7 @@ fn relay(
     streams: &[(OwnedFd, usize)],
     copy_to_stdio: bool,
     log: &mut logs::Writer,
+    health: &mut HealthWatch<'_>,
     _stdin_keep: Option<OwnedFd>,
 ) -> Result<i32> {
     let mut set = SigSet::empty();
@@ -442,7 +501,11 @@ fn relay(
                 Ok(st) if st.pid() == Some(pid) => {
                     exit = runtime::container::exit_code(st).or(exit)
                 }
-                Ok(_) => {}
+                Ok(st) => {
+                    if let (Some(p), Some(code)) = (st.pid(), runtime::container::exit_code(st)) {
+                        health.reaped(p.as_raw(), code);
+                    }
+                }
             }
         }
         if exit.is_some() && !open.contains(&true) {
@@ -461,10 +524,20 @@ fn relay(
         let timeout = if exit.is_some() {
             PollTimeout::from(100u8)
         } else {
-            PollTimeout::NONE
+            match health.timeout() {
+                // The checker's next turn (a check to start or to time out).
+                Some(d) => PollTimeout::try_from(d.as_millis().clamp(1, 60_000))
+                    .unwrap_or(PollTimeout::MAX),
+                None => PollTimeout::NONE,
+            }
         };
         match poll(&mut fds, timeout) {
-            Ok(0) => break,
+            Ok(0) if exit.is_some() => break,
+            Ok(0) => {
+                drop(fds);
+                health.tick();
+                continue;
+            }
             Ok(_) => {}
             Err(nix::errno::Errno::EINTR) => continue,
             Err(e) => return Err(e).ctx(|| "poll".into()),

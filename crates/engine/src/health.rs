@@ -1,0 +1,306 @@
+//! Healthchecks (`--health-cmd` or the image's HEALTHCHECK): the monitor
+//! runs the test in the container every interval (through the runtime's
+//! exec, detached, so its poll loop keeps relaying output), kills it past
+//! the timeout, and turns results into docker's states: `starting` until
+//! the first success (failures inside the start period do not count),
+//! `healthy`, and `unhealthy` after `retries` failures in a row.
+
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Context, Result};
+
+/// How the container is checked (docker's HealthConfig, durations in ns).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct HealthConfig {
+    /// `["CMD-SHELL", "cmd"]`, `["CMD", "prog", "arg"...]` or `["NONE"]`.
+    pub test: Vec<String>,
+    pub interval_ns: u64,
+    pub timeout_ns: u64,
+    pub retries: u32,
+    pub start_period_ns: u64,
+}
+
+impl HealthConfig {
+    /// The docker defaults where a value is 0.
+    fn interval(&self) -> Duration {
+        Duration::from_nanos(if self.interval_ns == 0 {
+            30_000_000_000
+        } else {
+            self.interval_ns
+        })
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_nanos(if self.timeout_ns == 0 {
+            30_000_000_000
+        } else {
+            self.timeout_ns
+        })
+    }
+
+    fn retries(&self) -> u32 {
+        if self.retries == 0 {
+            3
+        } else {
+            self.retries
+        }
+    }
+
+    /// The program to exec, or None for no check.
+    pub fn args(&self) -> Option<Vec<String>> {
+        match self.test.split_first() {
+            Some((k, rest)) if k == "CMD-SHELL" && !rest.is_empty() => {
+                Some(vec!["/bin/sh".into(), "-c".into(), rest.join(" ")])
+            }
+            Some((k, rest)) if k == "CMD" && !rest.is_empty() => Some(rest.to_vec()),
+            _ => None,
+        }
+    }
+}
+
+/// One check's result, as `inspect` shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Probe {
+    #[serde(rename = "Start")]
+    pub start: String,
+    #[serde(rename = "End")]
+    pub end: String,
+    #[serde(rename = "ExitCode")]
+    pub exit_code: i32,
+    #[serde(rename = "Output")]
+    pub output: String,
+}
+
+/// The container's health, stored with its row.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Health {
+    #[serde(rename = "Status")]
+    pub status: String,
+    #[serde(rename = "FailingStreak")]
+    pub failing_streak: u32,
+    #[serde(rename = "Log")]
+    pub log: Vec<Probe>,
+}
+
+impl Health {
+    /// Takes a result: the streak, the status, the last 5 probes.
+    pub fn record(&mut self, probe: Probe, in_start_period: bool, retries: u32) {
+        if probe.exit_code == 0 {
+            self.failing_streak = 0;
+            self.status = "healthy".into();
+        } else if !(in_start_period && self.status == "starting") {
+            self.failing_streak += 1;
+            if self.failing_streak >= retries {
+                self.status = "unhealthy".into();
+            }
+        }
+        self.log.push(probe);
+        if self.log.len() > 5 {
+            self.log.remove(0);
+        }
+    }
+}
+
+/// A check in flight.
+#[derive(Debug)]
+struct Running {
+    pid: i32,
+    started: Instant,
+    start: String,
+    output: PathBuf,
+}
+
+/// The monitor's side of healthchecks.
+#[derive(Debug)]
+pub struct Checker {
+    config: HealthConfig,
+    args: Vec<String>,
+    container_started: Instant,
+    next: Instant,
+    running: Option<Running>,
+    pub health: Health,
+    /// Where a check's output goes (read back, 4 KiB at most).
+    output: PathBuf,
+}
+
+impl Checker {
+    /// A checker, or None when the container has no check.
+    pub fn new(config: &HealthConfig, output: PathBuf) -> Option<Checker> {
+        let args = config.args()?;
+        let now = Instant::now();
+        Some(Checker {
+            config: config.clone(),
+            args,
+            container_started: now,
+            next: now + config.interval(),
+            running: None,
+            health: Health {
+                status: "starting".into(),
+                ..Health::default()
+            },
+            output,
+        })
+    }
+
+    /// How long the poll loop may sleep before the checker needs a turn.
+    pub fn due_in(&self) -> Duration {
+        let at = match &self.running {
+            Some(r) => r.started + self.config.timeout(),
+            None => self.next,
+        };
+        at.saturating_duration_since(Instant::now())
+    }
+
+    /// Starts a check if one is due (and none runs).
+    pub fn tick(&mut self, container: &runtime::Container) -> Option<Health> {
+        let now = Instant::now();
+        if let Some(r) = &self.running {
+            if now >= r.started + self.config.timeout() {
+                let _ = runtime::signal::send(r.pid, libc::SIGKILL);
+                let r = self.running.take()?;
+                let _ = std::fs::remove_file(&r.output);
+                return Some(self.finish(
+                    r.start,
+                    -1,
+                    format!(
+                        "Health check exceeded timeout ({:?})",
+                        self.config.timeout()
+                    ),
+                ));
+            }
+            return None;
+        }
+        if now < self.next {
+            return None;
+        }
+        self.next = now + self.config.interval();
+        let start = crate::now_nanos();
+        match self.spawn(container) {
+            Ok(pid) => {
+                self.running = Some(Running {
+                    pid,
+                    started: now,
+                    start,
+                    output: self.output.clone(),
+                });
+                None
+            }
+            Err(e) => Some(self.finish(start, -1, e.to_string())),
+        }
+    }
+
+    /// The exec'd check, detached; its stdout and stderr go to a file.
+    fn spawn(&self, container: &runtime::Container) -> Result<i32> {
+        let mut process = container.state.config.process().clone().unwrap_or_default();
+        process.set_args(Some(self.args.clone()));
+        process.set_terminal(Some(false));
+        let out =
+            std::fs::File::create(&self.output).ctx(|| "create the health output file".into())?;
+        let null = std::fs::File::open("/dev/null").ctx(|| "open /dev/null".into())?;
+        let saved: Vec<_> = (0..3)
+            .map(|fd| nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3)))
+            .collect::<nix::Result<_>>()
+            .ctx(|| "dup".into())?;
+        let _ = nix::unistd::dup2(null.as_raw_fd(), 0);
+        let _ = nix::unistd::dup2(out.as_raw_fd(), 1);
+        let _ = nix::unistd::dup2(out.as_raw_fd(), 2);
+        let res = container.exec(&runtime::ExecOptions {
+            process,
+            console_socket: None,
+            pid_file: None,
+            detach: true,
+            preserve_fds: 0,
+        });
+        for (i, fd) in saved.into_iter().enumerate() {
+            let _ = nix::unistd::dup2(fd, i32::try_from(i).unwrap_or(0));
+            let _ = nix::unistd::close(fd);
+        }
+        match res? {
+            runtime::ExecOutcome::Detached(pid) => Ok(pid),
+            runtime::ExecOutcome::Exited(_) => Err(crate::Error::Invalid(
+                "the health check ran attached".into(),
+            )),
+        }
+    }
+
+    /// A child was reaped: the check's result, if it was the check.
+    pub fn reaped(&mut self, pid: i32, code: i32) -> Option<Health> {
+        if self.running.as_ref().is_none_or(|r| r.pid != pid) {
+            return None;
+        }
+        let r = self.running.take()?;
+        let mut output = std::fs::read(&r.output).unwrap_or_default();
+        output.truncate(4096);
+        let _ = std::fs::remove_file(&r.output);
+        Some(self.finish(r.start, code, String::from_utf8_lossy(&output).into_owned()))
+    }
+
+    fn finish(&mut self, start: String, exit_code: i32, output: String) -> Health {
+        let in_start =
+            self.container_started.elapsed() < Duration::from_nanos(self.config.start_period_ns);
+        self.health.record(
+            Probe {
+                start,
+                end: crate::now_nanos(),
+                exit_code,
+                output,
+            },
+            in_start,
+            self.config.retries(),
+        );
+        self.health.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn probe(code: i32) -> Probe {
+        Probe {
+            start: String::new(),
+            end: String::new(),
+            exit_code: code,
+            output: String::new(),
+        }
+    }
+
+    #[test]
+    fn states_follow_docker() {
+        let mut h = Health {
+            status: "starting".into(),
+            ..Health::default()
+        };
+        h.record(probe(1), true, 2);
+        assert_eq!(
+            (h.status.as_str(), h.failing_streak),
+            ("starting", 0),
+            "start period"
+        );
+        h.record(probe(1), false, 2);
+        assert_eq!(h.status, "starting");
+        h.record(probe(1), false, 2);
+        assert_eq!((h.status.as_str(), h.failing_streak), ("unhealthy", 2));
+        h.record(probe(0), false, 2);
+        assert_eq!((h.status.as_str(), h.failing_streak), ("healthy", 0));
+        for _ in 0..10 {
+            h.record(probe(0), false, 2);
+        }
+        assert_eq!(h.log.len(), 5);
+        let c = HealthConfig {
+            test: vec!["CMD-SHELL".into(), "test -f /ok".into()],
+            ..HealthConfig::default()
+        };
+        assert_eq!(c.args().unwrap(), vec!["/bin/sh", "-c", "test -f /ok"]);
+        assert!(HealthConfig {
+            test: vec!["NONE".into()],
+            ..HealthConfig::default()
+        }
+        .args()
+        .is_none());
+    }
+}
