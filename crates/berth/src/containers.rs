@@ -386,9 +386,6 @@ fn config_from(a: &RunArgs) -> Result<ContainerConfig> {
             "-p/--publish needs a bridge network, which comes with networking: not implemented yet"
         );
     }
-    if a.init {
-        bail!("--init is not implemented yet");
-    }
     if !matches!(a.network.as_str(), "none" | "host") {
         bail!(
             "network {:?}: only \"none\" and \"host\" exist until networking is implemented",
@@ -432,6 +429,7 @@ fn config_from(a: &RunArgs) -> Result<ContainerConfig> {
         ipc_mode: a.ipc.clone().unwrap_or_default(),
         uts_mode: a.uts.clone().unwrap_or_default(),
         restart: RestartPolicy::parse(&a.restart).map_err(anyhow::Error::msg)?,
+        init: a.init,
         ..Default::default()
     };
     if cfg.auto_remove && cfg.restart.name != "no" {

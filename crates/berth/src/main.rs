@@ -193,6 +193,10 @@ enum SystemCommand {
 
 fn main() -> ExitCode {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.first().is_some_and(|a| engine::init::is_init(a)) {
+        let code = engine::init::main(&args[1..]);
+        return ExitCode::from(u8::try_from(code & 0xff).unwrap_or(1));
+    }
     if args
         .get(1)
         .is_some_and(|a| a == engine::monitor::MONITOR_ARG)

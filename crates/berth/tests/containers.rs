@@ -429,6 +429,72 @@ fn healthcheck_status_transitions() {
     assert!(stderr(&o).contains("--health-interval"), "{}", stderr(&o));
 }
 
+/// The static release build (`scripts/build-release.sh`, which the test
+/// script runs first): `--init` bind-mounts berth itself into the image,
+/// and only a static binary runs there.
+fn static_berth() -> std::path::PathBuf {
+    let target = berth_testkit::target_dir();
+    std::fs::read_dir(&target)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path().join("release/berth"))
+        .find(|p| p.exists())
+        .unwrap_or_else(|| {
+            panic!(
+                "no static berth under {}/<host>/release: run scripts/build-release.sh",
+                target.display()
+            )
+        })
+}
+
+#[test]
+fn init_reaps_orphans_and_forwards_signals() {
+    let b = Berth::new();
+    let bin = static_berth();
+    let run = |args: &[&str]| {
+        output_via_files(
+            Command::new(&bin)
+                .arg("--root")
+                .arg(b.root.path())
+                .args(args),
+        )
+    };
+    let o = run(&["run", "--rm", "--init", "busybox", "sh", "-c",
+        "ps -o pid,comm | grep -q '^ *1 berth-init'; echo $?; (sleep 0.2 &); sleep 0.6; ps -o stat | grep -c Z; true"]);
+    expect_code(&o, 0, "run --init");
+    assert_eq!(
+        stdout(&o),
+        "0\n0\n",
+        "pid 1 is berth-init; the orphaned sleep was reaped"
+    );
+    // stop's TERM reaches the command through the init (sleep as pid 1
+    // would ignore it and take the 10 s timeout)
+    let o = run(&[
+        "run", "-d", "--name", "inited", "--init", "busybox", "sleep", "60",
+    ]);
+    expect_code(&o, 0, "run -d --init");
+    let t = Instant::now();
+    expect_code(&run(&["stop", "inited"]), 0, "stop");
+    assert!(t.elapsed() < Duration::from_secs(5));
+    assert_eq!(b.inspect("inited", "{{.State.ExitCode}}"), "143");
+    // the container cannot write the init (a read-only bind of berth)
+    let o = run(&[
+        "run",
+        "--rm",
+        "--init",
+        "busybox",
+        "sh",
+        "-c",
+        "echo x > /sbin/berth-init",
+    ]);
+    assert_ne!(o.status.code(), Some(0));
+    // a dynamically linked berth says why it cannot
+    let o = b.run(&["run", "--rm", "--init", "busybox", "true"]);
+    if o.status.code() != Some(0) {
+        assert!(stderr(&o).contains("static"), "{}", stderr(&o));
+    }
+}
+
 #[test]
 fn images_in_use_are_not_removed() {
     let b = Berth::new();

@@ -16,6 +16,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod health;
+pub mod init;
 pub mod logs;
 pub mod monitor;
 pub mod names;

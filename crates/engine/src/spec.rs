@@ -335,10 +335,14 @@ pub fn build(cfg: &ContainerConfig, id: &str, paths: &Paths<'_>, joins: &Joins) 
     for u in &cfg.ulimits {
         rlimits.push(json!({"type": rlimit_name(&u.name)?, "soft": u.soft, "hard": u.hard}));
     }
+    let mut args = cfg.args.clone();
+    if cfg.init {
+        args.splice(0..0, [crate::init::PATH.to_string(), "--".to_string()]);
+    }
     let process = json!({
         "terminal": cfg.tty,
         "user": {"uid": user.uid, "gid": user.gid, "additionalGids": user.additional_gids},
-        "args": cfg.args,
+        "args": args,
         "env": environment(cfg, &user),
         "cwd": if cfg.working_dir.is_empty() { "/" } else { cfg.working_dir.as_str() },
         "capabilities": {
@@ -373,6 +377,23 @@ pub fn build(cfg: &ContainerConfig, id: &str, paths: &Paths<'_>, joins: &Joins) 
         if src.exists() {
             mounts.push(json!({"destination": dest, "type": "bind", "source": src, "options": ["rbind", "rprivate", if cfg.read_only { "ro" } else { "rw" }]}));
         }
+    }
+    if cfg.init {
+        // Our own (static) binary, read-only: the container cannot change it.
+        let exe = std::fs::read_link("/proc/self/exe")
+            .map_err(|e| Error::Invalid(format!("--init: find berth's binary: {e}")))?;
+        if crate::init::needs_loader(&exe)
+            .map_err(|e| Error::Invalid(format!("--init: read {}: {e}", exe.display())))?
+        {
+            return Err(Error::Invalid(format!(
+                "--init needs a static berth (scripts/build-release.sh); {} is dynamically linked",
+                exe.display()
+            )));
+        }
+        mounts.push(
+            json!({"destination": crate::init::PATH, "type": "bind", "source": exe,
+                           "options": ["bind", "ro", "nosuid", "nodev", "rprivate"]}),
+        );
     }
     for m in &cfg.mounts {
         match m.kind.as_str() {
