@@ -119,6 +119,26 @@ pub enum ContainerCommand {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         ps_options: Vec<String>,
     },
+    /// Update the resource limits or restart policy of containers
+    Update(UpdateArgs),
+    /// Display containers' resource usage (live, or once with --no-stream)
+    Stats {
+        /// Show all containers (default: running)
+        #[arg(short, long)]
+        all: bool,
+        /// Print one sample and exit
+        #[arg(long)]
+        no_stream: bool,
+        /// Do not truncate ids
+        #[arg(long)]
+        no_trunc: bool,
+        containers: Vec<String>,
+    },
+    /// List port mappings (none until networking publishes ports)
+    Port {
+        container: String,
+        port: Option<String>,
+    },
     /// Display detailed information on containers or images
     Inspect {
         /// Go-template-like format ({{.State.Status}}, {{json .Config}})
@@ -157,6 +177,34 @@ pub struct PsArgs {
     /// Show sizes
     #[arg(short, long)]
     size: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    #[arg(short, long)]
+    memory: Option<String>,
+    #[arg(long)]
+    memory_swap: Option<String>,
+    #[arg(long)]
+    memory_reservation: Option<String>,
+    #[arg(long)]
+    cpus: Option<f64>,
+    #[arg(short = 'c', long)]
+    cpu_shares: Option<u64>,
+    #[arg(long)]
+    cpu_quota: Option<i64>,
+    #[arg(long)]
+    cpu_period: Option<u64>,
+    #[arg(long)]
+    cpuset_cpus: Option<String>,
+    #[arg(long)]
+    cpuset_mems: Option<String>,
+    #[arg(long)]
+    pids_limit: Option<i64>,
+    #[arg(long)]
+    restart: Option<String>,
+    #[arg(required = true)]
+    containers: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -874,6 +922,63 @@ pub fn dispatch(root: &Path, runroot: &Path, cmd: &ContainerCommand) -> Result<i
             container,
             ps_options,
         } => top(&engine, container, ps_options),
+        ContainerCommand::Update(a) => {
+            let mut res = engine::config::Resources {
+                memory: a
+                    .memory
+                    .as_deref()
+                    .map(|s| parse_bytes("--memory", s))
+                    .transpose()?,
+                memory_swap: match a.memory_swap.as_deref() {
+                    Some("-1") => Some(-1),
+                    Some(s) => Some(parse_bytes("--memory-swap", s)?),
+                    None => None,
+                },
+                memory_reservation: a
+                    .memory_reservation
+                    .as_deref()
+                    .map(|s| parse_bytes("--memory-reservation", s))
+                    .transpose()?,
+                cpu_shares: a.cpu_shares,
+                cpu_quota: a.cpu_quota,
+                cpu_period: a.cpu_period,
+                cpuset_cpus: a.cpuset_cpus.clone(),
+                cpuset_mems: a.cpuset_mems.clone(),
+                pids_limit: a.pids_limit,
+                nano_cpus: None,
+            };
+            if let Some(c) = a.cpus {
+                if !(c > 0.0 && c.is_finite()) {
+                    bail!("invalid --cpus {c}: a positive number of CPUs");
+                }
+                #[allow(clippy::cast_possible_truncation)]
+                let nano = (c * 1e9) as i64;
+                res.nano_cpus = Some(nano);
+            }
+            let restart = a
+                .restart
+                .as_deref()
+                .map(RestartPolicy::parse)
+                .transpose()
+                .map_err(anyhow::Error::msg)?;
+            each(&engine, &a.containers, |e, r| {
+                Ok(e.update(r, &res, restart.clone())?)
+            })
+        }
+        ContainerCommand::Stats {
+            all,
+            no_stream,
+            no_trunc,
+            containers,
+        } => stats(&engine, *all, *no_stream, *no_trunc, containers).map(|()| 0),
+        ContainerCommand::Port { container, port } => {
+            engine.find(container)?;
+            // No container publishes ports before networking exists.
+            if let Some(p) = port {
+                bail!("No public port '{p}' published for {container}");
+            }
+            Ok(0)
+        }
         ContainerCommand::Pause { containers } => {
             each(&engine, containers, |e, r| Ok(e.set_paused(r, true)?))
         }
@@ -1013,6 +1118,23 @@ fn command_text(r: &Record, no_trunc: bool) -> String {
         c
     };
     format!("\"{c}\"")
+}
+
+/// `berth container prune`: removes every container that is not running.
+pub fn prune(root: &Path, runroot: &Path) -> Result<i32> {
+    let engine = Engine::open(root, runroot)
+        .with_context(|| format!("open the store at {}", root.display()))?;
+    let mut freed = 0;
+    println!("Deleted Containers:");
+    for r in engine.list()? {
+        if matches!(r.status, Status::Exited | Status::Created) {
+            freed += dir_size(&engine.container_dir(&r.id).join("fs/upper"));
+            engine.remove(&r, false)?;
+            println!("{}", r.id);
+        }
+    }
+    println!("\nTotal reclaimed space: {}", format::size(freed));
+    Ok(0)
 }
 
 /// `berth container ls`.
@@ -1348,6 +1470,162 @@ fn exec(engine: &Engine, a: &ExecArgs) -> Result<i32> {
         preserve_fds: 0,
     };
     Ok(runtime::terminal::finish_exec(c.exec(&opts)?, console)?)
+}
+
+/// Bytes received and sent on the container's interfaces (loopback aside),
+/// from its network namespace's /proc/<pid>/net/dev.
+fn net_io(pid: i32) -> (u64, u64) {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/net/dev")).unwrap_or_default();
+    text.lines()
+        .skip(2)
+        .filter_map(|l| {
+            let (name, rest) = l.split_once(':')?;
+            if name.trim() == "lo" {
+                return None;
+            }
+            let f: Vec<u64> = rest
+                .split_whitespace()
+                .filter_map(|x| x.parse().ok())
+                .collect();
+            Some((*f.first()?, *f.get(8)?))
+        })
+        .fold((0, 0), |(r, t), (a, b)| (r + a, t + b))
+}
+
+/// `docker stats`: CPU from two samples of the cgroup's usage, memory and
+/// pids from the cgroups, network from the container's namespace.
+fn stats(
+    engine: &Engine,
+    all: bool,
+    no_stream: bool,
+    no_trunc: bool,
+    names: &[String],
+) -> Result<()> {
+    let pick = || -> Result<Vec<Record>> {
+        if names.is_empty() {
+            Ok(engine
+                .list()?
+                .into_iter()
+                .filter(|r| all || matches!(r.status, Status::Running | Status::Paused))
+                .collect())
+        } else {
+            names.iter().map(|n| Ok(engine.find(n)?)).collect()
+        }
+    };
+    let mem_total = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .map_or(u64::MAX, |kib| kib * 1024);
+    let sample = |list: &[Record]| -> Vec<Option<(u64, std::time::Instant)>> {
+        list.iter()
+            .map(|r| {
+                engine
+                    .stats(r)
+                    .ok()
+                    .map(|s| (s.cpu.usage.total, std::time::Instant::now()))
+            })
+            .collect()
+    };
+    let mut list = pick()?;
+    let mut before = sample(&list);
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(if no_stream {
+            500
+        } else {
+            1000
+        }));
+        let mut rows = Vec::new();
+        for (r, prev) in list.iter().zip(&before) {
+            let s = engine.stats(r).ok();
+            let cpu = match (s.as_ref(), prev) {
+                (Some(s), Some((u0, t0))) => {
+                    let dt = t0.elapsed().as_nanos().max(1) as f64;
+                    format!(
+                        "{:.2}%",
+                        (s.cpu.usage.total.saturating_sub(*u0)) as f64 / dt * 100.0
+                    )
+                }
+                _ => "--".into(),
+            };
+            let (mem, mem_pct, pids) = match &s {
+                Some(s) => {
+                    let limit = if s.memory.usage.limit == 0 || s.memory.usage.limit > mem_total {
+                        mem_total
+                    } else {
+                        s.memory.usage.limit
+                    };
+                    // docker's usage: without the inactive page cache
+                    let cache = s
+                        .memory
+                        .raw
+                        .get("total_inactive_file")
+                        .or_else(|| s.memory.raw.get("inactive_file"))
+                        .copied()
+                        .unwrap_or(0);
+                    let used = s.memory.usage.usage.saturating_sub(cache);
+                    (
+                        format!("{} / {}", binary_size(used), binary_size(limit)),
+                        format!("{:.2}%", used as f64 / limit.max(1) as f64 * 100.0),
+                        s.pids.current.to_string(),
+                    )
+                }
+                None => ("--".into(), "--".into(), "--".into()),
+            };
+            let (rx, tx) = if r.pid > 0 { net_io(r.pid) } else { (0, 0) };
+            rows.push(vec![
+                short(&r.id, no_trunc),
+                r.name.clone(),
+                cpu,
+                mem,
+                mem_pct,
+                format!("{} / {}", format::size(rx), format::size(tx)),
+                pids,
+            ]);
+        }
+        let mut out = std::io::stdout().lock();
+        if !no_stream {
+            write!(out, "\x1b[2J\x1b[H")?;
+        }
+        format::table(
+            &[
+                "CONTAINER ID",
+                "NAME",
+                "CPU %",
+                "MEM USAGE / LIMIT",
+                "MEM %",
+                "NET I/O",
+                "PIDS",
+            ],
+            &rows,
+            &mut out,
+        )?;
+        out.flush()?;
+        if no_stream {
+            return Ok(());
+        }
+        list = pick()?;
+        before = sample(&list);
+    }
+}
+
+/// `1.5MiB`: binary units, as docker prints memory.
+fn binary_size(b: u64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < units.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{b}B")
+    } else {
+        format!("{v:.2}{}", units[u])
+    }
 }
 
 /// `docker top`: the host's `ps` (default `-ef`) limited to the container's

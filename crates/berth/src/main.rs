@@ -181,6 +181,12 @@ enum ContainerGroup {
     /// List containers
     #[command(alias = "list")]
     Ls(containers::PsArgs),
+    /// Remove all stopped containers
+    Prune {
+        /// Do not ask (there is no prompt: accepted for docker compatibility)
+        #[arg(short, long)]
+        force: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -212,6 +218,9 @@ fn main() -> ExitCode {
         Command::Containers(c) | Command::Container(ContainerGroup::Commands(c)) => Some(c),
         Command::Container(ContainerGroup::Ls(a)) => {
             return finish(containers::ps_command(&cli.root, &cli.runroot, a).map(|()| 0))
+        }
+        Command::Container(ContainerGroup::Prune { .. }) => {
+            return finish(containers::prune(&cli.root, &cli.runroot))
         }
         _ => None,
     };

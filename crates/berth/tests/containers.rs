@@ -496,6 +496,63 @@ fn init_reaps_orphans_and_forwards_signals() {
 }
 
 #[test]
+fn update_stats_and_prune() {
+    let b = Berth::new();
+    let id = b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "busy",
+        "--memory",
+        "64m",
+        "busybox",
+        "sh",
+        "-c",
+        "while :; do :; done",
+    ]);
+    let id = id.trim();
+    b.wait_for("busy", "{{.State.Status}}", "running");
+    let st = b.ok(&["stats", "--no-stream"]);
+    let row = st
+        .lines()
+        .find(|l| l.contains("busy"))
+        .unwrap_or_else(|| panic!("{st}"));
+    assert!(row.contains("/ 64.00MiB"), "{st}");
+    let cpu: f64 = row
+        .split_whitespace()
+        .nth(2)
+        .unwrap()
+        .trim_end_matches('%')
+        .parse()
+        .unwrap();
+    assert!(cpu > 10.0, "a busy loop uses CPU: {st}");
+    b.ok(&["update", "--memory", "128m", "--pids-limit", "50", "busy"]);
+    let read = |ctl: &str, file: &str| {
+        std::fs::read_to_string(format!("/sys/fs/cgroup/{ctl}/berth/{id}/{file}"))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    assert_eq!(read("memory", "memory.limit_in_bytes"), "134217728");
+    assert_eq!(read("pids", "pids.max"), "50");
+    assert_eq!(b.inspect("busy", "{{.HostConfig.Memory}}"), "134217728");
+    assert_ne!(
+        b.run(&["update", "--memory", "lots", "busy"]).status.code(),
+        Some(0)
+    );
+    b.ok(&["rm", "-f", "busy"]);
+    b.ok(&["run", "--name", "done1", "busybox", "true"]);
+    b.ok(&["create", "--name", "new1", "busybox", "true"]);
+    b.ok(&["run", "-d", "--name", "alive", "busybox", "sleep", "60"]);
+    let out = b.ok(&["container", "prune", "-f"]);
+    assert!(out.contains("Total reclaimed space"), "{out}");
+    assert_eq!(
+        b.ok(&["ps", "-a", "--format", "{{.Names}}"]).trim(),
+        "alive"
+    );
+}
+
+#[test]
 fn images_in_use_are_not_removed() {
     let b = Berth::new();
     b.ok(&["tag", "busybox", "bb:two"]);

@@ -304,6 +304,17 @@ impl Db {
         Ok(())
     }
 
+    /// Replaces the stored config (`update`).
+    pub fn set_config(&self, id: &str, config: &ContainerConfig) -> Result<()> {
+        let text = serde_json::to_string(config)
+            .map_err(|e| Error::Invalid(format!("encode config: {e}")))?;
+        self.conn.execute(
+            "UPDATE containers SET config = ?2 WHERE id = ?1",
+            params![id, text],
+        )?;
+        Ok(())
+    }
+
     /// Records the healthcheck's state.
     pub fn set_health(&self, id: &str, h: Option<&crate::health::Health>) -> Result<()> {
         let text = h

@@ -408,6 +408,74 @@ impl Engine {
         result
     }
 
+    /// Resource usage from the container's cgroups.
+    pub fn stats(&self, r: &Record) -> Result<runtime::cgroups::stats::Stats> {
+        let c = runtime::Container::load(&self.runtime_root(), &r.id)?;
+        let cg = c.state.cgroups.as_ref().ok_or_else(|| Error::State {
+            id: r.name.clone(),
+            status: r.status.to_string(),
+            what: "the container has no cgroups".into(),
+        })?;
+        Ok(cg.stats())
+    }
+
+    /// `update`: new limits (applied now if it runs) and restart policy,
+    /// kept for its next starts.
+    pub fn update(
+        &self,
+        r: &Record,
+        resources: &config::Resources,
+        restart: Option<config::RestartPolicy>,
+    ) -> Result<()> {
+        let mut cfg = r.config.clone();
+        let n = &mut cfg.resources;
+        let set = |dst: &mut Option<i64>, v: Option<i64>| {
+            if v.is_some() {
+                *dst = v;
+            }
+        };
+        set(&mut n.memory, resources.memory);
+        set(&mut n.memory_swap, resources.memory_swap);
+        set(&mut n.memory_reservation, resources.memory_reservation);
+        set(&mut n.nano_cpus, resources.nano_cpus);
+        set(&mut n.cpu_quota, resources.cpu_quota);
+        set(&mut n.pids_limit, resources.pids_limit);
+        if resources.cpu_shares.is_some() {
+            n.cpu_shares = resources.cpu_shares;
+        }
+        if resources.cpu_period.is_some() {
+            n.cpu_period = resources.cpu_period;
+        }
+        if resources.cpuset_cpus.is_some() {
+            n.cpuset_cpus.clone_from(&resources.cpuset_cpus);
+        }
+        if resources.cpuset_mems.is_some() {
+            n.cpuset_mems.clone_from(&resources.cpuset_mems);
+        }
+        if let Some(p) = restart {
+            if cfg.auto_remove && p.name != "no" {
+                return Err(Error::Invalid(
+                    "cannot update the restart policy of a container started with --rm".into(),
+                ));
+            }
+            cfg.restart = p;
+        }
+        if matches!(r.status, Status::Running | Status::Paused) {
+            // Only what changed goes to the cgroups (the spec builder makes
+            // the OCI form of it).
+            let only = ContainerConfig {
+                resources: resources.clone(),
+                ..ContainerConfig::default()
+            };
+            let oci = spec::resources(&only);
+            let oci: oci_spec::runtime::LinuxResources = serde_json::from_value(oci)
+                .map_err(|e| Error::Invalid(format!("resources: {e}")))?;
+            let mut c = runtime::Container::load(&self.runtime_root(), &r.id)?;
+            c.update(&oci)?;
+        }
+        self.db.set_config(&r.id, &cfg)
+    }
+
     /// Host pids of the container's processes.
     pub fn pids(&self, r: &Record) -> Result<Vec<i32>> {
         if !matches!(r.status, Status::Running | Status::Paused) {

@@ -322,6 +322,55 @@ fn default_device_rules() -> Vec<Value> {
     rules
 }
 
+/// The container's limits in the OCI form (`linux.resources`, devices
+/// aside).
+pub fn resources(cfg: &ContainerConfig) -> Value {
+    let mut resources = json!({});
+    let r = &cfg.resources;
+    let mut memory = serde_json::Map::new();
+    if let Some(m) = r.memory {
+        memory.insert("limit".into(), json!(m));
+        // Docker: no --memory-swap means twice the memory.
+        let swap = r.memory_swap.unwrap_or(m * 2);
+        memory.insert("swap".into(), json!(swap));
+    } else if let Some(s) = r.memory_swap {
+        memory.insert("swap".into(), json!(s));
+    }
+    if let Some(m) = r.memory_reservation {
+        memory.insert("reservation".into(), json!(m));
+    }
+    if !memory.is_empty() {
+        resources["memory"] = Value::Object(memory);
+    }
+    let mut cpu = serde_json::Map::new();
+    if let Some(n) = r.nano_cpus {
+        cpu.insert("period".into(), json!(100_000));
+        cpu.insert("quota".into(), json!(n / 10_000));
+    }
+    if let Some(q) = r.cpu_quota {
+        cpu.insert("quota".into(), json!(q));
+    }
+    if let Some(p) = r.cpu_period {
+        cpu.insert("period".into(), json!(p));
+    }
+    if let Some(s) = r.cpu_shares {
+        cpu.insert("shares".into(), json!(s));
+    }
+    if let Some(c) = &r.cpuset_cpus {
+        cpu.insert("cpus".into(), json!(c));
+    }
+    if let Some(m) = &r.cpuset_mems {
+        cpu.insert("mems".into(), json!(m));
+    }
+    if !cpu.is_empty() {
+        resources["cpu"] = Value::Object(cpu);
+    }
+    if let Some(p) = r.pids_limit {
+        resources["pids"] = json!({"limit": p});
+    }
+    resources
+}
+
 /// Builds the OCI spec of the container.
 pub fn build(cfg: &ContainerConfig, id: &str, paths: &Paths<'_>, joins: &Joins) -> Result<Value> {
     if cfg.args.is_empty() {
@@ -439,49 +488,7 @@ pub fn build(cfg: &ContainerConfig, id: &str, paths: &Paths<'_>, joins: &Joins) 
     }
     namespaces.push(json!({"type": "cgroup"}));
 
-    let mut resources = json!({});
-    let r = &cfg.resources;
-    let mut memory = serde_json::Map::new();
-    if let Some(m) = r.memory {
-        memory.insert("limit".into(), json!(m));
-        // Docker: no --memory-swap means twice the memory.
-        let swap = r.memory_swap.unwrap_or(m * 2);
-        memory.insert("swap".into(), json!(swap));
-    } else if let Some(s) = r.memory_swap {
-        memory.insert("swap".into(), json!(s));
-    }
-    if let Some(m) = r.memory_reservation {
-        memory.insert("reservation".into(), json!(m));
-    }
-    if !memory.is_empty() {
-        resources["memory"] = Value::Object(memory);
-    }
-    let mut cpu = serde_json::Map::new();
-    if let Some(n) = r.nano_cpus {
-        cpu.insert("period".into(), json!(100_000));
-        cpu.insert("quota".into(), json!(n / 10_000));
-    }
-    if let Some(q) = r.cpu_quota {
-        cpu.insert("quota".into(), json!(q));
-    }
-    if let Some(p) = r.cpu_period {
-        cpu.insert("period".into(), json!(p));
-    }
-    if let Some(s) = r.cpu_shares {
-        cpu.insert("shares".into(), json!(s));
-    }
-    if let Some(c) = &r.cpuset_cpus {
-        cpu.insert("cpus".into(), json!(c));
-    }
-    if let Some(m) = &r.cpuset_mems {
-        cpu.insert("mems".into(), json!(m));
-    }
-    if !cpu.is_empty() {
-        resources["cpu"] = Value::Object(cpu);
-    }
-    if let Some(p) = r.pids_limit {
-        resources["pids"] = json!({"limit": p});
-    }
+    let mut resources = resources(cfg);
     let mut device_rules = if cfg.privileged {
         vec![json!({"allow": true, "access": "rwm"})]
     } else {
