@@ -59,7 +59,7 @@ pub enum ContainerCommand {
         /// Kill a running container first
         #[arg(short, long)]
         force: bool,
-        /// Remove anonymous volumes (none exist yet: accepted)
+        /// Remove the container's anonymous volumes
         #[arg(short, long)]
         volumes: bool,
         #[arg(required = true)]
@@ -723,25 +723,31 @@ fn env_entry(e: &str) -> String {
 fn parse_volume(v: &str) -> Result<Mount> {
     let parts: Vec<&str> = v.split(':').collect();
     let (src, dst, opts) = match parts.as_slice() {
+        // An anonymous volume at this path.
+        [d] => ("", *d, ""),
         [s, d] => (*s, *d, ""),
         [s, d, o] => (*s, *d, *o),
-        [_] => bail!("invalid volume {v:?}: anonymous and named volumes come with volume support; use /host:/container"),
         _ => bail!("invalid volume specification {v:?}"),
     };
-    if !src.starts_with('/') {
-        bail!("invalid volume {v:?}: named volumes come with volume support; bind a host path (absolute)");
-    }
     let mut m = Mount {
-        kind: "bind".into(),
+        kind: if src.is_empty() || !src.starts_with('/') {
+            "volume"
+        } else {
+            "bind"
+        }
+        .into(),
         source: src.to_string(),
         destination: dst.to_string(),
         read_only: false,
         options: vec![],
     };
+    if m.kind == "volume" && !src.is_empty() {
+        engine::volumes::validate(src)?;
+    }
     for o in opts.split(',').filter(|o| !o.is_empty()) {
         match o {
             "ro" => m.read_only = true,
-            "rw" | "z" | "Z" | "consistent" | "cached" | "delegated" => {}
+            "rw" | "z" | "Z" | "consistent" | "cached" | "delegated" | "nocopy" => {}
             "private" | "rprivate" | "shared" | "rshared" | "slave" | "rslave" => {
                 m.options.push(o.to_string())
             }
@@ -773,7 +779,8 @@ fn parse_mount(s: &str) -> Result<Mount> {
         "bind" if m.source.starts_with('/') => {}
         "bind" => bail!("invalid --mount {s:?}: a bind needs an absolute source"),
         "tmpfs" => m.source = "tmpfs".into(),
-        "volume" => bail!("invalid --mount {s:?}: volumes come with volume support"),
+        "volume" if m.source.is_empty() => {}
+        "volume" => engine::volumes::validate(&m.source)?,
         k => bail!("invalid --mount type {k:?}"),
     }
     if m.destination.is_empty() {
@@ -845,9 +852,11 @@ pub fn dispatch(root: &Path, runroot: &Path, cmd: &ContainerCommand) -> Result<i
             })
         }
         ContainerCommand::Rm {
-            force, containers, ..
+            force,
+            containers,
+            volumes,
         } => each(&engine, containers, |e, r| {
-            e.remove(r, *force)?;
+            e.remove(r, *force, *volumes)?;
             Ok(())
         }),
         ContainerCommand::Ps(a) => ps(&engine, a).map(|()| 0),
@@ -1042,7 +1051,7 @@ fn run(engine: &mut Engine, a: &RunArgs) -> Result<i32> {
         if let Err(e) = engine::monitor::start_detached(engine, &r) {
             // A container that cannot start is not left behind with --rm.
             if a.rm {
-                let _ = engine.remove(&engine.find(&r.id)?, true);
+                let _ = engine.remove(&engine.find(&r.id)?, true, true);
             }
             return Err(e.into());
         }
@@ -1054,7 +1063,7 @@ fn run(engine: &mut Engine, a: &RunArgs) -> Result<i32> {
         Err(e) => {
             if a.rm {
                 if let Ok(r) = engine.find(&r.id) {
-                    let _ = engine.remove(&r, true);
+                    let _ = engine.remove(&r, true, true);
                 }
             }
             // docker's codes: 127 command not found, 126 not executable.
@@ -1120,6 +1129,169 @@ fn command_text(r: &Record, no_trunc: bool) -> String {
     format!("\"{c}\"")
 }
 
+/// `berth volume ...`.
+#[derive(Debug, Subcommand)]
+pub enum VolumeCommand {
+    /// Create a volume
+    Create {
+        /// Set metadata (key=value)
+        #[arg(short, long)]
+        label: Vec<String>,
+        /// Driver (only "local")
+        #[arg(short, long, default_value = "local")]
+        driver: String,
+        name: Option<String>,
+    },
+    /// List volumes
+    #[command(alias = "list")]
+    Ls {
+        #[arg(short, long)]
+        quiet: bool,
+        /// dangling=true|false, name=PART, label=KEY[=VALUE]
+        #[arg(short, long)]
+        filter: Vec<String>,
+    },
+    /// Display detailed information on volumes
+    Inspect {
+        #[arg(short, long)]
+        format: Option<String>,
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Remove volumes (refused while a container uses one)
+    Rm {
+        /// Accepted for docker compatibility: in-use volumes are still kept
+        #[arg(short, long)]
+        force: bool,
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Remove unused anonymous volumes (-a: all unused volumes)
+    Prune {
+        #[arg(short, long)]
+        all: bool,
+        #[arg(short, long)]
+        force: bool,
+    },
+}
+
+/// Runs a volume command.
+pub fn volume(root: &Path, runroot: &Path, cmd: &VolumeCommand) -> Result<i32> {
+    let engine = Engine::open(root, runroot)
+        .with_context(|| format!("open the store at {}", root.display()))?;
+    let json = |v: &engine::volumes::Volume| serde_json::to_value(v).unwrap_or(Value::Null);
+    match cmd {
+        VolumeCommand::Create {
+            label,
+            driver,
+            name,
+        } => {
+            if driver != "local" {
+                bail!("volume driver {driver:?} is not supported: only \"local\"");
+            }
+            let mut labels = BTreeMap::new();
+            for l in label {
+                let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
+                labels.insert(k.to_string(), v.to_string());
+            }
+            let v = engine.volumes.create(name.as_deref(), &labels)?;
+            println!("{}", v.name);
+            Ok(0)
+        }
+        VolumeCommand::Ls { quiet, filter } => {
+            let mut list = engine.volumes.list()?;
+            for f in filter {
+                let (k, v) = key_value("--filter", f)?;
+                let keep: Box<dyn Fn(&engine::volumes::Volume) -> bool> = match k.as_str() {
+                    "dangling" => {
+                        let want = v == "true" || v == "1";
+                        let used: Vec<bool> = list
+                            .iter()
+                            .map(|x| engine.volume_users(&x.name).is_ok_and(|u| !u.is_empty()))
+                            .collect();
+                        let names: Vec<String> = list
+                            .iter()
+                            .zip(used)
+                            .filter(|(_, u)| *u != want)
+                            .map(|(x, _)| x.name.clone())
+                            .collect();
+                        Box::new(move |x| names.contains(&x.name))
+                    }
+                    "name" => Box::new(move |x| x.name.contains(v.as_str())),
+                    "label" => Box::new(move |x| match v.split_once('=') {
+                        Some((k, val)) => x.labels.get(k).is_some_and(|y| y == val),
+                        None => x.labels.contains_key(v.as_str()),
+                    }),
+                    _ => bail!("invalid filter {k:?}"),
+                };
+                list.retain(|x| keep(x));
+            }
+            if *quiet {
+                for v in &list {
+                    println!("{}", v.name);
+                }
+            } else {
+                let rows: Vec<Vec<String>> = list
+                    .iter()
+                    .map(|v| vec![v.driver.clone(), v.name.clone()])
+                    .collect();
+                format::table(
+                    &["DRIVER", "VOLUME NAME"],
+                    &rows,
+                    &mut std::io::stdout().lock(),
+                )?;
+            }
+            Ok(0)
+        }
+        VolumeCommand::Inspect { format, names } => {
+            let mut out = Vec::new();
+            let mut code = 0;
+            for n in names {
+                match engine.volumes.get(n) {
+                    Ok(v) => out.push(json(&v)),
+                    Err(e) => {
+                        eprintln!("Error: {e}");
+                        code = 1;
+                    }
+                }
+            }
+            match format {
+                Some(f) => out
+                    .iter()
+                    .for_each(|v| println!("{}", crate::go_template(f, v))),
+                None => println!("{}", serde_json::to_string_pretty(&Value::Array(out))?),
+            }
+            Ok(code)
+        }
+        VolumeCommand::Rm { names, .. } => {
+            let mut code = 0;
+            for n in names {
+                match engine.remove_volume(n) {
+                    Ok(()) => println!("{n}"),
+                    Err(e) => {
+                        eprintln!("Error response from daemon: {e}");
+                        code = 1;
+                    }
+                }
+            }
+            Ok(code)
+        }
+        VolumeCommand::Prune { all, .. } => {
+            println!("Deleted Volumes:");
+            let mut freed = 0;
+            for v in engine.volumes.list()? {
+                if (*all || v.anonymous) && engine.volume_users(&v.name)?.is_empty() {
+                    freed += dir_size(&v.mountpoint);
+                    engine.volumes.remove(&v.name)?;
+                    println!("{}", v.name);
+                }
+            }
+            println!("\nTotal reclaimed space: {}", format::size(freed));
+            Ok(0)
+        }
+    }
+}
+
 /// `berth container prune`: removes every container that is not running.
 pub fn prune(root: &Path, runroot: &Path) -> Result<i32> {
     let engine = Engine::open(root, runroot)
@@ -1129,7 +1301,7 @@ pub fn prune(root: &Path, runroot: &Path) -> Result<i32> {
     for r in engine.list()? {
         if matches!(r.status, Status::Exited | Status::Created) {
             freed += dir_size(&engine.container_dir(&r.id).join("fs/upper"));
-            engine.remove(&r, false)?;
+            engine.remove(&r, false, false)?;
             println!("{}", r.id);
         }
     }

@@ -117,6 +117,9 @@ enum Command {
     /// Manage images
     #[command(subcommand)]
     Image(ImageCommand),
+    /// Manage volumes
+    #[command(subcommand)]
+    Volume(containers::VolumeCommand),
     /// Manage berth's storage
     #[command(subcommand)]
     System(SystemCommand),
@@ -222,6 +225,7 @@ fn main() -> ExitCode {
         Command::Container(ContainerGroup::Prune { .. }) => {
             return finish(containers::prune(&cli.root, &cli.runroot))
         }
+        Command::Volume(v) => return finish(containers::volume(&cli.root, &cli.runroot, v)),
         _ => None,
     };
     if let Some(c) = containers {
@@ -321,7 +325,7 @@ fn parse_ref(s: &str) -> Result<Reference> {
 
 fn run(cli: Cli) -> Result<()> {
     match &cli.command {
-        Command::Containers(_) | Command::Container(_) => {
+        Command::Containers(_) | Command::Container(_) | Command::Volume(_) => {
             unreachable!("container commands are dispatched in main")
         }
         Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => images(&open(&cli)?, a),

@@ -553,6 +553,86 @@ fn update_stats_and_prune() {
 }
 
 #[test]
+fn named_and_anonymous_volumes() {
+    let b = Berth::new();
+    assert_eq!(
+        b.ok(&["volume", "create", "--label", "k=v", "data"]).trim(),
+        "data"
+    );
+    // an empty volume is filled from the image at its mount point
+    let o = b.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "data:/etc",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /etc/group >/dev/null && echo kept > /etc/mine",
+    ]);
+    assert_eq!(o, "");
+    assert_eq!(
+        b.ok(&[
+            "run",
+            "--rm",
+            "-v",
+            "data:/x:ro",
+            "busybox",
+            "cat",
+            "/x/mine"
+        ]),
+        "kept\n"
+    );
+    let o = b.run(&[
+        "run",
+        "--rm",
+        "-v",
+        "data:/x:ro",
+        "busybox",
+        "touch",
+        "/x/no",
+    ]);
+    assert_ne!(o.status.code(), Some(0), "read-only volume");
+    let mp = b.ok(&["volume", "inspect", "-f", "{{.Mountpoint}}", "data"]);
+    assert!(Path::new(mp.trim()).join("group").exists(), "{mp}");
+    assert_eq!(
+        b.ok(&["volume", "ls", "-q", "--filter", "label=k=v"])
+            .trim(),
+        "data"
+    );
+    // in use: not removed
+    b.ok(&[
+        "run", "-d", "--name", "user", "-v", "data:/x", "busybox", "sleep", "60",
+    ]);
+    let o = b.run(&["volume", "rm", "data"]);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(stderr(&o).contains("in use"), "{}", stderr(&o));
+    b.ok(&["rm", "-f", "user"]);
+    b.ok(&["volume", "rm", "data"]);
+    // anonymous: made for -v /path, removed by rm -v (and by --rm)
+    b.ok(&[
+        "run",
+        "--name",
+        "anon",
+        "-v",
+        "/scratch",
+        "busybox",
+        "sh",
+        "-c",
+        "echo a > /scratch/f",
+    ]);
+    assert_eq!(b.ok(&["volume", "ls", "-q"]).lines().count(), 1);
+    b.ok(&["rm", "-v", "anon"]);
+    b.ok(&["run", "--rm", "-v", "/scratch", "busybox", "true"]);
+    assert_eq!(b.ok(&["volume", "ls", "-q"]), "");
+    // bad names are refused before anything is made
+    let o = b.run(&["run", "--rm", "-v", "bad name!:/x", "busybox", "true"]);
+    assert_ne!(o.status.code(), Some(0));
+    assert_eq!(b.ok(&["volume", "ls", "-q"]), "");
+    assert_eq!(b.ok(&["ps", "-aq"]), "");
+}
+
+#[test]
 fn images_in_use_are_not_removed() {
     let b = Berth::new();
     b.ok(&["tag", "busybox", "bb:two"]);

@@ -21,6 +21,7 @@ pub mod logs;
 pub mod monitor;
 pub mod names;
 pub mod spec;
+pub mod volumes;
 
 use std::path::{Path, PathBuf};
 
@@ -42,6 +43,7 @@ pub struct Engine {
     pub runroot: PathBuf,
     pub db: Db,
     pub images: ImageStore,
+    pub volumes: volumes::Volumes,
 }
 
 /// Now, RFC 3339 with nanoseconds, UTC.
@@ -102,6 +104,7 @@ impl Engine {
     pub fn open(root: &Path, runroot: &Path) -> Result<Engine> {
         let images = ImageStore::open(root)?;
         let db = Db::open(root)?;
+        let volumes = volumes::Volumes::open(root)?;
         std::fs::create_dir_all(root.join("containers"))
             .ctx(|| format!("create {}", root.join("containers").display()))?;
         Ok(Engine {
@@ -109,6 +112,7 @@ impl Engine {
             runroot: runroot.to_path_buf(),
             db,
             images,
+            volumes,
         })
     }
 
@@ -171,6 +175,37 @@ impl Engine {
         })?;
         let ic = self.image_config(&img)?;
         merge_image_config(&mut cfg, &ic);
+        // The image's VOLUMEs not covered by a mount get anonymous volumes.
+        if let Some(vols) = ic["Volumes"].as_object() {
+            for dest in vols.keys() {
+                if !cfg.mounts.iter().any(|m| m.destination == *dest) {
+                    cfg.mounts.push(config::Mount {
+                        kind: "volume".into(),
+                        destination: dest.clone(),
+                        ..config::Mount::default()
+                    });
+                }
+            }
+        }
+        let mut made = Vec::new();
+        for m in cfg.mounts.iter_mut().filter(|m| m.kind == "volume") {
+            let name = (!m.source.is_empty()).then_some(m.source.as_str());
+            let existed = name.is_some_and(|n| self.volumes.get(n).is_ok());
+            let v = match self
+                .volumes
+                .create(name, &std::collections::BTreeMap::new())
+            {
+                Ok(v) => v,
+                Err(e) => {
+                    self.drop_volumes(&made);
+                    return Err(e);
+                }
+            };
+            if !existed {
+                made.push(v.name.clone());
+            }
+            m.source = v.name;
+        }
         let id = random_id();
         let name = match name {
             Some(n) => {
@@ -204,14 +239,51 @@ impl Engine {
             health: None,
         };
         // The row first (it claims the name), then the files; on failure
-        // both go.
-        self.db.insert(&record)?;
+        // both go, and the volumes made for it.
+        if let Err(e) = self.db.insert(&record) {
+            self.drop_volumes(&made);
+            return Err(e);
+        }
         if let Err(e) = self.prepare_files(&record) {
             let _ = std::fs::remove_dir_all(self.container_dir(&id));
             let _ = self.db.delete(&id);
+            self.drop_volumes(&made);
             return Err(e);
         }
         Ok(record)
+    }
+
+    fn drop_volumes(&self, names: &[String]) {
+        for n in names {
+            let _ = self.volumes.remove(n);
+        }
+    }
+
+    /// Containers whose mounts use the volume.
+    pub fn volume_users(&self, name: &str) -> Result<Vec<Record>> {
+        Ok(self
+            .db
+            .list()?
+            .into_iter()
+            .filter(|r| {
+                r.config
+                    .mounts
+                    .iter()
+                    .any(|m| m.kind == "volume" && m.source == name)
+            })
+            .collect())
+    }
+
+    /// `volume rm`: refused while a container uses the volume (with
+    /// `force` too, as docker refuses).
+    pub fn remove_volume(&self, name: &str) -> Result<()> {
+        if let Some(u) = self.volume_users(name)?.first() {
+            return Err(Error::Invalid(format!(
+                "remove {name}: volume is in use - [{}]",
+                u.id
+            )));
+        }
+        self.volumes.remove(name)
     }
 
     fn prepare_files(&self, r: &Record) -> Result<()> {
@@ -582,7 +654,7 @@ impl Engine {
 
     /// Removes a container: refused while it runs unless `force` (then it
     /// is killed first).
-    pub fn remove(&self, r: &Record, force: bool) -> Result<()> {
+    pub fn remove(&self, r: &Record, force: bool, anonymous_volumes: bool) -> Result<()> {
         if r.status.is_active() {
             if !force {
                 return Err(Error::State {
@@ -618,6 +690,14 @@ impl Engine {
             }
         }
         self.db.delete(&r.id)?;
+        if anonymous_volumes {
+            for m in r.config.mounts.iter().filter(|m| m.kind == "volume") {
+                let anonymous = self.volumes.get(&m.source).is_ok_and(|v| v.anonymous);
+                if anonymous && self.volume_users(&m.source)?.is_empty() {
+                    self.volumes.remove(&m.source)?;
+                }
+            }
+        }
         Ok(())
     }
 }

@@ -213,8 +213,22 @@ fn run_inner(
     snapshot.mount()?;
     let dir = engine.container_dir(id);
     let joins = joins(engine, &r)?;
+    // Volumes: filled from the image when empty, then bound like binds.
+    let mut spec_config = r.config.clone();
+    for m in spec_config.mounts.iter_mut().filter(|m| m.kind == "volume") {
+        engine
+            .volumes
+            .populate(&m.source, &snapshot.merged, &m.destination)?;
+        m.source = engine
+            .volumes
+            .get(&m.source)?
+            .mountpoint
+            .to_string_lossy()
+            .into_owned();
+        m.kind = "bind".into();
+    }
     let spec = spec::build(
-        &r.config,
+        &spec_config,
         id,
         &spec::Paths {
             rootfs: &snapshot.merged,
@@ -259,7 +273,7 @@ fn run_inner(
         if r.config.auto_remove {
             let done = engine.db.get(id)?;
             if let Some(done) = done {
-                engine.remove(&done, true)?;
+                engine.remove(&done, true, true)?;
             }
         }
         return Ok(code);
