@@ -119,6 +119,24 @@ pub enum ContainerCommand {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         ps_options: Vec<String>,
     },
+    /// Create a new image from a container's changes
+    Commit {
+        /// Dockerfile instruction to apply (CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, USER, WORKDIR)
+        #[arg(short, long)]
+        change: Vec<String>,
+        /// Commit message
+        #[arg(short, long)]
+        message: Option<String>,
+        /// Author
+        #[arg(short, long)]
+        author: Option<String>,
+        /// Pause the container while committing
+        #[arg(short, long, default_value = "true", action = clap::ArgAction::Set)]
+        pause: bool,
+        container: String,
+        /// Repository and tag for the image
+        reference: Option<String>,
+    },
     /// Update the resource limits or restart policy of containers
     Update(UpdateArgs),
     /// Display containers' resource usage (live, or once with --no-stream)
@@ -973,6 +991,33 @@ pub fn dispatch(root: &Path, runroot: &Path, cmd: &ContainerCommand) -> Result<i
             each(&engine, &a.containers, |e, r| {
                 Ok(e.update(r, &res, restart.clone())?)
             })
+        }
+        ContainerCommand::Commit {
+            change,
+            message,
+            author,
+            pause,
+            container,
+            reference,
+        } => {
+            let r = engine.find(container)?;
+            let tags = reference
+                .iter()
+                .map(|t| {
+                    t.parse::<image::Reference>()
+                        .map_err(|e| anyhow::anyhow!("{t:?}: {e}"))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let img = engine.commit(
+                &r,
+                change,
+                message.as_deref(),
+                author.as_deref(),
+                *pause,
+                &tags,
+            )?;
+            println!("{}", img.id);
+            Ok(0)
         }
         ContainerCommand::Stats {
             all,

@@ -633,6 +633,57 @@ fn named_and_anonymous_volumes() {
 }
 
 #[test]
+fn commit_makes_an_image_of_the_changes() {
+    let b = Berth::new();
+    b.ok(&[
+        "run",
+        "--name",
+        "src",
+        "-e",
+        "FOO=bar",
+        "busybox",
+        "sh",
+        "-c",
+        "echo made > /made; rm /etc/group",
+    ]);
+    let id = b.ok(&[
+        "commit",
+        "-c",
+        "CMD [\"cat\", \"/made\"]",
+        "-m",
+        "from a test",
+        "src",
+        "made:1",
+    ]);
+    assert!(id.trim().starts_with("sha256:"), "{id}");
+    assert_eq!(
+        b.ok(&["run", "--rm", "made:1"]),
+        "made\n",
+        "the new CMD and the file"
+    );
+    let o = b.ok(&[
+        "run",
+        "--rm",
+        "made:1",
+        "sh",
+        "-c",
+        "echo $FOO; test -e /etc/group || echo gone",
+    ]);
+    assert_eq!(
+        o, "bar\ngone\n",
+        "the container's env, and the deletion, are in the image"
+    );
+    let h = b.ok(&["history", "made:1"]);
+    assert!(h.contains("from a test"), "{h}");
+    let layers = b.ok(&["image", "inspect", "made:1"]);
+    let v: serde_json::Value = serde_json::from_str(&layers).unwrap();
+    assert_eq!(v[0]["RootFS"]["Layers"].as_array().unwrap().len(), 2);
+    // the container's image is still in use; the new one is not
+    b.ok(&["rm", "src"]);
+    b.ok(&["rmi", "made:1"]);
+}
+
+#[test]
 fn images_in_use_are_not_removed() {
     let b = Berth::new();
     b.ok(&["tag", "busybox", "bb:two"]);

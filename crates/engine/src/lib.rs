@@ -548,6 +548,72 @@ impl Engine {
         self.db.set_config(&r.id, &cfg)
     }
 
+    /// `commit`: the container's changes as a new layer on its image, with
+    /// its config (env, cmd, entrypoint, ...) as the image's; paused while
+    /// its upper directory is read if it runs and `pause` is set.
+    pub fn commit(
+        &mut self,
+        r: &Record,
+        changes: &[String],
+        message: Option<&str>,
+        author: Option<&str>,
+        pause: bool,
+        tags: &[image::Reference],
+    ) -> Result<Image> {
+        let snap = self.snapshot(r)?;
+        let layer =
+            tempfile::tempfile_in(self.root.join("tmp")).ctx(|| "create a temp file".into())?;
+        let paused = pause && r.status == Status::Running;
+        if paused {
+            self.set_paused(r, true)?;
+        }
+        let diffed = image::snapshot::diff(&snap.upper, std::io::BufWriter::new(&layer));
+        if paused {
+            let now = self
+                .db
+                .get(&r.id)?
+                .ok_or_else(|| Error::NoSuchContainer(r.id.clone()))?;
+            self.set_paused(&now, false)?;
+        }
+        diffed?;
+        let c = &r.config;
+        let mut cc = serde_json::json!({
+            "Env": c.env,
+            "Cmd": c.cmd,
+            "WorkingDir": c.working_dir,
+            "User": c.user,
+            "Labels": c.labels,
+        });
+        if !c.entrypoint.is_empty() {
+            cc["Entrypoint"] = serde_json::json!(c.entrypoint);
+        }
+        if !c.stop_signal.is_empty() {
+            cc["StopSignal"] = serde_json::json!(c.stop_signal);
+        }
+        if !c.exposed_ports.is_empty() {
+            let ports: serde_json::Map<String, Value> = c
+                .exposed_ports
+                .iter()
+                .map(|p| (p.clone(), serde_json::json!({})))
+                .collect();
+            cc["ExposedPorts"] = Value::Object(ports);
+        }
+        let base = self.images.resolve(&r.image_id)?;
+        let info = image::archive::CommitInfo {
+            changes,
+            message,
+            author,
+            container_config: Some(cc),
+        };
+        Ok(image::archive::commit(
+            &mut self.images,
+            &base,
+            layer,
+            &info,
+            tags,
+        )?)
+    }
+
     /// Host pids of the container's processes.
     pub fn pids(&self, r: &Record) -> Result<Vec<i32>> {
         if !matches!(r.status, Status::Running | Status::Paused) {

@@ -719,6 +719,98 @@ pub fn import_file(
     store.add_from_sized(&bytes, parsed, &[diff], &[layer_size], tags)
 }
 
+/// What `commit` records besides the layer.
+#[derive(Debug, Default)]
+pub struct CommitInfo<'a> {
+    /// Dockerfile instructions (`-c`), as for import.
+    pub changes: &'a [String],
+    pub message: Option<&'a str>,
+    pub author: Option<&'a str>,
+    /// The container's own config section (Env, Cmd, ...) the image gets,
+    /// before `changes` apply.
+    pub container_config: Option<Value>,
+}
+
+/// Makes an image from `base` plus one layer: the plain tar in `layer`
+/// (a container's changes, from `snapshot::diff`).
+pub fn commit(
+    store: &mut ImageStore,
+    base: &Image,
+    layer: fs::File,
+    info: &CommitInfo<'_>,
+    tags: &[Reference],
+) -> Result<Image> {
+    let size = layer.metadata().map_err(io_err("stat the layer"))?.len();
+    let diff = {
+        use sha2::Digest as _;
+        let mut h = sha2::Sha256::new();
+        let mut r = ReadAt {
+            file: &layer,
+            pos: 0,
+            end: size,
+        };
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = r.read(&mut buf).map_err(io_err("read the layer"))?;
+            if n == 0 {
+                break;
+            }
+            h.update(&buf[..n]);
+        }
+        format!("sha256:{}", hex::encode(h.finalize()))
+            .parse::<Digest>()
+            .map_err(|e| invalid(e.to_string()))?
+    };
+    let (_, mut config) = store.manifest_and_config(base)?;
+    let created = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    config["created"] = json!(created);
+    if let Some(c) = &info.container_config {
+        config["config"] = c.clone();
+    }
+    if let Some(a) = info.author {
+        config["author"] = json!(a);
+    }
+    let diffs = config["rootfs"]["diff_ids"]
+        .as_array_mut()
+        .ok_or_else(|| invalid("base image config has no rootfs.diff_ids"))?;
+    diffs.push(json!(diff.to_string()));
+    let mut entry = json!({"created": created, "created_by": "berth commit"});
+    if let Some(m) = info.message {
+        entry["comment"] = json!(m);
+    }
+    if let Some(a) = info.author {
+        entry["author"] = json!(a);
+    }
+    match config["history"].as_array_mut() {
+        Some(h) => h.push(entry),
+        None => config["history"] = json!([entry]),
+    }
+    for c in info.changes {
+        apply_change(&mut config, c)?;
+    }
+    let bytes = serde_json::to_vec(&config).map_err(|e| invalid(e.to_string()))?;
+    let n = base.layers.len();
+    let lower = || -> Result<Box<dyn Read + '_>> {
+        // The base's layers are stored already: never read.
+        Err(invalid("a base layer is missing from the store"))
+    };
+    let top = || -> Result<Box<dyn Read + '_>> {
+        Ok(Box::new(std::io::BufReader::with_capacity(
+            1 << 20,
+            ReadAt {
+                file: &layer,
+                pos: 0,
+                end: size,
+            },
+        )))
+    };
+    let mut sources: Vec<&LayerSource<'_>> = vec![&lower; n];
+    sources.push(&top);
+    store.add_from_layers(&bytes, &sources, tags)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
