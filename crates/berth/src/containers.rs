@@ -197,8 +197,10 @@ pub struct PsArgs {
     size: bool,
 }
 
+/// The resource flags `run`, `create` and `update` share.
 #[derive(Debug, Args)]
-pub struct UpdateArgs {
+pub struct ResourceArgs {
+    /// Memory limit (b, k, m, g)
     #[arg(short, long)]
     memory: Option<String>,
     #[arg(long)]
@@ -219,6 +221,54 @@ pub struct UpdateArgs {
     cpuset_mems: Option<String>,
     #[arg(long)]
     pids_limit: Option<i64>,
+}
+
+impl ResourceArgs {
+    /// The limits as the engine keeps them; bad values are one-line errors.
+    fn resources(&self) -> Result<engine::config::Resources> {
+        let memory = self
+            .memory
+            .as_deref()
+            .map(|s| parse_bytes("--memory", s))
+            .transpose()?;
+        if memory.is_some_and(|m| m < 6 << 20) {
+            bail!("minimum memory limit allowed is 6MB");
+        }
+        let nano_cpus = match self.cpus {
+            Some(c) if !(c > 0.0 && c.is_finite()) => {
+                bail!("invalid --cpus {c}: a positive number of CPUs")
+            }
+            #[allow(clippy::cast_possible_truncation)]
+            Some(c) => Some((c * 1e9) as i64),
+            None => None,
+        };
+        Ok(engine::config::Resources {
+            memory,
+            memory_swap: match self.memory_swap.as_deref() {
+                Some("-1") => Some(-1),
+                Some(s) => Some(parse_bytes("--memory-swap", s)?),
+                None => None,
+            },
+            memory_reservation: self
+                .memory_reservation
+                .as_deref()
+                .map(|s| parse_bytes("--memory-reservation", s))
+                .transpose()?,
+            nano_cpus,
+            cpu_shares: self.cpu_shares,
+            cpu_quota: self.cpu_quota,
+            cpu_period: self.cpu_period,
+            cpuset_cpus: self.cpuset_cpus.clone(),
+            cpuset_mems: self.cpuset_mems.clone(),
+            pids_limit: self.pids_limit,
+        })
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    #[command(flatten)]
+    resources: ResourceArgs,
     #[arg(long)]
     restart: Option<String>,
     #[arg(required = true)]
@@ -300,28 +350,8 @@ pub struct RunArgs {
     tmpfs: Vec<String>,
     #[arg(long)]
     read_only: bool,
-    /// Memory limit (b, k, m, g)
-    #[arg(short, long)]
-    memory: Option<String>,
-    #[arg(long)]
-    memory_swap: Option<String>,
-    #[arg(long)]
-    memory_reservation: Option<String>,
-    /// Number of CPUs
-    #[arg(long)]
-    cpus: Option<f64>,
-    #[arg(short = 'c', long)]
-    cpu_shares: Option<u64>,
-    #[arg(long)]
-    cpu_quota: Option<i64>,
-    #[arg(long)]
-    cpu_period: Option<u64>,
-    #[arg(long)]
-    cpuset_cpus: Option<String>,
-    #[arg(long)]
-    cpuset_mems: Option<String>,
-    #[arg(long)]
-    pids_limit: Option<i64>,
+    #[command(flatten)]
+    resources: ResourceArgs,
     /// name=soft[:hard]
     #[arg(long)]
     ulimit: Vec<String>,
@@ -565,39 +595,7 @@ fn config_from(a: &RunArgs) -> Result<ContainerConfig> {
             );
         }
     }
-    let r = &mut cfg.resources;
-    r.memory = a
-        .memory
-        .as_deref()
-        .map(|s| parse_bytes("--memory", s))
-        .transpose()?;
-    if r.memory.is_some_and(|m| m < 6 << 20) {
-        bail!("minimum memory limit allowed is 6MB");
-    }
-    r.memory_swap = match a.memory_swap.as_deref() {
-        Some("-1") => Some(-1),
-        Some(s) => Some(parse_bytes("--memory-swap", s)?),
-        None => None,
-    };
-    r.memory_reservation = a
-        .memory_reservation
-        .as_deref()
-        .map(|s| parse_bytes("--memory-reservation", s))
-        .transpose()?;
-    if let Some(c) = a.cpus {
-        if !(c > 0.0 && c.is_finite()) {
-            bail!("invalid --cpus {c}: a positive number of CPUs");
-        }
-        #[allow(clippy::cast_possible_truncation)]
-        let nano = (c * 1e9) as i64;
-        r.nano_cpus = Some(nano);
-    }
-    r.cpu_shares = a.cpu_shares;
-    r.cpu_quota = a.cpu_quota;
-    r.cpu_period = a.cpu_period;
-    r.cpuset_cpus = a.cpuset_cpus.clone();
-    r.cpuset_mems = a.cpuset_mems.clone();
-    r.pids_limit = a.pids_limit;
+    cfg.resources = a.resources.resources()?;
     for u in &a.ulimit {
         let (name, v) = u
             .split_once('=')
@@ -950,38 +948,7 @@ pub fn dispatch(root: &Path, runroot: &Path, cmd: &ContainerCommand) -> Result<i
             ps_options,
         } => top(&engine, container, ps_options),
         ContainerCommand::Update(a) => {
-            let mut res = engine::config::Resources {
-                memory: a
-                    .memory
-                    .as_deref()
-                    .map(|s| parse_bytes("--memory", s))
-                    .transpose()?,
-                memory_swap: match a.memory_swap.as_deref() {
-                    Some("-1") => Some(-1),
-                    Some(s) => Some(parse_bytes("--memory-swap", s)?),
-                    None => None,
-                },
-                memory_reservation: a
-                    .memory_reservation
-                    .as_deref()
-                    .map(|s| parse_bytes("--memory-reservation", s))
-                    .transpose()?,
-                cpu_shares: a.cpu_shares,
-                cpu_quota: a.cpu_quota,
-                cpu_period: a.cpu_period,
-                cpuset_cpus: a.cpuset_cpus.clone(),
-                cpuset_mems: a.cpuset_mems.clone(),
-                pids_limit: a.pids_limit,
-                nano_cpus: None,
-            };
-            if let Some(c) = a.cpus {
-                if !(c > 0.0 && c.is_finite()) {
-                    bail!("invalid --cpus {c}: a positive number of CPUs");
-                }
-                #[allow(clippy::cast_possible_truncation)]
-                let nano = (c * 1e9) as i64;
-                res.nano_cpus = Some(nano);
-            }
+            let res = a.resources.resources()?;
             let restart = a
                 .restart
                 .as_deref()
