@@ -677,46 +677,11 @@ fn update_resources(a: &UpdateArgs) -> Result<oci_spec::runtime::LinuxResources>
 /// runc's `ps`: json is the list of pids; table runs ps(1) on the host and
 /// keeps the header and the container's processes.
 fn ps(root: &Path, id: &str, format: &str, ps_args: &[String]) -> Result<i32> {
-    let pids = Container::load(root, id)?.pids()?;
+    let c = Container::load(root, id)?;
     match format {
-        "json" => {
-            print_json(&pids)?;
-            return Ok(0);
-        }
-        "table" => {}
+        "json" => print_json(&c.pids()?)?,
+        "table" => c.ps_table(ps_args)?.iter().for_each(|l| println!("{l}")),
         other => bail!("invalid --format {other:?}: use table or json"),
-    }
-    let args: Vec<String> = if ps_args.is_empty() {
-        vec!["-ef".into()]
-    } else {
-        ps_args.to_vec()
-    };
-    let out = std::process::Command::new("ps")
-        .args(&args)
-        .output()
-        .context("run ps")?;
-    if !out.status.success() {
-        bail!(
-            "ps {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
-    let mut lines = text.lines();
-    let header = lines.next().unwrap_or_default();
-    let Some(col) = header.split_whitespace().position(|h| h == "PID") else {
-        bail!("ps output has no PID column: {header}");
-    };
-    println!("{header}");
-    for line in lines {
-        let pid = line
-            .split_whitespace()
-            .nth(col)
-            .and_then(|p| p.parse::<i32>().ok());
-        if pid.is_some_and(|p| pids.contains(&p)) {
-            println!("{line}");
-        }
     }
     Ok(0)
 }

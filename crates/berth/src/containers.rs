@@ -1644,7 +1644,7 @@ fn exec(engine: &Engine, a: &ExecArgs) -> Result<i32> {
     if !a.interactive {
         // stdin of the process: /dev/null unless -i.
         null = std::fs::File::open("/dev/null")?;
-        _swap = StdinSwap::new(&null)?;
+        _swap = engine::stdio::Redirect::new(&[(0, std::os::fd::AsRawFd::as_raw_fd(&null))])?;
     }
     let opts = runtime::ExecOptions {
         process,
@@ -1816,61 +1816,10 @@ fn binary_size(b: u64) -> String {
 /// processes, header kept.
 fn top(engine: &Engine, container: &str, ps_options: &[String]) -> Result<i32> {
     let r = engine.find(container)?;
-    let pids = engine.pids(&r)?;
-    let opts: Vec<String> = if ps_options.is_empty() {
-        vec!["-ef".into()]
-    } else {
-        ps_options.to_vec()
-    };
-    let out = std::process::Command::new("ps")
-        .args(&opts)
-        .output()
-        .context("run ps (procps)")?;
-    if !out.status.success() {
-        bail!(
-            "ps {}: {}",
-            opts.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
-    let mut lines = text.lines();
-    let header = lines.next().unwrap_or_default();
-    let col = header
-        .split_whitespace()
-        .position(|h| h == "PID")
-        .ok_or_else(|| anyhow::anyhow!("ps {}: its output has no PID column", opts.join(" ")))?;
-    println!("{header}");
-    for l in lines {
-        let pid = l
-            .split_whitespace()
-            .nth(col)
-            .and_then(|p| p.parse::<i32>().ok());
-        if pid.is_some_and(|p| pids.contains(&p)) {
-            println!("{l}");
-        }
+    for line in engine.top(&r, ps_options)? {
+        println!("{line}");
     }
     Ok(0)
-}
-
-/// Puts a file on our stdin until dropped (an exec'd process inherits it).
-struct StdinSwap {
-    saved: std::os::fd::OwnedFd,
-}
-
-impl StdinSwap {
-    fn new(f: &std::fs::File) -> Result<StdinSwap> {
-        use std::os::fd::AsFd;
-        let saved = std::io::stdin().as_fd().try_clone_to_owned()?;
-        nix::unistd::dup2(std::os::fd::AsRawFd::as_raw_fd(f), 0)?;
-        Ok(StdinSwap { saved })
-    }
-}
-
-impl Drop for StdinSwap {
-    fn drop(&mut self) {
-        let _ = nix::unistd::dup2(std::os::fd::AsRawFd::as_raw_fd(&self.saved), 0);
-    }
 }
 
 /// Docker's container JSON (the parts berth knows).

@@ -201,24 +201,20 @@ impl Checker {
         let out =
             std::fs::File::create(&self.output).ctx(|| "create the health output file".into())?;
         let null = std::fs::File::open("/dev/null").ctx(|| "open /dev/null".into())?;
-        let saved: Vec<_> = (0..3)
-            .map(|fd| nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3)))
-            .collect::<nix::Result<_>>()
-            .ctx(|| "dup".into())?;
-        let _ = nix::unistd::dup2(null.as_raw_fd(), 0);
-        let _ = nix::unistd::dup2(out.as_raw_fd(), 1);
-        let _ = nix::unistd::dup2(out.as_raw_fd(), 2);
-        let res = container.exec(&runtime::ExecOptions {
-            process,
-            console_socket: None,
-            pid_file: None,
-            detach: true,
-            preserve_fds: 0,
-        });
-        for (i, fd) in saved.into_iter().enumerate() {
-            let _ = nix::unistd::dup2(fd, i32::try_from(i).unwrap_or(0));
-            let _ = nix::unistd::close(fd);
-        }
+        let res = {
+            let _redirect = crate::stdio::Redirect::new(&[
+                (0, null.as_raw_fd()),
+                (1, out.as_raw_fd()),
+                (2, out.as_raw_fd()),
+            ])?;
+            container.exec(&runtime::ExecOptions {
+                process,
+                console_socket: None,
+                pid_file: None,
+                detach: true,
+                preserve_fds: 0,
+            })
+        };
         match res? {
             runtime::ExecOutcome::Detached(pid) => Ok(pid),
             runtime::ExecOutcome::Exited(_) => Err(crate::Error::Invalid(

@@ -21,6 +21,7 @@ pub mod logs;
 pub mod monitor;
 pub mod names;
 pub mod spec;
+pub mod stdio;
 pub mod volumes;
 
 use std::path::{Path, PathBuf};
@@ -614,16 +615,21 @@ impl Engine {
         )?)
     }
 
-    /// Host pids of the container's processes.
-    pub fn pids(&self, r: &Record) -> Result<Vec<i32>> {
-        if !matches!(r.status, Status::Running | Status::Paused) {
-            return Err(Error::State {
-                id: r.name.clone(),
-                status: r.status.to_string(),
-                what: format!("container {} is not running", r.name),
-            });
+    /// `top`: the host's `ps` limited to the container's processes.
+    pub fn top(&self, r: &Record, ps_args: &[String]) -> Result<Vec<String>> {
+        self.running_container(r)?;
+        Ok(runtime::Container::load(&self.runtime_root(), &r.id)?.ps_table(ps_args)?)
+    }
+
+    fn running_container(&self, r: &Record) -> Result<()> {
+        if matches!(r.status, Status::Running | Status::Paused) {
+            return Ok(());
         }
-        Ok(runtime::Container::load(&self.runtime_root(), &r.id)?.pids()?)
+        Err(Error::State {
+            id: r.name.clone(),
+            status: r.status.to_string(),
+            what: format!("container {} is not running", r.name),
+        })
     }
 
     /// Freezes (`pause`) or thaws (`unpause`) the container's processes.

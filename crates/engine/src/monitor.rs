@@ -307,30 +307,6 @@ fn dup_cloexec(fd: RawFd) -> Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(n) })
 }
 
-/// Makes `fds` the process's 0, 1 and 2 until dropped (the container
-/// inherits them at create).
-struct StdioSwap {
-    saved: Vec<OwnedFd>,
-}
-
-impl StdioSwap {
-    fn new(fds: [RawFd; 3]) -> Result<StdioSwap> {
-        let saved = (0..3).map(dup_cloexec).collect::<Result<Vec<_>>>()?;
-        for (i, fd) in fds.iter().enumerate() {
-            nix::unistd::dup2(*fd, i32::try_from(i).unwrap_or(0)).ctx(|| "dup2".into())?;
-        }
-        Ok(StdioSwap { saved })
-    }
-}
-
-impl Drop for StdioSwap {
-    fn drop(&mut self) {
-        for (i, fd) in self.saved.iter().enumerate() {
-            let _ = nix::unistd::dup2(fd.as_raw_fd(), i32::try_from(i).unwrap_or(0));
-        }
-    }
-}
-
 /// One life of the container: create, start, relay, reap. Returns the exit
 /// code.
 fn run_once(
@@ -369,7 +345,11 @@ fn run_once(
         preserve_fds: 0,
     };
     let created = {
-        let _swap = StdioSwap::new([stdin_src.as_raw_fd(), out_w.as_raw_fd(), err_w.as_raw_fd()])?;
+        let _redirect = crate::stdio::Redirect::new(&[
+            (0, stdin_src.as_raw_fd()),
+            (1, out_w.as_raw_fd()),
+            (2, err_w.as_raw_fd()),
+        ])?;
         runtime::Container::create(&opts)
     };
     drop((out_w, err_w, stdin_src));

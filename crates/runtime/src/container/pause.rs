@@ -39,4 +39,46 @@ impl Container {
             None => Ok(crate::signal::pids_in_pid_namespace_of(self.state.pid)),
         }
     }
+
+    /// `ps` on the host (`args`, default `-ef`) cut down to the header and
+    /// the container's processes (runc's `ps` table, docker's `top`).
+    pub fn ps_table(&self, args: &[String]) -> Result<Vec<String>> {
+        let pids = self.pids()?;
+        let args: Vec<String> = if args.is_empty() {
+            vec!["-ef".into()]
+        } else {
+            args.to_vec()
+        };
+        let out = std::process::Command::new("ps")
+            .args(&args)
+            .output()
+            .map_err(|e| Error::Init(format!("run ps (procps): {e}")))?;
+        if !out.status.success() {
+            return Err(Error::Init(format!(
+                "ps {}: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut lines = text.lines();
+        let header = lines.next().unwrap_or_default();
+        let Some(col) = header.split_whitespace().position(|h| h == "PID") else {
+            return Err(Error::Init(format!(
+                "ps output has no PID column: {header}"
+            )));
+        };
+        let mut table = vec![header.to_string()];
+        table.extend(
+            lines
+                .filter(|l| {
+                    l.split_whitespace()
+                        .nth(col)
+                        .and_then(|p| p.parse::<i32>().ok())
+                        .is_some_and(|p| pids.contains(&p))
+                })
+                .map(str::to_string),
+        );
+        Ok(table)
+    }
 }
