@@ -170,7 +170,8 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Record> {
 /// The containers table.
 #[derive(Debug)]
 pub struct Db {
-    conn: Connection,
+    /// Shared with the volumes table's handle: one connection per engine.
+    conn: std::rc::Rc<Connection>,
 }
 
 impl Db {
@@ -182,7 +183,14 @@ impl Db {
         let conn = image::store::open_connection(root)?;
         conn.execute_batch(SCHEMA)?;
         migrate(&conn)?;
-        Ok(Db { conn })
+        Ok(Db {
+            conn: std::rc::Rc::new(conn),
+        })
+    }
+
+    /// The connection, for the other tables of the engine (volumes).
+    pub(crate) fn connection(&self) -> std::rc::Rc<Connection> {
+        std::rc::Rc::clone(&self.conn)
     }
 
     /// Frees SQLite's page cache of this connection.

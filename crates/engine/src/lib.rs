@@ -105,7 +105,7 @@ impl Engine {
     pub fn open(root: &Path, runroot: &Path) -> Result<Engine> {
         let images = ImageStore::open(root)?;
         let db = Db::open(root)?;
-        let volumes = volumes::Volumes::open(root)?;
+        let volumes = volumes::Volumes::open(root, &db)?;
         std::fs::create_dir_all(root.join("containers"))
             .ctx(|| format!("create {}", root.join("containers").display()))?;
         Ok(Engine {

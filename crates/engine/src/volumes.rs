@@ -46,7 +46,7 @@ pub struct Volume {
 #[derive(Debug)]
 pub struct Volumes {
     root: PathBuf,
-    conn: Connection,
+    conn: std::rc::Rc<Connection>,
 }
 
 /// Docker's rule for volume names.
@@ -66,8 +66,10 @@ pub fn validate(name: &str) -> Result<()> {
 }
 
 impl Volumes {
-    pub fn open(root: &Path) -> Result<Volumes> {
-        let conn = image::store::open_connection(root)?;
+    /// The volumes of the store at `root`, through the engine's database
+    /// connection.
+    pub fn open(root: &Path, db: &crate::db::Db) -> Result<Volumes> {
+        let conn = db.connection();
         conn.execute_batch(SCHEMA)?;
         Ok(Volumes {
             root: root.join("volumes"),
