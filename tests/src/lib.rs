@@ -13,6 +13,7 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
+pub mod pty;
 pub mod snippet;
 
 /// Where Debian's busybox-static puts the binary.

@@ -28,8 +28,24 @@ pub enum ContainerCommand {
         /// Attach stdin
         #[arg(short, long)]
         interactive: bool,
+        /// Override the key sequence for detaching (default ctrl-p,ctrl-q)
+        #[arg(long)]
+        detach_keys: Option<String>,
         #[arg(required = true)]
         containers: Vec<String>,
+    },
+    /// Attach local standard input, output, and error streams to a running container
+    Attach {
+        /// Do not attach stdin
+        #[arg(long)]
+        no_stdin: bool,
+        /// Proxy all received signals to the process
+        #[arg(long, default_value = "true", action = clap::ArgAction::Set)]
+        sig_proxy: bool,
+        /// Override the key sequence for detaching (default ctrl-p,ctrl-q)
+        #[arg(long)]
+        detach_keys: Option<String>,
+        container: String,
     },
     /// Stop one or more running containers
     Stop {
@@ -821,8 +837,10 @@ pub fn dispatch(root: &Path, runroot: &Path, cmd: &ContainerCommand) -> Result<i
         ContainerCommand::Start {
             attach,
             interactive,
+            detach_keys,
             containers,
         } => {
+            let keys = detach_keys_of(detach_keys.as_deref())?;
             let mut code = 0;
             for c in containers {
                 let r = engine.find(c)?;
@@ -833,7 +851,15 @@ pub fn dispatch(root: &Path, runroot: &Path, cmd: &ContainerCommand) -> Result<i
                     continue;
                 }
                 engine.db.set_stopped_by_user(&r.id, false)?;
-                if *attach || *interactive {
+                if (*attach || *interactive) && r.config.tty {
+                    let session = engine::attach::Options {
+                        tty: true,
+                        stdin: *interactive && r.config.open_stdin,
+                        detach_keys: keys.clone(),
+                        sig_proxy: true,
+                    };
+                    code = run_attached(&engine, &r, &session)?;
+                } else if *attach || *interactive {
                     code = engine::monitor::run(
                         &mut engine,
                         &r.id,
@@ -907,6 +933,32 @@ pub fn dispatch(root: &Path, runroot: &Path, cmd: &ContainerCommand) -> Result<i
             Ok(i32::from(failed))
         }
         ContainerCommand::Exec(a) => exec(&engine, a),
+        ContainerCommand::Attach {
+            no_stdin,
+            sig_proxy,
+            detach_keys,
+            container,
+        } => {
+            let keys = detach_keys_of(detach_keys.as_deref())?;
+            let r = engine.find(container)?;
+            if r.status == Status::Paused {
+                anyhow::bail!("You cannot attach to a paused container, unpause it first");
+            }
+            if r.status != Status::Running || !engine::alive(r.pid, r.pid_start) {
+                anyhow::bail!("You cannot attach to a stopped container, start it first");
+            }
+            let stream = engine::attach::connect(&engine.runroot, &r.id)?;
+            let session = engine::attach::Options {
+                tty: r.config.tty,
+                stdin: !*no_stdin && r.config.open_stdin,
+                detach_keys: keys,
+                sig_proxy: *sig_proxy,
+            };
+            match engine::attach::relay(stream, &session)? {
+                engine::attach::Outcome::Exited(code) => Ok(code),
+                engine::attach::Outcome::Detached => Ok(0),
+            }
+        }
         ContainerCommand::Rename {
             container,
             new_name,
@@ -1055,8 +1107,31 @@ fn write_cidfile(a: &RunArgs, r: &Record) -> Result<()> {
     Ok(())
 }
 
+/// `--detach-keys`, docker's default when absent.
+fn detach_keys_of(flag: Option<&str>) -> Result<Vec<u8>> {
+    Ok(match flag {
+        Some(k) => engine::attach::parse_detach_keys(k)?,
+        None => engine::attach::DEFAULT_DETACH_KEYS.to_vec(),
+    })
+}
+
+/// Starts `r` under a monitor with us attached: its exit code, or 0 when
+/// the user detached (the container runs on).
+fn run_attached(
+    engine: &Engine,
+    r: &Record,
+    session: &engine::attach::Options,
+) -> engine::Result<i32> {
+    let stream = engine::monitor::start_attached(engine, r)?;
+    match engine::attach::relay(stream, session)? {
+        engine::attach::Outcome::Exited(code) => Ok(code),
+        engine::attach::Outcome::Detached => Ok(0),
+    }
+}
+
 fn run(engine: &mut Engine, a: &RunArgs) -> Result<i32> {
     let cfg = config_from(a)?;
+    let keys = detach_keys_of(a.detach_keys.as_deref())?;
     let r = engine.create(cfg, a.name.as_deref())?;
     write_cidfile(a, &r)?;
     if a.detach {
@@ -1070,7 +1145,20 @@ fn run(engine: &mut Engine, a: &RunArgs) -> Result<i32> {
         println!("{}", r.id);
         return Ok(0);
     }
-    match engine::monitor::run(engine, &r.id, engine::monitor::Mode::Foreground) {
+    // With a terminal: a monitor of its own and us attached, so that the
+    // detach keys leave it running (docker's `run -it`, ctrl-p ctrl-q).
+    let outcome = if r.config.tty {
+        let session = engine::attach::Options {
+            tty: true,
+            stdin: r.config.open_stdin,
+            detach_keys: keys,
+            sig_proxy: a.sig_proxy,
+        };
+        run_attached(engine, &r, &session)
+    } else {
+        engine::monitor::run(engine, &r.id, engine::monitor::Mode::Foreground)
+    };
+    match outcome {
         Ok(code) => Ok(code),
         Err(e) => {
             if a.rm {

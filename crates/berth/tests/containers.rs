@@ -849,3 +849,119 @@ fn killed_monitor_leaves_a_truthful_state() {
     assert!(!cgroup_exists(&id));
     assert_eq!(b.mounts(), 0);
 }
+
+/// `run -it`, `attach` and the detach keys, on a real terminal.
+#[test]
+fn interactive_terminal_attach_and_detach_keys() {
+    use berth_testkit::pty::PtyChild;
+    let b = Berth::new();
+    let t = Duration::from_secs(20);
+    let mut run = PtyChild::spawn(
+        {
+            let mut c = b.cmd();
+            c.args(["run", "-it", "--name", "it", "busybox", "sh"]);
+            c
+        },
+        30,
+        90,
+    );
+    run.expect("/ # ", t);
+    run.send(b"stty size; echo $((6*7))\r");
+    run.expect("30 90", t);
+    run.expect("42", t);
+    // ctrl-p ctrl-q: back to us, the shell runs on
+    run.send(b"\x10\x11");
+    assert_eq!(run.wait(t).code(), Some(0));
+    assert_eq!(b.inspect("it", "{{.State.Status}}"), "running");
+
+    // attach again, with other keys: typing them detaches again
+    let mut a = PtyChild::spawn(
+        {
+            let mut c = b.cmd();
+            c.args(["attach", "--detach-keys", "ctrl-x,y", "it"]);
+            c
+        },
+        24,
+        80,
+    );
+    a.send(b"echo again-$((2+2))\r");
+    a.expect("again-4", t);
+    // ctrl-x followed by something else is typed through
+    a.send(b"\x18z\x18y");
+    assert_eq!(a.wait(t).code(), Some(0));
+    assert_eq!(b.inspect("it", "{{.State.Status}}"), "running");
+
+    // and once more: the shell's exit code is attach's
+    let mut a = PtyChild::spawn(
+        {
+            let mut c = b.cmd();
+            c.args(["attach", "it"]);
+            c
+        },
+        24,
+        80,
+    );
+    // (the "z" typed before is still on the shell's line)
+    a.send(b"\rstty size\r");
+    a.expect("24 80", t);
+    a.send(b"exit 7\r");
+    assert_eq!(a.wait(t).code(), Some(7));
+    b.wait_for("it", "{{.State.ExitCode}}", "7");
+
+    // run -it --rm: the exit code, and nothing left once it returns
+    let mut run = PtyChild::spawn(
+        {
+            let mut c = b.cmd();
+            c.args(["run", "-it", "--rm", "busybox", "sh", "-c", "tty; exit 3"]);
+            c
+        },
+        24,
+        80,
+    );
+    assert_eq!(run.wait(t).code(), Some(3));
+    assert!(String::from_utf8_lossy(&run.seen).contains("/dev/pts/0"));
+    assert_eq!(b.ok(&["ps", "-aq"]).lines().count(), 1, "only `it` is left");
+
+    // attaching to what is not running is refused in one line
+    let o = b.run(&["attach", "it"]);
+    assert_ne!(o.status.code(), Some(0));
+    assert_eq!(
+        stderr(&o).trim(),
+        "Error: You cannot attach to a stopped container, start it first"
+    );
+    let o = b.run(&["run", "-it", "--detach-keys", "ctrl-", "busybox", "true"]);
+    expect_code(&o, 125, "bad detach keys");
+    assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
+}
+
+/// `attach` without a terminal: stdout and stderr apart, stdin through,
+/// the exit code passed on.
+#[test]
+fn attach_without_terminal_keeps_streams_apart() {
+    let b = Berth::new();
+    b.ok(&["run", "-d", "-i", "--name", "pipe", "busybox", "sh"]);
+    let mut c = b.cmd();
+    c.args(["attach", "pipe"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin
+            .write_all(b"echo out; echo err >&2; exit 4\n")
+            .unwrap();
+        // stdin stays open: the exit comes from the container
+        std::thread::sleep(Duration::from_millis(200));
+        let o = child.wait_with_output().unwrap();
+        drop(stdin);
+        expect_code(&o, 4, "attach");
+        assert_eq!(stdout(&o), "out\n");
+        assert_eq!(stderr(&o), "err\n");
+    }
+    // logs have what went by, too
+    let o = b.run(&["logs", "pipe"]);
+    assert_eq!(stdout(&o), "out\n");
+    assert_eq!(stderr(&o), "err\n");
+}

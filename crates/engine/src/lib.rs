@@ -12,6 +12,7 @@
 //! The library never prints and never exits (except the monitor process,
 //! which it forks and which ends in `exit`).
 
+pub mod attach;
 pub mod config;
 pub mod db;
 pub mod error;
@@ -369,6 +370,7 @@ impl Engine {
     /// the rootfs.
     pub fn cleanup_runtime(&self, r: &Record) -> Result<()> {
         self.cleanup_runtime_only(&r.id)?;
+        let _ = std::fs::remove_file(attach::socket_path(&self.runroot, &r.id));
         if let Ok(s) = self.snapshot(r) {
             s.unmount()?;
         }

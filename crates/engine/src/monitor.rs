@@ -32,13 +32,19 @@ use crate::Engine;
 pub enum Mode {
     /// We do, in the foreground, relaying to our own stdio.
     Foreground,
-    /// A monitor process, which reports on `notify` once the container runs.
-    Detached { notify: OwnedFd },
+    /// A monitor process, which reports on `notify` once the container
+    /// runs; with `wait_attach`, once it listens for clients, and then
+    /// waits for one before starting the container (`run -it`).
+    Detached { notify: OwnedFd, wait_attach: bool },
 }
 
 /// The hidden first argument with which the `berth` binary runs
-/// [`main`]: `berth __monitor ROOT RUNROOT ID`, its report pipe on fd 3.
+/// [`main`]: `berth __monitor ROOT RUNROOT ID [attach]`, its report pipe
+/// on fd 3.
 pub const MONITOR_ARG: &str = "__monitor";
+
+/// The last argument of a monitor that waits for a client to attach.
+const WAIT_ATTACH_ARG: &str = "attach";
 
 /// Starts the container under a monitor process of its own; returns once
 /// the container runs (or with the reason it could not start).
@@ -50,18 +56,36 @@ pub const MONITOR_ARG: &str = "__monitor";
 ///
 /// The caller must be single-threaded: it forks.
 pub fn start_detached(engine: &Engine, r: &Record) -> Result<()> {
+    spawn(engine, r, false)
+}
+
+/// Starts the container under a monitor of its own with a client attached
+/// from the start, so that no output is missed: `run -it`, `start -a` of a
+/// container with a terminal. Returns the connection to relay with
+/// [`attach::relay`](crate::attach::relay); an error that keeps the
+/// container from starting arrives there.
+pub fn start_attached(engine: &Engine, r: &Record) -> Result<std::os::unix::net::UnixStream> {
+    spawn(engine, r, true)?;
+    crate::attach::connect(&engine.runroot, &r.id)
+}
+
+fn spawn(engine: &Engine, r: &Record, wait_attach: bool) -> Result<()> {
     let (rd, wr) = nix::unistd::pipe2(OFlag::O_CLOEXEC).ctx(|| "pipe".into())?;
-    let argv: Vec<std::ffi::CString> = [
+    let mut args = vec![
         std::ffi::OsStr::new("berth-monitor"),
         std::ffi::OsStr::new(MONITOR_ARG),
         engine.root.as_os_str(),
         engine.runroot.as_os_str(),
         std::ffi::OsStr::new(&r.id),
-    ]
-    .iter()
-    .map(|a| std::ffi::CString::new(a.as_encoded_bytes().to_vec()))
-    .collect::<std::result::Result<_, _>>()
-    .map_err(|_| Error::Invalid("a path contains a NUL byte".into()))?;
+    ];
+    if wait_attach {
+        args.push(std::ffi::OsStr::new(WAIT_ATTACH_ARG));
+    }
+    let argv: Vec<std::ffi::CString> = args
+        .iter()
+        .map(|a| std::ffi::CString::new(a.as_encoded_bytes().to_vec()))
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|_| Error::Invalid("a path contains a NUL byte".into()))?;
     let exe = c"/proc/self/exe";
     // SAFETY: the process is single-threaded (the engine's contract), so
     // the child may run arbitrary code; it ends in exec or _exit.
@@ -110,9 +134,13 @@ pub fn start_detached(engine: &Engine, r: &Record) -> Result<()> {
 /// pipe): stdio on /dev/null, stderr to `monitor.log` beside the
 /// container's log, then [`run`]. Returns the exit code to leave with.
 pub fn main(args: &[std::ffi::OsString]) -> i32 {
-    let [root, runroot, id] = args else {
-        eprintln!("usage: berth {MONITOR_ARG} ROOT RUNROOT ID");
-        return 2;
+    let (root, runroot, id, wait_attach) = match args {
+        [root, runroot, id] => (root, runroot, id, false),
+        [root, runroot, id, a] if a == WAIT_ATTACH_ARG => (root, runroot, id, true),
+        _ => {
+            eprintln!("usage: berth {MONITOR_ARG} ROOT RUNROOT ID [{WAIT_ATTACH_ARG}]");
+            return 2;
+        }
     };
     // SAFETY: fd 3 was put there for us by start_detached and nothing else
     // in this fresh process owns it.
@@ -127,6 +155,7 @@ pub fn main(args: &[std::ffi::OsString]) -> i32 {
         std::path::Path::new(runroot),
         &id,
         notify,
+        wait_attach,
     )
 }
 
@@ -135,6 +164,7 @@ fn monitor_main(
     runroot: &std::path::Path,
     id: &str,
     notify: OwnedFd,
+    wait_attach: bool,
 ) -> i32 {
     if let Ok(null) = nix::fcntl::open("/dev/null", OFlag::O_RDWR, nix::sys::stat::Mode::empty()) {
         for fd in 0..3 {
@@ -161,7 +191,14 @@ fn monitor_main(
             return 1;
         }
     };
-    match run(&mut engine, id, Mode::Detached { notify }) {
+    match run(
+        &mut engine,
+        id,
+        Mode::Detached {
+            notify,
+            wait_attach,
+        },
+    ) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("monitor of {id}: {e}");
@@ -173,16 +210,35 @@ fn monitor_main(
 /// Runs the container until it ends for good (restarts included); returns
 /// its last exit code.
 pub fn run(engine: &mut Engine, id: &str, mode: Mode) -> Result<i32> {
-    let mut notify = match mode {
-        Mode::Detached { notify } => Some(notify),
-        Mode::Foreground => None,
+    let (mut notify, wait_attach) = match mode {
+        Mode::Detached {
+            notify,
+            wait_attach,
+        } => (Some(notify), wait_attach),
+        Mode::Foreground => (None, false),
     };
     let foreground = notify.is_none();
-    let result = run_inner(engine, id, foreground, &mut notify);
+    // Clients may attach to any running container (a socket costs little).
+    let mut server = crate::attach::Server::bind(&engine.runroot, id);
+    let result = match (&mut server, wait_attach) {
+        (Err(e), true) => Err(Error::Invalid(format!("cannot attach: {e}"))),
+        (Ok(s), true) => {
+            // The client connects once we answer, before anything starts.
+            if let Some(n) = notify.take() {
+                let _ = nix::unistd::write(&n, b"ok");
+            }
+            s.wait_for_client(Duration::from_secs(30))
+                .and_then(|()| run_inner(engine, id, foreground, &mut notify, Some(s)))
+        }
+        (s, false) => run_inner(engine, id, foreground, &mut notify, s.as_mut().ok()),
+    };
     if let Err(e) = &result {
         // Could not start: the container stays created, with the reason.
         if let Some(n) = notify.take() {
             let _ = nix::unistd::write(&n, format!("{e}").as_bytes());
+        }
+        if let Ok(s) = &mut server {
+            s.fail(&e.to_string());
         }
         if let Ok(Some(r)) = engine.db.get(id) {
             let _ = engine.cleanup_runtime(&r);
@@ -199,6 +255,7 @@ fn run_inner(
     id: &str,
     foreground: bool,
     notify: &mut Option<OwnedFd>,
+    mut server: Option<&mut crate::attach::Server>,
 ) -> Result<i32> {
     let me = crate::own_pid();
     engine
@@ -244,7 +301,14 @@ fn run_inner(
     let mut log = logs::Writer::open(&engine.log_path(id), &r.config.log)?;
     let mut delay = Duration::from_millis(100);
     loop {
-        let code = run_once(engine, &mut r, foreground, notify, &mut log)?;
+        let code = run_once(
+            engine,
+            &mut r,
+            foreground,
+            notify,
+            &mut log,
+            server.as_deref_mut(),
+        )?;
         log.flush();
         let _ = engine.cleanup_runtime_only(id);
         let fresh = engine
@@ -264,8 +328,12 @@ fn run_inner(
             if engine.db.get(id)?.is_none_or(|f| f.stopped_by_user) {
                 engine.db.set_exited(id, Status::Exited, code, "", false)?;
                 let _ = snapshot.unmount();
+                finish(&mut server, code);
                 return Ok(code);
             }
+            // Attached clients end with the container's first life, as
+            // docker's do.
+            finish(&mut server, code);
             continue;
         }
         let _ = snapshot.unmount();
@@ -276,7 +344,16 @@ fn run_inner(
                 engine.remove(&done, true, true)?;
             }
         }
+        // Told last: an attached `run --rm` returns once the container is
+        // gone.
+        finish(&mut server, code);
         return Ok(code);
+    }
+}
+
+fn finish(server: &mut Option<&mut crate::attach::Server>, code: i32) {
+    if let Some(s) = server {
+        s.finish(code);
     }
 }
 
@@ -315,6 +392,7 @@ fn run_once(
     foreground: bool,
     notify: &mut Option<OwnedFd>,
     log: &mut logs::Writer,
+    server: Option<&mut crate::attach::Server>,
 ) -> Result<i32> {
     let id = r.id.clone();
     let console = if r.config.tty {
@@ -402,20 +480,48 @@ fn run_once(
         id: id.clone(),
         db: &engine.db,
     };
-    match (master, foreground) {
-        (Some(m), true) => Ok(runtime::terminal::relay_and_wait(m, pid, &mut |b| {
-            log.write(0, b)
-        })?),
-        (Some(m), false) => relay(pid, &[(m, 0)], false, log, &mut health, stdin_keep),
-        (None, fg) => relay(
-            pid,
-            &[(out_r, 0), (err_r, 1)],
-            fg,
-            log,
-            &mut health,
-            stdin_keep,
-        ),
+    // With a terminal, input goes to its master (when stdin is open) and
+    // the output is one stream.
+    let (streams, input) = match master {
+        Some(m) => {
+            let input = if r.config.open_stdin {
+                Some(dup_cloexec(m.as_raw_fd())?)
+            } else {
+                None
+            };
+            (vec![(m, 0)], input)
+        }
+        None => (vec![(out_r, 0), (err_r, 1)], stdin_keep),
+    };
+    if let Some(i) = &input {
+        // Never blocked by a container that does not read its input.
+        let _ = nix::fcntl::fcntl(
+            i.as_raw_fd(),
+            nix::fcntl::FcntlArg::F_SETFL(OFlag::O_NONBLOCK),
+        );
     }
+    relay(
+        pid,
+        &streams,
+        foreground,
+        log,
+        &mut health,
+        Clients {
+            server,
+            input,
+            tty: r.config.tty,
+        },
+    )
+}
+
+/// The attached clients, and where what they type goes.
+struct Clients<'a> {
+    server: Option<&'a mut crate::attach::Server>,
+    /// The container's stdin (a pipe, or the pty master): None when the
+    /// container was not given an open stdin.
+    input: Option<OwnedFd>,
+    /// The container has a terminal: the (only) stream is its master.
+    tty: bool,
 }
 
 /// The healthcheck as the poll loop drives it: results go to the row.
@@ -465,7 +571,7 @@ fn relay(
     copy_to_stdio: bool,
     log: &mut logs::Writer,
     health: &mut HealthWatch<'_>,
-    _stdin_keep: Option<OwnedFd>,
+    mut clients: Clients<'_>,
 ) -> Result<i32> {
     let mut set = SigSet::empty();
     set.add(Signal::SIGCHLD);
@@ -513,6 +619,16 @@ fn relay(
                 which.push(i);
             }
         }
+        let first_client = fds.len();
+        if exit.is_none() {
+            if let Some(s) = &clients.server {
+                fds.extend(
+                    s.poll_fds()
+                        .into_iter()
+                        .map(|fd| PollFd::new(fd, PollFlags::POLLIN)),
+                );
+            }
+        }
         // Once the init is gone, what is left in the pipes is drained
         // briefly: a process outside its pid namespace may hold them.
         let timeout = if exit.is_some() {
@@ -541,6 +657,30 @@ fn relay(
             .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
             .collect();
         drop(fds);
+        if let (Some(s), Some(listener)) = (&mut clients.server, ready.get(first_client)) {
+            if *listener {
+                s.accept();
+            }
+            for req in s.read(&ready[first_client + 1..]) {
+                match req {
+                    crate::attach::Request::Stdin(data) => {
+                        if let Some(i) = &clients.input {
+                            crate::attach::write_input(i.as_fd(), &data);
+                        }
+                    }
+                    crate::attach::Request::Resize(rows, cols) => {
+                        if let (true, Some((m, _))) = (clients.tty, streams.first()) {
+                            runtime::terminal::set_window_size(m.as_fd(), rows, cols);
+                        }
+                    }
+                    crate::attach::Request::Signal(sig) => {
+                        if exit.is_none() {
+                            let _ = runtime::signal::send(pid.as_raw(), sig);
+                        }
+                    }
+                }
+            }
+        }
         if ready[0] {
             while let Ok(Some(info)) = sfd.read_signal() {
                 let sig = i32::try_from(info.ssi_signo).unwrap_or(0);
@@ -558,6 +698,14 @@ fn relay(
                 Ok(0) | Err(nix::errno::Errno::EIO) => open[i] = false,
                 Ok(n) => {
                     log.write(*stream, &buf[..n]);
+                    if let Some(s) = &mut clients.server {
+                        let kind = if *stream == 0 {
+                            crate::attach::STDOUT
+                        } else {
+                            crate::attach::STDERR
+                        };
+                        s.broadcast(kind, &buf[..n]);
+                    }
                     if copy_to_stdio {
                         let (out, err) = (std::io::stdout(), std::io::stderr());
                         let fd = if *stream == 0 {

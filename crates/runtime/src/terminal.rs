@@ -76,13 +76,15 @@ impl Drop for ConsoleSocket {
     }
 }
 
-/// Puts our terminal in raw mode until dropped.
-struct RawMode {
+/// Puts our terminal (stdin) in raw mode until dropped; nothing when stdin
+/// is not a terminal.
+#[derive(Debug)]
+pub struct RawMode {
     saved: Option<Termios>,
 }
 
 impl RawMode {
-    fn enter() -> RawMode {
+    pub fn enter() -> RawMode {
         let stdin = std::io::stdin();
         let Ok(saved) = tcgetattr(stdin.as_fd()) else {
             return RawMode { saved: None };
@@ -103,18 +105,37 @@ impl Drop for RawMode {
 }
 
 fn copy_window_size(master: BorrowedFd<'_>) {
-    let mut ws: libc::winsize = libc::winsize {
+    if let Some((rows, cols)) = window_size() {
+        set_window_size(master, rows, cols);
+    }
+}
+
+/// Our terminal's size (rows, columns), from stdout; None when stdout is
+/// not a terminal.
+pub fn window_size() -> Option<(u16, u16)> {
+    let mut ws = libc::winsize {
         ws_row: 0,
         ws_col: 0,
         ws_xpixel: 0,
         ws_ypixel: 0,
     };
-    // SAFETY: TIOCGWINSZ writes one winsize into a valid struct; TIOCSWINSZ
-    // reads one. Failures (stdout not a terminal) leave the size alone.
+    // SAFETY: TIOCGWINSZ writes one winsize into a valid struct.
+    let r = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut ws) };
+    (r == 0).then_some((ws.ws_row, ws.ws_col))
+}
+
+/// Sets the size of the terminal behind `master`; failures are ignored (a
+/// size is a nicety).
+pub fn set_window_size(master: BorrowedFd<'_>, rows: u16, cols: u16) {
+    let ws = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads one winsize from a valid struct.
     unsafe {
-        if libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut ws) == 0 {
-            libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws);
-        }
+        libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws);
     }
 }
 
