@@ -34,6 +34,23 @@ pub enum ContainerCommand {
         #[arg(required = true)]
         containers: Vec<String>,
     },
+    /// Copy files/folders between a container and the local filesystem
+    #[command(
+        override_usage = "berth cp [OPTIONS] CONTAINER:SRC_PATH DEST_PATH|-\n       berth cp [OPTIONS] SRC_PATH|- CONTAINER:DEST_PATH"
+    )]
+    Cp {
+        /// Archive mode (copy all uid/gid information)
+        #[arg(short, long)]
+        archive: bool,
+        /// Always follow symbol link in SRC_PATH
+        #[arg(short = 'L', long)]
+        follow_link: bool,
+        /// Suppress progress output during copy
+        #[arg(short, long)]
+        quiet: bool,
+        src: String,
+        dest: String,
+    },
     /// Attach local standard input, output, and error streams to a running container
     Attach {
         /// Do not attach stdin
@@ -933,6 +950,24 @@ pub fn dispatch(root: &Path, runroot: &Path, cmd: &ContainerCommand) -> Result<i
             Ok(i32::from(failed))
         }
         ContainerCommand::Exec(a) => exec(&engine, a),
+        ContainerCommand::Cp {
+            archive,
+            follow_link,
+            quiet: _,
+            src,
+            dest,
+        } => {
+            copy(
+                &engine,
+                src,
+                dest,
+                engine::cp::Options {
+                    archive: *archive,
+                    follow_link: *follow_link,
+                },
+            )?;
+            Ok(0)
+        }
         ContainerCommand::Attach {
             no_stdin,
             sig_proxy,
@@ -1104,6 +1139,35 @@ fn write_cidfile(a: &RunArgs, r: &Record) -> Result<()> {
             })?;
         f.write_all(r.id.as_bytes())?;
     }
+    Ok(())
+}
+
+/// `cp`: exactly one side is a container.
+fn copy(engine: &Engine, src: &str, dest: &str, opts: engine::cp::Options) -> Result<()> {
+    use engine::cp::{Arg, End, Root};
+    let (s, d) = (Arg::parse(src), Arg::parse(dest));
+    match (&s, &d) {
+        (Arg::Container(..), Arg::Container(..)) => {
+            bail!("copying between containers is not supported")
+        }
+        (Arg::Container(..), _) | (_, Arg::Container(..)) => {}
+        _ => bail!("must specify at least one container source"),
+    }
+    let roots: Vec<Root> = [&s, &d]
+        .iter()
+        .map(|a| match a {
+            Arg::Container(c, _) => Root::container(engine, &engine.find(c)?),
+            _ => Root::host(),
+        })
+        .collect::<engine::Result<_>>()?;
+    fn end<'a>(a: &Arg, root: &'a Root) -> Result<End<'a>> {
+        Ok(match a {
+            Arg::Container(_, p) => End::Path(root, p.clone()),
+            Arg::Host(p) => End::Path(root, engine::cp::absolute_host(p)?),
+            Arg::Stream => End::Stream,
+        })
+    }
+    engine::cp::copy(end(&s, &roots[0])?, end(&d, &roots[1])?, opts)?;
     Ok(())
 }
 

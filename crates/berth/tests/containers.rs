@@ -965,3 +965,135 @@ fn attach_without_terminal_keeps_streams_apart() {
     assert_eq!(stdout(&o), "out\n");
     assert_eq!(stderr(&o), "err\n");
 }
+
+/// `cp` both ways with docker's rules, on running and stopped containers;
+/// symlinks and hostile archives never reach outside the container.
+#[test]
+fn cp_follows_dockers_rules_and_stays_inside() {
+    let b = Berth::new();
+    let host = tempfile::tempdir().unwrap();
+    let h = |p: &str| host.path().join(p);
+    let hs = |p: &str| h(p).to_str().unwrap().to_string();
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "cpc",
+        "busybox",
+        "sh",
+        "-c",
+        "mkdir -p /data/sub && echo hello > /data/a && echo deep > /data/sub/b \
+         && chown 7:8 /data/a && ln -s /etc /data/etclink && echo inside > /etc/marker \
+         && touch /ready && sleep 1000",
+    ]);
+    b.wait_for("cpc", "{{.State.Status}}", "running");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while b
+        .run(&["exec", "cpc", "test", "-e", "/ready"])
+        .status
+        .code()
+        != Some(0)
+    {
+        assert!(Instant::now() < deadline, "the container never got ready");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // container → host: a file into a directory, a directory to a new name,
+    // a directory's content with `/.`
+    b.ok(&["cp", "cpc:/data/a", &hs("")]);
+    assert_eq!(std::fs::read_to_string(h("a")).unwrap(), "hello\n");
+    b.ok(&["cp", "cpc:/data", &hs("copy")]);
+    assert_eq!(std::fs::read_to_string(h("copy/sub/b")).unwrap(), "deep\n");
+    assert_eq!(
+        std::fs::read_link(h("copy/etclink")).unwrap(),
+        Path::new("/etc"),
+        "a symlink is copied as a link"
+    );
+    std::fs::create_dir(h("into")).unwrap();
+    b.ok(&["cp", "cpc:/data/.", &hs("into")]);
+    assert!(h("into/sub/b").exists() && !h("into/data").exists());
+    // a path through the container's symlink is the container's /etc
+    b.ok(&["cp", "cpc:/data/etclink/marker", &hs("marker")]);
+    assert_eq!(std::fs::read_to_string(h("marker")).unwrap(), "inside\n");
+    // host → container: owned by root unless -a
+    std::fs::write(h("up.txt"), "up\n").unwrap();
+    std::os::unix::fs::chown(h("up.txt"), Some(1234), Some(5678)).unwrap();
+    b.ok(&["cp", &hs("up.txt"), "cpc:/data/sub/"]);
+    b.ok(&["cp", "-a", &hs("up.txt"), "cpc:/data/kept.txt"]);
+    assert_eq!(
+        b.ok(&[
+            "exec",
+            "cpc",
+            "stat",
+            "-c",
+            "%u:%g %n",
+            "/data/sub/up.txt",
+            "/data/kept.txt"
+        ]),
+        "0:0 /data/sub/up.txt\n1234:5678 /data/kept.txt\n"
+    );
+    // writing through the container's symlink to /etc stays in the container
+    b.ok(&["cp", &hs("up.txt"), "cpc:/data/etclink/escaped"]);
+    assert!(!Path::new("/etc/escaped").exists());
+    assert_eq!(b.ok(&["exec", "cpc", "cat", "/etc/escaped"]), "up\n");
+    // a hostile archive on stdin: `..`, absolute names, a link then a path
+    // through it
+    let evil = h("evil.tar");
+    {
+        use berth_testkit::raw_tar_entry;
+        use tar::EntryType::{Regular, Symlink};
+        let mut t = tar::Builder::new(Vec::new());
+        let escape = format!("../../../../../..{}", hs("escaped-by-dotdot"));
+        raw_tar_entry(&mut t, &escape, Regular, b"x", "", 0o644);
+        raw_tar_entry(&mut t, "/tmp/berth-cp-absolute", Regular, b"x", "", 0o644);
+        raw_tar_entry(&mut t, "lnk", Symlink, b"", &hs(""), 0o777);
+        raw_tar_entry(&mut t, "lnk/via-link", Regular, b"y", "", 0o644);
+        std::fs::write(&evil, t.into_inner().unwrap()).unwrap();
+    }
+    let o = output_via_files(
+        b.cmd()
+            .args(["cp", "-", "cpc:/data"])
+            .stdin(std::fs::File::open(&evil).unwrap()),
+    );
+    expect_code(&o, 0, "cp - (hostile archive)");
+    assert!(!h("escaped-by-dotdot").exists());
+    assert!(!h("via-link").exists());
+    assert!(!Path::new("/tmp/berth-cp-absolute").exists());
+    // a tar stream out
+    let o = b.run(&["cp", "cpc:/data/sub", "-"]);
+    let mut names: Vec<String> = tar::Archive::new(&o.stdout[..])
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["sub", "sub/b", "sub/up.txt"]);
+    // a stopped container: its rootfs, mounted for the while
+    b.ok(&["stop", "-t", "0", "cpc"]);
+    let mounts = b.mounts();
+    b.ok(&["cp", &hs("up.txt"), "cpc:/stopped.txt"]);
+    b.ok(&["cp", "cpc:/stopped.txt", &hs("back.txt")]);
+    assert_eq!(std::fs::read_to_string(h("back.txt")).unwrap(), "up\n");
+    assert_eq!(b.mounts(), mounts, "cp unmounted what it mounted");
+    // bad input: one line each
+    for (args, want) in [
+        (
+            vec!["cp", "cpc:/nonexistent", hs("").leak() as &str],
+            "Could not find the file /nonexistent in container cpc",
+        ),
+        (
+            vec!["cp", hs("up.txt").leak(), "cpc:/no/such/dir/x"],
+            "does not exist",
+        ),
+        (
+            vec!["cp", hs("copy").leak(), "cpc:/stopped.txt"],
+            "cannot copy a directory to a file",
+        ),
+        (vec!["cp", "a", "b"], "must specify at least one container"),
+        (vec!["cp", "nosuch:/x", "."], "No such container: nosuch"),
+    ] {
+        let o = b.run(&args);
+        expect_code(&o, 125, &args.join(" "));
+        let e = stderr(&o);
+        assert!(e.contains(want) && e.lines().count() == 1, "{args:?}: {e}");
+    }
+}

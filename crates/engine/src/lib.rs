@@ -14,6 +14,7 @@
 
 pub mod attach;
 pub mod config;
+pub mod cp;
 pub mod db;
 pub mod error;
 pub mod health;

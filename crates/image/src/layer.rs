@@ -182,6 +182,8 @@ fn unpack_into(
         parent: None,
         removals: 0,
         buf: vec![0u8; 256 * 1024],
+        whiteouts: true,
+        owner: None,
     };
     let mut dirs: Vec<(PathBuf, Attrs)> = Vec::new();
     let mut entries = 0u64;
@@ -236,6 +238,51 @@ fn unpack_into(
         entries,
         split,
     })
+}
+
+/// Owner of what [`extract`] creates.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ExtractOptions {
+    /// Every entry owned by this uid:gid instead of the archive's.
+    pub owner: Option<(u32, u32)>,
+}
+
+/// Extracts a plain tar stream (`cp`'s, not a layer: `.wh.` names are
+/// ordinary) into the existing directory `dir`. Every path is resolved
+/// inside `dir`, so neither `..` nor a symlink in the archive or already in
+/// the directory leads out of it; directories already there are merged
+/// into, anything else in the way is replaced. Returns the entry count.
+pub fn extract(input: impl Read, dir: OwnedFd, opts: ExtractOptions) -> Result<u64, LayerError> {
+    let mut ctx = Ctx {
+        root: dir,
+        split: None,
+        clobbered: false,
+        parent: None,
+        removals: 0,
+        buf: vec![0u8; 128 * 1024],
+        whiteouts: false,
+        owner: opts.owner,
+    };
+    let mut dirs: Vec<(PathBuf, Attrs)> = Vec::new();
+    let mut entries = 0u64;
+    let mut archive = tar::Archive::new(input);
+    for entry in archive.entries().map_err(io_err("read archive"))? {
+        let mut entry = entry.map_err(io_err("read archive"))?;
+        entries += 1;
+        if let Some(d) = apply(&mut ctx, &mut entry)? {
+            dirs.push(d);
+        }
+    }
+    for (path, attrs) in dirs.iter().rev() {
+        let fd = saferoot::open_in_root(
+            &ctx.root,
+            path,
+            OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_DIRECTORY,
+        )
+        .map_err(|e| entry_err(path, e))?;
+        set_attrs(&fd, None, attrs, false).map_err(|e| entry_err(path, e))?;
+    }
+    Ok(entries)
 }
 
 fn map_read(e: io::Error, limit: u64) -> LayerError {
@@ -353,6 +400,10 @@ struct Ctx {
     parent: Option<(PathBuf, OwnedFd)>,
     removals: u64,
     buf: Vec<u8>,
+    /// `.wh.` names are whiteouts (a layer), or plain names (`cp`).
+    whiteouts: bool,
+    /// Every entry's owner instead of the archive's.
+    owner: Option<(u32, u32)>,
 }
 
 impl Ctx {
@@ -449,12 +500,15 @@ fn apply_in<R: Read>(
     name: &OsStr,
     parent: &OwnedFd,
 ) -> Result<Option<(PathBuf, Attrs)>, LayerError> {
-    let attrs = attrs_of(entry).map_err(|e| entry_err(raw, e))?;
+    let mut attrs = attrs_of(entry).map_err(|e| entry_err(raw, e))?;
+    if let Some((uid, gid)) = ctx.owner {
+        (attrs.uid, attrs.gid) = (uid, gid);
+    }
     let err = |e: io::Error| entry_err(raw, e);
     let name_bytes = name.as_bytes();
 
     // Whiteouts, in overlayfs form.
-    if name_bytes == b".wh..wh..opq" {
+    if ctx.whiteouts && name_bytes == b".wh..wh..opq" {
         let p = CString::new(saferoot::fd_path(parent)).map_err(|_| entry_err(raw, "bad path"))?;
         // SAFETY: NUL-terminated path and value, sizes given.
         let rc = unsafe {
@@ -469,7 +523,7 @@ fn apply_in<R: Read>(
         Errno::result(rc).map_err(|e| err(e.into()))?;
         return Ok(None);
     }
-    if let Some(hidden) = name_bytes.strip_prefix(b".wh.") {
+    if let Some(hidden) = name_bytes.strip_prefix(b".wh.").filter(|_| ctx.whiteouts) {
         let target = CString::new(hidden).map_err(|_| entry_err(raw, "bad name"))?;
         ctx.create_replacing(parent, &target, || {
             // SAFETY: live directory descriptor, NUL-terminated name.

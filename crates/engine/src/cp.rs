@@ -1,0 +1,510 @@
+//! `cp`: files and directories between a container and the host, or a tar
+//! stream, with docker's rules for what lands where.
+//!
+//! Inside a container every path is resolved inside its root
+//! (`openat2(RESOLVE_IN_ROOT)`, see saferoot): a symlink the container
+//! planted (`/x -> /etc`) means its own `/etc`, never the host's. A running
+//! container is reached through its init's root (`/proc/PID/root`), so its
+//! volumes and binds are where the container sees them; a stopped one
+//! through its rootfs, mounted for the while.
+//!
+//! The source is written as a tar stream (entries opened one by one,
+//! without following links, relative to their directory's descriptor) and
+//! extracted by [`image::layer::extract`] into the destination directory.
+
+use std::ffi::{OsStr, OsString};
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::OFlag;
+use nix::sys::stat::{FileStat, Mode, SFlag};
+
+use crate::error::{Context, Error, Result};
+use crate::{Engine, Record, Status};
+
+/// A directory tree to copy from or into: the host's `/` or a container's
+/// root.
+#[derive(Debug)]
+pub struct Root {
+    fd: OwnedFd,
+    /// How to name it in errors: "container X" or "the host".
+    what: String,
+    /// A container's: what is copied in belongs to its root by default.
+    container: bool,
+    /// A stopped container's rootfs we mounted, unmounted on drop.
+    mounted: Option<image::snapshot::Snapshot>,
+}
+
+impl Drop for Root {
+    fn drop(&mut self) {
+        if let Some(s) = &self.mounted {
+            let _ = s.unmount();
+        }
+    }
+}
+
+impl Root {
+    /// The host's file system; relative paths are taken from our cwd.
+    pub fn host() -> Result<Root> {
+        Ok(Root {
+            fd: open_path(Path::new("/"), OFlag::O_DIRECTORY)?,
+            what: "the host".into(),
+            container: false,
+            mounted: None,
+        })
+    }
+
+    /// A container's file system as it sees it.
+    pub fn container(engine: &Engine, r: &Record) -> Result<Root> {
+        let what = format!("container {}", r.name);
+        let running = matches!(r.status, Status::Running | Status::Paused)
+            && crate::alive(r.pid, r.pid_start);
+        if running {
+            let fd = open_path(
+                Path::new(&format!("/proc/{}/root", r.pid)),
+                OFlag::O_DIRECTORY,
+            )?;
+            // The init could have gone and its pid been reused in between.
+            if !crate::alive(r.pid, r.pid_start) {
+                return Err(Error::Invalid(format!("{what} stopped while copying")));
+            }
+            return Ok(Root {
+                fd,
+                what,
+                container: true,
+                mounted: None,
+            });
+        }
+        let snap = engine.snapshot(r)?;
+        snap.unmount()?;
+        snap.mount()?;
+        let fd = open_path(&snap.merged, OFlag::O_DIRECTORY);
+        let root = Root {
+            fd: match fd {
+                Ok(fd) => fd,
+                Err(e) => {
+                    let _ = snap.unmount();
+                    return Err(e);
+                }
+            },
+            what,
+            container: true,
+            mounted: Some(snap),
+        };
+        Ok(root)
+    }
+
+    fn resolve(&self, path: &Path, flags: OFlag) -> nix::Result<OwnedFd> {
+        saferoot::open_in_root(&self.fd, path, flags)
+    }
+
+    fn stat(&self, path: &Path, follow: bool) -> Option<FileStat> {
+        let flags = if follow {
+            OFlag::O_PATH
+        } else {
+            OFlag::O_PATH | OFlag::O_NOFOLLOW
+        };
+        let fd = self.resolve(path, flags).ok()?;
+        nix::sys::stat::fstat(fd.as_raw_fd()).ok()
+    }
+}
+
+fn open_path(p: &Path, extra: OFlag) -> Result<OwnedFd> {
+    let fd = nix::fcntl::open(p, OFlag::O_PATH | OFlag::O_CLOEXEC | extra, Mode::empty())
+        .ctx(|| format!("open {}", p.display()))?;
+    // SAFETY: a fresh descriptor from open, owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn kind(st: &FileStat) -> SFlag {
+    SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits())
+}
+
+/// One end of a copy.
+#[derive(Debug)]
+pub enum End<'a> {
+    /// A path in this tree.
+    Path(&'a Root, PathBuf),
+    /// A tar stream on our stdin or stdout (`-`).
+    Stream,
+}
+
+/// How a copy treats ownership and links.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// `-a`: keep the source's uid and gid (otherwise files belong to the
+    /// destination's user: root in a container, us on the host).
+    pub archive: bool,
+    /// `-L`: copy what a source symlink points to rather than the link.
+    pub follow_link: bool,
+}
+
+/// Where the source goes: into `dir`, under the top name `name` (None:
+/// the source directory's content goes straight into `dir`).
+struct Plan {
+    dir: PathBuf,
+    name: Option<OsString>,
+}
+
+/// docker cp's rules (see `docker cp --help`): a file goes into an existing
+/// directory, onto an existing file, or becomes the new name; a directory
+/// goes into an existing directory (its content only with `SRC/.`), or
+/// becomes the new name; the parent of a new name must exist.
+fn plan(src: &Path, src_is_dir: bool, dst_root: &Root, dst: &Path) -> Result<Plan> {
+    let src_name = src.file_name().map(OsStr::to_os_string);
+    let contents_only = src.as_os_str().as_bytes().ends_with(b"/.");
+    let dst_slash = dst.as_os_str().as_bytes().ends_with(b"/");
+    match dst_root.stat(dst, true) {
+        Some(st) if kind(&st) == SFlag::S_IFDIR => Ok(Plan {
+            dir: dst.to_path_buf(),
+            name: if src_is_dir && contents_only {
+                None
+            } else {
+                Some(src_name.unwrap_or_else(|| OsString::from(".")))
+            },
+        }),
+        Some(_) if src_is_dir => Err(Error::Invalid(format!(
+            "cannot copy a directory to a file: {} in {}",
+            dst.display(),
+            dst_root.what
+        ))),
+        Some(_) if dst_slash => Err(Error::Invalid(format!(
+            "{} in {} is not a directory",
+            dst.display(),
+            dst_root.what
+        ))),
+        _ if dst_slash && !src_is_dir => Err(Error::Invalid(format!(
+            "the destination directory {} does not exist in {}",
+            dst.display(),
+            dst_root.what
+        ))),
+        found => {
+            // A new name (or a file to replace): its parent must exist.
+            let parent = dst
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("/"));
+            let parent_ok = dst_root
+                .stat(parent, true)
+                .is_some_and(|st| kind(&st) == SFlag::S_IFDIR);
+            let name = dst.file_name().map(OsStr::to_os_string);
+            match (parent_ok, name) {
+                (true, Some(name)) => Ok(Plan {
+                    dir: parent.to_path_buf(),
+                    name: Some(name),
+                }),
+                _ if found.is_some() => Err(Error::Invalid(format!(
+                    "cannot copy onto {} in {}",
+                    dst.display(),
+                    dst_root.what
+                ))),
+                _ => Err(Error::Invalid(format!(
+                    "the destination directory {} does not exist in {}",
+                    parent.display(),
+                    dst_root.what
+                ))),
+            }
+        }
+    }
+}
+
+/// Copies `src` to `dst`. Returns what was copied, in entries.
+pub fn copy(src: End<'_>, dst: End<'_>, opts: Options) -> Result<u64> {
+    let owner = |to_container: bool| {
+        if opts.archive {
+            None
+        } else if to_container {
+            Some((0, 0))
+        } else {
+            Some((
+                nix::unistd::getuid().as_raw(),
+                nix::unistd::getgid().as_raw(),
+            ))
+        }
+    };
+    match (src, dst) {
+        (End::Stream, End::Stream) => Err(Error::Invalid(
+            "copying between streams is not supported: one side must be a container".into(),
+        )),
+        (End::Path(root, path), End::Stream) => {
+            let top = open_source(root, &path, opts.follow_link)?;
+            let name = if path.as_os_str().as_bytes().ends_with(b"/.") {
+                None
+            } else {
+                Some(top_name(&path))
+            };
+            let out = std::io::stdout();
+            let mut out = std::io::BufWriter::with_capacity(128 * 1024, out.lock());
+            let n = write_tar(top, name.as_deref(), &mut out)?;
+            out.flush().ctx(|| "write to stdout".into())?;
+            Ok(n)
+        }
+        (End::Stream, End::Path(root, path)) => {
+            let dir = root
+                .resolve(&path, OFlag::O_PATH | OFlag::O_DIRECTORY)
+                .map_err(|_| {
+                    Error::Invalid(format!(
+                        "the destination directory {} does not exist in {}",
+                        path.display(),
+                        root.what
+                    ))
+                })?;
+            let to_container = root.container;
+            let input = std::io::stdin();
+            let ex = image::layer::ExtractOptions {
+                owner: owner(to_container),
+            };
+            image::layer::extract(input.lock(), dir, ex).map_err(|e| Error::Invalid(e.to_string()))
+        }
+        (End::Path(sroot, spath), End::Path(droot, dpath)) => {
+            let top = open_source(sroot, &spath, opts.follow_link)?;
+            let st = nix::sys::stat::fstat(top.as_raw_fd()).ctx(|| "stat the source".into())?;
+            let plan = plan(&spath, kind(&st) == SFlag::S_IFDIR, droot, &dpath)?;
+            let dir = droot
+                .resolve(&plan.dir, OFlag::O_PATH | OFlag::O_DIRECTORY)
+                .ctx(|| format!("open {} in {}", plan.dir.display(), droot.what))?;
+            let to_container = droot.container;
+            let ex = image::layer::ExtractOptions {
+                owner: owner(to_container),
+            };
+            // One thread writes the tar into a pipe, we extract from it.
+            let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).ctx(|| "pipe".into())?;
+            let name = plan.name.clone();
+            let writer = std::thread::spawn(move || {
+                let mut w = std::io::BufWriter::with_capacity(128 * 1024, std::fs::File::from(w));
+                write_tar(top, name.as_deref(), &mut w).and_then(|n| {
+                    w.flush().ctx(|| "write the copy".into())?;
+                    Ok(n)
+                })
+            });
+            let extracted = image::layer::extract(std::fs::File::from(r), dir, ex);
+            let written = writer
+                .join()
+                .map_err(|_| Error::Invalid("the copy's writer failed".into()))?;
+            let n = written?;
+            extracted.map_err(|e| Error::Invalid(e.to_string()))?;
+            Ok(n)
+        }
+    }
+}
+
+/// The source's name in the archive: its last component (`/` is `.`).
+fn top_name(p: &Path) -> OsString {
+    p.file_name()
+        .map(OsStr::to_os_string)
+        .unwrap_or_else(|| OsString::from("."))
+}
+
+fn open_source(root: &Root, path: &Path, follow: bool) -> Result<OwnedFd> {
+    let mut flags = OFlag::O_PATH;
+    if !follow {
+        flags |= OFlag::O_NOFOLLOW;
+    }
+    // `dir/.` and `dir/` name the directory itself.
+    root.resolve(path, flags).map_err(|e| match e {
+        nix::errno::Errno::ENOENT | nix::errno::Errno::ENOTDIR => Error::Invalid(format!(
+            "Could not find the file {} in {}",
+            path.display(),
+            root.what
+        )),
+        e => Error::Sys {
+            context: format!("open {} in {}", path.display(), root.what),
+            source: e,
+        },
+    })
+}
+
+/// Writes the tree at `top` (an O_PATH descriptor, not followed) as a tar
+/// stream named `name` (None: the directory's entries at the top).
+fn write_tar(top: OwnedFd, name: Option<&OsStr>, out: &mut impl Write) -> Result<u64> {
+    let mut b = tar::Builder::new(out);
+    b.mode(tar::HeaderMode::Complete);
+    let mut count = 0;
+    match name {
+        Some(n) => add(&mut b, top, Path::new(n), &mut count)?,
+        None => {
+            let st = nix::sys::stat::fstat(top.as_raw_fd()).ctx(|| "stat the source".into())?;
+            if kind(&st) != SFlag::S_IFDIR {
+                return Err(Error::Invalid(
+                    "the source is not a directory: `/.` copies a directory's content".into(),
+                ));
+            }
+            for (child, name) in children(&top)? {
+                add(&mut b, child, Path::new(&name), &mut count)?;
+            }
+        }
+    }
+    b.finish().ctx(|| "write the archive".into())?;
+    Ok(count)
+}
+
+/// The entries of a directory, each opened O_PATH without following it.
+fn children(dir: &OwnedFd) -> Result<Vec<(OwnedFd, OsString)>> {
+    let rd = nix::fcntl::openat(
+        Some(dir.as_raw_fd()),
+        ".",
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx(|| "open a directory".into())?;
+    let mut d = nix::dir::Dir::from_fd(rd).ctx(|| "read a directory".into())?;
+    let mut names = Vec::new();
+    for e in d.iter() {
+        let e = e.ctx(|| "read a directory".into())?;
+        let n = e.file_name().to_bytes();
+        if n != b"." && n != b".." {
+            names.push(OsStr::from_bytes(n).to_os_string());
+        }
+    }
+    names.sort();
+    let mut out = Vec::with_capacity(names.len());
+    for name in names {
+        let fd = nix::fcntl::openat(
+            Some(dir.as_raw_fd()),
+            name.as_os_str(),
+            OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        );
+        match fd {
+            // SAFETY: a fresh descriptor from openat, owned here.
+            Ok(fd) => out.push((unsafe { OwnedFd::from_raw_fd(fd) }, name)),
+            // Removed since it was listed: nothing to copy.
+            Err(nix::errno::Errno::ENOENT) => {}
+            Err(e) => return Err(e).ctx(|| format!("open {}", name.to_string_lossy())),
+        }
+    }
+    Ok(out)
+}
+
+fn add(
+    b: &mut tar::Builder<&mut impl Write>,
+    fd: OwnedFd,
+    name: &Path,
+    count: &mut u64,
+) -> Result<()> {
+    let st = nix::sys::stat::fstat(fd.as_raw_fd()).ctx(|| format!("stat {}", name.display()))?;
+    let mut h = tar::Header::new_gnu();
+    h.set_mode(st.st_mode & 0o7777);
+    h.set_uid(u64::from(st.st_uid));
+    h.set_gid(u64::from(st.st_gid));
+    h.set_mtime(u64::try_from(st.st_mtime).unwrap_or(0));
+    h.set_size(0);
+    let err = |e: std::io::Error| Error::Io {
+        context: format!("archive {}", name.display()),
+        source: e,
+    };
+    *count += 1;
+    match kind(&st) {
+        SFlag::S_IFDIR => {
+            h.set_entry_type(tar::EntryType::Directory);
+            b.append_data(&mut h, name, std::io::empty()).map_err(err)?;
+            for (child, n) in children(&fd)? {
+                add(b, child, &name.join(n), count)?;
+            }
+        }
+        SFlag::S_IFREG => {
+            // Reopened for reading through its descriptor: the same inode.
+            let f = std::fs::File::open(saferoot::fd_path(&fd))
+                .ctx(|| format!("open {}", name.display()))?;
+            let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+            h.set_entry_type(tar::EntryType::Regular);
+            h.set_size(len);
+            // A file that shrinks while copied is padded, one that grows is
+            // cut: the header's size holds.
+            let r = f.take(len).chain(std::io::repeat(0)).take(len);
+            b.append_data(&mut h, name, r).map_err(err)?;
+        }
+        SFlag::S_IFLNK => {
+            let target = nix::fcntl::readlinkat(Some(fd.as_raw_fd()), "")
+                .ctx(|| format!("read the link {}", name.display()))?;
+            h.set_entry_type(tar::EntryType::Symlink);
+            b.append_link(&mut h, name, &target).map_err(err)?;
+        }
+        k @ (SFlag::S_IFCHR | SFlag::S_IFBLK | SFlag::S_IFIFO) => {
+            h.set_entry_type(match k {
+                SFlag::S_IFCHR => tar::EntryType::Char,
+                SFlag::S_IFBLK => tar::EntryType::Block,
+                _ => tar::EntryType::Fifo,
+            });
+            let (major, minor) = (
+                nix::sys::stat::major(st.st_rdev),
+                nix::sys::stat::minor(st.st_rdev),
+            );
+            h.set_device_major(u32::try_from(major).unwrap_or(0))
+                .map_err(err)?;
+            h.set_device_minor(u32::try_from(minor).unwrap_or(0))
+                .map_err(err)?;
+            b.append_data(&mut h, name, std::io::empty()).map_err(err)?;
+        }
+        // Sockets have no place in an archive.
+        _ => *count -= 1,
+    }
+    Ok(())
+}
+
+/// A `cp` argument: `CONTAINER:PATH`, `-`, or a host path (a colon in a
+/// host path needs a `/` or `./` before it, as with docker).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Arg {
+    Container(String, PathBuf),
+    Stream,
+    Host(PathBuf),
+}
+
+impl Arg {
+    pub fn parse(s: &str) -> Arg {
+        if s == "-" {
+            return Arg::Stream;
+        }
+        if s.starts_with('/') || s.starts_with('.') {
+            return Arg::Host(PathBuf::from(s));
+        }
+        match s.split_once(':') {
+            Some((c, p)) if !c.is_empty() => {
+                let p = if p.starts_with('/') {
+                    p.to_string()
+                } else {
+                    format!("/{p}")
+                };
+                Arg::Container(c.to_string(), PathBuf::from(p))
+            }
+            _ => Arg::Host(PathBuf::from(s)),
+        }
+    }
+}
+
+/// Keeps a pathname's trailing `/` and `/.` through `Path` (which drops
+/// them), as docker's rules need them.
+pub fn absolute_host(p: &Path) -> Result<PathBuf> {
+    if p.is_absolute() {
+        return Ok(p.to_path_buf());
+    }
+    let cwd = std::env::current_dir().ctx(|| "the current directory".into())?;
+    let mut s = cwd.into_os_string();
+    s.push("/");
+    s.push(p.as_os_str());
+    Ok(PathBuf::from(s))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arguments_parse_like_docker() {
+        assert_eq!(
+            Arg::parse("web:/etc/hosts"),
+            Arg::Container("web".into(), "/etc/hosts".into())
+        );
+        assert_eq!(
+            Arg::parse("web:tmp"),
+            Arg::Container("web".into(), "/tmp".into())
+        );
+        assert_eq!(Arg::parse("-"), Arg::Stream);
+        assert_eq!(Arg::parse("./a:b"), Arg::Host("./a:b".into()));
+        assert_eq!(Arg::parse("/a:b"), Arg::Host("/a:b".into()));
+        assert_eq!(Arg::parse("file"), Arg::Host("file".into()));
+    }
+}
