@@ -51,6 +51,21 @@ pub enum ContainerCommand {
         src: String,
         dest: String,
     },
+    /// Get real time events (from berth's journal)
+    Events {
+        /// Show events created since timestamp (RFC 3339, unix seconds, or a duration ago)
+        #[arg(long)]
+        since: Option<String>,
+        /// Stream events until this timestamp
+        #[arg(long)]
+        until: Option<String>,
+        /// Filter output based on conditions provided (container, event, image, type, volume)
+        #[arg(short, long)]
+        filter: Vec<String>,
+        /// Format output using a Go template ('{{json .}}')
+        #[arg(long)]
+        format: Option<String>,
+    },
     /// Attach local standard input, output, and error streams to a running container
     Attach {
         /// Do not attach stdin
@@ -898,6 +913,7 @@ pub fn dispatch(root: &Path, runroot: &Path, cmd: &ContainerCommand) -> Result<i
             let r = e.find(&r.id)?;
             e.db.set_stopped_by_user(&r.id, false)?;
             engine::monitor::start_detached(e, &r)?;
+            e.db.container_event(&r, "restart", &[]);
             Ok(())
         }),
         ContainerCommand::Kill { signal, containers } => {
@@ -950,6 +966,19 @@ pub fn dispatch(root: &Path, runroot: &Path, cmd: &ContainerCommand) -> Result<i
             Ok(i32::from(failed))
         }
         ContainerCommand::Exec(a) => exec(&engine, a),
+        ContainerCommand::Events {
+            since,
+            until,
+            filter,
+            format,
+        } => events(
+            &engine,
+            since.as_deref(),
+            until.as_deref(),
+            filter,
+            format.as_deref(),
+        )
+        .map(|()| 0),
         ContainerCommand::Cp {
             archive,
             follow_link,
@@ -983,6 +1012,7 @@ pub fn dispatch(root: &Path, runroot: &Path, cmd: &ContainerCommand) -> Result<i
                 anyhow::bail!("You cannot attach to a stopped container, start it first");
             }
             let stream = engine::attach::connect(&engine.runroot, &r.id)?;
+            engine.db.container_event(&r, "attach", &[]);
             let session = engine::attach::Options {
                 tty: r.config.tty,
                 stdin: !*no_stdin && r.config.open_stdin,
@@ -1001,6 +1031,10 @@ pub fn dispatch(root: &Path, runroot: &Path, cmd: &ContainerCommand) -> Result<i
             let r = engine.find(container)?;
             engine::names::validate(new_name)?;
             engine.db.rename(&r.id, new_name)?;
+            let renamed = engine.find(&r.id)?;
+            engine
+                .db
+                .container_event(&renamed, "rename", &[("oldName", &r.name)]);
             Ok(0)
         }
         ContainerCommand::Diff { container } => {
@@ -1140,6 +1174,126 @@ fn write_cidfile(a: &RunArgs, r: &Record) -> Result<()> {
         f.write_all(r.id.as_bytes())?;
     }
     Ok(())
+}
+
+/// `events`: the journal's events, past ones with `--since`, then new
+/// ones as they are written (polled) until `--until` or forever.
+fn events(
+    engine: &Engine,
+    since: Option<&str>,
+    until: Option<&str>,
+    filters: &[String],
+    format: Option<&str>,
+) -> Result<()> {
+    const KEYS: &[&str] = &["container", "event", "image", "type", "volume"];
+    let since = since.map(parse_time).transpose()?;
+    let until = until.map(parse_time).transpose()?;
+    let mut wanted: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for f in filters {
+        let (k, v) = f
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("bad format of filter (expected name=value): {f}"))?;
+        if !KEYS.contains(&k) {
+            bail!("invalid filter '{k}': use one of {}", KEYS.join(", "));
+        }
+        wanted.entry(k.to_string()).or_default().push(v.to_string());
+    }
+    let nanos = |t: time::OffsetDateTime| i64::try_from(t.unix_timestamp_nanos()).unwrap_or(0);
+    let (since_n, until_n) = (since.map(nanos), until.map(nanos));
+    let matches = |e: &engine::events::Event| -> bool {
+        let attr = |k: &str| e.attributes.get(k).map(String::as_str).unwrap_or("");
+        wanted.iter().all(|(k, vals)| {
+            vals.iter().any(|v| match k.as_str() {
+                "container" => {
+                    e.kind == "container" && (e.actor.starts_with(v.as_str()) || attr("name") == v)
+                }
+                "event" => e.action == *v || e.action.split(':').next() == Some(v.as_str()),
+                "image" => {
+                    attr("image") == v
+                        || (e.kind == "image"
+                            && (attr("name") == v
+                                || e.actor
+                                    .trim_start_matches("sha256:")
+                                    .starts_with(v.as_str())))
+                }
+                "type" => e.kind == *v,
+                "volume" => e.kind == "volume" && e.actor == *v,
+                _ => false,
+            })
+        })
+    };
+    let mut out = std::io::stdout().lock();
+    let mut seq = if since.is_some() {
+        0
+    } else {
+        engine.db.last_event()?
+    };
+    loop {
+        let batch = engine.db.events_after(seq, 500)?;
+        for e in &batch {
+            seq = e.seq;
+            if since_n.is_some_and(|s| e.time_nano < s) || until_n.is_some_and(|u| e.time_nano > u)
+            {
+                continue;
+            }
+            if matches(e) {
+                writeln!(out, "{}", event_line(e, format))?;
+            }
+        }
+        out.flush()?;
+        if batch.len() == 500 {
+            continue;
+        }
+        if until_n.is_some_and(|u| nanos(time::OffsetDateTime::now_utc()) > u) {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// An event as docker prints it, or through `--format`.
+fn event_line(e: &engine::events::Event, format: Option<&str>) -> String {
+    let secs = e.time_nano.div_euclid(1_000_000_000);
+    let time = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(e.time_nano))
+        .ok()
+        .and_then(|t| {
+            let f = time::format_description::parse_borrowed::<2>(
+                "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:9]Z",
+            )
+            .ok()?;
+            t.format(&f).ok()
+        })
+        .unwrap_or_default();
+    match format {
+        Some(f) => {
+            let v = json!({
+                "status": e.action,
+                "id": e.actor,
+                "from": e.attributes.get("image").cloned().unwrap_or_default(),
+                "Type": e.kind,
+                "Action": e.action,
+                "Actor": {"ID": e.actor, "Attributes": e.attributes},
+                "scope": "local",
+                "time": secs,
+                "timeNano": e.time_nano,
+            });
+            format::go_template(f, &v)
+        }
+        None => {
+            let attrs: Vec<String> = e
+                .attributes
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            format!(
+                "{time} {} {} {} ({})",
+                e.kind,
+                e.action,
+                e.actor,
+                attrs.join(", ")
+            )
+        }
+    }
 }
 
 /// `cp`: exactly one side is a container.
@@ -1805,7 +1959,25 @@ fn exec(engine: &Engine, a: &ExecArgs) -> Result<i32> {
         detach: a.detach || console.is_some(),
         preserve_fds: 0,
     };
-    Ok(runtime::terminal::finish_exec(c.exec(&opts)?, console)?)
+    let exec_id = engine::random_id();
+    let command = a.command.join(" ");
+    let ev = [("execID", exec_id.as_str())];
+    engine
+        .db
+        .container_event(&r, &format!("exec_create: {command}"), &ev);
+    engine
+        .db
+        .container_event(&r, &format!("exec_start: {command}"), &ev);
+    let code = runtime::terminal::finish_exec(c.exec(&opts)?, console)?;
+    if !a.detach {
+        let code_text = code.to_string();
+        engine.db.container_event(
+            &r,
+            "exec_die",
+            &[("execID", exec_id.as_str()), ("exitCode", &code_text)],
+        );
+    }
+    Ok(code)
 }
 
 /// Bytes received and sent on the container's interfaces (loopback aside),
@@ -1912,6 +2084,13 @@ fn stats(
                 None => ("--".into(), "--".into(), "--".into()),
             };
             let (rx, tx) = if r.pid > 0 { net_io(r.pid) } else { (0, 0) };
+            let block = match &s {
+                Some(s) => {
+                    let (read, written) = s.blkio.totals();
+                    format!("{} / {}", format::size(read), format::size(written))
+                }
+                None => "--".into(),
+            };
             rows.push(vec![
                 short(&r.id, no_trunc),
                 r.name.clone(),
@@ -1919,6 +2098,7 @@ fn stats(
                 mem,
                 mem_pct,
                 format!("{} / {}", format::size(rx), format::size(tx)),
+                block,
                 pids,
             ]);
         }
@@ -1934,6 +2114,7 @@ fn stats(
                 "MEM USAGE / LIMIT",
                 "MEM %",
                 "NET I/O",
+                "BLOCK I/O",
                 "PIDS",
             ],
             &rows,

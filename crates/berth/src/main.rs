@@ -323,6 +323,17 @@ fn parse_ref(s: &str) -> Result<Reference> {
         .map_err(|e| anyhow::anyhow!("{s:?}: {e}"))
 }
 
+/// Journals an image event (best effort, like every event).
+fn image_event(cli: &Cli, action: &str, img: &Image, name: Option<&str>) {
+    if let Ok(db) = engine::Db::open(&cli.root) {
+        let name = match name {
+            Some(n) => n.to_string(),
+            None => img.tags.first().map(|t| familiar(t)).unwrap_or_default(),
+        };
+        db.event("image", action, &img.id.to_string(), &[("name", &name)]);
+    }
+}
+
 fn run(cli: Cli) -> Result<()> {
     match &cli.command {
         Command::Containers(_) | Command::Container(_) | Command::Volume(_) => {
@@ -352,6 +363,7 @@ fn run(cli: Cli) -> Result<()> {
                 let f = std::fs::File::open(file).with_context(|| format!("open {file}"))?;
                 archive::import_file(&mut store, f, change, message.as_deref(), &tags)?
             };
+            image_event(&cli, "import", &img, None);
             println!("{}", img.id);
             Ok(())
         }
@@ -372,6 +384,7 @@ fn run(cli: Cli) -> Result<()> {
                 None => archive::load(&mut store, std::io::stdin().lock(), platform)?,
             };
             for img in loaded {
+                image_event(&cli, "load", &img, None);
                 if img.tags.is_empty() {
                     println!("Loaded image ID: {}", img.id);
                 }
@@ -450,7 +463,11 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Tag { source, target } | Command::Image(ImageCommand::Tag { source, target }) => {
-            open(&cli)?.tag(source, &parse_ref(target)?)?;
+            let mut store = open(&cli)?;
+            let target = parse_ref(target)?;
+            store.tag(source, &target)?;
+            let img = store.resolve(&target.to_string())?;
+            image_event(&cli, "tag", &img, Some(&familiar(&target.to_string())));
             Ok(())
         }
         Command::Rmi { force, images } | Command::Image(ImageCommand::Rm { force, images }) => {

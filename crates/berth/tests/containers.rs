@@ -1097,3 +1097,141 @@ fn cp_follows_dockers_rules_and_stays_inside() {
         assert!(e.contains(want) && e.lines().count() == 1, "{args:?}: {e}");
     }
 }
+
+/// `events` from the journal (past and followed, filtered, formatted),
+/// OOMKilled recorded, and the BLOCK I/O column of stats.
+#[test]
+fn events_journal_oom_and_block_io() {
+    let b = Berth::new();
+    let t0 = (time_now_secs() - 1).to_string();
+    let o = b.run(&[
+        "run", "--rm", "--name", "ev", "busybox", "sh", "-c", "exit 2",
+    ]);
+    expect_code(&o, 2, "run");
+    let lines = b.ok(&[
+        "events",
+        "--since",
+        &t0,
+        "--until",
+        "0s",
+        "--filter",
+        "container=ev",
+        "--format",
+        "{{.Type}} {{.Action}} {{.Actor.Attributes.name}}",
+    ]);
+    assert_eq!(
+        lines,
+        "container create ev\ncontainer start ev\ncontainer die ev\ncontainer destroy ev\n"
+    );
+    let die = b.ok(&[
+        "events",
+        "--since",
+        &t0,
+        "--until",
+        "0s",
+        "--filter",
+        "event=die",
+        "--filter",
+        "container=ev",
+        "--format",
+        "{{.Actor.Attributes.exitCode}}",
+    ]);
+    assert_eq!(die, "2\n");
+
+    // the kernel's OOM killer: exit 137, OOMKilled, an oom event
+    let o = b.run(&[
+        "run",
+        "--name",
+        "oom",
+        "--memory",
+        "16m",
+        "--memory-swap",
+        "16m",
+        "busybox",
+        "sh",
+        "-c",
+        "x=$(head -c 64000000 /dev/zero | tr '\\0' a); echo survived",
+    ]);
+    expect_code(&o, 137, "run out of memory");
+    assert_eq!(b.inspect("oom", "{{.State.OOMKilled}}"), "true");
+    let oom = b.ok(&[
+        "events",
+        "--since",
+        &t0,
+        "--until",
+        "0s",
+        "--filter",
+        "container=oom",
+        "--filter",
+        "event=oom",
+        "--filter",
+        "event=die",
+        "--format",
+        "{{.Action}}",
+    ]);
+    assert_eq!(oom, "oom\ndie\n");
+    b.ok(&["run", "--name", "fine", "busybox", "true"]);
+    assert_eq!(b.inspect("fine", "{{.State.OOMKilled}}"), "false");
+
+    // followed: a new event shows up while `events` runs
+    let mut follow = b
+        .cmd()
+        .args([
+            "events",
+            "--filter",
+            "event=start",
+            "--format",
+            "{{.Actor.Attributes.name}}",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = follow.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for l in std::io::BufReader::new(stdout).lines() {
+            if tx.send(l.unwrap()).is_err() {
+                return;
+            }
+        }
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "later",
+        "busybox",
+        "sh",
+        "-c",
+        "dd if=/dev/zero of=/f bs=1M count=8 oflag=direct 2>/dev/null; sleep 100",
+    ]);
+    let got = rx.recv_timeout(Duration::from_secs(10));
+    let _ = follow.kill();
+    let _ = follow.wait();
+    assert_eq!(got.as_deref(), Ok("later"), "followed event");
+
+    // stats has docker's BLOCK I/O column
+    let stats = b.ok(&["stats", "--no-stream", "later"]);
+    let header = stats.lines().next().unwrap();
+    assert!(
+        header.contains("NET I/O") && header.contains("BLOCK I/O"),
+        "{stats}"
+    );
+    let row = stats.lines().nth(1).unwrap();
+    assert!(!row.contains("--"), "{stats}");
+
+    let o = b.run(&["events", "--filter", "colour=red", "--until", "0s"]);
+    expect_code(&o, 125, "bad filter");
+    assert_eq!(stderr(&o).lines().count(), 1);
+}
+
+fn time_now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .try_into()
+        .unwrap()
+}

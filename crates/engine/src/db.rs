@@ -182,6 +182,7 @@ impl Db {
         })?;
         let conn = image::store::open_connection(root)?;
         conn.execute_batch(SCHEMA)?;
+        conn.execute_batch(crate::events::SCHEMA)?;
         migrate(&conn)?;
         Ok(Db {
             conn: std::rc::Rc::new(conn),
@@ -191,6 +192,31 @@ impl Db {
     /// The connection, for the other tables of the engine (volumes).
     pub(crate) fn connection(&self) -> std::rc::Rc<Connection> {
         std::rc::Rc::clone(&self.conn)
+    }
+
+    /// Journals an event (best effort: see [`crate::events`]).
+    pub fn event(&self, kind: &str, action: &str, actor: &str, attrs: &[(&str, &str)]) {
+        crate::events::record(&self.conn, kind, action, actor, attrs);
+    }
+
+    /// Journals an event of a container, with its name and image.
+    pub fn container_event(&self, r: &Record, action: &str, extra: &[(&str, &str)]) {
+        let mut attrs = vec![
+            ("name", r.name.as_str()),
+            ("image", r.config.image.as_str()),
+        ];
+        attrs.extend_from_slice(extra);
+        self.event("container", action, &r.id, &attrs);
+    }
+
+    /// Journaled events after `seq`, oldest first.
+    pub fn events_after(&self, seq: i64, limit: i64) -> Result<Vec<crate::events::Event>> {
+        crate::events::after(&self.conn, seq, limit)
+    }
+
+    /// The last journaled event's number.
+    pub fn last_event(&self) -> Result<i64> {
+        crate::events::last_seq(&self.conn)
     }
 
     /// Frees SQLite's page cache of this connection.

@@ -17,6 +17,7 @@ pub mod config;
 pub mod cp;
 pub mod db;
 pub mod error;
+pub mod events;
 pub mod health;
 pub mod init;
 pub mod logs;
@@ -253,6 +254,10 @@ impl Engine {
             self.drop_volumes(&made);
             return Err(e);
         }
+        for v in &made {
+            self.db.event("volume", "create", v, &[("driver", "local")]);
+        }
+        self.db.container_event(&record, "create", &[]);
         Ok(record)
     }
 
@@ -286,7 +291,10 @@ impl Engine {
                 u.id
             )));
         }
-        self.volumes.remove(name)
+        self.volumes.remove(name)?;
+        self.db
+            .event("volume", "destroy", name, &[("driver", "local")]);
+        Ok(())
     }
 
     fn prepare_files(&self, r: &Record) -> Result<()> {
@@ -412,7 +420,19 @@ impl Engine {
                 )));
             }
         }
-        Ok(self.images.remove(name, force)?)
+        let removed = self.images.remove(name, force)?;
+        for line in &removed {
+            // "Untagged: ref" and "Deleted: id", as rmi prints them.
+            if let Some((what, subject)) = line.split_once(": ") {
+                let action = if what == "Untagged" {
+                    "untag"
+                } else {
+                    "delete"
+                };
+                self.db.event("image", action, subject, &[("name", name)]);
+            }
+        }
+        Ok(removed)
     }
 
     /// Whether a container uses the image.
@@ -609,13 +629,10 @@ impl Engine {
             author,
             container_config: Some(cc),
         };
-        Ok(image::archive::commit(
-            &mut self.images,
-            &base,
-            layer,
-            &info,
-            tags,
-        )?)
+        let img = image::archive::commit(&mut self.images, &base, layer, &info, tags)?;
+        self.db
+            .container_event(r, "commit", &[("imageID", &img.id.to_string())]);
+        Ok(img)
     }
 
     /// `top`: the host's `ps` limited to the container's processes.
@@ -656,6 +673,8 @@ impl Engine {
             c.resume()?;
         }
         self.db.set_status(&r.id, to, Some(from))?;
+        self.db
+            .container_event(r, if paused { "pause" } else { "unpause" }, &[]);
         Ok(())
     }
 
@@ -668,7 +687,10 @@ impl Engine {
                 what: "cannot kill a container that is not running".into(),
             });
         }
-        runtime::signal::send(r.pid, sig).ctx(|| format!("signal {}", r.pid))
+        runtime::signal::send(r.pid, sig).ctx(|| format!("signal {}", r.pid))?;
+        self.db
+            .container_event(r, "kill", &[("signal", &sig.to_string())]);
+        Ok(())
     }
 
     /// Stops the container: its stop signal, then SIGKILL after `timeout`
@@ -694,6 +716,8 @@ impl Engine {
         }
         if alive(r.pid, r.pid_start) {
             let _ = runtime::signal::send(r.pid, sig);
+            self.db
+                .container_event(r, "kill", &[("signal", &sig.to_string())]);
             let deadline =
                 std::time::Instant::now() + std::time::Duration::from_secs(timeout.into());
             while alive(r.pid, r.pid_start) && std::time::Instant::now() < deadline {
@@ -704,9 +728,11 @@ impl Engine {
                     let _ = c.kill(libc::SIGKILL, true);
                 }
                 let _ = runtime::signal::send(r.pid, libc::SIGKILL);
+                self.db.container_event(r, "kill", &[("signal", "9")]);
             }
         }
         self.wait_exited(&r.id)?;
+        self.db.container_event(r, "stop", &[]);
         Ok(())
     }
 
@@ -765,11 +791,14 @@ impl Engine {
             }
         }
         self.db.delete(&r.id)?;
+        self.db.container_event(r, "destroy", &[]);
         if anonymous_volumes {
             for m in r.config.mounts.iter().filter(|m| m.kind == "volume") {
                 let anonymous = self.volumes.get(&m.source).is_ok_and(|v| v.anonymous);
                 if anonymous && self.volume_users(&m.source)?.is_empty() {
                     self.volumes.remove(&m.source)?;
+                    self.db
+                        .event("volume", "destroy", &m.source, &[("driver", "local")]);
                 }
             }
         }

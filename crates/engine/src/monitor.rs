@@ -310,6 +310,17 @@ fn run_inner(
             server.as_deref_mut(),
         )?;
         log.flush();
+        // Before the cgroups go with the runtime's container.
+        let oom = runtime::Container::load(&engine.runtime_root(), id)
+            .ok()
+            .and_then(|c| c.state.cgroups.as_ref().map(|m| m.oom_kills() > 0))
+            .unwrap_or(false);
+        if oom {
+            engine.db.container_event(&r, "oom", &[]);
+        }
+        engine
+            .db
+            .container_event(&r, "die", &[("exitCode", &code.to_string())]);
         let _ = engine.cleanup_runtime_only(id);
         let fresh = engine
             .db
@@ -321,12 +332,12 @@ fn run_inner(
         {
             engine
                 .db
-                .set_exited(id, Status::Restarting, code, "", false)?;
+                .set_exited(id, Status::Restarting, code, "", oom)?;
             std::thread::sleep(delay);
             delay = (delay * 2).min(Duration::from_secs(60));
             r.restart_count += 1;
             if engine.db.get(id)?.is_none_or(|f| f.stopped_by_user) {
-                engine.db.set_exited(id, Status::Exited, code, "", false)?;
+                engine.db.set_exited(id, Status::Exited, code, "", oom)?;
                 let _ = snapshot.unmount();
                 finish(&mut server, code);
                 return Ok(code);
@@ -337,7 +348,7 @@ fn run_inner(
             continue;
         }
         let _ = snapshot.unmount();
-        engine.db.set_exited(id, Status::Exited, code, "", false)?;
+        engine.db.set_exited(id, Status::Exited, code, "", oom)?;
         if r.config.auto_remove {
             let done = engine.db.get(id)?;
             if let Some(done) = done {
@@ -458,6 +469,7 @@ fn run_once(
     r.started_at = crate::now();
     r.status = Status::Running;
     engine.db.set_running(r)?;
+    engine.db.container_event(r, "start", &[]);
     if let Some(n) = notify.take() {
         let _ = nix::unistd::write(&n, b"ok");
     }
@@ -475,9 +487,10 @@ fn run_once(
         .db
         .set_health(&id, checker.as_ref().map(|c| &c.health))?;
     let mut health = HealthWatch {
+        last: checker.as_ref().map(|c| c.health.status.clone()),
         checker,
         runtime_root: engine.runtime_root(),
-        id: id.clone(),
+        record: r,
         db: &engine.db,
     };
     // With a terminal, input goes to its master (when stdin is open) and
@@ -528,8 +541,10 @@ struct Clients<'a> {
 struct HealthWatch<'a> {
     checker: Option<crate::health::Checker>,
     runtime_root: std::path::PathBuf,
-    id: String,
+    record: &'a Record,
     db: &'a crate::db::Db,
+    /// The status last recorded: a change is an event.
+    last: Option<String>,
 }
 
 impl HealthWatch<'_> {
@@ -541,24 +556,35 @@ impl HealthWatch<'_> {
         let Some(c) = self.checker.as_mut() else {
             return;
         };
-        let Ok(container) = runtime::Container::load(&self.runtime_root, &self.id) else {
+        let Ok(container) = runtime::Container::load(&self.runtime_root, &self.record.id) else {
             return;
         };
         if let Some(h) = c.tick(&container) {
-            let _ = self.db.set_health(&self.id, Some(&h));
+            self.record(&h);
         }
     }
 
     fn reaped(&mut self, pid: i32, code: i32) {
         if let Some(h) = self.checker.as_mut().and_then(|c| c.reaped(pid, code)) {
-            let _ = self.db.set_health(&self.id, Some(&h));
+            self.record(&h);
+        }
+    }
+
+    fn record(&mut self, h: &crate::health::Health) {
+        let _ = self.db.set_health(&self.record.id, Some(h));
+        if self.last.as_deref() != Some(h.status.as_str()) {
+            self.db
+                .container_event(self.record, &format!("health_status: {}", h.status), &[]);
+            self.last = Some(h.status.clone());
         }
     }
 }
 
 impl std::fmt::Debug for HealthWatch<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HealthWatch").field("id", &self.id).finish()
+        f.debug_struct("HealthWatch")
+            .field("id", &self.record.id)
+            .finish()
     }
 }
 

@@ -13,6 +13,92 @@ pub struct Stats {
     pub cpu: Cpu,
     pub memory: Memory,
     pub pids: Pids,
+    pub blkio: Blkio,
+}
+
+/// Bytes read and written per device, as runc's `events --stats` gives
+/// them.
+#[derive(Debug, Default, Serialize)]
+pub struct Blkio {
+    #[serde(rename = "ioServiceBytesRecursive")]
+    pub io_service_bytes_recursive: Vec<BlkioEntry>,
+}
+
+#[derive(Debug, Default, Serialize, PartialEq, Eq)]
+pub struct BlkioEntry {
+    pub major: u64,
+    pub minor: u64,
+    /// `Read` or `Write`.
+    pub op: String,
+    pub value: u64,
+}
+
+impl Blkio {
+    /// Total bytes (read, written) over all devices.
+    pub fn totals(&self) -> (u64, u64) {
+        self.io_service_bytes_recursive
+            .iter()
+            .fold((0, 0), |(r, w), e| match e.op.as_str() {
+                "Read" => (r + e.value, w),
+                "Write" => (r, w + e.value),
+                _ => (r, w),
+            })
+    }
+
+    /// cgroup v1's `blkio.throttle.io_service_bytes_recursive`: `MAJ:MIN
+    /// Op value` lines, and a `Total` line.
+    fn from_v1(text: &str) -> Blkio {
+        let entries = text
+            .lines()
+            .filter_map(|l| {
+                let mut it = l.split_whitespace();
+                let (dev, op, value) = (it.next()?, it.next()?, it.next()?);
+                let (major, minor) = dev.split_once(':')?;
+                matches!(op, "Read" | "Write").then_some(())?;
+                Some(BlkioEntry {
+                    major: major.parse().ok()?,
+                    minor: minor.parse().ok()?,
+                    op: op.to_string(),
+                    value: value.parse().ok()?,
+                })
+            })
+            .collect();
+        Blkio {
+            io_service_bytes_recursive: entries,
+        }
+    }
+
+    /// cgroup v2's `io.stat`: `MAJ:MIN rbytes=N wbytes=N ...` lines.
+    fn from_v2(text: &str) -> Blkio {
+        let mut entries = Vec::new();
+        for l in text.lines() {
+            let mut it = l.split_whitespace();
+            let Some((major, minor)) = it.next().and_then(|d| d.split_once(':')) else {
+                continue;
+            };
+            let (Ok(major), Ok(minor)) = (major.parse(), minor.parse()) else {
+                continue;
+            };
+            for kv in it {
+                let (op, v) = match kv.split_once('=') {
+                    Some(("rbytes", v)) => ("Read", v),
+                    Some(("wbytes", v)) => ("Write", v),
+                    _ => continue,
+                };
+                if let Ok(value) = v.parse() {
+                    entries.push(BlkioEntry {
+                        major,
+                        minor,
+                        op: op.into(),
+                        value,
+                    });
+                }
+            }
+        }
+        Blkio {
+            io_service_bytes_recursive: entries,
+        }
+    }
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -145,6 +231,11 @@ impl Manager {
                         limit: limit(&d, "pids.max"),
                     };
                 }
+                if let Some(d) = dir("blkio") {
+                    s.blkio = Blkio::from_v1(
+                        &read(&d, "blkio.throttle.io_service_bytes_recursive").unwrap_or_default(),
+                    );
+                }
                 s
             }
             Manager::V2(m) => {
@@ -184,6 +275,7 @@ impl Manager {
                         current: num(d, "pids.current"),
                         limit: limit(d, "pids.max"),
                     },
+                    blkio: Blkio::from_v2(&read(d, "io.stat").unwrap_or_default()),
                 }
             }
         }
@@ -208,6 +300,32 @@ impl Manager {
                 .copied()
                 .unwrap_or(0),
         }
+    }
+}
+
+#[cfg(test)]
+mod blkio_tests {
+    use super::*;
+
+    #[test]
+    fn block_io_parses_both_versions() {
+        let v1 =
+            Blkio::from_v1("8:0 Read 4096\n8:0 Write 512\n8:0 Sync 1\n8:16 Read 10\nTotal 4618\n");
+        assert_eq!(v1.totals(), (4106, 512));
+        assert_eq!(v1.io_service_bytes_recursive.len(), 3);
+        let v2 = Blkio::from_v2(
+            "8:0 rbytes=100 wbytes=20 rios=1 wios=1 dbytes=0 dios=0\n259:0 rbytes=1 wbytes=2\n",
+        );
+        assert_eq!(v2.totals(), (101, 22));
+        assert_eq!(
+            v2.io_service_bytes_recursive[0],
+            BlkioEntry {
+                major: 8,
+                minor: 0,
+                op: "Read".into(),
+                value: 100
+            }
+        );
     }
 }
 
