@@ -352,6 +352,7 @@ fn create_options(root: &Path, a: &CreateArgs) -> Result<CreateOptions> {
         bail!("--preserve-fds must not be negative");
     }
     Ok(CreateOptions {
+        rootfs_mount: None,
         id: a.id.clone(),
         bundle: a.bundle.clone(),
         root: root.to_path_buf(),

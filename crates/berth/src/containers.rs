@@ -2216,7 +2216,13 @@ pub fn container_json(engine: &Engine, r: &Record) -> Value {
             "Data": {
                 "UpperDir": dir.join("fs/upper"),
                 "WorkDir": dir.join("fs/work"),
-                "MergedDir": dir.join("fs/merged"),
+                // A running container's rootfs is mounted in its own mount
+                // namespace only: its view from the host is its init's root.
+                "MergedDir": if r.status == Status::Running && r.pid > 0 {
+                    PathBuf::from(format!("/proc/{}/root", r.pid))
+                } else {
+                    dir.join("fs/merged")
+                },
             }
         },
         "Mounts": c.mounts.iter().map(|m| json!({

@@ -237,7 +237,7 @@ pub fn copy(src: End<'_>, dst: End<'_>, opts: Options) -> Result<u64> {
             };
             let out = std::io::stdout();
             let mut out = std::io::BufWriter::with_capacity(128 * 1024, out.lock());
-            let n = write_tar(top, name.as_deref(), &mut out)?;
+            let n = write_tar(top, name.as_deref(), None, &mut out)?;
             out.flush().ctx(|| "write to stdout".into())?;
             Ok(n)
         }
@@ -274,7 +274,7 @@ pub fn copy(src: End<'_>, dst: End<'_>, opts: Options) -> Result<u64> {
             let name = plan.name.clone();
             let writer = std::thread::spawn(move || {
                 let mut w = std::io::BufWriter::with_capacity(128 * 1024, std::fs::File::from(w));
-                write_tar(top, name.as_deref(), &mut w).and_then(|n| {
+                write_tar(top, name.as_deref(), None, &mut w).and_then(|n| {
                     w.flush().ctx(|| "write the copy".into())?;
                     Ok(n)
                 })
@@ -288,6 +288,19 @@ pub fn copy(src: End<'_>, dst: End<'_>, opts: Options) -> Result<u64> {
             Ok(n)
         }
     }
+}
+
+/// The directory `path` of `root`, its content at the top of a tar stream
+/// written to `out` (`export`), without what is mounted below it (a
+/// running container's /proc, /sys, /dev, volumes, binds): the container's
+/// own filesystem, as docker exports it.
+pub fn archive(root: &Root, path: &Path, out: impl Write) -> Result<u64> {
+    let top = open_source(root, path, true)?;
+    let mnt = mount_id(&top);
+    let mut out = std::io::BufWriter::with_capacity(128 * 1024, out);
+    let n = write_tar(top, None, mnt, &mut out)?;
+    out.flush().ctx(|| "write the archive".into())?;
+    Ok(n)
 }
 
 /// The source's name in the archive: its last component (`/` is `.`).
@@ -318,12 +331,37 @@ fn open_source(root: &Root, path: &Path, follow: bool) -> Result<OwnedFd> {
 
 /// Writes the tree at `top` (an O_PATH descriptor, not followed) as a tar
 /// stream named `name` (None: the directory's entries at the top).
-fn write_tar(top: OwnedFd, name: Option<&OsStr>, out: &mut impl Write) -> Result<u64> {
+/// The id of the mount `fd` is on (statx's STATX_MNT_ID).
+fn mount_id(fd: &OwnedFd) -> Option<u64> {
+    // SAFETY: an all-zero statx is a valid value of the plain C struct.
+    let mut stx: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: a live descriptor, an empty NUL-terminated path with
+    // AT_EMPTY_PATH (the descriptor itself), and a valid statx to fill.
+    let rc = unsafe {
+        libc::statx(
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW,
+            libc::STATX_MNT_ID,
+            &mut stx,
+        )
+    };
+    (rc == 0 && stx.stx_mask & libc::STATX_MNT_ID != 0).then_some(stx.stx_mnt_id)
+}
+
+/// `same_mount`: entries on another mount are left out (a directory that
+/// is a mount point is kept, empty).
+fn write_tar(
+    top: OwnedFd,
+    name: Option<&OsStr>,
+    same_mount: Option<u64>,
+    out: &mut impl Write,
+) -> Result<u64> {
     let mut b = tar::Builder::new(out);
     b.mode(tar::HeaderMode::Complete);
     let mut count = 0;
     match name {
-        Some(n) => add(&mut b, top, Path::new(n), &mut count)?,
+        Some(n) => add(&mut b, top, Path::new(n), same_mount, &mut count)?,
         None => {
             let st = nix::sys::stat::fstat(top.as_raw_fd()).ctx(|| "stat the source".into())?;
             if kind(&st) != SFlag::S_IFDIR {
@@ -332,7 +370,7 @@ fn write_tar(top: OwnedFd, name: Option<&OsStr>, out: &mut impl Write) -> Result
                 ));
             }
             for (child, name) in children(&top)? {
-                add(&mut b, child, Path::new(&name), &mut count)?;
+                add(&mut b, child, Path::new(&name), same_mount, &mut count)?;
             }
         }
     }
@@ -382,9 +420,14 @@ fn add(
     b: &mut tar::Builder<&mut impl Write>,
     fd: OwnedFd,
     name: &Path,
+    same_mount: Option<u64>,
     count: &mut u64,
 ) -> Result<()> {
     let st = nix::sys::stat::fstat(fd.as_raw_fd()).ctx(|| format!("stat {}", name.display()))?;
+    let elsewhere = same_mount.is_some() && mount_id(&fd) != same_mount;
+    if elsewhere && kind(&st) != SFlag::S_IFDIR {
+        return Ok(());
+    }
     let mut h = tar::Header::new_gnu();
     h.set_mode(st.st_mode & 0o7777);
     h.set_uid(u64::from(st.st_uid));
@@ -400,8 +443,10 @@ fn add(
         SFlag::S_IFDIR => {
             h.set_entry_type(tar::EntryType::Directory);
             b.append_data(&mut h, name, std::io::empty()).map_err(err)?;
-            for (child, n) in children(&fd)? {
-                add(b, child, &name.join(n), count)?;
+            if !elsewhere {
+                for (child, n) in children(&fd)? {
+                    add(b, child, &name.join(n), same_mount, count)?;
+                }
             }
         }
         SFlag::S_IFREG => {

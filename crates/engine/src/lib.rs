@@ -487,25 +487,12 @@ impl Engine {
     /// `docker export`: the container's filesystem as a tar stream (its
     /// rootfs mounted for the while if it is not running).
     pub fn export(&self, r: &Record, out: impl std::io::Write) -> Result<()> {
-        let snap = self.snapshot(r)?;
-        let mounted_here = !matches!(
-            r.status,
-            Status::Running | Status::Paused | Status::Restarting
-        );
-        if mounted_here {
-            snap.unmount()?;
-            snap.mount()?;
-        }
-        let mut tar = tar::Builder::new(out);
-        tar.follow_symlinks(false);
-        let result = tar
-            .append_dir_all(".", &snap.merged)
-            .and_then(|()| tar.finish())
-            .ctx(|| format!("export {}", r.name));
-        if mounted_here {
-            snap.unmount()?;
-        }
-        result
+        // The container's root as it sees it (a running container's rootfs
+        // is mounted in its own namespace only), walked without following
+        // links: a symlink it plants mid-walk leads nowhere outside.
+        let root = cp::Root::container(self, r)?;
+        cp::archive(&root, Path::new("/"), out)?;
+        Ok(())
     }
 
     /// Resource usage from the container's cgroups.

@@ -11,14 +11,11 @@
 //!
 //! Small on purpose: no threads, no async runtime, one poll loop.
 
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 use nix::fcntl::OFlag;
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::signal::{SigSet, SigmaskHow, Signal};
-use nix::sys::signalfd::{SfdFlags, SignalFd};
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::sys::wait::waitpid;
 use nix::unistd::{ForkResult, Pid};
 
 use crate::db::{Record, Status};
@@ -228,6 +225,7 @@ pub fn run(engine: &mut Engine, id: &str, mode: Mode) -> Result<i32> {
                 let _ = nix::unistd::write(&n, b"ok");
             }
             s.wait_for_client(Duration::from_secs(30))
+                .map_err(|e| Error::Invalid(e.to_string()))
                 .and_then(|()| run_inner(engine, id, foreground, &mut notify, Some(s)))
         }
         (s, false) => run_inner(engine, id, foreground, &mut notify, s.as_mut().ok()),
@@ -266,8 +264,19 @@ fn run_inner(
         .get(id)?
         .ok_or_else(|| Error::NoSuchContainer(id.to_string()))?;
     let snapshot = engine.snapshot(&r)?;
+    // The rootfs goes to the runtime as a detached mount, attached in the
+    // container's own mount namespace (see Snapshot::mount_detached); on a
+    // kernel without the new mount API it is mounted here, as before.
     snapshot.unmount()?;
-    snapshot.mount()?;
+    let mut detached = snapshot.mount_detached()?;
+    let host_mounted = detached.is_none();
+    if host_mounted {
+        snapshot.mount()?;
+    }
+    let lookup = match &detached {
+        Some(fd) => std::path::PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd())),
+        None => snapshot.merged.clone(),
+    };
     let dir = engine.container_dir(id);
     let joins = joins(engine, &r)?;
     // Volumes: filled from the image when empty, then bound like binds.
@@ -275,7 +284,7 @@ fn run_inner(
     for m in spec_config.mounts.iter_mut().filter(|m| m.kind == "volume") {
         engine
             .volumes
-            .populate(&m.source, &snapshot.merged, &m.destination)?;
+            .populate(&m.source, &lookup, &m.destination)?;
         m.source = engine
             .volumes
             .get(&m.source)?
@@ -289,6 +298,7 @@ fn run_inner(
         id,
         &spec::Paths {
             rootfs: &snapshot.merged,
+            lookup: &lookup,
             dir: &dir,
         },
         &joins,
@@ -298,9 +308,21 @@ fn run_inner(
     std::fs::write(dir.join("config.json"), text).ctx(|| "write config.json".into())?;
     // The runtime reads config.json; the monitor keeps none of it.
     drop(spec);
-    let mut log = logs::Writer::open(&engine.log_path(id), &r.config.log)?;
+    let mut log = logs::Writer::open(
+        &engine.log_path(id),
+        r.config.log.max_size,
+        r.config.log.max_file,
+    )
+    .ctx(|| format!("open log {}", engine.log_path(id).display()))?;
     let mut delay = Duration::from_millis(100);
     loop {
+        let rootfs = match detached.take() {
+            Some(fd) => Some(fd),
+            // A later life: a fresh mount (the last one went with the
+            // container's namespace).
+            None if !host_mounted => snapshot.mount_detached()?,
+            None => None,
+        };
         let code = run_once(
             engine,
             &mut r,
@@ -308,6 +330,7 @@ fn run_inner(
             notify,
             &mut log,
             server.as_deref_mut(),
+            rootfs,
         )?;
         log.flush();
         // Before the cgroups go with the runtime's container.
@@ -404,6 +427,7 @@ fn run_once(
     notify: &mut Option<OwnedFd>,
     log: &mut logs::Writer,
     server: Option<&mut crate::attach::Server>,
+    rootfs: Option<OwnedFd>,
 ) -> Result<i32> {
     let id = r.id.clone();
     let console = if r.config.tty {
@@ -432,6 +456,7 @@ fn run_once(
         pid_file: None,
         no_pivot: false,
         preserve_fds: 0,
+        rootfs_mount: rootfs.as_ref().map(AsRawFd::as_raw_fd),
     };
     let created = {
         let _redirect = crate::stdio::Redirect::new(&[
@@ -441,7 +466,8 @@ fn run_once(
         ])?;
         runtime::Container::create(&opts)
     };
-    drop((out_w, err_w, stdin_src));
+    // Attached in the init's namespace (or never, if it failed).
+    drop((out_w, err_w, stdin_src, rootfs));
     let mut c = created?;
     let master = match console
         .as_ref()
@@ -513,28 +539,19 @@ fn run_once(
             nix::fcntl::FcntlArg::F_SETFL(OFlag::O_NONBLOCK),
         );
     }
-    relay(
+    relay::relay::relay(
         pid,
         &streams,
         foreground,
         log,
         &mut health,
-        Clients {
+        relay::relay::Clients {
             server,
             input,
             tty: r.config.tty,
         },
     )
-}
-
-/// The attached clients, and where what they type goes.
-struct Clients<'a> {
-    server: Option<&'a mut crate::attach::Server>,
-    /// The container's stdin (a pipe, or the pty master): None when the
-    /// container was not given an open stdin.
-    input: Option<OwnedFd>,
-    /// The container has a terminal: the (only) stream is its master.
-    tty: bool,
+    .ctx(|| "relay the container's output".into())
 }
 
 /// The healthcheck as the poll loop drives it: results go to the row.
@@ -547,7 +564,7 @@ struct HealthWatch<'a> {
     last: Option<String>,
 }
 
-impl HealthWatch<'_> {
+impl relay::relay::Hooks for HealthWatch<'_> {
     fn timeout(&self) -> Option<Duration> {
         self.checker.as_ref().map(crate::health::Checker::due_in)
     }
@@ -569,7 +586,9 @@ impl HealthWatch<'_> {
             self.record(&h);
         }
     }
+}
 
+impl HealthWatch<'_> {
     fn record(&mut self, h: &crate::health::Health) {
         let _ = self.db.set_health(&self.record.id, Some(h));
         if self.last.as_deref() != Some(h.status.as_str()) {
@@ -585,179 +604,5 @@ impl std::fmt::Debug for HealthWatch<'_> {
         f.debug_struct("HealthWatch")
             .field("id", &self.record.id)
             .finish()
-    }
-}
-
-/// Reads the container's output into the log (and onto our stdio, in the
-/// foreground, where signals are also forwarded) until the init exits and
-/// the streams are drained; returns the exit code.
-fn relay(
-    pid: Pid,
-    streams: &[(OwnedFd, usize)],
-    copy_to_stdio: bool,
-    log: &mut logs::Writer,
-    health: &mut HealthWatch<'_>,
-    mut clients: Clients<'_>,
-) -> Result<i32> {
-    let mut set = SigSet::empty();
-    set.add(Signal::SIGCHLD);
-    if copy_to_stdio {
-        for s in [
-            Signal::SIGINT,
-            Signal::SIGTERM,
-            Signal::SIGHUP,
-            Signal::SIGQUIT,
-            Signal::SIGUSR1,
-            Signal::SIGUSR2,
-        ] {
-            set.add(s);
-        }
-    }
-    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None)
-        .ctx(|| "block signals".into())?;
-    let sfd = SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
-        .ctx(|| "signalfd".into())?;
-    let mut open: Vec<bool> = vec![true; streams.len()];
-    let mut exit: Option<i32> = None;
-    let mut buf = vec![0u8; 32 * 1024];
-    loop {
-        loop {
-            match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::StillAlive) | Err(_) => break,
-                Ok(st) if st.pid() == Some(pid) => {
-                    exit = runtime::container::exit_code(st).or(exit)
-                }
-                Ok(st) => {
-                    if let (Some(p), Some(code)) = (st.pid(), runtime::container::exit_code(st)) {
-                        health.reaped(p.as_raw(), code);
-                    }
-                }
-            }
-        }
-        if exit.is_some() && !open.contains(&true) {
-            break;
-        }
-        let mut fds = vec![PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
-        let mut which = Vec::new();
-        for (i, (fd, _)) in streams.iter().enumerate() {
-            if open[i] {
-                fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
-                which.push(i);
-            }
-        }
-        let first_client = fds.len();
-        if exit.is_none() {
-            if let Some(s) = &clients.server {
-                fds.extend(
-                    s.poll_fds()
-                        .into_iter()
-                        .map(|fd| PollFd::new(fd, PollFlags::POLLIN)),
-                );
-            }
-        }
-        // Once the init is gone, what is left in the pipes is drained
-        // briefly: a process outside its pid namespace may hold them.
-        let timeout = if exit.is_some() {
-            PollTimeout::from(100u8)
-        } else {
-            match health.timeout() {
-                // The checker's next turn (a check to start or to time out).
-                Some(d) => PollTimeout::try_from(d.as_millis().clamp(1, 60_000))
-                    .unwrap_or(PollTimeout::MAX),
-                None => PollTimeout::NONE,
-            }
-        };
-        match poll(&mut fds, timeout) {
-            Ok(0) if exit.is_some() => break,
-            Ok(0) => {
-                drop(fds);
-                health.tick();
-                continue;
-            }
-            Ok(_) => {}
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(e) => return Err(e).ctx(|| "poll".into()),
-        }
-        let ready: Vec<bool> = fds
-            .iter()
-            .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
-            .collect();
-        drop(fds);
-        if let (Some(s), Some(listener)) = (&mut clients.server, ready.get(first_client)) {
-            if *listener {
-                s.accept();
-            }
-            for req in s.read(&ready[first_client + 1..]) {
-                match req {
-                    crate::attach::Request::Stdin(data) => {
-                        if let Some(i) = &clients.input {
-                            crate::attach::write_input(i.as_fd(), &data);
-                        }
-                    }
-                    crate::attach::Request::Resize(rows, cols) => {
-                        if let (true, Some((m, _))) = (clients.tty, streams.first()) {
-                            runtime::terminal::set_window_size(m.as_fd(), rows, cols);
-                        }
-                    }
-                    crate::attach::Request::Signal(sig) => {
-                        if exit.is_none() {
-                            let _ = runtime::signal::send(pid.as_raw(), sig);
-                        }
-                    }
-                }
-            }
-        }
-        if ready[0] {
-            while let Ok(Some(info)) = sfd.read_signal() {
-                let sig = i32::try_from(info.ssi_signo).unwrap_or(0);
-                if sig != libc::SIGCHLD && exit.is_none() {
-                    let _ = runtime::signal::send(pid.as_raw(), sig);
-                }
-            }
-        }
-        for (k, &i) in which.iter().enumerate() {
-            if !ready[k + 1] {
-                continue;
-            }
-            let (fd, stream) = &streams[i];
-            match nix::unistd::read(fd.as_raw_fd(), &mut buf) {
-                Ok(0) | Err(nix::errno::Errno::EIO) => open[i] = false,
-                Ok(n) => {
-                    log.write(*stream, &buf[..n]);
-                    if let Some(s) = &mut clients.server {
-                        let kind = if *stream == 0 {
-                            crate::attach::STDOUT
-                        } else {
-                            crate::attach::STDERR
-                        };
-                        s.broadcast(kind, &buf[..n]);
-                    }
-                    if copy_to_stdio {
-                        let (out, err) = (std::io::stdout(), std::io::stderr());
-                        let fd = if *stream == 0 {
-                            out.as_fd()
-                        } else {
-                            err.as_fd()
-                        };
-                        write_all(fd, &buf[..n]);
-                    }
-                }
-                Err(nix::errno::Errno::EINTR) | Err(nix::errno::Errno::EAGAIN) => {}
-                Err(_) => open[i] = false,
-            }
-        }
-    }
-    let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&set), None);
-    Ok(exit.unwrap_or(255))
-}
-
-/// Writes all of `data` to `fd`; a reader that went away loses the rest.
-fn write_all(fd: BorrowedFd<'_>, mut data: &[u8]) {
-    while !data.is_empty() {
-        match nix::unistd::write(fd, data) {
-            Ok(n) => data = &data[n..],
-            Err(nix::errno::Errno::EINTR) => {}
-            Err(_) => return,
-        }
     }
 }

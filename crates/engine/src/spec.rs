@@ -38,8 +38,11 @@ pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bi
 /// Paths of the container that the spec refers to.
 #[derive(Debug)]
 pub struct Paths<'a> {
-    /// The mounted rootfs.
+    /// Where the rootfs is mounted for the container (the spec's root).
     pub rootfs: &'a Path,
+    /// Where we can read it now (`/proc/self/fd/N` of a detached mount, or
+    /// the mount point): the image's user database is looked up there.
+    pub lookup: &'a Path,
     /// The container's directory (hostname, hosts, resolv.conf live there).
     pub dir: &'a Path,
 }
@@ -378,7 +381,7 @@ pub fn build(cfg: &ContainerConfig, id: &str, paths: &Paths<'_>, joins: &Joins) 
             "no command specified: the image has no CMD or ENTRYPOINT".into(),
         ));
     }
-    let user = resolve_user(paths.rootfs, &cfg.user)?;
+    let user = resolve_user(paths.lookup, &cfg.user)?;
     let caps = capabilities(cfg)?;
     let mut rlimits = Vec::new();
     for u in &cfg.ulimits {
@@ -527,7 +530,7 @@ pub fn build(cfg: &ContainerConfig, id: &str, paths: &Paths<'_>, joins: &Joins) 
                 .map_err(|e| Error::Invalid(format!("encode seccomp profile: {e}")))?;
         }
     }
-    Ok(json!({
+    let mut spec = json!({
         "ociVersion": runtime::OCI_VERSION,
         "process": process,
         "root": {"path": paths.rootfs, "readonly": cfg.read_only},
@@ -535,7 +538,14 @@ pub fn build(cfg: &ContainerConfig, id: &str, paths: &Paths<'_>, joins: &Joins) 
         "domainname": cfg.domainname,
         "mounts": mounts,
         "linux": linux,
-    }))
+    });
+    if cfg.init {
+        // A signal sent to a pid-namespace init that has no handler yet is
+        // dropped: one `stop` sends in the moment between exec and
+        // berth-init's signalfd would be lost. Blocked, it waits for it.
+        spec["annotations"] = json!({runtime::EXEC_SIGNALS_BLOCKED: "true"});
+    }
+    Ok(spec)
 }
 
 /// Type, major, minor and mode of a host device node.

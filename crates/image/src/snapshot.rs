@@ -215,6 +215,28 @@ impl Snapshot {
         self.mount_as(Access::ReadWrite, Api::New)
     }
 
+    /// The container's view as a detached mount (fsmount's descriptor, in
+    /// no mount namespace yet): whoever attaches it with `move_mount`
+    /// decides where it lives. The runtime's init attaches it at the rootfs
+    /// inside the container's own mount namespace, so the host never has
+    /// it mounted and never unmounts it (an unmount costs an RCU grace
+    /// period; the namespace's end takes it down with the container's other
+    /// mounts at once). None when the kernel lacks the new mount API (or
+    /// `lowerdir+`): mount at `merged` then.
+    pub fn mount_detached(&self) -> Result<Option<OwnedFd>, SnapshotError> {
+        let spec = Spec {
+            lower: self.lower.iter().map(PathBuf::as_path).collect(),
+            upper: Some((&self.upper, &self.work)),
+        };
+        if spec.lower.len() > MAX_LAYERS {
+            return Err(SnapshotError::TooManyLayers {
+                count: spec.lower.len(),
+                limit: MAX_LAYERS,
+            });
+        }
+        new_api_mount(&spec, &self.merged)
+    }
+
     /// Mounts the layers alone at `merged`, read-only, with no upper
     /// directory: the image as it is, to inspect or export it.
     pub fn mount_readonly(&self) -> Result<(), SnapshotError> {
@@ -532,6 +554,21 @@ fn fs_log(fs: &OwnedFd) -> String {
 /// lacks `lowerdir+`) and mount(2) should be tried.
 fn mount_new_api(spec: &Spec<'_>, merged: &Path) -> Result<bool, SnapshotError> {
     let target = cpath(merged)?;
+    let Some(mnt) = new_api_mount(spec, merged)? else {
+        return Ok(false);
+    };
+    move_mount(&mnt, &target).map_err(|e| SnapshotError::Mount {
+        merged: merged.to_path_buf(),
+        step: "move_mount".into(),
+        source: e,
+        log: String::new(),
+    })?;
+    Ok(true)
+}
+
+/// The overlay as a detached mount (`merged` only names it in errors);
+/// None when the kernel lacks the new API or `lowerdir+`.
+fn new_api_mount(spec: &Spec<'_>, merged: &Path) -> Result<Option<OwnedFd>, SnapshotError> {
     let fail = |step: String, source: io::Error, log: String| SnapshotError::Mount {
         merged: merged.to_path_buf(),
         step,
@@ -540,7 +577,7 @@ fn mount_new_api(spec: &Spec<'_>, merged: &Path) -> Result<bool, SnapshotError> 
     };
     let fs = match fsopen(c"overlay") {
         Ok(fd) => fd,
-        Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => return Ok(false),
+        Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => return Ok(None),
         Err(e) => return Err(fail("fsopen".into(), e, String::new())),
     };
     let set = |key: &CStr, path: &Path, escaped: bool| -> Result<(), SnapshotError> {
@@ -559,7 +596,7 @@ fn mount_new_api(spec: &Spec<'_>, merged: &Path) -> Result<bool, SnapshotError> 
                 let log = fs_log(&fs);
                 // Linux 5.2 to 6.7: the new API without lowerdir+.
                 if log.contains("Unknown parameter") {
-                    return Ok(false);
+                    return Ok(None);
                 }
                 return Err(fail(format!("lowerdir+ {}", l.display()), e, log));
             }
@@ -586,8 +623,7 @@ fn mount_new_api(spec: &Spec<'_>, merged: &Path) -> Result<bool, SnapshotError> 
         0
     };
     let mnt = fsmount(&fs, attrs).map_err(|e| fail("fsmount".into(), e, fs_log(&fs)))?;
-    move_mount(&mnt, &target).map_err(|e| fail("move_mount".into(), e, String::new()))?;
-    Ok(true)
+    Ok(Some(mnt))
 }
 
 /// Sets a path option: as a string when it fits, else as a descriptor.

@@ -49,3 +49,9 @@ pub use state::{ContainerState, Status};
 
 /// The OCI runtime-spec version this library implements.
 pub const OCI_VERSION: &str = "1.2.0";
+
+/// An annotation of berth's: with "true", the container's program starts
+/// with every signal blocked (a program that expects it unblocks them once
+/// it handles them, as berth-init does). A pid-namespace init drops the
+/// signals it has no handler for; blocked ones wait.
+pub const EXEC_SIGNALS_BLOCKED: &str = "run.berth.exec-signals-blocked";

@@ -29,6 +29,12 @@ pub struct CreateOptions {
     pub pid_file: Option<PathBuf>,
     pub no_pivot: bool,
     pub preserve_fds: i32,
+    /// A detached mount (fsmount's or open_tree's descriptor) that the init
+    /// attaches at the spec's root path inside the container's own mount
+    /// namespace: the rootfs then lives and dies with that namespace and
+    /// the host never has it mounted. The library's callers only (the
+    /// engine passes its overlay this way); the CLI never sets it.
+    pub rootfs_mount: Option<std::os::fd::RawFd>,
 }
 
 impl Container {
@@ -175,6 +181,7 @@ impl Creation<'_> {
                         console,
                         preserve_fds: opts.preserve_fds,
                         no_pivot: opts.no_pivot,
+                        rootfs_mount: opts.rootfs_mount,
                         new_cgroupns: plan.new_cgroup,
                         userns,
                         seccomp: seccomp.as_ref(),

@@ -29,6 +29,8 @@ pub struct InitArgs<'a> {
     pub console: Option<UnixStream>,
     pub preserve_fds: i32,
     pub no_pivot: bool,
+    /// See [`crate::CreateOptions::rootfs_mount`].
+    pub rootfs_mount: Option<std::os::fd::RawFd>,
     pub new_cgroupns: bool,
     pub userns: bool,
     /// The container's seccomp filter, compiled before the fork.
@@ -83,6 +85,7 @@ fn setup(mut a: InitArgs<'_>) -> Result<std::convert::Infallible> {
         userns: a.userns,
         cgroupns: has(LinuxNamespaceType::Cgroup),
         no_pivot: a.no_pivot,
+        rootfs_mount: a.rootfs_mount,
     };
     rootfs::prepare(&plan)?;
     // In the container's namespaces, before pivot_root: the hook's path
@@ -127,6 +130,20 @@ fn setup(mut a: InitArgs<'_>) -> Result<std::convert::Infallible> {
     let point = hooks::Point::StartContainer;
     hooks::run_all(&hooks::of(hooks, point), point, &state)?;
     seccomp.load()?;
+    if spec
+        .annotations()
+        .as_ref()
+        .and_then(|a| a.get(crate::EXEC_SIGNALS_BLOCKED))
+        .is_some_and(|v| v == "true")
+    {
+        // The program unblocks them once it handles them (berth-init):
+        // meanwhile they wait instead of being dropped.
+        let _ = nix::sys::signal::sigprocmask(
+            nix::sys::signal::SigmaskHow::SIG_BLOCK,
+            Some(&nix::sys::signal::SigSet::all()),
+            None,
+        );
+    }
     Err(crate::process::execve(&exec))
 }
 

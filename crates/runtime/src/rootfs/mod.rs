@@ -29,6 +29,9 @@ pub struct RootfsPlan<'a> {
     pub cgroupns: bool,
     /// Use chroot instead of pivot_root (`--no-pivot`).
     pub no_pivot: bool,
+    /// A detached mount to attach at the rootfs first (see
+    /// [`crate::CreateOptions::rootfs_mount`]).
+    pub rootfs_mount: Option<std::os::fd::RawFd>,
 }
 
 fn open_dir(path: &Path) -> Result<OwnedFd> {
@@ -73,6 +76,9 @@ pub fn prepare(plan: &RootfsPlan<'_>) -> Result<()> {
     };
     mount(None::<&str>, "/", None::<&str>, first, None::<&str>)
         .ctx(|| "make / a slave mount".into())?;
+    if let Some(fd) = plan.rootfs_mount {
+        attach_detached(fd, plan.rootfs)?;
+    }
     // pivot_root needs the new root to be a mount point.
     mount(
         Some(plan.rootfs),
@@ -116,6 +122,28 @@ pub fn prepare(plan: &RootfsPlan<'_>) -> Result<()> {
             .any(|m| m.destination() == Path::new("/dev/pts"));
         devices::create_symlinks(&root, has_pts)?;
     }
+    Ok(())
+}
+
+/// Attaches the detached mount `fd` at `target` in our mount namespace.
+fn attach_detached(fd: std::os::fd::RawFd, target: &Path) -> Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let to = std::ffi::CString::new(target.as_os_str().as_bytes())
+        .map_err(|_| Error::SpecInvalid(format!("rootfs {} has a NUL byte", target.display())))?;
+    // SAFETY: a mount descriptor with an empty path (F_EMPTY_PATH: the
+    // descriptor itself) and a NUL-terminated target that outlives the
+    // call; without MOVE_MOUNT_T_SYMLINKS a symlink there is not followed.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            libc::c_long::from(fd),
+            c"".as_ptr(),
+            libc::c_long::from(libc::AT_FDCWD),
+            to.as_ptr(),
+            libc::c_long::from(libc::MOVE_MOUNT_F_EMPTY_PATH),
+        )
+    };
+    Errno::result(rc).ctx(|| format!("attach the rootfs mount at {}", target.display()))?;
     Ok(())
 }
 
