@@ -50,7 +50,11 @@ measure() { # name, command...
         "$name" "$count" "$(echo "$t1 - $t0" | bc)" "$(echo "($m0 - $m1) / $count" | bc -l)"
 }
 measure berth "$berth" --root "$work/berth" run -d bench-busybox sleep 100000
-pid=$(pgrep -f "__monitor $work/berth" | head -1)
-echo "        one berth monitor: $(awk '/RssAnon/ {print $2, $3}' "/proc/$pid/status") private anonymous"
+# What stays with each container: berth-monitor (berth's own monitor when
+# a healthcheck or an attached client needs it).
+pid=$(pgrep -f "berth-monitor .*$work/berth" | head -1 || true)
+if [[ -n $pid ]]; then
+    echo "        one monitor ($(basename "$(readlink "/proc/$pid/exe")")): $(awk '/RssAnon/ {print $2, $3}' "/proc/$pid/status") private anonymous, $(awk '/VmPTE/ {print $2, $3}' "/proc/$pid/status") page tables"
+fi
 "$berth" --root "$work/berth" rm -f $("$berth" --root "$work/berth" ps -q) >/dev/null
 measure podman podman run -d --network=none localhost/bench-busybox sleep 100000

@@ -404,6 +404,21 @@ fn healthcheck_status_transitions() {
         .contains("(unhealthy)"));
     b.ok(&["exec", "hc", "touch", "/ok"]);
     b.wait_for("hc", "{{.State.Health.Status}}", "healthy");
+    // the healthcheck keeps berth's own monitor (berth-monitor runs none)
+    let pid = b.inspect("hc", "{{.State.Pid}}");
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let ppid = stat
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        std::fs::read_link(format!("/proc/{ppid}/exe")).unwrap(),
+        Path::new(BIN)
+    );
     assert_eq!(b.inspect("hc", "{{.State.Health.FailingStreak}}"), "0");
     assert!(
         b.inspect("hc", "{{json .State.Health.Log}}")
@@ -823,9 +838,12 @@ fn killed_monitor_leaves_a_truthful_state() {
         .unwrap()
         .parse()
         .unwrap();
-    assert!(std::fs::read_to_string(format!("/proc/{ppid}/cmdline"))
-        .unwrap()
-        .contains("__monitor"));
+    // berth-monitor: with nothing else to do (no healthcheck, nobody
+    // attached), berth's monitor handed the waiting to the small binary
+    assert_eq!(
+        std::fs::read_link(format!("/proc/{ppid}/exe")).unwrap(),
+        Path::new(BIN).with_file_name("berth-monitor")
+    );
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(ppid),
         nix::sys::signal::Signal::SIGKILL,

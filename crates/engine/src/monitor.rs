@@ -33,6 +33,9 @@ pub enum Mode {
     /// runs; with `wait_attach`, once it listens for clients, and then
     /// waits for one before starting the container (`run -it`).
     Detached { notify: OwnedFd, wait_attach: bool },
+    /// A monitor back from berth-monitor, which relayed the container's
+    /// life until it exited with `code`: record it, restart or finish.
+    Resumed { code: i32 },
 }
 
 /// The hidden first argument with which the `berth` binary runs
@@ -42,6 +45,10 @@ pub const MONITOR_ARG: &str = "__monitor";
 
 /// The last argument of a monitor that waits for a client to attach.
 const WAIT_ATTACH_ARG: &str = "attach";
+
+/// `berth __monitor ROOT RUNROOT ID exited CODE`: berth-monitor handing a
+/// container's exit back.
+const EXITED_ARG: &str = "exited";
 
 /// Starts the container under a monitor process of its own; returns once
 /// the container runs (or with the reason it could not start).
@@ -131,38 +138,50 @@ fn spawn(engine: &Engine, r: &Record, wait_attach: bool) -> Result<()> {
 /// pipe): stdio on /dev/null, stderr to `monitor.log` beside the
 /// container's log, then [`run`]. Returns the exit code to leave with.
 pub fn main(args: &[std::ffi::OsString]) -> i32 {
-    let (root, runroot, id, wait_attach) = match args {
-        [root, runroot, id] => (root, runroot, id, false),
-        [root, runroot, id, a] if a == WAIT_ATTACH_ARG => (root, runroot, id, true),
-        _ => {
-            eprintln!("usage: berth {MONITOR_ARG} ROOT RUNROOT ID [{WAIT_ATTACH_ARG}]");
-            return 2;
-        }
+    let (root, runroot, id, tail) = match args {
+        [root, runroot, id, tail @ ..] => (root, runroot, id, tail),
+        _ => return usage(),
     };
-    // SAFETY: fd 3 was put there for us by start_detached and nothing else
-    // in this fresh process owns it.
-    let notify = unsafe { OwnedFd::from_raw_fd(3) };
-    let _ = nix::fcntl::fcntl(
-        notify.as_raw_fd(),
-        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
-    );
     let id = id.to_string_lossy();
-    monitor_main(
-        std::path::Path::new(root),
-        std::path::Path::new(runroot),
-        &id,
-        notify,
-        wait_attach,
-    )
+    let (root, runroot) = (std::path::Path::new(root), std::path::Path::new(runroot));
+    let resumed = |code: &std::ffi::OsString| -> Option<Mode> {
+        let code = code.to_str()?.parse().ok()?;
+        Some(Mode::Resumed { code })
+    };
+    let mode = match tail {
+        [e, code] if e == EXITED_ARG => match resumed(code) {
+            Some(m) => m,
+            None => return usage(),
+        },
+        [] | [_] => {
+            let wait_attach = match tail {
+                [] => false,
+                [a] if a == WAIT_ATTACH_ARG => true,
+                _ => return usage(),
+            };
+            // SAFETY: fd 3 was put there for us by start_detached and nothing
+            // else in this fresh process owns it.
+            let notify = unsafe { OwnedFd::from_raw_fd(3) };
+            let _ = nix::fcntl::fcntl(
+                notify.as_raw_fd(),
+                nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+            );
+            Mode::Detached {
+                notify,
+                wait_attach,
+            }
+        }
+        _ => return usage(),
+    };
+    monitor_main(root, runroot, &id, mode)
 }
 
-fn monitor_main(
-    root: &std::path::Path,
-    runroot: &std::path::Path,
-    id: &str,
-    notify: OwnedFd,
-    wait_attach: bool,
-) -> i32 {
+fn usage() -> i32 {
+    eprintln!("usage: berth {MONITOR_ARG} ROOT RUNROOT ID [{WAIT_ATTACH_ARG} | {EXITED_ARG} CODE]");
+    2
+}
+
+fn monitor_main(root: &std::path::Path, runroot: &std::path::Path, id: &str, mode: Mode) -> i32 {
     if let Ok(null) = nix::fcntl::open("/dev/null", OFlag::O_RDWR, nix::sys::stat::Mode::empty()) {
         for fd in 0..3 {
             let _ = nix::unistd::dup2(null, fd);
@@ -184,18 +203,14 @@ fn monitor_main(
     let mut engine = match Engine::open(root, runroot) {
         Ok(e) => e,
         Err(e) => {
-            let _ = nix::unistd::write(&notify, format!("{e}").as_bytes());
+            if let Mode::Detached { notify, .. } = &mode {
+                let _ = nix::unistd::write(notify, format!("{e}").as_bytes());
+            }
+            eprintln!("monitor of {id}: {e}");
             return 1;
         }
     };
-    match run(
-        &mut engine,
-        id,
-        Mode::Detached {
-            notify,
-            wait_attach,
-        },
-    ) {
+    match run(&mut engine, id, mode) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("monitor of {id}: {e}");
@@ -207,14 +222,15 @@ fn monitor_main(
 /// Runs the container until it ends for good (restarts included); returns
 /// its last exit code.
 pub fn run(engine: &mut Engine, id: &str, mode: Mode) -> Result<i32> {
-    let (mut notify, wait_attach) = match mode {
+    let foreground = matches!(mode, Mode::Foreground);
+    let (mut notify, wait_attach, resumed) = match mode {
         Mode::Detached {
             notify,
             wait_attach,
-        } => (Some(notify), wait_attach),
-        Mode::Foreground => (None, false),
+        } => (Some(notify), wait_attach, None),
+        Mode::Foreground => (None, false, None),
+        Mode::Resumed { code } => (None, false, Some(code)),
     };
-    let foreground = notify.is_none();
     // Clients may attach to any running container (a socket costs little).
     let mut server = crate::attach::Server::bind(&engine.runroot, id);
     let result = match (&mut server, wait_attach) {
@@ -226,9 +242,16 @@ pub fn run(engine: &mut Engine, id: &str, mode: Mode) -> Result<i32> {
             }
             s.wait_for_client(Duration::from_secs(30))
                 .map_err(|e| Error::Invalid(e.to_string()))
-                .and_then(|()| run_inner(engine, id, foreground, &mut notify, Some(s)))
+                .and_then(|()| run_inner(engine, id, foreground, &mut notify, Some(s), None))
         }
-        (s, false) => run_inner(engine, id, foreground, &mut notify, s.as_mut().ok()),
+        (s, false) => run_inner(
+            engine,
+            id,
+            foreground,
+            &mut notify,
+            s.as_mut().ok(),
+            resumed,
+        ),
     };
     if let Err(e) = &result {
         // Could not start: the container stays created, with the reason.
@@ -240,9 +263,15 @@ pub fn run(engine: &mut Engine, id: &str, mode: Mode) -> Result<i32> {
         }
         if let Ok(Some(r)) = engine.db.get(id) {
             let _ = engine.cleanup_runtime(&r);
+            // A container that ran keeps its exit code; one that could not
+            // start stays created, with the reason.
+            let (status, code) = match resumed {
+                Some(code) => (Status::Exited, code),
+                None => (Status::Created, 0),
+            };
             let _ = engine
                 .db
-                .set_exited(id, Status::Created, 0, &e.to_string(), false);
+                .set_exited(id, status, code, &e.to_string(), false);
         }
     }
     result
@@ -254,84 +283,46 @@ fn run_inner(
     foreground: bool,
     notify: &mut Option<OwnedFd>,
     mut server: Option<&mut crate::attach::Server>,
+    resumed: Option<i32>,
 ) -> Result<i32> {
-    let me = crate::own_pid();
-    engine
-        .db
-        .set_monitor(id, Status::Starting, me, crate::start_time(me))?;
+    if resumed.is_none() {
+        let me = crate::own_pid();
+        engine
+            .db
+            .set_monitor(id, Status::Starting, me, crate::start_time(me))?;
+    }
     let mut r = engine
         .db
         .get(id)?
         .ok_or_else(|| Error::NoSuchContainer(id.to_string()))?;
     let snapshot = engine.snapshot(&r)?;
-    // The rootfs goes to the runtime as a detached mount, attached in the
-    // container's own mount namespace (see Snapshot::mount_detached); on a
-    // kernel without the new mount API it is mounted here, as before.
-    snapshot.unmount()?;
-    let mut detached = snapshot.mount_detached()?;
-    let host_mounted = detached.is_none();
-    if host_mounted {
-        snapshot.mount()?;
-    }
-    let lookup = match &detached {
-        Some(fd) => std::path::PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd())),
-        None => snapshot.merged.clone(),
-    };
-    let dir = engine.container_dir(id);
-    let joins = joins(engine, &r)?;
-    // Volumes: filled from the image when empty, then bound like binds.
-    let mut spec_config = r.config.clone();
-    for m in spec_config.mounts.iter_mut().filter(|m| m.kind == "volume") {
-        engine
-            .volumes
-            .populate(&m.source, &lookup, &m.destination)?;
-        m.source = engine
-            .volumes
-            .get(&m.source)?
-            .mountpoint
-            .to_string_lossy()
-            .into_owned();
-        m.kind = "bind".into();
-    }
-    let spec = spec::build(
-        &spec_config,
-        id,
-        &spec::Paths {
-            rootfs: &snapshot.merged,
-            lookup: &lookup,
-            dir: &dir,
-        },
-        &joins,
-    )?;
-    let text =
-        serde_json::to_vec(&spec).map_err(|e| Error::Invalid(format!("encode spec: {e}")))?;
-    std::fs::write(dir.join("config.json"), text).ctx(|| "write config.json".into())?;
-    // The runtime reads config.json; the monitor keeps none of it.
-    drop(spec);
     let mut log = logs::Writer::open(
         &engine.log_path(id),
         r.config.log.max_size,
         r.config.log.max_file,
     )
     .ctx(|| format!("open log {}", engine.log_path(id).display()))?;
-    let mut delay = Duration::from_millis(100);
+    // Restarts back off from 100 ms, doubling up to a minute.
+    let backoff = |n: u32| Duration::from_millis(100 << n.min(10)).min(Duration::from_secs(60));
+    let mut host_mounted = None;
+    let mut pending = resumed;
     loop {
-        let rootfs = match detached.take() {
-            Some(fd) => Some(fd),
-            // A later life: a fresh mount (the last one went with the
-            // container's namespace).
-            None if !host_mounted => snapshot.mount_detached()?,
-            None => None,
+        let code = match pending.take() {
+            // berth-monitor relayed this life and handed its end back.
+            Some(code) => code,
+            None => {
+                let rootfs = prepare_start(engine, &r, &snapshot, &mut host_mounted)?;
+                run_once(
+                    engine,
+                    &mut r,
+                    foreground,
+                    notify,
+                    &mut log,
+                    server.as_deref_mut(),
+                    rootfs,
+                )?
+            }
         };
-        let code = run_once(
-            engine,
-            &mut r,
-            foreground,
-            notify,
-            &mut log,
-            server.as_deref_mut(),
-            rootfs,
-        )?;
         log.flush();
         // Before the cgroups go with the runtime's container.
         let oom = runtime::Container::load(&engine.runtime_root(), id)
@@ -349,6 +340,7 @@ fn run_inner(
             .db
             .get(id)?
             .ok_or_else(|| Error::NoSuchContainer(id.into()))?;
+        r.restart_count = fresh.restart_count;
         if r.config
             .restart
             .restarts(code, r.restart_count, fresh.stopped_by_user)
@@ -356,8 +348,7 @@ fn run_inner(
             engine
                 .db
                 .set_exited(id, Status::Restarting, code, "", oom)?;
-            std::thread::sleep(delay);
-            delay = (delay * 2).min(Duration::from_secs(60));
+            std::thread::sleep(backoff(r.restart_count));
             r.restart_count += 1;
             if engine.db.get(id)?.is_none_or(|f| f.stopped_by_user) {
                 engine.db.set_exited(id, Status::Exited, code, "", oom)?;
@@ -383,6 +374,65 @@ fn run_inner(
         finish(&mut server, code);
         return Ok(code);
     }
+}
+
+/// Before each start: the rootfs (returned as a detached mount for the
+/// runtime, see Snapshot::mount_detached; on a kernel without the new mount
+/// API mounted here, as before, once: `host_mounted` remembers), volumes
+/// filled, config.json written.
+fn prepare_start(
+    engine: &Engine,
+    r: &Record,
+    snapshot: &image::snapshot::Snapshot,
+    host_mounted: &mut Option<bool>,
+) -> Result<Option<OwnedFd>> {
+    let detached = match host_mounted {
+        Some(true) => None,
+        Some(false) => snapshot.mount_detached()?,
+        None => {
+            snapshot.unmount()?;
+            let d = snapshot.mount_detached()?;
+            if d.is_none() {
+                snapshot.mount()?;
+            }
+            *host_mounted = Some(d.is_none());
+            d
+        }
+    };
+    let lookup = match &detached {
+        Some(fd) => std::path::PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd())),
+        None => snapshot.merged.clone(),
+    };
+    let dir = engine.container_dir(&r.id);
+    let joins = joins(engine, r)?;
+    // Volumes: filled from the image when empty, then bound like binds.
+    let mut spec_config = r.config.clone();
+    for m in spec_config.mounts.iter_mut().filter(|m| m.kind == "volume") {
+        engine
+            .volumes
+            .populate(&m.source, &lookup, &m.destination)?;
+        m.source = engine
+            .volumes
+            .get(&m.source)?
+            .mountpoint
+            .to_string_lossy()
+            .into_owned();
+        m.kind = "bind".into();
+    }
+    let spec = spec::build(
+        &spec_config,
+        &r.id,
+        &spec::Paths {
+            rootfs: &snapshot.merged,
+            lookup: &lookup,
+            dir: &dir,
+        },
+        &joins,
+    )?;
+    let text =
+        serde_json::to_vec(&spec).map_err(|e| Error::Invalid(format!("encode spec: {e}")))?;
+    std::fs::write(dir.join("config.json"), text).ctx(|| "write config.json".into())?;
+    Ok(detached)
 }
 
 fn finish(server: &mut Option<&mut crate::attach::Server>, code: i32) {
@@ -539,6 +589,13 @@ fn run_once(
             nix::fcntl::FcntlArg::F_SETFL(OFlag::O_NONBLOCK),
         );
     }
+    // Waiting is berth-monitor's, when nothing else needs this process: no
+    // healthcheck to run, no client attached (run -it stays here).
+    if !foreground && health.checker.is_none() && server.as_ref().is_none_or(|s| s.clients() == 0) {
+        let e = hand_over(engine, r, pid, &streams, input.as_ref(), server.as_deref());
+        // Only back on failure: relay here instead.
+        eprintln!("monitor of {id}: berth-monitor: {e}");
+    }
     relay::relay::relay(
         pid,
         &streams,
@@ -552,6 +609,74 @@ fn run_once(
         },
     )
     .ctx(|| "relay the container's output".into())
+}
+
+/// Execs berth-monitor (beside our binary) to relay the container's life
+/// in this process with a fraction of the memory; it execs us back with
+/// the exit code (Mode::Resumed). Returns only if that could not be done.
+fn hand_over(
+    engine: &Engine,
+    r: &Record,
+    pid: Pid,
+    streams: &[(OwnedFd, usize)],
+    input: Option<&OwnedFd>,
+    server: Option<&crate::attach::Server>,
+) -> String {
+    let Ok(berth) = std::fs::read_link("/proc/self/exe") else {
+        return "cannot find our own binary".into();
+    };
+    let lean = berth.with_file_name("berth-monitor");
+    if !lean.exists() {
+        return format!("{} is missing", lean.display());
+    }
+    let listener = match server.map(crate::attach::Server::listener_dup).transpose() {
+        Ok(l) => l,
+        Err(e) => return format!("attach socket: {e}"),
+    };
+    let fd = |f: Option<&OwnedFd>| -> String {
+        match f {
+            Some(f) => {
+                // Inherited across exec.
+                let _ = nix::fcntl::fcntl(
+                    f.as_raw_fd(),
+                    nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
+                );
+                f.as_raw_fd().to_string()
+            }
+            None => "-1".into(),
+        }
+    };
+    let stream = |n: usize| streams.iter().find(|(_, s)| *s == n).map(|(f, _)| f);
+    let args: Vec<std::ffi::OsString> = vec![
+        "berth-monitor".into(),
+        berth.into_os_string(),
+        engine.root.clone().into_os_string(),
+        engine.runroot.clone().into_os_string(),
+        r.id.clone().into(),
+        pid.as_raw().to_string().into(),
+        engine.log_path(&r.id).into_os_string(),
+        r.config.log.max_size.to_string().into(),
+        r.config.log.max_file.to_string().into(),
+        if r.config.tty { "1" } else { "0" }.into(),
+        fd(stream(0)).into(),
+        fd(stream(1)).into(),
+        fd(input).into(),
+        fd(listener.as_ref()).into(),
+    ];
+    let argv: std::result::Result<Vec<std::ffi::CString>, _> = args
+        .iter()
+        .map(|a| std::ffi::CString::new(a.as_encoded_bytes().to_vec()))
+        .collect();
+    let (Ok(argv), Ok(path)) = (
+        argv,
+        std::ffi::CString::new(lean.as_os_str().as_encoded_bytes().to_vec()),
+    ) else {
+        return "a path contains a NUL byte".into();
+    };
+    match nix::unistd::execv(&path, &argv) {
+        Err(e) => format!("exec {}: {e}", lean.display()),
+        Ok(never) => match never {},
+    }
 }
 
 /// The healthcheck as the poll loop drives it: results go to the row.

@@ -151,14 +151,15 @@ impl Server {
         }
     }
 
-    /// Gives the listening socket up to another program: a duplicate of it
-    /// (close-on-exec; the caller clears that before exec), the socket file
-    /// left in place; the clients are dropped.
-    pub fn hand_over(mut self) -> io::Result<OwnedFd> {
-        let fd = self.listener.as_fd().try_clone_to_owned()?;
-        self.clients.clear();
-        self.path = PathBuf::new();
-        Ok(fd)
+    /// A duplicate of the listening socket, to hand to another program
+    /// (close-on-exec: the caller clears that before exec).
+    pub fn listener_dup(&self) -> io::Result<OwnedFd> {
+        self.listener.as_fd().try_clone_to_owned()
+    }
+
+    /// How many clients are attached.
+    pub fn clients(&self) -> usize {
+        self.clients.len()
     }
 
     /// Waits up to `timeout` for a first client (`run -it` connects before
