@@ -3,21 +3,25 @@
 #  - starting N detached `sleep` containers one after another (wall time);
 #  - memory added per idle detached container: MemAvailable before and after
 #    (kernel included), divided by N; also the private anonymous memory of
-#    one berth monitor.
-# Both stores are private; everything is removed at the end.
+#    one berth monitor;
+#  - removing all N at once (`rm -f` of every id in one command).
+# Both stores are private; everything is removed at the end. --no-peer
+# leaves podman out (1000 podman containers take minutes).
 #
-# Usage: bench/engine-detached.sh [--count N] [--berth PATH]
+# Usage: bench/engine-detached.sh [--count N] [--no-peer] [--berth PATH]
 set -euo pipefail
 
 count=50
+peer=1
 script_path=$(readlink -f -- "${BASH_SOURCE[0]}")
 repo=$(cd -- "$(dirname -- "$script_path")/.." && pwd)
 berth="$repo/target/$(rustc -vV | sed -n 's/^host: //p')/release/berth"
 while (($#)); do
     case $1 in
         --count) count=$2; shift 2 ;;
+        --no-peer) peer=0; shift ;;
         --berth) berth=$(readlink -m -- "$2"); shift 2 ;;
-        *) echo "usage: $0 [--count N] [--berth PATH]" >&2; exit 2 ;;
+        *) echo "usage: $0 [--count N] [--no-peer] [--berth PATH]" >&2; exit 2 ;;
     esac
 done
 [[ $count =~ ^[1-9][0-9]*$ ]] || { echo "engine-detached: --count must be a positive integer" >&2; exit 2; }
@@ -56,5 +60,18 @@ pid=$(pgrep -f "berth-monitor .*$work/berth" | head -1 || true)
 if [[ -n $pid ]]; then
     echo "        one monitor ($(basename "$(readlink "/proc/$pid/exe")")): $(awk '/RssAnon/ {print $2, $3}' "/proc/$pid/status") private anonymous, $(awk '/VmPTE/ {print $2, $3}' "/proc/$pid/status") page tables"
 fi
-"$berth" --root "$work/berth" rm -f $("$berth" --root "$work/berth" ps -q) >/dev/null
-measure podman podman run -d --network=none localhost/bench-busybox sleep 100000
+remove() { # name, command...
+    local name=$1; shift
+    local t0 t1
+    t0=$(now); "$@" >/dev/null; t1=$(now)
+    printf '%-7s %3d removed at once: %6.2f s\n' "$name" "$count" "$(echo "$t1 - $t0" | bc)"
+}
+# shellcheck disable=SC2046 # one word per id
+remove berth "$berth" --root "$work/berth" rm -f $("$berth" --root "$work/berth" ps -q)
+left=$("$berth" --root "$work/berth" ps -aq | wc -l)
+[[ $left == 0 ]] || echo "berth: $left containers left after rm -f" >&2
+if ((peer)); then
+    measure podman podman run -d --network=none localhost/bench-busybox sleep 100000
+    # shellcheck disable=SC2046
+    remove podman podman rm -f -t 0 $(podman ps -q)
+fi
