@@ -100,6 +100,19 @@ impl Drop for Berth {
     }
 }
 
+/// The parent of a process (the monitor of a container's init).
+fn parent_of(pid: i32) -> i32 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    stat.rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
 /// A berth cgroup of this container exists in some v1 hierarchy.
 fn cgroup_exists(id: &str) -> bool {
     std::fs::read_dir("/sys/fs/cgroup")
@@ -405,16 +418,7 @@ fn healthcheck_status_transitions() {
     b.ok(&["exec", "hc", "touch", "/ok"]);
     b.wait_for("hc", "{{.State.Health.Status}}", "healthy");
     // the healthcheck keeps berth's own monitor (berth-monitor runs none)
-    let pid = b.inspect("hc", "{{.State.Pid}}");
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let ppid = stat
-        .rsplit(')')
-        .next()
-        .unwrap()
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .to_string();
+    let ppid = parent_of(b.inspect("hc", "{{.State.Pid}}").parse().unwrap());
     assert_eq!(
         std::fs::read_link(format!("/proc/{ppid}/exe")).unwrap(),
         Path::new(BIN)
@@ -828,16 +832,7 @@ fn killed_monitor_leaves_a_truthful_state() {
     let id = b.inspect("orphan", "{{.Id}}");
     let pid: i32 = b.inspect("orphan", "{{.State.Pid}}").parse().unwrap();
     // the monitor is the init's parent
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let ppid: i32 = stat
-        .rsplit(')')
-        .next()
-        .unwrap()
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
+    let ppid = parent_of(pid);
     // berth-monitor: with nothing else to do (no healthcheck, nobody
     // attached), berth's monitor handed the waiting to the small binary
     assert_eq!(
@@ -868,21 +863,19 @@ fn killed_monitor_leaves_a_truthful_state() {
     assert_eq!(b.mounts(), 0);
 }
 
+/// berth with `args` on a terminal of its own.
+fn on_pty(b: &Berth, args: &[&str], rows: u16, cols: u16) -> berth_testkit::pty::PtyChild {
+    let mut c = b.cmd();
+    c.args(args);
+    berth_testkit::pty::PtyChild::spawn(c, rows, cols)
+}
+
 /// `run -it`, `attach` and the detach keys, on a real terminal.
 #[test]
 fn interactive_terminal_attach_and_detach_keys() {
-    use berth_testkit::pty::PtyChild;
     let b = Berth::new();
     let t = Duration::from_secs(20);
-    let mut run = PtyChild::spawn(
-        {
-            let mut c = b.cmd();
-            c.args(["run", "-it", "--name", "it", "busybox", "sh"]);
-            c
-        },
-        30,
-        90,
-    );
+    let mut run = on_pty(&b, &["run", "-it", "--name", "it", "busybox", "sh"], 30, 90);
     run.expect("/ # ", t);
     run.send(b"stty size; echo $((6*7))\r");
     run.expect("30 90", t);
@@ -893,15 +886,7 @@ fn interactive_terminal_attach_and_detach_keys() {
     assert_eq!(b.inspect("it", "{{.State.Status}}"), "running");
 
     // attach again, with other keys: typing them detaches again
-    let mut a = PtyChild::spawn(
-        {
-            let mut c = b.cmd();
-            c.args(["attach", "--detach-keys", "ctrl-x,y", "it"]);
-            c
-        },
-        24,
-        80,
-    );
+    let mut a = on_pty(&b, &["attach", "--detach-keys", "ctrl-x,y", "it"], 24, 80);
     a.send(b"echo again-$((2+2))\r");
     a.expect("again-4", t);
     // ctrl-x followed by something else is typed through
@@ -910,15 +895,7 @@ fn interactive_terminal_attach_and_detach_keys() {
     assert_eq!(b.inspect("it", "{{.State.Status}}"), "running");
 
     // and once more: the shell's exit code is attach's
-    let mut a = PtyChild::spawn(
-        {
-            let mut c = b.cmd();
-            c.args(["attach", "it"]);
-            c
-        },
-        24,
-        80,
-    );
+    let mut a = on_pty(&b, &["attach", "it"], 24, 80);
     // (the "z" typed before is still on the shell's line)
     a.send(b"\rstty size\r");
     a.expect("24 80", t);
@@ -927,12 +904,9 @@ fn interactive_terminal_attach_and_detach_keys() {
     b.wait_for("it", "{{.State.ExitCode}}", "7");
 
     // run -it --rm: the exit code, and nothing left once it returns
-    let mut run = PtyChild::spawn(
-        {
-            let mut c = b.cmd();
-            c.args(["run", "-it", "--rm", "busybox", "sh", "-c", "tty; exit 3"]);
-            c
-        },
+    let mut run = on_pty(
+        &b,
+        &["run", "-it", "--rm", "busybox", "sh", "-c", "tty; exit 3"],
         24,
         80,
     );

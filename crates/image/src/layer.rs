@@ -203,17 +203,7 @@ fn unpack_into(
         io::copy(&mut archive.into_inner(), &mut io::sink())
             .map_err(|e| map_read(e, opts.max_bytes))?;
     }
-    // Directory times last, deepest first: creating entries inside a
-    // directory changes its mtime.
-    for (path, attrs) in dirs.iter().rev() {
-        let fd = saferoot::open_in_root(
-            &ctx.root,
-            path,
-            OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_DIRECTORY,
-        )
-        .map_err(|e| entry_err(path, e))?;
-        set_attrs(&fd, None, attrs, false).map_err(|e| entry_err(path, e))?;
-    }
+    set_dir_attrs(&ctx, &dirs)?;
     let diff_id = Digest::from_hasher(hashing.hasher);
     if let Some(expected) = &opts.diff_id {
         if *expected != diff_id {
@@ -273,6 +263,13 @@ pub fn extract(input: impl Read, dir: OwnedFd, opts: ExtractOptions) -> Result<u
             dirs.push(d);
         }
     }
+    set_dir_attrs(&ctx, &dirs)?;
+    Ok(entries)
+}
+
+/// Directory attributes last, deepest first: creating entries inside a
+/// directory changes its mtime.
+fn set_dir_attrs(ctx: &Ctx, dirs: &[(PathBuf, Attrs)]) -> Result<(), LayerError> {
     for (path, attrs) in dirs.iter().rev() {
         let fd = saferoot::open_in_root(
             &ctx.root,
@@ -282,7 +279,7 @@ pub fn extract(input: impl Read, dir: OwnedFd, opts: ExtractOptions) -> Result<u
         .map_err(|e| entry_err(path, e))?;
         set_attrs(&fd, None, attrs, false).map_err(|e| entry_err(path, e))?;
     }
-    Ok(entries)
+    Ok(())
 }
 
 fn map_read(e: io::Error, limit: u64) -> LayerError {

@@ -124,20 +124,7 @@ pub fn window_size() -> Option<(u16, u16)> {
     (r == 0).then_some((ws.ws_row, ws.ws_col))
 }
 
-/// Sets the size of the terminal behind `master`; failures are ignored (a
-/// size is a nicety).
-pub fn set_window_size(master: BorrowedFd<'_>, rows: u16, cols: u16) {
-    let ws = libc::winsize {
-        ws_row: rows,
-        ws_col: cols,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    };
-    // SAFETY: TIOCSWINSZ reads one winsize from a valid struct.
-    unsafe {
-        libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws);
-    }
-}
+pub use relay::relay::set_window_size;
 
 /// Writes all of `data` to `fd` (a blocking descriptor).
 fn write_all(fd: BorrowedFd<'_>, mut data: &[u8]) -> nix::Result<()> {
