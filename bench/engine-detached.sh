@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Detached containers, berth vs podman, side by side in one run:
 #  - starting N detached `sleep` containers one after another (wall time);
-#  - memory added per idle detached container: MemAvailable before and after
-#    (kernel included), divided by N; also the private anonymous memory of
+#  - memory added per idle detached container: memory in use before and
+#    after (kernel included, page cache not), divided by N; also the private
+#    anonymous memory of
 #    one berth monitor;
 #  - removing all N at once (`rm -f` of every id in one command).
 # Both stores are private; everything is removed at the end. --no-peer
@@ -41,17 +42,21 @@ podman_import_busybox bench-busybox
 tar --numeric-owner -C "$work/podman/rootfs-bench-busybox" -cf "$work/bb.tar" .
 "$berth" --root "$work/berth" import -c 'CMD ["sh"]' "$work/bb.tar" bench-busybox >/dev/null
 
-avail() { awk '/MemAvailable/ {print $2}' /proc/meminfo; }
+# Memory in use, kernel included, as free(1) counts it: total - free -
+# buffers - page cache - reclaimable slab. (MemAvailable swings by tens of
+# MiB as writeback and reclaim come and go; page cache is not what a
+# container costs.)
+used() { awk '/^MemTotal/ {t=$2} /^MemFree/ {f=$2} /^Buffers/ {b=$2} /^Cached/ {c=$2} /^SReclaimable/ {s=$2} END {print t-f-b-c-s}' /proc/meminfo; }
 now() { date +%s.%N; }
 measure() { # name, command...
     local name=$1; shift
     sync; sleep 2
     local m0 t0 t1 m1
-    m0=$(avail); t0=$(now)
+    m0=$(used); t0=$(now)
     for ((i = 0; i < count; i++)); do "$@" >/dev/null; done
-    t1=$(now); sleep 3; m1=$(avail)
+    t1=$(now); sleep 3; m1=$(used)
     printf '%-7s %3d detached: %6.2f s   memory per container: %6.0f KiB\n' \
-        "$name" "$count" "$(echo "$t1 - $t0" | bc)" "$(echo "($m0 - $m1) / $count" | bc -l)"
+        "$name" "$count" "$(echo "$t1 - $t0" | bc)" "$(echo "($m1 - $m0) / $count" | bc -l)"
 }
 measure berth "$berth" --root "$work/berth" run -d bench-busybox sleep 100000
 # What stays with each container: berth-monitor (berth's own monitor when
