@@ -1227,3 +1227,51 @@ fn time_now_secs() -> i64 {
         .try_into()
         .unwrap()
 }
+
+/// SIGKILL of a foreground `berth run` at points all through its setup:
+/// `ps` tells the truth after each, and `rm -f` leaves no row, mount,
+/// cgroup or process.
+#[test]
+fn killed_run_mid_setup_leaves_a_truthful_state() {
+    let b = Berth::new();
+    for (i, delay_ms) in [0u64, 2, 5, 8, 12, 20, 40, 80].into_iter().enumerate() {
+        let name = format!("cut{i}");
+        let mut child = b
+            .cmd()
+            .args(["run", "--name", &name, "busybox", "sleep", "30"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        let _ = child.kill();
+        let _ = child.wait();
+        let o = b.run(&[
+            "ps",
+            "-a",
+            "--no-trunc",
+            "--format",
+            "{{.ID}} {{.Names}} {{.State}}",
+        ]);
+        expect_code(&o, 0, "ps after a killed run");
+        for line in stdout(&o).lines() {
+            let mut f = line.split_whitespace();
+            let (id, n, state) = (f.next().unwrap(), f.next().unwrap(), f.next().unwrap());
+            assert_eq!(n, name, "{line}");
+            let pid: i32 = b.inspect(id, "{{.State.Pid}}").parse().unwrap();
+            match state {
+                // the container outlived its monitor: its init is there
+                "running" => assert!(pid > 0 && Path::new(&format!("/proc/{pid}")).exists()),
+                "created" | "exited" => assert_eq!(pid, 0, "{line}"),
+                other => panic!("after a kill {delay_ms} ms in: {other} ({line})"),
+            }
+            b.ok(&["rm", "-f", id]);
+            assert!(!cgroup_exists(id), "cgroup of {id} left");
+        }
+        assert_eq!(b.ok(&["ps", "-aq"]), "");
+        assert_eq!(b.mounts(), 0, "mounts left after a kill {delay_ms} ms in");
+    }
+    let root = b.root.path().to_string_lossy().into_owned();
+    let left = Command::new("pgrep").args(["-f", &root]).output().unwrap();
+    assert_eq!(stdout(&left), "", "processes left");
+}

@@ -23,7 +23,20 @@ impl Container {
                 )))
             }
         }
-        if let Some(c) = &self.state.cgroups {
+        // A create killed after making the cgroups and before recording
+        // them left them where the spec puts them.
+        let cgroups = match &self.state.cgroups {
+            Some(c) => Some(c.clone()),
+            None => crate::cgroups::Manager::for_container(&self.state.config, self.id()).ok(),
+        };
+        if let Some(c) = cgroups {
+            if self.state.cgroups.is_none() {
+                // Whatever that create left in them (an init that never got
+                // a pid on record) goes first.
+                for pid in c.pids().unwrap_or_default() {
+                    let _ = signal::send(pid, libc::SIGKILL);
+                }
+            }
             c.remove()?;
         }
         self.dir.remove()?;
