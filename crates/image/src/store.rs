@@ -172,15 +172,15 @@ fn mark_topdir(dir: &Path) {
 }
 
 /// Unpacks layers into place; shared by the threads of one load.
-struct Stager<'a> {
-    layers: PathBuf,
-    blobs: &'a BlobStore,
-    max_bytes: u64,
+pub(crate) struct Stager<'a> {
+    pub(crate) layers: PathBuf,
+    pub(crate) blobs: &'a BlobStore,
+    pub(crate) max_bytes: u64,
 }
 
 /// A layer unpacked beside its final place.
-struct Staged {
-    dir: PathBuf,
+pub(crate) struct Staged {
+    pub(crate) dir: PathBuf,
     diff: Digest,
 }
 
@@ -189,7 +189,11 @@ impl Stager<'_> {
     /// each time, which spreads it: see `mark_topdir`), with its tar-split,
     /// or, when its files cannot give the tar back, with the tar kept as a
     /// blob instead. Returns it and the layer's uncompressed size.
-    fn stage(&self, diff: Option<&Digest>, source: &LayerSource<'_>) -> Result<(Staged, u64)> {
+    pub(crate) fn stage(
+        &self,
+        diff: Option<&Digest>,
+        source: &LayerSource<'_>,
+    ) -> Result<(Staged, u64)> {
         static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -230,7 +234,7 @@ impl Stager<'_> {
 
     /// Renames a staged layer to `layers/<chain>`, replacing what a killed
     /// command may have left there (no row names it).
-    fn place(&self, staged: Staged, chain: &Digest) -> Result<()> {
+    pub(crate) fn place(&self, staged: Staged, chain: &Digest) -> Result<()> {
         let dest = self.layers.join(chain.hex());
         let _ = fs::remove_dir_all(&dest);
         fs::rename(&staged.dir, &dest).map_err(|e| {
@@ -304,7 +308,7 @@ impl ImageStore {
     }
 
     /// The size of layer `chain` if it is recorded and on disk.
-    fn layer_size(&self, chain: &Digest) -> Result<Option<u64>> {
+    pub(crate) fn layer_size(&self, chain: &Digest) -> Result<Option<u64>> {
         let size = self
             .db
             .query_row(
@@ -457,7 +461,7 @@ impl ImageStore {
 
     /// Records an image whose files are all in place, after making them
     /// durable: files before rows.
-    fn record_image(
+    pub(crate) fn record_image(
         &mut self,
         manifest: &Digest,
         m: &Manifest,
