@@ -236,12 +236,49 @@ impl ImageStore {
         });
         let mut results = results.into_inner().unwrap_or_else(|e| e.into_inner());
         results.sort_by_key(|(i, _)| *i);
+        let failure = results.iter().position(|(_, r)| r.is_err());
+        if let Some(f) = failure {
+            // What the finished layers put in place is verified but no row
+            // names it: take it away again, so a failed pull leaves the
+            // store as it was.
+            let mut placed = Vec::new();
+            let mut stored = Vec::new();
+            for (i, r) in &results {
+                if let Ok(size) = r {
+                    if size.is_some() {
+                        placed.push(chains[*i].clone());
+                    }
+                    stored.push(blobs[*i].clone());
+                }
+            }
+            self.discard_unrecorded(&placed, &stored);
+            return Err(results
+                .swap_remove(f)
+                .1
+                .err()
+                .unwrap_or_else(|| invalid("pull failed")));
+        }
         for (i, r) in results {
-            if let Some(size) = r? {
+            if let Ok(Some(size)) = r {
                 sizes[i] = size;
             }
         }
         self.record_image(manifest, &m, &config, &diffs, &sizes, tags)
+    }
+
+    /// Removes layers and blobs that no row names (what an interrupted
+    /// pull placed); ones a recorded image uses are kept.
+    pub fn discard_unrecorded(&self, chains: &[Digest], blobs: &[Digest]) {
+        for c in chains {
+            if matches!(self.layer_size(c), Ok(None)) {
+                let _ = std::fs::remove_dir_all(self.root().join("layers").join(c.hex()));
+            }
+        }
+        for b in blobs {
+            if matches!(self.blob_used(b), Ok(false)) {
+                let _ = self.blobs.remove(b);
+            }
+        }
     }
 }
 
@@ -435,7 +472,7 @@ mod tests {
                 Ok(Box::new(io::Cursor::new(blobs[i].clone())))
             };
             let e = store
-                .add_fetched_image(&manifest, &[], &fetch, 1)
+                .add_fetched_image(&manifest, &[], &fetch, 2)
                 .unwrap_err();
             assert!(!e.to_string().is_empty());
             assert!(store.list().unwrap().is_empty(), "{damage}");
@@ -444,9 +481,9 @@ mod tests {
                 .flatten()
                 .map(|e| e.file_name())
                 .collect();
-            // The good layer may be in place (no row names it); the bad
-            // one never is, and no compressed blob but verified ones.
-            assert!(names.len() <= 1, "{damage}: {names:?}");
+            // Neither the bad layer nor a good one finished beside it.
+            assert!(names.is_empty(), "{damage}: {names:?}");
+            assert!(!store.blobs.contains(&Digest::of(&blobs[0])), "{damage}");
             for b in store.blobs.list().unwrap() {
                 assert!(store.blobs.verify(&b).unwrap());
             }

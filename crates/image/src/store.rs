@@ -138,6 +138,29 @@ fn now() -> String {
         .unwrap_or_default()
 }
 
+/// The plain tar of layer `chain` made again from its files and tar-split
+/// under store `root`, checked against `blob` (its diff_id), with its
+/// size. A free function: threads that push layers share the store's
+/// files but not its database connection.
+pub fn open_layer_from_files(
+    root: &Path,
+    chain: &Digest,
+    blob: &Digest,
+) -> Result<(Box<dyn Read>, u64)> {
+    let layer = root.join("layers").join(chain.hex());
+    let record = fs::read(layer.join("tar-split")).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => StoreError::Blob(BlobError::NotFound(blob.clone())),
+        _ => StoreError::Io {
+            context: format!("read the tar-split of layer {chain}"),
+            source: e,
+        },
+    })?;
+    let size = tarsplit::size(&record).map_err(io_err(format!("tar-split of layer {chain}")))?;
+    let r = tarsplit::assemble(record, &layer.join("diff"), blob)
+        .map_err(io_err(format!("layer {chain}")))?;
+    Ok((Box::new(r), size))
+}
+
 /// Opens a layer's stream (as archived or stored: plain or compressed),
 /// as often as asked.
 pub(crate) type LayerSource<'a> = dyn Fn() -> Result<Box<dyn Read + 'a>> + Sync + 'a;
@@ -305,6 +328,16 @@ impl ImageStore {
     /// Where a layer's tar-split record is (when it has one).
     pub fn split_path(&self, chain: &Digest) -> PathBuf {
         self.root.join("layers").join(chain.hex()).join("tar-split")
+    }
+
+    /// Whether an image row names blob `d`.
+    pub fn blob_used(&self, d: &Digest) -> Result<bool> {
+        let n: i64 = self.db.query_row(
+            "SELECT COUNT(*) FROM image_blobs WHERE digest = ?1",
+            params![d.to_string()],
+            |r| r.get(0),
+        )?;
+        Ok(n > 0)
     }
 
     /// The size of layer `chain` if it is recorded and on disk.
@@ -606,18 +639,7 @@ impl ImageStore {
     }
 
     fn open_layer_from_split(&self, chain: &Digest, blob: &Digest) -> Result<(Box<dyn Read>, u64)> {
-        let record = fs::read(self.split_path(chain)).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => StoreError::Blob(BlobError::NotFound(blob.clone())),
-            _ => StoreError::Io {
-                context: format!("read the tar-split of layer {chain}"),
-                source: e,
-            },
-        })?;
-        let size =
-            tarsplit::size(&record).map_err(io_err(format!("tar-split of layer {chain}")))?;
-        let r = tarsplit::assemble(record, &self.layer_dir(chain), blob)
-            .map_err(io_err(format!("layer {chain}")))?;
-        Ok((Box::new(r), size))
+        open_layer_from_files(&self.root, chain, blob)
     }
 
     fn tags_of(&self, id: &str) -> Result<Vec<String>> {
