@@ -91,16 +91,14 @@ impl Read for Verifying<'_> {
 }
 
 impl Drop for Verifying<'_> {
-    /// A decompressor may stop at the end of its data before the stream's
-    /// last bytes (padding, an empty trailing frame): read what is left, a
-    /// little, so a complete blob is still verified. A stream abandoned
-    /// early (the unpack failed) stays unverified.
+    /// A stream the consumer gave up on (a decompressor stopped at the end
+    /// of its data before the stream's last bytes, or failed on damaged
+    /// data) is read to its end, never past the descriptor's size, so the
+    /// blob's digest is still checked: a corrupt blob is reported as one,
+    /// not as whatever the decompressor made of it.
     fn drop(&mut self) {
-        let mut buf = [0u8; 16 * 1024];
-        for _ in 0..64 {
-            if self.finished {
-                return;
-            }
+        let mut buf = vec![0u8; 64 * 1024];
+        while !self.finished {
             if self.read(&mut buf).is_err() {
                 return;
             }
@@ -334,7 +332,19 @@ fn fetch_layer(
         }))
     };
     let source: &LayerSource<'_> = &source;
-    let (staged, layer_size) = stager.stage(Some(diff), source)?;
+    let (staged, layer_size) = match stager.stage(Some(diff), source) {
+        Ok(s) => s,
+        Err(e) => {
+            // A blob that did not match its digest is the cause of
+            // whatever the unpack made of it.
+            for a in arrivals.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+                if let Some(Err(m)) = &*a.lock().unwrap_or_else(|e| e.into_inner()) {
+                    return Err(invalid(format!("layer {blob}: {m}")));
+                }
+            }
+            return Err(e);
+        }
+    };
     let arrived = (|| {
         for a in arrivals.lock().unwrap_or_else(|e| e.into_inner()).iter() {
             match a.lock().unwrap_or_else(|e| e.into_inner()).take() {

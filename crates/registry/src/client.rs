@@ -577,8 +577,18 @@ impl Read for BlobStream<'_> {
             std::thread::sleep(Duration::from_millis(250 * u64::from(self.attempts)));
             match self.open() {
                 Ok(r) => self.inner = Some(r),
-                Err(e) if Self::retryable(&e) => why = format!("{why}; retry: {e}"),
-                Err(e) => return Err(io::Error::other(format!("{why}; retry: {e}"))),
+                Err(e) if Self::retryable(&e) => {
+                    if let Some(cut) = why.find("; last retry: ") {
+                        why.truncate(cut);
+                    }
+                    why = format!("{why}; last retry: {e}");
+                }
+                Err(e) => {
+                    return Err(io::Error::other(format!(
+                        "{}: {why}; retry: {e}",
+                        self.what()
+                    )))
+                }
             }
         }
     }
