@@ -3,7 +3,8 @@
 //!
 //! The image store's commands (images, import, load, save, tag, rmi,
 //! history, image ..., system df/check) are here; the container commands
-//! (run, create, start, stop, ps, logs, exec, ...) in containers.rs.
+//! (run, create, start, stop, ps, logs, exec, ...) in containers.rs; the
+//! registry commands (pull, push, login, logout) in transfer.rs.
 
 mod containers;
 mod format;

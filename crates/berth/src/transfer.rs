@@ -20,7 +20,7 @@ use registry::{Client, Endpoint};
 /// Flags every registry command takes.
 #[derive(Debug, clap::Args)]
 pub struct RegistryArgs {
-    /// Require HTTPS with a verified certificate (false: unverified TLS, or plain HTTP, for a registry you trust)
+    /// Require HTTPS with a verified certificate (false: unverified TLS, or plain HTTP, for a registry you trust; default: true unless registries.conf marks the registry insecure)
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
     pub tls_verify: Option<bool>,
     /// Directory of CA files (*.crt) and a client certificate pair (*.cert, *.key) for the registry
@@ -35,14 +35,31 @@ pub struct RegistryArgs {
 }
 
 impl RegistryArgs {
-    /// A client for `registry`, with the credentials given or stored.
-    fn client(&self, registry: &str, scopes: Vec<String>) -> Result<Client> {
+    /// Whether plain HTTP and unverified TLS are allowed for `name` (a
+    /// registry or a repository's full name): --tls-verify when given,
+    /// else what the registries configuration says.
+    fn insecure(&self, name: &str) -> Result<bool> {
+        Ok(match self.tls_verify {
+            Some(verify) => !verify,
+            None => registry::endpoint::marked_insecure(
+                name,
+                &registry::endpoint::registries_conf_files(),
+            )?,
+        })
+    }
+
+    /// A client for the registry of `r`, with the credentials given or
+    /// stored.
+    fn client(&self, r: &Reference, scopes: Vec<String>) -> Result<Client> {
         let creds = match &self.creds {
             Some(c) => Some(Credentials::parse(c)?),
-            None => auth::lookup(registry, &auth::read_order(self.authfile.as_deref()))?,
+            None => auth::lookup(&r.registry, &auth::read_order(self.authfile.as_deref()))?,
         };
-        let insecure = self.tls_verify == Some(false);
-        let endpoint = Endpoint::new(registry, insecure, self.cert_dir.clone());
+        let endpoint = Endpoint::new(
+            &r.registry,
+            self.insecure(&r.name())?,
+            self.cert_dir.clone(),
+        );
         Ok(Client::new(endpoint, creds, scopes)?)
     }
 }
@@ -230,7 +247,7 @@ pub fn pull(store: &mut ImageStore, a: &PullArgs) -> Result<()> {
     let r = parse_ref(&a.image)?;
     let client = a
         .registry
-        .client(&r.registry, vec![Client::scope(&r.repository, "pull")])?;
+        .client(&r, vec![Client::scope(&r.repository, "pull")])?;
     let reporter = Reporter::new();
     let progress: &dyn Progress = if a.quiet { &Silent } else { &reporter };
     if !a.quiet {
@@ -289,7 +306,7 @@ pub fn push(store: &ImageStore, a: &PushArgs) -> Result<()> {
     }
     let client = a
         .registry
-        .client(&dest.registry, registry::push::scopes(&img, &dest))?;
+        .client(&dest, registry::push::scopes(&img, &dest))?;
     let reporter = Reporter::new();
     let progress: &dyn Progress = if a.quiet { &Silent } else { &reporter };
     progress.message(&format!("The push refers to repository [{}]", dest.name()));
@@ -370,7 +387,7 @@ pub fn login(a: &LoginArgs) -> Result<()> {
         bail!("the password is empty");
     }
     let creds = Credentials { username, password };
-    let insecure = a.registry.tls_verify == Some(false);
+    let insecure = a.registry.insecure(&registry)?;
     let endpoint = Endpoint::new(&registry, insecure, a.registry.cert_dir.clone());
     let client = Client::new(endpoint, Some(creds.clone()), Vec::new())?;
     client

@@ -47,6 +47,10 @@ impl Berth {
         c.arg("--runroot").arg(self.run.path());
         c.env("HOME", self.home.path())
             .env("REGISTRY_AUTH_FILE", self.auth_file())
+            .env(
+                "CONTAINERS_REGISTRIES_CONF",
+                self.home.path().join("registries.conf"),
+            )
             .env_remove("DOCKER_CONFIG")
             .env_remove("XDG_RUNTIME_DIR");
         c
@@ -256,7 +260,16 @@ fn plain_http_push_pull_run() {
     let out = a.ok(&["push", "--tls-verify=false", &name]);
     assert!(out.contains(": Pushed"), "{out}");
     let digest = pushed_digest(&out);
-    let again = a.ok(&["push", "--tls-verify=false", &name]);
+    // Marked insecure in registries.conf instead of on the command line.
+    std::fs::write(
+        a.home.path().join("registries.conf"),
+        format!(
+            "[[registry]]\nlocation = \"{}\"\ninsecure = true\n",
+            reg.addr()
+        ),
+    )
+    .unwrap();
+    let again = a.ok(&["push", &name]);
     assert!(again.contains("Layer already exists"), "{again}");
     assert_eq!(pushed_digest(&again), digest);
 
@@ -775,6 +788,9 @@ enum Hostile {
     Error500MidTransfer,
     /// Half the layer, then the connection drops; a Range retry works.
     DropThenResume,
+    /// Basic auth required; the layer is redirected to a storage server
+    /// on another port, which must never see the credentials.
+    RedirectToStorage,
 }
 
 fn digest_of(data: &[u8]) -> String {
@@ -782,9 +798,40 @@ fn digest_of(data: &[u8]) -> String {
     format!("sha256:{}", hex::encode(sha2::Sha256::digest(data)))
 }
 
+/// A storage server answering every GET with `data`; counts the requests
+/// that carried an Authorization header.
+fn storage_server(data: Vec<u8>) -> (u16, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let with_auth = Arc::new(AtomicUsize::new(0));
+    let seen = with_auth.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let Ok(req) = read_request(&conn) else {
+                continue;
+            };
+            if req.headers.iter().any(|(k, _)| k == "authorization") {
+                seen.fetch_add(1, Ordering::SeqCst);
+            }
+            let mut conn = conn;
+            let _ = write!(
+                conn,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                data.len()
+            );
+            let _ = conn.write_all(&data);
+        }
+    });
+    (port, with_auth)
+}
+
 /// An image of one gzip layer (incompressible data, so the stream is
 /// long) served by a registry written here, misbehaving as told.
 fn hostile_registry(mode: Hostile) -> (u16, String) {
+    hostile_registry_with(mode).0
+}
+
+fn hostile_registry_with(mode: Hostile) -> ((u16, String), Arc<AtomicUsize>) {
     let mut tar = tar::Builder::new(Vec::new());
     let mut data = vec![0u8; 512 * 1024];
     let mut x: u32 = 0x1234_5678;
@@ -816,6 +863,7 @@ fn hostile_registry(mode: Hostile) -> (u16, String) {
     let port = listener.local_addr().unwrap().port();
     let layer_digest = digest_of(&layer);
     let config_digest = digest_of(&config);
+    let (storage_port, storage_auth) = storage_server(layer.clone());
     std::thread::spawn(move || {
         let mut layer_gets = 0;
         for conn in listener.incoming().flatten() {
@@ -823,6 +871,30 @@ fn hostile_registry(mode: Hostile) -> (u16, String) {
                 continue;
             };
             let mut conn = conn;
+            if mode == Hostile::RedirectToStorage {
+                let authed = req.headers.iter().any(|(k, v)| {
+                    use base64::Engine as _;
+                    k == "authorization"
+                        && v == &format!(
+                            "Basic {}",
+                            base64::engine::general_purpose::STANDARD.encode("bob:pw")
+                        )
+                });
+                if !authed {
+                    let _ = write!(
+                        conn,
+                        "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"fake\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    );
+                    continue;
+                }
+                if req.path.ends_with(&layer_digest) {
+                    let _ = write!(
+                        conn,
+                        "HTTP/1.1 307 Temporary Redirect\r\nLocation: http://127.0.0.1:{storage_port}/bucket/layer?sig=x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    );
+                    continue;
+                }
+            }
             let send = |conn: &mut TcpStream, status: &str, headers: &str, body: &[u8]| {
                 let _ = write!(
                     conn,
@@ -897,7 +969,10 @@ fn hostile_registry(mode: Hostile) -> (u16, String) {
             }
         }
     });
-    (port, format!("127.0.0.1:{port}/hostile/img:1"))
+    (
+        (port, format!("127.0.0.1:{port}/hostile/img:1")),
+        storage_auth,
+    )
 }
 
 /// A corrupted blob, a truncated stream, a wrong digest header, a 500
@@ -926,4 +1001,18 @@ fn a_hostile_registry_leaves_the_store_unchanged() {
     assert_eq!(b.ok(&["images", "-q"]).lines().count(), 1);
     let check = b.ok(&["system", "check"]);
     assert!(check.lines().all(|l| l.ends_with(": 0")), "{check}");
+
+    // Credentials go to the registry, never to where it redirects.
+    let ((_, name), storage_auth) = hostile_registry_with(Hostile::RedirectToStorage);
+    let c = Berth::new();
+    let o = c.run(&["pull", "--tls-verify=false", &name]);
+    expect_code(&o, 1, "pull without credentials");
+    assert!(stderr(&o).contains("unauthorized"), "{}", stderr(&o));
+    c.ok(&["pull", "--tls-verify=false", "--creds", "bob:pw", &name]);
+    assert_eq!(c.ok(&["images", "-q"]).lines().count(), 1);
+    assert_eq!(
+        storage_auth.load(Ordering::SeqCst),
+        0,
+        "the storage server saw credentials"
+    );
 }

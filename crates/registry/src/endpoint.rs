@@ -212,6 +212,71 @@ impl ServerCertVerifier for NoVerification {
     }
 }
 
+/// The registries configuration files, in the order they apply:
+/// `$CONTAINERS_REGISTRIES_CONF` (else `/etc/containers/registries.conf`),
+/// then `/etc/containers/registries.conf.d/*.conf`.
+pub fn registries_conf_files() -> Vec<PathBuf> {
+    let mut v = vec![std::env::var_os("CONTAINERS_REGISTRIES_CONF")
+        .filter(|p| !p.is_empty())
+        .map_or_else(
+            || PathBuf::from("/etc/containers/registries.conf"),
+            PathBuf::from,
+        )];
+    if let Ok(mut more) = files_with(Path::new("/etc/containers/registries.conf.d"), ".conf") {
+        v.append(&mut more);
+    }
+    v
+}
+
+/// Whether the registries configuration marks `name` (a repository's
+/// full name, `r.example:5000/team/app`) insecure: a `[[registry]]` whose
+/// `location` (or `prefix`) is its registry or a namespace of it, with
+/// `insecure = true`, or the v1 form `[registries.insecure] registries`.
+/// Missing files are fine; a malformed one is an error that names it.
+pub fn marked_insecure(name: &str, files: &[PathBuf]) -> Result<bool> {
+    let matches = |loc: &str| {
+        let loc = loc.trim_end_matches('/');
+        !loc.is_empty() && (name == loc || name.starts_with(&format!("{loc}/")))
+    };
+    let mut insecure = false;
+    for f in files {
+        let text = match std::fs::read_to_string(f) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                return Err(RegistryError::Io {
+                    context: format!("read {}", f.display()),
+                    source: e,
+                })
+            }
+        };
+        let v: toml::Table = text
+            .parse()
+            .map_err(|e| RegistryError::Invalid(format!("{}: {e}", f.display())))?;
+        let entries = v.get("registry").and_then(|r| r.as_array());
+        for e in entries.into_iter().flatten() {
+            let loc = e.get("prefix").or_else(|| e.get("location"));
+            if loc.and_then(|l| l.as_str()).is_some_and(matches) {
+                // Later files override earlier ones for the same entry.
+                insecure = e.get("insecure").and_then(|i| i.as_bool()) == Some(true);
+            }
+        }
+        let v1 = v
+            .get("registries")
+            .and_then(|r| r.get("insecure"))
+            .and_then(|i| i.get("registries"))
+            .and_then(|r| r.as_array());
+        if v1
+            .into_iter()
+            .flatten()
+            .any(|r| r.as_str().is_some_and(matches))
+        {
+            insecure = true;
+        }
+    }
+    Ok(insecure)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -226,6 +291,26 @@ mod tests {
             Endpoint::new("localhost:5000", true, None).host,
             "localhost:5000"
         );
+    }
+
+    #[test]
+    fn registries_conf_marks_registries_insecure() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("registries.conf");
+        std::fs::write(
+            &f,
+            "[[registry]]\nlocation = \"127.0.0.1:5000\"\ninsecure = true\n\n[[registry]]\nlocation = \"r.example/team\"\ninsecure = true\n\n[registries.insecure]\nregistries = ['old.example']\n",
+        )
+        .unwrap();
+        let files = [f.clone(), dir.path().join("absent.conf")];
+        assert!(marked_insecure("127.0.0.1:5000/a/b", &files).unwrap());
+        assert!(marked_insecure("r.example/team/app", &files).unwrap());
+        assert!(!marked_insecure("r.example/other/app", &files).unwrap());
+        assert!(marked_insecure("old.example/x", &files).unwrap());
+        assert!(!marked_insecure("127.0.0.1:5001/a", &files).unwrap());
+        std::fs::write(&f, "[[registry]\n").unwrap();
+        let e = marked_insecure("x/y", &files).unwrap_err();
+        assert!(e.to_string().contains("registries.conf"), "{e}");
     }
 
     #[test]
