@@ -139,15 +139,15 @@ echo "registry bench: $(du -sm "$work/oci-plain" | cut -f1) MiB image in 5 layer
 now() { date +%s.%N; }
 elapsed() { echo "$2 - $1" | bc; }
 
+# Each push goes to a registry started empty by the caller (not here: a
+# registry started in a $(...) subshell would outlive it).
 push_berth() { # form
-    start_registry
     local t0 t1
     t0=$(now)
     "$berth" --root "$work/src-$1" push -q --tls-verify=false "localhost/bench:$1" "$reg/bench/img:$1"
     t1=$(now); elapsed "$t0" "$t1"
 }
 push_skopeo() { # form
-    start_registry
     local t0 t1
     t0=$(now)
     skopeo copy -q --dest-tls-verify=false "oci:$work/oci-$1:localhost/bench:$1" "docker://$reg/bench/img:$1"
@@ -186,11 +186,11 @@ record() { times[$1]="${times[$1]:-} $2"; }
 sync
 for ((r = 0; r < rounds; r++)); do
     for form in plain gzip; do
-        if ((r % 2 == 0)); then
-            record "push-$form-berth" "$(push_berth $form)"; record "push-$form-skopeo" "$(push_skopeo $form)"
-        else
-            record "push-$form-skopeo" "$(push_skopeo $form)"; record "push-$form-berth" "$(push_berth $form)"
-        fi
+        if ((r % 2 == 0)); then order=(berth skopeo); else order=(skopeo berth); fi
+        for tool in "${order[@]}"; do
+            start_registry
+            record "push-$form-$tool" "$("push_$tool" "$form")"
+        done
     done
     # Pulls from one registry holding both forms (pushed by berth).
     start_registry
@@ -217,6 +217,7 @@ for dir in push pull; do
             # shellcheck disable=SC2086
             mp=$(median ${times[$dir-$form-podman]}); rp=$(printf '%.2f' "$(echo "$mb / $mp" | bc -l)")
         fi
+        [[ $mp == - ]] || mp=$(printf '%.2f' "$mp")
         printf '%-12s %-7s %10.2f %10.2f %10s %14.2f %14s\n' "$dir" "$form" "$mb" "$ms" "$mp" "$(echo "$mb / $ms" | bc -l)" "$rp"
     done
 done

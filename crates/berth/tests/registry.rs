@@ -788,6 +788,8 @@ enum Hostile {
     Error500MidTransfer,
     /// Half the layer, then the connection drops; a Range retry works.
     DropThenResume,
+    /// Not hostile: the tag names an index of two platforms.
+    Index,
     /// Basic auth required; the layer is redirected to a storage server
     /// on another port, which must never see the credentials.
     RedirectToStorage,
@@ -910,6 +912,21 @@ fn hostile_registry_with(mode: Hostile) -> ((u16, String), Arc<AtomicUsize>) {
                 .and_then(|v| v.trim_end_matches('-').parse::<usize>().ok());
             if req.path == "/v2/" {
                 send(&mut conn, "200 OK", "", b"{}");
+            } else if mode == Hostile::Index && req.path.ends_with("/manifests/1") {
+                let entry = |arch: &str| {
+                    json!({"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                        "digest": digest_of(&manifest), "size": manifest.len(),
+                        "platform": {"os": "linux", "architecture": arch}})
+                };
+                let index = serde_json::to_vec(&json!({"schemaVersion": 2,
+                    "mediaType": "application/vnd.oci.image.index.v1+json",
+                    "manifests": [entry("amd64"), entry("arm64")]}))
+                .unwrap();
+                let headers = format!(
+                    "Content-Type: application/vnd.oci.image.index.v1+json\r\nDocker-Content-Digest: {}\r\n",
+                    digest_of(&index)
+                );
+                send(&mut conn, "200 OK", &headers, &index);
             } else if req.path.contains("/manifests/") {
                 let d = if mode == Hostile::WrongDigestHeader {
                     digest_of(b"another manifest")
@@ -1053,4 +1070,36 @@ fn a_killed_pull_leaves_no_partial_image() {
         let check = b.ok(&["system", "check"]);
         assert!(check.lines().all(|l| l.ends_with(": 0")), "{check}");
     }
+}
+
+/// A tag naming an index: the host's platform (or --platform's) is
+/// picked; a platform the index lacks is an error listing what it has.
+#[test]
+fn an_index_is_resolved_by_platform() {
+    let (_, name) = hostile_registry(Hostile::Index);
+    let b = Berth::new();
+    let o = b.run(&[
+        "pull",
+        "--tls-verify=false",
+        "--platform",
+        "linux/s390x",
+        &name,
+    ]);
+    expect_code(&o, 1, "pull of a platform the index lacks");
+    assert!(
+        stderr(&o).contains("no image for platform linux/s390x (it has linux/amd64, linux/arm64)"),
+        "{}",
+        stderr(&o)
+    );
+    b.assert_empty_store();
+    b.ok(&[
+        "pull",
+        "--tls-verify=false",
+        "--platform",
+        "linux/arm64",
+        &name,
+    ]);
+    assert_eq!(b.ok(&["images", "-q"]).lines().count(), 1);
+    let o = b.run(&["pull", "--platform", "linux", &name]);
+    expect_code(&o, 125, "a malformed platform");
 }

@@ -453,6 +453,7 @@ impl Client {
             offset: 0,
             inner: None,
             attempts: 0,
+            why: String::new(),
             progress,
         };
         s.inner = Some(s.open()?);
@@ -472,6 +473,8 @@ pub(crate) struct BlobStream<'a> {
     offset: u64,
     inner: Option<Box<dyn Read + Send + Sync>>,
     attempts: u32,
+    /// Why the last connection ended early (for the final error).
+    why: String,
     progress: &'a dyn Progress,
 }
 
@@ -538,14 +541,36 @@ impl BlobStream<'_> {
 }
 
 impl Read for BlobStream<'_> {
+    /// Fills `buf` (up to 1 MiB) before returning: ureq hands the body
+    /// over in pieces of its 8 KiB buffer, and what reads this stream
+    /// (decompressor, unpack, file writes) works per call, so whole
+    /// buffers mean ~30 times fewer writes.
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let mut why = String::new();
+        let want = buf.len().min(1 << 20);
+        let mut filled = 0;
+        while filled < want {
+            match self.read_some(&mut buf[filled..want]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                // What was read is handed over; the error comes again
+                // on the next call (the stream has given up).
+                Err(_) if filled > 0 => break,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(filled)
+    }
+}
+
+impl BlobStream<'_> {
+    /// One read from the connection, resuming it when it dropped.
+    fn read_some(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
             if let Some(r) = self.inner.as_mut() {
                 match r.read(buf) {
                     Ok(0) if self.offset >= self.size => return Ok(0),
                     Ok(0) => {
-                        why = format!(
+                        self.why = format!(
                             "the connection ended at byte {} of {}",
                             self.offset, self.size
                         )
@@ -558,7 +583,7 @@ impl Read for BlobStream<'_> {
                     }
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(e) => {
-                        why = format!(
+                        self.why = format!(
                             "the connection failed at byte {} of {}: {e}",
                             self.offset, self.size
                         )
@@ -568,8 +593,9 @@ impl Read for BlobStream<'_> {
             }
             if self.attempts >= RESUME_ATTEMPTS {
                 return Err(io::Error::other(format!(
-                    "{}: {why}; gave up after {} retries",
+                    "{}: {}; gave up after {} retries",
                     self.what(),
+                    self.why,
                     self.attempts
                 )));
             }
@@ -578,15 +604,16 @@ impl Read for BlobStream<'_> {
             match self.open() {
                 Ok(r) => self.inner = Some(r),
                 Err(e) if Self::retryable(&e) => {
-                    if let Some(cut) = why.find("; last retry: ") {
-                        why.truncate(cut);
+                    if let Some(cut) = self.why.find("; last retry: ") {
+                        self.why.truncate(cut);
                     }
-                    why = format!("{why}; last retry: {e}");
+                    self.why = format!("{}; last retry: {e}", self.why);
                 }
                 Err(e) => {
                     return Err(io::Error::other(format!(
-                        "{}: {why}; retry: {e}",
-                        self.what()
+                        "{}: {}; retry: {e}",
+                        self.what(),
+                        self.why
                     )))
                 }
             }

@@ -176,8 +176,10 @@ impl Uploader<'_> {
         let (content, size) = open()?;
         self.progress.start(id, "Pushing", size);
         let hasher = Mutex::new(Sha256::new());
+        // ureq sends the body 8 KiB at a time: the store's files are
+        // read a megabyte at a time underneath.
         let stream = Hashing {
-            inner: content,
+            inner: io::BufReader::with_capacity(1 << 20, content),
             hasher: &hasher,
             id,
             progress: self.progress,
