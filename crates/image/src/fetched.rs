@@ -25,7 +25,7 @@ type Result<T> = std::result::Result<T, StoreError>;
 
 /// Opens the stream of layer `i` (by its position in the manifest). Called
 /// once per layer that is needed, more only in rare fallbacks.
-pub type FetchLayer<'a> = dyn Fn(usize) -> io::Result<Box<dyn Read + 'a>> + Sync + 'a;
+pub type FetchLayer<'a> = dyn Fn(usize) -> io::Result<Box<dyn Read + Send + 'a>> + Sync + 'a;
 
 /// What a verified stream left: the temp blob it wrote (if any) once its
 /// digest matched, or why it did not.
@@ -35,7 +35,7 @@ type Arrival = Arc<Mutex<Option<std::result::Result<Option<BlobWriter>, String>>
 /// bytes than the descriptor's size, and at its end the digest it names.
 /// A mismatch is a read error, so whatever consumes the stream fails.
 struct Verifying<'a> {
-    inner: Box<dyn Read + 'a>,
+    inner: Box<dyn Read + Send + 'a>,
     hasher: Sha256,
     expected: Digest,
     size: u64,
@@ -103,6 +103,67 @@ impl Drop for Verifying<'_> {
                 return;
             }
         }
+    }
+}
+
+/// How much the download thread hands over at a time.
+const CHUNK: usize = 1 << 20;
+
+/// The download side of a layer: reads the verified stream and passes
+/// it on in chunks, until its end, an error (passed on too), or the
+/// reader hanging up (then dropping the stream checks what is left).
+fn pump(
+    mut v: Verifying<'_>,
+    tx: &std::sync::mpsc::SyncSender<io::Result<Vec<u8>>>,
+    free: &std::sync::mpsc::Receiver<Vec<u8>>,
+) {
+    loop {
+        let mut buf = free.try_recv().unwrap_or_default();
+        buf.resize(CHUNK, 0);
+        match v.read(&mut buf) {
+            Ok(0) => return,
+            Ok(n) => {
+                buf.truncate(n);
+                if tx.send(Ok(buf)).is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                let _ = tx.send(Err(e));
+                return;
+            }
+        }
+    }
+}
+
+/// The unpack side: the chunks as a stream; the used ones go back to be
+/// filled again.
+struct Piped {
+    rx: std::sync::mpsc::Receiver<io::Result<Vec<u8>>>,
+    free: std::sync::mpsc::Sender<Vec<u8>>,
+    cur: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for Piped {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.cur.len() {
+            let used = std::mem::take(&mut self.cur);
+            if used.capacity() > 0 {
+                let _ = self.free.send(used);
+            }
+            self.pos = 0;
+            match self.rx.recv() {
+                Ok(Ok(chunk)) => self.cur = chunk,
+                Ok(Err(e)) => return Err(e),
+                // The download ended (verified) and hung up.
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.cur.len() - self.pos);
+        out[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
     }
 }
 
@@ -310,7 +371,7 @@ fn fetch_layer(
     let keep = blob != diff && !blobs.contains(blob);
     let size = m.layers[i].size;
     let arrivals: Mutex<Vec<Arrival>> = Mutex::new(Vec::new());
-    let source = || -> Result<Box<dyn Read + '_>> {
+    let open = || -> Result<Verifying<'_>> {
         let inner = fetch(i).map_err(|e| StoreError::Io {
             context: format!("fetch layer {blob}"),
             source: e,
@@ -320,7 +381,7 @@ fn fetch_layer(
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(arrival.clone());
-        Ok(Box::new(Verifying {
+        Ok(Verifying {
             inner,
             hasher: Sha256::new(),
             expected: blob.clone(),
@@ -329,10 +390,40 @@ fn fetch_layer(
             out: if keep { Some(blobs.writer()?) } else { None },
             arrival,
             finished: false,
-        }))
+        })
     };
-    let source: &LayerSource<'_> = &source;
-    let (staged, layer_size) = match stager.stage(Some(diff), source) {
+    // The download runs on a thread of its own (receive, blob digest,
+    // temp blob), the unpack on this one (decompress, diff_id, files):
+    // one layer keeps two cores busy. The scope ends when both have, so
+    // what the download thread concluded is known below.
+    let staged = std::thread::scope(|scope| {
+        let first = Mutex::new(None);
+        let piped = open().map(|v| {
+            let (tx, rx) = std::sync::mpsc::sync_channel(4);
+            let (free_tx, free_rx) = std::sync::mpsc::channel();
+            scope.spawn(move || pump(v, &tx, &free_rx));
+            Piped {
+                rx,
+                free: free_tx,
+                cur: Vec::new(),
+                pos: 0,
+            }
+        })?;
+        *first.lock().unwrap_or_else(|e| e.into_inner()) = Some(piped);
+        let source = || -> Result<Box<dyn Read + '_>> {
+            if let Some(p) = first.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                return Ok(Box::new(p));
+            }
+            // A second read (the rare fallback of stage): inline.
+            Ok(Box::new(open()?))
+        };
+        let source: &LayerSource<'_> = &source;
+        let r = stager.stage(Some(diff), source);
+        // Unread (stage failed before reading): let the thread go.
+        drop(first.lock().unwrap_or_else(|e| e.into_inner()).take());
+        r
+    });
+    let (staged, layer_size) = match staged {
         Ok(s) => s,
         Err(e) => {
             // A blob that did not match its digest is the cause of
@@ -453,7 +544,7 @@ mod tests {
         let mut store = ImageStore::open(dir.path()).unwrap();
         let (manifest, blobs) = stored_manifest(&store);
         assert_eq!(store.missing_layers(&manifest).unwrap(), vec![0, 1, 2]);
-        let fetch = |i: usize| -> io::Result<Box<dyn Read>> {
+        let fetch = |i: usize| -> io::Result<Box<dyn Read + Send>> {
             Ok(Box::new(io::Cursor::new(blobs[i].clone())))
         };
         let img = store
@@ -502,7 +593,7 @@ mod tests {
                 }
                 _ => blobs[0].extend_from_slice(b"more"),
             }
-            let fetch = |i: usize| -> io::Result<Box<dyn Read>> {
+            let fetch = |i: usize| -> io::Result<Box<dyn Read + Send>> {
                 Ok(Box::new(io::Cursor::new(blobs[i].clone())))
             };
             let e = store

@@ -309,7 +309,7 @@ pub fn pull(
             }
         }
         let layers = &manifest.layers;
-        let fetch = |i: usize| -> io::Result<Box<dyn Read + '_>> {
+        let fetch = |i: usize| -> io::Result<Box<dyn Read + Send + '_>> {
             let l = &layers[i];
             progress.start(short(&l.digest), "Downloading", l.size);
             let s = client
