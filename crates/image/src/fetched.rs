@@ -463,12 +463,15 @@ fn fetch_layer(
     Ok(Some(layer_size))
 }
 
-/// syncfs(2) of the filesystem holding `dir`, best effort (the sync that
+/// syncfs(2) of the filesystem holding `dir` on a thread of its own, so
+/// the worker goes on with the next layer; best effort (the sync that
 /// matters, before the rows, is the store's own and checked).
 fn start_writeback(dir: &std::path::Path) {
     if let Ok(f) = std::fs::File::open(dir) {
-        // SAFETY: syncfs takes a live descriptor and touches no memory.
-        unsafe { libc::syncfs(std::os::fd::AsRawFd::as_raw_fd(&f)) };
+        std::thread::spawn(move || {
+            // SAFETY: syncfs takes a live descriptor and touches no memory.
+            unsafe { libc::syncfs(std::os::fd::AsRawFd::as_raw_fd(&f)) };
+        });
     }
 }
 
