@@ -80,10 +80,24 @@ impl std::fmt::Debug for Reporter {
 
 impl Reporter {
     fn new() -> Reporter {
-        let bars = std::io::stdout()
-            .is_terminal()
-            .then(|| (indicatif::MultiProgress::new(), Mutex::new(HashMap::new())));
+        // Drawn on stdout, where the lines around them go (as Docker does).
+        let bars = std::io::stdout().is_terminal().then(|| {
+            (
+                indicatif::MultiProgress::with_draw_target(indicatif::ProgressDrawTarget::stdout()),
+                Mutex::new(HashMap::new()),
+            )
+        });
         Reporter { bars }
+    }
+
+    /// Ends the bars' block: indicatif leaves the cursor after the last
+    /// bar, so what is printed next would join its line.
+    fn end(&self) {
+        if let Some((_, bars)) = &self.bars {
+            if !bars.lock().unwrap_or_else(|e| e.into_inner()).is_empty() {
+                println!();
+            }
+        }
     }
 
     fn bar(&self, id: &str, total: Option<u64>) -> Option<indicatif::ProgressBar> {
@@ -262,8 +276,9 @@ pub fn pull(store: &mut ImageStore, a: &PullArgs) -> Result<()> {
         platform: a.platform.clone(),
         max_concurrent_downloads: usize::from(a.max_concurrent_downloads),
     };
-    let pulled = registry::pull::pull(store, &client, &r, &opts, progress)
-        .with_context(|| format!("pull {}", r.familiar()))?;
+    let pulled = registry::pull::pull(store, &client, &r, &opts, progress);
+    reporter.end();
+    let pulled = pulled.with_context(|| format!("pull {}", r.familiar()))?;
     if a.quiet {
         println!("{r}");
     } else {
@@ -314,8 +329,9 @@ pub fn push(store: &ImageStore, a: &PushArgs) -> Result<()> {
         max_concurrent_uploads: usize::from(a.max_concurrent_uploads),
         chunk_size: a.chunk_size,
     };
-    let digest = registry::push::push(store, &client, &img, &dest, &opts, progress)
-        .with_context(|| format!("push {}", dest.familiar()))?;
+    let digest = registry::push::push(store, &client, &img, &dest, &opts, progress);
+    reporter.end();
+    let digest = digest.with_context(|| format!("push {}", dest.familiar()))?;
     if let Some(f) = &a.digestfile {
         std::fs::write(f, digest.to_string()).with_context(|| format!("write {}", f.display()))?;
     }
