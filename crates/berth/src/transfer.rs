@@ -194,6 +194,9 @@ pub struct PushArgs {
     /// Upload blobs in chunks of this size (k, m, g suffixes) instead of one request each
     #[arg(long, value_parser = crate::parse_size)]
     pub chunk_size: Option<u64>,
+    /// Compress uncompressed layers on the way (only gzip; the pushed manifest then differs from the stored one)
+    #[arg(long, value_name = "FORMAT", value_parser = ["gzip"])]
+    pub compression_format: Option<String>,
     /// Write the pushed manifest's digest to this file
     #[arg(long, value_name = "FILE")]
     pub digestfile: Option<PathBuf>,
@@ -328,15 +331,15 @@ pub fn push(store: &ImageStore, a: &PushArgs) -> Result<()> {
     let opts = registry::push::PushOptions {
         max_concurrent_uploads: usize::from(a.max_concurrent_uploads),
         chunk_size: a.chunk_size,
+        gzip: a.compression_format.is_some(),
     };
-    let digest = registry::push::push(store, &client, &img, &dest, &opts, progress);
+    let pushed = registry::push::push(store, &client, &img, &dest, &opts, progress);
     reporter.end();
-    let digest = digest.with_context(|| format!("push {}", dest.familiar()))?;
+    let (digest, size) = pushed.with_context(|| format!("push {}", dest.familiar()))?;
     if let Some(f) = &a.digestfile {
         std::fs::write(f, digest.to_string()).with_context(|| format!("write {}", f.display()))?;
     }
     if !a.quiet {
-        let size = store.blobs.read(&img.manifest)?.len();
         println!(
             "{}: digest: {digest} size: {size}",
             dest.tag.as_deref().unwrap_or("latest")

@@ -314,6 +314,32 @@ fn plain_http_push_pull_run() {
     );
     assert_eq!(c.ok(&["run", "--rm", &chunked]).trim(), "chunked");
 
+    // Gzipped on the way: another manifest (gzip layers), same image.
+    let gz = format!("{}/test/gz:1", reg.addr());
+    a.ok(&["tag", &name, &gz]);
+    let out = a.ok(&[
+        "push",
+        "--tls-verify=false",
+        "--compression-format",
+        "gzip",
+        &gz,
+    ]);
+    let gz_digest = pushed_digest(&out);
+    assert_ne!(gz_digest, digest, "the manifest names gzip layers");
+    let d = Berth::new();
+    assert_eq!(
+        pulled_digest(&d.ok(&["pull", "--tls-verify=false", &gz])),
+        gz_digest
+    );
+    assert_eq!(image_id(&d, &gz), id, "same config");
+    assert_eq!(d.ok(&["run", "--rm", &gz]).trim(), "plain-http");
+    // The gzip blob was kept: pushed again, the same digests.
+    let again = d.ok(&["push", "--tls-verify=false", &gz]);
+    assert!(again.contains("Layer already exists"), "{again}");
+    assert_eq!(pushed_digest(&again), gz_digest);
+    let o = a.run(&["push", "--compression-format", "zstd", &gz]);
+    expect_code(&o, 125, "an unsupported compression");
+
     // Errors are one line and name the cause.
     let o = c.run(&[
         "pull",

@@ -31,6 +31,10 @@ pub struct PushOptions {
     pub max_concurrent_uploads: usize,
     /// Upload in chunks of this many bytes (`PATCH`) instead of one `PUT`.
     pub chunk_size: Option<u64>,
+    /// Gzip uncompressed layers on the way (the pushed manifest then
+    /// names the compressed blobs, so its digest differs from the
+    /// store's).
+    pub gzip: bool,
 }
 
 impl Default for PushOptions {
@@ -38,6 +42,7 @@ impl Default for PushOptions {
         PushOptions {
             max_concurrent_uploads: 5,
             chunk_size: None,
+            gzip: false,
         }
     }
 }
@@ -153,25 +158,7 @@ impl Uploader<'_> {
         }
         let location = match location {
             Some(l) => l,
-            None => {
-                let resp = self.client.send(
-                    "POST",
-                    &format!("/v2/{}/blobs/uploads/", self.repo),
-                    &[],
-                    Body::Empty,
-                )?;
-                if resp.status() != 202 {
-                    return Err(self
-                        .client
-                        .status_error(resp, &format!("starting the upload of {what}")));
-                }
-                resp.header("location").map(String::from).ok_or_else(|| {
-                    RegistryError::Invalid(format!(
-                        "{} started an upload without a Location",
-                        self.client.endpoint.host
-                    ))
-                })?
-            }
+            None => self.start_upload(&what)?,
         };
         let (content, size) = open()?;
         self.progress.start(id, "Pushing", size);
@@ -213,12 +200,31 @@ impl Uploader<'_> {
     /// Sends `stream` in chunks of `chunk` bytes, then closes the upload.
     fn chunked(
         &self,
-        mut location: String,
-        mut stream: impl Read,
+        location: String,
+        stream: impl Read,
         size: u64,
         chunk: u64,
         digest: &str,
     ) -> Result<ureq::Response> {
+        let (location, sent) = self.patch_all(location, stream, chunk, digest)?;
+        if sent != size {
+            return Err(RegistryError::Invalid(format!(
+                "blob {digest}: the store gave {sent} bytes, {size} expected"
+            )));
+        }
+        self.client
+            .send("PUT", &with_digest(&location, digest), &[], Body::Empty)
+    }
+
+    /// PATCHes `stream` to the upload at `location` in chunks; returns the
+    /// upload's last location and the bytes sent.
+    fn patch_all(
+        &self,
+        mut location: String,
+        mut stream: impl Read,
+        chunk: u64,
+        what: &str,
+    ) -> Result<(String, u64)> {
         let mut offset = 0u64;
         let mut buf = Vec::new();
         loop {
@@ -226,7 +232,7 @@ impl Uploader<'_> {
             (&mut stream)
                 .take(chunk)
                 .read_to_end(&mut buf)
-                .map_err(crate::error::io_err(format!("read blob {digest}")))?;
+                .map_err(crate::error::io_err(format!("read blob {what}")))?;
             if buf.is_empty() {
                 break;
             }
@@ -243,25 +249,93 @@ impl Uploader<'_> {
             if resp.status() != 202 {
                 return Err(self
                     .client
-                    .status_error(resp, &format!("chunk {offset}-{end} of blob {digest}")));
+                    .status_error(resp, &format!("chunk {offset}-{end} of blob {what}")));
             }
             if let Some(l) = resp.header("location") {
                 location = l.to_string();
             }
             offset = end + 1;
         }
-        if offset != size {
-            return Err(RegistryError::Invalid(format!(
-                "blob {digest}: the store gave {offset} bytes, {size} expected"
-            )));
+        Ok((location, offset))
+    }
+
+    /// Starts an upload; returns its location.
+    fn start_upload(&self, what: &str) -> Result<String> {
+        let resp = self.client.send(
+            "POST",
+            &format!("/v2/{}/blobs/uploads/", self.repo),
+            &[],
+            Body::Empty,
+        )?;
+        if resp.status() != 202 {
+            return Err(self
+                .client
+                .status_error(resp, &format!("starting the upload of {what}")));
         }
-        self.client
-            .send("PUT", &with_digest(&location, digest), &[], Body::Empty)
+        resp.header("location").map(String::from).ok_or_else(|| {
+            RegistryError::Invalid(format!(
+                "{} started an upload without a Location",
+                self.client.endpoint.host
+            ))
+        })
+    }
+
+    /// Uploads uncompressed layer `plain` gzipped, in one pass: the tar is
+    /// read (and checked against its digest), compressed, hashed and sent
+    /// in chunks; the digest closes the upload. Returns the compressed
+    /// blob's digest and size.
+    fn upload_gzip(&self, plain: &Digest, open: &OpenBlob<'_>) -> Result<(Digest, u64)> {
+        let plain_str = plain.to_string();
+        let id = short(&plain_str);
+        let location = self.start_upload(&format!("layer {plain}"))?;
+        let (content, size) = open()?;
+        self.progress.start(id, "Pushing (gzip)", size);
+        let plain_hasher = Mutex::new(Sha256::new());
+        let tar = Hashing {
+            inner: io::BufReader::with_capacity(1 << 20, content),
+            hasher: &plain_hasher,
+            id,
+            progress: self.progress,
+        };
+        let gz_hasher = Mutex::new(Sha256::new());
+        let compressed = Hashing {
+            inner: flate2::read::GzEncoder::new(tar, flate2::Compression::fast()),
+            hasher: &gz_hasher,
+            id: "",
+            progress: &crate::progress::Silent,
+        };
+        let chunk = self.opts.chunk_size.unwrap_or(16 << 20).max(1);
+        let (location, sent) = self.patch_all(location, compressed, chunk, &plain_str)?;
+        let actual =
+            Digest::from_hasher(plain_hasher.into_inner().unwrap_or_else(|e| e.into_inner()));
+        if actual != *plain {
+            return Err(RegistryError::DigestMismatch {
+                what: format!(
+                    "local layer {plain} (the store's copy is damaged: run `berth system check`)"
+                ),
+                expected: plain_str,
+                actual: actual.to_string(),
+            });
+        }
+        let digest = Digest::from_hasher(gz_hasher.into_inner().unwrap_or_else(|e| e.into_inner()));
+        let resp = self.client.send(
+            "PUT",
+            &with_digest(&location, &digest.to_string()),
+            &[],
+            Body::Empty,
+        )?;
+        if resp.status() != 201 {
+            return Err(self
+                .client
+                .status_error(resp, &format!("upload of blob {digest}")));
+        }
+        self.progress.finish(id, "Pushed");
+        Ok((digest, sent))
     }
 }
 
 /// Pushes `image` as `dest` (a tag or, without one, by digest); returns
-/// the manifest's digest.
+/// the pushed manifest's digest and size.
 pub fn push(
     store: &ImageStore,
     client: &Client,
@@ -269,7 +343,7 @@ pub fn push(
     dest: &Reference,
     opts: &PushOptions,
     progress: &dyn Progress,
-) -> Result<Digest> {
+) -> Result<(Digest, usize)> {
     let manifest_bytes = store
         .blobs
         .read(&image.manifest)
@@ -309,6 +383,12 @@ pub fn push(
                 .map_err(|e| RegistryError::Invalid(format!("stored manifest: {e}")))
         })
         .collect::<Result<_>>()?;
+    let compress: Vec<bool> = manifest
+        .layers
+        .iter()
+        .map(|l| opts.gzip && (l.media_type == oci::OCI_LAYER || l.media_type == oci::DOCKER_LAYER))
+        .collect();
+    let compressed: Mutex<Vec<Option<(Digest, u64)>>> = Mutex::new(vec![None; layers.len()]);
     let next = AtomicUsize::new(0);
     let first_error = Mutex::new(None);
     let workers = opts.max_concurrent_uploads.max(1).min(layers.len());
@@ -330,7 +410,14 @@ pub fn push(
             scope.spawn(|| loop {
                 let k = next.fetch_add(1, Ordering::Relaxed);
                 let Some((d, _)) = layers.get(k) else { break };
-                if let Err(e) = up.ensure(&d.to_string(), &*opened[k]) {
+                let r = if compress[k] {
+                    up.upload_gzip(d, &*opened[k]).map(|done| {
+                        compressed.lock().unwrap_or_else(|e| e.into_inner())[k] = Some(done);
+                    })
+                } else {
+                    up.ensure(&d.to_string(), &*opened[k])
+                };
+                if let Err(e) = r {
                     first_error
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
@@ -355,9 +442,32 @@ pub fn push(
         Ok((Box::new(f), size))
     })?;
 
+    // Layers sent gzipped are named by their compressed digests in the
+    // manifest pushed; the rest of it is the store's, byte for byte.
+    let compressed = compressed.into_inner().unwrap_or_else(|e| e.into_inner());
+    let (manifest_bytes, manifest_digest) = if compressed.iter().any(Option::is_some) {
+        let mut m = manifest.clone();
+        for (l, c) in m.layers.iter_mut().zip(&compressed) {
+            if let Some((d, size)) = c {
+                l.media_type = if l.media_type == oci::DOCKER_LAYER {
+                    oci::DOCKER_LAYER_GZIP.to_string()
+                } else {
+                    oci::OCI_LAYER_GZIP.to_string()
+                };
+                l.digest = d.to_string();
+                l.size = *size;
+            }
+        }
+        let bytes =
+            serde_json::to_vec(&m).map_err(|e| RegistryError::Invalid(format!("manifest: {e}")))?;
+        let d = Digest::of(&bytes);
+        (bytes, d)
+    } else {
+        (manifest_bytes, image.manifest.clone())
+    };
     let target = match (&dest.tag, &dest.digest) {
         (Some(t), _) => t.clone(),
-        (None, _) => image.manifest.to_string(),
+        (None, _) => manifest_digest.to_string(),
     };
     let resp = client.send(
         "PUT",
@@ -369,15 +479,15 @@ pub fn push(
         return Err(client.status_error(resp, &format!("manifest {}", dest.familiar())));
     }
     if let Some(h) = resp.header("docker-content-digest") {
-        if h.trim() != image.manifest.to_string() {
+        if h.trim() != manifest_digest.to_string() {
             return Err(RegistryError::DigestMismatch {
                 what: format!("manifest {} as the registry stored it", dest.familiar()),
-                expected: image.manifest.to_string(),
+                expected: manifest_digest.to_string(),
                 actual: h.trim().to_string(),
             });
         }
     }
-    Ok(image.manifest.clone())
+    Ok((manifest_digest, manifest_bytes.len()))
 }
 
 /// A layer blob from the store, opened on a worker thread: the store's
