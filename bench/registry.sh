@@ -5,7 +5,9 @@
 # swapped each round. Prints medians and the ratio berth/peer per
 # direction (goal <= 0.70 of skopeo).
 #
-# Two forms of the same image, because what moves differs:
+# Two forms of the same image, because what moves differs (and a third
+# push row, plain-gz: berth gzipping the plain layers on the way, as
+# skopeo does, against the same skopeo times):
 #   plain: layers as `berth load` keeps them (uncompressed tars, given back
 #          from their files and tar-split). berth pushes them as they are;
 #          skopeo, copying from an OCI layout of the same layers, gzips
@@ -147,6 +149,12 @@ push_berth() { # form
     "$berth" --root "$work/src-$1" push -q --tls-verify=false "localhost/bench:$1" "$reg/bench/img:$1"
     t1=$(now); elapsed "$t0" "$t1"
 }
+push_berth_gzip() { # form (plain): gzipped on the way, as skopeo does
+    local t0 t1
+    t0=$(now)
+    "$berth" --root "$work/src-$1" push -q --tls-verify=false --compression-format gzip "localhost/bench:$1" "$reg/bench/img:$1"
+    t1=$(now); elapsed "$t0" "$t1"
+}
 push_skopeo() { # form
     local t0 t1
     t0=$(now)
@@ -191,6 +199,11 @@ for ((r = 0; r < rounds; r++)); do
             start_registry
             record "push-$form-$tool" "$("push_$tool" "$form")"
         done
+        if [[ $form == plain ]]; then
+            start_registry
+            record "push-plain-gz-berth" "$(push_berth_gzip plain)"
+            times[push-plain-gz-skopeo]=${times[push-plain-skopeo]}
+        fi
     done
     # Pulls from one registry holding both forms (pushed by berth).
     start_registry
@@ -209,7 +222,9 @@ done
 
 printf '%-12s %-7s %10s %10s %10s %14s %14s\n' direction form "berth s" "skopeo s" "podman s" berth/skopeo berth/podman
 for dir in push pull; do
-    for form in plain gzip; do
+    forms=(plain gzip)
+    [[ $dir == push ]] && forms=(plain plain-gz gzip)
+    for form in "${forms[@]}"; do
         # shellcheck disable=SC2086
         mb=$(median ${times[$dir-$form-berth]}); ms=$(median ${times[$dir-$form-skopeo]})
         mp=-; rp=-
