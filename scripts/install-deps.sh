@@ -12,6 +12,8 @@ packages=(
   containerd                # ctr and containerd-shim-runc-v2 as a client
   runc crun                 # peers: podman needs a default runtime; benchmarks compare
   hyperfine python3 bc      # benchmarks
+  docker-registry skopeo    # registry tests and bench: a loopback registry, a peer client
+  apache2-utils openssl     # htpasswd -B and a test CA for the TLS + basic auth test
   bsdutils util-linux procps iproute2 # script (ptys), unshare, pgrep, ip
 )
 

@@ -3,10 +3,12 @@
 //!
 //! The image store's commands (images, import, load, save, tag, rmi,
 //! history, image ..., system df/check) are here; the container commands
-//! (run, create, start, stop, ps, logs, exec, ...) in containers.rs.
+//! (run, create, start, stop, ps, logs, exec, ...) in containers.rs; the
+//! registry commands (pull, push, login, logout) in transfer.rs.
 
 mod containers;
 mod format;
+mod transfer;
 
 pub(crate) use format::go_template;
 
@@ -96,6 +98,14 @@ enum Command {
     },
     /// Add a name to an image
     Tag { source: String, target: String },
+    /// Download an image from a registry
+    Pull(transfer::PullArgs),
+    /// Upload an image to a registry
+    Push(transfer::PushArgs),
+    /// Log in to a registry (credentials are stored in the auth file, mode 0600)
+    Login(transfer::LoginArgs),
+    /// Log out of a registry
+    Logout(transfer::LogoutArgs),
     /// Remove images
     Rmi {
         /// Remove an image by id even with several tags
@@ -166,6 +176,10 @@ enum ImageCommand {
     },
     /// Add a name to an image
     Tag { source: String, target: String },
+    /// Download an image from a registry
+    Pull(transfer::PullArgs),
+    /// Upload an image to a registry
+    Push(transfer::PushArgs),
     /// Remove untagged images (-a: every image, no container uses one yet)
     Prune {
         #[arg(short, long)]
@@ -462,6 +476,12 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Command::Pull(a) | Command::Image(ImageCommand::Pull(a)) => {
+            transfer::pull(&mut open(&cli)?, a)
+        }
+        Command::Push(a) | Command::Image(ImageCommand::Push(a)) => transfer::push(&open(&cli)?, a),
+        Command::Login(a) => transfer::login(a),
+        Command::Logout(a) => transfer::logout(a),
         Command::Tag { source, target } | Command::Image(ImageCommand::Tag { source, target }) => {
             let mut store = open(&cli)?;
             let target = parse_ref(target)?;

@@ -113,6 +113,18 @@ impl BlobStore {
         Ok(digest)
     }
 
+    /// A temp file that becomes a blob only once its content is verified
+    /// ([`BlobWriter::commit`]); dropped uncommitted, it is removed.
+    pub fn writer(&self) -> Result<BlobWriter, BlobError> {
+        let (path, file) = self.temp_file()?;
+        Ok(BlobWriter {
+            path,
+            file,
+            dir: self.dir.clone(),
+            committed: false,
+        })
+    }
+
     /// Stores `data`.
     pub fn put_bytes(&self, data: &[u8], expected: Option<&Digest>) -> Result<Digest, BlobError> {
         self.put(data, expected, None)
@@ -193,6 +205,45 @@ impl BlobStore {
     }
 }
 
+/// A blob being written by a caller that hashes it itself (a download
+/// that is unpacked while it is stored).
+#[derive(Debug)]
+pub struct BlobWriter {
+    path: PathBuf,
+    file: File,
+    dir: PathBuf,
+    committed: bool,
+}
+
+impl Write for BlobWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.file.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
+impl BlobWriter {
+    /// Names the blob `digest`, which the caller has verified against what
+    /// it wrote.
+    pub fn commit(mut self, digest: &Digest) -> Result<(), BlobError> {
+        fs::rename(&self.path, self.dir.join(digest.hex()))
+            .map_err(io_err(format!("store blob {digest}")))?;
+        self.committed = true;
+        Ok(())
+    }
+}
+
+impl Drop for BlobWriter {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
 /// Copies `reader` to `out` while hashing; returns the digest and size.
 pub fn copy_hashing(
     mut reader: impl Read,
@@ -260,6 +311,20 @@ mod tests {
             0,
             "temp files left"
         );
+    }
+
+    #[test]
+    fn a_writer_leaves_nothing_unless_committed() {
+        let root = tempfile::tempdir().unwrap();
+        let s = BlobStore::open(root.path()).unwrap();
+        let mut w = s.writer().unwrap();
+        w.write_all(b"half").unwrap();
+        drop(w);
+        assert_eq!(s.clean_temp().unwrap(), 0, "removed on drop");
+        let mut w = s.writer().unwrap();
+        w.write_all(b"whole").unwrap();
+        w.commit(&Digest::of(b"whole")).unwrap();
+        assert_eq!(s.read(&Digest::of(b"whole")).unwrap(), b"whole");
     }
 
     #[test]

@@ -8,11 +8,13 @@
 //! - [`oci`]: manifests, indexes, configs, chain ids;
 //! - [`store`]: images, tags and shared layers, metadata in SQLite;
 //! - [`tarsplit`]: a layer's exact tar made again from its unpacked files;
-//! - [`archive`]: load (docker- and oci-archive), save, import.
+//! - [`archive`]: load (docker- and oci-archive), save, import;
+//! - [`fetched`]: images whose layers arrive as streams (a pull), verified in one pass.
 
 pub mod archive;
 pub mod blobs;
 pub mod digest;
+pub mod fetched;
 pub mod layer;
 pub mod oci;
 pub mod reference;

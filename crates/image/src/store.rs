@@ -146,6 +146,29 @@ fn now() -> String {
         .unwrap_or_default()
 }
 
+/// The plain tar of layer `chain` made again from its files and tar-split
+/// under store `root`, checked against `blob` (its diff_id), with its
+/// size. A free function: threads that push layers share the store's
+/// files but not its database connection.
+pub fn open_layer_from_files(
+    root: &Path,
+    chain: &Digest,
+    blob: &Digest,
+) -> Result<(Box<dyn Read>, u64)> {
+    let layer = root.join("layers").join(chain.hex());
+    let record = fs::read(layer.join("tar-split")).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => StoreError::Blob(BlobError::NotFound(blob.clone())),
+        _ => StoreError::Io {
+            context: format!("read the tar-split of layer {chain}"),
+            source: e,
+        },
+    })?;
+    let size = tarsplit::size(&record).map_err(io_err(format!("tar-split of layer {chain}")))?;
+    let r = tarsplit::assemble(record, &layer.join("diff"), blob)
+        .map_err(io_err(format!("layer {chain}")))?;
+    Ok((Box::new(r), size))
+}
+
 /// Opens a layer's stream (as archived or stored: plain or compressed),
 /// as often as asked.
 pub(crate) type LayerSource<'a> = dyn Fn() -> Result<Box<dyn Read + 'a>> + Sync + 'a;
@@ -180,15 +203,15 @@ pub fn mark_topdir(dir: &Path) {
 }
 
 /// Unpacks layers into place; shared by the threads of one load.
-struct Stager<'a> {
-    layers: PathBuf,
-    blobs: &'a BlobStore,
-    max_bytes: u64,
+pub(crate) struct Stager<'a> {
+    pub(crate) layers: PathBuf,
+    pub(crate) blobs: &'a BlobStore,
+    pub(crate) max_bytes: u64,
 }
 
 /// A layer unpacked beside its final place.
-struct Staged {
-    dir: PathBuf,
+pub(crate) struct Staged {
+    pub(crate) dir: PathBuf,
     diff: Digest,
 }
 
@@ -197,7 +220,11 @@ impl Stager<'_> {
     /// each time, which spreads it: see `mark_topdir`), with its tar-split,
     /// or, when its files cannot give the tar back, with the tar kept as a
     /// blob instead. Returns it and the layer's uncompressed size.
-    fn stage(&self, diff: Option<&Digest>, source: &LayerSource<'_>) -> Result<(Staged, u64)> {
+    pub(crate) fn stage(
+        &self,
+        diff: Option<&Digest>,
+        source: &LayerSource<'_>,
+    ) -> Result<(Staged, u64)> {
         static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -238,7 +265,7 @@ impl Stager<'_> {
 
     /// Renames a staged layer to `layers/<chain>`, replacing what a killed
     /// command may have left there (no row names it).
-    fn place(&self, staged: Staged, chain: &Digest) -> Result<()> {
+    pub(crate) fn place(&self, staged: Staged, chain: &Digest) -> Result<()> {
         let dest = self.layers.join(chain.hex());
         let _ = fs::remove_dir_all(&dest);
         fs::rename(&staged.dir, &dest).map_err(|e| {
@@ -311,8 +338,18 @@ impl ImageStore {
         self.root.join("layers").join(chain.hex()).join("tar-split")
     }
 
+    /// Whether an image row names blob `d`.
+    pub fn blob_used(&self, d: &Digest) -> Result<bool> {
+        let n: i64 = self.db.query_row(
+            "SELECT COUNT(*) FROM image_blobs WHERE digest = ?1",
+            params![d.to_string()],
+            |r| r.get(0),
+        )?;
+        Ok(n > 0)
+    }
+
     /// The size of layer `chain` if it is recorded and on disk.
-    fn layer_size(&self, chain: &Digest) -> Result<Option<u64>> {
+    pub(crate) fn layer_size(&self, chain: &Digest) -> Result<Option<u64>> {
         let size = self
             .db
             .query_row(
@@ -465,7 +502,7 @@ impl ImageStore {
 
     /// Records an image whose files are all in place, after making them
     /// durable: files before rows.
-    fn record_image(
+    pub(crate) fn record_image(
         &mut self,
         manifest: &Digest,
         m: &Manifest,
@@ -610,18 +647,7 @@ impl ImageStore {
     }
 
     fn open_layer_from_split(&self, chain: &Digest, blob: &Digest) -> Result<(Box<dyn Read>, u64)> {
-        let record = fs::read(self.split_path(chain)).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => StoreError::Blob(BlobError::NotFound(blob.clone())),
-            _ => StoreError::Io {
-                context: format!("read the tar-split of layer {chain}"),
-                source: e,
-            },
-        })?;
-        let size =
-            tarsplit::size(&record).map_err(io_err(format!("tar-split of layer {chain}")))?;
-        let r = tarsplit::assemble(record, &self.layer_dir(chain), blob)
-            .map_err(io_err(format!("layer {chain}")))?;
-        Ok((Box::new(r), size))
+        open_layer_from_files(&self.root, chain, blob)
     }
 
     fn tags_of(&self, id: &str) -> Result<Vec<String>> {

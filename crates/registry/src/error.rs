@@ -1,0 +1,62 @@
+//! The errors a transfer ends with; each message names the cause and,
+//! where there is one, the fix.
+
+use image::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// The registry has no such manifest (tag or digest).
+    #[error("manifest unknown: {registry} has no {reference}")]
+    ManifestUnknown { registry: String, reference: String },
+    /// 401 with the credentials we had (or none).
+    #[error("unauthorized: {registry} refused access to {what}{hint}")]
+    Unauthorized {
+        registry: String,
+        what: String,
+        hint: String,
+    },
+    /// 403: authenticated, not allowed.
+    #[error("denied: {registry} does not allow {what}")]
+    Denied { registry: String, what: String },
+    #[error("TLS failure talking to {host}: {detail}{hint}")]
+    Tls {
+        host: String,
+        detail: String,
+        hint: String,
+    },
+    #[error("network unreachable: cannot reach {host}: {detail}")]
+    Unreachable { host: String, detail: String },
+    #[error("unsupported media type {media_type:?} for {what}")]
+    UnsupportedMediaType { media_type: String, what: String },
+    #[error("{what}: digest mismatch: expected {expected}, got {actual}")]
+    DigestMismatch {
+        what: String,
+        expected: String,
+        actual: String,
+    },
+    #[error("{host} answered HTTP {status} to {what}{detail}")]
+    Http {
+        host: String,
+        status: u16,
+        what: String,
+        detail: String,
+    },
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
+    #[error("auth file {path}: {detail}")]
+    AuthFile { path: String, detail: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+pub type Result<T> = std::result::Result<T, RegistryError>;
+
+pub(crate) fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> RegistryError {
+    let context = context.into();
+    move |source| RegistryError::Io { context, source }
+}

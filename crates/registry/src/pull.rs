@@ -1,0 +1,407 @@
+//! `pull`: a manifest (picked from an index by platform), its config, and
+//! its layers streamed into the store in one pass each, in parallel.
+//!
+//! Every byte is checked before anything is named by it: the manifest
+//! against the digest asked for and the `Docker-Content-Digest` header,
+//! the config and each layer against the manifest's digests (and each
+//! layer's content against the config's diff_ids). A mismatch, a
+//! truncated stream or an error ends the pull and takes back what it had
+//! stored, so the store holds either the whole image or nothing new.
+
+use std::io::{self, Read};
+
+use image::digest::Digest;
+use image::oci::{self, Manifest, Platform};
+use image::store::{Image, ImageStore};
+use image::Reference;
+use serde_json::Value;
+
+use crate::client::{Body, Client};
+use crate::error::{RegistryError, Result};
+use crate::progress::{short, Progress};
+
+/// What `Accept` asks for: the two image manifest formats and their
+/// indexes. Schema 1 is not asked for (and refused when sent anyway).
+pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
+
+/// The largest manifest accepted (Docker's and containerd's limit).
+const MAX_MANIFEST: u64 = 4 << 20;
+
+/// How a pull goes.
+#[derive(Debug, Clone)]
+pub struct PullOptions {
+    /// Platform to pick from an index (default: this host's).
+    pub platform: Option<Platform>,
+    /// Layers downloaded at once (Docker's default is 3).
+    pub max_concurrent_downloads: usize,
+}
+
+impl Default for PullOptions {
+    fn default() -> Self {
+        PullOptions {
+            platform: None,
+            max_concurrent_downloads: 3,
+        }
+    }
+}
+
+/// A manifest (or index) as fetched and verified.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    pub bytes: Vec<u8>,
+    pub digest: Digest,
+    pub media_type: String,
+}
+
+/// What a pull did.
+#[derive(Debug, Clone)]
+pub struct Pulled {
+    pub image: Image,
+    /// The image manifest's digest (what `name@digest` pulls again).
+    pub manifest: Digest,
+    /// The store had the image already.
+    pub up_to_date: bool,
+}
+
+fn parse_digest(s: &str, what: &str) -> Result<Digest> {
+    s.parse()
+        .map_err(|e| RegistryError::Invalid(format!("{what}: {e}")))
+}
+
+/// Fetches manifest `reference` (a tag or a digest) of `repository`,
+/// checked against `expected` and the registry's digest header.
+pub fn fetch_manifest(
+    client: &Client,
+    repository: &str,
+    reference: &str,
+    expected: Option<&Digest>,
+) -> Result<Fetched> {
+    let what = format!("{repository}:{reference}");
+    let resp = client.send(
+        "GET",
+        &format!("/v2/{repository}/manifests/{reference}"),
+        &[("Accept", MANIFEST_ACCEPT.to_string())],
+        Body::Empty,
+    )?;
+    match resp.status() {
+        200 => {}
+        404 => {
+            return Err(RegistryError::ManifestUnknown {
+                registry: client.endpoint.name.clone(),
+                reference: if reference.contains(':') {
+                    format!("{repository}@{reference}")
+                } else {
+                    what
+                },
+            })
+        }
+        _ => return Err(client.status_error(resp, &format!("manifest {what}"))),
+    }
+    let header_digest = resp.header("docker-content-digest").map(String::from);
+    let content_type = resp
+        .header("content-type")
+        .map(|c| c.split(';').next().unwrap_or("").trim().to_string());
+    let mut bytes = Vec::new();
+    resp.into_reader()
+        .take(MAX_MANIFEST + 1)
+        .read_to_end(&mut bytes)
+        .map_err(crate::error::io_err(format!("read manifest {what}")))?;
+    if bytes.len() as u64 > MAX_MANIFEST {
+        return Err(RegistryError::Invalid(format!(
+            "manifest {what} is larger than {MAX_MANIFEST} bytes"
+        )));
+    }
+    let digest = Digest::of(&bytes);
+    if let Some(h) = header_digest {
+        let h = h.trim();
+        if h != digest.to_string() {
+            return Err(RegistryError::DigestMismatch {
+                what: format!("manifest {what} (Docker-Content-Digest header)"),
+                expected: h.to_string(),
+                actual: digest.to_string(),
+            });
+        }
+    }
+    if let Some(e) = expected {
+        if *e != digest {
+            return Err(RegistryError::DigestMismatch {
+                what: format!("manifest {what}"),
+                expected: e.to_string(),
+                actual: digest.to_string(),
+            });
+        }
+    }
+    let body: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| RegistryError::Invalid(format!("manifest {what} is not JSON: {e}")))?;
+    let media_type = body["mediaType"]
+        .as_str()
+        .map(String::from)
+        .or(content_type.filter(|c| !c.is_empty() && c != "application/json"))
+        .unwrap_or_else(|| {
+            if body.get("manifests").is_some() {
+                oci::OCI_INDEX.to_string()
+            } else {
+                oci::OCI_MANIFEST.to_string()
+            }
+        });
+    match media_type.as_str() {
+        oci::OCI_INDEX | oci::DOCKER_LIST | oci::OCI_MANIFEST | oci::DOCKER_MANIFEST => {}
+        other => {
+            return Err(RegistryError::UnsupportedMediaType {
+                media_type: other.to_string(),
+                what: format!("manifest {what} (berth reads OCI and Docker schema 2 images)"),
+            })
+        }
+    }
+    Ok(Fetched {
+        bytes,
+        digest,
+        media_type,
+    })
+}
+
+fn platform_name(p: &Platform) -> String {
+    match &p.variant {
+        Some(v) => format!("{}/{}/{v}", p.os, p.architecture),
+        None => format!("{}/{}", p.os, p.architecture),
+    }
+}
+
+/// The manifest of an index for `want`: os and architecture equal, and the
+/// variant when `want` names one (else the first listed).
+pub fn pick_platform(index: &[u8], want: &Platform, what: &str) -> Result<(Digest, String)> {
+    let v: Value = serde_json::from_slice(index)
+        .map_err(|e| RegistryError::Invalid(format!("index {what}: {e}")))?;
+    let entries = v["manifests"].as_array().cloned().unwrap_or_default();
+    let mut have = Vec::new();
+    for e in &entries {
+        let Ok(p) = serde_json::from_value::<Platform>(e["platform"].clone()) else {
+            continue;
+        };
+        if p.os == want.os
+            && p.architecture == want.architecture
+            && want
+                .variant
+                .as_ref()
+                .is_none_or(|w| p.variant.as_ref() == Some(w))
+        {
+            let d = parse_digest(e["digest"].as_str().unwrap_or(""), what)?;
+            let mt = e["mediaType"]
+                .as_str()
+                .unwrap_or(oci::OCI_MANIFEST)
+                .to_string();
+            return Ok((d, mt));
+        }
+        have.push(platform_name(&p));
+    }
+    Err(RegistryError::Invalid(format!(
+        "{what} has no image for platform {} (it has {})",
+        platform_name(want),
+        if have.is_empty() {
+            "none".to_string()
+        } else {
+            have.join(", ")
+        }
+    )))
+}
+
+/// The layer formats berth unpacks.
+fn check_layer_type(media_type: &str, what: &str) -> Result<()> {
+    match media_type {
+        oci::OCI_LAYER
+        | oci::OCI_LAYER_GZIP
+        | oci::OCI_LAYER_ZSTD
+        | oci::DOCKER_LAYER
+        | oci::DOCKER_LAYER_GZIP => Ok(()),
+        other => Err(RegistryError::UnsupportedMediaType {
+            media_type: other.to_string(),
+            what: what.to_string(),
+        }),
+    }
+}
+
+/// Pulls `reference` into `store`.
+pub fn pull(
+    store: &mut ImageStore,
+    client: &Client,
+    reference: &Reference,
+    opts: &PullOptions,
+    progress: &dyn Progress,
+) -> Result<Pulled> {
+    let repo = &reference.repository;
+    let name = reference.familiar();
+    let target = match (&reference.digest, &reference.tag) {
+        (Some(d), _) => d.to_string(),
+        (None, Some(t)) => t.clone(),
+        (None, None) => "latest".to_string(),
+    };
+    let mut fetched = fetch_manifest(client, repo, &target, reference.digest.as_ref())?;
+    if fetched.media_type == oci::OCI_INDEX || fetched.media_type == oci::DOCKER_LIST {
+        let want = opts.platform.clone().unwrap_or_else(oci::host_platform);
+        let (d, _) = pick_platform(&fetched.bytes, &want, &name)?;
+        fetched = fetch_manifest(client, repo, &d.to_string(), Some(&d))?;
+        if fetched.media_type == oci::OCI_INDEX || fetched.media_type == oci::DOCKER_LIST {
+            return Err(RegistryError::Invalid(format!(
+                "{name}: an index inside an index is not supported"
+            )));
+        }
+    }
+    let manifest: Manifest = serde_json::from_slice(&fetched.bytes)
+        .map_err(|e| RegistryError::Invalid(format!("manifest of {name}: {e}")))?;
+    match manifest.config.media_type.as_str() {
+        oci::OCI_CONFIG | oci::DOCKER_CONFIG => {}
+        other => {
+            return Err(RegistryError::UnsupportedMediaType {
+                media_type: other.to_string(),
+                what: format!("the config of {name}: it is not a container image"),
+            })
+        }
+    }
+    for l in &manifest.layers {
+        check_layer_type(&l.media_type, &format!("a layer of {name}"))?;
+    }
+    let tags: Vec<Reference> = match &reference.tag {
+        Some(_) if reference.digest.is_none() => vec![reference.clone()],
+        _ => Vec::new(),
+    };
+    // The store has this image: only the tag moves.
+    if let Ok(img) = store.resolve(&format!("{}@{}", reference.name(), fetched.digest)) {
+        for t in &tags {
+            store.tag(&img.id.to_string(), t)?;
+        }
+        let image = store.resolve(&img.id.to_string())?;
+        return Ok(Pulled {
+            image,
+            manifest: fetched.digest,
+            up_to_date: true,
+        });
+    }
+
+    // Manifest and config first (small, verified); taken back if the
+    // layers fail.
+    let config_digest = parse_digest(&manifest.config.digest, "config digest")?;
+    let mut added = Vec::new();
+    let result = (|| {
+        if !store.blobs.contains(&config_digest) {
+            let resp = client.blob_stream(
+                repo,
+                &manifest.config.digest,
+                manifest.config.size,
+                &crate::progress::Silent,
+            )?;
+            added.push(config_digest.clone());
+            store
+                .blobs
+                .put(resp, Some(&config_digest), Some(manifest.config.size))
+                .map_err(|e| RegistryError::Invalid(format!("config of {name}: {e}")))?;
+        }
+        if !store.blobs.contains(&fetched.digest) {
+            added.push(fetched.digest.clone());
+            store
+                .blobs
+                .put_bytes(&fetched.bytes, Some(&fetched.digest))
+                .map_err(image::store::StoreError::from)?;
+        }
+        let missing = store.missing_layers(&fetched.digest)?;
+        for (i, l) in manifest.layers.iter().enumerate() {
+            if !missing.contains(&i) {
+                progress.finish(short(&l.digest), "Already exists");
+            }
+        }
+        let layers = &manifest.layers;
+        let fetch = |i: usize| -> io::Result<Box<dyn Read + Send + '_>> {
+            let l = &layers[i];
+            progress.start(short(&l.digest), "Downloading", l.size);
+            let s = client
+                .blob_stream(repo, &l.digest, l.size, progress)
+                .map_err(|e| io::Error::other(e.to_string()))?;
+            Ok(Box::new(Finishing {
+                inner: s,
+                id: short(&l.digest).to_string(),
+                progress,
+                done: false,
+            }))
+        };
+        let image = store.add_fetched_image(
+            &fetched.digest,
+            &tags,
+            &fetch,
+            opts.max_concurrent_downloads.max(1),
+        )?;
+        Ok(image)
+    })();
+    match result {
+        Ok(image) => Ok(Pulled {
+            image,
+            manifest: fetched.digest,
+            up_to_date: false,
+        }),
+        Err(e) => {
+            store.discard_unrecorded(&[], &added);
+            Err(e)
+        }
+    }
+}
+
+/// Reports a layer's download as complete when its stream ends.
+struct Finishing<'a, R> {
+    inner: R,
+    id: String,
+    progress: &'a dyn Progress,
+    done: bool,
+}
+
+impl<R: Read> Read for Finishing<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n == 0 && !buf.is_empty() && !self.done {
+            self.done = true;
+            self.progress.finish(&self.id, "Pull complete");
+        }
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn platforms_are_picked_by_os_arch_and_variant() {
+        let index = serde_json::to_vec(&serde_json::json!({"manifests": [
+            {"mediaType": oci::OCI_MANIFEST, "digest": Digest::of(b"a").to_string(), "size": 1,
+             "platform": {"os": "linux", "architecture": "amd64"}},
+            {"mediaType": oci::OCI_MANIFEST, "digest": Digest::of(b"b").to_string(), "size": 1,
+             "platform": {"os": "linux", "architecture": "arm", "variant": "v7"}},
+        ]}))
+        .unwrap();
+        let p = |a: &str, v: Option<&str>| Platform {
+            os: "linux".into(),
+            architecture: a.into(),
+            variant: v.map(String::from),
+        };
+        assert_eq!(
+            pick_platform(&index, &p("arm", Some("v7")), "x").unwrap().0,
+            Digest::of(b"b")
+        );
+        assert_eq!(
+            pick_platform(&index, &p("amd64", None), "x").unwrap().0,
+            Digest::of(b"a")
+        );
+        let e = pick_platform(&index, &p("s390x", None), "busybox:latest").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "busybox:latest has no image for platform linux/s390x (it has linux/amd64, linux/arm/v7)"
+        );
+    }
+
+    #[test]
+    fn foreign_layers_are_refused_by_name() {
+        let e = check_layer_type(
+            "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+            "a layer of x",
+        )
+        .unwrap_err();
+        assert!(e.to_string().starts_with("unsupported media type"), "{e}");
+    }
+}
