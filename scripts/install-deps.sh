@@ -13,6 +13,7 @@ packages=(
   runc crun                 # peers: podman needs a default runtime; benchmarks compare
   hyperfine python3 bc      # benchmarks
   bsdutils util-linux procps iproute2 # script (ptys), unshare, pgrep, ip
+  nftables                  # NAT and published ports (berth drives `nft -j`)
 )
 
 if ! command -v cargo >/dev/null; then
