@@ -51,6 +51,9 @@ pub enum NetworkCommand {
         /// name=..., id=..., label=...
         #[arg(short, long)]
         filter: Vec<String>,
+        /// Go template over ID, Name, Driver, Scope, Internal
+        #[arg(long)]
+        format: Option<String>,
     },
     /// Show networks as JSON
     Inspect {
@@ -180,6 +183,7 @@ pub fn run(root: &Path, runroot: &Path, cmd: &NetworkCommand) -> Result<i32> {
             quiet,
             no_trunc,
             filter,
+            format,
         } => {
             let mut list = vec![engine.networks.default_network()?];
             list.extend(
@@ -214,6 +218,19 @@ pub fn run(root: &Path, runroot: &Path, cmd: &NetworkCommand) -> Result<i32> {
             if *quiet {
                 for n in &list {
                     writeln!(out, "{}", id(&n.id))?;
+                }
+                return Ok(0);
+            }
+            if let Some(f) = format {
+                for n in &list {
+                    let fields = [
+                        ("ID", id(&n.id)),
+                        ("Name", n.name.clone()),
+                        ("Driver", "bridge".to_string()),
+                        ("Scope", "local".to_string()),
+                        ("Internal", n.internal.to_string()),
+                    ];
+                    writeln!(out, "{}", format::template(f, &fields))?;
                 }
                 return Ok(0);
             }
