@@ -58,7 +58,7 @@ measure() { # name, command...
     printf '%-7s %3d detached: %6.2f s   memory per container: %6.0f KiB\n' \
         "$name" "$count" "$(echo "$t1 - $t0" | bc)" "$(echo "($m1 - $m0) / $count" | bc -l)"
 }
-measure berth "$berth" --root "$work/berth" run -d bench-busybox sleep 100000
+measure berth "$berth" --root "$work/berth" run -d --network=none bench-busybox sleep 100000
 # What stays with each container: berth-monitor (berth's own monitor when
 # a healthcheck or an attached client needs it).
 pid=$(pgrep -f "berth-monitor .*$work/berth" | head -1 || true)
