@@ -15,7 +15,9 @@
 //! prerouting/output (dnat):  to a local address, a published port → the container
 //! postrouting (masquerade):  subnet → outside; 127/8 → container (published on
 //!   loopback, with route_localnet on the bridge); dnat'ed subnet → subnet (hairpin)
-//! forward (filter):          internal subnets reach nothing beyond their bridge
+//! forward (filter):          internal subnets reach nothing beyond their bridge;
+//!   one subnet reaches another only through a published port (same_net: pairs
+//!   subnet . subnet of each network)
 //! ```
 
 use std::io::Write;
@@ -72,6 +74,9 @@ pub fn skeleton() -> Vec<Value> {
     for set in ["subnets", "nat_subnets", "internal"] {
         cmds.push(json!({"add": obj("set", json!({"name": set, "type": "ipv4_addr", "flags": ["interval"]}))}));
     }
+    cmds.push(json!({"add": obj("set", json!({
+        "name": "same_net", "type": ["ipv4_addr", "ipv4_addr"], "flags": ["interval"],
+    }))}));
     for proto in [Proto::Tcp, Proto::Udp] {
         for by_ip in [false, true] {
             let key = if by_ip {
@@ -149,6 +154,20 @@ pub fn skeleton() -> Vec<Value> {
             vec![set_match(field, "==", "internal"), json!({"drop": null})],
         ));
     }
+    // Networks are isolated from each other (as docker's): routed from
+    // one berth subnet to another is dropped, unless a published port
+    // was the way in.
+    cmds.push(rule(
+        "forward",
+        vec![
+            set_match("saddr", "==", "subnets"),
+            set_match("daddr", "==", "subnets"),
+            json!({"match": {"op": "!=", "left": {"concat": [payload("ip", "saddr"), payload("ip", "daddr")]},
+                             "right": "@same_net"}}),
+            json!({"match": {"op": "!", "left": {"ct": {"key": "status"}}, "right": "dnat"}}),
+            json!({"drop": null}),
+        ],
+    ));
     cmds
 }
 
@@ -162,7 +181,14 @@ fn element(verb: &str, set: &str, elem: Value) -> Value {
 
 /// A network's subnet in the sets (`add`) or out of them (`delete`).
 pub fn network(verb: &str, subnet: Subnet, internal: bool) -> Vec<Value> {
-    let mut cmds = vec![element(verb, "subnets", prefix(subnet))];
+    let mut cmds = vec![
+        element(verb, "subnets", prefix(subnet)),
+        element(
+            verb,
+            "same_net",
+            json!({"concat": [prefix(subnet), prefix(subnet)]}),
+        ),
+    ];
     cmds.push(element(
         verb,
         if internal { "internal" } else { "nat_subnets" },
