@@ -584,3 +584,37 @@ fn bad_network_input_is_one_line_and_configures_nothing() {
     assert!(stderr(&o).contains("active endpoints"), "{}", stderr(&o));
     drop(held);
 }
+
+#[test]
+fn members_started_at_once_all_know_each_other() {
+    let b = Berth::new();
+    let net = format!("t-par-{}", std::process::id());
+    b.network(&net, &[]);
+    std::thread::scope(|s| {
+        for i in 0..6 {
+            let (b, net) = (&b, &net);
+            s.spawn(move || {
+                b.ok(&[
+                    "run",
+                    "-d",
+                    "--name",
+                    &format!("m{i}"),
+                    "--network",
+                    net,
+                    "busybox",
+                    "sleep",
+                    "60",
+                ]);
+            });
+        }
+    });
+    for i in 0..6 {
+        let hosts = b.ok(&["exec", &format!("m{i}"), "cat", "/etc/hosts"]);
+        for j in (0..6).filter(|j| *j != i) {
+            assert!(
+                hosts.contains(&format!("\tm{j} ")),
+                "m{i} misses m{j}: {hosts}"
+            );
+        }
+    }
+}

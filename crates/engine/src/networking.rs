@@ -131,6 +131,7 @@ impl Engine {
             networks,
             ports: &ports,
         })?;
+        let _lock = self.hosts_lock(&endpoints);
         if let Err(e) = self.write_hosts(r, &endpoints) {
             let _ = self.networks.detach(&r.id);
             return Err(e);
@@ -144,8 +145,35 @@ impl Engine {
     /// forget it. Fine to call for a container that holds nothing.
     pub fn detach_network(&self, id: &str) -> Result<()> {
         let ids = self.networks.detach(id)?;
-        self.refresh_peers(&ids, id);
+        if !ids.is_empty() {
+            let _lock = self.hosts_lock_for(true);
+            self.refresh_peers(&ids, id);
+        }
         Ok(())
+    }
+
+    /// Hosts files are written under a lock of the root (user networks
+    /// only): each writer reads the members after the last one wrote, so
+    /// two containers starting at once both end up in each other's file.
+    fn hosts_lock(&self, endpoints: &[Endpoint]) -> Option<nix::fcntl::Flock<std::fs::File>> {
+        self.hosts_lock_for(
+            endpoints
+                .iter()
+                .any(|e| e.network_name != network::store::DEFAULT_NAME),
+        )
+    }
+
+    fn hosts_lock_for(&self, needed: bool) -> Option<nix::fcntl::Flock<std::fs::File>> {
+        if !needed {
+            return None;
+        }
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.root.join("hosts.lock"))
+            .ok()?;
+        nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive).ok()
     }
 
     /// The container's /etc/hosts: its own address and name, then its
