@@ -177,6 +177,19 @@ fn links() -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
+/// Whether the veth is gone within 5 s (the kernel deletes a container's
+/// veth with its network namespace, in a worker, after the exit).
+fn veth_gone(id: &str) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while links().contains(&veth_of(id)) {
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    true
+}
+
 /// The container's veth on the host, as berth names it.
 fn veth_of(id: &str) -> String {
     format!("vb{}0", &id[..10])
@@ -219,7 +232,7 @@ fn published_port_answers_on_loopback_host_address_and_hairpin_and_after_restart
         !nft_map("tcp_any_a").contains(&format!("{p} :")),
         "a stopped container publishes nothing"
     );
-    assert!(!links().contains(&veth_of(&id)));
+    assert!(veth_gone(&id));
     b.ok(&["start", "web"]);
     assert!(
         get(&format!("127.0.0.1:{p}")).unwrap().contains("hello"),
@@ -227,7 +240,7 @@ fn published_port_answers_on_loopback_host_address_and_hairpin_and_after_restart
     );
     b.ok(&["rm", "-f", "web"]);
     assert!(!nft_map("tcp_any_a").contains(&format!("{p} :")));
-    assert!(!links().contains(&veth_of(&id)));
+    assert!(veth_gone(&id));
     // -p containerPort, -p ip:hostPort:containerPort, -P.
     let id = b.httpd(
         &["-p", "80", "-p", &format!("127.0.0.1:{}:80", free_port())],
@@ -435,9 +448,8 @@ fn hundred_cycles_leak_no_veth_rule_or_lease() {
         b.ok(&["rm", "-f", &id]);
         ids.push(id);
     }
-    let links = links();
     for id in &ids {
-        assert!(!links.contains(&veth_of(id)), "veth of {id} left");
+        assert!(veth_gone(id), "veth of {id} left");
     }
     for map in ["tcp_any_a", "tcp_ip_a"] {
         assert!(!nft_map(map).contains(&prefix), "{map}: {}", nft_map(map));
@@ -480,7 +492,7 @@ fn a_killed_monitor_leaves_nothing_after_system_check() {
     // Any command reconciles: the exit is recorded, the network released.
     b.ok(&["ps", "-a"]);
     assert!(!nft_map("tcp_any_a").contains(&format!("{port} :")));
-    assert!(!links().contains(&veth_of(&id)));
+    assert!(veth_gone(&id));
     let check = b.ok(&["system", "check"]);
     assert!(check.contains("network leftovers removed: 0"), "{check}");
 }
@@ -508,7 +520,7 @@ fn bad_network_input_is_one_line_and_configures_nothing() {
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert_eq!(b.inspect("busy", "{{.State.Status}}"), "created");
     assert_eq!(b.inspect("busy", "{{.NetworkSettings.IPAddress}}"), "");
-    assert!(!links().contains(&veth_of(&b.inspect("busy", "{{.Id}}"))));
+    assert!(veth_gone(&b.inspect("busy", "{{.Id}}")));
     // A port another container of ours holds.
     let p2 = free_port();
     b.ok(&[

@@ -390,7 +390,7 @@ impl Engine {
     /// the rootfs.
     pub fn cleanup_runtime(&self, r: &Record) -> Result<()> {
         self.cleanup_runtime_only(&r.id)?;
-        self.detach_network(&r.id)?;
+        self.detach_network(r, true)?;
         let _ = std::fs::remove_file(attach::socket_path(&self.runroot, &r.id));
         if let Ok(s) = self.snapshot(r) {
             s.unmount()?;

@@ -338,7 +338,7 @@ fn run_inner(
         let _ = engine.cleanup_runtime_only(id);
         // Its ports, veths and leases go with each life (a restart takes
         // them again).
-        if let Err(e) = engine.detach_network(id) {
+        if let Err(e) = engine.detach_network(&r, true) {
             eprintln!("monitor of {id}: release its network: {e}");
         }
         let fresh = engine
@@ -544,7 +544,7 @@ fn run_once(
         return Err(e);
     }
     if let Err(e) = c.start() {
-        let _ = engine.detach_network(&id);
+        let _ = engine.detach_network(r, false);
         let _ = runtime::Container::load(&engine.runtime_root(), &id).map(|c| c.delete(true));
         return Err(e.into());
     }

@@ -133,7 +133,7 @@ impl Engine {
         })?;
         let _lock = self.hosts_lock(&endpoints);
         if let Err(e) = self.write_hosts(r, &endpoints) {
-            let _ = self.networks.detach(&r.id);
+            let _ = self.networks.detach(&r.id, false);
             return Err(e);
         }
         let ids: Vec<String> = endpoints.iter().map(|e| e.network_id.clone()).collect();
@@ -143,13 +143,35 @@ impl Engine {
 
     /// Releases what the container held: ports, veths, leases; its peers
     /// forget it. Fine to call for a container that holds nothing.
-    pub fn detach_network(&self, id: &str) -> Result<()> {
-        let ids = self.networks.detach(id)?;
+    /// `init_gone`: its init is dead (reaped, or killed by the runtime's
+    /// delete); then, unless something outside its pid namespace may hold
+    /// its network namespace, the kernel removes the veths with the
+    /// namespace and we need not wait for that.
+    pub fn detach_network(&self, r: &Record, init_gone: bool) -> Result<()> {
+        let id = r.id.as_str();
+        let netns_gone = init_gone && self.netns_dies_with_init(r);
+        let ids = self.networks.detach(id, netns_gone)?;
         if !ids.is_empty() {
             let _lock = self.hosts_lock_for(true);
             self.refresh_peers(&ids, id);
         }
         Ok(())
+    }
+
+    /// Whether only processes of the container's own pid namespace can be
+    /// in its network namespace (they all die with its init): not so with
+    /// a shared pid namespace (`exec`'d processes outlive the init) or
+    /// while other containers joined the network namespace.
+    fn netns_dies_with_init(&self, r: &Record) -> bool {
+        if !matches!(r.config.pid_mode.as_str(), "" | "private") {
+            return false;
+        }
+        let joined =
+            |n: &str| n == format!("container:{}", r.id) || n == format!("container:{}", r.name);
+        !self.db.list().is_ok_and(|all| {
+            all.iter()
+                .any(|o| o.status.is_active() && joined(&o.config.network))
+        })
     }
 
     /// Hosts files are written under a lock of the root (user networks
