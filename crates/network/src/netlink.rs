@@ -236,6 +236,16 @@ impl Netlink {
         }
     }
 
+    /// Sets a link's MTU (on a bridge this also stops the kernel from
+    /// retuning it to its ports' smallest, or to 1500 when it has none).
+    pub fn set_mtu(&mut self, index: u32, mtu: u32) -> io::Result<()> {
+        let mut msg = LinkMessage::default();
+        msg.header.index = index;
+        msg.attributes.push(LinkAttribute::Mtu(mtu));
+        self.request(RouteNetlinkMessage::SetLink(msg), 0)?;
+        Ok(())
+    }
+
     /// Brings a link up.
     pub fn set_up(&mut self, index: u32) -> io::Result<()> {
         let mut msg = LinkMessage::default();

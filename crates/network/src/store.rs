@@ -510,6 +510,10 @@ impl Networks {
             .link(&net.bridge)
             .ctx(|| format!("find bridge {}", net.bridge))?
             .ok_or_else(|| Error::Invalid(format!("bridge {} vanished", net.bridge)))?;
+        // Set again: an MTU given at creation does not count as the
+        // user's, and the kernel puts an empty bridge back to 1500.
+        nl.set_mtu(link.index, mtu)
+            .ctx(|| format!("set the MTU of bridge {}", net.bridge))?;
         nl.add_address(link.index, net.gateway, net.subnet.prefix)
             .ctx(|| format!("address bridge {}", net.bridge))?;
         // Published on 127.0.0.1: dnat'ed packets keep their loopback
@@ -1079,9 +1083,8 @@ impl Networks {
                     n.bridge, n.name
                 ));
             } else {
-                let mut cmds = nft::skeleton();
-                cmds.extend(nft::network("add", n.subnet, n.internal));
-                nft::apply(&cmds)?;
+                // Existing bridges: rules, sets and MTU as they should be.
+                self.make_bridge(&mut nl, n)?;
             }
         }
         let held: BTreeSet<Ipv4Addr> = nets
