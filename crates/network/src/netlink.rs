@@ -444,7 +444,11 @@ mod tests {
         assert!(routes
             .iter()
             .any(|r| r.prefix == 24 && r.destination == Ipv4Addr::new(10, 1, 0, 0)));
+        // The MTU holds once no port is left (see Networks::make_bridge).
+        nl.set_mtu(br.index, 1399).unwrap();
+        nl.set_mtu(br.index, 1400).unwrap();
         assert!(nl.delete_link("tveth0").unwrap());
+        assert_eq!(nl.link("tbr0").unwrap().unwrap().mtu, 1400);
         assert!(!nl.delete_link("tveth0").unwrap());
         assert!(inside.link("eth0").unwrap().is_none(), "the peer goes too");
     }

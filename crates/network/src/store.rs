@@ -510,8 +510,15 @@ impl Networks {
             .link(&net.bridge)
             .ctx(|| format!("find bridge {}", net.bridge))?
             .ok_or_else(|| Error::Invalid(format!("bridge {} vanished", net.bridge)))?;
-        // Set again: an MTU given at creation does not count as the
-        // user's, and the kernel puts an empty bridge back to 1500.
+        // An MTU given at creation does not count as the user's, and
+        // the kernel then retunes the bridge when ports come and go (back
+        // to 1500 once empty). Only a change through the device's MTU
+        // handler marks it as set: an equal value is skipped by the
+        // kernel, so step off it and back.
+        if link.mtu == mtu && mtu > 68 {
+            nl.set_mtu(link.index, mtu - 1)
+                .ctx(|| format!("set the MTU of bridge {}", net.bridge))?;
+        }
         nl.set_mtu(link.index, mtu)
             .ctx(|| format!("set the MTU of bridge {}", net.bridge))?;
         nl.add_address(link.index, net.gateway, net.subnet.prefix)
