@@ -75,7 +75,7 @@ pub enum NetworkCommand {
         #[arg(short, long)]
         force: bool,
     },
-    /// Connect a stopped or created container to a network (from its next start)
+    /// Connect a container to a network (a running one at once)
     Connect {
         /// Another name on the network
         #[arg(long)]
@@ -83,7 +83,7 @@ pub enum NetworkCommand {
         network: String,
         container: String,
     },
-    /// Disconnect a stopped or created container from a network
+    /// Disconnect a container from a network
     Disconnect {
         #[arg(short, long)]
         force: bool,

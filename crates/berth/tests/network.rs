@@ -630,3 +630,54 @@ fn members_started_at_once_all_know_each_other() {
         }
     }
 }
+
+#[test]
+fn running_containers_connect_and_disconnect() {
+    let b = Berth::new();
+    let (n1, n2) = (
+        format!("t-c1-{}", std::process::id()),
+        format!("t-c2-{}", std::process::id()),
+    );
+    b.network(&n1, &[]);
+    b.network(&n2, &[]);
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "roamer",
+        "--network",
+        &n1,
+        "busybox",
+        "sleep",
+        "60",
+    ]);
+    b.httpd(&["--name", "far", "--network", &n2], "far-away");
+    let fetch = |tries: u32| {
+        let script = format!(
+            "for i in $(seq {tries}); do r=$(printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 2 far 80 2>&1) && [ -n \"$r\" ] && {{ echo \"$r\" | tail -1; exit 0; }}; sleep 0.2; done; echo unreachable"
+        );
+        stdout(&b.run(&["exec", "roamer", "sh", "-c", &script]))
+            .trim()
+            .to_string()
+    };
+    assert_eq!(fetch(2), "unreachable");
+    b.ok(&["network", "connect", "--alias", "wanderer", &n2, "roamer"]);
+    assert_eq!(fetch(10), "far-away");
+    let far_hosts = b.ok(&["exec", "far", "cat", "/etc/hosts"]);
+    assert!(far_hosts.contains("roamer wanderer"), "{far_hosts}");
+    let ifs = b.ok(&["exec", "roamer", "ip", "-o", "link"]);
+    assert!(ifs.contains("eth1"), "{ifs}");
+    let o = b.run(&["network", "connect", &n2, "roamer"]);
+    assert_ne!(o.status.code(), Some(0), "connected twice");
+    b.ok(&["network", "disconnect", &n2, "roamer"]);
+    assert_eq!(fetch(2), "unreachable");
+    assert!(!b
+        .ok(&["exec", "far", "cat", "/etc/hosts"])
+        .contains("roamer"));
+    assert!(!b
+        .ok(&["exec", "roamer", "ip", "-o", "link"])
+        .contains("eth1"));
+    // The next start remembers neither: n1 only.
+    b.ok(&["restart", "-t", "1", "roamer"]);
+    assert_eq!(fetch(2), "unreachable");
+}

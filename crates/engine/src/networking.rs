@@ -315,29 +315,39 @@ impl Engine {
                 r.name, net.name
             )));
         }
-        if matches!(r.status, Status::Running | Status::Paused) {
-            return Err(Error::Invalid(format!(
-                "container {} is running: connecting a running container is not implemented yet; stop it, connect, start it",
-                r.name
-            )));
-        }
         cfg.extra_networks.push(net.name.clone());
         for a in aliases {
             if !cfg.network_aliases.contains(a) {
                 cfg.network_aliases.push(a.clone());
             }
         }
+        if matches!(r.status, Status::Running | Status::Paused) && crate::alive(r.pid, r.pid_start)
+        {
+            // Live: the interface now, then the config (so a failure
+            // changes nothing).
+            let _lock = self.hosts_lock_for(true);
+            let ep_cfg = EndpointConfig {
+                aliases: cfg.network_aliases.clone(),
+                ip: None,
+                mac: None,
+            };
+            self.networks
+                .connect_running((&r.id, &r.name), r.pid, net, &ep_cfg)?;
+            if let Err(e) = self.db.set_config(&r.id, &cfg) {
+                let _ = self.networks.disconnect_one(&r.id, net);
+                return Err(e);
+            }
+            let eps = self.networks.endpoints(&r.id)?;
+            self.write_hosts(r, &eps)?;
+            self.refresh_peers(std::slice::from_ref(&net.id), &r.id);
+            return Ok(());
+        }
         self.db.set_config(&r.id, &cfg)
     }
 
-    /// `network disconnect` of a container that is not running.
+    /// `network disconnect`: from the config, and from a running
+    /// container's namespace now.
     pub fn disconnect(&self, r: &Record, net: &Network) -> Result<()> {
-        if matches!(r.status, Status::Running | Status::Paused) {
-            return Err(Error::Invalid(format!(
-                "container {} is running: disconnecting a running container is not implemented yet; stop it first",
-                r.name
-            )));
-        }
         let mut cfg = r.config.clone();
         let names = [net.name.as_str(), net.id.as_str()];
         if names.contains(&cfg.network.as_str()) {
@@ -360,7 +370,15 @@ impl Engine {
                 r.name, net.name
             )));
         }
-        self.db.set_config(&r.id, &cfg)
+        self.db.set_config(&r.id, &cfg)?;
+        if matches!(r.status, Status::Running | Status::Paused) {
+            let _lock = self.hosts_lock_for(true);
+            self.networks.disconnect_one(&r.id, net)?;
+            let eps = self.networks.endpoints(&r.id)?;
+            self.write_hosts(r, &eps)?;
+            self.refresh_peers(std::slice::from_ref(&net.id), &r.id);
+        }
+        Ok(())
     }
 }
 

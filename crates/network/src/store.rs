@@ -635,79 +635,22 @@ impl Networks {
         if let Some(lo) = inside.link("lo").ctx(|| "find lo".into())? {
             inside.set_up(lo.index).ctx(|| "bring lo up".into())?;
         }
-        let short = &a.container_id[..a.container_id.len().min(12)];
         let mut endpoints = Vec::new();
         let mut routed = false;
         for (i, (net, cfg)) in a.networks.iter().enumerate() {
-            let bridge = match nl
-                .link(&net.bridge)
-                .ctx(|| format!("find {}", net.bridge))?
-            {
-                Some(b) => b,
-                None => {
-                    // Gone since (a reboot, a manual delete): made again.
-                    let _lock = host_lock()?;
-                    self.make_bridge(&mut nl, net)?;
-                    nl.link(&net.bridge)
-                        .ctx(|| format!("find {}", net.bridge))?
-                        .ok_or_else(|| Error::Invalid(format!("bridge {} vanished", net.bridge)))?
-                }
-            };
-            let mut names = vec![a.name.to_string()];
-            names.extend(cfg.aliases.iter().cloned());
-            names.push(short.to_string());
-            names.dedup();
-            let iface = format!("eth{i}");
-            let veth = format!("vb{}{i}", &a.container_id[..a.container_id.len().min(10)]);
-            let ip = self.lease(net, a.container_id, cfg.ip, &names, &veth, &iface, cfg.mac)?;
-            let mac = cfg.mac.unwrap_or_else(|| {
-                let o = ip.octets();
-                [0x02, 0x42, o[0], o[1], o[2], o[3]]
-            });
-            let mac_text = mac
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<Vec<_>>()
-                .join(":");
-            let mut made =
-                nl.create_veth(&veth, &iface, &netns, bridge.index, bridge.mtu, Some(mac));
-            if made
-                .as_ref()
-                .is_err_and(|e| e.raw_os_error() == Some(libc::EEXIST))
-            {
-                // The previous life's, still going with its namespace.
-                let _ = nl.delete_link(&veth);
-                made = nl.create_veth(&veth, &iface, &netns, bridge.index, bridge.mtu, Some(mac));
-            }
-            made.ctx(|| format!("create veth {veth}"))?;
-            let link = inside
-                .link(&iface)
-                .ctx(|| format!("find {iface}"))?
-                .ok_or_else(|| Error::Invalid(format!("{iface} is missing in the container")))?;
-            inside
-                .add_address(link.index, ip, net.subnet.prefix)
-                .ctx(|| format!("address {iface}"))?;
-            inside
-                .set_up(link.index)
-                .ctx(|| format!("bring {iface} up"))?;
-            if !net.internal && !routed {
-                inside
-                    .add_default_route(net.gateway)
-                    .ctx(|| "add the default route".into())?;
-                routed = true;
-            }
-            endpoints.push(Endpoint {
-                network_id: net.id.clone(),
-                network_name: net.name.clone(),
-                container_id: a.container_id.to_string(),
-                ip,
-                prefix: net.subnet.prefix,
-                gateway: net.gateway,
-                mac: mac_text,
-                veth,
-                iface,
-                names,
-            });
+            let route = !net.internal && !routed;
+            let ep = self.attach_one(
+                &mut nl,
+                &mut inside,
+                &netns,
+                (a.container_id, a.name),
+                i,
+                net,
+                cfg,
+                route,
+            )?;
+            routed |= route;
+            endpoints.push(ep);
         }
         if !a.ports.is_empty() {
             let Some(first) = endpoints.first() else {
@@ -751,6 +694,172 @@ impl Networks {
             }
         }
         Ok(endpoints)
+    }
+
+    /// One network of a container: a lease, the veth pair (`eth<i>` inside),
+    /// its address, up, and the default route through it if `route`.
+    #[allow(clippy::too_many_arguments)]
+    fn attach_one(
+        &self,
+        nl: &mut Netlink,
+        inside: &mut Netlink,
+        netns: &File,
+        (container_id, name): (&str, &str),
+        i: usize,
+        net: &Network,
+        cfg: &EndpointConfig,
+        route: bool,
+    ) -> Result<Endpoint> {
+        let bridge = match nl
+            .link(&net.bridge)
+            .ctx(|| format!("find {}", net.bridge))?
+        {
+            Some(b) => b,
+            None => {
+                // Gone since (a reboot, a manual delete): made again.
+                let _lock = host_lock()?;
+                self.make_bridge(nl, net)?;
+                nl.link(&net.bridge)
+                    .ctx(|| format!("find {}", net.bridge))?
+                    .ok_or_else(|| Error::Invalid(format!("bridge {} vanished", net.bridge)))?
+            }
+        };
+        let short = &container_id[..container_id.len().min(12)];
+        let mut names = vec![name.to_string()];
+        names.extend(cfg.aliases.iter().cloned());
+        names.push(short.to_string());
+        names.dedup();
+        let iface = format!("eth{i}");
+        let veth = format!("vb{}{i}", &container_id[..container_id.len().min(10)]);
+        let ip = self.lease(net, container_id, cfg.ip, &names, &veth, &iface, cfg.mac)?;
+        let mac = cfg.mac.unwrap_or_else(|| {
+            let o = ip.octets();
+            [0x02, 0x42, o[0], o[1], o[2], o[3]]
+        });
+        let mac_text = mac
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(":");
+        let mut made = nl.create_veth(&veth, &iface, netns, bridge.index, bridge.mtu, Some(mac));
+        if made
+            .as_ref()
+            .is_err_and(|e| e.raw_os_error() == Some(libc::EEXIST))
+        {
+            // The previous life's, still going with its namespace.
+            let _ = nl.delete_link(&veth);
+            made = nl.create_veth(&veth, &iface, netns, bridge.index, bridge.mtu, Some(mac));
+        }
+        made.ctx(|| format!("create veth {veth}"))?;
+        let link = inside
+            .link(&iface)
+            .ctx(|| format!("find {iface}"))?
+            .ok_or_else(|| Error::Invalid(format!("{iface} is missing in the container")))?;
+        inside
+            .add_address(link.index, ip, net.subnet.prefix)
+            .ctx(|| format!("address {iface}"))?;
+        inside
+            .set_up(link.index)
+            .ctx(|| format!("bring {iface} up"))?;
+        if route {
+            inside
+                .add_default_route(net.gateway)
+                .ctx(|| "add the default route".into())?;
+        }
+        Ok(Endpoint {
+            network_id: net.id.clone(),
+            network_name: net.name.clone(),
+            container_id: container_id.to_string(),
+            ip,
+            prefix: net.subnet.prefix,
+            gateway: net.gateway,
+            mac: mac_text,
+            veth,
+            iface,
+            names,
+        })
+    }
+
+    /// `network connect` of a running container (init `pid`): one more
+    /// interface, on the first free `eth<n>`; a default route only if it
+    /// had none. Undone on failure.
+    pub fn connect_running(
+        &self,
+        (container_id, name): (&str, &str),
+        pid: i32,
+        net: &Network,
+        cfg: &EndpointConfig,
+    ) -> Result<Endpoint> {
+        let have = self.endpoints(container_id)?;
+        if have.iter().any(|e| e.network_id == net.id) {
+            return Err(Error::Invalid(format!(
+                "endpoint with name {name} already exists in network {}",
+                net.name
+            )));
+        }
+        let i = (0..)
+            .find(|i| !have.iter().any(|e| e.iface == format!("eth{i}")))
+            .unwrap_or(0);
+        let ns_path = format!("/proc/{pid}/ns/net");
+        let netns = File::open(&ns_path).ctx(|| format!("open {ns_path}"))?;
+        let mut nl = netlink()?;
+        let mut inside =
+            Netlink::open_in(&netns).ctx(|| "enter the container's network namespace".into())?;
+        let routed = inside
+            .routes()
+            .ctx(|| "list the container's routes".into())?
+            .iter()
+            .any(|r| r.prefix == 0);
+        let route = !routed && !net.internal;
+        match self.attach_one(
+            &mut nl,
+            &mut inside,
+            &netns,
+            (container_id, name),
+            i,
+            net,
+            cfg,
+            route,
+        ) {
+            Ok(e) => Ok(e),
+            Err(e) => {
+                let _ = self.disconnect_one(container_id, net);
+                Err(e)
+            }
+        }
+    }
+
+    /// Takes one network from a container: its veth deleted, its lease
+    /// released (and its published ports, if they were on it).
+    pub fn disconnect_one(&self, container_id: &str, net: &Network) -> Result<()> {
+        let Some(ep) = self
+            .endpoints(container_id)?
+            .into_iter()
+            .find(|e| e.network_id == net.id)
+        else {
+            return Ok(());
+        };
+        let ports: Vec<PortMapping> = self
+            .ports(container_id)?
+            .into_iter()
+            .filter(|p| p.container_ip == ep.ip)
+            .collect();
+        if !ports.is_empty() {
+            let cmds: Vec<_> = ports.iter().flat_map(|p| nft::port("delete", p)).collect();
+            let _ = nft::apply(&cmds);
+            self.conn.execute(
+                "DELETE FROM network_ports WHERE container_id = ?1 AND container_ip = ?2",
+                params![container_id, ep.ip.to_string()],
+            )?;
+        }
+        netlink()?
+            .delete_link(&ep.veth)
+            .ctx(|| format!("delete veth {}", ep.veth))?;
+        self.conn.execute(
+            "DELETE FROM network_leases WHERE container_id = ?1 AND network_id = ?2",
+            params![container_id, net.id],
+        )?;
+        Ok(())
     }
 
     #[allow(clippy::too_many_arguments)]
