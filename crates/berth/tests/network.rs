@@ -681,3 +681,94 @@ fn running_containers_connect_and_disconnect() {
     b.ok(&["restart", "-t", "1", "roamer"]);
     assert_eq!(fetch(2), "unreachable");
 }
+
+#[test]
+fn dns_flags_hosts_mac_fixed_ip_and_a_shared_namespace() {
+    let b = Berth::new();
+    let out = b.ok(&[
+        "run",
+        "--rm",
+        "--dns",
+        "192.0.2.53",
+        "--dns-search",
+        "example.test",
+        "--dns-option",
+        "ndots:3",
+        "--add-host",
+        "db:192.0.2.9",
+        "--hostname",
+        "box",
+        "--mac-address",
+        "02:11:22:33:44:55",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /etc/resolv.conf /etc/hosts; ip link show eth0",
+    ]);
+    assert!(
+        out.contains("search example.test\nnameserver 192.0.2.53\noptions ndots:3\n"),
+        "{out}"
+    );
+    assert!(out.contains("192.0.2.9\tdb\n"), "{out}");
+    assert!(out.contains("\tbox\n"), "{out}");
+    assert!(out.contains("02:11:22:33:44:55"), "{out}");
+    let net = format!("t-ip-{}", std::process::id());
+    let subnet = b.network(&net, &[]);
+    let ip = subnet.replace(".0/24", ".77");
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "fixed",
+        "--network",
+        &net,
+        "--ip",
+        &ip,
+        "busybox",
+        "sleep",
+        "60",
+    ]);
+    assert_eq!(b.inspect("fixed", "{{.NetworkSettings.IPAddress}}"), ip);
+    let o = b.run(&[
+        "run",
+        "-d",
+        "--network",
+        &net,
+        "--ip",
+        &ip,
+        "busybox",
+        "sleep",
+        "60",
+    ]);
+    assert_ne!(o.status.code(), Some(0), "an address in use");
+    assert!(stderr(&o).contains("already in use"), "{}", stderr(&o));
+    // --network container:X shares X's interfaces.
+    let shared = b.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "container:fixed",
+        "busybox",
+        "ip",
+        "-4",
+        "addr",
+        "show",
+        "eth0",
+    ]);
+    assert!(shared.contains(&format!("inet {ip}/24")), "{shared}");
+    // Host mode: the host's nameservers as they are (loopback ones too).
+    let host = b.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "busybox",
+        "cat",
+        "/etc/resolv.conf",
+    ]);
+    for l in std::fs::read_to_string("/etc/resolv.conf").unwrap().lines() {
+        if l.starts_with("nameserver") {
+            assert!(host.contains(l), "{l} missing: {host}");
+        }
+    }
+}
