@@ -113,13 +113,26 @@ impl Drop for Berth {
     }
 }
 
-/// A port nobody listens on now (the kernel's pick).
+/// A port nobody listens on now, below the kernel's ephemeral range
+/// (32768 up), from which berth picks the host ports of `-p 80` and `-P`:
+/// so a port a test chose is not also handed out to another test's
+/// container.
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("0.0.0.0:0")
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+        .subsec_nanos();
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let mix =
+            (std::process::id().wrapping_mul(7919) ^ nanos).wrapping_add(n.wrapping_mul(104_729));
+        let port = 20_000 + u16::try_from(mix % 12_000).unwrap();
+        if std::net::TcpListener::bind(("0.0.0.0", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// GET / from addr, retried until it answers (the server starts after
