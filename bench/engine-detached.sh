@@ -73,7 +73,7 @@ remove() { # name, command...
 # pay for both. The second round is the one to read.
 for round in 1 2; do
     echo "round $round:"
-    measure berth "$berth" --root "$work/berth" run -d bench-busybox sleep 100000
+    measure berth "$berth" --root "$work/berth" run -d --network=none bench-busybox sleep 100000
     # What stays with each container: berth-monitor (berth's own monitor
     # when a healthcheck or an attached client needs it).
     pid=$(pgrep -f "berth-monitor .*$work/berth" | head -1 || true)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Benchmark `run --rm <busybox> true`: berth vs podman (--network=none,
-# runc) vs raw `crun run` of a prepared bundle, interleaved round-robin so
+# Benchmark `run --rm <busybox> true`: berth vs podman (both --network=none,
+# podman with runc; bench/network.sh compares them bridged) vs raw `crun run`
+# of a prepared bundle, interleaved round-robin so
 # that drift hits all alike. Prints medians and the ratios berth/podman
 # (goal <= 1/15) and berth/crun (goal <= 0.7).
 #
@@ -67,7 +68,7 @@ python3 - "$rounds" "$berth" "$work" <<'PY'
 import statistics, subprocess, sys, time
 rounds, berth, work = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 cmds = {
-    "berth": [berth, "--root", f"{work}/berth", "run", "--rm", "bench-busybox", "true"],
+    "berth": [berth, "--root", f"{work}/berth", "run", "--rm", "--network=none", "bench-busybox", "true"],
     "podman": ["podman", "run", "--rm", "--network=none", "localhost/bench-busybox", "true"],
     "crun": ["crun", "--root", f"{work}/crun-state", "run", "--bundle", f"{work}/bundle", "bench"],
 }

@@ -15,6 +15,7 @@ packages=(
   docker-registry skopeo    # registry tests and bench: a loopback registry, a peer client
   apache2-utils openssl     # htpasswd -B and a test CA for the TLS + basic auth test
   bsdutils util-linux procps iproute2 # script (ptys), unshare, pgrep, ip
+  nftables                  # NAT and published ports (berth drives `nft -j`)
 )
 
 if ! command -v cargo >/dev/null; then

@@ -425,12 +425,36 @@ pub struct RunArgs {
     /// no, on-failure[:N], always, unless-stopped
     #[arg(long, default_value = "no")]
     restart: String,
-    /// none or host (bridge networks come with networking)
-    #[arg(long, alias = "net", default_value = "none")]
+    /// bridge (the default), a user network, none, host, or container:<name|id>
+    #[arg(long, alias = "net", default_value = "bridge")]
     network: String,
-    /// Publish ports (comes with networking)
+    /// Publish a port: [ip:][hostPort:]containerPort[/tcp|udp], ranges too
     #[arg(short, long)]
     publish: Vec<String>,
+    /// Publish every exposed port to a free host port
+    #[arg(short = 'P', long)]
+    publish_all: bool,
+    /// Another name on the network (user networks)
+    #[arg(long, alias = "net-alias")]
+    network_alias: Vec<String>,
+    /// IPv4 address on the network (user networks)
+    #[arg(long)]
+    ip: Option<String>,
+    /// IPv6 address (not supported yet)
+    #[arg(long)]
+    ip6: Option<String>,
+    /// MAC address, 02:42:ac:11:00:02
+    #[arg(long)]
+    mac_address: Option<String>,
+    /// DNS server for /etc/resolv.conf
+    #[arg(long)]
+    dns: Vec<String>,
+    /// DNS search domain
+    #[arg(long)]
+    dns_search: Vec<String>,
+    /// DNS option (ndots:2, ...)
+    #[arg(long, alias = "dns-opt")]
+    dns_option: Vec<String>,
     #[arg(long)]
     pid: Option<String>,
     #[arg(long)]
@@ -525,17 +549,36 @@ fn key_value(flag: &str, s: &str) -> Result<(String, String)> {
 
 /// The container's config from the flags (the image fills the rest at create).
 fn config_from(a: &RunArgs) -> Result<ContainerConfig> {
-    if !a.publish.is_empty() {
-        bail!(
-            "-p/--publish needs a bridge network, which comes with networking: not implemented yet"
-        );
+    if a.ip6.is_some() {
+        bail!("--ip6: IPv6 container networking is not implemented yet");
     }
-    if !matches!(a.network.as_str(), "none" | "host") {
+    if a.network.is_empty() || a.network.starts_with("container:") && a.network.len() == 10 {
         bail!(
-            "network {:?}: only \"none\" and \"host\" exist until networking is implemented",
+            "invalid --network {:?}: use bridge, none, host, a network name or container:<name|id>",
             a.network
         );
     }
+    let mut publish = Vec::new();
+    for p in &a.publish {
+        publish.extend(network::ports::parse(p).map_err(anyhow::Error::msg)?);
+    }
+    let ip = match &a.ip {
+        Some(ip) => Some(
+            ip.parse::<std::net::Ipv4Addr>()
+                .map_err(|_| anyhow::anyhow!("invalid --ip {ip:?}: not an IPv4 address"))?,
+        ),
+        None => None,
+    };
+    let mac_address = match &a.mac_address {
+        Some(m) => Some(engine::networking::parse_mac(m).map_err(anyhow::Error::msg)?),
+        None => None,
+    };
+    for d in &a.dns {
+        if d.parse::<std::net::IpAddr>().is_err() {
+            bail!("invalid --dns {d:?}: not an IP address");
+        }
+    }
+    engine::networking::extra_hosts(&a.add_host)?;
     if let Some(p) = &a.pull {
         if p != "never" && p != "missing" {
             bail!("--pull={p}: pulling comes with the registry client; use --pull=never");
@@ -559,7 +602,18 @@ fn config_from(a: &RunArgs) -> Result<ContainerConfig> {
         auto_remove: a.rm,
         read_only: a.read_only,
         privileged: a.privileged,
-        network: a.network.clone(),
+        network: match a.network.as_str() {
+            "default" => "bridge".into(),
+            n => n.to_string(),
+        },
+        publish,
+        publish_all: a.publish_all,
+        network_aliases: a.network_alias.clone(),
+        ip,
+        mac_address,
+        dns: a.dns.clone(),
+        dns_search: a.dns_search.clone(),
+        dns_options: a.dns_option.clone(),
         working_dir: a.workdir.clone().unwrap_or_default(),
         user: a.user.clone().unwrap_or_default(),
         hostname: a.hostname.clone().unwrap_or_default(),
@@ -1114,9 +1168,36 @@ pub fn dispatch(root: &Path, runroot: &Path, cmd: &ContainerCommand) -> Result<i
             containers,
         } => stats(&engine, *all, *no_stream, *no_trunc, containers).map(|()| 0),
         ContainerCommand::Port { container, port } => {
-            engine.find(container)?;
-            // No container publishes ports before networking exists.
-            if let Some(p) = port {
+            let r = engine.find(container)?;
+            let (_, ports) = engine.network_state(&r.id);
+            let want = match port {
+                Some(p) => {
+                    let (num, proto) = p.split_once('/').unwrap_or((p.as_str(), "tcp"));
+                    let num: u16 = num.parse().map_err(|_| {
+                        anyhow::anyhow!("invalid port {p:?}: expected PORT[/PROTO]")
+                    })?;
+                    Some((num, proto.to_string()))
+                }
+                None => None,
+            };
+            let mut shown = 0;
+            for m in &ports {
+                match &want {
+                    Some((n, proto)) => {
+                        if m.container_port == *n && m.proto.as_str() == proto {
+                            println!("{}", m.host_display());
+                            shown += 1;
+                        }
+                    }
+                    None => println!(
+                        "{}/{} -> {}",
+                        m.container_port,
+                        m.proto.as_str(),
+                        m.host_display()
+                    ),
+                }
+            }
+            if let (Some(p), 0) = (port, shown) {
                 bail!("No public port '{p}' published for {container}");
             }
             Ok(0)
@@ -1700,7 +1781,7 @@ fn ps(engine: &Engine, a: &PsArgs) -> Result<()> {
             ("RunningFor", format::since(Some(&r.created))),
             ("Status", status_text(r)),
             ("State", r.status.to_string()),
-            ("Ports", String::new()),
+            ("Ports", ports_text(engine, r)),
             ("Names", r.name.clone()),
             ("Size", size),
             (
@@ -2248,7 +2329,97 @@ pub fn container_json(engine: &Engine, r: &Record) -> Value {
                 "Retries": h.retries, "StartPeriod": h.start_period_ns,
             })),
         },
-        "NetworkSettings": {"Networks": {c.network.clone(): {}}},
+        "NetworkSettings": network_settings(engine, r),
+    })
+}
+
+/// `0.0.0.0:8080->80/tcp, 53/udp` as ps shows published and exposed ports.
+fn ports_text(engine: &Engine, r: &Record) -> String {
+    let (_, ports) = engine.network_state(&r.id);
+    let mut parts: Vec<String> = ports
+        .iter()
+        .map(|m| {
+            format!(
+                "{}->{}/{}",
+                m.host_display(),
+                m.container_port,
+                m.proto.as_str()
+            )
+        })
+        .collect();
+    for e in &r.config.exposed_ports {
+        let (n, proto) = e.split_once('/').unwrap_or((e.as_str(), "tcp"));
+        if !ports
+            .iter()
+            .any(|m| m.container_port.to_string() == n && m.proto.as_str() == proto)
+        {
+            parts.push(format!("{n}/{proto}"));
+        }
+    }
+    parts.join(", ")
+}
+
+/// Inspect's NetworkSettings: docker's shape, the first network's address
+/// at the top level (as docker shows the default bridge's).
+fn network_settings(engine: &Engine, r: &Record) -> Value {
+    let (eps, ports) = engine.network_state(&r.id);
+    let mut port_map = serde_json::Map::new();
+    for e in &r.config.exposed_ports {
+        let key = if e.contains('/') {
+            e.clone()
+        } else {
+            format!("{e}/tcp")
+        };
+        port_map.insert(key, Value::Null);
+    }
+    for m in &ports {
+        let key = format!("{}/{}", m.container_port, m.proto.as_str());
+        let entry = json!({
+            "HostIp": m.host_ip.map_or_else(|| "0.0.0.0".to_string(), |i| i.to_string()),
+            "HostPort": m.host_port.to_string(),
+        });
+        match port_map.get_mut(&key) {
+            Some(Value::Array(a)) => a.push(entry),
+            _ => {
+                port_map.insert(key, json!([entry]));
+            }
+        }
+    }
+    let c = &r.config;
+    let mut networks = serde_json::Map::new();
+    let names: Vec<String> = if engine::networking::on_bridges(c) {
+        std::iter::once(c.network.clone())
+            .chain(c.extra_networks.iter().cloned())
+            .collect()
+    } else {
+        vec![c.network.clone()]
+    };
+    for name in names {
+        let ep = eps.iter().find(|e| e.network_name == name);
+        networks.insert(
+            name.clone(),
+            json!({
+                "Aliases": if ep.is_some() && name != "bridge" { json!(c.network_aliases) } else { Value::Null },
+                "NetworkID": ep.map(|e| e.network_id.clone()).unwrap_or_default(),
+                "EndpointID": ep.map(|e| format!("{}{}", e.container_id.get(..32).unwrap_or(""), e.veth)).unwrap_or_default(),
+                "Gateway": ep.map(|e| e.gateway.to_string()).unwrap_or_default(),
+                "IPAddress": ep.map(|e| e.ip.to_string()).unwrap_or_default(),
+                "IPPrefixLen": ep.map_or(0, |e| e.prefix),
+                "MacAddress": ep.map(|e| e.mac.clone()).unwrap_or_default(),
+                "DNSNames": ep.map(|e| json!(e.names)).unwrap_or(Value::Null),
+            }),
+        );
+    }
+    let first = eps.first();
+    json!({
+        "Bridge": "",
+        "SandboxKey": if r.pid > 0 { format!("/proc/{}/ns/net", r.pid) } else { String::new() },
+        "Ports": port_map,
+        "Gateway": first.map(|e| e.gateway.to_string()).unwrap_or_default(),
+        "IPAddress": first.map(|e| e.ip.to_string()).unwrap_or_default(),
+        "IPPrefixLen": first.map_or(0, |e| e.prefix),
+        "MacAddress": first.map(|e| e.mac.clone()).unwrap_or_default(),
+        "Networks": networks,
     })
 }
 

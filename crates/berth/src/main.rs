@@ -8,6 +8,7 @@
 
 mod containers;
 mod format;
+mod networks;
 mod transfer;
 
 pub(crate) use format::go_template;
@@ -130,6 +131,9 @@ enum Command {
     /// Manage volumes
     #[command(subcommand)]
     Volume(containers::VolumeCommand),
+    /// Manage networks
+    #[command(subcommand)]
+    Network(networks::NetworkCommand),
     /// Manage berth's storage
     #[command(subcommand)]
     System(SystemCommand),
@@ -240,6 +244,7 @@ fn main() -> ExitCode {
             return finish(containers::prune(&cli.root, &cli.runroot))
         }
         Command::Volume(v) => return finish(containers::volume(&cli.root, &cli.runroot, v)),
+        Command::Network(n) => return finish(networks::run(&cli.root, &cli.runroot, n)),
         _ => None,
     };
     if let Some(c) = containers {
@@ -350,7 +355,10 @@ fn image_event(cli: &Cli, action: &str, img: &Image, name: Option<&str>) {
 
 fn run(cli: Cli) -> Result<()> {
     match &cli.command {
-        Command::Containers(_) | Command::Container(_) | Command::Volume(_) => {
+        Command::Containers(_)
+        | Command::Container(_)
+        | Command::Volume(_)
+        | Command::Network(_) => {
             unreachable!("container commands are dispatched in main")
         }
         Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => images(&open(&cli)?, a),
@@ -563,6 +571,23 @@ fn run(cli: Cli) -> Result<()> {
             println!("corrupt layers removed: {}", r.corrupt_layers.len());
             for m in &r.missing {
                 println!("missing: {m}");
+            }
+            let engine = open_engine(&cli)?;
+            let running = |id: &str| {
+                engine.find(id).is_ok_and(|c| {
+                    matches!(
+                        c.status,
+                        engine::Status::Running
+                            | engine::Status::Paused
+                            | engine::Status::Starting
+                            | engine::Status::Restarting
+                    )
+                })
+            };
+            let fixed = engine.networks.check(running)?;
+            println!("network leftovers removed: {}", fixed.len());
+            for f in &fixed {
+                println!("  {f}");
             }
             if !r.missing.is_empty() {
                 bail!(

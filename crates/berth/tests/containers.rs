@@ -364,7 +364,10 @@ fn bad_input_is_one_line_and_creates_nothing() {
         &["run", "-v", "/does/not/exist:/x", "busybox", "true"],
         &["run", "--restart", "sometimes", "busybox", "true"],
         &["run", "--name", "bad/name", "busybox", "true"],
-        &["run", "-p", "8080:80", "busybox", "true"],
+        &["run", "-p", "70000:80", "busybox", "true"],
+        &["run", "-p", "80/sctp", "busybox", "true"],
+        &["run", "--network", "no-such-net", "busybox", "true"],
+        &["run", "--network", "none", "-p", "80", "busybox", "true"],
         &["exec", "nobody", "true"],
         &["rm", "nobody"],
     ];

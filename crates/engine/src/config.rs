@@ -5,8 +5,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-/// A container's configuration, fixed at create time.
+/// A container's configuration, fixed at create time. Fields missing in
+/// older rows take their defaults.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
 pub struct ContainerConfig {
     /// The image as the user named it.
     pub image: String,
@@ -44,8 +46,25 @@ pub struct ContainerConfig {
     pub stop_timeout: Option<u32>,
     pub restart: RestartPolicy,
     pub auto_remove: bool,
-    /// "none" or "host" (bridges come with networking).
+    /// "none", "host", "container:<id>", "bridge" (the default network) or
+    /// a user network's name.
     pub network: String,
+    /// More networks (`network connect` while created or stopped; the
+    /// first network is `network`).
+    pub extra_networks: Vec<String>,
+    /// `--network-alias`: names peers on user networks resolve it by.
+    pub network_aliases: Vec<String>,
+    /// `--ip`: a fixed address on the first network.
+    pub ip: Option<std::net::Ipv4Addr>,
+    /// `--mac-address`.
+    pub mac_address: Option<[u8; 6]>,
+    pub dns: Vec<String>,
+    pub dns_search: Vec<String>,
+    pub dns_options: Vec<String>,
+    /// `-p`, as given (host ports chosen at each start).
+    pub publish: Vec<network::PortSpec>,
+    /// `-P`: every exposed port to a free host port.
+    pub publish_all: bool,
     /// "" (private), "host", or "container:<id>".
     pub pid_mode: String,
     pub ipc_mode: String,

@@ -23,6 +23,7 @@ pub mod init;
 pub mod logs;
 pub mod monitor;
 pub mod names;
+pub mod networking;
 pub mod spec;
 pub mod stdio;
 pub mod volumes;
@@ -48,6 +49,8 @@ pub struct Engine {
     pub db: Db,
     pub images: ImageStore,
     pub volumes: volumes::Volumes,
+    /// Networks, leases and published ports (tables of the same database).
+    pub networks: network::Networks,
 }
 
 /// Now, RFC 3339 with nanoseconds, UTC.
@@ -109,6 +112,7 @@ impl Engine {
         let images = ImageStore::open(root)?;
         let db = Db::open(root)?;
         let volumes = volumes::Volumes::open(root, &db)?;
+        let networks = network::Networks::open(db.connection(), root)?;
         std::fs::create_dir_all(root.join("containers"))
             .ctx(|| format!("create {}", root.join("containers").display()))?;
         // Each container's tree is made and removed whole: spread them (see
@@ -121,6 +125,7 @@ impl Engine {
             db,
             images,
             volumes,
+            networks,
         })
     }
 
@@ -183,6 +188,7 @@ impl Engine {
         })?;
         let ic = self.image_config(&img)?;
         merge_image_config(&mut cfg, &ic);
+        self.validate_network(&cfg)?;
         // The image's VOLUMEs not covered by a mount get anonymous volumes.
         if let Some(vols) = ic["Volumes"].as_object() {
             for dest in vols.keys() {
@@ -316,22 +322,23 @@ impl Engine {
             std::fs::write(dir.join(name), text).ctx(|| format!("write {name}"))
         };
         write("hostname", &format!("{}\n", r.config.hostname))?;
-        let mut hosts =
-            String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
-        for h in &r.config.extra_hosts {
-            let (host, ip) = h.split_once(':').ok_or_else(|| {
-                Error::Invalid(format!(
-                    "invalid argument {h:?} for \"--add-host\": expected host:ip"
-                ))
-            })?;
-            hosts.push_str(&format!("{ip}\t{host}\n"));
-        }
-        if r.config.network != "host" {
-            hosts.push_str(&format!("127.0.1.1\t{}\n", r.config.hostname));
-        }
-        write("hosts", &hosts)?;
-        let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-        write("resolv.conf", &resolv)?;
+        let extra = networking::extra_hosts(&r.config.extra_hosts)?;
+        let hostname = if r.config.network == "host" {
+            ""
+        } else {
+            r.config.hostname.as_str()
+        };
+        write("hosts", &network::files::hosts(&extra, None, hostname, &[]))?;
+        let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        let dns = network::files::DnsConfig {
+            servers: r.config.dns.clone(),
+            search: r.config.dns_search.clone(),
+            options: r.config.dns_options.clone(),
+        };
+        write(
+            "resolv.conf",
+            &network::files::resolv_conf(&host_resolv, &dns, r.config.network != "host"),
+        )?;
         self.snapshot(r)?;
         Ok(())
     }
@@ -383,6 +390,7 @@ impl Engine {
     /// the rootfs.
     pub fn cleanup_runtime(&self, r: &Record) -> Result<()> {
         self.cleanup_runtime_only(&r.id)?;
+        self.detach_network(r, true)?;
         let _ = std::fs::remove_file(attach::socket_path(&self.runroot, &r.id));
         if let Ok(s) = self.snapshot(r) {
             s.unmount()?;

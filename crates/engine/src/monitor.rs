@@ -336,6 +336,11 @@ fn run_inner(
             .db
             .container_event(&r, "die", &[("exitCode", &code.to_string())]);
         let _ = engine.cleanup_runtime_only(id);
+        // Its ports, veths and leases go with each life (a restart takes
+        // them again).
+        if let Err(e) = engine.detach_network(&r, true) {
+            eprintln!("monitor of {id}: release its network: {e}");
+        }
         let fresh = engine
             .db
             .get(id)?
@@ -459,6 +464,7 @@ fn joins(engine: &Engine, r: &Record) -> Result<spec::Joins> {
         pid: path(&r.config.pid_mode, "pid")?,
         ipc: path(&r.config.ipc_mode, "ipc")?,
         uts: path(&r.config.uts_mode, "uts")?,
+        net: path(&r.config.network, "net")?,
     })
 }
 
@@ -531,7 +537,14 @@ fn run_once(
         None => None,
     };
     drop(console);
+    // The init exists and waits: its network namespace gets its
+    // interfaces before the program runs.
+    if let Err(e) = engine.attach_network(r, c.state.pid) {
+        let _ = c.delete(true);
+        return Err(e);
+    }
     if let Err(e) = c.start() {
+        let _ = engine.detach_network(r, false);
         let _ = runtime::Container::load(&engine.runtime_root(), &id).map(|c| c.delete(true));
         return Err(e.into());
     }

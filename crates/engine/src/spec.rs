@@ -54,6 +54,8 @@ pub struct Joins {
     pub pid: Option<String>,
     pub ipc: Option<String>,
     pub uts: Option<String>,
+    /// `--network container:X`.
+    pub net: Option<String>,
 }
 
 /// Normalises a capability name: `net_admin` → `CAP_NET_ADMIN`.
@@ -479,15 +481,13 @@ pub fn build(cfg: &ContainerConfig, id: &str, paths: &Paths<'_>, joins: &Joins) 
         ("pid", &cfg.pid_mode, &joins.pid),
         ("ipc", &cfg.ipc_mode, &joins.ipc),
         ("uts", &cfg.uts_mode, &joins.uts),
+        ("network", &cfg.network, &joins.net),
     ] {
         match (mode.as_str(), join) {
             ("host", _) => {}
             (_, Some(path)) => namespaces.push(json!({"type": typ, "path": path})),
             _ => namespaces.push(json!({"type": typ})),
         }
-    }
-    if cfg.network != "host" {
-        namespaces.push(json!({"type": "network"}));
     }
     namespaces.push(json!({"type": "cgroup"}));
 

@@ -1,0 +1,338 @@
+//! `berth network ...`: user networks (bridges with their own subnet, on
+//! which containers find each other by name) and the default `bridge`.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use clap::Subcommand;
+use engine::Engine;
+use serde_json::{json, Value};
+
+use crate::format;
+
+#[derive(Debug, Subcommand)]
+pub enum NetworkCommand {
+    /// Create a network
+    Create {
+        /// Driver (only bridge)
+        #[arg(short, long, default_value = "bridge")]
+        driver: String,
+        /// Subnet in CIDR form (default: a free /24 of 10.199.0.0/16)
+        #[arg(long)]
+        subnet: Option<String>,
+        /// Gateway of the subnet (default: its first address)
+        #[arg(long)]
+        gateway: Option<String>,
+        /// No outbound access: containers reach only each other and the host
+        #[arg(long)]
+        internal: bool,
+        /// Enable IPv6 (not supported yet)
+        #[arg(long)]
+        ipv6: bool,
+        /// Set metadata (key=value)
+        #[arg(long)]
+        label: Vec<String>,
+        /// Driver options (none are supported)
+        #[arg(short, long)]
+        opt: Vec<String>,
+        name: String,
+    },
+    /// List networks
+    #[command(alias = "list")]
+    Ls {
+        /// Print only the ids
+        #[arg(short, long)]
+        quiet: bool,
+        /// Do not truncate the ids
+        #[arg(long)]
+        no_trunc: bool,
+        /// name=..., id=..., label=...
+        #[arg(short, long)]
+        filter: Vec<String>,
+        /// Go template over ID, Name, Driver, Scope, Internal
+        #[arg(long)]
+        format: Option<String>,
+    },
+    /// Show networks as JSON
+    Inspect {
+        #[arg(required = true)]
+        networks: Vec<String>,
+    },
+    /// Remove networks
+    #[command(alias = "remove")]
+    Rm {
+        /// Do not fail when a network does not exist
+        #[arg(short, long)]
+        force: bool,
+        #[arg(required = true)]
+        networks: Vec<String>,
+    },
+    /// Remove every user network no container uses
+    Prune {
+        /// Do not ask (there is nothing to ask: accepted for docker's sake)
+        #[arg(short, long)]
+        force: bool,
+    },
+    /// Connect a container to a network (a running one at once)
+    Connect {
+        /// Another name on the network
+        #[arg(long)]
+        alias: Vec<String>,
+        network: String,
+        container: String,
+    },
+    /// Disconnect a container from a network
+    Disconnect {
+        #[arg(short, long)]
+        force: bool,
+        network: String,
+        container: String,
+    },
+}
+
+fn network_json(engine: &Engine, n: &network::Network) -> Value {
+    let mut containers = serde_json::Map::new();
+    for m in engine.networks.members(&n.id).unwrap_or_default() {
+        let name = engine
+            .db
+            .get(&m.container_id)
+            .ok()
+            .flatten()
+            .map(|r| r.name)
+            .unwrap_or_default();
+        containers.insert(
+            m.container_id.clone(),
+            json!({
+                "Name": name,
+                "MacAddress": m.mac,
+                "IPv4Address": format!("{}/{}", m.ip, m.prefix),
+                "IPv6Address": "",
+            }),
+        );
+    }
+    json!({
+        "Name": n.name,
+        "Id": n.id,
+        "Created": n.created,
+        "Scope": "local",
+        "Driver": "bridge",
+        "EnableIPv6": false,
+        "IPAM": {"Driver": "default", "Options": {}, "Config": [{"Subnet": n.subnet.to_string(), "Gateway": n.gateway.to_string()}]},
+        "Internal": n.internal,
+        "Attachable": false,
+        "Containers": containers,
+        "Options": {"com.docker.network.bridge.name": n.bridge},
+        "Labels": n.labels,
+    })
+}
+
+pub fn run(root: &Path, runroot: &Path, cmd: &NetworkCommand) -> Result<i32> {
+    let engine = Engine::open(root, runroot)
+        .with_context(|| format!("open the store at {}", root.display()))?;
+    match cmd {
+        NetworkCommand::Create {
+            driver,
+            subnet,
+            gateway,
+            internal,
+            ipv6,
+            label,
+            opt,
+            name,
+        } => {
+            if driver != "bridge" {
+                bail!("network driver {driver:?} is not supported: only \"bridge\"");
+            }
+            if *ipv6 {
+                bail!("--ipv6: IPv6 networks are not implemented yet");
+            }
+            if let Some(o) = opt.first() {
+                bail!("driver option {o:?} is not supported");
+            }
+            let subnet = subnet
+                .as_deref()
+                .map(network::Subnet::parse)
+                .transpose()
+                .map_err(anyhow::Error::msg)?;
+            let gateway = match gateway {
+                Some(g) => Some(g.parse::<std::net::Ipv4Addr>().map_err(|_| {
+                    anyhow::anyhow!("invalid --gateway {g:?}: not an IPv4 address")
+                })?),
+                None => None,
+            };
+            let mut labels = BTreeMap::new();
+            for l in label {
+                let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
+                labels.insert(k.to_string(), v.to_string());
+            }
+            let n = engine
+                .networks
+                .create(name, subnet, gateway, *internal, &labels)?;
+            engine.db.event(
+                "network",
+                "create",
+                &n.id,
+                &[("name", &n.name), ("type", "bridge")],
+            );
+            println!("{}", n.id);
+            Ok(0)
+        }
+        NetworkCommand::Ls {
+            quiet,
+            no_trunc,
+            filter,
+            format,
+        } => {
+            let mut list = vec![engine.networks.default_network()?];
+            list.extend(
+                engine
+                    .networks
+                    .list()?
+                    .into_iter()
+                    .filter(|n| !n.is_default()),
+            );
+            for f in filter {
+                let (k, v) = f
+                    .split_once('=')
+                    .with_context(|| format!("invalid filter {f:?}: use key=value"))?;
+                match k {
+                    "name" => list.retain(|n| n.name.contains(v)),
+                    "id" => list.retain(|n| n.id.starts_with(v)),
+                    "label" => list.retain(|n| match v.split_once('=') {
+                        Some((lk, lv)) => n.labels.get(lk).is_some_and(|x| x == lv),
+                        None => n.labels.contains_key(v),
+                    }),
+                    _ => bail!("invalid filter {k:?}: use name, id or label"),
+                }
+            }
+            let id = |s: &str| -> String {
+                if *no_trunc {
+                    s.to_string()
+                } else {
+                    s.chars().take(12).collect()
+                }
+            };
+            let mut out = std::io::stdout().lock();
+            if *quiet {
+                for n in &list {
+                    writeln!(out, "{}", id(&n.id))?;
+                }
+                return Ok(0);
+            }
+            if let Some(f) = format {
+                for n in &list {
+                    let fields = [
+                        ("ID", id(&n.id)),
+                        ("Name", n.name.clone()),
+                        ("Driver", "bridge".to_string()),
+                        ("Scope", "local".to_string()),
+                        ("Internal", n.internal.to_string()),
+                    ];
+                    writeln!(out, "{}", format::template(f, &fields))?;
+                }
+                return Ok(0);
+            }
+            let rows: Vec<Vec<String>> = list
+                .iter()
+                .map(|n| vec![id(&n.id), n.name.clone(), "bridge".into(), "local".into()])
+                .collect();
+            format::table(&["NETWORK ID", "NAME", "DRIVER", "SCOPE"], &rows, &mut out)?;
+            Ok(0)
+        }
+        NetworkCommand::Inspect { networks } => {
+            let mut out = Vec::new();
+            let mut missing = None;
+            for key in networks {
+                match engine.networks.get(key) {
+                    Ok(n) => out.push(network_json(&engine, &n)),
+                    Err(e) => missing = Some(e),
+                }
+            }
+            println!("{}", serde_json::to_string_pretty(&Value::Array(out))?);
+            if let Some(e) = missing {
+                bail!("{e}");
+            }
+            Ok(0)
+        }
+        NetworkCommand::Rm { force, networks } => {
+            let mut failed = None;
+            for key in networks {
+                match engine.remove_network(key) {
+                    Ok(n) => {
+                        engine.db.event(
+                            "network",
+                            "destroy",
+                            &n.id,
+                            &[("name", &n.name), ("type", "bridge")],
+                        );
+                        println!("{key}");
+                    }
+                    Err(engine::Error::Invalid(m)) if *force && m.contains("not found") => {}
+                    Err(e) => {
+                        eprintln!("Error: {e}");
+                        failed = Some(e);
+                    }
+                }
+            }
+            Ok(if failed.is_some() { 1 } else { 0 })
+        }
+        NetworkCommand::Prune { force: _ } => {
+            let mut removed = Vec::new();
+            for n in engine.networks.list()? {
+                if n.is_default() {
+                    continue;
+                }
+                if engine.remove_network(&n.id).is_ok() {
+                    engine.db.event(
+                        "network",
+                        "destroy",
+                        &n.id,
+                        &[("name", &n.name), ("type", "bridge")],
+                    );
+                    removed.push(n.name);
+                }
+            }
+            if !removed.is_empty() {
+                println!("Deleted Networks:");
+                for n in removed {
+                    println!("{n}");
+                }
+            }
+            Ok(0)
+        }
+        NetworkCommand::Connect {
+            alias,
+            network,
+            container,
+        } => {
+            let n = engine.networks.get(network)?;
+            let r = engine.find(container)?;
+            engine.connect(&r, &n, alias)?;
+            engine.db.event(
+                "network",
+                "connect",
+                &n.id,
+                &[("container", &r.id), ("name", &n.name)],
+            );
+            Ok(0)
+        }
+        NetworkCommand::Disconnect {
+            force: _,
+            network,
+            container,
+        } => {
+            let n = engine.networks.get(network)?;
+            let r = engine.find(container)?;
+            engine.disconnect(&r, &n)?;
+            engine.db.event(
+                "network",
+                "disconnect",
+                &n.id,
+                &[("container", &r.id), ("name", &n.name)],
+            );
+            Ok(0)
+        }
+    }
+}

@@ -1,0 +1,787 @@
+//! Networking through the real binary, as root: published ports answering
+//! on the host (loopback, a host address, from another container), user
+//! networks resolving names and aliases, --internal, restarts, parallel
+//! starts, 100 cycles without leaks, and bad input.
+//!
+//! Tests share the host's nft table and run in parallel: each has its own
+//! root (so its own default bridge and subnet), its own host ports (asked
+//! of the kernel) and network names and subnets of its own.
+
+#![allow(clippy::tests_outside_test_module)]
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use berth_testkit::{busybox_rootfs, expect_code, output_via_files, stderr, stdout};
+
+const BIN: &str = env!("CARGO_BIN_EXE_berth");
+
+struct Berth {
+    root: tempfile::TempDir,
+}
+
+impl Berth {
+    fn new() -> Berth {
+        let b = Berth {
+            root: tempfile::tempdir().unwrap(),
+        };
+        let tar = b.root.path().join("busybox.tar");
+        let st = Command::new("tar")
+            .arg("-C")
+            .arg(busybox_rootfs())
+            .arg("-cf")
+            .arg(&tar)
+            .arg(".")
+            .status()
+            .unwrap();
+        assert!(st.success());
+        b.ok(&[
+            "import",
+            "-c",
+            "CMD [\"sh\"]",
+            "-c",
+            "EXPOSE 80",
+            tar.to_str().unwrap(),
+            "busybox",
+        ]);
+        b
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        let mut c = Command::new(BIN);
+        c.arg("--root").arg(self.root.path()).args(args);
+        output_via_files(&mut c)
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        expect_code(&o, 0, &args.join(" "));
+        stdout(&o)
+    }
+
+    fn inspect(&self, name: &str, format: &str) -> String {
+        self.ok(&["inspect", "-f", format, name]).trim().to_string()
+    }
+
+    /// A detached busybox httpd answering `body` on port 80.
+    fn httpd(&self, extra: &[&str], body: &str) -> String {
+        let script = format!(
+            "mkdir -p /www && echo {body} > /www/index.html && exec httpd -f -p 80 -h /www"
+        );
+        let mut args = vec!["run", "-d"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["busybox", "sh", "-c", &script]);
+        self.ok(&args).trim().to_string()
+    }
+
+    fn subnet_of_default(&self) -> String {
+        let o = self.ok(&["network", "inspect", "bridge"]);
+        let v: serde_json::Value = serde_json::from_str(&o).unwrap();
+        v[0]["IPAM"]["Config"][0]["Subnet"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// A user network with a subnet no other test (or host route) uses.
+    fn network(&self, name: &str, extra: &[&str]) -> String {
+        let base = std::process::id() % 200;
+        for i in 0..50 {
+            let subnet = format!("10.198.{}.0/24", (base + i * 7) % 250);
+            let mut args = vec!["network", "create", "--subnet", &subnet];
+            args.extend_from_slice(extra);
+            args.push(name);
+            let o = self.run(&args);
+            if o.status.success() {
+                return subnet;
+            }
+            assert!(stderr(&o).contains("overlaps"), "{}", stderr(&o));
+        }
+        panic!("no free subnet for {name}");
+    }
+}
+
+impl Drop for Berth {
+    fn drop(&mut self) {
+        let ids = self.run(&["ps", "-aq", "--no-trunc"]);
+        for id in stdout(&ids).split_whitespace() {
+            let _ = self.run(&["rm", "-f", id]);
+        }
+        let _ = self.run(&["network", "prune", "-f"]);
+    }
+}
+
+/// A port nobody listens on now, below the kernel's ephemeral range
+/// (32768 up), from which berth picks the host ports of `-p 80` and `-P`:
+/// so a port a test chose is not also handed out to another test's
+/// container.
+fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let mix =
+            (std::process::id().wrapping_mul(7919) ^ nanos).wrapping_add(n.wrapping_mul(104_729));
+        let port = 20_000 + u16::try_from(mix % 12_000).unwrap();
+        if std::net::TcpListener::bind(("0.0.0.0", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// GET / from addr, retried until it answers (the server starts after
+/// `run -d` returns) or 10 s pass.
+fn get(addr: &str) -> Result<String, String> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = (|| -> std::io::Result<String> {
+            let mut s = TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_secs(2))?;
+            s.set_read_timeout(Some(Duration::from_secs(3)))?;
+            s.write_all(b"GET / HTTP/1.0\r\n\r\n")?;
+            let mut text = String::new();
+            s.read_to_string(&mut text)?;
+            Ok(text)
+        })();
+        match r {
+            Ok(t) if t.contains("200 OK") => return Ok(t),
+            r if Instant::now() > deadline => return Err(format!("{addr}: {r:?}")),
+            _ => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+}
+
+/// From inside a container: GET / of host:port with busybox nc; the body
+/// or an error line.
+fn get_from(b: &Berth, args: &[&str], host: &str, port: &str) -> String {
+    fetch_from(b, args, host, port, 10)
+}
+
+/// [`get_from`] for what should fail: two tries, not ten.
+fn unreachable_from(b: &Berth, args: &[&str], host: &str, port: &str) -> bool {
+    fetch_from(b, args, host, port, 2).starts_with("unreachable")
+}
+
+fn fetch_from(b: &Berth, args: &[&str], host: &str, port: &str, tries: u32) -> String {
+    let script = format!(
+        "for i in $(seq {tries}); do r=$(printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 2 {host} {port} 2>&1) && [ -n \"$r\" ] && {{ echo \"$r\" | tail -1; exit 0; }}; sleep 0.2; done; echo unreachable: $r; exit 1"
+    );
+    let mut a = vec!["run", "--rm"];
+    a.extend_from_slice(args);
+    a.extend_from_slice(&["busybox", "sh", "-c", &script]);
+    stdout(&b.run(&a)).trim().to_string()
+}
+
+fn nft_map(name: &str) -> String {
+    let o = Command::new("nft")
+        .args(["list", "map", "ip", "berth", name])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn links() -> String {
+    let o = Command::new("ip").args(["-br", "link"]).output().unwrap();
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Whether the veth is gone within 5 s (the kernel deletes a container's
+/// veth with its network namespace, in a worker, after the exit).
+fn veth_gone(id: &str) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while links().contains(&veth_of(id)) {
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    true
+}
+
+/// The container's veth on the host, as berth names it.
+fn veth_of(id: &str) -> String {
+    format!("vb{}0", &id[..10])
+}
+
+#[test]
+fn published_port_answers_on_loopback_host_address_and_hairpin_and_after_restart() {
+    let b = Berth::new();
+    let port = free_port();
+    let p = port.to_string();
+    let id = b.httpd(&["--name", "web", "-p", &format!("{p}:80")], "hello");
+    assert!(get(&format!("127.0.0.1:{p}")).unwrap().contains("hello"));
+    // A host address: the bridge's gateway is one.
+    let gw = b.inspect("web", "{{.NetworkSettings.Gateway}}");
+    assert!(get(&format!("{gw}:{p}")).unwrap().contains("hello"));
+    // Hairpin: another container on the bridge through the host's port.
+    assert_eq!(get_from(&b, &[], &gw, &p), "hello");
+    assert_eq!(
+        b.ok(&["port", "web"]).trim(),
+        format!("80/tcp -> 0.0.0.0:{p}")
+    );
+    assert_eq!(b.ok(&["port", "web", "80"]).trim(), format!("0.0.0.0:{p}"));
+    let ps = b.ok(&["ps", "--format", "{{.Ports}}"]);
+    assert_eq!(ps.trim(), format!("0.0.0.0:{p}->80/tcp"));
+    assert_eq!(
+        b.inspect("web", "{{json .NetworkSettings.Ports}}"),
+        format!("{{\"80/tcp\":[{{\"HostIp\":\"0.0.0.0\",\"HostPort\":\"{p}\"}}]}}")
+    );
+    let ip = b.inspect("web", "{{.NetworkSettings.IPAddress}}");
+    assert!(!ip.is_empty());
+    // The default bridge has no name resolution, as docker's.
+    assert!(unreachable_from(&b, &[], "web", "80"));
+    b.ok(&["restart", "-t", "1", "web"]);
+    assert!(
+        get(&format!("127.0.0.1:{p}")).unwrap().contains("hello"),
+        "after a restart"
+    );
+    b.ok(&["stop", "-t", "1", "web"]);
+    assert!(
+        !nft_map("tcp_any_a").contains(&format!("{p} :")),
+        "a stopped container publishes nothing"
+    );
+    assert!(veth_gone(&id));
+    b.ok(&["start", "web"]);
+    assert!(
+        get(&format!("127.0.0.1:{p}")).unwrap().contains("hello"),
+        "after stop and start"
+    );
+    b.ok(&["rm", "-f", "web"]);
+    assert!(!nft_map("tcp_any_a").contains(&format!("{p} :")));
+    assert!(veth_gone(&id));
+    // -p containerPort, -p ip:hostPort:containerPort, -P.
+    let id = b.httpd(
+        &["-p", "80", "-p", &format!("127.0.0.1:{}:80", free_port())],
+        "two",
+    );
+    let shown = b.ok(&["port", &id]);
+    assert_eq!(shown.lines().count(), 2, "{shown}");
+    for line in shown.lines() {
+        let host = line.split(" -> ").nth(1).unwrap();
+        let host = host.replace("0.0.0.0", "127.0.0.1");
+        assert!(get(&host).unwrap().contains("two"), "{line}");
+    }
+    let id = b.httpd(&["-P"], "exposed");
+    let host = b
+        .ok(&["port", &id, "80/tcp"])
+        .trim()
+        .replace("0.0.0.0", "127.0.0.1");
+    assert!(get(&host).unwrap().contains("exposed"));
+}
+
+#[test]
+fn twenty_published_containers_started_in_parallel() {
+    let b = Berth::new();
+    let ports: Vec<u16> = (0..20).map(|_| free_port()).collect();
+    let mut uniq = ports.clone();
+    uniq.sort_unstable();
+    uniq.dedup();
+    assert_eq!(uniq.len(), 20);
+    std::thread::scope(|s| {
+        for (i, port) in ports.iter().enumerate() {
+            let b = &b;
+            s.spawn(move || {
+                b.httpd(&["-p", &format!("{port}:80")], &format!("c{i}"));
+            });
+        }
+    });
+    for (i, port) in ports.iter().enumerate() {
+        let body = get(&format!("127.0.0.1:{port}")).unwrap();
+        assert!(body.contains(&format!("c{i}")), "{port}: {body}");
+    }
+    let ips: std::collections::BTreeSet<String> = stdout(&b.run(&["ps", "-q"]))
+        .lines()
+        .map(|id| b.inspect(id, "{{.NetworkSettings.IPAddress}}"))
+        .collect();
+    assert_eq!(ips.len(), 20, "one address each");
+}
+
+#[test]
+fn user_networks_resolve_names_and_aliases_in_any_order() {
+    let b = Berth::new();
+    let (n1, n2) = (
+        format!("t-a-{}", std::process::id()),
+        format!("t-b-{}", std::process::id()),
+    );
+    b.network(&n1, &[]);
+    b.network(&n2, &[]);
+    // The client first, the server after: the client's hosts file learns.
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "client",
+        "--network",
+        &n1,
+        "busybox",
+        "sleep",
+        "60",
+    ]);
+    b.httpd(
+        &["--name", "srv", "--network", &n1, "--network-alias", "api"],
+        "from-srv",
+    );
+    b.httpd(&["--name", "other", "--network", &n2], "from-other");
+    let nc = |target: &str| {
+        let script = format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 2 {target} 80 | tail -1");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let out = stdout(&b.run(&["exec", "client", "sh", "-c", &script]))
+                .trim()
+                .to_string();
+            if !out.is_empty() || Instant::now() > deadline {
+                return out;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    assert_eq!(nc("srv"), "from-srv");
+    assert_eq!(nc("api"), "from-srv");
+    // Another network: not by name.
+    let hosts = b.ok(&["exec", "client", "cat", "/etc/hosts"]);
+    assert!(!hosts.contains("other"), "{hosts}");
+    assert!(unreachable_from(&b, &["--network", &n2], "srv", "80"));
+    // Nor by address: networks are isolated from each other.
+    let srv_ip = b.inspect("srv", "{{.NetworkSettings.IPAddress}}");
+    assert!(unreachable_from(&b, &["--network", &n2], &srv_ip, "80"));
+    assert_eq!(
+        get_from(&b, &["--network", &n2], "other", "80"),
+        "from-other"
+    );
+    // srv goes: its names go from the client's hosts file; it comes back.
+    b.ok(&["stop", "-t", "1", "srv"]);
+    let hosts = b.ok(&["exec", "client", "cat", "/etc/hosts"]);
+    assert!(!hosts.contains("srv"), "{hosts}");
+    b.ok(&["start", "srv"]);
+    assert_eq!(nc("api"), "from-srv");
+    // In use: refused, nothing changes; free: removed.
+    let o = b.run(&["network", "rm", &n1]);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(stderr(&o).contains("active endpoints"), "{}", stderr(&o));
+    let ls = b.ok(&["network", "ls", "--format", "{{.Name}}"]);
+    assert!(ls.contains(&n1));
+    b.ok(&["rm", "-f", "client", "srv"]);
+    b.ok(&["network", "rm", &n1]);
+    assert!(!b.ok(&["network", "ls"]).contains(&n1));
+    // connect/disconnect a stopped container.
+    b.ok(&[
+        "create",
+        "--name",
+        "late",
+        "--network",
+        &n2,
+        "busybox",
+        "sleep",
+        "60",
+    ]);
+    b.ok(&["network", "disconnect", &n2, "late"]);
+    assert_eq!(b.inspect("late", "{{.HostConfig.NetworkMode}}"), "none");
+}
+
+#[test]
+fn internal_networks_have_no_way_out_and_bridges_do() {
+    let b = Berth::new();
+    // "Outside": a namespace of our own behind a veth pair on the host.
+    let tag = format!("{:05}", std::process::id() % 100_000);
+    let (host_if, out_if) = (format!("to{tag}"), format!("ou{tag}"));
+    let mut holder = Command::new("unshare")
+        .args(["-n", "sleep", "120"])
+        .spawn()
+        .unwrap();
+    let pid = holder.id().to_string();
+    std::thread::sleep(Duration::from_millis(200));
+    let sh = |cmd: &str| {
+        let o = Command::new("sh").args(["-c", cmd]).output().unwrap();
+        assert!(
+            o.status.success(),
+            "{cmd}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    sh(&format!(
+        "ip link add {host_if} type veth peer name {out_if} netns {pid} && \
+         ip addr add 198.51.100.1/30 dev {host_if} && ip link set {host_if} up && \
+         nsenter -t {pid} -n sh -c 'ip addr add 198.51.100.2/30 dev {out_if} && \
+         ip link set {out_if} up && ip link set lo up && ip route add default via 198.51.100.1'"
+    ));
+    let www = b.root.path().join("outside-www");
+    std::fs::create_dir_all(&www).unwrap();
+    std::fs::write(www.join("index.html"), "outside\n").unwrap();
+    let mut server = Command::new("nsenter")
+        .args([
+            "-t",
+            &pid,
+            "-n",
+            "busybox",
+            "httpd",
+            "-f",
+            "-p",
+            "198.51.100.2:9000",
+            "-h",
+        ])
+        .arg(&www)
+        .spawn()
+        .unwrap();
+    let net = format!("t-int-{}", std::process::id());
+    b.network(&net, &["--internal"]);
+    let bridged = get_from(&b, &[], "198.51.100.2", "9000");
+    let internal = fetch_from(&b, &["--network", &net], "198.51.100.2", "9000", 2);
+    let _ = server.kill();
+    let _ = server.wait();
+    let _ = holder.kill();
+    let _ = holder.wait();
+    let _ = Command::new("ip").args(["link", "del", &host_if]).status();
+    assert_eq!(
+        bridged, "outside",
+        "the default bridge reaches out (masquerade)"
+    );
+    assert!(internal.starts_with("unreachable"), "{internal}");
+}
+
+#[test]
+fn hundred_cycles_leak_no_veth_rule_or_lease() {
+    let b = Berth::new();
+    let subnet = b.subnet_of_default();
+    let prefix: String = subnet.split('.').take(2).collect::<Vec<_>>().join(".") + ".";
+    let mut ids = Vec::new();
+    for i in 0..100 {
+        let id = b
+            .ok(&["create", "-p", "80", "busybox", "sleep", "30"])
+            .trim()
+            .to_string();
+        b.ok(&["start", &id]);
+        if i % 10 == 0 {
+            assert!(links().contains(&veth_of(&id)));
+        }
+        b.ok(&["rm", "-f", &id]);
+        ids.push(id);
+    }
+    for id in &ids {
+        assert!(veth_gone(id), "veth of {id} left");
+    }
+    for map in ["tcp_any_a", "tcp_ip_a"] {
+        assert!(!nft_map(map).contains(&prefix), "{map}: {}", nft_map(map));
+    }
+    let check = b.ok(&["system", "check"]);
+    assert!(check.contains("network leftovers removed: 0"), "{check}");
+    // The next container gets the first address again: every lease went.
+    let id = b
+        .ok(&["run", "-d", "busybox", "sleep", "30"])
+        .trim()
+        .to_string();
+    let ip = b.inspect(&id, "{{.NetworkSettings.IPAddress}}");
+    assert_eq!(ip, format!("{prefix}0.2"));
+}
+
+#[test]
+fn a_killed_monitor_leaves_nothing_after_system_check() {
+    let b = Berth::new();
+    let port = free_port();
+    let id = b.httpd(&["-p", &format!("{port}:80")], "x");
+    get(&format!("127.0.0.1:{port}")).unwrap();
+    // Kill the container and its monitor at once: nobody records the exit.
+    let pid: i32 = b.inspect(&id, "{{.State.Pid}}").parse().unwrap();
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let monitor: i32 = stat
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(monitor),
+        nix::sys::signal::SIGKILL,
+    );
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
+    std::thread::sleep(Duration::from_millis(300));
+    // Any command reconciles: the exit is recorded, the network released.
+    b.ok(&["ps", "-a"]);
+    assert!(!nft_map("tcp_any_a").contains(&format!("{port} :")));
+    assert!(veth_gone(&id));
+    let check = b.ok(&["system", "check"]);
+    assert!(check.contains("network leftovers removed: 0"), "{check}");
+}
+
+#[test]
+fn bad_network_input_is_one_line_and_configures_nothing() {
+    let b = Berth::new();
+    // A port the host holds.
+    let held = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    let port = held.local_addr().unwrap().port();
+    let o = b.run(&[
+        "run",
+        "-d",
+        "--name",
+        "busy",
+        "-p",
+        &format!("{port}:80"),
+        "busybox",
+        "sleep",
+        "30",
+    ]);
+    expect_code(&o, 125, "port in use");
+    let err = stderr(&o);
+    assert!(err.contains("port is already allocated"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert_eq!(b.inspect("busy", "{{.State.Status}}"), "created");
+    assert_eq!(b.inspect("busy", "{{.NetworkSettings.IPAddress}}"), "");
+    assert!(veth_gone(&b.inspect("busy", "{{.Id}}")));
+    // A port another container of ours holds.
+    let p2 = free_port();
+    b.ok(&[
+        "run",
+        "-d",
+        "-p",
+        &format!("{p2}:80"),
+        "busybox",
+        "sleep",
+        "30",
+    ]);
+    let o = b.run(&[
+        "run",
+        "-d",
+        "-p",
+        &format!("127.0.0.1:{p2}:80"),
+        "busybox",
+        "sleep",
+        "30",
+    ]);
+    expect_code(&o, 125, "port taken by a container");
+    assert!(
+        stderr(&o).contains("port is already allocated"),
+        "{}",
+        stderr(&o)
+    );
+    // Overlapping subnets, bad specs, a network in use.
+    let net = format!("t-bad-{}", std::process::id());
+    let subnet = b.network(&net, &[]);
+    let o = b.run(&[
+        "network",
+        "create",
+        "--subnet",
+        &subnet,
+        &format!("{net}-2"),
+    ]);
+    expect_code(&o, 125, "overlap");
+    assert!(stderr(&o).contains("overlaps"), "{}", stderr(&o));
+    let o = b.run(&["network", "create", &net]);
+    expect_code(&o, 125, "exists");
+    for bad in [
+        vec!["run", "-p", "8080:80:90:1", "busybox", "true"],
+        vec!["run", "-p", "abc", "busybox", "true"],
+        vec!["run", "--network", "host", "-p", "80", "busybox", "true"],
+        vec!["run", "--ip", "10.0.0.300", "busybox", "true"],
+        vec!["run", "--ip", "10.1.2.3", "busybox", "true"],
+        vec!["run", "--mac-address", "zz", "busybox", "true"],
+        vec!["network", "create", "--subnet", "10.0.0.1/8", "x1"],
+        vec!["network", "create", "--subnet", "300.0.0.0/8", "x2"],
+        vec!["network", "create", "bad/name"],
+        vec!["network", "rm", "bridge"],
+        vec!["network", "rm", "no-such-network"],
+    ] {
+        let o = b.run(&bad);
+        assert_ne!(o.status.code(), Some(0), "{bad:?}");
+        let err = stderr(&o);
+        assert!(!err.contains("panicked"), "{bad:?}: {err}");
+        assert!(err.trim().lines().count() <= 1, "{bad:?}: {err}");
+    }
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "user",
+        "--network",
+        &net,
+        "busybox",
+        "sleep",
+        "30",
+    ]);
+    let o = b.run(&["network", "rm", &net]);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(stderr(&o).contains("active endpoints"), "{}", stderr(&o));
+    drop(held);
+}
+
+#[test]
+fn members_started_at_once_all_know_each_other() {
+    let b = Berth::new();
+    let net = format!("t-par-{}", std::process::id());
+    b.network(&net, &[]);
+    std::thread::scope(|s| {
+        for i in 0..6 {
+            let (b, net) = (&b, &net);
+            s.spawn(move || {
+                b.ok(&[
+                    "run",
+                    "-d",
+                    "--name",
+                    &format!("m{i}"),
+                    "--network",
+                    net,
+                    "busybox",
+                    "sleep",
+                    "60",
+                ]);
+            });
+        }
+    });
+    for i in 0..6 {
+        let hosts = b.ok(&["exec", &format!("m{i}"), "cat", "/etc/hosts"]);
+        for j in (0..6).filter(|j| *j != i) {
+            assert!(
+                hosts.contains(&format!("\tm{j} ")),
+                "m{i} misses m{j}: {hosts}"
+            );
+        }
+    }
+}
+
+#[test]
+fn running_containers_connect_and_disconnect() {
+    let b = Berth::new();
+    let (n1, n2) = (
+        format!("t-c1-{}", std::process::id()),
+        format!("t-c2-{}", std::process::id()),
+    );
+    b.network(&n1, &[]);
+    b.network(&n2, &[]);
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "roamer",
+        "--network",
+        &n1,
+        "busybox",
+        "sleep",
+        "60",
+    ]);
+    b.httpd(&["--name", "far", "--network", &n2], "far-away");
+    let fetch = |tries: u32| {
+        let script = format!(
+            "for i in $(seq {tries}); do r=$(printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 2 far 80 2>&1) && [ -n \"$r\" ] && {{ echo \"$r\" | tail -1; exit 0; }}; sleep 0.2; done; echo unreachable"
+        );
+        stdout(&b.run(&["exec", "roamer", "sh", "-c", &script]))
+            .trim()
+            .to_string()
+    };
+    assert_eq!(fetch(2), "unreachable");
+    b.ok(&["network", "connect", "--alias", "wanderer", &n2, "roamer"]);
+    assert_eq!(fetch(10), "far-away");
+    let far_hosts = b.ok(&["exec", "far", "cat", "/etc/hosts"]);
+    assert!(far_hosts.contains("roamer wanderer"), "{far_hosts}");
+    let ifs = b.ok(&["exec", "roamer", "ip", "-o", "link"]);
+    assert!(ifs.contains("eth1"), "{ifs}");
+    let o = b.run(&["network", "connect", &n2, "roamer"]);
+    assert_ne!(o.status.code(), Some(0), "connected twice");
+    b.ok(&["network", "disconnect", &n2, "roamer"]);
+    assert_eq!(fetch(2), "unreachable");
+    assert!(!b
+        .ok(&["exec", "far", "cat", "/etc/hosts"])
+        .contains("roamer"));
+    assert!(!b
+        .ok(&["exec", "roamer", "ip", "-o", "link"])
+        .contains("eth1"));
+    // The next start remembers neither: n1 only.
+    b.ok(&["restart", "-t", "1", "roamer"]);
+    assert_eq!(fetch(2), "unreachable");
+}
+
+#[test]
+fn dns_flags_hosts_mac_fixed_ip_and_a_shared_namespace() {
+    let b = Berth::new();
+    let out = b.ok(&[
+        "run",
+        "--rm",
+        "--dns",
+        "192.0.2.53",
+        "--dns-search",
+        "example.test",
+        "--dns-option",
+        "ndots:3",
+        "--add-host",
+        "db:192.0.2.9",
+        "--hostname",
+        "box",
+        "--mac-address",
+        "02:11:22:33:44:55",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /etc/resolv.conf /etc/hosts; ip link show eth0",
+    ]);
+    assert!(
+        out.contains("search example.test\nnameserver 192.0.2.53\noptions ndots:3\n"),
+        "{out}"
+    );
+    assert!(out.contains("192.0.2.9\tdb\n"), "{out}");
+    assert!(out.contains("\tbox\n"), "{out}");
+    assert!(out.contains("02:11:22:33:44:55"), "{out}");
+    let net = format!("t-ip-{}", std::process::id());
+    let subnet = b.network(&net, &[]);
+    let ip = subnet.replace(".0/24", ".77");
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "fixed",
+        "--network",
+        &net,
+        "--ip",
+        &ip,
+        "busybox",
+        "sleep",
+        "60",
+    ]);
+    assert_eq!(b.inspect("fixed", "{{.NetworkSettings.IPAddress}}"), ip);
+    let o = b.run(&[
+        "run",
+        "-d",
+        "--network",
+        &net,
+        "--ip",
+        &ip,
+        "busybox",
+        "sleep",
+        "60",
+    ]);
+    assert_ne!(o.status.code(), Some(0), "an address in use");
+    assert!(stderr(&o).contains("already in use"), "{}", stderr(&o));
+    // --network container:X shares X's interfaces.
+    let shared = b.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "container:fixed",
+        "busybox",
+        "ip",
+        "-4",
+        "addr",
+        "show",
+        "eth0",
+    ]);
+    assert!(shared.contains(&format!("inet {ip}/24")), "{shared}");
+    // Host mode: the host's nameservers as they are (loopback ones too).
+    let host = b.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "busybox",
+        "cat",
+        "/etc/resolv.conf",
+    ]);
+    for l in std::fs::read_to_string("/etc/resolv.conf").unwrap().lines() {
+        if l.starts_with("nameserver") {
+            assert!(host.contains(l), "{l} missing: {host}");
+        }
+    }
+}

@@ -1,0 +1,461 @@
+//! A container's side of networking: the networks it is on, attached when
+//! its init exists (before the program starts) and detached when it ends,
+//! its `/etc/hosts` and `/etc/resolv.conf`, and its peers' hosts files.
+//!
+//! Name resolution on user networks is the hosts file: each container's is
+//! a file of its directory bind-mounted at /etc/hosts, and whoever attaches
+//! or detaches a container rewrites (in place: same inode, so the bind
+//! mount sees it) the files of every running container on the networks
+//! concerned. No resolver process runs beside the containers (docker's
+//! embedded DNS lives in its daemon; berth has none), and lookups cost
+//! what a file read costs. What it cannot do: DNS queries (`nslookup`) for
+//! peers, and a program that caches /etc/hosts sees new peers late.
+
+use network::files::{self, HostEntry};
+use network::{Attach, Endpoint, EndpointConfig, Network, PortSpec};
+
+use crate::config::ContainerConfig;
+use crate::error::{Context, Error, Result};
+use crate::{Engine, Record, Status};
+
+/// Whether the container gets interfaces of its own on bridges (not
+/// none, host, or another container's namespace).
+pub fn on_bridges(cfg: &ContainerConfig) -> bool {
+    !matches!(cfg.network.as_str(), "none" | "host") && !cfg.network.starts_with("container:")
+}
+
+impl From<network::Error> for Error {
+    fn from(e: network::Error) -> Error {
+        Error::Invalid(e.to_string())
+    }
+}
+
+impl Engine {
+    /// The container's networks with what it asks of each.
+    pub fn container_networks(
+        &self,
+        cfg: &ContainerConfig,
+    ) -> Result<Vec<(Network, EndpointConfig)>> {
+        if !on_bridges(cfg) {
+            return Ok(Vec::new());
+        }
+        let mut out = Vec::new();
+        for (i, name) in std::iter::once(&cfg.network)
+            .chain(cfg.extra_networks.iter())
+            .enumerate()
+        {
+            let net = self.networks.get(name)?;
+            let first = i == 0;
+            out.push((
+                net,
+                EndpointConfig {
+                    aliases: cfg.network_aliases.clone(),
+                    ip: if first { cfg.ip } else { None },
+                    mac: if first { cfg.mac_address } else { None },
+                },
+            ));
+        }
+        Ok(out)
+    }
+
+    /// Checks at create what can be checked before a start: the networks
+    /// exist, the options fit the mode.
+    pub fn validate_network(&self, cfg: &ContainerConfig) -> Result<()> {
+        if !on_bridges(cfg) {
+            if !cfg.publish.is_empty() || cfg.publish_all {
+                return Err(Error::Invalid(format!(
+                    "conflicting options: port publishing and the container type network mode ({})",
+                    cfg.network
+                )));
+            }
+            if !cfg.network_aliases.is_empty() || cfg.ip.is_some() || cfg.mac_address.is_some() {
+                return Err(Error::Invalid(format!(
+                    "conflicting options: --network-alias, --ip and --mac-address need a bridge network, not {}",
+                    cfg.network
+                )));
+            }
+            if let Some(other) = cfg.network.strip_prefix("container:") {
+                self.find(other)?;
+            }
+            return Ok(());
+        }
+        let nets = self.container_networks(cfg)?;
+        if let Some((n, _)) = nets.first() {
+            if n.is_default() && (cfg.ip.is_some() || !cfg.network_aliases.is_empty()) {
+                return Err(Error::Invalid(
+                    "user specified IP address and network aliases are supported on user defined networks only".into(),
+                ));
+            }
+            if let Some(ip) = cfg.ip {
+                if !n.subnet.usable(ip) || ip == n.gateway {
+                    return Err(Error::Invalid(format!(
+                        "invalid --ip {ip}: not a usable address of network {} ({})",
+                        n.name, n.subnet
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The ports to publish: `-p`, and with `-P` each exposed port not
+    /// published already.
+    fn ports_of(cfg: &ContainerConfig) -> Result<Vec<PortSpec>> {
+        let mut ports = cfg.publish.clone();
+        if cfg.publish_all {
+            for p in network::ports::from_exposed(&cfg.exposed_ports).map_err(Error::Invalid)? {
+                if !ports
+                    .iter()
+                    .any(|q| q.container_port == p.container_port && q.proto == p.proto)
+                {
+                    ports.push(p);
+                }
+            }
+        }
+        Ok(ports)
+    }
+
+    /// Connects the created container (init `pid`, waiting to start) to
+    /// its networks, publishes its ports, writes its hosts file and its
+    /// peers'. Nothing stays half done on failure.
+    pub fn attach_network(&self, r: &Record, pid: i32) -> Result<()> {
+        if !on_bridges(&r.config) {
+            return Ok(());
+        }
+        let ports = Self::ports_of(&r.config)?;
+        let networks = self.container_networks(&r.config)?;
+        let endpoints = self.networks.attach(&Attach {
+            container_id: &r.id,
+            name: &r.name,
+            pid,
+            networks,
+            ports: &ports,
+        })?;
+        let _lock = self.hosts_lock(&endpoints);
+        if let Err(e) = self.write_hosts(r, &endpoints) {
+            let _ = self.networks.detach(&r.id, false);
+            return Err(e);
+        }
+        let ids: Vec<String> = endpoints.iter().map(|e| e.network_id.clone()).collect();
+        self.refresh_peers(&ids, &r.id);
+        Ok(())
+    }
+
+    /// Releases what the container held: ports, veths, leases; its peers
+    /// forget it. Fine to call for a container that holds nothing.
+    /// `init_gone`: its init is dead (reaped, or killed by the runtime's
+    /// delete); then, unless something outside its pid namespace may hold
+    /// its network namespace, the kernel removes the veths with the
+    /// namespace and we need not wait for that.
+    pub fn detach_network(&self, r: &Record, init_gone: bool) -> Result<()> {
+        let id = r.id.as_str();
+        let netns_gone = init_gone && self.netns_dies_with_init(r);
+        let ids = self.networks.detach(id, netns_gone)?;
+        if !ids.is_empty() {
+            let _lock = self.hosts_lock_for(true);
+            self.refresh_peers(&ids, id);
+        }
+        Ok(())
+    }
+
+    /// Whether only processes of the container's own pid namespace can be
+    /// in its network namespace (they all die with its init): not so with
+    /// a shared pid namespace (`exec`'d processes outlive the init) or
+    /// while other containers joined the network namespace.
+    fn netns_dies_with_init(&self, r: &Record) -> bool {
+        if !matches!(r.config.pid_mode.as_str(), "" | "private") {
+            return false;
+        }
+        let joined =
+            |n: &str| n == format!("container:{}", r.id) || n == format!("container:{}", r.name);
+        !self.db.list().is_ok_and(|all| {
+            all.iter()
+                .any(|o| o.status.is_active() && joined(&o.config.network))
+        })
+    }
+
+    /// Hosts files are written under a lock of the root (user networks
+    /// only): each writer reads the members after the last one wrote, so
+    /// two containers starting at once both end up in each other's file.
+    fn hosts_lock(&self, endpoints: &[Endpoint]) -> Option<nix::fcntl::Flock<std::fs::File>> {
+        self.hosts_lock_for(
+            endpoints
+                .iter()
+                .any(|e| e.network_name != network::store::DEFAULT_NAME),
+        )
+    }
+
+    fn hosts_lock_for(&self, needed: bool) -> Option<nix::fcntl::Flock<std::fs::File>> {
+        if !needed {
+            return None;
+        }
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.root.join("hosts.lock"))
+            .ok()?;
+        nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive).ok()
+    }
+
+    /// The container's /etc/hosts: its own address and name, then its
+    /// peers on user networks (not the default one: docker's has no name
+    /// resolution).
+    fn hosts_text(&self, r: &Record, endpoints: &[Endpoint]) -> Result<String> {
+        let extra = extra_hosts(&r.config.extra_hosts)?;
+        let own = endpoints
+            .first()
+            .map(|e| (e.ip, r.config.hostname.as_str()));
+        let hostname = if r.config.network == "host" {
+            ""
+        } else {
+            r.config.hostname.as_str()
+        };
+        let mut peers: Vec<HostEntry> = Vec::new();
+        for e in endpoints
+            .iter()
+            .filter(|e| e.network_name != network::store::DEFAULT_NAME)
+        {
+            for m in self.networks.members(&e.network_id)? {
+                if m.container_id != r.id {
+                    peers.push(HostEntry {
+                        ip: m.ip.to_string(),
+                        names: m.names.clone(),
+                    });
+                }
+            }
+        }
+        Ok(files::hosts(&extra, own, hostname, &peers))
+    }
+
+    /// Rewrites the hosts file in place (the bind mount holds its inode).
+    fn write_hosts(&self, r: &Record, endpoints: &[Endpoint]) -> Result<()> {
+        let text = self.hosts_text(r, endpoints)?;
+        let path = self.container_dir(&r.id).join("hosts");
+        std::fs::write(&path, text).ctx(|| format!("write {}", path.display()))
+    }
+
+    /// The hosts files of the running containers on these networks, but
+    /// `except`'s. Best effort: a peer that is going away is skipped.
+    fn refresh_peers(&self, network_ids: &[String], except: &str) {
+        let mut done = std::collections::BTreeSet::new();
+        for nid in network_ids {
+            let Ok(members) = self.networks.members(nid) else {
+                continue;
+            };
+            if members
+                .first()
+                .is_some_and(|m| m.network_name == network::store::DEFAULT_NAME)
+            {
+                continue;
+            }
+            for m in members {
+                if m.container_id == except || !done.insert(m.container_id.clone()) {
+                    continue;
+                }
+                let Ok(Some(peer)) = self.db.get(&m.container_id) else {
+                    continue;
+                };
+                if !matches!(
+                    peer.status,
+                    Status::Running | Status::Starting | Status::Paused
+                ) {
+                    continue;
+                }
+                if let Ok(eps) = self.networks.endpoints(&peer.id) {
+                    let _ = self.write_hosts(&peer, &eps);
+                }
+            }
+        }
+    }
+
+    /// What inspect shows: endpoints and published ports.
+    pub fn network_state(&self, id: &str) -> (Vec<Endpoint>, Vec<network::PortMapping>) {
+        (
+            self.networks.endpoints(id).unwrap_or_default(),
+            self.networks.ports(id).unwrap_or_default(),
+        )
+    }
+
+    /// `network rm`: refused while a container is configured with it.
+    pub fn remove_network(&self, key: &str) -> Result<Network> {
+        let net = self.networks.get(key)?;
+        for r in self.db.list()? {
+            if r.config.network == net.name
+                || r.config.network == net.id
+                || r.config.extra_networks.contains(&net.name)
+            {
+                return Err(Error::Invalid(format!(
+                    "error while removing network: network {} id {} has active endpoints (container {})",
+                    net.name, net.id, r.name
+                )));
+            }
+        }
+        self.networks.remove(&net)?;
+        Ok(net)
+    }
+
+    /// `network connect`: a created or stopped container gets the network
+    /// at its next start; a running one now as well.
+    pub fn connect(&self, r: &Record, net: &Network, aliases: &[String]) -> Result<()> {
+        if !on_bridges(&r.config) {
+            return Err(Error::Invalid(format!(
+                "container {} is on network {}: it cannot join others",
+                r.name, r.config.network
+            )));
+        }
+        let mut cfg = r.config.clone();
+        if self
+            .container_networks(&cfg)?
+            .iter()
+            .any(|(n, _)| n.id == net.id)
+        {
+            return Err(Error::Invalid(format!(
+                "endpoint with name {} already exists in network {}",
+                r.name, net.name
+            )));
+        }
+        cfg.extra_networks.push(net.name.clone());
+        for a in aliases {
+            if !cfg.network_aliases.contains(a) {
+                cfg.network_aliases.push(a.clone());
+            }
+        }
+        if matches!(r.status, Status::Running | Status::Paused) && crate::alive(r.pid, r.pid_start)
+        {
+            // Live: the interface now, then the config (so a failure
+            // changes nothing).
+            let _lock = self.hosts_lock_for(true);
+            let ep_cfg = EndpointConfig {
+                aliases: cfg.network_aliases.clone(),
+                ip: None,
+                mac: None,
+            };
+            self.networks
+                .connect_running((&r.id, &r.name), r.pid, net, &ep_cfg)?;
+            if let Err(e) = self.db.set_config(&r.id, &cfg) {
+                let _ = self.networks.disconnect_one(&r.id, net);
+                return Err(e);
+            }
+            let eps = self.networks.endpoints(&r.id)?;
+            self.write_hosts(r, &eps)?;
+            self.refresh_peers(std::slice::from_ref(&net.id), &r.id);
+            return Ok(());
+        }
+        self.db.set_config(&r.id, &cfg)
+    }
+
+    /// `network disconnect`: from the config, and from a running
+    /// container's namespace now.
+    pub fn disconnect(&self, r: &Record, net: &Network) -> Result<()> {
+        let mut cfg = r.config.clone();
+        let names = [net.name.as_str(), net.id.as_str()];
+        if names.contains(&cfg.network.as_str()) {
+            match cfg.extra_networks.first().cloned() {
+                Some(next) => {
+                    cfg.network = next;
+                    cfg.extra_networks.remove(0);
+                }
+                None => cfg.network = "none".into(),
+            }
+        } else if let Some(i) = cfg
+            .extra_networks
+            .iter()
+            .position(|n| names.contains(&n.as_str()))
+        {
+            cfg.extra_networks.remove(i);
+        } else {
+            return Err(Error::Invalid(format!(
+                "container {} is not connected to network {}",
+                r.name, net.name
+            )));
+        }
+        self.db.set_config(&r.id, &cfg)?;
+        if matches!(r.status, Status::Running | Status::Paused) {
+            let _lock = self.hosts_lock_for(true);
+            self.networks.disconnect_one(&r.id, net)?;
+            let eps = self.networks.endpoints(&r.id)?;
+            self.write_hosts(r, &eps)?;
+            self.refresh_peers(std::slice::from_ref(&net.id), &r.id);
+        }
+        Ok(())
+    }
+}
+
+/// `--add-host host:ip` lines.
+pub fn extra_hosts(list: &[String]) -> Result<Vec<HostEntry>> {
+    list.iter()
+        .map(|h| {
+            let (host, ip) = h
+                .split_once(':')
+                .or_else(|| h.split_once('='))
+                .filter(|(h, ip)| !h.is_empty() && ip.parse::<std::net::IpAddr>().is_ok())
+                .ok_or_else(|| {
+                    Error::Invalid(format!(
+                        "invalid argument {h:?} for \"--add-host\": expected host:ip"
+                    ))
+                })?;
+            Ok(HostEntry {
+                ip: ip.to_string(),
+                names: vec![host.to_string()],
+            })
+        })
+        .collect()
+}
+
+/// `--mac-address 02:42:ac:11:00:02`.
+pub fn parse_mac(s: &str) -> std::result::Result<[u8; 6], String> {
+    let parts: Vec<&str> = s.split(':').collect();
+    let mut mac = [0u8; 6];
+    if parts.len() != 6 {
+        return Err(format!("invalid MAC address {s:?}: expected six hex bytes"));
+    }
+    for (i, p) in parts.iter().enumerate() {
+        mac[i] = u8::from_str_radix(p, 16)
+            .ok()
+            .filter(|_| p.len() == 2)
+            .ok_or_else(|| format!("invalid MAC address {s:?}: expected six hex bytes"))?;
+    }
+    if mac[0] & 1 == 1 {
+        return Err(format!("invalid MAC address {s:?}: a multicast address"));
+    }
+    Ok(mac)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn macs_and_hosts_parse() {
+        assert_eq!(
+            parse_mac("02:42:0a:00:00:05").unwrap(),
+            [2, 0x42, 10, 0, 0, 5]
+        );
+        assert!(parse_mac("01:00:00:00:00:00").is_err());
+        assert!(parse_mac("02:42").is_err());
+        assert!(parse_mac("02:42:0a:00:00:5").is_err());
+        let e = extra_hosts(&["db:10.0.0.9".into()]).unwrap();
+        assert_eq!(
+            (e[0].ip.as_str(), e[0].names[0].as_str()),
+            ("10.0.0.9", "db")
+        );
+        assert!(extra_hosts(&["db".into()]).is_err());
+        assert!(extra_hosts(&["db:notanip".into()]).is_err());
+    }
+
+    #[test]
+    fn modes_with_bridges() {
+        let mut c = ContainerConfig {
+            network: "bridge".into(),
+            ..Default::default()
+        };
+        assert!(on_bridges(&c));
+        c.network = "mynet".into();
+        assert!(on_bridges(&c));
+        for m in ["none", "host", "container:x"] {
+            c.network = m.into();
+            assert!(!on_bridges(&c), "{m}");
+        }
+    }
+}

@@ -1,0 +1,64 @@
+//! berth's container networking: Linux bridges, one veth pair per
+//! container and network, addresses leased from the network's subnet (rows
+//! of `berth.db`), NAT and published ports in one nftables table, and the
+//! files (`/etc/hosts`, `/etc/resolv.conf`) through which containers on a
+//! user network find each other by name.
+//!
+//! ```text
+//! host                                   container netns (/proc/<pid>/ns/net)
+//!  berth0 (bridge, gateway 10.200.0.1/16)
+//!   └─ vb<id><n> ── veth ──────────────── eth<n> 10.200.0.2/16, default via gateway
+//! nft table ip berth: masquerade out, dnat published ports (see nft.rs)
+//! ```
+//!
+//! Daemonless: there is nothing to run between commands. The kernel holds
+//! links and rules; the database holds networks, leases and ports; whoever
+//! starts or ends a container adds or removes its part.
+
+pub mod files;
+pub mod netlink;
+pub mod nft;
+pub mod ports;
+pub mod store;
+pub mod subnet;
+
+pub use ports::{PortMapping, PortSpec, Proto};
+pub use store::{Attach, Endpoint, EndpointConfig, Network, Networks};
+pub use subnet::Subnet;
+
+/// What can go wrong, each naming the thing and, where there is one, the fix.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("network {0} not found")]
+    NotFound(String),
+    #[error("network with name {0} already exists")]
+    Exists(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("Bind for {0} failed: port is already allocated")]
+    PortInUse(String),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Nft(#[from] nft::NftError),
+    #[error("database: {0}")]
+    Db(#[from] rusqlite::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+pub(crate) trait Context<T> {
+    fn ctx(self, context: impl FnOnce() -> String) -> Result<T>;
+}
+
+impl<T> Context<T> for std::io::Result<T> {
+    fn ctx(self, context: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|source| Error::Io {
+            context: context(),
+            source,
+        })
+    }
+}

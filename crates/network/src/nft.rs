@@ -1,0 +1,365 @@
+//! NAT and filtering in one nftables table, `ip berth`, driven through
+//! `nft -j -f -` (the JSON interface; each batch is one transaction).
+//!
+//! The rules never change: they look things up in sets and maps, and what
+//! networks and containers add or remove are elements, by key. So there is
+//! no rule handle to find before a delete, and concurrent commands (and
+//! several berth roots on one host) only ever add and delete their own
+//! elements.
+//!
+//! ```text
+//! subnets      every berth subnet            nat_subnets  those with outbound NAT
+//! internal     --internal subnets            {tcp,udp}_{any,ip}_{a,p}  published ports:
+//!   key port (any host address) or host address . port; value container
+//!   address (_a) and port (_p) (nft 1.0.6 crashes on one map to a concatenation)
+//! prerouting/output (dnat):  to a local address, a published port → the container
+//! postrouting (masquerade):  subnet → outside; 127/8 → container (published on
+//!   loopback, with route_localnet on the bridge); dnat'ed subnet → subnet (hairpin)
+//! forward (filter):          internal subnets reach nothing beyond their bridge;
+//!   one subnet reaches another only through a published port (same_net: pairs
+//!   subnet . subnet of each network)
+//! ```
+
+use std::io::Write;
+use std::net::Ipv4Addr;
+use std::process::{Command, Stdio};
+
+use serde_json::{json, Value};
+
+use crate::ports::{PortMapping, Proto};
+use crate::subnet::Subnet;
+
+pub const TABLE: &str = "berth";
+
+/// An nft failure, with what nft said.
+#[derive(Debug, thiserror::Error)]
+#[error("nftables: {0}")]
+pub struct NftError(pub String);
+
+fn obj(kind: &str, mut v: Value) -> Value {
+    v["family"] = json!("ip");
+    v["table"] = json!(TABLE);
+    json!({ kind: v })
+}
+
+fn payload(proto: &str, field: &str) -> Value {
+    json!({"payload": {"protocol": proto, "field": field}})
+}
+
+fn set_match(field: &str, op: &str, set: &str) -> Value {
+    json!({"match": {"op": op, "left": payload("ip", field), "right": format!("@{set}")}})
+}
+
+fn local_daddr() -> Value {
+    json!({"match": {"op": "==", "left": {"fib": {"result": "type", "flags": ["daddr"]}}, "right": "local"}})
+}
+
+fn rule(chain: &str, expr: Vec<Value>) -> Value {
+    json!({"add": obj("rule", json!({"chain": chain, "expr": expr}))})
+}
+
+fn map_name(proto: Proto, by_ip: bool, part: char) -> String {
+    format!(
+        "{}_{}_{part}",
+        proto.as_str(),
+        if by_ip { "ip" } else { "any" }
+    )
+}
+
+/// The table, its sets, maps and chains (created if missing), and its
+/// rules (replaced: each chain flushed and filled in the same
+/// transaction), as commands that can run any number of times.
+pub fn skeleton() -> Vec<Value> {
+    let mut cmds = vec![json!({"add": {"table": {"family": "ip", "name": TABLE}}})];
+    for set in ["subnets", "nat_subnets", "internal"] {
+        cmds.push(json!({"add": obj("set", json!({"name": set, "type": "ipv4_addr", "flags": ["interval"]}))}));
+    }
+    cmds.push(json!({"add": obj("set", json!({
+        "name": "same_net", "type": ["ipv4_addr", "ipv4_addr"], "flags": ["interval"],
+    }))}));
+    for proto in [Proto::Tcp, Proto::Udp] {
+        for by_ip in [false, true] {
+            let key = if by_ip {
+                json!(["ipv4_addr", "inet_service"])
+            } else {
+                json!("inet_service")
+            };
+            for (part, value) in [('a', "ipv4_addr"), ('p', "inet_service")] {
+                cmds.push(json!({"add": obj("map", json!({
+                    "name": map_name(proto, by_ip, part), "type": key, "map": value,
+                }))}));
+            }
+        }
+    }
+    for (name, typ, hook, prio) in [
+        ("prerouting", "nat", "prerouting", -100),
+        ("output", "nat", "output", -100),
+        ("postrouting", "nat", "postrouting", 100),
+        ("forward", "filter", "forward", 0),
+    ] {
+        cmds.push(json!({"add": obj("chain", json!({
+            "name": name, "type": typ, "hook": hook, "prio": prio, "policy": "accept",
+        }))}));
+        cmds.push(json!({"flush": obj("chain", json!({"name": name}))}));
+    }
+    for chain in ["prerouting", "output"] {
+        for proto in [Proto::Tcp, Proto::Udp] {
+            for by_ip in [false, true] {
+                let key = if by_ip {
+                    json!({"concat": [payload("ip", "daddr"), payload(proto.as_str(), "dport")]})
+                } else {
+                    payload(proto.as_str(), "dport")
+                };
+                let lookup = |part| json!({"map": {"key": key, "data": format!("@{}", map_name(proto, by_ip, part))}});
+                cmds.push(rule(
+                    chain,
+                    vec![
+                        local_daddr(),
+                        json!({"dnat": {"addr": lookup('a'), "port": lookup('p')}}),
+                    ],
+                ));
+            }
+        }
+    }
+    let masquerade = json!({"masquerade": null});
+    cmds.push(rule(
+        "postrouting",
+        vec![
+            set_match("saddr", "==", "nat_subnets"),
+            set_match("daddr", "!=", "subnets"),
+            masquerade.clone(),
+        ],
+    ));
+    cmds.push(rule(
+        "postrouting",
+        vec![
+            json!({"match": {"op": "==", "left": payload("ip", "saddr"),
+                             "right": {"prefix": {"addr": "127.0.0.0", "len": 8}}}}),
+            set_match("daddr", "==", "subnets"),
+            masquerade.clone(),
+        ],
+    ));
+    cmds.push(rule(
+        "postrouting",
+        vec![
+            json!({"match": {"op": "in", "left": {"ct": {"key": "status"}}, "right": "dnat"}}),
+            set_match("saddr", "==", "subnets"),
+            set_match("daddr", "==", "subnets"),
+            masquerade,
+        ],
+    ));
+    for field in ["saddr", "daddr"] {
+        cmds.push(rule(
+            "forward",
+            vec![set_match(field, "==", "internal"), json!({"drop": null})],
+        ));
+    }
+    // Networks are isolated from each other (as docker's): routed from
+    // one berth subnet to another is dropped, unless a published port
+    // was the way in.
+    cmds.push(rule(
+        "forward",
+        vec![
+            set_match("saddr", "==", "subnets"),
+            set_match("daddr", "==", "subnets"),
+            json!({"match": {"op": "!=", "left": {"concat": [payload("ip", "saddr"), payload("ip", "daddr")]},
+                             "right": "@same_net"}}),
+            json!({"match": {"op": "!", "left": {"ct": {"key": "status"}}, "right": "dnat"}}),
+            json!({"drop": null}),
+        ],
+    ));
+    cmds
+}
+
+fn prefix(s: Subnet) -> Value {
+    json!({"prefix": {"addr": s.addr.to_string(), "len": s.prefix}})
+}
+
+fn element(verb: &str, set: &str, elem: Value) -> Value {
+    json!({verb: obj("element", json!({"name": set, "elem": [elem]}))})
+}
+
+/// A network's subnet in the sets (`add`) or out of them (`delete`).
+pub fn network(verb: &str, subnet: Subnet, internal: bool) -> Vec<Value> {
+    let mut cmds = vec![
+        element(verb, "subnets", prefix(subnet)),
+        element(
+            verb,
+            "same_net",
+            json!({"concat": [prefix(subnet), prefix(subnet)]}),
+        ),
+    ];
+    cmds.push(element(
+        verb,
+        if internal { "internal" } else { "nat_subnets" },
+        prefix(subnet),
+    ));
+    cmds
+}
+
+/// A published port's elements: `create` (fails if the host port is
+/// taken) or `delete`.
+pub fn port(verb: &str, p: &PortMapping) -> Vec<Value> {
+    let by_ip = p.host_ip.is_some();
+    let key = match p.host_ip {
+        Some(ip) => json!({"concat": [ip.to_string(), p.host_port]}),
+        None => json!(p.host_port),
+    };
+    let (a, pp) = (map_name(p.proto, by_ip, 'a'), map_name(p.proto, by_ip, 'p'));
+    if verb == "delete" {
+        return vec![element(verb, &a, key.clone()), element(verb, &pp, key)];
+    }
+    vec![
+        element(verb, &a, json!([key, p.container_ip.to_string()])),
+        element(verb, &pp, json!([key, p.container_port])),
+    ]
+}
+
+/// Runs one batch.
+pub fn apply(cmds: &[Value]) -> Result<(), NftError> {
+    if cmds.is_empty() {
+        return Ok(());
+    }
+    let text = json!({"nftables": cmds}).to_string();
+    let mut child = Command::new("nft")
+        .args(["-j", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| {
+            NftError(format!(
+                "cannot run nft ({e}): install nftables (apt-get install nftables)"
+            ))
+        })?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(text.as_bytes())
+            .map_err(|e| NftError(format!("write to nft: {e}")))?;
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| NftError(format!("wait for nft: {e}")))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let err = String::from_utf8_lossy(&out.stderr);
+    let first = err
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("failed")
+        .trim_start_matches("internal:0:0-0: ")
+        .to_string();
+    Err(NftError(first))
+}
+
+/// A published port as the table has it: protocol, host address (None:
+/// any), host port, container address.
+pub type Published = (Proto, Option<Ipv4Addr>, u16, Ipv4Addr);
+
+/// The table's published-port elements: (proto, host address, host port,
+/// container address), for `system check`.
+pub fn published() -> Result<Vec<Published>, NftError> {
+    let out = Command::new("nft")
+        .args(["-j", "list", "table", "ip", TABLE])
+        .output()
+        .map_err(|e| NftError(format!("cannot run nft: {e}")))?;
+    if !out.status.success() {
+        return Ok(Vec::new());
+    }
+    let v: Value =
+        serde_json::from_slice(&out.stdout).map_err(|e| NftError(format!("nft output: {e}")))?;
+    let mut found = Vec::new();
+    for o in v["nftables"].as_array().into_iter().flatten() {
+        let Some(m) = o.get("map") else { continue };
+        let name = m["name"].as_str().unwrap_or("");
+        let Some(proto) = name.split('_').next().and_then(Proto::parse) else {
+            continue;
+        };
+        if !name.ends_with("_a") {
+            continue;
+        }
+        for e in m["elem"].as_array().into_iter().flatten() {
+            let (k, val) = (&e[0], &e[1]);
+            let ctr: Option<Ipv4Addr> = val.as_str().and_then(|s| s.parse().ok());
+            let (ip, port) = match k.get("concat") {
+                Some(c) => (c[0].as_str().and_then(|s| s.parse().ok()), c[1].as_u64()),
+                None => (None, k.as_u64()),
+            };
+            if let (Some(ctr), Some(port)) = (ctr, port.and_then(|p| u16::try_from(p).ok())) {
+                found.push((proto, ip, port, ctr));
+            }
+        }
+    }
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn port_elements_name_their_maps() {
+        let p = PortMapping {
+            host_ip: Some(Ipv4Addr::LOCALHOST),
+            host_port: 8080,
+            container_ip: Ipv4Addr::new(10, 1, 0, 2),
+            container_port: 80,
+            proto: Proto::Udp,
+        };
+        let c = port("create", &p);
+        assert_eq!(c[0]["create"]["element"]["name"], "udp_ip_a");
+        assert_eq!(
+            c[0]["create"]["element"]["elem"][0][0]["concat"],
+            json!(["127.0.0.1", 8080])
+        );
+        assert_eq!(c[1]["create"]["element"]["elem"][0][1], json!(80));
+        let d = port("delete", &PortMapping { host_ip: None, ..p });
+        assert_eq!(d[1]["delete"]["element"]["name"], "udp_any_p");
+        assert_eq!(d[1]["delete"]["element"]["elem"][0], json!(8080));
+    }
+
+    /// The whole ruleset loads in a namespace of our own (nft's JSON
+    /// parser is picky: this pins what 1.0.6 accepts).
+    #[test]
+    fn skeleton_loads_twice_and_takes_elements() {
+        if !nix::unistd::geteuid().is_root() || Command::new("nft").arg("-v").output().is_err() {
+            eprintln!("skipped: needs root and nft");
+            return;
+        }
+        let mut cmds = skeleton();
+        cmds.extend(network("add", Subnet::parse("10.1.0.0/16").unwrap(), false));
+        let p = PortMapping {
+            host_ip: None,
+            host_port: 8080,
+            container_ip: Ipv4Addr::new(10, 1, 0, 2),
+            container_port: 80,
+            proto: Proto::Tcp,
+        };
+        cmds.extend(port("create", &p));
+        let batch = json!({"nftables": cmds}).to_string();
+        let script = format!(
+            "set -e; echo '{batch}' | nft -j -f -; echo '{}' | nft -j -f -; \
+             ! echo '{}' | nft -j -f - 2>/dev/null; nft list table ip berth",
+            json!({"nftables": skeleton()}),
+            json!({"nftables": port("create", &p)}),
+        );
+        let out = Command::new("unshare")
+            .args(["-n", "sh", "-c", &script])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(text.contains("8080 : 10.1.0.2"), "{text}");
+        assert_eq!(
+            text.matches("masquerade").count(),
+            3,
+            "rules are not doubled: {text}"
+        );
+    }
+}
