@@ -498,9 +498,11 @@ pub struct RunArgs {
     /// Image platform (only the host's is stored)
     #[arg(long)]
     platform: Option<String>,
-    /// Pull policy (berth pull comes with the registry client): never
+    /// Pull image before running: missing (default), always, never
     #[arg(long)]
     pull: Option<String>,
+    #[command(flatten)]
+    registry: crate::transfer::RegistryArgs,
     image: String,
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     command: Vec<String>,
@@ -580,8 +582,8 @@ fn config_from(a: &RunArgs) -> Result<ContainerConfig> {
     }
     engine::networking::extra_hosts(&a.add_host)?;
     if let Some(p) = &a.pull {
-        if p != "never" && p != "missing" {
-            bail!("--pull={p}: pulling comes with the registry client; use --pull=never");
+        if !["always", "missing", "never"].contains(&p.as_str()) {
+            bail!("invalid --pull {p:?}: use always, missing or never");
         }
     }
     if let Some(p) = &a.platform {
@@ -915,7 +917,7 @@ pub fn dispatch(root: &Path, runroot: &Path, cmd: &ContainerCommand) -> Result<i
         ContainerCommand::Run(a) => run(&mut engine, a),
         ContainerCommand::Create(a) => {
             let cfg = config_from(a)?;
-            let r = engine.create(cfg, a.name.as_deref())?;
+            let r = create_pulling(&mut engine, a, cfg)?;
             write_cidfile(a, &r)?;
             println!("{}", r.id);
             Ok(0)
@@ -1428,10 +1430,27 @@ fn run_attached(
     }
 }
 
+/// Creates the container, pulling its image first as `--pull` says
+/// (docker's default: when the store lacks it).
+fn create_pulling(engine: &mut Engine, a: &RunArgs, cfg: ContainerConfig) -> Result<Record> {
+    let policy = a.pull.as_deref().unwrap_or("missing");
+    if policy == "always" {
+        crate::transfer::pull_for_run(&mut engine.images, &a.registry, &a.image)?;
+    }
+    match engine.create(cfg.clone(), a.name.as_deref()) {
+        Err(engine::Error::ImageNotFound(image)) if policy == "missing" => {
+            eprintln!("Unable to find image '{image}' locally");
+            crate::transfer::pull_for_run(&mut engine.images, &a.registry, &a.image)?;
+            Ok(engine.create(cfg, a.name.as_deref())?)
+        }
+        r => Ok(r?),
+    }
+}
+
 fn run(engine: &mut Engine, a: &RunArgs) -> Result<i32> {
     let cfg = config_from(a)?;
     let keys = detach_keys_of(a.detach_keys.as_deref())?;
-    let r = engine.create(cfg, a.name.as_deref())?;
+    let r = create_pulling(engine, a, cfg)?;
     write_cidfile(a, &r)?;
     if a.detach {
         if let Err(e) = engine::monitor::start_detached(engine, &r) {

@@ -18,7 +18,7 @@ use registry::progress::{Progress, Silent};
 use registry::{Client, Endpoint};
 
 /// Flags every registry command takes.
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct RegistryArgs {
     /// Require HTTPS with a verified certificate (false: unverified TLS, or plain HTTP, for a registry you trust; default: true unless registries.conf marks the registry insecure)
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
@@ -70,6 +70,8 @@ pub struct Reporter {
         indicatif::MultiProgress,
         Mutex<HashMap<String, indicatif::ProgressBar>>,
     )>,
+    /// Everything on stderr (a pull for `run`: stdout is the container's).
+    stderr: bool,
 }
 
 impl std::fmt::Debug for Reporter {
@@ -79,15 +81,34 @@ impl std::fmt::Debug for Reporter {
 }
 
 impl Reporter {
-    fn new() -> Reporter {
-        // Drawn on stdout, where the lines around them go (as Docker does).
-        let bars = std::io::stdout().is_terminal().then(|| {
+    fn new(stderr: bool) -> Reporter {
+        // Drawn where the lines around them go (stdout, as Docker does,
+        // unless this pull serves `run`).
+        let tty = if stderr {
+            std::io::stderr().is_terminal()
+        } else {
+            std::io::stdout().is_terminal()
+        };
+        let bars = tty.then(|| {
+            let target = if stderr {
+                indicatif::ProgressDrawTarget::stderr()
+            } else {
+                indicatif::ProgressDrawTarget::stdout()
+            };
             (
-                indicatif::MultiProgress::with_draw_target(indicatif::ProgressDrawTarget::stdout()),
+                indicatif::MultiProgress::with_draw_target(target),
                 Mutex::new(HashMap::new()),
             )
         });
-        Reporter { bars }
+        Reporter { bars, stderr }
+    }
+
+    fn line(&self, s: &str) {
+        if self.stderr {
+            eprintln!("{s}");
+        } else {
+            println!("{s}");
+        }
     }
 
     /// Ends the bars' block: indicatif leaves the cursor after the last
@@ -95,7 +116,7 @@ impl Reporter {
     fn end(&self) {
         if let Some((_, bars)) = &self.bars {
             if !bars.lock().unwrap_or_else(|e| e.into_inner()).is_empty() {
-                println!();
+                self.line("");
             }
         }
     }
@@ -129,7 +150,7 @@ impl Progress for Reporter {
                 );
                 b.set_message(action.to_string());
             }
-            None => println!("{id}: {action}"),
+            None => self.line(&format!("{id}: {action}")),
         }
     }
 
@@ -148,7 +169,7 @@ impl Progress for Reporter {
                 );
                 b.finish_with_message(status.to_string());
             }
-            None => println!("{id}: {status}"),
+            None => self.line(&format!("{id}: {status}")),
         }
     }
 
@@ -157,7 +178,7 @@ impl Progress for Reporter {
             Some((multi, _)) => {
                 let _ = multi.println(line);
             }
-            None => println!("{line}"),
+            None => self.line(line),
         }
     }
 }
@@ -261,11 +282,28 @@ fn registry_name(server: Option<&str>) -> Result<String> {
 }
 
 pub fn pull(store: &mut ImageStore, a: &PullArgs) -> Result<()> {
+    pull_with(store, a, false)
+}
+
+/// A pull for `run`/`create` of an image not in the store: what `pull`
+/// prints, on stderr.
+pub fn pull_for_run(store: &mut ImageStore, registry: &RegistryArgs, image: &str) -> Result<()> {
+    let a = PullArgs {
+        registry: registry.clone(),
+        quiet: false,
+        platform: None,
+        max_concurrent_downloads: 3,
+        image: image.to_string(),
+    };
+    pull_with(store, &a, true)
+}
+
+fn pull_with(store: &mut ImageStore, a: &PullArgs, stderr: bool) -> Result<()> {
     let r = parse_ref(&a.image)?;
     let client = a
         .registry
         .client(&r, vec![Client::scope(&r.repository, "pull")])?;
-    let reporter = Reporter::new();
+    let reporter = Reporter::new(stderr);
     let progress: &dyn Progress = if a.quiet { &Silent } else { &reporter };
     if !a.quiet {
         let what = r.tag.clone().or(r.digest.as_ref().map(|d| d.to_string()));
@@ -283,15 +321,18 @@ pub fn pull(store: &mut ImageStore, a: &PullArgs) -> Result<()> {
     reporter.end();
     let pulled = pulled.with_context(|| format!("pull {}", r.familiar()))?;
     if a.quiet {
-        println!("{r}");
+        reporter.line(&r.to_string());
     } else {
-        println!("Digest: {}", pulled.manifest);
+        reporter.line(&format!("Digest: {}", pulled.manifest));
         if pulled.up_to_date {
-            println!("Status: Image is up to date for {}", r.familiar());
+            reporter.line(&format!("Status: Image is up to date for {}", r.familiar()));
         } else {
-            println!("Status: Downloaded newer image for {}", r.familiar());
+            reporter.line(&format!(
+                "Status: Downloaded newer image for {}",
+                r.familiar()
+            ));
         }
-        println!("{r}");
+        reporter.line(&r.to_string());
     }
     Ok(())
 }
@@ -325,7 +366,7 @@ pub fn push(store: &ImageStore, a: &PushArgs) -> Result<()> {
     let client = a
         .registry
         .client(&dest, registry::push::scopes(&img, &dest))?;
-    let reporter = Reporter::new();
+    let reporter = Reporter::new(false);
     let progress: &dyn Progress = if a.quiet { &Silent } else { &reporter };
     progress.message(&format!("The push refers to repository [{}]", dest.name()));
     let opts = registry::push::PushOptions {

@@ -314,6 +314,25 @@ fn plain_http_push_pull_run() {
     );
     assert_eq!(c.ok(&["run", "--rm", &chunked]).trim(), "chunked");
 
+    // run of an image the store lacks pulls it first (docker's --pull
+    // missing), its progress on stderr and the container's output alone
+    // on stdout; --pull=never refuses
+    let e = Berth::new();
+    let o = e.run(&["run", "--rm", "--pull=never", &chunked]);
+    expect_code(&o, 125, "run --pull=never of a missing image");
+    assert!(
+        stderr(&o).contains("Unable to find image"),
+        "{}",
+        stderr(&o)
+    );
+    let o = e.run(&["run", "--rm", "--tls-verify=false", &chunked]);
+    expect_code(&o, 0, "run pulling a missing image");
+    assert_eq!(stdout(&o).trim(), "chunked");
+    assert!(stderr(&o).contains("Unable to find image") && stderr(&o).contains("Digest: sha256:"));
+    let o = e.run(&["create", "--pull=always", "--tls-verify=false", &chunked]);
+    expect_code(&o, 0, "create --pull=always");
+    assert!(stderr(&o).contains("Image is up to date"), "{}", stderr(&o));
+
     // Gzipped on the way: another manifest (gzip layers), same image.
     let gz = format!("{}/test/gz:1", reg.addr());
     a.ok(&["tag", &name, &gz]);

@@ -14,6 +14,8 @@ pub enum Error {
     NameInUse(String),
     #[error("invalid container name {0:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")]
     InvalidName(String),
+    #[error("Unable to find image '{0}' locally")]
+    ImageNotFound(String),
     #[error("{0}")]
     Invalid(String),
     #[error("container {id} is {status}: {what}")]

@@ -180,10 +180,7 @@ impl Engine {
     /// when this fails.
     pub fn create(&mut self, mut cfg: ContainerConfig, name: Option<&str>) -> Result<Record> {
         let img = self.images.resolve(&cfg.image).map_err(|e| match e {
-            image::store::StoreError::NotFound(_) => Error::Invalid(format!(
-                "Unable to find image '{}' locally (berth pull comes with the registry client)",
-                cfg.image
-            )),
+            image::store::StoreError::NotFound(_) => Error::ImageNotFound(cfg.image.clone()),
             e => e.into(),
         })?;
         let ic = self.image_config(&img)?;
