@@ -359,7 +359,8 @@ fn bad_input_is_one_line_and_creates_nothing() {
     let b = Berth::new();
     let bad: &[&[&str]] = &[
         &["run", "--bogus-flag", "busybox"],
-        &["run", "no-such-image"],
+        &["run", "--pull=never", "no-such-image"],
+        &["run", "--pull=sometimes", "busybox"],
         &["run", "--memory", "lots", "busybox", "true"],
         &["run", "-v", "/does/not/exist:/x", "busybox", "true"],
         &["run", "--restart", "sometimes", "busybox", "true"],
@@ -381,6 +382,20 @@ fn bad_input_is_one_line_and_creates_nothing() {
             "{args:?}: one line expected: {err}"
         );
     }
+    // a missing image is pulled first (as docker does): docker's two lines
+    // then the registry's one-line reason (no network here)
+    let o = b.run(&["run", "no-such-image"]);
+    expect_code(&o, 125, "run of an image nobody has");
+    let err = stderr(&o);
+    assert!(
+        err.starts_with("Unable to find image 'no-such-image' locally\n"),
+        "{err}"
+    );
+    assert_eq!(
+        err.lines().filter(|l| l.starts_with("Error: ")).count(),
+        1,
+        "{err}"
+    );
     assert_eq!(b.ok(&["ps", "-aq"]), "", "nothing half-created");
     // a name in use
     b.ok(&["create", "--name", "taken", "busybox", "true"]);
