@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The README's main job: build the quote service image, run it detached
-# with a healthcheck, wait until healthy, fetch quotes through `berth exec`
-# and (host network) from the host, show ps, then clean up.
+# on the default bridge with its port published and a healthcheck, wait
+# until healthy, fetch quotes through `berth exec` and from the host through
+# the published port, show ps, then clean up.
 #
 # Usage: examples/quote-app/run.sh BERTH [PORT]   (PORT: 8080)
 # BERTH_ROOT picks the store (default: a temporary one, removed at the end).
@@ -19,11 +20,12 @@ fi
 
 "$here/build.sh" "$berth" quote-app:1
 "$berth" rm -f quotes >/dev/null 2>&1 || true
-# Networking (bridges, -p) comes later: the service uses the host's network.
-"$berth" run -d --name quotes --network host \
-    --health-cmd "wget -qO- http://127.0.0.1:$port/cgi-bin/quote" \
+# The service listens on 8080 in its own network namespace; -p publishes it
+# on the host's port.
+"$berth" run -d --name quotes -p "127.0.0.1:$port:8080" \
+    --health-cmd "wget -qO- http://127.0.0.1:8080/cgi-bin/quote" \
     --health-interval 500ms --health-retries 3 \
-    quote-app:1 httpd -f -p "127.0.0.1:$port" -h /www >/dev/null
+    quote-app:1 httpd -f -p 8080 -h /www >/dev/null
 
 for _ in $(seq 100); do
     [[ $("$berth" inspect -f '{{.State.Health.Status}}' quotes) == healthy ]] && break
@@ -32,8 +34,8 @@ done
 echo "== berth ps"
 "$berth" ps
 echo "== a quote through berth exec"
-"$berth" exec quotes wget -qO- "http://127.0.0.1:$port/cgi-bin/quote"
-echo "== a quote from the host"
+"$berth" exec quotes wget -qO- "http://127.0.0.1:8080/cgi-bin/quote"
+echo "== a quote from the host, through the published port ($("$berth" port quotes 8080))"
 python3 -c "import sys, urllib.request; sys.stdout.write(urllib.request.urlopen('http://127.0.0.1:$port/cgi-bin/quote', timeout=10).read().decode())"
 "$berth" inspect -f 'health: {{.State.Health.Status}}' quotes
 "$berth" stop -t 2 quotes >/dev/null
