@@ -15,6 +15,7 @@ use serde_json::Value;
 
 pub mod pty;
 pub mod snippet;
+pub mod store;
 
 /// Where Debian's busybox-static puts the binary.
 pub const BUSYBOX: &str = "/bin/busybox";

@@ -7,97 +7,18 @@
 #![allow(clippy::tests_outside_test_module)]
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use berth_testkit::{busybox_rootfs, expect_code, output_via_files, stderr, stdout};
+use berth_testkit::{expect_code, output_via_files, stderr, stdout};
 
 const BIN: &str = env!("CARGO_BIN_EXE_berth");
 
 /// A private store with the busybox image imported as `busybox`.
-struct Berth {
-    root: tempfile::TempDir,
-}
+type Berth = berth_testkit::store::Store;
 
-impl Berth {
-    fn new() -> Berth {
-        let b = Berth {
-            root: tempfile::tempdir().unwrap(),
-        };
-        let tar = b.root.path().join("busybox.tar");
-        let st = Command::new("tar")
-            .arg("-C")
-            .arg(busybox_rootfs())
-            .arg("-cf")
-            .arg(&tar)
-            .arg(".")
-            .status()
-            .unwrap();
-        assert!(st.success());
-        b.ok(&[
-            "import",
-            "-c",
-            "CMD [\"sh\"]",
-            tar.to_str().unwrap(),
-            "busybox",
-        ]);
-        b
-    }
-
-    fn cmd(&self) -> Command {
-        let mut c = Command::new(BIN);
-        c.arg("--root").arg(self.root.path());
-        c
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        output_via_files(self.cmd().args(args))
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let o = self.run(args);
-        expect_code(&o, 0, &args.join(" "));
-        stdout(&o)
-    }
-
-    fn inspect(&self, name: &str, format: &str) -> String {
-        self.ok(&["inspect", "-f", format, name]).trim().to_string()
-    }
-
-    /// Polls `inspect -f format` until it prints `want` (30 s at most).
-    fn wait_for(&self, name: &str, format: &str, want: &str) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let got = self.inspect(name, format);
-            if got == want {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{name}: {format} is {got:?}, never {want:?}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// Mounts under the store: none may be left once containers are gone.
-    fn mounts(&self) -> usize {
-        let root = self.root.path().to_str().unwrap().to_string();
-        std::fs::read_to_string("/proc/self/mountinfo")
-            .unwrap()
-            .lines()
-            .filter(|l| l.contains(&root))
-            .count()
-    }
-}
-
-impl Drop for Berth {
-    fn drop(&mut self) {
-        let ids = self.run(&["ps", "-aq", "--no-trunc"]);
-        for id in stdout(&ids).split_whitespace() {
-            let _ = self.run(&["rm", "-f", id]);
-        }
-    }
+fn berth() -> Berth {
+    Berth::with_busybox(BIN, &[])
 }
 
 /// The parent of a process (the monitor of a container's init).
@@ -123,7 +44,7 @@ fn cgroup_exists(id: &str) -> bool {
 
 #[test]
 fn foreground_run_passes_output_exit_code_and_rm_leaves_nothing() {
-    let b = Berth::new();
+    let b = berth();
     let o = b.run(&[
         "run",
         "--rm",
@@ -181,7 +102,7 @@ fn foreground_run_passes_output_exit_code_and_rm_leaves_nothing() {
 
 #[test]
 fn detached_lifecycle_logs_exec_stop_and_rm() {
-    let b = Berth::new();
+    let b = berth();
     let id = b.ok(&[
         "run",
         "-d",
@@ -304,7 +225,7 @@ fn detached_lifecycle_logs_exec_stop_and_rm() {
 
 #[test]
 fn stop_kills_after_the_timeout() {
-    let b = Berth::new();
+    let b = berth();
     // TERM is ignored: stop must fall back to SIGKILL after 1 s.
     b.ok(&[
         "run",
@@ -331,7 +252,7 @@ fn stop_kills_after_the_timeout() {
 
 #[test]
 fn restart_on_failure_restarts_n_times() {
-    let b = Berth::new();
+    let b = berth();
     b.ok(&[
         "run",
         "-d",
@@ -356,7 +277,7 @@ fn restart_on_failure_restarts_n_times() {
 
 #[test]
 fn bad_input_is_one_line_and_creates_nothing() {
-    let b = Berth::new();
+    let b = berth();
     let bad: &[&[&str]] = &[
         &["run", "--bogus-flag", "busybox"],
         &["run", "--pull=never", "no-such-image"],
@@ -412,7 +333,7 @@ fn bad_input_is_one_line_and_creates_nothing() {
 
 #[test]
 fn healthcheck_status_transitions() {
-    let b = Berth::new();
+    let b = berth();
     b.ok(&[
         "run",
         "-d",
@@ -486,7 +407,7 @@ fn static_berth() -> std::path::PathBuf {
 
 #[test]
 fn init_reaps_orphans_and_forwards_signals() {
-    let b = Berth::new();
+    let b = berth();
     let bin = static_berth();
     let run = |args: &[&str]| {
         output_via_files(
@@ -534,7 +455,7 @@ fn init_reaps_orphans_and_forwards_signals() {
 
 #[test]
 fn update_stats_and_prune() {
-    let b = Berth::new();
+    let b = berth();
     let id = b.ok(&[
         "run",
         "-d",
@@ -591,7 +512,7 @@ fn update_stats_and_prune() {
 
 #[test]
 fn named_and_anonymous_volumes() {
-    let b = Berth::new();
+    let b = berth();
     assert_eq!(
         b.ok(&["volume", "create", "--label", "k=v", "data"]).trim(),
         "data"
@@ -671,7 +592,7 @@ fn named_and_anonymous_volumes() {
 
 #[test]
 fn commit_makes_an_image_of_the_changes() {
-    let b = Berth::new();
+    let b = berth();
     b.ok(&[
         "run",
         "--name",
@@ -760,7 +681,7 @@ fn quote_app_demo_serves_quotes() {
 
 #[test]
 fn images_in_use_are_not_removed() {
-    let b = Berth::new();
+    let b = berth();
     b.ok(&["tag", "busybox", "bb:two"]);
     b.ok(&["create", "--name", "user", "busybox", "true"]);
     // untagging one of two tags is fine
@@ -796,7 +717,7 @@ fn images_in_use_are_not_removed() {
 
 #[test]
 fn many_concurrent_runs_and_removals() {
-    let b = Berth::new();
+    let b = berth();
     let n = 50;
     let spawn = |args: Vec<String>| {
         let mut c = b.cmd();
@@ -844,7 +765,7 @@ fn many_concurrent_runs_and_removals() {
 
 #[test]
 fn killed_monitor_leaves_a_truthful_state() {
-    let b = Berth::new();
+    let b = berth();
     b.ok(&["run", "-d", "--name", "orphan", "busybox", "sleep", "60"]);
     b.wait_for("orphan", "{{.State.Status}}", "running");
     let id = b.inspect("orphan", "{{.Id}}");
@@ -891,7 +812,7 @@ fn on_pty(b: &Berth, args: &[&str], rows: u16, cols: u16) -> berth_testkit::pty:
 /// `run -it`, `attach` and the detach keys, on a real terminal.
 #[test]
 fn interactive_terminal_attach_and_detach_keys() {
-    let b = Berth::new();
+    let b = berth();
     let t = Duration::from_secs(20);
     let mut run = on_pty(&b, &["run", "-it", "--name", "it", "busybox", "sh"], 30, 90);
     run.expect("/ # ", t);
@@ -948,7 +869,7 @@ fn interactive_terminal_attach_and_detach_keys() {
 /// the exit code passed on.
 #[test]
 fn attach_without_terminal_keeps_streams_apart() {
-    let b = Berth::new();
+    let b = berth();
     b.ok(&["run", "-d", "-i", "--name", "pipe", "busybox", "sh"]);
     let mut c = b.cmd();
     c.args(["attach", "pipe"])
@@ -980,7 +901,7 @@ fn attach_without_terminal_keeps_streams_apart() {
 /// symlinks and hostile archives never reach outside the container.
 #[test]
 fn cp_follows_dockers_rules_and_stays_inside() {
-    let b = Berth::new();
+    let b = berth();
     let host = tempfile::tempdir().unwrap();
     let h = |p: &str| host.path().join(p);
     let hs = |p: &str| h(p).to_str().unwrap().to_string();
@@ -1112,7 +1033,7 @@ fn cp_follows_dockers_rules_and_stays_inside() {
 /// OOMKilled recorded, and the BLOCK I/O column of stats.
 #[test]
 fn events_journal_oom_and_block_io() {
-    let b = Berth::new();
+    let b = berth();
     let t0 = (time_now_secs() - 1).to_string();
     let o = b.run(&[
         "run", "--rm", "--name", "ev", "busybox", "sh", "-c", "exit 2",
@@ -1251,7 +1172,7 @@ fn time_now_secs() -> i64 {
 /// cgroup or process.
 #[test]
 fn killed_run_mid_setup_leaves_a_truthful_state() {
-    let b = Berth::new();
+    let b = berth();
     for (i, delay_ms) in [0u64, 2, 5, 8, 12, 20, 40, 80].into_iter().enumerate() {
         let name = format!("cut{i}");
         let mut child = b

@@ -13,32 +13,10 @@ use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_berth");
 
-struct Berth {
-    root: tempfile::TempDir,
-}
+type Berth = berth_testkit::store::Store;
 
-impl Berth {
-    fn new() -> Berth {
-        Berth {
-            root: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn cmd(&self) -> Command {
-        let mut c = Command::new(BIN);
-        c.arg("--root").arg(self.root.path());
-        c
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        output_via_files(self.cmd().args(args))
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let o = self.run(args);
-        expect_code(&o, 0, &args.join(" "));
-        stdout(&o)
-    }
+fn berth() -> Berth {
+    Berth::empty(BIN)
 }
 
 /// The busybox fixture as a rootfs tarball.
@@ -58,7 +36,7 @@ fn busybox_tar(dir: &Path) -> PathBuf {
 
 #[test]
 fn import_list_inspect_tag_remove() {
-    let b = Berth::new();
+    let b = berth();
     let work = tempfile::tempdir().unwrap();
     let tar = busybox_tar(work.path());
     let id = b.ok(&[
@@ -130,7 +108,7 @@ fn import_list_inspect_tag_remove() {
         layout.to_str().unwrap(),
         "bb:1",
     ]);
-    let other = Berth::new();
+    let other = berth();
     assert!(other
         .ok(&["load", "-i", layout.to_str().unwrap()])
         .contains("Loaded image: bb:1"));
@@ -178,7 +156,7 @@ fn interchange_with_podman() {
         eprintln!("skipped: podman not installed");
         return;
     }
-    let b = Berth::new();
+    let b = berth();
     let work = tempfile::tempdir().unwrap();
     let tar = busybox_tar(work.path());
     let id = b.ok(&[
@@ -260,7 +238,7 @@ fn interchange_with_podman() {
             .unwrap();
             m["config"]["digest"].as_str().unwrap().to_string()
         };
-        let other = Berth::new();
+        let other = berth();
         let loaded = other.ok(&["load", "-i", work.path().join(archive).to_str().unwrap()]);
         assert!(
             loaded.contains("Loaded image: localhost/bb:1"),
@@ -296,7 +274,7 @@ fn interchange_with_podman() {
 /// for (after `system check`).
 #[test]
 fn sigkill_during_load_and_import_leaves_the_store_consistent() {
-    let b = Berth::new();
+    let b = berth();
     let work = tempfile::tempdir().unwrap();
     let tar = busybox_tar(work.path());
     b.ok(&["import", tar.to_str().unwrap(), "base:1"]);
@@ -426,7 +404,7 @@ fn hostile_archives_through_load() {
     let contained = l.into_inner().unwrap();
     let path = work.path().join("contained.tar");
     std::fs::write(&path, archive(&contained, None)).unwrap();
-    let b = Berth::new();
+    let b = berth();
     b.ok(&["load", "-i", path.to_str().unwrap()]);
     let names: Vec<_> = std::fs::read_dir(outside.path())
         .unwrap()
@@ -455,7 +433,7 @@ fn hostile_archives_through_load() {
     let hl = l.into_inner().unwrap();
     let path = work.path().join("hardlink.tar");
     std::fs::write(&path, archive(&hl, None)).unwrap();
-    let c = Berth::new();
+    let c = berth();
     let out = c.run(&["load", "-i", path.to_str().unwrap()]);
     expect_code(&out, 1, "load with a hard link out");
     assert!(
@@ -539,7 +517,7 @@ fn hostile_archives_through_load() {
 /// label=KEY=VALUE, and unknown keys or bad values as one-line errors.
 #[test]
 fn images_filters_before_since_label() {
-    let b = Berth::new();
+    let b = berth();
     let work = tempfile::tempdir().unwrap();
     let tar = busybox_tar(work.path());
     let mut ids = Vec::new();

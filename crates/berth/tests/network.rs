@@ -11,60 +11,28 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use berth_testkit::{busybox_rootfs, expect_code, output_via_files, stderr, stdout};
+use berth_testkit::{expect_code, stderr, stdout};
 
 const BIN: &str = env!("CARGO_BIN_EXE_berth");
 
-struct Berth {
-    root: tempfile::TempDir,
+type Berth = berth_testkit::store::Store;
+
+/// A private store with busybox (EXPOSE 80) imported as `busybox`.
+fn berth() -> Berth {
+    Berth::with_busybox(BIN, &["EXPOSE 80"])
 }
 
-impl Berth {
-    fn new() -> Berth {
-        let b = Berth {
-            root: tempfile::tempdir().unwrap(),
-        };
-        let tar = b.root.path().join("busybox.tar");
-        let st = Command::new("tar")
-            .arg("-C")
-            .arg(busybox_rootfs())
-            .arg("-cf")
-            .arg(&tar)
-            .arg(".")
-            .status()
-            .unwrap();
-        assert!(st.success());
-        b.ok(&[
-            "import",
-            "-c",
-            "CMD [\"sh\"]",
-            "-c",
-            "EXPOSE 80",
-            tar.to_str().unwrap(),
-            "busybox",
-        ]);
-        b
-    }
+/// What these tests ask of a store beyond the shared harness.
+trait NetStore {
+    fn httpd(&self, extra: &[&str], body: &str) -> String;
+    fn subnet_of_default(&self) -> String;
+    fn network(&self, name: &str, extra: &[&str]) -> String;
+}
 
-    fn run(&self, args: &[&str]) -> Output {
-        let mut c = Command::new(BIN);
-        c.arg("--root").arg(self.root.path()).args(args);
-        output_via_files(&mut c)
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let o = self.run(args);
-        expect_code(&o, 0, &args.join(" "));
-        stdout(&o)
-    }
-
-    fn inspect(&self, name: &str, format: &str) -> String {
-        self.ok(&["inspect", "-f", format, name]).trim().to_string()
-    }
-
+impl NetStore for Berth {
     /// A detached busybox httpd answering `body` on port 80.
     fn httpd(&self, extra: &[&str], body: &str) -> String {
         let script = format!(
@@ -100,16 +68,6 @@ impl Berth {
             assert!(stderr(&o).contains("overlaps"), "{}", stderr(&o));
         }
         panic!("no free subnet for {name}");
-    }
-}
-
-impl Drop for Berth {
-    fn drop(&mut self) {
-        let ids = self.run(&["ps", "-aq", "--no-trunc"]);
-        for id in stdout(&ids).split_whitespace() {
-            let _ = self.run(&["rm", "-f", id]);
-        }
-        let _ = self.run(&["network", "prune", "-f"]);
     }
 }
 
@@ -210,7 +168,7 @@ fn veth_of(id: &str) -> String {
 
 #[test]
 fn published_port_answers_on_loopback_host_address_and_hairpin_and_after_restart() {
-    let b = Berth::new();
+    let b = berth();
     let port = free_port();
     let p = port.to_string();
     let id = b.httpd(&["--name", "web", "-p", &format!("{p}:80")], "hello");
@@ -276,7 +234,7 @@ fn published_port_answers_on_loopback_host_address_and_hairpin_and_after_restart
 
 #[test]
 fn twenty_published_containers_started_in_parallel() {
-    let b = Berth::new();
+    let b = berth();
     let ports: Vec<u16> = (0..20).map(|_| free_port()).collect();
     let mut uniq = ports.clone();
     uniq.sort_unstable();
@@ -303,7 +261,7 @@ fn twenty_published_containers_started_in_parallel() {
 
 #[test]
 fn user_networks_resolve_names_and_aliases_in_any_order() {
-    let b = Berth::new();
+    let b = berth();
     let (n1, n2) = (
         format!("t-a-{}", std::process::id()),
         format!("t-b-{}", std::process::id()),
@@ -385,7 +343,7 @@ fn user_networks_resolve_names_and_aliases_in_any_order() {
 
 #[test]
 fn internal_networks_have_no_way_out_and_bridges_do() {
-    let b = Berth::new();
+    let b = berth();
     // "Outside": a namespace of our own behind a veth pair on the host.
     let tag = format!("{:05}", std::process::id() % 100_000);
     let (host_if, out_if) = (format!("to{tag}"), format!("ou{tag}"));
@@ -445,7 +403,7 @@ fn internal_networks_have_no_way_out_and_bridges_do() {
 
 #[test]
 fn hundred_cycles_leak_no_veth_rule_or_lease() {
-    let b = Berth::new();
+    let b = berth();
     let subnet = b.subnet_of_default();
     let prefix: String = subnet.split('.').take(2).collect::<Vec<_>>().join(".") + ".";
     let mut ids = Vec::new();
@@ -480,7 +438,7 @@ fn hundred_cycles_leak_no_veth_rule_or_lease() {
 
 #[test]
 fn a_killed_monitor_leaves_nothing_after_system_check() {
-    let b = Berth::new();
+    let b = berth();
     let port = free_port();
     let id = b.httpd(&["-p", &format!("{port}:80")], "x");
     get(&format!("127.0.0.1:{port}")).unwrap();
@@ -512,7 +470,7 @@ fn a_killed_monitor_leaves_nothing_after_system_check() {
 
 #[test]
 fn bad_network_input_is_one_line_and_configures_nothing() {
-    let b = Berth::new();
+    let b = berth();
     // A port the host holds.
     let held = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
     let port = held.local_addr().unwrap().port();
@@ -612,7 +570,7 @@ fn bad_network_input_is_one_line_and_configures_nothing() {
 
 #[test]
 fn members_started_at_once_all_know_each_other() {
-    let b = Berth::new();
+    let b = berth();
     let net = format!("t-par-{}", std::process::id());
     b.network(&net, &[]);
     std::thread::scope(|s| {
@@ -646,7 +604,7 @@ fn members_started_at_once_all_know_each_other() {
 
 #[test]
 fn running_containers_connect_and_disconnect() {
-    let b = Berth::new();
+    let b = berth();
     let (n1, n2) = (
         format!("t-c1-{}", std::process::id()),
         format!("t-c2-{}", std::process::id()),
@@ -697,7 +655,7 @@ fn running_containers_connect_and_disconnect() {
 
 #[test]
 fn dns_flags_hosts_mac_fixed_ip_and_a_shared_namespace() {
-    let b = Berth::new();
+    let b = berth();
     let out = b.ok(&[
         "run",
         "--rm",

@@ -23,47 +23,37 @@ const BIN: &str = env!("CARGO_BIN_EXE_berth");
 /// A store of its own, and an auth file and HOME of its own (so neither
 /// the host's nor another test's credentials are read).
 struct Berth {
-    root: tempfile::TempDir,
-    run: tempfile::TempDir,
-    home: tempfile::TempDir,
+    store: berth_testkit::store::Store,
+    home: PathBuf,
+}
+
+impl std::ops::Deref for Berth {
+    type Target = berth_testkit::store::Store;
+    fn deref(&self) -> &Self::Target {
+        &self.store
+    }
 }
 
 impl Berth {
     fn new() -> Berth {
-        Berth {
-            root: tempfile::tempdir().unwrap(),
-            run: tempfile::tempdir_in("/run").unwrap(),
-            home: tempfile::tempdir().unwrap(),
-        }
+        let run = tempfile::tempdir_in("/run").unwrap();
+        let home = tempfile::tempdir().unwrap();
+        let h = home.path().to_path_buf();
+        let store = berth_testkit::store::Store::empty(BIN)
+            .flag("--runroot")
+            .flag(run.path())
+            .env("HOME", &h)
+            .env("REGISTRY_AUTH_FILE", h.join("auth.json"))
+            .env("CONTAINERS_REGISTRIES_CONF", h.join("registries.conf"))
+            .env_remove("DOCKER_CONFIG")
+            .env_remove("XDG_RUNTIME_DIR")
+            .keep(run)
+            .keep(home);
+        Berth { store, home: h }
     }
 
     fn auth_file(&self) -> PathBuf {
-        self.home.path().join("auth.json")
-    }
-
-    fn cmd(&self) -> Command {
-        let mut c = Command::new(BIN);
-        c.arg("--root").arg(self.root.path());
-        c.arg("--runroot").arg(self.run.path());
-        c.env("HOME", self.home.path())
-            .env("REGISTRY_AUTH_FILE", self.auth_file())
-            .env(
-                "CONTAINERS_REGISTRIES_CONF",
-                self.home.path().join("registries.conf"),
-            )
-            .env_remove("DOCKER_CONFIG")
-            .env_remove("XDG_RUNTIME_DIR");
-        c
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        output_via_files(self.cmd().args(args))
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let o = self.run(args);
-        expect_code(&o, 0, &args.join(" "));
-        stdout(&o)
+        self.home.join("auth.json")
     }
 
     /// Runs with `input` on stdin.
@@ -262,7 +252,7 @@ fn plain_http_push_pull_run() {
     let digest = pushed_digest(&out);
     // Marked insecure in registries.conf instead of on the command line.
     std::fs::write(
-        a.home.path().join("registries.conf"),
+        a.home.join("registries.conf"),
         format!(
             "[[registry]]\nlocation = \"{}\"\ninsecure = true\n",
             reg.addr()
@@ -541,8 +531,8 @@ fn tls_and_basic_auth() {
     // Another store with the same auth file (Docker's config.json this
     // time, which berth reads too).
     let b = Berth::new();
-    std::fs::create_dir_all(b.home.path().join(".docker")).unwrap();
-    std::fs::copy(a.auth_file(), b.home.path().join(".docker/config.json")).unwrap();
+    std::fs::create_dir_all(b.home.join(".docker")).unwrap();
+    std::fs::copy(a.auth_file(), b.home.join(".docker/config.json")).unwrap();
     let out = b.ok(&["pull", "--cert-dir", cert_dir, &name]);
     assert_eq!(pulled_digest(&out), digest);
     assert_eq!(image_id(&b, &name), id);
