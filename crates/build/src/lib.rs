@@ -1,0 +1,5 @@
+//! berth's image builder, pure logic: a Dockerfile parser, Docker's variable
+//! expansion, the stage model with its image-config semantics, and
+//! `.dockerignore` matching. Nothing here runs a container or writes an image.
+
+pub mod parser;
