@@ -2,4 +2,6 @@
 //! expansion, the stage model with its image-config semantics, and
 //! `.dockerignore` matching. Nothing here runs a container or writes an image.
 
+pub mod command;
+pub mod expand;
 pub mod parser;
