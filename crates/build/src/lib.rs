@@ -4,4 +4,5 @@
 
 pub mod command;
 pub mod expand;
+pub mod ignore;
 pub mod parser;
