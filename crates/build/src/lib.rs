@@ -6,3 +6,4 @@ pub mod command;
 pub mod expand;
 pub mod ignore;
 pub mod parser;
+pub mod stage;
