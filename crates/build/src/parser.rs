@@ -278,6 +278,10 @@ fn parse_directives(lines: &[&str]) -> Result<(Directives, usize), DirectiveErro
             break;
         }
         let value = value.trim().to_string();
+        // `# escape=` with no value is no directive but a comment.
+        if value.is_empty() {
+            break;
+        }
         // An unknown directive is a comment and ends the directives.
         if !matches!(name.as_str(), "syntax" | "escape" | "check") {
             break;
@@ -317,42 +321,31 @@ fn split_keyword(line: &str) -> (&str, &str) {
     }
 }
 
-/// Heredoc markers on an instruction line: `<<EOF`, `<<-EOF`, `<<"EOF"`.
+/// Heredoc markers on an instruction line, found as BuildKit does: a shell
+/// word matching `^[0-9]*<<(-?)([^<]+)$` (`<<EOF`, `<<-EOF`, `2<<"EOF"`);
+/// a quoted delimiter turns expansion off. Quoted `"a<<b"` is no marker.
 fn heredoc_markers(rest: &str) -> Vec<(String, bool, bool)> {
     let mut out = Vec::new();
-    let b = rest.as_bytes();
-    let mut i = 0;
-    while i + 1 < b.len() {
-        if b[i] == b'<' && b[i + 1] == b'<' && (i + 2 >= b.len() || b[i + 2] != b'<') {
-            let mut j = i + 2;
-            let strip = j < b.len() && b[j] == b'-';
-            if strip {
-                j += 1;
-            }
-            let quote = if j < b.len() && (b[j] == b'"' || b[j] == b'\'') {
-                Some(b[j])
-            } else {
-                None
-            };
-            if quote.is_some() {
-                j += 1;
-            }
-            let s = j;
-            while j < b.len() && (b[j].is_ascii_alphanumeric() || b[j] == b'_') {
-                j += 1;
-            }
-            let name = &rest[s..j];
-            let ok = match quote {
-                Some(q) => j < b.len() && b[j] == q,
-                None => true,
-            };
-            if !name.is_empty() && ok {
-                out.push((name.to_string(), quote.is_none(), strip));
-                i = j + usize::from(quote.is_some());
-                continue;
-            }
+    for word in split_words(rest) {
+        let w = word.trim_start_matches(|c: char| c.is_ascii_digit());
+        let Some(w) = w.strip_prefix("<<") else {
+            continue;
+        };
+        let (strip, w) = match w.strip_prefix('-') {
+            Some(w) => (true, w),
+            None => (false, w),
+        };
+        if w.is_empty() || w.contains('<') {
+            continue;
         }
-        i += 1;
+        let quoted = w.contains(['"', '\'', '\\']);
+        let name: String = w
+            .chars()
+            .filter(|c| !matches!(c, '"' | '\'' | '\\'))
+            .collect();
+        if !name.is_empty() {
+            out.push((name, !quoted, strip));
+        }
     }
     out
 }
@@ -800,6 +793,8 @@ mod tests {
         let d = parse("Dockerfile", "# unknown=x\n# escape=`\nFROM a\n").unwrap();
         assert_eq!(d.directives.escape, '\\');
         // Case-insensitive names, spaces allowed.
+        let d = parse("Dockerfile", "# escape=\n# escape=`\nFROM a\n").unwrap();
+        assert_eq!(d.directives.escape, '\\');
         let d = parse("Dockerfile", "#  ESCAPE = `\nFROM a\n").unwrap();
         assert_eq!(d.directives.escape, '`');
     }
