@@ -35,6 +35,8 @@ impl Default for Directives {
 /// A parsed Dockerfile.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Dockerfile {
+    /// The name errors use (`Dockerfile`, `app/Containerfile`).
+    pub file: String,
     pub directives: Directives,
     pub instructions: Vec<Instruction>,
 }
@@ -255,6 +257,7 @@ pub fn parse(file: &str, text: &str) -> Result<Dockerfile, ParseError> {
         });
     }
     Ok(Dockerfile {
+        file: file.to_string(),
         directives,
         instructions,
     })

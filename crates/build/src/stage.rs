@@ -12,22 +12,32 @@ use crate::parser::{Command, Dockerfile, Flag, Heredoc, Instruction, Kind};
 /// A stage-level error; the message names the line when there is one.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StageError {
-    #[error("line {line}: {keyword} before the first FROM: only ARG may precede FROM")]
-    BeforeFrom { line: usize, keyword: &'static str },
+    #[error("{file}:{line}: {keyword} before the first FROM: only ARG may precede FROM")]
+    BeforeFrom {
+        file: String,
+        line: usize,
+        keyword: &'static str,
+    },
     #[error("the Dockerfile has no FROM instruction")]
     NoStages,
-    #[error("line {line}: duplicate stage name {name:?}")]
-    DuplicateName { line: usize, name: String },
+    #[error("{file}:{line}: duplicate stage name {name:?}")]
+    DuplicateName {
+        file: String,
+        line: usize,
+        name: String,
+    },
     #[error("target stage {0:?} could not be found")]
     UnknownTarget(String),
-    #[error("line {line}: {keyword}: {source}")]
+    #[error("{file}:{line}: {keyword}: {source}")]
     Expand {
+        file: String,
         line: usize,
         keyword: &'static str,
         source: ExpandError,
     },
-    #[error("line {line}: {keyword}: {message}")]
+    #[error("{file}:{line}: {keyword}: {message}")]
     Invalid {
+        file: String,
         line: usize,
         keyword: &'static str,
         message: String,
@@ -51,10 +61,19 @@ pub struct Stage {
 /// A Dockerfile split into global ARGs and stages.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
+    pub file: String,
     pub escape: char,
     /// ARGs before the first FROM, usable in FROM lines only.
-    pub meta_args: Vec<(String, Option<String>)>,
+    pub meta_args: Vec<ArgDecl>,
     pub stages: Vec<Stage>,
+}
+
+/// An `ARG name[=default]` declaration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArgDecl {
+    pub name: String,
+    pub default: Option<String>,
+    pub line: usize,
 }
 
 /// Build arguments that need no ARG declaration and never reach the image's
@@ -82,6 +101,7 @@ pub enum Base {
 
 /// Split at FROM.
 pub fn split_stages(df: &Dockerfile) -> Result<Plan, StageError> {
+    let file = &df.file;
     let mut meta_args = Vec::new();
     let mut stages: Vec<Stage> = Vec::new();
     for ins in &df.instructions {
@@ -94,6 +114,7 @@ pub fn split_stages(df: &Dockerfile) -> Result<Plan, StageError> {
                 if let Some(n) = name {
                     if stages.iter().any(|s| s.name.as_deref() == Some(n)) {
                         return Err(StageError::DuplicateName {
+                            file: file.clone(),
                             line: ins.line,
                             name: n.clone(),
                         });
@@ -111,9 +132,14 @@ pub fn split_stages(df: &Dockerfile) -> Result<Plan, StageError> {
             kind => match stages.last_mut() {
                 Some(s) => s.instructions.push(ins.clone()),
                 None => match kind {
-                    Kind::Arg(a) => meta_args.extend(a.iter().cloned()),
+                    Kind::Arg(a) => meta_args.extend(a.iter().map(|(name, default)| ArgDecl {
+                        name: name.clone(),
+                        default: default.clone(),
+                        line: ins.line,
+                    })),
                     k => {
                         return Err(StageError::BeforeFrom {
+                            file: file.clone(),
                             line: ins.line,
                             keyword: k.keyword(),
                         })
@@ -126,6 +152,7 @@ pub fn split_stages(df: &Dockerfile) -> Result<Plan, StageError> {
         return Err(StageError::NoStages);
     }
     Ok(Plan {
+        file: file.clone(),
         escape: df.directives.escape,
         meta_args,
         stages,
@@ -138,15 +165,22 @@ impl Plan {
         &self,
         build_args: &BTreeMap<String, String>,
     ) -> Result<BTreeMap<String, String>, StageError> {
+        let file = &self.file;
         let mut vals = BTreeMap::new();
-        for (k, default) in &self.meta_args {
+        for ArgDecl {
+            name: k,
+            default,
+            line,
+        } in &self.meta_args
+        {
             let v = match (build_args.get(k), default) {
                 (Some(v), _) => Some(v.clone()),
                 (None, Some(d)) => {
                     let look = |n: &str| vals.get(n).cloned();
                     Some(expand_word(d, self.escape, &look).map_err(|source| {
                         StageError::Expand {
-                            line: 0,
+                            file: file.clone(),
+                            line: *line,
                             keyword: "ARG",
                             source,
                         }
@@ -186,6 +220,7 @@ impl Plan {
         let image =
             expand_word(&stage.base, self.escape, &|n| meta.get(n).cloned()).map_err(|source| {
                 StageError::Expand {
+                    file: self.file.clone(),
                     line: stage.line,
                     keyword: "FROM",
                     source,
@@ -193,6 +228,7 @@ impl Plan {
             })?;
         if image.is_empty() {
             return Err(StageError::Invalid {
+                file: self.file.clone(),
                 line: stage.line,
                 keyword: "FROM",
                 message: "base name should not be blank".into(),
@@ -317,6 +353,7 @@ pub struct StageOutcome {
 }
 
 struct State<'a> {
+    file: &'a str,
     escape: char,
     env: Vec<(String, String)>,
     args: BTreeMap<String, String>,
@@ -335,6 +372,7 @@ impl State<'_> {
 
     fn expand(&self, line: usize, keyword: &'static str, word: &str) -> Result<String, StageError> {
         expand_word(word, self.escape, &|n| self.lookup(n)).map_err(|source| StageError::Expand {
+            file: self.file.to_string(),
             line,
             keyword,
             source,
@@ -364,6 +402,7 @@ pub fn evaluate(
     base: &Value,
     build_args: &BTreeMap<String, String>,
 ) -> Result<StageOutcome, StageError> {
+    let file = &plan.file;
     let stage = plan.stages.get(index).ok_or(StageError::NoStages)?;
     let meta = plan.meta_values(build_args)?;
     let mut image = match base {
@@ -388,6 +427,7 @@ pub fn evaluate(
         })
         .unwrap_or_default();
     let mut st = State {
+        file,
         escape: plan.escape,
         env,
         args: BTreeMap::new(),
@@ -440,6 +480,7 @@ pub fn evaluate(
                     let k = st.expand(line, kw, k)?;
                     if k.is_empty() {
                         return Err(StageError::Invalid {
+                            file: file.clone(),
                             line,
                             keyword: kw,
                             message: "ENV names can not be blank".into(),
@@ -481,6 +522,7 @@ pub fn evaluate(
                 for p in ports {
                     let p = st.expand(line, kw, p)?;
                     out.extend(expose_ports(&p).map_err(|message| StageError::Invalid {
+                        file: file.clone(),
                         line,
                         keyword: kw,
                         message,
@@ -497,6 +539,7 @@ pub fn evaluate(
                     let k = st.expand(line, kw, k)?;
                     if k.is_empty() {
                         return Err(StageError::Invalid {
+                            file: file.clone(),
                             line,
                             keyword: kw,
                             message: "LABEL names can not be blank".into(),
@@ -529,6 +572,7 @@ pub fn evaluate(
                 let s = st.expand(line, kw, s)?;
                 if !valid_signal(&s) {
                     return Err(StageError::Invalid {
+                        file: file.clone(),
                         line,
                         keyword: kw,
                         message: format!("invalid signal: {s}"),
@@ -545,6 +589,7 @@ pub fn evaluate(
                     let v = st.expand(line, kw, v)?;
                     if v.trim().is_empty() {
                         return Err(StageError::Invalid {
+                            file: file.clone(),
                             line,
                             keyword: kw,
                             message: "VOLUME specified can not be an empty string".into(),
@@ -564,6 +609,7 @@ pub fn evaluate(
             }
             Kind::Healthcheck(h) => {
                 let v = healthcheck(h.as_ref()).map_err(|message| StageError::Invalid {
+                    file: file.clone(),
                     line,
                     keyword: kw,
                     message,
@@ -659,7 +705,7 @@ pub fn unused_build_args(
     built: &[usize],
     build_args: &BTreeMap<String, String>,
 ) -> Vec<String> {
-    let mut declared: BTreeSet<&str> = plan.meta_args.iter().map(|(k, _)| k.as_str()).collect();
+    let mut declared: BTreeSet<&str> = plan.meta_args.iter().map(|a| a.name.as_str()).collect();
     for &i in built {
         if let Some(s) = plan.stages.get(i) {
             for ins in &s.instructions {
@@ -869,7 +915,14 @@ mod tests {
     fn stages_and_names() {
         let p = plan("ARG V=1\nFROM a:$V AS Build\nRUN x\nFROM build\nFROM scratch\n");
         assert_eq!(p.stages.len(), 3);
-        assert_eq!(p.meta_args, vec![("V".into(), Some("1".into()))]);
+        assert_eq!(
+            p.meta_args,
+            vec![ArgDecl {
+                name: "V".into(),
+                default: Some("1".into()),
+                line: 1
+            }]
+        );
         assert_eq!(p.stages[0].name.as_deref(), Some("build"));
         assert_eq!(p.base(0, &args(&[])).unwrap(), Base::Image("a:1".into()));
         assert_eq!(
@@ -881,10 +934,10 @@ mod tests {
         let e = split_stages(&parse("D", "RUN x\nFROM a\n").unwrap()).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "line 1: RUN before the first FROM: only ARG may precede FROM"
+            "D:1: RUN before the first FROM: only ARG may precede FROM"
         );
         let e = split_stages(&parse("D", "FROM a AS x\nFROM b AS X\n").unwrap()).unwrap_err();
-        assert_eq!(e.to_string(), "line 2: duplicate stage name \"x\"");
+        assert_eq!(e.to_string(), "D:2: duplicate stage name \"x\"");
         assert_eq!(
             split_stages(&parse("D", "ARG a\n").unwrap()).unwrap_err(),
             StageError::NoStages
@@ -1076,7 +1129,7 @@ mod tests {
             evaluate(&p, 0, &json!({}), &args(&[]))
                 .unwrap_err()
                 .to_string(),
-            "line 2: USER: U: must be set"
+            "Dockerfile:2: USER: U: must be set"
         );
     }
 
