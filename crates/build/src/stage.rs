@@ -20,6 +20,8 @@ pub enum StageError {
     },
     #[error("the Dockerfile has no FROM instruction")]
     NoStages,
+    #[error("there is no stage {0}")]
+    NoSuchStage(usize),
     #[error("{file}:{line}: duplicate stage name {name:?}")]
     DuplicateName {
         file: String,
@@ -215,7 +217,10 @@ impl Plan {
         index: usize,
         build_args: &BTreeMap<String, String>,
     ) -> Result<Base, StageError> {
-        let stage = &self.stages[index.min(self.stages.len() - 1)];
+        let stage = self
+            .stages
+            .get(index)
+            .ok_or(StageError::NoSuchStage(index))?;
         let meta = self.meta_values(build_args)?;
         let image =
             expand_word(&stage.base, self.escape, &|n| meta.get(n).cloned()).map_err(|source| {
@@ -265,7 +270,11 @@ impl Plan {
                 deps.insert(i);
             }
         };
-        for ins in &self.stages[index].instructions {
+        let stage = self
+            .stages
+            .get(index)
+            .ok_or(StageError::NoSuchStage(index))?;
+        for ins in &stage.instructions {
             match &ins.kind {
                 Kind::Copy(c) => {
                     if let Some(f) = c.flag("from") {
@@ -300,7 +309,11 @@ impl Plan {
                 .iter()
                 .position(|s| s.name.as_deref() == Some(name.to_ascii_lowercase().as_str()))
                 .ok_or_else(|| StageError::UnknownTarget(name.to_string()))?,
-            None => self.stages.len() - 1,
+            None => self
+                .stages
+                .len()
+                .checked_sub(1)
+                .ok_or(StageError::NoStages)?,
         };
         let mut needed = BTreeSet::new();
         let mut todo = vec![t];
@@ -403,7 +416,10 @@ pub fn evaluate(
     build_args: &BTreeMap<String, String>,
 ) -> Result<StageOutcome, StageError> {
     let file = &plan.file;
-    let stage = plan.stages.get(index).ok_or(StageError::NoStages)?;
+    let stage = plan
+        .stages
+        .get(index)
+        .ok_or(StageError::NoSuchStage(index))?;
     let meta = plan.meta_values(build_args)?;
     let mut image = match base {
         Value::Object(m) => m.clone(),
@@ -1205,6 +1221,48 @@ mod tests {
         ] {
             let _ = evaluate(&p, 0, &base, &args(&[]));
         }
-        assert!(evaluate(&p, 9, &json!({}), &args(&[])).is_err());
+        assert_eq!(
+            evaluate(&p, 9, &json!({}), &args(&[])).unwrap_err(),
+            StageError::NoSuchStage(9)
+        );
+        assert!(p.base(9, &args(&[])).is_err());
+        assert!(p.dependencies(9, &args(&[])).is_err());
+        let empty = Plan {
+            file: "D".into(),
+            escape: '\\',
+            meta_args: vec![],
+            stages: vec![],
+        };
+        assert!(empty.build_order(None, &args(&[])).is_err());
+    }
+
+    /// Every prefix of a busy Dockerfile goes through the whole pipeline
+    /// without a panic (cut mid-heredoc, mid-quote, mid-continuation).
+    #[test]
+    fn every_prefix_is_handled() {
+        let text = "# syntax=docker/dockerfile:1\n# escape=\\\nARG BASE=alpine:3\nFROM --platform=$P ${BASE} AS b\nENV A=\"x y\" B='$A' \\\n  C=${A:-z}\nRUN --mount=type=cache,target=/c <<-EOF bash\n\techo \"é ${A}\"\n\tEOF\nCOPY --from=b --chmod=755 [\"a\", \"/b\"]\nHEALTHCHECK --interval=5s CMD [\"x\"]\nONBUILD RUN y\nFROM b\nEXPOSE 80/udp 1-2\nWORKDIR rel/../x\nLABEL \"k\"=\"v\" k2=v2\nUSER ${U:-u}\nVOLUME [\"/v\"]\nSTOPSIGNAL 9\nSHELL [\"sh\", \"-c\"]\nCMD run\nENTRYPOINT [\"e\"]\n";
+        let build = args(&[("BASE", "debian"), ("HTTP_PROXY", "p")]);
+        let mut cut = 0;
+        while cut <= text.len() {
+            if text.is_char_boundary(cut) {
+                if let Ok(df) = parse("Dockerfile", &text[..cut]) {
+                    if let Ok(p) = split_stages(&df) {
+                        if let Ok(order) = p.build_order(None, &build) {
+                            for i in order {
+                                let _ = p.base(i, &build);
+                                let _ = evaluate(&p, i, &json!({}), &build);
+                            }
+                        }
+                    }
+                }
+            }
+            cut += 1;
+        }
+        let p = plan(text);
+        let o = evaluate(&p, 1, &json!({}), &build).unwrap();
+        assert_eq!(o.config["config"]["Entrypoint"], json!(["e"]));
+        assert_eq!(o.config["config"]["Cmd"], json!(["sh", "-c", "run"]));
+        let o = evaluate(&p, 0, &json!({}), &build).unwrap();
+        assert_eq!(o.config["config"]["Env"], json!(["A=x y", "B=$A", "C=z"]));
     }
 }
