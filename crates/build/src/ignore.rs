@@ -195,49 +195,78 @@ fn take_class_char(b: &[u8]) -> (u8, &[u8]) {
     }
 }
 
-/// Byte-wise glob: `*` within a component, `?`, `[...]`, `\x`, `**`
-/// anything, `**/` zero or more directories.
+/// Byte-wise glob: `*` within a component, `?`, `[...]`, `\\x`, `**`
+/// anything, `**/` zero or more directories. Results are memoised per
+/// (pattern, path) position so `**/**/**` stays polynomial.
 fn glob(p: &[u8], s: &[u8]) -> bool {
-    if p.is_empty() {
-        return s.is_empty();
+    let mut g = Glob {
+        p,
+        s,
+        memo: vec![0; (p.len() + 1) * (s.len() + 1)],
+    };
+    g.at(0, 0)
+}
+
+struct Glob<'a> {
+    p: &'a [u8],
+    s: &'a [u8],
+    /// 0 unknown, 1 no match, 2 match.
+    memo: Vec<u8>,
+}
+
+impl Glob<'_> {
+    fn at(&mut self, pi: usize, si: usize) -> bool {
+        let key = pi * (self.s.len() + 1) + si;
+        match self.memo[key] {
+            1 => return false,
+            2 => return true,
+            _ => {}
+        }
+        let r = self.compute(pi, si);
+        self.memo[key] = if r { 2 } else { 1 };
+        r
     }
-    match p[0] {
-        b'*' if p.get(1) == Some(&b'*') => {
-            if p.get(2) == Some(&b'/') {
-                let rest = &p[3..];
-                if glob(rest, s) {
-                    return true;
-                }
-                (0..s.len()).any(|k| s[k] == b'/' && glob(rest, &s[k + 1..]))
-            } else {
-                let rest = &p[2..];
-                (0..=s.len()).any(|k| glob(rest, &s[k..]))
-            }
+
+    fn compute(&mut self, pi: usize, si: usize) -> bool {
+        let (p, s) = (self.p, self.s);
+        if pi >= p.len() {
+            return si >= s.len();
         }
-        b'*' => {
-            let rest = &p[1..];
-            for k in 0..=s.len() {
-                if glob(rest, &s[k..]) {
-                    return true;
-                }
-                if k < s.len() && s[k] == b'/' {
-                    break;
+        let here = s.get(si).copied();
+        match p[pi] {
+            b'*' if p.get(pi + 1) == Some(&b'*') => {
+                if p.get(pi + 2) == Some(&b'/') {
+                    let rest = pi + 3;
+                    if self.at(rest, si) {
+                        return true;
+                    }
+                    (si..s.len()).any(|k| s[k] == b'/' && self.at(rest, k + 1))
+                } else {
+                    (si..=s.len()).any(|k| self.at(pi + 2, k))
                 }
             }
-            false
+            b'*' => {
+                for k in si..=s.len() {
+                    if self.at(pi + 1, k) {
+                        return true;
+                    }
+                    if k < s.len() && s[k] == b'/' {
+                        break;
+                    }
+                }
+                false
+            }
+            b'?' => here.is_some_and(|c| c != b'/') && self.at(pi + 1, si + 1),
+            b'[' => match class_end(p, pi) {
+                Some(e) => {
+                    here.is_some_and(|c| c != b'/' && class_matches(&p[pi + 1..e - 1], c))
+                        && self.at(e, si + 1)
+                }
+                None => false,
+            },
+            b'\\' if pi + 1 < p.len() => here == Some(p[pi + 1]) && self.at(pi + 2, si + 1),
+            c => here == Some(c) && self.at(pi + 1, si + 1),
         }
-        b'?' => !s.is_empty() && s[0] != b'/' && glob(&p[1..], &s[1..]),
-        b'[' => match class_end(p, 0) {
-            Some(e) => {
-                !s.is_empty()
-                    && s[0] != b'/'
-                    && class_matches(&p[1..e - 1], s[0])
-                    && glob(&p[e..], &s[1..])
-            }
-            None => false,
-        },
-        b'\\' if p.len() > 1 => !s.is_empty() && s[0] == p[1] && glob(&p[2..], &s[1..]),
-        c => !s.is_empty() && s[0] == c && glob(&p[1..], &s[1..]),
     }
 }
 
@@ -353,6 +382,9 @@ mod tests {
         assert!(i.is_excluded("cb"));
         assert!(!i.is_excluded("ab"));
         assert!(i.is_excluded("]y"));
+        // Pathological patterns stay fast.
+        let i = m("**/**/**/**/**/**/**/**/**/**/*a*a*a*a*a*a*a*b\n");
+        assert!(!i.is_excluded(&"a/".repeat(40)));
         for t in ["!", "!!", "[", "[]", "\\", "**", "***", "[\\", "\u{feff}#x"] {
             let _ = IgnoreMatcher::parse("x", t).map(|i| i.is_excluded("a/b"));
         }
