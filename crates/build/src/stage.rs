@@ -93,6 +93,20 @@ pub const PROXY_ARGS: &[&str] = &[
     "all_proxy",
 ];
 
+/// Platform arguments BuildKit defines itself: the caller passes their
+/// values with the build args. Usable in FROM lines without a declaration,
+/// inside a stage after `ARG TARGETARCH` and the like; never "unused".
+pub const PLATFORM_ARGS: &[&str] = &[
+    "BUILDPLATFORM",
+    "BUILDOS",
+    "BUILDARCH",
+    "BUILDVARIANT",
+    "TARGETPLATFORM",
+    "TARGETOS",
+    "TARGETARCH",
+    "TARGETVARIANT",
+];
+
 /// Where a stage starts from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Base {
@@ -168,7 +182,10 @@ impl Plan {
         build_args: &BTreeMap<String, String>,
     ) -> Result<BTreeMap<String, String>, StageError> {
         let file = &self.file;
-        let mut vals = BTreeMap::new();
+        let mut vals: BTreeMap<String, String> = PLATFORM_ARGS
+            .iter()
+            .filter_map(|k| build_args.get(*k).map(|v| (k.to_string(), v.clone())))
+            .collect();
         for ArgDecl {
             name: k,
             default,
@@ -250,6 +267,30 @@ impl Plan {
             return Ok(Base::Scratch);
         }
         Ok(Base::Image(image))
+    }
+
+    /// The stage's `--platform`, expanded with the global ARGs.
+    pub fn platform(
+        &self,
+        index: usize,
+        build_args: &BTreeMap<String, String>,
+    ) -> Result<Option<String>, StageError> {
+        let stage = self
+            .stages
+            .get(index)
+            .ok_or(StageError::NoSuchStage(index))?;
+        let Some(raw) = &stage.platform else {
+            return Ok(None);
+        };
+        let meta = self.meta_values(build_args)?;
+        expand_word(raw, self.escape, &|n| meta.get(n).cloned())
+            .map(Some)
+            .map_err(|source| StageError::Expand {
+                file: self.file.clone(),
+                line: stage.line,
+                keyword: "FROM",
+                source,
+            })
     }
 
     /// Stages a stage reads from: its base, `COPY --from`, `RUN --mount=from=`.
@@ -733,7 +774,11 @@ pub fn unused_build_args(
     }
     build_args
         .keys()
-        .filter(|k| !declared.contains(k.as_str()) && !PROXY_ARGS.contains(&k.as_str()))
+        .filter(|k| {
+            !declared.contains(k.as_str())
+                && !PROXY_ARGS.contains(&k.as_str())
+                && !PLATFORM_ARGS.contains(&k.as_str())
+        })
         .cloned()
         .collect()
 }
@@ -958,6 +1003,29 @@ mod tests {
             split_stages(&parse("D", "ARG a\n").unwrap()).unwrap_err(),
             StageError::NoStages
         );
+    }
+
+    #[test]
+    fn platform_args() {
+        let p = plan("FROM --platform=$BUILDPLATFORM golang AS b\nARG TARGETARCH\nENV A=$TARGETARCH\nFROM --platform=${TARGETPLATFORM:-linux/amd64} alpine:$TARGETARCH\nENV A=${TARGETARCH:-none}\n");
+        let b = args(&[
+            ("BUILDPLATFORM", "linux/amd64"),
+            ("TARGETPLATFORM", "linux/arm64"),
+            ("TARGETARCH", "arm64"),
+        ]);
+        assert_eq!(p.platform(0, &b).unwrap().as_deref(), Some("linux/amd64"));
+        assert_eq!(p.platform(1, &b).unwrap().as_deref(), Some("linux/arm64"));
+        assert_eq!(
+            p.platform(1, &args(&[])).unwrap().as_deref(),
+            Some("linux/amd64")
+        );
+        assert_eq!(p.base(1, &b).unwrap(), Base::Image("alpine:arm64".into()));
+        let o = evaluate(&p, 0, &json!({}), &b).unwrap();
+        assert_eq!(o.config["config"]["Env"], json!(["A=arm64"]));
+        let o = evaluate(&p, 1, &json!({}), &b).unwrap();
+        assert_eq!(o.config["config"]["Env"], json!(["A=none"]));
+        assert!(unused_build_args(&p, &[0, 1], &b).is_empty());
+        assert_eq!(p.platform(5, &b).unwrap_err(), StageError::NoSuchStage(5));
     }
 
     #[test]
