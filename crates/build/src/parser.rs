@@ -93,6 +93,15 @@ pub struct CopyArgs {
 }
 
 impl CopyArgs {
+    /// Every value of a repeatable flag, e.g. `--exclude`.
+    pub fn flag_values(&self, name: &str) -> Vec<&str> {
+        self.flags
+            .iter()
+            .filter(|f| f.name == name)
+            .filter_map(|f| f.value.as_deref())
+            .collect()
+    }
+
     /// The value of a flag, e.g. `from` for `--from=builder`.
     pub fn flag(&self, name: &str) -> Option<&str> {
         flag_value(&self.flags, name)
@@ -475,7 +484,7 @@ fn name_values(kw: &str, rest: &str) -> Result<Vec<(String, String)>, String> {
         // Legacy form: one key, the rest of the line is the value.
         let (k, v) = split_keyword(rest);
         if v.is_empty() {
-            return Err(format!("{kw} names can not be blank: {k} needs a value"));
+            return Err(format!("{kw} must have two arguments"));
         }
         return Ok(vec![(k.to_string(), v.to_string())]);
     }
@@ -843,6 +852,10 @@ mod tests {
         };
         assert_eq!(c.flag("from"), Some("build"));
         assert_eq!(c.flag("exclude"), Some("*.tmp"));
+        let Kind::Copy(c2) = one("COPY --exclude=a --exclude=b . /") else {
+            panic!()
+        };
+        assert_eq!(c2.flag_values("exclude"), vec!["a", "b"]);
         assert_eq!(c.sources, vec!["a", "b"]);
         assert_eq!(c.dest, "/dst/");
         assert!(c
@@ -931,7 +944,7 @@ mod tests {
             one("ENV a  hello world"),
             Kind::Env(vec![("a".into(), "hello world".into())])
         );
-        assert!(error("ENV a").contains("ENV names can not be blank"));
+        assert_eq!(error("ENV a"), "Dockerfile:1: ENV must have two arguments");
         assert!(error("ENV a=1 b").contains("can't find ="));
         assert_eq!(
             one("LABEL \"com.x\"=\"a b\""),

@@ -521,13 +521,10 @@ pub fn evaluate(
                         (None, Some(d)) => Some(st.expand(line, kw, d)?),
                         (None, None) => meta.get(k).cloned(),
                     };
-                    match v {
-                        Some(v) => {
-                            st.args.insert(k.clone(), v);
-                        }
-                        None => {
-                            st.args.remove(k);
-                        }
+                    // A bare redeclaration keeps an earlier value, as
+                    // BuildKit skips ARGs without one.
+                    if let Some(v) = v {
+                        st.args.insert(k.clone(), v);
                     }
                 }
             }
@@ -1087,6 +1084,9 @@ mod tests {
             &[],
         );
         assert_eq!(cfg(&o)["Labels"], json!({"x": "unset"}));
+        // A bare redeclaration keeps the value.
+        let o = eval("FROM a\nARG X=1\nARG X\nLABEL x=$X\n", json!({}), &[]);
+        assert_eq!(cfg(&o)["Labels"], json!({"x": "1"}));
         // ARG default referencing an earlier ARG.
         let o = eval("FROM a\nARG A=x\nARG B=${A}y\nLABEL b=$B\n", json!({}), &[]);
         assert_eq!(cfg(&o)["Labels"], json!({"b": "xy"}));
