@@ -199,8 +199,13 @@ pub fn parse(file: &str, text: &str) -> Result<Dockerfile, ParseError> {
         let mut logical = String::new();
         let mut cur = trimmed.to_string();
         loop {
-            let t = cur.trim_end();
-            if let Some(body) = t.strip_suffix(escape) {
+            // BuildKit's rule: `X\` at the end (spaces and tabs after it
+            // allowed) where X is not itself the escape, or a lone `\`.
+            let t = cur.trim_end_matches([' ', '\t']);
+            let continued = t
+                .strip_suffix(escape)
+                .filter(|body| body.is_empty() || !body.ends_with(escape));
+            if let Some(body) = continued {
                 logical.push_str(body);
                 let mut next = None;
                 while i < lines.len() {
@@ -822,6 +827,20 @@ mod tests {
                 heredocs: vec![]
             }
         );
+        // An escaped escape at the end is no continuation; a lone one is.
+        let d = parse("Dockerfile", "RUN echo a\\\\\nUSER u\n").unwrap();
+        assert_eq!(d.instructions.len(), 2);
+        let d = parse("Dockerfile", "RUN echo a \\\n\\\n b\n").unwrap();
+        assert_eq!(
+            d.instructions[0].kind,
+            Kind::Run {
+                flags: vec![],
+                command: Command::Shell("echo a  b".into()),
+                heredocs: vec![]
+            }
+        );
+        let d = parse("Dockerfile", "RUN a \\ \t\nb\n").unwrap();
+        assert_eq!(d.instructions.len(), 1);
         // Trailing escape at end of file.
         assert!(matches!(one("RUN a \\"), Kind::Run { .. }));
     }
