@@ -177,6 +177,7 @@ impl Kind {
 
 /// Parse a Dockerfile's text; `file` names it in errors.
 pub fn parse(file: &str, text: &str) -> Result<Dockerfile, ParseError> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let lines: Vec<&str> = text.lines().collect();
     let err = |line: usize, message: String| ParseError {
         file: file.to_string(),
@@ -814,6 +815,24 @@ mod tests {
         assert_eq!(d.directives.escape, '\\');
         let d = parse("Dockerfile", "#  ESCAPE = `\nFROM a\n").unwrap();
         assert_eq!(d.directives.escape, '`');
+    }
+
+    #[test]
+    fn byte_order_mark_and_crlf() {
+        let d = parse(
+            "Dockerfile",
+            "\u{feff}# escape=`\r\nFROM a\r\nRUN a `\r\n b\r\n",
+        )
+        .unwrap();
+        assert_eq!(d.directives.escape, '`');
+        assert_eq!(
+            d.instructions[1].kind,
+            Kind::Run {
+                flags: vec![],
+                command: Command::Shell("a  b".into()),
+                heredocs: vec![]
+            }
+        );
     }
 
     #[test]
