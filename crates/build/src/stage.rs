@@ -470,6 +470,38 @@ pub fn evaluate(
         Some(Value::Object(m)) => m,
         _ => Map::new(),
     };
+    // The base image's ONBUILD triggers run first, at the FROM line, and
+    // are not inherited by this image (Docker clears them).
+    let mut instructions = Vec::new();
+    if let Some(Value::Array(triggers)) = config.remove("OnBuild") {
+        for t in triggers.iter().filter_map(Value::as_str) {
+            let df = crate::parser::parse(file, t).map_err(|e| StageError::Invalid {
+                file: file.clone(),
+                line: stage.line,
+                keyword: "FROM",
+                message: format!("base image ONBUILD trigger {t:?}: {}", e.message),
+            })?;
+            for mut ins in df.instructions {
+                if matches!(
+                    ins.kind,
+                    Kind::From { .. } | Kind::Onbuild(..) | Kind::Maintainer(_)
+                ) {
+                    return Err(StageError::Invalid {
+                        file: file.clone(),
+                        line: stage.line,
+                        keyword: "FROM",
+                        message: format!(
+                            "{} isn't allowed as an ONBUILD trigger",
+                            ins.kind.keyword()
+                        ),
+                    });
+                }
+                ins.line = stage.line;
+                instructions.push(ins);
+            }
+        }
+    }
+    instructions.extend(stage.instructions.iter().cloned());
     let env: Vec<(String, String)> = config
         .get("Env")
         .and_then(Value::as_array)
@@ -510,7 +542,7 @@ pub fn evaluate(
         .unwrap_or("")
         .to_string();
 
-    for ins in &stage.instructions {
+    for ins in &instructions {
         let line = ins.line;
         let kw = ins.kind.keyword();
         match &ins.kind {
@@ -1246,13 +1278,27 @@ mod tests {
         }
         let o = eval(
             "FROM a\nONBUILD RUN make $X\nONBUILD COPY . /src\n",
-            json!({"config": {"OnBuild": ["ADD . /"]}}),
+            json!({}),
             &[],
         );
-        assert_eq!(
-            cfg(&o)["OnBuild"],
-            json!(["ADD . /", "RUN make $X", "COPY . /src"])
-        );
+        assert_eq!(cfg(&o)["OnBuild"], json!(["RUN make $X", "COPY . /src"]));
+    }
+
+    #[test]
+    fn base_onbuild_triggers_run_first_and_are_not_inherited() {
+        let base = json!({"config": {"OnBuild": ["ENV T=1", "COPY . /app", "RUN make"]}});
+        let o = eval("FROM a\nENV U=$T\n", base, &[]);
+        assert_eq!(cfg(&o)["Env"], json!(["T=1", "U=1"]));
+        assert!(cfg(&o).get("OnBuild").is_none());
+        assert_eq!(o.copies[0].dest, "/app");
+        assert_eq!(o.copies[0].line, 1);
+        assert_eq!(o.runs[0].argv, vec!["/bin/sh", "-c", "make"]);
+        let p = plan("FROM a\n");
+        for bad in ["BOGUS x", "FROM b", "ONBUILD RUN x"] {
+            let e =
+                evaluate(&p, 0, &json!({"config": {"OnBuild": [bad]}}), &args(&[])).unwrap_err();
+            assert!(e.to_string().starts_with("Dockerfile:1: FROM: "), "{e}");
+        }
     }
 
     #[test]
