@@ -729,11 +729,24 @@ pub fn evaluate(
                 } else {
                     format!("|{} {} {body}", history_args.len(), history_args.join(" "))
                 };
+                // Flag values (`--mount=from=$X`) are expanded by the
+                // builder, the command itself by the shell.
+                let mut expanded = Vec::new();
+                for f in flags {
+                    let value = match &f.value {
+                        Some(v) => Some(st.expand(line, kw, v)?),
+                        None => None,
+                    };
+                    expanded.push(Flag {
+                        name: f.name.clone(),
+                        value,
+                    });
+                }
                 runs.push(RunStep {
                     line,
                     argv,
                     env,
-                    flags: flags.clone(),
+                    flags: expanded,
                     heredocs: heredocs.clone(),
                     created_by,
                 });
@@ -1163,6 +1176,21 @@ mod tests {
             &[("HTTP_PROXY", "x")],
         );
         assert_eq!(o.runs[0].created_by, "/bin/sh -c true");
+    }
+
+    #[test]
+    fn run_flags_expanded_command_not() {
+        let o = eval(
+            "FROM a\nARG C=/cache\nRUN --mount=type=cache,target=$C --network=${N:-none} echo $C\n",
+            json!({}),
+            &[],
+        );
+        assert_eq!(
+            o.runs[0].flags[0].value.as_deref(),
+            Some("type=cache,target=/cache")
+        );
+        assert_eq!(o.runs[0].flags[1].value.as_deref(), Some("none"));
+        assert_eq!(o.runs[0].argv[2], "echo $C");
     }
 
     #[test]
