@@ -304,29 +304,63 @@ impl Plan {
             deps.insert(i);
         }
         let meta = self.meta_values(build_args)?;
-        let mut refer = |r: &str| {
-            let r = expand_word(r, self.escape, &|n| meta.get(n).cloned())
-                .unwrap_or_else(|_| r.to_string());
-            if let Some(i) = self.find(&r).filter(|i| *i < index) {
-                deps.insert(i);
-            }
-        };
         let stage = self
             .stages
             .get(index)
             .ok_or(StageError::NoSuchStage(index))?;
+        // `--from` sees the stage's own ARGs and ENVs (global ARGs only when
+        // redeclared); the base image's ENV is not known before it is pulled.
+        let mut vars: BTreeMap<String, String> = BTreeMap::new();
+        let mut env_names: BTreeSet<String> = BTreeSet::new();
+        let escape = self.escape;
+        let mut refer = |vars: &BTreeMap<String, String>, r: &str| {
+            let r =
+                expand_word(r, escape, &|n| vars.get(n).cloned()).unwrap_or_else(|_| r.to_string());
+            if let Some(i) = self.find(&r).filter(|i| *i < index) {
+                deps.insert(i);
+            }
+        };
         for ins in &stage.instructions {
             match &ins.kind {
+                Kind::Arg(list) => {
+                    for (k, default) in list {
+                        let v = match (build_args.get(k), default) {
+                            (Some(v), _) => Some(v.clone()),
+                            (None, Some(d)) => {
+                                expand_word(d, escape, &|n| vars.get(n).cloned()).ok()
+                            }
+                            (None, None) => meta.get(k).cloned(),
+                        };
+                        // ENV shadows ARG.
+                        if let (Some(v), false) = (v, env_names.contains(k)) {
+                            vars.insert(k.clone(), v);
+                        }
+                    }
+                }
+                Kind::Env(pairs) => {
+                    let new: Vec<(String, String)> = pairs
+                        .iter()
+                        .filter_map(|(k, v)| {
+                            let look = |n: &str| vars.get(n).cloned();
+                            Some((
+                                expand_word(k, escape, &look).ok()?,
+                                expand_word(v, escape, &look).ok()?,
+                            ))
+                        })
+                        .collect();
+                    env_names.extend(new.iter().map(|(k, _)| k.clone()));
+                    vars.extend(new);
+                }
                 Kind::Copy(c) => {
                     if let Some(f) = c.flag("from") {
-                        refer(f);
+                        refer(&vars, f);
                     }
                 }
                 Kind::Run { flags, .. } => {
                     for f in flags.iter().filter(|f| f.name == "mount") {
                         for opt in f.value.as_deref().unwrap_or("").split(',') {
                             if let Some(v) = opt.strip_prefix("from=") {
-                                refer(v);
+                                refer(&vars, v);
                             }
                         }
                     }
@@ -1089,9 +1123,20 @@ mod tests {
         // A mount from a stage defined later is an image, not a stage.
         let p = plan("FROM a AS x\nRUN --mount=from=y,target=/y true\nFROM b AS y\n");
         assert_eq!(p.build_order(Some("x"), &none).unwrap(), vec![0]);
-        // COPY --from with a global ARG.
+        // COPY --from sees a global ARG only when redeclared, and stage
+        // ARGs, build args and ENV.
         let p = plan("ARG SRC=one\nFROM a AS one\nFROM b\nCOPY --from=$SRC / /\n");
+        assert_eq!(p.build_order(None, &none).unwrap(), vec![1]);
+        let p = plan("ARG SRC=one\nFROM a AS one\nFROM b\nARG SRC\nCOPY --from=$SRC / /\n");
         assert_eq!(p.build_order(None, &none).unwrap(), vec![0, 1]);
+        let p = plan("FROM a AS one\nFROM c AS two\nFROM b\nARG S=one\nCOPY --from=${S} / /\n");
+        assert_eq!(p.build_order(None, &none).unwrap(), vec![0, 2]);
+        assert_eq!(
+            p.build_order(None, &args(&[("S", "two")])).unwrap(),
+            vec![1, 2]
+        );
+        let p = plan("FROM a AS one\nFROM c AS two\nFROM b\nENV S=two\nARG S=one\nRUN --mount=from=$S,target=/x true\n");
+        assert_eq!(p.build_order(None, &none).unwrap(), vec![1, 2]);
     }
 
     #[test]
