@@ -232,7 +232,9 @@ pub fn parse(file: &str, text: &str) -> Result<Dockerfile, ParseError> {
         let upper = keyword.to_ascii_uppercase();
         let mut heredocs = Vec::new();
         if matches!(upper.as_str(), "RUN" | "COPY" | "ADD") {
-            for (name, expand, strip_tabs) in heredoc_markers(rest) {
+            let markers =
+                heredoc_markers(rest).map_err(|m| err(start + 1, format!("{upper}: {m}")))?;
+            for (name, expand, strip_tabs) in markers {
                 let mut content = String::new();
                 let mut closed = false;
                 while i < lines.len() {
@@ -342,7 +344,7 @@ fn split_keyword(line: &str) -> (&str, &str) {
 /// Heredoc markers on an instruction line, found as BuildKit does: a shell
 /// word matching `^[0-9]*<<(-?)([^<]+)$` (`<<EOF`, `<<-EOF`, `2<<"EOF"`);
 /// a quoted delimiter turns expansion off. Quoted `"a<<b"` is no marker.
-fn heredoc_markers(rest: &str) -> Vec<(String, bool, bool)> {
+fn heredoc_markers(rest: &str) -> Result<Vec<(String, bool, bool)>, String> {
     let mut out = Vec::new();
     for word in split_words(rest) {
         let w = word.trim_start_matches(|c: char| c.is_ascii_digit());
@@ -356,6 +358,11 @@ fn heredoc_markers(rest: &str) -> Vec<(String, bool, bool)> {
         if w.is_empty() || w.contains('<') {
             continue;
         }
+        let open = w.chars().next().filter(|c| matches!(c, '"' | '\''));
+        let close = w.chars().last().filter(|c| matches!(c, '"' | '\''));
+        if (open.is_some() || close.is_some()) && (open != close || w.len() < 2) {
+            return Err(format!("quoted heredoc quotes do not match: <<{w}"));
+        }
         let quoted = w.contains(['"', '\'', '\\']);
         let name: String = w
             .chars()
@@ -365,7 +372,7 @@ fn heredoc_markers(rest: &str) -> Vec<(String, bool, bool)> {
             out.push((name, !quoted, strip));
         }
     }
-    out
+    Ok(out)
 }
 
 /// Flags each instruction accepts.
