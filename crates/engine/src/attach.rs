@@ -7,7 +7,7 @@
 //! the client's.
 
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 
@@ -138,16 +138,8 @@ pub fn connect(runroot: &Path, id: &str) -> Result<UnixStream> {
 pub fn relay(stream: UnixStream, opts: &Options) -> Result<Outcome> {
     let mut set = SigSet::empty();
     set.add(Signal::SIGWINCH);
-    let proxied = [
-        Signal::SIGINT,
-        Signal::SIGTERM,
-        Signal::SIGHUP,
-        Signal::SIGQUIT,
-        Signal::SIGUSR1,
-        Signal::SIGUSR2,
-    ];
     if opts.sig_proxy && !opts.tty {
-        for s in proxied {
+        for s in relay::relay::PROXIED_SIGNALS {
             set.add(s);
         }
     }
@@ -204,11 +196,7 @@ fn relay_inner(mut stream: UnixStream, opts: &Options, set: &SigSet) -> Result<O
             Err(nix::errno::Errno::EINTR) => continue,
             Err(e) => return Err(e).ctx(|| "poll".into()),
         }
-        let ready: Vec<bool> = fds
-            .iter()
-            .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
-            .collect();
-        drop(fds);
+        let ready = relay::relay::ready(fds);
         if ready[0] {
             let n = match stream.read(&mut buf) {
                 Ok(n) => n,
@@ -223,8 +211,12 @@ fn relay_inner(mut stream: UnixStream, opts: &Options, set: &SigSet) -> Result<O
             decoder.push(&buf[..n]);
             while let Some((kind, p)) = decoder.next_frame().map_err(Error::Invalid)? {
                 match kind {
-                    STDOUT => write_out(1, &p),
-                    STDERR => write_out(2, &p),
+                    STDOUT => {
+                        let _ = relay::relay::write_all(std::io::stdout().as_fd(), &p);
+                    }
+                    STDERR => {
+                        let _ = relay::relay::write_all(std::io::stderr().as_fd(), &p);
+                    }
                     EXIT if p.len() == 4 => {
                         return Ok(Outcome::Exited(i32::from_be_bytes([
                             p[0], p[1], p[2], p[3],
@@ -268,18 +260,6 @@ fn relay_inner(mut stream: UnixStream, opts: &Options, set: &SigSet) -> Result<O
                 Err(nix::errno::Errno::EINTR) | Err(nix::errno::Errno::EAGAIN) => {}
                 Err(_) => stdin_open = false,
             }
-        }
-    }
-}
-
-fn write_out(fd: i32, mut data: &[u8]) {
-    // SAFETY: 1 and 2 stay open for the whole process; borrowed briefly.
-    let fd = unsafe { BorrowedFd::borrow_raw(fd) };
-    while !data.is_empty() {
-        match nix::unistd::write(fd, data) {
-            Ok(n) => data = &data[n..],
-            Err(nix::errno::Errno::EINTR) => {}
-            Err(_) => return,
         }
     }
 }

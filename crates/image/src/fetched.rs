@@ -17,7 +17,7 @@ use sha2::{Digest as _, Sha256};
 
 use crate::blobs::BlobWriter;
 use crate::digest::Digest;
-use crate::oci::{self, Config, Manifest};
+use crate::oci::{self, Manifest};
 use crate::reference::Reference;
 use crate::store::{Image, ImageStore, LayerSource, Stager, StoreError};
 
@@ -191,28 +191,6 @@ impl ImageStore {
     pub fn missing_layers(&self, manifest: &Digest) -> Result<Vec<usize>> {
         let (m, _, diffs) = self.manifest_parts(manifest)?;
         Ok(self.plan(&m, &diffs)?.into_iter().map(|(i, _)| i).collect())
-    }
-
-    fn manifest_parts(&self, manifest: &Digest) -> Result<(Manifest, Config, Vec<Digest>)> {
-        let m: Manifest = serde_json::from_slice(&self.blobs.read(manifest)?)
-            .map_err(|e| invalid(format!("manifest {manifest}: {e}")))?;
-        let config_digest = digest(&m.config.digest)?;
-        let config: Config = serde_json::from_slice(&self.blobs.read(&config_digest)?)
-            .map_err(|e| invalid(format!("config {config_digest}: {e}")))?;
-        let diffs: Vec<Digest> = config
-            .rootfs
-            .diff_ids
-            .iter()
-            .map(|d| digest(d))
-            .collect::<Result<_>>()?;
-        if diffs.len() != m.layers.len() {
-            return Err(invalid(format!(
-                "manifest {manifest} has {} layers but its config {} diff_ids",
-                m.layers.len(),
-                diffs.len()
-            )));
-        }
-        Ok((m, config, diffs))
     }
 
     fn plan(&self, m: &Manifest, diffs: &[Digest]) -> Result<Vec<(usize, Need)>> {

@@ -449,14 +449,12 @@ impl ImageStore {
         self.add_image_from(manifest, tags, None)
     }
 
-    /// Adds an image whose manifest and config are stored, its layers read
-    /// from `sources` (by default, the stored blobs).
-    pub(crate) fn add_image_from(
-        &mut self,
+    /// A stored manifest, its config and the config's diff_ids, checked
+    /// to name as many layers as the manifest.
+    pub(crate) fn manifest_parts(
+        &self,
         manifest: &Digest,
-        tags: &[Reference],
-        sources: Option<&[&LayerSource<'_>]>,
-    ) -> Result<Image> {
+    ) -> Result<(Manifest, Config, Vec<Digest>)> {
         let m: Manifest = serde_json::from_slice(&self.blobs.read(manifest)?)
             .map_err(|e| StoreError::Invalid(format!("manifest {manifest}: {e}")))?;
         let config_digest = digest(&m.config.digest)?;
@@ -475,6 +473,18 @@ impl ImageStore {
                 diffs.len()
             )));
         }
+        Ok((m, config, diffs))
+    }
+
+    /// Adds an image whose manifest and config are stored, its layers read
+    /// from `sources` (by default, the stored blobs).
+    pub(crate) fn add_image_from(
+        &mut self,
+        manifest: &Digest,
+        tags: &[Reference],
+        sources: Option<&[&LayerSource<'_>]>,
+    ) -> Result<Image> {
+        let (m, config, diffs) = self.manifest_parts(manifest)?;
         let sizes = match sources {
             Some(s) => self.ensure_layers(&diffs, s)?,
             None => {

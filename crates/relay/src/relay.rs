@@ -49,6 +49,25 @@ impl Hooks for NoHooks {
     fn reaped(&mut self, _pid: i32, _code: i32) {}
 }
 
+/// The signals passed on to a container by whoever relays its stdio in
+/// the foreground (`run`, `attach` with --sig-proxy).
+pub const PROXIED_SIGNALS: [Signal; 6] = [
+    Signal::SIGINT,
+    Signal::SIGTERM,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+];
+
+/// Which of the polled descriptors have something to say (events or
+/// errors); the poll set is let go so that the descriptors can be used.
+pub fn ready(fds: Vec<PollFd<'_>>) -> Vec<bool> {
+    fds.iter()
+        .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
+        .collect()
+}
+
 /// Exit code as a shell reports it: the code, or 128 + the signal.
 pub fn exit_code(status: WaitStatus) -> Option<i32> {
     match status {
@@ -72,14 +91,7 @@ pub fn relay(
     let mut set = SigSet::empty();
     set.add(Signal::SIGCHLD);
     if copy_to_stdio {
-        for s in [
-            Signal::SIGINT,
-            Signal::SIGTERM,
-            Signal::SIGHUP,
-            Signal::SIGQUIT,
-            Signal::SIGUSR1,
-            Signal::SIGUSR2,
-        ] {
+        for s in PROXIED_SIGNALS {
             set.add(s);
         }
     }
@@ -144,11 +156,7 @@ pub fn relay(
             Err(nix::errno::Errno::EINTR) => continue,
             Err(e) => return Err(e.into()),
         }
-        let ready: Vec<bool> = fds
-            .iter()
-            .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
-            .collect();
-        drop(fds);
+        let ready = ready(fds);
         if let (Some(s), Some(listener)) = (&mut clients.server, ready.get(first_client)) {
             if *listener {
                 s.accept();
@@ -205,7 +213,8 @@ pub fn relay(
                         } else {
                             err.as_fd()
                         };
-                        write_all(fd, &buf[..n]);
+                        // A reader that went away loses the rest.
+                        let _ = write_all(fd, &buf[..n]);
                     }
                 }
                 Err(nix::errno::Errno::EINTR) | Err(nix::errno::Errno::EAGAIN) => {}
@@ -217,15 +226,17 @@ pub fn relay(
     Ok(exit.unwrap_or(255))
 }
 
-/// Writes all of `data` to `fd`; a reader that went away loses the rest.
-fn write_all(fd: BorrowedFd<'_>, mut data: &[u8]) {
+/// Writes all of `data` to `fd` (a blocking descriptor); the error that
+/// stopped it, if any (a reader that went away).
+pub fn write_all(fd: BorrowedFd<'_>, mut data: &[u8]) -> nix::Result<()> {
     while !data.is_empty() {
         match nix::unistd::write(fd, data) {
             Ok(n) => data = &data[n..],
             Err(nix::errno::Errno::EINTR) => {}
-            Err(_) => return,
+            Err(e) => return Err(e),
         }
     }
+    Ok(())
 }
 
 fn send_signal(pid: Pid, sig: i32) -> nix::Result<()> {

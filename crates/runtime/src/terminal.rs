@@ -17,6 +17,8 @@ use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg, Termios};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
+use relay::relay::write_all;
+
 use crate::error::{Context, Error, Result};
 
 /// A console socket of our own, in a private temp directory.
@@ -126,18 +128,6 @@ pub fn window_size() -> Option<(u16, u16)> {
 
 pub use relay::relay::set_window_size;
 
-/// Writes all of `data` to `fd` (a blocking descriptor).
-fn write_all(fd: BorrowedFd<'_>, mut data: &[u8]) -> nix::Result<()> {
-    while !data.is_empty() {
-        match nix::unistd::write(fd, data) {
-            Ok(n) => data = &data[n..],
-            Err(nix::errno::Errno::EINTR) => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
-
 /// The exit code of an exec: with a console socket of our own, the exec
 /// was detached so that we relay its terminal until it exits; without one,
 /// a detached exec counts as 0.
@@ -201,11 +191,7 @@ pub fn relay_and_wait(master: OwnedFd, pid: Pid, tee: &mut dyn FnMut(&[u8])) -> 
             Err(nix::errno::Errno::EINTR) => continue,
             Err(e) => return Err(e).ctx(|| "poll".into()),
         }
-        let ready: Vec<bool> = fds
-            .iter()
-            .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
-            .collect();
-        drop(fds);
+        let ready = relay::relay::ready(fds);
         if ready[0] {
             if let Ok(Some(info)) = sfd.read_signal() {
                 let sig = i32::try_from(info.ssi_signo).unwrap_or(0);
