@@ -466,6 +466,40 @@ impl State<'_> {
             source,
         })
     }
+
+    /// An error of the instruction `keyword` at `line`.
+    fn invalid(&self, line: usize, keyword: &'static str, message: String) -> StageError {
+        StageError::Invalid {
+            file: self.file.to_string(),
+            line,
+            keyword,
+            message,
+        }
+    }
+
+    /// ENV's or LABEL's `key=value` pairs, both sides expanded; a key that
+    /// expands to nothing is refused ("ENV names can not be blank").
+    fn expand_pairs(
+        &self,
+        line: usize,
+        keyword: &'static str,
+        pairs: &[(String, String)],
+    ) -> Result<Vec<(String, String)>, StageError> {
+        pairs
+            .iter()
+            .map(|(k, v)| {
+                let k = self.expand(line, keyword, k)?;
+                if k.is_empty() {
+                    return Err(self.invalid(
+                        line,
+                        keyword,
+                        format!("{keyword} names can not be blank"),
+                    ));
+                }
+                Ok((k, self.expand(line, keyword, v)?))
+            })
+            .collect()
+    }
 }
 
 fn strings(v: &[String]) -> Value {
@@ -595,20 +629,7 @@ pub fn evaluate(
                 }
             }
             Kind::Env(pairs) => {
-                let mut new = Vec::new();
-                for (k, v) in pairs {
-                    let k = st.expand(line, kw, k)?;
-                    if k.is_empty() {
-                        return Err(StageError::Invalid {
-                            file: file.clone(),
-                            line,
-                            keyword: kw,
-                            message: "ENV names can not be blank".into(),
-                        });
-                    }
-                    new.push((k, st.expand(line, kw, v)?));
-                }
-                for (k, v) in new {
+                for (k, v) in st.expand_pairs(line, kw, pairs)? {
                     match st.env.iter_mut().find(|(ek, _)| *ek == k) {
                         Some(e) => e.1 = v,
                         None => st.env.push((k, v)),
@@ -641,12 +662,7 @@ pub fn evaluate(
                 let mut out = Vec::new();
                 for p in ports {
                     let p = st.expand(line, kw, p)?;
-                    out.extend(expose_ports(&p).map_err(|message| StageError::Invalid {
-                        file: file.clone(),
-                        line,
-                        keyword: kw,
-                        message,
-                    })?);
+                    out.extend(expose_ports(&p).map_err(|m| st.invalid(line, kw, m))?);
                 }
                 let m = obj(&mut config, "ExposedPorts");
                 for p in out {
@@ -654,19 +670,7 @@ pub fn evaluate(
                 }
             }
             Kind::Label(pairs) => {
-                let mut new = Vec::new();
-                for (k, v) in pairs {
-                    let k = st.expand(line, kw, k)?;
-                    if k.is_empty() {
-                        return Err(StageError::Invalid {
-                            file: file.clone(),
-                            line,
-                            keyword: kw,
-                            message: "LABEL names can not be blank".into(),
-                        });
-                    }
-                    new.push((k, st.expand(line, kw, v)?));
-                }
+                let new = st.expand_pairs(line, kw, pairs)?;
                 let m = obj(&mut config, "Labels");
                 for (k, v) in new {
                     m.insert(k, Value::String(v));
@@ -691,12 +695,7 @@ pub fn evaluate(
             Kind::Stopsignal(s) => {
                 let s = st.expand(line, kw, s)?;
                 if !valid_signal(&s) {
-                    return Err(StageError::Invalid {
-                        file: file.clone(),
-                        line,
-                        keyword: kw,
-                        message: format!("invalid signal: {s}"),
-                    });
+                    return Err(st.invalid(line, kw, format!("invalid signal: {s}")));
                 }
                 config.insert("StopSignal".into(), Value::String(s));
             }
@@ -708,12 +707,11 @@ pub fn evaluate(
                 for v in vs {
                     let v = st.expand(line, kw, v)?;
                     if v.trim().is_empty() {
-                        return Err(StageError::Invalid {
-                            file: file.clone(),
+                        return Err(st.invalid(
                             line,
-                            keyword: kw,
-                            message: "VOLUME specified can not be an empty string".into(),
-                        });
+                            kw,
+                            "VOLUME specified can not be an empty string".into(),
+                        ));
                     }
                     out.push(v);
                 }
@@ -728,12 +726,7 @@ pub fn evaluate(
                 config.insert("WorkingDir".into(), Value::String(workdir.clone()));
             }
             Kind::Healthcheck(h) => {
-                let v = healthcheck(h.as_ref()).map_err(|message| StageError::Invalid {
-                    file: file.clone(),
-                    line,
-                    keyword: kw,
-                    message,
-                })?;
+                let v = healthcheck(h.as_ref()).map_err(|m| st.invalid(line, kw, m))?;
                 config.insert("Healthcheck".into(), v);
             }
             Kind::Run {
