@@ -1075,10 +1075,7 @@ pub fn dispatch(root: &Path, runroot: &Path, cmd: &ContainerCommand) -> Result<i
                 detach_keys: keys,
                 sig_proxy: *sig_proxy,
             };
-            match engine::attach::relay(stream, &session)? {
-                engine::attach::Outcome::Exited(code) => Ok(code),
-                engine::attach::Outcome::Detached => Ok(0),
-            }
+            Ok(engine::attach::relay(stream, &session)?.exit_code())
         }
         ContainerCommand::Rename {
             container,
@@ -1424,10 +1421,7 @@ fn run_attached(
     session: &engine::attach::Options,
 ) -> engine::Result<i32> {
     let stream = engine::monitor::start_attached(engine, r)?;
-    match engine::attach::relay(stream, session)? {
-        engine::attach::Outcome::Exited(code) => Ok(code),
-        engine::attach::Outcome::Detached => Ok(0),
-    }
+    Ok(engine::attach::relay(stream, session)?.exit_code())
 }
 
 /// Creates the container, pulling its image first as `--pull` says

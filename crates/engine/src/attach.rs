@@ -123,6 +123,17 @@ pub enum Outcome {
     Detached,
 }
 
+impl Outcome {
+    /// What the attaching command exits with: the container's code, or 0
+    /// for a detach.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Outcome::Exited(code) => *code,
+            Outcome::Detached => 0,
+        }
+    }
+}
+
 /// Connects to the monitor of container `id`.
 pub fn connect(runroot: &Path, id: &str) -> Result<UnixStream> {
     let path = socket_path(runroot, id);

@@ -85,11 +85,8 @@ fn spawn(engine: &Engine, r: &Record, wait_attach: bool) -> Result<()> {
     if wait_attach {
         args.push(std::ffi::OsStr::new(WAIT_ATTACH_ARG));
     }
-    let argv: Vec<std::ffi::CString> = args
-        .iter()
-        .map(|a| std::ffi::CString::new(a.as_encoded_bytes().to_vec()))
-        .collect::<std::result::Result<_, _>>()
-        .map_err(|_| Error::Invalid("a path contains a NUL byte".into()))?;
+    let argv =
+        c_strings(&args).ok_or_else(|| Error::Invalid("a path contains a NUL byte".into()))?;
     let exe = c"/proc/self/exe";
     // SAFETY: the process is single-threaded (the engine's contract), so
     // the child may run arbitrary code; it ends in exec or _exit.
@@ -676,12 +673,8 @@ fn hand_over(
         fd(input).into(),
         fd(listener.as_ref()).into(),
     ];
-    let argv: std::result::Result<Vec<std::ffi::CString>, _> = args
-        .iter()
-        .map(|a| std::ffi::CString::new(a.as_encoded_bytes().to_vec()))
-        .collect();
-    let (Ok(argv), Ok(path)) = (
-        argv,
+    let (Some(argv), Ok(path)) = (
+        c_strings(&args),
         std::ffi::CString::new(lean.as_os_str().as_encoded_bytes().to_vec()),
     ) else {
         return "a path contains a NUL byte".into();
@@ -690,6 +683,13 @@ fn hand_over(
         Err(e) => format!("exec {}: {e}", lean.display()),
         Ok(never) => match never {},
     }
+}
+
+/// Arguments for exec(2); None if one holds a NUL byte.
+fn c_strings(args: &[impl AsRef<std::ffi::OsStr>]) -> Option<Vec<std::ffi::CString>> {
+    args.iter()
+        .map(|a| std::ffi::CString::new(a.as_ref().as_encoded_bytes().to_vec()).ok())
+        .collect()
 }
 
 /// The healthcheck as the poll loop drives it: results go to the row.
