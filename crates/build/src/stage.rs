@@ -407,6 +407,10 @@ impl Plan {
 pub struct RunStep {
     pub line: usize,
     pub argv: Vec<String>,
+    /// USER at this point ("" for root).
+    pub user: String,
+    /// WORKDIR at this point ("/" when unset).
+    pub workdir: String,
     /// `KEY=value`: the config's Env, then ARGs not shadowed by ENV, then
     /// proxy build args.
     pub env: Vec<String>,
@@ -429,15 +433,71 @@ pub struct CopyStep {
     pub workdir: String,
 }
 
+/// What an instruction asks of the executor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Only the config changes: no layer.
+    Meta,
+    Run(RunStep),
+    Copy(CopyStep),
+}
+
+/// One instruction of a stage, in order, with its words expanded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    pub line: usize,
+    pub keyword: &'static str,
+    /// The history entry's `created_by`, as buildah writes it
+    /// (`/bin/sh -c #(nop) ENV A=1`; a RUN's command with its ARG prefix).
+    /// COPY and ADD get theirs from the executor, which knows the content.
+    pub created_by: String,
+    /// For the cache: everything that decides the instruction's outcome
+    /// besides its parent and the files it reads (ARG values, expanded
+    /// words, flags), without the line number.
+    pub cache_text: String,
+    pub action: Action,
+}
+
+impl Step {
+    /// Whether the step makes a layer.
+    pub fn makes_layer(&self) -> bool {
+        !matches!(self.action, Action::Meta)
+    }
+}
+
 /// What evaluating a stage gives.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StageOutcome {
     /// The image config (OCI image config JSON with Docker's extensions).
     pub config: Value,
-    pub runs: Vec<RunStep>,
-    pub copies: Vec<CopyStep>,
+    /// The stage's instructions (the base image's ONBUILD triggers first).
+    pub steps: Vec<Step>,
     /// ARGs declared in the stage with their values.
     pub args: BTreeMap<String, String>,
+}
+
+impl StageOutcome {
+    /// The RUN steps, in order.
+    pub fn runs(&self) -> Vec<&RunStep> {
+        self.steps
+            .iter()
+            .filter_map(|s| match &s.action {
+                Action::Run(r) => Some(r),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The COPY and ADD steps, in order.
+    pub fn copies(&self) -> Vec<&CopyStep> {
+        self.steps
+            .iter()
+            .filter_map(|s| match &s.action {
+                Action::Copy(c) => Some(c),
+                _ => None,
+            })
+            .collect()
+    }
 }
 
 struct State<'a> {
@@ -477,6 +537,27 @@ impl State<'_> {
         }
     }
 
+    /// Flags with their values expanded.
+    fn expand_flags(
+        &self,
+        line: usize,
+        keyword: &'static str,
+        flags: &[Flag],
+    ) -> Result<Vec<Flag>, StageError> {
+        flags
+            .iter()
+            .map(|f| {
+                Ok(Flag {
+                    name: f.name.clone(),
+                    value: match &f.value {
+                        Some(v) => Some(self.expand(line, keyword, v)?),
+                        None => None,
+                    },
+                })
+            })
+            .collect()
+    }
+
     /// ENV's or LABEL's `key=value` pairs, both sides expanded; a key that
     /// expands to nothing is refused ("ENV names can not be blank").
     fn expand_pairs(
@@ -500,6 +581,11 @@ impl State<'_> {
             })
             .collect()
     }
+}
+
+/// Words as a JSON array, the way history shows exec forms.
+fn json_words(v: &[String]) -> String {
+    serde_json::to_string(v).unwrap_or_default()
 }
 
 fn strings(v: &[String]) -> Value {
@@ -602,10 +688,14 @@ pub fn evaluate(
         .filter(|v| !v.is_empty())
         .unwrap_or_else(default_shell);
     let mut cmd_set = false;
-    let mut runs = Vec::new();
-    let mut copies = Vec::new();
+    let mut steps = Vec::new();
     let mut workdir = config
         .get("WorkingDir")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let mut user = config
+        .get("User")
         .and_then(Value::as_str)
         .unwrap_or("")
         .to_string();
@@ -613,23 +703,38 @@ pub fn evaluate(
     for ins in &instructions {
         let line = ins.line;
         let kw = ins.kind.keyword();
+        let mut action = Action::Meta;
+        // The words after the keyword as history shows them (expanded).
+        let mut shown = String::new();
         match &ins.kind {
             Kind::Arg(list) => {
+                let mut words = Vec::new();
                 for (k, default) in list {
                     let v = match (st.build_args.get(k), default) {
                         (Some(v), _) => Some(v.clone()),
                         (None, Some(d)) => Some(st.expand(line, kw, d)?),
                         (None, None) => meta.get(k).cloned(),
                     };
+                    words.push(match default {
+                        Some(d) => format!("{k}={d}"),
+                        None => k.clone(),
+                    });
                     // A bare redeclaration keeps an earlier value, as
                     // BuildKit skips ARGs without one.
                     if let Some(v) = v {
                         st.args.insert(k.clone(), v);
                     }
                 }
+                shown = words.join(" ");
             }
             Kind::Env(pairs) => {
-                for (k, v) in st.expand_pairs(line, kw, pairs)? {
+                let pairs = st.expand_pairs(line, kw, pairs)?;
+                shown = pairs
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                for (k, v) in pairs {
                     match st.env.iter_mut().find(|(ek, _)| *ek == k) {
                         Some(e) => e.1 = v,
                         None => st.env.push((k, v)),
@@ -637,7 +742,9 @@ pub fn evaluate(
                 }
             }
             Kind::Cmd(c) => {
-                config.insert("Cmd".into(), strings(&to_argv(c, &shell)));
+                let argv = to_argv(c, &shell);
+                shown = json_words(&argv);
+                config.insert("Cmd".into(), strings(&argv));
                 cmd_set = true;
             }
             Kind::Entrypoint(c) => {
@@ -645,6 +752,7 @@ pub fn evaluate(
                     Command::Exec(v) if v.is_empty() => Vec::new(),
                     c => to_argv(c, &shell),
                 };
+                shown = json_words(&argv);
                 config.insert(
                     "Entrypoint".into(),
                     if argv.is_empty() {
@@ -664,6 +772,7 @@ pub fn evaluate(
                     let p = st.expand(line, kw, p)?;
                     out.extend(expose_ports(&p).map_err(|m| st.invalid(line, kw, m))?);
                 }
+                shown = out.join(" ");
                 let m = obj(&mut config, "ExposedPorts");
                 for p in out {
                     m.insert(p, json!({}));
@@ -671,15 +780,22 @@ pub fn evaluate(
             }
             Kind::Label(pairs) => {
                 let new = st.expand_pairs(line, kw, pairs)?;
+                shown = new
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(" ");
                 let m = obj(&mut config, "Labels");
                 for (k, v) in new {
                     m.insert(k, Value::String(v));
                 }
             }
             Kind::Maintainer(m) => {
+                shown = m.clone();
                 image.insert("author".into(), Value::String(m.clone()));
             }
             Kind::Onbuild(_, text) => {
+                shown = text.clone();
                 let mut list = config
                     .get("OnBuild")
                     .and_then(Value::as_array)
@@ -689,6 +805,7 @@ pub fn evaluate(
                 config.insert("OnBuild".into(), Value::Array(list));
             }
             Kind::Shell(s) => {
+                shown = json_words(s);
                 shell = s.clone();
                 config.insert("Shell".into(), strings(s));
             }
@@ -697,10 +814,14 @@ pub fn evaluate(
                 if !valid_signal(&s) {
                     return Err(st.invalid(line, kw, format!("invalid signal: {s}")));
                 }
+                shown = s.clone();
                 config.insert("StopSignal".into(), Value::String(s));
             }
             Kind::User(u) => {
-                config.insert("User".into(), Value::String(st.expand(line, kw, u)?));
+                let u = st.expand(line, kw, u)?;
+                shown = u.clone();
+                user = u.clone();
+                config.insert("User".into(), Value::String(u));
             }
             Kind::Volume(vs) => {
                 let mut out = Vec::new();
@@ -715,6 +836,7 @@ pub fn evaluate(
                     }
                     out.push(v);
                 }
+                shown = json_words(&out);
                 let m = obj(&mut config, "Volumes");
                 for v in out {
                     m.insert(v, json!({}));
@@ -723,10 +845,15 @@ pub fn evaluate(
             Kind::Workdir(w) => {
                 let w = st.expand(line, kw, w)?;
                 workdir = join_workdir(&workdir, &w);
+                shown = workdir.clone();
                 config.insert("WorkingDir".into(), Value::String(workdir.clone()));
             }
             Kind::Healthcheck(h) => {
                 let v = healthcheck(h.as_ref()).map_err(|m| st.invalid(line, kw, m))?;
+                shown = match h {
+                    None => "NONE".into(),
+                    Some((_, c)) => format!("CMD {}", json_words(&to_argv(c, &shell))),
+                };
                 config.insert("Healthcheck".into(), v);
             }
             Kind::Run {
@@ -751,31 +878,26 @@ pub fn evaluate(
                 history_args
                     .retain(|a| !PROXY_ARGS.iter().any(|p| a.starts_with(&format!("{p}="))));
                 let body = argv.join(" ");
-                let created_by = if history_args.is_empty() {
+                shown = if history_args.is_empty() {
                     body
                 } else {
                     format!("|{} {} {body}", history_args.len(), history_args.join(" "))
                 };
                 // Flag values (`--mount=from=$X`) are expanded by the
                 // builder, the command itself by the shell.
-                let mut expanded = Vec::new();
-                for f in flags {
-                    let value = match &f.value {
-                        Some(v) => Some(st.expand(line, kw, v)?),
-                        None => None,
-                    };
-                    expanded.push(Flag {
-                        name: f.name.clone(),
-                        value,
-                    });
-                }
-                runs.push(RunStep {
+                action = Action::Run(RunStep {
                     line,
                     argv,
+                    user: user.clone(),
+                    workdir: if workdir.is_empty() {
+                        "/".into()
+                    } else {
+                        workdir.clone()
+                    },
                     env,
-                    flags: expanded,
+                    flags: st.expand_flags(line, kw, flags)?,
                     heredocs: heredocs.clone(),
-                    created_by,
+                    created_by: shown.clone(),
                 });
             }
             Kind::Copy(c) | Kind::Add(c) => {
@@ -783,21 +905,10 @@ pub fn evaluate(
                 for s in &c.sources {
                     sources.push(st.expand(line, kw, s)?);
                 }
-                let mut flags = Vec::new();
-                for f in &c.flags {
-                    let value = match &f.value {
-                        Some(v) => Some(st.expand(line, kw, v)?),
-                        None => None,
-                    };
-                    flags.push(Flag {
-                        name: f.name.clone(),
-                        value,
-                    });
-                }
-                copies.push(CopyStep {
+                action = Action::Copy(CopyStep {
                     line,
                     add: matches!(ins.kind, Kind::Add(_)),
-                    flags,
+                    flags: st.expand_flags(line, kw, &c.flags)?,
                     sources,
                     dest: st.expand(line, kw, &c.dest)?,
                     heredocs: c.heredocs.clone(),
@@ -808,8 +919,42 @@ pub fn evaluate(
                     },
                 });
             }
-            Kind::From { .. } => {}
+            Kind::From { .. } => continue,
         }
+        let created_by = match &action {
+            Action::Run(r) => r.created_by.clone(),
+            Action::Copy(_) => String::new(),
+            Action::Meta => format!("/bin/sh -c #(nop) {kw} {shown}"),
+        };
+        // ARG values and the environment decide a RUN, not only its text.
+        let cache_text = match &action {
+            Action::Meta => match &ins.kind {
+                Kind::Arg(list) => format!(
+                    "{created_by}\n{:?}",
+                    list.iter()
+                        .map(|(k, _)| (k, st.args.get(k)))
+                        .collect::<Vec<_>>()
+                ),
+                _ => created_by.clone(),
+            },
+            Action::Run(r) => {
+                let mut r = r.clone();
+                r.line = 0;
+                format!("{kw} {r:?}")
+            }
+            Action::Copy(c) => {
+                let mut c = c.clone();
+                c.line = 0;
+                format!("{kw} {c:?}")
+            }
+        };
+        steps.push(Step {
+            line,
+            keyword: kw,
+            created_by,
+            cache_text,
+            action,
+        });
     }
     if !st.env.is_empty() {
         let env: Vec<String> = st.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
@@ -818,8 +963,7 @@ pub fn evaluate(
     image.insert("config".into(), Value::Object(config));
     Ok(StageOutcome {
         config: Value::Object(image),
-        runs,
-        copies,
+        steps,
         args: st.args,
     })
 }
@@ -1196,7 +1340,7 @@ mod tests {
             json!({"config": {"Env": ["PATH=/bin"]}}),
             &[("HTTP_PROXY", "http://p"), ("V", "3")],
         );
-        let r = &o.runs[0];
+        let r = &o.runs()[0];
         assert_eq!(r.argv, vec!["/bin/sh", "-c", "echo $V"]);
         assert_eq!(
             r.env,
@@ -1205,15 +1349,15 @@ mod tests {
         assert_eq!(r.created_by, "|1 V=3 /bin/sh -c echo $V");
         assert_eq!(cfg(&o)["Env"], json!(["PATH=/bin", "E=2"]));
         let o = eval("FROM a\nRUN true\n", json!({}), &[("https_proxy", "x")]);
-        assert_eq!(o.runs[0].created_by, "/bin/sh -c true");
-        assert_eq!(o.runs[0].env, vec!["https_proxy=x"]);
+        assert_eq!(o.runs()[0].created_by, "/bin/sh -c true");
+        assert_eq!(o.runs()[0].env, vec!["https_proxy=x"]);
         // A declared proxy ARG is used but still kept out of history.
         let o = eval(
             "FROM a\nARG HTTP_PROXY\nRUN true\n",
             json!({}),
             &[("HTTP_PROXY", "x")],
         );
-        assert_eq!(o.runs[0].created_by, "/bin/sh -c true");
+        assert_eq!(o.runs()[0].created_by, "/bin/sh -c true");
     }
 
     #[test]
@@ -1224,11 +1368,11 @@ mod tests {
             &[],
         );
         assert_eq!(
-            o.runs[0].flags[0].value.as_deref(),
+            o.runs()[0].flags[0].value.as_deref(),
             Some("type=cache,target=/cache")
         );
-        assert_eq!(o.runs[0].flags[1].value.as_deref(), Some("none"));
-        assert_eq!(o.runs[0].argv[2], "echo $C");
+        assert_eq!(o.runs()[0].flags[1].value.as_deref(), Some("none"));
+        assert_eq!(o.runs()[0].argv[2], "echo $C");
     }
 
     #[test]
@@ -1356,9 +1500,9 @@ mod tests {
         let o = eval("FROM a\nENV U=$T\n", base, &[]);
         assert_eq!(cfg(&o)["Env"], json!(["T=1", "U=1"]));
         assert!(cfg(&o).get("OnBuild").is_none());
-        assert_eq!(o.copies[0].dest, "/app");
-        assert_eq!(o.copies[0].line, 1);
-        assert_eq!(o.runs[0].argv, vec!["/bin/sh", "-c", "make"]);
+        assert_eq!(o.copies()[0].dest, "/app");
+        assert_eq!(o.copies()[0].line, 1);
+        assert_eq!(o.runs()[0].argv, vec!["/bin/sh", "-c", "make"]);
         let p = plan("FROM a\n");
         for bad in ["BOGUS x", "FROM b", "ONBUILD RUN x"] {
             let e =
@@ -1370,13 +1514,13 @@ mod tests {
     #[test]
     fn copy_steps_expanded() {
         let o = eval("FROM a\nWORKDIR /w\nARG F=src\nCOPY --chown=${U:-1}:1 $F/a \"b c\" ${D:-/dst/}\nADD <<EOF /x\nhi\nEOF\n", json!({}), &[]);
-        let c = &o.copies[0];
+        let c = &o.copies()[0];
         assert_eq!(c.sources, vec!["src/a", "b c"]);
         assert_eq!(c.dest, "/dst/");
         assert_eq!(c.flags[0].value.as_deref(), Some("1:1"));
         assert_eq!(c.workdir, "/w");
-        assert!(o.copies[1].add);
-        assert_eq!(o.copies[1].heredocs[0].content, "hi\n");
+        assert!(o.copies()[1].add);
+        assert_eq!(o.copies()[1].heredocs[0].content, "hi\n");
     }
 
     #[test]

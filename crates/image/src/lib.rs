@@ -9,10 +9,12 @@
 //! - [`store`]: images, tags and shared layers, metadata in SQLite;
 //! - [`tarsplit`]: a layer's exact tar made again from its unpacked files;
 //! - [`archive`]: load (docker- and oci-archive), save, import;
+//! - [`cache`]: the builder's cache: a build step's key to its layers;
 //! - [`fetched`]: images whose layers arrive as streams (a pull), verified in one pass.
 
 pub mod archive;
 pub mod blobs;
+pub mod cache;
 pub mod digest;
 pub mod fetched;
 pub mod layer;

@@ -739,6 +739,18 @@ struct Item {
 /// diff_id). The upper directory should not change meanwhile: stop or pause
 /// the container first.
 pub fn diff(upper: &Path, out: impl Write) -> Result<DiffStats, SnapshotError> {
+    diff_clamped(upper, out, None)
+}
+
+/// [`diff`], with every modification time later than `clamp_mtime` (unix
+/// seconds) written as `clamp_mtime`: what a reproducible build asks for
+/// (`SOURCE_DATE_EPOCH`), since what a build step creates is stamped with
+/// the time it ran.
+pub fn diff_clamped(
+    upper: &Path,
+    out: impl Write,
+    clamp_mtime: Option<i64>,
+) -> Result<DiffStats, SnapshotError> {
     let root = nix::fcntl::open(
         upper,
         OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
@@ -757,6 +769,11 @@ pub fn diff(upper: &Path, out: impl Write) -> Result<DiffStats, SnapshotError> {
         diff_id: Digest::of(b""),
     };
     let mut items = walk(&root, &mut stats)?;
+    if let Some(c) = clamp_mtime {
+        for i in &mut items {
+            i.meta.mtime = i.meta.mtime.min(c);
+        }
+    }
     items.sort_by(|a, b| {
         a.path
             .as_os_str()

@@ -38,7 +38,7 @@ pub enum StoreError {
     },
 }
 
-type Result<T> = std::result::Result<T, StoreError>;
+pub(crate) type Result<T> = std::result::Result<T, StoreError>;
 
 fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> StoreError {
     let context = context.into();
@@ -130,7 +130,7 @@ pub struct CheckReport {
 pub struct ImageStore {
     root: PathBuf,
     pub blobs: BlobStore,
-    db: Connection,
+    pub(crate) db: Connection,
     /// Most uncompressed bytes accepted per layer.
     pub max_layer_bytes: u64,
 }
@@ -212,7 +212,7 @@ pub(crate) struct Stager<'a> {
 /// A layer unpacked beside its final place.
 pub(crate) struct Staged {
     pub(crate) dir: PathBuf,
-    diff: Digest,
+    pub(crate) diff: Digest,
 }
 
 impl Stager<'_> {
@@ -288,6 +288,7 @@ impl ImageStore {
         let blobs = BlobStore::open(root)?;
         let db = open_connection(root)?;
         db.execute_batch(SCHEMA)?;
+        db.execute_batch(crate::cache::SCHEMA)?;
         Ok(ImageStore {
             root: root.to_path_buf(),
             blobs,
@@ -306,7 +307,7 @@ impl ImageStore {
     }
 
     /// syncfs(2) on the store's filesystem.
-    fn sync_filesystem(&self) -> Result<()> {
+    pub(crate) fn sync_filesystem(&self) -> Result<()> {
         let dir =
             fs::File::open(&self.root).map_err(io_err(format!("open {}", self.root.display())))?;
         // SAFETY: syncfs takes a live descriptor and touches no memory.
@@ -824,7 +825,8 @@ impl ImageStore {
         let tx = self.db.transaction()?;
         let unused_layers: Vec<String> = {
             let mut st = tx.prepare(
-                "SELECT chain FROM layers WHERE chain NOT IN (SELECT chain FROM image_layers)",
+                "SELECT chain FROM layers WHERE chain NOT IN (SELECT chain FROM image_layers)
+                 AND chain NOT IN (SELECT chain FROM build_cache_layers)",
             )?;
             let v = st
                 .query_map([], |r| r.get(0))?

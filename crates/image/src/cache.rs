@@ -1,0 +1,261 @@
+//! The builder's cache in the image store: a build step's key (its parent,
+//! its instruction, the content it read) names the layers it ended with.
+//! Cached layers are ordinary layers of the store, kept alive by the cache
+//! rows as images keep theirs; `prune` lets them go.
+
+use std::fs;
+use std::path::Path;
+
+use rusqlite::{params, OptionalExtension};
+
+use crate::digest::Digest;
+use crate::oci;
+use crate::store::{Image, ImageStore, Result, Stager, StoreError};
+use crate::Reference;
+
+pub(crate) const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS build_cache (
+    key TEXT PRIMARY KEY,         -- sha256 of the step and all before it
+    diffs TEXT NOT NULL,          -- JSON array: the diff_ids after the step
+    created TEXT NOT NULL,        -- when the step ran: its history time
+    used TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS build_cache_layers (
+    key TEXT NOT NULL REFERENCES build_cache(key) ON DELETE CASCADE,
+    position INTEGER NOT NULL,
+    chain TEXT NOT NULL REFERENCES layers(chain),
+    PRIMARY KEY (key, position)
+);
+";
+
+/// A layer of a build: its diff_id and uncompressed size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuiltLayer {
+    pub diff: Digest,
+    pub size: u64,
+}
+
+/// What a build step ended with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheEntry {
+    /// Every layer of the step's result, bottom first.
+    pub layers: Vec<BuiltLayer>,
+    /// When the step ran (RFC 3339).
+    pub created: String,
+}
+
+fn now() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+impl ImageStore {
+    /// Unpacks the plain tar at `tar` as a layer over `below` (diff_ids,
+    /// bottom first) into the store's layers. No row names it yet: a cache
+    /// entry or an image will ([`ImageStore::cache_put`],
+    /// [`ImageStore::add_built_image`]); until then `check` counts it as
+    /// left over.
+    pub fn add_layer(&self, below: &[Digest], tar: &Path) -> Result<BuiltLayer> {
+        let stager = Stager {
+            layers: self.root().join("layers"),
+            blobs: &self.blobs,
+            max_bytes: self.max_layer_bytes,
+        };
+        let source = || -> Result<Box<dyn std::io::Read>> {
+            let f = fs::File::open(tar).map_err(|source| StoreError::Io {
+                context: format!("open {}", tar.display()),
+                source,
+            })?;
+            Ok(Box::new(std::io::BufReader::with_capacity(1 << 20, f)))
+        };
+        let (staged, size) = stager.stage(None, &source)?;
+        let diff = staged.diff.clone();
+        let mut diffs = below.to_vec();
+        diffs.push(diff.clone());
+        let chain = oci::chain_ids(&diffs)
+            .pop()
+            .ok_or_else(|| StoreError::Invalid("no layer".into()))?;
+        if self.layer_dir(&chain).is_dir() {
+            let _ = fs::remove_dir_all(&staged.dir);
+        } else {
+            stager.place(staged, &chain)?;
+        }
+        Ok(BuiltLayer { diff, size })
+    }
+
+    /// The cached outcome of step `key`, if every one of its layers is
+    /// still on disk.
+    pub fn cache_get(&self, key: &str) -> Result<Option<CacheEntry>> {
+        let row: Option<(String, String)> = self
+            .db
+            .query_row(
+                "SELECT diffs, created FROM build_cache WHERE key = ?1",
+                params![key],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let Some((diffs, created)) = row else {
+            return Ok(None);
+        };
+        let diffs: Vec<String> = serde_json::from_str(&diffs)
+            .map_err(|e| StoreError::Invalid(format!("build cache entry {key}: {e}")))?;
+        let diffs: Vec<Digest> = diffs
+            .iter()
+            .map(|d| {
+                d.parse()
+                    .map_err(|e: crate::digest::DigestError| StoreError::Invalid(e.to_string()))
+            })
+            .collect::<Result<_>>()?;
+        let mut layers = Vec::with_capacity(diffs.len());
+        for (diff, chain) in diffs.iter().zip(oci::chain_ids(&diffs)) {
+            match self.layer_size(&chain)? {
+                Some(size) => layers.push(BuiltLayer {
+                    diff: diff.clone(),
+                    size,
+                }),
+                None => return Ok(None),
+            }
+        }
+        let _ = self.db.execute(
+            "UPDATE build_cache SET used = ?2 WHERE key = ?1",
+            params![key, now()],
+        );
+        Ok(Some(CacheEntry { layers, created }))
+    }
+
+    /// Records steps' outcomes (key, entry), their layers' files in place:
+    /// made durable first, then named in one transaction.
+    pub fn cache_put(&mut self, entries: &[(String, CacheEntry)]) -> Result<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        self.sync_filesystem()?;
+        let tx = self.db.transaction()?;
+        for (key, e) in entries {
+            let diffs: Vec<Digest> = e.layers.iter().map(|l| l.diff.clone()).collect();
+            let text =
+                serde_json::to_string(&diffs.iter().map(ToString::to_string).collect::<Vec<_>>())
+                    .map_err(|e| StoreError::Invalid(e.to_string()))?;
+            tx.execute("DELETE FROM build_cache WHERE key = ?1", params![key])?;
+            tx.execute(
+                "INSERT INTO build_cache (key, diffs, created, used) VALUES (?1, ?2, ?3, ?4)",
+                params![key, text, e.created, now()],
+            )?;
+            for (i, (chain, l)) in oci::chain_ids(&diffs).iter().zip(&e.layers).enumerate() {
+                tx.execute(
+                    "INSERT OR IGNORE INTO layers (chain, diff, size) VALUES (?1, ?2, ?3)",
+                    params![
+                        chain.to_string(),
+                        l.diff.to_string(),
+                        i64::try_from(l.size).unwrap_or(i64::MAX)
+                    ],
+                )?;
+                tx.execute(
+                    "INSERT INTO build_cache_layers (key, position, chain) VALUES (?1, ?2, ?3)",
+                    params![key, i64::try_from(i).unwrap_or(0), chain.to_string()],
+                )?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Forgets every cache entry and deletes the layers only the cache
+    /// kept. Returns how many entries went.
+    pub fn cache_prune(&mut self) -> Result<usize> {
+        let n = self.db.execute("DELETE FROM build_cache", [])?;
+        self.collect_garbage()?;
+        Ok(n)
+    }
+
+    /// Adds the image of `config` (its bytes, stored as they are) whose
+    /// layers were all built or cached in place; tags it.
+    pub fn add_built_image(
+        &mut self,
+        config: &[u8],
+        layers: &[BuiltLayer],
+        tags: &[Reference],
+    ) -> Result<Image> {
+        let parsed: oci::Config = serde_json::from_slice(config)
+            .map_err(|e| StoreError::Invalid(format!("image config: {e}")))?;
+        let diffs: Vec<Digest> = layers.iter().map(|l| l.diff.clone()).collect();
+        let listed: Vec<&str> = parsed.rootfs.diff_ids.iter().map(String::as_str).collect();
+        let ours: Vec<String> = diffs.iter().map(ToString::to_string).collect();
+        if listed != ours.iter().map(String::as_str).collect::<Vec<_>>() {
+            return Err(StoreError::Invalid(
+                "the config's diff_ids are not the built layers".into(),
+            ));
+        }
+        for (chain, d) in oci::chain_ids(&diffs).iter().zip(&diffs) {
+            if !self.layer_dir(chain).is_dir() {
+                return Err(StoreError::Invalid(format!(
+                    "layer {d} is not in the store"
+                )));
+            }
+        }
+        let sizes: Vec<u64> = layers.iter().map(|l| l.size).collect();
+        self.add_from_sized(config, parsed, &diffs, &sizes, tags)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layer_tar(dir: &Path, name: &str, body: &[u8]) -> std::path::PathBuf {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(body.len() as u64);
+        h.set_mode(0o644);
+        h.set_entry_type(tar::EntryType::Regular);
+        b.append_data(&mut h, name, body).unwrap();
+        let p = dir.join(format!("{name}.tar"));
+        fs::write(&p, b.into_inner().unwrap()).unwrap();
+        p
+    }
+
+    #[test]
+    fn cached_layers_live_until_pruned_and_images_keep_theirs() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut store = ImageStore::open(&tmp.path().join("store")).unwrap();
+        let a = store
+            .add_layer(&[], &layer_tar(tmp.path(), "a", b"one"))
+            .unwrap();
+        let b = store
+            .add_layer(
+                std::slice::from_ref(&a.diff),
+                &layer_tar(tmp.path(), "b", b"two"),
+            )
+            .unwrap();
+        assert_eq!(store.cache_get("k1").unwrap(), None);
+        let entry = CacheEntry {
+            layers: vec![a.clone(), b.clone()],
+            created: "2026-01-01T00:00:00Z".into(),
+        };
+        store.cache_put(&[("k1".into(), entry.clone())]).unwrap();
+        assert_eq!(store.cache_get("k1").unwrap(), Some(entry.clone()));
+        // Garbage collection leaves what the cache names.
+        store.collect_garbage().unwrap();
+        assert_eq!(store.cache_get("k1").unwrap(), Some(entry));
+        let chains = oci::chain_ids(&[a.diff.clone(), b.diff.clone()]);
+        // An image over the same layers keeps them after the cache goes.
+        let config = serde_json::json!({
+            "architecture": "amd64", "os": "linux", "config": {},
+            "rootfs": {"type": "layers", "diff_ids": [a.diff.to_string()]},
+        });
+        let bytes = serde_json::to_vec(&config).unwrap();
+        let img = store
+            .add_built_image(&bytes, std::slice::from_ref(&a), &[])
+            .unwrap();
+        assert_eq!(img.layers, vec![chains[0].clone()]);
+        // The config must list exactly the layers given.
+        assert!(store
+            .add_built_image(&bytes, &[a.clone(), b.clone()], &[])
+            .is_err());
+        assert_eq!(store.cache_prune().unwrap(), 1);
+        assert_eq!(store.cache_get("k1").unwrap(), None);
+        assert!(store.layer_dir(&chains[0]).is_dir());
+        assert!(!store.layer_dir(&chains[1]).exists());
+    }
+}
