@@ -13,6 +13,7 @@ packages=(
   runc crun                 # peers: podman needs a default runtime; benchmarks compare
   hyperfine python3 bc      # benchmarks
   docker-registry skopeo    # registry tests and bench: a loopback registry, a peer client
+  buildah                   # build tests (golden image configs) and bench: the peer builder
   apache2-utils openssl     # htpasswd -B and a test CA for the TLS + basic auth test
   bsdutils util-linux procps iproute2 # script (ptys), unshare, pgrep, ip
   nftables                  # NAT and published ports (berth drives `nft -j`)

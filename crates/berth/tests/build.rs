@@ -246,13 +246,14 @@ fn buildah_bud(work: &Path, tar: &Path, ctx: &Path, build_args: &[String]) -> (V
         "source {tests}/podman-env.sh {env} >/dev/null || exit 99
          podman import --change 'CMD [\"sh\"]' --change 'ENV {PATH_ENV}' {tar} localhost/busybox:latest >/dev/null \
          && buildah bud --format docker --layers{args} -t localhost/golden:latest {ctx} >&2 \
-         && buildah inspect --type image localhost/golden:latest | jq -c .Docker \
-         && buildah inspect --type image localhost/busybox:latest | jq -c .Docker
+         && buildah inspect --type image localhost/golden:latest > {work}/golden.json \
+         && buildah inspect --type image localhost/busybox:latest > {work}/base.json
          rc=$?; podman_env_cleanup >/dev/null 2>&1; exit $rc",
         tests = snippet::tests_dir().display(),
         env = work.join("podman").display(),
         tar = tar.display(),
         ctx = ctx.display(),
+        work = work.display(),
     );
     let out = snippet::capture(
         {
@@ -263,9 +264,12 @@ fn buildah_bud(work: &Path, tar: &Path, ctx: &Path, build_args: &[String]) -> (V
         &script,
     );
     assert_eq!(out.code(), 0, "buildah bud failed:\n{out}");
-    let mut lines = out.stdout.lines();
-    let image = serde_json::from_str(lines.next().unwrap()).unwrap();
-    let base = serde_json::from_str(lines.next().unwrap()).unwrap();
+    let docker = |file: &str| {
+        let v: Value = serde_json::from_slice(&fs::read(work.join(file)).unwrap()).unwrap();
+        v["Docker"].clone()
+    };
+    let image = docker("golden.json");
+    let base = docker("base.json");
     (image, base)
 }
 
