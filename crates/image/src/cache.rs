@@ -169,6 +169,33 @@ impl ImageStore {
         Ok(n)
     }
 
+    /// An image's layers as a build starts from them: diff_ids and sizes.
+    pub fn built_layers(&self, img: &Image) -> Result<Vec<BuiltLayer>> {
+        let (_, config) = self.manifest_and_config(img)?;
+        let diffs: Vec<Digest> = config["rootfs"]["diff_ids"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|d| d.as_str()?.parse().ok()).collect())
+            .unwrap_or_default();
+        if diffs.len() != img.layers.len() {
+            return Err(StoreError::Invalid(format!(
+                "image {}: its config lists {} layers, the store {}",
+                img.id,
+                diffs.len(),
+                img.layers.len()
+            )));
+        }
+        diffs
+            .into_iter()
+            .zip(&img.layers)
+            .map(|(diff, chain)| {
+                let size = self.layer_size(chain)?.ok_or_else(|| {
+                    StoreError::Invalid(format!("layer {chain} of image {} is missing", img.id))
+                })?;
+                Ok(BuiltLayer { diff, size })
+            })
+            .collect()
+    }
+
     /// Adds the image of `config` (its bytes, stored as they are) whose
     /// layers were all built or cached in place; tags it.
     pub fn add_built_image(
