@@ -320,8 +320,8 @@ impl Builder<'_, '_> {
                 }
             }
             let mut entry = history_entry(step, &read, &created);
-            if single && step.makes_layer() {
-                // The stage's one layer is the last entry's that made one.
+            if single {
+                // buildah's: the stage's one layer is its last entry's.
                 entry["empty_layer"] = json!(true);
             }
             history.push(entry);
@@ -336,16 +336,14 @@ impl Builder<'_, '_> {
             }
             self.rep.done(id, started.elapsed());
         }
-        if let Some(w) = single_work.take() {
-            layers.push(w.commit(&self.engine.images, &layers, self.opts.timestamp)?);
-            if let Some(last) = history
-                .iter_mut()
-                .rev()
-                .find(|h| h.get("empty_layer") == Some(&json!(true)))
-            {
-                if let Some(m) = last.as_object_mut() {
-                    m.remove("empty_layer");
-                }
+        if single {
+            let work = match single_work.take() {
+                Some(w) => w,
+                None => Work::new(&self.engine.images, &layers)?,
+            };
+            layers.push(work.commit(&self.engine.images, &layers, self.opts.timestamp)?);
+            if let Some(m) = history.last_mut().and_then(Value::as_object_mut) {
+                m.remove("empty_layer");
             }
         }
         Ok(Built {
@@ -434,9 +432,14 @@ impl Builder<'_, '_> {
                         (built.key, hash)
                     }
                 };
+                let dir = from.is_none()
+                    && c.sources.len() == 1
+                    && c.heredocs.is_empty()
+                    && resolve_in(&self.opts.context, &c.sources[0]).is_ok_and(|p| p.is_dir());
                 Ok(Reads {
                     key: sha(&[&source_key, &hash]),
                     hash,
+                    dir,
                 })
             }
             Action::Run(r) => {
@@ -472,7 +475,7 @@ impl Builder<'_, '_> {
                 let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
                 Ok(Reads {
                     key: sha(&refs),
-                    hash: String::new(),
+                    ..Reads::default()
                 })
             }
         }
@@ -504,6 +507,10 @@ impl Builder<'_, '_> {
         work.snap.mount()?;
         let result = (|| {
             let merged = &work.snap.merged;
+            // WORKDIR's directory exists once a step runs in it.
+            let root = std::fs::File::open(merged).ctx(|| format!("open {}", merged.display()))?;
+            saferoot::mkdir_all_in_root(&root.into(), Path::new(&c.workdir))
+                .map_err(|e| self.invalid(step, e))?;
             let opts = copy::ApplyOptions { users_root: merged };
             match flag(&c.flags, "from") {
                 None => {
@@ -924,6 +931,8 @@ struct Reads {
     key: String,
     /// The content hash of COPY/ADD sources (`sha256:...`).
     hash: String,
+    /// A COPY of one source that is a directory (history says `dir:`).
+    dir: bool,
 }
 
 fn history_entry(step: &Step, read: &Reads, created: &str) -> Value {
@@ -931,6 +940,8 @@ fn history_entry(step: &Step, read: &Reads, created: &str) -> Value {
         Action::Copy(c) => {
             let what = if c.sources.len() + c.heredocs.len() > 1 {
                 "multi"
+            } else if read.dir {
+                "dir"
             } else {
                 "file"
             };
