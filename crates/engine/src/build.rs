@@ -756,13 +756,14 @@ impl Builder<'_, '_> {
         .collect();
         dests.extend(cfg.mounts.iter().map(|m| m.destination.clone()));
         for d in dests {
+            let target = PathBuf::from(&d);
             let mut p = PathBuf::from("/");
-            for c in Path::new(&d).components().skip(1) {
+            for c in target.components().skip(1) {
                 p.push(c);
                 if std::fs::symlink_metadata(lookup.join(p.strip_prefix("/").unwrap_or(&p)))
                     .is_err()
                 {
-                    made.push(p.clone());
+                    made.push((p.clone(), target.clone()));
                     break;
                 }
             }
@@ -841,17 +842,24 @@ impl Builder<'_, '_> {
             let _ = c.delete(true);
         }
         let _ = work.snap.unmount();
-        for p in made.iter().rev() {
-            let up = work.snap.upper.join(p.strip_prefix("/").unwrap_or(p));
-            remove_if_empty(&up);
-            // Its parents the runtime made are in `made` too only when the
-            // first missing component was higher; drop empty ones here.
-            let mut parent = up.parent();
-            while let Some(d) = parent {
-                if d == work.snap.upper || !remove_if_empty_dir_made(d, &work.snap) {
+        let up = |p: &Path| work.snap.upper.join(p.strip_prefix("/").unwrap_or(p));
+        for (first, target) in made.iter().rev() {
+            remove_if_empty(&up(target));
+            // The directories made on the way down to it.
+            let mut d = target.parent();
+            while let Some(p) = d.filter(|p| p.starts_with(first)) {
+                if std::fs::remove_dir(up(p)).is_err() {
                     break;
                 }
-                parent = d.parent();
+                d = p.parent();
+            }
+            // Directories of the image copied up only to hold the stub.
+            let mut d = first.parent();
+            while let Some(p) = d.filter(|p| *p != Path::new("/")) {
+                if !remove_copied_up_dir(&work.snap, p, &up(p)) {
+                    break;
+                }
+                d = p.parent();
             }
         }
         Ok(code)
@@ -882,20 +890,46 @@ fn remove_if_empty(p: &Path) {
     }
 }
 
-/// Removes an empty directory of the upper layer that the lower layers do
-/// not have (made for a mount point below it).
-fn remove_if_empty_dir_made(d: &Path, snap: &Snapshot) -> bool {
-    let Ok(rel) = d.strip_prefix(&snap.upper) else {
+/// Removes `upper`, the upper layer's copy of directory `path` of the
+/// image, if it holds nothing and says nothing the lower one does not
+/// (empty, not opaque, same mode and owner): overlayfs copied it up only
+/// because a mount point was made in it.
+fn remove_copied_up_dir(snap: &Snapshot, path: &Path, upper: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(u) = std::fs::symlink_metadata(upper) else {
         return false;
     };
-    if snap
+    let rel = path.strip_prefix("/").unwrap_or(path);
+    let Some(l) = snap
         .lower
         .iter()
-        .any(|l| std::fs::symlink_metadata(l.join(rel)).is_ok())
-    {
+        .find_map(|l| std::fs::symlink_metadata(l.join(rel)).ok())
+    else {
+        return false;
+    };
+    let empty = std::fs::read_dir(upper).is_ok_and(|mut r| r.next().is_none());
+    let opaque =
+        nix::sys::stat::lstat(upper).is_ok() && xattr_present(upper, "trusted.overlay.opaque");
+    if !u.is_dir() || !l.is_dir() || !empty || opaque {
         return false;
     }
-    std::fs::remove_dir(d).is_ok()
+    if (u.mode(), u.uid(), u.gid()) != (l.mode(), l.uid(), l.gid()) {
+        return false;
+    }
+    std::fs::remove_dir(upper).is_ok()
+}
+
+fn xattr_present(path: &Path, name: &str) -> bool {
+    let (Ok(p), Ok(n)) = (
+        std::ffi::CString::new(path.as_os_str().as_encoded_bytes()),
+        std::ffi::CString::new(name),
+    ) else {
+        return true;
+    };
+    // SAFETY: two NUL-terminated strings that outlive the call, and a null
+    // buffer of size 0 (asks only whether the attribute exists).
+    let n = unsafe { libc::lgetxattr(p.as_ptr(), n.as_ptr(), std::ptr::null_mut(), 0) };
+    n >= 0
 }
 
 /// A step's title in the progress log: the instruction as written, roughly.
