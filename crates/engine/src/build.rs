@@ -122,14 +122,44 @@ fn diffs(layers: &[BuiltLayer]) -> Vec<Digest> {
     layers.iter().map(|l| l.diff.clone()).collect()
 }
 
+/// Set by SIGINT, SIGTERM or SIGHUP during a build: the running step is
+/// killed and the build fails, leaving nothing behind.
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+fn interrupted() -> bool {
+    INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+/// Catches the signals that end a build, without SA_RESTART, so a blocked
+/// read returns and the builder can clean up.
+fn catch_signals() -> Result<()> {
+    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+    let act = SigAction::new(
+        SigHandler::Handler(on_signal),
+        SaFlags::empty(),
+        SigSet::empty(),
+    );
+    for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        // SAFETY: the handler only stores to an atomic, which is
+        // async-signal-safe.
+        unsafe { sigaction(s, &act) }.ctx(|| format!("catch {s}"))?;
+    }
+    Ok(())
+}
+
 /// Builds the image. Progress goes to `rep`; names of base images go to
-/// `resolve`.
+/// `resolve`. SIGINT, SIGTERM and SIGHUP stop it cleanly.
 pub fn build(
     engine: &mut Engine,
     opts: &Options,
     resolve: &mut Resolve<'_>,
     rep: &mut dyn Reporter,
 ) -> Result<Outcome> {
+    catch_signals()?;
     let plan = build::load(&opts.dockerfile_name, &opts.dockerfile)
         .map_err(|e| Error::Invalid(e.to_string()))?;
     if plan.stages.is_empty() {
@@ -286,6 +316,9 @@ impl Builder<'_, '_> {
         let mut history = base.history.clone();
         let mut single_work: Option<Work> = None;
         for (n, step) in outcome.steps.iter().enumerate() {
+            if interrupted() {
+                return Err(Error::Invalid("build interrupted".into()));
+            }
             let id = self.next_id;
             self.next_id += 1;
             self.rep
@@ -691,6 +724,9 @@ impl Builder<'_, '_> {
         let code = self.run_container(work, &cfg, id)?;
         drop(views);
         drop(locks);
+        if interrupted() {
+            return Err(Error::Invalid("build interrupted".into()));
+        }
         if code != 0 {
             return Err(self.invalid(
                 step,
@@ -816,7 +852,14 @@ impl Builder<'_, '_> {
             match nix::unistd::read(out_r.as_raw_fd(), &mut buf) {
                 Ok(0) => break,
                 Ok(n) => self.rep.output(id, &buf[..n]),
-                Err(nix::errno::Errno::EINTR) => continue,
+                Err(nix::errno::Errno::EINTR) => {
+                    if interrupted() {
+                        // Its pid namespace goes with it: nothing of the
+                        // step keeps running.
+                        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+                    }
+                    continue;
+                }
                 Err(e) => {
                     return Err(Error::Sys {
                         context: "read RUN output".into(),
