@@ -76,10 +76,19 @@ impl ImageStore {
         let chain = oci::chain_ids(&diffs)
             .pop()
             .ok_or_else(|| StoreError::Invalid("no layer".into()))?;
-        if self.layer_dir(&chain).is_dir() {
+        // A layer directory is complete once it has its name (staging
+        // ends with the rename), so one already there is the same layer,
+        // maybe in use by another build: keep it, never replace it.
+        let dest = self.layer_dir(&chain);
+        let dest = dest.parent().unwrap_or(&dest);
+        if let Err(e) = fs::rename(&staged.dir, dest) {
             let _ = fs::remove_dir_all(&staged.dir);
-        } else {
-            stager.place(staged, &chain)?;
+            if !dest.is_dir() {
+                return Err(StoreError::Io {
+                    context: format!("place layer {chain}"),
+                    source: e,
+                });
+            }
         }
         Ok(BuiltLayer { diff, size })
     }
