@@ -451,6 +451,8 @@ pub struct Step {
     /// (`/bin/sh -c #(nop) ENV A=1`; a RUN's command with its ARG prefix).
     /// COPY and ADD get theirs from the executor, which knows the content.
     pub created_by: String,
+    /// The instruction as written (for progress output).
+    pub text: String,
     /// For the cache: everything that decides the instruction's outcome
     /// besides its parent and the files it reads (ARG values, expanded
     /// words, flags), without the line number.
@@ -961,14 +963,16 @@ pub fn evaluate(
         };
         // ARG values and the environment decide a RUN, not only its text.
         let cache_text = match &action {
+            // The expanded words and the instruction itself (its flags,
+            // options): history's text is unexpanded.
             Action::Meta => match &ins.kind {
                 Kind::Arg(list) => format!(
-                    "{created_by}\n{:?}",
+                    "{kw} {:?}",
                     list.iter()
                         .map(|(k, _)| (k, st.args.get(k)))
                         .collect::<Vec<_>>()
                 ),
-                _ => created_by.clone(),
+                kind => format!("{kw} {shown}\n{kind:?}"),
             },
             Action::Run(r) => {
                 let mut r = r.clone();
@@ -984,6 +988,7 @@ pub fn evaluate(
         steps.push(Step {
             line,
             keyword: kw,
+            text: ins.text.clone(),
             created_by,
             cache_text,
             action,
@@ -1239,6 +1244,29 @@ RUN true
         assert_eq!(o.runs()[0].env, vec![path]);
         let o = evaluate(&p, 0, &json!({"config": {"Env": ["PATH=/x"]}}), &args(&[])).unwrap();
         assert_eq!(o.config["config"]["Env"], json!(["PATH=/x"]));
+    }
+
+    #[test]
+    fn cache_text_has_the_expanded_values() {
+        let text = "FROM a\nARG X\nENV P=$X\nLABEL l=$X\nRUN echo\n";
+        let p = plan(text);
+        let one = evaluate(&p, 0, &json!({}), &args(&[("X", "1")])).unwrap();
+        let two = evaluate(&p, 0, &json!({}), &args(&[("X", "2")])).unwrap();
+        for (a, b) in one.steps.iter().zip(&two.steps) {
+            assert_eq!(
+                a.created_by == b.created_by,
+                a.keyword != "RUN",
+                "{}",
+                a.keyword
+            );
+            assert_ne!(a.cache_text, b.cache_text, "{}", a.keyword);
+        }
+        let p2 = plan("FROM a\nHEALTHCHECK --interval=5s CMD x\n");
+        let p3 = plan("FROM a\nHEALTHCHECK --interval=6s CMD x\n");
+        assert_ne!(
+            evaluate(&p2, 0, &json!({}), &args(&[])).unwrap().steps[0].cache_text,
+            evaluate(&p3, 0, &json!({}), &args(&[])).unwrap().steps[0].cache_text
+        );
     }
 
     #[test]

@@ -424,10 +424,6 @@ impl Builder<'_, '_> {
         image.insert("history".into(), Value::Array(built.history));
         let bytes = serde_json::to_vec(&Value::Object(image))
             .map_err(|e| Error::Invalid(format!("encode image config: {e}")))?;
-        let id = self.next_id;
-        self.next_id += 1;
-        self.rep.start(id, "writing image");
-        let started = Instant::now();
         let img = self
             .engine
             .images
@@ -436,7 +432,6 @@ impl Builder<'_, '_> {
         for t in &self.opts.tags {
             self.rep.note(&format!("naming to {t}"));
         }
-        self.rep.done(id, started.elapsed());
         Ok(Outcome { image: img })
     }
 
@@ -975,29 +970,12 @@ fn xattr_present(path: &Path, name: &str) -> bool {
     n >= 0
 }
 
-/// A step's title in the progress log: the instruction as written, roughly.
+/// A step's title in the progress log: the instruction as written.
 fn title(step: &Step) -> String {
-    match &step.action {
-        Action::Run(r) => format!("RUN {}", r.argv.last().cloned().unwrap_or_default()),
-        Action::Copy(c) => {
-            let mut words: Vec<String> = c
-                .flags
-                .iter()
-                .map(|f| match &f.value {
-                    Some(v) => format!("--{}={v}", f.name),
-                    None => format!("--{}", f.name),
-                })
-                .collect();
-            words.extend(c.sources.iter().cloned());
-            words.extend(c.heredocs.iter().map(|h| format!("<<{}", h.name)));
-            words.push(c.dest.clone());
-            format!("{} {}", step.keyword, words.join(" "))
-        }
-        Action::Meta => step
-            .created_by
-            .strip_prefix("/bin/sh -c #(nop) ")
-            .unwrap_or(&step.created_by)
-            .to_string(),
+    if step.text.is_empty() {
+        step.created_by.clone()
+    } else {
+        step.text.clone()
     }
 }
 
