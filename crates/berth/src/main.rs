@@ -6,6 +6,7 @@
 //! (run, create, start, stop, ps, logs, exec, ...) in containers.rs; the
 //! registry commands (pull, push, login, logout) in transfer.rs.
 
+mod building;
 mod containers;
 mod format;
 mod networks;
@@ -125,6 +126,11 @@ enum Command {
         quiet: bool,
         image: String,
     },
+    /// Build an image from a Dockerfile (or Containerfile) and a context
+    Build(Box<building::BuildArgs>),
+    /// Manage the build cache
+    #[command(subcommand)]
+    Builder(building::BuilderCommand),
     /// Manage images
     #[command(subcommand)]
     Image(ImageCommand),
@@ -163,6 +169,8 @@ struct ImagesArgs {
 
 #[derive(Debug, Subcommand)]
 enum ImageCommand {
+    /// Build an image from a Dockerfile and a context
+    Build(Box<building::BuildArgs>),
     /// Display detailed information on images (Docker's JSON)
     Inspect {
         #[arg(required = true)]
@@ -245,6 +253,15 @@ fn main() -> ExitCode {
         }
         Command::Volume(v) => return finish(containers::volume(&cli.root, &cli.runroot, v)),
         Command::Network(n) => return finish(networks::run(&cli.root, &cli.runroot, n)),
+        Command::Build(a) | Command::Image(ImageCommand::Build(a)) => {
+            return match building::build(&cli.root, &cli.runroot, cli.max_layer_size, a) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("Error: {e:#}");
+                    ExitCode::from(1)
+                }
+            }
+        }
         _ => None,
     };
     if let Some(c) = containers {
@@ -358,9 +375,12 @@ fn run(cli: Cli) -> Result<()> {
         Command::Containers(_)
         | Command::Container(_)
         | Command::Volume(_)
-        | Command::Network(_) => {
-            unreachable!("container commands are dispatched in main")
+        | Command::Network(_)
+        | Command::Build(_)
+        | Command::Image(ImageCommand::Build(_)) => {
+            unreachable!("container and build commands are dispatched in main")
         }
+        Command::Builder(c) => building::builder(&cli.root, c),
         Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => images(&open(&cli)?, a),
         Command::Import {
             change,

@@ -10,6 +10,7 @@
 //! performs; [`ignore`] filters the build context.
 
 pub mod command;
+pub mod copy;
 pub mod expand;
 pub mod ignore;
 pub mod parser;

@@ -46,6 +46,9 @@ pub struct Dockerfile {
 pub struct Instruction {
     pub line: usize,
     pub kind: Kind,
+    /// The instruction as written, continuations joined (what buildah's
+    /// history shows).
+    pub text: String,
 }
 
 /// A command in exec form (a JSON array) or shell form.
@@ -271,6 +274,7 @@ pub fn parse(file: &str, text: &str) -> Result<Dockerfile, ParseError> {
         instructions.push(Instruction {
             line: start + 1,
             kind,
+            text: logical.trim_end().to_string(),
         });
     }
     Ok(Dockerfile {

@@ -451,6 +451,8 @@ pub struct Step {
     /// (`/bin/sh -c #(nop) ENV A=1`; a RUN's command with its ARG prefix).
     /// COPY and ADD get theirs from the executor, which knows the content.
     pub created_by: String,
+    /// The instruction as written (for progress output).
+    pub text: String,
     /// For the cache: everything that decides the instruction's outcome
     /// besides its parent and the files it reads (ARG values, expanded
     /// words, flags), without the line number.
@@ -583,6 +585,19 @@ impl State<'_> {
     }
 }
 
+/// The PATH an image gets when its base sets none.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// A config-only instruction as buildah's history shows it: as written
+/// (unexpanded), except ARG, which lists the stage's ARGs that have values.
+fn history_text(ins: &Instruction, keyword: &str, shown: &str) -> String {
+    match &ins.kind {
+        Kind::Arg(_) => shown.to_string(),
+        _ if ins.text.is_empty() => format!("{keyword} {shown}"),
+        _ => ins.text.clone(),
+    }
+}
+
 /// Words as a JSON array, the way history shows exec forms.
 fn json_words(v: &[String]) -> String {
     serde_json::to_string(v).unwrap_or_default()
@@ -669,6 +684,12 @@ pub fn evaluate(
                 .collect()
         })
         .unwrap_or_default();
+    // The image gets a PATH when its base has none (BuildKit and buildah
+    // both add it), so RUN finds its programs and so does the container.
+    let mut env = env;
+    if !env.iter().any(|(k, _)| k == "PATH") {
+        env.insert(0, ("PATH".into(), DEFAULT_PATH.into()));
+    }
     let mut st = State {
         file,
         escape: plan.escape,
@@ -708,24 +729,24 @@ pub fn evaluate(
         let mut shown = String::new();
         match &ins.kind {
             Kind::Arg(list) => {
-                let mut words = Vec::new();
                 for (k, default) in list {
                     let v = match (st.build_args.get(k), default) {
                         (Some(v), _) => Some(v.clone()),
                         (None, Some(d)) => Some(st.expand(line, kw, d)?),
                         (None, None) => meta.get(k).cloned(),
                     };
-                    words.push(match default {
-                        Some(d) => format!("{k}={d}"),
-                        None => k.clone(),
-                    });
                     // A bare redeclaration keeps an earlier value, as
                     // BuildKit skips ARGs without one.
                     if let Some(v) = v {
                         st.args.insert(k.clone(), v);
                     }
                 }
-                shown = words.join(" ");
+                // buildah's history: every ARG of the stage with a value,
+                // by name.
+                shown = format!(
+                    "ARG {}",
+                    st.args.keys().cloned().collect::<Vec<_>>().join(" ")
+                );
             }
             Kind::Env(pairs) => {
                 let pairs = st.expand_pairs(line, kw, pairs)?;
@@ -863,11 +884,9 @@ pub fn evaluate(
             } => {
                 let argv = to_argv(command, &shell);
                 let mut env: Vec<String> = st.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                let mut history_args = Vec::new();
                 for (k, v) in &st.args {
                     if !st.env.iter().any(|(ek, _)| ek == k) {
                         env.push(format!("{k}={v}"));
-                        history_args.push(format!("{k}={v}"));
                     }
                 }
                 for p in PROXY_ARGS {
@@ -875,9 +894,25 @@ pub fn evaluate(
                         env.push(format!("{p}={v}"));
                     }
                 }
-                history_args
-                    .retain(|a| !PROXY_ARGS.iter().any(|p| a.starts_with(&format!("{p}="))));
-                let body = argv.join(" ");
+                // buildah's history: `|N k=v ...` with every ARG of the
+                // stage by name (an ENV of the same name gives the value;
+                // proxies left out), then the command as written.
+                let history_args: Vec<String> = st
+                    .args
+                    .keys()
+                    .filter(|k| !PROXY_ARGS.contains(&k.as_str()))
+                    .filter_map(|k| st.lookup(k).map(|v| format!("{k}={v}")))
+                    .collect();
+                let body = match command {
+                    Command::Shell(text) => format!("{} {text}", shell.join(" ")),
+                    Command::Exec(v) => format!(
+                        "/bin/sh -c [{}]",
+                        v.iter()
+                            .map(|w| serde_json::to_string(w).unwrap_or_default())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                };
                 shown = if history_args.is_empty() {
                     body
                 } else {
@@ -924,18 +959,20 @@ pub fn evaluate(
         let created_by = match &action {
             Action::Run(r) => r.created_by.clone(),
             Action::Copy(_) => String::new(),
-            Action::Meta => format!("/bin/sh -c #(nop) {kw} {shown}"),
+            Action::Meta => format!("/bin/sh -c #(nop) {}", history_text(ins, kw, &shown)),
         };
         // ARG values and the environment decide a RUN, not only its text.
         let cache_text = match &action {
+            // The expanded words and the instruction itself (its flags,
+            // options): history's text is unexpanded.
             Action::Meta => match &ins.kind {
                 Kind::Arg(list) => format!(
-                    "{created_by}\n{:?}",
+                    "{kw} {:?}",
                     list.iter()
                         .map(|(k, _)| (k, st.args.get(k)))
                         .collect::<Vec<_>>()
                 ),
-                _ => created_by.clone(),
+                kind => format!("{kw} {shown}\n{kind:?}"),
             },
             Action::Run(r) => {
                 let mut r = r.clone();
@@ -951,6 +988,7 @@ pub fn evaluate(
         steps.push(Step {
             line,
             keyword: kw,
+            text: ins.text.clone(),
             created_by,
             cache_text,
             action,
@@ -1098,14 +1136,9 @@ pub fn parse_duration(s: &str) -> Option<i64> {
     Some(total as i64)
 }
 
-/// Docker's defaults for unset healthcheck options.
-pub const HEALTH_INTERVAL_NS: i64 = 30_000_000_000;
-pub const HEALTH_TIMEOUT_NS: i64 = 30_000_000_000;
-pub const HEALTH_START_PERIOD_NS: i64 = 0;
-pub const HEALTH_RETRIES: i64 = 3;
-
 /// The config's `Healthcheck`: `{"Test":["NONE"]}` for NONE, otherwise Test
-/// plus every option with Docker's defaults filled in.
+/// plus the options given (unset or zero ones are left out, as Docker and
+/// buildah leave them: whoever runs the image applies the defaults).
 fn healthcheck(h: Option<&(crate::parser::HealthOptions, Command)>) -> Result<Value, String> {
     let Some((o, cmd)) = h else {
         return Ok(json!({ "Test": ["NONE"] }));
@@ -1116,24 +1149,24 @@ fn healthcheck(h: Option<&(crate::parser::HealthOptions, Command)>) -> Result<Va
             .collect(),
         Command::Shell(s) => vec!["CMD-SHELL".into(), s.clone()],
     };
-    let dur = |name: &str, v: &Option<String>, default: i64| -> Result<i64, String> {
+    // Only what is given is written (Docker and buildah alike: zero means
+    // "the default" to whoever runs the image).
+    let dur = |name: &str, v: &Option<String>| -> Result<Option<i64>, String> {
         match v {
-            None => Ok(default),
+            None => Ok(None),
             Some(s) => {
                 let d =
                     parse_duration(s).ok_or_else(|| format!("invalid --{name} duration: {s}"))?;
-                if d == 0 {
-                    Ok(default)
-                } else if d < 1_000_000 {
+                if d != 0 && d < 1_000_000 {
                     Err(format!("--{name} cannot be less than 1ms"))
                 } else {
-                    Ok(d)
+                    Ok(Some(d).filter(|d| *d != 0))
                 }
             }
         }
     };
     let retries = match &o.retries {
-        None => HEALTH_RETRIES,
+        None => None,
         Some(r) => {
             let n: i64 = r
                 .parse()
@@ -1141,22 +1174,20 @@ fn healthcheck(h: Option<&(crate::parser::HealthOptions, Command)>) -> Result<Va
             if n < 0 {
                 return Err("--retries cannot be negative".into());
             }
-            if n == 0 {
-                HEALTH_RETRIES
-            } else {
-                n
-            }
+            Some(n).filter(|n| *n != 0)
         }
     };
-    let mut v = json!({
-        "Test": test,
-        "Interval": dur("interval", &o.interval, HEALTH_INTERVAL_NS)?,
-        "Timeout": dur("timeout", &o.timeout, HEALTH_TIMEOUT_NS)?,
-        "StartPeriod": dur("start-period", &o.start_period, HEALTH_START_PERIOD_NS)?,
-        "Retries": retries,
-    });
-    if o.start_interval.is_some() {
-        v["StartInterval"] = json!(dur("start-interval", &o.start_interval, 5_000_000_000)?);
+    let mut v = json!({ "Test": test });
+    for (key, value) in [
+        ("Interval", dur("interval", &o.interval)?),
+        ("Timeout", dur("timeout", &o.timeout)?),
+        ("StartPeriod", dur("start-period", &o.start_period)?),
+        ("StartInterval", dur("start-interval", &o.start_interval)?),
+        ("Retries", retries),
+    ] {
+        if let Some(n) = value {
+            v[key] = json!(n);
+        }
     }
     Ok(v)
 }
@@ -1176,9 +1207,91 @@ mod tests {
             .collect()
     }
 
+    /// Evaluates the last stage; the PATH added to a base without one is
+    /// taken out again (see `path_is_added_when_the_base_has_none`), so
+    /// tests show only what they are about.
     fn eval(text: &str, base: Value, build: &[(&str, &str)]) -> StageOutcome {
         let p = plan(text);
-        evaluate(&p, p.stages.len() - 1, &base, &args(build)).unwrap()
+        let mut o = evaluate(&p, p.stages.len() - 1, &base, &args(build)).unwrap();
+        let default = format!("PATH={DEFAULT_PATH}");
+        if let Some(env) = o.config["config"]
+            .get_mut("Env")
+            .and_then(Value::as_array_mut)
+        {
+            env.retain(|e| e.as_str() != Some(default.as_str()));
+            if env.is_empty() {
+                o.config["config"].as_object_mut().map(|c| c.remove("Env"));
+            }
+        }
+        for s in &mut o.steps {
+            if let Action::Run(r) = &mut s.action {
+                r.env.retain(|e| *e != default);
+            }
+        }
+        o
+    }
+
+    #[test]
+    fn path_is_added_when_the_base_has_none() {
+        let p = plan(
+            "FROM a
+RUN true
+",
+        );
+        let o = evaluate(&p, 0, &json!({}), &args(&[])).unwrap();
+        let path = format!("PATH={DEFAULT_PATH}");
+        assert_eq!(o.config["config"]["Env"], json!([path]));
+        assert_eq!(o.runs()[0].env, vec![path]);
+        let o = evaluate(&p, 0, &json!({"config": {"Env": ["PATH=/x"]}}), &args(&[])).unwrap();
+        assert_eq!(o.config["config"]["Env"], json!(["PATH=/x"]));
+    }
+
+    #[test]
+    fn cache_text_has_the_expanded_values() {
+        let text = "FROM a\nARG X\nENV P=$X\nLABEL l=$X\nRUN echo\n";
+        let p = plan(text);
+        let one = evaluate(&p, 0, &json!({}), &args(&[("X", "1")])).unwrap();
+        let two = evaluate(&p, 0, &json!({}), &args(&[("X", "2")])).unwrap();
+        for (a, b) in one.steps.iter().zip(&two.steps) {
+            assert_eq!(
+                a.created_by == b.created_by,
+                a.keyword != "RUN",
+                "{}",
+                a.keyword
+            );
+            assert_ne!(a.cache_text, b.cache_text, "{}", a.keyword);
+        }
+        let p2 = plan("FROM a\nHEALTHCHECK --interval=5s CMD x\n");
+        let p3 = plan("FROM a\nHEALTHCHECK --interval=6s CMD x\n");
+        assert_ne!(
+            evaluate(&p2, 0, &json!({}), &args(&[])).unwrap().steps[0].cache_text,
+            evaluate(&p3, 0, &json!({}), &args(&[])).unwrap().steps[0].cache_text
+        );
+    }
+
+    #[test]
+    fn history_like_buildah() {
+        let o = eval(
+            "FROM a\nARG Z=z\nARG A=a\nenv   S=env\nARG S=s\nRUN echo $A \\\n  done\nLABEL x=\"$A\"\nRUN [\"/bin/echo\", \"hi\"]\nCOPY a /b\n",
+            json!({}),
+            &[],
+        );
+        let by: Vec<&str> = o.steps.iter().map(|s| s.created_by.as_str()).collect();
+        assert_eq!(
+            by,
+            vec![
+                "/bin/sh -c #(nop) ARG Z",
+                "/bin/sh -c #(nop) ARG A Z",
+                "/bin/sh -c #(nop) env   S=env",
+                "/bin/sh -c #(nop) ARG A S Z",
+                "|3 A=a S=env Z=z /bin/sh -c echo $A   done",
+                "/bin/sh -c #(nop) LABEL x=\"$A\"",
+                "|3 A=a S=env Z=z /bin/sh -c [\"/bin/echo\", \"hi\"]",
+                "",
+            ]
+        );
+        assert!(o.steps[..4].iter().all(|s| !s.makes_layer()));
+        assert!(o.steps[4].makes_layer() && o.steps[7].makes_layer());
     }
 
     fn cfg(o: &StageOutcome) -> &Value {
@@ -1233,10 +1346,11 @@ mod tests {
             Some("linux/amd64")
         );
         assert_eq!(p.base(1, &b).unwrap(), Base::Image("alpine:arm64".into()));
-        let o = evaluate(&p, 0, &json!({}), &b).unwrap();
-        assert_eq!(o.config["config"]["Env"], json!(["A=arm64"]));
-        let o = evaluate(&p, 1, &json!({}), &b).unwrap();
-        assert_eq!(o.config["config"]["Env"], json!(["A=none"]));
+        let base = json!({"config": {"Env": ["PATH=/bin"]}});
+        let o = evaluate(&p, 0, &base, &b).unwrap();
+        assert_eq!(o.config["config"]["Env"], json!(["PATH=/bin", "A=arm64"]));
+        let o = evaluate(&p, 1, &base, &b).unwrap();
+        assert_eq!(o.config["config"]["Env"], json!(["PATH=/bin", "A=none"]));
         assert!(unused_build_args(&p, &[0, 1], &b).is_empty());
         assert_eq!(p.platform(5, &b).unwrap_err(), StageError::NoSuchStage(5));
     }
@@ -1464,7 +1578,7 @@ mod tests {
         let o = eval("FROM a\nHEALTHCHECK CMD curl -f http://x\n", json!({}), &[]);
         assert_eq!(
             cfg(&o)["Healthcheck"],
-            json!({"Test": ["CMD-SHELL", "curl -f http://x"], "Interval": 30_000_000_000i64, "Timeout": 30_000_000_000i64, "StartPeriod": 0, "Retries": 3})
+            json!({"Test": ["CMD-SHELL", "curl -f http://x"]})
         );
         let o = eval("FROM a\nHEALTHCHECK --interval=1m30s --timeout=500ms --start-period=2s --retries=5 CMD [\"/ok\"]\n", json!({}), &[]);
         assert_eq!(
@@ -1586,7 +1700,10 @@ mod tests {
         let o = evaluate(&p, 1, &json!({}), &build).unwrap();
         assert_eq!(o.config["config"]["Entrypoint"], json!(["e"]));
         assert_eq!(o.config["config"]["Cmd"], json!(["sh", "-c", "run"]));
-        let o = evaluate(&p, 0, &json!({}), &build).unwrap();
-        assert_eq!(o.config["config"]["Env"], json!(["A=x y", "B=$A", "C=z"]));
+        let o = evaluate(&p, 0, &json!({"config": {"Env": ["PATH=/bin"]}}), &build).unwrap();
+        assert_eq!(
+            o.config["config"]["Env"],
+            json!(["PATH=/bin", "A=x y", "B=$A", "C=z"])
+        );
     }
 }

@@ -56,6 +56,17 @@ impl Root {
         })
     }
 
+    /// A directory of the host taken as a root of its own (an image's
+    /// layers mounted read-only): nothing resolves outside it.
+    pub fn dir(path: &Path, what: &str) -> Result<Root> {
+        Ok(Root {
+            fd: open_path(path, OFlag::O_DIRECTORY)?,
+            what: what.to_string(),
+            container: true,
+            mounted: None,
+        })
+    }
+
     /// A container's file system as it sees it.
     pub fn container(engine: &Engine, r: &Record) -> Result<Root> {
         let what = format!("container {}", r.name);

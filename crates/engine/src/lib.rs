@@ -13,6 +13,7 @@
 //! which it forks and which ends in `exit`).
 
 pub mod attach;
+pub mod build;
 pub mod config;
 pub mod cp;
 pub mod db;

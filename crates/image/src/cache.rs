@@ -76,10 +76,19 @@ impl ImageStore {
         let chain = oci::chain_ids(&diffs)
             .pop()
             .ok_or_else(|| StoreError::Invalid("no layer".into()))?;
-        if self.layer_dir(&chain).is_dir() {
+        // A layer directory is complete once it has its name (staging
+        // ends with the rename), so one already there is the same layer,
+        // maybe in use by another build: keep it, never replace it.
+        let dest = self.layer_dir(&chain);
+        let dest = dest.parent().unwrap_or(&dest);
+        if let Err(e) = fs::rename(&staged.dir, dest) {
             let _ = fs::remove_dir_all(&staged.dir);
-        } else {
-            stager.place(staged, &chain)?;
+            if !dest.is_dir() {
+                return Err(StoreError::Io {
+                    context: format!("place layer {chain}"),
+                    source: e,
+                });
+            }
         }
         Ok(BuiltLayer { diff, size })
     }
@@ -167,6 +176,33 @@ impl ImageStore {
         let n = self.db.execute("DELETE FROM build_cache", [])?;
         self.collect_garbage()?;
         Ok(n)
+    }
+
+    /// An image's layers as a build starts from them: diff_ids and sizes.
+    pub fn built_layers(&self, img: &Image) -> Result<Vec<BuiltLayer>> {
+        let (_, config) = self.manifest_and_config(img)?;
+        let diffs: Vec<Digest> = config["rootfs"]["diff_ids"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|d| d.as_str()?.parse().ok()).collect())
+            .unwrap_or_default();
+        if diffs.len() != img.layers.len() {
+            return Err(StoreError::Invalid(format!(
+                "image {}: its config lists {} layers, the store {}",
+                img.id,
+                diffs.len(),
+                img.layers.len()
+            )));
+        }
+        diffs
+            .into_iter()
+            .zip(&img.layers)
+            .map(|(diff, chain)| {
+                let size = self.layer_size(chain)?.ok_or_else(|| {
+                    StoreError::Invalid(format!("layer {chain} of image {} is missing", img.id))
+                })?;
+                Ok(BuiltLayer { diff, size })
+            })
+            .collect()
     }
 
     /// Adds the image of `config` (its bytes, stored as they are) whose

@@ -115,7 +115,7 @@ impl std::fmt::Display for LimitExceeded {
 impl std::error::Error for LimitExceeded {}
 
 /// The decompressed stream of `input`, by its magic bytes.
-pub(crate) fn decompress<'a>(input: impl Read + 'a) -> io::Result<Box<dyn Read + 'a>> {
+pub fn decompress<'a>(input: impl Read + 'a) -> io::Result<Box<dyn Read + 'a>> {
     let mut buf = BufReader::with_capacity(256 * 1024, input);
     let head = buf.fill_buf()?.to_vec();
     Ok(if head.starts_with(&[0x1f, 0x8b]) {

@@ -1,0 +1,1355 @@
+//! `berth build`: a Dockerfile and a context made into an image, without a
+//! daemon. The pure part (parsing, expansion, stages, the image config) is
+//! crate `build`'s; this executes it:
+//!
+//! ```text
+//! each needed stage, in order:
+//!   base: scratch, an image (resolved or pulled by the caller), or a stage
+//!   each step: key = sha256(parent key, instruction, content it reads)
+//!     cached?  -> the cache's layers
+//!     RUN      -> overlay over the layers, the runtime runs it, upper -> layer
+//!     COPY/ADD -> overlay mounted here, files copied in, upper -> layer
+//!     other    -> config only (history entry, empty layer)
+//! the target: config + layers + history -> image, tags last
+//! ```
+//!
+//! Nothing is tagged unless the whole build succeeds; layers of steps that
+//! ran are named by the cache (one transaction, after a filesystem sync)
+//! even when a later step fails, so the next build starts from there.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use build::copy;
+use build::stage::{self, Action, Base, CopyStep, RunStep, Step};
+use image::cache::{BuiltLayer, CacheEntry};
+use image::snapshot::Snapshot;
+use image::store::{Image, ImageStore};
+use image::{Digest, Reference};
+use nix::fcntl::OFlag;
+use serde_json::{json, Map, Value};
+use sha2::{Digest as _, Sha256};
+
+use crate::config::{ContainerConfig, Mount};
+use crate::error::{Context, Error, Result};
+use crate::Engine;
+
+/// What to build and how (`berth build`'s flags).
+#[derive(Debug, Default)]
+pub struct Options {
+    /// The context directory.
+    pub context: PathBuf,
+    /// The Dockerfile's name in messages, and its text.
+    pub dockerfile_name: String,
+    pub dockerfile: String,
+    /// `.dockerignore`'s patterns, if any.
+    pub ignore: Option<build::ignore::IgnoreMatcher>,
+    pub tags: Vec<Reference>,
+    pub build_args: BTreeMap<String, String>,
+    pub target: Option<String>,
+    /// Run every step (results are still cached for later builds).
+    pub no_cache: bool,
+    /// `--label`: added to the image's labels.
+    pub labels: BTreeMap<String, String>,
+    /// `--layers=false`: each stage's changes in one layer, no cache.
+    pub no_layers: bool,
+    /// `--squash`: the target stage's new layers as one.
+    pub squash: bool,
+    /// `--timestamp`/`SOURCE_DATE_EPOCH`: every time in the image (history,
+    /// created, file times clamped) is this, so that the same inputs give
+    /// the same image.
+    pub timestamp: Option<i64>,
+    /// `--secret id=X,src=FILE`.
+    pub secrets: BTreeMap<String, PathBuf>,
+    /// `--network`: RUN's network unless a step says otherwise.
+    pub network: String,
+}
+
+/// Where the build's progress goes. Step ids are in the order steps start.
+pub trait Reporter {
+    /// A step starts: `[stage 2/5] RUN make`.
+    fn start(&mut self, id: usize, title: &str);
+    /// Output of a RUN.
+    fn output(&mut self, id: usize, data: &[u8]);
+    /// The step's result came from the cache.
+    fn cached(&mut self, id: usize);
+    /// The step ran, taking `took`.
+    fn done(&mut self, id: usize, took: Duration);
+    /// A step without output of its own: `writing image`, a warning.
+    fn note(&mut self, text: &str);
+}
+
+/// Resolves an image name a stage starts from (or COPY --from names): the
+/// caller finds it in the store or pulls it, as `--pull` says.
+pub type Resolve<'a> = dyn FnMut(&mut ImageStore, &str) -> Result<Image> + 'a;
+
+/// What a build made.
+#[derive(Debug)]
+pub struct Outcome {
+    pub image: Image,
+}
+
+/// A stage's (or a base image's) result.
+#[derive(Debug, Clone)]
+struct Built {
+    layers: Vec<BuiltLayer>,
+    /// The image JSON: architecture, os, config, author...; history and
+    /// rootfs are kept apart.
+    image: Value,
+    history: Vec<Value>,
+    /// The cache key of the last step.
+    key: String,
+}
+
+fn sha(parts: &[&str]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update((p.len() as u64).to_le_bytes());
+        h.update(p.as_bytes());
+    }
+    hex::encode(h.finalize())
+}
+
+fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+fn diffs(layers: &[BuiltLayer]) -> Vec<Digest> {
+    layers.iter().map(|l| l.diff.clone()).collect()
+}
+
+/// Set by SIGINT, SIGTERM or SIGHUP during a build: the running step is
+/// killed and the build fails, leaving nothing behind.
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+fn interrupted() -> bool {
+    INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+/// Catches the signals that end a build, without SA_RESTART, so a blocked
+/// read returns and the builder can clean up.
+fn catch_signals() -> Result<()> {
+    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+    let act = SigAction::new(
+        SigHandler::Handler(on_signal),
+        SaFlags::empty(),
+        SigSet::empty(),
+    );
+    for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        // SAFETY: the handler only stores to an atomic, which is
+        // async-signal-safe.
+        unsafe { sigaction(s, &act) }.ctx(|| format!("catch {s}"))?;
+    }
+    Ok(())
+}
+
+/// Builds the image. Progress goes to `rep`; names of base images go to
+/// `resolve`. SIGINT, SIGTERM and SIGHUP stop it cleanly.
+pub fn build(
+    engine: &mut Engine,
+    opts: &Options,
+    resolve: &mut Resolve<'_>,
+    rep: &mut dyn Reporter,
+) -> Result<Outcome> {
+    catch_signals()?;
+    let plan = build::load(&opts.dockerfile_name, &opts.dockerfile)
+        .map_err(|e| Error::Invalid(e.to_string()))?;
+    if plan.stages.is_empty() {
+        return Err(Error::Invalid(format!(
+            "{}: no FROM instruction: nothing to build",
+            opts.dockerfile_name
+        )));
+    }
+    let order = plan
+        .build_order(opts.target.as_deref(), &opts.build_args)
+        .map_err(|e| Error::Invalid(e.to_string()))?;
+    let target = *order
+        .last()
+        .ok_or_else(|| Error::Invalid("no stage to build".into()))?;
+    for unused in stage::unused_build_args(&plan, &order, &opts.build_args) {
+        rep.note(&format!(
+            "[Warning] one or more build args were not consumed: {unused}"
+        ));
+    }
+    let mut b = Builder {
+        engine,
+        opts,
+        plan: &plan,
+        resolve,
+        rep,
+        done: vec![None; plan.stages.len()],
+        pending: Vec::new(),
+        next_id: 0,
+    };
+    let result = (|| {
+        for &i in &order {
+            let built = b.stage(i, i == target)?;
+            b.done[i] = Some(built);
+        }
+        b.finish(target)
+    })();
+    // What ran stays usable by the next build, failed or not.
+    let pending = std::mem::take(&mut b.pending);
+    let saved = b.engine.images.cache_put(&pending);
+    let outcome = result?;
+    saved?;
+    Ok(outcome)
+}
+
+struct Builder<'a, 'r> {
+    engine: &'a mut Engine,
+    opts: &'a Options,
+    plan: &'a stage::Plan,
+    resolve: &'a mut Resolve<'r>,
+    rep: &'a mut dyn Reporter,
+    done: Vec<Option<Built>>,
+    /// Cache entries of the steps that ran, recorded at the end.
+    pending: Vec<(String, CacheEntry)>,
+    next_id: usize,
+}
+
+impl Builder<'_, '_> {
+    fn invalid(&self, step: &Step, message: impl std::fmt::Display) -> Error {
+        Error::Invalid(format!(
+            "{}:{}: {}: {message}",
+            self.plan.file, step.line, step.keyword
+        ))
+    }
+
+    fn stage_name(&self, i: usize) -> String {
+        self.plan.stages[i]
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("stage-{i}"))
+    }
+
+    fn now(&self) -> String {
+        match self.opts.timestamp {
+            Some(t) => rfc3339(
+                time::OffsetDateTime::from_unix_timestamp(t)
+                    .unwrap_or(time::OffsetDateTime::UNIX_EPOCH),
+            ),
+            None => rfc3339(time::OffsetDateTime::now_utc()),
+        }
+    }
+
+    /// An image as a stage's starting point.
+    fn base_image(&mut self, name: &str) -> Result<Built> {
+        let img = (self.resolve)(&mut self.engine.images, name)?;
+        let (_, config) = self.engine.images.manifest_and_config(&img)?;
+        let layers = self.engine.images.built_layers(&img)?;
+        let history = config
+            .get("history")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let mut image = Map::new();
+        for k in [
+            "architecture",
+            "os",
+            "variant",
+            "os.version",
+            "author",
+            "config",
+        ] {
+            if let Some(v) = config.get(k) {
+                image.insert(k.into(), v.clone());
+            }
+        }
+        Ok(Built {
+            layers,
+            image: Value::Object(image),
+            history,
+            key: sha(&["image", &img.id.to_string()]),
+        })
+    }
+
+    fn scratch() -> Built {
+        let p = image::oci::host_platform();
+        Built {
+            layers: Vec::new(),
+            image: json!({"architecture": p.architecture, "os": "linux", "config": {}}),
+            history: Vec::new(),
+            key: sha(&["scratch"]),
+        }
+    }
+
+    /// Runs stage `i`'s steps over its base.
+    fn stage(&mut self, i: usize, is_target: bool) -> Result<Built> {
+        let base = match self
+            .plan
+            .base(i, &self.opts.build_args)
+            .map_err(|e| Error::Invalid(e.to_string()))?
+        {
+            Base::Scratch => Self::scratch(),
+            Base::Image(name) => self.base_image(&name)?,
+            Base::Stage(s) => self.done[s].clone().ok_or_else(|| {
+                Error::Invalid(format!("stage {s} was not built before stage {i}"))
+            })?,
+        };
+        let outcome = stage::evaluate(self.plan, i, &base.image, &self.opts.build_args)
+            .map_err(|e| Error::Invalid(e.to_string()))?;
+        let total = outcome.steps.len() + 1;
+        let name = self.stage_name(i);
+        let from = self.next_id;
+        self.next_id += 1;
+        self.rep.start(
+            from,
+            &format!("[{name} 1/{total}] FROM {}", self.plan.stages[i].base),
+        );
+        self.rep.done(from, Duration::ZERO);
+
+        // One layer for the whole stage: --layers=false, or the squashed
+        // target.
+        let single = self.opts.no_layers || (self.opts.squash && is_target);
+        let use_cache = !single && !self.opts.no_cache;
+        let mut key = base.key.clone();
+        let mut layers = base.layers.clone();
+        let mut history = base.history.clone();
+        let mut single_work: Option<Work> = None;
+        for (n, step) in outcome.steps.iter().enumerate() {
+            if interrupted() {
+                return Err(Error::Invalid("build interrupted".into()));
+            }
+            let id = self.next_id;
+            self.next_id += 1;
+            self.rep
+                .start(id, &format!("[{name} {}/{total}] {}", n + 2, title(step)));
+            let started = Instant::now();
+            let read = self.reads(step)?;
+            key = sha(&[&key, &step.cache_text, &read.key]);
+            if use_cache {
+                if let Some(e) = self.engine.images.cache_get(&key)? {
+                    layers = e.layers;
+                    history.push(history_entry(step, &read, &e.created));
+                    self.rep.cached(id);
+                    continue;
+                }
+            }
+            let created = self.now();
+            if step.makes_layer() {
+                let work = match (&mut single_work, single) {
+                    (Some(w), true) => w,
+                    (slot, true) => slot.insert(Work::new(&self.engine.images, &layers)?),
+                    (slot, false) => slot.insert(Work::new(&self.engine.images, &layers)?),
+                };
+                match &step.action {
+                    Action::Run(r) => self.run(step, r, work, id)?,
+                    Action::Copy(c) => self.copy(step, c, &read, work)?,
+                    Action::Meta => {}
+                }
+                if !single {
+                    if let Some(w) = single_work.take() {
+                        layers.push(w.commit(&self.engine.images, &layers, self.opts.timestamp)?);
+                    }
+                }
+            }
+            let mut entry = history_entry(step, &read, &created);
+            if single {
+                // buildah's: the stage's one layer is its last entry's.
+                entry["empty_layer"] = json!(true);
+            }
+            history.push(entry);
+            if !single {
+                self.pending.push((
+                    key.clone(),
+                    CacheEntry {
+                        layers: layers.clone(),
+                        created,
+                    },
+                ));
+            }
+            self.rep.done(id, started.elapsed());
+        }
+        if single {
+            let work = match single_work.take() {
+                Some(w) => w,
+                None => Work::new(&self.engine.images, &layers)?,
+            };
+            layers.push(work.commit(&self.engine.images, &layers, self.opts.timestamp)?);
+            if let Some(m) = history.last_mut().and_then(Value::as_object_mut) {
+                m.remove("empty_layer");
+            }
+        }
+        Ok(Built {
+            layers,
+            image: outcome.config,
+            history,
+            key,
+        })
+    }
+
+    /// The image of the target stage, stored and tagged.
+    fn finish(&mut self, target: usize) -> Result<Outcome> {
+        let built = self.done[target]
+            .clone()
+            .ok_or_else(|| Error::Invalid("the target stage was not built".into()))?;
+        let mut image = match built.image {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        };
+        let created = built
+            .history
+            .last()
+            .and_then(|h| h.get("created"))
+            .cloned()
+            .unwrap_or_else(|| json!(self.now()));
+        if !self.opts.labels.is_empty() {
+            let config = image
+                .entry("config")
+                .or_insert_with(|| json!({}))
+                .as_object_mut()
+                .ok_or_else(|| Error::Invalid("image config is not an object".into()))?;
+            let labels = config.entry("Labels").or_insert_with(|| json!({}));
+            if !labels.is_object() {
+                *labels = json!({});
+            }
+            for (k, v) in &self.opts.labels {
+                labels[k] = json!(v);
+            }
+        }
+        image.insert("created".into(), created);
+        image.insert(
+            "rootfs".into(),
+            json!({"type": "layers", "diff_ids": diffs(&built.layers).iter().map(ToString::to_string).collect::<Vec<_>>()}),
+        );
+        image.insert("history".into(), Value::Array(built.history));
+        let bytes = serde_json::to_vec(&Value::Object(image))
+            .map_err(|e| Error::Invalid(format!("encode image config: {e}")))?;
+        let img = self
+            .engine
+            .images
+            .add_built_image(&bytes, &built.layers, &self.opts.tags)?;
+        self.rep.note(&format!("writing image {}", img.id));
+        for t in &self.opts.tags {
+            self.rep.note(&format!("naming to {t}"));
+        }
+        Ok(Outcome { image: img })
+    }
+
+    /// What a step reads besides its instruction, hashed for its key.
+    fn reads(&mut self, step: &Step) -> Result<Reads> {
+        match &step.action {
+            Action::Meta => Ok(Reads::default()),
+            Action::Copy(c) => {
+                let from = flag(&c.flags, "from");
+                let (source_key, hash) = match from {
+                    None => {
+                        let src = copy::Source::Context {
+                            dir: &self.opts.context,
+                            ignore: self.opts.ignore.as_ref(),
+                        };
+                        (
+                            String::new(),
+                            copy::checksum(&src, c).map_err(|e| self.invalid(step, e))?,
+                        )
+                    }
+                    Some(f) => {
+                        let built = self.source_of(step, f)?;
+                        let view = View::new(&self.engine.images, &built.layers)?;
+                        let src = copy::Source::Rootfs(view.root());
+                        let hash = copy::checksum(&src, c).map_err(|e| self.invalid(step, e))?;
+                        (built.key, hash)
+                    }
+                };
+                let dir = from.is_none()
+                    && c.sources.len() == 1
+                    && c.heredocs.is_empty()
+                    && resolve_in(&self.opts.context, &c.sources[0]).is_ok_and(|p| p.is_dir());
+                Ok(Reads {
+                    key: sha(&[&source_key, &hash]),
+                    hash,
+                    dir,
+                })
+            }
+            Action::Run(r) => {
+                // Bind mounts read the context or a stage: their content
+                // decides the outcome as a COPY's does.
+                let mut parts = Vec::new();
+                for m in mounts(r).map_err(|e| self.invalid(step, e))? {
+                    if m.kind != MountKind::Bind {
+                        continue;
+                    }
+                    match &m.from {
+                        Some(f) => parts.push(self.source_of(step, f)?.key),
+                        None => {
+                            let probe = CopyStep {
+                                line: r.line,
+                                add: false,
+                                flags: Vec::new(),
+                                sources: vec![m.source.clone().unwrap_or_else(|| "/".into())],
+                                dest: "/".into(),
+                                heredocs: Vec::new(),
+                                workdir: "/".into(),
+                            };
+                            let src = copy::Source::Context {
+                                dir: &self.opts.context,
+                                ignore: self.opts.ignore.as_ref(),
+                            };
+                            parts.push(
+                                copy::checksum(&src, &probe).map_err(|e| self.invalid(step, e))?,
+                            );
+                        }
+                    }
+                }
+                let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
+                Ok(Reads {
+                    key: sha(&refs),
+                    ..Reads::default()
+                })
+            }
+        }
+    }
+
+    /// The built stage or image that `--from=X` names.
+    fn source_of(&mut self, step: &Step, name: &str) -> Result<Built> {
+        match self.plan.find(name) {
+            Some(i) => self.done[i].clone().ok_or_else(|| {
+                self.invalid(step, format!("stage {name:?} is not built before this one"))
+            }),
+            None if name.parse::<usize>().is_ok() => Err(self.invalid(
+                step,
+                format!("invalid --from={name}: there is no stage {name}"),
+            )),
+            None => self.base_image(name).map_err(|e| match e {
+                Error::Image(image::store::StoreError::NotFound(_)) | Error::ImageNotFound(_) => {
+                    self.invalid(
+                        step,
+                        format!("--from={name}: no stage of that name, and no such image"),
+                    )
+                }
+                e => e,
+            }),
+        }
+    }
+
+    fn copy(&mut self, step: &Step, c: &CopyStep, _read: &Reads, work: &Work) -> Result<()> {
+        work.snap.mount()?;
+        let result = (|| {
+            let merged = &work.snap.merged;
+            // WORKDIR's directory exists once a step runs in it.
+            let root = std::fs::File::open(merged).ctx(|| format!("open {}", merged.display()))?;
+            saferoot::mkdir_all_in_root(&root.into(), Path::new(&c.workdir))
+                .map_err(|e| self.invalid(step, e))?;
+            let opts = copy::ApplyOptions { users_root: merged };
+            match flag(&c.flags, "from") {
+                None => {
+                    let src = copy::Source::Context {
+                        dir: &self.opts.context,
+                        ignore: self.opts.ignore.as_ref(),
+                    };
+                    copy::apply(&src, c, merged, &opts).map_err(|e| self.invalid(step, e))?;
+                }
+                Some(f) => {
+                    let built = self.source_of(step, f)?;
+                    let view = View::new(&self.engine.images, &built.layers)?;
+                    let src = copy::Source::Rootfs(view.root());
+                    copy::apply(&src, c, merged, &opts).map_err(|e| self.invalid(step, e))?;
+                }
+            }
+            Ok(())
+        })();
+        work.snap.unmount()?;
+        result
+    }
+
+    fn run(&mut self, step: &Step, r: &RunStep, work: &Work, id: usize) -> Result<()> {
+        let specs = mounts(r).map_err(|e| self.invalid(step, e))?;
+        let network = match flag(&r.flags, "network").unwrap_or(&self.opts.network) {
+            "" | "default" | "host" => "host",
+            "none" => "none",
+            other => {
+                return Err(self.invalid(
+                    step,
+                    format!("unsupported --network={other}: use default, none or host"),
+                ))
+            }
+        };
+        if let Some(s) = flag(&r.flags, "security") {
+            if s != "sandbox" {
+                return Err(self.invalid(step, format!("--security={s} is not supported")));
+            }
+        }
+        for f in &r.flags {
+            if !matches!(f.name.as_str(), "mount" | "network" | "security") {
+                return Err(self.invalid(step, format!("unknown flag: --{}", f.name)));
+            }
+        }
+        // Host views of stages that bind mounts read, alive for the run.
+        let mut views = Vec::new();
+        let mut cfg_mounts = Vec::new();
+        let mut locks = Vec::new();
+        for m in &specs {
+            let target = join_target(&r.workdir, &m.target);
+            match m.kind {
+                MountKind::Tmpfs => {
+                    let mut options = Vec::new();
+                    if let Some(s) = &m.size {
+                        options.push(format!("size={s}"));
+                    }
+                    cfg_mounts.push(Mount {
+                        kind: "tmpfs".into(),
+                        source: String::new(),
+                        destination: target,
+                        read_only: false,
+                        options,
+                    });
+                }
+                MountKind::Secret => {
+                    let sid = m.id.clone().unwrap_or_else(|| {
+                        Path::new(&m.target)
+                            .file_name()
+                            .map(|n| n.to_string_lossy().into_owned())
+                            .unwrap_or_default()
+                    });
+                    let target = if m.target.is_empty() {
+                        format!("/run/secrets/{sid}")
+                    } else {
+                        target
+                    };
+                    match self.opts.secrets.get(&sid) {
+                        Some(src) => cfg_mounts.push(Mount {
+                            kind: "bind".into(),
+                            source: src.to_string_lossy().into_owned(),
+                            destination: target,
+                            read_only: true,
+                            options: vec!["nosuid".into(), "nodev".into(), "noexec".into()],
+                        }),
+                        None if m.required => {
+                            return Err(self.invalid(
+                                step,
+                                format!("secret {sid} is required but not given (--secret id={sid},src=FILE)"),
+                            ))
+                        }
+                        None => {}
+                    }
+                }
+                MountKind::Cache => {
+                    let cid = m.id.clone().unwrap_or_else(|| target.clone());
+                    let dir = self
+                        .engine
+                        .root
+                        .join("build-cache-mounts")
+                        .join(sha(&["cache-mount", &cid]));
+                    if !dir.exists() {
+                        std::fs::create_dir_all(&dir)
+                            .ctx(|| format!("create cache mount {}", dir.display()))?;
+                        std::os::unix::fs::chown(&dir, m.uid, m.gid)
+                            .ctx(|| format!("chown {}", dir.display()))?;
+                        use std::os::unix::fs::PermissionsExt;
+                        std::fs::set_permissions(
+                            &dir,
+                            std::fs::Permissions::from_mode(m.mode.unwrap_or(0o755)),
+                        )
+                        .ctx(|| format!("chmod {}", dir.display()))?;
+                    }
+                    if m.sharing == "locked" {
+                        let f =
+                            std::fs::File::open(&dir).ctx(|| format!("open {}", dir.display()))?;
+                        let lock = nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive)
+                            .map_err(|(_, e)| e)
+                            .ctx(|| format!("lock {}", dir.display()))?;
+                        locks.push(lock);
+                    }
+                    cfg_mounts.push(Mount {
+                        kind: "bind".into(),
+                        source: dir.to_string_lossy().into_owned(),
+                        destination: target,
+                        read_only: m.read_only,
+                        options: Vec::new(),
+                    });
+                }
+                MountKind::Bind => {
+                    let source = m.source.clone().unwrap_or_else(|| "/".into());
+                    let root = match &m.from {
+                        None => self.opts.context.clone(),
+                        Some(f) => {
+                            let built = self.source_of(step, f)?;
+                            let view = View::new(&self.engine.images, &built.layers)?;
+                            let p = view.root().to_path_buf();
+                            views.push(view);
+                            p
+                        }
+                    };
+                    let host = resolve_in(&root, &source).map_err(|e| self.invalid(step, e))?;
+                    if !m.read_only {
+                        // Writes go to a scratch overlay and are dropped.
+                        let w = Work::over(&self.engine.images, &host)?;
+                        w.snap.mount()?;
+                        let p = w.snap.merged.clone();
+                        views.push(View { work: w });
+                        cfg_mounts.push(Mount {
+                            kind: "bind".into(),
+                            source: p.to_string_lossy().into_owned(),
+                            destination: target,
+                            read_only: false,
+                            options: Vec::new(),
+                        });
+                    } else {
+                        cfg_mounts.push(Mount {
+                            kind: "bind".into(),
+                            source: host.to_string_lossy().into_owned(),
+                            destination: target,
+                            read_only: true,
+                            options: Vec::new(),
+                        });
+                    }
+                }
+            }
+        }
+        let argv = run_argv(r);
+        let cfg = ContainerConfig {
+            args: argv.clone(),
+            env: r.env.clone(),
+            user: r.user.clone(),
+            working_dir: r.workdir.clone(),
+            network: network.into(),
+            hostname: "berth-build".into(),
+            mounts: cfg_mounts,
+            ..Default::default()
+        };
+        let code = self.run_container(work, &cfg, id)?;
+        drop(views);
+        drop(locks);
+        if interrupted() {
+            return Err(Error::Invalid("build interrupted".into()));
+        }
+        if code != 0 {
+            return Err(self.invalid(
+                step,
+                format!(
+                    "process {:?} did not complete successfully: exit code: {code}",
+                    argv.join(" ")
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Runs `cfg` in `work`'s snapshot, its output to the reporter;
+    /// returns the exit code. What the runtime made only to mount over
+    /// (mount points the image lacked) is taken out of the layer again.
+    fn run_container(&mut self, work: &Work, cfg: &ContainerConfig, id: usize) -> Result<i32> {
+        let cid = format!("build-{}", &crate::random_id()[..16]);
+        let bundle = work.dir.path().join("bundle");
+        std::fs::create_dir_all(&bundle).ctx(|| format!("create {}", bundle.display()))?;
+        let hosts = if cfg.network == "host" {
+            std::fs::read_to_string("/etc/hosts").unwrap_or_default()
+        } else {
+            String::new()
+        };
+        let hosts = format!(
+            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{}\n{hosts}",
+            cfg.hostname
+        );
+        std::fs::write(bundle.join("hosts"), hosts).ctx(|| "write hosts".into())?;
+        std::fs::write(bundle.join("hostname"), format!("{}\n", cfg.hostname))
+            .ctx(|| "write hostname".into())?;
+        let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        std::fs::write(
+            bundle.join("resolv.conf"),
+            network::files::resolv_conf(
+                &resolv,
+                &network::files::DnsConfig::default(),
+                cfg.network != "host",
+            ),
+        )
+        .ctx(|| "write resolv.conf".into())?;
+
+        let detached = work.snap.mount_detached()?;
+        if detached.is_none() {
+            work.snap.mount()?;
+        }
+        let lookup = match &detached {
+            Some(fd) => PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd())),
+            None => work.snap.merged.clone(),
+        };
+        // Mount points the runtime will have to make in the rootfs.
+        let mut made = Vec::new();
+        let mut dests: Vec<String> = [
+            "/proc",
+            "/dev",
+            "/sys",
+            "/etc/hosts",
+            "/etc/hostname",
+            "/etc/resolv.conf",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        dests.extend(cfg.mounts.iter().map(|m| m.destination.clone()));
+        for d in dests {
+            let target = PathBuf::from(&d);
+            let mut p = PathBuf::from("/");
+            for c in target.components().skip(1) {
+                p.push(c);
+                if std::fs::symlink_metadata(lookup.join(p.strip_prefix("/").unwrap_or(&p)))
+                    .is_err()
+                {
+                    made.push((p.clone(), target.clone()));
+                    break;
+                }
+            }
+        }
+        let spec = crate::spec::build(
+            cfg,
+            &cid,
+            &crate::spec::Paths {
+                rootfs: &work.snap.merged,
+                lookup: &lookup,
+                dir: &bundle,
+            },
+            &crate::spec::Joins::default(),
+        )?;
+        std::fs::write(
+            bundle.join("config.json"),
+            serde_json::to_vec(&spec).map_err(|e| Error::Invalid(format!("encode spec: {e}")))?,
+        )
+        .ctx(|| "write config.json".into())?;
+        let (out_r, out_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).ctx(|| "pipe".into())?;
+        let null = std::fs::File::open("/dev/null").ctx(|| "open /dev/null".into())?;
+        let opts = runtime::CreateOptions {
+            id: cid.clone(),
+            bundle: bundle.clone(),
+            root: self.engine.runtime_root(),
+            console_socket: None,
+            pid_file: None,
+            no_pivot: false,
+            preserve_fds: 0,
+            rootfs_mount: detached.as_ref().map(AsRawFd::as_raw_fd),
+        };
+        let created = {
+            let _redirect = crate::stdio::Redirect::new(&[
+                (0, null.as_raw_fd()),
+                (1, out_w.as_raw_fd()),
+                (2, out_w.as_raw_fd()),
+            ])?;
+            runtime::Container::create(&opts)
+        };
+        drop((out_w, detached));
+        let mut c = created?;
+        if let Err(e) = c.start() {
+            let _ = c.delete(true);
+            return Err(e.into());
+        }
+        let pid = nix::unistd::Pid::from_raw(c.state.pid);
+        drop(c);
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match nix::unistd::read(out_r.as_raw_fd(), &mut buf) {
+                Ok(0) => break,
+                Ok(n) => self.rep.output(id, &buf[..n]),
+                Err(nix::errno::Errno::EINTR) => {
+                    if interrupted() {
+                        // Its pid namespace goes with it: nothing of the
+                        // step keeps running.
+                        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+                    }
+                    continue;
+                }
+                Err(e) => {
+                    return Err(Error::Sys {
+                        context: "read RUN output".into(),
+                        source: e,
+                    })
+                }
+            }
+        }
+        let code = loop {
+            match nix::sys::wait::waitpid(pid, None) {
+                Ok(nix::sys::wait::WaitStatus::Exited(_, c)) => break c,
+                Ok(nix::sys::wait::WaitStatus::Signaled(_, s, _)) => break 128 + s as i32,
+                Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => {
+                    return Err(Error::Sys {
+                        context: "wait for RUN".into(),
+                        source: e,
+                    })
+                }
+            }
+        };
+        if let Ok(c) = runtime::Container::load(&self.engine.runtime_root(), &cid) {
+            let _ = c.delete(true);
+        }
+        let _ = work.snap.unmount();
+        let up = |p: &Path| work.snap.upper.join(p.strip_prefix("/").unwrap_or(p));
+        for (first, target) in made.iter().rev() {
+            remove_if_empty(&up(target));
+            // The directories made on the way down to it.
+            let mut d = target.parent();
+            while let Some(p) = d.filter(|p| p.starts_with(first)) {
+                if std::fs::remove_dir(up(p)).is_err() {
+                    break;
+                }
+                d = p.parent();
+            }
+            // Directories of the image copied up only to hold the stub.
+            let mut d = first.parent();
+            while let Some(p) = d.filter(|p| *p != Path::new("/")) {
+                if !remove_copied_up_dir(&work.snap, p, &up(p)) {
+                    break;
+                }
+                d = p.parent();
+            }
+        }
+        Ok(code)
+    }
+}
+
+/// An image's file system as one tar stream (`--output type=tar|local`):
+/// its layers mounted read-only, walked without following links.
+pub fn export_rootfs(engine: &Engine, img: &Image, out: impl Write) -> Result<()> {
+    let layers = engine.images.built_layers(img)?;
+    let view = View::new(&engine.images, &layers)?;
+    let root = crate::cp::Root::dir(view.root(), "the image")?;
+    crate::cp::archive(&root, Path::new("/"), out)?;
+    Ok(())
+}
+
+/// Removes a file or directory the runtime made to mount over, if it is
+/// still empty (a RUN may have filled it through the mount's absence).
+fn remove_if_empty(p: &Path) {
+    match std::fs::symlink_metadata(p) {
+        Ok(m) if m.is_dir() => {
+            let _ = std::fs::remove_dir(p);
+        }
+        Ok(m) if m.is_file() && m.len() == 0 => {
+            let _ = std::fs::remove_file(p);
+        }
+        _ => {}
+    }
+}
+
+/// Removes `upper`, the upper layer's copy of directory `path` of the
+/// image, if it holds nothing and says nothing the lower one does not
+/// (empty, not opaque, same mode and owner): overlayfs copied it up only
+/// because a mount point was made in it.
+fn remove_copied_up_dir(snap: &Snapshot, path: &Path, upper: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(u) = std::fs::symlink_metadata(upper) else {
+        return false;
+    };
+    let rel = path.strip_prefix("/").unwrap_or(path);
+    let Some(l) = snap
+        .lower
+        .iter()
+        .find_map(|l| std::fs::symlink_metadata(l.join(rel)).ok())
+    else {
+        return false;
+    };
+    let empty = std::fs::read_dir(upper).is_ok_and(|mut r| r.next().is_none());
+    let opaque =
+        nix::sys::stat::lstat(upper).is_ok() && xattr_present(upper, "trusted.overlay.opaque");
+    if !u.is_dir() || !l.is_dir() || !empty || opaque {
+        return false;
+    }
+    if (u.mode(), u.uid(), u.gid()) != (l.mode(), l.uid(), l.gid()) {
+        return false;
+    }
+    std::fs::remove_dir(upper).is_ok()
+}
+
+fn xattr_present(path: &Path, name: &str) -> bool {
+    let (Ok(p), Ok(n)) = (
+        std::ffi::CString::new(path.as_os_str().as_encoded_bytes()),
+        std::ffi::CString::new(name),
+    ) else {
+        return true;
+    };
+    // SAFETY: two NUL-terminated strings that outlive the call, and a null
+    // buffer of size 0 (asks only whether the attribute exists).
+    let n = unsafe { libc::lgetxattr(p.as_ptr(), n.as_ptr(), std::ptr::null_mut(), 0) };
+    n >= 0
+}
+
+/// A step's title in the progress log: the instruction as written.
+fn title(step: &Step) -> String {
+    if step.text.is_empty() {
+        step.created_by.clone()
+    } else {
+        step.text.clone()
+    }
+}
+
+/// What a step read, for its key and its history.
+#[derive(Debug, Default)]
+struct Reads {
+    /// Hashed into the step's cache key.
+    key: String,
+    /// The content hash of COPY/ADD sources (`sha256:...`).
+    hash: String,
+    /// A COPY of one source that is a directory (history says `dir:`).
+    dir: bool,
+}
+
+fn history_entry(step: &Step, read: &Reads, created: &str) -> Value {
+    let created_by = match &step.action {
+        Action::Copy(c) => {
+            let what = if c.sources.len() + c.heredocs.len() > 1 {
+                "multi"
+            } else if read.dir {
+                "dir"
+            } else {
+                "file"
+            };
+            let hash = read.hash.strip_prefix("sha256:").unwrap_or(&read.hash);
+            format!(
+                "/bin/sh -c #(nop) {} {what}:{hash} in {} ",
+                step.keyword, c.dest
+            )
+        }
+        _ => step.created_by.clone(),
+    };
+    let mut e = json!({"created": created, "created_by": created_by});
+    if !step.makes_layer() {
+        e["empty_layer"] = json!(true);
+    }
+    e
+}
+
+/// The value of flag `--name` (the last one given).
+fn flag<'f>(flags: &'f [build::parser::Flag], name: &str) -> Option<&'f str> {
+    flags
+        .iter()
+        .rev()
+        .find(|f| f.name == name)
+        .map(|f| f.value.as_deref().unwrap_or(""))
+}
+
+/// The argv of a RUN: heredocs become part of the shell script (BuildKit:
+/// `RUN <<EOF` alone runs the body; `RUN cmd <<EOF` gives the shell the
+/// whole text, which feeds the body to `cmd`).
+fn run_argv(r: &RunStep) -> Vec<String> {
+    if r.heredocs.is_empty() {
+        return r.argv.clone();
+    }
+    let mut argv = r.argv.clone();
+    let Some(script) = argv.last_mut() else {
+        return argv;
+    };
+    let only =
+        r.heredocs.len() == 1 && script.trim().starts_with("<<") && !script.trim().contains(' ');
+    if only {
+        let body = &r.heredocs[0].content;
+        if body.starts_with("#!") {
+            // A script with its own interpreter: run it as a file would
+            // run, through a here-document the shell writes to a pipe.
+            *script = format!(
+                "f=$(mktemp) && cat > \"$f\" <<'BERTH_HEREDOC_EOF'\n{body}BERTH_HEREDOC_EOF\nchmod +x \"$f\" && \"$f\"; s=$?; rm -f \"$f\"; exit $s"
+            );
+        } else {
+            *script = body.clone();
+        }
+        return argv;
+    }
+    let mut text = script.clone();
+    for h in &r.heredocs {
+        text.push('\n');
+        text.push_str(&h.content);
+        if !h.content.ends_with('\n') && !h.content.is_empty() {
+            text.push('\n');
+        }
+        text.push_str(&h.name);
+    }
+    *script = text;
+    argv
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MountKind {
+    Bind,
+    Cache,
+    Secret,
+    Tmpfs,
+}
+
+/// One `RUN --mount=...`.
+#[derive(Debug, Clone)]
+struct MountSpec {
+    kind: MountKind,
+    target: String,
+    source: Option<String>,
+    from: Option<String>,
+    id: Option<String>,
+    read_only: bool,
+    sharing: String,
+    required: bool,
+    size: Option<String>,
+    mode: Option<u32>,
+    uid: Option<u32>,
+    gid: Option<u32>,
+}
+
+fn mounts(r: &RunStep) -> std::result::Result<Vec<MountSpec>, String> {
+    r.flags
+        .iter()
+        .filter(|f| f.name == "mount")
+        .map(|f| parse_mount(f.value.as_deref().unwrap_or("")))
+        .collect()
+}
+
+/// BuildKit's `--mount` syntax: comma-separated `key=value` (or bare
+/// boolean keys), `type` bind by default.
+fn parse_mount(s: &str) -> std::result::Result<MountSpec, String> {
+    let mut m = MountSpec {
+        kind: MountKind::Bind,
+        target: String::new(),
+        source: None,
+        from: None,
+        id: None,
+        read_only: true,
+        sharing: "shared".into(),
+        required: false,
+        size: None,
+        mode: None,
+        uid: None,
+        gid: None,
+    };
+    let mut ro: Option<bool> = None;
+    for part in s.split(',').filter(|p| !p.is_empty()) {
+        let (k, v) = match part.split_once('=') {
+            Some((k, v)) => (k.trim().to_ascii_lowercase(), Some(v.to_string())),
+            None => (part.trim().to_ascii_lowercase(), None),
+        };
+        let val = || {
+            v.clone()
+                .ok_or_else(|| format!("--mount: {k} needs a value"))
+        };
+        let boolean = || -> std::result::Result<bool, String> {
+            match v.as_deref() {
+                None | Some("true") | Some("1") => Ok(true),
+                Some("false") | Some("0") => Ok(false),
+                Some(x) => Err(format!("--mount: invalid {k}={x}")),
+            }
+        };
+        let number = |radix: u32| -> std::result::Result<u32, String> {
+            let t = val()?;
+            u32::from_str_radix(&t, radix).map_err(|_| format!("--mount: invalid {k}={t}"))
+        };
+        match k.as_str() {
+            "type" => {
+                m.kind = match val()?.as_str() {
+                    "bind" => MountKind::Bind,
+                    "cache" => MountKind::Cache,
+                    "secret" => MountKind::Secret,
+                    "tmpfs" => MountKind::Tmpfs,
+                    "ssh" => return Err("--mount=type=ssh is not implemented yet".into()),
+                    t => return Err(format!("--mount: unknown type {t:?}")),
+                }
+            }
+            "target" | "dst" | "destination" => m.target = val()?,
+            "source" | "src" => m.source = Some(val()?),
+            "from" => m.from = Some(val()?),
+            "id" => m.id = Some(val()?),
+            "ro" | "readonly" => ro = Some(boolean()?),
+            "rw" | "readwrite" => ro = Some(!boolean()?),
+            "sharing" => {
+                let s = val()?;
+                if !matches!(s.as_str(), "shared" | "private" | "locked") {
+                    return Err(format!(
+                        "--mount: invalid sharing={s}: use shared, private or locked"
+                    ));
+                }
+                m.sharing = s;
+            }
+            "required" => m.required = boolean()?,
+            "size" => m.size = Some(val()?),
+            "mode" => m.mode = Some(number(8)?),
+            "uid" => m.uid = Some(number(10)?),
+            "gid" => m.gid = Some(number(10)?),
+            other => return Err(format!("--mount: unknown option {other:?}")),
+        }
+    }
+    m.read_only = ro.unwrap_or(m.kind == MountKind::Bind);
+    if m.target.is_empty() && m.kind != MountKind::Secret {
+        return Err("--mount: target is required".into());
+    }
+    Ok(m)
+}
+
+/// A mount target: relative ones are taken from the working directory.
+fn join_target(workdir: &str, target: &str) -> String {
+    if target.starts_with('/') {
+        target.to_string()
+    } else {
+        stage::join_workdir(workdir, target)
+    }
+}
+
+/// The host path of `path` inside `root`, every component resolved as if
+/// `root` were `/` (so neither `..` nor a symlink leaves it).
+fn resolve_in(root: &Path, path: &str) -> std::result::Result<PathBuf, String> {
+    let dir = nix::fcntl::open(
+        root,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|e| format!("open {}: {e}", root.display()))?;
+    // SAFETY: a fresh descriptor from open, owned by nobody else.
+    let dir = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(dir) };
+    let fd = saferoot::open_in_root(&dir, Path::new(path), OFlag::O_PATH | OFlag::O_CLOEXEC)
+        .map_err(|e| format!("{path}: {e}"))?;
+    std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+        .map_err(|e| format!("{path}: {e}"))
+}
+
+/// A writable overlay over some layers, in a scratch directory of the
+/// store; gone when dropped.
+#[derive(Debug)]
+struct Work {
+    dir: tempfile::TempDir,
+    snap: Snapshot,
+}
+
+impl Work {
+    fn new(store: &ImageStore, layers: &[BuiltLayer]) -> Result<Work> {
+        let dir = store.temp_dir()?;
+        let mut lower: Vec<PathBuf> = image::oci::chain_ids(&diffs(layers))
+            .iter()
+            .rev()
+            .map(|c| store.layer_dir(c))
+            .collect();
+        if lower.is_empty() {
+            let empty = dir.path().join("empty");
+            std::fs::create_dir(&empty).ctx(|| format!("create {}", empty.display()))?;
+            lower.push(empty);
+        }
+        let snap = Snapshot::prepare(&lower, &dir.path().join("snap"))?;
+        Ok(Work { dir, snap })
+    }
+
+    /// An overlay over one host directory.
+    fn over(store: &ImageStore, host: &Path) -> Result<Work> {
+        let dir = store.temp_dir()?;
+        let snap = Snapshot::prepare(&[host.to_path_buf()], &dir.path().join("snap"))?;
+        Ok(Work { dir, snap })
+    }
+
+    /// The changes as a new layer over `below`.
+    fn commit(
+        &self,
+        store: &ImageStore,
+        below: &[BuiltLayer],
+        clamp: Option<i64>,
+    ) -> Result<BuiltLayer> {
+        let _ = self.snap.unmount();
+        let tar = self.dir.path().join("layer.tar");
+        let f = std::fs::File::create(&tar).ctx(|| format!("create {}", tar.display()))?;
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
+        image::snapshot::diff_clamped(&self.snap.upper, &mut w, clamp)?;
+        w.flush().ctx(|| format!("write {}", tar.display()))?;
+        drop(w);
+        let layer = store.add_layer(&diffs(below), &tar)?;
+        let _ = std::fs::remove_file(&tar);
+        Ok(layer)
+    }
+}
+
+impl Drop for Work {
+    fn drop(&mut self) {
+        let _ = self.snap.clone().remove();
+    }
+}
+
+/// A read-only view of some layers, mounted on the host (COPY --from, a
+/// bind mount from a stage).
+#[derive(Debug)]
+struct View {
+    work: Work,
+}
+
+impl View {
+    fn new(store: &ImageStore, layers: &[BuiltLayer]) -> Result<View> {
+        let work = Work::new(store, layers)?;
+        work.snap.mount_readonly()?;
+        Ok(View { work })
+    }
+
+    fn root(&self) -> &Path {
+        &self.work.snap.merged
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mounts_parse_like_buildkit() {
+        let m = parse_mount("type=cache,target=/root/.cache,id=pip,sharing=locked").unwrap();
+        assert_eq!(m.kind, MountKind::Cache);
+        assert_eq!(m.target, "/root/.cache");
+        assert_eq!(m.id.as_deref(), Some("pip"));
+        assert!(!m.read_only);
+        let m = parse_mount("target=/src,source=app,from=builder").unwrap();
+        assert_eq!(m.kind, MountKind::Bind);
+        assert!(m.read_only);
+        assert_eq!(m.from.as_deref(), Some("builder"));
+        let m = parse_mount("type=bind,target=/x,rw").unwrap();
+        assert!(!m.read_only);
+        let m = parse_mount("type=secret,id=tok,required").unwrap();
+        assert!(m.required && m.target.is_empty());
+        let m = parse_mount("type=cache,target=/c,mode=0700,uid=10,gid=20").unwrap();
+        assert_eq!((m.mode, m.uid, m.gid), (Some(0o700), Some(10), Some(20)));
+        for bad in [
+            "type=nope,target=/x",
+            "type=cache",
+            "type=cache,target=/x,sharing=odd",
+            "type=bind,target=/x,bogus=1",
+            "type=cache,target=/x,uid=me",
+            "type=ssh",
+        ] {
+            assert!(parse_mount(bad).is_err(), "{bad}");
+        }
+    }
+
+    fn run_step(argv: &[&str], heredocs: &[(&str, &str)]) -> RunStep {
+        RunStep {
+            line: 1,
+            argv: argv.iter().map(|s| s.to_string()).collect(),
+            user: String::new(),
+            workdir: "/".into(),
+            env: Vec::new(),
+            flags: Vec::new(),
+            heredocs: heredocs
+                .iter()
+                .map(|(n, c)| build::parser::Heredoc {
+                    name: n.to_string(),
+                    content: c.to_string(),
+                    expand: true,
+                    strip_tabs: false,
+                })
+                .collect(),
+            created_by: String::new(),
+        }
+    }
+
+    #[test]
+    fn heredocs_become_the_script() {
+        let r = run_step(&["/bin/sh", "-c", "<<EOF"], &[("EOF", "echo a\necho b\n")]);
+        assert_eq!(run_argv(&r), vec!["/bin/sh", "-c", "echo a\necho b\n"]);
+        let r = run_step(&["/bin/sh", "-c", "cat <<EOF > /x"], &[("EOF", "hi\n")]);
+        assert_eq!(run_argv(&r)[2], "cat <<EOF > /x\nhi\nEOF");
+        let r = run_step(
+            &["/bin/sh", "-c", "<<EOF"],
+            &[("EOF", "#!/bin/sh\necho x\n")],
+        );
+        assert!(run_argv(&r)[2].contains("chmod +x"));
+        let r = run_step(&["/bin/sh", "-c", "true"], &[]);
+        assert_eq!(run_argv(&r), vec!["/bin/sh", "-c", "true"]);
+    }
+
+    #[test]
+    fn keys_separate_their_parts() {
+        assert_ne!(sha(&["ab", "c"]), sha(&["a", "bc"]));
+        assert_eq!(sha(&["x"]), sha(&["x"]));
+    }
+}
