@@ -343,7 +343,7 @@ impl Builder<'_, '_> {
                 };
                 match &step.action {
                     Action::Run(r) => self.run(step, r, work, id)?,
-                    Action::Copy(c) => self.copy(step, c, &read, work)?,
+                    Action::Copy(c) => self.copy(step, c, work)?,
                     Action::Meta => {}
                 }
                 if !single {
@@ -531,7 +531,36 @@ impl Builder<'_, '_> {
         }
     }
 
-    fn copy(&mut self, step: &Step, c: &CopyStep, _read: &Reads, work: &Work) -> Result<()> {
+    /// COPY/ADD into the step's overlay, mounted here for the while. With
+    /// `--link` the files go straight into the new layer (the upper
+    /// directory, nothing mounted), so they depend on nothing below: no
+    /// symlink of the image is followed; `--chown` names still come from
+    /// the image.
+    fn copy(&mut self, step: &Step, c: &CopyStep, work: &Work) -> Result<()> {
+        let link = flag(&c.flags, "link").is_some_and(|v| v != "false");
+        let source = match flag(&c.flags, "from") {
+            None => None,
+            Some(f) => {
+                let built = self.source_of(step, f)?;
+                Some(View::new(&self.engine.images, &built.layers)?)
+            }
+        };
+        let src = match &source {
+            None => copy::Source::Context {
+                dir: &self.opts.context,
+                ignore: self.opts.ignore.as_ref(),
+            },
+            Some(v) => copy::Source::Rootfs(v.root()),
+        };
+        if link {
+            let users = View::new(&self.engine.images, &work.below)?;
+            let opts = copy::ApplyOptions {
+                users_root: users.root(),
+                http: None,
+            };
+            copy::apply(&src, c, &work.snap.upper, &opts).map_err(|e| self.invalid(step, e))?;
+            return Ok(());
+        }
         work.snap.mount()?;
         let result = (|| {
             let merged = &work.snap.merged;
@@ -539,22 +568,11 @@ impl Builder<'_, '_> {
             let root = std::fs::File::open(merged).ctx(|| format!("open {}", merged.display()))?;
             saferoot::mkdir_all_in_root(&root.into(), Path::new(&c.workdir))
                 .map_err(|e| self.invalid(step, e))?;
-            let opts = copy::ApplyOptions { users_root: merged };
-            match flag(&c.flags, "from") {
-                None => {
-                    let src = copy::Source::Context {
-                        dir: &self.opts.context,
-                        ignore: self.opts.ignore.as_ref(),
-                    };
-                    copy::apply(&src, c, merged, &opts).map_err(|e| self.invalid(step, e))?;
-                }
-                Some(f) => {
-                    let built = self.source_of(step, f)?;
-                    let view = View::new(&self.engine.images, &built.layers)?;
-                    let src = copy::Source::Rootfs(view.root());
-                    copy::apply(&src, c, merged, &opts).map_err(|e| self.invalid(step, e))?;
-                }
-            }
+            let opts = copy::ApplyOptions {
+                users_root: merged,
+                http: None,
+            };
+            copy::apply(&src, c, merged, &opts).map_err(|e| self.invalid(step, e))?;
             Ok(())
         })();
         work.snap.unmount()?;
@@ -993,7 +1011,8 @@ struct Reads {
 fn history_entry(step: &Step, read: &Reads, created: &str) -> Value {
     let created_by = match &step.action {
         Action::Copy(c) => {
-            let what = if c.sources.len() + c.heredocs.len() > 1 {
+            let named = c.sources.iter().filter(|s| !s.starts_with("<<")).count();
+            let what = if named + c.heredocs.len() > 1 {
                 "multi"
             } else if read.dir {
                 "dir"
@@ -1207,6 +1226,8 @@ fn resolve_in(root: &Path, path: &str) -> std::result::Result<PathBuf, String> {
 struct Work {
     dir: tempfile::TempDir,
     snap: Snapshot,
+    /// The layers below the overlay.
+    below: Vec<BuiltLayer>,
 }
 
 impl Work {
@@ -1223,14 +1244,22 @@ impl Work {
             lower.push(empty);
         }
         let snap = Snapshot::prepare(&lower, &dir.path().join("snap"))?;
-        Ok(Work { dir, snap })
+        Ok(Work {
+            dir,
+            snap,
+            below: layers.to_vec(),
+        })
     }
 
     /// An overlay over one host directory.
     fn over(store: &ImageStore, host: &Path) -> Result<Work> {
         let dir = store.temp_dir()?;
         let snap = Snapshot::prepare(&[host.to_path_buf()], &dir.path().join("snap"))?;
-        Ok(Work { dir, snap })
+        Ok(Work {
+            dir,
+            snap,
+            below: Vec::new(),
+        })
     }
 
     /// The changes as a new layer over `below`.
