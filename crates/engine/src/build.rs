@@ -325,11 +325,18 @@ impl Builder<'_, '_> {
                 .start(id, &format!("[{name} {}/{total}] {}", n + 2, title(step)));
             let started = Instant::now();
             let read = self.reads(step)?;
-            key = sha(&[&key, &step.cache_text, &read.key]);
+            // Layers made for a reproducible build differ (file times
+            // clamped): they are cached apart.
+            let clamp = self.opts.timestamp.map(|t| t.to_string()).unwrap_or_default();
+            key = sha(&[&key, &step.cache_text, &read.key, &clamp]);
             if use_cache {
                 if let Some(e) = self.engine.images.cache_get(&key)? {
                     layers = e.layers;
-                    history.push(history_entry(step, &read, &e.created));
+                    let created = match self.opts.timestamp {
+                        Some(_) => self.now(),
+                        None => e.created,
+                    };
+                    history.push(history_entry(step, &read, &created));
                     self.rep.cached(id);
                     continue;
                 }
@@ -519,14 +526,11 @@ impl Builder<'_, '_> {
                 step,
                 format!("invalid --from={name}: there is no stage {name}"),
             )),
-            None => self.base_image(name).map_err(|e| match e {
-                Error::Image(image::store::StoreError::NotFound(_)) | Error::ImageNotFound(_) => {
-                    self.invalid(
-                        step,
-                        format!("--from={name}: no stage of that name, and no such image"),
-                    )
-                }
-                e => e,
+            None => self.base_image(name).map_err(|e| {
+                self.invalid(
+                    step,
+                    format!("--from={name}: no stage of that name, and no such image: {e}"),
+                )
             }),
         }
     }
