@@ -596,6 +596,10 @@ impl<'a> SrcFs<'a> {
     }
 
     fn visible(&self, rel: &Path, st: &FileStat) -> bool {
+        // A socket cannot be part of a build context transfer.
+        if self.context && kind(st) == SFlag::S_IFSOCK {
+            return false;
+        }
         let Some(ig) = self.ignore else { return true };
         if rel.as_os_str().is_empty() || !ig.is_excluded(&rel.to_string_lossy()) {
             return true;
@@ -642,10 +646,7 @@ impl<'a> SrcFs<'a> {
     /// The visible entries of a directory, sorted by name.
     fn list(&self, rel: &Path) -> Result<Vec<(OsString, FileStat)>> {
         let mut l = self.raw_list(rel)?;
-        l.retain(|(n, st)| {
-            // A socket cannot be part of a build context transfer.
-            !(self.context && kind(st) == SFlag::S_IFSOCK) && self.visible(&rel.join(n), st)
-        });
+        l.retain(|(n, st)| self.visible(&rel.join(n), st));
         Ok(l)
     }
 
@@ -770,7 +771,11 @@ fn expand(fs: &SrcFs<'_>, written: &str, parents: bool) -> Result<Vec<Matched>> 
         .split('/')
         .filter(|c| !c.is_empty())
         .count();
-    let nf = |_| fs.not_found(written);
+    // A path that does not resolve is not found; other failures say why.
+    let nf = |e: Errno| match e {
+        Errno::ENOENT | Errno::ENOTDIR => fs.not_found(written),
+        e => io_err(|| format!("resolve {written:?}"))(e),
+    };
     let wild = comps.iter().position(|c| has_wildcards(c));
     let mut found: Vec<(PathBuf, OsString, Option<String>)> = Vec::new();
     match wild {
@@ -814,42 +819,31 @@ fn expand(fs: &SrcFs<'_>, written: &str, parents: bool) -> Result<Vec<Matched>> 
             }
         }
     }
+    // With --parents, the path kept is the one below the pivot.
+    let pivot = if parents {
+        let p: PathBuf = comps[..pivot_comps.min(comps.len())].iter().collect();
+        Some(fs.resolve(&p, true).map(|r| r.path).map_err(nf)?)
+    } else {
+        None
+    };
     let mut out = Vec::new();
     for (path, name, exclude_self) in found {
         let st = lstat_in(&fs.root, &path).map_err(nf)?;
-        let parents = if parents {
-            let pivot_res = fs
-                .resolve(
-                    &comps[..pivot_comps.min(comps.len())]
-                        .iter()
-                        .collect::<PathBuf>(),
-                    true,
-                )
-                .map(|r| r.path)
-                .unwrap_or_default();
-            let kept = path.strip_prefix(&pivot_res).unwrap_or(&path).to_path_buf();
-            let exclude = kept.to_string_lossy().into_owned();
-            Some((pivot_res, kept, exclude))
-        } else {
-            None
+        let (parents, exclude_self) = match &pivot {
+            Some(pivot) => {
+                let kept = path.strip_prefix(pivot).unwrap_or(&path).to_path_buf();
+                let exclude = kept.to_string_lossy().into_owned();
+                (Some((pivot.clone(), kept)), Some(exclude))
+            }
+            None => (None, exclude_self),
         };
-        out.push(match parents {
-            Some((pivot, kept, exclude)) => Matched {
-                written: written.into(),
-                path,
-                name,
-                st,
-                parents: Some((pivot, kept)),
-                exclude_self: Some(exclude),
-            },
-            None => Matched {
-                written: written.into(),
-                path,
-                name,
-                st,
-                parents: None,
-                exclude_self,
-            },
+        out.push(Matched {
+            written: written.into(),
+            path,
+            name,
+            st,
+            parents,
+            exclude_self,
         });
     }
     Ok(out)
@@ -1141,8 +1135,9 @@ impl Hasher {
 /// each matched source its name and, below it, relative names, file types,
 /// modes, owners (only for [`Source::Rootfs`]: context owners are not
 /// copied), symlink targets, copied xattrs and file bytes, never times;
-/// heredoc bodies; ADD URLs as the URL and `--checksum`. The flags, the
-/// destination and the WORKDIR are part of it. Sorted walks: deterministic.
+/// heredoc bodies; ADD URLs as the URL and `--checksum`. The flags and the
+/// destination (joined to the WORKDIR) are part of it. Sorted walks:
+/// deterministic.
 pub fn checksum(src: &Source<'_>, step: &CopyStep) -> Result<String, CopyError> {
     let flags = parse_flags(step)?;
     let fs = SrcFs::open(src)?;
@@ -1154,8 +1149,9 @@ pub fn checksum(src: &Source<'_>, step: &CopyStep) -> Result<String, CopyError> 
         h.field(f.name.as_bytes());
         h.field(f.value.as_deref().unwrap_or("\0").as_bytes());
     }
-    h.field(step.dest.as_bytes());
-    h.field(step.workdir.as_bytes());
+    let (dest, dest_dir) = dest_path(step);
+    h.field(dest.as_os_str().as_bytes());
+    h.num(u64::from(dest_dir));
     for item in &items {
         match item {
             Item::Heredoc(hd) => {
@@ -2692,6 +2688,10 @@ mod tests {
         let stats = e.run(&s).unwrap();
         assert_eq!(stats.special, 2);
         assert!(!e.out("copied/sock").exists());
+        assert!(matches!(
+            e.run(&copy(&[], &["usr/sock"], "/s")).unwrap_err(),
+            CopyError::NotFound { .. }
+        ));
         let dev = fs::symlink_metadata(e.out("copied/null")).unwrap();
         assert_eq!(dev.rdev(), nix::sys::stat::makedev(1, 3));
         let m = fs::metadata(e.out("copied/bin/tool")).unwrap();
