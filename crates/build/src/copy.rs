@@ -596,6 +596,10 @@ impl<'a> SrcFs<'a> {
     }
 
     fn visible(&self, rel: &Path, st: &FileStat) -> bool {
+        // A socket cannot be part of a build context transfer.
+        if self.context && kind(st) == SFlag::S_IFSOCK {
+            return false;
+        }
         let Some(ig) = self.ignore else { return true };
         if rel.as_os_str().is_empty() || !ig.is_excluded(&rel.to_string_lossy()) {
             return true;
@@ -642,10 +646,7 @@ impl<'a> SrcFs<'a> {
     /// The visible entries of a directory, sorted by name.
     fn list(&self, rel: &Path) -> Result<Vec<(OsString, FileStat)>> {
         let mut l = self.raw_list(rel)?;
-        l.retain(|(n, st)| {
-            // A socket cannot be part of a build context transfer.
-            !(self.context && kind(st) == SFlag::S_IFSOCK) && self.visible(&rel.join(n), st)
-        });
+        l.retain(|(n, st)| self.visible(&rel.join(n), st));
         Ok(l)
     }
 
@@ -653,9 +654,23 @@ impl<'a> SrcFs<'a> {
         resolve(&self.root, rel, follow_final, &|p, st| self.visible(p, st))
     }
 
+    /// Opens a regular file (never blocking on a fifo swapped in since it
+    /// was listed).
     fn open_file(&self, rel: &Path) -> Result<File> {
-        let fd = saferoot::open_in_root(&self.root, rel, OFlag::O_RDONLY | OFlag::O_NOFOLLOW)
-            .map_err(io_err(|| format!("open {}", shown(rel))))?;
+        let ctx = || format!("open {}", shown(rel));
+        let fd = saferoot::open_in_root(
+            &self.root,
+            rel,
+            OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK,
+        )
+        .map_err(io_err(ctx))?;
+        let st = nix::sys::stat::fstat(fd.as_raw_fd()).map_err(io_err(ctx))?;
+        if kind(&st) != SFlag::S_IFREG {
+            return Err(CopyError::Target {
+                path: shown(rel),
+                reason: "changed while being copied: no longer a regular file".into(),
+            });
+        }
         Ok(File::from(fd))
     }
 
@@ -756,7 +771,11 @@ fn expand(fs: &SrcFs<'_>, written: &str, parents: bool) -> Result<Vec<Matched>> 
         .split('/')
         .filter(|c| !c.is_empty())
         .count();
-    let nf = |_| fs.not_found(written);
+    // A path that does not resolve is not found; other failures say why.
+    let nf = |e: Errno| match e {
+        Errno::ENOENT | Errno::ENOTDIR => fs.not_found(written),
+        e => io_err(|| format!("resolve {written:?}"))(e),
+    };
     let wild = comps.iter().position(|c| has_wildcards(c));
     let mut found: Vec<(PathBuf, OsString, Option<String>)> = Vec::new();
     match wild {
@@ -800,42 +819,31 @@ fn expand(fs: &SrcFs<'_>, written: &str, parents: bool) -> Result<Vec<Matched>> 
             }
         }
     }
+    // With --parents, the path kept is the one below the pivot.
+    let pivot = if parents {
+        let p: PathBuf = comps[..pivot_comps.min(comps.len())].iter().collect();
+        Some(fs.resolve(&p, true).map(|r| r.path).map_err(nf)?)
+    } else {
+        None
+    };
     let mut out = Vec::new();
     for (path, name, exclude_self) in found {
         let st = lstat_in(&fs.root, &path).map_err(nf)?;
-        let parents = if parents {
-            let pivot_res = fs
-                .resolve(
-                    &comps[..pivot_comps.min(comps.len())]
-                        .iter()
-                        .collect::<PathBuf>(),
-                    true,
-                )
-                .map(|r| r.path)
-                .unwrap_or_default();
-            let kept = path.strip_prefix(&pivot_res).unwrap_or(&path).to_path_buf();
-            let exclude = kept.to_string_lossy().into_owned();
-            Some((pivot_res, kept, exclude))
-        } else {
-            None
+        let (parents, exclude_self) = match &pivot {
+            Some(pivot) => {
+                let kept = path.strip_prefix(pivot).unwrap_or(&path).to_path_buf();
+                let exclude = kept.to_string_lossy().into_owned();
+                (Some((pivot.clone(), kept)), Some(exclude))
+            }
+            None => (None, exclude_self),
         };
-        out.push(match parents {
-            Some((pivot, kept, exclude)) => Matched {
-                written: written.into(),
-                path,
-                name,
-                st,
-                parents: Some((pivot, kept)),
-                exclude_self: Some(exclude),
-            },
-            None => Matched {
-                written: written.into(),
-                path,
-                name,
-                st,
-                parents: None,
-                exclude_self,
-            },
+        out.push(Matched {
+            written: written.into(),
+            path,
+            name,
+            st,
+            parents,
+            exclude_self,
         });
     }
     Ok(out)
@@ -1127,8 +1135,9 @@ impl Hasher {
 /// each matched source its name and, below it, relative names, file types,
 /// modes, owners (only for [`Source::Rootfs`]: context owners are not
 /// copied), symlink targets, copied xattrs and file bytes, never times;
-/// heredoc bodies; ADD URLs as the URL and `--checksum`. The flags, the
-/// destination and the WORKDIR are part of it. Sorted walks: deterministic.
+/// heredoc bodies; ADD URLs as the URL and `--checksum`. The flags and the
+/// destination (joined to the WORKDIR) are part of it. Sorted walks:
+/// deterministic.
 pub fn checksum(src: &Source<'_>, step: &CopyStep) -> Result<String, CopyError> {
     let flags = parse_flags(step)?;
     let fs = SrcFs::open(src)?;
@@ -1140,8 +1149,9 @@ pub fn checksum(src: &Source<'_>, step: &CopyStep) -> Result<String, CopyError> 
         h.field(f.name.as_bytes());
         h.field(f.value.as_deref().unwrap_or("\0").as_bytes());
     }
-    h.field(step.dest.as_bytes());
-    h.field(step.workdir.as_bytes());
+    let (dest, dest_dir) = dest_path(step);
+    h.field(dest.as_os_str().as_bytes());
+    h.num(u64::from(dest_dir));
     for item in &items {
         match item {
             Item::Heredoc(hd) => {
@@ -2037,4 +2047,942 @@ fn apply_tree(
     let path = dir.join(&name);
     w.place(fs, node, &d, &name, &path)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parser::Flag;
+    use std::fs;
+    use std::io::{BufRead, BufReader as StdBufReader};
+    use std::net::TcpListener;
+    use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
+    use tempfile::TempDir;
+
+    fn step(add: bool, flags: &[&str], sources: &[&str], dest: &str) -> CopyStep {
+        CopyStep {
+            line: 1,
+            add,
+            flags: flags
+                .iter()
+                .map(|f| {
+                    let f = f.trim_start_matches("--");
+                    match f.split_once('=') {
+                        Some((n, v)) => Flag {
+                            name: n.into(),
+                            value: Some(v.into()),
+                        },
+                        None => Flag {
+                            name: f.into(),
+                            value: None,
+                        },
+                    }
+                })
+                .collect(),
+            sources: sources.iter().map(|s| s.to_string()).collect(),
+            dest: dest.into(),
+            heredocs: Vec::new(),
+            workdir: "/".into(),
+        }
+    }
+
+    fn copy(flags: &[&str], sources: &[&str], dest: &str) -> CopyStep {
+        step(false, flags, sources, dest)
+    }
+
+    /// A build context and a destination root.
+    struct Env {
+        ctx: TempDir,
+        root: TempDir,
+        ignore: Option<IgnoreMatcher>,
+    }
+
+    impl Env {
+        fn new() -> Env {
+            Env {
+                ctx: tempfile::tempdir().unwrap(),
+                root: tempfile::tempdir().unwrap(),
+                ignore: None,
+            }
+        }
+        fn file(&self, rel: &str, content: &str) -> PathBuf {
+            let p = self.ctx.path().join(rel);
+            fs::create_dir_all(p.parent().unwrap()).unwrap();
+            fs::write(&p, content).unwrap();
+            p
+        }
+        fn src(&self) -> Source<'_> {
+            Source::Context {
+                dir: self.ctx.path(),
+                ignore: self.ignore.as_ref(),
+            }
+        }
+        fn run(&self, s: &CopyStep) -> Result<CopyStats> {
+            apply(
+                &self.src(),
+                s,
+                self.root.path(),
+                &ApplyOptions {
+                    users_root: self.root.path(),
+                    http: None,
+                },
+            )
+        }
+        fn sum(&self, s: &CopyStep) -> String {
+            checksum(&self.src(), s).unwrap()
+        }
+        fn out(&self, rel: &str) -> PathBuf {
+            self.root.path().join(rel)
+        }
+        fn read(&self, rel: &str) -> String {
+            fs::read_to_string(self.out(rel)).unwrap()
+        }
+    }
+
+    fn set_mtime(p: &Path, secs: i64) {
+        let t = TimeSpec::new(secs, 0);
+        nix::sys::stat::utimensat(
+            None,
+            p,
+            &t,
+            &t,
+            nix::sys::stat::UtimensatFlags::NoFollowSymlink,
+        )
+        .unwrap();
+    }
+
+    fn mode(p: &Path) -> u32 {
+        fs::symlink_metadata(p).unwrap().mode() & 0o7777
+    }
+
+    #[test]
+    fn a_file_keeps_mode_and_mtime_and_is_owned_by_root() {
+        let e = Env::new();
+        let a = e.file("a.txt", "hello");
+        std::os::unix::fs::chown(&a, Some(1234), Some(1234)).unwrap();
+        fs::set_permissions(&a, fs::Permissions::from_mode(0o4751)).unwrap();
+        set_mtime(&a, 1_000_000);
+        let stats = e.run(&copy(&[], &["a.txt"], "/dst/")).unwrap();
+        assert_eq!((stats.files, stats.bytes), (1, 5));
+        let out = e.out("dst/a.txt");
+        let m = fs::metadata(&out).unwrap();
+        assert_eq!(e.read("dst/a.txt"), "hello");
+        assert_eq!(m.mode() & 0o7777, 0o4751);
+        assert_eq!((m.uid(), m.gid()), (0, 0));
+        assert_eq!(m.mtime(), 1_000_000);
+        assert_eq!(mode(&e.out("dst")), 0o755);
+    }
+
+    #[test]
+    fn destinations_as_docker_names_them() {
+        let e = Env::new();
+        e.file("a.txt", "a");
+        // No trailing slash, missing: the file is named dest.
+        e.run(&copy(&[], &["a.txt"], "/x/renamed")).unwrap();
+        assert_eq!(e.read("x/renamed"), "a");
+        // An existing directory keeps the source's name.
+        fs::create_dir_all(e.out("existing")).unwrap();
+        e.run(&copy(&[], &["a.txt"], "/existing")).unwrap();
+        assert_eq!(e.read("existing/a.txt"), "a");
+        // A relative destination is below the WORKDIR; "." is the WORKDIR.
+        let mut s = copy(&[], &["a.txt"], "rel/");
+        s.workdir = "/work".into();
+        e.run(&s).unwrap();
+        assert_eq!(e.read("work/rel/a.txt"), "a");
+        let mut s = copy(&[], &["a.txt"], ".");
+        s.workdir = "/w2".into();
+        e.run(&s).unwrap();
+        assert_eq!(e.read("w2/a.txt"), "a");
+        // An existing file is replaced.
+        e.file("b.txt", "b");
+        e.run(&copy(&[], &["b.txt"], "/x/renamed")).unwrap();
+        assert_eq!(e.read("x/renamed"), "b");
+    }
+
+    #[test]
+    fn more_than_one_source_needs_a_directory_destination() {
+        let e = Env::new();
+        e.file("a.txt", "a");
+        e.file("b.txt", "b");
+        let err = e.run(&copy(&[], &["a.txt", "b.txt"], "/x")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "COPY with more than one source file: the destination \"/x\" must be a directory and end with a /"
+        );
+        let err = e.run(&copy(&[], &["*.txt"], "/x")).unwrap_err();
+        assert!(matches!(err, CopyError::DestNotDirectory { .. }));
+        assert!(!e.out("x").exists());
+        e.run(&copy(&[], &["*.txt"], "/x/")).unwrap();
+        assert_eq!(e.read("x/b.txt"), "b");
+    }
+
+    #[test]
+    fn a_directory_copies_its_contents_and_links_stay_links() {
+        let e = Env::new();
+        e.file("src/sub/deep.txt", "deep");
+        e.file("src/top.txt", "top");
+        fs::set_permissions(
+            e.ctx.path().join("src/sub"),
+            fs::Permissions::from_mode(0o701),
+        )
+        .unwrap();
+        set_mtime(&e.ctx.path().join("src/sub"), 2_000_000);
+        // The attack: a link to a host file is copied as the link itself.
+        symlink("/etc/passwd", e.ctx.path().join("src/passwd")).unwrap();
+        symlink("../../../../../etc/shadow", e.ctx.path().join("src/shadow")).unwrap();
+        let stats = e.run(&copy(&[], &["src"], "/app")).unwrap();
+        assert_eq!((stats.files, stats.dirs, stats.symlinks), (2, 1, 2));
+        assert_eq!(e.read("app/top.txt"), "top");
+        assert_eq!(e.read("app/sub/deep.txt"), "deep");
+        assert!(!e.out("app/src").exists());
+        assert_eq!(mode(&e.out("app/sub")), 0o701);
+        assert_eq!(fs::metadata(e.out("app/sub")).unwrap().mtime(), 2_000_000);
+        for (name, target) in [
+            ("passwd", "/etc/passwd"),
+            ("shadow", "../../../../../etc/shadow"),
+        ] {
+            let p = e.out(&format!("app/{name}"));
+            assert!(fs::symlink_metadata(&p).unwrap().file_type().is_symlink());
+            assert_eq!(fs::read_link(&p).unwrap(), PathBuf::from(target));
+        }
+        // The destination directory made for the contents is 0755, root's.
+        assert_eq!(mode(&e.out("app")), 0o755);
+        // A directory cannot land on a file.
+        e.file("f", "x");
+        e.run(&copy(&[], &["f"], "/file")).unwrap();
+        let err = e.run(&copy(&[], &["src"], "/file")).unwrap_err();
+        assert!(err.to_string().contains("onto a non-directory"), "{err}");
+    }
+
+    #[test]
+    fn sources_never_leave_the_context() {
+        let e = Env::new();
+        // `..` is clamped at the context root.
+        let err = e.run(&copy(&[], &["../../etc/passwd"], "/x")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "\"../../etc/passwd\": not found in the build context"
+        );
+        e.file("etc/passwd", "context's own");
+        e.run(&copy(&[], &["../../etc/passwd"], "/x")).unwrap();
+        assert_eq!(e.read("x"), "context's own");
+        e.run(&copy(&[], &["/etc/passwd"], "/y")).unwrap();
+        assert_eq!(e.read("y"), "context's own");
+    }
+
+    #[test]
+    fn a_top_level_symlink_is_followed_inside_the_context() {
+        let e = Env::new();
+        symlink("/etc/hostname", e.ctx.path().join("abs")).unwrap();
+        symlink("../../../etc/hostname", e.ctx.path().join("rel")).unwrap();
+        symlink("dir", e.ctx.path().join("dirlink")).unwrap();
+        e.file("dir/in.txt", "in");
+        for l in ["abs", "rel"] {
+            let err = e.run(&copy(&[], &[l], "/x")).unwrap_err();
+            assert!(matches!(err, CopyError::NotFound { .. }), "{err}");
+        }
+        e.file("etc/hostname", "inside");
+        e.run(&copy(&[], &["abs", "rel"], "/got/")).unwrap();
+        // Followed, and named as written.
+        assert_eq!(e.read("got/abs"), "inside");
+        assert_eq!(e.read("got/rel"), "inside");
+        assert!(!fs::symlink_metadata(e.out("got/abs"))
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        e.run(&copy(&[], &["dirlink"], "/d/")).unwrap();
+        assert_eq!(e.read("d/in.txt"), "in");
+        // An intermediate symlink resolves inside the context too.
+        symlink("/", e.ctx.path().join("up")).unwrap();
+        e.run(&copy(&[], &["up/dir/in.txt"], "/via")).unwrap();
+        assert_eq!(e.read("via"), "in");
+    }
+
+    #[test]
+    fn globs_match_per_component() {
+        let e = Env::new();
+        e.file("a.txt", "a");
+        e.file("b.txt", "b");
+        e.file("c.md", "c");
+        e.file("d1/x.txt", "x1");
+        e.file("d2/y.txt", "y2");
+        e.file("*lit", "star");
+        e.run(&copy(&[], &["[ab].txt", "nomatch*"], "/g/")).unwrap();
+        assert!(e.out("g/a.txt").exists() && e.out("g/b.txt").exists());
+        assert!(!e.out("g/c.md").exists());
+        // A directory matched copies its contents; `*` spans one component.
+        e.run(&copy(&[], &["d?"], "/dirs/")).unwrap();
+        assert_eq!(e.read("dirs/x.txt"), "x1");
+        assert_eq!(e.read("dirs/y.txt"), "y2");
+        e.run(&copy(&[], &["*/*.txt"], "/deep/")).unwrap();
+        assert_eq!(e.read("deep/x.txt"), "x1");
+        e.run(&copy(&[], &["[*]lit"], "/class")).unwrap();
+        assert_eq!(e.read("class"), "star");
+        e.run(&copy(&[], &["\\*li?"], "/esc")).unwrap();
+        assert_eq!(e.read("esc"), "star");
+        let err = e
+            .run(&copy(&[], &["nomatch*", "none?"], "/n/"))
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "COPY failed: no source files were specified"
+        );
+        let err = e
+            .run(&copy(&[], &["missing.txt", "a.txt"], "/n/"))
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "\"missing.txt\": not found in the build context"
+        );
+    }
+
+    #[test]
+    fn dockerignored_paths_do_not_exist() {
+        let mut e = Env::new();
+        e.file("app/main.rs", "fn main");
+        e.file("app/secret.key", "s1");
+        e.file("secret.key", "s2");
+        e.file("docs/a.md", "a");
+        e.file("docs/keep.md", "keep");
+        e.ignore =
+            Some(IgnoreMatcher::parse(".dockerignore", "**/*.key\ndocs\n!docs/keep.md\n").unwrap());
+        let before = e.sum(&copy(&[], &["."], "/ctx/"));
+        e.run(&copy(&[], &["."], "/ctx/")).unwrap();
+        assert!(e.out("ctx/app/main.rs").exists());
+        assert!(!e.out("ctx/app/secret.key").exists());
+        assert!(!e.out("ctx/secret.key").exists());
+        assert!(!e.out("ctx/docs/a.md").exists());
+        assert_eq!(e.read("ctx/docs/keep.md"), "keep");
+        let err = e.run(&copy(&[], &["secret.key"], "/x")).unwrap_err();
+        assert!(matches!(err, CopyError::NotFound { .. }));
+        let err = e.run(&copy(&[], &["*.key"], "/x")).unwrap_err();
+        assert!(matches!(err, CopyError::NoSources { .. }));
+        e.run(&copy(&[], &["docs"], "/d/")).unwrap();
+        assert!(e.out("d/keep.md").exists() && !e.out("d/a.md").exists());
+        // Ignored files are not hashed: changing them changes nothing.
+        fs::write(e.ctx.path().join("app/secret.key"), "rotated").unwrap();
+        fs::write(e.ctx.path().join("docs/a.md"), "edited").unwrap();
+        assert_eq!(e.sum(&copy(&[], &["."], "/ctx/")), before);
+        fs::write(e.ctx.path().join("docs/keep.md"), "edited").unwrap();
+        assert_ne!(e.sum(&copy(&[], &["."], "/ctx/")), before);
+        // A symlink to an ignored file leads nowhere.
+        symlink("secret.key", e.ctx.path().join("alias")).unwrap();
+        assert!(matches!(
+            e.run(&copy(&[], &["alias"], "/x")).unwrap_err(),
+            CopyError::NotFound { .. }
+        ));
+    }
+
+    #[test]
+    fn checksum_sees_content_modes_and_names_but_not_times() {
+        let e = Env::new();
+        let a = e.file("d/a.txt", "one");
+        let s = copy(&[], &["d"], "/x/");
+        let first = e.sum(&s);
+        assert!(first.starts_with("sha256:") && first.len() == 71);
+        set_mtime(&a, 12345);
+        set_mtime(&e.ctx.path().join("d"), 999);
+        assert_eq!(e.sum(&s), first);
+        fs::write(&a, "two").unwrap();
+        let content = e.sum(&s);
+        assert_ne!(content, first);
+        fs::set_permissions(&a, fs::Permissions::from_mode(0o600)).unwrap();
+        let moded = e.sum(&s);
+        assert_ne!(moded, content);
+        fs::rename(&a, e.ctx.path().join("d/b.txt")).unwrap();
+        assert_ne!(e.sum(&s), moded);
+        // Context owners are not copied, so not hashed.
+        let b = e.ctx.path().join("d/b.txt");
+        let named = e.sum(&s);
+        std::os::unix::fs::chown(&b, Some(7), Some(7)).unwrap();
+        assert_eq!(e.sum(&s), named);
+        // They are for a rootfs source, whose owners are kept.
+        let r1 = checksum(&Source::Rootfs(e.ctx.path()), &s).unwrap();
+        std::os::unix::fs::chown(&b, Some(8), Some(8)).unwrap();
+        assert_ne!(checksum(&Source::Rootfs(e.ctx.path()), &s).unwrap(), r1);
+        // Flags count.
+        assert_ne!(e.sum(&copy(&["--chmod=700"], &["d"], "/x/")), named);
+        assert_ne!(e.sum(&copy(&["--chown=1"], &["d"], "/x/")), named);
+        // Symlink targets count.
+        symlink("t1", e.ctx.path().join("d/l")).unwrap();
+        let l1 = e.sum(&s);
+        fs::remove_file(e.ctx.path().join("d/l")).unwrap();
+        symlink("t2", e.ctx.path().join("d/l")).unwrap();
+        assert_ne!(e.sum(&s), l1);
+    }
+
+    #[test]
+    fn chown_by_number_and_by_name() {
+        let e = Env::new();
+        e.file("a", "a");
+        let n = e.run(&copy(&["--chown=1001"], &["a"], "/n/made/")).unwrap();
+        assert_eq!(n.files, 1);
+        let m = fs::metadata(e.out("n/made/a")).unwrap();
+        // A uid without a gid uses the same number as the gid.
+        assert_eq!((m.uid(), m.gid()), (1001, 1001));
+        // Directories the step makes get the owner too.
+        let d = fs::metadata(e.out("n/made")).unwrap();
+        assert_eq!((d.uid(), d.gid()), (1001, 1001));
+        let err = e.run(&copy(&["--chown=app"], &["a"], "/x")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "--chown=app: the image has no /etc/passwd to look up user \"app\""
+        );
+        fs::create_dir_all(e.out("etc")).unwrap();
+        fs::write(
+            e.out("etc/passwd"),
+            "root:x:0:0::/root:/bin/sh\napp:x:500:600::/home/app:/bin/sh\n",
+        )
+        .unwrap();
+        fs::write(e.out("etc/group"), "root:x:0:\nstaff:x:50:\n").unwrap();
+        e.run(&copy(&["--chown=app"], &["a"], "/u1")).unwrap();
+        let m = fs::metadata(e.out("u1")).unwrap();
+        assert_eq!((m.uid(), m.gid()), (500, 500));
+        e.run(&copy(&["--chown=app:staff"], &["a"], "/u2")).unwrap();
+        let m = fs::metadata(e.out("u2")).unwrap();
+        assert_eq!((m.uid(), m.gid()), (500, 50));
+        e.run(&copy(&["--chown=7:staff"], &["a"], "/u3")).unwrap();
+        assert_eq!(fs::metadata(e.out("u3")).unwrap().gid(), 50);
+        let err = e.run(&copy(&["--chown=nobody"], &["a"], "/x")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "--chown=nobody: no user \"nobody\" in the image's /etc/passwd"
+        );
+        let err = e
+            .run(&copy(&["--chown=app:wheel"], &["a"], "/x"))
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "--chown=app:wheel: no group \"wheel\" in the image's /etc/group"
+        );
+        assert!(e.run(&copy(&["--chown=:1"], &["a"], "/x")).is_err());
+        assert!(e
+            .run(&copy(&["--chown=99999999999"], &["a"], "/x"))
+            .is_err());
+        // The users root is read inside itself: a planted absolute symlink
+        // does not reach the host's /etc/passwd.
+        let other = tempfile::tempdir().unwrap();
+        fs::create_dir_all(other.path().join("etc")).unwrap();
+        // The host has /etc/group with a root line; the users root has none.
+        symlink("/etc/group", other.path().join("etc/passwd")).unwrap();
+        let err = apply(
+            &e.src(),
+            &copy(&["--chown=root"], &["a"], "/x"),
+            e.root.path(),
+            &ApplyOptions {
+                users_root: other.path(),
+                http: None,
+            },
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("no /etc/passwd"), "{err}");
+    }
+
+    #[test]
+    fn chmod_octal_and_symbolic() {
+        let p = |s| Chmod::parse(s).unwrap();
+        assert_eq!(p("755").apply(0o600, false), 0o755);
+        assert_eq!(p("0644").apply(0o777, true), 0o644);
+        assert_eq!(p("u+x").apply(0o644, false), 0o744);
+        assert_eq!(p("g-w,o-rwx").apply(0o775, false), 0o750);
+        assert_eq!(p("a=r").apply(0o777, false), 0o444);
+        assert_eq!(p("a=rX").apply(0o600, true), 0o555);
+        assert_eq!(p("a=rX").apply(0o600, false), 0o444);
+        assert_eq!(p("+x").apply(0o600, false), 0o711);
+        assert_eq!(p("g=u").apply(0o740, false), 0o770);
+        assert_eq!(p("u+s").apply(0o755, false), 0o4755);
+        assert_eq!(p("o+t").apply(0o777, true), 0o1777);
+        for bad in ["9", "77777", "u+q", "z+x", "u", "u+x,"] {
+            assert!(Chmod::parse(bad).is_err(), "{bad}");
+        }
+        let e = Env::new();
+        e.file("d/f", "f");
+        e.run(&copy(&["--chmod=go-rwx"], &["d"], "/m/")).unwrap();
+        assert_eq!(mode(&e.out("m/f")), 0o600);
+        e.run(&copy(&["--chmod=0750"], &["."], "/o/")).unwrap();
+        assert_eq!(mode(&e.out("o/d")), 0o750);
+        assert_eq!(mode(&e.out("o/d/f")), 0o750);
+        let err = e.run(&copy(&["--chmod=abc"], &["d"], "/m/")).unwrap_err();
+        assert!(
+            err.to_string().starts_with("invalid --chmod=\"abc\""),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn parents_keep_the_source_path() {
+        let e = Env::new();
+        e.file("x/a.txt", "xa");
+        e.file("y/a.txt", "ya");
+        e.file("a/b/c/d.txt", "d");
+        e.file("src/one/package.json", "1");
+        e.file("src/two/three/package.json", "3");
+        fs::set_permissions(e.ctx.path().join("x"), fs::Permissions::from_mode(0o711)).unwrap();
+        e.run(&copy(
+            &["--parents"],
+            &["./x/a.txt", "./y/a.txt"],
+            "/parents/",
+        ))
+        .unwrap();
+        assert_eq!(e.read("parents/x/a.txt"), "xa");
+        assert_eq!(e.read("parents/y/a.txt"), "ya");
+        assert_eq!(mode(&e.out("parents/x")), 0o711);
+        e.run(&copy(&["--parents"], &["./a/./b/c/d.txt"], "/pivot/"))
+            .unwrap();
+        assert_eq!(e.read("pivot/b/c/d.txt"), "d");
+        e.run(&copy(&["--parents"], &["src/**/package.json"], "/pj/"))
+            .unwrap();
+        assert_eq!(e.read("pj/src/one/package.json"), "1");
+        assert_eq!(e.read("pj/src/two/three/package.json"), "3");
+        e.run(&copy(&["--parents"], &["a/b"], "/dir/")).unwrap();
+        assert_eq!(e.read("dir/a/b/c/d.txt"), "d");
+        // The root itself as a destination.
+        e.run(&copy(&[], &["x"], "/")).unwrap();
+        assert_eq!(e.read("a.txt"), "xa");
+        // Without --parents, the same sources collide into one directory.
+        e.run(&copy(&[], &["./x/a.txt", "./y/a.txt"], "/flat/"))
+            .unwrap();
+        assert_eq!(e.read("flat/a.txt"), "ya");
+    }
+
+    #[test]
+    fn exclude_patterns() {
+        let e = Env::new();
+        e.file("dir/a.txt", "a");
+        e.file("dir/b.md", "b");
+        e.file("dir/sub/c.md", "c");
+        e.file("dir/sub/keep.md", "k");
+        e.file("home.txt", "h");
+        e.file("homer.md", "m");
+        e.run(&copy(&["--exclude=*.md"], &["dir"], "/e1/")).unwrap();
+        assert!(e.out("e1/a.txt").exists() && !e.out("e1/b.md").exists());
+        // `*.md` matches one component: sub/c.md stays.
+        assert!(e.out("e1/sub/c.md").exists());
+        e.run(&copy(
+            &["--exclude=**/*.md", "--exclude=!sub/keep.md"],
+            &["dir"],
+            "/e2/",
+        ))
+        .unwrap();
+        assert!(!e.out("e2/sub/c.md").exists() && e.out("e2/sub/keep.md").exists());
+        e.run(&copy(&["--exclude=sub"], &["dir"], "/e3/")).unwrap();
+        assert!(!e.out("e3/sub").exists());
+        // The reference's example: hom* without *.txt.
+        e.run(&copy(&["--exclude=*.txt"], &["hom*"], "/mydir/"))
+            .unwrap();
+        assert!(!e.out("mydir/home.txt").exists() && e.out("mydir/homer.md").exists());
+        let a = e.sum(&copy(&["--exclude=*.md"], &["dir"], "/e1/"));
+        fs::write(e.ctx.path().join("dir/b.md"), "changed").unwrap();
+        assert_eq!(e.sum(&copy(&["--exclude=*.md"], &["dir"], "/e1/")), a);
+    }
+
+    #[test]
+    fn heredocs_become_files() {
+        let e = Env::new();
+        let mut s = copy(&[], &["<<EOF"], "/etc/motd");
+        s.heredocs = vec![Heredoc {
+            name: "EOF".into(),
+            content: "hello\n".into(),
+            expand: true,
+            strip_tabs: false,
+        }];
+        e.run(&s).unwrap();
+        assert_eq!(e.read("etc/motd"), "hello\n");
+        assert_eq!(mode(&e.out("etc/motd")), 0o644);
+        let mut s = copy(&["--chmod=755"], &["<<A", "<<'B'"], "/bin/");
+        s.heredocs = vec![
+            Heredoc {
+                name: "A".into(),
+                content: "a".into(),
+                expand: true,
+                strip_tabs: false,
+            },
+            Heredoc {
+                name: "B".into(),
+                content: "b".into(),
+                expand: false,
+                strip_tabs: false,
+            },
+        ];
+        let sum = e.sum(&s);
+        e.run(&s).unwrap();
+        assert_eq!(e.read("bin/A"), "a");
+        assert_eq!(e.read("bin/B"), "b");
+        assert_eq!(mode(&e.out("bin/B")), 0o755);
+        s.heredocs[1].content = "c".into();
+        assert_ne!(e.sum(&s), sum);
+    }
+
+    #[test]
+    fn image_symlinks_at_the_destination_stay_inside_the_root() {
+        let e = Env::new();
+        e.file("a.txt", "planted");
+        e.file("d/b.txt", "b");
+        let outside = tempfile::tempdir().unwrap();
+        symlink(outside.path(), e.out("etc")).unwrap();
+        symlink("../../../../../../", e.out("up")).unwrap();
+        e.run(&copy(&[], &["a.txt"], "/etc/x")).unwrap();
+        e.run(&copy(&[], &["d"], "/etc/dir/")).unwrap();
+        e.run(&copy(&[], &["a.txt"], "/up/tmp/y")).unwrap();
+        assert_eq!(fs::read_dir(outside.path()).unwrap().count(), 0);
+        let inside = e
+            .root
+            .path()
+            .join(outside.path().strip_prefix("/").unwrap());
+        assert_eq!(fs::read_to_string(inside.join("x")).unwrap(), "planted");
+        assert_eq!(fs::read_to_string(inside.join("dir/b.txt")).unwrap(), "b");
+        assert_eq!(e.read("tmp/y"), "planted");
+        // A link in the image where a copied directory's child goes is an
+        // error, not a way through.
+        fs::create_dir_all(e.out("app")).unwrap();
+        symlink(outside.path(), e.out("app/d")).unwrap();
+        e.file("tree/d/f", "f");
+        let err = e.run(&copy(&[], &["tree"], "/app/")).unwrap_err();
+        assert!(err.to_string().contains("non-directory"), "{err}");
+        assert_eq!(fs::read_dir(outside.path()).unwrap().count(), 0);
+        // A file replaces a link, never writes through it.
+        symlink(outside.path().join("victim"), e.out("app/f")).unwrap();
+        e.file("f", "new");
+        e.run(&copy(&[], &["f"], "/app/")).unwrap();
+        assert!(!outside.path().join("victim").exists());
+        assert_eq!(e.read("app/f"), "new");
+    }
+
+    #[test]
+    fn rootfs_sources_keep_owners_and_special_files() {
+        let e = Env::new();
+        e.file("usr/bin/tool", "bin");
+        std::os::unix::fs::chown(e.ctx.path().join("usr/bin/tool"), Some(42), Some(43)).unwrap();
+        nix::unistd::mkfifo(
+            &e.ctx.path().join("usr/fifo"),
+            Mode::from_bits_truncate(0o640),
+        )
+        .unwrap();
+        let s = copy(&[], &["/usr"], "/copied/");
+        let stats = apply(
+            &Source::Rootfs(e.ctx.path()),
+            &s,
+            e.root.path(),
+            &ApplyOptions {
+                users_root: e.root.path(),
+                http: None,
+            },
+        )
+        .unwrap();
+        assert_eq!(stats.special, 1);
+        let m = fs::metadata(e.out("copied/bin/tool")).unwrap();
+        assert_eq!((m.uid(), m.gid()), (42, 43));
+        let f = fs::symlink_metadata(e.out("copied/fifo")).unwrap();
+        assert!(std::os::unix::fs::FileTypeExt::is_fifo(&f.file_type()));
+        assert_eq!(f.mode() & 0o7777, 0o640);
+        // Devices are copied as BuildKit does; context sockets are skipped.
+        nix::sys::stat::mknod(
+            &e.ctx.path().join("usr/null"),
+            SFlag::S_IFCHR,
+            Mode::from_bits_truncate(0o666),
+            nix::sys::stat::makedev(1, 3),
+        )
+        .unwrap();
+        let _sock = std::os::unix::net::UnixListener::bind(e.ctx.path().join("usr/sock")).unwrap();
+        // From the context, owners are dropped.
+        let stats = e.run(&s).unwrap();
+        assert_eq!(stats.special, 2);
+        assert!(!e.out("copied/sock").exists());
+        assert!(matches!(
+            e.run(&copy(&[], &["usr/sock"], "/s")).unwrap_err(),
+            CopyError::NotFound { .. }
+        ));
+        let dev = fs::symlink_metadata(e.out("copied/null")).unwrap();
+        assert_eq!(dev.rdev(), nix::sys::stat::makedev(1, 3));
+        let m = fs::metadata(e.out("copied/bin/tool")).unwrap();
+        assert_eq!((m.uid(), m.gid()), (0, 0));
+    }
+
+    #[test]
+    fn xattrs_and_hard_links() {
+        let e = Env::new();
+        let a = e.file("d/a", "same");
+        fs::hard_link(&a, e.ctx.path().join("d/b")).unwrap();
+        let name = CString::new("user.berth").unwrap();
+        // SAFETY: valid NUL-terminated path and name; value valid for its length.
+        let rc = unsafe {
+            let p = CString::new(a.as_os_str().as_bytes()).unwrap();
+            libc::setxattr(p.as_ptr(), name.as_ptr(), b"v".as_ptr().cast(), 1, 0)
+        };
+        e.run(&copy(&[], &["d"], "/x/")).unwrap();
+        // Hard links are copied as separate files.
+        let (ma, mb) = (
+            fs::metadata(e.out("x/a")).unwrap(),
+            fs::metadata(e.out("x/b")).unwrap(),
+        );
+        assert_ne!(ma.ino(), mb.ino());
+        assert_eq!(e.read("x/b"), "same");
+        if rc == 0 {
+            let f = File::open(e.out("x/a")).unwrap();
+            assert_eq!(read_xattrs(&f), vec![(name, b"v".to_vec())]);
+        }
+    }
+
+    fn tar_bytes(entries: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, data) in entries {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            h.set_entry_type(tar::EntryType::Regular);
+            h.set_path(name).unwrap();
+            h.set_cksum();
+            b.append(&h, *data).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    #[test]
+    fn add_extracts_local_archives_by_content() {
+        let e = Env::new();
+        let tar = tar_bytes(&[("dir/f.txt", b"inside")]);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&tar).unwrap();
+        let mut bz = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::fast());
+        bz.write_all(&tar).unwrap();
+        let mut xz = Vec::new();
+        lzma_rs::xz_compress(&mut &tar[..], &mut xz).unwrap();
+        let zst = zstd::encode_all(&tar[..], 1).unwrap();
+        let archives = [
+            ("plain.bin", tar.clone()),
+            ("a.tgz", gz.finish().unwrap()),
+            ("a.tbz", bz.finish().unwrap()),
+            ("a.txz", xz),
+            ("a.tzst", zst),
+        ];
+        for (name, data) in &archives {
+            fs::write(e.ctx.path().join(name), data).unwrap();
+            let dest = format!("/out-{name}");
+            let stats = e.run(&step(true, &[], &[name], &dest)).unwrap();
+            assert_eq!(stats.archives, 1, "{name}");
+            assert_eq!(e.read(&format!("out-{name}/dir/f.txt")), "inside", "{name}");
+        }
+        // --unpack=false copies; COPY never extracts.
+        e.run(&step(true, &["--unpack=false"], &["a.tgz"], "/kept/"))
+            .unwrap();
+        assert!(e.out("kept/a.tgz").is_file());
+        e.run(&copy(&[], &["plain.bin"], "/cp")).unwrap();
+        assert!(e.out("cp").is_file());
+        // A gzip that is not a tar is copied as it is.
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(b"just text").unwrap();
+        fs::write(e.ctx.path().join("notes.gz"), gz.finish().unwrap()).unwrap();
+        let stats = e.run(&step(true, &[], &["notes.gz"], "/n/")).unwrap();
+        assert_eq!(stats.archives, 0);
+        assert!(e.out("n/notes.gz").is_file());
+        // --chown owns every extracted entry.
+        e.run(&step(true, &["--chown=5:6"], &["a.tgz"], "/owned"))
+            .unwrap();
+        let m = fs::metadata(e.out("owned/dir/f.txt")).unwrap();
+        assert_eq!((m.uid(), m.gid()), (5, 6));
+    }
+
+    /// A raw tar header with any name (the tar crate refuses `..`).
+    fn raw_entry(out: &mut Vec<u8>, name: &str, kind: u8, link: &str, data: &[u8]) {
+        let mut h = [0u8; 512];
+        h[..name.len()].copy_from_slice(name.as_bytes());
+        h[100..107].copy_from_slice(b"0000644");
+        h[108..115].copy_from_slice(b"0000000");
+        h[116..123].copy_from_slice(b"0000000");
+        h[124..135].copy_from_slice(format!("{:011o}", data.len()).as_bytes());
+        h[136..147].copy_from_slice(b"00000000000");
+        h[156] = kind;
+        h[157..157 + link.len()].copy_from_slice(link.as_bytes());
+        h[257..263].copy_from_slice(b"ustar\0");
+        h[263..265].copy_from_slice(b"00");
+        h[148..156].copy_from_slice(b"        ");
+        let sum: u32 = h.iter().map(|b| u32::from(*b)).sum();
+        h[148..155].copy_from_slice(format!("{sum:06o}\0").as_bytes());
+        out.extend_from_slice(&h);
+        out.extend_from_slice(data);
+        out.resize(out.len().div_ceil(512) * 512, 0);
+    }
+
+    #[test]
+    fn add_of_a_hostile_archive_stays_inside_the_destination() {
+        let e = Env::new();
+        let outside = tempfile::tempdir().unwrap();
+        let target = outside.path().to_str().unwrap().to_string();
+        let mut t = Vec::new();
+        raw_entry(&mut t, "../../../../escape-dotdot", b'0', "", b"x");
+        raw_entry(&mut t, &format!("{target}/escape-abs"), b'0', "", b"x");
+        raw_entry(&mut t, "link", b'2', &target, b"");
+        raw_entry(&mut t, "link/through-link", b'0', "", b"x");
+        raw_entry(&mut t, "rel", b'2', "../../../../../../../..", b"");
+        raw_entry(&mut t, &format!("rel{target}/through-rel"), b'0', "", b"x");
+        t.extend_from_slice(&[0u8; 1024]);
+        assert!(is_tar_header(&t));
+        fs::write(e.ctx.path().join("evil.tar"), &t).unwrap();
+        e.run(&step(true, &[], &["evil.tar"], "/dest/")).unwrap();
+        assert_eq!(fs::read_dir(outside.path()).unwrap().count(), 0);
+        assert!(!e.root.path().join("escape-dotdot").exists());
+        assert!(e.out("dest/escape-dotdot").is_file());
+        let inner = e
+            .out("dest")
+            .join(outside.path().strip_prefix("/").unwrap());
+        assert!(inner.join("escape-abs").is_file());
+        assert!(inner.join("through-link").is_file());
+        assert!(inner.join("through-rel").is_file());
+    }
+
+    /// Serves `body` on 127.0.0.1 for `n` requests; returns the base URL.
+    fn serve(n: usize, body: &'static [u8], headers: &'static str) -> String {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for conn in l.incoming().take(n) {
+                let Ok(mut c) = conn else { return };
+                let mut r = StdBufReader::new(c.try_clone().unwrap());
+                let mut line = String::new();
+                while r.read_line(&mut line).is_ok_and(|n| n > 2) {
+                    line.clear();
+                }
+                let _ = write!(
+                    c,
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n{headers}\r\n",
+                    body.len()
+                );
+                let _ = c.write_all(body);
+            }
+        });
+        format!("http://{addr}")
+    }
+
+    #[test]
+    fn add_downloads_urls() {
+        let e = Env::new();
+        let base = serve(
+            4,
+            b"payload",
+            "Last-Modified: Sun, 06 Nov 1994 08:49:37 GMT\r\n",
+        );
+        let url = format!("{base}/files/tool%20v1.bin?x=1");
+        e.run(&step(true, &[], &[&url], "/opt/")).unwrap();
+        let p = e.out("opt/tool v1.bin");
+        assert_eq!(fs::read(&p).unwrap(), b"payload");
+        let m = fs::metadata(&p).unwrap();
+        assert_eq!(m.mode() & 0o7777, 0o600);
+        assert_eq!(m.mtime(), 784_111_777);
+        // A good checksum passes; a bad one fails before anything is written.
+        let good = format!(
+            "--checksum=sha256:{}",
+            hex::encode(Sha256::digest(b"payload"))
+        );
+        e.run(&step(true, &[&good], &[&url], "/ok")).unwrap();
+        assert_eq!(fs::read(e.out("ok")).unwrap(), b"payload");
+        e.file("local", "l");
+        let bad = format!("--checksum=sha256:{}", "0".repeat(64));
+        let err = e.run(&step(true, &[&bad], &[&url], "/bad/")).unwrap_err();
+        assert!(err.to_string().contains("checksum mismatch"), "{err}");
+        assert!(!e.out("bad").exists());
+        // The checksum of a URL step is the URL and --checksum.
+        let a = e.sum(&step(true, &[&good], &[&url], "/ok"));
+        assert_ne!(a, e.sum(&step(true, &[&bad], &[&url], "/ok")));
+        // URLs are extracted only with --unpack=true.
+        let tar: &'static [u8] = Box::leak(tar_bytes(&[("t/in.txt", b"t")]).into_boxed_slice());
+        let base3 = serve(2, tar, "");
+        e.run(&step(true, &[], &[&format!("{base3}/a.tar")], "/raw/"))
+            .unwrap();
+        assert!(e.out("raw/a.tar").is_file());
+        let stats = e
+            .run(&step(
+                true,
+                &["--unpack=true"],
+                &[&format!("{base3}/a.tar")],
+                "/unpacked",
+            ))
+            .unwrap();
+        assert_eq!(stats.archives, 1);
+        assert_eq!(e.read("unpacked/t/in.txt"), "t");
+        let base2 = serve(1, b"", "");
+        e.run(&step(true, &[], &[&format!("{base2}/")], "/un/"))
+            .unwrap();
+        assert!(e.out("un/__unnamed__").is_file());
+    }
+
+    #[test]
+    fn refusals_are_one_line_errors() {
+        let e = Env::new();
+        e.file("a", "a");
+        let cases: Vec<(CopyStep, &str)> = vec![
+            (
+                copy(&[], &["http://example.invalid/x"], "/x"),
+                "COPY does not accept URLs (http://example.invalid/x): use ADD",
+            ),
+            (
+                step(true, &[], &["https://github.com/moby/moby.git"], "/x"),
+                "ADD of a git repository is not implemented yet: https://github.com/moby/moby.git",
+            ),
+            (
+                step(true, &[], &["git@github.com:moby/moby"], "/x"),
+                "ADD of a git repository is not implemented yet: git@github.com:moby/moby",
+            ),
+            (
+                step(true, &["--checksum=md5:00"], &["a"], "/x"),
+                "invalid --checksum=\"md5:00\": expected sha256:<64 hex digits>",
+            ),
+            (
+                copy(&[], &[], "/x"),
+                "COPY failed: no source files were specified",
+            ),
+            (
+                copy(&["--parents=maybe"], &["a"], "/x"),
+                "invalid --parents=\"maybe\": expected true or false",
+            ),
+            (
+                copy(&["--exclude=[x"], &["a"], "/x"),
+                "invalid --exclude=\"[x\": syntax error in pattern",
+            ),
+        ];
+        for (s, want) in cases {
+            let err = e.run(&s).unwrap_err().to_string();
+            assert_eq!(err, want);
+            assert!(!err.contains('\n'));
+        }
+        let sum = format!("--checksum=sha256:{}", "a".repeat(64));
+        let err = e.run(&step(true, &[&sum], &["a"], "/x")).unwrap_err();
+        assert!(err.to_string().contains("only HTTP(S) sources"), "{err}");
+        // Garbage never panics.
+        for src in [
+            "",
+            "/",
+            "..",
+            "[",
+            "\\",
+            "a/../../..",
+            "*/*/*/*",
+            "<<",
+            "<<X",
+        ] {
+            let _ = e.run(&copy(&[], &[src], "/g/"));
+            let _ = checksum(&e.src(), &copy(&["--parents"], &[src], "/g/"));
+        }
+    }
+
+    #[test]
+    fn small_parsers() {
+        assert_eq!(url_file_name("https://h/a/b.tar.gz?x#y"), "b.tar.gz");
+        assert_eq!(url_file_name("https://h"), "__unnamed__");
+        assert_eq!(url_file_name("https://h/dir/"), "dir");
+        assert_eq!(url_file_name("https://h/%2e%2e"), "__unnamed__");
+        assert_eq!(url_file_name("https://h/a%2Fb"), "__unnamed__");
+        assert_eq!(parse_http_date("Thu, 01 Jan 1970 00:00:00 GMT"), Some(0));
+        assert_eq!(
+            parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"),
+            Some(784_111_777)
+        );
+        assert_eq!(parse_http_date("yesterday"), None);
+        assert!(!is_tar_header(&[0u8; 512]));
+        assert!(!is_tar_header(b"short"));
+        assert!(is_tar_header(&tar_bytes(&[("x", b"1")])));
+        assert_eq!(sniff(b"BZh91AY"), Compression::Bzip2);
+        assert!(
+            is_git("git://h/r") && is_git("https://h/r.git#main") && !is_git("https://h/r.tar")
+        );
+    }
 }
