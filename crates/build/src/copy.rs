@@ -713,7 +713,8 @@ enum Item<'s> {
     Url(&'s str),
 }
 
-fn is_url(s: &str) -> bool {
+/// Whether a COPY/ADD source is an http(s) URL.
+pub fn is_url(s: &str) -> bool {
     let l = s.to_ascii_lowercase();
     l.starts_with("http://") || l.starts_with("https://")
 }

@@ -327,7 +327,11 @@ impl Builder<'_, '_> {
             let read = self.reads(step)?;
             // Layers made for a reproducible build differ (file times
             // clamped): they are cached apart.
-            let clamp = self.opts.timestamp.map(|t| t.to_string()).unwrap_or_default();
+            let clamp = self
+                .opts
+                .timestamp
+                .map(|t| t.to_string())
+                .unwrap_or_default();
             key = sha(&[&key, &step.cache_text, &read.key, &clamp]);
             if use_cache {
                 if let Some(e) = self.engine.images.cache_get(&key)? {
@@ -467,12 +471,22 @@ impl Builder<'_, '_> {
                         (built.key, hash)
                     }
                 };
+                // A URL's content is only known by downloading it: without
+                // --checksum the step runs every time (and what follows).
+                let volatile = if c.add
+                    && flag(&c.flags, "checksum").is_none()
+                    && c.sources.iter().any(|s| copy::is_url(s))
+                {
+                    crate::random_id()
+                } else {
+                    String::new()
+                };
                 let dir = from.is_none()
                     && c.sources.len() == 1
                     && c.heredocs.is_empty()
                     && resolve_in(&self.opts.context, &c.sources[0]).is_ok_and(|p| p.is_dir());
                 Ok(Reads {
-                    key: sha(&[&source_key, &hash]),
+                    key: sha(&[&source_key, &hash, &volatile]),
                     hash,
                     dir,
                 })
