@@ -396,20 +396,18 @@ impl Progress {
         let _ = std::io::stderr().lock().write_all(out.as_bytes());
     }
 
-    /// After a failure: what the user needs to see of the failed step.
+    /// After a failure: what the user needs to see of the failed step
+    /// (if a step was running).
     fn failed(&mut self) {
-        match self.mode {
-            Mode::Plain => {}
-            Mode::Live | Mode::Quiet => {
-                self.clear();
-                if !self.title.is_empty() {
-                    Self::emit(&format!("=> ERROR {}", self.title));
-                }
-                for l in &self.lines {
-                    Self::emit(&format!("   {l}"));
-                }
-            }
+        if self.mode == Mode::Plain || self.title.is_empty() {
+            return;
         }
+        self.clear();
+        Self::emit(&format!("=> ERROR {}", self.title));
+        for l in &self.lines {
+            Self::emit(&format!("   {l}"));
+        }
+        self.title.clear();
     }
 }
 
@@ -438,6 +436,14 @@ fn clip(s: &str, width: usize) -> String {
 }
 
 impl engine::build::Reporter for Progress {
+    fn failed(&mut self) {
+        Progress::failed(self);
+    }
+
+    fn concurrent_ok(&self) -> bool {
+        self.mode != Mode::Live
+    }
+
     fn start(&mut self, id: usize, title: &str) {
         self.slot(id);
         self.started[id] = Instant::now();
@@ -469,6 +475,7 @@ impl engine::build::Reporter for Progress {
             }
             Mode::Quiet => {}
         }
+        self.title.clear();
     }
 
     fn done(&mut self, id: usize, took: Duration) {
@@ -614,7 +621,7 @@ pub fn build(root: &Path, runroot: &Path, max_layer: u64, a: &BuildArgs) -> Resu
     let outcome = match engine::build::build(&mut engine, &opts, &mut resolve, &mut rep) {
         Ok(o) => o,
         Err(e) => {
-            rep.failed();
+            Progress::failed(&mut rep);
             bail!("{e}");
         }
     };

@@ -123,6 +123,27 @@ impl IgnoreMatcher {
     }
 }
 
+/// Go's `filepath.Match` of one path component, as COPY matches its source
+/// globs: `*`, `?`, `[...]` and `\x`. `None` for a malformed pattern.
+pub(crate) fn match_component(pattern: &str, name: &str) -> Option<bool> {
+    valid(pattern).then(|| glob(pattern.as_bytes(), name.as_bytes()))
+}
+
+/// Whether a path component has glob syntax (`*`, `?`, `[`) that is not
+/// escaped with `\`.
+pub(crate) fn has_wildcards(component: &str) -> bool {
+    let b = component.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'\\' => i += 2,
+            b'*' | b'?' | b'[' => return true,
+            _ => i += 1,
+        }
+    }
+    false
+}
+
 /// Checks brackets and trailing escapes, as Go's `filepath.Match` would
 /// report `ErrBadPattern`.
 fn valid(p: &str) -> bool {

@@ -1,13 +1,16 @@
-//! berth's image builder, pure logic: a Dockerfile parser, Docker's variable
-//! expansion, the stage model with its image-config semantics, and
-//! `.dockerignore` matching. Nothing here runs a container or writes an image.
+//! berth's image builder: a Dockerfile parser, Docker's variable expansion,
+//! the stage model with its image-config semantics, `.dockerignore`
+//! matching, and the COPY/ADD engine. Nothing here runs a container or
+//! writes an image; [`copy::apply`] writes files into a root filesystem the
+//! executor gives it.
 //!
 //! The pieces in build order: [`parser::parse`] gives a typed
 //! [`parser::Dockerfile`]; [`stage::split_stages`] cuts it into a
 //! [`stage::Plan`]; [`stage::Plan::build_order`] names the stages a
 //! `--target` needs; [`stage::evaluate`] turns one stage and its base image's
 //! config into the new config plus the RUN and COPY steps an executor
-//! performs; [`ignore`] filters the build context.
+//! performs; [`ignore`] filters the build context; [`copy`] hashes
+//! ([`copy::checksum`]) and performs ([`copy::apply`]) a COPY or ADD step.
 
 pub mod command;
 pub mod copy;

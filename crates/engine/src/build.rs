@@ -80,6 +80,15 @@ pub trait Reporter {
     fn done(&mut self, id: usize, took: Duration);
     /// A step without output of its own: `writing image`, a warning.
     fn note(&mut self, text: &str);
+    /// A step failed (in a stage built by a child process, which reports
+    /// it before it ends).
+    fn failed(&mut self) {}
+    /// Whether processes building stages at once may share this reporter
+    /// (each writes whole lines to the same stderr). A live terminal view
+    /// cannot be shared: stages are then built one after another.
+    fn concurrent_ok(&self) -> bool {
+        true
+    }
 }
 
 /// Resolves an image name a stage starts from (or COPY --from names): the
@@ -189,10 +198,38 @@ pub fn build(
         pending: Vec::new(),
         next_id: 0,
     };
+    let mut deps = Vec::with_capacity(order.len());
+    for &i in &order {
+        deps.push((
+            i,
+            plan.dependencies(i, &opts.build_args)
+                .map_err(|e| Error::Invalid(e.to_string()))?,
+        ));
+    }
+    let parallel = b.rep.concurrent_ok();
     let result = (|| {
-        for &i in &order {
-            let built = b.stage(i, i == target)?;
-            b.done[i] = Some(built);
+        let mut remaining = deps;
+        while !remaining.is_empty() {
+            // The stages whose dependencies are built: independent of each
+            // other, so they run at once, one per process.
+            let (ready, rest): (Vec<_>, Vec<_>) = remaining
+                .into_iter()
+                .partition(|(_, d)| d.iter().all(|j| b.done[*j].is_some()));
+            remaining = rest;
+            let ready: Vec<usize> = ready.into_iter().map(|(i, _)| i).collect();
+            if ready.is_empty() {
+                return Err(Error::Invalid(
+                    "stages depend on each other in a cycle".into(),
+                ));
+            }
+            if ready.len() == 1 || !parallel {
+                for i in ready {
+                    let built = b.stage(i, i == target)?;
+                    b.done[i] = Some(built);
+                }
+            } else {
+                b.stages_at_once(&ready, target)?;
+            }
         }
         b.finish(target)
     })();
@@ -325,11 +362,22 @@ impl Builder<'_, '_> {
                 .start(id, &format!("[{name} {}/{total}] {}", n + 2, title(step)));
             let started = Instant::now();
             let read = self.reads(step)?;
-            key = sha(&[&key, &step.cache_text, &read.key]);
+            // Layers made for a reproducible build differ (file times
+            // clamped): they are cached apart.
+            let clamp = self
+                .opts
+                .timestamp
+                .map(|t| t.to_string())
+                .unwrap_or_default();
+            key = sha(&[&key, &step.cache_text, &read.key, &clamp]);
             if use_cache {
                 if let Some(e) = self.engine.images.cache_get(&key)? {
                     layers = e.layers;
-                    history.push(history_entry(step, &read, &e.created));
+                    let created = match self.opts.timestamp {
+                        Some(_) => self.now(),
+                        None => e.created,
+                    };
+                    history.push(history_entry(step, &read, &created));
                     self.rep.cached(id);
                     continue;
                 }
@@ -343,7 +391,7 @@ impl Builder<'_, '_> {
                 };
                 match &step.action {
                     Action::Run(r) => self.run(step, r, work, id)?,
-                    Action::Copy(c) => self.copy(step, c, &read, work)?,
+                    Action::Copy(c) => self.copy(step, c, work)?,
                     Action::Meta => {}
                 }
                 if !single {
@@ -385,6 +433,114 @@ impl Builder<'_, '_> {
             history,
             key,
         })
+    }
+
+    /// Builds `stages` (independent of each other) at once: all but the
+    /// last in forked children, each with its own connection to the store,
+    /// the last here. A child sends its stage's result back as JSON on a
+    /// pipe and records its cache entries itself. The caller is
+    /// single-threaded (the runtime forks too).
+    fn stages_at_once(&mut self, stages: &[usize], target: usize) -> Result<()> {
+        let (last, others) = stages
+            .split_last()
+            .ok_or_else(|| Error::Invalid("no stage to build".into()))?;
+        let mut children = Vec::new();
+        let mut failure = None;
+        // Progress ids: each stage gets a range of its own.
+        let mut base_id = self.next_id;
+        for &i in others {
+            let ids = base_id;
+            base_id += self.plan.stages[i].instructions.len() + 8;
+            let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).ctx(|| "pipe".into())?;
+            // SAFETY: the process is single-threaded here (the builder
+            // never keeps threads across steps), so the child may run
+            // ordinary code; it leaves with _exit, never returning.
+            match unsafe { nix::unistd::fork() }.ctx(|| "fork a stage builder".into())? {
+                nix::unistd::ForkResult::Child => {
+                    drop(r);
+                    self.next_id = ids;
+                    let code = self.child_stage(i, i == target, w);
+                    // SAFETY: ends the child without running the parent's
+                    // destructors (its database connection, scratch
+                    // directories) a second time.
+                    unsafe { libc::_exit(code) };
+                }
+                nix::unistd::ForkResult::Parent { child } => {
+                    drop(w);
+                    children.push((i, child, r));
+                }
+            }
+        }
+        self.next_id = base_id;
+        match self.stage(*last, *last == target) {
+            Ok(built) => self.done[*last] = Some(built),
+            Err(e) => {
+                // The others stop too, cleaning up after themselves.
+                for (_, pid, _) in &children {
+                    let _ = nix::sys::signal::kill(*pid, nix::sys::signal::Signal::SIGTERM);
+                }
+                failure = Some(e);
+            }
+        }
+        for (i, pid, r) in children {
+            let mut text = String::new();
+            let read = std::io::Read::read_to_string(&mut std::fs::File::from(r), &mut text);
+            let status = loop {
+                match nix::sys::wait::waitpid(pid, None) {
+                    Err(nix::errno::Errno::EINTR) => continue,
+                    s => break s,
+                }
+            };
+            if failure.is_some() {
+                continue;
+            }
+            let got = match (read, status) {
+                (Ok(_), Ok(nix::sys::wait::WaitStatus::Exited(_, 0))) => {
+                    serde_json::from_str::<ChildResult>(&text)
+                        .map_err(|e| Error::Invalid(format!("stage {i}'s builder: {e}")))
+                }
+                _ => Err(Error::Invalid(
+                    match serde_json::from_str::<ChildResult>(&text) {
+                        Ok(ChildResult::Failed(m)) => m,
+                        _ => format!("the builder of stage {} died", self.stage_name(i)),
+                    },
+                )),
+            };
+            match got {
+                Ok(ChildResult::Built(b)) => self.done[i] = Some(b.into_built()?),
+                Ok(ChildResult::Failed(m)) => failure = Some(Error::Invalid(m)),
+                Err(e) => failure = Some(e),
+            }
+        }
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// A forked child's work: builds stage `i` with a connection of its
+    /// own, records its cache entries, writes the result to `out`.
+    fn child_stage(&mut self, i: usize, is_target: bool, out: OwnedFd) -> i32 {
+        let result = Engine::open(&self.engine.root, &self.engine.runroot).and_then(|mut own| {
+            // The parent's connection is not ours to use or close.
+            std::mem::swap(self.engine, &mut own);
+            std::mem::forget(own);
+            self.pending.clear();
+            let built = self.stage(i, is_target);
+            let pending = std::mem::take(&mut self.pending);
+            self.engine.images.cache_put(&pending)?;
+            built
+        });
+        let (msg, code) = match result {
+            Ok(b) => (ChildResult::Built(SentBuilt::from_built(&b)), 0),
+            Err(e) => {
+                self.rep.failed();
+                (ChildResult::Failed(e.to_string()), 1)
+            }
+        };
+        let text = serde_json::to_vec(&msg).unwrap_or_default();
+        let _ = relay::relay::write_all(std::os::fd::AsFd::as_fd(&out), &text);
+        code
     }
 
     /// The image of the target stage, stored and tagged.
@@ -460,12 +616,22 @@ impl Builder<'_, '_> {
                         (built.key, hash)
                     }
                 };
+                // A URL's content is only known by downloading it: without
+                // --checksum the step runs every time (and what follows).
+                let volatile = if c.add
+                    && flag(&c.flags, "checksum").is_none()
+                    && c.sources.iter().any(|s| copy::is_url(s))
+                {
+                    crate::random_id()
+                } else {
+                    String::new()
+                };
                 let dir = from.is_none()
                     && c.sources.len() == 1
                     && c.heredocs.is_empty()
                     && resolve_in(&self.opts.context, &c.sources[0]).is_ok_and(|p| p.is_dir());
                 Ok(Reads {
-                    key: sha(&[&source_key, &hash]),
+                    key: sha(&[&source_key, &hash, &volatile]),
                     hash,
                     dir,
                 })
@@ -519,19 +685,45 @@ impl Builder<'_, '_> {
                 step,
                 format!("invalid --from={name}: there is no stage {name}"),
             )),
-            None => self.base_image(name).map_err(|e| match e {
-                Error::Image(image::store::StoreError::NotFound(_)) | Error::ImageNotFound(_) => {
-                    self.invalid(
-                        step,
-                        format!("--from={name}: no stage of that name, and no such image"),
-                    )
-                }
-                e => e,
+            None => self.base_image(name).map_err(|e| {
+                self.invalid(
+                    step,
+                    format!("--from={name}: no stage of that name, and no such image: {e}"),
+                )
             }),
         }
     }
 
-    fn copy(&mut self, step: &Step, c: &CopyStep, _read: &Reads, work: &Work) -> Result<()> {
+    /// COPY/ADD into the step's overlay, mounted here for the while. With
+    /// `--link` the files go straight into the new layer (the upper
+    /// directory, nothing mounted), so they depend on nothing below: no
+    /// symlink of the image is followed; `--chown` names still come from
+    /// the image.
+    fn copy(&mut self, step: &Step, c: &CopyStep, work: &Work) -> Result<()> {
+        let link = flag(&c.flags, "link").is_some_and(|v| v != "false");
+        let source = match flag(&c.flags, "from") {
+            None => None,
+            Some(f) => {
+                let built = self.source_of(step, f)?;
+                Some(View::new(&self.engine.images, &built.layers)?)
+            }
+        };
+        let src = match &source {
+            None => copy::Source::Context {
+                dir: &self.opts.context,
+                ignore: self.opts.ignore.as_ref(),
+            },
+            Some(v) => copy::Source::Rootfs(v.root()),
+        };
+        if link {
+            let users = View::new(&self.engine.images, &work.below)?;
+            let opts = copy::ApplyOptions {
+                users_root: users.root(),
+                http: None,
+            };
+            copy::apply(&src, c, &work.snap.upper, &opts).map_err(|e| self.invalid(step, e))?;
+            return Ok(());
+        }
         work.snap.mount()?;
         let result = (|| {
             let merged = &work.snap.merged;
@@ -539,22 +731,11 @@ impl Builder<'_, '_> {
             let root = std::fs::File::open(merged).ctx(|| format!("open {}", merged.display()))?;
             saferoot::mkdir_all_in_root(&root.into(), Path::new(&c.workdir))
                 .map_err(|e| self.invalid(step, e))?;
-            let opts = copy::ApplyOptions { users_root: merged };
-            match flag(&c.flags, "from") {
-                None => {
-                    let src = copy::Source::Context {
-                        dir: &self.opts.context,
-                        ignore: self.opts.ignore.as_ref(),
-                    };
-                    copy::apply(&src, c, merged, &opts).map_err(|e| self.invalid(step, e))?;
-                }
-                Some(f) => {
-                    let built = self.source_of(step, f)?;
-                    let view = View::new(&self.engine.images, &built.layers)?;
-                    let src = copy::Source::Rootfs(view.root());
-                    copy::apply(&src, c, merged, &opts).map_err(|e| self.invalid(step, e))?;
-                }
-            }
+            let opts = copy::ApplyOptions {
+                users_root: merged,
+                http: None,
+            };
+            copy::apply(&src, c, merged, &opts).map_err(|e| self.invalid(step, e))?;
             Ok(())
         })();
         work.snap.unmount()?;
@@ -993,7 +1174,8 @@ struct Reads {
 fn history_entry(step: &Step, read: &Reads, created: &str) -> Value {
     let created_by = match &step.action {
         Action::Copy(c) => {
-            let what = if c.sources.len() + c.heredocs.len() > 1 {
+            let named = c.sources.iter().filter(|s| !s.starts_with("<<")).count();
+            let what = if named + c.heredocs.len() > 1 {
                 "multi"
             } else if read.dir {
                 "dir"
@@ -1013,6 +1195,58 @@ fn history_entry(step: &Step, read: &Reads, created: &str) -> Value {
         e["empty_layer"] = json!(true);
     }
     e
+}
+
+/// A stage's result as a child builder sends it.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+enum ChildResult {
+    Built(SentBuilt),
+    Failed(String),
+}
+
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct SentBuilt {
+    /// (diff_id, size), bottom first.
+    layers: Vec<(String, u64)>,
+    image: Value,
+    history: Vec<Value>,
+    key: String,
+}
+
+impl SentBuilt {
+    fn from_built(b: &Built) -> SentBuilt {
+        SentBuilt {
+            layers: b
+                .layers
+                .iter()
+                .map(|l| (l.diff.to_string(), l.size))
+                .collect(),
+            image: b.image.clone(),
+            history: b.history.clone(),
+            key: b.key.clone(),
+        }
+    }
+
+    fn into_built(self) -> Result<Built> {
+        let layers = self
+            .layers
+            .into_iter()
+            .map(|(d, size)| {
+                Ok(BuiltLayer {
+                    diff: d
+                        .parse()
+                        .map_err(|e| Error::Invalid(format!("a stage builder sent {d:?}: {e}")))?,
+                    size,
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(Built {
+            layers,
+            image: self.image,
+            history: self.history,
+            key: self.key,
+        })
+    }
 }
 
 /// The value of flag `--name` (the last one given).
@@ -1207,6 +1441,8 @@ fn resolve_in(root: &Path, path: &str) -> std::result::Result<PathBuf, String> {
 struct Work {
     dir: tempfile::TempDir,
     snap: Snapshot,
+    /// The layers below the overlay.
+    below: Vec<BuiltLayer>,
 }
 
 impl Work {
@@ -1223,14 +1459,22 @@ impl Work {
             lower.push(empty);
         }
         let snap = Snapshot::prepare(&lower, &dir.path().join("snap"))?;
-        Ok(Work { dir, snap })
+        Ok(Work {
+            dir,
+            snap,
+            below: layers.to_vec(),
+        })
     }
 
     /// An overlay over one host directory.
     fn over(store: &ImageStore, host: &Path) -> Result<Work> {
         let dir = store.temp_dir()?;
         let snap = Snapshot::prepare(&[host.to_path_buf()], &dir.path().join("snap"))?;
-        Ok(Work { dir, snap })
+        Ok(Work {
+            dir,
+            snap,
+            below: Vec::new(),
+        })
     }
 
     /// The changes as a new layer over `below`.
