@@ -888,20 +888,34 @@ fn same_content_and_source_date_epoch_give_the_same_image() {
     assert_eq!(inspect(&b, "repro:1")["Created"], "2023-11-14T22:13:20Z");
 }
 
+/// A symlink in the context is copied as a link; naming one as a source
+/// resolves it inside the context (as buildah and BuildKit do), never on
+/// the host.
 #[test]
-fn a_context_symlink_is_copied_as_a_link() {
+fn a_context_symlink_is_copied_as_a_link_and_resolved_inside_the_context() {
     let (b, _w) = berth();
-    let ctx = context(&[("Dockerfile", "FROM busybox\nCOPY link /link\nCOPY . /all\n")]);
+    let ctx = context(&[
+        ("Dockerfile", "FROM busybox\nCOPY . /all\nCOPY abs /abs\n"),
+        ("inner.txt", "inside\n"),
+    ]);
     symlink("/etc/shadow", ctx.path().join("link")).unwrap();
+    symlink("/inner.txt", ctx.path().join("abs")).unwrap();
     build_ok(&b, ctx.path(), &["-t", "link:1"]);
     assert_eq!(
         run_in(
             &b,
             "link:1",
-            "readlink /link; readlink /all/link; cat /link 2>/dev/null || echo dangling"
+            "readlink /all/link; cat /all/link 2>/dev/null || echo dangling; cat /abs"
         ),
-        "/etc/shadow\n/etc/shadow\ndangling\n"
+        "/etc/shadow\ndangling\ninside\n"
     );
+
+    let ctx = context(&[("Dockerfile", "FROM busybox\nCOPY link /link\n")]);
+    symlink("/etc/shadow", ctx.path().join("link")).unwrap();
+    let o = build(&b, ctx.path(), &["-t", "link:2"]);
+    assert_ne!(o.status.code(), Some(0), "no /etc/shadow in the context");
+    assert!(stderr(&o).contains("Dockerfile:2"), "{}", stderr(&o));
+    no_image(&b, "link:2");
 }
 
 #[test]
