@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The README's main job: build the quote service image, run it detached
-# on the default bridge with its port published and a healthcheck, wait
-# until healthy, fetch quotes through `berth exec` and from the host through
-# the published port, show ps, then clean up.
+# The README's main job: build the quote service image from its Dockerfile
+# (berth build), run it detached on the default bridge with its port
+# published and the image's healthcheck, wait until healthy, fetch quotes
+# through `berth exec` and from the host through the published port, show
+# ps, then clean up.
 #
 # Usage: examples/quote-app/run.sh BERTH [PORT]   (PORT: 8080)
 # BERTH_ROOT picks the store (default: a temporary one, removed at the end).
@@ -18,14 +19,12 @@ else
     trap '"$berth" rm -f quotes >/dev/null 2>&1 || true' EXIT
 fi
 
+# berth build: examples/quote-app/Dockerfile, two stages.
 "$here/build.sh" "$berth" quote-app:1
 "$berth" rm -f quotes >/dev/null 2>&1 || true
 # The service listens on 8080 in its own network namespace; -p publishes it
-# on the host's port.
-"$berth" run -d --name quotes -p "127.0.0.1:$port:8080" \
-    --health-cmd "wget -qO- http://127.0.0.1:8080/cgi-bin/quote" \
-    --health-interval 500ms --health-retries 3 \
-    quote-app:1 httpd -f -p 8080 -h /www >/dev/null
+# on the host's port. Its command and healthcheck come from the image.
+"$berth" run -d --name quotes -p "127.0.0.1:$port:8080" quote-app:1 >/dev/null
 
 for _ in $(seq 100); do
     [[ $("$berth" inspect -f '{{.State.Health.Status}}' quotes) == healthy ]] && break
