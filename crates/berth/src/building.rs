@@ -186,12 +186,7 @@ fn read_inputs(a: &BuildArgs, scratch: &Path) -> Result<Inputs> {
                     context.display()
                 );
             };
-            let text =
-                std::fs::read_to_string(&p).with_context(|| format!("read {}", p.display()))?;
-            let name = p
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
+            let (name, text) = read_named(&p)?;
             (name, text, Some(p))
         }
     };
@@ -202,6 +197,16 @@ fn read_inputs(a: &BuildArgs, scratch: &Path) -> Result<Inputs> {
         text,
         dockerfile_path: path,
     })
+}
+
+/// A file's name (for messages) and its text.
+fn read_named(p: &Path) -> Result<(String, String)> {
+    let text = std::fs::read_to_string(p).with_context(|| format!("read {}", p.display()))?;
+    let name = p
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    Ok((name, text))
 }
 
 /// A tar stream, plain or compressed, by its first bytes.
@@ -562,12 +567,7 @@ pub fn build(root: &Path, runroot: &Path, max_layer: u64, a: &BuildArgs) -> Resu
             .unwrap_or(Path::new("Dockerfile")),
     ) {
         Some(p) => {
-            let text =
-                std::fs::read_to_string(&p).with_context(|| format!("read {}", p.display()))?;
-            let name = p
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
+            let (name, text) = read_named(&p)?;
             Some(build::ignore::IgnoreMatcher::parse(&name, &text)?)
         }
         None => None,

@@ -267,6 +267,13 @@ fn main() -> ExitCode {
     if let Some(c) = containers {
         return finish(containers::dispatch(&cli.root, &cli.runroot, c));
     }
+    // The image commands write listings and archives: a reader that goes
+    // away (`berth images | head`) ends them quietly, as it ends cat or tar,
+    // instead of a panic in println. (Container commands keep SIGPIPE
+    // ignored: their relays must outlive a closed pipe and clean up.)
+    // SAFETY: setting a signal's disposition to its default touches no
+    // memory; no other thread exists yet.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -1491,7 +1491,8 @@ impl Work {
         image::snapshot::diff_clamped(&self.snap.upper, &mut w, clamp)?;
         w.flush().ctx(|| format!("write {}", tar.display()))?;
         drop(w);
-        let layer = store.add_layer(&diffs(below), &tar)?;
+        // The upper directory itself becomes the layer (moved, not copied).
+        let layer = store.add_layer_dir(&diffs(below), &self.snap.upper, &tar)?;
         let _ = std::fs::remove_file(&tar);
         Ok(layer)
     }

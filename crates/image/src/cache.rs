@@ -10,7 +10,7 @@ use rusqlite::{params, OptionalExtension};
 
 use crate::digest::Digest;
 use crate::oci;
-use crate::store::{Image, ImageStore, Result, Stager, StoreError};
+use crate::store::{Image, ImageStore, Result, StoreError};
 use crate::Reference;
 
 pub(crate) const SCHEMA: &str = "
@@ -51,46 +51,58 @@ fn now() -> String {
 }
 
 impl ImageStore {
-    /// Unpacks the plain tar at `tar` as a layer over `below` (diff_ids,
-    /// bottom first) into the store's layers. No row names it yet: a cache
-    /// entry or an image will ([`ImageStore::cache_put`],
-    /// [`ImageStore::add_built_image`]); until then `check` counts it as
-    /// left over.
-    pub fn add_layer(&self, below: &[Digest], tar: &Path) -> Result<BuiltLayer> {
-        let stager = Stager {
-            layers: self.root().join("layers"),
-            blobs: &self.blobs,
-            max_bytes: self.max_layer_bytes,
-        };
-        let source = || -> Result<Box<dyn std::io::Read>> {
-            let f = fs::File::open(tar).map_err(|source| StoreError::Io {
-                context: format!("open {}", tar.display()),
-                source,
-            })?;
-            Ok(Box::new(std::io::BufReader::with_capacity(1 << 20, f)))
-        };
-        let (staged, size) = stager.stage(None, &source)?;
-        let diff = staged.diff.clone();
+    /// Makes directory `files` (a build step's upper directory: overlay's
+    /// form, whiteouts as 0/0 devices) the layer over `below` whose plain
+    /// tar is at `tar` (written from those files by `snapshot::diff`): the
+    /// tar is only read for its digest and tar-split, the files are moved,
+    /// not copied. `files` is gone afterwards either way.
+    pub fn add_layer_dir(&self, below: &[Digest], files: &Path, tar: &Path) -> Result<BuiltLayer> {
+        let f = fs::File::open(tar).map_err(|source| StoreError::Io {
+            context: format!("open {}", tar.display()),
+            source,
+        })?;
+        let u = crate::layer::record(
+            std::io::BufReader::with_capacity(1 << 20, f),
+            self.max_layer_bytes,
+        )?;
         let mut diffs = below.to_vec();
-        diffs.push(diff.clone());
+        diffs.push(u.diff_id.clone());
         let chain = oci::chain_ids(&diffs)
             .pop()
             .ok_or_else(|| StoreError::Invalid("no layer".into()))?;
-        // A layer directory is complete once it has its name (staging
-        // ends with the rename), so one already there is the same layer,
-        // maybe in use by another build: keep it, never replace it.
         let dest = self.layer_dir(&chain);
-        let dest = dest.parent().unwrap_or(&dest);
-        if let Err(e) = fs::rename(&staged.dir, dest) {
-            let _ = fs::remove_dir_all(&staged.dir);
-            if !dest.is_dir() {
-                return Err(StoreError::Io {
-                    context: format!("place layer {chain}"),
-                    source: e,
-                });
+        let dest = dest.parent().unwrap_or(&dest).to_path_buf();
+        if !dest.is_dir() {
+            static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+            let staging = self.root().join("layers").join(format!(
+                ".built-{}-{}",
+                std::process::id(),
+                SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            ));
+            let placed = (|| {
+                fs::create_dir(&staging)?;
+                fs::rename(files, staging.join("diff"))?;
+                fs::write(
+                    staging.join("tar-split"),
+                    u.split.as_deref().unwrap_or_default(),
+                )?;
+                fs::rename(&staging, &dest)
+            })();
+            if let Err(e) = placed {
+                let _ = fs::remove_dir_all(&staging);
+                // Another build placed the same layer meanwhile: fine.
+                if !dest.is_dir() {
+                    return Err(StoreError::Io {
+                        context: format!("place layer {chain}"),
+                        source: e,
+                    });
+                }
             }
         }
-        Ok(BuiltLayer { diff, size })
+        Ok(BuiltLayer {
+            diff: u.diff_id,
+            size: u.size,
+        })
     }
 
     /// The cached outcome of step `key`, if every one of its layers is
@@ -239,31 +251,64 @@ impl ImageStore {
 mod tests {
     use super::*;
 
-    fn layer_tar(dir: &Path, name: &str, body: &[u8]) -> std::path::PathBuf {
-        let mut b = tar::Builder::new(Vec::new());
-        let mut h = tar::Header::new_gnu();
-        h.set_size(body.len() as u64);
-        h.set_mode(0o644);
-        h.set_entry_type(tar::EntryType::Regular);
-        b.append_data(&mut h, name, body).unwrap();
-        let p = dir.join(format!("{name}.tar"));
-        fs::write(&p, b.into_inner().unwrap()).unwrap();
-        p
+    /// A layer of one file made from a directory, as a build step makes it.
+    fn layer(
+        store: &ImageStore,
+        dir: &Path,
+        below: &[Digest],
+        name: &str,
+        body: &[u8],
+    ) -> BuiltLayer {
+        let files = dir.join(format!("{name}.d"));
+        fs::create_dir_all(&files).unwrap();
+        fs::write(files.join(name), body).unwrap();
+        let tar = dir.join(format!("{name}.tar"));
+        crate::snapshot::diff(&files, fs::File::create(&tar).unwrap()).unwrap();
+        store.add_layer_dir(below, &files, &tar).unwrap()
+    }
+
+    #[test]
+    fn a_directory_becomes_a_layer_that_gives_its_tar_back() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = ImageStore::open(&tmp.path().join("store")).unwrap();
+        let files = tmp.path().join("upper");
+        fs::create_dir_all(files.join("d")).unwrap();
+        fs::write(files.join("d/a"), b"alpha").unwrap();
+        fs::write(files.join("b"), b"").unwrap();
+        std::os::unix::fs::symlink("d/a", files.join("l")).unwrap();
+        let tar = tmp.path().join("layer.tar");
+        let mut out = fs::File::create(&tar).unwrap();
+        crate::snapshot::diff(&files, &mut out).unwrap();
+        let bytes = fs::read(&tar).unwrap();
+        let layer = store.add_layer_dir(&[], &files, &tar).unwrap();
+        assert!(!files.exists());
+        assert_eq!(layer.diff, Digest::of(&bytes));
+        let chain = oci::chain_ids(std::slice::from_ref(&layer.diff))
+            .pop()
+            .unwrap();
+        assert_eq!(
+            fs::read(store.layer_dir(&chain).join("d/a")).unwrap(),
+            b"alpha"
+        );
+        let (mut r, size) =
+            crate::store::open_layer_from_files(store.root(), &chain, &layer.diff).unwrap();
+        let mut again = Vec::new();
+        std::io::Read::read_to_end(&mut r, &mut again).unwrap();
+        assert_eq!((again, size), (bytes.clone(), bytes.len() as u64));
     }
 
     #[test]
     fn cached_layers_live_until_pruned_and_images_keep_theirs() {
         let tmp = tempfile::tempdir().unwrap();
         let mut store = ImageStore::open(&tmp.path().join("store")).unwrap();
-        let a = store
-            .add_layer(&[], &layer_tar(tmp.path(), "a", b"one"))
-            .unwrap();
-        let b = store
-            .add_layer(
-                std::slice::from_ref(&a.diff),
-                &layer_tar(tmp.path(), "b", b"two"),
-            )
-            .unwrap();
+        let a = layer(&store, tmp.path(), &[], "a", b"one");
+        let b = layer(
+            &store,
+            tmp.path(),
+            std::slice::from_ref(&a.diff),
+            "b",
+            b"two",
+        );
         assert_eq!(store.cache_get("k1").unwrap(), None);
         let entry = CacheEntry {
             layers: vec![a.clone(), b.clone()],

@@ -155,6 +155,63 @@ pub fn unpack(input: impl Read, dest: &Path, opts: &UnpackOptions) -> Result<Unp
     }
 }
 
+/// The diff_id, size and tar-split record of the plain tar `input` whose
+/// files are already in place (written from them, as a build step's layer
+/// is from its upper directory): the tar is read, nothing is written. The
+/// directory the files are in can then become the layer as it is.
+pub fn record(input: impl Read, max_bytes: u64) -> Result<Unpacked, LayerError> {
+    let recorder = Rc::new(RefCell::new(
+        Recorder::new().map_err(io_err("tar-split record"))?,
+    ));
+    let mut hashing = Hashing {
+        inner: input,
+        hasher: Sha256::new(),
+        count: 0,
+        limit: max_bytes,
+        split: Some(recorder.clone()),
+    };
+    let mut entries = 0u64;
+    {
+        let mut archive = tar::Archive::new(&mut hashing);
+        let iter = archive.entries().map_err(|e| map_read(e, max_bytes))?;
+        for entry in iter {
+            let mut entry = entry.map_err(|e| map_read(e, max_bytes))?;
+            entries += 1;
+            let raw = entry.path().map_err(io_err("entry name"))?.into_owned();
+            let regular = matches!(
+                entry.header().entry_type(),
+                tar::EntryType::Regular | tar::EntryType::Continuous
+            );
+            if regular {
+                recorder.borrow_mut().begin_file();
+            }
+            let copied =
+                io::copy(&mut entry, &mut io::sink()).map_err(|e| map_read(e, max_bytes))?;
+            if regular {
+                recorder.borrow_mut().end_file(&clean(&raw), copied);
+            }
+        }
+        io::copy(&mut archive.into_inner(), &mut io::sink()).map_err(|e| map_read(e, max_bytes))?;
+    }
+    let diff_id = Digest::from_hasher(hashing.hasher);
+    let size = hashing.count;
+    drop(hashing.split);
+    let split = Rc::try_unwrap(recorder)
+        .map_err(|_| LayerError::Io {
+            context: "tar-split record".into(),
+            source: io::Error::other("still shared"),
+        })?
+        .into_inner()
+        .finish()
+        .map_err(io_err("tar-split record"))?;
+    Ok(Unpacked {
+        diff_id,
+        size,
+        entries,
+        split: Some(split),
+    })
+}
+
 fn unpack_into(
     input: impl Read,
     root_path: &Path,
