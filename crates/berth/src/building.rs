@@ -600,10 +600,11 @@ pub fn build(root: &Path, runroot: &Path, max_layer: u64, a: &BuildArgs) -> Resu
         _ => Mode::Plain,
     };
     let mut rep = Progress::new(mode);
+    let quiet_pull = mode == Mode::Quiet;
     let registry = a.registry.clone();
     let mut resolve = |store: &mut ImageStore, name: &str| -> engine::Result<Image> {
         let pulled = |store: &mut ImageStore| -> engine::Result<Image> {
-            crate::transfer::pull_for_run(store, &registry, name)
+            crate::transfer::pull_for_run(store, &registry, name, quiet_pull)
                 .map_err(|e| engine::Error::Invalid(format!("{e:#}")))?;
             Ok(store.resolve(name)?)
         };

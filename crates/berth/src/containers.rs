@@ -1429,12 +1429,12 @@ fn run_attached(
 fn create_pulling(engine: &mut Engine, a: &RunArgs, cfg: ContainerConfig) -> Result<Record> {
     let policy = a.pull.as_deref().unwrap_or("missing");
     if policy == "always" {
-        crate::transfer::pull_for_run(&mut engine.images, &a.registry, &a.image)?;
+        crate::transfer::pull_for_run(&mut engine.images, &a.registry, &a.image, false)?;
     }
     match engine.create(cfg.clone(), a.name.as_deref()) {
         Err(engine::Error::ImageNotFound(image)) if policy == "missing" => {
             eprintln!("Unable to find image '{image}' locally");
-            crate::transfer::pull_for_run(&mut engine.images, &a.registry, &a.image)?;
+            crate::transfer::pull_for_run(&mut engine.images, &a.registry, &a.image, false)?;
             Ok(engine.create(cfg, a.name.as_deref())?)
         }
         r => Ok(r?),

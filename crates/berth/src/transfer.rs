@@ -287,10 +287,15 @@ pub fn pull(store: &mut ImageStore, a: &PullArgs) -> Result<()> {
 
 /// A pull for `run`/`create` of an image not in the store: what `pull`
 /// prints, on stderr.
-pub fn pull_for_run(store: &mut ImageStore, registry: &RegistryArgs, image: &str) -> Result<()> {
+pub fn pull_for_run(
+    store: &mut ImageStore,
+    registry: &RegistryArgs,
+    image: &str,
+    quiet: bool,
+) -> Result<()> {
     let a = PullArgs {
         registry: registry.clone(),
-        quiet: false,
+        quiet,
         platform: None,
         max_concurrent_downloads: 3,
         image: image.to_string(),

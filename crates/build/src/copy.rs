@@ -140,8 +140,11 @@ pub struct CopyStats {
 /// path (the executor prefixes the Dockerfile line).
 #[derive(Debug, thiserror::Error)]
 pub enum CopyError {
-    #[error("{instruction} failed: no source files were specified")]
-    NoSources { instruction: &'static str },
+    #[error("{instruction} failed: no source files were specified ({sources} matched nothing)")]
+    NoSources {
+        instruction: &'static str,
+        sources: String,
+    },
     #[error("{path:?}: not found in the {place}")]
     NotFound { path: String, place: &'static str },
     #[error("{instruction} with more than one source file: the destination {dest:?} must be a directory and end with a /")]
@@ -939,7 +942,10 @@ fn items<'s>(fs: &SrcFs<'_>, step: &'s CopyStep, flags: &Flags) -> Result<Vec<It
         }
     }
     if items.is_empty() {
-        return Err(CopyError::NoSources { instruction });
+        return Err(CopyError::NoSources {
+            instruction,
+            sources: step.sources.join(" "),
+        });
     }
     let (_, dir) = dest_path(step);
     if items.len() > 1 && !dir && !flags.parents {

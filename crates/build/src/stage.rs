@@ -453,6 +453,9 @@ pub struct Step {
     pub created_by: String,
     /// The instruction as written (for progress output).
     pub text: String,
+    /// MAINTAINER's value so far ("" before any): buildah writes it on
+    /// every history entry after it.
+    pub author: String,
     /// For the cache: everything that decides the instruction's outcome
     /// besides its parent and the files it reads (ARG values, expanded
     /// words, flags), without the line number.
@@ -989,6 +992,11 @@ pub fn evaluate(
             line,
             keyword: kw,
             text: ins.text.clone(),
+            author: image
+                .get("author")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string(),
             created_by,
             cache_text,
             action,

@@ -1191,6 +1191,9 @@ fn history_entry(step: &Step, read: &Reads, created: &str) -> Value {
         _ => step.created_by.clone(),
     };
     let mut e = json!({"created": created, "created_by": created_by});
+    if !step.author.is_empty() {
+        e["author"] = json!(step.author);
+    }
     if !step.makes_layer() {
         e["empty_layer"] = json!(true);
     }
