@@ -140,10 +140,11 @@ pub struct CopyStats {
 /// path (the executor prefixes the Dockerfile line).
 #[derive(Debug, thiserror::Error)]
 pub enum CopyError {
-    #[error("{instruction} failed: no source files were specified ({sources} matched nothing)")]
+    #[error("{instruction} failed: no source files were specified{detail}")]
     NoSources {
         instruction: &'static str,
-        sources: String,
+        /// `: <sources> matched nothing`, or empty when none were named.
+        detail: String,
     },
     #[error("{path:?}: not found in the {place}")]
     NotFound { path: String, place: &'static str },
@@ -944,7 +945,11 @@ fn items<'s>(fs: &SrcFs<'_>, step: &'s CopyStep, flags: &Flags) -> Result<Vec<It
     if items.is_empty() {
         return Err(CopyError::NoSources {
             instruction,
-            sources: step.sources.join(" "),
+            detail: if step.sources.is_empty() {
+                String::new()
+            } else {
+                format!(": {} matched nothing", step.sources.join(" "))
+            },
         });
     }
     let (_, dir) = dest_path(step);
@@ -2332,7 +2337,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(
             err.to_string(),
-            "COPY failed: no source files were specified"
+            "COPY failed: no source files were specified: nomatch* none? matched nothing"
         );
         let err = e
             .run(&copy(&[], &["missing.txt", "a.txt"], "/n/"))
