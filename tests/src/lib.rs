@@ -29,6 +29,22 @@ pub fn target_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../target")
 }
 
+/// The busybox fixture as a rootfs tarball (numeric owners) in `dir`.
+pub fn busybox_tar(dir: &std::path::Path) -> PathBuf {
+    let tar = dir.join("busybox.tar");
+    let st = std::process::Command::new("tar")
+        .arg("--numeric-owner")
+        .arg("-C")
+        .arg(busybox_rootfs())
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .expect("run tar");
+    assert!(st.success(), "tar the busybox rootfs");
+    tar
+}
+
 /// The shared busybox rootfs, made on first use.
 pub fn busybox_rootfs() -> PathBuf {
     let base = target_dir().join("berth-fixtures");

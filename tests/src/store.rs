@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use crate::{busybox_rootfs, expect_code, output_via_files, stdout};
+use crate::{expect_code, output_via_files, stdout};
 
 /// A private `--root` (removed with its containers when dropped), and the
 /// flags and environment every command of the test gets.
@@ -43,16 +43,7 @@ impl Store {
     /// Imports the busybox rootfs as `name` with CMD sh and `changes`.
     pub fn import_busybox(&self, name: &str, changes: &[&str]) -> String {
         let work = tempfile::tempdir().expect("temp dir");
-        let tar = work.path().join("busybox.tar");
-        let st = Command::new("tar")
-            .arg("-C")
-            .arg(busybox_rootfs())
-            .arg("-cf")
-            .arg(&tar)
-            .arg(".")
-            .status()
-            .expect("run tar");
-        assert!(st.success(), "tar the busybox rootfs");
+        let tar = crate::busybox_tar(work.path());
         let mut args = vec!["import", "-c", "CMD [\"sh\"]"];
         for c in changes {
             args.extend_from_slice(&["-c", c]);

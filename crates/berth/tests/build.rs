@@ -21,7 +21,7 @@ use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use berth_testkit::{busybox_rootfs, expect_code, output_via_files, snippet, stderr, stdout};
+use berth_testkit::{busybox_tar, expect_code, output_via_files, snippet, stderr, stdout};
 use serde_json::{json, Value};
 
 const BIN: &str = env!("CARGO_BIN_EXE_berth");
@@ -33,22 +33,6 @@ type Berth = berth_testkit::store::Store;
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/build")
-}
-
-/// The busybox fixture as a rootfs tarball in `dir`.
-fn busybox_tar(dir: &Path) -> PathBuf {
-    let tar = dir.join("busybox.tar");
-    let st = Command::new("tar")
-        .arg("--numeric-owner")
-        .arg("-C")
-        .arg(busybox_rootfs())
-        .arg("-cf")
-        .arg(&tar)
-        .arg(".")
-        .status()
-        .expect("run tar");
-    assert!(st.success(), "tar the busybox rootfs");
-    tar
 }
 
 /// A store with `tar` imported as `busybox` (CMD sh, PATH set), the way the

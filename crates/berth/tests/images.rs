@@ -5,10 +5,10 @@
 // An integration test crate is nothing but tests; the lint is for unit tests.
 #![allow(clippy::tests_outside_test_module)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
-use berth_testkit::{busybox_rootfs, expect_code, output_via_files, stderr, stdout};
+use berth_testkit::{busybox_rootfs, busybox_tar, expect_code, output_via_files, stderr, stdout};
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_berth");
@@ -17,21 +17,6 @@ type Berth = berth_testkit::store::Store;
 
 fn berth() -> Berth {
     Berth::empty(BIN)
-}
-
-/// The busybox fixture as a rootfs tarball.
-fn busybox_tar(dir: &Path) -> PathBuf {
-    let tar = dir.join("busybox.tar");
-    let st = Command::new("tar")
-        .arg("-C")
-        .arg(busybox_rootfs())
-        .arg("-cf")
-        .arg(&tar)
-        .arg(".")
-        .status()
-        .unwrap();
-    assert!(st.success());
-    tar
 }
 
 #[test]
