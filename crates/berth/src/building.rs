@@ -216,23 +216,26 @@ fn is_tar(data: &[u8]) -> bool {
         || data.get(257..262) == Some(b"ustar")
 }
 
-fn key_values(list: &[String], what: &str) -> Result<BTreeMap<String, String>> {
+/// `--build-arg K=V`, or a bare `K` that takes its value from the
+/// environment (left out when the environment has none, as docker does).
+fn build_args(list: &[String]) -> Result<BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
     for item in list {
-        match item.split_once('=') {
-            Some(("", _)) => bail!("invalid {what} {item:?}: the key is empty"),
-            Some((k, v)) => {
-                out.insert(k.to_string(), v.to_string());
-            }
-            None if what == "--build-arg" => {
-                if let Ok(v) = std::env::var(item) {
-                    out.insert(item.clone(), v);
-                }
-            }
-            None => bail!("invalid {what} {item:?}: use KEY=VALUE"),
+        if item.contains('=') {
+            let (k, v) = crate::containers::key_value("--build-arg", item)?;
+            out.insert(k, v);
+        } else if let Ok(v) = std::env::var(item) {
+            out.insert(item.clone(), v);
         }
     }
     Ok(out)
+}
+
+/// `--label K=V`s.
+fn labels(list: &[String]) -> Result<BTreeMap<String, String>> {
+    list.iter()
+        .map(|l| crate::containers::key_value("--label", l))
+        .collect()
 }
 
 fn secrets(
@@ -573,18 +576,16 @@ pub fn build(root: &Path, runroot: &Path, max_layer: u64, a: &BuildArgs) -> Resu
         None => None,
     };
     let (secrets, _secret_files) = secrets(&a.secret, &scratch)?;
-    let mut build_args = key_values(&a.build_args, "--build-arg")?;
-    build_args.retain(|_, _| true);
     let opts = engine::build::Options {
         context: std::path::absolute(&inputs.context).context("resolve the context")?,
         dockerfile_name: inputs.name.clone(),
         dockerfile: inputs.text.clone(),
         ignore,
         tags,
-        build_args,
+        build_args: build_args(&a.build_args)?,
         target: a.target.clone(),
         no_cache: a.no_cache,
-        labels: key_values(&a.labels, "--label")?,
+        labels: labels(&a.labels)?,
         no_layers: a.layers == Some(false),
         squash: a.squash,
         timestamp,
@@ -754,15 +755,12 @@ mod tests {
     #[test]
     fn build_args_and_labels() {
         std::env::set_var("BERTH_TEST_BUILD_ARG", "fromenv");
-        let m = key_values(
-            &[
-                "A=1".into(),
-                "B=".into(),
-                "BERTH_TEST_BUILD_ARG".into(),
-                "BERTH_TEST_UNSET_ARG".into(),
-            ],
-            "--build-arg",
-        )
+        let m = build_args(&[
+            "A=1".into(),
+            "B=".into(),
+            "BERTH_TEST_BUILD_ARG".into(),
+            "BERTH_TEST_UNSET_ARG".into(),
+        ])
         .unwrap();
         assert_eq!(m.get("A").map(String::as_str), Some("1"));
         assert_eq!(m.get("B").map(String::as_str), Some(""));
@@ -771,8 +769,9 @@ mod tests {
             Some("fromenv")
         );
         assert!(!m.contains_key("BERTH_TEST_UNSET_ARG"));
-        assert!(key_values(&["novalue".into()], "--label").is_err());
-        assert!(key_values(&["=x".into()], "--label").is_err());
+        assert!(build_args(&["=x".into()]).is_err());
+        assert!(labels(&["novalue".into()]).is_err());
+        assert!(labels(&["=x".into()]).is_err());
     }
 
     #[test]

@@ -542,7 +542,7 @@ pub fn parse_bytes(flag: &str, s: &str) -> Result<i64> {
     Ok(v)
 }
 
-fn key_value(flag: &str, s: &str) -> Result<(String, String)> {
+pub(crate) fn key_value(flag: &str, s: &str) -> Result<(String, String)> {
     match s.split_once('=') {
         Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
         _ => bail!("invalid argument {s:?} for \"{flag}\": expected key=value"),

@@ -416,9 +416,6 @@ pub struct RunStep {
     pub env: Vec<String>,
     pub flags: Vec<Flag>,
     pub heredocs: Vec<Heredoc>,
-    /// The history `created_by`, with the `|N k=v` ARG prefix Docker writes
-    /// (proxy args left out).
-    pub created_by: String,
 }
 
 /// A COPY or ADD with its words expanded.
@@ -593,10 +590,9 @@ pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bi
 
 /// A config-only instruction as buildah's history shows it: as written
 /// (unexpanded), except ARG, which lists the stage's ARGs that have values.
-fn history_text(ins: &Instruction, keyword: &str, shown: &str) -> String {
+fn history_text(ins: &Instruction, shown: &str) -> String {
     match &ins.kind {
         Kind::Arg(_) => shown.to_string(),
-        _ if ins.text.is_empty() => format!("{keyword} {shown}"),
         _ => ins.text.clone(),
     }
 }
@@ -935,7 +931,6 @@ pub fn evaluate(
                     env,
                     flags: st.expand_flags(line, kw, flags)?,
                     heredocs: heredocs.clone(),
-                    created_by: shown.clone(),
                 });
             }
             Kind::Copy(c) | Kind::Add(c) => {
@@ -960,9 +955,9 @@ pub fn evaluate(
             Kind::From { .. } => continue,
         }
         let created_by = match &action {
-            Action::Run(r) => r.created_by.clone(),
+            Action::Run(_) => shown.clone(),
             Action::Copy(_) => String::new(),
-            Action::Meta => format!("/bin/sh -c #(nop) {}", history_text(ins, kw, &shown)),
+            Action::Meta => format!("/bin/sh -c #(nop) {}", history_text(ins, &shown)),
         };
         // ARG values and the environment decide a RUN, not only its text.
         let cache_text = match &action {
@@ -1455,6 +1450,15 @@ RUN true
         );
     }
 
+    /// The history text of the RUN steps.
+    fn run_history(o: &StageOutcome) -> Vec<&str> {
+        o.steps
+            .iter()
+            .filter(|s| matches!(s.action, Action::Run(_)))
+            .map(|s| s.created_by.as_str())
+            .collect()
+    }
+
     #[test]
     fn run_env_and_proxy_args() {
         let o = eval(
@@ -1462,16 +1466,16 @@ RUN true
             json!({"config": {"Env": ["PATH=/bin"]}}),
             &[("HTTP_PROXY", "http://p"), ("V", "3")],
         );
-        let r = &o.runs()[0];
+        let r = o.runs()[0];
         assert_eq!(r.argv, vec!["/bin/sh", "-c", "echo $V"]);
         assert_eq!(
             r.env,
             vec!["PATH=/bin", "E=2", "V=3", "HTTP_PROXY=http://p"]
         );
-        assert_eq!(r.created_by, "|1 V=3 /bin/sh -c echo $V");
+        assert_eq!(run_history(&o), ["|1 V=3 /bin/sh -c echo $V"]);
         assert_eq!(cfg(&o)["Env"], json!(["PATH=/bin", "E=2"]));
         let o = eval("FROM a\nRUN true\n", json!({}), &[("https_proxy", "x")]);
-        assert_eq!(o.runs()[0].created_by, "/bin/sh -c true");
+        assert_eq!(run_history(&o), ["/bin/sh -c true"]);
         assert_eq!(o.runs()[0].env, vec!["https_proxy=x"]);
         // A declared proxy ARG is used but still kept out of history.
         let o = eval(
@@ -1479,7 +1483,7 @@ RUN true
             json!({}),
             &[("HTTP_PROXY", "x")],
         );
-        assert_eq!(o.runs()[0].created_by, "/bin/sh -c true");
+        assert_eq!(run_history(&o), ["/bin/sh -c true"]);
     }
 
     #[test]

@@ -348,10 +348,16 @@ impl Builder<'_, '_> {
         // target.
         let single = self.opts.no_layers || (self.opts.squash && is_target);
         let use_cache = !single && !self.opts.no_cache;
-        let mut key = base.key.clone();
-        let mut layers = base.layers.clone();
-        let mut history = base.history.clone();
-        let mut single_work: Option<Work> = None;
+        let (mut key, mut layers, mut history) = (base.key, base.layers, base.history);
+        // Layers made for a reproducible build differ (file times clamped):
+        // they are cached apart.
+        let clamp = self
+            .opts
+            .timestamp
+            .map(|t| t.to_string())
+            .unwrap_or_default();
+        // With `single`: the overlay all the stage's steps write to.
+        let mut stage_work: Option<Work> = None;
         for (n, step) in outcome.steps.iter().enumerate() {
             if interrupted() {
                 return Err(Error::Invalid("build interrupted".into()));
@@ -359,16 +365,9 @@ impl Builder<'_, '_> {
             let id = self.next_id;
             self.next_id += 1;
             self.rep
-                .start(id, &format!("[{name} {}/{total}] {}", n + 2, title(step)));
+                .start(id, &format!("[{name} {}/{total}] {}", n + 2, step.text));
             let started = Instant::now();
             let read = self.reads(step)?;
-            // Layers made for a reproducible build differ (file times
-            // clamped): they are cached apart.
-            let clamp = self
-                .opts
-                .timestamp
-                .map(|t| t.to_string())
-                .unwrap_or_default();
             key = sha(&[&key, &step.cache_text, &read.key, &clamp]);
             if use_cache {
                 if let Some(e) = self.engine.images.cache_get(&key)? {
@@ -384,20 +383,20 @@ impl Builder<'_, '_> {
             }
             let created = self.now();
             if step.makes_layer() {
-                let work = match (&mut single_work, single) {
-                    (Some(w), true) => w,
-                    (slot, true) => slot.insert(Work::new(&self.engine.images, &layers)?),
-                    (slot, false) => slot.insert(Work::new(&self.engine.images, &layers)?),
+                // A step's own overlay, or the stage's one kept across steps.
+                let work = match stage_work.take() {
+                    Some(w) => w,
+                    None => Work::new(&self.engine.images, &layers)?,
                 };
                 match &step.action {
-                    Action::Run(r) => self.run(step, r, work, id)?,
-                    Action::Copy(c) => self.copy(step, c, work)?,
+                    Action::Run(r) => self.run(step, r, &work, id)?,
+                    Action::Copy(c) => self.copy(step, c, &read, &work)?,
                     Action::Meta => {}
                 }
-                if !single {
-                    if let Some(w) = single_work.take() {
-                        layers.push(w.commit(&self.engine.images, &layers, self.opts.timestamp)?);
-                    }
+                if single {
+                    stage_work = Some(work);
+                } else {
+                    layers.push(work.commit(&self.engine.images, &layers, self.opts.timestamp)?);
                 }
             }
             let mut entry = history_entry(step, &read, &created);
@@ -418,7 +417,7 @@ impl Builder<'_, '_> {
             self.rep.done(id, started.elapsed());
         }
         if single {
-            let work = match single_work.take() {
+            let work = match stage_work.take() {
                 Some(w) => w,
                 None => Work::new(&self.engine.images, &layers)?,
             };
@@ -546,7 +545,7 @@ impl Builder<'_, '_> {
     /// The image of the target stage, stored and tagged.
     fn finish(&mut self, target: usize) -> Result<Outcome> {
         let built = self.done[target]
-            .clone()
+            .take()
             .ok_or_else(|| Error::Invalid("the target stage was not built".into()))?;
         let mut image = match built.image {
             Value::Object(m) => m,
@@ -597,6 +596,7 @@ impl Builder<'_, '_> {
             Action::Meta => Ok(Reads::default()),
             Action::Copy(c) => {
                 let from = flag(&c.flags, "from");
+                let mut source = None;
                 let (source_key, hash) = match from {
                     None => {
                         let src = copy::Source::Context {
@@ -613,6 +613,7 @@ impl Builder<'_, '_> {
                         let view = View::new(&self.engine.images, &built.layers)?;
                         let src = copy::Source::Rootfs(view.root());
                         let hash = copy::checksum(&src, c).map_err(|e| self.invalid(step, e))?;
+                        source = Some(view);
                         (built.key, hash)
                     }
                 };
@@ -634,6 +635,7 @@ impl Builder<'_, '_> {
                     key: sha(&[&source_key, &hash, &volatile]),
                     hash,
                     dir,
+                    source,
                 })
             }
             Action::Run(r) => {
@@ -699,16 +701,9 @@ impl Builder<'_, '_> {
     /// directory, nothing mounted), so they depend on nothing below: no
     /// symlink of the image is followed; `--chown` names still come from
     /// the image.
-    fn copy(&mut self, step: &Step, c: &CopyStep, work: &Work) -> Result<()> {
+    fn copy(&mut self, step: &Step, c: &CopyStep, read: &Reads, work: &Work) -> Result<()> {
         let link = flag(&c.flags, "link").is_some_and(|v| v != "false");
-        let source = match flag(&c.flags, "from") {
-            None => None,
-            Some(f) => {
-                let built = self.source_of(step, f)?;
-                Some(View::new(&self.engine.images, &built.layers)?)
-            }
-        };
-        let src = match &source {
+        let src = match &read.source {
             None => copy::Source::Context {
                 dir: &self.opts.context,
                 ignore: self.opts.ignore.as_ref(),
@@ -922,15 +917,11 @@ impl Builder<'_, '_> {
         let cid = format!("build-{}", &crate::random_id()[..16]);
         let bundle = work.dir.path().join("bundle");
         std::fs::create_dir_all(&bundle).ctx(|| format!("create {}", bundle.display()))?;
-        let hosts = if cfg.network == "host" {
-            std::fs::read_to_string("/etc/hosts").unwrap_or_default()
-        } else {
-            String::new()
-        };
-        let hosts = format!(
-            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{}\n{hosts}",
-            cfg.hostname
-        );
+        let mut hosts = network::files::hosts(&[], None, &cfg.hostname, &[]);
+        if cfg.network == "host" {
+            // The host's names too, as its network is the step's.
+            hosts.push_str(&std::fs::read_to_string("/etc/hosts").unwrap_or_default());
+        }
         std::fs::write(bundle.join("hosts"), hosts).ctx(|| "write hosts".into())?;
         std::fs::write(bundle.join("hostname"), format!("{}\n", cfg.hostname))
             .ctx(|| "write hostname".into())?;
@@ -950,7 +941,7 @@ impl Builder<'_, '_> {
             work.snap.mount()?;
         }
         let lookup = match &detached {
-            Some(fd) => PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd())),
+            Some(fd) => PathBuf::from(saferoot::fd_path(fd)),
             None => work.snap.merged.clone(),
         };
         // Mount points the runtime will have to make in the rootfs.
@@ -1046,9 +1037,11 @@ impl Builder<'_, '_> {
         }
         let code = loop {
             match nix::sys::wait::waitpid(pid, None) {
-                Ok(nix::sys::wait::WaitStatus::Exited(_, c)) => break c,
-                Ok(nix::sys::wait::WaitStatus::Signaled(_, s, _)) => break 128 + s as i32,
-                Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
+                Ok(status) => match relay::relay::exit_code(status) {
+                    Some(code) => break code,
+                    None => continue,
+                },
+                Err(nix::errno::Errno::EINTR) => continue,
                 Err(e) => {
                     return Err(Error::Sys {
                         context: "wait for RUN".into(),
@@ -1061,25 +1054,8 @@ impl Builder<'_, '_> {
             let _ = c.delete(true);
         }
         let _ = work.snap.unmount();
-        let up = |p: &Path| work.snap.upper.join(p.strip_prefix("/").unwrap_or(p));
         for (first, target) in made.iter().rev() {
-            remove_if_empty(&up(target));
-            // The directories made on the way down to it.
-            let mut d = target.parent();
-            while let Some(p) = d.filter(|p| p.starts_with(first)) {
-                if std::fs::remove_dir(up(p)).is_err() {
-                    break;
-                }
-                d = p.parent();
-            }
-            // Directories of the image copied up only to hold the stub.
-            let mut d = first.parent();
-            while let Some(p) = d.filter(|p| *p != Path::new("/")) {
-                if !remove_copied_up_dir(&work.snap, p, &up(p)) {
-                    break;
-                }
-                d = p.parent();
-            }
+            work.snap.remove_mount_stub(first, target);
         }
         Ok(code)
     }
@@ -1095,71 +1071,6 @@ pub fn export_rootfs(engine: &Engine, img: &Image, out: impl Write) -> Result<()
     Ok(())
 }
 
-/// Removes a file or directory the runtime made to mount over, if it is
-/// still empty (a RUN may have filled it through the mount's absence).
-fn remove_if_empty(p: &Path) {
-    match std::fs::symlink_metadata(p) {
-        Ok(m) if m.is_dir() => {
-            let _ = std::fs::remove_dir(p);
-        }
-        Ok(m) if m.is_file() && m.len() == 0 => {
-            let _ = std::fs::remove_file(p);
-        }
-        _ => {}
-    }
-}
-
-/// Removes `upper`, the upper layer's copy of directory `path` of the
-/// image, if it holds nothing and says nothing the lower one does not
-/// (empty, not opaque, same mode and owner): overlayfs copied it up only
-/// because a mount point was made in it.
-fn remove_copied_up_dir(snap: &Snapshot, path: &Path, upper: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    let Ok(u) = std::fs::symlink_metadata(upper) else {
-        return false;
-    };
-    let rel = path.strip_prefix("/").unwrap_or(path);
-    let Some(l) = snap
-        .lower
-        .iter()
-        .find_map(|l| std::fs::symlink_metadata(l.join(rel)).ok())
-    else {
-        return false;
-    };
-    let empty = std::fs::read_dir(upper).is_ok_and(|mut r| r.next().is_none());
-    let opaque =
-        nix::sys::stat::lstat(upper).is_ok() && xattr_present(upper, "trusted.overlay.opaque");
-    if !u.is_dir() || !l.is_dir() || !empty || opaque {
-        return false;
-    }
-    if (u.mode(), u.uid(), u.gid()) != (l.mode(), l.uid(), l.gid()) {
-        return false;
-    }
-    std::fs::remove_dir(upper).is_ok()
-}
-
-fn xattr_present(path: &Path, name: &str) -> bool {
-    let (Ok(p), Ok(n)) = (
-        std::ffi::CString::new(path.as_os_str().as_encoded_bytes()),
-        std::ffi::CString::new(name),
-    ) else {
-        return true;
-    };
-    // SAFETY: two NUL-terminated strings that outlive the call, and a null
-    // buffer of size 0 (asks only whether the attribute exists).
-    let n = unsafe { libc::lgetxattr(p.as_ptr(), n.as_ptr(), std::ptr::null_mut(), 0) };
-    n >= 0
-}
-
-/// A step's title in the progress log: the instruction as written.
-fn title(step: &Step) -> String {
-    if step.text.is_empty() {
-        step.created_by.clone()
-    } else {
-        step.text.clone()
-    }
-}
-
 /// What a step read, for its key and its history.
 #[derive(Debug, Default)]
 struct Reads {
@@ -1169,6 +1080,9 @@ struct Reads {
     hash: String,
     /// A COPY of one source that is a directory (history says `dir:`).
     dir: bool,
+    /// COPY --from's stage or image, mounted to hash it and kept for the
+    /// copy itself.
+    source: Option<View>,
 }
 
 fn history_entry(step: &Step, read: &Reads, created: &str) -> Value {
@@ -1424,18 +1338,10 @@ fn join_target(workdir: &str, target: &str) -> String {
 /// The host path of `path` inside `root`, every component resolved as if
 /// `root` were `/` (so neither `..` nor a symlink leaves it).
 fn resolve_in(root: &Path, path: &str) -> std::result::Result<PathBuf, String> {
-    let dir = nix::fcntl::open(
-        root,
-        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        nix::sys::stat::Mode::empty(),
-    )
-    .map_err(|e| format!("open {}: {e}", root.display()))?;
-    // SAFETY: a fresh descriptor from open, owned by nobody else.
-    let dir = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(dir) };
+    let dir = crate::cp::open_path(root, OFlag::O_DIRECTORY).map_err(|e| e.to_string())?;
     let fd = saferoot::open_in_root(&dir, Path::new(path), OFlag::O_PATH | OFlag::O_CLOEXEC)
         .map_err(|e| format!("{path}: {e}"))?;
-    std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
-        .map_err(|e| format!("{path}: {e}"))
+    std::fs::read_link(saferoot::fd_path(&fd)).map_err(|e| format!("{path}: {e}"))
 }
 
 /// A writable overlay over some layers, in a scratch directory of the
@@ -1576,7 +1482,6 @@ mod tests {
                     strip_tabs: false,
                 })
                 .collect(),
-            created_by: String::new(),
         }
     }
 

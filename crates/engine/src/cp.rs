@@ -122,7 +122,7 @@ impl Root {
     }
 }
 
-fn open_path(p: &Path, extra: OFlag) -> Result<OwnedFd> {
+pub(crate) fn open_path(p: &Path, extra: OFlag) -> Result<OwnedFd> {
     let fd = nix::fcntl::open(p, OFlag::O_PATH | OFlag::O_CLOEXEC | extra, Mode::empty())
         .ctx(|| format!("open {}", p.display()))?;
     // SAFETY: a fresh descriptor from open, owned by nobody else.

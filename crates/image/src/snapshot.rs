@@ -250,6 +250,72 @@ impl Snapshot {
         unmount_once(&self.merged).map(|_| ())
     }
 
+    /// Takes out of `upper` what was made only to mount over, once the
+    /// mount is gone: `target` (if still an empty file or directory), the
+    /// directories made on the way down to it from `first` (the first
+    /// component of `target` the view lacked), and the image's directories
+    /// above `first` that overlayfs copied up only to hold them (empty, not
+    /// opaque, same mode and owner as below). Paths are absolute in the
+    /// container's view. Best effort: what does not qualify stays.
+    pub fn remove_mount_stub(&self, first: &Path, target: &Path) {
+        let up = |p: &Path| self.upper.join(p.strip_prefix("/").unwrap_or(p));
+        match fs::symlink_metadata(up(target)) {
+            Ok(m) if m.is_dir() => {
+                let _ = fs::remove_dir(up(target));
+            }
+            Ok(m) if m.is_file() && m.len() == 0 => {
+                let _ = fs::remove_file(up(target));
+            }
+            _ => {}
+        }
+        let mut d = target.parent();
+        while let Some(p) = d.filter(|p| p.starts_with(first)) {
+            if fs::remove_dir(up(p)).is_err() {
+                return;
+            }
+            d = p.parent();
+        }
+        let mut d = first.parent();
+        while let Some(p) = d.filter(|p| *p != Path::new("/")) {
+            if !self.remove_copied_up_dir(p) {
+                return;
+            }
+            d = p.parent();
+        }
+    }
+
+    /// Removes the upper copy of the image's directory `path` if it says
+    /// nothing the layers below do not.
+    fn remove_copied_up_dir(&self, path: &Path) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        let rel = path.strip_prefix("/").unwrap_or(path);
+        let upper = self.upper.join(rel);
+        let Ok(u) = fs::symlink_metadata(&upper) else {
+            return false;
+        };
+        let Some(l) = self
+            .lower
+            .iter()
+            .find_map(|l| fs::symlink_metadata(l.join(rel)).ok())
+        else {
+            return false;
+        };
+        let empty = fs::read_dir(&upper).is_ok_and(|mut r| r.next().is_none());
+        let opaque = CString::new(upper.as_os_str().as_bytes())
+            .ok()
+            .and_then(|c| lxattrs(&c).ok())
+            .is_none_or(|all| {
+                all.iter()
+                    .any(|(k, v)| k == OPAQUE_XATTR && v.as_slice() == b"y")
+            });
+        u.is_dir()
+            && l.is_dir()
+            && empty
+            && !opaque
+            && (u.mode(), u.uid(), u.gid()) == (l.mode(), l.uid(), l.gid())
+            && fs::remove_dir(&upper).is_ok()
+    }
+
     /// Unmounts (every mount stacked at `merged`) and deletes `upper`,
     /// `work` and `merged`: the container's changes are gone.
     pub fn remove(self) -> Result<(), SnapshotError> {
