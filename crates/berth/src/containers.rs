@@ -951,7 +951,9 @@ pub fn dispatch(root: &Path, runroot: &Path, cmd: &ContainerCommand) -> Result<i
                     code = engine::monitor::run(
                         &mut engine,
                         &r.id,
-                        engine::monitor::Mode::Foreground,
+                        engine::monitor::Mode::Foreground {
+                            stdin: *interactive,
+                        },
                     )?;
                 } else {
                     engine::monitor::start_detached(&engine, &r)?;
@@ -1468,7 +1470,13 @@ fn run(engine: &mut Engine, a: &RunArgs) -> Result<i32> {
         };
         run_attached(engine, &r, &session)
     } else {
-        engine::monitor::run(engine, &r.id, engine::monitor::Mode::Foreground)
+        engine::monitor::run(
+            engine,
+            &r.id,
+            engine::monitor::Mode::Foreground {
+                stdin: r.config.open_stdin,
+            },
+        )
     };
     match outcome {
         Ok(code) => Ok(code),
@@ -2039,18 +2047,19 @@ fn exec(engine: &Engine, a: &ExecArgs) -> Result<i32> {
     if a.tty && a.detach {
         bail!("exec -d -t: a detached terminal has no reader; leave out -t");
     }
-    let null;
-    let _swap;
-    if !a.interactive {
-        // stdin of the process: /dev/null unless -i.
-        null = std::fs::File::open("/dev/null")?;
-        _swap = engine::stdio::Redirect::new(&[(0, std::os::fd::AsRawFd::as_raw_fd(&null))])?;
-    }
+    // Without a terminal the process gets pipes that we relay (or
+    // /dev/null, detached), never our own descriptors: see stdio::Pipes.
+    let mut pipes = match (&console, a.detach) {
+        (Some(_), _) => None,
+        (None, true) => Some(engine::stdio::Pipes::discard()?),
+        (None, false) => Some(engine::stdio::Pipes::new(a.interactive)?),
+    };
     let opts = runtime::ExecOptions {
         process,
         console_socket: console.as_ref().map(|c| c.path.clone()),
         pid_file: None,
-        detach: a.detach || console.is_some(),
+        // Waited for here, by the relay, not by the runtime.
+        detach: true,
         preserve_fds: 0,
     };
     let exec_id = engine::random_id();
@@ -2062,7 +2071,29 @@ fn exec(engine: &Engine, a: &ExecArgs) -> Result<i32> {
     engine
         .db
         .container_event(&r, &format!("exec_start: {command}"), &ev);
-    let code = runtime::terminal::finish_exec(c.exec(&opts)?, console)?;
+    let outcome = match &mut pipes {
+        Some(p) => p.around(|| c.exec(&opts))?,
+        None => c.exec(&opts),
+    }?;
+    let code = match (outcome, pipes) {
+        (_, _) if a.detach => 0,
+        (runtime::ExecOutcome::Detached(pid), Some(p)) => relay::relay::relay(
+            nix::unistd::Pid::from_raw(pid),
+            p.streams,
+            Some(relay::relay::Caller {
+                stdin: a.interactive,
+            }),
+            None,
+            &mut relay::relay::NoHooks,
+            relay::relay::Clients {
+                server: None,
+                input: p.input,
+                tty: false,
+            },
+        )
+        .context("relay the process's stdio")?,
+        (outcome, _) => runtime::terminal::finish_exec(outcome, console)?,
+    };
     if !a.detach {
         let code_text = code.to_string();
         engine.db.container_event(

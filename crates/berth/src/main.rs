@@ -239,6 +239,7 @@ fn main() -> ExitCode {
         let code = engine::monitor::main(&args[2..]);
         return ExitCode::from(u8::try_from(code & 0xff).unwrap_or(1));
     }
+    quiet_on_broken_stdio();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return usage_error(&e),
@@ -267,13 +268,6 @@ fn main() -> ExitCode {
     if let Some(c) = containers {
         return finish(containers::dispatch(&cli.root, &cli.runroot, c));
     }
-    // The image commands write listings and archives: a reader that goes
-    // away (`berth images | head`) ends them quietly, as it ends cat or tar,
-    // instead of a panic in println. (Container commands keep SIGPIPE
-    // ignored: their relays must outlive a closed pipe and clean up.)
-    // SAFETY: setting a signal's disposition to its default touches no
-    // memory; no other thread exists yet.
-    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -281,6 +275,57 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// A reader of our stdout or stderr that goes away (`berth ps | head -1`,
+/// `berth logs c | true`) ends us quietly, as SIGPIPE ends cat or docker,
+/// wherever we were writing: no panic in println, no "Broken pipe" error.
+/// A broken pipe elsewhere (a child's stdin, a container's input, a
+/// monitor's socket) stays an EPIPE error for the code at hand, which must
+/// clean up; and the relays, which must outlive their caller's pipe to
+/// reap and record the container, ignore SIGPIPE while they run.
+fn quiet_on_broken_stdio() {
+    extern "C" fn on_sigpipe(_: libc::c_int) {
+        let mut fds = [1, 2].map(|fd| libc::pollfd {
+            fd,
+            events: libc::POLLOUT,
+            revents: 0,
+        });
+        // SAFETY: poll and signal are async-signal-safe; fds is a valid
+        // array of two pollfd.
+        unsafe {
+            if libc::poll(fds.as_mut_ptr(), 2, 0) > 0
+                && fds.iter().any(|f| f.revents & libc::POLLERR != 0)
+            {
+                // Delivered as the handler returns: the default action,
+                // death by SIGPIPE (141 in a shell).
+                libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+                libc::raise(libc::SIGPIPE);
+            }
+        }
+    }
+    let act = nix::sys::signal::SigAction::new(
+        nix::sys::signal::SigHandler::Handler(on_sigpipe),
+        nix::sys::signal::SaFlags::SA_RESTART,
+        nix::sys::signal::SigSet::empty(),
+    );
+    // SAFETY: the handler only makes async-signal-safe calls; no other
+    // thread exists yet.
+    let _ = unsafe { nix::sys::signal::sigaction(nix::sys::signal::Signal::SIGPIPE, &act) };
+}
+
+/// Dies as SIGPIPE's default would: after a foreground container whose
+/// output lost its reader (`berth run img yes | head -1`), the exit status
+/// docker's client leaves (141 in a shell), once the container is reaped
+/// and recorded.
+pub(crate) fn die_of_broken_pipe() -> ! {
+    // SAFETY: restoring the default disposition and raising the signal
+    // touch no memory of ours.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        libc::raise(libc::SIGPIPE);
+    }
+    std::process::exit(141)
 }
 
 /// Help and version go to stdout; a usage error is one line (clap's first,
@@ -305,6 +350,9 @@ fn usage_error(e: &clap::Error) -> ExitCode {
 /// The exit code of a container command (docker's: the container's own for
 /// run/start -a/exec, 125 when berth itself failed).
 fn finish(r: Result<i32>) -> ExitCode {
+    if relay::relay::caller_output_lost() {
+        die_of_broken_pipe();
+    }
     match r {
         Ok(code) => ExitCode::from(u8::try_from(code & 0xff).unwrap_or(1)),
         Err(e) => {

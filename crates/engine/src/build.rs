@@ -144,8 +144,12 @@ fn interrupted() -> bool {
 }
 
 /// Catches the signals that end a build, without SA_RESTART, so a blocked
-/// read returns and the builder can clean up.
-fn catch_signals() -> Result<()> {
+/// read returns and the builder can clean up. SIGPIPE too, while the build
+/// runs: a reader of our progress that goes away (`berth build . | head`)
+/// ends the build as a client that goes away ends docker's, with the step
+/// killed and nothing left behind, not with a death mid-step; the returned
+/// guard gives SIGPIPE back its previous disposition.
+fn catch_signals() -> Result<SigpipeRestored> {
     use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
     let act = SigAction::new(
         SigHandler::Handler(on_signal),
@@ -157,7 +161,19 @@ fn catch_signals() -> Result<()> {
         // async-signal-safe.
         unsafe { sigaction(s, &act) }.ctx(|| format!("catch {s}"))?;
     }
-    Ok(())
+    // SAFETY: as above.
+    let previous = unsafe { sigaction(Signal::SIGPIPE, &act) }.ctx(|| "catch SIGPIPE".into())?;
+    Ok(SigpipeRestored(previous))
+}
+
+/// SIGPIPE's disposition from before the build, put back when dropped.
+struct SigpipeRestored(nix::sys::signal::SigAction);
+
+impl Drop for SigpipeRestored {
+    fn drop(&mut self) {
+        // SAFETY: puts back the disposition sigaction returned.
+        let _ = unsafe { nix::sys::signal::sigaction(nix::sys::signal::Signal::SIGPIPE, &self.0) };
+    }
 }
 
 /// Builds the image. Progress goes to `rep`; names of base images go to
@@ -168,7 +184,7 @@ pub fn build(
     resolve: &mut Resolve<'_>,
     rep: &mut dyn Reporter,
 ) -> Result<Outcome> {
-    catch_signals()?;
+    let _sigpipe = catch_signals()?;
     let plan = build::load(&opts.dockerfile_name, &opts.dockerfile)
         .map_err(|e| Error::Invalid(e.to_string()))?;
     if plan.stages.is_empty() {
@@ -1008,7 +1024,13 @@ impl Builder<'_, '_> {
         };
         drop((out_w, detached));
         let mut c = created?;
-        if let Err(e) = c.start() {
+        // RUN --network=none: loopback up, as buildkit's and docker's are.
+        let lo = if cfg.network == "none" {
+            network::loopback_up_in(c.state.pid).map_err(Error::from)
+        } else {
+            Ok(())
+        };
+        if let Err(e) = lo.and_then(|()| c.start().map_err(Error::from)) {
             let _ = c.delete(true);
             return Err(e.into());
         }
@@ -1018,7 +1040,13 @@ impl Builder<'_, '_> {
         loop {
             match nix::unistd::read(out_r.as_raw_fd(), &mut buf) {
                 Ok(0) => break,
-                Ok(n) => self.rep.output(id, &buf[..n]),
+                Ok(n) => {
+                    self.rep.output(id, &buf[..n]);
+                    // Progress that lost its reader (SIGPIPE) ends the step.
+                    if interrupted() {
+                        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+                    }
+                }
                 Err(nix::errno::Errno::EINTR) => {
                     if interrupted() {
                         // Its pid namespace goes with it: nothing of the

@@ -5,8 +5,7 @@
 //! the first success (failures inside the start period do not count),
 //! `healthy`, and `unhealthy` after `retries` failures in a row.
 
-use std::os::fd::AsRawFd;
-use std::path::PathBuf;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -105,13 +104,39 @@ impl Health {
     }
 }
 
+/// Most bytes of a check's output kept (docker's limit); the rest is read
+/// and dropped.
+const MAX_OUTPUT: usize = 4096;
+
 /// A check in flight.
 #[derive(Debug)]
 struct Running {
     pid: i32,
     started: Instant,
     start: String,
-    output: PathBuf,
+    /// Our end of the check's stdout and stderr (non-blocking), until its
+    /// end of file: then the poll loop stops watching it.
+    pipe: Option<OwnedFd>,
+    output: Vec<u8>,
+}
+
+impl Running {
+    /// Takes what the pipe holds now.
+    fn drain(&mut self) {
+        let mut buf = [0u8; 4096];
+        while let Some(pipe) = &self.pipe {
+            match nix::unistd::read(pipe.as_raw_fd(), &mut buf) {
+                Ok(0) => self.pipe = None,
+                Ok(n) => {
+                    let room = MAX_OUTPUT.saturating_sub(self.output.len());
+                    self.output.extend_from_slice(&buf[..n.min(room)]);
+                }
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(nix::errno::Errno::EAGAIN) => return,
+                Err(_) => self.pipe = None,
+            }
+        }
+    }
 }
 
 /// The monitor's side of healthchecks.
@@ -123,13 +148,11 @@ pub struct Checker {
     next: Instant,
     running: Option<Running>,
     pub health: Health,
-    /// Where a check's output goes (read back, 4 KiB at most).
-    output: PathBuf,
 }
 
 impl Checker {
     /// A checker, or None when the container has no check.
-    pub fn new(config: &HealthConfig, output: PathBuf) -> Option<Checker> {
+    pub fn new(config: &HealthConfig) -> Option<Checker> {
         let args = config.args()?;
         let now = Instant::now();
         Some(Checker {
@@ -142,7 +165,6 @@ impl Checker {
                 status: "starting".into(),
                 ..Health::default()
             },
-            output,
         })
     }
 
@@ -162,7 +184,6 @@ impl Checker {
             if now >= r.started + self.config.timeout() {
                 let _ = runtime::signal::send(r.pid, libc::SIGKILL);
                 let r = self.running.take()?;
-                let _ = std::fs::remove_file(&r.output);
                 return Some(self.finish(
                     r.start,
                     -1,
@@ -180,12 +201,13 @@ impl Checker {
         self.next = now + self.config.interval();
         let start = crate::now_nanos();
         match self.spawn(container) {
-            Ok(pid) => {
+            Ok((pid, pipe)) => {
                 self.running = Some(Running {
                     pid,
                     started: now,
                     start,
-                    output: self.output.clone(),
+                    pipe: Some(pipe),
+                    output: Vec::new(),
                 });
                 None
             }
@@ -193,19 +215,27 @@ impl Checker {
         }
     }
 
-    /// The exec'd check, detached; its stdout and stderr go to a file.
-    fn spawn(&self, container: &runtime::Container) -> Result<i32> {
+    /// The exec'd check, detached: its pid, and our end of the one pipe
+    /// that is its stdout and stderr. A pipe, not a file: a file could be
+    /// reopened through /proc/self/fd by the check (or by the container
+    /// process that ptrace-attaches it) and outlive it.
+    fn spawn(&self, container: &runtime::Container) -> Result<(i32, OwnedFd)> {
         let mut process = container.state.config.process().clone().unwrap_or_default();
         process.set_args(Some(self.args.clone()));
         process.set_terminal(Some(false));
-        let out =
-            std::fs::File::create(&self.output).ctx(|| "create the health output file".into())?;
+        let (ours, theirs) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+            .ctx(|| "pipe for the health check".into())?;
+        nix::fcntl::fcntl(
+            ours.as_raw_fd(),
+            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+        )
+        .ctx(|| "make the health check's pipe non-blocking".into())?;
         let null = std::fs::File::open("/dev/null").ctx(|| "open /dev/null".into())?;
         let res = {
             let _redirect = crate::stdio::Redirect::new(&[
                 (0, null.as_raw_fd()),
-                (1, out.as_raw_fd()),
-                (2, out.as_raw_fd()),
+                (1, theirs.as_raw_fd()),
+                (2, theirs.as_raw_fd()),
             ])?;
             container.exec(&runtime::ExecOptions {
                 process,
@@ -215,8 +245,9 @@ impl Checker {
                 preserve_fds: 0,
             })
         };
+        drop(theirs);
         match res? {
-            runtime::ExecOutcome::Detached(pid) => Ok(pid),
+            runtime::ExecOutcome::Detached(pid) => Ok((pid, ours)),
             runtime::ExecOutcome::Exited(_) => Err(crate::Error::Invalid(
                 "the health check ran attached".into(),
             )),
@@ -228,11 +259,31 @@ impl Checker {
         if self.running.as_ref().is_none_or(|r| r.pid != pid) {
             return None;
         }
-        let r = self.running.take()?;
-        let mut output = std::fs::read(&r.output).unwrap_or_default();
-        output.truncate(4096);
-        let _ = std::fs::remove_file(&r.output);
-        Some(self.finish(r.start, code, String::from_utf8_lossy(&output).into_owned()))
+        let mut r = self.running.take()?;
+        // What it wrote before it ended; a process it left behind holding
+        // the pipe is not waited for.
+        r.drain();
+        Some(self.finish(
+            r.start,
+            code,
+            String::from_utf8_lossy(&r.output).into_owned(),
+        ))
+    }
+
+    /// The running check's output pipe, for the poll loop: read as it
+    /// comes, so that a check writing more than a pipe holds never blocks.
+    pub fn output_fd(&self) -> Option<BorrowedFd<'_>> {
+        self.running
+            .as_ref()
+            .and_then(|r| r.pipe.as_ref())
+            .map(AsFd::as_fd)
+    }
+
+    /// The output pipe has something to read.
+    pub fn output_ready(&mut self) {
+        if let Some(r) = &mut self.running {
+            r.drain();
+        }
     }
 
     fn finish(&mut self, start: String, exit_code: i32, output: String) -> Health {

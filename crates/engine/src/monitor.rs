@@ -27,8 +27,10 @@ use crate::Engine;
 /// Who watches the container.
 #[derive(Debug)]
 pub enum Mode {
-    /// We do, in the foreground, relaying to our own stdio.
-    Foreground,
+    /// We do, in the foreground, relaying between our own stdio and the
+    /// container's pipes; with `stdin`, our stdin feeds the container's
+    /// (`run -i`, `start -ai`).
+    Foreground { stdin: bool },
     /// A monitor process, which reports on `notify` once the container
     /// runs; with `wait_attach`, once it listens for clients, and then
     /// waits for one before starting the container (`run -it`).
@@ -219,13 +221,16 @@ fn monitor_main(root: &std::path::Path, runroot: &std::path::Path, id: &str, mod
 /// Runs the container until it ends for good (restarts included); returns
 /// its last exit code.
 pub fn run(engine: &mut Engine, id: &str, mode: Mode) -> Result<i32> {
-    let foreground = matches!(mode, Mode::Foreground);
+    let caller = match mode {
+        Mode::Foreground { stdin } => Some(relay::relay::Caller { stdin }),
+        _ => None,
+    };
     let (mut notify, wait_attach, resumed) = match mode {
         Mode::Detached {
             notify,
             wait_attach,
         } => (Some(notify), wait_attach, None),
-        Mode::Foreground => (None, false, None),
+        Mode::Foreground { .. } => (None, false, None),
         Mode::Resumed { code } => (None, false, Some(code)),
     };
     // Clients may attach to any running container (a socket costs little).
@@ -239,16 +244,9 @@ pub fn run(engine: &mut Engine, id: &str, mode: Mode) -> Result<i32> {
             }
             s.wait_for_client(Duration::from_secs(30))
                 .map_err(|e| Error::Invalid(e.to_string()))
-                .and_then(|()| run_inner(engine, id, foreground, &mut notify, Some(s), None))
+                .and_then(|()| run_inner(engine, id, caller, &mut notify, Some(s), None))
         }
-        (s, false) => run_inner(
-            engine,
-            id,
-            foreground,
-            &mut notify,
-            s.as_mut().ok(),
-            resumed,
-        ),
+        (s, false) => run_inner(engine, id, caller, &mut notify, s.as_mut().ok(), resumed),
     };
     if let Err(e) = &result {
         // Could not start: the container stays created, with the reason.
@@ -277,7 +275,7 @@ pub fn run(engine: &mut Engine, id: &str, mode: Mode) -> Result<i32> {
 fn run_inner(
     engine: &mut Engine,
     id: &str,
-    foreground: bool,
+    caller: Option<relay::relay::Caller>,
     notify: &mut Option<OwnedFd>,
     mut server: Option<&mut crate::attach::Server>,
     resumed: Option<i32>,
@@ -312,7 +310,7 @@ fn run_inner(
                 run_once(
                     engine,
                     &mut r,
-                    foreground,
+                    caller,
                     notify,
                     &mut log,
                     server.as_deref_mut(),
@@ -476,7 +474,7 @@ fn dup_cloexec(fd: RawFd) -> Result<OwnedFd> {
 fn run_once(
     engine: &mut Engine,
     r: &mut Record,
-    foreground: bool,
+    caller: Option<relay::relay::Caller>,
     notify: &mut Option<OwnedFd>,
     log: &mut logs::Writer,
     server: Option<&mut crate::attach::Server>,
@@ -490,15 +488,14 @@ fn run_once(
     };
     let (out_r, out_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).ctx(|| "pipe".into())?;
     let (err_r, err_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).ctx(|| "pipe".into())?;
-    // stdin: ours in the foreground with -i; an open pipe for a detached
-    // -i (docker keeps it open); /dev/null otherwise.
-    let null = std::fs::File::open("/dev/null").ctx(|| "open /dev/null".into())?;
-    let (stdin_keep, stdin_src): (Option<OwnedFd>, OwnedFd) = if r.config.open_stdin && foreground {
-        (None, dup_cloexec(0)?)
-    } else if r.config.open_stdin {
+    // stdin: with -i a pipe, which the relay feeds from our stdin in the
+    // foreground and attached clients feed otherwise (docker keeps it
+    // open); /dev/null without. Never our own stdin: see relay::Caller.
+    let (stdin_keep, stdin_src): (Option<OwnedFd>, OwnedFd) = if r.config.open_stdin {
         let (a, b) = nix::unistd::pipe2(OFlag::O_CLOEXEC).ctx(|| "pipe".into())?;
         (Some(b), a)
     } else {
+        let null = std::fs::File::open("/dev/null").ctx(|| "open /dev/null".into())?;
         (None, OwnedFd::from(null))
     };
     let opts = runtime::CreateOptions {
@@ -559,16 +556,17 @@ fn run_once(
     if let Some(n) = notify.take() {
         let _ = nix::unistd::write(&n, b"ok");
     }
-    if !foreground {
+    if caller.is_none() {
         // From here on the monitor idles for the container's life: give
         // back what starting it used.
         engine.release_memory();
     }
     let pid = Pid::from_raw(pid);
-    let checker =
-        r.config.health.as_ref().and_then(|h| {
-            crate::health::Checker::new(h, engine.container_dir(&id).join("health.out"))
-        });
+    let checker = r
+        .config
+        .health
+        .as_ref()
+        .and_then(|h| crate::health::Checker::new(h));
     engine
         .db
         .set_health(&id, checker.as_ref().map(|c| &c.health))?;
@@ -601,16 +599,19 @@ fn run_once(
     }
     // Waiting is berth-monitor's, when nothing else needs this process: no
     // healthcheck to run, no client attached (run -it stays here).
-    if !foreground && health.checker.is_none() && server.as_ref().is_none_or(|s| s.clients() == 0) {
+    if caller.is_none()
+        && health.checker.is_none()
+        && server.as_ref().is_none_or(|s| s.clients() == 0)
+    {
         let e = hand_over(engine, r, pid, &streams, input.as_ref(), server.as_deref());
         // Only back on failure: relay here instead.
         eprintln!("monitor of {id}: berth-monitor: {e}");
     }
     relay::relay::relay(
         pid,
-        &streams,
-        foreground,
-        log,
+        streams,
+        caller,
+        Some(log),
         &mut health,
         relay::relay::Clients {
             server,
@@ -722,6 +723,18 @@ impl relay::relay::Hooks for HealthWatch<'_> {
     fn reaped(&mut self, pid: i32, code: i32) {
         if let Some(h) = self.checker.as_mut().and_then(|c| c.reaped(pid, code)) {
             self.record(&h);
+        }
+    }
+
+    fn poll_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        self.checker
+            .as_ref()
+            .and_then(crate::health::Checker::output_fd)
+    }
+
+    fn readable(&mut self) {
+        if let Some(c) = self.checker.as_mut() {
+            c.output_ready();
         }
     }
 }

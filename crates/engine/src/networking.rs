@@ -119,6 +119,10 @@ impl Engine {
     /// its networks, publishes its ports, writes its hosts file and its
     /// peers'. Nothing stays half done on failure.
     pub fn attach_network(&self, r: &Record, pid: i32) -> Result<()> {
+        if r.config.network == "none" {
+            // A namespace of its own with nothing but loopback, which is up.
+            return Ok(network::loopback_up_in(pid)?);
+        }
         if !on_bridges(&r.config) {
             return Ok(());
         }

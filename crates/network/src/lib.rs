@@ -23,7 +23,7 @@ pub mod store;
 pub mod subnet;
 
 pub use ports::{PortMapping, PortSpec, Proto};
-pub use store::{Attach, Endpoint, EndpointConfig, Network, Networks};
+pub use store::{loopback_up_in, Attach, Endpoint, EndpointConfig, Network, Networks};
 pub use subnet::Subnet;
 
 /// What can go wrong, each naming the thing and, where there is one, the fix.

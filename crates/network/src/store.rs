@@ -206,6 +206,24 @@ fn host_lock() -> Result<HostLock> {
     Ok(HostLock(l))
 }
 
+/// Brings up `lo` in the network namespace of process `pid`: a namespace
+/// of its own without interfaces (`--network none`) still has loopback up,
+/// as docker's do, so that programs talking to 127.0.0.1 work.
+pub fn loopback_up_in(pid: i32) -> Result<()> {
+    let ns_path = format!("/proc/{pid}/ns/net");
+    let netns = File::open(&ns_path).ctx(|| format!("open {ns_path}"))?;
+    let mut inside =
+        Netlink::open_in(&netns).ctx(|| "enter the container's network namespace".into())?;
+    loopback_up(&mut inside)
+}
+
+fn loopback_up(inside: &mut Netlink) -> Result<()> {
+    if let Some(lo) = inside.link("lo").ctx(|| "find lo".into())? {
+        inside.set_up(lo.index).ctx(|| "bring lo up".into())?;
+    }
+    Ok(())
+}
+
 fn netlink() -> Result<Netlink> {
     Netlink::open().ctx(|| "open a netlink socket".into())
 }
@@ -632,9 +650,7 @@ impl Networks {
         let mut nl = netlink()?;
         let mut inside =
             Netlink::open_in(&netns).ctx(|| "enter the container's network namespace".into())?;
-        if let Some(lo) = inside.link("lo").ctx(|| "find lo".into())? {
-            inside.set_up(lo.index).ctx(|| "bring lo up".into())?;
-        }
+        loopback_up(&mut inside)?;
         let mut endpoints = Vec::new();
         let mut routed = false;
         for (i, (net, cfg)) in a.networks.iter().enumerate() {

@@ -7,6 +7,7 @@
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -35,6 +36,12 @@ pub trait Hooks {
     fn tick(&mut self);
     /// A child other than the init ended (a check the hooks started).
     fn reaped(&mut self, pid: i32, code: i32);
+    /// A descriptor to watch for reading (a check's output pipe).
+    fn poll_fd(&self) -> Option<BorrowedFd<'_>> {
+        None
+    }
+    /// [`Hooks::poll_fd`] has something to read.
+    fn readable(&mut self) {}
 }
 
 /// No hooks.
@@ -77,27 +84,58 @@ pub fn exit_code(status: WaitStatus) -> Option<i32> {
     }
 }
 
+/// A foreground relay's view of the caller: what berth copies between its
+/// own stdio and the container's pipes. The container never receives a
+/// descriptor of the caller: a terminal could be driven (TIOCSTI, reading
+/// what the user types), a redirected file reopened, truncated or read
+/// back through /proc/self/fd.
+#[derive(Debug, Clone, Copy)]
+pub struct Caller {
+    /// Our stdin feeds the container's input pipe (`-i`); its end of file
+    /// closes that pipe.
+    pub stdin: bool,
+}
+
 /// Reads the container's output into the log (and onto our stdio, in the
-/// foreground, where signals are also forwarded) until the init exits and
-/// the streams are drained; returns the exit code.
+/// foreground, where signals are also forwarded and our stdin may feed the
+/// container's) until the init exits and the streams are drained; returns
+/// the exit code.
+///
+/// When a reader of our stdout or stderr goes away, the container's end
+/// of that stream is closed, so that its next write fails as it would in
+/// a shell pipeline (`berth run img yes | head -1` ends with `yes`).
 pub fn relay(
     pid: Pid,
-    streams: &[(OwnedFd, usize)],
-    copy_to_stdio: bool,
-    log: &mut jsonlog::Writer,
+    streams: Vec<(OwnedFd, usize)>,
+    caller: Option<Caller>,
+    mut log: Option<&mut jsonlog::Writer>,
     health: &mut dyn Hooks,
     mut clients: Clients<'_>,
 ) -> io::Result<i32> {
+    // Our writes to a pipe whose reader left must be errors we handle,
+    // not a death that leaves the container unwatched.
+    let _sigpipe = SigpipeIgnored::new();
     let mut set = SigSet::empty();
     set.add(Signal::SIGCHLD);
-    if copy_to_stdio {
+    if caller.is_some() {
         for s in PROXIED_SIGNALS {
             set.add(s);
         }
     }
     nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None)?;
     let sfd = SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)?;
-    let mut open: Vec<bool> = vec![true; streams.len()];
+    let mut streams: Vec<Option<(OwnedFd, usize)>> = streams.into_iter().map(Some).collect();
+    if let Some(i) = &clients.input {
+        // Never blocked by a container that does not read its input.
+        let _ = nix::fcntl::fcntl(
+            i.as_raw_fd(),
+            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+        );
+    }
+    let mut feed = match (caller, &clients.input) {
+        (Some(Caller { stdin: true }), Some(_)) => Some(Feed::default()),
+        _ => None,
+    };
     let mut exit: Option<i32> = None;
     let mut buf = vec![0u8; 32 * 1024];
     loop {
@@ -112,13 +150,13 @@ pub fn relay(
                 }
             }
         }
-        if exit.is_some() && !open.contains(&true) {
+        if exit.is_some() && streams.iter().all(Option::is_none) {
             break;
         }
         let mut fds = vec![PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
         let mut which = Vec::new();
-        for (i, (fd, _)) in streams.iter().enumerate() {
-            if open[i] {
+        for (i, s) in streams.iter().enumerate() {
+            if let Some((fd, _)) = s {
                 fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
                 which.push(i);
             }
@@ -133,6 +171,29 @@ pub fn relay(
                 );
             }
         }
+        let after_clients = fds.len();
+        // Our stdin is read only while the container runs and what was
+        // read last is written: a container that does not read its input
+        // holds back the caller, as a pipe would.
+        let stdin_fd = std::io::stdin();
+        let feed_slot = match (&feed, &clients.input) {
+            (Some(f), Some(input)) if exit.is_none() => {
+                if f.pending.is_empty() {
+                    fds.push(PollFd::new(stdin_fd.as_fd(), PollFlags::POLLIN));
+                } else {
+                    fds.push(PollFd::new(input.as_fd(), PollFlags::POLLOUT));
+                }
+                Some(after_clients)
+            }
+            _ => None,
+        };
+        let hook_slot = match health.poll_fd() {
+            Some(fd) => {
+                fds.push(PollFd::new(fd, PollFlags::POLLIN));
+                Some(fds.len() - 1)
+            }
+            None => None,
+        };
         // Once the init is gone, what is left in the pipes is drained
         // briefly: a process outside its pid namespace may hold them.
         let timeout = if exit.is_some() {
@@ -157,11 +218,14 @@ pub fn relay(
             Err(e) => return Err(e.into()),
         }
         let ready = ready(fds);
+        if hook_slot.is_some_and(|k| ready[k]) {
+            health.readable();
+        }
         if let (Some(s), Some(listener)) = (&mut clients.server, ready.get(first_client)) {
             if *listener {
                 s.accept();
             }
-            for req in s.read(&ready[first_client + 1..]) {
+            for req in s.read(&ready[first_client + 1..after_clients]) {
                 match req {
                     crate::frames::Request::Stdin(data) => {
                         if let Some(i) = &clients.input {
@@ -169,7 +233,7 @@ pub fn relay(
                         }
                     }
                     crate::frames::Request::Resize(rows, cols) => {
-                        if let (true, Some((m, _))) = (clients.tty, streams.first()) {
+                        if let (true, Some(Some((m, _)))) = (clients.tty, streams.first()) {
                             set_window_size(m.as_fd(), rows, cols);
                         }
                     }
@@ -179,6 +243,14 @@ pub fn relay(
                         }
                     }
                 }
+            }
+        }
+        if let (Some(k), Some(f)) = (feed_slot, &mut feed) {
+            if ready[k] && !f.step(stdin_fd.as_fd(), &clients.input, &mut buf) {
+                // End of our input, or a container that closed its own:
+                // the pipe closes, and the container reads its end of file.
+                clients.input = None;
+                feed = None;
             }
         }
         if ready[0] {
@@ -193,37 +265,128 @@ pub fn relay(
             if !ready[k + 1] {
                 continue;
             }
-            let (fd, stream) = &streams[i];
+            let Some((fd, stream)) = &streams[i] else {
+                continue;
+            };
+            let stream = *stream;
             match nix::unistd::read(fd.as_raw_fd(), &mut buf) {
-                Ok(0) | Err(nix::errno::Errno::EIO) => open[i] = false,
+                Ok(0) | Err(nix::errno::Errno::EIO) => streams[i] = None,
                 Ok(n) => {
-                    log.write(*stream, &buf[..n]);
+                    if let Some(log) = log.as_deref_mut() {
+                        log.write(stream, &buf[..n]);
+                    }
                     if let Some(s) = &mut clients.server {
-                        let kind = if *stream == 0 {
+                        let kind = if stream == 0 {
                             crate::frames::STDOUT
                         } else {
                             crate::frames::STDERR
                         };
                         s.broadcast(kind, &buf[..n]);
                     }
-                    if copy_to_stdio {
+                    if caller.is_some() {
                         let (out, err) = (std::io::stdout(), std::io::stderr());
-                        let fd = if *stream == 0 {
+                        let fd = if stream == 0 {
                             out.as_fd()
                         } else {
                             err.as_fd()
                         };
-                        // A reader that went away loses the rest.
-                        let _ = write_all(fd, &buf[..n]);
+                        if let Err(nix::errno::Errno::EPIPE) = write_all(fd, &buf[..n]) {
+                            // Our reader left: the container's writes to
+                            // this stream fail from now on, as in a pipeline.
+                            streams[i] = None;
+                            CALLER_OUTPUT_LOST.store(true, Ordering::Relaxed);
+                        }
                     }
                 }
                 Err(nix::errno::Errno::EINTR) | Err(nix::errno::Errno::EAGAIN) => {}
-                Err(_) => open[i] = false,
+                Err(_) => streams[i] = None,
             }
         }
     }
     let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&set), None);
     Ok(exit.unwrap_or(255))
+}
+
+/// Set when a foreground relay found its caller's stdout or stderr without
+/// a reader: the caller ends as SIGPIPE would end it, once the container is
+/// recorded (see [`caller_output_lost`]).
+static CALLER_OUTPUT_LOST: AtomicBool = AtomicBool::new(false);
+
+/// A relay in this process lost the reader of our stdout or stderr.
+pub fn caller_output_lost() -> bool {
+    CALLER_OUTPUT_LOST.load(Ordering::Relaxed)
+}
+
+/// Our stdin on its way to the container's input pipe.
+#[derive(Debug, Default)]
+struct Feed {
+    /// Read from our stdin, not yet taken by the pipe.
+    pending: Vec<u8>,
+}
+
+impl Feed {
+    /// One step: reads our stdin when nothing is pending, else writes what
+    /// is (the input is non-blocking). False once the feed is over.
+    fn step(&mut self, stdin: BorrowedFd<'_>, input: &Option<OwnedFd>, buf: &mut [u8]) -> bool {
+        let Some(input) = input else {
+            return false;
+        };
+        if self.pending.is_empty() {
+            match nix::unistd::read(stdin.as_raw_fd(), buf) {
+                Ok(0) => return false,
+                Ok(n) => self.pending.extend_from_slice(&buf[..n]),
+                Err(nix::errno::Errno::EINTR) | Err(nix::errno::Errno::EAGAIN) => return true,
+                Err(_) => return false,
+            }
+        }
+        while !self.pending.is_empty() {
+            match nix::unistd::write(input, &self.pending) {
+                Ok(n) => {
+                    self.pending.drain(..n);
+                }
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(nix::errno::Errno::EAGAIN) => return true,
+                // The container closed its stdin: what is left is lost, as
+                // in a pipeline.
+                Err(_) => return false,
+            }
+        }
+        true
+    }
+}
+
+/// SIGPIPE ignored until dropped (its previous disposition restored), so
+/// that a write to a pipe or socket whose reader left fails with EPIPE
+/// instead of ending the process.
+#[derive(Debug)]
+pub struct SigpipeIgnored {
+    previous: Option<nix::sys::signal::SigAction>,
+}
+
+impl SigpipeIgnored {
+    pub fn new() -> SigpipeIgnored {
+        use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler};
+        let ignore = SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty());
+        // SAFETY: SIG_IGN runs no code of ours; the previous disposition
+        // is restored as it was.
+        let previous = unsafe { sigaction(Signal::SIGPIPE, &ignore) }.ok();
+        SigpipeIgnored { previous }
+    }
+}
+
+impl Default for SigpipeIgnored {
+    fn default() -> SigpipeIgnored {
+        SigpipeIgnored::new()
+    }
+}
+
+impl Drop for SigpipeIgnored {
+    fn drop(&mut self) {
+        if let Some(p) = &self.previous {
+            // SAFETY: puts back the disposition sigaction returned.
+            let _ = unsafe { nix::sys::signal::sigaction(Signal::SIGPIPE, p) };
+        }
+    }
 }
 
 /// Writes all of `data` to `fd` (a blocking descriptor); the error that

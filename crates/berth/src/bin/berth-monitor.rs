@@ -104,9 +104,9 @@ fn run(args: &[OsString]) -> Result<i32, String> {
     .map_err(|e| format!("open log {}: {e}", Path::new(log).display()))?;
     let code = relay(
         pid,
-        &streams,
-        false,
-        &mut log,
+        streams,
+        None,
+        Some(&mut log),
         &mut NoHooks,
         Clients {
             server: server.as_mut(),

@@ -1,0 +1,749 @@
+//! Attacks on what a container process can see of its caller's stdio,
+//! through the real binary: every way a process enters a container (run in
+//! the foreground and detached, start -a, exec, a healthcheck, a build RUN
+//! step) must give it pipes, /dev/null or its own terminal, never a
+//! descriptor of whoever ran berth. A caller's file could otherwise be
+//! reopened through /proc/self/fd (read back, overwritten, truncated) and
+//! its path is a fact about the host; a caller's terminal could be read or
+//! driven (TIOCSTI). Also: a reader of berth's output that goes away ends
+//! berth quietly, and `--network none` has loopback up.
+
+// An integration test crate is nothing but tests; the lint is for unit tests.
+#![allow(clippy::tests_outside_test_module)]
+
+use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use berth_testkit::{expect_code, stderr, stdout};
+
+const BIN: &str = env!("CARGO_BIN_EXE_berth");
+
+type Berth = berth_testkit::store::Store;
+
+/// These tests make containers: root only. Without it they say they were
+/// skipped, and fail under CI, where nothing may be skipped silently.
+fn root_or_skip(test: &str) -> bool {
+    if berth_testkit::is_root() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{test}: needs root, and CI is set"
+    );
+    eprintln!("skipped {test}: needs root");
+    false
+}
+
+/// What the attacker runs in the container. It names what its 0, 1 and 2
+/// are (as the shell holds them), then tries each way back to a caller's
+/// file: reopening each descriptor read-write at offset 0 and writing over
+/// the start (a pipe just carries the line on), and reading each back
+/// when it is a regular file.
+const ATTACK: &str = r#"
+for n in 0 1 2; do echo "fd$n=$(readlink /proc/$$/fd/$n)"; done
+echo pwned-0 1<>/proc/self/fd/0
+echo pwned-1 1<>/proc/self/fd/1
+echo pwned-2 1<>/proc/self/fd/2
+for n in 0 1 2; do [ -f /proc/self/fd/$n ] && cat /proc/self/fd/$n; done
+echo done
+"#;
+
+/// A host file holding `secret`, opened as a shell's `>>` opens it.
+fn host_file(dir: &Path, name: &str, secret: &str) -> (PathBuf, std::fs::File) {
+    let path = dir.join(name);
+    std::fs::write(&path, secret).unwrap();
+    let f = std::fs::OpenOptions::new()
+        .append(true)
+        .read(true)
+        .open(&path)
+        .unwrap();
+    (path, f)
+}
+
+/// The caller's three files: stdin (read-only, holds SECRET-IN), stdout
+/// and stderr (append, hold SECRET-OUT and SECRET-ERR).
+struct CallerFiles {
+    dir: tempfile::TempDir,
+    input: PathBuf,
+    out: PathBuf,
+    err: PathBuf,
+}
+
+impl CallerFiles {
+    fn new() -> CallerFiles {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("in");
+        std::fs::write(&input, "SECRET-IN\n").unwrap();
+        let out = dir.path().join("out");
+        let err = dir.path().join("err");
+        std::fs::write(&out, "SECRET-OUT\n").unwrap();
+        std::fs::write(&err, "SECRET-ERR\n").unwrap();
+        CallerFiles {
+            dir,
+            input,
+            out,
+            err,
+        }
+    }
+
+    /// Runs `cmd` with our files as its stdio; its exit status.
+    fn run(&self, mut cmd: Command) -> ExitStatus {
+        let (_, out) = host_file(self.dir.path(), "out", "SECRET-OUT\n");
+        let (_, err) = host_file(self.dir.path(), "err", "SECRET-ERR\n");
+        let input = std::fs::File::open(&self.input).unwrap();
+        let mut child = cmd
+            .stdin(input)
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .expect("spawn berth");
+        wait_deadline(&mut child, Duration::from_secs(60))
+    }
+
+    fn out(&self) -> String {
+        std::fs::read_to_string(&self.out).unwrap()
+    }
+
+    fn err(&self) -> String {
+        std::fs::read_to_string(&self.err).unwrap()
+    }
+
+    /// None of the caller's files was written over, read back or written
+    /// to by anything but berth's relay: each still starts with its secret,
+    /// holds it once, and no secret went anywhere else.
+    fn untouched(&self, what: &str) {
+        let (out, err) = (self.out(), self.err());
+        let input = std::fs::read_to_string(&self.input).unwrap();
+        assert_eq!(input, "SECRET-IN\n", "{what}: the caller's stdin file");
+        for (name, text, secret) in [
+            ("stdout", &out, "SECRET-OUT"),
+            ("stderr", &err, "SECRET-ERR"),
+        ] {
+            assert!(
+                text.starts_with(&format!("{secret}\n")),
+                "{what}: the caller's {name} file was written over:\n{text}"
+            );
+            assert_eq!(
+                text.matches("SECRET").count(),
+                1,
+                "{what}: a secret was read back into the caller's {name}:\n{text}"
+            );
+        }
+    }
+}
+
+fn wait_deadline(child: &mut std::process::Child, limit: Duration) -> ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("berth still running after {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The `fdN=target` lines the attack printed: each must be a pipe,
+/// /dev/null, or (with `own_tty`) a terminal of the container's own.
+fn only_pipes(what: &str, text: &str, own_tty: bool) {
+    let fds: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("fd") && l.contains('='))
+        .collect();
+    assert_eq!(fds.len(), 3, "{what}: the attack did not run:\n{text}");
+    for l in fds {
+        let target = l.split_once('=').map_or("", |(_, t)| t);
+        let ok = target.starts_with("pipe:[")
+            || target == "/dev/null"
+            || (own_tty && target.starts_with("/dev/pts/"));
+        assert!(ok, "{what}: the container holds {l}\n{text}");
+    }
+    assert!(
+        text.contains("done"),
+        "{what}: the attack did not finish:\n{text}"
+    );
+}
+
+fn berth() -> Berth {
+    Berth::with_busybox(BIN, &[])
+}
+
+/// `berth run` in the foreground, with and without -i, and `start -a`:
+/// the caller's files stay the caller's.
+#[test]
+fn run_foreground_gives_pipes_not_the_callers_files() {
+    if !root_or_skip("run_foreground_gives_pipes_not_the_callers_files") {
+        return;
+    }
+    let b = berth();
+    for flags in [&["--rm"][..], &["--rm", "-i"][..]] {
+        let what = format!("run {}", flags.join(" "));
+        let files = CallerFiles::new();
+        let mut cmd = b.cmd();
+        cmd.arg("run")
+            .args(flags)
+            .args(["busybox", "sh", "-c", ATTACK]);
+        let st = files.run(cmd);
+        assert_eq!(st.code(), Some(0), "{what}: {st:?}\n{}", files.err());
+        files.untouched(&what);
+        only_pipes(&what, &files.out(), false);
+        // the pipes still carried everything, in order, on its stream
+        let out = files.out();
+        assert!(out.contains("pwned-1\n"), "{what}:\n{out}");
+        assert!(
+            files.err().contains("pwned-2\n"),
+            "{what}:\n{}",
+            files.err()
+        );
+    }
+
+    // start -a and start -ai of a created container
+    b.ok(&[
+        "create", "--name", "made", "-i", "busybox", "sh", "-c", ATTACK,
+    ]);
+    for (n, flags) in [&["-a"][..], &["-ai"][..]].iter().enumerate() {
+        let what = format!("start {}", flags.join(" "));
+        let files = CallerFiles::new();
+        let mut cmd = b.cmd();
+        cmd.arg("start").args(*flags).arg("made");
+        let st = files.run(cmd);
+        assert_eq!(st.code(), Some(0), "{what} ({n}): {st:?}\n{}", files.err());
+        files.untouched(&what);
+        only_pipes(&what, &files.out(), false);
+    }
+}
+
+/// A detached container (its monitor's stdio is /dev/null, but what does
+/// the container get?) and the log that shows it.
+#[test]
+fn run_detached_gives_pipes() {
+    if !root_or_skip("run_detached_gives_pipes") {
+        return;
+    }
+    let b = berth();
+    for flags in [&[][..], &["-i"][..]] {
+        let what = format!("run -d {}", flags.join(" "));
+        let files = CallerFiles::new();
+        let mut cmd = b.cmd();
+        cmd.args(["run", "-d", "--name", "bg"])
+            .args(flags)
+            .args(["busybox", "sh", "-c", ATTACK]);
+        let st = files.run(cmd);
+        assert_eq!(st.code(), Some(0), "{what}: {st:?}\n{}", files.err());
+        b.wait_for("bg", "{{.State.Status}}", "exited");
+        files.untouched(&what);
+        let logs = b.run(&["logs", "bg"]);
+        expect_code(&logs, 0, "logs");
+        only_pipes(&what, &stdout(&logs), false);
+        b.ok(&["rm", "bg"]);
+    }
+}
+
+/// `berth exec` with and without -i, and `exec -d`: before, the process
+/// got the caller's own stdout and stderr (and stdin with -i).
+#[test]
+fn exec_gives_pipes_not_the_callers_files() {
+    if !root_or_skip("exec_gives_pipes_not_the_callers_files") {
+        return;
+    }
+    let b = berth();
+    b.ok(&["run", "-d", "--name", "c", "busybox", "sleep", "600"]);
+    for flags in [&[][..], &["-i"][..]] {
+        let what = format!("exec {}", flags.join(" "));
+        let files = CallerFiles::new();
+        let mut cmd = b.cmd();
+        cmd.arg("exec").args(flags).args(["c", "sh", "-c", ATTACK]);
+        let st = files.run(cmd);
+        assert_eq!(st.code(), Some(0), "{what}: {st:?}\n{}", files.err());
+        files.untouched(&what);
+        only_pipes(&what, &files.out(), false);
+        assert!(
+            files.err().contains("pwned-2\n"),
+            "{what}:\n{}",
+            files.err()
+        );
+    }
+
+    // detached: its output goes nowhere, and nowhere near our files
+    let files = CallerFiles::new();
+    let mut cmd = b.cmd();
+    // what its own 0, 1, 2 are, written where we can read it
+    let probe = "a=$(readlink /proc/$$/fd/0); b=$(readlink /proc/$$/fd/1); \
+        c=$(readlink /proc/$$/fd/2); printf 'fd0=%s\nfd1=%s\nfd2=%s\ndone\n' $a $b $c > /tmp/probe";
+    cmd.args(["exec", "-d", "c", "sh", "-c", ATTACK]);
+    let st = files.run(cmd);
+    assert_eq!(st.code(), Some(0), "exec -d: {st:?}\n{}", files.err());
+    let mut cmd = b.cmd();
+    cmd.args(["exec", "-d", "c", "sh", "-c", probe]);
+    assert_eq!(files.run(cmd).code(), Some(0));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let seen = loop {
+        let o = b.run(&["exec", "c", "cat", "/tmp/probe"]);
+        if stdout(&o).contains("done") {
+            break stdout(&o);
+        }
+        assert!(Instant::now() < deadline, "exec -d never finished: {o:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    files.untouched("exec -d");
+    assert_eq!(files.out(), "SECRET-OUT\n", "exec -d wrote to our stdout");
+    assert_eq!(seen, "fd0=/dev/null\nfd1=/dev/null\nfd2=/dev/null\ndone\n");
+}
+
+/// What a healthcheck sees: before, its stdout and stderr were a file in
+/// the container's directory on the host (the path leaked, and the file
+/// could be reopened).
+#[test]
+fn healthcheck_gives_pipes() {
+    if !root_or_skip("healthcheck_gives_pipes") {
+        return;
+    }
+    let b = berth();
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "hc",
+        "--health-cmd",
+        ATTACK,
+        "--health-interval",
+        "100ms",
+        "busybox",
+        "sleep",
+        "600",
+    ]);
+    b.wait_for("hc", "{{.State.Health.Status}}", "healthy");
+    let out = health_output(&b, "hc");
+    only_pipes("healthcheck", &out, false);
+    assert!(out.contains("pwned-1"), "{out}");
+    // nothing of the check is left beside the container
+    let dir = b.path().join("containers");
+    let left: Vec<_> = walk(&dir)
+        .into_iter()
+        .filter(|p| p.file_name().is_some_and(|n| n == "health.out"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+/// A check that writes more than a pipe holds is read as it writes (not
+/// blocked until its timeout), and its output is cut to docker's 4 KiB.
+#[test]
+fn healthcheck_with_large_output_is_not_blocked() {
+    if !root_or_skip("healthcheck_with_large_output_is_not_blocked") {
+        return;
+    }
+    let b = berth();
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "big",
+        "--health-cmd",
+        "head -c 1000000 /dev/zero | tr '\\0' x; echo",
+        "--health-interval",
+        "100ms",
+        "--health-timeout",
+        "10s",
+        "busybox",
+        "sleep",
+        "600",
+    ]);
+    b.wait_for("big", "{{.State.Health.Status}}", "healthy");
+    let out = health_output(&b, "big");
+    assert_eq!(out.len(), 4096, "{}", &out[..out.len().min(100)]);
+    assert!(out.bytes().all(|c| c == b'x'));
+}
+
+/// The output of the container's first healthcheck, from inspect.
+fn health_output(b: &Berth, name: &str) -> String {
+    let v: serde_json::Value = serde_json::from_str(&b.ok(&["inspect", name])).unwrap();
+    v[0]["State"]["Health"]["Log"][0]["Output"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no health log: {v}"))
+        .to_string()
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut all = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            all.extend(walk(&p));
+        }
+        all.push(p);
+    }
+    all
+}
+
+/// A build RUN step, with berth's output on the caller's files.
+#[test]
+fn build_run_step_gives_pipes() {
+    if !root_or_skip("build_run_step_gives_pipes") {
+        return;
+    }
+    let b = berth();
+    let ctx = tempfile::tempdir().unwrap();
+    let script = ATTACK
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .collect::<Vec<_>>()
+        .join("; ");
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        format!("FROM busybox\nRUN {script}\n"),
+    )
+    .unwrap();
+    let files = CallerFiles::new();
+    let mut cmd = b.cmd();
+    cmd.args(["build", "--progress", "plain", "--no-cache", "-t", "x"])
+        .arg(ctx.path());
+    let st = files.run(cmd);
+    assert_eq!(st.code(), Some(0), "build: {st:?}\n{}", files.err());
+    files.untouched("build");
+    // the step's lines, as plain progress shows them: `#2 0.012 fd0=...`
+    let err = files.err();
+    let lines: String = err
+        .lines()
+        .filter_map(|l| {
+            let mut w = l.splitn(3, ' ');
+            let (_, _, rest) = (w.next()?, w.next()?, w.next()?);
+            Some(format!("{rest}\n"))
+        })
+        .collect();
+    only_pipes("build RUN", &lines, false);
+}
+
+/// berth on a real terminal: without -t, neither run nor exec hands that
+/// terminal to the container (its fds are pipes, not our /dev/pts/N), and
+/// the container cannot open it as /dev/tty (ENXIO: it has no controlling
+/// terminal). The /dev/tty half depends on the runtime putting each
+/// container process in a session of its own (setsid, crates/runtime).
+#[test]
+fn terminal_of_the_caller_is_out_of_reach() {
+    if !root_or_skip("terminal_of_the_caller_is_out_of_reach") {
+        return;
+    }
+    let b = berth();
+    b.ok(&["run", "-d", "--name", "c", "busybox", "sleep", "600"]);
+    let probe = format!("{ATTACK}\necho x > /dev/tty && echo TTY-OPENED; echo end");
+    let t = Duration::from_secs(30);
+    for args in [
+        vec!["run", "--rm", "busybox", "sh", "-c", probe.as_str()],
+        vec!["run", "--rm", "-i", "busybox", "sh", "-c", probe.as_str()],
+        vec!["exec", "c", "sh", "-c", probe.as_str()],
+        vec!["exec", "-i", "c", "sh", "-c", probe.as_str()],
+    ] {
+        let what = args[..2].join(" ");
+        let mut c = b.cmd();
+        c.args(&args);
+        let mut p = berth_testkit::pty::PtyChild::spawn(c, 24, 80);
+        let st = p.wait(t);
+        let seen = String::from_utf8_lossy(&p.seen).replace('\r', "");
+        assert_eq!(st.code(), Some(0), "{what}: {st:?}\n{seen}");
+        only_pipes(&what, &seen, false);
+        assert!(
+            !seen.contains("TTY-OPENED"),
+            "{what}: the container opened the caller's terminal\n{seen}"
+        );
+        assert!(
+            seen.contains("No such device or address"),
+            "{what}: /dev/tty did not fail with ENXIO\n{seen}"
+        );
+    }
+    // with -t the container's terminal is its own
+    let mut c = b.cmd();
+    c.args(["run", "--rm", "-t", "busybox", "sh", "-c", ATTACK]);
+    let mut p = berth_testkit::pty::PtyChild::spawn(c, 24, 80);
+    let st = p.wait(t);
+    let seen = String::from_utf8_lossy(&p.seen).replace('\r', "");
+    assert_eq!(st.code(), Some(0), "run -t: {st:?}\n{seen}");
+    only_pipes("run -t", &seen, true);
+}
+
+/// stdin: /dev/null without -i, a pipe with -i whose end of file reaches
+/// the container; bytes arrive whole; stdout and stderr stay apart; the
+/// exit code is the container's. For run and exec alike.
+#[test]
+fn stdin_pipe_follows_docker() {
+    if !root_or_skip("stdin_pipe_follows_docker") {
+        return;
+    }
+    let b = berth();
+    b.ok(&["run", "-d", "--name", "c", "busybox", "sleep", "600"]);
+    let data: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let want = format!("{}\n", data.len());
+    for prefix in [
+        &["run", "--rm", "-i", "busybox"][..],
+        &["exec", "-i", "c"][..],
+    ] {
+        let what = prefix[..2].join(" ");
+        let mut cmd = b.cmd();
+        cmd.args(prefix)
+            .args(["sh", "-c", "wc -c; echo to-err >&2; exit 5"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        let mut input = child.stdin.take().unwrap();
+        let feed = data.clone();
+        let writer = std::thread::spawn(move || input.write_all(&feed));
+        let o = wait_output(child, Duration::from_secs(60));
+        writer.join().unwrap().unwrap();
+        assert_eq!(o.status.code(), Some(5), "{what}: {o:?}");
+        assert_eq!(stdout(&o).trim_start(), want, "{what}");
+        assert_eq!(stderr(&o), "to-err\n", "{what}");
+    }
+    // without -i: stdin is /dev/null (at its end at once), whatever ours is
+    for prefix in [&["run", "--rm", "busybox"][..], &["exec", "c"][..]] {
+        let mut cmd = b.cmd();
+        cmd.args(prefix)
+            .args(["sh", "-c", "readlink /proc/self/fd/0; wc -c"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        // held open and never written: a read of ours would hang
+        let _input = child.stdin.take();
+        let o = wait_output(child, Duration::from_secs(30));
+        assert_eq!(stdout(&o), "/dev/null\n0\n", "{prefix:?}: {o:?}");
+    }
+}
+
+fn wait_output(mut child: std::process::Child, limit: Duration) -> std::process::Output {
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let t = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = err.read_to_end(&mut v);
+        v
+    });
+    let mut stdout = Vec::new();
+    let _ = out.read_to_end(&mut stdout);
+    let status = wait_deadline(&mut child, limit);
+    std::process::Output {
+        status,
+        stdout,
+        stderr: t.join().unwrap(),
+    }
+}
+
+/// A stdout whose reader is already gone.
+fn closed_pipe() -> OwnedFd {
+    let (r, w) = nix::unistd::pipe().unwrap();
+    drop(r);
+    w
+}
+
+fn died_of_sigpipe(st: ExitStatus) -> bool {
+    st.signal() == Some(libc::SIGPIPE)
+}
+
+/// Every command that writes to stdout ends quietly when nobody reads it:
+/// killed by SIGPIPE as cat is (141 in a shell), no panic, no "Broken
+/// pipe" error.
+#[test]
+fn commands_end_quietly_on_a_closed_pipe() {
+    if !root_or_skip("commands_end_quietly_on_a_closed_pipe") {
+        return;
+    }
+    let b = berth();
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "c",
+        "busybox",
+        "sh",
+        "-c",
+        "echo hello; sleep 600",
+    ]);
+    b.wait_for("c", "{{.State.Status}}", "running");
+    for args in [
+        &["ps"][..],
+        &["ps", "-a", "--no-trunc"],
+        &["images"],
+        &["inspect", "c"],
+        &["inspect", "busybox"],
+        &["logs", "c"],
+        &["events", "--since", "0", "--until", "1"],
+        &["events", "--since", "0", "--until", "2100000000"],
+        &["history", "busybox"],
+        &["network", "ls"],
+        &["volume", "ls"],
+        &["top", "c"],
+        &["exec", "c", "echo", "hi"],
+        &["run", "--rm", "busybox", "echo", "hi"],
+        &["save", "busybox"],
+    ] {
+        let what = args.join(" ");
+        let o = b
+            .cmd()
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(closed_pipe())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let o = wait_output_err(o, Duration::from_secs(30));
+        if args == ["events", "--since", "0", "--until", "1"] {
+            // nothing to write: an ordinary end
+            assert_eq!(o.status.code(), Some(0), "{what}: {o:?}");
+            continue;
+        }
+        assert!(
+            died_of_sigpipe(o.status),
+            "{what}: {:?}, stderr {:?}",
+            o.status,
+            stderr(&o)
+        );
+        assert_eq!(stderr(&o), "", "{what}");
+    }
+    // nothing was hurt: the container runs on, its row as it was
+    assert_eq!(b.inspect("c", "{{.State.Status}}"), "running");
+    assert_eq!(b.ok(&["ps", "-aq"]).lines().count(), 1);
+}
+
+fn wait_output_err(mut child: std::process::Child, limit: Duration) -> std::process::Output {
+    let mut err = child.stderr.take().unwrap();
+    let t = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = err.read_to_end(&mut v);
+        v
+    });
+    let status = wait_deadline(&mut child, limit);
+    std::process::Output {
+        status,
+        stdout: Vec::new(),
+        stderr: t.join().unwrap(),
+    }
+}
+
+/// `berth run img cat /dev/zero | head -c 50M` and `exec ... yes | head -1`:
+/// what was read arrived whole, berth then ends (no hang) by SIGPIPE as
+/// docker's client does, quietly, and the container is reaped and
+/// recorded (with --rm: gone).
+#[test]
+fn reader_leaving_ends_a_foreground_container_quietly() {
+    if !root_or_skip("reader_leaving_ends_a_foreground_container_quietly") {
+        return;
+    }
+    let b = berth();
+    b.ok(&["run", "-d", "--name", "c", "busybox", "sleep", "600"]);
+    const WANT: usize = 50 << 20;
+    for (args, want) in [
+        (
+            &[
+                "run",
+                "--rm",
+                "--log-opt",
+                "max-size=1m",
+                "busybox",
+                "cat",
+                "/dev/zero",
+            ][..],
+            WANT,
+        ),
+        (&["run", "--name", "kept", "busybox", "yes"][..], 2),
+        (&["exec", "c", "cat", "/dev/zero"][..], WANT),
+        (&["exec", "-i", "c", "yes"][..], 2),
+    ] {
+        let what = args.join(" ");
+        let mut child = b
+            .cmd()
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut out = child.stdout.take().unwrap();
+        // read in a thread, so that a stalled berth fails the test
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut got = vec![0u8; want];
+            let r = out.read_exact(&mut got).map(|()| got);
+            // our end closes here: the reader has left
+            drop(out);
+            let _ = tx.send(r);
+        });
+        let got = match rx.recv_timeout(Duration::from_secs(120)) {
+            Ok(r) => r.expect("the output arrives whole"),
+            Err(e) => {
+                let _ = child.kill();
+                panic!("{what}: {want} bytes not read in time: {e}");
+            }
+        };
+        if want == 2 {
+            assert_eq!(got, b"y\n", "{what}");
+        } else {
+            assert!(got.iter().all(|&c| c == 0), "{what}");
+        }
+        let o = wait_output_err(child, Duration::from_secs(30));
+        assert!(
+            died_of_sigpipe(o.status),
+            "{what}: {:?} {}",
+            o.status,
+            stderr(&o)
+        );
+        // the container's own complaint, if any, is its business; berth
+        // says nothing
+        assert!(
+            !stderr(&o).contains("Error") && !stderr(&o).contains("panicked"),
+            "{what}: {}",
+            stderr(&o)
+        );
+    }
+    assert_eq!(b.inspect("kept", "{{.State.Status}}"), "exited");
+    assert_eq!(b.inspect("c", "{{.State.Status}}"), "running");
+    let names = b.ok(&["ps", "-a", "--format", "{{.Names}}"]);
+    assert_eq!(names.lines().count(), 2, "--rm left nothing: {names}");
+}
+
+/// `--network none`: a namespace of its own with loopback up, as docker
+/// gives; in a build RUN step too.
+#[test]
+fn network_none_has_loopback_up() {
+    if !root_or_skip("network_none_has_loopback_up") {
+        return;
+    }
+    let b = berth();
+    let o = b.run(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "ip link show lo; ip -o link | wc -l; ping -c1 -W2 127.0.0.1 >/dev/null && echo ping-ok",
+    ]);
+    expect_code(&o, 0, "run --network none");
+    let out = stdout(&o);
+    assert!(out.contains("UP"), "{out}");
+    assert!(out.contains("ping-ok"), "{out}");
+    assert!(out.lines().any(|l| l.trim() == "1"), "only lo: {out}");
+
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM busybox\nRUN --network=none ping -c1 -W2 127.0.0.1\n",
+    )
+    .unwrap();
+    let o = b.run(&[
+        "build",
+        "--progress",
+        "plain",
+        "-t",
+        "lo",
+        &ctx.path().to_string_lossy(),
+    ]);
+    expect_code(&o, 0, "build RUN --network=none");
+}
