@@ -486,18 +486,12 @@ fn run_once(
     } else {
         None
     };
-    let (out_r, out_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).ctx(|| "pipe".into())?;
-    let (err_r, err_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).ctx(|| "pipe".into())?;
-    // stdin: with -i a pipe, which the relay feeds from our stdin in the
-    // foreground and attached clients feed otherwise (docker keeps it
-    // open); /dev/null without. Never our own stdin: see relay::Caller.
-    let (stdin_keep, stdin_src): (Option<OwnedFd>, OwnedFd) = if r.config.open_stdin {
-        let (a, b) = nix::unistd::pipe2(OFlag::O_CLOEXEC).ctx(|| "pipe".into())?;
-        (Some(b), a)
-    } else {
-        let null = std::fs::File::open("/dev/null").ctx(|| "open /dev/null".into())?;
-        (None, OwnedFd::from(null))
-    };
+    // stdout and stderr: pipes to the log (and to attached clients, and to
+    // our own stdio in the foreground). stdin: with -i a pipe, which the
+    // relay feeds from our stdin in the foreground and attached clients
+    // feed otherwise (docker keeps it open); /dev/null without. Never our
+    // own descriptors: see stdio::Pipes.
+    let mut pipes = crate::stdio::Pipes::new(r.config.open_stdin)?;
     let opts = runtime::CreateOptions {
         id: id.clone(),
         bundle: engine.container_dir(&id),
@@ -508,16 +502,8 @@ fn run_once(
         preserve_fds: 0,
         rootfs_mount: rootfs.as_ref().map(AsRawFd::as_raw_fd),
     };
-    let created = {
-        let _redirect = crate::stdio::Redirect::new(&[
-            (0, stdin_src.as_raw_fd()),
-            (1, out_w.as_raw_fd()),
-            (2, err_w.as_raw_fd()),
-        ])?;
-        runtime::Container::create(&opts)
-    };
-    // Attached in the init's namespace (or never, if it failed).
-    drop((out_w, err_w, stdin_src, rootfs));
+    let created = pipes.around(|| runtime::Container::create(&opts))?;
+    drop(rootfs);
     let mut c = created?;
     let master = match console
         .as_ref()
@@ -581,6 +567,8 @@ fn run_once(
     // the output is one stream.
     let (streams, input) = match master {
         Some(m) => {
+            // The terminal replaced the pipes in the container.
+            drop(pipes);
             let input = if r.config.open_stdin {
                 Some(dup_cloexec(m.as_raw_fd())?)
             } else {
@@ -588,7 +576,7 @@ fn run_once(
             };
             (vec![(m, 0)], input)
         }
-        None => (vec![(out_r, 0), (err_r, 1)], stdin_keep),
+        None => (pipes.streams, pipes.input),
     };
     if let Some(i) = &input {
         // Never blocked by a container that does not read its input.
