@@ -1032,7 +1032,7 @@ impl Builder<'_, '_> {
         };
         if let Err(e) = lo.and_then(|()| c.start().map_err(Error::from)) {
             let _ = c.delete(true);
-            return Err(e.into());
+            return Err(e);
         }
         let pid = nix::unistd::Pid::from_raw(c.state.pid);
         drop(c);

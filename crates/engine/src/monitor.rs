@@ -552,7 +552,7 @@ fn run_once(
         .config
         .health
         .as_ref()
-        .and_then(|h| crate::health::Checker::new(h));
+        .and_then(crate::health::Checker::new);
     engine
         .db
         .set_health(&id, checker.as_ref().map(|c| &c.health))?;
