@@ -42,13 +42,13 @@ fn root_or_skip(test: &str) -> bool {
 /// are (as the shell holds them), then tries each way back to a caller's
 /// file: reopening each descriptor read-write at offset 0 and writing over
 /// the start (a pipe just carries the line on), and reading each back
-/// when it is a regular file.
+/// when it is a regular file (64 bytes: a file read into itself grows).
 const ATTACK: &str = r#"
 for n in 0 1 2; do echo "fd$n=$(readlink /proc/$$/fd/$n)"; done
 echo pwned-0 1<>/proc/self/fd/0
 echo pwned-1 1<>/proc/self/fd/1
 echo pwned-2 1<>/proc/self/fd/2
-for n in 0 1 2; do [ -f /proc/self/fd/$n ] && cat /proc/self/fd/$n; done
+for n in 0 1 2; do [ -f /proc/self/fd/$n ] && head -c 64 /proc/self/fd/$n; done
 echo done
 "#;
 
@@ -517,21 +517,23 @@ fn stdin_pipe_follows_docker() {
     }
 }
 
+/// Waits (with a deadline) for `child`, reading its stdout and stderr.
 fn wait_output(mut child: std::process::Child, limit: Duration) -> std::process::Output {
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let t = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = err.read_to_end(&mut v);
-        v
-    });
-    let mut stdout = Vec::new();
-    let _ = out.read_to_end(&mut stdout);
+    let reader = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = r.read_to_end(&mut v);
+            v
+        })
+    };
+    let out = reader(Box::new(child.stdout.take().unwrap()));
+    let err = reader(Box::new(child.stderr.take().unwrap()));
+    // Killed past the deadline: the pipes close, the readers end.
     let status = wait_deadline(&mut child, limit);
     std::process::Output {
         status,
-        stdout,
-        stderr: t.join().unwrap(),
+        stdout: out.join().unwrap(),
+        stderr: err.join().unwrap(),
     }
 }
 
