@@ -105,7 +105,7 @@ impl Health {
 }
 
 /// Most bytes of a check's output kept (docker's limit); the rest is read
-/// and dropped.
+/// and dropped, and the output ends in "..." as docker's does.
 const MAX_OUTPUT: usize = 4096;
 
 /// A check in flight.
@@ -118,6 +118,7 @@ struct Running {
     /// end of file: then the poll loop stops watching it.
     pipe: Option<OwnedFd>,
     output: Vec<u8>,
+    truncated: bool,
 }
 
 impl Running {
@@ -130,6 +131,7 @@ impl Running {
                 Ok(n) => {
                     let room = MAX_OUTPUT.saturating_sub(self.output.len());
                     self.output.extend_from_slice(&buf[..n.min(room)]);
+                    self.truncated |= n > room;
                 }
                 Err(nix::errno::Errno::EINTR) => {}
                 Err(nix::errno::Errno::EAGAIN) => return,
@@ -208,6 +210,7 @@ impl Checker {
                     start,
                     pipe: Some(pipe),
                     output: Vec::new(),
+                    truncated: false,
                 });
                 None
             }
@@ -263,11 +266,11 @@ impl Checker {
         // What it wrote before it ended; a process it left behind holding
         // the pipe is not waited for.
         r.drain();
-        Some(self.finish(
-            r.start,
-            code,
-            String::from_utf8_lossy(&r.output).into_owned(),
-        ))
+        let mut output = String::from_utf8_lossy(&r.output).into_owned();
+        if r.truncated {
+            output.push_str("...");
+        }
+        Some(self.finish(r.start, code, output))
     }
 
     /// The running check's output pipe, for the poll loop: read as it
