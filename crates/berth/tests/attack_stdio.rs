@@ -38,13 +38,17 @@ fn root_or_skip(test: &str) -> bool {
     false
 }
 
-/// What the attacker runs in the container. It names what its 0, 1 and 2
-/// are (as the shell holds them), then tries each way back to a caller's
+/// What the attacker runs in the container. It lists the descriptors its
+/// shell holds and names what its 0, 1 and 2 are (with `ownN` when that
+/// is the very file of that name in the container: its own terminal, not
+/// one that only shares a name), then tries each way back to a caller's
 /// file: reopening each descriptor read-write at offset 0 and writing over
 /// the start (a pipe just carries the line on), and reading each back
 /// when it is a regular file (64 bytes: a file read into itself grows).
 const ATTACK: &str = r#"
+echo fds-begin; ls -1 /proc/$$/fd; echo fds-end
 for n in 0 1 2; do echo "fd$n=$(readlink /proc/$$/fd/$n)"; done
+for n in 0 1 2; do [ /proc/$$/fd/$n -ef "$(readlink /proc/$$/fd/$n)" ] && echo "own$n"; done
 echo pwned-0 1<>/proc/self/fd/0
 echo pwned-1 1<>/proc/self/fd/1
 echo pwned-2 1<>/proc/self/fd/2
@@ -151,19 +155,30 @@ fn wait_deadline(child: &mut std::process::Child, limit: Duration) -> ExitStatus
     }
 }
 
-/// The `fdN=target` lines the attack printed: each must be a pipe,
-/// /dev/null, or (with `own_tty`) a terminal of the container's own.
+/// What the attack printed: the shell holds 0, 1 and 2 and nothing else,
+/// and each is a pipe, /dev/null, or (with `own_tty`) a terminal of the
+/// container's own.
 fn only_pipes(what: &str, text: &str, own_tty: bool) {
+    let listed: Vec<&str> = text
+        .lines()
+        .skip_while(|l| l.trim() != "fds-begin")
+        .skip(1)
+        .take_while(|l| l.trim() != "fds-end")
+        .map(str::trim)
+        .collect();
+    assert_eq!(listed, ["0", "1", "2"], "{what}: descriptors held:\n{text}");
     let fds: Vec<&str> = text
         .lines()
         .filter(|l| l.starts_with("fd") && l.contains('='))
         .collect();
     assert_eq!(fds.len(), 3, "{what}: the attack did not run:\n{text}");
-    for l in fds {
+    for (n, l) in fds.iter().enumerate() {
         let target = l.split_once('=').map_or("", |(_, t)| t);
+        let own = text.lines().any(|x| x.trim() == format!("own{n}"));
         let ok = target.starts_with("pipe:[")
+            // (the host's null device, opened by berth: no file behind it)
             || target == "/dev/null"
-            || (own_tty && target.starts_with("/dev/pts/"));
+            || (own_tty && target.starts_with("/dev/pts/") && own);
         assert!(ok, "{what}: the container holds {l}\n{text}");
     }
     assert!(
@@ -423,34 +438,72 @@ fn build_run_step_gives_pipes() {
     only_pipes("build RUN", &lines, false);
 }
 
+/// The four ways in without a terminal of its own, typed on a terminal.
+fn without_t(probe: &str) -> [Vec<&str>; 4] {
+    [
+        vec!["run", "--rm", "busybox", "sh", "-c", probe],
+        vec!["run", "--rm", "-i", "busybox", "sh", "-c", probe],
+        vec!["exec", "c", "sh", "-c", probe],
+        vec!["exec", "-i", "c", "sh", "-c", probe],
+    ]
+}
+
+/// Runs berth with `args` on a terminal of its own until it exits (0);
+/// all the terminal showed.
+fn on_terminal(b: &Berth, args: &[&str]) -> String {
+    let what = args[..2].join(" ");
+    let mut c = b.cmd();
+    c.args(args);
+    let mut p = berth_testkit::pty::PtyChild::spawn(c, 24, 80);
+    let st = p.wait(Duration::from_secs(30));
+    let seen = String::from_utf8_lossy(&p.seen).replace('\r', "");
+    assert_eq!(st.code(), Some(0), "{what}: {st:?}\n{seen}");
+    seen
+}
+
 /// berth on a real terminal: without -t, neither run nor exec hands that
-/// terminal to the container (its fds are pipes, not our /dev/pts/N), and
-/// the container cannot open it as /dev/tty (ENXIO: it has no controlling
-/// terminal). The /dev/tty half depends on the runtime putting each
-/// container process in a session of its own (setsid, crates/runtime).
+/// terminal to the container (pipes, not our /dev/pts/N, which it could
+/// read or push keystrokes into with TIOCSTI); with -t, the container's
+/// terminal is its own.
 #[test]
-fn terminal_of_the_caller_is_out_of_reach() {
-    if !root_or_skip("terminal_of_the_caller_is_out_of_reach") {
+fn terminal_of_the_caller_is_not_handed_over() {
+    if !root_or_skip("terminal_of_the_caller_is_not_handed_over") {
         return;
     }
     let b = berth();
     b.ok(&["run", "-d", "--name", "c", "busybox", "sleep", "600"]);
-    let probe = format!("{ATTACK}\necho x > /dev/tty && echo TTY-OPENED; echo end");
-    let t = Duration::from_secs(30);
+    for args in without_t(ATTACK) {
+        let seen = on_terminal(&b, &args);
+        only_pipes(&args[..2].join(" "), &seen, false);
+    }
     for args in [
-        vec!["run", "--rm", "busybox", "sh", "-c", probe.as_str()],
-        vec!["run", "--rm", "-i", "busybox", "sh", "-c", probe.as_str()],
-        vec!["exec", "c", "sh", "-c", probe.as_str()],
-        vec!["exec", "-i", "c", "sh", "-c", probe.as_str()],
+        vec!["run", "--rm", "-t", "busybox", "sh", "-c", ATTACK],
+        vec!["run", "--rm", "-it", "busybox", "sh", "-c", ATTACK],
+        vec!["exec", "-t", "c", "sh", "-c", ATTACK],
+        vec!["exec", "-it", "c", "sh", "-c", ATTACK],
     ] {
+        let seen = on_terminal(&b, &args);
+        only_pipes(&args[..2].join(" "), &seen, true);
+    }
+}
+
+/// The other way to the caller's terminal: opening /dev/tty, the
+/// controlling terminal of the process's session. A container process
+/// must have none (ENXIO), so that it can neither read what the user types
+/// nor push keystrokes into the user's shell. This half depends on the
+/// runtime starting each container process in a session of its own
+/// (setsid, crates/runtime/src/process), not on the descriptors.
+#[test]
+fn container_cannot_open_the_callers_terminal() {
+    if !root_or_skip("container_cannot_open_the_callers_terminal") {
+        return;
+    }
+    let b = berth();
+    b.ok(&["run", "-d", "--name", "c", "busybox", "sleep", "600"]);
+    let probe = "echo x > /dev/tty && echo TTY-OPENED; echo end";
+    for args in without_t(probe) {
         let what = args[..2].join(" ");
-        let mut c = b.cmd();
-        c.args(&args);
-        let mut p = berth_testkit::pty::PtyChild::spawn(c, 24, 80);
-        let st = p.wait(t);
-        let seen = String::from_utf8_lossy(&p.seen).replace('\r', "");
-        assert_eq!(st.code(), Some(0), "{what}: {st:?}\n{seen}");
-        only_pipes(&what, &seen, false);
+        let seen = on_terminal(&b, &args);
         assert!(
             !seen.contains("TTY-OPENED"),
             "{what}: the container opened the caller's terminal\n{seen}"
@@ -460,14 +513,6 @@ fn terminal_of_the_caller_is_out_of_reach() {
             "{what}: /dev/tty did not fail with ENXIO\n{seen}"
         );
     }
-    // with -t the container's terminal is its own
-    let mut c = b.cmd();
-    c.args(["run", "--rm", "-t", "busybox", "sh", "-c", ATTACK]);
-    let mut p = berth_testkit::pty::PtyChild::spawn(c, 24, 80);
-    let st = p.wait(t);
-    let seen = String::from_utf8_lossy(&p.seen).replace('\r', "");
-    assert_eq!(st.code(), Some(0), "run -t: {st:?}\n{seen}");
-    only_pipes("run -t", &seen, true);
 }
 
 /// stdin: /dev/null without -i, a pipe with -i whose end of file reaches
