@@ -32,6 +32,7 @@ pub mod cgroups;
 pub mod channel;
 pub mod container;
 pub mod error;
+pub mod exe;
 pub mod hooks;
 pub mod namespaces;
 pub mod process;
