@@ -17,6 +17,7 @@ packages=(
   apache2-utils openssl     # htpasswd -B and a test CA for the TLS + basic auth test
   bsdutils util-linux procps iproute2 # script (ptys), unshare, pgrep, ip
   nftables                  # NAT and published ports (berth drives `nft -j`)
+  iptables                  # netavark (buildah's and podman's RUN/run networking) calls it
 )
 
 if ! command -v cargo >/dev/null; then
