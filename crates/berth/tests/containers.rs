@@ -1217,3 +1217,22 @@ fn killed_run_mid_setup_leaves_a_truthful_state() {
     let left = Command::new("pgrep").args(["-f", &root]).output().unwrap();
     assert_eq!(stdout(&left), "", "processes left");
 }
+
+/// A frozen container's processes die only once thawed: rm -f of a paused
+/// container used to wait forever.
+#[test]
+fn rm_force_removes_a_paused_container() {
+    let b = berth();
+    b.ok(&["run", "-d", "--name", "frozen", "busybox", "sleep", "1000"]);
+    b.ok(&["pause", "frozen"]);
+    let mut cmd = b.cmd();
+    cmd.args(["rm", "-f", "frozen"]);
+    let o = output_via_files(
+        Command::new("timeout")
+            .arg("60")
+            .arg(cmd.get_program())
+            .args(cmd.get_args()),
+    );
+    expect_code(&o, 0, "rm -f of a paused container");
+    assert_eq!(b.ok(&["ps", "-aq"]), "");
+}
