@@ -76,8 +76,11 @@ if [[ -z ${!NS_GUARD:-} ]]; then
     # `unshare` without --fork execs the script in place: same PID, signals
     # and the EXIT trap behave as if it were never re-executed.
     export "$NS_GUARD=1"
+    # Every option again (a lost --limits once made CI measure no limits).
+    reexec_args=(--rounds "$rounds" --berth "$berth")
+    ((limits)) && reexec_args+=(--limits)
     exec unshare --mount --propagation private -- \
-        "$BASH" "$script_path" --rounds "$rounds" --berth "$berth"
+        "$BASH" "$script_path" "${reexec_args[@]}"
 fi
 
 # ---------------------------------------------------------------------------

@@ -10,6 +10,7 @@ packages=(
   libseccomp-dev pkg-config # seccomp (next issue) links against libseccomp
   podman conmon netavark golang-github-containers-common # podman as a client of berth-runtime
   containerd                # ctr and containerd-shim-runc-v2 as a client
+  docker.io                 # a real dockerd: Docker as a client of berth-runtime, the reference for the CLI
   runc crun                 # peers: podman needs a default runtime; benchmarks compare
   hyperfine python3 bc      # benchmarks
   docker-registry skopeo    # registry tests and bench: a loopback registry, a peer client
@@ -17,6 +18,7 @@ packages=(
   apache2-utils openssl     # htpasswd -B and a test CA for the TLS + basic auth test
   bsdutils util-linux procps iproute2 # script (ptys), unshare, pgrep, ip
   nftables                  # NAT and published ports (berth drives `nft -j`)
+  iptables                  # netavark (buildah's and podman's RUN/run networking) calls it
 )
 
 if ! command -v cargo >/dev/null; then

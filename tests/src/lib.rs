@@ -13,6 +13,7 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
+pub mod exe_attack;
 pub mod pty;
 pub mod snippet;
 pub mod store;
@@ -27,6 +28,29 @@ pub fn target_dir() -> PathBuf {
         return PathBuf::from(t);
     }
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../target")
+}
+
+/// A binary of the static release build (`scripts/build-release.sh`, which
+/// the test script runs before the tests): the one to use where berth's
+/// own binary must run inside a container (`--init`, or an attack that
+/// gets it executed there). `BERTH_STATIC_DIR` points at another build
+/// (how an attack test is run against a build without the protection).
+pub fn static_bin(name: &str) -> PathBuf {
+    if let Some(dir) = std::env::var_os("BERTH_STATIC_DIR") {
+        return Path::new(&dir).join(name);
+    }
+    let target = target_dir();
+    std::fs::read_dir(&target)
+        .unwrap_or_else(|e| panic!("{}: {e}", target.display()))
+        .flatten()
+        .map(|e| e.path().join("release").join(name))
+        .find(|p| p.exists())
+        .unwrap_or_else(|| {
+            panic!(
+                "no static {name} under {}/<host>/release: run scripts/build-release.sh",
+                target.display()
+            )
+        })
 }
 
 /// The busybox fixture as a rootfs tarball (numeric owners) in `dir`.

@@ -247,6 +247,17 @@ struct ExecArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if matches!(
+        cli.command,
+        Command::Create(_) | Command::Run { .. } | Command::Exec(_)
+    ) {
+        // Before anything that starts a container process: from here on
+        // we run from a read-only view of our binary (CVE-2019-5736).
+        if let Err(e) = runtime::exe::ensure_protected() {
+            eprintln!("berth-runtime: {e}");
+            return ExitCode::from(1);
+        }
+    }
     let logger = log::Logger {
         file: cli.log.clone(),
         format: cli.log_format,

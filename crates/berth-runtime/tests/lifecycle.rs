@@ -419,6 +419,39 @@ fn update_changes_limits_of_a_running_container() {
     let o = rt.run(&["update", "--memory", "lots", "u1"]);
     expect_code(&o, 1, "bad size");
     assert!(stderr(&o).contains("invalid size"), "{}", stderr(&o));
+    // All or nothing: the kernel refuses the cpuset after the memory limit
+    // and the pids were written; both are put back.
+    let mem = if v1 {
+        "memory.limit_in_bytes"
+    } else {
+        "memory.max"
+    };
+    let o = rt.run(&[
+        "update",
+        "--memory",
+        "32m",
+        "--pids-limit",
+        "99",
+        "--cpuset-cpus",
+        "4095",
+        "u1",
+    ]);
+    expect_code(&o, 1, "an update the kernel refuses");
+    assert_eq!(file("memory", mem), "67108864", "memory limit put back");
+    assert_eq!(file("pids", "pids.max"), "88", "pids limit put back");
+    // Zeros are "not set" (Docker sends them for what it leaves alone).
+    std::fs::write(
+        &r,
+        r#"{"memory": {"limit": 0, "reservation": 0}, "cpu": {"shares": 0, "period": 0, "quota": 0}, "pids": {"limit": 0}, "blockIO": {"weight": 0}}"#,
+    )
+    .unwrap();
+    expect_code(
+        &rt.run(&["update", "--resources", r.to_str().unwrap(), "u1"]),
+        0,
+        "update of zeros",
+    );
+    assert_eq!(file("memory", mem), "67108864");
+    assert_eq!(file("pids", "pids.max"), "88");
     expect_code(&rt.run(&["delete", "--force", "u1"]), 0, "delete");
     for h in [
         "cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids", "systemd",

@@ -236,6 +236,11 @@ fn main() -> ExitCode {
         .get(1)
         .is_some_and(|a| a == engine::monitor::MONITOR_ARG)
     {
+        // The monitor starts health checks and restarts in the container.
+        if let Err(e) = runtime::exe::ensure_protected() {
+            eprintln!("Error: {e}");
+            return ExitCode::from(125);
+        }
         let code = engine::monitor::main(&args[2..]);
         return ExitCode::from(u8::try_from(code & 0xff).unwrap_or(1));
     }
@@ -244,6 +249,14 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return usage_error(&e),
     };
+    if starts_container_processes(&cli.command) {
+        // Before anything forks into a container: from here on we run from
+        // a read-only view of our binary (CVE-2019-5736, see runtime::exe).
+        if let Err(e) = runtime::exe::ensure_protected() {
+            eprintln!("Error: {e}");
+            return ExitCode::from(125);
+        }
+    }
     let containers = match &cli.command {
         Command::Containers(c) | Command::Container(ContainerGroup::Commands(c)) => Some(c),
         Command::Container(ContainerGroup::Ls(a)) => {
@@ -326,6 +339,21 @@ pub(crate) fn die_of_broken_pipe() -> ! {
         libc::raise(libc::SIGPIPE);
     }
     std::process::exit(141)
+}
+
+/// The commands that start processes inside a container (and so must run
+/// from a protected binary); the runtime library refuses the others if
+/// they try.
+fn starts_container_processes(cmd: &Command) -> bool {
+    use containers::ContainerCommand as C;
+    match cmd {
+        Command::Containers(c) | Command::Container(ContainerGroup::Commands(c)) => matches!(
+            c,
+            C::Run(_) | C::Start { .. } | C::Restart { .. } | C::Exec(_)
+        ),
+        Command::Build(_) | Command::Image(ImageCommand::Build(_)) => true,
+        _ => false,
+    }
 }
 
 /// Help and version go to stdout; a usage error is one line (clap's first,

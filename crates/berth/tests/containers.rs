@@ -357,10 +357,13 @@ fn healthcheck_status_transitions() {
     b.ok(&["exec", "hc", "touch", "/ok"]);
     b.wait_for("hc", "{{.State.Health.Status}}", "healthy");
     // the healthcheck keeps berth's own monitor (berth-monitor runs none)
+    // (its exe is a read-only clone of berth's binary: see runtime::exe)
     let ppid = parent_of(b.inspect("hc", "{{.State.Pid}}").parse().unwrap());
+    let cmdline = std::fs::read(format!("/proc/{ppid}/cmdline")).unwrap();
     assert_eq!(
-        std::fs::read_link(format!("/proc/{ppid}/exe")).unwrap(),
-        Path::new(BIN)
+        cmdline.split(|&c| c == 0).nth(1),
+        Some(engine::monitor::MONITOR_ARG.as_bytes()),
+        "the monitor is berth's own"
     );
     assert_eq!(b.inspect("hc", "{{.State.Health.FailingStreak}}"), "0");
     assert!(
@@ -1213,4 +1216,23 @@ fn killed_run_mid_setup_leaves_a_truthful_state() {
     let root = b.root.path().to_string_lossy().into_owned();
     let left = Command::new("pgrep").args(["-f", &root]).output().unwrap();
     assert_eq!(stdout(&left), "", "processes left");
+}
+
+/// A frozen container's processes die only once thawed: rm -f of a paused
+/// container used to wait forever.
+#[test]
+fn rm_force_removes_a_paused_container() {
+    let b = berth();
+    b.ok(&["run", "-d", "--name", "frozen", "busybox", "sleep", "1000"]);
+    b.ok(&["pause", "frozen"]);
+    let mut cmd = b.cmd();
+    cmd.args(["rm", "-f", "frozen"]);
+    let o = output_via_files(
+        Command::new("timeout")
+            .arg("60")
+            .arg(cmd.get_program())
+            .args(cmd.get_args()),
+    );
+    expect_code(&o, 0, "rm -f of a paused container");
+    assert_eq!(b.ok(&["ps", "-aq"]), "");
 }

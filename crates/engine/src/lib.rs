@@ -675,6 +675,11 @@ impl Engine {
         Ok(())
     }
 
+    /// How long a container killed with SIGKILL may take to be recorded as
+    /// exited (its monitor reaps it and writes the row) before stop and rm
+    /// give up with an error instead of waiting forever.
+    const KILL_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
+
     /// Sends `sig` to the container's init.
     pub fn kill(&self, r: &Record, sig: i32) -> Result<()> {
         if !matches!(r.status, Status::Running | Status::Paused) || !alive(r.pid, r.pid_start) {
@@ -728,13 +733,21 @@ impl Engine {
                 self.db.container_event(r, "kill", &[("signal", "9")]);
             }
         }
-        self.wait_exited(&r.id)?;
+        self.wait_exited_within(&r.id, Some(Self::KILL_GRACE))?;
         self.db.container_event(r, "stop", &[]);
         Ok(())
     }
 
     /// Waits until the container is no longer active; returns its record.
+    /// (`berth wait`: as long as it takes.)
     pub fn wait_exited(&self, id: &str) -> Result<Record> {
+        self.wait_exited_within(id, None)
+    }
+
+    /// As [`Engine::wait_exited`], giving up after `limit` with an error
+    /// that says what is stuck.
+    fn wait_exited_within(&self, id: &str, limit: Option<std::time::Duration>) -> Result<Record> {
+        let deadline = limit.map(|l| std::time::Instant::now() + l);
         let mut delay = 2;
         loop {
             let r = self.reconcile(
@@ -744,6 +757,16 @@ impl Engine {
             )?;
             if !r.status.is_active() {
                 return Ok(r);
+            }
+            if deadline.is_some_and(|d| std::time::Instant::now() > d) {
+                return Err(Error::State {
+                    id: r.id.clone(),
+                    status: r.status.to_string(),
+                    what: format!(
+                        "container {} is still {} after SIGKILL: its monitor did not record the exit (berth system check cleans up)",
+                        r.name, r.status
+                    ),
+                });
             }
             std::thread::sleep(std::time::Duration::from_millis(delay));
             delay = (delay * 2).min(50);
@@ -767,11 +790,16 @@ impl Engine {
             self.db.set_stopped_by_user(&r.id, true)?;
             if let Ok(c) = runtime::Container::load(&self.runtime_root(), &r.id) {
                 let _ = c.kill(libc::SIGKILL, true);
+                // A paused container's processes die only once thawed
+                // (Docker's rm -f removes paused containers too).
+                if c.status() == runtime::Status::Paused {
+                    let _ = c.resume();
+                }
             }
             if alive(r.pid, r.pid_start) {
                 let _ = runtime::signal::send(r.pid, libc::SIGKILL);
             }
-            self.wait_exited(&r.id)?;
+            self.wait_exited_within(&r.id, Some(Self::KILL_GRACE))?;
         }
         self.cleanup_runtime(r)?;
         self.db.set_status(&r.id, Status::Removing, None)?;

@@ -621,7 +621,7 @@ fn hand_over(
     input: Option<&OwnedFd>,
     server: Option<&crate::attach::Server>,
 ) -> String {
-    let Ok(berth) = std::fs::read_link("/proc/self/exe") else {
+    let Ok(berth) = runtime::exe::original_path() else {
         return "cannot find our own binary".into();
     };
     let lean = berth.with_file_name("berth-monitor");

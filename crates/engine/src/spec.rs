@@ -434,7 +434,7 @@ pub fn build(cfg: &ContainerConfig, id: &str, paths: &Paths<'_>, joins: &Joins) 
     }
     if cfg.init {
         // Our own (static) binary, read-only: the container cannot change it.
-        let exe = std::fs::read_link("/proc/self/exe")
+        let exe = runtime::exe::original_path()
             .map_err(|e| Error::Invalid(format!("--init: find berth's binary: {e}")))?;
         if crate::init::needs_loader(&exe)
             .map_err(|e| Error::Invalid(format!("--init: read {}: {e}", exe.display())))?

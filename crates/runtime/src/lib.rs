@@ -23,8 +23,12 @@
 //! start: open(exec.fifo, R), read ---------------------------> execve
 //! ```
 //!
-//! No re-exec of the runtime binary happens; the caller is a child
-//! subreaper so that the init, orphaned by the intermediate, is reparented to
+//! The runtime forks without re-executing itself between create and
+//! execve. The one re-exec is earlier, once per command that starts
+//! container processes: the binary runs itself again from a read-only
+//! clone of its file ([`exe`]), so that no container can write it
+//! (CVE-2019-5736); the library refuses to start a container process
+//! from an unprotected binary. The caller is a child subreaper so that the init, orphaned by the intermediate, is reparented to
 //! it (and from there to the caller's own subreaper, such as conmon).
 
 pub mod bundle;
@@ -32,6 +36,7 @@ pub mod cgroups;
 pub mod channel;
 pub mod container;
 pub mod error;
+pub mod exe;
 pub mod hooks;
 pub mod namespaces;
 pub mod process;

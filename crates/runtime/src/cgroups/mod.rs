@@ -86,6 +86,107 @@ fn clean(p: &Path) -> Result<PathBuf> {
     Ok(out)
 }
 
+/// Limit files an update may change (v1 and v2 names), in an order that
+/// restores cleanly (memory+swap before memory on v1: the limit may never
+/// exceed it, which [`restore`]'s second pass settles).
+const UPDATABLE: &[&str] = &[
+    "pids.max",
+    "memory.memsw.limit_in_bytes",
+    "memory.limit_in_bytes",
+    "memory.soft_limit_in_bytes",
+    "memory.swappiness",
+    "memory.low",
+    "memory.high",
+    "memory.max",
+    "memory.swap.max",
+    "cpu.shares",
+    "cpu.cfs_period_us",
+    "cpu.cfs_quota_us",
+    "cpu.rt_period_us",
+    "cpu.rt_runtime_us",
+    "cpu.weight",
+    "cpu.max",
+    "cpuset.cpus",
+    "cpuset.mems",
+    "blkio.weight",
+    "blkio.bfq.weight",
+    "io.weight",
+    "io.bfq.weight",
+];
+
+/// Writes back what [`Manager::snapshot`] read, twice over, so that
+/// values that constrain each other (memory and memory+swap, CFS period
+/// and quota) all land whatever the order. Best effort: the update's own
+/// error is what the caller reports.
+fn restore(saved: &[(PathBuf, String)]) {
+    for _ in 0..2 {
+        for (p, v) in saved {
+            if std::fs::read_to_string(p).is_ok_and(|now| now.trim_end() == v) {
+                continue;
+            }
+            // v1 shows an unlimited quota as -1 and takes it back; v2's
+            // files take what they show.
+            let _ = std::fs::write(p, v);
+        }
+    }
+}
+
+/// The resources with the values clients send to mean "not set" taken
+/// out: 0 for shares, CFS and realtime periods and quotas, memory limits,
+/// pids, blkio weights; "" for cpusets. Docker sends
+/// `"cpu":{"shares":0}` and `"blockIO":{"weight":0}` for every container,
+/// and zeros for every limit `docker update` leaves alone; written, they
+/// would give each container the lowest CPU weight (shares 0 becomes the
+/// kernel's minimum 2), fail where blkio weights do not exist, and reset
+/// limits (runc skips them too).
+pub fn without_unset(r: &LinuxResources) -> LinuxResources {
+    let mut r = r.clone();
+    let nz = |v: Option<u64>| v.filter(|v| *v != 0);
+    let nzi = |v: Option<i64>| v.filter(|v| *v != 0);
+    if let Some(mut c) = r.cpu().clone() {
+        c.set_shares(nz(c.shares()));
+        c.set_period(nz(c.period()));
+        c.set_quota(nzi(c.quota()));
+        c.set_realtime_period(nz(c.realtime_period()));
+        c.set_realtime_runtime(nzi(c.realtime_runtime()));
+        c.set_cpus(c.cpus().clone().filter(|s| !s.is_empty()));
+        c.set_mems(c.mems().clone().filter(|s| !s.is_empty()));
+        r.set_cpu(Some(c));
+    }
+    if let Some(mut m) = *r.memory() {
+        m.set_limit(nzi(m.limit()));
+        m.set_reservation(nzi(m.reservation()));
+        m.set_swap(nzi(m.swap()));
+        m.set_kernel(nzi(m.kernel()));
+        m.set_kernel_tcp(nzi(m.kernel_tcp()));
+        r.set_memory(Some(m));
+    }
+    if r.pids().as_ref().is_some_and(|p| p.limit() == 0) {
+        r.set_pids(None);
+    }
+    if let Some(mut b) = r.block_io().clone() {
+        b.set_weight(b.weight().filter(|w| *w != 0));
+        b.set_leaf_weight(b.leaf_weight().filter(|w| *w != 0));
+        let empty = b.weight().is_none()
+            && b.leaf_weight().is_none()
+            && b.weight_device().as_ref().is_none_or(|v| v.is_empty())
+            && b.throttle_read_bps_device()
+                .as_ref()
+                .is_none_or(|v| v.is_empty())
+            && b.throttle_write_bps_device()
+                .as_ref()
+                .is_none_or(|v| v.is_empty())
+            && b.throttle_read_iops_device()
+                .as_ref()
+                .is_none_or(|v| v.is_empty())
+            && b.throttle_write_iops_device()
+                .as_ref()
+                .is_none_or(|v| v.is_empty());
+        r.set_block_io((!empty).then_some(b));
+    }
+    r
+}
+
 /// Refuses resources this runtime cannot apply yet, before anything is made.
 pub fn check_supported(r: &LinuxResources, layout: Layout) -> Result<()> {
     let unsupported = |what: &str| {
@@ -133,9 +234,10 @@ impl Manager {
     /// Creates the cgroups and writes the limits. Done while the
     /// intermediate process creates the namespaces, on the other core.
     pub fn prepare(&self, resources: Option<&LinuxResources>) -> Result<()> {
+        let resources = resources.map(without_unset);
         match self {
-            Manager::V1(m) => m.prepare(resources),
-            Manager::V2(m) => m.prepare(resources),
+            Manager::V1(m) => m.prepare(resources.as_ref()),
+            Manager::V2(m) => m.prepare(resources.as_ref()),
         }
     }
 
@@ -171,13 +273,39 @@ impl Manager {
             Manager::V1(_) => Layout::Legacy,
             Manager::V2(_) => Layout::Unified,
         };
-        let mut r = r.clone();
+        let mut r = without_unset(r);
         r.set_devices(None);
         check_supported(&r, layout)?;
-        match self {
+        // All or nothing, as runc: a limit the kernel refuses half way
+        // (EINVAL, EBUSY for a memory limit below usage) puts back every
+        // file already written.
+        let saved = self.snapshot();
+        let written = match self {
             Manager::V1(m) => m.write_resources(&r, false),
             Manager::V2(m) => m.write_resources(&r),
+        };
+        if written.is_err() {
+            restore(&saved);
         }
+        written
+    }
+
+    /// The current values of every limit file `update` may write.
+    fn snapshot(&self) -> Vec<(PathBuf, String)> {
+        let dirs: Vec<&Path> = match self {
+            Manager::V1(m) => m.dirs.iter().map(|d| d.path.as_path()).collect(),
+            Manager::V2(m) => vec![m.path.as_path()],
+        };
+        let mut saved = Vec::new();
+        for d in dirs {
+            for f in UPDATABLE {
+                let p = d.join(f);
+                if let Ok(v) = std::fs::read_to_string(&p) {
+                    saved.push((p, v.trim_end().to_string()));
+                }
+            }
+        }
+        saved
     }
 
     /// Freezes or thaws every process of the container (pause, resume).
@@ -280,6 +408,41 @@ mod tests {
         linux.set_cgroups_path(path.map(PathBuf::from));
         s.set_linux(Some(linux));
         s
+    }
+
+    #[test]
+    fn dockers_zeros_mean_unset() {
+        // What Docker 20.10 sends for `docker run` without limits and for
+        // `docker update --memory 64m`.
+        let r: LinuxResources = serde_json::from_value(serde_json::json!({
+            "memory": {"limit": 67108864, "reservation": 0, "swap": 0},
+            "cpu": {"shares": 0, "quota": 0, "period": 0, "realtimeRuntime": 0,
+                    "realtimePeriod": 0, "cpus": "", "mems": ""},
+            "pids": {"limit": 0},
+            "blockIO": {"weight": 0}
+        }))
+        .unwrap();
+        let r = without_unset(&r);
+        let m = r.memory().unwrap();
+        assert_eq!(m.limit(), Some(67108864));
+        assert_eq!((m.reservation(), m.swap()), (None, None));
+        let c = r.cpu().clone().unwrap();
+        assert_eq!((c.shares(), c.quota(), c.period()), (None, None, None));
+        assert_eq!((c.realtime_runtime(), c.realtime_period()), (None, None));
+        assert_eq!((c.cpus().clone(), c.mems().clone()), (None, None));
+        assert!(r.pids().is_none());
+        assert!(r.block_io().is_none(), "nothing left to ask of blkio");
+        // Real values stay, -1 (unlimited) included.
+        let r: LinuxResources = serde_json::from_value(serde_json::json!({
+            "cpu": {"shares": 512, "quota": -1}, "pids": {"limit": -1},
+            "blockIO": {"weight": 300}
+        }))
+        .unwrap();
+        let r = without_unset(&r);
+        assert_eq!(r.cpu().clone().unwrap().shares(), Some(512));
+        assert_eq!(r.cpu().clone().unwrap().quota(), Some(-1));
+        assert_eq!(r.pids().unwrap().limit(), -1);
+        assert_eq!(r.block_io().clone().unwrap().weight(), Some(300));
     }
 
     #[test]

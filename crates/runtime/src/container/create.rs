@@ -46,6 +46,7 @@ impl Container {
     /// The caller must be single-threaded: it forks.
     pub fn create(opts: &CreateOptions) -> Result<Container> {
         state::validate_id(&opts.id)?;
+        crate::exe::require_protected()?;
         let bundle = Bundle::load(&opts.bundle)?;
         let linux = bundle.spec.linux().clone().unwrap_or_default();
         refuse_unsupported(&bundle.spec)?;

@@ -43,6 +43,7 @@ impl Container {
     ///
     /// The caller must be single-threaded: it forks.
     pub fn exec(&self, opts: &ExecOptions) -> Result<ExecOutcome> {
+        crate::exe::require_protected()?;
         match self.status() {
             Status::Running | Status::Created => {}
             Status::Paused => return Err(Error::Init("cannot exec in a paused container".into())),
@@ -168,6 +169,7 @@ fn exec_child(
     seccomp: Option<&crate::seccomp::Program>,
 ) -> Result<std::convert::Infallible> {
     reset_signals();
+    console::new_session()?;
     ch.expect(&Message::Continue, "runtime")?;
     nix::unistd::fchdir(root.as_raw_fd()).ctx(|| "enter the container's root".into())?;
     nix::unistd::chroot(".").ctx(|| "chroot into the container's root".into())?;

@@ -69,10 +69,9 @@ pub fn create_and_send(socket: &UnixStream, size: Option<&ConsoleSize>) -> Resul
     Ok(Pty { slave, slave_path })
 }
 
-/// Makes the pty slave the session's controlling terminal and the process's
-/// stdin, stdout and stderr.
+/// Makes the pty slave the controlling terminal of the process's session
+/// (made by [`new_session`]) and its stdin, stdout and stderr.
 pub fn make_controlling(slave: RawFd) -> Result<()> {
-    nix::unistd::setsid().ctx(|| "setsid".into())?;
     // SAFETY: TIOCSCTTY with 0 takes no pointer.
     let rc = unsafe { libc::ioctl(slave, libc::TIOCSCTTY, 0) };
     nix::errno::Errno::result(rc).ctx(|| "set controlling terminal".into())?;
@@ -80,4 +79,16 @@ pub fn make_controlling(slave: RawFd) -> Result<()> {
         nix::unistd::dup2(slave, target).ctx(|| format!("dup2 pty to fd {target}"))?;
     }
     Ok(())
+}
+
+/// Puts the process in a session of its own, with no controlling
+/// terminal. Every process the runtime starts in a container does this
+/// first: a process still in the caller's session can open `/dev/tty` and
+/// read what the user types, or push input into the user's shell with
+/// TIOCSTI (which needs the terminal to be the caller's controlling one,
+/// or CAP_SYS_ADMIN).
+pub fn new_session() -> Result<()> {
+    nix::unistd::setsid()
+        .map(drop)
+        .ctx(|| "start a new session".into())
 }

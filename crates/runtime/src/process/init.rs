@@ -47,6 +47,7 @@ pub fn run(args: InitArgs<'_>) -> Error {
 
 fn setup(mut a: InitArgs<'_>) -> Result<std::convert::Infallible> {
     reset_signals();
+    console::new_session()?;
     a.channel.expect(&Message::Continue, "runtime")?;
     let state = if needs_state(&a.bundle.spec) {
         match a.channel.recv()? {

@@ -1,0 +1,238 @@
+//! Keeping the runtime's own binary out of a container's reach
+//! (CVE-2019-5736 and its variants).
+//!
+//! Every process the runtime starts inside a container is a fork of the
+//! runtime: until its final execve, `/proc/self/exe` is the runtime's
+//! binary on the host. A container program that execs a file starting with
+//! `#!/proc/self/exe` (or that an `exec`, a health check or a build step is
+//! tricked into running) makes the kernel execute that binary inside the
+//! container, where the process can then open it through
+//! `/proc/<pid>/exe` and, once the runtime stops executing it, write to it:
+//! the next container start runs the attacker's code as host root.
+//! Non-dumpable processes do not help: the re-executed binary is a fresh,
+//! dumpable process of the container's.
+//!
+//! The protection: before it starts any container process, the runtime
+//! re-executes itself from a read-only view of its binary, so that
+//! whatever `/proc/self/exe` reaches is read-only:
+//! - first choice: a detached clone of a bind mount of the binary
+//!   (`open_tree(OPEN_TREE_CLONE)`), made read-only with `mount_setattr`
+//!   and executed through its descriptor (`execveat`). The mount is in no
+//!   namespace (no one can remount it), costs no copy, and goes away with
+//!   the last process executing it. Opening it for writing fails with
+//!   EROFS whichever way it is reached.
+//! - fallback (no new mount API, or no privilege to clone mounts): a
+//!   sealed memfd copy (`F_SEAL_WRITE` and friends), as runc did first.
+//!
+//! A binary already on a read-only mount (`ST_RDONLY`) needs neither: that
+//! is also how a re-executed runtime recognises itself.
+
+use std::ffi::{CStr, CString, OsString};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+
+use nix::errno::Errno;
+
+use crate::error::{Context, Error, Result};
+
+/// Environment variable carrying the path of the binary as installed
+/// (`/proc/self/exe` of a re-executed runtime names no useful path: the
+/// binary is on a detached mount or in a memfd).
+pub const ORIGINAL_EXE_ENV: &str = "BERTH_ORIGINAL_EXE";
+
+/// Set for the re-executed process only (it removes it): one that finds
+/// it and is still not protected gives up instead of looping.
+const REEXEC_GUARD_ENV: &str = "BERTH_EXE_REEXECUTED";
+
+/// Set to `memfd` to skip the read-only clone and use the sealed copy
+/// (how the fallback is tested and measured).
+pub const METHOD_ENV: &str = "BERTH_EXE_PROTECTION";
+
+const OPEN_TREE_CLONE: libc::c_uint = 1;
+const MOUNT_ATTR_RDONLY: u64 = 0x1;
+const MOUNT_ATTR_NOSUID: u64 = 0x2;
+const MOUNT_ATTR_NODEV: u64 = 0x4;
+
+/// `struct mount_attr` of mount_setattr(2).
+#[repr(C)]
+#[derive(Debug, Default)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// The path of the binary as installed: the file beside which the
+/// runtime's companions (berth-monitor) live.
+pub fn original_path() -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os(ORIGINAL_EXE_ENV) {
+        return Ok(PathBuf::from(p));
+    }
+    std::fs::read_link("/proc/self/exe").ctx(|| "read /proc/self/exe".into())
+}
+
+/// Whether the running binary is one no container can write: on a
+/// read-only mount, or a sealed memfd.
+pub fn is_protected() -> Result<bool> {
+    let st =
+        nix::sys::statvfs::statvfs("/proc/self/exe").ctx(|| "statvfs /proc/self/exe".into())?;
+    if st.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY) {
+        return Ok(true);
+    }
+    let fd = nix::fcntl::open(
+        "/proc/self/exe",
+        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .ctx(|| "open /proc/self/exe".into())?;
+    // SAFETY: fresh descriptor from open.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: F_GET_SEALS takes no argument; a file that is no memfd
+    // answers EINVAL.
+    let seals = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GET_SEALS) };
+    Ok(seals >= 0 && seals & libc::F_SEAL_WRITE != 0)
+}
+
+/// Refuses to go on unless the binary is protected: the library's own
+/// check before it forks anything that enters a container, so no caller
+/// can forget [`ensure_protected`].
+pub fn require_protected() -> Result<()> {
+    match is_protected()? {
+        true => Ok(()),
+        false => Err(Error::ExeUnprotected),
+    }
+}
+
+/// Makes sure the process runs from a protected binary: returns at once
+/// when it does, otherwise replaces the process with the same program,
+/// arguments and environment executed from a read-only clone (or sealed
+/// copy) of its binary, and does not return.
+///
+/// Call it first thing in a binary's `main`, before any thread starts,
+/// for the commands that start container processes.
+pub fn ensure_protected() -> Result<()> {
+    let reexecuted = std::env::var_os(REEXEC_GUARD_ENV).is_some();
+    if reexecuted {
+        // Not for our children (the caller is single-threaded, as
+        // documented, so the environment may change).
+        std::env::remove_var(REEXEC_GUARD_ENV);
+    }
+    if is_protected()? {
+        return Ok(());
+    }
+    if reexecuted {
+        return Err(Error::Init(
+            "re-executed from a protected copy of the runtime binary, and it is still writable"
+                .into(),
+        ));
+    }
+    let original = std::fs::read_link("/proc/self/exe").ctx(|| "read /proc/self/exe".into())?;
+    let memfd_only = std::env::var_os(METHOD_ENV).is_some_and(|m| m == "memfd");
+    let fd = match memfd_only {
+        true => sealed_copy()?,
+        false => match readonly_clone() {
+            Ok(fd) => fd,
+            // No new mount API, or no CAP_SYS_ADMIN over our mount
+            // namespace (a rootless caller): the copy costs more but
+            // protects as well.
+            Err(_) => sealed_copy()?,
+        },
+    };
+    let argv: Vec<CString> = std::env::args_os()
+        .map(|a| CString::new(a.as_bytes()))
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|_| Error::Init("an argument contains a NUL byte".into()))?;
+    let mut envp: Vec<CString> = Vec::new();
+    for (k, v) in std::env::vars_os() {
+        if k == ORIGINAL_EXE_ENV || k == REEXEC_GUARD_ENV {
+            continue;
+        }
+        let mut kv = OsString::from(&k);
+        kv.push("=");
+        kv.push(&v);
+        if let Ok(c) = CString::new(kv.as_bytes()) {
+            envp.push(c);
+        }
+    }
+    let mut kv = OsString::from(ORIGINAL_EXE_ENV);
+    kv.push("=");
+    kv.push(original.as_os_str());
+    envp.push(
+        CString::new(kv.as_bytes())
+            .map_err(|_| Error::Init("the binary's path contains a NUL byte".into()))?,
+    );
+    envp.push(CString::new(format!("{REEXEC_GUARD_ENV}=1")).unwrap_or_default());
+    let err = nix::unistd::execveat(
+        Some(fd.as_raw_fd()),
+        c"",
+        &argv,
+        &envp,
+        nix::fcntl::AtFlags::AT_EMPTY_PATH,
+    )
+    .unwrap_err();
+    Err(err).ctx(|| "re-execute the runtime from its protected copy".into())
+}
+
+/// A read-only, detached bind mount of our binary; the descriptor is
+/// its root (the file itself).
+fn readonly_clone() -> Result<OwnedFd> {
+    let path: &CStr = c"/proc/self/exe";
+    // SAFETY: open_tree reads a NUL-terminated path; flags are plain ints.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint,
+        )
+    };
+    let fd = Errno::result(rc).ctx(|| "clone a mount of the runtime binary".into())?;
+    // SAFETY: open_tree returned a new descriptor we own.
+    let fd = unsafe { OwnedFd::from_raw_fd(i32::try_from(fd).unwrap_or(-1)) };
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+        ..MountAttr::default()
+    };
+    // SAFETY: mount_setattr reads `size` bytes of a valid mount_attr and
+    // the empty NUL-terminated path.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    Errno::result(rc).ctx(|| "make the runtime binary's mount read-only".into())?;
+    Ok(fd)
+}
+
+/// A sealed in-memory copy of our binary.
+fn sealed_copy() -> Result<OwnedFd> {
+    let src = std::fs::File::open("/proc/self/exe").ctx(|| "open /proc/self/exe".into())?;
+    let len = src.metadata().ctx(|| "stat /proc/self/exe".into())?.len();
+    let fd = nix::sys::memfd::memfd_create(
+        c"berth-runtime",
+        nix::sys::memfd::MemFdCreateFlag::MFD_CLOEXEC
+            | nix::sys::memfd::MemFdCreateFlag::MFD_ALLOW_SEALING,
+    )
+    .ctx(|| "memfd_create".into())?;
+    let mut dst = std::fs::File::from(fd);
+    // std's copy uses copy_file_range/sendfile: no trip through userspace.
+    let copied = std::io::copy(&mut &src, &mut dst).ctx(|| "copy the runtime binary".into())?;
+    if copied != len {
+        return Err(Error::Init(
+            "the runtime binary changed while copied".into(),
+        ));
+    }
+    let fd = OwnedFd::from(dst);
+    let seals = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
+    // SAFETY: F_ADD_SEALS takes an int argument.
+    let rc = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_ADD_SEALS, seals) };
+    Errno::result(rc).ctx(|| "seal the runtime binary's copy".into())?;
+    Ok(fd)
+}
