@@ -796,3 +796,71 @@ fn network_none_has_loopback_up() {
     ]);
     expect_code(&o, 0, "build RUN --network=none");
 }
+
+/// An image `tiocsti` with tests/helpers/tiocsti.c built in as
+/// /bin/tiocsti; None (said, or a failure under CI) without a C compiler.
+fn with_tiocsti(b: &Berth) -> Option<()> {
+    if !berth_testkit::snippet::installed("cc") {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "cc is missing (apt-get install gcc libc6-dev), and CI is set"
+        );
+        eprintln!("skipped: cc is missing (apt-get install gcc libc6-dev)");
+        return None;
+    }
+    let ctx = tempfile::tempdir().unwrap();
+    let src = berth_testkit::snippet::tests_dir().join("helpers/tiocsti.c");
+    let st = Command::new("cc")
+        .args(["-static", "-O2", "-o"])
+        .arg(ctx.path().join("tiocsti"))
+        .arg(&src)
+        .status()
+        .expect("run cc");
+    assert!(st.success(), "building the TIOCSTI probe failed");
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM busybox\nCOPY tiocsti /bin/tiocsti\n",
+    )
+    .unwrap();
+    b.ok(&[
+        "build",
+        "-q",
+        "-t",
+        "tiocsti",
+        &ctx.path().to_string_lossy(),
+    ]);
+    Some(())
+}
+
+/// TIOCSTI, the keystroke-injection ioctl, tried on each of 0, 1 and 2 of
+/// a container started from a terminal without -t: each is a pipe or
+/// /dev/null, never the caller's terminal, so each is refused, and nothing
+/// reaches the caller's input.
+#[test]
+fn tiocsti_on_any_descriptor_is_refused() {
+    if !root_or_skip("tiocsti_on_any_descriptor_is_refused") {
+        return;
+    }
+    let b = berth();
+    if with_tiocsti(&b).is_none() {
+        return;
+    }
+    b.ok(&["run", "-d", "--name", "c", "tiocsti", "sleep", "600"]);
+    let probe = "for n in 0 1 2; do tiocsti 'echo INJECTED\n' 0<&$n; done; echo end";
+    for args in [
+        vec!["run", "--rm", "tiocsti", "sh", "-c", probe],
+        vec!["run", "--rm", "-i", "tiocsti", "sh", "-c", probe],
+        vec!["exec", "c", "sh", "-c", probe],
+        vec!["exec", "-i", "c", "sh", "-c", probe],
+    ] {
+        let what = args[..2].join(" ");
+        let seen = on_terminal(&b, &args);
+        assert_eq!(
+            seen.matches("TIOCSTI refused").count(),
+            3,
+            "{what}: a descriptor took TIOCSTI\n{seen}"
+        );
+        assert!(!seen.contains("TIOCSTI ok"), "{what}:\n{seen}");
+        assert!(!seen.contains("INJECTED"), "{what}:\n{seen}");
+    }
+}
