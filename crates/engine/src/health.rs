@@ -219,9 +219,9 @@ impl Checker {
     }
 
     /// The exec'd check, detached: its pid, and our end of the one pipe
-    /// that is its stdout and stderr. A pipe, not a file: a file could be
-    /// reopened through /proc/self/fd by the check (or by the container
-    /// process that ptrace-attaches it) and outlive it.
+    /// that is its stdout and stderr. A pipe, not a file on the host: the
+    /// check (code from the image) could reopen a file through
+    /// /proc/self/fd, and read its host path there.
     fn spawn(&self, container: &runtime::Container) -> Result<(i32, OwnedFd)> {
         let mut process = container.state.config.process().clone().unwrap_or_default();
         process.set_args(Some(self.args.clone()));
