@@ -307,8 +307,12 @@ fn quiet_on_broken_stdio() {
         // SAFETY: poll and signal are async-signal-safe; fds is a valid
         // array of two pollfd.
         unsafe {
+            // POLLERR: a pipe without readers; POLLHUP: a socket whose
+            // peer closed.
             if libc::poll(fds.as_mut_ptr(), 2, 0) > 0
-                && fds.iter().any(|f| f.revents & libc::POLLERR != 0)
+                && fds
+                    .iter()
+                    .any(|f| f.revents & (libc::POLLERR | libc::POLLHUP) != 0)
             {
                 // Delivered as the handler returns: the default action,
                 // death by SIGPIPE (141 in a shell).

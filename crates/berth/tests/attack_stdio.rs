@@ -655,6 +655,28 @@ fn commands_end_quietly_on_a_closed_pipe() {
         );
         assert_eq!(stderr(&o), "", "{what}");
     }
+    // a socket whose peer left (stdout handed over by a service manager)
+    for args in [&["ps"][..], &["inspect", "c"], &["exec", "c", "echo", "hi"]] {
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+        drop(ours);
+        let o = b
+            .cmd()
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(OwnedFd::from(theirs))
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let o = wait_output_err(o, Duration::from_secs(30));
+        let what = format!("{} on a closed socket", args.join(" "));
+        assert!(
+            died_of_sigpipe(o.status),
+            "{what}: {:?} {}",
+            o.status,
+            stderr(&o)
+        );
+        assert_eq!(stderr(&o), "", "{what}");
+    }
     // nothing was hurt: the container runs on, its row as it was
     assert_eq!(b.inspect("c", "{{.State.Status}}"), "running");
     assert_eq!(b.ok(&["ps", "-aq"]).lines().count(), 1);
