@@ -1002,8 +1002,12 @@ impl Builder<'_, '_> {
             serde_json::to_vec(&spec).map_err(|e| Error::Invalid(format!("encode spec: {e}")))?,
         )
         .ctx(|| "write config.json".into())?;
-        let (out_r, out_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).ctx(|| "pipe".into())?;
-        let null = std::fs::File::open("/dev/null").ctx(|| "open /dev/null".into())?;
+        // The step's stdout and stderr: one pipe, read into the progress.
+        let mut pipes = crate::stdio::Pipes::merged()?;
+        let (out_r, _) = pipes
+            .streams
+            .pop()
+            .ok_or_else(|| Error::Invalid("the RUN step has no output pipe".into()))?;
         let opts = runtime::CreateOptions {
             id: cid.clone(),
             bundle: bundle.clone(),
@@ -1014,15 +1018,8 @@ impl Builder<'_, '_> {
             preserve_fds: 0,
             rootfs_mount: detached.as_ref().map(AsRawFd::as_raw_fd),
         };
-        let created = {
-            let _redirect = crate::stdio::Redirect::new(&[
-                (0, null.as_raw_fd()),
-                (1, out_w.as_raw_fd()),
-                (2, out_w.as_raw_fd()),
-            ])?;
-            runtime::Container::create(&opts)
-        };
-        drop((out_w, detached));
+        let created = pipes.around(|| runtime::Container::create(&opts))?;
+        drop(detached);
         let mut c = created?;
         // RUN --network=none: loopback up, as buildkit's and docker's are.
         let lo = if cfg.network == "none" {

@@ -226,20 +226,17 @@ impl Checker {
         let mut process = container.state.config.process().clone().unwrap_or_default();
         process.set_args(Some(self.args.clone()));
         process.set_terminal(Some(false));
-        let (ours, theirs) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-            .ctx(|| "pipe for the health check".into())?;
+        let mut pipes = crate::stdio::Pipes::merged()?;
+        let (ours, _) = pipes
+            .streams
+            .pop()
+            .ok_or_else(|| crate::Error::Invalid("the health check has no output pipe".into()))?;
         nix::fcntl::fcntl(
             ours.as_raw_fd(),
             nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
         )
         .ctx(|| "make the health check's pipe non-blocking".into())?;
-        let null = std::fs::File::open("/dev/null").ctx(|| "open /dev/null".into())?;
-        let res = {
-            let _redirect = crate::stdio::Redirect::new(&[
-                (0, null.as_raw_fd()),
-                (1, theirs.as_raw_fd()),
-                (2, theirs.as_raw_fd()),
-            ])?;
+        let res = pipes.around(|| {
             container.exec(&runtime::ExecOptions {
                 process,
                 console_socket: None,
@@ -247,8 +244,7 @@ impl Checker {
                 detach: true,
                 preserve_fds: 0,
             })
-        };
-        drop(theirs);
+        })?;
         match res? {
             runtime::ExecOutcome::Detached(pid) => Ok((pid, ours)),
             runtime::ExecOutcome::Exited(_) => Err(crate::Error::Invalid(

@@ -1,23 +1,25 @@
 //! The runtime's processes (a container's init, an exec'd process) inherit
 //! the stdin, stdout and stderr of the process calling the runtime.
-//! [`Redirect`] puts other descriptors there for the while of such a call
-//! and puts ours back; [`Pipes`] makes those descriptors pipes (or
-//! /dev/null), never the caller's own, and keeps our ends for the relay.
+//! [`Pipes`] makes those pipes (or /dev/null), never the caller's own, puts
+//! them there for the while of such a call (and ours back), and keeps our
+//! ends for the relay. It is the only way this crate gives a container
+//! process its stdio: run, start, exec, health checks and build steps.
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use crate::error::{Context, Result};
 
-/// Descriptors placed on some of 0, 1, 2 until dropped.
+/// Descriptors placed on some of 0, 1, 2 until dropped. Private: what a
+/// container process gets is always a [`Pipes`].
 #[derive(Debug)]
-pub struct Redirect {
+struct Redirect {
     /// (target, what it was), restored on drop.
     saved: Vec<(RawFd, OwnedFd)>,
 }
 
 impl Redirect {
     /// Puts each `source` on its `target` (0, 1 or 2).
-    pub fn new(pairs: &[(RawFd, RawFd)]) -> Result<Redirect> {
+    fn new(pairs: &[(RawFd, RawFd)]) -> Result<Redirect> {
         let mut r = Redirect {
             saved: Vec::with_capacity(pairs.len()),
         };
@@ -80,6 +82,18 @@ impl Pipes {
             theirs: Some([in_r, out_w, err_w]),
             input,
             streams: vec![(out_r, 0), (err_r, 1)],
+        })
+    }
+
+    /// One pipe that is both stdout and stderr (what a build step or a
+    /// health check wrote, in the order written); stdin /dev/null.
+    pub fn merged() -> Result<Pipes> {
+        let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ctx(|| "pipe".into())?;
+        let w2 = w.try_clone().ctx(|| "dup a pipe".into())?;
+        Ok(Pipes {
+            theirs: Some([null()?, w, w2]),
+            input: None,
+            streams: vec![(r, 0)],
         })
     }
 
