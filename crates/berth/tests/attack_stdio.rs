@@ -886,3 +886,68 @@ fn tiocsti_on_any_descriptor_is_refused() {
         assert!(!seen.contains("INJECTED"), "{what}:\n{seen}");
     }
 }
+
+/// `berth build . 2>&1 | head`: the reader of the progress leaves mid-step.
+/// The build ends (no hang, no death mid-step): the step is killed, its
+/// mounts and runtime state go, and berth dies quietly by SIGPIPE.
+#[test]
+fn build_whose_reader_leaves_ends_and_leaves_nothing() {
+    if !root_or_skip("build_whose_reader_leaves_ends_and_leaves_nothing") {
+        return;
+    }
+    let b = berth();
+    let ctx = tempfile::tempdir().unwrap();
+    let marker = format!("step-of-{}", std::process::id());
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        format!(
+            "FROM busybox\nRUN i=0; while [ $i -lt 600 ]; do echo {marker} $i; i=$((i+1)); sleep 0.1; done\n"
+        ),
+    )
+    .unwrap();
+    let mut child = b
+        .cmd()
+        .args(["build", "--progress", "plain", "--no-cache", "-t", "gone"])
+        .arg(ctx.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let want = format!("{marker} 3");
+    std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !String::from_utf8_lossy(&seen).contains(&want) {
+            match err.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => seen.extend_from_slice(&buf[..n]),
+            }
+        }
+        // the reader leaves here
+        drop(err);
+        let _ = tx.send(seen);
+    });
+    let seen = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the step's output in time");
+    assert!(
+        String::from_utf8_lossy(&seen).contains(&format!("{marker} 3")),
+        "{}",
+        String::from_utf8_lossy(&seen)
+    );
+    let st = wait_deadline(&mut child, Duration::from_secs(30));
+    assert!(died_of_sigpipe(st), "{st:?}");
+    // the step is gone, and so are its mounts and its image
+    let step_left = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .any(|c| String::from_utf8_lossy(&c).contains(&marker));
+    assert!(!step_left, "the RUN step still runs");
+    assert_eq!(b.mounts(), 0, "mounts left under the store");
+    let o = b.run(&["image", "inspect", "gone"]);
+    assert_ne!(o.status.code(), Some(0), "the image was made");
+}
