@@ -56,22 +56,10 @@ for n in 0 1 2; do [ -f /proc/self/fd/$n ] && head -c 64 /proc/self/fd/$n; done
 echo done
 "#;
 
-/// A host file holding `secret`, opened as a shell's `>>` opens it.
-fn host_file(dir: &Path, name: &str, secret: &str) -> (PathBuf, std::fs::File) {
-    let path = dir.join(name);
-    std::fs::write(&path, secret).unwrap();
-    let f = std::fs::OpenOptions::new()
-        .append(true)
-        .read(true)
-        .open(&path)
-        .unwrap();
-    (path, f)
-}
-
 /// The caller's three files: stdin (read-only, holds SECRET-IN), stdout
 /// and stderr (append, hold SECRET-OUT and SECRET-ERR).
 struct CallerFiles {
-    dir: tempfile::TempDir,
+    _dir: tempfile::TempDir,
     input: PathBuf,
     out: PathBuf,
     err: PathBuf,
@@ -87,17 +75,18 @@ impl CallerFiles {
         std::fs::write(&out, "SECRET-OUT\n").unwrap();
         std::fs::write(&err, "SECRET-ERR\n").unwrap();
         CallerFiles {
-            dir,
+            _dir: dir,
             input,
             out,
             err,
         }
     }
 
-    /// Runs `cmd` with our files as its stdio; its exit status.
+    /// Runs `cmd` with our files as its stdio (stdout and stderr opened as
+    /// a shell's `>>` opens them); its exit status.
     fn run(&self, mut cmd: Command) -> ExitStatus {
-        let (_, out) = host_file(self.dir.path(), "out", "SECRET-OUT\n");
-        let (_, err) = host_file(self.dir.path(), "err", "SECRET-ERR\n");
+        let append = |p: &Path| std::fs::OpenOptions::new().append(true).open(p).unwrap();
+        let (out, err) = (append(&self.out), append(&self.err));
         let input = std::fs::File::open(&self.input).unwrap();
         let mut child = cmd
             .stdin(input)
