@@ -639,6 +639,11 @@ fn run(cli: Cli) -> Result<()> {
                     )
                 })
             };
+            let stale = engine.check_runtime()?;
+            println!("container leftovers removed: {}", stale.len());
+            for s in &stale {
+                println!("  {s}");
+            }
             let fixed = engine.networks.check(running)?;
             println!("network leftovers removed: {}", fixed.len());
             for f in &fixed {

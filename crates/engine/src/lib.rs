@@ -396,6 +396,65 @@ impl Engine {
         Ok(())
     }
 
+    /// `system check`: runtime state no active container accounts for
+    /// (a `run`, `start` or build step killed half way: an init blocked on
+    /// its start fifo, cgroups, a state directory) is removed, processes
+    /// first. Containers of other stores, and ones whose creator still
+    /// lives, are left alone. Returns what was removed.
+    pub fn check_runtime(&self) -> Result<Vec<String>> {
+        let root = self.runtime_root();
+        let entries = match std::fs::read_dir(&root) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e).ctx(|| format!("read {}", root.display())),
+        };
+        let mut removed = Vec::new();
+        for entry in entries.flatten() {
+            let id = entry.file_name().to_string_lossy().into_owned();
+            if !entry.path().is_dir() {
+                continue;
+            }
+            if id.starts_with(runtime::state::StateDir::CREATING_PREFIX) {
+                // Killed before its directory was complete: nothing but
+                // the directory was made.
+                if runtime::state::StateDir::abandoned(&root, &id) {
+                    std::fs::remove_dir_all(entry.path())
+                        .ctx(|| format!("remove {}", entry.path().display()))?;
+                    removed.push(format!("half-made runtime directory {id}"));
+                }
+                continue;
+            }
+            if id.starts_with('@') {
+                continue;
+            }
+            let active = match self.db.get(&id)? {
+                Some(r) => self.reconcile(r)?.status.is_active(),
+                None => false,
+            };
+            if active {
+                continue;
+            }
+            match runtime::Container::load(&root, &id) {
+                // Another store's (runroots may be shared), or one whose
+                // creator still works on it (a start, a build step).
+                Ok(c) if !c.state.bundle.starts_with(&self.root) || c.state.creator_alive() => {}
+                Ok(c) => {
+                    c.delete(true)?;
+                    removed.push(format!("runtime state of {id}"));
+                }
+                Err(_) => {
+                    if !runtime::state::StateDir::abandoned(&root, &id) {
+                        continue;
+                    }
+                    let cgroups = std::path::Path::new("/berth").join(&id);
+                    runtime::container::purge(&root, &id, &cgroups)?;
+                    removed.push(format!("half-created runtime state of {id}"));
+                }
+            }
+        }
+        Ok(removed)
+    }
+
     /// Deletes the runtime's container (what is left of its processes,
     /// cgroups, state), keeping the rootfs mounted for a restart.
     pub fn cleanup_runtime_only(&self, id: &str) -> Result<()> {
