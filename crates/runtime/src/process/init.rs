@@ -87,7 +87,7 @@ fn setup(mut a: InitArgs<'_>) -> Result<std::convert::Infallible> {
         no_pivot: a.no_pivot,
         rootfs_mount: a.rootfs_mount,
     };
-    rootfs::prepare(&plan)?;
+    let prepared = rootfs::prepare(&plan)?;
     // In the container's namespaces, before pivot_root: the hook's path
     // still resolves on the host.
     let point = hooks::Point::CreateContainer;
@@ -115,8 +115,8 @@ fn setup(mut a: InitArgs<'_>) -> Result<std::convert::Infallible> {
         console::make_controlling(pty.slave.as_raw_fd())?;
     }
     drop(a.console.take());
-    apply_sysctls(spec)?;
-    rootfs::finalize(spec)?;
+    apply_sysctls(spec, &prepared)?;
+    rootfs::finalize(spec, &prepared)?;
     let exec = prepare_exec(process)?;
     let seccomp = Finish {
         process,
@@ -197,6 +197,9 @@ fn create_cwd(rootfs: &Path, cwd: &Path) -> Result<()> {
 }
 
 /// Makes /dev/console the pty slave, as a container with a terminal expects.
+/// The bind lands on a regular file in the container's /dev (a symlink
+/// there is replaced, and /dev itself must not resolve into /proc or /sys):
+/// otherwise an image could point it at a procfs file (CVE-2025-52565).
 fn bind_console(slave: &OwnedFd) -> Result<()> {
     let root = nix::fcntl::open(
         "/",
@@ -206,7 +209,9 @@ fn bind_console(slave: &OwnedFd) -> Result<()> {
     .ctx(|| "open /".into())?;
     // SAFETY: fresh descriptor from open.
     let root = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(root) };
-    let target = syscall::touch_in_root(&root, Path::new("/dev/console"))?;
+    let dev = syscall::mkdir_all_in_root(&root, Path::new("/dev"))?;
+    rootfs::guard::check_outside_kernel_trees(&root, &dev, "/dev/console")?;
+    let target = rootfs::guard::file_target(&dev, "console", "/dev/console")?;
     mount(
         Some(fd_path(slave).as_str()),
         fd_path(&target).as_str(),
@@ -217,16 +222,38 @@ fn bind_console(slave: &OwnedFd) -> Result<()> {
     .ctx(|| "bind pty on /dev/console".into())
 }
 
-fn apply_sysctls(spec: &Spec) -> Result<()> {
+/// Writes the spec's sysctls through the container's own procfs: each
+/// file is opened below /proc/sys without symlinks and without crossing a
+/// mount, and checked to be procfs, so nothing planted in the rootfs (a
+/// symlink, a volume) can turn the write into one on another file.
+fn apply_sysctls(spec: &Spec, prepared: &rootfs::Prepared) -> Result<()> {
     let Some(sysctls) = spec.linux().as_ref().and_then(|l| l.sysctl().clone()) else {
         return Ok(());
     };
+    if sysctls.is_empty() {
+        return Ok(());
+    }
+    let root = nix::fcntl::open(
+        "/",
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx(|| "open /".into())?;
+    // SAFETY: fresh descriptor from open.
+    let root = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(root) };
+    let proc = rootfs::guard::ProcFs::open(&root, prepared.proc_mount_id)
+        .map_err(|e| Error::Init(format!("sysctls need the container's procfs: {e}")))?;
     for (key, value) in sysctls {
         if key.is_empty() || key.contains("..") || key.contains('/') && key.contains('.') {
             return Err(Error::SpecInvalid(format!("invalid sysctl name {key:?}")));
         }
-        let path = format!("/proc/sys/{}", key.replace('.', "/"));
-        std::fs::write(&path, &value).ctx(|| format!("set sysctl {key}={value}"))?;
+        let rel = Path::new("sys").join(key.replace('.', "/"));
+        let fd = proc
+            .open_path(&rel, OFlag::O_WRONLY)
+            .ctx(|| format!("set sysctl {key}={value}: open /proc/{}", rel.display()))?;
+        let mut file = std::fs::File::from(fd);
+        std::io::Write::write_all(&mut file, value.as_bytes())
+            .ctx(|| format!("set sysctl {key}={value}"))?;
     }
     Ok(())
 }

@@ -13,6 +13,7 @@ use std::path::Path;
 use nix::fcntl::OFlag;
 use nix::mount::{mount, MsFlags};
 
+use super::guard;
 use super::mounts::{remount_bind, reopen, MountContext};
 use super::options::MountOptions;
 use crate::cgroups::v1::{host_hierarchies, own_cgroup, Hierarchy};
@@ -38,11 +39,13 @@ pub fn mount_cgroup(
             .cloned();
         let parent = mkdir_all_in_root(root, dest.parent().unwrap_or(Path::new("/")))?;
         let name = dest.file_name().unwrap_or_default().to_os_string();
-        mkdir_all_in_root(root, dest)?;
+        let target = mkdir_all_in_root(root, dest)?;
+        check_resolved(root, &target)?;
         return mount_hierarchy(&parent, &name, h.as_ref(), flags, readonly, cx, dest);
     }
     // v1 or hybrid: a tmpfs with one directory per hierarchy.
     let target = mkdir_all_in_root(root, dest)?;
+    check_resolved(root, &target)?;
     mount(
         Some("tmpfs"),
         fd_path(&target).as_str(),
@@ -94,6 +97,12 @@ pub fn mount_cgroup(
             .ctx(|| format!("make {} read-only", dest.display()))?;
     }
     Ok(())
+}
+
+/// Where the destination resolved in the rootfs must still be a place for
+/// a cgroup mount: a `sys -> proc` symlink must not put it under /proc.
+fn check_resolved(root: &OwnedFd, target: &OwnedFd) -> Result<()> {
+    guard::check_destination(&guard::resolved_path(root, target)?, guard::Mounted::Cgroup)
 }
 
 /// Opens `name` in `dir` without following a symlink.
