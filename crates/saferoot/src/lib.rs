@@ -197,17 +197,27 @@ fn mkdir_all_depth(root: &OwnedFd, rel: &Path, depth: u32) -> Result<OwnedFd> {
 
 /// Opens (creating an empty file if missing) the file `path` inside `root`,
 /// and returns an `O_PATH` descriptor of it; used as a bind-mount target.
+/// A dangling symlink is followed inside the root and its target created,
+/// as for [`mkdir_all_in_root`].
 pub fn touch_in_root(root: &OwnedFd, path: &Path) -> Result<OwnedFd> {
-    if let Ok(fd) = open_in_root(root, path, OFlag::O_PATH) {
+    touch_depth(root, &relative(path), 0)
+}
+
+fn touch_depth(root: &OwnedFd, rel: &Path, depth: u32) -> Result<OwnedFd> {
+    if let Ok(fd) = open_in_root(root, rel, OFlag::O_PATH) {
         return Ok(fd);
     }
-    let rel = relative(path);
-    let parent = match rel.parent() {
-        Some(p) if !p.as_os_str().is_empty() => mkdir_all_in_root(root, p)?,
-        _ => mkdir_all_in_root(root, Path::new("."))?,
+    if depth > 40 {
+        return Err(Errno::ELOOP).ctx(|| format!("create {}", rel.display()));
+    }
+    let parent_path = rel.parent().unwrap_or(Path::new(""));
+    let parent = if parent_path.as_os_str().is_empty() {
+        mkdir_all_in_root(root, Path::new("."))?
+    } else {
+        mkdir_all_in_root(root, parent_path)?
     };
     let name = rel.file_name().unwrap_or_default();
-    let dirfd = reopen_dir(&parent).ctx(|| format!("open parent of {}", path.display()))?;
+    let dirfd = reopen_dir(&parent).ctx(|| format!("open parent of {}", rel.display()))?;
     match nix::fcntl::openat(
         Some(dirfd.as_raw_fd()),
         name,
@@ -216,10 +226,21 @@ pub fn touch_in_root(root: &OwnedFd, path: &Path) -> Result<OwnedFd> {
     ) {
         // SAFETY: openat returned a fresh descriptor we now own.
         Ok(fd) => drop(unsafe { OwnedFd::from_raw_fd(fd) }),
-        Err(Errno::EEXIST) => {}
-        Err(e) => return Err(e).ctx(|| format!("create {}", path.display())),
+        Err(Errno::EEXIST) => {
+            if let Ok(target) = nix::fcntl::readlinkat(Some(dirfd.as_raw_fd()), name) {
+                // A dangling symlink: create what it points at instead.
+                let target = Path::new(&target);
+                let next = if target.is_absolute() {
+                    relative(target)
+                } else {
+                    parent_path.join(target)
+                };
+                return touch_depth(root, &next, depth + 1);
+            }
+        }
+        Err(e) => return Err(e).ctx(|| format!("create {}", rel.display())),
     }
-    open_in_root(root, path, OFlag::O_PATH).ctx(|| format!("open {}", path.display()))
+    open_in_root(root, rel, OFlag::O_PATH).ctx(|| format!("open {}", rel.display()))
 }
 
 /// Turns an `O_PATH` directory descriptor into one usable with `*at` calls

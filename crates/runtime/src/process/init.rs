@@ -115,7 +115,10 @@ fn setup(mut a: InitArgs<'_>) -> Result<std::convert::Infallible> {
         console::make_controlling(pty.slave.as_raw_fd())?;
     }
     drop(a.console.take());
-    apply_sysctls(spec, &prepared)?;
+    {
+        let root = open_root()?;
+        crate::sysctl::apply(spec, &prepared, &root)?;
+    }
     rootfs::finalize(spec, &prepared)?;
     let exec = prepare_exec(process)?;
     let seccomp = Finish {
@@ -201,14 +204,7 @@ fn create_cwd(rootfs: &Path, cwd: &Path) -> Result<()> {
 /// there is replaced, and /dev itself must not resolve into /proc or /sys):
 /// otherwise an image could point it at a procfs file (CVE-2025-52565).
 fn bind_console(slave: &OwnedFd) -> Result<()> {
-    let root = nix::fcntl::open(
-        "/",
-        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .ctx(|| "open /".into())?;
-    // SAFETY: fresh descriptor from open.
-    let root = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(root) };
+    let root = open_root()?;
     let dev = syscall::mkdir_all_in_root(&root, Path::new("/dev"))?;
     rootfs::guard::check_outside_kernel_trees(&root, &dev, "/dev/console")?;
     let target = rootfs::guard::file_target(&dev, "console", "/dev/console")?;
@@ -222,17 +218,8 @@ fn bind_console(slave: &OwnedFd) -> Result<()> {
     .ctx(|| "bind pty on /dev/console".into())
 }
 
-/// Writes the spec's sysctls through the container's own procfs: each
-/// file is opened below /proc/sys without symlinks and without crossing a
-/// mount, and checked to be procfs, so nothing planted in the rootfs (a
-/// symlink, a volume) can turn the write into one on another file.
-fn apply_sysctls(spec: &Spec, prepared: &rootfs::Prepared) -> Result<()> {
-    let Some(sysctls) = spec.linux().as_ref().and_then(|l| l.sysctl().clone()) else {
-        return Ok(());
-    };
-    if sysctls.is_empty() {
-        return Ok(());
-    }
+/// The current root (the container's, after pivot_root) as a descriptor.
+fn open_root() -> Result<OwnedFd> {
     let root = nix::fcntl::open(
         "/",
         OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
@@ -240,20 +227,5 @@ fn apply_sysctls(spec: &Spec, prepared: &rootfs::Prepared) -> Result<()> {
     )
     .ctx(|| "open /".into())?;
     // SAFETY: fresh descriptor from open.
-    let root = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(root) };
-    let proc = rootfs::guard::ProcFs::open(&root, prepared.proc_mount_id)
-        .map_err(|e| Error::Init(format!("sysctls need the container's procfs: {e}")))?;
-    for (key, value) in sysctls {
-        if key.is_empty() || key.contains("..") || key.contains('/') && key.contains('.') {
-            return Err(Error::SpecInvalid(format!("invalid sysctl name {key:?}")));
-        }
-        let rel = Path::new("sys").join(key.replace('.', "/"));
-        let fd = proc
-            .open_path(&rel, OFlag::O_WRONLY)
-            .ctx(|| format!("set sysctl {key}={value}: open /proc/{}", rel.display()))?;
-        let mut file = std::fs::File::from(fd);
-        std::io::Write::write_all(&mut file, value.as_bytes())
-            .ctx(|| format!("set sysctl {key}={value}"))?;
-    }
-    Ok(())
+    Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(root) })
 }
