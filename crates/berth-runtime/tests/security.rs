@@ -96,6 +96,12 @@ fn with_dev_volume(args: &[&str], dev: &Path) -> Bundle {
     b
 }
 
+/// Makes a hostile /dev/null at the path given.
+type Plant<'a> = &'a dyn Fn(&Path);
+
+/// A symlink planted in the rootfs: where, and what it points at.
+type Link<'a> = (&'a str, &'a str);
+
 /// CVE-2025-31133: the masks bind "/dev/null" over /proc/kcore and the
 /// others. An image that brings its own /dev makes dev/null a symlink to
 /// /proc/sys/kernel/core_pattern (or anything else): the "masks" would be
@@ -105,7 +111,7 @@ fn with_dev_volume(args: &[&str], dev: &Path) -> Bundle {
 fn masks_never_bind_a_planted_dev_null() {
     let host = HostCorePattern::save();
     let rt = Runtime::new(BIN);
-    let variants: [(&str, &dyn Fn(&Path)); 6] = [
+    let variants: [(&str, Plant); 6] = [
         ("abs", &|p| {
             std::os::unix::fs::symlink(CORE_PATTERN, p).unwrap()
         }),
@@ -252,7 +258,7 @@ fn spec_mounts_cannot_cover_the_root_proc_or_sys() {
     std::fs::write(&file, "plain\n").unwrap();
     let v = vol.path().to_str().unwrap();
     let f = file.to_str().unwrap();
-    let cases: [(&str, serde_json::Value, Option<(&str, &str)>); 9] = [
+    let cases: [(&str, serde_json::Value, Option<Link>); 9] = [
         (
             "root",
             json!({"destination": "/", "type": "bind", "source": v, "options": ["rbind"]}),
