@@ -63,7 +63,7 @@ const WRITE_EVERYWHERE: &str = r#"
     for f in /proc/kcore /proc/keys /proc/timer_list /proc/latency_stats /proc/sched_debug \
              /proc/timer_stats /dev/null /dev/console /dev/zero /dev/tty /etc/hosts /data/x \
              /proc/sys/kernel/core_pattern; do
-        [ -e $f ] && echo '|/pwned-by-berth-test %p' 2>/dev/null > $f
+        [ -e $f ] && echo '|/pwned-by-berth-test %p' > $f
     done
     echo done
 "#;
