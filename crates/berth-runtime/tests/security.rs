@@ -485,34 +485,80 @@ fn no_runtime_fd_reaches_the_container() {
     assert_eq!(fds, ["0", "1", "2"], "exec'd process fds");
 }
 
-/// CVE-2024-21626: a cwd of /proc/self/fd/<leaked host dir fd> put the
-/// process in the host's filesystem.
+/// A file at the host's root with a random content, removed when dropped:
+/// what a container process that reached the host would read.
+struct HostMarker {
+    path: std::path::PathBuf,
+    token: String,
+}
+
+impl HostMarker {
+    fn plant(name: &str) -> HostMarker {
+        let token = format!("HOST-MARKER-{}-{:x}", std::process::id(), rand_u64());
+        let path = Path::new("/").join(format!("{name}-{}", std::process::id()));
+        std::fs::write(&path, &token).unwrap();
+        HostMarker { path, token }
+    }
+
+    fn name(&self) -> String {
+        self.path.file_name().unwrap().to_string_lossy().into_owned()
+    }
+}
+
+impl Drop for HostMarker {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+fn rand_u64() -> u64 {
+    let mut b = [0u8; 8];
+    std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom").unwrap(), &mut b).unwrap();
+    u64::from_ne_bytes(b)
+}
+
+/// CVE-2024-21626: a cwd of /proc/self/fd/<n>, where n is a directory fd
+/// the runtime still holds (leaked by its caller or opened by itself),
+/// put the process in the host's filesystem, from where `../..` reaches
+/// the host's root. Every fd number the runtime could hold is tried, with
+/// the caller leaking the host's `/` on 3 to 9, and the container tries to
+/// read a marker planted at the host's root.
 #[test]
 fn cwd_through_a_leaked_fd_cannot_reach_the_host() {
+    let marker = HostMarker::plant("berth-cve-2024-21626");
     let rt = Runtime::new(BIN);
-    for fd in 3..9 {
-        let mut b = Bundle::shared(&[
-            "sh",
-            "-c",
-            "pwd; ls ../../../etc/hostname-of-host 2>/dev/null; cat /etc/passwd | head -1",
-        ]);
+    let up = "../".repeat(40);
+    let script = format!(
+        "pwd; cat {up}{name} 2>&1; cat /proc/self/cwd/{up}{name} 2>&1; echo done",
+        name = marker.name()
+    );
+    for fd in 3..32 {
+        let mut b = Bundle::shared(&["sh", "-c", &script]);
         b.config["process"]["cwd"] = json!(format!("/proc/self/fd/{fd}"));
         b.write();
         let o = output_via_files(Command::new("bash").args([
             "-c",
             &format!(
-                "exec 3</ 4</ 5</ 6</ 7</ 8</ ; exec {BIN} --root {} run --bundle {} cwd{fd}",
+                "exec 3</ 4</ 5</ 6</ 7</ 8</ 9</ ; exec {BIN} --root {} run --bundle {} cwd{fd}",
                 rt.root.path().display(),
                 b.path().display()
             ),
         ]));
-        // Either refused, or the cwd is inside the container: never the host.
+        let out = stdout(&o);
+        assert!(!out.contains(&marker.token), "fd {fd}: the container read the host's root:\n{out}");
+        // Either refused, or the cwd is inside the container and the walk
+        // up stopped at its root.
         if o.status.success() {
-            assert!(!stdout(&o).contains("(unreachable)"), "{}", stdout(&o));
+            assert!(out.contains("No such file"), "fd {fd}: {out}");
+            assert!(out.ends_with("done\n"), "fd {fd}: {out}");
         } else {
-            assert!(stderr(&o).contains("cwd"), "{}", stderr(&o));
+            assert!(stderr(&o).contains("cwd"), "fd {fd}: {}", stderr(&o));
         }
     }
+    // The probe can see the marker when it is where it looks: the host's
+    // root, walked up to from a cwd on the host.
+    let o = output_via_files(Command::new("sh").args(["-c", &script]).current_dir("/tmp"));
+    assert!(stdout(&o).contains(&marker.token), "{}", stdout(&o));
 }
 
 /// CVE-2019-5736: a container process reopens the runtime binary through
