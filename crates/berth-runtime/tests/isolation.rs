@@ -91,7 +91,26 @@ fn joins_a_namespace_by_path() {
         .spawn()
         .unwrap();
     let pid = holder.id();
-    std::thread::sleep(std::time::Duration::from_millis(200));
+    let ns = |p: String| std::fs::read_link(p).map(|l| l.to_string_lossy().into_owned());
+    let own_net = ns("/proc/self/ns/net".into()).unwrap();
+    let own_uts = ns("/proc/self/ns/uts".into()).unwrap();
+    // The holder's namespaces, read while it lives: once unshare has made
+    // them (until then /proc/<pid>/ns/* are still ours).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let (want_net, want_uts) = loop {
+        let net = ns(format!("/proc/{pid}/ns/net"));
+        let uts = ns(format!("/proc/{pid}/ns/uts"));
+        if let (Ok(net), Ok(uts)) = (&net, &uts) {
+            if *net != own_net && *uts != own_uts {
+                break (net.clone(), uts.clone());
+            }
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = holder.kill();
+            panic!("unshare made no namespaces in 10s: {net:?} {uts:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
     let mut b = Bundle::shared(&[
         "sh",
         "-c",
@@ -109,25 +128,8 @@ fn joins_a_namespace_by_path() {
     let out = run(&rt, &b, "join");
     let _ = holder.kill();
     let _ = holder.wait();
-    let want_net = std::fs::read_link(format!("/proc/{pid}/ns/net")).ok();
     let lines: Vec<&str> = out.lines().collect();
-    if let Some(net) = want_net {
-        assert_eq!(lines[0], net.to_str().unwrap());
-    }
-    assert_ne!(
-        lines[0],
-        std::fs::read_link("/proc/self/ns/net")
-            .unwrap()
-            .to_str()
-            .unwrap()
-    );
-    assert_ne!(
-        lines[1],
-        std::fs::read_link("/proc/self/ns/uts")
-            .unwrap()
-            .to_str()
-            .unwrap()
-    );
+    assert_eq!(lines, [want_net.as_str(), want_uts.as_str()], "joined the holder's namespaces");
 }
 
 #[test]
