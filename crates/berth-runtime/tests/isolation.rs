@@ -129,7 +129,11 @@ fn joins_a_namespace_by_path() {
     let _ = holder.kill();
     let _ = holder.wait();
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines, [want_net.as_str(), want_uts.as_str()], "joined the holder's namespaces");
+    assert_eq!(
+        lines,
+        [want_net.as_str(), want_uts.as_str()],
+        "joined the holder's namespaces"
+    );
 }
 
 #[test]
@@ -141,9 +145,21 @@ fn time_namespace_offsets_apply() {
         .unwrap()
         .push(json!({"type": "time"}));
     b.config["linux"]["timeOffsets"] = json!({"boottime": {"secs": 10_000_000, "nanosecs": 0}});
+    let host: f64 = std::fs::read_to_string("/proc/uptime")
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
     let out = run(&rt, &b, "time");
-    let secs: u64 = out.trim().parse().unwrap();
-    assert!(secs >= 10_000_000, "uptime {secs}");
+    let secs: f64 = out.trim().parse().unwrap();
+    // The host's uptime plus the offset (a host up for 115 days would pass
+    // a bare `>= 10_000_000`).
+    assert!(
+        secs >= host + 10_000_000.0 - 1.0,
+        "uptime {secs}, host {host}"
+    );
 }
 
 #[test]
@@ -417,7 +433,8 @@ fn foreground_terminal_without_console_socket() {
 #[test]
 fn block_io_hugetlb_and_realtime_limits() {
     if !std::path::Path::new("/sys/fs/cgroup/blkio/cgroup.procs").exists() {
-        eprintln!("skipped: not a cgroup v1 host");
+        assert!(std::env::var_os("CI").is_none(), "not a cgroup v1 host");
+        eprintln!("SKIPPED: not a cgroup v1 host");
         return;
     }
     // A whole disk (throttles apply to disks, not partitions).
@@ -444,6 +461,13 @@ fn block_io_hugetlb_and_realtime_limits() {
     let huge = std::path::Path::new("/sys/kernel/mm/hugepages/hugepages-2048kB").exists()
         && std::fs::read_to_string("/sys/fs/cgroup/unified/cgroup.controllers")
             .is_ok_and(|c| c.contains("hugetlb"));
+    if !huge {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "no 2MB hugetlb controller"
+        );
+        eprintln!("SKIPPED (hugetlb part): no 2MB hugetlb controller in the cgroup2 tree");
+    }
     if huge {
         b.config["linux"]["resources"]["hugepageLimits"] =
             json!([{"pageSize": "2MB", "limit": 4_194_304}]);
