@@ -16,46 +16,7 @@ fn run(rt: &Runtime, b: &Bundle, id: &str) -> std::process::Output {
     rt.run(&["run", "--bundle", b.path().to_str().unwrap(), id])
 }
 
-const CORE_PATTERN: &str = "/proc/sys/kernel/core_pattern";
-
-/// The host's `kernel.core_pattern`, the prize of the attacks below (the
-/// host kernel runs it as root on every crash), saved and put back when
-/// dropped, even when a test fails. One test at a time holds it.
-struct HostCorePattern {
-    saved: String,
-    _turn: std::sync::MutexGuard<'static, ()>,
-}
-
-static CORE_PATTERN_TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-impl HostCorePattern {
-    fn save() -> HostCorePattern {
-        let turn = CORE_PATTERN_TURN
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        HostCorePattern {
-            saved: std::fs::read_to_string(CORE_PATTERN).unwrap(),
-            _turn: turn,
-        }
-    }
-
-    /// Panics if the host's value changed (after putting it back).
-    fn assert_untouched(&self, what: &str) {
-        let now = std::fs::read_to_string(CORE_PATTERN).unwrap();
-        if now != self.saved {
-            let _ = std::fs::write(CORE_PATTERN, &self.saved);
-            panic!("{what}: the container wrote the host's core_pattern: {now:?}");
-        }
-    }
-}
-
-impl Drop for HostCorePattern {
-    fn drop(&mut self) {
-        if std::fs::read_to_string(CORE_PATTERN).ok().as_deref() != Some(&self.saved) {
-            let _ = std::fs::write(CORE_PATTERN, &self.saved);
-        }
-    }
-}
+use berth_testkit::core_pattern::{HostCorePattern, PATH as CORE_PATTERN};
 
 /// Writes a pipe-program core_pattern into every file a container could
 /// have been given in place of a host sysctl.

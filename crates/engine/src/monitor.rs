@@ -405,6 +405,7 @@ fn prepare_start(
         Some(fd) => std::path::PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd())),
         None => snapshot.merged.clone(),
     };
+    crate::initlayer::own_etc_files(&lookup)?;
     let dir = engine.container_dir(&r.id);
     let joins = joins(engine, r)?;
     // Volumes: filled from the image when empty, then bound like binds.

@@ -40,12 +40,12 @@ pub fn mount_cgroup(
         let parent = mkdir_all_in_root(root, dest.parent().unwrap_or(Path::new("/")))?;
         let name = dest.file_name().unwrap_or_default().to_os_string();
         let target = mkdir_all_in_root(root, dest)?;
-        check_resolved(root, &target)?;
+        guard::check_resolved_destination(root, dest, &target, guard::Mounted::Cgroup)?;
         return mount_hierarchy(&parent, &name, h.as_ref(), flags, readonly, cx, dest);
     }
     // v1 or hybrid: a tmpfs with one directory per hierarchy.
     let target = mkdir_all_in_root(root, dest)?;
-    check_resolved(root, &target)?;
+    guard::check_resolved_destination(root, dest, &target, guard::Mounted::Cgroup)?;
     mount(
         Some("tmpfs"),
         fd_path(&target).as_str(),
@@ -97,12 +97,6 @@ pub fn mount_cgroup(
             .ctx(|| format!("make {} read-only", dest.display()))?;
     }
     Ok(())
-}
-
-/// Where the destination resolved in the rootfs must still be a place for
-/// a cgroup mount: a `sys -> proc` symlink must not put it under /proc.
-fn check_resolved(root: &OwnedFd, target: &OwnedFd) -> Result<()> {
-    guard::check_destination(&guard::resolved_path(root, target)?, guard::Mounted::Cgroup)
 }
 
 /// Opens `name` in `dir` without following a symlink.

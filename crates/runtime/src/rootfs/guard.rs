@@ -121,41 +121,54 @@ impl Mounted {
 /// and the `cgroup` type on /sys/fs/cgroup. runc has the /proc half of this
 /// rule (checkProcMount); berth has no lxcfs exceptions under /proc.
 pub fn check_destination(dest: &Path, what: Mounted) -> Result<()> {
-    let dest = normalize(dest);
-    let refuse = |why: &str| {
-        Err(Error::SpecInvalid(format!(
+    match refusal(&normalize(dest), what) {
+        None => Ok(()),
+        Some(why) => Err(Error::SpecInvalid(format!(
             "mount destination {}: {why}",
-            dest.display()
-        )))
-    };
+            normalize(dest).display()
+        ))),
+    }
+}
+
+/// Why `dest` (normalized) cannot take `what`, if it cannot.
+fn refusal(dest: &Path, what: Mounted) -> Option<&'static str> {
     if dest == Path::new("/") {
-        return refuse("a mount on / would replace the container's root");
+        return Some("a mount on / would replace the container's root");
     }
     if dest == Path::new("/proc") {
-        if what.is_proc() {
-            return Ok(());
-        }
-        return refuse("only a procfs can be mounted on /proc");
+        return (!what.is_proc()).then_some("only a procfs can be mounted on /proc");
     }
-    if under(&dest, "/proc") {
-        return refuse("nothing can be mounted inside /proc");
+    if under(dest, "/proc") {
+        return Some("nothing can be mounted inside /proc");
     }
     if dest == Path::new("/sys") {
-        if what.is_kernel_sys() {
-            return Ok(());
-        }
-        return refuse("only a sysfs can be mounted on /sys");
+        return (!what.is_kernel_sys()).then_some("only a sysfs can be mounted on /sys");
     }
-    if under(&dest, "/sys") {
-        if matches!(what, Mounted::Cgroup) && under(&dest, "/sys/fs/cgroup") {
-            return Ok(());
-        }
-        if what.is_kernel_sys() {
-            return Ok(());
-        }
-        return refuse("only the host's kernel filesystems can be mounted inside /sys");
+    if under(dest, "/sys") {
+        let cgroup = matches!(what, Mounted::Cgroup) && under(dest, "/sys/fs/cgroup");
+        return (!cgroup && !what.is_kernel_sys())
+            .then_some("only the host's kernel filesystems can be mounted inside /sys");
     }
-    Ok(())
+    None
+}
+
+/// [`check_destination`] for where `dest` resolved in the rootfs (`target`,
+/// the descriptor of it), naming both when a symlink led elsewhere.
+pub fn check_resolved_destination(
+    root: &OwnedFd,
+    dest: &Path,
+    target: &OwnedFd,
+    what: Mounted,
+) -> Result<()> {
+    let at = resolved_path(root, target)?;
+    match refusal(&at, what) {
+        None => Ok(()),
+        Some(why) => Err(Error::SpecInvalid(format!(
+            "mount destination {} resolves to {} in the rootfs: {why}",
+            dest.display(),
+            at.display()
+        ))),
+    }
 }
 
 /// Checks that a place the runtime itself creates or mounts on (a /dev

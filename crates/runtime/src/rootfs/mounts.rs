@@ -44,7 +44,7 @@ pub fn mount_one(root: &OwnedFd, m: &Mount, cx: MountContext<'_>) -> Result<()> 
     // `/data -> /proc/sys` symlink in the image must not put a tmpfs there.
     guard::check_destination(dest, what)?;
     let target = mkdir_all_in_root(root, dest)?;
-    guard::check_destination(&guard::resolved_path(root, &target)?, what)?;
+    guard::check_resolved_destination(root, dest, &target, what)?;
     let source = m.source().clone().unwrap_or_else(|| PathBuf::from(typ));
     let data = opts.data();
     let res = mount(
@@ -135,7 +135,7 @@ fn bind(root: &OwnedFd, m: &Mount, opts: &MountOptions, cx: MountContext<'_>) ->
     // does, so `/etc/resolv.conf -> ../run/...` works), but where it led is
     // held to the same rule: /etc/hosts -> /proc/sys/kernel/core_pattern is
     // refused.
-    guard::check_destination(&guard::resolved_path(root, &target)?, what)?;
+    guard::check_resolved_destination(root, dest, &target, what)?;
     let mut flags = MsFlags::MS_BIND;
     if opts.recursive {
         flags |= MsFlags::MS_REC;
