@@ -14,7 +14,7 @@ use nix::fcntl::OFlag;
 use nix::mount::{mount, MsFlags};
 
 use super::guard;
-use super::mounts::{remount_bind, reopen, MountContext};
+use super::mounts::{remount_bind, reopen_same, MountContext};
 use super::options::MountOptions;
 use crate::cgroups::v1::{host_hierarchies, own_cgroup, Hierarchy};
 use crate::error::{Context, Result};
@@ -56,7 +56,15 @@ pub fn mount_cgroup(
     .ctx(|| format!("mount tmpfs on {}", dest.display()))?;
     // A tmpfs we just mounted holds no symlinks: its directories are made
     // and opened relative to it, without resolving from the root each time.
-    let tmpfs = reopen(root, dest)?;
+    let tmpfs = reopen_same(root, dest, &target)?;
+    if saferoot::fs_type(&tmpfs).ctx(|| format!("statfs {}", dest.display()))?
+        != libc::TMPFS_MAGIC
+    {
+        return Err(crate::error::Error::UnsafeRootfs(format!(
+            "{} is not the tmpfs just mounted on it",
+            dest.display()
+        )));
+    }
     for h in hierarchies
         .iter()
         .filter(|h| h.mount_point.starts_with("/sys/fs/cgroup/"))
@@ -82,7 +90,7 @@ pub fn mount_cgroup(
             &sub,
         )?;
     }
-    let target = reopen(root, dest)?;
+    let target = reopen_same(root, dest, &target)?;
     if readonly {
         remount_bind(&fd_path(&target), flags | MsFlags::MS_RDONLY)
             .or_else(|_| {
