@@ -146,35 +146,32 @@ fn volume_dev_with_a_planted_null_cannot_reach_host_sysctls() {
 fn image_etc_files_symlinked_into_proc_get_the_engines_files() {
     let host = HostCorePattern::save();
     let b = Berth::empty(BIN);
-    import_hostile(&b, "etc-links", &[], |r| {
+    let plant = |r: &Path| {
         symlink(CORE_PATTERN, &r.join("etc/hosts"));
         symlink("../proc/sys/kernel/hostname", &r.join("etc/hostname"));
         symlink(
             "../../../../../proc/self/mountinfo",
             &r.join("etc/resolv.conf"),
         );
-    });
+    };
+    import_hostile(&b, "etc-links", &[], plant);
+    // The same files in a `VOLUME /etc`, filled from the image: the volume
+    // must neither bring the links back nor cover the engine's files.
+    import_hostile(&b, "etc-volume", &["VOLUME /etc"], plant);
     let script = format!(
         "cat /etc/hostname; grep -q localhost /etc/hosts && echo hosts; \
          for f in /etc/hosts /etc/hostname /etc/resolv.conf; do [ -L $f ] && echo LINK $f; echo '{EVIL}' > $f; done; echo done"
     );
-    let o = b.run(&[
-        "run",
-        "--rm",
-        "-h",
-        "boxname",
-        "etc-links",
-        "sh",
-        "-c",
-        &script,
-    ]);
-    host.assert_untouched("etc-links");
-    expect_code(&o, 0, "run etc-links");
-    let out = stdout(&o);
-    assert_eq!(
-        out, "boxname\nhosts\ndone\n",
-        "the engine's files, no links: {out}"
-    );
+    for image in ["etc-links", "etc-volume"] {
+        let o = b.run(&["run", "--rm", "-h", "boxname", image, "sh", "-c", &script]);
+        host.assert_untouched(image);
+        expect_code(&o, 0, image);
+        let out = stdout(&o);
+        assert_eq!(
+            out, "boxname\nhosts\ndone\n",
+            "{image}: the engine's files, no links: {out}"
+        );
+    }
 }
 
 /// Image VOLUMEs on /, /proc, /sys or below them are refused at create

@@ -57,8 +57,7 @@ pub fn mount_cgroup(
     // A tmpfs we just mounted holds no symlinks: its directories are made
     // and opened relative to it, without resolving from the root each time.
     let tmpfs = reopen_same(root, dest, &target)?;
-    if saferoot::fs_type(&tmpfs).ctx(|| format!("statfs {}", dest.display()))?
-        != libc::TMPFS_MAGIC
+    if saferoot::fs_type(&tmpfs).ctx(|| format!("statfs {}", dest.display()))? != libc::TMPFS_MAGIC
     {
         return Err(crate::error::Error::UnsafeRootfs(format!(
             "{} is not the tmpfs just mounted on it",
