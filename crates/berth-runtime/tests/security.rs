@@ -288,6 +288,36 @@ fn spec_mounts_cannot_cover_the_root_proc_or_sys() {
     assert_eq!(stdout(&o), "plain\ndone\n");
 }
 
+/// After pivot_root the runtime mounts through /proc/self/fd: without its
+/// procfs on /proc those magic links are whatever the image put there
+/// (`proc/self/fd/4 -> /data/x`), so masking is refused rather than done
+/// through them.
+#[test]
+fn masks_need_the_runtimes_procfs() {
+    let host = HostCorePattern::save();
+    let rt = Runtime::new(BIN);
+    let vol = tempfile::tempdir().unwrap();
+    std::fs::write(vol.path().join("x"), "HOST FILE").unwrap();
+    let mut b = Bundle::private(&["sh", "-c", WRITE_EVERYWHERE]);
+    b.config["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|m| m["destination"] != "/proc");
+    b.config["mounts"].as_array_mut().unwrap().push(json!({
+        "destination": "/data", "type": "bind", "source": vol.path(), "options": ["rbind", "rw"]
+    }));
+    let fds = b.rootfs().join("proc/self/fd");
+    std::fs::create_dir_all(&fds).unwrap();
+    for n in 0..64 {
+        std::os::unix::fs::symlink("/data/x", fds.join(n.to_string())).unwrap();
+    }
+    attack(&rt, &b, "no-procfs", &host, "needs the runtime's procfs");
+    assert_eq!(
+        std::fs::read_to_string(vol.path().join("x")).unwrap(),
+        "HOST FILE"
+    );
+}
+
 /// CVE-2025-52565: the pty is bound on /dev/console. An image /dev whose
 /// console is a symlink into /proc must not get the bind there, and its
 /// ptmx must not stand in for the real one.

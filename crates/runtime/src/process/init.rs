@@ -111,7 +111,7 @@ fn setup(mut a: InitArgs<'_>) -> Result<std::convert::Infallible> {
             .ok_or_else(|| Error::SpecInvalid("process.terminal needs a console socket".into()))?;
         let pty = console::create_and_send(&socket, process.console_size().as_ref())?;
         drop(socket);
-        bind_console(&pty.slave)?;
+        bind_console(&pty.slave, &prepared)?;
         console::make_controlling(pty.slave.as_raw_fd())?;
     }
     drop(a.console.take());
@@ -203,8 +203,11 @@ fn create_cwd(rootfs: &Path, cwd: &Path) -> Result<()> {
 /// The bind lands on a regular file in the container's /dev (a symlink
 /// there is replaced, and /dev itself must not resolve into /proc or /sys):
 /// otherwise an image could point it at a procfs file (CVE-2025-52565).
-fn bind_console(slave: &OwnedFd) -> Result<()> {
+fn bind_console(slave: &OwnedFd, prepared: &rootfs::Prepared) -> Result<()> {
     let root = open_root()?;
+    // The bind goes through /proc/self/fd: /proc must be the runtime's.
+    rootfs::guard::ProcFs::open(&root, prepared.proc_mount_id)
+        .map_err(|e| Error::Init(format!("a terminal needs the container's procfs: {e}")))?;
     let dev = syscall::mkdir_all_in_root(&root, Path::new("/dev"))?;
     rootfs::guard::check_outside_kernel_trees(&root, &dev, "/dev/console")?;
     let target = rootfs::guard::file_target(&dev, "console", "/dev/console")?;

@@ -319,6 +319,38 @@ impl ProcFs {
         Ok(ProcFs { dir })
     }
 
+    /// Opens /proc in the current root and checks it is a procfs, without
+    /// knowing which mount to expect: for `exec`, which joins a container
+    /// whose procfs [`ProcFs::open`] checked at create.
+    pub fn open_current() -> Result<ProcFs> {
+        let dir = nix::fcntl::open(
+            "/proc",
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .ctx(|| "open /proc".into())?;
+        // SAFETY: open returned a fresh descriptor we now own.
+        let dir = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(dir) };
+        if saferoot::fs_type(&dir).ctx(|| "statfs /proc".into())? != libc::PROC_SUPER_MAGIC {
+            return Err(Error::UnsafeRootfs("/proc is not a procfs".into()));
+        }
+        Ok(ProcFs { dir })
+    }
+
+    /// Writes `value` to this process's `name` (`oom_score_adj`, ...) under
+    /// /proc/<pid>: no `self` magic link, no other mount on the way (a bind
+    /// over /proc/self/... is the CVE-2025-52881 trick to redirect such
+    /// writes).
+    pub fn write_own(&self, name: &str, value: &str) -> Result<()> {
+        let rel = PathBuf::from(std::process::id().to_string()).join(name);
+        let fd = self
+            .open_path(&rel, OFlag::O_WRONLY)
+            .ctx(|| format!("open /proc/{}", rel.display()))?;
+        let mut file = std::fs::File::from(fd);
+        std::io::Write::write_all(&mut file, value.as_bytes())
+            .ctx(|| format!("write /proc/{}", rel.display()))
+    }
+
     /// Opens `path` (absolute under /proc, or relative to it) on this
     /// procfs: no symlink, no other mount on the way (RESOLVE_NO_XDEV is the
     /// kernel comparing mount ids at every step), and procfs at the end.

@@ -254,6 +254,7 @@ pub fn finalize(spec: &Spec, prepared: &Prepared) -> Result<()> {
         let Some(target) = guard::open_protected_path(&root, proc, path, "masked path")? else {
             continue;
         };
+        through_proc(proc, path)?;
         if target.is_dir()? {
             mask_dir(&target, path)?;
         } else {
@@ -271,6 +272,7 @@ pub fn finalize(spec: &Spec, prepared: &Prepared) -> Result<()> {
     {
         let path = Path::new(&p);
         if let Some(target) = guard::open_protected_path(&root, proc, path, "read-only path")? {
+            through_proc(proc, path)?;
             make_readonly(&target, path)?;
         }
     }
@@ -283,6 +285,18 @@ pub fn finalize(spec: &Spec, prepared: &Prepared) -> Result<()> {
         mounts::remount_bind("/", MsFlags::MS_RDONLY).ctx(|| "make the root read-only".into())?;
     }
     Ok(())
+}
+
+/// After pivot_root, mounts go through /proc/self/fd of the container's
+/// /proc: that must be the runtime's procfs, or the magic links could be
+/// anything the image put there.
+fn through_proc(proc: std::result::Result<&guard::ProcFs, &Error>, path: &Path) -> Result<()> {
+    proc.map(drop).map_err(|e| {
+        Error::UnsafeRootfs(format!(
+            "cannot mount on {}: mounts go through /proc/self/fd, which needs the runtime's procfs on /proc ({e})",
+            path.display()
+        ))
+    })
 }
 
 /// Hides a directory under an empty read-only tmpfs.
