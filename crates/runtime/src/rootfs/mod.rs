@@ -258,12 +258,11 @@ pub fn finalize(spec: &Spec, prepared: &Prepared) -> Result<()> {
         if target.is_dir()? {
             mask_dir(&target, path)?;
         } else {
-            if null.is_none() {
-                null = Some(guard::open_dev_null(&root)?);
-            }
-            if let Some(null) = &null {
-                mask_file(&target, null, path)?;
-            }
+            let null = match null {
+                Some(ref fd) => fd,
+                None => null.insert(guard::open_dev_null(&root)?),
+            };
+            mask_file(&target, null, path)?;
         }
     }
     for p in linux
