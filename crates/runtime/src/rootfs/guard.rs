@@ -535,6 +535,35 @@ mod tests {
     }
 
     #[test]
+    fn file_targets_replace_symlinks_and_refuse_directories() {
+        let dir = tempfile::tempdir().unwrap();
+        let fd = nix::fcntl::open(
+            dir.path(),
+            OFlag::O_PATH | OFlag::O_DIRECTORY,
+            nix::sys::stat::Mode::empty(),
+        )
+        .unwrap();
+        // SAFETY: fresh descriptor from open.
+        let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+        std::os::unix::fs::symlink("/proc/sys/kernel/core_pattern", dir.path().join("console"))
+            .unwrap();
+        file_target(&fd, "console", "console").unwrap();
+        assert!(std::fs::symlink_metadata(dir.path().join("console"))
+            .unwrap()
+            .is_file());
+        std::fs::write(dir.path().join("kept"), "x").unwrap();
+        file_target(&fd, "kept", "kept").unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("kept")).unwrap(),
+            "x"
+        );
+        file_target(&fd, "new", "new").unwrap();
+        assert!(dir.path().join("new").is_file());
+        std::fs::create_dir(dir.path().join("d")).unwrap();
+        assert!(file_target(&fd, "d", "d").is_err());
+    }
+
+    #[test]
     fn normalize_stays_under_root() {
         assert_eq!(
             normalize(Path::new("/a/../../proc")),
