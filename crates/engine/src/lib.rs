@@ -21,6 +21,7 @@ pub mod error;
 pub mod events;
 pub mod health;
 pub mod init;
+pub mod initlayer;
 pub mod logs;
 pub mod monitor;
 pub mod names;
@@ -191,6 +192,7 @@ impl Engine {
         if let Some(vols) = ic["Volumes"].as_object() {
             for dest in vols.keys() {
                 if !cfg.mounts.iter().any(|m| m.destination == *dest) {
+                    initlayer::check_image_volume(dest)?;
                     cfg.mounts.push(config::Mount {
                         kind: "volume".into(),
                         destination: dest.clone(),

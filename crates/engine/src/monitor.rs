@@ -407,6 +407,9 @@ fn prepare_start(
     };
     let dir = engine.container_dir(&r.id);
     let joins = joins(engine, r)?;
+    // Before volumes are filled from the image: a `VOLUME /etc` gets the
+    // regular files too, as it does from Docker's init layer.
+    crate::initlayer::own_etc_files(&lookup)?;
     // Volumes: filled from the image when empty, then bound like binds.
     let mut spec_config = r.config.clone();
     for m in spec_config.mounts.iter_mut().filter(|m| m.kind == "volume") {
