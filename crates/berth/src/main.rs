@@ -243,6 +243,9 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return usage_error(&e),
     };
+    if let Err(code) = secure_store(&cli) {
+        return code;
+    }
     let containers = match &cli.command {
         Command::Containers(c) | Command::Container(ContainerGroup::Commands(c)) => Some(c),
         Command::Container(ContainerGroup::Ls(a)) => {
@@ -279,6 +282,29 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("Error: {e:#}");
             ExitCode::from(1)
+        }
+    }
+}
+
+/// Closes the store and the run state to other users before any command
+/// reads or writes them, and says so when an existing one was open.
+fn secure_store(cli: &Cli) -> Result<(), ExitCode> {
+    match engine::secure_store(&cli.root, &cli.runroot) {
+        Ok(changed) if changed.is_empty() => Ok(()),
+        Ok(changed) => {
+            let what: Vec<String> = changed
+                .iter()
+                .map(|t| format!("{} (was {:04o})", t.path.display(), t.was))
+                .collect();
+            eprintln!(
+                "berth: notice: closed the store to other users: {} made owner-only",
+                what.join(", ")
+            );
+            Ok(())
+        }
+        Err(e) => {
+            eprintln!("Error: secure the store: {e}");
+            Err(ExitCode::from(125))
         }
     }
 }
