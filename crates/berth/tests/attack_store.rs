@@ -68,7 +68,13 @@ impl OpenParentStore {
         let s = OpenParentStore::new();
         let work = tempfile::tempdir().unwrap();
         let tar = berth_testkit::busybox_tar(work.path());
-        s.ok(&["import", "-c", "CMD [\"sh\"]", &tar.to_string_lossy(), "busybox"]);
+        s.ok(&[
+            "import",
+            "-c",
+            "CMD [\"sh\"]",
+            &tar.to_string_lossy(),
+            "busybox",
+        ]);
         s.ok(&[
             "run",
             "--name",
@@ -95,7 +101,10 @@ impl OpenParentStore {
         ]);
         let deadline = Instant::now() + Duration::from_secs(30);
         while !s.ok(&["logs", "victim"]).contains(SECRET) {
-            assert!(Instant::now() < deadline, "the victim never logged its secret");
+            assert!(
+                Instant::now() < deadline,
+                "the victim never logged its secret"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         s
@@ -132,7 +141,9 @@ fn find_targets(s: &OpenParentStore) -> Targets {
     );
     for name in ["berth.db", "config.json", "state.json", "ctr.log", "secret"] {
         assert!(
-            t.secrets.iter().any(|p| p.file_name().is_some_and(|n| n == name)),
+            t.secrets
+                .iter()
+                .any(|p| p.file_name().is_some_and(|n| n == name)),
             "no {name} in the store: {:?}",
             t.secrets
         );
@@ -171,12 +182,7 @@ fn walk(dir: &Path, t: &mut Targets) {
 fn as_nobody(args: &[&str]) -> Output {
     output_via_files(
         Command::new("setpriv")
-            .args([
-                "--reuid=65534",
-                "--regid=65534",
-                "--clear-groups",
-                "--",
-            ])
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
             .args(args),
     )
 }
@@ -264,7 +270,10 @@ fn local_user_cannot_read_or_run_anything_in_a_new_store() {
     let s = OpenParentStore::with_secrets();
     let t = find_targets(&s);
     let got_through = attack(&t);
-    assert!(got_through.is_empty(), "attacks that worked: {got_through:#?}");
+    assert!(
+        got_through.is_empty(),
+        "attacks that worked: {got_through:#?}"
+    );
     // Defence in depth: the modes themselves, for when a parent is opened.
     assert_eq!(mode(&s.root()), 0o700, "root");
     assert_eq!(mode(&s.runroot()), 0o700, "runroot");
@@ -324,7 +333,10 @@ fn an_old_store_left_open_is_tightened_at_the_next_start() {
         );
     }
     let got_through = attack(&t);
-    assert!(got_through.is_empty(), "attacks that worked: {got_through:#?}");
+    assert!(
+        got_through.is_empty(),
+        "attacks that worked: {got_through:#?}"
+    );
     assert_eq!(mode(&db), 0o600);
     // Once closed, nothing more to say.
     let o = s.run(&["ps", "-a"]);

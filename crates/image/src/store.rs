@@ -292,7 +292,8 @@ impl ImageStore {
     pub fn open(root: &Path) -> Result<ImageStore> {
         // Layers hold setuid binaries and other users' secrets: nobody but
         // root may traverse into the store (see saferoot::private).
-        saferoot::private::private_dir(root).map_err(io_err(format!("create {}", root.display())))?;
+        saferoot::private::private_dir(root)
+            .map_err(io_err(format!("create {}", root.display())))?;
         fs::create_dir_all(root.join("layers"))
             .map_err(io_err(format!("create {}", root.display())))?;
         mark_topdir(&root.join("layers"));
