@@ -4,9 +4,10 @@
 //! addressed to 127.0.0.1 to whatever the host bound to loopback only. A
 //! container with the default CAP_NET_RAW writes such frames straight to
 //! the gateway's MAC (tests/helpers/localnet-probe.c, CVE-2020-8558's
-//! attack), with its own source address or a loopback one, and one with a
+//! attack), with its own source address or a loopback one, and ones with a
 //! loopback source to the gateway's address (a host service that trusts
-//! 127.0.0.1 by source); it also tries the plain ways (the gateway's
+//! loopback by source: the kernel drops 127.0.0.1 itself, not 127.0.0.2);
+//! it also tries the plain ways (the gateway's
 //! address, a route through the gateway). From the default bridge and from
 //! an --internal network: all must fail, while ports published on
 //! 127.0.0.1 still answer the host and hairpin still works.
@@ -128,6 +129,7 @@ fn attack_from(b: &Berth, net: &str, probe: &Path) -> Attempt {
         /probe eth0 {gw} 127.0.0.1 127.0.0.1 {lo_port} loopback-source-to-loopback
         /probe eth0 {gw} 127.0.0.2 127.0.0.1 {lo_port} other-loopback-source
         /probe eth0 {gw} 127.0.0.1 {gw} {any_port} loopback-source-to-gateway
+        /probe eth0 {gw} 127.0.0.2 {gw} {any_port} other-loopback-source-to-gateway
         /probe eth0 {gw} $me {gw} {any_port} control-own-source-to-gateway
         nc -w 2 {gw} {tcp_port} </dev/null && echo TCP-VIA-GATEWAY
         ip route add 127.0.0.0/8 via {gw} dev eth0 2>&1 && echo ROUTE-ADDED
@@ -165,7 +167,7 @@ fn check(net: &str, a: &Attempt) {
     // Not vacuous: the probe's frames reach the host, and it sent them all.
     assert_eq!(
         a.report.matches("sent").count(),
-        5,
+        6,
         "{net}: the probe could not send: {}",
         a.report
     );
