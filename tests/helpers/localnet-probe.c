@@ -5,6 +5,8 @@
  * catch 127.0.0.1.
  *
  *   localnet-probe IFACE GATEWAY_IP SRC_IP DST_IP DST_PORT PAYLOAD
+ *   localnet-probe listen PORT     (the target: prints "got PAYLOAD" for each
+ *                                   datagram on UDP PORT, forever)
  *
  * The gateway's MAC comes from /proc/net/arp (ping the gateway first).
  * Prints "sent" or the failing step and its errno. Built statically by the
@@ -32,8 +34,10 @@ static int gateway_mac(const char *gw, unsigned char mac[6]) {
     FILE *f = fopen("/proc/net/arp", "r");
     if (!f) return -1;
     char line[256], ip[64], hw[64];
+    unsigned flags;
     while (fgets(line, sizeof line, f)) {
-        if (sscanf(line, "%63s %*s %*s %63s", ip, hw) == 2 && !strcmp(ip, gw) &&
+        /* Flags 0x2: a complete entry (an incomplete one has a zero MAC). */
+        if (sscanf(line, "%63s %*s %x %63s", ip, &flags, hw) == 3 && !strcmp(ip, gw) && (flags & 2) &&
             sscanf(hw, "%hhx:%hhx:%hhx:%hhx:%hhx:%hhx", &mac[0], &mac[1], &mac[2], &mac[3],
                    &mac[4], &mac[5]) == 6) {
             fclose(f);
@@ -54,7 +58,27 @@ static unsigned short checksum(const void *data, size_t len) {
     return (unsigned short)~sum;
 }
 
+static int listen_udp(const char *port) {
+    int s = socket(AF_INET, SOCK_DGRAM, 0);
+    if (s < 0) return fail("socket");
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_port = htons((unsigned short)atoi(port));
+    if (bind(s, (struct sockaddr *)&a, sizeof a) < 0) return fail("bind");
+    printf("listening\n");
+    fflush(stdout);
+    char buf[1501];
+    for (;;) {
+        ssize_t n = recv(s, buf, sizeof buf - 1, 0);
+        if (n < 0) return fail("recv");
+        buf[n] = 0;
+        printf("got %s\n", buf);
+        fflush(stdout);
+    }
+}
+
 int main(int argc, char **argv) {
+    if (argc == 3 && !strcmp(argv[1], "listen")) return listen_udp(argv[2]);
     if (argc != 7) {
         fprintf(stderr, "usage: %s IFACE GATEWAY_IP SRC_IP DST_IP DST_PORT PAYLOAD\n", argv[0]);
         return 2;

@@ -87,7 +87,8 @@ fn gateway(b: &Berth, net: &str) -> String {
 /// Datagrams received on `s` until it stays quiet for half a second (or 5 s
 /// pass): (source, payload).
 fn drain(s: &UdpSocket) -> Vec<(std::net::SocketAddr, String)> {
-    s.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
     let deadline = Instant::now() + Duration::from_secs(5);
     let mut got = Vec::new();
     let mut buf = [0u8; 2048];
@@ -194,7 +195,12 @@ fn check(net: &str, a: &Attempt) {
         "{net}: passed for a loopback client: {spoofed:?}"
     );
     assert!(!a.tcp_accepted, "{net}: a TCP connection reached loopback");
-    for marker in ["TCP-VIA-GATEWAY", "ROUTE-ADDED", "NEIGH-ADDED", "TCP-VIA-ROUTE"] {
+    for marker in [
+        "TCP-VIA-GATEWAY",
+        "ROUTE-ADDED",
+        "NEIGH-ADDED",
+        "TCP-VIA-ROUTE",
+    ] {
         assert!(!a.report.contains(marker), "{net}: {marker}\n{}", a.report);
     }
 }
@@ -291,4 +297,120 @@ fn ports_published_on_loopback_and_hairpin_still_work() {
     let o = b.run(&["run", "--rm", "busybox", "sh", "-c", &script]);
     expect_code(&o, 0, "hairpin");
     assert_eq!(stdout(&o).trim(), "hello");
+}
+
+/// A neighbour on the host's network (a namespace of our own behind a veth
+/// pair) writes a frame to 127.0.0.1 at the host's MAC: prerouting's DNAT
+/// would send it to a port published on 127.0.0.1 only (moby/moby#41872),
+/// before the kernel could call it a martian. Only the host's address and a
+/// port published on every address may answer it.
+#[test]
+fn a_neighbour_cannot_reach_ports_published_on_loopback() {
+    if !tools() || !berth_testkit::snippet::installed("nsenter") {
+        assert!(std::env::var_os("CI").is_none(), "nsenter is needed");
+        return;
+    }
+    let b = Berth::with_busybox(BIN, &["EXPOSE 80"]);
+    let work = tempfile::tempdir().unwrap();
+    let probe = build_probe(work.path());
+    let tag = format!("{:05}", std::process::id() % 100_000);
+    let (host_if, out_if) = (format!("ln{tag}"), format!("nb{tag}"));
+    let mut holder = Command::new("unshare")
+        .args(["-n", "sleep", "120"])
+        .spawn()
+        .unwrap();
+    let pid = holder.id().to_string();
+    let sh = |cmd: &str| {
+        Command::new("timeout")
+            .args(["-k", "5", "30", "sh", "-c", cmd])
+            .output()
+            .unwrap()
+    };
+    // The namespace exists once nsenter can enter it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !sh(&format!("nsenter -t {pid} -n true")).status.success() {
+        assert!(
+            Instant::now() < deadline,
+            "the neighbour's namespace never came"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let o = sh(&format!(
+        "ip link add {host_if} type veth peer name {out_if} netns {pid} && \
+         ip addr add 198.51.100.5/30 dev {host_if} && ip link set {host_if} up && \
+         nsenter -t {pid} -n sh -c 'ip addr add 198.51.100.6/30 dev {out_if} && \
+         ip link set {out_if} up && ip link set lo up'"
+    ));
+    let cleanup = |holder: &mut std::process::Child| {
+        let _ = Command::new("ip").args(["link", "del", &host_if]).status();
+        let _ = holder.kill();
+        let _ = holder.wait();
+    };
+    if !o.status.success() {
+        cleanup(&mut holder);
+        panic!(
+            "veth to the neighbour: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    let (lo_port, any_port) = {
+        let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let c = UdpSocket::bind("0.0.0.0:0").unwrap();
+        (
+            a.local_addr().unwrap().port(),
+            c.local_addr().unwrap().port(),
+        )
+    };
+    let probe_mount = format!("{}:/probe:ro", probe.display());
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "target",
+        "-p",
+        &format!("127.0.0.1:{lo_port}:5000/udp"),
+        "-p",
+        &format!("{any_port}:5000/udp"),
+        "-v",
+        &probe_mount,
+        "busybox",
+        "/probe",
+        "listen",
+        "5000",
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !b.ok(&["logs", "target"]).contains("listening") {
+        assert!(Instant::now() < deadline, "the target never listened");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let probe = probe.display();
+    let o = sh(&format!(
+        "nsenter -t {pid} -n sh -c 'busybox ping -c1 -W2 198.51.100.5 >/dev/null 2>&1; \
+         {probe} {out_if} 198.51.100.5 198.51.100.6 127.0.0.1 {lo_port} to-loopback-port; \
+         {probe} {out_if} 198.51.100.5 198.51.100.6 198.51.100.5 {any_port} control'"
+    ));
+    let report = format!("{}{}", stdout_of(&o), String::from_utf8_lossy(&o.stderr));
+    // The control's datagrams arrive: then the other's had their chance.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut logs = b.ok(&["logs", "target"]);
+    while !logs.contains("got control") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        logs = b.ok(&["logs", "target"]);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let logs = b.ok(&["logs", "target"]);
+    cleanup(&mut holder);
+    assert_eq!(report.matches("sent").count(), 2, "{report}");
+    assert!(
+        logs.contains("got control"),
+        "the control never arrived, so nothing is tested: {logs}\n{report}"
+    );
+    assert!(
+        !logs.contains("to-loopback-port"),
+        "a neighbour reached a port published on 127.0.0.1: {logs}"
+    );
+}
+
+fn stdout_of(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
 }

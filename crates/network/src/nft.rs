@@ -18,8 +18,8 @@
 //! forward (filter):          internal subnets reach nothing beyond their bridge;
 //!   one subnet reaches another only through a published port (same_net: pairs
 //!   subnet . subnet of each network)
-//! localnet (filter, prerouting at raw priority): nothing that arrives on a
-//!   bridge is to or from 127.0.0.0/8
+//! localnet (filter, prerouting at raw priority): nothing that arrives on
+//!   an interface other than lo is to or from 127.0.0.0/8
 //! ```
 //!
 //! Why localnet: the bridges have route_localnet=1 (a port published on
@@ -28,16 +28,19 @@
 //! 127.0.0.0/8 as martians. A container with CAP_NET_RAW (a default one)
 //! writes such a frame to the gateway's MAC and reaches whatever the host
 //! bound to loopback only (CVE-2020-8558, the same hole in kube-proxy); with
-//! a 127.0.0.1 source it passes for a local client of a host service that
-//! trusts loopback. The chain runs before NAT (raw priority), where the
-//! legitimate packets still carry container and gateway addresses: the
-//! replies of a connection to a port published on 127.0.0.1 only become
+//! a 127.0.0.2 source it passes for a local client of a host service that
+//! trusts loopback. And on any interface, a neighbour's frame to 127.0.0.1
+//! is DNAT-ed by prerouting to a port published on 127.0.0.1 before the
+//! kernel could call it a martian (moby/moby#41872). The chain runs before
+//! NAT (raw priority), where the legitimate packets still carry container,
+//! gateway and host addresses: the host's own connections to 127.0.0.1
+//! come from lo, the replies to a port published on 127.0.0.1 only become
 //! 127.0.0.1-addressed in NAT's prerouting (the masquerade undone), after
-//! this check; hairpin traffic is addressed to a host address. It matches
-//! every bridge (interface kind), not a list of berth's: no element to keep
-//! per bridge, nothing missed for bridges made by an older berth or another
-//! root, and a bridge without route_localnet has the kernel drop such
-//! packets anyway.
+//! this check, and hairpin traffic is addressed to a host address. It
+//! matches every interface but lo, not a list of berth's bridges: no
+//! element to keep per bridge, nothing missed for bridges made by an older
+//! berth or another root, and where route_localnet is off the kernel drops
+//! such packets anyway.
 
 use std::io::Write;
 use std::net::Ipv4Addr;
@@ -172,7 +175,7 @@ pub fn skeleton() -> Vec<Value> {
         cmds.push(rule(
             "localnet",
             vec![
-                json!({"match": {"op": "==", "left": {"meta": {"key": "iifkind"}}, "right": "bridge"}}),
+                json!({"match": {"op": "!=", "left": {"meta": {"key": "iifname"}}, "right": "lo"}}),
                 json!({"match": {"op": "==", "left": payload("ip", field),
                                  "right": {"prefix": {"addr": "127.0.0.0", "len": 8}}}}),
                 json!({"drop": null}),
@@ -414,8 +417,8 @@ mod tests {
         );
         assert!(text.contains("8080 : 10.1.0.2"), "{text}");
         assert!(
-            text.contains("iifkind \"bridge\" ip daddr 127.0.0.0/8 drop")
-                && text.contains("iifkind \"bridge\" ip saddr 127.0.0.0/8 drop"),
+            text.contains("iifname != \"lo\" ip daddr 127.0.0.0/8 drop")
+                && text.contains("iifname != \"lo\" ip saddr 127.0.0.0/8 drop"),
             "loopback closed to the bridges: {text}"
         );
         assert_eq!(
