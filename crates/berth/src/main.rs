@@ -290,12 +290,16 @@ fn main() -> ExitCode {
 /// reads or writes them, and says so when an existing one was open.
 fn secure_store(cli: &Cli) -> Result<(), ExitCode> {
     match engine::secure_store(&cli.root, &cli.runroot) {
-        Ok(changed) if changed.is_empty() => Ok(()),
         Ok(changed) => {
+            // An empty directory exposed nothing: closed without a word.
             let what: Vec<String> = changed
                 .iter()
+                .filter(|t| !t.empty)
                 .map(|t| format!("{} (was {:04o})", t.path.display(), t.was))
                 .collect();
+            if what.is_empty() {
+                return Ok(());
+            }
             eprintln!(
                 "berth: notice: closed the store to other users: {} made owner-only",
                 what.join(", ")

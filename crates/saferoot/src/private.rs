@@ -30,6 +30,9 @@ pub struct Tightened {
     pub path: PathBuf,
     pub was: u32,
     pub now: u32,
+    /// An empty directory (made for the store by someone else, mkdir or
+    /// mktemp): nothing was exposed, so there is nothing to warn about.
+    pub empty: bool,
 }
 
 impl std::fmt::Display for Tightened {
@@ -118,10 +121,12 @@ fn tighten(path: &Path, mode: u32, dir: bool) -> io::Result<Option<Tightened>> {
         return Ok(None);
     }
     std::fs::set_permissions(path, Permissions::from_mode(mode))?;
+    let empty = dir && std::fs::read_dir(path)?.next().is_none();
     Ok(Some(Tightened {
         path: path.to_path_buf(),
         was,
         now: mode,
+        empty,
     }))
 }
 
@@ -148,11 +153,20 @@ mod tests {
         let d = t.path().join("store");
         std::fs::create_dir(&d).unwrap();
         std::fs::set_permissions(&d, Permissions::from_mode(0o755)).unwrap();
+        std::fs::write(d.join("berth.db"), b"").unwrap();
         let got = private_dir(&d).unwrap().unwrap();
-        assert_eq!((got.was, got.now), (0o755, 0o700));
+        assert_eq!((got.was, got.now, got.empty), (0o755, 0o700, false));
         assert!(got.to_string().contains("0755"), "{got}");
         assert_eq!(mode(&d), 0o700);
         assert_eq!(private_dir(&d).unwrap(), None);
+    }
+
+    #[test]
+    fn an_empty_directory_is_tightened_and_said_empty() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(t.path(), Permissions::from_mode(0o755)).unwrap();
+        assert!(private_dir(t.path()).unwrap().unwrap().empty);
+        assert_eq!(mode(t.path()), 0o700);
     }
 
     #[test]
