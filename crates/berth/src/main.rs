@@ -243,8 +243,13 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return usage_error(&e),
     };
-    if let Err(code) = secure_store(&cli) {
-        return code;
+    // login and logout touch only the auth file: a user without a store
+    // (or without the right to make one) can still use them.
+    let uses_store = !matches!(cli.command, Command::Login(_) | Command::Logout(_));
+    if uses_store {
+        if let Err(code) = secure_store(&cli) {
+            return code;
+        }
     }
     let containers = match &cli.command {
         Command::Containers(c) | Command::Container(ContainerGroup::Commands(c)) => Some(c),

@@ -29,8 +29,13 @@ type Berth = berth_testkit::store::Store;
 /// Whether the tools the attack needs are here (a missing one fails under
 /// CI, and is said otherwise).
 fn tools() -> bool {
+    tools_also(&[])
+}
+
+fn tools_also(extra: &[&'static str]) -> bool {
     let missing: Vec<&str> = ["cc", "nft", "ip", "busybox"]
         .into_iter()
+        .chain(extra.iter().copied())
         .filter(|t| !berth_testkit::snippet::installed(t))
         .collect();
     if missing.is_empty() {
@@ -38,7 +43,7 @@ fn tools() -> bool {
     }
     assert!(
         std::env::var_os("CI").is_none(),
-        "missing {missing:?} (apt-get install gcc libc6-dev nftables iproute2 busybox-static)"
+        "missing {missing:?} (apt-get install gcc libc6-dev nftables iproute2 busybox-static util-linux)"
     );
     eprintln!("skipped: missing {missing:?}");
     false
@@ -306,8 +311,7 @@ fn ports_published_on_loopback_and_hairpin_still_work() {
 /// port published on every address may answer it.
 #[test]
 fn a_neighbour_cannot_reach_ports_published_on_loopback() {
-    if !tools() || !berth_testkit::snippet::installed("nsenter") {
-        assert!(std::env::var_os("CI").is_none(), "nsenter is needed");
+    if !tools_also(&["nsenter", "unshare"]) {
         return;
     }
     let b = Berth::with_busybox(BIN, &["EXPOSE 80"]);
