@@ -343,3 +343,33 @@ fn an_old_store_left_open_is_tightened_at_the_next_start() {
     expect_code(&o, 0, "ps again");
     assert_eq!(stderr(&o), "", "no notice for a closed store");
 }
+
+/// A store path that cannot be a private directory (a file in the way) is
+/// one line and docker's 125, never a panic or a store made elsewhere.
+#[test]
+fn a_store_path_that_is_a_file_is_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("file");
+    std::fs::write(&file, b"").unwrap();
+    for (root, runroot) in [
+        (file.clone(), dir.path().join("run")),
+        (dir.path().join("root"), file.join("run")),
+    ] {
+        let o = output_via_files(
+            Command::new(BIN)
+                .arg("--root")
+                .arg(&root)
+                .arg("--runroot")
+                .arg(&runroot)
+                .args(["ps", "-a"]),
+        );
+        expect_code(&o, 125, "ps with a file in the way");
+        let err = stderr(&o);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.to_lowercase().contains("not a directory")
+                && err.contains(&*file.to_string_lossy()),
+            "{err}"
+        );
+    }
+}

@@ -54,10 +54,17 @@ impl std::fmt::Display for Tightened {
 pub fn private_dir(path: &Path) -> io::Result<Option<Tightened>> {
     // The mode is given at creation (not chmod-ed afterwards), so there is
     // no moment when the new directory is open; a umask only removes bits.
-    DirBuilder::new()
+    if let Err(e) = DirBuilder::new()
         .recursive(true)
         .mode(DIR_MODE)
-        .create(path)?;
+        .create(path)
+    {
+        // A file in the way says so, not "File exists".
+        return match std::fs::metadata(path) {
+            Ok(m) if !m.is_dir() => Err(not_a_directory()),
+            _ => Err(e),
+        };
+    }
     tighten(path, DIR_MODE, true)
 }
 
@@ -100,6 +107,14 @@ pub fn write_private_file(path: &Path, data: &[u8]) -> io::Result<()> {
     io::Write::write_all(&mut create_private_file(path)?, data)
 }
 
+/// The callers name the path.
+fn not_a_directory() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::AlreadyExists,
+        "it exists and is not a directory",
+    )
+}
+
 fn close_file(f: &File) -> io::Result<()> {
     let mode = f.metadata()?.permissions().mode() & 0o7777;
     if mode & 0o077 != 0 {
@@ -111,10 +126,7 @@ fn close_file(f: &File) -> io::Result<()> {
 fn tighten(path: &Path, mode: u32, dir: bool) -> io::Result<Option<Tightened>> {
     let meta = std::fs::metadata(path)?;
     if dir && !meta.is_dir() {
-        return Err(io::Error::new(
-            io::ErrorKind::AlreadyExists,
-            format!("{} exists and is not a directory", path.display()),
-        ));
+        return Err(not_a_directory());
     }
     let was = meta.permissions().mode() & 0o7777;
     if was & 0o077 == 0 {
