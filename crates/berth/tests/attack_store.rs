@@ -373,3 +373,66 @@ fn a_store_path_that_is_a_file_is_one_clear_line() {
         );
     }
 }
+
+/// A closed store takes nothing from containers: a process of another
+/// user (`--user`, `exec --user`) reads its volume and a bind source that
+/// sits under a directory only root may enter, as the runtime mounts them
+/// as root before the user switch.
+#[test]
+fn other_users_in_containers_still_reach_volumes_and_bind_sources() {
+    let s = OpenParentStore::new();
+    let work = tempfile::tempdir().unwrap();
+    let tar = berth_testkit::busybox_tar(work.path());
+    s.ok(&[
+        "import",
+        "-c",
+        "CMD [\"sh\"]",
+        &tar.to_string_lossy(),
+        "busybox",
+    ]);
+    // A bind source under a 0700 directory, readable once mounted.
+    let closed = work.path().join("closed");
+    std::fs::create_dir_all(closed.join("share")).unwrap();
+    std::fs::write(closed.join("share/f"), "bound\n").unwrap();
+    std::fs::set_permissions(&closed, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let bind = format!("{}:/b:ro", closed.join("share").display());
+    s.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "vol:/data",
+        "busybox",
+        "sh",
+        "-c",
+        "echo in-volume > /data/f && chmod 755 /data",
+    ]);
+    let out = s.ok(&[
+        "run",
+        "--rm",
+        "--user",
+        "65534:65534",
+        "-v",
+        "vol:/data",
+        "-v",
+        &bind,
+        "busybox",
+        "sh",
+        "-c",
+        "cat /data/f /b/f && ls / >/dev/null && echo ok",
+    ]);
+    assert_eq!(out, "in-volume\nbound\nok\n");
+    s.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "victim",
+        "-v",
+        "vol:/data",
+        "busybox",
+        "sleep",
+        "600",
+    ]);
+    let out = s.ok(&["exec", "--user", "65534", "victim", "cat", "/data/f"]);
+    assert_eq!(out, "in-volume\n");
+    assert_eq!(mode(&s.root()), 0o700);
+}

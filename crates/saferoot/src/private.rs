@@ -7,8 +7,8 @@
 //! created, and an existing store whose top directories are looser (made
 //! by an older berth, or chmod-ed open) is tightened: the modes of
 //! everything inside then no longer matter to another user, who cannot
-//! traverse into it. This is the fix Docker made for CVE-2021-41091
-//! (0710 on /var/lib/docker's directories); no berth container needs to
+//! traverse into it. Docker closed its data directory for the same attack
+//! (CVE-2021-41091); no berth container needs to
 //! traverse the store's host path (containers run without a user namespace
 //! and reach their rootfs and bind sources through mounts made by root), so
 //! there is no group or other execute bit to keep.
