@@ -123,6 +123,8 @@ struct Targets {
     setuid: Vec<PathBuf>,
     secrets: Vec<PathBuf>,
     dirs: Vec<PathBuf>,
+    /// Attach sockets: a connection is the container's terminal.
+    sockets: Vec<PathBuf>,
 }
 
 fn find_targets(s: &OpenParentStore) -> Targets {
@@ -139,6 +141,7 @@ fn find_targets(s: &OpenParentStore) -> Targets {
         "setuid copies in a layer and in an upper directory: {:?}",
         t.setuid
     );
+    assert!(!t.sockets.is_empty(), "no attach socket in the run state");
     for name in ["berth.db", "config.json", "state.json", "ctr.log", "secret"] {
         assert!(
             t.secrets
@@ -168,7 +171,12 @@ fn walk(dir: &Path, t: &mut Targets) {
             continue;
         }
         let name = e.file_name().to_string_lossy().into_owned();
-        if meta.is_file() && name == "busybox-suid" && meta.permissions().mode() & 0o4000 != 0 {
+        if std::os::unix::fs::FileTypeExt::is_socket(&meta.file_type()) {
+            t.sockets.push(p);
+        } else if meta.is_file()
+            && name == "busybox-suid"
+            && meta.permissions().mode() & 0o4000 != 0
+        {
             t.setuid.push(p);
         } else if ["berth.db", "config.json", "state.json", "ctr.log", "secret"]
             .contains(&name.as_str())
@@ -227,6 +235,14 @@ fn attack(t: &Targets) -> Vec<String> {
         let o = as_nobody(&[bb, "cat", &f]);
         if o.status.success() || !o.stdout.is_empty() {
             got_through.push(format!("read {f}"));
+        }
+    }
+    for s in &t.sockets {
+        // Connecting needs the path resolved first: even its stat fails.
+        let s = s.to_string_lossy();
+        let o = as_nobody(&[bb, "stat", &s]);
+        if o.status.success() {
+            got_through.push(format!("reached socket {s}"));
         }
     }
     for f in &t.setuid {
