@@ -26,6 +26,14 @@ const BIN: &str = env!("CARGO_BIN_EXE_berth");
 
 type Berth = berth_testkit::store::Store;
 
+/// One test at a time: one of them removes the localnet chain for a while
+/// (as an older berth's table lacks it), which the others rely on.
+static TABLE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn table() -> std::sync::MutexGuard<'static, ()> {
+    TABLE.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Whether the tools the attack needs are here (a missing one fails under
 /// CI, and is said otherwise).
 fn tools() -> bool {
@@ -215,6 +223,7 @@ fn containers_cannot_reach_host_loopback_through_the_bridge() {
     if !tools() {
         return;
     }
+    let _table = table();
     let b = Berth::with_busybox(BIN, &["EXPOSE 80"]);
     let work = tempfile::tempdir().unwrap();
     let probe = build_probe(work.path());
@@ -270,6 +279,7 @@ fn ports_published_on_loopback_and_hairpin_still_work() {
     if !tools() {
         return;
     }
+    let _table = table();
     let b = Berth::with_busybox(BIN, &["EXPOSE 80"]);
     let (lo_port, any_port) = {
         let a = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -314,6 +324,7 @@ fn a_neighbour_cannot_reach_ports_published_on_loopback() {
     if !tools_also(&["nsenter", "unshare"]) {
         return;
     }
+    let _table = table();
     let b = Berth::with_busybox(BIN, &["EXPOSE 80"]);
     let work = tempfile::tempdir().unwrap();
     let probe = build_probe(work.path());
