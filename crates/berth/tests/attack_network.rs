@@ -31,7 +31,9 @@ type Berth = berth_testkit::store::Store;
 static TABLE: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn table() -> std::sync::MutexGuard<'static, ()> {
-    TABLE.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    TABLE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Whether the tools the attack needs are here (a missing one fails under

@@ -142,7 +142,14 @@ fn find_targets(s: &OpenParentStore) -> Targets {
         t.setuid
     );
     assert!(!t.sockets.is_empty(), "no attach socket in the run state");
-    for name in ["berth.db", "config.json", "state.json", "ctr.log", "secret"] {
+    for name in [
+        "berth.db",
+        "config.json",
+        "state.json",
+        "ctr.log",
+        "secret",
+        "passwd",
+    ] {
         assert!(
             t.secrets
                 .iter()
@@ -178,8 +185,16 @@ fn walk(dir: &Path, t: &mut Targets) {
             && meta.permissions().mode() & 0o4000 != 0
         {
             t.setuid.push(p);
-        } else if ["berth.db", "config.json", "state.json", "ctr.log", "secret"]
-            .contains(&name.as_str())
+        } else if [
+            "berth.db",
+            "config.json",
+            "state.json",
+            "ctr.log",
+            "secret",
+            // Any file of a layer (its /etc/passwd).
+            "passwd",
+        ]
+        .contains(&name.as_str())
         {
             t.secrets.push(p);
         }
@@ -294,7 +309,10 @@ fn local_user_cannot_read_or_run_anything_in_a_new_store() {
     assert_eq!(mode(&s.root()), 0o700, "root");
     assert_eq!(mode(&s.runroot()), 0o700, "runroot");
     for f in &t.secrets {
-        if f.file_name().is_some_and(|n| n != "secret") {
+        // A volume's and a layer's files keep their own modes.
+        if f.file_name()
+            .is_some_and(|n| n != "secret" && n != "passwd")
+        {
             assert_eq!(mode(f), 0o600, "{}", f.display());
         }
     }
