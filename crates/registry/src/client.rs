@@ -12,8 +12,8 @@
 //! Credentials go to a token service (the challenge's realm, which the
 //! registry names) only when it is the registry's own origin (scheme, host
 //! and port), or HTTPS with a certificate verified against the system's
-//! roots and the realm host's CAs (`--cert-dir`, certs.d), even when the
-//! registry itself is insecure. Docker Hub's realm (https://auth.docker.io)
+//! roots, the registry's CAs (`--cert-dir` or its certs.d) and the realm
+//! host's certs.d, even when the registry itself is insecure. Docker Hub's realm (https://auth.docker.io)
 //! is another host and gets them; a registry that names a plain-HTTP realm
 //! elsewhere (another host, or another port of its own host) gets a refusal
 //! instead: it would hand the password to whoever runs or watches that
@@ -435,10 +435,8 @@ impl Client {
         }
         match realm_origin.strip_prefix("https://") {
             Some(authority) if !authority.is_empty() => {
-                let realm_endpoint =
-                    Endpoint::new(authority, false, self.endpoint.cert_dir.clone());
                 let agent = ureq::AgentBuilder::new()
-                    .tls_config(realm_endpoint.tls_config()?)
+                    .tls_config(self.endpoint.realm_tls_config(authority)?)
                     .redirects(0)
                     .timeout_connect(Duration::from_secs(30))
                     .timeout_read(Duration::from_secs(120))
