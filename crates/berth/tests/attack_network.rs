@@ -26,14 +26,14 @@ const BIN: &str = env!("CARGO_BIN_EXE_berth");
 
 type Berth = berth_testkit::store::Store;
 
-/// One test at a time: one of them removes the localnet chain for a while
-/// (as an older berth's table lacks it), which the others rely on.
-static TABLE: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn table() -> std::sync::MutexGuard<'static, ()> {
-    TABLE
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
+/// One test at a time, across processes too (nextest runs each test in
+/// its own): one of them removes the localnet chain for a while (as an
+/// older berth's table lacks it), which the others rely on.
+fn table() -> nix::fcntl::Flock<std::fs::File> {
+    let f = std::fs::File::create("/run/berth-test-localnet.lock").expect("create the test lock");
+    nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, e)| e)
+        .expect("lock")
 }
 
 /// Whether the tools the attack needs are here (a missing one fails under
