@@ -735,3 +735,83 @@ fn device_cgroup_denies_nodes_made_with_mknod() {
         stdout(&o)
     );
 }
+
+/// A local user reads a container's state (its whole spec, the
+/// environment's secrets) from the runtime's state root (issue 13, item 5):
+/// the root is made 0700 when missing, an existing open one is tightened
+/// (with a notice) at the next command, and state.json is 0600.
+#[test]
+fn local_user_cannot_read_the_runtime_state() {
+    let have_tools =
+        Path::new("/usr/bin/setpriv").exists() && Path::new(berth_testkit::BUSYBOX).exists();
+    if !have_tools {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "setpriv and busybox are needed"
+        );
+        eprintln!("skipped: setpriv or busybox missing");
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+    let as_nobody_cat = |p: &Path| {
+        output_via_files(
+            Command::new("setpriv")
+                .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+                .arg(berth_testkit::BUSYBOX)
+                .arg("cat")
+                .arg(p),
+        )
+    };
+    // Under a directory everyone may enter, as /run is.
+    let parent = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(parent.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let root = parent.path().join("state");
+    let mut b = Bundle::shared(&["sleep", "600"]);
+    b.config["process"]["env"] = json!(["TOKEN=hunter2-runtime-secret"]);
+    b.write();
+    let rt =
+        |args: &[&str]| output_via_files(Command::new(BIN).arg("--root").arg(&root).args(args));
+    let bundle = b.path().to_str().unwrap();
+    let o = rt(&["create", "--bundle", bundle, "secret"]);
+    expect_code(&o, 0, "create");
+    let state = root.join("secret/state.json");
+    assert_eq!(mode(&root), 0o700, "a new root");
+    assert_eq!(mode(&state), 0o600, "state.json");
+    assert!(std::fs::read_to_string(&state)
+        .unwrap()
+        .contains("hunter2-runtime-secret"));
+    assert!(
+        !as_nobody_cat(&state).status.success(),
+        "nobody read the state"
+    );
+
+    // As an older runtime left it: everything open.
+    for (p, m) in [
+        (&root, 0o755),
+        (&root.join("secret"), 0o755),
+        (&state, 0o644),
+    ] {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+    }
+    assert!(
+        as_nobody_cat(&state).status.success(),
+        "the open root leaks (so this test can tell)"
+    );
+    let o = rt(&["state", "secret"]);
+    expect_code(&o, 0, "state");
+    let notice = stderr(&o);
+    assert_eq!(notice.lines().count(), 1, "one line of notice: {notice}");
+    assert!(
+        notice.contains(&*root.to_string_lossy()) && notice.contains("0755"),
+        "{notice}"
+    );
+    assert_eq!(mode(&root), 0o700, "the tightened root");
+    assert!(
+        !as_nobody_cat(&state).status.success(),
+        "nobody read the state"
+    );
+    let o = rt(&["state", "secret"]);
+    assert_eq!(stderr(&o), "", "no notice for a closed root");
+    expect_code(&rt(&["delete", "--force", "secret"]), 0, "delete");
+}

@@ -67,6 +67,26 @@ pub fn now_nanos() -> String {
     }
 }
 
+/// Closes the store at `root` and the run state at `runroot` to other
+/// users, checked at every start: both directories 0700 (created so, or
+/// tightened when an older berth or an admin left them open) and the
+/// database files 0600. Inside a closed directory nothing else is reachable:
+/// not a layer's setuid binary, a container's upper directory, its
+/// `config.json` or log, a volume or an attach socket. Returns what was
+/// tightened, for the binary to say so.
+pub fn secure_store(root: &Path, runroot: &Path) -> Result<Vec<saferoot::private::Tightened>> {
+    use saferoot::private::{private_dir, private_existing_file};
+    let mut changed = Vec::new();
+    for dir in [root, runroot] {
+        changed.extend(private_dir(dir).ctx(|| format!("create {}", dir.display()))?);
+    }
+    for name in ["berth.db", "berth.db-wal", "berth.db-shm"] {
+        let p = root.join(name);
+        changed.extend(private_existing_file(&p).ctx(|| format!("chmod {}", p.display()))?);
+    }
+    Ok(changed)
+}
+
 /// Now, RFC 3339, UTC.
 pub fn now() -> String {
     now_nanos()
@@ -309,7 +329,7 @@ impl Engine {
 
     fn prepare_files(&self, r: &Record) -> Result<()> {
         let dir = self.container_dir(&r.id);
-        std::fs::create_dir_all(&dir).ctx(|| format!("create {}", dir.display()))?;
+        saferoot::private::private_dir(&dir).ctx(|| format!("create {}", dir.display()))?;
         for m in &r.config.mounts {
             if m.kind == "bind" && !Path::new(&m.source).exists() {
                 return Err(Error::Invalid(format!(

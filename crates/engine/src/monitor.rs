@@ -436,7 +436,9 @@ fn prepare_start(
     )?;
     let text =
         serde_json::to_vec(&spec).map_err(|e| Error::Invalid(format!("encode spec: {e}")))?;
-    std::fs::write(dir.join("config.json"), text).ctx(|| "write config.json".into())?;
+    // The spec carries the container's environment: for root's eyes only.
+    saferoot::private::write_private_file(&dir.join("config.json"), &text)
+        .ctx(|| "write config.json".into())?;
     Ok(detached)
 }
 

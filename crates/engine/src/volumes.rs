@@ -128,6 +128,11 @@ impl Volumes {
             return Ok(v);
         }
         let dir = self.path(&name);
+        // The volume's own directory is root's; `_data` inside keeps the
+        // mode its content needs (filled from the image).
+        if let Some(top) = dir.parent() {
+            saferoot::private::private_dir(top).ctx(|| format!("create {}", top.display()))?;
+        }
         std::fs::create_dir_all(&dir).ctx(|| format!("create {}", dir.display()))?;
         let labels_json = serde_json::to_string(labels).unwrap_or_else(|_| "{}".into());
         self.conn.execute(

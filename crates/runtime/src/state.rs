@@ -98,6 +98,14 @@ pub fn validate_id(id: &str) -> Result<()> {
     }
 }
 
+/// Creates the runtime root 0700, or tightens an existing one that other
+/// users could enter (its state files carry every container's spec, and
+/// its console sockets give a shell in the container); returns what was
+/// tightened, for the binary to say so.
+pub fn secure_root(root: &Path) -> Result<Option<saferoot::private::Tightened>> {
+    saferoot::private::private_dir(root).ctx(|| format!("create runtime root {}", root.display()))
+}
+
 /// The directory of one container under the runtime root.
 #[derive(Debug, Clone)]
 pub struct StateDir {
@@ -145,7 +153,7 @@ impl StateDir {
     /// Creates the directory; fails if a container of that id exists.
     pub fn create(root: &Path, id: &str) -> Result<StateDir> {
         validate_id(id)?;
-        fs::create_dir_all(root).ctx(|| format!("create runtime root {}", root.display()))?;
+        secure_root(root)?;
         let path = root.join(id);
         // Made complete under a name no id can have, then renamed into
         // place: the directory of an id always says who is creating it,
@@ -203,7 +211,9 @@ impl StateDir {
             id: state.id.clone(),
             reason: e.to_string(),
         })?;
-        let mut f = fs::File::create(&tmp).ctx(|| format!("write {}", tmp.display()))?;
+        // The state holds the whole spec (the environment): 0600.
+        let mut f = saferoot::private::create_private_file(&tmp)
+            .ctx(|| format!("write {}", tmp.display()))?;
         f.write_all(&data)
             .ctx(|| format!("write {}", tmp.display()))?;
         fs::rename(&tmp, self.path.join(Self::STATE)).ctx(|| format!("rename {}", tmp.display()))

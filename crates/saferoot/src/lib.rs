@@ -3,6 +3,11 @@
 //! `openat2(RESOLVE_IN_ROOT)`, so `..` and symlinks (absolute or relative)
 //! resolve as if the root were `/`, and creating what is missing happens
 //! relative to descriptors that were resolved that way.
+//!
+//! [`private`] keeps a store's own directories and files out of other
+//! users' reach.
+
+pub mod private;
 
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
