@@ -437,6 +437,19 @@ fn attrs_of<R: Read>(entry: &mut tar::Entry<'_, R>) -> io::Result<Attrs> {
     })
 }
 
+/// `name` as one directory entry's name: not empty, not `.` or `..`, no
+/// `/` and no NUL. Every name an entry makes or removes passes here, so no
+/// name can reach the directory itself, its parent, or a deeper path.
+fn entry_name(name: &[u8]) -> Result<CString, String> {
+    let shown = String::from_utf8_lossy(name);
+    match name {
+        b"" => Err("an empty name".into()),
+        b"." | b".." => Err(format!("{shown:?} names a directory, not an entry")),
+        _ if name.contains(&b'/') => Err(format!("{shown:?} has a '/'")),
+        _ => CString::new(name).map_err(|_| format!("{shown:?} has a NUL byte")),
+    }
+}
+
 fn cstr(name: &OsStr) -> io::Result<CString> {
     CString::new(name.as_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
 }
@@ -477,6 +490,11 @@ impl Ctx {
         name: &CString,
         keep_dir: bool,
     ) -> io::Result<bool> {
+        // Never `.`/`..`: removing "what is there" would take the directory
+        // itself or its parent (callers check names; this is the last wall).
+        if entry_name(name.as_bytes()).is_err() {
+            return Err(io::Error::from(io::ErrorKind::InvalidInput));
+        }
         let st = match nix::sys::stat::fstatat(
             Some(dir.as_raw_fd()),
             name.as_c_str(),
@@ -561,7 +579,12 @@ fn apply_in<R: Read>(
     let err = |e: io::Error| entry_err(raw, e);
     let name_bytes = name.as_bytes();
 
-    // Whiteouts, in overlayfs form.
+    // Whiteouts, in overlayfs form. Only the exact opaque marker is one;
+    // other `.wh..wh.` names are aufs' own bookkeeping (hard-link
+    // directories, its metadata), which docker's unpacker skips too.
+    if ctx.whiteouts && name_bytes.starts_with(b".wh..wh.") && name_bytes != b".wh..wh..opq" {
+        return Ok(None);
+    }
     if ctx.whiteouts && name_bytes == b".wh..wh..opq" {
         let p = CString::new(saferoot::fd_path(parent)).map_err(|_| entry_err(raw, "bad path"))?;
         // SAFETY: NUL-terminated path and value, sizes given.
@@ -578,7 +601,12 @@ fn apply_in<R: Read>(
         return Ok(None);
     }
     if let Some(hidden) = name_bytes.strip_prefix(b".wh.").filter(|_| ctx.whiteouts) {
-        let target = CString::new(hidden).map_err(|_| entry_err(raw, "bad name"))?;
+        // `.wh.`, `.wh..` and `.wh...` name no entry of the directory but
+        // the directory itself or its parent: removing "what is there"
+        // would delete the directory holding the entry, or the one above
+        // it (the layer's staging directory at the top).
+        let target =
+            entry_name(hidden).map_err(|why| entry_err(raw, format!("whiteout refused: {why}")))?;
         ctx.create_replacing(parent, &target, || {
             // SAFETY: live directory descriptor, NUL-terminated name.
             let rc =
@@ -589,7 +617,7 @@ fn apply_in<R: Read>(
         return Ok(None);
     }
 
-    let c_name = cstr(name).map_err(err)?;
+    let c_name = entry_name(name_bytes).map_err(|why| entry_err(raw, why))?;
     let kind = entry.header().entry_type();
     match kind {
         tar::EntryType::Directory => {
@@ -1075,6 +1103,78 @@ mod tests {
             .unwrap()
             .file_type()
             .is_char_device());
+    }
+
+    /// `.wh.` + `..` named the parent of the entry's directory: "removing
+    /// what is there" deleted it, at the top the directory the layer is
+    /// unpacked beside. Every name that is no entry is refused, naming it.
+    #[test]
+    fn whiteouts_of_dot_and_dotdot_are_refused() {
+        if !is_root() {
+            return;
+        }
+        for name in [".wh..", ".wh...", ".wh.", "d/.wh..", "d/.wh...", "d/.wh."] {
+            let dir = tempfile::tempdir().unwrap();
+            fs::write(dir.path().join("beside"), "keep").unwrap();
+            let mut b = tar::Builder::new(Vec::new());
+            raw(&mut b, "d/", tar::EntryType::Directory, b"", "", 0o755);
+            raw(&mut b, "d/keep", tar::EntryType::Regular, b"k", "", 0o644);
+            raw(&mut b, name, tar::EntryType::Regular, b"", "", 0o644);
+            let tar = b.into_inner().unwrap();
+            let dest = dir.path().join("layer");
+            let e = unpack(&tar[..], &dest, &UnpackOptions::default()).unwrap_err();
+            let msg = e.to_string();
+            assert!(
+                msg.contains(&format!("{name:?}")) && msg.contains("whiteout refused"),
+                "{name}: {msg}"
+            );
+            assert!(!msg.contains('\n'), "one line: {msg}");
+            assert_eq!(
+                fs::read_to_string(dir.path().join("beside")).unwrap(),
+                "keep",
+                "{name}: the directory beside the layer kept its content"
+            );
+        }
+    }
+
+    /// A NUL inside a pax path cannot shorten the name a `*at` call sees;
+    /// aufs' own `.wh..wh.` entries are not whiteouts of `.wh.X`.
+    #[test]
+    fn odd_names_are_refused_or_skipped() {
+        if !is_root() {
+            return;
+        }
+        let mut b = tar::Builder::new(Vec::new());
+        b.append_pax_extensions([("path", &b"a\0b"[..])]).unwrap();
+        raw(&mut b, "x", tar::EntryType::Regular, b"x", "", 0o644);
+        let tar = b.into_inner().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let e = unpack(&tar[..], &dir.path().join("l"), &UnpackOptions::default()).unwrap_err();
+        assert!(e.to_string().contains("NUL"), "{e}");
+
+        let mut b = tar::Builder::new(Vec::new());
+        raw(
+            &mut b,
+            ".wh..wh.plnk/",
+            tar::EntryType::Directory,
+            b"",
+            "",
+            0o700,
+        );
+        raw(
+            &mut b,
+            "d/.wh..wh.aufs",
+            tar::EntryType::Regular,
+            b"",
+            "",
+            0o600,
+        );
+        let tar = b.into_inner().unwrap();
+        let dest = dir.path().join("l2");
+        unpack(&tar[..], &dest, &UnpackOptions::default()).unwrap();
+        assert!(fs::symlink_metadata(dest.join(".wh.plnk")).is_err());
+        assert!(fs::symlink_metadata(dest.join("d/.wh.aufs")).is_err());
+        assert!(fs::symlink_metadata(dest.join(".wh..wh.plnk")).is_err());
     }
 
     #[test]
