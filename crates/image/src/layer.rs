@@ -26,6 +26,7 @@ use nix::sys::stat::Mode;
 use sha2::{Digest as _, Sha256};
 
 use crate::digest::Digest;
+use crate::sparse::{self, MapSource, PaxSparse};
 use crate::tarsplit::Recorder;
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -241,6 +242,7 @@ fn unpack_into(
         buf: vec![0u8; 256 * 1024],
         whiteouts: true,
         owner: None,
+        sparse_limit: opts.max_bytes,
     };
     let mut dirs: Vec<(PathBuf, Attrs)> = Vec::new();
     let mut entries = 0u64;
@@ -309,6 +311,7 @@ pub fn extract(input: impl Read, dir: OwnedFd, opts: ExtractOptions) -> Result<u
         buf: vec![0u8; 128 * 1024],
         whiteouts: false,
         owner: opts.owner,
+        sparse_limit: UnpackOptions::default().max_bytes,
     };
     let mut dirs: Vec<(PathBuf, Attrs)> = Vec::new();
     let mut entries = 0u64;
@@ -471,6 +474,8 @@ struct Ctx {
     whiteouts: bool,
     /// Every entry's owner instead of the archive's.
     owner: Option<(u32, u32)>,
+    /// Largest old-GNU sparse file accepted (see `write_gnu_sparse`).
+    sparse_limit: u64,
 }
 
 impl Ctx {
@@ -547,9 +552,18 @@ fn apply<R: Read>(
     ctx: &mut Ctx,
     entry: &mut tar::Entry<'_, R>,
 ) -> Result<Option<(PathBuf, Attrs)>, LayerError> {
-    let raw = entry.path().map_err(io_err("entry name"))?.into_owned();
+    let header_name = entry.path().map_err(io_err("entry name"))?.into_owned();
+    let sparse = pax_sparse(entry).map_err(|why| entry_err(&header_name, why))?;
+    // A pax sparse entry's header name is a made-up GNUSparseFile.N/x.
+    let raw = match sparse.as_ref().and_then(|s| s.name.as_deref()) {
+        Some(n) => PathBuf::from(OsStr::from_bytes(n)),
+        None => header_name,
+    };
     let path = clean(&raw);
     let Some(name) = path.file_name().map(OsStr::to_os_string) else {
+        if sparse.is_some() {
+            return Err(entry_err(&raw, "a sparse file without a name"));
+        }
         return Ok(None); // the root itself
     };
     let parent_path = path.parent().unwrap_or(Path::new("")).to_path_buf();
@@ -557,7 +571,7 @@ fn apply<R: Read>(
         .take_parent(&parent_path)
         .map_err(|e| entry_err(&raw, e))?;
     let removals = ctx.removals;
-    let r = apply_in(ctx, entry, &raw, path, &name, &parent);
+    let r = apply_in(ctx, entry, &raw, path, &name, &parent, sparse);
     if ctx.removals == removals {
         ctx.parent = Some((parent_path, parent));
     }
@@ -571,6 +585,7 @@ fn apply_in<R: Read>(
     path: PathBuf,
     name: &OsStr,
     parent: &OwnedFd,
+    sparse: Option<PaxSparse>,
 ) -> Result<Option<(PathBuf, Attrs)>, LayerError> {
     let mut attrs = attrs_of(entry).map_err(|e| entry_err(raw, e))?;
     if let Some((uid, gid)) = ctx.owner {
@@ -619,6 +634,12 @@ fn apply_in<R: Read>(
 
     let c_name = entry_name(name_bytes).map_err(|why| entry_err(raw, why))?;
     let kind = entry.header().entry_type();
+    if sparse.is_some() && !matches!(kind, tar::EntryType::Regular | tar::EntryType::Continuous) {
+        return Err(entry_err(
+            raw,
+            "sparse headers on an entry that is no regular file",
+        ));
+    }
     match kind {
         tar::EntryType::Directory => {
             match nix::sys::stat::mkdirat(
@@ -641,7 +662,7 @@ fn apply_in<R: Read>(
             }
             return Ok(Some((path, attrs)));
         }
-        tar::EntryType::Regular | tar::EntryType::Continuous => {
+        tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
             let mut fd = None;
             ctx.create_replacing(parent, &c_name, || {
                 fd = Some(
@@ -662,22 +683,29 @@ fn apply_in<R: Read>(
             .map_err(err)?;
             // SAFETY: a fresh descriptor from openat, owned here.
             let mut file = fs::File::from(unsafe { OwnedFd::from_raw_fd(fd.expect("created")) });
-            if let Some(s) = &ctx.split {
-                s.borrow_mut().begin_file();
-            }
-            let mut copied = 0u64;
-            loop {
-                let n = match entry.read(&mut ctx.buf) {
-                    Ok(0) => break,
-                    Ok(n) => n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(err(e)),
-                };
-                io::Write::write_all(&mut file, &ctx.buf[..n]).map_err(err)?;
-                copied += n as u64;
-            }
-            if let Some(s) = &ctx.split {
-                s.borrow_mut().end_file(&path, copied);
+            if let Some(sp) = sparse {
+                write_pax_sparse(ctx, entry, &file, &path, sp)
+                    .map_err(|why| entry_err(raw, why))?;
+            } else if kind == tar::EntryType::GNUSparse {
+                write_gnu_sparse(ctx, entry, &file, &path).map_err(err)?;
+            } else {
+                if let Some(s) = &ctx.split {
+                    s.borrow_mut().begin_file();
+                }
+                let mut copied = 0u64;
+                loop {
+                    let n = match entry.read(&mut ctx.buf) {
+                        Ok(0) => break,
+                        Ok(n) => n,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(e) => return Err(err(e)),
+                    };
+                    io::Write::write_all(&mut file, &ctx.buf[..n]).map_err(err)?;
+                    copied += n as u64;
+                }
+                if let Some(s) = &ctx.split {
+                    s.borrow_mut().end_file(&path, copied);
+                }
             }
             set_file_attrs(&file, &attrs).map_err(err)?;
         }
@@ -755,6 +783,110 @@ fn apply_in<R: Read>(
         _ => {}
     }
     Ok(None)
+}
+
+/// The pax sparse description of `entry`, if it is one.
+fn pax_sparse<R: Read>(entry: &mut tar::Entry<'_, R>) -> Result<Option<PaxSparse>, String> {
+    let Some(ext) = entry.pax_extensions().map_err(|e| e.to_string())? else {
+        return Ok(None);
+    };
+    let records: Vec<_> = ext.flatten().collect();
+    sparse::from_pax(records.iter().map(|r| (r.key_bytes(), r.value_bytes())))
+}
+
+/// A pax sparse entry (0.0, 0.1, 1.0): its data segments written where the
+/// map puts them, the holes left as holes. The map at the start of a 1.0
+/// entry's data is read before the file's content begins, so the tar-split
+/// keeps it inline; the segments are recorded as such.
+fn write_pax_sparse<R: Read>(
+    ctx: &mut Ctx,
+    entry: &mut tar::Entry<'_, R>,
+    file: &fs::File,
+    path: &Path,
+    sp: PaxSparse,
+) -> Result<(), String> {
+    let stored = entry.size();
+    let (map, map_bytes) = match sp.map {
+        MapSource::Header(m) => (m, 0),
+        MapSource::Data => sparse::read_map_1_0(entry)?,
+    };
+    let data_size = stored
+        .checked_sub(map_bytes)
+        .ok_or("sparse map is larger than the entry")?;
+    sparse::check(&map, sp.real_size, data_size)?;
+    if let Some(s) = &ctx.split {
+        s.borrow_mut().begin_file();
+    }
+    for &(off, len) in &map {
+        let n = sparse::copy_skipping_zeros(entry, file, off, len, &mut ctx.buf, |_, _| {})
+            .map_err(|e| e.to_string())?;
+        if n != len {
+            return Err("sparse entry ends before its map does".into());
+        }
+    }
+    if let Some(s) = &ctx.split {
+        // Only the listed segments: empty ones add nothing to the tar.
+        let segs: Vec<_> = map.into_iter().filter(|(_, len)| *len > 0).collect();
+        s.borrow_mut().end_sparse(path, &segs);
+    }
+    file.set_len(sp.real_size).map_err(|e| e.to_string())
+}
+
+/// An old GNU sparse entry (`S`), which the tar crate expands: zeros for
+/// the holes, data from the tar for the segments. Which is which shows in
+/// the tar-split recorder's count: it moves only for bytes read from the
+/// tar, so the recorded segments are exactly the stored ones.
+fn write_gnu_sparse<R: Read>(
+    ctx: &mut Ctx,
+    entry: &mut tar::Entry<'_, R>,
+    file: &fs::File,
+    path: &Path,
+) -> io::Result<()> {
+    let real_size = entry.size();
+    // The tar crate reads a hole as zeros, one buffer at a time: a tiny
+    // entry claiming an exabyte would spin for ever. Its size is bounded
+    // like a layer's uncompressed bytes (the pax forms are read by offset
+    // and have no such cost).
+    if real_size > ctx.sparse_limit {
+        return Err(io::Error::other(format!(
+            "old GNU sparse file of {real_size} bytes is over the limit of {} bytes \
+             (repack it with tar --format=posix)",
+            ctx.sparse_limit
+        )));
+    }
+    let split = ctx.split.clone();
+    if let Some(s) = &split {
+        s.borrow_mut().begin_file();
+    }
+    let mut segs: Vec<(u64, u64)> = Vec::new();
+    let mut seen = split.as_ref().map_or(0, |s| s.borrow().total());
+    let mut odd = false;
+    sparse::copy_skipping_zeros(entry, file, 0, real_size, &mut ctx.buf, |at, n| {
+        let Some(s) = &split else { return };
+        let now = s.borrow().total();
+        let from_tar = now - seen;
+        seen = now;
+        if from_tar == 0 {
+            return; // a hole
+        }
+        if from_tar != n as u64 {
+            odd = true;
+            return;
+        }
+        match segs.last_mut() {
+            Some((off, len)) if *off + *len == at => *len += from_tar,
+            _ => segs.push((at, from_tar)),
+        }
+    })?;
+    if odd {
+        return Err(io::Error::other(
+            "sparse entry read mixed hole and data in one read",
+        ));
+    }
+    if let Some(s) = &split {
+        s.borrow_mut().end_sparse(path, &segs);
+    }
+    file.set_len(real_size)
 }
 
 /// Owner, mode, xattrs and times of a regular file just written, through
@@ -1175,6 +1307,95 @@ mod tests {
         assert!(fs::symlink_metadata(dest.join(".wh.plnk")).is_err());
         assert!(fs::symlink_metadata(dest.join("d/.wh.aufs")).is_err());
         assert!(fs::symlink_metadata(dest.join(".wh..wh.plnk")).is_err());
+    }
+
+    /// Sparse entries that lie: an old GNU one claiming an exabyte (the tar
+    /// crate would read its hole as zeros for ever), pax ones whose map
+    /// points past the file's end or lists more data than the entry has,
+    /// or that use a version nobody wrote. Each is refused naming it.
+    #[test]
+    fn lying_sparse_entries_are_refused() {
+        if !is_root() {
+            return;
+        }
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::GNUSparse);
+        h.set_path("huge").unwrap();
+        h.set_mode(0o644);
+        h.set_size(512);
+        let g = h.as_gnu_mut().unwrap();
+        g.set_real_size(1 << 60);
+        g.sparse[0].set_offset((1 << 60) - 512);
+        g.sparse[0].set_length(512);
+        h.set_cksum();
+        b.append(&h, &[1u8; 512][..]).unwrap();
+        let tar = b.into_inner().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let started = std::time::Instant::now();
+        let e = unpack(&tar[..], &dir.path().join("l"), &UnpackOptions::default()).unwrap_err();
+        assert!(
+            e.to_string().contains("\"huge\"") && e.to_string().contains("sparse"),
+            "{e}"
+        );
+        assert!(started.elapsed() < std::time::Duration::from_secs(60));
+
+        let pax = |recs: &[(&str, &str)], data: &[u8]| {
+            let mut b = tar::Builder::new(Vec::new());
+            b.append_pax_extensions(recs.iter().map(|(k, v)| (*k, v.as_bytes())))
+                .unwrap();
+            raw(
+                &mut b,
+                "GNUSparseFile.1/f",
+                tar::EntryType::Regular,
+                data,
+                "",
+                0o644,
+            );
+            b.into_inner().unwrap()
+        };
+        let mut map10 = b"1\n0\n4\n".to_vec();
+        map10.resize(512, 0);
+        map10.extend_from_slice(b"data");
+        for (i, tar) in [
+            pax(
+                &[("GNU.sparse.size", "10"), ("GNU.sparse.map", "8,4")],
+                b"data",
+            ),
+            pax(
+                &[("GNU.sparse.size", "10"), ("GNU.sparse.map", "0,9")],
+                b"data",
+            ),
+            pax(
+                &[("GNU.sparse.size", "10"), ("GNU.sparse.map", "4,2,0,2")],
+                b"data",
+            ),
+            pax(
+                &[
+                    ("GNU.sparse.major", "1"),
+                    ("GNU.sparse.minor", "0"),
+                    ("GNU.sparse.name", "f"),
+                    ("GNU.sparse.realsize", "3"),
+                ],
+                &map10,
+            ),
+            pax(
+                &[("GNU.sparse.major", "2"), ("GNU.sparse.minor", "0")],
+                b"data",
+            ),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let dest = dir.path().join(format!("p{i}"));
+            let e = unpack(&tar[..], &dest, &UnpackOptions::default()).unwrap_err();
+            let msg = e.to_string();
+            assert!(
+                msg.starts_with("layer entry \"") && msg.contains("sparse"),
+                "{i}: {msg}"
+            );
+            assert!(!dest.exists());
+        }
     }
 
     #[test]

@@ -21,6 +21,7 @@ pub mod layer;
 pub mod oci;
 pub mod reference;
 pub mod snapshot;
+mod sparse;
 pub mod store;
 pub mod tarsplit;
 
