@@ -699,3 +699,77 @@ fn filling_a_volume_copies_links_as_links_and_keeps_what_files_carry() {
     let o = b.run(&["volume", "rm", "fid"]);
     expect_code(&o, 0, "volume rm");
 }
+
+/// A tar record the tar reader keeps whole in memory (pax header, global
+/// pax header, GNU long name) declared 200 MB: a few hundred KB of gzip
+/// in a layer, or plain in the archive `load` reads. Each is refused over
+/// Go's 1 MiB limit before it is read, in one line, and `load`'s peak RSS
+/// stays small (it was the record's size and more).
+#[test]
+fn oversized_tar_records_are_refused_in_constant_memory() {
+    if !need_root() || !need("python3") || !need("timeout") {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let big: u64 = 200 << 20;
+    let record = |kind: tar::EntryType, out: &mut dyn Write| {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(kind);
+        h.set_path("ext").unwrap();
+        h.set_mode(0o644);
+        h.set_size(big);
+        h.set_cksum();
+        out.write_all(h.as_bytes()).unwrap();
+        std::io::copy(&mut std::io::repeat(b'a').take(big), out).unwrap();
+        out.write_all(&[0u8; 1024]).unwrap();
+    };
+    let b = Berth::empty(BIN);
+    let mut cases = Vec::new();
+    for (i, kind) in [
+        tar::EntryType::XHeader,
+        tar::EntryType::XGlobalHeader,
+        tar::EntryType::GNULongName,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let layer = work.path().join(format!("layer{i}.tar.gz"));
+        let mut gz = flate2::write::GzEncoder::new(
+            BufWriter::new(File::create(&layer).unwrap()),
+            flate2::Compression::fast(),
+        );
+        record(kind, &mut gz);
+        gz.finish().unwrap().flush().unwrap();
+        let archive = work.path().join(format!("archive{i}.tar"));
+        docker_archive(
+            &archive,
+            &[layer],
+            serde_json::json!({"config": {}}),
+            &format!("big:{i}"),
+        );
+        cases.push((format!("{kind:?} in a layer"), archive));
+    }
+    // In the archive itself, before its manifest.
+    let outer = work.path().join("outer.tar");
+    {
+        let mut f = BufWriter::new(File::create(&outer).unwrap());
+        record(tar::EntryType::XHeader, &mut f);
+        f.flush().unwrap();
+    }
+    cases.push(("a pax header in the archive".into(), outer));
+
+    for (what, archive) in cases {
+        let mut load = b.cmd();
+        load.args(["load", "-i", archive.to_str().unwrap()]);
+        let (o, peak) = peak_rss_of_tree(load);
+        assert!(!o.status.success(), "{what}: loaded");
+        let err = stderr(&o);
+        let lines: Vec<_> = err.lines().filter(|l| !l.starts_with("maxrss=")).collect();
+        assert_eq!(lines.len(), 1, "{what}: one line: {err}");
+        assert!(
+            lines[0].contains("over the limit of 1048576 bytes"),
+            "{what}: {err}"
+        );
+        assert!(peak < 64 * 1024, "{what}: load peaked at {peak} kB of RSS");
+    }
+}

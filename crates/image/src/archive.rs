@@ -39,7 +39,8 @@ impl Archive {
     fn index(file: fs::File) -> Result<Archive> {
         let mut members = std::collections::HashMap::new();
         {
-            let mut a = tar::Archive::new(&file);
+            // Guarded: a pax header of gigabytes would be read whole.
+            let mut a = tar::Archive::new(crate::tar_guard::TarGuard::new(&file));
             for e in a.entries().map_err(io_err("read archive"))? {
                 let e = e.map_err(io_err("read archive"))?;
                 if matches!(

@@ -27,6 +27,7 @@ use sha2::{Digest as _, Sha256};
 
 use crate::digest::Digest;
 use crate::sparse::{self, MapSource, PaxSparse};
+use crate::tar_guard::TarGuard;
 use crate::tarsplit::Recorder;
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -173,7 +174,7 @@ pub fn record(input: impl Read, max_bytes: u64) -> Result<Unpacked, LayerError> 
     };
     let mut entries = 0u64;
     {
-        let mut archive = tar::Archive::new(&mut hashing);
+        let mut archive = tar::Archive::new(TarGuard::new(&mut hashing));
         let iter = archive.entries().map_err(|e| map_read(e, max_bytes))?;
         for entry in iter {
             let mut entry = entry.map_err(|e| map_read(e, max_bytes))?;
@@ -192,7 +193,8 @@ pub fn record(input: impl Read, max_bytes: u64) -> Result<Unpacked, LayerError> 
                 recorder.borrow_mut().end_file(&clean(&raw), copied);
             }
         }
-        io::copy(&mut archive.into_inner(), &mut io::sink()).map_err(|e| map_read(e, max_bytes))?;
+        io::copy(&mut archive.into_inner().into_inner(), &mut io::sink())
+            .map_err(|e| map_read(e, max_bytes))?;
     }
     let diff_id = Digest::from_hasher(hashing.hasher);
     let size = hashing.count;
@@ -247,7 +249,7 @@ fn unpack_into(
     let mut dirs: Vec<(PathBuf, Attrs)> = Vec::new();
     let mut entries = 0u64;
     {
-        let mut archive = tar::Archive::new(&mut hashing);
+        let mut archive = tar::Archive::new(TarGuard::new(&mut hashing));
         let iter = archive.entries().map_err(|e| map_read(e, opts.max_bytes))?;
         for entry in iter {
             let mut entry = entry.map_err(|e| map_read(e, opts.max_bytes))?;
@@ -259,7 +261,7 @@ fn unpack_into(
             }
         }
         // The end-of-archive blocks and padding count for the diff_id.
-        io::copy(&mut archive.into_inner(), &mut io::sink())
+        io::copy(&mut archive.into_inner().into_inner(), &mut io::sink())
             .map_err(|e| map_read(e, opts.max_bytes))?;
     }
     set_dir_attrs(&ctx, &dirs)?;
@@ -315,7 +317,7 @@ pub fn extract(input: impl Read, dir: OwnedFd, opts: ExtractOptions) -> Result<u
     };
     let mut dirs: Vec<(PathBuf, Attrs)> = Vec::new();
     let mut entries = 0u64;
-    let mut archive = tar::Archive::new(input);
+    let mut archive = tar::Archive::new(TarGuard::new(input));
     for entry in archive.entries().map_err(io_err("read archive"))? {
         let mut entry = entry.map_err(io_err("read archive"))?;
         entries += 1;
@@ -474,7 +476,7 @@ struct Ctx {
     whiteouts: bool,
     /// Every entry's owner instead of the archive's.
     owner: Option<(u32, u32)>,
-    /// Largest old-GNU sparse file accepted (see `write_gnu_sparse`).
+    /// Largest sparse file accepted (see `write_gnu_sparse`).
     sparse_limit: u64,
 }
 
@@ -552,6 +554,13 @@ fn apply<R: Read>(
     ctx: &mut Ctx,
     entry: &mut tar::Entry<'_, R>,
 ) -> Result<Option<(PathBuf, Attrs)>, LayerError> {
+    // A global pax header describes the archive, not a file. Asking for
+    // its records would read all of it into memory, whatever its size:
+    // it is passed over (its bytes still count for the diff_id and stay
+    // in the tar-split), as docker does.
+    if entry.header().entry_type() == tar::EntryType::XGlobalHeader {
+        return Ok(None);
+    }
     let header_name = entry.path().map_err(io_err("entry name"))?.into_owned();
     let sparse = pax_sparse(entry).map_err(|why| entry_err(&header_name, why))?;
     // A pax sparse entry's header name is a made-up GNUSparseFile.N/x.
@@ -814,6 +823,15 @@ fn write_pax_sparse<R: Read>(
         .checked_sub(map_bytes)
         .ok_or("sparse map is larger than the entry")?;
     sparse::check(&map, sp.real_size, data_size)?;
+    // Holes cost nothing here, but whatever reads the file later (cp,
+    // COPY --from, a container) reads them as zeros: bounded like a
+    // layer's bytes, as the old GNU form is.
+    if sp.real_size > ctx.sparse_limit {
+        return Err(format!(
+            "sparse file of {} bytes is over the limit of {} bytes",
+            sp.real_size, ctx.sparse_limit
+        ));
+    }
     if let Some(s) = &ctx.split {
         s.borrow_mut().begin_file();
     }
@@ -845,12 +863,10 @@ fn write_gnu_sparse<R: Read>(
     let real_size = entry.size();
     // The tar crate reads a hole as zeros, one buffer at a time: a tiny
     // entry claiming an exabyte would spin for ever. Its size is bounded
-    // like a layer's uncompressed bytes (the pax forms are read by offset
-    // and have no such cost).
+    // like a layer's uncompressed bytes.
     if real_size > ctx.sparse_limit {
         return Err(io::Error::other(format!(
-            "old GNU sparse file of {real_size} bytes is over the limit of {} bytes \
-             (repack it with tar --format=posix)",
+            "sparse file of {real_size} bytes is over the limit of {} bytes",
             ctx.sparse_limit
         )));
     }
@@ -1381,6 +1397,13 @@ mod tests {
             ),
             pax(
                 &[("GNU.sparse.major", "2"), ("GNU.sparse.minor", "0")],
+                b"data",
+            ),
+            pax(
+                &[
+                    ("GNU.sparse.size", &(1u64 << 62).to_string()),
+                    ("GNU.sparse.map", "0,4"),
+                ],
                 b"data",
             ),
         ]

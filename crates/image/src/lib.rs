@@ -23,6 +23,7 @@ pub mod reference;
 pub mod snapshot;
 mod sparse;
 pub mod store;
+mod tar_guard;
 pub mod tarsplit;
 
 pub use blobs::BlobStore;
