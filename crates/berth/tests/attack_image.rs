@@ -704,9 +704,10 @@ fn filling_a_volume_copies_links_as_links_and_keeps_what_files_carry() {
 /// pax header, GNU long name) declared 200 MB: a few hundred KB of gzip
 /// in a layer, or plain in the archive `load` reads. Each is refused over
 /// Go's 1 MiB limit before it is read, in one line, and `load`'s peak RSS
-/// stays small (it was the record's size and more).
+/// stays small (it was the record's size and more). Likewise a 200 MB
+/// manifest.json, over the 32 MiB that metadata may take.
 #[test]
-fn oversized_tar_records_are_refused_in_constant_memory() {
+fn oversized_records_and_metadata_are_refused_in_constant_memory() {
     if !need_root() || !need("python3") || !need("timeout") {
         return;
     }
@@ -747,7 +748,7 @@ fn oversized_tar_records_are_refused_in_constant_memory() {
             serde_json::json!({"config": {}}),
             &format!("big:{i}"),
         );
-        cases.push((format!("{kind:?} in a layer"), archive));
+        cases.push((format!("{kind:?} in a layer"), archive, "1048576"));
     }
     // In the archive itself, before its manifest.
     let outer = work.path().join("outer.tar");
@@ -756,9 +757,21 @@ fn oversized_tar_records_are_refused_in_constant_memory() {
         record(tar::EntryType::XHeader, &mut f);
         f.flush().unwrap();
     }
-    cases.push(("a pax header in the archive".into(), outer));
+    cases.push(("a pax header in the archive".into(), outer, "1048576"));
+    // A manifest.json of 200 MB (read whole to be parsed).
+    let fat = work.path().join("fat-manifest.tar");
+    {
+        let mut a = tar::Builder::new(BufWriter::new(File::create(&fat).unwrap()));
+        let mut h = tar::Header::new_gnu();
+        h.set_size(big);
+        h.set_mode(0o644);
+        a.append_data(&mut h, "manifest.json", std::io::repeat(b' ').take(big))
+            .unwrap();
+        a.into_inner().unwrap().flush().unwrap();
+    }
+    cases.push(("a 200 MB manifest.json".into(), fat, "33554432"));
 
-    for (what, archive) in cases {
+    for (what, archive, limit) in cases {
         let mut load = b.cmd();
         load.args(["load", "-i", archive.to_str().unwrap()]);
         let (o, peak) = peak_rss_of_tree(load);
@@ -767,7 +780,7 @@ fn oversized_tar_records_are_refused_in_constant_memory() {
         let lines: Vec<_> = err.lines().filter(|l| !l.starts_with("maxrss=")).collect();
         assert_eq!(lines.len(), 1, "{what}: one line: {err}");
         assert!(
-            lines[0].contains("over the limit of 1048576 bytes"),
+            lines[0].contains(&format!("over the limit of {limit} bytes")),
             "{what}: {err}"
         );
         assert!(peak < 64 * 1024, "{what}: load peaked at {peak} kB of RSS");
