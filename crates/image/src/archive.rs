@@ -284,7 +284,7 @@ fn put_verified_max(
     limit: Option<u64>,
 ) -> Result<Digest> {
     let want: Digest = desc.digest.parse().map_err(|e| invalid(format!("{e}")))?;
-    Ok(store
+    store
         .blobs
         .put(a.open(&blob_name(&desc.digest)?)?, Some(&want), limit)
         .map_err(|e| match e {
@@ -293,7 +293,7 @@ fn put_verified_max(
                 desc.digest
             )),
             e => e.into(),
-        })?)
+        })
 }
 
 /// Whether `p` is the platform `want` asks for (a variant only when
