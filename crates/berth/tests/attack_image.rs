@@ -701,10 +701,10 @@ fn filling_a_volume_copies_links_as_links_and_keeps_what_files_carry() {
 }
 
 /// A tar record the tar reader keeps whole in memory (pax header, global
-/// pax header, GNU long name) declared 200 MB: a few hundred KB of gzip
+/// pax header, GNU long name) declared 128 MiB: a few hundred KB of gzip
 /// in a layer, or plain in the archive `load` reads. Each is refused over
 /// Go's 1 MiB limit before it is read, in one line, and `load`'s peak RSS
-/// stays small (it was the record's size and more). Likewise a 200 MB
+/// stays small (it was the record's size and more). Likewise a 128 MiB
 /// manifest.json, over the 32 MiB that metadata may take.
 #[test]
 fn oversized_records_and_metadata_are_refused_in_constant_memory() {
@@ -712,7 +712,7 @@ fn oversized_records_and_metadata_are_refused_in_constant_memory() {
         return;
     }
     let work = tempfile::tempdir().unwrap();
-    let big: u64 = 200 << 20;
+    let big: u64 = 128 << 20;
     let record = |kind: tar::EntryType, out: &mut dyn Write| {
         let mut h = tar::Header::new_gnu();
         h.set_entry_type(kind);
@@ -758,7 +758,7 @@ fn oversized_records_and_metadata_are_refused_in_constant_memory() {
         f.flush().unwrap();
     }
     cases.push(("a pax header in the archive".into(), outer, "1048576"));
-    // A manifest.json of 200 MB (read whole to be parsed).
+    // A manifest.json of 128 MiB (read whole to be parsed).
     let fat = work.path().join("fat-manifest.tar");
     {
         let mut a = tar::Builder::new(BufWriter::new(File::create(&fat).unwrap()));
@@ -769,7 +769,7 @@ fn oversized_records_and_metadata_are_refused_in_constant_memory() {
             .unwrap();
         a.into_inner().unwrap().flush().unwrap();
     }
-    cases.push(("a 200 MB manifest.json".into(), fat, "33554432"));
+    cases.push(("a 128 MiB manifest.json".into(), fat, "33554432"));
 
     for (what, archive, limit) in cases {
         let mut load = b.cmd();
