@@ -28,6 +28,7 @@ pub mod names;
 pub mod networking;
 pub mod spec;
 pub mod stdio;
+mod tree_copy;
 pub mod volumes;
 
 use std::path::{Path, PathBuf};
