@@ -382,6 +382,11 @@ impl Read for Assembled {
             if matches!(self.current, Current::None) {
                 match self.reader.next_op()? {
                     Op::Inline(v) => self.current = Current::Inline(v, 0),
+                    // Nothing to read, so nothing to open: an empty entry
+                    // may have no file of its own in the layer directory
+                    // (a built layer keeps an opaque directory as an
+                    // overlay xattr, not as its `.wh..wh..opq` file).
+                    Op::File(0, _) => {}
                     Op::File(size, path) => {
                         // Inside the layer root, never following the last
                         // component: the record cannot be made to read a
