@@ -13,6 +13,7 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
+pub mod core_pattern;
 pub mod exe_attack;
 pub mod pty;
 pub mod snippet;

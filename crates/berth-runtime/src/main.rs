@@ -280,6 +280,14 @@ fn main() -> ExitCode {
 
 fn run(cli: &Cli, logger: &log::Logger) -> Result<i32> {
     let root = &cli.root;
+    if !matches!(cli.command, Command::Features | Command::Spec { .. }) {
+        // Checked at every start: a state root other users can enter gives
+        // them every container's spec (its environment) and console sockets.
+        if let Some(t) = runtime::state::secure_root(root)?.filter(|t| !t.empty) {
+            let msg = format!("closed the state root to other users: {t}");
+            logger.warnings(std::slice::from_ref(&msg));
+        }
+    }
     match &cli.command {
         Command::Create(a) => {
             Container::create(&create_options(root, a)?)?;

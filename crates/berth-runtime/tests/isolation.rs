@@ -91,7 +91,26 @@ fn joins_a_namespace_by_path() {
         .spawn()
         .unwrap();
     let pid = holder.id();
-    std::thread::sleep(std::time::Duration::from_millis(200));
+    let ns = |p: String| std::fs::read_link(p).map(|l| l.to_string_lossy().into_owned());
+    let own_net = ns("/proc/self/ns/net".into()).unwrap();
+    let own_uts = ns("/proc/self/ns/uts".into()).unwrap();
+    // The holder's namespaces, read while it lives: once unshare has made
+    // them (until then /proc/<pid>/ns/* are still ours).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let (want_net, want_uts) = loop {
+        let net = ns(format!("/proc/{pid}/ns/net"));
+        let uts = ns(format!("/proc/{pid}/ns/uts"));
+        if let (Ok(net), Ok(uts)) = (&net, &uts) {
+            if *net != own_net && *uts != own_uts {
+                break (net.clone(), uts.clone());
+            }
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = holder.kill();
+            panic!("unshare made no namespaces in 10s: {net:?} {uts:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
     let mut b = Bundle::shared(&[
         "sh",
         "-c",
@@ -109,24 +128,11 @@ fn joins_a_namespace_by_path() {
     let out = run(&rt, &b, "join");
     let _ = holder.kill();
     let _ = holder.wait();
-    let want_net = std::fs::read_link(format!("/proc/{pid}/ns/net")).ok();
     let lines: Vec<&str> = out.lines().collect();
-    if let Some(net) = want_net {
-        assert_eq!(lines[0], net.to_str().unwrap());
-    }
-    assert_ne!(
-        lines[0],
-        std::fs::read_link("/proc/self/ns/net")
-            .unwrap()
-            .to_str()
-            .unwrap()
-    );
-    assert_ne!(
-        lines[1],
-        std::fs::read_link("/proc/self/ns/uts")
-            .unwrap()
-            .to_str()
-            .unwrap()
+    assert_eq!(
+        lines,
+        [want_net.as_str(), want_uts.as_str()],
+        "joined the holder's namespaces"
     );
 }
 
@@ -139,9 +145,21 @@ fn time_namespace_offsets_apply() {
         .unwrap()
         .push(json!({"type": "time"}));
     b.config["linux"]["timeOffsets"] = json!({"boottime": {"secs": 10_000_000, "nanosecs": 0}});
+    let host: f64 = std::fs::read_to_string("/proc/uptime")
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
     let out = run(&rt, &b, "time");
-    let secs: u64 = out.trim().parse().unwrap();
-    assert!(secs >= 10_000_000, "uptime {secs}");
+    let secs: f64 = out.trim().parse().unwrap();
+    // The host's uptime plus the offset (a host up for 115 days would pass
+    // a bare `>= 10_000_000`).
+    assert!(
+        secs >= host + 10_000_000.0 - 1.0,
+        "uptime {secs}, host {host}"
+    );
 }
 
 #[test]
@@ -415,7 +433,8 @@ fn foreground_terminal_without_console_socket() {
 #[test]
 fn block_io_hugetlb_and_realtime_limits() {
     if !std::path::Path::new("/sys/fs/cgroup/blkio/cgroup.procs").exists() {
-        eprintln!("skipped: not a cgroup v1 host");
+        assert!(std::env::var_os("CI").is_none(), "not a cgroup v1 host");
+        eprintln!("SKIPPED: not a cgroup v1 host");
         return;
     }
     // A whole disk (throttles apply to disks, not partitions).
@@ -442,6 +461,13 @@ fn block_io_hugetlb_and_realtime_limits() {
     let huge = std::path::Path::new("/sys/kernel/mm/hugepages/hugepages-2048kB").exists()
         && std::fs::read_to_string("/sys/fs/cgroup/unified/cgroup.controllers")
             .is_ok_and(|c| c.contains("hugetlb"));
+    if !huge {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "no 2MB hugetlb controller"
+        );
+        eprintln!("SKIPPED (hugetlb part): no 2MB hugetlb controller in the cgroup2 tree");
+    }
     if huge {
         b.config["linux"]["resources"]["hugepageLimits"] =
             json!([{"pageSize": "2MB", "limit": 4_194_304}]);

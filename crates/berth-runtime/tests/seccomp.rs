@@ -84,6 +84,42 @@ fn default_profile_denies_what_docker_denies() {
     }
 }
 
+/// Docker's current profile (issue 13, item 8d): a debugger's ptrace
+/// (PTRACE_TRACEME, then PEEKDATA of the stopped child) works, as Docker
+/// allows it on kernels >= 4.8, and io_uring, whose operations the filter
+/// never sees, is refused as Docker has refused it since 2023.
+#[test]
+fn default_profile_allows_debuggers_and_refuses_io_uring() {
+    let rt = Runtime::new(BIN);
+    let probes = &["/bin/probe", "ptrace_child", "io_uring_setup"];
+    // Control: the kernel itself allows both, so the filter is what is seen.
+    let mut control = bundle_with_probe(probes);
+    control.config["process"]["noNewPrivileges"] = json!(false);
+    let out = run(&rt, &control, "control-uring");
+    if !out.contains("io_uring_setup ok") {
+        // kernel.io_uring_disabled, or a kernel without io_uring.
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "io_uring is off on this host, nothing to test: {out}"
+        );
+        eprintln!("skipped: io_uring is off on this host ({out})");
+        return;
+    }
+    assert!(out.contains("ptrace_child ok"), "without seccomp: {out}");
+
+    for nnp in [true, false] {
+        let mut b = bundle_with_probe(probes);
+        let profile = runtime::seccomp::profile::default_for(&caps(&b)).unwrap();
+        b.config["linux"]["seccomp"] = serde_json::to_value(profile).unwrap();
+        b.config["process"]["noNewPrivileges"] = json!(nnp);
+        let out = run(&rt, &b, &format!("uring-{nnp}"));
+        assert_eq!(
+            out, "ptrace_child ok\nio_uring_setup EPERM\n",
+            "no_new_privs {nnp}"
+        );
+    }
+}
+
 #[test]
 fn custom_profile_with_argument_conditions() {
     let rt = Runtime::new(BIN);

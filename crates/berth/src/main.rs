@@ -257,6 +257,14 @@ fn main() -> ExitCode {
             return ExitCode::from(125);
         }
     }
+    // login and logout touch only the auth file: a user without a store
+    // (or without the right to make one) can still use them.
+    let uses_store = !matches!(cli.command, Command::Login(_) | Command::Logout(_));
+    if uses_store {
+        if let Err(code) = secure_store(&cli) {
+            return code;
+        }
+    }
     let containers = match &cli.command {
         Command::Containers(c) | Command::Container(ContainerGroup::Commands(c)) => Some(c),
         Command::Container(ContainerGroup::Ls(a)) => {
@@ -357,6 +365,33 @@ fn starts_container_processes(cmd: &Command) -> bool {
         ),
         Command::Build(_) | Command::Image(ImageCommand::Build(_)) => true,
         _ => false,
+    }
+}
+
+/// Closes the store and the run state to other users before any command
+/// reads or writes them, and says so when an existing one was open.
+fn secure_store(cli: &Cli) -> Result<(), ExitCode> {
+    match engine::secure_store(&cli.root, &cli.runroot) {
+        Ok(changed) => {
+            // An empty directory exposed nothing: closed without a word.
+            let what: Vec<String> = changed
+                .iter()
+                .filter(|t| !t.empty)
+                .map(|t| format!("{} (was {:04o})", t.path.display(), t.was))
+                .collect();
+            if what.is_empty() {
+                return Ok(());
+            }
+            eprintln!(
+                "berth: notice: closed the store to other users: {} made owner-only",
+                what.join(", ")
+            );
+            Ok(())
+        }
+        Err(e) => {
+            eprintln!("Error: secure the store: {e}");
+            Err(ExitCode::from(125))
+        }
     }
 }
 
@@ -691,6 +726,11 @@ fn run(cli: Cli) -> Result<()> {
                     )
                 })
             };
+            let stale = engine.check_runtime()?;
+            println!("container leftovers removed: {}", stale.len());
+            for s in &stale {
+                println!("  {s}");
+            }
             let fixed = engine.networks.check(running)?;
             println!("network leftovers removed: {}", fixed.len());
             for f in &fixed {

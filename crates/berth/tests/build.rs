@@ -1123,3 +1123,40 @@ fn bad_input_is_one_error_line_with_its_line_number_and_tags_nothing() {
     build_ok(&b, ctx.path(), &["-t", "late-directive:1"]);
     assert_eq!(run_in(&b, "late-directive:1", "cat /x"), "a b\n");
 }
+
+/// A step that replaces a directory of the layer below makes it opaque (an
+/// overlay xattr in the step's upper directory, which becomes the layer):
+/// save used to fail reading a `.wh..wh..opq` file that is not there, and
+/// so did push. Every kind of change a step can make saves, loads back and
+/// runs the same.
+#[test]
+fn built_layers_with_opaque_dirs_and_whiteouts_save_and_load() {
+    let (b, _work) = berth();
+    let ctx = context(&[(
+        "Dockerfile",
+        "FROM busybox\n\
+         RUN mkdir -p /d/sub /gone && echo old > /d/a && echo x > /gone/f && echo y > /f\n\
+         RUN rm -rf /d /gone /f && mkdir /d && echo new > /d/b && ln /d/b /d/hard && mknod /d/fifo p\n",
+    )]);
+    build_ok(&b, ctx.path(), &["-t", "opaque:1"]);
+    let want = run_in(
+        &b,
+        "opaque:1",
+        "ls -a /d | tr '\\n' ' '; ls /gone /f 2>&1 | wc -l; cat /d/b",
+    );
+    assert_eq!(want, ". .. b fifo hard 2\nnew\n", "the built image");
+    let out = tempfile::tempdir().unwrap();
+    let archive = out.path().join("opaque.tar");
+    let o = b.run(&["save", "-o", archive.to_str().unwrap(), "opaque:1"]);
+    expect_code(&o, 0, "save of a built image with an opaque directory");
+    let fresh = Berth::empty(BIN);
+    fresh.ok(&["load", "-i", archive.to_str().unwrap()]);
+    assert_eq!(
+        run_in(
+            &fresh,
+            "opaque:1",
+            "ls -a /d | tr '\\n' ' '; ls /gone /f 2>&1 | wc -l; cat /d/b"
+        ),
+        want
+    );
+}

@@ -12,7 +12,7 @@ use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use berth_testkit::{busybox_rootfs, expect_code, output_via_files, stderr, stdout};
@@ -609,38 +609,130 @@ fn signed_token(dir: &Path, repos: &[&str]) -> String {
     format!("{signing_input}.{}", b64url(&sig))
 }
 
-/// A token service: answers every GET that carries alice's basic
-/// credentials with `token`; counts the requests it saw.
-fn token_server(token: String) -> (u16, Arc<AtomicUsize>) {
+/// alice's credentials as a Basic `Authorization` value.
+fn alice_basic() -> String {
+    use base64::Engine as _;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode("alice:s3cret")
+    )
+}
+
+/// A server config for the test CA's certificate of 127.0.0.1 (`test_ca`).
+fn tls_server_config(dir: &Path) -> Arc<rustls::ServerConfig> {
+    use rustls_pki_types::pem::PemObject as _;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let chain = CertificateDer::pem_file_iter(dir.join("server.crt"))
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_file(dir.join("server.key")).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Arc::new(
+        rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .unwrap(),
+    )
+}
+
+/// What a token service saw: the `Authorization` value of each request
+/// (empty when there was none).
+type Seen = Arc<Mutex<Vec<String>>>;
+
+/// Answers a token request: `token` for alice's credentials (and the
+/// test's service), 401 otherwise; records what it got.
+fn answer_token(req: &Request, token: &str, seen: &Seen, out: &mut impl Write) {
+    let auth = req
+        .headers
+        .iter()
+        .find(|(k, _)| k == "authorization")
+        .map_or_else(String::new, |(_, v)| v.clone());
+    seen.lock().unwrap().push(auth.clone());
+    if auth == alice_basic() && req.path.contains("service=berth-test-registry") {
+        let body = json!({"token": token, "expires_in": 3600}).to_string();
+        let _ = write!(
+            out,
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+    } else {
+        let _ = write!(
+            out,
+            "HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        );
+    }
+    let _ = out.flush();
+}
+
+/// A token service over HTTPS (`tls`) or plain HTTP, on a port of its own.
+fn token_server(tls: Option<Arc<rustls::ServerConfig>>, token: String) -> (u16, Seen) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    let seen = Arc::new(AtomicUsize::new(0));
-    let count = seen.clone();
+    let seen: Seen = Arc::default();
+    let record = seen.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
+            match &tls {
+                None => {
+                    let Ok(req) = read_request(&conn) else {
+                        continue;
+                    };
+                    answer_token(&req, &token, &record, &mut &conn);
+                }
+                Some(cfg) => {
+                    let Ok(server) = rustls::ServerConnection::new(cfg.clone()) else {
+                        continue;
+                    };
+                    let mut tls = rustls::StreamOwned::new(server, conn);
+                    // A client that refused the certificate ends here.
+                    let Ok(req) = read_request_from(BufReader::new(&mut tls)) else {
+                        continue;
+                    };
+                    answer_token(&req, &token, &record, &mut tls);
+                    tls.conn.send_close_notify();
+                    let _ = tls.flush();
+                }
+            }
+        }
+    });
+    (port, seen)
+}
+
+/// A registry written here that only challenges: 401 with a bearer
+/// challenge naming `realm` (`{self}` is its own `http://127.0.0.1:port`),
+/// 404 to a request that brings a token. It serves tokens itself at
+/// /token, recording what it got there.
+fn challenging_registry(realm: &str) -> (u16, Seen) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let realm = realm.replace("{self}", &format!("http://127.0.0.1:{port}"));
+    let seen: Seen = Arc::default();
+    let record = seen.clone();
     std::thread::spawn(move || {
         for conn in listener.incoming().flatten() {
             let Ok(req) = read_request(&conn) else {
                 continue;
             };
-            count.fetch_add(1, Ordering::SeqCst);
-            let good = {
-                use base64::Engine as _;
-                let want = base64::engine::general_purpose::STANDARD.encode("alice:s3cret");
-                req.headers
-                    .iter()
-                    .any(|(k, v)| k == "authorization" && v == &format!("Basic {want}"))
-            };
-            let mut conn = conn;
-            if good && req.path.contains("service=berth-test-registry") {
-                let body = json!({"token": token, "expires_in": 3600}).to_string();
+            let mut out = &conn;
+            if req.path.starts_with("/token") {
+                answer_token(&req, "t0ken", &record, &mut out);
+            } else if req
+                .headers
+                .iter()
+                .any(|(k, v)| k == "authorization" && v.starts_with("Bearer "))
+            {
                 let _ = write!(
-                    conn,
-                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
+                    out,
+                    "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
                 );
             } else {
                 let _ = write!(
-                    conn,
-                    "HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    out,
+                    "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer realm=\"{realm}\",service=\"berth-test-registry\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
                 );
             }
         }
@@ -648,24 +740,123 @@ fn token_server(token: String) -> (u16, Arc<AtomicUsize>) {
     (port, seen)
 }
 
+/// Credentials go to a token service (a realm the registry names) only
+/// when it is the registry's own origin or HTTPS with a verified
+/// certificate (issue 13, item 8c): a hostile or sloppy registry that names
+/// a plain-HTTP realm on another port, or an HTTPS one whose certificate
+/// does not verify (the registry itself being --tls-verify=false), never
+/// gets them there; without credentials such realms are still asked.
+#[test]
+fn credentials_go_only_to_the_registry_origin_or_verified_https() {
+    let certs = tempfile::tempdir().unwrap();
+    test_ca(certs.path());
+    let cert_dir = tempfile::tempdir().unwrap();
+    std::fs::copy(certs.path().join("ca.crt"), cert_dir.path().join("ca.crt")).unwrap();
+    let cert_dir = cert_dir.path().to_str().unwrap().to_string();
+    let b = Berth::new();
+    let pull = |reg: u16, extra: &[&str]| {
+        let image = format!("127.0.0.1:{reg}/team/app:1");
+        let mut args = vec!["pull", "--tls-verify=false"];
+        args.extend_from_slice(extra);
+        args.push(&image);
+        b.run(&args)
+    };
+    let creds = ["--creds", "alice:s3cret"];
+
+    // Plain HTTP on another port of the same host.
+    let (plain, plain_seen) = token_server(None, "t0ken".into());
+    let (reg, _) = challenging_registry(&format!("http://127.0.0.1:{plain}/token"));
+    let o = pull(reg, &creds);
+    expect_code(&o, 1, "pull through a plain-HTTP realm elsewhere");
+    assert!(
+        stderr(&o).contains("refusing to send it the credentials")
+            && stderr(&o).trim().lines().count() == 1,
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        plain_seen.lock().unwrap().is_empty(),
+        "{:?}",
+        plain_seen.lock().unwrap()
+    );
+    // Anonymous: the realm is asked, with nothing to leak (and this shows
+    // the service would have recorded the credentials).
+    expect_code(&pull(reg, &[]), 1, "anonymous pull");
+    assert_eq!(*plain_seen.lock().unwrap(), vec![String::new()]);
+
+    // HTTPS elsewhere whose certificate does not verify (no CA given):
+    // --tls-verify=false is the registry's, never the token service's.
+    let (https, https_seen) = token_server(Some(tls_server_config(certs.path())), "t0ken".into());
+    let (reg, _) = challenging_registry(&format!("https://127.0.0.1:{https}/token"));
+    let o = pull(reg, &creds);
+    expect_code(&o, 1, "pull through an unverified HTTPS realm");
+    assert!(
+        stderr(&o).contains(&format!("TLS failure talking to 127.0.0.1:{https}")),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        https_seen.lock().unwrap().is_empty(),
+        "{:?}",
+        https_seen.lock().unwrap()
+    );
+    // The same service with its CA given: it gets them (Docker Hub's case,
+    // auth.docker.io for registry-1.docker.io).
+    let o = pull(reg, &["--creds", "alice:s3cret", "--cert-dir", &cert_dir]);
+    expect_code(
+        &o,
+        1,
+        "pull through a verified HTTPS realm (the registry has no image)",
+    );
+    assert_eq!(
+        *https_seen.lock().unwrap(),
+        vec![alice_basic()],
+        "{}",
+        stderr(&o)
+    );
+
+    // The registry's own origin, plain HTTP as the registry is.
+    let (reg, own_seen) = challenging_registry("{self}/token");
+    let o = pull(reg, &creds);
+    expect_code(
+        &o,
+        1,
+        "pull through the registry's own realm (it has no image)",
+    );
+    assert_eq!(
+        *own_seen.lock().unwrap(),
+        vec![alice_basic()],
+        "{}",
+        stderr(&o)
+    );
+}
+
 /// Bearer tokens: the registry sends berth to a token service written for
-/// the test; with a login, push, pull into an empty store and run.
+/// the test (HTTPS with the test CA, given with --cert-dir: a token service
+/// on another origin than the registry gets credentials only over verified
+/// HTTPS); with a login, push, pull into an empty store and run.
 #[test]
 fn bearer_token_auth() {
     let dir = tempfile::tempdir().unwrap();
     let token = signed_token(dir.path(), &["tok/app"]);
-    let (token_port, requests) = token_server(token);
+    let certs = tempfile::tempdir().unwrap();
+    test_ca(certs.path());
+    let cert_dir = tempfile::tempdir().unwrap();
+    std::fs::copy(certs.path().join("ca.crt"), cert_dir.path().join("ca.crt")).unwrap();
+    let cert_dir = cert_dir.path().to_str().unwrap().to_string();
+    let (token_port, requests) = token_server(Some(tls_server_config(certs.path())), token);
+    let requests = || requests.lock().unwrap().len();
     let reg = Registry::start(
         "",
         &format!(
-            "auth:\n  token:\n    realm: http://127.0.0.1:{token_port}/token\n    service: berth-test-registry\n    issuer: berth-test-issuer\n    rootcertbundle: {}\n",
+            "auth:\n  token:\n    realm: https://127.0.0.1:{token_port}/token\n    service: berth-test-registry\n    issuer: berth-test-issuer\n    rootcertbundle: {}\n",
             dir.path().join("token.crt").display()
         ),
     );
     let a = Berth::new();
     let name = format!("{}/tok/app:1", reg.addr());
     let id = a.import_busybox(&name, "bearer\n");
-    let o = a.run(&["push", "--tls-verify=false", &name]);
+    let o = a.run(&["push", "--tls-verify=false", "--cert-dir", &cert_dir, &name]);
     expect_code(&o, 1, "push without credentials");
     assert!(stderr(&o).contains("unauthorized"), "{}", stderr(&o));
 
@@ -673,6 +864,8 @@ fn bearer_token_auth() {
         &[
             "login",
             "--tls-verify=false",
+            "--cert-dir",
+            &cert_dir,
             "-u",
             "alice",
             "--password-stdin",
@@ -681,20 +874,20 @@ fn bearer_token_auth() {
         "s3cret\n",
     );
     expect_code(&o, 0, "login through the token service");
-    let before = requests.load(Ordering::SeqCst);
-    let digest = pushed_digest(&a.ok(&["push", "--tls-verify=false", &name]));
-    assert!(
-        requests.load(Ordering::SeqCst) > before,
-        "a token was asked for"
-    );
+    let before = requests();
+    let digest =
+        pushed_digest(&a.ok(&["push", "--tls-verify=false", "--cert-dir", &cert_dir, &name]));
+    assert!(requests() > before, "a token was asked for");
 
     let b = Berth::new();
-    let o = b.run(&["pull", "--tls-verify=false", &name]);
+    let o = b.run(&["pull", "--tls-verify=false", "--cert-dir", &cert_dir, &name]);
     expect_code(&o, 1, "pull without credentials");
     assert!(stderr(&o).contains("berth login"), "{}", stderr(&o));
     let out = b.ok(&[
         "pull",
         "--tls-verify=false",
+        "--cert-dir",
+        &cert_dir,
         "--creds",
         "alice:s3cret",
         &name,
@@ -787,7 +980,10 @@ struct Request {
 
 fn read_request(conn: &TcpStream) -> std::io::Result<Request> {
     conn.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let mut r = BufReader::new(conn);
+    read_request_from(BufReader::new(conn))
+}
+
+fn read_request_from(mut r: impl BufRead) -> std::io::Result<Request> {
     let mut line = String::new();
     r.read_line(&mut line)?;
     let mut parts = line.split_whitespace();

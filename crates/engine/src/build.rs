@@ -997,9 +997,10 @@ impl Builder<'_, '_> {
             },
             &crate::spec::Joins::default(),
         )?;
-        std::fs::write(
-            bundle.join("config.json"),
-            serde_json::to_vec(&spec).map_err(|e| Error::Invalid(format!("encode spec: {e}")))?,
+        // The step's environment holds build arguments (tokens): 0600.
+        saferoot::private::write_private_file(
+            &bundle.join("config.json"),
+            &serde_json::to_vec(&spec).map_err(|e| Error::Invalid(format!("encode spec: {e}")))?,
         )
         .ctx(|| "write config.json".into())?;
         // The step's stdout and stderr: one pipe, read into the progress.

@@ -176,7 +176,7 @@ pub struct Db {
 
 impl Db {
     pub fn open(root: &Path) -> Result<Db> {
-        std::fs::create_dir_all(root).map_err(|source| Error::Io {
+        saferoot::private::private_dir(root).map_err(|source| Error::Io {
             context: format!("create {}", root.display()),
             source,
         })?;

@@ -21,12 +21,14 @@ pub mod error;
 pub mod events;
 pub mod health;
 pub mod init;
+pub mod initlayer;
 pub mod logs;
 pub mod monitor;
 pub mod names;
 pub mod networking;
 pub mod spec;
 pub mod stdio;
+mod tree_copy;
 pub mod volumes;
 
 use std::path::{Path, PathBuf};
@@ -64,6 +66,26 @@ pub fn now_nanos() -> String {
         Ok(f) => t.format(&f).unwrap_or_default(),
         Err(_) => String::new(),
     }
+}
+
+/// Closes the store at `root` and the run state at `runroot` to other
+/// users, checked at every start: both directories 0700 (created so, or
+/// tightened when an older berth or an admin left them open) and the
+/// database files 0600. Inside a closed directory nothing else is reachable:
+/// not a layer's setuid binary, a container's upper directory, its
+/// `config.json` or log, a volume or an attach socket. Returns what was
+/// tightened, for the binary to say so.
+pub fn secure_store(root: &Path, runroot: &Path) -> Result<Vec<saferoot::private::Tightened>> {
+    use saferoot::private::{private_dir, private_existing_file};
+    let mut changed = Vec::new();
+    for dir in [root, runroot] {
+        changed.extend(private_dir(dir).ctx(|| format!("create {}", dir.display()))?);
+    }
+    for name in ["berth.db", "berth.db-wal", "berth.db-shm"] {
+        let p = root.join(name);
+        changed.extend(private_existing_file(&p).ctx(|| format!("chmod {}", p.display()))?);
+    }
+    Ok(changed)
 }
 
 /// Now, RFC 3339, UTC.
@@ -191,6 +213,7 @@ impl Engine {
         if let Some(vols) = ic["Volumes"].as_object() {
             for dest in vols.keys() {
                 if !cfg.mounts.iter().any(|m| m.destination == *dest) {
+                    initlayer::check_image_volume(dest)?;
                     cfg.mounts.push(config::Mount {
                         kind: "volume".into(),
                         destination: dest.clone(),
@@ -307,7 +330,7 @@ impl Engine {
 
     fn prepare_files(&self, r: &Record) -> Result<()> {
         let dir = self.container_dir(&r.id);
-        std::fs::create_dir_all(&dir).ctx(|| format!("create {}", dir.display()))?;
+        saferoot::private::private_dir(&dir).ctx(|| format!("create {}", dir.display()))?;
         for m in &r.config.mounts {
             if m.kind == "bind" && !Path::new(&m.source).exists() {
                 return Err(Error::Invalid(format!(
@@ -394,6 +417,65 @@ impl Engine {
             s.unmount()?;
         }
         Ok(())
+    }
+
+    /// `system check`: runtime state no active container accounts for
+    /// (a `run`, `start` or build step killed half way: an init blocked on
+    /// its start fifo, cgroups, a state directory) is removed, processes
+    /// first. Containers of other stores, and ones whose creator still
+    /// lives, are left alone. Returns what was removed.
+    pub fn check_runtime(&self) -> Result<Vec<String>> {
+        let root = self.runtime_root();
+        let entries = match std::fs::read_dir(&root) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e).ctx(|| format!("read {}", root.display())),
+        };
+        let mut removed = Vec::new();
+        for entry in entries.flatten() {
+            let id = entry.file_name().to_string_lossy().into_owned();
+            if !entry.path().is_dir() {
+                continue;
+            }
+            if id.starts_with(runtime::state::StateDir::CREATING_PREFIX) {
+                // Killed before its directory was complete: nothing but
+                // the directory was made.
+                if runtime::state::StateDir::abandoned(&root, &id) {
+                    std::fs::remove_dir_all(entry.path())
+                        .ctx(|| format!("remove {}", entry.path().display()))?;
+                    removed.push(format!("half-made runtime directory {id}"));
+                }
+                continue;
+            }
+            if id.starts_with('@') {
+                continue;
+            }
+            let active = match self.db.get(&id)? {
+                Some(r) => self.reconcile(r)?.status.is_active(),
+                None => false,
+            };
+            if active {
+                continue;
+            }
+            match runtime::Container::load(&root, &id) {
+                // Another store's (runroots may be shared), or one whose
+                // creator still works on it (a start, a build step).
+                Ok(c) if !c.state.bundle.starts_with(&self.root) || c.state.creator_alive() => {}
+                Ok(c) => {
+                    c.delete(true)?;
+                    removed.push(format!("runtime state of {id}"));
+                }
+                Err(_) => {
+                    if !runtime::state::StateDir::abandoned(&root, &id) {
+                        continue;
+                    }
+                    let cgroups = std::path::Path::new("/berth").join(&id);
+                    runtime::container::purge(&root, &id, &cgroups)?;
+                    removed.push(format!("half-created runtime state of {id}"));
+                }
+            }
+        }
+        Ok(removed)
     }
 
     /// Deletes the runtime's container (what is left of its processes,

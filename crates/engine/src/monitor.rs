@@ -405,6 +405,9 @@ fn prepare_start(
     };
     let dir = engine.container_dir(&r.id);
     let joins = joins(engine, r)?;
+    // Before volumes are filled from the image: a `VOLUME /etc` gets the
+    // regular files too, as it does from Docker's init layer.
+    crate::initlayer::own_etc_files(&lookup)?;
     // Volumes: filled from the image when empty, then bound like binds.
     let mut spec_config = r.config.clone();
     for m in spec_config.mounts.iter_mut().filter(|m| m.kind == "volume") {
@@ -431,7 +434,9 @@ fn prepare_start(
     )?;
     let text =
         serde_json::to_vec(&spec).map_err(|e| Error::Invalid(format!("encode spec: {e}")))?;
-    std::fs::write(dir.join("config.json"), text).ctx(|| "write config.json".into())?;
+    // The spec carries the container's environment: for root's eyes only.
+    saferoot::private::write_private_file(&dir.join("config.json"), &text)
+        .ctx(|| "write config.json".into())?;
     Ok(detached)
 }
 

@@ -422,6 +422,10 @@ pub fn build(cfg: &ContainerConfig, id: &str, paths: &Paths<'_>, joins: &Joins) 
     if cfg.ipc_mode != "host" && !cfg.ipc_mode.starts_with("container:") {
         mounts.push(json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", format!("size={shm}")]}));
     }
+    // The kernel filesystems above come first; what follows (the engine's
+    // files, --init, volumes and binds) is ordered parents first, as Docker
+    // does: a `VOLUME /etc` must not cover the engine's /etc/hosts.
+    let defaults = mounts.len();
     for (file, dest) in [
         ("hostname", "/etc/hostname"),
         ("hosts", "/etc/hosts"),
@@ -475,6 +479,11 @@ pub fn build(cfg: &ContainerConfig, id: &str, paths: &Paths<'_>, joins: &Joins) 
             }
         }
     }
+    mounts[defaults..].sort_by_key(|m| {
+        m["destination"]
+            .as_str()
+            .map_or(0, |d| Path::new(d).components().count())
+    });
 
     let mut namespaces = vec![json!({"type": "mount"})];
     for (typ, mode, join) in [

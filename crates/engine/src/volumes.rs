@@ -2,9 +2,11 @@
 //! with a row each in the `volumes` table. A volume that is empty when a
 //! container first mounts it is filled with what the image has at the
 //! mount point, as docker does (read inside the rootfs: an image's
-//! symlinks cannot point the copy at the host).
+//! symlinks cannot point the copy at the host), file by file without
+//! holding the tree in memory (see `tree_copy`), the volume's top
+//! directory taking the owner and mode the image gives that directory.
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::OFlag;
@@ -128,6 +130,11 @@ impl Volumes {
             return Ok(v);
         }
         let dir = self.path(&name);
+        // The volume's own directory is root's; `_data` inside keeps the
+        // mode its content needs (filled from the image).
+        if let Some(top) = dir.parent() {
+            saferoot::private::private_dir(top).ctx(|| format!("create {}", top.display()))?;
+        }
         std::fs::create_dir_all(&dir).ctx(|| format!("create {}", dir.display()))?;
         let labels_json = serde_json::to_string(labels).unwrap_or_else(|_| "{}".into());
         self.conn.execute(
@@ -179,18 +186,19 @@ impl Volumes {
         else {
             return Ok(());
         };
-        // Through /proc/self/fd: the walk starts at the resolved directory
-        // and copies the symlinks below it as symlinks.
-        let src_path = PathBuf::from(format!("/proc/self/fd/{}", src.as_raw_fd()));
-        let mut tar = tar::Builder::new(Vec::new());
-        tar.follow_symlinks(false);
-        tar.append_dir_all(".", &src_path)
-            .ctx(|| format!("read the image's {dest}"))?;
-        let bytes = tar.into_inner().ctx(|| "volume copy".into())?;
-        let mut a = tar::Archive::new(&bytes[..]);
-        a.set_preserve_permissions(true);
-        a.set_preserve_ownerships(true);
-        a.unpack(&data).ctx(|| format!("fill volume {name}"))?;
+        let dst = open_dir(&data)?;
+        crate::tree_copy::copy_tree(&src, &dst).map_err(|e| match e {
+            Error::Invalid(m) => Error::Invalid(format!("fill volume {name} from {dest}: {m}")),
+            Error::Io { context, source } => Error::Io {
+                context: format!("fill volume {name} from {dest}: {context}"),
+                source,
+            },
+            Error::Sys { context, source } => Error::Sys {
+                context: format!("fill volume {name} from {dest}: {context}"),
+                source,
+            },
+            other => other,
+        })?;
         Ok(())
     }
 }

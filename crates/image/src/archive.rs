@@ -13,6 +13,11 @@ use crate::oci::{self, Descriptor, Manifest};
 use crate::reference::Reference;
 use crate::store::{Image, ImageStore, LayerSource, StoreError};
 
+/// Most bytes of a manifest, index or config an archive may hold: each is
+/// read whole into memory. Real ones are kilobytes; registries cap
+/// manifests at 4 MiB.
+const METADATA_LIMIT: u64 = 32 << 20;
+
 type Result<T> = std::result::Result<T, StoreError>;
 
 fn invalid(s: impl Into<String>) -> StoreError {
@@ -39,7 +44,8 @@ impl Archive {
     fn index(file: fs::File) -> Result<Archive> {
         let mut members = std::collections::HashMap::new();
         {
-            let mut a = tar::Archive::new(&file);
+            // Guarded: a pax header of gigabytes would be read whole.
+            let mut a = tar::Archive::new(crate::tar_guard::TarGuard::new(&file));
             for e in a.entries().map_err(io_err("read archive"))? {
                 let e = e.map_err(io_err("read archive"))?;
                 if matches!(
@@ -122,11 +128,19 @@ impl Archive {
         )))
     }
 
+    /// A metadata member whole (manifest.json, index.json, a config):
+    /// bounded, since it is held in memory.
     fn read(&self, name: &str) -> Result<Vec<u8>> {
         let mut v = Vec::new();
         self.open(name)?
+            .take(METADATA_LIMIT + 1)
             .read_to_end(&mut v)
             .map_err(io_err(format!("read {name}")))?;
+        if v.len() as u64 > METADATA_LIMIT {
+            return Err(invalid(format!(
+                "{name} is over the limit of {METADATA_LIMIT} bytes"
+            )));
+        }
         Ok(v)
     }
 
@@ -255,10 +269,31 @@ fn blob_name(digest: &str) -> Result<String> {
 
 /// Stores one blob of an OCI layout, checking it against its digest.
 fn put_verified(store: &ImageStore, a: &Archive, desc: &Descriptor) -> Result<Digest> {
+    put_verified_max(store, a, desc, None)
+}
+
+/// A manifest or config, read whole afterwards: bounded like metadata.
+fn put_metadata(store: &ImageStore, a: &Archive, desc: &Descriptor) -> Result<Digest> {
+    put_verified_max(store, a, desc, Some(METADATA_LIMIT))
+}
+
+fn put_verified_max(
+    store: &ImageStore,
+    a: &Archive,
+    desc: &Descriptor,
+    limit: Option<u64>,
+) -> Result<Digest> {
     let want: Digest = desc.digest.parse().map_err(|e| invalid(format!("{e}")))?;
-    Ok(store
+    store
         .blobs
-        .put(a.open(&blob_name(&desc.digest)?)?, Some(&want), None)?)
+        .put(a.open(&blob_name(&desc.digest)?)?, Some(&want), limit)
+        .map_err(|e| match e {
+            crate::blobs::BlobError::TooLarge { limit } => invalid(format!(
+                "{} is over the limit of {limit} bytes",
+                desc.digest
+            )),
+            e => e.into(),
+        })
 }
 
 /// Whether `p` is the platform `want` asks for (a variant only when
@@ -353,11 +388,11 @@ fn load_oci(
             .and_then(Value::as_str)
             .map(String::from);
         for md in manifests {
-            let manifest_digest = put_verified(store, a, &md)?;
+            let manifest_digest = put_metadata(store, a, &md)?;
             let manifest: Manifest =
                 serde_json::from_slice(&store.blobs.read(&manifest_digest)?)
                     .map_err(|e| invalid(format!("manifest {}: {e}", md.digest)))?;
-            let config_digest = put_verified(store, a, &manifest.config)?;
+            let config_digest = put_metadata(store, a, &manifest.config)?;
             let config: oci::Config = serde_json::from_slice(&store.blobs.read(&config_digest)?)
                 .map_err(|e| invalid(format!("config {config_digest}: {e}")))?;
             // A plain layer whose digest is its diff_id is unpacked straight
@@ -555,9 +590,11 @@ pub fn save_oci_dir(store: &ImageStore, images: &[(Image, Vec<String>)], dir: &P
     let _ = fs::remove_dir_all(&tmp);
     fs::create_dir_all(tmp.join("blobs/sha256"))
         .map_err(io_err(format!("create {}", tmp.display())))?;
-    let mut buf = Vec::new();
-    save_oci(store, images, &mut buf)?;
-    let mut a = tar::Archive::new(&buf[..]);
+    // Spooled to a file, not a Vec: the archive holds every layer.
+    let mut spool = tempfile::tempfile_in(store.root().join("tmp")).map_err(io_err("temp file"))?;
+    save_oci(store, images, std::io::BufWriter::new(&mut spool))?;
+    std::io::Seek::rewind(&mut spool).map_err(io_err("read the spooled layout"))?;
+    let mut a = tar::Archive::new(std::io::BufReader::new(&spool));
     for e in a.entries().map_err(io_err("write layout"))? {
         let mut e = e.map_err(io_err("write layout"))?;
         let name = crate::layer::clean(&e.path().map_err(io_err("write layout"))?);

@@ -26,6 +26,8 @@ use nix::sys::stat::Mode;
 use sha2::{Digest as _, Sha256};
 
 use crate::digest::Digest;
+use crate::sparse::{self, MapSource, PaxSparse};
+use crate::tar_guard::TarGuard;
 use crate::tarsplit::Recorder;
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -172,7 +174,7 @@ pub fn record(input: impl Read, max_bytes: u64) -> Result<Unpacked, LayerError> 
     };
     let mut entries = 0u64;
     {
-        let mut archive = tar::Archive::new(&mut hashing);
+        let mut archive = tar::Archive::new(TarGuard::new(&mut hashing));
         let iter = archive.entries().map_err(|e| map_read(e, max_bytes))?;
         for entry in iter {
             let mut entry = entry.map_err(|e| map_read(e, max_bytes))?;
@@ -191,7 +193,8 @@ pub fn record(input: impl Read, max_bytes: u64) -> Result<Unpacked, LayerError> 
                 recorder.borrow_mut().end_file(&clean(&raw), copied);
             }
         }
-        io::copy(&mut archive.into_inner(), &mut io::sink()).map_err(|e| map_read(e, max_bytes))?;
+        io::copy(&mut archive.into_inner().into_inner(), &mut io::sink())
+            .map_err(|e| map_read(e, max_bytes))?;
     }
     let diff_id = Digest::from_hasher(hashing.hasher);
     let size = hashing.count;
@@ -241,11 +244,12 @@ fn unpack_into(
         buf: vec![0u8; 256 * 1024],
         whiteouts: true,
         owner: None,
+        sparse_limit: opts.max_bytes,
     };
     let mut dirs: Vec<(PathBuf, Attrs)> = Vec::new();
     let mut entries = 0u64;
     {
-        let mut archive = tar::Archive::new(&mut hashing);
+        let mut archive = tar::Archive::new(TarGuard::new(&mut hashing));
         let iter = archive.entries().map_err(|e| map_read(e, opts.max_bytes))?;
         for entry in iter {
             let mut entry = entry.map_err(|e| map_read(e, opts.max_bytes))?;
@@ -257,7 +261,7 @@ fn unpack_into(
             }
         }
         // The end-of-archive blocks and padding count for the diff_id.
-        io::copy(&mut archive.into_inner(), &mut io::sink())
+        io::copy(&mut archive.into_inner().into_inner(), &mut io::sink())
             .map_err(|e| map_read(e, opts.max_bytes))?;
     }
     set_dir_attrs(&ctx, &dirs)?;
@@ -309,10 +313,11 @@ pub fn extract(input: impl Read, dir: OwnedFd, opts: ExtractOptions) -> Result<u
         buf: vec![0u8; 128 * 1024],
         whiteouts: false,
         owner: opts.owner,
+        sparse_limit: UnpackOptions::default().max_bytes,
     };
     let mut dirs: Vec<(PathBuf, Attrs)> = Vec::new();
     let mut entries = 0u64;
-    let mut archive = tar::Archive::new(input);
+    let mut archive = tar::Archive::new(TarGuard::new(input));
     for entry in archive.entries().map_err(io_err("read archive"))? {
         let mut entry = entry.map_err(io_err("read archive"))?;
         entries += 1;
@@ -437,6 +442,19 @@ fn attrs_of<R: Read>(entry: &mut tar::Entry<'_, R>) -> io::Result<Attrs> {
     })
 }
 
+/// `name` as one directory entry's name: not empty, not `.` or `..`, no
+/// `/` and no NUL. Every name an entry makes or removes passes here, so no
+/// name can reach the directory itself, its parent, or a deeper path.
+fn entry_name(name: &[u8]) -> Result<CString, String> {
+    let shown = String::from_utf8_lossy(name);
+    match name {
+        b"" => Err("an empty name".into()),
+        b"." | b".." => Err(format!("{shown:?} names a directory, not an entry")),
+        _ if name.contains(&b'/') => Err(format!("{shown:?} has a '/'")),
+        _ => CString::new(name).map_err(|_| format!("{shown:?} has a NUL byte")),
+    }
+}
+
 fn cstr(name: &OsStr) -> io::Result<CString> {
     CString::new(name.as_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
 }
@@ -458,6 +476,8 @@ struct Ctx {
     whiteouts: bool,
     /// Every entry's owner instead of the archive's.
     owner: Option<(u32, u32)>,
+    /// Largest sparse file accepted (see `write_gnu_sparse`).
+    sparse_limit: u64,
 }
 
 impl Ctx {
@@ -477,6 +497,11 @@ impl Ctx {
         name: &CString,
         keep_dir: bool,
     ) -> io::Result<bool> {
+        // Never `.`/`..`: removing "what is there" would take the directory
+        // itself or its parent (callers check names; this is the last wall).
+        if entry_name(name.as_bytes()).is_err() {
+            return Err(io::Error::from(io::ErrorKind::InvalidInput));
+        }
         let st = match nix::sys::stat::fstatat(
             Some(dir.as_raw_fd()),
             name.as_c_str(),
@@ -529,9 +554,25 @@ fn apply<R: Read>(
     ctx: &mut Ctx,
     entry: &mut tar::Entry<'_, R>,
 ) -> Result<Option<(PathBuf, Attrs)>, LayerError> {
-    let raw = entry.path().map_err(io_err("entry name"))?.into_owned();
+    // A global pax header describes the archive, not a file. Asking for
+    // its records would read all of it into memory, whatever its size:
+    // it is passed over (its bytes still count for the diff_id and stay
+    // in the tar-split), as docker does.
+    if entry.header().entry_type() == tar::EntryType::XGlobalHeader {
+        return Ok(None);
+    }
+    let header_name = entry.path().map_err(io_err("entry name"))?.into_owned();
+    let sparse = pax_sparse(entry).map_err(|why| entry_err(&header_name, why))?;
+    // A pax sparse entry's header name is a made-up GNUSparseFile.N/x.
+    let raw = match sparse.as_ref().and_then(|s| s.name.as_deref()) {
+        Some(n) => PathBuf::from(OsStr::from_bytes(n)),
+        None => header_name,
+    };
     let path = clean(&raw);
     let Some(name) = path.file_name().map(OsStr::to_os_string) else {
+        if sparse.is_some() {
+            return Err(entry_err(&raw, "a sparse file without a name"));
+        }
         return Ok(None); // the root itself
     };
     let parent_path = path.parent().unwrap_or(Path::new("")).to_path_buf();
@@ -539,7 +580,7 @@ fn apply<R: Read>(
         .take_parent(&parent_path)
         .map_err(|e| entry_err(&raw, e))?;
     let removals = ctx.removals;
-    let r = apply_in(ctx, entry, &raw, path, &name, &parent);
+    let r = apply_in(ctx, entry, &raw, path, &name, &parent, sparse);
     if ctx.removals == removals {
         ctx.parent = Some((parent_path, parent));
     }
@@ -553,6 +594,7 @@ fn apply_in<R: Read>(
     path: PathBuf,
     name: &OsStr,
     parent: &OwnedFd,
+    sparse: Option<PaxSparse>,
 ) -> Result<Option<(PathBuf, Attrs)>, LayerError> {
     let mut attrs = attrs_of(entry).map_err(|e| entry_err(raw, e))?;
     if let Some((uid, gid)) = ctx.owner {
@@ -561,7 +603,12 @@ fn apply_in<R: Read>(
     let err = |e: io::Error| entry_err(raw, e);
     let name_bytes = name.as_bytes();
 
-    // Whiteouts, in overlayfs form.
+    // Whiteouts, in overlayfs form. Only the exact opaque marker is one;
+    // other `.wh..wh.` names are aufs' own bookkeeping (hard-link
+    // directories, its metadata), which docker's unpacker skips too.
+    if ctx.whiteouts && name_bytes.starts_with(b".wh..wh.") && name_bytes != b".wh..wh..opq" {
+        return Ok(None);
+    }
     if ctx.whiteouts && name_bytes == b".wh..wh..opq" {
         let p = CString::new(saferoot::fd_path(parent)).map_err(|_| entry_err(raw, "bad path"))?;
         // SAFETY: NUL-terminated path and value, sizes given.
@@ -578,7 +625,12 @@ fn apply_in<R: Read>(
         return Ok(None);
     }
     if let Some(hidden) = name_bytes.strip_prefix(b".wh.").filter(|_| ctx.whiteouts) {
-        let target = CString::new(hidden).map_err(|_| entry_err(raw, "bad name"))?;
+        // `.wh.`, `.wh..` and `.wh...` name no entry of the directory but
+        // the directory itself or its parent: removing "what is there"
+        // would delete the directory holding the entry, or the one above
+        // it (the layer's staging directory at the top).
+        let target =
+            entry_name(hidden).map_err(|why| entry_err(raw, format!("whiteout refused: {why}")))?;
         ctx.create_replacing(parent, &target, || {
             // SAFETY: live directory descriptor, NUL-terminated name.
             let rc =
@@ -589,8 +641,14 @@ fn apply_in<R: Read>(
         return Ok(None);
     }
 
-    let c_name = cstr(name).map_err(err)?;
+    let c_name = entry_name(name_bytes).map_err(|why| entry_err(raw, why))?;
     let kind = entry.header().entry_type();
+    if sparse.is_some() && !matches!(kind, tar::EntryType::Regular | tar::EntryType::Continuous) {
+        return Err(entry_err(
+            raw,
+            "sparse headers on an entry that is no regular file",
+        ));
+    }
     match kind {
         tar::EntryType::Directory => {
             match nix::sys::stat::mkdirat(
@@ -613,7 +671,7 @@ fn apply_in<R: Read>(
             }
             return Ok(Some((path, attrs)));
         }
-        tar::EntryType::Regular | tar::EntryType::Continuous => {
+        tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
             let mut fd = None;
             ctx.create_replacing(parent, &c_name, || {
                 fd = Some(
@@ -634,22 +692,29 @@ fn apply_in<R: Read>(
             .map_err(err)?;
             // SAFETY: a fresh descriptor from openat, owned here.
             let mut file = fs::File::from(unsafe { OwnedFd::from_raw_fd(fd.expect("created")) });
-            if let Some(s) = &ctx.split {
-                s.borrow_mut().begin_file();
-            }
-            let mut copied = 0u64;
-            loop {
-                let n = match entry.read(&mut ctx.buf) {
-                    Ok(0) => break,
-                    Ok(n) => n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(err(e)),
-                };
-                io::Write::write_all(&mut file, &ctx.buf[..n]).map_err(err)?;
-                copied += n as u64;
-            }
-            if let Some(s) = &ctx.split {
-                s.borrow_mut().end_file(&path, copied);
+            if let Some(sp) = sparse {
+                write_pax_sparse(ctx, entry, &file, &path, sp)
+                    .map_err(|why| entry_err(raw, why))?;
+            } else if kind == tar::EntryType::GNUSparse {
+                write_gnu_sparse(ctx, entry, &file, &path).map_err(err)?;
+            } else {
+                if let Some(s) = &ctx.split {
+                    s.borrow_mut().begin_file();
+                }
+                let mut copied = 0u64;
+                loop {
+                    let n = match entry.read(&mut ctx.buf) {
+                        Ok(0) => break,
+                        Ok(n) => n,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(e) => return Err(err(e)),
+                    };
+                    io::Write::write_all(&mut file, &ctx.buf[..n]).map_err(err)?;
+                    copied += n as u64;
+                }
+                if let Some(s) = &ctx.split {
+                    s.borrow_mut().end_file(&path, copied);
+                }
             }
             set_file_attrs(&file, &attrs).map_err(err)?;
         }
@@ -727,6 +792,117 @@ fn apply_in<R: Read>(
         _ => {}
     }
     Ok(None)
+}
+
+/// The pax sparse description of `entry`, if it is one.
+fn pax_sparse<R: Read>(entry: &mut tar::Entry<'_, R>) -> Result<Option<PaxSparse>, String> {
+    let Some(ext) = entry.pax_extensions().map_err(|e| e.to_string())? else {
+        return Ok(None);
+    };
+    let records: Vec<_> = ext.flatten().collect();
+    sparse::from_pax(records.iter().map(|r| (r.key_bytes(), r.value_bytes())))
+}
+
+/// A pax sparse entry (0.0, 0.1, 1.0): its data segments written where the
+/// map puts them, the holes left as holes. The map at the start of a 1.0
+/// entry's data is read before the file's content begins, so the tar-split
+/// keeps it inline; the segments are recorded as such.
+fn write_pax_sparse<R: Read>(
+    ctx: &mut Ctx,
+    entry: &mut tar::Entry<'_, R>,
+    file: &fs::File,
+    path: &Path,
+    sp: PaxSparse,
+) -> Result<(), String> {
+    let stored = entry.size();
+    let (map, map_bytes) = match sp.map {
+        MapSource::Header(m) => (m, 0),
+        MapSource::Data => sparse::read_map_1_0(entry)?,
+    };
+    let data_size = stored
+        .checked_sub(map_bytes)
+        .ok_or("sparse map is larger than the entry")?;
+    sparse::check(&map, sp.real_size, data_size)?;
+    // Holes cost nothing here, but whatever reads the file later (cp,
+    // COPY --from, a container) reads them as zeros: bounded like a
+    // layer's bytes, as the old GNU form is.
+    if sp.real_size > ctx.sparse_limit {
+        return Err(format!(
+            "sparse file of {} bytes is over the limit of {} bytes",
+            sp.real_size, ctx.sparse_limit
+        ));
+    }
+    if let Some(s) = &ctx.split {
+        s.borrow_mut().begin_file();
+    }
+    for &(off, len) in &map {
+        let n = sparse::copy_skipping_zeros(entry, file, off, len, &mut ctx.buf, |_, _| {})
+            .map_err(|e| e.to_string())?;
+        if n != len {
+            return Err("sparse entry ends before its map does".into());
+        }
+    }
+    if let Some(s) = &ctx.split {
+        // Only the listed segments: empty ones add nothing to the tar.
+        let segs: Vec<_> = map.into_iter().filter(|(_, len)| *len > 0).collect();
+        s.borrow_mut().end_sparse(path, &segs);
+    }
+    file.set_len(sp.real_size).map_err(|e| e.to_string())
+}
+
+/// An old GNU sparse entry (`S`), which the tar crate expands: zeros for
+/// the holes, data from the tar for the segments. Which is which shows in
+/// the tar-split recorder's count: it moves only for bytes read from the
+/// tar, so the recorded segments are exactly the stored ones.
+fn write_gnu_sparse<R: Read>(
+    ctx: &mut Ctx,
+    entry: &mut tar::Entry<'_, R>,
+    file: &fs::File,
+    path: &Path,
+) -> io::Result<()> {
+    let real_size = entry.size();
+    // The tar crate reads a hole as zeros, one buffer at a time: a tiny
+    // entry claiming an exabyte would spin for ever. Its size is bounded
+    // like a layer's uncompressed bytes.
+    if real_size > ctx.sparse_limit {
+        return Err(io::Error::other(format!(
+            "sparse file of {real_size} bytes is over the limit of {} bytes",
+            ctx.sparse_limit
+        )));
+    }
+    let split = ctx.split.clone();
+    if let Some(s) = &split {
+        s.borrow_mut().begin_file();
+    }
+    let mut segs: Vec<(u64, u64)> = Vec::new();
+    let mut seen = split.as_ref().map_or(0, |s| s.borrow().total());
+    let mut odd = false;
+    sparse::copy_skipping_zeros(entry, file, 0, real_size, &mut ctx.buf, |at, n| {
+        let Some(s) = &split else { return };
+        let now = s.borrow().total();
+        let from_tar = now - seen;
+        seen = now;
+        if from_tar == 0 {
+            return; // a hole
+        }
+        if from_tar != n as u64 {
+            odd = true;
+            return;
+        }
+        match segs.last_mut() {
+            Some((off, len)) if *off + *len == at => *len += from_tar,
+            _ => segs.push((at, from_tar)),
+        }
+    })?;
+    if odd {
+        return Err(io::Error::other(
+            "sparse entry read mixed hole and data in one read",
+        ));
+    }
+    if let Some(s) = &split {
+        s.borrow_mut().end_sparse(path, &segs);
+    }
+    file.set_len(real_size)
 }
 
 /// Owner, mode, xattrs and times of a regular file just written, through
@@ -862,6 +1038,16 @@ mod tests {
 
     fn is_root() -> bool {
         nix::unistd::geteuid().is_root()
+    }
+
+    /// Root, or a plain word that the test was skipped (a failure under CI).
+    fn root_or_skip() -> bool {
+        if is_root() {
+            return true;
+        }
+        assert!(std::env::var_os("CI").is_none(), "this test needs root");
+        eprintln!("skipped: not root");
+        false
     }
 
     fn normal_layer() -> Vec<u8> {
@@ -1075,6 +1261,174 @@ mod tests {
             .unwrap()
             .file_type()
             .is_char_device());
+    }
+
+    /// `.wh.` + `..` named the parent of the entry's directory: "removing
+    /// what is there" deleted it, at the top the directory the layer is
+    /// unpacked beside. Every name that is no entry is refused, naming it.
+    #[test]
+    fn whiteouts_of_dot_and_dotdot_are_refused() {
+        if !root_or_skip() {
+            return;
+        }
+        for name in [".wh..", ".wh...", ".wh.", "d/.wh..", "d/.wh...", "d/.wh."] {
+            let dir = tempfile::tempdir().unwrap();
+            fs::write(dir.path().join("beside"), "keep").unwrap();
+            let mut b = tar::Builder::new(Vec::new());
+            raw(&mut b, "d/", tar::EntryType::Directory, b"", "", 0o755);
+            raw(&mut b, "d/keep", tar::EntryType::Regular, b"k", "", 0o644);
+            raw(&mut b, name, tar::EntryType::Regular, b"", "", 0o644);
+            let tar = b.into_inner().unwrap();
+            let dest = dir.path().join("layer");
+            let e = unpack(&tar[..], &dest, &UnpackOptions::default()).unwrap_err();
+            let msg = e.to_string();
+            assert!(
+                msg.contains(&format!("{name:?}")) && msg.contains("whiteout refused"),
+                "{name}: {msg}"
+            );
+            assert!(!msg.contains('\n'), "one line: {msg}");
+            assert_eq!(
+                fs::read_to_string(dir.path().join("beside")).unwrap(),
+                "keep",
+                "{name}: the directory beside the layer kept its content"
+            );
+        }
+    }
+
+    /// A NUL inside a pax path cannot shorten the name a `*at` call sees;
+    /// aufs' own `.wh..wh.` entries are not whiteouts of `.wh.X`.
+    #[test]
+    fn odd_names_are_refused_or_skipped() {
+        if !root_or_skip() {
+            return;
+        }
+        let mut b = tar::Builder::new(Vec::new());
+        b.append_pax_extensions([("path", &b"a\0b"[..])]).unwrap();
+        raw(&mut b, "x", tar::EntryType::Regular, b"x", "", 0o644);
+        let tar = b.into_inner().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let e = unpack(&tar[..], &dir.path().join("l"), &UnpackOptions::default()).unwrap_err();
+        assert!(e.to_string().contains("NUL"), "{e}");
+
+        let mut b = tar::Builder::new(Vec::new());
+        raw(
+            &mut b,
+            ".wh..wh.plnk/",
+            tar::EntryType::Directory,
+            b"",
+            "",
+            0o700,
+        );
+        raw(
+            &mut b,
+            "d/.wh..wh.aufs",
+            tar::EntryType::Regular,
+            b"",
+            "",
+            0o600,
+        );
+        let tar = b.into_inner().unwrap();
+        let dest = dir.path().join("l2");
+        unpack(&tar[..], &dest, &UnpackOptions::default()).unwrap();
+        assert!(fs::symlink_metadata(dest.join(".wh.plnk")).is_err());
+        assert!(fs::symlink_metadata(dest.join("d/.wh.aufs")).is_err());
+        assert!(fs::symlink_metadata(dest.join(".wh..wh.plnk")).is_err());
+    }
+
+    /// Sparse entries that lie: an old GNU one claiming an exabyte (the tar
+    /// crate would read its hole as zeros for ever), pax ones whose map
+    /// points past the file's end or lists more data than the entry has,
+    /// or that use a version nobody wrote. Each is refused naming it.
+    #[test]
+    fn lying_sparse_entries_are_refused() {
+        if !root_or_skip() {
+            return;
+        }
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::GNUSparse);
+        h.set_path("huge").unwrap();
+        h.set_mode(0o644);
+        h.set_size(512);
+        let g = h.as_gnu_mut().unwrap();
+        g.set_real_size(1 << 60);
+        g.sparse[0].set_offset((1 << 60) - 512);
+        g.sparse[0].set_length(512);
+        h.set_cksum();
+        b.append(&h, &[1u8; 512][..]).unwrap();
+        let tar = b.into_inner().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let started = std::time::Instant::now();
+        let e = unpack(&tar[..], &dir.path().join("l"), &UnpackOptions::default()).unwrap_err();
+        assert!(
+            e.to_string().contains("\"huge\"") && e.to_string().contains("sparse"),
+            "{e}"
+        );
+        assert!(started.elapsed() < std::time::Duration::from_secs(60));
+
+        let pax = |recs: &[(&str, &str)], data: &[u8]| {
+            let mut b = tar::Builder::new(Vec::new());
+            b.append_pax_extensions(recs.iter().map(|(k, v)| (*k, v.as_bytes())))
+                .unwrap();
+            raw(
+                &mut b,
+                "GNUSparseFile.1/f",
+                tar::EntryType::Regular,
+                data,
+                "",
+                0o644,
+            );
+            b.into_inner().unwrap()
+        };
+        let mut map10 = b"1\n0\n4\n".to_vec();
+        map10.resize(512, 0);
+        map10.extend_from_slice(b"data");
+        for (i, tar) in [
+            pax(
+                &[("GNU.sparse.size", "10"), ("GNU.sparse.map", "8,4")],
+                b"data",
+            ),
+            pax(
+                &[("GNU.sparse.size", "10"), ("GNU.sparse.map", "0,9")],
+                b"data",
+            ),
+            pax(
+                &[("GNU.sparse.size", "10"), ("GNU.sparse.map", "4,2,0,2")],
+                b"data",
+            ),
+            pax(
+                &[
+                    ("GNU.sparse.major", "1"),
+                    ("GNU.sparse.minor", "0"),
+                    ("GNU.sparse.name", "f"),
+                    ("GNU.sparse.realsize", "3"),
+                ],
+                &map10,
+            ),
+            pax(
+                &[("GNU.sparse.major", "2"), ("GNU.sparse.minor", "0")],
+                b"data",
+            ),
+            pax(
+                &[
+                    ("GNU.sparse.size", &(1u64 << 62).to_string()),
+                    ("GNU.sparse.map", "0,4"),
+                ],
+                b"data",
+            ),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let dest = dir.path().join(format!("p{i}"));
+            let e = unpack(&tar[..], &dest, &UnpackOptions::default()).unwrap_err();
+            let msg = e.to_string();
+            assert!(
+                msg.starts_with("layer entry \"") && msg.contains("sparse"),
+                "{i}: {msg}"
+            );
+            assert!(!dest.exists());
+        }
     }
 
     #[test]

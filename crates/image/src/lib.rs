@@ -21,7 +21,9 @@ pub mod layer;
 pub mod oci;
 pub mod reference;
 pub mod snapshot;
+mod sparse;
 pub mod store;
+mod tar_guard;
 pub mod tarsplit;
 
 pub use blobs::BlobStore;

@@ -83,7 +83,17 @@ CREATE TABLE IF NOT EXISTS image_blobs (
 /// cost fsyncs every time; SQLite's auto-checkpoint runs as the WAL grows,
 /// kept short: see below).
 pub fn open_connection(root: &Path) -> rusqlite::Result<Connection> {
-    let db = Connection::open(root.join("berth.db"))?;
+    let path = root.join("berth.db");
+    // The database holds every container's environment (secrets): it is
+    // made 0600 before SQLite creates it with 0644, and SQLite gives its
+    // WAL and shared-memory files the database's mode.
+    saferoot::private::append_private_file(&path).map_err(|e| {
+        rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
+            Some(format!("create {}: {e}", path.display())),
+        )
+    })?;
+    let db = Connection::open(&path)?;
     db.pragma_update(None, "journal_mode", "WAL")?;
     db.pragma_update(None, "synchronous", "NORMAL")?;
     db.pragma_update(None, "foreign_keys", "ON")?;
@@ -280,6 +290,10 @@ impl Stager<'_> {
 
 impl ImageStore {
     pub fn open(root: &Path) -> Result<ImageStore> {
+        // Layers hold setuid binaries and other users' secrets: nobody but
+        // root may traverse into the store (see saferoot::private).
+        saferoot::private::private_dir(root)
+            .map_err(io_err(format!("create {}", root.display())))?;
         fs::create_dir_all(root.join("layers"))
             .map_err(io_err(format!("create {}", root.display())))?;
         mark_topdir(&root.join("layers"));

@@ -10,6 +10,9 @@
 //! - `I` len:u32 bytes: bytes of the tar as they were;
 //! - `F` size:u64 len:u16 path: `size` bytes read from the file `path`
 //!   (resolved inside the layer root, never following its last component);
+//! - `S` len:u16 path count:u32 (offset:u64 size:u64)*count: a sparse
+//!   file's data segments, read in order from those offsets of `path`
+//!   (what a GNU sparse entry stores; its holes are not in the tar);
 //! - `E` total:u64: the end, and the tar's size.
 //!
 //! Reading it back re-hashes everything and fails unless the result has the
@@ -114,6 +117,38 @@ impl Recorder {
         }
     }
 
+    /// Bytes of the tar seen so far (a sparse entry's reader tells data
+    /// read from the tar from the zeros of a hole by this count).
+    pub(crate) fn total(&self) -> u64 {
+        self.total
+    }
+
+    /// The file content read since `begin_file` is the data segments
+    /// `segments` (offset, size) of the sparse file `path`, in order.
+    pub(crate) fn end_sparse(&mut self, path: &Path, segments: &[(u64, u64)]) {
+        self.in_file = false;
+        if self.failed.is_some() {
+            return;
+        }
+        let name = path.as_os_str().as_encoded_bytes();
+        let r = (|| {
+            let len = u16::try_from(name.len()).map_err(io::Error::other)?;
+            let count = u32::try_from(segments.len()).map_err(io::Error::other)?;
+            self.out.write_all(b"S")?;
+            self.out.write_all(&len.to_le_bytes())?;
+            self.out.write_all(name)?;
+            self.out.write_all(&count.to_le_bytes())?;
+            for (off, size) in segments {
+                self.out.write_all(&off.to_le_bytes())?;
+                self.out.write_all(&size.to_le_bytes())?;
+            }
+            Ok(())
+        })();
+        if let Err(e) = r {
+            self.failed = Some(e);
+        }
+    }
+
     /// The encoded record.
     pub(crate) fn finish(mut self) -> io::Result<Vec<u8>> {
         self.flush_inline();
@@ -134,6 +169,13 @@ pub fn size(record: &[u8]) -> io::Result<u64> {
         match r.next_op()? {
             Op::Inline(b) => total += b.len() as u64,
             Op::File(size, _) => total += size,
+            Op::Sparse(_, segs) => {
+                for (_, size) in segs {
+                    total = total
+                        .checked_add(size)
+                        .ok_or_else(|| bad("sizes overflow"))?;
+                }
+            }
             Op::End(t) if t == total => return Ok(t),
             Op::End(_) => return Err(bad("sizes disagree")),
         }
@@ -150,6 +192,7 @@ fn bad(what: &str) -> io::Error {
 enum Op {
     Inline(Vec<u8>),
     File(u64, PathBuf),
+    Sparse(PathBuf, Vec<(u64, u64)>),
     End(u64),
 }
 
@@ -191,6 +234,29 @@ impl<R: io::BufRead> Reader<R> {
                 ));
                 Ok(Op::File(u64::from_le_bytes(u64b), path))
             }
+            b'S' => {
+                let mut len = [0u8; 2];
+                self.dec.read_exact(&mut len)?;
+                let mut name = vec![0u8; usize::from(u16::from_le_bytes(len))];
+                self.dec.read_exact(&mut name)?;
+                let path = PathBuf::from(std::ffi::OsString::from(
+                    <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(&name),
+                ));
+                let mut count = [0u8; 4];
+                self.dec.read_exact(&mut count)?;
+                let count = u32::from_le_bytes(count) as usize;
+                if count > crate::sparse::MAX_SEGMENTS {
+                    return Err(bad("too many sparse segments"));
+                }
+                let mut segs = Vec::with_capacity(count);
+                for _ in 0..count {
+                    let mut off = [0u8; 8];
+                    self.dec.read_exact(&mut off)?;
+                    self.dec.read_exact(&mut u64b)?;
+                    segs.push((u64::from_le_bytes(off), u64::from_le_bytes(u64b)));
+                }
+                Ok(Op::Sparse(path, segs))
+            }
             b'E' => {
                 self.dec.read_exact(&mut u64b)?;
                 Ok(Op::End(u64::from_le_bytes(u64b)))
@@ -216,6 +282,8 @@ enum Current {
     None,
     Inline(Vec<u8>, usize),
     File(io::Take<std::fs::File>, u64, PathBuf),
+    /// A sparse file, its segments, the one being read and how far.
+    Sparse(std::fs::File, Vec<(u64, u64)>, usize, u64, PathBuf),
 }
 
 impl std::fmt::Debug for Assembled {
@@ -280,6 +348,31 @@ impl Read for Assembled {
                     }
                     n
                 }
+                Current::Sparse(f, segs, i, done, path) => {
+                    let mut n = 0;
+                    while n == 0 && *i < segs.len() {
+                        let (off, size) = segs[*i];
+                        let left = size - *done;
+                        if left == 0 {
+                            *i += 1;
+                            *done = 0;
+                            continue;
+                        }
+                        let want = usize::try_from(left.min(buf.len() as u64)).unwrap_or(buf.len());
+                        n = std::os::unix::fs::FileExt::read_at(f, &mut buf[..want], off + *done)?;
+                        if n == 0 {
+                            return Err(bad(&format!(
+                                "{} is shorter than the layer says",
+                                path.display()
+                            )));
+                        }
+                        *done += n as u64;
+                    }
+                    if n == 0 {
+                        self.current = Current::None;
+                    }
+                    n
+                }
             };
             if n > 0 {
                 self.hasher.update(&buf[..n]);
@@ -289,6 +382,11 @@ impl Read for Assembled {
             if matches!(self.current, Current::None) {
                 match self.reader.next_op()? {
                     Op::Inline(v) => self.current = Current::Inline(v, 0),
+                    // Nothing to read, so nothing to open: an empty entry
+                    // may have no file of its own in the layer directory
+                    // (a built layer keeps an opaque directory as an
+                    // overlay xattr, not as its `.wh..wh..opq` file).
+                    Op::File(0, _) => {}
                     Op::File(size, path) => {
                         // Inside the layer root, never following the last
                         // component: the record cannot be made to read a
@@ -303,6 +401,19 @@ impl Read for Assembled {
                         })?;
                         self.current =
                             Current::File(std::fs::File::from(fd).take(size), size, path);
+                    }
+                    Op::Sparse(path, segs) => {
+                        // Opened as a File is above: inside the root, not
+                        // following the last component.
+                        let fd = saferoot::open_in_root(
+                            &self.root,
+                            &path,
+                            OFlag::O_RDONLY | OFlag::O_NOFOLLOW,
+                        )
+                        .map_err(|e| {
+                            io::Error::other(format!("layer file {}: {e}", path.display()))
+                        })?;
+                        self.current = Current::Sparse(std::fs::File::from(fd), segs, 0, 0, path);
                     }
                     Op::End(total) => {
                         self.done = true;
@@ -391,6 +502,71 @@ mod tests {
             .read_to_end(&mut Vec::new())
             .unwrap_err();
         assert!(e.to_string().contains("changed on disk"), "{e}");
+    }
+
+    /// A sparse file as GNU tar writes it in each of its four forms:
+    /// unpacked with the right size and content and its holes as holes,
+    /// and the exact tar made again from the files and the record.
+    #[test]
+    fn gnu_sparse_files_unpack_and_come_back_byte_for_byte() {
+        use std::os::unix::fs::{FileExt, MetadataExt};
+        if !nix::unistd::geteuid().is_root() {
+            assert!(std::env::var_os("CI").is_none(), "this test needs root");
+            eprintln!("skipped: not root");
+            return;
+        }
+        if !berth_testkit::snippet::installed("tar") {
+            assert!(std::env::var_os("CI").is_none(), "GNU tar is missing");
+            eprintln!("skipped: GNU tar not installed");
+            return;
+        }
+        let src = tempfile::tempdir().unwrap();
+        let f = std::fs::File::create(src.path().join("lastlog")).unwrap();
+        // Segments not on 512-byte boundaries, one at the very end.
+        f.write_all_at(b"head", 0).unwrap();
+        f.write_all_at(&[0xa5; 3000], 1_000_003).unwrap();
+        f.write_all_at(b"tail", 8 << 20).unwrap();
+        drop(f);
+        let want = std::fs::read(src.path().join("lastlog")).unwrap();
+        for args in [
+            &["--format=gnu"][..],
+            &["--format=posix", "--sparse-version=0.0"],
+            &["--format=posix", "--sparse-version=0.1"],
+            &["--format=posix", "--sparse-version=1.0"],
+        ] {
+            let out = src.path().join("layer.tar");
+            let st = std::process::Command::new("tar")
+                .args(["-S", "-c", "-f"])
+                .arg(&out)
+                .args(args)
+                .arg("-C")
+                .arg(src.path())
+                .args(["--owner=0", "--group=0", "lastlog"])
+                .status()
+                .unwrap();
+            assert!(st.success(), "{args:?}");
+            let tar = std::fs::read(&out).unwrap();
+            assert!(tar.len() < 64 << 10, "{args:?}: GNU tar kept the holes out");
+            let dir = tempfile::tempdir().unwrap();
+            let dest = dir.path().join("layer");
+            let record = unpack_split(&tar, &dest).expect("reproducible");
+            let got = std::fs::read(dest.join("lastlog")).unwrap();
+            assert!(got == want, "{args:?}: content and size ({})", got.len());
+            let m = std::fs::metadata(dest.join("lastlog")).unwrap();
+            assert!(m.blocks() * 512 < 1 << 20, "{args:?}: holes stay holes");
+            assert_eq!(
+                std::fs::read_dir(&dest).unwrap().count(),
+                1,
+                "{args:?}: no GNUSparseFile.N directory"
+            );
+            let digest = Digest::of(&tar);
+            let mut back = Vec::new();
+            assemble(record, &dest, &digest)
+                .unwrap()
+                .read_to_end(&mut back)
+                .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+            assert!(back == tar, "{args:?}: byte for byte");
+        }
     }
 
     #[test]

@@ -18,7 +18,29 @@
 //! forward (filter):          internal subnets reach nothing beyond their bridge;
 //!   one subnet reaches another only through a published port (same_net: pairs
 //!   subnet . subnet of each network)
+//! localnet (filter, prerouting at raw priority): nothing that arrives on
+//!   an interface other than lo is to or from 127.0.0.0/8
 //! ```
+//!
+//! Why localnet: the bridges have route_localnet=1 (a port published on
+//! 127.0.0.1 is DNAT-ed to a container with its loopback source), and with it
+//! the kernel no longer drops packets that arrive on the bridge addressed to
+//! 127.0.0.0/8 as martians. A container with CAP_NET_RAW (a default one)
+//! writes such a frame to the gateway's MAC and reaches whatever the host
+//! bound to loopback only (CVE-2020-8558, the same hole in kube-proxy); with
+//! a 127.0.0.2 source it passes for a local client of a host service that
+//! trusts loopback. And on any interface, a neighbour's frame to 127.0.0.1
+//! is DNAT-ed by prerouting to a port published on 127.0.0.1 before the
+//! kernel could call it a martian (moby/moby#41872). The chain runs before
+//! NAT (raw priority), where the legitimate packets still carry container,
+//! gateway and host addresses: the host's own connections to 127.0.0.1
+//! come from lo, the replies to a port published on 127.0.0.1 only become
+//! 127.0.0.1-addressed in NAT's prerouting (the masquerade undone), after
+//! this check, and hairpin traffic is addressed to a host address. It
+//! matches every interface but lo, not a list of berth's bridges: no
+//! element to keep per bridge, nothing missed for bridges made by an older
+//! berth or another root, and where route_localnet is off the kernel drops
+//! such packets anyway.
 
 use std::io::Write;
 use std::net::Ipv4Addr;
@@ -96,6 +118,7 @@ pub fn skeleton() -> Vec<Value> {
         ("output", "nat", "output", -100),
         ("postrouting", "nat", "postrouting", 100),
         ("forward", "filter", "forward", 0),
+        ("localnet", "filter", "prerouting", -300),
     ] {
         cmds.push(json!({"add": obj("chain", json!({
             "name": name, "type": typ, "hook": hook, "prio": prio, "policy": "accept",
@@ -148,6 +171,17 @@ pub fn skeleton() -> Vec<Value> {
             masquerade,
         ],
     ));
+    for field in ["daddr", "saddr"] {
+        cmds.push(rule(
+            "localnet",
+            vec![
+                json!({"match": {"op": "!=", "left": {"meta": {"key": "iifname"}}, "right": "lo"}}),
+                json!({"match": {"op": "==", "left": payload("ip", field),
+                                 "right": {"prefix": {"addr": "127.0.0.0", "len": 8}}}}),
+                json!({"drop": null}),
+            ],
+        ));
+    }
     for field in ["saddr", "daddr"] {
         cmds.push(rule(
             "forward",
@@ -169,6 +203,32 @@ pub fn skeleton() -> Vec<Value> {
         ],
     ));
     cmds
+}
+
+/// Where a host records that this build's rules are loaded (until the next
+/// boot empties /run, and the table with it): named after the rules, so a
+/// newer berth's rules (the localnet chain, for bridges made before it) are
+/// loaded at its first container start even though the bridges exist.
+fn stamp() -> std::path::PathBuf {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::hash::DefaultHasher::new();
+    json!({"nftables": skeleton()}).to_string().hash(&mut h);
+    std::path::PathBuf::from(format!("/run/berth-nft-{:016x}", h.finish()))
+}
+
+/// Whether this build's rules were loaded since boot.
+pub fn is_current() -> bool {
+    stamp().exists()
+}
+
+/// Loads the skeleton and `extra` in one batch, and records that it did.
+pub fn install(extra: Vec<Value>) -> Result<(), NftError> {
+    let mut cmds = skeleton();
+    cmds.extend(extra);
+    apply(&cmds)?;
+    // Only a cache: without it the rules are loaded again next time.
+    let _ = std::fs::write(stamp(), b"");
+    Ok(())
 }
 
 fn prefix(s: Subnet) -> Value {
@@ -356,6 +416,11 @@ mod tests {
             String::from_utf8_lossy(&out.stderr)
         );
         assert!(text.contains("8080 : 10.1.0.2"), "{text}");
+        assert!(
+            text.contains("iifname != \"lo\" ip daddr 127.0.0.0/8 drop")
+                && text.contains("iifname != \"lo\" ip saddr 127.0.0.0/8 drop"),
+            "loopback closed to the bridges: {text}"
+        );
         assert_eq!(
             text.matches("masquerade").count(),
             3,

@@ -549,9 +549,7 @@ impl Networks {
             "1",
         )?;
         write_sysctl("/proc/sys/net/ipv4/ip_forward", "1")?;
-        let mut cmds = nft::skeleton();
-        cmds.extend(nft::network("add", net.subnet, net.internal));
-        nft::apply(&cmds)?;
+        nft::install(nft::network("add", net.subnet, net.internal))?;
         Ok(())
     }
 
@@ -686,9 +684,8 @@ impl Networks {
             let res = match nft::apply(&cmds) {
                 // The table is gone (a flushed ruleset): made again.
                 Err(e) if e.0.contains("No such file") => {
-                    let mut all = nft::skeleton();
-                    all.extend(nft::network("add", net.subnet, net.internal));
-                    nft::apply(&all).and_then(|()| nft::apply(&cmds))
+                    nft::install(nft::network("add", net.subnet, net.internal))
+                        .and_then(|()| nft::apply(&cmds))
                 }
                 r => r,
             };
@@ -730,7 +727,14 @@ impl Networks {
             .link(&net.bridge)
             .ctx(|| format!("find {}", net.bridge))?
         {
-            Some(b) => b,
+            Some(b) if nft::is_current() => b,
+            Some(b) => {
+                // Made by an older berth, whose rules lack what this one's
+                // have (the localnet chain): loaded now, once.
+                let _lock = host_lock()?;
+                nft::install(nft::network("add", net.subnet, net.internal))?;
+                b
+            }
             None => {
                 // Gone since (a reboot, a manual delete): made again.
                 let _lock = host_lock()?;

@@ -8,6 +8,16 @@
 //! `Authorization` header only ever goes to the registry's own host (blob
 //! downloads are often redirected to a storage service). Blob downloads
 //! resume with `Range` after a dropped connection or a 5xx.
+//!
+//! Credentials go to a token service (the challenge's realm, which the
+//! registry names) only when it is the registry's own origin (scheme, host
+//! and port), or HTTPS with a certificate verified against the system's
+//! roots, the registry's CAs (`--cert-dir` or its certs.d) and the realm
+//! host's certs.d, even when the registry itself is insecure. Docker Hub's realm (https://auth.docker.io)
+//! is another host and gets them; a registry that names a plain-HTTP realm
+//! elsewhere (another host, or another port of its own host) gets a refusal
+//! instead: it would hand the password to whoever runs or watches that
+//! service. Without credentials any realm is asked (nothing to leak).
 
 use std::io::{self, Read};
 use std::sync::{Mutex, OnceLock};
@@ -338,12 +348,7 @@ impl Client {
     /// A bearer token for every scope this client needs (and the one the
     /// challenge asked for).
     fn token(&self, realm: &str, service: Option<&str>, scope: Option<String>) -> Result<String> {
-        if realm.starts_with("http://") && self.creds.is_some() && !self.endpoint.insecure {
-            return Err(RegistryError::Invalid(format!(
-                "{} asks for credentials over plain HTTP ({realm}); refusing to send them",
-                self.host()
-            )));
-        }
+        let (agent, creds) = self.token_agent(realm)?;
         let mut scopes = self.scopes.clone();
         if let Some(s) = scope {
             if !scopes.contains(&s) {
@@ -360,8 +365,8 @@ impl Client {
             url.push_str(&format!("{sep}scope={}", query_escape(s)));
             sep = '&';
         }
-        let mut req = self.agent.get(&url);
-        if let Some(c) = &self.creds {
+        let mut req = agent.get(&url);
+        if let Some(c) = creds {
             req = req.set("Authorization", &c.basic());
         }
         let resp = match req.call() {
@@ -377,7 +382,24 @@ impl Client {
                     detail: String::new(),
                 })
             }
-            Err(ureq::Error::Transport(t)) => return Err(self.transport_error(&t, None)),
+            Err(ureq::Error::Transport(t)) => {
+                let realm_host = origin(realm)
+                    .split_once("://")
+                    .map_or_else(String::new, |(_, a)| a.to_string());
+                return Err(match self.transport_error(&t, None) {
+                    // The token service's certificate, not the registry's.
+                    RegistryError::Tls { detail, .. } if realm_host != self.host() => {
+                        RegistryError::Tls {
+                            hint: format!(
+                                "; the token service's certificate must verify before it gets credentials: give its CA with --cert-dir or in /etc/containers/certs.d/{realm_host}/ca.crt"
+                            ),
+                            host: realm_host,
+                            detail,
+                        }
+                    }
+                    e => e,
+                });
+            }
         };
         let mut body = Vec::new();
         resp.into_reader()
@@ -395,6 +417,38 @@ impl Client {
             .ok_or_else(|| {
                 RegistryError::Invalid(format!("the token service at {realm} sent no token"))
             })
+    }
+
+    /// How a token is asked of `realm`, and with which credentials (see the
+    /// module's notes): the registry's own origin is trusted as the
+    /// registry is; another origin gets them only over HTTPS, through an
+    /// agent that verifies its certificate whatever `--tls-verify` said
+    /// of the registry.
+    fn token_agent(&self, realm: &str) -> Result<(ureq::Agent, Option<&Credentials>)> {
+        let Some(creds) = &self.creds else {
+            return Ok((self.agent.clone(), None));
+        };
+        let realm_origin = origin(realm);
+        let registry_origin = origin(self.base()?);
+        if realm_origin == registry_origin {
+            return Ok((self.agent.clone(), Some(creds)));
+        }
+        match realm_origin.strip_prefix("https://") {
+            Some(authority) if !authority.is_empty() => {
+                let agent = ureq::AgentBuilder::new()
+                    .tls_config(self.endpoint.realm_tls_config(authority)?)
+                    .redirects(0)
+                    .timeout_connect(Duration::from_secs(30))
+                    .timeout_read(Duration::from_secs(120))
+                    .user_agent(concat!("berth/", env!("CARGO_PKG_VERSION")))
+                    .build();
+                Ok((agent, Some(creds)))
+            }
+            _ => Err(RegistryError::Invalid(format!(
+                "{} names the token service {realm}, plain HTTP on another origin than the registry ({registry_origin}); refusing to send it the credentials",
+                self.endpoint.name
+            ))),
+        }
     }
 
     /// The error for a response that was not what we wanted, named from

@@ -54,74 +54,105 @@ impl Endpoint {
     fn cert_dirs(&self) -> Vec<PathBuf> {
         match &self.cert_dir {
             Some(d) => vec![d.clone()],
-            None => ["/etc/containers/certs.d", "/etc/docker/certs.d"]
-                .iter()
-                .map(|base| Path::new(base).join(&self.host))
-                .filter(|d| d.is_dir())
-                .collect(),
+            None => host_cert_dirs(&self.host),
         }
     }
 
     /// The TLS configuration for this registry.
     pub fn tls_config(&self) -> Result<Arc<rustls::ClientConfig>> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
-            .map_err(|e| tls_setup(&self.host, e))?;
-        let builder = if self.insecure {
-            builder
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(NoVerification(provider)))
-        } else {
-            let mut roots = rustls::RootCertStore::empty();
-            // Unreadable entries of the system store are skipped, as every
-            // TLS client does; an empty store fails every handshake, which
-            // then names the cause.
-            for c in rustls_native_certs::load_native_certs().certs {
-                let _ = roots.add(c);
-            }
-            for dir in self.cert_dirs() {
-                for f in files_with(&dir, ".crt")? {
-                    let certs = CertificateDer::pem_file_iter(&f)
-                        .and_then(|i| i.collect::<std::result::Result<Vec<_>, _>>())
-                        .map_err(|e| {
-                            RegistryError::Invalid(format!("CA file {}: {e}", f.display()))
-                        })?;
-                    for c in certs {
-                        roots.add(c).map_err(|e| {
-                            RegistryError::Invalid(format!("CA file {}: {e}", f.display()))
-                        })?;
-                    }
-                }
-            }
-            builder.with_root_certificates(roots)
-        };
-        let mut client_pair = None;
-        for dir in self.cert_dirs() {
-            for cert in files_with(&dir, ".cert")? {
-                let key = cert.with_extension("key");
-                if key.is_file() {
-                    client_pair = Some((cert, key));
+        let dirs = self.cert_dirs();
+        tls_config(&self.host, self.insecure, &dirs, &dirs)
+    }
+
+    /// The TLS configuration for this registry's token service at
+    /// `authority` (another origin), which gets the credentials: always
+    /// verified, whatever `insecure` says of the registry, against the
+    /// system's roots, the CAs of the token service's host (certs.d) and
+    /// this registry's CAs (a private CA trusted for the registry vouches
+    /// for its token service too). No client certificate of the registry's
+    /// is shown to another host.
+    pub fn realm_tls_config(&self, authority: &str) -> Result<Arc<rustls::ClientConfig>> {
+        let own = host_cert_dirs(authority);
+        let mut cas = own.clone();
+        cas.extend(self.cert_dirs());
+        tls_config(authority, false, &cas, &own)
+    }
+}
+
+/// `/etc/containers/certs.d/<host>` and `/etc/docker/certs.d/<host>`, those
+/// that exist.
+fn host_cert_dirs(host: &str) -> Vec<PathBuf> {
+    ["/etc/containers/certs.d", "/etc/docker/certs.d"]
+        .iter()
+        .map(|base| Path::new(base).join(host))
+        .filter(|d| d.is_dir())
+        .collect()
+}
+
+/// A TLS configuration for `host`: without verification when `insecure`,
+/// else the system's roots and the `*.crt` files of `ca_dirs`; the client
+/// pair (`*.cert` + `*.key`) of `client_dirs` if there is one.
+fn tls_config(
+    host: &str,
+    insecure: bool,
+    ca_dirs: &[PathBuf],
+    client_dirs: &[PathBuf],
+) -> Result<Arc<rustls::ClientConfig>> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| tls_setup(host, e))?;
+    let builder = if insecure {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(NoVerification(provider)))
+    } else {
+        let mut roots = rustls::RootCertStore::empty();
+        // Unreadable entries of the system store are skipped, as every
+        // TLS client does; an empty store fails every handshake, which
+        // then names the cause.
+        for c in rustls_native_certs::load_native_certs().certs {
+            let _ = roots.add(c);
+        }
+        for dir in ca_dirs {
+            for f in files_with(dir, ".crt")? {
+                let certs = CertificateDer::pem_file_iter(&f)
+                    .and_then(|i| i.collect::<std::result::Result<Vec<_>, _>>())
+                    .map_err(|e| RegistryError::Invalid(format!("CA file {}: {e}", f.display())))?;
+                for c in certs {
+                    roots.add(c).map_err(|e| {
+                        RegistryError::Invalid(format!("CA file {}: {e}", f.display()))
+                    })?;
                 }
             }
         }
-        let config = match client_pair {
-            None => builder.with_no_client_auth(),
-            Some((cert, key)) => {
-                let bad = |f: &Path, e: &dyn std::fmt::Display| {
-                    RegistryError::Invalid(format!("client certificate {}: {e}", f.display()))
-                };
-                let chain = CertificateDer::pem_file_iter(&cert)
-                    .and_then(|i| i.collect::<std::result::Result<Vec<_>, _>>())
-                    .map_err(|e| bad(&cert, &e))?;
-                let key_der = PrivateKeyDer::from_pem_file(&key).map_err(|e| bad(&key, &e))?;
-                builder
-                    .with_client_auth_cert(chain, key_der)
-                    .map_err(|e| bad(&cert, &e))?
+        builder.with_root_certificates(roots)
+    };
+    let mut client_pair = None;
+    for dir in client_dirs {
+        for cert in files_with(dir, ".cert")? {
+            let key = cert.with_extension("key");
+            if key.is_file() {
+                client_pair = Some((cert, key));
             }
-        };
-        Ok(Arc::new(config))
+        }
     }
+    let config = match client_pair {
+        None => builder.with_no_client_auth(),
+        Some((cert, key)) => {
+            let bad = |f: &Path, e: &dyn std::fmt::Display| {
+                RegistryError::Invalid(format!("client certificate {}: {e}", f.display()))
+            };
+            let chain = CertificateDer::pem_file_iter(&cert)
+                .and_then(|i| i.collect::<std::result::Result<Vec<_>, _>>())
+                .map_err(|e| bad(&cert, &e))?;
+            let key_der = PrivateKeyDer::from_pem_file(&key).map_err(|e| bad(&key, &e))?;
+            builder
+                .with_client_auth_cert(chain, key_der)
+                .map_err(|e| bad(&cert, &e))?
+        }
+    };
+    Ok(Arc::new(config))
 }
 
 fn tls_setup(host: &str, e: impl std::fmt::Display) -> RegistryError {

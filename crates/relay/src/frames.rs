@@ -123,7 +123,13 @@ impl Server {
     pub fn bind(runroot: &Path, id: &str) -> io::Result<Server> {
         let path = socket_path(runroot, id);
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
+            // Whoever connects gets the container's terminal (a root shell
+            // in it): the directory is root's alone.
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)?;
         }
         let _ = std::fs::remove_file(&path);
         let listener = short_path(&path, |p| UnixListener::bind(p))?;

@@ -29,7 +29,7 @@ pub struct Writer {
 
 impl Writer {
     pub fn open(path: &Path, max_size: u64, max_file: u32) -> io::Result<Writer> {
-        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        let file = open_log(path)?;
         let size = file.metadata().map(|m| m.len()).unwrap_or(0);
         Ok(Writer {
             path: path.to_path_buf(),
@@ -115,15 +115,22 @@ impl Writer {
             let _ = std::fs::rename(rotated(&self.path, i), rotated(&self.path, i + 1));
         }
         let _ = std::fs::rename(&self.path, rotated(&self.path, 1));
-        if let Ok(f) = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)
-        {
+        if let Ok(f) = open_log(&self.path) {
             self.file = f;
             self.size = 0;
         }
     }
+}
+
+/// Opens a log for appending, created 0600: what a container prints
+/// (tokens, passwords in a failed command's output) is for root's eyes.
+fn open_log(path: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
 }
 
 /// The n-th rotated file of the log at `path` (`ctr.log.n`).

@@ -102,6 +102,8 @@ impl Bundle {
                 )));
             }
         }
+        // Host-global sysctls are refused before anything is made.
+        crate::sysctl::check_all(&spec)?;
         Ok(Bundle { path, spec, rootfs })
     }
 }

@@ -41,6 +41,10 @@ pub enum Error {
     },
     #[error("{0}")]
     Init(String),
+    /// The rootfs (or a volume in it) is laid out to redirect what the
+    /// runtime mounts or writes: refused rather than followed.
+    #[error("unsafe rootfs: {0}")]
+    UnsafeRootfs(String),
     #[error("unknown signal {0:?}")]
     UnknownSignal(String),
     /// The process would start a container process while its own binary

@@ -45,6 +45,7 @@ pub mod seccomp;
 pub mod signal;
 pub mod state;
 pub mod syscall;
+pub mod sysctl;
 pub mod template;
 pub mod terminal;
 

@@ -98,6 +98,14 @@ pub fn validate_id(id: &str) -> Result<()> {
     }
 }
 
+/// Creates the runtime root 0700, or tightens an existing one that other
+/// users could enter (its state files carry every container's spec, and
+/// its console sockets give a shell in the container); returns what was
+/// tightened, for the binary to say so.
+pub fn secure_root(root: &Path) -> Result<Option<saferoot::private::Tightened>> {
+    saferoot::private::private_dir(root).ctx(|| format!("create runtime root {}", root.display()))
+}
+
 /// The directory of one container under the runtime root.
 #[derive(Debug, Clone)]
 pub struct StateDir {
@@ -107,18 +115,76 @@ pub struct StateDir {
 impl StateDir {
     pub const FIFO: &'static str = "exec.fifo";
     const STATE: &'static str = "state.json";
+    const CREATOR: &'static str = "creator";
+    /// Directories being made by [`StateDir::create`] (no id starts with
+    /// '@'); [`StateDir::abandoned`] tells when one is left over.
+    pub const CREATING_PREFIX: &'static str = "@creating-";
+
+    /// True for a container directory (or one still being made, named
+    /// with [`StateDir::CREATING_PREFIX`]) that holds no state yet and
+    /// whose creator (recorded at creation) is gone, or, without that
+    /// record (made by an older berth), that is older than a minute: what
+    /// a create killed before it wrote its state leaves behind.
+    pub fn abandoned(root: &Path, name: &str) -> bool {
+        let path = root.join(name);
+        if path.join(Self::STATE).exists() {
+            return false;
+        }
+        let creator = fs::read_to_string(path.join(Self::CREATOR))
+            .ok()
+            .and_then(|t| {
+                let mut f = t.split_whitespace();
+                Some((
+                    f.next()?.parse::<i32>().ok()?,
+                    f.next()?.parse::<u64>().ok()?,
+                ))
+            });
+        match creator {
+            Some((pid, start)) => !proc_stat(pid)
+                .is_some_and(|s| s.start_time == start && s.state != 'Z' && s.state != 'X'),
+            None => fs::metadata(&path)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > std::time::Duration::from_secs(60)),
+        }
+    }
 
     /// Creates the directory; fails if a container of that id exists.
     pub fn create(root: &Path, id: &str) -> Result<StateDir> {
         validate_id(id)?;
-        fs::create_dir_all(root).ctx(|| format!("create runtime root {}", root.display()))?;
+        secure_root(root)?;
         let path = root.join(id);
-        match fs::create_dir(&path) {
+        // Made complete under a name no id can have, then renamed into
+        // place: the directory of an id always says who is creating it,
+        // so one whose creator is gone is known to be abandoned.
+        let me = std::process::id();
+        let tmp = root.join(format!("{}{id}-{me}", Self::CREATING_PREFIX));
+        let _ = fs::remove_dir_all(&tmp);
+        fs::create_dir(&tmp).ctx(|| format!("create {}", tmp.display()))?;
+        let start = i32::try_from(me)
+            .ok()
+            .and_then(proc_stat)
+            .map_or(0, |s| s.start_time);
+        let made = fs::write(tmp.join(Self::CREATOR), format!("{me} {start}\n"))
+            .ctx(|| format!("write {}", tmp.join(Self::CREATOR).display()));
+        if let Err(e) = made {
+            let _ = fs::remove_dir_all(&tmp);
+            return Err(e);
+        }
+        match fs::rename(&tmp, &path) {
             Ok(()) => Ok(StateDir { path }),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            Err(e)
+                if e.kind() == std::io::ErrorKind::AlreadyExists
+                    || e.raw_os_error() == Some(libc::ENOTEMPTY) =>
+            {
+                let _ = fs::remove_dir_all(&tmp);
                 Err(Error::ContainerExists(id.to_string()))
             }
-            Err(e) => Err(e).ctx(|| format!("create {}", path.display())),
+            Err(e) => {
+                let _ = fs::remove_dir_all(&tmp);
+                Err(e).ctx(|| format!("create {}", path.display()))
+            }
         }
     }
 
@@ -145,7 +211,9 @@ impl StateDir {
             id: state.id.clone(),
             reason: e.to_string(),
         })?;
-        let mut f = fs::File::create(&tmp).ctx(|| format!("write {}", tmp.display()))?;
+        // The state holds the whole spec (the environment): 0600.
+        let mut f = saferoot::private::create_private_file(&tmp)
+            .ctx(|| format!("write {}", tmp.display()))?;
         f.write_all(&data)
             .ctx(|| format!("write {}", tmp.display()))?;
         fs::rename(&tmp, self.path.join(Self::STATE)).ctx(|| format!("rename {}", tmp.display()))
@@ -211,12 +279,17 @@ impl ContainerState {
         }
     }
 
+    /// True while the process that created the container lives (the
+    /// engine's monitor, a build, a runtime command still creating it).
+    pub fn creator_alive(&self) -> bool {
+        self.creator_pid > 0
+            && proc_stat(self.creator_pid).is_some_and(|s| s.state != 'Z' && s.state != 'X')
+    }
+
     /// The status, computed from the init process and the exec fifo.
     pub fn status(&self, dir: &StateDir) -> Status {
         if self.creating {
-            let creator_alive =
-                self.creator_pid > 0 && proc_stat(self.creator_pid).is_some_and(|s| s.state != 'Z');
-            return if creator_alive {
+            return if self.creator_alive() {
                 Status::Creating
             } else {
                 Status::Stopped

@@ -32,7 +32,7 @@ pub struct ConsoleSocket {
 impl ConsoleSocket {
     pub fn new(root: &Path, id: &str) -> Result<ConsoleSocket> {
         let dir = root.join(format!(".console-{id}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).ctx(|| format!("create {}", dir.display()))?;
+        saferoot::private::private_dir(&dir).ctx(|| format!("create {}", dir.display()))?;
         let path = dir.join("sock");
         let listener = UnixListener::bind(&path).ctx(|| format!("bind {}", path.display()))?;
         Ok(ConsoleSocket {

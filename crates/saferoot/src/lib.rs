@@ -3,6 +3,11 @@
 //! `openat2(RESOLVE_IN_ROOT)`, so `..` and symlinks (absolute or relative)
 //! resolve as if the root were `/`, and creating what is missing happens
 //! relative to descriptors that were resolved that way.
+//!
+//! [`private`] keeps a store's own directories and files out of other
+//! users' reach.
+
+pub mod private;
 
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -39,18 +44,87 @@ impl<T> Ctx<T> for std::result::Result<T, Errno> {
 /// Opens `path` (absolute or relative, taken relative to `root`) so that its
 /// resolution never leaves `root`.
 pub fn open_in_root(root: &OwnedFd, path: &Path, flags: OFlag) -> nix::Result<OwnedFd> {
-    let rel = relative(path);
+    open_how(root, &relative(path), flags, ResolveFlag::RESOLVE_IN_ROOT)
+}
+
+/// Like [`open_in_root`], but no symlink may be crossed anywhere on the
+/// way (`RESOLVE_NO_SYMLINKS`): for places where the kernel, not the image,
+/// decides what is there (/dev/null, /proc, /sys), a symlink is already an
+/// attack, and following it even inside the root could land on a host-global
+/// file such as /proc/sys/kernel/core_pattern.
+pub fn open_in_root_no_symlinks(root: &OwnedFd, path: &Path, flags: OFlag) -> nix::Result<OwnedFd> {
+    open_how(
+        root,
+        &relative(path),
+        flags,
+        ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_SYMLINKS,
+    )
+}
+
+/// Opens `path` strictly below the directory `dir` without crossing a
+/// symlink or a mount point (`RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
+/// RESOLVE_NO_XDEV`): what is opened lives on the same filesystem mount as
+/// `dir`, so nothing bind-mounted or planted below `dir` can stand in for it.
+pub fn open_beneath_same_mount(dir: &OwnedFd, path: &Path, flags: OFlag) -> nix::Result<OwnedFd> {
+    open_how(
+        dir,
+        &relative(path),
+        flags,
+        ResolveFlag::RESOLVE_BENEATH
+            | ResolveFlag::RESOLVE_NO_SYMLINKS
+            | ResolveFlag::RESOLVE_NO_XDEV,
+    )
+}
+
+fn open_how(dir: &OwnedFd, rel: &Path, flags: OFlag, resolve: ResolveFlag) -> nix::Result<OwnedFd> {
     let how = OpenHow::new()
         .flags(flags | OFlag::O_CLOEXEC)
-        .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+        .resolve(resolve | ResolveFlag::RESOLVE_NO_MAGICLINKS);
     let fd = loop {
-        match openat2(root.as_raw_fd(), &rel, how) {
+        match openat2(dir.as_raw_fd(), rel, how) {
             Err(Errno::EAGAIN) | Err(Errno::EINTR) => continue,
             other => break other?,
         }
     };
     // SAFETY: openat2 returned a new descriptor that nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// The filesystem type (`statfs.f_type`, e.g. `libc::PROC_SUPER_MAGIC`) of
+/// the file an open descriptor names.
+pub fn fs_type(fd: &impl AsRawFd) -> nix::Result<i64> {
+    let mut st = std::mem::MaybeUninit::<libc::statfs>::uninit();
+    // SAFETY: fstatfs fills the buffer it is given for a live descriptor.
+    let rc = unsafe { libc::fstatfs(fd.as_raw_fd(), st.as_mut_ptr()) };
+    Errno::result(rc)?;
+    // SAFETY: fstatfs succeeded, so it wrote the whole struct.
+    let st = unsafe { st.assume_init() };
+    Ok(st.f_type)
+}
+
+/// The id of the mount an open descriptor is on (`statx` `STATX_MNT_ID`):
+/// two descriptors with the same id are on the very same mount, which a
+/// filesystem type alone cannot tell (a second procfs, a bind of one file).
+pub fn mount_id(fd: &impl AsRawFd) -> nix::Result<u64> {
+    let mut st = std::mem::MaybeUninit::<libc::statx>::uninit();
+    // SAFETY: an empty NUL-terminated path with AT_EMPTY_PATH makes statx
+    // describe the descriptor itself; it fills the buffer it is given.
+    let rc = unsafe {
+        libc::statx(
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW,
+            libc::STATX_MNT_ID,
+            st.as_mut_ptr(),
+        )
+    };
+    Errno::result(rc)?;
+    // SAFETY: statx succeeded, so it wrote the struct.
+    let st = unsafe { st.assume_init() };
+    if st.stx_mask & libc::STATX_MNT_ID == 0 {
+        return Err(Errno::ENOSYS);
+    }
+    Ok(st.stx_mnt_id)
 }
 
 /// `path` made relative (leading `/` and `.` dropped; `.` for the root).
@@ -128,17 +202,27 @@ fn mkdir_all_depth(root: &OwnedFd, rel: &Path, depth: u32) -> Result<OwnedFd> {
 
 /// Opens (creating an empty file if missing) the file `path` inside `root`,
 /// and returns an `O_PATH` descriptor of it; used as a bind-mount target.
+/// A dangling symlink is followed inside the root and its target created,
+/// as for [`mkdir_all_in_root`].
 pub fn touch_in_root(root: &OwnedFd, path: &Path) -> Result<OwnedFd> {
-    if let Ok(fd) = open_in_root(root, path, OFlag::O_PATH) {
+    touch_depth(root, &relative(path), 0)
+}
+
+fn touch_depth(root: &OwnedFd, rel: &Path, depth: u32) -> Result<OwnedFd> {
+    if let Ok(fd) = open_in_root(root, rel, OFlag::O_PATH) {
         return Ok(fd);
     }
-    let rel = relative(path);
-    let parent = match rel.parent() {
-        Some(p) if !p.as_os_str().is_empty() => mkdir_all_in_root(root, p)?,
-        _ => mkdir_all_in_root(root, Path::new("."))?,
+    if depth > 40 {
+        return Err(Errno::ELOOP).ctx(|| format!("create {}", rel.display()));
+    }
+    let parent_path = rel.parent().unwrap_or(Path::new(""));
+    let parent = if parent_path.as_os_str().is_empty() {
+        mkdir_all_in_root(root, Path::new("."))?
+    } else {
+        mkdir_all_in_root(root, parent_path)?
     };
     let name = rel.file_name().unwrap_or_default();
-    let dirfd = reopen_dir(&parent).ctx(|| format!("open parent of {}", path.display()))?;
+    let dirfd = reopen_dir(&parent).ctx(|| format!("open parent of {}", rel.display()))?;
     match nix::fcntl::openat(
         Some(dirfd.as_raw_fd()),
         name,
@@ -147,10 +231,21 @@ pub fn touch_in_root(root: &OwnedFd, path: &Path) -> Result<OwnedFd> {
     ) {
         // SAFETY: openat returned a fresh descriptor we now own.
         Ok(fd) => drop(unsafe { OwnedFd::from_raw_fd(fd) }),
-        Err(Errno::EEXIST) => {}
-        Err(e) => return Err(e).ctx(|| format!("create {}", path.display())),
+        Err(Errno::EEXIST) => {
+            if let Ok(target) = nix::fcntl::readlinkat(Some(dirfd.as_raw_fd()), name) {
+                // A dangling symlink: create what it points at instead.
+                let target = Path::new(&target);
+                let next = if target.is_absolute() {
+                    relative(target)
+                } else {
+                    parent_path.join(target)
+                };
+                return touch_depth(root, &next, depth + 1);
+            }
+        }
+        Err(e) => return Err(e).ctx(|| format!("create {}", rel.display())),
     }
-    open_in_root(root, path, OFlag::O_PATH).ctx(|| format!("open {}", path.display()))
+    open_in_root(root, rel, OFlag::O_PATH).ctx(|| format!("open {}", rel.display()))
 }
 
 /// Turns an `O_PATH` directory descriptor into one usable with `*at` calls

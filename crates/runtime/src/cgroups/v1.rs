@@ -392,14 +392,20 @@ impl Manager {
     }
 
     /// The processes of the container (from the pids hierarchy, or any).
+    /// Every process in any of the container's hierarchies. Normally each
+    /// is in all of them; a create killed while its process was joining
+    /// them one by one leaves it in some only, and it must still be found
+    /// (and killed) for the cgroups to be removable.
     pub fn pids(&self) -> Result<Vec<i32>> {
-        let d = self
-            .dir("pids")
-            .or_else(|| self.dirs.iter().find(|d| !d.controllers.is_empty()));
-        match d {
-            Some(d) => super::read_pids(&d.path),
-            None => Ok(Vec::new()),
+        let mut all = Vec::new();
+        for d in self.dirs.iter().filter(|d| d.path.exists()) {
+            for pid in super::read_pids(&d.path)? {
+                if !all.contains(&pid) {
+                    all.push(pid);
+                }
+            }
         }
+        Ok(all)
     }
 
     pub fn remove(&self) -> Result<()> {

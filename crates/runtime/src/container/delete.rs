@@ -1,5 +1,6 @@
 //! `delete`: removes a stopped (or, forced, any) container and its state.
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::Container;
@@ -30,13 +31,11 @@ impl Container {
             None => crate::cgroups::Manager::for_container(&self.state.config, self.id()).ok(),
         };
         if let Some(c) = cgroups {
-            if self.state.cgroups.is_none() {
-                // Whatever that create left in them (an init that never got
-                // a pid on record) goes first.
-                for pid in c.pids().unwrap_or_default() {
-                    let _ = signal::send(pid, libc::SIGKILL);
-                }
-            }
+            // Whatever is still in them dies first: processes of a create
+            // that was killed half way (an init blocked on its exec fifo,
+            // recorded as "creating" by a creator that is gone, so the
+            // state says stopped), or a frozen straggler.
+            kill_remaining(&c);
             c.remove()?;
         }
         self.dir.remove()?;
@@ -75,5 +74,43 @@ impl Container {
             );
         }
         Ok(())
+    }
+}
+
+/// Removes what a create killed before it wrote any state left under
+/// `root/<id>`: the processes in the cgroups at `cgroups_path` (where the
+/// caller's specs put them), the cgroups and the directory.
+pub fn purge(root: &Path, id: &str, cgroups_path: &Path) -> Result<()> {
+    crate::state::validate_id(id)?;
+    let mut spec = crate::template::default_spec(false);
+    let mut linux = spec.linux().clone().unwrap_or_default();
+    linux.set_cgroups_path(Some(cgroups_path.to_path_buf()));
+    spec.set_linux(Some(linux));
+    if let Ok(c) = crate::cgroups::Manager::for_container(&spec, id) {
+        kill_remaining(&c);
+        c.remove()?;
+    }
+    crate::state::StateDir {
+        path: root.join(id),
+    }
+    .remove()
+}
+
+/// SIGKILL to every process left in `c` (thawing it if frozen), then waits
+/// up to 10 s for them to leave, so that the cgroups can be removed.
+fn kill_remaining(c: &crate::cgroups::Manager) {
+    let pids = c.pids().unwrap_or_default();
+    if pids.is_empty() {
+        return;
+    }
+    for pid in pids {
+        let _ = signal::send(pid, libc::SIGKILL);
+    }
+    if c.is_frozen() {
+        let _ = c.freeze(false);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !c.pids().unwrap_or_default().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(2));
     }
 }

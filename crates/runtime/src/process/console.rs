@@ -8,12 +8,12 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 
 use nix::fcntl::OFlag;
-use nix::pty::{grantpt, posix_openpt, ptsname_r, unlockpt};
 use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
 use nix::sys::stat::Mode;
 use oci_spec::runtime::Box as ConsoleSize;
 
-use crate::error::{Context, Result};
+use crate::error::{Context, Error, Result};
+use crate::syscall::fd_path;
 
 /// Connects to the client's console socket (done on the host side, before
 /// the process enters the container's mount namespace).
@@ -31,12 +31,49 @@ pub struct Pty {
 /// Opens a pty from the current /dev/ptmx (the container's, once
 /// pivot_root is done), sends its master over `socket`, and returns the
 /// slave.
+///
+/// /dev/ptmx is resolved inside the root and checked to be the ptmx device
+/// (5:2) before it is opened, and the slave comes from the master itself
+/// (TIOCGPTPEER), never from a path: an image that brings its own /dev
+/// cannot hand the runtime some other file to bind on /dev/console.
 pub fn create_and_send(socket: &UnixStream, size: Option<&ConsoleSize>) -> Result<Pty> {
-    let master = posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
+    let root = nix::fcntl::open(
+        "/",
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx(|| "open /".into())?;
+    // SAFETY: fresh descriptor from open.
+    let root = unsafe { OwnedFd::from_raw_fd(root) };
+    let ptmx = saferoot::open_in_root(&root, Path::new("/dev/ptmx"), OFlag::O_PATH)
         .ctx(|| "open /dev/ptmx".into())?;
-    grantpt(&master).ctx(|| "grantpt".into())?;
-    unlockpt(&master).ctx(|| "unlockpt".into())?;
-    let slave_path = ptsname_r(&master).ctx(|| "ptsname".into())?;
+    let st = nix::sys::stat::fstat(ptmx.as_raw_fd()).ctx(|| "stat /dev/ptmx".into())?;
+    if st.st_mode & libc::S_IFMT != libc::S_IFCHR
+        || nix::sys::stat::major(st.st_rdev) != 5
+        || nix::sys::stat::minor(st.st_rdev) != 2
+    {
+        return Err(Error::UnsafeRootfs(format!(
+            "/dev/ptmx is not the pty multiplexer (mode {:o})",
+            st.st_mode
+        )));
+    }
+    let master = nix::fcntl::open(
+        fd_path(&ptmx).as_str(),
+        OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx(|| "open /dev/ptmx".into())?;
+    // SAFETY: fresh descriptor from open.
+    let master = unsafe { OwnedFd::from_raw_fd(master) };
+    let unlock: libc::c_int = 0;
+    // SAFETY: TIOCSPTLCK reads one int from a valid pointer.
+    let rc = unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSPTLCK, &unlock) };
+    nix::errno::Errno::result(rc).ctx(|| "unlock the pty".into())?;
+    let mut number: libc::c_uint = 0;
+    // SAFETY: TIOCGPTN writes one unsigned int to a valid pointer.
+    let rc = unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCGPTN, &mut number) };
+    nix::errno::Errno::result(rc).ctx(|| "read the pty number".into())?;
+    let slave_path = format!("/dev/pts/{number}");
     if let Some(sz) = size {
         let ws = libc::winsize {
             ws_row: u16::try_from(sz.height()).unwrap_or(u16::MAX),
@@ -47,13 +84,16 @@ pub fn create_and_send(socket: &UnixStream, size: Option<&ConsoleSize>) -> Resul
         // SAFETY: TIOCSWINSZ reads one winsize from a valid pointer.
         unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
     }
-    let slave = nix::fcntl::open(
-        slave_path.as_str(),
-        OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .ctx(|| format!("open {slave_path}"))?;
-    // SAFETY: fresh descriptor from open.
+    // SAFETY: TIOCGPTPEER takes open flags and returns a new descriptor.
+    let slave = unsafe {
+        libc::ioctl(
+            master.as_raw_fd(),
+            libc::TIOCGPTPEER,
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        )
+    };
+    let slave = nix::errno::Errno::result(slave).ctx(|| format!("open {slave_path}"))?;
+    // SAFETY: TIOCGPTPEER returned a fresh descriptor we now own.
     let slave = unsafe { OwnedFd::from_raw_fd(slave) };
     let fds = [master.as_raw_fd()];
     let name = slave_path.as_bytes();

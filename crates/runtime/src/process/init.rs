@@ -88,7 +88,7 @@ fn setup(mut a: InitArgs<'_>) -> Result<std::convert::Infallible> {
         no_pivot: a.no_pivot,
         rootfs_mount: a.rootfs_mount,
     };
-    rootfs::prepare(&plan)?;
+    let prepared = rootfs::prepare(&plan)?;
     // In the container's namespaces, before pivot_root: the hook's path
     // still resolves on the host.
     let point = hooks::Point::CreateContainer;
@@ -112,12 +112,15 @@ fn setup(mut a: InitArgs<'_>) -> Result<std::convert::Infallible> {
             .ok_or_else(|| Error::SpecInvalid("process.terminal needs a console socket".into()))?;
         let pty = console::create_and_send(&socket, process.console_size().as_ref())?;
         drop(socket);
-        bind_console(&pty.slave)?;
+        bind_console(&pty.slave, &prepared)?;
         console::make_controlling(pty.slave.as_raw_fd())?;
     }
     drop(a.console.take());
-    apply_sysctls(spec)?;
-    rootfs::finalize(spec)?;
+    {
+        let root = open_root()?;
+        crate::sysctl::apply(spec, &prepared, &root)?;
+    }
+    rootfs::finalize(spec, &prepared)?;
     let exec = prepare_exec(process)?;
     let seccomp = Finish {
         process,
@@ -198,16 +201,17 @@ fn create_cwd(rootfs: &Path, cwd: &Path) -> Result<()> {
 }
 
 /// Makes /dev/console the pty slave, as a container with a terminal expects.
-fn bind_console(slave: &OwnedFd) -> Result<()> {
-    let root = nix::fcntl::open(
-        "/",
-        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .ctx(|| "open /".into())?;
-    // SAFETY: fresh descriptor from open.
-    let root = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(root) };
-    let target = syscall::touch_in_root(&root, Path::new("/dev/console"))?;
+/// The bind lands on a regular file in the container's /dev (a symlink
+/// there is replaced, and /dev itself must not resolve into /proc or /sys):
+/// otherwise an image could point it at a procfs file (CVE-2025-52565).
+fn bind_console(slave: &OwnedFd, prepared: &rootfs::Prepared) -> Result<()> {
+    let root = open_root()?;
+    // The bind goes through /proc/self/fd: /proc must be the runtime's.
+    rootfs::guard::ProcFs::open(&root, prepared.proc_mount_id)
+        .map_err(|e| Error::Init(format!("a terminal needs the container's procfs: {e}")))?;
+    let dev = syscall::mkdir_all_in_root(&root, Path::new("/dev"))?;
+    rootfs::guard::check_outside_kernel_trees(&root, &dev, "/dev/console")?;
+    let target = rootfs::guard::file_target(&dev, "console", "/dev/console")?;
     mount(
         Some(fd_path(slave).as_str()),
         fd_path(&target).as_str(),
@@ -218,16 +222,14 @@ fn bind_console(slave: &OwnedFd) -> Result<()> {
     .ctx(|| "bind pty on /dev/console".into())
 }
 
-fn apply_sysctls(spec: &Spec) -> Result<()> {
-    let Some(sysctls) = spec.linux().as_ref().and_then(|l| l.sysctl().clone()) else {
-        return Ok(());
-    };
-    for (key, value) in sysctls {
-        if key.is_empty() || key.contains("..") || key.contains('/') && key.contains('.') {
-            return Err(Error::SpecInvalid(format!("invalid sysctl name {key:?}")));
-        }
-        let path = format!("/proc/sys/{}", key.replace('.', "/"));
-        std::fs::write(&path, &value).ctx(|| format!("set sysctl {key}={value}"))?;
-    }
-    Ok(())
+/// The current root (the container's, after pivot_root) as a descriptor.
+fn open_root() -> Result<OwnedFd> {
+    let root = nix::fcntl::open(
+        "/",
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx(|| "open /".into())?;
+    // SAFETY: fresh descriptor from open.
+    Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(root) })
 }

@@ -141,8 +141,9 @@ impl<'a> Finish<'a> {
         let nnp = p.no_new_privileges().unwrap_or(false);
         rlimits::apply(p.rlimits().as_deref().unwrap_or_default())?;
         if let Some(adj) = p.oom_score_adj() {
-            std::fs::write("/proc/self/oom_score_adj", adj.to_string())
-                .ctx(|| format!("set oom_score_adj {adj}"))?;
+            crate::rootfs::guard::ProcFs::open_current()
+                .and_then(|proc| proc.write_own("oom_score_adj", &adj.to_string()))
+                .map_err(|e| Error::Init(format!("set oom_score_adj {adj}: {e}")))?;
         }
         // Close what the runtime had open before touching the cwd, so no
         // descriptor of the host (such as a directory: CVE-2024-21626) can

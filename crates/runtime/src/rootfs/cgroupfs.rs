@@ -13,7 +13,8 @@ use std::path::Path;
 use nix::fcntl::OFlag;
 use nix::mount::{mount, MsFlags};
 
-use super::mounts::{remount_bind, reopen, MountContext};
+use super::guard;
+use super::mounts::{remount_bind, reopen_same, MountContext};
 use super::options::MountOptions;
 use crate::cgroups::v1::{host_hierarchies, own_cgroup, Hierarchy};
 use crate::error::{Context, Result};
@@ -38,11 +39,13 @@ pub fn mount_cgroup(
             .cloned();
         let parent = mkdir_all_in_root(root, dest.parent().unwrap_or(Path::new("/")))?;
         let name = dest.file_name().unwrap_or_default().to_os_string();
-        mkdir_all_in_root(root, dest)?;
+        let target = mkdir_all_in_root(root, dest)?;
+        guard::check_resolved_destination(root, dest, &target, guard::Mounted::Cgroup)?;
         return mount_hierarchy(&parent, &name, h.as_ref(), flags, readonly, cx, dest);
     }
     // v1 or hybrid: a tmpfs with one directory per hierarchy.
     let target = mkdir_all_in_root(root, dest)?;
+    guard::check_resolved_destination(root, dest, &target, guard::Mounted::Cgroup)?;
     mount(
         Some("tmpfs"),
         fd_path(&target).as_str(),
@@ -53,7 +56,14 @@ pub fn mount_cgroup(
     .ctx(|| format!("mount tmpfs on {}", dest.display()))?;
     // A tmpfs we just mounted holds no symlinks: its directories are made
     // and opened relative to it, without resolving from the root each time.
-    let tmpfs = reopen(root, dest)?;
+    let tmpfs = reopen_same(root, dest, &target)?;
+    if saferoot::fs_type(&tmpfs).ctx(|| format!("statfs {}", dest.display()))? != libc::TMPFS_MAGIC
+    {
+        return Err(crate::error::Error::UnsafeRootfs(format!(
+            "{} is not the tmpfs just mounted on it",
+            dest.display()
+        )));
+    }
     for h in hierarchies
         .iter()
         .filter(|h| h.mount_point.starts_with("/sys/fs/cgroup/"))
@@ -79,7 +89,7 @@ pub fn mount_cgroup(
             &sub,
         )?;
     }
-    let target = reopen(root, dest)?;
+    let target = reopen_same(root, dest, &target)?;
     if readonly {
         remount_bind(&fd_path(&target), flags | MsFlags::MS_RDONLY)
             .or_else(|_| {

@@ -12,7 +12,7 @@ use nix::sys::stat::{makedev, SFlag};
 use oci_spec::runtime::{LinuxDevice, LinuxDeviceType};
 
 use crate::error::{Context, Error, Result};
-use crate::syscall::{fd_path, mkdir_all_in_root, touch_in_root};
+use crate::syscall::{fd_path, mkdir_all_in_root};
 
 /// A device node to make.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,8 +83,18 @@ impl Device {
 /// Makes `dev` inside `root`: mknod, or a bind of the host node when
 /// `bind_from_host` (user namespaces).
 pub fn create(root: &OwnedFd, dev: &Device, bind_from_host: bool) -> Result<()> {
+    let parent = dev.path.parent().unwrap_or(Path::new("/dev"));
+    let dir = mkdir_all_in_root(root, parent)?;
+    // With no /dev tmpfs the image's /dev is used: `dev -> proc/sys/kernel`
+    // must not put nodes (or host device binds) into the kernel's trees.
+    let what = format!("device {}", dev.path.display());
+    super::guard::check_outside_kernel_trees(root, &dir, &what)?;
+    let file_name = dev.path.file_name().unwrap_or_default();
     if bind_from_host {
-        let target = touch_in_root(root, &dev.path)?;
+        let name = file_name.to_str().ok_or_else(|| {
+            Error::SpecInvalid(format!("device path {} is not UTF-8", dev.path.display()))
+        })?;
+        let target = super::guard::file_target(&dir, name, &what)?;
         return mount(
             Some(&dev.path),
             fd_path(&target).as_str(),
@@ -94,9 +104,7 @@ pub fn create(root: &OwnedFd, dev: &Device, bind_from_host: bool) -> Result<()> 
         )
         .ctx(|| format!("bind device {}", dev.path.display()));
     }
-    let parent = dev.path.parent().unwrap_or(Path::new("/dev"));
-    let dir = mkdir_all_in_root(root, parent)?;
-    let name = CString::new(dev.path.file_name().unwrap_or_default().as_encoded_bytes())
+    let name = CString::new(file_name.as_encoded_bytes())
         .map_err(|_| Error::SpecInvalid(format!("device path {}", dev.path.display())))?;
     let mode = dev.kind.bits() | dev.mode;
     let rdev = makedev(dev.major, dev.minor);
@@ -131,6 +139,7 @@ pub fn create(root: &OwnedFd, dev: &Device, bind_from_host: bool) -> Result<()> 
 /// The /dev symlinks every container has.
 pub fn create_symlinks(root: &OwnedFd, ptmx: bool) -> Result<()> {
     let dev = mkdir_all_in_root(root, Path::new("/dev"))?;
+    super::guard::check_outside_kernel_trees(root, &dev, "/dev")?;
     let mut links = vec![
         ("/proc/self/fd", "fd"),
         ("/proc/self/fd/0", "stdin"),

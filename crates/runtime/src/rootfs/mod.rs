@@ -3,6 +3,7 @@
 
 pub mod cgroupfs;
 pub mod devices;
+pub mod guard;
 pub mod mounts;
 pub mod options;
 
@@ -16,7 +17,7 @@ use nix::sys::stat::Mode;
 use oci_spec::runtime::Spec;
 
 use crate::error::{Context, Error, Result};
-use crate::syscall::{fd_path, open_in_root};
+use crate::syscall::fd_path;
 use mounts::MountContext;
 
 /// Everything the rootfs steps need.
@@ -63,8 +64,15 @@ fn propagation_flag(name: &str) -> Result<MsFlags> {
     })
 }
 
+/// What [`prepare`] leaves for [`finalize`] to check against.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Prepared {
+    /// The mount id of the procfs the spec's mounts put on /proc.
+    pub proc_mount_id: Option<u64>,
+}
+
 /// Steps before pivot_root, run by the init in its new mount namespace.
-pub fn prepare(plan: &RootfsPlan<'_>) -> Result<()> {
+pub fn prepare(plan: &RootfsPlan<'_>) -> Result<Prepared> {
     let linux = plan.spec.linux().as_ref();
     let root_prop = linux.and_then(|l| l.rootfs_propagation().clone());
     // Nothing we mount may propagate back to the host: everything becomes a
@@ -98,6 +106,17 @@ pub fn prepare(plan: &RootfsPlan<'_>) -> Result<()> {
     for m in &spec_mounts {
         mounts::mount_one(&root, m, cx)?;
     }
+    // The destination rule lets nothing but a procfs onto /proc, so what is
+    // there now is the runtime's; finalize checks it still is.
+    let proc_mount_id = saferoot::open_in_root_no_symlinks(
+        &root,
+        Path::new("/proc"),
+        OFlag::O_PATH | OFlag::O_DIRECTORY,
+    )
+    .ok()
+    .filter(|fd| saferoot::fs_type(fd).ok() == Some(libc::PROC_SUPER_MAGIC))
+    .map(|fd| saferoot::mount_id(&fd).ctx(|| "statx /proc".into()))
+    .transpose()?;
     // Devices, unless /dev is the host's (a bind mount of it).
     let dev_is_bind = spec_mounts.iter().any(|m| {
         m.destination() == Path::new("/dev")
@@ -122,7 +141,7 @@ pub fn prepare(plan: &RootfsPlan<'_>) -> Result<()> {
             .any(|m| m.destination() == Path::new("/dev/pts"));
         devices::create_symlinks(&root, has_pts)?;
     }
-    Ok(())
+    Ok(Prepared { proc_mount_id })
 }
 
 /// Attaches the detached mount `fd` at `target` in our mount namespace.
@@ -217,21 +236,44 @@ pub fn enter(plan: &RootfsPlan<'_>) -> Result<()> {
 }
 
 /// Steps after pivot_root: masked paths, read-only paths, read-only root.
-/// Paths are resolved inside the new root.
-pub fn finalize(spec: &Spec) -> Result<()> {
+/// Paths are resolved inside the new root; those under /proc on the procfs
+/// [`prepare`] mounted.
+pub fn finalize(spec: &Spec, prepared: &Prepared) -> Result<()> {
     let root = open_dir(Path::new("/"))?;
     let linux = spec.linux().as_ref();
+    let proc = guard::ProcFs::open(&root, prepared.proc_mount_id);
+    let proc = proc.as_ref();
+    // Opened once, when a file needs it, checked to be the null device,
+    // and bound by descriptor.
+    let mut null = None;
     for p in linux
         .and_then(|l| l.masked_paths().clone())
         .unwrap_or_default()
     {
-        mask(&root, Path::new(&p))?;
+        let path = Path::new(&p);
+        let Some(target) = guard::open_protected_path(&root, proc, path, "masked path")? else {
+            continue;
+        };
+        through_proc(proc, path)?;
+        if target.is_dir()? {
+            mask_dir(&target, path)?;
+        } else {
+            let null = match null {
+                Some(ref fd) => fd,
+                None => null.insert(guard::open_dev_null(&root)?),
+            };
+            mask_file(&target, null, path)?;
+        }
     }
     for p in linux
         .and_then(|l| l.readonly_paths().clone())
         .unwrap_or_default()
     {
-        make_readonly(&root, Path::new(&p))?;
+        let path = Path::new(&p);
+        if let Some(target) = guard::open_protected_path(&root, proc, path, "read-only path")? {
+            through_proc(proc, path)?;
+            make_readonly(&target, path)?;
+        }
     }
     if spec
         .root()
@@ -244,52 +286,60 @@ pub fn finalize(spec: &Spec) -> Result<()> {
     Ok(())
 }
 
-/// Hides a path: /dev/null over a file, an empty read-only tmpfs over a
-/// directory. A missing path needs no mask.
-fn mask(root: &OwnedFd, path: &Path) -> Result<()> {
-    let fd = match open_in_root(root, path, OFlag::O_PATH | OFlag::O_NOFOLLOW) {
-        Ok(fd) => fd,
-        Err(Errno::ENOENT) | Err(Errno::ENOTDIR) => return Ok(()),
-        Err(e) => return Err(e).ctx(|| format!("open masked path {}", path.display())),
-    };
-    let st = nix::sys::stat::fstat(fd.as_raw_fd()).ctx(|| format!("stat {}", path.display()))?;
-    let target = fd_path(&fd);
-    if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
-        mount(
-            Some("tmpfs"),
-            target.as_str(),
-            Some("tmpfs"),
-            MsFlags::MS_RDONLY,
-            None::<&str>,
-        )
-    } else {
-        mount(
-            Some("/dev/null"),
-            target.as_str(),
-            None::<&str>,
-            MsFlags::MS_BIND,
-            None::<&str>,
-        )
-    }
+/// After pivot_root, mounts go through /proc/self/fd of the container's
+/// /proc: that must be the runtime's procfs, or the magic links could be
+/// anything the image put there.
+fn through_proc(proc: std::result::Result<&guard::ProcFs, &Error>, path: &Path) -> Result<()> {
+    proc.map(drop).map_err(|e| {
+        Error::UnsafeRootfs(format!(
+            "cannot mount on {}: mounts go through /proc/self/fd, which needs the runtime's procfs on /proc ({e})",
+            path.display()
+        ))
+    })
+}
+
+/// Hides a directory under an empty read-only tmpfs.
+fn mask_dir(target: &guard::Protected, path: &Path) -> Result<()> {
+    mount(
+        Some("tmpfs"),
+        fd_path(&target.file).as_str(),
+        Some("tmpfs"),
+        MsFlags::MS_RDONLY,
+        None::<&str>,
+    )
     .ctx(|| format!("mask {}", path.display()))
 }
 
-fn make_readonly(root: &OwnedFd, path: &Path) -> Result<()> {
-    let fd = match open_in_root(root, path, OFlag::O_PATH | OFlag::O_NOFOLLOW) {
-        Ok(fd) => fd,
-        Err(Errno::ENOENT) | Err(Errno::ENOTDIR) => return Ok(()),
-        Err(e) => return Err(e).ctx(|| format!("open read-only path {}", path.display())),
-    };
-    let target = fd_path(&fd);
+/// Hides a file under the verified /dev/null, bound read-only as runc does
+/// since CVE-2025-31133: nothing needs to write through a mask.
+fn mask_file(target: &guard::Protected, null: &OwnedFd, path: &Path) -> Result<()> {
     mount(
-        Some(target.as_str()),
-        target.as_str(),
+        Some(fd_path(null).as_str()),
+        fd_path(&target.file).as_str(),
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .ctx(|| format!("mask {}", path.display()))?;
+    let top = target.reopen_top(path)?;
+    mounts::remount_bind(
+        fd_path(&top).as_str(),
+        MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+    )
+    .ctx(|| format!("make the mask of {} read-only", path.display()))
+}
+
+fn make_readonly(target: &guard::Protected, path: &Path) -> Result<()> {
+    let at = fd_path(&target.file);
+    mount(
+        Some(at.as_str()),
+        at.as_str(),
         None::<&str>,
         MsFlags::MS_BIND | MsFlags::MS_REC,
         None::<&str>,
     )
     .ctx(|| format!("bind read-only path {}", path.display()))?;
-    let top = mounts::reopen(root, path)?;
+    let top = target.reopen_top(path)?;
     mounts::remount_bind(
         fd_path(&top).as_str(),
         MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,

@@ -3,7 +3,7 @@
 //! is made on `/proc/self/fd/<n>` of the resolved descriptor, so a symlink
 //! in the rootfs can never redirect a mount onto a host path.
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
@@ -11,6 +11,7 @@ use nix::fcntl::OFlag;
 use nix::mount::{mount, MsFlags};
 use oci_spec::runtime::Mount;
 
+use super::guard::{self, Mounted};
 use super::options::MountOptions;
 use crate::error::{Context, Error, Result};
 use crate::syscall::{fd_path, mkdir_all_in_root, open_in_root, touch_in_root};
@@ -35,9 +36,15 @@ pub fn mount_one(root: &OwnedFd, m: &Mount, cx: MountContext<'_>) -> Result<()> 
         return bind(root, m, &opts, cx);
     }
     if typ == "cgroup" || typ == "cgroup2" {
+        guard::check_destination(dest, Mounted::Cgroup)?;
         return super::cgroupfs::mount_cgroup(root, dest, &opts, cx);
     }
+    let what = Mounted::fresh(typ);
+    // Checked as written, then where it resolved in the rootfs: a
+    // `/data -> /proc/sys` symlink in the image must not put a tmpfs there.
+    guard::check_destination(dest, what)?;
     let target = mkdir_all_in_root(root, dest)?;
+    guard::check_resolved_destination(root, dest, &target, what)?;
     let source = m.source().clone().unwrap_or_else(|| PathBuf::from(typ));
     let data = opts.data();
     let res = mount(
@@ -71,13 +78,32 @@ pub fn mount_one(root: &OwnedFd, m: &Mount, cx: MountContext<'_>) -> Result<()> 
             return Err(e).ctx(|| format!("mount {typ} on {}", dest.display()));
         }
     }
-    apply_propagation(root, &opts, dest)
+    apply_propagation(root, &opts, dest, &target)
 }
 
 /// Re-resolves `dest` after something was mounted on it: a descriptor opened
 /// before the mount still names the covered directory, not the new mount.
 pub fn reopen(root: &OwnedFd, dest: &Path) -> Result<OwnedFd> {
     open_in_root(root, dest, OFlag::O_PATH).ctx(|| format!("open {}", dest.display()))
+}
+
+/// [`reopen`], checked to land where `before` (the descriptor the mount was
+/// made on) is: a symlink swapped in on the way since (a volume another
+/// container shares can do that) would otherwise point the remount that
+/// makes a mount read-only at some other place.
+pub fn reopen_same(root: &OwnedFd, dest: &Path, before: &OwnedFd) -> Result<OwnedFd> {
+    let fd = reopen(root, dest)?;
+    let want = guard::resolved_path(root, before)?;
+    let got = guard::resolved_path(root, &fd)?;
+    if want != got {
+        return Err(Error::UnsafeRootfs(format!(
+            "{} moved from {} to {} while it was mounted",
+            dest.display(),
+            want.display(),
+            got.display()
+        )));
+    }
+    Ok(fd)
 }
 
 fn bind(root: &OwnedFd, m: &Mount, opts: &MountOptions, cx: MountContext<'_>) -> Result<()> {
@@ -90,18 +116,32 @@ fn bind(root: &OwnedFd, m: &Mount, opts: &MountOptions, cx: MountContext<'_>) ->
     } else {
         cx.bundle.join(src)
     };
-    let meta = std::fs::metadata(&src).ctx(|| format!("bind mount source {}", src.display()))?;
-    let target = if meta.is_dir() {
+    // The source is a host path the caller chose; it is opened once, and
+    // the descriptor is what is checked and mounted.
+    let src_fd = open_host(&src)?;
+    let meta = nix::sys::stat::fstat(src_fd.as_raw_fd())
+        .ctx(|| format!("bind mount source {}", src.display()))?;
+    let what = Mounted::Bind {
+        fs: saferoot::fs_type(&src_fd).ctx(|| format!("statfs {}", src.display()))?,
+        in_host_sys: std::fs::read_link(fd_path(&src_fd)).is_ok_and(|p| p.starts_with("/sys")),
+    };
+    guard::check_destination(dest, what)?;
+    let target = if meta.st_mode & libc::S_IFMT == libc::S_IFDIR {
         mkdir_all_in_root(root, dest)?
     } else {
         touch_in_root(root, dest)?
     };
+    // A symlink at the destination is followed inside the rootfs (as runc
+    // does, so `/etc/resolv.conf -> ../run/...` works), but where it led is
+    // held to the same rule: /etc/hosts -> /proc/sys/kernel/core_pattern is
+    // refused.
+    guard::check_resolved_destination(root, dest, &target, what)?;
     let mut flags = MsFlags::MS_BIND;
     if opts.recursive {
         flags |= MsFlags::MS_REC;
     }
     mount(
-        Some(&src),
+        Some(fd_path(&src_fd).as_str()),
         fd_path(&target).as_str(),
         None::<&str>,
         flags,
@@ -110,10 +150,21 @@ fn bind(root: &OwnedFd, m: &Mount, opts: &MountOptions, cx: MountContext<'_>) ->
     .ctx(|| format!("bind {} on {}", src.display(), dest.display()))?;
     let extra = opts.flags - MsFlags::MS_REMOUNT;
     if !extra.is_empty() {
-        remount_bind(&fd_path(&reopen(root, dest)?), extra)
+        remount_bind(&fd_path(&reopen_same(root, dest, &target)?), extra)
             .ctx(|| format!("remount {} with its options", dest.display()))?;
     }
-    apply_propagation(root, opts, dest)
+    apply_propagation(root, opts, dest, &target)
+}
+
+fn open_host(path: &Path) -> Result<OwnedFd> {
+    let fd = nix::fcntl::open(
+        path,
+        OFlag::O_PATH | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .ctx(|| format!("bind mount source {}", path.display()))?;
+    // SAFETY: open returned a fresh descriptor we now own.
+    Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
 }
 
 /// Remounts a bind mount with `flags`. In a user namespace the flags a mount
@@ -163,9 +214,14 @@ fn locked_flags(target: &str) -> nix::Result<MsFlags> {
     Ok(out)
 }
 
-fn apply_propagation(root: &OwnedFd, opts: &MountOptions, dest: &Path) -> Result<()> {
+fn apply_propagation(
+    root: &OwnedFd,
+    opts: &MountOptions,
+    dest: &Path,
+    before: &OwnedFd,
+) -> Result<()> {
     for p in &opts.propagation {
-        let target = reopen(root, dest)?;
+        let target = reopen_same(root, dest, before)?;
         mount(
             None::<&str>,
             fd_path(&target).as_str(),
