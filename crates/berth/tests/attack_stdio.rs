@@ -940,3 +940,58 @@ fn build_whose_reader_leaves_ends_and_leaves_nothing() {
     let o = b.run(&["image", "inspect", "gone"]);
     assert_ne!(o.status.code(), Some(0), "the image was made");
 }
+
+/// A check that leaves a process behind writing to its output as fast as
+/// it can (`yes &`): the monitor reads a bounded amount per turn and lets
+/// the pipe go once the check is reaped, so it is never stuck draining,
+/// and the checks go on.
+#[test]
+fn healthcheck_leaving_a_writer_behind_does_not_hold_the_monitor() {
+    if !root_or_skip("healthcheck_leaving_a_writer_behind_does_not_hold_the_monitor") {
+        return;
+    }
+    let b = berth();
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "flood",
+        "--health-cmd",
+        "yes & sleep 0.3; echo fine",
+        "--health-interval",
+        "200ms",
+        "busybox",
+        "sleep",
+        "600",
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let v: serde_json::Value = serde_json::from_str(&b.ok(&["inspect", "flood"])).unwrap();
+        let log = v[0]["State"]["Health"]["Log"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        if log.len() >= 3 {
+            for p in &log {
+                assert_eq!(p["ExitCode"], 0, "{p}");
+                let out = p["Output"].as_str().unwrap_or("");
+                assert!(
+                    out.starts_with("y\ny\n") && out.len() <= 4099,
+                    "{}",
+                    &out[..out.len().min(80)]
+                );
+            }
+            break;
+        }
+        assert!(Instant::now() < deadline, "the checks stopped: {log:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // and the monitor still does its other work
+    let t = Instant::now();
+    b.ok(&["stop", "-t", "1", "flood"]);
+    assert!(
+        t.elapsed() < Duration::from_secs(20),
+        "stop took {:?}",
+        t.elapsed()
+    );
+}

@@ -122,10 +122,15 @@ struct Running {
 }
 
 impl Running {
-    /// Takes what the pipe holds now.
+    /// Takes what the pipe holds now, 64 KiB at most: a process the check
+    /// left behind may write as fast as we read, and the monitor has other
+    /// work (the relay, the next check, stop).
     fn drain(&mut self) {
         let mut buf = [0u8; 4096];
-        while let Some(pipe) = &self.pipe {
+        for _ in 0..16 {
+            let Some(pipe) = &self.pipe else {
+                return;
+            };
             match nix::unistd::read(pipe.as_raw_fd(), &mut buf) {
                 Ok(0) => self.pipe = None,
                 Ok(n) => {
