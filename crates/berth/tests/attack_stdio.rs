@@ -43,8 +43,9 @@ fn root_or_skip(test: &str) -> bool {
 /// is the very file of that name in the container: its own terminal, not
 /// one that only shares a name), then tries each way back to a caller's
 /// file: reopening each descriptor read-write at offset 0 and writing over
-/// the start (a pipe just carries the line on), and reading each back
-/// when it is a regular file (64 bytes: a file read into itself grows).
+/// the start (a pipe just carries the line on), reading each back when it
+/// is a regular file (64 bytes: a file read into itself grows), and
+/// reopening each with O_TRUNC.
 const ATTACK: &str = r#"
 echo fds-begin; ls -1 /proc/$$/fd; echo fds-end
 for n in 0 1 2; do echo "fd$n=$(readlink /proc/$$/fd/$n)"; done
@@ -53,6 +54,7 @@ echo pwned-0 1<>/proc/self/fd/0
 echo pwned-1 1<>/proc/self/fd/1
 echo pwned-2 1<>/proc/self/fd/2
 for n in 0 1 2; do [ -f /proc/self/fd/$n ] && head -c 64 /proc/self/fd/$n; done
+for n in 0 1 2; do : > /proc/self/fd/$n; done
 echo done
 "#;
 
