@@ -506,3 +506,43 @@ fn events_report_usage_and_ooms() {
         "{out}"
     );
 }
+
+/// A capability the runtime itself does not hold cannot be granted: the
+/// runtime-spec says to fail (runc fails), not to start the process with
+/// less than it asked for. The runtime runs with CAP_SYS_MODULE out of its
+/// bounding set (setpriv) and the spec asks for it.
+#[test]
+fn a_capability_the_runtime_lacks_fails_the_start() {
+    let rt = Runtime::new(BIN);
+    let mut b = Bundle::shared(&["true"]);
+    for set in ["bounding", "effective", "permitted"] {
+        b.config["process"]["capabilities"][set]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!("CAP_SYS_MODULE"));
+    }
+    b.write();
+    let o = output_via_files(
+        std::process::Command::new("setpriv")
+            .args([
+                "--bounding-set",
+                "-sys_module",
+                "--inh-caps",
+                "-sys_module",
+                "--",
+            ])
+            .arg(BIN)
+            .arg("--root")
+            .arg(rt.root.path())
+            .args(["run", "--bundle", b.path().to_str().unwrap(), "lacking"]),
+    );
+    assert_ne!(o.status.code(), Some(0), "started without CAP_SYS_MODULE");
+    assert!(
+        stderr(&o).contains("CAP_SYS_MODULE cannot be granted"),
+        "{}",
+        stderr(&o)
+    );
+    // Held, it is granted (the same spec, the runtime unrestricted).
+    let o = rt.run(&["run", "--bundle", b.path().to_str().unwrap(), "held"]);
+    expect_code(&o, 0, "run with a capability the runtime holds");
+}
