@@ -506,3 +506,91 @@ fn events_report_usage_and_ooms() {
         "{out}"
     );
 }
+
+/// A capability the runtime itself does not hold cannot be granted: the
+/// runtime-spec says to fail (runc fails), not to start the process with
+/// less than it asked for. The runtime runs with CAP_SYS_MODULE out of its
+/// bounding set (setpriv) and the spec asks for it.
+#[test]
+fn a_capability_the_runtime_lacks_fails_the_start() {
+    let rt = Runtime::new(BIN);
+    let mut b = Bundle::shared(&["true"]);
+    for set in ["bounding", "effective", "permitted"] {
+        b.config["process"]["capabilities"][set]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!("CAP_SYS_MODULE"));
+    }
+    b.write();
+    let o = output_via_files(
+        std::process::Command::new("setpriv")
+            .args([
+                "--bounding-set",
+                "-sys_module",
+                "--inh-caps",
+                "-sys_module",
+                "--",
+            ])
+            .arg(BIN)
+            .arg("--root")
+            .arg(rt.root.path())
+            .args(["run", "--bundle", b.path().to_str().unwrap(), "lacking"]),
+    );
+    assert_ne!(o.status.code(), Some(0), "started without CAP_SYS_MODULE");
+    assert!(
+        stderr(&o).contains("CAP_SYS_MODULE cannot be granted"),
+        "{}",
+        stderr(&o)
+    );
+    // Held, it is granted (the same spec, the runtime unrestricted).
+    let o = rt.run(&["run", "--bundle", b.path().to_str().unwrap(), "held"]);
+    expect_code(&o, 0, "run with a capability the runtime holds");
+}
+
+/// Confinement asked for and not available is refused, never ignored: on
+/// a host without AppArmor (this one), a profile fails the create; the
+/// same for SELinux labels without SELinux.
+#[test]
+fn security_labels_the_host_cannot_apply_are_refused() {
+    let apparmor = std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
+        .is_ok_and(|v| v.trim() == "Y");
+    let selinux = std::path::Path::new("/sys/fs/selinux/enforce").exists();
+    if apparmor || selinux {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "this host has an LSM: the refusal cannot be tested here"
+        );
+        eprintln!("skipped: this host has AppArmor or SELinux");
+        return;
+    }
+    let rt = Runtime::new(BIN);
+    for (field, value, needle) in [
+        (
+            "apparmorProfile",
+            "docker-default",
+            "AppArmor is not enabled",
+        ),
+        (
+            "selinuxLabel",
+            "system_u:system_r:container_t:s0",
+            "SELinux is not enabled",
+        ),
+    ] {
+        let mut b = Bundle::shared(&["true"]);
+        b.config["process"][field] = serde_json::json!(value);
+        b.write();
+        let o = rt.run(&["run", "--bundle", b.path().to_str().unwrap(), "lsm"]);
+        assert_ne!(o.status.code(), Some(0), "{field} ignored");
+        assert!(stderr(&o).contains(needle), "{field}: {}", stderr(&o));
+    }
+    let mut b = Bundle::shared(&["true"]);
+    b.config["linux"]["mountLabel"] = serde_json::json!("system_u:object_r:container_file_t:s0");
+    b.write();
+    let o = rt.run(&["run", "--bundle", b.path().to_str().unwrap(), "lsm"]);
+    assert!(
+        stderr(&o).contains("SELinux is not enabled"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(rt.ids().is_empty(), "nothing left of refused creates");
+}

@@ -71,7 +71,7 @@ pub fn cap_name(s: &str) -> String {
 /// The capabilities the container's process gets.
 pub fn capabilities(cfg: &ContainerConfig) -> Result<Vec<String>> {
     if cfg.privileged {
-        return Ok(caps_all());
+        return Ok(caps_held());
     }
     let known = caps_all();
     let mut caps: Vec<String> = DEFAULT_CAPS.iter().map(|s| (*s).to_string()).collect();
@@ -88,7 +88,7 @@ pub fn capabilities(cfg: &ContainerConfig) -> Result<Vec<String>> {
     }
     for a in &cfg.cap_add {
         if a.eq_ignore_ascii_case("all") {
-            return Ok(known);
+            return Ok(caps_held());
         }
         let n = cap_name(a);
         if !known.contains(&n) {
@@ -99,6 +99,21 @@ pub fn capabilities(cfg: &ContainerConfig) -> Result<Vec<String>> {
         }
     }
     Ok(caps)
+}
+
+/// "All" capabilities (`--privileged`, `--cap-add ALL`): those berth
+/// itself may hand on (its bounding set), as podman gives. A host whose
+/// root lacks one (here CAP_SYS_RESOURCE) still runs privileged
+/// containers; the runtime refuses a capability it does not hold.
+fn caps_held() -> Vec<String> {
+    let bounding = caps::read(None, caps::CapSet::Bounding).unwrap_or_default();
+    caps_all()
+        .into_iter()
+        .filter(|c| {
+            c.parse::<caps::Capability>()
+                .map_or(true, |cap| bounding.contains(&cap))
+        })
+        .collect()
 }
 
 fn caps_all() -> Vec<String> {

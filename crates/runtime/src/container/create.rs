@@ -277,6 +277,7 @@ impl Creation<'_> {
 /// Spec features that are not implemented yet are refused, never ignored.
 fn refuse_unsupported(spec: &oci_spec::runtime::Spec) -> Result<()> {
     let no = |what: &str| Err(Error::SpecInvalid(format!("{what} is not supported yet")));
+    crate::process::lsm::check(spec)?;
     if let Some(l) = spec.linux() {
         if l.intel_rdt().is_some() {
             return no("linux.intelRdt");

@@ -6,6 +6,7 @@ pub mod console;
 pub mod fork;
 pub mod init;
 pub mod intermediate;
+pub mod lsm;
 pub mod rlimits;
 pub mod user;
 
@@ -162,6 +163,7 @@ impl<'a> Finish<'a> {
             }
             other => other,
         };
+        lsm::apply_apparmor(p.apparmor_profile().as_ref())?;
         user::switch_user(p)?;
         verify_cwd(p.cwd())?;
         if nnp {

@@ -9,7 +9,16 @@ use oci_spec::runtime::{Capability, LinuxCapabilities, Process};
 
 use crate::error::{Context, Error, Result};
 
-fn to_caps(set: &Option<HashSet<Capability>>, allowed: &CapsHashSet) -> CapsHashSet {
+/// The capabilities of one set of the spec. A capability the runtime does
+/// not hold (`allowed`; this very host's root lacks CAP_SYS_RESOURCE)
+/// cannot be granted: the runtime-spec says to fail, as runc does, rather
+/// than start the process with less than it asked for. Names this
+/// library does not know are skipped (a newer kernel's capability).
+fn to_caps(
+    set: &Option<HashSet<Capability>>,
+    allowed: &CapsHashSet,
+    which: &str,
+) -> Result<CapsHashSet> {
     let mut out = CapsHashSet::new();
     for c in set.iter().flatten() {
         let name = c.to_string();
@@ -19,15 +28,15 @@ fn to_caps(set: &Option<HashSet<Capability>>, allowed: &CapsHashSet) -> CapsHash
             format!("CAP_{}", name.to_uppercase())
         };
         if let Ok(cap) = name.parse::<Cap>() {
-            // A capability the runtime itself lacks (this very host has no
-            // CAP_SYS_RESOURCE) cannot be granted; asking for it would make
-            // capset fail, so it is left out, as the kernel would anyway.
-            if allowed.contains(&cap) {
-                out.insert(cap);
+            if !allowed.contains(&cap) {
+                return Err(Error::Init(format!(
+                    "{which} capability {cap} cannot be granted: the runtime itself does not hold it"
+                )));
             }
+            out.insert(cap);
         }
     }
-    out
+    Ok(out)
 }
 
 /// Drops the bounding set to what the spec keeps; must run while the
@@ -35,7 +44,7 @@ fn to_caps(set: &Option<HashSet<Capability>>, allowed: &CapsHashSet) -> CapsHash
 pub fn drop_bounding(caps_spec: Option<&LinuxCapabilities>) -> Result<()> {
     let Some(c) = caps_spec else { return Ok(()) };
     let all = caps::all();
-    let keep = to_caps(c.bounding(), &all);
+    let keep = to_caps(c.bounding(), &all, "bounding")?;
     for cap in caps::runtime::thread_all_supported() {
         if !keep.contains(&cap) {
             caps::drop(None, CapSet::Bounding, cap)
@@ -77,9 +86,9 @@ pub fn switch_user(process: &Process) -> Result<()> {
     };
     let have = caps::read(None, CapSet::Permitted)
         .map_err(|e| Error::Init(format!("read capabilities: {e}")))?;
-    let permitted = to_caps(c.permitted(), &have);
-    let effective = to_caps(c.effective(), &permitted);
-    let inheritable = to_caps(c.inheritable(), &have);
+    let permitted = to_caps(c.permitted(), &have, "permitted")?;
+    let effective = to_caps(c.effective(), &permitted, "effective")?;
+    let inheritable = to_caps(c.inheritable(), &have, "inheritable")?;
     let set = |which: CapSet, v: &CapsHashSet| {
         caps::set(None, which, v)
             .map_err(|e| Error::Init(format!("set {which:?} capabilities: {e}")))
@@ -89,7 +98,7 @@ pub fn switch_user(process: &Process) -> Result<()> {
     set(CapSet::Inheritable, &inheritable)?;
     set(CapSet::Effective, &effective)?;
     set(CapSet::Permitted, &permitted)?;
-    let ambient = to_caps(c.ambient(), &permitted);
+    let ambient = to_caps(c.ambient(), &permitted, "ambient")?;
     caps::clear(None, CapSet::Ambient)
         .map_err(|e| Error::Init(format!("clear ambient capabilities: {e}")))?;
     for cap in ambient {
