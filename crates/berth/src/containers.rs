@@ -1443,6 +1443,14 @@ fn create_pulling(engine: &mut Engine, a: &RunArgs, cfg: ContainerConfig) -> Res
     }
 }
 
+impl RunArgs {
+    /// Whether `run` starts the container in this process (in the
+    /// foreground without a terminal), not under a monitor of its own.
+    pub fn forks_here(&self) -> bool {
+        !self.detach && !self.tty
+    }
+}
+
 fn run(engine: &mut Engine, a: &RunArgs) -> Result<i32> {
     let cfg = config_from(a)?;
     let keys = detach_keys_of(a.detach_keys.as_deref())?;

@@ -245,6 +245,14 @@ fn main() -> ExitCode {
         return ExitCode::from(u8::try_from(code & 0xff).unwrap_or(1));
     }
     quiet_on_broken_stdio();
+    // The re-execution (see below) before clap's parse, which costs as much
+    // as a process start: done once, not twice.
+    if early_protection(&args) {
+        if let Err(e) = runtime::exe::ensure_protected() {
+            eprintln!("Error: {e}");
+            return ExitCode::from(125);
+        }
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return usage_error(&e),
@@ -359,11 +367,53 @@ pub(crate) fn die_of_broken_pipe() -> ! {
 fn starts_container_processes(cmd: &Command) -> bool {
     use containers::ContainerCommand as C;
     match cmd {
-        Command::Containers(c) | Command::Container(ContainerGroup::Commands(c)) => matches!(
-            c,
-            C::Run(_) | C::Start { .. } | C::Restart { .. } | C::Exec(_)
-        ),
+        Command::Containers(c) | Command::Container(ContainerGroup::Commands(c)) => match c {
+            // -d and -t start the container under a monitor, executed
+            // from a read-only view of our binary itself.
+            C::Run(a) => a.forks_here(),
+            C::Start { .. } | C::Restart { .. } | C::Exec(_) => true,
+            _ => false,
+        },
         Command::Build(_) | Command::Image(ImageCommand::Build(_)) => true,
+        _ => false,
+    }
+}
+
+/// A look at the raw arguments, before clap: the commands that surely
+/// start container processes in this process (exec, build, start,
+/// restart, a foreground run). Wrong either way is only slower or caught:
+/// [`starts_container_processes`] decides again on the parsed command,
+/// and the runtime refuses an unprotected binary.
+fn early_protection(args: &[std::ffi::OsString]) -> bool {
+    let mut words = args.iter().skip(1).map(|a| a.to_string_lossy());
+    let mut cmd = None;
+    while let Some(w) = words.next() {
+        match w.as_ref() {
+            "--root" | "--runroot" | "--max-layer-size" => {
+                words.next();
+            }
+            w if w.starts_with("--root=")
+                || w.starts_with("--runroot=")
+                || w.starts_with("--max-layer-size=") => {}
+            w if w.starts_with('-') => return false,
+            "container" | "image" => {}
+            w => {
+                cmd = Some(w.to_string());
+                break;
+            }
+        }
+    }
+    match cmd.as_deref() {
+        Some("exec" | "build" | "start" | "restart") => true,
+        Some("run") => !words
+            .take_while(|w| w.starts_with('-') && w.as_ref() != "--")
+            .any(|w| {
+                w == "--detach"
+                    || w == "--tty"
+                    || (!w.starts_with("--")
+                        && w[1..].chars().all(|c| "dit".contains(c))
+                        && w[1..].chars().any(|c| c == 'd' || c == 't'))
+            }),
         _ => false,
     }
 }
@@ -994,6 +1044,27 @@ mod tests {
     #[test]
     fn command_line_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn early_protection_knows_the_commands_that_fork_into_containers() {
+        let yes = |line: &str| {
+            let args: Vec<std::ffi::OsString> = line.split_whitespace().map(Into::into).collect();
+            early_protection(&args)
+        };
+        assert!(yes("berth run --rm busybox true"));
+        assert!(yes("berth --root /x run -e A=1 busybox true"));
+        assert!(yes("berth container exec c sh"));
+        assert!(yes("berth image build ."));
+        assert!(yes("berth --runroot=/r start c"));
+        // A monitor of their own starts these containers.
+        assert!(!yes("berth run -d busybox true"));
+        assert!(!yes("berth run -it busybox sh"));
+        assert!(!yes("berth run --detach --rm busybox true"));
+        // Nothing to protect, or for clap to judge.
+        assert!(!yes("berth ps -a"));
+        assert!(!yes("berth --help run"));
+        assert!(!yes("berth images"));
     }
 
     #[test]

@@ -128,6 +128,31 @@ pub fn ensure_protected() -> Result<()> {
                 .into(),
         ));
     }
+    let argv: Vec<CString> = std::env::args_os()
+        .map(|a| CString::new(a.as_bytes()))
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|_| Error::Init("an argument contains a NUL byte".into()))?;
+    Err(exec_protected(&argv, true))
+}
+
+/// Replaces the process with our own binary, run with `argv` from a
+/// protected view of it (or plainly, when it already runs from one): how
+/// a process that forks into containers is started without paying for a
+/// second start of its parent (the monitor). `guard` marks the new process
+/// as a re-execution of this one ([`ensure_protected`]'s loop guard).
+/// Returns only the error that stopped it.
+pub fn exec_protected(argv: &[CString], guard: bool) -> Error {
+    match exec_protected_inner(argv, guard) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    }
+}
+
+fn exec_protected_inner(argv: &[CString], guard: bool) -> Result<std::convert::Infallible> {
+    if is_protected()? {
+        let err = nix::unistd::execv(c"/proc/self/exe", argv).unwrap_err();
+        return Err(err).ctx(|| "execute our own binary".into());
+    }
     let original = std::fs::read_link("/proc/self/exe").ctx(|| "read /proc/self/exe".into())?;
     let memfd_only = std::env::var_os(METHOD_ENV).is_some_and(|m| m == "memfd");
     let fd = match memfd_only {
@@ -140,10 +165,6 @@ pub fn ensure_protected() -> Result<()> {
             Err(_) => sealed_copy()?,
         },
     };
-    let argv: Vec<CString> = std::env::args_os()
-        .map(|a| CString::new(a.as_bytes()))
-        .collect::<std::result::Result<_, _>>()
-        .map_err(|_| Error::Init("an argument contains a NUL byte".into()))?;
     let mut envp: Vec<CString> = Vec::new();
     for (k, v) in std::env::vars_os() {
         if k == ORIGINAL_EXE_ENV || k == REEXEC_GUARD_ENV {
@@ -163,16 +184,18 @@ pub fn ensure_protected() -> Result<()> {
         CString::new(kv.as_bytes())
             .map_err(|_| Error::Init("the binary's path contains a NUL byte".into()))?,
     );
-    envp.push(CString::new(format!("{REEXEC_GUARD_ENV}=1")).unwrap_or_default());
+    if guard {
+        envp.push(CString::new(format!("{REEXEC_GUARD_ENV}=1")).unwrap_or_default());
+    }
     let err = nix::unistd::execveat(
         Some(fd.as_raw_fd()),
         c"",
-        &argv,
+        argv,
         &envp,
         nix::fcntl::AtFlags::AT_EMPTY_PATH,
     )
     .unwrap_err();
-    Err(err).ctx(|| "re-execute the runtime from its protected copy".into())
+    Err(err).ctx(|| "execute the runtime from its protected copy".into())
 }
 
 /// A read-only, detached bind mount of our binary; the descriptor is
