@@ -246,6 +246,15 @@ struct ExecArgs {
 }
 
 fn main() -> ExitCode {
+    // Re-executed before clap's parse when the command surely starts
+    // container processes (the parse costs as much as a start); the parsed
+    // command decides again below.
+    if starts_container_processes_raw() {
+        if let Err(e) = runtime::exe::ensure_protected() {
+            eprintln!("berth-runtime: {e}");
+            return ExitCode::from(1);
+        }
+    }
     let cli = Cli::parse();
     if matches!(
         cli.command,
@@ -276,6 +285,24 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// The subcommand word of our raw arguments (runc's global flags skipped)
+/// is create, run or exec.
+fn starts_container_processes_raw() -> bool {
+    let mut words = std::env::args_os().skip(1);
+    while let Some(w) = words.next() {
+        let w = w.to_string_lossy();
+        match w.as_ref() {
+            "--root" | "--log" | "--log-format" | "--criu" => {
+                words.next();
+            }
+            w if w.starts_with("--") => {}
+            w if w.starts_with('-') => return false,
+            w => return matches!(w, "create" | "run" | "exec"),
+        }
+    }
+    false
 }
 
 fn run(cli: &Cli, logger: &log::Logger) -> Result<i32> {
