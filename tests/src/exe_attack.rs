@@ -3,7 +3,6 @@
 //! attack tests.
 
 use std::path::Path;
-use std::process::Command;
 
 /// What the script holds: executed by the runtime, it makes the kernel run
 /// the runtime's own binary (whatever `/proc/self/exe` is then) inside
@@ -12,14 +11,7 @@ pub const SCRIPT: &str = "#!/proc/self/exe\n";
 
 /// Builds the attacker, static, at `dest`.
 pub fn build_attacker(dest: &Path) {
-    let src = crate::snippet::tests_dir().join("helpers/exe-attacker.c");
-    let st = Command::new("cc")
-        .args(["-static", "-O2", "-o"])
-        .arg(dest)
-        .arg(&src)
-        .status()
-        .expect("cc (apt-get install gcc libc6-dev)");
-    assert!(st.success(), "building the attacker failed");
+    crate::build_helper("exe-attacker", dest);
 }
 
 /// Judges an attack on the binary at `bin` (which held `original`): the

@@ -285,6 +285,34 @@ pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
 
+/// For tests that need root: true when the test may go on. Without root
+/// it says the test was skipped, and fails under CI, where nothing may be
+/// skipped silently.
+pub fn root_or_skip(test: &str) -> bool {
+    if is_root() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{test}: needs root, and CI is set"
+    );
+    eprintln!("skipped {test}: needs root");
+    false
+}
+
+/// Builds tests/helpers/NAME.c, statically (it runs inside busybox
+/// images), at `dest`.
+pub fn build_helper(name: &str, dest: &Path) {
+    let src = snippet::tests_dir().join(format!("helpers/{name}.c"));
+    let st = Command::new("cc")
+        .args(["-static", "-O2", "-o"])
+        .arg(dest)
+        .arg(&src)
+        .status()
+        .expect("cc (apt-get install gcc libc6-dev)");
+    assert!(st.success(), "building {} failed", src.display());
+}
+
 /// Appends a tar entry whose name and link name are exactly these bytes:
 /// the tar crate refuses to write hostile names (`..`, absolute), which is
 /// what attack tests need to write.

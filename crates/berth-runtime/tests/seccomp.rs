@@ -5,8 +5,6 @@
 // An integration test crate is nothing but tests; the lint is for unit tests.
 #![allow(clippy::tests_outside_test_module)]
 
-use std::process::Command;
-
 use berth_testkit::{expect_code, stdout, Bundle, Runtime};
 use serde_json::json;
 
@@ -15,14 +13,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_berth-runtime");
 /// A private bundle with the syscall probe (built statically) at /bin/probe.
 fn bundle_with_probe(args: &[&str]) -> Bundle {
     let b = Bundle::private(args);
-    let src = berth_testkit::snippet::tests_dir().join("helpers/syscall-probe.c");
-    let st = Command::new("cc")
-        .args(["-static", "-O2", "-o"])
-        .arg(b.rootfs().join("bin/probe"))
-        .arg(&src)
-        .status()
-        .expect("cc (apt-get install gcc libc6-dev)");
-    assert!(st.success(), "building the syscall probe failed");
+    berth_testkit::build_helper("syscall-probe", &b.rootfs().join("bin/probe"));
     b
 }
 

@@ -6,32 +6,15 @@
 // An integration test crate is nothing but tests; the lint is for unit tests.
 #![allow(clippy::tests_outside_test_module)]
 
-use std::process::Command;
 use std::time::Duration;
 
 use berth_testkit::pty::PtyChild;
-use berth_testkit::{expect_code, is_root, Bundle, Runtime};
+use berth_testkit::{expect_code, Bundle, Runtime};
 
 const BIN: &str = env!("CARGO_BIN_EXE_berth-runtime");
 
-fn skip_unless_root() -> bool {
-    if is_root() {
-        return false;
-    }
-    assert!(std::env::var_os("CI").is_none(), "this test needs root");
-    eprintln!("skipped: not root");
-    true
-}
-
 fn with_tiocsti(b: &Bundle) {
-    let src = berth_testkit::snippet::tests_dir().join("helpers/tiocsti.c");
-    let st = Command::new("cc")
-        .args(["-static", "-O2", "-o"])
-        .arg(b.rootfs().join("bin/tiocsti"))
-        .arg(&src)
-        .status()
-        .expect("cc (apt-get install gcc libc6-dev)");
-    assert!(st.success(), "building the TIOCSTI probe failed");
+    berth_testkit::build_helper("tiocsti", &b.rootfs().join("bin/tiocsti"));
 }
 
 const ATTACK: &str = "tiocsti 'echo INJECTED\n'; cat /dev/tty; echo done";
@@ -39,7 +22,7 @@ const ATTACK: &str = "tiocsti 'echo INJECTED\n'; cat /dev/tty; echo done";
 /// `run` (init) and `exec` alike, on the caller's terminal.
 #[test]
 fn a_container_without_a_terminal_cannot_use_the_callers() {
-    if skip_unless_root() {
+    if !berth_testkit::root_or_skip("terminal_attacks") {
         return;
     }
     let rt = Runtime::new(BIN);

@@ -19,16 +19,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use berth_testkit::store::Store;
-use berth_testkit::{expect_code, is_root, stderr, stdout};
-
-fn skip_unless_root() -> bool {
-    if is_root() {
-        return false;
-    }
-    assert!(std::env::var_os("CI").is_none(), "these tests need root");
-    eprintln!("skipped: not root");
-    true
-}
+use berth_testkit::{expect_code, stderr, stdout};
 
 /// A private copy of berth and berth-monitor, and a store driving it with
 /// an image holding the attacker, the script, and (exec form) a health
@@ -144,7 +135,7 @@ fn exec_attack(env: &[(&str, &str)]) {
 
 #[test]
 fn exec_of_a_proc_self_exe_script_cannot_write_berth() {
-    if skip_unless_root() {
+    if !berth_testkit::root_or_skip("attack_exe") {
         return;
     }
     exec_attack(&[]);
@@ -154,7 +145,7 @@ fn exec_of_a_proc_self_exe_script_cannot_write_berth() {
 /// mount clones are not possible) holds as well.
 #[test]
 fn exec_through_the_sealed_copy_cannot_write_berth() {
-    if skip_unless_root() {
+    if !berth_testkit::root_or_skip("attack_exe") {
         return;
     }
     exec_attack(&[("BERTH_EXE_PROTECTION", "memfd")]);
@@ -163,7 +154,7 @@ fn exec_through_the_sealed_copy_cannot_write_berth() {
 /// No admin action at all: the image's own HEALTHCHECK runs the script.
 #[test]
 fn health_check_of_a_proc_self_exe_script_cannot_write_berth() {
-    if skip_unless_root() {
+    if !berth_testkit::root_or_skip("attack_exe") {
         return;
     }
     let s = setup(&[]);
@@ -183,7 +174,7 @@ fn health_check_of_a_proc_self_exe_script_cannot_write_berth() {
 /// detached container is berth too.
 #[test]
 fn the_monitor_runs_from_a_read_only_binary() {
-    if skip_unless_root() {
+    if !berth_testkit::root_or_skip("attack_exe") {
         return;
     }
     let s = setup(&[]);

@@ -61,15 +61,8 @@ fn tools_also(extra: &[&'static str]) -> bool {
 
 /// The probe, built statically into `dir`.
 fn build_probe(dir: &Path) -> PathBuf {
-    let src = berth_testkit::snippet::tests_dir().join("helpers/localnet-probe.c");
     let out = dir.join("localnet-probe");
-    let st = Command::new("cc")
-        .args(["-static", "-O2", "-o"])
-        .arg(&out)
-        .arg(&src)
-        .status()
-        .expect("cc");
-    assert!(st.success(), "building the localnet probe failed");
+    berth_testkit::build_helper("localnet-probe", &out);
     out
 }
 

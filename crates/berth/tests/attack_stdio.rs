@@ -24,20 +24,6 @@ const BIN: &str = env!("CARGO_BIN_EXE_berth");
 
 type Berth = berth_testkit::store::Store;
 
-/// These tests make containers: root only. Without it they say they were
-/// skipped, and fail under CI, where nothing may be skipped silently.
-fn root_or_skip(test: &str) -> bool {
-    if berth_testkit::is_root() {
-        return true;
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "{test}: needs root, and CI is set"
-    );
-    eprintln!("skipped {test}: needs root");
-    false
-}
-
 /// What the attacker runs in the container. It lists the descriptors its
 /// shell holds and names what its 0, 1 and 2 are (with `ownN` when that
 /// is the very file of that name in the container: its own terminal, not
@@ -186,7 +172,7 @@ fn berth() -> Berth {
 /// the caller's files stay the caller's.
 #[test]
 fn run_foreground_gives_pipes_not_the_callers_files() {
-    if !root_or_skip("run_foreground_gives_pipes_not_the_callers_files") {
+    if !berth_testkit::root_or_skip("run_foreground_gives_pipes_not_the_callers_files") {
         return;
     }
     let b = berth();
@@ -231,7 +217,7 @@ fn run_foreground_gives_pipes_not_the_callers_files() {
 /// the container get?) and the log that shows it.
 #[test]
 fn run_detached_gives_pipes() {
-    if !root_or_skip("run_detached_gives_pipes") {
+    if !berth_testkit::root_or_skip("run_detached_gives_pipes") {
         return;
     }
     let b = berth();
@@ -257,7 +243,7 @@ fn run_detached_gives_pipes() {
 /// got the caller's own stdout and stderr (and stdin with -i).
 #[test]
 fn exec_gives_pipes_not_the_callers_files() {
-    if !root_or_skip("exec_gives_pipes_not_the_callers_files") {
+    if !berth_testkit::root_or_skip("exec_gives_pipes_not_the_callers_files") {
         return;
     }
     let b = berth();
@@ -309,7 +295,7 @@ fn exec_gives_pipes_not_the_callers_files() {
 /// could be reopened).
 #[test]
 fn healthcheck_gives_pipes() {
-    if !root_or_skip("healthcheck_gives_pipes") {
+    if !berth_testkit::root_or_skip("healthcheck_gives_pipes") {
         return;
     }
     let b = berth();
@@ -343,7 +329,7 @@ fn healthcheck_gives_pipes() {
 /// blocked until its timeout), and its output is cut as docker cuts it.
 #[test]
 fn healthcheck_with_large_output_is_not_blocked() {
-    if !root_or_skip("healthcheck_with_large_output_is_not_blocked") {
+    if !berth_testkit::root_or_skip("healthcheck_with_large_output_is_not_blocked") {
         return;
     }
     let b = berth();
@@ -394,7 +380,7 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 /// A build RUN step, with berth's output on the caller's files.
 #[test]
 fn build_run_step_gives_pipes() {
-    if !root_or_skip("build_run_step_gives_pipes") {
+    if !berth_testkit::root_or_skip("build_run_step_gives_pipes") {
         return;
     }
     let b = berth();
@@ -458,7 +444,7 @@ fn on_terminal(b: &Berth, args: &[&str]) -> String {
 /// terminal is its own.
 #[test]
 fn terminal_of_the_caller_is_not_handed_over() {
-    if !root_or_skip("terminal_of_the_caller_is_not_handed_over") {
+    if !berth_testkit::root_or_skip("terminal_of_the_caller_is_not_handed_over") {
         return;
     }
     let b = berth();
@@ -486,7 +472,7 @@ fn terminal_of_the_caller_is_not_handed_over() {
 /// (setsid, crates/runtime/src/process), not on the descriptors.
 #[test]
 fn container_cannot_open_the_callers_terminal() {
-    if !root_or_skip("container_cannot_open_the_callers_terminal") {
+    if !berth_testkit::root_or_skip("container_cannot_open_the_callers_terminal") {
         return;
     }
     let b = berth();
@@ -511,7 +497,7 @@ fn container_cannot_open_the_callers_terminal() {
 /// exit code is the container's. For run and exec alike.
 #[test]
 fn stdin_pipe_follows_docker() {
-    if !root_or_skip("stdin_pipe_follows_docker") {
+    if !berth_testkit::root_or_skip("stdin_pipe_follows_docker") {
         return;
     }
     let b = berth();
@@ -591,7 +577,7 @@ fn died_of_sigpipe(st: ExitStatus) -> bool {
 /// pipe" error.
 #[test]
 fn commands_end_quietly_on_a_closed_pipe() {
-    if !root_or_skip("commands_end_quietly_on_a_closed_pipe") {
+    if !berth_testkit::root_or_skip("commands_end_quietly_on_a_closed_pipe") {
         return;
     }
     let b = berth();
@@ -694,7 +680,7 @@ fn wait_output_err(mut child: std::process::Child, limit: Duration) -> std::proc
 /// recorded (with --rm: gone).
 #[test]
 fn reader_leaving_ends_a_foreground_container_quietly() {
-    if !root_or_skip("reader_leaving_ends_a_foreground_container_quietly") {
+    if !berth_testkit::root_or_skip("reader_leaving_ends_a_foreground_container_quietly") {
         return;
     }
     let b = berth();
@@ -773,7 +759,7 @@ fn reader_leaving_ends_a_foreground_container_quietly() {
 /// gives; in a build RUN step too.
 #[test]
 fn network_none_has_loopback_up() {
-    if !root_or_skip("network_none_has_loopback_up") {
+    if !berth_testkit::root_or_skip("network_none_has_loopback_up") {
         return;
     }
     let b = berth();
@@ -822,14 +808,7 @@ fn with_tiocsti(b: &Berth) -> Option<()> {
         return None;
     }
     let ctx = tempfile::tempdir().unwrap();
-    let src = berth_testkit::snippet::tests_dir().join("helpers/tiocsti.c");
-    let st = Command::new("cc")
-        .args(["-static", "-O2", "-o"])
-        .arg(ctx.path().join("tiocsti"))
-        .arg(&src)
-        .status()
-        .expect("run cc");
-    assert!(st.success(), "building the TIOCSTI probe failed");
+    berth_testkit::build_helper("tiocsti", &ctx.path().join("tiocsti"));
     std::fs::write(
         ctx.path().join("Dockerfile"),
         "FROM busybox\nCOPY tiocsti /bin/tiocsti\n",
@@ -851,7 +830,7 @@ fn with_tiocsti(b: &Berth) -> Option<()> {
 /// reaches the caller's input.
 #[test]
 fn tiocsti_on_any_descriptor_is_refused() {
-    if !root_or_skip("tiocsti_on_any_descriptor_is_refused") {
+    if !berth_testkit::root_or_skip("tiocsti_on_any_descriptor_is_refused") {
         return;
     }
     let b = berth();
@@ -883,7 +862,7 @@ fn tiocsti_on_any_descriptor_is_refused() {
 /// mounts and runtime state go, and berth dies quietly by SIGPIPE.
 #[test]
 fn build_whose_reader_leaves_ends_and_leaves_nothing() {
-    if !root_or_skip("build_whose_reader_leaves_ends_and_leaves_nothing") {
+    if !berth_testkit::root_or_skip("build_whose_reader_leaves_ends_and_leaves_nothing") {
         return;
     }
     let b = berth();
@@ -949,7 +928,8 @@ fn build_whose_reader_leaves_ends_and_leaves_nothing() {
 /// and the checks go on.
 #[test]
 fn healthcheck_leaving_a_writer_behind_does_not_hold_the_monitor() {
-    if !root_or_skip("healthcheck_leaving_a_writer_behind_does_not_hold_the_monitor") {
+    if !berth_testkit::root_or_skip("healthcheck_leaving_a_writer_behind_does_not_hold_the_monitor")
+    {
         return;
     }
     let b = berth();

@@ -307,7 +307,7 @@ pub fn copy(src: End<'_>, dst: End<'_>, opts: Options) -> Result<u64> {
 /// own filesystem, as docker exports it.
 pub fn archive(root: &Root, path: &Path, out: impl Write) -> Result<u64> {
     let top = open_source(root, path, true)?;
-    let mnt = mount_id(&top);
+    let mnt = saferoot::mount_id(&top).ok();
     let mut out = std::io::BufWriter::with_capacity(128 * 1024, out);
     let n = write_tar(top, None, mnt, &mut out)?;
     out.flush().ctx(|| "write the archive".into())?;
@@ -342,24 +342,6 @@ fn open_source(root: &Root, path: &Path, follow: bool) -> Result<OwnedFd> {
 
 /// Writes the tree at `top` (an O_PATH descriptor, not followed) as a tar
 /// stream named `name` (None: the directory's entries at the top).
-/// The id of the mount `fd` is on (statx's STATX_MNT_ID).
-fn mount_id(fd: &OwnedFd) -> Option<u64> {
-    // SAFETY: an all-zero statx is a valid value of the plain C struct.
-    let mut stx: libc::statx = unsafe { std::mem::zeroed() };
-    // SAFETY: a live descriptor, an empty NUL-terminated path with
-    // AT_EMPTY_PATH (the descriptor itself), and a valid statx to fill.
-    let rc = unsafe {
-        libc::statx(
-            fd.as_raw_fd(),
-            c"".as_ptr(),
-            libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW,
-            libc::STATX_MNT_ID,
-            &mut stx,
-        )
-    };
-    (rc == 0 && stx.stx_mask & libc::STATX_MNT_ID != 0).then_some(stx.stx_mnt_id)
-}
-
 /// `same_mount`: entries on another mount are left out (a directory that
 /// is a mount point is kept, empty).
 fn write_tar(
@@ -435,7 +417,7 @@ fn add(
     count: &mut u64,
 ) -> Result<()> {
     let st = nix::sys::stat::fstat(fd.as_raw_fd()).ctx(|| format!("stat {}", name.display()))?;
-    let elsewhere = same_mount.is_some() && mount_id(&fd) != same_mount;
+    let elsewhere = same_mount.is_some() && saferoot::mount_id(&fd).ok() != same_mount;
     if elsewhere && kind(&st) != SFlag::S_IFDIR {
         return Ok(());
     }

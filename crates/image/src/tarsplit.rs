@@ -388,32 +388,12 @@ impl Read for Assembled {
                     // overlay xattr, not as its `.wh..wh..opq` file).
                     Op::File(0, _) => {}
                     Op::File(size, path) => {
-                        // Inside the layer root, never following the last
-                        // component: the record cannot be made to read a
-                        // host file.
-                        let fd = saferoot::open_in_root(
-                            &self.root,
-                            &path,
-                            OFlag::O_RDONLY | OFlag::O_NOFOLLOW,
-                        )
-                        .map_err(|e| {
-                            io::Error::other(format!("layer file {}: {e}", path.display()))
-                        })?;
-                        self.current =
-                            Current::File(std::fs::File::from(fd).take(size), size, path);
+                        let f = open_layer_file(&self.root, &path)?;
+                        self.current = Current::File(f.take(size), size, path);
                     }
                     Op::Sparse(path, segs) => {
-                        // Opened as a File is above: inside the root, not
-                        // following the last component.
-                        let fd = saferoot::open_in_root(
-                            &self.root,
-                            &path,
-                            OFlag::O_RDONLY | OFlag::O_NOFOLLOW,
-                        )
-                        .map_err(|e| {
-                            io::Error::other(format!("layer file {}: {e}", path.display()))
-                        })?;
-                        self.current = Current::Sparse(std::fs::File::from(fd), segs, 0, 0, path);
+                        let f = open_layer_file(&self.root, &path)?;
+                        self.current = Current::Sparse(f, segs, 0, 0, path);
                     }
                     Op::End(total) => {
                         self.done = true;
@@ -433,6 +413,14 @@ impl Read for Assembled {
             }
         }
     }
+}
+
+/// A file of a layer, opened inside the layer root and never following the
+/// last component: a record cannot be made to read a host file.
+fn open_layer_file(root: &OwnedFd, path: &Path) -> io::Result<std::fs::File> {
+    saferoot::open_in_root(root, path, OFlag::O_RDONLY | OFlag::O_NOFOLLOW)
+        .map(std::fs::File::from)
+        .map_err(|e| io::Error::other(format!("layer file {}: {e}", path.display())))
 }
 
 #[cfg(test)]
