@@ -14,6 +14,7 @@ use std::process::{Command, Output};
 use serde_json::Value;
 
 pub mod core_pattern;
+pub mod dockerd;
 pub mod exe_attack;
 pub mod pty;
 pub mod snippet;

@@ -12,131 +12,9 @@
 // An integration test crate is test-only code as a whole.
 #![allow(clippy::tests_outside_test_module)]
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-use berth_testkit::snippet::{bash, capture, installed, Out};
+use berth_testkit::dockerd::Dockerd;
 
 const RUNTIME: &str = env!("CARGO_BIN_EXE_berth-runtime");
-/// Debian's client (docker.io), which matches its daemon; another `docker`
-/// earlier on PATH may be a different major version.
-const CLIENT: &str = "/usr/bin/docker";
-
-struct Dockerd {
-    dir: PathBuf,
-    child: Option<Child>,
-}
-
-impl Dockerd {
-    fn start() -> Option<Dockerd> {
-        let missing = !installed("dockerd") || !Path::new(CLIENT).exists();
-        let root = nix::unistd::Uid::effective().is_root();
-        if missing || !root {
-            let why = if missing {
-                "docker.io (dockerd, /usr/bin/docker) is not installed"
-            } else {
-                "not root"
-            };
-            assert!(std::env::var_os("CI").is_none(), "{why}");
-            eprintln!("skipped: {why}");
-            return None;
-        }
-        // Short: containerd's sockets live under the exec root.
-        let dir = PathBuf::from(format!("/tmp/berth-dk-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let log = std::fs::File::create(dir.join("dockerd.log")).unwrap();
-        let child = Command::new("dockerd")
-            .arg("--data-root")
-            .arg(dir.join("data"))
-            .arg("--exec-root")
-            .arg(dir.join("exec"))
-            .arg("--pidfile")
-            .arg(dir.join("dockerd.pid"))
-            .arg("-H")
-            .arg(format!("unix://{}", dir.join("d.sock").display()))
-            .args(["--iptables=false", "--ip6tables=false", "--bridge=none"])
-            .args(["--add-runtime", &format!("berth={RUNTIME}")])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("starting dockerd");
-        let mut d = Dockerd {
-            dir,
-            child: Some(child),
-        };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let out = d.sh("$D version --format '{{.Server.Version}}'");
-            if out.code() == 0 {
-                break;
-            }
-            let exited = d.child.as_mut().and_then(|c| c.try_wait().ok().flatten());
-            assert!(
-                exited.is_none() && Instant::now() < deadline,
-                "dockerd did not come up ({exited:?})\n{out}\n{}",
-                d.log()
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        let tar = berth_testkit::busybox_tar(&d.dir);
-        let out = d.sh(&format!("$D import {} bb:1", tar.display()));
-        assert_eq!(out.code(), 0, "docker import\n{out}");
-        Some(d)
-    }
-
-    /// bash with $D (the docker client on this daemon).
-    fn sh(&self, snippet: &str) -> Out {
-        let mut cmd = bash();
-        cmd.arg(snippet).env(
-            "D",
-            format!("{CLIENT} -H unix://{}", self.dir.join("d.sock").display()),
-        );
-        capture(cmd, snippet)
-    }
-
-    fn log(&self) -> String {
-        let log = std::fs::read_to_string(self.dir.join("dockerd.log")).unwrap_or_default();
-        let lines: Vec<&str> = log.lines().collect();
-        lines[lines.len().saturating_sub(40)..].join("\n")
-    }
-}
-
-impl Drop for Dockerd {
-    fn drop(&mut self) {
-        let _ = self.sh("$D ps -aq | xargs -r $D rm -f >/dev/null 2>&1");
-        if let Some(mut child) = self.child.take() {
-            if let Ok(pid) = i32::try_from(child.id()) {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::SIGTERM,
-                );
-            }
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        // What dockerd leaves mounted (its managed containerd's state,
-        // shm of containers), deepest first.
-        let _ = Command::new("sh")
-            .arg("-c")
-            .arg(format!(
-                "grep -o ' {0}[^ ]*' /proc/self/mounts | sort -r | xargs -r -n1 umount -l",
-                self.dir.display()
-            ))
-            .status();
-        if std::thread::panicking() && std::env::var_os("BERTH_TEST_KEEP").is_some() {
-            eprintln!("kept {}", self.dir.display());
-            return;
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 /// (name, snippet, expected output or None): `$A` holds the run flags
 /// with `--runtime`, `$RT` the runtime's name.
@@ -217,7 +95,9 @@ const SCENARIOS: &[(&str, &str, Option<&str>)] = &[
 
 #[test]
 fn docker_runs_containers_on_berth_runtime_as_on_runc() {
-    let Some(d) = Dockerd::start() else { return };
+    let Some(d) = Dockerd::start(&["--add-runtime", &format!("berth={RUNTIME}")]) else {
+        return;
+    };
     let mut failures = Vec::new();
     for (name, snippet, want) in SCENARIOS {
         let run = |rt: &str| {

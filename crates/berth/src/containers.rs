@@ -663,10 +663,10 @@ fn config_from(a: &RunArgs) -> Result<ContainerConfig> {
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            cfg.env.push(env_entry(line));
+            cfg.env.extend(env_entry(line));
         }
     }
-    cfg.env.extend(a.env.iter().map(|e| env_entry(e)));
+    cfg.env.extend(a.env.iter().filter_map(|e| env_entry(e)));
     for l in &a.label {
         let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
         cfg.labels.insert(k.to_string(), v.to_string());
@@ -831,12 +831,13 @@ fn parse_duration(s: &str) -> Result<std::time::Duration> {
         .map_err(|_| anyhow::anyhow!("{s:?} is out of range"))
 }
 
-/// `NAME=value`, or `NAME` alone: our value of it.
-fn env_entry(e: &str) -> String {
+/// `NAME=value`, or `NAME` alone: our value of it; None when `NAME` is
+/// not set here (Docker then leaves it out, rather than setting it empty).
+fn env_entry(e: &str) -> Option<String> {
     if e.contains('=') {
-        e.to_string()
+        Some(e.to_string())
     } else {
-        format!("{e}={}", std::env::var(e).unwrap_or_default())
+        std::env::var_os(e).map(|v| format!("{e}={}", v.to_string_lossy()))
     }
 }
 
@@ -988,10 +989,33 @@ pub fn dispatch(root: &Path, runroot: &Path, cmd: &ContainerCommand) -> Result<i
             force,
             containers,
             volumes,
-        } => each(&engine, containers, |e, r| {
-            e.remove(r, *force, *volumes)?;
-            Ok(())
-        }),
+        } => {
+            let mut code = 0;
+            for n in containers {
+                match engine.find(n) {
+                    Ok(r) => match engine.remove(&r, *force, *volumes) {
+                        Ok(()) => println!("{n}"),
+                        Err(e) => {
+                            eprintln!("Error response from daemon: {e}");
+                            code = 1;
+                        }
+                    },
+                    // Docker's client words; with -f no failure (teardown
+                    // scripts under `set -e` rely on it).
+                    Err(e @ engine::Error::NoSuchContainer(_)) => {
+                        eprintln!("Error: {e}");
+                        if !*force {
+                            code = 1;
+                        }
+                    }
+                    Err(e) => {
+                        eprintln!("Error response from daemon: {e}");
+                        code = 1;
+                    }
+                }
+            }
+            Ok(code)
+        }
         ContainerCommand::Ps(a) => ps(&engine, a).map(|()| 0),
         ContainerCommand::Logs {
             follow,
@@ -1691,11 +1715,17 @@ pub fn volume(root: &Path, runroot: &Path, cmd: &VolumeCommand) -> Result<i32> {
             }
             Ok(code)
         }
-        VolumeCommand::Rm { names, .. } => {
+        VolumeCommand::Rm { names, force } => {
             let mut code = 0;
             for n in names {
                 match engine.remove_volume(n) {
                     Ok(()) => println!("{n}"),
+                    // Docker: -f removes what is not there without a word.
+                    Err(engine::Error::NoSuchVolume(_)) if *force => println!("{n}"),
+                    Err(e @ engine::Error::NoSuchVolume(_)) => {
+                        eprintln!("Error: {e}");
+                        code = 1;
+                    }
                     Err(e) => {
                         eprintln!("Error response from daemon: {e}");
                         code = 1;
@@ -2009,8 +2039,7 @@ fn exec(engine: &Engine, a: &ExecArgs) -> Result<i32> {
     process.set_args(Some(a.command.clone()));
     process.set_terminal(Some(a.tty));
     let mut env = process.env().clone().unwrap_or_default();
-    for e in &a.env {
-        let e = env_entry(e);
+    for e in a.env.iter().filter_map(|e| env_entry(e)) {
         let k = e.split('=').next().unwrap_or("").to_string();
         env.retain(|x| x.split('=').next() != Some(k.as_str()));
         env.push(e);

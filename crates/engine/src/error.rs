@@ -8,6 +8,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum Error {
     #[error("No such container: {0}")]
     NoSuchContainer(String),
+    #[error("No such volume: {0}")]
+    NoSuchVolume(String),
     #[error("multiple containers match {0:?}: use more of the id")]
     Ambiguous(String),
     #[error("Conflict. The container name \"/{0}\" is already in use")]

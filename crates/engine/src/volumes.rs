@@ -113,7 +113,7 @@ impl Volumes {
     /// The volume named `name`, or an error naming it.
     pub fn get(&self, name: &str) -> Result<Volume> {
         self.row(name)?
-            .ok_or_else(|| Error::Invalid(format!("get {name}: no such volume")))
+            .ok_or_else(|| Error::NoSuchVolume(name.to_string()))
     }
 
     /// Creates a volume (a random name if none); an existing one is
