@@ -165,6 +165,8 @@ struct ImagesArgs {
     /// Go-template-like format ({{.Repository}} {{.Tag}} {{.ID}} ...) or json
     #[arg(long)]
     format: Option<String>,
+    /// Only images of this repository (and tag): REPOSITORY[:TAG], globs allowed
+    reference: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -695,7 +697,13 @@ fn run(cli: Cli) -> Result<()> {
             let mut failed = false;
             for name in images {
                 match engine.remove_image(name, *force) {
-                    Ok(lines) => lines.iter().for_each(|l| println!("{l}")),
+                    // Docker names what it untagged as a user writes it.
+                    Ok(lines) => lines
+                        .iter()
+                        .for_each(|l| match l.strip_prefix("Untagged: ") {
+                            Some(r) => println!("Untagged: {}", familiar(r)),
+                            None => println!("{l}"),
+                        }),
                     Err(e) => {
                         eprintln!("Error: {e}");
                         failed = true;
@@ -825,7 +833,9 @@ fn images(store: &ImageStore, a: &ImagesArgs) -> Result<()> {
             }
         }
     }
-    for f in &a.filter {
+    // `images REPO[:TAG]` is Docker's reference filter.
+    let positional = a.reference.as_ref().map(|r| format!("reference={r}"));
+    for f in a.filter.iter().chain(positional.as_ref()) {
         let (k, v) = f
             .split_once('=')
             .with_context(|| format!("invalid filter {f:?}: use key=value"))?;

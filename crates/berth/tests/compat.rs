@@ -23,6 +23,10 @@ const LINES: &[&str] = &[
     "$C rm -f nosuch1 nosuch2",
     "$C volume rm -f nosuch",
     "$C volume rm nosuch",
+    // images of one repository (`rmi $(images -q repo)`)
+    "$C images --format '{{.Repository}}:{{.Tag}}' bb",
+    "$C tag bb:1 bb:2 && $C images --format '{{.Tag}}' bb | sort; $C images -q bb:2 | wc -l; $C rmi bb:2",
+    "$C images -q nosuch | wc -l",
     // volumes
     "$C volume create compat-v1 && $C volume rm compat-v1",
     "$C volume create compat-v2 >/dev/null && $C volume inspect -f '{{.Name}} {{.Driver}}' compat-v2; $C volume rm compat-v2",
