@@ -374,6 +374,9 @@ pub struct RunArgs {
     /// user[:group]
     #[arg(short, long)]
     user: Option<String>,
+    /// Additional groups to join (names from the image's /etc/group, or ids)
+    #[arg(long)]
+    group_add: Vec<String>,
     /// Overwrite the image's entrypoint ("" clears it)
     #[arg(long)]
     entrypoint: Option<String>,
@@ -618,6 +621,7 @@ fn config_from(a: &RunArgs) -> Result<ContainerConfig> {
         dns_options: a.dns_option.clone(),
         working_dir: a.workdir.clone().unwrap_or_default(),
         user: a.user.clone().unwrap_or_default(),
+        group_add: a.group_add.clone(),
         hostname: a.hostname.clone().unwrap_or_default(),
         domainname: a.domainname.clone().unwrap_or_default(),
         extra_hosts: a.add_host.clone(),
@@ -2053,7 +2057,7 @@ fn exec(engine: &Engine, a: &ExecArgs) -> Result<i32> {
     }
     if let Some(u) = &a.user {
         let rootfs = PathBuf::from(format!("/proc/{}/root", r.pid));
-        let user = engine::spec::resolve_user(&rootfs, u)?;
+        let user = engine::spec::resolve_user(&rootfs, u, &r.config.group_add)?;
         let mut pu = process.user().clone();
         pu.set_uid(user.uid);
         pu.set_gid(user.gid);

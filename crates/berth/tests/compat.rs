@@ -38,6 +38,12 @@ const LINES: &[&str] = &[
     "$C run --rm --network none -e A=1 -e B bb:1 sh -c 'echo $A ${B-unset}'",
     "$C run --rm --network none -w /tmp bb:1 pwd",
     "$C run --rm --network none --user 65534:65534 bb:1 id -u",
+    // users and their supplementary groups
+    "$C run --rm --network none --user nobody bb:1 id",
+    "$C run --rm --network none --user 1234 bb:1 id",
+    "$C run --rm --network none --user 1234 --group-add tty --group-add 4242 bb:1 id",
+    "$C run --rm --network none --user nobody:tty bb:1 id",
+    "$C run --rm --network none --group-add nosuchgroup bb:1 id 2>/dev/null; echo rc=$?",
     "$C run --rm --network none --entrypoint echo bb:1 entry",
     "$C run --rm --network none bb:1 sh -c 'kill -TERM $$'; echo rc=$?",
     // the container's view

@@ -25,6 +25,8 @@ pub struct ContainerConfig {
     pub env: Vec<String>,
     pub working_dir: String,
     pub user: String,
+    /// `--group-add`: more supplementary groups (names or ids).
+    pub group_add: Vec<String>,
     pub hostname: String,
     pub domainname: String,
     pub labels: BTreeMap<String, String>,

@@ -187,8 +187,9 @@ fn read_in_root(root: &OwnedFd, path: &str) -> Option<String> {
     Some(s)
 }
 
-/// Resolves `spec` (docker's `-u`) against the rootfs's user database.
-pub fn resolve_user(rootfs: &Path, spec: &str) -> Result<User> {
+/// Resolves `spec` (docker's `-u`) and `group_add` (`--group-add`)
+/// against the rootfs's user database.
+pub fn resolve_user(rootfs: &Path, spec: &str, group_add: &[String]) -> Result<User> {
     let root: OwnedFd = nix::fcntl::open(
         rootfs,
         OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
@@ -201,11 +202,13 @@ pub fn resolve_user(rootfs: &Path, spec: &str) -> Result<User> {
     .map_err(|e| Error::Invalid(format!("open rootfs {}: {e}", rootfs.display())))?;
     let passwd = read_in_root(&root, "/etc/passwd").unwrap_or_default();
     let group = read_in_root(&root, "/etc/group").unwrap_or_default();
-    parse_user(spec, &passwd, &group)
+    parse_user(spec, group_add, &passwd, &group)
 }
 
-/// The pure part of [`resolve_user`].
-pub fn parse_user(spec: &str, passwd: &str, group: &str) -> Result<User> {
+/// The pure part of [`resolve_user`]. The supplementary groups are
+/// Docker's: the primary group first, then, unless a group was named, the
+/// groups whose member lists name the user, then `group_add` (each once).
+pub fn parse_user(spec: &str, group_add: &[String], passwd: &str, group: &str) -> Result<User> {
     let (u, g) = match spec.split_once(':') {
         Some((u, g)) => (u, Some(g)),
         None => (spec, None),
@@ -250,16 +253,29 @@ pub fn parse_user(spec: &str, passwd: &str, group: &str) -> Result<User> {
             })?,
         };
     }
-    let mut additional_gids = Vec::new();
-    if !name.is_empty() {
+    let mut additional_gids = vec![gid];
+    if g.is_none() && !name.is_empty() {
         for f in &groups {
             if f[3].split(',').any(|m| m == name) {
                 if let Ok(id) = f[2].parse::<u32>() {
-                    if id != gid && !additional_gids.contains(&id) {
+                    if !additional_gids.contains(&id) {
                         additional_gids.push(id);
                     }
                 }
             }
+        }
+    }
+    for extra in group_add {
+        let id = match groups.iter().find(|f| f[0] == extra.as_str()) {
+            Some(f) => f[2].parse().unwrap_or(0),
+            None => extra.parse::<u32>().map_err(|_| {
+                Error::Invalid(format!(
+                    "Unable to find group {extra}: no matching entries in group file"
+                ))
+            })?,
+        };
+        if !additional_gids.contains(&id) {
+            additional_gids.push(id);
         }
     }
     Ok(User {
@@ -398,7 +414,7 @@ pub fn build(cfg: &ContainerConfig, id: &str, paths: &Paths<'_>, joins: &Joins) 
             "no command specified: the image has no CMD or ENTRYPOINT".into(),
         ));
     }
-    let user = resolve_user(paths.lookup, &cfg.user)?;
+    let user = resolve_user(paths.lookup, &cfg.user, &cfg.group_add)?;
     let caps = capabilities(cfg)?;
     let mut rlimits = Vec::new();
     for u in &cfg.ulimits {
@@ -605,16 +621,31 @@ mod tests {
 
     #[test]
     fn users_resolve_like_docker() {
-        let u = parse_user("", PASSWD, GROUP).unwrap();
+        let none: &[String] = &[];
+        let u = parse_user("", none, PASSWD, GROUP).unwrap();
         assert_eq!((u.uid, u.gid, u.home.as_str()), (0, 0, "/root"));
-        let u = parse_user("www", PASSWD, GROUP).unwrap();
-        assert_eq!((u.uid, u.gid, u.additional_gids.clone()), (33, 33, vec![4]));
-        let u = parse_user("33:staff", PASSWD, GROUP).unwrap();
-        assert_eq!((u.uid, u.gid), (33, 50));
-        let u = parse_user("1234:99", PASSWD, GROUP).unwrap();
+        // Docker 20.10, checked: the primary group first, then the groups
+        // naming the user, unless a group was given; --group-add last.
+        let u = parse_user("www", none, PASSWD, GROUP).unwrap();
+        assert_eq!(
+            (u.uid, u.gid, u.additional_gids.clone()),
+            (33, 33, vec![33, 4])
+        );
+        let u = parse_user("33:staff", none, PASSWD, GROUP).unwrap();
+        assert_eq!(
+            (u.uid, u.gid, u.additional_gids.clone()),
+            (33, 50, vec![50])
+        );
+        let u = parse_user("1234:99", none, PASSWD, GROUP).unwrap();
         assert_eq!((u.uid, u.gid, u.home.as_str()), (1234, 99, "/"));
-        assert!(parse_user("nobody", PASSWD, GROUP).is_err());
-        assert!(parse_user("www:nogroup", PASSWD, GROUP).is_err());
+        let u = parse_user("1234", none, PASSWD, GROUP).unwrap();
+        assert_eq!((u.gid, u.additional_gids.clone()), (0, vec![0]));
+        let add = ["staff".to_string(), "4".to_string(), "33".to_string()];
+        let u = parse_user("www", &add, PASSWD, GROUP).unwrap();
+        assert_eq!(u.additional_gids, vec![33, 4, 50]);
+        assert!(parse_user("www", &["nosuch".to_string()], PASSWD, GROUP).is_err());
+        assert!(parse_user("nobody", none, PASSWD, GROUP).is_err());
+        assert!(parse_user("www:nogroup", none, PASSWD, GROUP).is_err());
     }
 
     #[test]
