@@ -10,6 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
 work=${1:-$(mktemp -d /tmp/berth-clean.XXXXXX)}
+mkdir -p "$work"
 release=$(./scripts/build-release.sh)
 command -v debootstrap >/dev/null || { echo "apt-get install debootstrap" >&2; exit 1; }
 mirror=$(sed -n 's/^URIs: //p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -1)
@@ -29,7 +30,7 @@ set -euo pipefail
 missing=0
 for c in iptables buildah podman conmon dockerd containerd containerd-shim-runc-v2 ctr runc crun \
          skopeo docker-registry nft busybox gcc pkg-config hyperfine script unshare htpasswd openssl \
-         ip python3 bc pgrep debootstrap; do
+         ip python3 bc pgrep; do
   command -v "$c" >/dev/null || { echo "MISSING $c"; missing=1; }
 done
 [[ -x /usr/bin/docker ]] || { echo "MISSING /usr/bin/docker (docker.io)"; missing=1; }
