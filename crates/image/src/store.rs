@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::blobs::{BlobError, BlobStore};
+use crate::database::{self, DatabaseError};
 use crate::digest::Digest;
 use crate::layer::{self, LayerError, UnpackOptions};
 use crate::oci::{self, Config, Descriptor, Manifest};
@@ -27,6 +28,8 @@ pub enum StoreError {
     Layer(#[from] LayerError),
     #[error("image database: {0}")]
     Db(#[from] rusqlite::Error),
+    #[error(transparent)]
+    Database(#[from] DatabaseError),
     #[error("image {0:?} not found locally; pull it or load it")]
     NotFound(String),
     #[error("{0}")]
@@ -82,18 +85,35 @@ CREATE TABLE IF NOT EXISTS image_blobs (
 /// (each berth command is a short process: a checkpoint when it exits would
 /// cost fsyncs every time; SQLite's auto-checkpoint runs as the WAL grows,
 /// kept short: see below).
-pub fn open_connection(root: &Path) -> rusqlite::Result<Connection> {
-    let path = root.join("berth.db");
+///
+/// A missing or empty database is started only over an empty store: over
+/// existing layers and blobs it would name none of them, and the next
+/// `system check` would delete them all (see [`crate::database`]).
+pub fn open_connection(root: &Path) -> std::result::Result<Connection, DatabaseError> {
+    let path = root.join(database::FILE);
+    let new = database::guard_new(root)?;
+    let sqlite = |source| DatabaseError::Sqlite {
+        path: path.clone(),
+        source,
+    };
+    let db = configure(&path).map_err(sqlite)?;
+    if new {
+        database::mark_born_empty(&db).map_err(sqlite)?;
+    }
+    Ok(db)
+}
+
+fn configure(path: &Path) -> rusqlite::Result<Connection> {
     // The database holds every container's environment (secrets): it is
     // made 0600 before SQLite creates it with 0644, and SQLite gives its
     // WAL and shared-memory files the database's mode.
-    saferoot::private::append_private_file(&path).map_err(|e| {
+    saferoot::private::append_private_file(path).map_err(|e| {
         rusqlite::Error::SqliteFailure(
             rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
             Some(format!("create {}: {e}", path.display())),
         )
     })?;
-    let db = Connection::open(&path)?;
+    let db = Connection::open(path)?;
     db.pragma_update(None, "journal_mode", "WAL")?;
     db.pragma_update(None, "synchronous", "NORMAL")?;
     db.pragma_update(None, "foreign_keys", "ON")?;
