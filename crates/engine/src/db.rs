@@ -451,6 +451,20 @@ impl Db {
         Ok(())
     }
 
+    /// Whether the user stopped or removed the container (a missing row
+    /// counts): what a monitor in restart back-off watches for.
+    pub fn stop_requested(&self, id: &str) -> Result<bool> {
+        let stopped = self
+            .conn
+            .query_row(
+                "SELECT stopped_by_user FROM containers WHERE id = ?1",
+                params![id],
+                |r| r.get::<_, bool>(0),
+            )
+            .optional()?;
+        Ok(stopped.unwrap_or(true))
+    }
+
     pub fn rename(&self, id: &str, name: &str) -> Result<()> {
         match self.conn.execute(
             "UPDATE containers SET name = ?2 WHERE id = ?1",
