@@ -489,13 +489,24 @@ fn finish(root: &std::path::Path, r: Result<i32>) -> ExitCode {
 /// command; whichever it is, the user learns which file is damaged, what
 /// SQLite says, and where to go next, instead of a query's context.
 fn print_error(root: &std::path::Path, e: &anyhow::Error) {
-    match e.chain().find_map(image::database::find_damage) {
-        Some(cause) => eprintln!(
-            "Error: database {} is damaged: {cause} (`berth system check` says how to recover)",
-            root.join(image::database::FILE).display()
-        ),
+    match damaged_database(root, e.as_ref()) {
+        Some(line) => eprintln!("Error: {line}"),
         None => eprintln!("Error: {e:#}"),
     }
+}
+
+/// The line for a damaged database anywhere in `e`'s chain, for commands
+/// that report an error per item (`rm a b`, `rmi a b`) and go on.
+pub(crate) fn damaged_database(
+    root: &std::path::Path,
+    e: &(dyn std::error::Error + 'static),
+) -> Option<String> {
+    image::database::find_damage(e).map(|cause| {
+        format!(
+            "database {} is damaged: {cause} (`berth system check` says how to recover)",
+            root.join(image::database::FILE).display()
+        )
+    })
 }
 
 fn open_engine(cli: &Cli) -> Result<engine::Engine> {
@@ -716,7 +727,10 @@ fn run(cli: Cli) -> Result<()> {
                 match engine.remove_image(name, *force) {
                     Ok(lines) => lines.iter().for_each(|l| println!("{l}")),
                     Err(e) => {
-                        eprintln!("Error: {e}");
+                        match damaged_database(&cli.root, &e) {
+                            Some(line) => eprintln!("Error: {line}"),
+                            None => eprintln!("Error: {e}"),
+                        }
                         failed = true;
                     }
                 }
