@@ -29,9 +29,10 @@ pub(crate) const META_SCHEMA: &str =
 #[derive(Debug, thiserror::Error)]
 pub enum DatabaseError {
     #[error(
-        "database {} is {state} while the store holds {layers} layers and {blobs} blobs: \
+        "database {} is {state} while the store holds {}: \
          refusing to start an empty database over them (`berth system check` says how to recover)",
-        path.display()
+        path.display(),
+        holdings(*layers, *blobs)
     )]
     Lost {
         path: PathBuf,
@@ -80,18 +81,26 @@ impl std::fmt::Display for Distrust {
                 blobs,
             } => write!(
                 f,
-                "the database is {state}, but the store holds {layers} layers and {blobs} blobs"
+                "the database is {state}, but the store holds {}",
+                holdings(*layers, *blobs)
             ),
             Distrust::Damaged(findings) => {
                 write!(f, "the database is damaged: {}", findings.join("; "))
             }
             Distrust::NamesNothing { layers, blobs } => write!(
                 f,
-                "the database names no image, layer or blob, but the store holds {layers} layers \
-                 and {blobs} blobs (it was emptied or replaced)"
+                "the database names no image, layer or blob, but the store holds {} \
+                 (it was emptied or replaced)",
+                holdings(*layers, *blobs)
             ),
         }
     }
+}
+
+/// "1 layer and 2 blobs".
+fn holdings(layers: usize, blobs: usize) -> String {
+    let n = |k: usize, what: &str| format!("{k} {what}{}", if k == 1 { "" } else { "s" });
+    format!("{} and {}", n(layers, "layer"), n(blobs, "blob"))
 }
 
 /// Entries under `layers/` and `blobs/sha256/` (temp entries included: a
@@ -247,4 +256,65 @@ pub fn find_damage<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a r
         cur = err.source();
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join("layers")).unwrap();
+        fs::create_dir_all(dir.path().join("blobs/sha256")).unwrap();
+        dir
+    }
+
+    fn add_content(root: &Path) {
+        fs::create_dir(root.join("layers").join("ab".repeat(32))).unwrap();
+        fs::write(root.join("blobs/sha256").join("cd".repeat(32)), b"x").unwrap();
+    }
+
+    #[test]
+    fn a_new_database_starts_only_over_an_empty_store() {
+        let dir = store();
+        assert!(guard_new(dir.path()).unwrap());
+        add_content(dir.path());
+        let e = guard_new(dir.path()).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("is missing while the store holds 1 layer and 1 blob"),
+            "{e}"
+        );
+        fs::write(dir.path().join(FILE), b"").unwrap();
+        assert!(matches!(
+            guard_new(dir.path()),
+            Err(DatabaseError::Lost { state: "empty", .. })
+        ));
+    }
+
+    #[test]
+    fn a_database_born_empty_may_name_nothing_one_made_otherwise_may_not() {
+        let dir = store();
+        let db = crate::store::open_connection(dir.path()).unwrap();
+        add_content(dir.path());
+        assert_eq!(audit(dir.path()).unwrap(), None);
+        db.execute_batch("DROP TABLE store_meta").unwrap();
+        assert_eq!(
+            audit(dir.path()).unwrap(),
+            Some(Distrust::NamesNothing {
+                layers: 1,
+                blobs: 1
+            })
+        );
+    }
+
+    #[test]
+    fn garbage_in_place_of_a_database_is_damaged() {
+        let dir = store();
+        fs::write(dir.path().join(FILE), vec![0x5a; 8192]).unwrap();
+        assert!(matches!(
+            audit(dir.path()).unwrap(),
+            Some(Distrust::Damaged(_))
+        ));
+    }
 }
