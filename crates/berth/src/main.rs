@@ -223,7 +223,13 @@ enum SystemCommand {
     /// Show disk use
     Df,
     /// Find and repair what interrupted commands left behind
-    Check,
+    Check {
+        /// When the database cannot be trusted: move it aside and make a new
+        /// one from the images whose manifest, config and layers are on disk
+        /// (deleting nothing)
+        #[arg(long)]
+        rebuild: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -786,15 +792,22 @@ fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
-        Command::System(SystemCommand::Check) => {
+        Command::System(SystemCommand::Check { rebuild }) => {
             // Everything below removes what the database does not name (layers,
             // blobs, runtime state, network leftovers): first make sure it is
             // the database that named them.
             let distrust = image::database::audit(&cli.root)
                 .with_context(|| format!("audit the store at {}", cli.root.display()))?;
-            if let Some(d) = distrust {
-                eprintln!("{}", untrusted_database(&cli.root, &d));
-                std::process::exit(1);
+            match (distrust, rebuild) {
+                (Some(d), false) => {
+                    eprintln!("{}", untrusted_database(&cli.root, &d));
+                    std::process::exit(1);
+                }
+                (Some(d), true) => return rebuild_database(&cli.root, &d),
+                (None, true) => {
+                    eprintln!("the database is sound: nothing to rebuild; checking as usual");
+                }
+                (None, false) => {}
             }
             let mut store = open(&cli)?;
             let r = store.check()?;
@@ -850,12 +863,45 @@ fn untrusted_database(root: &std::path::Path, d: &image::database::Distrust) -> 
          \x20 database: {db}\n\
          \x20 problem:  {d}\n\
          Removing what this database does not name would delete images that are still intact.\n\
-         To recover (keeping everything that is there now):\n\
+         To recover the images on disk: berth system check --rebuild\n\
+         \x20 (moves the database aside, keeps it, and records again every image whose files are all\n\
+         \x20 there; tags come back where the old database still reads; containers do not)\n\
+         Or start afresh (keeping everything that is there now):\n\
          \x20 1. move the database aside: mv {db} {db}.damaged (and its -wal and -shm files, if any)\n\
          \x20 2. move the content it described aside: mkdir {root}/orphaned && mv {root}/layers {root}/blobs {root}/orphaned/\n\
          \x20 3. load or pull your images again (berth load -i FILE, berth pull NAME); containers must be created again\n\
          \x20 4. once they work, remove {root}/orphaned and {db}.damaged"
     )
+}
+
+/// `system check --rebuild` on a database it does not trust.
+fn rebuild_database(root: &std::path::Path, d: &image::database::Distrust) -> Result<()> {
+    eprintln!("the store's database cannot be trusted: {d}");
+    let r = image::rebuild::rebuild(root)
+        .with_context(|| format!("rebuild the database of {}", root.display()))?;
+    match &r.moved_aside {
+        Some(p) => eprintln!(
+            "moved the old database aside to {} (kept; remove it once you are done with it)",
+            p.display()
+        ),
+        None => eprintln!("there was no database file to keep"),
+    }
+    for why in &r.incomplete {
+        eprintln!("not recovered: {why}");
+    }
+    println!("images recovered: {}", r.images.len());
+    for id in &r.images {
+        println!("  {id}");
+    }
+    println!("tags recovered: {}", r.tags.len());
+    for t in &r.tags {
+        println!("  {}", familiar(t));
+    }
+    println!(
+        "containers are not recovered (the next `berth system check` stops any still running from the old database)"
+    );
+    println!("nothing was deleted: `berth system check` removes what no recovered image names");
+    Ok(())
 }
 
 /// `docker.io/library/busybox:latest` as docker prints it: `busybox:latest`.

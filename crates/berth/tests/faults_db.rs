@@ -33,10 +33,15 @@ fn root_or_skip(test: &str) -> bool {
 /// A store with busybox imported and a container made, on a runroot of
 /// its own.
 fn store() -> Store {
+    store_and_image().0
+}
+
+/// As [`store`], and the image's id.
+fn store_and_image() -> (Store, String) {
     let run = tempfile::tempdir().unwrap();
     let runroot = run.path().to_path_buf();
     let s = Store::empty(BIN).flag("--runroot").flag(&runroot).keep(run);
-    s.import_busybox("busybox", &[]);
+    let id = s.import_busybox("busybox", &[]);
     s.ok(&[
         "create",
         "--name",
@@ -46,7 +51,52 @@ fn store() -> Store {
         "busybox",
         "true",
     ]);
-    s
+    (s, id)
+}
+
+/// `system check --rebuild` on a database it does not trust: the old
+/// database moved aside and kept as it was, the image recorded again from
+/// its files (with its tag when `tag` could be salvaged), usable, and
+/// nothing deleted then or by the next `system check`.
+fn rebuild_recovers(s: &Store, before: &[PathBuf], id: &str, tag: bool) {
+    let old = std::fs::read(db_path(s)).ok();
+    let o = s.run(&["system", "check", "--rebuild"]);
+    expect_code(&o, 0, "system check --rebuild");
+    let err = stderr(&o);
+    assert!(!err.contains("panicked"), "{err}");
+    match old {
+        Some(old) => {
+            let aside = err
+                .lines()
+                .find_map(|l| l.strip_prefix("moved the old database aside to "))
+                .and_then(|l| l.split(' ').next())
+                .unwrap_or_else(|| panic!("does not say where the database went: {err}"));
+            assert_eq!(
+                std::fs::read(aside).unwrap(),
+                old,
+                "the old database was not kept as it was"
+            );
+        }
+        None => assert!(err.contains("no database file to keep"), "{err}"),
+    }
+    assert!(
+        stdout(&o).contains(id),
+        "{id} not recovered: {}",
+        stdout(&o)
+    );
+    let images = stdout(&s.run(&["images", "--no-trunc"]));
+    assert!(images.contains(id), "images: {images}");
+    assert_eq!(images.contains("busybox"), tag, "images: {images}");
+    let o = s.run(&["run", "--rm", "--network", "none", id, "echo", "back"]);
+    expect_code(&o, 0, "run the recovered image");
+    assert_eq!(stdout(&o), "back\n");
+    assert_eq!(content(s), before, "the rebuild deleted content");
+    s.ok(&["system", "check"]);
+    assert_eq!(
+        content(s),
+        before,
+        "system check after the rebuild deleted content"
+    );
 }
 
 fn db_path(s: &Store) -> PathBuf {
@@ -275,6 +325,64 @@ fn a_database_that_names_nothing_is_not_trusted() {
         .unwrap();
     }
     check_refuses(&s, &before, "the database names no image, layer or blob");
+}
+
+#[test]
+fn system_check_rebuild_recovers_images_from_an_emptied_database() {
+    if !root_or_skip("system_check_rebuild_recovers_images_from_an_emptied_database") {
+        return;
+    }
+    let (s, id) = store_and_image();
+    checkpoint(&s);
+    let before = content(&s);
+    std::fs::write(db_path(&s), b"").unwrap();
+    rebuild_recovers(&s, &before, &id, false);
+}
+
+#[test]
+fn system_check_rebuild_recovers_images_without_a_database() {
+    if !root_or_skip("system_check_rebuild_recovers_images_without_a_database") {
+        return;
+    }
+    let (s, id) = store_and_image();
+    let before = content(&s);
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(s.path().join(format!("berth.db{suffix}")));
+    }
+    rebuild_recovers(&s, &before, &id, false);
+}
+
+#[test]
+fn system_check_rebuild_recovers_images_from_a_corrupted_database() {
+    if !root_or_skip("system_check_rebuild_recovers_images_from_a_corrupted_database") {
+        return;
+    }
+    let (s, id) = store_and_image();
+    checkpoint(&s);
+    let before = content(&s);
+    corrupt(&s);
+    rebuild_recovers(&s, &before, &id, false);
+}
+
+/// Rows of the images lost, tags still there (in the WAL, as the last
+/// changes are): the tags come back.
+#[test]
+fn system_check_rebuild_salvages_the_tags_the_old_database_still_reads() {
+    if !root_or_skip("system_check_rebuild_salvages_the_tags_the_old_database_still_reads") {
+        return;
+    }
+    let (s, id) = store_and_image();
+    let before = content(&s);
+    {
+        let db = rusqlite::Connection::open(db_path(&s)).unwrap();
+        db.execute_batch(
+            "PRAGMA foreign_keys = OFF;
+             DELETE FROM image_layers; DELETE FROM image_blobs;
+             DELETE FROM images; DELETE FROM layers; DROP TABLE IF EXISTS store_meta;",
+        )
+        .unwrap();
+    }
+    rebuild_recovers(&s, &before, &id, true);
 }
 
 /// The audit does not get in the way of what `system check` is for: in a

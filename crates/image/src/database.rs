@@ -17,10 +17,11 @@ use rusqlite::{Connection, OpenFlags};
 /// The database's file name in a store root.
 pub const FILE: &str = "berth.db";
 
-/// A row in a database berth started over an empty store: such a database
-/// may name nothing while content exists (a first `load` killed between
-/// writing its files and its rows), and `check` may then remove that
-/// content. A database without it that names nothing is not trusted.
+/// A row in a database berth started over an empty store, or rebuilt on
+/// the user's word (`system check --rebuild`): such a database may name
+/// nothing while content exists (a first `load` killed between writing its
+/// files and its rows), and `check` may then remove that content. A
+/// database without it that names nothing is not trusted.
 const BORN_EMPTY: &str = "born_over_empty_store";
 
 pub(crate) const META_SCHEMA: &str =

@@ -7,6 +7,7 @@
 //! - [`layer`]: unpacking a layer, never outside its root;
 //! - [`oci`]: manifests, indexes, configs, chain ids;
 //! - [`database`]: whether `berth.db` can be trusted with the content on disk;
+//! - [`rebuild`]: a new database for a store whose database was lost, from its content;
 //! - [`store`]: images, tags and shared layers, metadata in SQLite;
 //! - [`tarsplit`]: a layer's exact tar made again from its unpacked files;
 //! - [`archive`]: load (docker- and oci-archive), save, import;
@@ -21,6 +22,7 @@ pub mod digest;
 pub mod fetched;
 pub mod layer;
 pub mod oci;
+pub mod rebuild;
 pub mod reference;
 pub mod snapshot;
 mod sparse;

@@ -90,8 +90,19 @@ CREATE TABLE IF NOT EXISTS image_blobs (
 /// existing layers and blobs it would name none of them, and the next
 /// `system check` would delete them all (see [`crate::database`]).
 pub fn open_connection(root: &Path) -> std::result::Result<Connection, DatabaseError> {
+    connect(root, false)
+}
+
+/// As [`open_connection`]; with `over_content`, a new database may be
+/// started over existing content (only `system check --rebuild`, which then
+/// names that content in it).
+fn connect(root: &Path, over_content: bool) -> std::result::Result<Connection, DatabaseError> {
     let path = root.join(database::FILE);
-    let new = database::guard_new(root)?;
+    let new = if over_content {
+        database::file_state(&path)?.is_some()
+    } else {
+        database::guard_new(root)?
+    };
     let sqlite = |source| DatabaseError::Sqlite {
         path: path.clone(),
         source,
@@ -310,6 +321,16 @@ impl Stager<'_> {
 
 impl ImageStore {
     pub fn open(root: &Path) -> Result<ImageStore> {
+        ImageStore::open_with(root, false)
+    }
+
+    /// Opens the store with a new database started over its content: see
+    /// [`crate::rebuild`].
+    pub(crate) fn open_over_content(root: &Path) -> Result<ImageStore> {
+        ImageStore::open_with(root, true)
+    }
+
+    fn open_with(root: &Path, over_content: bool) -> Result<ImageStore> {
         // Layers hold setuid binaries and other users' secrets: nobody but
         // root may traverse into the store (see saferoot::private).
         saferoot::private::private_dir(root)
@@ -320,7 +341,7 @@ impl ImageStore {
         fs::create_dir_all(root.join("tmp"))
             .map_err(io_err(format!("create {}", root.display())))?;
         let blobs = BlobStore::open(root)?;
-        let db = open_connection(root)?;
+        let db = connect(root, over_content)?;
         db.execute_batch(SCHEMA)?;
         db.execute_batch(crate::cache::SCHEMA)?;
         Ok(ImageStore {
