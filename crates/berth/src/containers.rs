@@ -1044,7 +1044,10 @@ pub fn dispatch(root: &Path, runroot: &Path, cmd: &ContainerCommand) -> Result<i
                 match engine.find(c).and_then(|r| engine.wait_exited(&r.id)) {
                     Ok(r) => println!("{}", r.exit_code),
                     Err(e) => {
-                        eprintln!("Error: {e}");
+                        match crate::damaged_database(&engine.root, &e) {
+                            Some(line) => eprintln!("Error: {line}"),
+                            None => eprintln!("Error: {e}"),
+                        }
                         failed = true;
                     }
                 }
@@ -1261,7 +1264,10 @@ fn each(
         {
             Ok(()) => println!("{n}"),
             Err(e) => {
-                eprintln!("Error response from daemon: {e:#}");
+                match crate::damaged_database(&engine.root, e.as_ref()) {
+                    Some(line) => eprintln!("Error: {line}"),
+                    None => eprintln!("Error response from daemon: {e:#}"),
+                }
                 code = 1;
             }
         }

@@ -225,7 +225,13 @@ enum SystemCommand {
     /// Show disk use
     Df,
     /// Find and repair what interrupted commands left behind
-    Check,
+    Check {
+        /// When the database cannot be trusted: move it aside and make a new
+        /// one from the images whose manifest, config and layers are on disk
+        /// (deleting nothing)
+        #[arg(long)]
+        rebuild: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -278,18 +284,23 @@ fn main() -> ExitCode {
     let containers = match &cli.command {
         Command::Containers(c) | Command::Container(ContainerGroup::Commands(c)) => Some(c),
         Command::Container(ContainerGroup::Ls(a)) => {
-            return finish(containers::ps_command(&cli.root, &cli.runroot, a).map(|()| 0))
+            return finish(
+                &cli.root,
+                containers::ps_command(&cli.root, &cli.runroot, a).map(|()| 0),
+            )
         }
         Command::Container(ContainerGroup::Prune { .. }) => {
-            return finish(containers::prune(&cli.root, &cli.runroot))
+            return finish(&cli.root, containers::prune(&cli.root, &cli.runroot))
         }
-        Command::Volume(v) => return finish(containers::volume(&cli.root, &cli.runroot, v)),
-        Command::Network(n) => return finish(networks::run(&cli.root, &cli.runroot, n)),
+        Command::Volume(v) => {
+            return finish(&cli.root, containers::volume(&cli.root, &cli.runroot, v))
+        }
+        Command::Network(n) => return finish(&cli.root, networks::run(&cli.root, &cli.runroot, n)),
         Command::Build(a) | Command::Image(ImageCommand::Build(a)) => {
             return match building::build(&cli.root, &cli.runroot, cli.max_layer_size, a) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
-                    eprintln!("Error: {e:#}");
+                    print_error(&cli.root, &e);
                     ExitCode::from(1)
                 }
             }
@@ -297,12 +308,13 @@ fn main() -> ExitCode {
         _ => None,
     };
     if let Some(c) = containers {
-        return finish(containers::dispatch(&cli.root, &cli.runroot, c));
+        return finish(&cli.root, containers::dispatch(&cli.root, &cli.runroot, c));
     }
+    let root = cli.root.clone();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("Error: {e:#}");
+            print_error(&root, &e);
             ExitCode::from(1)
         }
     }
@@ -468,17 +480,41 @@ fn usage_error(e: &clap::Error) -> ExitCode {
 
 /// The exit code of a container command (docker's: the container's own for
 /// run/start -a/exec, 125 when berth itself failed).
-fn finish(r: Result<i32>) -> ExitCode {
+fn finish(root: &std::path::Path, r: Result<i32>) -> ExitCode {
     if relay::relay::caller_output_lost() {
         die_of_broken_pipe();
     }
     match r {
         Ok(code) => ExitCode::from(u8::try_from(code & 0xff).unwrap_or(1)),
         Err(e) => {
-            eprintln!("Error: {e:#}");
+            print_error(root, &e);
             ExitCode::from(125)
         }
     }
+}
+
+/// One line on stderr. A damaged database can surface in any query of any
+/// command; whichever it is, the user learns which file is damaged, what
+/// SQLite says, and where to go next, instead of a query's context.
+fn print_error(root: &std::path::Path, e: &anyhow::Error) {
+    match damaged_database(root, e.as_ref()) {
+        Some(line) => eprintln!("Error: {line}"),
+        None => eprintln!("Error: {e:#}"),
+    }
+}
+
+/// The line for a damaged database anywhere in `e`'s chain, for commands
+/// that report an error per item (`rm a b`, `rmi a b`) and go on.
+pub(crate) fn damaged_database(
+    root: &std::path::Path,
+    e: &(dyn std::error::Error + 'static),
+) -> Option<String> {
+    image::database::find_damage(e).map(|cause| {
+        format!(
+            "database {} is damaged: {cause} (`berth system check` says how to recover)",
+            root.join(image::database::FILE).display()
+        )
+    })
 }
 
 fn open_engine(cli: &Cli) -> Result<engine::Engine> {
@@ -705,7 +741,10 @@ fn run(cli: Cli) -> Result<()> {
                             None => println!("{l}"),
                         }),
                     Err(e) => {
-                        eprintln!("Error: {e}");
+                        match damaged_database(&cli.root, &e) {
+                            Some(line) => eprintln!("Error: {line}"),
+                            None => eprintln!("Error: {e}"),
+                        }
                         failed = true;
                     }
                 }
@@ -761,7 +800,23 @@ fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
-        Command::System(SystemCommand::Check) => {
+        Command::System(SystemCommand::Check { rebuild }) => {
+            // Everything below removes what the database does not name (layers,
+            // blobs, runtime state, network leftovers): first make sure it is
+            // the database that named them.
+            let distrust = image::database::audit(&cli.root)
+                .with_context(|| format!("audit the store at {}", cli.root.display()))?;
+            match (distrust, rebuild) {
+                (Some(d), false) => {
+                    eprintln!("{}", untrusted_database(&cli.root, &d));
+                    std::process::exit(1);
+                }
+                (Some(d), true) => return rebuild_database(&cli.root, &d),
+                (None, true) => {
+                    eprintln!("the database is sound: nothing to rebuild; checking as usual");
+                }
+                (None, false) => {}
+            }
             let mut store = open(&cli)?;
             let r = store.check()?;
             println!("temp files removed: {}", r.temp_files);
@@ -803,6 +858,58 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// What `system check` says when the database cannot be trusted: what is
+/// wrong, that nothing was touched, and how to recover.
+fn untrusted_database(root: &std::path::Path, d: &image::database::Distrust) -> String {
+    let db = root.join(image::database::FILE);
+    let db = db.display();
+    let root = root.display();
+    format!(
+        "Error: the store's database cannot be trusted, so nothing was checked or deleted\n\
+         \x20 database: {db}\n\
+         \x20 problem:  {d}\n\
+         Removing what this database does not name would delete images that are still intact.\n\
+         To recover the images on disk: berth system check --rebuild\n\
+         \x20 (moves the database aside, keeps it, and records again every image whose files are all\n\
+         \x20 there; tags come back where the old database still reads; containers do not)\n\
+         Or start afresh (keeping everything that is there now):\n\
+         \x20 1. move the database aside: mv {db} {db}.damaged (and its -wal and -shm files, if any)\n\
+         \x20 2. move the content it described aside: mkdir {root}/orphaned && mv {root}/layers {root}/blobs {root}/orphaned/\n\
+         \x20 3. load or pull your images again (berth load -i FILE, berth pull NAME); containers must be created again\n\
+         \x20 4. once they work, remove {root}/orphaned and {db}.damaged"
+    )
+}
+
+/// `system check --rebuild` on a database it does not trust.
+fn rebuild_database(root: &std::path::Path, d: &image::database::Distrust) -> Result<()> {
+    eprintln!("the store's database cannot be trusted: {d}");
+    let r = image::rebuild::rebuild(root)
+        .with_context(|| format!("rebuild the database of {}", root.display()))?;
+    match &r.moved_aside {
+        Some(p) => eprintln!(
+            "moved the old database aside to {} (kept; remove it once you are done with it)",
+            p.display()
+        ),
+        None => eprintln!("there was no database file to keep"),
+    }
+    for why in &r.incomplete {
+        eprintln!("not recovered: {why}");
+    }
+    println!("images recovered: {}", r.images.len());
+    for id in &r.images {
+        println!("  {id}");
+    }
+    println!("tags recovered: {}", r.tags.len());
+    for t in &r.tags {
+        println!("  {}", familiar(t));
+    }
+    println!(
+        "containers are not recovered (the next `berth system check` stops any still running from the old database)"
+    );
+    println!("nothing was deleted: `berth system check` removes what no recovered image names");
+    Ok(())
 }
 
 /// `docker.io/library/busybox:latest` as docker prints it: `busybox:latest`.

@@ -180,7 +180,7 @@ impl Db {
             context: format!("create {}", root.display()),
             source,
         })?;
-        let conn = image::store::open_connection(root)?;
+        let conn = image::store::open_connection(root).map_err(image::store::StoreError::from)?;
         conn.execute_batch(SCHEMA)?;
         conn.execute_batch(crate::events::SCHEMA)?;
         migrate(&conn)?;
@@ -449,6 +449,20 @@ impl Db {
             params![id, stopped],
         )?;
         Ok(())
+    }
+
+    /// Whether the user stopped or removed the container (a missing row
+    /// counts): what a monitor in restart back-off watches for.
+    pub fn stop_requested(&self, id: &str) -> Result<bool> {
+        let stopped = self
+            .conn
+            .query_row(
+                "SELECT stopped_by_user FROM containers WHERE id = ?1",
+                params![id],
+                |r| r.get::<_, bool>(0),
+            )
+            .optional()?;
+        Ok(stopped.unwrap_or(true))
     }
 
     pub fn rename(&self, id: &str, name: &str) -> Result<()> {

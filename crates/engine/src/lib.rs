@@ -762,8 +762,50 @@ impl Engine {
     /// give up with an error instead of waiting forever.
     const KILL_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
 
-    /// Sends `sig` to the container's init.
+    /// Ends the restart back-off of a container whose `stopped_by_user` the
+    /// caller set: its monitor sees the flag within a step of the back-off
+    /// and records the container exited instead of starting it again.
+    /// Returns the settled record: exited, or (when the monitor had begun a
+    /// new life before it looked) running, for the caller to stop.
+    fn end_backoff(&self, id: &str) -> Result<Record> {
+        let deadline = std::time::Instant::now() + Self::KILL_GRACE;
+        loop {
+            let r = self.reconcile(
+                self.db
+                    .get(id)?
+                    .ok_or_else(|| Error::NoSuchContainer(id.into()))?,
+            )?;
+            if !matches!(r.status, Status::Restarting | Status::Starting) {
+                return Ok(r);
+            }
+            if std::time::Instant::now() > deadline {
+                return Err(Error::State {
+                    id: r.id.clone(),
+                    status: r.status.to_string(),
+                    what: format!(
+                        "container {} is still {}: its monitor did not end the restart back-off (berth system check cleans up)",
+                        r.name, r.status
+                    ),
+                });
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
+    /// Sends `sig` to the container's init. A container waiting to be
+    /// restarted has no process: as Docker does, any signal then counts as
+    /// the user stopping it, and it stays exited.
     pub fn kill(&self, r: &Record, sig: i32) -> Result<()> {
+        if r.status == Status::Restarting {
+            self.db.set_stopped_by_user(&r.id, true)?;
+            let now = self.end_backoff(&r.id)?;
+            self.db
+                .container_event(r, "kill", &[("signal", &sig.to_string())]);
+            if !now.status.is_active() {
+                return Ok(());
+            }
+            return self.kill(&now, sig);
+        }
         if !matches!(r.status, Status::Running | Status::Paused) || !alive(r.pid, r.pid_start) {
             return Err(Error::State {
                 id: r.id.clone(),
@@ -781,6 +823,17 @@ impl Engine {
     /// seconds; returns once the monitor recorded the exit.
     pub fn stop(&self, r: &Record, timeout: Option<u32>) -> Result<()> {
         self.db.set_stopped_by_user(&r.id, true)?;
+        let settled;
+        let r = if r.status == Status::Restarting {
+            settled = self.end_backoff(&r.id)?;
+            if !settled.status.is_active() {
+                self.db.container_event(&settled, "stop", &[]);
+                return Ok(());
+            }
+            &settled
+        } else {
+            r
+        };
         if !matches!(
             r.status,
             Status::Running | Status::Paused | Status::Restarting
@@ -870,6 +923,13 @@ impl Engine {
                 });
             }
             self.db.set_stopped_by_user(&r.id, true)?;
+            let settled;
+            let r = if r.status == Status::Restarting {
+                settled = self.end_backoff(&r.id)?;
+                &settled
+            } else {
+                r
+            };
             if let Ok(c) = runtime::Container::load(&self.runtime_root(), &r.id) {
                 let _ = c.kill(libc::SIGKILL, true);
                 // A paused container's processes die only once thawed

@@ -351,9 +351,9 @@ fn run_inner(
             engine
                 .db
                 .set_exited(id, Status::Restarting, code, "", oom)?;
-            std::thread::sleep(backoff(r.restart_count));
+            let stopped = wait_backoff(engine, id, backoff(r.restart_count))?;
             r.restart_count += 1;
-            if engine.db.get(id)?.is_none_or(|f| f.stopped_by_user) {
+            if stopped || engine.db.stop_requested(id)? {
                 engine.db.set_exited(id, Status::Exited, code, "", oom)?;
                 let _ = snapshot.unmount();
                 finish(&mut server, code);
@@ -376,6 +376,29 @@ fn run_inner(
         // gone.
         finish(&mut server, code);
         return Ok(code);
+    }
+}
+
+/// How often a monitor in restart back-off looks whether the user stopped
+/// the container: `stop`, `kill` and `rm -f` wait for it to record the exit,
+/// so this bounds how long they take (Docker returns at once), while a
+/// back-off of up to a minute costs a few thousand one-row reads.
+const BACKOFF_STEP: Duration = Duration::from_millis(20);
+
+/// Sleeps for a restart back-off of `length`, in short steps; true as soon
+/// as the user stopped (or removed) the container, so it is not started
+/// again and the one who stopped it does not wait out the back-off.
+fn wait_backoff(engine: &Engine, id: &str, length: Duration) -> Result<bool> {
+    let deadline = std::time::Instant::now() + length;
+    loop {
+        if engine.db.stop_requested(id)? {
+            return Ok(true);
+        }
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Ok(false);
+        }
+        std::thread::sleep(left.min(BACKOFF_STEP));
     }
 }
 

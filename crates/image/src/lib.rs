@@ -6,6 +6,8 @@
 //! - [`digest`], [`blobs`]: sha256 digests and the content-addressed blob store;
 //! - [`layer`]: unpacking a layer, never outside its root;
 //! - [`oci`]: manifests, indexes, configs, chain ids;
+//! - [`database`]: whether `berth.db` can be trusted with the content on disk;
+//! - [`rebuild`]: a new database for a store whose database was lost, from its content;
 //! - [`store`]: images, tags and shared layers, metadata in SQLite;
 //! - [`tarsplit`]: a layer's exact tar made again from its unpacked files;
 //! - [`archive`]: load (docker- and oci-archive), save, import;
@@ -15,10 +17,12 @@
 pub mod archive;
 pub mod blobs;
 pub mod cache;
+pub mod database;
 pub mod digest;
 pub mod fetched;
 pub mod layer;
 pub mod oci;
+pub mod rebuild;
 pub mod reference;
 pub mod snapshot;
 mod sparse;

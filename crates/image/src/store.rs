@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::blobs::{BlobError, BlobStore};
+use crate::database::{self, DatabaseError};
 use crate::digest::Digest;
 use crate::layer::{self, LayerError, UnpackOptions};
 use crate::oci::{self, Config, Descriptor, Manifest};
@@ -27,6 +28,8 @@ pub enum StoreError {
     Layer(#[from] LayerError),
     #[error("image database: {0}")]
     Db(#[from] rusqlite::Error),
+    #[error(transparent)]
+    Database(#[from] DatabaseError),
     #[error("image {0:?} not found locally; pull it or load it")]
     NotFound(String),
     #[error("{0}")]
@@ -82,18 +85,46 @@ CREATE TABLE IF NOT EXISTS image_blobs (
 /// (each berth command is a short process: a checkpoint when it exits would
 /// cost fsyncs every time; SQLite's auto-checkpoint runs as the WAL grows,
 /// kept short: see below).
-pub fn open_connection(root: &Path) -> rusqlite::Result<Connection> {
-    let path = root.join("berth.db");
+///
+/// A missing or empty database is started only over an empty store: over
+/// existing layers and blobs it would name none of them, and the next
+/// `system check` would delete them all (see [`crate::database`]).
+pub fn open_connection(root: &Path) -> std::result::Result<Connection, DatabaseError> {
+    connect(root, false)
+}
+
+/// As [`open_connection`]; with `over_content`, a new database may be
+/// started over existing content (only `system check --rebuild`, which then
+/// names that content in it).
+fn connect(root: &Path, over_content: bool) -> std::result::Result<Connection, DatabaseError> {
+    let path = root.join(database::FILE);
+    let new = if over_content {
+        database::file_state(&path)?.is_some()
+    } else {
+        database::guard_new(root)?
+    };
+    let sqlite = |source| DatabaseError::Sqlite {
+        path: path.clone(),
+        source,
+    };
+    let db = configure(&path).map_err(sqlite)?;
+    if new {
+        database::mark_born_empty(&db).map_err(sqlite)?;
+    }
+    Ok(db)
+}
+
+fn configure(path: &Path) -> rusqlite::Result<Connection> {
     // The database holds every container's environment (secrets): it is
     // made 0600 before SQLite creates it with 0644, and SQLite gives its
     // WAL and shared-memory files the database's mode.
-    saferoot::private::append_private_file(&path).map_err(|e| {
+    saferoot::private::append_private_file(path).map_err(|e| {
         rusqlite::Error::SqliteFailure(
             rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
             Some(format!("create {}: {e}", path.display())),
         )
     })?;
-    let db = Connection::open(&path)?;
+    let db = Connection::open(path)?;
     db.pragma_update(None, "journal_mode", "WAL")?;
     db.pragma_update(None, "synchronous", "NORMAL")?;
     db.pragma_update(None, "foreign_keys", "ON")?;
@@ -290,6 +321,16 @@ impl Stager<'_> {
 
 impl ImageStore {
     pub fn open(root: &Path) -> Result<ImageStore> {
+        ImageStore::open_with(root, false)
+    }
+
+    /// Opens the store with a new database started over its content: see
+    /// [`crate::rebuild`].
+    pub(crate) fn open_over_content(root: &Path) -> Result<ImageStore> {
+        ImageStore::open_with(root, true)
+    }
+
+    fn open_with(root: &Path, over_content: bool) -> Result<ImageStore> {
         // Layers hold setuid binaries and other users' secrets: nobody but
         // root may traverse into the store (see saferoot::private).
         saferoot::private::private_dir(root)
@@ -300,7 +341,7 @@ impl ImageStore {
         fs::create_dir_all(root.join("tmp"))
             .map_err(io_err(format!("create {}", root.display())))?;
         let blobs = BlobStore::open(root)?;
-        let db = open_connection(root)?;
+        let db = connect(root, over_content)?;
         db.execute_batch(SCHEMA)?;
         db.execute_batch(crate::cache::SCHEMA)?;
         Ok(ImageStore {
