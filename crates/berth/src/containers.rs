@@ -644,9 +644,13 @@ fn config_from(a: &RunArgs) -> Result<ContainerConfig> {
         ("--ipc", &cfg.ipc_mode),
         ("--uts", &cfg.uts_mode),
     ] {
+        // Docker's IPC modes add none (a namespace of its own without
+        // /dev/shm) and shareable (others may join it: any berth container).
+        let ipc_only = flag == "--ipc" && matches!(mode.as_str(), "none" | "shareable");
         if !(mode.is_empty()
             || mode == "host"
             || mode == "private"
+            || ipc_only
             || mode.starts_with("container:"))
         {
             bail!("invalid {flag} mode {mode:?}: use host or container:<name|id>");

@@ -108,6 +108,12 @@ enum Command {
     Login(transfer::LoginArgs),
     /// Log out of a registry
     Logout(transfer::LogoutArgs),
+    /// Show the berth version information (Docker's layout; berth has no daemon)
+    Version {
+        /// Go-template format over Docker's fields ({{.Client.Version}}, {{.Server.Version}}, ...) or json
+        #[arg(short, long)]
+        format: Option<String>,
+    },
     /// Remove images
     Rmi {
         /// Remove an image by id even with several tags
@@ -275,7 +281,10 @@ fn main() -> ExitCode {
     }
     // login and logout touch only the auth file: a user without a store
     // (or without the right to make one) can still use them.
-    let uses_store = !matches!(cli.command, Command::Login(_) | Command::Logout(_));
+    let uses_store = !matches!(
+        cli.command,
+        Command::Login(_) | Command::Logout(_) | Command::Version { .. }
+    );
     if uses_store {
         if let Err(code) = secure_store(&cli) {
             return code;
@@ -373,6 +382,46 @@ pub(crate) fn die_of_broken_pipe() -> ! {
         libc::raise(libc::SIGPIPE);
     }
     std::process::exit(141)
+}
+
+/// `version`: Docker's fields, so that `version --format '{{.Server.Version}}'`
+/// answers; the "server" is the engine each berth command runs.
+fn version(format: Option<&str>) {
+    let v = env!("CARGO_PKG_VERSION");
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    let model = json!({
+        "Client": {"Platform": {"Name": "berth"}, "Version": v, "Os": "linux", "Arch": arch, "Context": "default"},
+        "Server": {
+            "Platform": {"Name": "berth (no daemon: each command runs the engine)"},
+            "Version": v, "Os": "linux", "Arch": arch,
+            "Components": [
+                {"Name": "Engine", "Version": v},
+                {"Name": "berth-runtime", "Version": v, "Details": {"OCIVersion": runtime::OCI_VERSION}},
+            ],
+        },
+    });
+    match format {
+        Some("json") => println!("{model}"),
+        Some(f) => println!("{}", format::go_template(f, &model)),
+        None => {
+            println!("Client:");
+            println!(" Version:           {v}");
+            println!(" OS/Arch:           linux/{arch}");
+            println!(" Context:           default");
+            println!();
+            println!("Server: berth (no daemon: each command runs the engine)");
+            println!(" Engine:");
+            println!("  Version:          {v}");
+            println!("  OS/Arch:          linux/{arch}");
+            println!(" berth-runtime:");
+            println!("  Version:          {v}");
+            println!("  OCI runtime-spec: {}", runtime::OCI_VERSION);
+        }
+    }
 }
 
 /// The commands that start processes inside a container (and so must run
@@ -720,6 +769,10 @@ fn run(cli: Cli) -> Result<()> {
         Command::Push(a) | Command::Image(ImageCommand::Push(a)) => transfer::push(&open(&cli)?, a),
         Command::Login(a) => transfer::login(a),
         Command::Logout(a) => transfer::logout(a),
+        Command::Version { format } => {
+            version(format.as_deref());
+            Ok(())
+        }
         Command::Tag { source, target } | Command::Image(ImageCommand::Tag { source, target }) => {
             let mut store = open(&cli)?;
             let target = parse_ref(target)?;

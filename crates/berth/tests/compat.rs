@@ -23,6 +23,9 @@ const LINES: &[&str] = &[
     "$C rm -f nosuch1 nosuch2",
     "$C volume rm -f nosuch",
     "$C volume rm nosuch",
+    // "is it up?" as CI scripts ask it
+    "$C version >/dev/null; echo rc=$?",
+    "$C version --format '{{.Server.Os}}/{{.Server.Arch}} {{.Client.Os}}'",
     // images of one repository (`rmi $(images -q repo)`)
     "$C images --format '{{.Repository}}:{{.Tag}}' bb",
     "$C tag bb:1 bb:2 && $C images --format '{{.Tag}}' bb | sort; $C images -q bb:2 | wc -l; $C rmi bb:2",
@@ -51,6 +54,8 @@ const LINES: &[&str] = &[
     "$C run --rm --network none --cap-drop ALL bb:1 grep CapEff /proc/self/status",
     "$C run --rm --network none --read-only bb:1 touch /x; echo rc=$?",
     "$C run --rm --network none --hostname box bb:1 hostname",
+    "$C run --rm --network none --ipc none bb:1 sh -c 'grep -c \" /dev/shm \" /proc/mounts'; echo rc=$?",
+    "$C run --rm --network none --ipc shareable bb:1 sh -c 'grep \" /dev/shm \" /proc/mounts | cut -d\" \" -f3'",
     // lifecycle of a named container
     "$C create --name compat-c --network none bb:1 true >/dev/null && $C start -a compat-c; $C rm compat-c",
     "$C run --name compat-e --network none bb:1 sh -c 'exit 7'; $C inspect -f '{{.State.ExitCode}} {{.State.Status}}' compat-e; $C rm compat-e",

@@ -450,7 +450,8 @@ pub fn build(cfg: &ContainerConfig, id: &str, paths: &Paths<'_>, joins: &Joins) 
         json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["nosuid", "noexec", "nodev", "relatime", if cfg.privileged { "rw" } else { "ro" }]}),
         json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}),
     ];
-    if cfg.ipc_mode != "host" && !cfg.ipc_mode.starts_with("container:") {
+    // `--ipc none`: a namespace of its own and no /dev/shm (Docker's).
+    if cfg.ipc_mode != "host" && cfg.ipc_mode != "none" && !cfg.ipc_mode.starts_with("container:") {
         mounts.push(json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", format!("size={shm}")]}));
     }
     // The kernel filesystems above come first; what follows (the engine's
