@@ -768,28 +768,12 @@ impl Engine {
     /// Returns the settled record: exited, or (when the monitor had begun a
     /// new life before it looked) running, for the caller to stop.
     fn end_backoff(&self, id: &str) -> Result<Record> {
-        let deadline = std::time::Instant::now() + Self::KILL_GRACE;
-        loop {
-            let r = self.reconcile(
-                self.db
-                    .get(id)?
-                    .ok_or_else(|| Error::NoSuchContainer(id.into()))?,
-            )?;
-            if !matches!(r.status, Status::Restarting | Status::Starting) {
-                return Ok(r);
-            }
-            if std::time::Instant::now() > deadline {
-                return Err(Error::State {
-                    id: r.id.clone(),
-                    status: r.status.to_string(),
-                    what: format!(
-                        "container {} is still {}: its monitor did not end the restart back-off (berth system check cleans up)",
-                        r.name, r.status
-                    ),
-                });
-            }
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
+        self.poll_record(
+            id,
+            Some(Self::KILL_GRACE),
+            |r| !matches!(r.status, Status::Restarting | Status::Starting),
+            "its monitor did not end the restart back-off",
+        )
     }
 
     /// Sends `sig` to the container's init. A container waiting to be
@@ -882,6 +866,24 @@ impl Engine {
     /// As [`Engine::wait_exited`], giving up after `limit` with an error
     /// that says what is stuck.
     fn wait_exited_within(&self, id: &str, limit: Option<std::time::Duration>) -> Result<Record> {
+        self.poll_record(
+            id,
+            limit,
+            |r| !r.status.is_active(),
+            "its monitor did not record the exit after SIGKILL",
+        )
+    }
+
+    /// Reads the container's record (reconciled with its processes) until
+    /// `settled` says so, backing off from 2 to 50 ms; past `limit`, an
+    /// error naming the container, its state and `stuck`.
+    fn poll_record(
+        &self,
+        id: &str,
+        limit: Option<std::time::Duration>,
+        settled: impl Fn(&Record) -> bool,
+        stuck: &str,
+    ) -> Result<Record> {
         let deadline = limit.map(|l| std::time::Instant::now() + l);
         let mut delay = 2;
         loop {
@@ -890,7 +892,7 @@ impl Engine {
                     .get(id)?
                     .ok_or_else(|| Error::NoSuchContainer(id.into()))?,
             )?;
-            if !r.status.is_active() {
+            if settled(&r) {
                 return Ok(r);
             }
             if deadline.is_some_and(|d| std::time::Instant::now() > d) {
@@ -898,7 +900,7 @@ impl Engine {
                     id: r.id.clone(),
                     status: r.status.to_string(),
                     what: format!(
-                        "container {} is still {} after SIGKILL: its monitor did not record the exit (berth system check cleans up)",
+                        "container {} is still {}: {stuck} (berth system check cleans up)",
                         r.name, r.status
                     ),
                 });
