@@ -235,11 +235,15 @@ fn published_port_answers_on_loopback_host_address_and_hairpin_and_after_restart
 #[test]
 fn twenty_published_containers_started_in_parallel() {
     let b = berth();
-    let ports: Vec<u16> = (0..20).map(|_| free_port()).collect();
-    let mut uniq = ports.clone();
-    uniq.sort_unstable();
-    uniq.dedup();
-    assert_eq!(uniq.len(), 20);
+    // free_port() may hand out a port twice (it is free again once its
+    // probe closes): draw until there are twenty different ones.
+    let mut ports: Vec<u16> = Vec::new();
+    while ports.len() < 20 {
+        let p = free_port();
+        if !ports.contains(&p) {
+            ports.push(p);
+        }
+    }
     std::thread::scope(|s| {
         for (i, port) in ports.iter().enumerate() {
             let b = &b;
