@@ -21,7 +21,7 @@ pub struct Dockerd {
 
 impl Dockerd {
     /// Starts dockerd with `extra` flags (`--add-runtime ...`) and imports
-    /// the busybox fixture as `bb:1`; None (said, or a failure under CI)
+    /// the busybox fixture as `bb:1` (with CMD sh); None (said, or a failure under CI)
     /// without docker.io or root.
     pub fn start(extra: &[&str]) -> Option<Dockerd> {
         let missing = !installed("dockerd") || !Path::new(CLIENT).exists();
@@ -37,7 +37,11 @@ impl Dockerd {
             return None;
         }
         // Short: containerd's sockets live under the exec root.
-        let dir = PathBuf::from(format!("/tmp/berth-dk-{}", std::process::id()));
+        // One per dockerd: `cargo test` runs a file's tests as threads of
+        // one process.
+        static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = PathBuf::from(format!("/tmp/berth-dk-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let log = std::fs::File::create(dir.join("dockerd.log")).unwrap();
@@ -76,7 +80,11 @@ impl Dockerd {
             std::thread::sleep(Duration::from_millis(200));
         }
         let tar = crate::busybox_tar(&d.dir);
-        let out = d.sh(&format!("$D import {} bb:1", tar.display()));
+        // CMD sh, as Store::import_busybox gives berth's copy.
+        let out = d.sh(&format!(
+            "$D import -c 'CMD [\"sh\"]' {} bb:1",
+            tar.display()
+        ));
         assert_eq!(out.code(), 0, "docker import\n{out}");
         Some(d)
     }

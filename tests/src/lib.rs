@@ -281,6 +281,17 @@ pub fn expect_code(o: &Output, code: i32, what: &str) {
     );
 }
 
+/// The lines of an error on stderr, without docker's usage hint ("See
+/// 'berth run --help'.") that follows a refused command line: what must
+/// be one line.
+pub fn error_lines(stderr: &str) -> usize {
+    stderr
+        .trim()
+        .lines()
+        .filter(|l| !(l.starts_with("See 'berth ") && l.ends_with(" --help'.")))
+        .count()
+}
+
 /// True when running as root (integration tests need it).
 pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()

@@ -421,6 +421,9 @@ pub struct RunArgs {
     /// Run an init inside the container
     #[arg(long)]
     init: bool,
+    /// Tune the OOM killer's preference for the container (-1000 to 1000)
+    #[arg(long, allow_hyphen_values = true, value_parser = clap::value_parser!(i32).range(-1000..=1000))]
+    oom_score_adj: Option<i32>,
     #[arg(long)]
     stop_signal: Option<String>,
     #[arg(long)]
@@ -632,12 +635,18 @@ fn config_from(a: &RunArgs) -> Result<ContainerConfig> {
         pid_mode: a.pid.clone().unwrap_or_default(),
         ipc_mode: a.ipc.clone().unwrap_or_default(),
         uts_mode: a.uts.clone().unwrap_or_default(),
-        restart: RestartPolicy::parse(&a.restart).map_err(anyhow::Error::msg)?,
+        // docker's daemon judges the policy when it makes the container.
+        restart: RestartPolicy::parse(&a.restart).map_err(|e| crate::FromDaemon {
+            error: anyhow::Error::msg(e),
+            then: None,
+            help: true,
+        })?,
         init: a.init,
+        oom_score_adj: a.oom_score_adj,
         ..Default::default()
     };
     if cfg.auto_remove && cfg.restart.name != "no" {
-        bail!("conflicting options: cannot specify both --restart and --rm");
+        bail!("Conflicting options: --restart and --rm");
     }
     for (flag, mode) in [
         ("--pid", &cfg.pid_mode),
@@ -697,6 +706,7 @@ fn config_from(a: &RunArgs) -> Result<ContainerConfig> {
                 .filter(|o| !o.is_empty())
                 .map(String::from)
                 .collect(),
+            ..Default::default()
         });
     }
     for m in &cfg.mounts {
@@ -869,6 +879,7 @@ fn parse_volume(v: &str) -> Result<Mount> {
         destination: dst.to_string(),
         read_only: false,
         options: vec![],
+        create_source: src.starts_with('/'),
     };
     if m.kind == "volume" && !src.is_empty() {
         engine::volumes::validate(src)?;
@@ -926,8 +937,14 @@ pub fn dispatch(root: &Path, runroot: &Path, cmd: &ContainerCommand) -> Result<i
         ContainerCommand::Run(a) => run(&mut engine, a),
         ContainerCommand::Create(a) => {
             let cfg = config_from(a)?;
-            let r = create_pulling(&mut engine, a, cfg)?;
-            write_cidfile(a, &r)?;
+            let cidfile = open_cidfile(a)?;
+            let r = create_pulling(&mut engine, a, cfg).map_err(|e| {
+                if let Some(p) = &a.cidfile {
+                    let _ = std::fs::remove_file(p);
+                }
+                from_daemon(e)
+            })?;
+            write_cidfile(cidfile, &r)?;
             println!("{}", r.id);
             Ok(0)
         }
@@ -985,13 +1002,30 @@ pub fn dispatch(root: &Path, runroot: &Path, cmd: &ContainerCommand) -> Result<i
         }),
         ContainerCommand::Kill { signal, containers } => {
             let sig = runtime::signal::parse_signal(signal)?;
-            each(&engine, containers, |e, r| {
-                if sig == libc::SIGKILL || sig == libc::SIGTERM {
-                    e.db.set_stopped_by_user(&r.id, true)?;
+            let mut code = 0;
+            for n in containers {
+                // docker's words: "Cannot kill container: NAME: <why>".
+                let killed = engine.find(n).map_err(anyhow::Error::from).and_then(|r| {
+                    if sig == libc::SIGKILL || sig == libc::SIGTERM {
+                        engine.db.set_stopped_by_user(&r.id, true)?;
+                    }
+                    engine.kill(&r, sig)?;
+                    Ok(())
+                });
+                match killed {
+                    Ok(()) => println!("{n}"),
+                    Err(e) => {
+                        match crate::damaged_database(&engine.root, e.as_ref()) {
+                            Some(line) => eprintln!("Error: {line}"),
+                            None => eprintln!(
+                                "Error response from daemon: Cannot kill container: {n}: {e:#}"
+                            ),
+                        }
+                        code = 1;
+                    }
                 }
-                e.kill(r, sig)?;
-                Ok(())
-            })
+            }
+            Ok(code)
         }
         ContainerCommand::Rm {
             force,
@@ -1050,7 +1084,7 @@ pub fn dispatch(root: &Path, runroot: &Path, cmd: &ContainerCommand) -> Result<i
                     Err(e) => {
                         match crate::damaged_database(&engine.root, &e) {
                             Some(line) => eprintln!("Error: {line}"),
-                            None => eprintln!("Error: {e}"),
+                            None => eprintln!("Error response from daemon: {e}"),
                         }
                         failed = true;
                     }
@@ -1252,6 +1286,18 @@ pub fn dispatch(root: &Path, runroot: &Path, cmd: &ContainerCommand) -> Result<i
     }
 }
 
+/// `container inspect`: containers only, as docker's.
+pub fn inspect_containers(
+    root: &Path,
+    runroot: &Path,
+    names: &[String],
+    format: Option<&str>,
+) -> Result<i32> {
+    let engine = Engine::open(root, runroot)
+        .with_context(|| format!("open the store at {}", root.display()))?;
+    inspect(&engine, names, format, Some("container"))
+}
+
 /// Applies `f` to each named container, printing the name given as docker
 /// does; errors are printed and make the exit code 1.
 fn each(
@@ -1279,19 +1325,33 @@ fn each(
     Ok(code)
 }
 
-fn write_cidfile(a: &RunArgs, r: &Record) -> Result<()> {
-    if let Some(p) = &a.cidfile {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(p)
-            .with_context(|| {
-                format!(
-                    "container ID file {} exists or cannot be created",
-                    p.display()
-                )
-            })?;
-        f.write_all(r.id.as_bytes())?;
+/// `--cidfile`: made (empty) before the container, as docker's client
+/// does, so that a file already there stops the command before anything
+/// is created.
+fn open_cidfile(a: &RunArgs) -> Result<Option<std::fs::File>> {
+    let Some(p) = &a.cidfile else {
+        return Ok(None);
+    };
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(p)
+    {
+        Ok(f) => Ok(Some(f)),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => bail!(
+            "container ID file found, make sure the other container isn't running or delete {}",
+            p.display()
+        ),
+        Err(e) => Err(anyhow::anyhow!(
+            "failed to create the container ID file: {e}"
+        )),
+    }
+}
+
+fn write_cidfile(f: Option<std::fs::File>, r: &Record) -> Result<()> {
+    if let Some(mut f) = f {
+        f.write_all(r.id.as_bytes())
+            .context("write the container ID file")?;
     }
     Ok(())
 }
@@ -1314,7 +1374,7 @@ fn events(
             .split_once('=')
             .ok_or_else(|| anyhow::anyhow!("bad format of filter (expected name=value): {f}"))?;
         if !KEYS.contains(&k) {
-            bail!("invalid filter '{k}': use one of {}", KEYS.join(", "));
+            return Err(crate::invalid_filter(k));
         }
         wanted.entry(k.to_string()).or_default().push(v.to_string());
     }
@@ -1430,7 +1490,17 @@ fn copy(engine: &Engine, src: &str, dest: &str, opts: engine::cp::Options) -> Re
     let roots: Vec<Root> = [&s, &d]
         .iter()
         .map(|a| match a {
-            Arg::Container(c, _) => Root::container(engine, &engine.find(c)?),
+            Arg::Container(c, p) => {
+                let r = engine.find(c).map_err(|e| match e {
+                    // Docker's words name the path too.
+                    engine::Error::NoSuchContainer(_) => engine::Error::Invalid(format!(
+                        "No such container:path: {c}:{}",
+                        p.display()
+                    )),
+                    e => e,
+                })?;
+                Root::container(engine, &r)
+            }
             _ => Root::host(),
         })
         .collect::<engine::Result<_>>()?;
@@ -1492,17 +1562,31 @@ impl RunArgs {
 fn run(engine: &mut Engine, a: &RunArgs) -> Result<i32> {
     let cfg = config_from(a)?;
     let keys = detach_keys_of(a.detach_keys.as_deref())?;
-    let r = create_pulling(engine, a, cfg)?;
-    write_cidfile(a, &r)?;
+    if a.tty && a.interactive && !a.detach && !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        // Docker's client refuses before creating anything: a terminal
+        // session needs one on this side (`-it` in a pipeline or in CI).
+        eprintln!("the input device is not a TTY");
+        return Ok(1);
+    }
+    let cidfile = open_cidfile(a)?;
+    let r = create_pulling(engine, a, cfg).map_err(|e| {
+        if let Some(p) = &a.cidfile {
+            let _ = std::fs::remove_file(p);
+        }
+        from_daemon(e)
+    })?;
+    write_cidfile(cidfile, &r)?;
     if a.detach {
+        // docker's client prints the id once the container exists, before
+        // it starts it.
+        println!("{}", r.id);
         if let Err(e) = engine::monitor::start_detached(engine, &r) {
             // A container that cannot start is not left behind with --rm.
             if a.rm {
                 let _ = engine.remove(&engine.find(&r.id)?, true, true);
             }
-            return Err(e.into());
+            return Err(from_daemon_at_start(e.into()));
         }
-        println!("{}", r.id);
         return Ok(0);
     }
     // With a terminal: a monitor of its own and us attached, so that the
@@ -1532,20 +1616,95 @@ fn run(engine: &mut Engine, a: &RunArgs) -> Result<i32> {
                     let _ = engine.remove(&r, true, true);
                 }
             }
-            // docker's codes: 127 command not found, 126 not executable.
-            let msg = e.to_string();
-            let code = if msg.contains("executable file not found")
-                || msg.contains("no such file or directory")
-            {
-                127
-            } else if msg.contains("permission denied") {
-                126
-            } else {
-                125
-            };
-            eprintln!("Error: {msg}");
-            Ok(code)
+            Err(from_daemon_at_start(e.into()))
         }
+    }
+}
+
+/// An error of `cmd` as docker's client words it: the commands whose
+/// failures docker reports as its daemon's answer get that form (see
+/// [`crate::FromDaemon`]); the others (rm, inspect, logs, exec, port...)
+/// docker's client checks itself and words "Error: ...".
+pub fn as_docker_reports(cmd: &ContainerCommand, e: anyhow::Error) -> anyhow::Error {
+    use ContainerCommand as C;
+    if e.downcast_ref::<crate::FromDaemon>().is_some() {
+        return e;
+    }
+    let then = match cmd {
+        // With -a docker's client finds the container itself first.
+        C::Start { attach: true, .. }
+        | C::Start {
+            interactive: true, ..
+        } if e
+            .downcast_ref::<engine::Error>()
+            .is_some_and(|e| matches!(e, engine::Error::NoSuchContainer(_))) =>
+        {
+            return e
+        }
+        C::Start { containers, .. } => Some(format!(
+            "failed to start containers: {}",
+            containers.join(", ")
+        )),
+        C::Rename { container, .. } => {
+            Some(format!("failed to rename container named {container}"))
+        }
+        C::Top { .. }
+        | C::Wait { .. }
+        | C::Diff { .. }
+        | C::Export { .. }
+        | C::Commit { .. }
+        | C::Stats { .. } => None,
+        _ => return e,
+    };
+    crate::FromDaemon {
+        error: e,
+        then,
+        help: true,
+    }
+    .into()
+}
+
+/// A failure of what docker's daemon does for `run` and `create` (make and
+/// start the container), worded as docker's client words the daemon's
+/// answers; the client's own checks of the command line stay plain.
+fn from_daemon(e: anyhow::Error) -> anyhow::Error {
+    if e.downcast_ref::<crate::FromDaemon>().is_some() {
+        return e;
+    }
+    crate::FromDaemon {
+        error: e,
+        then: None,
+        help: true,
+    }
+    .into()
+}
+
+/// [`from_daemon`] for what failed starting the container (its ports,
+/// devices, networks, program): docker's client gives no usage hint then.
+fn from_daemon_at_start(e: anyhow::Error) -> anyhow::Error {
+    if e.downcast_ref::<crate::FromDaemon>().is_some() {
+        return e;
+    }
+    crate::FromDaemon {
+        error: e,
+        then: None,
+        help: false,
+    }
+    .into()
+}
+
+/// docker's exit code for a container whose program could not be started:
+/// 127 when it does not exist, 126 when it cannot be executed, else 125.
+// The runtime's init reports the failure as text across the process
+// boundary; typed kinds are the engine library's issue (16).
+pub fn start_failure_code(e: &anyhow::Error) -> u8 {
+    let msg = format!("{e:#}");
+    if msg.contains("executable file not found") || msg.contains("no such file or directory") {
+        127
+    } else if msg.contains("permission denied") {
+        126
+    } else {
+        125
     }
 }
 
@@ -1586,7 +1745,21 @@ fn status_text(r: &Record) -> String {
 }
 
 fn command_text(r: &Record, no_trunc: bool) -> String {
-    let c = r.config.args.join(" ");
+    // Docker's daemon quotes the arguments that hold a space.
+    let words: Vec<String> = r
+        .config
+        .args
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            if i > 0 && a.contains(' ') {
+                format!("'{a}'")
+            } else {
+                a.clone()
+            }
+        })
+        .collect();
+    let c = words.join(" ");
     let c = if !no_trunc && c.chars().count() > 20 {
         format!("{}…", c.chars().take(19).collect::<String>())
     } else {
@@ -1652,15 +1825,27 @@ pub fn volume(root: &Path, runroot: &Path, cmd: &VolumeCommand) -> Result<i32> {
             driver,
             name,
         } => {
+            // docker's daemon answers, naming the volume.
+            let daemon = |e: anyhow::Error| crate::FromDaemon {
+                error: e.context(format!("create {}", name.as_deref().unwrap_or(""))),
+                then: None,
+                help: false,
+            };
             if driver != "local" {
-                bail!("volume driver {driver:?} is not supported: only \"local\"");
+                return Err(daemon(anyhow::anyhow!(
+                    "error looking up volume plugin {driver}: plugin {driver:?} not found"
+                ))
+                .into());
             }
             let mut labels = BTreeMap::new();
             for l in label {
                 let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
                 labels.insert(k.to_string(), v.to_string());
             }
-            let v = engine.volumes.create(name.as_deref(), &labels)?;
+            let v = engine
+                .volumes
+                .create(name.as_deref(), &labels)
+                .map_err(|e| daemon(e.into()))?;
             println!("{}", v.name);
             Ok(0)
         }
@@ -1688,7 +1873,7 @@ pub fn volume(root: &Path, runroot: &Path, cmd: &VolumeCommand) -> Result<i32> {
                         Some((k, val)) => x.labels.get(k).is_some_and(|y| y == val),
                         None => x.labels.contains_key(v.as_str()),
                     }),
-                    _ => bail!("invalid filter {k:?}"),
+                    _ => return Err(crate::invalid_filter(&k)),
                 };
                 list.retain(|x| keep(x));
             }
@@ -1799,7 +1984,7 @@ fn ps(engine: &Engine, a: &PsArgs) -> Result<()> {
     for f in &a.filter {
         let (k, v) = key_value("--filter", f)?;
         if !["id", "name", "status", "label", "ancestor", "exited"].contains(&k.as_str()) {
-            bail!("invalid filter {k:?}");
+            return Err(crate::invalid_filter(&k));
         }
         if k == "status" || k == "exited" {
             all = true;
@@ -2044,11 +2229,40 @@ fn logs(
 
 fn exec(engine: &Engine, a: &ExecArgs) -> Result<i32> {
     let r = engine.find(&a.container)?;
-    if r.status != Status::Running {
-        bail!("container {} is not running", a.container);
+    if a.tty && a.interactive && !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        eprintln!("the input device is not a TTY");
+        return Ok(1);
     }
-    let c = runtime::Container::load(&engine.runtime_root(), &r.id)
-        .with_context(|| format!("container {} is not running", a.container))?;
+    if r.status != Status::Running {
+        return Err(crate::FromDaemon {
+            error: anyhow::anyhow!("Container {} is not running", r.id),
+            then: None,
+            help: true,
+        }
+        .into());
+    }
+    let c =
+        runtime::Container::load(&engine.runtime_root(), &r.id).map_err(|_| crate::FromDaemon {
+            error: anyhow::anyhow!("Container {} is not running", r.id),
+            then: None,
+            help: true,
+        })?;
+    match exec_in(engine, a, &r, &c) {
+        Ok(code) => Ok(code),
+        // The process could not be started (no such program, no such
+        // user, ...): docker's client prints the reason on stdout and
+        // exits 126, whatever the reason; 1 stays for "no such
+        // container" and "not running".
+        Err(e) => {
+            println!("{e:#}");
+            Ok(126)
+        }
+    }
+}
+
+/// The part of exec that starts the process in the running container `c`
+/// and relays its stdio until it ends.
+fn exec_in(engine: &Engine, a: &ExecArgs, r: &Record, c: &runtime::Container) -> Result<i32> {
     let mut process = c.state.config.process().clone().unwrap_or_default();
     process.set_args(Some(a.command.clone()));
     process.set_terminal(Some(a.tty));
@@ -2118,10 +2332,10 @@ fn exec(engine: &Engine, a: &ExecArgs) -> Result<i32> {
     let ev = [("execID", exec_id.as_str())];
     engine
         .db
-        .container_event(&r, &format!("exec_create: {command}"), &ev);
+        .container_event(r, &format!("exec_create: {command}"), &ev);
     engine
         .db
-        .container_event(&r, &format!("exec_start: {command}"), &ev);
+        .container_event(r, &format!("exec_start: {command}"), &ev);
     let outcome = match &mut pipes {
         Some(p) => p.around(|| c.exec(&opts))?,
         None => c.exec(&opts),
@@ -2148,7 +2362,7 @@ fn exec(engine: &Engine, a: &ExecArgs) -> Result<i32> {
     if !a.detach {
         let code_text = code.to_string();
         engine.db.container_event(
-            &r,
+            r,
             "exec_die",
             &[("execID", exec_id.as_str()), ("exitCode", &code_text)],
         );
@@ -2363,13 +2577,16 @@ pub fn container_json(engine: &Engine, r: &Record) -> Value {
         "LogPath": engine.log_path(&r.id),
         "Name": format!("/{}", r.name),
         "RestartCount": r.restart_count,
-        "Driver": "overlay",
+        // The layout Docker calls overlay2 (overlayfs with many lower
+        // layers); scripts compare against that name.
+        "Driver": "overlay2",
         "Platform": "linux",
         "HostConfig": {
             "Binds": c.mounts.iter().filter(|m| m.kind == "bind").map(|m| format!("{}:{}{}", m.source, m.destination, if m.read_only { ":ro" } else { "" })).collect::<Vec<_>>(),
             "NetworkMode": c.network,
             "RestartPolicy": {"Name": c.restart.name, "MaximumRetryCount": c.restart.max_retries},
             "AutoRemove": c.auto_remove,
+            "OomScoreAdj": c.oom_score_adj.unwrap_or(0),
             "CapAdd": c.cap_add,
             "CapDrop": c.cap_drop,
             "Privileged": c.privileged,
@@ -2388,7 +2605,7 @@ pub fn container_json(engine: &Engine, r: &Record) -> Value {
             "SecurityOpt": Value::Null,
         },
         "GraphDriver": {
-            "Name": "overlay",
+            "Name": "overlay2",
             "Data": {
                 "UpperDir": dir.join("fs/upper"),
                 "WorkDir": dir.join("fs/work"),
@@ -2543,7 +2760,11 @@ fn inspect(
         match v {
             Some(v) => out.push(v),
             None => {
-                eprintln!("Error: No such object: {n}");
+                match kind {
+                    Some("container") => eprintln!("Error: No such container: {n}"),
+                    Some("image") => eprintln!("Error: No such image: {n}"),
+                    _ => eprintln!("Error: No such object: {n}"),
+                }
                 code = 1;
             }
         }

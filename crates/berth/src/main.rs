@@ -11,6 +11,7 @@ mod containers;
 mod format;
 mod networks;
 mod transfer;
+mod usage;
 
 pub(crate) use format::go_template;
 
@@ -80,7 +81,7 @@ enum Command {
         /// Read from this file instead of stdin
         #[arg(short, long)]
         input: Option<PathBuf>,
-        /// Print only the loaded names
+        /// Suppress the load output (accepted for docker compatibility: berth shows no progress for load)
         #[arg(short, long)]
         quiet: bool,
         /// Platform to load from a multi-platform archive, os/arch[/variant] (default: this host's)
@@ -267,9 +268,23 @@ fn main() -> ExitCode {
             return ExitCode::from(125);
         }
     }
-    let cli = match Cli::try_parse() {
+    // Building clap's command tree costs as much as the parse: only for
+    // the command lines that can have trailing arguments.
+    let trailing = args
+        .iter()
+        .any(|a| ["run", "create", "exec", "top"].iter().any(|w| a == w));
+    let words = if trailing {
+        use clap::CommandFactory;
+        usage::end_flags_before_trailing(&Cli::command(), args.clone())
+    } else {
+        args.clone()
+    };
+    let cli = match Cli::try_parse_from(words) {
         Ok(cli) => cli,
-        Err(e) => return usage_error(&e),
+        Err(e) => {
+            use clap::CommandFactory;
+            return usage::refused(&Cli::command(), &e, &args);
+        }
     };
     if starts_container_processes(&cli.command) {
         // Before anything forks into a container: from here on we run from
@@ -290,6 +305,17 @@ fn main() -> ExitCode {
             return code;
         }
     }
+    if let Command::Container(ContainerGroup::Commands(containers::ContainerCommand::Inspect {
+        format,
+        kind: None,
+        names,
+    })) = &cli.command
+    {
+        return finish(
+            &cli.root,
+            containers::inspect_containers(&cli.root, &cli.runroot, names, format.as_deref()),
+        );
+    }
     let containers = match &cli.command {
         Command::Containers(c) | Command::Container(ContainerGroup::Commands(c)) => Some(c),
         Command::Container(ContainerGroup::Ls(a)) => {
@@ -304,7 +330,23 @@ fn main() -> ExitCode {
         Command::Volume(v) => {
             return finish(&cli.root, containers::volume(&cli.root, &cli.runroot, v))
         }
-        Command::Network(n) => return finish(&cli.root, networks::run(&cli.root, &cli.runroot, n)),
+        Command::Network(n) => {
+            let r = networks::run(&cli.root, &cli.runroot, n).map_err(|e| {
+                // docker's client checks names for rm and inspect itself;
+                // the rest is the daemon's answer.
+                if networks::daemon_words(n) {
+                    FromDaemon {
+                        error: e,
+                        then: None,
+                        help: true,
+                    }
+                    .into()
+                } else {
+                    e
+                }
+            });
+            return finish(&cli.root, r);
+        }
         Command::Build(a) | Command::Image(ImageCommand::Build(a)) => {
             return match building::build(&cli.root, &cli.runroot, cli.max_layer_size, a) {
                 Ok(()) => ExitCode::SUCCESS,
@@ -317,12 +359,36 @@ fn main() -> ExitCode {
         _ => None,
     };
     if let Some(c) = containers {
-        return finish(&cli.root, containers::dispatch(&cli.root, &cli.runroot, c));
+        let r = containers::dispatch(&cli.root, &cli.runroot, c)
+            .map_err(|e| containers::as_docker_reports(c, e));
+        if let (containers::ContainerCommand::Run(_), Err(e)) = (c, &r) {
+            if relay::relay::caller_output_lost() {
+                die_of_broken_pipe();
+            }
+            return run_failed(&cli.root, e);
+        }
+        return finish(&cli.root, r);
     }
     let root = cli.root.clone();
+    // The image commands whose failures docker reports as its daemon's.
+    let daemon_words = matches!(
+        cli.command,
+        Command::Tag { .. } | Command::History { .. } | Command::Save { .. }
+    );
+    let latest = !matches!(cli.command, Command::Save { .. });
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            let e = if daemon_words && !e.is::<ClientSide>() {
+                FromDaemon {
+                    error: with_default_tag(e, latest),
+                    then: None,
+                    help: true,
+                }
+                .into()
+            } else {
+                e
+            };
             print_error(&root, &e);
             ExitCode::from(1)
         }
@@ -508,27 +574,9 @@ fn secure_store(cli: &Cli) -> Result<(), ExitCode> {
     }
 }
 
-/// Help and version go to stdout; a usage error is one line (clap's first,
-/// without its tips and usage block) and docker's exit code 125.
-fn usage_error(e: &clap::Error) -> ExitCode {
-    use clap::error::ErrorKind;
-    if matches!(
-        e.kind(),
-        ErrorKind::DisplayHelp
-            | ErrorKind::DisplayVersion
-            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
-    ) {
-        let _ = e.print();
-        return ExitCode::SUCCESS;
-    }
-    let text = e.to_string();
-    let first = text.lines().next().unwrap_or("invalid command line");
-    eprintln!("{first}\nSee 'berth --help'.");
-    ExitCode::from(125)
-}
-
-/// The exit code of a container command (docker's: the container's own for
-/// run/start -a/exec, 125 when berth itself failed).
+/// The exit code of a container command: the container's own for
+/// run/start -a/exec, and docker's client's codes when berth itself failed:
+/// 1, except for `run` (see [`run_failed`]).
 fn finish(root: &std::path::Path, r: Result<i32>) -> ExitCode {
     if relay::relay::caller_output_lost() {
         die_of_broken_pipe();
@@ -537,20 +585,106 @@ fn finish(root: &std::path::Path, r: Result<i32>) -> ExitCode {
         Ok(code) => ExitCode::from(u8::try_from(code & 0xff).unwrap_or(1)),
         Err(e) => {
             print_error(root, &e);
-            ExitCode::from(125)
+            ExitCode::from(1)
         }
     }
+}
+
+/// A `run` that failed before its container's program ran: docker's
+/// client says `docker: <error>.` and `See 'docker run --help'.`, and exits
+/// 127 when the program does not exist, 126 when it cannot be executed,
+/// 125 for every other failure (no such image, name in use, bad flags...).
+fn run_failed(root: &std::path::Path, e: &anyhow::Error) -> ExitCode {
+    let daemon = e.downcast_ref::<FromDaemon>();
+    let text = match (damaged_database(root, e.as_ref()), daemon) {
+        (Some(line), _) => line,
+        (None, Some(d)) => format!("Error response from daemon: {:#}", d.error),
+        (None, None) => format!("{e:#}"),
+    };
+    let help = if daemon.is_none_or(|d| d.help) {
+        "\nSee 'berth run --help'."
+    } else {
+        ""
+    };
+    eprintln!("berth: {}.{help}", text.trim_end_matches('.'));
+    ExitCode::from(containers::start_failure_code(e))
 }
 
 /// One line on stderr. A damaged database can surface in any query of any
 /// command; whichever it is, the user learns which file is damaged, what
 /// SQLite says, and where to go next, instead of a query's context.
 fn print_error(root: &std::path::Path, e: &anyhow::Error) {
-    match damaged_database(root, e.as_ref()) {
-        Some(line) => eprintln!("Error: {line}"),
-        None => eprintln!("Error: {e:#}"),
+    if let Some(line) = damaged_database(root, e.as_ref()) {
+        eprintln!("Error: {line}");
+    } else if let Some(c) = e.downcast_ref::<ClientSide>() {
+        eprintln!("{c}");
+    } else if let Some(d) = e.downcast_ref::<FromDaemon>() {
+        eprintln!("Error response from daemon: {:#}", d.error);
+        if let Some(then) = &d.then {
+            eprintln!("Error: {then}");
+        }
+    } else {
+        eprintln!("Error: {e:#}");
     }
 }
+
+/// "No such image: NAME:latest", as docker's daemon names an image given
+/// without a tag (for tag and history; save keeps the name as given).
+fn with_default_tag(e: anyhow::Error, latest: bool) -> anyhow::Error {
+    match e.downcast_ref::<image::store::StoreError>() {
+        Some(image::store::StoreError::NotFound(n))
+            if latest && !n.rsplit('/').next().unwrap_or(n).contains(':') && !n.contains('@') =>
+        {
+            anyhow::anyhow!("No such image: {n}:latest")
+        }
+        _ => e,
+    }
+}
+
+/// An error docker's client finds itself (and words without "Error
+/// response from daemon") in a command whose other failures are the
+/// daemon's.
+#[derive(Debug)]
+pub(crate) struct ClientSide(pub String);
+
+impl std::fmt::Display for ClientSide {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ClientSide {}
+
+/// A filter key the command does not know, in docker's words.
+pub(crate) fn invalid_filter(key: &str) -> anyhow::Error {
+    FromDaemon {
+        error: anyhow::anyhow!("Invalid filter '{key}'"),
+        then: None,
+        help: true,
+    }
+    .into()
+}
+
+/// An error that docker's client reports as its daemon's answer
+/// ("Error response from daemon: ..."), for the commands where docker
+/// does: scripts and people match on these words. `then` is the line
+/// docker's client adds after it for some commands.
+#[derive(Debug)]
+pub(crate) struct FromDaemon {
+    pub error: anyhow::Error,
+    pub then: Option<String>,
+    /// For `run`: docker's client adds "See 'docker run --help'." to what
+    /// failed while making the container, not to what failed starting it.
+    pub help: bool,
+}
+
+impl std::fmt::Display for FromDaemon {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:#}", self.error)
+    }
+}
+
+impl std::error::Error for FromDaemon {}
 
 /// The line for a damaged database anywhere in `e`'s chain, for commands
 /// that report an error per item (`rm a b`, `rmi a b`) and go on.
@@ -670,7 +804,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Load {
             input,
-            quiet,
+            quiet: _,
             platform,
         } => {
             let mut store = open(&cli)?;
@@ -684,18 +818,15 @@ fn run(cli: Cli) -> Result<()> {
                 )?,
                 None => archive::load(&mut store, std::io::stdin().lock(), platform)?,
             };
-            for img in loaded {
+            for archive::Loaded { image: img, names } in loaded {
                 image_event(&cli, "load", &img, None);
-                if img.tags.is_empty() {
+                // The names the archive gave, not the others the image had.
+                if names.is_empty() {
                     println!("Loaded image ID: {}", img.id);
                 }
-                for t in &img.tags {
-                    let short = familiar(t);
-                    if *quiet {
-                        println!("{short}");
-                    } else {
-                        println!("Loaded image: {short}");
-                    }
+                // -q quiets progress only: docker prints these lines still.
+                for t in &names {
+                    println!("Loaded image: {}", familiar(&t.to_string()));
                 }
             }
             Ok(())
@@ -775,7 +906,18 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Tag { source, target } | Command::Image(ImageCommand::Tag { source, target }) => {
             let mut store = open(&cli)?;
-            let target = parse_ref(target)?;
+            // docker's client checks the new name itself, in these words.
+            let target = target.parse::<Reference>().map_err(|e| {
+                let why = match e {
+                    image::reference::ReferenceError::Uppercase(_) => {
+                        "invalid reference format: repository name must be lowercase"
+                    }
+                    _ => "invalid reference format",
+                };
+                ClientSide(format!(
+                    "Error parsing reference: {target:?} is not a valid repository/tag: {why}"
+                ))
+            })?;
             store.tag(source, &target)?;
             let img = store.resolve(&target.to_string())?;
             image_event(&cli, "tag", &img, Some(&familiar(&target.to_string())));
@@ -798,7 +940,14 @@ fn run(cli: Cli) -> Result<()> {
                             Some(line) => eprintln!("Error: {line}"),
                             None => eprintln!("Error: {e}"),
                         }
-                        failed = true;
+                        // docker: with -f, an image that is not there is no
+                        // failure (teardown under `set -e`).
+                        let missing = matches!(
+                            e,
+                            engine::Error::Image(image::store::StoreError::NotFound(_))
+                                | engine::Error::ImageNotFound(_)
+                        );
+                        failed |= !(*force && missing);
                     }
                 }
             }
@@ -815,12 +964,22 @@ fn run(cli: Cli) -> Result<()> {
         Command::Image(ImageCommand::Inspect { images }) => {
             let store = open(&cli)?;
             let mut out = Vec::new();
+            let mut missing = None;
+            // docker prints what it found, then the first missing name.
             for name in images {
-                let img = store.resolve(name)?;
-                out.push(image_json(&store, &img)?);
+                match store.resolve(name) {
+                    Ok(img) => out.push(image_json(&store, &img)?),
+                    Err(e @ image::store::StoreError::NotFound(_)) => {
+                        missing.get_or_insert(e);
+                    }
+                    Err(e) => return Err(e.into()),
+                }
             }
             println!("{}", serde_json::to_string_pretty(&out)?);
-            Ok(())
+            match missing {
+                Some(e) => Err(e.into()),
+                None => Ok(()),
+            }
         }
         Command::Image(ImageCommand::Prune { all, .. }) => {
             let mut engine = open_engine(&cli)?;
@@ -1047,9 +1206,7 @@ fn images(store: &ImageStore, a: &ImagesArgs) -> Result<()> {
                 }
                 rows.retain(|(img, ..)| keep[&img.id]);
             }
-            other => {
-                bail!("invalid filter {other:?}: use dangling, reference, before, since or label")
-            }
+            other => return Err(invalid_filter(other)),
         }
     }
     if a.quiet {
@@ -1154,6 +1311,7 @@ pub(crate) fn image_json(store: &ImageStore, img: &Image) -> Result<Value> {
         "RepoDigests": repo_digests,
         "Parent": "",
         "Comment": config["history"].as_array().and_then(|h| h.last()).and_then(|h| h["comment"].as_str()).unwrap_or(""),
+        "Author": config["author"].as_str().unwrap_or(""),
         "Created": config["created"],
         "Config": config["config"],
         "Architecture": config["architecture"],

@@ -204,7 +204,7 @@ pub fn run(root: &Path, runroot: &Path, cmd: &NetworkCommand) -> Result<i32> {
                         Some((lk, lv)) => n.labels.get(lk).is_some_and(|x| x == lv),
                         None => n.labels.contains_key(v),
                     }),
-                    _ => bail!("invalid filter {k:?}: use name, id or label"),
+                    _ => return Err(crate::invalid_filter(k)),
                 }
             }
             let id = |s: &str| -> String {
@@ -247,7 +247,7 @@ pub fn run(root: &Path, runroot: &Path, cmd: &NetworkCommand) -> Result<i32> {
             for key in networks {
                 match engine.networks.get(key) {
                     Ok(n) => out.push(network_json(&engine, &n)),
-                    Err(e) => missing = Some(e),
+                    Err(e) => missing = Some(engine::Error::from(e)),
                 }
             }
             println!("{}", serde_json::to_string_pretty(&Value::Array(out))?);
@@ -269,9 +269,15 @@ pub fn run(root: &Path, runroot: &Path, cmd: &NetworkCommand) -> Result<i32> {
                         );
                         println!("{key}");
                     }
-                    Err(engine::Error::Invalid(m)) if *force && m.contains("not found") => {}
-                    Err(e) => {
+                    Err(engine::Error::NoSuchNetwork(_)) if *force => {}
+                    // docker's client finds the network itself; the rest
+                    // is the daemon's answer.
+                    Err(e @ engine::Error::NoSuchNetwork(_)) => {
                         eprintln!("Error: {e}");
+                        failed = Some(e);
+                    }
+                    Err(e) => {
+                        eprintln!("Error response from daemon: {e}");
                         failed = Some(e);
                     }
                 }
@@ -335,4 +341,15 @@ pub fn run(root: &Path, runroot: &Path, cmd: &NetworkCommand) -> Result<i32> {
             Ok(0)
         }
     }
+}
+
+/// Whether docker's client reports `cmd`'s failures as its daemon's
+/// answer ("Error response from daemon: ...").
+pub fn daemon_words(cmd: &NetworkCommand) -> bool {
+    matches!(
+        cmd,
+        NetworkCommand::Create { .. }
+            | NetworkCommand::Connect { .. }
+            | NetworkCommand::Disconnect { .. }
+    )
 }

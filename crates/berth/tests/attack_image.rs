@@ -326,7 +326,7 @@ fn lying_sparse_entries_are_refused_by_load() {
         let o = b.run(&["load", "-i", archive.to_str().unwrap()]);
         assert!(!o.status.success(), "{entry}: loaded");
         let err = stderr(&o);
-        assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+        assert_eq!(berth_testkit::error_lines(&err), 1, "one line: {err}");
         assert!(
             err.contains(&format!("{entry:?}")) && err.contains("sparse"),
             "{err}"
@@ -356,7 +356,11 @@ fn whiteouts_of_the_directory_or_its_parent_are_refused() {
         let o = b.run(&["load", "-i", archive.to_str().unwrap()]);
         assert!(!o.status.success(), "{name}: loaded");
         let err = stderr(&o);
-        assert_eq!(err.trim_end().lines().count(), 1, "{name}: one line: {err}");
+        assert_eq!(
+            berth_testkit::error_lines(&err),
+            1,
+            "{name}: one line: {err}"
+        );
         assert!(
             err.contains(&format!("{name:?}")) && err.contains("whiteout refused"),
             "{name}: {err}"

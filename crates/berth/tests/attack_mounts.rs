@@ -85,7 +85,11 @@ fn refused(b: &Berth, host: &HostCorePattern, what: &str, args: &[&str], refusal
     assert_ne!(o.status.code(), Some(0), "{what} ran: {}", stdout(&o));
     let err = stderr(&o);
     assert!(err.contains(refusal), "{what}: want {refusal:?} in:\n{err}");
-    assert_eq!(err.trim().lines().count(), 1, "{what}: one line: {err}");
+    assert_eq!(
+        berth_testkit::error_lines(&err),
+        1,
+        "{what}: one line: {err}"
+    );
     assert!(!err.contains("panicked"), "{what}: {err}");
 }
 

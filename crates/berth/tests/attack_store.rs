@@ -399,7 +399,7 @@ fn a_store_path_that_is_a_file_is_one_clear_line() {
         );
         expect_code(&o, 125, "ps with a file in the way");
         let err = stderr(&o);
-        assert_eq!(err.lines().count(), 1, "{err}");
+        assert_eq!(berth_testkit::error_lines(&err), 1, "{err}");
         assert!(
             err.to_lowercase().contains("not a directory")
                 && err.contains(&*file.to_string_lossy()),

@@ -167,7 +167,11 @@ fn one_line_error(s: &Store, args: &[&str], cause: &str) {
         stdout(&o)
     );
     assert!(!err.contains("panicked"), "{what} panicked: {err}");
-    assert_eq!(err.lines().count(), 1, "{what}: not one line: {err}");
+    assert_eq!(
+        berth_testkit::error_lines(&err),
+        1,
+        "{what}: not one line: {err}"
+    );
     let db = db_path(s).display().to_string();
     assert!(err.contains(&db), "{what}: does not name {db}: {err}");
     assert!(err.contains(cause), "{what}: does not say {cause:?}: {err}");

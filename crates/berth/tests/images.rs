@@ -114,10 +114,10 @@ fn import_list_inspect_tag_remove() {
 
     let o = b.run(&["rmi", "nosuch:1"]);
     expect_code(&o, 1, "rmi of a missing image");
-    assert!(stderr(&o).contains("not found locally"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("No such image"), "{}", stderr(&o));
     let o = b.run(&["tag", "bb", "Bad:Tag"]);
     expect_code(&o, 1, "bad reference");
-    assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
+    assert_eq!(berth_testkit::error_lines(&stderr(&o)), 1, "{}", stderr(&o));
 }
 
 fn podman_env(dir: &Path, script: &str) -> Output {
@@ -550,15 +550,20 @@ fn images_filters_before_since_label() {
     assert_eq!(q("label=tier=app"), sorted(&[&ids[1]]));
     assert!(q("label=tier=none").is_empty());
     for (bad, says) in [
-        ("color=red", "invalid filter \"color\""),
-        ("before=nosuch:1", "not found locally"),
+        ("color=red", "Invalid filter 'color'"),
+        ("before=nosuch:1", "No such image"),
         ("dangling=maybe", "dangling is true or false"),
         ("label=", "label=KEY"),
         ("nokey", "use key=value"),
     ] {
         let o = b.run(&["images", "--filter", bad]);
         expect_code(&o, 1, bad);
-        assert_eq!(stderr(&o).lines().count(), 1, "{bad}: {}", stderr(&o));
+        assert_eq!(
+            berth_testkit::error_lines(&stderr(&o)),
+            1,
+            "{bad}: {}",
+            stderr(&o)
+        );
         assert!(stderr(&o).contains(says), "{bad}: {}", stderr(&o));
     }
 }

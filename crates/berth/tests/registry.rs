@@ -245,7 +245,7 @@ fn plain_http_push_pull_run() {
         err.contains("TLS failure") && err.contains("--tls-verify=false"),
         "{err}"
     );
-    assert_eq!(err.lines().count(), 1, "{err}");
+    assert_eq!(berth_testkit::error_lines(&err), 1, "{err}");
 
     let out = a.ok(&["push", "--tls-verify=false", &name]);
     assert!(out.contains(": Pushed"), "{out}");
@@ -357,7 +357,7 @@ fn plain_http_push_pull_run() {
     ]);
     expect_code(&o, 1, "pull of a missing tag");
     assert!(stderr(&o).contains("manifest unknown"), "{}", stderr(&o));
-    assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
+    assert_eq!(berth_testkit::error_lines(&stderr(&o)), 1, "{}", stderr(&o));
     let o = c.run(&[
         "pull",
         "--tls-verify=false",
@@ -369,7 +369,7 @@ fn plain_http_push_pull_run() {
     expect_code(&o, 125, "bad flag value");
     let o = c.run(&["push", "--tls-verify=false", "nosuch:1"]);
     expect_code(&o, 1, "push of a missing image");
-    assert!(stderr(&o).contains("not found locally"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("No such image"), "{}", stderr(&o));
 }
 
 /// Runs `openssl` with `args` in `dir`.
@@ -770,7 +770,7 @@ fn credentials_go_only_to_the_registry_origin_or_verified_https() {
     expect_code(&o, 1, "pull through a plain-HTTP realm elsewhere");
     assert!(
         stderr(&o).contains("refusing to send it the credentials")
-            && stderr(&o).trim().lines().count() == 1,
+            && berth_testkit::error_lines(&stderr(&o)) == 1,
         "{}",
         stderr(&o)
     );
@@ -1241,7 +1241,7 @@ fn a_hostile_registry_leaves_the_store_unchanged() {
         expect_code(&o, 1, &format!("{mode:?}"));
         let err = stderr(&o);
         assert!(err.contains(expect), "{mode:?}: {err}");
-        assert_eq!(err.lines().count(), 1, "{mode:?}: {err}");
+        assert_eq!(berth_testkit::error_lines(&err), 1, "{mode:?}: {err}");
         b.assert_empty_store();
     }
     let (_, name) = hostile_registry(Hostile::DropThenResume);

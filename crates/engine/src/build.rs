@@ -793,6 +793,7 @@ impl Builder<'_, '_> {
                         destination: target,
                         read_only: false,
                         options,
+                        ..Default::default()
                     });
                 }
                 MountKind::Secret => {
@@ -814,6 +815,7 @@ impl Builder<'_, '_> {
                             destination: target,
                             read_only: true,
                             options: vec!["nosuid".into(), "nodev".into(), "noexec".into()],
+                            ..Default::default()
                         }),
                         None if m.required => {
                             return Err(self.invalid(
@@ -857,6 +859,7 @@ impl Builder<'_, '_> {
                         destination: target,
                         read_only: m.read_only,
                         options: Vec::new(),
+                        ..Default::default()
                     });
                 }
                 MountKind::Bind => {
@@ -884,6 +887,7 @@ impl Builder<'_, '_> {
                             destination: target,
                             read_only: false,
                             options: Vec::new(),
+                            ..Default::default()
                         });
                     } else {
                         cfg_mounts.push(Mount {
@@ -892,6 +896,7 @@ impl Builder<'_, '_> {
                             destination: target,
                             read_only: true,
                             options: Vec::new(),
+                            ..Default::default()
                         });
                     }
                 }

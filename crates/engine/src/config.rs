@@ -44,6 +44,9 @@ pub struct ContainerConfig {
     pub seccomp: String,
     pub devices: Vec<Device>,
     pub init: bool,
+    /// `--oom-score-adj`: the processes' OOM killer preference (-1000..1000).
+    #[serde(default)]
+    pub oom_score_adj: Option<i32>,
     pub stop_signal: String,
     pub stop_timeout: Option<u32>,
     pub restart: RestartPolicy,
@@ -90,6 +93,10 @@ pub struct Mount {
     pub read_only: bool,
     /// Extra mount options (tmpfs size/mode, propagation).
     pub options: Vec<String>,
+    /// A bind whose host directory is made when missing, at each start:
+    /// docker's `-v /host:/ctr` does so, `--mount type=bind` does not.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub create_source: bool,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -144,7 +151,7 @@ impl RestartPolicy {
                     None => 0,
                     Some(c) => c
                         .parse()
-                        .map_err(|_| format!("invalid restart policy {s:?}: bad count {c:?}"))?,
+                        .map_err(|_| "maximum retry count must be an integer".to_string())?,
                 };
                 Ok(RestartPolicy {
                     name: name.to_string(),
@@ -154,7 +161,7 @@ impl RestartPolicy {
             ("no" | "always" | "unless-stopped", Some(_)) => Err(format!(
                 "invalid restart policy {s:?}: maximum retry count can only be used with 'on-failure'"
             )),
-            _ => Err(format!("invalid restart policy {s:?}")),
+            _ => Err(format!("invalid restart policy '{s}'")),
         }
     }
 

@@ -328,6 +328,14 @@ fn open_source(root: &Root, path: &Path, follow: bool) -> Result<OwnedFd> {
     }
     // `dir/.` and `dir/` name the directory itself.
     root.resolve(path, flags).map_err(|e| match e {
+        // Docker's words: "No such container:path: NAME:/p".
+        nix::errno::Errno::ENOENT | nix::errno::Errno::ENOTDIR if root.container => {
+            Error::Invalid(format!(
+                "No such container:path: {}:{}",
+                root.what.trim_start_matches("container "),
+                path.display()
+            ))
+        }
         nix::errno::Errno::ENOENT | nix::errno::Errno::ENOTDIR => Error::Invalid(format!(
             "Could not find the file {} in {}",
             path.display(),
@@ -435,7 +443,10 @@ fn add(
     match kind(&st) {
         SFlag::S_IFDIR => {
             h.set_entry_type(tar::EntryType::Directory);
-            b.append_data(&mut h, name, std::io::empty()).map_err(err)?;
+            // `dir/`: a directory's name ends in a slash, as in Docker's
+            // archives (and GNU tar's).
+            b.append_data(&mut h, name.join(""), std::io::empty())
+                .map_err(err)?;
             if !elsewhere {
                 for (child, n) in children(&fd)? {
                     add(b, child, &name.join(n), same_mount, count)?;

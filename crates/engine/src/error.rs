@@ -10,6 +10,8 @@ pub enum Error {
     NoSuchContainer(String),
     #[error("No such volume: {0}")]
     NoSuchVolume(String),
+    #[error("No such network: {0}")]
+    NoSuchNetwork(String),
     #[error("multiple containers match {0:?}: use more of the id")]
     Ambiguous(String),
     #[error("Conflict. The container name \"/{0}\" is already in use")]
@@ -20,7 +22,9 @@ pub enum Error {
     ImageNotFound(String),
     #[error("{0}")]
     Invalid(String),
-    #[error("container {id} is {status}: {what}")]
+    /// `what` is the whole message, in docker's words where docker has
+    /// them ("Container ID is not running"): scripts match on them.
+    #[error("{what}")]
     State {
         id: String,
         status: String,

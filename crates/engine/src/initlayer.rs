@@ -23,6 +23,16 @@ use crate::error::{Error, Result};
 /// The files the engine binds over, in /etc.
 pub const ETC_FILES: [&str; 3] = ["hostname", "hosts", "resolv.conf"];
 
+/// What Docker's init layer holds and the engine makes in the container's
+/// own layer instead: `commit` and `diff` leave these out, as Docker's do.
+pub const INIT_PATHS: [&str; 5] = [
+    ".dockerenv",
+    "etc/hostname",
+    "etc/hosts",
+    "etc/resolv.conf",
+    "etc/mtab",
+];
+
 /// Makes each of [`ETC_FILES`] in `rootfs` (the container's writable view)
 /// a regular file: a symlink there is replaced by an empty file, a missing
 /// one created; a directory is refused.
@@ -80,6 +90,26 @@ pub fn own_etc_files(rootfs: &Path) -> Result<()> {
         // SAFETY: openat returned a new descriptor nobody else owns.
         drop(unsafe { OwnedFd::from_raw_fd(fd) });
     }
+    // The rest of Docker's init layer, which tools look for: /.dockerenv
+    // ("am I in a container?") and /etc/mtab for mount and df. Made only
+    // where the image has nothing by that name.
+    let made = |r: nix::Result<()>, what: &str| match r {
+        Ok(()) | Err(Errno::EEXIST) => Ok(()),
+        Err(e) => Err(Error::Invalid(format!("create {what}: {e}"))),
+    };
+    let env = nix::fcntl::openat(
+        Some(root.as_raw_fd()),
+        ".dockerenv",
+        OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::from_bits_truncate(0o755),
+    )
+    // SAFETY: openat returned a new descriptor nobody else owns.
+    .map(|fd| drop(unsafe { OwnedFd::from_raw_fd(fd) }));
+    made(env, "/.dockerenv")?;
+    made(
+        nix::unistd::symlinkat("/proc/mounts", Some(etc.as_raw_fd()), "mtab"),
+        "/etc/mtab",
+    )?;
     Ok(())
 }
 

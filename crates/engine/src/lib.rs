@@ -208,6 +208,10 @@ impl Engine {
         })?;
         let ic = self.image_config(&img)?;
         merge_image_config(&mut cfg, &ic);
+        if cfg.args.is_empty() {
+            // docker's daemon words; nothing would run.
+            return Err(Error::Invalid("No command specified".into()));
+        }
         self.validate_network(&cfg)?;
         // The image's VOLUMEs not covered by a mount get anonymous volumes.
         if let Some(vols) = ic["Volumes"].as_object() {
@@ -332,6 +336,13 @@ impl Engine {
         let dir = self.container_dir(&r.id);
         saferoot::private::private_dir(&dir).ctx(|| format!("create {}", dir.display()))?;
         for m in &r.config.mounts {
+            if m.kind == "bind" && m.create_source && !Path::new(&m.source).exists() {
+                // Docker's `-v`: the host directory is made (mode 0755, owned
+                // by root) when nothing is there; a dangling symlink there
+                // is refused by create_dir_all like anything else.
+                std::fs::create_dir_all(&m.source)
+                    .ctx(|| format!("create the bind source {}", m.source))?;
+            }
             if m.kind == "bind" && !Path::new(&m.source).exists() {
                 return Err(Error::Invalid(format!(
                     "invalid mount config for type \"bind\": bind source path does not exist: {}",
@@ -569,6 +580,27 @@ impl Engine {
             }
         }
         out.sort_by(|a, b| a.1.cmp(&b.1));
+        // Docker's init layer is not the container's change; nor is a
+        // directory that only holds it.
+        let init = |p: &str| {
+            initlayer::INIT_PATHS
+                .iter()
+                .any(|i| p.strip_prefix('/') == Some(i))
+        };
+        let init_only: Vec<String> = out
+            .iter()
+            .filter(|(kind, p)| {
+                *kind == 'C'
+                    && out
+                        .iter()
+                        .any(|(_, q)| init(q) && q.starts_with(&format!("{p}/")))
+                    && out
+                        .iter()
+                        .all(|(_, q)| !q.starts_with(&format!("{p}/")) || init(q))
+            })
+            .map(|(_, p)| p.clone())
+            .collect();
+        out.retain(|(_, p)| !init(p) && !init_only.contains(p));
         Ok(out)
     }
 
@@ -589,7 +621,7 @@ impl Engine {
         let cg = c.state.cgroups.as_ref().ok_or_else(|| Error::State {
             id: r.name.clone(),
             status: r.status.to_string(),
-            what: "the container has no cgroups".into(),
+            what: format!("container {} has no cgroups", r.name),
         })?;
         Ok(cg.stats())
     }
@@ -670,7 +702,9 @@ impl Engine {
         if paused {
             self.set_paused(r, true)?;
         }
-        let diffed = image::snapshot::diff(&snap.upper, std::io::BufWriter::new(&layer));
+        let skip: Vec<&Path> = initlayer::INIT_PATHS.iter().map(Path::new).collect();
+        let diffed =
+            image::snapshot::diff_skipping(&snap.upper, std::io::BufWriter::new(&layer), &skip);
         if paused {
             let now = self
                 .db
@@ -727,7 +761,7 @@ impl Engine {
         Err(Error::State {
             id: r.name.clone(),
             status: r.status.to_string(),
-            what: format!("container {} is not running", r.name),
+            what: format!("Container {} is not running", r.id),
         })
     }
 
@@ -742,7 +776,13 @@ impl Engine {
             return Err(Error::State {
                 id: r.name.clone(),
                 status: r.status.to_string(),
-                what: format!("container {} {what}", r.name),
+                what: match (from, r.status) {
+                    (Status::Running, Status::Paused) => {
+                        format!("Container {} is already paused", r.id)
+                    }
+                    (Status::Running, _) => format!("Container {} is not running", r.id),
+                    _ => format!("Container {} {what}", r.id),
+                },
             });
         }
         let c = runtime::Container::load(&self.runtime_root(), &r.id)?;
@@ -794,7 +834,7 @@ impl Engine {
             return Err(Error::State {
                 id: r.id.clone(),
                 status: r.status.to_string(),
-                what: "cannot kill a container that is not running".into(),
+                what: format!("Container {} is not running", r.id),
             });
         }
         runtime::signal::send(r.pid, sig).ctx(|| format!("signal {}", r.pid))?;
@@ -1005,11 +1045,15 @@ pub fn merge_image_config(cfg: &mut ContainerConfig, ic: &Value) {
         .chain(cfg.cmd.iter())
         .cloned()
         .collect();
-    let mut env = strings(&ic["Env"]);
-    for e in std::mem::take(&mut cfg.env) {
-        let key = e.split('=').next().unwrap_or("").to_string();
-        env.retain(|x| x.split('=').next() != Some(key.as_str()));
-        env.push(e);
+    // The user's variables first, then the image's that the user did not
+    // set: docker's order in Config.Env (and in the process's environ).
+    let key = |e: &str| e.split('=').next().unwrap_or("").to_string();
+    let mut env = std::mem::take(&mut cfg.env);
+    let mut seen: std::collections::HashSet<String> = env.iter().map(|e| key(e)).collect();
+    for e in strings(&ic["Env"]) {
+        if seen.insert(key(&e)) {
+            env.push(e);
+        }
     }
     cfg.env = env;
     if cfg.working_dir.is_empty() {

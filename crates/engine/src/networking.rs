@@ -26,7 +26,10 @@ pub fn on_bridges(cfg: &ContainerConfig) -> bool {
 
 impl From<network::Error> for Error {
     fn from(e: network::Error) -> Error {
-        Error::Invalid(e.to_string())
+        match e {
+            network::Error::NotFound(n) => Error::NoSuchNetwork(n),
+            e => Error::Invalid(e.to_string()),
+        }
     }
 }
 
@@ -303,10 +306,15 @@ impl Engine {
     /// at its next start; a running one now as well.
     pub fn connect(&self, r: &Record, net: &Network, aliases: &[String]) -> Result<()> {
         if !on_bridges(&r.config) {
-            return Err(Error::Invalid(format!(
-                "container {} is on network {}: it cannot join others",
-                r.name, r.config.network
-            )));
+            // Docker's words.
+            return Err(Error::Invalid(match r.config.network.as_str() {
+                "none" => "container cannot be connected to multiple networks with one of the networks in private (none) mode".to_string(),
+                "host" => "container cannot be disconnected from host network or connected to host network".to_string(),
+                other => format!(
+                    "container {} is on network {other}: it cannot join others",
+                    r.name
+                ),
+            }));
         }
         let mut cfg = r.config.clone();
         if self

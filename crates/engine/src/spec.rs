@@ -82,7 +82,10 @@ pub fn capabilities(cfg: &ContainerConfig) -> Result<Vec<String>> {
         }
         let n = cap_name(d);
         if !known.contains(&n) {
-            return Err(Error::Invalid(format!("unknown capability to drop: {d:?}")));
+            return Err(Error::Invalid(format!(
+                "invalid CapDrop: unknown capability: {:?}",
+                cap_name(d)
+            )));
         }
         caps.retain(|c| *c != n);
     }
@@ -92,7 +95,10 @@ pub fn capabilities(cfg: &ContainerConfig) -> Result<Vec<String>> {
         }
         let n = cap_name(a);
         if !known.contains(&n) {
-            return Err(Error::Invalid(format!("unknown capability to add: {a:?}")));
+            return Err(Error::Invalid(format!(
+                "invalid CapAdd: unknown capability: {:?}",
+                cap_name(a)
+            )));
         }
         if !caps.contains(&n) {
             caps.push(n);
@@ -424,7 +430,7 @@ pub fn build(cfg: &ContainerConfig, id: &str, paths: &Paths<'_>, joins: &Joins) 
     if cfg.init {
         args.splice(0..0, [crate::init::PATH.to_string(), "--".to_string()]);
     }
-    let process = json!({
+    let mut process = json!({
         "terminal": cfg.tty,
         "user": {"uid": user.uid, "gid": user.gid, "additionalGids": user.additional_gids},
         "args": args,
@@ -436,6 +442,9 @@ pub fn build(cfg: &ContainerConfig, id: &str, paths: &Paths<'_>, joins: &Joins) 
         "rlimits": rlimits,
         "noNewPrivileges": cfg.no_new_privileges,
     });
+    if let Some(adj) = cfg.oom_score_adj {
+        process["oomScoreAdj"] = json!(adj);
+    }
 
     let shm = if cfg.shm_size == 0 {
         64 << 20

@@ -174,7 +174,7 @@ pub fn load_dir(
     store: &mut ImageStore,
     dir: &Path,
     platform: Option<&oci::Platform>,
-) -> Result<Vec<Image>> {
+) -> Result<Vec<Loaded>> {
     let a = Archive::directory(dir)?;
     if !(a.has("index.json") && a.has("oci-layout")) {
         return Err(invalid(format!(
@@ -185,13 +185,36 @@ pub fn load_dir(
     load_oci(store, &a, platform)
 }
 
-/// Loads every image of an archive file; returns them with their tags.
+/// An image a load stored, and the names the archive gave it (the image
+/// may have had others already).
+#[derive(Debug)]
+pub struct Loaded {
+    pub image: Image,
+    pub names: Vec<Reference>,
+}
+
+/// Loads every image of an archive file; returns them with their names.
 /// `platform` picks an image out of an index (default: the host's).
 pub fn load_file(
     store: &mut ImageStore,
-    file: fs::File,
+    mut file: fs::File,
     platform: Option<&oci::Platform>,
-) -> Result<Vec<Image>> {
+) -> Result<Vec<Loaded>> {
+    // `docker save img | gzip` loads in docker: a compressed archive is
+    // unpacked to a temp file of the store first (its members are read
+    // in no useful order).
+    let mut head = [0u8; 4];
+    let n = std::io::Read::read(&mut file, &mut head).map_err(io_err("read archive"))?;
+    std::io::Seek::rewind(&mut file).map_err(io_err("read archive"))?;
+    let compressed = head[..n].starts_with(&[0x1f, 0x8b]) || head[..n] == [0x28, 0xb5, 0x2f, 0xfd];
+    if compressed {
+        let mut plain =
+            tempfile::tempfile_in(store.root().join("tmp")).map_err(io_err("temp file"))?;
+        let mut input = crate::layer::decompress(file).map_err(io_err("read archive"))?;
+        std::io::copy(&mut input, &mut plain).map_err(io_err("decompress archive"))?;
+        std::io::Seek::rewind(&mut plain).map_err(io_err("read archive"))?;
+        file = plain;
+    }
     let a = Archive::index(file)?;
     if a.has("index.json") && a.has("oci-layout") {
         load_oci(store, &a, platform)
@@ -210,14 +233,14 @@ pub fn load(
     store: &mut ImageStore,
     mut input: impl Read,
     platform: Option<&oci::Platform>,
-) -> Result<Vec<Image>> {
+) -> Result<Vec<Loaded>> {
     let mut spool = tempfile::tempfile_in(store.root().join("tmp")).map_err(io_err("temp file"))?;
     std::io::copy(&mut input, &mut spool).map_err(io_err("read archive"))?;
     std::io::Seek::rewind(&mut spool).map_err(io_err("read archive"))?;
     load_file(store, spool, platform)
 }
 
-fn load_docker(store: &mut ImageStore, a: &Archive) -> Result<Vec<Image>> {
+fn load_docker(store: &mut ImageStore, a: &Archive) -> Result<Vec<Loaded>> {
     let manifest = a.json("manifest.json")?;
     let entries = manifest
         .as_array()
@@ -257,7 +280,8 @@ fn load_docker(store: &mut ImageStore, a: &Archive) -> Result<Vec<Image>> {
                     .map_err(|e| invalid(format!("tag {t:?}: {e}")))
             })
             .collect::<Result<Vec<_>>>()?;
-        out.push(store.add_from_layers(&config, &sources, &tags)?);
+        let image = store.add_from_layers(&config, &sources, &tags)?;
+        out.push(Loaded { image, names: tags });
     }
     Ok(out)
 }
@@ -340,7 +364,7 @@ fn load_oci(
     store: &mut ImageStore,
     a: &Archive,
     platform: Option<&oci::Platform>,
-) -> Result<Vec<Image>> {
+) -> Result<Vec<Loaded>> {
     let index: Value = a.json("index.json")?;
     let want = platform.cloned().unwrap_or_else(oci::host_platform);
     let top: Vec<Descriptor> = index["manifests"]
@@ -444,7 +468,8 @@ fn load_oci(
                 .filter(|n| n.contains('/') || n.contains(':'))
                 .filter_map(|n| n.parse().ok())
                 .collect();
-            out.push(store.add_image_from(&manifest_digest, &tags, Some(&sources))?);
+            let image = store.add_image_from(&manifest_digest, &tags, Some(&sources))?;
+            out.push(Loaded { image, names: tags });
         }
     }
     Ok(out)
@@ -459,6 +484,8 @@ pub fn save_docker(
 ) -> Result<()> {
     let mut tar = tar::Builder::new(out);
     let mut manifest = Vec::new();
+    let mut repositories: std::collections::BTreeMap<String, serde_json::Map<String, Value>> =
+        std::collections::BTreeMap::new();
     let mut written = std::collections::HashSet::new();
     for (img, tags) in images {
         let (m, config) = store.manifest_and_config(img)?;
@@ -498,6 +525,18 @@ pub fn save_docker(
             }
             layer_names.push(name);
         }
+        // The legacy `repositories` file docker writes beside the manifest:
+        // repository -> tag -> the top layer's directory.
+        if let Some(top) = layer_names.last().and_then(|l| l.split('/').next()) {
+            for t in tags {
+                if let Some((repo, tag)) = t.rsplit_once(':').filter(|(r, _)| !r.contains('@')) {
+                    repositories
+                        .entry(repo.to_string())
+                        .or_default()
+                        .insert(tag.to_string(), json!(top));
+                }
+            }
+        }
         manifest.push(json!({"Config": config_name, "RepoTags": tags, "Layers": layer_names}));
     }
     append(
@@ -505,6 +544,13 @@ pub fn save_docker(
         "manifest.json",
         &serde_json::to_vec(&manifest).map_err(|e| invalid(e.to_string()))?,
     )?;
+    if !repositories.is_empty() {
+        append(
+            &mut tar,
+            "repositories",
+            &serde_json::to_vec(&repositories).map_err(|e| invalid(e.to_string()))?,
+        )?;
+    }
     tar.into_inner()
         .map_err(io_err("write archive"))?
         .flush()
@@ -938,9 +984,14 @@ mod store_tests {
         let b = tempfile::tempdir().unwrap();
         let mut other = ImageStore::open(b.path()).unwrap();
         let loaded = load(&mut other, &archive[..], None).unwrap();
-        assert_eq!(loaded[0].id, img.id, "same config digest");
+        assert_eq!(loaded[0].image.id, img.id, "same config digest");
         assert_eq!(
-            fs::read_to_string(other.layer_dir(&loaded[0].layers[0]).join("bin/hello")).unwrap(),
+            fs::read_to_string(
+                other
+                    .layer_dir(&loaded[0].image.layers[0])
+                    .join("bin/hello")
+            )
+            .unwrap(),
             "#!/bin/sh\necho hi\n"
         );
 
@@ -956,10 +1007,13 @@ mod store_tests {
         let mut third = ImageStore::open(c.path()).unwrap();
         let loaded = load(&mut third, &oci_archive[..], None).unwrap();
         assert_eq!(
-            loaded[0].id, img.id,
+            loaded[0].image.id, img.id,
             "same config digest through oci-archive"
         );
-        assert_eq!(loaded[0].tags, vec!["docker.io/example/app:1".to_string()]);
+        assert_eq!(
+            loaded[0].image.tags,
+            vec!["docker.io/example/app:1".to_string()]
+        );
 
         // And through an OCI layout directory.
         let layout = c.path().join("layout");
@@ -973,7 +1027,7 @@ mod store_tests {
         let d = tempfile::tempdir().unwrap();
         let mut fourth = ImageStore::open(d.path()).unwrap();
         assert_eq!(
-            load_dir(&mut fourth, &layout, None).unwrap()[0].id,
+            load_dir(&mut fourth, &layout, None).unwrap()[0].image.id,
             img.id,
             "same config digest through a layout dir"
         );
@@ -1087,9 +1141,9 @@ mod store_tests {
             variant: None,
         };
         let loaded = load(&mut other, &archive[..], Some(&riscv)).unwrap();
-        assert_eq!(loaded[0].id, img.id);
+        assert_eq!(loaded[0].image.id, img.id);
         assert_eq!(
-            loaded[0].tags,
+            loaded[0].image.tags,
             vec!["docker.io/example/multi:1".to_string()]
         );
         let s390x = oci::Platform {

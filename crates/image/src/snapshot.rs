@@ -808,6 +808,17 @@ pub fn diff(upper: &Path, out: impl Write) -> Result<DiffStats, SnapshotError> {
     diff_clamped(upper, out, None)
 }
 
+/// [`diff`] without the entries at `skip` (relative paths, e.g.
+/// `etc/hosts`): what an engine put in the upper directory for the
+/// container's own use (Docker's init layer, which `commit` leaves out).
+pub fn diff_skipping(
+    upper: &Path,
+    out: impl Write,
+    skip: &[&Path],
+) -> Result<DiffStats, SnapshotError> {
+    diff_inner(upper, out, None, skip)
+}
+
 /// [`diff`], with every modification time later than `clamp_mtime` (unix
 /// seconds) written as `clamp_mtime`: what a reproducible build asks for
 /// (`SOURCE_DATE_EPOCH`), since what a build step creates is stamped with
@@ -816,6 +827,15 @@ pub fn diff_clamped(
     upper: &Path,
     out: impl Write,
     clamp_mtime: Option<i64>,
+) -> Result<DiffStats, SnapshotError> {
+    diff_inner(upper, out, clamp_mtime, &[])
+}
+
+fn diff_inner(
+    upper: &Path,
+    out: impl Write,
+    clamp_mtime: Option<i64>,
+    skip: &[&Path],
 ) -> Result<DiffStats, SnapshotError> {
     let root = nix::fcntl::open(
         upper,
@@ -835,6 +855,7 @@ pub fn diff_clamped(
         diff_id: Digest::of(b""),
     };
     let mut items = walk(&root, &mut stats)?;
+    items.retain(|i| !skip.contains(&i.path.as_path()));
     if let Some(c) = clamp_mtime {
         for i in &mut items {
             i.meta.mtime = i.meta.mtime.min(c);

@@ -30,7 +30,7 @@ pub enum StoreError {
     Db(#[from] rusqlite::Error),
     #[error(transparent)]
     Database(#[from] DatabaseError),
-    #[error("image {0:?} not found locally; pull it or load it")]
+    #[error("No such image: {0}")]
     NotFound(String),
     #[error("{0}")]
     Invalid(String),

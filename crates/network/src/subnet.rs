@@ -14,7 +14,8 @@ impl Subnet {
     pub fn parse(s: &str) -> Result<Subnet, String> {
         let (a, p) = s
             .split_once('/')
-            .ok_or_else(|| format!("invalid subnet {s:?}: expected address/prefix"))?;
+            // Docker's words.
+            .ok_or_else(|| format!("Invalid subnet {s} : invalid CIDR address: {s}"))?;
         let addr: Ipv4Addr = a.parse().map_err(|_| {
             if a.contains(':') {
                 format!("invalid subnet {s:?}: IPv6 networks are not supported yet")

@@ -1,0 +1,299 @@
+//! Command-line mistakes answered as docker's client answers them: the
+//! same first lines and the same exit codes (125 for a bad flag or flag
+//! value, 1 for a wrong number of arguments or an unknown command), so
+//! that scripts checking `$?` see no difference.
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+use clap::{Arg, Command};
+
+/// Prints the answer to a command line clap refused and gives the exit
+/// code; help and version go to stdout with 0.
+pub fn refused(cli: &Command, e: &clap::Error, args: &[OsString]) -> ExitCode {
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        let path = command_path(cli, args);
+        let cmd = find(cli, &path);
+        if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            && path.len() > 1
+            && cmd.get_subcommands().next().is_some()
+        {
+            // docker's client prints it on stderr, and exits 0.
+            eprint!("{}", group_usage(cmd, &shown_path(&path)));
+        } else {
+            let _ = e.print();
+        }
+        return ExitCode::SUCCESS;
+    }
+    let invalid = match e.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(s)) => Some(s.clone()),
+        _ => None,
+    };
+    // A flag is the command's whose words come before it: `berth
+    // --badflag ps` is berth's mistake, not ps's.
+    let upto = match (e.kind(), invalid.as_deref()) {
+        (ErrorKind::UnknownArgument, Some(a)) if a.starts_with('-') => args
+            .iter()
+            .position(|w| w.to_string_lossy().split('=').next() == a.split('=').next())
+            .unwrap_or(args.len()),
+        _ => args.len(),
+    };
+    let path = command_path(cli, &args[..upto]);
+    let cmd = find(cli, &path);
+    let shown = shown_path(&path);
+    // One write: a reader that takes the first lines and leaves (`| head
+    // -2`) must not turn our exit code into SIGPIPE's.
+    let (text, code) = match e.kind() {
+        ErrorKind::UnknownArgument if invalid.as_deref().is_some_and(|a| a.starts_with('-')) => {
+            let arg = invalid.unwrap_or_default();
+            let arg = arg.split('=').next().unwrap_or(&arg);
+            let first = match arg.strip_prefix("--") {
+                Some(long) => format!("unknown flag: --{long}"),
+                None => {
+                    let c = arg.trim_start_matches('-').chars().next().unwrap_or('?');
+                    format!("unknown shorthand flag: '{c}' in {arg}")
+                }
+            };
+            (format!("{first}\nSee '{shown} --help'.\n"), 125)
+        }
+        // Too many words, or a required one missing.
+        ErrorKind::UnknownArgument
+        | ErrorKind::MissingRequiredArgument
+        | ErrorKind::WrongNumberOfValues
+        | ErrorKind::TooManyValues
+            if cmd.get_subcommands().next().is_none() =>
+        {
+            let usage = cmd.clone().bin_name(&shown).render_usage().to_string();
+            let mut text = format!(
+                "\"{shown}\" requires {}.\nSee '{shown} --help'.\n\n{}\n",
+                arity(cmd),
+                usage.replacen("Usage: ", "Usage:  ", 1)
+            );
+            if let Some(about) = cmd.get_about() {
+                text.push_str(&format!("\n{about}\n"));
+            }
+            (text, 1)
+        }
+        ErrorKind::InvalidSubcommand | ErrorKind::MissingSubcommand if path.len() == 1 => {
+            let word = match e.get(ContextKind::InvalidSubcommand) {
+                Some(ContextValue::String(s)) => s.clone(),
+                _ => invalid.unwrap_or_default(),
+            };
+            (
+                format!("berth: '{word}' is not a berth command.\nSee 'berth --help'\n"),
+                1,
+            )
+        }
+        // `berth volume foo`: the group's usage, as docker shows it.
+        ErrorKind::InvalidSubcommand | ErrorKind::MissingSubcommand => {
+            (group_usage(cmd, &shown), 1)
+        }
+        _ => {
+            // A bad flag value and the like: clap's own line, docker's code.
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or("invalid command line");
+            (
+                format!(
+                    "{}\nSee '{shown} --help'.\n",
+                    first.trim_start_matches("error: ")
+                ),
+                125,
+            )
+        }
+    };
+    let _ = std::io::Write::write_all(&mut std::io::stderr(), text.as_bytes());
+    ExitCode::from(code)
+}
+
+/// A command group's usage as docker's client prints it (`docker volume`):
+/// usage line, what it is for, its commands, where to learn more.
+pub fn group_usage(cmd: &Command, shown: &str) -> String {
+    let mut text = format!("\nUsage:  {shown} COMMAND\n\n");
+    if let Some(about) = cmd.get_about() {
+        text.push_str(&format!("{about}\n\n"));
+    }
+    text.push_str("Commands:\n");
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        if sub.get_name() == "help" {
+            continue;
+        }
+        let about = sub.get_about().map(ToString::to_string).unwrap_or_default();
+        text.push_str(&format!("  {:<11} {about}\n", sub.get_name()));
+    }
+    text.push_str(&format!(
+        "\nRun '{shown} COMMAND --help' for more information on a command.\n"
+    ));
+    text
+}
+
+/// Flags end at the first word that is not one, as in docker's client: in
+/// `run [OPTIONS] IMAGE [COMMAND] [ARG...]` whatever follows the image is
+/// the command's, `-c` included (`run img sh -c 'echo hi'`, `run
+/// --entrypoint sh img -c 'echo hi'`). Clap's trailing arguments begin
+/// only at the second positional word, so a `--` goes after the words
+/// that precede a command's trailing arguments (run and create's image,
+/// exec and top's container).
+pub fn end_flags_before_trailing(cli: &Command, args: Vec<OsString>) -> Vec<OsString> {
+    let mut cmd = cli;
+    let mut i = 1;
+    // Down the subcommands, past the flags before each.
+    while i < args.len() {
+        let w = args[i].to_string_lossy();
+        if w == "--" {
+            return args;
+        }
+        if let Some(skip) = flag_words(cmd, &w) {
+            i += skip;
+            continue;
+        }
+        match cmd.find_subcommand(w.as_ref()) {
+            Some(sub) => {
+                cmd = sub;
+                i += 1;
+            }
+            None => break,
+        }
+    }
+    let positional: Vec<&Arg> = cmd.get_positionals().collect();
+    let Some(last) = positional.last() else {
+        return args;
+    };
+    if !last.is_trailing_var_arg_set() || positional.len() < 2 {
+        return args;
+    }
+    let before = positional.len() - 1;
+    let mut seen = 0;
+    while i < args.len() {
+        let w = args[i].to_string_lossy();
+        if w == "--" {
+            return args;
+        }
+        if let Some(skip) = flag_words(cmd, &w) {
+            i += skip;
+            continue;
+        }
+        seen += 1;
+        i += 1;
+        if seen == before {
+            break;
+        }
+    }
+    if seen == before && i < args.len() && args[i] != "--" {
+        let mut args = args;
+        args.insert(i, OsString::from("--"));
+        return args;
+    }
+    args
+}
+
+/// How many words the flag `w` takes with its value (1 or 2), or None
+/// when `w` is not a flag.
+fn flag_words(cmd: &Command, w: &str) -> Option<usize> {
+    if w == "-" || !w.starts_with('-') {
+        return None;
+    }
+    if let Some(long) = w.strip_prefix("--") {
+        let takes = !long.contains('=') && takes_value(cmd, |a| a.get_long() == Some(long));
+        return Some(1 + usize::from(takes));
+    }
+    // -it, -e X, -eX, -p80:80: the value is the next word only when the
+    // last short flag of a cluster takes one and nothing follows it.
+    let shorts: Vec<char> = w[1..].chars().collect();
+    for (n, c) in shorts.iter().enumerate() {
+        if takes_value(cmd, |a| a.get_short() == Some(*c)) {
+            return Some(1 + usize::from(n + 1 == shorts.len()));
+        }
+    }
+    Some(1)
+}
+
+/// "exactly 1 argument", "at least 2 arguments": docker's words for what
+/// the command's positional arguments need.
+fn arity(cmd: &Command) -> String {
+    let positional: Vec<&Arg> = cmd.get_positionals().collect();
+    let required = positional
+        .iter()
+        .filter(|a| a.is_required_set())
+        .count()
+        // A required list takes at least one value.
+        .max(usize::from(positional.iter().any(|a| a.is_required_set())));
+    let open = positional
+        .iter()
+        .any(|a| !a.is_required_set() || a.get_num_args().is_some_and(|n| n.max_values() > 1));
+    let unbounded = positional.iter().any(|a| {
+        a.get_num_args()
+            .is_some_and(|n| n.max_values() == usize::MAX)
+            || matches!(a.get_action(), clap::ArgAction::Append)
+    });
+    let noun = |n: usize| if n == 1 { "argument" } else { "arguments" };
+    if !open {
+        format!("exactly {required} {}", noun(required))
+    } else if unbounded {
+        format!("at least {required} {}", noun(required))
+    } else {
+        let most = positional.len();
+        format!("at least {required} and at most {most} {}", noun(most))
+    }
+}
+
+/// The subcommand names the command line reached: ["berth", "network", "rm"].
+fn command_path(cli: &Command, args: &[OsString]) -> Vec<String> {
+    let mut path = vec![cli.get_name().to_string()];
+    let mut cmd = cli;
+    let mut words = args
+        .iter()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned());
+    while let Some(w) = words.next() {
+        if let Some(flag) = w.strip_prefix("--") {
+            if !flag.contains('=') && takes_value(cmd, |a| a.get_long() == Some(flag)) {
+                words.next();
+            }
+            continue;
+        }
+        if let Some(short) = w.strip_prefix('-') {
+            let last = short.chars().last();
+            if short.len() == 1 && takes_value(cmd, |a| a.get_short() == last) {
+                words.next();
+            }
+            continue;
+        }
+        match cmd.find_subcommand(&w) {
+            Some(sub) => {
+                path.push(sub.get_name().to_string());
+                cmd = sub;
+                // A flattened group's words are the parent's: `container
+                // run` reaches `run` through `container`.
+            }
+            None => break,
+        }
+    }
+    path
+}
+
+fn takes_value(cmd: &Command, which: impl Fn(&Arg) -> bool) -> bool {
+    cmd.get_arguments()
+        .find(|a| which(a))
+        .is_some_and(|a| a.get_action().takes_values())
+}
+
+fn find<'a>(cli: &'a Command, path: &[String]) -> &'a Command {
+    let mut cmd = cli;
+    for name in &path[1..] {
+        match cmd.find_subcommand(name) {
+            Some(sub) => cmd = sub,
+            None => break,
+        }
+    }
+    cmd
+}
+
+fn shown_path(path: &[String]) -> String {
+    path.join(" ")
+}
