@@ -371,12 +371,7 @@ impl CriNode {
             linux: Some(cri::LinuxPodSandboxConfig {
                 cgroup_parent: format!("{}/{name}", self.cgroup_parent),
                 security_context: Some(cri::LinuxSandboxSecurityContext {
-                    namespace_options: Some(cri::NamespaceOption {
-                        network: cri::NamespaceMode::Pod.into(),
-                        pid: cri::NamespaceMode::Container.into(),
-                        ipc: cri::NamespaceMode::Pod.into(),
-                        ..Default::default()
-                    }),
+                    namespace_options: Some(pod_namespaces()),
                     ..Default::default()
                 }),
                 ..Default::default()
@@ -405,7 +400,13 @@ impl CriNode {
                 })
                 .collect(),
             log_path: format!("{name}.log"),
-            linux: Some(cri::LinuxContainerConfig::default()),
+            linux: Some(cri::LinuxContainerConfig {
+                security_context: Some(cri::LinuxContainerSecurityContext {
+                    namespace_options: Some(pod_namespaces()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
             ..Default::default()
         }
     }
@@ -545,6 +546,17 @@ impl CriNode {
     }
 }
 
+/// The kubelet's namespaces for a pod without shareProcessNamespace:
+/// network and IPC of the pod, a PID namespace per container.
+fn pod_namespaces() -> cri::NamespaceOption {
+    cri::NamespaceOption {
+        network: cri::NamespaceMode::Pod.into(),
+        pid: cri::NamespaceMode::Container.into(),
+        ipc: cri::NamespaceMode::Pod.into(),
+        ..Default::default()
+    }
+}
+
 /// The cgroup v1 directory of `controller` that `pid` is in.
 fn cgroup_dir(pid: i64, controller: &str) -> Option<PathBuf> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
@@ -652,7 +664,7 @@ fn pod_scenario(handler: Handler, test: &str, salt: u32) {
         &pod_config,
         CriNode::container_config(
             "client",
-            r#"echo client-started; trap "" TERM; while :; do sleep 0.1; done"#,
+            r#"echo client-started; trap "exit 0" TERM; while :; do sleep 0.1; done"#,
             &[],
         ),
     );
@@ -717,6 +729,29 @@ fn pod_scenario(handler: Handler, test: &str, salt: u32) {
     node.check(
         r.exit_code == 3 && r.stdout == b"out\n" && r.stderr == b"err\n",
         &format!("ExecSync should give out/err/3: {r:?}"),
+    );
+
+    // Device access: a CRI spec only denies all, the runtime's own rules
+    // decide. As with runc, tun/tap may be made and opened, and the host's
+    // console may not be opened.
+    let r = node.exec(
+        &client,
+        &[
+            "sh",
+            "-c",
+            "mkdir -p /tmp/dev && cd /tmp/dev && mknod tun c 10 200 && mknod console c 5 1 && \
+             head -c0 tun && echo tun-opened; head -c0 console && echo console-opened; true",
+        ],
+    );
+    let (out, err) = (
+        String::from_utf8_lossy(&r.stdout),
+        String::from_utf8_lossy(&r.stderr),
+    );
+    node.check(
+        out.lines().any(|l| l == "tun-opened")
+            && !out.contains("console-opened")
+            && err.contains("console: Operation not permitted"),
+        &format!("tun/tap should open and the console should be refused: {out}{err}"),
     );
 
     // The client's first line reached its CRI log file.
@@ -794,11 +829,12 @@ fn pod_scenario(handler: Handler, test: &str, salt: u32) {
         &format!("an exec'd process should be in the server's memory cgroup: {own}"),
     );
 
-    // StopContainer: httpd ends on TERM; the client ignores it and is
-    // killed when the timeout runs out.
-    node.stop_container(&server, 30);
-    node.stop_container(&client, 1);
-    for (id, name, code) in [(&server, "server", 143), (&client, "client", 137)] {
+    // StopContainer: the client's shell ends on TERM (exit 0); httpd, PID 1
+    // of its PID namespace without a TERM handler, does not, and is killed
+    // when the timeout runs out.
+    node.stop_container(&client, 30);
+    node.stop_container(&server, 1);
+    for (id, name, code) in [(&client, "client", 0), (&server, "server", 137)] {
         let (st, _) = node.status(id);
         node.check(
             st.state == i32::from(cri::ContainerState::ContainerExited)
