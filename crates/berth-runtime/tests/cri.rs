@@ -940,6 +940,107 @@ fn cri_pod_lifecycle_runc_default_handler() {
     pod_scenario(Handler::Runc, "runc", 2);
 }
 
+/// A container as Kubernetes' "restricted" Pod Security Standard has it:
+/// not root, every capability dropped but NET_BIND_SERVICE, no privilege
+/// escalation, a read-only root, the runtime's default seccomp profile.
+fn restricted(
+    mut config: cri::ContainerConfig,
+    seccomp: cri::security_profile::ProfileType,
+) -> cri::ContainerConfig {
+    let linux = config.linux.get_or_insert_with(Default::default);
+    let sc = linux.security_context.get_or_insert_with(Default::default);
+    sc.run_as_user = Some(cri::Int64Value { value: 1000 });
+    sc.run_as_group = Some(cri::Int64Value { value: 1000 });
+    sc.readonly_rootfs = true;
+    sc.no_new_privs = true;
+    sc.capabilities = Some(cri::Capability {
+        drop_capabilities: vec!["ALL".into()],
+        add_capabilities: vec!["NET_BIND_SERVICE".into()],
+        ..Default::default()
+    });
+    sc.seccomp = Some(cri::SecurityProfile {
+        profile_type: seccomp.into(),
+        ..Default::default()
+    });
+    config
+}
+
+/// What a container sees of its own restrictions (a line each).
+const RESTRICTIONS: &str = r#"echo "uid=$(id -u) gid=$(id -g)"
+grep -E '^(Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs|Seccomp|Seccomp_filters):' /proc/self/status
+touch /file 2>/dev/null && echo root-writable || echo root-read-only
+unshare -U true 2>/dev/null && echo userns-allowed || echo userns-refused"#;
+
+/// A "restricted" container gets the same uid, capabilities, no_new_privs,
+/// read-only root and seccomp filter from berth-runtime as from runc; with
+/// the default profile, creating a user namespace is refused (it is not
+/// without a profile: the refusal is seccomp's).
+#[test]
+fn cri_restricted_container_as_runc() {
+    let Some(node) = CriNode::start("restricted", 5, Path::new(RUNTIME)) else {
+        return;
+    };
+    use cri::security_profile::ProfileType;
+    let mut seen = Vec::new();
+    for handler in [Handler::Runc, Handler::Berth] {
+        let name = format!("restricted-{}", seen.len());
+        let pod_config = node.pod_config(&name);
+        let pod = node.run_pod(&pod_config, handler);
+        let mut views = Vec::new();
+        for (cname, profile) in [
+            ("default", ProfileType::RuntimeDefault),
+            ("unconfined", ProfileType::Unconfined),
+        ] {
+            let config = restricted(
+                CriNode::container_config(cname, "exec sleep 3600", &[]),
+                profile,
+            );
+            let id = node.create(&pod, &pod_config, config);
+            node.start_container(&id);
+            let r = node.exec(&id, &["sh", "-c", RESTRICTIONS]);
+            node.check(
+                r.exit_code == 0,
+                &format!("{handler:?}: the probe failed in {cname}: {r:?}"),
+            );
+            views.push(String::from_utf8_lossy(&r.stdout).into_owned());
+            node.stop_container(&id, 0);
+            node.remove_container(&id);
+        }
+        node.stop_pod(&pod);
+        node.remove_pod(&pod);
+        seen.push((handler, views));
+    }
+    let (runc, berth) = (&seen[0].1, &seen[1].1);
+    node.check(
+        runc == berth,
+        &format!("berth-runtime's restricted containers should look as runc's:\nrunc: {runc:#?}\nberth: {berth:#?}"),
+    );
+    let default = &berth[0];
+    for want in [
+        "uid=1000 gid=1000",
+        // NET_BIND_SERVICE stays in the bounding set only: a non-root
+        // process gets no effective capabilities (no ambient ones given)
+        "CapBnd:\t0000000000000400",
+        "CapEff:\t0000000000000000",
+        "NoNewPrivs:\t1",
+        "Seccomp:\t2",
+        "root-read-only",
+        "userns-refused",
+    ] {
+        node.check(
+            default.lines().any(|l| l == want),
+            &format!("the restricted container should show {want:?}: {default}"),
+        );
+    }
+    node.check(
+        berth[1].lines().any(|l| l == "userns-allowed"),
+        &format!(
+            "without a seccomp profile a user namespace should be allowed: {}",
+            berth[1]
+        ),
+    );
+}
+
 /// The median of `xs` (sorted in place).
 fn median(xs: &mut [Duration]) -> Duration {
     xs.sort();
