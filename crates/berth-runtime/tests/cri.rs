@@ -1041,6 +1041,43 @@ fn cri_restricted_container_as_runc() {
     );
 }
 
+/// A container over its memory limit is OOM-killed, and the CRI says so
+/// (reason OOMKilled, 137), as with runc: the shim watches the cgroup the
+/// runtime put the container in.
+#[test]
+fn cri_oom_killed_container_as_runc() {
+    let Some(node) = CriNode::start("oom", 6, Path::new(RUNTIME)) else {
+        return;
+    };
+    for (n, handler) in [Handler::Runc, Handler::Berth].into_iter().enumerate() {
+        let name = format!("oom-{n}");
+        let pod_config = node.pod_config(&name);
+        let pod = node.run_pod(&pod_config, handler);
+        // tail keeps a stream without newlines whole: 256 MiB against 32.
+        let mut config =
+            CriNode::container_config("hog", "head -c 268435456 /dev/zero | tail", &[]);
+        if let Some(linux) = config.linux.as_mut() {
+            linux.resources = Some(cri::LinuxContainerResources {
+                memory_limit_in_bytes: 32 << 20,
+                ..Default::default()
+            });
+        }
+        let id = node.create(&pod, &pod_config, config);
+        node.start_container(&id);
+        let st = node.poll(&format!("{handler:?}: the hog never exited"), || {
+            let (st, _) = node.status(&id);
+            (st.state == i32::from(cri::ContainerState::ContainerExited)).then_some(st)
+        });
+        node.check(
+            st.reason == "OOMKilled" && st.exit_code == 137,
+            &format!("{handler:?}: the hog should be OOMKilled with 137: {st:?}"),
+        );
+        node.remove_container(&id);
+        node.stop_pod(&pod);
+        node.remove_pod(&pod);
+    }
+}
+
 /// The median of `xs` (sorted in place).
 fn median(xs: &mut [Duration]) -> Duration {
     xs.sort();
