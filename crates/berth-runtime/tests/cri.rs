@@ -121,18 +121,27 @@ fn cri_config(berth: &Path) -> String {
     )
 }
 
-/// A /24 of 10.231.0.0/16 that no route of the host uses yet, picked from
-/// the process id and `salt` (tests in one process differ by their salt).
-fn free_subnet(salt: u32) -> u8 {
+/// A /24 of 10.231.0.0/16 that no route of the host uses and no other
+/// test holds: its third octet, and the lock that holds it (a file lock,
+/// so a test that dies lets go of it), kept for the test's life.
+fn free_subnet(salt: u32) -> (u8, nix::fcntl::Flock<std::fs::File>) {
     let routes = std::process::Command::new("ip")
         .args(["-4", "route", "show"])
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
         .unwrap_or_default();
+    let locks = std::env::temp_dir().join("berth-cri-subnets");
+    std::fs::create_dir_all(&locks).expect("creating the subnet lock dir");
     let start = std::process::id().wrapping_mul(7).wrapping_add(salt);
     (0..256u32)
-        .map(|i| u8::try_from((start + i) % 256).unwrap_or(0))
-        .find(|n| !routes.contains(&format!("10.231.{n}.")))
+        .filter_map(|i| u8::try_from((start + i) % 256).ok())
+        .filter(|n| !routes.contains(&format!("10.231.{n}.")))
+        .find_map(|n| {
+            let file = std::fs::File::create(locks.join(format!("10.231.{n}.0"))).ok()?;
+            let lock =
+                nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock).ok()?;
+            Some((n, lock))
+        })
         .expect("no free /24 in 10.231.0.0/16")
 }
 
@@ -150,6 +159,8 @@ struct CriNode {
     network: String,
     /// the pod subnet's third octet: 10.231.N.0/24
     subnet: u8,
+    /// held while the subnet is this test's
+    _subnet_lock: nix::fcntl::Flock<std::fs::File>,
 }
 
 impl std::fmt::Debug for CriNode {
@@ -187,7 +198,7 @@ impl CriNode {
         // IFNAMSIZ: at most 15 bytes (pid ≤ 7 digits).
         let bridge = format!("bcri{pid}{salt}");
         let network = format!("berth-cri-{test}-{pid}");
-        let subnet = free_subnet(salt);
+        let (subnet, subnet_lock) = free_subnet(salt);
         let ctd = Containerd::start_with(
             &format!("cri-{test}"),
             berth,
@@ -263,6 +274,7 @@ impl CriNode {
             bridge,
             network,
             subnet,
+            _subnet_lock: subnet_lock,
         };
         node.wait_ready();
         Some(node)
