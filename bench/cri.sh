@@ -4,7 +4,10 @@
 # RuntimeClass handler `berth` (berth-runtime as the runc v2 shim's binary)
 # beside the default handler `runc`, on one private containerd. Rounds are
 # interleaved and the order is swapped each round; one warm-up round is
-# discarded. Prints both medians and the ratio berth/runc.
+# discarded. Prints both medians and the ratio berth/runc, for the three
+# calls together and for each alone (containerd 1.6 runs the runtime in
+# RunPodSandbox, for the pause container, and in StartContainer;
+# CreateContainer only prepares the container, whatever the handler).
 #
 # The client is the CRI test's (crates/berth-runtime/tests/cri.rs,
 # `cri_bench`, an ignored test): a pod with CNI bridge networking and the

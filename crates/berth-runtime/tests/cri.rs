@@ -1112,7 +1112,9 @@ fn cri_bench() {
     let Some(node) = CriNode::start("bench", 3, &berth) else {
         return;
     };
-    let mut times: HashMap<&str, Vec<Duration>> = HashMap::new();
+    // Per handler: the whole, then RunPodSandbox, CreateContainer and
+    // StartContainer alone (where the runtime's share shows).
+    let mut times: HashMap<(&str, usize), Vec<Duration>> = HashMap::new();
     // One warm-up round per handler, discarded.
     for round in 0..=rounds {
         let order = if round % 2 == 0 {
@@ -1128,13 +1130,17 @@ fn cri_bench() {
             let name = format!("bench-{round}-{label}");
             let pod_config = node.pod_config(&name);
             let config = CriNode::container_config("c", "exec sleep 3600", &[]);
-            let t = Instant::now();
+            let t0 = Instant::now();
             let pod = node.run_pod(&pod_config, handler);
+            let t1 = Instant::now();
             let c = node.create(&pod, &pod_config, config);
+            let t2 = Instant::now();
             node.start_container(&c);
-            let took = t.elapsed();
+            let t3 = Instant::now();
             if round > 0 {
-                times.entry(label).or_default().push(took);
+                for (phase, took) in [t3 - t0, t1 - t0, t2 - t1, t3 - t2].into_iter().enumerate() {
+                    times.entry((label, phase)).or_default().push(took);
+                }
             }
             node.stop_container(&c, 0);
             node.remove_container(&c);
@@ -1142,12 +1148,23 @@ fn cri_bench() {
             node.remove_pod(&pod);
         }
     }
-    let berth_median = median(times.get_mut("berth").expect("berth rounds"));
-    let runc_median = median(times.get_mut("runc").expect("runc rounds"));
-    println!(
-        "cri: RunPodSandbox+CreateContainer+StartContainer over {rounds} rounds: berth {:.1} ms, runc {:.1} ms (median); berth/runc = {:.2}",
-        berth_median.as_secs_f64() * 1e3,
-        runc_median.as_secs_f64() * 1e3,
-        berth_median.as_secs_f64() / runc_median.as_secs_f64()
-    );
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    for (phase, what) in [
+        "RunPodSandbox+CreateContainer+StartContainer",
+        "  RunPodSandbox",
+        "  CreateContainer",
+        "  StartContainer",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let berth = median(times.get_mut(&("berth", phase)).expect("berth rounds"));
+        let runc = median(times.get_mut(&("runc", phase)).expect("runc rounds"));
+        println!(
+            "cri: {what} over {rounds} rounds: berth {:.1} ms, runc {:.1} ms (median); berth/runc = {:.2}",
+            ms(berth),
+            ms(runc),
+            berth.as_secs_f64() / runc.as_secs_f64()
+        );
+    }
 }
