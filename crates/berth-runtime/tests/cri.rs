@@ -45,6 +45,9 @@ const RUNTIME: &str = env!("CARGO_BIN_EXE_berth-runtime");
 const PAUSE_IMAGE: &str = "localhost/berth-pause:1";
 /// The CRI plugin's containerd namespace.
 const K8S_NS: &str = "k8s.io";
+/// bash: the network namespaces (nsfs mounts) under the test's directory,
+/// where the CRI plugin keeps pods' (the fstype follows the "-" field).
+const NETNS_MOUNTS: &str = r#"awk -v d="$D" 'index($5, d "/") == 1 { for (i = 7; i <= NF; i++) if ($i == "-") { if ($(i + 1) == "nsfs") print "netns: " $5; break } }' /proc/self/mountinfo"#;
 /// Longest any one CRI call may take.
 const CALL_DEADLINE: Duration = Duration::from_secs(120);
 /// Longest a condition polled for (a server up, a log line) may take.
@@ -113,6 +116,13 @@ fn cri_config(berth: &Path) -> String {
         BinaryName = "{berth}"
         Root = "$D/berth-root"
         SystemdCgroup = false
+    # berth-runtime has no systemd cgroup driver yet: it must say so.
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.berth-systemd]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.berth-systemd.options]
+        BinaryName = "{berth}"
+        Root = "$D/berth-root"
+        SystemdCgroup = true
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/usr/lib/cni"
     conf_dir = "$D/cni"
@@ -659,6 +669,16 @@ fn pod_scenario(handler: Handler, test: &str, salt: u32) {
         lease.exists(),
         &format!("host-local should hold {}", lease.display()),
     );
+    let out = node.ctd.sh(NETNS_MOUNTS);
+    node.ctd.check(
+        out.stdout
+            .lines()
+            .filter(|l| l.starts_with("netns: "))
+            .count()
+            == 1,
+        &out,
+        "the pod's network namespace should be mounted under the state dir",
+    );
 
     // Two containers in the pod: an httpd on 8080, and a client.
     let token = format!("served-by-{test}-{}", std::process::id());
@@ -916,7 +936,7 @@ fn pod_scenario(handler: Handler, test: &str, salt: u32) {
     );
     let out = node.ctd.sh(&format!(
         r#"find /sys/fs/cgroup/*/{parent} -mindepth 2 -type d 2>/dev/null
-           awk -v d="$D" 'index($5, d "/") == 1 && $9 == "nsfs" {{ print "netns: " $5 }}' /proc/self/mountinfo
+           {NETNS_MOUNTS}
            ls "$D/state/io.containerd.grpc.v1.cri/netns" 2>/dev/null | sed 's/^/netns file: /'
            ls /sys/class/net/{bridge}/brif | sed 's/^/port: /'
            [ -e /sys/class/net/{veth} ] && echo "veth: {veth}"
@@ -1088,6 +1108,63 @@ fn cri_oom_killed_container_as_runc() {
         node.stop_pod(&pod);
         node.remove_pod(&pod);
     }
+}
+
+/// A handler with `SystemdCgroup = true` gets systemd cgroup paths, which
+/// berth-runtime cannot place yet: RunPodSandbox fails with an error that
+/// says so (docs/kubernetes.md), and the failed pod leaves nothing behind.
+#[test]
+fn cri_systemd_cgroup_handler_is_refused_clearly() {
+    let Some(node) = CriNode::start("systemd", 7, Path::new(RUNTIME)) else {
+        return;
+    };
+    let mut config = node.pod_config("sd");
+    if let Some(linux) = config.linux.as_mut() {
+        linux.cgroup_parent = "berth_cri.slice".to_string();
+    }
+    let result = node.call(
+        "RunPodSandbox",
+        node.rs().run_pod_sandbox(cri::RunPodSandboxRequest {
+            config: Some(config),
+            runtime_handler: "berth-systemd".to_string(),
+        }),
+    );
+    match result {
+        Ok(r) => node.check(
+            false,
+            &format!("RunPodSandbox with SystemdCgroup should fail: {r:?}"),
+        ),
+        Err(e) => node.check(
+            e.message()
+                .contains("the systemd cgroup driver is not supported yet"),
+            &format!("the error should name the systemd cgroup driver: {e}"),
+        ),
+    }
+    let pods = node.ok(
+        "ListPodSandbox",
+        node.rs()
+            .list_pod_sandbox(cri::ListPodSandboxRequest { filter: None }),
+    );
+    let state: Vec<_> = std::fs::read_dir(node.ctd.dir.join("berth-root").join(K8S_NS))
+        .map(|rd| rd.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    node.check(
+        pods.items.is_empty() && state.is_empty(),
+        &format!(
+            "the failed pod should leave nothing: pods {pods:?}, berth-runtime state {state:?}"
+        ),
+    );
+    let out = node.ctd.sh(&format!(
+        r#"ls /sys/class/net/{bridge}/brif 2>/dev/null | sed 's/^/port: /'
+           {NETNS_MOUNTS}
+           true"#,
+        bridge = node.bridge
+    ));
+    node.ctd.check(
+        out.code() == 0 && out.stdout.trim().is_empty(),
+        &out,
+        "the failed pod left a veth or a netns behind",
+    );
 }
 
 /// The median of `xs` (sorted in place).
