@@ -2,9 +2,10 @@
 //! berth-runtime as the binary of a runc v2 runtime handler (what a
 //! RuntimeClass names), driven over gRPC as the kubelet drives it.
 //!
-//! Each test starts a private containerd (testkit's) whose config names two
-//! handlers, `berth` (BinaryName = the freshly built berth-runtime) and
-//! `runc` (the default), each with a state root of its own, and pod
+//! Each test starts a private containerd (testkit's) whose config names the
+//! handlers `berth` (BinaryName = the freshly built berth-runtime) and
+//! `runc` (the default), each with a state root of its own (and
+//! `berth-systemd`, SystemdCgroup = true, which must be refused), and pod
 //! networking through Debian's CNI plugins (a bridge unique to the test,
 //! host-local addresses on a free /24). The pod's sandbox image is a static
 //! pause (tests/helpers/pause.c) and the containers' image the busybox
@@ -16,7 +17,8 @@
 //! StopContainer (a TERM that is handled, and one that is not, with its
 //! timeout), RemoveContainer, StopPodSandbox, RemovePodSandbox; then nothing
 //! may be left behind: runtime state, cgroups, the pod's netns, its veth, its
-//! address lease, the shim.
+//! address lease, the shim. Then, under both handlers alike: a "restricted"
+//! container (Pod Security Standards), and an OOM kill.
 //!
 //! Needs root, containerd, containernetworking-plugins, protoc (build),
 //! busybox-static and gcc. Set BERTH_TEST_KEEP=1 to keep the directory of a
