@@ -30,11 +30,14 @@ set -euo pipefail
 missing=0
 for c in iptables buildah podman conmon dockerd containerd containerd-shim-runc-v2 ctr runc crun \
          skopeo docker-registry nft busybox gcc pkg-config hyperfine script unshare htpasswd openssl \
-         ip python3 bc pgrep; do
+         ip python3 bc pgrep protoc; do
   command -v "$c" >/dev/null || { echo "MISSING $c"; missing=1; }
 done
 [[ -x /usr/bin/docker ]] || { echo "MISSING /usr/bin/docker (docker.io)"; missing=1; }
 [[ -f /usr/lib/x86_64-linux-gnu/libseccomp.a ]] || { echo "MISSING libseccomp.a"; missing=1; }
+for p in bridge host-local loopback; do
+  [[ -x /usr/lib/cni/$p ]] || { echo "MISSING /usr/lib/cni/$p (containernetworking-plugins)"; missing=1; }
+done
 /berth/berth-runtime --version >/dev/null
 /berth/berth --version
 exit $missing

@@ -10,6 +10,8 @@ packages=(
   libseccomp-dev pkg-config # seccomp (next issue) links against libseccomp
   podman conmon netavark golang-github-containers-common # podman as a client of berth-runtime
   containerd                # ctr and containerd-shim-runc-v2 as a client
+  containernetworking-plugins # bridge + host-local CNI plugins: pod networking of the CRI test (berth-runtime/tests/cri.rs)
+  protobuf-compiler         # protoc: the k8s-cri crate (CRI test client) generates its code from the CRI proto
   docker.io                 # a real dockerd: Docker as a client of berth-runtime, the reference for the CLI
   runc crun                 # peers: podman needs a default runtime; benchmarks compare
   hyperfine python3 bc      # benchmarks

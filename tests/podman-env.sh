@@ -8,6 +8,7 @@
 #     podman --runtime /usr/bin/runc  run --rm --network none berth-busybox true   # reference
 #     podman_env_cleanup                           # stop/remove everything, unmount, keep dir
 #     busybox_oci_archive /tmp/x/bb.tar localhost/bb:latest   # OCI archive for `ctr image import`
+#     dir_oci_archive DIR /tmp/x/p.tar localhost/p:1 '"Entrypoint":["/pause"]'   # any directory
 #
 # Everything podman writes (image/container storage, libpod db, run state,
 # file locks, events, conmon exit files, network configs) lives under $1;
@@ -251,16 +252,30 @@ podman_import_busybox() {
 # `podman load -i out.tar` / `skopeo` accept it too.
 busybox_oci_archive() {
     local out="${1:?usage: busybox_oci_archive <out.tar> [ref]}" ref="${2:-localhost/busybox:latest}"
-    local work
+    local work rc=0
     work="$(mktemp -d "${TMPDIR:-/tmp}/bb-oci.XXXXXX")" || return 1
-    busybox_rootfs "$work/rootfs" || { rm -rf "$work"; return 1; }
+    busybox_rootfs "$work/rootfs" &&
+        dir_oci_archive "$work/rootfs" "$out" "$ref" '"Cmd":["/bin/sh"]' || rc=1
+    rm -rf "$work"
+    return $rc
+}
+
+# dir_oci_archive <rootfs-dir> <out.tar> <ref> <config>: an OCI image-layout
+# tarball of one layer (the directory) named <ref>; <config> is JSON members
+# added to the image config's "config" (PATH is set), e.g.
+# '"Entrypoint":["/pause"]'.
+dir_oci_archive() {
+    local rootfs="${1:?usage: dir_oci_archive <rootfs-dir> <out.tar> <ref> <config>}"
+    local out="${2:?}" ref="${3:?}" config="${4:?}"
+    local work
+    work="$(mktemp -d "${TMPDIR:-/tmp}/oci.XXXXXX")" || return 1
     mkdir -p "$work/layout/blobs/sha256"
-    tar --numeric-owner --sort=name --mtime=@0 -C "$work/rootfs" -cf "$work/layer.tar" . || { rm -rf "$work"; return 1; }
+    tar --numeric-owner --sort=name --mtime=@0 -C "$rootfs" -cf "$work/layer.tar" . || { rm -rf "$work"; return 1; }
     local l_dg l_sz c_dg c_sz m_dg m_sz
     l_dg="$(sha256sum "$work/layer.tar" | cut -d' ' -f1)"; l_sz="$(stat -c %s "$work/layer.tar")"
     mv "$work/layer.tar" "$work/layout/blobs/sha256/$l_dg"
-    printf '{"architecture":"%s","os":"linux","config":{"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"Cmd":["/bin/sh"]},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]}}' \
-        "$(uname -m | sed 's/x86_64/amd64/; s/aarch64/arm64/')" "$l_dg" >"$work/config.json"
+    printf '{"architecture":"%s","os":"linux","config":{"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],%s},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]}}' \
+        "$(uname -m | sed 's/x86_64/amd64/; s/aarch64/arm64/')" "$config" "$l_dg" >"$work/config.json"
     c_dg="$(sha256sum "$work/config.json" | cut -d' ' -f1)"; c_sz="$(stat -c %s "$work/config.json")"
     mv "$work/config.json" "$work/layout/blobs/sha256/$c_dg"
     printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:%s","size":%s},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"sha256:%s","size":%s}]}' \

@@ -13,6 +13,7 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
+pub mod containerd;
 pub mod core_pattern;
 pub mod dockerd;
 pub mod exe_attack;

@@ -4,251 +4,27 @@
 //!
 //! Needs root and containerd (with ctr and containerd-shim-runc-v2) and
 //! busybox-static.  A test is skipped only when containerd or ctr is not
-//! installed.
+//! installed.  The private containerd is berth_testkit::containerd's.
 //!
 //! Set BERTH_TEST_KEEP=1 to keep the directory of a failed test.
 
 // An integration test crate is test-only code as a whole.
 #![allow(clippy::tests_outside_test_module)]
 
-use berth_testkit::snippet::{bash, capture, installed, remove_test_dir, tests_dir, Out};
+use berth_testkit::containerd::{Containerd, IMAGE};
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
 
 /// The freshly built runtime under test.
 const RUNTIME: &str = env!("CARGO_BIN_EXE_berth-runtime");
-/// Built by `busybox_oci_archive` and imported into every containerd.
-const IMAGE: &str = "localhost/berth-busybox:latest";
 
-/// A private containerd; dropping it kills containerd, its shims and
-/// leftover containers, unmounts what is left under its directory and
-/// removes the directory.
-#[derive(Debug)]
-struct Containerd {
-    dir: PathBuf,
-    /// containerd namespace: unique, because the cgroupsPath of a container
-    /// is /<namespace>/<id> on the (shared) host cgroup hierarchy
-    ns: String,
-    child: Option<Child>,
-}
-
-impl Containerd {
-    /// Start containerd and import the busybox image; `None` (after printing
-    /// why) when containerd is not installed.
-    fn start(test: &str) -> Option<Self> {
-        for tool in ["containerd", "ctr"] {
-            if !installed(tool) {
-                assert!(
-                    std::env::var_os("CI").is_none(),
-                    "{tool} is missing (install-deps.sh)"
-                );
-                eprintln!("skipped: {tool} not installed");
-                return None;
-            }
-        }
-        assert!(
-            nix::unistd::Uid::effective().is_root(),
-            "the containerd tests must run as root"
-        );
-        let pid = std::process::id();
-        let dir = std::env::temp_dir().join(format!("berth-containerd-{test}-{pid}"));
-        let _ = std::fs::remove_dir_all(&dir);
-        for sub in ["root", "state", "fifo", "runc-root"] {
-            std::fs::create_dir_all(dir.join(sub))
-                .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
-        }
-        let d = dir.display();
-        let config = format!(
-            r#"version = 2
-root = "{d}/root"
-state = "{d}/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
-
-[grpc]
-  address = "{d}/containerd.sock"
-
-[ttrpc]
-  address = "{d}/containerd-ttrpc.sock"
-
-[debug]
-  address = "{d}/containerd-debug.sock"
-  level = "debug"
-"#
-        );
-        std::fs::write(dir.join("config.toml"), config).expect("writing config.toml");
-        let log =
-            std::fs::File::create(dir.join("containerd.log")).expect("creating containerd.log");
-        let child = Command::new("containerd")
-            .arg("--config")
-            .arg(dir.join("config.toml"))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("dup log"))
-            .stderr(log)
-            .spawn()
-            .expect("starting containerd");
-        let mut c = Containerd {
-            dir,
-            ns: format!("berth-{test}-{pid}"),
-            child: Some(child),
-        };
-        c.wait_ready();
-
-        let out = c.sh(&format!(
-            r#"source "$TESTS/podman-env.sh" "$D/podman-env" >/dev/null &&
-               busybox_oci_archive "$D/busybox.tar" {IMAGE} &&
-               timeout 120 $CTR image import "$D/busybox.tar""#
-        ));
-        c.check(out.code() == 0, &out, "importing the busybox image failed");
-        Some(c)
-    }
-
-    fn socket(&self) -> PathBuf {
-        self.dir.join("containerd.sock")
-    }
-
-    /// Wait until containerd answers on its socket (or has died).
-    fn wait_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            let out = self.sh("$CTR version");
-            if out.code() == 0 {
-                return;
-            }
-            let exited = self
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten());
-            if exited.is_some() || Instant::now() > deadline {
-                panic!(
-                    "containerd did not come up ({exited:?})\n{out}\n{}",
-                    self.diagnostics()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    /// Run `snippet` with bash; it gets $CTR (`ctr` on this containerd and
-    /// namespace), $RUN_FLAGS for `ctr run` (`--runc-binary <berth-runtime>
-    /// --runc-root $RUNC_ROOT` and a private fifo dir), $EXEC_FLAGS for `ctr
-    /// task exec` (the fifo dir), $RUNC_ROOT, $D (the directory), $TESTS and
-    /// $BERTH_RUNTIME.
-    fn sh(&self, snippet: &str) -> Out {
-        let d = &self.dir;
-        let mut cmd = bash();
-        cmd.arg(snippet)
-            .env(
-                "CTR",
-                format!(
-                    "ctr --address {} --namespace {}",
-                    self.socket().display(),
-                    self.ns
-                ),
-            )
-            .env(
-                "RUN_FLAGS",
-                format!(
-                    "--runc-binary {RUNTIME} --runc-root {} --fifo-dir {}",
-                    d.join("runc-root").display(),
-                    d.join("fifo").display()
-                ),
-            )
-            .env(
-                "EXEC_FLAGS",
-                format!("--fifo-dir {}", d.join("fifo").display()),
-            )
-            .env("RUNC_ROOT", d.join("runc-root"))
-            .env("D", d)
-            .env("TESTS", tests_dir())
-            .env("BERTH_RUNTIME", RUNTIME)
-            .env("TMPDIR", d);
-        capture(cmd, snippet)
-    }
-
-    /// Panic with `what`, the snippet's output and the logs unless `ok`.
-    fn check(&self, ok: bool, out: &Out, what: &str) {
-        if !ok {
-            panic!("{what}\n{out}\n{}", self.diagnostics());
-        }
-    }
-
-    /// The runtime's log files (the shim has it write `<bundle>/log.json`)
-    /// and the end of containerd's log.
-    fn diagnostics(&self) -> String {
-        let out = self.sh(r#"find "$D/state" -name log.json -size +0 2>/dev/null |
-                 while read -r f; do echo "== $f"; tail -c 4000 "$f"; echo; done
-               echo "== containerd.log (last 40 lines)"; tail -n 40 "$D/containerd.log""#);
-        out.stdout
-    }
-
-    /// Best-effort teardown; every step runs even if earlier ones failed.
-    fn teardown(&mut self) {
-        let ns = &self.ns;
-        // Through containerd first: kill and delete tasks, remove containers.
-        if self.child.is_some() {
-            let _ = self.sh(r#"for t in $(timeout 30 $CTR task ls -q 2>/dev/null); do
-                       timeout 30 $CTR task kill -a -s KILL "$t"
-                       timeout 30 $CTR task rm -f "$t"
-                   done >/dev/null 2>&1
-                   for c in $(timeout 30 $CTR container ls -q 2>/dev/null); do
-                       timeout 30 $CTR container rm "$c"
-                   done >/dev/null 2>&1"#);
-        }
-        // containerd itself: TERM, then KILL.
-        if let Some(mut child) = self.child.take() {
-            if let Ok(pid) = i32::try_from(child.id()) {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::SIGTERM,
-                );
-            }
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        // Shims of this containerd (they outlive it), then any container the
-        // runtime still knows about, then mounts (rootfs) under the directory.
-        let out = self.sh(&format!(
-            r#"for p in /proc/[0-9]*; do
-                   cmd=$(tr '\0' ' ' <"$p/cmdline" 2>/dev/null) || continue
-                   case "$cmd" in
-                       *containerd-shim*"-address $D/containerd.sock "*) kill -9 "${{p#/proc/}}" ;;
-                   esac
-               done
-               if [ -d "$RUNC_ROOT/{ns}" ]; then
-                   for s in "$RUNC_ROOT/{ns}"/*; do
-                       [ -e "$s" ] || continue
-                       timeout 30 "$BERTH_RUNTIME" --root "$RUNC_ROOT/{ns}" delete --force "${{s##*/}}"
-                   done
-               fi
-               awk -v d="$D" '{{ gsub(/\\040/, " ", $5); if (index($5, d "/") == 1) print $5 }}' /proc/self/mountinfo |
-                   sort -r | while read -r mp; do umount -l "$mp"; done
-               for c in /sys/fs/cgroup/*/{ns} /sys/fs/cgroup/{ns} /sys/fs/cgroup/unified/{ns}; do
-                   [ -d "$c" ] && find "$c" -depth -type d -exec rmdir {{}} + 2>/dev/null
-               done
-               true"#
-        ));
-        if out.code() != 0 {
-            eprintln!("containerd teardown:\n{out}");
-        }
-    }
-}
-
-impl Drop for Containerd {
-    fn drop(&mut self) {
-        self.teardown();
-        remove_test_dir(&self.dir);
-    }
+fn start(test: &str) -> Option<Containerd> {
+    Containerd::start(test, Path::new(RUNTIME))
 }
 
 #[test]
 fn ctr_run_rm_propagates_output_and_exit_code() {
-    let Some(ctd) = Containerd::start("run") else {
+    let Some(ctd) = start("run") else {
         return;
     };
     let out = ctd.sh(&format!(
@@ -271,7 +47,7 @@ fn ctr_run_rm_propagates_output_and_exit_code() {
 
 #[test]
 fn ctr_detached_task_exec() {
-    let Some(ctd) = Containerd::start("exec") else {
+    let Some(ctd) = start("exec") else {
         return;
     };
     let ns = &ctd.ns;
@@ -339,7 +115,7 @@ fn ctr_detached_task_exec() {
 
 #[test]
 fn ctr_memory_limit_and_exec() {
-    let Some(ctd) = Containerd::start("memory") else {
+    let Some(ctd) = start("memory") else {
         return;
     };
     let ns = &ctd.ns;

@@ -71,10 +71,16 @@ pub fn rules(spec_rules: &[LinuxDeviceCgroup], nodes: &[LinuxDevice]) -> Vec<Rul
         allow('c', Some(1), Some(8), "rwm"), // random
         allow('c', Some(1), Some(9), "rwm"), // urandom
         allow('c', Some(5), Some(0), "rwm"), // tty
-        allow('c', Some(5), Some(1), "rwm"), // console
         allow('c', Some(5), Some(2), "rwm"), // ptmx
         allow('c', Some(136), None, "rwm"),  // pts/*
+        // tun/tap: runc and crun allow it (both dropped it once and put it
+        // back, because workloads mknod it themselves and Kubernetes has no
+        // way to ask for a device rule); CRI specs carry only "deny all".
+        allow('c', Some(10), Some(200), "rwm"),
     ]);
+    // Not /dev/console (5:1): a container's console is a pts (136:*) bound
+    // there; 5:1 is the host's console, whose input a container could read
+    // after a mknod. runc does not allow it either.
     for d in nodes {
         let k = match d.typ() {
             LinuxDeviceType::B => 'b',
@@ -98,5 +104,28 @@ mod tests {
         assert!(!r[0].allow);
         assert!(r.iter().any(|x| x.line() == "c 136:* rwm"));
         assert!(r.iter().any(|x| x.line() == "c 1:3 rwm"));
+    }
+
+    /// What runc 1.1 allows besides the spec's rules (its devices.list in a
+    /// CRI container, whose spec only denies all): the same list here.
+    #[test]
+    fn defaults_are_runcs() {
+        let mut lines: Vec<String> = rules(&[], &[]).iter().map(Rule::line).collect();
+        lines.sort();
+        let mut runc = [
+            "c *:* m",
+            "b *:* m",
+            "c 1:3 rwm",
+            "c 1:5 rwm",
+            "c 1:7 rwm",
+            "c 1:8 rwm",
+            "c 1:9 rwm",
+            "c 5:0 rwm",
+            "c 5:2 rwm",
+            "c 10:200 rwm",
+            "c 136:* rwm",
+        ];
+        runc.sort_unstable();
+        assert_eq!(lines, runc);
     }
 }
