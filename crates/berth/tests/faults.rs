@@ -1,8 +1,9 @@
-//! Commands killed at random points: afterwards `system check` leaves no
-//! process, cgroup, mount or runtime state that no container accounts
-//! for, and `rm -f` of what is left leaves nothing at all.
+//! Commands killed at random points (run --rm, run -d, rm -f, commit,
+//! build, pull, load): afterwards `system check` leaves no process, cgroup,
+//! mount or runtime state that no container accounts for, every image
+//! listed is whole, and removing what is left leaves the store as it was.
 //!
-//! The rounds are few here (CI); `scripts/kill-storm.sh` runs the same
+//! The rounds are few here (CI: two of each command); `scripts/kill-storm.sh` runs the same
 //! storm with many.
 
 // An integration test crate is nothing but tests; the lint is for unit tests.
@@ -12,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use berth_testkit::registry::Registry;
 use berth_testkit::store::Store;
 use berth_testkit::{expect_code, stdout};
 
@@ -54,13 +56,57 @@ fn kill_after(s: &Store, args: &[&str], ms: u64) {
     let _ = child.wait();
 }
 
+/// The store's own files that a finished command leaves as they were:
+/// layers, blobs, containers' directories, scratch space.
+fn store_files(root: &Path) -> Vec<String> {
+    let mut v = Vec::new();
+    for d in ["layers", "blobs/sha256", "blobs/.tmp", "tmp", "containers"] {
+        if let Ok(rd) = std::fs::read_dir(root.join(d)) {
+            for e in rd.flatten() {
+                v.push(format!("{d}/{}", e.file_name().to_string_lossy()));
+            }
+        }
+    }
+    v.sort();
+    v
+}
+
+/// Whether process `pid` works in this store: its root or cwd is under
+/// it, or (a container's init behind pivot_root) its mount table names it
+/// (the overlay's lower and upper directories are the store's).
+fn process_of_store(pid: i32, root: &str) -> bool {
+    let proc = PathBuf::from(format!("/proc/{pid}"));
+    for link in ["root", "cwd"] {
+        if std::fs::read_link(proc.join(link)).is_ok_and(|p| p.starts_with(root)) {
+            return true;
+        }
+    }
+    std::fs::read_to_string(proc.join("mountinfo")).is_ok_and(|m| m.contains(root))
+}
+
+/// Every cgroup directory named `berth/*`, in each hierarchy (v1 and v2).
+fn berth_cgroups() -> Vec<PathBuf> {
+    let top = Path::new("/sys/fs/cgroup");
+    let mut parents = vec![top.join("berth")];
+    if let Ok(rd) = std::fs::read_dir(top) {
+        parents.extend(rd.flatten().map(|h| h.path().join("berth")));
+    }
+    let mut v = Vec::new();
+    for p in parents {
+        if let Ok(rd) = std::fs::read_dir(&p) {
+            v.extend(rd.flatten().filter(|e| e.path().is_dir()).map(|e| e.path()));
+        }
+    }
+    v
+}
+
 /// What berth holds for this store on the host.
 #[derive(Default)]
 struct Census {
     runtime_dirs: Vec<String>,
     cgroups: Vec<String>,
     mounts: usize,
-    /// Processes in this store's containers' cgroups.
+    /// Processes in this store's cgroups, or working in the store.
     processes: Vec<i32>,
 }
 
@@ -70,59 +116,138 @@ impl std::fmt::Debug for Census {
         let few = |v: &[String]| v.iter().take(3).cloned().collect::<Vec<_>>().join(", ");
         write!(
             f,
-            "{} runtime dirs ({}), {} cgroups ({}), {} mounts, {} processes",
+            "{} runtime dirs ({}), {} cgroups ({}), {} mounts, {} processes ({:?})",
             self.runtime_dirs.len(),
             few(&self.runtime_dirs),
             self.cgroups.len(),
             few(&self.cgroups),
             self.mounts,
-            self.processes.len()
+            self.processes.len(),
+            self.processes.iter().take(3).collect::<Vec<_>>()
         )
     }
 }
 
-fn census(s: &Store, runroot: &Path) -> Census {
+/// `before`: the `berth/build-*` cgroups there were before the storm (other
+/// tests' builds run meanwhile; an empty one of theirs is not ours).
+fn census(s: &Store, runroot: &Path, before: &[PathBuf]) -> Census {
     let mut c = Census::default();
+    let root = s.path().to_string_lossy().into_owned();
     let ids: Vec<String> = std::fs::read_dir(runroot.join("runtime"))
         .map(|d| {
             d.flatten()
+                .filter(|e| e.path().is_dir() && !e.path().is_symlink())
                 .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| !n.starts_with('@'))
+                .filter(|n| !n.starts_with("@seccomp"))
                 .collect()
         })
         .unwrap_or_default();
     c.runtime_dirs = ids.clone();
     let rows = stdout(&s.run(&["ps", "-aq", "--no-trunc"]));
     let known: Vec<&str> = rows.lines().chain(ids.iter().map(String::as_str)).collect();
-    for h in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
-        for id in &known {
-            let dir = h.path().join("berth").join(id);
-            if dir.exists() {
-                c.cgroups.push(dir.display().to_string());
-                let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
-                for p in procs.lines().filter_map(|l| l.parse().ok()) {
-                    if !c.processes.contains(&p) {
-                        c.processes.push(p);
-                    }
+    for dir in berth_cgroups() {
+        let name = dir.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        let procs: Vec<i32> = std::fs::read_to_string(dir.join("cgroup.procs"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.parse().ok())
+            .collect();
+        let ours = known.contains(&name.as_str())
+            || procs.iter().any(|&p| process_of_store(p, &root))
+            || (name.starts_with("build-") && procs.is_empty() && !before.contains(&dir));
+        if ours {
+            c.cgroups.push(dir.display().to_string());
+            for p in procs {
+                if !c.processes.contains(&p) {
+                    c.processes.push(p);
                 }
             }
+        }
+    }
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|p| p.parse::<i32>().ok()) else {
+            continue;
+        };
+        if pid != std::process::id() as i32
+            && process_of_store(pid, &root)
+            && !c.processes.contains(&pid)
+        {
+            c.processes.push(pid);
         }
     }
     c.mounts = s.mounts();
     c
 }
 
+/// The storm's fixtures: a build context whose RUN steps take a while
+/// (kills land inside them), a container to commit, an image with a layer
+/// of its own in a loopback registry and in a saved tar (neither in the
+/// store, so pulls and loads write it).
+struct Fixtures {
+    context: tempfile::TempDir,
+    registry: Registry,
+    pulled: String,
+    saved: PathBuf,
+}
+
+fn fixtures(s: &Store) -> Fixtures {
+    let context = tempfile::tempdir().unwrap();
+    std::fs::write(
+        context.path().join("Dockerfile"),
+        "FROM busybox\nRUN sleep 0.2 && head -c 2000000 /dev/urandom > /a\nRUN sleep 0.2 && rm /a && echo b > /b\n",
+    )
+    .unwrap();
+    s.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "committee",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "head -c 8000000 /dev/urandom > /big && exec sleep 600",
+    ]);
+    let extra = tempfile::tempdir().unwrap();
+    std::fs::write(
+        extra.path().join("Dockerfile"),
+        "FROM busybox\nRUN head -c 6000000 /dev/urandom > /extra\n",
+    )
+    .unwrap();
+    s.ok(&["build", "-q", "-t", "storm-extra:1", &extra.path().to_string_lossy()]);
+    let registry = Registry::start("", "");
+    let pulled = format!("{}/storm/extra:1", registry.addr());
+    s.ok(&["tag", "storm-extra:1", &pulled]);
+    s.ok(&["push", "-q", "--tls-verify=false", &pulled]);
+    let saved = context.path().join("extra.tar");
+    s.ok(&["save", "-o", &saved.to_string_lossy(), "storm-extra:1"]);
+    s.ok(&["rmi", "storm-extra:1", &pulled]);
+    Fixtures {
+        context,
+        registry,
+        pulled,
+        saved,
+    }
+}
+
 #[test]
-fn killed_runs_and_removals_leave_nothing_after_system_check() {
+fn killed_commands_leave_nothing_after_system_check() {
     let (s, runroot) = store();
+    let files_before = store_files(s.path());
+    let cgroups_before = berth_cgroups();
+    let fx = fixtures(&s);
     let rounds: u64 = std::env::var("BERTH_STORM_ROUNDS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(12);
+        .unwrap_or(14);
     let mut rng = Lcg(0x5eed);
+    let context = fx.context.path().to_string_lossy().into_owned();
+    let saved = fx.saved.to_string_lossy().into_owned();
     for i in 0..rounds {
         let name = format!("storm{i}");
-        match i % 3 {
+        let tag = format!("storm-image:{i}");
+        match i % 7 {
             0 => kill_after(
                 &s,
                 &["run", "--rm", "--network", "none", "busybox", "sleep", "30"],
@@ -143,7 +268,7 @@ fn killed_runs_and_removals_leave_nothing_after_system_check() {
                 ],
                 rng.below(120),
             ),
-            _ => {
+            2 => {
                 s.ok(&[
                     "run",
                     "-d",
@@ -157,15 +282,34 @@ fn killed_runs_and_removals_leave_nothing_after_system_check() {
                 ]);
                 kill_after(&s, &["rm", "-f", &name], rng.below(60));
             }
+            3 => kill_after(&s, &["commit", "committee", &tag], rng.below(400)),
+            4 => kill_after(
+                &s,
+                &["build", "--no-cache", "-q", "-t", &tag, &context],
+                rng.below(1200),
+            ),
+            5 => {
+                // A pull that finished in an earlier round leaves nothing to do.
+                let _ = s.run(&["rmi", &fx.pulled]);
+                kill_after(
+                    &s,
+                    &["pull", "-q", "--tls-verify=false", &fx.pulled],
+                    rng.below(400),
+                );
+            }
+            _ => {
+                let _ = s.run(&["rmi", "storm-extra:1"]);
+                kill_after(&s, &["load", "-q", "-i", &saved], rng.below(400));
+            }
         }
     }
     let o = s.run(&["system", "check"]);
     expect_code(&o, 0, "system check after the storm");
     // Every runtime state left belongs to a container that runs; every
-    // process in a container's cgroups is such a container's.
+    // process and cgroup of the store is such a container's.
     let running = stdout(&s.run(&["ps", "-q", "--no-trunc"]));
     let running: Vec<&str> = running.lines().collect();
-    let c = census(&s, &runroot);
+    let c = census(&s, &runroot, &cgroups_before);
     for id in &c.runtime_dirs {
         assert!(
             running.contains(&id.as_str()),
@@ -177,10 +321,28 @@ fn killed_runs_and_removals_leave_nothing_after_system_check() {
     for cg in &c.cgroups {
         assert!(
             running.iter().any(|id| cg.ends_with(id)),
-            "cgroup {cg} left with no running container: {c:?}"
+            "cgroup {cg} left with no running container: {c:?}\n{}",
+            stdout(&o)
         );
     }
-    // Then everything goes.
+    // A commit killed while it had the container paused: thawed again.
+    assert_eq!(
+        s.inspect("committee", "{{.State.Status}}"),
+        "running",
+        "{}",
+        stdout(&o)
+    );
+    s.ok(&["exec", "committee", "true"]);
+    // Every image listed is whole (save reads each of its blobs and layers),
+    // and the store still runs containers.
+    for id in stdout(&s.run(&["images", "-q", "--no-trunc"])).lines() {
+        s.ok(&["save", "-o", "/dev/null", id]);
+    }
+    assert_eq!(
+        s.ok(&["run", "--rm", "--network", "none", "busybox", "echo", "ok"]).trim(),
+        "ok"
+    );
+    // Then everything goes: containers, and every image but busybox.
     for id in stdout(&s.run(&["ps", "-aq"])).lines() {
         let o = Command::new("timeout")
             .arg("60")
@@ -194,7 +356,13 @@ fn killed_runs_and_removals_leave_nothing_after_system_check() {
             .unwrap();
         expect_code(&o, 0, &format!("rm -f {id}"));
     }
-    let c = census(&s, &runroot);
+    let busybox = s.inspect("busybox", "{{.Id}}");
+    for id in stdout(&s.run(&["images", "-q", "--no-trunc"])).lines() {
+        if id != busybox {
+            s.ok(&["rmi", "-f", id]);
+        }
+    }
+    let c = census(&s, &runroot, &cgroups_before);
     assert!(
         c.runtime_dirs.is_empty()
             && c.cgroups.is_empty()
@@ -202,4 +370,7 @@ fn killed_runs_and_removals_leave_nothing_after_system_check() {
             && c.mounts == 0,
         "left after rm -f of everything: {c:?}"
     );
+    // No row and no file of what was removed (nor of what was killed).
+    assert_eq!(store_files(s.path()), files_before, "the store's files");
+    drop(fx.registry);
 }
