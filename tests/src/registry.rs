@@ -85,4 +85,3 @@ impl Drop for Registry {
         let _ = self.child.wait();
     }
 }
-

@@ -109,6 +109,10 @@ pub fn random_id() -> String {
     hex::encode(buf)
 }
 
+/// In a container's directory while a `commit` has it paused: the
+/// committing process's pid and start time.
+const COMMIT_PAUSE: &str = "commit-pause";
+
 /// Whether `pid` is alive and is the process that started at `start`.
 pub fn alive(pid: i32, start: u64) -> bool {
     if pid <= 0 {
@@ -431,7 +435,7 @@ impl Engine {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(e).ctx(|| format!("read {}", root.display())),
         };
-        let mut removed = Vec::new();
+        let mut removed = self.thaw_abandoned_commits()?;
         for entry in entries.flatten() {
             let id = entry.file_name().to_string_lossy().into_owned();
             if !entry.path().is_dir() {
@@ -476,6 +480,41 @@ impl Engine {
             }
         }
         Ok(removed)
+    }
+
+    /// Containers paused by a `commit` that was killed before it thawed
+    /// them: thawed (a pause the user asked for carries no marker and is
+    /// kept). Returns what was done.
+    fn thaw_abandoned_commits(&self) -> Result<Vec<String>> {
+        let mut thawed = Vec::new();
+        let dir = self.root.join("containers");
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(thawed),
+            Err(e) => return Err(e).ctx(|| format!("read {}", dir.display())),
+        };
+        for entry in entries.flatten() {
+            let marker = entry.path().join(COMMIT_PAUSE);
+            let Ok(owner) = std::fs::read_to_string(&marker) else {
+                continue;
+            };
+            let mut it = owner.split_whitespace().map(|w| w.parse::<u64>().ok());
+            let (pid, start) = (it.next().flatten(), it.next().flatten());
+            let pid = pid.and_then(|p| i32::try_from(p).ok()).unwrap_or(0);
+            if alive(pid, start.unwrap_or(0)) {
+                continue;
+            }
+            let id = entry.file_name().to_string_lossy().into_owned();
+            if let Some(r) = self.db.get(&id)? {
+                let r = self.reconcile(r)?;
+                if r.status == Status::Paused {
+                    self.set_paused(&r, false)?;
+                    thawed.push(format!("{} thawed (its commit was killed)", r.name));
+                }
+            }
+            std::fs::remove_file(&marker).ctx(|| format!("remove {}", marker.display()))?;
+        }
+        Ok(thawed)
     }
 
     /// Deletes the runtime's container (what is left of its processes,
@@ -667,7 +706,13 @@ impl Engine {
         let layer =
             tempfile::tempfile_in(self.root.join("tmp")).ctx(|| "create a temp file".into())?;
         let paused = pause && r.status == Status::Running;
+        let marker = self.container_dir(&r.id).join(COMMIT_PAUSE);
         if paused {
+            // Who paused it, so that `system check` thaws a container whose
+            // commit was killed before it could (nobody else would).
+            let me = own_pid();
+            std::fs::write(&marker, format!("{me} {}", start_time(me)))
+                .ctx(|| format!("write {}", marker.display()))?;
             self.set_paused(r, true)?;
         }
         let diffed = image::snapshot::diff(&snap.upper, std::io::BufWriter::new(&layer));
@@ -677,6 +722,7 @@ impl Engine {
                 .get(&r.id)?
                 .ok_or_else(|| Error::NoSuchContainer(r.id.clone()))?;
             self.set_paused(&now, false)?;
+            let _ = std::fs::remove_file(&marker);
         }
         diffed?;
         let c = &r.config;
