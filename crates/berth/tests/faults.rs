@@ -389,3 +389,112 @@ fn killed_commands_leave_nothing_after_system_check() {
     assert_eq!(store_files(s.path()), files_before, "the store's files");
     drop(fx.registry);
 }
+
+/// A tmpfs of `mib` MiB on a new directory, unmounted when dropped.
+struct SmallDisk {
+    dir: Option<tempfile::TempDir>,
+    path: PathBuf,
+}
+
+impl SmallDisk {
+    fn new(mib: u32) -> SmallDisk {
+        let dir = tempfile::tempdir().unwrap();
+        let o = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={mib}m,mode=0700"),
+                "tmpfs",
+            ])
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        expect_code(&o, 0, "mount a small tmpfs");
+        SmallDisk {
+            path: dir.path().to_path_buf(),
+            dir: Some(dir),
+        }
+    }
+
+    /// The directory, to become a store's root (unmounted by us, later).
+    fn take(&mut self) -> tempfile::TempDir {
+        self.dir.take().unwrap()
+    }
+
+    fn free(&self) -> u64 {
+        let st = nix::sys::statvfs::statvfs(&self.path).unwrap();
+        st.blocks_available() * st.fragment_size()
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.path).status();
+    }
+}
+
+/// A detached container whose output has no end, its log on a small disk:
+/// the log stops short of filling it, so reading and removing still work
+/// (before, `ps -a`, `images`, `rm -f` and `system check` all failed with
+/// SQLite's "disk I/O error" on its shared memory, and the container that
+/// filled the disk could not be removed).
+#[test]
+fn a_log_filling_the_disk_leaves_berth_usable() {
+    if !berth_testkit::root_or_skip("a_log_filling_the_disk_leaves_berth_usable") {
+        return;
+    }
+    // Declared first: unmounted after the store's own clean-up.
+    let mut disk = SmallDisk::new(12);
+    let run = tempfile::tempdir().unwrap();
+    let s = Store::in_dir(BIN, disk.take())
+        .flag("--runroot")
+        .flag(run.path())
+        .keep(run);
+    s.import_busybox("busybox", &[]);
+    let line = "x".repeat(200);
+    s.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "filler",
+        "--network",
+        "none",
+        "--log-opt",
+        "max-size=-1",
+        "busybox",
+        "sh",
+        "-c",
+        &format!("while :; do echo {line}; done"),
+    ]);
+    // The log grows until its reserve (1 MiB on so small a disk) is what
+    // is left; the container prints on.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while disk.free() > 2 << 20 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the log did not grow: {} bytes free",
+            disk.free()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(disk.free() > 0, "the log filled the disk");
+    let ps = s.ok(&["ps", "-a"]);
+    assert!(ps.contains("filler") && ps.contains("Up"), "{ps}");
+    assert_eq!(s.inspect("filler", "{{.State.Status}}"), "running");
+    let logs = s.cmd().args(["logs", "filler"]).output().unwrap();
+    expect_code(&logs, 0, "logs");
+    assert!(stdout(&logs).starts_with(&line), "logs: the first line");
+    assert!(s.ok(&["images"]).contains("busybox"));
+    s.ok(&["system", "check"]);
+    s.ok(&["rm", "-f", "filler"]);
+    assert_eq!(s.ok(&["ps", "-aq"]), "");
+    assert_eq!(s.mounts(), 1, "mounts left under the store (but its tmpfs)");
+    // The space is back: a new container runs.
+    assert_eq!(
+        s.ok(&["run", "--rm", "--network", "none", "busybox", "echo", "ok"])
+            .trim(),
+        "ok"
+    );
+}
