@@ -1588,8 +1588,14 @@ fn status_text(r: &Record) -> String {
         Some("unhealthy") => " (unhealthy)",
         _ => "",
     };
+    // Docker has no such state: a container whose monitor died.
+    let lost = if r.error == engine::OUTPUT_LOST {
+        " (monitor gone, output lost)"
+    } else {
+        ""
+    };
     match r.status {
-        Status::Running => format!("Up {}{health}", ago(&r.started_at)),
+        Status::Running => format!("Up {}{health}{lost}", ago(&r.started_at)),
         Status::Paused => format!("Up {} (Paused)", ago(&r.started_at)),
         Status::Restarting => format!(
             "Restarting ({}) {}",
@@ -1995,6 +2001,12 @@ fn logs(
     until: Option<&str>,
 ) -> Result<()> {
     let r = engine.find(container)?;
+    if r.error == engine::OUTPUT_LOST {
+        eprintln!(
+            "warning: container {}: its monitor died, so what it printed since is not in its log",
+            r.name
+        );
+    }
     let path = engine.log_path(&r.id);
     let since = since.map(parse_time).transpose()?;
     let until = until.map(parse_time).transpose()?;

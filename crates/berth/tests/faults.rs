@@ -498,3 +498,87 @@ fn a_log_filling_the_disk_leaves_berth_usable() {
         "ok"
     );
 }
+
+/// The pid of the monitor of container `id` (`berth-monitor BERTH ROOT RUNROOT ID ...`).
+fn monitor_of(id: &str) -> Option<i32> {
+    std::fs::read_dir("/proc").unwrap().flatten().find_map(|e| {
+        let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+        let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
+        let args: Vec<&[u8]> = cmd.split(|&b| b == 0).collect();
+        (args.first() == Some(&&b"berth-monitor"[..]) && args.contains(&id.as_bytes()))
+            .then_some(pid)
+    })
+}
+
+/// A detached container's monitor killed while the container prints on:
+/// `ps`, `inspect` and `logs` say its output is lost (before, `ps` said
+/// plain "Up" and the lines vanished silently); `rm -f` still works.
+#[test]
+fn a_dead_monitor_is_shown_as_output_lost() {
+    if !berth_testkit::root_or_skip("a_dead_monitor_is_shown_as_output_lost") {
+        return;
+    }
+    let (s, _runroot) = store();
+    let id = s
+        .ok(&[
+            "run",
+            "-d",
+            "--name",
+            "talker",
+            "--network",
+            "none",
+            "busybox",
+            "sh",
+            "-c",
+            "while :; do echo tick; sleep 0.1; done",
+        ])
+        .trim()
+        .to_string();
+    let monitor = monitor_of(&id).expect("the container's monitor");
+    let ps = s.ok(&["ps"]);
+    assert!(!ps.contains("output lost"), "{ps}");
+    assert_eq!(s.inspect("talker", "{{.State.Error}}"), "");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(monitor),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    // Gone when it is no longer in /proc (reaped by init: it was detached).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while Path::new(&format!("/proc/{monitor}")).exists()
+        && std::fs::read_to_string(format!("/proc/{monitor}/stat"))
+            .is_ok_and(|st| !st.contains(") Z "))
+    {
+        assert!(std::time::Instant::now() < deadline, "the monitor lives on");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let ps = s.ok(&["ps"]);
+    let row = ps
+        .lines()
+        .find(|l| l.contains("talker"))
+        .unwrap_or_default();
+    assert!(
+        row.contains("Up ") && row.contains("(monitor gone, output lost)"),
+        "{ps}"
+    );
+    assert!(
+        s.inspect("talker", "{{.State.Error}}")
+            .contains("output since is lost"),
+        "inspect"
+    );
+    assert_eq!(s.inspect("talker", "{{.State.Running}}"), "true");
+    let logs = s.run(&["logs", "talker"]);
+    expect_code(&logs, 0, "logs");
+    assert!(
+        stdout(&logs).starts_with("tick\n"),
+        "what was logged is kept"
+    );
+    assert!(
+        berth_testkit::stderr(&logs).contains("monitor died"),
+        "logs warns: {}",
+        berth_testkit::stderr(&logs)
+    );
+    s.ok(&["rm", "-f", "talker"]);
+    assert_eq!(s.ok(&["ps", "-aq"]), "");
+    assert_eq!(s.mounts(), 0);
+}

@@ -109,6 +109,9 @@ pub fn random_id() -> String {
     hex::encode(buf)
 }
 
+/// `State.Error` of a container whose init runs on after its monitor died.
+pub const OUTPUT_LOST: &str = "the container's monitor died: its output since is lost";
+
 /// In a container's directory while a `commit` has it paused: the
 /// committing process's pid and start time.
 const COMMIT_PAUSE: &str = "commit-pause";
@@ -387,11 +390,21 @@ impl Engine {
     /// init and its monitor are gone, the container is marked exited (its
     /// code is unknown: 255) and what the runtime left is cleaned up; a
     /// start cut short leaves the container created.
-    pub fn reconcile(&self, r: Record) -> Result<Record> {
+    pub fn reconcile(&self, mut r: Record) -> Result<Record> {
         if !r.status.is_active() {
             return Ok(r);
         }
-        if alive(r.pid, r.pid_start) || alive(r.monitor_pid, r.monitor_start) {
+        let monitor = alive(r.monitor_pid, r.monitor_start);
+        if alive(r.pid, r.pid_start) {
+            // Running on with nobody reading its output: what it prints
+            // now is lost (and its exit will not be recorded), which `ps`,
+            // `inspect` and `logs` say.
+            if !monitor && r.monitor_pid > 0 && r.error.is_empty() {
+                r.error = OUTPUT_LOST.to_string();
+            }
+            return Ok(r);
+        }
+        if monitor {
             return Ok(r);
         }
         let changed = if r.status == Status::Starting {
