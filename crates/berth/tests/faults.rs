@@ -81,7 +81,11 @@ fn process_of_store(pid: i32, root: &str) -> bool {
             return true;
         }
     }
-    std::fs::read_to_string(proc.join("mountinfo")).is_ok_and(|m| m.contains(root))
+    // Our own mount table names the store while containers' rootfs are
+    // mounted: only another namespace's table says the process is inside.
+    let ns = |p: &Path| std::fs::read_link(p.join("ns/mnt")).ok();
+    ns(&proc) != ns(Path::new("/proc/self"))
+        && std::fs::read_to_string(proc.join("mountinfo")).is_ok_and(|m| m.contains(root))
 }
 
 /// Every cgroup directory named `berth/*`, in each hierarchy (v1 and v2).
@@ -172,10 +176,7 @@ fn census(s: &Store, runroot: &Path, before: &[PathBuf]) -> Census {
         let Some(pid) = e.file_name().to_str().and_then(|p| p.parse::<i32>().ok()) else {
             continue;
         };
-        if pid != std::process::id() as i32
-            && process_of_store(pid, &root)
-            && !c.processes.contains(&pid)
-        {
+        if process_of_store(pid, &root) && !c.processes.contains(&pid) {
             c.processes.push(pid);
         }
     }

@@ -42,8 +42,8 @@ const CHECK_EVERY: u64 = 64 * 1024;
 /// at least 1 MiB, at most 64 MiB. Returns how much of it is taken.
 fn short_of_reserve(f: &File) -> Option<u64> {
     let st = nix::sys::statvfs::fstatvfs(f).ok()?;
-    let size = u64::from(st.blocks()).saturating_mul(u64::from(st.fragment_size()));
-    let free = u64::from(st.blocks_available()).saturating_mul(u64::from(st.fragment_size()));
+    let size = st.blocks().saturating_mul(st.fragment_size());
+    let free = st.blocks_available().saturating_mul(st.fragment_size());
     let keep = (size / 100).clamp(1 << 20, 64 << 20);
     Some(keep.saturating_sub(free))
 }
