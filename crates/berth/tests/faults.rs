@@ -583,3 +583,66 @@ fn a_dead_monitor_is_shown_as_output_lost() {
     assert_eq!(s.ok(&["ps", "-aq"]), "");
     assert_eq!(s.mounts(), 0);
 }
+
+/// A container that fills its store's disk through its own files (no log
+/// reserve stops that): reading still works, and `rm -f` of it too (before,
+/// it failed with "database or disk is full": its first database write
+/// found no room). The store's reserve comes back once there is room.
+#[test]
+fn a_full_disk_still_reads_and_removes() {
+    if !berth_testkit::root_or_skip("a_full_disk_still_reads_and_removes") {
+        return;
+    }
+    let mut disk = SmallDisk::new(12);
+    let run = tempfile::tempdir().unwrap();
+    let s = Store::in_dir(BIN, disk.take())
+        .flag("--runroot")
+        .flag(run.path())
+        .keep(run);
+    s.import_busybox("busybox", &[]);
+    let reserve = s.path().join("reserve");
+    assert!(reserve.exists(), "the store keeps a reserve");
+    s.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "filler",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "dd if=/dev/zero of=/fill bs=64k; exec sleep 600",
+    ]);
+    // dd is done when sleep has taken its place (its log line would be
+    // lost: the log keeps off the last of the disk).
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let top = s.ok(&["top", "filler"]);
+        if top.contains("sleep 600") && !top.contains("dd if") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "dd never ended: {top}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(disk.free(), 0, "the disk is full");
+    let ps = s.ok(&["ps", "-a"]);
+    assert!(ps.contains("filler") && ps.contains("Up"), "{ps}");
+    assert_eq!(s.inspect("filler", "{{.State.Status}}"), "running");
+    assert!(s.ok(&["images"]).contains("busybox"));
+    s.ok(&["system", "check"]);
+    s.ok(&["rm", "-f", "filler"]);
+    assert_eq!(s.ok(&["ps", "-aq"]), "");
+    assert!(disk.free() > 4 << 20, "the container's files are gone");
+    // The next command makes the reserve again, and a container runs.
+    assert_eq!(
+        s.ok(&["run", "--rm", "--network", "none", "busybox", "echo", "ok"])
+            .trim(),
+        "ok"
+    );
+    assert!(reserve.exists(), "the reserve is made again");
+    assert_eq!(s.mounts(), 1, "mounts left under the store (but its tmpfs)");
+}

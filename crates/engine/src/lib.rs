@@ -972,6 +972,22 @@ impl Engine {
     /// Removes a container: refused while it runs unless `force` (then it
     /// is killed first).
     pub fn remove(&self, r: &Record, force: bool, anonymous_volumes: bool) -> Result<()> {
+        match self.remove_once(r, force, anonymous_volumes) {
+            // The store's disk is full (this container filled it, likely):
+            // the store's reserve makes room for the database's writes,
+            // and removing the container frees more.
+            Err(e) if e.is_disk_full() && image::reserve::release(&self.root) => {
+                let r = self
+                    .db
+                    .get(&r.id)?
+                    .ok_or(Error::NoSuchContainer(r.id.clone()))?;
+                self.remove_once(&r, force, anonymous_volumes)
+            }
+            done => done,
+        }
+    }
+
+    fn remove_once(&self, r: &Record, force: bool, anonymous_volumes: bool) -> Result<()> {
         if r.status.is_active() {
             if !force {
                 return Err(Error::State {
