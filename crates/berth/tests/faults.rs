@@ -41,6 +41,10 @@ impl Lcg {
     }
 }
 
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
 /// Starts `args`, kills it with SIGKILL after `ms` milliseconds.
 fn kill_after(s: &Store, args: &[&str], ms: u64) {
     let mut child = s
@@ -102,6 +106,71 @@ fn berth_cgroups() -> Vec<PathBuf> {
         }
     }
     v
+}
+
+/// The storm's own bridge network: its bridge and its subnet's prefix
+/// (a /24 or wider: its first three octets).
+struct Net {
+    bridge: String,
+    prefix: String,
+}
+
+fn storm_net(s: &Store) -> Net {
+    s.ok(&["network", "create", "stormnet"]);
+    let v: serde_json::Value =
+        serde_json::from_str(&s.ok(&["network", "inspect", "stormnet"])).unwrap();
+    let bridge = v[0]["Options"]["com.docker.network.bridge.name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let subnet = v[0]["IPAM"]["Config"][0]["Subnet"].as_str().unwrap();
+    let octets: Vec<&str> = subnet.split('.').take(3).collect();
+    Net {
+        bridge,
+        prefix: format!("{}.", octets.join(".")),
+    }
+}
+
+/// The veths on the storm's bridge.
+fn veths(net: &Net) -> Vec<String> {
+    let o = Command::new("ip")
+        .args(["-j", "link", "show", "master", &net.bridge])
+        .output()
+        .unwrap();
+    serde_json::from_slice::<serde_json::Value>(&o.stdout)
+        .ok()
+        .and_then(|v| v.as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|l| l["ifname"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// Addresses of the storm's subnet named in berth's nft table: published
+/// ports' targets and the subnet's own entries.
+fn nft_elements(net: &Net) -> Vec<String> {
+    let o = Command::new("nft")
+        .args(["-j", "list", "table", "ip", "berth"])
+        .output()
+        .unwrap();
+    let mut found = Vec::new();
+    fn walk(v: &serde_json::Value, prefix: &str, found: &mut Vec<String>) {
+        match v {
+            serde_json::Value::String(s) if s.starts_with(prefix) => found.push(s.clone()),
+            serde_json::Value::Array(a) => a.iter().for_each(|x| walk(x, prefix, found)),
+            serde_json::Value::Object(o) => o.values().for_each(|x| walk(x, prefix, found)),
+            _ => {}
+        }
+    }
+    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&o.stdout) {
+        for o in v["nftables"].as_array().into_iter().flatten() {
+            // Elements only: a rule or set definition names no container.
+            for kind in ["map", "set"] {
+                walk(&o[kind]["elem"], &net.prefix, &mut found);
+            }
+        }
+    }
+    found
 }
 
 /// What berth holds for this store on the host.
@@ -255,6 +324,21 @@ fn killed_commands_leave_nothing_after_system_check() {
     let mut rng = Lcg(0x5eed);
     let context = fx.context.path().to_string_lossy().into_owned();
     let saved = fx.saved.to_string_lossy().into_owned();
+    let net = storm_net(&s);
+    assert!(
+        !nft_elements(&net).is_empty(),
+        "the nft census sees the network's subnet"
+    );
+    let detached = |name: &str, i: u64| -> Vec<String> {
+        let mut a = vec!["run", "-d", "--name", name, "--network"];
+        if (i / 7) % 2 == 0 {
+            a.push("none");
+        } else {
+            a.extend(["stormnet", "-p", "80"]);
+        }
+        a.extend(["busybox", "sleep", "30"]);
+        a.into_iter().map(str::to_string).collect()
+    };
     for i in 0..rounds {
         let name = format!("storm{i}");
         let tag = format!("storm-image:{i}");
@@ -264,33 +348,15 @@ fn killed_commands_leave_nothing_after_system_check() {
                 &["run", "--rm", "--network", "none", "busybox", "sleep", "30"],
                 rng.below(120),
             ),
-            1 => kill_after(
-                &s,
-                &[
-                    "run",
-                    "-d",
-                    "--name",
-                    &name,
-                    "--network",
-                    "none",
-                    "busybox",
-                    "sleep",
-                    "30",
-                ],
-                rng.below(120),
-            ),
+            // Every other run -d and rm -f on the storm's bridge with a
+            // published port: veths, leases and nft elements to leave.
+            1 => {
+                let args = detached(&name, i);
+                kill_after(&s, &strs(&args), rng.below(150));
+            }
             2 => {
-                s.ok(&[
-                    "run",
-                    "-d",
-                    "--name",
-                    &name,
-                    "--network",
-                    "none",
-                    "busybox",
-                    "sleep",
-                    "30",
-                ]);
+                let args = detached(&name, i);
+                s.ok(&strs(&args));
                 kill_after(&s, &["rm", "-f", &name], rng.below(60));
             }
             3 => kill_after(&s, &["commit", "committee", &tag], rng.below(400)),
@@ -338,6 +404,35 @@ fn killed_commands_leave_nothing_after_system_check() {
             stdout(&o)
         );
     }
+    // One veth per running container on the bridge, and no nft element
+    // for an address no running container has.
+    let mut addresses = Vec::new();
+    for id in &running {
+        let nets: serde_json::Value =
+            serde_json::from_str(&s.inspect(id, "{{json .NetworkSettings.Networks}}")).unwrap();
+        for n in nets.as_object().into_iter().flat_map(|m| m.values()) {
+            addresses.extend(n["IPAddress"].as_str().map(str::to_string));
+        }
+    }
+    let on_bridge: Vec<&String> = addresses
+        .iter()
+        .filter(|a| a.starts_with(&net.prefix))
+        .collect();
+    let v = veths(&net);
+    assert_eq!(
+        v.len(),
+        on_bridge.len(),
+        "veths {v:?} for running containers at {on_bridge:?}\n{}",
+        stdout(&o)
+    );
+    let gateway = format!("{}1", net.prefix);
+    for e in nft_elements(&net) {
+        assert!(
+            e == gateway || e.starts_with(&format!("{}0", net.prefix)) || on_bridge.contains(&&e),
+            "nft element {e} names no running container\n{}",
+            stdout(&o)
+        );
+    }
     // A commit killed while it had the container paused: thawed again.
     assert_eq!(
         s.inspect("committee", "{{.State.Status}}"),
@@ -376,6 +471,23 @@ fn killed_commands_leave_nothing_after_system_check() {
             s.ok(&["rmi", "-f", id]);
         }
     }
+    // Checked while the bridge is there (its removal would only detach
+    // veths left on it).
+    assert_eq!(veths(&net), Vec::<String>::new(), "veths left");
+    // No lease (endpoint row) outlives its container.
+    let leases: serde_json::Value =
+        serde_json::from_str(&s.ok(&["network", "inspect", "stormnet"])).unwrap();
+    assert_eq!(
+        leases[0]["Containers"],
+        serde_json::json!({}),
+        "leases left"
+    );
+    s.ok(&["network", "rm", "stormnet"]);
+    assert_eq!(
+        nft_elements(&net),
+        Vec::<String>::new(),
+        "nft elements left"
+    );
     // The build cache keeps the layers of finished steps (docker's does too).
     s.ok(&["builder", "prune", "-a", "-f"]);
     let c = census(&s, &runroot, &cgroups_before);
