@@ -331,7 +331,7 @@ fn killed_commands_leave_nothing_after_system_check() {
     );
     let detached = |name: &str, i: u64| -> Vec<String> {
         let mut a = vec!["run", "-d", "--name", name, "--network"];
-        if (i / 7) % 2 == 0 {
+        if (i / 7).is_multiple_of(2) {
             a.push("none");
         } else {
             a.extend(["stormnet", "-p", "80"]);
