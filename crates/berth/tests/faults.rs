@@ -1,10 +1,14 @@
-//! Commands killed at random points (run --rm, run -d, rm -f, commit,
-//! build, pull, load): afterwards `system check` leaves no process, cgroup,
-//! mount or runtime state that no container accounts for, every image
-//! listed is whole, and removing what is left leaves the store as it was.
+//! Real faults. Commands killed at random points (run --rm, run -d, rm -f,
+//! commit, build, pull, load): afterwards `system check` leaves no process,
+//! cgroup, mount, runtime state, veth, nft element or lease that no running
+//! container accounts for, every image listed is whole, and removing what
+//! is left leaves the store's files as they were. The rounds are few here
+//! (CI: two of each command); `scripts/kill-storm.sh` runs the same storm
+//! with many.
 //!
-//! The rounds are few here (CI: two of each command); `scripts/kill-storm.sh` runs the same
-//! storm with many.
+//! Then a full disk (by a log, by a container's own files: berth still
+//! reads and removes) and a monitor killed under a running container (its
+//! lost output is said, not hidden). A damaged database is faults_db.rs's.
 
 // An integration test crate is nothing but tests; the lint is for unit tests.
 #![allow(clippy::tests_outside_test_module)]

@@ -116,6 +116,15 @@ pub const OUTPUT_LOST: &str = "the container's monitor died: its output since is
 /// committing process's pid and start time.
 const COMMIT_PAUSE: &str = "commit-pause";
 
+fn forget_commit_pause(marker: &Path) -> Result<()> {
+    match std::fs::remove_file(marker) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(e).ctx(|| format!("remove {}", marker.display()))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Whether `pid` is alive and is the process that started at `start`.
 pub fn alive(pid: i32, start: u64) -> bool {
     if pid <= 0 {
@@ -507,17 +516,10 @@ impl Engine {
             Err(e) => return Err(e).ctx(|| format!("read {}", dir.display())),
         };
         for entry in entries.flatten() {
-            let marker = entry.path().join(COMMIT_PAUSE);
-            let Ok(owner) = std::fs::read_to_string(&marker) else {
-                continue;
-            };
-            let mut it = owner.split_whitespace().map(|w| w.parse::<u64>().ok());
-            let (pid, start) = (it.next().flatten(), it.next().flatten());
-            let pid = pid.and_then(|p| i32::try_from(p).ok()).unwrap_or(0);
-            if alive(pid, start.unwrap_or(0)) {
+            let id = entry.file_name().to_string_lossy().into_owned();
+            if self.killed_commit_pause(&id).is_none() {
                 continue;
             }
-            let id = entry.file_name().to_string_lossy().into_owned();
             if let Some(r) = self.db.get(&id)? {
                 let r = self.reconcile(r)?;
                 if r.status == Status::Paused {
@@ -525,9 +527,20 @@ impl Engine {
                     thawed.push(format!("{} thawed (its commit was killed)", r.name));
                 }
             }
-            std::fs::remove_file(&marker).ctx(|| format!("remove {}", marker.display()))?;
+            forget_commit_pause(&entry.path().join(COMMIT_PAUSE))?;
         }
         Ok(thawed)
+    }
+
+    /// The marker of a commit that paused container `id` (or was about to)
+    /// and was killed.
+    fn killed_commit_pause(&self, id: &str) -> Option<PathBuf> {
+        let marker = self.container_dir(id).join(COMMIT_PAUSE);
+        let owner = std::fs::read_to_string(&marker).ok()?;
+        let mut it = owner.split_whitespace().map(|w| w.parse::<u64>().ok());
+        let (pid, start) = (it.next().flatten(), it.next().flatten());
+        let pid = pid.and_then(|p| i32::try_from(p).ok()).unwrap_or(0);
+        (!alive(pid, start.unwrap_or(0))).then_some(marker)
     }
 
     /// Deletes the runtime's container (what is left of its processes,
@@ -792,6 +805,11 @@ impl Engine {
 
     /// Freezes (`pause`) or thaws (`unpause`) the container's processes.
     pub fn set_paused(&self, r: &Record, paused: bool) -> Result<()> {
+        // A killed commit's marker would make `system check` thaw what the
+        // user paused from now on.
+        if let Some(marker) = self.killed_commit_pause(&r.id) {
+            forget_commit_pause(&marker)?;
+        }
         let (from, to, what) = if paused {
             (Status::Running, Status::Paused, "is not running")
         } else {
