@@ -605,7 +605,18 @@ fn a_log_filling_the_disk_leaves_berth_usable() {
     assert!(stdout(&logs).starts_with(&line), "logs: the first line");
     assert!(s.ok(&["images"]).contains("busybox"));
     s.ok(&["system", "check"]);
+    // The worst case: no reserve (a store of an older berth) and the last
+    // bytes taken by someone else. Reading still works, and the log, which
+    // goes with the container, makes room for its removal.
+    std::fs::remove_file(s.path().join("reserve")).unwrap();
+    let mut pad = std::fs::File::create(s.path().join("pad")).unwrap();
+    let block = vec![0u8; 4096];
+    while std::io::Write::write_all(&mut pad, &block).is_ok() {}
+    drop(pad);
+    assert_eq!(disk.free(), 0, "the disk is full");
+    assert!(s.ok(&["ps", "-a"]).contains("filler"));
     s.ok(&["rm", "-f", "filler"]);
+    std::fs::remove_file(s.path().join("pad")).unwrap();
     assert_eq!(s.ok(&["ps", "-aq"]), "");
     assert_eq!(s.mounts(), 1, "mounts left under the store (but its tmpfs)");
     // The space is back: a new container runs.

@@ -992,9 +992,13 @@ impl Engine {
     pub fn remove(&self, r: &Record, force: bool, anonymous_volumes: bool) -> Result<()> {
         match self.remove_once(r, force, anonymous_volumes) {
             // The store's disk is full (this container filled it, likely):
-            // the store's reserve makes room for the database's writes,
-            // and removing the container frees more.
-            Err(e) if e.is_disk_full() && image::reserve::release(&self.root) => {
+            // its log (going anyway) and the store's reserve make room for
+            // the database's writes, and removing the container frees more.
+            Err(e) if e.is_disk_full() && (force || !r.status.is_active()) => {
+                let freed = self.empty_logs(r) | image::reserve::release(&self.root);
+                if !freed {
+                    return Err(e);
+                }
                 let r = self
                     .db
                     .get(&r.id)?
@@ -1003,6 +1007,25 @@ impl Engine {
             }
             done => done,
         }
+    }
+
+    /// Empties a container's log files (truncated: its monitor may still
+    /// hold them open, and a file unlinked but open frees nothing); whether
+    /// there was anything in them.
+    fn empty_logs(&self, r: &Record) -> bool {
+        let log = self.log_path(&r.id);
+        let mut freed = false;
+        for n in 0..r.config.log.max_file.max(1) {
+            let path = if n == 0 {
+                log.clone()
+            } else {
+                relay::jsonlog::rotated(&log, n)
+            };
+            if let Ok(f) = std::fs::OpenOptions::new().write(true).open(&path) {
+                freed |= f.metadata().is_ok_and(|m| m.len() > 0) && f.set_len(0).is_ok();
+            }
+        }
+        freed
     }
 
     fn remove_once(&self, r: &Record, force: bool, anonymous_volumes: bool) -> Result<()> {
