@@ -473,7 +473,7 @@ pub struct RunArgs {
     shm_size: Option<String>,
     #[arg(long)]
     sysctl: Vec<String>,
-    /// max-size=, max-file=
+    /// max-size= (default 20m; -1: unbounded), max-file= (default 5; 1 when max-size is given)
     #[arg(long)]
     log_opt: Vec<String>,
     /// Write the container id to this file
