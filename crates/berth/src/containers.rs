@@ -1596,7 +1596,7 @@ fn status_text(r: &Record) -> String {
     };
     match r.status {
         Status::Running => format!("Up {}{health}{lost}", ago(&r.started_at)),
-        Status::Paused => format!("Up {} (Paused)", ago(&r.started_at)),
+        Status::Paused => format!("Up {} (Paused){lost}", ago(&r.started_at)),
         Status::Restarting => format!(
             "Restarting ({}) {}",
             r.exit_code,

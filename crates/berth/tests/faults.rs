@@ -773,3 +773,41 @@ fn a_full_disk_still_reads_and_removes() {
     assert!(reserve.exists(), "the reserve is made again");
     assert_eq!(s.mounts(), 1, "mounts left under the store (but its tmpfs)");
 }
+
+/// A container's log is bounded unless told otherwise (20 MiB a file, as
+/// Docker's `local` driver): one printing 24 MB has its log rotated, where
+/// Docker's json-file would have kept it whole.
+#[test]
+fn logs_are_bounded_by_default() {
+    if !berth_testkit::root_or_skip("logs_are_bounded_by_default") {
+        return;
+    }
+    let (s, _runroot) = store();
+    let id = s
+        .ok(&[
+            "run",
+            "-d",
+            "--network",
+            "none",
+            "busybox",
+            "sh",
+            "-c",
+            // 24000 lines of 999 x's.
+            "head -c 23976000 /dev/zero | tr '\\0' x | fold -w 999",
+        ])
+        .trim()
+        .to_string();
+    s.ok(&["wait", &id]);
+    let dir = s.path().join("containers").join(&id);
+    let log = std::fs::metadata(dir.join("ctr.log")).unwrap().len();
+    assert!(log <= 20 << 20, "ctr.log is {log} bytes");
+    assert!(dir.join("ctr.log.1").exists(), "rotated");
+    // What is kept still reads back, its last line last.
+    let logs = s.ok(&["logs", "--tail", "1", &id]);
+    assert_eq!(
+        logs.trim_end().len(),
+        999,
+        "{}",
+        &logs[..logs.len().min(80)]
+    );
+}
