@@ -23,8 +23,14 @@ pub struct Store {
 impl Store {
     /// An empty store for the berth binary `bin`.
     pub fn empty(bin: &str) -> Store {
+        Store::in_dir(bin, tempfile::tempdir().expect("temp dir"))
+    }
+
+    /// An empty store in `root` (a directory the test made: on a small
+    /// tmpfs, say).
+    pub fn in_dir(bin: &str, root: tempfile::TempDir) -> Store {
         Store {
-            root: tempfile::tempdir().expect("temp dir"),
+            root,
             bin: PathBuf::from(bin),
             flags: Vec::new(),
             env: Vec::new(),

@@ -14,6 +14,11 @@ use serde_json::{json, Value};
 
 use crate::format;
 
+/// A container's log when `--log-opt` sets no size: 20 MiB a file, five
+/// files (Docker's `local` driver's bounds).
+const DEFAULT_LOG_MAX_SIZE: u64 = 20 << 20;
+const DEFAULT_LOG_MAX_FILE: u32 = 5;
+
 #[derive(Debug, Subcommand)]
 pub enum ContainerCommand {
     /// Create and run a new container from an image
@@ -471,7 +476,7 @@ pub struct RunArgs {
     shm_size: Option<String>,
     #[arg(long)]
     sysctl: Vec<String>,
-    /// max-size=, max-file=
+    /// max-size= (default 20m; -1: unbounded), max-file= (default 5; 1 when max-size is given)
     #[arg(long)]
     log_opt: Vec<String>,
     /// Write the container id to this file
@@ -767,27 +772,44 @@ fn config_from(a: &RunArgs) -> Result<ContainerConfig> {
         let (k, v) = key_value("--sysctl", s)?;
         cfg.sysctls.insert(k, v);
     }
-    let mut log = LogConfig {
-        max_size: 0,
-        max_file: 1,
-    };
+    // Docker's json-file keeps everything unless told; a container that
+    // prints without end then fills the disk. Bounded by default as
+    // Docker's `local` driver is (20m, 5 files); `max-size=-1` is unbounded.
+    let (mut max_size, mut max_file) = (None, None);
     for o in &a.log_opt {
         let (k, v) = key_value("--log-opt", o)?;
         match k.as_str() {
+            "max-size" if v == "-1" => max_size = Some(0),
             "max-size" => {
-                log.max_size = u64::try_from(parse_bytes("--log-opt max-size", &v)?).unwrap_or(0)
+                max_size = Some(
+                    u64::try_from(parse_bytes("--log-opt max-size", &v)?)
+                        .ok()
+                        .filter(|n| *n > 0)
+                        .ok_or_else(|| anyhow::anyhow!("invalid --log-opt max-size={v}"))?,
+                )
             }
             "max-file" => {
-                log.max_file = v
-                    .parse()
-                    .ok()
-                    .filter(|n| *n > 0)
-                    .ok_or_else(|| anyhow::anyhow!("invalid --log-opt max-file={v}"))?
+                max_file = Some(
+                    v.parse()
+                        .ok()
+                        .filter(|n| *n > 0)
+                        .ok_or_else(|| anyhow::anyhow!("invalid --log-opt max-file={v}"))?,
+                )
             }
             _ => bail!("unknown log opt {k:?} for the json-file log driver"),
         }
     }
-    cfg.log = log;
+    cfg.log = match max_size {
+        // With a size given, one file unless told (json-file's default).
+        Some(max_size) => LogConfig {
+            max_size,
+            max_file: max_file.unwrap_or(1),
+        },
+        None => LogConfig {
+            max_size: DEFAULT_LOG_MAX_SIZE,
+            max_file: max_file.unwrap_or(DEFAULT_LOG_MAX_FILE),
+        },
+    };
     let dur = |flag: &str, v: &Option<String>| -> Result<u64> {
         v.as_deref().map_or(Ok(0), |s| {
             let d = parse_duration(s).with_context(|| format!("invalid {flag}"))?;
@@ -1725,9 +1747,15 @@ fn status_text(r: &Record) -> String {
         Some("unhealthy") => " (unhealthy)",
         _ => "",
     };
+    // Docker has no such state: a container whose monitor died.
+    let lost = if r.error == engine::OUTPUT_LOST {
+        " (monitor gone, output lost)"
+    } else {
+        ""
+    };
     match r.status {
-        Status::Running => format!("Up {}{health}", ago(&r.started_at)),
-        Status::Paused => format!("Up {} (Paused)", ago(&r.started_at)),
+        Status::Running => format!("Up {}{health}{lost}", ago(&r.started_at)),
+        Status::Paused => format!("Up {} (Paused){lost}", ago(&r.started_at)),
         Status::Restarting => format!(
             "Restarting ({}) {}",
             r.exit_code,
@@ -2158,6 +2186,12 @@ fn logs(
     until: Option<&str>,
 ) -> Result<()> {
     let r = engine.find(container)?;
+    if r.error == engine::OUTPUT_LOST {
+        eprintln!(
+            "warning: container {}: its monitor died, so what it printed since is not in its log",
+            r.name
+        );
+    }
     let path = engine.log_path(&r.id);
     let since = since.map(parse_time).transpose()?;
     let until = until.map(parse_time).transpose()?;

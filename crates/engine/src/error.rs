@@ -47,6 +47,22 @@ pub enum Error {
     Sys { context: String, source: nix::Error },
 }
 
+impl Error {
+    /// Whether the error is the filesystem's being full (SQLite's own
+    /// code, or ENOSPC from a write).
+    pub fn is_disk_full(&self) -> bool {
+        let io_full = |e: &std::io::Error| e.raw_os_error() == Some(libc::ENOSPC);
+        match self {
+            Error::Db(rusqlite::Error::SqliteFailure(e, _)) => {
+                e.code == rusqlite::ErrorCode::DiskFull
+            }
+            Error::Io { source, .. } => io_full(source),
+            Error::Sys { source, .. } => *source == nix::errno::Errno::ENOSPC,
+            _ => false,
+        }
+    }
+}
+
 /// Adds context to low-level errors.
 pub trait Context<T> {
     fn ctx(self, context: impl FnOnce() -> String) -> Result<T>;

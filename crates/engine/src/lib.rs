@@ -109,6 +109,22 @@ pub fn random_id() -> String {
     hex::encode(buf)
 }
 
+/// `State.Error` of a container whose init runs on after its monitor died.
+pub const OUTPUT_LOST: &str = "the container's monitor died: its output since is lost";
+
+/// In a container's directory while a `commit` has it paused: the
+/// committing process's pid and start time.
+const COMMIT_PAUSE: &str = "commit-pause";
+
+fn forget_commit_pause(marker: &Path) -> Result<()> {
+    match std::fs::remove_file(marker) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(e).ctx(|| format!("remove {}", marker.display()))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Whether `pid` is alive and is the process that started at `start`.
 pub fn alive(pid: i32, start: u64) -> bool {
     if pid <= 0 {
@@ -394,11 +410,21 @@ impl Engine {
     /// init and its monitor are gone, the container is marked exited (its
     /// code is unknown: 255) and what the runtime left is cleaned up; a
     /// start cut short leaves the container created.
-    pub fn reconcile(&self, r: Record) -> Result<Record> {
+    pub fn reconcile(&self, mut r: Record) -> Result<Record> {
         if !r.status.is_active() {
             return Ok(r);
         }
-        if alive(r.pid, r.pid_start) || alive(r.monitor_pid, r.monitor_start) {
+        let monitor = alive(r.monitor_pid, r.monitor_start);
+        if alive(r.pid, r.pid_start) {
+            // Running on with nobody reading its output: what it prints
+            // now is lost (and its exit will not be recorded), which `ps`,
+            // `inspect` and `logs` say.
+            if !monitor && r.monitor_pid > 0 && r.error.is_empty() {
+                r.error = OUTPUT_LOST.to_string();
+            }
+            return Ok(r);
+        }
+        if monitor {
             return Ok(r);
         }
         let changed = if r.status == Status::Starting {
@@ -442,7 +468,7 @@ impl Engine {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(e).ctx(|| format!("read {}", root.display())),
         };
-        let mut removed = Vec::new();
+        let mut removed = self.thaw_abandoned_commits()?;
         for entry in entries.flatten() {
             let id = entry.file_name().to_string_lossy().into_owned();
             if !entry.path().is_dir() {
@@ -487,6 +513,45 @@ impl Engine {
             }
         }
         Ok(removed)
+    }
+
+    /// Containers paused by a `commit` that was killed before it thawed
+    /// them: thawed (a pause the user asked for carries no marker and is
+    /// kept). Returns what was done.
+    fn thaw_abandoned_commits(&self) -> Result<Vec<String>> {
+        let mut thawed = Vec::new();
+        let dir = self.root.join("containers");
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(thawed),
+            Err(e) => return Err(e).ctx(|| format!("read {}", dir.display())),
+        };
+        for entry in entries.flatten() {
+            let id = entry.file_name().to_string_lossy().into_owned();
+            if self.killed_commit_pause(&id).is_none() {
+                continue;
+            }
+            if let Some(r) = self.db.get(&id)? {
+                let r = self.reconcile(r)?;
+                if r.status == Status::Paused {
+                    self.set_paused(&r, false)?;
+                    thawed.push(format!("{} thawed (its commit was killed)", r.name));
+                }
+            }
+            forget_commit_pause(&entry.path().join(COMMIT_PAUSE))?;
+        }
+        Ok(thawed)
+    }
+
+    /// The marker of a commit that paused container `id` (or was about to)
+    /// and was killed.
+    fn killed_commit_pause(&self, id: &str) -> Option<PathBuf> {
+        let marker = self.container_dir(id).join(COMMIT_PAUSE);
+        let owner = std::fs::read_to_string(&marker).ok()?;
+        let mut it = owner.split_whitespace().map(|w| w.parse::<u64>().ok());
+        let (pid, start) = (it.next().flatten(), it.next().flatten());
+        let pid = pid.and_then(|p| i32::try_from(p).ok()).unwrap_or(0);
+        (!alive(pid, start.unwrap_or(0))).then_some(marker)
     }
 
     /// Deletes the runtime's container (what is left of its processes,
@@ -699,7 +764,13 @@ impl Engine {
         let layer =
             tempfile::tempfile_in(self.root.join("tmp")).ctx(|| "create a temp file".into())?;
         let paused = pause && r.status == Status::Running;
+        let marker = self.container_dir(&r.id).join(COMMIT_PAUSE);
         if paused {
+            // Who paused it, so that `system check` thaws a container whose
+            // commit was killed before it could (nobody else would).
+            let me = own_pid();
+            std::fs::write(&marker, format!("{me} {}", start_time(me)))
+                .ctx(|| format!("write {}", marker.display()))?;
             self.set_paused(r, true)?;
         }
         let skip: Vec<&Path> = initlayer::INIT_PATHS.iter().map(Path::new).collect();
@@ -711,6 +782,7 @@ impl Engine {
                 .get(&r.id)?
                 .ok_or_else(|| Error::NoSuchContainer(r.id.clone()))?;
             self.set_paused(&now, false)?;
+            let _ = std::fs::remove_file(&marker);
         }
         diffed?;
         let c = &r.config;
@@ -767,6 +839,11 @@ impl Engine {
 
     /// Freezes (`pause`) or thaws (`unpause`) the container's processes.
     pub fn set_paused(&self, r: &Record, paused: bool) -> Result<()> {
+        // A killed commit's marker would make `system check` thaw what the
+        // user paused from now on.
+        if let Some(marker) = self.killed_commit_pause(&r.id) {
+            forget_commit_pause(&marker)?;
+        }
         let (from, to, what) = if paused {
             (Status::Running, Status::Paused, "is not running")
         } else {
@@ -953,6 +1030,45 @@ impl Engine {
     /// Removes a container: refused while it runs unless `force` (then it
     /// is killed first).
     pub fn remove(&self, r: &Record, force: bool, anonymous_volumes: bool) -> Result<()> {
+        match self.remove_once(r, force, anonymous_volumes) {
+            // The store's disk is full (this container filled it, likely):
+            // its log (going anyway) and the store's reserve make room for
+            // the database's writes, and removing the container frees more.
+            Err(e) if e.is_disk_full() && (force || !r.status.is_active()) => {
+                let freed = self.empty_logs(r) | image::reserve::release(&self.root);
+                if !freed {
+                    return Err(e);
+                }
+                let r = self
+                    .db
+                    .get(&r.id)?
+                    .ok_or(Error::NoSuchContainer(r.id.clone()))?;
+                self.remove_once(&r, force, anonymous_volumes)
+            }
+            done => done,
+        }
+    }
+
+    /// Empties a container's log files (truncated: its monitor may still
+    /// hold them open, and a file unlinked but open frees nothing); whether
+    /// there was anything in them.
+    fn empty_logs(&self, r: &Record) -> bool {
+        let log = self.log_path(&r.id);
+        let mut freed = false;
+        for n in 0..r.config.log.max_file.max(1) {
+            let path = if n == 0 {
+                log.clone()
+            } else {
+                relay::jsonlog::rotated(&log, n)
+            };
+            if let Ok(f) = std::fs::OpenOptions::new().write(true).open(&path) {
+                freed |= f.metadata().is_ok_and(|m| m.len() > 0) && f.set_len(0).is_ok();
+            }
+        }
+        freed
+    }
+
+    fn remove_once(&self, r: &Record, force: bool, anonymous_volumes: bool) -> Result<()> {
         if r.status.is_active() {
             if !force {
                 return Err(Error::State {

@@ -24,6 +24,7 @@ pub mod layer;
 pub mod oci;
 pub mod rebuild;
 pub mod reference;
+pub mod reserve;
 pub mod snapshot;
 mod sparse;
 pub mod store;

@@ -341,6 +341,7 @@ impl ImageStore {
         fs::create_dir_all(root.join("tmp"))
             .map_err(io_err(format!("create {}", root.display())))?;
         let blobs = BlobStore::open(root)?;
+        crate::reserve::keep(root);
         let db = connect(root, over_content)?;
         db.execute_batch(SCHEMA)?;
         db.execute_batch(crate::cache::SCHEMA)?;

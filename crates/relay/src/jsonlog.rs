@@ -25,6 +25,27 @@ pub struct Writer {
     /// Partial lines per stream (stdout, stderr).
     pending: [Vec<u8>; 2],
     json: Vec<u8>,
+    /// Bytes offered since the free space was last looked at.
+    since_check: u64,
+    /// The filesystem is down to its reserve: lines are dropped.
+    holding_back: bool,
+}
+
+/// How often (in bytes offered) the log's filesystem's free space is
+/// looked at: one fstatvfs per 64 KiB costs nothing next to the writes.
+const CHECK_EVERY: u64 = 64 * 1024;
+
+/// What a log leaves free on its filesystem: the store's database and
+/// removals need a little room (SQLite regrows its WAL index at each
+/// command's first open, and a full disk fails that), so a container that
+/// prints without end must not take the last of it. 1% of the filesystem,
+/// at least 1 MiB, at most 64 MiB. Returns how much of it is taken.
+fn short_of_reserve(f: &File) -> Option<u64> {
+    let st = nix::sys::statvfs::fstatvfs(f).ok()?;
+    let size = st.blocks().saturating_mul(st.fragment_size());
+    let free = st.blocks_available().saturating_mul(st.fragment_size());
+    let keep = (size / 100).clamp(1 << 20, 64 << 20);
+    Some(keep.saturating_sub(free))
 }
 
 impl Writer {
@@ -39,6 +60,8 @@ impl Writer {
             max_file,
             pending: [Vec::new(), Vec::new()],
             json: Vec::new(),
+            since_check: CHECK_EVERY,
+            holding_back: false,
         })
     }
 
@@ -97,8 +120,13 @@ impl Writer {
         if self.max_size > 0 && self.size + json.len() as u64 > self.max_size && self.size > 0 {
             self.rotate();
         }
+        self.since_check += json.len() as u64;
+        if self.since_check >= CHECK_EVERY {
+            self.since_check = 0;
+            self.holding_back = short_of_reserve(&self.file).is_some_and(|short| short > 0);
+        }
         // A full disk loses log lines, never the container.
-        if self.file.write_all(&json).is_ok() {
+        if !self.holding_back && self.file.write_all(&json).is_ok() {
             self.size += json.len() as u64;
         }
         self.json = json;

@@ -138,6 +138,15 @@ impl StateDir {
                     f.next()?.parse::<i32>().ok()?,
                     f.next()?.parse::<u64>().ok()?,
                 ))
+            })
+            .or_else(|| {
+                // `@creating-ID-PID-START`: from its name.
+                let rest = name.strip_prefix(Self::CREATING_PREFIX)?;
+                let mut f = rest.rsplitn(3, '-');
+                let start = f.next()?.parse::<u64>().ok()?;
+                let pid = f.next()?.parse::<i32>().ok()?;
+                f.next()?;
+                Some((pid, start))
             });
         match creator {
             Some((pid, start)) => !proc_stat(pid)
@@ -159,13 +168,16 @@ impl StateDir {
         // place: the directory of an id always says who is creating it,
         // so one whose creator is gone is known to be abandoned.
         let me = std::process::id();
-        let tmp = root.join(format!("{}{id}-{me}", Self::CREATING_PREFIX));
-        let _ = fs::remove_dir_all(&tmp);
-        fs::create_dir(&tmp).ctx(|| format!("create {}", tmp.display()))?;
         let start = i32::try_from(me)
             .ok()
             .and_then(proc_stat)
             .map_or(0, |s| s.start_time);
+        // The name says the creator too: killed before the record below is
+        // written, the directory is still known to be abandoned (the kill
+        // storm of crates/berth/tests/faults.rs left one there).
+        let tmp = root.join(format!("{}{id}-{me}-{start}", Self::CREATING_PREFIX));
+        let _ = fs::remove_dir_all(&tmp);
+        fs::create_dir(&tmp).ctx(|| format!("create {}", tmp.display()))?;
         let made = fs::write(tmp.join(Self::CREATOR), format!("{me} {start}\n"))
             .ctx(|| format!("write {}", tmp.join(Self::CREATOR).display()));
         if let Err(e) = made {
@@ -355,6 +367,22 @@ pub fn now_rfc3339() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Killed between making the directory and recording its creator: the
+    /// name alone tells whether the creator lives.
+    #[test]
+    fn a_half_made_directory_is_judged_by_its_name() {
+        let root = tempfile::tempdir().unwrap();
+        let me = std::process::id();
+        let start = proc_stat(i32::try_from(me).unwrap()).unwrap().start_time;
+        let mine = format!("{}x-{me}-{start}", StateDir::CREATING_PREFIX);
+        let gone = format!("{}x-{me}-{}", StateDir::CREATING_PREFIX, start + 1);
+        for n in [&mine, &gone] {
+            fs::create_dir(root.path().join(n)).unwrap();
+        }
+        assert!(!StateDir::abandoned(root.path(), &mine));
+        assert!(StateDir::abandoned(root.path(), &gone));
+    }
 
     #[test]
     fn ids_that_name_paths_are_rejected() {
