@@ -14,9 +14,11 @@ use std::process::{Command, Output};
 use serde_json::Value;
 
 pub mod core_pattern;
+pub mod debian;
 pub mod dockerd;
 pub mod exe_attack;
 pub mod pty;
+pub mod registry;
 pub mod snippet;
 pub mod store;
 

@@ -10,11 +10,12 @@
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use berth_testkit::registry::{free_port, tool, Registry};
 use berth_testkit::{busybox_rootfs, expect_code, output_via_files, stderr, stdout};
 use serde_json::{json, Value};
 
@@ -148,83 +149,6 @@ fn pulled_digest(out: &str) -> String {
         .unwrap_or_else(|| panic!("no digest in {out}"))
         .trim()
         .to_string()
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn tool(name: &str) -> String {
-    for dir in ["/usr/bin", "/usr/sbin", "/bin", "/sbin"] {
-        let p = Path::new(dir).join(name);
-        if p.exists() {
-            return p.display().to_string();
-        }
-    }
-    panic!("{name} is missing: scripts/install-deps.sh installs it");
-}
-
-/// Debian's docker-registry on 127.0.0.1 with a temp storage dir.
-struct Registry {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Registry {
-    /// `extra`: YAML added to the config (tls under http, auth).
-    fn start(http_extra: &str, auth: &str) -> Registry {
-        let bin = tool("docker-registry");
-        for _ in 0..5 {
-            let dir = tempfile::tempdir().unwrap();
-            let port = free_port();
-            let config = format!(
-                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{http_extra}{auth}",
-                dir.path().join("data").display()
-            );
-            std::fs::write(dir.path().join("config.yml"), config).unwrap();
-            let log = std::fs::File::create(dir.path().join("registry.log")).unwrap();
-            let child = Command::new(&bin)
-                .arg("serve")
-                .arg(dir.path().join("config.yml"))
-                .stdout(log.try_clone().unwrap())
-                .stderr(log)
-                .spawn()
-                .unwrap();
-            let mut r = Registry {
-                child,
-                port,
-                _dir: dir,
-            };
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = r.child.try_wait() {
-                    break; // the port was taken meanwhile: try another
-                }
-                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    return r;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = r.child.kill();
-        }
-        panic!("docker-registry did not start");
-    }
-
-    fn addr(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// Push an imported image over plain HTTP, pull it into an empty store,

@@ -457,8 +457,7 @@ fn add(
     walk: &mut Walk,
 ) -> Result<()> {
     let st = nix::sys::stat::fstat(fd.as_raw_fd()).ctx(|| format!("stat {}", name.display()))?;
-    let elsewhere =
-        walk.same_mount.is_some() && saferoot::mount_id(&fd).ok() != walk.same_mount;
+    let elsewhere = walk.same_mount.is_some() && saferoot::mount_id(&fd).ok() != walk.same_mount;
     if elsewhere && kind(&st) != SFlag::S_IFDIR {
         return Ok(());
     }
@@ -490,8 +489,7 @@ fn add(
         }
         SFlag::S_IFREG => {
             if st.st_nlink > 1 {
-                walk.seen
-                    .insert((st.st_dev, st.st_ino), name.to_path_buf());
+                walk.seen.insert((st.st_dev, st.st_ino), name.to_path_buf());
             }
             if let Some(cap) = capability_xattr(&fd) {
                 b.append_pax_extensions([("SCHILY.xattr.security.capability", &cap[..])])
