@@ -26,7 +26,8 @@ pub enum RegistryError {
     },
     /// Reading what was to be sent failed on this machine (a layer file
     /// gone from the store): not a network failure.
-    #[error("reading {what} failed: {source}")]
+    // The cause is the source: the CLI prints the chain.
+    #[error("reading {what} failed")]
     LocalRead {
         what: String,
         source: std::io::Error,
