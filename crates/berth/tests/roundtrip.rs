@@ -78,6 +78,7 @@ struct Fixture {
     dir: PathBuf,
     berth: Store,
     docker: Dockerd,
+    started: std::time::Instant,
 }
 
 impl Fixture {
@@ -87,6 +88,7 @@ impl Fixture {
         if !berth_testkit::root_or_skip(test) {
             return None;
         }
+        let started = std::time::Instant::now();
         let base = berth_testkit::debian::base_tar()?;
         let debs = berth_testkit::debian::debs(DEBS)?;
         let docker = Dockerd::start(&[])?;
@@ -118,7 +120,19 @@ impl Fixture {
         berth.ok(&["import", base.to_str().unwrap(), "debian-base:1"]);
         let out = docker.sh(&format!("$D import {} debian-base:1", base.display()));
         assert_eq!(out.code(), 0, "docker import of the Debian base\n{out}");
-        Some(Fixture { dir, berth, docker })
+        let f = Fixture {
+            dir,
+            berth,
+            docker,
+            started,
+        };
+        f.step("bases imported");
+        Some(f)
+    }
+
+    /// Says how long the test has run (a slow step shows in the log).
+    fn step(&self, what: &str) {
+        eprintln!("{:>6.1}s {what}", self.started.elapsed().as_secs_f64());
     }
 
     fn path(&self, name: &str) -> String {
@@ -193,7 +207,9 @@ impl Fixture {
         self.docker_ok(&format!(
             "id=$($D create --network none {docker_image} true) && $D export $id -o {d} && $D rm $id >/dev/null"
         ));
+        self.step("exported");
         let (bt, dt) = (tree(Path::new(&b)), tree(Path::new(&d)));
+        self.step("trees read");
         assert!(bt.len() > 5000, "a Debian tree: {} entries", bt.len());
         let mut diffs = Vec::new();
         for name in bt.keys().chain(dt.keys().filter(|k| !bt.contains_key(*k))) {
@@ -235,7 +251,8 @@ fn tree(tar_path: &Path) -> BTreeMap<String, String> {
     let mut entries = BTreeMap::new();
     let mut links: BTreeMap<String, String> = BTreeMap::new();
     let mut archive = tar::Archive::new(std::fs::File::open(tar_path).unwrap());
-    for e in archive.entries().unwrap() {
+    // Seeking past file bodies: only the headers are read.
+    for e in archive.entries_with_seek().unwrap() {
         let mut e = e.unwrap();
         let raw = e.path().unwrap().to_string_lossy().into_owned();
         let name = raw
@@ -352,6 +369,7 @@ fn berth_build_save_docker_load() {
     };
     f.berth
         .ok(&["build", "-q", "-t", "rt-save:1", &f.path("ctx")]);
+    f.step("built");
     let (b, bx) = split_xattr(&f.berth_check("rt-save:1"));
     assert_eq!(b, EXPECTED, "berth run of berth's build");
     assert_eq!(bx, "user.berth: roundtrip", "berth keeps a user xattr");
@@ -359,6 +377,7 @@ fn berth_build_save_docker_load() {
     f.berth
         .ok(&["save", "-o", &f.path("image.tar"), "rt-save:1"]);
     f.docker_ok(&format!("$D load -i {}", f.path("image.tar")));
+    f.step("saved and loaded");
     let (d, dx) = split_xattr(&f.docker_check("rt-save:1"));
     assert_eq!(d, EXPECTED, "docker run of berth's build, loaded");
     assert_eq!(dx, "user.berth: roundtrip", "docker load applies the xattr");
@@ -378,9 +397,11 @@ fn berth_push_docker_pull() {
     let name = format!("{}/rt/pushed:1", reg.addr());
     f.berth.ok(&["build", "-q", "-t", &name, &f.path("ctx")]);
     let out = f.berth.ok(&["push", "--tls-verify=false", &name]);
+    f.step("built and pushed");
     assert!(out.contains("Pushed"), "{out}");
     // Docker treats 127.0.0.0/8 as an insecure registry by default.
     f.docker_ok(&format!("$D pull -q {name}"));
+    f.step("pulled by docker");
     let (d, dx) = split_xattr(&f.docker_check(&name));
     assert_eq!(d, EXPECTED, "docker run of berth's build, pulled");
     assert_eq!(
@@ -438,6 +459,7 @@ fn docker_build_push_berth_pull_commit_save() {
         "$D build -q --network none -t {name} {} && $D push {name} >/dev/null",
         f.path("ctx")
     ));
+    f.step("built and pushed by docker");
     // Docker's own view first: its builder keeps the capability but not
     // the user xattr (its archives carry security.capability only).
     let (d, dx) = split_xattr(&f.docker_check(&name));
@@ -445,6 +467,7 @@ fn docker_build_push_berth_pull_commit_save() {
     assert_eq!(dx, "user.berth: none", "Docker's builder drops user xattrs");
 
     f.berth.ok(&["pull", "-q", "--tls-verify=false", &name]);
+    f.step("pulled by berth");
     let (b, bx) = split_xattr(&f.berth_check(&name));
     assert_eq!(b, EXPECTED, "berth run of Docker's build, pulled");
     assert_eq!(bx, "user.berth: none");
@@ -472,6 +495,7 @@ fn docker_build_push_berth_pull_commit_save() {
     f.berth
         .ok(&["save", "-o", &f.path("committed.tar"), "rt-committed:1"]);
     f.docker_ok(&format!("$D load -i {}", f.path("committed.tar")));
+    f.step("committed, saved, loaded");
     let probe = "getcap /usr/local/bin/suid-true; stat -c '%A %h %n' /usr/local/bin/suid-true /srv/t/a /srv/t/c; \
                  ls -A /etc/apt/apt.conf.d; test -e /srv/t/b && echo b: still there; true";
     let want = "/usr/local/bin/suid-true cap_net_raw=ep
