@@ -190,7 +190,9 @@ fn detached_lifecycle_logs_exec_stop_and_rm() {
         .unwrap();
     let verbose = String::from_utf8_lossy(&verbose.stdout);
     assert!(
-        verbose.lines().any(|l| l.ends_with("linked link to new")),
+        verbose
+            .lines()
+            .any(|l| l.ends_with("new link to linked") || l.ends_with("linked link to new")),
         "{verbose}"
     );
     // pause freezes it, unpause thaws it
