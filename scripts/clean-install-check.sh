@@ -12,23 +12,17 @@ repo=$PWD
 work=${1:-$(mktemp -d /tmp/berth-clean.XXXXXX)}
 mkdir -p "$work"
 release=$(./scripts/build-release.sh)
-command -v debootstrap >/dev/null || { echo "apt-get install debootstrap" >&2; exit 1; }
-mirror=$(sed -n 's/^URIs: //p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -1)
-mirror=${mirror:-$(awk '/^deb / {print $2; exit}' /etc/apt/sources.list)}
-suite=$(. /etc/os-release && echo "$VERSION_CODENAME")
-if [[ ! -x $work/rootfs/bin/sh ]]; then
-  debootstrap --variant=minbase "$suite" "$work/rootfs" "$mirror" >"$work/debootstrap.log"
-fi
-tar -C "$work/rootfs" -cf "$work/rootfs.tar" .
+# The cached minbase tarball the tests use too (made on first use).
+base=$(scripts/debian-base.sh)
 export BERTH_ROOT=$work/store BERTH_RUNROOT=$work/run
 berth=$release/berth
-"$berth" import "$work/rootfs.tar" clean-debian:1 >/dev/null
+"$berth" import "$base" clean-debian:1 >/dev/null
 cat >"$work/smoke.sh" <<'SMOKE'
 #!/bin/bash
 set -euo pipefail
 /src/scripts/install-deps.sh
 missing=0
-for c in iptables buildah podman conmon dockerd containerd containerd-shim-runc-v2 ctr runc crun \
+for c in iptables debootstrap buildah podman conmon dockerd containerd containerd-shim-runc-v2 ctr runc crun \
          skopeo docker-registry nft busybox gcc pkg-config hyperfine script unshare htpasswd openssl \
          ip python3 bc pgrep protoc; do
   command -v "$c" >/dev/null || { echo "MISSING $c"; missing=1; }

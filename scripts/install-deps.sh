@@ -21,6 +21,7 @@ packages=(
   bsdutils util-linux procps iproute2 # script (ptys), unshare, pgrep, ip
   nftables                  # NAT and published ports (berth drives `nft -j`)
   iptables                  # netavark (buildah's and podman's RUN/run networking) calls it
+  debootstrap               # the cached Debian base of the image round-trip tests (scripts/debian-base.sh)
 )
 
 if ! command -v cargo >/dev/null; then

@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::snippet::{bash, capture, installed, Out};
@@ -36,11 +37,10 @@ impl Dockerd {
             eprintln!("skipped: {why}");
             return None;
         }
-        // Short: containerd's sockets live under the exec root.
-        // One per dockerd: `cargo test` runs a file's tests as threads of
-        // one process.
-        static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // Short: containerd's sockets live under the exec root. Numbered:
+        // the tests of one process (cargo test's threads) each have one.
+        static STARTED: AtomicUsize = AtomicUsize::new(0);
+        let n = STARTED.fetch_add(1, Ordering::Relaxed);
         let dir = PathBuf::from(format!("/tmp/berth-dk-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();

@@ -15,6 +15,7 @@ use serde_json::Value;
 
 pub mod containerd;
 pub mod core_pattern;
+pub mod debian;
 pub mod dockerd;
 pub mod exe_attack;
 pub mod pty;

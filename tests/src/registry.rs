@@ -1,13 +1,13 @@
 //! Debian's `docker-registry` on 127.0.0.1 (plain HTTP unless the test
-//! adds TLS), for tests that push and pull.
+//! adds TLS), started by a test for itself: the loopback registry of the
+//! push and pull tests and of the image round trips with a real Docker.
 
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-/// A free port on 127.0.0.1 (free when asked; a test that binds it later
-/// retries on a clash).
+/// A loopback port free a moment ago.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -16,6 +16,7 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// The path of a Debian tool, or a panic naming the package script.
 pub fn tool(name: &str) -> String {
     for dir in ["/usr/bin", "/usr/sbin", "/bin", "/sbin"] {
         let p = Path::new(dir).join(name);
@@ -30,7 +31,7 @@ pub fn tool(name: &str) -> String {
 #[derive(Debug)]
 pub struct Registry {
     child: Child,
-    port: u16,
+    pub port: u16,
     _dir: tempfile::TempDir,
 }
 

@@ -156,7 +156,7 @@ fn detached_lifecycle_logs_exec_stop_and_rm() {
         "web",
         "sh",
         "-c",
-        "echo x > /new; rm /etc/group; echo y >> /etc/passwd",
+        "echo x > /new; ln /new /linked; rm /etc/group; echo y >> /etc/passwd",
     ]);
     let diff = b.ok(&["diff", "web"]);
     for want in ["A /new", "D /etc/group", "C /etc/passwd", "C /etc"] {
@@ -181,6 +181,19 @@ fn detached_lifecycle_logs_exec_stop_and_rm() {
     assert!(
         !names.contains(&"etc/group"),
         "a deleted file is not exported"
+    );
+    // A second name of a file is a hard link in the archive, not a copy.
+    let verbose = std::process::Command::new("tar")
+        .arg("-tvf")
+        .arg(&tar)
+        .output()
+        .unwrap();
+    let verbose = String::from_utf8_lossy(&verbose.stdout);
+    assert!(
+        verbose
+            .lines()
+            .any(|l| l.ends_with("new link to linked") || l.ends_with("linked link to new")),
+        "{verbose}"
     );
     // pause freezes it, unpause thaws it
     b.ok(&["pause", "web"]);

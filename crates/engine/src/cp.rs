@@ -12,6 +12,7 @@
 //! without following links, relative to their directory's descriptor) and
 //! extracted by [`image::layer::extract`] into the destination directory.
 
+use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -360,9 +361,13 @@ fn write_tar(
 ) -> Result<u64> {
     let mut b = tar::Builder::new(out);
     b.mode(tar::HeaderMode::Complete);
-    let mut count = 0;
+    let mut walk = Walk {
+        same_mount,
+        count: 0,
+        seen: HashMap::new(),
+    };
     match name {
-        Some(n) => add(&mut b, top, Path::new(n), same_mount, &mut count)?,
+        Some(n) => add(&mut b, top, Path::new(n), &mut walk)?,
         None => {
             let st = nix::sys::stat::fstat(top.as_raw_fd()).ctx(|| "stat the source".into())?;
             if kind(&st) != SFlag::S_IFDIR {
@@ -371,12 +376,48 @@ fn write_tar(
                 ));
             }
             for (child, name) in children(&top)? {
-                add(&mut b, child, Path::new(&name), same_mount, &mut count)?;
+                add(&mut b, child, Path::new(&name), &mut walk)?;
             }
         }
     }
     b.finish().ctx(|| "write the archive".into())?;
-    Ok(count)
+    Ok(walk.count)
+}
+
+/// What a tree walk carries from entry to entry.
+struct Walk {
+    /// Entries on another mount are left out (see [`write_tar`]).
+    same_mount: Option<u64>,
+    /// Entries written.
+    count: u64,
+    /// Files with more than one link, by (device, inode): the name each
+    /// was first written under. A later name becomes a hard link entry to
+    /// it, as in Docker's archives: two copies would break the link on
+    /// the way back (and double the bytes).
+    seen: HashMap<(u64, u64), PathBuf>,
+}
+
+/// The one xattr Docker's archives carry: a file capability (`ping`'s
+/// cap_net_raw) is part of what the file does. None when it has none.
+fn capability_xattr(fd: &OwnedFd) -> Option<Vec<u8>> {
+    // getxattr, not lgetxattr: the /proc/self/fd path is a magic link to
+    // the (regular) file, which must be followed.
+    let path = std::ffi::CString::new(saferoot::fd_path(fd)).ok()?;
+    let name = c"security.capability";
+    let mut buf = vec![0u8; 256];
+    // SAFETY: path and name are NUL-terminated; buf is valid for buf.len()
+    // bytes, which is the size passed.
+    let n = unsafe {
+        libc::getxattr(
+            path.as_ptr(),
+            name.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    let n = usize::try_from(n).ok()?;
+    buf.truncate(n);
+    Some(buf)
 }
 
 /// The entries of a directory, each opened O_PATH without following it.
@@ -421,11 +462,10 @@ fn add(
     b: &mut tar::Builder<&mut impl Write>,
     fd: OwnedFd,
     name: &Path,
-    same_mount: Option<u64>,
-    count: &mut u64,
+    walk: &mut Walk,
 ) -> Result<()> {
     let st = nix::sys::stat::fstat(fd.as_raw_fd()).ctx(|| format!("stat {}", name.display()))?;
-    let elsewhere = same_mount.is_some() && saferoot::mount_id(&fd).ok() != same_mount;
+    let elsewhere = walk.same_mount.is_some() && saferoot::mount_id(&fd).ok() != walk.same_mount;
     if elsewhere && kind(&st) != SFlag::S_IFDIR {
         return Ok(());
     }
@@ -439,7 +479,7 @@ fn add(
         context: format!("archive {}", name.display()),
         source: e,
     };
-    *count += 1;
+    walk.count += 1;
     match kind(&st) {
         SFlag::S_IFDIR => {
             h.set_entry_type(tar::EntryType::Directory);
@@ -449,11 +489,23 @@ fn add(
                 .map_err(err)?;
             if !elsewhere {
                 for (child, n) in children(&fd)? {
-                    add(b, child, &name.join(n), same_mount, count)?;
+                    add(b, child, &name.join(n), walk)?;
                 }
             }
         }
+        SFlag::S_IFREG if st.st_nlink > 1 && walk.seen.contains_key(&(st.st_dev, st.st_ino)) => {
+            let first = &walk.seen[&(st.st_dev, st.st_ino)];
+            h.set_entry_type(tar::EntryType::Link);
+            b.append_link(&mut h, name, first).map_err(err)?;
+        }
         SFlag::S_IFREG => {
+            if st.st_nlink > 1 {
+                walk.seen.insert((st.st_dev, st.st_ino), name.to_path_buf());
+            }
+            if let Some(cap) = capability_xattr(&fd) {
+                b.append_pax_extensions([("SCHILY.xattr.security.capability", &cap[..])])
+                    .map_err(err)?;
+            }
             // Reopened for reading through its descriptor: the same inode.
             let f = std::fs::File::open(saferoot::fd_path(&fd))
                 .ctx(|| format!("open {}", name.display()))?;
@@ -488,7 +540,7 @@ fn add(
             b.append_data(&mut h, name, std::io::empty()).map_err(err)?;
         }
         // Sockets have no place in an archive.
-        _ => *count -= 1,
+        _ => walk.count -= 1,
     }
     Ok(())
 }

@@ -19,6 +19,7 @@
 //! instead: it would hand the password to whoever runs or watches that
 //! service. Without credentials any realm is asked (nothing to leak).
 
+use std::cell::RefCell;
 use std::io::{self, Read};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
@@ -27,6 +28,24 @@ use crate::auth::{Challenge, Credentials};
 use crate::endpoint::Endpoint;
 use crate::error::{RegistryError, Result};
 use crate::progress::Progress;
+
+/// A request body's reader that keeps its own failure, so that a failed
+/// local read is told apart from a failed connection (ureq reports both
+/// as transport errors).
+struct WatchedRead<'a, 'b> {
+    inner: Box<dyn Read + 'b>,
+    failed: &'a RefCell<Option<io::Error>>,
+}
+
+impl Read for WatchedRead<'_, '_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read(buf).map_err(|e| {
+            let told = io::Error::new(e.kind(), e.to_string());
+            *self.failed.borrow_mut() = Some(e);
+            told
+        })
+    }
+}
 
 /// How many times a dropped blob download is resumed.
 const RESUME_ATTEMPTS: u32 = 4;
@@ -37,8 +56,9 @@ pub(crate) enum Body<'a> {
     Bytes(&'a [u8]),
     /// A stream of a known length: sent once, so the request must not need
     /// a second try for auth (the caller authenticates with an earlier
-    /// request of the same scope).
-    Stream(Box<dyn Read + 'a>, u64),
+    /// request of the same scope). The text names what is read (`local
+    /// layer sha256:…`), for the error when reading it fails.
+    Stream(Box<dyn Read + 'a>, u64, String),
 }
 
 impl Body<'_> {
@@ -235,6 +255,8 @@ impl Client {
         let registry_origin = origin(self.base()?);
         let mut method = method.to_string();
         let mut authed_retry = false;
+        let local_failure = RefCell::new(None);
+        let mut stream_what = String::new();
         for _ in 0..10 {
             let mut req = self.agent.request(&method, &url);
             for (k, v) in headers {
@@ -259,11 +281,30 @@ impl Client {
                     body = Body::Bytes(b);
                     req.send_bytes(b)
                 }
-                Body::Stream(r, len) => req.set("Content-Length", &len.to_string()).send(r),
+                Body::Stream(r, len, what) => {
+                    let watched = WatchedRead {
+                        inner: r,
+                        failed: &local_failure,
+                    };
+                    stream_what = what;
+                    req.set("Content-Length", &len.to_string()).send(watched)
+                }
             };
             let resp = match result {
                 Ok(r) => r,
                 Err(ureq::Error::Status(_, r)) => r,
+                // ureq reports a failed read of the body as a transport
+                // error: it is ours, not the network's.
+                Err(ureq::Error::Transport(_)) if local_failure.borrow().is_some() => {
+                    let source = local_failure
+                        .borrow_mut()
+                        .take()
+                        .unwrap_or_else(|| io::Error::other("read failed"));
+                    return Err(RegistryError::LocalRead {
+                        what: stream_what,
+                        source,
+                    });
+                }
                 Err(ureq::Error::Transport(t)) => return Err(self.transport_error(&t, None)),
             };
             match resp.status() {

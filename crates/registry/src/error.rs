@@ -24,6 +24,14 @@ pub enum RegistryError {
         detail: String,
         hint: String,
     },
+    /// Reading what was to be sent failed on this machine (a layer file
+    /// gone from the store): not a network failure.
+    // The cause is the source: the CLI prints the chain.
+    #[error("reading {what} failed")]
+    LocalRead {
+        what: String,
+        source: std::io::Error,
+    },
     #[error("network unreachable: cannot reach {host}: {detail}")]
     Unreachable { host: String, detail: String },
     #[error("unsupported media type {media_type:?} for {what}")]

@@ -176,7 +176,7 @@ impl Uploader<'_> {
                 "PUT",
                 &with_digest(&location, digest),
                 &[("Content-Type", "application/octet-stream".to_string())],
-                Body::Stream(Box::new(stream), size),
+                Body::Stream(Box::new(stream), size, format!("local {what}")),
             )?,
             Some(chunk) => self.chunked(location, stream, size, chunk.max(1), digest)?,
         };
@@ -232,7 +232,10 @@ impl Uploader<'_> {
             (&mut stream)
                 .take(chunk)
                 .read_to_end(&mut buf)
-                .map_err(crate::error::io_err(format!("read blob {what}")))?;
+                .map_err(|source| RegistryError::LocalRead {
+                    what: format!("local blob {what}"),
+                    source,
+                })?;
             if buf.is_empty() {
                 break;
             }
