@@ -1,0 +1,119 @@
+//! Go's text/template, as docker's `--format` runs it, over JSON-like
+//! values; and Go's text/tabwriter, which docker's tables go through.
+//!
+//! One engine for every command: list commands hand it a struct whose
+//! fields are (lazy) methods, inspect commands hand it their JSON, typed
+//! (structs and maps told apart) or raw (all maps, docker's fallback).
+//!
+//! Why our own: of the crates on crates.io, `gtmpl` 0.7 has no struct/map
+//! distinction, no `break`/`continue`, and ranges maps in hash order;
+//! `gotmpl` 0.6 is a thorough port, but its values have no structs or
+//! methods either (so neither docker's "can't evaluate field" error nor
+//! `{{.Label "k"}}` can be expressed) and it needs Rust 1.89. The
+//! behaviour is pinned against Go itself: `tests/corpus.json` holds
+//! templates with the output Go 1.19 gave (regenerate with
+//! `tests/gen/main.go`).
+
+mod exec;
+mod fmt;
+mod funcs;
+mod lex;
+mod parse;
+pub mod tabwriter;
+mod value;
+
+pub use value::{Elem, Map, Method, Struct, Value};
+
+/// Why a template could not be parsed or run. The message is Go's, with
+/// the template named as docker names it (empty).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// `template: :1: unclosed action`
+    #[error("template: {name}:{line}: {msg}")]
+    Parse {
+        name: String,
+        line: usize,
+        msg: String,
+    },
+    /// `template: :1:2: executing "" at <.Foo>: map has no entry for key "Foo"`
+    #[error("template: {name}:{line}:{col}: executing {name:?} at <{node}>: {msg}")]
+    Exec {
+        name: String,
+        line: usize,
+        col: usize,
+        node: String,
+        msg: String,
+    },
+}
+
+/// A parsed template.
+#[derive(Debug)]
+pub struct Template {
+    name: String,
+    src: String,
+    main: Vec<parse::Node>,
+    defs: parse::Trees,
+    missing_key_error: bool,
+}
+
+/// Line (1-based) and column (byte offset in the line, 0-based) as Go's
+/// ErrorContext counts them.
+fn line_col(src: &str, pos: usize) -> (usize, usize) {
+    let before = &src[..pos.min(src.len())];
+    let line = 1 + before.matches('\n').count();
+    let col = match before.rfind('\n') {
+        Some(i) => before.len() - i - 1,
+        None => before.len(),
+    };
+    (line, col)
+}
+
+impl Template {
+    /// Parses `src` with docker's function map.
+    pub fn parse(src: &str) -> Result<Template, Error> {
+        let name = String::new();
+        match parse::parse(src, &funcs::exists) {
+            Ok((main, defs)) => Ok(Template {
+                name,
+                src: src.to_string(),
+                main,
+                defs,
+                missing_key_error: false,
+            }),
+            Err(e) => Err(Error::Parse {
+                line: line_col(src, e.pos).0,
+                name,
+                msg: e.msg,
+            }),
+        }
+    }
+
+    /// Go's `Option("missingkey=error")`: a missing map key is an error
+    /// instead of `<no value>` (docker's inspect fallback over raw JSON).
+    pub fn missing_key_error(mut self, on: bool) -> Template {
+        self.missing_key_error = on;
+        self
+    }
+
+    /// Runs the template over `data`, appending to `out`. On error, `out`
+    /// holds what was written before it (as Go's writer would).
+    pub fn execute_into(&self, data: &Value, out: &mut String) -> Result<(), Error> {
+        let mut s = exec::State::new(&self.defs, self.missing_key_error, out, data);
+        s.walk_list(data, &self.main).map_err(|e| {
+            let (line, col) = line_col(&self.src, e.pos);
+            Error::Exec {
+                name: self.name.clone(),
+                line,
+                col,
+                node: e.node,
+                msg: e.msg,
+            }
+        })
+    }
+
+    pub fn execute(&self, data: &Value) -> Result<String, Error> {
+        let mut out = String::new();
+        self.execute_into(data, &mut out)?;
+        Ok(out)
+    }
+}
