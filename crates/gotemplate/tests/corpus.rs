@@ -84,3 +84,21 @@ fn templates_give_what_go_gives() {
     );
     assert!(differ.is_empty(), "{}", differ.join("\n"));
 }
+
+#[test]
+fn tables_align_as_gos_tabwriter_aligns_them() {
+    use berth_template::tabwriter::{align, DOCKER_MIN_WIDTH, DOCKER_PADDING};
+    let corpus: serde_json::Value =
+        serde_json::from_str(include_str!("corpus.json")).expect("corpus.json is JSON");
+    let tables = corpus["tables"].as_array().expect("tables");
+    assert!(!tables.is_empty());
+    for t in tables {
+        let input = t["in"].as_str().expect("in");
+        let want = t["out"].as_str().expect("out");
+        assert_eq!(
+            align(input, DOCKER_MIN_WIDTH, DOCKER_PADDING),
+            want,
+            "{input:?}"
+        );
+    }
+}

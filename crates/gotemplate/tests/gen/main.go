@@ -17,6 +17,7 @@ import (
 	"reflect"
 	"sort"
 	"strings"
+	"text/tabwriter"
 	"text/template"
 )
 
@@ -31,6 +32,13 @@ type Case struct {
 type File struct {
 	Data  json.RawMessage `json:"data"`
 	Cases []Case          `json:"cases"`
+	// Texts through docker's tabwriter: NewWriter(out, 10, 1, 3, ' ', 0).
+	Tables []Table `json:"tables"`
+}
+
+type Table struct {
+	In  string `json:"in"`
+	Out string `json:"out"`
 }
 
 // docker's basicFunctions (cli/templates/templates.go).
@@ -159,6 +167,13 @@ func main() {
 			o := buf.String()
 			c.Out = &o
 		}
+	}
+	for i := range f.Tables {
+		var buf bytes.Buffer
+		w := tabwriter.NewWriter(&buf, 10, 1, 3, ' ', 0)
+		w.Write([]byte(f.Tables[i].In))
+		w.Flush()
+		f.Tables[i].Out = buf.String()
 	}
 	out, err := json.MarshalIndent(f, "", " ")
 	if err != nil {
