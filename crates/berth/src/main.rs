@@ -12,8 +12,6 @@ mod format;
 mod networks;
 mod transfer;
 
-pub(crate) use format::go_template;
-
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -130,6 +128,9 @@ enum Command {
         /// Print only the ids
         #[arg(short, long)]
         quiet: bool,
+        /// Go template ({{.ID}} {{.CreatedSince}} {{.CreatedBy}} {{.Comment}} ...), table TEMPLATE, or json
+        #[arg(long)]
+        format: Option<String>,
         image: String,
     },
     /// Build an image from a Dockerfile (or Containerfile) and a context
@@ -181,6 +182,9 @@ enum ImageCommand {
     Build(Box<building::BuildArgs>),
     /// Display detailed information on images (Docker's JSON)
     Inspect {
+        /// Go template over the JSON ({{.Id}}, {{json .Config}}, {{range .RepoTags}}...)
+        #[arg(short, long)]
+        format: Option<String>,
         #[arg(required = true)]
         images: Vec<String>,
     },
@@ -322,11 +326,19 @@ fn main() -> ExitCode {
     let root = cli.root.clone();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            print_error(&root, &e);
-            ExitCode::from(1)
-        }
+        Err(e) => failed(&root, &e, 1),
     }
+}
+
+/// Reports `e` and gives the exit code: a template's failure as docker
+/// words and codes it, anything else as "Error: ..." with `code`.
+fn failed(root: &std::path::Path, e: &anyhow::Error, code: u8) -> ExitCode {
+    if let Some(t) = e.downcast_ref::<format::TemplateFailure>() {
+        eprintln!("{t}");
+        return ExitCode::from(t.code);
+    }
+    print_error(root, e);
+    ExitCode::from(code)
 }
 
 /// A reader of our stdout or stderr that goes away (`berth ps | head -1`,
@@ -386,7 +398,7 @@ pub(crate) fn die_of_broken_pipe() -> ! {
 
 /// `version`: Docker's fields, so that `version --format '{{.Server.Version}}'`
 /// answers; the "server" is the engine each berth command runs.
-fn version(format: Option<&str>) {
+fn version(format: Option<&str>) -> Result<()> {
     let v = env!("CARGO_PKG_VERSION");
     let arch = match std::env::consts::ARCH {
         "x86_64" => "amd64",
@@ -406,7 +418,10 @@ fn version(format: Option<&str>) {
     });
     match format {
         Some("json") => println!("{model}"),
-        Some(f) => println!("{}", format::go_template(f, &model)),
+        Some(f) => println!(
+            "{}",
+            format::render_named(f, "version", &format::typed(&model, "system.versionInfo"))?
+        ),
         None => {
             println!("Client:");
             println!(" Version:           {v}");
@@ -422,6 +437,7 @@ fn version(format: Option<&str>) {
             println!("  OCI runtime-spec: {}", runtime::OCI_VERSION);
         }
     }
+    Ok(())
 }
 
 /// The commands that start processes inside a container (and so must run
@@ -535,10 +551,7 @@ fn finish(root: &std::path::Path, r: Result<i32>) -> ExitCode {
     }
     match r {
         Ok(code) => ExitCode::from(u8::try_from(code & 0xff).unwrap_or(1)),
-        Err(e) => {
-            print_error(root, &e);
-            ExitCode::from(125)
-        }
+        Err(e) => failed(root, &e, 125),
     }
 }
 
@@ -769,10 +782,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Push(a) | Command::Image(ImageCommand::Push(a)) => transfer::push(&open(&cli)?, a),
         Command::Login(a) => transfer::login(a),
         Command::Logout(a) => transfer::logout(a),
-        Command::Version { format } => {
-            version(format.as_deref());
-            Ok(())
-        }
+        Command::Version { format } => version(format.as_deref()),
         Command::Tag { source, target } | Command::Image(ImageCommand::Tag { source, target }) => {
             let mut store = open(&cli)?;
             let target = parse_ref(target)?;
@@ -810,9 +820,30 @@ fn run(cli: Cli) -> Result<()> {
         Command::History {
             no_trunc,
             quiet,
+            format,
             image,
-        } => history(&open(&cli)?, image, *no_trunc, *quiet),
-        Command::Image(ImageCommand::Inspect { images }) => {
+        } => history(&open(&cli)?, image, *no_trunc, *quiet, format.as_deref()),
+        Command::Image(ImageCommand::Inspect {
+            format: Some(f),
+            images,
+        }) => {
+            let mut inspector = format::Inspector::new(f)?;
+            let store = open(&cli)?;
+            for name in images {
+                match store.resolve(name) {
+                    Ok(img) => {
+                        inspector.add(&image_json(&store, &img)?, "types.ImageInspect", true)
+                    }
+                    Err(_) => inspector.error(format!("Error: No such image: {name}")),
+                }
+            }
+            let code = inspector.finish(&mut std::io::stdout().lock())?;
+            if code != 0 {
+                std::process::exit(code);
+            }
+            Ok(())
+        }
+        Command::Image(ImageCommand::Inspect { images, .. }) => {
             let store = open(&cli)?;
             let mut out = Vec::new();
             for name in images {
@@ -1068,55 +1099,64 @@ fn images(store: &ImageStore, a: &ImagesArgs) -> Result<()> {
         }
         return Ok(());
     }
-    let fields = |img: &Image, repo: &str, tag: &str| -> Vec<(&'static str, String)> {
-        vec![
-            ("Repository", repo.to_string()),
-            ("Tag", tag.to_string()),
-            (
-                "ID",
-                if a.no_trunc {
-                    img.id.to_string()
-                } else {
-                    img.id.hex()[..12].to_string()
-                },
-            ),
-            ("Digest", img.manifest.to_string()),
-            ("CreatedSince", format::since(img.created.as_deref())),
-            ("CreatedAt", img.created.clone().unwrap_or_default()),
-            ("Size", format::size(img.size)),
-        ]
+    let default = if a.digests {
+        r"table {{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
+    } else {
+        r"table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
     };
-    if let Some(fmt) = &a.format {
-        for (img, repo, tag) in &rows {
-            let f = fields(img, repo, tag);
-            if fmt == "json" || fmt == "{{json .}}" {
-                let obj: serde_json::Map<String, Value> = f
-                    .into_iter()
-                    .map(|(k, v)| (k.to_string(), json!(v)))
-                    .collect();
-                println!("{}", Value::Object(obj));
-            } else {
-                println!("{}", format::template(fmt, &f));
-            }
-        }
-        return Ok(());
-    }
-    let mut header = vec!["REPOSITORY", "TAG"];
-    if a.digests {
-        header.push("DIGEST");
-    }
-    header.extend(["IMAGE ID", "CREATED", "SIZE"]);
-    let mut table = Vec::new();
-    for (img, repo, tag) in &rows {
-        let f = fields(img, repo, tag);
-        let mut row = vec![f[0].1.clone(), f[1].1.clone()];
-        if a.digests {
-            row.push(f[3].1.clone());
-        }
-        row.extend([f[2].1.clone(), f[4].1.clone(), f[6].1.clone()]);
-        table.push(row);
-    }
-    format::table(&header, &table, &mut std::io::stdout().lock())?;
+    let fmt = format::ListFormat::new(a.format.as_deref(), default)?;
+    let contexts = rows.iter().map(|(img, repo, tag)| {
+        use berth_template::Value as V;
+        format::context(
+            "*formatter.imageContext",
+            vec![
+                // Docker knows these only from `system df -v`.
+                ("Containers", V::from("N/A")),
+                (
+                    "CreatedAt",
+                    V::from(
+                        img.created
+                            .as_deref()
+                            .map(format::go_time)
+                            .unwrap_or_default(),
+                    ),
+                ),
+                (
+                    "CreatedSince",
+                    V::from(format::since(img.created.as_deref())),
+                ),
+                ("Digest", V::from(img.manifest.to_string())),
+                (
+                    "ID",
+                    V::from(if a.no_trunc {
+                        img.id.to_string()
+                    } else {
+                        img.id.hex()[..12].to_string()
+                    }),
+                ),
+                ("Repository", V::from(repo.as_str())),
+                ("SharedSize", V::from("N/A")),
+                ("Size", V::from(format::size(img.size))),
+                ("Tag", V::from(tag.as_str())),
+                ("UniqueSize", V::from("N/A")),
+                ("VirtualSize", V::from(format::human_size(img.size, 4))),
+            ],
+        )
+    });
+    let header = format::header(&[
+        ("ID", "IMAGE ID"),
+        ("Repository", "REPOSITORY"),
+        ("Tag", "TAG"),
+        ("Digest", "DIGEST"),
+        ("CreatedSince", "CREATED"),
+        ("CreatedAt", "CREATED AT"),
+        ("Size", "SIZE"),
+        ("Containers", "CONTAINERS"),
+        ("VirtualSize", "SIZE"),
+        ("SharedSize", "SHARED SIZE"),
+        ("UniqueSize", "UNIQUE SIZE"),
+    ]);
+    fmt.write(&header, contexts, &mut std::io::stdout().lock())?;
     Ok(())
 }
 
@@ -1164,10 +1204,23 @@ pub(crate) fn image_json(store: &ImageStore, img: &Image) -> Result<Value> {
     }))
 }
 
-fn history(store: &ImageStore, name: &str, no_trunc: bool, quiet: bool) -> Result<()> {
+fn history(
+    store: &ImageStore,
+    name: &str,
+    no_trunc: bool,
+    quiet: bool,
+    format: Option<&str>,
+) -> Result<()> {
+    use berth_template::Value as V;
     let img = store.resolve(name)?;
     let (_, config) = store.manifest_and_config(&img)?;
     let entries = config["history"].as_array().cloned().unwrap_or_default();
+    // Docker's SIZE column (each layer's size) is left out: the store does
+    // not keep a size per layer.
+    let fmt = format::ListFormat::new(
+        format,
+        r"table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Comment}}",
+    )?;
     let mut rows = Vec::new();
     for (i, h) in entries.iter().enumerate().rev() {
         let id = if i + 1 == entries.len() {
@@ -1189,19 +1242,31 @@ fn history(store: &ImageStore, name: &str, no_trunc: bool, quiet: bool) -> Resul
         } else {
             format!("{}…", by.chars().take(44).collect::<String>())
         };
-        rows.push(vec![
-            id,
-            format::since(h["created"].as_str()),
-            by,
-            h["comment"].as_str().unwrap_or("").to_string(),
-        ]);
+        let created = h["created"].as_str();
+        rows.push(format::context(
+            "*image.historyContext",
+            vec![
+                ("Comment", V::from(h["comment"].as_str().unwrap_or(""))),
+                (
+                    "CreatedAt",
+                    V::from(created.map(format::rfc3339_seconds).unwrap_or_default()),
+                ),
+                ("CreatedBy", V::from(by)),
+                ("CreatedSince", V::from(format::since(created))),
+                ("ID", V::from(id)),
+            ],
+        ));
     }
     if !quiet {
-        format::table(
-            &["IMAGE", "CREATED", "CREATED BY", "COMMENT"],
-            &rows,
-            &mut std::io::stdout().lock(),
-        )?;
+        let header = format::header(&[
+            ("ID", "IMAGE"),
+            ("CreatedSince", "CREATED"),
+            ("CreatedAt", "CREATED AT"),
+            ("CreatedBy", "CREATED BY"),
+            ("Size", "SIZE"),
+            ("Comment", "COMMENT"),
+        ]);
+        fmt.write(&header, rows, &mut std::io::stdout().lock())?;
     }
     Ok(())
 }

@@ -24,6 +24,7 @@ enum Flow {
 pub(crate) struct State<'a> {
     pub defs: &'a Trees,
     pub missing_key_error: bool,
+    pub header_functions: bool,
     pub out: &'a mut String,
     vars: Vec<(String, Value)>,
     at_pos: usize,
@@ -42,6 +43,7 @@ impl<'a> State<'a> {
         State {
             defs,
             missing_key_error,
+            header_functions: false,
             out,
             vars: vec![("$".into(), dot.clone())],
             at_pos: 0,

@@ -29,9 +29,11 @@ enum P {
     StrList,
 }
 
-fn params(name: &str) -> (&'static [P], Option<P>) {
+fn params(name: &str, header: bool) -> (&'static [P], Option<P>) {
     use P::*;
     match name {
+        "json" | "title" | "lower" | "upper" if header => (&[Str], None),
+        "split" | "join" if header => (&[Str, Str], None),
         "not" | "len" | "json" => (&[Any], None),
         "index" | "slice" | "eq" | "call" => (&[Any], Some(Any)),
         "print" | "println" | "html" | "js" | "urlquery" => (&[], Some(Any)),
@@ -147,7 +149,7 @@ pub(crate) fn call(
         }
         return Ok(last);
     }
-    let (fixed, variadic) = params(name);
+    let (fixed, variadic) = params(name, s.header_functions);
     let at = s.at();
     if variadic.is_none() && n != fixed.len() {
         return s.err(format!(
@@ -186,6 +188,10 @@ pub(crate) fn call(
         }
         Ok(())
     };
+    if s.header_functions && matches!(name, "json" | "split" | "join" | "title" | "lower" | "upper" | "truncate") {
+        // Docker's header variants: func(v string, ...) string { return v }.
+        return Ok(vals.swap_remove(0));
+    }
     let fail = |s: &State<'_>, e: String| -> R<Value> {
         s.err_at(&cmd, format!("error calling {name}: {e}"))
     };

@@ -54,6 +54,8 @@ pub struct Template {
     main: Vec<parse::Node>,
     defs: parse::Trees,
     missing_key_error: bool,
+    header_functions: bool,
+    usage: std::sync::OnceLock<parse::Usage>,
 }
 
 /// Line (1-based) and column (byte offset in the line, 0-based) as Go's
@@ -71,7 +73,13 @@ fn line_col(src: &str, pos: usize) -> (usize, usize) {
 impl Template {
     /// Parses `src` with docker's function map.
     pub fn parse(src: &str) -> Result<Template, Error> {
-        let name = String::new();
+        Self::parse_named(src, "")
+    }
+
+    /// Parses `src` as a template named `name` (errors say
+    /// `template: NAME:1: ...`); docker's are unnamed except `version`'s.
+    pub fn parse_named(src: &str, name: &str) -> Result<Template, Error> {
+        let name = name.to_string();
         match parse::parse(src, &funcs::exists) {
             Ok((main, defs)) => Ok(Template {
                 name,
@@ -79,6 +87,8 @@ impl Template {
                 main,
                 defs,
                 missing_key_error: false,
+                header_functions: false,
+                usage: std::sync::OnceLock::new(),
             }),
             Err(e) => Err(Error::Parse {
                 line: line_col(src, e.pos).0,
@@ -95,10 +105,35 @@ impl Template {
         self
     }
 
+    /// Docker's `HeaderFunctions`, for a table's header row: `json`,
+    /// `split`, `join`, `title`, `lower`, `upper` and `truncate` return
+    /// their (string) first argument untouched, so a column's title stays
+    /// as it is.
+    pub fn header_functions(mut self, on: bool) -> Template {
+        self.header_functions = on;
+        self
+    }
+
+    /// Whether running the template may read field `name` of its data
+    /// (mentioned anywhere, or the data used whole, as by `{{json .}}`):
+    /// list commands compute only what is read.
+    pub fn reads_field(&self, name: &str) -> bool {
+        let u = self.usage.get_or_init(|| {
+            let mut u = parse::Usage::default();
+            u.add_list(&self.main);
+            for t in self.defs.values() {
+                u.add_list(t);
+            }
+            u
+        });
+        u.whole || u.names.contains(name)
+    }
+
     /// Runs the template over `data`, appending to `out`. On error, `out`
     /// holds what was written before it (as Go's writer would).
     pub fn execute_into(&self, data: &Value, out: &mut String) -> Result<(), Error> {
         let mut s = exec::State::new(&self.defs, self.missing_key_error, out, data);
+        s.header_functions = self.header_functions;
         s.walk_list(data, &self.main).map_err(|e| {
             let (line, col) = line_col(&self.src, e.pos);
             Error::Exec {

@@ -811,3 +811,65 @@ fn number(t: &Token) -> Result<Number, String> {
         is_float_syntax,
     })
 }
+
+/// What a template reads of its data: the field names it mentions, and
+/// whether it may read all of it (a bare `.` or `$` used as a value, as
+/// `{{json .}}` does).
+#[derive(Debug, Default)]
+pub struct Usage {
+    pub names: std::collections::HashSet<String>,
+    pub whole: bool,
+}
+
+impl Usage {
+    pub fn add_list(&mut self, list: &[Node]) {
+        for n in list {
+            match n {
+                Node::Text(_) | Node::Break | Node::Continue => {}
+                Node::Action(p) => self.add_pipe(p),
+                Node::If(b) | Node::With(b) | Node::Range(b) => {
+                    self.add_pipe(&b.pipe);
+                    self.add_list(&b.list);
+                    if let Some(e) = &b.else_list {
+                        self.add_list(e);
+                    }
+                }
+                Node::Template { pipe, .. } => {
+                    // The called template reads its dot as a whole.
+                    self.whole = true;
+                    if let Some(p) = pipe {
+                        self.add_pipe(p);
+                    }
+                }
+            }
+        }
+    }
+
+    fn add_pipe(&mut self, p: &Pipe) {
+        for c in &p.cmds {
+            for a in &c.args {
+                self.add_arg(a);
+            }
+        }
+    }
+
+    fn add_arg(&mut self, a: &Arg) {
+        match a {
+            Arg::Field { idents, .. } => self.names.extend(idents.iter().cloned()),
+            Arg::Variable { idents, .. } => {
+                if idents.len() == 1 {
+                    // A variable may hold the data itself.
+                    self.whole = true;
+                }
+                self.names.extend(idents.iter().skip(1).cloned());
+            }
+            Arg::Chain { node, fields, .. } => {
+                self.add_arg(node);
+                self.names.extend(fields.iter().cloned());
+            }
+            Arg::Dot(_) => self.whole = true,
+            Arg::Pipe(_, p) => self.add_pipe(p),
+            Arg::Nil(_) | Arg::Identifier { .. } | Arg::Bool(..) | Arg::String { .. } | Arg::Number { .. } => {}
+        }
+    }
+}

@@ -250,11 +250,14 @@ impl Value {
     /// maps in key order, structs in field order, `<>&` left as they are.
     pub fn to_json(&self) -> Result<String, String> {
         let mut s = String::new();
-        self.write_json(&mut s)?;
+        self.write_json(&mut s, false)?;
         Ok(s)
     }
 
-    fn write_json(&self, out: &mut String) -> Result<(), String> {
+    /// `escape_html`: Go's json.Marshal, which docker's list contexts call
+    /// in their MarshalJSON (`<` as `\u003c`); the `json` function's own
+    /// encoder leaves them.
+    fn write_json(&self, out: &mut String, escape_html: bool) -> Result<(), String> {
         match self {
             Value::Missing | Value::Nil | Value::Null => out.push_str("null"),
             Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
@@ -265,14 +268,14 @@ impl Value {
                 }
                 out.push_str(&json_float(*f));
             }
-            Value::String(s) => json_string(s, out),
+            Value::String(s) => json_string(s, out, escape_html),
             Value::List(l, _) => {
                 out.push('[');
                 for (i, x) in l.iter().enumerate() {
                     if i > 0 {
                         out.push(',');
                     }
-                    x.write_json(out)?;
+                    x.write_json(out, escape_html)?;
                 }
                 out.push(']');
             }
@@ -282,13 +285,15 @@ impl Value {
                     if i > 0 {
                         out.push(',');
                     }
-                    json_string(k, out);
+                    json_string(k, out, escape_html);
                     out.push(':');
-                    x.write_json(out)?;
+                    x.write_json(out, escape_html)?;
                 }
                 out.push('}');
             }
             Value::Struct(st) => {
+                // A struct with methods is one of docker's list contexts.
+                let escape_html = escape_html || st.fields.iter().any(|(_, v)| matches!(v, Value::Func(_)));
                 out.push('{');
                 let mut first = true;
                 for (k, x) in &st.fields {
@@ -306,9 +311,9 @@ impl Value {
                         out.push(',');
                     }
                     first = false;
-                    json_string(k, out);
+                    json_string(k, out, escape_html);
                     out.push(':');
-                    x.write_json(out)?;
+                    x.write_json(out, escape_html)?;
                 }
                 out.push('}');
             }
@@ -387,7 +392,7 @@ fn convert(v: &serde_json::Value, path: &str, typed: bool, is_map: &dyn Fn(&str)
 
 /// A JSON string as Go writes it with HTML escaping off: control
 /// characters as `\u00XX` (`\n`, `\r`, `\t` short), U+2028/9 escaped.
-fn json_string(s: &str, out: &mut String) {
+fn json_string(s: &str, out: &mut String, escape_html: bool) {
     out.push('"');
     for c in s.chars() {
         match c {
@@ -396,6 +401,7 @@ fn json_string(s: &str, out: &mut String) {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
+            '<' | '>' | '&' if escape_html => out.push_str(&format!("\\u{:04x}", c as u32)),
             '\u{2028}' => out.push_str("\\u2028"),
             '\u{2029}' => out.push_str("\\u2029"),
             c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
