@@ -59,6 +59,47 @@ const LINES: &[&str] = &[
     // lifecycle of a named container
     "$C create --name compat-c --network none bb:1 true >/dev/null && $C start -a compat-c; $C rm compat-c",
     "$C run --name compat-e --network none bb:1 sh -c 'exit 7'; $C inspect -f '{{.State.ExitCode}} {{.State.Status}}' compat-e; $C rm compat-e",
+    // Go templates (issue 15, item 1): one engine, Go's semantics. Typed
+    // maps give <no value> for a missing key (index: the zero value); an
+    // unknown field falls back to the raw JSON, whose error docker prints.
+    "$C create --name compat-t -l a=b -l zz=y --network none bb:1 sleep 9 >/dev/null; \
+     $C inspect -f '{{.Config.Labels.nope}}|{{index .Config.Labels \"nope\"}}|{{.Config.Labels}}|{{json .Config.Labels}}|{{printf \"%T %d\" .State.Pid .State.Pid}}' compat-t; \
+     $C inspect -f '{{.Config.Cmd}}|{{join .Config.Cmd \"+\"}}|{{range $k, $v := .Config.Labels}}{{$k}}={{$v}};{{end}}|{{len .Config.Labels}}|{{if eq .State.Status \"created\"}}new{{else}}old{{end}}|{{upper .State.Status}}|{{title .Name}}|{{.State.Running}}' compat-t; \
+     $C inspect -f '{{range .NetworkSettings.Networks}}[{{.IPAddress}}]{{end}}|{{with .Config.Labels.a}}{{.}}{{end}}|{{$s := .State}}{{$s.Status}}|{{(index .Config.Cmd 1)}}|{{slice .Name 1}}|{{.HostConfig.Privileged | not}}' compat-t; \
+     $C inspect -f '{{.Foo}}' compat-t; echo rc=$?; \
+     $C inspect -f '{{.State.Foo}}' compat-t; echo rc=$?; \
+     $C inspect -f '{{.Config.Labels.a}}' compat-t nosuch; echo rc=$?; \
+     $C inspect -f '{{index .Config.Cmd 5}}' compat-t; echo rc=$?; \
+     $C rm compat-t >/dev/null",
+    "$C inspect -f '{{.Name' nosuch; echo rc=$?",
+    "$C inspect -f '{{nosuch .Name}}' nosuch; echo rc=$?",
+    "$C inspect -f '{{if .Name}}' nosuch; echo rc=$?",
+    // Tables (issue 15, item 2): docker's headers, Go's tabwriter (columns
+    // at least 10 wide, 3 spaces apart), `table` alone is the default
+    "$C ps --filter name=nosuch",
+    "$C ps -a --filter name=nosuch --format table",
+    "$C images nosuch",
+    "$C images --format 'table {{.Repository}}\\t{{.Tag}}' bb",
+    "$C images --format '{{.Repository}}\\t{{.Tag}}|{{.Containers}}' bb",
+    "$C volume ls --filter name=nosuch",
+    "$C create --name compat-p -l a=b -l com.example.some-label=1 --network none bb:1 sleep 9 >/dev/null; \
+     $C ps -a --filter name=compat-p --format 'table {{.Names}}\\t{{.Image}}\\t{{.Label \"a\"}}\\t{{.Label \"com.example.some-label\"}}\\t{{.Labels}}\\t{{.State}}\\t{{.Networks}}'; \
+     $C ps -a --filter name=compat-p --format '{{.Command}} {{.Mounts}}|{{.LocalVolumes}}|{{.Ports}}|{{.Status}}|{{.Names | printf \"%q\"}}'; \
+     $C ps -a --filter name=compat-p --format 'table {{.Names}}\\t{{json .Labels}}\\t{{upper .State}}'; \
+     $C rm compat-p >/dev/null",
+    "$C ps --format '{{.Foo}}'; echo rc=$?",
+    "$C ps --format '{{.Names'; echo rc=$?",
+    "$C images --format '{{.Nope}}'; echo rc=$?",
+    "$C images --format '{{.X'; echo rc=$?",
+    "$C volume create compat-v3 >/dev/null; \
+     $C volume ls --filter name=compat-v3 --format 'table {{.Name}}\\t{{.Driver}}\\t{{.Scope}}\\t{{.Label \"k\"}}'; \
+     $C volume ls --filter name=compat-v3 --format '{{.Nope}}'; echo rc=$?; \
+     $C volume inspect -f '{{.Nope}}' compat-v3; echo rc=$?; \
+     $C volume inspect -f '{{.Name}} {{.Driver}} {{.Labels}} {{.Scope}}' compat-v3; \
+     $C volume rm compat-v3 >/dev/null",
+    "$C image inspect -f '{{.Os}}/{{.Architecture}} {{.RepoTags}}' bb:1",
+    "$C image inspect -f '{{.Nope}}' bb:1; echo rc=$?",
+    "$C version --format '{{.X'; echo rc=$?",
 ];
 
 /// Ids (64 or 12 hex digits) masked: they legitimately differ.
