@@ -2090,7 +2090,7 @@ fn ps_context(r: &PsRow) -> berth_template::Value {
     )
 }
 
-fn dir_size(p: &Path) -> u64 {
+pub(crate) fn dir_size(p: &Path) -> u64 {
     let mut total = 0;
     let mut stack = vec![p.to_path_buf()];
     while let Some(d) = stack.pop() {

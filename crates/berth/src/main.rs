@@ -233,7 +233,11 @@ enum ContainerGroup {
 #[derive(Debug, Subcommand)]
 enum SystemCommand {
     /// Show disk use
-    Df,
+    Df {
+        /// Go template ({{.Type}} {{.TotalCount}} {{.Active}} {{.Size}} {{.Reclaimable}}), table TEMPLATE, or json
+        #[arg(long)]
+        format: Option<String>,
+    },
     /// Find and repair what interrupted commands left behind
     Check {
         /// When the database cannot be trusted: move it aside and make a new
@@ -868,21 +872,8 @@ fn run(cli: Cli) -> Result<()> {
             println!("Total reclaimed space: {}", format::size(freed));
             Ok(())
         }
-        Command::System(SystemCommand::Df) => {
-            let store = open(&cli)?;
-            let (n, layers, blobs) = store.disk_usage()?;
-            println!(
-                "{:<15}{:<8}{:<16}BLOBS SIZE",
-                "TYPE", "TOTAL", "LAYERS SIZE"
-            );
-            println!(
-                "{:<15}{:<8}{:<16}{}",
-                "Images",
-                n,
-                format::size(layers),
-                format::size(blobs)
-            );
-            Ok(())
+        Command::System(SystemCommand::Df { format }) => {
+            system_df(&open_engine(&cli)?, format.as_deref())
         }
         Command::System(SystemCommand::Check { rebuild }) => {
             // Everything below removes what the database does not name (layers,
@@ -1158,6 +1149,111 @@ fn images(store: &ImageStore, a: &ImagesArgs) -> Result<()> {
     ]);
     fmt.write(&header, contexts, &mut std::io::stdout().lock())?;
     Ok(())
+}
+
+/// `system df` as docker shows it: images, containers, local volumes and
+/// the build cache (berth's build cache is its images: none apart).
+fn system_df(engine: &engine::Engine, format: Option<&str>) -> Result<()> {
+    use berth_template::Value as V;
+    let fmt = format::ListFormat::new(
+        format,
+        r"table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}",
+    )?;
+    // Docker's wording: the reclaimable share in percent when there is a
+    // total to take it from.
+    let reclaimable = |total: u64, used: u64| {
+        let r = total.saturating_sub(used);
+        if total > 0 {
+            format!("{} ({}%)", format::human_size(r, 4), r * 100 / total)
+        } else {
+            format::human_size(r, 4)
+        }
+    };
+    let row =
+        |kind: &str, type_name: &str, count: usize, active: usize, size: u64, recl: String| {
+            format::context(
+                type_name,
+                vec![
+                    ("Active", V::from(active.to_string())),
+                    ("Reclaimable", V::from(recl)),
+                    ("Size", V::from(format::human_size(size, 4))),
+                    ("TotalCount", V::from(count.to_string())),
+                    ("Type", V::from(kind)),
+                ],
+            )
+        };
+    let images = engine.images.list()?;
+    let (_, layers, _) = engine.images.disk_usage()?;
+    let mut active_images = 0;
+    let mut used = 0;
+    for img in &images {
+        if engine.image_in_use(img)? {
+            active_images += 1;
+            used += img.size;
+        }
+    }
+    let containers = engine.list()?;
+    let (mut running, mut total_rw, mut running_rw) = (0, 0, 0);
+    for r in &containers {
+        let rw = containers::dir_size(&engine.container_dir(&r.id).join("fs/upper"));
+        total_rw += rw;
+        if matches!(r.status, engine::Status::Running | engine::Status::Paused) {
+            running += 1;
+            running_rw += rw;
+        }
+    }
+    let volumes = engine.volumes.list()?;
+    let (mut in_use, mut total_vol, mut used_vol) = (0, 0, 0);
+    for v in &volumes {
+        let size = containers::dir_size(&v.mountpoint);
+        total_vol += size;
+        if engine.volume_users(&v.name).is_ok_and(|u| !u.is_empty()) {
+            in_use += 1;
+            used_vol += size;
+        }
+    }
+    let rows = vec![
+        row(
+            "Images",
+            "*formatter.diskUsageImagesContext",
+            images.len(),
+            active_images,
+            layers,
+            reclaimable(layers, used.min(layers)),
+        ),
+        row(
+            "Containers",
+            "*formatter.diskUsageContainersContext",
+            containers.len(),
+            running,
+            total_rw,
+            reclaimable(total_rw, running_rw),
+        ),
+        row(
+            "Local Volumes",
+            "*formatter.diskUsageVolumesContext",
+            volumes.len(),
+            in_use,
+            total_vol,
+            reclaimable(total_vol, used_vol),
+        ),
+        row(
+            "Build Cache",
+            "*formatter.diskUsageBuilderContext",
+            0,
+            0,
+            0,
+            format::human_size(0, 4),
+        ),
+    ];
+    let header = format::header(&[
+        ("Type", "TYPE"),
+        ("TotalCount", "TOTAL"),
+        ("Active", "ACTIVE"),
+        ("Size", "SIZE"),
+        ("Reclaimable", "RECLAIMABLE"),
+    ]);
+    fmt.write(&header, rows, &mut std::io::stdout().lock())
 }
 
 /// When an image was created, for before/since (no time: the start of

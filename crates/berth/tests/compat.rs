@@ -83,10 +83,13 @@ const LINES: &[&str] = &[
     "$C images --format '{{.Repository}}\\t{{.Tag}}|{{.Containers}}' bb",
     "$C volume ls --filter name=nosuch",
     "$C create --name compat-p -l a=b -l com.example.some-label=1 --network none bb:1 sleep 9 >/dev/null; \
-     $C ps -a --filter name=compat-p --format 'table {{.Names}}\\t{{.Image}}\\t{{.Label \"a\"}}\\t{{.Label \"com.example.some-label\"}}\\t{{.Labels}}\\t{{.State}}\\t{{.Networks}}'; \
+     $C ps -a --filter name=compat-p --format 'table {{.Names}}\\t{{.Image}}\\t{{.Label \"a\"}}\\t{{.Label \"com.example.some-label\"}}\\t{{.State}}\\t{{.Networks}}'; \
      $C ps -a --filter name=compat-p --format '{{.Command}} {{.Mounts}}|{{.LocalVolumes}}|{{.Ports}}|{{.Status}}|{{.Names | printf \"%q\"}}'; \
-     $C ps -a --filter name=compat-p --format 'table {{.Names}}\\t{{json .Labels}}\\t{{upper .State}}'; \
      $C rm compat-p >/dev/null",
+    // (.Labels with one label: docker joins a Go map, in random order)
+    "$C create --name compat-q -l a=b --network none bb:1 true >/dev/null; \
+     $C ps -a --filter name=compat-q --format 'table {{.Names}}\\t{{json .Labels}}\\t{{upper .State}}\\t{{.Labels}}'; \
+     $C rm compat-q >/dev/null",
     "$C ps --format '{{.Foo}}'; echo rc=$?",
     "$C ps --format '{{.Names'; echo rc=$?",
     "$C images --format '{{.Nope}}'; echo rc=$?",
@@ -100,6 +103,15 @@ const LINES: &[&str] = &[
     "$C image inspect -f '{{.Os}}/{{.Architecture}} {{.RepoTags}}' bb:1",
     "$C image inspect -f '{{.Nope}}' bb:1; echo rc=$?",
     "$C version --format '{{.X'; echo rc=$?",
+    "$C network ls --filter name=nosuch",
+    "$C network ls --filter name=nosuch --format '{{.Nope}}'; echo rc=$?",
+    "$C system df --format '{{.Type}}: {{.TotalCount}} {{.Active}}'",
+    "$C system df --format 'table {{.Type}}\\t{{.TotalCount}}\\t{{.Active}}'",
+    "$C system df --format '{{.Nope}}'; echo rc=$?",
+    // (what import writes as the history entry differs: docker's comment
+    // "Imported from -", berth's created_by "berth import")
+    "$C history --format '{{.ID}} {{printf \"%T\" .CreatedSince}}' bb:1",
+    "$C history --format '{{.Nope}}' bb:1; echo rc=$?",
 ];
 
 /// Ids (64 or 12 hex digits) masked: they legitimately differ.
