@@ -1163,10 +1163,9 @@ fn system_df(engine: &engine::Engine, format: Option<&str>) -> Result<()> {
     // total to take it from.
     let reclaimable = |total: u64, used: u64| {
         let r = total.saturating_sub(used);
-        if total > 0 {
-            format!("{} ({}%)", format::human_size(r, 4), r * 100 / total)
-        } else {
-            format::human_size(r, 4)
+        match (r * 100).checked_div(total) {
+            Some(pct) => format!("{} ({pct}%)", format::human_size(r, 4)),
+            None => format::human_size(r, 4),
         }
     };
     let row =

@@ -188,7 +188,12 @@ pub(crate) fn call(
         }
         Ok(())
     };
-    if s.header_functions && matches!(name, "json" | "split" | "join" | "title" | "lower" | "upper" | "truncate") {
+    if s.header_functions
+        && matches!(
+            name,
+            "json" | "split" | "join" | "title" | "lower" | "upper" | "truncate"
+        )
+    {
         // Docker's header variants: func(v string, ...) string { return v }.
         return Ok(vals.swap_remove(0));
     }

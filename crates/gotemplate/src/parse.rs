@@ -869,7 +869,11 @@ impl Usage {
             }
             Arg::Dot(_) => self.whole = true,
             Arg::Pipe(_, p) => self.add_pipe(p),
-            Arg::Nil(_) | Arg::Identifier { .. } | Arg::Bool(..) | Arg::String { .. } | Arg::Number { .. } => {}
+            Arg::Nil(_)
+            | Arg::Identifier { .. }
+            | Arg::Bool(..)
+            | Arg::String { .. }
+            | Arg::Number { .. } => {}
         }
     }
 }

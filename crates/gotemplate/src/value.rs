@@ -293,7 +293,8 @@ impl Value {
             }
             Value::Struct(st) => {
                 // A struct with methods is one of docker's list contexts.
-                let escape_html = escape_html || st.fields.iter().any(|(_, v)| matches!(v, Value::Func(_)));
+                let escape_html =
+                    escape_html || st.fields.iter().any(|(_, v)| matches!(v, Value::Func(_)));
                 out.push('{');
                 let mut first = true;
                 for (k, x) in &st.fields {
