@@ -1420,11 +1420,11 @@ fn event_line(
                 "time": secs,
                 "timeNano": e.time_nano,
             });
-            f.execute(&format::typed(&v, "events.Message"))
+            f.execute(&format::typed(&v, "*events.Message"))
                 .map_err(|e| {
                     format::TemplateFailure {
-                        message: e.to_string(),
-                        code: 1,
+                        message: format!("Error parsing format: {e}"),
+                        code: 64,
                     }
                     .into()
                 })

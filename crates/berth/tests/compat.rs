@@ -112,6 +112,7 @@ const LINES: &[&str] = &[
     // "Imported from -", berth's created_by "berth import")
     "$C history --format '{{.ID}} {{printf \"%T\" .CreatedSince}}' bb:1",
     "$C history --format '{{.Nope}}' bb:1; echo rc=$?",
+    "$C events --since 2020-01-01T00:00:00Z --until 2020-01-02T00:00:00Z --format '{{.X'; echo rc=$?",
 ];
 
 /// Ids (64 or 12 hex digits) masked: they legitimately differ.
