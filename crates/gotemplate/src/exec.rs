@@ -236,6 +236,9 @@ impl<'a> State<'a> {
     }
 
     pub(crate) fn eval_pipeline(&mut self, dot: &Value, p: &Pipe) -> R<Value> {
+        // Go reports at the pipeline until a command narrows it down.
+        self.at_pos = p.pos;
+        self.at_node = p.to_string();
         let mut value: Option<Value> = None;
         for c in &p.cmds {
             value = Some(self.eval_command(dot, c, value)?);
@@ -243,6 +246,9 @@ impl<'a> State<'a> {
         let value = value.unwrap_or_default();
         for name in &p.decl {
             if p.is_assign {
+                if !self.vars.iter().any(|(n, _)| n == name) {
+                    return self.err(format!("undefined variable: {name}"));
+                }
                 self.set_var(name, value.clone());
             } else {
                 self.vars.push((name.clone(), value.clone()));
@@ -278,7 +284,9 @@ impl<'a> State<'a> {
                 return funcs::call(self, dot, name, &c.args[1..], fin, (c.pos, c.to_string()));
             }
             Arg::Pipe(_, p) => {
-                self.not_a_function(&c.args, fin.as_ref())?;
+                if c.args.len() > 1 || fin.is_some() {
+                    return self.err(format!("can't give argument to non-function {p}"));
+                }
                 return self.eval_pipeline_scoped(dot, p);
             }
             Arg::Variable { idents, .. } => {

@@ -167,8 +167,9 @@ fn one(verb: char, sp: &Spec, v: &Value) -> String {
         ('v', Value::Int(_)) => one('d', sp, v),
         ('v', v) => pad(plain(v), sp, false),
         ('s', Value::String(x)) => pad(truncate(x, sp.prec), sp, false),
-        ('s', Value::List(l, _)) => {
-            let items: Vec<String> = l.iter().map(|x| one('s', &Spec::default(), x)).collect();
+        // A slice: the verb applied to each element.
+        (v, Value::List(l, _)) if v != 'v' => {
+            let items: Vec<String> = l.iter().map(|x| one(v, &Spec::default(), x)).collect();
             pad(format!("[{}]", items.join(" ")), sp, false)
         }
         ('q', Value::String(x)) => pad(quote(x), sp, false),

@@ -298,11 +298,11 @@ pub(crate) fn call(
         }
         "lower" => {
             want(s, 1)?;
-            Ok(Value::from(string_arg(s, &vals[0])?.to_lowercase()))
+            Ok(Value::from(map_case(&string_arg(s, &vals[0])?, false)))
         }
         "upper" => {
             want(s, 1)?;
-            Ok(Value::from(string_arg(s, &vals[0])?.to_uppercase()))
+            Ok(Value::from(map_case(&string_arg(s, &vals[0])?, true)))
         }
         "pad" => {
             want(s, 3)?;
@@ -322,13 +322,11 @@ pub(crate) fn call(
             if x.len() < n {
                 return Ok(Value::from(x));
             }
-            // Go slices bytes; a cut inside a character keeps the bytes,
-            // which Rust strings cannot: cut at the character before.
-            let mut end = n;
-            while !x.is_char_boundary(end) {
-                end -= 1;
-            }
-            Ok(Value::from(&x[..end]))
+            // Go slices bytes: a cut inside a character leaves a broken
+            // one, which is shown (and which Go's JSON shows) as U+FFFD.
+            Ok(Value::from(
+                String::from_utf8_lossy(&x.as_bytes()[..n]).into_owned(),
+            ))
         }
         _ => s.err(format!("{name:?} is not a defined function")),
     }
@@ -375,7 +373,7 @@ fn title(x: &str) -> String {
     let mut prev_sep = true;
     for c in x.chars() {
         if prev_sep {
-            out.extend(c.to_uppercase());
+            out.push_str(&map_case(c.encode_utf8(&mut [0; 4]), true));
         } else {
             out.push(c);
         }
@@ -424,11 +422,33 @@ fn js(x: &str) -> String {
             '>' => out.push_str("\\u003E"),
             '&' => out.push_str("\\u0026"),
             '=' => out.push_str("\\u003D"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04X}", c as u32)),
+            // Go escapes what unicode.IsPrint refuses.
+            c if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{feff}') => {
+                out.push_str(&format!("\\u{:04X}", c as u32))
+            }
             c => out.push(c),
         }
     }
     out
+}
+
+/// Go's unicode.ToUpper/ToLower, rune by rune: a character whose case
+/// mapping is several characters (`ß`) stays as it is.
+fn map_case(x: &str, upper: bool) -> String {
+    x.chars()
+        .map(|c| {
+            let mut m: Vec<char> = if upper {
+                c.to_uppercase().collect()
+            } else {
+                c.to_lowercase().collect()
+            };
+            if m.len() == 1 {
+                m.remove(0)
+            } else {
+                c
+            }
+        })
+        .collect()
 }
 
 fn urlquery(x: &str) -> String {

@@ -311,16 +311,61 @@ impl Parser<'_> {
         if t.kind != Kind::RightDelim {
             return self.unexpected(&t, "define clause");
         }
+        let list = self.body()?;
+        self.add_def(t.pos, name, list)
+    }
+
+    /// A named template's body, up to its `{{end}}`, with its own variables.
+    fn body(&mut self) -> R<Vec<Node>> {
         let saved = std::mem::replace(&mut self.vars, vec!["$".into()]);
         let (list, end) = self.item_list()?;
         self.vars = saved;
         match end {
-            ListEnd::End(_) => {}
-            ListEnd::Else(p) => return self.err(p, "unexpected {{else}}"),
-            ListEnd::Eof => return self.err(self.peek().pos, "unexpected EOF"),
+            ListEnd::End(_) => Ok(list),
+            ListEnd::Else(p) => self.err(p, "unexpected {{else}}"),
+            ListEnd::Eof => self.err(self.peek().pos, "unexpected EOF"),
         }
-        self.defs.insert(name, list);
+    }
+
+    /// Go's rule: an empty definition gives way, two non-empty ones clash.
+    fn add_def(&mut self, pos: usize, name: String, list: Vec<Node>) -> R<()> {
+        let empty = |l: &[Node]| {
+            l.iter()
+                .all(|n| matches!(n, Node::Text(t) if t.trim().is_empty()))
+        };
+        match self.defs.get(&name) {
+            Some(old) if !empty(old) => {
+                if !empty(&list) {
+                    return self.err(
+                        pos,
+                        format!("template: multiple definition of template {name:?}"),
+                    );
+                }
+            }
+            _ => {
+                self.defs.insert(name, list);
+            }
+        }
         Ok(())
+    }
+
+    /// `{{block "name" pipeline}}...{{end}}`: a definition used at once.
+    fn block(&mut self) -> R<Node> {
+        let t = self.next_non_space();
+        let name = match t.kind {
+            Kind::String | Kind::RawString => {
+                unquote(&t.text).map_err(|m| ParseError { pos: t.pos, msg: m })?
+            }
+            _ => return self.unexpected(&t, "block clause"),
+        };
+        let pipe = self.pipeline("block clause", Kind::RightDelim)?;
+        let list = self.body()?;
+        self.add_def(t.pos, name.clone(), list)?;
+        Ok(Node::Template {
+            pos: t.pos,
+            name,
+            pipe: Some(pipe),
+        })
     }
 
     /// Nodes up to `{{end}}` / `{{else}}` / EOF.
@@ -352,7 +397,7 @@ impl Parser<'_> {
     fn action(&mut self) -> R<Item> {
         let t = self.next_non_space();
         match t.kind {
-            Kind::Block => self.err(t.pos, "block is not supported"),
+            Kind::Block => Ok(Item::Node(self.block()?)),
             Kind::Break | Kind::Continue => {
                 let word = if t.kind == Kind::Break {
                     "break"
@@ -487,16 +532,16 @@ impl Parser<'_> {
             match n.kind {
                 Kind::Assign | Kind::Declare => {
                     pipe.is_assign = n.kind == Kind::Assign;
+                    // An assignment to an undeclared variable fails when
+                    // run, as in Go.
                     if !pipe.is_assign {
                         self.vars.push(v.text.clone());
-                    } else if !self.vars.contains(&v.text) {
-                        return self.err(v.pos, format!("undefined variable {:?}", v.text));
                     }
                     pipe.decl.push(v.text);
                 }
                 Kind::Char if n.text == "," => {
                     if context != "range" || !pipe.decl.is_empty() {
-                        return self.unexpected(&n, context);
+                        return self.err(n.pos, format!("too many declarations in {context}"));
                     }
                     let v2 = self.next_non_space();
                     let a = self.next_non_space();
