@@ -35,8 +35,9 @@ pub(crate) struct State<'a> {
     dot_concrete: bool,
 }
 
-/// Go's limit on nested template calls (recursion through `template`).
-const MAX_DEPTH: usize = 100_000;
+/// How deeply execution may nest (template calls, control actions): Go
+/// allows 100000 on its growable stacks; a thread's fixed stack does not.
+const MAX_DEPTH: usize = 100;
 
 impl<'a> State<'a> {
     pub fn new(defs: &'a Trees, missing_key_error: bool, out: &'a mut String, dot: &Value) -> Self {
@@ -93,6 +94,17 @@ impl<'a> State<'a> {
     }
 
     fn walk(&mut self, dot: &Value, list: &[Node]) -> R<Flow> {
+        self.depth += 1;
+        let r = if self.depth > MAX_DEPTH {
+            self.err(format!("exceeded maximum template depth ({MAX_DEPTH})"))
+        } else {
+            self.walk_nodes(dot, list)
+        };
+        self.depth -= 1;
+        r
+    }
+
+    fn walk_nodes(&mut self, dot: &Value, list: &[Node]) -> R<Flow> {
         for n in list {
             match n {
                 Node::Text(t) => self.out.push_str(t),
@@ -138,15 +150,10 @@ impl<'a> State<'a> {
                         Some(p) => self.eval_pipeline(dot, p)?,
                         None => Value::Missing,
                     };
-                    self.depth += 1;
-                    if self.depth >= MAX_DEPTH {
-                        return self.err(format!("exceeded maximum template depth ({MAX_DEPTH})"));
-                    }
                     let saved =
                         std::mem::replace(&mut self.vars, vec![("$".into(), new_dot.clone())]);
                     let r = self.walk(&new_dot, tree);
                     self.vars = saved;
-                    self.depth -= 1;
                     r?;
                 }
             }

@@ -152,3 +152,73 @@ impl Template {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Go's own limits are for growable stacks; ours must end in an error
+    // before a thread's stack does.
+    #[test]
+    fn deep_nesting_is_an_error_not_a_stack_overflow() {
+        let parens = format!("{{{{{}1{}}}}}", "(".repeat(100_000), ")".repeat(100_000));
+        let e = Template::parse(&parens).unwrap_err();
+        assert_eq!(e.to_string(), "template: :1: max expression depth exceeded");
+        let ifs = format!(
+            "{}x{}",
+            "{{if 1}}".repeat(100_000),
+            "{{end}}".repeat(100_000)
+        );
+        assert!(Template::parse(&ifs).is_err());
+        let t = Template::parse(r#"{{define "r"}}{{template "r" .}}{{end}}{{template "r" .}}"#)
+            .unwrap();
+        let e = t.execute(&Value::Missing).unwrap_err();
+        assert!(
+            e.to_string()
+                .ends_with("exceeded maximum template depth (100)"),
+            "{e}"
+        );
+        // The deepest calls, each at the deepest expression: still an error.
+        let deep = format!(
+            r#"{{{{define "r"}}}}{}{{{{template "r" .}}}}{}{{{{end}}}}{{{{template "r" .}}}}"#,
+            "{{if 1}}".repeat(40),
+            "{{end}}".repeat(40)
+        );
+        let deep = deep.replace(
+            r#"{{template "r" .}}{{end}}"#,
+            &format!(
+                r#"{{{{{}1{}}}}}{{{{template "r" .}}}}{{{{end}}}}"#,
+                "(".repeat(59),
+                ")".repeat(59)
+            ),
+        );
+        let t = Template::parse(&deep).unwrap();
+        assert!(t.execute(&Value::Missing).is_err());
+        // What real templates need still works.
+        let ok = format!("{{{{{}1{}}}}}", "(".repeat(90), ")".repeat(90));
+        assert_eq!(
+            Template::parse(&ok)
+                .unwrap()
+                .execute(&Value::Missing)
+                .unwrap(),
+            "1"
+        );
+    }
+
+    #[test]
+    fn reads_field_sees_every_mention() {
+        let t = Template::parse(
+            r#"{{if .A}}{{.B.C}}{{end}}{{range $x := .D}}{{$x.E}}{{end}}{{(index .F 0).G}}"#,
+        )
+        .unwrap();
+        for f in ["A", "B", "C", "D", "E", "F", "G"] {
+            assert!(t.reads_field(f), "{f}");
+        }
+        assert!(!t.reads_field("H"));
+        // The data used whole: every field may be read.
+        assert!(Template::parse("{{json .}}").unwrap().reads_field("H"));
+        assert!(Template::parse("{{with .A}}{{.}}{{end}}")
+            .unwrap()
+            .reads_field("H"));
+    }
+}

@@ -181,6 +181,7 @@ pub fn parse(src: &str, is_func: &dyn Fn(&str) -> bool) -> Result<(Vec<Node>, Tr
         msg: e.msg,
     })?;
     let mut p = Parser {
+        depth: 0,
         toks,
         i: 0,
         vars: vec!["$".into()],
@@ -192,7 +193,12 @@ pub fn parse(src: &str, is_func: &dyn Fn(&str) -> bool) -> Result<(Vec<Node>, Tr
     Ok((main, p.defs))
 }
 
+/// How deeply parentheses and control actions may nest: deeper would
+/// exhaust the stack (Go 1.21 refuses beyond 10000 parentheses).
+const MAX_DEPTH: usize = 100;
+
 struct Parser<'a> {
+    depth: usize,
     toks: Vec<Token>,
     i: usize,
     vars: Vec<String>,
@@ -480,6 +486,16 @@ impl Parser<'_> {
     }
 
     fn control(&mut self, context: &str, allow_else_if: bool) -> R<Branch> {
+        self.depth += 1;
+        let b = self.control_inner(context, allow_else_if);
+        self.depth -= 1;
+        b
+    }
+
+    fn control_inner(&mut self, context: &str, allow_else_if: bool) -> R<Branch> {
+        if self.depth > MAX_DEPTH {
+            return self.err(self.peek().pos, "max expression depth exceeded");
+        }
         let mark = self.vars.len();
         let pipe = self.pipeline(context, Kind::RightDelim)?;
         let (list, end) = self.item_list()?;
@@ -704,8 +720,13 @@ impl Parser<'_> {
                 Arg::Number { pos: t.pos, num }
             }
             Kind::LeftParen => {
-                let p = self.pipeline("parenthesized pipeline", Kind::RightParen)?;
-                Arg::Pipe(t.pos, Box::new(p))
+                self.depth += 1;
+                if self.depth > MAX_DEPTH {
+                    return self.err(t.pos, "max expression depth exceeded");
+                }
+                let p = self.pipeline("parenthesized pipeline", Kind::RightParen);
+                self.depth -= 1;
+                Arg::Pipe(t.pos, Box::new(p?))
             }
             Kind::String | Kind::RawString => {
                 let text = unquote(&t.text).map_err(|m| ParseError { pos: t.pos, msg: m })?;
