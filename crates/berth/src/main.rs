@@ -1152,7 +1152,7 @@ fn images(store: &ImageStore, a: &ImagesArgs) -> Result<()> {
 }
 
 /// `system df` as docker shows it: images, containers, local volumes and
-/// the build cache (berth's build cache is its images: none apart).
+/// the build cache (its entries; the layers only it keeps).
 fn system_df(engine: &engine::Engine, format: Option<&str>) -> Result<()> {
     use berth_template::Value as V;
     let fmt = format::ListFormat::new(
@@ -1182,7 +1182,9 @@ fn system_df(engine: &engine::Engine, format: Option<&str>) -> Result<()> {
             )
         };
     let images = engine.images.list()?;
-    let (_, layers, _) = engine.images.disk_usage()?;
+    let (_, all_layers, _) = engine.images.disk_usage()?;
+    let (cache_entries, cache_size) = engine.images.cache_usage()?;
+    let layers = all_layers.saturating_sub(cache_size);
     let mut active_images = 0;
     let mut used = 0;
     for img in &images {
@@ -1236,13 +1238,14 @@ fn system_df(engine: &engine::Engine, format: Option<&str>) -> Result<()> {
             total_vol,
             reclaimable(total_vol, used_vol),
         ),
+        // Nothing is in use between builds: all of it can go.
         row(
             "Build Cache",
             "*formatter.diskUsageBuilderContext",
+            cache_entries,
             0,
-            0,
-            0,
-            format::human_size(0, 4),
+            cache_size,
+            format::human_size(cache_size, 4),
         ),
     ];
     let header = format::header(&[
@@ -1310,12 +1313,28 @@ fn history(
     let img = store.resolve(name)?;
     let (_, config) = store.manifest_and_config(&img)?;
     let entries = config["history"].as_array().cloned().unwrap_or_default();
-    // Docker's SIZE column (each layer's size) is left out: the store does
-    // not keep a size per layer.
     let fmt = format::ListFormat::new(
         format,
-        r"table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Comment}}",
+        r"table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}",
     )?;
+    // Each entry that made a layer has that layer's size, in order, bottom
+    // first; the others made none (0B). Sizes the store cannot match to
+    // entries are not guessed: N/A.
+    let mut sizes = store
+        .built_layers(&img)
+        .map(|l| l.into_iter().map(|l| l.size).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter();
+    let sizes: Vec<String> = entries
+        .iter()
+        .map(|h| {
+            if h["empty_layer"].as_bool().unwrap_or(false) {
+                format::size(0)
+            } else {
+                sizes.next().map_or_else(|| "N/A".to_string(), format::size)
+            }
+        })
+        .collect();
     let mut rows = Vec::new();
     for (i, h) in entries.iter().enumerate().rev() {
         let id = if i + 1 == entries.len() {
@@ -1349,6 +1368,7 @@ fn history(
                 ("CreatedBy", V::from(by)),
                 ("CreatedSince", V::from(format::since(created))),
                 ("ID", V::from(id)),
+                ("Size", V::from(sizes[i].as_str())),
             ],
         ));
     }
