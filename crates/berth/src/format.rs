@@ -165,7 +165,8 @@ fn failure(message: String, code: u8) -> anyhow::Error {
 /// A list context as docker's formatter builds it: a struct (named as Go
 /// names its type, for errors) whose fields are methods, computed only if
 /// the template uses them. Fields are given in the order `{{json .}}`
-/// prints them (docker's: sorted by name).
+/// prints them (docker's: sorted by name; its MarshalJSON escapes `<>&`,
+/// so a dangling image's `<none>` is `\u003cnone\u003e`).
 pub fn context(type_name: &str, fields: Vec<(&str, Value)>) -> Value {
     Value::Struct(Rc::new(Struct {
         type_name: type_name.to_string(),
@@ -173,6 +174,7 @@ pub fn context(type_name: &str, fields: Vec<(&str, Value)>) -> Value {
             .into_iter()
             .map(|(k, v)| (k.to_string(), v))
             .collect(),
+        json_escapes_html: true,
     }))
 }
 
@@ -197,6 +199,7 @@ pub fn header(titles: &[(&str, &str)]) -> Value {
     Value::Struct(Rc::new(Struct {
         type_name: "formatter.SubHeaderContext".into(),
         fields,
+        json_escapes_html: false,
     }))
 }
 
@@ -434,6 +437,15 @@ mod tests {
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "NAME            SIZE\na               1B\nbbbbbbbbbbbbb   1B\n"
+        );
+        // docker's contexts marshal themselves escaping <>&.
+        let f = ListFormat::new(Some("{{json .}}"), "").unwrap();
+        let mut out = Vec::new();
+        let row = context("*test.ctx", vec![("Tag", Value::from("<none>"))]);
+        f.write(&header, [row], &mut out).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "{\"Tag\":\"\\u003cnone\\u003e\"}\n"
         );
         let f = ListFormat::new(Some("{{.Nope}}"), "").unwrap();
         let e = f.write(&header, rows, &mut Vec::new()).unwrap_err();

@@ -60,6 +60,9 @@ pub struct Struct {
     /// The type as Go names it in errors (`*formatter.ContainerContext`).
     pub type_name: String,
     pub fields: Vec<(String, Value)>,
+    /// Whether `json` shows it with `<`, `>` and `&` escaped: docker's list
+    /// contexts marshal themselves with Go's json.Marshal, which does.
+    pub json_escapes_html: bool,
 }
 
 impl Struct {
@@ -293,8 +296,7 @@ impl Value {
             }
             Value::Struct(st) => {
                 // A struct with methods is one of docker's list contexts.
-                let escape_html =
-                    escape_html || st.fields.iter().any(|(_, v)| matches!(v, Value::Func(_)));
+                let escape_html = escape_html || st.json_escapes_html;
                 out.push('{');
                 let mut first = true;
                 for (k, x) in &st.fields {
@@ -385,6 +387,7 @@ fn convert(v: &serde_json::Value, path: &str, typed: bool, is_map: &dyn Fn(&str)
                             (k.clone(), convert(x, &p, typed, is_map))
                         })
                         .collect(),
+                    json_escapes_html: false,
                 }))
             }
         }

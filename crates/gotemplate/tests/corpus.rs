@@ -30,6 +30,7 @@ fn data(v: &serde_json::Value) -> Value {
                     .filter(|(k, _)| *k != "__struct__")
                     .map(|(k, x)| (k.clone(), data(x)))
                     .collect(),
+                json_escapes_html: false,
             }))
         }
         serde_json::Value::Object(m) if m.contains_key("__strmap__") => Value::Map(Rc::new(Map {
