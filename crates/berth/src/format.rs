@@ -292,12 +292,54 @@ fn inspect_map(path: &str) -> bool {
     }
 }
 
+/// Go's declaration order of the structs a template may print whole
+/// (`{{.State}}` prints the fields' values in that order); JSON objects
+/// reach us with their keys sorted.
+fn declared_order(path: &str) -> &'static [&'static str] {
+    match path {
+        "State" => &[
+            "Status",
+            "Running",
+            "Paused",
+            "Restarting",
+            "OOMKilled",
+            "Dead",
+            "Pid",
+            "ExitCode",
+            "Error",
+            "StartedAt",
+            "FinishedAt",
+            "Health",
+        ],
+        _ => &[],
+    }
+}
+
+fn reorder(v: &mut Value, path: &str) {
+    let Value::Struct(s) = v else { return };
+    let s = Rc::make_mut(s);
+    let order = declared_order(path);
+    if !order.is_empty() {
+        s.fields
+            .sort_by_key(|(k, _)| order.iter().position(|o| o == k).unwrap_or(order.len()));
+    }
+    for (k, x) in &mut s.fields {
+        let p = if path.is_empty() {
+            k.clone()
+        } else {
+            format!("{path}.{k}")
+        };
+        reorder(x, &p);
+    }
+}
+
 /// JSON as docker's typed inspect value holds it (structs and maps).
 pub fn typed(v: &serde_json::Value, type_name: &str) -> Value {
     let mut t = Value::from_json_typed(v, &inspect_map);
     if let Value::Struct(s) = &mut t {
         Rc::make_mut(s).type_name = type_name.to_string();
     }
+    reorder(&mut t, "");
     t
 }
 

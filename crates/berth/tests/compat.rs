@@ -66,6 +66,7 @@ const LINES: &[&str] = &[
      $C inspect -f '{{.Config.Labels.nope}}|{{index .Config.Labels \"nope\"}}|{{.Config.Labels}}|{{json .Config.Labels}}|{{printf \"%T %d\" .State.Pid .State.Pid}}' compat-t; \
      $C inspect -f '{{.Config.Cmd}}|{{join .Config.Cmd \"+\"}}|{{range $k, $v := .Config.Labels}}{{$k}}={{$v}};{{end}}|{{len .Config.Labels}}|{{if eq .State.Status \"created\"}}new{{else}}old{{end}}|{{upper .State.Status}}|{{title .Name}}|{{.State.Running}}' compat-t; \
      $C inspect -f '{{range .NetworkSettings.Networks}}[{{.IPAddress}}]{{end}}|{{with .Config.Labels.a}}{{.}}{{end}}|{{$s := .State}}{{$s.Status}}|{{(index .Config.Cmd 1)}}|{{slice .Name 1}}|{{.HostConfig.Privileged | not}}' compat-t; \
+     $C inspect -f '{{.State}}' compat-t; \
      $C inspect -f '{{.Foo}}' compat-t; echo rc=$?; \
      $C inspect -f '{{.State.Foo}}' compat-t; echo rc=$?; \
      $C inspect -f '{{.Config.Labels.a}}' compat-t nosuch; echo rc=$?; \
