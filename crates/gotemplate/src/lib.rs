@@ -1,18 +1,25 @@
 //! Go's text/template, as docker's `--format` runs it, over JSON-like
 //! values; and Go's text/tabwriter, which docker's tables go through.
 //!
-//! One engine for every command: list commands hand it a struct whose
-//! fields are (lazy) methods, inspect commands hand it their JSON, typed
-//! (structs and maps told apart) or raw (all maps, docker's fallback).
+//! One engine for every command: list commands hand it a struct per row
+//! (its fields the columns, methods such as `.Label "k"` as functions;
+//! `reads_field` says which columns are worth computing), inspect commands
+//! their JSON, typed (structs and maps told apart) or raw (all maps,
+//! docker's fallback).
 //!
-//! Why our own: of the crates on crates.io, `gtmpl` 0.7 has no struct/map
-//! distinction, no `break`/`continue`, and ranges maps in hash order;
-//! `gotmpl` 0.6 is a thorough port, but its values have no structs or
-//! methods either (so neither docker's "can't evaluate field" error nor
-//! `{{.Label "k"}}` can be expressed) and it needs Rust 1.89. The
-//! behaviour is pinned against Go itself: `tests/corpus.json` holds
-//! templates with the output Go 1.19 gave (regenerate with
-//! `tests/gen/main.go`).
+//! Why our own: `gtmpl` 0.7 ranges maps in hash order (Go sorts the keys),
+//! runs a range's `else` after a non-empty range too, refuses to range over
+//! nothing, has no `break`/`continue` and no method arguments (so no
+//! `{{.Label "k"}}`); `gotmpl` 0.6 is a thorough port, but its values have
+//! no structs or methods (neither docker's "can't evaluate field" error nor
+//! `{{.Label "k"}}` can be expressed) and it needs Rust 1.89 (we declare
+//! 1.80). The behaviour is pinned against Go itself: `tests/corpus.json`
+//! holds templates with the output Go 1.19 gave (regenerate with
+//! `cd tests/gen && go run . ../corpus.json`).
+//!
+//! Nesting is bounded (100 levels of parentheses and actions, 100 nested
+//! runs) where Go's bounds assume growable stacks: a pathological format is
+//! an error, not a stack overflow.
 
 mod exec;
 mod fmt;
