@@ -2000,9 +2000,11 @@ fn ps(engine: &Engine, a: &PsArgs) -> Result<()> {
                     .iter()
                     .filter(|m| m.kind == "volume")
                     .count(),
+                // Docker lists the networks the container has endpoints on:
+                // one sharing another's namespace has none of its own.
                 networks: std::iter::once(r.config.network.clone())
                     .chain(r.config.extra_networks.iter().cloned())
-                    .filter(|n| !n.is_empty())
+                    .filter(|n| !n.is_empty() && !n.starts_with("container:"))
                     .collect::<Vec<_>>()
                     .join(","),
             };

@@ -91,6 +91,10 @@ const LINES: &[&str] = &[
     "$C create --name compat-q -l a=b --network none bb:1 true >/dev/null; \
      $C ps -a --filter name=compat-q --format 'table {{.Names}}\\t{{json .Labels}}\\t{{upper .State}}\\t{{.Labels}}'; \
      $C rm compat-q >/dev/null",
+    "$C create --name compat-n1 --network none bb:1 true >/dev/null; \
+     $C create --name compat-n2 --network container:compat-n1 bb:1 true >/dev/null; \
+     $C ps -a --filter name=compat-n --format '{{.Names}} [{{.Networks}}]' | sort; \
+     $C rm compat-n2 compat-n1 >/dev/null",
     "$C ps --format '{{.Foo}}'; echo rc=$?",
     "$C ps --format '{{.Names'; echo rc=$?",
     "$C images --format '{{.Nope}}'; echo rc=$?",
