@@ -33,6 +33,13 @@ fn data(v: &serde_json::Value) -> Value {
                 json_escapes_html: false,
             }))
         }
+        serde_json::Value::Object(m) if m.contains_key("__strlist__") => Value::strings(
+            m["__strlist__"]
+                .as_array()
+                .expect("__strlist__ is a list")
+                .iter()
+                .map(|x| x.as_str().expect("strings only")),
+        ),
         serde_json::Value::Object(m) if m.contains_key("__strmap__") => Value::Map(Rc::new(Map {
             entries: m
                 .iter()

@@ -5,7 +5,8 @@
 //
 // Data conventions (the Rust test reads them the same way): a JSON object
 // with "__struct__": true is a struct (fields sorted by name, each an
-// interface{}), one with "__strmap__": true a map[string]string, any other
+// interface{}), one with "__strmap__": true a map[string]string, one with
+// "__strlist__": [...] a []string (docker's Cmd, Env...), any other
 // a map[string]interface{}; integers are int, other numbers float64.
 package main
 
@@ -103,6 +104,13 @@ func convert(v interface{}) interface{} {
 				}
 			}
 			return s.Interface()
+		}
+		if l, ok := x["__strlist__"]; ok {
+			out := []string{}
+			for _, e := range l.([]interface{}) {
+				out = append(out, e.(string))
+			}
+			return out
 		}
 		if _, ok := x["__strmap__"]; ok {
 			out := map[string]string{}
