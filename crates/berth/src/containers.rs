@@ -203,6 +203,9 @@ pub enum ContainerCommand {
         /// Do not truncate ids
         #[arg(long)]
         no_trunc: bool,
+        /// Go template ({{.Name}} {{.CPUPerc}} {{.MemUsage}} {{.PIDs}} ...), table TEMPLATE, or json
+        #[arg(long)]
+        format: Option<String>,
         containers: Vec<String>,
     },
     /// List port mappings (none until networking publishes ports)
@@ -1257,8 +1260,17 @@ pub fn dispatch(root: &Path, runroot: &Path, cmd: &ContainerCommand) -> Result<i
             all,
             no_stream,
             no_trunc,
+            format,
             containers,
-        } => stats(&engine, *all, *no_stream, *no_trunc, containers).map(|()| 0),
+        } => stats(
+            &engine,
+            *all,
+            *no_stream,
+            *no_trunc,
+            format.as_deref(),
+            containers,
+        )
+        .map(|()| 0),
         ContainerCommand::Port { container, port } => {
             let r = engine.find(container)?;
             let (_, ports) = engine.network_state(&r.id);
@@ -1424,6 +1436,14 @@ fn events(
             })
         })
     };
+    // Docker parses the format before it waits for events.
+    let tmpl = format
+        .map(berth_template::Template::parse)
+        .transpose()
+        .map_err(|e| format::TemplateFailure {
+            message: format!("Error parsing format: {e}"),
+            code: 64,
+        })?;
     let mut out = std::io::stdout().lock();
     let mut seq = if since.is_some() {
         0
@@ -1439,7 +1459,7 @@ fn events(
                 continue;
             }
             if matches(e) {
-                writeln!(out, "{}", event_line(e, format))?;
+                writeln!(out, "{}", event_line(e, tmpl.as_ref())?)?;
             }
         }
         out.flush()?;
@@ -1454,7 +1474,10 @@ fn events(
 }
 
 /// An event as docker prints it, or through `--format`.
-fn event_line(e: &engine::events::Event, format: Option<&str>) -> String {
+fn event_line(
+    e: &engine::events::Event,
+    format: Option<&berth_template::Template>,
+) -> Result<String> {
     let secs = e.time_nano.div_euclid(1_000_000_000);
     let time = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(e.time_nano))
         .ok()
@@ -1479,7 +1502,14 @@ fn event_line(e: &engine::events::Event, format: Option<&str>) -> String {
                 "time": secs,
                 "timeNano": e.time_nano,
             });
-            format::go_template(f, &v)
+            f.execute(&format::typed(&v, "*events.Message"))
+                .map_err(|e| {
+                    format::TemplateFailure {
+                        message: format!("Error parsing format: {e}"),
+                        code: 64,
+                    }
+                    .into()
+                })
         }
         None => {
             let attrs: Vec<String> = e
@@ -1487,13 +1517,13 @@ fn event_line(e: &engine::events::Event, format: Option<&str>) -> String {
                 .iter()
                 .map(|(k, v)| format!("{k}={v}"))
                 .collect();
-            format!(
+            Ok(format!(
                 "{time} {} {} {} ({})",
                 e.kind,
                 e.action,
                 e.actor,
                 attrs.join(", ")
-            )
+            ))
         }
     }
 }
@@ -1817,6 +1847,9 @@ pub enum VolumeCommand {
         /// dangling=true|false, name=PART, label=KEY[=VALUE]
         #[arg(short, long)]
         filter: Vec<String>,
+        /// Go template ({{.Name}} {{.Driver}} {{.Mountpoint}} {{.Labels}} {{.Label "k"}} ...), table TEMPLATE, or json
+        #[arg(long)]
+        format: Option<String>,
     },
     /// Display detailed information on volumes
     Inspect {
@@ -1877,7 +1910,11 @@ pub fn volume(root: &Path, runroot: &Path, cmd: &VolumeCommand) -> Result<i32> {
             println!("{}", v.name);
             Ok(0)
         }
-        VolumeCommand::Ls { quiet, filter } => {
+        VolumeCommand::Ls {
+            quiet,
+            filter,
+            format,
+        } => {
             let mut list = engine.volumes.list()?;
             for f in filter {
                 let (k, v) = key_value("--filter", f)?;
@@ -1909,38 +1946,82 @@ pub fn volume(root: &Path, runroot: &Path, cmd: &VolumeCommand) -> Result<i32> {
                 for v in &list {
                     println!("{}", v.name);
                 }
-            } else {
-                let rows: Vec<Vec<String>> = list
-                    .iter()
-                    .map(|v| vec![v.driver.clone(), v.name.clone()])
-                    .collect();
-                format::table(
-                    &["DRIVER", "VOLUME NAME"],
-                    &rows,
-                    &mut std::io::stdout().lock(),
-                )?;
+                return Ok(0);
             }
+            let fmt = format::ListFormat::new(format.as_deref(), r"table {{.Driver}}\t{{.Name}}")?;
+            let rows = list.iter().map(|v| {
+                use berth_template::Value as V;
+                let labels = v.labels.clone();
+                format::context(
+                    "*formatter.volumeContext",
+                    vec![
+                        ("Driver", V::from(v.driver.as_str())),
+                        (
+                            "Label",
+                            V::method(move |args: &[V]| match args {
+                                [V::String(k)] => {
+                                    Ok(V::from(labels.get(&**k).map_or("", String::as_str)))
+                                }
+                                _ => Err(format!(
+                                    "wrong number of args for Label: want 1 got {}",
+                                    args.len()
+                                )),
+                            }),
+                        ),
+                        (
+                            "Labels",
+                            V::from(
+                                v.labels
+                                    .iter()
+                                    .map(|(k, x)| format!("{k}={x}"))
+                                    .collect::<Vec<_>>()
+                                    .join(","),
+                            ),
+                        ),
+                        // Docker knows these only from `system df`.
+                        ("Links", V::from("N/A")),
+                        ("Mountpoint", V::from(v.mountpoint.display().to_string())),
+                        ("Name", V::from(v.name.as_str())),
+                        ("Scope", V::from(v.scope.as_str())),
+                        ("Size", V::from("N/A")),
+                    ],
+                )
+            });
+            let header = format::header(&[
+                ("Name", "VOLUME NAME"),
+                ("Driver", "DRIVER"),
+                ("Scope", "SCOPE"),
+                ("Mountpoint", "MOUNTPOINT"),
+                ("Labels", "LABELS"),
+                ("Links", "LINKS"),
+                ("Size", "SIZE"),
+            ]);
+            fmt.write(&header, rows, &mut std::io::stdout().lock())?;
             Ok(0)
         }
         VolumeCommand::Inspect { format, names } => {
+            let mut inspector = format.as_deref().map(format::Inspector::new).transpose()?;
             let mut out = Vec::new();
             let mut code = 0;
             for n in names {
-                match engine.volumes.get(n) {
-                    Ok(v) => out.push(json(&v)),
-                    Err(e) => {
+                match (engine.volumes.get(n), inspector.as_mut()) {
+                    // Docker has no raw JSON of a volume to fall back on.
+                    (Ok(v), Some(i)) => i.add(&json(&v), "types.Volume", false),
+                    (Ok(v), None) => out.push(json(&v)),
+                    (Err(e), Some(i)) => i.error(format!("Error: {e}")),
+                    (Err(e), None) => {
                         eprintln!("Error: {e}");
                         code = 1;
                     }
                 }
             }
-            match format {
-                Some(f) => out
-                    .iter()
-                    .for_each(|v| println!("{}", crate::go_template(f, v))),
-                None => println!("{}", serde_json::to_string_pretty(&Value::Array(out))?),
+            match inspector {
+                Some(i) => i.finish(&mut std::io::stdout().lock()),
+                None => {
+                    println!("{}", serde_json::to_string_pretty(&Value::Array(out))?);
+                    Ok(code)
+                }
             }
-            Ok(code)
         }
         VolumeCommand::Rm { names, force } => {
             let mut code = 0;
@@ -2053,94 +2134,178 @@ fn ps(engine: &Engine, a: &PsArgs) -> Result<()> {
         }
         return Ok(());
     }
-    let fields = |r: &Record| -> Vec<(&'static str, String)> {
-        let size = if a.size {
-            format::size(dir_size(&engine.container_dir(&r.id).join("fs/upper")))
-        } else {
-            String::new()
-        };
-        vec![
-            ("ID", short(&r.id, a.no_trunc)),
-            ("Image", r.config.image.clone()),
-            ("Command", command_text(r, a.no_trunc)),
-            ("CreatedAt", r.created.clone()),
-            ("RunningFor", format::since(Some(&r.created))),
-            ("Status", status_text(r)),
-            ("State", r.status.to_string()),
-            ("Ports", ports_text(engine, r)),
-            ("Names", r.name.clone()),
-            ("Size", size),
-            (
-                "Labels",
-                r.config
-                    .labels
+    // Docker runs the format over an empty container first: a template
+    // that fails fails before anything is listed, even with no containers.
+    if let Some(f) = a.format.as_deref().filter(|f| !f.is_empty()) {
+        let t = berth_template::Template::parse(f).map_err(|e| {
+            anyhow::Error::from(format::TemplateFailure {
+                message: format!("failed to parse template: {e}"),
+                code: 1,
+            })
+        })?;
+        t.execute(&ps_context(&PsRow::default()))
+            .map_err(|e| format::TemplateFailure {
+                message: format!("failed to execute template: {e}"),
+                code: 1,
+            })?;
+    }
+    let mut table = String::from(
+        r"table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}",
+    );
+    if a.size {
+        table.push_str(r"\t{{.Size}}");
+    }
+    let fmt = format::ListFormat::new(a.format.as_deref(), &table)?;
+    // Only what the format reads is computed (sizes walk directories).
+    let reads = |k: &str| fmt.reads_field(k);
+    let rows: Vec<berth_template::Value> = list
+        .iter()
+        .map(|r| {
+            let row = PsRow {
+                id: short(&r.id, a.no_trunc),
+                image: r.config.image.clone(),
+                command: if reads("Command") {
+                    command_text(r, a.no_trunc)
+                } else {
+                    String::new()
+                },
+                created_at: format::go_time(&r.created),
+                running_for: format::since(Some(&r.created)),
+                ports: if reads("Ports") {
+                    ports_text(engine, r)
+                } else {
+                    String::new()
+                },
+                state: r.status.to_string(),
+                status: status_text(r),
+                size: if reads("Size") {
+                    let rw = dir_size(&engine.container_dir(&r.id).join("fs/upper"));
+                    let image = images
+                        .iter()
+                        .find(|i| i.id.to_string() == r.image_id)
+                        .map_or(0, |i| i.size);
+                    format!(
+                        "{} (virtual {})",
+                        format::size(rw),
+                        format::size(rw + image)
+                    )
+                } else {
+                    String::new()
+                },
+                names: r.name.clone(),
+                labels: r.config.labels.clone(),
+                mounts: r
+                    .config
+                    .mounts
                     .iter()
-                    .map(|(k, v)| format!("{k}={v}"))
+                    .map(|m| {
+                        if a.no_trunc || m.source.chars().count() <= 15 {
+                            m.source.clone()
+                        } else {
+                            format!("{}…", m.source.chars().take(14).collect::<String>())
+                        }
+                    })
                     .collect::<Vec<_>>()
                     .join(","),
-            ),
-        ]
-    };
-    match a.format.as_deref() {
-        Some("json") | Some("{{json .}}") => {
-            for r in &list {
-                let m: serde_json::Map<String, Value> = fields(r)
-                    .into_iter()
-                    .map(|(k, v)| (k.to_string(), Value::String(v)))
-                    .collect();
-                writeln!(out, "{}", Value::Object(m))?;
-            }
-        }
-        Some(f) => {
-            for r in &list {
-                writeln!(out, "{}", format::template(f, &fields(r)))?;
-            }
-        }
-        None => {
-            let mut header = vec![
-                "CONTAINER ID",
-                "IMAGE",
-                "COMMAND",
-                "CREATED",
-                "STATUS",
-                "PORTS",
-                "NAMES",
-            ];
-            if a.size {
-                header.push("SIZE");
-            }
-            let rows: Vec<Vec<String>> = list
-                .iter()
-                .map(|r| {
-                    let f = fields(r);
-                    let get = |k: &str| {
-                        f.iter()
-                            .find(|(n, _)| *n == k)
-                            .map(|(_, v)| v.clone())
-                            .unwrap_or_default()
-                    };
-                    let mut row = vec![
-                        get("ID"),
-                        get("Image"),
-                        get("Command"),
-                        get("RunningFor"),
-                        get("Status"),
-                        get("Ports"),
-                        get("Names"),
-                    ];
-                    if a.size {
-                        row.push(get("Size"));
-                    }
-                    row
-                })
-                .collect();
-            format::table(&header, &rows, &mut out)?;
-        }
-    }
+                local_volumes: r
+                    .config
+                    .mounts
+                    .iter()
+                    .filter(|m| m.kind == "volume")
+                    .count(),
+                // Docker lists the networks the container has endpoints on:
+                // one sharing another's namespace has none of its own.
+                networks: std::iter::once(r.config.network.clone())
+                    .chain(r.config.extra_networks.iter().cloned())
+                    .filter(|n| !n.is_empty() && !n.starts_with("container:"))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            };
+            ps_context(&row)
+        })
+        .collect();
+    let header = format::header(&[
+        ("ID", "CONTAINER ID"),
+        ("Image", "IMAGE"),
+        ("Command", "COMMAND"),
+        ("CreatedAt", "CREATED AT"),
+        ("RunningFor", "CREATED"),
+        ("Ports", "PORTS"),
+        ("State", "STATE"),
+        ("Status", "STATUS"),
+        ("Size", "SIZE"),
+        ("Names", "NAMES"),
+        ("Labels", "LABELS"),
+        ("Mounts", "MOUNTS"),
+        ("LocalVolumes", "LOCAL VOLUMES"),
+        ("Networks", "NETWORKS"),
+    ]);
+    fmt.write(&header, rows, &mut out)?;
     Ok(())
 }
 
-fn dir_size(p: &Path) -> u64 {
+/// What `ps` shows of one container, computed before formatting.
+#[derive(Debug, Default)]
+struct PsRow {
+    id: String,
+    image: String,
+    command: String,
+    created_at: String,
+    running_for: String,
+    ports: String,
+    state: String,
+    status: String,
+    size: String,
+    names: String,
+    labels: BTreeMap<String, String>,
+    mounts: String,
+    local_volumes: usize,
+    networks: String,
+}
+
+/// Docker's `*formatter.ContainerContext`: its methods, in the order its
+/// JSON lists them.
+fn ps_context(r: &PsRow) -> berth_template::Value {
+    use berth_template::Value as V;
+    let labels = r.labels.clone();
+    let joined = r
+        .labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    format::context(
+        "*formatter.ContainerContext",
+        vec![
+            ("Command", V::from(r.command.as_str())),
+            ("CreatedAt", V::from(r.created_at.as_str())),
+            ("ID", V::from(r.id.as_str())),
+            ("Image", V::from(r.image.as_str())),
+            (
+                "Label",
+                V::method(move |args: &[V]| match args {
+                    [V::String(k)] => Ok(V::from(labels.get(&**k).map_or("", String::as_str))),
+                    _ => Err(format!(
+                        "wrong number of args for Label: want 1 got {}",
+                        args.len()
+                    )),
+                }),
+            ),
+            ("Labels", V::from(joined)),
+            ("LocalVolumes", V::from(r.local_volumes.to_string())),
+            ("Mounts", V::from(r.mounts.as_str())),
+            ("Names", V::from(r.names.as_str())),
+            ("Networks", V::from(r.networks.as_str())),
+            ("Ports", V::from(r.ports.as_str())),
+            ("RunningFor", V::from(r.running_for.as_str())),
+            ("Size", V::from(r.size.as_str())),
+            ("State", V::from(r.state.as_str())),
+            ("Status", V::from(r.status.as_str())),
+        ],
+    )
+}
+
+pub(crate) fn dir_size(p: &Path) -> u64 {
     let mut total = 0;
     let mut stack = vec![p.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -2431,8 +2596,24 @@ fn stats(
     all: bool,
     no_stream: bool,
     no_trunc: bool,
+    format: Option<&str>,
     names: &[String],
 ) -> Result<()> {
+    let fmt = format::ListFormat::new(
+        format,
+        r"table {{.ID}}\t{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.MemPerc}}\t{{.NetIO}}\t{{.BlockIO}}\t{{.PIDs}}",
+    )?;
+    let header = format::header(&[
+        ("Container", "CONTAINER"),
+        ("ID", "CONTAINER ID"),
+        ("Name", "NAME"),
+        ("CPUPerc", "CPU %"),
+        ("MemUsage", "MEM USAGE / LIMIT"),
+        ("MemPerc", "MEM %"),
+        ("NetIO", "NET I/O"),
+        ("BlockIO", "BLOCK I/O"),
+        ("PIDs", "PIDS"),
+    ]);
     let pick = || -> Result<Vec<Record>> {
         if names.is_empty() {
             Ok(engine
@@ -2515,35 +2696,37 @@ fn stats(
                 }
                 None => "--".into(),
             };
-            rows.push(vec![
-                short(&r.id, no_trunc),
-                r.name.clone(),
-                cpu,
-                mem,
-                mem_pct,
-                format!("{} / {}", format::size(rx), format::size(tx)),
-                block,
-                pids,
-            ]);
+            use berth_template::Value as V;
+            // Docker's `.Container` is the container as the command line
+            // named it (its id when none was named).
+            let given = names
+                .iter()
+                .find(|n| r.id.starts_with(n.as_str()) || r.name == **n)
+                .cloned()
+                .unwrap_or_else(|| short(&r.id, no_trunc));
+            rows.push(format::context(
+                "*container.statsContext",
+                vec![
+                    ("BlockIO", V::from(block)),
+                    ("CPUPerc", V::from(cpu)),
+                    ("Container", V::from(given)),
+                    ("ID", V::from(short(&r.id, no_trunc))),
+                    ("MemPerc", V::from(mem_pct)),
+                    ("MemUsage", V::from(mem)),
+                    ("Name", V::from(r.name.as_str())),
+                    (
+                        "NetIO",
+                        V::from(format!("{} / {}", format::size(rx), format::size(tx))),
+                    ),
+                    ("PIDs", V::from(pids)),
+                ],
+            ));
         }
         let mut out = std::io::stdout().lock();
         if !no_stream {
             write!(out, "\x1b[2J\x1b[H")?;
         }
-        format::table(
-            &[
-                "CONTAINER ID",
-                "NAME",
-                "CPU %",
-                "MEM USAGE / LIMIT",
-                "MEM %",
-                "NET I/O",
-                "BLOCK I/O",
-                "PIDS",
-            ],
-            &rows,
-            &mut out,
-        )?;
+        fmt.write(&header, rows, &mut out)?;
         out.flush()?;
         if no_stream {
             return Ok(());
@@ -2775,6 +2958,9 @@ fn inspect(
     format: Option<&str>,
     kind: Option<&str>,
 ) -> Result<i32> {
+    // With -f, objects go through the template as docker's inspector
+    // does (errors gathered, output at the end); without, as JSON.
+    let mut inspector = format.map(format::Inspector::new).transpose()?;
     let mut out = Vec::new();
     let mut code = 0;
     for n in names {
@@ -2784,34 +2970,38 @@ fn inspect(
             None
         };
         let v = match container {
-            Some(r) => Some(container_json(engine, &r)),
+            Some(r) => Some((container_json(engine, &r), "*types.ContainerJSON")),
             None if kind != Some("container") => match engine.images.resolve(n) {
-                Ok(img) => Some(crate::image_json(&engine.images, &img)?),
+                Ok(img) => Some((
+                    crate::image_json(&engine.images, &img)?,
+                    "types.ImageInspect",
+                )),
                 Err(_) => None,
             },
             None => None,
         };
-        match v {
-            Some(v) => out.push(v),
-            None => {
-                match kind {
-                    Some("container") => eprintln!("Error: No such container: {n}"),
-                    Some("image") => eprintln!("Error: No such image: {n}"),
-                    _ => eprintln!("Error: No such object: {n}"),
-                }
+        let missing = match kind {
+            Some("container") => format!("Error: No such container: {n}"),
+            Some("image") => format!("Error: No such image: {n}"),
+            _ => format!("Error: No such object: {n}"),
+        };
+        match (v, inspector.as_mut()) {
+            (Some((v, type_name)), Some(i)) => i.add(&v, type_name, true),
+            (Some((v, _)), None) => out.push(v),
+            (None, Some(i)) => i.error(missing),
+            (None, None) => {
+                eprintln!("{missing}");
                 code = 1;
             }
         }
     }
-    match format {
-        Some(f) => {
-            for v in &out {
-                println!("{}", crate::go_template(f, v));
-            }
+    match inspector {
+        Some(i) => i.finish(&mut std::io::stdout().lock()),
+        None => {
+            println!("{}", serde_json::to_string_pretty(&Value::Array(out))?);
+            Ok(code)
         }
-        None => println!("{}", serde_json::to_string_pretty(&Value::Array(out))?),
     }
-    Ok(code)
 }
 
 #[cfg(test)]

@@ -1,34 +1,60 @@
-//! Output as docker prints it: aligned tables, sizes in decimal units,
-//! "2 hours ago", and `--format` templates.
+//! Output as docker prints it: sizes in decimal units, "2 hours ago",
+//! times as Go prints them, and `--format` through one Go template engine
+//! (berth-template): lists (`ps`, `images`, ... with `table`, headers and
+//! Go's tabwriter) and inspections (typed first, raw JSON as the fallback).
 
 use std::io::Write;
+use std::rc::Rc;
+
+use berth_template::tabwriter::{align, DOCKER_MIN_WIDTH, DOCKER_PADDING};
+use berth_template::{Struct, Template, Value};
 
 /// `4.26MB`: decimal units, three significant digits, as docker shows sizes.
 pub fn size(bytes: u64) -> String {
-    let units = ["B", "kB", "MB", "GB", "TB", "PB"];
+    human_size(bytes, 3)
+}
+
+/// docker's units.HumanSizeWithPrecision: decimal units, Go's `%.*g` of
+/// the number (so 999999 bytes are `1e+03kB`, as docker prints them).
+pub fn human_size(bytes: u64, precision: usize) -> String {
+    let units = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"];
     let mut v = bytes as f64;
     let mut u = 0;
     while v >= 1000.0 && u + 1 < units.len() {
         v /= 1000.0;
         u += 1;
     }
-    if u == 0 {
-        return format!("{bytes}B");
+    format!("{}{}", go_g(v, precision.max(1)), units[u])
+}
+
+/// Go's `%.Ng` of a non-negative number.
+fn go_g(v: f64, p: usize) -> String {
+    let e = format!("{v:.*e}", p - 1);
+    let (mant, exp) = e.split_once('e').unwrap_or((&e, "0"));
+    let exp: i64 = exp.parse().unwrap_or(0);
+    let trim = |s: &str| -> String {
+        if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            s.to_string()
+        }
+    };
+    if exp < -4 || exp >= i64::try_from(p).unwrap_or(i64::MAX) {
+        let sign = if exp < 0 { '-' } else { '+' };
+        format!("{}e{sign}{:02}", trim(mant), exp.abs())
+    } else {
+        let decimals = usize::try_from(i64::try_from(p).unwrap_or(0) - 1 - exp).unwrap_or(0);
+        trim(&format!("{v:.decimals$}"))
     }
-    let s = format!("{v:.3}");
-    let s = s.trim_end_matches('0').trim_end_matches('.');
-    let digits: String = s
-        .chars()
-        .take(if s.contains('.') { 4 } else { 3 })
-        .collect();
-    format!("{}{}", digits.trim_end_matches('.'), units[u])
+}
+
+fn parse_time(t: &str) -> Option<time::OffsetDateTime> {
+    time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
 }
 
 /// How long ago an RFC 3339 time was: "2 hours ago".
 pub fn since(t: Option<&str>) -> String {
-    let Some(t) = t.and_then(|t| {
-        time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
-    }) else {
+    let Some(t) = t.and_then(parse_time) else {
         return "N/A".into();
     };
     let secs = (time::OffsetDateTime::now_utc() - t).whole_seconds().max(0);
@@ -57,84 +83,49 @@ pub fn since(t: Option<&str>) -> String {
     }
 }
 
-/// Replaces `{{.Field}}` (and `{{ .Field }}`) with the field's value; `\t`
-/// becomes a tab.
-pub fn template(fmt: &str, fields: &[(&str, String)]) -> String {
-    let mut out = fmt.replace("\\t", "\t").replace("table ", "");
-    for (k, v) in fields {
-        out = out
-            .replace(&format!("{{{{.{k}}}}}"), v)
-            .replace(&format!("{{{{ .{k} }}}}"), v);
-    }
-    out
+/// An RFC 3339 time as Go's `time.Time.String()` prints it in UTC, to
+/// whole seconds (`2006-01-02 15:04:05 +0000 UTC`), which is what docker's
+/// list columns show (`ps`, `images`: `.CreatedAt`).
+pub fn go_time(t: &str) -> String {
+    let Some(t) = parse_time(t) else {
+        return String::new();
+    };
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02} +0000 UTC",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
 }
 
-/// Go's text/template as `docker inspect --format` uses it, the common
-/// part: `{{.A.B}}`, `{{json .A}}`, `{{index .A "key"}}`, `{{lower .A}}`,
-/// `{{upper .A}}`; strings print bare, other values as JSON, `<no value>`
-/// for a missing field.
-pub fn go_template(fmt: &str, v: &serde_json::Value) -> String {
-    let fmt = fmt.replace("\\t", "\t").replace("\\n", "\n");
-    let mut out = String::new();
-    let mut rest = fmt.as_str();
-    while let Some(start) = rest.find("{{") {
-        out.push_str(&rest[..start]);
-        let Some(end) = rest[start..].find("}}") else {
-            out.push_str(&rest[start..]);
-            return out;
-        };
-        let action = rest[start + 2..start + end].trim();
-        out.push_str(&eval_action(action, v));
-        rest = &rest[start + end + 2..];
-    }
-    out.push_str(rest);
-    out
-}
-
-fn lookup<'a>(path: &str, v: &'a serde_json::Value) -> Option<&'a serde_json::Value> {
-    let path = path.strip_prefix('.')?;
-    if path.is_empty() {
-        return Some(v);
-    }
-    path.split('.').try_fold(v, |v, k| v.get(k))
-}
-
-fn plain(v: Option<&serde_json::Value>) -> String {
-    match v {
-        None => "<no value>".into(),
-        Some(serde_json::Value::String(s)) => s.clone(),
-        Some(serde_json::Value::Null) => "<nil>".into(),
-        Some(serde_json::Value::Array(a)) => format!(
-            "[{}]",
-            a.iter()
-                .map(|x| plain(Some(x)))
-                .collect::<Vec<_>>()
-                .join(" ")
-        ),
-        Some(serde_json::Value::Object(m)) => format!(
-            "map[{}]",
-            m.iter()
-                .map(|(k, x)| format!("{k}:{}", plain(Some(x))))
-                .collect::<Vec<_>>()
-                .join(" ")
-        ),
-        Some(other) => other.to_string(),
+/// An RFC 3339 time to whole seconds in UTC (`2006-01-02T15:04:05Z`), as
+/// `history` shows `.CreatedAt`.
+pub fn rfc3339_seconds(t: &str) -> String {
+    match go_time(t).split_once(' ') {
+        Some((date, rest)) => format!("{date}T{}Z", &rest[..8]),
+        None => String::new(),
     }
 }
 
-fn eval_action(action: &str, v: &serde_json::Value) -> String {
-    let words: Vec<&str> = action.split_whitespace().collect();
-    match words.as_slice() {
-        ["json", path] => lookup(path, v).map_or("null".into(), |x| x.to_string()),
-        ["index", path, key] => {
-            let key = key.trim_matches('"');
-            plain(lookup(path, v).and_then(|x| x.get(key)))
-        }
-        ["lower", path] => plain(lookup(path, v)).to_lowercase(),
-        ["upper", path] => plain(lookup(path, v)).to_uppercase(),
-        [path] => plain(lookup(path, v)),
-        _ => format!("<unsupported template action {action:?}>"),
+/// An RFC 3339 time as Go's `time.Time.String()` prints it in UTC with
+/// its fraction of a second (`2006-01-02 15:04:05.726087532 +0000 UTC`,
+/// trailing zeros dropped), as `network ls` shows `.CreatedAt`.
+pub fn go_time_exact(t: &str) -> String {
+    let Some(p) = parse_time(t) else {
+        return String::new();
+    };
+    let whole = go_time(t);
+    let nanos = p.nanosecond();
+    if nanos == 0 {
+        return whole;
     }
+    let frac = format!("{nanos:09}");
+    let (date_time, zone) = whole.split_at(19);
+    format!("{date_time}.{}{zone}", frac.trim_end_matches('0'))
 }
 
 /// `*` and `?` wildcards (a reference filter).
@@ -151,30 +142,294 @@ pub fn glob(pattern: &str, text: &str) -> bool {
     go(pattern.as_bytes(), text.as_bytes())
 }
 
-/// An aligned table: columns three spaces apart, as docker prints them.
-pub fn table(header: &[&str], rows: &[Vec<String>], out: &mut impl Write) -> std::io::Result<()> {
-    let mut width: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for r in rows {
-        for (w, c) in width.iter_mut().zip(r) {
-            *w = (*w).max(c.chars().count());
-        }
+/// A template failure, worded and coded as docker reports it; printed as
+/// it is (no "Error: " before it).
+#[derive(Debug)]
+pub struct TemplateFailure {
+    pub message: String,
+    pub code: u8,
+}
+
+impl std::fmt::Display for TemplateFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
     }
-    let line = |cells: Vec<&str>, out: &mut dyn Write| -> std::io::Result<()> {
-        let mut s = String::new();
-        for (i, c) in cells.iter().enumerate() {
-            if i + 1 == cells.len() {
-                s.push_str(c);
-            } else {
-                s.push_str(&format!("{c:<w$}   ", w = width[i]));
+}
+
+impl std::error::Error for TemplateFailure {}
+
+fn failure(message: String, code: u8) -> anyhow::Error {
+    TemplateFailure { message, code }.into()
+}
+
+/// A list context as docker's formatter builds it: a struct (named as Go
+/// names its type, for errors) whose fields are methods, computed only if
+/// the template uses them. Fields are given in the order `{{json .}}`
+/// prints them (docker's: sorted by name; its MarshalJSON escapes `<>&`,
+/// so a dangling image's `<none>` is `\u003cnone\u003e`).
+pub fn context(type_name: &str, fields: Vec<(&str, Value)>) -> Value {
+    Value::Struct(Rc::new(Struct {
+        type_name: type_name.to_string(),
+        fields: fields
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+        json_escapes_html: true,
+    }))
+}
+
+/// A table's header context: each field's column title, and `.Label "k"`
+/// (docker's SubHeaderContext.Label: the key's last dotted part, `-` and
+/// `_` as spaces).
+pub fn header(titles: &[(&str, &str)]) -> Value {
+    let mut fields: Vec<(String, Value)> = titles
+        .iter()
+        .map(|(k, v)| (k.to_string(), Value::from(*v)))
+        .collect();
+    fields.push((
+        "Label".into(),
+        Value::method(|args: &[Value]| match args {
+            [Value::String(name)] => {
+                let last = name.rsplit('.').next().unwrap_or(name);
+                Ok(Value::from(last.replace(['-', '_'], " ")))
             }
-        }
-        writeln!(out, "{}", s.trim_end())
-    };
-    line(header.to_vec(), out)?;
-    for r in rows {
-        line(r.iter().map(String::as_str).collect(), out)?;
+            _ => Err("wrong number of args for Label: want 1".into()),
+        }),
+    ));
+    Value::Struct(Rc::new(Struct {
+        type_name: "formatter.SubHeaderContext".into(),
+        fields,
+        json_escapes_html: false,
+    }))
+}
+
+/// A list command's `--format` (docker's formatter.Context): `table ...`
+/// gets a header row and Go's tabwriter; plain text one line per item.
+#[derive(Debug)]
+pub struct ListFormat {
+    table: bool,
+    tmpl: Template,
+    header_tmpl: Template,
+}
+
+impl ListFormat {
+    /// `format` as given (`None`: the command's default table); `table`
+    /// alone is the default table too. Errors as docker words them:
+    /// "template parsing error: ...", exit 1.
+    pub fn new(format: Option<&str>, default_table: &str) -> anyhow::Result<Self> {
+        let format = match format {
+            None | Some("") | Some("table") => default_table,
+            // Docker 23's shorthand; 20.10 printed the word.
+            Some("json") => "{{json .}}",
+            Some(f) => f,
+        };
+        let (table, body) = match format.strip_prefix("table") {
+            Some(rest) => (true, rest),
+            None => (false, format),
+        };
+        let body = body
+            .trim_matches(' ')
+            .replace("\\t", "\t")
+            .replace("\\n", "\n");
+        let parse = |header: bool| {
+            Template::parse(&body)
+                .map(|t| t.header_functions(header))
+                .map_err(|e| failure(format!("template parsing error: {e}"), 1))
+        };
+        Ok(ListFormat {
+            table,
+            tmpl: parse(false)?,
+            header_tmpl: parse(true)?,
+        })
     }
-    Ok(())
+
+    /// Whether the format reads field `name` of a row (what is not read
+    /// need not be computed).
+    pub fn reads_field(&self, name: &str) -> bool {
+        self.tmpl.reads_field(name)
+    }
+
+    /// Writes one line per row, with the header (from `header`) first in
+    /// table mode; nothing is written if a row fails.
+    pub fn write(
+        &self,
+        header: &Value,
+        rows: impl IntoIterator<Item = Value>,
+        out: &mut impl Write,
+    ) -> anyhow::Result<()> {
+        let mut body = String::new();
+        for row in rows {
+            self.tmpl
+                .execute_into(&row, &mut body)
+                .map_err(|e| failure(format!("template parsing error: {e}"), 1))?;
+            body.push('\n');
+        }
+        if !self.table {
+            out.write_all(body.as_bytes())?;
+            return Ok(());
+        }
+        // Docker ignores a header that fails (a function meant for a row's
+        // values): the title is what was written before the failure.
+        let mut text = String::new();
+        let _ = self.header_tmpl.execute_into(header, &mut text);
+        text.push('\n');
+        text.push_str(&body);
+        out.write_all(align(&text, DOCKER_MIN_WIDTH, DOCKER_PADDING).as_bytes())?;
+        Ok(())
+    }
+}
+
+/// Which objects of docker's inspect output are Go maps (missing keys are
+/// `<no value>`, ranged in key order); every other object is a struct.
+fn inspect_map(path: &str) -> bool {
+    let last = path.rsplit('.').next().unwrap_or(path);
+    match last {
+        "Labels" | "ExposedPorts" | "Volumes" | "Networks" | "Ports" | "PortBindings"
+        | "Sysctls" | "Tmpfs" | "StorageOpt" | "Data" | "Options" | "Containers" | "DriverOpts"
+        | "AuxiliaryAddresses" | "Annotations" | "Status" | "Attributes" | "Details" => true,
+        "Config" => path.ends_with("LogConfig.Config"),
+        _ => false,
+    }
+}
+
+/// Go's declaration order of the structs a template may print whole
+/// (`{{.State}}` prints the fields' values in that order); JSON objects
+/// reach us with their keys sorted.
+fn declared_order(path: &str) -> &'static [&'static str] {
+    match path {
+        "State" => &[
+            "Status",
+            "Running",
+            "Paused",
+            "Restarting",
+            "OOMKilled",
+            "Dead",
+            "Pid",
+            "ExitCode",
+            "Error",
+            "StartedAt",
+            "FinishedAt",
+            "Health",
+        ],
+        _ => &[],
+    }
+}
+
+fn reorder(v: &mut Value, path: &str) {
+    let Value::Struct(s) = v else { return };
+    let s = Rc::make_mut(s);
+    let order = declared_order(path);
+    if !order.is_empty() {
+        s.fields
+            .sort_by_key(|(k, _)| order.iter().position(|o| o == k).unwrap_or(order.len()));
+    }
+    for (k, x) in &mut s.fields {
+        let p = if path.is_empty() {
+            k.clone()
+        } else {
+            format!("{path}.{k}")
+        };
+        reorder(x, &p);
+    }
+}
+
+/// JSON as docker's typed inspect value holds it (structs and maps).
+pub fn typed(v: &serde_json::Value, type_name: &str) -> Value {
+    let mut t = Value::from_json_typed(v, &inspect_map);
+    if let Value::Struct(s) = &mut t {
+        Rc::make_mut(s).type_name = type_name.to_string();
+    }
+    reorder(&mut t, "");
+    t
+}
+
+/// `inspect -f` (docker's TemplateInspector): each object through the
+/// template, typed first, then, if that fails and docker has the raw JSON,
+/// over the raw JSON with missing keys as errors; output only at the end
+/// (a blank line if there is none), errors after it, exit 1.
+#[derive(Debug)]
+pub struct Inspector {
+    tmpl: Template,
+    raw: Template,
+    out: String,
+    errors: Vec<String>,
+}
+
+impl Inspector {
+    /// A template that does not parse: docker's exit 64.
+    pub fn new(format: &str) -> anyhow::Result<Self> {
+        let tmpl = Template::parse(format)
+            .map_err(|e| failure(format!("template parsing error: {e}"), 64))?;
+        let raw = Template::parse(format)
+            .map_err(|e| failure(format!("template parsing error: {e}"), 64))?
+            .missing_key_error(true);
+        Ok(Inspector {
+            tmpl,
+            raw,
+            out: String::new(),
+            errors: Vec::new(),
+        })
+    }
+
+    /// One object: `json` is what `inspect` without `-f` prints for it;
+    /// `type_name` Go's name of its type; `raw_fallback` whether docker
+    /// retries over the raw JSON (it does for containers, images and
+    /// networks, not volumes).
+    pub fn add(&mut self, json: &serde_json::Value, type_name: &str, raw_fallback: bool) {
+        let mut buf = String::new();
+        let r = match self.tmpl.execute_into(&typed(json, type_name), &mut buf) {
+            Ok(()) => Ok(()),
+            Err(_) if raw_fallback => {
+                buf.clear();
+                self.raw.execute_into(&Value::from_json(json), &mut buf)
+            }
+            Err(e) => Err(e),
+        };
+        match r {
+            Ok(()) => {
+                self.out.push_str(&buf);
+                self.out.push('\n');
+            }
+            Err(e) => self.errors.push(format!("template parsing error: {e}")),
+        }
+    }
+
+    /// An object that could not be found or read.
+    pub fn error(&mut self, message: String) {
+        self.errors.push(message);
+    }
+
+    /// Prints what was gathered; the exit code.
+    pub fn finish(self, out: &mut impl Write) -> anyhow::Result<i32> {
+        if self.out.is_empty() {
+            out.write_all(b"\n")?;
+        } else {
+            out.write_all(self.out.as_bytes())?;
+        }
+        out.flush()?;
+        if self.errors.is_empty() {
+            return Ok(0);
+        }
+        eprintln!("{}", self.errors.join("\n"));
+        Ok(1)
+    }
+}
+
+/// One object through a template with no fallback and errors as docker's
+/// `version` reports them (the template named, exit 1; 64 if it does not
+/// parse).
+pub fn render_named(format: &str, name: &str, v: &Value) -> anyhow::Result<String> {
+    let t = Template::parse_named(format, name)
+        .map_err(|e| failure(format!("template parsing error: {e}"), 64))?;
+    let mut out = String::new();
+    match t.execute_into(v, &mut out) {
+        Ok(()) => Ok(out),
+        Err(e) => {
+            // Docker has written what came before the failure.
+            println!("{out}");
+            Err(failure(e.to_string(), 1))
+        }
+    }
 }
 
 #[cfg(test)]
@@ -187,24 +442,59 @@ mod tests {
         assert_eq!(size(4_261_412), "4.26MB");
         assert_eq!(size(1_000_000), "1MB");
         assert_eq!(size(12_345_678_901), "12.3GB");
+        assert_eq!(size(999_999), "1e+03kB");
+        assert_eq!(human_size(1_984_120, 4), "1.984MB");
     }
 
     #[test]
-    fn templates_and_globs() {
-        let f = [
-            ("Repository", "busybox".to_string()),
-            ("Tag", "latest".to_string()),
-        ];
-        assert_eq!(template("{{.Repository}}:{{ .Tag }}", &f), "busybox:latest");
+    fn globs() {
         assert!(glob("busy*", "busybox"));
         assert!(!glob("busy?", "busybox"));
-        let v = serde_json::json!({"State": {"Status": "running", "Pid": 7}, "Config": {"Labels": {"a": "b"}}});
+    }
+
+    #[test]
+    fn times_as_go_prints_them() {
         assert_eq!(
-            go_template("{{.State.Status}} {{ .State.Pid }}", &v),
-            "running 7"
+            go_time("2026-12-05T11:16:53.9566883Z"),
+            "2026-12-05 11:16:53 +0000 UTC"
         );
-        assert_eq!(go_template("{{json .Config.Labels}}", &v), r#"{"a":"b"}"#);
-        assert_eq!(go_template(r#"{{index .Config.Labels "a"}}"#, &v), "b");
-        assert_eq!(go_template("{{.Nope}}", &v), "<no value>");
+        assert_eq!(
+            go_time("2026-12-05T12:16:53+01:00"),
+            "2026-12-05 11:16:53 +0000 UTC"
+        );
+    }
+
+    #[test]
+    fn tables_have_headers_and_docker_padding() {
+        let header = header(&[("Name", "NAME"), ("Size", "SIZE")]);
+        let rows = ["a", "bbbbbbbbbbbbb"].map(|n| {
+            context(
+                "*test.ctx",
+                vec![("Name", Value::from(n)), ("Size", Value::from("1B"))],
+            )
+        });
+        let f = ListFormat::new(Some(r"table {{.Name}}\t{{.Size}}"), "").unwrap();
+        let mut out = Vec::new();
+        f.write(&header, rows.clone(), &mut out).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "NAME            SIZE\na               1B\nbbbbbbbbbbbbb   1B\n"
+        );
+        // docker's contexts marshal themselves escaping <>&.
+        let f = ListFormat::new(Some("{{json .}}"), "").unwrap();
+        let mut out = Vec::new();
+        let row = context("*test.ctx", vec![("Tag", Value::from("<none>"))]);
+        f.write(&header, [row], &mut out).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "{\"Tag\":\"\\u003cnone\\u003e\"}\n"
+        );
+        let f = ListFormat::new(Some("{{.Nope}}"), "").unwrap();
+        let e = f.write(&header, rows, &mut Vec::new()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "template parsing error: template: :1:2: executing \"\" at <.Nope>: \
+             can't evaluate field Nope in type *test.ctx"
+        );
     }
 }

@@ -13,8 +13,6 @@ mod networks;
 mod transfer;
 mod usage;
 
-pub(crate) use format::go_template;
-
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -131,6 +129,9 @@ enum Command {
         /// Print only the ids
         #[arg(short, long)]
         quiet: bool,
+        /// Go template ({{.ID}} {{.CreatedSince}} {{.CreatedBy}} {{.Comment}} ...), table TEMPLATE, or json
+        #[arg(long)]
+        format: Option<String>,
         image: String,
     },
     /// Build an image from a Dockerfile (or Containerfile) and a context
@@ -182,6 +183,9 @@ enum ImageCommand {
     Build(Box<building::BuildArgs>),
     /// Display detailed information on images (Docker's JSON)
     Inspect {
+        /// Go template over the JSON ({{.Id}}, {{json .Config}}, {{range .RepoTags}}...)
+        #[arg(short, long)]
+        format: Option<String>,
         #[arg(required = true)]
         images: Vec<String>,
     },
@@ -230,7 +234,11 @@ enum ContainerGroup {
 #[derive(Debug, Subcommand)]
 enum SystemCommand {
     /// Show disk use
-    Df,
+    Df {
+        /// Go template ({{.Type}} {{.TotalCount}} {{.Active}} {{.Size}} {{.Reclaimable}}), table TEMPLATE, or json
+        #[arg(long)]
+        format: Option<String>,
+    },
     /// Find and repair what interrupted commands left behind
     Check {
         /// When the database cannot be trusted: move it aside and make a new
@@ -389,10 +397,20 @@ fn main() -> ExitCode {
             } else {
                 e
             };
-            print_error(&root, &e);
-            ExitCode::from(1)
+            failed(&root, &e, 1)
         }
     }
+}
+
+/// Reports `e` and gives the exit code: a template's failure as docker
+/// words and codes it, anything else as "Error: ..." with `code`.
+fn failed(root: &std::path::Path, e: &anyhow::Error, code: u8) -> ExitCode {
+    if let Some(t) = e.downcast_ref::<format::TemplateFailure>() {
+        eprintln!("{t}");
+        return ExitCode::from(t.code);
+    }
+    print_error(root, e);
+    ExitCode::from(code)
 }
 
 /// A reader of our stdout or stderr that goes away (`berth ps | head -1`,
@@ -452,7 +470,7 @@ pub(crate) fn die_of_broken_pipe() -> ! {
 
 /// `version`: Docker's fields, so that `version --format '{{.Server.Version}}'`
 /// answers; the "server" is the engine each berth command runs.
-fn version(format: Option<&str>) {
+fn version(format: Option<&str>) -> Result<()> {
     let v = env!("CARGO_PKG_VERSION");
     let arch = match std::env::consts::ARCH {
         "x86_64" => "amd64",
@@ -472,7 +490,10 @@ fn version(format: Option<&str>) {
     });
     match format {
         Some("json") => println!("{model}"),
-        Some(f) => println!("{}", format::go_template(f, &model)),
+        Some(f) => println!(
+            "{}",
+            format::render_named(f, "version", &format::typed(&model, "system.versionInfo"))?
+        ),
         None => {
             println!("Client:");
             println!(" Version:           {v}");
@@ -488,6 +509,7 @@ fn version(format: Option<&str>) {
             println!("  OCI runtime-spec: {}", runtime::OCI_VERSION);
         }
     }
+    Ok(())
 }
 
 /// The commands that start processes inside a container (and so must run
@@ -583,10 +605,7 @@ fn finish(root: &std::path::Path, r: Result<i32>) -> ExitCode {
     }
     match r {
         Ok(code) => ExitCode::from(u8::try_from(code & 0xff).unwrap_or(1)),
-        Err(e) => {
-            print_error(root, &e);
-            ExitCode::from(1)
-        }
+        Err(e) => failed(root, &e, 1),
     }
 }
 
@@ -900,10 +919,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Push(a) | Command::Image(ImageCommand::Push(a)) => transfer::push(&open(&cli)?, a),
         Command::Login(a) => transfer::login(a),
         Command::Logout(a) => transfer::logout(a),
-        Command::Version { format } => {
-            version(format.as_deref());
-            Ok(())
-        }
+        Command::Version { format } => version(format.as_deref()),
         Command::Tag { source, target } | Command::Image(ImageCommand::Tag { source, target }) => {
             let mut store = open(&cli)?;
             // docker's client checks the new name itself, in these words.
@@ -959,9 +975,30 @@ fn run(cli: Cli) -> Result<()> {
         Command::History {
             no_trunc,
             quiet,
+            format,
             image,
-        } => history(&open(&cli)?, image, *no_trunc, *quiet),
-        Command::Image(ImageCommand::Inspect { images }) => {
+        } => history(&open(&cli)?, image, *no_trunc, *quiet, format.as_deref()),
+        Command::Image(ImageCommand::Inspect {
+            format: Some(f),
+            images,
+        }) => {
+            let mut inspector = format::Inspector::new(f)?;
+            let store = open(&cli)?;
+            for name in images {
+                match store.resolve(name) {
+                    Ok(img) => {
+                        inspector.add(&image_json(&store, &img)?, "types.ImageInspect", true)
+                    }
+                    Err(_) => inspector.error(format!("Error: No such image: {name}")),
+                }
+            }
+            let code = inspector.finish(&mut std::io::stdout().lock())?;
+            if code != 0 {
+                std::process::exit(code);
+            }
+            Ok(())
+        }
+        Command::Image(ImageCommand::Inspect { images, .. }) => {
             let store = open(&cli)?;
             let mut out = Vec::new();
             let mut missing = None;
@@ -996,21 +1033,8 @@ fn run(cli: Cli) -> Result<()> {
             println!("Total reclaimed space: {}", format::size(freed));
             Ok(())
         }
-        Command::System(SystemCommand::Df) => {
-            let store = open(&cli)?;
-            let (n, layers, blobs) = store.disk_usage()?;
-            println!(
-                "{:<15}{:<8}{:<16}BLOBS SIZE",
-                "TYPE", "TOTAL", "LAYERS SIZE"
-            );
-            println!(
-                "{:<15}{:<8}{:<16}{}",
-                "Images",
-                n,
-                format::size(layers),
-                format::size(blobs)
-            );
-            Ok(())
+        Command::System(SystemCommand::Df { format }) => {
+            system_df(&open_engine(&cli)?, format.as_deref())
         }
         Command::System(SystemCommand::Check { rebuild }) => {
             // Everything below removes what the database does not name (layers,
@@ -1225,56 +1249,172 @@ fn images(store: &ImageStore, a: &ImagesArgs) -> Result<()> {
         }
         return Ok(());
     }
-    let fields = |img: &Image, repo: &str, tag: &str| -> Vec<(&'static str, String)> {
-        vec![
-            ("Repository", repo.to_string()),
-            ("Tag", tag.to_string()),
-            (
-                "ID",
-                if a.no_trunc {
-                    img.id.to_string()
-                } else {
-                    img.id.hex()[..12].to_string()
-                },
-            ),
-            ("Digest", img.manifest.to_string()),
-            ("CreatedSince", format::since(img.created.as_deref())),
-            ("CreatedAt", img.created.clone().unwrap_or_default()),
-            ("Size", format::size(img.size)),
-        ]
+    let default = if a.digests {
+        r"table {{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
+    } else {
+        r"table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
     };
-    if let Some(fmt) = &a.format {
-        for (img, repo, tag) in &rows {
-            let f = fields(img, repo, tag);
-            if fmt == "json" || fmt == "{{json .}}" {
-                let obj: serde_json::Map<String, Value> = f
-                    .into_iter()
-                    .map(|(k, v)| (k.to_string(), json!(v)))
-                    .collect();
-                println!("{}", Value::Object(obj));
-            } else {
-                println!("{}", format::template(fmt, &f));
-            }
-        }
-        return Ok(());
-    }
-    let mut header = vec!["REPOSITORY", "TAG"];
-    if a.digests {
-        header.push("DIGEST");
-    }
-    header.extend(["IMAGE ID", "CREATED", "SIZE"]);
-    let mut table = Vec::new();
-    for (img, repo, tag) in &rows {
-        let f = fields(img, repo, tag);
-        let mut row = vec![f[0].1.clone(), f[1].1.clone()];
-        if a.digests {
-            row.push(f[3].1.clone());
-        }
-        row.extend([f[2].1.clone(), f[4].1.clone(), f[6].1.clone()]);
-        table.push(row);
-    }
-    format::table(&header, &table, &mut std::io::stdout().lock())?;
+    let fmt = format::ListFormat::new(a.format.as_deref(), default)?;
+    let contexts = rows.iter().map(|(img, repo, tag)| {
+        use berth_template::Value as V;
+        format::context(
+            "*formatter.imageContext",
+            vec![
+                // Docker knows these only from `system df -v`.
+                ("Containers", V::from("N/A")),
+                (
+                    "CreatedAt",
+                    V::from(
+                        img.created
+                            .as_deref()
+                            .map(format::go_time)
+                            .unwrap_or_default(),
+                    ),
+                ),
+                (
+                    "CreatedSince",
+                    V::from(format::since(img.created.as_deref())),
+                ),
+                ("Digest", V::from(img.manifest.to_string())),
+                (
+                    "ID",
+                    V::from(if a.no_trunc {
+                        img.id.to_string()
+                    } else {
+                        img.id.hex()[..12].to_string()
+                    }),
+                ),
+                ("Repository", V::from(repo.as_str())),
+                ("SharedSize", V::from("N/A")),
+                ("Size", V::from(format::size(img.size))),
+                ("Tag", V::from(tag.as_str())),
+                ("UniqueSize", V::from("N/A")),
+                ("VirtualSize", V::from(format::human_size(img.size, 4))),
+            ],
+        )
+    });
+    let header = format::header(&[
+        ("ID", "IMAGE ID"),
+        ("Repository", "REPOSITORY"),
+        ("Tag", "TAG"),
+        ("Digest", "DIGEST"),
+        ("CreatedSince", "CREATED"),
+        ("CreatedAt", "CREATED AT"),
+        ("Size", "SIZE"),
+        ("Containers", "CONTAINERS"),
+        ("VirtualSize", "SIZE"),
+        ("SharedSize", "SHARED SIZE"),
+        ("UniqueSize", "UNIQUE SIZE"),
+    ]);
+    fmt.write(&header, contexts, &mut std::io::stdout().lock())?;
     Ok(())
+}
+
+/// `system df` as docker shows it: images, containers, local volumes and
+/// the build cache (its entries; the layers only it keeps).
+fn system_df(engine: &engine::Engine, format: Option<&str>) -> Result<()> {
+    use berth_template::Value as V;
+    let fmt = format::ListFormat::new(
+        format,
+        r"table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}",
+    )?;
+    // Docker's wording: the reclaimable share in percent when there is a
+    // total to take it from.
+    let reclaimable = |total: u64, used: u64| {
+        let r = total.saturating_sub(used);
+        match (r * 100).checked_div(total) {
+            Some(pct) => format!("{} ({pct}%)", format::human_size(r, 4)),
+            None => format::human_size(r, 4),
+        }
+    };
+    let row =
+        |kind: &str, type_name: &str, count: usize, active: usize, size: u64, recl: String| {
+            format::context(
+                type_name,
+                vec![
+                    ("Active", V::from(active.to_string())),
+                    ("Reclaimable", V::from(recl)),
+                    ("Size", V::from(format::human_size(size, 4))),
+                    ("TotalCount", V::from(count.to_string())),
+                    ("Type", V::from(kind)),
+                ],
+            )
+        };
+    let images = engine.images.list()?;
+    let (_, all_layers, _) = engine.images.disk_usage()?;
+    let (cache_entries, cache_size) = engine.images.cache_usage()?;
+    let layers = all_layers.saturating_sub(cache_size);
+    let mut active_images = 0;
+    let mut used = 0;
+    for img in &images {
+        if engine.image_in_use(img)? {
+            active_images += 1;
+            used += img.size;
+        }
+    }
+    let containers = engine.list()?;
+    let (mut running, mut total_rw, mut running_rw) = (0, 0, 0);
+    for r in &containers {
+        let rw = containers::dir_size(&engine.container_dir(&r.id).join("fs/upper"));
+        total_rw += rw;
+        if matches!(r.status, engine::Status::Running | engine::Status::Paused) {
+            running += 1;
+            running_rw += rw;
+        }
+    }
+    let volumes = engine.volumes.list()?;
+    let (mut in_use, mut total_vol, mut used_vol) = (0, 0, 0);
+    for v in &volumes {
+        let size = containers::dir_size(&v.mountpoint);
+        total_vol += size;
+        if engine.volume_users(&v.name).is_ok_and(|u| !u.is_empty()) {
+            in_use += 1;
+            used_vol += size;
+        }
+    }
+    let rows = vec![
+        row(
+            "Images",
+            "*formatter.diskUsageImagesContext",
+            images.len(),
+            active_images,
+            layers,
+            reclaimable(layers, used.min(layers)),
+        ),
+        row(
+            "Containers",
+            "*formatter.diskUsageContainersContext",
+            containers.len(),
+            running,
+            total_rw,
+            reclaimable(total_rw, running_rw),
+        ),
+        row(
+            "Local Volumes",
+            "*formatter.diskUsageVolumesContext",
+            volumes.len(),
+            in_use,
+            total_vol,
+            reclaimable(total_vol, used_vol),
+        ),
+        // Nothing is in use between builds: all of it can go.
+        row(
+            "Build Cache",
+            "*formatter.diskUsageBuilderContext",
+            cache_entries,
+            0,
+            cache_size,
+            format::human_size(cache_size, 4),
+        ),
+    ];
+    let header = format::header(&[
+        ("Type", "TYPE"),
+        ("TotalCount", "TOTAL"),
+        ("Active", "ACTIVE"),
+        ("Size", "SIZE"),
+        ("Reclaimable", "RECLAIMABLE"),
+    ]);
+    fmt.write(&header, rows, &mut std::io::stdout().lock())
 }
 
 /// When an image was created, for before/since (no time: the start of
@@ -1322,10 +1462,39 @@ pub(crate) fn image_json(store: &ImageStore, img: &Image) -> Result<Value> {
     }))
 }
 
-fn history(store: &ImageStore, name: &str, no_trunc: bool, quiet: bool) -> Result<()> {
+fn history(
+    store: &ImageStore,
+    name: &str,
+    no_trunc: bool,
+    quiet: bool,
+    format: Option<&str>,
+) -> Result<()> {
+    use berth_template::Value as V;
     let img = store.resolve(name)?;
     let (_, config) = store.manifest_and_config(&img)?;
     let entries = config["history"].as_array().cloned().unwrap_or_default();
+    let fmt = format::ListFormat::new(
+        format,
+        r"table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}",
+    )?;
+    // Each entry that made a layer has that layer's size, in order, bottom
+    // first; the others made none (0B). Sizes the store cannot match to
+    // entries are not guessed: N/A.
+    let mut sizes = store
+        .built_layers(&img)
+        .map(|l| l.into_iter().map(|l| l.size).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter();
+    let sizes: Vec<String> = entries
+        .iter()
+        .map(|h| {
+            if h["empty_layer"].as_bool().unwrap_or(false) {
+                format::size(0)
+            } else {
+                sizes.next().map_or_else(|| "N/A".to_string(), format::size)
+            }
+        })
+        .collect();
     let mut rows = Vec::new();
     for (i, h) in entries.iter().enumerate().rev() {
         let id = if i + 1 == entries.len() {
@@ -1347,19 +1516,32 @@ fn history(store: &ImageStore, name: &str, no_trunc: bool, quiet: bool) -> Resul
         } else {
             format!("{}…", by.chars().take(44).collect::<String>())
         };
-        rows.push(vec![
-            id,
-            format::since(h["created"].as_str()),
-            by,
-            h["comment"].as_str().unwrap_or("").to_string(),
-        ]);
+        let created = h["created"].as_str();
+        rows.push(format::context(
+            "*image.historyContext",
+            vec![
+                ("Comment", V::from(h["comment"].as_str().unwrap_or(""))),
+                (
+                    "CreatedAt",
+                    V::from(created.map(format::rfc3339_seconds).unwrap_or_default()),
+                ),
+                ("CreatedBy", V::from(by)),
+                ("CreatedSince", V::from(format::since(created))),
+                ("ID", V::from(id)),
+                ("Size", V::from(sizes[i].as_str())),
+            ],
+        ));
     }
     if !quiet {
-        format::table(
-            &["IMAGE", "CREATED", "CREATED BY", "COMMENT"],
-            &rows,
-            &mut std::io::stdout().lock(),
-        )?;
+        let header = format::header(&[
+            ("ID", "IMAGE"),
+            ("CreatedSince", "CREATED"),
+            ("CreatedAt", "CREATED AT"),
+            ("CreatedBy", "CREATED BY"),
+            ("Size", "SIZE"),
+            ("Comment", "COMMENT"),
+        ]);
+        fmt.write(&header, rows, &mut std::io::stdout().lock())?;
     }
     Ok(())
 }

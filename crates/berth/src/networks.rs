@@ -51,12 +51,15 @@ pub enum NetworkCommand {
         /// name=..., id=..., label=...
         #[arg(short, long)]
         filter: Vec<String>,
-        /// Go template over ID, Name, Driver, Scope, Internal
+        /// Go template ({{.ID}} {{.Name}} {{.Driver}} {{.Labels}} {{.Label "k"}} ...), table TEMPLATE, or json
         #[arg(long)]
         format: Option<String>,
     },
     /// Show networks as JSON
     Inspect {
+        /// Go template over the JSON ({{.IPAM.Config}}, {{range .Containers}}...)
+        #[arg(short, long)]
+        format: Option<String>,
         #[arg(required = true)]
         networks: Vec<String>,
     },
@@ -221,27 +224,74 @@ pub fn run(root: &Path, runroot: &Path, cmd: &NetworkCommand) -> Result<i32> {
                 }
                 return Ok(0);
             }
-            if let Some(f) = format {
-                for n in &list {
-                    let fields = [
-                        ("ID", id(&n.id)),
-                        ("Name", n.name.clone()),
-                        ("Driver", "bridge".to_string()),
-                        ("Scope", "local".to_string()),
-                        ("Internal", n.internal.to_string()),
-                    ];
-                    writeln!(out, "{}", format::template(f, &fields))?;
-                }
-                return Ok(0);
-            }
-            let rows: Vec<Vec<String>> = list
-                .iter()
-                .map(|n| vec![id(&n.id), n.name.clone(), "bridge".into(), "local".into()])
-                .collect();
-            format::table(&["NETWORK ID", "NAME", "DRIVER", "SCOPE"], &rows, &mut out)?;
+            let fmt = format::ListFormat::new(
+                format.as_deref(),
+                r"table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}",
+            )?;
+            let rows = list.iter().map(|n| {
+                use berth_template::Value as V;
+                let labels = n.labels.clone();
+                format::context(
+                    "*network.networkContext",
+                    vec![
+                        ("CreatedAt", V::from(format::go_time_exact(&n.created))),
+                        ("Driver", V::from("bridge")),
+                        ("ID", V::from(id(&n.id))),
+                        ("IPv6", V::from("false")),
+                        ("Internal", V::from(n.internal.to_string())),
+                        (
+                            "Label",
+                            V::method(move |args: &[V]| match args {
+                                [V::String(k)] => {
+                                    Ok(V::from(labels.get(&**k).map_or("", String::as_str)))
+                                }
+                                _ => Err(format!(
+                                    "wrong number of args for Label: want 1 got {}",
+                                    args.len()
+                                )),
+                            }),
+                        ),
+                        (
+                            "Labels",
+                            V::from(
+                                n.labels
+                                    .iter()
+                                    .map(|(k, v)| format!("{k}={v}"))
+                                    .collect::<Vec<_>>()
+                                    .join(","),
+                            ),
+                        ),
+                        ("Name", V::from(n.name.as_str())),
+                        ("Scope", V::from("local")),
+                    ],
+                )
+            });
+            let header = format::header(&[
+                ("ID", "NETWORK ID"),
+                ("Name", "NAME"),
+                ("Driver", "DRIVER"),
+                ("Scope", "SCOPE"),
+                ("IPv6", "IPV6"),
+                ("Internal", "INTERNAL"),
+                ("Labels", "LABELS"),
+                ("CreatedAt", "CREATED AT"),
+            ]);
+            fmt.write(&header, rows, &mut out)?;
             Ok(0)
         }
-        NetworkCommand::Inspect { networks } => {
+        NetworkCommand::Inspect { format, networks } => {
+            if let Some(f) = format {
+                let mut inspector = format::Inspector::new(f)?;
+                for key in networks {
+                    match engine.networks.get(key) {
+                        Ok(n) => {
+                            inspector.add(&network_json(&engine, &n), "types.NetworkResource", true)
+                        }
+                        Err(e) => inspector.error(format!("Error: {e}")),
+                    }
+                }
+                return inspector.finish(&mut std::io::stdout().lock());
+            }
             let mut out = Vec::new();
             let mut missing = None;
             for key in networks {

@@ -587,6 +587,20 @@ fn rebuild_is_cached_until_content_changes_not_on_touch() {
     expect_code(&o, 0, "first build");
     let first = printed_id(&o);
     assert!(stderr(&o).contains("HELLO"), "the RUN ran:\n{}", stderr(&o));
+    // system df counts the cache's entries as docker does (a row per
+    // step); history knows each built layer's size.
+    let df = b.ok(&["system", "df", "--format", "{{.Type}}={{.TotalCount}}"]);
+    let cached: usize = df
+        .lines()
+        .find_map(|l| l.strip_prefix("Build Cache="))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(cached >= 2, "two steps cached:\n{df}");
+    let sizes = b.ok(&["history", "--format", "{{.Size}}", "c:1"]);
+    assert!(
+        !sizes.is_empty() && sizes.lines().all(|l| l.ends_with('B') && l != "N/A"),
+        "{sizes}"
+    );
 
     let o = build(&b, ctx.path(), &plain);
     expect_code(&o, 0, "rebuild");

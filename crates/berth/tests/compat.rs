@@ -185,6 +185,11 @@ fn volumes_and_networks() {
 }
 
 #[test]
+fn formats() {
+    corpus("formats.txt");
+}
+
+#[test]
 fn masks_only_what_legitimately_differs() {
     assert_eq!(
         mask_ids("abc 0123456789ab 0123456789abc"),

@@ -190,6 +190,25 @@ impl ImageStore {
         Ok(n)
     }
 
+    /// What `system df` shows of the cache: how many entries, and the bytes
+    /// of the layers only the cache keeps (those images share are theirs).
+    pub fn cache_usage(&self) -> Result<(usize, u64)> {
+        let entries: i64 = self
+            .db
+            .query_row("SELECT COUNT(*) FROM build_cache", [], |r| r.get(0))?;
+        let size: i64 = self.db.query_row(
+            "SELECT COALESCE(SUM(size), 0) FROM layers \
+             WHERE chain IN (SELECT chain FROM build_cache_layers) \
+             AND chain NOT IN (SELECT chain FROM image_layers)",
+            [],
+            |r| r.get(0),
+        )?;
+        Ok((
+            usize::try_from(entries).unwrap_or(0),
+            u64::try_from(size).unwrap_or(0),
+        ))
+    }
+
     /// An image's layers as a build starts from them: diff_ids and sizes.
     pub fn built_layers(&self, img: &Image) -> Result<Vec<BuiltLayer>> {
         let (_, config) = self.manifest_and_config(img)?;
