@@ -647,6 +647,24 @@ fn print_error(root: &std::path::Path, e: &anyhow::Error) {
     }
 }
 
+/// Where writing to `p` lands: its symlinks followed, even to a name that
+/// does not exist yet (as opening it for writing would).
+fn follow_links(p: &std::path::Path) -> PathBuf {
+    let mut at = p.to_path_buf();
+    for _ in 0..40 {
+        match std::fs::read_link(&at) {
+            Ok(next) => {
+                at = match at.parent() {
+                    Some(dir) if next.is_relative() => dir.join(next),
+                    _ => next,
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    at
+}
+
 /// "No such image: NAME:latest", as docker's daemon names an image given
 /// without a tag (for tag and history; save keeps the name as given).
 fn with_default_tag(e: anyhow::Error, latest: bool) -> anyhow::Error {
@@ -893,13 +911,29 @@ fn run(cli: Cli) -> Result<()> {
             }
             match output {
                 Some(p) => {
-                    // Written beside, renamed when complete: an interrupted
-                    // save leaves no half archive under the name.
-                    let tmp = p.with_extension("berth-partial");
-                    let f = std::fs::File::create(&tmp)
-                        .with_context(|| format!("create {}", tmp.display()))?;
-                    save(&store, &sel, Box::new(std::io::BufWriter::new(f)))?;
-                    std::fs::rename(&tmp, p).with_context(|| format!("write {}", p.display()))?;
+                    // A device, fifo or socket (`-o /dev/null`, a pipe) is
+                    // written into, as docker does: renaming a file over it
+                    // would replace the host's /dev/null with a file.
+                    let target = follow_links(p);
+                    let special = std::fs::metadata(&target).is_ok_and(|m| !m.is_file());
+                    if special {
+                        let f = std::fs::OpenOptions::new()
+                            .write(true)
+                            .open(&target)
+                            .with_context(|| format!("open {}", p.display()))?;
+                        save(&store, &sel, Box::new(std::io::BufWriter::new(f)))?;
+                    } else {
+                        // A file is written beside (through a symlink, beside
+                        // its target) and renamed when complete: an
+                        // interrupted save leaves no half archive under the
+                        // name.
+                        let tmp = target.with_extension("berth-partial");
+                        let f = std::fs::File::create(&tmp)
+                            .with_context(|| format!("create {}", tmp.display()))?;
+                        save(&store, &sel, Box::new(std::io::BufWriter::new(f)))?;
+                        std::fs::rename(&tmp, &target)
+                            .with_context(|| format!("write {}", p.display()))?;
+                    }
                 }
                 None => {
                     let out = std::io::stdout();

@@ -567,3 +567,73 @@ fn images_filters_before_since_label() {
         assert!(stderr(&o).contains(says), "{bad}: {}", stderr(&o));
     }
 }
+
+/// `save -o` onto what is not a regular file writes into it, as docker
+/// does; renaming a finished file over it would replace a device (once,
+/// the host's /dev/null) with a plain file. A private null device, a fifo
+/// with a reader, and a symlink to a file (which stays a symlink).
+#[test]
+fn save_into_a_device_fifo_or_symlink_keeps_it() {
+    if !berth_testkit::root_or_skip("save_into_a_device_fifo_or_symlink_keeps_it") {
+        return;
+    }
+    use std::os::unix::fs::FileTypeExt;
+    let b = berth();
+    let work = tempfile::tempdir().unwrap();
+    let tar = busybox_tar(work.path());
+    b.ok(&["import", tar.to_str().unwrap(), "bb:1"]);
+
+    let null = work.path().join("null");
+    nix::sys::stat::mknod(
+        &null,
+        nix::sys::stat::SFlag::S_IFCHR,
+        nix::sys::stat::Mode::from_bits_truncate(0o666),
+        nix::sys::stat::makedev(1, 3),
+    )
+    .expect("mknod a null device");
+    b.ok(&["save", "-o", null.to_str().unwrap(), "bb:1"]);
+    let m = std::fs::symlink_metadata(&null).unwrap();
+    assert!(m.file_type().is_char_device(), "still the null device");
+    assert_eq!(
+        std::fs::read_dir(work.path())
+            .unwrap()
+            .filter(|e| e
+                .as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .contains("partial"))
+            .count(),
+        0,
+        "no temp file beside it"
+    );
+
+    let fifo = work.path().join("fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read(fifo).unwrap())
+    };
+    b.ok(&["save", "-o", fifo.to_str().unwrap(), "bb:1"]);
+    let bytes = reader.join().unwrap();
+    let names: Vec<String> = tar::Archive::new(&bytes[..])
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert!(names.iter().any(|n| n == "manifest.json"), "{names:?}");
+    assert!(std::fs::symlink_metadata(&fifo)
+        .unwrap()
+        .file_type()
+        .is_fifo());
+
+    let file = work.path().join("real.tar");
+    let link = work.path().join("link.tar");
+    std::os::unix::fs::symlink(&file, &link).unwrap();
+    b.ok(&["save", "-o", link.to_str().unwrap(), "bb:1"]);
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert!(std::fs::metadata(&file).unwrap().len() > 1024);
+}
