@@ -19,6 +19,11 @@ packages=(
   bsdutils util-linux procps iproute2 # script (ptys), unshare, pgrep, ip
   nftables                  # NAT and published ports (berth drives `nft -j`)
   iptables                  # netavark (buildah's and podman's RUN/run networking) calls it
+  # runtime-tools' validation suite (scripts/runtime-tools.sh, berth-runtime's
+  # runtime_tools test), built offline: Debian's Go, the suite's libraries
+  # and what they import; the validation programs are in tests/runtime-tools
+  golang-go golang-github-opencontainers-runtime-tools-dev
+  golang-github-google-uuid-dev golang-gocapability-dev
 )
 
 if ! command -v cargo >/dev/null; then
