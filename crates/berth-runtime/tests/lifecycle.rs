@@ -594,3 +594,96 @@ fn security_labels_the_host_cannot_apply_are_refused() {
     );
     assert!(rt.ids().is_empty(), "nothing left of refused creates");
 }
+
+/// Mount points at or below `dir` in our mount namespace (the host's).
+fn mounts_under(dir: &std::path::Path) -> Vec<String> {
+    let dir = dir.canonicalize().unwrap().display().to_string();
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|m| *m == dir || m.starts_with(&format!("{dir}/")))
+        .map(str::to_string)
+        .collect()
+}
+
+/// The propagation fields (shared:N, master:N) of the host's / mount.
+fn root_propagation() -> String {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .find(|l| l.split(' ').nth(4) == Some("/"))
+        .map(|l| {
+            l.split(" - ")
+                .next()
+                .unwrap()
+                .split(' ')
+                .skip(6)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_default()
+}
+
+/// The spec says a namespace the config does not list is inherited from the
+/// runtime; berth refused a config without a mount namespace (runtime-tools'
+/// linux_ns_itype). Its mounts are then the host's: they must not change the
+/// host's / (runc makes it a slave) and must be gone after delete (runc
+/// leaves them), or after a create that failed half way.
+#[test]
+fn a_container_without_a_mount_namespace_mounts_in_the_hosts_and_cleans_up() {
+    let rt = Runtime::new(BIN);
+    // A private rootfs: the mounts sit on it in the host's namespace, where
+    // other tests' containers would see them on a shared one.
+    let mut b = Bundle::private(&["sleep", "1000"]);
+    let nss = b.config["linux"]["namespaces"].as_array_mut().unwrap();
+    nss.retain(|n| n["type"] != "mount");
+    b.write();
+    let before = root_propagation();
+    let o = rt.run(&["create", "--bundle", b.path().to_str().unwrap(), "nomnt1"]);
+    expect_code(&o, 0, "create without a mount namespace");
+    let pid = state(&rt, "nomnt1")["pid"].as_i64().unwrap();
+    assert_eq!(
+        std::fs::read_link(format!("/proc/{pid}/ns/mnt")).unwrap(),
+        std::fs::read_link("/proc/self/ns/mnt").unwrap(),
+        "the init inherits the runtime's mount namespace"
+    );
+    assert!(
+        mounts_under(b.path())
+            .iter()
+            .any(|m| m.ends_with("/rootfs/proc")),
+        "the spec's mounts are in the host's namespace: {:?}",
+        mounts_under(b.path())
+    );
+    assert_eq!(root_propagation(), before, "the host's / is left as it was");
+    expect_code(&rt.run(&["start", "nomnt1"]), 0, "start");
+    // exec enters the container's root, and its /proc is the one mounted.
+    let o = rt.run(&["exec", "nomnt1", "sh", "-c", "ls /; cat /proc/1/comm"]);
+    expect_code(&o, 0, "exec");
+    assert!(stdout(&o).contains("bin\n"), "{}", stdout(&o));
+    expect_code(&rt.run(&["delete", "--force", "nomnt1"]), 0, "delete");
+    assert_eq!(
+        mounts_under(b.path()),
+        Vec::<String>::new(),
+        "delete leaves no mount"
+    );
+
+    // A create that fails after the rootfs was bound (a mount of an unknown
+    // file system type) leaves none either.
+    b.config["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"destination": "/mnt", "type": "nosuchfs", "source": "x"}));
+    b.write();
+    let o = rt.run(&["create", "--bundle", b.path().to_str().unwrap(), "nomnt2"]);
+    assert_ne!(
+        o.status.code(),
+        Some(0),
+        "create with a bad mount must fail"
+    );
+    assert_eq!(
+        mounts_under(b.path()),
+        Vec::<String>::new(),
+        "a failed create leaves no mount"
+    );
+}

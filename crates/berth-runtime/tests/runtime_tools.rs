@@ -107,7 +107,10 @@ impl FileRun {
             .map(|(d, n)| format!("{d} (#{n})"))
             .collect();
         if peer.clean() && !self.clean() {
-            missing.push(format!("the file passed clean for runc, not for berth (exit {})", self.rc));
+            missing.push(format!(
+                "the file passed clean for runc, not for berth (exit {})",
+                self.rc
+            ));
         }
         missing
     }
@@ -119,7 +122,11 @@ fn run_suite(out: &Path, runtimes: &[String], only: &[&str]) -> String {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/runtime-tools.sh");
     let mut cmd = Command::new("timeout");
     // The whole run's deadline; each file has its own (120 s) inside.
-    cmd.args(["-k", "10", "1200"]).arg(&script).arg("run").arg("--out").arg(out);
+    cmd.args(["-k", "10", "1200"])
+        .arg(&script)
+        .arg("run")
+        .arg("--out")
+        .arg(out);
     if !only.is_empty() {
         cmd.arg("--only").arg(only.join(","));
     }
@@ -130,7 +137,11 @@ fn run_suite(out: &Path, runtimes: &[String], only: &[&str]) -> String {
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     );
-    assert!(o.status.success(), "scripts/runtime-tools.sh failed ({}):\n{text}", o.status);
+    assert!(
+        o.status.success(),
+        "scripts/runtime-tools.sh failed ({}):\n{text}",
+        o.status
+    );
     text
 }
 
@@ -190,7 +201,10 @@ fn berth_passes_what_runc_passes_in_runtime_tools_suite() {
     let runc = which("runc");
     let table = run_suite(
         out.path(),
-        &[format!("runc={}", runc.display()), format!("berth={RUNTIME}")],
+        &[
+            format!("runc={}", runc.display()),
+            format!("berth={RUNTIME}"),
+        ],
         &[],
     );
     eprintln!("{table}");
