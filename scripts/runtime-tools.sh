@@ -34,7 +34,7 @@ set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
 src=$repo/tests/runtime-tools/src
-cache=${RUNTIME_TOOLS_DIR:-$repo/target/runtime-tools}
+cache=${RUNTIME_TOOLS_DIR:-${CARGO_TARGET_DIR:-$repo/target}/runtime-tools}
 gocode=/usr/share/gocode/src
 import=github.com/opencontainers/runtime-tools
 
