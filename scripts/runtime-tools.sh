@@ -155,6 +155,9 @@ run() {
   local specs=()
   while (($#)); do
     case $1 in
+    --jobs | --timeout | --out | --only)
+      (($# >= 2)) || die "$1 needs a value"
+      ;;&
     --jobs) jobs=$2; shift 2 ;;
     --timeout) timeout=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
@@ -163,25 +166,27 @@ run() {
     *) die "unknown argument $1 (see the head of $0)" ;;
     esac
   done
+  [[ $jobs =~ ^[1-9][0-9]*$ ]] || die "--jobs wants a positive number, not $jobs"
+  [[ $timeout =~ ^[1-9][0-9]*$ ]] || die "--timeout wants seconds, not $timeout"
   [[ $(id -u) == 0 ]] || die "run as root: the suite creates containers"
   if ((${#specs[@]} == 0)); then
     specs=("runc=$(command -v runc || die 'runc not found: apt-get install runc')"
       "berth=$repo/target/debug/berth-runtime")
   fi
+  local labels=() runtimes=() spec
+  for spec in "${specs[@]}"; do
+    local label=${spec%%=*} runtime=${spec#*=}
+    [[ $label =~ ^[A-Za-z0-9_.-]+$ ]] || die "label $label: letters, digits, _ . - only"
+    [[ -f $runtime && -x $runtime ]] || die "runtime $runtime (for $label) is not an executable"
+    labels+=("$label")
+    runtimes+=("$(cd "$(dirname "$runtime")" && pwd)/$(basename "$runtime")")
+  done
   build
   out=${out:-$cache/runs/$(date +%Y%m%d-%H%M%S)}
   mkdir -p "$out"
   chmod 755 "$out"
   out=$(cd "$out" && pwd)
-
-  local labels=() runtimes=() spec
-  for spec in "${specs[@]}"; do
-    local label=${spec%%=*} runtime=${spec#*=}
-    [[ -x $runtime ]] || die "runtime $runtime (for $label) is not an executable"
-    labels+=("$label")
-    runtimes+=("$(cd "$(dirname "$runtime")" && pwd)/$(basename "$runtime")")
-    mkdir -p "$out/$label"
-  done
+  for label in "${labels[@]}"; do mkdir -p "$out/$label"; done
 
   local names=() n
   for n in "$cache"/suite/validation/*.t; do
