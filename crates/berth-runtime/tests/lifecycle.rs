@@ -614,7 +614,7 @@ fn propagation_of(dir: &std::path::Path) -> String {
         .unwrap()
         .lines()
         .filter(|l| l.split(' ').nth(4) == Some(dir.as_str()))
-        .last()
+        .next_back()
         .map(|l| {
             let head = l.split(" - ").next().unwrap_or_default();
             head.split(' ').skip(6).collect::<Vec<_>>().join(" ")
