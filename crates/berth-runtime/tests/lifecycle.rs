@@ -613,8 +613,7 @@ fn propagation_of(dir: &std::path::Path) -> String {
     std::fs::read_to_string("/proc/self/mountinfo")
         .unwrap()
         .lines()
-        .filter(|l| l.split(' ').nth(4) == Some(dir.as_str()))
-        .next_back()
+        .rfind(|l| l.split(' ').nth(4) == Some(dir.as_str()))
         .map(|l| {
             let head = l.split(" - ").next().unwrap_or_default();
             head.split(' ').skip(6).collect::<Vec<_>>().join(" ")
