@@ -27,9 +27,14 @@
 #
 # The runs: the .t files use fixed cgroup paths (/cgrouptest), so those that
 # touch cgroups run one after another (all runtimes in turn); the others run
-# --jobs at a time. Each .t runs in its own TMPDIR (bundles go there); a
-# runtime that mounts in the host's namespace (runc without a mount
-# namespace) leaves mounts there, which are taken down afterwards.
+# --jobs at a time. Each .t runs in its own TMPDIR (bundles go there) and
+# in a private mount namespace of its own, which is "the runtime's" for the
+# suite: linux_ns_itype asks for a container without a mount namespace, and
+# runc then makes every mount from / down a slave and mounts /proc, /dev,
+# /sys under the bundle in the namespace it runs in, and leaves them there.
+# In the .t's namespace, they end with it and the host's mounts keep their
+# propagation (what berth does there is checked on the host by its
+# lifecycle test).
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -138,13 +143,9 @@ run_one() {
   local rc=0
   # The suite finds runtimetest and the rootfs tarball in its working dir.
   (cd "$cache/suite" && TMPDIR=$tmp RUNTIME=$runtime \
-    timeout -k 5 "$timeout" "./validation/$name.t" </dev/null \
-    >"$res/$name.tap" 2>"$res/$name.err") || rc=$?
+    timeout -k 5 "$timeout" unshare --mount --propagation private \
+    "./validation/$name.t" </dev/null >"$res/$name.tap" 2>"$res/$name.err") || rc=$?
   echo "$rc" >"$res/$name.rc"
-  # Mounts a runtime left on the host under the bundles, deepest first.
-  local m
-  awk -v t="$tmp" '$5 == t || index($5, t "/") == 1 {print $5}' /proc/self/mountinfo |
-    sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
   rm -rf "$tmp" 2>/dev/null || true
 }
 

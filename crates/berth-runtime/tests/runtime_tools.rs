@@ -168,6 +168,7 @@ fn tools_or_skip() -> bool {
         ("go", installed("go")),
         ("runc", installed("runc")),
         ("timeout", installed("timeout")),
+        ("unshare", installed("unshare")),
         ("/bin/busybox", Path::new("/bin/busybox").exists()),
         (
             "golang-github-opencontainers-runtime-tools-dev",
