@@ -19,8 +19,9 @@
 //! retry is printed.
 //!
 //! Needs root, runc, busybox-static, golang-go and Debian's runtime-tools
-//! library package (install-deps.sh); takes about a minute and a half (the
-//! first build of the suite adds about as much).
+//! library package (install-deps.sh); takes 75 s on a quiet 2-core machine,
+//! 140 s under a load of 15 (the first build of the suite adds one to two
+//! minutes).
 
 // An integration test crate is test-only code as a whole.
 #![allow(clippy::tests_outside_test_module)]
