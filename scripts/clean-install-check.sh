@@ -32,6 +32,8 @@ done
 for p in bridge host-local loopback; do
   [[ -x /usr/lib/cni/$p ]] || { echo "MISSING /usr/lib/cni/$p (containernetworking-plugins)"; missing=1; }
 done
+# runtime-tools' suite builds offline from what install-deps.sh installed.
+RUNTIME_TOOLS_DIR=/tmp/runtime-tools /src/scripts/runtime-tools.sh build || missing=1
 /berth/berth-runtime --version >/dev/null
 /berth/berth --version
 exit $missing
@@ -39,7 +41,7 @@ SMOKE
 chmod +x "$work/smoke.sh"
 "$berth" run --rm --network host \
   -e PATH=/root/.cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-  -v "$repo/scripts:/src/scripts:ro" -v "$HOME/.cargo:/root/.cargo:ro" -v "$HOME/.rustup:/root/.rustup:ro" \
+  -v "$repo/scripts:/src/scripts:ro" -v "$repo/tests/runtime-tools:/src/tests/runtime-tools:ro" -v "$HOME/.cargo:/root/.cargo:ro" -v "$HOME/.rustup:/root/.rustup:ro" \
   -v "$work/smoke.sh:/smoke.sh:ro" -v "$release:/berth:ro" \
   clean-debian:1 /smoke.sh >"$work/smoke.log" 2>&1 || { tail -20 "$work/smoke.log"; echo "clean install: FAILED ($work)"; exit 1; }
 grep -v "^debconf" "$work/smoke.log" | tail -3

@@ -22,6 +22,11 @@ packages=(
   nftables                  # NAT and published ports (berth drives `nft -j`)
   iptables                  # netavark (buildah's and podman's RUN/run networking) calls it
   debootstrap               # the cached Debian base of the image round-trip tests (scripts/debian-base.sh)
+  # runtime-tools' validation suite (scripts/runtime-tools.sh, berth-runtime's
+  # runtime_tools test), built offline: Debian's Go, the suite's libraries
+  # and what they import; the validation programs are in tests/runtime-tools
+  golang-go golang-github-opencontainers-runtime-tools-dev
+  golang-github-google-uuid-dev golang-gocapability-dev
 )
 
 if ! command -v cargo >/dev/null; then

@@ -129,3 +129,43 @@ fn failing_poststart_hook_only_warns() {
         stderr(&o)
     );
 }
+
+/// The spec calls poststart hooks after the program was executed, and
+/// `start` returns with the program running; berth ran them (and returned)
+/// as soon as it had released the init, which then still had its
+/// startContainer hooks to run before its execve. A slow startContainer
+/// hook makes that window wide: the poststart hook must find the program
+/// (`sleep`) as the container's pid 1, not the runtime's init.
+#[test]
+fn poststart_runs_once_the_program_was_executed() {
+    let rt = Runtime::new(BIN);
+    let out = tempfile::tempdir().unwrap();
+    let o = out.path().to_str().unwrap();
+    let mut b = Bundle::shared(&["sleep", "1000"]);
+    b.config["hooks"] = json!({
+        "startContainer": [{"path": "/bin/sleep", "args": ["sleep", "0.3"]}],
+        "poststart": [{"path": "/bin/sh", "args": ["sh", "-c",
+            format!("pid=$(sed 's/.*\"pid\": *\\([0-9]*\\).*/\\1/'); cat /proc/$pid/comm > {o}/comm")]}]
+    });
+    b.write();
+    let bundle = b.path().to_str().unwrap();
+    expect_code(&rt.run(&["create", "--bundle", bundle, "ps1"]), 0, "create");
+    expect_code(&rt.run(&["start", "ps1"]), 0, "start");
+    let comm = std::fs::read_to_string(out.path().join("comm")).expect("poststart ran");
+    assert_eq!(
+        comm.trim(),
+        "sleep",
+        "poststart saw pid 1 before its execve"
+    );
+    let ps = rt.run(&["state", "ps1"]);
+    let pid = serde_json::from_slice::<Value>(&ps.stdout).unwrap()["pid"]
+        .as_i64()
+        .unwrap();
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
+    assert_eq!(
+        comm.trim(),
+        "sleep",
+        "start returned before the program ran"
+    );
+    expect_code(&rt.run(&["delete", "--force", "ps1"]), 0, "delete");
+}

@@ -594,3 +594,144 @@ fn security_labels_the_host_cannot_apply_are_refused() {
     );
     assert!(rt.ids().is_empty(), "nothing left of refused creates");
 }
+
+/// Mount points at or below `dir` in our mount namespace (the host's).
+fn mounts_under(dir: &std::path::Path) -> Vec<String> {
+    let dir = dir.canonicalize().unwrap().display().to_string();
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|m| *m == dir || m.starts_with(&format!("{dir}/")))
+        .map(str::to_string)
+        .collect()
+}
+
+/// The propagation fields (shared:N, master:N) of the mount at `dir`.
+fn propagation_of(dir: &std::path::Path) -> String {
+    let dir = dir.canonicalize().unwrap().display().to_string();
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .rfind(|l| l.split(' ').nth(4) == Some(dir.as_str()))
+        .map(|l| {
+            let head = l.split(" - ").next().unwrap_or_default();
+            head.split(' ').skip(6).collect::<Vec<_>>().join(" ")
+        })
+        .unwrap_or_default()
+}
+
+/// A shared mount of a temp dir of its own, taken down on drop: what the
+/// host's / is on many machines (systemd makes it shared), made here where
+/// nothing else depends on it.
+struct SharedMount(tempfile::TempDir);
+
+impl SharedMount {
+    fn new() -> SharedMount {
+        let dir = tempfile::tempdir().unwrap();
+        for args in [&["--bind"][..], &["--make-shared"][..]] {
+            let st = std::process::Command::new("mount")
+                .args(args)
+                .args(if args[0] == "--bind" {
+                    vec![dir.path(), dir.path()]
+                } else {
+                    vec![dir.path()]
+                })
+                .status()
+                .expect("run mount");
+            assert!(st.success(), "mount {args:?} {}", dir.path().display());
+        }
+        SharedMount(dir)
+    }
+}
+
+impl Drop for SharedMount {
+    fn drop(&mut self) {
+        let _ = nix::mount::umount2(self.0.path(), nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+/// The spec says a namespace the config does not list is inherited from the
+/// runtime; berth refused a config without a mount namespace (runtime-tools'
+/// linux_ns_itype). Its mounts are then the host's: they must not change the
+/// propagation of the host's mounts (runc makes every one a slave, from /
+/// down) and must be gone after delete (runc leaves them), or after a create
+/// that failed half way.
+#[test]
+fn a_container_without_a_mount_namespace_mounts_in_the_hosts_and_cleans_up() {
+    let rt = Runtime::new(BIN);
+    // The rootfs sits on a shared mount of its own: its propagation is what
+    // the container must leave alone. (A private copy, too: its mounts are
+    // in the host's namespace, where other tests' containers would see them
+    // on the shared fixture.)
+    let shared = SharedMount::new();
+    let rootfs = shared.0.path().join("rootfs");
+    let st = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(berth_testkit::busybox_rootfs())
+        .arg(&rootfs)
+        .status()
+        .unwrap();
+    assert!(st.success(), "copy rootfs");
+    let mut b = Bundle::shared(&["sleep", "1000"]);
+    b.config["root"] = serde_json::json!({"path": rootfs, "readonly": false});
+    let nss = b.config["linux"]["namespaces"].as_array_mut().unwrap();
+    nss.retain(|n| n["type"] != "mount");
+    b.write();
+    let before = propagation_of(shared.0.path());
+    assert!(
+        before.contains("shared:"),
+        "the test mount is shared: {before:?}"
+    );
+    let o = rt.run(&["create", "--bundle", b.path().to_str().unwrap(), "nomnt1"]);
+    expect_code(&o, 0, "create without a mount namespace");
+    let pid = state(&rt, "nomnt1")["pid"].as_i64().unwrap();
+    assert_eq!(
+        std::fs::read_link(format!("/proc/{pid}/ns/mnt")).unwrap(),
+        std::fs::read_link("/proc/self/ns/mnt").unwrap(),
+        "the init inherits the runtime's mount namespace"
+    );
+    assert!(
+        mounts_under(&rootfs)
+            .iter()
+            .any(|m| m.ends_with("/rootfs/proc")),
+        "the spec's mounts are in the host's namespace: {:?}",
+        mounts_under(&rootfs)
+    );
+    assert_eq!(
+        propagation_of(shared.0.path()),
+        before,
+        "the host's mounts keep their propagation"
+    );
+    expect_code(&rt.run(&["start", "nomnt1"]), 0, "start");
+    // exec enters the container's root, whose /proc is the container's.
+    let o = rt.run(&["exec", "nomnt1", "sh", "-c", "ls /; cat /proc/1/comm"]);
+    expect_code(&o, 0, "exec");
+    assert!(stdout(&o).contains("bin\n"), "{}", stdout(&o));
+    assert!(stdout(&o).ends_with("sleep\n"), "{}", stdout(&o));
+    expect_code(&rt.run(&["delete", "--force", "nomnt1"]), 0, "delete");
+    assert_eq!(
+        mounts_under(&rootfs),
+        Vec::<String>::new(),
+        "delete leaves no mount"
+    );
+
+    // A create that fails after the rootfs was bound (a mount of an unknown
+    // file system type) leaves none either.
+    b.config["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"destination": "/mnt", "type": "nosuchfs", "source": "x"}));
+    b.write();
+    let o = rt.run(&["create", "--bundle", b.path().to_str().unwrap(), "nomnt2"]);
+    assert_ne!(
+        o.status.code(),
+        Some(0),
+        "create with a bad mount must fail"
+    );
+    assert_eq!(
+        mounts_under(&rootfs),
+        Vec::<String>::new(),
+        "a failed create leaves no mount"
+    );
+}

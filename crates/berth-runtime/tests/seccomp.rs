@@ -155,3 +155,26 @@ fn exec_runs_under_the_containers_filter() {
     expect_code(&o, 0, "exec");
     assert_eq!(stdout(&o), "keyctl EPERM\ngetpid ok\n");
 }
+
+/// A profile may deny getcwd (runtime-tools' linux_seccomp does). The
+/// init checked its cwd (CVE-2024-21626) with getcwd after loading such a
+/// filter (without noNewPrivileges it is loaded early, while the init is
+/// still privileged), and failed create with "cwd / is outside the
+/// container"; runc fails the same way. The program then runs, and its own
+/// getcwd is denied.
+#[test]
+fn a_profile_denying_getcwd_still_runs_the_program() {
+    let rt = Runtime::new(BIN);
+    let mut b = Bundle::shared(&["sh", "-c", "pwd -P; echo ran"]);
+    b.config["process"]["noNewPrivileges"] = json!(false);
+    b.config["linux"]["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": ["getcwd"], "action": "SCMP_ACT_ERRNO"}]
+    });
+    let out = run(&rt, &b, "nogetcwd");
+    assert!(out.ends_with("ran\n"), "{out}");
+    assert!(
+        !out.starts_with('/'),
+        "getcwd was not denied in the container: {out}"
+    );
+}

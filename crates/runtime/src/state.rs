@@ -63,6 +63,11 @@ pub struct ContainerState {
     /// The container's cgroups, once made.
     #[serde(default)]
     pub cgroups: Option<crate::cgroups::Manager>,
+    /// A container without a mount namespace mounts in the host's, on a
+    /// bind of its rootfs: this is the mount id that was at the rootfs
+    /// before, so that `delete` takes down the container's and no other.
+    #[serde(default)]
+    pub host_mounts_below: Option<u64>,
 }
 
 /// runc's `state` output: what clients such as podman and containerd parse.

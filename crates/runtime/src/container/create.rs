@@ -52,9 +52,6 @@ impl Container {
         refuse_unsupported(&bundle.spec)?;
         let cgroups = crate::cgroups::Manager::for_container(&bundle.spec, &opts.id)?;
         let plan = NamespacePlan::from_spec(&linux)?;
-        if !plan.has(LinuxNamespaceType::Mount) {
-            return Err(Error::SpecInvalid("a mount namespace is required".into()));
-        }
         let process = bundle.spec.process().clone().unwrap_or_default();
         let console = match (process.terminal().unwrap_or(false), &opts.console_socket) {
             (true, Some(path)) => Some(console::connect(path)?),
@@ -71,10 +68,20 @@ impl Container {
             (false, None) => None,
         };
         let dir = StateDir::create(&opts.root, &opts.id)?;
+        // Without a mount namespace the init mounts in the host's: what was
+        // at the rootfs before tells delete (or a failed create) which mount
+        // is the container's.
+        let host_mounts_below = if plan.has(LinuxNamespaceType::Mount) {
+            None
+        } else {
+            Some(crate::rootfs::mount_id_at(&bundle.rootfs)?)
+        };
         let mut creation = Creation {
             dir: &dir,
             init: None,
             cgroups: None,
+            rootfs: &bundle.rootfs,
+            host_mounts_below,
         };
         let result = creation.run(opts, &bundle, &plan, console, cgroups);
         match result {
@@ -97,6 +104,9 @@ struct Creation<'a> {
     init: Option<Pid>,
     /// Set once the cgroups exist.
     cgroups: Option<crate::cgroups::Manager>,
+    rootfs: &'a Path,
+    /// See [`ContainerState::host_mounts_below`].
+    host_mounts_below: Option<u64>,
 }
 
 impl Creation<'_> {
@@ -107,6 +117,9 @@ impl Creation<'_> {
         }
         if let Some(c) = self.cgroups.take() {
             let _ = c.remove();
+        }
+        if let Some(below) = self.host_mounts_below {
+            let _ = crate::rootfs::detach_host_mounts(self.rootfs, below);
         }
         let _ = self.dir.remove();
     }
@@ -132,6 +145,7 @@ impl Creation<'_> {
             creating: true,
             config: bundle.spec.clone(),
             cgroups: None,
+            host_mounts_below: self.host_mounts_below,
         };
         self.dir.save(&st)?;
         let fifo_path = self.dir.fifo();
@@ -182,6 +196,7 @@ impl Creation<'_> {
                         console,
                         preserve_fds: opts.preserve_fds,
                         no_pivot: opts.no_pivot,
+                        own_mount_ns: plan.has(LinuxNamespaceType::Mount),
                         rootfs_mount: opts.rootfs_mount,
                         new_cgroupns: plan.new_cgroup,
                         userns,

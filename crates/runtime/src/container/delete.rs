@@ -38,6 +38,9 @@ impl Container {
             kill_remaining(&c);
             c.remove()?;
         }
+        if let Some(below) = self.state.host_mounts_below {
+            crate::rootfs::detach_host_mounts(&self.state.rootfs, below)?;
+        }
         self.dir.remove()?;
         Ok(self.run_hooks_warning(crate::hooks::Point::Poststop, Status::Stopped))
     }

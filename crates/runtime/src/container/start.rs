@@ -36,6 +36,7 @@ impl Container {
             Err(e) => return Err(e).ctx(|| format!("open {}", fifo_path.display())),
         };
         fifo.write_all(b"0").ctx(|| "write exec fifo".into())?;
+        wait_for_exec(&fifo);
         drop(fifo);
         std::fs::remove_file(&fifo_path).ctx(|| format!("remove {}", fifo_path.display()))?;
         Ok(self.run_hooks_warning(crate::hooks::Point::Poststart, Status::Running))
@@ -68,6 +69,42 @@ impl Container {
             status: self.status().to_string(),
             action,
             needed,
+        }
+    }
+}
+
+/// How long `start` waits for the program to be executed (the init may run
+/// startContainer hooks first): past it, start returns anyway.
+const EXEC_DEADLINE_MS: u16 = 10_000;
+
+/// Waits until the init has executed the container's program (or died):
+/// its read end of the fifo is close-on-exec and it is the only reader, so
+/// the write end reports POLLERR then. The spec has the program running
+/// when start returns, and poststart hooks run after it started; a signal
+/// sent right after start then reaches the program, not the runtime's init
+/// still on its way to execve (runtime-tools' killsig sends one at once,
+/// to a shell that must have had the time to set its trap).
+fn wait_for_exec(fifo: &std::fs::File) {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use std::os::fd::AsFd;
+    let deadline =
+        std::time::Instant::now() + std::time::Duration::from_millis(u64::from(EXEC_DEADLINE_MS));
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let ms = u16::try_from(left.as_millis()).unwrap_or(EXEC_DEADLINE_MS);
+        if ms == 0 {
+            return;
+        }
+        let mut fds = [PollFd::new(fifo.as_fd(), PollFlags::empty())];
+        match poll(&mut fds, PollTimeout::from(ms)) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            Ok(0) | Err(_) => return,
+            Ok(_) => {
+                let got = fds[0].revents().unwrap_or(PollFlags::empty());
+                if got.intersects(PollFlags::POLLERR | PollFlags::POLLHUP | PollFlags::POLLNVAL) {
+                    return;
+                }
+            }
         }
     }
 }

@@ -29,6 +29,8 @@ pub struct InitArgs<'a> {
     pub console: Option<UnixStream>,
     pub preserve_fds: i32,
     pub no_pivot: bool,
+    /// See [`RootfsPlan::own_mount_ns`].
+    pub own_mount_ns: bool,
     /// See [`crate::CreateOptions::rootfs_mount`].
     pub rootfs_mount: Option<std::os::fd::RawFd>,
     pub new_cgroupns: bool,
@@ -86,6 +88,7 @@ fn setup(mut a: InitArgs<'_>) -> Result<std::convert::Infallible> {
         userns: a.userns,
         cgroupns: has(LinuxNamespaceType::Cgroup),
         no_pivot: a.no_pivot,
+        own_mount_ns: a.own_mount_ns,
         rootfs_mount: a.rootfs_mount,
     };
     let prepared = rootfs::prepare(&plan)?;

@@ -156,6 +156,10 @@ impl<'a> Finish<'a> {
         }
         user::drop_bounding(p.capabilities().as_ref())?;
         nix::unistd::chdir(p.cwd()).ctx(|| format!("chdir to cwd {}", p.cwd().display()))?;
+        // Checked here, before a filter is loaded: the container's filter
+        // may deny getcwd (runtime-tools' linux_seccomp does; runc then
+        // fails to create), and nothing below moves the cwd.
+        verify_cwd(p.cwd())?;
         let late = match filter {
             Some(f) if !nnp => {
                 f.load()?;
@@ -165,7 +169,6 @@ impl<'a> Finish<'a> {
         };
         lsm::apply_apparmor(p.apparmor_profile().as_ref())?;
         user::switch_user(p)?;
-        verify_cwd(p.cwd())?;
         if nnp {
             // SAFETY: PR_SET_NO_NEW_PRIVS takes plain integers.
             let rc = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };

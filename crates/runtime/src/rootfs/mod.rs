@@ -30,6 +30,12 @@ pub struct RootfsPlan<'a> {
     pub cgroupns: bool,
     /// Use chroot instead of pivot_root (`--no-pivot`).
     pub no_pivot: bool,
+    /// The init has a mount namespace of its own (new or joined). Without
+    /// one (the spec lists none, so the container inherits the runtime's,
+    /// as the spec requires) the mounts are made in the host's namespace,
+    /// under a private bind of the rootfs, and the root is entered with
+    /// chroot; `delete` takes them down (see [`detach_host_mounts`]).
+    pub own_mount_ns: bool,
     /// A detached mount to attach at the rootfs first (see
     /// [`crate::CreateOptions::rootfs_mount`]).
     pub rootfs_mount: Option<std::os::fd::RawFd>,
@@ -71,23 +77,33 @@ pub struct Prepared {
     pub proc_mount_id: Option<u64>,
 }
 
-/// Steps before pivot_root, run by the init in its new mount namespace.
+/// Steps before pivot_root, run by the init in its new mount namespace
+/// (or, without one, in the host's).
 pub fn prepare(plan: &RootfsPlan<'_>) -> Result<Prepared> {
     let linux = plan.spec.linux().as_ref();
     let root_prop = linux.and_then(|l| l.rootfs_propagation().clone());
     // Nothing we mount may propagate back to the host: everything becomes a
     // slave of the host first (runc's default), whatever the spec asks for
-    // the root afterwards.
+    // the root afterwards. In the host's own namespace its / is left alone
+    // (runc makes the host's / a slave there); the rootfs bind below is
+    // made private instead.
     let first = match root_prop.as_deref() {
         Some(p) if p.contains("private") => propagation_flag(p)? | MsFlags::MS_REC,
         _ => MsFlags::MS_SLAVE | MsFlags::MS_REC,
     };
-    mount(None::<&str>, "/", None::<&str>, first, None::<&str>)
-        .ctx(|| "make / a slave mount".into())?;
+    if plan.own_mount_ns {
+        mount(None::<&str>, "/", None::<&str>, first, None::<&str>)
+            .ctx(|| "make / a slave mount".into())?;
+    } else if plan.rootfs_mount.is_some() {
+        return Err(Error::SpecInvalid(
+            "a detached rootfs mount needs a mount namespace".into(),
+        ));
+    }
     if let Some(fd) = plan.rootfs_mount {
         attach_detached(fd, plan.rootfs)?;
     }
-    // pivot_root needs the new root to be a mount point.
+    // pivot_root needs the new root to be a mount point; without a mount
+    // namespace, it is what `delete` takes down with all below it.
     mount(
         Some(plan.rootfs),
         plan.rootfs,
@@ -96,6 +112,16 @@ pub fn prepare(plan: &RootfsPlan<'_>) -> Result<Prepared> {
         None::<&str>,
     )
     .ctx(|| format!("bind rootfs {}", plan.rootfs.display()))?;
+    if !plan.own_mount_ns {
+        mount(
+            None::<&str>,
+            plan.rootfs,
+            None::<&str>,
+            MsFlags::MS_PRIVATE | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .ctx(|| format!("make rootfs {} private", plan.rootfs.display()))?;
+    }
     let root = open_dir(plan.rootfs)?;
     let cx = MountContext {
         bundle: plan.bundle,
@@ -168,7 +194,17 @@ fn attach_detached(fd: std::os::fd::RawFd, target: &Path) -> Result<()> {
 
 /// Makes the rootfs the process's root: pivot_root, or chroot with
 /// `no_pivot`. Afterwards the host's mounts are gone from the namespace.
+/// Without a mount namespace of its own, chroot: pivot_root or a move onto
+/// / would change the host's root. A chroot is no wall against a process
+/// keeping CAP_SYS_CHROOT, but such a container shares the host's mount
+/// table by its config's choice: it is not isolated from the host's files.
 pub fn enter(plan: &RootfsPlan<'_>) -> Result<()> {
+    if !plan.own_mount_ns {
+        nix::unistd::chdir(plan.rootfs).ctx(|| format!("chdir {}", plan.rootfs.display()))?;
+        nix::unistd::chroot(".").ctx(|| "chroot".into())?;
+        nix::unistd::chdir("/").ctx(|| "chdir /".into())?;
+        return set_root_propagation(plan);
+    }
     if plan.no_pivot {
         nix::unistd::chdir(plan.rootfs).ctx(|| format!("chdir {}", plan.rootfs.display()))?;
         mount(
@@ -215,6 +251,11 @@ pub fn enter(plan: &RootfsPlan<'_>) -> Result<()> {
     .ctx(|| "make old root a slave".into())?;
     umount2(".", MntFlags::MNT_DETACH).ctx(|| "unmount old root".into())?;
     nix::unistd::chdir("/").ctx(|| "chdir /".into())?;
+    set_root_propagation(plan)
+}
+
+/// The spec's shared or unbindable rootfsPropagation, on the new root.
+fn set_root_propagation(plan: &RootfsPlan<'_>) -> Result<()> {
     if let Some(p) = plan
         .spec
         .linux()
@@ -231,6 +272,30 @@ pub fn enter(plan: &RootfsPlan<'_>) -> Result<()> {
             )
             .ctx(|| format!("set rootfsPropagation {p}"))?;
         }
+    }
+    Ok(())
+}
+
+/// The mount id at `rootfs` before a container without a mount namespace
+/// binds it: what [`detach_host_mounts`] compares with.
+pub fn mount_id_at(rootfs: &Path) -> Result<u64> {
+    let fd = open_dir(rootfs)?;
+    saferoot::mount_id(&fd).ctx(|| format!("statx {}", rootfs.display()))
+}
+
+/// Takes down what a container without a mount namespace mounted in the
+/// host's: the rootfs bind and everything below it, detached at once. Only
+/// a mount other than the one that was at `rootfs` before (`below`, from
+/// [`mount_id_at`]) is touched, so a rootfs that is itself a mount (an
+/// overlay its caller made) stays.
+pub fn detach_host_mounts(rootfs: &Path, below: u64) -> Result<()> {
+    let Ok(now) = mount_id_at(rootfs) else {
+        // The rootfs is gone: so is anything mounted on it.
+        return Ok(());
+    };
+    if now != below {
+        umount2(rootfs, MntFlags::MNT_DETACH)
+            .ctx(|| format!("unmount the container's mounts at {}", rootfs.display()))?;
     }
     Ok(())
 }
