@@ -233,13 +233,14 @@ fn exec_runs_in_the_container() {
     let out = stdout(&o);
     assert!(out.starts_with("from-exec exec-host "), "{out}");
 
-    // --process with a process.json, detached, with a pid file.
+    // --process with a process.json, detached, with a pid file: the pid
+    // named is the process of the json, alive, in the container's pid and
+    // mount namespaces, with the json's cwd and environment.
     let p = b.path().join("p.json");
-    let marker = "/tmp/exec-marker";
     std::fs::write(
         &p,
-        serde_json::json!({"cwd": "/", "args": ["sh", "-c", format!("echo ran > {marker}")],
-                            "user": {"uid": 0, "gid": 0}, "env": ["PATH=/bin"]})
+        serde_json::json!({"cwd": "/proc", "args": ["sleep", "31"],
+                            "user": {"uid": 0, "gid": 0}, "env": ["PATH=/bin", "MARK=detached-exec"]})
         .to_string(),
     )
     .unwrap();
@@ -254,10 +255,46 @@ fn exec_runs_in_the_container() {
         "e1",
     ]);
     expect_code(&o, 0, "exec --process --detach");
-    assert!(pidf.exists());
-    // The rootfs is read-only: the marker cannot be written, and the
-    // process reports it through its own exit (nothing to see here); a
-    // writable check follows with `user`.
+    let pid: i32 = std::fs::read_to_string(&pidf)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let state: serde_json::Value =
+        serde_json::from_str(&stdout(&rt.run(&["state", "e1"]))).unwrap();
+    let init = state["pid"].as_i64().unwrap();
+    let proc = |pid: i64, what: &str| std::fs::read(format!("/proc/{pid}/{what}")).unwrap();
+    let link = |pid: i64, what: &str| std::fs::read_link(format!("/proc/{pid}/{what}")).unwrap();
+    let pid = i64::from(pid);
+    assert_eq!(
+        proc(pid, "cmdline"),
+        b"sleep\x0031\x00",
+        "the json's process"
+    );
+    assert_eq!(
+        link(pid, "ns/pid"),
+        link(init, "ns/pid"),
+        "the container's pid ns"
+    );
+    assert_eq!(
+        link(pid, "ns/mnt"),
+        link(init, "ns/mnt"),
+        "the container's mount ns"
+    );
+    assert_eq!(
+        link(pid, "cwd"),
+        std::path::PathBuf::from("/proc"),
+        "the json's cwd"
+    );
+    let environ = String::from_utf8_lossy(&proc(pid, "environ")).into_owned();
+    assert!(
+        environ.split('\0').any(|e| e == "MARK=detached-exec"),
+        "{environ}"
+    );
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(pid).unwrap()),
+        nix::sys::signal::SIGKILL,
+    );
     let o = rt.run(&["exec", "--user", "65534:65534", "e1", "id"]);
     expect_code(&o, 0, "exec --user");
     assert_eq!(stdout(&o).trim(), "uid=65534(nobody) gid=65534(nogroup)");

@@ -291,38 +291,88 @@ fn restart_on_failure_restarts_n_times() {
 #[test]
 fn bad_input_is_one_line_and_creates_nothing() {
     let b = berth();
-    let bad: &[&[&str]] = &[
-        &["run", "--bogus-flag", "busybox"],
-        &["run", "--pull=never", "no-such-image"],
-        &["run", "--pull=sometimes", "busybox"],
-        &["run", "--memory", "lots", "busybox", "true"],
+    // Each refused for its own reason, in one line (docker's usage hint
+    // aside), with docker's code: 125 for run, 1 for the others.
+    let bad: &[(&[&str], &str, i32)] = &[
+        (
+            &["run", "--bogus-flag", "busybox"],
+            "unknown flag: --bogus-flag",
+            125,
+        ),
+        (
+            &["run", "--pull=never", "no-such-image"],
+            "Unable to find image 'no-such-image' locally",
+            125,
+        ),
+        (
+            &["run", "--pull=sometimes", "busybox"],
+            "invalid --pull \"sometimes\"",
+            125,
+        ),
+        (
+            &["run", "--memory", "lots", "busybox", "true"],
+            "invalid size \"lots\" for --memory",
+            125,
+        ),
         // (-v makes a missing host directory, as docker's; --mount does not)
-        &[
-            "run",
-            "--mount",
-            "type=bind,source=/does/not/exist,target=/x",
-            "busybox",
-            "true",
-        ],
-        &["run", "--restart", "sometimes", "busybox", "true"],
-        &["run", "--name", "bad/name", "busybox", "true"],
-        &["run", "-p", "70000:80", "busybox", "true"],
-        &["run", "-p", "80/sctp", "busybox", "true"],
-        &["run", "--network", "no-such-net", "busybox", "true"],
-        &["run", "--network", "none", "-p", "80", "busybox", "true"],
-        &["exec", "nobody", "true"],
-        &["rm", "nobody"],
+        (
+            &[
+                "run",
+                "--mount",
+                "type=bind,source=/does/not/exist,target=/x",
+                "busybox",
+                "true",
+            ],
+            "bind source path does not exist: /does/not/exist",
+            125,
+        ),
+        (
+            &["run", "--restart", "sometimes", "busybox", "true"],
+            "invalid restart policy 'sometimes'",
+            125,
+        ),
+        (
+            &["run", "--name", "bad/name", "busybox", "true"],
+            "invalid container name \"bad/name\"",
+            125,
+        ),
+        (
+            &["run", "-p", "70000:80", "busybox", "true"],
+            "\"70000\" is not a port",
+            125,
+        ),
+        (
+            &["run", "-p", "80/sctp", "busybox", "true"],
+            "protocol \"sctp\": use tcp or udp",
+            125,
+        ),
+        (
+            &["run", "--network", "no-such-net", "busybox", "true"],
+            "network no-such-net not found",
+            125,
+        ),
+        (
+            &["run", "--network", "none", "-p", "80", "busybox", "true"],
+            "conflicting options: port publishing",
+            125,
+        ),
+        (&["exec", "nobody", "true"], "No such container: nobody", 1),
+        (&["rm", "nobody"], "No such container: nobody", 1),
     ];
-    for args in bad {
+    for (args, why, code) in bad {
         let o = b.run(args);
-        assert_ne!(o.status.code(), Some(0), "{args:?} should fail");
+        expect_code(&o, *code, &args.join(" "));
         let err = stderr(&o);
+        assert!(err.contains(why), "{args:?}: wanted {why:?}: {err}");
         assert!(!err.contains("panicked"), "{args:?}: {err}");
-        assert!(
-            err.trim().lines().count() <= 2,
+        assert_eq!(
+            berth_testkit::error_lines(&err),
+            1,
             "{args:?}: one line expected: {err}"
         );
     }
+    assert_eq!(b.ok(&["ps", "-aq"]), "", "nothing was created");
+    assert!(!std::path::Path::new("/does/not/exist").exists());
     // a missing image is pulled first (as docker does): docker's two lines
     // then the registry's one-line reason (no network here)
     let o = b.run(&["run", "no-such-image"]);

@@ -135,11 +135,18 @@ fn fetch_from(b: &Berth, args: &[&str], host: &str, port: &str, tries: u32) -> S
     stdout(&b.run(&a)).trim().to_string()
 }
 
+/// The map as nft lists it. It must exist: a check that an entry is gone
+/// proves nothing if nft could not list the map at all.
 fn nft_map(name: &str) -> String {
     let o = Command::new("nft")
         .args(["list", "map", "ip", "berth", name])
         .output()
         .unwrap();
+    assert!(
+        o.status.success(),
+        "nft list map ip berth {name}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 

@@ -228,7 +228,11 @@ impl Engine {
             // docker's daemon words; nothing would run.
             return Err(Error::Invalid("No command specified".into()));
         }
-        self.validate_network(&cfg)?;
+        // docker's words when run or create names a network that is not there.
+        self.validate_network(&cfg).map_err(|e| match e {
+            Error::NoSuchNetwork(n) => Error::Invalid(format!("network {n} not found")),
+            e => e,
+        })?;
         // The image's VOLUMEs not covered by a mount get anonymous volumes.
         if let Some(vols) = ic["Volumes"].as_object() {
             for dest in vols.keys() {
