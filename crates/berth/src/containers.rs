@@ -1720,29 +1720,13 @@ pub fn as_docker_reports(cmd: &ContainerCommand, e: anyhow::Error) -> anyhow::Er
 /// start the container), worded as docker's client words the daemon's
 /// answers; the client's own checks of the command line stay plain.
 fn from_daemon(e: anyhow::Error) -> anyhow::Error {
-    if e.downcast_ref::<crate::FromDaemon>().is_some() {
-        return e;
-    }
-    crate::FromDaemon {
-        error: e,
-        then: None,
-        help: true,
-    }
-    .into()
+    crate::FromDaemon::wrap(e, true)
 }
 
 /// [`from_daemon`] for what failed starting the container (its ports,
 /// devices, networks, program): docker's client gives no usage hint then.
 fn from_daemon_at_start(e: anyhow::Error) -> anyhow::Error {
-    if e.downcast_ref::<crate::FromDaemon>().is_some() {
-        return e;
-    }
-    crate::FromDaemon {
-        error: e,
-        then: None,
-        help: false,
-    }
-    .into()
+    crate::FromDaemon::wrap(e, false)
 }
 
 /// docker's exit code for a container whose program could not be started:
@@ -1951,33 +1935,13 @@ pub fn volume(root: &Path, runroot: &Path, cmd: &VolumeCommand) -> Result<i32> {
             let fmt = format::ListFormat::new(format.as_deref(), r"table {{.Driver}}\t{{.Name}}")?;
             let rows = list.iter().map(|v| {
                 use berth_template::Value as V;
-                let labels = v.labels.clone();
+                let [label, labels] = format::label_fields(&v.labels);
                 format::context(
                     "*formatter.volumeContext",
                     vec![
                         ("Driver", V::from(v.driver.as_str())),
-                        (
-                            "Label",
-                            V::method(move |args: &[V]| match args {
-                                [V::String(k)] => {
-                                    Ok(V::from(labels.get(&**k).map_or("", String::as_str)))
-                                }
-                                _ => Err(format!(
-                                    "wrong number of args for Label: want 1 got {}",
-                                    args.len()
-                                )),
-                            }),
-                        ),
-                        (
-                            "Labels",
-                            V::from(
-                                v.labels
-                                    .iter()
-                                    .map(|(k, x)| format!("{k}={x}"))
-                                    .collect::<Vec<_>>()
-                                    .join(","),
-                            ),
-                        ),
+                        label,
+                        labels,
                         // Docker knows these only from `system df`.
                         ("Links", V::from("N/A")),
                         ("Mountpoint", V::from(v.mountpoint.display().to_string())),
@@ -2267,13 +2231,7 @@ struct PsRow {
 /// JSON lists them.
 fn ps_context(r: &PsRow) -> berth_template::Value {
     use berth_template::Value as V;
-    let labels = r.labels.clone();
-    let joined = r
-        .labels
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(",");
+    let [label, labels] = format::label_fields(&r.labels);
     format::context(
         "*formatter.ContainerContext",
         vec![
@@ -2281,17 +2239,8 @@ fn ps_context(r: &PsRow) -> berth_template::Value {
             ("CreatedAt", V::from(r.created_at.as_str())),
             ("ID", V::from(r.id.as_str())),
             ("Image", V::from(r.image.as_str())),
-            (
-                "Label",
-                V::method(move |args: &[V]| match args {
-                    [V::String(k)] => Ok(V::from(labels.get(&**k).map_or("", String::as_str))),
-                    _ => Err(format!(
-                        "wrong number of args for Label: want 1 got {}",
-                        args.len()
-                    )),
-                }),
-            ),
-            ("Labels", V::from(joined)),
+            label,
+            labels,
             ("LocalVolumes", V::from(r.local_volumes.to_string())),
             ("Mounts", V::from(r.mounts.as_str())),
             ("Names", V::from(r.names.as_str())),

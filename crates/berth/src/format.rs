@@ -178,6 +178,32 @@ pub fn context(type_name: &str, fields: Vec<(&str, Value)>) -> Value {
     }))
 }
 
+/// A list row's `.Label "k"` method and `.Labels` ("k=v,k2=v2"), as
+/// docker's container, volume and network contexts have them.
+pub fn label_fields(
+    labels: &std::collections::BTreeMap<String, String>,
+) -> [(&'static str, Value); 2] {
+    let owned = labels.clone();
+    let joined = labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    [
+        (
+            "Label",
+            Value::method(move |args: &[Value]| match args {
+                [Value::String(k)] => Ok(Value::from(owned.get(&**k).map_or("", String::as_str))),
+                _ => Err(format!(
+                    "wrong number of args for Label: want 1 got {}",
+                    args.len()
+                )),
+            }),
+        ),
+        ("Labels", Value::from(joined)),
+    ]
+}
+
 /// A table's header context: each field's column title, and `.Label "k"`
 /// (docker's SubHeaderContext.Label: the key's last dotted part, `-` and
 /// `_` as spaces).

@@ -715,6 +715,22 @@ pub(crate) struct FromDaemon {
     pub help: bool,
 }
 
+impl FromDaemon {
+    /// `e` as the daemon's answer (unless it already is one); `help`: see
+    /// the field.
+    pub fn wrap(e: anyhow::Error, help: bool) -> anyhow::Error {
+        if e.is::<FromDaemon>() {
+            return e;
+        }
+        FromDaemon {
+            error: e,
+            then: None,
+            help,
+        }
+        .into()
+    }
+}
+
 impl std::fmt::Display for FromDaemon {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{:#}", self.error)

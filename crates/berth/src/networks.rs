@@ -230,7 +230,7 @@ pub fn run(root: &Path, runroot: &Path, cmd: &NetworkCommand) -> Result<i32> {
             )?;
             let rows = list.iter().map(|n| {
                 use berth_template::Value as V;
-                let labels = n.labels.clone();
+                let [label, labels] = format::label_fields(&n.labels);
                 format::context(
                     "*network.networkContext",
                     vec![
@@ -239,28 +239,8 @@ pub fn run(root: &Path, runroot: &Path, cmd: &NetworkCommand) -> Result<i32> {
                         ("ID", V::from(id(&n.id))),
                         ("IPv6", V::from("false")),
                         ("Internal", V::from(n.internal.to_string())),
-                        (
-                            "Label",
-                            V::method(move |args: &[V]| match args {
-                                [V::String(k)] => {
-                                    Ok(V::from(labels.get(&**k).map_or("", String::as_str)))
-                                }
-                                _ => Err(format!(
-                                    "wrong number of args for Label: want 1 got {}",
-                                    args.len()
-                                )),
-                            }),
-                        ),
-                        (
-                            "Labels",
-                            V::from(
-                                n.labels
-                                    .iter()
-                                    .map(|(k, v)| format!("{k}={v}"))
-                                    .collect::<Vec<_>>()
-                                    .join(","),
-                            ),
-                        ),
+                        label,
+                        labels,
                         ("Name", V::from(n.name.as_str())),
                         ("Scope", V::from("local")),
                     ],

@@ -140,25 +140,14 @@ pub fn group_usage(cmd: &Command, shown: &str) -> String {
 /// that precede a command's trailing arguments (run and create's image,
 /// exec and top's container).
 pub fn end_flags_before_trailing(cli: &Command, args: Vec<OsString>) -> Vec<OsString> {
-    let mut cmd = cli;
-    let mut i = 1;
-    // Down the subcommands, past the flags before each.
-    while i < args.len() {
-        let w = args[i].to_string_lossy();
-        if w == "--" {
-            return args;
-        }
-        if let Some(skip) = flag_words(cmd, &w) {
-            i += skip;
-            continue;
-        }
-        match cmd.find_subcommand(w.as_ref()) {
-            Some(sub) => {
-                cmd = sub;
-                i += 1;
-            }
-            None => break,
-        }
+    let Descent {
+        cmd,
+        next: mut i,
+        ended,
+        ..
+    } = descend(cli, &args);
+    if ended {
+        return args;
     }
     let positional: Vec<&Arg> = cmd.get_positionals().collect();
     let Some(last) = positional.last() else {
@@ -244,37 +233,49 @@ fn arity(cmd: &Command) -> String {
 
 /// The subcommand names the command line reached: ["berth", "network", "rm"].
 fn command_path(cli: &Command, args: &[OsString]) -> Vec<String> {
-    let mut path = vec![cli.get_name().to_string()];
-    let mut cmd = cli;
-    let mut words = args
-        .iter()
-        .skip(1)
-        .map(|a| a.to_string_lossy().into_owned());
-    while let Some(w) = words.next() {
-        if let Some(flag) = w.strip_prefix("--") {
-            if !flag.contains('=') && takes_value(cmd, |a| a.get_long() == Some(flag)) {
-                words.next();
-            }
+    descend(cli, args).path
+}
+
+/// Where a command line's words lead down the subcommands.
+struct Descent<'a> {
+    /// The subcommand reached.
+    cmd: &'a Command,
+    /// Its name and its parents': ["berth", "network", "rm"].
+    path: Vec<String>,
+    /// The index of the first word after it (and its flags), or where a
+    /// `--` stopped the walk (`ended`).
+    next: usize,
+    ended: bool,
+}
+
+/// Walks the words past flags (and their values) and subcommand names.
+fn descend<'a>(cli: &'a Command, args: &[OsString]) -> Descent<'a> {
+    let mut d = Descent {
+        cmd: cli,
+        path: vec![cli.get_name().to_string()],
+        next: 1,
+        ended: false,
+    };
+    while d.next < args.len() {
+        let w = args[d.next].to_string_lossy();
+        if w == "--" {
+            d.ended = true;
+            break;
+        }
+        if let Some(skip) = flag_words(d.cmd, &w) {
+            d.next += skip;
             continue;
         }
-        if let Some(short) = w.strip_prefix('-') {
-            let last = short.chars().last();
-            if short.len() == 1 && takes_value(cmd, |a| a.get_short() == last) {
-                words.next();
-            }
-            continue;
-        }
-        match cmd.find_subcommand(&w) {
+        match d.cmd.find_subcommand(w.as_ref()) {
             Some(sub) => {
-                path.push(sub.get_name().to_string());
-                cmd = sub;
-                // A flattened group's words are the parent's: `container
-                // run` reaches `run` through `container`.
+                d.path.push(sub.get_name().to_string());
+                d.cmd = sub;
+                d.next += 1;
             }
             None => break,
         }
     }
-    path
+    d
 }
 
 fn takes_value(cmd: &Command, which: impl Fn(&Arg) -> bool) -> bool {
