@@ -387,7 +387,7 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            let e = if daemon_words && !e.is::<ClientSide>() {
+            let e = if daemon_words && !e.is::<ClientSide>() && !e.is::<format::TemplateFailure>() {
                 FromDaemon {
                     error: with_default_tag(e, latest),
                     then: None,

@@ -1228,7 +1228,8 @@ mod tests {
         };
         merge_image_config(&mut c, &ic);
         assert_eq!(c.args, vec!["/bin/app", "--serve"]);
-        assert_eq!(c.env, vec!["PATH=/bin", "A=2"]);
+        // the user's variables first, then the image's it did not set (docker's order)
+        assert_eq!(c.env, vec!["A=2", "PATH=/bin"]);
         assert_eq!((c.working_dir.as_str(), c.user.as_str()), ("/srv", "www"));
         let mut c = ContainerConfig {
             cmd: vec!["--once".into()],

@@ -791,7 +791,7 @@ pub fn import_file(
         "os": "linux",
         "config": {},
         "rootfs": {"type": "layers", "diff_ids": [diff.to_string()]},
-        "history": [{"created": created, "created_by": "berth import", "comment": message.unwrap_or("")}],
+        "history": [{"created": created, "created_by": "", "comment": message.unwrap_or("Imported from -")}],
     });
     for c in changes {
         apply_change(&mut config, c)?;
