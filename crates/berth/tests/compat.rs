@@ -170,6 +170,11 @@ fn lifecycle() {
 }
 
 #[test]
+fn lifecycle_files_and_exec() {
+    corpus("lifecycle2.txt");
+}
+
+#[test]
 fn run_options() {
     corpus("run_options.txt");
 }
