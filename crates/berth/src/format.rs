@@ -175,6 +175,7 @@ pub fn context(type_name: &str, fields: Vec<(&str, Value)>) -> Value {
             .map(|(k, v)| (k.to_string(), v))
             .collect(),
         json_escapes_html: true,
+        json_tags: Vec::new(),
     }))
 }
 
@@ -200,6 +201,7 @@ pub fn header(titles: &[(&str, &str)]) -> Value {
         type_name: "formatter.SubHeaderContext".into(),
         fields,
         json_escapes_html: false,
+        json_tags: Vec::new(),
     }))
 }
 
