@@ -9,6 +9,7 @@
 mod building;
 mod containers;
 mod format;
+mod info;
 mod networks;
 mod shell_docs;
 mod transfer;
@@ -111,6 +112,12 @@ enum Command {
     /// Show the berth version information (Docker's layout; berth has no daemon)
     Version {
         /// Go-template format over Docker's fields ({{.Client.Version}}, {{.Server.Version}}, ...) or json
+        #[arg(short, long)]
+        format: Option<String>,
+    },
+    /// Display system-wide information (Docker's layout and fields)
+    Info {
+        /// Go template over Docker's fields ({{.ServerVersion}}, {{.NCPU}}, {{json .}} ...) or json
         #[arg(short, long)]
         format: Option<String>,
     },
@@ -964,6 +971,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Login(a) => transfer::login(a),
         Command::Logout(a) => transfer::logout(a),
         Command::Version { format } => version(format.as_deref()),
+        Command::Info { format } => info::info(&cli.root, &open_engine(&cli)?, format.as_deref()),
         Command::Completion { shell } => {
             use clap::CommandFactory;
             let mut out = std::io::stdout().lock();

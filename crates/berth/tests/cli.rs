@@ -12,6 +12,7 @@ use std::process::Command;
 
 use berth_testkit::snippet::{bash, capture, installed, tests_dir, Out};
 use berth_testkit::{expect_code, stdout};
+use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_berth");
 
@@ -259,4 +260,183 @@ fn install_script_puts_completions_and_pages_where_shells_and_man_look() {
     }
     let out = man(&man1.join("berth-run.1.gz"));
     assert!(out.stdout.contains("--network"), "{out}");
+}
+
+/// JSON's kinds, with docker's `null` (a nil slice or pointer in Go)
+/// matching anything berth shows there (berth writes nil slices `[]`).
+fn same_kind(docker: &Value, berth: &Value) -> bool {
+    use Value as V;
+    matches!(
+        (docker, berth),
+        (V::Null, _)
+            | (V::Bool(_), V::Bool(_))
+            | (V::Number(_), V::Number(_))
+            | (V::String(_), V::String(_))
+            | (V::Array(_), V::Array(_))
+            | (V::Object(_), V::Object(_))
+    )
+}
+
+/// The keys and kinds where `berth` differs from `docker`; objects whose
+/// keys are names (maps: Runtimes, IndexConfigs) are compared entry by
+/// entry against docker's first entry.
+fn shape_differences(path: &str, docker: &Value, berth: &Value, out: &mut Vec<String>) {
+    if !same_kind(docker, berth) {
+        out.push(format!("{path}: docker {docker}, berth {berth}"));
+        return;
+    }
+    let (Value::Object(d), Value::Object(b)) = (docker, berth) else {
+        return;
+    };
+    if path.ends_with("Runtimes") || path.ends_with("IndexConfigs") {
+        let Some(model) = d.values().next() else {
+            return;
+        };
+        for (k, v) in b {
+            shape_differences(&format!("{path}.{k}"), model, v, out);
+        }
+        return;
+    }
+    for (k, v) in d {
+        match b.get(k) {
+            Some(bv) => shape_differences(&format!("{path}.{k}"), v, bv, out),
+            None => out.push(format!("{path}.{k}: missing from berth's")),
+        }
+    }
+    for k in b.keys().filter(|k| !d.contains_key(*k)) {
+        out.push(format!("{path}.{k}: berth's only"));
+    }
+}
+
+#[test]
+fn info_has_dockers_fields_and_the_same_host() {
+    let Some(d) = berth_testkit::dockerd::Dockerd::start(&[]) else {
+        return;
+    };
+    // Both with the busybox image and no container.
+    let store = berth_testkit::store::Store::with_busybox(BIN, &[]);
+    let docker_json = d.sh("$D info --format '{{json .}}'");
+    assert_eq!(docker_json.code(), 0, "{docker_json}");
+    let docker: Value = serde_json::from_str(&docker_json.stdout).unwrap();
+    let ours: Value = serde_json::from_str(&store.ok(&["info", "--format", "{{json .}}"]))
+        .expect("berth info's json");
+    let mut diffs = Vec::new();
+    shape_differences("", &docker, &ours, &mut diffs);
+    assert!(diffs.is_empty(), "{}", diffs.join("\n"));
+    // What the host decides is the same for both engines (forwarding
+    // and br_netfilter aside: other tests change them at any moment).
+    for key in [
+        "NCPU",
+        "MemTotal",
+        "KernelVersion",
+        "OperatingSystem",
+        "OSVersion",
+        "OSType",
+        "Architecture",
+        "Name",
+        "CgroupVersion",
+        "CgroupDriver",
+        "Driver",
+        "LoggingDriver",
+        "IndexServerAddress",
+        "Containers",
+        "Images",
+        "MemoryLimit",
+        "SwapLimit",
+        "CpuCfsPeriod",
+        "CpuCfsQuota",
+        "CPUShares",
+        "CPUSet",
+        "PidsLimit",
+    ] {
+        assert_eq!(ours[key], docker[key], "{key}");
+    }
+    let root = store.path().canonicalize().unwrap();
+    assert_eq!(ours["DockerRootDir"], root.to_string_lossy().as_ref());
+    assert_eq!(
+        ours["ServerVersion"],
+        store
+            .ok(&["version", "--format", "{{.Server.Version}}"])
+            .trim()
+    );
+    let runtime = &ours["Runtimes"][ours["DefaultRuntime"].as_str().unwrap()];
+    assert!(runtime["path"].is_string(), "the default runtime is listed");
+    assert!(ours["SecurityOptions"]
+        .as_array()
+        .unwrap()
+        .contains(&Value::from("name=seccomp,profile=default")));
+    // The ID is docker 20.10's shape and stays the same.
+    let id = ours["ID"].as_str().unwrap();
+    assert_eq!(id.len(), docker["ID"].as_str().unwrap().len());
+    assert_eq!(store.ok(&["info", "-f", "{{.ID}}"]).trim(), id);
+
+    // Every field a script reads, through the template as typed values:
+    // the same text on both sides for the host's.
+    let fields = "{{.NCPU}} {{.MemTotal}} {{.KernelVersion}} {{.OperatingSystem}} {{.Name}} \
+                  {{.CgroupVersion}} {{.Driver}} {{.CgroupDriver}} {{.Swarm}} {{.Swarm.LocalNodeState}} \
+                  {{.ClientInfo.Context}} {{.CPUCfsPeriod}} {{.BridgeNfIP6tables}} {{len .Labels}}";
+    let docker_fields = d.sh(&format!("$D info --format '{fields}'"));
+    assert_eq!(docker_fields.code(), 0, "{docker_fields}");
+    assert_eq!(
+        store.ok(&["info", "--format", fields]),
+        docker_fields.stdout
+    );
+    for f in [
+        "{{.ServerVersion}}",
+        "{{.ContainersRunning}}",
+        "{{.ContainersPaused}}",
+        "{{.ContainersStopped}}",
+        "{{.DockerRootDir}}",
+        "{{.SecurityOptions}}",
+        "{{.Runtimes}}",
+        "{{.DefaultRuntime}}",
+        "{{.RegistryConfig}}",
+        "{{.Plugins}}",
+    ] {
+        let o = store.run(&["info", "--format", f]);
+        expect_code(&o, 0, f);
+        assert!(!stdout(&o).trim().is_empty(), "{f} is empty");
+    }
+
+    // The default layout: docker's lines, with the host's values equal.
+    let docker_text = d.sh("$D info");
+    assert_eq!(docker_text.code(), 0, "{docker_text}");
+    let ours_text = store.ok(&["info"]);
+    let lines = |t: &str| -> Vec<String> { t.lines().map(str::to_string).collect() };
+    let (dl, bl) = (lines(&docker_text.stdout), lines(&ours_text));
+    for head in [
+        "Client:",
+        "Server:",
+        " Plugins:",
+        " Security Options:",
+        "  seccomp",
+    ] {
+        assert!(bl.iter().any(|l| l == head), "no {head:?} in\n{ours_text}");
+    }
+    for key in [
+        " Containers:",
+        "  Running:",
+        "  Paused:",
+        "  Stopped:",
+        " Images:",
+        " Storage Driver:",
+        " Cgroup Driver:",
+        " Cgroup Version:",
+        " Kernel Version:",
+        " Operating System:",
+        " OSType:",
+        " Architecture:",
+        " CPUs:",
+        " Total Memory:",
+        " Name:",
+        " Swarm:",
+        " Debug Mode:",
+        " Experimental:",
+    ] {
+        let find = |ls: &[String]| ls.iter().find(|l| l.starts_with(key)).cloned();
+        assert_eq!(find(&bl), find(&dl), "{key}\n{ours_text}");
+        assert!(find(&bl).is_some(), "{key} missing\n{ours_text}");
+    }
+    let root_line = format!(" Docker Root Dir: {}", root.display());
+    assert!(bl.contains(&root_line), "{ours_text}");
 }
