@@ -115,7 +115,7 @@ enum Command {
         #[arg(short, long)]
         format: Option<String>,
     },
-    /// Display system-wide information (Docker's layout and fields)
+    /// Display system-wide information
     Info {
         /// Go template over Docker's fields ({{.ServerVersion}}, {{.NCPU}}, {{json .}} ...) or json
         #[arg(short, long)]
