@@ -27,6 +27,19 @@ pub fn human_size(bytes: u64, precision: usize) -> String {
     format!("{}{}", go_g(v, precision.max(1)), units[u])
 }
 
+/// docker's units.BytesSize: binary units, Go's `%.4g` of the number
+/// (`23.54GiB`), as `info` shows the memory.
+pub fn binary_size(bytes: u64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB"];
+    let mut v = bytes as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < units.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    format!("{}{}", go_g(v, 4), units[u])
+}
+
 /// Go's `%.Ng` of a non-negative number.
 fn go_g(v: f64, p: usize) -> String {
     let e = format!("{v:.*e}", p - 1);
@@ -175,6 +188,7 @@ pub fn context(type_name: &str, fields: Vec<(&str, Value)>) -> Value {
             .map(|(k, v)| (k.to_string(), v))
             .collect(),
         json_escapes_html: true,
+        json_tags: Vec::new(),
     }))
 }
 
@@ -226,6 +240,7 @@ pub fn header(titles: &[(&str, &str)]) -> Value {
         type_name: "formatter.SubHeaderContext".into(),
         fields,
         json_escapes_html: false,
+        json_tags: Vec::new(),
     }))
 }
 
@@ -470,6 +485,10 @@ mod tests {
         assert_eq!(size(12_345_678_901), "12.3GB");
         assert_eq!(size(999_999), "1e+03kB");
         assert_eq!(human_size(1_984_120, 4), "1.984MB");
+        // docker info's Total Memory on the machine these tests were written on.
+        assert_eq!(binary_size(25_276_194_816), "23.54GiB");
+        assert_eq!(binary_size(1023), "1023B");
+        assert_eq!(binary_size(1024), "1KiB");
     }
 
     #[test]

@@ -9,7 +9,9 @@
 mod building;
 mod containers;
 mod format;
+mod info;
 mod networks;
+mod shell_docs;
 mod transfer;
 mod usage;
 
@@ -113,6 +115,12 @@ enum Command {
         #[arg(short, long)]
         format: Option<String>,
     },
+    /// Display system-wide information
+    Info {
+        /// Go template over Docker's fields ({{.ServerVersion}}, {{.NCPU}}, {{json .}} ...) or json
+        #[arg(short, long)]
+        format: Option<String>,
+    },
     /// Remove images
     Rmi {
         /// Remove an image by id even with several tags
@@ -151,6 +159,11 @@ enum Command {
     /// Manage berth's storage
     #[command(subcommand)]
     System(SystemCommand),
+    /// Print the completion script for a shell (bash, zsh, fish)
+    Completion { shell: shell_docs::CompletionShell },
+    /// Write berth's man pages (one per command) into a directory
+    #[command(name = "__man", hide = true)]
+    Man { dir: PathBuf },
 }
 
 #[derive(Debug, clap::Args)]
@@ -306,7 +319,11 @@ fn main() -> ExitCode {
     // (or without the right to make one) can still use them.
     let uses_store = !matches!(
         cli.command,
-        Command::Login(_) | Command::Logout(_) | Command::Version { .. }
+        Command::Login(_)
+            | Command::Logout(_)
+            | Command::Version { .. }
+            | Command::Completion { .. }
+            | Command::Man { .. }
     );
     if uses_store {
         if let Err(code) = secure_store(&cli) {
@@ -970,6 +987,17 @@ fn run(cli: Cli) -> Result<()> {
         Command::Login(a) => transfer::login(a),
         Command::Logout(a) => transfer::logout(a),
         Command::Version { format } => version(format.as_deref()),
+        Command::Info { format } => info::info(&cli.root, &open_engine(&cli)?, format.as_deref()),
+        Command::Completion { shell } => {
+            use clap::CommandFactory;
+            let mut out = std::io::stdout().lock();
+            shell_docs::completion(&mut Cli::command(), *shell, &mut out);
+            Ok(())
+        }
+        Command::Man { dir } => {
+            use clap::CommandFactory;
+            shell_docs::man_pages(&Cli::command(), dir).map(|_| ())
+        }
         Command::Tag { source, target } | Command::Image(ImageCommand::Tag { source, target }) => {
             let mut store = open(&cli)?;
             // docker's client checks the new name itself, in these words.

@@ -70,9 +70,14 @@ pub fn refused(cli: &Command, e: &clap::Error, args: &[OsString]) -> ExitCode {
             if cmd.get_subcommands().next().is_none() =>
         {
             let usage = cmd.clone().bin_name(&shown).render_usage().to_string();
+            // cobra's NoArgs words it apart from a count.
+            let need = if cmd.get_positionals().next().is_none() {
+                "accepts no arguments".to_string()
+            } else {
+                format!("requires {}", arity(cmd))
+            };
             let mut text = format!(
-                "\"{shown}\" requires {}.\nSee '{shown} --help'.\n\n{}\n",
-                arity(cmd),
+                "\"{shown}\" {need}.\nSee '{shown} --help'.\n\n{}\n",
                 usage.replacen("Usage: ", "Usage:  ", 1)
             );
             if let Some(about) = cmd.get_about() {
@@ -93,6 +98,26 @@ pub fn refused(cli: &Command, e: &clap::Error, args: &[OsString]) -> ExitCode {
         // `berth volume foo`: the group's usage, as docker shows it.
         ErrorKind::InvalidSubcommand | ErrorKind::MissingSubcommand => {
             (group_usage(cmd, &shown), 1)
+        }
+        // `info -f` with nothing after it: pflag's words.
+        ErrorKind::InvalidValue
+            if matches!(e.get(ContextKind::InvalidValue), Some(ContextValue::String(v)) if v.is_empty())
+                && args
+                    .last()
+                    .is_some_and(|a| a.to_string_lossy().starts_with('-')) =>
+        {
+            let flag = args
+                .last()
+                .map(|a| a.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let first = match flag.strip_prefix("--") {
+                Some(long) => format!("flag needs an argument: --{long}"),
+                None => {
+                    let c = flag.chars().last().unwrap_or('?');
+                    format!("flag needs an argument: '{c}' in {flag}")
+                }
+            };
+            (format!("{first}\nSee '{shown} --help'.\n"), 125)
         }
         _ => {
             // A bad flag value and the like: clap's own line, docker's code.

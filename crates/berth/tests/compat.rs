@@ -195,6 +195,11 @@ fn formats() {
 }
 
 #[test]
+fn info() {
+    corpus("info.txt");
+}
+
+#[test]
 fn masks_only_what_legitimately_differs() {
     assert_eq!(
         mask_ids("abc 0123456789ab 0123456789abc"),

@@ -63,11 +63,31 @@ pub struct Struct {
     /// Whether `json` shows it with `<`, `>` and `&` escaped: docker's list
     /// contexts marshal themselves with Go's json.Marshal, which does.
     pub json_escapes_html: bool,
+    /// Go's `json:"..."` tags of the fields that have one (field name,
+    /// tag): the key `json` writes (`CPUCfsPeriod` as `CpuCfsPeriod`),
+    /// `omitempty`, `-`. A template still reads the field by its Go name.
+    pub json_tags: Vec<(&'static str, &'static str)>,
 }
 
 impl Struct {
     pub fn field(&self, name: &str) -> Option<&Value> {
         self.fields.iter().find(|(k, _)| k == name).map(|(_, v)| v)
+    }
+
+    /// The key `json` writes field `name` under, or None when its tag
+    /// leaves it out (`-`, or `omitempty` and `v` is empty as Go judges).
+    fn json_key<'a>(&'a self, name: &'a str, v: &Value) -> Option<&'a str> {
+        let Some((_, tag)) = self.json_tags.iter().find(|(k, _)| *k == name) else {
+            return Some(name);
+        };
+        if *tag == "-" {
+            return None;
+        }
+        let (key, options) = tag.split_once(',').unwrap_or((tag, ""));
+        if options.split(',').any(|o| o == "omitempty") && v.is_empty_for_json() {
+            return None;
+        }
+        Some(if key.is_empty() { name } else { key })
     }
 }
 
@@ -154,6 +174,12 @@ impl Value {
     /// are maps. `path` is the keys from the root, dot-joined.
     pub fn from_json_typed(v: &serde_json::Value, is_map: &dyn Fn(&str) -> bool) -> Value {
         convert(v, "", true, is_map)
+    }
+
+    /// encoding/json's isEmptyValue, which `omitempty` asks: false, 0, "",
+    /// nil, and empty lists and maps; a struct never is.
+    fn is_empty_for_json(&self) -> bool {
+        !matches!(self, Value::Struct(_) | Value::Func(_)) && !self.truth()
     }
 
     /// Go's truth: false, 0, nil, empty string, list or map are false.
@@ -310,11 +336,14 @@ impl Value {
                         },
                         x => x.clone(),
                     };
+                    let Some(key) = st.json_key(k, &x) else {
+                        continue;
+                    };
                     if !first {
                         out.push(',');
                     }
                     first = false;
-                    json_string(k, out, escape_html);
+                    json_string(key, out, escape_html);
                     out.push(':');
                     x.write_json(out, escape_html)?;
                 }
@@ -388,6 +417,7 @@ fn convert(v: &serde_json::Value, path: &str, typed: bool, is_map: &dyn Fn(&str)
                         })
                         .collect(),
                     json_escapes_html: false,
+                    json_tags: Vec::new(),
                 }))
             }
         }
@@ -502,5 +532,40 @@ mod tests {
         assert_eq!(go_float(0.00001), "1e-05");
         assert_eq!(json_float(1e6), "1000000");
         assert_eq!(json_float(1e-7), "1e-7");
+    }
+
+    #[test]
+    fn json_tags_rename_and_omit_as_go_does() {
+        // docker's types.Runtime and swarm.Info, as `docker info -f` shows
+        // them: `{{.}}` prints every field, `json` follows the tags.
+        let runtime = Value::Struct(Rc::new(Struct {
+            type_name: "types.Runtime".into(),
+            fields: vec![
+                ("Path".into(), Value::from("runc")),
+                ("Args".into(), Value::strings(Vec::<String>::new())),
+            ],
+            json_escapes_html: false,
+            json_tags: vec![("Path", "path"), ("Args", "runtimeArgs,omitempty")],
+        }));
+        assert_eq!(runtime.to_go_string(), "{runc []}");
+        assert_eq!(runtime.to_json().unwrap(), r#"{"path":"runc"}"#);
+        let swarm = Value::Struct(Rc::new(Struct {
+            type_name: "swarm.Info".into(),
+            fields: vec![
+                ("NodeID".into(), Value::from("")),
+                ("Nodes".into(), Value::Int(0)),
+                ("Managers".into(), Value::Int(2)),
+                ("Cluster".into(), Value::Nil),
+                ("Secret".into(), Value::from("x")),
+            ],
+            json_escapes_html: false,
+            json_tags: vec![
+                ("Nodes", ",omitempty"),
+                ("Managers", ",omitempty"),
+                ("Cluster", ",omitempty"),
+                ("Secret", "-"),
+            ],
+        }));
+        assert_eq!(swarm.to_json().unwrap(), r#"{"NodeID":"","Managers":2}"#);
     }
 }

@@ -31,6 +31,7 @@ fn data(v: &serde_json::Value) -> Value {
                     .map(|(k, x)| (k.clone(), data(x)))
                     .collect(),
                 json_escapes_html: false,
+                json_tags: Vec::new(),
             }))
         }
         serde_json::Value::Object(m) if m.contains_key("__strlist__") => Value::strings(
