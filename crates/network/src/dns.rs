@@ -259,7 +259,13 @@ mod tests {
         assert_eq!(reverse_v4("x.0.1.10.in-addr.arpa"), None);
         let msg = query("2.0.1.10.in-addr.arpa", TYPE_PTR);
         let q = parse_query(&msg).unwrap();
-        let a = answer(&msg, &q, Rcode::NoError, &[Record::Ptr("web.net".into())], 10);
+        let a = answer(
+            &msg,
+            &q,
+            Rcode::NoError,
+            &[Record::Ptr("web.net".into())],
+            10,
+        );
         assert!(a.ends_with(&[0, 9, 3, b'w', b'e', b'b', 3, b'n', b'e', b't', 0]));
     }
 

@@ -3,7 +3,7 @@
 //!
 //! Docker answers at 127.0.0.11 inside each container, from its daemon.
 //! berth has no daemon, so each user network gets one small process
-//! (`berth __dns ROOT RUNROOT NETWORK_ID`) while it has running members:
+//! (`berth __dns ROOT RUNROOT NETWORK_ID GATEWAY SUBNET`) while it has running members:
 //! started by the first member's start (or a later one's, if it died),
 //! gone a second or so after the last member left. It listens on the
 //! bridge's gateway address, port 53 (UDP and TCP), in the host's network
@@ -130,6 +130,8 @@ pub fn ensure(exe: &Path, root: &Path, runroot: &Path, net: &Network) -> Result<
         .arg(root)
         .arg(runroot)
         .arg(&net.id)
+        .arg(net.gateway.to_string())
+        .arg(net.subnet.to_string())
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
@@ -176,13 +178,22 @@ pub fn upstreams(
         if words.next() != Some("nameserver") {
             continue;
         }
-        if let Some(ip) = words.next().and_then(|w| w.parse::<std::net::IpAddr>().ok()) {
+        if let Some(ip) = words
+            .next()
+            .and_then(|w| w.parse::<std::net::IpAddr>().ok())
+        {
             if !matches!(ip, std::net::IpAddr::V4(v4) if ours.contains(&v4)) {
                 out.push(SocketAddr::new(ip, 53));
             }
         }
     }
     Ok(out)
+}
+
+fn db_identity(root: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(root.join("berth.db")).ok()?;
+    Some((m.dev(), m.ino()))
 }
 
 fn open_db(root: &Path) -> Result<Connection> {
@@ -205,6 +216,10 @@ struct Peer {
 /// The running resolver's state, shared by its threads.
 struct Resolver {
     db: Mutex<Connection>,
+    /// The database file's device and inode: a root deleted (a test's
+    /// temporary store) or made anew leaves nothing to serve.
+    db_file: Option<(u64, u64)>,
+    root: PathBuf,
     network_id: String,
     subnet: crate::Subnet,
     upstreams: Vec<SocketAddr>,
@@ -378,7 +393,7 @@ fn ask_upstream(msg: &[u8], up: SocketAddr) -> Option<Vec<u8>> {
     }
 }
 
-/// `berth __dns ROOT RUNROOT NETWORK_ID`: binds the network's port,
+/// `berth __dns ROOT RUNROOT NETWORK_ID GATEWAY SUBNET`: binds the network's port,
 /// detaches (the starter's wait ends: the resolver answers), then serves
 /// until the network has no members. Returns the exit code; what went
 /// wrong before detaching is on stderr for the starter.
@@ -393,39 +408,33 @@ pub fn main(args: &[std::ffi::OsString]) -> i32 {
 }
 
 fn run(args: &[std::ffi::OsString]) -> Result<()> {
-    let [root, runroot, network_id] = args else {
-        return Err(Error::Invalid("usage: berth __dns ROOT RUNROOT NETWORK_ID".into()));
+    let [root, runroot, network_id, gateway, subnet] = args else {
+        return Err(Error::Invalid(
+            "usage: berth __dns ROOT RUNROOT NETWORK_ID GATEWAY SUBNET".into(),
+        ));
     };
+    // The network as the starter read it: the database is opened only
+    // after the fork, by the process that keeps it.
+    let gateway: Ipv4Addr = gateway
+        .to_string_lossy()
+        .parse()
+        .map_err(|_| Error::Invalid(format!("bad gateway {gateway:?}")))?;
+    let subnet = crate::Subnet::parse(&subnet.to_string_lossy()).map_err(Error::Invalid)?;
+    // Only what it opens itself: a descriptor inherited from the
+    // starter (a monitor's pipes, the container's report pipe) held for
+    // the resolver's life would keep their readers from ever seeing EOF.
+    // SAFETY: close_range acts on this process's descriptors only, and no
+    // Rust object owns any above 2 yet.
+    unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
     let (root, runroot) = (Path::new(root), Path::new(runroot));
     let network_id = network_id.to_string_lossy().into_owned();
     let Some(live) = try_lock(&lock_path(runroot, &network_id, "live"))? else {
         // Another one serves.
         return Ok(());
     };
-    // What the network is, read before the fork (a connection must not
-    // cross it) and closed.
-    let (gateway, subnet, ours) = {
-        let db = open_db(root)?;
-        let (gw, subnet): (String, String) = db
-            .query_row(
-                "SELECT gateway, subnet FROM networks WHERE id = ?1",
-                params![network_id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .map_err(|_| Error::NotFound(network_id.clone()))?;
-        let mut stmt = db.prepare("SELECT gateway FROM networks")?;
-        let ours: Vec<Ipv4Addr> = stmt
-            .query_map([], |r| r.get::<_, String>(0))?
-            .filter_map(|g| g.ok()?.parse().ok())
-            .collect();
-        let gw: Ipv4Addr = gw
-            .parse()
-            .map_err(|_| Error::Invalid(format!("bad gateway {gw:?} in the database")))?;
-        (gw, crate::Subnet::parse(&subnet).map_err(Error::Invalid)?, ours)
-    };
     let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     let env = std::env::var(UPSTREAM_ENV).ok();
-    let ups = upstreams(&host_resolv, env.as_deref(), &ours).map_err(Error::Invalid)?;
+    let ups = upstreams(&host_resolv, env.as_deref(), &[gateway]).map_err(Error::Invalid)?;
     let addr = SocketAddrV4::new(gateway, 53);
     let (udp, tcp) = bind_both(addr)?;
     // SAFETY: single-threaded here (no thread was started yet), so the
@@ -443,8 +452,11 @@ fn run(args: &[std::ffi::OsString]) -> Result<()> {
     }
     let _ = nix::unistd::setsid();
     detach_stdio();
+    let db = open_db(root)?;
     let resolver = Arc::new(Resolver {
-        db: Mutex::new(open_db(root)?),
+        db_file: db_identity(root),
+        root: root.to_path_buf(),
+        db: Mutex::new(db),
         network_id: network_id.clone(),
         subnet,
         upstreams: ups,
@@ -533,6 +545,9 @@ fn serve_udp(r: &Arc<Resolver>, udp: &UdpSocket, runroot: &Path) {
 /// Whether the network has no members left (or is gone): then the
 /// resolver ends, deciding under the start lock (see the module's doc).
 fn should_end(r: &Resolver, runroot: &Path) -> bool {
+    if db_identity(&r.root) != r.db_file {
+        std::process::exit(0);
+    }
     if r.members().is_none_or(|n| n > 0) {
         return false;
     }
