@@ -293,6 +293,22 @@ fn resolver_lives_with_members_restarts_after_a_kill_and_fails_fast_without_upst
         }
     }
     assert!(refused, "the host (not a member) is refused");
+    // Over TCP (length-prefixed): the same answer, and a truncated
+    // message ends the connection without harm.
+    {
+        use std::io::{Read, Write};
+        let mut t = std::net::TcpStream::connect(&dst).unwrap();
+        t.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let len = u16::try_from(q.len()).unwrap().to_be_bytes();
+        t.write_all(&len).unwrap();
+        t.write_all(&q).unwrap();
+        let mut n = [0u8; 2];
+        t.read_exact(&mut n).unwrap();
+        let mut reply = vec![0u8; usize::from(u16::from_be_bytes(n))];
+        t.read_exact(&mut reply).unwrap();
+        assert_eq!((&reply[..2], reply[3] & 0x0f), (&q[..2], 5), "{reply:?}");
+        t.write_all(&[0, 40, 1, 2]).unwrap();
+    }
     q.clear();
     resolves_to(&b, "b", "a", &ip_of(&b, "a", &net));
     // The last member gone: the resolver ends.
