@@ -1123,7 +1123,8 @@ fn run(cli: Cli) -> Result<()> {
             for s in &stale {
                 println!("  {s}");
             }
-            let fixed = engine.networks.check(running)?;
+            let mut fixed = engine.networks.check(running)?;
+            fixed.extend(engine.check_resolvers()?);
             println!("network leftovers removed: {}", fixed.len());
             for f in &fixed {
                 println!("  {f}");

@@ -261,6 +261,22 @@ fn resolver_lives_with_members_restarts_after_a_kill_and_fails_fast_without_upst
     )
     .unwrap();
     wait_until("the resolver is gone", || resolvers(&b).is_empty());
+    // system check starts it again...
+    let fixed = b.ok(&["system", "check"]);
+    assert!(
+        fixed.contains(&format!("started the resolver of network {net}")),
+        "{fixed}"
+    );
+    let again = resolvers(&b);
+    assert_eq!(again.len(), 1);
+    resolves_to(&b, "a", "a", &ip_of(&b, "a", &net));
+    // ... and so does the next member's start.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(again[0]),
+        nix::sys::signal::SIGKILL,
+    )
+    .unwrap();
+    wait_until("the resolver is gone", || resolvers(&b).is_empty());
     sleeper(&b, "b", &["--network", &net]);
     assert_eq!(resolvers(&b).len(), 1);
     resolves_to(&b, "b", "a", &ip_of(&b, "a", &net));

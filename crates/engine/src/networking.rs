@@ -337,6 +337,30 @@ impl Engine {
         }
     }
 
+    /// `system check`: the resolver of each user network with running
+    /// members started again if it is not running (killed, and no member
+    /// joined since). Returns what was fixed, one line each. (A resolver
+    /// with nothing to serve ends by itself: see network::resolver.)
+    pub fn check_resolvers(&self) -> Result<Vec<String>> {
+        let mut fixed = Vec::new();
+        for net in self.networks.list()? {
+            if net.is_default()
+                || self.networks.members(&net.id)?.is_empty()
+                || network::resolver::running(&self.runroot, &net.id)
+            {
+                continue;
+            }
+            network::resolver::ensure(
+                std::path::Path::new("/proc/self/exe"),
+                &self.root,
+                &self.runroot,
+                &net,
+            )?;
+            fixed.push(format!("started the resolver of network {}", net.name));
+        }
+        Ok(fixed)
+    }
+
     /// What inspect shows: endpoints and published ports.
     pub fn network_state(&self, id: &str) -> (Vec<Endpoint>, Vec<network::PortMapping>) {
         (
