@@ -223,7 +223,17 @@ impl Engine {
             let _lock = self.hosts_lock_for(true);
             self.refresh_peers(&ids, id);
         }
+        self.stop_idle_resolvers(&ids);
         Ok(())
+    }
+
+    /// The resolvers of these networks that have no member left end now.
+    fn stop_idle_resolvers(&self, network_ids: &[String]) {
+        for nid in network_ids {
+            let _ = network::resolver::stop_if_idle(&self.runroot, nid, || {
+                self.networks.members(nid).is_ok_and(|m| m.is_empty())
+            });
+        }
     }
 
     /// Whether only processes of the container's own pid namespace can be
@@ -383,6 +393,7 @@ impl Engine {
                 )));
             }
         }
+        self.stop_idle_resolvers(std::slice::from_ref(&net.id));
         self.networks.remove(&net)?;
         Ok(net)
     }
@@ -482,6 +493,8 @@ impl Engine {
             let eps = self.networks.endpoints(&r.id)?;
             self.write_hosts(r, &eps)?;
             self.refresh_peers(std::slice::from_ref(&net.id), &r.id);
+            drop(_lock);
+            self.stop_idle_resolvers(std::slice::from_ref(&net.id));
         }
         Ok(())
     }

@@ -4,8 +4,10 @@
 //! Docker answers at 127.0.0.11 inside each container, from its daemon.
 //! berth has no daemon, so each user network gets one small process
 //! (`berth __dns ROOT RUNROOT NETWORK_ID GATEWAY SUBNET`) while it has running members:
-//! started by the first member's start (or a later one's, if it died),
-//! gone a second or so after the last member left. It listens on the
+//! started by the first member's start (or a later one's, or `system
+//! check`, if it died), ended by the last member's exit or the network's
+//! removal (and by itself within a second when it finds nothing to serve,
+//! its root gone, say). It listens on the
 //! bridge's gateway address, port 53 (UDP and TCP), in the host's network
 //! namespace: one socket per network, nothing to enter per container, and
 //! the gateway is the address every member already routes to. The nft
@@ -145,6 +147,52 @@ pub fn ensure(exe: &Path, root: &Path, runroot: &Path, net: &Network) -> Result<
         net.name,
         String::from_utf8_lossy(&out.stderr).trim()
     )))
+}
+
+/// Ends the network's resolver now if `idle` (asked under the start lock,
+/// so no member joins meanwhile) says nothing is left for it to serve: the
+/// last member's exit or the network's removal leaves no process behind
+/// (it would otherwise end by itself within a second). Waits until it is
+/// gone.
+pub fn stop_if_idle(runroot: &Path, network_id: &str, idle: impl Fn() -> bool) -> Result<()> {
+    if !running(runroot, network_id) {
+        return Ok(());
+    }
+    let _start = lock_with_deadline(&lock_path(runroot, network_id, "start"))?;
+    if !idle() {
+        return Ok(());
+    }
+    let live = lock_path(runroot, network_id, "live");
+    let pid = std::fs::read_to_string(&live)
+        .ok()
+        .and_then(|s| s.trim().parse::<i32>().ok())
+        .filter(|&p| p > 1);
+    // The pid is the resolver's only while its cmdline says so (a pid
+    // reused after it died is someone else's).
+    let ours = pid.filter(|p| {
+        std::fs::read(format!("/proc/{p}/cmdline")).is_ok_and(|c| {
+            let args: Vec<&[u8]> = c.split(|&b| b == 0).collect();
+            args.get(1) == Some(&RESOLVER_ARG.as_bytes())
+                && args.get(4) == Some(&network_id.as_bytes())
+        })
+    });
+    let Some(pid) = ours else {
+        return Ok(());
+    };
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let end = Instant::now() + LOCK_DEADLINE;
+    while running(runroot, network_id) {
+        if Instant::now() > end {
+            return Err(Error::Invalid(format!(
+                "the resolver of network {network_id} (pid {pid}) did not end"
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    Ok(())
 }
 
 /// Upstream servers: `env` (from [`UPSTREAM_ENV`]) if set, else the
@@ -452,6 +500,12 @@ fn run(args: &[std::ffi::OsString]) -> Result<()> {
     }
     let _ = nix::unistd::setsid();
     detach_stdio();
+    // Who to signal when the last member leaves (stop_if_idle).
+    {
+        let mut f: &std::fs::File = &live;
+        let _ = f.set_len(0);
+        let _ = f.write_all(format!("{}\n", std::process::id()).as_bytes());
+    }
     let db = open_db(root)?;
     let resolver = Arc::new(Resolver {
         db_file: db_identity(root),
