@@ -349,15 +349,24 @@ impl Engine {
 
     /// `system check`: the resolver of each user network with running
     /// members started again if it is not running (killed, and no member
-    /// joined since). Returns what was fixed, one line each. (A resolver
-    /// with nothing to serve ends by itself: see network::resolver.)
+    /// joined since), and one with nothing left to serve ended. Returns
+    /// what was fixed, one line each.
     pub fn check_resolvers(&self) -> Result<Vec<String>> {
         let mut fixed = Vec::new();
         for net in self.networks.list()? {
-            if net.is_default()
-                || self.networks.members(&net.id)?.is_empty()
-                || network::resolver::running(&self.runroot, &net.id)
-            {
+            if net.is_default() {
+                continue;
+            }
+            let running = network::resolver::running(&self.runroot, &net.id);
+            if self.networks.members(&net.id)?.is_empty() {
+                if running {
+                    // Its members were released above (killed monitors).
+                    self.stop_idle_resolvers(std::slice::from_ref(&net.id));
+                    fixed.push(format!("ended the idle resolver of network {}", net.name));
+                }
+                continue;
+            }
+            if running {
                 continue;
             }
             network::resolver::ensure(
