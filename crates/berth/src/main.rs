@@ -280,6 +280,15 @@ fn main() -> ExitCode {
         let code = engine::monitor::main(&args[2..]);
         return ExitCode::from(u8::try_from(code & 0xff).unwrap_or(1));
     }
+    if args
+        .get(1)
+        .is_some_and(|a| a == network::resolver::RESOLVER_ARG)
+    {
+        // A network's embedded DNS: runs no container, so no protected
+        // re-execution is needed.
+        let code = network::resolver::main(&args[2..]);
+        return ExitCode::from(u8::try_from(code & 0xff).unwrap_or(1));
+    }
     quiet_on_broken_stdio();
     // The re-execution (see below) before clap's parse, which costs as much
     // as a process start: done once, not twice.
@@ -1158,7 +1167,8 @@ fn run(cli: Cli) -> Result<()> {
             for s in &stale {
                 println!("  {s}");
             }
-            let fixed = engine.networks.check(running)?;
+            let mut fixed = engine.networks.check(running)?;
+            fixed.extend(engine.check_resolvers()?);
             println!("network leftovers removed: {}", fixed.len());
             for f in &fixed {
                 println!("  {f}");

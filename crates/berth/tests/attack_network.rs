@@ -424,3 +424,96 @@ fn a_neighbour_cannot_reach_ports_published_on_loopback() {
 fn stdout_of(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
+
+/// A network's embedded resolver (on its gateway, port 53) answers its own
+/// members only: a container of another network, or of the default
+/// bridge, asking it for a member's name gets nothing (nft drops the
+/// query; without that rule the resolver itself would say REFUSED, which
+/// tells the attacker the resolver is there), over UDP or TCP, while its
+/// own network's resolver answers it.
+#[test]
+fn a_container_cannot_query_another_networks_resolver() {
+    if !berth_testkit::root_or_skip("a_container_cannot_query_another_networks_resolver")
+        || !tools()
+    {
+        return;
+    }
+    let _t = table();
+    // Forwarding goes to a loopback port nobody listens on: no query
+    // leaves the machine.
+    let closed = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let up = closed.local_addr().unwrap().to_string();
+    drop(closed);
+    let b = Berth::with_busybox(BIN, &[]).env("BERTH_DNS_UPSTREAM", &up);
+    let pid = std::process::id();
+    let (a, other) = (format!("dnsatk-a-{pid}"), format!("dnsatk-b-{pid}"));
+    network(&b, &a, &[]);
+    network(&b, &other, &[]);
+    let (gw_a, gw_b) = (gateway(&b, &a), gateway(&b, &other));
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "secret",
+        "--network",
+        &a,
+        "--network-alias",
+        "hidden",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    let secret_ip = b.inspect(
+        "secret",
+        &format!("{{{{(index .NetworkSettings.Networks \"{a}\").IPAddress}}}}"),
+    );
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "spy",
+        "--network",
+        &other,
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    b.ok(&["run", "-d", "--name", "plain", "busybox", "sleep", "300"]);
+    // The spy's own resolver answers it (the port is open to members).
+    let own = b.run(&["exec", "spy", "nslookup", "-timeout=2", "spy", &gw_b]);
+    assert!(stdout(&own).contains("Address: "), "{}", stdout(&own));
+    for from in ["spy", "plain"] {
+        for name in ["secret", "hidden"] {
+            let o = b.run(&[
+                "exec",
+                from,
+                "nslookup",
+                "-type=a",
+                "-timeout=1",
+                "-retry=1",
+                name,
+                &gw_a,
+            ]);
+            let text = format!("{}{}", stdout(&o), stderr(&o));
+            assert!(
+                !o.status.success(),
+                "{from} asked {gw_a} for {name}: {text}"
+            );
+            assert!(!text.contains(&secret_ip), "{from} learnt {name}: {text}");
+            assert!(
+                text.contains("timed out") && !text.contains("REFUSED"),
+                "the query from {from} is dropped before the resolver: {text}"
+            );
+        }
+        // TCP too: the connection itself does not succeed.
+        let o = b.run(&[
+            "exec",
+            from,
+            "sh",
+            "-c",
+            &format!("nc -w 1 {gw_a} 53 </dev/null && echo connected || echo failed"),
+        ]);
+        assert!(stdout(&o).contains("failed"), "{from}: {}", stdout(&o));
+    }
+    b.ok(&["rm", "-f", "secret", "spy", "plain"]);
+}

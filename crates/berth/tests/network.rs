@@ -755,3 +755,56 @@ fn dns_flags_hosts_mac_fixed_ip_and_a_shared_namespace() {
         }
     }
 }
+
+/// The bridge took its lowest port's MAC and changed it when that member
+/// left: the remaining members' ARP entries for the gateway went stale,
+/// and for seconds they reached neither the gateway (its resolver) nor
+/// the outside.
+#[test]
+fn the_gateway_keeps_its_mac_when_members_come_and_go() {
+    if !berth_testkit::root_or_skip("the_gateway_keeps_its_mac_when_members_come_and_go") {
+        return;
+    }
+    let b = berth();
+    let net = format!("t-mac-{}", std::process::id());
+    let subnet = b.network(&net, &[]);
+    let gw = subnet.replace(".0/24", ".1");
+    // The bridge is the link holding the gateway's address.
+    let addrs = Command::new("ip")
+        .args(["-4", "-br", "addr"])
+        .output()
+        .unwrap();
+    let bridge = stdout(&addrs)
+        .lines()
+        .find(|l| l.contains(&format!(" {gw}/")))
+        .and_then(|l| l.split_whitespace().next().map(str::to_string))
+        .expect("the bridge of the new network");
+    let mac = || {
+        let o = Command::new("cat")
+            .arg(format!("/sys/class/net/{bridge}/address"))
+            .output()
+            .unwrap();
+        stdout(&o).trim().to_string()
+    };
+    let made = mac();
+    for name in ["first", "second"] {
+        b.ok(&[
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--network",
+            &net,
+            "busybox",
+            "sleep",
+            "60",
+        ]);
+        assert_eq!(mac(), made, "after {name} joined");
+    }
+    b.ok(&["exec", "second", "ping", "-c1", "-W2", &gw]);
+    b.ok(&["rm", "-f", "first"]);
+    assert_eq!(mac(), made, "after first left");
+    let o = b.run(&["exec", "second", "ping", "-c1", "-W1", &gw]);
+    assert_eq!(o.status.code(), Some(0), "gateway unreachable");
+    b.ok(&["rm", "-f", "second"]);
+}

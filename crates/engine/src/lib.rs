@@ -381,16 +381,7 @@ impl Engine {
             r.config.hostname.as_str()
         };
         write("hosts", &network::files::hosts(&extra, None, hostname, &[]))?;
-        let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-        let dns = network::files::DnsConfig {
-            servers: r.config.dns.clone(),
-            search: r.config.dns_search.clone(),
-            options: r.config.dns_options.clone(),
-        };
-        write(
-            "resolv.conf",
-            &network::files::resolv_conf(&host_resolv, &dns, r.config.network != "host"),
-        )?;
+        write("resolv.conf", &self.resolv_text(r, true))?;
         self.snapshot(r)?;
         Ok(())
     }

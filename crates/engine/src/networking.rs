@@ -2,14 +2,17 @@
 //! its init exists (before the program starts) and detached when it ends,
 //! its `/etc/hosts` and `/etc/resolv.conf`, and its peers' hosts files.
 //!
-//! Name resolution on user networks is the hosts file: each container's is
-//! a file of its directory bind-mounted at /etc/hosts, and whoever attaches
-//! or detaches a container rewrites (in place: same inode, so the bind
-//! mount sees it) the files of every running container on the networks
-//! concerned. No resolver process runs beside the containers (docker's
-//! embedded DNS lives in its daemon; berth has none), and lookups cost
-//! what a file read costs. What it cannot do: DNS queries (`nslookup`) for
-//! peers, and a program that caches /etc/hosts sees new peers late.
+//! Name resolution on user networks is twofold, as docker's. The hosts
+//! file: each container's is a file of its directory bind-mounted at
+//! /etc/hosts, and whoever attaches or detaches a container rewrites (in
+//! place: same inode, so the bind mount sees it) the files of every
+//! running container on the networks concerned; lookups cost what a file
+//! read costs. And DNS: resolv.conf names the embedded resolver of the
+//! container's first user network (network::resolver, one process per
+//! network with running members, started here at attach), which answers
+//! for members, aliases and ids of all the container's networks and
+//! forwards the rest; so `nslookup` works, and a program that caches
+//! /etc/hosts still finds peers that came later.
 
 use network::files::{self, HostEntry};
 use network::{Attach, Endpoint, EndpointConfig, Network, PortSpec};
@@ -145,7 +148,65 @@ impl Engine {
         }
         let ids: Vec<String> = endpoints.iter().map(|e| e.network_id.clone()).collect();
         self.refresh_peers(&ids, &r.id);
+        drop(_lock);
+        self.start_resolvers(r, &endpoints);
         Ok(())
+    }
+
+    /// The user network whose resolver the container asks: its first one
+    /// (the default bridge has no name resolution, as docker's), unless
+    /// `--dns` names servers (asked directly then; docker would forward to
+    /// them from 127.0.0.11).
+    fn dns_network(&self, r: &Record) -> Option<Network> {
+        if !r.config.dns.is_empty() {
+            return None;
+        }
+        self.container_networks(&r.config)
+            .ok()?
+            .into_iter()
+            .map(|(n, _)| n)
+            .find(|n| !n.is_default())
+    }
+
+    /// The container's resolv.conf: the embedded resolver's (when
+    /// `embedded` and it is on a user network) or the host's servers.
+    pub fn resolv_text(&self, r: &Record, embedded: bool) -> String {
+        let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        let dns = files::DnsConfig {
+            servers: r.config.dns.clone(),
+            search: r.config.dns_search.clone(),
+            options: r.config.dns_options.clone(),
+        };
+        match self.dns_network(r).filter(|_| embedded) {
+            Some(net) => files::embedded_resolv_conf(&host, &dns, net.gateway),
+            None => files::resolv_conf(&host, &dns, r.config.network != "host"),
+        }
+    }
+
+    /// Starts the resolvers of the container's user networks that have
+    /// none running. When the one its resolv.conf names cannot run (port
+    /// 53 of the gateway taken by another program), resolv.conf falls back
+    /// to the host's servers: peers then resolve through /etc/hosts only.
+    fn start_resolvers(&self, r: &Record, endpoints: &[Endpoint]) {
+        let asked = self.dns_network(r).map(|n| n.id);
+        for e in endpoints
+            .iter()
+            .filter(|e| e.network_name != network::store::DEFAULT_NAME)
+        {
+            let Ok(net) = self.networks.get(&e.network_id) else {
+                continue;
+            };
+            let started = network::resolver::ensure(
+                std::path::Path::new("/proc/self/exe"),
+                &self.root,
+                &self.runroot,
+                &net,
+            );
+            if started.is_err() && asked.as_deref() == Some(net.id.as_str()) {
+                let path = self.container_dir(&r.id).join("resolv.conf");
+                let _ = std::fs::write(path, self.resolv_text(r, false));
+            }
+        }
     }
 
     /// Releases what the container held: ports, veths, leases; its peers
@@ -162,7 +223,17 @@ impl Engine {
             let _lock = self.hosts_lock_for(true);
             self.refresh_peers(&ids, id);
         }
+        self.stop_idle_resolvers(&ids);
         Ok(())
+    }
+
+    /// The resolvers of these networks that have no member left end now.
+    fn stop_idle_resolvers(&self, network_ids: &[String]) {
+        for nid in network_ids {
+            let _ = network::resolver::stop_if_idle(&self.runroot, nid, || {
+                self.networks.members(nid).is_ok_and(|m| m.is_empty())
+            });
+        }
     }
 
     /// Whether only processes of the container's own pid namespace can be
@@ -276,6 +347,39 @@ impl Engine {
         }
     }
 
+    /// `system check`: the resolver of each user network with running
+    /// members started again if it is not running (killed, and no member
+    /// joined since), and one with nothing left to serve ended. Returns
+    /// what was fixed, one line each.
+    pub fn check_resolvers(&self) -> Result<Vec<String>> {
+        let mut fixed = Vec::new();
+        for net in self.networks.list()? {
+            if net.is_default() {
+                continue;
+            }
+            let running = network::resolver::running(&self.runroot, &net.id);
+            if self.networks.members(&net.id)?.is_empty() {
+                if running {
+                    // Its members were released above (killed monitors).
+                    self.stop_idle_resolvers(std::slice::from_ref(&net.id));
+                    fixed.push(format!("ended the idle resolver of network {}", net.name));
+                }
+                continue;
+            }
+            if running {
+                continue;
+            }
+            network::resolver::ensure(
+                std::path::Path::new("/proc/self/exe"),
+                &self.root,
+                &self.runroot,
+                &net,
+            )?;
+            fixed.push(format!("started the resolver of network {}", net.name));
+        }
+        Ok(fixed)
+    }
+
     /// What inspect shows: endpoints and published ports.
     pub fn network_state(&self, id: &str) -> (Vec<Endpoint>, Vec<network::PortMapping>) {
         (
@@ -298,6 +402,7 @@ impl Engine {
                 )));
             }
         }
+        self.stop_idle_resolvers(std::slice::from_ref(&net.id));
         self.networks.remove(&net)?;
         Ok(net)
     }
@@ -352,6 +457,14 @@ impl Engine {
             let eps = self.networks.endpoints(&r.id)?;
             self.write_hosts(r, &eps)?;
             self.refresh_peers(std::slice::from_ref(&net.id), &r.id);
+            drop(_lock);
+            // Its peers on the new network ask that network's resolver.
+            let _ = network::resolver::ensure(
+                std::path::Path::new("/proc/self/exe"),
+                &self.root,
+                &self.runroot,
+                net,
+            );
             return Ok(());
         }
         self.db.set_config(&r.id, &cfg)
@@ -389,6 +502,8 @@ impl Engine {
             let eps = self.networks.endpoints(&r.id)?;
             self.write_hosts(r, &eps)?;
             self.refresh_peers(std::slice::from_ref(&net.id), &r.id);
+            drop(_lock);
+            self.stop_idle_resolvers(std::slice::from_ref(&net.id));
         }
         Ok(())
     }

@@ -65,6 +65,40 @@ pub fn resolv_conf(host: &str, dns: &DnsConfig, own_netns: bool) -> String {
     out
 }
 
+/// resolv.conf of a container on a user network with an embedded
+/// resolver at `server`: the host's (or the flags') search and options,
+/// with `ndots:0` unless an ndots is given, as docker writes it for its
+/// 127.0.0.11 (a name with no dot is tried as it is first, and a
+/// member's name is answered before any search domain is tried).
+pub fn embedded_resolv_conf(host: &str, dns: &DnsConfig, server: Ipv4Addr) -> String {
+    let mut search = Vec::new();
+    let mut options = Vec::new();
+    for line in host.lines() {
+        let mut words = line.split_whitespace();
+        match words.next() {
+            Some("search" | "domain") => search = words.map(String::from).collect(),
+            Some("options") => options.extend(words.map(String::from)),
+            _ => {}
+        }
+    }
+    if !dns.search.is_empty() {
+        search.clone_from(&dns.search);
+    }
+    if !dns.options.is_empty() {
+        options.clone_from(&dns.options);
+    }
+    if !options.iter().any(|o| o.starts_with("ndots:")) {
+        options.push("ndots:0".into());
+    }
+    let mut out = String::new();
+    if !search.is_empty() && search != ["."] {
+        out.push_str(&format!("search {}\n", search.join(" ")));
+    }
+    out.push_str(&format!("nameserver {server}\n"));
+    out.push_str(&format!("options {}\n", options.join(" ")));
+    out
+}
+
 /// One line of /etc/hosts: an address and its names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostEntry {
@@ -121,6 +155,24 @@ mod tests {
         );
         let r = resolv_conf("nameserver 10.0.0.1\n", &DnsConfig::default(), true);
         assert_eq!(r, "nameserver 10.0.0.1\n");
+    }
+
+    #[test]
+    fn embedded_resolver_keeps_search_and_adds_ndots() {
+        let gw = Ipv4Addr::new(10, 199, 3, 1);
+        let host = "nameserver 10.0.0.1\nsearch lan\noptions edns0\n";
+        assert_eq!(
+            embedded_resolv_conf(host, &DnsConfig::default(), gw),
+            "search lan\nnameserver 10.199.3.1\noptions edns0 ndots:0\n"
+        );
+        let dns = DnsConfig {
+            options: vec!["ndots:2".into()],
+            ..Default::default()
+        };
+        assert_eq!(
+            embedded_resolv_conf("", &dns, gw),
+            "nameserver 10.199.3.1\noptions ndots:2\n"
+        );
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! berth's container networking: Linux bridges, one veth pair per
 //! container and network, addresses leased from the network's subnet (rows
 //! of `berth.db`), NAT and published ports in one nftables table, and the
-//! files (`/etc/hosts`, `/etc/resolv.conf`) through which containers on a
-//! user network find each other by name.
+//! files (`/etc/hosts`, `/etc/resolv.conf`) and the per-network resolver
+//! (resolver.rs) through which containers on a user network find each
+//! other by name.
 //!
 //! ```text
 //! host                                   container netns (/proc/<pid>/ns/net)
@@ -11,14 +12,17 @@
 //! nft table ip berth: masquerade out, dnat published ports (see nft.rs)
 //! ```
 //!
-//! Daemonless: there is nothing to run between commands. The kernel holds
+//! Daemonless: nothing runs for the whole engine between commands (a user
+//! network with running members has its resolver process, see resolver.rs). The kernel holds
 //! links and rules; the database holds networks, leases and ports; whoever
 //! starts or ends a container adds or removes its part.
 
+pub mod dns;
 pub mod files;
 pub mod netlink;
 pub mod nft;
 pub mod ports;
+pub mod resolver;
 pub mod store;
 pub mod subnet;
 

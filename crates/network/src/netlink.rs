@@ -166,6 +166,13 @@ impl Netlink {
         msg.header.change_mask = LinkFlags::Up;
         msg.attributes.push(LinkAttribute::IfName(name.to_string()));
         msg.attributes.push(LinkAttribute::Mtu(mtu));
+        // A MAC of its own, as docker gives its bridges: without one the
+        // bridge takes its lowest port's, and changes it when that member
+        // leaves; the others' ARP entries for the gateway then point at a
+        // MAC nobody has, and they reach neither the gateway (its
+        // resolver) nor the outside for seconds, until they ask again.
+        msg.attributes
+            .push(LinkAttribute::Address(random_mac()?.to_vec()));
         msg.attributes
             .push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(
                 InfoKind::Bridge,
@@ -353,6 +360,14 @@ fn link_of(l: &LinkMessage) -> Link {
         }
     }
     link
+}
+
+/// A random unicast, locally administered MAC address.
+fn random_mac() -> io::Result<[u8; 6]> {
+    let mut mac = [0u8; 6];
+    std::io::Read::read_exact(&mut File::open("/dev/urandom")?, &mut mac)?;
+    mac[0] = (mac[0] & 0xfe) | 0x02;
+    Ok(mac)
 }
 
 #[cfg(test)]

@@ -18,6 +18,8 @@
 //! forward (filter):          internal subnets reach nothing beyond their bridge;
 //!   one subnet reaches another only through a published port (same_net: pairs
 //!   subnet . subnet of each network)
+//! input (filter):           port 53 of a local address (a network's resolver)
+//!   only from that network's own subnet
 //! localnet (filter, prerouting at raw priority): nothing that arrives on
 //!   an interface other than lo is to or from 127.0.0.0/8
 //! ```
@@ -119,6 +121,7 @@ pub fn skeleton() -> Vec<Value> {
         ("postrouting", "nat", "postrouting", 100),
         ("forward", "filter", "forward", 0),
         ("localnet", "filter", "prerouting", -300),
+        ("input", "filter", "input", 0),
     ] {
         cmds.push(json!({"add": obj("chain", json!({
             "name": name, "type": typ, "hook": hook, "prio": prio, "policy": "accept",
@@ -188,6 +191,22 @@ pub fn skeleton() -> Vec<Value> {
             vec![set_match(field, "==", "internal"), json!({"drop": null})],
         ));
     }
+    // A network's resolver (resolver.rs) listens on its gateway: only
+    // its own subnet may ask it, so a container cannot learn the members
+    // of a network it is not on (the gateway of another network is a
+    // local address, reached through input, not forward).
+    cmds.push(rule(
+        "input",
+        vec![
+            json!({"match": {"op": "==", "left": {"meta": {"key": "l4proto"}},
+                             "right": {"set": ["tcp", "udp"]}}}),
+            json!({"match": {"op": "==", "left": payload("th", "dport"), "right": 53}}),
+            set_match("saddr", "==", "subnets"),
+            json!({"match": {"op": "!=", "left": {"concat": [payload("ip", "saddr"), payload("ip", "daddr")]},
+                             "right": "@same_net"}}),
+            json!({"drop": null}),
+        ],
+    ));
     // Networks are isolated from each other (as docker's): routed from
     // one berth subnet to another is dropped, unless a published port
     // was the way in.
@@ -424,6 +443,10 @@ mod tests {
             text.contains("iifname != \"lo\" ip daddr 127.0.0.0/8 drop")
                 && text.contains("iifname != \"lo\" ip saddr 127.0.0.0/8 drop"),
             "loopback closed to the bridges: {text}"
+        );
+        assert!(
+            text.contains("th dport 53 ip saddr @subnets ip saddr . ip daddr != @same_net drop"),
+            "resolvers closed to other networks: {text}"
         );
         assert_eq!(
             text.matches("masquerade").count(),

@@ -1,0 +1,687 @@
+//! The embedded resolver of a user network: DNS for its members' names,
+//! aliases and ids, everything else forwarded to the host's resolvers.
+//!
+//! Docker answers at 127.0.0.11 inside each container, from its daemon.
+//! berth has no daemon, so each user network gets one small process
+//! (`berth __dns ROOT RUNROOT NETWORK_ID GATEWAY SUBNET`) while it has running members:
+//! started by the first member's start (or a later one's, or `system
+//! check`, if it died), ended by the last member's exit or the network's
+//! removal (and by itself within a second when it finds nothing to serve,
+//! its root gone, say). It listens on the
+//! bridge's gateway address, port 53 (UDP and TCP), in the host's network
+//! namespace: one socket per network, nothing to enter per container, and
+//! the gateway is the address every member already routes to. The nft
+//! table lets only the network's own subnet reach it (see nft.rs), and
+//! the resolver itself answers only sources that hold a lease on its
+//! network.
+//!
+//! Answers come from the database at each query: a container that left is
+//! not answered for from the moment its lease row is gone, without a
+//! cache to invalidate. Names are those of the asking container's
+//! networks (as docker's: a container on two networks resolves the
+//! members of both), with the peer's address on the shared network.
+//!
+//! Two lock files per network under RUNROOT/dns: `ID.live`, held by the
+//! resolver for its whole life (a starter that can take it knows none
+//! runs), and `ID.start`, held by a starter while it checks and spawns and
+//! by the resolver while it decides to end. So a member that joins while
+//! the resolver is deciding to end is either seen by it (it stays) or
+//! finds it gone (and starts another).
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use nix::fcntl::{Flock, FlockArg};
+use rusqlite::{params, Connection, OpenFlags};
+
+use crate::dns::{self, ParseError, Query, Rcode, Record};
+use crate::{Context, Error, Network, Result};
+
+/// The hidden first argument with which the `berth` binary runs [`main`].
+pub const RESOLVER_ARG: &str = "__dns";
+
+/// Replaces the host's resolvers as the upstreams of every embedded
+/// resolver a command starts: `IP[:PORT]`, comma-separated (as dockerd's
+/// `--dns` does for its embedded DNS).
+pub const UPSTREAM_ENV: &str = "BERTH_DNS_UPSTREAM";
+
+/// TTL of local answers: short, since members come and go.
+const TTL: u32 = 10;
+/// How long one upstream gets to answer.
+const UPSTREAM_DEADLINE: Duration = Duration::from_secs(2);
+/// How long a TCP client may stay idle.
+const TCP_IDLE: Duration = Duration::from_secs(5);
+/// How often the resolver checks whether its network still has members.
+const IDLE_CHECK: Duration = Duration::from_secs(1);
+/// Forwarded queries and TCP connections in flight at once; more are
+/// dropped (the client retries), so a flood cannot exhaust threads.
+const MAX_IN_FLIGHT: usize = 128;
+/// How long a starter waits for the start lock, and a new resolver for
+/// the port an ending one still holds.
+const LOCK_DEADLINE: Duration = Duration::from_secs(5);
+const BIND_DEADLINE: Duration = Duration::from_secs(3);
+
+fn dir(runroot: &Path) -> PathBuf {
+    runroot.join("dns")
+}
+
+fn lock_path(runroot: &Path, network_id: &str, kind: &str) -> PathBuf {
+    dir(runroot).join(format!("{network_id}.{kind}"))
+}
+
+fn open_lock(path: &Path) -> Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .ctx(|| format!("open {}", path.display()))
+}
+
+fn try_lock(path: &Path) -> Result<Option<Flock<std::fs::File>>> {
+    let f = open_lock(path)?;
+    match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
+        Ok(l) => Ok(Some(l)),
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
+        Err((_, e)) => Err(Error::Io {
+            context: format!("lock {}", path.display()),
+            source: e.into(),
+        }),
+    }
+}
+
+/// The lock, waited for up to [`LOCK_DEADLINE`].
+fn lock_with_deadline(path: &Path) -> Result<Flock<std::fs::File>> {
+    let end = Instant::now() + LOCK_DEADLINE;
+    loop {
+        if let Some(l) = try_lock(path)? {
+            return Ok(l);
+        }
+        if Instant::now() > end {
+            return Err(Error::Invalid(format!(
+                "timed out waiting for {}",
+                path.display()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Whether the network's resolver runs now.
+pub fn running(runroot: &Path, network_id: &str) -> bool {
+    matches!(try_lock(&lock_path(runroot, network_id, "live")), Ok(None))
+}
+
+/// Makes sure the network's resolver runs: starts it (from `exe`, the
+/// berth binary) unless one does. Returns once it answers on its port, or
+/// with why it cannot (the port taken by another program on the host, for
+/// one).
+pub fn ensure(exe: &Path, root: &Path, runroot: &Path, net: &Network) -> Result<()> {
+    let d = dir(runroot);
+    std::fs::create_dir_all(&d).ctx(|| format!("create {}", d.display()))?;
+    let _start = lock_with_deadline(&lock_path(runroot, &net.id, "start"))?;
+    if running(runroot, &net.id) {
+        return Ok(());
+    }
+    let out = std::process::Command::new(exe)
+        .arg(RESOLVER_ARG)
+        .arg(root)
+        .arg(runroot)
+        .arg(&net.id)
+        .arg(net.gateway.to_string())
+        .arg(net.subnet.to_string())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .ctx(|| format!("start the resolver of network {}", net.name))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    Err(Error::Invalid(format!(
+        "start the resolver of network {}: {}",
+        net.name,
+        String::from_utf8_lossy(&out.stderr).trim()
+    )))
+}
+
+/// Ends the network's resolver now if `idle` (asked under the start lock,
+/// so no member joins meanwhile) says nothing is left for it to serve: the
+/// last member's exit or the network's removal leaves no process behind
+/// (it would otherwise end by itself within a second). Waits until it is
+/// gone.
+pub fn stop_if_idle(runroot: &Path, network_id: &str, idle: impl Fn() -> bool) -> Result<()> {
+    if !running(runroot, network_id) {
+        return Ok(());
+    }
+    let _start = lock_with_deadline(&lock_path(runroot, network_id, "start"))?;
+    if !idle() {
+        return Ok(());
+    }
+    let live = lock_path(runroot, network_id, "live");
+    let pid = std::fs::read_to_string(&live)
+        .ok()
+        .and_then(|s| s.trim().parse::<i32>().ok())
+        .filter(|&p| p > 1);
+    // The pid is the resolver's only while its cmdline says so (a pid
+    // reused after it died is someone else's).
+    let ours = pid.filter(|p| {
+        std::fs::read(format!("/proc/{p}/cmdline")).is_ok_and(|c| {
+            let args: Vec<&[u8]> = c.split(|&b| b == 0).collect();
+            args.get(1) == Some(&RESOLVER_ARG.as_bytes())
+                && args.get(4) == Some(&network_id.as_bytes())
+        })
+    });
+    let Some(pid) = ours else {
+        return Ok(());
+    };
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let end = Instant::now() + LOCK_DEADLINE;
+    while running(runroot, network_id) {
+        if Instant::now() > end {
+            return Err(Error::Invalid(format!(
+                "the resolver of network {network_id} (pid {pid}) did not end"
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    Ok(())
+}
+
+/// Upstream servers: `env` (from [`UPSTREAM_ENV`]) if set, else the
+/// nameservers of the host's resolv.conf. The resolver runs in the host's
+/// namespace, so loopback ones (systemd-resolved's 127.0.0.53) are
+/// reachable and kept. `ours` (addresses of berth's own resolvers) are left
+/// out: forwarding to one would loop.
+pub fn upstreams(
+    resolv_conf: &str,
+    env: Option<&str>,
+    ours: &[Ipv4Addr],
+) -> std::result::Result<Vec<SocketAddr>, String> {
+    let mut out = Vec::new();
+    if let Some(list) = env.filter(|e| !e.trim().is_empty()) {
+        for item in list.split(',').map(str::trim) {
+            let addr = item
+                .parse::<SocketAddr>()
+                .or_else(|_| {
+                    item.parse::<std::net::IpAddr>()
+                        .map(|ip| SocketAddr::new(ip, 53))
+                })
+                .map_err(|_| {
+                    format!("{UPSTREAM_ENV}: {item:?} is not an address or address:port")
+                })?;
+            out.push(addr);
+        }
+        return Ok(out);
+    }
+    for line in resolv_conf.lines() {
+        let mut words = line.split_whitespace();
+        if words.next() != Some("nameserver") {
+            continue;
+        }
+        if let Some(ip) = words
+            .next()
+            .and_then(|w| w.parse::<std::net::IpAddr>().ok())
+        {
+            if !matches!(ip, std::net::IpAddr::V4(v4) if ours.contains(&v4)) {
+                out.push(SocketAddr::new(ip, 53));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn db_identity(root: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(root.join("berth.db")).ok()?;
+    Some((m.dev(), m.ino()))
+}
+
+fn open_db(root: &Path) -> Result<Connection> {
+    let c = Connection::open_with_flags(
+        root.join("berth.db"),
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    c.busy_timeout(Duration::from_secs(2))?;
+    Ok(c)
+}
+
+/// A member as the asking container sees it.
+struct Peer {
+    id: String,
+    ip: Ipv4Addr,
+    names: Vec<String>,
+    network: String,
+}
+
+/// The running resolver's state, shared by its threads.
+struct Resolver {
+    db: Mutex<Connection>,
+    /// The database file's device and inode: a root deleted (a test's
+    /// temporary store) or made anew leaves nothing to serve.
+    db_file: Option<(u64, u64)>,
+    root: PathBuf,
+    network_id: String,
+    subnet: crate::Subnet,
+    upstreams: Vec<SocketAddr>,
+    in_flight: AtomicUsize,
+}
+
+/// What to do with one message.
+enum Outcome {
+    Reply(Vec<u8>),
+    Forward(Query),
+    Ignore,
+}
+
+impl Resolver {
+    /// The members of every user network the container at `src` (on our
+    /// network) is on; empty when `src` holds no lease here.
+    fn scope(&self, src: Ipv4Addr) -> Vec<Peer> {
+        let Ok(db) = self.db.lock() else {
+            return Vec::new();
+        };
+        let rows = db
+            .prepare_cached(
+                "SELECT l.container_id, l.ip, l.names, n.name FROM network_leases l \
+                 JOIN networks n ON n.id = l.network_id \
+                 WHERE n.name != ?3 AND l.network_id IN (SELECT network_id FROM network_leases \
+                 WHERE container_id = (SELECT container_id FROM network_leases \
+                 WHERE network_id = ?1 AND ip = ?2))",
+            )
+            .and_then(|mut s| {
+                s.query_map(
+                    params![self.network_id, src.to_string(), crate::store::DEFAULT_NAME],
+                    |r| {
+                        Ok((
+                            r.get::<_, String>(0)?,
+                            r.get::<_, String>(1)?,
+                            r.get::<_, String>(2)?,
+                            r.get::<_, String>(3)?,
+                        ))
+                    },
+                )?
+                .collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .unwrap_or_default();
+        rows.into_iter()
+            .filter_map(|(id, ip, names, network)| {
+                Some(Peer {
+                    id,
+                    ip: ip.parse().ok()?,
+                    names: serde_json::from_str(&names).unwrap_or_default(),
+                    network,
+                })
+            })
+            .collect()
+    }
+
+    fn members(&self) -> Option<i64> {
+        let db = self.db.lock().ok()?;
+        db.query_row(
+            "SELECT (SELECT COUNT(*) FROM networks WHERE id = ?1), \
+             (SELECT COUNT(*) FROM network_leases WHERE network_id = ?1)",
+            params![self.network_id],
+            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
+        )
+        .ok()
+        .map(|(exists, n)| if exists == 0 { 0 } else { n })
+    }
+
+    fn handle(&self, msg: &[u8], src: Ipv4Addr) -> Outcome {
+        let q = match dns::parse_query(msg) {
+            Ok(q) => q,
+            Err(ParseError::Malformed { id, flags, rcode }) => {
+                return Outcome::Reply(dns::error_reply(id, flags, rcode))
+            }
+            Err(_) => return Outcome::Ignore,
+        };
+        // The nft rules keep other sources out; this holds without them.
+        let peers = if self.subnet.contains(src) {
+            self.scope(src)
+        } else {
+            Vec::new()
+        };
+        if peers.is_empty() {
+            return Outcome::Reply(dns::answer(msg, &q, Rcode::Refused, &[], 0));
+        }
+        if q.qclass != dns::CLASS_IN {
+            return Outcome::Forward(q);
+        }
+        if q.qtype == dns::TYPE_PTR {
+            if let Some(ip) = dns::reverse_v4(&q.name) {
+                if let Some(p) = peers.iter().find(|p| p.ip == ip) {
+                    let name = p.names.first().map_or(p.id.as_str(), String::as_str);
+                    let rec = Record::Ptr(format!("{name}.{}", p.network));
+                    return Outcome::Reply(dns::answer(msg, &q, Rcode::NoError, &[rec], TTL));
+                }
+            }
+            return Outcome::Forward(q);
+        }
+        let mut found: Vec<Ipv4Addr> = Vec::new();
+        for p in &peers {
+            // `name` and `name.network`, as docker answers.
+            let name = q
+                .name
+                .strip_suffix(&format!(".{}", p.network.to_ascii_lowercase()))
+                .unwrap_or(&q.name);
+            let hit = p.id == name || p.names.iter().any(|n| n.eq_ignore_ascii_case(name));
+            if hit && !found.contains(&p.ip) {
+                found.push(p.ip);
+            }
+        }
+        if found.is_empty() {
+            return Outcome::Forward(q);
+        }
+        // A member's name asked for another type (AAAA): it exists, with
+        // no such record (NODATA), so the client does not search further.
+        let records: Vec<Record> = if q.qtype == dns::TYPE_A {
+            found.into_iter().map(Record::A).collect()
+        } else {
+            Vec::new()
+        };
+        Outcome::Reply(dns::answer(msg, &q, Rcode::NoError, &records, TTL))
+    }
+
+    /// The upstreams' answer to `msg`, or SERVFAIL when none answers in
+    /// time.
+    fn forward(&self, msg: &[u8], q: &Query) -> Vec<u8> {
+        for up in &self.upstreams {
+            if let Some(reply) = ask_upstream(msg, *up) {
+                return reply;
+            }
+        }
+        dns::answer(msg, q, Rcode::ServFail, &[], 0)
+    }
+
+    fn enter(&self) -> bool {
+        if self.in_flight.fetch_add(1, Ordering::AcqRel) >= MAX_IN_FLIGHT {
+            self.in_flight.fetch_sub(1, Ordering::AcqRel);
+            return false;
+        }
+        true
+    }
+
+    fn leave(&self) {
+        self.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// One UDP exchange with an upstream, within [`UPSTREAM_DEADLINE`]; the
+/// reply must come from it and carry the query's id.
+fn ask_upstream(msg: &[u8], up: SocketAddr) -> Option<Vec<u8>> {
+    let bind: SocketAddr = if up.is_ipv4() {
+        SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0))
+    } else {
+        SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 0))
+    };
+    let s = UdpSocket::bind(bind).ok()?;
+    s.connect(up).ok()?;
+    s.send(msg).ok()?;
+    let end = Instant::now() + UPSTREAM_DEADLINE;
+    let mut buf = vec![0u8; 4096];
+    loop {
+        let left = end.checked_duration_since(Instant::now())?;
+        s.set_read_timeout(Some(left.max(Duration::from_millis(1))))
+            .ok()?;
+        // An error (refused: nothing listens there; timed out) ends this
+        // upstream's turn.
+        let n = s.recv(&mut buf).ok()?;
+        let reply = &buf[..n];
+        if dns::id_of(reply) == dns::id_of(msg) && n >= 12 {
+            return Some(reply.to_vec());
+        }
+    }
+}
+
+/// `berth __dns ROOT RUNROOT NETWORK_ID GATEWAY SUBNET`: binds the network's port,
+/// detaches (the starter's wait ends: the resolver answers), then serves
+/// until the network has no members. Returns the exit code; what went
+/// wrong before detaching is on stderr for the starter.
+pub fn main(args: &[std::ffi::OsString]) -> i32 {
+    match run(args) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("{e}");
+            1
+        }
+    }
+}
+
+fn run(args: &[std::ffi::OsString]) -> Result<()> {
+    let [root, runroot, network_id, gateway, subnet] = args else {
+        return Err(Error::Invalid(
+            "usage: berth __dns ROOT RUNROOT NETWORK_ID GATEWAY SUBNET".into(),
+        ));
+    };
+    // The network as the starter read it: the database is opened only
+    // after the fork, by the process that keeps it.
+    let gateway: Ipv4Addr = gateway
+        .to_string_lossy()
+        .parse()
+        .map_err(|_| Error::Invalid(format!("bad gateway {gateway:?}")))?;
+    let subnet = crate::Subnet::parse(&subnet.to_string_lossy()).map_err(Error::Invalid)?;
+    // Only what it opens itself: a descriptor inherited from the
+    // starter (a monitor's pipes, the container's report pipe) held for
+    // the resolver's life would keep their readers from ever seeing EOF.
+    // SAFETY: close_range acts on this process's descriptors only, and no
+    // Rust object owns any above 2 yet.
+    unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
+    let (root, runroot) = (Path::new(root), Path::new(runroot));
+    let network_id = network_id.to_string_lossy().into_owned();
+    let Some(live) = try_lock(&lock_path(runroot, &network_id, "live"))? else {
+        // Another one serves.
+        return Ok(());
+    };
+    let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let env = std::env::var(UPSTREAM_ENV).ok();
+    let ups = upstreams(&host_resolv, env.as_deref(), &[gateway]).map_err(Error::Invalid)?;
+    let addr = SocketAddrV4::new(gateway, 53);
+    let (udp, tcp) = bind_both(addr)?;
+    // SAFETY: single-threaded here (no thread was started yet), so the
+    // child may run anything; the parent only exits.
+    match unsafe { nix::unistd::fork() }
+        .map_err(std::io::Error::from)
+        .ctx(|| "fork".into())?
+    {
+        nix::unistd::ForkResult::Parent { .. } => {
+            // SAFETY: _exit skips destructors: the locks and sockets stay
+            // the child's.
+            unsafe { libc::_exit(0) }
+        }
+        nix::unistd::ForkResult::Child => {}
+    }
+    let _ = nix::unistd::setsid();
+    detach_stdio();
+    // Who to signal when the last member leaves (stop_if_idle).
+    {
+        let mut f: &std::fs::File = &live;
+        let _ = f.set_len(0);
+        let _ = f.write_all(format!("{}\n", std::process::id()).as_bytes());
+    }
+    let db = open_db(root)?;
+    let resolver = Arc::new(Resolver {
+        db_file: db_identity(root),
+        root: root.to_path_buf(),
+        db: Mutex::new(db),
+        network_id: network_id.clone(),
+        subnet,
+        upstreams: ups,
+        in_flight: AtomicUsize::new(0),
+    });
+    {
+        let r = Arc::clone(&resolver);
+        std::thread::spawn(move || serve_tcp(&r, &tcp));
+    }
+    serve_udp(&resolver, &udp, runroot);
+    drop(live);
+    Ok(())
+}
+
+/// UDP and TCP on the same address; retried for a while when the port is
+/// taken, which it is while a resolver of a removed network with the same
+/// gateway is ending.
+fn bind_both(addr: SocketAddrV4) -> Result<(UdpSocket, TcpListener)> {
+    let end = Instant::now() + BIND_DEADLINE;
+    loop {
+        let r = UdpSocket::bind(addr).and_then(|u| Ok((u, TcpListener::bind(addr)?)));
+        match r {
+            Ok(both) => return Ok(both),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && Instant::now() < end => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => return Err(e).ctx(|| format!("listen on {addr}")),
+        }
+    }
+}
+
+fn detach_stdio() {
+    if let Ok(null) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+    {
+        use std::os::fd::AsRawFd;
+        for fd in 0..3 {
+            // SAFETY: dup2 onto the standard descriptors, which this
+            // process owns; the old ones (the starter's pipe) are closed.
+            unsafe { libc::dup2(null.as_raw_fd(), fd) };
+        }
+    }
+}
+
+fn serve_udp(r: &Arc<Resolver>, udp: &UdpSocket, runroot: &Path) {
+    let _ = udp.set_read_timeout(Some(IDLE_CHECK));
+    let mut buf = vec![0u8; 4096];
+    let mut last_check = Instant::now();
+    loop {
+        if last_check.elapsed() >= IDLE_CHECK {
+            last_check = Instant::now();
+            if should_end(r, runroot) {
+                return;
+            }
+        }
+        let (n, from) = match udp.recv_from(&mut buf) {
+            Ok(x) => x,
+            Err(_) => continue,
+        };
+        let SocketAddr::V4(from) = from else { continue };
+        let msg = &buf[..n];
+        match r.handle(msg, *from.ip()) {
+            Outcome::Reply(reply) => {
+                let _ = udp.send_to(&reply, from);
+            }
+            Outcome::Ignore => {}
+            Outcome::Forward(q) => {
+                if !r.enter() {
+                    continue;
+                }
+                let (r2, msg, sock) = (Arc::clone(r), msg.to_vec(), udp.try_clone());
+                std::thread::spawn(move || {
+                    let reply = r2.forward(&msg, &q);
+                    if let Ok(s) = sock {
+                        let _ = s.send_to(&reply, from);
+                    }
+                    r2.leave();
+                });
+            }
+        }
+    }
+}
+
+/// Whether the network has no members left (or is gone): then the
+/// resolver ends, deciding under the start lock (see the module's doc).
+fn should_end(r: &Resolver, runroot: &Path) -> bool {
+    if db_identity(&r.root) != r.db_file {
+        std::process::exit(0);
+    }
+    if r.members().is_none_or(|n| n > 0) {
+        return false;
+    }
+    // Held until the process exits, which releases it.
+    match lock_with_deadline(&lock_path(runroot, &r.network_id, "start")) {
+        Ok(l) => {
+            if r.members() == Some(0) {
+                // Ends now, with the lock: the next starter finds the port
+                // free and no live resolver.
+                std::process::exit(0);
+            }
+            drop(l);
+            false
+        }
+        Err(_) => false,
+    }
+}
+
+fn serve_tcp(r: &Arc<Resolver>, tcp: &TcpListener) {
+    for conn in tcp.incoming() {
+        let Ok(conn) = conn else { continue };
+        if !r.enter() {
+            continue;
+        }
+        let r2 = Arc::clone(r);
+        std::thread::spawn(move || {
+            let _ = serve_tcp_client(&r2, conn);
+            r2.leave();
+        });
+    }
+}
+
+/// Length-prefixed messages (RFC 1035 4.2.2) until the client closes or
+/// idles past [`TCP_IDLE`].
+fn serve_tcp_client(r: &Resolver, mut conn: TcpStream) -> std::io::Result<()> {
+    let SocketAddr::V4(peer) = conn.peer_addr()? else {
+        return Ok(());
+    };
+    conn.set_read_timeout(Some(TCP_IDLE))?;
+    conn.set_write_timeout(Some(TCP_IDLE))?;
+    loop {
+        let mut len = [0u8; 2];
+        conn.read_exact(&mut len)?;
+        let mut msg = vec![0u8; usize::from(u16::from_be_bytes(len))];
+        conn.read_exact(&mut msg)?;
+        let reply = match r.handle(&msg, *peer.ip()) {
+            Outcome::Reply(reply) => reply,
+            Outcome::Forward(q) => r.forward(&msg, &q),
+            Outcome::Ignore => return Ok(()),
+        };
+        let n = u16::try_from(reply.len()).unwrap_or(u16::MAX);
+        conn.write_all(&n.to_be_bytes())?;
+        conn.write_all(&reply[..usize::from(n)])?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upstreams_from_the_host_or_the_environment() {
+        let host = "search lan\nnameserver 127.0.0.53\nnameserver 10.199.0.1\nnameserver ::1\n";
+        let ours = [Ipv4Addr::new(10, 199, 0, 1)];
+        let u = upstreams(host, None, &ours).unwrap();
+        assert_eq!(
+            u,
+            vec![
+                "127.0.0.53:53".parse::<SocketAddr>().unwrap(),
+                "[::1]:53".parse().unwrap()
+            ]
+        );
+        let u = upstreams(host, Some("127.0.0.1:5353, 192.0.2.1"), &ours).unwrap();
+        assert_eq!(
+            u,
+            vec![
+                "127.0.0.1:5353".parse::<SocketAddr>().unwrap(),
+                "192.0.2.1:53".parse().unwrap()
+            ]
+        );
+        assert!(upstreams(host, Some("nonsense"), &ours).is_err());
+    }
+}
