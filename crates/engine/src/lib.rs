@@ -273,6 +273,13 @@ impl Engine {
             }
             None => names::generate(|n| self.db.find(n).is_ok()),
         };
+        if cfg.hostname.is_empty() && cfg.network == "host" {
+            // docker: a container on the host's network has the host's name.
+            cfg.hostname = nix::unistd::gethostname()
+                .ok()
+                .and_then(|h| h.into_string().ok())
+                .unwrap_or_default();
+        }
         if cfg.hostname.is_empty() {
             cfg.hostname = id[..12].to_string();
         }
