@@ -547,6 +547,29 @@ impl SmallDisk {
 
 impl Drop for SmallDisk {
     fn drop(&mut self) {
+        // A test that failed with the disk full may have left its
+        // container running (rm -f needs the store): the processes of every
+        // container of the store (its cgroup is berth/<id>) are killed
+        // before the disk goes, or they would print forever into a
+        // detached tmpfs (two such containers once ate a core each for
+        // hours).
+        let ids: Vec<String> = std::fs::read_dir(self.path.join("containers"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        for id in &ids {
+            let procs = format!("/sys/fs/cgroup/pids/berth/{id}/cgroup.procs");
+            for pid in std::fs::read_to_string(procs).unwrap_or_default().lines() {
+                if let Ok(pid) = pid.trim().parse::<i32>() {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(pid),
+                        nix::sys::signal::SIGKILL,
+                    );
+                }
+            }
+        }
         let _ = Command::new("umount").arg("-l").arg(&self.path).status();
     }
 }
