@@ -644,11 +644,8 @@ fn config_from(a: &RunArgs) -> Result<ContainerConfig> {
         ipc_mode: a.ipc.clone().unwrap_or_default(),
         uts_mode: a.uts.clone().unwrap_or_default(),
         // docker's daemon judges the policy when it makes the container.
-        restart: RestartPolicy::parse(&a.restart).map_err(|e| crate::FromDaemon {
-            error: anyhow::Error::msg(e),
-            then: None,
-            help: true,
-        })?,
+        restart: RestartPolicy::parse(&a.restart)
+            .map_err(|e| crate::FromDaemon::wrap(anyhow::Error::msg(e), true))?,
         init: a.init,
         oom_score_adj: a.oom_score_adj,
         ..Default::default()
@@ -1027,30 +1024,19 @@ pub fn dispatch(root: &Path, runroot: &Path, cmd: &ContainerCommand) -> Result<i
         }),
         ContainerCommand::Kill { signal, containers } => {
             let sig = runtime::signal::parse_signal(signal)?;
-            let mut code = 0;
-            for n in containers {
-                // docker's words: "Cannot kill container: NAME: <why>".
-                let killed = engine.find(n).map_err(anyhow::Error::from).and_then(|r| {
+            // docker's words: "Cannot kill container: NAME: <why>".
+            each_worded(
+                &engine,
+                containers,
+                |n| format!("Cannot kill container: {n}: "),
+                |e, r| {
                     if sig == libc::SIGKILL || sig == libc::SIGTERM {
-                        engine.db.set_stopped_by_user(&r.id, true)?;
+                        e.db.set_stopped_by_user(&r.id, true)?;
                     }
-                    engine.kill(&r, sig)?;
+                    e.kill(r, sig)?;
                     Ok(())
-                });
-                match killed {
-                    Ok(()) => println!("{n}"),
-                    Err(e) => {
-                        match crate::damaged_database(&engine.root, e.as_ref()) {
-                            Some(line) => eprintln!("Error: {line}"),
-                            None => eprintln!(
-                                "Error response from daemon: Cannot kill container: {n}: {e:#}"
-                            ),
-                        }
-                        code = 1;
-                    }
-                }
-            }
-            Ok(code)
+                },
+            )
         }
         ContainerCommand::Rm {
             force,
@@ -1339,6 +1325,17 @@ fn each(
     names: &[String],
     f: impl Fn(&Engine, &Record) -> Result<()>,
 ) -> Result<i32> {
+    each_worded(engine, names, |_| String::new(), f)
+}
+
+/// [`each`], with what docker's daemon puts before each failure's reason
+/// (`kill`'s "Cannot kill container: NAME: ").
+fn each_worded(
+    engine: &Engine,
+    names: &[String],
+    before: impl Fn(&str) -> String,
+    f: impl Fn(&Engine, &Record) -> Result<()>,
+) -> Result<i32> {
     let mut code = 0;
     for n in names {
         match engine
@@ -1350,7 +1347,7 @@ fn each(
             Err(e) => {
                 match crate::damaged_database(&engine.root, e.as_ref()) {
                     Some(line) => eprintln!("Error: {line}"),
-                    None => eprintln!("Error response from daemon: {e:#}"),
+                    None => eprintln!("Error response from daemon: {}{e:#}", before(n)),
                 }
                 code = 1;
             }
@@ -1871,16 +1868,16 @@ pub fn volume(root: &Path, runroot: &Path, cmd: &VolumeCommand) -> Result<i32> {
             name,
         } => {
             // docker's daemon answers, naming the volume.
-            let daemon = |e: anyhow::Error| crate::FromDaemon {
-                error: e.context(format!("create {}", name.as_deref().unwrap_or(""))),
-                then: None,
-                help: false,
+            let daemon = |e: anyhow::Error| {
+                crate::FromDaemon::wrap(
+                    e.context(format!("create {}", name.as_deref().unwrap_or(""))),
+                    false,
+                )
             };
             if driver != "local" {
                 return Err(daemon(anyhow::anyhow!(
                     "error looking up volume plugin {driver}: plugin {driver:?} not found"
-                ))
-                .into());
+                )));
             }
             let mut labels = BTreeMap::new();
             for l in label {
@@ -2381,19 +2378,13 @@ fn exec(engine: &Engine, a: &ExecArgs) -> Result<i32> {
         eprintln!("the input device is not a TTY");
         return Ok(1);
     }
-    if r.status != Status::Running {
-        return Err(crate::FromDaemon {
-            error: anyhow::anyhow!("Container {} is not running", r.id),
-            then: None,
-            help: true,
-        }
-        .into());
-    }
-    let c =
-        runtime::Container::load(&engine.runtime_root(), &r.id).map_err(|_| crate::FromDaemon {
-            error: anyhow::anyhow!("Container {} is not running", r.id),
-            then: None,
-            help: true,
+    // Not running by its record, or no runtime state to exec in: docker's
+    // one answer for both.
+    let c = Some(&r)
+        .filter(|r| r.status == Status::Running)
+        .and_then(|r| runtime::Container::load(&engine.runtime_root(), &r.id).ok())
+        .ok_or_else(|| {
+            crate::FromDaemon::wrap(anyhow::anyhow!("Container {} is not running", r.id), true)
         })?;
     match exec_in(engine, a, &r, &c) {
         Ok(code) => Ok(code),

@@ -181,14 +181,26 @@ fn failure(message: String, code: u8) -> anyhow::Error {
 /// prints them (docker's: sorted by name; its MarshalJSON escapes `<>&`,
 /// so a dangling image's `<none>` is `\u003cnone\u003e`).
 pub fn context(type_name: &str, fields: Vec<(&str, Value)>) -> Value {
+    go_struct(type_name, fields, true, Vec::new())
+}
+
+/// A Go struct value: fields in declaration order, whether its JSON
+/// escapes `<>&`, and the json tags of the fields whose key or presence
+/// differs from their name.
+pub fn go_struct(
+    type_name: &str,
+    fields: Vec<(&str, Value)>,
+    json_escapes_html: bool,
+    json_tags: Vec<(&'static str, &'static str)>,
+) -> Value {
     Value::Struct(Rc::new(Struct {
         type_name: type_name.to_string(),
         fields: fields
             .into_iter()
             .map(|(k, v)| (k.to_string(), v))
             .collect(),
-        json_escapes_html: true,
-        json_tags: Vec::new(),
+        json_escapes_html,
+        json_tags,
     }))
 }
 

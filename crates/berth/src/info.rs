@@ -10,7 +10,7 @@ use std::path::Path;
 use std::rc::Rc;
 
 use anyhow::Result;
-use berth_template::{Map, Struct, Value};
+use berth_template::{Map, Value};
 use sha2::Digest;
 
 use crate::format;
@@ -21,22 +21,13 @@ const INDEX_SERVER: &str = "https://index.docker.io/v1/";
 /// The name berth's runtime goes by in `Runtimes` (as in `version`).
 const RUNTIME: &str = "berth-runtime";
 
-/// A Go struct of docker's API types: fields in declaration order, with
-/// the json tags of those whose key or presence differs.
+/// A Go struct of docker's API types (plain JSON, no HTML escaping).
 fn go_struct(
     type_name: &str,
     fields: Vec<(&str, Value)>,
     json_tags: Vec<(&'static str, &'static str)>,
 ) -> Value {
-    Value::Struct(Rc::new(Struct {
-        type_name: type_name.to_string(),
-        fields: fields
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
-            .collect(),
-        json_escapes_html: false,
-        json_tags,
-    }))
+    format::go_struct(type_name, fields, false, json_tags)
 }
 
 fn int(n: usize) -> Value {

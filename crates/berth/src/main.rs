@@ -369,12 +369,7 @@ fn main() -> ExitCode {
                 // docker's client checks names for rm and inspect itself;
                 // the rest is the daemon's answer.
                 if networks::daemon_words(n) {
-                    FromDaemon {
-                        error: e,
-                        then: None,
-                        help: true,
-                    }
-                    .into()
+                    FromDaemon::wrap(e, true)
                 } else {
                     e
                 }
@@ -414,12 +409,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             let e = if daemon_words && !e.is::<ClientSide>() && !e.is::<format::TemplateFailure>() {
-                FromDaemon {
-                    error: with_default_tag(e, latest),
-                    then: None,
-                    help: true,
-                }
-                .into()
+                FromDaemon::wrap(with_default_tag(e, latest), true)
             } else {
                 e
             };
@@ -720,12 +710,7 @@ impl std::error::Error for ClientSide {}
 
 /// A filter key the command does not know, in docker's words.
 pub(crate) fn invalid_filter(key: &str) -> anyhow::Error {
-    FromDaemon {
-        error: anyhow::anyhow!("Invalid filter '{key}'"),
-        then: None,
-        help: true,
-    }
-    .into()
+    FromDaemon::wrap(anyhow::anyhow!("Invalid filter '{key}'"), true)
 }
 
 /// An error that docker's client reports as its daemon's answer

@@ -654,17 +654,24 @@ impl Engine {
                 .iter()
                 .any(|i| p.strip_prefix('/') == Some(i))
         };
-        let init_only: Vec<String> = out
+        // The directories above an init path, and those above anything
+        // else: one pass, each entry's ancestors (a container with many
+        // changes, say after apt-get install, must not cost n² here).
+        let mut above_init = std::collections::HashSet::new();
+        let mut above_other = std::collections::HashSet::new();
+        for (_, q) in &out {
+            let above = if init(q) {
+                &mut above_init
+            } else {
+                &mut above_other
+            };
+            for a in Path::new(q).ancestors().skip(1) {
+                above.insert(a.to_string_lossy().into_owned());
+            }
+        }
+        let init_only: std::collections::HashSet<String> = out
             .iter()
-            .filter(|(kind, p)| {
-                *kind == 'C'
-                    && out
-                        .iter()
-                        .any(|(_, q)| init(q) && q.starts_with(&format!("{p}/")))
-                    && out
-                        .iter()
-                        .all(|(_, q)| !q.starts_with(&format!("{p}/")) || init(q))
-            })
+            .filter(|(kind, p)| *kind == 'C' && above_init.contains(p) && !above_other.contains(p))
             .map(|(_, p)| p.clone())
             .collect();
         out.retain(|(_, p)| !init(p) && !init_only.contains(p));

@@ -206,8 +206,7 @@ pub fn load_file(
     let mut head = [0u8; 4];
     let n = std::io::Read::read(&mut file, &mut head).map_err(io_err("read archive"))?;
     std::io::Seek::rewind(&mut file).map_err(io_err("read archive"))?;
-    let compressed = head[..n].starts_with(&[0x1f, 0x8b]) || head[..n] == [0x28, 0xb5, 0x2f, 0xfd];
-    if compressed {
+    if crate::layer::is_compressed(&head[..n]) {
         let mut plain =
             tempfile::tempfile_in(store.root().join("tmp")).map_err(io_err("temp file"))?;
         let mut input = crate::layer::decompress(file).map_err(io_err("read archive"))?;
@@ -432,8 +431,7 @@ fn load_oci(
                         .open(&name)?
                         .read(&mut head)
                         .map_err(io_err(format!("read {name}")))?;
-                    !(head[..n].starts_with(&[0x1f, 0x8b])
-                        || head[..n].starts_with(&[0x28, 0xb5, 0x2f, 0xfd]))
+                    !crate::layer::is_compressed(&head[..n])
                 };
                 if !plain {
                     put_verified(store, a, l)?;

@@ -116,13 +116,22 @@ impl std::fmt::Display for LimitExceeded {
 }
 impl std::error::Error for LimitExceeded {}
 
+/// Gzip's and zstd's magic numbers: the compressions [`decompress`] reads.
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+
+/// Whether a stream beginning with `head` is one [`decompress`] unpacks.
+pub fn is_compressed(head: &[u8]) -> bool {
+    head.starts_with(&GZIP_MAGIC) || head.starts_with(&ZSTD_MAGIC)
+}
+
 /// The decompressed stream of `input`, by its magic bytes.
 pub fn decompress<'a>(input: impl Read + 'a) -> io::Result<Box<dyn Read + 'a>> {
     let mut buf = BufReader::with_capacity(256 * 1024, input);
     let head = buf.fill_buf()?.to_vec();
-    Ok(if head.starts_with(&[0x1f, 0x8b]) {
+    Ok(if head.starts_with(&GZIP_MAGIC) {
         Box::new(flate2::read::MultiGzDecoder::new(buf))
-    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+    } else if head.starts_with(&ZSTD_MAGIC) {
         Box::new(zstd::stream::read::Decoder::with_buffer(buf)?)
     } else {
         Box::new(buf)
