@@ -132,7 +132,7 @@ pub fn make_busybox_rootfs(dir: &Path) {
 
 /// The runtime's default spec with terminal off and `args`.
 pub fn default_config(args: &[&str]) -> Value {
-    let mut c = runtime::template::default_spec_json(false);
+    let mut c = berth_runtime::template::default_spec_json(false);
     c["process"]["terminal"] = Value::Bool(false);
     c["process"]["args"] = args.iter().map(|a| Value::String(a.to_string())).collect();
     c

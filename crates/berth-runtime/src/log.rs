@@ -55,5 +55,5 @@ impl Logger {
 }
 
 fn now() -> String {
-    runtime::state::now_rfc3339()
+    berth_runtime::state::now_rfc3339()
 }

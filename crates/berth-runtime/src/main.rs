@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
+use berth_runtime::{Container, CreateOptions, ExecOptions};
 use clap::{Parser, Subcommand};
 use oci_spec::runtime::{Capability, Process};
-use runtime::{Container, CreateOptions, ExecOptions};
 
 /// Where container state lives when `--root` is not given.
 const DEFAULT_ROOT: &str = "/run/berth-runtime";
@@ -250,7 +250,7 @@ fn main() -> ExitCode {
     // container processes (the parse costs as much as a start); the parsed
     // command decides again below.
     if starts_container_processes_raw() {
-        if let Err(e) = runtime::exe::ensure_protected() {
+        if let Err(e) = berth_runtime::exe::ensure_protected() {
             eprintln!("berth-runtime: {e}");
             return ExitCode::from(1);
         }
@@ -262,7 +262,7 @@ fn main() -> ExitCode {
     ) {
         // Before anything that starts a container process: from here on
         // we run from a read-only view of our binary (CVE-2019-5736).
-        if let Err(e) = runtime::exe::ensure_protected() {
+        if let Err(e) = berth_runtime::exe::ensure_protected() {
             eprintln!("berth-runtime: {e}");
             return ExitCode::from(1);
         }
@@ -310,7 +310,7 @@ fn run(cli: &Cli, logger: &log::Logger) -> Result<i32> {
     if !matches!(cli.command, Command::Features | Command::Spec { .. }) {
         // Checked at every start: a state root other users can enter gives
         // them every container's spec (its environment) and console sockets.
-        if let Some(t) = runtime::state::secure_root(root)?.filter(|t| !t.empty) {
+        if let Some(t) = berth_runtime::state::secure_root(root)?.filter(|t| !t.empty) {
             let msg = format!("closed the state root to other users: {t}");
             logger.warnings(std::slice::from_ref(&msg));
         }
@@ -336,7 +336,7 @@ fn run(cli: &Cli, logger: &log::Logger) -> Result<i32> {
             Ok(0)
         }
         Command::Kill { all, id, signal } => {
-            let sig = runtime::signal::parse_signal(signal)?;
+            let sig = berth_runtime::signal::parse_signal(signal)?;
             Container::load(root, id)?.kill(sig, *all)?;
             Ok(0)
         }
@@ -345,7 +345,7 @@ fn run(cli: &Cli, logger: &log::Logger) -> Result<i32> {
                 match Container::load(root, id) {
                     Ok(c) => logger.warnings(&c.delete(*force)?),
                     // runc: a forced delete of what is not there succeeds.
-                    Err(runtime::Error::ContainerNotFound(_)) if *force => {}
+                    Err(berth_runtime::Error::ContainerNotFound(_)) if *force => {}
                     Err(e) => return Err(e.into()),
                 }
             }
@@ -385,7 +385,7 @@ fn run(cli: &Cli, logger: &log::Logger) -> Result<i32> {
             if path.exists() {
                 bail!("file {} exists; remove it first", path.display());
             }
-            let spec = runtime::template::default_spec_json(*rootless);
+            let spec = berth_runtime::template::default_spec_json(*rootless);
             std::fs::write(&path, serde_json::to_string_pretty(&spec)?)
                 .with_context(|| format!("write {}", path.display()))?;
             Ok(0)
@@ -427,7 +427,7 @@ fn run_container(
     let mut opts = create_options(root, a)?;
     // A foreground terminal without a console socket: we are the client.
     let own_console = if !detach && a.console_socket.is_none() && wants_terminal(&a.bundle) {
-        let s = runtime::terminal::ConsoleSocket::new(root, &a.id)?;
+        let s = berth_runtime::terminal::ConsoleSocket::new(root, &a.id)?;
         opts.console_socket = Some(s.path.clone());
         Some(s)
     } else {
@@ -436,7 +436,7 @@ fn run_container(
     let mut c = Container::create(&opts)?;
     let master = match own_console
         .as_ref()
-        .map(runtime::terminal::ConsoleSocket::receive_master)
+        .map(berth_runtime::terminal::ConsoleSocket::receive_master)
         .transpose()
     {
         Ok(m) => m,
@@ -457,8 +457,8 @@ fn run_container(
     }
     let pid = nix::unistd::Pid::from_raw(c.state.pid);
     let code = match master {
-        Some(m) => runtime::terminal::relay_and_wait(m, pid, &mut |_| {})?,
-        None => runtime::container::wait_forwarding_signals(pid)?,
+        Some(m) => berth_runtime::terminal::relay_and_wait(m, pid, &mut |_| {})?,
+        None => berth_runtime::container::wait_forwarding_signals(pid)?,
     };
     if !keep {
         logger.warnings(&c.delete(true)?);
@@ -500,7 +500,7 @@ fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
     }
     let own_console =
         if !a.detach && a.console_socket.is_none() && process.terminal().unwrap_or(false) {
-            Some(runtime::terminal::ConsoleSocket::new(root, &a.id)?)
+            Some(berth_runtime::terminal::ConsoleSocket::new(root, &a.id)?)
         } else {
             None
         };
@@ -514,7 +514,10 @@ fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
         detach: a.detach || own_console.is_some(),
         preserve_fds: a.preserve_fds + listen_fds(),
     };
-    Ok(runtime::terminal::finish_exec(c.exec(&opts)?, own_console)?)
+    Ok(berth_runtime::terminal::finish_exec(
+        c.exec(&opts)?,
+        own_console,
+    )?)
 }
 
 /// runc's rule: the container's own process is the template; flags
@@ -639,7 +642,7 @@ fn events(root: &Path, id: &str, once: bool, interval: &str) -> Result<i32> {
             next += interval;
         }
         match Container::load(root, id) {
-            Ok(c) if c.status() != runtime::Status::Stopped => {}
+            Ok(c) if c.status() != berth_runtime::Status::Stopped => {}
             _ => {
                 // An OOM kill is often what stopped it: report it first.
                 if cgroups.oom_kills() > ooms {
@@ -816,7 +819,7 @@ fn features() -> serde_json::Value {
     let caps: Vec<String> = caps::all().iter().map(|c| c.to_string()).collect();
     serde_json::json!({
         "ociVersionMin": "1.0.0",
-        "ociVersionMax": runtime::OCI_VERSION,
+        "ociVersionMax": berth_runtime::OCI_VERSION,
         "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
         "mountOptions": [
             "async", "atime", "bind", "defaults", "dev", "diratime", "dirsync", "exec",

@@ -53,7 +53,7 @@ fn default_profile_denies_what_docker_denies() {
     assert!(out.contains("unshare_user ok"), "without seccomp: {out}");
 
     let mut b = bundle_with_probe(PROBES);
-    let profile = runtime::seccomp::profile::default_for(&caps(&b)).unwrap();
+    let profile = berth_runtime::seccomp::profile::default_for(&caps(&b)).unwrap();
     b.config["linux"]["seccomp"] = serde_json::to_value(profile).unwrap();
     let out = run(&rt, &b, "default");
     for denied in ["keyctl", "add_key", "kexec_load", "unshare_user"] {
@@ -68,7 +68,7 @@ fn default_profile_denies_what_docker_denies() {
     // no_new_privs (the filter is loaded at a different moment).
     for (nnp, id) in [(true, "work-nnp"), (false, "work")] {
         let mut w = Bundle::private(&["sh", "-c", "mkdir -p /tmp/a && echo hi > /tmp/a/f && cat /tmp/a/f | wc -c && ls /proc/self/fd >/dev/null && sleep 0 && echo done"]);
-        let profile = runtime::seccomp::profile::default_for(&caps(&w)).unwrap();
+        let profile = berth_runtime::seccomp::profile::default_for(&caps(&w)).unwrap();
         w.config["linux"]["seccomp"] = serde_json::to_value(profile).unwrap();
         w.config["process"]["noNewPrivileges"] = json!(nnp);
         assert_eq!(run(&rt, &w, id), "3\ndone\n");
@@ -100,7 +100,7 @@ fn default_profile_allows_debuggers_and_refuses_io_uring() {
 
     for nnp in [true, false] {
         let mut b = bundle_with_probe(probes);
-        let profile = runtime::seccomp::profile::default_for(&caps(&b)).unwrap();
+        let profile = berth_runtime::seccomp::profile::default_for(&caps(&b)).unwrap();
         b.config["linux"]["seccomp"] = serde_json::to_value(profile).unwrap();
         b.config["process"]["noNewPrivileges"] = json!(nnp);
         let out = run(&rt, &b, &format!("uring-{nnp}"));
@@ -143,7 +143,7 @@ fn custom_profile_with_argument_conditions() {
 fn exec_runs_under_the_containers_filter() {
     let rt = Runtime::new(BIN);
     let mut b = bundle_with_probe(&["sleep", "1000"]);
-    let profile = runtime::seccomp::profile::default_for(&caps(&b)).unwrap();
+    let profile = berth_runtime::seccomp::profile::default_for(&caps(&b)).unwrap();
     b.config["linux"]["seccomp"] = serde_json::to_value(profile).unwrap();
     b.write();
     expect_code(

@@ -599,7 +599,7 @@ fn runtime_binary_cannot_be_overwritten_through_proc_exe() {
     }));
     // CAP_SYS_PTRACE reaches even non-dumpable processes: the runtime's
     // exec'd processes are opened before their execve, and only the
-    // read-only binary (runtime::exe) stands between them and the host.
+    // read-only binary (berth_runtime::exe) stands between them and the host.
     for set in ["bounding", "effective", "permitted"] {
         b.config["process"]["capabilities"][set]
             .as_array_mut()

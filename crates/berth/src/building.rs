@@ -1,5 +1,5 @@
 //! `berth build` (and `image build`, `builder prune`): docker's and
-//! podman's flags over `engine::build`.
+//! podman's flags over `berth_engine::build`.
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Read, Write};
@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use image::store::{Image, ImageStore, StoreError};
+use berth_image::store::{Image, ImageStore, StoreError};
 
 use crate::transfer::RegistryArgs;
 
@@ -132,12 +132,17 @@ fn read_inputs(a: &BuildArgs, scratch: &Path) -> Result<Inputs> {
         let dir = tempfile::tempdir_in(scratch).context("create a scratch directory")?;
         if is_tar(&data) {
             let root = std::fs::File::open(dir.path()).context("open the scratch directory")?;
-            let reader: Box<dyn Read> = match image::layer::decompress(std::io::Cursor::new(data)) {
-                Ok(r) => Box::new(r),
-                Err(e) => bail!("read the context from stdin: {e}"),
-            };
-            image::layer::extract(reader, root.into(), image::layer::ExtractOptions::default())
-                .context("unpack the context from stdin")?;
+            let reader: Box<dyn Read> =
+                match berth_image::layer::decompress(std::io::Cursor::new(data)) {
+                    Ok(r) => Box::new(r),
+                    Err(e) => bail!("read the context from stdin: {e}"),
+                };
+            berth_image::layer::extract(
+                reader,
+                root.into(),
+                berth_image::layer::ExtractOptions::default(),
+            )
+            .context("unpack the context from stdin")?;
         } else {
             // docker build - < Dockerfile: no context at all.
             stdin_dockerfile =
@@ -443,7 +448,7 @@ fn clip(s: &str, width: usize) -> String {
         .collect()
 }
 
-impl engine::build::Reporter for Progress {
+impl berth_engine::build::Reporter for Progress {
     fn failed(&mut self) {
         Progress::failed(self);
     }
@@ -515,7 +520,7 @@ impl engine::build::Reporter for Progress {
 /// `build`: returns normally once the image is stored (and tagged).
 pub fn build(root: &Path, runroot: &Path, max_layer: u64, a: &BuildArgs) -> Result<()> {
     if let Some(p) = &a.platform {
-        let host = image::oci::host_platform();
+        let host = berth_image::oci::host_platform();
         let want = crate::parse_platform(p).map_err(anyhow::Error::msg)?;
         if want.os != "linux" || want.architecture != host.architecture {
             bail!(
@@ -557,12 +562,12 @@ pub fn build(root: &Path, runroot: &Path, max_layer: u64, a: &BuildArgs) -> Resu
             _ => None,
         },
     };
-    let mut engine = engine::Engine::open(root, runroot)
+    let mut engine = berth_engine::Engine::open(root, runroot)
         .with_context(|| format!("open the store at {}", root.display()))?;
     engine.images.max_layer_bytes = max_layer;
     let scratch = root.join("tmp");
     let inputs = read_inputs(a, &scratch)?;
-    let ignore = match build::ignore::find_ignore_file(
+    let ignore = match berth_build::ignore::find_ignore_file(
         &inputs.context,
         inputs
             .dockerfile_path
@@ -571,12 +576,12 @@ pub fn build(root: &Path, runroot: &Path, max_layer: u64, a: &BuildArgs) -> Resu
     ) {
         Some(p) => {
             let (name, text) = read_named(&p)?;
-            Some(build::ignore::IgnoreMatcher::parse(&name, &text)?)
+            Some(berth_build::ignore::IgnoreMatcher::parse(&name, &text)?)
         }
         None => None,
     };
     let (secrets, _secret_files) = secrets(&a.secret, &scratch)?;
-    let opts = engine::build::Options {
+    let opts = berth_engine::build::Options {
         context: std::path::absolute(&inputs.context).context("resolve the context")?,
         dockerfile_name: inputs.name.clone(),
         dockerfile: inputs.text.clone(),
@@ -603,10 +608,10 @@ pub fn build(root: &Path, runroot: &Path, max_layer: u64, a: &BuildArgs) -> Resu
     let mut rep = Progress::new(mode);
     let quiet_pull = mode == Mode::Quiet;
     let registry = a.registry.clone();
-    let mut resolve = |store: &mut ImageStore, name: &str| -> engine::Result<Image> {
-        let pulled = |store: &mut ImageStore| -> engine::Result<Image> {
+    let mut resolve = |store: &mut ImageStore, name: &str| -> berth_engine::Result<Image> {
+        let pulled = |store: &mut ImageStore| -> berth_engine::Result<Image> {
             crate::transfer::pull_for_run(store, &registry, name, quiet_pull)
-                .map_err(|e| engine::Error::Invalid(format!("{e:#}")))?;
+                .map_err(|e| berth_engine::Error::Invalid(format!("{e:#}")))?;
             Ok(store.resolve(name)?)
         };
         if pull == "always" {
@@ -614,13 +619,13 @@ pub fn build(root: &Path, runroot: &Path, max_layer: u64, a: &BuildArgs) -> Resu
         }
         match store.resolve(name) {
             Err(StoreError::NotFound(_)) if pull == "missing" => pulled(store),
-            Err(StoreError::NotFound(_)) => Err(engine::Error::Invalid(format!(
+            Err(StoreError::NotFound(_)) => Err(berth_engine::Error::Invalid(format!(
                 "image {name:?} is not in the store and --pull=never"
             ))),
             r => Ok(r?),
         }
     };
-    let outcome = match engine::build::build(&mut engine, &opts, &mut resolve, &mut rep) {
+    let outcome = match berth_engine::build::build(&mut engine, &opts, &mut resolve, &mut rep) {
         Ok(o) => o,
         Err(e) => {
             Progress::failed(&mut rep);
@@ -635,7 +640,7 @@ pub fn build(root: &Path, runroot: &Path, max_layer: u64, a: &BuildArgs) -> Resu
         std::fs::write(f, img.id.to_string())
             .with_context(|| format!("write --iidfile {}", f.display()))?;
     }
-    if let Ok(db) = engine::Db::open(root) {
+    if let Ok(db) = berth_engine::Db::open(root) {
         db.event(
             "image",
             "build",
@@ -681,7 +686,7 @@ fn parse_output(s: &str) -> Result<Output> {
 }
 
 fn write_output(
-    engine: &mut engine::Engine,
+    engine: &mut berth_engine::Engine,
     img: &Image,
     tags: &[String],
     out: &Output,
@@ -698,11 +703,11 @@ fn write_output(
     match out {
         Output::Oci(p) => {
             let w = std::io::BufWriter::new(open(p)?);
-            image::archive::save_oci(&engine.images, &[(img.clone(), tags.to_vec())], w)?;
+            berth_image::archive::save_oci(&engine.images, &[(img.clone(), tags.to_vec())], w)?;
         }
         Output::Tar(p) => {
             let w = std::io::BufWriter::new(open(p)?);
-            engine::build::export_rootfs(engine, img, w)?;
+            berth_engine::build::export_rootfs(engine, img, w)?;
         }
         Output::Local(dir) => {
             std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
@@ -710,13 +715,14 @@ fn write_output(
                 std::fs::File::open(dir).with_context(|| format!("open {}", dir.display()))?;
             let (r, w) = std::io::pipe().context("pipe")?;
             let reader = std::thread::spawn(move || {
-                image::layer::extract(
+                berth_image::layer::extract(
                     std::io::BufReader::new(r),
                     root.into(),
-                    image::layer::ExtractOptions::default(),
+                    berth_image::layer::ExtractOptions::default(),
                 )
             });
-            let written = engine::build::export_rootfs(engine, img, std::io::BufWriter::new(w));
+            let written =
+                berth_engine::build::export_rootfs(engine, img, std::io::BufWriter::new(w));
             let extracted = reader
                 .join()
                 .map_err(|_| anyhow::anyhow!("unpacking the output panicked"))?;

@@ -7,9 +7,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use berth_engine::config::{ContainerConfig, Device, LogConfig, Mount, RestartPolicy, Ulimit};
+use berth_engine::{Engine, Record, Status};
 use clap::{Args, Subcommand};
-use engine::config::{ContainerConfig, Device, LogConfig, Mount, RestartPolicy, Ulimit};
-use engine::{Engine, Record, Status};
 use serde_json::{json, Value};
 
 use crate::format;
@@ -281,7 +281,7 @@ pub struct ResourceArgs {
 
 impl ResourceArgs {
     /// The limits as the engine keeps them; bad values are one-line errors.
-    fn resources(&self) -> Result<engine::config::Resources> {
+    fn resources(&self) -> Result<berth_engine::config::Resources> {
         let memory = self
             .memory
             .as_deref()
@@ -298,7 +298,7 @@ impl ResourceArgs {
             Some(c) => Some((c * 1e9) as i64),
             None => None,
         };
-        Ok(engine::config::Resources {
+        Ok(berth_engine::config::Resources {
             memory,
             memory_swap: match self.memory_swap.as_deref() {
                 Some("-1") => Some(-1),
@@ -576,7 +576,7 @@ fn config_from(a: &RunArgs) -> Result<ContainerConfig> {
     }
     let mut publish = Vec::new();
     for p in &a.publish {
-        publish.extend(network::ports::parse(p).map_err(anyhow::Error::msg)?);
+        publish.extend(berth_network::ports::parse(p).map_err(anyhow::Error::msg)?);
     }
     let ip = match &a.ip {
         Some(ip) => Some(
@@ -586,7 +586,7 @@ fn config_from(a: &RunArgs) -> Result<ContainerConfig> {
         None => None,
     };
     let mac_address = match &a.mac_address {
-        Some(m) => Some(engine::networking::parse_mac(m).map_err(anyhow::Error::msg)?),
+        Some(m) => Some(berth_engine::networking::parse_mac(m).map_err(anyhow::Error::msg)?),
         None => None,
     };
     for d in &a.dns {
@@ -594,14 +594,14 @@ fn config_from(a: &RunArgs) -> Result<ContainerConfig> {
             bail!("invalid --dns {d:?}: not an IP address");
         }
     }
-    engine::networking::extra_hosts(&a.add_host)?;
+    berth_engine::networking::extra_hosts(&a.add_host)?;
     if let Some(p) = &a.pull {
         if !["always", "missing", "never"].contains(&p.as_str()) {
             bail!("invalid --pull {p:?}: use always, missing or never");
         }
     }
     if let Some(p) = &a.platform {
-        let host = image::oci::host_platform();
+        let host = berth_image::oci::host_platform();
         if *p != format!("{}/{}", host.os, host.architecture) {
             bail!(
                 "--platform {p}: only the host's platform ({}/{}) can run here",
@@ -821,12 +821,12 @@ fn config_from(a: &RunArgs) -> Result<ContainerConfig> {
         if a.health_cmd.is_some() {
             bail!("--no-healthcheck conflicts with --health-* options");
         }
-        cfg.health = Some(engine::health::HealthConfig {
+        cfg.health = Some(berth_engine::health::HealthConfig {
             test: vec!["NONE".into()],
             ..Default::default()
         });
     } else if let Some(cmd) = &a.health_cmd {
-        cfg.health = Some(engine::health::HealthConfig {
+        cfg.health = Some(berth_engine::health::HealthConfig {
             test: vec!["CMD-SHELL".into(), cmd.clone()],
             interval_ns: dur("--health-interval", &a.health_interval)?,
             timeout_ns: dur("--health-timeout", &a.health_timeout)?,
@@ -904,7 +904,7 @@ fn parse_volume(v: &str) -> Result<Mount> {
         create_source: src.starts_with('/'),
     };
     if m.kind == "volume" && !src.is_empty() {
-        engine::volumes::validate(src)?;
+        berth_engine::volumes::validate(src)?;
     }
     for o in opts.split(',').filter(|o| !o.is_empty()) {
         match o {
@@ -942,7 +942,7 @@ fn parse_mount(s: &str) -> Result<Mount> {
         "bind" => bail!("invalid --mount {s:?}: a bind needs an absolute source"),
         "tmpfs" => m.source = "tmpfs".into(),
         "volume" if m.source.is_empty() => {}
-        "volume" => engine::volumes::validate(&m.source)?,
+        "volume" => berth_engine::volumes::validate(&m.source)?,
         k => bail!("invalid --mount type {k:?}"),
     }
     if m.destination.is_empty() {
@@ -988,7 +988,7 @@ pub fn dispatch(root: &Path, runroot: &Path, cmd: &ContainerCommand) -> Result<i
                 }
                 engine.db.set_stopped_by_user(&r.id, false)?;
                 if (*attach || *interactive) && r.config.tty {
-                    let session = engine::attach::Options {
+                    let session = berth_engine::attach::Options {
                         tty: true,
                         stdin: *interactive && r.config.open_stdin,
                         detach_keys: keys.clone(),
@@ -996,15 +996,15 @@ pub fn dispatch(root: &Path, runroot: &Path, cmd: &ContainerCommand) -> Result<i
                     };
                     code = run_attached(&engine, &r, &session)?;
                 } else if *attach || *interactive {
-                    code = engine::monitor::run(
+                    code = berth_engine::monitor::run(
                         &mut engine,
                         &r.id,
-                        engine::monitor::Mode::Foreground {
+                        berth_engine::monitor::Mode::Foreground {
                             stdin: *interactive,
                         },
                     )?;
                 } else {
-                    engine::monitor::start_detached(&engine, &r)?;
+                    berth_engine::monitor::start_detached(&engine, &r)?;
                     println!("{c}");
                 }
             }
@@ -1018,12 +1018,12 @@ pub fn dispatch(root: &Path, runroot: &Path, cmd: &ContainerCommand) -> Result<i
             e.stop(r, *time)?;
             let r = e.find(&r.id)?;
             e.db.set_stopped_by_user(&r.id, false)?;
-            engine::monitor::start_detached(e, &r)?;
+            berth_engine::monitor::start_detached(e, &r)?;
             e.db.container_event(&r, "restart", &[]);
             Ok(())
         }),
         ContainerCommand::Kill { signal, containers } => {
-            let sig = runtime::signal::parse_signal(signal)?;
+            let sig = berth_runtime::signal::parse_signal(signal)?;
             // docker's words: "Cannot kill container: NAME: <why>".
             each_worded(
                 &engine,
@@ -1055,7 +1055,7 @@ pub fn dispatch(root: &Path, runroot: &Path, cmd: &ContainerCommand) -> Result<i
                     },
                     // Docker's client words; with -f no failure (teardown
                     // scripts under `set -e` rely on it).
-                    Err(e @ engine::Error::NoSuchContainer(_)) => {
+                    Err(e @ berth_engine::Error::NoSuchContainer(_)) => {
                         eprintln!("Error: {e}");
                         if !*force {
                             code = 1;
@@ -1128,7 +1128,7 @@ pub fn dispatch(root: &Path, runroot: &Path, cmd: &ContainerCommand) -> Result<i
                 &engine,
                 src,
                 dest,
-                engine::cp::Options {
+                berth_engine::cp::Options {
                     archive: *archive,
                     follow_link: *follow_link,
                 },
@@ -1146,25 +1146,25 @@ pub fn dispatch(root: &Path, runroot: &Path, cmd: &ContainerCommand) -> Result<i
             if r.status == Status::Paused {
                 anyhow::bail!("You cannot attach to a paused container, unpause it first");
             }
-            if r.status != Status::Running || !engine::alive(r.pid, r.pid_start) {
+            if r.status != Status::Running || !berth_engine::alive(r.pid, r.pid_start) {
                 anyhow::bail!("You cannot attach to a stopped container, start it first");
             }
-            let stream = engine::attach::connect(&engine.runroot, &r.id)?;
+            let stream = berth_engine::attach::connect(&engine.runroot, &r.id)?;
             engine.db.container_event(&r, "attach", &[]);
-            let session = engine::attach::Options {
+            let session = berth_engine::attach::Options {
                 tty: r.config.tty,
                 stdin: !*no_stdin && r.config.open_stdin,
                 detach_keys: keys,
                 sig_proxy: *sig_proxy,
             };
-            Ok(engine::attach::relay(stream, &session)?.exit_code())
+            Ok(berth_engine::attach::relay(stream, &session)?.exit_code())
         }
         ContainerCommand::Rename {
             container,
             new_name,
         } => {
             let r = engine.find(container)?;
-            engine::names::validate(new_name)?;
+            berth_engine::names::validate(new_name)?;
             engine.db.rename(&r.id, new_name)?;
             let renamed = engine.find(&r.id)?;
             engine
@@ -1227,7 +1227,7 @@ pub fn dispatch(root: &Path, runroot: &Path, cmd: &ContainerCommand) -> Result<i
             let tags = reference
                 .iter()
                 .map(|t| {
-                    t.parse::<image::Reference>()
+                    t.parse::<berth_image::Reference>()
                         .map_err(|e| anyhow::anyhow!("{t:?}: {e}"))
                 })
                 .collect::<Result<Vec<_>>>()?;
@@ -1411,7 +1411,7 @@ fn events(
     }
     let nanos = |t: time::OffsetDateTime| i64::try_from(t.unix_timestamp_nanos()).unwrap_or(0);
     let (since_n, until_n) = (since.map(nanos), until.map(nanos));
-    let matches = |e: &engine::events::Event| -> bool {
+    let matches = |e: &berth_engine::events::Event| -> bool {
         let attr = |k: &str| e.attributes.get(k).map(String::as_str).unwrap_or("");
         wanted.iter().all(|(k, vals)| {
             vals.iter().any(|v| match k.as_str() {
@@ -1472,7 +1472,7 @@ fn events(
 
 /// An event as docker prints it, or through `--format`.
 fn event_line(
-    e: &engine::events::Event,
+    e: &berth_engine::events::Event,
     format: Option<&berth_template::Template>,
 ) -> Result<String> {
     let secs = e.time_nano.div_euclid(1_000_000_000);
@@ -1526,8 +1526,8 @@ fn event_line(
 }
 
 /// `cp`: exactly one side is a container.
-fn copy(engine: &Engine, src: &str, dest: &str, opts: engine::cp::Options) -> Result<()> {
-    use engine::cp::{Arg, End, Root};
+fn copy(engine: &Engine, src: &str, dest: &str, opts: berth_engine::cp::Options) -> Result<()> {
+    use berth_engine::cp::{Arg, End, Root};
     let (s, d) = (Arg::parse(src), Arg::parse(dest));
     match (&s, &d) {
         (Arg::Container(..), Arg::Container(..)) => {
@@ -1542,33 +1542,32 @@ fn copy(engine: &Engine, src: &str, dest: &str, opts: engine::cp::Options) -> Re
             Arg::Container(c, p) => {
                 let r = engine.find(c).map_err(|e| match e {
                     // Docker's words name the path too.
-                    engine::Error::NoSuchContainer(_) => engine::Error::Invalid(format!(
-                        "No such container:path: {c}:{}",
-                        p.display()
-                    )),
+                    berth_engine::Error::NoSuchContainer(_) => berth_engine::Error::Invalid(
+                        format!("No such container:path: {c}:{}", p.display()),
+                    ),
                     e => e,
                 })?;
                 Root::container(engine, &r)
             }
             _ => Root::host(),
         })
-        .collect::<engine::Result<_>>()?;
+        .collect::<berth_engine::Result<_>>()?;
     fn end<'a>(a: &Arg, root: &'a Root) -> Result<End<'a>> {
         Ok(match a {
             Arg::Container(_, p) => End::Path(root, p.clone()),
-            Arg::Host(p) => End::Path(root, engine::cp::absolute_host(p)?),
+            Arg::Host(p) => End::Path(root, berth_engine::cp::absolute_host(p)?),
             Arg::Stream => End::Stream,
         })
     }
-    engine::cp::copy(end(&s, &roots[0])?, end(&d, &roots[1])?, opts)?;
+    berth_engine::cp::copy(end(&s, &roots[0])?, end(&d, &roots[1])?, opts)?;
     Ok(())
 }
 
 /// `--detach-keys`, docker's default when absent.
 fn detach_keys_of(flag: Option<&str>) -> Result<Vec<u8>> {
     Ok(match flag {
-        Some(k) => engine::attach::parse_detach_keys(k)?,
-        None => engine::attach::DEFAULT_DETACH_KEYS.to_vec(),
+        Some(k) => berth_engine::attach::parse_detach_keys(k)?,
+        None => berth_engine::attach::DEFAULT_DETACH_KEYS.to_vec(),
     })
 }
 
@@ -1577,10 +1576,10 @@ fn detach_keys_of(flag: Option<&str>) -> Result<Vec<u8>> {
 fn run_attached(
     engine: &Engine,
     r: &Record,
-    session: &engine::attach::Options,
-) -> engine::Result<i32> {
-    let stream = engine::monitor::start_attached(engine, r)?;
-    Ok(engine::attach::relay(stream, session)?.exit_code())
+    session: &berth_engine::attach::Options,
+) -> berth_engine::Result<i32> {
+    let stream = berth_engine::monitor::start_attached(engine, r)?;
+    Ok(berth_engine::attach::relay(stream, session)?.exit_code())
 }
 
 /// Creates the container, pulling its image first as `--pull` says
@@ -1591,7 +1590,7 @@ fn create_pulling(engine: &mut Engine, a: &RunArgs, cfg: ContainerConfig) -> Res
         crate::transfer::pull_for_run(&mut engine.images, &a.registry, &a.image, false)?;
     }
     match engine.create(cfg.clone(), a.name.as_deref()) {
-        Err(engine::Error::ImageNotFound(image)) if policy == "missing" => {
+        Err(berth_engine::Error::ImageNotFound(image)) if policy == "missing" => {
             eprintln!("Unable to find image '{image}' locally");
             crate::transfer::pull_for_run(&mut engine.images, &a.registry, &a.image, false)?;
             Ok(engine.create(cfg, a.name.as_deref())?)
@@ -1629,7 +1628,7 @@ fn run(engine: &mut Engine, a: &RunArgs) -> Result<i32> {
         // docker's client prints the id once the container exists, before
         // it starts it.
         println!("{}", r.id);
-        if let Err(e) = engine::monitor::start_detached(engine, &r) {
+        if let Err(e) = berth_engine::monitor::start_detached(engine, &r) {
             // A container that cannot start is not left behind with --rm.
             if a.rm {
                 let _ = engine.remove(&engine.find(&r.id)?, true, true);
@@ -1641,7 +1640,7 @@ fn run(engine: &mut Engine, a: &RunArgs) -> Result<i32> {
     // With a terminal: a monitor of its own and us attached, so that the
     // detach keys leave it running (docker's `run -it`, ctrl-p ctrl-q).
     let outcome = if r.config.tty {
-        let session = engine::attach::Options {
+        let session = berth_engine::attach::Options {
             tty: true,
             stdin: r.config.open_stdin,
             detach_keys: keys,
@@ -1649,10 +1648,10 @@ fn run(engine: &mut Engine, a: &RunArgs) -> Result<i32> {
         };
         run_attached(engine, &r, &session)
     } else {
-        engine::monitor::run(
+        berth_engine::monitor::run(
             engine,
             &r.id,
-            engine::monitor::Mode::Foreground {
+            berth_engine::monitor::Mode::Foreground {
                 stdin: r.config.open_stdin,
             },
         )
@@ -1685,8 +1684,8 @@ pub fn as_docker_reports(cmd: &ContainerCommand, e: anyhow::Error) -> anyhow::Er
         | C::Start {
             interactive: true, ..
         } if e
-            .downcast_ref::<engine::Error>()
-            .is_some_and(|e| matches!(e, engine::Error::NoSuchContainer(_))) =>
+            .downcast_ref::<berth_engine::Error>()
+            .is_some_and(|e| matches!(e, berth_engine::Error::NoSuchContainer(_))) =>
         {
             return e
         }
@@ -1759,7 +1758,7 @@ fn status_text(r: &Record) -> String {
         _ => "",
     };
     // Docker has no such state: a container whose monitor died.
-    let lost = if r.error == engine::OUTPUT_LOST {
+    let lost = if r.error == berth_engine::OUTPUT_LOST {
         " (monitor gone, output lost)"
     } else {
         ""
@@ -1860,7 +1859,7 @@ pub enum VolumeCommand {
 pub fn volume(root: &Path, runroot: &Path, cmd: &VolumeCommand) -> Result<i32> {
     let engine = Engine::open(root, runroot)
         .with_context(|| format!("open the store at {}", root.display()))?;
-    let json = |v: &engine::volumes::Volume| serde_json::to_value(v).unwrap_or(Value::Null);
+    let json = |v: &berth_engine::volumes::Volume| serde_json::to_value(v).unwrap_or(Value::Null);
     match cmd {
         VolumeCommand::Create {
             label,
@@ -1899,7 +1898,7 @@ pub fn volume(root: &Path, runroot: &Path, cmd: &VolumeCommand) -> Result<i32> {
             let mut list = engine.volumes.list()?;
             for f in filter {
                 let (k, v) = key_value("--filter", f)?;
-                let keep: Box<dyn Fn(&engine::volumes::Volume) -> bool> = match k.as_str() {
+                let keep: Box<dyn Fn(&berth_engine::volumes::Volume) -> bool> = match k.as_str() {
                     "dangling" => {
                         let want = v == "true" || v == "1";
                         let used: Vec<bool> = list
@@ -1990,8 +1989,8 @@ pub fn volume(root: &Path, runroot: &Path, cmd: &VolumeCommand) -> Result<i32> {
                 match engine.remove_volume(n) {
                     Ok(()) => println!("{n}"),
                     // Docker: -f removes what is not there without a word.
-                    Err(engine::Error::NoSuchVolume(_)) if *force => println!("{n}"),
-                    Err(e @ engine::Error::NoSuchVolume(_)) => {
+                    Err(berth_engine::Error::NoSuchVolume(_)) if *force => println!("{n}"),
+                    Err(e @ berth_engine::Error::NoSuchVolume(_)) => {
                         eprintln!("Error: {e}");
                         code = 1;
                     }
@@ -2297,7 +2296,7 @@ fn logs(
     until: Option<&str>,
 ) -> Result<()> {
     let r = engine.find(container)?;
-    if r.error == engine::OUTPUT_LOST {
+    if r.error == berth_engine::OUTPUT_LOST {
         eprintln!(
             "warning: container {}: its monitor died, so what it printed since is not in its log",
             r.name
@@ -2313,7 +2312,7 @@ fn logs(
                 .map_err(|_| anyhow::anyhow!("invalid --tail {n:?}: a number or \"all\""))?,
         ),
     };
-    let in_range = |e: &engine::logs::Entry| {
+    let in_range = |e: &berth_engine::logs::Entry| {
         let Ok(t) =
             time::OffsetDateTime::parse(&e.time, &time::format_description::well_known::Rfc3339)
         else {
@@ -2321,7 +2320,7 @@ fn logs(
         };
         since.is_none_or(|s| t >= s) && until.is_none_or(|u| t <= u)
     };
-    let print = |e: &engine::logs::Entry| {
+    let print = |e: &berth_engine::logs::Entry| {
         let line = if timestamps {
             format!("{} {}", e.time, e.log)
         } else {
@@ -2335,7 +2334,7 @@ fn logs(
             let _ = o.flush();
         }
     };
-    let entries: Vec<_> = engine::logs::read_all(&path)
+    let entries: Vec<_> = berth_engine::logs::read_all(&path)
         .into_iter()
         .filter(|e| in_range(e))
         .collect();
@@ -2359,7 +2358,7 @@ fn logs(
             let mut f = std::fs::File::open(&path)?;
             f.seek(SeekFrom::Start(pos))?;
             let mut out = Vec::new();
-            let used = engine::logs::read_entries(BufReader::new(f), &mut out);
+            let used = berth_engine::logs::read_entries(BufReader::new(f), &mut out);
             pos += used;
             for e in out.iter().filter(|e| in_range(e)) {
                 print(e);
@@ -2382,7 +2381,7 @@ fn exec(engine: &Engine, a: &ExecArgs) -> Result<i32> {
     // one answer for both.
     let c = Some(&r)
         .filter(|r| r.status == Status::Running)
-        .and_then(|r| runtime::Container::load(&engine.runtime_root(), &r.id).ok())
+        .and_then(|r| berth_runtime::Container::load(&engine.runtime_root(), &r.id).ok())
         .ok_or_else(|| {
             crate::FromDaemon::wrap(anyhow::anyhow!("Container {} is not running", r.id), true)
         })?;
@@ -2401,7 +2400,7 @@ fn exec(engine: &Engine, a: &ExecArgs) -> Result<i32> {
 
 /// The part of exec that starts the process in the running container `c`
 /// and relays its stdio until it ends.
-fn exec_in(engine: &Engine, a: &ExecArgs, r: &Record, c: &runtime::Container) -> Result<i32> {
+fn exec_in(engine: &Engine, a: &ExecArgs, r: &Record, c: &berth_runtime::Container) -> Result<i32> {
     let mut process = c.state.config.process().clone().unwrap_or_default();
     process.set_args(Some(a.command.clone()));
     process.set_terminal(Some(a.tty));
@@ -2420,7 +2419,7 @@ fn exec_in(engine: &Engine, a: &ExecArgs, r: &Record, c: &runtime::Container) ->
     }
     if let Some(u) = &a.user {
         let rootfs = PathBuf::from(format!("/proc/{}/root", r.pid));
-        let user = engine::spec::resolve_user(&rootfs, u, &r.config.group_add)?;
+        let user = berth_engine::spec::resolve_user(&rootfs, u, &r.config.group_add)?;
         let mut pu = process.user().clone();
         pu.set_uid(user.uid);
         pu.set_gid(user.gid);
@@ -2428,7 +2427,7 @@ fn exec_in(engine: &Engine, a: &ExecArgs, r: &Record, c: &runtime::Container) ->
         process.set_user(pu);
     }
     if a.privileged {
-        let all: Vec<String> = engine::spec::capabilities(&ContainerConfig {
+        let all: Vec<String> = berth_engine::spec::capabilities(&ContainerConfig {
             privileged: true,
             ..Default::default()
         })?;
@@ -2441,7 +2440,7 @@ fn exec_in(engine: &Engine, a: &ExecArgs, r: &Record, c: &runtime::Container) ->
         process.set_capabilities(Some(caps));
     }
     let console = if a.tty && !a.detach {
-        Some(runtime::terminal::ConsoleSocket::new(
+        Some(berth_runtime::terminal::ConsoleSocket::new(
             &engine.runroot,
             &format!("exec-{}", &r.id[..12]),
         )?)
@@ -2455,10 +2454,10 @@ fn exec_in(engine: &Engine, a: &ExecArgs, r: &Record, c: &runtime::Container) ->
     // /dev/null, detached), never our own descriptors: see stdio::Pipes.
     let mut pipes = match (&console, a.detach) {
         (Some(_), _) => None,
-        (None, true) => Some(engine::stdio::Pipes::discard()?),
-        (None, false) => Some(engine::stdio::Pipes::new(a.interactive)?),
+        (None, true) => Some(berth_engine::stdio::Pipes::discard()?),
+        (None, false) => Some(berth_engine::stdio::Pipes::new(a.interactive)?),
     };
-    let opts = runtime::ExecOptions {
+    let opts = berth_runtime::ExecOptions {
         process,
         console_socket: console.as_ref().map(|c| c.path.clone()),
         pid_file: None,
@@ -2466,7 +2465,7 @@ fn exec_in(engine: &Engine, a: &ExecArgs, r: &Record, c: &runtime::Container) ->
         detach: true,
         preserve_fds: 0,
     };
-    let exec_id = engine::random_id();
+    let exec_id = berth_engine::random_id();
     let command = a.command.join(" ");
     let ev = [("execID", exec_id.as_str())];
     engine
@@ -2481,22 +2480,22 @@ fn exec_in(engine: &Engine, a: &ExecArgs, r: &Record, c: &runtime::Container) ->
     }?;
     let code = match (outcome, pipes) {
         (_, _) if a.detach => 0,
-        (runtime::ExecOutcome::Detached(pid), Some(p)) => relay::relay::relay(
+        (berth_runtime::ExecOutcome::Detached(pid), Some(p)) => berth_relay::relay::relay(
             nix::unistd::Pid::from_raw(pid),
             p.streams,
-            Some(relay::relay::Caller {
+            Some(berth_relay::relay::Caller {
                 stdin: a.interactive,
             }),
             None,
-            &mut relay::relay::NoHooks,
-            relay::relay::Clients {
+            &mut berth_relay::relay::NoHooks,
+            berth_relay::relay::Clients {
                 server: None,
                 input: p.input,
                 tty: false,
             },
         )
         .context("relay the process's stdio")?,
-        (outcome, _) => runtime::terminal::finish_exec(outcome, console)?,
+        (outcome, _) => berth_runtime::terminal::finish_exec(outcome, console)?,
     };
     if !a.detach {
         let code_text = code.to_string();
@@ -2856,7 +2855,7 @@ fn network_settings(engine: &Engine, r: &Record) -> Value {
     }
     let c = &r.config;
     let mut networks = serde_json::Map::new();
-    let names: Vec<String> = if engine::networking::on_bridges(c) {
+    let names: Vec<String> = if berth_engine::networking::on_bridges(c) {
         std::iter::once(c.network.clone())
             .chain(c.extra_networks.iter().cloned())
             .collect()

@@ -63,7 +63,7 @@ struct CgroupSupport {
 }
 
 fn cgroup_support(unified: bool) -> CgroupSupport {
-    use runtime::cgroups::{v1, ROOT};
+    use berth_runtime::cgroups::{v1, ROOT};
     if unified {
         let controllers =
             std::fs::read_to_string(Path::new(ROOT).join("cgroup.controllers")).unwrap_or_default();
@@ -318,7 +318,7 @@ pub struct StoreCounts {
 }
 
 impl StoreCounts {
-    pub fn of(engine: &engine::Engine) -> Result<StoreCounts> {
+    pub fn of(engine: &berth_engine::Engine) -> Result<StoreCounts> {
         let mut c = StoreCounts {
             running: 0,
             paused: 0,
@@ -329,8 +329,8 @@ impl StoreCounts {
             // docker's three states; a restarting or starting container
             // is neither running nor paused.
             match r.status {
-                engine::Status::Running => c.running += 1,
-                engine::Status::Paused => c.paused += 1,
+                berth_engine::Status::Running => c.running += 1,
+                berth_engine::Status::Paused => c.paused += 1,
                 _ => c.stopped += 1,
             }
         }
@@ -342,7 +342,7 @@ impl StoreCounts {
 /// struct, as Go's templates and json see them), then the client's.
 fn model(root: &Path, counts: &StoreCounts) -> Value {
     let v = env!("CARGO_PKG_VERSION");
-    let unified = runtime::cgroups::host_layout() == runtime::cgroups::Layout::Unified;
+    let unified = berth_runtime::cgroups::host_layout() == berth_runtime::cgroups::Layout::Unified;
     let cg = cgroup_support(unified);
     let ip_forward = sysctl_on("/proc/sys/net/ipv4/ip_forward");
     let nf_iptables = sysctl_on("/proc/sys/net/bridge/bridge-nf-call-iptables");
@@ -580,7 +580,7 @@ fn model(root: &Path, counts: &StoreCounts) -> Value {
 }
 
 /// `berth info [--format F]`.
-pub fn info(root: &Path, engine: &engine::Engine, format: Option<&str>) -> Result<()> {
+pub fn info(root: &Path, engine: &berth_engine::Engine, format: Option<&str>) -> Result<()> {
     let counts = StoreCounts::of(engine)?;
     let root = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
     let model = model(&root, &counts);

@@ -19,10 +19,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
+use berth_image::archive;
+use berth_image::store::{Image, ImageStore};
+use berth_image::Reference;
 use clap::{Parser, Subcommand};
-use image::archive;
-use image::store::{Image, ImageStore};
-use image::Reference;
 use serde_json::{json, Value};
 
 #[derive(Debug, Parser)]
@@ -86,7 +86,7 @@ enum Command {
         quiet: bool,
         /// Platform to load from a multi-platform archive, os/arch[/variant] (default: this host's)
         #[arg(long, value_parser = parse_platform)]
-        platform: Option<image::oci::Platform>,
+        platform: Option<berth_image::oci::Platform>,
     },
     /// Save images to an archive (docker-archive, oci-archive) or an OCI layout directory (oci-dir)
     Save {
@@ -264,36 +264,36 @@ enum SystemCommand {
 
 fn main() -> ExitCode {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    if args.first().is_some_and(|a| engine::init::is_init(a)) {
-        let code = engine::init::main(&args[1..]);
+    if args.first().is_some_and(|a| berth_engine::init::is_init(a)) {
+        let code = berth_engine::init::main(&args[1..]);
         return ExitCode::from(u8::try_from(code & 0xff).unwrap_or(1));
     }
     if args
         .get(1)
-        .is_some_and(|a| a == engine::monitor::MONITOR_ARG)
+        .is_some_and(|a| a == berth_engine::monitor::MONITOR_ARG)
     {
         // The monitor starts health checks and restarts in the container.
-        if let Err(e) = runtime::exe::ensure_protected() {
+        if let Err(e) = berth_runtime::exe::ensure_protected() {
             eprintln!("Error: {e}");
             return ExitCode::from(125);
         }
-        let code = engine::monitor::main(&args[2..]);
+        let code = berth_engine::monitor::main(&args[2..]);
         return ExitCode::from(u8::try_from(code & 0xff).unwrap_or(1));
     }
     if args
         .get(1)
-        .is_some_and(|a| a == network::resolver::RESOLVER_ARG)
+        .is_some_and(|a| a == berth_network::resolver::RESOLVER_ARG)
     {
         // A network's embedded DNS: runs no container, so no protected
         // re-execution is needed.
-        let code = network::resolver::main(&args[2..]);
+        let code = berth_network::resolver::main(&args[2..]);
         return ExitCode::from(u8::try_from(code & 0xff).unwrap_or(1));
     }
     quiet_on_broken_stdio();
     // The re-execution (see below) before clap's parse, which costs as much
     // as a process start: done once, not twice.
     if early_protection(&args) {
-        if let Err(e) = runtime::exe::ensure_protected() {
+        if let Err(e) = berth_runtime::exe::ensure_protected() {
             eprintln!("Error: {e}");
             return ExitCode::from(125);
         }
@@ -318,8 +318,8 @@ fn main() -> ExitCode {
     };
     if starts_container_processes(&cli.command) {
         // Before anything forks into a container: from here on we run from
-        // a read-only view of our binary (CVE-2019-5736, see runtime::exe).
-        if let Err(e) = runtime::exe::ensure_protected() {
+        // a read-only view of our binary (CVE-2019-5736, see berth_runtime::exe).
+        if let Err(e) = berth_runtime::exe::ensure_protected() {
             eprintln!("Error: {e}");
             return ExitCode::from(125);
         }
@@ -391,7 +391,7 @@ fn main() -> ExitCode {
         let r = containers::dispatch(&cli.root, &cli.runroot, c)
             .map_err(|e| containers::as_docker_reports(c, e));
         if let (containers::ContainerCommand::Run(_), Err(e)) = (c, &r) {
-            if relay::relay::caller_output_lost() {
+            if berth_relay::relay::caller_output_lost() {
                 die_of_broken_pipe();
             }
             return run_failed(&cli.root, e);
@@ -500,7 +500,7 @@ fn version(format: Option<&str>) -> Result<()> {
             "Version": v, "Os": "linux", "Arch": arch,
             "Components": [
                 {"Name": "Engine", "Version": v},
-                {"Name": "berth-runtime", "Version": v, "Details": {"OCIVersion": runtime::OCI_VERSION}},
+                {"Name": "berth-runtime", "Version": v, "Details": {"OCIVersion": berth_runtime::OCI_VERSION}},
             ],
         },
     });
@@ -522,7 +522,7 @@ fn version(format: Option<&str>) -> Result<()> {
             println!("  OS/Arch:          linux/{arch}");
             println!(" berth-runtime:");
             println!("  Version:          {v}");
-            println!("  OCI runtime-spec: {}", runtime::OCI_VERSION);
+            println!("  OCI runtime-spec: {}", berth_runtime::OCI_VERSION);
         }
     }
     Ok(())
@@ -588,7 +588,7 @@ fn early_protection(args: &[std::ffi::OsString]) -> bool {
 /// Closes the store and the run state to other users before any command
 /// reads or writes them, and says so when an existing one was open.
 fn secure_store(cli: &Cli) -> Result<(), ExitCode> {
-    match engine::secure_store(&cli.root, &cli.runroot) {
+    match berth_engine::secure_store(&cli.root, &cli.runroot) {
         Ok(changed) => {
             // An empty directory exposed nothing: closed without a word.
             let what: Vec<String> = changed
@@ -616,7 +616,7 @@ fn secure_store(cli: &Cli) -> Result<(), ExitCode> {
 /// run/start -a/exec, and docker's client's codes when berth itself failed:
 /// 1, except for `run` (see [`run_failed`]).
 fn finish(root: &std::path::Path, r: Result<i32>) -> ExitCode {
-    if relay::relay::caller_output_lost() {
+    if berth_relay::relay::caller_output_lost() {
         die_of_broken_pipe();
     }
     match r {
@@ -684,8 +684,8 @@ fn follow_links(p: &std::path::Path) -> PathBuf {
 /// "No such image: NAME:latest", as docker's daemon names an image given
 /// without a tag (for tag and history; save keeps the name as given).
 fn with_default_tag(e: anyhow::Error, latest: bool) -> anyhow::Error {
-    match e.downcast_ref::<image::store::StoreError>() {
-        Some(image::store::StoreError::NotFound(n))
+    match e.downcast_ref::<berth_image::store::StoreError>() {
+        Some(berth_image::store::StoreError::NotFound(n))
             if latest && !n.rsplit('/').next().unwrap_or(n).contains(':') && !n.contains('@') =>
         {
             anyhow::anyhow!("No such image: {n}:latest")
@@ -756,16 +756,16 @@ pub(crate) fn damaged_database(
     root: &std::path::Path,
     e: &(dyn std::error::Error + 'static),
 ) -> Option<String> {
-    image::database::find_damage(e).map(|cause| {
+    berth_image::database::find_damage(e).map(|cause| {
         format!(
             "database {} is damaged: {cause} (`berth system check` says how to recover)",
-            root.join(image::database::FILE).display()
+            root.join(berth_image::database::FILE).display()
         )
     })
 }
 
-fn open_engine(cli: &Cli) -> Result<engine::Engine> {
-    let mut e = engine::Engine::open(&cli.root, &cli.runroot)
+fn open_engine(cli: &Cli) -> Result<berth_engine::Engine> {
+    let mut e = berth_engine::Engine::open(&cli.root, &cli.runroot)
         .with_context(|| format!("open the store at {}", cli.root.display()))?;
     e.images.max_layer_bytes = cli.max_layer_size;
     Ok(e)
@@ -794,12 +794,12 @@ fn parse_size(s: &str) -> Result<u64, String> {
 }
 
 /// `linux/arm64`, `linux/arm/v7`.
-fn parse_platform(s: &str) -> Result<image::oci::Platform, String> {
+fn parse_platform(s: &str) -> Result<berth_image::oci::Platform, String> {
     let parts: Vec<&str> = s.split('/').collect();
     let ok = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
     match parts[..] {
         [os, arch] | [os, arch, _] if ok(os) && ok(arch) && parts.get(2).is_none_or(|v| ok(v)) => {
-            Ok(image::oci::Platform {
+            Ok(berth_image::oci::Platform {
                 os: os.to_ascii_lowercase(),
                 architecture: arch.to_ascii_lowercase(),
                 variant: parts.get(2).map(|v| v.to_ascii_lowercase()),
@@ -818,7 +818,7 @@ fn parse_ref(s: &str) -> Result<Reference> {
 
 /// Journals an image event (best effort, like every event).
 fn image_event(cli: &Cli, action: &str, img: &Image, name: Option<&str>) {
-    if let Ok(db) = engine::Db::open(&cli.root) {
+    if let Ok(db) = berth_engine::Db::open(&cli.root) {
         let name = match name {
             Some(n) => n.to_string(),
             None => img.tags.first().map(|t| familiar(t)).unwrap_or_default(),
@@ -918,7 +918,7 @@ fn run(cli: Cli) -> Result<()> {
                 &ImageStore,
                 &[(Image, Vec<String>)],
                 Box<dyn std::io::Write>,
-            ) -> Result<(), image::store::StoreError>;
+            ) -> Result<(), berth_image::store::StoreError>;
             let save: Saver = match format.as_str() {
                 "docker-archive" => |s, i, o| archive::save_docker(s, i, o),
                 "oci-archive" => |s, i, o| archive::save_oci(s, i, o),
@@ -997,7 +997,7 @@ fn run(cli: Cli) -> Result<()> {
             // docker's client checks the new name itself, in these words.
             let target = target.parse::<Reference>().map_err(|e| {
                 let why = match e {
-                    image::reference::ReferenceError::Uppercase(_) => {
+                    berth_image::reference::ReferenceError::Uppercase(_) => {
                         "invalid reference format: repository name must be lowercase"
                     }
                     _ => "invalid reference format",
@@ -1032,8 +1032,8 @@ fn run(cli: Cli) -> Result<()> {
                         // failure (teardown under `set -e`).
                         let missing = matches!(
                             e,
-                            engine::Error::Image(image::store::StoreError::NotFound(_))
-                                | engine::Error::ImageNotFound(_)
+                            berth_engine::Error::Image(berth_image::store::StoreError::NotFound(_))
+                                | berth_engine::Error::ImageNotFound(_)
                         );
                         failed |= !(*force && missing);
                     }
@@ -1078,7 +1078,7 @@ fn run(cli: Cli) -> Result<()> {
             for name in images {
                 match store.resolve(name) {
                     Ok(img) => out.push(image_json(&store, &img)?),
-                    Err(e @ image::store::StoreError::NotFound(_)) => {
+                    Err(e @ berth_image::store::StoreError::NotFound(_)) => {
                         missing.get_or_insert(e);
                     }
                     Err(e) => return Err(e.into()),
@@ -1112,7 +1112,7 @@ fn run(cli: Cli) -> Result<()> {
             // Everything below removes what the database does not name (layers,
             // blobs, runtime state, network leftovers): first make sure it is
             // the database that named them.
-            let distrust = image::database::audit(&cli.root)
+            let distrust = berth_image::database::audit(&cli.root)
                 .with_context(|| format!("audit the store at {}", cli.root.display()))?;
             match (distrust, rebuild) {
                 (Some(d), false) => {
@@ -1140,10 +1140,10 @@ fn run(cli: Cli) -> Result<()> {
                 engine.find(id).is_ok_and(|c| {
                     matches!(
                         c.status,
-                        engine::Status::Running
-                            | engine::Status::Paused
-                            | engine::Status::Starting
-                            | engine::Status::Restarting
+                        berth_engine::Status::Running
+                            | berth_engine::Status::Paused
+                            | berth_engine::Status::Starting
+                            | berth_engine::Status::Restarting
                     )
                 })
             };
@@ -1171,8 +1171,8 @@ fn run(cli: Cli) -> Result<()> {
 
 /// What `system check` says when the database cannot be trusted: what is
 /// wrong, that nothing was touched, and how to recover.
-fn untrusted_database(root: &std::path::Path, d: &image::database::Distrust) -> String {
-    let db = root.join(image::database::FILE);
+fn untrusted_database(root: &std::path::Path, d: &berth_image::database::Distrust) -> String {
+    let db = root.join(berth_image::database::FILE);
     let db = db.display();
     let root = root.display();
     format!(
@@ -1192,9 +1192,9 @@ fn untrusted_database(root: &std::path::Path, d: &image::database::Distrust) -> 
 }
 
 /// `system check --rebuild` on a database it does not trust.
-fn rebuild_database(root: &std::path::Path, d: &image::database::Distrust) -> Result<()> {
+fn rebuild_database(root: &std::path::Path, d: &berth_image::database::Distrust) -> Result<()> {
     eprintln!("the store's database cannot be trusted: {d}");
-    let r = image::rebuild::rebuild(root)
+    let r = berth_image::rebuild::rebuild(root)
         .with_context(|| format!("rebuild the database of {}", root.display()))?;
     match &r.moved_aside {
         Some(p) => eprintln!(
@@ -1385,7 +1385,7 @@ fn images(store: &ImageStore, a: &ImagesArgs) -> Result<()> {
 
 /// `system df` as docker shows it: images, containers, local volumes and
 /// the build cache (its entries; the layers only it keeps).
-fn system_df(engine: &engine::Engine, format: Option<&str>) -> Result<()> {
+fn system_df(engine: &berth_engine::Engine, format: Option<&str>) -> Result<()> {
     use berth_template::Value as V;
     let fmt = format::ListFormat::new(
         format,
@@ -1430,7 +1430,10 @@ fn system_df(engine: &engine::Engine, format: Option<&str>) -> Result<()> {
     for r in &containers {
         let rw = containers::dir_size(&engine.container_dir(&r.id).join("fs/upper"));
         total_rw += rw;
-        if matches!(r.status, engine::Status::Running | engine::Status::Paused) {
+        if matches!(
+            r.status,
+            berth_engine::Status::Running | berth_engine::Status::Paused
+        ) {
             running += 1;
             running_rw += rw;
         }

@@ -6,8 +6,8 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
+use berth_engine::Engine;
 use clap::Subcommand;
-use engine::Engine;
 use serde_json::{json, Value};
 
 use crate::format;
@@ -95,7 +95,7 @@ pub enum NetworkCommand {
     },
 }
 
-fn network_json(engine: &Engine, n: &network::Network) -> Value {
+fn network_json(engine: &Engine, n: &berth_network::Network) -> Value {
     let mut containers = serde_json::Map::new();
     for m in engine.networks.members(&n.id).unwrap_or_default() {
         let name = engine
@@ -156,7 +156,7 @@ pub fn run(root: &Path, runroot: &Path, cmd: &NetworkCommand) -> Result<i32> {
             }
             let subnet = subnet
                 .as_deref()
-                .map(network::Subnet::parse)
+                .map(berth_network::Subnet::parse)
                 .transpose()
                 .map_err(anyhow::Error::msg)?;
             let gateway = match gateway {
@@ -277,7 +277,7 @@ pub fn run(root: &Path, runroot: &Path, cmd: &NetworkCommand) -> Result<i32> {
             for key in networks {
                 match engine.networks.get(key) {
                     Ok(n) => out.push(network_json(&engine, &n)),
-                    Err(e) => missing = Some(engine::Error::from(e)),
+                    Err(e) => missing = Some(berth_engine::Error::from(e)),
                 }
             }
             println!("{}", serde_json::to_string_pretty(&Value::Array(out))?);
@@ -299,10 +299,10 @@ pub fn run(root: &Path, runroot: &Path, cmd: &NetworkCommand) -> Result<i32> {
                         );
                         println!("{key}");
                     }
-                    Err(engine::Error::NoSuchNetwork(_)) if *force => {}
+                    Err(berth_engine::Error::NoSuchNetwork(_)) if *force => {}
                     // docker's client finds the network itself; the rest
                     // is the daemon's answer.
-                    Err(e @ engine::Error::NoSuchNetwork(_)) => {
+                    Err(e @ berth_engine::Error::NoSuchNetwork(_)) => {
                         eprintln!("Error: {e}");
                         failed = Some(e);
                     }

@@ -11,11 +11,11 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 
 use anyhow::{bail, Context, Result};
-use image::store::ImageStore;
-use image::Reference;
-use registry::auth::{self, Credentials};
-use registry::progress::{Progress, Silent};
-use registry::{Client, Endpoint};
+use berth_image::store::ImageStore;
+use berth_image::Reference;
+use berth_registry::auth::{self, Credentials};
+use berth_registry::progress::{Progress, Silent};
+use berth_registry::{Client, Endpoint};
 
 /// Flags every registry command takes.
 #[derive(Debug, Clone, clap::Args)]
@@ -41,9 +41,9 @@ impl RegistryArgs {
     fn insecure(&self, name: &str) -> Result<bool> {
         Ok(match self.tls_verify {
             Some(verify) => !verify,
-            None => registry::endpoint::marked_insecure(
+            None => berth_registry::endpoint::marked_insecure(
                 name,
-                &registry::endpoint::registries_conf_files(),
+                &berth_registry::endpoint::registries_conf_files(),
             )?,
         })
     }
@@ -193,7 +193,7 @@ pub struct PullArgs {
     pub quiet: bool,
     /// Platform to pull from a multi-platform image, os/arch[/variant] (default: this host's)
     #[arg(long, value_parser = crate::parse_platform)]
-    pub platform: Option<image::oci::Platform>,
+    pub platform: Option<berth_image::oci::Platform>,
     /// Layers downloaded at once
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..))]
     pub max_concurrent_downloads: u16,
@@ -318,11 +318,11 @@ fn pull_with(store: &mut ImageStore, a: &PullArgs, stderr: bool) -> Result<()> {
             r.repository
         ));
     }
-    let opts = registry::pull::PullOptions {
+    let opts = berth_registry::pull::PullOptions {
         platform: a.platform.clone(),
         max_concurrent_downloads: usize::from(a.max_concurrent_downloads),
     };
-    let pulled = registry::pull::pull(store, &client, &r, &opts, progress);
+    let pulled = berth_registry::pull::pull(store, &client, &r, &opts, progress);
     reporter.end();
     let pulled = pulled.with_context(|| format!("pull {}", r.familiar()))?;
     if a.quiet {
@@ -370,16 +370,16 @@ pub fn push(store: &ImageStore, a: &PushArgs) -> Result<()> {
     }
     let client = a
         .registry
-        .client(&dest, registry::push::scopes(&img, &dest))?;
+        .client(&dest, berth_registry::push::scopes(&img, &dest))?;
     let reporter = Reporter::new(false);
     let progress: &dyn Progress = if a.quiet { &Silent } else { &reporter };
     progress.message(&format!("The push refers to repository [{}]", dest.name()));
-    let opts = registry::push::PushOptions {
+    let opts = berth_registry::push::PushOptions {
         max_concurrent_uploads: usize::from(a.max_concurrent_uploads),
         chunk_size: a.chunk_size,
         gzip: a.compression_format.is_some(),
     };
-    let pushed = registry::push::push(store, &client, &img, &dest, &opts, progress);
+    let pushed = berth_registry::push::push(store, &client, &img, &dest, &opts, progress);
     reporter.end();
     let (digest, size) = pushed.with_context(|| format!("push {}", dest.familiar()))?;
     if let Some(f) = &a.digestfile {

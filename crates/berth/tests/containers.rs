@@ -431,12 +431,12 @@ fn healthcheck_status_transitions() {
     b.ok(&["exec", "hc", "touch", "/ok"]);
     b.wait_for("hc", "{{.State.Health.Status}}", "healthy");
     // the healthcheck keeps berth's own monitor (berth-monitor runs none)
-    // (its exe is a read-only clone of berth's binary: see runtime::exe)
+    // (its exe is a read-only clone of berth's binary: see berth_runtime::exe)
     let ppid = parent_of(b.inspect("hc", "{{.State.Pid}}").parse().unwrap());
     let cmdline = std::fs::read(format!("/proc/{ppid}/cmdline")).unwrap();
     assert_eq!(
         cmdline.split(|&c| c == 0).nth(1),
-        Some(engine::monitor::MONITOR_ARG.as_bytes()),
+        Some(berth_engine::monitor::MONITOR_ARG.as_bytes()),
         "the monitor is berth's own"
     );
     assert_eq!(b.inspect("hc", "{{.State.Health.FailingStreak}}"), "0");

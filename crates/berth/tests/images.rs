@@ -301,7 +301,7 @@ fn sigkill_during_load_and_import_leaves_the_store_consistent() {
         {
             let data = std::fs::read(blob.path()).unwrap();
             let name = blob.file_name().to_string_lossy().into_owned();
-            let digest = image::Digest::of(&data);
+            let digest = berth_image::Digest::of(&data);
             assert_eq!(
                 digest.hex(),
                 name,
@@ -337,7 +337,7 @@ fn hostile_archives_through_load() {
         berth_testkit::raw_tar_entry(b, name, kind, data, link, 0o644);
     };
     let archive = |layer: &[u8], diff: Option<String>| -> Vec<u8> {
-        let diff = diff.unwrap_or_else(|| image::Digest::of(layer).to_string());
+        let diff = diff.unwrap_or_else(|| berth_image::Digest::of(layer).to_string());
         let config = serde_json::json!({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": [diff]}});
         let config = serde_json::to_vec(&config).unwrap();
         let mut a = tar::Builder::new(Vec::new());
@@ -451,7 +451,7 @@ fn hostile_archives_through_load() {
     let path = work.path().join("bomb.tar");
     std::fs::write(
         &path,
-        archive(&gz, Some(image::Digest::of(&big).to_string())),
+        archive(&gz, Some(berth_image::Digest::of(&big).to_string())),
     )
     .unwrap();
     let out = c.run(&[
@@ -472,7 +472,10 @@ fn hostile_archives_through_load() {
     let path = work.path().join("diff.tar");
     std::fs::write(
         &path,
-        archive(&contained, Some(image::Digest::of(b"other").to_string())),
+        archive(
+            &contained,
+            Some(berth_image::Digest::of(b"other").to_string()),
+        ),
     )
     .unwrap();
     let out = c.run(&["load", "-i", path.to_str().unwrap()]);

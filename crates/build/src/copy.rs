@@ -62,7 +62,7 @@
 //! - ADD of a local file that is a tar (by content: a tar header, plain or
 //!   compressed with gzip, bzip2, xz or zstd) extracts it into the
 //!   destination, which is then a directory (`--unpack=false` turns this
-//!   off). Extraction is [`image::layer::extract`], which resolves every
+//!   off). Extraction is [`berth_image::layer::extract`], which resolves every
 //!   entry inside the destination. The archive's owners are kept unless
 //!   `--chown` is given.
 //! - ADD of an http(s) URL downloads it (name: the URL path's last segment,
@@ -1861,7 +1861,7 @@ impl Writer<'_> {
         let dir = self.open_dir(&target)?;
         let owner = self.chown;
         let entries = with_decoded(c, &mut file, |r| {
-            image::layer::extract(r, dir, image::layer::ExtractOptions { owner })
+            berth_image::layer::extract(r, dir, berth_image::layer::ExtractOptions { owner })
                 .map_err(io::Error::other)
         })
         .map_err(|e| CopyError::Extract {

@@ -3,7 +3,7 @@
 //! monitor and attach to it (so that the detach keys leave the container
 //! running, as with docker).
 //!
-//! The monitor's side and the protocol are in [`relay::frames`]; this is
+//! The monitor's side and the protocol are in [`berth_relay::frames`]; this is
 //! the client's.
 
 use std::io::{Read, Write};
@@ -15,7 +15,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
-pub use relay::frames::{
+pub use berth_relay::frames::{
     frame, socket_path, write_input, Decoder, Request, Server, ERROR, EXIT, RESIZE, SIGNAL, STDERR,
     STDIN, STDOUT,
 };
@@ -137,7 +137,7 @@ impl Outcome {
 /// Connects to the monitor of container `id`.
 pub fn connect(runroot: &Path, id: &str) -> Result<UnixStream> {
     let path = socket_path(runroot, id);
-    relay::frames::short_path(&path, |p| UnixStream::connect(p)).map_err(|e| {
+    berth_relay::frames::short_path(&path, |p| UnixStream::connect(p)).map_err(|e| {
         Error::Invalid(format!(
             "cannot attach to container {id}: its monitor does not answer ({e})"
         ))
@@ -150,7 +150,7 @@ pub fn relay(stream: UnixStream, opts: &Options) -> Result<Outcome> {
     let mut set = SigSet::empty();
     set.add(Signal::SIGWINCH);
     if opts.sig_proxy && !opts.tty {
-        for s in relay::relay::PROXIED_SIGNALS {
+        for s in berth_relay::relay::PROXIED_SIGNALS {
             set.add(s);
         }
     }
@@ -164,9 +164,9 @@ pub fn relay(stream: UnixStream, opts: &Options) -> Result<Outcome> {
 fn relay_inner(mut stream: UnixStream, opts: &Options, set: &SigSet) -> Result<Outcome> {
     let sfd = SignalFd::with_flags(set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
         .ctx(|| "signalfd".into())?;
-    let _raw = (opts.tty && opts.stdin).then(runtime::terminal::RawMode::enter);
+    let _raw = (opts.tty && opts.stdin).then(berth_runtime::terminal::RawMode::enter);
     let resize = |stream: &mut UnixStream| -> Result<()> {
-        if let Some((rows, cols)) = runtime::terminal::window_size() {
+        if let Some((rows, cols)) = berth_runtime::terminal::window_size() {
             let mut p = rows.to_be_bytes().to_vec();
             p.extend_from_slice(&cols.to_be_bytes());
             stream
@@ -207,7 +207,7 @@ fn relay_inner(mut stream: UnixStream, opts: &Options, set: &SigSet) -> Result<O
             Err(nix::errno::Errno::EINTR) => continue,
             Err(e) => return Err(e).ctx(|| "poll".into()),
         }
-        let ready = relay::relay::ready(fds);
+        let ready = berth_relay::relay::ready(fds);
         if ready[0] {
             let n = match stream.read(&mut buf) {
                 Ok(n) => n,
@@ -223,10 +223,10 @@ fn relay_inner(mut stream: UnixStream, opts: &Options, set: &SigSet) -> Result<O
             while let Some((kind, p)) = decoder.next_frame().map_err(Error::Invalid)? {
                 match kind {
                     STDOUT => {
-                        let _ = relay::relay::write_all(std::io::stdout().as_fd(), &p);
+                        let _ = berth_relay::relay::write_all(std::io::stdout().as_fd(), &p);
                     }
                     STDERR => {
-                        let _ = relay::relay::write_all(std::io::stderr().as_fd(), &p);
+                        let _ = berth_relay::relay::write_all(std::io::stderr().as_fd(), &p);
                     }
                     EXIT if p.len() == 4 => {
                         return Ok(Outcome::Exited(i32::from_be_bytes([

@@ -23,12 +23,12 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use build::copy;
-use build::stage::{self, Action, Base, CopyStep, RunStep, Step};
-use image::cache::{BuiltLayer, CacheEntry};
-use image::snapshot::Snapshot;
-use image::store::{Image, ImageStore};
-use image::{Digest, Reference};
+use berth_build::copy;
+use berth_build::stage::{self, Action, Base, CopyStep, RunStep, Step};
+use berth_image::cache::{BuiltLayer, CacheEntry};
+use berth_image::snapshot::Snapshot;
+use berth_image::store::{Image, ImageStore};
+use berth_image::{Digest, Reference};
 use nix::fcntl::OFlag;
 use serde_json::{json, Map, Value};
 use sha2::{Digest as _, Sha256};
@@ -46,7 +46,7 @@ pub struct Options {
     pub dockerfile_name: String,
     pub dockerfile: String,
     /// `.dockerignore`'s patterns, if any.
-    pub ignore: Option<build::ignore::IgnoreMatcher>,
+    pub ignore: Option<berth_build::ignore::IgnoreMatcher>,
     pub tags: Vec<Reference>,
     pub build_args: BTreeMap<String, String>,
     pub target: Option<String>,
@@ -185,7 +185,7 @@ pub fn build(
     rep: &mut dyn Reporter,
 ) -> Result<Outcome> {
     let _sigpipe = catch_signals()?;
-    let plan = build::load(&opts.dockerfile_name, &opts.dockerfile)
+    let plan = berth_build::load(&opts.dockerfile_name, &opts.dockerfile)
         .map_err(|e| Error::Invalid(e.to_string()))?;
     if plan.stages.is_empty() {
         return Err(Error::Invalid(format!(
@@ -326,7 +326,7 @@ impl Builder<'_, '_> {
     }
 
     fn scratch() -> Built {
-        let p = image::oci::host_platform();
+        let p = berth_image::oci::host_platform();
         Built {
             layers: Vec::new(),
             image: json!({"architecture": p.architecture, "os": "linux", "config": {}}),
@@ -554,7 +554,7 @@ impl Builder<'_, '_> {
             }
         };
         let text = serde_json::to_vec(&msg).unwrap_or_default();
-        let _ = relay::relay::write_all(std::os::fd::AsFd::as_fd(&out), &text);
+        let _ = berth_relay::relay::write_all(std::os::fd::AsFd::as_fd(&out), &text);
         code
     }
 
@@ -938,7 +938,7 @@ impl Builder<'_, '_> {
         let cid = format!("build-{}", &crate::random_id()[..16]);
         let bundle = work.dir.path().join("bundle");
         std::fs::create_dir_all(&bundle).ctx(|| format!("create {}", bundle.display()))?;
-        let mut hosts = network::files::hosts(&[], None, &cfg.hostname, &[]);
+        let mut hosts = berth_network::files::hosts(&[], None, &cfg.hostname, &[]);
         if cfg.network == "host" {
             // The host's names too, as its network is the step's.
             hosts.push_str(&std::fs::read_to_string("/etc/hosts").unwrap_or_default());
@@ -949,9 +949,9 @@ impl Builder<'_, '_> {
         let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
         std::fs::write(
             bundle.join("resolv.conf"),
-            network::files::resolv_conf(
+            berth_network::files::resolv_conf(
                 &resolv,
-                &network::files::DnsConfig::default(),
+                &berth_network::files::DnsConfig::default(),
                 cfg.network != "host",
             ),
         )
@@ -1014,7 +1014,7 @@ impl Builder<'_, '_> {
             .streams
             .pop()
             .ok_or_else(|| Error::Invalid("the RUN step has no output pipe".into()))?;
-        let opts = runtime::CreateOptions {
+        let opts = berth_runtime::CreateOptions {
             id: cid.clone(),
             bundle: bundle.clone(),
             root: self.engine.runtime_root(),
@@ -1024,12 +1024,12 @@ impl Builder<'_, '_> {
             preserve_fds: 0,
             rootfs_mount: detached.as_ref().map(AsRawFd::as_raw_fd),
         };
-        let created = pipes.around(|| runtime::Container::create(&opts))?;
+        let created = pipes.around(|| berth_runtime::Container::create(&opts))?;
         drop(detached);
         let mut c = created?;
         // RUN --network=none: loopback up, as buildkit's and docker's are.
         let lo = if cfg.network == "none" {
-            network::loopback_up_in(c.state.pid).map_err(Error::from)
+            berth_network::loopback_up_in(c.state.pid).map_err(Error::from)
         } else {
             Ok(())
         };
@@ -1068,7 +1068,7 @@ impl Builder<'_, '_> {
         }
         let code = loop {
             match nix::sys::wait::waitpid(pid, None) {
-                Ok(status) => match relay::relay::exit_code(status) {
+                Ok(status) => match berth_relay::relay::exit_code(status) {
                     Some(code) => break code,
                     None => continue,
                 },
@@ -1081,7 +1081,7 @@ impl Builder<'_, '_> {
                 }
             }
         };
-        if let Ok(c) = runtime::Container::load(&self.engine.runtime_root(), &cid) {
+        if let Ok(c) = berth_runtime::Container::load(&self.engine.runtime_root(), &cid) {
             let _ = c.delete(true);
         }
         let _ = work.snap.unmount();
@@ -1198,7 +1198,7 @@ impl SentBuilt {
 }
 
 /// The value of flag `--name` (the last one given).
-fn flag<'f>(flags: &'f [build::parser::Flag], name: &str) -> Option<&'f str> {
+fn flag<'f>(flags: &'f [berth_build::parser::Flag], name: &str) -> Option<&'f str> {
     flags
         .iter()
         .rev()
@@ -1388,7 +1388,7 @@ struct Work {
 impl Work {
     fn new(store: &ImageStore, layers: &[BuiltLayer]) -> Result<Work> {
         let dir = store.temp_dir()?;
-        let mut lower: Vec<PathBuf> = image::oci::chain_ids(&diffs(layers))
+        let mut lower: Vec<PathBuf> = berth_image::oci::chain_ids(&diffs(layers))
             .iter()
             .rev()
             .map(|c| store.layer_dir(c))
@@ -1428,7 +1428,7 @@ impl Work {
         let tar = self.dir.path().join("layer.tar");
         let f = std::fs::File::create(&tar).ctx(|| format!("create {}", tar.display()))?;
         let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
-        image::snapshot::diff_clamped(&self.snap.upper, &mut w, clamp)?;
+        berth_image::snapshot::diff_clamped(&self.snap.upper, &mut w, clamp)?;
         w.flush().ctx(|| format!("write {}", tar.display()))?;
         drop(w);
         // The upper directory itself becomes the layer (moved, not copied).
@@ -1506,7 +1506,7 @@ mod tests {
             flags: Vec::new(),
             heredocs: heredocs
                 .iter()
-                .map(|(n, c)| build::parser::Heredoc {
+                .map(|(n, c)| berth_build::parser::Heredoc {
                     name: n.to_string(),
                     content: c.to_string(),
                     expand: true,

@@ -67,7 +67,7 @@ pub struct ContainerConfig {
     pub dns_search: Vec<String>,
     pub dns_options: Vec<String>,
     /// `-p`, as given (host ports chosen at each start).
-    pub publish: Vec<network::PortSpec>,
+    pub publish: Vec<berth_network::PortSpec>,
     /// `-P`: every exposed port to a free host port.
     pub publish_all: bool,
     /// "" (private), "host", or "container:<id>".

@@ -10,7 +10,7 @@
 //!
 //! The source is written as a tar stream (entries opened one by one,
 //! without following links, relative to their directory's descriptor) and
-//! extracted by [`image::layer::extract`] into the destination directory.
+//! extracted by [`berth_image::layer::extract`] into the destination directory.
 
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
@@ -35,7 +35,7 @@ pub struct Root {
     /// A container's: what is copied in belongs to its root by default.
     container: bool,
     /// A stopped container's rootfs we mounted, unmounted on drop.
-    mounted: Option<image::snapshot::Snapshot>,
+    mounted: Option<berth_image::snapshot::Snapshot>,
 }
 
 impl Drop for Root {
@@ -265,10 +265,11 @@ pub fn copy(src: End<'_>, dst: End<'_>, opts: Options) -> Result<u64> {
                 })?;
             let to_container = root.container;
             let input = std::io::stdin();
-            let ex = image::layer::ExtractOptions {
+            let ex = berth_image::layer::ExtractOptions {
                 owner: owner(to_container),
             };
-            image::layer::extract(input.lock(), dir, ex).map_err(|e| Error::Invalid(e.to_string()))
+            berth_image::layer::extract(input.lock(), dir, ex)
+                .map_err(|e| Error::Invalid(e.to_string()))
         }
         (End::Path(sroot, spath), End::Path(droot, dpath)) => {
             let top = open_source(sroot, &spath, opts.follow_link)?;
@@ -278,7 +279,7 @@ pub fn copy(src: End<'_>, dst: End<'_>, opts: Options) -> Result<u64> {
                 .resolve(&plan.dir, OFlag::O_PATH | OFlag::O_DIRECTORY)
                 .ctx(|| format!("open {} in {}", plan.dir.display(), droot.what))?;
             let to_container = droot.container;
-            let ex = image::layer::ExtractOptions {
+            let ex = berth_image::layer::ExtractOptions {
                 owner: owner(to_container),
             };
             // One thread writes the tar into a pipe, we extract from it.
@@ -291,7 +292,7 @@ pub fn copy(src: End<'_>, dst: End<'_>, opts: Options) -> Result<u64> {
                     Ok(n)
                 })
             });
-            let extracted = image::layer::extract(std::fs::File::from(r), dir, ex);
+            let extracted = berth_image::layer::extract(std::fs::File::from(r), dir, ex);
             let written = writer
                 .join()
                 .map_err(|_| Error::Invalid("the copy's writer failed".into()))?;

@@ -180,7 +180,8 @@ impl Db {
             context: format!("create {}", root.display()),
             source,
         })?;
-        let conn = image::store::open_connection(root).map_err(image::store::StoreError::from)?;
+        let conn = berth_image::store::open_connection(root)
+            .map_err(berth_image::store::StoreError::from)?;
         conn.execute_batch(SCHEMA)?;
         conn.execute_batch(crate::events::SCHEMA)?;
         migrate(&conn)?;

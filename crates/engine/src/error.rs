@@ -31,11 +31,11 @@ pub enum Error {
         what: String,
     },
     #[error(transparent)]
-    Image(#[from] image::store::StoreError),
+    Image(#[from] berth_image::store::StoreError),
     #[error(transparent)]
-    Snapshot(#[from] image::snapshot::SnapshotError),
+    Snapshot(#[from] berth_image::snapshot::SnapshotError),
     #[error(transparent)]
-    Runtime(#[from] runtime::Error),
+    Runtime(#[from] berth_runtime::Error),
     #[error("database: {0}")]
     Db(#[from] rusqlite::Error),
     #[error("{context}: {source}")]

@@ -185,11 +185,11 @@ impl Checker {
     }
 
     /// Starts a check if one is due (and none runs).
-    pub fn tick(&mut self, container: &runtime::Container) -> Option<Health> {
+    pub fn tick(&mut self, container: &berth_runtime::Container) -> Option<Health> {
         let now = Instant::now();
         if let Some(r) = &self.running {
             if now >= r.started + self.config.timeout() {
-                let _ = runtime::signal::send(r.pid, libc::SIGKILL);
+                let _ = berth_runtime::signal::send(r.pid, libc::SIGKILL);
                 let r = self.running.take()?;
                 return Some(self.finish(
                     r.start,
@@ -227,7 +227,7 @@ impl Checker {
     /// that is its stdout and stderr. A pipe, not a file on the host: the
     /// check (code from the image) could reopen a file through
     /// /proc/self/fd, and read its host path there.
-    fn spawn(&self, container: &runtime::Container) -> Result<(i32, OwnedFd)> {
+    fn spawn(&self, container: &berth_runtime::Container) -> Result<(i32, OwnedFd)> {
         let mut process = container.state.config.process().clone().unwrap_or_default();
         process.set_args(Some(self.args.clone()));
         process.set_terminal(Some(false));
@@ -242,7 +242,7 @@ impl Checker {
         )
         .ctx(|| "make the health check's pipe non-blocking".into())?;
         let res = pipes.around(|| {
-            container.exec(&runtime::ExecOptions {
+            container.exec(&berth_runtime::ExecOptions {
                 process,
                 console_socket: None,
                 pid_file: None,
@@ -251,8 +251,8 @@ impl Checker {
             })
         })?;
         match res? {
-            runtime::ExecOutcome::Detached(pid) => Ok((pid, ours)),
-            runtime::ExecOutcome::Exited(_) => Err(crate::Error::Invalid(
+            berth_runtime::ExecOutcome::Detached(pid) => Ok((pid, ours)),
+            berth_runtime::ExecOutcome::Exited(_) => Err(crate::Error::Invalid(
                 "the health check ran attached".into(),
             )),
         }

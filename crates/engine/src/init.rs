@@ -110,7 +110,7 @@ pub fn main(args: &[std::ffi::OsString]) -> i32 {
         if let Ok(Some(info)) = sfd.read_signal() {
             let sig = i32::try_from(info.ssi_signo).unwrap_or(0);
             if sig != libc::SIGCHLD {
-                let _ = runtime::signal::send(child.as_raw(), sig);
+                let _ = berth_runtime::signal::send(child.as_raw(), sig);
             }
         }
     }

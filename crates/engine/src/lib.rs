@@ -33,8 +33,8 @@ pub mod volumes;
 
 use std::path::{Path, PathBuf};
 
-use image::snapshot::Snapshot;
-use image::store::{Image, ImageStore};
+use berth_image::snapshot::Snapshot;
+use berth_image::store::{Image, ImageStore};
 use serde_json::Value;
 
 pub use config::ContainerConfig;
@@ -53,7 +53,7 @@ pub struct Engine {
     pub images: ImageStore,
     pub volumes: volumes::Volumes,
     /// Networks, leases and published ports (tables of the same database).
-    pub networks: network::Networks,
+    pub networks: berth_network::Networks,
 }
 
 /// Now, RFC 3339 with nanoseconds, UTC.
@@ -130,7 +130,7 @@ pub fn alive(pid: i32, start: u64) -> bool {
     if pid <= 0 {
         return false;
     }
-    match runtime::state::proc_stat(pid) {
+    match berth_runtime::state::proc_stat(pid) {
         Some(st) => st.state != 'Z' && st.state != 'X' && (start == 0 || st.start_time == start),
         None => false,
     }
@@ -143,7 +143,7 @@ pub fn own_pid() -> i32 {
 
 /// The start time of a process (0 if it is gone).
 pub fn start_time(pid: i32) -> u64 {
-    runtime::state::proc_stat(pid).map_or(0, |s| s.start_time)
+    berth_runtime::state::proc_stat(pid).map_or(0, |s| s.start_time)
 }
 
 impl Engine {
@@ -151,13 +151,13 @@ impl Engine {
         let images = ImageStore::open(root)?;
         let db = Db::open(root)?;
         let volumes = volumes::Volumes::open(root, &db)?;
-        let networks = network::Networks::open(db.connection(), root)?;
+        let networks = berth_network::Networks::open(db.connection(), root)?;
         std::fs::create_dir_all(root.join("containers"))
             .ctx(|| format!("create {}", root.join("containers").display()))?;
         // Each container's tree is made and removed whole: spread them (see
         // mark_topdir; on ext4 without a journal this took a quarter of a
         // `run --rm`'s CPU time).
-        image::store::mark_topdir(&root.join("containers"));
+        berth_image::store::mark_topdir(&root.join("containers"));
         Ok(Engine {
             root: root.to_path_buf(),
             runroot: runroot.to_path_buf(),
@@ -219,7 +219,7 @@ impl Engine {
     /// when this fails.
     pub fn create(&mut self, mut cfg: ContainerConfig, name: Option<&str>) -> Result<Record> {
         let img = self.images.resolve(&cfg.image).map_err(|e| match e {
-            image::store::StoreError::NotFound(_) => Error::ImageNotFound(cfg.image.clone()),
+            berth_image::store::StoreError::NotFound(_) => Error::ImageNotFound(cfg.image.clone()),
             e => e.into(),
         })?;
         let ic = self.image_config(&img)?;
@@ -387,7 +387,10 @@ impl Engine {
         } else {
             r.config.hostname.as_str()
         };
-        write("hosts", &network::files::hosts(&extra, None, hostname, &[]))?;
+        write(
+            "hosts",
+            &berth_network::files::hosts(&extra, None, hostname, &[]),
+        )?;
         write("resolv.conf", &self.resolv_text(r, true))?;
         self.snapshot(r)?;
         Ok(())
@@ -476,10 +479,10 @@ impl Engine {
             if !entry.path().is_dir() {
                 continue;
             }
-            if id.starts_with(runtime::state::StateDir::CREATING_PREFIX) {
+            if id.starts_with(berth_runtime::state::StateDir::CREATING_PREFIX) {
                 // Killed before its directory was complete: nothing but
                 // the directory was made.
-                if runtime::state::StateDir::abandoned(&root, &id) {
+                if berth_runtime::state::StateDir::abandoned(&root, &id) {
                     std::fs::remove_dir_all(entry.path())
                         .ctx(|| format!("remove {}", entry.path().display()))?;
                     removed.push(format!("half-made runtime directory {id}"));
@@ -496,7 +499,7 @@ impl Engine {
             if active {
                 continue;
             }
-            match runtime::Container::load(&root, &id) {
+            match berth_runtime::Container::load(&root, &id) {
                 // Another store's (runroots may be shared), or one whose
                 // creator still works on it (a start, a build step).
                 Ok(c) if !c.state.bundle.starts_with(&self.root) || c.state.creator_alive() => {}
@@ -505,11 +508,11 @@ impl Engine {
                     removed.push(format!("runtime state of {id}"));
                 }
                 Err(_) => {
-                    if !runtime::state::StateDir::abandoned(&root, &id) {
+                    if !berth_runtime::state::StateDir::abandoned(&root, &id) {
                         continue;
                     }
                     let cgroups = std::path::Path::new("/berth").join(&id);
-                    runtime::container::purge(&root, &id, &cgroups)?;
+                    berth_runtime::container::purge(&root, &id, &cgroups)?;
                     removed.push(format!("half-created runtime state of {id}"));
                 }
             }
@@ -559,7 +562,7 @@ impl Engine {
     /// Deletes the runtime's container (what is left of its processes,
     /// cgroups, state), keeping the rootfs mounted for a restart.
     pub fn cleanup_runtime_only(&self, id: &str) -> Result<()> {
-        if let Ok(c) = runtime::Container::load(&self.runtime_root(), id) {
+        if let Ok(c) = berth_runtime::Container::load(&self.runtime_root(), id) {
             c.delete(true)?;
         }
         Ok(())
@@ -573,7 +576,7 @@ impl Engine {
         let users = self.db.users_of_image(&img.id.to_string())?;
         if let Some(user) = users.first() {
             let is_tag = name
-                .parse::<image::Reference>()
+                .parse::<berth_image::Reference>()
                 .is_ok_and(|r| img.tags.contains(&r.to_string()));
             if !(is_tag && img.tags.len() > 1) {
                 let short = |s: &str| {
@@ -690,8 +693,8 @@ impl Engine {
     }
 
     /// Resource usage from the container's cgroups.
-    pub fn stats(&self, r: &Record) -> Result<runtime::cgroups::stats::Stats> {
-        let c = runtime::Container::load(&self.runtime_root(), &r.id)?;
+    pub fn stats(&self, r: &Record) -> Result<berth_runtime::cgroups::stats::Stats> {
+        let c = berth_runtime::Container::load(&self.runtime_root(), &r.id)?;
         let cg = c.state.cgroups.as_ref().ok_or_else(|| Error::State {
             id: r.name.clone(),
             status: r.status.to_string(),
@@ -751,7 +754,7 @@ impl Engine {
             let oci = spec::resources(&only);
             let oci: oci_spec::runtime::LinuxResources = serde_json::from_value(oci)
                 .map_err(|e| Error::Invalid(format!("resources: {e}")))?;
-            let mut c = runtime::Container::load(&self.runtime_root(), &r.id)?;
+            let mut c = berth_runtime::Container::load(&self.runtime_root(), &r.id)?;
             c.update(&oci)?;
         }
         self.db.set_config(&r.id, &cfg)
@@ -767,7 +770,7 @@ impl Engine {
         message: Option<&str>,
         author: Option<&str>,
         pause: bool,
-        tags: &[image::Reference],
+        tags: &[berth_image::Reference],
     ) -> Result<Image> {
         let snap = self.snapshot(r)?;
         let layer =
@@ -783,8 +786,11 @@ impl Engine {
             self.set_paused(r, true)?;
         }
         let skip: Vec<&Path> = initlayer::INIT_PATHS.iter().map(Path::new).collect();
-        let diffed =
-            image::snapshot::diff_skipping(&snap.upper, std::io::BufWriter::new(&layer), &skip);
+        let diffed = berth_image::snapshot::diff_skipping(
+            &snap.upper,
+            std::io::BufWriter::new(&layer),
+            &skip,
+        );
         if paused {
             let now = self
                 .db
@@ -817,13 +823,13 @@ impl Engine {
             cc["ExposedPorts"] = Value::Object(ports);
         }
         let base = self.images.resolve(&r.image_id)?;
-        let info = image::archive::CommitInfo {
+        let info = berth_image::archive::CommitInfo {
             changes,
             message,
             author,
             container_config: Some(cc),
         };
-        let img = image::archive::commit(&mut self.images, &base, layer, &info, tags)?;
+        let img = berth_image::archive::commit(&mut self.images, &base, layer, &info, tags)?;
         self.db
             .container_event(r, "commit", &[("imageID", &img.id.to_string())]);
         Ok(img)
@@ -832,7 +838,7 @@ impl Engine {
     /// `top`: the host's `ps` limited to the container's processes.
     pub fn top(&self, r: &Record, ps_args: &[String]) -> Result<Vec<String>> {
         self.running_container(r)?;
-        Ok(runtime::Container::load(&self.runtime_root(), &r.id)?.ps_table(ps_args)?)
+        Ok(berth_runtime::Container::load(&self.runtime_root(), &r.id)?.ps_table(ps_args)?)
     }
 
     fn running_container(&self, r: &Record) -> Result<()> {
@@ -871,7 +877,7 @@ impl Engine {
                 },
             });
         }
-        let c = runtime::Container::load(&self.runtime_root(), &r.id)?;
+        let c = berth_runtime::Container::load(&self.runtime_root(), &r.id)?;
         if paused {
             c.pause()?;
         } else {
@@ -923,7 +929,7 @@ impl Engine {
                 what: format!("Container {} is not running", r.id),
             });
         }
-        runtime::signal::send(r.pid, sig).ctx(|| format!("signal {}", r.pid))?;
+        berth_runtime::signal::send(r.pid, sig).ctx(|| format!("signal {}", r.pid))?;
         self.db
             .container_event(r, "kill", &[("signal", &sig.to_string())]);
         Ok(())
@@ -954,15 +960,15 @@ impl Engine {
         let sig = if r.config.stop_signal.is_empty() {
             libc::SIGTERM
         } else {
-            runtime::signal::parse_signal(&r.config.stop_signal)?
+            berth_runtime::signal::parse_signal(&r.config.stop_signal)?
         };
         if r.status == Status::Paused {
-            if let Ok(c) = runtime::Container::load(&self.runtime_root(), &r.id) {
+            if let Ok(c) = berth_runtime::Container::load(&self.runtime_root(), &r.id) {
                 let _ = c.resume();
             }
         }
         if alive(r.pid, r.pid_start) {
-            let _ = runtime::signal::send(r.pid, sig);
+            let _ = berth_runtime::signal::send(r.pid, sig);
             self.db
                 .container_event(r, "kill", &[("signal", &sig.to_string())]);
             let deadline =
@@ -971,10 +977,10 @@ impl Engine {
                 std::thread::sleep(std::time::Duration::from_millis(10));
             }
             if alive(r.pid, r.pid_start) {
-                if let Ok(c) = runtime::Container::load(&self.runtime_root(), &r.id) {
+                if let Ok(c) = berth_runtime::Container::load(&self.runtime_root(), &r.id) {
                     let _ = c.kill(libc::SIGKILL, true);
                 }
-                let _ = runtime::signal::send(r.pid, libc::SIGKILL);
+                let _ = berth_runtime::signal::send(r.pid, libc::SIGKILL);
                 self.db.container_event(r, "kill", &[("signal", "9")]);
             }
         }
@@ -1044,7 +1050,7 @@ impl Engine {
             // its log (going anyway) and the store's reserve make room for
             // the database's writes, and removing the container frees more.
             Err(e) if e.is_disk_full() && (force || !r.status.is_active()) => {
-                let freed = self.empty_logs(r) | image::reserve::release(&self.root);
+                let freed = self.empty_logs(r) | berth_image::reserve::release(&self.root);
                 if !freed {
                     return Err(e);
                 }
@@ -1068,7 +1074,7 @@ impl Engine {
             let path = if n == 0 {
                 log.clone()
             } else {
-                relay::jsonlog::rotated(&log, n)
+                berth_relay::jsonlog::rotated(&log, n)
             };
             if let Ok(f) = std::fs::OpenOptions::new().write(true).open(&path) {
                 freed |= f.metadata().is_ok_and(|m| m.len() > 0) && f.set_len(0).is_ok();
@@ -1097,16 +1103,16 @@ impl Engine {
             } else {
                 r
             };
-            if let Ok(c) = runtime::Container::load(&self.runtime_root(), &r.id) {
+            if let Ok(c) = berth_runtime::Container::load(&self.runtime_root(), &r.id) {
                 let _ = c.kill(libc::SIGKILL, true);
                 // A paused container's processes die only once thawed
                 // (Docker's rm -f removes paused containers too).
-                if c.status() == runtime::Status::Paused {
+                if c.status() == berth_runtime::Status::Paused {
                     let _ = c.resume();
                 }
             }
             if alive(r.pid, r.pid_start) {
-                let _ = runtime::signal::send(r.pid, libc::SIGKILL);
+                let _ = berth_runtime::signal::send(r.pid, libc::SIGKILL);
             }
             self.wait_exited_within(&r.id, Some(Self::KILL_GRACE))?;
         }

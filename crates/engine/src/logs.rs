@@ -1,5 +1,5 @@
 //! Container logs in Docker's json-file format (written by
-//! [`relay::jsonlog`], read here): one JSON object per line,
+//! [`berth_relay::jsonlog`], read here): one JSON object per line,
 //! `{"log":"hi\n","stream":"stdout","time":"2026-01-02T03:04:05.123456789Z"}`,
 //! in `containers/<id>/ctr.log`, rotated to `ctr.log.1`, `.2`... past
 //! `max-size`.
@@ -18,7 +18,7 @@ pub struct Entry {
     pub time: String,
 }
 
-pub use relay::jsonlog::{rotated, Writer};
+pub use berth_relay::jsonlog::{rotated, Writer};
 
 /// Every entry of the log, oldest first (rotated files included).
 pub fn read_all(path: &Path) -> Vec<Entry> {

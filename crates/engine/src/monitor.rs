@@ -103,7 +103,7 @@ fn spawn(engine: &Engine, r: &Record, wait_attach: bool) -> Result<()> {
                     // starts the container and its health checks
                     // (CVE-2019-5736), and the caller (`run -d`) need not
                     // have re-executed itself for it.
-                    let _ = runtime::exe::exec_protected(&argv, false);
+                    let _ = berth_runtime::exe::exec_protected(&argv, false);
                 }
                 let _ = nix::unistd::write(&wr, b"cannot execute the monitor");
             }
@@ -225,7 +225,7 @@ fn monitor_main(root: &std::path::Path, runroot: &std::path::Path, id: &str, mod
 /// its last exit code.
 pub fn run(engine: &mut Engine, id: &str, mode: Mode) -> Result<i32> {
     let caller = match mode {
-        Mode::Foreground { stdin } => Some(relay::relay::Caller { stdin }),
+        Mode::Foreground { stdin } => Some(berth_relay::relay::Caller { stdin }),
         _ => None,
     };
     let (mut notify, wait_attach, resumed) = match mode {
@@ -278,7 +278,7 @@ pub fn run(engine: &mut Engine, id: &str, mode: Mode) -> Result<i32> {
 fn run_inner(
     engine: &mut Engine,
     id: &str,
-    caller: Option<relay::relay::Caller>,
+    caller: Option<berth_relay::relay::Caller>,
     notify: &mut Option<OwnedFd>,
     mut server: Option<&mut crate::attach::Server>,
     resumed: Option<i32>,
@@ -323,7 +323,7 @@ fn run_inner(
         };
         log.flush();
         // Before the cgroups go with the runtime's container.
-        let oom = runtime::Container::load(&engine.runtime_root(), id)
+        let oom = berth_runtime::Container::load(&engine.runtime_root(), id)
             .ok()
             .and_then(|c| c.state.cgroups.as_ref().map(|m| m.oom_kills() > 0))
             .unwrap_or(false);
@@ -409,7 +409,7 @@ fn wait_backoff(engine: &Engine, id: &str, length: Duration) -> Result<bool> {
 fn prepare_start(
     engine: &Engine,
     r: &Record,
-    snapshot: &image::snapshot::Snapshot,
+    snapshot: &berth_image::snapshot::Snapshot,
     host_mounted: &mut Option<bool>,
 ) -> Result<Option<OwnedFd>> {
     let detached = match host_mounted {
@@ -505,7 +505,7 @@ fn dup_cloexec(fd: RawFd) -> Result<OwnedFd> {
 fn run_once(
     engine: &mut Engine,
     r: &mut Record,
-    caller: Option<relay::relay::Caller>,
+    caller: Option<berth_relay::relay::Caller>,
     notify: &mut Option<OwnedFd>,
     log: &mut logs::Writer,
     server: Option<&mut crate::attach::Server>,
@@ -513,7 +513,10 @@ fn run_once(
 ) -> Result<i32> {
     let id = r.id.clone();
     let console = if r.config.tty {
-        Some(runtime::terminal::ConsoleSocket::new(&engine.runroot, &id)?)
+        Some(berth_runtime::terminal::ConsoleSocket::new(
+            &engine.runroot,
+            &id,
+        )?)
     } else {
         None
     };
@@ -523,7 +526,7 @@ fn run_once(
     // feed otherwise (docker keeps it open); /dev/null without. Never our
     // own descriptors: see stdio::Pipes.
     let mut pipes = crate::stdio::Pipes::new(r.config.open_stdin)?;
-    let opts = runtime::CreateOptions {
+    let opts = berth_runtime::CreateOptions {
         id: id.clone(),
         bundle: engine.container_dir(&id),
         root: engine.runtime_root(),
@@ -533,12 +536,12 @@ fn run_once(
         preserve_fds: 0,
         rootfs_mount: rootfs.as_ref().map(AsRawFd::as_raw_fd),
     };
-    let created = pipes.around(|| runtime::Container::create(&opts))?;
+    let created = pipes.around(|| berth_runtime::Container::create(&opts))?;
     drop(rootfs);
     let mut c = created?;
     let master = match console
         .as_ref()
-        .map(runtime::terminal::ConsoleSocket::receive_master)
+        .map(berth_runtime::terminal::ConsoleSocket::receive_master)
     {
         Some(Ok(m)) => Some(m),
         Some(Err(e)) => {
@@ -556,7 +559,7 @@ fn run_once(
     }
     if let Err(e) = c.start() {
         let _ = engine.detach_network(r, false);
-        let _ = runtime::Container::load(&engine.runtime_root(), &id).map(|c| c.delete(true));
+        let _ = berth_runtime::Container::load(&engine.runtime_root(), &id).map(|c| c.delete(true));
         return Err(e.into());
     }
     let pid = c.state.pid;
@@ -626,13 +629,13 @@ fn run_once(
         // Only back on failure: relay here instead.
         eprintln!("monitor of {id}: berth-monitor: {e}");
     }
-    relay::relay::relay(
+    berth_relay::relay::relay(
         pid,
         streams,
         caller,
         Some(log),
         &mut health,
-        relay::relay::Clients {
+        berth_relay::relay::Clients {
             server,
             input,
             tty: r.config.tty,
@@ -652,7 +655,7 @@ fn hand_over(
     input: Option<&OwnedFd>,
     server: Option<&crate::attach::Server>,
 ) -> String {
-    let Ok(berth) = runtime::exe::original_path() else {
+    let Ok(berth) = berth_runtime::exe::original_path() else {
         return "cannot find our own binary".into();
     };
     let lean = berth.with_file_name("berth-monitor");
@@ -722,7 +725,7 @@ struct HealthWatch<'a> {
     last: Option<String>,
 }
 
-impl relay::relay::Hooks for HealthWatch<'_> {
+impl berth_relay::relay::Hooks for HealthWatch<'_> {
     fn timeout(&self) -> Option<Duration> {
         self.checker.as_ref().map(crate::health::Checker::due_in)
     }
@@ -731,7 +734,8 @@ impl relay::relay::Hooks for HealthWatch<'_> {
         let Some(c) = self.checker.as_mut() else {
             return;
         };
-        let Ok(container) = runtime::Container::load(&self.runtime_root, &self.record.id) else {
+        let Ok(container) = berth_runtime::Container::load(&self.runtime_root, &self.record.id)
+        else {
             return;
         };
         if let Some(h) = c.tick(&container) {

@@ -8,14 +8,14 @@
 //! place: same inode, so the bind mount sees it) the files of every
 //! running container on the networks concerned; lookups cost what a file
 //! read costs. And DNS: resolv.conf names the embedded resolver of the
-//! container's first user network (network::resolver, one process per
+//! container's first user network (berth_network::resolver, one process per
 //! network with running members, started here at attach), which answers
 //! for members, aliases and ids of all the container's networks and
 //! forwards the rest; so `nslookup` works, and a program that caches
 //! /etc/hosts still finds peers that came later.
 
-use network::files::{self, HostEntry};
-use network::{Attach, Endpoint, EndpointConfig, Network, PortSpec};
+use berth_network::files::{self, HostEntry};
+use berth_network::{Attach, Endpoint, EndpointConfig, Network, PortSpec};
 
 use crate::config::ContainerConfig;
 use crate::error::{Context, Error, Result};
@@ -27,10 +27,10 @@ pub fn on_bridges(cfg: &ContainerConfig) -> bool {
     !matches!(cfg.network.as_str(), "none" | "host") && !cfg.network.starts_with("container:")
 }
 
-impl From<network::Error> for Error {
-    fn from(e: network::Error) -> Error {
+impl From<berth_network::Error> for Error {
+    fn from(e: berth_network::Error) -> Error {
         match e {
-            network::Error::NotFound(n) => Error::NoSuchNetwork(n),
+            berth_network::Error::NotFound(n) => Error::NoSuchNetwork(n),
             e => Error::Invalid(e.to_string()),
         }
     }
@@ -109,7 +109,9 @@ impl Engine {
     fn ports_of(cfg: &ContainerConfig) -> Result<Vec<PortSpec>> {
         let mut ports = cfg.publish.clone();
         if cfg.publish_all {
-            for p in network::ports::from_exposed(&cfg.exposed_ports).map_err(Error::Invalid)? {
+            for p in
+                berth_network::ports::from_exposed(&cfg.exposed_ports).map_err(Error::Invalid)?
+            {
                 if !ports
                     .iter()
                     .any(|q| q.container_port == p.container_port && q.proto == p.proto)
@@ -127,7 +129,7 @@ impl Engine {
     pub fn attach_network(&self, r: &Record, pid: i32) -> Result<()> {
         if r.config.network == "none" {
             // A namespace of its own with nothing but loopback, which is up.
-            return Ok(network::loopback_up_in(pid)?);
+            return Ok(berth_network::loopback_up_in(pid)?);
         }
         if !on_bridges(&r.config) {
             return Ok(());
@@ -191,12 +193,12 @@ impl Engine {
         let asked = self.dns_network(r).map(|n| n.id);
         for e in endpoints
             .iter()
-            .filter(|e| e.network_name != network::store::DEFAULT_NAME)
+            .filter(|e| e.network_name != berth_network::store::DEFAULT_NAME)
         {
             let Ok(net) = self.networks.get(&e.network_id) else {
                 continue;
             };
-            let started = network::resolver::ensure(
+            let started = berth_network::resolver::ensure(
                 std::path::Path::new("/proc/self/exe"),
                 &self.root,
                 &self.runroot,
@@ -230,7 +232,7 @@ impl Engine {
     /// The resolvers of these networks that have no member left end now.
     fn stop_idle_resolvers(&self, network_ids: &[String]) {
         for nid in network_ids {
-            let _ = network::resolver::stop_if_idle(&self.runroot, nid, || {
+            let _ = berth_network::resolver::stop_if_idle(&self.runroot, nid, || {
                 self.networks.members(nid).is_ok_and(|m| m.is_empty())
             });
         }
@@ -259,7 +261,7 @@ impl Engine {
         self.hosts_lock_for(
             endpoints
                 .iter()
-                .any(|e| e.network_name != network::store::DEFAULT_NAME),
+                .any(|e| e.network_name != berth_network::store::DEFAULT_NAME),
         )
     }
 
@@ -292,7 +294,7 @@ impl Engine {
         let mut peers: Vec<HostEntry> = Vec::new();
         for e in endpoints
             .iter()
-            .filter(|e| e.network_name != network::store::DEFAULT_NAME)
+            .filter(|e| e.network_name != berth_network::store::DEFAULT_NAME)
         {
             for m in self.networks.members(&e.network_id)? {
                 if m.container_id != r.id {
@@ -323,7 +325,7 @@ impl Engine {
             };
             if members
                 .first()
-                .is_some_and(|m| m.network_name == network::store::DEFAULT_NAME)
+                .is_some_and(|m| m.network_name == berth_network::store::DEFAULT_NAME)
             {
                 continue;
             }
@@ -357,7 +359,7 @@ impl Engine {
             if net.is_default() {
                 continue;
             }
-            let running = network::resolver::running(&self.runroot, &net.id);
+            let running = berth_network::resolver::running(&self.runroot, &net.id);
             if self.networks.members(&net.id)?.is_empty() {
                 if running {
                     // Its members were released above (killed monitors).
@@ -369,7 +371,7 @@ impl Engine {
             if running {
                 continue;
             }
-            network::resolver::ensure(
+            berth_network::resolver::ensure(
                 std::path::Path::new("/proc/self/exe"),
                 &self.root,
                 &self.runroot,
@@ -381,7 +383,7 @@ impl Engine {
     }
 
     /// What inspect shows: endpoints and published ports.
-    pub fn network_state(&self, id: &str) -> (Vec<Endpoint>, Vec<network::PortMapping>) {
+    pub fn network_state(&self, id: &str) -> (Vec<Endpoint>, Vec<berth_network::PortMapping>) {
         (
             self.networks.endpoints(id).unwrap_or_default(),
             self.networks.ports(id).unwrap_or_default(),
@@ -459,7 +461,7 @@ impl Engine {
             self.refresh_peers(std::slice::from_ref(&net.id), &r.id);
             drop(_lock);
             // Its peers on the new network ask that network's resolver.
-            let _ = network::resolver::ensure(
+            let _ = berth_network::resolver::ensure(
                 std::path::Path::new("/proc/self/exe"),
                 &self.root,
                 &self.runroot,

@@ -479,7 +479,7 @@ pub fn build(cfg: &ContainerConfig, id: &str, paths: &Paths<'_>, joins: &Joins) 
     }
     if cfg.init {
         // Our own (static) binary, read-only: the container cannot change it.
-        let exe = runtime::exe::original_path()
+        let exe = berth_runtime::exe::original_path()
             .map_err(|e| Error::Invalid(format!("--init: find berth's binary: {e}")))?;
         if crate::init::needs_loader(&exe)
             .map_err(|e| Error::Invalid(format!("--init: read {}: {e}", exe.display())))?
@@ -563,16 +563,16 @@ pub fn build(cfg: &ContainerConfig, id: &str, paths: &Paths<'_>, joins: &Joins) 
         "sysctl": cfg.sysctls,
     });
     if !cfg.privileged {
-        linux["maskedPaths"] = json!(runtime::template::MASKED_PATHS);
-        linux["readonlyPaths"] = json!(runtime::template::READONLY_PATHS);
+        linux["maskedPaths"] = json!(berth_runtime::template::MASKED_PATHS);
+        linux["readonlyPaths"] = json!(berth_runtime::template::READONLY_PATHS);
         let seccomp = match cfg.seccomp.as_str() {
-            "" => Some(runtime::seccomp::profile::default_for(&caps)?),
+            "" => Some(berth_runtime::seccomp::profile::default_for(&caps)?),
             "unconfined" => None,
             file => {
                 let text = std::fs::read_to_string(file).map_err(|e| {
                     Error::Invalid(format!("opening seccomp profile ({file}) failed: {e}"))
                 })?;
-                Some(runtime::seccomp::profile::resolve(&text, &caps)?)
+                Some(berth_runtime::seccomp::profile::resolve(&text, &caps)?)
             }
         };
         if let Some(s) = seccomp {
@@ -581,7 +581,7 @@ pub fn build(cfg: &ContainerConfig, id: &str, paths: &Paths<'_>, joins: &Joins) 
         }
     }
     let mut spec = json!({
-        "ociVersion": runtime::OCI_VERSION,
+        "ociVersion": berth_runtime::OCI_VERSION,
         "process": process,
         "root": {"path": paths.rootfs, "readonly": cfg.read_only},
         "hostname": cfg.hostname,
@@ -593,7 +593,7 @@ pub fn build(cfg: &ContainerConfig, id: &str, paths: &Paths<'_>, joins: &Joins) 
         // A signal sent to a pid-namespace init that has no handler yet is
         // dropped: one `stop` sends in the moment between exec and
         // berth-init's signalfd would be lost. Blocked, it waits for it.
-        spec["annotations"] = json!({runtime::EXEC_SIGNALS_BLOCKED: "true"});
+        spec["annotations"] = json!({berth_runtime::EXEC_SIGNALS_BLOCKED: "true"});
     }
     Ok(spec)
 }

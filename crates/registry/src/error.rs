@@ -1,7 +1,7 @@
 //! The errors a transfer ends with; each message names the cause and,
 //! where there is one, the fix.
 
-use image::store::StoreError;
+use berth_image::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {

@@ -10,10 +10,10 @@
 
 use std::io::{self, Read};
 
-use image::digest::Digest;
-use image::oci::{self, Manifest, Platform};
-use image::store::{Image, ImageStore};
-use image::Reference;
+use berth_image::digest::Digest;
+use berth_image::oci::{self, Manifest, Platform};
+use berth_image::store::{Image, ImageStore};
+use berth_image::Reference;
 use serde_json::Value;
 
 use crate::client::{Body, Client};
@@ -300,7 +300,7 @@ pub fn pull(
             store
                 .blobs
                 .put_bytes(&fetched.bytes, Some(&fetched.digest))
-                .map_err(image::store::StoreError::from)?;
+                .map_err(berth_image::store::StoreError::from)?;
         }
         let missing = store.missing_layers(&fetched.digest)?;
         for (i, l) in manifest.layers.iter().enumerate() {

@@ -14,10 +14,10 @@ use std::io::{self, Read};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use image::digest::Digest;
-use image::oci::{self, Manifest};
-use image::store::{Image, ImageStore};
-use image::Reference;
+use berth_image::digest::Digest;
+use berth_image::oci::{self, Manifest};
+use berth_image::store::{Image, ImageStore};
+use berth_image::Reference;
 use sha2::{Digest as _, Sha256};
 
 use crate::client::{query_escape, Body, Client};
@@ -350,7 +350,7 @@ pub fn push(
     let manifest_bytes = store
         .blobs
         .read(&image.manifest)
-        .map_err(image::store::StoreError::from)?;
+        .map_err(berth_image::store::StoreError::from)?;
     let manifest: Manifest = serde_json::from_slice(&manifest_bytes)
         .map_err(|e| RegistryError::Invalid(format!("stored manifest {}: {e}", image.manifest)))?;
     if manifest.layers.len() != image.layers.len() {
@@ -437,7 +437,7 @@ pub fn push(
     up.ensure(&config.to_string(), &|| {
         let f = blobs
             .open_blob(&config)
-            .map_err(image::store::StoreError::from)?;
+            .map_err(berth_image::store::StoreError::from)?;
         let size = f
             .metadata()
             .map_err(crate::error::io_err("stat the config blob"))?
@@ -498,7 +498,7 @@ pub fn push(
 /// store is opened per call for the tar-split path.
 fn open_layer(
     root: &std::path::Path,
-    blobs: &image::BlobStore,
+    blobs: &berth_image::BlobStore,
     chain: &Digest,
     blob: &Digest,
 ) -> Result<(Box<dyn Read>, u64)> {
@@ -510,10 +510,10 @@ fn open_layer(
                 .len();
             Ok((Box::new(f), size))
         }
-        Err(image::blobs::BlobError::NotFound(_)) => {
-            Ok(image::store::open_layer_from_files(root, chain, blob)?)
-        }
-        Err(e) => Err(image::store::StoreError::from(e).into()),
+        Err(berth_image::blobs::BlobError::NotFound(_)) => Ok(
+            berth_image::store::open_layer_from_files(root, chain, blob)?,
+        ),
+        Err(e) => Err(berth_image::store::StoreError::from(e).into()),
     }
 }
 

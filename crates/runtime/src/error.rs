@@ -49,7 +49,7 @@ pub enum Error {
     UnknownSignal(String),
     /// The process would start a container process while its own binary
     /// is writable from inside the container (CVE-2019-5736).
-    #[error("the runtime binary is not protected from the container: call runtime::exe::ensure_protected at start-up")]
+    #[error("the runtime binary is not protected from the container: call berth_runtime::exe::ensure_protected at start-up")]
     ExeUnprotected,
     #[error("state of container \"{id}\" is corrupt: {reason}")]
     StateCorrupt { id: String, reason: String },

@@ -17,7 +17,7 @@ use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg, Termios};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
-use relay::relay::write_all;
+use berth_relay::relay::write_all;
 
 use crate::error::{Context, Error, Result};
 
@@ -126,7 +126,7 @@ pub fn window_size() -> Option<(u16, u16)> {
     (r == 0).then_some((ws.ws_row, ws.ws_col))
 }
 
-pub use relay::relay::set_window_size;
+pub use berth_relay::relay::set_window_size;
 
 /// The exit code of an exec: with a console socket of our own, the exec
 /// was detached so that we relay its terminal until it exits; without one,
@@ -191,7 +191,7 @@ pub fn relay_and_wait(master: OwnedFd, pid: Pid, tee: &mut dyn FnMut(&[u8])) -> 
             Err(nix::errno::Errno::EINTR) => continue,
             Err(e) => return Err(e).ctx(|| "poll".into()),
         }
-        let ready = relay::relay::ready(fds);
+        let ready = berth_relay::relay::ready(fds);
         if ready[0] {
             if let Ok(Some(info)) = sfd.read_signal() {
                 let sig = i32::try_from(info.ssi_signo).unwrap_or(0);

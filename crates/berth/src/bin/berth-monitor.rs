@@ -19,9 +19,9 @@ use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use relay::frames::{socket_path, Server};
-use relay::jsonlog::Writer;
-use relay::relay::{relay, Clients, NoHooks};
+use berth_relay::frames::{socket_path, Server};
+use berth_relay::jsonlog::Writer;
+use berth_relay::relay::{relay, Clients, NoHooks};
 
 fn main() {
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();

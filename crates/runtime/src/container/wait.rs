@@ -9,7 +9,7 @@ use crate::error::{Context, Result};
 
 /// The shell's convention: the exit code, or 128 + the killing signal
 /// (one definition, the monitor's).
-pub use relay::relay::exit_code;
+pub use berth_relay::relay::exit_code;
 
 /// Blocks every forwardable signal, relays each one to `pid`, and returns
 /// its exit code once it ends. Other children that end meanwhile (orphans
