@@ -1850,8 +1850,12 @@ pub enum VolumeCommand {
     Prune {
         #[arg(short, long)]
         all: bool,
+        /// Do not prompt for confirmation
         #[arg(short, long)]
         force: bool,
+        /// Filter: label=KEY[=VALUE], label!=KEY[=VALUE]
+        #[arg(long)]
+        filter: Vec<String>,
     },
 }
 
@@ -2002,37 +2006,11 @@ pub fn volume(root: &Path, runroot: &Path, cmd: &VolumeCommand) -> Result<i32> {
             }
             Ok(code)
         }
-        VolumeCommand::Prune { all, .. } => {
-            println!("Deleted Volumes:");
-            let mut freed = 0;
-            for v in engine.volumes.list()? {
-                if (*all || v.anonymous) && engine.volume_users(&v.name)?.is_empty() {
-                    freed += dir_size(&v.mountpoint);
-                    engine.volumes.remove(&v.name)?;
-                    println!("{}", v.name);
-                }
-            }
-            println!("\nTotal reclaimed space: {}", format::size(freed));
-            Ok(0)
+        VolumeCommand::Prune { all, force, filter } => {
+            let kind = crate::prune::Kind::Volumes { all: *all };
+            crate::prune::prune(root, runroot, kind, *force, filter)
         }
     }
-}
-
-/// `berth container prune`: removes every container that is not running.
-pub fn prune(root: &Path, runroot: &Path) -> Result<i32> {
-    let engine = Engine::open(root, runroot)
-        .with_context(|| format!("open the store at {}", root.display()))?;
-    let mut freed = 0;
-    println!("Deleted Containers:");
-    for r in engine.list()? {
-        if matches!(r.status, Status::Exited | Status::Created) {
-            freed += dir_size(&engine.container_dir(&r.id).join("fs/upper"));
-            engine.remove(&r, false, false)?;
-            println!("{}", r.id);
-        }
-    }
-    println!("\nTotal reclaimed space: {}", format::size(freed));
-    Ok(0)
 }
 
 /// `berth container ls`.
@@ -2043,50 +2021,12 @@ pub fn ps_command(root: &Path, runroot: &Path, a: &PsArgs) -> Result<()> {
 }
 
 fn ps(engine: &Engine, a: &PsArgs) -> Result<()> {
-    let mut list = engine.list()?;
-    let mut all = a.all;
-    if let Some(n) = a.last.or(a.latest.then_some(1)) {
-        list.truncate(n);
-        all = true;
-    }
-    let mut filters: Vec<(String, String)> = Vec::new();
-    for f in &a.filter {
-        let (k, v) = key_value("--filter", f)?;
-        if !["id", "name", "status", "label", "ancestor", "exited"].contains(&k.as_str()) {
-            return Err(crate::invalid_filter(&k));
-        }
-        if k == "status" || k == "exited" {
-            all = true;
-        }
-        filters.push((k, v));
-    }
+    let filters = crate::prune::parse_filters("ps", "-f, --filter", &a.filter)?;
+    let mut filter = berth_engine::filters::ContainerFilter::new(engine, filters)
+        .map_err(|e| crate::FromDaemon::wrap(e.into(), true))?;
+    let limit = a.last.or(a.latest.then_some(1));
+    let list = filter.apply(engine, engine.list()?, a.all, limit);
     let images = engine.images.list().unwrap_or_default();
-    list.retain(|r| {
-        (all || matches!(
-            r.status,
-            Status::Running | Status::Paused | Status::Restarting
-        )) && filters.iter().all(|(k, v)| match k.as_str() {
-            "id" => r.id.starts_with(v.as_str()),
-            "name" => r.name.contains(v.as_str()),
-            "status" => r.status.as_str() == v,
-            "exited" => r.status == Status::Exited && r.exit_code.to_string() == *v,
-            "label" => match v.split_once('=') {
-                Some((k, val)) => r.config.labels.get(k).is_some_and(|x| x == val),
-                None => r.config.labels.contains_key(v.as_str()),
-            },
-            "ancestor" => {
-                r.config.image == *v
-                    || r.image_id
-                        .trim_start_matches("sha256:")
-                        .starts_with(v.trim_start_matches("sha256:"))
-                    || images.iter().any(|i| {
-                        i.id.to_string() == r.image_id
-                            && i.tags.iter().any(|t| familiar(t) == *v || t == v)
-                    })
-            }
-            _ => false,
-        })
-    });
     let mut out = std::io::stdout().lock();
     if a.quiet {
         for r in &list {
@@ -2270,7 +2210,6 @@ pub(crate) fn dir_size(p: &Path) -> u64 {
     total
 }
 
-use crate::familiar;
 
 /// An RFC 3339 time, or a duration before now (`10m`, `1h30m`, `45s`).
 fn parse_time(s: &str) -> Result<time::OffsetDateTime> {
