@@ -57,8 +57,6 @@ pub struct ContainerFilter {
     expose: BTreeSet<(u16, String)>,
     /// Image ids `ancestor` names (None: no ancestor filter).
     ancestors: Option<BTreeSet<String>>,
-    /// Network names and ids, to match `network` by id prefix too.
-    networks: Vec<(String, String)>,
 }
 
 /// Which containers a listing keeps, and when it stops.
@@ -149,17 +147,6 @@ impl ContainerFilter {
                 .map(|img| img.id.to_string())
                 .collect()
         });
-        let networks = if filters.contains("network") {
-            engine
-                .networks
-                .list()
-                .unwrap_or_default()
-                .into_iter()
-                .map(|n| (n.name, n.id))
-                .collect()
-        } else {
-            Vec::new()
-        };
         // Go's regexp and Rust's regex are both RE2's language; a pattern
         // that does not compile matches nothing, as in Docker.
         let names = filters
@@ -178,7 +165,6 @@ impl ContainerFilter {
             publish,
             expose,
             ancestors,
-            networks,
         })
     }
 
@@ -247,15 +233,8 @@ impl ContainerFilter {
         if !f.match_kv_list("label", &r.config.labels) {
             return false;
         }
-        // Docker's isolation on Linux is "default"; the filter is a pattern.
-        if f.contains("isolation")
-            && !f
-                .get("isolation")
-                .iter()
-                .any(|p| regex::Regex::new(p).is_ok_and(|re| re.is_match("default")))
-        {
-            return false;
-        }
+        // `isolation` is accepted and, on Linux, matches every container
+        // (Docker's daemon ignores it there).
         if !self.exited.is_empty()
             && !(r.status == Status::Exited
                 && !r.started_at.is_empty()
@@ -287,7 +266,7 @@ impl ContainerFilter {
                 return false;
             }
         }
-        if f.contains("network") && !self.on_network(r) {
+        if f.contains("network") && !self.on_network(engine, r) {
             return false;
         }
         if (!self.publish.is_empty() || !self.expose.is_empty()) && !self.has_port(engine, r) {
@@ -296,7 +275,10 @@ impl ContainerFilter {
         self.tasks_only != Some(true)
     }
 
-    fn on_network(&self, r: &Record) -> bool {
+    /// On the network by name (a stopped container keeps its networks'
+    /// names), or by id prefix (only while it has an endpoint there: a
+    /// container never started has no network id in Docker either).
+    fn on_network(&self, engine: &Engine, r: &Record) -> bool {
         let cfg = &r.config;
         let mut names: Vec<&str> = Vec::new();
         if !cfg.network.starts_with("container:") {
@@ -306,13 +288,14 @@ impl ContainerFilter {
             });
         }
         names.extend(cfg.extra_networks.iter().map(String::as_str));
-        self.filters.get("network").iter().any(|want| {
-            names.contains(&want.as_str())
-                || self
-                    .networks
-                    .iter()
-                    .any(|(name, id)| names.contains(&name.as_str()) && id.starts_with(want.as_str()))
-        })
+        let wants = self.filters.get("network");
+        if wants.iter().any(|w| names.contains(&w.as_str())) {
+            return true;
+        }
+        let (endpoints, _) = engine.network_state(&r.id);
+        endpoints
+            .iter()
+            .any(|e| wants.iter().any(|w| e.network_id.starts_with(w.as_str())))
     }
 
     /// Docker matches the ports `ps` lists, which a running container has:
