@@ -1817,6 +1817,10 @@ pub enum VolumeCommand {
         /// Driver (only "local")
         #[arg(short, long, default_value = "local")]
         driver: String,
+        /// The local driver's options: type=TYPE, device=DEVICE, o=MOUNT-OPTIONS
+        /// (type=tmpfs,device=tmpfs,o=size=64m; type=none,o=bind,device=/path)
+        #[arg(short, long = "opt")]
+        opt: Vec<String>,
         name: Option<String>,
     },
     /// List volumes
@@ -1868,6 +1872,7 @@ pub fn volume(root: &Path, runroot: &Path, cmd: &VolumeCommand) -> Result<i32> {
         VolumeCommand::Create {
             label,
             driver,
+            opt,
             name,
         } => {
             // docker's daemon answers, naming the volume.
@@ -1887,9 +1892,17 @@ pub fn volume(root: &Path, runroot: &Path, cmd: &VolumeCommand) -> Result<i32> {
                 let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
                 labels.insert(k.to_string(), v.to_string());
             }
+            // docker's map flag: `key=value`, or a key alone (empty value).
+            let options: BTreeMap<String, String> = opt
+                .iter()
+                .map(|o| {
+                    let (k, v) = o.split_once('=').unwrap_or((o.as_str(), ""));
+                    (k.to_string(), v.to_string())
+                })
+                .collect();
             let v = engine
                 .volumes
-                .create(name.as_deref(), &labels)
+                .create_with_options(name.as_deref(), &labels, &options)
                 .map_err(|e| daemon(e.into()))?;
             println!("{}", v.name);
             Ok(0)
