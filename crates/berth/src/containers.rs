@@ -2223,7 +2223,6 @@ pub(crate) fn dir_size(p: &Path) -> u64 {
     total
 }
 
-
 /// An RFC 3339 time, or a duration before now (`10m`, `1h30m`, `45s`).
 fn parse_time(s: &str) -> Result<time::OffsetDateTime> {
     use time::format_description::well_known::Rfc3339;

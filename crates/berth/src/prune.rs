@@ -155,7 +155,12 @@ pub fn prune(
 ) -> Result<i32> {
     let filters = parse_filters(kind.command(), "--filter", raw_filters)?;
     let total_line = kind != Kind::Networks;
-    if !force && !confirm(&format!("{}\nAre you sure you want to continue?", kind.warning()))? {
+    if !force
+        && !confirm(&format!(
+            "{}\nAre you sure you want to continue?",
+            kind.warning()
+        ))?
+    {
         if total_line {
             println!("Total reclaimed space: 0B");
         }
@@ -271,8 +276,12 @@ fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
                 j += 1;
             }
             let (na, nb) = (
-                std::str::from_utf8(&a[si..i]).unwrap_or("").trim_start_matches('0'),
-                std::str::from_utf8(&b[sj..j]).unwrap_or("").trim_start_matches('0'),
+                std::str::from_utf8(&a[si..i])
+                    .unwrap_or("")
+                    .trim_start_matches('0'),
+                std::str::from_utf8(&b[sj..j])
+                    .unwrap_or("")
+                    .trim_start_matches('0'),
             );
             match na.len().cmp(&nb.len()).then_with(|| na.cmp(nb)) {
                 Ordering::Equal => {}
@@ -297,7 +306,8 @@ mod tests {
 
     #[test]
     fn system_warning_lists_filters_in_natural_order() {
-        let f = Filters::parse(&["until=1h", "label=b=2", "label!=x", "label=a10", "label=a9"]).unwrap();
+        let f = Filters::parse(&["until=1h", "label=b=2", "label!=x", "label=a10", "label=a9"])
+            .unwrap();
         assert_eq!(
             system_warning(false, false, &f),
             "WARNING! This will remove:

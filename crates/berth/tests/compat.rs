@@ -210,6 +210,11 @@ fn ps_filters() {
 }
 
 #[test]
+fn volume_options() {
+    corpus("volume_opts.txt");
+}
+
+#[test]
 fn masks_only_what_legitimately_differs() {
     assert_eq!(
         mask_ids("abc 0123456789ab 0123456789abc"),

@@ -20,16 +20,32 @@ fn tmpfs_volume_is_a_tmpfs_of_the_size_asked_shared_while_used() {
     }
     let b = Berth::with_busybox(BIN, &[]);
     b.ok(&[
-        "volume", "create", "--opt", "type=tmpfs", "--opt", "device=tmpfs", "--opt",
-        "o=size=3m,mode=1777", "vt",
+        "volume",
+        "create",
+        "--opt",
+        "type=tmpfs",
+        "--opt",
+        "device=tmpfs",
+        "--opt",
+        "o=size=3m,mode=1777",
+        "vt",
     ]);
     assert_eq!(
-        b.ok(&["volume", "inspect", "-f", "{{json .Options}}", "vt"]).trim(),
+        b.ok(&["volume", "inspect", "-f", "{{json .Options}}", "vt"])
+            .trim(),
         r#"{"device":"tmpfs","o":"size=3m,mode=1777","type":"tmpfs"}"#
     );
     // The filesystem's own view: type, and size in blocks of its block size.
     let seen = b.ok(&[
-        "run", "--rm", "--network", "none", "-v", "vt:/v", "busybox", "sh", "-c",
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-v",
+        "vt:/v",
+        "busybox",
+        "sh",
+        "-c",
         "stat -f -c '%T %b %S' /v; stat -c '%a' /v",
     ]);
     let mut lines = seen.lines();
@@ -40,14 +56,32 @@ fn tmpfs_volume_is_a_tmpfs_of_the_size_asked_shared_while_used() {
     assert_eq!(lines.next(), Some("1777"), "mode= reaches tmpfs: {seen}");
     // Two containers at once share one mount.
     b.ok(&[
-        "run", "-d", "--name", "writer", "--network", "none", "-v", "vt:/v", "busybox", "sh",
-        "-c", "echo shared > /v/f; sleep 60",
+        "run",
+        "-d",
+        "--name",
+        "writer",
+        "--network",
+        "none",
+        "-v",
+        "vt:/v",
+        "busybox",
+        "sh",
+        "-c",
+        "echo shared > /v/f; sleep 60",
     ]);
     b.wait_for("writer", "{{.State.Running}}", "true");
     let mut read = String::new();
     for _ in 0..100 {
         read = b.ok(&[
-            "run", "--rm", "--network", "none", "-v", "vt:/v", "busybox", "cat", "/v/f",
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "-v",
+            "vt:/v",
+            "busybox",
+            "cat",
+            "/v/f",
         ]);
         if !read.is_empty() {
             break;
@@ -65,7 +99,15 @@ fn tmpfs_volume_is_a_tmpfs_of_the_size_asked_shared_while_used() {
         "still mounted: {mountinfo}"
     );
     let o = b.run(&[
-        "run", "--rm", "--network", "none", "-v", "vt:/v", "busybox", "ls", "/v",
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-v",
+        "vt:/v",
+        "busybox",
+        "ls",
+        "/v",
     ]);
     expect_code(&o, 0, "ls a fresh tmpfs");
     assert_eq!(berth_testkit::stdout(&o), "");
@@ -83,10 +125,26 @@ fn bind_volume_shows_the_host_directory_and_rm_leaves_it() {
     std::fs::write(host.path().join("from-host"), "hello\n").unwrap();
     let device = format!("device={}", host.path().display());
     b.ok(&[
-        "volume", "create", "--opt", "type=none", "--opt", "o=bind", "--opt", &device, "vb",
+        "volume",
+        "create",
+        "--opt",
+        "type=none",
+        "--opt",
+        "o=bind",
+        "--opt",
+        &device,
+        "vb",
     ]);
     let seen = b.ok(&[
-        "run", "--rm", "--network", "none", "-v", "vb:/v", "busybox", "sh", "-c",
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-v",
+        "vb:/v",
+        "busybox",
+        "sh",
+        "-c",
         "cat /v/from-host; echo back > /v/from-container",
     ]);
     assert_eq!(seen, "hello\n");
@@ -108,9 +166,18 @@ fn bad_volume_options_are_refused_in_dockers_words() {
     }
     let b = Berth::with_busybox(BIN, &[]);
     for (opts, words) in [
-        (&["--opt", "foo=bar"][..], "create vx: invalid option: \"foo\""),
-        (&["--opt", "type=tmpfs"][..], "create vx: missing required option: \"device\""),
-        (&["--opt", "size=1m"][..], "create vx: quota size requested but no quota support"),
+        (
+            &["--opt", "foo=bar"][..],
+            "create vx: invalid option: \"foo\"",
+        ),
+        (
+            &["--opt", "type=tmpfs"][..],
+            "create vx: missing required option: \"device\"",
+        ),
+        (
+            &["--opt", "size=1m"][..],
+            "create vx: quota size requested but no quota support",
+        ),
     ] {
         let mut args = vec!["volume", "create"];
         args.extend_from_slice(opts);
@@ -124,10 +191,26 @@ fn bad_volume_options_are_refused_in_dockers_words() {
     // the run (127, as docker's "no such file or directory") and leaves
     // nothing mounted.
     b.ok(&[
-        "volume", "create", "--opt", "type=none", "--opt", "o=bind", "--opt",
-        "device=/nonexistent-berth-test", "vm",
+        "volume",
+        "create",
+        "--opt",
+        "type=none",
+        "--opt",
+        "o=bind",
+        "--opt",
+        "device=/nonexistent-berth-test",
+        "vm",
     ]);
-    let o = b.run(&["run", "--rm", "--network", "none", "-v", "vm:/v", "busybox", "true"]);
+    let o = b.run(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-v",
+        "vm:/v",
+        "busybox",
+        "true",
+    ]);
     expect_code(&o, 127, "run with a missing bind device");
     assert!(
         stderr(&o).contains("failed to mount local volume: mount /nonexistent-berth-test:"),

@@ -104,11 +104,7 @@ impl Engine {
         let until = f.until(filters::now_nanos())?;
         // The CLI adds `dangling=true` (or false with -a); a user's
         // `dangling=false` (or 0) wins, as in Docker.
-        let dangling_only = !all
-            && !f
-                .get("dangling")
-                .iter()
-                .any(|v| v == "false" || v == "0");
+        let dangling_only = !all && !f.get("dangling").iter().any(|v| v == "false" || v == "0");
         let mut report = ImagePruneReport::default();
         for img in self.images.list()? {
             if (dangling_only && !img.tags.is_empty())
@@ -128,9 +124,9 @@ impl Engine {
             let lines = self.images.remove(&img.id.to_string(), true)?;
             for l in lines {
                 match l.split_once(": ") {
-                    Some(("Untagged", t)) => report
-                        .deleted
-                        .push(ImageDeletion::Untagged(familiar(t))),
+                    Some(("Untagged", t)) => {
+                        report.deleted.push(ImageDeletion::Untagged(familiar(t)))
+                    }
                     Some((_, d)) => report.deleted.push(ImageDeletion::Deleted(d.to_string())),
                     None => {}
                 }

@@ -224,7 +224,10 @@ impl Volumes {
         let kind = opts.get("type").map_or("", String::as_str);
         let (flags, extra) = mount_flags(opts.get("o").map_or("", String::as_str));
         let without_propagation = flags
-            & !(MsFlags::MS_SHARED | MsFlags::MS_PRIVATE | MsFlags::MS_SLAVE | MsFlags::MS_UNBINDABLE);
+            & !(MsFlags::MS_SHARED
+                | MsFlags::MS_PRIVATE
+                | MsFlags::MS_SLAVE
+                | MsFlags::MS_UNBINDABLE);
         nix::mount::mount(
             Some(device),
             &data,
@@ -252,7 +255,13 @@ impl Volumes {
                 without_propagation | MsFlags::MS_REMOUNT,
                 None::<&str>,
             )
-            .map_err(|e| fail(format!("remount {} read-only: {}", data.display(), go_errno(e))))?;
+            .map_err(|e| {
+                fail(format!(
+                    "remount {} read-only: {}",
+                    data.display(),
+                    go_errno(e)
+                ))
+            })?;
         }
         Ok(())
     }
@@ -469,7 +478,10 @@ fn unescape_mountinfo(s: &str) -> String {
     let b = s.as_bytes();
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..=i + 3].iter().all(|c| (b'0'..=b'7').contains(c)) {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..=i + 3].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
             let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
             out.push(char::from(v));
             i += 4;
@@ -479,6 +491,17 @@ fn unescape_mountinfo(s: &str) -> String {
         }
     }
     out
+}
+
+fn open_dir(p: &Path) -> Result<OwnedFd> {
+    let fd = nix::fcntl::open(
+        p,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx(|| format!("open {}", p.display()))?;
+    // SAFETY: open returned a new descriptor nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 #[cfg(test)]
@@ -495,8 +518,14 @@ mod tests {
     fn options_are_checked_as_dockers_local_driver_checks_them() {
         let err = |kv: &[(&str, &str)]| validate_options(&opts(kv)).unwrap_err().to_string();
         assert_eq!(err(&[("foo", "bar")]), "invalid option: \"foo\"");
-        assert_eq!(err(&[("type", "tmpfs")]), "missing required option: \"device\"");
-        assert_eq!(err(&[("device", "tmpfs")]), "missing required option: \"type\"");
+        assert_eq!(
+            err(&[("type", "tmpfs")]),
+            "missing required option: \"device\""
+        );
+        assert_eq!(
+            err(&[("device", "tmpfs")]),
+            "missing required option: \"type\""
+        );
         assert_eq!(
             err(&[("size", "1m")]),
             "quota size requested but no quota support"
@@ -527,15 +556,4 @@ mod tests {
         assert_eq!(unescape_mountinfo("/a\\040b"), "/a b");
         assert_eq!(unescape_mountinfo("/plain"), "/plain");
     }
-}
-
-fn open_dir(p: &Path) -> Result<OwnedFd> {
-    let fd = nix::fcntl::open(
-        p,
-        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .ctx(|| format!("open {}", p.display()))?;
-    // SAFETY: open returned a new descriptor nobody else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }

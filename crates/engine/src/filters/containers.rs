@@ -77,7 +77,9 @@ impl ContainerFilter {
             exited.push(go_atoi(v).ok_or_else(|| {
                 FilterError::Value(format!(
                     "strconv.Atoi: parsing \"{v}\": {}",
-                    if v.trim_start_matches(['+', '-']).bytes().all(|b| b.is_ascii_digit())
+                    if v.trim_start_matches(['+', '-'])
+                        .bytes()
+                        .all(|b| b.is_ascii_digit())
                         && !v.trim_start_matches(['+', '-']).is_empty()
                     {
                         "value out of range"
@@ -87,7 +89,11 @@ impl ContainerFilter {
                 ))
             })?);
         }
-        if let Some(bad) = filters.get("status").iter().find(|s| !STATES.contains(&s.as_str())) {
+        if let Some(bad) = filters
+            .get("status")
+            .iter()
+            .find(|s| !STATES.contains(&s.as_str()))
+        {
             return Err(FilterError::BadValue {
                 key: "status".into(),
                 value: bad.clone(),
@@ -111,11 +117,14 @@ impl ContainerFilter {
         } else {
             None
         };
-        if let Some(bad) = filters.get("health").iter().find(|h| !HEALTH.contains(&h.as_str())) {
-            return Err(FilterError::Value(format!(
-                "Unrecognised filter value for health: {bad}"
-            ))
-            .into());
+        if let Some(bad) = filters
+            .get("health")
+            .iter()
+            .find(|h| !HEALTH.contains(&h.as_str()))
+        {
+            return Err(
+                FilterError::Value(format!("Unrecognised filter value for health: {bad}")).into(),
+            );
         }
         let lookup = |key: &str| -> crate::Result<Option<String>> {
             match filters.get(key).last() {
@@ -220,10 +229,12 @@ impl ContainerFilter {
             return false;
         }
         if !self.names.is_empty()
-            && !self.names.iter().flatten().any(|re| {
-                re.is_match(&r.name) || re.is_match(&format!("/{}", r.name))
-            })
-            && !f.get("name").iter().any(|n| *n == r.name)
+            && !self
+                .names
+                .iter()
+                .flatten()
+                .any(|re| re.is_match(&r.name) || re.is_match(&format!("/{}", r.name)))
+            && !f.get("name").contains(&r.name)
         {
             return false;
         }
@@ -235,11 +246,12 @@ impl ContainerFilter {
         }
         // `isolation` is accepted and, on Linux, matches every container
         // (Docker's daemon ignores it there).
-        if !self.exited.is_empty()
-            && !(r.status == Status::Exited
+        // Docker's `exited`: stopped after having run, with one of the codes.
+        let exited = self.exited.is_empty()
+            || (r.status == Status::Exited
                 && !r.started_at.is_empty()
-                && self.exited.contains(&r.exit_code))
-        {
+                && self.exited.contains(&r.exit_code));
+        if !exited {
             return false;
         }
         if f.contains("status") && !f.get("status").iter().any(|s| s == r.status.as_str()) {
@@ -336,7 +348,9 @@ fn ports(key: &str, value: &str, set: &mut BTreeSet<(u16, String)>) -> Result<()
             "filter for '{key}' should not contain ':': {value}"
         )));
     }
-    let fail = |why: String| FilterError::Value(format!("error while looking up for {key} {value}: {why}"));
+    let fail = |why: String| {
+        FilterError::Value(format!("error while looking up for {key} {value}: {why}"))
+    };
     let parts: Vec<&str> = value.split('/').collect();
     let (proto, range) = match parts.as_slice() {
         [p] | [p, ""] => ("tcp", *p),
@@ -365,7 +379,9 @@ fn ports(key: &str, value: &str, set: &mut BTreeSet<(u16, String)>) -> Result<()
             let b = b.split('-').next().unwrap_or(b);
             let (a, b) = (port(a)?, port(b)?);
             if b < a {
-                return Err(fail(format!("Invalid range specified for the Port: {range}")));
+                return Err(fail(format!(
+                    "Invalid range specified for the Port: {range}"
+                )));
             }
             (a, b)
         }
@@ -397,7 +413,11 @@ mod tests {
         .map(|(p, t)| (*p, (*t).to_string()))
         .collect();
         assert_eq!(s, want);
-        let err = |v: &str| ports("expose", v, &mut BTreeSet::new()).unwrap_err().to_string();
+        let err = |v: &str| {
+            ports("expose", v, &mut BTreeSet::new())
+                .unwrap_err()
+                .to_string()
+        };
         assert_eq!(
             err("bad"),
             "error while looking up for expose bad: strconv.ParseUint: parsing \"bad\": invalid syntax"
@@ -410,7 +430,10 @@ mod tests {
             err("80-70"),
             "error while looking up for expose 80-70: Invalid range specified for the Port: 80-70"
         );
-        assert_eq!(err("1:2"), "filter for 'expose' should not contain ':': 1:2");
+        assert_eq!(
+            err("1:2"),
+            "filter for 'expose' should not contain ':': 1:2"
+        );
         assert_eq!(
             err(""),
             "error while looking up for expose : Empty string specified for ports."

@@ -238,7 +238,10 @@ fn getnum(s: &str, fixed: bool) -> Option<(i64, &str)> {
         }
         return Some((i64::from(b[0] - b'0'), &s[1..]));
     }
-    Some((i64::from(b[0] - b'0') * 10 + i64::from(b[1] - b'0'), &s[2..]))
+    Some((
+        i64::from(b[0] - b'0') * 10 + i64::from(b[1] - b'0'),
+        &s[2..],
+    ))
 }
 
 /// Go's `time.Parse(layout, value)` (`ParseInLocation` with a fixed zone
@@ -253,7 +256,8 @@ fn parse_layout(layout: &str, value: &str, offset: Option<i32>) -> Result<i128, 
             go_quote(layout_elem)
         )
     };
-    let out_of_range = |what: &str| format!("parsing time {}: {what} out of range", go_quote(value));
+    let out_of_range =
+        |what: &str| format!("parsing time {}: {what} out of range", go_quote(value));
     let (mut year, mut month, mut day, mut hour, mut minute, mut second) = (0, 1, 1, 0, 0, 0);
     let mut nanos: i64 = 0;
     let mut zone = offset.map(i64::from);
@@ -277,7 +281,9 @@ fn parse_layout(layout: &str, value: &str, offset: Option<i32>) -> Result<i128, 
         let bad = || cannot(hold, elem.text());
         match elem {
             Elem::Year => {
-                let digits = rest.get(..4).filter(|d| d.bytes().all(|b| b.is_ascii_digit()));
+                let digits = rest
+                    .get(..4)
+                    .filter(|d| d.bytes().all(|b| b.is_ascii_digit()));
                 year = digits.and_then(|d| d.parse().ok()).ok_or_else(bad)?;
                 rest = &rest[4..];
             }
@@ -348,10 +354,9 @@ fn parse_layout(layout: &str, value: &str, offset: Option<i32>) -> Result<i128, 
         .ok()
         .and_then(|m| time::Month::try_from(m).ok())
         .ok_or_else(|| out_of_range("month"))?;
-    let year_t = i32::try_from(year).map_err(|_| out_of_range("year"))?;
     let date = u8::try_from(day)
         .ok()
-        .and_then(|d| time::Date::from_calendar_date(year_t, month_t, d).ok())
+        .and_then(|d| time::Date::from_calendar_date(year, month_t, d).ok())
         .ok_or_else(|| out_of_range("day"))?;
     let secs_of_day = hour * 3600 + minute * 60 + second;
     let midnight = date.midnight().assume_utc().unix_timestamp();
