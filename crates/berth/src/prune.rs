@@ -21,6 +21,8 @@ pub enum Kind {
     Images { all: bool },
     Volumes { all: bool },
     Networks,
+    /// `system prune`'s last step.
+    BuildCache,
 }
 
 impl Kind {
@@ -31,6 +33,7 @@ impl Kind {
             Kind::Images { .. } => "image prune",
             Kind::Volumes { .. } => "volume prune",
             Kind::Networks => "network prune",
+            Kind::BuildCache => "builder prune",
         }
     }
 
@@ -52,6 +55,7 @@ impl Kind {
             Kind::Networks => {
                 "WARNING! This will remove all custom networks not used by at least one container."
             }
+            Kind::BuildCache => "WARNING! This will remove all dangling build cache.",
         }
     }
 }
@@ -101,6 +105,7 @@ impl Done {
                 match kind {
                     Kind::Containers => "Deleted Containers:",
                     Kind::Volumes { .. } => "Deleted Volumes:",
+                    Kind::BuildCache => "Deleted build cache objects:",
                     _ => "Deleted Networks:",
                 },
                 r.removed.clone(),
@@ -141,6 +146,7 @@ fn run_one(engine: &mut Engine, kind: Kind, filters: &Filters) -> Result<Done> {
         Kind::Images { all } => engine.prune_images(filters, all).map(Done::Images),
         Kind::Volumes { all } => engine.prune_volumes(filters, all).map(Done::Removed),
         Kind::Networks => engine.prune_networks(filters).map(Done::Removed),
+        Kind::BuildCache => engine.prune_build_cache().map(Done::Removed),
     };
     r.map_err(|e| FromDaemon::wrap(e.into(), false))
 }
@@ -184,8 +190,7 @@ pub fn prune(
 
 /// `system prune [-a] [--volumes] [-f] [--filter ...]`: containers,
 /// networks, volumes (with `--volumes`), images, in docker's order, each
-/// reported as it goes, then the total. berth's build cache is its
-/// images' layers, which the image prune covers.
+/// reported as it goes, then the build cache, then the total.
 pub fn system(
     root: &Path,
     runroot: &Path,
@@ -210,6 +215,11 @@ pub fn system(
         kinds.push(Kind::Volumes { all: false });
     }
     kinds.push(Kind::Images { all });
+    // The cache goes only when no filter narrows the prune: berth's entries
+    // carry no labels, and Docker's filtered cache prune is BuildKit's.
+    if filters.is_empty() {
+        kinds.push(Kind::BuildCache);
+    }
     let mut total = 0;
     let mut out = std::io::stdout().lock();
     for kind in kinds {

@@ -156,6 +156,19 @@ impl Engine {
         Ok(report)
     }
 
+    /// The build cache (`system prune`): berth's has one kind of entry, the
+    /// steps' layers, all of which go; the bytes are the layers only the
+    /// cache kept.
+    pub fn prune_build_cache(&mut self) -> Result<PruneReport> {
+        let keys = self.images.cache_keys()?;
+        let (_, reclaimed) = self.images.cache_usage()?;
+        self.images.cache_prune()?;
+        Ok(PruneReport {
+            removed: keys,
+            reclaimed,
+        })
+    }
+
     /// `network prune`: user networks no container uses that the filters
     /// select (the default one stays, as Docker's predefined ones do).
     pub fn prune_networks(&self, f: &Filters) -> Result<PruneReport> {
