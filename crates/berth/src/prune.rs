@@ -18,8 +18,12 @@ use crate::FromDaemon;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Containers,
-    Images { all: bool },
-    Volumes { all: bool },
+    Images {
+        all: bool,
+    },
+    Volumes {
+        all: bool,
+    },
     Networks,
     /// `system prune`'s last step.
     BuildCache,

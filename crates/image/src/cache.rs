@@ -185,7 +185,9 @@ impl ImageStore {
     /// The keys of the cache's entries (what `system prune` lists as it
     /// forgets them).
     pub fn cache_keys(&self) -> Result<Vec<String>> {
-        let mut st = self.db.prepare("SELECT key FROM build_cache ORDER BY created")?;
+        let mut st = self
+            .db
+            .prepare("SELECT key FROM build_cache ORDER BY created")?;
         let keys = st
             .query_map([], |r| r.get(0))?
             .collect::<std::result::Result<Vec<String>, _>>()?;
