@@ -121,7 +121,8 @@ impl Engine {
             if !f.match_labels(&labels) {
                 continue;
             }
-            let lines = self.images.remove(&img.id.to_string(), true)?;
+            // Through `remove_image`, for its events (untag, delete).
+            let lines = self.remove_image(&img.id.to_string(), true)?;
             for l in lines {
                 match l.split_once(": ") {
                     Some(("Untagged", t)) => {
