@@ -70,6 +70,12 @@ pub fn dir_size(p: &std::path::Path) -> u64 {
 }
 
 impl Engine {
+    /// Docker journals every prune, empty or not, with what it freed.
+    fn prune_event(&self, kind: &str, reclaimed: u64) {
+        self.db
+            .event(kind, "prune", "", &[("reclaimed", &reclaimed.to_string())]);
+    }
+
     /// `container prune`: stopped (exited or created) containers the
     /// filters select; the space is what their writable layers held.
     pub fn prune_containers(&self, f: &Filters) -> Result<PruneReport> {
@@ -94,6 +100,7 @@ impl Engine {
                 Err(e) => return Err(e),
             }
         }
+        self.prune_event("container", report.reclaimed);
         Ok(report)
     }
 
@@ -134,6 +141,7 @@ impl Engine {
             }
             report.reclaimed += img.size;
         }
+        self.prune_event("image", report.reclaimed);
         Ok(report)
     }
 
@@ -154,6 +162,7 @@ impl Engine {
             report.reclaimed += size;
             report.removed.push(v.name);
         }
+        self.prune_event("volume", report.reclaimed);
         Ok(report)
     }
 
@@ -192,6 +201,7 @@ impl Engine {
                 report.removed.push(n.name);
             }
         }
+        self.prune_event("network", 0);
         Ok(report)
     }
 }
