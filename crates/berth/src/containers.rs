@@ -2021,7 +2021,7 @@ pub fn volume(root: &Path, runroot: &Path, cmd: &VolumeCommand) -> Result<i32> {
         }
         VolumeCommand::Prune { all, force, filter } => {
             let kind = crate::prune::Kind::Volumes { all: *all };
-            crate::prune::prune(root, runroot, kind, *force, filter)
+            crate::prune::prune_in(engine, kind, *force, filter)
         }
     }
 }

@@ -319,7 +319,7 @@ pub fn run(root: &Path, runroot: &Path, cmd: &NetworkCommand) -> Result<i32> {
         }
         NetworkCommand::Prune { force, filter } => {
             let kind = crate::prune::Kind::Networks;
-            crate::prune::prune(root, runroot, kind, *force, filter)
+            crate::prune::prune_in(engine, kind, *force, filter)
         }
         NetworkCommand::Connect {
             alias,

@@ -163,20 +163,25 @@ pub fn prune(
     force: bool,
     raw_filters: &[String],
 ) -> Result<i32> {
+    prune_in(open(root, runroot)?, kind, force, raw_filters)
+}
+
+/// `prune` for a command that opened the store already.
+pub fn prune_in(
+    mut engine: Engine,
+    kind: Kind,
+    force: bool,
+    raw_filters: &[String],
+) -> Result<i32> {
     let filters = parse_filters(kind.command(), "--filter", raw_filters)?;
     let total_line = kind != Kind::Networks;
-    if !force
-        && !confirm(&format!(
-            "{}\nAre you sure you want to continue?",
-            kind.warning()
-        ))?
-    {
+    let question = format!("{}\nAre you sure you want to continue?", kind.warning());
+    if !force && !confirm(&question)? {
         if total_line {
             println!("Total reclaimed space: 0B");
         }
         return Ok(0);
     }
-    let mut engine = open(root, runroot)?;
     let done = run_one(&mut engine, kind, &filters)?;
     let mut out = std::io::stdout().lock();
     if let Some(text) = done.text(kind) {
