@@ -1912,33 +1912,13 @@ pub fn volume(root: &Path, runroot: &Path, cmd: &VolumeCommand) -> Result<i32> {
             filter,
             format,
         } => {
-            let mut list = engine.volumes.list()?;
-            for f in filter {
-                let (k, v) = key_value("--filter", f)?;
-                let keep: Box<dyn Fn(&berth_engine::volumes::Volume) -> bool> = match k.as_str() {
-                    "dangling" => {
-                        let want = v == "true" || v == "1";
-                        let used: Vec<bool> = list
-                            .iter()
-                            .map(|x| engine.volume_users(&x.name).is_ok_and(|u| !u.is_empty()))
-                            .collect();
-                        let names: Vec<String> = list
-                            .iter()
-                            .zip(used)
-                            .filter(|(_, u)| *u != want)
-                            .map(|(x, _)| x.name.clone())
-                            .collect();
-                        Box::new(move |x| names.contains(&x.name))
-                    }
-                    "name" => Box::new(move |x| x.name.contains(v.as_str())),
-                    "label" => Box::new(move |x| match v.split_once('=') {
-                        Some((k, val)) => x.labels.get(k).is_some_and(|y| y == val),
-                        None => x.labels.contains_key(v.as_str()),
-                    }),
-                    _ => return Err(crate::invalid_filter(&k)),
-                };
-                list.retain(|x| keep(x));
-            }
+            let filters = crate::prune::parse_filters("volume ls", "-f, --filter", filter)?;
+            let list = berth_engine::filters::select_volumes(
+                &engine,
+                &filters,
+                engine.volumes.list()?,
+            )
+            .map_err(|e| crate::FromDaemon::wrap(e.into(), true))?;
             if *quiet {
                 for v in &list {
                     println!("{}", v.name);

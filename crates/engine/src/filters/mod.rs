@@ -1,17 +1,19 @@
 //! Docker's `--filter key=value` lists: parsed once into [`Filters`], then
 //! matched by one matcher per kind of object (containers for `ps`, and
-//! the prune verbs in `crate::prune`). The semantics are Docker 20.10's
+//! `volume ls`, and the prune verbs in `crate::prune`). The semantics are Docker 20.10's
 //! daemon's (`api/types/filters`): values of one key are alternatives,
 //! different keys must all hold, except `label`, where every value must
 //! hold, and `label!`, which excludes only what matches all of its values.
 
 mod containers;
 mod gotime;
+mod volumes;
 
 use std::collections::BTreeMap;
 
 pub use containers::ContainerFilter;
 pub use gotime::{local_offset, timestamp};
+pub use volumes::select_volumes;
 
 /// Why a filter was refused, in Docker's words (scripts match on them).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
