@@ -1913,12 +1913,9 @@ pub fn volume(root: &Path, runroot: &Path, cmd: &VolumeCommand) -> Result<i32> {
             format,
         } => {
             let filters = crate::prune::parse_filters("volume ls", "-f, --filter", filter)?;
-            let list = berth_engine::filters::select_volumes(
-                &engine,
-                &filters,
-                engine.volumes.list()?,
-            )
-            .map_err(|e| crate::FromDaemon::wrap(e.into(), true))?;
+            let list =
+                berth_engine::filters::select_volumes(&engine, &filters, engine.volumes.list()?)
+                    .map_err(|e| crate::FromDaemon::wrap(e.into(), true))?;
             if *quiet {
                 for v in &list {
                     println!("{}", v.name);
