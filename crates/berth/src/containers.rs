@@ -1817,6 +1817,10 @@ pub enum VolumeCommand {
         /// Driver (only "local")
         #[arg(short, long, default_value = "local")]
         driver: String,
+        /// The local driver's options: type=TYPE, device=DEVICE, o=MOUNT-OPTIONS
+        /// (type=tmpfs,device=tmpfs,o=size=64m; type=none,o=bind,device=/path)
+        #[arg(short, long = "opt")]
+        opt: Vec<String>,
         name: Option<String>,
     },
     /// List volumes
@@ -1850,8 +1854,12 @@ pub enum VolumeCommand {
     Prune {
         #[arg(short, long)]
         all: bool,
+        /// Do not prompt for confirmation
         #[arg(short, long)]
         force: bool,
+        /// Filter: label=KEY[=VALUE], label!=KEY[=VALUE]
+        #[arg(long)]
+        filter: Vec<String>,
     },
 }
 
@@ -1864,6 +1872,7 @@ pub fn volume(root: &Path, runroot: &Path, cmd: &VolumeCommand) -> Result<i32> {
         VolumeCommand::Create {
             label,
             driver,
+            opt,
             name,
         } => {
             // docker's daemon answers, naming the volume.
@@ -1883,9 +1892,17 @@ pub fn volume(root: &Path, runroot: &Path, cmd: &VolumeCommand) -> Result<i32> {
                 let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
                 labels.insert(k.to_string(), v.to_string());
             }
+            // docker's map flag: `key=value`, or a key alone (empty value).
+            let options: BTreeMap<String, String> = opt
+                .iter()
+                .map(|o| {
+                    let (k, v) = o.split_once('=').unwrap_or((o.as_str(), ""));
+                    (k.to_string(), v.to_string())
+                })
+                .collect();
             let v = engine
                 .volumes
-                .create(name.as_deref(), &labels)
+                .create_with_options(name.as_deref(), &labels, &options)
                 .map_err(|e| daemon(e.into()))?;
             println!("{}", v.name);
             Ok(0)
@@ -1895,33 +1912,10 @@ pub fn volume(root: &Path, runroot: &Path, cmd: &VolumeCommand) -> Result<i32> {
             filter,
             format,
         } => {
-            let mut list = engine.volumes.list()?;
-            for f in filter {
-                let (k, v) = key_value("--filter", f)?;
-                let keep: Box<dyn Fn(&berth_engine::volumes::Volume) -> bool> = match k.as_str() {
-                    "dangling" => {
-                        let want = v == "true" || v == "1";
-                        let used: Vec<bool> = list
-                            .iter()
-                            .map(|x| engine.volume_users(&x.name).is_ok_and(|u| !u.is_empty()))
-                            .collect();
-                        let names: Vec<String> = list
-                            .iter()
-                            .zip(used)
-                            .filter(|(_, u)| *u != want)
-                            .map(|(x, _)| x.name.clone())
-                            .collect();
-                        Box::new(move |x| names.contains(&x.name))
-                    }
-                    "name" => Box::new(move |x| x.name.contains(v.as_str())),
-                    "label" => Box::new(move |x| match v.split_once('=') {
-                        Some((k, val)) => x.labels.get(k).is_some_and(|y| y == val),
-                        None => x.labels.contains_key(v.as_str()),
-                    }),
-                    _ => return Err(crate::invalid_filter(&k)),
-                };
-                list.retain(|x| keep(x));
-            }
+            let filters = crate::prune::parse_filters("volume ls", "-f, --filter", filter)?;
+            let list =
+                berth_engine::filters::select_volumes(&engine, &filters, engine.volumes.list()?)
+                    .map_err(|e| crate::FromDaemon::wrap(e.into(), true))?;
             if *quiet {
                 for v in &list {
                     println!("{}", v.name);
@@ -2002,37 +1996,11 @@ pub fn volume(root: &Path, runroot: &Path, cmd: &VolumeCommand) -> Result<i32> {
             }
             Ok(code)
         }
-        VolumeCommand::Prune { all, .. } => {
-            println!("Deleted Volumes:");
-            let mut freed = 0;
-            for v in engine.volumes.list()? {
-                if (*all || v.anonymous) && engine.volume_users(&v.name)?.is_empty() {
-                    freed += dir_size(&v.mountpoint);
-                    engine.volumes.remove(&v.name)?;
-                    println!("{}", v.name);
-                }
-            }
-            println!("\nTotal reclaimed space: {}", format::size(freed));
-            Ok(0)
+        VolumeCommand::Prune { all, force, filter } => {
+            let kind = crate::prune::Kind::Volumes { all: *all };
+            crate::prune::prune_in(engine, kind, *force, filter)
         }
     }
-}
-
-/// `berth container prune`: removes every container that is not running.
-pub fn prune(root: &Path, runroot: &Path) -> Result<i32> {
-    let engine = Engine::open(root, runroot)
-        .with_context(|| format!("open the store at {}", root.display()))?;
-    let mut freed = 0;
-    println!("Deleted Containers:");
-    for r in engine.list()? {
-        if matches!(r.status, Status::Exited | Status::Created) {
-            freed += dir_size(&engine.container_dir(&r.id).join("fs/upper"));
-            engine.remove(&r, false, false)?;
-            println!("{}", r.id);
-        }
-    }
-    println!("\nTotal reclaimed space: {}", format::size(freed));
-    Ok(0)
 }
 
 /// `berth container ls`.
@@ -2043,50 +2011,12 @@ pub fn ps_command(root: &Path, runroot: &Path, a: &PsArgs) -> Result<()> {
 }
 
 fn ps(engine: &Engine, a: &PsArgs) -> Result<()> {
-    let mut list = engine.list()?;
-    let mut all = a.all;
-    if let Some(n) = a.last.or(a.latest.then_some(1)) {
-        list.truncate(n);
-        all = true;
-    }
-    let mut filters: Vec<(String, String)> = Vec::new();
-    for f in &a.filter {
-        let (k, v) = key_value("--filter", f)?;
-        if !["id", "name", "status", "label", "ancestor", "exited"].contains(&k.as_str()) {
-            return Err(crate::invalid_filter(&k));
-        }
-        if k == "status" || k == "exited" {
-            all = true;
-        }
-        filters.push((k, v));
-    }
+    let filters = crate::prune::parse_filters("ps", "-f, --filter", &a.filter)?;
+    let mut filter = berth_engine::filters::ContainerFilter::new(engine, filters)
+        .map_err(|e| crate::FromDaemon::wrap(e.into(), true))?;
+    let limit = a.last.or(a.latest.then_some(1));
+    let list = filter.apply(engine, engine.list()?, a.all, limit);
     let images = engine.images.list().unwrap_or_default();
-    list.retain(|r| {
-        (all || matches!(
-            r.status,
-            Status::Running | Status::Paused | Status::Restarting
-        )) && filters.iter().all(|(k, v)| match k.as_str() {
-            "id" => r.id.starts_with(v.as_str()),
-            "name" => r.name.contains(v.as_str()),
-            "status" => r.status.as_str() == v,
-            "exited" => r.status == Status::Exited && r.exit_code.to_string() == *v,
-            "label" => match v.split_once('=') {
-                Some((k, val)) => r.config.labels.get(k).is_some_and(|x| x == val),
-                None => r.config.labels.contains_key(v.as_str()),
-            },
-            "ancestor" => {
-                r.config.image == *v
-                    || r.image_id
-                        .trim_start_matches("sha256:")
-                        .starts_with(v.trim_start_matches("sha256:"))
-                    || images.iter().any(|i| {
-                        i.id.to_string() == r.image_id
-                            && i.tags.iter().any(|t| familiar(t) == *v || t == v)
-                    })
-            }
-            _ => false,
-        })
-    });
     let mut out = std::io::stdout().lock();
     if a.quiet {
         for r in &list {
@@ -2269,8 +2199,6 @@ pub(crate) fn dir_size(p: &Path) -> u64 {
     }
     total
 }
-
-use crate::familiar;
 
 /// An RFC 3339 time, or a duration before now (`10m`, `1h30m`, `45s`).
 fn parse_time(s: &str) -> Result<time::OffsetDateTime> {
