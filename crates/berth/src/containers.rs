@@ -2431,8 +2431,14 @@ fn exec_in(engine: &Engine, a: &ExecArgs, r: &Record, c: &berth_runtime::Contain
             privileged: true,
             ..Default::default()
         })?;
-        let set: std::collections::HashSet<oci_spec::runtime::Capability> =
-            all.iter().filter_map(|c| c.parse().ok()).collect();
+        // oci-spec parses the bare name ("CHOWN"), not the CAP_ form the
+        // engine lists: parsing "CAP_CHOWN" failed for every name and left
+        // the process with no capabilities at all.
+        let set: std::collections::HashSet<oci_spec::runtime::Capability> = all
+            .iter()
+            .map(|c| c.strip_prefix("CAP_").unwrap_or(c).parse())
+            .collect::<Result<_, _>>()
+            .map_err(|e| anyhow::anyhow!("exec --privileged: {e}"))?;
         let mut caps = process.capabilities().clone().unwrap_or_default();
         caps.set_bounding(Some(set.clone()));
         caps.set_effective(Some(set.clone()));
