@@ -361,6 +361,9 @@ pub struct RunArgs {
     /// Run in the background and print the container id
     #[arg(short, long)]
     detach: bool,
+    /// Attach to STDIN, STDOUT or STDERR (repeatable; default: stdout and stderr, and stdin with -i)
+    #[arg(short, long, value_name = "STREAM", value_parser = parse_stream)]
+    attach: Vec<Stream>,
     /// Keep stdin open
     #[arg(short, long)]
     interactive: bool,
@@ -1000,7 +1003,7 @@ pub fn dispatch(root: &Path, runroot: &Path, cmd: &ContainerCommand) -> Result<i
                         &mut engine,
                         &r.id,
                         berth_engine::monitor::Mode::Foreground {
-                            stdin: *interactive,
+                            caller: berth_relay::relay::Caller::all(*interactive),
                         },
                     )?;
                 } else {
@@ -1607,7 +1610,45 @@ impl RunArgs {
     }
 }
 
+/// A stream `run -a` attaches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Stdin,
+    Stdout,
+    Stderr,
+}
+
+/// `-a` values as docker's client takes them (any case).
+fn parse_stream(s: &str) -> Result<Stream, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "stdin" => Ok(Stream::Stdin),
+        "stdout" => Ok(Stream::Stdout),
+        "stderr" => Ok(Stream::Stderr),
+        _ => Err("valid streams are STDIN, STDOUT and STDERR".to_string()),
+    }
+}
+
+impl RunArgs {
+    /// Which streams a foreground run relays: those `-a` names, else
+    /// stdout and stderr, and stdin when it is open (`-i`).
+    fn caller(&self, open_stdin: bool) -> berth_relay::relay::Caller {
+        if self.attach.is_empty() {
+            return berth_relay::relay::Caller::all(open_stdin);
+        }
+        berth_relay::relay::Caller {
+            stdin: open_stdin && self.attach.contains(&Stream::Stdin),
+            stdout: self.attach.contains(&Stream::Stdout),
+            stderr: self.attach.contains(&Stream::Stderr),
+        }
+    }
+}
+
 fn run(engine: &mut Engine, a: &RunArgs) -> Result<i32> {
+    if a.detach && !a.attach.is_empty() {
+        // docker's client, before anything is made.
+        eprintln!("Conflicting options: -a and -d");
+        return Ok(1);
+    }
     let cfg = config_from(a)?;
     let keys = detach_keys_of(a.detach_keys.as_deref())?;
     if a.tty && a.interactive && !a.detach && !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
@@ -1624,7 +1665,11 @@ fn run(engine: &mut Engine, a: &RunArgs) -> Result<i32> {
         from_daemon(e)
     })?;
     write_cidfile(cidfile, &r)?;
-    if a.detach {
+    let caller = a.caller(r.config.open_stdin);
+    // `-a stdin` alone: docker's client runs the container as `-d` does
+    // (the id printed, exit 0 once it started) when none of its output
+    // is attached.
+    if a.detach || (!caller.stdout && !caller.stderr) {
         // docker's client prints the id once the container exists, before
         // it starts it.
         println!("{}", r.id);
@@ -1652,7 +1697,7 @@ fn run(engine: &mut Engine, a: &RunArgs) -> Result<i32> {
             engine,
             &r.id,
             berth_engine::monitor::Mode::Foreground {
-                stdin: r.config.open_stdin,
+                caller: a.caller(r.config.open_stdin),
             },
         )
     };
@@ -2489,9 +2534,7 @@ fn exec_in(engine: &Engine, a: &ExecArgs, r: &Record, c: &berth_runtime::Contain
         (berth_runtime::ExecOutcome::Detached(pid), Some(p)) => berth_relay::relay::relay(
             nix::unistd::Pid::from_raw(pid),
             p.streams,
-            Some(berth_relay::relay::Caller {
-                stdin: a.interactive,
-            }),
+            Some(berth_relay::relay::Caller::all(a.interactive)),
             None,
             &mut berth_relay::relay::NoHooks,
             berth_relay::relay::Clients {

@@ -200,6 +200,11 @@ fn info() {
 }
 
 #[test]
+fn fidelity() {
+    corpus("fidelity.txt");
+}
+
+#[test]
 fn masks_only_what_legitimately_differs() {
     assert_eq!(
         mask_ids("abc 0123456789ab 0123456789abc"),
