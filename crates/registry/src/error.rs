@@ -5,9 +5,12 @@ use berth_image::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
-    /// The registry has no such manifest (tag or digest).
-    #[error("manifest unknown: {registry} has no {reference}")]
-    ManifestUnknown { registry: String, reference: String },
+    /// The registry has no such manifest (tag or digest), in docker's
+    /// words (`name`: the reference as the user wrote it, registry
+    /// included); the same whether the tag or the repository is missing,
+    /// as the registry's answer is.
+    #[error("manifest for {name} not found: manifest unknown: manifest unknown")]
+    ManifestUnknown { name: String },
     /// 401 with the credentials we had (or none).
     #[error("unauthorized: {registry} refused access to {what}{hint}")]
     Unauthorized {
