@@ -1658,6 +1658,16 @@ fn run(engine: &mut Engine, a: &RunArgs) -> Result<i32> {
         return Ok(1);
     }
     let cidfile = open_cidfile(a)?;
+    let mut cfg = cfg;
+    if !a.attach.is_empty()
+        && !a.attach.contains(&Stream::Stdout)
+        && !a.attach.contains(&Stream::Stderr)
+    {
+        // Run as -d (below): docker's client leaves at once and the
+        // container's stdin ends with it; ours is never fed, so it ends
+        // now rather than keep a reader waiting forever.
+        cfg.open_stdin = false;
+    }
     let r = create_pulling(engine, a, cfg).map_err(|e| {
         if let Some(p) = &a.cidfile {
             let _ = std::fs::remove_file(p);
@@ -2220,8 +2230,8 @@ fn ps(engine: &Engine, a: &PsArgs) -> Result<()> {
                     .count(),
                 // Docker lists the networks the container has endpoints on:
                 // one sharing another's namespace has none of its own.
-                networks: std::iter::once(r.config.network.clone())
-                    .chain(r.config.extra_networks.iter().cloned())
+                networks: berth_engine::networking::connected_networks(&r.config)
+                    .into_iter()
                     .filter(|n| !n.is_empty() && !n.starts_with("container:"))
                     .collect::<Vec<_>>()
                     .join(","),
@@ -2904,13 +2914,7 @@ fn network_settings(engine: &Engine, r: &Record) -> Value {
     }
     let c = &r.config;
     let mut networks = serde_json::Map::new();
-    let names: Vec<String> = if berth_engine::networking::on_bridges(c) {
-        std::iter::once(c.network.clone())
-            .chain(c.extra_networks.iter().cloned())
-            .collect()
-    } else {
-        vec![c.network.clone()]
-    };
+    let names = berth_engine::networking::connected_networks(c);
     for name in names {
         let ep = eps.iter().find(|e| e.network_name == name);
         networks.insert(

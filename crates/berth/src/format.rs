@@ -364,6 +364,7 @@ fn declared_order(path: &str) -> &'static [&'static str] {
             "FinishedAt",
             "Health",
         ],
+        "IPAM" => &["Driver", "Options", "Config"],
         _ => &[],
     }
 }
