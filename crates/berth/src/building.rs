@@ -539,6 +539,9 @@ struct Classic {
     made: Option<String>,
     /// With -q: the log kept, shown on stderr only if the build fails.
     kept: Option<Vec<u8>>,
+    /// The reader of our stdout left (`build . | head`): the build stops
+    /// (SIGPIPE interrupts it) and we end quietly, as docker's client does.
+    reader_gone: bool,
 }
 
 impl Classic {
@@ -554,6 +557,7 @@ impl Classic {
             failure: None,
             made: None,
             kept: quiet.then(Vec::new),
+            reader_gone: false,
         }
     }
 
@@ -561,7 +565,9 @@ impl Classic {
         match &mut self.kept {
             Some(k) => k.extend_from_slice(data),
             None => {
-                let _ = std::io::stdout().lock().write_all(data);
+                if let Err(e) = std::io::stdout().lock().write_all(data) {
+                    self.reader_gone |= e.kind() == std::io::ErrorKind::BrokenPipe;
+                }
             }
         }
     }
@@ -873,6 +879,9 @@ pub fn build(root: &Path, runroot: &Path, max_layer: u64, a: &BuildArgs) -> Resu
     let outcome = match berth_engine::build::build(&mut engine, &opts, &mut resolve, rep) {
         Ok(o) => o,
         Err(e) => {
+            if classic.reader_gone {
+                crate::die_of_broken_pipe();
+            }
             classic.show_kept();
             if let Some((command, code)) = classic.failure.take() {
                 // The classic builder's words, and the command's own code.
