@@ -329,8 +329,8 @@ pub fn run(root: &Path, runroot: &Path, cmd: &NetworkCommand) -> Result<i32> {
                     .into_iter()
                     .map(Listed::Predefined),
             );
-            // Docker's client sorts by name.
-            list.sort_by(|a, b| a.name().cmp(b.name()));
+            // Docker's client sorts by name, naturally.
+            list.sort_by(|a, b| format::natural_cmp(a.name(), b.name()));
             for f in filter {
                 let (k, v) = f
                     .split_once('=')
