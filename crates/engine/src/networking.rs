@@ -429,13 +429,14 @@ impl Engine {
         )
     }
 
-    /// `network rm`: refused while a container is configured with it.
+    /// `network rm`: refused while a container is configured with it (a
+    /// container that left it keeps only the mode's name, as docker's).
     pub fn remove_network(&self, key: &str) -> Result<Network> {
         let net = self.networks.get(key)?;
         for r in self.db.list()? {
-            if r.config.network == net.name
-                || r.config.network == net.id
-                || r.config.extra_networks.contains(&net.name)
+            if connected_networks(&r.config)
+                .iter()
+                .any(|n| *n == net.name || *n == net.id)
             {
                 return Err(Error::Invalid(format!(
                     "error while removing network: network {} id {} has active endpoints (container {})",
