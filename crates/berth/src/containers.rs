@@ -1630,13 +1630,14 @@ fn parse_stream(s: &str) -> Result<Stream, String> {
 
 impl RunArgs {
     /// Which streams a foreground run relays: those `-a` names, else
-    /// stdout and stderr, and stdin when it is open (`-i`).
+    /// stdout and stderr; stdin whenever it is open (`-i` attaches it
+    /// whatever `-a` says, in docker's client too).
     fn caller(&self, open_stdin: bool) -> berth_relay::relay::Caller {
         if self.attach.is_empty() {
             return berth_relay::relay::Caller::all(open_stdin);
         }
         berth_relay::relay::Caller {
-            stdin: open_stdin && self.attach.contains(&Stream::Stdin),
+            stdin: open_stdin,
             stdout: self.attach.contains(&Stream::Stdout),
             stderr: self.attach.contains(&Stream::Stderr),
         }
