@@ -88,8 +88,9 @@ pub trait Reporter {
     fn begin(&mut self, id: usize, title: &str, _line: usize) {
         self.start(id, title);
     }
-    /// What a step made, as a 64-hex id: the base image's for FROM, the
-    /// step's cache key otherwise (the same when the step is cached).
+    /// What a step made, as a 64-hex id: the base image's for FROM (empty
+    /// for scratch), the step's cache key otherwise (the same when the
+    /// step is cached).
     fn made(&mut self, _id: usize, _made: &str) {}
     /// A RUN step's container (`build-` and hex).
     fn container(&mut self, _id: usize, _container: &str) {}
@@ -372,17 +373,16 @@ impl Builder<'_, '_> {
             self.plan.stages[i].line,
         );
         self.rep.done(from, Duration::ZERO);
-        // An image base is shown by its id, as docker does.
-        let base_id = match self
-            .plan
-            .base(i, &self.opts.build_args)
-            .ok()
-            .and_then(|b| match b {
-                Base::Image(n) => self.engine.images.resolve(&n).ok(),
-                _ => None,
-            }) {
-            Some(img) => img.id.to_string(),
-            None => base.key.clone(),
+        // An image base is shown by its id, as docker does; scratch by
+        // none; a stage by its last step's key.
+        let base_id = match self.plan.base(i, &self.opts.build_args) {
+            Ok(Base::Image(n)) => self
+                .engine
+                .images
+                .resolve(&n)
+                .map_or_else(|_| base.key.clone(), |img| img.id.to_string()),
+            Ok(Base::Scratch) => String::new(),
+            _ => base.key.clone(),
         };
         self.rep.made(from, &base_id);
 
