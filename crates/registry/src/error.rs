@@ -37,6 +37,10 @@ pub enum RegistryError {
     },
     #[error("network unreachable: cannot reach {host}: {detail}")]
     Unreachable { host: String, detail: String },
+    /// Nothing listens where the registry should be: docker's words (Go's
+    /// HTTP client and dialer), which people and scripts recognise.
+    #[error("Get \"{url}\": dial tcp {host}: connect: connection refused")]
+    Refused { url: String, host: String },
     #[error("unsupported media type {media_type:?} for {what}")]
     UnsupportedMediaType { media_type: String, what: String },
     #[error("{what}: digest mismatch: expected {expected}, got {actual}")]
