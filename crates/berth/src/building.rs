@@ -517,8 +517,245 @@ impl berth_engine::build::Reporter for Progress {
     }
 }
 
-/// `build`: returns normally once the image is stored (and tagged).
-pub fn build(root: &Path, runroot: &Path, max_layer: u64, a: &BuildArgs) -> Result<()> {
+/// Docker 20.10's classic builder log (`DOCKER_BUILDKIT=0`), on stdout as
+/// docker prints it: `Step n/m : INSTRUCTION` numbered over the whole
+/// Dockerfile, ` ---> Running in <id>` and `Removing intermediate
+/// container <id>` around a RUN (berth makes a container for RUN only),
+/// ` ---> Using cache`, ` ---> <id>` after every step (the base image's
+/// id for FROM, the step's cache key otherwise), then `Successfully
+/// built` and `Successfully tagged` lines. Scripts parse this form.
+struct Classic {
+    /// Every instruction of the Dockerfile: its line and text as written.
+    instructions: Vec<(usize, String)>,
+    /// The global ARGs (before the first FROM) are shown as steps first.
+    meta_shown: bool,
+    /// The running RUN's container, short.
+    container: Option<String>,
+    /// The RUN that failed: its command and exit code.
+    failure: Option<(String, i32)>,
+    /// The last step's ` ---> <id>`, shown when the next step begins: the
+    /// build's last one shows the image's id, as docker's last line
+    /// before `Successfully built` does.
+    made: Option<String>,
+    /// With -q: the log kept, shown on stderr only if the build fails.
+    kept: Option<Vec<u8>>,
+    /// The reader of our stdout left (`build . | head`): the build stops
+    /// (SIGPIPE interrupts it) and we end quietly, as docker's client does.
+    reader_gone: bool,
+}
+
+impl Classic {
+    fn new(dockerfile: Option<&berth_build::parser::Dockerfile>, quiet: bool) -> Classic {
+        Classic {
+            instructions: dockerfile
+                .iter()
+                .flat_map(|d| &d.instructions)
+                .map(|i| (i.line, i.text.clone()))
+                .collect(),
+            meta_shown: false,
+            container: None,
+            failure: None,
+            made: None,
+            kept: quiet.then(Vec::new),
+            reader_gone: false,
+        }
+    }
+
+    fn write(&mut self, data: &[u8]) {
+        match &mut self.kept {
+            Some(k) => k.extend_from_slice(data),
+            None => {
+                if let Err(e) = std::io::stdout().lock().write_all(data) {
+                    self.reader_gone |= e.kind() == std::io::ErrorKind::BrokenPipe;
+                }
+            }
+        }
+    }
+
+    /// A failed -q build: what it kept, on stderr, as docker shows it.
+    fn show_kept(&mut self) {
+        if let Some(k) = self.kept.take() {
+            let _ = std::io::stderr().lock().write_all(&k);
+        }
+    }
+
+    fn show_made(&mut self) {
+        if let Some(m) = self.made.take() {
+            self.emit(&format!(" ---> {m}"));
+        }
+    }
+
+    /// The end of a build that made `image`.
+    fn finish(&mut self, image: &str, tags: &[berth_image::reference::Reference]) {
+        let hex = image.strip_prefix("sha256:").unwrap_or(image);
+        let short = &hex[..hex.len().min(12)];
+        if self.made.take().is_some() {
+            self.emit(&format!(" ---> {short}"));
+        }
+        self.emit(&format!("Successfully built {short}"));
+        for t in tags {
+            self.emit(&format!("Successfully tagged {}", t.familiar()));
+        }
+    }
+
+    fn emit(&mut self, text: &str) {
+        self.write(format!("{text}\n").as_bytes());
+    }
+
+    fn step(&mut self, index: usize) {
+        let text = self.instructions.get(index).map_or("", |(_, t)| t.as_str());
+        let line = format!("Step {}/{} : {text}", index + 1, self.instructions.len());
+        self.emit(&line);
+    }
+}
+
+impl berth_engine::build::Reporter for Classic {
+    fn concurrent_ok(&self) -> bool {
+        // Steps are numbered in one sequence: stages one after another.
+        false
+    }
+
+    fn start(&mut self, _id: usize, _title: &str) {}
+
+    fn begin(&mut self, _id: usize, _title: &str, line: usize) {
+        let Some(index) = self.instructions.iter().position(|(l, _)| *l == line) else {
+            return;
+        };
+        if !self.meta_shown {
+            self.meta_shown = true;
+            for k in 0..index {
+                if self.instructions[k]
+                    .1
+                    .split_whitespace()
+                    .next()
+                    .is_some_and(|w| w.eq_ignore_ascii_case("ARG"))
+                {
+                    self.step(k);
+                }
+            }
+        }
+        self.show_made();
+        self.container = None;
+        self.step(index);
+    }
+
+    fn output(&mut self, _id: usize, data: &[u8]) {
+        self.write(data);
+    }
+
+    fn cached(&mut self, _id: usize) {
+        self.emit(" ---> Using cache");
+    }
+
+    fn done(&mut self, _id: usize, _took: Duration) {
+        if let Some(c) = self.container.take() {
+            self.emit(&format!("Removing intermediate container {c}"));
+        }
+    }
+
+    fn made(&mut self, _id: usize, made: &str) {
+        let hex = made.strip_prefix("sha256:").unwrap_or(made);
+        self.show_made();
+        self.made = Some(hex[..hex.len().min(12)].to_string());
+    }
+
+    fn container(&mut self, _id: usize, container: &str) {
+        let hex = container.strip_prefix("build-").unwrap_or(container);
+        let short = hex[..hex.len().min(12)].to_string();
+        self.emit(&format!(" ---> Running in {short}"));
+        self.container = Some(short);
+    }
+
+    fn run_failed(&mut self, _id: usize, command: &str, code: i32) {
+        self.failure = Some((command.to_string(), code));
+    }
+
+    fn note(&mut self, _text: &str) {}
+}
+
+/// The size of the context as docker's client sends it (a tar of what
+/// .dockerignore keeps: a 512-byte header per entry, file data padded to
+/// 512, two zero blocks at the end), for `Sending build context`.
+fn context_tar_size(context: &Path, ignore: Option<&berth_build::ignore::IgnoreMatcher>) -> u64 {
+    fn walk(
+        dir: &Path,
+        rel: &str,
+        ignore: Option<&berth_build::ignore::IgnoreMatcher>,
+        total: &mut u64,
+    ) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let path = if rel.is_empty() {
+                name
+            } else {
+                format!("{rel}/{name}")
+            };
+            let Ok(meta) = e.path().symlink_metadata() else {
+                continue;
+            };
+            let excluded = ignore.is_some_and(|i| i.is_excluded(&path));
+            if meta.is_dir() {
+                if !excluded {
+                    *total += 512;
+                }
+                // Exceptions (`!x`) may keep what is under an excluded
+                // directory.
+                if !excluded || ignore.is_some_and(|i| i.has_exceptions()) {
+                    walk(&e.path(), &path, ignore, total);
+                }
+            } else if !excluded {
+                *total += 512;
+                if meta.is_file() {
+                    *total += meta.len().div_ceil(512) * 512;
+                }
+            }
+        }
+    }
+    let mut total = 1024;
+    walk(context, "", ignore, &mut total);
+    total
+}
+
+/// docker's HumanSize: decimal units, four significant digits ("3.072kB").
+fn human_size(n: u64) -> String {
+    let units = ["B", "kB", "MB", "GB", "TB", "PB"];
+    // Precision is what matters here, not the cast: sizes are far below
+    // 2^52.
+    #[allow(clippy::cast_precision_loss)]
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1000.0 && u < units.len() - 1 {
+        v /= 1000.0;
+        u += 1;
+    }
+    // %.4g: four significant digits, trailing zeros dropped.
+    let digits = if v >= 100.0 {
+        1
+    } else if v >= 10.0 {
+        2
+    } else {
+        3
+    };
+    let mut s = format!("{v:.digits$}");
+    if s.contains('.') {
+        s = s.trim_end_matches('0').trim_end_matches('.').to_string();
+    }
+    format!("{s}{}", units[u])
+}
+
+/// Whether DOCKER_BUILDKIT turns BuildKit off (Go's ParseBool false), as
+/// docker's client reads it: the classic builder's log then.
+fn classic_log() -> bool {
+    std::env::var("DOCKER_BUILDKIT")
+        .is_ok_and(|v| matches!(v.as_str(), "0" | "f" | "F" | "false" | "FALSE" | "False"))
+}
+
+/// `build`: the exit code once the image is stored (and tagged), or the
+/// failed RUN's code in the classic log's form.
+pub fn build(root: &Path, runroot: &Path, max_layer: u64, a: &BuildArgs) -> Result<u8> {
     if let Some(p) = &a.platform {
         let host = berth_image::oci::host_platform();
         let want = crate::parse_platform(p).map_err(anyhow::Error::msg)?;
@@ -605,7 +842,21 @@ pub fn build(root: &Path, runroot: &Path, max_layer: u64, a: &BuildArgs) -> Resu
         _ if std::io::stderr().is_terminal() => Mode::Live,
         _ => Mode::Plain,
     };
-    let mut rep = Progress::new(mode);
+    let classic_df = (classic_log() && (a.quiet || mode != Mode::Quiet))
+        .then(|| berth_build::parser::parse(&inputs.name, &inputs.text))
+        .transpose()?;
+    let is_classic = classic_df.is_some();
+    let mut classic = Classic::new(classic_df.as_ref(), a.quiet);
+    if is_classic {
+        let size = human_size(context_tar_size(&opts.context, opts.ignore.as_ref()));
+        classic.emit(&format!("Sending build context to Docker daemon  {size}"));
+    }
+    let mut progress = Progress::new(mode);
+    let rep: &mut dyn berth_engine::build::Reporter = if is_classic {
+        &mut classic
+    } else {
+        &mut progress
+    };
     let quiet_pull = mode == Mode::Quiet;
     let registry = a.registry.clone();
     let mut resolve = |store: &mut ImageStore, name: &str| -> berth_engine::Result<Image> {
@@ -625,10 +876,19 @@ pub fn build(root: &Path, runroot: &Path, max_layer: u64, a: &BuildArgs) -> Resu
             r => Ok(r?),
         }
     };
-    let outcome = match berth_engine::build::build(&mut engine, &opts, &mut resolve, &mut rep) {
+    let outcome = match berth_engine::build::build(&mut engine, &opts, &mut resolve, rep) {
         Ok(o) => o,
         Err(e) => {
-            Progress::failed(&mut rep);
+            if classic.reader_gone {
+                crate::die_of_broken_pipe();
+            }
+            classic.show_kept();
+            if let Some((command, code)) = classic.failure.take() {
+                // The classic builder's words, and the command's own code.
+                eprintln!("The command '{command}' returned a non-zero code: {code}");
+                return Ok(u8::try_from(code & 0xff).unwrap_or(1));
+            }
+            Progress::failed(&mut progress);
             bail!("{e}");
         }
     };
@@ -648,8 +908,12 @@ pub fn build(root: &Path, runroot: &Path, max_layer: u64, a: &BuildArgs) -> Resu
             &[("name", &a.tags.first().cloned().unwrap_or_default())],
         );
     }
-    println!("{}", img.id);
-    Ok(())
+    if is_classic && !a.quiet {
+        classic.finish(&img.id.to_string(), &opts.tags);
+    } else {
+        println!("{}", img.id);
+    }
+    Ok(0)
 }
 
 /// Where `--output` goes.
@@ -736,6 +1000,37 @@ fn write_output(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_as_docker_prints_them() {
+        assert_eq!(human_size(0), "0B");
+        assert_eq!(human_size(999), "999B");
+        assert_eq!(human_size(1000), "1kB");
+        assert_eq!(human_size(2048), "2.048kB");
+        assert_eq!(human_size(6656), "6.656kB");
+        assert_eq!(human_size(1_234_567), "1.235MB");
+        assert_eq!(human_size(45_600_000), "45.6MB");
+    }
+
+    #[test]
+    fn context_size_counts_what_the_tar_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("Dockerfile"), "FROM x\n").unwrap();
+        std::fs::create_dir(dir.path().join("skip")).unwrap();
+        std::fs::write(dir.path().join("skip/big"), vec![0u8; 5000]).unwrap();
+        std::fs::write(dir.path().join("a"), vec![0u8; 513]).unwrap();
+        // Headers: Dockerfile, skip, skip/big, a; data 512 + 5120 + 1024;
+        // two zero blocks.
+        assert_eq!(
+            context_tar_size(dir.path(), None),
+            4 * 512 + 512 + 5120 + 1024 + 1024
+        );
+        let ignore = berth_build::ignore::IgnoreMatcher::parse(".dockerignore", "skip\n").unwrap();
+        assert_eq!(
+            context_tar_size(dir.path(), Some(&ignore)),
+            2 * 512 + 512 + 1024 + 1024
+        );
+    }
 
     #[test]
     fn outputs() {

@@ -361,6 +361,9 @@ pub struct RunArgs {
     /// Run in the background and print the container id
     #[arg(short, long)]
     detach: bool,
+    /// Attach to STDIN, STDOUT or STDERR (repeatable; default: stdout and stderr, and stdin with -i)
+    #[arg(short, long, value_name = "STREAM", value_parser = parse_stream)]
+    attach: Vec<Stream>,
     /// Keep stdin open
     #[arg(short, long)]
     interactive: bool,
@@ -1000,7 +1003,7 @@ pub fn dispatch(root: &Path, runroot: &Path, cmd: &ContainerCommand) -> Result<i
                         &mut engine,
                         &r.id,
                         berth_engine::monitor::Mode::Foreground {
-                            stdin: *interactive,
+                            caller: berth_relay::relay::Caller::all(*interactive),
                         },
                     )?;
                 } else {
@@ -1607,7 +1610,46 @@ impl RunArgs {
     }
 }
 
+/// A stream `run -a` attaches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Stdin,
+    Stdout,
+    Stderr,
+}
+
+/// `-a` values as docker's client takes them (any case).
+fn parse_stream(s: &str) -> Result<Stream, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "stdin" => Ok(Stream::Stdin),
+        "stdout" => Ok(Stream::Stdout),
+        "stderr" => Ok(Stream::Stderr),
+        _ => Err("valid streams are STDIN, STDOUT and STDERR".to_string()),
+    }
+}
+
+impl RunArgs {
+    /// Which streams a foreground run relays: those `-a` names, else
+    /// stdout and stderr; stdin whenever it is open (`-i` attaches it
+    /// whatever `-a` says, in docker's client too).
+    fn caller(&self, open_stdin: bool) -> berth_relay::relay::Caller {
+        if self.attach.is_empty() {
+            return berth_relay::relay::Caller::all(open_stdin);
+        }
+        berth_relay::relay::Caller {
+            stdin: open_stdin,
+            stdout: self.attach.contains(&Stream::Stdout),
+            stderr: self.attach.contains(&Stream::Stderr),
+        }
+    }
+}
+
 fn run(engine: &mut Engine, a: &RunArgs) -> Result<i32> {
+    if a.detach && !a.attach.is_empty() {
+        // docker's client, before anything is made.
+        eprintln!("Conflicting options: -a and -d");
+        return Ok(1);
+    }
     let cfg = config_from(a)?;
     let keys = detach_keys_of(a.detach_keys.as_deref())?;
     if a.tty && a.interactive && !a.detach && !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
@@ -1617,6 +1659,16 @@ fn run(engine: &mut Engine, a: &RunArgs) -> Result<i32> {
         return Ok(1);
     }
     let cidfile = open_cidfile(a)?;
+    let mut cfg = cfg;
+    if !a.attach.is_empty()
+        && !a.attach.contains(&Stream::Stdout)
+        && !a.attach.contains(&Stream::Stderr)
+    {
+        // Run as -d (below): docker's client leaves at once and the
+        // container's stdin ends with it; ours is never fed, so it ends
+        // now rather than keep a reader waiting forever.
+        cfg.open_stdin = false;
+    }
     let r = create_pulling(engine, a, cfg).map_err(|e| {
         if let Some(p) = &a.cidfile {
             let _ = std::fs::remove_file(p);
@@ -1624,7 +1676,11 @@ fn run(engine: &mut Engine, a: &RunArgs) -> Result<i32> {
         from_daemon(e)
     })?;
     write_cidfile(cidfile, &r)?;
-    if a.detach {
+    let caller = a.caller(r.config.open_stdin);
+    // `-a stdin` alone: docker's client runs the container as `-d` does
+    // (the id printed, exit 0 once it started) when none of its output
+    // is attached.
+    if a.detach || (!caller.stdout && !caller.stderr) {
         // docker's client prints the id once the container exists, before
         // it starts it.
         println!("{}", r.id);
@@ -1652,7 +1708,7 @@ fn run(engine: &mut Engine, a: &RunArgs) -> Result<i32> {
             engine,
             &r.id,
             berth_engine::monitor::Mode::Foreground {
-                stdin: r.config.open_stdin,
+                caller: a.caller(r.config.open_stdin),
             },
         )
     };
@@ -2105,8 +2161,8 @@ fn ps(engine: &Engine, a: &PsArgs) -> Result<()> {
                     .count(),
                 // Docker lists the networks the container has endpoints on:
                 // one sharing another's namespace has none of its own.
-                networks: std::iter::once(r.config.network.clone())
-                    .chain(r.config.extra_networks.iter().cloned())
+                networks: berth_engine::networking::connected_networks(&r.config)
+                    .into_iter()
                     .filter(|n| !n.is_empty() && !n.starts_with("container:"))
                     .collect::<Vec<_>>()
                     .join(","),
@@ -2359,8 +2415,14 @@ fn exec_in(engine: &Engine, a: &ExecArgs, r: &Record, c: &berth_runtime::Contain
             privileged: true,
             ..Default::default()
         })?;
-        let set: std::collections::HashSet<oci_spec::runtime::Capability> =
-            all.iter().filter_map(|c| c.parse().ok()).collect();
+        // oci-spec parses the bare name ("CHOWN"), not the CAP_ form the
+        // engine lists: parsing "CAP_CHOWN" failed for every name and left
+        // the process with no capabilities at all.
+        let set: std::collections::HashSet<oci_spec::runtime::Capability> = all
+            .iter()
+            .map(|c| c.strip_prefix("CAP_").unwrap_or(c).parse())
+            .collect::<Result<_, _>>()
+            .map_err(|e| anyhow::anyhow!("exec --privileged: {e}"))?;
         let mut caps = process.capabilities().clone().unwrap_or_default();
         caps.set_bounding(Some(set.clone()));
         caps.set_effective(Some(set.clone()));
@@ -2411,9 +2473,7 @@ fn exec_in(engine: &Engine, a: &ExecArgs, r: &Record, c: &berth_runtime::Contain
         (berth_runtime::ExecOutcome::Detached(pid), Some(p)) => berth_relay::relay::relay(
             nix::unistd::Pid::from_raw(pid),
             p.streams,
-            Some(berth_relay::relay::Caller {
-                stdin: a.interactive,
-            }),
+            Some(berth_relay::relay::Caller::all(a.interactive)),
             None,
             &mut berth_relay::relay::NoHooks,
             berth_relay::relay::Clients {
@@ -2783,13 +2843,7 @@ fn network_settings(engine: &Engine, r: &Record) -> Value {
     }
     let c = &r.config;
     let mut networks = serde_json::Map::new();
-    let names: Vec<String> = if berth_engine::networking::on_bridges(c) {
-        std::iter::once(c.network.clone())
-            .chain(c.extra_networks.iter().cloned())
-            .collect()
-    } else {
-        vec![c.network.clone()]
-    };
+    let names = berth_engine::networking::connected_networks(c);
     for name in names {
         let ep = eps.iter().find(|e| e.network_name == name);
         networks.insert(

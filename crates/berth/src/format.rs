@@ -332,6 +332,55 @@ impl ListFormat {
     }
 }
 
+/// The order of docker's client for names it sorts (`network ls`,
+/// `volume ls`): sortorder.NaturalLess, where runs of digits compare as
+/// numbers (`net9` before `net10`), digits before other bytes, and of
+/// equal numbers the one with fewer leading zeros first.
+pub fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        let (da, db) = (a[i].is_ascii_digit(), b[j].is_ascii_digit());
+        if da != db {
+            return if da {
+                Ordering::Less
+            } else {
+                Ordering::Greater
+            };
+        }
+        if !da {
+            if a[i] != b[j] {
+                return a[i].cmp(&b[j]);
+            }
+            i += 1;
+            j += 1;
+            continue;
+        }
+        while i < a.len() && a[i] == b'0' {
+            i += 1;
+        }
+        while j < b.len() && b[j] == b'0' {
+            j += 1;
+        }
+        let (nz_a, nz_b) = (i, j);
+        while i < a.len() && a[i].is_ascii_digit() {
+            i += 1;
+        }
+        while j < b.len() && b[j].is_ascii_digit() {
+            j += 1;
+        }
+        let by_value = (i - nz_a)
+            .cmp(&(j - nz_b))
+            .then_with(|| a[nz_a..i].cmp(&b[nz_b..j]))
+            .then_with(|| nz_a.cmp(&nz_b));
+        if by_value != Ordering::Equal {
+            return by_value;
+        }
+    }
+    (a.len() - i).cmp(&(b.len() - j))
+}
+
 /// Which objects of docker's inspect output are Go maps (missing keys are
 /// `<no value>`, ranged in key order); every other object is a struct.
 fn inspect_map(path: &str) -> bool {
@@ -364,6 +413,7 @@ fn declared_order(path: &str) -> &'static [&'static str] {
             "FinishedAt",
             "Health",
         ],
+        "IPAM" => &["Driver", "Options", "Config"],
         _ => &[],
     }
 }
@@ -487,6 +537,19 @@ pub fn render_named(format: &str, name: &str, v: &Value) -> anyhow::Result<Strin
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn names_sort_as_dockers_client_sorts_them() {
+        let mut v = vec![
+            "fd-10", "fd-9", "fd-2a", "fd-2", "Fd-1", "fd-01", "fd-001", "fd-1",
+        ];
+        v.sort_by(|a, b| natural_cmp(a, b));
+        assert_eq!(
+            v,
+            ["Fd-1", "fd-1", "fd-01", "fd-001", "fd-2", "fd-2a", "fd-9", "fd-10"]
+        );
+    }
+
     use super::*;
 
     #[test]

@@ -423,7 +423,7 @@ fn main() -> ExitCode {
         }
         Command::Build(a) | Command::Image(ImageCommand::Build(a)) => {
             return match building::build(&cli.root, &cli.runroot, cli.max_layer_size, a) {
-                Ok(()) => ExitCode::SUCCESS,
+                Ok(code) => ExitCode::from(code),
                 Err(e) => {
                     print_error(&cli.root, &e);
                     ExitCode::from(1)

@@ -10,6 +10,8 @@ use berth_engine::Engine;
 use clap::Subcommand;
 use serde_json::{json, Value};
 
+use berth_network::predefined::{Kind, Predefined};
+
 use crate::format;
 
 #[derive(Debug, Subcommand)]
@@ -96,6 +98,131 @@ pub enum NetworkCommand {
         network: String,
         container: String,
     },
+}
+
+/// A network as the listings show it: a bridge (the default one or a
+/// user's), or docker's `host` and `none`.
+enum Listed {
+    Bridge(berth_network::Network),
+    Predefined(Predefined),
+}
+
+impl Listed {
+    fn name(&self) -> &str {
+        match self {
+            Listed::Bridge(n) => &n.name,
+            Listed::Predefined(p) => p.kind.name(),
+        }
+    }
+
+    fn id(&self) -> &str {
+        match self {
+            Listed::Bridge(n) => &n.id,
+            Listed::Predefined(p) => &p.id,
+        }
+    }
+
+    fn driver(&self) -> &'static str {
+        match self {
+            Listed::Bridge(_) => "bridge",
+            Listed::Predefined(p) => p.kind.driver(),
+        }
+    }
+
+    fn created(&self) -> &str {
+        match self {
+            Listed::Bridge(n) => &n.created,
+            Listed::Predefined(p) => &p.created,
+        }
+    }
+
+    /// Docker's `type=builtin`: the networks every daemon has.
+    fn builtin(&self) -> bool {
+        match self {
+            Listed::Bridge(n) => n.is_default(),
+            Listed::Predefined(_) => true,
+        }
+    }
+
+    fn labels(&self) -> BTreeMap<String, String> {
+        match self {
+            Listed::Bridge(n) => n.labels.clone(),
+            Listed::Predefined(_) => BTreeMap::new(),
+        }
+    }
+
+    fn internal(&self) -> bool {
+        matches!(self, Listed::Bridge(n) if n.internal)
+    }
+
+    fn json(&self, engine: &Engine) -> Value {
+        match self {
+            Listed::Bridge(n) => network_json(engine, n),
+            Listed::Predefined(p) => predefined_json(engine, p),
+        }
+    }
+}
+
+/// A network by name, id or id prefix: the bridges first, then host and
+/// none (whose names no bridge can have).
+fn lookup(engine: &Engine, key: &str) -> Result<Listed, berth_network::Error> {
+    let predefined = || berth_network::predefined::find(&engine.root, key);
+    if Kind::from_name(key).is_some() {
+        if let Some(p) = predefined()? {
+            return Ok(Listed::Predefined(p));
+        }
+    }
+    match engine.networks.get(key) {
+        Ok(n) => Ok(Listed::Bridge(n)),
+        Err(berth_network::Error::NotFound(k)) => match predefined()? {
+            Some(p) => Ok(Listed::Predefined(p)),
+            None => Err(berth_network::Error::NotFound(k)),
+        },
+        Err(e) => Err(e),
+    }
+}
+
+/// `host` or `none` as docker's inspect shows it: no addresses, the
+/// running containers in that mode as members.
+fn predefined_json(engine: &Engine, p: &Predefined) -> Value {
+    let mut containers = serde_json::Map::new();
+    for r in engine.list().unwrap_or_default() {
+        let member = r.config.network == p.kind.name()
+            && !r.config.left_network
+            && matches!(
+                r.status,
+                berth_engine::db::Status::Running | berth_engine::db::Status::Paused
+            );
+        if member {
+            containers.insert(
+                r.id.clone(),
+                json!({
+                    "Name": r.name,
+                    "EndpointID": "",
+                    "MacAddress": "",
+                    "IPv4Address": "",
+                    "IPv6Address": "",
+                }),
+            );
+        }
+    }
+    json!({
+        "Name": p.kind.name(),
+        "Id": p.id,
+        "Created": p.created,
+        "Scope": "local",
+        "Driver": p.kind.driver(),
+        "EnableIPv6": false,
+        "IPAM": {"Driver": "default", "Options": null, "Config": []},
+        "Internal": false,
+        "Attachable": false,
+        "Ingress": false,
+        "ConfigFrom": {"Network": ""},
+        "ConfigOnly": false,
+        "Containers": containers,
+        "Options": {},
+        "Labels": {},
+    })
 }
 
 fn network_json(engine: &Engine, n: &berth_network::Network) -> Value {
@@ -191,24 +318,46 @@ pub fn run(root: &Path, runroot: &Path, cmd: &NetworkCommand) -> Result<i32> {
             filter,
             format,
         } => {
-            let mut list = vec![engine.networks.default_network()?];
+            let mut list = vec![Listed::Bridge(engine.networks.default_network()?)];
             list.extend(
                 engine
                     .networks
                     .list()?
                     .into_iter()
-                    .filter(|n| !n.is_default()),
+                    .filter(|n| !n.is_default())
+                    .map(Listed::Bridge),
             );
+            list.extend(
+                berth_network::predefined::list(&engine.root)?
+                    .into_iter()
+                    .map(Listed::Predefined),
+            );
+            // Docker's client sorts by name, naturally.
+            list.sort_by(|a, b| format::natural_cmp(a.name(), b.name()));
             for f in filter {
                 let (k, v) = f
                     .split_once('=')
                     .with_context(|| format!("invalid filter {f:?}: use key=value"))?;
                 match k {
-                    "name" => list.retain(|n| n.name.contains(v)),
-                    "id" => list.retain(|n| n.id.starts_with(v)),
-                    "label" => list.retain(|n| match v.split_once('=') {
-                        Some((lk, lv)) => n.labels.get(lk).is_some_and(|x| x == lv),
-                        None => n.labels.contains_key(v),
+                    "name" => list.retain(|n| n.name().contains(v)),
+                    "id" => list.retain(|n| n.id().starts_with(v)),
+                    "driver" => list.retain(|n| n.driver() == v),
+                    "type" => match v {
+                        "builtin" => list.retain(Listed::builtin),
+                        "custom" => list.retain(|n| !n.builtin()),
+                        _ => {
+                            return Err(crate::FromDaemon::wrap(
+                                anyhow::anyhow!("invalid filter: 'type'='{v}'"),
+                                true,
+                            ))
+                        }
+                    },
+                    "label" => list.retain(|n| {
+                        let labels = n.labels();
+                        match v.split_once('=') {
+                            Some((lk, lv)) => labels.get(lk).is_some_and(|x| x == lv),
+                            None => labels.contains_key(v),
+                        }
                     }),
                     _ => return Err(crate::invalid_filter(k)),
                 }
@@ -223,7 +372,7 @@ pub fn run(root: &Path, runroot: &Path, cmd: &NetworkCommand) -> Result<i32> {
             let mut out = std::io::stdout().lock();
             if *quiet {
                 for n in &list {
-                    writeln!(out, "{}", id(&n.id))?;
+                    writeln!(out, "{}", id(n.id()))?;
                 }
                 return Ok(0);
             }
@@ -233,18 +382,18 @@ pub fn run(root: &Path, runroot: &Path, cmd: &NetworkCommand) -> Result<i32> {
             )?;
             let rows = list.iter().map(|n| {
                 use berth_template::Value as V;
-                let [label, labels] = format::label_fields(&n.labels);
+                let [label, labels] = format::label_fields(&n.labels());
                 format::context(
                     "*network.networkContext",
                     vec![
-                        ("CreatedAt", V::from(format::go_time_exact(&n.created))),
-                        ("Driver", V::from("bridge")),
-                        ("ID", V::from(id(&n.id))),
+                        ("CreatedAt", V::from(format::go_time_exact(n.created()))),
+                        ("Driver", V::from(n.driver())),
+                        ("ID", V::from(id(n.id()))),
                         ("IPv6", V::from("false")),
-                        ("Internal", V::from(n.internal.to_string())),
+                        ("Internal", V::from(n.internal().to_string())),
                         label,
                         labels,
-                        ("Name", V::from(n.name.as_str())),
+                        ("Name", V::from(n.name())),
                         ("Scope", V::from("local")),
                     ],
                 )
@@ -266,10 +415,8 @@ pub fn run(root: &Path, runroot: &Path, cmd: &NetworkCommand) -> Result<i32> {
             if let Some(f) = format {
                 let mut inspector = format::Inspector::new(f)?;
                 for key in networks {
-                    match engine.networks.get(key) {
-                        Ok(n) => {
-                            inspector.add(&network_json(&engine, &n), "types.NetworkResource", true)
-                        }
+                    match lookup(&engine, key) {
+                        Ok(n) => inspector.add(&n.json(&engine), "types.NetworkResource", true),
                         Err(e) => inspector.error(format!("Error: {e}")),
                     }
                 }
@@ -278,8 +425,8 @@ pub fn run(root: &Path, runroot: &Path, cmd: &NetworkCommand) -> Result<i32> {
             let mut out = Vec::new();
             let mut missing = None;
             for key in networks {
-                match engine.networks.get(key) {
-                    Ok(n) => out.push(network_json(&engine, &n)),
+                match lookup(&engine, key) {
+                    Ok(n) => out.push(n.json(&engine)),
                     Err(e) => missing = Some(berth_engine::Error::from(e)),
                 }
             }
@@ -292,6 +439,14 @@ pub fn run(root: &Path, runroot: &Path, cmd: &NetworkCommand) -> Result<i32> {
         NetworkCommand::Rm { force, networks } => {
             let mut failed = None;
             for key in networks {
+                if let Ok(Listed::Predefined(p)) = lookup(&engine, key) {
+                    eprintln!(
+                        "Error response from daemon: {} is a pre-defined network and cannot be removed",
+                        p.kind.name()
+                    );
+                    failed = Some(());
+                    continue;
+                }
                 match engine.remove_network(key) {
                     Ok(n) => {
                         engine.db.event(
@@ -307,11 +462,11 @@ pub fn run(root: &Path, runroot: &Path, cmd: &NetworkCommand) -> Result<i32> {
                     // is the daemon's answer.
                     Err(e @ berth_engine::Error::NoSuchNetwork(_)) => {
                         eprintln!("Error: {e}");
-                        failed = Some(e);
+                        failed = Some(());
                     }
                     Err(e) => {
                         eprintln!("Error response from daemon: {e}");
-                        failed = Some(e);
+                        failed = Some(());
                     }
                 }
             }
@@ -326,8 +481,20 @@ pub fn run(root: &Path, runroot: &Path, cmd: &NetworkCommand) -> Result<i32> {
             network,
             container,
         } => {
-            let n = engine.networks.get(network)?;
             let r = engine.find(container)?;
+            let n = match lookup(&engine, network)? {
+                Listed::Bridge(n) => n,
+                Listed::Predefined(p) => {
+                    engine.connect_predefined(&r, p.kind)?;
+                    engine.db.event(
+                        "network",
+                        "connect",
+                        &p.id,
+                        &[("container", &r.id), ("name", p.kind.name())],
+                    );
+                    return Ok(0);
+                }
+            };
             engine.connect(&r, &n, alias)?;
             engine.db.event(
                 "network",
@@ -342,8 +509,29 @@ pub fn run(root: &Path, runroot: &Path, cmd: &NetworkCommand) -> Result<i32> {
             network,
             container,
         } => {
-            let n = engine.networks.get(network)?;
             let r = engine.find(container)?;
+            let n = match lookup(&engine, network) {
+                Ok(Listed::Bridge(n)) => n,
+                Ok(Listed::Predefined(p)) => {
+                    engine.disconnect_predefined(&r, p.kind)?;
+                    engine.db.event(
+                        "network",
+                        "disconnect",
+                        &p.id,
+                        &[("container", &r.id), ("name", p.kind.name())],
+                    );
+                    return Ok(0);
+                }
+                // Docker's answer for a network the container is not on,
+                // whether or not it exists.
+                Err(berth_network::Error::NotFound(_)) => {
+                    anyhow::bail!(
+                        "container {} is not connected to the network {network}",
+                        r.id
+                    )
+                }
+                Err(e) => return Err(e.into()),
+            };
             engine.disconnect(&r, &n)?;
             engine.db.event(
                 "network",

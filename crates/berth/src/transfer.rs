@@ -150,6 +150,8 @@ impl Progress for Reporter {
                 );
                 b.set_message(action.to_string());
             }
+            // Without a terminal docker prints the phases, not the bytes.
+            None if action == "Downloading" => self.line(&format!("{id}: Pulling fs layer")),
             None => self.line(&format!("{id}: {action}")),
         }
     }
@@ -169,7 +171,15 @@ impl Progress for Reporter {
                 );
                 b.finish_with_message(status.to_string());
             }
-            None => self.line(&format!("{id}: {status}")),
+            None => {
+                if status == "Pull complete" {
+                    // The layer is streamed, checked and unpacked at once:
+                    // its end is all three of docker's last phases.
+                    self.line(&format!("{id}: Verifying Checksum"));
+                    self.line(&format!("{id}: Download complete"));
+                }
+                self.line(&format!("{id}: {status}"));
+            }
         }
     }
 
@@ -281,8 +291,23 @@ fn registry_name(server: Option<&str>) -> Result<String> {
     })
 }
 
+/// `berth pull`: what docker prints, and its daemon's words for what
+/// failed on the registry's side.
 pub fn pull(store: &mut ImageStore, a: &PullArgs) -> Result<()> {
-    pull_with(store, a, false)
+    let r = parse_ref(&a.image)?;
+    if !a.quiet && r.digest.is_none() && !has_tag(&a.image) {
+        println!("Using default tag: latest");
+    }
+    pull_with(store, a, false).map_err(|e| crate::FromDaemon::wrap(e, false))
+}
+
+/// Whether a reference as written names a tag (a `:` after its last `/`:
+/// `127.0.0.1:5000/app` has none).
+fn has_tag(image: &str) -> bool {
+    image
+        .rsplit('/')
+        .next()
+        .is_some_and(|last| last.contains(':'))
 }
 
 /// A pull for `run`/`create` of an image not in the store: what `pull`
@@ -309,22 +334,16 @@ fn pull_with(store: &mut ImageStore, a: &PullArgs, stderr: bool) -> Result<()> {
         .registry
         .client(&r, vec![Client::scope(&r.repository, "pull")])?;
     let reporter = Reporter::new(stderr);
+    // "Pulling from" comes from the library, once the registry answered.
     let progress: &dyn Progress = if a.quiet { &Silent } else { &reporter };
-    if !a.quiet {
-        let what = r.tag.clone().or(r.digest.as_ref().map(|d| d.to_string()));
-        progress.message(&format!(
-            "{}: Pulling from {}",
-            what.unwrap_or_default(),
-            r.repository
-        ));
-    }
     let opts = berth_registry::pull::PullOptions {
         platform: a.platform.clone(),
         max_concurrent_downloads: usize::from(a.max_concurrent_downloads),
     };
     let pulled = berth_registry::pull::pull(store, &client, &r, &opts, progress);
     reporter.end();
-    let pulled = pulled.with_context(|| format!("pull {}", r.familiar()))?;
+    // docker's daemon says what failed without naming the pull.
+    let pulled = pulled?;
     if a.quiet {
         reporter.line(&r.to_string());
     } else {
@@ -337,7 +356,10 @@ fn pull_with(store: &mut ImageStore, a: &PullArgs, stderr: bool) -> Result<()> {
                 r.familiar()
             ));
         }
-        reporter.line(&r.to_string());
+        // `run`'s pull ends with the status: the name line is pull's.
+        if !stderr {
+            reporter.line(&r.to_string());
+        }
     }
     Ok(())
 }

@@ -119,6 +119,27 @@ pub fn refused(cli: &Command, e: &clap::Error, args: &[OsString]) -> ExitCode {
             };
             (format!("{first}\nSee '{shown} --help'.\n"), 125)
         }
+        // A value its parser refused: pflag's words, naming the flag as
+        // docker's help does (`-a, --attach`).
+        ErrorKind::ValueValidation => {
+            let value = match e.get(ContextKind::InvalidValue) {
+                Some(ContextValue::String(v)) => v.clone(),
+                _ => String::new(),
+            };
+            let flag = match e.get(ContextKind::InvalidArg) {
+                Some(ContextValue::String(a)) => pflag_name(cmd, a),
+                _ => String::new(),
+            };
+            let why = std::error::Error::source(e)
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            (
+                format!(
+                    "invalid argument \"{value}\" for \"{flag}\" flag: {why}\nSee '{shown} --help'.\n"
+                ),
+                125,
+            )
+        }
         _ => {
             // A bad flag value and the like: clap's own line, docker's code.
             let text = e.to_string();
@@ -134,6 +155,28 @@ pub fn refused(cli: &Command, e: &clap::Error, args: &[OsString]) -> ExitCode {
     };
     let _ = std::io::Write::write_all(&mut std::io::stderr(), text.as_bytes());
     ExitCode::from(code)
+}
+
+/// A flag as pflag names it in its errors: `-a, --attach`, or `--long`.
+/// `shown` is clap's rendering (`--attach <STREAM>`).
+fn pflag_name(cmd: &Command, shown: &str) -> String {
+    let long = shown
+        .split_whitespace()
+        .next()
+        .unwrap_or(shown)
+        .trim_start_matches('-');
+    let arg = cmd.get_arguments().find(|a| {
+        a.get_long() == Some(long) || a.get_short().map(String::from).as_deref() == Some(long)
+    });
+    match arg {
+        Some(a) => match (a.get_short(), a.get_long()) {
+            (Some(s), Some(l)) => format!("-{s}, --{l}"),
+            (None, Some(l)) => format!("--{l}"),
+            (Some(s), None) => format!("-{s}"),
+            (None, None) => long.to_string(),
+        },
+        None => format!("--{long}"),
+    }
 }
 
 /// A command group's usage as docker's client prints it (`docker volume`):

@@ -1174,3 +1174,126 @@ fn built_layers_with_opaque_dirs_and_whiteouts_save_and_load() {
         want
     );
 }
+
+/// The id after ` ---> ` on a line, if it is one (12 hex digits).
+fn arrow_id(line: &str) -> Option<&str> {
+    let id = line.strip_prefix(" ---> ")?;
+    (id.len() == 12 && id.bytes().all(|c| c.is_ascii_hexdigit())).then_some(id)
+}
+
+/// `DOCKER_BUILDKIT=0`: docker's classic builder log on stdout, in the
+/// shape scripts parse: `Step n/m : INSTRUCTION` over the whole Dockerfile
+/// (global ARGs included), the instruction as written; ` ---> Running in
+/// X` and `Removing intermediate container X` around a RUN's output; the
+/// base's id after FROM; the last ` ---> ID` the image `Successfully
+/// built`; a tag line per tag; ` ---> Using cache` with the same ids on a
+/// rebuild; `-q` just the id.
+#[test]
+fn classic_build_log_has_docker_s_shape() {
+    let (b, _work) = berth();
+    let b = b.env("DOCKER_BUILDKIT", "0");
+    let ctx = context(&[
+        (
+            "Dockerfile",
+            "ARG V=1\nFROM busybox AS one\nRUN echo one-out\nFROM busybox\ncopy --from=one /etc/passwd /h\nRUN echo \\\n  two\n",
+        ),
+        ("f", "12345\n"),
+    ]);
+    let o = build(&b, ctx.path(), &["-t", "cl:1", "-t", "cl:2"]);
+    expect_code(&o, 0, "classic build");
+    let out = stdout(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines[0].starts_with("Sending build context to Docker daemon  ") && lines[0].ends_with('B'),
+        "{out}"
+    );
+    let steps: Vec<&str> = lines
+        .iter()
+        .copied()
+        .filter(|l| l.starts_with("Step "))
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            "Step 1/6 : ARG V=1",
+            "Step 2/6 : FROM busybox AS one",
+            "Step 3/6 : RUN echo one-out",
+            "Step 4/6 : FROM busybox",
+            "Step 5/6 : copy --from=one /etc/passwd /h",
+            // Continuations joined as docker joins them.
+            "Step 6/6 : RUN echo   two",
+        ],
+        "{out}"
+    );
+    // The RUN's output sits between its container's two lines.
+    let at = |want: &str| lines.iter().position(|l| *l == want);
+    let out_at = at("one-out").unwrap_or_else(|| panic!("no RUN output:\n{out}"));
+    let running = lines[out_at - 1]
+        .strip_prefix(" ---> Running in ")
+        .unwrap_or_else(|| panic!("no Running in before the output:\n{out}"));
+    assert_eq!(
+        lines[out_at + 1],
+        format!("Removing intermediate container {running}"),
+        "{out}"
+    );
+    // After FROM, the base image's id.
+    let busybox = image_id(&b, "busybox");
+    for from in ["Step 2/6 : FROM busybox AS one", "Step 4/6 : FROM busybox"] {
+        let i = at(from).unwrap();
+        assert_eq!(arrow_id(lines[i + 1]), Some(&busybox[..12]), "{out}");
+    }
+    let image = image_id(&b, "cl:1");
+    let ids: Vec<&str> = lines.iter().filter_map(|l| arrow_id(l)).collect();
+    assert_eq!(ids.len(), 5, "a ---> ID per FROM and step:\n{out}");
+    assert_eq!(ids.last(), Some(&&image[..12]), "{out}");
+    assert_eq!(
+        &lines[lines.len() - 3..],
+        [
+            format!("Successfully built {}", &image[..12]),
+            "Successfully tagged cl:1".to_string(),
+            "Successfully tagged cl:2".to_string(),
+        ],
+        "{out}"
+    );
+
+    // Rebuilt: every step from the cache, with the same ids.
+    let again = stdout(&build(&b, ctx.path(), &["-t", "cl:1"]));
+    let again_ids: Vec<&str> = again.lines().filter_map(arrow_id).collect();
+    assert_eq!(again_ids, ids, "{again}");
+    assert_eq!(again.matches(" ---> Using cache").count(), 3, "{again}");
+    assert!(!again.contains("Running in"), "{again}");
+
+    // -q: the id alone.
+    let q = build(&b, ctx.path(), &["-q"]);
+    expect_code(&q, 0, "classic build -q");
+    assert_eq!(stdout(&q), format!("sha256:{image}\n"));
+}
+
+/// A failing RUN under the classic log: docker's words on stderr and the
+/// command's own exit code (BuildKit's is 1); with -q the kept log is
+/// shown on stderr, stdout stays empty.
+#[test]
+fn classic_build_failure_exits_with_the_run_s_code() {
+    let (b, _work) = berth();
+    let b = b.env("DOCKER_BUILDKIT", "0");
+    let ctx = context(&[("Dockerfile", "FROM busybox\nRUN echo before; exit 7\n")]);
+    let o = build(&b, ctx.path(), &[]);
+    expect_code(&o, 7, "failing classic build");
+    assert_eq!(
+        stderr(&o),
+        "The command '/bin/sh -c echo before; exit 7' returned a non-zero code: 7\n"
+    );
+    assert!(stdout(&o).contains("Step 2/2 : RUN echo before; exit 7\n"));
+    assert!(stdout(&o).contains("\nbefore\n"), "{}", stdout(&o));
+    let q = build(&b, ctx.path(), &["-q"]);
+    expect_code(&q, 7, "failing classic build -q");
+    assert_eq!(stdout(&q), "");
+    let err = stderr(&q);
+    assert!(
+        err.starts_with("Sending build context")
+            && err.contains("Step 2/2 : RUN")
+            && err.contains("\nbefore\n"),
+        "{err}"
+    );
+    assert!(err.ends_with("returned a non-zero code: 7\n"), "{err}");
+}

@@ -102,6 +102,11 @@ fn normalise(s: &str) -> String {
 /// Runs every line of the corpus `file` on both sides; fails listing the
 /// lines that differ (and the marked lines that no longer do).
 fn corpus(file: &str) {
+    corpus_with(file, "");
+}
+
+/// [`corpus`] with `preamble` (shell assignments) before every line.
+fn corpus_with(file: &str, preamble: &str) {
     let path: PathBuf = tests_dir().join("compat").join(file);
     let text =
         std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
@@ -121,8 +126,8 @@ fn corpus(file: &str) {
             Some((l, w)) => (l, Some(w)),
             None => (raw, None),
         };
-        let docker = d.sh(&format!("C=\"$D\"\n{line}"));
-        let ours = d.sh(&format!("C='{berth_cmd}'\n{line}"));
+        let docker = d.sh(&format!("{preamble}C=\"$D\"\n{line}"));
+        let ours = d.sh(&format!("{preamble}C='{berth_cmd}'\n{line}"));
         let same = docker.code() == ours.code()
             && normalise(&docker.stdout) == normalise(&ours.stdout)
             && normalise(&docker.stderr) == normalise(&ours.stderr);
@@ -212,6 +217,41 @@ fn ps_filters() {
 #[test]
 fn volume_options() {
     corpus("volume_opts.txt");
+}
+
+#[test]
+fn fidelity() {
+    corpus("fidelity.txt");
+}
+
+/// Pulls from a loopback docker-registry (`$R`), which docker trusts over
+/// plain HTTP by default and berth when registries.conf says so (`$RC`,
+/// which lines name in CONTAINERS_REGISTRIES_CONF; docker ignores it).
+#[test]
+fn pull() {
+    if !berth_testkit::is_root() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "pull: needs root, and CI is set"
+        );
+        eprintln!("skipped pull: needs root");
+        return;
+    }
+    let registry = berth_testkit::registry::Registry::start("", "");
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("registries.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "[[registry]]\nlocation = \"{}\"\ninsecure = true\n",
+            registry.addr()
+        ),
+    )
+    .unwrap();
+    corpus_with(
+        "pull.txt",
+        &format!("R={}\nRC={}\n", registry.addr(), conf.display()),
+    );
 }
 
 #[test]

@@ -1322,3 +1322,109 @@ fn rm_force_removes_a_paused_container() {
     expect_code(&o, 0, "rm -f of a paused container");
     assert_eq!(b.ok(&["ps", "-aq"]), "");
 }
+
+/// The capability sets of `grep Cap /proc/self/status` (or of another
+/// status file) as name → mask.
+fn cap_sets(status: &str) -> std::collections::BTreeMap<String, u64> {
+    status
+        .lines()
+        .filter_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            let mask = u64::from_str_radix(v.trim(), 16).ok()?;
+            k.starts_with("Cap").then(|| (k.to_string(), mask))
+        })
+        .collect()
+}
+
+/// `exec --privileged` gives the process every capability berth itself
+/// holds (docker's "all", which runc fails to apply on a host whose root
+/// lacks one), even in a container started with `--cap-drop ALL`; and no
+/// more: nothing inheritable or ambient, nothing beyond berth's own
+/// bounding set. The engine's CAP_ names once failed to parse and the
+/// process got no capability at all.
+#[test]
+fn exec_privileged_gets_every_capability_berth_holds() {
+    let b = berth();
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "nocaps",
+        "--cap-drop",
+        "ALL",
+        "--network",
+        "none",
+        "busybox",
+        "sleep",
+        "1000",
+    ]);
+    let ours = cap_sets(&std::fs::read_to_string("/proc/self/status").unwrap());
+    let held = ours["CapBnd"];
+    assert_ne!(held, 0, "the test itself holds no capability");
+    let got = cap_sets(&b.ok(&[
+        "exec",
+        "--privileged",
+        "nocaps",
+        "grep",
+        "Cap",
+        "/proc/self/status",
+    ]));
+    for set in ["CapPrm", "CapEff", "CapBnd"] {
+        assert_eq!(got[set], held, "{set} of exec --privileged: {got:x?}");
+    }
+    assert_eq!(got["CapInh"], 0, "{got:x?}");
+    assert_eq!(got["CapAmb"], 0, "{got:x?}");
+    b.ok(&["rm", "-f", "nocaps"]);
+}
+
+/// Attack: a process of a `--cap-drop ALL` container, exec'd without
+/// `--privileged` (before and after a privileged exec), must hold no
+/// capability; nor may a privileged exec hand any to the container's init.
+#[test]
+fn attack_plain_exec_in_a_cap_drop_all_container_has_no_capability() {
+    let b = berth();
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "nocaps2",
+        "--cap-drop",
+        "ALL",
+        "--network",
+        "none",
+        "busybox",
+        "sleep",
+        "1000",
+    ]);
+    let none = |what: &str, status: &str| {
+        let sets = cap_sets(status);
+        assert_eq!(sets.len(), 5, "{what}: {status}");
+        assert!(sets.values().all(|m| *m == 0), "{what}: {sets:x?}");
+    };
+    none(
+        "a plain exec",
+        &b.ok(&["exec", "nocaps2", "grep", "Cap", "/proc/self/status"]),
+    );
+    b.ok(&["exec", "--privileged", "nocaps2", "true"]);
+    none(
+        "a plain exec after a privileged one",
+        &b.ok(&["exec", "nocaps2", "grep", "Cap", "/proc/self/status"]),
+    );
+    none(
+        "the container's init after a privileged exec",
+        &b.ok(&["exec", "nocaps2", "grep", "Cap", "/proc/1/status"]),
+    );
+    none(
+        "a plain exec as root with -u 0",
+        &b.ok(&[
+            "exec",
+            "-u",
+            "0",
+            "nocaps2",
+            "grep",
+            "Cap",
+            "/proc/self/status",
+        ]),
+    );
+    b.ok(&["rm", "-f", "nocaps2"]);
+}

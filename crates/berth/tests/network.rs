@@ -349,7 +349,19 @@ fn user_networks_resolve_names_and_aliases_in_any_order() {
         "60",
     ]);
     b.ok(&["network", "disconnect", &n2, "late"]);
-    assert_eq!(b.inspect("late", "{{.HostConfig.NetworkMode}}"), "none");
+    // As docker: the mode stays, on no network; started, loopback only.
+    assert_eq!(
+        b.inspect(
+            "late",
+            "{{.HostConfig.NetworkMode}} {{len .NetworkSettings.Networks}}"
+        ),
+        format!("{n2} 0")
+    );
+    b.ok(&["start", "late"]);
+    let links = b.ok(&["exec", "late", "ip", "-o", "link"]);
+    assert_eq!(links.lines().count(), 1, "{links}");
+    assert!(links.contains(": lo:"), "{links}");
+    b.ok(&["rm", "-f", "late"]);
 }
 
 #[test]

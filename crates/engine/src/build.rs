@@ -83,6 +83,19 @@ pub trait Reporter {
     /// A step failed (in a stage built by a child process, which reports
     /// it before it ends).
     fn failed(&mut self) {}
+    /// A step starts, with the Dockerfile line of its instruction (docker's
+    /// classic log numbers and quotes instructions as written).
+    fn begin(&mut self, id: usize, title: &str, _line: usize) {
+        self.start(id, title);
+    }
+    /// What a step made, as a 64-hex id: the base image's for FROM (empty
+    /// for scratch), the step's cache key otherwise (the same when the
+    /// step is cached).
+    fn made(&mut self, _id: usize, _made: &str) {}
+    /// A RUN step's container (`build-` and hex).
+    fn container(&mut self, _id: usize, _container: &str) {}
+    /// A RUN step's process ended with a non-zero `code`.
+    fn run_failed(&mut self, _id: usize, _command: &str, _code: i32) {}
     /// Whether processes building stages at once may share this reporter
     /// (each writes whole lines to the same stderr). A live terminal view
     /// cannot be shared: stages are then built one after another.
@@ -354,11 +367,24 @@ impl Builder<'_, '_> {
         let name = self.stage_name(i);
         let from = self.next_id;
         self.next_id += 1;
-        self.rep.start(
+        self.rep.begin(
             from,
             &format!("[{name} 1/{total}] FROM {}", self.plan.stages[i].base),
+            self.plan.stages[i].line,
         );
         self.rep.done(from, Duration::ZERO);
+        // An image base is shown by its id, as docker does; scratch by
+        // none; a stage by its last step's key.
+        let base_id = match self.plan.base(i, &self.opts.build_args) {
+            Ok(Base::Image(n)) => self
+                .engine
+                .images
+                .resolve(&n)
+                .map_or_else(|_| base.key.clone(), |img| img.id.to_string()),
+            Ok(Base::Scratch) => String::new(),
+            _ => base.key.clone(),
+        };
+        self.rep.made(from, &base_id);
 
         // One layer for the whole stage: --layers=false, or the squashed
         // target.
@@ -380,8 +406,11 @@ impl Builder<'_, '_> {
             }
             let id = self.next_id;
             self.next_id += 1;
-            self.rep
-                .start(id, &format!("[{name} {}/{total}] {}", n + 2, step.text));
+            self.rep.begin(
+                id,
+                &format!("[{name} {}/{total}] {}", n + 2, step.text),
+                step.line,
+            );
             let started = Instant::now();
             let read = self.reads(step)?;
             key = sha(&[&key, &step.cache_text, &read.key, &clamp]);
@@ -394,6 +423,7 @@ impl Builder<'_, '_> {
                     };
                     history.push(history_entry(step, &read, &created));
                     self.rep.cached(id);
+                    self.rep.made(id, &key);
                     continue;
                 }
             }
@@ -431,6 +461,7 @@ impl Builder<'_, '_> {
                 ));
             }
             self.rep.done(id, started.elapsed());
+            self.rep.made(id, &key);
         }
         if single {
             let work = match stage_work.take() {
@@ -920,6 +951,7 @@ impl Builder<'_, '_> {
             return Err(Error::Invalid("build interrupted".into()));
         }
         if code != 0 {
+            self.rep.run_failed(id, &argv.join(" "), code);
             return Err(self.invalid(
                 step,
                 format!(
@@ -936,6 +968,7 @@ impl Builder<'_, '_> {
     /// (mount points the image lacked) is taken out of the layer again.
     fn run_container(&mut self, work: &Work, cfg: &ContainerConfig, id: usize) -> Result<i32> {
         let cid = format!("build-{}", &crate::random_id()[..16]);
+        self.rep.container(id, &cid);
         let bundle = work.dir.path().join("bundle");
         std::fs::create_dir_all(&bundle).ctx(|| format!("create {}", bundle.display()))?;
         let mut hosts = berth_network::files::hosts(&[], None, &cfg.hostname, &[]);

@@ -57,6 +57,10 @@ pub struct ContainerConfig {
     /// More networks (`network connect` while created or stopped; the
     /// first network is `network`).
     pub extra_networks: Vec<String>,
+    /// `network disconnect` took the container off `network`: the mode
+    /// stays (docker's HostConfig.NetworkMode keeps it too), with no
+    /// endpoint on it; `extra_networks` are what it is connected to.
+    pub left_network: bool,
     /// `--network-alias`: names peers on user networks resolve it by.
     pub network_aliases: Vec<String>,
     /// `--ip`: a fixed address on the first network.

@@ -28,9 +28,9 @@ use crate::Engine;
 #[derive(Debug)]
 pub enum Mode {
     /// We do, in the foreground, relaying between our own stdio and the
-    /// container's pipes; with `stdin`, our stdin feeds the container's
-    /// (`run -i`, `start -ai`).
-    Foreground { stdin: bool },
+    /// container's pipes; `caller` says which streams (`run -i`, `start
+    /// -ai`, `run -a`).
+    Foreground { caller: berth_relay::relay::Caller },
     /// A monitor process, which reports on `notify` once the container
     /// runs; with `wait_attach`, once it listens for clients, and then
     /// waits for one before starting the container (`run -it`).
@@ -225,7 +225,7 @@ fn monitor_main(root: &std::path::Path, runroot: &std::path::Path, id: &str, mod
 /// its last exit code.
 pub fn run(engine: &mut Engine, id: &str, mode: Mode) -> Result<i32> {
     let caller = match mode {
-        Mode::Foreground { stdin } => Some(berth_relay::relay::Caller { stdin }),
+        Mode::Foreground { caller } => Some(caller),
         _ => None,
     };
     let (mut notify, wait_attach, resumed) = match mode {

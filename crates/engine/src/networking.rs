@@ -27,6 +27,38 @@ pub fn on_bridges(cfg: &ContainerConfig) -> bool {
     !matches!(cfg.network.as_str(), "none" | "host") && !cfg.network.starts_with("container:")
 }
 
+/// The names of the networks the container is connected to, as inspect's
+/// NetworkSettings.Networks lists them: its mode (`none`, `host`, a
+/// network) unless it left it, then those connected later.
+pub fn connected_networks(cfg: &ContainerConfig) -> Vec<String> {
+    let mode = (!cfg.left_network).then(|| cfg.network.clone());
+    if !joins_networks(cfg) {
+        return mode.into_iter().collect();
+    }
+    mode.into_iter()
+        .chain(cfg.extra_networks.iter().cloned())
+        .collect()
+}
+
+/// Whether the container's own namespace may be on networks: a bridge
+/// mode, or none once the container left none (docker then lets it join
+/// others, its mode still named none).
+fn joins_networks(cfg: &ContainerConfig) -> bool {
+    on_bridges(cfg) || (cfg.network == "none" && cfg.left_network)
+}
+
+/// Docker's words for a container sharing a namespace (`host`,
+/// `container:<id>`) asked to join a network.
+const SHARED_NAMESPACE: &str =
+    "container sharing network namespace with another container or host cannot be connected to any other network";
+/// Docker's words for host asked of a container on other networks, or
+/// taken from a running one.
+const HOST_ONLY: &str =
+    "container cannot be disconnected from host network or connected to host network";
+/// Docker's words for none beside other networks.
+const NONE_ALONE: &str =
+    "container cannot be connected to multiple networks with one of the networks in private (none) mode";
+
 impl From<berth_network::Error> for Error {
     fn from(e: berth_network::Error) -> Error {
         match e {
@@ -42,16 +74,19 @@ impl Engine {
         &self,
         cfg: &ContainerConfig,
     ) -> Result<Vec<(Network, EndpointConfig)>> {
-        if !on_bridges(cfg) {
+        if !joins_networks(cfg) {
             return Ok(Vec::new());
         }
         let mut out = Vec::new();
-        for (i, name) in std::iter::once(&cfg.network)
-            .chain(cfg.extra_networks.iter())
-            .enumerate()
-        {
+        // --ip and --mac-address were asked of the mode's network.
+        for (i, name) in connected_networks(cfg).iter().enumerate() {
+            if name == "none" {
+                // Connected to none after leaving every network: no
+                // interface, loopback only.
+                continue;
+            }
             let net = self.networks.get(name)?;
-            let first = i == 0;
+            let first = i == 0 && !cfg.left_network;
             out.push((
                 net,
                 EndpointConfig {
@@ -127,15 +162,19 @@ impl Engine {
     /// its networks, publishes its ports, writes its hosts file and its
     /// peers'. Nothing stays half done on failure.
     pub fn attach_network(&self, r: &Record, pid: i32) -> Result<()> {
-        if r.config.network == "none" {
+        if r.config.network == "none" && !joins_networks(&r.config) {
             // A namespace of its own with nothing but loopback, which is up.
             return Ok(berth_network::loopback_up_in(pid)?);
         }
-        if !on_bridges(&r.config) {
+        if !joins_networks(&r.config) {
             return Ok(());
         }
         let ports = Self::ports_of(&r.config)?;
         let networks = self.container_networks(&r.config)?;
+        if networks.is_empty() {
+            // Disconnected from every network: loopback only, as none.
+            return Ok(berth_network::loopback_up_in(pid)?);
+        }
         let endpoints = self.networks.attach(&Attach {
             container_id: &r.id,
             name: &r.name,
@@ -390,13 +429,14 @@ impl Engine {
         )
     }
 
-    /// `network rm`: refused while a container is configured with it.
+    /// `network rm`: refused while a container is configured with it (a
+    /// container that left it keeps only the mode's name, as docker's).
     pub fn remove_network(&self, key: &str) -> Result<Network> {
         let net = self.networks.get(key)?;
         for r in self.db.list()? {
-            if r.config.network == net.name
-                || r.config.network == net.id
-                || r.config.extra_networks.contains(&net.name)
+            if connected_networks(&r.config)
+                .iter()
+                .any(|n| *n == net.name || *n == net.id)
             {
                 return Err(Error::Invalid(format!(
                     "error while removing network: network {} id {} has active endpoints (container {})",
@@ -412,19 +452,12 @@ impl Engine {
     /// `network connect`: a created or stopped container gets the network
     /// at its next start; a running one now as well.
     pub fn connect(&self, r: &Record, net: &Network, aliases: &[String]) -> Result<()> {
-        if !on_bridges(&r.config) {
-            // Docker's words.
-            return Err(Error::Invalid(match r.config.network.as_str() {
-                "none" => "container cannot be connected to multiple networks with one of the networks in private (none) mode".to_string(),
-                "host" => "container cannot be disconnected from host network or connected to host network".to_string(),
-                other => format!(
-                    "container {} is on network {other}: it cannot join others",
-                    r.name
-                ),
-            }));
-        }
         let mut cfg = r.config.clone();
-        if self
+        if connected_networks(&cfg).iter().any(|n| n == "none") {
+            return Err(Error::Invalid(NONE_ALONE.into()));
+        } else if !joins_networks(&cfg) {
+            return Err(Error::Invalid(SHARED_NAMESPACE.into()));
+        } else if self
             .container_networks(&cfg)?
             .iter()
             .any(|(n, _)| n.id == net.id)
@@ -433,8 +466,14 @@ impl Engine {
                 "endpoint with name {} already exists in network {}",
                 r.name, net.name
             )));
+        } else if cfg.left_network
+            && [net.name.as_str(), net.id.as_str()].contains(&cfg.network.as_str())
+        {
+            // Back on the network it left.
+            cfg.left_network = false;
+        } else {
+            cfg.extra_networks.push(net.name.clone());
         }
-        cfg.extra_networks.push(net.name.clone());
         for a in aliases {
             if !cfg.network_aliases.contains(a) {
                 cfg.network_aliases.push(a.clone());
@@ -477,14 +516,10 @@ impl Engine {
     pub fn disconnect(&self, r: &Record, net: &Network) -> Result<()> {
         let mut cfg = r.config.clone();
         let names = [net.name.as_str(), net.id.as_str()];
-        if names.contains(&cfg.network.as_str()) {
-            match cfg.extra_networks.first().cloned() {
-                Some(next) => {
-                    cfg.network = next;
-                    cfg.extra_networks.remove(0);
-                }
-                None => cfg.network = "none".into(),
-            }
+        if names.contains(&cfg.network.as_str()) && !cfg.left_network {
+            // The mode stays, as docker's NetworkMode does; the container
+            // is on what else it was connected to, or on nothing.
+            cfg.left_network = true;
         } else if let Some(i) = cfg
             .extra_networks
             .iter()
@@ -492,10 +527,7 @@ impl Engine {
         {
             cfg.extra_networks.remove(i);
         } else {
-            return Err(Error::Invalid(format!(
-                "container {} is not connected to network {}",
-                r.name, net.name
-            )));
+            return Err(not_connected(r, &net.name));
         }
         self.db.set_config(&r.id, &cfg)?;
         if matches!(r.status, Status::Running | Status::Paused) {
@@ -549,6 +581,75 @@ pub fn parse_mac(s: &str) -> std::result::Result<[u8; 6], String> {
         return Err(format!("invalid MAC address {s:?}: a multicast address"));
     }
     Ok(mac)
+}
+
+fn not_connected(r: &Record, network: &str) -> Error {
+    Error::Invalid(format!(
+        "container {} is not connected to the network {network}",
+        r.id
+    ))
+}
+
+impl Engine {
+    /// `network connect host|none`, by docker's rules: host only to a
+    /// container in host mode, none only to one in none mode or on no
+    /// network at all.
+    pub fn connect_predefined(
+        &self,
+        r: &Record,
+        kind: berth_network::predefined::Kind,
+    ) -> Result<()> {
+        use berth_network::predefined::Kind;
+        let mut cfg = r.config.clone();
+        let running = matches!(r.status, Status::Running | Status::Paused);
+        match kind {
+            Kind::Host if cfg.network != "host" => return Err(Error::Invalid(HOST_ONLY.into())),
+            Kind::Host if running && !cfg.left_network => {
+                return Err(Error::Invalid(format!(
+                    "endpoint with name {} already exists in network host",
+                    r.name
+                )))
+            }
+            Kind::Host => cfg.left_network = false,
+            Kind::None if cfg.network != "none" && !on_bridges(&cfg) => {
+                return Err(Error::Invalid(SHARED_NAMESPACE.into()))
+            }
+            Kind::None => {
+                let connected = connected_networks(&cfg);
+                match connected.as_slice() {
+                    // On no network: its namespace is already none's.
+                    [] if cfg.network == "none" => cfg.left_network = false,
+                    [] => cfg.extra_networks.push("none".into()),
+                    [only] if only == "none" => {}
+                    _ => return Err(Error::Invalid(NONE_ALONE.into())),
+                }
+            }
+        }
+        self.db.set_config(&r.id, &cfg)
+    }
+
+    /// `network disconnect host|none`: none leaves a container on no
+    /// network (its namespace keeps loopback); host cannot be taken from
+    /// a running container.
+    pub fn disconnect_predefined(
+        &self,
+        r: &Record,
+        kind: berth_network::predefined::Kind,
+    ) -> Result<()> {
+        let name = kind.name();
+        let mut cfg = r.config.clone();
+        if r.config.network == name && !r.config.left_network {
+            if name == "host" && matches!(r.status, Status::Running | Status::Paused) {
+                return Err(Error::Invalid(HOST_ONLY.into()));
+            }
+            cfg.left_network = true;
+        } else if let Some(i) = cfg.extra_networks.iter().position(|n| n == name) {
+            cfg.extra_networks.remove(i);
+        } else {
+            return Err(not_connected(r, name));
+        }
+        self.db.set_config(&r.id, &cfg)
+    }
 }
 
 #[cfg(test)]

@@ -22,6 +22,7 @@ pub mod files;
 pub mod netlink;
 pub mod nft;
 pub mod ports;
+pub mod predefined;
 pub mod resolver;
 pub mod store;
 pub mod subnet;

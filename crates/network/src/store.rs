@@ -144,7 +144,7 @@ fn db_err(e: rusqlite::Error) -> Error {
     Error::Db(e)
 }
 
-fn random_hex(n: usize) -> String {
+pub(crate) fn random_hex(n: usize) -> String {
     let mut buf = vec![0u8; n.div_ceil(2)];
     let mut filled = 0;
     while filled < buf.len() {
@@ -161,7 +161,7 @@ fn random_hex(n: usize) -> String {
     s
 }
 
-fn now() -> String {
+pub(crate) fn now() -> String {
     let t = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
@@ -564,8 +564,9 @@ impl Networks {
     ) -> Result<Network> {
         validate_name(name)?;
         if name == DEFAULT_NAME || name == "host" || name == "none" {
+            // Docker's words.
             return Err(Error::Invalid(format!(
-                "{name} is a pre-defined network and cannot be created"
+                "operation is not permitted on predefined {name} network"
             )));
         }
         if let (Some(g), None) = (gateway, subnet) {

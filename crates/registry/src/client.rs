@@ -207,6 +207,20 @@ impl Client {
             source = s.source();
         }
         let _ = https_attempt;
+        let mut cause = std::error::Error::source(t);
+        while let Some(c) = cause {
+            if let Some(io) = c.downcast_ref::<std::io::Error>() {
+                if io.kind() == std::io::ErrorKind::ConnectionRefused {
+                    if let Some(url) = t.url() {
+                        return RegistryError::Refused {
+                            url: url.to_string(),
+                            host: self.host().to_string(),
+                        };
+                    }
+                }
+            }
+            cause = c.source();
+        }
         let lower = chain.to_ascii_lowercase();
         if tls || lower.contains("certificate") || lower.contains("tls") {
             let hint = if lower.contains("corrupt message") || lower.contains("invalidcontenttype")
@@ -628,7 +642,9 @@ impl BlobStream<'_> {
 
     fn retryable(e: &RegistryError) -> bool {
         match e {
-            RegistryError::Unreachable { .. } | RegistryError::Io { .. } => true,
+            RegistryError::Unreachable { .. }
+            | RegistryError::Refused { .. }
+            | RegistryError::Io { .. } => true,
             RegistryError::Http { status, .. } => *status >= 500,
             _ => false,
         }

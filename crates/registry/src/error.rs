@@ -5,9 +5,12 @@ use berth_image::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
-    /// The registry has no such manifest (tag or digest).
-    #[error("manifest unknown: {registry} has no {reference}")]
-    ManifestUnknown { registry: String, reference: String },
+    /// The registry has no such manifest (tag or digest), in docker's
+    /// words (`name`: the reference as the user wrote it, registry
+    /// included); the same whether the tag or the repository is missing,
+    /// as the registry's answer is.
+    #[error("manifest for {name} not found: manifest unknown: manifest unknown")]
+    ManifestUnknown { name: String },
     /// 401 with the credentials we had (or none).
     #[error("unauthorized: {registry} refused access to {what}{hint}")]
     Unauthorized {
@@ -34,6 +37,10 @@ pub enum RegistryError {
     },
     #[error("network unreachable: cannot reach {host}: {detail}")]
     Unreachable { host: String, detail: String },
+    /// Nothing listens where the registry should be: docker's words (Go's
+    /// HTTP client and dialer), which people and scripts recognise.
+    #[error("Get \"{url}\": dial tcp {host}: connect: connection refused")]
+    Refused { url: String, host: String },
     #[error("unsupported media type {media_type:?} for {what}")]
     UnsupportedMediaType { media_type: String, what: String },
     #[error("{what}: digest mismatch: expected {expected}, got {actual}")]

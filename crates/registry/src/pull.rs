@@ -86,14 +86,20 @@ pub fn fetch_manifest(
     match resp.status() {
         200 => {}
         404 => {
+            // The reference as docker names it: Docker Hub's without its
+            // registry and library/, the others' with theirs.
+            let registry = client.endpoint.name.as_str();
+            let repo = match registry {
+                "docker.io" => repository
+                    .strip_prefix("library/")
+                    .unwrap_or(repository)
+                    .to_string(),
+                _ => format!("{registry}/{repository}"),
+            };
+            let sep = if reference.contains(':') { '@' } else { ':' };
             return Err(RegistryError::ManifestUnknown {
-                registry: client.endpoint.name.clone(),
-                reference: if reference.contains(':') {
-                    format!("{repository}@{reference}")
-                } else {
-                    what
-                },
-            })
+                name: format!("{repo}{sep}{reference}"),
+            });
         }
         _ => return Err(client.status_error(resp, &format!("manifest {what}"))),
     }
@@ -236,6 +242,13 @@ pub fn pull(
         (None, None) => "latest".to_string(),
     };
     let mut fetched = fetch_manifest(client, repo, &target, reference.digest.as_ref())?;
+    // Only once the registry answered, as docker says it: a missing
+    // repository or an unreachable registry gives the error alone.
+    let what = match (&reference.digest, &reference.tag) {
+        (Some(_), _) => name.clone(),
+        _ => target.clone(),
+    };
+    progress.message(&format!("{what}: Pulling from {repo}"));
     if fetched.media_type == oci::OCI_INDEX || fetched.media_type == oci::DOCKER_LIST {
         let want = opts.platform.clone().unwrap_or_else(oci::host_platform);
         let (d, _) = pick_platform(&fetched.bytes, &want, &name)?;
@@ -264,16 +277,21 @@ pub fn pull(
         Some(_) if reference.digest.is_none() => vec![reference.clone()],
         _ => Vec::new(),
     };
-    // The store has this image: only the tag moves.
+    // The store has this image: only the tag moves. Docker calls it up to
+    // date only when the tag named it already.
     if let Ok(img) = store.resolve(&format!("{}@{}", reference.name(), fetched.digest)) {
+        let mut up_to_date = true;
         for t in &tags {
+            up_to_date &= store
+                .resolve(&t.to_string())
+                .is_ok_and(|had| had.id == img.id);
             store.tag(&img.id.to_string(), t)?;
         }
         let image = store.resolve(&img.id.to_string())?;
         return Ok(Pulled {
             image,
             manifest: fetched.digest,
-            up_to_date: true,
+            up_to_date,
         });
     }
 

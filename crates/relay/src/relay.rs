@@ -94,6 +94,21 @@ pub struct Caller {
     /// Our stdin feeds the container's input pipe (`-i`); its end of file
     /// closes that pipe.
     pub stdin: bool,
+    /// The container's stdout and stderr reach ours (`run -a` names the
+    /// streams attached; the others go to the log only).
+    pub stdout: bool,
+    pub stderr: bool,
+}
+
+impl Caller {
+    /// Our stdin, and both output streams, as a plain foreground run.
+    pub fn all(stdin: bool) -> Caller {
+        Caller {
+            stdin,
+            stdout: true,
+            stderr: true,
+        }
+    }
 }
 
 /// Reads the container's output into the log (and onto our stdio, in the
@@ -133,7 +148,7 @@ pub fn relay(
         );
     }
     let mut feed = match (caller, &clients.input) {
-        (Some(Caller { stdin: true }), Some(_)) => Some(Feed::default()),
+        (Some(Caller { stdin: true, .. }), Some(_)) => Some(Feed::default()),
         _ => None,
     };
     let mut exit: Option<i32> = None;
@@ -283,7 +298,9 @@ pub fn relay(
                         };
                         s.broadcast(kind, &buf[..n]);
                     }
-                    if caller.is_some() {
+                    let attached =
+                        caller.is_some_and(|c| if stream == 0 { c.stdout } else { c.stderr });
+                    if attached {
                         let (out, err) = (std::io::stdout(), std::io::stderr());
                         let fd = if stream == 0 {
                             out.as_fd()
