@@ -227,7 +227,7 @@ fn build_args(list: &[String]) -> Result<BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
     for item in list {
         if item.contains('=') {
-            let (k, v) = crate::containers::key_value("--build-arg", item)?;
+            let (k, v) = crate::run_flags::key_value("--build-arg", item)?;
             out.insert(k, v);
         } else if let Ok(v) = std::env::var(item) {
             out.insert(item.clone(), v);
@@ -239,7 +239,7 @@ fn build_args(list: &[String]) -> Result<BTreeMap<String, String>> {
 /// `--label K=V`s.
 fn labels(list: &[String]) -> Result<BTreeMap<String, String>> {
     list.iter()
-        .map(|l| crate::containers::key_value("--label", l))
+        .map(|l| crate::run_flags::key_value("--label", l))
         .collect()
 }
 

@@ -8,12 +8,23 @@
 
 mod building;
 mod containers;
+mod cp;
+mod events;
+mod exec;
 mod format;
 mod info;
+mod inspect;
+mod logs;
 mod networks;
+mod prune;
+mod ps;
+mod run;
+mod run_flags;
 mod shell_docs;
+mod stats;
 mod transfer;
 mod usage;
+mod volumes;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -152,7 +163,7 @@ enum Command {
     Image(ImageCommand),
     /// Manage volumes
     #[command(subcommand)]
-    Volume(containers::VolumeCommand),
+    Volume(volumes::VolumeCommand),
     /// Manage networks
     #[command(subcommand)]
     Network(networks::NetworkCommand),
@@ -235,7 +246,7 @@ enum ContainerGroup {
     Commands(containers::ContainerCommand),
     /// List containers
     #[command(alias = "list")]
-    Ls(containers::PsArgs),
+    Ls(ps::PsArgs),
     /// Remove all stopped containers
     Prune {
         /// Do not ask (there is no prompt: accepted for docker compatibility)
@@ -347,7 +358,7 @@ fn main() -> ExitCode {
     {
         return finish(
             &cli.root,
-            containers::inspect_containers(&cli.root, &cli.runroot, names, format.as_deref()),
+            inspect::inspect_containers(&cli.root, &cli.runroot, names, format.as_deref()),
         );
     }
     let containers = match &cli.command {
@@ -355,14 +366,14 @@ fn main() -> ExitCode {
         Command::Container(ContainerGroup::Ls(a)) => {
             return finish(
                 &cli.root,
-                containers::ps_command(&cli.root, &cli.runroot, a).map(|()| 0),
+                ps::ps_command(&cli.root, &cli.runroot, a).map(|()| 0),
             )
         }
         Command::Container(ContainerGroup::Prune { .. }) => {
-            return finish(&cli.root, containers::prune(&cli.root, &cli.runroot))
+            return finish(&cli.root, prune::prune(&cli.root, &cli.runroot))
         }
         Command::Volume(v) => {
-            return finish(&cli.root, containers::volume(&cli.root, &cli.runroot, v))
+            return finish(&cli.root, volumes::volume(&cli.root, &cli.runroot, v))
         }
         Command::Network(n) => {
             let r = networks::run(&cli.root, &cli.runroot, n).map_err(|e| {
@@ -642,7 +653,7 @@ fn run_failed(root: &std::path::Path, e: &anyhow::Error) -> ExitCode {
         ""
     };
     eprintln!("berth: {}.{help}", text.trim_end_matches('.'));
-    ExitCode::from(containers::start_failure_code(e))
+    ExitCode::from(run::start_failure_code(e))
 }
 
 /// One line on stderr. A damaged database can surface in any query of any
@@ -1428,7 +1439,7 @@ fn system_df(engine: &berth_engine::Engine, format: Option<&str>) -> Result<()> 
     let containers = engine.list()?;
     let (mut running, mut total_rw, mut running_rw) = (0, 0, 0);
     for r in &containers {
-        let rw = containers::dir_size(&engine.container_dir(&r.id).join("fs/upper"));
+        let rw = ps::dir_size(&engine.container_dir(&r.id).join("fs/upper"));
         total_rw += rw;
         if matches!(
             r.status,
@@ -1441,7 +1452,7 @@ fn system_df(engine: &berth_engine::Engine, format: Option<&str>) -> Result<()> 
     let volumes = engine.volumes.list()?;
     let (mut in_use, mut total_vol, mut used_vol) = (0, 0, 0);
     for v in &volumes {
-        let size = containers::dir_size(&v.mountpoint);
+        let size = ps::dir_size(&v.mountpoint);
         total_vol += size;
         if engine.volume_users(&v.name).is_ok_and(|u| !u.is_empty()) {
             in_use += 1;
