@@ -564,7 +564,7 @@ pub fn build(root: &Path, runroot: &Path, max_layer: u64, a: &BuildArgs) -> Resu
     };
     let mut engine = berth_engine::Engine::open(root, runroot)
         .with_context(|| format!("open the store at {}", root.display()))?;
-    engine.images.max_layer_bytes = max_layer;
+    engine.images_mut().max_layer_bytes = max_layer;
     let scratch = root.join("tmp");
     let inputs = read_inputs(a, &scratch)?;
     let ignore = match berth_build::ignore::find_ignore_file(
@@ -703,7 +703,7 @@ fn write_output(
     match out {
         Output::Oci(p) => {
             let w = std::io::BufWriter::new(open(p)?);
-            berth_image::archive::save_oci(&engine.images, &[(img.clone(), tags.to_vec())], w)?;
+            berth_image::archive::save_oci(engine.images(), &[(img.clone(), tags.to_vec())], w)?;
         }
         Output::Tar(p) => {
             let w = std::io::BufWriter::new(open(p)?);

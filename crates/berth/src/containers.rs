@@ -2,24 +2,23 @@
 //! logs, wait, exec, inspect, rename, pause, unpause — docker's flags over
 //! the engine.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
-use berth_engine::config::RestartPolicy;
-use berth_engine::{Engine, Record, Status};
-use clap::{Args, Subcommand};
+use anyhow::{Context, Result};
+use berth_engine::{Engine, Status};
+use clap::Subcommand;
 
 use crate::cp::copy;
 use crate::events::events;
 use crate::exec::{exec, ExecArgs};
 use crate::inspect::inspect;
+use crate::lifecycle;
 use crate::logs::logs;
 use crate::ps::{ps, PsArgs};
 use crate::run::{
     create_pulling, detach_keys_of, from_daemon, open_cidfile, run, run_attached, write_cidfile,
 };
-use crate::run_flags::{config_from, ResourceArgs, RunArgs};
+use crate::run_flags::{config_from, RunArgs};
 use crate::stats::stats;
 
 #[derive(Debug, Subcommand)]
@@ -194,7 +193,7 @@ pub enum ContainerCommand {
         reference: Option<String>,
     },
     /// Update the resource limits or restart policy of containers
-    Update(UpdateArgs),
+    Update(lifecycle::UpdateArgs),
     /// Display containers' resource usage (live, or once with --no-stream)
     Stats {
         /// Show all containers (default: running)
@@ -227,16 +226,6 @@ pub enum ContainerCommand {
         #[arg(required = true)]
         names: Vec<String>,
     },
-}
-
-#[derive(Debug, Args)]
-pub struct UpdateArgs {
-    #[command(flatten)]
-    resources: ResourceArgs,
-    #[arg(long)]
-    restart: Option<String>,
-    #[arg(required = true)]
-    containers: Vec<String>,
 }
 
 /// Runs a container command; returns the exit code to leave with.
@@ -274,7 +263,7 @@ pub fn dispatch(root: &Path, runroot: &Path, cmd: &ContainerCommand) -> Result<i
                     }
                     continue;
                 }
-                engine.db.set_stopped_by_user(&r.id, false)?;
+                engine.db().set_stopped_by_user(&r.id, false)?;
                 if (*attach || *interactive) && r.config.tty {
                     let session = berth_engine::attach::Options {
                         tty: true,
@@ -298,65 +287,18 @@ pub fn dispatch(root: &Path, runroot: &Path, cmd: &ContainerCommand) -> Result<i
             }
             Ok(code)
         }
-        ContainerCommand::Stop { time, containers } => each(&engine, containers, |e, r| {
-            e.stop(r, *time)?;
-            Ok(())
-        }),
-        ContainerCommand::Restart { time, containers } => each(&engine, containers, |e, r| {
-            e.stop(r, *time)?;
-            let r = e.find(&r.id)?;
-            e.db.set_stopped_by_user(&r.id, false)?;
-            berth_engine::monitor::start_detached(e, &r)?;
-            e.db.container_event(&r, "restart", &[]);
-            Ok(())
-        }),
+        ContainerCommand::Stop { time, containers } => lifecycle::stop(&engine, *time, containers),
+        ContainerCommand::Restart { time, containers } => {
+            lifecycle::restart(&engine, *time, containers)
+        }
         ContainerCommand::Kill { signal, containers } => {
-            let sig = berth_runtime::signal::parse_signal(signal)?;
-            // docker's words: "Cannot kill container: NAME: <why>".
-            each_worded(
-                &engine,
-                containers,
-                |n| format!("Cannot kill container: {n}: "),
-                |e, r| {
-                    if sig == libc::SIGKILL || sig == libc::SIGTERM {
-                        e.db.set_stopped_by_user(&r.id, true)?;
-                    }
-                    e.kill(r, sig)?;
-                    Ok(())
-                },
-            )
+            lifecycle::kill(&engine, signal, containers)
         }
         ContainerCommand::Rm {
             force,
             containers,
             volumes,
-        } => {
-            let mut code = 0;
-            for n in containers {
-                match engine.find(n) {
-                    Ok(r) => match engine.remove(&r, *force, *volumes) {
-                        Ok(()) => println!("{n}"),
-                        Err(e) => {
-                            eprintln!("Error response from daemon: {e}");
-                            code = 1;
-                        }
-                    },
-                    // Docker's client words; with -f no failure (teardown
-                    // scripts under `set -e` rely on it).
-                    Err(e @ berth_engine::Error::NoSuchContainer(_)) => {
-                        eprintln!("Error: {e}");
-                        if !*force {
-                            code = 1;
-                        }
-                    }
-                    Err(e) => {
-                        eprintln!("Error response from daemon: {e}");
-                        code = 1;
-                    }
-                }
-            }
-            Ok(code)
-        }
+        } => lifecycle::rm(&engine, *force, *volumes, containers),
         ContainerCommand::Ps(a) => ps(&engine, a).map(|()| 0),
         ContainerCommand::Logs {
             follow,
@@ -375,22 +317,7 @@ pub fn dispatch(root: &Path, runroot: &Path, cmd: &ContainerCommand) -> Result<i
             until.as_deref(),
         )
         .map(|()| 0),
-        ContainerCommand::Wait { containers } => {
-            let mut failed = false;
-            for c in containers {
-                match engine.find(c).and_then(|r| engine.wait_exited(&r.id)) {
-                    Ok(r) => println!("{}", r.exit_code),
-                    Err(e) => {
-                        match crate::damaged_database(&engine.root, &e) {
-                            Some(line) => eprintln!("Error: {line}"),
-                            None => eprintln!("Error response from daemon: {e}"),
-                        }
-                        failed = true;
-                    }
-                }
-            }
-            Ok(i32::from(failed))
-        }
+        ContainerCommand::Wait { containers } => lifecycle::wait(&engine, containers),
         ContainerCommand::Exec(a) => exec(&engine, a),
         ContainerCommand::Events {
             since,
@@ -437,8 +364,8 @@ pub fn dispatch(root: &Path, runroot: &Path, cmd: &ContainerCommand) -> Result<i
             if r.status != Status::Running || !berth_engine::alive(r.pid, r.pid_start) {
                 anyhow::bail!("You cannot attach to a stopped container, start it first");
             }
-            let stream = berth_engine::attach::connect(&engine.runroot, &r.id)?;
-            engine.db.container_event(&r, "attach", &[]);
+            let stream = berth_engine::attach::connect(engine.runroot(), &r.id)?;
+            engine.db().container_event(&r, "attach", &[]);
             let session = berth_engine::attach::Options {
                 tty: r.config.tty,
                 stdin: !*no_stdin && r.config.open_stdin,
@@ -450,59 +377,16 @@ pub fn dispatch(root: &Path, runroot: &Path, cmd: &ContainerCommand) -> Result<i
         ContainerCommand::Rename {
             container,
             new_name,
-        } => {
-            let r = engine.find(container)?;
-            berth_engine::names::validate(new_name)?;
-            engine.db.rename(&r.id, new_name)?;
-            let renamed = engine.find(&r.id)?;
-            engine
-                .db
-                .container_event(&renamed, "rename", &[("oldName", &r.name)]);
-            Ok(0)
-        }
-        ContainerCommand::Diff { container } => {
-            let r = engine.find(container)?;
-            let mut out = std::io::stdout().lock();
-            for (kind, path) in engine.changes(&r)? {
-                writeln!(out, "{kind} {path}")?;
-            }
-            Ok(0)
-        }
+        } => lifecycle::rename(&engine, container, new_name),
+        ContainerCommand::Diff { container } => lifecycle::diff(&engine, container),
         ContainerCommand::Export { output, container } => {
-            let r = engine.find(container)?;
-            match output {
-                Some(p) => {
-                    let f = std::fs::File::create(p)
-                        .with_context(|| format!("create {}", p.display()))?;
-                    engine.export(&r, std::io::BufWriter::new(f))?;
-                }
-                None => {
-                    if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
-                        bail!(
-                            "cowardly refusing to save to a terminal. Use the -o flag or redirect"
-                        );
-                    }
-                    engine.export(&r, std::io::BufWriter::new(std::io::stdout().lock()))?;
-                }
-            }
-            Ok(0)
+            lifecycle::export(&engine, output.as_ref(), container)
         }
         ContainerCommand::Top {
             container,
             ps_options,
-        } => top(&engine, container, ps_options),
-        ContainerCommand::Update(a) => {
-            let res = a.resources.resources()?;
-            let restart = a
-                .restart
-                .as_deref()
-                .map(RestartPolicy::parse)
-                .transpose()
-                .map_err(anyhow::Error::msg)?;
-            each(&engine, &a.containers, |e, r| {
-                Ok(e.update(r, &res, restart.clone())?)
-            })
-        }
+        } => lifecycle::top(&engine, container, ps_options),
+        ContainerCommand::Update(a) => lifecycle::update(&engine, a),
         ContainerCommand::Commit {
             change,
             message,
@@ -510,26 +394,17 @@ pub fn dispatch(root: &Path, runroot: &Path, cmd: &ContainerCommand) -> Result<i
             pause,
             container,
             reference,
-        } => {
-            let r = engine.find(container)?;
-            let tags = reference
-                .iter()
-                .map(|t| {
-                    t.parse::<berth_image::Reference>()
-                        .map_err(|e| anyhow::anyhow!("{t:?}: {e}"))
-                })
-                .collect::<Result<Vec<_>>>()?;
-            let img = engine.commit(
-                &r,
+        } => lifecycle::commit(
+            &mut engine,
+            &lifecycle::CommitArgs {
                 change,
-                message.as_deref(),
-                author.as_deref(),
-                *pause,
-                &tags,
-            )?;
-            println!("{}", img.id);
-            Ok(0)
-        }
+                message: message.as_deref(),
+                author: author.as_deref(),
+                pause: *pause,
+                container,
+                reference: reference.as_deref(),
+            },
+        ),
         ContainerCommand::Stats {
             all,
             no_stream,
@@ -546,90 +421,16 @@ pub fn dispatch(root: &Path, runroot: &Path, cmd: &ContainerCommand) -> Result<i
         )
         .map(|()| 0),
         ContainerCommand::Port { container, port } => {
-            let r = engine.find(container)?;
-            let (_, ports) = engine.network_state(&r.id);
-            let want = match port {
-                Some(p) => {
-                    let (num, proto) = p.split_once('/').unwrap_or((p.as_str(), "tcp"));
-                    let num: u16 = num.parse().map_err(|_| {
-                        anyhow::anyhow!("invalid port {p:?}: expected PORT[/PROTO]")
-                    })?;
-                    Some((num, proto.to_string()))
-                }
-                None => None,
-            };
-            let mut shown = 0;
-            for m in &ports {
-                match &want {
-                    Some((n, proto)) => {
-                        if m.container_port == *n && m.proto.as_str() == proto {
-                            println!("{}", m.host_display());
-                            shown += 1;
-                        }
-                    }
-                    None => println!(
-                        "{}/{} -> {}",
-                        m.container_port,
-                        m.proto.as_str(),
-                        m.host_display()
-                    ),
-                }
-            }
-            if let (Some(p), 0) = (port, shown) {
-                bail!("No public port '{p}' published for {container}");
-            }
-            Ok(0)
+            lifecycle::port(&engine, container, port.as_deref())
         }
-        ContainerCommand::Pause { containers } => {
-            each(&engine, containers, |e, r| Ok(e.set_paused(r, true)?))
-        }
-        ContainerCommand::Unpause { containers } => {
-            each(&engine, containers, |e, r| Ok(e.set_paused(r, false)?))
-        }
+        ContainerCommand::Pause { containers } => lifecycle::pause(&engine, containers, true),
+        ContainerCommand::Unpause { containers } => lifecycle::pause(&engine, containers, false),
         ContainerCommand::Inspect {
             format,
             kind,
             names,
         } => inspect(&engine, names, format.as_deref(), kind.as_deref()),
     }
-}
-
-/// Applies `f` to each named container, printing the name given as docker
-/// does; errors are printed and make the exit code 1.
-fn each(
-    engine: &Engine,
-    names: &[String],
-    f: impl Fn(&Engine, &Record) -> Result<()>,
-) -> Result<i32> {
-    each_worded(engine, names, |_| String::new(), f)
-}
-
-/// [`each`], with what docker's daemon puts before each failure's reason
-/// (`kill`'s "Cannot kill container: NAME: ").
-fn each_worded(
-    engine: &Engine,
-    names: &[String],
-    before: impl Fn(&str) -> String,
-    f: impl Fn(&Engine, &Record) -> Result<()>,
-) -> Result<i32> {
-    let mut code = 0;
-    for n in names {
-        match engine
-            .find(n)
-            .map_err(anyhow::Error::from)
-            .and_then(|r| f(engine, &r))
-        {
-            Ok(()) => println!("{n}"),
-            Err(e) => {
-                match crate::damaged_database(&engine.root, e.as_ref()) {
-                    Some(line) => eprintln!("Error: {line}"),
-                    None => eprintln!("Error response from daemon: {}{e:#}", before(n)),
-                }
-                code = 1;
-            }
-        }
-    }
-    Ok(code)
 }
 
 /// An error of `cmd` as docker's client words it: the commands whose
@@ -673,14 +474,4 @@ pub fn as_docker_reports(cmd: &ContainerCommand, e: anyhow::Error) -> anyhow::Er
         help: true,
     }
     .into()
-}
-
-/// `docker top`: the host's `ps` (default `-ef`) limited to the container's
-/// processes, header kept.
-fn top(engine: &Engine, container: &str, ps_options: &[String]) -> Result<i32> {
-    let r = engine.find(container)?;
-    for line in engine.top(&r, ps_options)? {
-        println!("{line}");
-    }
-    Ok(0)
 }

@@ -1,14 +1,15 @@
 //! `events`: the journal, past and live.
 
-use std::collections::BTreeMap;
 use std::io::Write;
 
 use anyhow::Result;
+use berth_engine::events::{EventOptions, FILTER_KEYS};
 use berth_engine::Engine;
 use serde_json::json;
 
 use crate::format;
 use crate::run_flags::parse_duration;
+
 /// `events`: the journal's events, past ones with `--since`, then new
 /// ones as they are written (polled) until `--until` or forever.
 pub(crate) fn events(
@@ -18,43 +19,18 @@ pub(crate) fn events(
     filters: &[String],
     format: Option<&str>,
 ) -> Result<()> {
-    const KEYS: &[&str] = &["container", "event", "image", "type", "volume"];
-    let since = since.map(parse_time).transpose()?;
-    let until = until.map(parse_time).transpose()?;
-    let mut wanted: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut opts = EventOptions::default();
+    opts.since = since.map(parse_time).transpose()?;
+    opts.until = until.map(parse_time).transpose()?;
     for f in filters {
         let (k, v) = f
             .split_once('=')
             .ok_or_else(|| anyhow::anyhow!("bad format of filter (expected name=value): {f}"))?;
-        if !KEYS.contains(&k) {
+        if !FILTER_KEYS.contains(&k) {
             return Err(crate::invalid_filter(k));
         }
-        wanted.entry(k.to_string()).or_default().push(v.to_string());
+        opts.filters.push((k.to_string(), v.to_string()));
     }
-    let nanos = |t: time::OffsetDateTime| i64::try_from(t.unix_timestamp_nanos()).unwrap_or(0);
-    let (since_n, until_n) = (since.map(nanos), until.map(nanos));
-    let matches = |e: &berth_engine::events::Event| -> bool {
-        let attr = |k: &str| e.attributes.get(k).map(String::as_str).unwrap_or("");
-        wanted.iter().all(|(k, vals)| {
-            vals.iter().any(|v| match k.as_str() {
-                "container" => {
-                    e.kind == "container" && (e.actor.starts_with(v.as_str()) || attr("name") == v)
-                }
-                "event" => e.action == *v || e.action.split(':').next() == Some(v.as_str()),
-                "image" => {
-                    attr("image") == v
-                        || (e.kind == "image"
-                            && (attr("name") == v
-                                || e.actor
-                                    .trim_start_matches("sha256:")
-                                    .starts_with(v.as_str())))
-                }
-                "type" => e.kind == *v,
-                "volume" => e.kind == "volume" && e.actor == *v,
-                _ => false,
-            })
-        })
-    };
     // Docker parses the format before it waits for events.
     let tmpl = format
         .map(berth_template::Template::parse)
@@ -64,32 +40,11 @@ pub(crate) fn events(
             code: 64,
         })?;
     let mut out = std::io::stdout().lock();
-    let mut seq = if since.is_some() {
-        0
-    } else {
-        engine.db.last_event()?
-    };
-    loop {
-        let batch = engine.db.events_after(seq, 500)?;
-        for e in &batch {
-            seq = e.seq;
-            if since_n.is_some_and(|s| e.time_nano < s) || until_n.is_some_and(|u| e.time_nano > u)
-            {
-                continue;
-            }
-            if matches(e) {
-                writeln!(out, "{}", event_line(e, tmpl.as_ref())?)?;
-            }
-        }
+    for e in engine.events(&opts)? {
+        writeln!(out, "{}", event_line(&e?, tmpl.as_ref())?)?;
         out.flush()?;
-        if batch.len() == 500 {
-            continue;
-        }
-        if until_n.is_some_and(|u| nanos(time::OffsetDateTime::now_utc()) > u) {
-            return Ok(());
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
     }
+    Ok(())
 }
 
 /// An event as docker prints it, or through `--format`.

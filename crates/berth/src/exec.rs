@@ -99,7 +99,7 @@ fn exec_in(engine: &Engine, a: &ExecArgs, r: &Record, c: &berth_runtime::Contain
     }
     let console = if a.tty && !a.detach {
         Some(berth_runtime::terminal::ConsoleSocket::new(
-            &engine.runroot,
+            engine.runroot(),
             &format!("exec-{}", &r.id[..12]),
         )?)
     } else {
@@ -127,10 +127,10 @@ fn exec_in(engine: &Engine, a: &ExecArgs, r: &Record, c: &berth_runtime::Contain
     let command = a.command.join(" ");
     let ev = [("execID", exec_id.as_str())];
     engine
-        .db
+        .db()
         .container_event(r, &format!("exec_create: {command}"), &ev);
     engine
-        .db
+        .db()
         .container_event(r, &format!("exec_start: {command}"), &ev);
     let outcome = match &mut pipes {
         Some(p) => p.around(|| c.exec(&opts))?,
@@ -157,7 +157,7 @@ fn exec_in(engine: &Engine, a: &ExecArgs, r: &Record, c: &berth_runtime::Contain
     };
     if !a.detach {
         let code_text = code.to_string();
-        engine.db.container_event(
+        engine.db().container_event(
             r,
             "exec_die",
             &[("execID", exec_id.as_str()), ("exitCode", &code_text)],

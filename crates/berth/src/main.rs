@@ -14,6 +14,7 @@ mod exec;
 mod format;
 mod info;
 mod inspect;
+mod lifecycle;
 mod logs;
 mod networks;
 mod prune;
@@ -34,7 +35,7 @@ use berth_image::archive;
 use berth_image::store::{Image, ImageStore};
 use berth_image::Reference;
 use clap::{Parser, Subcommand};
-use serde_json::{json, Value};
+use serde_json::json;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -778,7 +779,7 @@ pub(crate) fn damaged_database(
 fn open_engine(cli: &Cli) -> Result<berth_engine::Engine> {
     let mut e = berth_engine::Engine::open(&cli.root, &cli.runroot)
         .with_context(|| format!("open the store at {}", cli.root.display()))?;
-    e.images.max_layer_bytes = cli.max_layer_size;
+    e.images_mut().max_layer_bytes = cli.max_layer_size;
     Ok(e)
 }
 
@@ -1069,9 +1070,11 @@ fn run(cli: Cli) -> Result<()> {
             let store = open(&cli)?;
             for name in images {
                 match store.resolve(name) {
-                    Ok(img) => {
-                        inspector.add(&image_json(&store, &img)?, "types.ImageInspect", true)
-                    }
+                    Ok(img) => inspector.add(
+                        &berth_engine::inspect::image_json(&store, &img)?,
+                        "types.ImageInspect",
+                        true,
+                    ),
                     Err(_) => inspector.error(format!("Error: No such image: {name}")),
                 }
             }
@@ -1088,7 +1091,7 @@ fn run(cli: Cli) -> Result<()> {
             // docker prints what it found, then the first missing name.
             for name in images {
                 match store.resolve(name) {
-                    Ok(img) => out.push(image_json(&store, &img)?),
+                    Ok(img) => out.push(berth_engine::inspect::image_json(&store, &img)?),
                     Err(e @ berth_image::store::StoreError::NotFound(_)) => {
                         missing.get_or_insert(e);
                     }
@@ -1104,11 +1107,11 @@ fn run(cli: Cli) -> Result<()> {
         Command::Image(ImageCommand::Prune { all, .. }) => {
             let mut engine = open_engine(&cli)?;
             let mut freed = 0u64;
-            for img in engine.images.list()? {
+            for img in engine.images().list()? {
                 // Images containers use are kept, as docker keeps them.
                 if (*all || img.tags.is_empty()) && !engine.image_in_use(&img)? {
                     freed += img.size;
-                    for l in engine.images.remove(&img.id.to_string(), true)? {
+                    for l in engine.images_mut().remove(&img.id.to_string(), true)? {
                         println!("{l}");
                     }
                 }
@@ -1163,7 +1166,7 @@ fn run(cli: Cli) -> Result<()> {
             for s in &stale {
                 println!("  {s}");
             }
-            let mut fixed = engine.networks.check(running)?;
+            let mut fixed = engine.networks().check(running)?;
             fixed.extend(engine.check_resolvers()?);
             println!("network leftovers removed: {}", fixed.len());
             for f in &fixed {
@@ -1424,9 +1427,9 @@ fn system_df(engine: &berth_engine::Engine, format: Option<&str>) -> Result<()> 
                 ],
             )
         };
-    let images = engine.images.list()?;
-    let (_, all_layers, _) = engine.images.disk_usage()?;
-    let (cache_entries, cache_size) = engine.images.cache_usage()?;
+    let images = engine.images().list()?;
+    let (_, all_layers, _) = engine.images().disk_usage()?;
+    let (cache_entries, cache_size) = engine.images().cache_usage()?;
     let layers = all_layers.saturating_sub(cache_size);
     let mut active_images = 0;
     let mut used = 0;
@@ -1449,7 +1452,7 @@ fn system_df(engine: &berth_engine::Engine, format: Option<&str>) -> Result<()> 
             running_rw += rw;
         }
     }
-    let volumes = engine.volumes.list()?;
+    let volumes = engine.volumes().list()?;
     let (mut in_use, mut total_vol, mut used_vol) = (0, 0, 0);
     for v in &volumes {
         let size = ps::dir_size(&v.mountpoint);
@@ -1513,40 +1516,6 @@ fn created_at(img: &Image) -> time::OffsetDateTime {
             time::OffsetDateTime::parse(c, &time::format_description::well_known::Rfc3339).ok()
         })
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
-}
-
-pub(crate) fn image_json(store: &ImageStore, img: &Image) -> Result<Value> {
-    let (_, config) = store.manifest_and_config(img)?;
-    let repo_digests: Vec<String> = img
-        .tags
-        .iter()
-        .map(|t| {
-            format!(
-                "{}@{}",
-                t.parse::<Reference>()
-                    .map(|r| r.familiar())
-                    .unwrap_or_default()
-                    .rsplit_once(':')
-                    .map_or(t.as_str(), |x| x.0),
-                img.manifest
-            )
-        })
-        .collect();
-    Ok(json!({
-        "Id": img.id.to_string(),
-        "RepoTags": img.tags.iter().map(|t| familiar(t)).collect::<Vec<_>>(),
-        "RepoDigests": repo_digests,
-        "Parent": "",
-        "Comment": config["history"].as_array().and_then(|h| h.last()).and_then(|h| h["comment"].as_str()).unwrap_or(""),
-        "Author": config["author"].as_str().unwrap_or(""),
-        "Created": config["created"],
-        "Config": config["config"],
-        "Architecture": config["architecture"],
-        "Os": config["os"],
-        "Size": img.size,
-        "RootFS": {"Type": "layers", "Layers": config["rootfs"]["diff_ids"]},
-        "Metadata": {"LastTagTime": "0001-01-01T00:00:00Z"},
-    }))
 }
 
 fn history(

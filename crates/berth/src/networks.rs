@@ -6,9 +6,10 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
+use berth_engine::networks::{ConnectOptions, NetworkCreateOptions};
 use berth_engine::Engine;
 use clap::Subcommand;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::format;
 
@@ -95,42 +96,6 @@ pub enum NetworkCommand {
     },
 }
 
-fn network_json(engine: &Engine, n: &berth_network::Network) -> Value {
-    let mut containers = serde_json::Map::new();
-    for m in engine.networks.members(&n.id).unwrap_or_default() {
-        let name = engine
-            .db
-            .get(&m.container_id)
-            .ok()
-            .flatten()
-            .map(|r| r.name)
-            .unwrap_or_default();
-        containers.insert(
-            m.container_id.clone(),
-            json!({
-                "Name": name,
-                "MacAddress": m.mac,
-                "IPv4Address": format!("{}/{}", m.ip, m.prefix),
-                "IPv6Address": "",
-            }),
-        );
-    }
-    json!({
-        "Name": n.name,
-        "Id": n.id,
-        "Created": n.created,
-        "Scope": "local",
-        "Driver": "bridge",
-        "EnableIPv6": false,
-        "IPAM": {"Driver": "default", "Options": {}, "Config": [{"Subnet": n.subnet.to_string(), "Gateway": n.gateway.to_string()}]},
-        "Internal": n.internal,
-        "Attachable": false,
-        "Containers": containers,
-        "Options": {"com.docker.network.bridge.name": n.bridge},
-        "Labels": n.labels,
-    })
-}
-
 pub fn run(root: &Path, runroot: &Path, cmd: &NetworkCommand) -> Result<i32> {
     let engine = Engine::open(root, runroot)
         .with_context(|| format!("open the store at {}", root.display()))?;
@@ -170,15 +135,12 @@ pub fn run(root: &Path, runroot: &Path, cmd: &NetworkCommand) -> Result<i32> {
                 let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
                 labels.insert(k.to_string(), v.to_string());
             }
-            let n = engine
-                .networks
-                .create(name, subnet, gateway, *internal, &labels)?;
-            engine.db.event(
-                "network",
-                "create",
-                &n.id,
-                &[("name", &n.name), ("type", "bridge")],
-            );
+            let mut opts = NetworkCreateOptions::named(name);
+            opts.subnet = subnet;
+            opts.gateway = gateway;
+            opts.internal = *internal;
+            opts.labels = labels;
+            let n = engine.network_create(&opts)?;
             println!("{}", n.id);
             Ok(0)
         }
@@ -188,14 +150,7 @@ pub fn run(root: &Path, runroot: &Path, cmd: &NetworkCommand) -> Result<i32> {
             filter,
             format,
         } => {
-            let mut list = vec![engine.networks.default_network()?];
-            list.extend(
-                engine
-                    .networks
-                    .list()?
-                    .into_iter()
-                    .filter(|n| !n.is_default()),
-            );
+            let mut list = engine.network_list()?;
             for f in filter {
                 let (k, v) = f
                     .split_once('=')
@@ -263,10 +218,8 @@ pub fn run(root: &Path, runroot: &Path, cmd: &NetworkCommand) -> Result<i32> {
             if let Some(f) = format {
                 let mut inspector = format::Inspector::new(f)?;
                 for key in networks {
-                    match engine.networks.get(key) {
-                        Ok(n) => {
-                            inspector.add(&network_json(&engine, &n), "types.NetworkResource", true)
-                        }
+                    match engine.network_inspect(key) {
+                        Ok(v) => inspector.add(&v, "types.NetworkResource", true),
                         Err(e) => inspector.error(format!("Error: {e}")),
                     }
                 }
@@ -275,9 +228,9 @@ pub fn run(root: &Path, runroot: &Path, cmd: &NetworkCommand) -> Result<i32> {
             let mut out = Vec::new();
             let mut missing = None;
             for key in networks {
-                match engine.networks.get(key) {
-                    Ok(n) => out.push(network_json(&engine, &n)),
-                    Err(e) => missing = Some(berth_engine::Error::from(e)),
+                match engine.network_inspect(key) {
+                    Ok(v) => out.push(v),
+                    Err(e) => missing = Some(e),
                 }
             }
             println!("{}", serde_json::to_string_pretty(&Value::Array(out))?);
@@ -289,16 +242,8 @@ pub fn run(root: &Path, runroot: &Path, cmd: &NetworkCommand) -> Result<i32> {
         NetworkCommand::Rm { force, networks } => {
             let mut failed = None;
             for key in networks {
-                match engine.remove_network(key) {
-                    Ok(n) => {
-                        engine.db.event(
-                            "network",
-                            "destroy",
-                            &n.id,
-                            &[("name", &n.name), ("type", "bridge")],
-                        );
-                        println!("{key}");
-                    }
+                match engine.network_remove(key) {
+                    Ok(_) => println!("{key}"),
                     Err(berth_engine::Error::NoSuchNetwork(_)) if *force => {}
                     // docker's client finds the network itself; the rest
                     // is the daemon's answer.
@@ -316,17 +261,11 @@ pub fn run(root: &Path, runroot: &Path, cmd: &NetworkCommand) -> Result<i32> {
         }
         NetworkCommand::Prune { force: _ } => {
             let mut removed = Vec::new();
-            for n in engine.networks.list()? {
+            for n in engine.network_list()? {
                 if n.is_default() {
                     continue;
                 }
-                if engine.remove_network(&n.id).is_ok() {
-                    engine.db.event(
-                        "network",
-                        "destroy",
-                        &n.id,
-                        &[("name", &n.name), ("type", "bridge")],
-                    );
+                if engine.network_remove(&n.id).is_ok() {
                     removed.push(n.name);
                 }
             }
@@ -343,15 +282,9 @@ pub fn run(root: &Path, runroot: &Path, cmd: &NetworkCommand) -> Result<i32> {
             network,
             container,
         } => {
-            let n = engine.networks.get(network)?;
-            let r = engine.find(container)?;
-            engine.connect(&r, &n, alias)?;
-            engine.db.event(
-                "network",
-                "connect",
-                &n.id,
-                &[("container", &r.id), ("name", &n.name)],
-            );
+            let mut opts = ConnectOptions::default();
+            opts.aliases.clone_from(alias);
+            engine.network_connect(network, container, &opts)?;
             Ok(0)
         }
         NetworkCommand::Disconnect {
@@ -359,15 +292,7 @@ pub fn run(root: &Path, runroot: &Path, cmd: &NetworkCommand) -> Result<i32> {
             network,
             container,
         } => {
-            let n = engine.networks.get(network)?;
-            let r = engine.find(container)?;
-            engine.disconnect(&r, &n)?;
-            engine.db.event(
-                "network",
-                "disconnect",
-                &n.id,
-                &[("container", &r.id), ("name", &n.name)],
-            );
+            engine.network_disconnect(network, container)?;
             Ok(0)
         }
     }

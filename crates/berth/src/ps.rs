@@ -128,7 +128,7 @@ pub(crate) fn ps(engine: &Engine, a: &PsArgs) -> Result<()> {
         }
         filters.push((k, v));
     }
-    let images = engine.images.list().unwrap_or_default();
+    let images = engine.images().list().unwrap_or_default();
     list.retain(|r| {
         (all || matches!(
             r.status,

@@ -67,12 +67,12 @@ pub(crate) fn create_pulling(
 ) -> Result<Record> {
     let policy = a.pull.as_deref().unwrap_or("missing");
     if policy == "always" {
-        crate::transfer::pull_for_run(&mut engine.images, &a.registry, &a.image, false)?;
+        crate::transfer::pull_for_run(engine.images_mut(), &a.registry, &a.image, false)?;
     }
     match engine.create(cfg.clone(), a.name.as_deref()) {
         Err(berth_engine::Error::ImageNotFound(image)) if policy == "missing" => {
             eprintln!("Unable to find image '{image}' locally");
-            crate::transfer::pull_for_run(&mut engine.images, &a.registry, &a.image, false)?;
+            crate::transfer::pull_for_run(engine.images_mut(), &a.registry, &a.image, false)?;
             Ok(engine.create(cfg, a.name.as_deref())?)
         }
         r => Ok(r?),

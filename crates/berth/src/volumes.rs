@@ -89,7 +89,7 @@ pub fn volume(root: &Path, runroot: &Path, cmd: &VolumeCommand) -> Result<i32> {
                 labels.insert(k.to_string(), v.to_string());
             }
             let v = engine
-                .volumes
+                .volumes()
                 .create(name.as_deref(), &labels)
                 .map_err(|e| daemon(e.into()))?;
             println!("{}", v.name);
@@ -100,7 +100,7 @@ pub fn volume(root: &Path, runroot: &Path, cmd: &VolumeCommand) -> Result<i32> {
             filter,
             format,
         } => {
-            let mut list = engine.volumes.list()?;
+            let mut list = engine.volume_list()?;
             for f in filter {
                 let (k, v) = key_value("--filter", f)?;
                 let keep: Box<dyn Fn(&berth_engine::volumes::Volume) -> bool> = match k.as_str() {
@@ -169,7 +169,7 @@ pub fn volume(root: &Path, runroot: &Path, cmd: &VolumeCommand) -> Result<i32> {
             let mut out = Vec::new();
             let mut code = 0;
             for n in names {
-                match (engine.volumes.get(n), inspector.as_mut()) {
+                match (engine.volume(n), inspector.as_mut()) {
                     // Docker has no raw JSON of a volume to fall back on.
                     (Ok(v), Some(i)) => i.add(&json(&v), "types.Volume", false),
                     (Ok(v), None) => out.push(json(&v)),
@@ -210,10 +210,10 @@ pub fn volume(root: &Path, runroot: &Path, cmd: &VolumeCommand) -> Result<i32> {
         VolumeCommand::Prune { all, .. } => {
             println!("Deleted Volumes:");
             let mut freed = 0;
-            for v in engine.volumes.list()? {
+            for v in engine.volumes().list()? {
                 if (*all || v.anonymous) && engine.volume_users(&v.name)?.is_empty() {
                     freed += dir_size(&v.mountpoint);
-                    engine.volumes.remove(&v.name)?;
+                    engine.volumes().remove(&v.name)?;
                     println!("{}", v.name);
                 }
             }

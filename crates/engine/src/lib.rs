@@ -22,12 +22,17 @@ pub mod events;
 pub mod health;
 pub mod init;
 pub mod initlayer;
+pub mod inspect;
+pub mod lifecycle;
 pub mod logs;
 pub mod monitor;
 pub mod names;
 pub mod networking;
+pub mod networks;
 pub mod spec;
+pub mod stats;
 pub mod stdio;
+pub mod stream;
 mod tree_copy;
 pub mod volumes;
 
@@ -43,17 +48,20 @@ pub use error::{Error, Result};
 
 use crate::error::Context;
 
-/// An open store: images and containers.
+/// An open store: images and containers. Its parts are private so that
+/// every front end goes through the same calls (one module per verb:
+/// inspect, logs, stats, events, lifecycle, networks...), which keep the
+/// database rows, the runtime's state and the event journal in step.
 #[derive(Debug)]
 pub struct Engine {
-    pub root: PathBuf,
+    root: PathBuf,
     /// Run state (the runtime's state dirs, console sockets): tmpfs.
-    pub runroot: PathBuf,
-    pub db: Db,
-    pub images: ImageStore,
-    pub volumes: volumes::Volumes,
+    runroot: PathBuf,
+    db: Db,
+    images: ImageStore,
+    volumes: volumes::Volumes,
     /// Networks, leases and published ports (tables of the same database).
-    pub networks: berth_network::Networks,
+    networks: berth_network::Networks,
 }
 
 /// Now, RFC 3339 with nanoseconds, UTC.
@@ -178,6 +186,44 @@ impl Engine {
         unsafe {
             libc::malloc_trim(0);
         }
+    }
+
+    /// The store's directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The run state's directory (tmpfs).
+    pub fn runroot(&self) -> &Path {
+        &self.runroot
+    }
+
+    /// The image store (pull, build, save and load work on it directly).
+    pub fn images(&self) -> &ImageStore {
+        &self.images
+    }
+
+    /// The image store, to add images to.
+    pub fn images_mut(&mut self) -> &mut ImageStore {
+        &mut self.images
+    }
+
+    /// The volume store (`volume create` and `volume prune` still use it
+    /// directly).
+    pub fn volumes(&self) -> &volumes::Volumes {
+        &self.volumes
+    }
+
+    /// The network store (`system check` repairs it directly).
+    pub fn networks(&self) -> &berth_network::Networks {
+        &self.networks
+    }
+
+    /// The container rows, for the launch path (run, start, exec, attach)
+    /// until it moves into the engine; the other verbs have calls of their
+    /// own.
+    pub fn db(&self) -> &Db {
+        &self.db
     }
 
     /// The runtime library's state root.
