@@ -1,6 +1,7 @@
-//! The container commands: run, create, start, stop, restart, kill, rm, ps,
-//! logs, wait, exec, inspect, rename, pause, unpause — docker's flags over
-//! the engine.
+//! The container subcommands (docker's flags) and their dispatch: each
+//! verb's code is in the module named after it (run.rs, exec.rs, logs.rs,
+//! events.rs, stats.rs, inspect.rs, cp.rs, lifecycle.rs for the manage
+//! verbs); start and attach are still here.
 
 use std::path::{Path, PathBuf};
 

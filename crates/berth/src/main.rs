@@ -1,10 +1,12 @@
 //! `berth`: docker's command lines over berth's libraries. This binary only
 //! parses flags and prints; the work is in the library crates.
 //!
-//! The image store's commands (images, import, load, save, tag, rmi,
-//! history, image ..., system df/check) are here; the container commands
-//! (run, create, start, stop, ps, logs, exec, ...) in containers.rs; the
-//! registry commands (pull, push, login, logout) in transfer.rs.
+//! One module per verb or family (see CONTRIBUTING.md): the container
+//! subcommands are dispatched in containers.rs to run.rs, exec.rs, logs.rs,
+//! lifecycle.rs...; the image store's listings are in images.rs, system df
+//! and check in system.rs, the registry commands in transfer.rs. The image
+//! store's other commands (import, load, save, tag, rmi, image inspect)
+//! are dispatched here.
 
 mod building;
 mod containers;

@@ -11,6 +11,13 @@
 //!
 //! The library never prints and never exits (except the monitor process,
 //! which it forks and which ends in `exit`).
+//!
+//! Front ends (the `berth` command line, and any other) drive it through
+//! one call on [`Engine`] per verb, an options struct in and a typed report
+//! or stream out: [`inspect`], [`logs`], [`events`], [`stats`],
+//! [`lifecycle`] (stop, restart, kill, rm, pause, rename, wait, update,
+//! top, diff, export, commit), [`networks`]. A program that starts
+//! detached containers calls [`monitor::serve_if_asked`] first in `main`.
 
 pub mod attach;
 pub mod build;
