@@ -11,7 +11,7 @@ use std::time::Instant;
 use berth_image::store::Image;
 
 use crate::config::{Resources, RestartPolicy};
-use crate::{Engine, Result};
+use crate::{Engine, Error, Result};
 
 /// `stop` and `restart`.
 #[derive(Debug, Default, Clone)]
@@ -206,12 +206,18 @@ impl Engine {
         let limit = opts
             .deadline
             .map(|d| d.saturating_duration_since(Instant::now()));
-        let r = self.poll_record(
-            &r.id,
-            limit,
-            |r| !r.status.is_active(),
-            "it did not exit before the caller's deadline",
-        )?;
+        let r = self
+            .poll_record(&r.id, limit, |r| !r.status.is_active(), "")
+            .map_err(|e| match e {
+                // Not stuck, as poll_record's words would have it: the
+                // caller stopped waiting.
+                Error::State { id, status, .. } if opts.deadline.is_some() => Error::State {
+                    what: format!("container {key} is still {status} at the wait's deadline"),
+                    id,
+                    status,
+                },
+                e => e,
+            })?;
         Ok(ExitReport {
             id: r.id,
             exit_code: r.exit_code,

@@ -324,6 +324,28 @@ fn stats_top_and_stop_with_a_timeout() -> Result<(), Failed> {
     )?;
     check(usage.cpu_percent.is_some(), || "no CPU figure".into())?;
 
+    // Streamed: a report a second until the caller has enough.
+    opts.stream = true;
+    let stream = e.container_stats(&opts)?;
+    let two: Vec<_> = stream.take(2).collect::<Result<_, _>>()?;
+    check(
+        two.len() == 2
+            && two.iter().all(|r| {
+                r.len() == 1 && r[0].usage.as_ref().is_some_and(|u| u.cpu_percent.is_some())
+            }),
+        || format!("streamed reports {two:?}"),
+    )?;
+    // A wait that gives up says so, typed, while the container runs on.
+    let mut short = WaitOptions::default();
+    short.deadline = Some(Instant::now());
+    check(
+        matches!(
+            e.container_wait("api-stats", &short),
+            Err(Error::State { .. })
+        ),
+        || "wait past its deadline did not fail".into(),
+    )?;
+
     let top = e.container_top("api-stats", &TopOptions::default())?;
     check(top.header.contains("PID"), || {
         format!("top header {:?}", top.header)
