@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use crate::stream::{self, StopHandle};
-use crate::{Engine, Record, Result, Status};
+use crate::{Engine, Error, Record, Result, Status};
 
 /// Which containers `stats` samples, and how often.
 #[derive(Debug, Default, Clone)]
@@ -95,6 +95,19 @@ impl Engine {
         };
         s.before = s.first_readings()?;
         Ok(s)
+    }
+}
+
+impl Engine {
+    /// Resource usage from the container's cgroups.
+    pub fn stats(&self, r: &Record) -> Result<berth_runtime::cgroups::stats::Stats> {
+        let c = berth_runtime::Container::load(&self.runtime_root(), &r.id)?;
+        let cg = c.state.cgroups.as_ref().ok_or_else(|| Error::State {
+            id: r.name.clone(),
+            status: r.status.to_string(),
+            what: format!("container {} has no cgroups", r.name),
+        })?;
+        Ok(cg.stats())
     }
 }
 
