@@ -55,6 +55,7 @@ fn main() -> ExitCode {
             "an_event_stream_ends_when_stopped",
             an_event_stream_ends_when_stopped,
         ),
+        trial("volumes_in_use_are_kept", volumes_in_use_are_kept),
     ];
     libtest_mimic::run(&args, trials).exit_code()
 }
@@ -475,6 +476,61 @@ fn an_event_stream_ends_when_stopped() -> Result<(), Failed> {
             Err(Error::Invalid(_))
         ),
         || "an unknown filter was accepted".into(),
+    )?;
+    Ok(())
+}
+
+/// Volumes as objects: listed, inspected as Docker's JSON, refused removal
+/// while a container's config names them, removed (and journaled) after.
+fn volumes_in_use_are_kept() -> Result<(), Failed> {
+    let mut s = Store::new();
+    s.engine()
+        .volumes()
+        .create(Some("api-vol"), &Default::default())?;
+    let e = s.engine();
+    check(e.volume_list()?.iter().any(|v| v.name == "api-vol"), || {
+        "the volume is not listed".into()
+    })?;
+    let v = e.volume_inspect("api-vol")?;
+    check(v["Name"] == "api-vol" && v["Driver"] == "local", || {
+        format!("volume {v}")
+    })?;
+    let mountpoint = std::path::PathBuf::from(v["Mountpoint"].as_str().unwrap_or_default());
+    check(mountpoint.is_dir(), || {
+        format!("mountpoint {}", mountpoint.display())
+    })?;
+
+    let engine = s.engine.as_mut().expect("engine");
+    let cfg = ContainerConfig {
+        image: "busybox".into(),
+        cmd: vec!["true".into()],
+        network: "none".into(),
+        mounts: vec![berth_engine::config::Mount {
+            kind: "volume".into(),
+            source: "api-vol".into(),
+            destination: "/data".into(),
+            ..Default::default()
+        }],
+        ..ContainerConfig::default()
+    };
+    let r = engine.create(cfg, Some("api-vol-user"))?;
+    let e = s.engine();
+    check(
+        matches!(e.remove_volume("api-vol"), Err(Error::Invalid(_))),
+        || "a volume in use was removed".into(),
+    )?;
+    e.container_remove(&r.id, &RemoveOptions::default())?;
+    e.remove_volume("api-vol")?;
+    check(
+        matches!(e.volume("api-vol"), Err(Error::NoSuchVolume(_))),
+        || "the volume is still there".into(),
+    )?;
+    check(!mountpoint.exists(), || {
+        format!("{} is left", mountpoint.display())
+    })?;
+    check(
+        matches!(e.volume_inspect("api-vol"), Err(Error::NoSuchVolume(_))),
+        || "inspect of a removed volume".into(),
     )?;
     Ok(())
 }
