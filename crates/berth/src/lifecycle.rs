@@ -6,9 +6,10 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
+use berth_engine::changes::CommitOptions;
 use berth_engine::config::RestartPolicy;
 use berth_engine::lifecycle::{
-    CommitOptions, KillOptions, RemoveOptions, StopOptions, TopOptions, UpdateOptions, WaitOptions,
+    KillOptions, RemoveOptions, StopOptions, TopOptions, UpdateOptions, WaitOptions,
 };
 use berth_engine::Engine;
 use clap::Args;
