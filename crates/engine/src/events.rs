@@ -267,4 +267,60 @@ mod tests {
         assert!(n <= KEEP + 256, "{n} events kept");
         assert_eq!(last_seq(&conn).unwrap(), KEEP + 302);
     }
+
+    #[test]
+    fn filters_match_as_docker_reads_them() {
+        let ev = |kind: &str, action: &str, actor: &str, attrs: &[(&str, &str)]| Event {
+            seq: 1,
+            time_nano: 1,
+            kind: kind.into(),
+            action: action.into(),
+            actor: actor.into(),
+            attributes: attrs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        };
+        let passes = |filters: &[(&str, &str)], e: &Event| {
+            let opts = EventOptions {
+                filters: filters
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+                ..EventOptions::default()
+            };
+            let mut wanted: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+            for (k, v) in &opts.filters {
+                wanted.entry(k.as_str()).or_default().push(v.as_str());
+            }
+            opts.matches(&wanted, e)
+        };
+        let exec = ev(
+            "container",
+            "exec_start: sh -c true",
+            "abc123",
+            &[("name", "web"), ("image", "busybox")],
+        );
+        // an action with details matches its verb
+        assert!(passes(&[("event", "exec_start")], &exec));
+        assert!(!passes(&[("event", "exec_die")], &exec));
+        // a container by id prefix or name, not by another name
+        assert!(passes(&[("container", "abc")], &exec));
+        assert!(passes(&[("container", "web")], &exec));
+        assert!(!passes(&[("container", "db")], &exec));
+        // values of one key: any; keys: all
+        assert!(passes(&[("container", "db"), ("container", "web")], &exec));
+        assert!(!passes(&[("container", "web"), ("type", "image")], &exec));
+        // an image by the container's image, or an image event by name or id
+        assert!(passes(&[("image", "busybox")], &exec));
+        let pulled = ev("image", "pull", "sha256:feed", &[("name", "alpine")]);
+        assert!(passes(&[("image", "alpine")], &pulled));
+        assert!(passes(&[("image", "fee")], &pulled));
+        assert!(!passes(&[("container", "feed")], &pulled));
+        // a volume by its exact name
+        let vol = ev("volume", "create", "data", &[]);
+        assert!(passes(&[("volume", "data")], &vol));
+        assert!(!passes(&[("volume", "dat")], &vol));
+        assert!(passes(&[], &vol));
+    }
 }
