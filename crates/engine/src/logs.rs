@@ -254,4 +254,35 @@ mod tests {
             ("stderr", "err \"quoted\"\n")
         );
     }
+
+    #[test]
+    fn since_until_and_timestamps_as_docker_logs_takes_them() {
+        let at = |time: &str| Entry {
+            log: "x\n".into(),
+            stream: "stdout".into(),
+            time: time.into(),
+        };
+        let t = |s: &str| time::OffsetDateTime::parse(s, &Rfc3339).unwrap();
+        let opts = LogOptions {
+            since: Some(t("2026-01-01T00:00:10Z")),
+            until: Some(t("2026-01-01T00:00:20Z")),
+            ..LogOptions::default()
+        };
+        assert!(!at("2026-01-01T00:00:09.999999999Z").within(&opts));
+        assert!(at("2026-01-01T00:00:10Z").within(&opts));
+        assert!(at("2026-01-01T00:00:20Z").within(&opts));
+        assert!(!at("2026-01-01T00:00:20.000000001Z").within(&opts));
+        // an entry whose time cannot be read is shown, not lost
+        assert!(at("garbled").within(&opts));
+        let e = at("2026-01-01T00:00:10Z");
+        assert_eq!(e.text(false), "x\n");
+        assert_eq!(e.text(true), "2026-01-01T00:00:10Z x\n");
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let mut stderr = e.clone();
+        stderr.stream = "stderr".into();
+        stderr.log = "e\n".into();
+        e.write_to(false, &mut out, &mut err).unwrap();
+        stderr.write_to(false, &mut out, &mut err).unwrap();
+        assert_eq!((out.as_slice(), err.as_slice()), (&b"x\n"[..], &b"e\n"[..]));
+    }
 }
