@@ -208,8 +208,16 @@ impl Iterator for LogStream<'_> {
                 return None;
             }
             // Whether it runs is read before the file: what it wrote
-            // before it stopped is then in the file when we read it.
-            let active = match self.engine.db.get(&self.id) {
+            // before it stopped is then in the file when we read it. The
+            // row is reconciled with the processes: a container whose
+            // monitor and init were killed ends the stream instead of
+            // holding it open forever.
+            let now = self
+                .engine
+                .db
+                .get(&self.id)
+                .and_then(|r| r.map(|r| self.engine.reconcile(r)).transpose());
+            let active = match now {
                 Ok(r) => r.is_some_and(|x| x.status.is_active()),
                 Err(e) => {
                     self.done = true;

@@ -306,6 +306,30 @@ fn follow_streams_until_the_container_exits() -> Result<(), Failed> {
     check(r.status == Status::Exited, || {
         format!("status {}", r.status)
     })?;
+
+    // A container whose monitor and init were killed (no exit will ever
+    // be recorded by them) ends the stream too.
+    let r = s.start("api-orphan", &["sleep", "1000"]);
+    let e = s.engine();
+    check(r.monitor_pid > 0 && r.pid > 0, || {
+        format!("pids {} {}", r.monitor_pid, r.pid)
+    })?;
+    for pid in [r.monitor_pid, r.pid] {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL)?;
+    }
+    let deadline = Instant::now() + PATIENCE;
+    opts.deadline = Some(deadline);
+    let left: Vec<_> = e
+        .container_logs("api-orphan", &opts)?
+        .collect::<Result<_, _>>()?;
+    check(left.is_empty(), || format!("entries {left:?}"))?;
+    check(Instant::now() < deadline, || {
+        "the followed log of a dead container ended only at the deadline".into()
+    })?;
+    let r = e.find("api-orphan")?;
+    check(r.status == Status::Exited, || {
+        format!("status {}", r.status)
+    })?;
     Ok(())
 }
 
