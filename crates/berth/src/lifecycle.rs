@@ -230,8 +230,7 @@ pub(crate) fn rename(engine: &Engine, container: &str, new_name: &str) -> Result
 /// `port`: the container's published ports, or where one port is
 /// published.
 pub(crate) fn port(engine: &Engine, container: &str, port: Option<&str>) -> Result<i32> {
-    let r = engine.find(container)?;
-    let (_, ports) = engine.network_state(&r.id);
+    let ports = engine.container_ports(container)?;
     let want = match port {
         Some(p) => {
             let (num, proto) = p.split_once('/').unwrap_or((p, "tcp"));

@@ -42,6 +42,13 @@ pub struct ConnectOptions {
 }
 
 impl Engine {
+    /// The ports published for the container `key` (host address and port
+    /// chosen at its start; none while it is stopped).
+    pub fn container_ports(&self, key: &str) -> Result<Vec<berth_network::PortMapping>> {
+        let r = self.find(key)?;
+        Ok(self.network_state(&r.id).1)
+    }
+
     /// Every network, the default bridge first.
     pub fn network_list(&self) -> Result<Vec<Network>> {
         let mut list = vec![self.networks.default_network()?];
