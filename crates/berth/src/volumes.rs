@@ -64,7 +64,6 @@ pub enum VolumeCommand {
 pub fn volume(root: &Path, runroot: &Path, cmd: &VolumeCommand) -> Result<i32> {
     let engine = Engine::open(root, runroot)
         .with_context(|| format!("open the store at {}", root.display()))?;
-    let json = |v: &berth_engine::volumes::Volume| serde_json::to_value(v).unwrap_or(Value::Null);
     match cmd {
         VolumeCommand::Create {
             label,
@@ -169,10 +168,10 @@ pub fn volume(root: &Path, runroot: &Path, cmd: &VolumeCommand) -> Result<i32> {
             let mut out = Vec::new();
             let mut code = 0;
             for n in names {
-                match (engine.volume(n), inspector.as_mut()) {
+                match (engine.volume_inspect(n), inspector.as_mut()) {
                     // Docker has no raw JSON of a volume to fall back on.
-                    (Ok(v), Some(i)) => i.add(&json(&v), "types.Volume", false),
-                    (Ok(v), None) => out.push(json(&v)),
+                    (Ok(v), Some(i)) => i.add(&v, "types.Volume", false),
+                    (Ok(v), None) => out.push(v),
                     (Err(e), Some(i)) => i.error(format!("Error: {e}")),
                     (Err(e), None) => {
                         eprintln!("Error: {e}");
