@@ -319,23 +319,7 @@ fn ps_context(r: &PsRow) -> berth_template::Value {
 }
 
 pub(crate) fn dir_size(p: &Path) -> u64 {
-    let mut total = 0;
-    let mut stack = vec![p.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in rd.flatten() {
-            if let Ok(m) = e.metadata() {
-                if m.is_dir() {
-                    stack.push(e.path());
-                } else {
-                    total += m.len();
-                }
-            }
-        }
-    }
-    total
+    berth_engine::disk_usage::dir_size(p)
 }
 
 use crate::familiar;

@@ -2,7 +2,9 @@
 
 use anyhow::{Context, Result};
 
-use crate::{familiar, format, ps};
+use berth_engine::disk_usage::Usage;
+
+use crate::{familiar, format};
 
 /// What `system check` says when the database cannot be trusted: what is
 /// wrong, that nothing was touched, and how to recover.
@@ -71,95 +73,51 @@ pub(crate) fn system_df(engine: &berth_engine::Engine, format: Option<&str>) -> 
         r"table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}",
     )?;
     // Docker's wording: the reclaimable share in percent when there is a
-    // total to take it from.
-    let reclaimable = |total: u64, used: u64| {
-        let r = total.saturating_sub(used);
-        match (r * 100).checked_div(total) {
-            Some(pct) => format!("{} ({pct}%)", format::human_size(r, 4)),
-            None => format::human_size(r, 4),
+    // total to take it from (the build cache: all of it, and no percent).
+    let reclaimable = |u: &Usage, percent: bool| {
+        let r = u.reclaimable;
+        match (r * 100).checked_div(u.size) {
+            Some(pct) if percent => format!("{} ({pct}%)", format::human_size(r, 4)),
+            _ => format::human_size(r, 4),
         }
     };
-    let row =
-        |kind: &str, type_name: &str, count: usize, active: usize, size: u64, recl: String| {
-            format::context(
-                type_name,
-                vec![
-                    ("Active", V::from(active.to_string())),
-                    ("Reclaimable", V::from(recl)),
-                    ("Size", V::from(format::human_size(size, 4))),
-                    ("TotalCount", V::from(count.to_string())),
-                    ("Type", V::from(kind)),
-                ],
-            )
-        };
-    let images = engine.images().list()?;
-    let (_, all_layers, _) = engine.images().disk_usage()?;
-    let (cache_entries, cache_size) = engine.images().cache_usage()?;
-    let layers = all_layers.saturating_sub(cache_size);
-    let mut active_images = 0;
-    let mut used = 0;
-    for img in &images {
-        if engine.image_in_use(img)? {
-            active_images += 1;
-            used += img.size;
-        }
-    }
-    let containers = engine.list()?;
-    let (mut running, mut total_rw, mut running_rw) = (0, 0, 0);
-    for r in &containers {
-        let rw = ps::dir_size(&engine.container_dir(&r.id).join("fs/upper"));
-        total_rw += rw;
-        if matches!(
-            r.status,
-            berth_engine::Status::Running | berth_engine::Status::Paused
-        ) {
-            running += 1;
-            running_rw += rw;
-        }
-    }
-    let volumes = engine.volumes().list()?;
-    let (mut in_use, mut total_vol, mut used_vol) = (0, 0, 0);
-    for v in &volumes {
-        let size = ps::dir_size(&v.mountpoint);
-        total_vol += size;
-        if engine.volume_users(&v.name).is_ok_and(|u| !u.is_empty()) {
-            in_use += 1;
-            used_vol += size;
-        }
-    }
+    let row = |kind: &str, type_name: &str, u: &Usage, percent: bool| {
+        format::context(
+            type_name,
+            vec![
+                ("Active", V::from(u.active.to_string())),
+                ("Reclaimable", V::from(reclaimable(u, percent))),
+                ("Size", V::from(format::human_size(u.size, 4))),
+                ("TotalCount", V::from(u.count.to_string())),
+                ("Type", V::from(kind)),
+            ],
+        )
+    };
+    let du = engine.disk_usage()?;
     let rows = vec![
         row(
             "Images",
             "*formatter.diskUsageImagesContext",
-            images.len(),
-            active_images,
-            layers,
-            reclaimable(layers, used.min(layers)),
+            &du.images,
+            true,
         ),
         row(
             "Containers",
             "*formatter.diskUsageContainersContext",
-            containers.len(),
-            running,
-            total_rw,
-            reclaimable(total_rw, running_rw),
+            &du.containers,
+            true,
         ),
         row(
             "Local Volumes",
             "*formatter.diskUsageVolumesContext",
-            volumes.len(),
-            in_use,
-            total_vol,
-            reclaimable(total_vol, used_vol),
+            &du.volumes,
+            true,
         ),
-        // Nothing is in use between builds: all of it can go.
         row(
             "Build Cache",
             "*formatter.diskUsageBuilderContext",
-            cache_entries,
-            0,
-            cache_size,
-            format::human_size(cache_size, 4),
+            &du.build_cache,
+            false,
         ),
     ];
     let header = format::header(&[

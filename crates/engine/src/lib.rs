@@ -25,6 +25,7 @@ pub mod changes;
 pub mod config;
 pub mod cp;
 pub mod db;
+pub mod disk_usage;
 pub mod error;
 pub mod events;
 pub mod health;

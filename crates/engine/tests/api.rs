@@ -551,6 +551,20 @@ fn volumes_in_use_are_kept() -> Result<(), Failed> {
     };
     let r = engine.create(cfg, Some("api-vol-user"))?;
     let e = s.engine();
+    // system df: the volume's bytes, in use by the created container.
+    std::fs::write(mountpoint.join("blob"), vec![7u8; 100_000])?;
+    let du = e.disk_usage()?;
+    check(
+        du.volumes.count == 1
+            && du.volumes.active == 1
+            && du.volumes.size >= 100_000
+            && du.volumes.reclaimable == 0,
+        || format!("volumes {:?}", du.volumes),
+    )?;
+    check(
+        du.containers.count == 1 && du.containers.active == 0 && du.images.active == 1,
+        || format!("df {du:?}"),
+    )?;
     check(
         matches!(e.remove_volume("api-vol"), Err(x) if refused_as_invalid(&x)),
         || "a volume in use was removed".into(),
