@@ -16,7 +16,8 @@
 //! one call on [`Engine`] per verb, an options struct in and a typed report
 //! or stream out: [`inspect`], [`logs`], [`events`], [`stats`],
 //! [`lifecycle`] (stop, restart, kill, rm, pause, rename, wait, update,
-//! top), [`changes`] (diff, export, commit), [`networks`]. A program that starts
+//! top), [`changes`] (diff, export, commit), [`disk_usage`] (system df),
+//! [`networks`]. A program that starts
 //! detached containers calls [`monitor::serve_if_asked`] first in `main`.
 
 pub mod attach;
