@@ -62,9 +62,12 @@ pub(crate) enum ImageCommand {
     Prune {
         #[arg(short, long)]
         all: bool,
-        /// Do not ask (there is no prompt: accepted for docker compatibility)
+        /// Do not prompt for confirmation
         #[arg(short, long)]
         force: bool,
+        /// Filter: until=TIME, label=KEY[=VALUE], label!=KEY[=VALUE], dangling=false
+        #[arg(long)]
+        filter: Vec<String>,
     },
 }
 

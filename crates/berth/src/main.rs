@@ -195,14 +195,33 @@ enum ContainerGroup {
     Ls(ps::PsArgs),
     /// Remove all stopped containers
     Prune {
-        /// Do not ask (there is no prompt: accepted for docker compatibility)
+        /// Do not prompt for confirmation
         #[arg(short, long)]
         force: bool,
+        /// Filter: until=TIME, label=KEY[=VALUE], label!=KEY[=VALUE]
+        #[arg(long)]
+        filter: Vec<String>,
     },
 }
 
 #[derive(Debug, Subcommand)]
 enum SystemCommand {
+    /// Remove stopped containers, unused networks, dangling images (and
+    /// with -a every unused image, with --volumes unused anonymous volumes)
+    Prune {
+        /// Remove every image no container uses, not only dangling ones
+        #[arg(short, long)]
+        all: bool,
+        /// Prune anonymous volumes too
+        #[arg(long)]
+        volumes: bool,
+        /// Do not prompt for confirmation
+        #[arg(short, long)]
+        force: bool,
+        /// Filter: until=TIME, label=KEY[=VALUE], label!=KEY[=VALUE]
+        #[arg(long)]
+        filter: Vec<String>,
+    },
     /// Show disk use
     Df {
         /// Go template ({{.Type}} {{.TotalCount}} {{.Active}} {{.Size}} {{.Reclaimable}}), table TEMPLATE, or json
@@ -315,8 +334,30 @@ fn main() -> ExitCode {
                 ps::ps_command(&cli.root, &cli.runroot, a).map(|()| 0),
             )
         }
-        Command::Container(ContainerGroup::Prune { .. }) => {
-            return finish(&cli.root, prune::prune(&cli.root, &cli.runroot))
+        Command::Container(ContainerGroup::Prune { force, filter }) => {
+            let kind = prune::Kind::Containers;
+            return finish(
+                &cli.root,
+                prune::prune(&cli.root, &cli.runroot, kind, *force, filter),
+            );
+        }
+        Command::Image(ImageCommand::Prune { all, force, filter }) => {
+            let kind = prune::Kind::Images { all: *all };
+            return finish(
+                &cli.root,
+                prune::prune(&cli.root, &cli.runroot, kind, *force, filter),
+            );
+        }
+        Command::System(SystemCommand::Prune {
+            all,
+            volumes,
+            force,
+            filter,
+        }) => {
+            return finish(
+                &cli.root,
+                prune::system(&cli.root, &cli.runroot, *all, *volumes, *force, filter),
+            );
         }
         Command::Volume(v) => {
             return finish(&cli.root, volumes::volume(&cli.root, &cli.runroot, v))
@@ -1049,20 +1090,9 @@ fn run(cli: Cli) -> Result<()> {
                 None => Ok(()),
             }
         }
-        Command::Image(ImageCommand::Prune { all, .. }) => {
-            let mut engine = open_engine(&cli)?;
-            let mut freed = 0u64;
-            for img in engine.images().list()? {
-                // Images containers use are kept, as docker keeps them.
-                if (*all || img.tags.is_empty()) && !engine.image_in_use(&img)? {
-                    freed += img.size;
-                    for l in engine.images_mut().remove(&img.id.to_string(), true)? {
-                        println!("{l}");
-                    }
-                }
-            }
-            println!("Total reclaimed space: {}", format::size(freed));
-            Ok(())
+        Command::Image(ImageCommand::Prune { .. })
+        | Command::System(SystemCommand::Prune { .. }) => {
+            unreachable!("handled above")
         }
         Command::System(SystemCommand::Df { format }) => {
             system_df(&open_engine(&cli)?, format.as_deref())

@@ -75,9 +75,12 @@ pub enum NetworkCommand {
     },
     /// Remove every user network no container uses
     Prune {
-        /// Do not ask (there is nothing to ask: accepted for docker's sake)
+        /// Do not prompt for confirmation
         #[arg(short, long)]
         force: bool,
+        /// Filter: until=TIME, label=KEY[=VALUE], label!=KEY[=VALUE]
+        #[arg(long)]
+        filter: Vec<String>,
     },
     /// Connect a container to a network (a running one at once)
     Connect {
@@ -259,23 +262,9 @@ pub fn run(root: &Path, runroot: &Path, cmd: &NetworkCommand) -> Result<i32> {
             }
             Ok(if failed.is_some() { 1 } else { 0 })
         }
-        NetworkCommand::Prune { force: _ } => {
-            let mut removed = Vec::new();
-            for n in engine.network_list()? {
-                if n.is_default() {
-                    continue;
-                }
-                if engine.network_remove(&n.id).is_ok() {
-                    removed.push(n.name);
-                }
-            }
-            if !removed.is_empty() {
-                println!("Deleted Networks:");
-                for n in removed {
-                    println!("{n}");
-                }
-            }
-            Ok(0)
+        NetworkCommand::Prune { force, filter } => {
+            let kind = crate::prune::Kind::Networks;
+            crate::prune::prune_in(engine, kind, *force, filter)
         }
         NetworkCommand::Connect {
             alias,

@@ -9,7 +9,6 @@ use berth_engine::{Engine, Record, Status};
 use clap::Args;
 
 use crate::format;
-use crate::run_flags::key_value;
 #[derive(Debug, Args)]
 pub struct PsArgs {
     /// Show all containers (default: running)
@@ -111,50 +110,12 @@ pub fn ps_command(root: &Path, runroot: &Path, a: &PsArgs) -> Result<()> {
 }
 
 pub(crate) fn ps(engine: &Engine, a: &PsArgs) -> Result<()> {
-    let mut list = engine.list()?;
-    let mut all = a.all;
-    if let Some(n) = a.last.or(a.latest.then_some(1)) {
-        list.truncate(n);
-        all = true;
-    }
-    let mut filters: Vec<(String, String)> = Vec::new();
-    for f in &a.filter {
-        let (k, v) = key_value("--filter", f)?;
-        if !["id", "name", "status", "label", "ancestor", "exited"].contains(&k.as_str()) {
-            return Err(crate::invalid_filter(&k));
-        }
-        if k == "status" || k == "exited" {
-            all = true;
-        }
-        filters.push((k, v));
-    }
+    let filters = crate::prune::parse_filters("ps", "-f, --filter", &a.filter)?;
+    let mut filter = berth_engine::filters::ContainerFilter::new(engine, filters)
+        .map_err(|e| crate::FromDaemon::wrap(e.into(), true))?;
+    let limit = a.last.or(a.latest.then_some(1));
+    let list = filter.apply(engine, engine.list()?, a.all, limit);
     let images = engine.images().list().unwrap_or_default();
-    list.retain(|r| {
-        (all || matches!(
-            r.status,
-            Status::Running | Status::Paused | Status::Restarting
-        )) && filters.iter().all(|(k, v)| match k.as_str() {
-            "id" => r.id.starts_with(v.as_str()),
-            "name" => r.name.contains(v.as_str()),
-            "status" => r.status.as_str() == v,
-            "exited" => r.status == Status::Exited && r.exit_code.to_string() == *v,
-            "label" => match v.split_once('=') {
-                Some((k, val)) => r.config.labels.get(k).is_some_and(|x| x == val),
-                None => r.config.labels.contains_key(v.as_str()),
-            },
-            "ancestor" => {
-                r.config.image == *v
-                    || r.image_id
-                        .trim_start_matches("sha256:")
-                        .starts_with(v.trim_start_matches("sha256:"))
-                    || images.iter().any(|i| {
-                        i.id.to_string() == r.image_id
-                            && i.tags.iter().any(|t| familiar(t) == *v || t == v)
-                    })
-            }
-            _ => false,
-        })
-    });
     let mut out = std::io::stdout().lock();
     if a.quiet {
         for r in &list {
@@ -321,8 +282,6 @@ fn ps_context(r: &PsRow) -> berth_template::Value {
 pub(crate) fn dir_size(p: &Path) -> u64 {
     berth_engine::disk_usage::dir_size(p)
 }
-
-use crate::familiar;
 
 /// `0.0.0.0:8080->80/tcp, 53/udp` as ps shows published and exposed ports.
 fn ports_text(engine: &Engine, r: &Record) -> String {

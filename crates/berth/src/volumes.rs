@@ -9,8 +9,6 @@ use clap::Subcommand;
 use serde_json::Value;
 
 use crate::format;
-use crate::ps::dir_size;
-use crate::run_flags::key_value;
 /// `berth volume ...`.
 #[derive(Debug, Subcommand)]
 pub enum VolumeCommand {
@@ -22,6 +20,10 @@ pub enum VolumeCommand {
         /// Driver (only "local")
         #[arg(short, long, default_value = "local")]
         driver: String,
+        /// The local driver's options: type=TYPE, device=DEVICE, o=MOUNT-OPTIONS
+        /// (type=tmpfs,device=tmpfs,o=size=64m; type=none,o=bind,device=/path)
+        #[arg(short, long = "opt")]
+        opt: Vec<String>,
         name: Option<String>,
     },
     /// List volumes
@@ -55,8 +57,12 @@ pub enum VolumeCommand {
     Prune {
         #[arg(short, long)]
         all: bool,
+        /// Do not prompt for confirmation
         #[arg(short, long)]
         force: bool,
+        /// Filter: label=KEY[=VALUE], label!=KEY[=VALUE]
+        #[arg(long)]
+        filter: Vec<String>,
     },
 }
 
@@ -68,6 +74,7 @@ pub fn volume(root: &Path, runroot: &Path, cmd: &VolumeCommand) -> Result<i32> {
         VolumeCommand::Create {
             label,
             driver,
+            opt,
             name,
         } => {
             // docker's daemon answers, naming the volume.
@@ -87,9 +94,17 @@ pub fn volume(root: &Path, runroot: &Path, cmd: &VolumeCommand) -> Result<i32> {
                 let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
                 labels.insert(k.to_string(), v.to_string());
             }
+            // docker's map flag: `key=value`, or a key alone (empty value).
+            let options: BTreeMap<String, String> = opt
+                .iter()
+                .map(|o| {
+                    let (k, v) = o.split_once('=').unwrap_or((o.as_str(), ""));
+                    (k.to_string(), v.to_string())
+                })
+                .collect();
             let v = engine
                 .volumes()
-                .create(name.as_deref(), &labels)
+                .create_with_options(name.as_deref(), &labels, &options)
                 .map_err(|e| daemon(e.into()))?;
             println!("{}", v.name);
             Ok(0)
@@ -99,33 +114,10 @@ pub fn volume(root: &Path, runroot: &Path, cmd: &VolumeCommand) -> Result<i32> {
             filter,
             format,
         } => {
-            let mut list = engine.volume_list()?;
-            for f in filter {
-                let (k, v) = key_value("--filter", f)?;
-                let keep: Box<dyn Fn(&berth_engine::volumes::Volume) -> bool> = match k.as_str() {
-                    "dangling" => {
-                        let want = v == "true" || v == "1";
-                        let used: Vec<bool> = list
-                            .iter()
-                            .map(|x| engine.volume_users(&x.name).is_ok_and(|u| !u.is_empty()))
-                            .collect();
-                        let names: Vec<String> = list
-                            .iter()
-                            .zip(used)
-                            .filter(|(_, u)| *u != want)
-                            .map(|(x, _)| x.name.clone())
-                            .collect();
-                        Box::new(move |x| names.contains(&x.name))
-                    }
-                    "name" => Box::new(move |x| x.name.contains(v.as_str())),
-                    "label" => Box::new(move |x| match v.split_once('=') {
-                        Some((k, val)) => x.labels.get(k).is_some_and(|y| y == val),
-                        None => x.labels.contains_key(v.as_str()),
-                    }),
-                    _ => return Err(crate::invalid_filter(&k)),
-                };
-                list.retain(|x| keep(x));
-            }
+            let filters = crate::prune::parse_filters("volume ls", "-f, --filter", filter)?;
+            let list =
+                berth_engine::filters::select_volumes(&engine, &filters, engine.volume_list()?)
+                    .map_err(|e| crate::FromDaemon::wrap(e.into(), true))?;
             if *quiet {
                 for v in &list {
                     println!("{}", v.name);
@@ -206,18 +198,9 @@ pub fn volume(root: &Path, runroot: &Path, cmd: &VolumeCommand) -> Result<i32> {
             }
             Ok(code)
         }
-        VolumeCommand::Prune { all, .. } => {
-            println!("Deleted Volumes:");
-            let mut freed = 0;
-            for v in engine.volumes().list()? {
-                if (*all || v.anonymous) && engine.volume_users(&v.name)?.is_empty() {
-                    freed += dir_size(&v.mountpoint);
-                    engine.volumes().remove(&v.name)?;
-                    println!("{}", v.name);
-                }
-            }
-            println!("\nTotal reclaimed space: {}", format::size(freed));
-            Ok(0)
+        VolumeCommand::Prune { all, force, filter } => {
+            let kind = crate::prune::Kind::Volumes { all: *all };
+            crate::prune::prune_in(engine, kind, *force, filter)
         }
     }
 }

@@ -200,6 +200,21 @@ fn info() {
 }
 
 #[test]
+fn prune() {
+    corpus("prune.txt");
+}
+
+#[test]
+fn ps_filters() {
+    corpus("ps_filters.txt");
+}
+
+#[test]
+fn volume_options() {
+    corpus("volume_opts.txt");
+}
+
+#[test]
 fn masks_only_what_legitimately_differs() {
     assert_eq!(
         mask_ids("abc 0123456789ab 0123456789abc"),

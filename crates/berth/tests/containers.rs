@@ -779,7 +779,7 @@ fn images_in_use_are_not_removed() {
         );
     }
     b.ok(&["tag", "busybox", "bb:two"]);
-    b.ok(&["image", "prune", "-a"]);
+    b.ok(&["image", "prune", "-a", "-f"]);
     assert!(
         b.ok(&["images", "-q"]).lines().count() == 1,
         "prune -a kept the used image"

@@ -30,6 +30,9 @@ pub enum Error {
         status: String,
         what: String,
     },
+    /// A `--filter` the verb refuses (Docker's words).
+    #[error(transparent)]
+    Filter(#[from] crate::filters::FilterError),
     #[error(transparent)]
     Image(#[from] berth_image::store::StoreError),
     #[error(transparent)]

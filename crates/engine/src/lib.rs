@@ -29,6 +29,7 @@ pub mod db;
 pub mod disk_usage;
 pub mod error;
 pub mod events;
+pub mod filters;
 pub mod health;
 pub mod init;
 pub mod initlayer;
@@ -39,6 +40,7 @@ pub mod monitor;
 pub mod names;
 pub mod networking;
 pub mod networks;
+pub mod prune;
 pub mod spec;
 pub mod stats;
 pub mod stdio;
@@ -514,7 +516,27 @@ impl Engine {
         if let Ok(s) = self.snapshot(r) {
             s.unmount()?;
         }
+        self.release_volume_mounts(r);
         Ok(())
+    }
+
+    /// Unmounts the options mounts (`volume create --opt`) of `r`'s volumes
+    /// that no other running container uses, as Docker's local driver
+    /// unmounts at the last user's stop. Best effort: a mount left here is
+    /// taken down by `volume rm`.
+    fn release_volume_mounts(&self, r: &Record) {
+        for m in r.config.mounts.iter().filter(|m| m.kind == "volume") {
+            if self.volumes.options(&m.source).is_empty() {
+                continue;
+            }
+            let busy = self.volume_users(&m.source).is_ok_and(|users| {
+                // A starting one has no pid yet but may have mounted it.
+                users.iter().any(|u| u.id != r.id && u.status.is_active())
+            });
+            if !busy {
+                let _ = self.volumes.unmount(&m.source);
+            }
+        }
     }
 
     /// `system check`: runtime state no active container accounts for

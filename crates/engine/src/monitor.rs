@@ -458,6 +458,8 @@ fn prepare_start(
     // Volumes: filled from the image when empty, then bound like binds.
     let mut spec_config = r.config.clone();
     for m in spec_config.mounts.iter_mut().filter(|m| m.kind == "volume") {
+        // A volume with the local driver's options is mounted first.
+        engine.volumes.mount(&m.source)?;
         engine
             .volumes
             .populate(&m.source, &lookup, &m.destination)?;

@@ -5,11 +5,20 @@
 //! symlinks cannot point the copy at the host), file by file without
 //! holding the tree in memory (see `tree_copy`), the volume's top
 //! directory taking the owner and mode the image gives that directory.
+//!
+//! The local driver's options (`volume create --opt type=tmpfs --opt
+//! device=tmpfs --opt o=size=64m`, `type=none,o=bind,device=/path`, nfs...)
+//! are kept in `<name>/opts.json`, as Docker keeps them, and mounted on
+//! `_data` when a container using the volume starts (see `mount`), so
+//! everything after that (filling, binding into the container) is the same
+//! as for a plain volume; the mount goes when the last such container
+//! stops, or when the volume is removed.
 
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::OFlag;
+use nix::mount::MsFlags;
 use nix::sys::stat::Mode;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
@@ -38,6 +47,10 @@ pub struct Volume {
     pub labels: std::collections::BTreeMap<String, String>,
     #[serde(rename = "Mountpoint")]
     pub mountpoint: PathBuf,
+    /// The local driver's options (`type`, `device`, `o`); Docker shows
+    /// none for an anonymous volume as null, for a named one as `{}`.
+    #[serde(rename = "Options")]
+    pub options: Option<std::collections::BTreeMap<String, String>>,
     #[serde(rename = "Scope")]
     pub scope: String,
     #[serde(skip)]
@@ -101,6 +114,11 @@ impl Volumes {
             .optional()?
             .map(|(name, created, labels, anonymous)| Volume {
                 mountpoint: self.path(&name),
+                options: if anonymous {
+                    None
+                } else {
+                    Some(self.options(&name))
+                },
                 name,
                 created,
                 driver: "local".into(),
@@ -123,6 +141,18 @@ impl Volumes {
         name: Option<&str>,
         labels: &std::collections::BTreeMap<String, String>,
     ) -> Result<Volume> {
+        self.create_with_options(name, labels, &std::collections::BTreeMap::new())
+    }
+
+    /// `create` with the local driver's options, checked as Docker's
+    /// local driver checks them (what is missing is only found at mount).
+    pub fn create_with_options(
+        &self,
+        name: Option<&str>,
+        labels: &std::collections::BTreeMap<String, String>,
+        options: &std::collections::BTreeMap<String, String>,
+    ) -> Result<Volume> {
+        validate_options(options)?;
         let anonymous = name.is_none();
         let name = name.map_or_else(crate::random_id, str::to_string);
         validate(&name)?;
@@ -136,6 +166,12 @@ impl Volumes {
             saferoot::private::private_dir(top).ctx(|| format!("create {}", top.display()))?;
         }
         std::fs::create_dir_all(&dir).ctx(|| format!("create {}", dir.display()))?;
+        if !options.is_empty() {
+            let text = serde_json::to_vec(options)
+                .map_err(|e| Error::Invalid(format!("encode the options of {name}: {e}")))?;
+            let path = self.root.join(&name).join("opts.json");
+            std::fs::write(&path, text).ctx(|| format!("write {}", path.display()))?;
+        }
         let labels_json = serde_json::to_string(labels).unwrap_or_else(|_| "{}".into());
         self.conn.execute(
             "INSERT OR IGNORE INTO volumes (name, created, labels, anonymous) VALUES (?1, ?2, ?3, ?4)",
@@ -153,9 +189,117 @@ impl Volumes {
         names.iter().map(|n| self.get(n)).collect()
     }
 
+    /// The local driver's options of a volume (none: empty).
+    pub fn options(&self, name: &str) -> std::collections::BTreeMap<String, String> {
+        std::fs::read(self.root.join(name).join("opts.json"))
+            .ok()
+            .and_then(|t| serde_json::from_slice(&t).ok())
+            .unwrap_or_default()
+    }
+
+    /// Mounts what the volume's options name on its `_data` (once: a
+    /// volume already mounted, by another container that uses it, stays
+    /// as it is); nothing for a volume without options. Docker's words
+    /// on failure.
+    pub fn mount(&self, name: &str) -> Result<()> {
+        let opts = self.options(name);
+        if opts.is_empty() {
+            return Ok(());
+        }
+        let data = self.path(name);
+        let _lock = self.lock(name)?;
+        if is_mountpoint(&data) {
+            return Ok(());
+        }
+        let fail = |why: String| {
+            Error::Invalid(format!(
+                "error while mounting volume '{}': failed to mount local volume: {why}",
+                data.display()
+            ))
+        };
+        let device = opts.get("device").map_or("", String::as_str);
+        if device.is_empty() {
+            return Err(fail("missing device in volume options".into()));
+        }
+        let kind = opts.get("type").map_or("", String::as_str);
+        let (flags, extra) = mount_flags(opts.get("o").map_or("", String::as_str));
+        let without_propagation = flags
+            & !(MsFlags::MS_SHARED
+                | MsFlags::MS_PRIVATE
+                | MsFlags::MS_SLAVE
+                | MsFlags::MS_UNBINDABLE);
+        nix::mount::mount(
+            Some(device),
+            &data,
+            Some(kind),
+            without_propagation,
+            (!extra.is_empty()).then_some(extra.as_str()),
+        )
+        .map_err(|e| {
+            let mut what = format!("mount {device}:{}", data.display());
+            if !without_propagation.is_empty() {
+                what.push_str(&format!(", flags: {:#x}", without_propagation.bits()));
+            }
+            if !extra.is_empty() {
+                what.push_str(&format!(", data: {extra}"));
+            }
+            fail(format!("{what}: {}", go_errno(e)))
+        })?;
+        // A read-only bind needs a second pass, as mount(8) does it.
+        let ro_bind = MsFlags::MS_BIND | MsFlags::MS_RDONLY;
+        if without_propagation.contains(ro_bind) {
+            nix::mount::mount(
+                None::<&str>,
+                &data,
+                None::<&str>,
+                without_propagation | MsFlags::MS_REMOUNT,
+                None::<&str>,
+            )
+            .map_err(|e| {
+                fail(format!(
+                    "remount {} read-only: {}",
+                    data.display(),
+                    go_errno(e)
+                ))
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Unmounts a volume's options mount (the last container using it
+    /// stopped, or the volume goes); nothing if it is not mounted.
+    pub fn unmount(&self, name: &str) -> Result<()> {
+        let data = self.path(name);
+        let _lock = self.lock(name)?;
+        if is_mountpoint(&data) {
+            nix::mount::umount2(&data, nix::mount::MntFlags::MNT_DETACH)
+                .ctx(|| format!("unmount {}", data.display()))?;
+        }
+        Ok(())
+    }
+
+    /// Serialises mounting and unmounting one volume between processes.
+    fn lock(&self, name: &str) -> Result<nix::fcntl::Flock<std::fs::File>> {
+        let path = self.root.join(name).join(".lock");
+        let f = std::fs::File::create(&path).ctx(|| format!("create {}", path.display()))?;
+        nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive)
+            .map_err(|(_, e)| e)
+            .ctx(|| format!("lock {}", path.display()))
+    }
+
     /// Removes a volume (the caller checked that no container uses it).
     pub fn remove(&self, name: &str) -> Result<()> {
         self.get(name)?;
+        // An options mount goes first: removing the tree under a bind
+        // would delete the host directory's files.
+        self.unmount(name)?;
+        let data = self.path(name);
+        if is_mountpoint(&data) {
+            return Err(Error::Invalid(format!(
+                "remove {name}: {} is still mounted",
+                data.display()
+            )));
+        }
         // The row goes first: a crash leaves a directory without a row,
         // which a later create of the same name simply reuses.
         self.conn
@@ -203,6 +347,152 @@ impl Volumes {
     }
 }
 
+/// The options Docker's local driver takes, and what each needs with it.
+const OPTIONS: &[&str] = &["type", "o", "device", "size"];
+const NEEDS: &[(&str, &[&str])] = &[
+    ("device", &["type"]),
+    ("type", &["device"]),
+    ("o", &["device", "type"]),
+];
+
+/// Docker's local driver's check of `volume create --opt`, in its words.
+pub fn validate_options(opts: &std::collections::BTreeMap<String, String>) -> Result<()> {
+    if let Some(bad) = opts.keys().find(|k| !OPTIONS.contains(&k.as_str())) {
+        return Err(Error::Invalid(format!("invalid option: {bad:?}")));
+    }
+    if let Some(size) = opts.get("size") {
+        match ram_in_bytes(size) {
+            None => return Err(Error::Invalid(format!("invalid size: '{size}'"))),
+            // berth's volumes have no quota (Docker's need xfs project quotas).
+            Some(n) if n > 0 => {
+                return Err(Error::Invalid(
+                    "quota size requested but no quota support".into(),
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+    for (opt, needs) in NEEDS {
+        if opts.contains_key(*opt) {
+            if let Some(missing) = needs.iter().find(|n| !opts.contains_key(**n)) {
+                return Err(Error::Invalid(format!(
+                    "missing required option: {missing:?}"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// docker's `units.RAMInBytes`: a number and an optional binary unit
+/// (`b`, `k`, `kb`, `kib`... up to `p`), case-insensitive.
+fn ram_in_bytes(s: &str) -> Option<u64> {
+    let t = s.trim().to_ascii_lowercase();
+    let num_end = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let n: f64 = t[..num_end].parse().ok()?;
+    let shift = match &t[num_end..] {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        "t" | "tb" | "tib" => 40,
+        "p" | "pb" | "pib" => 50,
+        _ => return None,
+    };
+    let v = n * 2f64.powi(shift);
+    // A size in bytes: whole, non-negative and far below 2^64 here.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    Some(v as u64)
+}
+
+/// The mount flags and the filesystem's own options of an `o=` value, as
+/// mount(8) (and Docker's mount package) split them.
+fn mount_flags(o: &str) -> (MsFlags, String) {
+    let mut flags = MsFlags::empty();
+    let mut data = Vec::new();
+    for opt in o.split(',').filter(|x| !x.is_empty()) {
+        let (set, clear) = match opt {
+            "defaults" => (MsFlags::empty(), MsFlags::empty()),
+            "ro" => (MsFlags::MS_RDONLY, MsFlags::empty()),
+            "rw" => (MsFlags::empty(), MsFlags::MS_RDONLY),
+            "suid" => (MsFlags::empty(), MsFlags::MS_NOSUID),
+            "nosuid" => (MsFlags::MS_NOSUID, MsFlags::empty()),
+            "dev" => (MsFlags::empty(), MsFlags::MS_NODEV),
+            "nodev" => (MsFlags::MS_NODEV, MsFlags::empty()),
+            "exec" => (MsFlags::empty(), MsFlags::MS_NOEXEC),
+            "noexec" => (MsFlags::MS_NOEXEC, MsFlags::empty()),
+            "sync" => (MsFlags::MS_SYNCHRONOUS, MsFlags::empty()),
+            "async" => (MsFlags::empty(), MsFlags::MS_SYNCHRONOUS),
+            "dirsync" => (MsFlags::MS_DIRSYNC, MsFlags::empty()),
+            "mand" => (MsFlags::MS_MANDLOCK, MsFlags::empty()),
+            "nomand" => (MsFlags::empty(), MsFlags::MS_MANDLOCK),
+            "atime" => (MsFlags::empty(), MsFlags::MS_NOATIME),
+            "noatime" => (MsFlags::MS_NOATIME, MsFlags::empty()),
+            "diratime" => (MsFlags::empty(), MsFlags::MS_NODIRATIME),
+            "nodiratime" => (MsFlags::MS_NODIRATIME, MsFlags::empty()),
+            "bind" => (MsFlags::MS_BIND, MsFlags::empty()),
+            "rbind" => (MsFlags::MS_BIND | MsFlags::MS_REC, MsFlags::empty()),
+            "relatime" => (MsFlags::MS_RELATIME, MsFlags::empty()),
+            "norelatime" => (MsFlags::empty(), MsFlags::MS_RELATIME),
+            "strictatime" => (MsFlags::MS_STRICTATIME, MsFlags::empty()),
+            "nostrictatime" => (MsFlags::empty(), MsFlags::MS_STRICTATIME),
+            "private" => (MsFlags::MS_PRIVATE, MsFlags::empty()),
+            "shared" => (MsFlags::MS_SHARED, MsFlags::empty()),
+            "slave" => (MsFlags::MS_SLAVE, MsFlags::empty()),
+            "unbindable" => (MsFlags::MS_UNBINDABLE, MsFlags::empty()),
+            other => {
+                data.push(other);
+                continue;
+            }
+        };
+        flags = (flags | set) & !clear;
+    }
+    (flags, data.join(","))
+}
+
+/// An errno as Go's syscall package words it ("no such file or directory").
+fn go_errno(e: nix::Error) -> String {
+    std::io::Error::from_raw_os_error(e as i32)
+        .to_string()
+        .split(" (os error")
+        .next()
+        .unwrap_or_default()
+        .to_lowercase()
+}
+
+/// Whether something is mounted on `path` (per this process's mount table).
+fn is_mountpoint(path: &Path) -> bool {
+    let want = path.to_string_lossy();
+    std::fs::read_to_string("/proc/self/mountinfo").is_ok_and(|t| {
+        t.lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .any(|m| unescape_mountinfo(m) == want)
+    })
+}
+
+/// mountinfo writes space, tab, newline and backslash as octal escapes.
+fn unescape_mountinfo(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..=i + 3].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
+            out.push(char::from(v));
+            i += 4;
+        } else {
+            out.push(char::from(b[i]));
+            i += 1;
+        }
+    }
+    out
+}
+
 fn open_dir(p: &Path) -> Result<OwnedFd> {
     let fd = nix::fcntl::open(
         p,
@@ -222,5 +512,59 @@ impl crate::Engine {
     /// A volume by its name.
     pub fn volume(&self, name: &str) -> Result<Volume> {
         self.volumes.get(name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(kv: &[(&str, &str)]) -> std::collections::BTreeMap<String, String> {
+        kv.iter()
+            .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn options_are_checked_as_dockers_local_driver_checks_them() {
+        let err = |kv: &[(&str, &str)]| validate_options(&opts(kv)).unwrap_err().to_string();
+        assert_eq!(err(&[("foo", "bar")]), "invalid option: \"foo\"");
+        assert_eq!(
+            err(&[("type", "tmpfs")]),
+            "missing required option: \"device\""
+        );
+        assert_eq!(
+            err(&[("device", "tmpfs")]),
+            "missing required option: \"type\""
+        );
+        assert_eq!(
+            err(&[("size", "1m")]),
+            "quota size requested but no quota support"
+        );
+        assert_eq!(err(&[("size", "x")]), "invalid size: 'x'");
+        assert!(validate_options(&opts(&[
+            ("type", "tmpfs"),
+            ("device", "tmpfs"),
+            ("o", "size=1m")
+        ]))
+        .is_ok());
+        assert!(validate_options(&opts(&[("size", "0")])).is_ok());
+    }
+
+    #[test]
+    fn o_splits_into_flags_and_data_as_mount8_does() {
+        let (f, d) = mount_flags("bind,ro");
+        assert_eq!(f, MsFlags::MS_BIND | MsFlags::MS_RDONLY);
+        assert_eq!(d, "");
+        let (f, d) = mount_flags("size=1m,nosuid,mode=700");
+        assert_eq!(f, MsFlags::MS_NOSUID);
+        assert_eq!(d, "size=1m,mode=700");
+        assert_eq!(mount_flags("ro,rw").0, MsFlags::empty());
+    }
+
+    #[test]
+    fn mountinfo_paths_are_unescaped() {
+        assert_eq!(unescape_mountinfo("/a\\040b"), "/a b");
+        assert_eq!(unescape_mountinfo("/plain"), "/plain");
     }
 }

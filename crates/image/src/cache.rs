@@ -182,6 +182,18 @@ impl ImageStore {
         Ok(())
     }
 
+    /// The keys of the cache's entries (what `system prune` lists as it
+    /// forgets them).
+    pub fn cache_keys(&self) -> Result<Vec<String>> {
+        let mut st = self
+            .db
+            .prepare("SELECT key FROM build_cache ORDER BY created")?;
+        let keys = st
+            .query_map([], |r| r.get(0))?
+            .collect::<std::result::Result<Vec<String>, _>>()?;
+        Ok(keys)
+    }
+
     /// Forgets every cache entry and deletes the layers only the cache
     /// kept. Returns how many entries went.
     pub fn cache_prune(&mut self) -> Result<usize> {
