@@ -227,7 +227,7 @@ fn build_args(list: &[String]) -> Result<BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
     for item in list {
         if item.contains('=') {
-            let (k, v) = crate::containers::key_value("--build-arg", item)?;
+            let (k, v) = crate::run_flags::key_value("--build-arg", item)?;
             out.insert(k, v);
         } else if let Ok(v) = std::env::var(item) {
             out.insert(item.clone(), v);
@@ -239,7 +239,7 @@ fn build_args(list: &[String]) -> Result<BTreeMap<String, String>> {
 /// `--label K=V`s.
 fn labels(list: &[String]) -> Result<BTreeMap<String, String>> {
     list.iter()
-        .map(|l| crate::containers::key_value("--label", l))
+        .map(|l| crate::run_flags::key_value("--label", l))
         .collect()
 }
 
@@ -801,7 +801,7 @@ pub fn build(root: &Path, runroot: &Path, max_layer: u64, a: &BuildArgs) -> Resu
     };
     let mut engine = berth_engine::Engine::open(root, runroot)
         .with_context(|| format!("open the store at {}", root.display()))?;
-    engine.images.max_layer_bytes = max_layer;
+    engine.images_mut().max_layer_bytes = max_layer;
     let scratch = root.join("tmp");
     let inputs = read_inputs(a, &scratch)?;
     let ignore = match berth_build::ignore::find_ignore_file(
@@ -967,7 +967,7 @@ fn write_output(
     match out {
         Output::Oci(p) => {
             let w = std::io::BufWriter::new(open(p)?);
-            berth_image::archive::save_oci(&engine.images, &[(img.clone(), tags.to_vec())], w)?;
+            berth_image::archive::save_oci(engine.images(), &[(img.clone(), tags.to_vec())], w)?;
         }
         Output::Tar(p) => {
             let w = std::io::BufWriter::new(open(p)?);

@@ -323,7 +323,7 @@ impl StoreCounts {
             running: 0,
             paused: 0,
             stopped: 0,
-            images: engine.images.list()?.len(),
+            images: engine.images().list()?.len(),
         };
         for r in engine.list()? {
             // docker's three states; a restarting or starting container

@@ -1,20 +1,35 @@
 //! `berth`: docker's command lines over berth's libraries. This binary only
 //! parses flags and prints; the work is in the library crates.
 //!
-//! The image store's commands (images, import, load, save, tag, rmi,
-//! history, image ..., system df/check) are here; the container commands
-//! (run, create, start, stop, ps, logs, exec, ...) in containers.rs; the
-//! registry commands (pull, push, login, logout) in transfer.rs.
+//! One module per verb or family (see CONTRIBUTING.md): the container
+//! subcommands are dispatched in containers.rs to run.rs, exec.rs, logs.rs,
+//! lifecycle.rs...; the image store's listings are in images.rs, system df
+//! and check in system.rs, the registry commands in transfer.rs. The image
+//! store's other commands (import, load, save, tag, rmi, image inspect)
+//! are dispatched here.
 
 mod building;
 mod containers;
+mod cp;
+mod events;
+mod exec;
 mod format;
+mod images;
 mod info;
+mod inspect;
+mod lifecycle;
+mod logs;
 mod networks;
 mod prune;
+mod ps;
+mod run;
+mod run_flags;
 mod shell_docs;
+mod stats;
+mod system;
 mod transfer;
 mod usage;
+mod volumes;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -24,7 +39,10 @@ use berth_image::archive;
 use berth_image::store::{Image, ImageStore};
 use berth_image::Reference;
 use clap::{Parser, Subcommand};
-use serde_json::{json, Value};
+use serde_json::json;
+
+use crate::images::{history, ImageCommand, ImagesArgs};
+use crate::system::{rebuild_database, system_df, untrusted_database};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -153,7 +171,7 @@ enum Command {
     Image(ImageCommand),
     /// Manage volumes
     #[command(subcommand)]
-    Volume(containers::VolumeCommand),
+    Volume(volumes::VolumeCommand),
     /// Manage networks
     #[command(subcommand)]
     Network(networks::NetworkCommand),
@@ -167,71 +185,6 @@ enum Command {
     Man { dir: PathBuf },
 }
 
-#[derive(Debug, clap::Args)]
-struct ImagesArgs {
-    /// Show all images (no intermediate images exist yet)
-    #[arg(short, long)]
-    all: bool,
-    /// Print only the ids
-    #[arg(short, long)]
-    quiet: bool,
-    /// Show digests
-    #[arg(long)]
-    digests: bool,
-    /// Do not truncate ids
-    #[arg(long)]
-    no_trunc: bool,
-    /// Filter: dangling=true|false, reference=PATTERN, before=IMAGE, since=IMAGE, label=KEY[=VALUE]
-    #[arg(short, long)]
-    filter: Vec<String>,
-    /// Go-template-like format ({{.Repository}} {{.Tag}} {{.ID}} ...) or json
-    #[arg(long)]
-    format: Option<String>,
-    /// Only images of this repository (and tag): REPOSITORY[:TAG], globs allowed
-    reference: Option<String>,
-}
-
-#[derive(Debug, Subcommand)]
-enum ImageCommand {
-    /// Build an image from a Dockerfile and a context
-    Build(Box<building::BuildArgs>),
-    /// Display detailed information on images (Docker's JSON)
-    Inspect {
-        /// Go template over the JSON ({{.Id}}, {{json .Config}}, {{range .RepoTags}}...)
-        #[arg(short, long)]
-        format: Option<String>,
-        #[arg(required = true)]
-        images: Vec<String>,
-    },
-    /// List images
-    #[command(alias = "list")]
-    Ls(ImagesArgs),
-    /// Remove images
-    Rm {
-        #[arg(short, long)]
-        force: bool,
-        #[arg(required = true)]
-        images: Vec<String>,
-    },
-    /// Add a name to an image
-    Tag { source: String, target: String },
-    /// Download an image from a registry
-    Pull(transfer::PullArgs),
-    /// Upload an image to a registry
-    Push(transfer::PushArgs),
-    /// Remove untagged images (-a: every image, no container uses one yet)
-    Prune {
-        #[arg(short, long)]
-        all: bool,
-        /// Do not prompt for confirmation
-        #[arg(short, long)]
-        force: bool,
-        /// Filter: until=TIME, label=KEY[=VALUE], label!=KEY[=VALUE], dangling=false
-        #[arg(long)]
-        filter: Vec<String>,
-    },
-}
-
 /// `berth container <command>`: the container commands, plus `ls`.
 #[derive(Debug, Subcommand)]
 enum ContainerGroup {
@@ -239,7 +192,7 @@ enum ContainerGroup {
     Commands(containers::ContainerCommand),
     /// List containers
     #[command(alias = "list")]
-    Ls(containers::PsArgs),
+    Ls(ps::PsArgs),
     /// Remove all stopped containers
     Prune {
         /// Do not prompt for confirmation
@@ -370,7 +323,7 @@ fn main() -> ExitCode {
     {
         return finish(
             &cli.root,
-            containers::inspect_containers(&cli.root, &cli.runroot, names, format.as_deref()),
+            inspect::inspect_containers(&cli.root, &cli.runroot, names, format.as_deref()),
         );
     }
     let containers = match &cli.command {
@@ -378,7 +331,7 @@ fn main() -> ExitCode {
         Command::Container(ContainerGroup::Ls(a)) => {
             return finish(
                 &cli.root,
-                containers::ps_command(&cli.root, &cli.runroot, a).map(|()| 0),
+                ps::ps_command(&cli.root, &cli.runroot, a).map(|()| 0),
             )
         }
         Command::Container(ContainerGroup::Prune { force, filter }) => {
@@ -407,7 +360,7 @@ fn main() -> ExitCode {
             );
         }
         Command::Volume(v) => {
-            return finish(&cli.root, containers::volume(&cli.root, &cli.runroot, v))
+            return finish(&cli.root, volumes::volume(&cli.root, &cli.runroot, v))
         }
         Command::Network(n) => {
             let r = networks::run(&cli.root, &cli.runroot, n).map_err(|e| {
@@ -687,7 +640,7 @@ fn run_failed(root: &std::path::Path, e: &anyhow::Error) -> ExitCode {
         ""
     };
     eprintln!("berth: {}.{help}", text.trim_end_matches('.'));
-    ExitCode::from(containers::start_failure_code(e))
+    ExitCode::from(run::start_failure_code(e))
 }
 
 /// One line on stderr. A damaged database can surface in any query of any
@@ -812,7 +765,7 @@ pub(crate) fn damaged_database(
 fn open_engine(cli: &Cli) -> Result<berth_engine::Engine> {
     let mut e = berth_engine::Engine::open(&cli.root, &cli.runroot)
         .with_context(|| format!("open the store at {}", cli.root.display()))?;
-    e.images.max_layer_bytes = cli.max_layer_size;
+    e.images_mut().max_layer_bytes = cli.max_layer_size;
     Ok(e)
 }
 
@@ -883,7 +836,7 @@ fn run(cli: Cli) -> Result<()> {
             unreachable!("container and build commands are dispatched in main")
         }
         Command::Builder(c) => building::builder(&cli.root, c),
-        Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => images(&open(&cli)?, a),
+        Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => images::images(&open(&cli)?, a),
         Command::Import {
             change,
             message,
@@ -1103,9 +1056,11 @@ fn run(cli: Cli) -> Result<()> {
             let store = open(&cli)?;
             for name in images {
                 match store.resolve(name) {
-                    Ok(img) => {
-                        inspector.add(&image_json(&store, &img)?, "types.ImageInspect", true)
-                    }
+                    Ok(img) => inspector.add(
+                        &berth_engine::inspect::image_json(&store, &img)?,
+                        "types.ImageInspect",
+                        true,
+                    ),
                     Err(_) => inspector.error(format!("Error: No such image: {name}")),
                 }
             }
@@ -1122,7 +1077,7 @@ fn run(cli: Cli) -> Result<()> {
             // docker prints what it found, then the first missing name.
             for name in images {
                 match store.resolve(name) {
-                    Ok(img) => out.push(image_json(&store, &img)?),
+                    Ok(img) => out.push(berth_engine::inspect::image_json(&store, &img)?),
                     Err(e @ berth_image::store::StoreError::NotFound(_)) => {
                         missing.get_or_insert(e);
                     }
@@ -1186,7 +1141,7 @@ fn run(cli: Cli) -> Result<()> {
             for s in &stale {
                 println!("  {s}");
             }
-            let mut fixed = engine.networks.check(running)?;
+            let mut fixed = engine.networks().check(running)?;
             fixed.extend(engine.check_resolvers()?);
             println!("network leftovers removed: {}", fixed.len());
             for f in &fixed {
@@ -1203,457 +1158,11 @@ fn run(cli: Cli) -> Result<()> {
     }
 }
 
-/// What `system check` says when the database cannot be trusted: what is
-/// wrong, that nothing was touched, and how to recover.
-fn untrusted_database(root: &std::path::Path, d: &berth_image::database::Distrust) -> String {
-    let db = root.join(berth_image::database::FILE);
-    let db = db.display();
-    let root = root.display();
-    format!(
-        "Error: the store's database cannot be trusted, so nothing was checked or deleted\n\
-         \x20 database: {db}\n\
-         \x20 problem:  {d}\n\
-         Removing what this database does not name would delete images that are still intact.\n\
-         To recover the images on disk: berth system check --rebuild\n\
-         \x20 (moves the database aside, keeps it, and records again every image whose files are all\n\
-         \x20 there; tags come back where the old database still reads; containers do not)\n\
-         Or start afresh (keeping everything that is there now):\n\
-         \x20 1. move the database aside: mv {db} {db}.damaged (and its -wal and -shm files, if any)\n\
-         \x20 2. move the content it described aside: mkdir {root}/orphaned && mv {root}/layers {root}/blobs {root}/orphaned/\n\
-         \x20 3. load or pull your images again (berth load -i FILE, berth pull NAME); containers must be created again\n\
-         \x20 4. once they work, remove {root}/orphaned and {db}.damaged"
-    )
-}
-
-/// `system check --rebuild` on a database it does not trust.
-fn rebuild_database(root: &std::path::Path, d: &berth_image::database::Distrust) -> Result<()> {
-    eprintln!("the store's database cannot be trusted: {d}");
-    let r = berth_image::rebuild::rebuild(root)
-        .with_context(|| format!("rebuild the database of {}", root.display()))?;
-    match &r.moved_aside {
-        Some(p) => eprintln!(
-            "moved the old database aside to {} (kept; remove it once you are done with it)",
-            p.display()
-        ),
-        None => eprintln!("there was no database file to keep"),
-    }
-    for why in &r.incomplete {
-        eprintln!("not recovered: {why}");
-    }
-    println!("images recovered: {}", r.images.len());
-    for id in &r.images {
-        println!("  {id}");
-    }
-    println!("tags recovered: {}", r.tags.len());
-    for t in &r.tags {
-        println!("  {}", familiar(t));
-    }
-    println!(
-        "containers are not recovered (the next `berth system check` stops any still running from the old database)"
-    );
-    println!("nothing was deleted: `berth system check` removes what no recovered image names");
-    Ok(())
-}
-
 /// `docker.io/library/busybox:latest` as docker prints it: `busybox:latest`.
 pub(crate) fn familiar(full: &str) -> String {
     full.parse::<Reference>()
         .map(|r| r.familiar())
         .unwrap_or_else(|_| full.to_string())
-}
-
-fn split_tag(t: &str) -> (String, String) {
-    let f = familiar(t);
-    let slash = f.rfind('/').map_or(0, |i| i + 1);
-    match f[slash..].rfind(':') {
-        Some(i) => (f[..slash + i].to_string(), f[slash + i + 1..].to_string()),
-        None => (f, "<none>".into()),
-    }
-}
-
-fn images(store: &ImageStore, a: &ImagesArgs) -> Result<()> {
-    let mut rows: Vec<(Image, String, String)> = Vec::new();
-    for img in store.list()? {
-        if img.tags.is_empty() {
-            rows.push((img, "<none>".into(), "<none>".into()));
-        } else {
-            for t in img.tags.clone() {
-                let (repo, tag) = split_tag(&t);
-                rows.push((img.clone(), repo, tag));
-            }
-        }
-    }
-    // `images REPO[:TAG]` is Docker's reference filter.
-    let positional = a.reference.as_ref().map(|r| format!("reference={r}"));
-    for f in a.filter.iter().chain(positional.as_ref()) {
-        let (k, v) = f
-            .split_once('=')
-            .with_context(|| format!("invalid filter {f:?}: use key=value"))?;
-        match k {
-            "dangling" => {
-                let want = match v {
-                    "true" | "1" => true,
-                    "false" | "0" => false,
-                    _ => bail!("invalid filter {f:?}: dangling is true or false"),
-                };
-                rows.retain(|(img, ..)| img.tags.is_empty() == want);
-            }
-            "reference" => rows.retain(|(_, repo, tag)| {
-                format::glob(v, &format!("{repo}:{tag}")) || format::glob(v, repo)
-            }),
-            "before" | "since" => {
-                let pivot = store
-                    .resolve(v)
-                    .with_context(|| format!("filter {k}={v}"))?;
-                let at = created_at(&pivot);
-                rows.retain(|(img, ..)| {
-                    let t = created_at(img);
-                    if k == "before" {
-                        t < at
-                    } else {
-                        t > at
-                    }
-                });
-            }
-            "label" => {
-                let (key, value) = match v.split_once('=') {
-                    Some((key, value)) => (key, Some(value)),
-                    None => (v, None),
-                };
-                if key.is_empty() {
-                    bail!("invalid filter {f:?}: use label=KEY or label=KEY=VALUE");
-                }
-                let mut keep = std::collections::HashMap::new();
-                for (img, ..) in &rows {
-                    if !keep.contains_key(&img.id) {
-                        let (_, config) = store.manifest_and_config(img)?;
-                        let label = &config["config"]["Labels"][key];
-                        let hit = match value {
-                            Some(want) => label.as_str() == Some(want),
-                            None => !label.is_null(),
-                        };
-                        keep.insert(img.id.clone(), hit);
-                    }
-                }
-                rows.retain(|(img, ..)| keep[&img.id]);
-            }
-            other => return Err(invalid_filter(other)),
-        }
-    }
-    if a.quiet {
-        let mut seen = std::collections::HashSet::new();
-        for (img, ..) in &rows {
-            if seen.insert(img.id.clone()) {
-                println!(
-                    "{}",
-                    if a.no_trunc {
-                        img.id.to_string()
-                    } else {
-                        img.id.hex()[..12].to_string()
-                    }
-                );
-            }
-        }
-        return Ok(());
-    }
-    let default = if a.digests {
-        r"table {{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
-    } else {
-        r"table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
-    };
-    let fmt = format::ListFormat::new(a.format.as_deref(), default)?;
-    let contexts = rows.iter().map(|(img, repo, tag)| {
-        use berth_template::Value as V;
-        format::context(
-            "*formatter.imageContext",
-            vec![
-                // Docker knows these only from `system df -v`.
-                ("Containers", V::from("N/A")),
-                (
-                    "CreatedAt",
-                    V::from(
-                        img.created
-                            .as_deref()
-                            .map(format::go_time)
-                            .unwrap_or_default(),
-                    ),
-                ),
-                (
-                    "CreatedSince",
-                    V::from(format::since(img.created.as_deref())),
-                ),
-                ("Digest", V::from(img.manifest.to_string())),
-                (
-                    "ID",
-                    V::from(if a.no_trunc {
-                        img.id.to_string()
-                    } else {
-                        img.id.hex()[..12].to_string()
-                    }),
-                ),
-                ("Repository", V::from(repo.as_str())),
-                ("SharedSize", V::from("N/A")),
-                ("Size", V::from(format::size(img.size))),
-                ("Tag", V::from(tag.as_str())),
-                ("UniqueSize", V::from("N/A")),
-                ("VirtualSize", V::from(format::human_size(img.size, 4))),
-            ],
-        )
-    });
-    let header = format::header(&[
-        ("ID", "IMAGE ID"),
-        ("Repository", "REPOSITORY"),
-        ("Tag", "TAG"),
-        ("Digest", "DIGEST"),
-        ("CreatedSince", "CREATED"),
-        ("CreatedAt", "CREATED AT"),
-        ("Size", "SIZE"),
-        ("Containers", "CONTAINERS"),
-        ("VirtualSize", "SIZE"),
-        ("SharedSize", "SHARED SIZE"),
-        ("UniqueSize", "UNIQUE SIZE"),
-    ]);
-    fmt.write(&header, contexts, &mut std::io::stdout().lock())?;
-    Ok(())
-}
-
-/// `system df` as docker shows it: images, containers, local volumes and
-/// the build cache (its entries; the layers only it keeps).
-fn system_df(engine: &berth_engine::Engine, format: Option<&str>) -> Result<()> {
-    use berth_template::Value as V;
-    let fmt = format::ListFormat::new(
-        format,
-        r"table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}",
-    )?;
-    // Docker's wording: the reclaimable share in percent when there is a
-    // total to take it from.
-    let reclaimable = |total: u64, used: u64| {
-        let r = total.saturating_sub(used);
-        match (r * 100).checked_div(total) {
-            Some(pct) => format!("{} ({pct}%)", format::human_size(r, 4)),
-            None => format::human_size(r, 4),
-        }
-    };
-    let row =
-        |kind: &str, type_name: &str, count: usize, active: usize, size: u64, recl: String| {
-            format::context(
-                type_name,
-                vec![
-                    ("Active", V::from(active.to_string())),
-                    ("Reclaimable", V::from(recl)),
-                    ("Size", V::from(format::human_size(size, 4))),
-                    ("TotalCount", V::from(count.to_string())),
-                    ("Type", V::from(kind)),
-                ],
-            )
-        };
-    let images = engine.images.list()?;
-    let (_, all_layers, _) = engine.images.disk_usage()?;
-    let (cache_entries, cache_size) = engine.images.cache_usage()?;
-    let layers = all_layers.saturating_sub(cache_size);
-    let mut active_images = 0;
-    let mut used = 0;
-    for img in &images {
-        if engine.image_in_use(img)? {
-            active_images += 1;
-            used += img.size;
-        }
-    }
-    let containers = engine.list()?;
-    let (mut running, mut total_rw, mut running_rw) = (0, 0, 0);
-    for r in &containers {
-        let rw = containers::dir_size(&engine.container_dir(&r.id).join("fs/upper"));
-        total_rw += rw;
-        if matches!(
-            r.status,
-            berth_engine::Status::Running | berth_engine::Status::Paused
-        ) {
-            running += 1;
-            running_rw += rw;
-        }
-    }
-    let volumes = engine.volumes.list()?;
-    let (mut in_use, mut total_vol, mut used_vol) = (0, 0, 0);
-    for v in &volumes {
-        let size = containers::dir_size(&v.mountpoint);
-        total_vol += size;
-        if engine.volume_users(&v.name).is_ok_and(|u| !u.is_empty()) {
-            in_use += 1;
-            used_vol += size;
-        }
-    }
-    let rows = vec![
-        row(
-            "Images",
-            "*formatter.diskUsageImagesContext",
-            images.len(),
-            active_images,
-            layers,
-            reclaimable(layers, used.min(layers)),
-        ),
-        row(
-            "Containers",
-            "*formatter.diskUsageContainersContext",
-            containers.len(),
-            running,
-            total_rw,
-            reclaimable(total_rw, running_rw),
-        ),
-        row(
-            "Local Volumes",
-            "*formatter.diskUsageVolumesContext",
-            volumes.len(),
-            in_use,
-            total_vol,
-            reclaimable(total_vol, used_vol),
-        ),
-        // Nothing is in use between builds: all of it can go.
-        row(
-            "Build Cache",
-            "*formatter.diskUsageBuilderContext",
-            cache_entries,
-            0,
-            cache_size,
-            format::human_size(cache_size, 4),
-        ),
-    ];
-    let header = format::header(&[
-        ("Type", "TYPE"),
-        ("TotalCount", "TOTAL"),
-        ("Active", "ACTIVE"),
-        ("Size", "SIZE"),
-        ("Reclaimable", "RECLAIMABLE"),
-    ]);
-    fmt.write(&header, rows, &mut std::io::stdout().lock())
-}
-
-/// When an image was created, for before/since (no time: the start of
-/// time, as docker's zero time).
-fn created_at(img: &Image) -> time::OffsetDateTime {
-    img.created
-        .as_deref()
-        .and_then(|c| {
-            time::OffsetDateTime::parse(c, &time::format_description::well_known::Rfc3339).ok()
-        })
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
-}
-
-pub(crate) fn image_json(store: &ImageStore, img: &Image) -> Result<Value> {
-    let (_, config) = store.manifest_and_config(img)?;
-    let repo_digests: Vec<String> = img
-        .tags
-        .iter()
-        .map(|t| {
-            format!(
-                "{}@{}",
-                t.parse::<Reference>()
-                    .map(|r| r.familiar())
-                    .unwrap_or_default()
-                    .rsplit_once(':')
-                    .map_or(t.as_str(), |x| x.0),
-                img.manifest
-            )
-        })
-        .collect();
-    Ok(json!({
-        "Id": img.id.to_string(),
-        "RepoTags": img.tags.iter().map(|t| familiar(t)).collect::<Vec<_>>(),
-        "RepoDigests": repo_digests,
-        "Parent": "",
-        "Comment": config["history"].as_array().and_then(|h| h.last()).and_then(|h| h["comment"].as_str()).unwrap_or(""),
-        "Author": config["author"].as_str().unwrap_or(""),
-        "Created": config["created"],
-        "Config": config["config"],
-        "Architecture": config["architecture"],
-        "Os": config["os"],
-        "Size": img.size,
-        "RootFS": {"Type": "layers", "Layers": config["rootfs"]["diff_ids"]},
-        "Metadata": {"LastTagTime": "0001-01-01T00:00:00Z"},
-    }))
-}
-
-fn history(
-    store: &ImageStore,
-    name: &str,
-    no_trunc: bool,
-    quiet: bool,
-    format: Option<&str>,
-) -> Result<()> {
-    use berth_template::Value as V;
-    let img = store.resolve(name)?;
-    let (_, config) = store.manifest_and_config(&img)?;
-    let entries = config["history"].as_array().cloned().unwrap_or_default();
-    let fmt = format::ListFormat::new(
-        format,
-        r"table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}",
-    )?;
-    // Each entry that made a layer has that layer's size, in order, bottom
-    // first; the others made none (0B). Sizes the store cannot match to
-    // entries are not guessed: N/A.
-    let mut sizes = store
-        .built_layers(&img)
-        .map(|l| l.into_iter().map(|l| l.size).collect::<Vec<_>>())
-        .unwrap_or_default()
-        .into_iter();
-    let sizes: Vec<String> = entries
-        .iter()
-        .map(|h| {
-            if h["empty_layer"].as_bool().unwrap_or(false) {
-                format::size(0)
-            } else {
-                sizes.next().map_or_else(|| "N/A".to_string(), format::size)
-            }
-        })
-        .collect();
-    let mut rows = Vec::new();
-    for (i, h) in entries.iter().enumerate().rev() {
-        let id = if i + 1 == entries.len() {
-            if no_trunc {
-                img.id.to_string()
-            } else {
-                img.id.hex()[..12].to_string()
-            }
-        } else {
-            "<missing>".to_string()
-        };
-        if quiet {
-            println!("{id}");
-            continue;
-        }
-        let by = h["created_by"].as_str().unwrap_or("").to_string();
-        let by = if no_trunc || by.chars().count() <= 45 {
-            by
-        } else {
-            format!("{}…", by.chars().take(44).collect::<String>())
-        };
-        let created = h["created"].as_str();
-        rows.push(format::context(
-            "*image.historyContext",
-            vec![
-                ("Comment", V::from(h["comment"].as_str().unwrap_or(""))),
-                (
-                    "CreatedAt",
-                    V::from(created.map(format::rfc3339_seconds).unwrap_or_default()),
-                ),
-                ("CreatedBy", V::from(by)),
-                ("CreatedSince", V::from(format::since(created))),
-                ("ID", V::from(id)),
-                ("Size", V::from(sizes[i].as_str())),
-            ],
-        ));
-    }
-    if !quiet {
-        let header = format::header(&[
-            ("ID", "IMAGE"),
-            ("CreatedSince", "CREATED"),
-            ("CreatedAt", "CREATED AT"),
-            ("CreatedBy", "CREATED BY"),
-            ("Size", "SIZE"),
-            ("Comment", "COMMENT"),
-        ]);
-        fmt.write(&header, rows, &mut std::io::stdout().lock())?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -1705,17 +1214,5 @@ mod tests {
             let e = parse_platform(bad).unwrap_err();
             assert!(e.contains("os/arch"), "{bad}: {e}");
         }
-    }
-
-    #[test]
-    fn tags_split_like_docker_prints_them() {
-        assert_eq!(
-            split_tag("docker.io/library/busybox:latest"),
-            ("busybox".into(), "latest".into())
-        );
-        assert_eq!(
-            split_tag("localhost:5000/a/b:1"),
-            ("localhost:5000/a/b".into(), "1".into())
-        );
     }
 }

@@ -6,11 +6,10 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
+use berth_engine::networks::{ConnectOptions, NetworkCreateOptions, NetworkEntry};
 use berth_engine::Engine;
 use clap::Subcommand;
-use serde_json::{json, Value};
-
-use berth_network::predefined::{Kind, Predefined};
+use serde_json::Value;
 
 use crate::format;
 
@@ -100,167 +99,6 @@ pub enum NetworkCommand {
     },
 }
 
-/// A network as the listings show it: a bridge (the default one or a
-/// user's), or docker's `host` and `none`.
-enum Listed {
-    Bridge(berth_network::Network),
-    Predefined(Predefined),
-}
-
-impl Listed {
-    fn name(&self) -> &str {
-        match self {
-            Listed::Bridge(n) => &n.name,
-            Listed::Predefined(p) => p.kind.name(),
-        }
-    }
-
-    fn id(&self) -> &str {
-        match self {
-            Listed::Bridge(n) => &n.id,
-            Listed::Predefined(p) => &p.id,
-        }
-    }
-
-    fn driver(&self) -> &'static str {
-        match self {
-            Listed::Bridge(_) => "bridge",
-            Listed::Predefined(p) => p.kind.driver(),
-        }
-    }
-
-    fn created(&self) -> &str {
-        match self {
-            Listed::Bridge(n) => &n.created,
-            Listed::Predefined(p) => &p.created,
-        }
-    }
-
-    /// Docker's `type=builtin`: the networks every daemon has.
-    fn builtin(&self) -> bool {
-        match self {
-            Listed::Bridge(n) => n.is_default(),
-            Listed::Predefined(_) => true,
-        }
-    }
-
-    fn labels(&self) -> BTreeMap<String, String> {
-        match self {
-            Listed::Bridge(n) => n.labels.clone(),
-            Listed::Predefined(_) => BTreeMap::new(),
-        }
-    }
-
-    fn internal(&self) -> bool {
-        matches!(self, Listed::Bridge(n) if n.internal)
-    }
-
-    fn json(&self, engine: &Engine) -> Value {
-        match self {
-            Listed::Bridge(n) => network_json(engine, n),
-            Listed::Predefined(p) => predefined_json(engine, p),
-        }
-    }
-}
-
-/// A network by name, id or id prefix: the bridges first, then host and
-/// none (whose names no bridge can have).
-fn lookup(engine: &Engine, key: &str) -> Result<Listed, berth_network::Error> {
-    let predefined = || berth_network::predefined::find(&engine.root, key);
-    if Kind::from_name(key).is_some() {
-        if let Some(p) = predefined()? {
-            return Ok(Listed::Predefined(p));
-        }
-    }
-    match engine.networks.get(key) {
-        Ok(n) => Ok(Listed::Bridge(n)),
-        Err(berth_network::Error::NotFound(k)) => match predefined()? {
-            Some(p) => Ok(Listed::Predefined(p)),
-            None => Err(berth_network::Error::NotFound(k)),
-        },
-        Err(e) => Err(e),
-    }
-}
-
-/// `host` or `none` as docker's inspect shows it: no addresses, the
-/// running containers in that mode as members.
-fn predefined_json(engine: &Engine, p: &Predefined) -> Value {
-    let mut containers = serde_json::Map::new();
-    for r in engine.list().unwrap_or_default() {
-        let member = r.config.network == p.kind.name()
-            && !r.config.left_network
-            && matches!(
-                r.status,
-                berth_engine::db::Status::Running | berth_engine::db::Status::Paused
-            );
-        if member {
-            containers.insert(
-                r.id.clone(),
-                json!({
-                    "Name": r.name,
-                    "EndpointID": "",
-                    "MacAddress": "",
-                    "IPv4Address": "",
-                    "IPv6Address": "",
-                }),
-            );
-        }
-    }
-    json!({
-        "Name": p.kind.name(),
-        "Id": p.id,
-        "Created": p.created,
-        "Scope": "local",
-        "Driver": p.kind.driver(),
-        "EnableIPv6": false,
-        "IPAM": {"Driver": "default", "Options": null, "Config": []},
-        "Internal": false,
-        "Attachable": false,
-        "Ingress": false,
-        "ConfigFrom": {"Network": ""},
-        "ConfigOnly": false,
-        "Containers": containers,
-        "Options": {},
-        "Labels": {},
-    })
-}
-
-fn network_json(engine: &Engine, n: &berth_network::Network) -> Value {
-    let mut containers = serde_json::Map::new();
-    for m in engine.networks.members(&n.id).unwrap_or_default() {
-        let name = engine
-            .db
-            .get(&m.container_id)
-            .ok()
-            .flatten()
-            .map(|r| r.name)
-            .unwrap_or_default();
-        containers.insert(
-            m.container_id.clone(),
-            json!({
-                "Name": name,
-                "MacAddress": m.mac,
-                "IPv4Address": format!("{}/{}", m.ip, m.prefix),
-                "IPv6Address": "",
-            }),
-        );
-    }
-    json!({
-        "Name": n.name,
-        "Id": n.id,
-        "Created": n.created,
-        "Scope": "local",
-        "Driver": "bridge",
-        "EnableIPv6": false,
-        "IPAM": {"Driver": "default", "Options": {}, "Config": [{"Subnet": n.subnet.to_string(), "Gateway": n.gateway.to_string()}]},
-        "Internal": n.internal,
-        "Attachable": false,
-        "Containers": containers,
-        "Options": {"com.docker.network.bridge.name": n.bridge},
-        "Labels": n.labels,
-    })
-}
-
 pub fn run(root: &Path, runroot: &Path, cmd: &NetworkCommand) -> Result<i32> {
     let engine = Engine::open(root, runroot)
         .with_context(|| format!("open the store at {}", root.display()))?;
@@ -300,15 +138,12 @@ pub fn run(root: &Path, runroot: &Path, cmd: &NetworkCommand) -> Result<i32> {
                 let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
                 labels.insert(k.to_string(), v.to_string());
             }
-            let n = engine
-                .networks
-                .create(name, subnet, gateway, *internal, &labels)?;
-            engine.db.event(
-                "network",
-                "create",
-                &n.id,
-                &[("name", &n.name), ("type", "bridge")],
-            );
+            let mut opts = NetworkCreateOptions::named(name);
+            opts.subnet = subnet;
+            opts.gateway = gateway;
+            opts.internal = *internal;
+            opts.labels = labels;
+            let n = engine.network_create(&opts)?;
             println!("{}", n.id);
             Ok(0)
         }
@@ -318,20 +153,7 @@ pub fn run(root: &Path, runroot: &Path, cmd: &NetworkCommand) -> Result<i32> {
             filter,
             format,
         } => {
-            let mut list = vec![Listed::Bridge(engine.networks.default_network()?)];
-            list.extend(
-                engine
-                    .networks
-                    .list()?
-                    .into_iter()
-                    .filter(|n| !n.is_default())
-                    .map(Listed::Bridge),
-            );
-            list.extend(
-                berth_network::predefined::list(&engine.root)?
-                    .into_iter()
-                    .map(Listed::Predefined),
-            );
+            let mut list = engine.network_list()?;
             // Docker's client sorts by name, naturally.
             list.sort_by(|a, b| format::natural_cmp(a.name(), b.name()));
             for f in filter {
@@ -343,7 +165,7 @@ pub fn run(root: &Path, runroot: &Path, cmd: &NetworkCommand) -> Result<i32> {
                     "id" => list.retain(|n| n.id().starts_with(v)),
                     "driver" => list.retain(|n| n.driver() == v),
                     "type" => match v {
-                        "builtin" => list.retain(Listed::builtin),
+                        "builtin" => list.retain(NetworkEntry::builtin),
                         "custom" => list.retain(|n| !n.builtin()),
                         _ => {
                             return Err(crate::FromDaemon::wrap(
@@ -415,8 +237,8 @@ pub fn run(root: &Path, runroot: &Path, cmd: &NetworkCommand) -> Result<i32> {
             if let Some(f) = format {
                 let mut inspector = format::Inspector::new(f)?;
                 for key in networks {
-                    match lookup(&engine, key) {
-                        Ok(n) => inspector.add(&n.json(&engine), "types.NetworkResource", true),
+                    match engine.network_inspect(key) {
+                        Ok(v) => inspector.add(&v, "types.NetworkResource", true),
                         Err(e) => inspector.error(format!("Error: {e}")),
                     }
                 }
@@ -425,9 +247,9 @@ pub fn run(root: &Path, runroot: &Path, cmd: &NetworkCommand) -> Result<i32> {
             let mut out = Vec::new();
             let mut missing = None;
             for key in networks {
-                match lookup(&engine, key) {
-                    Ok(n) => out.push(n.json(&engine)),
-                    Err(e) => missing = Some(berth_engine::Error::from(e)),
+                match engine.network_inspect(key) {
+                    Ok(v) => out.push(v),
+                    Err(e) => missing = Some(e),
                 }
             }
             println!("{}", serde_json::to_string_pretty(&Value::Array(out))?);
@@ -439,24 +261,8 @@ pub fn run(root: &Path, runroot: &Path, cmd: &NetworkCommand) -> Result<i32> {
         NetworkCommand::Rm { force, networks } => {
             let mut failed = None;
             for key in networks {
-                if let Ok(Listed::Predefined(p)) = lookup(&engine, key) {
-                    eprintln!(
-                        "Error response from daemon: {} is a pre-defined network and cannot be removed",
-                        p.kind.name()
-                    );
-                    failed = Some(());
-                    continue;
-                }
-                match engine.remove_network(key) {
-                    Ok(n) => {
-                        engine.db.event(
-                            "network",
-                            "destroy",
-                            &n.id,
-                            &[("name", &n.name), ("type", "bridge")],
-                        );
-                        println!("{key}");
-                    }
+                match engine.network_remove(key) {
+                    Ok(_) => println!("{key}"),
                     Err(berth_engine::Error::NoSuchNetwork(_)) if *force => {}
                     // docker's client finds the network itself; the rest
                     // is the daemon's answer.
@@ -481,27 +287,9 @@ pub fn run(root: &Path, runroot: &Path, cmd: &NetworkCommand) -> Result<i32> {
             network,
             container,
         } => {
-            let r = engine.find(container)?;
-            let n = match lookup(&engine, network)? {
-                Listed::Bridge(n) => n,
-                Listed::Predefined(p) => {
-                    engine.connect_predefined(&r, p.kind)?;
-                    engine.db.event(
-                        "network",
-                        "connect",
-                        &p.id,
-                        &[("container", &r.id), ("name", p.kind.name())],
-                    );
-                    return Ok(0);
-                }
-            };
-            engine.connect(&r, &n, alias)?;
-            engine.db.event(
-                "network",
-                "connect",
-                &n.id,
-                &[("container", &r.id), ("name", &n.name)],
-            );
+            let mut opts = ConnectOptions::default();
+            opts.aliases.clone_from(alias);
+            engine.network_connect(network, container, &opts)?;
             Ok(0)
         }
         NetworkCommand::Disconnect {
@@ -509,36 +297,7 @@ pub fn run(root: &Path, runroot: &Path, cmd: &NetworkCommand) -> Result<i32> {
             network,
             container,
         } => {
-            let r = engine.find(container)?;
-            let n = match lookup(&engine, network) {
-                Ok(Listed::Bridge(n)) => n,
-                Ok(Listed::Predefined(p)) => {
-                    engine.disconnect_predefined(&r, p.kind)?;
-                    engine.db.event(
-                        "network",
-                        "disconnect",
-                        &p.id,
-                        &[("container", &r.id), ("name", p.kind.name())],
-                    );
-                    return Ok(0);
-                }
-                // Docker's answer for a network the container is not on,
-                // whether or not it exists.
-                Err(berth_network::Error::NotFound(_)) => {
-                    anyhow::bail!(
-                        "container {} is not connected to the network {network}",
-                        r.id
-                    )
-                }
-                Err(e) => return Err(e.into()),
-            };
-            engine.disconnect(&r, &n)?;
-            engine.db.event(
-                "network",
-                "disconnect",
-                &n.id,
-                &[("container", &r.id), ("name", &n.name)],
-            );
+            engine.network_disconnect(network, container)?;
             Ok(0)
         }
     }

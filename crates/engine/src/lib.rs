@@ -11,25 +11,40 @@
 //!
 //! The library never prints and never exits (except the monitor process,
 //! which it forks and which ends in `exit`).
+//!
+//! Front ends (the `berth` command line, and any other) drive it through
+//! one call on [`Engine`] per verb, an options struct in and a typed report
+//! or stream out: [`inspect`], [`logs`], [`events`], [`stats`],
+//! [`lifecycle`] (stop, restart, kill, rm, pause, rename, wait, update,
+//! top), [`changes`] (diff, export, commit), [`disk_usage`] (system df),
+//! [`networks`]. A program that starts
+//! detached containers calls [`monitor::serve_if_asked`] first in `main`.
 
 pub mod attach;
 pub mod build;
+pub mod changes;
 pub mod config;
 pub mod cp;
 pub mod db;
+pub mod disk_usage;
 pub mod error;
 pub mod events;
 pub mod filters;
 pub mod health;
 pub mod init;
 pub mod initlayer;
+pub mod inspect;
+pub mod lifecycle;
 pub mod logs;
 pub mod monitor;
 pub mod names;
 pub mod networking;
+pub mod networks;
 pub mod prune;
 pub mod spec;
+pub mod stats;
 pub mod stdio;
+pub mod stream;
 mod tree_copy;
 pub mod volumes;
 
@@ -45,17 +60,20 @@ pub use error::{Error, Result};
 
 use crate::error::Context;
 
-/// An open store: images and containers.
+/// An open store: images and containers. Its parts are private so that
+/// every front end goes through the same calls (one module per verb:
+/// inspect, logs, stats, events, lifecycle, networks...), which keep the
+/// database rows, the runtime's state and the event journal in step.
 #[derive(Debug)]
 pub struct Engine {
-    pub root: PathBuf,
+    root: PathBuf,
     /// Run state (the runtime's state dirs, console sockets): tmpfs.
-    pub runroot: PathBuf,
-    pub db: Db,
-    pub images: ImageStore,
-    pub volumes: volumes::Volumes,
+    runroot: PathBuf,
+    db: Db,
+    images: ImageStore,
+    volumes: volumes::Volumes,
     /// Networks, leases and published ports (tables of the same database).
-    pub networks: berth_network::Networks,
+    networks: berth_network::Networks,
 }
 
 /// Now, RFC 3339 with nanoseconds, UTC.
@@ -180,6 +198,44 @@ impl Engine {
         unsafe {
             libc::malloc_trim(0);
         }
+    }
+
+    /// The store's directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The run state's directory (tmpfs).
+    pub fn runroot(&self) -> &Path {
+        &self.runroot
+    }
+
+    /// The image store (pull, build, save and load work on it directly).
+    pub fn images(&self) -> &ImageStore {
+        &self.images
+    }
+
+    /// The image store, to add images to.
+    pub fn images_mut(&mut self) -> &mut ImageStore {
+        &mut self.images
+    }
+
+    /// The volume store (`volume create` and `volume prune` still use it
+    /// directly).
+    pub fn volumes(&self) -> &volumes::Volumes {
+        &self.volumes
+    }
+
+    /// The network store (`system check` repairs it directly).
+    pub fn networks(&self) -> &berth_network::Networks {
+        &self.networks
+    }
+
+    /// The container rows, for the launch path (run, start, exec, attach)
+    /// until it moves into the engine; the other verbs have calls of their
+    /// own.
+    pub fn db(&self) -> &Db {
+        &self.db
     }
 
     /// The runtime library's state root.
@@ -633,538 +689,6 @@ impl Engine {
     /// Whether a container uses the image.
     pub fn image_in_use(&self, img: &Image) -> Result<bool> {
         Ok(!self.db.users_of_image(&img.id.to_string())?.is_empty())
-    }
-
-    /// `docker diff`: what the container changed in its image, as (kind,
-    /// path) with kind `A`dded, `C`hanged or `D`eleted, sorted by path.
-    pub fn changes(&self, r: &Record) -> Result<Vec<(char, String)>> {
-        use std::os::unix::fs::{FileTypeExt, MetadataExt};
-        let snap = self.snapshot(r)?;
-        let mut out = Vec::new();
-        let mut stack = vec![PathBuf::from("/")];
-        while let Some(rel) = stack.pop() {
-            let dir = snap.upper.join(rel.strip_prefix("/").unwrap_or(&rel));
-            let Ok(entries) = std::fs::read_dir(&dir) else {
-                continue;
-            };
-            for e in entries.flatten() {
-                let path = rel.join(e.file_name());
-                let Ok(m) = e.path().symlink_metadata() else {
-                    continue;
-                };
-                let inner = path.strip_prefix("/").unwrap_or(&path);
-                let in_lower = snap
-                    .lower
-                    .iter()
-                    .any(|l| l.join(inner).symlink_metadata().is_ok());
-                // An overlay whiteout: a 0/0 character device.
-                let kind = if m.file_type().is_char_device() && m.rdev() == 0 {
-                    'D'
-                } else if in_lower {
-                    'C'
-                } else {
-                    'A'
-                };
-                out.push((kind, path.to_string_lossy().into_owned()));
-                if m.is_dir() && kind != 'D' {
-                    stack.push(path);
-                }
-            }
-        }
-        out.sort_by(|a, b| a.1.cmp(&b.1));
-        // Docker's init layer is not the container's change; nor is a
-        // directory that only holds it.
-        let init = |p: &str| {
-            initlayer::INIT_PATHS
-                .iter()
-                .any(|i| p.strip_prefix('/') == Some(i))
-        };
-        // The directories above an init path, and those above anything
-        // else: one pass, each entry's ancestors (a container with many
-        // changes, say after apt-get install, must not cost n² here).
-        let mut above_init = std::collections::HashSet::new();
-        let mut above_other = std::collections::HashSet::new();
-        for (_, q) in &out {
-            let above = if init(q) {
-                &mut above_init
-            } else {
-                &mut above_other
-            };
-            for a in Path::new(q).ancestors().skip(1) {
-                above.insert(a.to_string_lossy().into_owned());
-            }
-        }
-        let init_only: std::collections::HashSet<String> = out
-            .iter()
-            .filter(|(kind, p)| *kind == 'C' && above_init.contains(p) && !above_other.contains(p))
-            .map(|(_, p)| p.clone())
-            .collect();
-        out.retain(|(_, p)| !init(p) && !init_only.contains(p));
-        Ok(out)
-    }
-
-    /// `docker export`: the container's filesystem as a tar stream (its
-    /// rootfs mounted for the while if it is not running).
-    pub fn export(&self, r: &Record, out: impl std::io::Write) -> Result<()> {
-        // The container's root as it sees it (a running container's rootfs
-        // is mounted in its own namespace only), walked without following
-        // links: a symlink it plants mid-walk leads nowhere outside.
-        let root = cp::Root::container(self, r)?;
-        cp::archive(&root, Path::new("/"), out)?;
-        Ok(())
-    }
-
-    /// Resource usage from the container's cgroups.
-    pub fn stats(&self, r: &Record) -> Result<berth_runtime::cgroups::stats::Stats> {
-        let c = berth_runtime::Container::load(&self.runtime_root(), &r.id)?;
-        let cg = c.state.cgroups.as_ref().ok_or_else(|| Error::State {
-            id: r.name.clone(),
-            status: r.status.to_string(),
-            what: format!("container {} has no cgroups", r.name),
-        })?;
-        Ok(cg.stats())
-    }
-
-    /// `update`: new limits (applied now if it runs) and restart policy,
-    /// kept for its next starts.
-    pub fn update(
-        &self,
-        r: &Record,
-        resources: &config::Resources,
-        restart: Option<config::RestartPolicy>,
-    ) -> Result<()> {
-        let mut cfg = r.config.clone();
-        let n = &mut cfg.resources;
-        let set = |dst: &mut Option<i64>, v: Option<i64>| {
-            if v.is_some() {
-                *dst = v;
-            }
-        };
-        set(&mut n.memory, resources.memory);
-        set(&mut n.memory_swap, resources.memory_swap);
-        set(&mut n.memory_reservation, resources.memory_reservation);
-        set(&mut n.nano_cpus, resources.nano_cpus);
-        set(&mut n.cpu_quota, resources.cpu_quota);
-        set(&mut n.pids_limit, resources.pids_limit);
-        if resources.cpu_shares.is_some() {
-            n.cpu_shares = resources.cpu_shares;
-        }
-        if resources.cpu_period.is_some() {
-            n.cpu_period = resources.cpu_period;
-        }
-        if resources.cpuset_cpus.is_some() {
-            n.cpuset_cpus.clone_from(&resources.cpuset_cpus);
-        }
-        if resources.cpuset_mems.is_some() {
-            n.cpuset_mems.clone_from(&resources.cpuset_mems);
-        }
-        if let Some(p) = restart {
-            if cfg.auto_remove && p.name != "no" {
-                return Err(Error::Invalid(
-                    "cannot update the restart policy of a container started with --rm".into(),
-                ));
-            }
-            cfg.restart = p;
-        }
-        if matches!(r.status, Status::Running | Status::Paused) {
-            // Only what changed goes to the cgroups (the spec builder makes
-            // the OCI form of it).
-            let only = ContainerConfig {
-                resources: resources.clone(),
-                ..ContainerConfig::default()
-            };
-            let oci = spec::resources(&only);
-            let oci: oci_spec::runtime::LinuxResources = serde_json::from_value(oci)
-                .map_err(|e| Error::Invalid(format!("resources: {e}")))?;
-            let mut c = berth_runtime::Container::load(&self.runtime_root(), &r.id)?;
-            c.update(&oci)?;
-        }
-        self.db.set_config(&r.id, &cfg)
-    }
-
-    /// `commit`: the container's changes as a new layer on its image, with
-    /// its config (env, cmd, entrypoint, ...) as the image's; paused while
-    /// its upper directory is read if it runs and `pause` is set.
-    pub fn commit(
-        &mut self,
-        r: &Record,
-        changes: &[String],
-        message: Option<&str>,
-        author: Option<&str>,
-        pause: bool,
-        tags: &[berth_image::Reference],
-    ) -> Result<Image> {
-        let snap = self.snapshot(r)?;
-        let layer =
-            tempfile::tempfile_in(self.root.join("tmp")).ctx(|| "create a temp file".into())?;
-        let paused = pause && r.status == Status::Running;
-        let marker = self.container_dir(&r.id).join(COMMIT_PAUSE);
-        if paused {
-            // Who paused it, so that `system check` thaws a container whose
-            // commit was killed before it could (nobody else would).
-            let me = own_pid();
-            std::fs::write(&marker, format!("{me} {}", start_time(me)))
-                .ctx(|| format!("write {}", marker.display()))?;
-            self.set_paused(r, true)?;
-        }
-        let skip: Vec<&Path> = initlayer::INIT_PATHS.iter().map(Path::new).collect();
-        let diffed = berth_image::snapshot::diff_skipping(
-            &snap.upper,
-            std::io::BufWriter::new(&layer),
-            &skip,
-        );
-        if paused {
-            let now = self
-                .db
-                .get(&r.id)?
-                .ok_or_else(|| Error::NoSuchContainer(r.id.clone()))?;
-            self.set_paused(&now, false)?;
-            let _ = std::fs::remove_file(&marker);
-        }
-        diffed?;
-        let c = &r.config;
-        let mut cc = serde_json::json!({
-            "Env": c.env,
-            "Cmd": c.cmd,
-            "WorkingDir": c.working_dir,
-            "User": c.user,
-            "Labels": c.labels,
-        });
-        if !c.entrypoint.is_empty() {
-            cc["Entrypoint"] = serde_json::json!(c.entrypoint);
-        }
-        if !c.stop_signal.is_empty() {
-            cc["StopSignal"] = serde_json::json!(c.stop_signal);
-        }
-        if !c.exposed_ports.is_empty() {
-            let ports: serde_json::Map<String, Value> = c
-                .exposed_ports
-                .iter()
-                .map(|p| (p.clone(), serde_json::json!({})))
-                .collect();
-            cc["ExposedPorts"] = Value::Object(ports);
-        }
-        let base = self.images.resolve(&r.image_id)?;
-        let info = berth_image::archive::CommitInfo {
-            changes,
-            message,
-            author,
-            container_config: Some(cc),
-        };
-        let img = berth_image::archive::commit(&mut self.images, &base, layer, &info, tags)?;
-        self.db
-            .container_event(r, "commit", &[("imageID", &img.id.to_string())]);
-        Ok(img)
-    }
-
-    /// `top`: the host's `ps` limited to the container's processes.
-    pub fn top(&self, r: &Record, ps_args: &[String]) -> Result<Vec<String>> {
-        self.running_container(r)?;
-        Ok(berth_runtime::Container::load(&self.runtime_root(), &r.id)?.ps_table(ps_args)?)
-    }
-
-    fn running_container(&self, r: &Record) -> Result<()> {
-        if matches!(r.status, Status::Running | Status::Paused) {
-            return Ok(());
-        }
-        Err(Error::State {
-            id: r.name.clone(),
-            status: r.status.to_string(),
-            what: format!("Container {} is not running", r.id),
-        })
-    }
-
-    /// Freezes (`pause`) or thaws (`unpause`) the container's processes.
-    pub fn set_paused(&self, r: &Record, paused: bool) -> Result<()> {
-        // A killed commit's marker would make `system check` thaw what the
-        // user paused from now on.
-        if let Some(marker) = self.killed_commit_pause(&r.id) {
-            forget_commit_pause(&marker)?;
-        }
-        let (from, to, what) = if paused {
-            (Status::Running, Status::Paused, "is not running")
-        } else {
-            (Status::Paused, Status::Running, "is not paused")
-        };
-        if r.status != from {
-            return Err(Error::State {
-                id: r.name.clone(),
-                status: r.status.to_string(),
-                what: match (from, r.status) {
-                    (Status::Running, Status::Paused) => {
-                        format!("Container {} is already paused", r.id)
-                    }
-                    (Status::Running, _) => format!("Container {} is not running", r.id),
-                    _ => format!("Container {} {what}", r.id),
-                },
-            });
-        }
-        let c = berth_runtime::Container::load(&self.runtime_root(), &r.id)?;
-        if paused {
-            c.pause()?;
-        } else {
-            c.resume()?;
-        }
-        self.db.set_status(&r.id, to, Some(from))?;
-        self.db
-            .container_event(r, if paused { "pause" } else { "unpause" }, &[]);
-        Ok(())
-    }
-
-    /// How long a container killed with SIGKILL may take to be recorded as
-    /// exited (its monitor reaps it and writes the row) before stop and rm
-    /// give up with an error instead of waiting forever.
-    const KILL_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
-
-    /// Ends the restart back-off of a container whose `stopped_by_user` the
-    /// caller set: its monitor sees the flag within a step of the back-off
-    /// and records the container exited instead of starting it again.
-    /// Returns the settled record: exited, or (when the monitor had begun a
-    /// new life before it looked) running, for the caller to stop.
-    fn end_backoff(&self, id: &str) -> Result<Record> {
-        self.poll_record(
-            id,
-            Some(Self::KILL_GRACE),
-            |r| !matches!(r.status, Status::Restarting | Status::Starting),
-            "its monitor did not end the restart back-off",
-        )
-    }
-
-    /// Sends `sig` to the container's init. A container waiting to be
-    /// restarted has no process: as Docker does, any signal then counts as
-    /// the user stopping it, and it stays exited.
-    pub fn kill(&self, r: &Record, sig: i32) -> Result<()> {
-        if r.status == Status::Restarting {
-            self.db.set_stopped_by_user(&r.id, true)?;
-            let now = self.end_backoff(&r.id)?;
-            self.db
-                .container_event(r, "kill", &[("signal", &sig.to_string())]);
-            if !now.status.is_active() {
-                return Ok(());
-            }
-            return self.kill(&now, sig);
-        }
-        if !matches!(r.status, Status::Running | Status::Paused) || !alive(r.pid, r.pid_start) {
-            return Err(Error::State {
-                id: r.id.clone(),
-                status: r.status.to_string(),
-                what: format!("Container {} is not running", r.id),
-            });
-        }
-        berth_runtime::signal::send(r.pid, sig).ctx(|| format!("signal {}", r.pid))?;
-        self.db
-            .container_event(r, "kill", &[("signal", &sig.to_string())]);
-        Ok(())
-    }
-
-    /// Stops the container: its stop signal, then SIGKILL after `timeout`
-    /// seconds; returns once the monitor recorded the exit.
-    pub fn stop(&self, r: &Record, timeout: Option<u32>) -> Result<()> {
-        self.db.set_stopped_by_user(&r.id, true)?;
-        let settled;
-        let r = if r.status == Status::Restarting {
-            settled = self.end_backoff(&r.id)?;
-            if !settled.status.is_active() {
-                self.db.container_event(&settled, "stop", &[]);
-                return Ok(());
-            }
-            &settled
-        } else {
-            r
-        };
-        if !matches!(
-            r.status,
-            Status::Running | Status::Paused | Status::Restarting
-        ) {
-            return Ok(());
-        }
-        let timeout = timeout.or(r.config.stop_timeout).unwrap_or(10);
-        let sig = if r.config.stop_signal.is_empty() {
-            libc::SIGTERM
-        } else {
-            berth_runtime::signal::parse_signal(&r.config.stop_signal)?
-        };
-        if r.status == Status::Paused {
-            if let Ok(c) = berth_runtime::Container::load(&self.runtime_root(), &r.id) {
-                let _ = c.resume();
-            }
-        }
-        if alive(r.pid, r.pid_start) {
-            let _ = berth_runtime::signal::send(r.pid, sig);
-            self.db
-                .container_event(r, "kill", &[("signal", &sig.to_string())]);
-            let deadline =
-                std::time::Instant::now() + std::time::Duration::from_secs(timeout.into());
-            while alive(r.pid, r.pid_start) && std::time::Instant::now() < deadline {
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
-            if alive(r.pid, r.pid_start) {
-                if let Ok(c) = berth_runtime::Container::load(&self.runtime_root(), &r.id) {
-                    let _ = c.kill(libc::SIGKILL, true);
-                }
-                let _ = berth_runtime::signal::send(r.pid, libc::SIGKILL);
-                self.db.container_event(r, "kill", &[("signal", "9")]);
-            }
-        }
-        self.wait_exited_within(&r.id, Some(Self::KILL_GRACE))?;
-        self.db.container_event(r, "stop", &[]);
-        Ok(())
-    }
-
-    /// Waits until the container is no longer active; returns its record.
-    /// (`berth wait`: as long as it takes.)
-    pub fn wait_exited(&self, id: &str) -> Result<Record> {
-        self.wait_exited_within(id, None)
-    }
-
-    /// As [`Engine::wait_exited`], giving up after `limit` with an error
-    /// that says what is stuck.
-    fn wait_exited_within(&self, id: &str, limit: Option<std::time::Duration>) -> Result<Record> {
-        self.poll_record(
-            id,
-            limit,
-            |r| !r.status.is_active(),
-            "its monitor did not record the exit after SIGKILL",
-        )
-    }
-
-    /// Reads the container's record (reconciled with its processes) until
-    /// `settled` says so, backing off from 2 to 50 ms; past `limit`, an
-    /// error naming the container, its state and `stuck`.
-    fn poll_record(
-        &self,
-        id: &str,
-        limit: Option<std::time::Duration>,
-        settled: impl Fn(&Record) -> bool,
-        stuck: &str,
-    ) -> Result<Record> {
-        let deadline = limit.map(|l| std::time::Instant::now() + l);
-        let mut delay = 2;
-        loop {
-            let r = self.reconcile(
-                self.db
-                    .get(id)?
-                    .ok_or_else(|| Error::NoSuchContainer(id.into()))?,
-            )?;
-            if settled(&r) {
-                return Ok(r);
-            }
-            if deadline.is_some_and(|d| std::time::Instant::now() > d) {
-                return Err(Error::State {
-                    id: r.id.clone(),
-                    status: r.status.to_string(),
-                    what: format!(
-                        "container {} is still {}: {stuck} (berth system check cleans up)",
-                        r.name, r.status
-                    ),
-                });
-            }
-            std::thread::sleep(std::time::Duration::from_millis(delay));
-            delay = (delay * 2).min(50);
-        }
-    }
-
-    /// Removes a container: refused while it runs unless `force` (then it
-    /// is killed first).
-    pub fn remove(&self, r: &Record, force: bool, anonymous_volumes: bool) -> Result<()> {
-        match self.remove_once(r, force, anonymous_volumes) {
-            // The store's disk is full (this container filled it, likely):
-            // its log (going anyway) and the store's reserve make room for
-            // the database's writes, and removing the container frees more.
-            Err(e) if e.is_disk_full() && (force || !r.status.is_active()) => {
-                let freed = self.empty_logs(r) | berth_image::reserve::release(&self.root);
-                if !freed {
-                    return Err(e);
-                }
-                let r = self
-                    .db
-                    .get(&r.id)?
-                    .ok_or(Error::NoSuchContainer(r.id.clone()))?;
-                self.remove_once(&r, force, anonymous_volumes)
-            }
-            done => done,
-        }
-    }
-
-    /// Empties a container's log files (truncated: its monitor may still
-    /// hold them open, and a file unlinked but open frees nothing); whether
-    /// there was anything in them.
-    fn empty_logs(&self, r: &Record) -> bool {
-        let log = self.log_path(&r.id);
-        let mut freed = false;
-        for n in 0..r.config.log.max_file.max(1) {
-            let path = if n == 0 {
-                log.clone()
-            } else {
-                berth_relay::jsonlog::rotated(&log, n)
-            };
-            if let Ok(f) = std::fs::OpenOptions::new().write(true).open(&path) {
-                freed |= f.metadata().is_ok_and(|m| m.len() > 0) && f.set_len(0).is_ok();
-            }
-        }
-        freed
-    }
-
-    fn remove_once(&self, r: &Record, force: bool, anonymous_volumes: bool) -> Result<()> {
-        if r.status.is_active() {
-            if !force {
-                return Err(Error::State {
-                    id: r.id.clone(),
-                    status: r.status.to_string(),
-                    what: format!(
-                        "cannot remove container \"/{}\": container is {}: stop the container before removing or force remove",
-                        r.name, r.status
-                    ),
-                });
-            }
-            self.db.set_stopped_by_user(&r.id, true)?;
-            let settled;
-            let r = if r.status == Status::Restarting {
-                settled = self.end_backoff(&r.id)?;
-                &settled
-            } else {
-                r
-            };
-            if let Ok(c) = berth_runtime::Container::load(&self.runtime_root(), &r.id) {
-                let _ = c.kill(libc::SIGKILL, true);
-                // A paused container's processes die only once thawed
-                // (Docker's rm -f removes paused containers too).
-                if c.status() == berth_runtime::Status::Paused {
-                    let _ = c.resume();
-                }
-            }
-            if alive(r.pid, r.pid_start) {
-                let _ = berth_runtime::signal::send(r.pid, libc::SIGKILL);
-            }
-            self.wait_exited_within(&r.id, Some(Self::KILL_GRACE))?;
-        }
-        self.cleanup_runtime(r)?;
-        self.db.set_status(&r.id, Status::Removing, None)?;
-        if let Ok(s) = self.snapshot(r) {
-            s.remove()?;
-        }
-        let dir = self.container_dir(&r.id);
-        if let Err(e) = std::fs::remove_dir_all(&dir) {
-            if e.kind() != std::io::ErrorKind::NotFound {
-                return Err(Error::Io {
-                    context: format!("remove {}", dir.display()),
-                    source: e,
-                });
-            }
-        }
-        self.db.delete(&r.id)?;
-        self.db.container_event(r, "destroy", &[]);
-        if anonymous_volumes {
-            for m in r.config.mounts.iter().filter(|m| m.kind == "volume") {
-                let anonymous = self.volumes.get(&m.source).is_ok_and(|v| v.anonymous);
-                if anonymous && self.volume_users(&m.source)?.is_empty() {
-                    self.volumes.remove(&m.source)?;
-                    self.db
-                        .event("volume", "destroy", &m.source, &[("driver", "local")]);
-                }
-            }
-        }
-        Ok(())
     }
 }
 

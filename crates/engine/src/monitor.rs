@@ -136,6 +136,27 @@ fn spawn(engine: &Engine, r: &Record, wait_attach: bool) -> Result<()> {
     }
 }
 
+/// For a program that embeds the engine: detached containers are watched
+/// by the program itself, re-executed as `PROGRAM __monitor ROOT RUNROOT
+/// ID` (see [`start_detached`]), and `--init` runs it as the container's
+/// init. Called first thing in `main` with the process's arguments: `None`
+/// when this process is neither (go on), else the exit code to leave with
+/// at once, or why the monitor could not protect its binary (CVE-2019-5736)
+/// for the caller to print (exit 125 then, as `berth` does).
+pub fn serve_if_asked(args: &[std::ffi::OsString]) -> Option<Result<i32>> {
+    if args.first().is_some_and(|a| crate::init::is_init(a)) {
+        return Some(Ok(crate::init::main(&args[1..])));
+    }
+    if args.get(1).is_none_or(|a| a != MONITOR_ARG) {
+        return None;
+    }
+    // The monitor starts health checks and restarts in the container.
+    if let Err(e) = berth_runtime::exe::ensure_protected() {
+        return Some(Err(e.into()));
+    }
+    Some(Ok(main(&args[2..])))
+}
+
 /// The monitor process (`berth __monitor ROOT RUNROOT ID`, fd 3 its report
 /// pipe): stdio on /dev/null, stderr to `monitor.log` beside the
 /// container's log, then [`run`]. Returns the exit code to leave with.

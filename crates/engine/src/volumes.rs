@@ -503,6 +503,17 @@ fn open_dir(p: &Path) -> Result<OwnedFd> {
     // SAFETY: open returned a new descriptor nobody else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
+impl crate::Engine {
+    /// Every volume, by name.
+    pub fn volume_list(&self) -> Result<Vec<Volume>> {
+        self.volumes.list()
+    }
+
+    /// A volume by its name.
+    pub fn volume(&self, name: &str) -> Result<Volume> {
+        self.volumes.get(name)
+    }
+}
 
 #[cfg(test)]
 mod tests {

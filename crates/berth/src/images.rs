@@ -1,0 +1,339 @@
+//! `images`, `image ls`, `history`: the image store's listings.
+
+use anyhow::{bail, Context, Result};
+use berth_image::store::{Image, ImageStore};
+use clap::Subcommand;
+
+use crate::{building, familiar, format, invalid_filter, transfer};
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct ImagesArgs {
+    /// Show all images (no intermediate images exist yet)
+    #[arg(short, long)]
+    all: bool,
+    /// Print only the ids
+    #[arg(short, long)]
+    quiet: bool,
+    /// Show digests
+    #[arg(long)]
+    digests: bool,
+    /// Do not truncate ids
+    #[arg(long)]
+    no_trunc: bool,
+    /// Filter: dangling=true|false, reference=PATTERN, before=IMAGE, since=IMAGE, label=KEY[=VALUE]
+    #[arg(short, long)]
+    filter: Vec<String>,
+    /// Go-template-like format ({{.Repository}} {{.Tag}} {{.ID}} ...) or json
+    #[arg(long)]
+    format: Option<String>,
+    /// Only images of this repository (and tag): REPOSITORY[:TAG], globs allowed
+    reference: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ImageCommand {
+    /// Build an image from a Dockerfile and a context
+    Build(Box<building::BuildArgs>),
+    /// Display detailed information on images (Docker's JSON)
+    Inspect {
+        /// Go template over the JSON ({{.Id}}, {{json .Config}}, {{range .RepoTags}}...)
+        #[arg(short, long)]
+        format: Option<String>,
+        #[arg(required = true)]
+        images: Vec<String>,
+    },
+    /// List images
+    #[command(alias = "list")]
+    Ls(ImagesArgs),
+    /// Remove images
+    Rm {
+        #[arg(short, long)]
+        force: bool,
+        #[arg(required = true)]
+        images: Vec<String>,
+    },
+    /// Add a name to an image
+    Tag { source: String, target: String },
+    /// Download an image from a registry
+    Pull(transfer::PullArgs),
+    /// Upload an image to a registry
+    Push(transfer::PushArgs),
+    /// Remove untagged images (-a: every image, no container uses one yet)
+    Prune {
+        #[arg(short, long)]
+        all: bool,
+        /// Do not prompt for confirmation
+        #[arg(short, long)]
+        force: bool,
+        /// Filter: until=TIME, label=KEY[=VALUE], label!=KEY[=VALUE], dangling=false
+        #[arg(long)]
+        filter: Vec<String>,
+    },
+}
+
+pub(crate) fn split_tag(t: &str) -> (String, String) {
+    let f = familiar(t);
+    let slash = f.rfind('/').map_or(0, |i| i + 1);
+    match f[slash..].rfind(':') {
+        Some(i) => (f[..slash + i].to_string(), f[slash + i + 1..].to_string()),
+        None => (f, "<none>".into()),
+    }
+}
+
+pub(crate) fn images(store: &ImageStore, a: &ImagesArgs) -> Result<()> {
+    let mut rows: Vec<(Image, String, String)> = Vec::new();
+    for img in store.list()? {
+        if img.tags.is_empty() {
+            rows.push((img, "<none>".into(), "<none>".into()));
+        } else {
+            for t in img.tags.clone() {
+                let (repo, tag) = split_tag(&t);
+                rows.push((img.clone(), repo, tag));
+            }
+        }
+    }
+    // `images REPO[:TAG]` is Docker's reference filter.
+    let positional = a.reference.as_ref().map(|r| format!("reference={r}"));
+    for f in a.filter.iter().chain(positional.as_ref()) {
+        let (k, v) = f
+            .split_once('=')
+            .with_context(|| format!("invalid filter {f:?}: use key=value"))?;
+        match k {
+            "dangling" => {
+                let want = match v {
+                    "true" | "1" => true,
+                    "false" | "0" => false,
+                    _ => bail!("invalid filter {f:?}: dangling is true or false"),
+                };
+                rows.retain(|(img, ..)| img.tags.is_empty() == want);
+            }
+            "reference" => rows.retain(|(_, repo, tag)| {
+                format::glob(v, &format!("{repo}:{tag}")) || format::glob(v, repo)
+            }),
+            "before" | "since" => {
+                let pivot = store
+                    .resolve(v)
+                    .with_context(|| format!("filter {k}={v}"))?;
+                let at = created_at(&pivot);
+                rows.retain(|(img, ..)| {
+                    let t = created_at(img);
+                    if k == "before" {
+                        t < at
+                    } else {
+                        t > at
+                    }
+                });
+            }
+            "label" => {
+                let (key, value) = match v.split_once('=') {
+                    Some((key, value)) => (key, Some(value)),
+                    None => (v, None),
+                };
+                if key.is_empty() {
+                    bail!("invalid filter {f:?}: use label=KEY or label=KEY=VALUE");
+                }
+                let mut keep = std::collections::HashMap::new();
+                for (img, ..) in &rows {
+                    if !keep.contains_key(&img.id) {
+                        let (_, config) = store.manifest_and_config(img)?;
+                        let label = &config["config"]["Labels"][key];
+                        let hit = match value {
+                            Some(want) => label.as_str() == Some(want),
+                            None => !label.is_null(),
+                        };
+                        keep.insert(img.id.clone(), hit);
+                    }
+                }
+                rows.retain(|(img, ..)| keep[&img.id]);
+            }
+            other => return Err(invalid_filter(other)),
+        }
+    }
+    if a.quiet {
+        let mut seen = std::collections::HashSet::new();
+        for (img, ..) in &rows {
+            if seen.insert(img.id.clone()) {
+                println!(
+                    "{}",
+                    if a.no_trunc {
+                        img.id.to_string()
+                    } else {
+                        img.id.hex()[..12].to_string()
+                    }
+                );
+            }
+        }
+        return Ok(());
+    }
+    let default = if a.digests {
+        r"table {{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
+    } else {
+        r"table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
+    };
+    let fmt = format::ListFormat::new(a.format.as_deref(), default)?;
+    let contexts = rows.iter().map(|(img, repo, tag)| {
+        use berth_template::Value as V;
+        format::context(
+            "*formatter.imageContext",
+            vec![
+                // Docker knows these only from `system df -v`.
+                ("Containers", V::from("N/A")),
+                (
+                    "CreatedAt",
+                    V::from(
+                        img.created
+                            .as_deref()
+                            .map(format::go_time)
+                            .unwrap_or_default(),
+                    ),
+                ),
+                (
+                    "CreatedSince",
+                    V::from(format::since(img.created.as_deref())),
+                ),
+                ("Digest", V::from(img.manifest.to_string())),
+                (
+                    "ID",
+                    V::from(if a.no_trunc {
+                        img.id.to_string()
+                    } else {
+                        img.id.hex()[..12].to_string()
+                    }),
+                ),
+                ("Repository", V::from(repo.as_str())),
+                ("SharedSize", V::from("N/A")),
+                ("Size", V::from(format::size(img.size))),
+                ("Tag", V::from(tag.as_str())),
+                ("UniqueSize", V::from("N/A")),
+                ("VirtualSize", V::from(format::human_size(img.size, 4))),
+            ],
+        )
+    });
+    let header = format::header(&[
+        ("ID", "IMAGE ID"),
+        ("Repository", "REPOSITORY"),
+        ("Tag", "TAG"),
+        ("Digest", "DIGEST"),
+        ("CreatedSince", "CREATED"),
+        ("CreatedAt", "CREATED AT"),
+        ("Size", "SIZE"),
+        ("Containers", "CONTAINERS"),
+        ("VirtualSize", "SIZE"),
+        ("SharedSize", "SHARED SIZE"),
+        ("UniqueSize", "UNIQUE SIZE"),
+    ]);
+    fmt.write(&header, contexts, &mut std::io::stdout().lock())?;
+    Ok(())
+}
+
+/// When an image was created, for before/since (no time: the start of
+/// time, as docker's zero time).
+pub(crate) fn created_at(img: &Image) -> time::OffsetDateTime {
+    img.created
+        .as_deref()
+        .and_then(|c| {
+            time::OffsetDateTime::parse(c, &time::format_description::well_known::Rfc3339).ok()
+        })
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+}
+
+pub(crate) fn history(
+    store: &ImageStore,
+    name: &str,
+    no_trunc: bool,
+    quiet: bool,
+    format: Option<&str>,
+) -> Result<()> {
+    use berth_template::Value as V;
+    let img = store.resolve(name)?;
+    let (_, config) = store.manifest_and_config(&img)?;
+    let entries = config["history"].as_array().cloned().unwrap_or_default();
+    let fmt = format::ListFormat::new(
+        format,
+        r"table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}",
+    )?;
+    // Each entry that made a layer has that layer's size, in order, bottom
+    // first; the others made none (0B). Sizes the store cannot match to
+    // entries are not guessed: N/A.
+    let mut sizes = store
+        .built_layers(&img)
+        .map(|l| l.into_iter().map(|l| l.size).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter();
+    let sizes: Vec<String> = entries
+        .iter()
+        .map(|h| {
+            if h["empty_layer"].as_bool().unwrap_or(false) {
+                format::size(0)
+            } else {
+                sizes.next().map_or_else(|| "N/A".to_string(), format::size)
+            }
+        })
+        .collect();
+    let mut rows = Vec::new();
+    for (i, h) in entries.iter().enumerate().rev() {
+        let id = if i + 1 == entries.len() {
+            if no_trunc {
+                img.id.to_string()
+            } else {
+                img.id.hex()[..12].to_string()
+            }
+        } else {
+            "<missing>".to_string()
+        };
+        if quiet {
+            println!("{id}");
+            continue;
+        }
+        let by = h["created_by"].as_str().unwrap_or("").to_string();
+        let by = if no_trunc || by.chars().count() <= 45 {
+            by
+        } else {
+            format!("{}…", by.chars().take(44).collect::<String>())
+        };
+        let created = h["created"].as_str();
+        rows.push(format::context(
+            "*image.historyContext",
+            vec![
+                ("Comment", V::from(h["comment"].as_str().unwrap_or(""))),
+                (
+                    "CreatedAt",
+                    V::from(created.map(format::rfc3339_seconds).unwrap_or_default()),
+                ),
+                ("CreatedBy", V::from(by)),
+                ("CreatedSince", V::from(format::since(created))),
+                ("ID", V::from(id)),
+                ("Size", V::from(sizes[i].as_str())),
+            ],
+        ));
+    }
+    if !quiet {
+        let header = format::header(&[
+            ("ID", "IMAGE"),
+            ("CreatedSince", "CREATED"),
+            ("CreatedAt", "CREATED AT"),
+            ("CreatedBy", "CREATED BY"),
+            ("Size", "SIZE"),
+            ("Comment", "COMMENT"),
+        ]);
+        fmt.write(&header, rows, &mut std::io::stdout().lock())?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_split_like_docker_prints_them() {
+        assert_eq!(
+            split_tag("docker.io/library/busybox:latest"),
+            ("busybox".into(), "latest".into())
+        );
+        assert_eq!(
+            split_tag("localhost:5000/a/b:1"),
+            ("localhost:5000/a/b".into(), "1".into())
+        );
+    }
+}

@@ -1,0 +1,131 @@
+//! `system df` and `system check --rebuild`: the store as a whole.
+
+use anyhow::{Context, Result};
+
+use berth_engine::disk_usage::Usage;
+
+use crate::{familiar, format};
+
+/// What `system check` says when the database cannot be trusted: what is
+/// wrong, that nothing was touched, and how to recover.
+pub(crate) fn untrusted_database(
+    root: &std::path::Path,
+    d: &berth_image::database::Distrust,
+) -> String {
+    let db = root.join(berth_image::database::FILE);
+    let db = db.display();
+    let root = root.display();
+    format!(
+        "Error: the store's database cannot be trusted, so nothing was checked or deleted\n\
+         \x20 database: {db}\n\
+         \x20 problem:  {d}\n\
+         Removing what this database does not name would delete images that are still intact.\n\
+         To recover the images on disk: berth system check --rebuild\n\
+         \x20 (moves the database aside, keeps it, and records again every image whose files are all\n\
+         \x20 there; tags come back where the old database still reads; containers do not)\n\
+         Or start afresh (keeping everything that is there now):\n\
+         \x20 1. move the database aside: mv {db} {db}.damaged (and its -wal and -shm files, if any)\n\
+         \x20 2. move the content it described aside: mkdir {root}/orphaned && mv {root}/layers {root}/blobs {root}/orphaned/\n\
+         \x20 3. load or pull your images again (berth load -i FILE, berth pull NAME); containers must be created again\n\
+         \x20 4. once they work, remove {root}/orphaned and {db}.damaged"
+    )
+}
+
+/// `system check --rebuild` on a database it does not trust.
+pub(crate) fn rebuild_database(
+    root: &std::path::Path,
+    d: &berth_image::database::Distrust,
+) -> Result<()> {
+    eprintln!("the store's database cannot be trusted: {d}");
+    let r = berth_image::rebuild::rebuild(root)
+        .with_context(|| format!("rebuild the database of {}", root.display()))?;
+    match &r.moved_aside {
+        Some(p) => eprintln!(
+            "moved the old database aside to {} (kept; remove it once you are done with it)",
+            p.display()
+        ),
+        None => eprintln!("there was no database file to keep"),
+    }
+    for why in &r.incomplete {
+        eprintln!("not recovered: {why}");
+    }
+    println!("images recovered: {}", r.images.len());
+    for id in &r.images {
+        println!("  {id}");
+    }
+    println!("tags recovered: {}", r.tags.len());
+    for t in &r.tags {
+        println!("  {}", familiar(t));
+    }
+    println!(
+        "containers are not recovered (the next `berth system check` stops any still running from the old database)"
+    );
+    println!("nothing was deleted: `berth system check` removes what no recovered image names");
+    Ok(())
+}
+
+/// `system df` as docker shows it: images, containers, local volumes and
+/// the build cache (its entries; the layers only it keeps).
+pub(crate) fn system_df(engine: &berth_engine::Engine, format: Option<&str>) -> Result<()> {
+    use berth_template::Value as V;
+    let fmt = format::ListFormat::new(
+        format,
+        r"table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}",
+    )?;
+    // Docker's wording: the reclaimable share in percent when there is a
+    // total to take it from (the build cache: all of it, and no percent).
+    let reclaimable = |u: &Usage, percent: bool| {
+        let r = u.reclaimable;
+        match (r * 100).checked_div(u.size) {
+            Some(pct) if percent => format!("{} ({pct}%)", format::human_size(r, 4)),
+            _ => format::human_size(r, 4),
+        }
+    };
+    let row = |kind: &str, type_name: &str, u: &Usage, percent: bool| {
+        format::context(
+            type_name,
+            vec![
+                ("Active", V::from(u.active.to_string())),
+                ("Reclaimable", V::from(reclaimable(u, percent))),
+                ("Size", V::from(format::human_size(u.size, 4))),
+                ("TotalCount", V::from(u.count.to_string())),
+                ("Type", V::from(kind)),
+            ],
+        )
+    };
+    let du = engine.disk_usage()?;
+    let rows = vec![
+        row(
+            "Images",
+            "*formatter.diskUsageImagesContext",
+            &du.images,
+            true,
+        ),
+        row(
+            "Containers",
+            "*formatter.diskUsageContainersContext",
+            &du.containers,
+            true,
+        ),
+        row(
+            "Local Volumes",
+            "*formatter.diskUsageVolumesContext",
+            &du.volumes,
+            true,
+        ),
+        row(
+            "Build Cache",
+            "*formatter.diskUsageBuilderContext",
+            &du.build_cache,
+            false,
+        ),
+    ];
+    let header = format::header(&[
+        ("Type", "TYPE"),
+        ("TotalCount", "TOTAL"),
+        ("Active", "ACTIVE"),
+        ("Size", "SIZE"),
+        ("Reclaimable", "RECLAIMABLE"),
+    ]);
+    fmt.write(&header, rows, &mut std::io::stdout().lock())
+}

@@ -1,0 +1,120 @@
+//! `system df`: what the store's images, containers, volumes and build
+//! cache take on disk, and how much of it nothing uses.
+
+use std::path::Path;
+
+use crate::{Engine, Result, Status};
+
+/// One kind of object's figures.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Usage {
+    /// How many there are.
+    pub count: usize,
+    /// How many are in use (images and volumes a container names, running
+    /// or paused containers).
+    pub active: usize,
+    /// Bytes on disk.
+    pub size: u64,
+    /// Bytes that removing what is not in use would free.
+    pub reclaimable: u64,
+}
+
+/// The store's disk use, as `docker system df` shows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DiskUsage {
+    /// Images: their layers, the build cache's own layers aside.
+    pub images: Usage,
+    /// Containers: their writable layers.
+    pub containers: Usage,
+    pub volumes: Usage,
+    /// Build cache entries and the layers only they keep; nothing is in
+    /// use between builds.
+    pub build_cache: Usage,
+}
+
+impl Engine {
+    /// What the store takes on disk, by kind of object.
+    pub fn disk_usage(&self) -> Result<DiskUsage> {
+        let images = self.images.list()?;
+        let (_, all_layers, _) = self.images.disk_usage()?;
+        let (cache_entries, cache_size) = self.images.cache_usage()?;
+        let layers = all_layers.saturating_sub(cache_size);
+        let mut active_images = 0;
+        let mut used = 0;
+        for img in &images {
+            if self.image_in_use(img)? {
+                active_images += 1;
+                used += img.size;
+            }
+        }
+        let containers = self.list()?;
+        let (mut running, mut total_rw, mut running_rw) = (0, 0, 0);
+        for r in &containers {
+            let rw = dir_size(&self.container_dir(&r.id).join("fs/upper"));
+            total_rw += rw;
+            if matches!(r.status, Status::Running | Status::Paused) {
+                running += 1;
+                running_rw += rw;
+            }
+        }
+        let volumes = self.volumes.list()?;
+        let (mut in_use, mut total_vol, mut used_vol) = (0, 0, 0);
+        for v in &volumes {
+            let size = dir_size(&v.mountpoint);
+            total_vol += size;
+            if self.volume_users(&v.name).is_ok_and(|u| !u.is_empty()) {
+                in_use += 1;
+                used_vol += size;
+            }
+        }
+        Ok(DiskUsage {
+            images: Usage {
+                count: images.len(),
+                active: active_images,
+                size: layers,
+                reclaimable: layers.saturating_sub(used.min(layers)),
+            },
+            containers: Usage {
+                count: containers.len(),
+                active: running,
+                size: total_rw,
+                reclaimable: total_rw.saturating_sub(running_rw),
+            },
+            volumes: Usage {
+                count: volumes.len(),
+                active: in_use,
+                size: total_vol,
+                reclaimable: total_vol.saturating_sub(used_vol),
+            },
+            build_cache: Usage {
+                count: cache_entries,
+                active: 0,
+                size: cache_size,
+                reclaimable: cache_size,
+            },
+        })
+    }
+}
+
+/// The bytes of the files under `p` (what cannot be read counts nothing).
+pub fn dir_size(p: &Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![p.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            if let Ok(m) = e.metadata() {
+                if m.is_dir() {
+                    stack.push(e.path());
+                } else {
+                    total += m.len();
+                }
+            }
+        }
+    }
+    total
+}

@@ -1,0 +1,560 @@
+//! The verbs that manage a container once it exists: stop, restart, kill,
+//! rm, pause and unpause, rename, wait, update, top (diff, export and
+//! commit are in changes.rs). Each `container_*` call takes the container
+//! by the key a user types (a name, an id or an id's prefix) and its
+//! options; the record-taking methods below them are what the monitor,
+//! `run --rm` and `system check` share.
+
+use std::time::Instant;
+
+use crate::config::{Resources, RestartPolicy};
+use crate::error::Context;
+use crate::{
+    alive, config, forget_commit_pause, spec, ContainerConfig, Engine, Error, Record, Result,
+    Status,
+};
+
+/// `stop` and `restart`.
+#[derive(Debug, Default, Clone)]
+#[non_exhaustive]
+pub struct StopOptions {
+    /// Seconds between the stop signal and SIGKILL (default: the
+    /// container's `--stop-timeout`, else 10).
+    pub timeout: Option<u32>,
+}
+
+/// `kill`.
+#[derive(Debug, Default, Clone)]
+#[non_exhaustive]
+pub struct KillOptions {
+    /// The signal's number (default SIGKILL).
+    pub signal: Option<i32>,
+}
+
+/// `rm`.
+#[derive(Debug, Default, Clone)]
+#[non_exhaustive]
+pub struct RemoveOptions {
+    /// Kill a running container first instead of refusing.
+    pub force: bool,
+    /// Remove its anonymous volumes too.
+    pub volumes: bool,
+}
+
+/// `wait`.
+#[derive(Debug, Default, Clone)]
+#[non_exhaustive]
+pub struct WaitOptions {
+    /// Give up (an error naming the container) once this has passed;
+    /// without it, wait as long as the container runs.
+    pub deadline: Option<Instant>,
+}
+
+/// `update`: what is set replaces the container's value; the rest stays.
+#[derive(Debug, Default, Clone)]
+#[non_exhaustive]
+pub struct UpdateOptions {
+    pub resources: Resources,
+    pub restart: Option<RestartPolicy>,
+}
+
+/// `top`.
+#[derive(Debug, Default, Clone)]
+#[non_exhaustive]
+pub struct TopOptions {
+    /// The host `ps`'s options (default `-ef`).
+    pub ps_args: Vec<String>,
+}
+
+/// How a container ended (`wait`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ExitReport {
+    pub id: String,
+    pub exit_code: i32,
+    pub oom_killed: bool,
+}
+
+/// The container's processes as the host's `ps` shows them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TopReport {
+    /// `ps`'s header line.
+    pub header: String,
+    /// One line per process.
+    pub processes: Vec<String>,
+}
+
+impl Engine {
+    /// Stops the container: its stop signal, SIGKILL after the timeout;
+    /// returns once its exit is recorded. A stopped container is left as
+    /// it is.
+    pub fn container_stop(&self, key: &str, opts: &StopOptions) -> Result<()> {
+        let r = self.find(key)?;
+        self.stop(&r, opts.timeout)
+    }
+
+    /// Stops the container (as [`Engine::container_stop`]) and starts it
+    /// again, detached under a new monitor.
+    pub fn container_restart(&self, key: &str, opts: &StopOptions) -> Result<()> {
+        let r = self.find(key)?;
+        self.stop(&r, opts.timeout)?;
+        let r = self.find(&r.id)?;
+        self.db.set_stopped_by_user(&r.id, false)?;
+        crate::monitor::start_detached(self, &r)?;
+        self.db.container_event(&r, "restart", &[]);
+        Ok(())
+    }
+
+    /// Sends a signal to the container's init. SIGKILL and SIGTERM count
+    /// as the user stopping it: its restart policy does not bring it back.
+    pub fn container_kill(&self, key: &str, opts: &KillOptions) -> Result<()> {
+        let r = self.find(key)?;
+        let sig = opts.signal.unwrap_or(libc::SIGKILL);
+        if sig == libc::SIGKILL || sig == libc::SIGTERM {
+            self.db.set_stopped_by_user(&r.id, true)?;
+        }
+        self.kill(&r, sig)
+    }
+
+    /// Removes the container, its filesystem and its log.
+    pub fn container_remove(&self, key: &str, opts: &RemoveOptions) -> Result<()> {
+        let r = self.find(key)?;
+        self.remove(&r, opts.force, opts.volumes)
+    }
+
+    /// Freezes the container's processes.
+    pub fn container_pause(&self, key: &str) -> Result<()> {
+        let r = self.find(key)?;
+        self.set_paused(&r, true)
+    }
+
+    /// Thaws the container's processes.
+    pub fn container_unpause(&self, key: &str) -> Result<()> {
+        let r = self.find(key)?;
+        self.set_paused(&r, false)
+    }
+
+    /// Gives the container a new name (docker's rules for names).
+    pub fn container_rename(&self, key: &str, new_name: &str) -> Result<()> {
+        let r = self.find(key)?;
+        crate::names::validate(new_name)?;
+        self.db.rename(&r.id, new_name)?;
+        let renamed = self.find(&r.id)?;
+        self.db
+            .container_event(&renamed, "rename", &[("oldName", &r.name)]);
+        Ok(())
+    }
+
+    /// Waits until the container is no longer running; how it ended.
+    pub fn container_wait(&self, key: &str, opts: &WaitOptions) -> Result<ExitReport> {
+        let r = self.find(key)?;
+        let limit = opts
+            .deadline
+            .map(|d| d.saturating_duration_since(Instant::now()));
+        let r = self
+            .poll_record(&r.id, limit, |r| !r.status.is_active(), "")
+            .map_err(|e| match e {
+                // Not stuck, as poll_record's words would have it: the
+                // caller stopped waiting.
+                Error::State { id, status, .. } if opts.deadline.is_some() => Error::State {
+                    what: format!("container {key} is still {status} at the wait's deadline"),
+                    id,
+                    status,
+                },
+                e => e,
+            })?;
+        Ok(ExitReport {
+            id: r.id,
+            exit_code: r.exit_code,
+            oom_killed: r.oom_killed,
+        })
+    }
+
+    /// New limits (applied at once if it runs) and restart policy, kept
+    /// for its next starts.
+    pub fn container_update(&self, key: &str, opts: &UpdateOptions) -> Result<()> {
+        let r = self.find(key)?;
+        self.update(&r, &opts.resources, opts.restart.clone())
+    }
+
+    /// The container's processes, by the host's `ps`; refused unless it
+    /// runs.
+    pub fn container_top(&self, key: &str, opts: &TopOptions) -> Result<TopReport> {
+        let r = self.find(key)?;
+        let mut lines = self.top(&r, &opts.ps_args)?.into_iter();
+        Ok(TopReport {
+            header: lines.next().unwrap_or_default(),
+            processes: lines.collect(),
+        })
+    }
+}
+
+impl Engine {
+    /// `update`: new limits (applied now if it runs) and restart policy,
+    /// kept for its next starts.
+    pub fn update(
+        &self,
+        r: &Record,
+        resources: &config::Resources,
+        restart: Option<config::RestartPolicy>,
+    ) -> Result<()> {
+        let mut cfg = r.config.clone();
+        let n = &mut cfg.resources;
+        let set = |dst: &mut Option<i64>, v: Option<i64>| {
+            if v.is_some() {
+                *dst = v;
+            }
+        };
+        set(&mut n.memory, resources.memory);
+        set(&mut n.memory_swap, resources.memory_swap);
+        set(&mut n.memory_reservation, resources.memory_reservation);
+        set(&mut n.nano_cpus, resources.nano_cpus);
+        set(&mut n.cpu_quota, resources.cpu_quota);
+        set(&mut n.pids_limit, resources.pids_limit);
+        if resources.cpu_shares.is_some() {
+            n.cpu_shares = resources.cpu_shares;
+        }
+        if resources.cpu_period.is_some() {
+            n.cpu_period = resources.cpu_period;
+        }
+        if resources.cpuset_cpus.is_some() {
+            n.cpuset_cpus.clone_from(&resources.cpuset_cpus);
+        }
+        if resources.cpuset_mems.is_some() {
+            n.cpuset_mems.clone_from(&resources.cpuset_mems);
+        }
+        if let Some(p) = restart {
+            if cfg.auto_remove && p.name != "no" {
+                return Err(Error::Invalid(
+                    "cannot update the restart policy of a container started with --rm".into(),
+                ));
+            }
+            cfg.restart = p;
+        }
+        if matches!(r.status, Status::Running | Status::Paused) {
+            // Only what changed goes to the cgroups (the spec builder makes
+            // the OCI form of it).
+            let only = ContainerConfig {
+                resources: resources.clone(),
+                ..ContainerConfig::default()
+            };
+            let oci = spec::resources(&only);
+            let oci: oci_spec::runtime::LinuxResources = serde_json::from_value(oci)
+                .map_err(|e| Error::Invalid(format!("resources: {e}")))?;
+            let mut c = berth_runtime::Container::load(&self.runtime_root(), &r.id)?;
+            c.update(&oci)?;
+        }
+        self.db.set_config(&r.id, &cfg)
+    }
+
+    /// `top`: the host's `ps` limited to the container's processes.
+    pub fn top(&self, r: &Record, ps_args: &[String]) -> Result<Vec<String>> {
+        self.running_container(r)?;
+        Ok(berth_runtime::Container::load(&self.runtime_root(), &r.id)?.ps_table(ps_args)?)
+    }
+
+    fn running_container(&self, r: &Record) -> Result<()> {
+        if matches!(r.status, Status::Running | Status::Paused) {
+            return Ok(());
+        }
+        Err(Error::State {
+            id: r.name.clone(),
+            status: r.status.to_string(),
+            what: format!("Container {} is not running", r.id),
+        })
+    }
+
+    /// Freezes (`pause`) or thaws (`unpause`) the container's processes.
+    pub fn set_paused(&self, r: &Record, paused: bool) -> Result<()> {
+        // A killed commit's marker would make `system check` thaw what the
+        // user paused from now on.
+        if let Some(marker) = self.killed_commit_pause(&r.id) {
+            forget_commit_pause(&marker)?;
+        }
+        let (from, to, what) = if paused {
+            (Status::Running, Status::Paused, "is not running")
+        } else {
+            (Status::Paused, Status::Running, "is not paused")
+        };
+        if r.status != from {
+            return Err(Error::State {
+                id: r.name.clone(),
+                status: r.status.to_string(),
+                what: match (from, r.status) {
+                    (Status::Running, Status::Paused) => {
+                        format!("Container {} is already paused", r.id)
+                    }
+                    (Status::Running, _) => format!("Container {} is not running", r.id),
+                    _ => format!("Container {} {what}", r.id),
+                },
+            });
+        }
+        let c = berth_runtime::Container::load(&self.runtime_root(), &r.id)?;
+        if paused {
+            c.pause()?;
+        } else {
+            c.resume()?;
+        }
+        self.db.set_status(&r.id, to, Some(from))?;
+        self.db
+            .container_event(r, if paused { "pause" } else { "unpause" }, &[]);
+        Ok(())
+    }
+
+    /// How long a container killed with SIGKILL may take to be recorded as
+    /// exited (its monitor reaps it and writes the row) before stop and rm
+    /// give up with an error instead of waiting forever.
+    const KILL_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
+
+    /// Ends the restart back-off of a container whose `stopped_by_user` the
+    /// caller set: its monitor sees the flag within a step of the back-off
+    /// and records the container exited instead of starting it again.
+    /// Returns the settled record: exited, or (when the monitor had begun a
+    /// new life before it looked) running, for the caller to stop.
+    fn end_backoff(&self, id: &str) -> Result<Record> {
+        self.poll_record(
+            id,
+            Some(Self::KILL_GRACE),
+            |r| !matches!(r.status, Status::Restarting | Status::Starting),
+            "its monitor did not end the restart back-off",
+        )
+    }
+
+    /// Sends `sig` to the container's init. A container waiting to be
+    /// restarted has no process: as Docker does, any signal then counts as
+    /// the user stopping it, and it stays exited.
+    pub fn kill(&self, r: &Record, sig: i32) -> Result<()> {
+        if r.status == Status::Restarting {
+            self.db.set_stopped_by_user(&r.id, true)?;
+            let now = self.end_backoff(&r.id)?;
+            self.db
+                .container_event(r, "kill", &[("signal", &sig.to_string())]);
+            if !now.status.is_active() {
+                return Ok(());
+            }
+            return self.kill(&now, sig);
+        }
+        if !matches!(r.status, Status::Running | Status::Paused) || !alive(r.pid, r.pid_start) {
+            return Err(Error::State {
+                id: r.id.clone(),
+                status: r.status.to_string(),
+                what: format!("Container {} is not running", r.id),
+            });
+        }
+        berth_runtime::signal::send(r.pid, sig).ctx(|| format!("signal {}", r.pid))?;
+        self.db
+            .container_event(r, "kill", &[("signal", &sig.to_string())]);
+        Ok(())
+    }
+
+    /// Stops the container: its stop signal, then SIGKILL after `timeout`
+    /// seconds; returns once the monitor recorded the exit.
+    pub fn stop(&self, r: &Record, timeout: Option<u32>) -> Result<()> {
+        self.db.set_stopped_by_user(&r.id, true)?;
+        let settled;
+        let r = if r.status == Status::Restarting {
+            settled = self.end_backoff(&r.id)?;
+            if !settled.status.is_active() {
+                self.db.container_event(&settled, "stop", &[]);
+                return Ok(());
+            }
+            &settled
+        } else {
+            r
+        };
+        if !matches!(
+            r.status,
+            Status::Running | Status::Paused | Status::Restarting
+        ) {
+            return Ok(());
+        }
+        let timeout = timeout.or(r.config.stop_timeout).unwrap_or(10);
+        let sig = if r.config.stop_signal.is_empty() {
+            libc::SIGTERM
+        } else {
+            berth_runtime::signal::parse_signal(&r.config.stop_signal)?
+        };
+        if r.status == Status::Paused {
+            if let Ok(c) = berth_runtime::Container::load(&self.runtime_root(), &r.id) {
+                let _ = c.resume();
+            }
+        }
+        if alive(r.pid, r.pid_start) {
+            let _ = berth_runtime::signal::send(r.pid, sig);
+            self.db
+                .container_event(r, "kill", &[("signal", &sig.to_string())]);
+            let deadline =
+                std::time::Instant::now() + std::time::Duration::from_secs(timeout.into());
+            while alive(r.pid, r.pid_start) && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            if alive(r.pid, r.pid_start) {
+                if let Ok(c) = berth_runtime::Container::load(&self.runtime_root(), &r.id) {
+                    let _ = c.kill(libc::SIGKILL, true);
+                }
+                let _ = berth_runtime::signal::send(r.pid, libc::SIGKILL);
+                self.db.container_event(r, "kill", &[("signal", "9")]);
+            }
+        }
+        self.wait_exited_within(&r.id, Some(Self::KILL_GRACE))?;
+        self.db.container_event(r, "stop", &[]);
+        Ok(())
+    }
+
+    /// Waits until the container is no longer active; returns its record.
+    /// (`berth wait`: as long as it takes.)
+    pub fn wait_exited(&self, id: &str) -> Result<Record> {
+        self.wait_exited_within(id, None)
+    }
+
+    /// As [`Engine::wait_exited`], giving up after `limit` with an error
+    /// that says what is stuck.
+    fn wait_exited_within(&self, id: &str, limit: Option<std::time::Duration>) -> Result<Record> {
+        self.poll_record(
+            id,
+            limit,
+            |r| !r.status.is_active(),
+            "its monitor did not record the exit after SIGKILL",
+        )
+    }
+
+    /// Reads the container's record (reconciled with its processes) until
+    /// `settled` says so, backing off from 2 to 50 ms; past `limit`, an
+    /// error naming the container, its state and `stuck`.
+    fn poll_record(
+        &self,
+        id: &str,
+        limit: Option<std::time::Duration>,
+        settled: impl Fn(&Record) -> bool,
+        stuck: &str,
+    ) -> Result<Record> {
+        let deadline = limit.map(|l| std::time::Instant::now() + l);
+        let mut delay = 2;
+        loop {
+            let r = self.reconcile(
+                self.db
+                    .get(id)?
+                    .ok_or_else(|| Error::NoSuchContainer(id.into()))?,
+            )?;
+            if settled(&r) {
+                return Ok(r);
+            }
+            if deadline.is_some_and(|d| std::time::Instant::now() > d) {
+                return Err(Error::State {
+                    id: r.id.clone(),
+                    status: r.status.to_string(),
+                    what: format!(
+                        "container {} is still {}: {stuck} (berth system check cleans up)",
+                        r.name, r.status
+                    ),
+                });
+            }
+            std::thread::sleep(std::time::Duration::from_millis(delay));
+            delay = (delay * 2).min(50);
+        }
+    }
+
+    /// Removes a container: refused while it runs unless `force` (then it
+    /// is killed first).
+    pub fn remove(&self, r: &Record, force: bool, anonymous_volumes: bool) -> Result<()> {
+        match self.remove_once(r, force, anonymous_volumes) {
+            // The store's disk is full (this container filled it, likely):
+            // its log (going anyway) and the store's reserve make room for
+            // the database's writes, and removing the container frees more.
+            Err(e) if e.is_disk_full() && (force || !r.status.is_active()) => {
+                let freed = self.empty_logs(r) | berth_image::reserve::release(&self.root);
+                if !freed {
+                    return Err(e);
+                }
+                let r = self
+                    .db
+                    .get(&r.id)?
+                    .ok_or(Error::NoSuchContainer(r.id.clone()))?;
+                self.remove_once(&r, force, anonymous_volumes)
+            }
+            done => done,
+        }
+    }
+
+    /// Empties a container's log files (truncated: its monitor may still
+    /// hold them open, and a file unlinked but open frees nothing); whether
+    /// there was anything in them.
+    fn empty_logs(&self, r: &Record) -> bool {
+        let log = self.log_path(&r.id);
+        let mut freed = false;
+        for n in 0..r.config.log.max_file.max(1) {
+            let path = if n == 0 {
+                log.clone()
+            } else {
+                berth_relay::jsonlog::rotated(&log, n)
+            };
+            if let Ok(f) = std::fs::OpenOptions::new().write(true).open(&path) {
+                freed |= f.metadata().is_ok_and(|m| m.len() > 0) && f.set_len(0).is_ok();
+            }
+        }
+        freed
+    }
+
+    fn remove_once(&self, r: &Record, force: bool, anonymous_volumes: bool) -> Result<()> {
+        if r.status.is_active() {
+            if !force {
+                return Err(Error::State {
+                    id: r.id.clone(),
+                    status: r.status.to_string(),
+                    what: format!(
+                        "cannot remove container \"/{}\": container is {}: stop the container before removing or force remove",
+                        r.name, r.status
+                    ),
+                });
+            }
+            self.db.set_stopped_by_user(&r.id, true)?;
+            let settled;
+            let r = if r.status == Status::Restarting {
+                settled = self.end_backoff(&r.id)?;
+                &settled
+            } else {
+                r
+            };
+            if let Ok(c) = berth_runtime::Container::load(&self.runtime_root(), &r.id) {
+                let _ = c.kill(libc::SIGKILL, true);
+                // A paused container's processes die only once thawed
+                // (Docker's rm -f removes paused containers too).
+                if c.status() == berth_runtime::Status::Paused {
+                    let _ = c.resume();
+                }
+            }
+            if alive(r.pid, r.pid_start) {
+                let _ = berth_runtime::signal::send(r.pid, libc::SIGKILL);
+            }
+            self.wait_exited_within(&r.id, Some(Self::KILL_GRACE))?;
+        }
+        self.cleanup_runtime(r)?;
+        self.db.set_status(&r.id, Status::Removing, None)?;
+        if let Ok(s) = self.snapshot(r) {
+            s.remove()?;
+        }
+        let dir = self.container_dir(&r.id);
+        if let Err(e) = std::fs::remove_dir_all(&dir) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                return Err(Error::Io {
+                    context: format!("remove {}", dir.display()),
+                    source: e,
+                });
+            }
+        }
+        self.db.delete(&r.id)?;
+        self.db.container_event(r, "destroy", &[]);
+        if anonymous_volumes {
+            for m in r.config.mounts.iter().filter(|m| m.kind == "volume") {
+                let anonymous = self.volumes.get(&m.source).is_ok_and(|v| v.anonymous);
+                if anonymous && self.volume_users(&m.source)?.is_empty() {
+                    self.volumes.remove(&m.source)?;
+                    self.db
+                        .event("volume", "destroy", &m.source, &[("driver", "local")]);
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,297 @@
+//! The user's network objects: create, ls, inspect (inspect.rs), rm,
+//! connect and disconnect, each recorded in the event journal. How a
+//! container is wired to them at start is networking.rs.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+use berth_network::predefined::{Kind, Predefined};
+use berth_network::{Network, Subnet};
+use serde_json::{json, Value};
+
+use crate::{Engine, Error, Result};
+
+/// A network as the listings show it: a bridge (the default one or a
+/// user's), or docker's `host` and `none`.
+#[derive(Debug, Clone)]
+pub enum NetworkEntry {
+    Bridge(Network),
+    Predefined(Predefined),
+}
+
+impl NetworkEntry {
+    pub fn name(&self) -> &str {
+        match self {
+            NetworkEntry::Bridge(n) => &n.name,
+            NetworkEntry::Predefined(p) => p.kind.name(),
+        }
+    }
+
+    pub fn id(&self) -> &str {
+        match self {
+            NetworkEntry::Bridge(n) => &n.id,
+            NetworkEntry::Predefined(p) => &p.id,
+        }
+    }
+
+    pub fn driver(&self) -> &'static str {
+        match self {
+            NetworkEntry::Bridge(_) => "bridge",
+            NetworkEntry::Predefined(p) => p.kind.driver(),
+        }
+    }
+
+    pub fn created(&self) -> &str {
+        match self {
+            NetworkEntry::Bridge(n) => &n.created,
+            NetworkEntry::Predefined(p) => &p.created,
+        }
+    }
+
+    /// Docker's `type=builtin`: the networks every daemon has.
+    pub fn builtin(&self) -> bool {
+        match self {
+            NetworkEntry::Bridge(n) => n.is_default(),
+            NetworkEntry::Predefined(_) => true,
+        }
+    }
+
+    pub fn labels(&self) -> BTreeMap<String, String> {
+        match self {
+            NetworkEntry::Bridge(n) => n.labels.clone(),
+            NetworkEntry::Predefined(_) => BTreeMap::new(),
+        }
+    }
+
+    pub fn internal(&self) -> bool {
+        matches!(self, NetworkEntry::Bridge(n) if n.internal)
+    }
+}
+
+/// `network create`.
+#[derive(Debug, Default, Clone)]
+#[non_exhaustive]
+pub struct NetworkCreateOptions {
+    pub name: String,
+    /// Default: the next free /16 of berth's pool.
+    pub subnet: Option<Subnet>,
+    /// Default: the subnet's first address.
+    pub gateway: Option<Ipv4Addr>,
+    /// No route out of the network.
+    pub internal: bool,
+    pub labels: BTreeMap<String, String>,
+}
+
+impl NetworkCreateOptions {
+    /// Options for a network named `name`, the rest default.
+    pub fn named(name: &str) -> Self {
+        NetworkCreateOptions {
+            name: name.to_string(),
+            ..Self::default()
+        }
+    }
+}
+
+/// `network connect`.
+#[derive(Debug, Default, Clone)]
+#[non_exhaustive]
+pub struct ConnectOptions {
+    /// Names the container also answers to on this network.
+    pub aliases: Vec<String>,
+}
+
+impl Engine {
+    /// The ports published for the container `key` (host address and port
+    /// chosen at its start; none while it is stopped).
+    pub fn container_ports(&self, key: &str) -> Result<Vec<berth_network::PortMapping>> {
+        let r = self.find(key)?;
+        Ok(self.network_state(&r.id).1)
+    }
+
+    /// Every network, the default bridge first.
+    pub fn network_list(&self) -> Result<Vec<NetworkEntry>> {
+        let mut list = vec![NetworkEntry::Bridge(self.networks.default_network()?)];
+        list.extend(
+            self.networks
+                .list()?
+                .into_iter()
+                .filter(|n| !n.is_default())
+                .map(NetworkEntry::Bridge),
+        );
+        list.extend(
+            berth_network::predefined::list(&self.root)?
+                .into_iter()
+                .map(NetworkEntry::Predefined),
+        );
+        Ok(list)
+    }
+
+    /// A network by name, id or id prefix: the bridges first, then host
+    /// and none (whose names no bridge can have).
+    pub fn network_lookup(
+        &self,
+        key: &str,
+    ) -> std::result::Result<NetworkEntry, berth_network::Error> {
+        let predefined = || berth_network::predefined::find(&self.root, key);
+        if Kind::from_name(key).is_some() {
+            if let Some(p) = predefined()? {
+                return Ok(NetworkEntry::Predefined(p));
+            }
+        }
+        match self.networks.get(key) {
+            Ok(n) => Ok(NetworkEntry::Bridge(n)),
+            Err(berth_network::Error::NotFound(k)) => match predefined()? {
+                Some(p) => Ok(NetworkEntry::Predefined(p)),
+                None => Err(berth_network::Error::NotFound(k)),
+            },
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `host` or `none` as docker's inspect shows it: no addresses, the
+    /// running containers in that mode as members.
+    pub(crate) fn predefined_json(&self, p: &Predefined) -> Value {
+        let mut containers = serde_json::Map::new();
+        for r in self.list().unwrap_or_default() {
+            let member = r.config.network == p.kind.name()
+                && !r.config.left_network
+                && matches!(
+                    r.status,
+                    crate::db::Status::Running | crate::db::Status::Paused
+                );
+            if member {
+                containers.insert(
+                    r.id.clone(),
+                    json!({
+                        "Name": r.name,
+                        "EndpointID": "",
+                        "MacAddress": "",
+                        "IPv4Address": "",
+                        "IPv6Address": "",
+                    }),
+                );
+            }
+        }
+        json!({
+            "Name": p.kind.name(),
+            "Id": p.id,
+            "Created": p.created,
+            "Scope": "local",
+            "Driver": p.kind.driver(),
+            "EnableIPv6": false,
+            "IPAM": {"Driver": "default", "Options": null, "Config": []},
+            "Internal": false,
+            "Attachable": false,
+            "Ingress": false,
+            "ConfigFrom": {"Network": ""},
+            "ConfigOnly": false,
+            "Containers": containers,
+            "Options": {},
+            "Labels": {},
+        })
+    }
+
+    /// Creates a bridge network.
+    pub fn network_create(&self, opts: &NetworkCreateOptions) -> Result<Network> {
+        let n = self.networks.create(
+            &opts.name,
+            opts.subnet,
+            opts.gateway,
+            opts.internal,
+            &opts.labels,
+        )?;
+        self.db.event(
+            "network",
+            "create",
+            &n.id,
+            &[("name", &n.name), ("type", "bridge")],
+        );
+        Ok(n)
+    }
+
+    /// Removes a network no container is configured with; the network
+    /// removed.
+    pub fn network_remove(&self, key: &str) -> Result<Network> {
+        if let Ok(NetworkEntry::Predefined(p)) = self.network_lookup(key) {
+            return Err(Error::Invalid(format!(
+                "{} is a pre-defined network and cannot be removed",
+                p.kind.name()
+            )));
+        }
+        let n = self.remove_network(key)?;
+        self.db.event(
+            "network",
+            "destroy",
+            &n.id,
+            &[("name", &n.name), ("type", "bridge")],
+        );
+        Ok(n)
+    }
+
+    /// Connects a container to a network: now if it runs, and at its next
+    /// starts.
+    pub fn network_connect(
+        &self,
+        network: &str,
+        container: &str,
+        opts: &ConnectOptions,
+    ) -> Result<()> {
+        let r = self.find(container)?;
+        let n = match self.network_lookup(network)? {
+            NetworkEntry::Bridge(n) => n,
+            NetworkEntry::Predefined(p) => {
+                self.connect_predefined(&r, p.kind)?;
+                self.db.event(
+                    "network",
+                    "connect",
+                    &p.id,
+                    &[("container", &r.id), ("name", p.kind.name())],
+                );
+                return Ok(());
+            }
+        };
+        self.connect(&r, &n, &opts.aliases)?;
+        self.db.event(
+            "network",
+            "connect",
+            &n.id,
+            &[("container", &r.id), ("name", &n.name)],
+        );
+        Ok(())
+    }
+
+    /// Disconnects a container from a network.
+    pub fn network_disconnect(&self, network: &str, container: &str) -> Result<()> {
+        let r = self.find(container)?;
+        let n = match self.network_lookup(network) {
+            Ok(NetworkEntry::Bridge(n)) => n,
+            Ok(NetworkEntry::Predefined(p)) => {
+                self.disconnect_predefined(&r, p.kind)?;
+                self.db.event(
+                    "network",
+                    "disconnect",
+                    &p.id,
+                    &[("container", &r.id), ("name", p.kind.name())],
+                );
+                return Ok(());
+            }
+            // Docker's answer for a network the container is not on,
+            // whether or not it exists.
+            Err(berth_network::Error::NotFound(_)) => {
+                return Err(Error::Invalid(format!(
+                    "container {} is not connected to the network {network}",
+                    r.id
+                )))
+            }
+            Err(e) => return Err(e.into()),
+        };
+        self.disconnect(&r, &n)?;
+        self.db.event(
+            "network",
+            "disconnect",
+            &n.id,
+            &[("container", &r.id), ("name", &n.name)],
+        );
+        Ok(())
+    }
+}
