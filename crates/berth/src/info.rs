@@ -382,9 +382,12 @@ fn model(root: &Path, counts: &StoreCounts) -> Value {
         vec![
             ("AllowNondistributableArtifactsCIDRs", no_strings()),
             ("AllowNondistributableArtifactsHostnames", no_strings()),
-            // Plain HTTP only for a registry marked insecure per pull or
-            // in registries.conf: no address range is insecure by itself.
-            ("InsecureRegistryCIDRs", no_strings()),
+            // Docker's default insecure range: loopback registries may
+            // answer over plain HTTP (also any registries.conf marks).
+            (
+                "InsecureRegistryCIDRs",
+                Value::strings(vec!["127.0.0.0/8".to_string()]),
+            ),
             (
                 "IndexConfigs",
                 Value::Map(Rc::new(Map {
@@ -690,9 +693,8 @@ fn pretty(m: &Value) -> String {
         line(format!("  {l}"));
     }
     line(" Experimental: false".into());
-    // docker prints the heading whenever an index is configured; berth
-    // has no insecure range to list under it.
     line(" Insecure Registries:".into());
+    line("  127.0.0.0/8".into());
     line(format!(
         " Live Restore Enabled: {}",
         s("LiveRestoreEnabled")

@@ -20,7 +20,7 @@ use berth_registry::{Client, Endpoint};
 /// Flags every registry command takes.
 #[derive(Debug, Clone, clap::Args)]
 pub struct RegistryArgs {
-    /// Require HTTPS with a verified certificate (false: unverified TLS, or plain HTTP, for a registry you trust; default: true unless registries.conf marks the registry insecure)
+    /// Require HTTPS with a verified certificate (false: unverified TLS, or plain HTTP, for a registry you trust; default: true unless the registry is on loopback, as Docker's 127.0.0.0/8, or registries.conf marks it insecure)
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
     pub tls_verify: Option<bool>,
     /// Directory of CA files (*.crt) and a client certificate pair (*.cert, *.key) for the registry
@@ -37,10 +37,12 @@ pub struct RegistryArgs {
 impl RegistryArgs {
     /// Whether plain HTTP and unverified TLS are allowed for `name` (a
     /// registry or a repository's full name): --tls-verify when given,
-    /// else what the registries configuration says.
+    /// else yes on loopback (as Docker's daemon, whose default insecure
+    /// range is 127.0.0.0/8), else what the registries configuration says.
     fn insecure(&self, name: &str) -> Result<bool> {
         Ok(match self.tls_verify {
             Some(verify) => !verify,
+            None if berth_registry::endpoint::loopback(name) => true,
             None => berth_registry::endpoint::marked_insecure(
                 name,
                 &berth_registry::endpoint::registries_conf_files(),

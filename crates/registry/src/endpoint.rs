@@ -259,6 +259,25 @@ pub fn registries_conf_files() -> Vec<PathBuf> {
     v
 }
 
+/// Whether `name` (a registry, `host[:port]`, or a repository's full name
+/// under it) is on this host's loopback: `localhost`, 127.0.0.0/8 or ::1.
+/// Docker's daemon treats 127.0.0.0/8 as an insecure registry range by
+/// default (plain HTTP allowed), and scripts that run a local registry
+/// count on it; nobody off the host can see or answer loopback traffic.
+pub fn loopback(name: &str) -> bool {
+    let registry = name.split('/').next().unwrap_or(name);
+    let host = if let Some(rest) = registry.strip_prefix('[') {
+        rest.split(']').next().unwrap_or(rest)
+    } else {
+        registry.rsplit_once(':').map_or(registry, |(h, _)| h)
+    };
+    if host.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    host.parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// Whether the registries configuration marks `name` (a repository's
 /// full name, `r.example:5000/team/app`) insecure: a `[[registry]]` whose
 /// `location` (or `prefix`) is its registry or a namespace of it, with
@@ -310,6 +329,30 @@ pub fn marked_insecure(name: &str, files: &[PathBuf]) -> Result<bool> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn loopback_registries_are_docker_s_default_insecure_range() {
+        for yes in [
+            "127.0.0.1:5000",
+            "127.0.0.1:5000/team/app",
+            "127.9.8.7",
+            "localhost:5000/app",
+            "LOCALHOST",
+            "[::1]:5000/app",
+        ] {
+            assert!(super::loopback(yes), "{yes}");
+        }
+        for no in [
+            "docker.io/library/busybox",
+            "10.0.0.1:5000/app",
+            "localhost.example.com:5000/app",
+            "128.0.0.1:5000",
+            "[::2]:5000",
+            "r.example/127.0.0.1",
+        ] {
+            assert!(!super::loopback(no), "{no}");
+        }
+    }
+
     use super::*;
 
     #[test]
