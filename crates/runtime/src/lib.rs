@@ -50,7 +50,7 @@ pub mod template;
 pub mod terminal;
 
 pub use container::{Container, CreateOptions, ExecOptions, ExecOutcome};
-pub use error::{Error, Result};
+pub use error::{ChildFailure, Error, ErrorKind, Result};
 pub use state::{ContainerState, Status};
 
 /// The OCI runtime-spec version this library implements.

@@ -66,9 +66,7 @@ impl ConsoleSocket {
                 }
             }
         }
-        Err(Error::Init(
-            "no pty master received on the console socket".into(),
-        ))
+        Err(Error::NoPtyMaster)
     }
 }
 
