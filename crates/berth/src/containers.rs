@@ -1542,7 +1542,7 @@ fn copy(engine: &Engine, src: &str, dest: &str, opts: berth_engine::cp::Options)
             Arg::Container(c, p) => {
                 let r = engine.find(c).map_err(|e| match e {
                     // Docker's words name the path too.
-                    berth_engine::Error::NoSuchContainer(_) => berth_engine::Error::Invalid(
+                    berth_engine::Error::NoSuchContainer(_) => berth_engine::Error::PathNotFound(
                         format!("No such container:path: {c}:{}", p.display()),
                     ),
                     e => e,
@@ -1726,17 +1726,16 @@ fn from_daemon_at_start(e: anyhow::Error) -> anyhow::Error {
 }
 
 /// docker's exit code for a container whose program could not be started:
-/// 127 when it does not exist, 126 when it cannot be executed, else 125.
-// The runtime's init reports the failure as text across the process
-// boundary; typed kinds are the engine library's issue (16).
+/// 127 when it does not exist, 126 when it cannot be executed (or
+/// permission is denied, as docker's client decides), else 125. The kind
+/// comes from the library's typed error, carried across the runtime's and
+/// the monitor's process boundaries.
 pub fn start_failure_code(e: &anyhow::Error) -> u8 {
-    let msg = format!("{e:#}");
-    if msg.contains("executable file not found") || msg.contains("no such file or directory") {
-        127
-    } else if msg.contains("permission denied") {
-        126
-    } else {
-        125
+    use berth_engine::ErrorKind as K;
+    match crate::error_kind(e) {
+        Some(K::ExecutableNotFound) => 127,
+        Some(K::NotExecutable | K::PermissionDenied) => 126,
+        _ => 125,
     }
 }
 

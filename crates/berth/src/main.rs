@@ -713,6 +713,27 @@ pub(crate) fn invalid_filter(key: &str) -> anyhow::Error {
     FromDaemon::wrap(anyhow::anyhow!("Invalid filter '{key}'"), true)
 }
 
+/// What kind of failure `e` is, from the first of the libraries' typed
+/// errors in its chain (a [`FromDaemon`] is looked through).
+pub(crate) fn error_kind(e: &anyhow::Error) -> Option<berth_engine::ErrorKind> {
+    use berth_engine::error as kinds;
+    if let Some(d) = e.downcast_ref::<FromDaemon>() {
+        return error_kind(&d.error);
+    }
+    e.chain().find_map(|c| {
+        if let Some(e) = c.downcast_ref::<berth_engine::Error>() {
+            Some(e.kind())
+        } else if let Some(e) = c.downcast_ref::<berth_runtime::Error>() {
+            Some(kinds::runtime_kind(e.kind()))
+        } else if let Some(e) = c.downcast_ref::<berth_image::store::StoreError>() {
+            Some(kinds::image_kind(e))
+        } else {
+            c.downcast_ref::<berth_network::Error>()
+                .map(kinds::network_kind)
+        }
+    })
+}
+
 /// An error that docker's client reports as its daemon's answer
 /// ("Error response from daemon: ..."), for the commands where docker
 /// does: scripts and people match on these words. `then` is the line

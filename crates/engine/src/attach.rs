@@ -31,7 +31,8 @@ pub fn parse_detach_keys(s: &str) -> Result<Vec<u8>> {
     }
     s.split(',')
         .map(|k| {
-            let bad = || Error::Invalid(format!("invalid detach keys {s:?}: unknown key {k:?}"));
+            let bad =
+                || Error::InvalidOption(format!("invalid detach keys {s:?}: unknown key {k:?}"));
             if let Some(c) = k.strip_prefix("ctrl-") {
                 let [c] = c.as_bytes() else {
                     return Err(bad());
@@ -138,7 +139,7 @@ impl Outcome {
 pub fn connect(runroot: &Path, id: &str) -> Result<UnixStream> {
     let path = socket_path(runroot, id);
     berth_relay::frames::short_path(&path, |p| UnixStream::connect(p)).map_err(|e| {
-        Error::Invalid(format!(
+        Error::Monitor(format!(
             "cannot attach to container {id}: its monitor does not answer ({e})"
         ))
     })
@@ -215,12 +216,12 @@ fn relay_inner(mut stream: UnixStream, opts: &Options, set: &SigSet) -> Result<O
                 Err(e) => return Err(e).ctx(|| "read from the container's monitor".into()),
             };
             if n == 0 {
-                return Err(Error::Invalid(
+                return Err(Error::Monitor(
                     "the container's monitor went away before the container exited".into(),
                 ));
             }
             decoder.push(&buf[..n]);
-            while let Some((kind, p)) = decoder.next_frame().map_err(Error::Invalid)? {
+            while let Some((kind, p)) = decoder.next_frame().map_err(Error::Monitor)? {
                 match kind {
                     STDOUT => {
                         let _ = berth_relay::relay::write_all(std::io::stdout().as_fd(), &p);
@@ -233,9 +234,9 @@ fn relay_inner(mut stream: UnixStream, opts: &Options, set: &SigSet) -> Result<O
                             p[0], p[1], p[2], p[3],
                         ])))
                     }
-                    ERROR => return Err(Error::Invalid(String::from_utf8_lossy(&p).into_owned())),
+                    ERROR => return Err(Error::from_report(&p)),
                     _ => {
-                        return Err(Error::Invalid(format!(
+                        return Err(Error::Monitor(format!(
                             "unexpected frame {kind} from the container's monitor"
                         )))
                     }

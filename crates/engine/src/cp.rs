@@ -80,7 +80,7 @@ impl Root {
             )?;
             // The init could have gone and its pid been reused in between.
             if !crate::alive(r.pid, r.pid_start) {
-                return Err(Error::Invalid(format!("{what} stopped while copying")));
+                return Err(Error::CopyFailed(format!("{what} stopped while copying")));
             }
             return Ok(Root {
                 fd,
@@ -177,17 +177,17 @@ fn plan(src: &Path, src_is_dir: bool, dst_root: &Root, dst: &Path) -> Result<Pla
                 Some(src_name.unwrap_or_else(|| OsString::from(".")))
             },
         }),
-        Some(_) if src_is_dir => Err(Error::Invalid(format!(
+        Some(_) if src_is_dir => Err(Error::CopyRefused(format!(
             "cannot copy a directory to a file: {} in {}",
             dst.display(),
             dst_root.what
         ))),
-        Some(_) if dst_slash => Err(Error::Invalid(format!(
+        Some(_) if dst_slash => Err(Error::CopyRefused(format!(
             "{} in {} is not a directory",
             dst.display(),
             dst_root.what
         ))),
-        _ if dst_slash && !src_is_dir => Err(Error::Invalid(format!(
+        _ if dst_slash && !src_is_dir => Err(Error::PathNotFound(format!(
             "the destination directory {} does not exist in {}",
             dst.display(),
             dst_root.what
@@ -207,12 +207,12 @@ fn plan(src: &Path, src_is_dir: bool, dst_root: &Root, dst: &Path) -> Result<Pla
                     dir: parent.to_path_buf(),
                     name: Some(name),
                 }),
-                _ if found.is_some() => Err(Error::Invalid(format!(
+                _ if found.is_some() => Err(Error::CopyRefused(format!(
                     "cannot copy onto {} in {}",
                     dst.display(),
                     dst_root.what
                 ))),
-                _ => Err(Error::Invalid(format!(
+                _ => Err(Error::PathNotFound(format!(
                     "the destination directory {} does not exist in {}",
                     parent.display(),
                     dst_root.what
@@ -237,7 +237,7 @@ pub fn copy(src: End<'_>, dst: End<'_>, opts: Options) -> Result<u64> {
         }
     };
     match (src, dst) {
-        (End::Stream, End::Stream) => Err(Error::Invalid(
+        (End::Stream, End::Stream) => Err(Error::CopyRefused(
             "copying between streams is not supported: one side must be a container".into(),
         )),
         (End::Path(root, path), End::Stream) => {
@@ -257,7 +257,7 @@ pub fn copy(src: End<'_>, dst: End<'_>, opts: Options) -> Result<u64> {
             let dir = root
                 .resolve(&path, OFlag::O_PATH | OFlag::O_DIRECTORY)
                 .map_err(|_| {
-                    Error::Invalid(format!(
+                    Error::PathNotFound(format!(
                         "the destination directory {} does not exist in {}",
                         path.display(),
                         root.what
@@ -269,7 +269,7 @@ pub fn copy(src: End<'_>, dst: End<'_>, opts: Options) -> Result<u64> {
                 owner: owner(to_container),
             };
             berth_image::layer::extract(input.lock(), dir, ex)
-                .map_err(|e| Error::Invalid(e.to_string()))
+                .map_err(|e| Error::CopyFailed(e.to_string()))
         }
         (End::Path(sroot, spath), End::Path(droot, dpath)) => {
             let top = open_source(sroot, &spath, opts.follow_link)?;
@@ -295,9 +295,9 @@ pub fn copy(src: End<'_>, dst: End<'_>, opts: Options) -> Result<u64> {
             let extracted = berth_image::layer::extract(std::fs::File::from(r), dir, ex);
             let written = writer
                 .join()
-                .map_err(|_| Error::Invalid("the copy's writer failed".into()))?;
+                .map_err(|_| Error::CopyFailed("the copy's writer failed".into()))?;
             let n = written?;
-            extracted.map_err(|e| Error::Invalid(e.to_string()))?;
+            extracted.map_err(|e| Error::CopyFailed(e.to_string()))?;
             Ok(n)
         }
     }
@@ -332,13 +332,13 @@ fn open_source(root: &Root, path: &Path, follow: bool) -> Result<OwnedFd> {
     root.resolve(path, flags).map_err(|e| match e {
         // Docker's words: "No such container:path: NAME:/p".
         nix::errno::Errno::ENOENT | nix::errno::Errno::ENOTDIR if root.container => {
-            Error::Invalid(format!(
+            Error::PathNotFound(format!(
                 "No such container:path: {}:{}",
                 root.what.trim_start_matches("container "),
                 path.display()
             ))
         }
-        nix::errno::Errno::ENOENT | nix::errno::Errno::ENOTDIR => Error::Invalid(format!(
+        nix::errno::Errno::ENOENT | nix::errno::Errno::ENOTDIR => Error::PathNotFound(format!(
             "Could not find the file {} in {}",
             path.display(),
             root.what
@@ -372,7 +372,7 @@ fn write_tar(
         None => {
             let st = nix::sys::stat::fstat(top.as_raw_fd()).ctx(|| "stat the source".into())?;
             if kind(&st) != SFlag::S_IFDIR {
-                return Err(Error::Invalid(
+                return Err(Error::CopyRefused(
                     "the source is not a directory: `/.` copies a directory's content".into(),
                 ));
             }

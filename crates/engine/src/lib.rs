@@ -39,7 +39,7 @@ use serde_json::Value;
 
 pub use config::ContainerConfig;
 pub use db::{Db, Record, Status};
-pub use error::{Error, Result};
+pub use error::{Error, ErrorKind, Result};
 
 use crate::error::Context;
 
@@ -226,11 +226,11 @@ impl Engine {
         merge_image_config(&mut cfg, &ic);
         if cfg.args.is_empty() {
             // docker's daemon words; nothing would run.
-            return Err(Error::Invalid("No command specified".into()));
+            return Err(Error::InvalidOption("No command specified".into()));
         }
         // docker's words when run or create names a network that is not there.
         self.validate_network(&cfg).map_err(|e| match e {
-            Error::NoSuchNetwork(n) => Error::Invalid(format!("network {n} not found")),
+            Error::NoSuchNetwork(n) => Error::NetworkNotFound(n),
             e => e,
         })?;
         // The image's VOLUMEs not covered by a mount get anonymous volumes.
@@ -348,7 +348,7 @@ impl Engine {
     /// `force` too, as docker refuses).
     pub fn remove_volume(&self, name: &str) -> Result<()> {
         if let Some(u) = self.volume_users(name)?.first() {
-            return Err(Error::Invalid(format!(
+            return Err(Error::InUse(format!(
                 "remove {name}: volume is in use - [{}]",
                 u.id
             )));
@@ -371,7 +371,7 @@ impl Engine {
                     .ctx(|| format!("create the bind source {}", m.source))?;
             }
             if m.kind == "bind" && !Path::new(&m.source).exists() {
-                return Err(Error::Invalid(format!(
+                return Err(Error::InvalidOption(format!(
                     "invalid mount config for type \"bind\": bind source path does not exist: {}",
                     m.source
                 )));
@@ -585,7 +585,7 @@ impl Engine {
                         .take(12)
                         .collect::<String>()
                 };
-                return Err(Error::Invalid(format!(
+                return Err(Error::InUse(format!(
                     "conflict: unable to remove {name:?}{} - image {} is being used by container {}",
                     if force { " (cannot be forced)" } else { "" },
                     short(&img.id.to_string()),
@@ -695,11 +695,11 @@ impl Engine {
     /// Resource usage from the container's cgroups.
     pub fn stats(&self, r: &Record) -> Result<berth_runtime::cgroups::stats::Stats> {
         let c = berth_runtime::Container::load(&self.runtime_root(), &r.id)?;
-        let cg = c.state.cgroups.as_ref().ok_or_else(|| Error::State {
-            id: r.name.clone(),
-            status: r.status.to_string(),
-            what: format!("container {} has no cgroups", r.name),
-        })?;
+        let cg = c
+            .state
+            .cgroups
+            .as_ref()
+            .ok_or_else(|| Error::NoCgroups(r.name.clone()))?;
         Ok(cg.stats())
     }
 
@@ -738,7 +738,7 @@ impl Engine {
         }
         if let Some(p) = restart {
             if cfg.auto_remove && p.name != "no" {
-                return Err(Error::Invalid(
+                return Err(Error::Conflict(
                     "cannot update the restart policy of a container started with --rm".into(),
                 ));
             }
@@ -752,8 +752,11 @@ impl Engine {
                 ..ContainerConfig::default()
             };
             let oci = spec::resources(&only);
-            let oci: oci_spec::runtime::LinuxResources = serde_json::from_value(oci)
-                .map_err(|e| Error::Invalid(format!("resources: {e}")))?;
+            let oci: oci_spec::runtime::LinuxResources =
+                serde_json::from_value(oci).map_err(|source| Error::Encode {
+                    what: "resources",
+                    source,
+                })?;
             let mut c = berth_runtime::Container::load(&self.runtime_root(), &r.id)?;
             c.update(&oci)?;
         }
@@ -845,11 +848,7 @@ impl Engine {
         if matches!(r.status, Status::Running | Status::Paused) {
             return Ok(());
         }
-        Err(Error::State {
-            id: r.name.clone(),
-            status: r.status.to_string(),
-            what: format!("Container {} is not running", r.id),
-        })
+        Err(Error::NotRunning(r.id.clone()))
     }
 
     /// Freezes (`pause`) or thaws (`unpause`) the container's processes.
@@ -859,22 +858,16 @@ impl Engine {
         if let Some(marker) = self.killed_commit_pause(&r.id) {
             forget_commit_pause(&marker)?;
         }
-        let (from, to, what) = if paused {
-            (Status::Running, Status::Paused, "is not running")
+        let (from, to) = if paused {
+            (Status::Running, Status::Paused)
         } else {
-            (Status::Paused, Status::Running, "is not paused")
+            (Status::Paused, Status::Running)
         };
         if r.status != from {
-            return Err(Error::State {
-                id: r.name.clone(),
-                status: r.status.to_string(),
-                what: match (from, r.status) {
-                    (Status::Running, Status::Paused) => {
-                        format!("Container {} is already paused", r.id)
-                    }
-                    (Status::Running, _) => format!("Container {} is not running", r.id),
-                    _ => format!("Container {} {what}", r.id),
-                },
+            return Err(match (paused, r.status) {
+                (true, Status::Paused) => Error::AlreadyPaused(r.id.clone()),
+                (true, _) => Error::NotRunning(r.id.clone()),
+                (false, _) => Error::NotPaused(r.id.clone()),
             });
         }
         let c = berth_runtime::Container::load(&self.runtime_root(), &r.id)?;
@@ -923,11 +916,7 @@ impl Engine {
             return self.kill(&now, sig);
         }
         if !matches!(r.status, Status::Running | Status::Paused) || !alive(r.pid, r.pid_start) {
-            return Err(Error::State {
-                id: r.id.clone(),
-                status: r.status.to_string(),
-                what: format!("Container {} is not running", r.id),
-            });
+            return Err(Error::NotRunning(r.id.clone()));
         }
         berth_runtime::signal::send(r.pid, sig).ctx(|| format!("signal {}", r.pid))?;
         self.db
@@ -1028,13 +1017,10 @@ impl Engine {
                 return Ok(r);
             }
             if deadline.is_some_and(|d| std::time::Instant::now() > d) {
-                return Err(Error::State {
-                    id: r.id.clone(),
+                return Err(Error::Stuck {
+                    name: r.name.clone(),
                     status: r.status.to_string(),
-                    what: format!(
-                        "container {} is still {}: {stuck} (berth system check cleans up)",
-                        r.name, r.status
-                    ),
+                    stuck: stuck.to_string(),
                 });
             }
             std::thread::sleep(std::time::Duration::from_millis(delay));
@@ -1086,13 +1072,9 @@ impl Engine {
     fn remove_once(&self, r: &Record, force: bool, anonymous_volumes: bool) -> Result<()> {
         if r.status.is_active() {
             if !force {
-                return Err(Error::State {
-                    id: r.id.clone(),
+                return Err(Error::RemoveActive {
+                    name: r.name.clone(),
                     status: r.status.to_string(),
-                    what: format!(
-                        "cannot remove container \"/{}\": container is {}: stop the container before removing or force remove",
-                        r.name, r.status
-                    ),
                 });
             }
             self.db.set_stopped_by_user(&r.id, true)?;

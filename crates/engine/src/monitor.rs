@@ -87,8 +87,7 @@ fn spawn(engine: &Engine, r: &Record, wait_attach: bool) -> Result<()> {
     if wait_attach {
         args.push(std::ffi::OsStr::new(WAIT_ATTACH_ARG));
     }
-    let argv =
-        c_strings(&args).ok_or_else(|| Error::Invalid("a path contains a NUL byte".into()))?;
+    let argv = c_strings(&args).ok_or_else(|| Error::Nul("a path contains a NUL byte".into()))?;
     // SAFETY: the process is single-threaded (the engine's contract), so
     // the child may run arbitrary code; it ends in exec or _exit.
     match unsafe { nix::unistd::fork() }.ctx(|| "fork".into())? {
@@ -127,10 +126,10 @@ fn spawn(engine: &Engine, r: &Record, wait_attach: bool) -> Result<()> {
             let report = String::from_utf8_lossy(&report);
             match report.strip_prefix("ok") {
                 Some(_) => Ok(()),
-                None if report.is_empty() => Err(Error::Invalid(
+                None if report.is_empty() => Err(Error::Monitor(
                     "the container's monitor died before the container started".into(),
                 )),
-                None => Err(Error::Invalid(report.trim_end().to_string())),
+                None => Err(Error::from_report(report.as_bytes())),
             }
         }
     }
@@ -206,7 +205,7 @@ fn monitor_main(root: &std::path::Path, runroot: &std::path::Path, id: &str, mod
         Ok(e) => e,
         Err(e) => {
             if let Mode::Detached { notify, .. } = &mode {
-                let _ = nix::unistd::write(notify, format!("{e}").as_bytes());
+                let _ = nix::unistd::write(notify, e.to_report().as_bytes());
             }
             eprintln!("monitor of {id}: {e}");
             return 1;
@@ -239,14 +238,14 @@ pub fn run(engine: &mut Engine, id: &str, mode: Mode) -> Result<i32> {
     // Clients may attach to any running container (a socket costs little).
     let mut server = crate::attach::Server::bind(&engine.runroot, id);
     let result = match (&mut server, wait_attach) {
-        (Err(e), true) => Err(Error::Invalid(format!("cannot attach: {e}"))),
+        (Err(e), true) => Err(Error::Monitor(format!("cannot attach: {e}"))),
         (Ok(s), true) => {
             // The client connects once we answer, before anything starts.
             if let Some(n) = notify.take() {
                 let _ = nix::unistd::write(&n, b"ok");
             }
             s.wait_for_client(Duration::from_secs(30))
-                .map_err(|e| Error::Invalid(e.to_string()))
+                .map_err(|e| Error::Monitor(e.to_string()))
                 .and_then(|()| run_inner(engine, id, caller, &mut notify, Some(s), None))
         }
         (s, false) => run_inner(engine, id, caller, &mut notify, s.as_mut().ok(), resumed),
@@ -254,10 +253,10 @@ pub fn run(engine: &mut Engine, id: &str, mode: Mode) -> Result<i32> {
     if let Err(e) = &result {
         // Could not start: the container stays created, with the reason.
         if let Some(n) = notify.take() {
-            let _ = nix::unistd::write(&n, format!("{e}").as_bytes());
+            let _ = nix::unistd::write(&n, e.to_report().as_bytes());
         }
         if let Ok(s) = &mut server {
-            s.fail(&e.to_string());
+            s.fail(&e.to_report());
         }
         if let Ok(Some(r)) = engine.db.get(id) {
             let _ = engine.cleanup_runtime(&r);
@@ -458,8 +457,10 @@ fn prepare_start(
         },
         &joins,
     )?;
-    let text =
-        serde_json::to_vec(&spec).map_err(|e| Error::Invalid(format!("encode spec: {e}")))?;
+    let text = serde_json::to_vec(&spec).map_err(|source| Error::Encode {
+        what: "spec",
+        source,
+    })?;
     // The spec carries the container's environment: for root's eyes only.
     saferoot::private::write_private_file(&dir.join("config.json"), &text)
         .ctx(|| "write config.json".into())?;
@@ -480,7 +481,7 @@ fn joins(engine: &Engine, r: &Record) -> Result<spec::Joins> {
         };
         let o = engine.find(other)?;
         if o.status != Status::Running || !crate::alive(o.pid, o.pid_start) {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Monitor(format!(
                 "cannot join container {other}: it is not running"
             )));
         }

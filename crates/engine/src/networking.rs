@@ -31,7 +31,7 @@ impl From<berth_network::Error> for Error {
     fn from(e: berth_network::Error) -> Error {
         match e {
             berth_network::Error::NotFound(n) => Error::NoSuchNetwork(n),
-            e => Error::Invalid(e.to_string()),
+            e => Error::Network(e),
         }
     }
 }
@@ -69,13 +69,13 @@ impl Engine {
     pub fn validate_network(&self, cfg: &ContainerConfig) -> Result<()> {
         if !on_bridges(cfg) {
             if !cfg.publish.is_empty() || cfg.publish_all {
-                return Err(Error::Invalid(format!(
+                return Err(Error::InvalidOption(format!(
                     "conflicting options: port publishing and the container type network mode ({})",
                     cfg.network
                 )));
             }
             if !cfg.network_aliases.is_empty() || cfg.ip.is_some() || cfg.mac_address.is_some() {
-                return Err(Error::Invalid(format!(
+                return Err(Error::InvalidOption(format!(
                     "conflicting options: --network-alias, --ip and --mac-address need a bridge network, not {}",
                     cfg.network
                 )));
@@ -88,13 +88,13 @@ impl Engine {
         let nets = self.container_networks(cfg)?;
         if let Some((n, _)) = nets.first() {
             if n.is_default() && (cfg.ip.is_some() || !cfg.network_aliases.is_empty()) {
-                return Err(Error::Invalid(
+                return Err(Error::InvalidOption(
                     "user specified IP address and network aliases are supported on user defined networks only".into(),
                 ));
             }
             if let Some(ip) = cfg.ip {
                 if !n.subnet.usable(ip) || ip == n.gateway {
-                    return Err(Error::Invalid(format!(
+                    return Err(Error::InvalidOption(format!(
                         "invalid --ip {ip}: not a usable address of network {} ({})",
                         n.name, n.subnet
                     )));
@@ -109,8 +109,8 @@ impl Engine {
     fn ports_of(cfg: &ContainerConfig) -> Result<Vec<PortSpec>> {
         let mut ports = cfg.publish.clone();
         if cfg.publish_all {
-            for p in
-                berth_network::ports::from_exposed(&cfg.exposed_ports).map_err(Error::Invalid)?
+            for p in berth_network::ports::from_exposed(&cfg.exposed_ports)
+                .map_err(Error::InvalidOption)?
             {
                 if !ports
                     .iter()
@@ -398,7 +398,7 @@ impl Engine {
                 || r.config.network == net.id
                 || r.config.extra_networks.contains(&net.name)
             {
-                return Err(Error::Invalid(format!(
+                return Err(Error::InUse(format!(
                     "error while removing network: network {} id {} has active endpoints (container {})",
                     net.name, net.id, r.name
                 )));
@@ -414,7 +414,7 @@ impl Engine {
     pub fn connect(&self, r: &Record, net: &Network, aliases: &[String]) -> Result<()> {
         if !on_bridges(&r.config) {
             // Docker's words.
-            return Err(Error::Invalid(match r.config.network.as_str() {
+            return Err(Error::Conflict(match r.config.network.as_str() {
                 "none" => "container cannot be connected to multiple networks with one of the networks in private (none) mode".to_string(),
                 "host" => "container cannot be disconnected from host network or connected to host network".to_string(),
                 other => format!(
@@ -429,7 +429,7 @@ impl Engine {
             .iter()
             .any(|(n, _)| n.id == net.id)
         {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Conflict(format!(
                 "endpoint with name {} already exists in network {}",
                 r.name, net.name
             )));
@@ -492,7 +492,7 @@ impl Engine {
         {
             cfg.extra_networks.remove(i);
         } else {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Conflict(format!(
                 "container {} is not connected to network {}",
                 r.name, net.name
             )));
@@ -520,7 +520,7 @@ pub fn extra_hosts(list: &[String]) -> Result<Vec<HostEntry>> {
                 .or_else(|| h.split_once('='))
                 .filter(|(h, ip)| !h.is_empty() && ip.parse::<std::net::IpAddr>().is_ok())
                 .ok_or_else(|| {
-                    Error::Invalid(format!(
+                    Error::InvalidOption(format!(
                         "invalid argument {h:?} for \"--add-host\": expected host:ip"
                     ))
                 })?;

@@ -61,7 +61,7 @@ pub fn validate(name: &str) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(Error::Invalid(format!(
+        Err(Error::InvalidOption(format!(
             "{name:?} includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, use absolute path"
         )))
     }
@@ -188,7 +188,7 @@ impl Volumes {
         };
         let dst = open_dir(&data)?;
         crate::tree_copy::copy_tree(&src, &dst).map_err(|e| match e {
-            Error::Invalid(m) => Error::Invalid(format!("fill volume {name} from {dest}: {m}")),
+            Error::Nul(m) => Error::Nul(format!("fill volume {name} from {dest}: {m}")),
             Error::Io { context, source } => Error::Io {
                 context: format!("fill volume {name} from {dest}: {context}"),
                 source,
