@@ -402,7 +402,7 @@ pub fn write_all(fd: BorrowedFd<'_>, mut data: &[u8]) -> nix::Result<()> {
     Ok(())
 }
 
-fn send_signal(pid: Pid, sig: i32) -> nix::Result<()> {
+pub(crate) fn send_signal(pid: Pid, sig: i32) -> nix::Result<()> {
     // SAFETY: kill(2) with a pid and a signal number; no memory involved.
     nix::errno::Errno::result(unsafe { libc::kill(pid.as_raw(), sig) }).map(drop)
 }
