@@ -1157,7 +1157,7 @@ pub fn dispatch(root: &Path, runroot: &Path, cmd: &ContainerCommand) -> Result<i
                 detach_keys: keys,
                 sig_proxy: *sig_proxy,
             };
-            Ok(berth_engine::attach::relay(stream, &session)?.exit_code())
+            Ok(attach_relay(stream, &session)?.exit_code())
         }
         ContainerCommand::Rename {
             container,
@@ -1552,14 +1552,16 @@ fn copy(engine: &Engine, src: &str, dest: &str, opts: berth_engine::cp::Options)
             _ => Root::host(),
         })
         .collect::<berth_engine::Result<_>>()?;
-    fn end<'a>(a: &Arg, root: &'a Root) -> Result<End<'a>> {
+    fn end<'a>(a: &Arg, root: &'a Root, source: bool) -> Result<End<'a>> {
+        use berth_engine::cp::Stream;
         Ok(match a {
             Arg::Container(_, p) => End::Path(root, p.clone()),
             Arg::Host(p) => End::Path(root, berth_engine::cp::absolute_host(p)?),
-            Arg::Stream => End::Stream,
+            Arg::Stream if source => End::Stream(Stream::Input(Box::new(std::io::stdin().lock()))),
+            Arg::Stream => End::Stream(Stream::Output(Box::new(std::io::stdout().lock()))),
         })
     }
-    berth_engine::cp::copy(end(&s, &roots[0])?, end(&d, &roots[1])?, opts)?;
+    berth_engine::cp::copy(end(&s, &roots[0], true)?, end(&d, &roots[1], false)?, opts)?;
     Ok(())
 }
 
@@ -1579,7 +1581,22 @@ fn run_attached(
     session: &berth_engine::attach::Options,
 ) -> berth_engine::Result<i32> {
     let stream = berth_engine::monitor::start_attached(engine, r)?;
-    Ok(berth_engine::attach::relay(stream, session)?.exit_code())
+    Ok(attach_relay(stream, session)?.exit_code())
+}
+
+/// [`berth_engine::attach::relay`] with our own stdio as the user's.
+fn attach_relay(
+    stream: std::os::unix::net::UnixStream,
+    session: &berth_engine::attach::Options,
+) -> berth_engine::Result<berth_engine::attach::Outcome> {
+    use std::os::fd::AsFd;
+    let (stdin, stdout, stderr) = (std::io::stdin(), std::io::stdout(), std::io::stderr());
+    let user = berth_engine::attach::UserStdio {
+        stdin: stdin.as_fd(),
+        stdout: stdout.as_fd(),
+        stderr: stderr.as_fd(),
+    };
+    berth_engine::attach::relay(stream, session, user)
 }
 
 /// Creates the container, pulling its image first as `--pull` says
@@ -2494,7 +2511,15 @@ fn exec_in(engine: &Engine, a: &ExecArgs, r: &Record, c: &berth_runtime::Contain
             },
         )
         .context("relay the process's stdio")?,
-        (outcome, _) => berth_runtime::terminal::finish_exec(outcome, console)?,
+        (outcome, _) => berth_runtime::terminal::finish_exec(outcome, console, |master, pid| {
+            use std::os::fd::AsFd;
+            let (stdin, stdout) = (std::io::stdin(), std::io::stdout());
+            let user = berth_relay::terminal::UserTerminal {
+                stdin: stdin.as_fd(),
+                stdout: stdout.as_fd(),
+            };
+            berth_relay::terminal::relay_and_wait(master, pid, user, &mut |_| {})
+        })?,
     };
     if !a.detach {
         let code_text = code.to_string();

@@ -265,7 +265,10 @@ enum SystemCommand {
 fn main() -> ExitCode {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if args.first().is_some_and(|a| berth_engine::init::is_init(a)) {
-        let code = berth_engine::init::main(&args[1..]);
+        let code = berth_engine::init::main(&args[1..]).unwrap_or_else(|e| {
+            eprintln!("berth-init: {e}");
+            e.exit_code()
+        });
         return ExitCode::from(u8::try_from(code & 0xff).unwrap_or(1));
     }
     if args
@@ -277,8 +280,13 @@ fn main() -> ExitCode {
             eprintln!("Error: {e}");
             return ExitCode::from(125);
         }
-        let code = berth_engine::monitor::main(&args[2..]);
-        return ExitCode::from(u8::try_from(code & 0xff).unwrap_or(1));
+        return match berth_engine::monitor::main(&args[2..]) {
+            Ok(code) => ExitCode::from(u8::try_from(code & 0xff).unwrap_or(1)),
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::from(2)
+            }
+        };
     }
     if args
         .get(1)
@@ -286,8 +294,13 @@ fn main() -> ExitCode {
     {
         // A network's embedded DNS: runs no container, so no protected
         // re-execution is needed.
-        let code = berth_network::resolver::main(&args[2..]);
-        return ExitCode::from(u8::try_from(code & 0xff).unwrap_or(1));
+        return match berth_network::resolver::main(&args[2..]) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::FAILURE
+            }
+        };
     }
     quiet_on_broken_stdio();
     // The re-execution (see below) before clap's parse, which costs as much

@@ -139,8 +139,24 @@ fn kind(st: &FileStat) -> SFlag {
 pub enum End<'a> {
     /// A path in this tree.
     Path(&'a Root, PathBuf),
-    /// A tar stream on our stdin or stdout (`-`).
-    Stream,
+    /// A tar stream (`-`): read from it as a source, written to as a
+    /// destination. The front end hands it over (its stdin or stdout).
+    Stream(Stream<'a>),
+}
+
+/// The tar stream of [`End::Stream`].
+pub enum Stream<'a> {
+    Input(Box<dyn std::io::Read + 'a>),
+    Output(Box<dyn Write + 'a>),
+}
+
+impl std::fmt::Debug for Stream<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Stream::Input(_) => "Stream::Input",
+            Stream::Output(_) => "Stream::Output",
+        })
+    }
 }
 
 /// How a copy treats ownership and links.
@@ -237,23 +253,26 @@ pub fn copy(src: End<'_>, dst: End<'_>, opts: Options) -> Result<u64> {
         }
     };
     match (src, dst) {
-        (End::Stream, End::Stream) => Err(Error::CopyRefused(
+        (End::Stream(_), End::Stream(_)) => Err(Error::CopyRefused(
             "copying between streams is not supported: one side must be a container".into(),
         )),
-        (End::Path(root, path), End::Stream) => {
+        (End::Path(_, _), End::Stream(Stream::Input(_)))
+        | (End::Stream(Stream::Output(_)), End::Path(_, _)) => Err(Error::CopyRefused(
+            "a tar stream is read as a source and written as a destination".into(),
+        )),
+        (End::Path(root, path), End::Stream(Stream::Output(out))) => {
             let top = open_source(root, &path, opts.follow_link)?;
             let name = if path.as_os_str().as_bytes().ends_with(b"/.") {
                 None
             } else {
                 Some(top_name(&path))
             };
-            let out = std::io::stdout();
-            let mut out = std::io::BufWriter::with_capacity(128 * 1024, out.lock());
+            let mut out = std::io::BufWriter::with_capacity(128 * 1024, out);
             let n = write_tar(top, name.as_deref(), None, &mut out)?;
             out.flush().ctx(|| "write to stdout".into())?;
             Ok(n)
         }
-        (End::Stream, End::Path(root, path)) => {
+        (End::Stream(Stream::Input(input)), End::Path(root, path)) => {
             let dir = root
                 .resolve(&path, OFlag::O_PATH | OFlag::O_DIRECTORY)
                 .map_err(|_| {
@@ -264,11 +283,10 @@ pub fn copy(src: End<'_>, dst: End<'_>, opts: Options) -> Result<u64> {
                     ))
                 })?;
             let to_container = root.container;
-            let input = std::io::stdin();
             let ex = berth_image::layer::ExtractOptions {
                 owner: owner(to_container),
             };
-            berth_image::layer::extract(input.lock(), dir, ex)
+            berth_image::layer::extract(input, dir, ex)
                 .map_err(|e| Error::CopyFailed(e.to_string()))
         }
         (End::Path(sroot, spath), End::Path(droot, dpath)) => {

@@ -164,6 +164,10 @@ pub enum Error {
     /// A health check or build step's process could not be run: "{0}".
     #[error("{0}")]
     Process(String),
+    /// A process of berth's own (the monitor) called with a wrong command
+    /// line: "{0}".
+    #[error("{0}")]
+    Usage(String),
     /// encode {what}: {source}
     #[error("encode {what}: {source}")]
     Encode {
@@ -211,7 +215,8 @@ impl Error {
             | Error::CopyRefused(_)
             | Error::Nul(_)
             | Error::Device(_)
-            | Error::Dockerfile(_) => K::InvalidArgument,
+            | Error::Dockerfile(_)
+            | Error::Usage(_) => K::InvalidArgument,
             Error::NameInUse(_)
             | Error::Conflict(_)
             | Error::AlreadyPaused(_)

@@ -12,6 +12,13 @@
 //! The library never prints and never exits (except the monitor process,
 //! which it forks and which ends in `exit`).
 
+// A library never prints nor exits: the binaries own the terminal and the
+// process (CONTRIBUTING). Test modules may print why they skipped.
+#![cfg_attr(
+    not(test),
+    deny(clippy::print_stdout, clippy::print_stderr, clippy::exit)
+)]
+
 pub mod attach;
 pub mod build;
 pub mod config;

@@ -137,11 +137,13 @@ fn spawn(engine: &Engine, r: &Record, wait_attach: bool) -> Result<()> {
 
 /// The monitor process (`berth __monitor ROOT RUNROOT ID`, fd 3 its report
 /// pipe): stdio on /dev/null, stderr to `monitor.log` beside the
-/// container's log, then [`run`]. Returns the exit code to leave with.
-pub fn main(args: &[std::ffi::OsString]) -> i32 {
+/// container's log, then [`run`]. Returns the exit code to leave with;
+/// what goes wrong once the monitor runs is written to `monitor.log`, only
+/// a wrong command line is returned (for the binary to print).
+pub fn main(args: &[std::ffi::OsString]) -> Result<i32> {
     let (root, runroot, id, tail) = match args {
         [root, runroot, id, tail @ ..] => (root, runroot, id, tail),
-        _ => return usage(),
+        _ => return Err(usage()),
     };
     let id = id.to_string_lossy();
     let (root, runroot) = (std::path::Path::new(root), std::path::Path::new(runroot));
@@ -152,13 +154,13 @@ pub fn main(args: &[std::ffi::OsString]) -> i32 {
     let mode = match tail {
         [e, code] if e == EXITED_ARG => match resumed(code) {
             Some(m) => m,
-            None => return usage(),
+            None => return Err(usage()),
         },
         [] | [_] => {
             let wait_attach = match tail {
                 [] => false,
                 [a] if a == WAIT_ATTACH_ARG => true,
-                _ => return usage(),
+                _ => return Err(usage()),
             };
             // SAFETY: fd 3 was put there for us by start_detached and nothing
             // else in this fresh process owns it.
@@ -172,14 +174,30 @@ pub fn main(args: &[std::ffi::OsString]) -> i32 {
                 wait_attach,
             }
         }
-        _ => return usage(),
+        _ => return Err(usage()),
     };
-    monitor_main(root, runroot, &id, mode)
+    Ok(monitor_main(root, runroot, &id, mode))
 }
 
-fn usage() -> i32 {
-    eprintln!("usage: berth {MONITOR_ARG} ROOT RUNROOT ID [{WAIT_ATTACH_ARG} | {EXITED_ARG} CODE]");
-    2
+fn usage() -> Error {
+    Error::Usage(format!(
+        "usage: berth {MONITOR_ARG} ROOT RUNROOT ID [{WAIT_ATTACH_ARG} | {EXITED_ARG} CODE]"
+    ))
+}
+
+/// One line in the container's `monitor.log` (beside its json-file log):
+/// what goes wrong in a monitor, which has no terminal to say it on, is on
+/// record there.
+fn note(root: &std::path::Path, id: &str, what: &dyn std::fmt::Display) {
+    use std::io::Write;
+    let path = root.join("containers").join(id).join("monitor.log");
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
+        let _ = writeln!(f, "monitor of {id}: {what}");
+    }
 }
 
 fn monitor_main(root: &std::path::Path, runroot: &std::path::Path, id: &str, mode: Mode) -> i32 {
@@ -207,14 +225,14 @@ fn monitor_main(root: &std::path::Path, runroot: &std::path::Path, id: &str, mod
             if let Mode::Detached { notify, .. } = &mode {
                 let _ = nix::unistd::write(notify, e.to_report().as_bytes());
             }
-            eprintln!("monitor of {id}: {e}");
+            note(root, id, &e);
             return 1;
         }
     };
     match run(&mut engine, id, mode) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("monitor of {id}: {e}");
+            note(root, id, &e);
             1
         }
     }
@@ -336,7 +354,7 @@ fn run_inner(
         // Its ports, veths and leases go with each life (a restart takes
         // them again).
         if let Err(e) = engine.detach_network(&r, true) {
-            eprintln!("monitor of {id}: release its network: {e}");
+            note(&engine.root, id, &format_args!("release its network: {e}"));
         }
         let fresh = engine
             .db
@@ -628,7 +646,7 @@ fn run_once(
     {
         let e = hand_over(engine, r, pid, &streams, input.as_ref(), server.as_deref());
         // Only back on failure: relay here instead.
-        eprintln!("monitor of {id}: berth-monitor: {e}");
+        note(&engine.root, &id, &format_args!("berth-monitor: {e}"));
     }
     berth_relay::relay::relay(
         pid,

@@ -17,6 +17,13 @@
 //! links and rules; the database holds networks, leases and ports; whoever
 //! starts or ends a container adds or removes its part.
 
+// A library never prints nor exits: the binaries own the terminal and the
+// process (CONTRIBUTING). Test modules may print why they skipped.
+#![cfg_attr(
+    not(test),
+    deny(clippy::print_stdout, clippy::print_stderr, clippy::exit)
+)]
+
 pub mod dns;
 pub mod files;
 pub mod netlink;

@@ -443,19 +443,9 @@ fn ask_upstream(msg: &[u8], up: SocketAddr) -> Option<Vec<u8>> {
 
 /// `berth __dns ROOT RUNROOT NETWORK_ID GATEWAY SUBNET`: binds the network's port,
 /// detaches (the starter's wait ends: the resolver answers), then serves
-/// until the network has no members. Returns the exit code; what went
-/// wrong before detaching is on stderr for the starter.
-pub fn main(args: &[std::ffi::OsString]) -> i32 {
-    match run(args) {
-        Ok(()) => 0,
-        Err(e) => {
-            eprintln!("{e}");
-            1
-        }
-    }
-}
-
-fn run(args: &[std::ffi::OsString]) -> Result<()> {
+/// until the network has no members. What went wrong before detaching is
+/// returned; the binary prints it on stderr, for the starter.
+pub fn main(args: &[std::ffi::OsString]) -> Result<()> {
     let [root, runroot, network_id, gateway, subnet] = args else {
         return Err(Error::Usage(
             "usage: berth __dns ROOT RUNROOT NETWORK_ID GATEWAY SUBNET".into(),
@@ -600,7 +590,7 @@ fn serve_udp(r: &Arc<Resolver>, udp: &UdpSocket, runroot: &Path) {
 /// resolver ends, deciding under the start lock (see the module's doc).
 fn should_end(r: &Resolver, runroot: &Path) -> bool {
     if db_identity(&r.root) != r.db_file {
-        std::process::exit(0);
+        return true;
     }
     if r.members().is_none_or(|n| n > 0) {
         return false;
@@ -609,9 +599,11 @@ fn should_end(r: &Resolver, runroot: &Path) -> bool {
     match lock_with_deadline(&lock_path(runroot, &r.network_id, "start")) {
         Ok(l) => {
             if r.members() == Some(0) {
-                // Ends now, with the lock: the next starter finds the port
-                // free and no live resolver.
-                std::process::exit(0);
+                // Ends now, with the lock (kept until the process exits,
+                // which serve_udp's return leads to at once): the next
+                // starter finds the port free and no live resolver.
+                std::mem::forget(l);
+                return true;
             }
             drop(l);
             false
