@@ -328,9 +328,16 @@ pub fn runtime_kind(k: berth_runtime::ErrorKind) -> ErrorKind {
 
 /// The engine's kind of an image store failure.
 pub fn image_kind(e: &berth_image::store::StoreError) -> ErrorKind {
+    use berth_image::store::StoreError as S;
     match e {
-        berth_image::store::StoreError::NotFound(_) => ErrorKind::NotFound,
-        _ => ErrorKind::Internal,
+        S::NotFound(_) => ErrorKind::NotFound,
+        S::Malformed(_) | S::InvalidOption(_) => ErrorKind::InvalidArgument,
+        S::Conflict(_) => ErrorKind::Conflict,
+        S::Io { source, .. } => errno_kind(source.raw_os_error().unwrap_or(0)),
+        S::Blob(_) | S::Layer(_) | S::Db(_) | S::Database(_) | S::Damaged(_) | S::Fetch(_) => {
+            ErrorKind::Internal
+        }
+        S::Encode(_) => ErrorKind::Internal,
     }
 }
 
@@ -362,5 +369,58 @@ impl<T> Context<T> for std::result::Result<T, nix::Error> {
             context: context(),
             source,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `run`'s 127 for a missing program depends on the kind surviving
+    /// the monitor's report (a pipe, or an attached client's socket).
+    #[test]
+    fn a_start_failure_keeps_its_kind_across_the_report() {
+        let init = berth_runtime::Error::ExecutableNotFound("nope".into());
+        let failure = berth_runtime::ChildFailure::of(&init);
+        let e = Error::Runtime(berth_runtime::Error::StartProcess(failure));
+        assert_eq!(e.kind(), ErrorKind::ExecutableNotFound);
+        let back = Error::from_report(e.to_report().as_bytes());
+        assert_eq!(back.kind(), ErrorKind::ExecutableNotFound);
+        assert_eq!(back.to_string(), e.to_string());
+        assert_eq!(
+            back.to_string(),
+            "unable to start container process: exec: \"nope\": executable file not found in $PATH"
+        );
+
+        let denied = berth_runtime::Error::NotExecutable("/etc/passwd".into());
+        let back = Error::from_report(Error::Runtime(denied).to_report().as_bytes());
+        assert_eq!(back.kind(), ErrorKind::NotExecutable);
+    }
+
+    /// A monitor that died before it could report says so in its own
+    /// words, as an internal failure (125), not as a made-up kind.
+    #[test]
+    fn a_report_that_is_not_one_is_the_monitors_failure() {
+        let e = Error::from_report(b"cannot execute the monitor");
+        assert_eq!(e.kind(), ErrorKind::Internal);
+        assert_eq!(e.to_string(), "cannot execute the monitor");
+    }
+
+    #[test]
+    fn kinds_of_what_users_meet_most() {
+        assert_eq!(
+            Error::NoSuchContainer("x".into()).kind(),
+            ErrorKind::NotFound
+        );
+        assert_eq!(Error::NameInUse("x".into()).kind(), ErrorKind::Conflict);
+        assert_eq!(Error::NotRunning("x".into()).kind(), ErrorKind::NotRunning);
+        assert_eq!(Error::InUse("v".into()).kind(), ErrorKind::InUse);
+        let full = Error::Io {
+            context: "write".into(),
+            source: std::io::Error::from_raw_os_error(libc::ENOSPC),
+        };
+        assert_eq!(full.kind(), ErrorKind::NoSpace);
+        let net = Error::Network(berth_network::Error::PortInUse("0.0.0.0:80".into()));
+        assert_eq!(net.kind(), ErrorKind::Conflict);
     }
 }

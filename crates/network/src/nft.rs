@@ -498,4 +498,40 @@ mod tests {
             "rules are not doubled: {text}"
         );
     }
+
+    /// The store decides on nft's failures by kind (a flushed table is
+    /// loaded again, a taken port is "port is already allocated"): the
+    /// kinds come from what the real nft says, in a network namespace of
+    /// this test's thread (nft inherits it; the host's ruleset is not
+    /// touched).
+    #[test]
+    fn nft_failures_have_kinds() {
+        if !nix::unistd::geteuid().is_root() || Command::new("nft").arg("-v").output().is_err() {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "this test needs root and nft"
+            );
+            eprintln!("skipped: needs root and nft");
+            return;
+        }
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        let p = PortMapping {
+            host_ip: None,
+            host_port: 8080,
+            container_ip: Ipv4Addr::new(10, 1, 0, 2),
+            container_port: 80,
+            proto: Proto::Tcp,
+        };
+        let missing = apply(&port("create", &p)).unwrap_err();
+        assert_eq!(missing.kind, NftErrorKind::Missing, "{missing}");
+        // Not install(): its stamp in /run is the host's.
+        let mut table = skeleton();
+        table.extend(network("add", Subnet::parse("10.1.0.0/16").unwrap(), false));
+        apply(&table).unwrap();
+        apply(&port("create", &p)).unwrap();
+        let taken = apply(&port("create", &p)).unwrap_err();
+        assert_eq!(taken.kind, NftErrorKind::Exists, "{taken}");
+        let bad = apply(&[json!({"add": {"bogus": {}}})]).unwrap_err();
+        assert_eq!(bad.kind, NftErrorKind::Other, "{bad}");
+    }
 }

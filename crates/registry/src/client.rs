@@ -194,11 +194,9 @@ impl Client {
     ) -> RegistryError {
         let mut chain = t.to_string();
         let mut source = std::error::Error::source(t);
-        let mut tls = false;
+        let mut tls = None;
         while let Some(s) = source {
-            if s.is::<rustls::Error>() {
-                tls = true;
-            }
+            tls = tls.or_else(|| rustls_error(s));
             let text = s.to_string();
             if !chain.contains(&text) {
                 chain.push_str(": ");
@@ -207,10 +205,14 @@ impl Client {
             source = s.source();
         }
         let _ = https_attempt;
-        let lower = chain.to_ascii_lowercase();
-        if tls || lower.contains("certificate") || lower.contains("tls") {
-            let hint = if lower.contains("corrupt message") || lower.contains("invalidcontenttype")
-            {
+        if let Some(tls) = tls {
+            // What came back was not TLS at all (an HTTP answer read as a
+            // TLS record): the registry speaks plain HTTP.
+            let plain_http = matches!(
+                tls,
+                rustls::Error::InvalidMessage(_) | rustls::Error::InappropriateMessage { .. }
+            );
+            let hint = if plain_http {
                 "; the registry may speak plain HTTP: if you trust it, use --tls-verify=false"
                     .to_string()
             } else {
@@ -714,6 +716,17 @@ impl BlobStream<'_> {
             }
         }
     }
+}
+
+/// The TLS failure `e` is or wraps: rustls's error reaches us inside an
+/// `io::Error`, whose `source()` skips the error it wraps, so its inner
+/// error is looked at too.
+fn rustls_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    e.downcast_ref::<rustls::Error>().or_else(|| {
+        e.downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    })
 }
 
 #[cfg(test)]
