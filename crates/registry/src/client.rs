@@ -327,7 +327,7 @@ impl Client {
                         method = "GET".into();
                         body = Body::Empty;
                     } else if !replayable {
-                        return Err(RegistryError::Invalid(format!(
+                        return Err(RegistryError::Protocol(format!(
                             "{} redirected an upload to {next}: not supported",
                             self.host()
                         )));
@@ -338,7 +338,7 @@ impl Client {
                 _ => return Ok(resp),
             }
         }
-        Err(RegistryError::Invalid(format!(
+        Err(RegistryError::Protocol(format!(
             "{}: too many redirects for {path_or_url}",
             self.host()
         )))
@@ -450,7 +450,7 @@ impl Client {
             .read_to_end(&mut body)
             .map_err(crate::error::io_err("read the token response"))?;
         let v: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
-            RegistryError::Invalid(format!("the token service at {realm} sent no JSON: {e}"))
+            RegistryError::Protocol(format!("the token service at {realm} sent no JSON: {e}"))
         })?;
         v["token"]
             .as_str()
@@ -458,7 +458,7 @@ impl Client {
             .filter(|t| !t.is_empty())
             .map(String::from)
             .ok_or_else(|| {
-                RegistryError::Invalid(format!("the token service at {realm} sent no token"))
+                RegistryError::Protocol(format!("the token service at {realm} sent no token"))
             })
     }
 
@@ -487,7 +487,7 @@ impl Client {
                     .build();
                 Ok((agent, Some(creds)))
             }
-            _ => Err(RegistryError::Invalid(format!(
+            _ => Err(RegistryError::Refused(format!(
                 "{} names the token service {realm}, plain HTTP on another origin than the registry ({registry_origin}); refusing to send it the credentials",
                 self.endpoint.name
             ))),
@@ -595,7 +595,7 @@ impl BlobStream<'_> {
                     let skipped = io::copy(&mut (&mut r).take(self.offset), &mut io::sink())
                         .map_err(crate::error::io_err(self.what()))?;
                     if skipped != self.offset {
-                        return Err(RegistryError::Invalid(format!(
+                        return Err(RegistryError::Protocol(format!(
                             "{}: the retry ended after {skipped} bytes",
                             self.what()
                         )));
@@ -610,7 +610,7 @@ impl BlobStream<'_> {
                     .and_then(|v| v.split('-').next())
                     .and_then(|v| v.trim().parse::<u64>().ok());
                 if start != Some(self.offset) {
-                    return Err(RegistryError::Invalid(format!(
+                    return Err(RegistryError::Protocol(format!(
                         "{}: asked to resume at byte {}, the registry sent another range",
                         self.what(),
                         self.offset
