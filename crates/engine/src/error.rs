@@ -322,6 +322,7 @@ pub fn runtime_kind(k: berth_runtime::ErrorKind) -> ErrorKind {
         R::ExecutableNotFound => ErrorKind::ExecutableNotFound,
         R::NotExecutable => ErrorKind::NotExecutable,
         R::NoSpace => ErrorKind::NoSpace,
+        R::PermissionDenied => ErrorKind::PermissionDenied,
         R::Internal => ErrorKind::Internal,
     }
 }

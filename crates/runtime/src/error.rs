@@ -25,6 +25,8 @@ pub enum ErrorKind {
     ExecutableNotFound,
     /// The container's program exists but cannot be executed (their 126).
     NotExecutable,
+    /// The kernel refused an operation (EACCES, EPERM).
+    PermissionDenied,
     /// The rootfs is laid out to redirect what the runtime touches.
     UnsafeRootfs,
     /// The filesystem is full.
@@ -213,6 +215,7 @@ impl Error {
     pub fn kind(&self) -> ErrorKind {
         let errno = |e: nix::Error| match e {
             nix::errno::Errno::ENOSPC | nix::errno::Errno::EDQUOT => ErrorKind::NoSpace,
+            nix::errno::Errno::EACCES | nix::errno::Errno::EPERM => ErrorKind::PermissionDenied,
             _ => ErrorKind::Internal,
         };
         match self {
