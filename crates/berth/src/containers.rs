@@ -1000,7 +1000,7 @@ pub fn dispatch(root: &Path, runroot: &Path, cmd: &ContainerCommand) -> Result<i
                         &mut engine,
                         &r.id,
                         berth_engine::monitor::Mode::Foreground {
-                            stdin: *interactive,
+                            caller: own_stdio(*interactive)?,
                         },
                     )?;
                 } else {
@@ -1584,6 +1584,21 @@ fn run_attached(
     Ok(attach_relay(stream, session)?.exit_code())
 }
 
+/// Our own stdio as a foreground relay's caller (copies of the
+/// descriptors: the relay owns what it is given); our stdin only with
+/// `stdin`.
+fn own_stdio(stdin: bool) -> std::io::Result<berth_relay::relay::Caller> {
+    use std::os::fd::AsFd;
+    Ok(berth_relay::relay::Caller {
+        stdin: match stdin {
+            true => Some(std::io::stdin().as_fd().try_clone_to_owned()?),
+            false => None,
+        },
+        stdout: std::io::stdout().as_fd().try_clone_to_owned()?,
+        stderr: std::io::stderr().as_fd().try_clone_to_owned()?,
+    })
+}
+
 /// [`berth_engine::attach::relay`] with our own stdio as the user's.
 fn attach_relay(
     stream: std::os::unix::net::UnixStream,
@@ -1669,7 +1684,7 @@ fn run(engine: &mut Engine, a: &RunArgs) -> Result<i32> {
             engine,
             &r.id,
             berth_engine::monitor::Mode::Foreground {
-                stdin: r.config.open_stdin,
+                caller: own_stdio(r.config.open_stdin)?,
             },
         )
     };
@@ -2499,9 +2514,7 @@ fn exec_in(engine: &Engine, a: &ExecArgs, r: &Record, c: &berth_runtime::Contain
         (berth_runtime::ExecOutcome::Detached(pid), Some(p)) => berth_relay::relay::relay(
             nix::unistd::Pid::from_raw(pid),
             p.streams,
-            Some(berth_relay::relay::Caller {
-                stdin: a.interactive,
-            }),
+            Some(&own_stdio(a.interactive)?),
             None,
             &mut berth_relay::relay::NoHooks,
             berth_relay::relay::Clients {

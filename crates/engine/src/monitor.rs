@@ -27,10 +27,10 @@ use crate::Engine;
 /// Who watches the container.
 #[derive(Debug)]
 pub enum Mode {
-    /// We do, in the foreground, relaying between our own stdio and the
-    /// container's pipes; with `stdin`, our stdin feeds the container's
-    /// (`run -i`, `start -ai`).
-    Foreground { stdin: bool },
+    /// We do, in the foreground, relaying between the caller's stdio (the
+    /// descriptors the front end hands in) and the container's pipes; with
+    /// its stdin, that feeds the container's (`run -i`, `start -ai`).
+    Foreground { caller: berth_relay::relay::Caller },
     /// A monitor process, which reports on `notify` once the container
     /// runs; with `wait_attach`, once it listens for clients, and then
     /// waits for one before starting the container (`run -it`).
@@ -241,17 +241,13 @@ fn monitor_main(root: &std::path::Path, runroot: &std::path::Path, id: &str, mod
 /// Runs the container until it ends for good (restarts included); returns
 /// its last exit code.
 pub fn run(engine: &mut Engine, id: &str, mode: Mode) -> Result<i32> {
-    let caller = match mode {
-        Mode::Foreground { stdin } => Some(berth_relay::relay::Caller { stdin }),
-        _ => None,
-    };
-    let (mut notify, wait_attach, resumed) = match mode {
+    let (caller, mut notify, wait_attach, resumed) = match mode {
         Mode::Detached {
             notify,
             wait_attach,
-        } => (Some(notify), wait_attach, None),
-        Mode::Foreground { .. } => (None, false, None),
-        Mode::Resumed { code } => (None, false, Some(code)),
+        } => (None, Some(notify), wait_attach, None),
+        Mode::Foreground { caller } => (Some(caller), None, false, None),
+        Mode::Resumed { code } => (None, None, false, Some(code)),
     };
     // Clients may attach to any running container (a socket costs little).
     let mut server = crate::attach::Server::bind(&engine.runroot, id);
@@ -264,9 +260,16 @@ pub fn run(engine: &mut Engine, id: &str, mode: Mode) -> Result<i32> {
             }
             s.wait_for_client(Duration::from_secs(30))
                 .map_err(|e| Error::Monitor(e.to_string()))
-                .and_then(|()| run_inner(engine, id, caller, &mut notify, Some(s), None))
+                .and_then(|()| run_inner(engine, id, caller.as_ref(), &mut notify, Some(s), None))
         }
-        (s, false) => run_inner(engine, id, caller, &mut notify, s.as_mut().ok(), resumed),
+        (s, false) => run_inner(
+            engine,
+            id,
+            caller.as_ref(),
+            &mut notify,
+            s.as_mut().ok(),
+            resumed,
+        ),
     };
     if let Err(e) = &result {
         // Could not start: the container stays created, with the reason.
@@ -295,7 +298,7 @@ pub fn run(engine: &mut Engine, id: &str, mode: Mode) -> Result<i32> {
 fn run_inner(
     engine: &mut Engine,
     id: &str,
-    caller: Option<berth_relay::relay::Caller>,
+    caller: Option<&berth_relay::relay::Caller>,
     notify: &mut Option<OwnedFd>,
     mut server: Option<&mut crate::attach::Server>,
     resumed: Option<i32>,
@@ -524,7 +527,7 @@ fn dup_cloexec(fd: RawFd) -> Result<OwnedFd> {
 fn run_once(
     engine: &mut Engine,
     r: &mut Record,
-    caller: Option<berth_relay::relay::Caller>,
+    caller: Option<&berth_relay::relay::Caller>,
     notify: &mut Option<OwnedFd>,
     log: &mut logs::Writer,
     server: Option<&mut crate::attach::Server>,

@@ -84,16 +84,19 @@ pub fn exit_code(status: WaitStatus) -> Option<i32> {
     }
 }
 
-/// A foreground relay's view of the caller: what berth copies between its
-/// own stdio and the container's pipes. The container never receives a
-/// descriptor of the caller: a terminal could be driven (TIOCSTI, reading
-/// what the user types), a redirected file reopened, truncated or read
-/// back through /proc/self/fd.
-#[derive(Debug, Clone, Copy)]
+/// A foreground relay's view of the caller: what berth copies between the
+/// caller's stdio and the container's pipes, as descriptors the binary
+/// hands in (a library does not reach for the process's own). The
+/// container never receives a descriptor of the caller: a terminal could
+/// be driven (TIOCSTI, reading what the user types), a redirected file
+/// reopened, truncated or read back through /proc/self/fd.
+#[derive(Debug)]
 pub struct Caller {
-    /// Our stdin feeds the container's input pipe (`-i`); its end of file
-    /// closes that pipe.
-    pub stdin: bool,
+    /// Feeds the container's input pipe (`-i`); its end of file closes
+    /// that pipe.
+    pub stdin: Option<OwnedFd>,
+    pub stdout: OwnedFd,
+    pub stderr: OwnedFd,
 }
 
 /// Reads the container's output into the log (and onto our stdio, in the
@@ -107,7 +110,7 @@ pub struct Caller {
 pub fn relay(
     pid: Pid,
     streams: Vec<(OwnedFd, usize)>,
-    caller: Option<Caller>,
+    caller: Option<&Caller>,
     mut log: Option<&mut jsonlog::Writer>,
     health: &mut dyn Hooks,
     mut clients: Clients<'_>,
@@ -132,8 +135,13 @@ pub fn relay(
             nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
         );
     }
-    let mut feed = match (caller, &clients.input) {
-        (Some(Caller { stdin: true }), Some(_)) => Some(Feed::default()),
+    let mut feed = match (&caller, &clients.input) {
+        (
+            Some(Caller {
+                stdin: Some(stdin), ..
+            }),
+            Some(_),
+        ) => Some((Feed::default(), stdin.as_fd())),
         _ => None,
     };
     let mut exit: Option<i32> = None;
@@ -175,11 +183,10 @@ pub fn relay(
         // Our stdin is read only while the container runs and what was
         // read last is written: a container that does not read its input
         // holds back the caller, as a pipe would.
-        let stdin_fd = std::io::stdin();
         let feed_slot = match (&feed, &clients.input) {
-            (Some(f), Some(input)) if exit.is_none() => {
+            (Some((f, stdin)), Some(input)) if exit.is_none() => {
                 if f.pending.is_empty() {
-                    fds.push(PollFd::new(stdin_fd.as_fd(), PollFlags::POLLIN));
+                    fds.push(PollFd::new(*stdin, PollFlags::POLLIN));
                 } else {
                     fds.push(PollFd::new(input.as_fd(), PollFlags::POLLOUT));
                 }
@@ -245,8 +252,8 @@ pub fn relay(
                 }
             }
         }
-        if let (Some(k), Some(f)) = (feed_slot, &mut feed) {
-            if ready[k] && !f.step(stdin_fd.as_fd(), &clients.input, &mut buf) {
+        if let (Some(k), Some((f, stdin))) = (feed_slot, &mut feed) {
+            if ready[k] && !f.step(*stdin, &clients.input, &mut buf) {
                 // End of our input, or a container that closed its own:
                 // the pipe closes, and the container reads its end of file.
                 clients.input = None;
@@ -283,12 +290,11 @@ pub fn relay(
                         };
                         s.broadcast(kind, &buf[..n]);
                     }
-                    if caller.is_some() {
-                        let (out, err) = (std::io::stdout(), std::io::stderr());
+                    if let Some(c) = &caller {
                         let fd = if stream == 0 {
-                            out.as_fd()
+                            c.stdout.as_fd()
                         } else {
-                            err.as_fd()
+                            c.stderr.as_fd()
                         };
                         if let Err(nix::errno::Errno::EPIPE) = write_all(fd, &buf[..n]) {
                             // Our reader left: the container's writes to
