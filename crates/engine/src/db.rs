@@ -507,3 +507,63 @@ impl Db {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(id: &str, name: &str) -> Record {
+        Record {
+            id: id.into(),
+            name: name.into(),
+            image_id: "sha256:0".into(),
+            config: ContainerConfig::default(),
+            created: "2026-01-01T00:00:00Z".into(),
+            status: Status::Created,
+            pid: 0,
+            pid_start: 0,
+            monitor_pid: 0,
+            monitor_start: 0,
+            exit_code: 0,
+            started_at: String::new(),
+            finished_at: String::new(),
+            restart_count: 0,
+            stopped_by_user: false,
+            oom_killed: false,
+            error: String::new(),
+            health: None,
+        }
+    }
+
+    /// "name in use" is decided by SQLite's constraint code, and only the
+    /// name's: a clash of ids is another failure, not docker's Conflict.
+    #[test]
+    fn a_taken_name_is_name_in_use_and_a_taken_id_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path()).unwrap();
+        db.insert(&record("a1", "web")).unwrap();
+        let e = db.insert(&record("b2", "web")).unwrap_err();
+        assert!(matches!(&e, Error::NameInUse(n) if n == "web"), "{e}");
+        assert_eq!(e.kind(), crate::ErrorKind::Conflict);
+        let e = db.insert(&record("a1", "other")).unwrap_err();
+        assert!(matches!(e, Error::Db(_)), "{e}");
+    }
+
+    /// An older database gains the columns added since, once, however
+    /// many commands open it.
+    #[test]
+    fn added_columns_are_added_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path()).unwrap();
+        db.conn
+            .execute_batch("ALTER TABLE containers DROP COLUMN health")
+            .unwrap();
+        migrate(&db.conn).unwrap();
+        migrate(&db.conn).unwrap();
+        db.insert(&record("a1", "web")).unwrap();
+        let got = db.get("a1").unwrap().unwrap();
+        assert!(got.health.is_none());
+        drop(db);
+        Db::open(dir.path()).unwrap();
+    }
+}
