@@ -457,7 +457,7 @@ fn run_container(
     }
     let pid = nix::unistd::Pid::from_raw(c.state.pid);
     let code = match master {
-        Some(m) => berth_runtime::terminal::relay_and_wait(m, pid, &mut |_| {})?,
+        Some(m) => relay_terminal(m, pid)?,
         None => berth_runtime::container::wait_forwarding_signals(pid)?,
     };
     if !keep {
@@ -517,7 +517,20 @@ fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
     Ok(berth_runtime::terminal::finish_exec(
         c.exec(&opts)?,
         own_console,
+        relay_terminal,
     )?)
+}
+
+/// Relays our terminal to the container's pty `master` until `pid` exits;
+/// its exit code.
+fn relay_terminal(master: std::os::fd::OwnedFd, pid: nix::unistd::Pid) -> std::io::Result<i32> {
+    use std::os::fd::AsFd;
+    let (stdin, stdout) = (std::io::stdin(), std::io::stdout());
+    let user = berth_relay::terminal::UserTerminal {
+        stdin: stdin.as_fd(),
+        stdout: stdout.as_fd(),
+    };
+    berth_relay::terminal::relay_and_wait(master, pid, user, &mut |_| {})
 }
 
 /// runc's rule: the container's own process is the template; flags

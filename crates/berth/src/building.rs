@@ -862,7 +862,7 @@ pub fn build(root: &Path, runroot: &Path, max_layer: u64, a: &BuildArgs) -> Resu
     let mut resolve = |store: &mut ImageStore, name: &str| -> berth_engine::Result<Image> {
         let pulled = |store: &mut ImageStore| -> berth_engine::Result<Image> {
             crate::transfer::pull_for_run(store, &registry, name, quiet_pull)
-                .map_err(|e| berth_engine::Error::Invalid(format!("{e:#}")))?;
+                .map_err(|e| berth_engine::Error::Pull(format!("{e:#}")))?;
             Ok(store.resolve(name)?)
         };
         if pull == "always" {
@@ -870,7 +870,7 @@ pub fn build(root: &Path, runroot: &Path, max_layer: u64, a: &BuildArgs) -> Resu
         }
         match store.resolve(name) {
             Err(StoreError::NotFound(_)) if pull == "missing" => pulled(store),
-            Err(StoreError::NotFound(_)) => Err(berth_engine::Error::Invalid(format!(
+            Err(StoreError::NotFound(_)) => Err(berth_engine::Error::NotInStore(format!(
                 "image {name:?} is not in the store and --pull=never"
             ))),
             r => Ok(r?),

@@ -278,7 +278,7 @@ pub fn dispatch(root: &Path, runroot: &Path, cmd: &ContainerCommand) -> Result<i
                         &mut engine,
                         &r.id,
                         berth_engine::monitor::Mode::Foreground {
-                            caller: berth_relay::relay::Caller::all(*interactive),
+                            caller: crate::run::own_stdio(*interactive)?,
                         },
                     )?;
                 } else {
@@ -373,7 +373,7 @@ pub fn dispatch(root: &Path, runroot: &Path, cmd: &ContainerCommand) -> Result<i
                 detach_keys: keys,
                 sig_proxy: *sig_proxy,
             };
-            Ok(berth_engine::attach::relay(stream, &session)?.exit_code())
+            Ok(crate::run::attach_relay(stream, &session)?.exit_code())
         }
         ContainerCommand::Rename {
             container,

@@ -25,7 +25,7 @@ pub(crate) fn copy(
             Arg::Container(c, p) => {
                 let r = engine.find(c).map_err(|e| match e {
                     // Docker's words name the path too.
-                    berth_engine::Error::NoSuchContainer(_) => berth_engine::Error::Invalid(
+                    berth_engine::Error::NoSuchContainer(_) => berth_engine::Error::PathNotFound(
                         format!("No such container:path: {c}:{}", p.display()),
                     ),
                     e => e,
@@ -35,13 +35,15 @@ pub(crate) fn copy(
             _ => Root::host(),
         })
         .collect::<berth_engine::Result<_>>()?;
-    fn end<'a>(a: &Arg, root: &'a Root) -> Result<End<'a>> {
+    fn end<'a>(a: &Arg, root: &'a Root, source: bool) -> Result<End<'a>> {
+        use berth_engine::cp::Stream;
         Ok(match a {
             Arg::Container(_, p) => End::Path(root, p.clone()),
             Arg::Host(p) => End::Path(root, berth_engine::cp::absolute_host(p)?),
-            Arg::Stream => End::Stream,
+            Arg::Stream if source => End::Stream(Stream::Input(Box::new(std::io::stdin().lock()))),
+            Arg::Stream => End::Stream(Stream::Output(Box::new(std::io::stdout().lock()))),
         })
     }
-    berth_engine::cp::copy(end(&s, &roots[0])?, end(&d, &roots[1])?, opts)?;
+    berth_engine::cp::copy(end(&s, &roots[0], true)?, end(&d, &roots[1], false)?, opts)?;
     Ok(())
 }

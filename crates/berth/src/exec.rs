@@ -147,7 +147,7 @@ fn exec_in(engine: &Engine, a: &ExecArgs, r: &Record, c: &berth_runtime::Contain
         (berth_runtime::ExecOutcome::Detached(pid), Some(p)) => berth_relay::relay::relay(
             nix::unistd::Pid::from_raw(pid),
             p.streams,
-            Some(berth_relay::relay::Caller::all(a.interactive)),
+            Some(&crate::run::own_stdio(a.interactive)?),
             None,
             &mut berth_relay::relay::NoHooks,
             berth_relay::relay::Clients {
@@ -157,7 +157,15 @@ fn exec_in(engine: &Engine, a: &ExecArgs, r: &Record, c: &berth_runtime::Contain
             },
         )
         .context("relay the process's stdio")?,
-        (outcome, _) => berth_runtime::terminal::finish_exec(outcome, console)?,
+        (outcome, _) => berth_runtime::terminal::finish_exec(outcome, console, |master, pid| {
+            use std::os::fd::AsFd;
+            let (stdin, stdout) = (std::io::stdin(), std::io::stdout());
+            let user = berth_relay::terminal::UserTerminal {
+                stdin: stdin.as_fd(),
+                stdout: stdout.as_fd(),
+            };
+            berth_relay::terminal::relay_and_wait(master, pid, user, &mut |_| {})
+        })?,
     };
     if !a.detach {
         let code_text = code.to_string();

@@ -241,7 +241,10 @@ enum SystemCommand {
 fn main() -> ExitCode {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if args.first().is_some_and(|a| berth_engine::init::is_init(a)) {
-        let code = berth_engine::init::main(&args[1..]);
+        let code = berth_engine::init::main(&args[1..]).unwrap_or_else(|e| {
+            eprintln!("berth-init: {e}");
+            e.exit_code()
+        });
         return ExitCode::from(u8::try_from(code & 0xff).unwrap_or(1));
     }
     if args
@@ -253,8 +256,13 @@ fn main() -> ExitCode {
             eprintln!("Error: {e}");
             return ExitCode::from(125);
         }
-        let code = berth_engine::monitor::main(&args[2..]);
-        return ExitCode::from(u8::try_from(code & 0xff).unwrap_or(1));
+        return match berth_engine::monitor::main(&args[2..]) {
+            Ok(code) => ExitCode::from(u8::try_from(code & 0xff).unwrap_or(1)),
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::from(2)
+            }
+        };
     }
     if args
         .get(1)
@@ -262,8 +270,13 @@ fn main() -> ExitCode {
     {
         // A network's embedded DNS: runs no container, so no protected
         // re-execution is needed.
-        let code = berth_network::resolver::main(&args[2..]);
-        return ExitCode::from(u8::try_from(code & 0xff).unwrap_or(1));
+        return match berth_network::resolver::main(&args[2..]) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::FAILURE
+            }
+        };
     }
     quiet_on_broken_stdio();
     // The re-execution (see below) before clap's parse, which costs as much
@@ -709,6 +722,27 @@ impl std::error::Error for ClientSide {}
 /// A filter key the command does not know, in docker's words.
 pub(crate) fn invalid_filter(key: &str) -> anyhow::Error {
     FromDaemon::wrap(anyhow::anyhow!("Invalid filter '{key}'"), true)
+}
+
+/// What kind of failure `e` is, from the first of the libraries' typed
+/// errors in its chain (a [`FromDaemon`] is looked through).
+pub(crate) fn error_kind(e: &anyhow::Error) -> Option<berth_engine::ErrorKind> {
+    use berth_engine::error as kinds;
+    if let Some(d) = e.downcast_ref::<FromDaemon>() {
+        return error_kind(&d.error);
+    }
+    e.chain().find_map(|c| {
+        if let Some(e) = c.downcast_ref::<berth_engine::Error>() {
+            Some(e.kind())
+        } else if let Some(e) = c.downcast_ref::<berth_runtime::Error>() {
+            Some(kinds::runtime_kind(e.kind()))
+        } else if let Some(e) = c.downcast_ref::<berth_image::store::StoreError>() {
+            Some(kinds::image_kind(e))
+        } else {
+            c.downcast_ref::<berth_network::Error>()
+                .map(kinds::network_kind)
+        }
+    })
 }
 
 /// An error that docker's client reports as its daemon's answer

@@ -56,7 +56,37 @@ pub(crate) fn run_attached(
     session: &berth_engine::attach::Options,
 ) -> berth_engine::Result<i32> {
     let stream = berth_engine::monitor::start_attached(engine, r)?;
-    Ok(berth_engine::attach::relay(stream, session)?.exit_code())
+    Ok(attach_relay(stream, session)?.exit_code())
+}
+
+/// Our own stdio as a foreground relay's caller (copies of the
+/// descriptors: the relay owns what it is given); our stdin only with
+/// `stdin`.
+pub(crate) fn own_stdio(stdin: bool) -> std::io::Result<berth_relay::relay::Caller> {
+    use std::os::fd::AsFd;
+    Ok(berth_relay::relay::Caller {
+        stdin: match stdin {
+            true => Some(std::io::stdin().as_fd().try_clone_to_owned()?),
+            false => None,
+        },
+        stdout: Some(std::io::stdout().as_fd().try_clone_to_owned()?),
+        stderr: Some(std::io::stderr().as_fd().try_clone_to_owned()?),
+    })
+}
+
+/// [`berth_engine::attach::relay`] with our own stdio as the user's.
+pub(crate) fn attach_relay(
+    stream: std::os::unix::net::UnixStream,
+    session: &berth_engine::attach::Options,
+) -> berth_engine::Result<berth_engine::attach::Outcome> {
+    use std::os::fd::AsFd;
+    let (stdin, stdout, stderr) = (std::io::stdin(), std::io::stdout(), std::io::stderr());
+    let user = berth_engine::attach::UserStdio {
+        stdin: stdin.as_fd(),
+        stdout: stdout.as_fd(),
+        stderr: stderr.as_fd(),
+    };
+    berth_engine::attach::relay(stream, session, user)
 }
 
 /// Creates the container, pulling its image first as `--pull` says
@@ -92,15 +122,17 @@ impl RunArgs {
     /// Which streams a foreground run relays: those `-a` names, else
     /// stdout and stderr; stdin whenever it is open (`-i` attaches it
     /// whatever `-a` says, in docker's client too).
-    fn caller(&self, open_stdin: bool) -> berth_relay::relay::Caller {
-        if self.attach.is_empty() {
-            return berth_relay::relay::Caller::all(open_stdin);
+    fn caller(&self, open_stdin: bool) -> std::io::Result<berth_relay::relay::Caller> {
+        let mut caller = own_stdio(open_stdin)?;
+        if !self.attach.is_empty() {
+            if !self.attach.contains(&Stream::Stdout) {
+                caller.stdout = None;
+            }
+            if !self.attach.contains(&Stream::Stderr) {
+                caller.stderr = None;
+            }
         }
-        berth_relay::relay::Caller {
-            stdin: open_stdin,
-            stdout: self.attach.contains(&Stream::Stdout),
-            stderr: self.attach.contains(&Stream::Stderr),
-        }
+        Ok(caller)
     }
 }
 
@@ -136,11 +168,11 @@ pub(crate) fn run(engine: &mut Engine, a: &RunArgs) -> Result<i32> {
         from_daemon(e)
     })?;
     write_cidfile(cidfile, &r)?;
-    let caller = a.caller(r.config.open_stdin);
+    let caller = a.caller(r.config.open_stdin)?;
     // `-a stdin` alone: docker's client runs the container as `-d` does
     // (the id printed, exit 0 once it started) when none of its output
     // is attached.
-    if a.detach || (!caller.stdout && !caller.stderr) {
+    if a.detach || (caller.stdout.is_none() && caller.stderr.is_none()) {
         // docker's client prints the id once the container exists, before
         // it starts it.
         println!("{}", r.id);
@@ -201,12 +233,10 @@ fn from_daemon_at_start(e: anyhow::Error) -> anyhow::Error {
 // The runtime's init reports the failure as text across the process
 // boundary; typed kinds are the engine library's issue (16).
 pub fn start_failure_code(e: &anyhow::Error) -> u8 {
-    let msg = format!("{e:#}");
-    if msg.contains("executable file not found") || msg.contains("no such file or directory") {
-        127
-    } else if msg.contains("permission denied") {
-        126
-    } else {
-        125
+    use berth_engine::ErrorKind as K;
+    match crate::error_kind(e) {
+        Some(K::ExecutableNotFound | K::FileNotFound) => 127,
+        Some(K::NotExecutable | K::PermissionDenied) => 126,
+        _ => 125,
     }
 }

@@ -12,6 +12,13 @@
 //! performs; [`ignore`] filters the build context; [`copy`] hashes
 //! ([`copy::checksum`]) and performs ([`copy::apply`]) a COPY or ADD step.
 
+// A library never prints nor exits: the binaries own the terminal and the
+// process (CONTRIBUTING). Test modules may print why they skipped.
+#![cfg_attr(
+    not(test),
+    deny(clippy::print_stdout, clippy::print_stderr, clippy::exit)
+)]
+
 pub mod command;
 pub mod copy;
 pub mod expand;

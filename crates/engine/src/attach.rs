@@ -7,7 +7,7 @@
 //! the client's.
 
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 
@@ -31,7 +31,8 @@ pub fn parse_detach_keys(s: &str) -> Result<Vec<u8>> {
     }
     s.split(',')
         .map(|k| {
-            let bad = || Error::Invalid(format!("invalid detach keys {s:?}: unknown key {k:?}"));
+            let bad =
+                || Error::InvalidOption(format!("invalid detach keys {s:?}: unknown key {k:?}"));
             if let Some(c) = k.strip_prefix("ctrl-") {
                 let [c] = c.as_bytes() else {
                     return Err(bad());
@@ -138,15 +139,27 @@ impl Outcome {
 pub fn connect(runroot: &Path, id: &str) -> Result<UnixStream> {
     let path = socket_path(runroot, id);
     berth_relay::frames::short_path(&path, |p| UnixStream::connect(p)).map_err(|e| {
-        Error::Invalid(format!(
+        Error::Monitor(format!(
             "cannot attach to container {id}: its monitor does not answer ({e})"
         ))
     })
 }
 
-/// Relays our stdio to and from the container through `stream` until the
-/// container exits or the user detaches.
-pub fn relay(stream: UnixStream, opts: &Options) -> Result<Outcome> {
+/// The user's side of an attachment, handed over by the front end that
+/// owns it (the library never reaches for the process's own stdio).
+#[derive(Debug, Clone, Copy)]
+pub struct UserStdio<'a> {
+    /// What the user types (read only with [`Options::stdin`]); put in raw
+    /// mode with [`Options::tty`].
+    pub stdin: BorrowedFd<'a>,
+    /// The container's output; its terminal size is the container's.
+    pub stdout: BorrowedFd<'a>,
+    pub stderr: BorrowedFd<'a>,
+}
+
+/// Relays the user's stdio to and from the container through `stream`
+/// until the container exits or the user detaches.
+pub fn relay(stream: UnixStream, opts: &Options, user: UserStdio<'_>) -> Result<Outcome> {
     let mut set = SigSet::empty();
     set.add(Signal::SIGWINCH);
     if opts.sig_proxy && !opts.tty {
@@ -156,17 +169,22 @@ pub fn relay(stream: UnixStream, opts: &Options) -> Result<Outcome> {
     }
     nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None)
         .ctx(|| "block signals".into())?;
-    let result = relay_inner(stream, opts, &set);
+    let result = relay_inner(stream, opts, user, &set);
     let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&set), None);
     result
 }
 
-fn relay_inner(mut stream: UnixStream, opts: &Options, set: &SigSet) -> Result<Outcome> {
+fn relay_inner(
+    mut stream: UnixStream,
+    opts: &Options,
+    user: UserStdio<'_>,
+    set: &SigSet,
+) -> Result<Outcome> {
     let sfd = SignalFd::with_flags(set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
         .ctx(|| "signalfd".into())?;
-    let _raw = (opts.tty && opts.stdin).then(berth_runtime::terminal::RawMode::enter);
+    let _raw = (opts.tty && opts.stdin).then(|| berth_relay::terminal::RawMode::enter(user.stdin));
     let resize = |stream: &mut UnixStream| -> Result<()> {
-        if let Some((rows, cols)) = berth_runtime::terminal::window_size() {
+        if let Some((rows, cols)) = berth_relay::terminal::window_size(user.stdout) {
             let mut p = rows.to_be_bytes().to_vec();
             p.extend_from_slice(&cols.to_be_bytes());
             stream
@@ -179,10 +197,13 @@ fn relay_inner(mut stream: UnixStream, opts: &Options, set: &SigSet) -> Result<O
         resize(&mut stream)?;
     }
     let stdin = if opts.stdin {
-        nix::fcntl::fcntl(0, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3))
-            .ok()
-            // SAFETY: fcntl just returned this new descriptor; it is ours.
-            .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
+        nix::fcntl::fcntl(
+            user.stdin.as_raw_fd(),
+            nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3),
+        )
+        .ok()
+        // SAFETY: fcntl just returned this new descriptor; it is ours.
+        .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
     } else {
         None
     };
@@ -215,27 +236,27 @@ fn relay_inner(mut stream: UnixStream, opts: &Options, set: &SigSet) -> Result<O
                 Err(e) => return Err(e).ctx(|| "read from the container's monitor".into()),
             };
             if n == 0 {
-                return Err(Error::Invalid(
+                return Err(Error::Monitor(
                     "the container's monitor went away before the container exited".into(),
                 ));
             }
             decoder.push(&buf[..n]);
-            while let Some((kind, p)) = decoder.next_frame().map_err(Error::Invalid)? {
+            while let Some((kind, p)) = decoder.next_frame().map_err(Error::Monitor)? {
                 match kind {
                     STDOUT => {
-                        let _ = berth_relay::relay::write_all(std::io::stdout().as_fd(), &p);
+                        let _ = berth_relay::relay::write_all(user.stdout, &p);
                     }
                     STDERR => {
-                        let _ = berth_relay::relay::write_all(std::io::stderr().as_fd(), &p);
+                        let _ = berth_relay::relay::write_all(user.stderr, &p);
                     }
                     EXIT if p.len() == 4 => {
                         return Ok(Outcome::Exited(i32::from_be_bytes([
                             p[0], p[1], p[2], p[3],
                         ])))
                     }
-                    ERROR => return Err(Error::Invalid(String::from_utf8_lossy(&p).into_owned())),
+                    ERROR => return Err(Error::from_report(&p)),
                     _ => {
-                        return Err(Error::Invalid(format!(
+                        return Err(Error::Monitor(format!(
                             "unexpected frame {kind} from the container's monitor"
                         )))
                     }

@@ -199,19 +199,19 @@ pub fn build(
 ) -> Result<Outcome> {
     let _sigpipe = catch_signals()?;
     let plan = berth_build::load(&opts.dockerfile_name, &opts.dockerfile)
-        .map_err(|e| Error::Invalid(e.to_string()))?;
+        .map_err(|e| Error::Dockerfile(e.to_string()))?;
     if plan.stages.is_empty() {
-        return Err(Error::Invalid(format!(
+        return Err(Error::Dockerfile(format!(
             "{}: no FROM instruction: nothing to build",
             opts.dockerfile_name
         )));
     }
     let order = plan
         .build_order(opts.target.as_deref(), &opts.build_args)
-        .map_err(|e| Error::Invalid(e.to_string()))?;
+        .map_err(|e| Error::Dockerfile(e.to_string()))?;
     let target = *order
         .last()
-        .ok_or_else(|| Error::Invalid("no stage to build".into()))?;
+        .ok_or_else(|| Error::Build("no stage to build".into()))?;
     for unused in stage::unused_build_args(&plan, &order, &opts.build_args) {
         rep.note(&format!(
             "[Warning] one or more build args were not consumed: {unused}"
@@ -232,7 +232,7 @@ pub fn build(
         deps.push((
             i,
             plan.dependencies(i, &opts.build_args)
-                .map_err(|e| Error::Invalid(e.to_string()))?,
+                .map_err(|e| Error::Dockerfile(e.to_string()))?,
         ));
     }
     let parallel = b.rep.concurrent_ok();
@@ -247,7 +247,7 @@ pub fn build(
             remaining = rest;
             let ready: Vec<usize> = ready.into_iter().map(|(i, _)| i).collect();
             if ready.is_empty() {
-                return Err(Error::Invalid(
+                return Err(Error::Dockerfile(
                     "stages depend on each other in a cycle".into(),
                 ));
             }
@@ -284,7 +284,7 @@ struct Builder<'a, 'r> {
 
 impl Builder<'_, '_> {
     fn invalid(&self, step: &Step, message: impl std::fmt::Display) -> Error {
-        Error::Invalid(format!(
+        Error::Build(format!(
             "{}:{}: {}: {message}",
             self.plan.file, step.line, step.keyword
         ))
@@ -353,16 +353,16 @@ impl Builder<'_, '_> {
         let base = match self
             .plan
             .base(i, &self.opts.build_args)
-            .map_err(|e| Error::Invalid(e.to_string()))?
+            .map_err(|e| Error::Dockerfile(e.to_string()))?
         {
             Base::Scratch => Self::scratch(),
             Base::Image(name) => self.base_image(&name)?,
-            Base::Stage(s) => self.done[s].clone().ok_or_else(|| {
-                Error::Invalid(format!("stage {s} was not built before stage {i}"))
-            })?,
+            Base::Stage(s) => self.done[s]
+                .clone()
+                .ok_or_else(|| Error::Build(format!("stage {s} was not built before stage {i}")))?,
         };
         let outcome = stage::evaluate(self.plan, i, &base.image, &self.opts.build_args)
-            .map_err(|e| Error::Invalid(e.to_string()))?;
+            .map_err(|e| Error::Dockerfile(e.to_string()))?;
         let total = outcome.steps.len() + 1;
         let name = self.stage_name(i);
         let from = self.next_id;
@@ -402,7 +402,7 @@ impl Builder<'_, '_> {
         let mut stage_work: Option<Work> = None;
         for (n, step) in outcome.steps.iter().enumerate() {
             if interrupted() {
-                return Err(Error::Invalid("build interrupted".into()));
+                return Err(Error::Interrupted);
             }
             let id = self.next_id;
             self.next_id += 1;
@@ -489,7 +489,7 @@ impl Builder<'_, '_> {
     fn stages_at_once(&mut self, stages: &[usize], target: usize) -> Result<()> {
         let (last, others) = stages
             .split_last()
-            .ok_or_else(|| Error::Invalid("no stage to build".into()))?;
+            .ok_or_else(|| Error::Build("no stage to build".into()))?;
         let mut children = Vec::new();
         let mut failure = None;
         // Progress ids: each stage gets a range of its own.
@@ -543,9 +543,9 @@ impl Builder<'_, '_> {
             let got = match (read, status) {
                 (Ok(_), Ok(nix::sys::wait::WaitStatus::Exited(_, 0))) => {
                     serde_json::from_str::<ChildResult>(&text)
-                        .map_err(|e| Error::Invalid(format!("stage {i}'s builder: {e}")))
+                        .map_err(|e| Error::Build(format!("stage {i}'s builder: {e}")))
                 }
-                _ => Err(Error::Invalid(
+                _ => Err(Error::Build(
                     match serde_json::from_str::<ChildResult>(&text) {
                         Ok(ChildResult::Failed(m)) => m,
                         _ => format!("the builder of stage {} died", self.stage_name(i)),
@@ -554,7 +554,7 @@ impl Builder<'_, '_> {
             };
             match got {
                 Ok(ChildResult::Built(b)) => self.done[i] = Some(b.into_built()?),
-                Ok(ChildResult::Failed(m)) => failure = Some(Error::Invalid(m)),
+                Ok(ChildResult::Failed(m)) => failure = Some(Error::Build(m)),
                 Err(e) => failure = Some(e),
             }
         }
@@ -593,7 +593,7 @@ impl Builder<'_, '_> {
     fn finish(&mut self, target: usize) -> Result<Outcome> {
         let built = self.done[target]
             .take()
-            .ok_or_else(|| Error::Invalid("the target stage was not built".into()))?;
+            .ok_or_else(|| Error::Build("the target stage was not built".into()))?;
         let mut image = match built.image {
             Value::Object(m) => m,
             _ => Map::new(),
@@ -609,7 +609,7 @@ impl Builder<'_, '_> {
                 .entry("config")
                 .or_insert_with(|| json!({}))
                 .as_object_mut()
-                .ok_or_else(|| Error::Invalid("image config is not an object".into()))?;
+                .ok_or_else(|| Error::Build("image config is not an object".into()))?;
             let labels = config.entry("Labels").or_insert_with(|| json!({}));
             if !labels.is_object() {
                 *labels = json!({});
@@ -624,8 +624,10 @@ impl Builder<'_, '_> {
             json!({"type": "layers", "diff_ids": diffs(&built.layers).iter().map(ToString::to_string).collect::<Vec<_>>()}),
         );
         image.insert("history".into(), Value::Array(built.history));
-        let bytes = serde_json::to_vec(&Value::Object(image))
-            .map_err(|e| Error::Invalid(format!("encode image config: {e}")))?;
+        let bytes = serde_json::to_vec(&Value::Object(image)).map_err(|source| Error::Encode {
+            what: "image config",
+            source,
+        })?;
         let img = self
             .engine
             .images
@@ -948,7 +950,7 @@ impl Builder<'_, '_> {
         drop(views);
         drop(locks);
         if interrupted() {
-            return Err(Error::Invalid("build interrupted".into()));
+            return Err(Error::Interrupted);
         }
         if code != 0 {
             self.rep.run_failed(id, &argv.join(" "), code);
@@ -1038,7 +1040,10 @@ impl Builder<'_, '_> {
         // The step's environment holds build arguments (tokens): 0600.
         saferoot::private::write_private_file(
             &bundle.join("config.json"),
-            &serde_json::to_vec(&spec).map_err(|e| Error::Invalid(format!("encode spec: {e}")))?,
+            &serde_json::to_vec(&spec).map_err(|source| Error::Encode {
+                what: "spec",
+                source,
+            })?,
         )
         .ctx(|| "write config.json".into())?;
         // The step's stdout and stderr: one pipe, read into the progress.
@@ -1046,7 +1051,7 @@ impl Builder<'_, '_> {
         let (out_r, _) = pipes
             .streams
             .pop()
-            .ok_or_else(|| Error::Invalid("the RUN step has no output pipe".into()))?;
+            .ok_or_else(|| Error::Process("the RUN step has no output pipe".into()))?;
         let opts = berth_runtime::CreateOptions {
             id: cid.clone(),
             bundle: bundle.clone(),
@@ -1216,7 +1221,7 @@ impl SentBuilt {
                 Ok(BuiltLayer {
                     diff: d
                         .parse()
-                        .map_err(|e| Error::Invalid(format!("a stage builder sent {d:?}: {e}")))?,
+                        .map_err(|e| Error::Build(format!("a stage builder sent {d:?}: {e}")))?,
                     size,
                 })
             })

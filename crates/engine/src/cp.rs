@@ -80,7 +80,7 @@ impl Root {
             )?;
             // The init could have gone and its pid been reused in between.
             if !crate::alive(r.pid, r.pid_start) {
-                return Err(Error::Invalid(format!("{what} stopped while copying")));
+                return Err(Error::CopyFailed(format!("{what} stopped while copying")));
             }
             return Ok(Root {
                 fd,
@@ -139,8 +139,24 @@ fn kind(st: &FileStat) -> SFlag {
 pub enum End<'a> {
     /// A path in this tree.
     Path(&'a Root, PathBuf),
-    /// A tar stream on our stdin or stdout (`-`).
-    Stream,
+    /// A tar stream (`-`): read from it as a source, written to as a
+    /// destination. The front end hands it over (its stdin or stdout).
+    Stream(Stream<'a>),
+}
+
+/// The tar stream of [`End::Stream`].
+pub enum Stream<'a> {
+    Input(Box<dyn std::io::Read + 'a>),
+    Output(Box<dyn Write + 'a>),
+}
+
+impl std::fmt::Debug for Stream<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Stream::Input(_) => "Stream::Input",
+            Stream::Output(_) => "Stream::Output",
+        })
+    }
 }
 
 /// How a copy treats ownership and links.
@@ -177,17 +193,17 @@ fn plan(src: &Path, src_is_dir: bool, dst_root: &Root, dst: &Path) -> Result<Pla
                 Some(src_name.unwrap_or_else(|| OsString::from(".")))
             },
         }),
-        Some(_) if src_is_dir => Err(Error::Invalid(format!(
+        Some(_) if src_is_dir => Err(Error::CopyRefused(format!(
             "cannot copy a directory to a file: {} in {}",
             dst.display(),
             dst_root.what
         ))),
-        Some(_) if dst_slash => Err(Error::Invalid(format!(
+        Some(_) if dst_slash => Err(Error::CopyRefused(format!(
             "{} in {} is not a directory",
             dst.display(),
             dst_root.what
         ))),
-        _ if dst_slash && !src_is_dir => Err(Error::Invalid(format!(
+        _ if dst_slash && !src_is_dir => Err(Error::PathNotFound(format!(
             "the destination directory {} does not exist in {}",
             dst.display(),
             dst_root.what
@@ -207,12 +223,12 @@ fn plan(src: &Path, src_is_dir: bool, dst_root: &Root, dst: &Path) -> Result<Pla
                     dir: parent.to_path_buf(),
                     name: Some(name),
                 }),
-                _ if found.is_some() => Err(Error::Invalid(format!(
+                _ if found.is_some() => Err(Error::CopyRefused(format!(
                     "cannot copy onto {} in {}",
                     dst.display(),
                     dst_root.what
                 ))),
-                _ => Err(Error::Invalid(format!(
+                _ => Err(Error::PathNotFound(format!(
                     "the destination directory {} does not exist in {}",
                     parent.display(),
                     dst_root.what
@@ -237,39 +253,41 @@ pub fn copy(src: End<'_>, dst: End<'_>, opts: Options) -> Result<u64> {
         }
     };
     match (src, dst) {
-        (End::Stream, End::Stream) => Err(Error::Invalid(
+        (End::Stream(_), End::Stream(_)) => Err(Error::CopyRefused(
             "copying between streams is not supported: one side must be a container".into(),
         )),
-        (End::Path(root, path), End::Stream) => {
+        (End::Path(_, _), End::Stream(Stream::Input(_)))
+        | (End::Stream(Stream::Output(_)), End::Path(_, _)) => Err(Error::CopyRefused(
+            "a tar stream is read as a source and written as a destination".into(),
+        )),
+        (End::Path(root, path), End::Stream(Stream::Output(out))) => {
             let top = open_source(root, &path, opts.follow_link)?;
             let name = if path.as_os_str().as_bytes().ends_with(b"/.") {
                 None
             } else {
                 Some(top_name(&path))
             };
-            let out = std::io::stdout();
-            let mut out = std::io::BufWriter::with_capacity(128 * 1024, out.lock());
+            let mut out = std::io::BufWriter::with_capacity(128 * 1024, out);
             let n = write_tar(top, name.as_deref(), None, &mut out)?;
             out.flush().ctx(|| "write to stdout".into())?;
             Ok(n)
         }
-        (End::Stream, End::Path(root, path)) => {
+        (End::Stream(Stream::Input(input)), End::Path(root, path)) => {
             let dir = root
                 .resolve(&path, OFlag::O_PATH | OFlag::O_DIRECTORY)
                 .map_err(|_| {
-                    Error::Invalid(format!(
+                    Error::PathNotFound(format!(
                         "the destination directory {} does not exist in {}",
                         path.display(),
                         root.what
                     ))
                 })?;
             let to_container = root.container;
-            let input = std::io::stdin();
             let ex = berth_image::layer::ExtractOptions {
                 owner: owner(to_container),
             };
-            berth_image::layer::extract(input.lock(), dir, ex)
-                .map_err(|e| Error::Invalid(e.to_string()))
+            berth_image::layer::extract(input, dir, ex)
+                .map_err(|e| Error::CopyFailed(e.to_string()))
         }
         (End::Path(sroot, spath), End::Path(droot, dpath)) => {
             let top = open_source(sroot, &spath, opts.follow_link)?;
@@ -295,9 +313,9 @@ pub fn copy(src: End<'_>, dst: End<'_>, opts: Options) -> Result<u64> {
             let extracted = berth_image::layer::extract(std::fs::File::from(r), dir, ex);
             let written = writer
                 .join()
-                .map_err(|_| Error::Invalid("the copy's writer failed".into()))?;
+                .map_err(|_| Error::CopyFailed("the copy's writer failed".into()))?;
             let n = written?;
-            extracted.map_err(|e| Error::Invalid(e.to_string()))?;
+            extracted.map_err(|e| Error::CopyFailed(e.to_string()))?;
             Ok(n)
         }
     }
@@ -332,13 +350,13 @@ fn open_source(root: &Root, path: &Path, follow: bool) -> Result<OwnedFd> {
     root.resolve(path, flags).map_err(|e| match e {
         // Docker's words: "No such container:path: NAME:/p".
         nix::errno::Errno::ENOENT | nix::errno::Errno::ENOTDIR if root.container => {
-            Error::Invalid(format!(
+            Error::PathNotFound(format!(
                 "No such container:path: {}:{}",
                 root.what.trim_start_matches("container "),
                 path.display()
             ))
         }
-        nix::errno::Errno::ENOENT | nix::errno::Errno::ENOTDIR => Error::Invalid(format!(
+        nix::errno::Errno::ENOENT | nix::errno::Errno::ENOTDIR => Error::PathNotFound(format!(
             "Could not find the file {} in {}",
             path.display(),
             root.what
@@ -372,7 +390,7 @@ fn write_tar(
         None => {
             let st = nix::sys::stat::fstat(top.as_raw_fd()).ctx(|| "stat the source".into())?;
             if kind(&st) != SFlag::S_IFDIR {
-                return Err(Error::Invalid(
+                return Err(Error::CopyRefused(
                     "the source is not a directory: `/.` copies a directory's content".into(),
                 ));
             }

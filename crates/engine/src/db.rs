@@ -38,21 +38,36 @@ CREATE INDEX IF NOT EXISTS containers_image ON containers(image_id);
 const ADDED_COLUMNS: &[(&str, &str)] = &[("health", "TEXT NOT NULL DEFAULT ''")];
 
 fn migrate(conn: &Connection) -> rusqlite::Result<()> {
-    let have: Vec<String> = conn
-        .prepare("SELECT name FROM pragma_table_info('containers')")?
-        .query_map([], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
-    for (name, def) in ADDED_COLUMNS {
-        if !have.iter().any(|h| h == name) {
-            match conn.execute_batch(&format!("ALTER TABLE containers ADD COLUMN {name} {def}")) {
-                Ok(()) => {}
-                // Another command added it meanwhile.
-                Err(e) if e.to_string().contains("duplicate column") => {}
-                Err(e) => return Err(e),
-            }
+    let columns = |conn: &Connection| -> rusqlite::Result<Vec<String>> {
+        conn.prepare("SELECT name FROM pragma_table_info('containers')")?
+            .query_map([], |r| r.get(0))?
+            .collect()
+    };
+    let missing = |have: &[String]| -> Vec<&(&str, &str)> {
+        ADDED_COLUMNS
+            .iter()
+            .filter(|(name, _)| !have.iter().any(|h| h == name))
+            .collect()
+    };
+    if missing(&columns(conn)?).is_empty() {
+        return Ok(());
+    }
+    // Checked again under the write lock: another command may have added
+    // them meanwhile, and adding a column twice is an error.
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let added = columns(conn).and_then(|have| {
+        for (name, def) in missing(&have) {
+            conn.execute_batch(&format!("ALTER TABLE containers ADD COLUMN {name} {def}"))?;
+        }
+        Ok(())
+    });
+    match added {
+        Ok(()) => conn.execute_batch("COMMIT"),
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(e)
         }
     }
-    Ok(())
 }
 
 /// Where a container is in its life.
@@ -227,8 +242,10 @@ impl Db {
 
     /// Inserts a new container; a taken name is refused.
     pub fn insert(&self, r: &Record) -> Result<()> {
-        let config = serde_json::to_string(&r.config)
-            .map_err(|e| Error::Invalid(format!("encode config: {e}")))?;
+        let config = serde_json::to_string(&r.config).map_err(|source| Error::Encode {
+            what: "config",
+            source,
+        })?;
         let res = self.conn.execute(
             "INSERT INTO containers (id, name, image_id, config, created, status) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -243,9 +260,10 @@ impl Db {
         );
         match res {
             Ok(_) => Ok(()),
-            Err(rusqlite::Error::SqliteFailure(e, Some(msg)))
-                if e.code == rusqlite::ErrorCode::ConstraintViolation
-                    && msg.contains("containers.name") =>
+            // The name is the table's only UNIQUE column (the id is its
+            // primary key, a code of its own).
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE =>
             {
                 Err(Error::NameInUse(r.name.clone()))
             }
@@ -341,8 +359,10 @@ impl Db {
 
     /// Replaces the stored config (`update`).
     pub fn set_config(&self, id: &str, config: &ContainerConfig) -> Result<()> {
-        let text = serde_json::to_string(config)
-            .map_err(|e| Error::Invalid(format!("encode config: {e}")))?;
+        let text = serde_json::to_string(config).map_err(|source| Error::Encode {
+            what: "config",
+            source,
+        })?;
         self.conn.execute(
             "UPDATE containers SET config = ?2 WHERE id = ?1",
             params![id, text],
@@ -485,5 +505,65 @@ impl Db {
         self.conn
             .execute("DELETE FROM containers WHERE id = ?1", params![id])?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(id: &str, name: &str) -> Record {
+        Record {
+            id: id.into(),
+            name: name.into(),
+            image_id: "sha256:0".into(),
+            config: ContainerConfig::default(),
+            created: "2026-01-01T00:00:00Z".into(),
+            status: Status::Created,
+            pid: 0,
+            pid_start: 0,
+            monitor_pid: 0,
+            monitor_start: 0,
+            exit_code: 0,
+            started_at: String::new(),
+            finished_at: String::new(),
+            restart_count: 0,
+            stopped_by_user: false,
+            oom_killed: false,
+            error: String::new(),
+            health: None,
+        }
+    }
+
+    /// "name in use" is decided by SQLite's constraint code, and only the
+    /// name's: a clash of ids is another failure, not docker's Conflict.
+    #[test]
+    fn a_taken_name_is_name_in_use_and_a_taken_id_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path()).unwrap();
+        db.insert(&record("a1", "web")).unwrap();
+        let e = db.insert(&record("b2", "web")).unwrap_err();
+        assert!(matches!(&e, Error::NameInUse(n) if n == "web"), "{e}");
+        assert_eq!(e.kind(), crate::ErrorKind::Conflict);
+        let e = db.insert(&record("a1", "other")).unwrap_err();
+        assert!(matches!(e, Error::Db(_)), "{e}");
+    }
+
+    /// An older database gains the columns added since, once, however
+    /// many commands open it.
+    #[test]
+    fn added_columns_are_added_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path()).unwrap();
+        db.conn
+            .execute_batch("ALTER TABLE containers DROP COLUMN health")
+            .unwrap();
+        migrate(&db.conn).unwrap();
+        migrate(&db.conn).unwrap();
+        db.insert(&record("a1", "web")).unwrap();
+        let got = db.get("a1").unwrap().unwrap();
+        assert!(got.health.is_none());
+        drop(db);
+        Db::open(dir.path()).unwrap();
     }
 }

@@ -169,7 +169,7 @@ impl Engine {
             .iter()
             .find(|(k, _)| !FILTER_KEYS.contains(&k.as_str()))
         {
-            return Err(Error::Invalid(format!("invalid filter '{k}'")));
+            return Err(Error::InvalidOption(format!("invalid filter '{k}'")));
         }
         let seq = if opts.since.is_some() {
             0

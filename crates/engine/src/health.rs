@@ -235,7 +235,7 @@ impl Checker {
         let (ours, _) = pipes
             .streams
             .pop()
-            .ok_or_else(|| crate::Error::Invalid("the health check has no output pipe".into()))?;
+            .ok_or_else(|| crate::Error::Process("the health check has no output pipe".into()))?;
         nix::fcntl::fcntl(
             ours.as_raw_fd(),
             nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
@@ -252,7 +252,7 @@ impl Checker {
         })?;
         match res? {
             berth_runtime::ExecOutcome::Detached(pid) => Ok((pid, ours)),
-            berth_runtime::ExecOutcome::Exited(_) => Err(crate::Error::Invalid(
+            berth_runtime::ExecOutcome::Exited(_) => Err(crate::Error::Process(
                 "the health check ran attached".into(),
             )),
         }

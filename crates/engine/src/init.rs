@@ -50,8 +50,46 @@ pub fn is_init(argv0: &std::ffi::OsStr) -> bool {
     std::path::Path::new(argv0).file_name() == Some(std::ffi::OsStr::new("berth-init"))
 }
 
-/// Runs the init: `berth-init -- CMD ARGS...`; returns the exit code.
-pub fn main(args: &[std::ffi::OsString]) -> i32 {
+/// Why the init could not run the command. The binary prints it (on the
+/// container's stderr, prefixed `berth-init: `) and exits with
+/// [`InitError::exit_code`].
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    /// usage: berth-init -- COMMAND [ARG...]
+    #[error("usage: berth-init -- COMMAND [ARG...]")]
+    Usage,
+    /// cannot block signals
+    #[error("cannot block signals")]
+    BlockSignals,
+    /// fork: {0}
+    #[error("fork: {0}")]
+    Fork(nix::Error),
+    /// signalfd
+    #[error("signalfd")]
+    SignalFd,
+    /// exec {program}: {source} (returned in the forked child, which the
+    /// binary ends with 127, the shell's code for it)
+    #[error("exec {program}: {source}")]
+    Exec {
+        program: String,
+        source: std::io::Error,
+    },
+}
+
+impl InitError {
+    /// The init's exit code for it.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            InitError::Usage => 2,
+            InitError::Exec { .. } => 127,
+            _ => 1,
+        }
+    }
+}
+
+/// Runs the init: `berth-init -- CMD ARGS...`; returns the command's exit
+/// code.
+pub fn main(args: &[std::ffi::OsString]) -> Result<i32, InitError> {
     let cmd: Vec<std::ffi::CString> = args
         .iter()
         .skip_while(|a| *a != "--")
@@ -59,15 +97,13 @@ pub fn main(args: &[std::ffi::OsString]) -> i32 {
         .filter_map(|a| std::ffi::CString::new(a.as_encoded_bytes().to_vec()).ok())
         .collect();
     if cmd.is_empty() {
-        eprintln!("berth-init: usage: berth-init -- COMMAND [ARG...]");
-        return 2;
+        return Err(InitError::Usage);
     }
     let mut all = SigSet::all();
     all.remove(Signal::SIGKILL);
     all.remove(Signal::SIGSTOP);
     if nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&all), None).is_err() {
-        eprintln!("berth-init: cannot block signals");
-        return 1;
+        return Err(InitError::BlockSignals);
     }
     // SAFETY: single-threaded here; the child only resets its mask and
     // execs (or exits).
@@ -78,31 +114,24 @@ pub fn main(args: &[std::ffi::OsString]) -> i32 {
                 Some(&SigSet::empty()),
                 None,
             );
-            let _ = nix::unistd::execvp(&cmd[0], &cmd);
-            eprintln!(
-                "berth-init: exec {}: {}",
-                cmd[0].to_string_lossy(),
-                std::io::Error::last_os_error()
-            );
-            // SAFETY: _exit ends the forked child without unwinding.
-            unsafe { libc::_exit(127) }
+            let e = nix::unistd::execvp(&cmd[0], &cmd).unwrap_err();
+            return Err(InitError::Exec {
+                program: cmd[0].to_string_lossy().into_owned(),
+                source: std::io::Error::from(e),
+            });
         }
         Ok(ForkResult::Parent { child }) => child,
-        Err(e) => {
-            eprintln!("berth-init: fork: {e}");
-            return 1;
-        }
+        Err(e) => return Err(InitError::Fork(e)),
     };
     let Ok(sfd) = SignalFd::with_flags(&all, SfdFlags::SFD_CLOEXEC) else {
-        eprintln!("berth-init: signalfd");
-        return 1;
+        return Err(InitError::SignalFd);
     };
     loop {
         // Reap everything that ended; the command's end ends us.
         loop {
             match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::Exited(p, code)) if p == child => return code,
-                Ok(WaitStatus::Signaled(p, sig, _)) if p == child => return 128 + sig as i32,
+                Ok(WaitStatus::Exited(p, code)) if p == child => return Ok(code),
+                Ok(WaitStatus::Signaled(p, sig, _)) if p == child => return Ok(128 + sig as i32),
                 Ok(WaitStatus::StillAlive) | Err(_) => break,
                 Ok(_) => {}
             }

@@ -42,24 +42,24 @@ pub fn own_etc_files(rootfs: &Path) -> Result<()> {
         OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
         Mode::empty(),
     )
-    .map_err(|e| Error::Invalid(format!("open rootfs {}: {e}", rootfs.display())))?;
+    .map_err(|e| Error::Rootfs(format!("open rootfs {}: {e}", rootfs.display())))?;
     // SAFETY: open returned a new descriptor nobody else owns.
     let root = unsafe { OwnedFd::from_raw_fd(root) };
     // /etc itself resolved inside the root: if the image makes it a symlink
     // somewhere odd, the files go there and the runtime's destination rule
     // judges where the binds land.
     let etc = saferoot::mkdir_all_in_root(&root, Path::new("/etc"))
-        .map_err(|e| Error::Invalid(format!("the image's /etc: {e}")))?;
+        .map_err(|e| Error::Rootfs(format!("the image's /etc: {e}")))?;
     let etc = nix::fcntl::open(
         saferoot::fd_path(&etc).as_str(),
         OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
         Mode::empty(),
     )
-    .map_err(|e| Error::Invalid(format!("open the image's /etc: {e}")))?;
+    .map_err(|e| Error::Rootfs(format!("open the image's /etc: {e}")))?;
     // SAFETY: open returned a new descriptor nobody else owns.
     let etc = unsafe { OwnedFd::from_raw_fd(etc) };
     for name in ETC_FILES {
-        let fail = |what: &str, e: Errno| Error::Invalid(format!("{what} /etc/{name}: {e}"));
+        let fail = |what: &str, e: Errno| Error::Rootfs(format!("{what} /etc/{name}: {e}"));
         match nix::sys::stat::fstatat(
             Some(etc.as_raw_fd()),
             name,
@@ -67,7 +67,7 @@ pub fn own_etc_files(rootfs: &Path) -> Result<()> {
         ) {
             Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFREG => continue,
             Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFDIR => {
-                return Err(Error::Invalid(format!(
+                return Err(Error::Rootfs(format!(
                     "the image's /etc/{name} is a directory: it cannot hold the container's {name}"
                 )))
             }
@@ -95,7 +95,7 @@ pub fn own_etc_files(rootfs: &Path) -> Result<()> {
     // where the image has nothing by that name.
     let made = |r: nix::Result<()>, what: &str| match r {
         Ok(()) | Err(Errno::EEXIST) => Ok(()),
-        Err(e) => Err(Error::Invalid(format!("create {what}: {e}"))),
+        Err(e) => Err(Error::Rootfs(format!("create {what}: {e}"))),
     };
     let env = nix::fcntl::openat(
         Some(root.as_raw_fd()),
@@ -135,7 +135,7 @@ pub fn check_image_volume(dest: &str) -> Result<()> {
     let refused =
         clean == Path::new("/") || clean.starts_with("/proc") || clean.starts_with("/sys");
     if refused {
-        return Err(Error::Invalid(format!(
+        return Err(Error::Rootfs(format!(
             "the image declares VOLUME {dest}: a volume on /, /proc or /sys would cover the kernel's files; refusing to create the container"
         )));
     }

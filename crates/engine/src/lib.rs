@@ -20,6 +20,13 @@
 //! [`networks`]. A program that starts
 //! detached containers calls [`monitor::serve_if_asked`] first in `main`.
 
+// A library never prints nor exits: the binaries own the terminal and the
+// process (CONTRIBUTING). Test modules may print why they skipped.
+#![cfg_attr(
+    not(test),
+    deny(clippy::print_stdout, clippy::print_stderr, clippy::exit)
+)]
+
 pub mod attach;
 pub mod build;
 pub mod changes;
@@ -56,7 +63,7 @@ use serde_json::Value;
 
 pub use config::ContainerConfig;
 pub use db::{Db, Record, Status};
-pub use error::{Error, Result};
+pub use error::{Error, ErrorKind, Result};
 
 use crate::error::Context;
 
@@ -284,11 +291,11 @@ impl Engine {
         merge_image_config(&mut cfg, &ic);
         if cfg.args.is_empty() {
             // docker's daemon words; nothing would run.
-            return Err(Error::Invalid("No command specified".into()));
+            return Err(Error::InvalidOption("No command specified".into()));
         }
         // docker's words when run or create names a network that is not there.
         self.validate_network(&cfg).map_err(|e| match e {
-            Error::NoSuchNetwork(n) => Error::Invalid(format!("network {n} not found")),
+            Error::NoSuchNetwork(n) => Error::NetworkNotFound(n),
             e => e,
         })?;
         // The image's VOLUMEs not covered by a mount get anonymous volumes.
@@ -406,7 +413,7 @@ impl Engine {
     /// `force` too, as docker refuses).
     pub fn remove_volume(&self, name: &str) -> Result<()> {
         if let Some(u) = self.volume_users(name)?.first() {
-            return Err(Error::Invalid(format!(
+            return Err(Error::InUse(format!(
                 "remove {name}: volume is in use - [{}]",
                 u.id
             )));
@@ -429,7 +436,7 @@ impl Engine {
                     .ctx(|| format!("create the bind source {}", m.source))?;
             }
             if m.kind == "bind" && !Path::new(&m.source).exists() {
-                return Err(Error::Invalid(format!(
+                return Err(Error::InvalidOption(format!(
                     "invalid mount config for type \"bind\": bind source path does not exist: {}",
                     m.source
                 )));
@@ -663,7 +670,7 @@ impl Engine {
                         .take(12)
                         .collect::<String>()
                 };
-                return Err(Error::Invalid(format!(
+                return Err(Error::InUse(format!(
                     "conflict: unable to remove {name:?}{} - image {} is being used by container {}",
                     if force { " (cannot be forced)" } else { "" },
                     short(&img.id.to_string()),

@@ -157,9 +157,8 @@ impl Engine {
             .map_err(|e| match e {
                 // Not stuck, as poll_record's words would have it: the
                 // caller stopped waiting.
-                Error::State { id, status, .. } if opts.deadline.is_some() => Error::State {
-                    what: format!("container {key} is still {status} at the wait's deadline"),
-                    id,
+                Error::Stuck { status, .. } if opts.deadline.is_some() => Error::WaitDeadline {
+                    name: key.to_string(),
                     status,
                 },
                 e => e,
@@ -226,7 +225,7 @@ impl Engine {
         }
         if let Some(p) = restart {
             if cfg.auto_remove && p.name != "no" {
-                return Err(Error::Invalid(
+                return Err(Error::Conflict(
                     "cannot update the restart policy of a container started with --rm".into(),
                 ));
             }
@@ -240,8 +239,11 @@ impl Engine {
                 ..ContainerConfig::default()
             };
             let oci = spec::resources(&only);
-            let oci: oci_spec::runtime::LinuxResources = serde_json::from_value(oci)
-                .map_err(|e| Error::Invalid(format!("resources: {e}")))?;
+            let oci: oci_spec::runtime::LinuxResources =
+                serde_json::from_value(oci).map_err(|source| Error::Encode {
+                    what: "resources",
+                    source,
+                })?;
             let mut c = berth_runtime::Container::load(&self.runtime_root(), &r.id)?;
             c.update(&oci)?;
         }
@@ -258,11 +260,7 @@ impl Engine {
         if matches!(r.status, Status::Running | Status::Paused) {
             return Ok(());
         }
-        Err(Error::State {
-            id: r.name.clone(),
-            status: r.status.to_string(),
-            what: format!("Container {} is not running", r.id),
-        })
+        Err(Error::NotRunning(r.id.clone()))
     }
 
     /// Freezes (`pause`) or thaws (`unpause`) the container's processes.
@@ -272,22 +270,16 @@ impl Engine {
         if let Some(marker) = self.killed_commit_pause(&r.id) {
             forget_commit_pause(&marker)?;
         }
-        let (from, to, what) = if paused {
-            (Status::Running, Status::Paused, "is not running")
+        let (from, to) = if paused {
+            (Status::Running, Status::Paused)
         } else {
-            (Status::Paused, Status::Running, "is not paused")
+            (Status::Paused, Status::Running)
         };
         if r.status != from {
-            return Err(Error::State {
-                id: r.name.clone(),
-                status: r.status.to_string(),
-                what: match (from, r.status) {
-                    (Status::Running, Status::Paused) => {
-                        format!("Container {} is already paused", r.id)
-                    }
-                    (Status::Running, _) => format!("Container {} is not running", r.id),
-                    _ => format!("Container {} {what}", r.id),
-                },
+            return Err(match (paused, r.status) {
+                (true, Status::Paused) => Error::AlreadyPaused(r.id.clone()),
+                (true, _) => Error::NotRunning(r.id.clone()),
+                (false, _) => Error::NotPaused(r.id.clone()),
             });
         }
         let c = berth_runtime::Container::load(&self.runtime_root(), &r.id)?;
@@ -336,11 +328,7 @@ impl Engine {
             return self.kill(&now, sig);
         }
         if !matches!(r.status, Status::Running | Status::Paused) || !alive(r.pid, r.pid_start) {
-            return Err(Error::State {
-                id: r.id.clone(),
-                status: r.status.to_string(),
-                what: format!("Container {} is not running", r.id),
-            });
+            return Err(Error::NotRunning(r.id.clone()));
         }
         berth_runtime::signal::send(r.pid, sig).ctx(|| format!("signal {}", r.pid))?;
         self.db
@@ -441,13 +429,10 @@ impl Engine {
                 return Ok(r);
             }
             if deadline.is_some_and(|d| std::time::Instant::now() > d) {
-                return Err(Error::State {
-                    id: r.id.clone(),
+                return Err(Error::Stuck {
+                    name: r.name.clone(),
                     status: r.status.to_string(),
-                    what: format!(
-                        "container {} is still {}: {stuck} (berth system check cleans up)",
-                        r.name, r.status
-                    ),
+                    stuck: stuck.to_string(),
                 });
             }
             std::thread::sleep(std::time::Duration::from_millis(delay));
@@ -499,13 +484,9 @@ impl Engine {
     fn remove_once(&self, r: &Record, force: bool, anonymous_volumes: bool) -> Result<()> {
         if r.status.is_active() {
             if !force {
-                return Err(Error::State {
-                    id: r.id.clone(),
+                return Err(Error::RemoveActive {
+                    name: r.name.clone(),
                     status: r.status.to_string(),
-                    what: format!(
-                        "cannot remove container \"/{}\": container is {}: stop the container before removing or force remove",
-                        r.name, r.status
-                    ),
                 });
             }
             self.db.set_stopped_by_user(&r.id, true)?;

@@ -27,9 +27,9 @@ use crate::Engine;
 /// Who watches the container.
 #[derive(Debug)]
 pub enum Mode {
-    /// We do, in the foreground, relaying between our own stdio and the
-    /// container's pipes; `caller` says which streams (`run -i`, `start
-    /// -ai`, `run -a`).
+    /// We do, in the foreground, relaying between the caller's stdio (the
+    /// descriptors the front end hands in) and the container's pipes; with
+    /// its stdin, that feeds the container's (`run -i`, `start -ai`).
     Foreground { caller: berth_relay::relay::Caller },
     /// A monitor process, which reports on `notify` once the container
     /// runs; with `wait_attach`, once it listens for clients, and then
@@ -87,8 +87,7 @@ fn spawn(engine: &Engine, r: &Record, wait_attach: bool) -> Result<()> {
     if wait_attach {
         args.push(std::ffi::OsStr::new(WAIT_ATTACH_ARG));
     }
-    let argv =
-        c_strings(&args).ok_or_else(|| Error::Invalid("a path contains a NUL byte".into()))?;
+    let argv = c_strings(&args).ok_or_else(|| Error::Nul("a path contains a NUL byte".into()))?;
     // SAFETY: the process is single-threaded (the engine's contract), so
     // the child may run arbitrary code; it ends in exec or _exit.
     match unsafe { nix::unistd::fork() }.ctx(|| "fork".into())? {
@@ -127,10 +126,10 @@ fn spawn(engine: &Engine, r: &Record, wait_attach: bool) -> Result<()> {
             let report = String::from_utf8_lossy(&report);
             match report.strip_prefix("ok") {
                 Some(_) => Ok(()),
-                None if report.is_empty() => Err(Error::Invalid(
+                None if report.is_empty() => Err(Error::Monitor(
                     "the container's monitor died before the container started".into(),
                 )),
-                None => Err(Error::Invalid(report.trim_end().to_string())),
+                None => Err(Error::from_report(report.as_bytes())),
             }
         }
     }
@@ -145,7 +144,11 @@ fn spawn(engine: &Engine, r: &Record, wait_attach: bool) -> Result<()> {
 /// for the caller to print (exit 125 then, as `berth` does).
 pub fn serve_if_asked(args: &[std::ffi::OsString]) -> Option<Result<i32>> {
     if args.first().is_some_and(|a| crate::init::is_init(a)) {
-        return Some(Ok(crate::init::main(&args[1..])));
+        // Its errors carry their own exit code; a front end that embeds
+        // the engine prints the message.
+        return Some(
+            crate::init::main(&args[1..]).map_err(|e| Error::Process(format!("berth-init: {e}"))),
+        );
     }
     if args.get(1).is_none_or(|a| a != MONITOR_ARG) {
         return None;
@@ -154,16 +157,18 @@ pub fn serve_if_asked(args: &[std::ffi::OsString]) -> Option<Result<i32>> {
     if let Err(e) = berth_runtime::exe::ensure_protected() {
         return Some(Err(e.into()));
     }
-    Some(Ok(main(&args[2..])))
+    Some(main(&args[2..]))
 }
 
 /// The monitor process (`berth __monitor ROOT RUNROOT ID`, fd 3 its report
 /// pipe): stdio on /dev/null, stderr to `monitor.log` beside the
-/// container's log, then [`run`]. Returns the exit code to leave with.
-pub fn main(args: &[std::ffi::OsString]) -> i32 {
+/// container's log, then [`run`]. Returns the exit code to leave with;
+/// what goes wrong once the monitor runs is written to `monitor.log`, only
+/// a wrong command line is returned (for the binary to print).
+pub fn main(args: &[std::ffi::OsString]) -> Result<i32> {
     let (root, runroot, id, tail) = match args {
         [root, runroot, id, tail @ ..] => (root, runroot, id, tail),
-        _ => return usage(),
+        _ => return Err(usage()),
     };
     let id = id.to_string_lossy();
     let (root, runroot) = (std::path::Path::new(root), std::path::Path::new(runroot));
@@ -174,13 +179,13 @@ pub fn main(args: &[std::ffi::OsString]) -> i32 {
     let mode = match tail {
         [e, code] if e == EXITED_ARG => match resumed(code) {
             Some(m) => m,
-            None => return usage(),
+            None => return Err(usage()),
         },
         [] | [_] => {
             let wait_attach = match tail {
                 [] => false,
                 [a] if a == WAIT_ATTACH_ARG => true,
-                _ => return usage(),
+                _ => return Err(usage()),
             };
             // SAFETY: fd 3 was put there for us by start_detached and nothing
             // else in this fresh process owns it.
@@ -194,14 +199,30 @@ pub fn main(args: &[std::ffi::OsString]) -> i32 {
                 wait_attach,
             }
         }
-        _ => return usage(),
+        _ => return Err(usage()),
     };
-    monitor_main(root, runroot, &id, mode)
+    Ok(monitor_main(root, runroot, &id, mode))
 }
 
-fn usage() -> i32 {
-    eprintln!("usage: berth {MONITOR_ARG} ROOT RUNROOT ID [{WAIT_ATTACH_ARG} | {EXITED_ARG} CODE]");
-    2
+fn usage() -> Error {
+    Error::Usage(format!(
+        "usage: berth {MONITOR_ARG} ROOT RUNROOT ID [{WAIT_ATTACH_ARG} | {EXITED_ARG} CODE]"
+    ))
+}
+
+/// One line in the container's `monitor.log` (beside its json-file log):
+/// what goes wrong in a monitor, which has no terminal to say it on, is on
+/// record there.
+fn note(root: &std::path::Path, id: &str, what: &dyn std::fmt::Display) {
+    use std::io::Write;
+    let path = root.join("containers").join(id).join("monitor.log");
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
+        let _ = writeln!(f, "monitor of {id}: {what}");
+    }
 }
 
 fn monitor_main(root: &std::path::Path, runroot: &std::path::Path, id: &str, mode: Mode) -> i32 {
@@ -227,16 +248,16 @@ fn monitor_main(root: &std::path::Path, runroot: &std::path::Path, id: &str, mod
         Ok(e) => e,
         Err(e) => {
             if let Mode::Detached { notify, .. } = &mode {
-                let _ = nix::unistd::write(notify, format!("{e}").as_bytes());
+                let _ = nix::unistd::write(notify, e.to_report().as_bytes());
             }
-            eprintln!("monitor of {id}: {e}");
+            note(root, id, &e);
             return 1;
         }
     };
     match run(&mut engine, id, mode) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("monitor of {id}: {e}");
+            note(root, id, &e);
             1
         }
     }
@@ -245,40 +266,43 @@ fn monitor_main(root: &std::path::Path, runroot: &std::path::Path, id: &str, mod
 /// Runs the container until it ends for good (restarts included); returns
 /// its last exit code.
 pub fn run(engine: &mut Engine, id: &str, mode: Mode) -> Result<i32> {
-    let caller = match mode {
-        Mode::Foreground { caller } => Some(caller),
-        _ => None,
-    };
-    let (mut notify, wait_attach, resumed) = match mode {
+    let (caller, mut notify, wait_attach, resumed) = match mode {
         Mode::Detached {
             notify,
             wait_attach,
-        } => (Some(notify), wait_attach, None),
-        Mode::Foreground { .. } => (None, false, None),
-        Mode::Resumed { code } => (None, false, Some(code)),
+        } => (None, Some(notify), wait_attach, None),
+        Mode::Foreground { caller } => (Some(caller), None, false, None),
+        Mode::Resumed { code } => (None, None, false, Some(code)),
     };
     // Clients may attach to any running container (a socket costs little).
     let mut server = crate::attach::Server::bind(&engine.runroot, id);
     let result = match (&mut server, wait_attach) {
-        (Err(e), true) => Err(Error::Invalid(format!("cannot attach: {e}"))),
+        (Err(e), true) => Err(Error::Monitor(format!("cannot attach: {e}"))),
         (Ok(s), true) => {
             // The client connects once we answer, before anything starts.
             if let Some(n) = notify.take() {
                 let _ = nix::unistd::write(&n, b"ok");
             }
             s.wait_for_client(Duration::from_secs(30))
-                .map_err(|e| Error::Invalid(e.to_string()))
-                .and_then(|()| run_inner(engine, id, caller, &mut notify, Some(s), None))
+                .map_err(|e| Error::Monitor(e.to_string()))
+                .and_then(|()| run_inner(engine, id, caller.as_ref(), &mut notify, Some(s), None))
         }
-        (s, false) => run_inner(engine, id, caller, &mut notify, s.as_mut().ok(), resumed),
+        (s, false) => run_inner(
+            engine,
+            id,
+            caller.as_ref(),
+            &mut notify,
+            s.as_mut().ok(),
+            resumed,
+        ),
     };
     if let Err(e) = &result {
         // Could not start: the container stays created, with the reason.
         if let Some(n) = notify.take() {
-            let _ = nix::unistd::write(&n, format!("{e}").as_bytes());
+            let _ = nix::unistd::write(&n, e.to_report().as_bytes());
         }
         if let Ok(s) = &mut server {
-            s.fail(&e.to_string());
+            s.fail(&e.to_report());
         }
         if let Ok(Some(r)) = engine.db.get(id) {
             let _ = engine.cleanup_runtime(&r);
@@ -299,7 +323,7 @@ pub fn run(engine: &mut Engine, id: &str, mode: Mode) -> Result<i32> {
 fn run_inner(
     engine: &mut Engine,
     id: &str,
-    caller: Option<berth_relay::relay::Caller>,
+    caller: Option<&berth_relay::relay::Caller>,
     notify: &mut Option<OwnedFd>,
     mut server: Option<&mut crate::attach::Server>,
     resumed: Option<i32>,
@@ -358,7 +382,7 @@ fn run_inner(
         // Its ports, veths and leases go with each life (a restart takes
         // them again).
         if let Err(e) = engine.detach_network(&r, true) {
-            eprintln!("monitor of {id}: release its network: {e}");
+            note(&engine.root, id, &format_args!("release its network: {e}"));
         }
         let fresh = engine
             .db
@@ -481,8 +505,10 @@ fn prepare_start(
         },
         &joins,
     )?;
-    let text =
-        serde_json::to_vec(&spec).map_err(|e| Error::Invalid(format!("encode spec: {e}")))?;
+    let text = serde_json::to_vec(&spec).map_err(|source| Error::Encode {
+        what: "spec",
+        source,
+    })?;
     // The spec carries the container's environment: for root's eyes only.
     saferoot::private::write_private_file(&dir.join("config.json"), &text)
         .ctx(|| "write config.json".into())?;
@@ -503,7 +529,7 @@ fn joins(engine: &Engine, r: &Record) -> Result<spec::Joins> {
         };
         let o = engine.find(other)?;
         if o.status != Status::Running || !crate::alive(o.pid, o.pid_start) {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Monitor(format!(
                 "cannot join container {other}: it is not running"
             )));
         }
@@ -528,7 +554,7 @@ fn dup_cloexec(fd: RawFd) -> Result<OwnedFd> {
 fn run_once(
     engine: &mut Engine,
     r: &mut Record,
-    caller: Option<berth_relay::relay::Caller>,
+    caller: Option<&berth_relay::relay::Caller>,
     notify: &mut Option<OwnedFd>,
     log: &mut logs::Writer,
     server: Option<&mut crate::attach::Server>,
@@ -650,7 +676,7 @@ fn run_once(
     {
         let e = hand_over(engine, r, pid, &streams, input.as_ref(), server.as_deref());
         // Only back on failure: relay here instead.
-        eprintln!("monitor of {id}: berth-monitor: {e}");
+        note(&engine.root, &id, &format_args!("berth-monitor: {e}"));
     }
     berth_relay::relay::relay(
         pid,

@@ -63,7 +63,7 @@ impl From<berth_network::Error> for Error {
     fn from(e: berth_network::Error) -> Error {
         match e {
             berth_network::Error::NotFound(n) => Error::NoSuchNetwork(n),
-            e => Error::Invalid(e.to_string()),
+            e => Error::Network(e),
         }
     }
 }
@@ -104,13 +104,13 @@ impl Engine {
     pub fn validate_network(&self, cfg: &ContainerConfig) -> Result<()> {
         if !on_bridges(cfg) {
             if !cfg.publish.is_empty() || cfg.publish_all {
-                return Err(Error::Invalid(format!(
+                return Err(Error::InvalidOption(format!(
                     "conflicting options: port publishing and the container type network mode ({})",
                     cfg.network
                 )));
             }
             if !cfg.network_aliases.is_empty() || cfg.ip.is_some() || cfg.mac_address.is_some() {
-                return Err(Error::Invalid(format!(
+                return Err(Error::InvalidOption(format!(
                     "conflicting options: --network-alias, --ip and --mac-address need a bridge network, not {}",
                     cfg.network
                 )));
@@ -123,13 +123,13 @@ impl Engine {
         let nets = self.container_networks(cfg)?;
         if let Some((n, _)) = nets.first() {
             if n.is_default() && (cfg.ip.is_some() || !cfg.network_aliases.is_empty()) {
-                return Err(Error::Invalid(
+                return Err(Error::InvalidOption(
                     "user specified IP address and network aliases are supported on user defined networks only".into(),
                 ));
             }
             if let Some(ip) = cfg.ip {
                 if !n.subnet.usable(ip) || ip == n.gateway {
-                    return Err(Error::Invalid(format!(
+                    return Err(Error::InvalidOption(format!(
                         "invalid --ip {ip}: not a usable address of network {} ({})",
                         n.name, n.subnet
                     )));
@@ -144,8 +144,8 @@ impl Engine {
     fn ports_of(cfg: &ContainerConfig) -> Result<Vec<PortSpec>> {
         let mut ports = cfg.publish.clone();
         if cfg.publish_all {
-            for p in
-                berth_network::ports::from_exposed(&cfg.exposed_ports).map_err(Error::Invalid)?
+            for p in berth_network::ports::from_exposed(&cfg.exposed_ports)
+                .map_err(Error::InvalidOption)?
             {
                 if !ports
                     .iter()
@@ -438,7 +438,7 @@ impl Engine {
                 .iter()
                 .any(|n| *n == net.name || *n == net.id)
             {
-                return Err(Error::Invalid(format!(
+                return Err(Error::InUse(format!(
                     "error while removing network: network {} id {} has active endpoints (container {})",
                     net.name, net.id, r.name
                 )));
@@ -454,15 +454,15 @@ impl Engine {
     pub fn connect(&self, r: &Record, net: &Network, aliases: &[String]) -> Result<()> {
         let mut cfg = r.config.clone();
         if connected_networks(&cfg).iter().any(|n| n == "none") {
-            return Err(Error::Invalid(NONE_ALONE.into()));
+            return Err(Error::Conflict(NONE_ALONE.into()));
         } else if !joins_networks(&cfg) {
-            return Err(Error::Invalid(SHARED_NAMESPACE.into()));
+            return Err(Error::Conflict(SHARED_NAMESPACE.into()));
         } else if self
             .container_networks(&cfg)?
             .iter()
             .any(|(n, _)| n.id == net.id)
         {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Conflict(format!(
                 "endpoint with name {} already exists in network {}",
                 r.name, net.name
             )));
@@ -552,7 +552,7 @@ pub fn extra_hosts(list: &[String]) -> Result<Vec<HostEntry>> {
                 .or_else(|| h.split_once('='))
                 .filter(|(h, ip)| !h.is_empty() && ip.parse::<std::net::IpAddr>().is_ok())
                 .ok_or_else(|| {
-                    Error::Invalid(format!(
+                    Error::InvalidOption(format!(
                         "invalid argument {h:?} for \"--add-host\": expected host:ip"
                     ))
                 })?;
@@ -584,7 +584,7 @@ pub fn parse_mac(s: &str) -> std::result::Result<[u8; 6], String> {
 }
 
 fn not_connected(r: &Record, network: &str) -> Error {
-    Error::Invalid(format!(
+    Error::Conflict(format!(
         "container {} is not connected to the network {network}",
         r.id
     ))
@@ -603,16 +603,16 @@ impl Engine {
         let mut cfg = r.config.clone();
         let running = matches!(r.status, Status::Running | Status::Paused);
         match kind {
-            Kind::Host if cfg.network != "host" => return Err(Error::Invalid(HOST_ONLY.into())),
+            Kind::Host if cfg.network != "host" => return Err(Error::Conflict(HOST_ONLY.into())),
             Kind::Host if running && !cfg.left_network => {
-                return Err(Error::Invalid(format!(
+                return Err(Error::Conflict(format!(
                     "endpoint with name {} already exists in network host",
                     r.name
                 )))
             }
             Kind::Host => cfg.left_network = false,
             Kind::None if cfg.network != "none" && !on_bridges(&cfg) => {
-                return Err(Error::Invalid(SHARED_NAMESPACE.into()))
+                return Err(Error::Conflict(SHARED_NAMESPACE.into()))
             }
             Kind::None => {
                 let connected = connected_networks(&cfg);
@@ -621,7 +621,7 @@ impl Engine {
                     [] if cfg.network == "none" => cfg.left_network = false,
                     [] => cfg.extra_networks.push("none".into()),
                     [only] if only == "none" => {}
-                    _ => return Err(Error::Invalid(NONE_ALONE.into())),
+                    _ => return Err(Error::Conflict(NONE_ALONE.into())),
                 }
             }
         }
@@ -640,7 +640,7 @@ impl Engine {
         let mut cfg = r.config.clone();
         if r.config.network == name && !r.config.left_network {
             if name == "host" && matches!(r.status, Status::Running | Status::Paused) {
-                return Err(Error::Invalid(HOST_ONLY.into()));
+                return Err(Error::Conflict(HOST_ONLY.into()));
             }
             cfg.left_network = true;
         } else if let Some(i) = cfg.extra_networks.iter().position(|n| n == name) {

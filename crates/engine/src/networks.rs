@@ -213,7 +213,7 @@ impl Engine {
     /// removed.
     pub fn network_remove(&self, key: &str) -> Result<Network> {
         if let Ok(NetworkEntry::Predefined(p)) = self.network_lookup(key) {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Conflict(format!(
                 "{} is a pre-defined network and cannot be removed",
                 p.kind.name()
             )));
@@ -237,7 +237,12 @@ impl Engine {
         opts: &ConnectOptions,
     ) -> Result<()> {
         let r = self.find(container)?;
-        let n = match self.network_lookup(network)? {
+        let found = self.network_lookup(network).map_err(|e| match e {
+            // Docker's words for connect.
+            berth_network::Error::NotFound(k) => Error::NetworkNotFound(k),
+            e => e.into(),
+        });
+        let n = match found? {
             NetworkEntry::Bridge(n) => n,
             NetworkEntry::Predefined(p) => {
                 self.connect_predefined(&r, p.kind)?;
@@ -278,7 +283,7 @@ impl Engine {
             // Docker's answer for a network the container is not on,
             // whether or not it exists.
             Err(berth_network::Error::NotFound(_)) => {
-                return Err(Error::Invalid(format!(
+                return Err(Error::Conflict(format!(
                     "container {} is not connected to the network {network}",
                     r.id
                 )))

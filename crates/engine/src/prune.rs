@@ -96,7 +96,7 @@ impl Engine {
                     report.removed.push(r.id);
                 }
                 // Started meanwhile: Docker skips what it cannot remove.
-                Err(Error::State { .. }) => {}
+                Err(Error::RemoveActive { .. }) => {}
                 Err(e) => return Err(e),
             }
         }

@@ -82,7 +82,7 @@ pub fn capabilities(cfg: &ContainerConfig) -> Result<Vec<String>> {
         }
         let n = cap_name(d);
         if !known.contains(&n) {
-            return Err(Error::Invalid(format!(
+            return Err(Error::InvalidOption(format!(
                 "invalid CapDrop: unknown capability: {:?}",
                 cap_name(d)
             )));
@@ -95,7 +95,7 @@ pub fn capabilities(cfg: &ContainerConfig) -> Result<Vec<String>> {
         }
         let n = cap_name(a);
         if !known.contains(&n) {
-            return Err(Error::Invalid(format!(
+            return Err(Error::InvalidOption(format!(
                 "invalid CapAdd: unknown capability: {:?}",
                 cap_name(a)
             )));
@@ -205,7 +205,7 @@ pub fn resolve_user(rootfs: &Path, spec: &str, group_add: &[String]) -> Result<U
         // SAFETY: open returned a new descriptor that nothing else owns.
         unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) }
     })
-    .map_err(|e| Error::Invalid(format!("open rootfs {}: {e}", rootfs.display())))?;
+    .map_err(|e| Error::Rootfs(format!("open rootfs {}: {e}", rootfs.display())))?;
     let passwd = read_in_root(&root, "/etc/passwd").unwrap_or_default();
     let group = read_in_root(&root, "/etc/group").unwrap_or_default();
     parse_user(spec, group_add, &passwd, &group)
@@ -238,7 +238,7 @@ pub fn parse_user(spec: &str, group_add: &[String], passwd: &str, group: &str) -
         ),
         (None, Ok(n)) => (n, 0, "/".to_string(), String::new()),
         (None, Err(_)) => {
-            return Err(Error::Invalid(format!(
+            return Err(Error::NoSuchUser(format!(
                 "unable to find user {u}: no matching entries in passwd file"
             )))
         }
@@ -253,7 +253,7 @@ pub fn parse_user(spec: &str, group_add: &[String], passwd: &str, group: &str) -
         gid = match groups.iter().find(|f| f[0] == g) {
             Some(f) => f[2].parse().unwrap_or(0),
             None => g.parse().map_err(|_| {
-                Error::Invalid(format!(
+                Error::NoSuchUser(format!(
                     "unable to find group {g}: no matching entries in group file"
                 ))
             })?,
@@ -275,7 +275,7 @@ pub fn parse_user(spec: &str, group_add: &[String], passwd: &str, group: &str) -
         let id = match groups.iter().find(|f| f[0] == extra.as_str()) {
             Some(f) => f[2].parse().unwrap_or(0),
             None => extra.parse::<u32>().map_err(|_| {
-                Error::Invalid(format!(
+                Error::NoSuchUser(format!(
                     "Unable to find group {extra}: no matching entries in group file"
                 ))
             })?,
@@ -333,7 +333,7 @@ fn rlimit_name(n: &str) -> Result<String> {
     if known.contains(&n) {
         Ok(format!("RLIMIT_{}", n.to_ascii_uppercase()))
     } else {
-        Err(Error::Invalid(format!("invalid ulimit type: {n}")))
+        Err(Error::InvalidOption(format!("invalid ulimit type: {n}")))
     }
 }
 
@@ -416,7 +416,7 @@ pub fn resources(cfg: &ContainerConfig) -> Value {
 /// Builds the OCI spec of the container.
 pub fn build(cfg: &ContainerConfig, id: &str, paths: &Paths<'_>, joins: &Joins) -> Result<Value> {
     if cfg.args.is_empty() {
-        return Err(Error::Invalid(
+        return Err(Error::InvalidOption(
             "no command specified: the image has no CMD or ENTRYPOINT".into(),
         ));
     }
@@ -480,11 +480,11 @@ pub fn build(cfg: &ContainerConfig, id: &str, paths: &Paths<'_>, joins: &Joins) 
     if cfg.init {
         // Our own (static) binary, read-only: the container cannot change it.
         let exe = berth_runtime::exe::original_path()
-            .map_err(|e| Error::Invalid(format!("--init: find berth's binary: {e}")))?;
+            .map_err(|e| Error::InitBinary(format!("--init: find berth's binary: {e}")))?;
         if crate::init::needs_loader(&exe)
-            .map_err(|e| Error::Invalid(format!("--init: read {}: {e}", exe.display())))?
+            .map_err(|e| Error::InitBinary(format!("--init: read {}: {e}", exe.display())))?
         {
-            return Err(Error::Invalid(format!(
+            return Err(Error::InitBinary(format!(
                 "--init needs a static berth (scripts/build-release.sh); {} is dynamically linked",
                 exe.display()
             )));
@@ -570,14 +570,16 @@ pub fn build(cfg: &ContainerConfig, id: &str, paths: &Paths<'_>, joins: &Joins) 
             "unconfined" => None,
             file => {
                 let text = std::fs::read_to_string(file).map_err(|e| {
-                    Error::Invalid(format!("opening seccomp profile ({file}) failed: {e}"))
+                    Error::InvalidOption(format!("opening seccomp profile ({file}) failed: {e}"))
                 })?;
                 Some(berth_runtime::seccomp::profile::resolve(&text, &caps)?)
             }
         };
         if let Some(s) = seccomp {
-            linux["seccomp"] = serde_json::to_value(s)
-                .map_err(|e| Error::Invalid(format!("encode seccomp profile: {e}")))?;
+            linux["seccomp"] = serde_json::to_value(s).map_err(|source| Error::Encode {
+                what: "seccomp profile",
+                source,
+            })?;
         }
     }
     let mut spec = json!({
@@ -602,7 +604,7 @@ pub fn build(cfg: &ContainerConfig, id: &str, paths: &Paths<'_>, joins: &Joins) 
 fn host_device(path: &str) -> Result<(&'static str, u64, u64, u32)> {
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
     let m = std::fs::metadata(path).map_err(|e| {
-        Error::Invalid(format!(
+        Error::Device(format!(
             "error gathering device information while adding custom device {path:?}: {e}"
         ))
     })?;
@@ -611,7 +613,7 @@ fn host_device(path: &str) -> Result<(&'static str, u64, u64, u32)> {
     } else if m.file_type().is_block_device() {
         "b"
     } else {
-        return Err(Error::Invalid(format!("{path} is not a device node")));
+        return Err(Error::Device(format!("{path} is not a device node")));
     };
     let rdev = m.rdev();
     Ok((

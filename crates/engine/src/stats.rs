@@ -102,11 +102,11 @@ impl Engine {
     /// Resource usage from the container's cgroups.
     pub fn stats(&self, r: &Record) -> Result<berth_runtime::cgroups::stats::Stats> {
         let c = berth_runtime::Container::load(&self.runtime_root(), &r.id)?;
-        let cg = c.state.cgroups.as_ref().ok_or_else(|| Error::State {
-            id: r.name.clone(),
-            status: r.status.to_string(),
-            what: format!("container {} has no cgroups", r.name),
-        })?;
+        let cg = c
+            .state
+            .cgroups
+            .as_ref()
+            .ok_or_else(|| Error::NoCgroups(r.name.clone()))?;
         Ok(cg.stats())
     }
 }

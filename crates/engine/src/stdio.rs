@@ -111,7 +111,7 @@ impl Pipes {
     /// call (its processes inherit them), then let them go.
     pub fn around<T>(&mut self, call: impl FnOnce() -> T) -> Result<T> {
         let theirs = self.theirs.take().ok_or_else(|| {
-            crate::Error::Invalid("the container's stdio was already given".into())
+            crate::Error::Process("the container's stdio was already given".into())
         })?;
         let out = {
             let _redirect = Redirect::new(&[

@@ -104,7 +104,7 @@ impl Copier<'_> {
         todo: &mut Vec<PathBuf>,
     ) -> Result<()> {
         let cname = CString::new(name.as_bytes())
-            .map_err(|_| Error::Invalid(format!("{} has a NUL byte", path.display())))?;
+            .map_err(|_| Error::Nul(format!("{} has a NUL byte", path.display())))?;
         let st = match nix::sys::stat::fstatat(
             Some(sdir.as_raw_fd()),
             cname.as_c_str(),
@@ -158,7 +158,7 @@ impl Copier<'_> {
                 let target =
                     nix::fcntl::readlinkat(Some(sdir.as_raw_fd()), cname.as_c_str()).ctx(what)?;
                 let target = CString::new(target.as_bytes())
-                    .map_err(|_| Error::Invalid(format!("{}: a NUL in the link", what())))?;
+                    .map_err(|_| Error::Nul(format!("{}: a NUL in the link", what())))?;
                 // SAFETY: NUL-terminated strings, a live directory
                 // descriptor. The target is stored as it is, not resolved.
                 let rc =

@@ -74,7 +74,7 @@ pub fn validate(name: &str) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(Error::Invalid(format!(
+        Err(Error::InvalidOption(format!(
             "{name:?} includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, use absolute path"
         )))
     }
@@ -167,8 +167,10 @@ impl Volumes {
         }
         std::fs::create_dir_all(&dir).ctx(|| format!("create {}", dir.display()))?;
         if !options.is_empty() {
-            let text = serde_json::to_vec(options)
-                .map_err(|e| Error::Invalid(format!("encode the options of {name}: {e}")))?;
+            let text = serde_json::to_vec(options).map_err(|source| Error::Encode {
+                what: "volume options",
+                source,
+            })?;
             let path = self.root.join(&name).join("opts.json");
             std::fs::write(&path, text).ctx(|| format!("write {}", path.display()))?;
         }
@@ -211,15 +213,16 @@ impl Volumes {
         if is_mountpoint(&data) {
             return Ok(());
         }
-        let fail = |why: String| {
-            Error::Invalid(format!(
+        let fail = |why: String, errno: Option<nix::errno::Errno>| Error::VolumeMount {
+            message: format!(
                 "error while mounting volume '{}': failed to mount local volume: {why}",
                 data.display()
-            ))
+            ),
+            errno: errno.map(|e| e as i32),
         };
         let device = opts.get("device").map_or("", String::as_str);
         if device.is_empty() {
-            return Err(fail("missing device in volume options".into()));
+            return Err(fail("missing device in volume options".into(), None));
         }
         let kind = opts.get("type").map_or("", String::as_str);
         let (flags, extra) = mount_flags(opts.get("o").map_or("", String::as_str));
@@ -243,7 +246,7 @@ impl Volumes {
             if !extra.is_empty() {
                 what.push_str(&format!(", data: {extra}"));
             }
-            fail(format!("{what}: {}", go_errno(e)))
+            fail(format!("{what}: {}", go_errno(e)), Some(e))
         })?;
         // A read-only bind needs a second pass, as mount(8) does it.
         let ro_bind = MsFlags::MS_BIND | MsFlags::MS_RDONLY;
@@ -256,11 +259,10 @@ impl Volumes {
                 None::<&str>,
             )
             .map_err(|e| {
-                fail(format!(
-                    "remount {} read-only: {}",
-                    data.display(),
-                    go_errno(e)
-                ))
+                fail(
+                    format!("remount {} read-only: {}", data.display(), go_errno(e)),
+                    Some(e),
+                )
             })?;
         }
         Ok(())
@@ -295,7 +297,7 @@ impl Volumes {
         self.unmount(name)?;
         let data = self.path(name);
         if is_mountpoint(&data) {
-            return Err(Error::Invalid(format!(
+            return Err(Error::InUse(format!(
                 "remove {name}: {} is still mounted",
                 data.display()
             )));
@@ -332,7 +334,7 @@ impl Volumes {
         };
         let dst = open_dir(&data)?;
         crate::tree_copy::copy_tree(&src, &dst).map_err(|e| match e {
-            Error::Invalid(m) => Error::Invalid(format!("fill volume {name} from {dest}: {m}")),
+            Error::Nul(m) => Error::Nul(format!("fill volume {name} from {dest}: {m}")),
             Error::Io { context, source } => Error::Io {
                 context: format!("fill volume {name} from {dest}: {context}"),
                 source,
@@ -358,14 +360,14 @@ const NEEDS: &[(&str, &[&str])] = &[
 /// Docker's local driver's check of `volume create --opt`, in its words.
 pub fn validate_options(opts: &std::collections::BTreeMap<String, String>) -> Result<()> {
     if let Some(bad) = opts.keys().find(|k| !OPTIONS.contains(&k.as_str())) {
-        return Err(Error::Invalid(format!("invalid option: {bad:?}")));
+        return Err(Error::InvalidOption(format!("invalid option: {bad:?}")));
     }
     if let Some(size) = opts.get("size") {
         match ram_in_bytes(size) {
-            None => return Err(Error::Invalid(format!("invalid size: '{size}'"))),
+            None => return Err(Error::InvalidOption(format!("invalid size: '{size}'"))),
             // berth's volumes have no quota (Docker's need xfs project quotas).
             Some(n) if n > 0 => {
-                return Err(Error::Invalid(
+                return Err(Error::InvalidOption(
                     "quota size requested but no quota support".into(),
                 ))
             }
@@ -375,7 +377,7 @@ pub fn validate_options(opts: &std::collections::BTreeMap<String, String>) -> Re
     for (opt, needs) in NEEDS {
         if opts.contains_key(*opt) {
             if let Some(missing) = needs.iter().find(|n| !opts.contains_key(**n)) {
-                return Err(Error::Invalid(format!(
+                return Err(Error::InvalidOption(format!(
                     "missing required option: {missing:?}"
                 )));
             }

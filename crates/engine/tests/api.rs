@@ -17,7 +17,7 @@ use berth_engine::events::EventOptions;
 use berth_engine::lifecycle::{KillOptions, RemoveOptions, StopOptions, TopOptions, WaitOptions};
 use berth_engine::logs::LogOptions;
 use berth_engine::stats::StatsOptions;
-use berth_engine::{ContainerConfig, Engine, Error, Record, Status};
+use berth_engine::{ContainerConfig, Engine, Error, ErrorKind, Record, Status};
 use libtest_mimic::{Arguments, Failed, Trial};
 
 /// Long enough for anything here on a loaded machine; only reached when
@@ -151,15 +151,15 @@ fn check(ok: bool, what: impl FnOnce() -> String) -> Result<(), Failed> {
 }
 
 /// A refusal because of the container's state (paused twice, rm while it
-/// runs, kill of a stopped one, a wait past its deadline): the error
-/// type's shape is followed here only.
+/// runs, kill of a stopped one, a wait past its deadline), by its kind.
 fn refused_by_state(e: &Error) -> bool {
-    matches!(e, Error::State { .. })
+    matches!(e.kind(), ErrorKind::Conflict | ErrorKind::NotRunning)
 }
 
-/// A refusal of the request itself (an unknown filter, a volume in use).
+/// A refusal of the request itself (an unknown filter) or because the
+/// object is used (a volume in use), by its kind.
 fn refused_as_invalid(e: &Error) -> bool {
-    matches!(e, Error::Invalid(_))
+    matches!(e.kind(), ErrorKind::InvalidArgument | ErrorKind::InUse)
 }
 
 fn wait_opts() -> WaitOptions {

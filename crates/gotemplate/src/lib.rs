@@ -21,6 +21,13 @@
 //! runs) where Go's bounds assume growable stacks: a pathological format is
 //! an error, not a stack overflow.
 
+// A library never prints nor exits: the binaries own the terminal and the
+// process (CONTRIBUTING). Test modules may print why they skipped.
+#![cfg_attr(
+    not(test),
+    deny(clippy::print_stdout, clippy::print_stderr, clippy::exit)
+)]
+
 mod exec;
 mod fmt;
 mod funcs;

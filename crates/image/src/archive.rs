@@ -21,7 +21,7 @@ const METADATA_LIMIT: u64 = 32 << 20;
 type Result<T> = std::result::Result<T, StoreError>;
 
 fn invalid(s: impl Into<String>) -> StoreError {
-    StoreError::Invalid(s.into())
+    StoreError::Malformed(s.into())
 }
 
 fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> StoreError {
@@ -625,7 +625,7 @@ pub fn save_oci(
 /// exist yet): made beside it and renamed when complete.
 pub fn save_oci_dir(store: &ImageStore, images: &[(Image, Vec<String>)], dir: &Path) -> Result<()> {
     if dir.exists() {
-        return Err(invalid(format!(
+        return Err(StoreError::InvalidOption(format!(
             "{} exists: give a new directory",
             dir.display()
         )));
@@ -707,7 +707,7 @@ pub fn apply_change(config: &mut Value, change: &str) -> Result<()> {
             }
         }
         other => {
-            return Err(invalid(format!(
+            return Err(StoreError::InvalidOption(format!(
                 "--change {other:?}: use CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, USER or WORKDIR"
             )))
         }

@@ -69,7 +69,7 @@ impl ImageStore {
         diffs.push(u.diff_id.clone());
         let chain = oci::chain_ids(&diffs)
             .pop()
-            .ok_or_else(|| StoreError::Invalid("no layer".into()))?;
+            .ok_or_else(|| StoreError::Damaged("no layer".into()))?;
         let dest = self.layer_dir(&chain);
         let dest = dest.parent().unwrap_or(&dest).to_path_buf();
         if !dest.is_dir() {
@@ -120,12 +120,12 @@ impl ImageStore {
             return Ok(None);
         };
         let diffs: Vec<String> = serde_json::from_str(&diffs)
-            .map_err(|e| StoreError::Invalid(format!("build cache entry {key}: {e}")))?;
+            .map_err(|e| StoreError::Damaged(format!("build cache entry {key}: {e}")))?;
         let diffs: Vec<Digest> = diffs
             .iter()
             .map(|d| {
                 d.parse()
-                    .map_err(|e: crate::digest::DigestError| StoreError::Invalid(e.to_string()))
+                    .map_err(|e: crate::digest::DigestError| StoreError::Damaged(e.to_string()))
             })
             .collect::<Result<_>>()?;
         let mut layers = Vec::with_capacity(diffs.len());
@@ -157,7 +157,7 @@ impl ImageStore {
             let diffs: Vec<Digest> = e.layers.iter().map(|l| l.diff.clone()).collect();
             let text =
                 serde_json::to_string(&diffs.iter().map(ToString::to_string).collect::<Vec<_>>())
-                    .map_err(|e| StoreError::Invalid(e.to_string()))?;
+                    .map_err(|e| StoreError::Damaged(e.to_string()))?;
             tx.execute("DELETE FROM build_cache WHERE key = ?1", params![key])?;
             tx.execute(
                 "INSERT INTO build_cache (key, diffs, created, used) VALUES (?1, ?2, ?3, ?4)",
@@ -229,7 +229,7 @@ impl ImageStore {
             .map(|a| a.iter().filter_map(|d| d.as_str()?.parse().ok()).collect())
             .unwrap_or_default();
         if diffs.len() != img.layers.len() {
-            return Err(StoreError::Invalid(format!(
+            return Err(StoreError::Damaged(format!(
                 "image {}: its config lists {} layers, the store {}",
                 img.id,
                 diffs.len(),
@@ -241,7 +241,7 @@ impl ImageStore {
             .zip(&img.layers)
             .map(|(diff, chain)| {
                 let size = self.layer_size(chain)?.ok_or_else(|| {
-                    StoreError::Invalid(format!("layer {chain} of image {} is missing", img.id))
+                    StoreError::Damaged(format!("layer {chain} of image {} is missing", img.id))
                 })?;
                 Ok(BuiltLayer { diff, size })
             })
@@ -257,18 +257,18 @@ impl ImageStore {
         tags: &[Reference],
     ) -> Result<Image> {
         let parsed: oci::Config = serde_json::from_slice(config)
-            .map_err(|e| StoreError::Invalid(format!("image config: {e}")))?;
+            .map_err(|e| StoreError::Malformed(format!("image config: {e}")))?;
         let diffs: Vec<Digest> = layers.iter().map(|l| l.diff.clone()).collect();
         let listed: Vec<&str> = parsed.rootfs.diff_ids.iter().map(String::as_str).collect();
         let ours: Vec<String> = diffs.iter().map(ToString::to_string).collect();
         if listed != ours.iter().map(String::as_str).collect::<Vec<_>>() {
-            return Err(StoreError::Invalid(
+            return Err(StoreError::Malformed(
                 "the config's diff_ids are not the built layers".into(),
             ));
         }
         for (chain, d) in oci::chain_ids(&diffs).iter().zip(&diffs) {
             if !self.layer_dir(chain).is_dir() {
-                return Err(StoreError::Invalid(format!(
+                return Err(StoreError::Damaged(format!(
                     "layer {d} is not in the store"
                 )));
             }

@@ -168,7 +168,11 @@ impl Read for Piped {
 }
 
 fn invalid(s: impl Into<String>) -> StoreError {
-    StoreError::Invalid(s.into())
+    StoreError::Malformed(s.into())
+}
+
+fn fetch_failed(s: impl Into<String>) -> StoreError {
+    StoreError::Fetch(s.into())
 }
 
 fn digest(s: &str) -> Result<Digest> {
@@ -293,7 +297,7 @@ impl ImageStore {
                 .swap_remove(f)
                 .1
                 .err()
-                .unwrap_or_else(|| invalid("pull failed")));
+                .unwrap_or_else(|| fetch_failed("pull failed")));
         }
         for (i, r) in results {
             if let Ok(Some(size)) = r {
@@ -408,7 +412,7 @@ fn fetch_layer(
             // whatever the unpack made of it.
             for a in arrivals.lock().unwrap_or_else(|e| e.into_inner()).iter() {
                 if let Some(Err(m)) = &*a.lock().unwrap_or_else(|e| e.into_inner()) {
-                    return Err(invalid(format!("layer {blob}: {m}")));
+                    return Err(fetch_failed(format!("layer {blob}: {m}")));
                 }
             }
             return Err(e);
@@ -419,9 +423,9 @@ fn fetch_layer(
             match a.lock().unwrap_or_else(|e| e.into_inner()).take() {
                 Some(Ok(Some(w))) => w.commit(blob)?,
                 Some(Ok(None)) => {}
-                Some(Err(m)) => return Err(invalid(format!("layer {blob}: {m}"))),
+                Some(Err(m)) => return Err(fetch_failed(format!("layer {blob}: {m}"))),
                 None => {
-                    return Err(invalid(format!(
+                    return Err(fetch_failed(format!(
                         "layer {blob}: its stream has data after the end of the layer"
                     )))
                 }

@@ -29,7 +29,7 @@ use crate::digest::Digest;
 use crate::sparse::{self, MapSource, PaxSparse};
 use crate::tar_guard::TarGuard;
 use crate::tarsplit::Recorder;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 #[derive(Debug, thiserror::Error)]
@@ -90,6 +90,10 @@ struct Hashing<R> {
     count: u64,
     limit: u64,
     split: Option<Rc<RefCell<Recorder>>>,
+    /// Set when the limit stopped the stream: the tar reader wraps (and
+    /// sometimes rewords) the error it got, so the unpacker asks this
+    /// flag rather than reading the error.
+    over: Rc<Cell<bool>>,
 }
 
 impl<R: Read> Read for Hashing<R> {
@@ -97,6 +101,7 @@ impl<R: Read> Read for Hashing<R> {
         let n = self.inner.read(buf)?;
         self.count += n as u64;
         if self.count > self.limit {
+            self.over.set(true);
             return Err(io::Error::other(LimitExceeded));
         }
         self.hasher.update(&buf[..n]);
@@ -180,13 +185,17 @@ pub fn record(input: impl Read, max_bytes: u64) -> Result<Unpacked, LayerError> 
         count: 0,
         limit: max_bytes,
         split: Some(recorder.clone()),
+        over: Rc::new(Cell::new(false)),
     };
+    let over = hashing.over.clone();
     let mut entries = 0u64;
     {
         let mut archive = tar::Archive::new(TarGuard::new(&mut hashing));
-        let iter = archive.entries().map_err(|e| map_read(e, max_bytes))?;
+        let iter = archive
+            .entries()
+            .map_err(|e| map_read(e, max_bytes, &over))?;
         for entry in iter {
-            let mut entry = entry.map_err(|e| map_read(e, max_bytes))?;
+            let mut entry = entry.map_err(|e| map_read(e, max_bytes, &over))?;
             entries += 1;
             let raw = entry.path().map_err(io_err("entry name"))?.into_owned();
             let regular = matches!(
@@ -197,13 +206,13 @@ pub fn record(input: impl Read, max_bytes: u64) -> Result<Unpacked, LayerError> 
                 recorder.borrow_mut().begin_file();
             }
             let copied =
-                io::copy(&mut entry, &mut io::sink()).map_err(|e| map_read(e, max_bytes))?;
+                io::copy(&mut entry, &mut io::sink()).map_err(|e| map_read(e, max_bytes, &over))?;
             if regular {
                 recorder.borrow_mut().end_file(&clean(&raw), copied);
             }
         }
         io::copy(&mut archive.into_inner().into_inner(), &mut io::sink())
-            .map_err(|e| map_read(e, max_bytes))?;
+            .map_err(|e| map_read(e, max_bytes, &over))?;
     }
     let diff_id = Digest::from_hasher(hashing.hasher);
     let size = hashing.count;
@@ -243,7 +252,9 @@ fn unpack_into(
         count: 0,
         limit: opts.max_bytes,
         split: recorder.clone(),
+        over: Rc::new(Cell::new(false)),
     };
+    let over = hashing.over.clone();
     let mut ctx = Ctx {
         root: open_dir(root_path)?,
         split: recorder,
@@ -259,19 +270,21 @@ fn unpack_into(
     let mut entries = 0u64;
     {
         let mut archive = tar::Archive::new(TarGuard::new(&mut hashing));
-        let iter = archive.entries().map_err(|e| map_read(e, opts.max_bytes))?;
+        let iter = archive
+            .entries()
+            .map_err(|e| map_read(e, opts.max_bytes, &over))?;
         for entry in iter {
-            let mut entry = entry.map_err(|e| map_read(e, opts.max_bytes))?;
+            let mut entry = entry.map_err(|e| map_read(e, opts.max_bytes, &over))?;
             entries += 1;
             if let Some(d) =
-                apply(&mut ctx, &mut entry).map_err(|e| map_layer(e, opts.max_bytes))?
+                apply(&mut ctx, &mut entry).map_err(|e| map_layer(e, opts.max_bytes, &over))?
             {
                 dirs.push(d);
             }
         }
         // The end-of-archive blocks and padding count for the diff_id.
         io::copy(&mut archive.into_inner().into_inner(), &mut io::sink())
-            .map_err(|e| map_read(e, opts.max_bytes))?;
+            .map_err(|e| map_read(e, opts.max_bytes, &over))?;
     }
     set_dir_attrs(&ctx, &dirs)?;
     let diff_id = Digest::from_hasher(hashing.hasher);
@@ -353,10 +366,8 @@ fn set_dir_attrs(ctx: &Ctx, dirs: &[(PathBuf, Attrs)]) -> Result<(), LayerError>
     Ok(())
 }
 
-fn map_read(e: io::Error, limit: u64) -> LayerError {
-    if e.get_ref().is_some_and(|i| i.is::<LimitExceeded>())
-        || e.to_string().contains("size limit exceeded")
-    {
+fn map_read(e: io::Error, limit: u64, over: &Cell<bool>) -> LayerError {
+    if over.get() {
         return LayerError::TooLarge { limit };
     }
     LayerError::Io {
@@ -365,13 +376,11 @@ fn map_read(e: io::Error, limit: u64) -> LayerError {
     }
 }
 
-fn map_layer(e: LayerError, limit: u64) -> LayerError {
+/// The limit can strike inside an entry's content copy too, whatever
+/// error the entry's step made of it.
+fn map_layer(e: LayerError, limit: u64, over: &Cell<bool>) -> LayerError {
     match e {
-        // The limit can strike inside an entry's content copy too.
-        LayerError::Io { source, .. } if source.to_string().contains("size limit exceeded") => {
-            LayerError::TooLarge { limit }
-        }
-        LayerError::Entry { reason, .. } if reason.contains("size limit exceeded") => {
+        LayerError::Io { .. } | LayerError::Entry { .. } if over.get() => {
             LayerError::TooLarge { limit }
         }
         other => other,

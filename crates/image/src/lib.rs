@@ -14,6 +14,13 @@
 //! - [`cache`]: the builder's cache: a build step's key to its layers;
 //! - [`fetched`]: images whose layers arrive as streams (a pull), verified in one pass.
 
+// A library never prints nor exits: the binaries own the terminal and the
+// process (CONTRIBUTING). Test modules may print why they skipped.
+#![cfg_attr(
+    not(test),
+    deny(clippy::print_stdout, clippy::print_stderr, clippy::exit)
+)]
+
 pub mod archive;
 pub mod blobs;
 pub mod cache;

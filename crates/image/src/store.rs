@@ -30,10 +30,32 @@ pub enum StoreError {
     Db(#[from] rusqlite::Error),
     #[error(transparent)]
     Database(#[from] DatabaseError),
+    /// No such image: {0}
     #[error("No such image: {0}")]
     NotFound(String),
+    /// Image content that does not parse or does not agree with itself
+    /// (a manifest, a config, an archive's files): "{0}".
     #[error("{0}")]
-    Invalid(String),
+    Malformed(String),
+    /// A name, prefix or option the caller gave is wrong: "{0}" ("image
+    /// id prefix x is ambiguous; give more of it").
+    #[error("{0}")]
+    InvalidOption(String),
+    /// The request needs force: "{0}" ("image x is referenced by several
+    /// tags ...").
+    #[error("{0}")]
+    Conflict(String),
+    /// The store's records disagree with its files (a layer missing, a
+    /// build cache entry unreadable): "{0}".
+    #[error("{0}")]
+    Damaged(String),
+    /// A layer's download failed on the way: "{0}".
+    #[error("{0}")]
+    Fetch(String),
+    /// encode manifest: {0}
+    #[error("encode manifest: {0}")]
+    Encode(serde_json::Error),
+    /// {context}: {source}
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -178,7 +200,7 @@ pub struct ImageStore {
 
 fn digest(s: &str) -> Result<Digest> {
     s.parse::<Digest>()
-        .map_err(|e| StoreError::Invalid(e.to_string()))
+        .map_err(|e| StoreError::Malformed(e.to_string()))
 }
 
 fn now() -> String {
@@ -513,10 +535,10 @@ impl ImageStore {
         manifest: &Digest,
     ) -> Result<(Manifest, Config, Vec<Digest>)> {
         let m: Manifest = serde_json::from_slice(&self.blobs.read(manifest)?)
-            .map_err(|e| StoreError::Invalid(format!("manifest {manifest}: {e}")))?;
+            .map_err(|e| StoreError::Malformed(format!("manifest {manifest}: {e}")))?;
         let config_digest = digest(&m.config.digest)?;
         let config: Config = serde_json::from_slice(&self.blobs.read(&config_digest)?)
-            .map_err(|e| StoreError::Invalid(format!("config {config_digest}: {e}")))?;
+            .map_err(|e| StoreError::Malformed(format!("config {config_digest}: {e}")))?;
         let diffs: Vec<Digest> = config
             .rootfs
             .diff_ids
@@ -524,7 +546,7 @@ impl ImageStore {
             .map(|d| digest(d))
             .collect::<Result<_>>()?;
         if diffs.len() != m.layers.len() {
-            return Err(StoreError::Invalid(format!(
+            return Err(StoreError::Malformed(format!(
                 "manifest {manifest} has {} layers but its config {} diff_ids",
                 m.layers.len(),
                 diffs.len()
@@ -640,7 +662,7 @@ impl ImageStore {
         tags: &[Reference],
     ) -> Result<Image> {
         let parsed: Config = serde_json::from_slice(config)
-            .map_err(|e| StoreError::Invalid(format!("image config: {e}")))?;
+            .map_err(|e| StoreError::Malformed(format!("image config: {e}")))?;
         let diffs: Vec<Digest> = parsed
             .rootfs
             .diff_ids
@@ -648,7 +670,7 @@ impl ImageStore {
             .map(|d| digest(d))
             .collect::<Result<_>>()?;
         if diffs.len() != sources.len() {
-            return Err(StoreError::Invalid(format!(
+            return Err(StoreError::Malformed(format!(
                 "{} layers but the config has {} diff_ids",
                 sources.len(),
                 diffs.len()
@@ -693,8 +715,7 @@ impl ImageStore {
             layers,
             annotations: None,
         };
-        let bytes =
-            serde_json::to_vec(&manifest).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let bytes = serde_json::to_vec(&manifest).map_err(StoreError::Encode)?;
         let manifest_digest = self.blobs.put_bytes(&bytes, None)?;
         self.record_image(&manifest_digest, &manifest, &parsed, diffs, sizes, tags)
     }
@@ -782,7 +803,7 @@ impl ImageStore {
                 1 => return self.get(&ids[0]),
                 0 => {}
                 _ => {
-                    return Err(StoreError::Invalid(format!(
+                    return Err(StoreError::InvalidOption(format!(
                         "image id prefix {name:?} is ambiguous; give more of it"
                     )))
                 }
@@ -790,7 +811,9 @@ impl ImageStore {
         }
         let r: Reference = name
             .parse()
-            .map_err(|e: crate::reference::ReferenceError| StoreError::Invalid(e.to_string()))?;
+            .map_err(|e: crate::reference::ReferenceError| {
+                StoreError::InvalidOption(e.to_string())
+            })?;
         if let Some(d) = &r.digest {
             let id: Option<String> = self
                 .db
@@ -846,7 +869,7 @@ impl ImageStore {
                 out.push(format!("Untagged: {t}"));
             }
             None if img.tags.len() > 1 && !force => {
-                return Err(StoreError::Invalid(format!(
+                return Err(StoreError::Conflict(format!(
                     "image {} is referenced by several tags ({}); remove them, or use --force",
                     &img.id.hex()[..12],
                     img.tags.join(", ")
@@ -1008,9 +1031,9 @@ impl ImageStore {
     /// The manifest and config of an image, parsed.
     pub fn manifest_and_config(&self, img: &Image) -> Result<(Manifest, serde_json::Value)> {
         let m: Manifest = serde_json::from_slice(&self.blobs.read(&img.manifest)?)
-            .map_err(|e| StoreError::Invalid(e.to_string()))?;
+            .map_err(|e| StoreError::Malformed(e.to_string()))?;
         let c: serde_json::Value = serde_json::from_slice(&self.blobs.read(&img.id)?)
-            .map_err(|e| StoreError::Invalid(e.to_string()))?;
+            .map_err(|e| StoreError::Malformed(e.to_string()))?;
         Ok((m, c))
     }
 

@@ -17,6 +17,13 @@
 //! links and rules; the database holds networks, leases and ports; whoever
 //! starts or ends a container adds or removes its part.
 
+// A library never prints nor exits: the binaries own the terminal and the
+// process (CONTRIBUTING). Test modules may print why they skipped.
+#![cfg_attr(
+    not(test),
+    deny(clippy::print_stdout, clippy::print_stderr, clippy::exit)
+)]
+
 pub mod dns;
 pub mod files;
 pub mod netlink;
@@ -34,14 +41,48 @@ pub use subnet::Subnet;
 /// What can go wrong, each naming the thing and, where there is one, the fix.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// network {0} not found
     #[error("network {0} not found")]
     NotFound(String),
+    /// network with name {0} already exists
     #[error("network with name {0} already exists")]
     Exists(String),
+    /// A flag or name the caller gave is wrong: "{0}" ("invalid --ip x:
+    /// ...", "invalid network name ...").
     #[error("{0}")]
-    Invalid(String),
+    InvalidOption(String),
+    /// A prefix that names several networks: "{0}" ("network x is
+    /// ambiguous (2 matches found based on ID prefix)").
+    #[error("{0}")]
+    Ambiguous(String),
+    /// The request contradicts another network or endpoint: "{0}"
+    /// ("endpoint with name x already exists in network y").
+    #[error("{0}")]
+    Conflict(String),
+    /// The network is used by containers: "{0}" ("... has active
+    /// endpoints").
+    #[error("{0}")]
+    InUse(String),
+    /// No free address, port, subnet or bridge name is left: "{0}".
+    #[error("{0}")]
+    Exhausted(String),
+    /// The host's side of a network is not as recorded (a bridge or an
+    /// interface vanished): "{0}".
+    #[error("{0}")]
+    Host(String),
+    /// A row of the network store that cannot be read back: "{0}".
+    #[error("{0}")]
+    Damaged(String),
+    /// A network's DNS resolver could not be started or stopped: "{0}".
+    #[error("{0}")]
+    Resolver(String),
+    /// `berth __dns` was called wrongly (berth's own use): "{0}".
+    #[error("{0}")]
+    Usage(String),
+    /// Bind for {0} failed: port is already allocated
     #[error("Bind for {0} failed: port is already allocated")]
     PortInUse(String),
+    /// {context}: {source}
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -49,6 +90,7 @@ pub enum Error {
     },
     #[error(transparent)]
     Nft(#[from] nft::NftError),
+    /// database: {0}
     #[error("database: {0}")]
     Db(#[from] rusqlite::Error),
 }

@@ -55,10 +55,54 @@ use crate::subnet::Subnet;
 
 pub const TABLE: &str = "berth";
 
-/// An nft failure, with what nft said.
+/// An nft failure: what kind, and what nft said.
 #[derive(Debug, thiserror::Error)]
-#[error("nftables: {0}")]
-pub struct NftError(pub String);
+#[error("nftables: {message}")]
+pub struct NftError {
+    pub kind: NftErrorKind,
+    pub message: String,
+}
+
+/// What the kernel refused in an nft batch, for callers that act on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NftErrorKind {
+    /// An object the batch names is not there (ENOENT: the table was
+    /// flushed).
+    Missing,
+    /// An element the batch adds is already there (EEXIST: a published
+    /// port another container holds).
+    Exists,
+    /// nft could not be run, or said something else.
+    Other,
+}
+
+impl NftError {
+    fn other(message: String) -> Self {
+        NftError {
+            kind: NftErrorKind::Other,
+            message,
+        }
+    }
+
+    /// nft reports the kernel's errno only as its strerror text on stderr
+    /// (its JSON mode has no error object), so this is the one place that
+    /// reads that text, and it compares with the C library's own strings
+    /// for the errno values it acts on.
+    fn from_stderr(first_line: String) -> Self {
+        let says = |errno: nix::errno::Errno| first_line.ends_with(errno.desc());
+        let kind = if says(nix::errno::Errno::ENOENT) {
+            NftErrorKind::Missing
+        } else if says(nix::errno::Errno::EEXIST) {
+            NftErrorKind::Exists
+        } else {
+            NftErrorKind::Other
+        };
+        NftError {
+            kind,
+            message: first_line,
+        }
+    }
+}
 
 fn obj(kind: &str, mut v: Value) -> Value {
     v["family"] = json!("ip");
@@ -307,18 +351,18 @@ pub fn apply(cmds: &[Value]) -> Result<(), NftError> {
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| {
-            NftError(format!(
+            NftError::other(format!(
                 "cannot run nft ({e}): install nftables (apt-get install nftables)"
             ))
         })?;
     if let Some(mut stdin) = child.stdin.take() {
         stdin
             .write_all(text.as_bytes())
-            .map_err(|e| NftError(format!("write to nft: {e}")))?;
+            .map_err(|e| NftError::other(format!("write to nft: {e}")))?;
     }
     let out = child
         .wait_with_output()
-        .map_err(|e| NftError(format!("wait for nft: {e}")))?;
+        .map_err(|e| NftError::other(format!("wait for nft: {e}")))?;
     if out.status.success() {
         return Ok(());
     }
@@ -330,7 +374,7 @@ pub fn apply(cmds: &[Value]) -> Result<(), NftError> {
         .unwrap_or("failed")
         .trim_start_matches("internal:0:0-0: ")
         .to_string();
-    Err(NftError(first))
+    Err(NftError::from_stderr(first))
 }
 
 /// A published port as the table has it: protocol, host address (None:
@@ -343,12 +387,12 @@ pub fn published() -> Result<Vec<Published>, NftError> {
     let out = Command::new("nft")
         .args(["-j", "list", "table", "ip", TABLE])
         .output()
-        .map_err(|e| NftError(format!("cannot run nft: {e}")))?;
+        .map_err(|e| NftError::other(format!("cannot run nft: {e}")))?;
     if !out.status.success() {
         return Ok(Vec::new());
     }
-    let v: Value =
-        serde_json::from_slice(&out.stdout).map_err(|e| NftError(format!("nft output: {e}")))?;
+    let v: Value = serde_json::from_slice(&out.stdout)
+        .map_err(|e| NftError::other(format!("nft output: {e}")))?;
     let mut found = Vec::new();
     for o in v["nftables"].as_array().into_iter().flatten() {
         let Some(m) = o.get("map") else { continue };
@@ -453,5 +497,41 @@ mod tests {
             3,
             "rules are not doubled: {text}"
         );
+    }
+
+    /// The store decides on nft's failures by kind (a flushed table is
+    /// loaded again, a taken port is "port is already allocated"): the
+    /// kinds come from what the real nft says, in a network namespace of
+    /// this test's thread (nft inherits it; the host's ruleset is not
+    /// touched).
+    #[test]
+    fn nft_failures_have_kinds() {
+        if !nix::unistd::geteuid().is_root() || Command::new("nft").arg("-v").output().is_err() {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "this test needs root and nft"
+            );
+            eprintln!("skipped: needs root and nft");
+            return;
+        }
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        let p = PortMapping {
+            host_ip: None,
+            host_port: 8080,
+            container_ip: Ipv4Addr::new(10, 1, 0, 2),
+            container_port: 80,
+            proto: Proto::Tcp,
+        };
+        let missing = apply(&port("create", &p)).unwrap_err();
+        assert_eq!(missing.kind, NftErrorKind::Missing, "{missing}");
+        // Not install(): its stamp in /run is the host's.
+        let mut table = skeleton();
+        table.extend(network("add", Subnet::parse("10.1.0.0/16").unwrap(), false));
+        apply(&table).unwrap();
+        apply(&port("create", &p)).unwrap();
+        let taken = apply(&port("create", &p)).unwrap_err();
+        assert_eq!(taken.kind, NftErrorKind::Exists, "{taken}");
+        let bad = apply(&[json!({"add": {"bogus": {}}})]).unwrap_err();
+        assert_eq!(bad.kind, NftErrorKind::Other, "{bad}");
     }
 }

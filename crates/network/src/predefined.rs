@@ -74,8 +74,7 @@ pub fn list(root: &Path) -> Result<Vec<Predefined>> {
             created: now(),
         })
         .collect();
-    let text =
-        serde_json::to_vec(&made).map_err(|e| Error::Invalid(format!("encode {FILE}: {e}")))?;
+    let text = serde_json::to_vec(&made).map_err(|e| Error::Host(format!("encode {FILE}: {e}")))?;
     let tmp = root.join(format!(".{FILE}.{}", random_hex(8)));
     std::fs::write(&tmp, text).ctx(|| format!("write {}", tmp.display()))?;
     // Whoever links first wins; the others read what it wrote.
@@ -84,7 +83,7 @@ pub fn list(root: &Path) -> Result<Vec<Predefined>> {
     match linked {
         Ok(()) => Ok(made),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            read(&path)?.ok_or_else(|| Error::Invalid(format!("{} vanished", path.display())))
+            read(&path)?.ok_or_else(|| Error::Damaged(format!("{} vanished", path.display())))
         }
         Err(e) => Err(e).ctx(|| format!("create {}", path.display())),
     }
@@ -93,7 +92,7 @@ pub fn list(root: &Path) -> Result<Vec<Predefined>> {
 fn read(path: &Path) -> Result<Option<Vec<Predefined>>> {
     match std::fs::read(path) {
         Ok(data) => serde_json::from_slice(&data).map(Some).map_err(|e| {
-            Error::Invalid(format!(
+            Error::Damaged(format!(
                 "{} is damaged ({e}): remove it and new ids are made",
                 path.display()
             ))

@@ -102,7 +102,7 @@ fn lock_with_deadline(path: &Path) -> Result<Flock<std::fs::File>> {
             return Ok(l);
         }
         if Instant::now() > end {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Resolver(format!(
                 "timed out waiting for {}",
                 path.display()
             )));
@@ -142,7 +142,7 @@ pub fn ensure(exe: &Path, root: &Path, runroot: &Path, net: &Network) -> Result<
     if out.status.success() {
         return Ok(());
     }
-    Err(Error::Invalid(format!(
+    Err(Error::Resolver(format!(
         "start the resolver of network {}: {}",
         net.name,
         String::from_utf8_lossy(&out.stderr).trim()
@@ -186,7 +186,7 @@ pub fn stop_if_idle(runroot: &Path, network_id: &str, idle: impl Fn() -> bool) -
     let end = Instant::now() + LOCK_DEADLINE;
     while running(runroot, network_id) {
         if Instant::now() > end {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Resolver(format!(
                 "the resolver of network {network_id} (pid {pid}) did not end"
             )));
         }
@@ -443,21 +443,11 @@ fn ask_upstream(msg: &[u8], up: SocketAddr) -> Option<Vec<u8>> {
 
 /// `berth __dns ROOT RUNROOT NETWORK_ID GATEWAY SUBNET`: binds the network's port,
 /// detaches (the starter's wait ends: the resolver answers), then serves
-/// until the network has no members. Returns the exit code; what went
-/// wrong before detaching is on stderr for the starter.
-pub fn main(args: &[std::ffi::OsString]) -> i32 {
-    match run(args) {
-        Ok(()) => 0,
-        Err(e) => {
-            eprintln!("{e}");
-            1
-        }
-    }
-}
-
-fn run(args: &[std::ffi::OsString]) -> Result<()> {
+/// until the network has no members. What went wrong before detaching is
+/// returned; the binary prints it on stderr, for the starter.
+pub fn main(args: &[std::ffi::OsString]) -> Result<()> {
     let [root, runroot, network_id, gateway, subnet] = args else {
-        return Err(Error::Invalid(
+        return Err(Error::Usage(
             "usage: berth __dns ROOT RUNROOT NETWORK_ID GATEWAY SUBNET".into(),
         ));
     };
@@ -466,8 +456,8 @@ fn run(args: &[std::ffi::OsString]) -> Result<()> {
     let gateway: Ipv4Addr = gateway
         .to_string_lossy()
         .parse()
-        .map_err(|_| Error::Invalid(format!("bad gateway {gateway:?}")))?;
-    let subnet = crate::Subnet::parse(&subnet.to_string_lossy()).map_err(Error::Invalid)?;
+        .map_err(|_| Error::Usage(format!("bad gateway {gateway:?}")))?;
+    let subnet = crate::Subnet::parse(&subnet.to_string_lossy()).map_err(Error::Usage)?;
     // Only what it opens itself: a descriptor inherited from the
     // starter (a monitor's pipes, the container's report pipe) held for
     // the resolver's life would keep their readers from ever seeing EOF.
@@ -482,7 +472,7 @@ fn run(args: &[std::ffi::OsString]) -> Result<()> {
     };
     let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     let env = std::env::var(UPSTREAM_ENV).ok();
-    let ups = upstreams(&host_resolv, env.as_deref(), &[gateway]).map_err(Error::Invalid)?;
+    let ups = upstreams(&host_resolv, env.as_deref(), &[gateway]).map_err(Error::Resolver)?;
     let addr = SocketAddrV4::new(gateway, 53);
     let (udp, tcp) = bind_both(addr)?;
     // SAFETY: single-threaded here (no thread was started yet), so the
@@ -600,7 +590,7 @@ fn serve_udp(r: &Arc<Resolver>, udp: &UdpSocket, runroot: &Path) {
 /// resolver ends, deciding under the start lock (see the module's doc).
 fn should_end(r: &Resolver, runroot: &Path) -> bool {
     if db_identity(&r.root) != r.db_file {
-        std::process::exit(0);
+        return true;
     }
     if r.members().is_none_or(|n| n > 0) {
         return false;
@@ -609,9 +599,11 @@ fn should_end(r: &Resolver, runroot: &Path) -> bool {
     match lock_with_deadline(&lock_path(runroot, &r.network_id, "start")) {
         Ok(l) => {
             if r.members() == Some(0) {
-                // Ends now, with the lock: the next starter finds the port
-                // free and no live resolver.
-                std::process::exit(0);
+                // Ends now, with the lock (kept until the process exits,
+                // which serve_udp's return leads to at once): the next
+                // starter finds the port free and no live resolver.
+                std::mem::forget(l);
+                return true;
             }
             drop(l);
             false

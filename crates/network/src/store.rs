@@ -294,10 +294,10 @@ impl Networks {
             id,
             name,
             bridge,
-            subnet: Subnet::parse(&subnet).map_err(Error::Invalid)?,
+            subnet: Subnet::parse(&subnet).map_err(Error::Damaged)?,
             gateway: gateway
                 .parse()
-                .map_err(|_| Error::Invalid(format!("bad gateway {gateway:?} in the database")))?,
+                .map_err(|_| Error::Damaged(format!("bad gateway {gateway:?} in the database")))?,
             internal,
             created,
             labels: serde_json::from_str(&labels).unwrap_or_default(),
@@ -344,11 +344,24 @@ impl Networks {
                 .next()
                 .ok_or_else(|| Error::NotFound(key.into()))?),
             0 => Err(Error::NotFound(key.to_string())),
-            _ => Err(Error::Invalid(format!(
+            _ => Err(Error::Ambiguous(format!(
                 "network {key} is ambiguous ({} matches found based on ID prefix)",
                 found.len()
             ))),
         }
+    }
+
+    /// Whether a network of that name is recorded.
+    fn name_taken(&self, name: &str) -> Result<bool> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT 1 FROM networks WHERE name = ?1",
+                params![name],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
     }
 
     /// The default network, made (row and bridge) on first use.
@@ -378,7 +391,7 @@ impl Networks {
         let bridge = (0..100)
             .map(|i| format!("berth{i}"))
             .find(|n| !links.iter().any(|l| l.name == *n))
-            .ok_or_else(|| Error::Invalid("no free berthN bridge name".into()))?;
+            .ok_or_else(|| Error::Exhausted("no free berthN bridge name".into()))?;
         let subnet = self.free_subnet(
             &mut nl,
             (DEFAULT_POOL.0..=DEFAULT_POOL.1)
@@ -425,7 +438,7 @@ impl Networks {
             .into_iter()
             .find(|c| !taken.iter().any(|(t, _)| t.overlaps(*c)))
             .ok_or_else(|| {
-                Error::Invalid(
+                Error::Exhausted(
                     "could not find an available, non-overlapping IPv4 address pool: give one with --subnet"
                         .into(),
                 )
@@ -465,14 +478,14 @@ impl Networks {
     ) -> Result<Network> {
         let gateway = match gateway {
             Some(g) if !subnet.usable(g) => {
-                return Err(Error::Invalid(format!(
+                return Err(Error::InvalidOption(format!(
                     "invalid gateway {g}: not a usable address of subnet {subnet}"
                 )))
             }
             Some(g) => g,
             None => subnet
                 .host(1)
-                .ok_or_else(|| Error::Invalid(format!("subnet {subnet} is too small")))?,
+                .ok_or_else(|| Error::InvalidOption(format!("subnet {subnet} is too small")))?,
         };
         let net = Network {
             id: random_hex(64),
@@ -500,9 +513,12 @@ impl Networks {
         );
         match res {
             Ok(_) => {}
-            Err(rusqlite::Error::SqliteFailure(e, Some(msg)))
+            // name and bridge are both UNIQUE: a network of that name,
+            // there now, is what the insert collided with (the bridge name
+            // was picked free).
+            Err(rusqlite::Error::SqliteFailure(e, _))
                 if e.code == rusqlite::ErrorCode::ConstraintViolation
-                    && msg.contains("networks.name") =>
+                    && self.name_taken(name)? =>
             {
                 return Err(Error::Exists(name.to_string()))
             }
@@ -527,7 +543,7 @@ impl Networks {
         let link = nl
             .link(&net.bridge)
             .ctx(|| format!("find bridge {}", net.bridge))?
-            .ok_or_else(|| Error::Invalid(format!("bridge {} vanished", net.bridge)))?;
+            .ok_or_else(|| Error::Host(format!("bridge {} vanished", net.bridge)))?;
         // An MTU given at creation does not count as the user's, and
         // the kernel then retunes the bridge when ports come and go (back
         // to 1500 once empty). Only a change through the device's MTU
@@ -564,13 +580,12 @@ impl Networks {
     ) -> Result<Network> {
         validate_name(name)?;
         if name == DEFAULT_NAME || name == "host" || name == "none" {
-            // Docker's words.
-            return Err(Error::Invalid(format!(
+            return Err(Error::Conflict(format!(
                 "operation is not permitted on predefined {name} network"
             )));
         }
         if let (Some(g), None) = (gateway, subnet) {
-            return Err(Error::Invalid(format!(
+            return Err(Error::InvalidOption(format!(
                 "--gateway {g} needs --subnet (the gateway must be in a known subnet)"
             )));
         }
@@ -586,7 +601,7 @@ impl Networks {
                     .into_iter()
                     .find(|(t, _)| t.overlaps(s))
                 {
-                    return Err(Error::Invalid(format!(
+                    return Err(Error::Conflict(format!(
                         "invalid pool request: subnet {s} overlaps with {who}"
                     )));
                 }
@@ -608,14 +623,14 @@ impl Networks {
     /// also refuses while a container is configured to use it).
     pub fn remove(&self, net: &Network) -> Result<()> {
         if net.is_default() {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Conflict(format!(
                 "{} is a pre-defined network and cannot be removed",
                 net.name
             )));
         }
         let users = self.members(&net.id)?;
         if let Some(u) = users.first() {
-            return Err(Error::Invalid(format!(
+            return Err(Error::InUse(format!(
                 "error while removing network: network {} id {} has active endpoints ({})",
                 net.name,
                 net.id,
@@ -669,7 +684,7 @@ impl Networks {
         }
         if !a.ports.is_empty() {
             let Some(first) = endpoints.first() else {
-                return Err(Error::Invalid(
+                return Err(Error::InvalidOption(
                     "ports can only be published on a bridge network".into(),
                 ));
             };
@@ -684,7 +699,7 @@ impl Networks {
             }
             let res = match nft::apply(&cmds) {
                 // The table is gone (a flushed ruleset): made again.
-                Err(e) if e.0.contains("No such file") => {
+                Err(e) if e.kind == nft::NftErrorKind::Missing => {
                     nft::install(nft::network("add", net.subnet, net.internal))
                         .and_then(|()| nft::apply(&cmds))
                 }
@@ -696,7 +711,7 @@ impl Networks {
                     "DELETE FROM network_ports WHERE container_id = ?1",
                     params![a.container_id],
                 )?;
-                if e.0.contains("File exists") {
+                if e.kind == nft::NftErrorKind::Exists {
                     let taken = mappings
                         .iter()
                         .map(PortMapping::host_display)
@@ -742,7 +757,7 @@ impl Networks {
                 self.make_bridge(nl, net)?;
                 nl.link(&net.bridge)
                     .ctx(|| format!("find {}", net.bridge))?
-                    .ok_or_else(|| Error::Invalid(format!("bridge {} vanished", net.bridge)))?
+                    .ok_or_else(|| Error::Host(format!("bridge {} vanished", net.bridge)))?
             }
         };
         let short = &container_id[..container_id.len().min(12)];
@@ -775,7 +790,7 @@ impl Networks {
         let link = inside
             .link(&iface)
             .ctx(|| format!("find {iface}"))?
-            .ok_or_else(|| Error::Invalid(format!("{iface} is missing in the container")))?;
+            .ok_or_else(|| Error::Host(format!("{iface} is missing in the container")))?;
         inside
             .add_address(link.index, ip, net.subnet.prefix)
             .ctx(|| format!("address {iface}"))?;
@@ -813,7 +828,7 @@ impl Networks {
     ) -> Result<Endpoint> {
         let have = self.endpoints(container_id)?;
         if have.iter().any(|e| e.network_id == net.id) {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Conflict(format!(
                 "endpoint with name {name} already exists in network {}",
                 net.name
             )));
@@ -905,13 +920,13 @@ impl Networks {
             let ip = match want {
                 Some(ip) => {
                     if !net.subnet.usable(ip) || ip == net.gateway {
-                        return Err(Error::Invalid(format!(
+                        return Err(Error::InvalidOption(format!(
                             "invalid --ip {ip}: not a free address of network {} ({})",
                             net.name, net.subnet
                         )));
                     }
                     if used.contains(&ip) {
-                        return Err(Error::Invalid(format!(
+                        return Err(Error::Conflict(format!(
                             "address {ip} is already in use on network {}",
                             net.name
                         )));
@@ -922,7 +937,7 @@ impl Networks {
                     .map_while(|n| net.subnet.host(n))
                     .find(|ip| *ip != net.gateway && !used.contains(ip))
                     .ok_or_else(|| {
-                        Error::Invalid(format!(
+                        Error::Exhausted(format!(
                             "no free address left on network {} ({})",
                             net.name, net.subnet
                         ))
@@ -1034,7 +1049,7 @@ impl Networks {
                     return Ok(mapping(port));
                 }
             }
-            return Err(Error::Invalid("no free host port found".into()));
+            return Err(Error::Exhausted("no free host port found".into()));
         }
         for &port in &candidates {
             if try_port(port)? {
@@ -1297,7 +1312,7 @@ pub fn validate_name(name: &str) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(Error::Invalid(format!(
+        Err(Error::InvalidOption(format!(
             "invalid network name {name:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
         )))
     }

@@ -49,7 +49,7 @@ impl Credentials {
                 username: u.to_string(),
                 password: p.to_string(),
             }),
-            _ => Err(RegistryError::Invalid(
+            _ => Err(RegistryError::InvalidOption(
                 "credentials must be USERNAME:PASSWORD".into(),
             )),
         }

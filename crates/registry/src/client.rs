@@ -194,11 +194,9 @@ impl Client {
     ) -> RegistryError {
         let mut chain = t.to_string();
         let mut source = std::error::Error::source(t);
-        let mut tls = false;
+        let mut tls = None;
         while let Some(s) = source {
-            if s.is::<rustls::Error>() {
-                tls = true;
-            }
+            tls = tls.or_else(|| rustls_error(s));
             let text = s.to_string();
             if !chain.contains(&text) {
                 chain.push_str(": ");
@@ -212,7 +210,7 @@ impl Client {
             if let Some(io) = c.downcast_ref::<std::io::Error>() {
                 if io.kind() == std::io::ErrorKind::ConnectionRefused {
                     if let Some(url) = t.url() {
-                        return RegistryError::Refused {
+                        return RegistryError::ConnectionRefused {
                             url: url.to_string(),
                             host: self.host().to_string(),
                         };
@@ -221,10 +219,14 @@ impl Client {
             }
             cause = c.source();
         }
-        let lower = chain.to_ascii_lowercase();
-        if tls || lower.contains("certificate") || lower.contains("tls") {
-            let hint = if lower.contains("corrupt message") || lower.contains("invalidcontenttype")
-            {
+        if let Some(tls) = tls {
+            // What came back was not TLS at all (an HTTP answer read as a
+            // TLS record): the registry speaks plain HTTP.
+            let plain_http = matches!(
+                tls,
+                rustls::Error::InvalidMessage(_) | rustls::Error::InappropriateMessage { .. }
+            );
+            let hint = if plain_http {
                 "; the registry may speak plain HTTP: if you trust it, use --tls-verify=false"
                     .to_string()
             } else {
@@ -339,7 +341,7 @@ impl Client {
                         method = "GET".into();
                         body = Body::Empty;
                     } else if !replayable {
-                        return Err(RegistryError::Invalid(format!(
+                        return Err(RegistryError::Protocol(format!(
                             "{} redirected an upload to {next}: not supported",
                             self.host()
                         )));
@@ -350,7 +352,7 @@ impl Client {
                 _ => return Ok(resp),
             }
         }
-        Err(RegistryError::Invalid(format!(
+        Err(RegistryError::Protocol(format!(
             "{}: too many redirects for {path_or_url}",
             self.host()
         )))
@@ -462,7 +464,7 @@ impl Client {
             .read_to_end(&mut body)
             .map_err(crate::error::io_err("read the token response"))?;
         let v: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
-            RegistryError::Invalid(format!("the token service at {realm} sent no JSON: {e}"))
+            RegistryError::Protocol(format!("the token service at {realm} sent no JSON: {e}"))
         })?;
         v["token"]
             .as_str()
@@ -470,7 +472,7 @@ impl Client {
             .filter(|t| !t.is_empty())
             .map(String::from)
             .ok_or_else(|| {
-                RegistryError::Invalid(format!("the token service at {realm} sent no token"))
+                RegistryError::Protocol(format!("the token service at {realm} sent no token"))
             })
     }
 
@@ -499,7 +501,7 @@ impl Client {
                     .build();
                 Ok((agent, Some(creds)))
             }
-            _ => Err(RegistryError::Invalid(format!(
+            _ => Err(RegistryError::Refused(format!(
                 "{} names the token service {realm}, plain HTTP on another origin than the registry ({registry_origin}); refusing to send it the credentials",
                 self.endpoint.name
             ))),
@@ -607,7 +609,7 @@ impl BlobStream<'_> {
                     let skipped = io::copy(&mut (&mut r).take(self.offset), &mut io::sink())
                         .map_err(crate::error::io_err(self.what()))?;
                     if skipped != self.offset {
-                        return Err(RegistryError::Invalid(format!(
+                        return Err(RegistryError::Protocol(format!(
                             "{}: the retry ended after {skipped} bytes",
                             self.what()
                         )));
@@ -622,7 +624,7 @@ impl BlobStream<'_> {
                     .and_then(|v| v.split('-').next())
                     .and_then(|v| v.trim().parse::<u64>().ok());
                 if start != Some(self.offset) {
-                    return Err(RegistryError::Invalid(format!(
+                    return Err(RegistryError::Protocol(format!(
                         "{}: asked to resume at byte {}, the registry sent another range",
                         self.what(),
                         self.offset
@@ -730,6 +732,17 @@ impl BlobStream<'_> {
             }
         }
     }
+}
+
+/// The TLS failure `e` is or wraps: rustls's error reaches us inside an
+/// `io::Error`, whose `source()` skips the error it wraps, so its inner
+/// error is looked at too.
+fn rustls_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    e.downcast_ref::<rustls::Error>().or_else(|| {
+        e.downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    })
 }
 
 #[cfg(test)]

@@ -118,10 +118,12 @@ fn tls_config(
             for f in files_with(dir, ".crt")? {
                 let certs = CertificateDer::pem_file_iter(&f)
                     .and_then(|i| i.collect::<std::result::Result<Vec<_>, _>>())
-                    .map_err(|e| RegistryError::Invalid(format!("CA file {}: {e}", f.display())))?;
+                    .map_err(|e| {
+                        RegistryError::InvalidOption(format!("CA file {}: {e}", f.display()))
+                    })?;
                 for c in certs {
                     roots.add(c).map_err(|e| {
-                        RegistryError::Invalid(format!("CA file {}: {e}", f.display()))
+                        RegistryError::InvalidOption(format!("CA file {}: {e}", f.display()))
                     })?;
                 }
             }
@@ -141,7 +143,7 @@ fn tls_config(
         None => builder.with_no_client_auth(),
         Some((cert, key)) => {
             let bad = |f: &Path, e: &dyn std::fmt::Display| {
-                RegistryError::Invalid(format!("client certificate {}: {e}", f.display()))
+                RegistryError::InvalidOption(format!("client certificate {}: {e}", f.display()))
             };
             let chain = CertificateDer::pem_file_iter(&cert)
                 .and_then(|i| i.collect::<std::result::Result<Vec<_>, _>>())
@@ -168,7 +170,7 @@ fn files_with(dir: &Path, suffix: &str) -> Result<Vec<PathBuf>> {
     let rd = match std::fs::read_dir(dir) {
         Ok(rd) => rd,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(RegistryError::Invalid(format!(
+            return Err(RegistryError::InvalidOption(format!(
                 "certificate directory {} does not exist",
                 dir.display()
             )))
@@ -302,7 +304,7 @@ pub fn marked_insecure(name: &str, files: &[PathBuf]) -> Result<bool> {
         };
         let v: toml::Table = text
             .parse()
-            .map_err(|e| RegistryError::Invalid(format!("{}: {e}", f.display())))?;
+            .map_err(|e| RegistryError::InvalidOption(format!("{}: {e}", f.display())))?;
         let entries = v.get("registry").and_then(|r| r.as_array());
         for e in entries.into_iter().flatten() {
             let loc = e.get("prefix").or_else(|| e.get("location"));

@@ -21,6 +21,7 @@ pub enum RegistryError {
     /// 403: authenticated, not allowed.
     #[error("denied: {registry} does not allow {what}")]
     Denied { registry: String, what: String },
+    /// TLS failure talking to {host}: {detail}{hint}
     #[error("TLS failure talking to {host}: {detail}{hint}")]
     Tls {
         host: String,
@@ -35,20 +36,24 @@ pub enum RegistryError {
         what: String,
         source: std::io::Error,
     },
+    /// network unreachable: cannot reach {host}: {detail}
     #[error("network unreachable: cannot reach {host}: {detail}")]
     Unreachable { host: String, detail: String },
     /// Nothing listens where the registry should be: docker's words (Go's
     /// HTTP client and dialer), which people and scripts recognise.
     #[error("Get \"{url}\": dial tcp {host}: connect: connection refused")]
-    Refused { url: String, host: String },
+    ConnectionRefused { url: String, host: String },
+    /// unsupported media type {media_type:?} for {what}
     #[error("unsupported media type {media_type:?} for {what}")]
     UnsupportedMediaType { media_type: String, what: String },
+    /// {what}: digest mismatch: expected {expected}, got {actual}
     #[error("{what}: digest mismatch: expected {expected}, got {actual}")]
     DigestMismatch {
         what: String,
         expected: String,
         actual: String,
     },
+    /// {host} answered HTTP {status} to {what}{detail}
     #[error("{host} answered HTTP {status} to {what}{detail}")]
     Http {
         host: String,
@@ -56,17 +61,40 @@ pub enum RegistryError {
         what: String,
         detail: String,
     },
+    /// {context}: {source}
     #[error("{context}: {source}")]
     Io {
         context: String,
         source: std::io::Error,
     },
+    /// auth file {path}: {detail}
     #[error("auth file {path}: {detail}")]
     AuthFile { path: String, detail: String },
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A registry setting the caller gave is wrong (credentials, a CA or
+    /// client certificate, registries.conf): "{0}".
     #[error("{0}")]
-    Invalid(String),
+    InvalidOption(String),
+    /// The registry (or its token service) answered outside the
+    /// distribution protocol as berth speaks it: "{0}" ("manifest x is not
+    /// JSON: ...", "too many redirects for ...").
+    #[error("{0}")]
+    Protocol(String),
+    /// Refused for the user's safety: "{0}" (a token service in plain HTTP
+    /// on another origin).
+    #[error("{0}")]
+    Refused(String),
+    /// An index without the platform asked for: "{0}".
+    #[error("{0}")]
+    NoPlatform(String),
+    /// What the local store holds does not agree with itself: "{0}"
+    /// ("stored manifest x does not match the image's layers").
+    #[error("{0}")]
+    Damaged(String),
+    /// manifest: {0} (it could not be encoded)
+    #[error("manifest: {0}")]
+    Encode(serde_json::Error),
 }
 
 pub type Result<T> = std::result::Result<T, RegistryError>;

@@ -14,6 +14,13 @@
 //! library never prints: callers get [`progress::Progress`] events and
 //! typed errors whose messages name the cause.
 
+// A library never prints nor exits: the binaries own the terminal and the
+// process (CONTRIBUTING). Test modules may print why they skipped.
+#![cfg_attr(
+    not(test),
+    deny(clippy::print_stdout, clippy::print_stderr, clippy::exit)
+)]
+
 pub mod auth;
 pub mod client;
 pub mod endpoint;

@@ -65,7 +65,7 @@ pub struct Pulled {
 
 fn parse_digest(s: &str, what: &str) -> Result<Digest> {
     s.parse()
-        .map_err(|e| RegistryError::Invalid(format!("{what}: {e}")))
+        .map_err(|e| RegistryError::Protocol(format!("{what}: {e}")))
 }
 
 /// Fetches manifest `reference` (a tag or a digest) of `repository`,
@@ -113,7 +113,7 @@ pub fn fetch_manifest(
         .read_to_end(&mut bytes)
         .map_err(crate::error::io_err(format!("read manifest {what}")))?;
     if bytes.len() as u64 > MAX_MANIFEST {
-        return Err(RegistryError::Invalid(format!(
+        return Err(RegistryError::Protocol(format!(
             "manifest {what} is larger than {MAX_MANIFEST} bytes"
         )));
     }
@@ -138,7 +138,7 @@ pub fn fetch_manifest(
         }
     }
     let body: Value = serde_json::from_slice(&bytes)
-        .map_err(|e| RegistryError::Invalid(format!("manifest {what} is not JSON: {e}")))?;
+        .map_err(|e| RegistryError::Protocol(format!("manifest {what} is not JSON: {e}")))?;
     let media_type = body["mediaType"]
         .as_str()
         .map(String::from)
@@ -177,7 +177,7 @@ fn platform_name(p: &Platform) -> String {
 /// variant when `want` names one (else the first listed).
 pub fn pick_platform(index: &[u8], want: &Platform, what: &str) -> Result<(Digest, String)> {
     let v: Value = serde_json::from_slice(index)
-        .map_err(|e| RegistryError::Invalid(format!("index {what}: {e}")))?;
+        .map_err(|e| RegistryError::Protocol(format!("index {what}: {e}")))?;
     let entries = v["manifests"].as_array().cloned().unwrap_or_default();
     let mut have = Vec::new();
     for e in &entries {
@@ -200,7 +200,7 @@ pub fn pick_platform(index: &[u8], want: &Platform, what: &str) -> Result<(Diges
         }
         have.push(platform_name(&p));
     }
-    Err(RegistryError::Invalid(format!(
+    Err(RegistryError::NoPlatform(format!(
         "{what} has no image for platform {} (it has {})",
         platform_name(want),
         if have.is_empty() {
@@ -254,13 +254,13 @@ pub fn pull(
         let (d, _) = pick_platform(&fetched.bytes, &want, &name)?;
         fetched = fetch_manifest(client, repo, &d.to_string(), Some(&d))?;
         if fetched.media_type == oci::OCI_INDEX || fetched.media_type == oci::DOCKER_LIST {
-            return Err(RegistryError::Invalid(format!(
+            return Err(RegistryError::Protocol(format!(
                 "{name}: an index inside an index is not supported"
             )));
         }
     }
     let manifest: Manifest = serde_json::from_slice(&fetched.bytes)
-        .map_err(|e| RegistryError::Invalid(format!("manifest of {name}: {e}")))?;
+        .map_err(|e| RegistryError::Protocol(format!("manifest of {name}: {e}")))?;
     match manifest.config.media_type.as_str() {
         oci::OCI_CONFIG | oci::DOCKER_CONFIG => {}
         other => {
@@ -311,7 +311,7 @@ pub fn pull(
             store
                 .blobs
                 .put(resp, Some(&config_digest), Some(manifest.config.size))
-                .map_err(|e| RegistryError::Invalid(format!("config of {name}: {e}")))?;
+                .map_err(|e| RegistryError::Protocol(format!("config of {name}: {e}")))?;
         }
         if !store.blobs.contains(&fetched.digest) {
             added.push(fetched.digest.clone());

@@ -208,7 +208,7 @@ impl Uploader<'_> {
     ) -> Result<ureq::Response> {
         let (location, sent) = self.patch_all(location, stream, chunk, digest)?;
         if sent != size {
-            return Err(RegistryError::Invalid(format!(
+            return Err(RegistryError::Damaged(format!(
                 "blob {digest}: the store gave {sent} bytes, {size} expected"
             )));
         }
@@ -276,7 +276,7 @@ impl Uploader<'_> {
                 .status_error(resp, &format!("starting the upload of {what}")));
         }
         resp.header("location").map(String::from).ok_or_else(|| {
-            RegistryError::Invalid(format!(
+            RegistryError::Protocol(format!(
                 "{} started an upload without a Location",
                 self.client.endpoint.host
             ))
@@ -352,9 +352,9 @@ pub fn push(
         .read(&image.manifest)
         .map_err(berth_image::store::StoreError::from)?;
     let manifest: Manifest = serde_json::from_slice(&manifest_bytes)
-        .map_err(|e| RegistryError::Invalid(format!("stored manifest {}: {e}", image.manifest)))?;
+        .map_err(|e| RegistryError::Damaged(format!("stored manifest {}: {e}", image.manifest)))?;
     if manifest.layers.len() != image.layers.len() {
-        return Err(RegistryError::Invalid(format!(
+        return Err(RegistryError::Damaged(format!(
             "stored manifest {} does not match the image's layers",
             image.manifest
         )));
@@ -383,7 +383,7 @@ pub fn push(
             l.digest
                 .parse::<Digest>()
                 .map(|d| (d, chain))
-                .map_err(|e| RegistryError::Invalid(format!("stored manifest: {e}")))
+                .map_err(|e| RegistryError::Damaged(format!("stored manifest: {e}")))
         })
         .collect::<Result<_>>()?;
     let compress: Vec<bool> = manifest
@@ -461,8 +461,7 @@ pub fn push(
                 l.size = *size;
             }
         }
-        let bytes =
-            serde_json::to_vec(&m).map_err(|e| RegistryError::Invalid(format!("manifest: {e}")))?;
+        let bytes = serde_json::to_vec(&m).map_err(RegistryError::Encode)?;
         let d = Digest::of(&bytes);
         (bytes, d)
     } else {

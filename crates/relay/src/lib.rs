@@ -2,8 +2,17 @@
 //! `berth-monitor` (the process that stays with each detached container)
 //! links only this: relaying the container's output to its json-file log
 //! and to attached clients ([`relay`]), the attach protocol ([`frames`]),
-//! and the log writer ([`jsonlog`]).
+//! and the log writer ([`jsonlog`]); and the user's side of a container's
+//! terminal ([`terminal`]), for the binaries that hand it their stdio.
+
+// A library never prints nor exits: the binaries own the terminal and the
+// process (CONTRIBUTING). Test modules may print why they skipped.
+#![cfg_attr(
+    not(test),
+    deny(clippy::print_stdout, clippy::print_stderr, clippy::exit)
+)]
 
 pub mod frames;
 pub mod jsonlog;
 pub mod relay;
+pub mod terminal;

@@ -84,31 +84,21 @@ pub fn exit_code(status: WaitStatus) -> Option<i32> {
     }
 }
 
-/// A foreground relay's view of the caller: what berth copies between its
-/// own stdio and the container's pipes. The container never receives a
-/// descriptor of the caller: a terminal could be driven (TIOCSTI, reading
-/// what the user types), a redirected file reopened, truncated or read
-/// back through /proc/self/fd.
-#[derive(Debug, Clone, Copy)]
+/// A foreground relay's view of the caller: what berth copies between the
+/// caller's stdio and the container's pipes, as descriptors the binary
+/// hands in (a library does not reach for the process's own). The
+/// container never receives a descriptor of the caller: a terminal could
+/// be driven (TIOCSTI, reading what the user types), a redirected file
+/// reopened, truncated or read back through /proc/self/fd.
+#[derive(Debug)]
 pub struct Caller {
-    /// Our stdin feeds the container's input pipe (`-i`); its end of file
-    /// closes that pipe.
-    pub stdin: bool,
-    /// The container's stdout and stderr reach ours (`run -a` names the
-    /// streams attached; the others go to the log only).
-    pub stdout: bool,
-    pub stderr: bool,
-}
-
-impl Caller {
-    /// Our stdin, and both output streams, as a plain foreground run.
-    pub fn all(stdin: bool) -> Caller {
-        Caller {
-            stdin,
-            stdout: true,
-            stderr: true,
-        }
-    }
+    /// Feeds the container's input pipe (`-i`); its end of file closes
+    /// that pipe.
+    pub stdin: Option<OwnedFd>,
+    /// Where the container's stdout and stderr go besides the log; `None`
+    /// for a stream `run -a` leaves out (the log only).
+    pub stdout: Option<OwnedFd>,
+    pub stderr: Option<OwnedFd>,
 }
 
 /// Reads the container's output into the log (and onto our stdio, in the
@@ -122,7 +112,7 @@ impl Caller {
 pub fn relay(
     pid: Pid,
     streams: Vec<(OwnedFd, usize)>,
-    caller: Option<Caller>,
+    caller: Option<&Caller>,
     mut log: Option<&mut jsonlog::Writer>,
     health: &mut dyn Hooks,
     mut clients: Clients<'_>,
@@ -147,8 +137,13 @@ pub fn relay(
             nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
         );
     }
-    let mut feed = match (caller, &clients.input) {
-        (Some(Caller { stdin: true, .. }), Some(_)) => Some(Feed::default()),
+    let mut feed = match (&caller, &clients.input) {
+        (
+            Some(Caller {
+                stdin: Some(stdin), ..
+            }),
+            Some(_),
+        ) => Some((Feed::default(), stdin.as_fd())),
         _ => None,
     };
     let mut exit: Option<i32> = None;
@@ -190,11 +185,10 @@ pub fn relay(
         // Our stdin is read only while the container runs and what was
         // read last is written: a container that does not read its input
         // holds back the caller, as a pipe would.
-        let stdin_fd = std::io::stdin();
         let feed_slot = match (&feed, &clients.input) {
-            (Some(f), Some(input)) if exit.is_none() => {
+            (Some((f, stdin)), Some(input)) if exit.is_none() => {
                 if f.pending.is_empty() {
-                    fds.push(PollFd::new(stdin_fd.as_fd(), PollFlags::POLLIN));
+                    fds.push(PollFd::new(*stdin, PollFlags::POLLIN));
                 } else {
                     fds.push(PollFd::new(input.as_fd(), PollFlags::POLLOUT));
                 }
@@ -260,8 +254,8 @@ pub fn relay(
                 }
             }
         }
-        if let (Some(k), Some(f)) = (feed_slot, &mut feed) {
-            if ready[k] && !f.step(stdin_fd.as_fd(), &clients.input, &mut buf) {
+        if let (Some(k), Some((f, stdin))) = (feed_slot, &mut feed) {
+            if ready[k] && !f.step(*stdin, &clients.input, &mut buf) {
                 // End of our input, or a container that closed its own:
                 // the pipe closes, and the container reads its end of file.
                 clients.input = None;
@@ -298,16 +292,15 @@ pub fn relay(
                         };
                         s.broadcast(kind, &buf[..n]);
                     }
-                    let attached =
-                        caller.is_some_and(|c| if stream == 0 { c.stdout } else { c.stderr });
-                    if attached {
-                        let (out, err) = (std::io::stdout(), std::io::stderr());
-                        let fd = if stream == 0 {
-                            out.as_fd()
+                    let to = caller.as_ref().and_then(|c| {
+                        if stream == 0 {
+                            c.stdout.as_ref()
                         } else {
-                            err.as_fd()
-                        };
-                        if let Err(nix::errno::Errno::EPIPE) = write_all(fd, &buf[..n]) {
+                            c.stderr.as_ref()
+                        }
+                    });
+                    if let Some(to) = to {
+                        if let Err(nix::errno::Errno::EPIPE) = write_all(to.as_fd(), &buf[..n]) {
                             // Our reader left: the container's writes to
                             // this stream fail from now on, as in a pipeline.
                             streams[i] = None;
@@ -419,7 +412,7 @@ pub fn write_all(fd: BorrowedFd<'_>, mut data: &[u8]) -> nix::Result<()> {
     Ok(())
 }
 
-fn send_signal(pid: Pid, sig: i32) -> nix::Result<()> {
+pub(crate) fn send_signal(pid: Pid, sig: i32) -> nix::Result<()> {
     // SAFETY: kill(2) with a pid and a signal number; no memory involved.
     nix::errno::Errno::result(unsafe { libc::kill(pid.as_raw(), sig) }).map(drop)
 }

@@ -9,7 +9,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Context, Error, Result};
+use crate::error::{ChildFailure, Context, Error, Result};
 
 /// Messages exchanged while a container or an exec process is set up.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,8 +30,10 @@ pub enum Message {
     /// Init → parent: setup done; about to wait on the exec fifo (create) or
     /// to exec (exec).
     Ready,
-    /// Child → parent: setup failed.
-    Failed(String),
+    /// Child → parent: setup failed (what kind of failure, and its
+    /// message), so that the runtime's caller can tell a missing program
+    /// (127) from one it may not execute (126) without reading the text.
+    Failed(ChildFailure),
 }
 
 /// One end of the channel.
@@ -58,7 +60,10 @@ impl Channel {
     }
 
     pub fn send(&self, msg: &Message) -> Result<()> {
-        let data = serde_json::to_vec(msg).map_err(|e| Error::Init(e.to_string()))?;
+        let data = serde_json::to_vec(msg).map_err(|source| Error::Encode {
+            what: "sync message",
+            source,
+        })?;
         nix::sys::socket::send(
             self.fd.as_raw_fd(),
             &data,
@@ -81,7 +86,7 @@ impl Channel {
                 Ok(n) => {
                     return serde_json::from_slice(&buf[..n])
                         .map(Some)
-                        .map_err(|e| Error::Init(format!("bad sync message: {e}")))
+                        .map_err(|e| Error::Protocol(format!("bad sync message: {e}")))
                 }
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(e) => return Err(e).ctx(|| "receive on sync channel".into()),
@@ -94,13 +99,11 @@ impl Channel {
     pub fn expect(&self, want: &Message, who: &str) -> Result<()> {
         match self.recv()? {
             Some(m) if &m == want => Ok(()),
-            Some(Message::Failed(e)) => Err(Error::Init(format!(
-                "unable to start container process: {e}"
-            ))),
-            Some(other) => Err(Error::Init(format!(
+            Some(Message::Failed(e)) => Err(Error::StartProcess(e)),
+            Some(other) => Err(Error::Protocol(format!(
                 "{who} sent {other:?}, expected {want:?}"
             ))),
-            None => Err(Error::Init(format!("{who} exited during setup"))),
+            None => Err(Error::Protocol(format!("{who} exited during setup"))),
         }
     }
 }
@@ -113,10 +116,17 @@ mod tests {
     fn messages_keep_boundaries() {
         let (a, b) = pair().unwrap();
         a.send(&Message::Pid(42)).unwrap();
-        a.send(&Message::Failed("no such file".into())).unwrap();
+        let missing = Error::ExecutableNotFound("nope".into());
+        a.send(&Message::Failed(ChildFailure::of(&missing)))
+            .unwrap();
         assert_eq!(b.recv().unwrap(), Some(Message::Pid(42)));
-        let err = b.expect(&Message::Ready, "init").unwrap_err().to_string();
-        assert!(err.contains("no such file"), "{err}");
+        let err = b.expect(&Message::Ready, "init").unwrap_err();
+        // The kind crosses the channel, not only the words.
+        assert_eq!(err.kind(), crate::ErrorKind::ExecutableNotFound);
+        assert_eq!(
+            err.to_string(),
+            "unable to start container process: exec: \"nope\": executable file not found in $PATH"
+        );
         drop(a);
         assert_eq!(b.recv().unwrap(), None);
     }

@@ -123,7 +123,7 @@ pub fn ensure_protected() -> Result<()> {
         return Ok(());
     }
     if reexecuted {
-        return Err(Error::Init(
+        return Err(Error::Exe(
             "re-executed from a protected copy of the runtime binary, and it is still writable"
                 .into(),
         ));
@@ -131,7 +131,7 @@ pub fn ensure_protected() -> Result<()> {
     let argv: Vec<CString> = std::env::args_os()
         .map(|a| CString::new(a.as_bytes()))
         .collect::<std::result::Result<_, _>>()
-        .map_err(|_| Error::Init("an argument contains a NUL byte".into()))?;
+        .map_err(|_| Error::Exe("an argument contains a NUL byte".into()))?;
     Err(exec_protected(&argv, true))
 }
 
@@ -182,7 +182,7 @@ fn exec_protected_inner(argv: &[CString], guard: bool) -> Result<std::convert::I
     kv.push(original.as_os_str());
     envp.push(
         CString::new(kv.as_bytes())
-            .map_err(|_| Error::Init("the binary's path contains a NUL byte".into()))?,
+            .map_err(|_| Error::Exe("the binary's path contains a NUL byte".into()))?,
     );
     if guard {
         envp.push(CString::new(format!("{REEXEC_GUARD_ENV}=1")).unwrap_or_default());
@@ -248,9 +248,7 @@ fn sealed_copy() -> Result<OwnedFd> {
     // std's copy uses copy_file_range/sendfile: no trip through userspace.
     let copied = std::io::copy(&mut &src, &mut dst).ctx(|| "copy the runtime binary".into())?;
     if copied != len {
-        return Err(Error::Init(
-            "the runtime binary changed while copied".into(),
-        ));
+        return Err(Error::Exe("the runtime binary changed while copied".into()));
     }
     let fd = OwnedFd::from(dst);
     let seals = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;

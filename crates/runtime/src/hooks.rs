@@ -63,8 +63,10 @@ pub fn of(hooks: Option<&Hooks>, point: Point) -> Vec<Hook> {
 /// returned.
 pub fn run_all(hooks: &[Hook], point: Point, state: &[u8]) -> Result<()> {
     for h in hooks {
-        run(h, state).map_err(|e| {
-            Error::Init(format!("{} hook {}: {e}", point.name(), h.path().display()))
+        run(h, state).map_err(|reason| Error::Hook {
+            point: point.name(),
+            path: h.path().clone(),
+            reason,
         })?;
     }
     Ok(())

@@ -31,6 +31,13 @@
 //! from an unprotected binary. The caller is a child subreaper so that the init, orphaned by the intermediate, is reparented to
 //! it (and from there to the caller's own subreaper, such as conmon).
 
+// A library never prints nor exits: the binaries own the terminal and the
+// process (CONTRIBUTING). Test modules may print why they skipped.
+#![cfg_attr(
+    not(test),
+    deny(clippy::print_stdout, clippy::print_stderr, clippy::exit)
+)]
+
 pub mod bundle;
 pub mod cgroups;
 pub mod channel;
@@ -50,7 +57,7 @@ pub mod template;
 pub mod terminal;
 
 pub use container::{Container, CreateOptions, ExecOptions, ExecOutcome};
-pub use error::{Error, Result};
+pub use error::{ChildFailure, Error, ErrorKind, Result};
 pub use state::{ContainerState, Status};
 
 /// The OCI runtime-spec version this library implements.

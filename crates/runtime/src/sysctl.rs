@@ -111,8 +111,10 @@ pub fn apply(spec: &Spec, prepared: &Prepared, root: &std::os::fd::OwnedFd) -> R
         return Ok(());
     }
     check_all(spec)?;
-    let proc = ProcFs::open(root, prepared.proc_mount_id)
-        .map_err(|e| Error::Init(format!("sysctls need the container's procfs: {e}")))?;
+    let proc = ProcFs::open(root, prepared.proc_mount_id).map_err(|e| Error::ProcFs {
+        what: "sysctls need the container's procfs".into(),
+        reason: e.to_string(),
+    })?;
     for (key, value) in sysctls {
         let rel = Path::new("sys").join(dotted(&key)?.replace('.', "/"));
         let fd = proc

@@ -7,6 +7,13 @@
 //! [`private`] keeps a store's own directories and files out of other
 //! users' reach.
 
+// A library never prints nor exits: the binaries own the terminal and the
+// process (CONTRIBUTING). Test modules may print why they skipped.
+#![cfg_attr(
+    not(test),
+    deny(clippy::print_stdout, clippy::print_stderr, clippy::exit)
+)]
+
 pub mod private;
 
 use std::ffi::CString;

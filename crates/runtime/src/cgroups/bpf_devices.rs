@@ -172,7 +172,7 @@ pub fn attach(dir: &std::path::Path, rules: &[Rule]) -> Result<()> {
                 .trim()
                 .to_string();
             let tail: String = msg.lines().rev().take(3).collect::<Vec<_>>().join("; ");
-            return Err(Error::Init(format!(
+            return Err(Error::Security(format!(
                 "load the device cgroup program: {e}: {tail}"
             )));
         }
@@ -188,7 +188,7 @@ pub fn attach(dir: &std::path::Path, rules: &[Rule]) -> Result<()> {
     let rc = unsafe { libc::syscall(libc::SYS_bpf, BPF_PROG_ATTACH, attr.as_ptr(), attr.len()) };
     if rc < 0 {
         let e = std::io::Error::last_os_error();
-        return Err(Error::Init(format!(
+        return Err(Error::Security(format!(
             "attach the device cgroup program to {}: {e}",
             dir.display()
         )));

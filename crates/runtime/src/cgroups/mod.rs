@@ -395,7 +395,10 @@ pub(crate) fn rmdir_retrying(dir: &Path) -> Result<()> {
             }
         }
     }
-    Err(Error::Init(format!("cgroup {} stays busy", dir.display())))
+    Err(Error::Cgroup(format!(
+        "cgroup {} stays busy",
+        dir.display()
+    )))
 }
 
 #[cfg(test)]

@@ -364,7 +364,7 @@ impl Manager {
     /// kernel reports the state reached.
     pub fn freeze(&self, frozen: bool) -> Result<()> {
         let Some(d) = self.dir("freezer") else {
-            return Err(crate::error::Error::Init(
+            return Err(crate::error::Error::Cgroup(
                 "no freezer cgroup hierarchy is mounted".into(),
             ));
         };
@@ -378,7 +378,7 @@ impl Manager {
             }
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
-        Err(crate::error::Error::Init(format!(
+        Err(crate::error::Error::Cgroup(format!(
             "cgroup {} did not become {want}",
             d.path.display()
         )))

@@ -15,7 +15,7 @@ pub fn own_path() -> Result<PathBuf> {
     text.lines()
         .find_map(|l| l.strip_prefix("0::"))
         .map(PathBuf::from)
-        .ok_or_else(|| Error::Init("no cgroup v2 entry in /proc/self/cgroup".into()))
+        .ok_or_else(|| Error::Cgroup("no cgroup v2 entry in /proc/self/cgroup".into()))
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -203,7 +203,7 @@ impl Manager {
             }
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
-        Err(Error::Init(format!(
+        Err(Error::Cgroup(format!(
             "cgroup {} did not reach {want}",
             self.path.display()
         )))

@@ -225,7 +225,7 @@ impl Creation<'_> {
         match status {
             Ok(WaitStatus::Exited(_, 0)) => {}
             other => {
-                return Err(Error::Init(format!(
+                return Err(Error::Protocol(format!(
                     "intermediate process ended badly: {other:?}"
                 )))
             }
@@ -236,8 +236,13 @@ impl Creation<'_> {
         st.cgroups = Some(cgroups.clone());
         self.dir.save(&st)?;
         let hooks = bundle.spec.hooks().as_ref();
-        let state_json = serde_json::to_vec(&st.report(crate::state::Status::Creating))
-            .map_err(|e| Error::Init(e.to_string()))?;
+        let state_json =
+            serde_json::to_vec(&st.report(crate::state::Status::Creating)).map_err(|source| {
+                Error::Encode {
+                    what: "container state",
+                    source,
+                }
+            })?;
         for point in [
             crate::hooks::Point::Prestart,
             crate::hooks::Point::CreateRuntime,
@@ -277,10 +282,12 @@ impl Creation<'_> {
                     self.init = Some(pid);
                     return Ok(pid);
                 }
-                Some(Message::Failed(e)) => return Err(Error::Init(e)),
-                Some(other) => return Err(Error::Init(format!("unexpected message {other:?}"))),
+                Some(Message::Failed(e)) => return Err(Error::Child(e)),
+                Some(other) => {
+                    return Err(Error::Protocol(format!("unexpected message {other:?}")))
+                }
                 None => {
-                    return Err(Error::Init(
+                    return Err(Error::Protocol(
                         "intermediate process exited during setup".into(),
                     ))
                 }

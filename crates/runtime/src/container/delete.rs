@@ -17,11 +17,10 @@ impl Container {
             Status::Created | Status::Creating => self.kill_and_wait()?,
             Status::Running | Status::Paused if force => self.kill_and_wait()?,
             Status::Running | Status::Paused => {
-                return Err(Error::Init(format!(
-                    "cannot delete container {} that is not stopped: {}",
-                    self.id(),
-                    self.status()
-                )))
+                return Err(Error::NotStopped {
+                    id: self.id().to_string(),
+                    status: self.status().to_string(),
+                })
             }
         }
         // A create killed after making the cgroups and before recording
@@ -65,10 +64,7 @@ impl Container {
         let deadline = Instant::now() + Duration::from_secs(10);
         while self.state.init_alive() {
             if Instant::now() > deadline {
-                return Err(Error::Init(format!(
-                    "container {} did not die after SIGKILL",
-                    self.id()
-                )));
+                return Err(Error::Unkillable(self.id().to_string()));
             }
             std::thread::sleep(Duration::from_millis(2));
             let _ = nix::sys::wait::waitpid(

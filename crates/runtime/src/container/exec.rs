@@ -12,7 +12,7 @@ use oci_spec::runtime::Process;
 use super::create::write_pid_file;
 use super::{wait_forwarding_signals, Container};
 use crate::channel::{self, Message};
-use crate::error::{Context, Error, Result};
+use crate::error::{ChildFailure, Context, Error, Result};
 use crate::namespaces;
 use crate::process::{console, exit_child, intermediate, prepare_exec, reset_signals, Finish};
 use crate::state::Status;
@@ -46,8 +46,8 @@ impl Container {
         crate::exe::require_protected()?;
         match self.status() {
             Status::Running | Status::Created => {}
-            Status::Paused => return Err(Error::Init("cannot exec in a paused container".into())),
-            _ => return Err(Error::Init("cannot exec in a stopped container".into())),
+            Status::Paused => return Err(Error::WrongState("cannot exec in a paused container")),
+            _ => return Err(Error::WrongState("cannot exec in a stopped container")),
         }
         let pid = self.state.pid;
         let types: Vec<_> = self
@@ -119,7 +119,7 @@ impl Container {
                         Ok(never) => match never {},
                         Err(e) => e,
                     };
-                    let _ = child_ch.send(&Message::Failed(e.to_string()));
+                    let _ = child_ch.send(&Message::Failed(ChildFailure::of(&e)));
                     exit_child(127);
                 });
             }
@@ -130,11 +130,11 @@ impl Container {
             Ok(Some(Message::Pid(p))) => Pid::from_raw(p),
             Ok(Some(Message::Failed(e))) => {
                 let _ = waitpid(middle, None);
-                return Err(Error::Init(e));
+                return Err(Error::Child(e));
             }
             other => {
                 let _ = waitpid(middle, None);
-                return Err(Error::Init(format!("exec setup failed: {other:?}")));
+                return Err(Error::Protocol(format!("exec setup failed: {other:?}")));
             }
         };
         let _ = waitpid(middle, None);
@@ -145,9 +145,9 @@ impl Container {
             None => {}
             Some(Message::Failed(e)) => {
                 let _ = waitpid(child, None);
-                return Err(Error::Init(e));
+                return Err(Error::Child(e));
             }
-            Some(other) => return Err(Error::Init(format!("unexpected message {other:?}"))),
+            Some(other) => return Err(Error::Protocol(format!("unexpected message {other:?}"))),
         }
         if let Some(p) = &opts.pid_file {
             write_pid_file(p, child.as_raw())?;

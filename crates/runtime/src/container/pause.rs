@@ -16,7 +16,7 @@ impl Container {
 
     pub fn resume(&self) -> Result<()> {
         if self.status() != Status::Paused {
-            return Err(Error::Init("container not paused".into()));
+            return Err(Error::WrongState("container not paused"));
         }
         self.cgroups()?.freeze(false)
     }
@@ -25,7 +25,7 @@ impl Container {
         self.state
             .cgroups
             .as_ref()
-            .ok_or_else(|| Error::Init(format!("container {} has no cgroups", self.id())))
+            .ok_or_else(|| Error::Cgroup(format!("container {} has no cgroups", self.id())))
     }
 
     /// Host pids of the container's processes: from its cgroup, or (no
@@ -52,9 +52,9 @@ impl Container {
         let out = std::process::Command::new("ps")
             .args(&args)
             .output()
-            .map_err(|e| Error::Init(format!("run ps (procps): {e}")))?;
+            .map_err(|e| Error::Ps(format!("run ps (procps): {e}")))?;
         if !out.status.success() {
-            return Err(Error::Init(format!(
+            return Err(Error::Ps(format!(
                 "ps {}: {}",
                 args.join(" "),
                 String::from_utf8_lossy(&out.stderr).trim()
@@ -64,9 +64,7 @@ impl Container {
         let mut lines = text.lines();
         let header = lines.next().unwrap_or_default();
         let Some(col) = header.split_whitespace().position(|h| h == "PID") else {
-            return Err(Error::Init(format!(
-                "ps output has no PID column: {header}"
-            )));
+            return Err(Error::Ps(format!("ps output has no PID column: {header}")));
         };
         let mut table = vec![header.to_string()];
         table.extend(

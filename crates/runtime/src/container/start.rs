@@ -15,8 +15,8 @@ impl Container {
         match self.status() {
             Status::Created => {}
             Status::Running | Status::Paused => {
-                return Err(Error::Init(
-                    "cannot start an already running container".into(),
+                return Err(Error::WrongState(
+                    "cannot start an already running container",
                 ))
             }
             Status::Stopped | Status::Creating => return Err(self.bad_status("start", "created")),
@@ -31,7 +31,7 @@ impl Container {
         {
             Ok(f) => f,
             Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {
-                return Err(Error::Init("container init exited before start".into()))
+                return Err(Error::Protocol("container init exited before start".into()))
             }
             Err(e) => return Err(e).ctx(|| format!("open {}", fifo_path.display())),
         };

@@ -32,11 +32,20 @@ impl Container {
         self.cgroups()?.update(resources)?;
         let mut linux = self.state.config.linux().clone().unwrap_or_default();
         let mut current = serde_json::to_value(linux.resources().clone().unwrap_or_default())
-            .map_err(|e| Error::Init(e.to_string()))?;
-        let change = serde_json::to_value(resources).map_err(|e| Error::Init(e.to_string()))?;
+            .map_err(|source| Error::Encode {
+                what: "resources",
+                source,
+            })?;
+        let change = serde_json::to_value(resources).map_err(|source| Error::Encode {
+            what: "resources",
+            source,
+        })?;
         merge(&mut current, &change);
         let merged: LinuxResources =
-            serde_json::from_value(current).map_err(|e| Error::Init(e.to_string()))?;
+            serde_json::from_value(current).map_err(|source| Error::Encode {
+                what: "resources",
+                source,
+            })?;
         linux.set_resources(Some(merged));
         self.state.config.set_linux(Some(linux));
         self.dir.save(&self.state)

@@ -7,9 +7,16 @@ use nix::unistd::Pid;
 
 use crate::error::{Context, Result};
 
-/// The shell's convention: the exit code, or 128 + the killing signal
-/// (one definition, the monitor's).
-pub use berth_relay::relay::exit_code;
+/// The shell's convention: the exit code, or 128 + the killing signal.
+// berth-relay has the same few lines for the monitor, which links nothing
+// of the runtime (its memory per idle container is measured).
+pub fn exit_code(status: WaitStatus) -> Option<i32> {
+    match status {
+        WaitStatus::Exited(_, code) => Some(code),
+        WaitStatus::Signaled(_, sig, _) => Some(128 + sig as i32),
+        _ => None,
+    }
+}
 
 /// Blocks every forwardable signal, relays each one to `pid`, and returns
 /// its exit code once it ends. Other children that end meanwhile (orphans

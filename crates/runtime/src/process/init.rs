@@ -55,7 +55,7 @@ fn setup(mut a: InitArgs<'_>) -> Result<std::convert::Infallible> {
         match a.channel.recv()? {
             Some(Message::State(s)) => s.into_bytes(),
             other => {
-                return Err(Error::Init(format!(
+                return Err(Error::Protocol(format!(
                     "expected the container state, got {other:?}"
                 )))
             }
@@ -198,7 +198,10 @@ fn create_cwd(rootfs: &Path, cwd: &Path) -> Result<()> {
     let old = nix::sys::stat::umask(Mode::from_bits_truncate(0o022));
     let r = syscall::mkdir_all_in_root(&root, cwd)
         .map(drop)
-        .map_err(|e| Error::Init(format!("cwd {}: {e}", cwd.display())));
+        .map_err(|e| Error::Cwd {
+            path: cwd.to_path_buf(),
+            source: Box::new(e),
+        });
     nix::sys::stat::umask(old);
     r
 }
@@ -210,8 +213,10 @@ fn create_cwd(rootfs: &Path, cwd: &Path) -> Result<()> {
 fn bind_console(slave: &OwnedFd, prepared: &rootfs::Prepared) -> Result<()> {
     let root = open_root()?;
     // The bind goes through /proc/self/fd: /proc must be the runtime's.
-    rootfs::guard::ProcFs::open(&root, prepared.proc_mount_id)
-        .map_err(|e| Error::Init(format!("a terminal needs the container's procfs: {e}")))?;
+    rootfs::guard::ProcFs::open(&root, prepared.proc_mount_id).map_err(|e| Error::ProcFs {
+        what: "a terminal needs the container's procfs".into(),
+        reason: e.to_string(),
+    })?;
     let dev = syscall::mkdir_all_in_root(&root, Path::new("/dev"))?;
     rootfs::guard::check_outside_kernel_trees(&root, &dev, "/dev/console")?;
     let target = rootfs::guard::file_target(&dev, "console", "/dev/console")?;

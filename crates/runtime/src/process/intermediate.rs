@@ -7,7 +7,7 @@ use nix::unistd::{ForkResult, Gid, Uid};
 use oci_spec::runtime::LinuxNamespaceType;
 
 use crate::channel::{Channel, Message};
-use crate::error::{Context, Error, Result};
+use crate::error::{ChildFailure, Context, Error, Result};
 use crate::namespaces::{join_all, Join, CLONE_NEWTIME};
 use crate::process::exit_child;
 use crate::syscall;
@@ -34,7 +34,7 @@ pub fn run(plan: &Plan<'_>, ch: &Channel, child: impl FnOnce() -> Error) -> ! {
     let cgroup2 = match enter(plan, ch) {
         Ok(fd) => fd,
         Err(e) => {
-            let _ = ch.send(&Message::Failed(e.to_string()));
+            let _ = ch.send(&Message::Failed(ChildFailure::of(&e)));
             exit_child(1);
         }
     };
@@ -43,7 +43,7 @@ pub fn run(plan: &Plan<'_>, ch: &Channel, child: impl FnOnce() -> Error) -> ! {
     match crate::process::fork::fork_into(cgroup2.as_ref()) {
         Ok(ForkResult::Child) => {
             let e = child();
-            let _ = ch.send(&Message::Failed(e.to_string()));
+            let _ = ch.send(&Message::Failed(ChildFailure::of(&e)));
             exit_child(1);
         }
         Ok(ForkResult::Parent { child }) => {
@@ -55,7 +55,11 @@ pub fn run(plan: &Plan<'_>, ch: &Channel, child: impl FnOnce() -> Error) -> ! {
             exit_child(code);
         }
         Err(e) => {
-            let _ = ch.send(&Message::Failed(format!("fork container process: {e}")));
+            let failure = ChildFailure {
+                kind: e.kind(),
+                message: format!("fork container process: {e}"),
+            };
+            let _ = ch.send(&Message::Failed(failure));
             exit_child(1);
         }
     }

@@ -56,5 +56,5 @@ pub fn apply_apparmor(profile: Option<&String>) -> Result<()> {
     let value = format!("exec {p}");
     proc.write_own("attr/apparmor/exec", &value)
         .or_else(|_| proc.write_own("attr/exec", &value))
-        .map_err(|e| Error::Init(format!("set AppArmor profile {p:?}: {e}")))
+        .map_err(|e| Error::Security(format!("set AppArmor profile {p:?}: {e}")))
 }

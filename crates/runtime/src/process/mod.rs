@@ -76,13 +76,11 @@ fn look_path(program: &str, path_var: &str) -> Result<PathBuf> {
         let p = PathBuf::from(program);
         return match is_executable(&p) {
             Ok(true) => Ok(p),
-            Ok(false) => Err(Error::Init(format!(
-                "exec: \"{program}\": permission denied"
-            ))),
-            Err(e) => Err(Error::Init(format!(
-                "exec: \"{program}\": stat {program}: {}",
-                io_text(&e)
-            ))),
+            Ok(false) => Err(Error::NotExecutable(program.to_string())),
+            Err(source) => Err(Error::ExecutableStat {
+                program: program.to_string(),
+                source,
+            }),
         };
     }
     for dir in path_var.split(':') {
@@ -92,17 +90,7 @@ fn look_path(program: &str, path_var: &str) -> Result<PathBuf> {
             return Ok(cand);
         }
     }
-    Err(Error::Init(format!(
-        "exec: \"{program}\": executable file not found in $PATH"
-    )))
-}
-
-fn io_text(e: &std::io::Error) -> String {
-    match e.kind() {
-        std::io::ErrorKind::NotFound => "no such file or directory".into(),
-        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
-        _ => e.to_string(),
-    }
+    Err(Error::ExecutableNotFound(program.to_string()))
 }
 
 /// Everything a process needs just before it becomes the container's
@@ -144,7 +132,10 @@ impl<'a> Finish<'a> {
         if let Some(adj) = p.oom_score_adj() {
             crate::rootfs::guard::ProcFs::open_current()
                 .and_then(|proc| proc.write_own("oom_score_adj", &adj.to_string()))
-                .map_err(|e| Error::Init(format!("set oom_score_adj {adj}: {e}")))?;
+                .map_err(|e| Error::ProcFs {
+                    what: format!("set oom_score_adj {adj}"),
+                    reason: e.to_string(),
+                })?;
         }
         // Close what the runtime had open before touching the cwd, so no
         // descriptor of the host (such as a directory: CVE-2024-21626) can
@@ -187,7 +178,7 @@ fn verify_cwd(expected: &Path) -> Result<()> {
         Ok(cwd) if cwd.is_absolute() && !cwd.to_string_lossy().starts_with("(unreachable)") => {
             Ok(())
         }
-        Ok(cwd) => Err(Error::Init(format!(
+        Ok(cwd) => Err(Error::UnsafeRootfs(format!(
             "cwd {} resolves outside the container ({})",
             expected.display(),
             cwd.display()
@@ -219,11 +210,10 @@ pub fn reset_signals() {
 pub fn execve(e: &Exec) -> Error {
     match nix::unistd::execve(&e.path, &e.argv, &e.envp) {
         Ok(never) => match never {},
-        Err(err) => Error::Init(format!(
-            "exec: \"{}\": {}",
-            e.path.to_string_lossy(),
-            io_text(&std::io::Error::from(err))
-        )),
+        Err(err) => Error::Execve {
+            program: e.path.to_string_lossy().into_owned(),
+            source: std::io::Error::from(err),
+        },
     }
 }
 
@@ -239,12 +229,25 @@ mod tests {
 
     #[test]
     fn look_path_names_the_failure_like_runc() {
-        let err = look_path("surely-not-a-program", "/nonexistent")
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("executable file not found in $PATH"), "{err}");
-        let err = look_path("/nonexistent/x", "").unwrap_err().to_string();
-        assert!(err.contains("no such file or directory"), "{err}");
+        let err = look_path("surely-not-a-program", "/nonexistent").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "exec: \"surely-not-a-program\": executable file not found in $PATH"
+        );
+        assert_eq!(err.kind(), crate::ErrorKind::ExecutableNotFound);
+        let err = look_path("/nonexistent/x", "").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "exec: \"/nonexistent/x\": stat /nonexistent/x: no such file or directory"
+        );
+        assert_eq!(err.kind(), crate::ErrorKind::ExecutableNotFound);
+        // A file without any execute bit: docker's 126, not 127.
+        let dir = tempfile::tempdir().unwrap();
+        let plain = dir.path().join("plain");
+        std::fs::write(&plain, "#!/bin/sh\n").unwrap();
+        let err = look_path(plain.to_str().unwrap(), "").unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::NotExecutable);
+        assert!(err.to_string().ends_with("\": permission denied"), "{err}");
         assert_eq!(
             look_path("sh", "/nonexistent:/bin").unwrap(),
             PathBuf::from("/bin/sh")

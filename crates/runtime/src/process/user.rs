@@ -29,9 +29,10 @@ fn to_caps(
         };
         if let Ok(cap) = name.parse::<Cap>() {
             if !allowed.contains(&cap) {
-                return Err(Error::Init(format!(
-                    "{which} capability {cap} cannot be granted: the runtime itself does not hold it"
-                )));
+                return Err(Error::Capability {
+                    what: format!("{which} capability {cap} cannot be granted"),
+                    reason: "the runtime itself does not hold it".into(),
+                });
             }
             out.insert(cap);
         }
@@ -47,8 +48,10 @@ pub fn drop_bounding(caps_spec: Option<&LinuxCapabilities>) -> Result<()> {
     let keep = to_caps(c.bounding(), &all, "bounding")?;
     for cap in caps::runtime::thread_all_supported() {
         if !keep.contains(&cap) {
-            caps::drop(None, CapSet::Bounding, cap)
-                .map_err(|e| Error::Init(format!("drop {cap} from the bounding set: {e}")))?;
+            caps::drop(None, CapSet::Bounding, cap).map_err(|e| Error::Capability {
+                what: format!("drop {cap} from the bounding set"),
+                reason: e.to_string(),
+            })?;
         }
     }
     Ok(())
@@ -84,14 +87,18 @@ pub fn switch_user(process: &Process) -> Result<()> {
     let Some(c) = process.capabilities() else {
         return Ok(());
     };
-    let have = caps::read(None, CapSet::Permitted)
-        .map_err(|e| Error::Init(format!("read capabilities: {e}")))?;
+    let have = caps::read(None, CapSet::Permitted).map_err(|e| Error::Capability {
+        what: "read capabilities".into(),
+        reason: e.to_string(),
+    })?;
     let permitted = to_caps(c.permitted(), &have, "permitted")?;
     let effective = to_caps(c.effective(), &permitted, "effective")?;
     let inheritable = to_caps(c.inheritable(), &have, "inheritable")?;
     let set = |which: CapSet, v: &CapsHashSet| {
-        caps::set(None, which, v)
-            .map_err(|e| Error::Init(format!("set {which:?} capabilities: {e}")))
+        caps::set(None, which, v).map_err(|e| Error::Capability {
+            what: format!("set {which:?} capabilities"),
+            reason: e.to_string(),
+        })
     };
     // Each capset must keep effective within permitted: narrow effective
     // first, then permitted.
@@ -99,12 +106,16 @@ pub fn switch_user(process: &Process) -> Result<()> {
     set(CapSet::Effective, &effective)?;
     set(CapSet::Permitted, &permitted)?;
     let ambient = to_caps(c.ambient(), &permitted, "ambient")?;
-    caps::clear(None, CapSet::Ambient)
-        .map_err(|e| Error::Init(format!("clear ambient capabilities: {e}")))?;
+    caps::clear(None, CapSet::Ambient).map_err(|e| Error::Capability {
+        what: "clear ambient capabilities".into(),
+        reason: e.to_string(),
+    })?;
     for cap in ambient {
         if inheritable.contains(&cap) {
-            caps::raise(None, CapSet::Ambient, cap)
-                .map_err(|e| Error::Init(format!("raise ambient {cap}: {e}")))?;
+            caps::raise(None, CapSet::Ambient, cap).map_err(|e| Error::Capability {
+                what: format!("raise ambient {cap}"),
+                reason: e.to_string(),
+            })?;
         }
     }
     Ok(())

@@ -257,7 +257,7 @@ impl Program {
             )
         };
         if rc != 0 {
-            return Err(Error::Init(format!(
+            return Err(Error::Security(format!(
                 "load seccomp filter: {}",
                 std::io::Error::last_os_error()
             )));
