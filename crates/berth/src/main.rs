@@ -817,14 +817,14 @@ fn parse_ref(s: &str) -> Result<Reference> {
 }
 
 /// Journals an image event (best effort, like every event).
-fn image_event(cli: &Cli, action: &str, img: &Image, name: Option<&str>) {
-    if let Ok(db) = berth_engine::Db::open(&cli.root) {
-        let name = match name {
-            Some(n) => n.to_string(),
-            None => img.tags.first().map(|t| familiar(t)).unwrap_or_default(),
-        };
-        db.event("image", action, &img.id.to_string(), &[("name", &name)]);
-    }
+fn image_event(store: &ImageStore, action: &str, img: &Image, name: Option<&str>) {
+    // Through the store's connection: one per command.
+    let db = berth_engine::Db::with_connection(store.connection());
+    let name = match name {
+        Some(n) => n.to_string(),
+        None => img.tags.first().map(|t| familiar(t)).unwrap_or_default(),
+    };
+    db.event("image", action, &img.id.to_string(), &[("name", &name)]);
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -862,7 +862,7 @@ fn run(cli: Cli) -> Result<()> {
                 let f = std::fs::File::open(file).with_context(|| format!("open {file}"))?;
                 archive::import_file(&mut store, f, change, message.as_deref(), &tags)?
             };
-            image_event(&cli, "import", &img, None);
+            image_event(&store, "import", &img, None);
             println!("{}", img.id);
             Ok(())
         }
@@ -883,7 +883,7 @@ fn run(cli: Cli) -> Result<()> {
                 None => archive::load(&mut store, std::io::stdin().lock(), platform)?,
             };
             for archive::Loaded { image: img, names } in loaded {
-                image_event(&cli, "load", &img, None);
+                image_event(&store, "load", &img, None);
                 // The names the archive gave, not the others the image had.
                 if names.is_empty() {
                     println!("Loaded image ID: {}", img.id);
@@ -1008,7 +1008,7 @@ fn run(cli: Cli) -> Result<()> {
             })?;
             store.tag(source, &target)?;
             let img = store.resolve(&target.to_string())?;
-            image_event(&cli, "tag", &img, Some(&familiar(&target.to_string())));
+            image_event(&store, "tag", &img, Some(&familiar(&target.to_string())));
             Ok(())
         }
         Command::Rmi { force, images } | Command::Image(ImageCommand::Rm { force, images }) => {

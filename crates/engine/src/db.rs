@@ -9,52 +9,6 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use crate::config::ContainerConfig;
 use crate::error::{Error, Result};
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS containers (
-    id TEXT PRIMARY KEY,
-    name TEXT NOT NULL UNIQUE,
-    image_id TEXT NOT NULL,
-    config TEXT NOT NULL,
-    created TEXT NOT NULL,
-    status TEXT NOT NULL,
-    pid INTEGER NOT NULL DEFAULT 0,
-    pid_start INTEGER NOT NULL DEFAULT 0,
-    monitor_pid INTEGER NOT NULL DEFAULT 0,
-    monitor_start INTEGER NOT NULL DEFAULT 0,
-    exit_code INTEGER NOT NULL DEFAULT 0,
-    started_at TEXT NOT NULL DEFAULT '',
-    finished_at TEXT NOT NULL DEFAULT '',
-    restart_count INTEGER NOT NULL DEFAULT 0,
-    stopped_by_user INTEGER NOT NULL DEFAULT 0,
-    oom_killed INTEGER NOT NULL DEFAULT 0,
-    error TEXT NOT NULL DEFAULT '',
-    health TEXT NOT NULL DEFAULT ''
-);
-CREATE INDEX IF NOT EXISTS containers_image ON containers(image_id);
-";
-
-/// Columns added after the table's first form, added to older databases
-/// (SQLite's ADD COLUMN is cheap: existing rows take the default).
-const ADDED_COLUMNS: &[(&str, &str)] = &[("health", "TEXT NOT NULL DEFAULT ''")];
-
-fn migrate(conn: &Connection) -> rusqlite::Result<()> {
-    let have: Vec<String> = conn
-        .prepare("SELECT name FROM pragma_table_info('containers')")?
-        .query_map([], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
-    for (name, def) in ADDED_COLUMNS {
-        if !have.iter().any(|h| h == name) {
-            match conn.execute_batch(&format!("ALTER TABLE containers ADD COLUMN {name} {def}")) {
-                Ok(()) => {}
-                // Another command added it meanwhile.
-                Err(e) if e.to_string().contains("duplicate column") => {}
-                Err(e) => return Err(e),
-            }
-        }
-    }
-    Ok(())
-}
-
 /// Where a container is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
@@ -180,14 +134,17 @@ impl Db {
             context: format!("create {}", root.display()),
             source,
         })?;
+        // The schema is the store's (berth_store), brought up to date by
+        // the connection's opening.
         let conn = berth_image::store::open_connection(root)
             .map_err(berth_image::store::StoreError::from)?;
-        conn.execute_batch(SCHEMA)?;
-        conn.execute_batch(crate::events::SCHEMA)?;
-        migrate(&conn)?;
-        Ok(Db {
-            conn: std::rc::Rc::new(conn),
-        })
+        Ok(Db::with_connection(std::rc::Rc::new(conn)))
+    }
+
+    /// The containers table through a connection the command already has
+    /// open (the image store's: one connection per command).
+    pub fn with_connection(conn: std::rc::Rc<Connection>) -> Db {
+        Db { conn }
     }
 
     /// The connection, for the other tables of the engine (volumes).

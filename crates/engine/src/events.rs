@@ -12,17 +12,6 @@ use rusqlite::{params, Connection};
 
 use crate::error::Result;
 
-pub(crate) const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS events (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    time_nano INTEGER NOT NULL,
-    type TEXT NOT NULL,
-    action TEXT NOT NULL,
-    actor TEXT NOT NULL,
-    attributes TEXT NOT NULL
-);
-";
-
 /// How many events the journal keeps.
 pub const KEEP: i64 = 10_000;
 
@@ -97,8 +86,8 @@ mod tests {
 
     #[test]
     fn events_are_recorded_in_order_and_trimmed() {
-        let conn = Connection::open_in_memory().unwrap();
-        conn.execute_batch(SCHEMA).unwrap();
+        let mut conn = Connection::open_in_memory().unwrap();
+        berth_store::migrate(&mut conn).unwrap();
         record(&conn, "container", "create", "abc", &[("name", "web")]);
         record(&conn, "container", "die", "abc", &[("exitCode", "3")]);
         let all = after(&conn, 0, 100).unwrap();

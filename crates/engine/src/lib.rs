@@ -149,7 +149,9 @@ pub fn start_time(pid: i32) -> u64 {
 impl Engine {
     pub fn open(root: &Path, runroot: &Path) -> Result<Engine> {
         let images = ImageStore::open(root)?;
-        let db = Db::open(root)?;
+        // One connection per command: the containers, volumes and networks
+        // tables live in the same file as the images'.
+        let db = Db::with_connection(images.connection());
         let volumes = volumes::Volumes::open(root, &db)?;
         let networks = berth_network::Networks::open(db.connection(), root)?;
         std::fs::create_dir_all(root.join("containers"))

@@ -13,21 +13,6 @@ use crate::oci;
 use crate::store::{Image, ImageStore, Result, StoreError};
 use crate::Reference;
 
-pub(crate) const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS build_cache (
-    key TEXT PRIMARY KEY,         -- sha256 of the step and all before it
-    diffs TEXT NOT NULL,          -- JSON array: the diff_ids after the step
-    created TEXT NOT NULL,        -- when the step ran: its history time
-    used TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS build_cache_layers (
-    key TEXT NOT NULL REFERENCES build_cache(key) ON DELETE CASCADE,
-    position INTEGER NOT NULL,
-    chain TEXT NOT NULL REFERENCES layers(chain),
-    PRIMARY KEY (key, position)
-);
-";
-
 /// A layer of a build: its diff_id and uncompressed size.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BuiltLayer {
@@ -152,7 +137,7 @@ impl ImageStore {
             return Ok(());
         }
         self.sync_filesystem()?;
-        let tx = self.db.transaction()?;
+        let tx = self.db.unchecked_transaction()?;
         for (key, e) in entries {
             let diffs: Vec<Digest> = e.layers.iter().map(|l| l.diff.clone()).collect();
             let text =

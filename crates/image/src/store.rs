@@ -9,6 +9,7 @@
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -48,43 +49,8 @@ fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> StoreErr
     move |source| StoreError::Io { context, source }
 }
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS images (
-    id TEXT PRIMARY KEY,          -- config digest: the image id
-    manifest TEXT NOT NULL,       -- manifest blob digest
-    created TEXT,
-    size INTEGER NOT NULL,        -- uncompressed size of its layers
-    added TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS tags (
-    name TEXT PRIMARY KEY,        -- docker.io/library/busybox:latest
-    image TEXT NOT NULL REFERENCES images(id)
-);
-CREATE TABLE IF NOT EXISTS layers (
-    chain TEXT PRIMARY KEY,       -- chain id: the layer with all below it
-    diff TEXT NOT NULL,
-    size INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS image_layers (
-    image TEXT NOT NULL REFERENCES images(id),
-    position INTEGER NOT NULL,
-    chain TEXT NOT NULL REFERENCES layers(chain),
-    PRIMARY KEY (image, position)
-);
-CREATE TABLE IF NOT EXISTS image_blobs (
-    image TEXT NOT NULL REFERENCES images(id),
-    digest TEXT NOT NULL,
-    PRIMARY KEY (image, digest)
-);
-";
-
-/// A connection to the store's database (`root/berth.db`), set up the way
-/// every berth connection is: WAL (readers never wait for a writer),
-/// synchronous=NORMAL, foreign keys, a busy timeout (two commands writing at
-/// once wait for each other instead of failing), and no checkpoint on close
-/// (each berth command is a short process: a checkpoint when it exits would
-/// cost fsyncs every time; SQLite's auto-checkpoint runs as the WAL grows,
-/// kept short: see below).
+/// A connection to the store's database (`root/berth.db`), set up as
+/// [`berth_store::configure`] says and at the schema's current version.
 ///
 /// A missing or empty database is started only over an empty store: over
 /// existing layers and blobs it would name none of them, and the next
@@ -107,39 +73,15 @@ fn connect(root: &Path, over_content: bool) -> std::result::Result<Connection, D
         path: path.clone(),
         source,
     };
-    let db = configure(&path).map_err(sqlite)?;
+    let schema = |source| DatabaseError::Schema {
+        path: path.clone(),
+        source,
+    };
+    let mut db = berth_store::configure(&path).map_err(schema)?;
+    berth_store::migrate(&mut db).map_err(schema)?;
     if new {
         database::mark_born_empty(&db).map_err(sqlite)?;
     }
-    Ok(db)
-}
-
-fn configure(path: &Path) -> rusqlite::Result<Connection> {
-    // The database holds every container's environment (secrets): it is
-    // made 0600 before SQLite creates it with 0644, and SQLite gives its
-    // WAL and shared-memory files the database's mode.
-    saferoot::private::append_private_file(path).map_err(|e| {
-        rusqlite::Error::SqliteFailure(
-            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
-            Some(format!("create {}: {e}", path.display())),
-        )
-    })?;
-    let db = Connection::open(path)?;
-    db.pragma_update(None, "journal_mode", "WAL")?;
-    db.pragma_update(None, "synchronous", "NORMAL")?;
-    db.pragma_update(None, "foreign_keys", "ON")?;
-    db.busy_timeout(std::time::Duration::from_secs(30))?;
-    // Every command is a new process, so every command's first connection
-    // rebuilds the WAL index from the whole WAL (SQLite's recovery: about
-    // 1.6 us a frame here, 1.5 ms at the default 1000-page threshold). A
-    // short WAL keeps that small; the checkpoints it takes (two fsyncs)
-    // come every few runs instead of every fiftieth.
-    db.pragma_update(None, "wal_autocheckpoint", 128)?;
-    db.pragma_update(None, "journal_size_limit", 4 << 20)?;
-    db.set_db_config(
-        rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
-        true,
-    )?;
     Ok(db)
 }
 
@@ -171,7 +113,9 @@ pub struct CheckReport {
 pub struct ImageStore {
     root: PathBuf,
     pub blobs: BlobStore,
-    pub(crate) db: Connection,
+    /// The command's one connection, shared with the engine's tables
+    /// (containers, volumes, networks): see [`ImageStore::connection`].
+    pub(crate) db: Rc<Connection>,
     /// Most uncompressed bytes accepted per layer.
     pub max_layer_bytes: u64,
 }
@@ -343,14 +287,18 @@ impl ImageStore {
         let blobs = BlobStore::open(root)?;
         crate::reserve::keep(root);
         let db = connect(root, over_content)?;
-        db.execute_batch(SCHEMA)?;
-        db.execute_batch(crate::cache::SCHEMA)?;
         Ok(ImageStore {
             root: root.to_path_buf(),
             blobs,
-            db,
+            db: Rc::new(db),
             max_layer_bytes: 64 << 30,
         })
+    }
+
+    /// The store's database connection, for the other tables of the same
+    /// file (one connection per command).
+    pub fn connection(&self) -> Rc<Connection> {
+        Rc::clone(&self.db)
     }
 
     /// Frees SQLite's page cache of the store's connection.
@@ -584,7 +532,7 @@ impl ImageStore {
         // blobs and unpacked layers durable before the transaction names
         // them (cheaper than a sync per blob, and it covers the layers).
         self.sync_filesystem()?;
-        let tx = self.db.transaction()?;
+        let tx = self.db.unchecked_transaction()?;
         let id = config_digest.to_string();
         tx.execute(
             "INSERT INTO images (id, manifest, created, size, added) VALUES (?1, ?2, ?3, ?4, ?5)
@@ -839,7 +787,7 @@ impl ImageStore {
             .ok()
             .map(|r| r.to_string())
             .filter(|t| img.tags.contains(t));
-        let tx = self.db.transaction()?;
+        let tx = self.db.unchecked_transaction()?;
         match by_tag {
             Some(t) => {
                 tx.execute("DELETE FROM tags WHERE name = ?1", params![t])?;
@@ -878,7 +826,7 @@ impl ImageStore {
 
     /// Deletes layers and blobs no image uses (rows first, then files).
     pub fn collect_garbage(&mut self) -> Result<(usize, usize)> {
-        let tx = self.db.transaction()?;
+        let tx = self.db.unchecked_transaction()?;
         let unused_layers: Vec<String> = {
             let mut st = tx.prepare(
                 "SELECT chain FROM layers WHERE chain NOT IN (SELECT chain FROM image_layers)

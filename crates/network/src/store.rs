@@ -22,39 +22,6 @@ use crate::ports::{PortMapping, PortSpec, Proto};
 use crate::subnet::Subnet;
 use crate::{nft, Context, Error, Result};
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS networks (
-    id TEXT PRIMARY KEY,
-    name TEXT NOT NULL UNIQUE,
-    bridge TEXT NOT NULL UNIQUE,
-    subnet TEXT NOT NULL,
-    gateway TEXT NOT NULL,
-    internal INTEGER NOT NULL DEFAULT 0,
-    created TEXT NOT NULL,
-    labels TEXT NOT NULL DEFAULT '{}'
-);
-CREATE TABLE IF NOT EXISTS network_leases (
-    network_id TEXT NOT NULL,
-    container_id TEXT NOT NULL,
-    ip TEXT NOT NULL,
-    mac TEXT NOT NULL,
-    veth TEXT NOT NULL,
-    iface TEXT NOT NULL,
-    names TEXT NOT NULL,
-    PRIMARY KEY (network_id, container_id),
-    UNIQUE (network_id, ip)
-);
-CREATE TABLE IF NOT EXISTS network_ports (
-    container_id TEXT NOT NULL,
-    proto TEXT NOT NULL,
-    host_ip TEXT NOT NULL,
-    host_port INTEGER NOT NULL,
-    container_ip TEXT NOT NULL,
-    container_port INTEGER NOT NULL,
-    UNIQUE (proto, host_ip, host_port)
-);
-";
-
 /// The default network's name, as docker's.
 pub const DEFAULT_NAME: &str = "bridge";
 
@@ -266,8 +233,9 @@ fn parse_alias(alias: &str) -> Option<(Subnet, bool, PathBuf)> {
 }
 
 impl Networks {
+    /// The networks of the store at `root`, through a connection to its
+    /// database (`berth_store::open`: the schema that holds these tables).
     pub fn open(conn: Rc<Connection>, root: &Path) -> Result<Networks> {
-        conn.execute_batch(SCHEMA)?;
         Ok(Networks {
             conn,
             root: root.to_path_buf(),
@@ -1308,7 +1276,7 @@ mod tests {
 
     fn store() -> (tempfile::TempDir, Networks) {
         let dir = tempfile::tempdir().unwrap();
-        let conn = Connection::open(dir.path().join("berth.db")).unwrap();
+        let conn = berth_store::open(&dir.path().join(berth_store::FILE)).unwrap();
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .unwrap();
         let n = Networks::open(Rc::new(conn), dir.path()).unwrap();
@@ -1387,7 +1355,7 @@ mod tests {
                 let root = dir.path().to_path_buf();
                 let a = a.clone();
                 std::thread::spawn(move || {
-                    let conn = Connection::open(root.join("berth.db")).unwrap();
+                    let conn = berth_store::open(&root.join(berth_store::FILE)).unwrap();
                     conn.busy_timeout(std::time::Duration::from_secs(10))
                         .unwrap();
                     let n = Networks::open(Rc::new(conn), &root).unwrap();
