@@ -5,9 +5,11 @@
 //! relative to descriptors that were resolved that way.
 //!
 //! [`private`] keeps a store's own directories and files out of other
-//! users' reach.
+//! users' reach; [`userdb`] reads a root's /etc/passwd and /etc/group
+//! inside it and resolves users as Docker does.
 
 pub mod private;
+pub mod userdb;
 
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
