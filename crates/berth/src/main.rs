@@ -8,6 +8,7 @@
 
 mod building;
 mod containers;
+mod diagnostics;
 mod format;
 mod info;
 mod networks;
@@ -51,6 +52,9 @@ struct Cli {
     /// Most uncompressed bytes one layer may unpack to (k, m, g suffixes): bounds decompression bombs
     #[arg(long, global = true, default_value = "64g", value_parser = parse_size)]
     max_layer_size: u64,
+    /// Diagnostics to show: debug, info, warn, error, fatal (default: BERTH_LOG, else warn)
+    #[arg(short = 'l', long)]
+    log_level: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -262,6 +266,22 @@ enum SystemCommand {
     },
 }
 
+/// Installs the diagnostics subscriber (see [`diagnostics`]); a bad level
+/// is one line and exit 1, as docker's.
+fn init_diagnostics(level: Option<&str>) -> Result<(), ExitCode> {
+    let env = std::env::var(diagnostics::ENV).ok();
+    match diagnostics::filter(level, env.as_deref()) {
+        Ok(f) => {
+            diagnostics::init(f);
+            Ok(())
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            Err(ExitCode::from(1))
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if args.first().is_some_and(|a| berth_engine::init::is_init(a)) {
@@ -272,6 +292,9 @@ fn main() -> ExitCode {
         .get(1)
         .is_some_and(|a| a == berth_engine::monitor::MONITOR_ARG)
     {
+        // Its stderr is the container's monitor.log: warnings go there. A
+        // bad BERTH_LOG already failed the command that started it.
+        let _ = init_diagnostics(None);
         // The monitor starts health checks and restarts in the container.
         if let Err(e) = berth_runtime::exe::ensure_protected() {
             eprintln!("Error: {e}");
@@ -316,6 +339,9 @@ fn main() -> ExitCode {
             return usage::refused(&Cli::command(), &e, &args);
         }
     };
+    if let Err(code) = init_diagnostics(cli.log_level.as_deref()) {
+        return code;
+    }
     if starts_container_processes(&cli.command) {
         // Before anything forks into a container: from here on we run from
         // a read-only view of our binary (CVE-2019-5736, see berth_runtime::exe).

@@ -60,6 +60,25 @@ fn store_made_before_schema_versions_is_upgraded_in_place() {
     }
     assert_eq!(user_version(s.path()), 0, "the fixture predates versions");
 
+    // The first command migrates, and says so at --log-level info (the
+    // library's tracing event through the binary's subscriber)...
+    let o = s.run(&["--log-level", "info", "volume", "ls", "-q"]);
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    // (Before it, the notice that the fixture's modes were tightened.)
+    let said: Vec<&str> = err.lines().filter(|l| l.contains("schema")).collect();
+    assert_eq!(
+        said,
+        [format!(
+            "berth: info: store database: schema version 0 brought to {}",
+            berth_store::VERSION
+        )],
+        "{err}"
+    );
+    // ...and the next one, on a current store, has nothing to do or say.
+    let o = s.run(&["--log-level", "info", "volume", "ls", "-q"]);
+    assert_eq!(stderr(&o), "", "a current store migrated again");
+
     // Its rows, read by today's berth.
     let ps = s.ok(&["ps", "-a", "--format", "{{.Names}} {{.State}}"]);
     assert_eq!(

@@ -179,6 +179,7 @@ impl Db {
 
     /// Frees SQLite's page cache of this connection.
     pub fn shrink_memory(&self) {
+        // Only a cache: a connection that keeps it works the same.
         let _ = self.conn.execute_batch("PRAGMA shrink_memory");
     }
 

@@ -46,12 +46,20 @@ pub fn record(conn: &Connection, kind: &str, action: &str, actor: &str, attrs: &
          VALUES (?1, ?2, ?3, ?4, ?5)",
         params![now_nano(), kind, action, actor, text],
     );
-    if inserted.is_ok() {
-        let seq = conn.last_insert_rowid();
-        // Trimmed now and then, not on every write.
-        if seq % 256 == 0 {
-            let _ = conn.execute("DELETE FROM events WHERE seq <= ?1", params![seq - KEEP]);
+    match inserted {
+        Ok(_) => {
+            let seq = conn.last_insert_rowid();
+            // Trimmed now and then, not on every write.
+            if seq % 256 == 0 {
+                if let Err(e) =
+                    conn.execute("DELETE FROM events WHERE seq <= ?1", params![seq - KEEP])
+                {
+                    tracing::warn!("trim the event journal: {e}");
+                }
+            }
         }
+        // The change it journals is made: an event lost is only logged.
+        Err(e) => tracing::warn!("journal event {kind} {action} of {actor}: {e}"),
     }
 }
 

@@ -74,7 +74,7 @@ impl ImageStore {
                 fs::rename(&staging, &dest)
             })();
             if let Err(e) = placed {
-                let _ = fs::remove_dir_all(&staging);
+                crate::leftover::remove_dir_all(&staging);
                 // Another build placed the same layer meanwhile: fine.
                 if !dest.is_dir() {
                     return Err(StoreError::Io {
@@ -123,10 +123,14 @@ impl ImageStore {
                 None => return Ok(None),
             }
         }
-        let _ = self.db.execute(
+        // When it was last used orders `builder prune`; a hit is still a hit
+        // without it.
+        if let Err(e) = self.db.execute(
             "UPDATE build_cache SET used = ?2 WHERE key = ?1",
             params![key, now()],
-        );
+        ) {
+            tracing::warn!("build cache: record the use of {key}: {e}");
+        }
         Ok(Some(CacheEntry { layers, created }))
     }
 

@@ -183,6 +183,7 @@ pub fn mark_topdir(dir: &Path) {
     if flags & FS_TOPDIR_FL == 0 {
         flags |= FS_TOPDIR_FL;
         // SAFETY: as above.
+        // Only a placement hint: filesystems without it are fine.
         let _ = unsafe { libc::ioctl(fd, libc::FS_IOC_SETFLAGS, &flags) };
     }
 }
@@ -242,7 +243,7 @@ impl Stager<'_> {
         match staged {
             Ok((diff, size)) => Ok((Staged { dir, diff }, size)),
             Err(e) => {
-                let _ = fs::remove_dir_all(&dir);
+                crate::leftover::remove_dir_all(&dir);
                 Err(e)
             }
         }
@@ -252,9 +253,9 @@ impl Stager<'_> {
     /// command may have left there (no row names it).
     pub(crate) fn place(&self, staged: Staged, chain: &Digest) -> Result<()> {
         let dest = self.layers.join(chain.hex());
-        let _ = fs::remove_dir_all(&dest);
+        crate::leftover::remove_dir_all(&dest);
         fs::rename(&staged.dir, &dest).map_err(|e| {
-            let _ = fs::remove_dir_all(&staged.dir);
+            crate::leftover::remove_dir_all(&staged.dir);
             StoreError::Io {
                 context: format!("place layer {chain}"),
                 source: e,
@@ -303,6 +304,7 @@ impl ImageStore {
 
     /// Frees SQLite's page cache of the store's connection.
     pub fn shrink_memory(&self) {
+        // Only a cache: a connection that keeps it works the same.
         let _ = self.db.execute_batch("PRAGMA shrink_memory");
     }
 
@@ -441,7 +443,7 @@ impl ImageStore {
         let (staged, size) = stager.stage(None, source)?;
         let diff = staged.diff.clone();
         if self.layer_size(&diff)?.is_some() {
-            let _ = fs::remove_dir_all(&staged.dir);
+            crate::leftover::remove_dir_all(&staged.dir);
         } else {
             stager.place(staged, &diff)?;
         }
@@ -843,7 +845,7 @@ impl ImageStore {
         tx.commit()?;
         for c in &unused_layers {
             let d = digest(c)?;
-            let _ = fs::remove_dir_all(self.layer_dir(&d).parent().unwrap_or(&self.root));
+            crate::leftover::remove_dir_all(self.layer_dir(&d).parent().unwrap_or(&self.root));
         }
         let used: std::collections::HashSet<String> = {
             let mut st = self.db.prepare("SELECT DISTINCT digest FROM image_blobs")?;
@@ -874,7 +876,7 @@ impl ImageStore {
             .map_err(io_err("read tmp"))?
             .flatten()
         {
-            let _ = fs::remove_dir_all(e.path());
+            crate::leftover::remove_dir_all(&e.path());
             report.temp_files += 1;
         }
         let known: std::collections::HashSet<String> = {
@@ -890,7 +892,7 @@ impl ImageStore {
         {
             let name = format!("sha256:{}", e.file_name().to_string_lossy());
             if !known.contains(&name) {
-                let _ = fs::remove_dir_all(e.path());
+                crate::leftover::remove_dir_all(&e.path());
                 report.unreferenced_layers += 1;
             } else if !e.path().join("diff").is_dir() {
                 report.missing.push(format!("layer {name}"));
@@ -933,7 +935,9 @@ impl ImageStore {
             if intact {
                 from_split.insert(diff.to_string());
             } else {
-                let _ = fs::remove_dir_all(self.layer_dir(&chain).parent().unwrap_or(&self.root));
+                crate::leftover::remove_dir_all(
+                    self.layer_dir(&chain).parent().unwrap_or(&self.root),
+                );
                 report.corrupt_layers.push(chain.clone());
                 report.missing.push(format!("layer {chain}"));
             }

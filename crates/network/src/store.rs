@@ -377,6 +377,7 @@ impl Networks {
             }
         }
         for c in cmds {
+            // One by one because some may be gone already: not an error.
             let _ = nft::apply(&[c]);
         }
     }
@@ -477,10 +478,19 @@ impl Networks {
             Err(e) => return Err(e.into()),
         }
         if let Err(e) = self.make_bridge(nl, &net) {
-            let _ = nl.delete_link(&net.bridge);
-            let _ = self
+            if let Err(u) = nl.delete_link(&net.bridge) {
+                tracing::warn!(
+                    "undo network {}: delete bridge {}: {u}",
+                    net.name,
+                    net.bridge
+                );
+            }
+            if let Err(u) = self
                 .conn
-                .execute("DELETE FROM networks WHERE id = ?1", params![net.id]);
+                .execute("DELETE FROM networks WHERE id = ?1", params![net.id])
+            {
+                tracing::warn!("undo network {}: delete its row: {u}", net.name);
+            }
             return Err(e);
         }
         Ok(net)
@@ -592,7 +602,9 @@ impl Networks {
         let mut nl = netlink()?;
         nl.delete_link(&net.bridge)
             .ctx(|| format!("delete bridge {}", net.bridge))?;
-        let _ = nft::apply(&nft::network("delete", net.subnet, net.internal));
+        if let Err(e) = nft::apply(&nft::network("delete", net.subnet, net.internal)) {
+            tracing::warn!("remove network {}: its nft rules stay: {e}", net.name);
+        }
         self.conn
             .execute("DELETE FROM networks WHERE id = ?1", params![net.id])?;
         Ok(())
@@ -604,7 +616,9 @@ impl Networks {
         match self.attach_inner(a) {
             Ok(e) => Ok(e),
             Err(e) => {
-                let _ = self.detach(a.container_id, false);
+                if let Err(u) = self.detach(a.container_id, false) {
+                    tracing::warn!("undo the attachment of {}: {u}", a.container_id);
+                }
                 Err(e)
             }
         }
@@ -734,7 +748,8 @@ impl Networks {
             .as_ref()
             .is_err_and(|e| e.raw_os_error() == Some(libc::EEXIST))
         {
-            // The previous life's, still going with its namespace.
+            // The previous life's, still going with its namespace. If it
+            // cannot go, the create below says so.
             let _ = nl.delete_link(&veth);
             made = nl.create_veth(&veth, &iface, netns, bridge.index, bridge.mtu, Some(mac));
         }
@@ -811,7 +826,9 @@ impl Networks {
         ) {
             Ok(e) => Ok(e),
             Err(e) => {
-                let _ = self.disconnect_one(container_id, net);
+                if let Err(u) = self.disconnect_one(container_id, net) {
+                    tracing::warn!("undo the connection of {container_id} to {}: {u}", net.name);
+                }
                 Err(e)
             }
         }
@@ -834,7 +851,11 @@ impl Networks {
             .collect();
         if !ports.is_empty() {
             let cmds: Vec<_> = ports.iter().flat_map(|p| nft::port("delete", p)).collect();
-            let _ = nft::apply(&cmds);
+            if let Err(e) = nft::apply(&cmds) {
+                tracing::warn!(
+                    "disconnect {container_id}: its published ports' nft rules stay: {e}"
+                );
+            }
             self.conn.execute(
                 "DELETE FROM network_ports WHERE container_id = ?1 AND container_ip = ?2",
                 params![container_id, ep.ip.to_string()],
@@ -922,6 +943,7 @@ impl Networks {
                 Ok(ip)
             }
             Err(e) => {
+                // The error is what counts; SQLite may have rolled back already.
                 let _ = self.conn.execute_batch("ROLLBACK");
                 Err(e)
             }
@@ -982,6 +1004,7 @@ impl Networks {
                     Ok(ok)
                 }
                 Err(e) => {
+                    // The error is what counts; SQLite may have rolled back already.
                     let _ = self.conn.execute_batch("ROLLBACK");
                     Err(e)
                 }
@@ -1030,7 +1053,8 @@ impl Networks {
         if !ports.is_empty() {
             let cmds: Vec<_> = ports.iter().flat_map(|p| nft::port("delete", p)).collect();
             if nft::apply(&cmds).is_err() {
-                // Some already gone: the rest one by one.
+                // Some already gone: the rest one by one (a failure now is
+                // one of those).
                 for c in cmds {
                     let _ = nft::apply(&[c]);
                 }
@@ -1205,7 +1229,12 @@ impl Networks {
                     container_port: 0,
                     proto,
                 };
-                let _ = nft::apply(&nft::port("delete", &m));
+                if let Err(e) = nft::apply(&nft::port("delete", &m)) {
+                    tracing::warn!(
+                        "check: remove the stale published port {}: {e}",
+                        m.host_port
+                    );
+                }
                 fixed.push(format!(
                     "removed the stale published port {}/{}",
                     m.host_display(),

@@ -226,6 +226,7 @@ pub fn migrate(conn: &mut Connection) -> Result<usize, SchemaError> {
     // A pragma takes no bound parameter; VERSION is our own constant.
     tx.execute_batch(&format!("PRAGMA user_version = {VERSION}"))?;
     tx.commit()?;
+    tracing::info!("store database: schema version {now} brought to {VERSION}");
     Ok(found)
 }
 
