@@ -30,11 +30,6 @@ pub struct Event {
     pub attributes: BTreeMap<String, String>,
 }
 
-fn now_nano() -> i64 {
-    let t = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
-    i64::try_from(t).unwrap_or(i64::MAX)
-}
-
 /// Appends an event (errors ignored: see the module's doc).
 pub fn record(conn: &Connection, kind: &str, action: &str, actor: &str, attrs: &[(&str, &str)]) {
     let attributes: BTreeMap<&str, &str> = attrs.iter().copied().collect();
@@ -44,7 +39,7 @@ pub fn record(conn: &Connection, kind: &str, action: &str, actor: &str, attrs: &
     let inserted = conn.execute(
         "INSERT INTO events (time_nano, type, action, actor, attributes) \
          VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![now_nano(), kind, action, actor, text],
+        params![berth_relay::clock::unix_nanos(), kind, action, actor, text],
     );
     match inserted {
         Ok(_) => {

@@ -56,16 +56,10 @@ pub struct Engine {
     pub networks: berth_network::Networks,
 }
 
-/// Now, RFC 3339 with nanoseconds, UTC.
+/// Now, RFC 3339 with nanoseconds, UTC (berth's one clock:
+/// [`berth_relay::clock`]).
 pub fn now_nanos() -> String {
-    let t = time::OffsetDateTime::now_utc();
-    let f = time::format_description::parse_borrowed::<2>(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:9]Z",
-    );
-    match f {
-        Ok(f) => t.format(&f).unwrap_or_default(),
-        Err(_) => String::new(),
-    }
+    berth_relay::clock::rfc3339_nanos()
 }
 
 /// Closes the store at `root` and the run state at `runroot` to other

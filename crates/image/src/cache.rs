@@ -29,11 +29,7 @@ pub struct CacheEntry {
     pub created: String,
 }
 
-fn now() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
-}
+use crate::store::now;
 
 impl ImageStore {
     /// Makes directory `files` (a build step's upper directory: overlay's

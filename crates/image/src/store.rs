@@ -125,7 +125,10 @@ fn digest(s: &str) -> Result<Digest> {
         .map_err(|e| StoreError::Invalid(e.to_string()))
 }
 
-fn now() -> String {
+/// Now, RFC 3339 as Go's RFC3339Nano writes it (trailing zeros of the
+/// fraction dropped): the store's image and build-cache times, which
+/// image history shows as Docker does.
+pub(crate) fn now() -> String {
     time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()

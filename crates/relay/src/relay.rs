@@ -137,7 +137,10 @@ pub fn relay(
         _ => None,
     };
     let mut exit: Option<i32> = None;
-    let mut buf = vec![0u8; 32 * 1024];
+    // Allocated at the first read, not before: an idle detached container's
+    // monitor never reads, and a zeroed buffer made now would be 32 KiB of
+    // touched heap in each of them (calloc clears reused heap pages).
+    let mut buf: Vec<u8> = Vec::new();
     loop {
         loop {
             match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
@@ -175,7 +178,11 @@ pub fn relay(
         // Our stdin is read only while the container runs and what was
         // read last is written: a container that does not read its input
         // holds back the caller, as a pipe would.
-        let stdin_fd = std::io::stdin();
+        // Not std's stdin handle: making it allocates its 8 KiB buffer, a
+        // page of heap in every idle detached container's monitor.
+        // SAFETY: fd 0 is this process's stdin, open for its whole life and
+        // never closed here; std's `stdin().as_fd()` borrows it the same way.
+        let stdin_fd = unsafe { BorrowedFd::borrow_raw(libc::STDIN_FILENO) };
         let feed_slot = match (&feed, &clients.input) {
             (Some(f), Some(input)) if exit.is_none() => {
                 if f.pending.is_empty() {
@@ -246,7 +253,7 @@ pub fn relay(
             }
         }
         if let (Some(k), Some(f)) = (feed_slot, &mut feed) {
-            if ready[k] && !f.step(stdin_fd.as_fd(), &clients.input, &mut buf) {
+            if ready[k] && !f.step(stdin_fd.as_fd(), &clients.input, sized(&mut buf)) {
                 // End of our input, or a container that closed its own:
                 // the pipe closes, and the container reads its end of file.
                 clients.input = None;
@@ -269,7 +276,7 @@ pub fn relay(
                 continue;
             };
             let stream = *stream;
-            match nix::unistd::read(fd.as_raw_fd(), &mut buf) {
+            match nix::unistd::read(fd.as_raw_fd(), sized(&mut buf)) {
                 Ok(0) | Err(nix::errno::Errno::EIO) => streams[i] = None,
                 Ok(n) => {
                     if let Some(log) = log.as_deref_mut() {
@@ -315,6 +322,15 @@ static CALLER_OUTPUT_LOST: AtomicBool = AtomicBool::new(false);
 /// A relay in this process lost the reader of our stdout or stderr.
 pub fn caller_output_lost() -> bool {
     CALLER_OUTPUT_LOST.load(Ordering::Relaxed)
+}
+
+/// The relay's read buffer, made on first use (see [`relay`]): a read
+/// into an empty one would look like an end of file.
+fn sized(buf: &mut Vec<u8>) -> &mut [u8] {
+    if buf.is_empty() {
+        buf.resize(32 * 1024, 0);
+    }
+    buf
 }
 
 /// Our stdin on its way to the container's input pipe.
