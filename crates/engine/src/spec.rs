@@ -175,13 +175,7 @@ fn caps_list() -> Vec<&'static str> {
 
 /// The user the process runs as: `uid`, `uid:gid`, `name`, `name:group`,
 /// resolved in the container's /etc/passwd and /etc/group.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct User {
-    pub uid: u32,
-    pub gid: u32,
-    pub additional_gids: Vec<u32>,
-    pub home: String,
-}
+pub use saferoot::userdb::User;
 
 /// Resolves `spec` (docker's `-u`) and `group_add` (`--group-add`)
 /// against the rootfs's user database.
@@ -207,14 +201,8 @@ pub fn resolve_user(rootfs: &Path, spec: &str, group_add: &[String]) -> Result<U
 /// The pure part of [`resolve_user`]: Docker's rules, kept once in
 /// [`saferoot::userdb::resolve_user`].
 pub fn parse_user(spec: &str, group_add: &[String], passwd: &str, group: &str) -> Result<User> {
-    let u = saferoot::userdb::resolve_user(spec, group_add, passwd, group)
-        .map_err(|e| Error::Invalid(e.to_string()))?;
-    Ok(User {
-        uid: u.uid,
-        gid: u.gid,
-        additional_gids: u.additional_gids,
-        home: u.home,
-    })
+    saferoot::userdb::resolve_user(spec, group_add, passwd, group)
+        .map_err(|e| Error::Invalid(e.to_string()))
 }
 
 /// The process environment: PATH first if the image has none, HOSTNAME,

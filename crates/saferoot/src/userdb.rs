@@ -193,50 +193,23 @@ pub fn resolve_chown<E>(
     missing: impl Fn(ChownMiss<'_>) -> E,
 ) -> Result<(u32, u32), E> {
     let group = group.unwrap_or(user);
-    let uid = match numeric(user) {
-        Some(n) => n,
-        None => {
-            let text = files("etc/passwd")?.ok_or_else(|| {
-                missing(ChownMiss::NoFile {
-                    file: "etc/passwd",
-                    what: "user",
-                    name: user,
-                })
-            })?;
-            let uid = passwd_entries(&text)
-                .find(|e| e.name == user)
-                .map(|e| e.uid);
-            uid.ok_or_else(|| {
-                missing(ChownMiss::NoEntry {
-                    file: "etc/passwd",
-                    what: "user",
-                    name: user,
-                })
-            })?
+    let mut id = |file: &'static str, what: &'static str, name: &str| -> Result<u32, E> {
+        if let Some(n) = numeric(name) {
+            return Ok(n);
         }
+        let miss = |m| missing(m);
+        let text = files(file)?.ok_or_else(|| miss(ChownMiss::NoFile { file, what, name }))?;
+        let found = if file == "etc/passwd" {
+            passwd_entries(&text)
+                .find(|e| e.name == name)
+                .map(|e| e.uid)
+        } else {
+            group_entries(&text).find(|e| e.name == name).map(|e| e.gid)
+        };
+        found.ok_or_else(|| miss(ChownMiss::NoEntry { file, what, name }))
     };
-    let gid = match numeric(group) {
-        Some(n) => n,
-        None => {
-            let text = files("etc/group")?.ok_or_else(|| {
-                missing(ChownMiss::NoFile {
-                    file: "etc/group",
-                    what: "group",
-                    name: group,
-                })
-            })?;
-            let gid = group_entries(&text)
-                .find(|e| e.name == group)
-                .map(|e| e.gid);
-            gid.ok_or_else(|| {
-                missing(ChownMiss::NoEntry {
-                    file: "etc/group",
-                    what: "group",
-                    name: group,
-                })
-            })?
-        }
-    };
+    let uid = id("etc/passwd", "user", user)?;
+    let gid = id("etc/group", "group", group)?;
     Ok((uid, gid))
 }
 
