@@ -900,14 +900,12 @@ pub fn build(root: &Path, runroot: &Path, max_layer: u64, a: &BuildArgs) -> Resu
         std::fs::write(f, img.id.to_string())
             .with_context(|| format!("write --iidfile {}", f.display()))?;
     }
-    if let Ok(db) = berth_engine::Db::open(root) {
-        db.event(
-            "image",
-            "build",
-            &img.id.to_string(),
-            &[("name", &a.tags.first().cloned().unwrap_or_default())],
-        );
-    }
+    engine.db().event(
+        "image",
+        "build",
+        &img.id.to_string(),
+        &[("name", &a.tags.first().cloned().unwrap_or_default())],
+    );
     if is_classic && !a.quiet {
         classic.finish(&img.id.to_string(), &opts.tags);
     } else {

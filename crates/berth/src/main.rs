@@ -11,6 +11,7 @@
 mod building;
 mod containers;
 mod cp;
+mod diagnostics;
 mod events;
 mod exec;
 mod format;
@@ -70,6 +71,9 @@ struct Cli {
     /// Most uncompressed bytes one layer may unpack to (k, m, g suffixes): bounds decompression bombs
     #[arg(long, global = true, default_value = "64g", value_parser = parse_size)]
     max_layer_size: u64,
+    /// Diagnostics to show: debug, info, warn, error, fatal (default: BERTH_LOG, else warn)
+    #[arg(short = 'l', long)]
+    log_level: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -238,6 +242,22 @@ enum SystemCommand {
     },
 }
 
+/// Installs the diagnostics subscriber (see [`diagnostics`]); a bad level
+/// is one line and exit 1, as docker's.
+fn init_diagnostics(level: Option<&str>) -> Result<(), ExitCode> {
+    let env = std::env::var(diagnostics::ENV).ok();
+    match diagnostics::filter(level, env.as_deref()) {
+        Ok(f) => {
+            diagnostics::init(f);
+            Ok(())
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            Err(ExitCode::from(1))
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if args.first().is_some_and(|a| berth_engine::init::is_init(a)) {
@@ -251,6 +271,9 @@ fn main() -> ExitCode {
         .get(1)
         .is_some_and(|a| a == berth_engine::monitor::MONITOR_ARG)
     {
+        // Its stderr is the container's monitor.log: warnings go there. A
+        // bad BERTH_LOG already failed the command that started it.
+        let _ = init_diagnostics(None);
         // The monitor starts health checks and restarts in the container.
         if let Err(e) = berth_runtime::exe::ensure_protected() {
             eprintln!("Error: {e}");
@@ -305,6 +328,9 @@ fn main() -> ExitCode {
             return usage::refused(&Cli::command(), &e, &args);
         }
     };
+    if let Err(code) = init_diagnostics(cli.log_level.as_deref()) {
+        return code;
+    }
     if starts_container_processes(&cli.command) {
         // Before anything forks into a container: from here on we run from
         // a read-only view of our binary (CVE-2019-5736, see berth_runtime::exe).
@@ -849,14 +875,14 @@ fn parse_ref(s: &str) -> Result<Reference> {
 }
 
 /// Journals an image event (best effort, like every event).
-fn image_event(cli: &Cli, action: &str, img: &Image, name: Option<&str>) {
-    if let Ok(db) = berth_engine::Db::open(&cli.root) {
-        let name = match name {
-            Some(n) => n.to_string(),
-            None => img.tags.first().map(|t| familiar(t)).unwrap_or_default(),
-        };
-        db.event("image", action, &img.id.to_string(), &[("name", &name)]);
-    }
+fn image_event(store: &ImageStore, action: &str, img: &Image, name: Option<&str>) {
+    // Through the store's connection: one per command.
+    let db = berth_engine::Db::with_connection(store.connection());
+    let name = match name {
+        Some(n) => n.to_string(),
+        None => img.tags.first().map(|t| familiar(t)).unwrap_or_default(),
+    };
+    db.event("image", action, &img.id.to_string(), &[("name", &name)]);
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -894,7 +920,7 @@ fn run(cli: Cli) -> Result<()> {
                 let f = std::fs::File::open(file).with_context(|| format!("open {file}"))?;
                 archive::import_file(&mut store, f, change, message.as_deref(), &tags)?
             };
-            image_event(&cli, "import", &img, None);
+            image_event(&store, "import", &img, None);
             println!("{}", img.id);
             Ok(())
         }
@@ -915,7 +941,7 @@ fn run(cli: Cli) -> Result<()> {
                 None => archive::load(&mut store, std::io::stdin().lock(), platform)?,
             };
             for archive::Loaded { image: img, names } in loaded {
-                image_event(&cli, "load", &img, None);
+                image_event(&store, "load", &img, None);
                 // The names the archive gave, not the others the image had.
                 if names.is_empty() {
                     println!("Loaded image ID: {}", img.id);
@@ -1040,7 +1066,7 @@ fn run(cli: Cli) -> Result<()> {
             })?;
             store.tag(source, &target)?;
             let img = store.resolve(&target.to_string())?;
-            image_event(&cli, "tag", &img, Some(&familiar(&target.to_string())));
+            image_event(&store, "tag", &img, Some(&familiar(&target.to_string())));
             Ok(())
         }
         Command::Rmi { force, images } | Command::Image(ImageCommand::Rm { force, images }) => {

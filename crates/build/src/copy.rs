@@ -1236,31 +1236,8 @@ fn hash_node(fs: &SrcFs<'_>, h: &mut Hasher, n: &Node) -> Result<()> {
 // ---------------------------------------------------------------------------
 // Owners
 
-/// Reads a small file inside `root`; `None` if it does not exist.
-fn read_in_root(root: &OwnedFd, rel: &str) -> Result<Option<String>> {
-    match saferoot::open_in_root(root, Path::new(rel), OFlag::O_RDONLY) {
-        Ok(fd) => {
-            let mut s = Vec::new();
-            File::from(fd)
-                .take(16 << 20)
-                .read_to_end(&mut s)
-                .map_err(io_err(|| format!("read /{rel}")))?;
-            Ok(Some(String::from_utf8_lossy(&s).into_owned()))
-        }
-        Err(Errno::ENOENT) => Ok(None),
-        Err(e) => Err(io_err(|| format!("open /{rel}"))(e)),
-    }
-}
-
-/// `name:x:id:...` lines: the id of `name`.
-fn lookup_id(text: &str, name: &str) -> Option<u32> {
-    text.lines()
-        .map(|l| l.split(':').collect::<Vec<_>>())
-        .find(|f| f.len() > 2 && f[0] == name)
-        .and_then(|f| f[2].trim().parse().ok())
-}
-
-/// The uid:gid of a `--chown` value.
+/// The uid:gid of a `--chown` value: Docker's classic builder's rules,
+/// kept once in [`saferoot::userdb::resolve_chown`].
 fn resolve_owner(spec: &str, users_root: &Path) -> Result<(u32, u32)> {
     let err = |reason: String| CopyError::Owner {
         spec: spec.into(),
@@ -1274,8 +1251,13 @@ fn resolve_owner(spec: &str, users_root: &Path) -> Result<(u32, u32)> {
         return Err(err("expected user[:group]".into()));
     }
     let numeric = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    for id in std::iter::once(user).chain(group).filter(|s| numeric(s)) {
+        if id.parse::<u32>().is_err() {
+            return Err(err(format!("id {id} is out of range")));
+        }
+    }
     let mut root = None;
-    let mut lookup = |file: &str, what: &str, name: &str| -> Result<u32> {
+    let files = |file: &str| -> Result<Option<String>> {
         if root.is_none() {
             root = Some(
                 open_root(users_root)
@@ -1285,28 +1267,19 @@ fn resolve_owner(spec: &str, users_root: &Path) -> Result<(u32, u32)> {
         let Some(r) = root.as_ref() else {
             return Err(err("no users root".into()));
         };
-        let text = read_in_root(r, file)?.ok_or_else(|| {
-            err(format!(
-                "the image has no /{file} to look up {what} {name:?}"
-            ))
-        })?;
-        lookup_id(&text, name)
-            .ok_or_else(|| err(format!("no {what} {name:?} in the image's /{file}")))
+        saferoot::userdb::read_in_root(r, file).map_err(|source| CopyError::Io {
+            context: format!("read /{file}"),
+            source,
+        })
     };
-    let uid = if numeric(user) {
-        user.parse()
-            .map_err(|_| err(format!("uid {user} is out of range")))?
-    } else {
-        lookup("etc/passwd", "user", user)?
-    };
-    let gid = match group {
-        None => uid,
-        Some(g) if numeric(g) => g
-            .parse()
-            .map_err(|_| err(format!("gid {g} is out of range")))?,
-        Some(g) => lookup("etc/group", "group", g)?,
-    };
-    Ok((uid, gid))
+    saferoot::userdb::resolve_chown(user, group, files, |miss| match miss {
+        saferoot::userdb::ChownMiss::NoFile { file, what, name } => err(format!(
+            "the image has no /{file} to look up {what} {name:?}"
+        )),
+        saferoot::userdb::ChownMiss::NoEntry { file, what, name } => {
+            err(format!("no {what} {name:?} in the image's /{file}"))
+        }
+    })
 }
 
 // ---------------------------------------------------------------------------
@@ -2447,9 +2420,19 @@ mod tests {
         )
         .unwrap();
         fs::write(e.out("etc/group"), "root:x:0:\nstaff:x:50:\n").unwrap();
+        // A name alone is name:name, as Docker 20.10's classic builder
+        // takes it: without a group "app", an error (dockerd: "can't find
+        // gid for group app")...
+        let err = e.run(&copy(&["--chown=app"], &["a"], "/u1")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "--chown=app: no group \"app\" in the image's /etc/group"
+        );
+        // ...and with one, its gid, not the passwd entry's primary group.
+        fs::write(e.out("etc/group"), "root:x:0:\nstaff:x:50:\napp:x:700:\n").unwrap();
         e.run(&copy(&["--chown=app"], &["a"], "/u1")).unwrap();
         let m = fs::metadata(e.out("u1")).unwrap();
-        assert_eq!((m.uid(), m.gid()), (500, 500));
+        assert_eq!((m.uid(), m.gid()), (500, 700));
         e.run(&copy(&["--chown=app:staff"], &["a"], "/u2")).unwrap();
         let m = fs::metadata(e.out("u2")).unwrap();
         assert_eq!((m.uid(), m.gid()), (500, 50));

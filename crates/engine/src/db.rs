@@ -9,67 +9,6 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use crate::config::ContainerConfig;
 use crate::error::{Error, Result};
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS containers (
-    id TEXT PRIMARY KEY,
-    name TEXT NOT NULL UNIQUE,
-    image_id TEXT NOT NULL,
-    config TEXT NOT NULL,
-    created TEXT NOT NULL,
-    status TEXT NOT NULL,
-    pid INTEGER NOT NULL DEFAULT 0,
-    pid_start INTEGER NOT NULL DEFAULT 0,
-    monitor_pid INTEGER NOT NULL DEFAULT 0,
-    monitor_start INTEGER NOT NULL DEFAULT 0,
-    exit_code INTEGER NOT NULL DEFAULT 0,
-    started_at TEXT NOT NULL DEFAULT '',
-    finished_at TEXT NOT NULL DEFAULT '',
-    restart_count INTEGER NOT NULL DEFAULT 0,
-    stopped_by_user INTEGER NOT NULL DEFAULT 0,
-    oom_killed INTEGER NOT NULL DEFAULT 0,
-    error TEXT NOT NULL DEFAULT '',
-    health TEXT NOT NULL DEFAULT ''
-);
-CREATE INDEX IF NOT EXISTS containers_image ON containers(image_id);
-";
-
-/// Columns added after the table's first form, added to older databases
-/// (SQLite's ADD COLUMN is cheap: existing rows take the default).
-const ADDED_COLUMNS: &[(&str, &str)] = &[("health", "TEXT NOT NULL DEFAULT ''")];
-
-fn migrate(conn: &Connection) -> rusqlite::Result<()> {
-    let columns = |conn: &Connection| -> rusqlite::Result<Vec<String>> {
-        conn.prepare("SELECT name FROM pragma_table_info('containers')")?
-            .query_map([], |r| r.get(0))?
-            .collect()
-    };
-    let missing = |have: &[String]| -> Vec<&(&str, &str)> {
-        ADDED_COLUMNS
-            .iter()
-            .filter(|(name, _)| !have.iter().any(|h| h == name))
-            .collect()
-    };
-    if missing(&columns(conn)?).is_empty() {
-        return Ok(());
-    }
-    // Checked again under the write lock: another command may have added
-    // them meanwhile, and adding a column twice is an error.
-    conn.execute_batch("BEGIN IMMEDIATE")?;
-    let added = columns(conn).and_then(|have| {
-        for (name, def) in missing(&have) {
-            conn.execute_batch(&format!("ALTER TABLE containers ADD COLUMN {name} {def}"))?;
-        }
-        Ok(())
-    });
-    match added {
-        Ok(()) => conn.execute_batch("COMMIT"),
-        Err(e) => {
-            let _ = conn.execute_batch("ROLLBACK");
-            Err(e)
-        }
-    }
-}
-
 /// Where a container is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
@@ -195,14 +134,17 @@ impl Db {
             context: format!("create {}", root.display()),
             source,
         })?;
+        // The schema is the store's (berth_store), brought up to date by
+        // the connection's opening.
         let conn = berth_image::store::open_connection(root)
             .map_err(berth_image::store::StoreError::from)?;
-        conn.execute_batch(SCHEMA)?;
-        conn.execute_batch(crate::events::SCHEMA)?;
-        migrate(&conn)?;
-        Ok(Db {
-            conn: std::rc::Rc::new(conn),
-        })
+        Ok(Db::with_connection(std::rc::Rc::new(conn)))
+    }
+
+    /// The containers table through a connection the command already has
+    /// open (the image store's: one connection per command).
+    pub fn with_connection(conn: std::rc::Rc<Connection>) -> Db {
+        Db { conn }
     }
 
     /// The connection, for the other tables of the engine (volumes).
@@ -237,6 +179,7 @@ impl Db {
 
     /// Frees SQLite's page cache of this connection.
     pub fn shrink_memory(&self) {
+        // Only a cache: a connection that keeps it works the same.
         let _ = self.conn.execute_batch("PRAGMA shrink_memory");
     }
 
@@ -547,23 +490,5 @@ mod tests {
         assert_eq!(e.kind(), crate::ErrorKind::Conflict);
         let e = db.insert(&record("a1", "other")).unwrap_err();
         assert!(matches!(e, Error::Db(_)), "{e}");
-    }
-
-    /// An older database gains the columns added since, once, however
-    /// many commands open it.
-    #[test]
-    fn added_columns_are_added_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(dir.path()).unwrap();
-        db.conn
-            .execute_batch("ALTER TABLE containers DROP COLUMN health")
-            .unwrap();
-        migrate(&db.conn).unwrap();
-        migrate(&db.conn).unwrap();
-        db.insert(&record("a1", "web")).unwrap();
-        let got = db.get("a1").unwrap().unwrap();
-        assert!(got.health.is_none());
-        drop(db);
-        Db::open(dir.path()).unwrap();
     }
 }

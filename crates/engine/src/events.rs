@@ -15,17 +15,6 @@ use crate::error::{Error, Result};
 use crate::stream::{self, StopHandle};
 use crate::Engine;
 
-pub(crate) const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS events (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    time_nano INTEGER NOT NULL,
-    type TEXT NOT NULL,
-    action TEXT NOT NULL,
-    actor TEXT NOT NULL,
-    attributes TEXT NOT NULL
-);
-";
-
 /// How many events the journal keeps.
 pub const KEEP: i64 = 10_000;
 
@@ -44,11 +33,6 @@ pub struct Event {
     pub attributes: BTreeMap<String, String>,
 }
 
-fn now_nano() -> i64 {
-    let t = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
-    i64::try_from(t).unwrap_or(i64::MAX)
-}
-
 /// Appends an event (errors ignored: see the module's doc).
 pub fn record(conn: &Connection, kind: &str, action: &str, actor: &str, attrs: &[(&str, &str)]) {
     let attributes: BTreeMap<&str, &str> = attrs.iter().copied().collect();
@@ -58,14 +42,22 @@ pub fn record(conn: &Connection, kind: &str, action: &str, actor: &str, attrs: &
     let inserted = conn.execute(
         "INSERT INTO events (time_nano, type, action, actor, attributes) \
          VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![now_nano(), kind, action, actor, text],
+        params![berth_relay::clock::unix_nanos(), kind, action, actor, text],
     );
-    if inserted.is_ok() {
-        let seq = conn.last_insert_rowid();
-        // Trimmed now and then, not on every write.
-        if seq % 256 == 0 {
-            let _ = conn.execute("DELETE FROM events WHERE seq <= ?1", params![seq - KEEP]);
+    match inserted {
+        Ok(_) => {
+            let seq = conn.last_insert_rowid();
+            // Trimmed now and then, not on every write.
+            if seq % 256 == 0 {
+                if let Err(e) =
+                    conn.execute("DELETE FROM events WHERE seq <= ?1", params![seq - KEEP])
+                {
+                    tracing::warn!("trim the event journal: {e}");
+                }
+            }
         }
+        // The change it journals is made: an event lost is only logged.
+        Err(e) => tracing::warn!("journal event {kind} {action} of {actor}: {e}"),
     }
 }
 
@@ -248,8 +240,8 @@ mod tests {
 
     #[test]
     fn events_are_recorded_in_order_and_trimmed() {
-        let conn = Connection::open_in_memory().unwrap();
-        conn.execute_batch(SCHEMA).unwrap();
+        let mut conn = Connection::open_in_memory().unwrap();
+        berth_store::migrate(&mut conn).unwrap();
         record(&conn, "container", "create", "abc", &[("name", "web")]);
         record(&conn, "container", "die", "abc", &[("exitCode", "3")]);
         let all = after(&conn, 0, 100).unwrap();

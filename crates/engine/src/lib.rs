@@ -83,16 +83,10 @@ pub struct Engine {
     networks: berth_network::Networks,
 }
 
-/// Now, RFC 3339 with nanoseconds, UTC.
+/// Now, RFC 3339 with nanoseconds, UTC (berth's one clock:
+/// [`berth_relay::clock`]).
 pub fn now_nanos() -> String {
-    let t = time::OffsetDateTime::now_utc();
-    let f = time::format_description::parse_borrowed::<2>(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:9]Z",
-    );
-    match f {
-        Ok(f) => t.format(&f).unwrap_or_default(),
-        Err(_) => String::new(),
-    }
+    berth_relay::clock::rfc3339_nanos()
 }
 
 /// Closes the store at `root` and the run state at `runroot` to other
@@ -176,7 +170,9 @@ pub fn start_time(pid: i32) -> u64 {
 impl Engine {
     pub fn open(root: &Path, runroot: &Path) -> Result<Engine> {
         let images = ImageStore::open(root)?;
-        let db = Db::open(root)?;
+        // One connection per command: the containers, volumes and networks
+        // tables live in the same file as the images'.
+        let db = Db::with_connection(images.connection());
         let volumes = volumes::Volumes::open(root, &db)?;
         let networks = berth_network::Networks::open(db.connection(), root)?;
         std::fs::create_dir_all(root.join("containers"))

@@ -2,8 +2,6 @@
 //! one: Docker's default capabilities, masked and read-only paths, seccomp
 //! profile and device rules, plus what the user asked for.
 
-use std::fs::File;
-use std::io::Read;
 use std::os::fd::OwnedFd;
 use std::path::Path;
 
@@ -177,21 +175,7 @@ fn caps_list() -> Vec<&'static str> {
 
 /// The user the process runs as: `uid`, `uid:gid`, `name`, `name:group`,
 /// resolved in the container's /etc/passwd and /etc/group.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct User {
-    pub uid: u32,
-    pub gid: u32,
-    pub additional_gids: Vec<u32>,
-    pub home: String,
-}
-
-/// Reads a file of the rootfs (resolved inside it); None if absent.
-fn read_in_root(root: &OwnedFd, path: &str) -> Option<String> {
-    let fd = saferoot::open_in_root(root, Path::new(path), OFlag::O_RDONLY).ok()?;
-    let mut s = String::new();
-    File::from(fd).take(4 << 20).read_to_string(&mut s).ok()?;
-    Some(s)
-}
+pub use saferoot::userdb::User;
 
 /// Resolves `spec` (docker's `-u`) and `group_add` (`--group-add`)
 /// against the rootfs's user database.
@@ -206,90 +190,19 @@ pub fn resolve_user(rootfs: &Path, spec: &str, group_add: &[String]) -> Result<U
         unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) }
     })
     .map_err(|e| Error::Rootfs(format!("open rootfs {}: {e}", rootfs.display())))?;
-    let passwd = read_in_root(&root, "/etc/passwd").unwrap_or_default();
-    let group = read_in_root(&root, "/etc/group").unwrap_or_default();
+    // An unreadable file is as good as none: Docker's rules then apply to
+    // numeric ids only.
+    let read = |p| saferoot::userdb::read_in_root(&root, p).ok().flatten();
+    let passwd = read("/etc/passwd").unwrap_or_default();
+    let group = read("/etc/group").unwrap_or_default();
     parse_user(spec, group_add, &passwd, &group)
 }
 
-/// The pure part of [`resolve_user`]. The supplementary groups are
-/// Docker's: the primary group first, then, unless a group was named, the
-/// groups whose member lists name the user, then `group_add` (each once).
+/// The pure part of [`resolve_user`]: Docker's rules, kept once in
+/// [`saferoot::userdb::resolve_user`].
 pub fn parse_user(spec: &str, group_add: &[String], passwd: &str, group: &str) -> Result<User> {
-    let (u, g) = match spec.split_once(':') {
-        Some((u, g)) => (u, Some(g)),
-        None => (spec, None),
-    };
-    let u = if u.is_empty() { "0" } else { u };
-    let entries: Vec<Vec<&str>> = passwd
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .map(|l| l.split(':').collect::<Vec<_>>())
-        .filter(|f| f.len() >= 7)
-        .collect();
-    let entry = entries
-        .iter()
-        .find(|f| f[0] == u || (u.chars().all(|c| c.is_ascii_digit()) && f[2] == u));
-    let (uid, mut gid, home, name) = match (entry, u.parse::<u32>()) {
-        (Some(f), _) => (
-            f[2].parse::<u32>().unwrap_or(0),
-            f[3].parse::<u32>().unwrap_or(0),
-            f[5].to_string(),
-            f[0].to_string(),
-        ),
-        (None, Ok(n)) => (n, 0, "/".to_string(), String::new()),
-        (None, Err(_)) => {
-            return Err(Error::NoSuchUser(format!(
-                "unable to find user {u}: no matching entries in passwd file"
-            )))
-        }
-    };
-    let groups: Vec<Vec<&str>> = group
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .map(|l| l.split(':').collect::<Vec<_>>())
-        .filter(|f| f.len() >= 4)
-        .collect();
-    if let Some(g) = g {
-        gid = match groups.iter().find(|f| f[0] == g) {
-            Some(f) => f[2].parse().unwrap_or(0),
-            None => g.parse().map_err(|_| {
-                Error::NoSuchUser(format!(
-                    "unable to find group {g}: no matching entries in group file"
-                ))
-            })?,
-        };
-    }
-    let mut additional_gids = vec![gid];
-    if g.is_none() && !name.is_empty() {
-        for f in &groups {
-            if f[3].split(',').any(|m| m == name) {
-                if let Ok(id) = f[2].parse::<u32>() {
-                    if !additional_gids.contains(&id) {
-                        additional_gids.push(id);
-                    }
-                }
-            }
-        }
-    }
-    for extra in group_add {
-        let id = match groups.iter().find(|f| f[0] == extra.as_str()) {
-            Some(f) => f[2].parse().unwrap_or(0),
-            None => extra.parse::<u32>().map_err(|_| {
-                Error::NoSuchUser(format!(
-                    "Unable to find group {extra}: no matching entries in group file"
-                ))
-            })?,
-        };
-        if !additional_gids.contains(&id) {
-            additional_gids.push(id);
-        }
-    }
-    Ok(User {
-        uid,
-        gid,
-        additional_gids,
-        home,
-    })
+    saferoot::userdb::resolve_user(spec, group_add, passwd, group)
+        .map_err(|e| Error::NoSuchUser(e.to_string()))
 }
 
 /// The process environment: PATH first if the image has none, HOSTNAME,

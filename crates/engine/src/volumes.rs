@@ -25,15 +25,6 @@ use serde::Serialize;
 
 use crate::error::{Context, Error, Result};
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS volumes (
-    name TEXT PRIMARY KEY,
-    created TEXT NOT NULL,
-    labels TEXT NOT NULL DEFAULT '{}',
-    anonymous INTEGER NOT NULL DEFAULT 0
-);
-";
-
 /// A volume as `volume inspect` shows it.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Volume {
@@ -85,7 +76,6 @@ impl Volumes {
     /// connection.
     pub fn open(root: &Path, db: &crate::db::Db) -> Result<Volumes> {
         let conn = db.connection();
-        conn.execute_batch(SCHEMA)?;
         Ok(Volumes {
             root: root.join("volumes"),
             conn,

@@ -631,7 +631,7 @@ pub fn save_oci_dir(store: &ImageStore, images: &[(Image, Vec<String>)], dir: &P
         )));
     }
     let tmp = dir.with_extension("berth-partial");
-    let _ = fs::remove_dir_all(&tmp);
+    crate::leftover::remove_dir_all(&tmp);
     fs::create_dir_all(tmp.join("blobs/sha256"))
         .map_err(io_err(format!("create {}", tmp.display())))?;
     // Spooled to a file, not a Vec: the archive holds every layer.

@@ -103,7 +103,7 @@ impl BlobStore {
         let digest = match result {
             Ok(d) => d,
             Err(e) => {
-                let _ = fs::remove_file(&tmp_path);
+                crate::leftover::remove_file(&tmp_path);
                 return Err(e);
             }
         };
@@ -239,7 +239,7 @@ impl BlobWriter {
 impl Drop for BlobWriter {
     fn drop(&mut self) {
         if !self.committed {
-            let _ = fs::remove_file(&self.path);
+            crate::leftover::remove_file(&self.path);
         }
     }
 }

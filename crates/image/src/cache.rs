@@ -13,21 +13,6 @@ use crate::oci;
 use crate::store::{Image, ImageStore, Result, StoreError};
 use crate::Reference;
 
-pub(crate) const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS build_cache (
-    key TEXT PRIMARY KEY,         -- sha256 of the step and all before it
-    diffs TEXT NOT NULL,          -- JSON array: the diff_ids after the step
-    created TEXT NOT NULL,        -- when the step ran: its history time
-    used TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS build_cache_layers (
-    key TEXT NOT NULL REFERENCES build_cache(key) ON DELETE CASCADE,
-    position INTEGER NOT NULL,
-    chain TEXT NOT NULL REFERENCES layers(chain),
-    PRIMARY KEY (key, position)
-);
-";
-
 /// A layer of a build: its diff_id and uncompressed size.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BuiltLayer {
@@ -44,11 +29,7 @@ pub struct CacheEntry {
     pub created: String,
 }
 
-fn now() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
-}
+use crate::store::now;
 
 impl ImageStore {
     /// Makes directory `files` (a build step's upper directory: overlay's
@@ -89,7 +70,7 @@ impl ImageStore {
                 fs::rename(&staging, &dest)
             })();
             if let Err(e) = placed {
-                let _ = fs::remove_dir_all(&staging);
+                crate::leftover::remove_dir_all(&staging);
                 // Another build placed the same layer meanwhile: fine.
                 if !dest.is_dir() {
                     return Err(StoreError::Io {
@@ -138,10 +119,14 @@ impl ImageStore {
                 None => return Ok(None),
             }
         }
-        let _ = self.db.execute(
+        // When it was last used orders `builder prune`; a hit is still a hit
+        // without it.
+        if let Err(e) = self.db.execute(
             "UPDATE build_cache SET used = ?2 WHERE key = ?1",
             params![key, now()],
-        );
+        ) {
+            tracing::warn!("build cache: record the use of {key}: {e}");
+        }
         Ok(Some(CacheEntry { layers, created }))
     }
 
@@ -152,7 +137,7 @@ impl ImageStore {
             return Ok(());
         }
         self.sync_filesystem()?;
-        let tx = self.db.transaction()?;
+        let tx = self.db.unchecked_transaction()?;
         for (key, e) in entries {
             let diffs: Vec<Digest> = e.layers.iter().map(|l| l.diff.clone()).collect();
             let text =

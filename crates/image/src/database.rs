@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OpenFlags};
 
 /// The database's file name in a store root.
-pub const FILE: &str = "berth.db";
+pub const FILE: &str = berth_store::FILE;
 
 /// A row in a database berth started over an empty store, or rebuilt on
 /// the user's word (`system check --rebuild`): such a database may name
@@ -23,9 +23,6 @@ pub const FILE: &str = "berth.db";
 /// files and its rows), and `check` may then remove that content. A
 /// database without it that names nothing is not trusted.
 const BORN_EMPTY: &str = "born_over_empty_store";
-
-pub(crate) const META_SCHEMA: &str =
-    "CREATE TABLE IF NOT EXISTS store_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);";
 
 #[derive(Debug, thiserror::Error)]
 pub enum DatabaseError {
@@ -47,6 +44,14 @@ pub enum DatabaseError {
         path: PathBuf,
         #[source]
         source: rusqlite::Error,
+    },
+    /// Its schema could not be brought to this berth's version (the cause
+    /// is the source, printed after it in a chain).
+    #[error("database {}", path.display())]
+    Schema {
+        path: PathBuf,
+        #[source]
+        source: berth_store::SchemaError,
     },
     #[error("read {}: {source}", path.display())]
     Io {
@@ -153,7 +158,6 @@ pub(crate) fn guard_new(root: &Path) -> Result<bool, DatabaseError> {
 
 /// Marks a database started over an empty store (see [`BORN_EMPTY`]).
 pub(crate) fn mark_born_empty(db: &Connection) -> rusqlite::Result<()> {
-    db.execute_batch(META_SCHEMA)?;
     db.execute(
         "INSERT OR IGNORE INTO store_meta (key, value) VALUES (?1, '1')",
         [BORN_EMPTY],

@@ -129,6 +129,7 @@ fn pump(
                 }
             }
             Err(e) => {
+                // A reader that hung up wants nothing more.
                 let _ = tx.send(Err(e));
                 return;
             }
@@ -150,6 +151,7 @@ impl Read for Piped {
         while self.pos == self.cur.len() {
             let used = std::mem::take(&mut self.cur);
             if used.capacity() > 0 {
+                // Recycling the buffer: a reader that is gone needs none.
                 let _ = self.free.send(used);
             }
             self.pos = 0;
@@ -312,12 +314,14 @@ impl ImageStore {
     pub fn discard_unrecorded(&self, chains: &[Digest], blobs: &[Digest]) {
         for c in chains {
             if matches!(self.layer_size(c), Ok(None)) {
-                let _ = std::fs::remove_dir_all(self.root().join("layers").join(c.hex()));
+                crate::leftover::remove_dir_all(&self.root().join("layers").join(c.hex()));
             }
         }
         for b in blobs {
             if matches!(self.blob_used(b), Ok(false)) {
-                let _ = self.blobs.remove(b);
+                if let Err(e) = self.blobs.remove(b) {
+                    tracing::warn!("remove unrecorded blob {b}: {e} (left behind)");
+                }
             }
         }
     }
@@ -434,7 +438,7 @@ fn fetch_layer(
         Ok(())
     })();
     if let Err(e) = arrived {
-        let _ = std::fs::remove_dir_all(&staged.dir);
+        crate::leftover::remove_dir_all(&staged.dir);
         return Err(e);
     }
     stager.place(staged, chain)?;

@@ -153,7 +153,7 @@ pub fn unpack(input: impl Read, dest: &Path, opts: &UnpackOptions) -> Result<Unp
             .unwrap_or_default(),
         std::process::id()
     ));
-    let _ = fs::remove_dir_all(&tmp);
+    crate::leftover::remove_dir_all(&tmp);
     fs::create_dir_all(&tmp).map_err(io_err(format!("create {}", tmp.display())))?;
     match unpack_into(input, &tmp, opts) {
         Ok(u) => {
@@ -165,7 +165,7 @@ pub fn unpack(input: impl Read, dest: &Path, opts: &UnpackOptions) -> Result<Unp
             Ok(u)
         }
         Err(e) => {
-            let _ = fs::remove_dir_all(&tmp);
+            crate::leftover::remove_dir_all(&tmp);
             Err(e)
         }
     }

@@ -28,6 +28,7 @@ pub mod database;
 pub mod digest;
 pub mod fetched;
 pub mod layer;
+mod leftover;
 pub mod oci;
 pub mod rebuild;
 pub mod reference;

@@ -45,7 +45,7 @@ pub fn keep(root: &Path) {
             nix::fcntl::posix_fallocate(f.as_raw_fd(), 0, len).is_ok()
         });
     if !made {
-        let _ = fs::remove_file(&path);
+        crate::leftover::remove_file(&path);
     }
 }
 

@@ -260,6 +260,7 @@ impl Snapshot {
     pub fn remove_mount_stub(&self, first: &Path, target: &Path) {
         let up = |p: &Path| self.upper.join(p.strip_prefix("/").unwrap_or(p));
         match fs::symlink_metadata(up(target)) {
+            // A stub that is no longer empty is kept: not an error.
             Ok(m) if m.is_dir() => {
                 let _ = fs::remove_dir(up(target));
             }

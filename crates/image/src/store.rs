@@ -9,6 +9,7 @@
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -70,43 +71,8 @@ fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> StoreErr
     move |source| StoreError::Io { context, source }
 }
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS images (
-    id TEXT PRIMARY KEY,          -- config digest: the image id
-    manifest TEXT NOT NULL,       -- manifest blob digest
-    created TEXT,
-    size INTEGER NOT NULL,        -- uncompressed size of its layers
-    added TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS tags (
-    name TEXT PRIMARY KEY,        -- docker.io/library/busybox:latest
-    image TEXT NOT NULL REFERENCES images(id)
-);
-CREATE TABLE IF NOT EXISTS layers (
-    chain TEXT PRIMARY KEY,       -- chain id: the layer with all below it
-    diff TEXT NOT NULL,
-    size INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS image_layers (
-    image TEXT NOT NULL REFERENCES images(id),
-    position INTEGER NOT NULL,
-    chain TEXT NOT NULL REFERENCES layers(chain),
-    PRIMARY KEY (image, position)
-);
-CREATE TABLE IF NOT EXISTS image_blobs (
-    image TEXT NOT NULL REFERENCES images(id),
-    digest TEXT NOT NULL,
-    PRIMARY KEY (image, digest)
-);
-";
-
-/// A connection to the store's database (`root/berth.db`), set up the way
-/// every berth connection is: WAL (readers never wait for a writer),
-/// synchronous=NORMAL, foreign keys, a busy timeout (two commands writing at
-/// once wait for each other instead of failing), and no checkpoint on close
-/// (each berth command is a short process: a checkpoint when it exits would
-/// cost fsyncs every time; SQLite's auto-checkpoint runs as the WAL grows,
-/// kept short: see below).
+/// A connection to the store's database (`root/berth.db`), set up as
+/// [`berth_store::configure`] says and at the schema's current version.
 ///
 /// A missing or empty database is started only over an empty store: over
 /// existing layers and blobs it would name none of them, and the next
@@ -129,39 +95,15 @@ fn connect(root: &Path, over_content: bool) -> std::result::Result<Connection, D
         path: path.clone(),
         source,
     };
-    let db = configure(&path).map_err(sqlite)?;
+    let schema = |source| DatabaseError::Schema {
+        path: path.clone(),
+        source,
+    };
+    let mut db = berth_store::configure(&path).map_err(schema)?;
+    berth_store::migrate(&mut db).map_err(schema)?;
     if new {
         database::mark_born_empty(&db).map_err(sqlite)?;
     }
-    Ok(db)
-}
-
-fn configure(path: &Path) -> rusqlite::Result<Connection> {
-    // The database holds every container's environment (secrets): it is
-    // made 0600 before SQLite creates it with 0644, and SQLite gives its
-    // WAL and shared-memory files the database's mode.
-    saferoot::private::append_private_file(path).map_err(|e| {
-        rusqlite::Error::SqliteFailure(
-            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
-            Some(format!("create {}: {e}", path.display())),
-        )
-    })?;
-    let db = Connection::open(path)?;
-    db.pragma_update(None, "journal_mode", "WAL")?;
-    db.pragma_update(None, "synchronous", "NORMAL")?;
-    db.pragma_update(None, "foreign_keys", "ON")?;
-    db.busy_timeout(std::time::Duration::from_secs(30))?;
-    // Every command is a new process, so every command's first connection
-    // rebuilds the WAL index from the whole WAL (SQLite's recovery: about
-    // 1.6 us a frame here, 1.5 ms at the default 1000-page threshold). A
-    // short WAL keeps that small; the checkpoints it takes (two fsyncs)
-    // come every few runs instead of every fiftieth.
-    db.pragma_update(None, "wal_autocheckpoint", 128)?;
-    db.pragma_update(None, "journal_size_limit", 4 << 20)?;
-    db.set_db_config(
-        rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
-        true,
-    )?;
     Ok(db)
 }
 
@@ -193,7 +135,9 @@ pub struct CheckReport {
 pub struct ImageStore {
     root: PathBuf,
     pub blobs: BlobStore,
-    pub(crate) db: Connection,
+    /// The command's one connection, shared with the engine's tables
+    /// (containers, volumes, networks): see [`ImageStore::connection`].
+    pub(crate) db: Rc<Connection>,
     /// Most uncompressed bytes accepted per layer.
     pub max_layer_bytes: u64,
 }
@@ -203,7 +147,10 @@ fn digest(s: &str) -> Result<Digest> {
         .map_err(|e| StoreError::Malformed(e.to_string()))
 }
 
-fn now() -> String {
+/// Now, RFC 3339 as Go's RFC3339Nano writes it (trailing zeros of the
+/// fraction dropped): the store's image and build-cache times, which
+/// image history shows as Docker does.
+pub(crate) fn now() -> String {
     time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
@@ -261,6 +208,7 @@ pub fn mark_topdir(dir: &Path) {
     if flags & FS_TOPDIR_FL == 0 {
         flags |= FS_TOPDIR_FL;
         // SAFETY: as above.
+        // Only a placement hint: filesystems without it are fine.
         let _ = unsafe { libc::ioctl(fd, libc::FS_IOC_SETFLAGS, &flags) };
     }
 }
@@ -320,7 +268,7 @@ impl Stager<'_> {
         match staged {
             Ok((diff, size)) => Ok((Staged { dir, diff }, size)),
             Err(e) => {
-                let _ = fs::remove_dir_all(&dir);
+                crate::leftover::remove_dir_all(&dir);
                 Err(e)
             }
         }
@@ -330,9 +278,9 @@ impl Stager<'_> {
     /// command may have left there (no row names it).
     pub(crate) fn place(&self, staged: Staged, chain: &Digest) -> Result<()> {
         let dest = self.layers.join(chain.hex());
-        let _ = fs::remove_dir_all(&dest);
+        crate::leftover::remove_dir_all(&dest);
         fs::rename(&staged.dir, &dest).map_err(|e| {
-            let _ = fs::remove_dir_all(&staged.dir);
+            crate::leftover::remove_dir_all(&staged.dir);
             StoreError::Io {
                 context: format!("place layer {chain}"),
                 source: e,
@@ -365,18 +313,23 @@ impl ImageStore {
         let blobs = BlobStore::open(root)?;
         crate::reserve::keep(root);
         let db = connect(root, over_content)?;
-        db.execute_batch(SCHEMA)?;
-        db.execute_batch(crate::cache::SCHEMA)?;
         Ok(ImageStore {
             root: root.to_path_buf(),
             blobs,
-            db,
+            db: Rc::new(db),
             max_layer_bytes: 64 << 30,
         })
     }
 
+    /// The store's database connection, for the other tables of the same
+    /// file (one connection per command).
+    pub fn connection(&self) -> Rc<Connection> {
+        Rc::clone(&self.db)
+    }
+
     /// Frees SQLite's page cache of the store's connection.
     pub fn shrink_memory(&self) {
+        // Only a cache: a connection that keeps it works the same.
         let _ = self.db.execute_batch("PRAGMA shrink_memory");
     }
 
@@ -515,7 +468,7 @@ impl ImageStore {
         let (staged, size) = stager.stage(None, source)?;
         let diff = staged.diff.clone();
         if self.layer_size(&diff)?.is_some() {
-            let _ = fs::remove_dir_all(&staged.dir);
+            crate::leftover::remove_dir_all(&staged.dir);
         } else {
             stager.place(staged, &diff)?;
         }
@@ -606,7 +559,7 @@ impl ImageStore {
         // blobs and unpacked layers durable before the transaction names
         // them (cheaper than a sync per blob, and it covers the layers).
         self.sync_filesystem()?;
-        let tx = self.db.transaction()?;
+        let tx = self.db.unchecked_transaction()?;
         let id = config_digest.to_string();
         tx.execute(
             "INSERT INTO images (id, manifest, created, size, added) VALUES (?1, ?2, ?3, ?4, ?5)
@@ -862,7 +815,7 @@ impl ImageStore {
             .ok()
             .map(|r| r.to_string())
             .filter(|t| img.tags.contains(t));
-        let tx = self.db.transaction()?;
+        let tx = self.db.unchecked_transaction()?;
         match by_tag {
             Some(t) => {
                 tx.execute("DELETE FROM tags WHERE name = ?1", params![t])?;
@@ -901,7 +854,7 @@ impl ImageStore {
 
     /// Deletes layers and blobs no image uses (rows first, then files).
     pub fn collect_garbage(&mut self) -> Result<(usize, usize)> {
-        let tx = self.db.transaction()?;
+        let tx = self.db.unchecked_transaction()?;
         let unused_layers: Vec<String> = {
             let mut st = tx.prepare(
                 "SELECT chain FROM layers WHERE chain NOT IN (SELECT chain FROM image_layers)
@@ -918,7 +871,7 @@ impl ImageStore {
         tx.commit()?;
         for c in &unused_layers {
             let d = digest(c)?;
-            let _ = fs::remove_dir_all(self.layer_dir(&d).parent().unwrap_or(&self.root));
+            crate::leftover::remove_dir_all(self.layer_dir(&d).parent().unwrap_or(&self.root));
         }
         let used: std::collections::HashSet<String> = {
             let mut st = self.db.prepare("SELECT DISTINCT digest FROM image_blobs")?;
@@ -949,7 +902,7 @@ impl ImageStore {
             .map_err(io_err("read tmp"))?
             .flatten()
         {
-            let _ = fs::remove_dir_all(e.path());
+            crate::leftover::remove_dir_all(&e.path());
             report.temp_files += 1;
         }
         let known: std::collections::HashSet<String> = {
@@ -965,7 +918,7 @@ impl ImageStore {
         {
             let name = format!("sha256:{}", e.file_name().to_string_lossy());
             if !known.contains(&name) {
-                let _ = fs::remove_dir_all(e.path());
+                crate::leftover::remove_dir_all(&e.path());
                 report.unreferenced_layers += 1;
             } else if !e.path().join("diff").is_dir() {
                 report.missing.push(format!("layer {name}"));
@@ -1008,7 +961,9 @@ impl ImageStore {
             if intact {
                 from_split.insert(diff.to_string());
             } else {
-                let _ = fs::remove_dir_all(self.layer_dir(&chain).parent().unwrap_or(&self.root));
+                crate::leftover::remove_dir_all(
+                    self.layer_dir(&chain).parent().unwrap_or(&self.root),
+                );
                 report.corrupt_layers.push(chain.clone());
                 report.missing.push(format!("layer {chain}"));
             }

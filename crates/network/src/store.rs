@@ -22,39 +22,6 @@ use crate::ports::{PortMapping, PortSpec, Proto};
 use crate::subnet::Subnet;
 use crate::{nft, Context, Error, Result};
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS networks (
-    id TEXT PRIMARY KEY,
-    name TEXT NOT NULL UNIQUE,
-    bridge TEXT NOT NULL UNIQUE,
-    subnet TEXT NOT NULL,
-    gateway TEXT NOT NULL,
-    internal INTEGER NOT NULL DEFAULT 0,
-    created TEXT NOT NULL,
-    labels TEXT NOT NULL DEFAULT '{}'
-);
-CREATE TABLE IF NOT EXISTS network_leases (
-    network_id TEXT NOT NULL,
-    container_id TEXT NOT NULL,
-    ip TEXT NOT NULL,
-    mac TEXT NOT NULL,
-    veth TEXT NOT NULL,
-    iface TEXT NOT NULL,
-    names TEXT NOT NULL,
-    PRIMARY KEY (network_id, container_id),
-    UNIQUE (network_id, ip)
-);
-CREATE TABLE IF NOT EXISTS network_ports (
-    container_id TEXT NOT NULL,
-    proto TEXT NOT NULL,
-    host_ip TEXT NOT NULL,
-    host_port INTEGER NOT NULL,
-    container_ip TEXT NOT NULL,
-    container_port INTEGER NOT NULL,
-    UNIQUE (proto, host_ip, host_port)
-);
-";
-
 /// The default network's name, as docker's.
 pub const DEFAULT_NAME: &str = "bridge";
 
@@ -162,29 +129,7 @@ pub(crate) fn random_hex(n: usize) -> String {
 }
 
 pub(crate) fn now() -> String {
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    let secs = t.as_secs();
-    // Civil date from days since the epoch (Howard Hinnant's algorithm).
-    let days = i64::try_from(secs / 86400).unwrap_or(0);
-    let rem = secs % 86400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:09}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60,
-        t.subsec_nanos()
-    )
+    berth_relay::clock::rfc3339_nanos()
 }
 
 /// Holds the host-wide lock while alive.
@@ -266,8 +211,9 @@ fn parse_alias(alias: &str) -> Option<(Subnet, bool, PathBuf)> {
 }
 
 impl Networks {
+    /// The networks of the store at `root`, through a connection to its
+    /// database (`berth_store::open`: the schema that holds these tables).
     pub fn open(conn: Rc<Connection>, root: &Path) -> Result<Networks> {
-        conn.execute_batch(SCHEMA)?;
         Ok(Networks {
             conn,
             root: root.to_path_buf(),
@@ -422,6 +368,7 @@ impl Networks {
             }
         }
         for c in cmds {
+            // One by one because some may be gone already: not an error.
             let _ = nft::apply(&[c]);
         }
     }
@@ -525,10 +472,19 @@ impl Networks {
             Err(e) => return Err(e.into()),
         }
         if let Err(e) = self.make_bridge(nl, &net) {
-            let _ = nl.delete_link(&net.bridge);
-            let _ = self
+            if let Err(u) = nl.delete_link(&net.bridge) {
+                tracing::warn!(
+                    "undo network {}: delete bridge {}: {u}",
+                    net.name,
+                    net.bridge
+                );
+            }
+            if let Err(u) = self
                 .conn
-                .execute("DELETE FROM networks WHERE id = ?1", params![net.id]);
+                .execute("DELETE FROM networks WHERE id = ?1", params![net.id])
+            {
+                tracing::warn!("undo network {}: delete its row: {u}", net.name);
+            }
             return Err(e);
         }
         Ok(net)
@@ -640,7 +596,9 @@ impl Networks {
         let mut nl = netlink()?;
         nl.delete_link(&net.bridge)
             .ctx(|| format!("delete bridge {}", net.bridge))?;
-        let _ = nft::apply(&nft::network("delete", net.subnet, net.internal));
+        if let Err(e) = nft::apply(&nft::network("delete", net.subnet, net.internal)) {
+            tracing::warn!("remove network {}: its nft rules stay: {e}", net.name);
+        }
         self.conn
             .execute("DELETE FROM networks WHERE id = ?1", params![net.id])?;
         Ok(())
@@ -652,7 +610,9 @@ impl Networks {
         match self.attach_inner(a) {
             Ok(e) => Ok(e),
             Err(e) => {
-                let _ = self.detach(a.container_id, false);
+                if let Err(u) = self.detach(a.container_id, false) {
+                    tracing::warn!("undo the attachment of {}: {u}", a.container_id);
+                }
                 Err(e)
             }
         }
@@ -782,7 +742,8 @@ impl Networks {
             .as_ref()
             .is_err_and(|e| e.raw_os_error() == Some(libc::EEXIST))
         {
-            // The previous life's, still going with its namespace.
+            // The previous life's, still going with its namespace. If it
+            // cannot go, the create below says so.
             let _ = nl.delete_link(&veth);
             made = nl.create_veth(&veth, &iface, netns, bridge.index, bridge.mtu, Some(mac));
         }
@@ -859,7 +820,9 @@ impl Networks {
         ) {
             Ok(e) => Ok(e),
             Err(e) => {
-                let _ = self.disconnect_one(container_id, net);
+                if let Err(u) = self.disconnect_one(container_id, net) {
+                    tracing::warn!("undo the connection of {container_id} to {}: {u}", net.name);
+                }
                 Err(e)
             }
         }
@@ -882,7 +845,11 @@ impl Networks {
             .collect();
         if !ports.is_empty() {
             let cmds: Vec<_> = ports.iter().flat_map(|p| nft::port("delete", p)).collect();
-            let _ = nft::apply(&cmds);
+            if let Err(e) = nft::apply(&cmds) {
+                tracing::warn!(
+                    "disconnect {container_id}: its published ports' nft rules stay: {e}"
+                );
+            }
             self.conn.execute(
                 "DELETE FROM network_ports WHERE container_id = ?1 AND container_ip = ?2",
                 params![container_id, ep.ip.to_string()],
@@ -970,6 +937,7 @@ impl Networks {
                 Ok(ip)
             }
             Err(e) => {
+                // The error is what counts; SQLite may have rolled back already.
                 let _ = self.conn.execute_batch("ROLLBACK");
                 Err(e)
             }
@@ -1030,6 +998,7 @@ impl Networks {
                     Ok(ok)
                 }
                 Err(e) => {
+                    // The error is what counts; SQLite may have rolled back already.
                     let _ = self.conn.execute_batch("ROLLBACK");
                     Err(e)
                 }
@@ -1078,7 +1047,8 @@ impl Networks {
         if !ports.is_empty() {
             let cmds: Vec<_> = ports.iter().flat_map(|p| nft::port("delete", p)).collect();
             if nft::apply(&cmds).is_err() {
-                // Some already gone: the rest one by one.
+                // Some already gone: the rest one by one (a failure now is
+                // one of those).
                 for c in cmds {
                     let _ = nft::apply(&[c]);
                 }
@@ -1253,7 +1223,12 @@ impl Networks {
                     container_port: 0,
                     proto,
                 };
-                let _ = nft::apply(&nft::port("delete", &m));
+                if let Err(e) = nft::apply(&nft::port("delete", &m)) {
+                    tracing::warn!(
+                        "check: remove the stale published port {}: {e}",
+                        m.host_port
+                    );
+                }
                 fixed.push(format!(
                     "removed the stale published port {}/{}",
                     m.host_display(),
@@ -1324,7 +1299,7 @@ mod tests {
 
     fn store() -> (tempfile::TempDir, Networks) {
         let dir = tempfile::tempdir().unwrap();
-        let conn = Connection::open(dir.path().join("berth.db")).unwrap();
+        let conn = berth_store::open(&dir.path().join(berth_store::FILE)).unwrap();
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .unwrap();
         let n = Networks::open(Rc::new(conn), dir.path()).unwrap();
@@ -1403,7 +1378,7 @@ mod tests {
                 let root = dir.path().to_path_buf();
                 let a = a.clone();
                 std::thread::spawn(move || {
-                    let conn = Connection::open(root.join("berth.db")).unwrap();
+                    let conn = berth_store::open(&root.join(berth_store::FILE)).unwrap();
                     conn.busy_timeout(std::time::Duration::from_secs(10))
                         .unwrap();
                     let n = Networks::open(Rc::new(conn), &root).unwrap();

@@ -211,7 +211,11 @@ fn write_private(path: &Path, value: &Value) -> Result<()> {
         std::fs::rename(&tmp, path)
     })();
     if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+        if let Err(e) = std::fs::remove_file(&tmp) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!("remove {}: {e} (left behind)", tmp.display());
+            }
+        }
     }
     written.map_err(err)
 }

@@ -326,7 +326,8 @@ impl Client {
             match resp.status() {
                 401 if same_host && !authed_retry && replayable => {
                     let challenge = resp.header("www-authenticate").and_then(Challenge::parse);
-                    // Drain the small error body so the connection is reused.
+                    // Drain the small error body so the connection is reused
+                    // (a failure only costs the reuse).
                     let _ = io::copy(&mut resp.into_reader().take(1 << 16), &mut io::sink());
                     self.answer(challenge)?;
                     authed_retry = true;
@@ -513,6 +514,7 @@ impl Client {
     pub(crate) fn status_error(&self, resp: ureq::Response, what: &str) -> RegistryError {
         let status = resp.status();
         let mut body = Vec::new();
+        // The status is the error; the body only adds to its words.
         let _ = resp.into_reader().take(1 << 16).read_to_end(&mut body);
         let errors: Vec<(String, String)> = serde_json::from_slice::<serde_json::Value>(&body)
             .ok()

@@ -112,7 +112,9 @@ fn tls_config(
         // TLS client does; an empty store fails every handshake, which
         // then names the cause.
         for c in rustls_native_certs::load_native_certs().certs {
-            let _ = roots.add(c);
+            if let Err(e) = roots.add(c) {
+                tracing::debug!("system trust store: an entry skipped: {e}");
+            }
         }
         for dir in ca_dirs {
             for f in files_with(dir, ".crt")? {

@@ -115,7 +115,7 @@ impl Writer {
         } else {
             b",\"stream\":\"stderr\",\"time\":\""
         });
-        json.extend_from_slice(now_rfc3339_nanos().as_bytes());
+        json.extend_from_slice(crate::clock::rfc3339_nanos().as_bytes());
         json.extend_from_slice(b"\"}\n");
         if self.max_size > 0 && self.size + json.len() as u64 > self.max_size && self.size > 0 {
             self.rotate();
@@ -190,58 +190,19 @@ pub fn escape_into(s: &str, out: &mut Vec<u8>) {
     out.push(b'"');
 }
 
-/// Now, UTC, RFC 3339 with nanoseconds (`2026-01-02T03:04:05.123456789Z`).
-pub fn now_rfc3339_nanos() -> String {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes one timespec into a valid struct.
-    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
-    let secs = ts.tv_sec;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:09}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        ts.tv_nsec
-    )
-}
-
-/// The proleptic Gregorian date of a day count since 1970-01-01 (Howard
-/// Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = u32::try_from(doy - (153 * mp + 2) / 5 + 1).unwrap_or(1);
-    let m = u32::try_from(if mp < 10 { mp + 3 } else { mp - 9 }).unwrap_or(1);
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn dates_and_escapes() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(20_780), (2026, 11, 23));
-        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
-        assert_eq!(civil_from_days(-1), (1969, 12, 31));
+    fn escapes() {
         let mut out = Vec::new();
         escape_into("a\"b\\c\n\u{1}é", &mut out);
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "\"a\\\"b\\\\c\\n\\u0001é\""
         );
-        let now = now_rfc3339_nanos();
+        let now = crate::clock::rfc3339_nanos();
         assert_eq!(now.len(), 30, "{now}");
         assert!(now.ends_with('Z'));
     }

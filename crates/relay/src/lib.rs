@@ -2,8 +2,10 @@
 //! `berth-monitor` (the process that stays with each detached container)
 //! links only this: relaying the container's output to its json-file log
 //! and to attached clients ([`relay`]), the attach protocol ([`frames`]),
-//! and the log writer ([`jsonlog`]); and the user's side of a container's
-//! terminal ([`terminal`]), for the binaries that hand it their stdio.
+//! and the log writer ([`jsonlog`]); the user's side of a container's
+//! terminal ([`terminal`]), for the binaries that hand it their stdio; and
+//! berth's one wall clock ([`clock`]), which the log needs and the engine
+//! and network share.
 
 // A library never prints nor exits: the binaries own the terminal and the
 // process (CONTRIBUTING). Test modules may print why they skipped.
@@ -12,6 +14,7 @@
     deny(clippy::print_stdout, clippy::print_stderr, clippy::exit)
 )]
 
+pub mod clock;
 pub mod frames;
 pub mod jsonlog;
 pub mod relay;

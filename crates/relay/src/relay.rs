@@ -147,7 +147,10 @@ pub fn relay(
         _ => None,
     };
     let mut exit: Option<i32> = None;
-    let mut buf = vec![0u8; 32 * 1024];
+    // Allocated at the first read, not before: an idle detached container's
+    // monitor never reads, and a zeroed buffer made now would be 32 KiB of
+    // touched heap in each of them (calloc clears reused heap pages).
+    let mut buf: Vec<u8> = Vec::new();
     loop {
         loop {
             match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
@@ -255,7 +258,7 @@ pub fn relay(
             }
         }
         if let (Some(k), Some((f, stdin))) = (feed_slot, &mut feed) {
-            if ready[k] && !f.step(*stdin, &clients.input, &mut buf) {
+            if ready[k] && !f.step(*stdin, &clients.input, sized(&mut buf)) {
                 // End of our input, or a container that closed its own:
                 // the pipe closes, and the container reads its end of file.
                 clients.input = None;
@@ -278,7 +281,7 @@ pub fn relay(
                 continue;
             };
             let stream = *stream;
-            match nix::unistd::read(fd.as_raw_fd(), &mut buf) {
+            match nix::unistd::read(fd.as_raw_fd(), sized(&mut buf)) {
                 Ok(0) | Err(nix::errno::Errno::EIO) => streams[i] = None,
                 Ok(n) => {
                     if let Some(log) = log.as_deref_mut() {
@@ -325,6 +328,15 @@ static CALLER_OUTPUT_LOST: AtomicBool = AtomicBool::new(false);
 /// A relay in this process lost the reader of our stdout or stderr.
 pub fn caller_output_lost() -> bool {
     CALLER_OUTPUT_LOST.load(Ordering::Relaxed)
+}
+
+/// The relay's read buffer, made on first use (see [`relay`]): a read
+/// into an empty one would look like an end of file.
+fn sized(buf: &mut Vec<u8>) -> &mut [u8] {
+    if buf.is_empty() {
+        buf.resize(32 * 1024, 0);
+    }
+    buf
 }
 
 /// Our stdin on its way to the container's input pipe.

@@ -5,7 +5,8 @@
 //! relative to descriptors that were resolved that way.
 //!
 //! [`private`] keeps a store's own directories and files out of other
-//! users' reach.
+//! users' reach; [`userdb`] reads a root's /etc/passwd and /etc/group
+//! inside it and resolves users as Docker does.
 
 // A library never prints nor exits: the binaries own the terminal and the
 // process (CONTRIBUTING). Test modules may print why they skipped.
@@ -15,6 +16,7 @@
 )]
 
 pub mod private;
+pub mod userdb;
 
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};

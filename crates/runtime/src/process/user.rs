@@ -125,11 +125,5 @@ pub fn switch_user(process: &Process) -> Result<()> {
 /// process whose environment has no HOME (runc does the same).
 pub fn home_of(uid: u32) -> String {
     let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
-    for line in passwd.lines() {
-        let f: Vec<&str> = line.split(':').collect();
-        if f.len() >= 6 && f[2].parse::<u32>().ok() == Some(uid) && !f[5].is_empty() {
-            return f[5].to_string();
-        }
-    }
-    "/".to_string()
+    saferoot::userdb::home_of(&passwd, uid)
 }
