@@ -51,6 +51,7 @@ pub mod terminal;
 
 pub use container::{Container, CreateOptions, ExecOptions, ExecOutcome};
 pub use error::{Error, Result};
+pub use process::stdio::Stdio;
 pub use state::{ContainerState, Status};
 
 /// The OCI runtime-spec version this library implements.
