@@ -33,8 +33,7 @@ impl Stdio {
         }
         for (target, fd) in (0..3).zip(&high) {
             // dup2 leaves close-on-exec off the target: the program keeps it.
-            nix::unistd::dup2(fd.as_raw_fd(), target)
-                .ctx(|| format!("dup2 onto fd {target}"))?;
+            nix::unistd::dup2(fd.as_raw_fd(), target).ctx(|| format!("dup2 onto fd {target}"))?;
         }
         Ok(())
     }
