@@ -1002,31 +1002,25 @@ impl Builder<'_, '_> {
             },
             &crate::spec::Joins::default(),
         )?;
-        // The step's environment holds build arguments (tokens): 0600.
-        saferoot::private::write_private_file(
-            &bundle.join("config.json"),
-            &serde_json::to_vec(&spec).map_err(|e| Error::Invalid(format!("encode spec: {e}")))?,
-        )
-        .ctx(|| "write config.json".into())?;
         // The step's stdout and stderr: one pipe, read into the progress.
         let mut pipes = crate::stdio::Pipes::merged()?;
         let (out_r, _) = pipes
             .streams
             .pop()
             .ok_or_else(|| Error::Invalid("the RUN step has no output pipe".into()))?;
-        let opts = berth_runtime::CreateOptions {
-            id: cid.clone(),
-            bundle: bundle.clone(),
-            root: self.engine.runtime_root(),
-            console_socket: None,
-            pid_file: None,
-            no_pivot: false,
-            preserve_fds: 0,
-            rootfs_mount: detached.as_ref().map(AsRawFd::as_raw_fd),
-        };
-        let created = pipes.around(|| berth_runtime::Container::create(&opts))?;
-        drop(detached);
-        let mut c = created?;
+        // The step's environment holds build arguments (tokens): the
+        // launcher writes config.json 0600.
+        let mut c = crate::launch::create(
+            &self.engine.runtime_root(),
+            crate::launch::Init {
+                id: cid.clone(),
+                bundle: bundle.clone(),
+                spec,
+                stdio: pipes.take_stdio()?,
+                rootfs: detached,
+                console_socket: None,
+            },
+        )?;
         // RUN --network=none: loopback up, as buildkit's and docker's are.
         let lo = if cfg.network == "none" {
             berth_network::loopback_up_in(c.state.pid).map_err(Error::from)
