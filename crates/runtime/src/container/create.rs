@@ -161,9 +161,13 @@ impl Creation<'_> {
             annotations: bundle.spec.annotations().clone().unwrap_or_default(),
             creating: true,
             config: bundle.spec.clone(),
-            cgroups: None,
+            // Recorded before they are made: a delete after a create killed
+            // at any point removes them (and what runs in them) from here.
+            cgroups: Some(cgroups.clone()),
             host_mounts_below: self.host_mounts_below,
         };
+        // Saved once, here: what is learnt later (the init's pid) is
+        // recorded apart, see StateDir::record_init.
         self.dir.save(&st)?;
         let fifo_path = self.dir.fifo();
         nix::unistd::mkfifo(&fifo_path, Mode::from_bits_truncate(0o622))
@@ -257,9 +261,6 @@ impl Creation<'_> {
         }
         st.pid = init_pid.as_raw();
         st.pid_start_time = state::proc_stat(st.pid).map(|s| s.start_time).unwrap_or(0);
-        // The init was born in its cgroups (the intermediate joined them).
-        st.cgroups = Some(cgroups.clone());
-        self.dir.save(&st)?;
         let hooks = bundle.spec.hooks().as_ref();
         let state_json = serde_json::to_vec(&st.report(crate::state::Status::Creating))
             .map_err(|e| Error::Init(e.to_string()))?;
@@ -277,7 +278,7 @@ impl Creation<'_> {
         }
         parent_ch.expect(&Message::Ready, "container init")?;
         st.creating = false;
-        self.dir.save(&st)?;
+        self.dir.record_init(st.pid, st.pid_start_time)?;
         if let Some(p) = &opts.pid_file {
             write_pid_file(p, st.pid)?;
         }
