@@ -957,14 +957,8 @@ impl Builder<'_, '_> {
         )
         .ctx(|| "write resolv.conf".into())?;
 
-        let detached = work.snap.mount_detached()?;
-        if detached.is_none() {
-            work.snap.mount()?;
-        }
-        let lookup = match &detached {
-            Some(fd) => PathBuf::from(saferoot::fd_path(fd)),
-            None => work.snap.merged.clone(),
-        };
+        let crate::launch::Rootfs { detached, lookup } =
+            crate::launch::mount_rootfs(&work.snap, &mut None)?;
         // Mount points the runtime will have to make in the rootfs.
         let mut made = Vec::new();
         let mut dests: Vec<String> = [

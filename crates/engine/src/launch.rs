@@ -17,6 +17,48 @@ use oci_spec::runtime::{Process, Spec};
 
 use crate::error::{Context, Error, Result};
 
+/// A container's root file system as the launcher hands it over.
+#[derive(Debug)]
+pub struct Rootfs {
+    /// The overlay as a detached mount for the runtime's init to attach
+    /// (see Snapshot::mount_detached); None when it is mounted on the host
+    /// at the snapshot's `merged` (a kernel without the new mount API).
+    pub detached: Option<OwnedFd>,
+    /// Where this process reads the container's files before it starts
+    /// (users, mount points, volume contents): through the descriptor, or
+    /// at `merged`.
+    pub lookup: PathBuf,
+}
+
+/// Mounts `snap` for a launch. `host_mounted` remembers across a
+/// container's lives (restarts) whether the kernel needed the host mount:
+/// None the first time (a host mount left by an earlier life or a killed
+/// command is taken down first), then the answer.
+pub fn mount_rootfs(
+    snap: &berth_image::snapshot::Snapshot,
+    host_mounted: &mut Option<bool>,
+) -> Result<Rootfs> {
+    let detached = match host_mounted {
+        // Still mounted from the first life.
+        Some(true) => None,
+        Some(false) => snap.mount_detached()?,
+        None => {
+            snap.unmount()?;
+            let d = snap.mount_detached()?;
+            if d.is_none() {
+                snap.mount()?;
+            }
+            *host_mounted = Some(d.is_none());
+            d
+        }
+    };
+    let lookup = match &detached {
+        Some(fd) => PathBuf::from(saferoot::fd_path(fd)),
+        None => snap.merged.clone(),
+    };
+    Ok(Rootfs { detached, lookup })
+}
+
 /// A container's init to create.
 #[derive(Debug)]
 pub struct Init {

@@ -412,23 +412,8 @@ fn prepare_start(
     snapshot: &berth_image::snapshot::Snapshot,
     host_mounted: &mut Option<bool>,
 ) -> Result<(Option<OwnedFd>, oci_spec::runtime::Spec)> {
-    let detached = match host_mounted {
-        Some(true) => None,
-        Some(false) => snapshot.mount_detached()?,
-        None => {
-            snapshot.unmount()?;
-            let d = snapshot.mount_detached()?;
-            if d.is_none() {
-                snapshot.mount()?;
-            }
-            *host_mounted = Some(d.is_none());
-            d
-        }
-    };
-    let lookup = match &detached {
-        Some(fd) => std::path::PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd())),
-        None => snapshot.merged.clone(),
-    };
+    let crate::launch::Rootfs { detached, lookup } =
+        crate::launch::mount_rootfs(snapshot, host_mounted)?;
     let dir = engine.container_dir(&r.id);
     let joins = joins(engine, r)?;
     // Before volumes are filled from the image: a `VOLUME /etc` gets the
