@@ -71,6 +71,8 @@ import json, sys
 bundle, berth_dir = sys.argv[1], sys.argv[2]
 p = f"{bundle}/config.json"
 c = json.load(open(p))
+# This crun knows runtime-spec versions up to 1.0.x by name only.
+c["ociVersion"] = "1.0.2"
 c["root"] = {"path": "rootfs", "readonly": False}
 c["process"]["args"] = ["true"]
 for m in c["mounts"]:
