@@ -39,6 +39,8 @@ work=$(mktemp -d /var/tmp/berth-bench-run.XXXXXX)
 cleanup() {
     (podman_env_cleanup >/dev/null 2>&1 || true)
     rm -rf "$work"
+    # crun removes the container's cgroups, not the parent it was put under.
+    rmdir /sys/fs/cgroup/*/bench-crun /sys/fs/cgroup/bench-crun 2>/dev/null || true
 }
 trap cleanup EXIT
 
