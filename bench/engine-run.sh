@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmark `run --rm <busybox> true`: berth vs podman (both --network=none,
 # podman with runc; bench/network.sh compares them bridged) vs raw `crun run`
-# of a prepared bundle, interleaved round-robin so
+# of a prepared bundle holding berth's own spec for the same container
+# (Docker's seccomp profile included), interleaved round-robin so
 # that drift hits all alike. Prints medians and the ratios berth/podman
 # (goal <= 1/15) and berth/crun (goal <= 0.7).
 #
@@ -38,6 +39,8 @@ work=$(mktemp -d /var/tmp/berth-bench-run.XXXXXX)
 cleanup() {
     (podman_env_cleanup >/dev/null 2>&1 || true)
     rm -rf "$work"
+    # crun removes the container's cgroups, not the parent it was put under.
+    rmdir /sys/fs/cgroup/*/bench-crun /sys/fs/cgroup/bench-crun 2>/dev/null || true
 }
 trap cleanup EXIT
 
@@ -50,17 +53,36 @@ rootfs="$work/podman/rootfs-bench-busybox"
 tar --numeric-owner -C "$rootfs" -cf "$work/bb.tar" .
 "$berth" --root "$work/berth" import -c 'CMD ["sh"]' "$work/bb.tar" bench-busybox >/dev/null
 
-# crun: a prepared bundle over the same rootfs
+# crun: a prepared bundle with berth's own spec for this container (the
+# config.json berth writes for people): the same namespaces, mounts, masked
+# paths, capabilities, cgroup device rules and Docker's seccomp profile,
+# over the same rootfs. What differs is only what berth's spec points into
+# its container directory (hosts, hostname, resolv.conf: copied into the
+# bundle) and the root, which is the image's rootfs directory here and
+# berth's overlay there.
+"$berth" --root "$work/berth" run --name bench-spec --network=none bench-busybox true >/dev/null
+spec_id=$("$berth" --root "$work/berth" inspect -f '{{.Id}}' bench-spec)
 mkdir -p "$work/bundle"
-(cd "$work/bundle" && crun spec && ln -s "$rootfs" rootfs)
-python3 - "$work/bundle/config.json" <<'PY'
+for f in config.json hosts hostname resolv.conf; do
+    cp "$work/berth/containers/$spec_id/$f" "$work/bundle/"
+done
+"$berth" --root "$work/berth" rm bench-spec >/dev/null
+ln -s "$rootfs" "$work/bundle/rootfs"
+python3 - "$work/bundle" "$work/berth/containers/$spec_id" <<'PY'
 import json, sys
-p = sys.argv[1]
+bundle, berth_dir = sys.argv[1], sys.argv[2]
+p = f"{bundle}/config.json"
 c = json.load(open(p))
+# This crun knows runtime-spec versions up to 1.0.x by name only.
 c["ociVersion"] = "1.0.2"
-c["process"]["terminal"] = False
+c["root"] = {"path": "rootfs", "readonly": False}
 c["process"]["args"] = ["true"]
-c["root"]["readonly"] = True
+for m in c["mounts"]:
+    if m["source"].startswith(berth_dir + "/"):
+        m["source"] = bundle + m["source"][len(berth_dir):]
+    assert not m["source"].startswith(berth_dir), m
+c["linux"]["cgroupsPath"] = "/bench-crun/bench"
+assert c["linux"].get("seccomp"), "berth's spec has no seccomp profile"
 json.dump(c, open(p, "w"))
 PY
 

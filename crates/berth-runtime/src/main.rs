@@ -317,7 +317,7 @@ fn run(cli: &Cli, logger: &log::Logger) -> Result<i32> {
     }
     match &cli.command {
         Command::Create(a) => {
-            Container::create(&create_options(root, a)?)?;
+            Container::create(create_options(root, a)?)?;
             Ok(0)
         }
         Command::Start { id } => {
@@ -399,6 +399,8 @@ fn create_options(root: &Path, a: &CreateArgs) -> Result<CreateOptions> {
     }
     Ok(CreateOptions {
         rootfs_mount: None,
+        spec: None,
+        stdio: None,
         id: a.id.clone(),
         bundle: a.bundle.clone(),
         root: root.to_path_buf(),
@@ -433,7 +435,7 @@ fn run_container(
     } else {
         None
     };
-    let mut c = Container::create(&opts)?;
+    let mut c = Container::create(opts)?;
     let master = match own_console
         .as_ref()
         .map(berth_runtime::terminal::ConsoleSocket::receive_master)
@@ -513,9 +515,10 @@ fn exec(root: &Path, a: &ExecArgs) -> Result<i32> {
         pid_file: a.pid_file.clone(),
         detach: a.detach || own_console.is_some(),
         preserve_fds: a.preserve_fds + listen_fds(),
+        stdio: None,
     };
     Ok(berth_runtime::terminal::finish_exec(
-        c.exec(&opts)?,
+        c.exec(opts)?,
         own_console,
         relay_terminal,
     )?)

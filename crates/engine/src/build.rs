@@ -992,14 +992,8 @@ impl Builder<'_, '_> {
         )
         .ctx(|| "write resolv.conf".into())?;
 
-        let detached = work.snap.mount_detached()?;
-        if detached.is_none() {
-            work.snap.mount()?;
-        }
-        let lookup = match &detached {
-            Some(fd) => PathBuf::from(saferoot::fd_path(fd)),
-            None => work.snap.merged.clone(),
-        };
+        let crate::launch::Rootfs { detached, lookup } =
+            crate::launch::mount_rootfs(&work.snap, &mut None)?;
         // Mount points the runtime will have to make in the rootfs.
         let mut made = Vec::new();
         let mut dests: Vec<String> = [
@@ -1037,34 +1031,25 @@ impl Builder<'_, '_> {
             },
             &crate::spec::Joins::default(),
         )?;
-        // The step's environment holds build arguments (tokens): 0600.
-        saferoot::private::write_private_file(
-            &bundle.join("config.json"),
-            &serde_json::to_vec(&spec).map_err(|source| Error::Encode {
-                what: "spec",
-                source,
-            })?,
-        )
-        .ctx(|| "write config.json".into())?;
         // The step's stdout and stderr: one pipe, read into the progress.
         let mut pipes = crate::stdio::Pipes::merged()?;
         let (out_r, _) = pipes
             .streams
             .pop()
             .ok_or_else(|| Error::Process("the RUN step has no output pipe".into()))?;
-        let opts = berth_runtime::CreateOptions {
-            id: cid.clone(),
-            bundle: bundle.clone(),
-            root: self.engine.runtime_root(),
-            console_socket: None,
-            pid_file: None,
-            no_pivot: false,
-            preserve_fds: 0,
-            rootfs_mount: detached.as_ref().map(AsRawFd::as_raw_fd),
-        };
-        let created = pipes.around(|| berth_runtime::Container::create(&opts))?;
-        drop(detached);
-        let mut c = created?;
+        // The step's environment holds build arguments (tokens): the
+        // launcher writes config.json 0600.
+        let mut c = crate::launch::create(
+            &self.engine.runtime_root(),
+            crate::launch::Init {
+                id: cid.clone(),
+                bundle: bundle.clone(),
+                spec,
+                stdio: pipes.take_stdio()?,
+                rootfs: detached,
+                console_socket: None,
+            },
+        )?;
         // RUN --network=none: loopback up, as buildkit's and docker's are.
         let lo = if cfg.network == "none" {
             berth_network::loopback_up_in(c.state.pid).map_err(Error::from)

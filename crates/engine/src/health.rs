@@ -241,21 +241,15 @@ impl Checker {
             nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
         )
         .ctx(|| "make the health check's pipe non-blocking".into())?;
-        let res = pipes.around(|| {
-            container.exec(&berth_runtime::ExecOptions {
+        let pid = crate::launch::exec(
+            container,
+            crate::launch::Exec {
                 process,
+                stdio: Some(pipes.take_stdio()?),
                 console_socket: None,
-                pid_file: None,
-                detach: true,
-                preserve_fds: 0,
-            })
-        })?;
-        match res? {
-            berth_runtime::ExecOutcome::Detached(pid) => Ok((pid, ours)),
-            berth_runtime::ExecOutcome::Exited(_) => Err(crate::Error::Process(
-                "the health check ran attached".into(),
-            )),
-        }
+            },
+        )?;
+        Ok((pid, ours))
     }
 
     /// A child was reaped: the check's result, if it was the check.

@@ -354,7 +354,7 @@ fn run_inner(
             // berth-monitor relayed this life and handed its end back.
             Some(code) => code,
             None => {
-                let rootfs = prepare_start(engine, &r, &snapshot, &mut host_mounted)?;
+                let (rootfs, spec) = prepare_start(engine, &r, &snapshot, &mut host_mounted)?;
                 run_once(
                     engine,
                     &mut r,
@@ -362,7 +362,7 @@ fn run_inner(
                     notify,
                     &mut log,
                     server.as_deref_mut(),
-                    rootfs,
+                    (rootfs, spec),
                 )?
             }
         };
@@ -450,30 +450,15 @@ fn wait_backoff(engine: &Engine, id: &str, length: Duration) -> Result<bool> {
 /// Before each start: the rootfs (returned as a detached mount for the
 /// runtime, see Snapshot::mount_detached; on a kernel without the new mount
 /// API mounted here, as before, once: `host_mounted` remembers), volumes
-/// filled, config.json written.
+/// filled, the spec built.
 fn prepare_start(
     engine: &Engine,
     r: &Record,
     snapshot: &berth_image::snapshot::Snapshot,
     host_mounted: &mut Option<bool>,
-) -> Result<Option<OwnedFd>> {
-    let detached = match host_mounted {
-        Some(true) => None,
-        Some(false) => snapshot.mount_detached()?,
-        None => {
-            snapshot.unmount()?;
-            let d = snapshot.mount_detached()?;
-            if d.is_none() {
-                snapshot.mount()?;
-            }
-            *host_mounted = Some(d.is_none());
-            d
-        }
-    };
-    let lookup = match &detached {
-        Some(fd) => std::path::PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd())),
-        None => snapshot.merged.clone(),
-    };
+) -> Result<(Option<OwnedFd>, oci_spec::runtime::Spec)> {
+    let crate::launch::Rootfs { detached, lookup } =
+        crate::launch::mount_rootfs(snapshot, host_mounted)?;
     let dir = engine.container_dir(&r.id);
     let joins = joins(engine, r)?;
     // Before volumes are filled from the image: a `VOLUME /etc` gets the
@@ -505,14 +490,7 @@ fn prepare_start(
         },
         &joins,
     )?;
-    let text = serde_json::to_vec(&spec).map_err(|source| Error::Encode {
-        what: "spec",
-        source,
-    })?;
-    // The spec carries the container's environment: for root's eyes only.
-    saferoot::private::write_private_file(&dir.join("config.json"), &text)
-        .ctx(|| "write config.json".into())?;
-    Ok(detached)
+    Ok((detached, spec))
 }
 
 fn finish(server: &mut Option<&mut crate::attach::Server>, code: i32) {
@@ -558,7 +536,7 @@ fn run_once(
     notify: &mut Option<OwnedFd>,
     log: &mut logs::Writer,
     server: Option<&mut crate::attach::Server>,
-    rootfs: Option<OwnedFd>,
+    (rootfs, spec): (Option<OwnedFd>, oci_spec::runtime::Spec),
 ) -> Result<i32> {
     let id = r.id.clone();
     let console = if r.config.tty {
@@ -575,19 +553,17 @@ fn run_once(
     // feed otherwise (docker keeps it open); /dev/null without. Never our
     // own descriptors: see stdio::Pipes.
     let mut pipes = crate::stdio::Pipes::new(r.config.open_stdin)?;
-    let opts = berth_runtime::CreateOptions {
-        id: id.clone(),
-        bundle: engine.container_dir(&id),
-        root: engine.runtime_root(),
-        console_socket: console.as_ref().map(|c| c.path.clone()),
-        pid_file: None,
-        no_pivot: false,
-        preserve_fds: 0,
-        rootfs_mount: rootfs.as_ref().map(AsRawFd::as_raw_fd),
-    };
-    let created = pipes.around(|| berth_runtime::Container::create(&opts))?;
-    drop(rootfs);
-    let mut c = created?;
+    let mut c = crate::launch::create(
+        &engine.runtime_root(),
+        crate::launch::Init {
+            id: id.clone(),
+            bundle: engine.container_dir(&id),
+            spec,
+            stdio: pipes.take_stdio()?,
+            rootfs,
+            console_socket: console.as_ref().map(|c| c.path.clone()),
+        },
+    )?;
     let master = match console
         .as_ref()
         .map(berth_runtime::terminal::ConsoleSocket::receive_master)

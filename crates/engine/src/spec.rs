@@ -7,6 +7,7 @@ use std::path::Path;
 
 use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
+use oci_spec::runtime::Spec;
 use serde_json::{json, Value};
 
 use crate::config::ContainerConfig;
@@ -326,8 +327,9 @@ pub fn resources(cfg: &ContainerConfig) -> Value {
     resources
 }
 
-/// Builds the OCI spec of the container.
-pub fn build(cfg: &ContainerConfig, id: &str, paths: &Paths<'_>, joins: &Joins) -> Result<Value> {
+/// Builds the OCI spec of the container, typed: the launcher hands it to
+/// the runtime in memory.
+pub fn build(cfg: &ContainerConfig, id: &str, paths: &Paths<'_>, joins: &Joins) -> Result<Spec> {
     if cfg.args.is_empty() {
         return Err(Error::InvalidOption(
             "no command specified: the image has no CMD or ENTRYPOINT".into(),
@@ -510,7 +512,12 @@ pub fn build(cfg: &ContainerConfig, id: &str, paths: &Paths<'_>, joins: &Joins) 
         // berth-init's signalfd would be lost. Blocked, it waits for it.
         spec["annotations"] = json!({berth_runtime::EXEC_SIGNALS_BLOCKED: "true"});
     }
-    Ok(spec)
+    // Assembled as JSON (Docker's defaults read best that way), typed once
+    // here, in memory: no text is written and parsed back.
+    serde_json::from_value(spec).map_err(|source| Error::Encode {
+        what: "spec",
+        source,
+    })
 }
 
 /// Type, major, minor and mode of a host device node.

@@ -1,50 +1,12 @@
-//! The runtime's processes (a container's init, an exec'd process) inherit
-//! the stdin, stdout and stderr of the process calling the runtime.
-//! [`Pipes`] makes those pipes (or /dev/null), never the caller's own, puts
-//! them there for the while of such a call (and ours back), and keeps our
-//! ends for the relay. It is the only way this crate gives a container
-//! process its stdio: run, start, exec, health checks and build steps.
+//! A container process's stdio: pipes (or /dev/null) made here, the
+//! container's ends handed to the runtime as owned descriptors (the
+//! launcher, [`crate::launch`]), ours kept for the relay. It is the only way
+//! this crate gives a container process its stdio: run, start, exec,
+//! health checks and build steps.
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::OwnedFd;
 
 use crate::error::{Context, Result};
-
-/// Descriptors placed on some of 0, 1, 2 until dropped. Private: what a
-/// container process gets is always a [`Pipes`].
-#[derive(Debug)]
-struct Redirect {
-    /// (target, what it was), restored on drop.
-    saved: Vec<(RawFd, OwnedFd)>,
-}
-
-impl Redirect {
-    /// Puts each `source` on its `target` (0, 1 or 2).
-    fn new(pairs: &[(RawFd, RawFd)]) -> Result<Redirect> {
-        let mut r = Redirect {
-            saved: Vec::with_capacity(pairs.len()),
-        };
-        for &(target, _) in pairs {
-            let n = nix::fcntl::fcntl(target, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3))
-                .ctx(|| format!("save fd {target}"))?;
-            // SAFETY: fcntl just returned this new descriptor, owned by
-            // nobody else.
-            r.saved.push((target, unsafe { OwnedFd::from_raw_fd(n) }));
-        }
-        // On a failure here, dropping `r` restores what was already moved.
-        for &(target, source) in pairs {
-            nix::unistd::dup2(source, target).ctx(|| format!("dup2 onto fd {target}"))?;
-        }
-        Ok(r)
-    }
-}
-
-impl Drop for Redirect {
-    fn drop(&mut self) {
-        for (target, fd) in &self.saved {
-            let _ = nix::unistd::dup2(fd.as_raw_fd(), *target);
-        }
-    }
-}
 
 /// A container process's stdio as pipes (or /dev/null), and our ends of
 /// them: what berth relays to and from its caller's descriptors.
@@ -107,22 +69,17 @@ impl Pipes {
         })
     }
 
-    /// Puts the container's ends on our 0, 1, 2 for the while of a runtime
-    /// call (its processes inherit them), then let them go.
-    pub fn around<T>(&mut self, call: impl FnOnce() -> T) -> Result<T> {
-        let theirs = self.theirs.take().ok_or_else(|| {
+    /// The container's ends, for the launcher (once): the runtime closes
+    /// them once its child has them.
+    pub fn take_stdio(&mut self) -> Result<berth_runtime::Stdio> {
+        let [stdin, stdout, stderr] = self.theirs.take().ok_or_else(|| {
             crate::Error::Process("the container's stdio was already given".into())
         })?;
-        let out = {
-            let _redirect = Redirect::new(&[
-                (0, theirs[0].as_raw_fd()),
-                (1, theirs[1].as_raw_fd()),
-                (2, theirs[2].as_raw_fd()),
-            ])?;
-            call()
-        };
-        drop(theirs);
-        Ok(out)
+        Ok(berth_runtime::Stdio {
+            stdin,
+            stdout,
+            stderr,
+        })
     }
 }
 

@@ -22,10 +22,7 @@ impl Bundle {
     /// created: a root filesystem that exists, a process, known namespaces
     /// (the parser rejects unknown types), no namespace listed twice.
     pub fn load(dir: &Path) -> Result<Bundle> {
-        let path = std::fs::canonicalize(dir).map_err(|e| Error::Io {
-            context: format!("bundle {}", dir.display()),
-            source: e,
-        })?;
+        let path = Self::absolute(dir)?;
         let config = path.join("config.json");
         let text = match std::fs::read(&config) {
             Ok(t) => t,
@@ -44,6 +41,14 @@ impl Bundle {
             reason: e.to_string(),
         })?;
         Self::from_spec(path, spec)
+    }
+
+    /// The bundle directory's canonical path.
+    pub fn absolute(dir: &Path) -> Result<PathBuf> {
+        std::fs::canonicalize(dir).map_err(|e| Error::Io {
+            context: format!("bundle {}", dir.display()),
+            source: e,
+        })
     }
 
     /// Checks a spec that belongs to the bundle at `path` (absolute).

@@ -58,6 +58,7 @@ pub mod terminal;
 
 pub use container::{Container, CreateOptions, ExecOptions, ExecOutcome};
 pub use error::{ChildFailure, Error, ErrorKind, Result};
+pub use process::stdio::Stdio;
 pub use state::{ContainerState, Status};
 
 /// The OCI runtime-spec version this library implements.

@@ -121,6 +121,8 @@ impl StateDir {
     pub const FIFO: &'static str = "exec.fifo";
     const STATE: &'static str = "state.json";
     const CREATOR: &'static str = "creator";
+    /// The init's pid once created: see [`StateDir::record_init`].
+    const INIT: &'static str = "init";
     /// Directories being made by [`StateDir::create`] (no id starts with
     /// '@'); [`StateDir::abandoned`] tells when one is left over.
     pub const CREATING_PREFIX: &'static str = "@creating-";
@@ -236,7 +238,39 @@ impl StateDir {
         fs::rename(&tmp, self.path.join(Self::STATE)).ctx(|| format!("rename {}", tmp.display()))
     }
 
+    /// Records that the container's init is set up and waits for `start`:
+    /// its pid, written once `create` is done. The state itself is saved
+    /// once, before the init is forked (with all a `delete` after a killed
+    /// create needs: the spec and the cgroups); what is learnt later is
+    /// these few bytes, not the whole spec serialized again. A record that
+    /// is missing or cut short (a create killed while writing it) leaves
+    /// the state `creating`, which [`ContainerState::status`] judges by its
+    /// creator.
+    pub fn record_init(&self, pid: i32, start_time: u64) -> Result<()> {
+        let p = self.path.join(Self::INIT);
+        fs::write(&p, format!("{pid} {start_time}\n")).ctx(|| format!("write {}", p.display()))
+    }
+
+    fn read_init(&self) -> Option<(i32, u64)> {
+        let text = fs::read_to_string(self.path.join(Self::INIT)).ok()?;
+        let line = text.strip_suffix('\n')?;
+        let (pid, start) = line.split_once(' ')?;
+        Some((pid.parse().ok()?, start.parse().ok()?))
+    }
+
     pub fn load(&self, id: &str) -> Result<ContainerState> {
+        let mut st = self.load_saved(id)?;
+        if st.creating {
+            if let Some((pid, start_time)) = self.read_init() {
+                st.pid = pid;
+                st.pid_start_time = start_time;
+                st.creating = false;
+            }
+        }
+        Ok(st)
+    }
+
+    fn load_saved(&self, id: &str) -> Result<ContainerState> {
         let p = self.path.join(Self::STATE);
         let data = fs::read(&p).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => Error::ContainerNotFound(id.to_string()),
@@ -411,6 +445,43 @@ mod tests {
     fn own_process_is_readable() {
         let st = proc_stat(std::process::id().cast_signed()).unwrap();
         assert!(st.start_time > 0);
+    }
+
+    /// The state is saved once, before the init exists; the init's pid is
+    /// a record of its own, and a record cut short (a create killed while
+    /// writing it) must not pass for a created container.
+    #[test]
+    fn the_init_record_completes_a_state_saved_while_creating() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = StateDir::create(root.path(), "c1").unwrap();
+        let st = ContainerState {
+            id: "c1".into(),
+            pid: 0,
+            pid_start_time: 0,
+            creator_pid: 0,
+            bundle: PathBuf::from("/b"),
+            rootfs: PathBuf::from("/b/rootfs"),
+            created: now_rfc3339(),
+            owner: String::new(),
+            annotations: HashMap::new(),
+            creating: true,
+            config: crate::template::default_spec(false),
+            cgroups: None,
+            host_mounts_below: None,
+        };
+        dir.save(&st).unwrap();
+        let loaded = dir.load("c1").unwrap();
+        assert!(loaded.creating);
+        assert_eq!(loaded.pid, 0);
+        // Cut short: still creating (and stopped, its creator being gone).
+        fs::write(dir.path.join(StateDir::INIT), "4242").unwrap();
+        let loaded = dir.load("c1").unwrap();
+        assert!(loaded.creating);
+        assert_eq!(loaded.status(&dir), Status::Stopped);
+        dir.record_init(4242, 77).unwrap();
+        let loaded = dir.load("c1").unwrap();
+        assert!(!loaded.creating);
+        assert_eq!((loaded.pid, loaded.pid_start_time), (4242, 77));
     }
 
     #[test]

@@ -283,14 +283,21 @@ impl Manager {
         }
         if let Some(d) = self.dir("devices").filter(|_| devices) {
             let rules = devices::rules(r.devices().as_deref().unwrap_or_default(), &[]);
-            write(&d.path, "devices.deny", "a")?;
+            // Each file opened once for all the rules (a container has a
+            // score of them): every write(2) is one rule to the kernel.
+            let mut deny = RuleFile::open(&d.path, "devices.deny")?;
+            deny.write("a")?;
+            let mut allow = None;
             for rule in rules {
-                let file = if rule.allow {
-                    "devices.allow"
+                let f = if rule.allow {
+                    match &mut allow {
+                        Some(f) => f,
+                        None => allow.insert(RuleFile::open(&d.path, "devices.allow")?),
+                    }
                 } else {
-                    "devices.deny"
+                    &mut deny
                 };
-                write(&d.path, file, &rule.line())?;
+                f.write(&rule.line())?;
             }
         }
         Ok(())
@@ -434,4 +441,35 @@ fn init_cpuset(mount_point: &Path, dir: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// A v1 devices file kept open while rules are written to it one by one.
+struct RuleFile {
+    file: std::fs::File,
+    path: PathBuf,
+}
+
+impl RuleFile {
+    fn open(dir: &Path, name: &str) -> Result<RuleFile> {
+        let path = dir.join(name);
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .map_err(|e| crate::error::Error::Io {
+                context: format!("open {}", path.display()),
+                source: e,
+            })?;
+        Ok(RuleFile { file, path })
+    }
+
+    /// One rule, in one write(2) (the kernel parses one rule per write).
+    fn write(&mut self, rule: &str) -> Result<()> {
+        use std::io::Write as _;
+        self.file
+            .write_all(rule.as_bytes())
+            .map_err(|e| crate::error::Error::Io {
+                context: format!("write {rule:?} to {}", self.path.display()),
+                source: e,
+            })
+    }
 }

@@ -7,22 +7,33 @@ use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{ForkResult, Pid};
-use oci_spec::runtime::{LinuxIdMapping, LinuxNamespaceType};
+use oci_spec::runtime::{LinuxIdMapping, LinuxNamespaceType, Spec};
 
 use super::Container;
 use crate::bundle::Bundle;
 use crate::channel::{self, Channel, Message};
-use crate::error::{Context, Error, Result};
+use crate::error::{ChildFailure, Context, Error, Result};
 use crate::namespaces::NamespacePlan;
+use crate::process::stdio::Stdio;
 use crate::process::{console, init, intermediate};
 use crate::state::{self, ContainerState, StateDir};
 use crate::syscall;
 
-/// How a container is created (runc's `create` flags).
-#[derive(Debug, Clone, Default)]
+/// How a container is created (runc's `create` flags, and what an
+/// in-process caller hands over directly).
+#[derive(Debug, Default)]
 pub struct CreateOptions {
     pub id: String,
+    /// The bundle directory: the rootfs and `config.json` are found from
+    /// it unless `spec` is given.
     pub bundle: PathBuf,
+    /// The spec itself, in memory: `config.json` is then not read (an
+    /// in-process caller that built the spec need not have it parsed back;
+    /// it may still write the file for people and for `berth-runtime`).
+    pub spec: Option<Spec>,
+    /// The init's stdin, stdout and stderr; without, it inherits the
+    /// caller's (runc's behaviour, which the CLI keeps).
+    pub stdio: Option<Stdio>,
     /// Runtime root holding one state directory per container.
     pub root: PathBuf,
     pub console_socket: Option<PathBuf>,
@@ -44,10 +55,15 @@ impl Container {
     /// mount namespace).
     ///
     /// The caller must be single-threaded: it forks.
-    pub fn create(opts: &CreateOptions) -> Result<Container> {
+    pub fn create(mut opts: CreateOptions) -> Result<Container> {
         state::validate_id(&opts.id)?;
         crate::exe::require_protected()?;
-        let bundle = Bundle::load(&opts.bundle)?;
+        let bundle = match opts.spec.take() {
+            Some(spec) => Bundle::from_spec(Bundle::absolute(&opts.bundle)?, spec)?,
+            None => Bundle::load(&opts.bundle)?,
+        };
+        let stdio = opts.stdio.take();
+        let opts = &opts;
         let linux = bundle.spec.linux().clone().unwrap_or_default();
         refuse_unsupported(&bundle.spec)?;
         let cgroups = crate::cgroups::Manager::for_container(&bundle.spec, &opts.id)?;
@@ -83,7 +99,7 @@ impl Container {
             rootfs: &bundle.rootfs,
             host_mounts_below,
         };
-        let result = creation.run(opts, &bundle, &plan, console, cgroups);
+        let result = creation.run(opts, &bundle, &plan, console, stdio, cgroups);
         match result {
             Ok(state) => Ok(Container {
                 root: opts.root.clone(),
@@ -130,6 +146,7 @@ impl Creation<'_> {
         bundle: &Bundle,
         plan: &NamespacePlan,
         console: Option<std::os::unix::net::UnixStream>,
+        stdio: Option<Stdio>,
         cgroups: crate::cgroups::Manager,
     ) -> Result<ContainerState> {
         let mut st = ContainerState {
@@ -144,9 +161,13 @@ impl Creation<'_> {
             annotations: bundle.spec.annotations().clone().unwrap_or_default(),
             creating: true,
             config: bundle.spec.clone(),
-            cgroups: None,
+            // Recorded before they are made: a delete after a create killed
+            // at any point removes them (and what runs in them) from here.
+            cgroups: Some(cgroups.clone()),
             host_mounts_below: self.host_mounts_below,
         };
+        // Saved once, here: what is learnt later (the init's pid) is
+        // recorded apart, see StateDir::record_init.
         self.dir.save(&st)?;
         let fifo_path = self.dir.fifo();
         nix::unistd::mkfifo(&fifo_path, Mode::from_bits_truncate(0o622))
@@ -188,6 +209,11 @@ impl Creation<'_> {
         let middle = match unsafe { nix::unistd::fork() }.ctx(|| "fork".into())? {
             ForkResult::Child => {
                 drop(parent_ch);
+                // The intermediate takes them on, and the init inherits.
+                if let Some(Err(e)) = stdio.as_ref().map(Stdio::install) {
+                    let _ = child_ch.send(&Message::Failed(ChildFailure::of(&e)));
+                    crate::process::exit_child(1);
+                }
                 intermediate::run(&iplan, &child_ch, || {
                     init::run(init::InitArgs {
                         bundle,
@@ -209,6 +235,9 @@ impl Creation<'_> {
         drop(child_ch);
         drop(console);
         drop(fifo);
+        // The caller's copies of the pipes are its own; ours would keep
+        // the container's output from ever reaching end of file.
+        drop(stdio);
         // The cgroups are made while the intermediate creates namespaces.
         self.cgroups = Some(cgroups.clone());
         if let Err(e) = cgroups.prepare(linux.resources().as_ref()) {
@@ -232,9 +261,6 @@ impl Creation<'_> {
         }
         st.pid = init_pid.as_raw();
         st.pid_start_time = state::proc_stat(st.pid).map(|s| s.start_time).unwrap_or(0);
-        // The init was born in its cgroups (the intermediate joined them).
-        st.cgroups = Some(cgroups.clone());
-        self.dir.save(&st)?;
         let hooks = bundle.spec.hooks().as_ref();
         let state_json =
             serde_json::to_vec(&st.report(crate::state::Status::Creating)).map_err(|source| {
@@ -257,7 +283,7 @@ impl Creation<'_> {
         }
         parent_ch.expect(&Message::Ready, "container init")?;
         st.creating = false;
-        self.dir.save(&st)?;
+        self.dir.record_init(st.pid, st.pid_start_time)?;
         if let Some(p) = &opts.pid_file {
             write_pid_file(p, st.pid)?;
         }

@@ -14,6 +14,7 @@ use super::{wait_forwarding_signals, Container};
 use crate::channel::{self, Message};
 use crate::error::{ChildFailure, Context, Error, Result};
 use crate::namespaces;
+use crate::process::stdio::Stdio;
 use crate::process::{console, exit_child, intermediate, prepare_exec, reset_signals, Finish};
 use crate::state::Status;
 use crate::syscall;
@@ -28,13 +29,16 @@ pub enum ExecOutcome {
 }
 
 /// How a process is exec'd (runc's `exec` flags, the process resolved).
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct ExecOptions {
     pub process: Process,
     pub console_socket: Option<PathBuf>,
     pub pid_file: Option<PathBuf>,
     pub detach: bool,
     pub preserve_fds: i32,
+    /// The process's stdin, stdout and stderr; without, it inherits the
+    /// caller's (as runc's exec does).
+    pub stdio: Option<Stdio>,
 }
 
 impl Container {
@@ -42,7 +46,9 @@ impl Container {
     /// runs; attached, waits and returns its exit code.
     ///
     /// The caller must be single-threaded: it forks.
-    pub fn exec(&self, opts: &ExecOptions) -> Result<ExecOutcome> {
+    pub fn exec(&self, mut opts: ExecOptions) -> Result<ExecOutcome> {
+        let stdio = opts.stdio.take();
+        let opts = &opts;
         crate::exe::require_protected()?;
         match self.status() {
             Status::Running | Status::Created => {}
@@ -107,6 +113,10 @@ impl Container {
         let middle = match unsafe { nix::unistd::fork() }.ctx(|| "fork".into())? {
             ForkResult::Child => {
                 drop(parent_ch);
+                if let Some(Err(e)) = stdio.as_ref().map(Stdio::install) {
+                    let _ = child_ch.send(&Message::Failed(ChildFailure::of(&e)));
+                    exit_child(1);
+                }
                 intermediate::run(&plan, &child_ch, || {
                     let e = match exec_child(
                         &opts.process,
@@ -126,6 +136,8 @@ impl Container {
             ForkResult::Parent { child } => child,
         };
         drop(child_ch);
+        // Only the child's copies must stay open (see create).
+        drop(stdio);
         let child = match parent_ch.recv() {
             Ok(Some(Message::Pid(p))) => Pid::from_raw(p),
             Ok(Some(Message::Failed(e))) => {

@@ -8,6 +8,7 @@ pub mod init;
 pub mod intermediate;
 pub mod lsm;
 pub mod rlimits;
+pub mod stdio;
 pub mod user;
 
 use std::ffi::CString;
