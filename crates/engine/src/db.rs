@@ -90,6 +90,38 @@ pub struct Record {
     pub health: Option<crate::health::Health>,
 }
 
+impl Record {
+    /// A new container's row: created, never started.
+    pub fn new(
+        id: String,
+        name: String,
+        image_id: String,
+        config: ContainerConfig,
+        created: String,
+    ) -> Record {
+        Record {
+            id,
+            name,
+            image_id,
+            config,
+            created,
+            status: Status::Created,
+            pid: 0,
+            pid_start: 0,
+            monitor_pid: 0,
+            monitor_start: 0,
+            exit_code: 0,
+            started_at: String::new(),
+            finished_at: String::new(),
+            restart_count: 0,
+            stopped_by_user: false,
+            oom_killed: false,
+            error: String::new(),
+            health: None,
+        }
+    }
+}
+
 const COLUMNS: &str = "id, name, image_id, config, created, status, pid, pid_start, monitor_pid, \
      monitor_start, exit_code, started_at, finished_at, restart_count, stopped_by_user, \
      oom_killed, error, health";
@@ -456,26 +488,13 @@ mod tests {
     use super::*;
 
     fn record(id: &str, name: &str) -> Record {
-        Record {
-            id: id.into(),
-            name: name.into(),
-            image_id: "sha256:0".into(),
-            config: ContainerConfig::default(),
-            created: "2026-01-01T00:00:00Z".into(),
-            status: Status::Created,
-            pid: 0,
-            pid_start: 0,
-            monitor_pid: 0,
-            monitor_start: 0,
-            exit_code: 0,
-            started_at: String::new(),
-            finished_at: String::new(),
-            restart_count: 0,
-            stopped_by_user: false,
-            oom_killed: false,
-            error: String::new(),
-            health: None,
-        }
+        Record::new(
+            id.into(),
+            name.into(),
+            "sha256:0".into(),
+            ContainerConfig::default(),
+            "2026-01-01T00:00:00Z".into(),
+        )
     }
 
     /// "name in use" is decided by SQLite's constraint code, and only the

@@ -347,26 +347,7 @@ impl Engine {
             cfg.hostname = id[..12].to_string();
         }
         cfg.image_id = img.id.to_string();
-        let record = Record {
-            id: id.clone(),
-            name,
-            image_id: img.id.to_string(),
-            config: cfg,
-            created: now(),
-            status: Status::Created,
-            pid: 0,
-            pid_start: 0,
-            monitor_pid: 0,
-            monitor_start: 0,
-            exit_code: 0,
-            started_at: String::new(),
-            finished_at: String::new(),
-            restart_count: 0,
-            stopped_by_user: false,
-            oom_killed: false,
-            error: String::new(),
-            health: None,
-        };
+        let record = Record::new(id.clone(), name, img.id.to_string(), cfg, now());
         // The row first (it claims the name), then the files; on failure
         // both go, and the volumes made for it.
         if let Err(e) = self.db.insert(&record) {

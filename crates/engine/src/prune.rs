@@ -4,6 +4,7 @@
 //! report of what went and the space it took.
 
 use crate::db::Status;
+use crate::disk_usage::dir_size;
 use crate::filters::{self, Filters};
 use crate::{Engine, Error, Result};
 
@@ -45,28 +46,6 @@ fn old_enough(created: Option<&str>, until: Option<i128>) -> bool {
             .and_then(filters::rfc3339_nanos)
             .is_some_and(|c| c <= u),
     }
-}
-
-/// The bytes a directory's files hold (their apparent sizes; symbolic
-/// links are not followed).
-pub fn dir_size(p: &std::path::Path) -> u64 {
-    let mut total = 0;
-    let mut stack = vec![p.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            if let Ok(m) = e.metadata() {
-                if m.is_dir() {
-                    stack.push(e.path());
-                } else {
-                    total += m.len();
-                }
-            }
-        }
-    }
-    total
 }
 
 impl Engine {

@@ -215,7 +215,8 @@ impl Volumes {
             return Err(fail("missing device in volume options".into(), None));
         }
         let kind = opts.get("type").map_or("", String::as_str);
-        let (flags, extra) = mount_flags(opts.get("o").map_or("", String::as_str));
+        let (flags, extra) =
+            mount_flags(opts.get("o").map_or("", String::as_str)).map_err(|e| fail(e, None))?;
         let without_propagation = flags
             & !(MsFlags::MS_SHARED
                 | MsFlags::MS_PRIVATE
@@ -400,48 +401,23 @@ fn ram_in_bytes(s: &str) -> Option<u64> {
 }
 
 /// The mount flags and the filesystem's own options of an `o=` value, as
-/// mount(8) (and Docker's mount package) split them.
-fn mount_flags(o: &str) -> (MsFlags, String) {
-    let mut flags = MsFlags::empty();
-    let mut data = Vec::new();
-    for opt in o.split(',').filter(|x| !x.is_empty()) {
-        let (set, clear) = match opt {
-            "defaults" => (MsFlags::empty(), MsFlags::empty()),
-            "ro" => (MsFlags::MS_RDONLY, MsFlags::empty()),
-            "rw" => (MsFlags::empty(), MsFlags::MS_RDONLY),
-            "suid" => (MsFlags::empty(), MsFlags::MS_NOSUID),
-            "nosuid" => (MsFlags::MS_NOSUID, MsFlags::empty()),
-            "dev" => (MsFlags::empty(), MsFlags::MS_NODEV),
-            "nodev" => (MsFlags::MS_NODEV, MsFlags::empty()),
-            "exec" => (MsFlags::empty(), MsFlags::MS_NOEXEC),
-            "noexec" => (MsFlags::MS_NOEXEC, MsFlags::empty()),
-            "sync" => (MsFlags::MS_SYNCHRONOUS, MsFlags::empty()),
-            "async" => (MsFlags::empty(), MsFlags::MS_SYNCHRONOUS),
-            "dirsync" => (MsFlags::MS_DIRSYNC, MsFlags::empty()),
-            "mand" => (MsFlags::MS_MANDLOCK, MsFlags::empty()),
-            "nomand" => (MsFlags::empty(), MsFlags::MS_MANDLOCK),
-            "atime" => (MsFlags::empty(), MsFlags::MS_NOATIME),
-            "noatime" => (MsFlags::MS_NOATIME, MsFlags::empty()),
-            "diratime" => (MsFlags::empty(), MsFlags::MS_NODIRATIME),
-            "nodiratime" => (MsFlags::MS_NODIRATIME, MsFlags::empty()),
-            "bind" => (MsFlags::MS_BIND, MsFlags::empty()),
-            "rbind" => (MsFlags::MS_BIND | MsFlags::MS_REC, MsFlags::empty()),
-            "relatime" => (MsFlags::MS_RELATIME, MsFlags::empty()),
-            "norelatime" => (MsFlags::empty(), MsFlags::MS_RELATIME),
-            "strictatime" => (MsFlags::MS_STRICTATIME, MsFlags::empty()),
-            "nostrictatime" => (MsFlags::empty(), MsFlags::MS_STRICTATIME),
-            "private" => (MsFlags::MS_PRIVATE, MsFlags::empty()),
-            "shared" => (MsFlags::MS_SHARED, MsFlags::empty()),
-            "slave" => (MsFlags::MS_SLAVE, MsFlags::empty()),
-            "unbindable" => (MsFlags::MS_UNBINDABLE, MsFlags::empty()),
-            other => {
-                data.push(other);
-                continue;
-            }
-        };
-        flags = (flags | set) & !clear;
+/// mount(8) (and Docker's mount package) split them: the runtime's parser
+/// of OCI mount options, whose propagation the caller leaves out.
+fn mount_flags(o: &str) -> std::result::Result<(MsFlags, String), String> {
+    let list: Vec<String> = o
+        .split(',')
+        .filter(|x| !x.is_empty())
+        .map(str::to_string)
+        .collect();
+    let opts = berth_runtime::rootfs::options::MountOptions::parse(&list)?;
+    let mut flags = opts.flags;
+    if opts.bind {
+        flags |= MsFlags::MS_BIND;
     }
-    (flags, data.join(","))
+    if opts.recursive {
+        flags |= MsFlags::MS_REC;
+    }
+    Ok((flags, opts.data.join(",")))
 }
 
 /// An errno as Go's syscall package words it ("no such file or directory").
@@ -545,13 +521,13 @@ mod tests {
 
     #[test]
     fn o_splits_into_flags_and_data_as_mount8_does() {
-        let (f, d) = mount_flags("bind,ro");
+        let (f, d) = mount_flags("bind,ro").unwrap();
         assert_eq!(f, MsFlags::MS_BIND | MsFlags::MS_RDONLY);
         assert_eq!(d, "");
-        let (f, d) = mount_flags("size=1m,nosuid,mode=700");
+        let (f, d) = mount_flags("size=1m,nosuid,mode=700").unwrap();
         assert_eq!(f, MsFlags::MS_NOSUID);
         assert_eq!(d, "size=1m,mode=700");
-        assert_eq!(mount_flags("ro,rw").0, MsFlags::empty());
+        assert_eq!(mount_flags("ro,rw").unwrap().0, MsFlags::empty());
     }
 
     #[test]
