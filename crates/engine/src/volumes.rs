@@ -263,6 +263,11 @@ impl Volumes {
     /// stopped, or the volume goes); nothing if it is not mounted.
     pub fn unmount(&self, name: &str) -> Result<()> {
         let data = self.path(name);
+        if !self.root.join(name).is_dir() {
+            // Its directory is gone (a damaged or very old store): nothing
+            // can be mounted on it, and rm must still be able to forget it.
+            return Ok(());
+        }
         let _lock = self.lock(name)?;
         if is_mountpoint(&data) {
             nix::mount::umount2(&data, nix::mount::MntFlags::MNT_DETACH)
