@@ -10,6 +10,25 @@ use berth_template::tabwriter::{align, DOCKER_MIN_WIDTH, DOCKER_PADDING};
 use berth_template::{Struct, Template, Value};
 
 /// `4.26MB`: decimal units, three significant digits, as docker shows sizes.
+/// JSON as docker's inspect prints it: indented four spaces (its client's
+/// `json.Indent(.., "", "    ")`), not serde's two. Strings in JSON hold no
+/// raw newline, so each line's leading spaces are the indentation.
+pub fn inspect_json(v: &serde_json::Value) -> serde_json::Result<String> {
+    let two = serde_json::to_string_pretty(v)?;
+    let mut out = String::with_capacity(two.len() * 5 / 4);
+    for (n, line) in two.lines().enumerate() {
+        if n > 0 {
+            out.push('\n');
+        }
+        let body = line.trim_start_matches(' ');
+        for _ in 0..(line.len() - body.len()) * 2 {
+            out.push(' ');
+        }
+        out.push_str(body);
+    }
+    Ok(out)
+}
+
 pub fn size(bytes: u64) -> String {
     human_size(bytes, 3)
 }
@@ -537,6 +556,14 @@ pub fn render_named(format: &str, name: &str, v: &Value) -> anyhow::Result<Strin
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn inspect_json_is_indented_four_spaces_as_docker_s() {
+        let v = serde_json::json!([{"A": {"B": [1, "x  y"]}, "C": ""}]);
+        assert_eq!(
+            super::inspect_json(&v).unwrap(),
+            "[\n    {\n        \"A\": {\n            \"B\": [\n                1,\n                \"x  y\"\n            ]\n        },\n        \"C\": \"\"\n    }\n]"
+        );
+    }
 
     #[test]
     fn names_sort_as_dockers_client_sorts_them() {

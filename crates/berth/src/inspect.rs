@@ -67,7 +67,7 @@ pub(crate) fn inspect(
     match inspector {
         Some(i) => i.finish(&mut std::io::stdout().lock()),
         None => {
-            println!("{}", serde_json::to_string_pretty(&Value::Array(out))?);
+            println!("{}", crate::format::inspect_json(&Value::Array(out))?);
             Ok(code)
         }
     }

@@ -1144,7 +1144,7 @@ fn run(cli: Cli) -> Result<()> {
                     Err(e) => return Err(e.into()),
                 }
             }
-            println!("{}", serde_json::to_string_pretty(&out)?);
+            println!("{}", format::inspect_json(&serde_json::Value::Array(out))?);
             match missing {
                 Some(e) => Err(e.into()),
                 None => Ok(()),

@@ -252,7 +252,7 @@ pub fn run(root: &Path, runroot: &Path, cmd: &NetworkCommand) -> Result<i32> {
                     Err(e) => missing = Some(e),
                 }
             }
-            println!("{}", serde_json::to_string_pretty(&Value::Array(out))?);
+            println!("{}", format::inspect_json(&Value::Array(out))?);
             if let Some(e) = missing {
                 bail!("{e}");
             }

@@ -174,7 +174,7 @@ pub fn volume(root: &Path, runroot: &Path, cmd: &VolumeCommand) -> Result<i32> {
             match inspector {
                 Some(i) => i.finish(&mut std::io::stdout().lock()),
                 None => {
-                    println!("{}", serde_json::to_string_pretty(&Value::Array(out))?);
+                    println!("{}", crate::format::inspect_json(&Value::Array(out))?);
                     Ok(code)
                 }
             }
