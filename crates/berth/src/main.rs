@@ -321,13 +321,21 @@ fn main() -> ExitCode {
     } else {
         args.clone()
     };
-    let cli = match Cli::try_parse_from(words) {
+    let mut cli = match Cli::try_parse_from(words) {
         Ok(cli) => cli,
         Err(e) => {
             use clap::CommandFactory;
             return usage::refused(&Cli::command(), &e, &args);
         }
     };
+    // The store's paths go into specs, sockets and other processes' command
+    // lines (the monitor runs elsewhere): a relative --root must not be
+    // read against another directory.
+    for p in [&mut cli.root, &mut cli.runroot] {
+        if let Ok(abs) = std::path::absolute(&*p) {
+            *p = abs;
+        }
+    }
     if let Err(code) = init_diagnostics(cli.log_level.as_deref()) {
         return code;
     }

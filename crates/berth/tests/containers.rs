@@ -1428,3 +1428,46 @@ fn attack_plain_exec_in_a_cap_drop_all_container_has_no_capability() {
     );
     b.ok(&["rm", "-f", "nocaps2"]);
 }
+
+/// A relative `--root`/`--runroot` is taken from where berth was started:
+/// their paths go into specs and into the monitor's command line, which
+/// another directory would read differently (a detached container, whose
+/// monitor runs elsewhere, too).
+#[test]
+fn relative_store_paths_are_made_absolute() {
+    if !berth_testkit::is_root() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "needs root, and CI is set"
+        );
+        eprintln!("skipped relative_store_paths_are_made_absolute: needs root");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let tar = berth_testkit::busybox_tar(dir.path());
+    let run = |args: &[&str]| {
+        let o = output_via_files(
+            Command::new(BIN)
+                .current_dir(dir.path())
+                .args(["--root", "store", "--runroot", "run"])
+                .args(args),
+        );
+        expect_code(&o, 0, &args.join(" "));
+        stdout(&o)
+    };
+    run(&[
+        "import",
+        "-c",
+        "CMD [\"sh\"]",
+        tar.to_str().unwrap(),
+        "rel:1",
+    ]);
+    let out = run(&["run", "--rm", "--network", "none", "rel:1", "echo", "ran"]);
+    assert_eq!(out.trim(), "ran");
+    let id = run(&["run", "-d", "--network", "none", "rel:1", "sleep", "60"]);
+    let id = id.trim();
+    let logs = run(&["exec", id, "echo", "exec-ran"]);
+    assert_eq!(logs.trim(), "exec-ran");
+    run(&["rm", "-f", id]);
+    run(&["rmi", "rel:1"]);
+}
