@@ -597,27 +597,21 @@ fn exec_process_from_flags(c: &Container, a: &ExecArgs) -> Result<Process> {
     Ok(p)
 }
 
-/// Go's duration form, as runc takes it: `5s`, `500ms`, `1m`, `1h`.
+/// Go's duration form, as runc takes it: `5s`, `500ms`, `1m`, `1h` (a
+/// bare number is seconds, as berth-runtime always took it); positive.
 fn parse_duration(s: &str) -> Result<std::time::Duration> {
     let t = s.trim();
-    let split = t
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: f64 = num
-        .parse()
-        .with_context(|| format!("invalid interval {s:?}: use 5s, 500ms, 1m"))?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "s" | "" => n,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        other => bail!("invalid interval {s:?}: unknown unit {other:?}"),
-    };
-    if !(secs > 0.0 && secs.is_finite()) {
+    let nanos = match t.parse::<f64>() {
+        Ok(secs) if secs.is_finite() => Some((secs * 1e9) as i128),
+        _ => berth_relay::clock::go_duration(t),
+    }
+    .with_context(|| format!("invalid interval {s:?}: use 5s, 500ms, 1m"))?;
+    if nanos <= 0 {
         bail!("invalid interval {s:?}: must be positive");
     }
-    Ok(std::time::Duration::from_secs_f64(secs))
+    let nanos =
+        u64::try_from(nanos).with_context(|| format!("invalid interval {s:?}: too long"))?;
+    Ok(std::time::Duration::from_nanos(nanos))
 }
 
 /// runc's `events`: a stats line every interval and an oom line when the

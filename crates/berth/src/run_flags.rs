@@ -567,38 +567,16 @@ pub(crate) fn config_from(a: &RunArgs) -> Result<ContainerConfig> {
     Ok(cfg)
 }
 
-/// A Go-style duration: `500ms`, `30s`, `1m30s`, `2h`, `1.5s`.
+/// A Go-style duration: `500ms`, `30s`, `1m30s`, `2h`, `1.5s`; not negative.
 pub(crate) fn parse_duration(s: &str) -> Result<std::time::Duration> {
-    let mut total = 0f64;
-    let mut rest = s.trim();
-    if rest.is_empty() {
+    if s.trim().is_empty() {
         bail!("empty duration");
     }
-    while !rest.is_empty() {
-        let n_end = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let n: f64 = rest[..n_end]
-            .parse()
-            .map_err(|_| anyhow::anyhow!("{s:?} is not a duration (like 500ms, 30s, 1m30s)"))?;
-        rest = &rest[n_end..];
-        let u_end = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let unit = match &rest[..u_end] {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => bail!("{s:?} is not a duration (like 500ms, 30s, 1m30s)"),
-        };
-        rest = &rest[u_end..];
-        total += n * unit;
-    }
-    std::time::Duration::try_from_secs_f64(total)
-        .map_err(|_| anyhow::anyhow!("{s:?} is out of range"))
+    let nanos = berth_relay::clock::go_duration(s.trim())
+        .filter(|n| *n >= 0)
+        .ok_or_else(|| anyhow::anyhow!("{s:?} is not a duration (like 500ms, 30s, 1m30s)"))?;
+    let nanos = u64::try_from(nanos).map_err(|_| anyhow::anyhow!("{s:?} is out of range"))?;
+    Ok(std::time::Duration::from_nanos(nanos))
 }
 
 /// `NAME=value`, or `NAME` alone: our value of it; None when `NAME` is

@@ -1097,46 +1097,12 @@ fn valid_signal(s: &str) -> bool {
             .is_some_and(|n| n.parse::<u8>().is_ok_and(|n| n <= 30))
 }
 
-/// Go's `time.ParseDuration` for the units a healthcheck uses, in
-/// nanoseconds.
+/// Go's `time.ParseDuration`, in nanoseconds, for a healthcheck's options:
+/// None when it is not one or is negative.
 pub fn parse_duration(s: &str) -> Option<i64> {
-    if s == "0" {
-        return Some(0);
-    }
-    let mut total: f64 = 0.0;
-    let mut rest = s;
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let num_end = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        if num_end == 0 {
-            return None;
-        }
-        let n: f64 = rest[..num_end].parse().ok()?;
-        rest = &rest[num_end..];
-        let unit_end = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let mult = match &rest[..unit_end] {
-            "ns" => 1.0,
-            "us" | "µs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => return None,
-        };
-        rest = &rest[unit_end..];
-        total += n * mult;
-    }
-    if total > 9.2e18 {
-        return None;
-    }
-    #[allow(clippy::cast_possible_truncation)]
-    Some(total as i64)
+    berth_relay::clock::go_duration(s)
+        .filter(|n| *n >= 0)
+        .and_then(|n| i64::try_from(n).ok())
 }
 
 /// The config's `Healthcheck`: `{"Test":["NONE"]}` for NONE, otherwise Test

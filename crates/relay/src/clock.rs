@@ -53,6 +53,57 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
+/// Go's `time.ParseDuration` (`1h2m3.5s`, `-500ms`, `0`), in nanoseconds;
+/// None when it is not one. berth's one parser of Go durations: Docker's
+/// flags and filters, Dockerfile HEALTHCHECK options and runc's intervals
+/// all take this form.
+pub fn go_duration(s: &str) -> Option<i128> {
+    let (neg, mut rest) = match s.as_bytes().first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    };
+    if rest == "0" {
+        return Some(0);
+    }
+    if rest.is_empty() {
+        return None;
+    }
+    let mut total: f64 = 0.0;
+    while !rest.is_empty() {
+        let num_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let num = &rest[..num_end];
+        if num.is_empty() || num == "." || num.matches('.').count() > 1 {
+            return None;
+        }
+        let n: f64 = num.parse().ok()?;
+        rest = &rest[num_end..];
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let unit = match &rest[..unit_end] {
+            "ns" => 1.0,
+            "us" | "µs" | "μs" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            _ => return None,
+        };
+        rest = &rest[unit_end..];
+        total += n * unit;
+    }
+    if !total.is_finite() || total > 9.3e18 {
+        return None;
+    }
+    // In range (checked above): Go's durations are int64 nanoseconds.
+    #[allow(clippy::cast_possible_truncation)]
+    let nanos = total.round() as i128;
+    Some(if neg { -nanos } else { nanos })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

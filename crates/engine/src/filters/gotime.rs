@@ -14,7 +14,7 @@ const NANOS: i128 = 1_000_000_000;
 /// without one.
 pub fn timestamp(value: &str, now_nanos: i128, offset: i32) -> Result<i128, FilterError> {
     if value != "0" {
-        if let Some(d) = go_duration(value) {
+        if let Some(d) = berth_relay::clock::go_duration(value) {
             // Docker keeps whole seconds of `now - d`.
             let t = now_nanos - d;
             return Ok(t.div_euclid(NANOS) * NANOS);
@@ -73,54 +73,6 @@ pub fn local_offset() -> i32 {
     } else {
         0
     }
-}
-
-/// Go's `time.ParseDuration`, in nanoseconds; None when it is not one.
-fn go_duration(s: &str) -> Option<i128> {
-    let (neg, mut rest) = match s.as_bytes().first() {
-        Some(b'-') => (true, &s[1..]),
-        Some(b'+') => (false, &s[1..]),
-        _ => (false, s),
-    };
-    if rest == "0" {
-        return Some(0);
-    }
-    if rest.is_empty() {
-        return None;
-    }
-    let mut total: f64 = 0.0;
-    while !rest.is_empty() {
-        let num_end = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let num = &rest[..num_end];
-        if num.is_empty() || num == "." || num.matches('.').count() > 1 {
-            return None;
-        }
-        let n: f64 = num.parse().ok()?;
-        rest = &rest[num_end..];
-        let unit_end = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let unit = match &rest[..unit_end] {
-            "ns" => 1.0,
-            "us" | "µs" | "μs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => return None,
-        };
-        rest = &rest[unit_end..];
-        total += n * unit;
-    }
-    if !total.is_finite() || total > 9.3e18 {
-        return None;
-    }
-    // In range (checked above): Go's durations are int64 nanoseconds.
-    #[allow(clippy::cast_possible_truncation)]
-    let nanos = total.round() as i128;
-    Some(if neg { -nanos } else { nanos })
 }
 
 /// `SECONDS[.FRACTION]`, Docker's Unix time form.
