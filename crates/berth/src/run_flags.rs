@@ -542,6 +542,10 @@ pub(crate) fn config_from(a: &RunArgs) -> Result<ContainerConfig> {
     };
     let dur = |flag: &str, v: &Option<String>| -> Result<u64> {
         v.as_deref().map_or(Ok(0), |s| {
+            // A duration Go reads as negative: docker's client's words.
+            if berth_relay::clock::go_duration(s.trim()).is_some_and(|n| n < 0) {
+                bail!("{flag} cannot be negative");
+            }
             let d = parse_duration(s).with_context(|| format!("invalid {flag}"))?;
             u64::try_from(d.as_nanos())
                 .map_err(|_| anyhow::anyhow!("invalid {flag}: {s:?} is too long"))
