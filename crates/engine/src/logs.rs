@@ -29,29 +29,44 @@ pub use berth_relay::jsonlog::{rotated, Writer};
 
 /// Every entry of the log, oldest first (rotated files included).
 pub fn read_all(path: &Path) -> Vec<Entry> {
+    read_all_and_where(path).0
+}
+
+/// [`read_all`], and how many bytes of the live file it read: where a
+/// follower goes on from (the file's length, read apart, may already
+/// hold a line written meanwhile that was not read).
+fn read_all_and_where(path: &Path) -> (Vec<Entry>, u64) {
     let mut files: Vec<PathBuf> = (1..100)
         .map(|n| rotated(path, n))
         .take_while(|p| p.exists())
         .collect();
     files.reverse();
-    files.push(path.to_path_buf());
     let mut out = Vec::new();
     for f in files {
         if let Ok(file) = File::open(&f) {
             read_entries(BufReader::new(file), &mut out);
         }
     }
-    out
+    let live = File::open(path).map_or(0, |f| read_entries(BufReader::new(f), &mut out));
+    (out, live)
 }
 
 /// Parses json-file lines; a torn last line (being written) is skipped.
-pub fn read_entries(r: impl BufRead, out: &mut Vec<Entry>) -> u64 {
+pub fn read_entries(mut r: impl BufRead, out: &mut Vec<Entry>) -> u64 {
     let mut consumed = 0;
-    for line in r.split(b'\n') {
-        let Ok(line) = line else { break };
-        consumed += line.len() as u64 + 1;
-        if let Ok(e) = serde_json::from_slice::<Entry>(&line) {
-            out.push(e);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match r.read_until(b'\n', &mut line) {
+            // A line without its newline is still being written: not
+            // consumed, so that a follower reads it whole next time.
+            Ok(n) if n > 0 && line.ends_with(b"\n") => {
+                consumed += n as u64;
+                if let Ok(e) = serde_json::from_slice::<Entry>(&line[..n - 1]) {
+                    out.push(e);
+                }
+            }
+            _ => break,
         }
     }
     consumed
@@ -141,12 +156,9 @@ impl Engine {
     pub fn container_logs(&self, key: &str, opts: &LogOptions) -> Result<LogStream<'_>> {
         let r = self.find(key)?;
         let path = self.log_path(&r.id);
-        let entries: Vec<Entry> = read_all(&path)
-            .into_iter()
-            .filter(|e| e.within(opts))
-            .collect();
+        let (entries, pos) = read_all_and_where(&path);
+        let entries: Vec<Entry> = entries.into_iter().filter(|e| e.within(opts)).collect();
         let skip = opts.tail.map_or(0, |n| entries.len().saturating_sub(n));
-        let pos = std::fs::metadata(&path).map_or(0, |m| m.len());
         Ok(LogStream {
             engine: self,
             id: r.id.clone(),
@@ -261,6 +273,23 @@ mod tests {
             (e[0].stream.as_str(), e[0].log.as_str()),
             ("stderr", "err \"quoted\"\n")
         );
+    }
+
+    /// A follower goes on from what was read whole: a line still being
+    /// written is neither returned nor counted, so it is read whole later
+    /// (counting it lost the rest of it once it was finished).
+    #[test]
+    fn a_torn_last_line_is_not_consumed() {
+        let whole = "{\"log\":\"a\\n\",\"stream\":\"stdout\",\"time\":\"t\"}\n";
+        let torn = "{\"log\":\"b";
+        let mut out = Vec::new();
+        let n = read_entries(format!("{whole}{torn}").as_bytes(), &mut out);
+        assert_eq!(n, whole.len() as u64);
+        assert_eq!(out.len(), 1);
+        let rest = "\\n\",\"stream\":\"stdout\",\"time\":\"t\"}\n";
+        let mut more = Vec::new();
+        read_entries(format!("{torn}{rest}").as_bytes(), &mut more);
+        assert_eq!(more[0].log, "b\n");
     }
 
     #[test]
