@@ -260,32 +260,20 @@ fn init_diagnostics(level: Option<&str>) -> Result<(), ExitCode> {
 
 fn main() -> ExitCode {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    if args.first().is_some_and(|a| berth_engine::init::is_init(a)) {
-        let code = berth_engine::init::main(&args[1..]).unwrap_or_else(|e| {
-            eprintln!("berth-init: {e}");
-            e.exit_code()
-        });
-        return ExitCode::from(u8::try_from(code & 0xff).unwrap_or(1));
-    }
     if args
         .get(1)
         .is_some_and(|a| a == berth_engine::monitor::MONITOR_ARG)
     {
-        // Its stderr is the container's monitor.log: warnings go there. A
-        // bad BERTH_LOG already failed the command that started it.
+        // The monitor's stderr is the container's monitor.log: warnings go
+        // there. A bad BERTH_LOG already failed the command that started it.
         let _ = init_diagnostics(None);
-        // The monitor starts health checks and restarts in the container.
-        if let Err(e) = berth_runtime::exe::ensure_protected() {
-            eprintln!("Error: {e}");
-            return ExitCode::from(125);
+    }
+    // berth as a container's init (--init) or as a container's monitor.
+    if let Some(served) = berth_engine::monitor::serve_if_asked(&args) {
+        if let Some(m) = served.message() {
+            eprintln!("{m}");
         }
-        return match berth_engine::monitor::main(&args[2..]) {
-            Ok(code) => ExitCode::from(u8::try_from(code & 0xff).unwrap_or(1)),
-            Err(e) => {
-                eprintln!("{e}");
-                ExitCode::from(2)
-            }
-        };
+        return ExitCode::from(served.code());
     }
     if args
         .get(1)

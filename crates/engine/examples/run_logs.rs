@@ -24,13 +24,10 @@ fn main() -> ExitCode {
     // running program: answer it before anything else.
     let args: Vec<OsString> = std::env::args_os().collect();
     if let Some(served) = berth_engine::monitor::serve_if_asked(&args) {
-        return match served {
-            Ok(code) => exit_code(code),
-            Err(e) => {
-                eprintln!("run_logs: {e}");
-                ExitCode::from(125)
-            }
-        };
+        if let Some(m) = served.message() {
+            eprintln!("{m}");
+        }
+        return ExitCode::from(served.code());
     }
     let words: Vec<String> = std::env::args().skip(1).collect();
     let Some((image, cmd)) = words.split_first() else {

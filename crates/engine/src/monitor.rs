@@ -142,22 +142,59 @@ fn spawn(engine: &Engine, r: &Record, wait_attach: bool) -> Result<()> {
 /// when this process is neither (go on), else the exit code to leave with
 /// at once, or why the monitor could not protect its binary (CVE-2019-5736)
 /// for the caller to print (exit 125 then, as `berth` does).
-pub fn serve_if_asked(args: &[std::ffi::OsString]) -> Option<Result<i32>> {
+pub fn serve_if_asked(args: &[std::ffi::OsString]) -> Option<Served> {
     if args.first().is_some_and(|a| crate::init::is_init(a)) {
-        // Its errors carry their own exit code; a front end that embeds
-        // the engine prints the message.
-        return Some(
-            crate::init::main(&args[1..]).map_err(|e| Error::Process(format!("berth-init: {e}"))),
-        );
+        return Some(match crate::init::main(&args[1..]) {
+            Ok(code) => Served::Exit(code),
+            Err(e) => Served::Failed {
+                message: format!("berth-init: {e}"),
+                code: e.exit_code(),
+            },
+        });
     }
     if args.get(1).is_none_or(|a| a != MONITOR_ARG) {
         return None;
     }
     // The monitor starts health checks and restarts in the container.
     if let Err(e) = berth_runtime::exe::ensure_protected() {
-        return Some(Err(e.into()));
+        return Some(Served::Failed {
+            message: format!("Error: {e}"),
+            code: 125,
+        });
     }
-    Some(main(&args[2..]))
+    Some(match main(&args[2..]) {
+        Ok(code) => Served::Exit(code),
+        // A wrong command line: the usage.
+        Err(e) => Served::Failed {
+            message: e.to_string(),
+            code: 2,
+        },
+    })
+}
+
+/// What [`serve_if_asked`] did, for the program to leave with.
+#[derive(Debug)]
+pub enum Served {
+    /// It ran: leave with this code (the container's, or the monitor's).
+    Exit(i32),
+    /// It could not: print `message` on stderr and leave with `code`.
+    Failed { message: String, code: i32 },
+}
+
+impl Served {
+    /// The process's exit status (the low byte, as the kernel keeps it).
+    pub fn code(&self) -> u8 {
+        let (Served::Exit(c) | Served::Failed { code: c, .. }) = self;
+        u8::try_from(c & 0xff).unwrap_or(1)
+    }
+
+    /// What to print on stderr before leaving, if anything.
+    pub fn message(&self) -> Option<&str> {
+        match self {
+            Served::Exit(_) => None,
+            Served::Failed { message, .. } => Some(message),
+        }
+    }
 }
 
 /// The monitor process (`berth __monitor ROOT RUNROOT ID`, fd 3 its report

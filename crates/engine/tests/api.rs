@@ -27,13 +27,10 @@ const PATIENCE: Duration = Duration::from_secs(60);
 fn main() -> ExitCode {
     let args: Vec<OsString> = std::env::args_os().collect();
     if let Some(served) = berth_engine::monitor::serve_if_asked(&args) {
-        return match served {
-            Ok(code) => ExitCode::from(u8::try_from(code & 0xff).unwrap_or(1)),
-            Err(e) => {
-                eprintln!("Error: {e}");
-                ExitCode::from(125)
-            }
-        };
+        if let Some(m) = served.message() {
+            eprintln!("{m}");
+        }
+        return ExitCode::from(served.code());
     }
     let mut args = Arguments::from_args();
     args.test_threads = Some(1);
