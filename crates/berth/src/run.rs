@@ -116,21 +116,23 @@ impl RunArgs {
     pub fn forks_here(&self) -> bool {
         !self.detach && !self.tty
     }
-}
 
-impl RunArgs {
-    /// Which streams a foreground run relays: those `-a` names, else
-    /// stdout and stderr; stdin whenever it is open (`-i` attaches it
-    /// whatever `-a` says, in docker's client too).
+    /// Whether the caller gets the container's `s`: the streams `-a`
+    /// names, else stdout and stderr.
+    fn attaches(&self, s: Stream) -> bool {
+        self.attach.is_empty() || self.attach.contains(&s)
+    }
+
+    /// A foreground run's relay: the output streams it attaches, and
+    /// stdin whenever it is open (`-i` attaches it whatever `-a` says, in
+    /// docker's client too).
     fn caller(&self, open_stdin: bool) -> std::io::Result<berth_relay::relay::Caller> {
         let mut caller = own_stdio(open_stdin)?;
-        if !self.attach.is_empty() {
-            if !self.attach.contains(&Stream::Stdout) {
-                caller.stdout = None;
-            }
-            if !self.attach.contains(&Stream::Stderr) {
-                caller.stderr = None;
-            }
+        if !self.attaches(Stream::Stdout) {
+            caller.stdout = None;
+        }
+        if !self.attaches(Stream::Stderr) {
+            caller.stderr = None;
         }
         Ok(caller)
     }
@@ -152,10 +154,11 @@ pub(crate) fn run(engine: &mut Engine, a: &RunArgs) -> Result<i32> {
     }
     let cidfile = open_cidfile(a)?;
     let mut cfg = cfg;
-    if !a.attach.is_empty()
-        && !a.attach.contains(&Stream::Stdout)
-        && !a.attach.contains(&Stream::Stderr)
-    {
+    // `-a stdin` alone: docker's client runs the container as `-d` does
+    // (the id printed, exit 0 once it started) when none of its output is
+    // attached.
+    let output_attached = a.attaches(Stream::Stdout) || a.attaches(Stream::Stderr);
+    if !output_attached {
         // Run as -d (below): docker's client leaves at once and the
         // container's stdin ends with it; ours is never fed, so it ends
         // now rather than keep a reader waiting forever.
@@ -168,11 +171,7 @@ pub(crate) fn run(engine: &mut Engine, a: &RunArgs) -> Result<i32> {
         from_daemon(e)
     })?;
     write_cidfile(cidfile, &r)?;
-    let caller = a.caller(r.config.open_stdin)?;
-    // `-a stdin` alone: docker's client runs the container as `-d` does
-    // (the id printed, exit 0 once it started) when none of its output
-    // is attached.
-    if a.detach || (caller.stdout.is_none() && caller.stderr.is_none()) {
+    if a.detach || !output_attached {
         // docker's client prints the id once the container exists, before
         // it starts it.
         println!("{}", r.id);
@@ -199,7 +198,9 @@ pub(crate) fn run(engine: &mut Engine, a: &RunArgs) -> Result<i32> {
         berth_engine::monitor::run(
             engine,
             &r.id,
-            berth_engine::monitor::Mode::Foreground { caller },
+            berth_engine::monitor::Mode::Foreground {
+                caller: a.caller(r.config.open_stdin)?,
+            },
         )
     };
     match outcome {
