@@ -820,3 +820,42 @@ fn the_gateway_keeps_its_mac_when_members_come_and_go() {
     assert_eq!(o.status.code(), Some(0), "gateway unreachable");
     b.ok(&["rm", "-f", "second"]);
 }
+
+/// Several roots creating and removing networks from the shared pool at
+/// once: a subnet one root lets go may be taken by another at once, and
+/// neither may delete the set elements the other's network now needs (a
+/// removal once deleted them outside the host lock: the other network
+/// lost its NAT, and its own removal failed with "element does not
+/// exist").
+#[test]
+fn roots_sharing_the_pool_keep_each_others_rules() {
+    let roots: Vec<Berth> = (0..4).map(|_| Berth::empty(BIN)).collect();
+    let pid = std::process::id();
+    std::thread::scope(|s| {
+        for (r, b) in roots.iter().enumerate() {
+            s.spawn(move || {
+                for i in 0..12 {
+                    let name = format!("pool-{pid}-{r}-{i}");
+                    b.ok(&["network", "create", &name]);
+                    let subnet = b.ok(&[
+                        "network",
+                        "inspect",
+                        "-f",
+                        "{{range .IPAM.Config}}{{.Subnet}}{{end}}",
+                        &name,
+                    ]);
+                    let subnet = subnet.trim();
+                    let set = Command::new("nft")
+                        .args(["list", "set", "ip", "berth", "subnets"])
+                        .output()
+                        .unwrap();
+                    let set = String::from_utf8_lossy(&set.stdout);
+                    assert!(set.contains(subnet), "{name}: {subnet} not in {set}");
+                    let o = b.run(&["network", "rm", &name]);
+                    expect_code(&o, 0, "network rm");
+                    assert_eq!(stderr(&o), "", "network rm {name}");
+                }
+            });
+        }
+    });
+}

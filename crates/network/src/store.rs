@@ -132,6 +132,17 @@ pub(crate) fn now() -> String {
     berth_relay::clock::rfc3339_nanos()
 }
 
+/// The subnets of the host's routes, but the default route and loopback's.
+fn routed_subnets(nl: &mut Netlink) -> Result<Vec<Subnet>> {
+    Ok(nl
+        .routes()
+        .ctx(|| "list routes".into())?
+        .into_iter()
+        .filter(|r| r.prefix > 0 && !r.destination.is_loopback())
+        .filter_map(|r| Subnet::parse(&format!("{}/{}", r.destination, r.prefix.min(30))).ok())
+        .collect())
+}
+
 /// Holds the host-wide lock while alive.
 struct HostLock(#[allow(dead_code)] nix::fcntl::Flock<File>);
 
@@ -395,16 +406,9 @@ impl Networks {
     /// Subnets in use: host routes (not the default route) and our
     /// networks, each with what uses it.
     fn taken_subnets(&self, nl: &mut Netlink) -> Result<Vec<(Subnet, String)>> {
-        let mut taken: Vec<(Subnet, String)> = nl
-            .routes()
-            .ctx(|| "list routes".into())?
+        let mut taken: Vec<(Subnet, String)> = routed_subnets(nl)?
             .into_iter()
-            .filter(|r| r.prefix > 0 && !r.destination.is_loopback())
-            .filter_map(|r| {
-                Subnet::parse(&format!("{}/{}", r.destination, r.prefix.min(30)))
-                    .ok()
-                    .map(|s| (s, "a host route".to_string()))
-            })
+            .map(|s| (s, "a host route".to_string()))
             .collect();
         for n in self.list()? {
             taken.push((n.subnet, format!("network {}", n.name)));
@@ -488,6 +492,24 @@ impl Networks {
             return Err(e);
         }
         Ok(net)
+    }
+
+    /// A network's bridge made again (after a reboot or a manual delete),
+    /// under the host lock, unless its subnet is now routed elsewhere:
+    /// another root (or the host) took it while the bridge was gone, and
+    /// two bridges with one subnet would share, and later delete, one
+    /// another's set elements.
+    fn make_bridge_again(&self, nl: &mut Netlink, net: &Network) -> Result<()> {
+        if let Some(r) = routed_subnets(nl)?
+            .into_iter()
+            .find(|r| r.overlaps(net.subnet))
+        {
+            return Err(Error::Conflict(format!(
+                "network {}: its subnet {} is now used by a host route ({r}); remove the network or that route",
+                net.name, net.subnet
+            )));
+        }
+        self.make_bridge(nl, net)
     }
 
     /// The bridge, its gateway address, its sysctls, its subnet in the nft
@@ -594,6 +616,12 @@ impl Networks {
             )));
         }
         let mut nl = netlink()?;
+        // Under the host lock: once the bridge is gone its route is, and
+        // another root may choose the same subnet and add the same set
+        // elements (an add of an element that is there is no error). Were
+        // they deleted after that, outside the lock, the other root's
+        // network would lose its NAT and filtering.
+        let _lock = host_lock()?;
         nl.delete_link(&net.bridge)
             .ctx(|| format!("delete bridge {}", net.bridge))?;
         if let Err(e) = nft::apply(&nft::network("delete", net.subnet, net.internal)) {
@@ -714,7 +742,7 @@ impl Networks {
             None => {
                 // Gone since (a reboot, a manual delete): made again.
                 let _lock = host_lock()?;
-                self.make_bridge(nl, net)?;
+                self.make_bridge_again(nl, net)?;
                 nl.link(&net.bridge)
                     .ctx(|| format!("find {}", net.bridge))?
                     .ok_or_else(|| Error::Host(format!("bridge {} vanished", net.bridge)))?
@@ -1199,7 +1227,8 @@ impl Networks {
         let nets = self.list()?;
         for n in &nets {
             if nl.link(&n.bridge).ctx(|| "find a bridge".into())?.is_none() {
-                self.make_bridge(&mut nl, n)?;
+                let _lock = host_lock()?;
+                self.make_bridge_again(&mut nl, n)?;
                 fixed.push(format!(
                     "made bridge {} of network {} again",
                     n.bridge, n.name
