@@ -204,13 +204,9 @@ fn detached_lifecycle_logs_exec_stop_and_rm() {
     b.ok(&["unpause", "web"]);
     assert_eq!(b.inspect("web", "{{.State.Status}}"), "running");
     assert_ne!(b.run(&["unpause", "web"]).status.code(), Some(0));
-    // stop sends the STOPSIGNAL; the trap exits 0
-    let t = Instant::now();
-    b.ok(&["stop", "-t", "20", "web"]);
-    assert!(
-        t.elapsed() < Duration::from_secs(15),
-        "stop waited for its timeout"
-    );
+    // stop sends the STOPSIGNAL; the trap exits 0 (a stop that waited
+    // for its timeout would have killed it: 137)
+    b.ok(&["stop", "-t", "120", "web"]);
     assert_eq!(
         b.inspect("web", "{{.State.Status}} {{.State.ExitCode}}"),
         "exited 0"
