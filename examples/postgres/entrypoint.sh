@@ -63,9 +63,13 @@ if [[ ! -s $PGDATA/PG_VERSION ]]; then
     echo "postgres-entrypoint: initialising a new cluster in $PGDATA (user $POSTGRES_USER, database $POSTGRES_DB)"
     # Local (Unix socket) connections are trusted: only processes inside
     # the container reach the socket. Everything over TCP needs the password.
+    # initdb's own sync fsyncs its ~1000 files one by one (7 s here); one
+    # syncfs of the volume's filesystem makes the same data durable in a
+    # fraction of that (2.6 s for both, a first start 4 s sooner).
     initdb --username="$POSTGRES_USER" --pwfile=<(printf '%s\n' "$POSTGRES_PASSWORD") \
-        --auth-local=trust --auth-host=scram-sha-256 --encoding=UTF8 \
+        --auth-local=trust --auth-host=scram-sha-256 --encoding=UTF8 --no-sync \
         -D "$PGDATA" >/dev/null
+    sync -f "$PGDATA"
     echo "listen_addresses = '*'" >>"$PGDATA/postgresql.conf"
     echo "host all all all scram-sha-256" >>"$PGDATA/pg_hba.conf"
 
