@@ -85,6 +85,14 @@ quote="Added by run-plain.sh at $(date -u +%FT%T.%NZ)."
 curl -fsS --max-time 10 -H 'Content-Type: application/json' \
     -d "{\"text\": \"$quote\"}" "$url/quotes"
 
+echo "== bad quotes are refused (status, then the reply)"
+for body in "{\"text\": \"$quote\"}" '{"text": "  "}' '{"quote": "x"}' 'not json'; do
+    reply=$(curl -sS --max-time 10 -H 'Content-Type: application/json' -d "$body" \
+        -w ' %{http_code}' "$url/quotes")
+    body=${reply% *}
+    echo "${reply##* } ${body%$'\n'}"
+done
+
 echo "== restart both"
 "$berth" restart "$db" "$web" >/dev/null
 wait_healthy "$db" "$web"
@@ -101,7 +109,7 @@ for c in "$web" "$db"; do
     "$berth" inspect -f "$c exited {{.State.ExitCode}}" "$c"
 done
 echo "== the database's starts and stops"
-"$berth" logs "$db" 2>&1 | grep -E 'database system (was|is)' | sed 's/^[0-9-]* [0-9:.]* UTC \[[0-9]*\] //'
+"$berth" logs "$db" 2>&1 | grep -E 'database system (was|is)|shutdown request' | sed 's/^[0-9-]* [0-9:.]* UTC \[[0-9]*\] //'
 
 echo "== remove everything"
 cleanup
