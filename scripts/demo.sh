@@ -25,7 +25,7 @@ cd "$(dirname "$0")/.."
 port=${1:-8080}
 export QUOTE_APP_PORT=$port
 compose_file=examples/quote-app/compose.yaml
-project=quote-app
+project="quote-app"
 url=http://127.0.0.1:$port
 
 if [[ -z ${BERTH:-} ]]; then

@@ -15,10 +15,10 @@ berth=$(readlink -f "${1:?usage: run-plain.sh BERTH [PORT]}")
 port=${2:-8080}
 command -v curl >/dev/null || { echo "run-plain: curl is missing (apt-get install curl)" >&2; exit 1; }
 
-net=quote-plain
-db=quote-plain-db
-web=quote-plain-web
-volume=quote-plain-data
+net="quote-plain"
+db="quote-plain-db"
+web="quote-plain-web"
+volume="quote-plain-data"
 url=http://127.0.0.1:$port
 # A password of this run's own, given to both containers.
 password=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
