@@ -3,9 +3,10 @@
 # (build-images.sh), makes a user network and a named volume, runs the
 # database and waits for its healthcheck, runs the web service with its
 # port published on 127.0.0.1, fetches quotes from the host, adds one
-# through the API, restarts both containers and reads it back from the
-# volume's data, stops them (each must exit 0: a clean shutdown), and
-# removes everything it made.
+# through the API (and sees bad ones refused), restarts both containers and
+# reads it back, replaces the database container by a new one on the same
+# volume and reads it back again, stops them (each must exit 0: a clean
+# shutdown), and removes everything it made.
 #
 # Usage: examples/quote-app/run-plain.sh BERTH [PORT]   (PORT: 8080)
 #   BERTH_ROOT/BERTH_RUNROOT pick the store (berth's defaults otherwise).
@@ -52,6 +53,30 @@ wait_healthy() {
     done
 }
 
+# The database container; the web service finds it as `db`, its alias on
+# the network. The cluster lives in the named volume.
+run_db() {
+    "$berth" run -d --name "$db" --network "$net" --network-alias db \
+        --restart unless-stopped \
+        -e POSTGRES_USER=quotes -e POSTGRES_PASSWORD="$password" -e POSTGRES_DB=quotes \
+        -v "$volume:/var/lib/postgresql/data" \
+        postgres-debian:bookworm >/dev/null
+}
+# The database's own account of its starts and stops, without timestamps.
+db_log() {
+    "$berth" logs "$db" 2>&1 \
+        | grep -E 'initialising|database system (was|is)|shutdown request' \
+        | sed 's/^[0-9-]* [0-9:.]* UTC \[[0-9]*\] //'
+}
+# Every quote, which must include the new one.
+read_back() {
+    local all
+    all=$(curl -fsS --max-time 10 "$url/quotes")
+    grep -qF "\"$quote\"" <<<"$all" || fail "the new quote is gone after $1: $all"
+    echo "found: $quote"
+    echo "$all"
+}
+
 cleanup
 trap cleanup EXIT
 "$here/build-images.sh" "$berth"
@@ -59,12 +84,7 @@ trap cleanup EXIT
 echo "== the network, the volume, the database"
 "$berth" network create "$net" >/dev/null
 "$berth" volume create "$volume" >/dev/null
-# The web service finds the database as `db`, its alias on the network.
-"$berth" run -d --name "$db" --network "$net" --network-alias db \
-    --restart unless-stopped \
-    -e POSTGRES_USER=quotes -e POSTGRES_PASSWORD="$password" -e POSTGRES_DB=quotes \
-    -v "$volume:/var/lib/postgresql/data" \
-    postgres-debian:bookworm >/dev/null
+run_db
 wait_healthy "$db"
 
 echo "== the web service on $url"
@@ -98,18 +118,27 @@ echo "== restart both"
 wait_healthy "$db" "$web"
 
 echo "== read back after the restart"
-all=$(curl -fsS --max-time 10 "$url/quotes")
-grep -qF "\"$quote\"" <<<"$all" || fail "the new quote is gone after the restart: $all"
-echo "found: $quote"
-echo "$all"
+read_back "the restart"
+echo "== the database's starts and stops"
+db_log
+
+# A restarted container keeps its own files: only a new container shows
+# that the data is in the volume (and that its entrypoint leaves an
+# existing cluster alone).
+echo "== a new database container on the same volume"
+"$berth" stop "$db" >/dev/null
+"$berth" rm "$db" >/dev/null
+run_db
+wait_healthy "$db" "$web"
+read_back "a new database container"
 
 echo "== stop"
 "$berth" stop "$web" "$db" >/dev/null
 for c in "$web" "$db"; do
     "$berth" inspect -f "$c exited {{.State.ExitCode}}" "$c"
 done
-echo "== the database's starts and stops"
-"$berth" logs "$db" 2>&1 | grep -E 'database system (was|is)|shutdown request' | sed 's/^[0-9-]* [0-9:.]* UTC \[[0-9]*\] //'
+echo "== the new database's starts and stops"
+db_log
 
 echo "== remove everything"
 cleanup

@@ -2,9 +2,10 @@
 //! examples/quote-app built FROM the Debian minbase (build-images.sh), then
 //! examples/quote-app/run-plain.sh (network, volume, PostgreSQL with its
 //! healthcheck, the web service on a published port, quotes from the host,
-//! one added, bad ones refused, both restarted, the new one read back,
-//! clean stops, everything removed), and what it printed checked against
-//! the seed file and the store it left. The compose and kube files are
+//! one added, bad ones refused, both restarted, the new one read back, and
+//! again from a new database container on the volume, clean stops,
+//! everything removed), and what it printed checked against the seed file
+//! and the store it left. The compose and kube files are
 //! checked by Debian's docker-compose 1.29 and python3-yaml.
 //!
 //! The first run builds both images from the Debian mirror (about 1.5
@@ -70,6 +71,21 @@ fn section<'a>(out: &'a str, title: &str) -> Vec<&'a str> {
         "no section {title:?} in:\n{out}"
     );
     lines.take_while(|l| !l.starts_with("== ")).collect()
+}
+
+/// The texts of the JSON quote list under the heading `title`.
+fn quote_list(out: &str, title: &str) -> Vec<String> {
+    let lines = section(out, title);
+    let list = lines
+        .iter()
+        .find(|l| l.starts_with('['))
+        .unwrap_or_else(|| panic!("no quote list under {title:?}:\n{out}"));
+    let list: Value = serde_json::from_str(list).expect("the list is JSON");
+    list.as_array()
+        .expect("a list")
+        .iter()
+        .map(|q| q["text"].as_str().expect("a quote's text").to_string())
+        .collect()
 }
 
 /// The image ids of the app's three images in `store`.
@@ -165,38 +181,53 @@ fn quote_app_runs_with_plain_commands() {
         bad[3]
     );
 
-    // After both restarted: the seeds once (the seeding did not run again
-    // on a full table) and the new quote (kept in the volume).
-    let back = section(&out, "read back after the restart");
-    let all = back
-        .iter()
-        .find(|l| l.starts_with('['))
-        .unwrap_or_else(|| panic!("no quote list:\n{out}"));
-    let all: Value = serde_json::from_str(all).expect("the list is JSON");
-    let texts: Vec<&str> = all
-        .as_array()
-        .expect("a list")
-        .iter()
-        .map(|q| q["text"].as_str().expect("a quote's text"))
-        .collect();
-    let mut want: Vec<&str> = seeds.iter().map(String::as_str).collect();
-    want.push(&quote);
-    assert_eq!(texts, want, "{out}");
+    // After both restarted, and again from a new database container on the
+    // volume: the seeds once (the seeding did not run again on a full
+    // table) and the new quote (kept in the volume, not in a container).
+    let mut want = seeds;
+    want.push(quote);
+    assert_eq!(
+        quote_list(&out, "read back after the restart"),
+        want,
+        "{out}"
+    );
+    assert_eq!(
+        quote_list(&out, "a new database container on the same volume"),
+        want,
+        "{out}"
+    );
 
     // SIGTERM ends both cleanly: the web service's handler (as PID 1 it
     // would otherwise be ignored, then SIGKILLed: 137), the database's fast
-    // shutdown (smart would wait for the web service's connections).
+    // shutdown (smart would wait for the web service's connections), which
+    // the next start confirms ("was shut down", not "was interrupted").
     let stop = section(&out, "stop");
     assert_eq!(
         stop,
         ["quote-plain-web exited 0", "quote-plain-db exited 0"],
         "{out}"
     );
-    let db_log = section(&out, "the database's starts and stops");
-    let count = |what: &str| db_log.iter().filter(|l| l.contains(what)).count();
-    assert_eq!(count("received fast shutdown request"), 2, "{out}");
-    assert_eq!(count("database system was shut down at"), 2, "{out}");
-    assert_eq!(count("interrupted"), 0, "{out}");
+    let count = |log: &[&str], what: &str| log.iter().filter(|l| l.contains(what)).count();
+    // The first container: made the cluster, restarted once.
+    let first = section(&out, "the database's starts and stops");
+    assert_eq!(count(&first, "initialising a new cluster"), 1, "{out}");
+    assert_eq!(count(&first, "received fast shutdown request"), 1, "{out}");
+    assert_eq!(
+        count(&first, "database system was shut down at"),
+        2,
+        "{out}"
+    );
+    assert_eq!(count(&first, "interrupted"), 0, "{out}");
+    // The second: found the cluster, stopped once.
+    let second = section(&out, "the new database's starts and stops");
+    assert_eq!(count(&second, "initialising"), 0, "{out}");
+    assert_eq!(
+        count(&second, "database system was shut down at"),
+        1,
+        "{out}"
+    );
+    assert_eq!(count(&second, "received fast shutdown request"), 1, "{out}");
+    assert_eq!(count(&second, "interrupted"), 0, "{out}");
 
     // Nothing left but the images.
     assert_eq!(store.ok(&["ps", "-aq"]), "", "containers left");
