@@ -5,13 +5,16 @@
 //! one added, bad ones refused, both restarted, the new one read back, and
 //! again from a new database container on the volume, clean stops,
 //! everything removed), and what it printed checked against the seed file
-//! and the store it left. The compose and kube files are
-//! checked by Debian's docker-compose 1.29 and python3-yaml.
+//! and the store it left. Then the same images, saved by berth, run on a
+//! private dockerd under Debian's docker-compose 1.29 from compose.yaml.
+//! The compose and kube files are also checked on their own, by
+//! docker-compose's `config` and python3-yaml.
 //!
-//! The first run builds both images from the Debian mirror (about 1.5
-//! minutes here: debootstrap's tarball, cached under target/debian-base,
-//! costs a few more minutes the very first time); each test has a store of
-//! its own, so the builds are never cached between runs of the suite.
+//! The first test takes about 2.5 minutes here: the builds from the Debian
+//! mirror about 1.5 (debootstrap's tarball, cached under
+//! target/debian-base, costs a few more minutes the very first time; the
+//! test's store is its own, so the builds are never cached between runs),
+//! run-plain.sh 20 s, the Docker part 30 s.
 
 // An integration test crate is nothing but tests; the lint is for unit tests.
 #![allow(clippy::tests_outside_test_module)]
@@ -245,6 +248,91 @@ fn quote_app_runs_with_plain_commands() {
     expect_code(&o, 0, "build-images.sh (cached)");
     eprintln!("build-images.sh, cached: {cached:.2}s");
     assert_eq!(image_ids(&store), built, "a cached rebuild made new images");
+
+    compose_file_runs_on_docker(&store, &runroot);
+}
+
+/// The same images saved by berth and loaded into a private dockerd, and
+/// compose.yaml run there by Debian's docker-compose 1.29: the file's
+/// depends_on, volume and port work with a real Compose, and the images
+/// with a real Docker.
+fn compose_file_runs_on_docker(store: &Store, runroot: &Path) {
+    if !have("docker-compose", "compose_file_runs_on_docker") {
+        return;
+    }
+    let Some(docker) = berth_testkit::dockerd::Dockerd::start(&[]) else {
+        return;
+    };
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("a free port")
+        .local_addr()
+        .expect("its address")
+        .port();
+    // $D is the docker client on the private daemon; docker-compose is
+    // pointed at the same socket. Every wait has a deadline.
+    const SCENARIO: &str = r#"
+set -euo pipefail
+export DOCKER_HOST=${D##* -H }
+BERTH_ROOT=@ROOT@ BERTH_RUNROOT=@RUNROOT@ @BERTH@ save @DB@ @WEB@ | $D load -q >/dev/null
+compose() { QUOTE_APP_PORT=@PORT@ docker-compose -p quote-app-@PID@ -f @FILE@ "$@"; }
+trap 'compose down -v >/dev/null 2>&1 || true' EXIT
+compose up -d --no-build
+get() {
+    local deadline=$((SECONDS + 60))
+    until curl -fsS --max-time 5 "http://127.0.0.1:@PORT@$1" 2>/dev/null; do
+        ((SECONDS < deadline)) || { echo "no answer from $1" >&2; exit 1; }
+        sleep 0.2
+    done
+}
+echo "quote: $(get /quote)"
+echo "added: $(curl -fsS --max-time 10 -H 'Content-Type: application/json' -d '{"text": "Added on Docker."}' http://127.0.0.1:@PORT@/quotes)"
+compose restart
+echo "after restart: $(get /quotes)"
+compose down -v
+echo "left: $($D ps -aq | wc -l) containers, $($D volume ls -q | wc -l) volumes"
+"#;
+    let script = SCENARIO
+        .replace("@ROOT@", &store.path().display().to_string())
+        .replace("@RUNROOT@", &runroot.display().to_string())
+        .replace("@BERTH@", BIN)
+        .replace("@DB@", DB_IMAGE)
+        .replace("@WEB@", WEB_IMAGE)
+        .replace("@PORT@", &port.to_string())
+        .replace("@PID@", &std::process::id().to_string())
+        .replace(
+            "@FILE@",
+            &example().join("compose.yaml").display().to_string(),
+        );
+    let out = docker.sh(&script);
+    assert_eq!(
+        out.code(),
+        0,
+        "compose.yaml on docker\n{out}\n{}",
+        docker.log()
+    );
+    let line = |prefix: &str| {
+        out.stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("no {prefix:?} line:\n{out}"))
+            .to_string()
+    };
+    let seeds = seeds();
+    let served = line("quote: ");
+    assert!(seeds.contains(&served), "{served:?} is not a seed:\n{out}");
+    let added: Value = serde_json::from_str(&line("added: ")).expect("the reply is JSON");
+    assert_eq!(added["text"], "Added on Docker.", "{out}");
+    let all: Value = serde_json::from_str(&line("after restart: ")).expect("the list is JSON");
+    let texts: Vec<&str> = all
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter_map(|q| q["text"].as_str())
+        .collect();
+    let mut want: Vec<&str> = seeds.iter().map(String::as_str).collect();
+    want.push("Added on Docker.");
+    assert_eq!(texts, want, "{out}");
+    assert_eq!(line("left: "), "0 containers, 0 volumes", "{out}");
 }
 
 /// compose.yaml as Docker Compose 1.29 resolves it, and kube.yaml's
