@@ -12,8 +12,7 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 # The release artifact (static, as shipped) must start containers too: a
 # three-round run of the benchmark drives it beside crun and runc (no
 # timing is judged here; bench/ is for that). The integration tests of
-# --init and of the main job (examples/quote-app) use this static build: only
-# a static berth runs inside an image.
+# --init use this static build: only a static berth runs inside an image.
 ./scripts/build-release.sh >/dev/null
 bench/runtime-run.sh --rounds 3 --limits
 

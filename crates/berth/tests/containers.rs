@@ -743,44 +743,6 @@ fn commit_makes_an_image_of_the_changes() {
     b.ok(&["rmi", "made:1"]);
 }
 
-/// The README's main job (examples/quote-app/run.sh, which scripts/demo.sh
-/// runs) with the static build, on a free port.
-#[test]
-fn quote_app_demo_serves_quotes() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/quote-app/run.sh");
-    let store = tempfile::tempdir().unwrap();
-    let o = output_via_files(
-        Command::new(&script)
-            .arg(static_berth())
-            .arg(port.to_string())
-            .env("BERTH_ROOT", store.path()),
-    );
-    expect_code(&o, 0, "quote-app/run.sh");
-    let out = stdout(&o);
-    let quotes = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/quote-app/www/quotes.txt"),
-    )
-    .unwrap();
-    let served: Vec<&str> = out
-        .lines()
-        .filter(|l| quotes.lines().any(|q| q == *l))
-        .collect();
-    assert_eq!(
-        served.len(),
-        2,
-        "a quote through exec and one from the host:\n{out}"
-    );
-    assert!(
-        out.contains("(healthy)") && out.contains("health: healthy"),
-        "{out}"
-    );
-}
-
 #[test]
 fn images_in_use_are_not_removed() {
     let b = berth();
