@@ -758,7 +758,7 @@ fn classic_log() -> bool {
 pub fn build(root: &Path, runroot: &Path, max_layer: u64, a: &BuildArgs) -> Result<u8> {
     if let Some(p) = &a.platform {
         let host = berth_image::oci::host_platform();
-        let want = crate::parse_platform(p).map_err(anyhow::Error::msg)?;
+        let want = crate::images::parse_platform(p).map_err(anyhow::Error::msg)?;
         if want.os != "linux" || want.architecture != host.architecture {
             bail!(
                 "--platform {p}: only the host's platform (linux/{}) can be built here",
@@ -788,7 +788,7 @@ pub fn build(root: &Path, runroot: &Path, max_layer: u64, a: &BuildArgs) -> Resu
     let tags = a
         .tags
         .iter()
-        .map(|t| crate::parse_ref(t))
+        .map(|t| crate::images::parse_ref(t))
         .collect::<Result<Vec<_>>>()?;
     let timestamp = match a.timestamp {
         Some(t) => Some(t),

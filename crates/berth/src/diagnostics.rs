@@ -77,6 +77,22 @@ pub fn init(filter: Targets) {
         .try_init();
 }
 
+/// Installs the subscriber with the level from `--log-level` (`level`),
+/// else `BERTH_LOG`; a bad level is one line and exit 1, as docker's.
+pub fn install(level: Option<&str>) -> Result<(), std::process::ExitCode> {
+    let env = std::env::var(ENV).ok();
+    match filter(level, env.as_deref()) {
+        Ok(f) => {
+            init(f);
+            Ok(())
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            Err(std::process::ExitCode::from(1))
+        }
+    }
+}
+
 /// `berth: warning: message key=value`, the shape of berth's other notices.
 struct Line;
 

@@ -17,6 +17,8 @@ use berth_registry::auth::{self, Credentials};
 use berth_registry::progress::{Progress, Silent};
 use berth_registry::{Client, Endpoint};
 
+use crate::images::parse_ref;
+
 /// Flags every registry command takes.
 #[derive(Debug, Clone, clap::Args)]
 pub struct RegistryArgs {
@@ -204,7 +206,7 @@ pub struct PullArgs {
     #[arg(short, long)]
     pub quiet: bool,
     /// Platform to pull from a multi-platform image, os/arch[/variant] (default: this host's)
-    #[arg(long, value_parser = crate::parse_platform)]
+    #[arg(long, value_parser = crate::images::parse_platform)]
     pub platform: Option<berth_image::oci::Platform>,
     /// Layers downloaded at once
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..))]
@@ -268,11 +270,6 @@ pub struct LogoutArgs {
     pub all: bool,
     /// Registry (default: docker.io)
     pub server: Option<String>,
-}
-
-fn parse_ref(s: &str) -> Result<Reference> {
-    s.parse::<Reference>()
-        .map_err(|e| anyhow::anyhow!("{s:?}: {e}"))
 }
 
 /// A registry as `login` takes it: `https://r.example:5000/v2/` is
