@@ -80,7 +80,7 @@ struct Cli {
     )]
     root: PathBuf,
     /// Most uncompressed bytes one layer may unpack to (k, m, g suffixes): bounds decompression bombs
-    #[arg(long, global = true, default_value = "64g", value_parser = parse_size)]
+    #[arg(long, global = true, default_value = "64g", value_parser = berth_relay::size::ram_in_bytes)]
     max_layer_size: u64,
     /// Diagnostics to show: debug, info, warn, error, fatal (default: BERTH_LOG, else warn)
     #[arg(short = 'l', long)]
@@ -385,21 +385,6 @@ fn main() -> ExitCode {
             failed(&root, &e, 1)
         }
     }
-}
-
-/// `512`, `64k`, `10m`, `64g` (binary units).
-fn parse_size(s: &str) -> Result<u64, String> {
-    let t = s.trim().to_ascii_lowercase();
-    let (num, mul) = match t.chars().last() {
-        Some('k') => (&t[..t.len() - 1], 1u64 << 10),
-        Some('m') => (&t[..t.len() - 1], 1 << 20),
-        Some('g') => (&t[..t.len() - 1], 1 << 30),
-        _ => (t.as_str(), 1),
-    };
-    num.parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(mul))
-        .ok_or_else(|| format!("invalid size {s:?}: a number with an optional k, m or g"))
 }
 
 /// The commands that print and return no container's exit code.

@@ -43,7 +43,7 @@ impl ResourceArgs {
         let memory = self
             .memory
             .as_deref()
-            .map(|s| parse_bytes("--memory", s))
+            .map(|s| memory_flag("-m, --memory", s))
             .transpose()?;
         if memory.is_some_and(|m| m < 6 << 20) {
             bail!("minimum memory limit allowed is 6MB");
@@ -60,13 +60,13 @@ impl ResourceArgs {
             memory,
             memory_swap: match self.memory_swap.as_deref() {
                 Some("-1") => Some(-1),
-                Some(s) => Some(parse_bytes("--memory-swap", s)?),
+                Some(s) => Some(memory_flag("--memory-swap", s)?),
                 None => None,
             },
             memory_reservation: self
                 .memory_reservation
                 .as_deref()
-                .map(|s| parse_bytes("--memory-reservation", s))
+                .map(|s| memory_flag("--memory-reservation", s))
                 .transpose()?,
             nano_cpus,
             cpu_shares: self.cpu_shares,
@@ -252,38 +252,17 @@ pub struct RunArgs {
     command: Vec<String>,
 }
 
-/// `512`, `64k`, `10m`, `1g`, `1.5g`, `100b` (binary units), as docker's
-/// memory flags take them.
-pub fn parse_bytes(flag: &str, s: &str) -> Result<i64> {
-    let t = s.trim().to_ascii_lowercase();
-    let t = t
-        .strip_suffix('b')
-        .filter(|r| {
-            !r.is_empty() && !r.ends_with(char::is_numeric)
-                || r.chars().all(|c| c.is_ascii_digit() || c == '.')
-        })
-        .unwrap_or(&t);
-    let (num, mul) = match t.chars().last() {
-        Some('k') => (&t[..t.len() - 1], 1u64 << 10),
-        Some('m') => (&t[..t.len() - 1], 1 << 20),
-        Some('g') => (&t[..t.len() - 1], 1 << 30),
-        Some('t') => (&t[..t.len() - 1], 1 << 40),
-        _ => (t, 1),
-    };
-    let n: f64 = num
-        .parse()
-        .ok()
-        .filter(|n: &f64| n.is_finite() && *n >= 0.0)
-        .ok_or_else(|| {
-            anyhow::anyhow!("invalid size {s:?} for {flag}: a number with an optional b, k, m or g")
-        })?;
-    #[allow(
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss,
-        clippy::cast_precision_loss
-    )]
-    let v = (n * mul as f64) as i64;
-    Ok(v)
+/// A size flag (`512m`, `1.5g`, `64MiB`: docker's binary units, see
+/// berth_relay::size), refused in docker's client's words.
+pub(crate) fn size_flag(flag: &str, s: &str) -> Result<u64> {
+    berth_relay::size::ram_in_bytes(s)
+        .map_err(|e| anyhow::anyhow!("invalid argument {s:?} for {flag:?} flag: {e}"))
+}
+
+/// A memory flag: a size the engine keeps as a signed count.
+fn memory_flag(flag: &str, s: &str) -> Result<i64> {
+    // The parser refuses what a signed 64-bit count cannot hold.
+    size_flag(flag, s).map(|n| i64::try_from(n).unwrap_or(i64::MAX))
 }
 
 pub(crate) fn key_value(flag: &str, s: &str) -> Result<(String, String)> {
@@ -496,7 +475,7 @@ pub(crate) fn config_from(a: &RunArgs) -> Result<ContainerConfig> {
         });
     }
     if let Some(s) = &a.shm_size {
-        cfg.shm_size = u64::try_from(parse_bytes("--shm-size", s)?).unwrap_or(0);
+        cfg.shm_size = size_flag("--shm-size", s)?;
     }
     for s in &a.sysctl {
         let (k, v) = key_value("--sysctl", s)?;
@@ -510,14 +489,15 @@ pub(crate) fn config_from(a: &RunArgs) -> Result<ContainerConfig> {
         let (k, v) = key_value("--log-opt", o)?;
         match k.as_str() {
             "max-size" if v == "-1" => max_size = Some(0),
-            "max-size" => {
-                max_size = Some(
-                    u64::try_from(parse_bytes("--log-opt max-size", &v)?)
-                        .ok()
-                        .filter(|n| *n > 0)
-                        .ok_or_else(|| anyhow::anyhow!("invalid --log-opt max-size={v}"))?,
-                )
-            }
+            // json-file's sizes count in thousands (docker's
+            // FromHumanSize: `3k` rotates at 3000 bytes).
+            "max-size" => match berth_relay::size::from_human_size(&v) {
+                Ok(0) => {
+                    bail!("failed to initialize logging driver: max-size must be a positive number")
+                }
+                Ok(n) => max_size = Some(n),
+                Err(e) => bail!("failed to initialize logging driver: {e}"),
+            },
             "max-file" => {
                 max_file = Some(
                     v.parse()
@@ -684,10 +664,12 @@ mod tests {
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("10").is_err());
         assert!(parse_duration("").is_err());
-        assert_eq!(parse_bytes("-m", "512m").unwrap(), 512 << 20);
-        assert_eq!(parse_bytes("-m", "1g").unwrap(), 1 << 30);
-        assert_eq!(parse_bytes("-m", "100b").unwrap(), 100);
-        assert!(parse_bytes("-m", "lots").is_err());
+        assert_eq!(memory_flag("-m, --memory", "512m").unwrap(), 512 << 20);
+        assert_eq!(size_flag("--shm-size", "64MiB").unwrap(), 64 << 20);
+        assert_eq!(
+            memory_flag("-m, --memory", "lots").unwrap_err().to_string(),
+            "invalid argument \"lots\" for \"-m, --memory\" flag: invalid size: 'lots'"
+        );
     }
 }
 

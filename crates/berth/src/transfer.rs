@@ -227,7 +227,7 @@ pub struct PushArgs {
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..))]
     pub max_concurrent_uploads: u16,
     /// Upload blobs in chunks of this size (k, m, g suffixes) instead of one request each
-    #[arg(long, value_parser = crate::parse_size)]
+    #[arg(long, value_parser = berth_relay::size::ram_in_bytes)]
     pub chunk_size: Option<u64>,
     /// Compress uncompressed layers on the way (only gzip; the pushed manifest then differs from the stored one)
     #[arg(long, value_name = "FORMAT", value_parser = ["gzip"])]
