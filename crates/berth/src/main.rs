@@ -428,9 +428,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Login(a) => transfer::login(a),
         Command::Logout(a) => transfer::logout(a),
         Command::Version { format } => version::version(format.as_deref()),
-        Command::Info { format } => {
-            info::info(&cli.root, &store::open_engine(&cli)?, format.as_deref())
-        }
+        Command::Info { format } => info::info(&store::open_engine(&cli)?, format.as_deref()),
         Command::Completion { shell } => {
             use clap::CommandFactory;
             let mut out = std::io::stdout().lock();

@@ -54,6 +54,7 @@ pub mod spec;
 pub mod stats;
 pub mod stdio;
 pub mod stream;
+pub mod system_info;
 mod tree_copy;
 pub mod volumes;
 
