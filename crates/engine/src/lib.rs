@@ -51,6 +51,7 @@ pub mod networking;
 pub mod networks;
 pub mod prune;
 pub mod spec;
+pub mod start;
 pub mod stats;
 pub mod stdio;
 pub mod stream;
