@@ -31,10 +31,22 @@ pub(crate) fn serve_if_asked(args: &[OsString]) -> Option<ExitCode> {
         .is_some_and(|a| a == berth_network::resolver::RESOLVER_ARG)
     {
         // A network's embedded DNS: runs no container, so no protected
-        // re-execution is needed.
-        return Some(match berth_network::resolver::main(&args[2..]) {
+        // re-execution is needed. Once detached it has no stderr: its
+        // diagnostics go to its log (a bad BERTH_LOG already failed the
+        // command that started it).
+        let args = &args[2..];
+        if let Some(log) = berth_network::resolver::log_path_of(args) {
+            let env = std::env::var(diagnostics::ENV).ok();
+            if let Ok(filter) = diagnostics::filter(None, env.as_deref()) {
+                diagnostics::init_to_file(filter, log);
+            }
+        }
+        return Some(match berth_network::resolver::main(args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
+                // For the starter, before the resolver detached; for the
+                // log, after.
+                tracing::error!("{e}");
                 eprintln!("{e}");
                 ExitCode::FAILURE
             }
