@@ -13,7 +13,7 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use berth_image::store::{Image, ImageStore, StoreError};
 
-use classic_log::{classic_log, context_tar_size, human_size, Classic};
+use classic_log::{classic_log, context_tar_size, Classic};
 pub use flags::BuildArgs;
 use flags::{build_args, labels, parse_output, read_inputs, read_named, secrets, Output};
 use progress::{Mode, Progress};
@@ -139,7 +139,9 @@ pub fn build(root: &Path, runroot: &Path, max_layer: u64, a: &BuildArgs) -> Resu
     let is_classic = classic_df.is_some();
     let mut classic = Classic::new(classic_df.as_ref(), a.quiet);
     if is_classic {
-        let size = human_size(context_tar_size(&opts.context, opts.ignore.as_ref()));
+        // docker's HumanSize: four significant digits ("3.072kB").
+        let size =
+            crate::format::human_size(context_tar_size(&opts.context, opts.ignore.as_ref()), 4);
         classic.emit(&format!("Sending build context to Docker daemon  {size}"));
     }
     let mut progress = Progress::new(mode);

@@ -70,7 +70,7 @@ pub fn init(filter: Targets) {
     let layer = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(false)
-        .event_format(Line);
+        .event_format(Line { stamped: false });
     // Already installed (a test harness, a second call): keep that one.
     let _ = tracing_subscriber::registry()
         .with(layer.with_filter(filter))
@@ -83,7 +83,7 @@ pub fn init_to_file(filter: Targets, log: std::path::PathBuf) {
     let layer = tracing_subscriber::fmt::layer()
         .with_writer(AppendTo(log))
         .with_ansi(false)
-        .event_format(Stamped);
+        .event_format(Line { stamped: true });
     // Already installed (a second call): keep that one.
     let _ = tracing_subscriber::registry()
         .with(layer.with_filter(filter))
@@ -130,31 +130,6 @@ impl std::io::Write for LogFile {
     }
 }
 
-/// `2026-01-02T03:04:05.123456789Z warning: message`: a log's lines.
-struct Stamped;
-
-impl<S, N> FormatEvent<S, N> for Stamped
-where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-    N: for<'a> FormatFields<'a> + 'static,
-{
-    fn format_event(
-        &self,
-        ctx: &FmtContext<'_, S, N>,
-        mut w: Writer<'_>,
-        event: &Event<'_>,
-    ) -> fmt::Result {
-        write!(
-            w,
-            "{} {}: ",
-            berth_relay::clock::rfc3339_nanos(),
-            level_word(*event.metadata().level())
-        )?;
-        ctx.field_format().format_fields(w.by_ref(), event)?;
-        writeln!(w)
-    }
-}
-
 /// docker's words for the levels.
 fn level_word(level: Level) -> &'static str {
     match level {
@@ -182,8 +157,12 @@ pub fn install(level: Option<&str>) -> Result<(), std::process::ExitCode> {
     }
 }
 
-/// `berth: warning: message key=value`, the shape of berth's other notices.
-struct Line;
+/// `berth: warning: message key=value`, the shape of berth's other
+/// notices; in a log (`stamped`), the time instead of `berth:`
+/// (`2026-01-02T03:04:05.123456789Z warning: message`).
+struct Line {
+    stamped: bool,
+}
 
 impl<S, N> FormatEvent<S, N> for Line
 where
@@ -197,7 +176,11 @@ where
         event: &Event<'_>,
     ) -> fmt::Result {
         let level = level_word(*event.metadata().level());
-        write!(w, "berth: {level}: ")?;
+        if self.stamped {
+            write!(w, "{} {level}: ", berth_relay::clock::rfc3339_nanos())?;
+        } else {
+            write!(w, "berth: {level}: ")?;
+        }
         if *event.metadata().level() >= Level::DEBUG {
             write!(w, "{}: ", event.metadata().target())?;
         }

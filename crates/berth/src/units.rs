@@ -65,6 +65,17 @@ mod tests {
         assert_eq!(size(12_345_678_901), "12.3GB");
         assert_eq!(size(999_999), "1e+03kB");
         assert_eq!(human_size(1_984_120, 4), "1.984MB");
+        // Four digits, as the classic builder's "Sending build context".
+        for (n, want) in [
+            (0, "0B"),
+            (999, "999B"),
+            (1000, "1kB"),
+            (2048, "2.048kB"),
+            (1_234_567, "1.235MB"),
+            (45_600_000, "45.6MB"),
+        ] {
+            assert_eq!(human_size(n, 4), want, "{n}");
+        }
         // docker info's Total Memory on the machine these tests were written on.
         assert_eq!(binary_size(25_276_194_816), "23.54GiB");
         assert_eq!(binary_size(1023), "1023B");

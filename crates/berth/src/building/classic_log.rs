@@ -5,8 +5,6 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::format;
-
 /// Docker 20.10's classic builder log (`DOCKER_BUILDKIT=0`), on stdout as
 /// docker prints it: `Step n/m : INSTRUCTION` numbered over the whole
 /// Dockerfile, ` ---> Running in <id>` and `Removing intermediate
@@ -215,12 +213,6 @@ pub(super) fn context_tar_size(
     total
 }
 
-/// docker's HumanSize: decimal units, four significant digits
-/// ("3.072kB"), for `Sending build context`.
-pub(super) fn human_size(n: u64) -> String {
-    format::human_size(n, 4)
-}
-
 /// Whether DOCKER_BUILDKIT turns BuildKit off (Go's ParseBool false), as
 /// docker's client reads it: the classic builder's log then.
 pub(super) fn classic_log() -> bool {
@@ -231,17 +223,6 @@ pub(super) fn classic_log() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sizes_as_docker_prints_them() {
-        assert_eq!(human_size(0), "0B");
-        assert_eq!(human_size(999), "999B");
-        assert_eq!(human_size(1000), "1kB");
-        assert_eq!(human_size(2048), "2.048kB");
-        assert_eq!(human_size(6656), "6.656kB");
-        assert_eq!(human_size(1_234_567), "1.235MB");
-        assert_eq!(human_size(45_600_000), "45.6MB");
-    }
 
     #[test]
     fn context_size_counts_what_the_tar_holds() {
