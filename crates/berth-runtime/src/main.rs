@@ -665,25 +665,16 @@ fn events(root: &Path, id: &str, once: bool, interval: &str) -> Result<i32> {
     }
 }
 
-/// `512`, `64k`, `512m`, `2g` (binary units, an optional trailing b), -1.
-fn parse_size(s: &str) -> Result<i64> {
-    let t = s.trim().to_ascii_lowercase();
-    let t = t.strip_suffix('b').unwrap_or(&t);
-    let (num, mul) = match t.chars().last() {
-        Some('k') => (&t[..t.len() - 1], 1i64 << 10),
-        Some('m') => (&t[..t.len() - 1], 1 << 20),
-        Some('g') => (&t[..t.len() - 1], 1 << 30),
-        Some('t') => (&t[..t.len() - 1], 1 << 40),
-        _ => (t, 1),
-    };
-    let n: i64 = num.parse().with_context(|| {
-        format!("invalid size {s:?}: use a number with an optional k, m, g or t")
-    })?;
-    if n < 0 {
+/// A memory flag of `update` as runc reads it: `-1` (no limit) or a size
+/// in docker's units (`512`, `64k`, `512M`, `2gb`, `1.5g`).
+fn parse_memory(flag: &str, s: &str) -> Result<i64> {
+    if s == "-1" {
         return Ok(-1);
     }
-    n.checked_mul(mul)
-        .with_context(|| format!("size {s:?} is too large"))
+    let n = berth_relay::size::ram_in_bytes(s)
+        .map_err(|e| anyhow::anyhow!("invalid value for {flag}: {e}"))?;
+    // The parser refuses what a signed 64-bit count cannot hold.
+    Ok(i64::try_from(n).unwrap_or(i64::MAX))
 }
 
 /// The resources `update` applies: the --resources JSON, or the flags.
@@ -700,14 +691,15 @@ fn update_resources(a: &UpdateArgs) -> Result<oci_spec::runtime::LinuxResources>
             .with_context(|| format!("invalid resources in {}", path.display()));
     }
     let mut r = serde_json::json!({});
-    let memory = |v: &Option<String>| v.as_deref().map(parse_size).transpose();
-    if let Some(v) = memory(&a.memory)? {
+    let memory =
+        |flag: &str, v: &Option<String>| v.as_deref().map(|s| parse_memory(flag, s)).transpose();
+    if let Some(v) = memory("memory", &a.memory)? {
         r["memory"]["limit"] = v.into();
     }
-    if let Some(v) = memory(&a.memory_reservation)? {
+    if let Some(v) = memory("memory-reservation", &a.memory_reservation)? {
         r["memory"]["reservation"] = v.into();
     }
-    if let Some(v) = memory(&a.memory_swap)? {
+    if let Some(v) = memory("memory-swap", &a.memory_swap)? {
         r["memory"]["swap"] = v.into();
     }
     if let Some(v) = a.cpu_period {
@@ -887,12 +879,18 @@ mod tests {
 
     #[test]
     fn sizes_parse_like_runc() {
-        assert_eq!(parse_size("512").unwrap(), 512);
-        assert_eq!(parse_size("64k").unwrap(), 65536);
-        assert_eq!(parse_size("512M").unwrap(), 512 << 20);
-        assert_eq!(parse_size("2gb").unwrap(), 2 << 30);
-        assert_eq!(parse_size("-1").unwrap(), -1);
-        assert!(parse_size("lots").is_err());
+        let m = |s: &str| parse_memory("memory", s);
+        assert_eq!(m("512").unwrap(), 512);
+        assert_eq!(m("64k").unwrap(), 65536);
+        assert_eq!(m("512M").unwrap(), 512 << 20);
+        assert_eq!(m("2gb").unwrap(), 2 << 30);
+        assert_eq!(m("-1").unwrap(), -1);
+        // runc: only -1 means no limit; another negative is no size.
+        assert!(m("-5").is_err());
+        assert_eq!(
+            m("lots").unwrap_err().to_string(),
+            "invalid value for memory: invalid size: 'lots'"
+        );
     }
 
     #[test]

@@ -6,7 +6,8 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use berth_engine::{Engine, Status};
+use berth_engine::start::{StartOptions, Started};
+use berth_engine::Engine;
 use clap::Subcommand;
 
 use crate::cp::copy;
@@ -16,9 +17,7 @@ use crate::inspect::inspect;
 use crate::lifecycle;
 use crate::logs::logs;
 use crate::ps::{ps, PsArgs};
-use crate::run::{
-    create_pulling, detach_keys_of, from_daemon, open_cidfile, run, run_attached, write_cidfile,
-};
+use crate::run::{create_pulling, detach_keys_of, from_daemon, open_cidfile, run, write_cidfile};
 use crate::run_flags::{config_from, RunArgs};
 use crate::stats::stats;
 
@@ -257,33 +256,27 @@ pub fn dispatch(root: &Path, runroot: &Path, cmd: &ContainerCommand) -> Result<i
             let keys = detach_keys_of(detach_keys.as_deref())?;
             let mut code = 0;
             for c in containers {
-                let r = engine.find(c)?;
-                if r.status.is_active() {
-                    if !*attach {
-                        println!("{c}");
+                let attached = *attach || *interactive;
+                let opts = {
+                    let mut o = StartOptions::default();
+                    o.attach = attached
+                        .then(|| crate::run::own_stdio(*interactive))
+                        .transpose()?;
+                    o
+                };
+                match engine.container_start(c, opts)? {
+                    Started::AlreadyRunning if *attach => {}
+                    Started::AlreadyRunning | Started::Detached => println!("{c}"),
+                    Started::Terminal { stream, open_stdin } => {
+                        let session = berth_engine::attach::Options {
+                            tty: true,
+                            stdin: *interactive && open_stdin,
+                            detach_keys: keys.clone(),
+                            sig_proxy: true,
+                        };
+                        code = crate::run::attach_relay(stream, &session)?.exit_code();
                     }
-                    continue;
-                }
-                engine.db().set_stopped_by_user(&r.id, false)?;
-                if (*attach || *interactive) && r.config.tty {
-                    let session = berth_engine::attach::Options {
-                        tty: true,
-                        stdin: *interactive && r.config.open_stdin,
-                        detach_keys: keys.clone(),
-                        sig_proxy: true,
-                    };
-                    code = run_attached(&engine, &r, &session)?;
-                } else if *attach || *interactive {
-                    code = berth_engine::monitor::run(
-                        &mut engine,
-                        &r.id,
-                        berth_engine::monitor::Mode::Foreground {
-                            caller: crate::run::own_stdio(*interactive)?,
-                        },
-                    )?;
-                } else {
-                    berth_engine::monitor::start_detached(&engine, &r)?;
-                    println!("{c}");
+                    Started::Exited(exit) => code = exit,
                 }
             }
             Ok(code)
@@ -358,22 +351,14 @@ pub fn dispatch(root: &Path, runroot: &Path, cmd: &ContainerCommand) -> Result<i
             container,
         } => {
             let keys = detach_keys_of(detach_keys.as_deref())?;
-            let r = engine.find(container)?;
-            if r.status == Status::Paused {
-                anyhow::bail!("You cannot attach to a paused container, unpause it first");
-            }
-            if r.status != Status::Running || !berth_engine::alive(r.pid, r.pid_start) {
-                anyhow::bail!("You cannot attach to a stopped container, start it first");
-            }
-            let stream = berth_engine::attach::connect(engine.runroot(), &r.id)?;
-            engine.db().container_event(&r, "attach", &[]);
+            let a = engine.container_attach(container)?;
             let session = berth_engine::attach::Options {
-                tty: r.config.tty,
-                stdin: !*no_stdin && r.config.open_stdin,
+                tty: a.tty,
+                stdin: !*no_stdin && a.open_stdin,
                 detach_keys: keys,
                 sig_proxy: *sig_proxy,
             };
-            Ok(crate::run::attach_relay(stream, &session)?.exit_code())
+            Ok(crate::run::attach_relay(a.stream, &session)?.exit_code())
         }
         ContainerCommand::Rename {
             container,

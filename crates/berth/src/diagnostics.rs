@@ -70,15 +70,99 @@ pub fn init(filter: Targets) {
     let layer = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(false)
-        .event_format(Line);
+        .event_format(Line { stamped: false });
     // Already installed (a test harness, a second call): keep that one.
     let _ = tracing_subscriber::registry()
         .with(layer.with_filter(filter))
         .try_init();
 }
 
-/// `berth: warning: message key=value`, the shape of berth's other notices.
-struct Line;
+/// Installs a subscriber for a process nobody reads the stderr of (a
+/// network's resolver): its lines, each with the time, appended to `log`.
+pub fn init_to_file(filter: Targets, log: std::path::PathBuf) {
+    let layer = tracing_subscriber::fmt::layer()
+        .with_writer(AppendTo(log))
+        .with_ansi(false)
+        .event_format(Line { stamped: true });
+    // Already installed (a second call): keep that one.
+    let _ = tracing_subscriber::registry()
+        .with(layer.with_filter(filter))
+        .try_init();
+}
+
+/// Opens the log for each event (they are rare, and the resolver closes
+/// every descriptor it did not open itself when it starts).
+struct AppendTo(std::path::PathBuf);
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for AppendTo {
+    type Writer = LogFile;
+
+    fn make_writer(&'a self) -> LogFile {
+        use std::os::unix::fs::OpenOptionsExt;
+        LogFile(
+            std::fs::OpenOptions::new()
+                .append(true)
+                .create(true)
+                .mode(0o600)
+                .open(&self.0)
+                .ok(),
+        )
+    }
+}
+
+/// The log, or nothing when it cannot be opened: a diagnostic must never
+/// stop what it describes.
+struct LogFile(Option<std::fs::File>);
+
+impl std::io::Write for LogFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match &mut self.0 {
+            Some(f) => f.write(buf),
+            None => Ok(buf.len()),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match &mut self.0 {
+            Some(f) => f.flush(),
+            None => Ok(()),
+        }
+    }
+}
+
+/// docker's words for the levels.
+fn level_word(level: Level) -> &'static str {
+    match level {
+        Level::ERROR => "error",
+        Level::WARN => "warning",
+        Level::INFO => "info",
+        Level::DEBUG => "debug",
+        Level::TRACE => "trace",
+    }
+}
+
+/// Installs the subscriber with the level from `--log-level` (`level`),
+/// else `BERTH_LOG`; a bad level is one line and exit 1, as docker's.
+pub fn install(level: Option<&str>) -> Result<(), std::process::ExitCode> {
+    let env = std::env::var(ENV).ok();
+    match filter(level, env.as_deref()) {
+        Ok(f) => {
+            init(f);
+            Ok(())
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            Err(std::process::ExitCode::from(1))
+        }
+    }
+}
+
+/// `berth: warning: message key=value`, the shape of berth's other
+/// notices; in a log (`stamped`), the time instead of `berth:`
+/// (`2026-01-02T03:04:05.123456789Z warning: message`).
+struct Line {
+    stamped: bool,
+}
 
 impl<S, N> FormatEvent<S, N> for Line
 where
@@ -91,14 +175,12 @@ where
         mut w: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
-        let level = match *event.metadata().level() {
-            Level::ERROR => "error",
-            Level::WARN => "warning",
-            Level::INFO => "info",
-            Level::DEBUG => "debug",
-            Level::TRACE => "trace",
-        };
-        write!(w, "berth: {level}: ")?;
+        let level = level_word(*event.metadata().level());
+        if self.stamped {
+            write!(w, "{} {level}: ", berth_relay::clock::rfc3339_nanos())?;
+        } else {
+            write!(w, "berth: {level}: ")?;
+        }
         if *event.metadata().level() >= Level::DEBUG {
             write!(w, "{}: ", event.metadata().target())?;
         }

@@ -1,5 +1,5 @@
-//! Output as docker prints it: sizes in decimal units, "2 hours ago",
-//! times as Go prints them, and `--format` through one Go template engine
+//! Output as docker prints it (sizes in units.rs, times in times.rs), and
+//! `--format` through one Go template engine
 //! (berth-template): lists (`ps`, `images`, ... with `table`, headers and
 //! Go's tabwriter) and inspections (typed first, raw JSON as the fallback).
 
@@ -9,7 +9,10 @@ use std::rc::Rc;
 use berth_template::tabwriter::{align, DOCKER_MIN_WIDTH, DOCKER_PADDING};
 use berth_template::{Struct, Template, Value};
 
-/// `4.26MB`: decimal units, three significant digits, as docker shows sizes.
+// Sizes and times are printed by every listing: reached through here too.
+pub use crate::times::{go_time, go_time_exact, rfc3339_seconds, since};
+pub use crate::units::{binary_size, human_size, size};
+
 /// JSON as docker's inspect prints it: indented four spaces (its client's
 /// `json.Indent(.., "", "    ")`), not serde's two. Strings in JSON hold no
 /// raw newline, so each line's leading spaces are the indentation.
@@ -27,137 +30,6 @@ pub fn inspect_json(v: &serde_json::Value) -> serde_json::Result<String> {
         out.push_str(body);
     }
     Ok(out)
-}
-
-pub fn size(bytes: u64) -> String {
-    human_size(bytes, 3)
-}
-
-/// docker's units.HumanSizeWithPrecision: decimal units, Go's `%.*g` of
-/// the number (so 999999 bytes are `1e+03kB`, as docker prints them).
-pub fn human_size(bytes: u64, precision: usize) -> String {
-    let units = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"];
-    let mut v = bytes as f64;
-    let mut u = 0;
-    while v >= 1000.0 && u + 1 < units.len() {
-        v /= 1000.0;
-        u += 1;
-    }
-    format!("{}{}", go_g(v, precision.max(1)), units[u])
-}
-
-/// docker's units.BytesSize: binary units, Go's `%.4g` of the number
-/// (`23.54GiB`), as `info` shows the memory.
-pub fn binary_size(bytes: u64) -> String {
-    let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB"];
-    let mut v = bytes as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u + 1 < units.len() {
-        v /= 1024.0;
-        u += 1;
-    }
-    format!("{}{}", go_g(v, 4), units[u])
-}
-
-/// Go's `%.Ng` of a non-negative number.
-fn go_g(v: f64, p: usize) -> String {
-    let e = format!("{v:.*e}", p - 1);
-    let (mant, exp) = e.split_once('e').unwrap_or((&e, "0"));
-    let exp: i64 = exp.parse().unwrap_or(0);
-    let trim = |s: &str| -> String {
-        if s.contains('.') {
-            s.trim_end_matches('0').trim_end_matches('.').to_string()
-        } else {
-            s.to_string()
-        }
-    };
-    if exp < -4 || exp >= i64::try_from(p).unwrap_or(i64::MAX) {
-        let sign = if exp < 0 { '-' } else { '+' };
-        format!("{}e{sign}{:02}", trim(mant), exp.abs())
-    } else {
-        let decimals = usize::try_from(i64::try_from(p).unwrap_or(0) - 1 - exp).unwrap_or(0);
-        trim(&format!("{v:.decimals$}"))
-    }
-}
-
-fn parse_time(t: &str) -> Option<time::OffsetDateTime> {
-    time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
-}
-
-/// How long ago an RFC 3339 time was: "2 hours ago".
-pub fn since(t: Option<&str>) -> String {
-    let Some(t) = t.and_then(parse_time) else {
-        return "N/A".into();
-    };
-    let secs = (time::OffsetDateTime::now_utc() - t).whole_seconds().max(0);
-    let (n, unit) = match secs {
-        s if s < 60 => {
-            return if s < 2 {
-                "Less than a second ago".into()
-            } else {
-                format!("{s} seconds ago")
-            }
-        }
-        s if s < 3600 => (s / 60, "minute"),
-        s if s < 86_400 => (s / 3600, "hour"),
-        s if s < 86_400 * 14 => (s / 86_400, "day"),
-        s if s < 86_400 * 60 => (s / (86_400 * 7), "week"),
-        s if s < 86_400 * 365 * 2 => (s / (86_400 * 30), "month"),
-        s => (s / (86_400 * 365), "year"),
-    };
-    if n == 1 {
-        format!(
-            "{} {unit} ago",
-            if unit == "hour" { "About an" } else { "1" }
-        )
-    } else {
-        format!("{n} {unit}s ago")
-    }
-}
-
-/// An RFC 3339 time as Go's `time.Time.String()` prints it in UTC, to
-/// whole seconds (`2006-01-02 15:04:05 +0000 UTC`), which is what docker's
-/// list columns show (`ps`, `images`: `.CreatedAt`).
-pub fn go_time(t: &str) -> String {
-    let Some(t) = parse_time(t) else {
-        return String::new();
-    };
-    let t = t.to_offset(time::UtcOffset::UTC);
-    format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}:{:02} +0000 UTC",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
-}
-
-/// An RFC 3339 time to whole seconds in UTC (`2006-01-02T15:04:05Z`), as
-/// `history` shows `.CreatedAt`.
-pub fn rfc3339_seconds(t: &str) -> String {
-    match go_time(t).split_once(' ') {
-        Some((date, rest)) => format!("{date}T{}Z", &rest[..8]),
-        None => String::new(),
-    }
-}
-
-/// An RFC 3339 time as Go's `time.Time.String()` prints it in UTC with
-/// its fraction of a second (`2006-01-02 15:04:05.726087532 +0000 UTC`,
-/// trailing zeros dropped), as `network ls` shows `.CreatedAt`.
-pub fn go_time_exact(t: &str) -> String {
-    let Some(p) = parse_time(t) else {
-        return String::new();
-    };
-    let whole = go_time(t);
-    let nanos = p.nanosecond();
-    if nanos == 0 {
-        return whole;
-    }
-    let frac = format!("{nanos:09}");
-    let (date_time, zone) = whole.split_at(19);
-    format!("{date_time}.{}{zone}", frac.trim_end_matches('0'))
 }
 
 /// `*` and `?` wildcards (a reference filter).
@@ -580,35 +452,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sizes_like_docker() {
-        assert_eq!(size(512), "512B");
-        assert_eq!(size(4_261_412), "4.26MB");
-        assert_eq!(size(1_000_000), "1MB");
-        assert_eq!(size(12_345_678_901), "12.3GB");
-        assert_eq!(size(999_999), "1e+03kB");
-        assert_eq!(human_size(1_984_120, 4), "1.984MB");
-        // docker info's Total Memory on the machine these tests were written on.
-        assert_eq!(binary_size(25_276_194_816), "23.54GiB");
-        assert_eq!(binary_size(1023), "1023B");
-        assert_eq!(binary_size(1024), "1KiB");
-    }
-
-    #[test]
     fn globs() {
         assert!(glob("busy*", "busybox"));
         assert!(!glob("busy?", "busybox"));
-    }
-
-    #[test]
-    fn times_as_go_prints_them() {
-        assert_eq!(
-            go_time("2026-12-05T11:16:53.9566883Z"),
-            "2026-12-05 11:16:53 +0000 UTC"
-        );
-        assert_eq!(
-            go_time("2026-12-05T12:16:53+01:00"),
-            "2026-12-05 11:16:53 +0000 UTC"
-        );
     }
 
     #[test]

@@ -1,10 +1,13 @@
-//! `images`, `image ls`, `history`: the image store's listings.
+//! `images`, `image ls`, `history`: the image store's listings; and what
+//! every image command shares: references, platforms and names as docker
+//! prints them, image events.
 
 use anyhow::{bail, Context, Result};
 use berth_image::store::{Image, ImageStore};
+use berth_image::Reference;
 use clap::Subcommand;
 
-use crate::{building, familiar, format, invalid_filter, transfer};
+use crate::{building, format, invalid_filter, transfer};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct ImagesArgs {
@@ -69,6 +72,48 @@ pub(crate) enum ImageCommand {
         #[arg(long)]
         filter: Vec<String>,
     },
+}
+
+/// `docker.io/library/busybox:latest` as docker prints it: `busybox:latest`.
+pub(crate) fn familiar(full: &str) -> String {
+    full.parse::<Reference>()
+        .map(|r| r.familiar())
+        .unwrap_or_else(|_| full.to_string())
+}
+
+/// An image reference from the command line; the error names what was given.
+pub(crate) fn parse_ref(s: &str) -> Result<Reference> {
+    s.parse::<Reference>()
+        .map_err(|e| anyhow::anyhow!("{s:?}: {e}"))
+}
+
+/// `linux/arm64`, `linux/arm/v7`.
+pub(crate) fn parse_platform(s: &str) -> Result<berth_image::oci::Platform, String> {
+    let parts: Vec<&str> = s.split('/').collect();
+    let ok = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    match parts[..] {
+        [os, arch] | [os, arch, _] if ok(os) && ok(arch) && parts.get(2).is_none_or(|v| ok(v)) => {
+            Ok(berth_image::oci::Platform {
+                os: os.to_ascii_lowercase(),
+                architecture: arch.to_ascii_lowercase(),
+                variant: parts.get(2).map(|v| v.to_ascii_lowercase()),
+            })
+        }
+        _ => Err(format!(
+            "invalid platform {s:?}: use os/arch or os/arch/variant, as linux/arm64"
+        )),
+    }
+}
+
+/// Journals an image event (best effort, like every event).
+pub(crate) fn image_event(store: &ImageStore, action: &str, img: &Image, name: Option<&str>) {
+    // Through the store's connection: one per command.
+    let db = berth_engine::Db::with_connection(store.connection());
+    let name = match name {
+        Some(n) => n.to_string(),
+        None => img.tags.first().map(|t| familiar(t)).unwrap_or_default(),
+    };
+    db.event("image", action, &img.id.to_string(), &[("name", &name)]);
 }
 
 pub(crate) fn split_tag(t: &str) -> (String, String) {
@@ -335,5 +380,25 @@ mod tests {
             split_tag("localhost:5000/a/b:1"),
             ("localhost:5000/a/b".into(), "1".into())
         );
+    }
+
+    #[test]
+    fn platforms_parse_as_os_arch_variant() {
+        let p = parse_platform("linux/arm/v7").unwrap();
+        assert_eq!(
+            (p.os.as_str(), p.architecture.as_str(), p.variant.as_deref()),
+            ("linux", "arm", Some("v7"))
+        );
+        assert_eq!(parse_platform("linux/amd64").unwrap().variant, None);
+        for bad in [
+            "linux",
+            "linux/",
+            "/amd64",
+            "linux/arm/v7/x",
+            "linux/am d64",
+        ] {
+            let e = parse_platform(bad).unwrap_err();
+            assert!(e.contains("os/arch"), "{bad}: {e}");
+        }
     }
 }

@@ -1,10 +1,45 @@
-//! `system df` and `system check --rebuild`: the store as a whole.
+//! `system df` and `system check`: the store as a whole.
 
-use anyhow::{Context, Result};
-
+use anyhow::{bail, Context, Result};
 use berth_engine::disk_usage::Usage;
+use clap::Subcommand;
 
-use crate::{familiar, format};
+use crate::images::familiar;
+use crate::{format, store, Cli};
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum SystemCommand {
+    /// Remove stopped containers, unused networks, dangling images (and
+    /// with -a every unused image, with --volumes unused anonymous volumes)
+    Prune {
+        /// Remove every image no container uses, not only dangling ones
+        #[arg(short, long)]
+        all: bool,
+        /// Prune anonymous volumes too
+        #[arg(long)]
+        volumes: bool,
+        /// Do not prompt for confirmation
+        #[arg(short, long)]
+        force: bool,
+        /// Filter: until=TIME, label=KEY[=VALUE], label!=KEY[=VALUE]
+        #[arg(long)]
+        filter: Vec<String>,
+    },
+    /// Show disk use
+    Df {
+        /// Go template ({{.Type}} {{.TotalCount}} {{.Active}} {{.Size}} {{.Reclaimable}}), table TEMPLATE, or json
+        #[arg(long)]
+        format: Option<String>,
+    },
+    /// Find and repair what interrupted commands left behind
+    Check {
+        /// When the database cannot be trusted: move it aside and make a new
+        /// one from the images whose manifest, config and layers are on disk
+        /// (deleting nothing)
+        #[arg(long)]
+        rebuild: bool,
+    },
+}
 
 /// What `system check` says when the database cannot be trusted: what is
 /// wrong, that nothing was touched, and how to recover.
@@ -128,4 +163,65 @@ pub(crate) fn system_df(engine: &berth_engine::Engine, format: Option<&str>) -> 
         ("Reclaimable", "RECLAIMABLE"),
     ]);
     fmt.write(&header, rows, &mut std::io::stdout().lock())
+}
+
+/// `system check [--rebuild]`: what interrupted commands left behind, found
+/// and removed, once the database is known to be the one that named it.
+pub(crate) fn check(cli: &Cli, rebuild: bool) -> Result<()> {
+    // Everything below removes what the database does not name (layers,
+    // blobs, runtime state, network leftovers): first make sure it is
+    // the database that named them.
+    let distrust = berth_image::database::audit(&cli.root)
+        .with_context(|| format!("audit the store at {}", cli.root.display()))?;
+    match (distrust, rebuild) {
+        (Some(d), false) => {
+            eprintln!("{}", untrusted_database(&cli.root, &d));
+            std::process::exit(1);
+        }
+        (Some(d), true) => return rebuild_database(&cli.root, &d),
+        (None, true) => {
+            eprintln!("the database is sound: nothing to rebuild; checking as usual");
+        }
+        (None, false) => {}
+    }
+    let mut store = store::open(cli)?;
+    let r = store.check()?;
+    println!("temp files removed: {}", r.temp_files);
+    println!("unreferenced blobs removed: {}", r.unreferenced_blobs);
+    println!("unreferenced layers removed: {}", r.unreferenced_layers);
+    println!("corrupt blobs removed: {}", r.corrupt_blobs.len());
+    println!("corrupt layers removed: {}", r.corrupt_layers.len());
+    for m in &r.missing {
+        println!("missing: {m}");
+    }
+    let engine = store::open_engine(cli)?;
+    let running = |id: &str| {
+        engine.find(id).is_ok_and(|c| {
+            matches!(
+                c.status,
+                berth_engine::Status::Running
+                    | berth_engine::Status::Paused
+                    | berth_engine::Status::Starting
+                    | berth_engine::Status::Restarting
+            )
+        })
+    };
+    let stale = engine.check_runtime()?;
+    println!("container leftovers removed: {}", stale.len());
+    for s in &stale {
+        println!("  {s}");
+    }
+    let mut fixed = engine.networks().check(running)?;
+    fixed.extend(engine.check_resolvers()?);
+    println!("network leftovers removed: {}", fixed.len());
+    for f in &fixed {
+        println!("  {f}");
+    }
+    if !r.missing.is_empty() {
+        bail!(
+            "{} missing files: remove and reload the images that use them",
+            r.missing.len()
+        );
+    }
+    Ok(())
 }

@@ -1,14 +1,11 @@
-//! `pull`, `push`, `login`, `logout`: flags, output and progress over the
-//! registry crate.
-//!
-//! Progress goes to stdout as Docker's does: a bar per layer (bytes, rate,
-//! ETA) on a terminal, one line per layer event otherwise, nothing with
-//! `-q`.
+//! `pull` and `push`: flags and output over the registry crate; their
+//! progress in transfer/progress.rs (nothing with `-q`), `login` and
+//! `logout` in transfer/login.rs.
 
-use std::collections::HashMap;
-use std::io::{IsTerminal, Read, Write};
+mod login;
+mod progress;
+
 use std::path::PathBuf;
-use std::sync::Mutex;
 
 use anyhow::{bail, Context, Result};
 use berth_image::store::ImageStore;
@@ -16,6 +13,11 @@ use berth_image::Reference;
 use berth_registry::auth::{self, Credentials};
 use berth_registry::progress::{Progress, Silent};
 use berth_registry::{Client, Endpoint};
+
+pub use login::{login, logout, LoginArgs, LogoutArgs};
+use progress::Reporter;
+
+use crate::images::parse_ref;
 
 /// Flags every registry command takes.
 #[derive(Debug, Clone, clap::Args)]
@@ -66,135 +68,6 @@ impl RegistryArgs {
     }
 }
 
-/// Bars on a terminal, lines otherwise.
-pub struct Reporter {
-    bars: Option<(
-        indicatif::MultiProgress,
-        Mutex<HashMap<String, indicatif::ProgressBar>>,
-    )>,
-    /// Everything on stderr (a pull for `run`: stdout is the container's).
-    stderr: bool,
-}
-
-impl std::fmt::Debug for Reporter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Reporter").finish_non_exhaustive()
-    }
-}
-
-impl Reporter {
-    fn new(stderr: bool) -> Reporter {
-        // Drawn where the lines around them go (stdout, as Docker does,
-        // unless this pull serves `run`).
-        let tty = if stderr {
-            std::io::stderr().is_terminal()
-        } else {
-            std::io::stdout().is_terminal()
-        };
-        let bars = tty.then(|| {
-            let target = if stderr {
-                indicatif::ProgressDrawTarget::stderr()
-            } else {
-                indicatif::ProgressDrawTarget::stdout()
-            };
-            (
-                indicatif::MultiProgress::with_draw_target(target),
-                Mutex::new(HashMap::new()),
-            )
-        });
-        Reporter { bars, stderr }
-    }
-
-    fn line(&self, s: &str) {
-        if self.stderr {
-            eprintln!("{s}");
-        } else {
-            println!("{s}");
-        }
-    }
-
-    /// Ends the bars' block: indicatif leaves the cursor after the last
-    /// bar, so what is printed next would join its line.
-    fn end(&self) {
-        if let Some((_, bars)) = &self.bars {
-            if !bars.lock().unwrap_or_else(|e| e.into_inner()).is_empty() {
-                self.line("");
-            }
-        }
-    }
-
-    fn bar(&self, id: &str, total: Option<u64>) -> Option<indicatif::ProgressBar> {
-        let (multi, bars) = self.bars.as_ref()?;
-        let mut bars = bars.lock().unwrap_or_else(|e| e.into_inner());
-        Some(
-            bars.entry(id.to_string())
-                .or_insert_with(|| {
-                    let b = multi.add(indicatif::ProgressBar::new(total.unwrap_or(0)));
-                    b.set_prefix(id.to_string());
-                    b
-                })
-                .clone(),
-        )
-    }
-}
-
-impl Progress for Reporter {
-    fn start(&self, id: &str, action: &str, total: u64) {
-        match self.bar(id, Some(total)) {
-            Some(b) => {
-                b.set_length(total);
-                b.set_style(
-                    indicatif::ProgressStyle::with_template(
-                        "{prefix}: {msg:<12} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-                    )
-                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-                    .progress_chars("=> "),
-                );
-                b.set_message(action.to_string());
-            }
-            // Without a terminal docker prints the phases, not the bytes.
-            None if action == "Downloading" => self.line(&format!("{id}: Pulling fs layer")),
-            None => self.line(&format!("{id}: {action}")),
-        }
-    }
-
-    fn advance(&self, id: &str, n: u64) {
-        if let Some(b) = self.bar(id, None) {
-            b.inc(n);
-        }
-    }
-
-    fn finish(&self, id: &str, status: &str) {
-        match self.bar(id, None) {
-            Some(b) => {
-                b.set_style(
-                    indicatif::ProgressStyle::with_template("{prefix}: {msg}")
-                        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-                );
-                b.finish_with_message(status.to_string());
-            }
-            None => {
-                if status == "Pull complete" {
-                    // The layer is streamed, checked and unpacked at once:
-                    // its end is all three of docker's last phases.
-                    self.line(&format!("{id}: Verifying Checksum"));
-                    self.line(&format!("{id}: Download complete"));
-                }
-                self.line(&format!("{id}: {status}"));
-            }
-        }
-    }
-
-    fn message(&self, line: &str) {
-        match &self.bars {
-            Some((multi, _)) => {
-                let _ = multi.println(line);
-            }
-            None => self.line(line),
-        }
-    }
-}
-
 /// `berth pull`
 #[derive(Debug, clap::Args)]
 pub struct PullArgs {
@@ -204,7 +77,7 @@ pub struct PullArgs {
     #[arg(short, long)]
     pub quiet: bool,
     /// Platform to pull from a multi-platform image, os/arch[/variant] (default: this host's)
-    #[arg(long, value_parser = crate::parse_platform)]
+    #[arg(long, value_parser = crate::images::parse_platform)]
     pub platform: Option<berth_image::oci::Platform>,
     /// Layers downloaded at once
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..))]
@@ -225,7 +98,7 @@ pub struct PushArgs {
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..))]
     pub max_concurrent_uploads: u16,
     /// Upload blobs in chunks of this size (k, m, g suffixes) instead of one request each
-    #[arg(long, value_parser = crate::parse_size)]
+    #[arg(long, value_parser = berth_relay::size::ram_in_bytes)]
     pub chunk_size: Option<u64>,
     /// Compress uncompressed layers on the way (only gzip; the pushed manifest then differs from the stored one)
     #[arg(long, value_name = "FORMAT", value_parser = ["gzip"])]
@@ -237,60 +110,6 @@ pub struct PushArgs {
     pub image: String,
     /// Where to push it: [REGISTRY/]NAME[:TAG] (default: the image's name)
     pub destination: Option<String>,
-}
-
-/// `berth login`
-#[derive(Debug, clap::Args)]
-pub struct LoginArgs {
-    #[command(flatten)]
-    pub registry: RegistryArgs,
-    /// User name
-    #[arg(short, long)]
-    pub username: Option<String>,
-    /// Password (visible to other users in the process list: prefer --password-stdin)
-    #[arg(short, long)]
-    pub password: Option<String>,
-    /// Read the password from stdin
-    #[arg(long)]
-    pub password_stdin: bool,
-    /// Registry (default: docker.io)
-    pub server: Option<String>,
-}
-
-/// `berth logout`
-#[derive(Debug, clap::Args)]
-pub struct LogoutArgs {
-    /// Auth file to remove the credentials from
-    #[arg(long, value_name = "FILE")]
-    pub authfile: Option<PathBuf>,
-    /// Remove the credentials of every registry
-    #[arg(short, long)]
-    pub all: bool,
-    /// Registry (default: docker.io)
-    pub server: Option<String>,
-}
-
-fn parse_ref(s: &str) -> Result<Reference> {
-    s.parse::<Reference>()
-        .map_err(|e| anyhow::anyhow!("{s:?}: {e}"))
-}
-
-/// A registry as `login` takes it: `https://r.example:5000/v2/` is
-/// `r.example:5000`; Docker Hub's names are `docker.io`.
-fn registry_name(server: Option<&str>) -> Result<String> {
-    let s = server.unwrap_or("docker.io").trim();
-    let s = s
-        .strip_prefix("https://")
-        .or_else(|| s.strip_prefix("http://"))
-        .unwrap_or(s);
-    let host = s.split('/').next().unwrap_or("").to_ascii_lowercase();
-    if host.is_empty() || host.contains(char::is_whitespace) || host.contains('@') {
-        bail!("{s:?} is not a registry name (host or host:port)");
-    }
-    Ok(match host.as_str() {
-        "index.docker.io" | "registry-1.docker.io" => "docker.io".to_string(),
-        _ => host,
-    })
 }
 
 /// `berth pull`: what docker prints, and its daemon's words for what
@@ -416,124 +235,4 @@ pub fn push(store: &ImageStore, a: &PushArgs) -> Result<()> {
         );
     }
     Ok(())
-}
-
-/// Reads a line from the terminal, echo off when `secret`.
-fn prompt(label: &str, secret: bool) -> Result<String> {
-    use nix::sys::termios;
-    let stdin = std::io::stdin();
-    if !stdin.is_terminal() {
-        bail!("no terminal to ask for the {label}: give --username and --password-stdin");
-    }
-    eprint!("{label}: ");
-    let _ = std::io::stderr().flush();
-    let saved = if secret {
-        let t = termios::tcgetattr(&stdin).context("read terminal settings")?;
-        let mut quiet = t.clone();
-        quiet.local_flags.remove(termios::LocalFlags::ECHO);
-        termios::tcsetattr(&stdin, termios::SetArg::TCSANOW, &quiet)
-            .context("turn terminal echo off")?;
-        Some(t)
-    } else {
-        None
-    };
-    let mut line = String::new();
-    let read = stdin.read_line(&mut line);
-    if let Some(t) = saved {
-        let _ = termios::tcsetattr(&stdin, termios::SetArg::TCSANOW, &t);
-        eprintln!();
-    }
-    read.context("read from the terminal")?;
-    Ok(line.trim_end_matches(['\n', '\r']).to_string())
-}
-
-pub fn login(a: &LoginArgs) -> Result<()> {
-    let registry = registry_name(a.server.as_deref())?;
-    if a.registry.creds.is_some() {
-        bail!("login takes --username and --password (or --password-stdin), not --creds");
-    }
-    if a.password.is_some() && a.password_stdin {
-        bail!("--password and --password-stdin are mutually exclusive");
-    }
-    let username = match &a.username {
-        Some(u) if !u.is_empty() => u.clone(),
-        Some(_) => bail!("the user name is empty"),
-        None if a.password_stdin => bail!("--password-stdin needs --username"),
-        None => prompt("Username", false)?,
-    };
-    let password = if a.password_stdin {
-        let mut s = String::new();
-        std::io::stdin()
-            .read_to_string(&mut s)
-            .context("read the password from stdin")?;
-        s.trim_end_matches(['\n', '\r']).to_string()
-    } else if let Some(p) = &a.password {
-        p.clone()
-    } else {
-        prompt("Password", true)?
-    };
-    if password.is_empty() {
-        bail!("the password is empty");
-    }
-    let creds = Credentials { username, password };
-    let insecure = a.registry.insecure(&registry)?;
-    let endpoint = Endpoint::new(&registry, insecure, a.registry.cert_dir.clone());
-    let client = Client::new(endpoint, Some(creds.clone()), Vec::new())?;
-    client
-        .check_login()
-        .with_context(|| format!("log in to {registry}"))?;
-    let file = a
-        .registry
-        .authfile
-        .clone()
-        .unwrap_or_else(auth::default_auth_file);
-    auth::store(&file, &registry, &creds)?;
-    println!("Login Succeeded!");
-    Ok(())
-}
-
-pub fn logout(a: &LogoutArgs) -> Result<()> {
-    let file = a.authfile.clone().unwrap_or_else(auth::default_auth_file);
-    if a.all {
-        if a.server.is_some() {
-            bail!("--all removes every registry's credentials: give no registry with it");
-        }
-        auth::remove(&file, None)?;
-        println!("Removed login credentials for all registries");
-        return Ok(());
-    }
-    let registry = registry_name(a.server.as_deref())?;
-    if auth::remove(&file, Some(&registry))? {
-        println!("Removed login credentials for {registry}");
-        return Ok(());
-    }
-    if let Some(docker) = auth::docker_config_file() {
-        if auth::lookup(&registry, std::slice::from_ref(&docker))?.is_some() {
-            bail!(
-                "not logged in to {registry} in {}; the credentials in {} were written by docker: use `docker logout`",
-                file.display(),
-                docker.display()
-            );
-        }
-    }
-    bail!("not logged in to {registry}")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn login_servers_are_normalized() {
-        assert_eq!(registry_name(None).unwrap(), "docker.io");
-        assert_eq!(
-            registry_name(Some("https://index.docker.io/v1/")).unwrap(),
-            "docker.io"
-        );
-        assert_eq!(
-            registry_name(Some("http://LOCALHOST:5000/v2/")).unwrap(),
-            "localhost:5000"
-        );
-        assert!(registry_name(Some("")).is_err());
-    }
 }

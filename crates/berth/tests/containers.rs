@@ -307,7 +307,7 @@ fn bad_input_is_one_line_and_creates_nothing() {
         ),
         (
             &["run", "--memory", "lots", "busybox", "true"],
-            "invalid size \"lots\" for --memory",
+            "invalid argument \"lots\" for \"-m, --memory\" flag: invalid size: 'lots'",
             125,
         ),
         // (-v makes a missing host directory, as docker's; --mount does not)
@@ -1457,4 +1457,48 @@ fn relative_store_paths_are_made_absolute() {
     assert_eq!(logs.trim(), "exec-ran");
     run(&["rm", "-f", id]);
     run(&["rmi", "rel:1"]);
+}
+
+/// `--log-opt max-size` counts in thousands, as docker's json-file driver
+/// reads it (FromHumanSize: dockerd 20.10 rotates `max-size=3k` at 3000
+/// bytes): a rotated file of `10k` holds at most 10000 bytes, where a
+/// binary reading would let it grow past 10000 up to 10240.
+#[test]
+fn log_max_size_counts_in_thousands_as_json_file() {
+    let b = berth();
+    let id = b
+        .ok(&[
+            "run",
+            "-d",
+            "--network",
+            "none",
+            "--log-opt",
+            "max-size=10k",
+            "--log-opt",
+            "max-file=2",
+            "busybox",
+            "sh",
+            "-c",
+            // ~74-byte log lines: two rotations' worth.
+            "i=0; while [ $i -lt 400 ]; do echo $i; i=$((i+1)); done",
+        ])
+        .trim()
+        .to_string();
+    b.ok(&["wait", &id]);
+    let rotated = b.path().join("containers").join(&id).join("ctr.log.1");
+    let size = std::fs::metadata(&rotated)
+        .unwrap_or_else(|e| panic!("{}: {e}", rotated.display()))
+        .len();
+    // Filled to within a line of the bound, never past it.
+    assert!(
+        (9_800..=10_000).contains(&size),
+        "ctr.log.1 is {size} bytes"
+    );
+    let o = b.run(&["run", "--rm", "--log-opt", "max-size=0", "busybox", "true"]);
+    expect_code(&o, 125, "max-size=0");
+    assert!(
+        stderr(&o).contains("max-size must be a positive number"),
+        "{}",
+        stderr(&o)
+    );
 }

@@ -253,6 +253,20 @@ fn resolver_lives_with_members_restarts_after_a_kill_and_fails_fast_without_upst
     );
     let (ok, out) = lookup(&b, "a", "away.example");
     assert!(!ok && out.contains("SERVFAIL"), "{out}");
+    // The detached resolver has no stderr: why it failed is in its log
+    // under the run directory, a line with its time.
+    let log = resolver_log(&b, &net);
+    let text = std::fs::read_to_string(&log)
+        .unwrap_or_else(|e| panic!("the resolver's log {}: {e}", log.display()));
+    let line = text
+        .lines()
+        .find(|l| l.contains("away.example"))
+        .unwrap_or_else(|| panic!("no line about away.example in {}:\n{text}", log.display()));
+    assert!(
+        line.contains(" warning: ") && line.contains("SERVFAIL") && line.contains(&up),
+        "{line}"
+    );
+    assert!(line.starts_with("20") && line.contains('Z'), "{line}");
     resolves_to(&b, "a", "a", &ip_of(&b, "a", &net));
     // Killed: the next member's start brings another.
     nix::sys::signal::kill(
@@ -335,4 +349,15 @@ fn resolver_lives_with_members_restarts_after_a_kill_and_fails_fast_without_upst
         "ended with the last member"
     );
     b.ok(&["network", "rm", &net]);
+    assert!(!log.exists(), "{} is left after network rm", log.display());
+}
+
+/// Where the resolver of network `net` logs: RUNROOT/dns/ID.log (the run
+/// directory berth's own default or BERTH_RUNROOT, as the commands use).
+fn resolver_log(b: &Berth, net: &str) -> std::path::PathBuf {
+    let id = b.ok(&["network", "inspect", "-f", "{{.Id}}", net]);
+    let runroot = std::env::var_os("BERTH_RUNROOT").unwrap_or_else(|| "/run/berth".into());
+    std::path::Path::new(&runroot)
+        .join("dns")
+        .join(format!("{}.log", id.trim()))
 }

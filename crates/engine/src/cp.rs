@@ -12,13 +12,13 @@
 //! without following links, relative to their directory's descriptor) and
 //! extracted by [`berth_image::layer::extract`] into the destination directory.
 
-use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+use berth_image::tree_tar;
 use nix::fcntl::OFlag;
 use nix::sys::stat::{FileStat, Mode, SFlag};
 
@@ -369,199 +369,28 @@ fn open_source(root: &Root, path: &Path, follow: bool) -> Result<OwnedFd> {
 }
 
 /// Writes the tree at `top` (an O_PATH descriptor, not followed) as a tar
-/// stream named `name` (None: the directory's entries at the top).
-/// `same_mount`: entries on another mount are left out (a directory that
-/// is a mount point is kept, empty).
+/// stream named `name` (None: the directory's entries at the top), in
+/// Docker's archive form (berth_image::tree_tar). `same_mount`: entries on
+/// another mount are left out (a directory that is a mount point is kept,
+/// empty).
 fn write_tar(
     top: OwnedFd,
     name: Option<&OsStr>,
     same_mount: Option<u64>,
     out: &mut impl Write,
 ) -> Result<u64> {
-    let mut b = tar::Builder::new(out);
-    b.mode(tar::HeaderMode::Complete);
-    let mut walk = Walk {
-        same_mount,
-        count: 0,
-        seen: HashMap::new(),
-    };
-    match name {
-        Some(n) => add(&mut b, top, Path::new(n), &mut walk)?,
-        None => {
-            let st = nix::sys::stat::fstat(top.as_raw_fd()).ctx(|| "stat the source".into())?;
-            if kind(&st) != SFlag::S_IFDIR {
-                return Err(Error::CopyRefused(
-                    "the source is not a directory: `/.` copies a directory's content".into(),
-                ));
-            }
-            for (child, name) in children(&top)? {
-                add(&mut b, child, Path::new(&name), &mut walk)?;
-            }
+    if name.is_none() {
+        let st = nix::sys::stat::fstat(top.as_raw_fd()).ctx(|| "stat the source".into())?;
+        if kind(&st) != SFlag::S_IFDIR {
+            return Err(Error::CopyRefused(
+                "the source is not a directory: `/.` copies a directory's content".into(),
+            ));
         }
     }
-    b.finish().ctx(|| "write the archive".into())?;
-    Ok(walk.count)
-}
-
-/// What a tree walk carries from entry to entry.
-struct Walk {
-    /// Entries on another mount are left out (see [`write_tar`]).
-    same_mount: Option<u64>,
-    /// Entries written.
-    count: u64,
-    /// Files with more than one link, by (device, inode): the name each
-    /// was first written under. A later name becomes a hard link entry to
-    /// it, as in Docker's archives: two copies would break the link on
-    /// the way back (and double the bytes).
-    seen: HashMap<(u64, u64), PathBuf>,
-}
-
-/// The one xattr Docker's archives carry: a file capability (`ping`'s
-/// cap_net_raw) is part of what the file does. None when it has none.
-fn capability_xattr(fd: &OwnedFd) -> Option<Vec<u8>> {
-    // getxattr, not lgetxattr: the /proc/self/fd path is a magic link to
-    // the (regular) file, which must be followed.
-    let path = std::ffi::CString::new(saferoot::fd_path(fd)).ok()?;
-    let name = c"security.capability";
-    let mut buf = vec![0u8; 256];
-    // SAFETY: path and name are NUL-terminated; buf is valid for buf.len()
-    // bytes, which is the size passed.
-    let n = unsafe {
-        libc::getxattr(
-            path.as_ptr(),
-            name.as_ptr(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-        )
-    };
-    let n = usize::try_from(n).ok()?;
-    buf.truncate(n);
-    Some(buf)
-}
-
-/// The entries of a directory, each opened O_PATH without following it.
-fn children(dir: &OwnedFd) -> Result<Vec<(OwnedFd, OsString)>> {
-    let rd = nix::fcntl::openat(
-        Some(dir.as_raw_fd()),
-        ".",
-        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .ctx(|| "open a directory".into())?;
-    let mut d = nix::dir::Dir::from_fd(rd).ctx(|| "read a directory".into())?;
-    let mut names = Vec::new();
-    for e in d.iter() {
-        let e = e.ctx(|| "read a directory".into())?;
-        let n = e.file_name().to_bytes();
-        if n != b"." && n != b".." {
-            names.push(OsStr::from_bytes(n).to_os_string());
-        }
-    }
-    names.sort();
-    let mut out = Vec::with_capacity(names.len());
-    for name in names {
-        let fd = nix::fcntl::openat(
-            Some(dir.as_raw_fd()),
-            name.as_os_str(),
-            OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        );
-        match fd {
-            // SAFETY: a fresh descriptor from openat, owned here.
-            Ok(fd) => out.push((unsafe { OwnedFd::from_raw_fd(fd) }, name)),
-            // Removed since it was listed: nothing to copy.
-            Err(nix::errno::Errno::ENOENT) => {}
-            Err(e) => return Err(e).ctx(|| format!("open {}", name.to_string_lossy())),
-        }
-    }
-    Ok(out)
-}
-
-fn add(
-    b: &mut tar::Builder<&mut impl Write>,
-    fd: OwnedFd,
-    name: &Path,
-    walk: &mut Walk,
-) -> Result<()> {
-    let st = nix::sys::stat::fstat(fd.as_raw_fd()).ctx(|| format!("stat {}", name.display()))?;
-    let elsewhere = walk.same_mount.is_some() && saferoot::mount_id(&fd).ok() != walk.same_mount;
-    if elsewhere && kind(&st) != SFlag::S_IFDIR {
-        return Ok(());
-    }
-    let mut h = tar::Header::new_gnu();
-    h.set_mode(st.st_mode & 0o7777);
-    h.set_uid(u64::from(st.st_uid));
-    h.set_gid(u64::from(st.st_gid));
-    h.set_mtime(u64::try_from(st.st_mtime).unwrap_or(0));
-    h.set_size(0);
-    let err = |e: std::io::Error| Error::Io {
-        context: format!("archive {}", name.display()),
-        source: e,
-    };
-    walk.count += 1;
-    match kind(&st) {
-        SFlag::S_IFDIR => {
-            h.set_entry_type(tar::EntryType::Directory);
-            // `dir/`: a directory's name ends in a slash, as in Docker's
-            // archives (and GNU tar's).
-            b.append_data(&mut h, name.join(""), std::io::empty())
-                .map_err(err)?;
-            if !elsewhere {
-                for (child, n) in children(&fd)? {
-                    add(b, child, &name.join(n), walk)?;
-                }
-            }
-        }
-        SFlag::S_IFREG if st.st_nlink > 1 && walk.seen.contains_key(&(st.st_dev, st.st_ino)) => {
-            let first = &walk.seen[&(st.st_dev, st.st_ino)];
-            h.set_entry_type(tar::EntryType::Link);
-            b.append_link(&mut h, name, first).map_err(err)?;
-        }
-        SFlag::S_IFREG => {
-            if st.st_nlink > 1 {
-                walk.seen.insert((st.st_dev, st.st_ino), name.to_path_buf());
-            }
-            if let Some(cap) = capability_xattr(&fd) {
-                b.append_pax_extensions([("SCHILY.xattr.security.capability", &cap[..])])
-                    .map_err(err)?;
-            }
-            // Reopened for reading through its descriptor: the same inode.
-            let f = std::fs::File::open(saferoot::fd_path(&fd))
-                .ctx(|| format!("open {}", name.display()))?;
-            let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-            h.set_entry_type(tar::EntryType::Regular);
-            h.set_size(len);
-            // A file that shrinks while copied is padded, one that grows is
-            // cut: the header's size holds.
-            let r = f.take(len).chain(std::io::repeat(0)).take(len);
-            b.append_data(&mut h, name, r).map_err(err)?;
-        }
-        SFlag::S_IFLNK => {
-            let target = nix::fcntl::readlinkat(Some(fd.as_raw_fd()), "")
-                .ctx(|| format!("read the link {}", name.display()))?;
-            h.set_entry_type(tar::EntryType::Symlink);
-            b.append_link(&mut h, name, &target).map_err(err)?;
-        }
-        k @ (SFlag::S_IFCHR | SFlag::S_IFBLK | SFlag::S_IFIFO) => {
-            h.set_entry_type(match k {
-                SFlag::S_IFCHR => tar::EntryType::Char,
-                SFlag::S_IFBLK => tar::EntryType::Block,
-                _ => tar::EntryType::Fifo,
-            });
-            let (major, minor) = (
-                nix::sys::stat::major(st.st_rdev),
-                nix::sys::stat::minor(st.st_rdev),
-            );
-            h.set_device_major(u32::try_from(major).unwrap_or(0))
-                .map_err(err)?;
-            h.set_device_minor(u32::try_from(minor).unwrap_or(0))
-                .map_err(err)?;
-            b.append_data(&mut h, name, std::io::empty()).map_err(err)?;
-        }
-        // Sockets have no place in an archive.
-        _ => walk.count -= 1,
-    }
-    Ok(())
+    let mut opts = tree_tar::Options::new(tree_tar::Form::Archive);
+    opts.top_name = name.map(Path::new);
+    opts.same_mount = same_mount;
+    Ok(tree_tar::write(&top, &opts, out)?.entries)
 }
 
 /// A `cp` argument: `CONTAINER:PATH`, `-`, or a host path (a colon in a

@@ -106,6 +106,12 @@ pub enum Error {
     /// Container {0} is not paused
     #[error("Container {0} is not paused")]
     NotPaused(String),
+    /// You cannot attach to a paused container, unpause it first
+    #[error("You cannot attach to a paused container, unpause it first")]
+    AttachPaused,
+    /// You cannot attach to a stopped container, start it first
+    #[error("You cannot attach to a stopped container, start it first")]
+    AttachStopped,
     /// container {0} has no cgroups (it is not running)
     #[error("container {0} has no cgroups")]
     NoCgroups(String),
@@ -241,11 +247,12 @@ impl Error {
             | Error::Conflict(_)
             | Error::AlreadyPaused(_)
             | Error::NotPaused(_)
+            | Error::AttachPaused
             | Error::RemoveActive { .. }
             | Error::Stuck { .. }
             | Error::WaitDeadline { .. } => K::Conflict,
             Error::InUse(_) => K::InUse,
-            Error::NotRunning(_) | Error::NoCgroups(_) => K::NotRunning,
+            Error::NotRunning(_) | Error::NoCgroups(_) | Error::AttachStopped => K::NotRunning,
             Error::StartFailed { kind, .. } => *kind,
             Error::Interrupted => K::Interrupted,
             Error::Monitor(_)

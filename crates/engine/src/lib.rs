@@ -51,9 +51,11 @@ pub mod networking;
 pub mod networks;
 pub mod prune;
 pub mod spec;
+pub mod start;
 pub mod stats;
 pub mod stdio;
 pub mod stream;
+pub mod system_info;
 mod tree_copy;
 pub mod volumes;
 

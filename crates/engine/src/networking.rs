@@ -446,6 +446,7 @@ impl Engine {
         }
         self.stop_idle_resolvers(std::slice::from_ref(&net.id));
         self.networks.remove(&net)?;
+        berth_network::resolver::forget(&self.runroot, &net.id);
         Ok(net)
     }
 

@@ -359,15 +359,15 @@ pub fn validate_options(opts: &std::collections::BTreeMap<String, String>) -> Re
         return Err(Error::InvalidOption(format!("invalid option: {bad:?}")));
     }
     if let Some(size) = opts.get("size") {
-        match ram_in_bytes(size) {
-            None => return Err(Error::InvalidOption(format!("invalid size: '{size}'"))),
+        match berth_relay::size::ram_in_bytes(size) {
+            Err(e) => return Err(Error::InvalidOption(e.to_string())),
             // berth's volumes have no quota (Docker's need xfs project quotas).
-            Some(n) if n > 0 => {
+            Ok(n) if n > 0 => {
                 return Err(Error::InvalidOption(
                     "quota size requested but no quota support".into(),
                 ))
             }
-            Some(_) => {}
+            Ok(_) => {}
         }
     }
     for (opt, needs) in NEEDS {
@@ -380,29 +380,6 @@ pub fn validate_options(opts: &std::collections::BTreeMap<String, String>) -> Re
         }
     }
     Ok(())
-}
-
-/// docker's `units.RAMInBytes`: a number and an optional binary unit
-/// (`b`, `k`, `kb`, `kib`... up to `p`), case-insensitive.
-fn ram_in_bytes(s: &str) -> Option<u64> {
-    let t = s.trim().to_ascii_lowercase();
-    let num_end = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let n: f64 = t[..num_end].parse().ok()?;
-    let shift = match &t[num_end..] {
-        "" | "b" => 0,
-        "k" | "kb" | "kib" => 10,
-        "m" | "mb" | "mib" => 20,
-        "g" | "gb" | "gib" => 30,
-        "t" | "tb" | "tib" => 40,
-        "p" | "pb" | "pib" => 50,
-        _ => return None,
-    };
-    let v = n * 2f64.powi(shift);
-    // A size in bytes: whole, non-negative and far below 2^64 here.
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-    Some(v as u64)
 }
 
 /// The mount flags and the filesystem's own options of an `o=` value, as

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use berth_engine::events::EventOptions;
 use berth_engine::lifecycle::{KillOptions, RemoveOptions, StopOptions, TopOptions, WaitOptions};
 use berth_engine::logs::LogOptions;
+use berth_engine::start::{StartOptions, Started};
 use berth_engine::stats::StatsOptions;
 use berth_engine::{ContainerConfig, Engine, Error, ErrorKind, Record, Status};
 use libtest_mimic::{Arguments, Failed, Trial};
@@ -31,6 +32,15 @@ fn main() -> ExitCode {
             eprintln!("{m}");
         }
         return ExitCode::from(served.code());
+    }
+    // A start with the caller's stdio runs the container from this
+    // process, which the runtime allows only from a protected binary (as
+    // berth's own main does for such commands).
+    if nix::unistd::geteuid().is_root() {
+        if let Err(e) = berth_runtime::exe::ensure_protected() {
+            eprintln!("protect the test binary: {e}");
+            return ExitCode::FAILURE;
+        }
     }
     let mut args = Arguments::from_args();
     args.test_threads = Some(1);
@@ -53,6 +63,10 @@ fn main() -> ExitCode {
             an_event_stream_ends_when_stopped,
         ),
         trial("volumes_in_use_are_kept", volumes_in_use_are_kept),
+        trial(
+            "start_runs_attached_or_detached_and_attach_follows_the_state",
+            start_runs_attached_or_detached_and_attach_follows_the_state,
+        ),
     ];
     libtest_mimic::run(&args, trials).exit_code()
 }
@@ -110,6 +124,14 @@ impl Store {
     /// Creates a container running `args` (no network, a bounded log) and
     /// starts it detached.
     fn start(&mut self, name: &str, args: &[&str]) -> Record {
+        let r = self.create(name, args);
+        let engine = self.engine.as_mut().expect("engine");
+        berth_engine::monitor::start_detached(engine, &r).expect("start");
+        engine.find(&r.id).expect("find")
+    }
+
+    /// Creates a container running `args` (no network, a bounded log).
+    fn create(&mut self, name: &str, args: &[&str]) -> Record {
         let engine = self.engine.as_mut().expect("engine");
         let cfg = ContainerConfig {
             image: "busybox".into(),
@@ -121,9 +143,7 @@ impl Store {
             },
             ..ContainerConfig::default()
         };
-        let r = engine.create(cfg, Some(name)).expect("create");
-        berth_engine::monitor::start_detached(engine, &r).expect("start");
-        engine.find(&r.id).expect("find")
+        engine.create(cfg, Some(name)).expect("create")
     }
 }
 
@@ -578,6 +598,83 @@ fn volumes_in_use_are_kept() -> Result<(), Failed> {
     check(
         matches!(e.volume_inspect("api-vol"), Err(Error::NoSuchVolume(_))),
         || "inspect of a removed volume".into(),
+    )?;
+    Ok(())
+}
+
+/// `start` with the caller's stdio runs the container here until it ends
+/// (its output in the caller's file, its exit code reported); without, under
+/// a monitor that runs on, and a second start does nothing. `attach`
+/// connects to a running container (journaled) and refuses a stopped one
+/// by its kind.
+fn start_runs_attached_or_detached_and_attach_follows_the_state() -> Result<(), Failed> {
+    let mut s = Store::new();
+    s.create("api-fg", &["sh", "-c", "echo hi; echo oops >&2; exit 4"]);
+    s.create("api-bg", &["sleep", "600"]);
+    let before = time::OffsetDateTime::now_utc();
+    let dir = tempfile::tempdir()?;
+    let file = |name: &str| -> Result<std::os::fd::OwnedFd, std::io::Error> {
+        Ok(std::fs::File::create(dir.path().join(name))?.into())
+    };
+    let e = s.engine.as_mut().expect("engine");
+    let mut fg = StartOptions::default();
+    fg.attach = Some(berth_relay::relay::Caller {
+        stdin: None,
+        stdout: Some(file("out")?),
+        stderr: Some(file("err")?),
+    });
+    let started = e.container_start("api-fg", fg)?;
+    check(matches!(started, Started::Exited(4)), || {
+        format!("attached start: {started:?}")
+    })?;
+    let read = |name: &str| std::fs::read_to_string(dir.path().join(name));
+    check(read("out")? == "hi\n" && read("err")? == "oops\n", || {
+        format!(
+            "caller's stdout {:?}, stderr {:?}",
+            read("out"),
+            read("err")
+        )
+    })?;
+    let refused = e.container_attach("api-fg");
+    check(
+        matches!(&refused, Err(x @ Error::AttachStopped) if x.kind() == ErrorKind::NotRunning),
+        || format!("attach to an exited container: {refused:?}"),
+    )?;
+
+    let started = e.container_start("api-bg", StartOptions::default())?;
+    check(matches!(started, Started::Detached), || {
+        format!("detached start: {started:?}")
+    })?;
+    check(e.find("api-bg")?.status == Status::Running, || {
+        "not running after a detached start".into()
+    })?;
+    let again = e.container_start("api-bg", StartOptions::default())?;
+    check(matches!(again, Started::AlreadyRunning), || {
+        format!("second start: {again:?}")
+    })?;
+    let a = e.container_attach("api-bg")?;
+    check(!a.tty && !a.open_stdin, || format!("attachment {a:?}"))?;
+    drop(a);
+    e.container_pause("api-bg")?;
+    let refused = e.container_attach("api-bg");
+    check(matches!(refused, Err(Error::AttachPaused)), || {
+        format!("attach to a paused container: {refused:?}")
+    })?;
+    e.container_unpause("api-bg")?;
+
+    let mut opts = EventOptions::default();
+    opts.since = Some(before);
+    opts.until = Some(time::OffsetDateTime::now_utc());
+    opts.filters = vec![("container".into(), "api-bg".into())];
+    opts.deadline = Some(Instant::now() + PATIENCE);
+    let actions: Vec<String> = e
+        .events(&opts)?
+        .map(|x| x.map(|x| x.action))
+        .collect::<Result<_, _>>()?;
+    check(
+        actions.iter().filter(|a| *a == "start").count() == 1
+            && actions.iter().any(|a| a == "attach"),
+        || format!("events {actions:?}: one start, an attach"),
     )?;
     Ok(())
 }

@@ -38,6 +38,7 @@ mod sparse;
 pub mod store;
 mod tar_guard;
 pub mod tarsplit;
+pub mod tree_tar;
 
 pub use blobs::BlobStore;
 pub use digest::Digest;

@@ -19,10 +19,9 @@
 //! final component is never followed, so a diff can only ever read what the
 //! container itself can (CVE-2018-15664 was `docker cp` getting this wrong).
 
-use std::collections::HashMap;
-use std::ffi::{CStr, CString, OsStr, OsString};
+use std::ffi::{CStr, CString, OsStr};
 use std::fs;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
@@ -30,11 +29,14 @@ use std::path::{Path, PathBuf};
 
 use libc::{c_char, c_int, c_long, c_uint};
 use nix::errno::Errno;
-use nix::fcntl::{AtFlags, OFlag};
+use nix::fcntl::OFlag;
 use nix::mount::{MntFlags, MsFlags};
 use sha2::{Digest as _, Sha256};
 
 use crate::digest::Digest;
+use crate::tree_tar;
+pub(crate) use crate::tree_tar::lxattrs;
+use crate::tree_tar::OPAQUE_XATTR;
 
 /// Most lower layers overlayfs stacks (`OVL_MAX_STACK` in the kernel).
 pub const MAX_LAYERS: usize = 500;
@@ -50,11 +52,6 @@ const FSCONFIG_STRING_LIMIT: usize = 255;
 /// `MOUNT_ATTR_RDONLY` from `uapi/linux/mount.h`. libc declares it as
 /// `u64`; `fsmount(2)` takes its attributes as an `unsigned int`.
 const MOUNT_ATTR_RDONLY: c_uint = 0x1;
-
-const OPAQUE_XATTR: &[u8] = b"trusted.overlay.opaque";
-const OVERLAY_XATTR_PREFIX: &[u8] = b"trusted.overlay.";
-const WHITEOUT_PREFIX: &[u8] = b".wh.";
-const OPAQUE_MARKER: &str = ".wh..wh..opq";
 
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
@@ -746,58 +743,6 @@ pub struct DiffStats {
     pub diff_id: Digest,
 }
 
-/// Ownership, mode, times and identity of an entry, as `lstat` saw it.
-#[derive(Debug, Clone, Copy)]
-struct Meta {
-    mode: u32,
-    uid: u32,
-    gid: u32,
-    mtime: i64,
-    dev: u64,
-    ino: u64,
-    nlink: u64,
-    rdev: u64,
-}
-
-impl Meta {
-    fn of(st: &libc::stat) -> Meta {
-        Meta {
-            mode: st.st_mode,
-            uid: st.st_uid,
-            gid: st.st_gid,
-            mtime: st.st_mtime,
-            dev: st.st_dev,
-            ino: st.st_ino,
-            #[allow(clippy::useless_conversion)] // nlink_t is 32 bits on some targets
-            nlink: u64::from(st.st_nlink),
-            rdev: st.st_rdev,
-        }
-    }
-}
-
-#[derive(Debug)]
-enum Kind {
-    Dir,
-    File,
-    Symlink(PathBuf),
-    /// Character or block device, or fifo.
-    Special(tar::EntryType),
-    /// An overlay whiteout, written as `.wh.<name>`.
-    Whiteout,
-    /// The `.wh..wh..opq` marker of an opaque directory.
-    Opaque,
-}
-
-#[derive(Debug)]
-struct Item {
-    /// Relative to the upper directory; the name in the tar.
-    path: PathBuf,
-    kind: Kind,
-    meta: Meta,
-    /// Sorted by name, overlay's own left out.
-    xattrs: Vec<(Vec<u8>, Vec<u8>)>,
-}
-
 /// Writes the changes recorded in `upper` (a container's upper directory)
 /// to `out` as an uncompressed tar layer, in the form image layers use:
 /// overlay whiteouts become `.wh.<name>` entries and opaque directories get
@@ -846,378 +791,25 @@ fn diff_inner(
     .map_err(|e| io_err(format!("open {}", upper.display()))(e.into()))?;
     // SAFETY: a fresh descriptor from open.
     let root = unsafe { OwnedFd::from_raw_fd(root) };
-    let mut stats = DiffStats {
-        entries: 0,
-        whiteouts: 0,
-        opaque_dirs: 0,
-        hard_links: 0,
-        sockets_skipped: 0,
-        size: 0,
-        diff_id: Digest::of(b""),
-    };
-    let mut items = walk(&root, &mut stats)?;
-    items.retain(|i| !skip.contains(&i.path.as_path()));
-    if let Some(c) = clamp_mtime {
-        for i in &mut items {
-            i.meta.mtime = i.meta.mtime.min(c);
-        }
-    }
-    items.sort_by(|a, b| {
-        a.path
-            .as_os_str()
-            .as_bytes()
-            .cmp(b.path.as_os_str().as_bytes())
-    });
-
-    let tally = Tally {
+    let mut opts = tree_tar::Options::new(tree_tar::Form::Layer);
+    opts.skip = skip;
+    opts.clamp_mtime = clamp_mtime;
+    let mut tally = Tally {
         inner: out,
         hasher: Sha256::new(),
         count: 0,
     };
-    let mut tar = tar::Builder::new(tally);
-    // The first name written of each inode with more than one.
-    let mut written: HashMap<(u64, u64), PathBuf> = HashMap::new();
-    for item in &items {
-        write_item(&mut tar, &root, item, &mut written, &mut stats)?;
-    }
-    let mut tally = tar.into_inner().map_err(io_err("write layer"))?;
+    let t = tree_tar::write(&root, &opts, &mut tally)?;
     tally.flush().map_err(io_err("write layer"))?;
-    stats.size = tally.count;
-    stats.diff_id = Digest::from_hasher(tally.hasher);
-    Ok(stats)
-}
-
-/// Every entry under `root`, never following a symlink.
-fn walk(root: &OwnedFd, stats: &mut DiffStats) -> Result<Vec<Item>, SnapshotError> {
-    let mut items = Vec::new();
-    let mut dirs = vec![PathBuf::new()];
-    while let Some(rel) = dirs.pop() {
-        let dir = saferoot::open_in_root(
-            root,
-            &rel,
-            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW,
-        )
-        .map_err(|e| match e {
-            // Listed as a directory, now something else.
-            Errno::ENOTDIR | Errno::ELOOP => SnapshotError::Changed { path: rel.clone() },
-            e => io_err(format!("diff: open {}", rel.display()))(e.into()),
-        })?;
-        let dir_path = saferoot::fd_path(&dir);
-        let names: Vec<OsString> = fs::read_dir(&dir_path)
-            .and_then(|it| it.map(|e| e.map(|e| e.file_name())).collect())
-            .map_err(io_err(format!("diff: list {}", rel.display())))?;
-        for name in names {
-            let path = rel.join(&name);
-            let st = match nix::sys::stat::fstatat(
-                Some(dir.as_raw_fd()),
-                name.as_os_str(),
-                AtFlags::AT_SYMLINK_NOFOLLOW,
-            ) {
-                Ok(st) => st,
-                // Deleted since the listing: the diff is of what is there.
-                Err(Errno::ENOENT) => continue,
-                Err(e) => return Err(io_err(format!("diff: stat {}", path.display()))(e.into())),
-            };
-            let meta = Meta::of(&st);
-            let fmt = st.st_mode & libc::S_IFMT;
-            if fmt == libc::S_IFCHR && st.st_rdev == 0 {
-                let mut wh = WHITEOUT_PREFIX.to_vec();
-                wh.extend(name.as_bytes());
-                items.push(Item {
-                    path: rel.join(OsStr::from_bytes(&wh)),
-                    kind: Kind::Whiteout,
-                    meta,
-                    xattrs: Vec::new(),
-                });
-                stats.whiteouts += 1;
-                continue;
-            }
-            if name.as_bytes().starts_with(WHITEOUT_PREFIX) {
-                return Err(SnapshotError::ReservedName { path });
-            }
-            let mut entry_path = dir_path.clone().into_bytes();
-            entry_path.push(b'/');
-            entry_path.extend(name.as_bytes());
-            let entry_path = CString::new(entry_path).map_err(|_| SnapshotError::Path {
-                path: path.clone(),
-                reason: "contains a NUL byte".into(),
-            })?;
-            let all = lxattrs(&entry_path)
-                .map_err(io_err(format!("diff: xattrs of {}", path.display())))?;
-            let opaque = all
-                .iter()
-                .any(|(k, v)| k == OPAQUE_XATTR && v.as_slice() == b"y");
-            let xattrs = all
-                .into_iter()
-                .filter(|(k, _)| !k.starts_with(OVERLAY_XATTR_PREFIX))
-                .collect();
-            let kind = match fmt {
-                libc::S_IFDIR => Kind::Dir,
-                libc::S_IFREG => Kind::File,
-                libc::S_IFLNK => {
-                    let target = nix::fcntl::readlinkat(Some(dir.as_raw_fd()), name.as_os_str())
-                        .map_err(|e| {
-                            io_err(format!("diff: readlink {}", path.display()))(e.into())
-                        })?;
-                    Kind::Symlink(PathBuf::from(target))
-                }
-                libc::S_IFCHR => Kind::Special(tar::EntryType::Char),
-                libc::S_IFBLK => Kind::Special(tar::EntryType::Block),
-                libc::S_IFIFO => Kind::Special(tar::EntryType::Fifo),
-                _ => {
-                    stats.sockets_skipped += 1;
-                    continue;
-                }
-            };
-            if matches!(kind, Kind::Dir) {
-                if opaque {
-                    items.push(Item {
-                        path: path.join(OPAQUE_MARKER),
-                        kind: Kind::Opaque,
-                        meta,
-                        xattrs: Vec::new(),
-                    });
-                    stats.opaque_dirs += 1;
-                }
-                dirs.push(path.clone());
-            }
-            items.push(Item {
-                path,
-                kind,
-                meta,
-                xattrs,
-            });
-        }
-    }
-    Ok(items)
-}
-
-/// The extended attributes of `path` itself (never what a symlink points
-/// to), sorted by name.
-pub(crate) fn lxattrs(path: &CStr) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
-    let names = xattr_buf(|buf, len| {
-        // SAFETY: NUL-terminated path; buffer pointer and its length (null
-        // and 0 to ask for the size).
-        unsafe { libc::llistxattr(path.as_ptr(), buf, len) }
-    });
-    let names = match names {
-        Ok(n) => n,
-        Err(e) if e.raw_os_error() == Some(libc::ENOTSUP) => return Ok(Vec::new()),
-        Err(e) => return Err(e),
-    };
-    let mut out = Vec::new();
-    for name in names.split(|&b| b == 0).filter(|n| !n.is_empty()) {
-        let cname = CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidData))?;
-        let value = xattr_buf(|buf, len| {
-            // SAFETY: NUL-terminated path and name; buffer pointer and length.
-            unsafe { libc::lgetxattr(path.as_ptr(), cname.as_ptr(), buf.cast(), len) }
-        });
-        match value {
-            Ok(v) => out.push((name.to_vec(), v)),
-            // Removed since the listing.
-            Err(e) if e.raw_os_error() == Some(libc::ENODATA) => {}
-            Err(e) => return Err(e),
-        }
-    }
-    out.sort();
-    Ok(out)
-}
-
-/// Runs a size-then-fill xattr call until the buffer is big enough (the
-/// value may grow between the two calls).
-fn xattr_buf(mut call: impl FnMut(*mut c_char, usize) -> isize) -> io::Result<Vec<u8>> {
-    loop {
-        let size = call(std::ptr::null_mut(), 0);
-        let size = usize::try_from(size).map_err(|_| io::Error::last_os_error())?;
-        if size == 0 {
-            return Ok(Vec::new());
-        }
-        let mut buf = vec![0u8; size];
-        let n = call(buf.as_mut_ptr().cast(), buf.len());
-        match usize::try_from(n) {
-            Ok(n) => {
-                buf.truncate(n);
-                return Ok(buf);
-            }
-            Err(_) => {
-                let e = io::Error::last_os_error();
-                if e.raw_os_error() != Some(libc::ERANGE) {
-                    return Err(e);
-                }
-            }
-        }
-    }
-}
-
-/// A header with `meta`'s owner, mode and time.
-fn header(meta: &Meta, kind: tar::EntryType, mode: u32) -> tar::Header {
-    let mut h = tar::Header::new_gnu();
-    h.set_entry_type(kind);
-    h.set_mode(mode);
-    h.set_uid(u64::from(meta.uid));
-    h.set_gid(u64::from(meta.gid));
-    h.set_mtime(u64::try_from(meta.mtime).unwrap_or(0));
-    h.set_size(0);
-    h
-}
-
-/// One pax record, `<len> <key>=<value>\n`, where `len` counts the whole
-/// record, its own digits included.
-fn pax_record(key: &[u8], value: &[u8]) -> Vec<u8> {
-    let rest = key.len() + value.len() + 3; // space, '=', newline
-    let mut len = rest + 1;
-    while len != rest + len.to_string().len() {
-        len = rest + len.to_string().len();
-    }
-    let mut r = format!("{len} ").into_bytes();
-    r.extend(key);
-    r.push(b'=');
-    r.extend(value);
-    r.push(b'\n');
-    r
-}
-
-fn write_item<W: Write>(
-    tar: &mut tar::Builder<W>,
-    root: &OwnedFd,
-    item: &Item,
-    written: &mut HashMap<(u64, u64), PathBuf>,
-    stats: &mut DiffStats,
-) -> Result<(), SnapshotError> {
-    let werr = || io_err(format!("diff: write {}", item.path.display()));
-    let meta = &item.meta;
-    let perm = meta.mode & 0o7777;
-    stats.entries += 1;
-    match &item.kind {
-        Kind::Whiteout => {
-            let mut h = header(meta, tar::EntryType::Regular, 0o600);
-            return tar
-                .append_data(&mut h, &item.path, io::empty())
-                .map_err(werr());
-        }
-        Kind::Opaque => {
-            let mut h = header(meta, tar::EntryType::Regular, perm & 0o777);
-            return tar
-                .append_data(&mut h, &item.path, io::empty())
-                .map_err(werr());
-        }
-        Kind::Dir => {}
-        _ if meta.nlink > 1 => {
-            let key = (meta.dev, meta.ino);
-            if let Some(first) = written.get(&key) {
-                let mut h = header(meta, tar::EntryType::Link, perm);
-                stats.hard_links += 1;
-                return tar.append_link(&mut h, &item.path, first).map_err(werr());
-            }
-            written.insert(key, item.path.clone());
-        }
-        _ => {}
-    }
-    if !item.xattrs.is_empty() {
-        let mut records = Vec::new();
-        for (k, v) in &item.xattrs {
-            if k.contains(&b'=') {
-                return Err(SnapshotError::Path {
-                    path: item.path.clone(),
-                    reason: format!(
-                        "xattr {:?} has '=' in its name, which pax cannot carry",
-                        String::from_utf8_lossy(k)
-                    ),
-                });
-            }
-            let mut key = b"SCHILY.xattr.".to_vec();
-            key.extend(k);
-            records.extend(pax_record(&key, v));
-        }
-        let mut h = tar::Header::new_ustar();
-        h.set_entry_type(tar::EntryType::XHeader);
-        h.set_mode(0o644);
-        h.set_size(records.len() as u64);
-        h.set_path("PaxHeader").map_err(werr())?;
-        h.set_cksum();
-        tar.append(&h, records.as_slice()).map_err(werr())?;
-    }
-    match &item.kind {
-        Kind::Dir => {
-            let mut h = header(meta, tar::EntryType::Directory, perm);
-            tar.append_data(&mut h, &item.path, io::empty())
-                .map_err(werr())
-        }
-        Kind::Symlink(target) => {
-            let mut h = header(meta, tar::EntryType::Symlink, perm);
-            tar.append_link(&mut h, &item.path, target).map_err(werr())
-        }
-        Kind::Special(kind) => {
-            let mut h = header(meta, *kind, perm);
-            if *kind != tar::EntryType::Fifo {
-                h.set_device_major(libc::major(meta.rdev)).map_err(werr())?;
-                h.set_device_minor(libc::minor(meta.rdev)).map_err(werr())?;
-            }
-            tar.append_data(&mut h, &item.path, io::empty())
-                .map_err(werr())
-        }
-        Kind::File => {
-            // O_NONBLOCK: were the file swapped for a fifo, opening it must
-            // not wait for a writer.
-            let fd = saferoot::open_in_root(
-                root,
-                &item.path,
-                OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK,
-            )
-            .map_err(|e| match e {
-                Errno::ENOENT | Errno::ELOOP => SnapshotError::Changed {
-                    path: item.path.clone(),
-                },
-                e => werr()(e.into()),
-            })?;
-            let file = fs::File::from(fd);
-            let now = file.metadata().map_err(werr())?;
-            use std::os::unix::fs::MetadataExt;
-            if !now.is_file() || now.ino() != meta.ino || now.dev() != meta.dev {
-                return Err(SnapshotError::Changed {
-                    path: item.path.clone(),
-                });
-            }
-            let mut h = header(meta, tar::EntryType::Regular, perm);
-            h.set_size(now.size());
-            let body = Exact {
-                inner: file.take(now.size()),
-                left: now.size(),
-            };
-            tar.append_data(&mut h, &item.path, body).map_err(|e| {
-                if e.kind() == io::ErrorKind::UnexpectedEof {
-                    SnapshotError::Changed {
-                        path: item.path.clone(),
-                    }
-                } else {
-                    werr()(e)
-                }
-            })
-        }
-        Kind::Whiteout | Kind::Opaque => Ok(()),
-    }
-}
-
-/// Exactly `left` bytes or an error: the header already promised the size,
-/// and a file that shrank meanwhile would otherwise shift every entry after
-/// it.
-struct Exact<R> {
-    inner: R,
-    left: u64,
-}
-
-impl<R: Read> Read for Exact<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        if n == 0 && self.left > 0 && !buf.is_empty() {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "file shrank while read",
-            ));
-        }
-        self.left -= n as u64;
-        Ok(n)
-    }
+    Ok(DiffStats {
+        entries: t.entries,
+        whiteouts: t.whiteouts,
+        opaque_dirs: t.opaque_dirs,
+        hard_links: t.hard_links,
+        sockets_skipped: t.sockets_skipped,
+        size: tally.count,
+        diff_id: Digest::from_hasher(tally.hasher),
+    })
 }
 
 /// Counts and hashes what passes through (size and diff_id of the layer).
@@ -1243,7 +835,9 @@ impl<W: Write> Write for Tally<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::BTreeMap;
+    use crate::tree_tar::pax_record;
+    use std::collections::{BTreeMap, HashMap};
+    use std::io::Read;
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
 
     fn is_root() -> bool {

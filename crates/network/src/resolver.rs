@@ -27,6 +27,10 @@
 //! by the resolver while it decides to end. So a member that joins while
 //! the resolver is deciding to end is either seen by it (it stays) or
 //! finds it gone (and starts another).
+//!
+//! Its diagnostics (an upstream that does not answer, a database it cannot
+//! read) are `tracing` events; the binary writes them to `ID.log` beside
+//! the locks ([`log_path`]), since a detached resolver has no stderr.
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream, UdpSocket};
@@ -67,6 +71,33 @@ const BIND_DEADLINE: Duration = Duration::from_secs(3);
 
 fn dir(runroot: &Path) -> PathBuf {
     runroot.join("dns")
+}
+
+/// Where the resolver of network `network_id` logs: RUNROOT/dns/ID.log.
+pub fn log_path(runroot: &Path, network_id: &str) -> PathBuf {
+    dir(runroot).join(format!("{network_id}.log"))
+}
+
+/// [`log_path`] for the resolver `berth __dns ROOT RUNROOT NETWORK_ID ...`
+/// runs with these arguments (those after `__dns`); `None` when they are
+/// not a resolver's.
+pub fn log_path_of(args: &[std::ffi::OsString]) -> Option<PathBuf> {
+    match args {
+        [_root, runroot, network_id, _gateway, _subnet] => {
+            Some(log_path(Path::new(runroot), &network_id.to_string_lossy()))
+        }
+        _ => None,
+    }
+}
+
+/// Removes what the resolver of a removed network leaves: its log.
+pub fn forget(runroot: &Path, network_id: &str) {
+    let log = log_path(runroot, network_id);
+    match std::fs::remove_file(&log) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => tracing::warn!("remove {}: {e}", log.display()),
+    }
 }
 
 fn lock_path(runroot: &Path, network_id: &str, kind: &str) -> PathBuf {
@@ -310,7 +341,11 @@ impl Resolver {
                 )?
                 .collect::<rusqlite::Result<Vec<_>>>()
             })
-            .unwrap_or_default();
+            .unwrap_or_else(|e| {
+                // Answered as a stranger (REFUSED) this once.
+                tracing::warn!("read the members for {src}: {e}");
+                Vec::new()
+            });
         rows.into_iter()
             .filter_map(|(id, ip, names, network)| {
                 Some(Peer {
@@ -325,14 +360,21 @@ impl Resolver {
 
     fn members(&self) -> Option<i64> {
         let db = self.db.lock().ok()?;
-        db.query_row(
+        let n = db.query_row(
             "SELECT (SELECT COUNT(*) FROM networks WHERE id = ?1), \
              (SELECT COUNT(*) FROM network_leases WHERE network_id = ?1)",
             params![self.network_id],
             |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
-        )
-        .ok()
-        .map(|(exists, n)| if exists == 0 { 0 } else { n })
+        );
+        match n {
+            Ok((0, _)) => Some(0),
+            Ok((_, n)) => Some(n),
+            Err(e) => {
+                // Asked again at the next check.
+                tracing::warn!("count the network's members: {e}");
+                None
+            }
+        }
     }
 
     fn handle(&self, msg: &[u8], src: Ipv4Addr) -> Outcome {
@@ -393,11 +435,22 @@ impl Resolver {
     /// The upstreams' answer to `msg`, or SERVFAIL when none answers in
     /// time.
     fn forward(&self, msg: &[u8], q: &Query) -> Vec<u8> {
+        let mut why = Vec::new();
         for up in &self.upstreams {
-            if let Some(reply) = ask_upstream(msg, *up) {
-                return reply;
+            match ask_upstream(msg, *up) {
+                Ok(reply) => return reply,
+                Err(e) => why.push(format!("{up}: {e}")),
             }
         }
+        tracing::warn!(
+            "no upstream answered for {:?} (SERVFAIL): {}",
+            q.name,
+            if why.is_empty() {
+                "no upstream servers".to_string()
+            } else {
+                why.join("; ")
+            }
+        );
         dns::answer(msg, q, Rcode::ServFail, &[], 0)
     }
 
@@ -415,28 +468,30 @@ impl Resolver {
 }
 
 /// One UDP exchange with an upstream, within [`UPSTREAM_DEADLINE`]; the
-/// reply must come from it and carry the query's id.
-fn ask_upstream(msg: &[u8], up: SocketAddr) -> Option<Vec<u8>> {
+/// reply must come from it and carry the query's id. The error says why
+/// it did not answer, for the log.
+fn ask_upstream(msg: &[u8], up: SocketAddr) -> std::io::Result<Vec<u8>> {
     let bind: SocketAddr = if up.is_ipv4() {
         SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0))
     } else {
         SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 0))
     };
-    let s = UdpSocket::bind(bind).ok()?;
-    s.connect(up).ok()?;
-    s.send(msg).ok()?;
+    let s = UdpSocket::bind(bind)?;
+    s.connect(up)?;
+    s.send(msg)?;
     let end = Instant::now() + UPSTREAM_DEADLINE;
     let mut buf = vec![0u8; 4096];
     loop {
-        let left = end.checked_duration_since(Instant::now())?;
-        s.set_read_timeout(Some(left.max(Duration::from_millis(1))))
-            .ok()?;
+        let left = end
+            .checked_duration_since(Instant::now())
+            .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::TimedOut))?;
+        s.set_read_timeout(Some(left.max(Duration::from_millis(1))))?;
         // An error (refused: nothing listens there; timed out) ends this
         // upstream's turn.
-        let n = s.recv(&mut buf).ok()?;
+        let n = s.recv(&mut buf)?;
         let reply = &buf[..n];
         if dns::id_of(reply) == dns::id_of(msg) && n >= 12 {
-            return Some(reply.to_vec());
+            return Ok(reply.to_vec());
         }
     }
 }
@@ -490,12 +545,15 @@ pub fn main(args: &[std::ffi::OsString]) -> Result<()> {
     }
     let _ = nix::unistd::setsid();
     detach_stdio();
+    tracing::debug!("serving network {network_id} on {addr}");
     // Who to signal when the last member leaves (stop_if_idle).
     {
         let mut f: &std::fs::File = &live;
         let _ = f.set_len(0);
         let _ = f.write_all(format!("{}\n", std::process::id()).as_bytes());
     }
+    // From here on nobody reads our stderr: the binary logs what this
+    // returns.
     let db = open_db(root)?;
     let resolver = Arc::new(Resolver {
         db_file: db_identity(root),
@@ -511,6 +569,7 @@ pub fn main(args: &[std::ffi::OsString]) -> Result<()> {
         std::thread::spawn(move || serve_tcp(&r, &tcp));
     }
     serve_udp(&resolver, &udp, runroot);
+    tracing::debug!("network {network_id} has no members left: ending");
     drop(live);
     Ok(())
 }
@@ -560,13 +619,27 @@ fn serve_udp(r: &Arc<Resolver>, udp: &UdpSocket, runroot: &Path) {
         }
         let (n, from) = match udp.recv_from(&mut buf) {
             Ok(x) => x,
-            Err(_) => continue,
+            // The idle check's timeout.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                continue
+            }
+            Err(e) => {
+                tracing::debug!("receive a query: {e}");
+                continue;
+            }
         };
         let SocketAddr::V4(from) = from else { continue };
         let msg = &buf[..n];
         match r.handle(msg, *from.ip()) {
             Outcome::Reply(reply) => {
-                let _ = udp.send_to(&reply, from);
+                if let Err(e) = udp.send_to(&reply, from) {
+                    tracing::debug!("answer {from}: {e}");
+                }
             }
             Outcome::Ignore => {}
             Outcome::Forward(q) => {
@@ -576,8 +649,9 @@ fn serve_udp(r: &Arc<Resolver>, udp: &UdpSocket, runroot: &Path) {
                 let (r2, msg, sock) = (Arc::clone(r), msg.to_vec(), udp.try_clone());
                 std::thread::spawn(move || {
                     let reply = r2.forward(&msg, &q);
-                    if let Ok(s) = sock {
-                        let _ = s.send_to(&reply, from);
+                    match sock.and_then(|s| s.send_to(&reply, from)) {
+                        Ok(_) => {}
+                        Err(e) => tracing::debug!("answer {from}: {e}"),
                     }
                     r2.leave();
                 });
@@ -620,7 +694,10 @@ fn serve_tcp(r: &Arc<Resolver>, tcp: &TcpListener) {
         }
         let r2 = Arc::clone(r);
         std::thread::spawn(move || {
-            let _ = serve_tcp_client(&r2, conn);
+            if let Err(e) = serve_tcp_client(&r2, conn) {
+                // A client that closes or idles ends this way too.
+                tracing::debug!("a TCP client: {e}");
+            }
             r2.leave();
         });
     }

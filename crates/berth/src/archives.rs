@@ -1,0 +1,157 @@
+//! `import`, `load`, `save`: images into and out of archives.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use berth_image::archive;
+use berth_image::store::{Image, ImageStore};
+
+use crate::images::{familiar, image_event, parse_ref};
+
+/// `import FILE|- [REFERENCE]`: a rootfs tarball as a one-layer image.
+pub(crate) fn import(
+    store: &mut ImageStore,
+    file: &str,
+    reference: Option<&str>,
+    change: &[String],
+    message: Option<&str>,
+) -> Result<()> {
+    let tags = reference
+        .iter()
+        .map(|r| parse_ref(r))
+        .collect::<Result<Vec<_>>>()?;
+    let img = if file == "-" {
+        archive::import(store, std::io::stdin().lock(), change, message, &tags)?
+    } else {
+        let f = std::fs::File::open(file).with_context(|| format!("open {file}"))?;
+        archive::import_file(store, f, change, message, &tags)?
+    };
+    image_event(store, "import", &img, None);
+    println!("{}", img.id);
+    Ok(())
+}
+
+/// `load [-i FILE|DIR]`: a docker or OCI archive, or an OCI layout directory.
+pub(crate) fn load(
+    store: &mut ImageStore,
+    input: Option<&Path>,
+    platform: Option<&berth_image::oci::Platform>,
+) -> Result<()> {
+    let loaded = match input {
+        Some(p) if p.is_dir() => archive::load_dir(store, p, platform)?,
+        Some(p) => archive::load_file(
+            store,
+            std::fs::File::open(p).with_context(|| format!("open {}", p.display()))?,
+            platform,
+        )?,
+        None => archive::load(store, std::io::stdin().lock(), platform)?,
+    };
+    for archive::Loaded { image: img, names } in loaded {
+        image_event(store, "load", &img, None);
+        // The names the archive gave, not the others the image had.
+        if names.is_empty() {
+            println!("Loaded image ID: {}", img.id);
+        }
+        // -q quiets progress only: docker prints these lines still.
+        for t in &names {
+            println!("Loaded image: {}", familiar(&t.to_string()));
+        }
+    }
+    Ok(())
+}
+
+/// `save [-o FILE] [--format F] IMAGE...`; `open` opens the store once
+/// the format is known to be one berth writes.
+pub(crate) fn save(
+    open: impl FnOnce() -> Result<ImageStore>,
+    output: Option<&Path>,
+    format: &str,
+    images: &[String],
+) -> Result<()> {
+    if format == "oci-dir" {
+        let store = open()?;
+        let dir = output.context("save --format oci-dir needs -o DIRECTORY")?;
+        let mut sel = Vec::new();
+        for name in images {
+            let img = store.resolve(name)?;
+            let tags = img.tags.iter().map(|t| familiar(t)).collect();
+            sel.push((img, tags));
+        }
+        archive::save_oci_dir(&store, &sel, dir)?;
+        return Ok(());
+    }
+    type Saver = fn(
+        &ImageStore,
+        &[(Image, Vec<String>)],
+        Box<dyn std::io::Write>,
+    ) -> Result<(), berth_image::store::StoreError>;
+    let save: Saver = match format {
+        "docker-archive" => |s, i, o| archive::save_docker(s, i, o),
+        "oci-archive" => |s, i, o| archive::save_oci(s, i, o),
+        other => {
+            bail!("save --format {other:?}: use docker-archive, oci-archive or oci-dir")
+        }
+    };
+    let store = open()?;
+    let mut sel = Vec::new();
+    for name in images {
+        let img = store.resolve(name)?;
+        let tags = match parse_ref(name) {
+            Ok(r) if img.tags.contains(&r.to_string()) => vec![familiar(&r.to_string())],
+            _ => img.tags.iter().map(|t| familiar(t)).collect(),
+        };
+        sel.push((img, tags));
+    }
+    match output {
+        Some(p) => {
+            // A device, fifo or socket (`-o /dev/null`, a pipe) is
+            // written into, as docker does: renaming a file over it
+            // would replace the host's /dev/null with a file.
+            let target = follow_links(p);
+            let special = std::fs::metadata(&target).is_ok_and(|m| !m.is_file());
+            if special {
+                let f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&target)
+                    .with_context(|| format!("open {}", p.display()))?;
+                save(&store, &sel, Box::new(std::io::BufWriter::new(f)))?;
+            } else {
+                // A file is written beside (through a symlink, beside
+                // its target) and renamed when complete: an
+                // interrupted save leaves no half archive under the
+                // name.
+                let tmp = target.with_extension("berth-partial");
+                let f = std::fs::File::create(&tmp)
+                    .with_context(|| format!("create {}", tmp.display()))?;
+                save(&store, &sel, Box::new(std::io::BufWriter::new(f)))?;
+                std::fs::rename(&tmp, &target).with_context(|| format!("write {}", p.display()))?;
+            }
+        }
+        None => {
+            let out = std::io::stdout();
+            if std::io::IsTerminal::is_terminal(&out) {
+                bail!("refusing to write an archive to a terminal: use -o FILE or a redirect");
+            }
+            save(&store, &sel, Box::new(out.lock()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Where writing to `p` lands: its symlinks followed, even to a name that
+/// does not exist yet (as opening it for writing would).
+fn follow_links(p: &Path) -> PathBuf {
+    let mut at = p.to_path_buf();
+    for _ in 0..40 {
+        match std::fs::read_link(&at) {
+            Ok(next) => {
+                at = match at.parent() {
+                    Some(dir) if next.is_relative() => dir.join(next),
+                    _ => next,
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    at
+}

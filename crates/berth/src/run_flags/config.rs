@@ -1,0 +1,292 @@
+//! The container's config that `run` and `create`'s flags make (the image
+//! fills the rest at create).
+
+use anyhow::{bail, Context, Result};
+use berth_engine::config::{ContainerConfig, Device, LogConfig, Mount, RestartPolicy, Ulimit};
+
+use super::mounts::{parse_mount, parse_volume};
+use super::{env_entry, key_value, parse_duration, size_flag, RunArgs};
+
+/// A container's log when `--log-opt` sets no size: 20 MiB a file, five
+/// files (Docker's `local` driver's bounds).
+const DEFAULT_LOG_MAX_SIZE: u64 = 20 << 20;
+const DEFAULT_LOG_MAX_FILE: u32 = 5;
+
+/// The container's config from the flags (the image fills the rest at create).
+pub(crate) fn config_from(a: &RunArgs) -> Result<ContainerConfig> {
+    if a.ip6.is_some() {
+        bail!("--ip6: IPv6 container networking is not implemented yet");
+    }
+    if a.network.is_empty() || a.network.starts_with("container:") && a.network.len() == 10 {
+        bail!(
+            "invalid --network {:?}: use bridge, none, host, a network name or container:<name|id>",
+            a.network
+        );
+    }
+    let mut publish = Vec::new();
+    for p in &a.publish {
+        publish.extend(berth_network::ports::parse(p).map_err(anyhow::Error::msg)?);
+    }
+    let ip = match &a.ip {
+        Some(ip) => Some(
+            ip.parse::<std::net::Ipv4Addr>()
+                .map_err(|_| anyhow::anyhow!("invalid --ip {ip:?}: not an IPv4 address"))?,
+        ),
+        None => None,
+    };
+    let mac_address = match &a.mac_address {
+        Some(m) => Some(berth_engine::networking::parse_mac(m).map_err(anyhow::Error::msg)?),
+        None => None,
+    };
+    for d in &a.dns {
+        if d.parse::<std::net::IpAddr>().is_err() {
+            bail!("invalid --dns {d:?}: not an IP address");
+        }
+    }
+    berth_engine::networking::extra_hosts(&a.add_host)?;
+    if let Some(p) = &a.pull {
+        if !["always", "missing", "never"].contains(&p.as_str()) {
+            bail!("invalid --pull {p:?}: use always, missing or never");
+        }
+    }
+    if let Some(p) = &a.platform {
+        let host = berth_image::oci::host_platform();
+        if *p != format!("{}/{}", host.os, host.architecture) {
+            bail!(
+                "--platform {p}: only the host's platform ({}/{}) can run here",
+                host.os,
+                host.architecture
+            );
+        }
+    }
+    let mut cfg = ContainerConfig {
+        image: a.image.clone(),
+        cmd: a.command.clone(),
+        tty: a.tty,
+        open_stdin: a.interactive,
+        auto_remove: a.rm,
+        read_only: a.read_only,
+        privileged: a.privileged,
+        network: match a.network.as_str() {
+            "default" => "bridge".into(),
+            n => n.to_string(),
+        },
+        publish,
+        publish_all: a.publish_all,
+        network_aliases: a.network_alias.clone(),
+        ip,
+        mac_address,
+        dns: a.dns.clone(),
+        dns_search: a.dns_search.clone(),
+        dns_options: a.dns_option.clone(),
+        working_dir: a.workdir.clone().unwrap_or_default(),
+        user: a.user.clone().unwrap_or_default(),
+        group_add: a.group_add.clone(),
+        hostname: a.hostname.clone().unwrap_or_default(),
+        domainname: a.domainname.clone().unwrap_or_default(),
+        extra_hosts: a.add_host.clone(),
+        cap_add: a.cap_add.clone(),
+        cap_drop: a.cap_drop.clone(),
+        stop_signal: a.stop_signal.clone().unwrap_or_default(),
+        stop_timeout: a.stop_timeout,
+        pid_mode: a.pid.clone().unwrap_or_default(),
+        ipc_mode: a.ipc.clone().unwrap_or_default(),
+        uts_mode: a.uts.clone().unwrap_or_default(),
+        // docker's daemon judges the policy when it makes the container.
+        restart: RestartPolicy::parse(&a.restart)
+            .map_err(|e| crate::FromDaemon::wrap(anyhow::Error::msg(e), true))?,
+        init: a.init,
+        oom_score_adj: a.oom_score_adj,
+        ..Default::default()
+    };
+    if cfg.auto_remove && cfg.restart.name != "no" {
+        bail!("Conflicting options: --restart and --rm");
+    }
+    for (flag, mode) in [
+        ("--pid", &cfg.pid_mode),
+        ("--ipc", &cfg.ipc_mode),
+        ("--uts", &cfg.uts_mode),
+    ] {
+        // Docker's IPC modes add none (a namespace of its own without
+        // /dev/shm) and shareable (others may join it: any berth container).
+        let ipc_only = flag == "--ipc" && matches!(mode.as_str(), "none" | "shareable");
+        if !(mode.is_empty()
+            || mode == "host"
+            || mode == "private"
+            || ipc_only
+            || mode.starts_with("container:"))
+        {
+            bail!("invalid {flag} mode {mode:?}: use host or container:<name|id>");
+        }
+    }
+    if let Some(e) = &a.entrypoint {
+        cfg.entrypoint_override = Some(if e.is_empty() {
+            vec![]
+        } else {
+            vec![e.clone()]
+        });
+    }
+    for f in &a.env_file {
+        let text =
+            std::fs::read_to_string(f).with_context(|| format!("open env file {}", f.display()))?;
+        for line in text.lines() {
+            let line = line.trim_start();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            cfg.env.extend(env_entry(line));
+        }
+    }
+    cfg.env.extend(a.env.iter().filter_map(|e| env_entry(e)));
+    for l in &a.label {
+        let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
+        cfg.labels.insert(k.to_string(), v.to_string());
+    }
+    for v in &a.volume {
+        cfg.mounts.push(parse_volume(v)?);
+    }
+    for m in &a.mount {
+        cfg.mounts.push(parse_mount(m)?);
+    }
+    for t in &a.tmpfs {
+        let (dest, opts) = t.split_once(':').unwrap_or((t.as_str(), ""));
+        cfg.mounts.push(Mount {
+            kind: "tmpfs".into(),
+            source: "tmpfs".into(),
+            destination: dest.to_string(),
+            read_only: false,
+            options: opts
+                .split(',')
+                .filter(|o| !o.is_empty())
+                .map(String::from)
+                .collect(),
+            ..Default::default()
+        });
+    }
+    for m in &cfg.mounts {
+        if !m.destination.starts_with('/') {
+            bail!(
+                "invalid mount destination {:?}: it must be an absolute path",
+                m.destination
+            );
+        }
+    }
+    cfg.resources = a.resources.resources()?;
+    for u in &a.ulimit {
+        let (name, v) = u
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("invalid ulimit {u:?}: name=soft[:hard]"))?;
+        let (soft, hard) = v.split_once(':').unwrap_or((v, v));
+        let n = |s: &str| {
+            s.parse::<u64>()
+                .map_err(|_| anyhow::anyhow!("invalid ulimit {u:?}: {s:?} is not a number"))
+        };
+        cfg.ulimits.push(Ulimit {
+            name: name.to_string(),
+            soft: n(soft)?,
+            hard: n(hard)?,
+        });
+    }
+    for s in &a.security_opt {
+        let (k, v) = s.split_once(['=', ':']).unwrap_or((s.as_str(), ""));
+        match k {
+            "seccomp" => cfg.seccomp = v.to_string(),
+            "no-new-privileges" => cfg.no_new_privileges = v.is_empty() || v == "true",
+            // No LSM is applied by berth yet: accepted as docker accepts them
+            // on hosts without AppArmor or SELinux.
+            "apparmor" | "label" => {}
+            _ => bail!("invalid --security-opt {s:?}"),
+        }
+    }
+    for d in &a.device {
+        let mut parts = d.split(':');
+        let host = parts.next().unwrap_or_default().to_string();
+        let (container, perms) = match (parts.next(), parts.next()) {
+            (Some(p), None) if p.chars().all(|c| "rwm".contains(c)) => {
+                (host.clone(), p.to_string())
+            }
+            (Some(c), p) => (c.to_string(), p.unwrap_or("rwm").to_string()),
+            (None, _) => (host.clone(), "rwm".to_string()),
+        };
+        cfg.devices.push(Device {
+            host,
+            container,
+            permissions: perms,
+        });
+    }
+    if let Some(s) = &a.shm_size {
+        cfg.shm_size = size_flag("--shm-size", s)?;
+    }
+    for s in &a.sysctl {
+        let (k, v) = key_value("--sysctl", s)?;
+        cfg.sysctls.insert(k, v);
+    }
+    // Docker's json-file keeps everything unless told; a container that
+    // prints without end then fills the disk. Bounded by default as
+    // Docker's `local` driver is (20m, 5 files); `max-size=-1` is unbounded.
+    let (mut max_size, mut max_file) = (None, None);
+    for o in &a.log_opt {
+        let (k, v) = key_value("--log-opt", o)?;
+        match k.as_str() {
+            "max-size" if v == "-1" => max_size = Some(0),
+            // json-file's sizes count in thousands (docker's
+            // FromHumanSize: `3k` rotates at 3000 bytes).
+            "max-size" => match berth_relay::size::from_human_size(&v) {
+                Ok(0) => {
+                    bail!("failed to initialize logging driver: max-size must be a positive number")
+                }
+                Ok(n) => max_size = Some(n),
+                Err(e) => bail!("failed to initialize logging driver: {e}"),
+            },
+            "max-file" => {
+                max_file = Some(
+                    v.parse()
+                        .ok()
+                        .filter(|n| *n > 0)
+                        .ok_or_else(|| anyhow::anyhow!("invalid --log-opt max-file={v}"))?,
+                )
+            }
+            _ => bail!("unknown log opt {k:?} for the json-file log driver"),
+        }
+    }
+    cfg.log = match max_size {
+        // With a size given, one file unless told (json-file's default).
+        Some(max_size) => LogConfig {
+            max_size,
+            max_file: max_file.unwrap_or(1),
+        },
+        None => LogConfig {
+            max_size: DEFAULT_LOG_MAX_SIZE,
+            max_file: max_file.unwrap_or(DEFAULT_LOG_MAX_FILE),
+        },
+    };
+    let dur = |flag: &str, v: &Option<String>| -> Result<u64> {
+        v.as_deref().map_or(Ok(0), |s| {
+            // A duration Go reads as negative: docker's client's words.
+            if berth_relay::clock::go_duration(s.trim()).is_some_and(|n| n < 0) {
+                bail!("{flag} cannot be negative");
+            }
+            let d = parse_duration(s).with_context(|| format!("invalid {flag}"))?;
+            u64::try_from(d.as_nanos())
+                .map_err(|_| anyhow::anyhow!("invalid {flag}: {s:?} is too long"))
+        })
+    };
+    if a.no_healthcheck {
+        if a.health_cmd.is_some() {
+            bail!("--no-healthcheck conflicts with --health-* options");
+        }
+        cfg.health = Some(berth_engine::health::HealthConfig {
+            test: vec!["NONE".into()],
+            ..Default::default()
+        });
+    } else if let Some(cmd) = &a.health_cmd {
+        cfg.health = Some(berth_engine::health::HealthConfig {
+            test: vec!["CMD-SHELL".into(), cmd.clone()],
+            interval_ns: dur("--health-interval", &a.health_interval)?,
+            timeout_ns: dur("--health-timeout", &a.health_timeout)?,
+            retries: a.health_retries.unwrap_or(0),
+            start_period_ns: dur("--health-start-period", &a.health_start_period)?,
+        });
+    }
+    Ok(cfg)
+}
