@@ -495,7 +495,7 @@ fn prepare_start(
     host_mounted: &mut Option<bool>,
 ) -> Result<(Option<OwnedFd>, oci_spec::runtime::Spec)> {
     let crate::launch::Rootfs { detached, lookup } =
-        crate::launch::mount_rootfs(snapshot, host_mounted)?;
+        crate::launch::mount_rootfs(snapshot, host_mounted, r.config.auto_remove)?;
     let dir = engine.container_dir(&r.id);
     let joins = joins(engine, r)?;
     // Before volumes are filled from the image: a `VOLUME /etc` gets the
