@@ -524,8 +524,12 @@ impl Engine {
                 });
             }
         }
-        self.db.delete(&r.id)?;
-        self.db.container_event(r, "destroy", &[]);
+        // The row and its event in one commit.
+        self.db.in_transaction(|db| {
+            db.delete(&r.id)?;
+            db.container_event(r, "destroy", &[]);
+            Ok(())
+        })?;
         if anonymous_volumes {
             for m in r.config.mounts.iter().filter(|m| m.kind == "volume") {
                 let anonymous = self.volumes.get(&m.source).is_ok_and(|v| v.anonymous);
