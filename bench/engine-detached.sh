@@ -1,92 +1,125 @@
 #!/usr/bin/env bash
-# Detached containers, berth vs podman, side by side in one run:
-#  - starting N detached `sleep` containers one after another (wall time);
-#  - memory added per idle detached container: memory in use before and
-#    after (kernel included, page cache not), divided by N; also the private
-#    anonymous memory of
-#    one berth monitor;
-#  - removing all N at once (`rm -f` of every id in one command).
-# Both stores are private; everything is removed at the end. --no-peer
-# leaves podman out (1000 podman containers take minutes).
+# Detached containers, side by side, interleaved round-robin (so that drift
+# on this shared machine hits all alike): each round, each side starts one
+# detached `sleep` container (timed until the command returns with the
+# container running) and then removes it with a forced remove (timed
+# apart). Prints the medians of both and the ratios berth/peer.
 #
-# Usage: bench/engine-detached.sh [--count N] [--no-peer] [--berth PATH]
+# The sides, all --network=none over the same busybox rootfs:
+#   berth   berth run -d --network=none bench-busybox sleep 1000
+#           berth rm -f ID
+#   podman  podman run -d --network=none localhost/bench-busybox sleep 1000
+#           podman rm -f -t 0 ID          (podman's default runtime: runc)
+#   crun    crun run --detach --bundle B NAME   (B: berth's own spec for the
+#           same container, seccomp included: bench/same-spec-bundle.sh)
+#           crun delete -f NAME
+# crun has no monitor: what it starts has no supervisor, no log and no
+# store, so it is the floor, not a peer. Memory per idle container is
+# bench/engine-memory.sh's (the supervisor's PSS plus the memory cgroup;
+# MemAvailable deltas swing by hundreds of KiB here and are not used).
+#
+# Usage: bench/engine-detached.sh [--rounds N] [--no-peer] [--berth PATH]
+# Needs root, podman, crun (tests/podman-env.sh sets up a private podman).
 set -euo pipefail
 
-count=50
+rounds=20
 peer=1
 script_path=$(readlink -f -- "${BASH_SOURCE[0]}")
 repo=$(cd -- "$(dirname -- "$script_path")/.." && pwd)
 berth="$repo/target/$(rustc -vV | sed -n 's/^host: //p')/release/berth"
 while (($#)); do
     case $1 in
-        --count) count=$2; shift 2 ;;
+        --rounds) rounds=$2; shift 2 ;;
         --no-peer) peer=0; shift ;;
         --berth) berth=$(readlink -m -- "$2"); shift 2 ;;
-        *) echo "usage: $0 [--count N] [--no-peer] [--berth PATH]" >&2; exit 2 ;;
+        *) echo "usage: $0 [--rounds N] [--no-peer] [--berth PATH]" >&2; exit 2 ;;
     esac
 done
-[[ $count =~ ^[1-9][0-9]*$ ]] || { echo "engine-detached: --count must be a positive integer" >&2; exit 2; }
+[[ $rounds =~ ^[1-9][0-9]*$ ]] || { echo "engine-detached: --rounds must be a positive integer" >&2; exit 2; }
 [[ -x $berth ]] || { echo "engine-detached: no berth binary at $berth (scripts/build-release.sh)" >&2; exit 1; }
-command -v podman >/dev/null || { echo "engine-detached: podman missing (apt-get install podman)" >&2; exit 1; }
+for t in podman crun python3; do
+    command -v "$t" >/dev/null || { echo "engine-detached: $t missing (apt-get install $t)" >&2; exit 1; }
+done
+
+# crun refuses this host's hybrid cgroup layout unless the empty cgroup2 at
+# /sys/fs/cgroup/unified is out of sight (see bench/engine-run.sh).
+if [[ -z ${BERTH_BENCH_IN_NS:-} ]]; then
+    args=(--rounds "$rounds" --berth "$berth")
+    ((peer)) || args+=(--no-peer)
+    exec env BERTH_BENCH_IN_NS=1 unshare -m --propagation private "$script_path" "${args[@]}"
+fi
+umount /sys/fs/cgroup/unified 2>/dev/null || true
 
 work=$(mktemp -d /var/tmp/berth-bench-detached.XXXXXX)
 cleanup() {
+    # shellcheck disable=SC2046 # one word per id
     "$berth" --root "$work/berth" rm -f $("$berth" --root "$work/berth" ps -aq 2>/dev/null) >/dev/null 2>&1 || true
+    crun --root "$work/crun-state" delete -f bench >/dev/null 2>&1 || true
     (podman_env_cleanup >/dev/null 2>&1 || true)
     rm -rf "$work"
+    rmdir /sys/fs/cgroup/*/bench-crun-detached /sys/fs/cgroup/bench-crun-detached 2>/dev/null || true
 }
 trap cleanup EXIT
 # shellcheck source=../tests/podman-env.sh
 source "$repo/tests/podman-env.sh" "$work/podman" >/dev/null
 podman_import_busybox bench-busybox
-tar --numeric-owner -C "$work/podman/rootfs-bench-busybox" -cf "$work/bb.tar" .
+rootfs="$work/podman/rootfs-bench-busybox"
+tar --numeric-owner -C "$rootfs" -cf "$work/bb.tar" .
 "$berth" --root "$work/berth" import -c 'CMD ["sh"]' "$work/bb.tar" bench-busybox >/dev/null
+# shellcheck source=same-spec-bundle.sh
+source "$repo/bench/same-spec-bundle.sh"
+same_spec_bundle "$berth" "$work/berth" bench-busybox "$rootfs" "$work/bundle" \
+    /bench-crun-detached/bench '["sleep", "1000"]'
 
-# Memory in use, kernel included, as free(1) counts it: total - free -
-# buffers - page cache - reclaimable slab. (MemAvailable swings by tens of
-# MiB as writeback and reclaim come and go; page cache is not what a
-# container costs.)
-used() { awk '/^MemTotal/ {t=$2} /^MemFree/ {f=$2} /^Buffers/ {b=$2} /^Cached/ {c=$2} /^SReclaimable/ {s=$2} END {print t-f-b-c-s}' /proc/meminfo; }
-now() { date +%s.%N; }
-# Before each measure: page cache dropped and a pause, so that the cgroups
-# of removed containers (kept while pages are charged to them) are freed
-# before, not during, the measure.
-settle() { sync; echo 3 >/proc/sys/vm/drop_caches; sleep 5; }
-measure() { # name, command...
-    local name=$1; shift
-    settle
-    local m0 t0 t1 m1
-    m0=$(used); t0=$(now)
-    for ((i = 0; i < count; i++)); do "$@" >/dev/null; done
-    t1=$(now); sleep 3; m1=$(used)
-    printf '%-7s %4d detached: %6.2f s   memory per container: %6.0f KiB\n' \
-        "$name" "$count" "$(echo "$t1 - $t0" | bc)" "$(echo "($m1 - $m0) / $count" | bc -l)"
+python3 - "$rounds" "$peer" "$berth" "$work" <<'PY'
+import statistics, subprocess, sys, tempfile, time
+rounds, peer, berth, work = int(sys.argv[1]), sys.argv[2] == "1", sys.argv[3], sys.argv[4]
+b = [berth, "--root", f"{work}/berth"]
+c = ["crun", "--root", f"{work}/crun-state"]
+sides = {
+    # start: the command line; its output's first line is the id to remove
+    "berth": (b + ["run", "-d", "--network=none", "bench-busybox", "sleep", "1000"],
+              lambda out: b + ["rm", "-f", out]),
+    "crun": (c + ["run", "--detach", "--bundle", f"{work}/bundle", "bench"],
+             lambda out: c + ["delete", "-f", "bench"]),
 }
-remove() { # name, command...
-    local name=$1; shift
-    local t0 t1
-    t0=$(now); "$@" >/dev/null; t1=$(now)
-    printf '%-7s %4d removed at once: %6.2f s\n' "$name" "$count" "$(echo "$t1 - $t0" | bc)"
-}
-# Two rounds, alternating: the kernel's slab caches grow to fit N
-# containers once and keep that memory; whichever engine came first would
-# pay for both. The second round is the one to read.
-for round in 1 2; do
-    echo "round $round:"
-    measure berth "$berth" --root "$work/berth" run -d --network=none bench-busybox sleep 100000
-    # What stays with each container: berth-monitor (berth's own monitor
-    # when a healthcheck or an attached client needs it).
-    pid=$(pgrep -f "berth-monitor .*$work/berth" | head -1 || true)
-    if [[ -n $pid ]]; then
-        echo "        one monitor ($(basename "$(readlink "/proc/$pid/exe")")): $(awk '/RssAnon/ {print $2, $3}' "/proc/$pid/status") private anonymous, $(awk '/VmPTE/ {print $2, $3}' "/proc/$pid/status") page tables"
-    fi
-    # shellcheck disable=SC2046 # one word per id
-    remove berth "$berth" --root "$work/berth" rm -f $("$berth" --root "$work/berth" ps -q)
-    left=$("$berth" --root "$work/berth" ps -aq | wc -l)
-    [[ $left == 0 ]] || echo "berth: $left containers left after rm -f" >&2
-    if ((peer)); then
-        measure podman podman run -d --network=none localhost/bench-busybox sleep 100000
-        # shellcheck disable=SC2046
-        remove podman podman rm -f -t 0 $(podman ps -q)
-    fi
-done
+if peer:
+    sides["podman"] = (["podman", "run", "-d", "--network=none", "localhost/bench-busybox", "sleep", "1000"],
+                       lambda out: ["podman", "rm", "-f", "-t", "0", out])
+names = list(sides)
+start = {n: [] for n in names}
+remove = {n: [] for n in names}
+def timed(cmd, what):
+    # Output to files, not pipes: a detached container (crun's) keeps the
+    # descriptors it was given, and a pipe would not end while it runs.
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        t = time.perf_counter()
+        p = subprocess.run(cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+        dt = (time.perf_counter() - t) * 1000
+        out.seek(0)
+        err.seek(0)
+        if p.returncode != 0:
+            sys.exit(f"engine-detached: {what} failed: {err.read().decode().strip()}")
+        return dt, out.read().decode().strip()
+for r in range(rounds + 2):
+    order = names[r % len(names):] + names[:r % len(names)]
+    for n in order:
+        run, rm = sides[n]
+        dt_start, out = timed(run, f"{n} run -d")
+        dt_rm, _ = timed(rm(out), f"{n} rm -f")
+        if r >= 2:  # warm-up rounds discarded
+            start[n].append(dt_start)
+            remove[n].append(dt_rm)
+print("what each side runs:")
+for n in names:
+    print(f"  {n:7s} {' '.join(sides[n][0])}")
+    print(f"  {'':7s} {' '.join(sides[n][1]('ID'))}")
+for title, data in (("run -d (until it returns, the container running)", start),
+                    ("forced remove of the running container", remove)):
+    med = {n: statistics.median(v) for n, v in data.items()}
+    print(f"{title}, {rounds} interleaved rounds (median ms):")
+    for n in names:
+        print(f"  {n:7s} {med[n]:8.2f}")
+    for n in names[1:]:
+        print(f"  berth/{n:7s} = {med['berth'] / med[n]:.3f}")
+PY

@@ -53,38 +53,11 @@ rootfs="$work/podman/rootfs-bench-busybox"
 tar --numeric-owner -C "$rootfs" -cf "$work/bb.tar" .
 "$berth" --root "$work/berth" import -c 'CMD ["sh"]' "$work/bb.tar" bench-busybox >/dev/null
 
-# crun: a prepared bundle with berth's own spec for this container (the
-# config.json berth writes for people): the same namespaces, mounts, masked
-# paths, capabilities, cgroup device rules and Docker's seccomp profile,
-# over the same rootfs. What differs is only what berth's spec points into
-# its container directory (hosts, hostname, resolv.conf: copied into the
-# bundle) and the root, which is the image's rootfs directory here and
-# berth's overlay there.
-"$berth" --root "$work/berth" run --name bench-spec --network=none bench-busybox true >/dev/null
-spec_id=$("$berth" --root "$work/berth" inspect -f '{{.Id}}' bench-spec)
-mkdir -p "$work/bundle"
-for f in config.json hosts hostname resolv.conf; do
-    cp "$work/berth/containers/$spec_id/$f" "$work/bundle/"
-done
-"$berth" --root "$work/berth" rm bench-spec >/dev/null
-ln -s "$rootfs" "$work/bundle/rootfs"
-python3 - "$work/bundle" "$work/berth/containers/$spec_id" <<'PY'
-import json, sys
-bundle, berth_dir = sys.argv[1], sys.argv[2]
-p = f"{bundle}/config.json"
-c = json.load(open(p))
-# This crun knows runtime-spec versions up to 1.0.x by name only.
-c["ociVersion"] = "1.0.2"
-c["root"] = {"path": "rootfs", "readonly": False}
-c["process"]["args"] = ["true"]
-for m in c["mounts"]:
-    if m["source"].startswith(berth_dir + "/"):
-        m["source"] = bundle + m["source"][len(berth_dir):]
-    assert not m["source"].startswith(berth_dir), m
-c["linux"]["cgroupsPath"] = "/bench-crun/bench"
-assert c["linux"].get("seccomp"), "berth's spec has no seccomp profile"
-json.dump(c, open(p, "w"))
-PY
+# crun: a prepared bundle with berth's own spec for this container (see
+# bench/same-spec-bundle.sh for what is the same and what differs).
+# shellcheck source=same-spec-bundle.sh
+source "$repo/bench/same-spec-bundle.sh"
+same_spec_bundle "$berth" "$work/berth" bench-busybox "$rootfs" "$work/bundle" /bench-crun/bench '["true"]'
 
 python3 - "$rounds" "$berth" "$work" <<'PY'
 import statistics, subprocess, sys, time
@@ -107,6 +80,11 @@ for r in range(rounds + 3):
         if r >= 3:  # warm-up rounds discarded
             times[n].append(dt * 1000)
 med = {n: statistics.median(v) for n, v in times.items()}
+print("what each side runs (each to its end, output to /dev/null):")
+for n in names:
+    print(f"  {n:7s} {' '.join(cmds[n])}")
+print("  (crun's bundle: berth's own config.json for the same container, seccomp included,")
+print("   over the image's rootfs directory; podman: its default runtime, runc)")
 print(f"run --rm busybox true, {rounds} interleaved rounds (median ms):")
 for n in names:
     print(f"  {n:7s} {med[n]:8.2f}")

@@ -184,6 +184,21 @@ impl Db {
         std::rc::Rc::clone(&self.conn)
     }
 
+    /// Runs `f`'s statements as one write transaction: one WAL commit (its
+    /// locks, header and page writes) instead of one per statement, and
+    /// readers see them all or none. Taken for writing at once
+    /// (IMMEDIATE), so the busy timeout covers waiting for another
+    /// command's writes; `f`'s error rolls everything back.
+    pub fn in_transaction<T>(&self, f: impl FnOnce(&Db) -> Result<T>) -> Result<T> {
+        let tx = rusqlite::Transaction::new_unchecked(
+            &self.conn,
+            rusqlite::TransactionBehavior::Immediate,
+        )?;
+        let out = f(self)?;
+        tx.commit()?;
+        Ok(out)
+    }
+
     /// Journals an event (best effort: see [`crate::events`]).
     pub fn event(&self, kind: &str, action: &str, actor: &str, attrs: &[(&str, &str)]) {
         crate::events::record(&self.conn, kind, action, actor, attrs);

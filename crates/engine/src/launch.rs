@@ -33,18 +33,25 @@ pub struct Rootfs {
 /// Mounts `snap` for a launch. `host_mounted` remembers across a
 /// container's lives (restarts) whether the kernel needed the host mount:
 /// None the first time (a host mount left by an earlier life or a killed
-/// command is taken down first), then the answer.
+/// command is taken down first), then the answer. `disposable`: the
+/// container's changes go with it (`--rm`), so its overlay need not be
+/// synced to disk when it ends (see Snapshot::mount_detached_disposable).
 pub fn mount_rootfs(
     snap: &berth_image::snapshot::Snapshot,
     host_mounted: &mut Option<bool>,
+    disposable: bool,
 ) -> Result<Rootfs> {
+    let detach = || match disposable {
+        true => snap.mount_detached_disposable(),
+        false => snap.mount_detached(),
+    };
     let detached = match host_mounted {
         // Still mounted from the first life.
         Some(true) => None,
-        Some(false) => snap.mount_detached()?,
+        Some(false) => detach()?,
         None => {
             snap.unmount()?;
-            let d = snap.mount_detached()?;
+            let d = detach()?;
             if d.is_none() {
                 snap.mount()?;
             }

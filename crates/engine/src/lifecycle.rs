@@ -419,6 +419,7 @@ impl Engine {
     ) -> Result<Record> {
         let deadline = limit.map(|l| std::time::Instant::now() + l);
         let mut delay = 2;
+        let mut monitor = None;
         loop {
             let r = self.reconcile(
                 self.db
@@ -435,7 +436,29 @@ impl Engine {
                     stuck: stuck.to_string(),
                 });
             }
-            std::thread::sleep(std::time::Duration::from_millis(delay));
+            if monitor.is_none() {
+                monitor = monitor_pidfd(&r);
+            }
+            let pause = std::time::Duration::from_millis(delay);
+            match monitor.take() {
+                // What is waited for is what the monitor records as it
+                // ends (an exit, a removal): its end wakes the wait at
+                // once instead of up to a back-off step later. Once it
+                // has ended, its descriptor stays readable: sleeps again.
+                Some(fd) => {
+                    let mut fds = [nix::poll::PollFd::new(
+                        std::os::fd::AsFd::as_fd(&fd),
+                        nix::poll::PollFlags::POLLIN,
+                    )];
+                    let ms = u16::try_from(delay).unwrap_or(u16::MAX);
+                    match nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(ms)) {
+                        Ok(0) | Err(nix::errno::Errno::EINTR) => monitor = Some(fd),
+                        Ok(_) => {}
+                        Err(_) => std::thread::sleep(pause),
+                    }
+                }
+                None => std::thread::sleep(pause),
+            }
             delay = (delay * 2).min(50);
         }
     }
@@ -524,8 +547,12 @@ impl Engine {
                 });
             }
         }
-        self.db.delete(&r.id)?;
-        self.db.container_event(r, "destroy", &[]);
+        // The row and its event in one commit.
+        self.db.in_transaction(|db| {
+            db.delete(&r.id)?;
+            db.container_event(r, "destroy", &[]);
+            Ok(())
+        })?;
         if anonymous_volumes {
             for m in r.config.mounts.iter().filter(|m| m.kind == "volume") {
                 let anonymous = self.volumes.get(&m.source).is_ok_and(|v| v.anonymous);
@@ -538,4 +565,22 @@ impl Engine {
         }
         Ok(())
     }
+}
+
+/// The monitor `r` names as a pidfd (readable once it exits), when that
+/// process still is the monitor: opened first and checked after, so a pid
+/// reused meanwhile is never waited on.
+fn monitor_pidfd(r: &Record) -> Option<std::os::fd::OwnedFd> {
+    if r.monitor_pid <= 0 || r.monitor_start == 0 {
+        return None;
+    }
+    // SAFETY: pidfd_open(2) takes a pid and flags and returns a new
+    // descriptor or -1; it touches no memory of ours.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, r.monitor_pid, 0) };
+    let fd = std::os::fd::RawFd::try_from(fd)
+        .ok()
+        .filter(|fd| *fd >= 0)?;
+    // SAFETY: pidfd_open just returned this descriptor, owned by nobody else.
+    let fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    crate::alive(r.monitor_pid, r.monitor_start).then_some(fd)
 }

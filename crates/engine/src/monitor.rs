@@ -495,7 +495,7 @@ fn prepare_start(
     host_mounted: &mut Option<bool>,
 ) -> Result<(Option<OwnedFd>, oci_spec::runtime::Spec)> {
     let crate::launch::Rootfs { detached, lookup } =
-        crate::launch::mount_rootfs(snapshot, host_mounted)?;
+        crate::launch::mount_rootfs(snapshot, host_mounted, r.config.auto_remove)?;
     let dir = engine.container_dir(&r.id);
     let joins = joins(engine, r)?;
     // Before volumes are filled from the image: a `VOLUME /etc` gets the
@@ -633,8 +633,17 @@ fn run_once(
     r.monitor_start = crate::start_time(r.monitor_pid);
     r.started_at = crate::now();
     r.status = Status::Running;
-    engine.db.set_running(r)?;
-    engine.db.container_event(r, "start", &[]);
+    let checker = r
+        .config
+        .health
+        .as_ref()
+        .and_then(crate::health::Checker::new);
+    // Running, its event and its (new) health in one commit.
+    engine.db.in_transaction(|db| {
+        db.set_running(r)?;
+        db.container_event(r, "start", &[]);
+        db.set_health(&id, checker.as_ref().map(|c| &c.health))
+    })?;
     if let Some(n) = notify.take() {
         let _ = nix::unistd::write(&n, b"ok");
     }
@@ -644,14 +653,6 @@ fn run_once(
         engine.release_memory();
     }
     let pid = Pid::from_raw(pid);
-    let checker = r
-        .config
-        .health
-        .as_ref()
-        .and_then(crate::health::Checker::new);
-    engine
-        .db
-        .set_health(&id, checker.as_ref().map(|c| &c.health))?;
     let mut health = HealthWatch {
         last: checker.as_ref().map(|c| c.health.status.clone()),
         checker,

@@ -134,6 +134,14 @@ enum Access {
     ReadOnly,
 }
 
+/// Whether the mount's end syncs the upper layer's file system.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Durability {
+    Synced,
+    /// overlayfs's `volatile`: for an upper thrown away afterwards.
+    Volatile,
+}
+
 /// Which kernel interface is asked for the mount.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Api {
@@ -221,6 +229,33 @@ impl Snapshot {
     /// mounts at once). None when the kernel lacks the new mount API (or
     /// `lowerdir+`): mount at `merged` then.
     pub fn mount_detached(&self) -> Result<Option<OwnedFd>, SnapshotError> {
+        self.detached(Durability::Synced)
+    }
+
+    /// [`Self::mount_detached`] for a container whose changes are thrown
+    /// away when it stops (`run --rm`): overlayfs's `volatile`, so the
+    /// mount's end (the container's mount namespace going away) does not
+    /// sync the whole file system under `upper` and wait for the disk, and
+    /// the files the container wrote stay in the page cache until they are
+    /// deleted (freeing blocks never allocated costs no discard). A host
+    /// crash may leave `upper` inconsistent; nobody keeps it. Kernels
+    /// before 5.10 lack the option: the mount is then a plain one.
+    pub fn mount_detached_disposable(&self) -> Result<Option<OwnedFd>, SnapshotError> {
+        // overlayfs leaves this behind at every volatile mount and refuses
+        // to mount over it again ("volatile dir exists"): a disposable
+        // upper mounted before (a start after a killed `run --rm`) has no
+        // state worth the refusal.
+        let marker = self.work.join("work/incompat/volatile");
+        match fs::remove_dir_all(&marker) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                return Err(io_err(format!("remove {}", marker.display()))(e));
+            }
+            _ => {}
+        }
+        self.detached(Durability::Volatile)
+    }
+
+    fn detached(&self, durability: Durability) -> Result<Option<OwnedFd>, SnapshotError> {
         let spec = Spec {
             lower: self.lower.iter().map(PathBuf::as_path).collect(),
             upper: Some((&self.upper, &self.work)),
@@ -231,7 +266,7 @@ impl Snapshot {
                 limit: MAX_LAYERS,
             });
         }
-        new_api_mount(&spec, &self.merged)
+        new_api_mount(&spec, &self.merged, durability)
     }
 
     /// Mounts the layers alone at `merged`, read-only, with no upper
@@ -618,7 +653,7 @@ fn fs_log(fs: &OwnedFd) -> String {
 /// lacks `lowerdir+`) and mount(2) should be tried.
 fn mount_new_api(spec: &Spec<'_>, merged: &Path) -> Result<bool, SnapshotError> {
     let target = cpath(merged)?;
-    let Some(mnt) = new_api_mount(spec, merged)? else {
+    let Some(mnt) = new_api_mount(spec, merged, Durability::Synced)? else {
         return Ok(false);
     };
     move_mount(&mnt, &target).map_err(|e| SnapshotError::Mount {
@@ -632,7 +667,11 @@ fn mount_new_api(spec: &Spec<'_>, merged: &Path) -> Result<bool, SnapshotError> 
 
 /// The overlay as a detached mount (`merged` only names it in errors);
 /// None when the kernel lacks the new API or `lowerdir+`.
-fn new_api_mount(spec: &Spec<'_>, merged: &Path) -> Result<Option<OwnedFd>, SnapshotError> {
+fn new_api_mount(
+    spec: &Spec<'_>,
+    merged: &Path,
+    durability: Durability,
+) -> Result<Option<OwnedFd>, SnapshotError> {
     let fail = |step: String, source: io::Error, log: String| SnapshotError::Mount {
         merged: merged.to_path_buf(),
         step,
@@ -677,6 +716,17 @@ fn new_api_mount(spec: &Spec<'_>, merged: &Path) -> Result<Option<OwnedFd>, Snap
                 let step = format!("{}={}", k.to_string_lossy(), v.to_string_lossy());
                 fail(step, e, fs_log(&fs))
             })?;
+        }
+        if durability == Durability::Volatile {
+            match fsconfig(&fs, libc::FSCONFIG_SET_FLAG, Some(c"volatile"), None, 0) {
+                Ok(()) => {}
+                // Before Linux 5.10: no such option; the mount stays a
+                // synced one, which is correct, only slower to end.
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                    tracing::debug!("overlayfs without volatile: {}", fs_log(&fs));
+                }
+                Err(e) => return Err(fail("volatile".into(), e, fs_log(&fs))),
+            }
         }
     }
     fsconfig(&fs, libc::FSCONFIG_CMD_CREATE, None, None, 0)
