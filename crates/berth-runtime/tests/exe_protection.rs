@@ -30,7 +30,8 @@ fn exec_of_a_proc_self_exe_script_cannot_write_the_runtime() {
     // The container is set up, checked and removed by the intact static
     // build; only the exec of the script uses the attacked copy.
     let rt = Runtime::new(berth_testkit::static_bin("berth-runtime").to_str().unwrap());
-    let b = Bundle::private(&["sh", "-c", "attacker /evil /tmp/result 3; sleep 1000"]);
+    // 15 s to outlast a busy binary (see attack_exe.rs in crates/berth).
+    let b = Bundle::private(&["sh", "-c", "attacker /evil /tmp/result 15; sleep 1000"]);
     exe_attack::build_attacker(&b.rootfs().join("bin/attacker"));
     std::fs::write(b.rootfs().join("evil"), exe_attack::SCRIPT).unwrap();
     std::fs::set_permissions(
@@ -46,7 +47,7 @@ fn exec_of_a_proc_self_exe_script_cannot_write_the_runtime() {
         "run -d",
     );
     let read = |path: &str| -> String {
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let o = rt.run(&["exec", "cve", "cat", path]);
             if o.status.success() {

@@ -83,15 +83,20 @@ impl Setup {
             "evil",
             "sh",
             "-c",
-            "attacker /evil /tmp/result 3; sleep 1000",
+            // 15 s to outlast a busy binary: an unprotected one is
+            // writable once the host stops executing it, which a loaded
+            // machine may take seconds to do (a verdict of "Text file
+            // busy" proves nothing either way).
+            "attacker /evil /tmp/result 15; sleep 1000",
         ]);
         self.store.ok(&args);
         self.read(name, "/tmp/result.ready");
     }
 
-    /// A file of the container, waited for (20 s at most).
+    /// A file of the container, waited for (60 s at most: the attacker's
+    /// own window is 15 s).
     fn read(&self, name: &str, path: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let o = self.store.run(&["exec", name, "cat", path]);
             if o.status.success() {
