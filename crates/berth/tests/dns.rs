@@ -349,7 +349,13 @@ fn resolver_lives_with_members_restarts_after_a_kill_and_fails_fast_without_upst
         "ended with the last member"
     );
     b.ok(&["network", "rm", &net]);
-    assert!(!log.exists(), "{} is left after network rm", log.display());
+    for f in [
+        log.clone(),
+        log.with_extension("live"),
+        log.with_extension("start"),
+    ] {
+        assert!(!f.exists(), "{} is left after network rm", f.display());
+    }
 }
 
 /// Where the resolver of network `net` logs: RUNROOT/dns/ID.log (the run

@@ -90,13 +90,22 @@ pub fn log_path_of(args: &[std::ffi::OsString]) -> Option<PathBuf> {
     }
 }
 
-/// Removes what the resolver of a removed network leaves: its log.
+/// Removes what the resolver of a removed network leaves: its log and its
+/// two lock files. Safe once the network's row is gone: nothing starts a
+/// resolver for it any more, and one still ending holds its locks by
+/// descriptor, which an unlink does not take away.
 pub fn forget(runroot: &Path, network_id: &str) {
-    let log = log_path(runroot, network_id);
-    match std::fs::remove_file(&log) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => tracing::warn!("remove {}: {e}", log.display()),
+    let files = [
+        log_path(runroot, network_id),
+        lock_path(runroot, network_id, "live"),
+        lock_path(runroot, network_id, "start"),
+    ];
+    for f in files {
+        match std::fs::remove_file(&f) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => tracing::warn!("remove {}: {e}", f.display()),
+        }
     }
 }
 
