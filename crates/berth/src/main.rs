@@ -21,6 +21,7 @@ mod inspect;
 mod lifecycle;
 mod logs;
 mod networks;
+mod pods;
 mod prune;
 mod ps;
 mod run;
@@ -179,6 +180,9 @@ enum Command {
     /// Manage networks
     #[command(subcommand)]
     Network(networks::NetworkCommand),
+    /// Manage pods: containers sharing network, IPC and UTS namespaces
+    #[command(subcommand)]
+    Pod(pods::PodCommand),
     /// Manage berth's storage
     #[command(subcommand)]
     System(SystemCommand),
@@ -396,6 +400,13 @@ fn main() -> ExitCode {
         }
         Command::Volume(v) => {
             return finish(&cli.root, volumes::volume(&cli.root, &cli.runroot, v))
+        }
+        Command::Pod(p) => {
+            return match pods::run(&cli.root, &cli.runroot, p) {
+                Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(125)),
+                // podman's code for a failed pod command.
+                Err(e) => failed(&cli.root, &e, 125),
+            };
         }
         Command::Network(n) => {
             let r = networks::run(&cli.root, &cli.runroot, n).map_err(|e| {
@@ -887,6 +898,7 @@ fn run(cli: Cli) -> Result<()> {
         | Command::Container(_)
         | Command::Volume(_)
         | Command::Network(_)
+        | Command::Pod(_)
         | Command::Build(_)
         | Command::Image(ImageCommand::Build(_)) => {
             unreachable!("container and build commands are dispatched in main")
@@ -1197,7 +1209,10 @@ fn run(cli: Cli) -> Result<()> {
             for s in &stale {
                 println!("  {s}");
             }
-            let mut fixed = engine.networks().check(running)?;
+            // A pod's endpoint is held by the pod, not a container.
+            let running = |id: &str| running(id) || engine.pod_exists(id);
+            let mut fixed = engine.check_pods()?;
+            fixed.extend(engine.networks().check(running)?);
             fixed.extend(engine.check_resolvers()?);
             println!("network leftovers removed: {}", fixed.len());
             for f in &fixed {

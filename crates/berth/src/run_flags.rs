@@ -181,6 +181,9 @@ pub struct RunArgs {
     /// Another name on the network (user networks)
     #[arg(long, alias = "net-alias")]
     network_alias: Vec<String>,
+    /// Join a pod's shared namespaces (berth pod create)
+    #[arg(long)]
+    pod: Option<String>,
     /// IPv4 address on the network (user networks)
     #[arg(long)]
     ip: Option<String>,
@@ -378,6 +381,7 @@ pub(crate) fn config_from(a: &RunArgs) -> Result<ContainerConfig> {
             .map_err(|e| crate::FromDaemon::wrap(anyhow::Error::msg(e), true))?,
         init: a.init,
         oom_score_adj: a.oom_score_adj,
+        pod: a.pod.clone().unwrap_or_default(),
         ..Default::default()
     };
     if cfg.auto_remove && cfg.restart.name != "no" {
