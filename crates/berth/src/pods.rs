@@ -338,7 +338,10 @@ pub fn run(root: &Path, runroot: &Path, cmd: &PodCommand) -> Result<i32> {
             match format {
                 Some(f) => {
                     for d in &docs {
-                        println!("{}", format::render_named(f, "pod", &berth_template::Value::from_json(d))?);
+                        println!(
+                            "{}",
+                            format::render_named(f, "pod", &berth_template::Value::from_json(d))?
+                        );
                     }
                 }
                 // podman prints one pod as an object, several as an array.
@@ -352,15 +355,15 @@ pub fn run(root: &Path, runroot: &Path, cmd: &PodCommand) -> Result<i32> {
         }
         PodCommand::Start { pods } => each(pods, false, |k| Ok(engine.pod_start(k)?.id)),
         PodCommand::Stop { time, pods } => each(pods, false, |k| Ok(engine.pod_stop(k, *time)?.id)),
-        PodCommand::Restart { pods } => {
-            each(pods, false, |k| Ok(engine.pod_restart(k, None)?.id))
-        }
+        PodCommand::Restart { pods } => each(pods, false, |k| Ok(engine.pod_restart(k, None)?.id)),
         PodCommand::Kill { signal, pods } => {
             let sig = berth_runtime::signal::parse_signal(signal)
                 .map_err(|e| anyhow::anyhow!("invalid signal {signal:?}: {e}"))?;
             each(pods, false, |k| Ok(engine.pod_kill(k, sig)?.id))
         }
-        PodCommand::Rm { force, pods } => each(pods, *force, |k| Ok(engine.pod_remove(k, *force)?.id)),
+        PodCommand::Rm { force, pods } => {
+            each(pods, *force, |k| Ok(engine.pod_remove(k, *force)?.id))
+        }
         PodCommand::Prune { force: _ } => {
             for p in engine.pod_prune()? {
                 println!("{}", p.id);
@@ -411,7 +414,11 @@ pub fn run(root: &Path, runroot: &Path, cmd: &PodCommand) -> Result<i32> {
 /// One verb over several pods: each pod's id printed as it is done, the
 /// failures said one line each; exit 125 if any failed (1 if all that
 /// failed were missing, podman's code for `pod rm` of a missing pod).
-fn each(keys: &[String], ignore_missing: bool, mut f: impl FnMut(&str) -> Result<String>) -> Result<i32> {
+fn each(
+    keys: &[String],
+    ignore_missing: bool,
+    mut f: impl FnMut(&str) -> Result<String>,
+) -> Result<i32> {
     let mut code = 0;
     for key in keys {
         match f(key) {

@@ -36,6 +36,9 @@ use crate::{ContainerConfig, Engine, Error, Record, Result, Status};
 /// The namespaces a pod may share, in podman's names (`--share`).
 pub const SHAREABLE: [&str; 3] = ["net", "ipc", "uts"];
 
+/// The file of a pod's run directory naming the store it belongs to.
+const OWNER: &str = "root";
+
 /// The nsfs magic number (statfs's f_type of a mounted namespace file).
 const NSFS_MAGIC: i64 = 0x6e73_6673;
 
@@ -324,8 +327,9 @@ impl Engine {
     /// Every pod, newest first.
     pub fn pods(&self) -> Result<Vec<Pod>> {
         let conn = self.db.connection();
-        let mut stmt = conn
-            .prepare("SELECT id, name, created, config FROM pods ORDER BY created DESC, rowid DESC")?;
+        let mut stmt = conn.prepare(
+            "SELECT id, name, created, config FROM pods ORDER BY created DESC, rowid DESC",
+        )?;
         let rows = stmt
             .query_map([], |r| {
                 Ok((
@@ -410,7 +414,12 @@ impl Engine {
         let s = self.pod_summary(key)?;
         let ports = self.networks.ports(&s.pod.id).unwrap_or_default();
         let mut doc = s.inspect(&ports);
-        if let Some(ep) = self.networks.endpoints(&s.pod.id).unwrap_or_default().first() {
+        if let Some(ep) = self
+            .networks
+            .endpoints(&s.pod.id)
+            .unwrap_or_default()
+            .first()
+        {
             doc["InfraConfig"]["IPAddress"] = json!(ep.ip.to_string());
         }
         Ok(doc)
@@ -418,11 +427,7 @@ impl Engine {
 
     /// The pod's address on its network (none for none and host).
     pub fn pod_ip(&self, pod_id: &str) -> Option<std::net::Ipv4Addr> {
-        self.networks
-            .endpoints(pod_id)
-            .ok()?
-            .first()
-            .map(|e| e.ip)
+        self.networks.endpoints(pod_id).ok()?.first().map(|e| e.ip)
     }
 
     /// The published ports of the pod.
@@ -453,8 +458,7 @@ impl Engine {
                 ));
             }
             cfg.network = mode_of(&pod.id);
-        } else if c.network == "host" && matches!(cfg.network.as_str(), "" | "bridge" | "default")
-        {
+        } else if c.network == "host" && matches!(cfg.network.as_str(), "" | "bridge" | "default") {
             cfg.network = "host".into();
         }
         for (ns, mode) in [("ipc", &mut cfg.ipc_mode), ("uts", &mut cfg.uts_mode)] {
@@ -492,7 +496,11 @@ impl Engine {
     pub(crate) fn pod_namespace_path(&self, pod_id: &str, ns: &str) -> Result<String> {
         let pod = self.pod_find(pod_id)?;
         self.pod_namespaces(&pod)?;
-        Ok(self.pod_dir(&pod.id).join(ns).to_string_lossy().into_owned())
+        Ok(self
+            .pod_dir(&pod.id)
+            .join(ns)
+            .to_string_lossy()
+            .into_owned())
     }
 
     /// Makes sure the pod's namespaces exist (mounted files) and its
@@ -501,17 +509,25 @@ impl Engine {
     pub fn pod_namespaces(&self, pod: &Pod) -> Result<()> {
         let dir = self.pod_dir(&pod.id);
         saferoot::private::private_dir(&dir).ctx(|| format!("create {}", dir.display()))?;
+        // Run directories may be shared by several stores: whose pod this
+        // is, for `system check`.
+        let owner = dir.join(OWNER);
+        if !owner.exists() {
+            std::fs::write(&owner, self.root.as_os_str().as_encoded_bytes())
+                .ctx(|| format!("write {}", owner.display()))?;
+        }
         let lock = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
             .open(dir.join("lock"))
             .ctx(|| format!("open {}", dir.join("lock").display()))?;
-        let _lock = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
-            .map_err(|(_, e)| Error::Sys {
+        let _lock = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive).map_err(
+            |(_, e)| Error::Sys {
                 context: format!("lock pod {}", pod.name),
                 source: e,
-            })?;
+            },
+        )?;
         let kinds: Vec<&str> = SHAREABLE
             .iter()
             .copied()
@@ -639,11 +655,7 @@ impl Engine {
     /// waited for, so that a pod stops in one timeout, not one per member.
     pub fn pod_stop(&self, key: &str, timeout: Option<u32>) -> Result<Pod> {
         let s = self.pod_summary(key)?;
-        let active: Vec<&Record> = s
-            .members
-            .iter()
-            .filter(|r| r.status.is_active())
-            .collect();
+        let active: Vec<&Record> = s.members.iter().filter(|r| r.status.is_active()).collect();
         let mut longest = 0;
         for r in &active {
             self.db.set_stopped_by_user(&r.id, true)?;
@@ -657,8 +669,7 @@ impl Engine {
             }
             longest = longest.max(timeout.or(r.config.stop_timeout).unwrap_or(10));
         }
-        let deadline =
-            std::time::Instant::now() + std::time::Duration::from_secs(longest.into());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(longest.into());
         while active.iter().any(|r| crate::alive(r.pid, r.pid_start))
             && std::time::Instant::now() < deadline
         {
@@ -768,7 +779,11 @@ impl Engine {
         };
         for e in entries.flatten() {
             let id = e.file_name().to_string_lossy().into_owned();
-            if self.pod_exists(&id) {
+            // Another store's pod (or one whose owner was never written:
+            // nothing was mounted for it yet) is not ours to judge.
+            let ours = std::fs::read(e.path().join(OWNER))
+                .is_ok_and(|o| o == self.root.as_os_str().as_encoded_bytes());
+            if !ours || self.pod_exists(&id) {
                 continue;
             }
             self.networks.detach(&id, false)?;

@@ -1,0 +1,432 @@
+//! Pods through the real binary, as root: members sharing localhost, the
+//! hostname and SysV IPC; ports published on the pod reaching a member;
+//! `pod rm` leaving no mount, namespace file, veth, lease or rule; the
+//! lifecycle verbs; bad input as one-line errors; podman's words and exit
+//! codes where podman is installed.
+//!
+//! Each test has its own store (so its own default bridge and subnet) and
+//! host ports asked of the kernel, so they run in parallel.
+
+#![allow(clippy::tests_outside_test_module)]
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use berth_testkit::{expect_code, stderr};
+
+const BIN: &str = env!("CARGO_BIN_EXE_berth");
+
+type Berth = berth_testkit::store::Store;
+
+fn berth() -> Berth {
+    Berth::with_busybox(BIN, &[])
+}
+
+/// A host port no other test picks (see network.rs: outside the
+/// ephemeral range berth hands out for `-p 80`).
+fn free_port() -> u16 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let mut n = std::process::id().wrapping_mul(7919) ^ nanos;
+    loop {
+        let port = 20_000 + u16::try_from(n % 12_000).unwrap();
+        if std::net::TcpListener::bind(("0.0.0.0", port)).is_ok() {
+            return port;
+        }
+        n = n.wrapping_add(104_729);
+    }
+}
+
+/// GET / from addr, retried until it answers or 10 s pass.
+fn get(addr: &str) -> Result<String, String> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = (|| -> std::io::Result<String> {
+            let mut s = TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_secs(2))?;
+            s.set_read_timeout(Some(Duration::from_secs(3)))?;
+            s.write_all(b"GET / HTTP/1.0\r\n\r\n")?;
+            let mut text = String::new();
+            s.read_to_string(&mut text)?;
+            Ok(text)
+        })();
+        match r {
+            Ok(t) if t.contains("200 OK") => return Ok(t),
+            r if Instant::now() > deadline => return Err(format!("{addr}: {r:?}")),
+            _ => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+}
+
+/// A unique name for this test's objects.
+fn unique(what: &str) -> String {
+    format!("{what}-{}", std::process::id())
+}
+
+/// A detached busybox httpd in the pod, serving `body` on `addr` (an
+/// address:port or port, as busybox httpd's -p takes it).
+fn httpd_in(b: &Berth, pod: &str, addr: &str, body: &str) -> String {
+    let script = format!(
+        "mkdir -p /www && echo {body} > /www/index.html && exec httpd -f -p {addr} -h /www"
+    );
+    b.ok(&["run", "-d", "--pod", pod, "busybox", "sh", "-c", &script])
+        .trim()
+        .to_string()
+}
+
+fn mountinfo() -> String {
+    std::fs::read_to_string("/proc/self/mountinfo").unwrap()
+}
+
+fn links() -> String {
+    let o = Command::new("ip").args(["-br", "link"]).output().unwrap();
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn members_share_localhost_hostname_and_sysv_ipc() {
+    if !berth_testkit::root_or_skip("members_share_localhost_hostname_and_sysv_ipc") {
+        return;
+    }
+    let b = berth();
+    let tools = tempfile::tempdir().unwrap();
+    berth_testkit::build_helper("sysv-shm", &tools.path().join("sysv-shm"));
+    let bind = format!("{}:/tools:ro", tools.path().display());
+    let pod = unique("share");
+    b.ok(&["pod", "create", "--name", &pod, "--hostname", "podhost"]);
+    // Listening on loopback only: reachable from the pod's members alone.
+    httpd_in(&b, &pod, "127.0.0.1:8080", "from-the-other-member");
+    let script = "for i in $(seq 50); do wget -qO- http://127.0.0.1:8080/ && exit 0; sleep 0.1; done; exit 1";
+    let got = b.ok(&["run", "--rm", "--pod", &pod, "busybox", "sh", "-c", script]);
+    assert_eq!(got.trim(), "from-the-other-member");
+    // A container outside the pod has a loopback of its own.
+    let outside = b.run(&[
+        "run",
+        "--rm",
+        "busybox",
+        "wget",
+        "-qO-",
+        "-T",
+        "2",
+        "http://127.0.0.1:8080/",
+    ]);
+    assert_ne!(
+        outside.status.code(),
+        Some(0),
+        "reached the pod's loopback from outside"
+    );
+
+    let host = b.ok(&["run", "--rm", "--pod", &pod, "busybox", "hostname"]);
+    assert_eq!(host.trim(), "podhost");
+
+    // A segment made by one member (which then exits) is there for the next.
+    b.ok(&[
+        "run",
+        "--rm",
+        "--pod",
+        &pod,
+        "-v",
+        &bind,
+        "busybox",
+        "/tools/sysv-shm",
+        "put",
+        "4242",
+        "shared-segment",
+    ]);
+    let seen = b.ok(&[
+        "run",
+        "--rm",
+        "--pod",
+        &pod,
+        "-v",
+        &bind,
+        "busybox",
+        "/tools/sysv-shm",
+        "get",
+        "4242",
+    ]);
+    assert_eq!(seen.trim(), "shared-segment");
+    let other = b.run(&[
+        "run",
+        "--rm",
+        "-v",
+        &bind,
+        "busybox",
+        "/tools/sysv-shm",
+        "get",
+        "4242",
+    ]);
+    expect_code(
+        &other,
+        2,
+        "a container outside the pod reads the pod's segment",
+    );
+
+    // The members' hosts file names the pod and its members.
+    let hosts = b.ok(&[
+        "run",
+        "--rm",
+        "--pod",
+        &pod,
+        "--name",
+        &unique("lister"),
+        "busybox",
+        "cat",
+        "/etc/hosts",
+    ]);
+    assert!(
+        hosts.contains(&pod) && hosts.contains(&unique("lister")),
+        "{hosts}"
+    );
+}
+
+#[test]
+fn ports_published_on_the_pod_reach_a_member() {
+    if !berth_testkit::root_or_skip("ports_published_on_the_pod_reach_a_member") {
+        return;
+    }
+    let b = berth();
+    let port = free_port();
+    let pod = unique("ports");
+    b.ok(&["pod", "create", "--name", &pod, "-p", &format!("{port}:80")]);
+    httpd_in(&b, &pod, "80", "published-on-the-pod");
+    let answer = get(&format!("127.0.0.1:{port}")).unwrap();
+    assert!(answer.contains("published-on-the-pod"), "{answer}");
+    let inspect: serde_json::Value =
+        serde_json::from_str(&b.ok(&["pod", "inspect", &pod])).unwrap();
+    assert_eq!(
+        inspect["InfraConfig"]["PortBindings"]["80/tcp"][0]["HostPort"],
+        port.to_string()
+    );
+    // A member may not publish ports of its own: they are the pod's.
+    let o = b.run(&["run", "--rm", "--pod", &pod, "-p", "81", "busybox", "true"]);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(
+        stderr(&o).contains("must be defined when the pod is created"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn pod_rm_leaves_no_mount_namespace_file_veth_rule_or_lease() {
+    if !berth_testkit::root_or_skip("pod_rm_leaves_no_mount_namespace_file_veth_rule_or_lease") {
+        return;
+    }
+    let b = berth();
+    let port = free_port();
+    let pod = unique("rm");
+    let id = b
+        .ok(&["pod", "create", "--name", &pod, "-p", &format!("{port}:80")])
+        .trim()
+        .to_string();
+    let dir = Path::new("/run/berth/pods").join(&id);
+    let veth = format!("vb{}0", &id[..10]);
+    assert!(
+        mountinfo().contains(&id),
+        "the pod's namespaces are not mounted"
+    );
+    assert!(links().contains(&veth), "the pod has no veth");
+    httpd_in(&b, &pod, "80", "x");
+    b.ok(&["run", "-d", "--pod", &pod, "busybox", "sleep", "60"]);
+    get(&format!("127.0.0.1:{port}")).unwrap();
+
+    let o = b.run(&["pod", "rm", &pod]);
+    expect_code(&o, 125, "pod rm of a pod with running containers");
+    assert_eq!(berth_testkit::error_lines(&stderr(&o)), 1, "{}", stderr(&o));
+
+    assert_eq!(b.ok(&["pod", "rm", "-f", &pod]).trim(), id);
+    assert!(
+        !mountinfo().contains(&id),
+        "a namespace file is still mounted"
+    );
+    assert!(!dir.exists(), "{} is left", dir.display());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while links().contains(&veth) {
+        assert!(Instant::now() < deadline, "veth {veth} is left");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        b.ok(&["ps", "-aq"]).trim(),
+        "",
+        "the pod's containers are left"
+    );
+    assert_eq!(b.ok(&["pod", "ps", "-q"]).trim(), "");
+    let o = Command::new("nft")
+        .args(["list", "ruleset"])
+        .output()
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&o.stdout).contains(&format!(" {port} ")),
+        "a rule for port {port} is left"
+    );
+    let check = b.ok(&["system", "check"]);
+    assert!(check.contains("network leftovers removed: 0"), "{check}");
+    // The pod's lease went: the next container gets the first address.
+    let next = b
+        .ok(&["run", "-d", "busybox", "sleep", "30"])
+        .trim()
+        .to_string();
+    let ip = b.inspect(&next, "{{.NetworkSettings.IPAddress}}");
+    assert!(
+        ip.ends_with(".0.2"),
+        "the pod's lease is still held: the next address is {ip}"
+    );
+}
+
+#[test]
+fn stop_start_restart_kill_and_status() {
+    if !berth_testkit::root_or_skip("stop_start_restart_kill_and_status") {
+        return;
+    }
+    let b = berth();
+    let pod = unique("life");
+    b.ok(&["pod", "create", "--name", &pod, "--label", "tier=test"]);
+    let status = || {
+        b.ok(&[
+            "pod",
+            "ps",
+            "--filter",
+            &format!("name={pod}"),
+            "--format",
+            "{{.Status}} {{.NumberOfContainers}}",
+        ])
+        .trim()
+        .to_string()
+    };
+    assert_eq!(status(), "Created 0");
+    let a = b
+        .ok(&["run", "-d", "--pod", &pod, "busybox", "sleep", "60"])
+        .trim()
+        .to_string();
+    b.ok(&["create", "--pod", &pod, "busybox", "sleep", "60"]);
+    assert_eq!(status(), "Degraded 2");
+    b.ok(&["pod", "start", &pod]);
+    assert_eq!(status(), "Running 2");
+    let top = b.ok(&["pod", "top", &pod]);
+    assert_eq!(
+        top.lines().filter(|l| l.contains("sleep 60")).count(),
+        2,
+        "{top}"
+    );
+    b.ok(&["pod", "stop", "-t", "1", &pod]);
+    assert_eq!(status(), "Exited 2");
+    b.ok(&["pod", "restart", &pod]);
+    assert_eq!(status(), "Running 2");
+    b.ok(&["pod", "kill", &pod]);
+    // A kill does not wait for the exits (as podman's): they are recorded
+    // by the members' monitors.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while status() != "Exited 2" {
+        assert!(Instant::now() < deadline, "after pod kill: {}", status());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(b.inspect(&a, "{{.State.Running}}"), "false");
+    assert_eq!(
+        b.ok(&[
+            "pod",
+            "ps",
+            "--filter",
+            "label=tier=test",
+            "--format",
+            "{{.Name}}"
+        ])
+        .trim(),
+        pod
+    );
+    b.ok(&[
+        "run",
+        "--pod",
+        &pod,
+        "busybox",
+        "sh",
+        "-c",
+        "echo logged-line",
+    ]);
+    let logs = b.ok(&["pod", "logs", &pod]);
+    assert!(logs.lines().any(|l| l.ends_with(" logged-line")), "{logs}");
+    let pruned = b.ok(&["pod", "prune", "-f"]);
+    assert_eq!(pruned.lines().count(), 1, "{pruned}");
+    assert_eq!(b.ok(&["pod", "ps", "-q"]).trim(), "");
+}
+
+#[test]
+fn bad_input_is_one_line_and_a_code() {
+    if !berth_testkit::root_or_skip("bad_input_is_one_line_and_a_code") {
+        return;
+    }
+    let b = berth();
+    let pod = unique("bad");
+    b.ok(&["pod", "create", "--name", &pod]);
+    for (args, code, words) in [
+        (vec!["pod", "create", "--name", &pod], 125, "already exists"),
+        (
+            vec!["pod", "create", "--share", "pid,net"],
+            125,
+            "--share pid",
+        ),
+        (
+            vec!["pod", "create", "--share", "mnt"],
+            125,
+            "unknown namespace",
+        ),
+        (
+            vec!["pod", "create", "--share", "ipc", "-p", "80"],
+            125,
+            "share its network",
+        ),
+        (
+            vec!["pod", "create", "--network", "no-such-net"],
+            125,
+            "no-such-net",
+        ),
+        (
+            vec!["pod", "rm", "no-such-pod"],
+            1,
+            "no pod with name or ID no-such-pod found",
+        ),
+        (vec!["pod", "start", "no-such-pod"], 1, "no such pod"),
+        (vec!["pod", "inspect", "no-such-pod"], 125, "no such pod"),
+        (
+            vec!["run", "--rm", "--pod", "no-such-pod", "busybox", "true"],
+            125,
+            "no such pod",
+        ),
+        (
+            vec![
+                "run",
+                "--rm",
+                "--pod",
+                &pod,
+                "--hostname",
+                "x",
+                "busybox",
+                "true",
+            ],
+            125,
+            "hostname",
+        ),
+    ] {
+        let o = b.run(&args);
+        expect_code(&o, code, &args.join(" "));
+        let err = stderr(&o);
+        assert!(err.contains(words), "{}: {err}", args.join(" "));
+        assert_eq!(
+            berth_testkit::error_lines(&err),
+            1,
+            "{}: {err}",
+            args.join(" ")
+        );
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    // -f: a missing pod is no error.
+    expect_code(
+        &b.run(&["pod", "rm", "-f", "no-such-pod"]),
+        0,
+        "pod rm -f of a missing pod",
+    );
+}
