@@ -21,6 +21,7 @@ mod inspect;
 mod lifecycle;
 mod logs;
 mod networks;
+mod kube;
 mod pods;
 mod prune;
 mod ps;
@@ -183,6 +184,9 @@ enum Command {
     /// Manage pods: containers sharing network, IPC and UTS namespaces
     #[command(subcommand)]
     Pod(pods::PodCommand),
+    /// Play and generate Kubernetes YAML
+    #[command(subcommand)]
+    Kube(kube::KubeCommand),
     /// Manage berth's storage
     #[command(subcommand)]
     System(SystemCommand),
@@ -400,6 +404,12 @@ fn main() -> ExitCode {
         }
         Command::Volume(v) => {
             return finish(&cli.root, volumes::volume(&cli.root, &cli.runroot, v))
+        }
+        Command::Kube(k) => {
+            return match kube::run(&cli.root, &cli.runroot, k) {
+                Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(125)),
+                Err(e) => failed(&cli.root, &e, 125),
+            };
         }
         Command::Pod(p) => {
             return match pods::run(&cli.root, &cli.runroot, p) {
@@ -899,6 +909,7 @@ fn run(cli: Cli) -> Result<()> {
         | Command::Volume(_)
         | Command::Network(_)
         | Command::Pod(_)
+        | Command::Kube(_)
         | Command::Build(_)
         | Command::Image(ImageCommand::Build(_)) => {
             unreachable!("container and build commands are dispatched in main")
