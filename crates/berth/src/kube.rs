@@ -25,9 +25,7 @@ pub enum KubeCommand {
         file: PathBuf,
     },
     /// Remove the pods a Kubernetes YAML file made (kube play --down)
-    Down {
-        file: PathBuf,
-    },
+    Down { file: PathBuf },
     /// Write pods and containers as Kubernetes YAML
     Generate {
         /// A NodePort Service for the published ports too
@@ -48,8 +46,7 @@ fn read(file: &Path) -> Result<(String, String)> {
             .context("read the YAML from stdin")?;
         return Ok((text, "stdin".into()));
     }
-    let text = std::fs::read_to_string(file)
-        .with_context(|| format!("read {}", file.display()))?;
+    let text = std::fs::read_to_string(file).with_context(|| format!("read {}", file.display()))?;
     Ok((text, file.display().to_string()))
 }
 
@@ -98,7 +95,14 @@ pub fn run(root: &Path, runroot: &Path, cmd: &KubeCommand) -> Result<i32> {
                     .iter()
                     .filter(|c| !c.starts_with("init:"))
                     .collect();
-                println!("{}:", if ids.len() == 1 { "Container" } else { "Containers" });
+                println!(
+                    "{}:",
+                    if ids.len() == 1 {
+                        "Container"
+                    } else {
+                        "Containers"
+                    }
+                );
                 for id in ids {
                     println!("{id}");
                 }
@@ -119,8 +123,9 @@ pub fn run(root: &Path, runroot: &Path, cmd: &KubeCommand) -> Result<i32> {
                 env!("CARGO_PKG_VERSION")
             );
             match filename {
-                Some(f) => std::fs::write(f, text)
-                    .with_context(|| format!("write {}", f.display()))?,
+                Some(f) => {
+                    std::fs::write(f, text).with_context(|| format!("write {}", f.display()))?
+                }
                 None => print!("{text}"),
             }
             Ok(0)

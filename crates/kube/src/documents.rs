@@ -33,7 +33,8 @@ pub struct Parsed {
 }
 
 /// The kinds berth plays, as the error for another kind lists them.
-const KINDS: &str = "Pod, Deployment, DaemonSet, Job, ConfigMap, Secret, PersistentVolumeClaim, Service";
+const KINDS: &str =
+    "Pod, Deployment, DaemonSet, Job, ConfigMap, Secret, PersistentVolumeClaim, Service";
 
 /// Pod spec fields berth does something with (the rest: a warning).
 const POD_SPEC_DONE: &[&str] = &[
@@ -316,7 +317,9 @@ fn unsupported(spec: &Value, prefix: &str, at: &str, warnings: &mut Vec<String>)
     let Some(m) = spec.as_object() else { return };
     for (k, v) in m {
         if !v.is_null() && !POD_SPEC_DONE.contains(&k.as_str()) {
-            warnings.push(format!("{at}: field {prefix}.{k} is not supported by berth; ignored"));
+            warnings.push(format!(
+                "{at}: field {prefix}.{k} is not supported by berth; ignored"
+            ));
         }
     }
     for list in ["containers", "initContainers"] {
@@ -367,7 +370,10 @@ mod tests {
 
     #[test]
     fn a_misspelt_key_is_named_with_its_path() {
-        let text = POD.replace("image: busybox", "image: busybox\n    imagePullPolcy: Never");
+        let text = POD.replace(
+            "image: busybox",
+            "image: busybox\n    imagePullPolcy: Never",
+        );
         let e = parse(&text, "f.yaml").unwrap_err().to_string();
         assert_eq!(
             e,
@@ -377,7 +383,10 @@ mod tests {
 
     #[test]
     fn a_value_of_the_wrong_type_is_named_with_its_path() {
-        let text = POD.replace("image: busybox", "image: busybox\n    ports:\n    - containerPort: eighty");
+        let text = POD.replace(
+            "image: busybox",
+            "image: busybox\n    ports:\n    - containerPort: eighty",
+        );
         let e = parse(&text, "f.yaml").unwrap_err().to_string();
         assert!(
             e.starts_with("f.yaml: document 1 (Pod web): field spec.containers[0].ports[0].containerPort: invalid type"),
@@ -387,11 +396,16 @@ mod tests {
 
     #[test]
     fn kinds_names_and_api_versions_are_checked() {
-        let e = parse("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: x\n", "f")
+        let e = parse(
+            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: x\n",
+            "f",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("kind Namespace is not supported"), "{e}");
+        let e = parse("apiVersion: v1\nkind: Pod\nmetadata: {}\n", "f")
             .unwrap_err()
             .to_string();
-        assert!(e.contains("kind Namespace is not supported"), "{e}");
-        let e = parse("apiVersion: v1\nkind: Pod\nmetadata: {}\n", "f").unwrap_err().to_string();
         assert!(e.contains("metadata.name is missing"), "{e}");
         let e = parse(&POD.replace("apiVersion: v1", "apiVersion: v2"), "f")
             .unwrap_err()

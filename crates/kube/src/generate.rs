@@ -48,12 +48,10 @@ pub fn generate(engine: &Engine, keys: &[String], opts: &GenerateOptions) -> Res
     for key in keys {
         let (pod, svc) = match engine.pod_find(key) {
             Ok(p) => {
-                let s = engine
-                    .pod_summary(&p.id)
-                    .during(|| format!("pod {key}"))?;
+                let s = engine.pod_summary(&p.id).during(|| format!("pod {key}"))?;
                 let ports = engine.pod_ports(&p.id);
-                let hostname = (s.pod.config.hostname != s.pod.name)
-                    .then(|| s.pod.config.hostname.clone());
+                let hostname =
+                    (s.pod.config.hostname != s.pod.name).then(|| s.pod.config.hostname.clone());
                 pod_of(
                     engine,
                     &s.pod.name,
@@ -130,7 +128,11 @@ fn image_config(engine: &Engine, r: &Record) -> Value {
 
 fn strings(v: &Value) -> Vec<String> {
     v.as_array()
-        .map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -144,15 +146,14 @@ fn pod_of(
     ports: &[berth_network::PortMapping],
 ) -> Result<(Pod, Option<Service>)> {
     let mut labels = labels.clone();
-    labels.entry("app".into()).or_insert_with(|| name.to_string());
+    labels
+        .entry("app".into())
+        .or_insert_with(|| name.to_string());
     let mut volumes: Vec<Volume> = Vec::new();
     let mut containers = Vec::new();
     for (i, r) in members.iter().enumerate() {
         let ic = image_config(engine, r);
-        let short = r
-            .name
-            .strip_prefix(&format!("{name}-"))
-            .unwrap_or(&r.name);
+        let short = r.name.strip_prefix(&format!("{name}-")).unwrap_or(&r.name);
         let mut c = container_of(&r.config, &ic, &k8s_name(short), &mut volumes);
         if i == 0 {
             // The pod's published ports: on its first container, as a
@@ -173,11 +174,13 @@ fn pod_of(
         }
         containers.push(c);
     }
-    let restart = members.first().map(|r| match r.config.restart.name.as_str() {
-        "always" | "unless-stopped" => "Always",
-        "on-failure" => "OnFailure",
-        _ => "Never",
-    });
+    let restart = members
+        .first()
+        .map(|r| match r.config.restart.name.as_str() {
+            "always" | "unless-stopped" => "Always",
+            "on-failure" => "OnFailure",
+            _ => "Never",
+        });
     let pod = Pod {
         metadata: ObjectMeta {
             name: Some(name.to_string()),
@@ -230,19 +233,24 @@ fn pod_of(
 }
 
 /// One container; its mounts add to the pod's `volumes`.
-fn container_of(cfg: &ContainerConfig, ic: &Value, name: &str, volumes: &mut Vec<Volume>) -> Container {
+fn container_of(
+    cfg: &ContainerConfig,
+    ic: &Value,
+    name: &str,
+    volumes: &mut Vec<Volume>,
+) -> Container {
     let image_entrypoint = strings(&ic["Entrypoint"]);
     let image_cmd = strings(&ic["Cmd"]);
     let (command, args) = if cfg.entrypoint != image_entrypoint {
         // A new entrypoint drops the image's cmd: both are written.
-        (Some(cfg.entrypoint.clone()), (!cfg.cmd.is_empty()).then(|| cfg.cmd.clone()))
+        (
+            Some(cfg.entrypoint.clone()),
+            (!cfg.cmd.is_empty()).then(|| cfg.cmd.clone()),
+        )
     } else if cfg.cmd != image_cmd {
-        if cfg.entrypoint.is_empty() {
-            // podman's form: the program as command.
-            (Some(cfg.cmd.clone()), None)
-        } else {
-            (None, Some(cfg.cmd.clone()))
-        }
+        // args, not podman's command (which makes the program an
+        // entrypoint): played again, it is the same container.
+        (None, Some(cfg.cmd.clone()))
     } else {
         (None, None)
     };
@@ -295,7 +303,11 @@ fn container_of(cfg: &ContainerConfig, ic: &Value, name: &str, volumes: &mut Vec
     let probe = cfg
         .health
         .as_ref()
-        .filter(|h| h.test.first().is_some_and(|t| t == "CMD" || t == "CMD-SHELL"))
+        .filter(|h| {
+            h.test
+                .first()
+                .is_some_and(|t| t == "CMD" || t == "CMD-SHELL")
+        })
         .map(|h| {
             let command = if h.test[0] == "CMD" {
                 h.test[1..].to_vec()

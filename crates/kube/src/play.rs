@@ -89,9 +89,10 @@ fn workloads(parsed: &Parsed) -> Result<Vec<Workload<'_>>> {
         let (name, template, replicas, restart, kind) = match d {
             Document::Pod(p) => {
                 let name = p.metadata.name.clone().unwrap_or_default();
-                let spec = p.spec.as_ref().ok_or_else(|| {
-                    Error::Invalid(format!("Pod {name}: field spec is missing"))
-                })?;
+                let spec = p
+                    .spec
+                    .as_ref()
+                    .ok_or_else(|| Error::Invalid(format!("Pod {name}: field spec is missing")))?;
                 out.push(Workload {
                     labels: p.metadata.labels.clone().unwrap_or_default(),
                     name,
@@ -104,12 +105,28 @@ fn workloads(parsed: &Parsed) -> Result<Vec<Workload<'_>>> {
             Document::Deployment(d) => {
                 let s = d.spec.as_ref();
                 let replicas = s.and_then(|s| s.replicas).unwrap_or(1);
-                (&d.metadata.name, s.map(|s| &s.template), replicas, "Always", "Deployment")
+                (
+                    &d.metadata.name,
+                    s.map(|s| &s.template),
+                    replicas,
+                    "Always",
+                    "Deployment",
+                )
             }
-            Document::DaemonSet(d) => {
-                (&d.metadata.name, d.spec.as_ref().map(|s| &s.template), 1, "Always", "DaemonSet")
-            }
-            Document::Job(j) => (&j.metadata.name, j.spec.as_ref().map(|s| &s.template), 1, "Never", "Job"),
+            Document::DaemonSet(d) => (
+                &d.metadata.name,
+                d.spec.as_ref().map(|s| &s.template),
+                1,
+                "Always",
+                "DaemonSet",
+            ),
+            Document::Job(j) => (
+                &j.metadata.name,
+                j.spec.as_ref().map(|s| &s.template),
+                1,
+                "Never",
+                "Job",
+            ),
             _ => continue,
         };
         let name = name.clone().unwrap_or_default();
@@ -117,7 +134,9 @@ fn workloads(parsed: &Parsed) -> Result<Vec<Workload<'_>>> {
             Error::Invalid(format!("{kind} {name}: field spec.template is missing"))
         })?;
         let spec = template.spec.as_ref().ok_or_else(|| {
-            Error::Invalid(format!("{kind} {name}: field spec.template.spec is missing"))
+            Error::Invalid(format!(
+                "{kind} {name}: field spec.template.spec is missing"
+            ))
         })?;
         let labels = template
             .metadata
@@ -125,7 +144,9 @@ fn workloads(parsed: &Parsed) -> Result<Vec<Workload<'_>>> {
             .and_then(|m| m.labels.clone())
             .unwrap_or_default();
         let replicas = usize::try_from(replicas).map_err(|_| {
-            Error::Invalid(format!("{kind} {name}: field spec.replicas: {replicas} is negative"))
+            Error::Invalid(format!(
+                "{kind} {name}: field spec.replicas: {replicas} is negative"
+            ))
         })?;
         for i in 0..replicas {
             out.push(Workload {
@@ -265,7 +286,12 @@ fn published(w: &Workload<'_>, services: &[&Service]) -> Result<Vec<PortSpec>> {
     }
     for svc in services.iter().filter(|s| selects(s, &w.labels)) {
         let sname = svc.metadata.name.clone().unwrap_or_default();
-        for (i, p) in svc.spec.iter().flat_map(|s| s.ports.iter().flatten()).enumerate() {
+        for (i, p) in svc
+            .spec
+            .iter()
+            .flat_map(|s| s.ports.iter().flatten())
+            .enumerate()
+        {
             let Some(node) = p.node_port else { continue };
             let at = format!("Service {sname}: spec.ports[{i}]");
             let target = match &p.target_port {
@@ -442,7 +468,10 @@ fn make_members(
     .map_err(Error::Invalid)?;
     let mut ids = Vec::new();
     for (list, init) in [
-        (w.spec.init_containers.iter().flatten().collect::<Vec<_>>(), true),
+        (
+            w.spec.init_containers.iter().flatten().collect::<Vec<_>>(),
+            true,
+        ),
         (w.spec.containers.iter().collect(), false),
     ] {
         for c in list {
@@ -547,14 +576,19 @@ fn volume_source(
                 .iter()
                 .map(|k| (k.key.clone(), k.path.clone(), k.mode))
                 .collect(),
-            None => entries.keys().map(|k| (k.clone(), k.clone(), None)).collect(),
+            None => entries
+                .keys()
+                .map(|k| (k.clone(), k.clone(), None))
+                .collect(),
         };
         for (key, path, item_mode) in chosen {
-            let data = entries.get(&key).ok_or_else(|| {
-                Error::Invalid(format!("{at}: key {key} is not in the object"))
-            })?;
+            let data = entries
+                .get(&key)
+                .ok_or_else(|| Error::Invalid(format!("{at}: key {key} is not in the object")))?;
             if path.split('/').any(|c| c == ".." || c.is_empty()) {
-                return Err(Error::Invalid(format!("{at}: path {path:?} must be relative, without ..")));
+                return Err(Error::Invalid(format!(
+                    "{at}: path {path:?} must be relative, without .."
+                )));
             }
             let file = dir.join(&path);
             if let Some(parent) = file.parent() {
@@ -586,7 +620,9 @@ fn volume_source(
         return match secs.get(&name) {
             Some(sec) => write_entries(secret_entries(sec), s.items.as_ref(), s.default_mode),
             None if optional => write_entries(BTreeMap::new(), None, None),
-            None => Err(Error::Invalid(format!("{at}: secret {name} is not in the file"))),
+            None => Err(Error::Invalid(format!(
+                "{at}: secret {name} is not in the file"
+            ))),
         };
     }
     if let Some(e) = &v.empty_dir {
@@ -681,8 +717,7 @@ fn container_config(
     for (i, p) in c.ports.iter().flatten().enumerate() {
         let proto = proto(p.protocol.as_ref(), &format!("{at}: ports[{i}]"))?;
         let port = port_u16(p.container_port, &format!("{at}: ports[{i}]"))?;
-        cfg.exposed_ports
-            .push(format!("{port}/{}", proto.as_str()));
+        cfg.exposed_ports.push(format!("{port}/{}", proto.as_str()));
     }
     for (i, m) in c.volume_mounts.iter().flatten().enumerate() {
         let mat = format!("{at}: volumeMounts[{i}]");
@@ -693,7 +728,9 @@ fn container_config(
         let sub = m.sub_path.as_deref().filter(|s| !s.is_empty());
         if let Some(s) = sub {
             if s.starts_with('/') || s.split('/').any(|c| c == "..") {
-                return Err(Error::Invalid(format!("{mat}: subPath {s:?} must be relative, without ..")));
+                return Err(Error::Invalid(format!(
+                    "{mat}: subPath {s:?} must be relative, without .."
+                )));
             }
         }
         let mount = match source {
@@ -706,7 +743,10 @@ fn container_config(
             },
             Source::HostPath { path, create } => Mount {
                 kind: "bind".into(),
-                source: sub.map_or(PathBuf::from(path), |s| Path::new(path).join(s)).display().to_string(),
+                source: sub
+                    .map_or(PathBuf::from(path), |s| Path::new(path).join(s))
+                    .display()
+                    .to_string(),
                 destination: m.mount_path.clone(),
                 read_only,
                 create_source: *create,
@@ -788,11 +828,17 @@ fn environment(
             BTreeMap::new()
         };
         for (k, v) in entries {
-            set(format!("{prefix}{k}"), String::from_utf8_lossy(&v).into_owned());
+            set(
+                format!("{prefix}{k}"),
+                String::from_utf8_lossy(&v).into_owned(),
+            );
         }
     }
     for (i, e) in c.env.iter().flatten().enumerate() {
-        set(e.name.clone(), env_value(&format!("{at}: env[{i}] ({})", e.name), e, w, cms, secs)?);
+        set(
+            e.name.clone(),
+            env_value(&format!("{at}: env[{i}] ({})", e.name), e, w, cms, secs)?,
+        );
     }
     Ok(env.into_iter().map(|(k, v)| format!("{k}={v}")).collect())
 }
@@ -808,7 +854,9 @@ fn env_value(
         return Ok(e.value.clone().unwrap_or_default());
     };
     if let Some(r) = &from.config_map_key_ref {
-        let v = cms.get(&r.name).and_then(|c| config_map_entries(c).remove(&r.key));
+        let v = cms
+            .get(&r.name)
+            .and_then(|c| config_map_entries(c).remove(&r.key));
         return match v {
             Some(v) => Ok(String::from_utf8_lossy(&v).into_owned()),
             None if r.optional.unwrap_or(false) => Ok(String::new()),
@@ -819,7 +867,9 @@ fn env_value(
         };
     }
     if let Some(r) = &from.secret_key_ref {
-        let v = secs.get(&r.name).and_then(|s| secret_entries(s).remove(&r.key));
+        let v = secs
+            .get(&r.name)
+            .and_then(|s| secret_entries(s).remove(&r.key));
         return match v {
             Some(v) => Ok(String::from_utf8_lossy(&v).into_owned()),
             None if r.optional.unwrap_or(false) => Ok(String::new()),
@@ -856,7 +906,8 @@ fn resources(at: &str, c: &Container) -> Result<Resources> {
                     r.memory = Some(quantity::bytes(&q.0).map_err(|m| bad("limits.memory", m))?);
                 }
                 ("limits", "cpu") => {
-                    r.nano_cpus = Some(quantity::nano_cpus(&q.0).map_err(|m| bad("limits.cpu", m))?);
+                    r.nano_cpus =
+                        Some(quantity::nano_cpus(&q.0).map_err(|m| bad("limits.cpu", m))?);
                 }
                 ("requests", "memory") => {
                     r.memory_reservation =
@@ -865,7 +916,8 @@ fn resources(at: &str, c: &Container) -> Result<Resources> {
                 ("requests", "cpu") => {
                     // The kubelet's conversion: 1 CPU is 1024 shares.
                     let n = quantity::nano_cpus(&q.0).map_err(|m| bad("requests.cpu", m))?;
-                    r.cpu_shares = Some(u64::try_from((n * 1024 / 1_000_000_000).max(2)).unwrap_or(2));
+                    r.cpu_shares =
+                        Some(u64::try_from((n * 1024 / 1_000_000_000).max(2)).unwrap_or(2));
                 }
                 (_, "ephemeral-storage") => {}
                 (w, other) => {
@@ -885,8 +937,12 @@ fn resources(at: &str, c: &Container) -> Result<Resources> {
 fn security(cfg: &mut ContainerConfig, spec: &PodSpec, c: &Container) {
     let pod = spec.security_context.as_ref();
     let ctr = c.security_context.as_ref();
-    let user = ctr.and_then(|s| s.run_as_user).or(pod.and_then(|s| s.run_as_user));
-    let group = ctr.and_then(|s| s.run_as_group).or(pod.and_then(|s| s.run_as_group));
+    let user = ctr
+        .and_then(|s| s.run_as_user)
+        .or(pod.and_then(|s| s.run_as_user));
+    let group = ctr
+        .and_then(|s| s.run_as_group)
+        .or(pod.and_then(|s| s.run_as_group));
     cfg.user = match (user, group) {
         (Some(u), Some(g)) => format!("{u}:{g}"),
         (Some(u), None) => u.to_string(),
@@ -907,7 +963,7 @@ fn security(cfg: &mut ContainerConfig, spec: &PodSpec, c: &Container) {
 }
 
 /// A probe as a healthcheck: exec as the command itself, httpGet and
-/// tcpSocket through busybox's or Debian's wget and nc in the container.
+/// tcpSocket through wget and nc in the container (busybox's or Debian's).
 fn health(at: &str, p: &Probe) -> Result<HealthConfig> {
     let port = |v: &IntOrString| match v {
         IntOrString::Int(n) => Ok(n.to_string()),
@@ -925,13 +981,21 @@ fn health(at: &str, p: &Probe) -> Result<HealthConfig> {
         let scheme = h.scheme.as_deref().unwrap_or("HTTP").to_ascii_lowercase();
         vec![
             "CMD-SHELL".into(),
-            format!("wget -q -O /dev/null {scheme}://{host}:{}{path} || exit 1", port(&h.port)?),
+            format!(
+                "wget -q -O /dev/null {scheme}://{host}:{}{path} || exit 1",
+                port(&h.port)?
+            ),
         ]
     } else if let Some(t) = &p.tcp_socket {
         let host = t.host.clone().unwrap_or_else(|| "127.0.0.1".into());
         vec![
             "CMD-SHELL".into(),
-            format!("nc -z {host} {} || exit 1", port(&t.port)?),
+            // Connects and ends at once (stdin is empty): busybox's nc
+            // has no -z, this form works with it and with netcat.
+            format!(
+                "nc -w 1 {host} {} </dev/null >/dev/null 2>&1 || exit 1",
+                port(&t.port)?
+            ),
         ]
     } else {
         return Err(Error::Invalid(format!(

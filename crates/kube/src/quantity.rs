@@ -32,7 +32,13 @@ fn split(q: &str) -> Result<(f64, f64), String> {
     let (num, suffix) = q.split_at(at);
     // A decimal exponent (1e3) is a number, not a suffix.
     let (num, suffix) = match suffix.strip_prefix(['e', 'E']) {
-        Some(exp) if !exp.is_empty() && exp.trim_start_matches(['+', '-']).chars().all(|c| c.is_ascii_digit()) => {
+        Some(exp)
+            if !exp.is_empty()
+                && exp
+                    .trim_start_matches(['+', '-'])
+                    .chars()
+                    .all(|c| c.is_ascii_digit()) =>
+        {
             let n: f64 = format!("{num}e{exp}")
                 .parse()
                 .map_err(|_| format!("invalid quantity {q:?}"))?;
