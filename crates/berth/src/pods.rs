@@ -332,7 +332,11 @@ pub fn run(root: &Path, runroot: &Path, cmd: &PodCommand) -> Result<i32> {
             for key in pods {
                 match engine.pod_inspect(key) {
                     Ok(v) => docs.push(v),
-                    Err(e) => missing = Some(e),
+                    // podman's words for inspect.
+                    Err(berth_engine::Error::NoSuchPod(k)) => {
+                        missing = Some(anyhow::anyhow!("no such pod {k}"));
+                    }
+                    Err(e) => missing = Some(e.into()),
                 }
             }
             match format {
@@ -353,16 +357,16 @@ pub fn run(root: &Path, runroot: &Path, cmd: &PodCommand) -> Result<i32> {
             }
             Ok(0)
         }
-        PodCommand::Start { pods } => each(pods, false, |k| Ok(engine.pod_start(k)?.id)),
-        PodCommand::Stop { time, pods } => each(pods, false, |k| Ok(engine.pod_stop(k, *time)?.id)),
-        PodCommand::Restart { pods } => each(pods, false, |k| Ok(engine.pod_restart(k, None)?.id)),
+        PodCommand::Start { pods } => each(pods, None, |k| Ok(engine.pod_start(k)?.id)),
+        PodCommand::Stop { time, pods } => each(pods, None, |k| Ok(engine.pod_stop(k, *time)?.id)),
+        PodCommand::Restart { pods } => each(pods, None, |k| Ok(engine.pod_restart(k, None)?.id)),
         PodCommand::Kill { signal, pods } => {
             let sig = berth_runtime::signal::parse_signal(signal)
                 .map_err(|e| anyhow::anyhow!("invalid signal {signal:?}: {e}"))?;
-            each(pods, false, |k| Ok(engine.pod_kill(k, sig)?.id))
+            each(pods, None, |k| Ok(engine.pod_kill(k, sig)?.id))
         }
         PodCommand::Rm { force, pods } => {
-            each(pods, *force, |k| Ok(engine.pod_remove(k, *force)?.id))
+            each(pods, Some(*force), |k| Ok(engine.pod_remove(k, *force)?.id))
         }
         PodCommand::Prune { force: _ } => {
             for p in engine.pod_prune()? {
@@ -371,7 +375,10 @@ pub fn run(root: &Path, runroot: &Path, cmd: &PodCommand) -> Result<i32> {
             Ok(0)
         }
         PodCommand::Top { pod, ps_args } => {
-            for line in engine.pod_top(pod, ps_args)? {
+            let lines = engine
+                .pod_top(pod, ps_args)
+                .context("unable to look up requested container")?;
+            for line in lines {
                 println!("{line}");
             }
             Ok(0)
@@ -412,11 +419,11 @@ pub fn run(root: &Path, runroot: &Path, cmd: &PodCommand) -> Result<i32> {
 }
 
 /// One verb over several pods: each pod's id printed as it is done, the
-/// failures said one line each; exit 125 if any failed (1 if all that
-/// failed were missing, podman's code for `pod rm` of a missing pod).
+/// failures said one line each; exit 125 if any failed, as podman's, but
+/// for `pod rm` of missing pods: 1 (or nothing with -f).
 fn each(
     keys: &[String],
-    ignore_missing: bool,
+    rm: Option<bool>,
     mut f: impl FnMut(&str) -> Result<String>,
 ) -> Result<i32> {
     let mut code = 0;
@@ -424,10 +431,11 @@ fn each(
         match f(key) {
             Ok(id) => println!("{id}"),
             Err(e)
-                if e.downcast_ref::<berth_engine::Error>()
-                    .is_some_and(|e| matches!(e, berth_engine::Error::NoSuchPod(_))) =>
+                if rm.is_some()
+                    && e.downcast_ref::<berth_engine::Error>()
+                        .is_some_and(|e| matches!(e, berth_engine::Error::NoSuchPod(_))) =>
             {
-                if !ignore_missing {
+                if rm != Some(true) {
                     eprintln!("Error: {e:#}");
                     code = code.max(1);
                 }

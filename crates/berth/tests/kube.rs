@@ -502,3 +502,61 @@ fn bad_files_are_one_line_errors_naming_file_and_field() {
         stderr(&o)
     );
 }
+
+/// podman's kube play of the same file names pods and containers as
+/// berth's does.
+#[test]
+fn pods_and_containers_are_named_as_podman_names_them() {
+    if !berth_testkit::snippet::installed("podman") {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "podman is missing (install-deps.sh)"
+        );
+        eprintln!(
+            "skipped pods_and_containers_are_named_as_podman_names_them: podman not installed"
+        );
+        return;
+    }
+    if !berth_testkit::root_or_skip("pods_and_containers_are_named_as_podman_names_them") {
+        return;
+    }
+    let b = berth();
+    b.import_busybox("localhost/bb:latest", &[]);
+    let tag = format!("n{}", std::process::id());
+    let yaml = format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: dep-{tag}\nspec:\n  replicas: 2\n  selector:\n    matchLabels:\n      app: dep-{tag}\n  template:\n    metadata:\n      labels:\n        app: dep-{tag}\n    spec:\n      containers:\n      - name: one\n        image: localhost/bb:latest\n        command: [sleep, '60']\n      - name: two\n        image: localhost/bb:latest\n        command: [sleep, '60']\n---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: pod-{tag}\nspec:\n  containers:\n  - name: solo\n    image: localhost/bb:latest\n    command: [sleep, '60']\n"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_yaml(dir.path(), "names.yaml", &yaml);
+    let env = dir.path().join("podman");
+    let script = format!(
+        "source {tests}/podman-env.sh {env} >/dev/null || exit 99; podman_import_busybox bb || exit 98; \
+         podman kube play {file} >/dev/null || exit 97; \
+         podman pod ps --format '{{{{.Name}}}}' | LC_ALL=C sort; echo ---; \
+         podman ps -a --format '{{{{.Names}}}}' | grep -v -- '-infra$' | LC_ALL=C sort; \
+         podman kube down {file} >/dev/null; podman_env_cleanup",
+        tests = berth_testkit::snippet::tests_dir().display(),
+        env = env.display(),
+    );
+    let mut c = berth_testkit::snippet::bash();
+    c.arg(&script);
+    let podman = berth_testkit::snippet::capture(c, &script);
+    assert_eq!(podman.code(), 0, "{podman}");
+
+    b.ok(&["kube", "play", &file]);
+    let mut pods: Vec<String> = b
+        .ok(&["pod", "ps", "--format", "{{.Name}}"])
+        .lines()
+        .map(String::from)
+        .collect();
+    pods.sort();
+    let mut ctrs: Vec<String> = b
+        .ok(&["ps", "-a", "--format", "{{.Names}}"])
+        .lines()
+        .map(String::from)
+        .collect();
+    ctrs.sort();
+    let ours = format!("{}\n---\n{}", pods.join("\n"), ctrs.join("\n"));
+    assert_eq!(ours.trim(), podman.stdout.trim());
+    b.ok(&["kube", "down", &file]);
+}

@@ -389,7 +389,7 @@ fn bad_input_is_one_line_and_a_code() {
             1,
             "no pod with name or ID no-such-pod found",
         ),
-        (vec!["pod", "start", "no-such-pod"], 1, "no such pod"),
+        (vec!["pod", "start", "no-such-pod"], 125, "no such pod"),
         (vec!["pod", "inspect", "no-such-pod"], 125, "no such pod"),
         (
             vec!["run", "--rm", "--pod", "no-such-pod", "busybox", "true"],
@@ -429,4 +429,157 @@ fn bad_input_is_one_line_and_a_code() {
         0,
         "pod rm -f of a missing pod",
     );
+}
+
+#[test]
+fn namespaces_lost_with_the_run_directory_are_made_again_at_start() {
+    if !berth_testkit::root_or_skip(
+        "namespaces_lost_with_the_run_directory_are_made_again_at_start",
+    ) {
+        return;
+    }
+    let b = berth();
+    let port = free_port();
+    let pod = unique("reboot");
+    let id = b
+        .ok(&[
+            "pod",
+            "create",
+            "--name",
+            &pod,
+            "--hostname",
+            "again",
+            "-p",
+            &format!("{port}:80"),
+        ])
+        .trim()
+        .to_string();
+    httpd_in(&b, &pod, "80", "after-a-reboot");
+    get(&format!("127.0.0.1:{port}")).unwrap();
+    b.ok(&["pod", "stop", "-t", "0", &pod]);
+    // What a reboot does to the run directory (a tmpfs): the files and
+    // their namespaces gone, the veth with them.
+    let dir = Path::new("/run/berth/pods").join(&id);
+    for ns in ["net", "ipc", "uts"] {
+        let st = Command::new("umount").arg(dir.join(ns)).status().unwrap();
+        assert!(st.success(), "umount {ns}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+    b.ok(&["pod", "start", &pod]);
+    let answer = get(&format!("127.0.0.1:{port}")).unwrap();
+    assert!(answer.contains("after-a-reboot"), "{answer}");
+    let host = b.ok(&["run", "--rm", "--pod", &pod, "busybox", "hostname"]);
+    assert_eq!(host.trim(), "again");
+    assert!(mountinfo().contains(&id));
+}
+
+#[test]
+fn system_check_releases_what_a_killed_pod_rm_left() {
+    if !berth_testkit::root_or_skip("system_check_releases_what_a_killed_pod_rm_left") {
+        return;
+    }
+    let b = berth();
+    let pod = unique("killed");
+    let id = b.ok(&["pod", "create", "--name", &pod]).trim().to_string();
+    let veth = format!("vb{}0", &id[..10]);
+    // A pod rm killed after the row went: its namespaces and endpoint
+    // are what is left.
+    let db = rusqlite::Connection::open(b.path().join("berth.db")).unwrap();
+    db.execute("DELETE FROM pods WHERE id = ?1", [&id]).unwrap();
+    drop(db);
+    // Another store's pod in the same run directory is not touched.
+    let other = berth();
+    let other_pod = other
+        .ok(&["pod", "create", "--name", &unique("other")])
+        .trim()
+        .to_string();
+
+    let check = b.ok(&["system", "check"]);
+    assert!(
+        check.contains(&format!("released the namespaces of removed pod {id}")),
+        "{check}"
+    );
+    assert!(
+        !mountinfo().contains(&id),
+        "the namespaces are still mounted"
+    );
+    assert!(!links().contains(&veth), "veth {veth} is left");
+    assert!(
+        mountinfo().contains(&other_pod),
+        "system check took another store's pod"
+    );
+    let again = b.ok(&["system", "check"]);
+    assert!(again.contains("network leftovers removed: 0"), "{again}");
+}
+
+/// The same commands of podman and berth on pods that do not exist, or
+/// names taken: the same exit codes and error lines.
+#[test]
+fn missing_pods_and_taken_names_in_podman_s_words() {
+    if !berth_testkit::snippet::installed("podman") {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "podman is missing (install-deps.sh)"
+        );
+        eprintln!("skipped missing_pods_and_taken_names_in_podman_s_words: podman not installed");
+        return;
+    }
+    if !berth_testkit::root_or_skip("missing_pods_and_taken_names_in_podman_s_words") {
+        return;
+    }
+    let b = berth();
+    let env = tempfile::tempdir().unwrap();
+    let taken = unique("taken");
+    b.ok(&["pod", "create", "--infra=false", "--name", &taken]);
+    let script = format!(
+        "source {}/podman-env.sh {} >/dev/null || exit 99; podman pod create --infra=false --name {taken} >/dev/null",
+        berth_testkit::snippet::tests_dir().display(),
+        env.path().display()
+    );
+    let setup = berth_testkit::snippet::capture(
+        {
+            let mut c = berth_testkit::snippet::bash();
+            c.arg(&script);
+            c
+        },
+        &script,
+    );
+    assert_eq!(setup.code(), 0, "{setup}");
+    for args in [
+        vec!["pod", "start", "nope"],
+        vec!["pod", "stop", "nope"],
+        vec!["pod", "restart", "nope"],
+        vec!["pod", "kill", "nope"],
+        vec!["pod", "rm", "nope"],
+        vec!["pod", "rm", "-f", "nope"],
+        vec!["pod", "inspect", "nope"],
+        vec!["pod", "top", "nope"],
+        vec!["pod", "create", "--infra=false", "--name", &taken],
+    ] {
+        let line = args.join(" ");
+        let script = format!(
+            "source {}/podman-env.sh {} >/dev/null || exit 99; podman {line}",
+            berth_testkit::snippet::tests_dir().display(),
+            env.path().display()
+        );
+        let podman = berth_testkit::snippet::capture(
+            {
+                let mut c = berth_testkit::snippet::bash();
+                c.arg(&script);
+                c
+            },
+            &script,
+        );
+        let ours = b.run(&args);
+        assert_eq!(ours.status.code(), podman.code, "{line}: {podman}");
+        assert_eq!(stderr(&ours).trim(), podman.stderr.trim(), "{line}");
+    }
+    let cleanup = format!(
+        "source {}/podman-env.sh {} >/dev/null && podman pod rm -f {taken} >/dev/null; podman_env_cleanup",
+        berth_testkit::snippet::tests_dir().display(),
+        env.path().display()
+    );
+    let mut c = berth_testkit::snippet::bash();
+    c.arg(&cleanup);
+    berth_testkit::snippet::capture(c, &cleanup);
 }
