@@ -583,3 +583,84 @@ fn missing_pods_and_taken_names_in_podman_s_words() {
     c.arg(&cleanup);
     berth_testkit::snippet::capture(c, &cleanup);
 }
+
+#[test]
+fn a_pod_on_a_user_network_is_found_by_name_and_holds_the_network() {
+    if !berth_testkit::root_or_skip(
+        "a_pod_on_a_user_network_is_found_by_name_and_holds_the_network",
+    ) {
+        return;
+    }
+    let b = berth();
+    let net = unique("podnet");
+    let base = std::process::id() % 200;
+    let mut made = false;
+    for i in 0..50 {
+        let subnet = format!("10.197.{}.0/24", (base + i * 7) % 250);
+        if b.run(&["network", "create", "--subnet", &subnet, &net])
+            .status
+            .success()
+        {
+            made = true;
+            break;
+        }
+    }
+    assert!(made, "no free subnet for the test's network");
+    let pod = unique("named");
+    b.ok(&[
+        "pod",
+        "create",
+        "--name",
+        &pod,
+        "--network",
+        &net,
+        "--network-alias",
+        "podalias",
+    ]);
+    let inspect: serde_json::Value =
+        serde_json::from_str(&b.ok(&["pod", "inspect", &pod])).unwrap();
+    let ip = inspect["InfraConfig"]["IPAddress"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // A container outside the pod, on the same network, finds the pod by
+    // its name and alias: over the network's resolver (busybox's nslookup
+    // asks DNS only; its wget would go through static glibc's NSS) and in
+    // its hosts file.
+    for name in [pod.as_str(), "podalias"] {
+        let got = b.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            &net,
+            "busybox",
+            "nslookup",
+            name,
+        ]);
+        assert!(got.contains(&format!("Address: {ip}")), "{name}: {got}");
+    }
+    let hosts = b.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        &net,
+        "busybox",
+        "cat",
+        "/etc/hosts",
+    ]);
+    assert!(
+        hosts
+            .lines()
+            .any(|l| l.starts_with(&ip) && l.contains(&pod) && l.contains("podalias")),
+        "{hosts}"
+    );
+    let o = b.run(&["network", "rm", &net]);
+    assert_ne!(
+        o.status.code(),
+        Some(0),
+        "network rm took the pod's network"
+    );
+    assert!(stderr(&o).contains(&pod), "{}", stderr(&o));
+    b.ok(&["pod", "rm", "-f", &pod]);
+    b.ok(&["network", "rm", &net]);
+}

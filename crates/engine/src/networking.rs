@@ -451,6 +451,12 @@ impl Engine {
                 )));
             }
         }
+        if let Some(p) = self.pod_on_network(&net)? {
+            return Err(Error::InUse(format!(
+                "error while removing network: network {} id {} has active endpoints (pod {p})",
+                net.name, net.id
+            )));
+        }
         self.stop_idle_resolvers(std::slice::from_ref(&net.id));
         self.networks.remove(&net)?;
         Ok(net)

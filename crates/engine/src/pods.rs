@@ -368,6 +368,15 @@ impl Engine {
         }
     }
 
+    /// The name of a pod on network `net` (`network rm` refuses then).
+    pub fn pod_on_network(&self, net: &berth_network::Network) -> Result<Option<String>> {
+        Ok(self
+            .pods()?
+            .into_iter()
+            .find(|p| p.config.network == net.name || p.config.network == net.id)
+            .map(|p| p.name))
+    }
+
     /// Whether a pod of this id exists (`system check` keeps its lease).
     pub fn pod_exists(&self, id: &str) -> bool {
         self.pod_row(id).ok().flatten().is_some_and(|p| p.id == id)
