@@ -478,6 +478,8 @@ fn bad_files_are_one_line_errors_naming_file_and_field() {
         ("cm.yaml", pod("    envFrom:\n    - configMapRef:\n        name: missing\n"), "configMap missing is not in the file"),
         ("quantity.yaml", pod("    resources:\n      limits:\n        memory: lots\n"), "resources.limits.memory"),
         ("volume.yaml", pod("    volumeMounts:\n    - name: nope\n      mountPath: /x\n"), "volume nope is not in spec.volumes"),
+        ("escape.yaml", format!("{}  volumes:\n  - name: ../../escape\n    emptyDir: {{}}\n", pod("")), "spec.volumes[0] (../../escape): field name"),
+        ("key.yaml", format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: k\ndata:\n  a: b\n---\n{}  volumes:\n  - name: v\n    configMap:\n      name: k\n      items:\n      - key: a\n        path: ../../x\n", pod("")), "must be relative"),
     ];
     for (name, text, words) in &cases {
         let file = write_yaml(dir.path(), name, text);

@@ -548,6 +548,21 @@ fn pod_volumes(
     let mut out = BTreeMap::new();
     for (i, v) in w.spec.volumes.iter().flatten().enumerate() {
         let at = format!("pod {}: spec.volumes[{i}] ({})", w.name, v.name);
+        // The name is a directory of the pod's files: Kubernetes' rule
+        // (an RFC 1123 label) keeps it one plain component.
+        let label = !v.name.is_empty()
+            && v.name.len() <= 63
+            && v.name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            && !v.name.starts_with('-')
+            && !v.name.ends_with('-');
+        if !label {
+            return Err(Error::Invalid(format!(
+                "{at}: field name: {:?} is not a lower case RFC 1123 label",
+                v.name
+            )));
+        }
         out.insert(v.name.clone(), volume_source(engine, w, v, &at, cms, secs)?);
     }
     Ok(out)
@@ -585,7 +600,10 @@ fn volume_source(
             let data = entries
                 .get(&key)
                 .ok_or_else(|| Error::Invalid(format!("{at}: key {key} is not in the object")))?;
-            if path.split('/').any(|c| c == ".." || c.is_empty()) {
+            if path
+                .split('/')
+                .any(|c| c == ".." || c == "." || c.is_empty())
+            {
                 return Err(Error::Invalid(format!(
                     "{at}: path {path:?} must be relative, without .."
                 )));
