@@ -565,3 +565,78 @@ fn pods_and_containers_are_named_as_podman_names_them() {
     assert_eq!(ours.trim(), podman.stdout.trim());
     b.ok(&["kube", "down", &file]);
 }
+
+/// Containers of a compose project, generated and played: each its own
+/// pod, and each still found by its service's name.
+#[test]
+fn compose_containers_keep_their_service_names_through_generate_and_play() {
+    if !berth_testkit::root_or_skip(
+        "compose_containers_keep_their_service_names_through_generate_and_play",
+    ) {
+        return;
+    }
+    let b = berth();
+    b.import_busybox("exposed", &["EXPOSE 5432"]);
+    let tag = format!("c{}", std::process::id());
+    let db = format!("{tag}-db-1");
+    let web = format!("{tag}-web-1");
+    b.ok(&[
+        "create",
+        "--name",
+        &db,
+        "--label",
+        "com.docker.compose.service=db",
+        "exposed",
+        "sleep",
+        "300",
+    ]);
+    b.ok(&[
+        "create",
+        "--name",
+        &web,
+        "--label",
+        "com.docker.compose.service=web",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    let yaml = b.ok(&["kube", "generate", &db, &web]);
+    let mut services = Vec::new();
+    for doc in serde_yaml_ng::Deserializer::from_str(&yaml) {
+        let v = serde_json::Value::deserialize(doc).unwrap();
+        if v["kind"] == "Service" {
+            let s: Service = serde_json::from_value(v).unwrap();
+            services.push(s);
+        } else {
+            let _: Pod = serde_json::from_value(v).unwrap();
+        }
+    }
+    let names: Vec<&str> = services
+        .iter()
+        .map(|s| s.metadata.name.as_deref().unwrap())
+        .collect();
+    assert_eq!(names, ["db", "web"], "{yaml}");
+    let db_spec = services[0].spec.as_ref().unwrap();
+    assert_eq!(db_spec.ports.as_ref().unwrap()[0].port, 5432);
+    assert_eq!(
+        services[1].spec.as_ref().unwrap().cluster_ip.as_deref(),
+        Some("None")
+    );
+
+    b.ok(&["rm", "-f", &db, &web]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_yaml(dir.path(), "project.yaml", &yaml);
+    b.ok(&["kube", "play", &file]);
+    let pod_ip = |pod: &str| -> String {
+        let v: serde_json::Value = serde_json::from_str(&b.ok(&["pod", "inspect", pod])).unwrap();
+        v["InfraConfig"]["IPAddress"].as_str().unwrap().to_string()
+    };
+    let db_ip = pod_ip(&format!("{db}-pod"));
+    let hosts = b.ok(&["exec", &format!("{web}-pod-{web}"), "cat", "/etc/hosts"]);
+    assert!(
+        hosts
+            .lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == [db_ip.as_str(), "db"]),
+        "db does not resolve to {db_ip}:\n{hosts}"
+    );
+}

@@ -74,7 +74,22 @@ pub fn generate(engine: &Engine, keys: &[String], opts: &GenerateOptions) -> Res
                 let (_, ports) = engine.network_state(&r.id);
                 let name = format!("{}-pod", k8s_name(&r.name));
                 let hostname = (r.config.hostname != r.id[..12]).then(|| r.config.hostname.clone());
-                pod_of(engine, &name, &BTreeMap::new(), hostname, &[r], &ports)?
+                let compose = r.config.labels.get(COMPOSE_SERVICE).map(|s| k8s_name(s));
+                let (pod, svc) = pod_of(
+                    engine,
+                    &name,
+                    &BTreeMap::new(),
+                    hostname,
+                    &[r.clone()],
+                    &ports,
+                )?;
+                if let Some(service) = compose {
+                    // A compose service's peers reach it by the service's
+                    // name: a Service of that name keeps it so once
+                    // played (the name resolves to the pod).
+                    services.push(service_by_name(&service, &name, &r.config.exposed_ports));
+                }
+                (pod, svc)
             }
             Err(e) => return Err(e).during(|| format!("pod {key}")),
         };
@@ -91,6 +106,43 @@ pub fn generate(engine: &Engine, keys: &[String], opts: &GenerateOptions) -> Res
         docs.push(serde_yaml_ng::to_string(p)?);
     }
     Ok(docs.join("---\n"))
+}
+
+/// The label docker compose (and berth compose) gives a service's
+/// containers.
+const COMPOSE_SERVICE: &str = "com.docker.compose.service";
+
+/// A Service named as a compose service, selecting the pod `pod`, for the
+/// container's exposed ports (headless when it exposes none: a Service
+/// with a cluster IP needs a port).
+fn service_by_name(name: &str, pod: &str, exposed: &[String]) -> Service {
+    let ports: Vec<ServicePort> = exposed
+        .iter()
+        .filter_map(|p| {
+            let (port, proto) = p.split_once('/').unwrap_or((p.as_str(), "tcp"));
+            let port: i32 = port.parse().ok()?;
+            Some(ServicePort {
+                name: Some(format!("{port}-{proto}")),
+                port,
+                target_port: Some(IntOrString::Int(port)),
+                protocol: Some(proto.to_ascii_uppercase()),
+                ..ServicePort::default()
+            })
+        })
+        .collect();
+    Service {
+        metadata: ObjectMeta {
+            name: Some(name.to_string()),
+            ..ObjectMeta::default()
+        },
+        spec: Some(ServiceSpec {
+            cluster_ip: ports.is_empty().then(|| "None".to_string()),
+            selector: Some(BTreeMap::from([("app".to_string(), pod.to_string())])),
+            ports: (!ports.is_empty()).then_some(ports),
+            ..ServiceSpec::default()
+        }),
+        status: None,
+    }
 }
 
 /// A name Kubernetes takes for a container or volume (RFC 1123 label):
