@@ -80,7 +80,7 @@ pub fn generate(engine: &Engine, keys: &[String], opts: &GenerateOptions) -> Res
                     &name,
                     &BTreeMap::new(),
                     hostname,
-                    &[r.clone()],
+                    std::slice::from_ref(&r),
                     &ports,
                 )?;
                 if let Some(service) = compose {
