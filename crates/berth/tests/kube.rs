@@ -325,12 +325,26 @@ fn a_multi_document_file_plays_and_goes_down_to_nothing() {
     // --start=false: made, not started; --replace over them.
     b.ok(&["kube", "play", "--start=false", &file]);
     assert_eq!(b.inspect(&srv, "{{.State.Status}}"), "created");
+    // pod start runs the pod's init container first, to completion.
+    b.ok(&["pod", "start", &format!("web-{tag}-pod-0")]);
+    b.wait_for(&srv, "{{.State.Running}}", "true");
+    let init = b.ok(&["exec", &srv, "cat", "/data/init"]);
+    assert_eq!(
+        init.lines().filter(|l| *l == "init-ran").count(),
+        3,
+        "{init}"
+    );
+    assert!(
+        !b.ok(&["ps", "-a", "--format", "{{.Names}}"])
+            .contains(&format!("web-{tag}-pod-0-init")),
+        "the init container is left"
+    );
     b.ok(&["kube", "play", "--replace", &file]);
     b.wait_for(&srv, "{{.State.Running}}", "true");
     let init = b.ok(&["exec", &srv, "cat", "/data/init"]);
     assert_eq!(
         init.lines().filter(|l| *l == "init-ran").count(),
-        4,
+        5,
         "{init}"
     );
     b.ok(&["kube", "down", &file]);

@@ -36,6 +36,13 @@ use crate::{ContainerConfig, Engine, Error, Record, Result, Status};
 /// The namespaces a pod may share, in podman's names (`--share`).
 pub const SHAREABLE: [&str; 3] = ["net", "ipc", "uts"];
 
+/// The label of a pod's init containers: `pod start` runs them first, to
+/// completion, and removes them.
+pub const INIT_LABEL: &str = "berth.pod.init";
+
+/// How long an init container may run.
+const INIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// The file of a pod's run directory naming the store it belongs to.
 const OWNER: &str = "root";
 
@@ -643,12 +650,31 @@ impl Engine {
         Ok(())
     }
 
-    /// `pod start`: each member not running is started (oldest first);
-    /// returns the pod. The first failure ends it.
+    /// `pod start`: the init containers (label [`INIT_LABEL`]) first, one
+    /// after the other, each to a zero exit and then removed (podman's
+    /// "once" init containers); then each member not running (oldest
+    /// first). Returns the pod; the first failure ends it.
     pub fn pod_start(&self, key: &str) -> Result<Pod> {
         let s = self.pod_summary(key)?;
         self.pod_namespaces(&s.pod)?;
-        for r in &s.members {
+        let (inits, members): (Vec<&Record>, Vec<&Record>) = s
+            .members
+            .iter()
+            .partition(|r| r.config.labels.contains_key(INIT_LABEL));
+        for r in inits {
+            crate::monitor::start_detached(self, r)?;
+            let mut wait = crate::lifecycle::WaitOptions::default();
+            wait.deadline = Some(std::time::Instant::now() + INIT_TIMEOUT);
+            let exit = self.container_wait(&r.id, &wait)?;
+            if exit.exit_code != 0 {
+                return Err(Error::Conflict(format!(
+                    "pod {}: init container {} exited with {}",
+                    s.pod.name, r.name, exit.exit_code
+                )));
+            }
+            self.remove(&self.find(&r.id)?, false, true)?;
+        }
+        for r in members {
             if matches!(r.status, Status::Created | Status::Exited) {
                 self.db.set_stopped_by_user(&r.id, false)?;
                 crate::monitor::start_detached(self, r)?;

@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 use berth_engine::config::{Mount, Resources, RestartPolicy};
 use berth_engine::health::HealthConfig;
@@ -26,8 +25,6 @@ pub struct PlayOptions {
     pub start: bool,
     /// Remove pods of the same names first instead of refusing.
     pub replace: bool,
-    /// How long an init container may run.
-    pub init_timeout: Duration,
 }
 
 impl Default for PlayOptions {
@@ -35,7 +32,6 @@ impl Default for PlayOptions {
         PlayOptions {
             start: true,
             replace: false,
-            init_timeout: Duration::from_secs(300),
         }
     }
 }
@@ -392,7 +388,7 @@ pub fn play(engine: &mut Engine, parsed: &Parsed, opts: &PlayOptions) -> Result<
         }
         if opts.start {
             for (w, p) in loads.iter().zip(&report.pods) {
-                start_pod(engine, w, p, opts.init_timeout)?;
+                start_pod(engine, w, p)?;
             }
         }
         Ok(())
@@ -478,7 +474,10 @@ fn make_members(
             let mut cfg = container_config(w, c, &volumes, cms, secs)?;
             cfg.pod = pod_id.to_string();
             cfg.extra_hosts.extend(hosts.iter().cloned());
-            if !init {
+            if init {
+                cfg.labels
+                    .insert(berth_engine::pods::INIT_LABEL.into(), "once".into());
+            } else {
                 cfg.restart = restart.clone();
             }
             let name = format!("{}-{}", w.name, c.name);
@@ -498,31 +497,8 @@ fn make_members(
     })
 }
 
-/// Runs the pod's init containers one after the other, each to a zero
-/// exit (then removed, as podman removes them), then starts the rest.
-fn start_pod(engine: &Engine, w: &Workload<'_>, p: &PlayedPod, timeout: Duration) -> Result<()> {
-    for id in &p.containers {
-        if let Some(id) = id.strip_prefix("init:") {
-            let r = engine.find(id).during(|| format!("pod {}", w.name))?;
-            berth_engine::monitor::start_detached(engine, &r)
-                .during(|| format!("pod {}: start init container {}", w.name, r.name))?;
-            let mut wait = berth_engine::lifecycle::WaitOptions::default();
-            wait.deadline = Some(Instant::now() + timeout);
-            let exit = engine
-                .container_wait(id, &wait)
-                .during(|| format!("pod {}: init container {}", w.name, r.name))?;
-            if exit.exit_code != 0 {
-                return Err(Error::Conflict(format!(
-                    "pod {}: init container {} exited with {}",
-                    w.name, r.name, exit.exit_code
-                )));
-            }
-            let rm = berth_engine::lifecycle::RemoveOptions::default();
-            engine
-                .container_remove(id, &rm)
-                .during(|| format!("pod {}: remove init container {}", w.name, r.name))?;
-        }
-    }
+/// Starts the pod: the engine runs its init containers first.
+fn start_pod(engine: &Engine, w: &Workload<'_>, p: &PlayedPod) -> Result<()> {
     engine
         .pod_start(&p.id)
         .during(|| format!("start pod {}", w.name))?;
