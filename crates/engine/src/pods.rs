@@ -663,8 +663,9 @@ impl Engine {
             .partition(|r| r.config.labels.contains_key(INIT_LABEL));
         for r in inits {
             crate::monitor::start_detached(self, r)?;
-            let mut wait = crate::lifecycle::WaitOptions::default();
-            wait.deadline = Some(std::time::Instant::now() + INIT_TIMEOUT);
+            let wait = crate::lifecycle::WaitOptions {
+                deadline: Some(std::time::Instant::now() + INIT_TIMEOUT),
+            };
             let exit = self.container_wait(&r.id, &wait)?;
             if exit.exit_code != 0 {
                 return Err(Error::Conflict(format!(
