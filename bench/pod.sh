@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Benchmark a pod's life: `pod create`, two containers run detached in it
-# (`run -d --pod P busybox sleep 60`), `pod rm -f` — berth vs podman (with
+# (`run -d --pod P busybox sleep 60`), `pod rm -f` (podman: `-f -t 0`:
+# its default waits 10 s per container for `sleep`, which as pid 1 ignores
+# SIGTERM; berth's -f kills at once, as -t 0 does) — berth vs podman (with
 # its infra container: catatonit and conmon, runc), interleaved round-robin
 # so that drift hits both alike. Both pods have a private network
 # namespace: berth's on its default bridge, podman's per its
@@ -50,15 +52,15 @@ python3 - "$rounds" "$berth" "$work" <<'PY'
 import statistics, subprocess, sys, time
 rounds, berth, work = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 tools = {
-    "berth": ([berth, "--root", f"{work}/berth"], "bench-busybox"),
-    "podman": (["podman"], "localhost/bench-busybox"),
+    "berth": ([berth, "--root", f"{work}/berth"], "bench-busybox", []),
+    "podman": (["podman"], "localhost/bench-busybox", ["-t", "0"]),
 }
 steps = ["pod create", "run -d x2", "pod rm -f"]
-def cycle(base, image):
+def cycle(base, image, rm_flags):
     cmds = [
         ("pod create", [base + ["pod", "create", "--name", "bench-pod"]]),
         ("run -d x2", [base + ["run", "-d", "--pod", "bench-pod", image, "sleep", "60"]] * 2),
-        ("pod rm -f", [base + ["pod", "rm", "-f", "bench-pod"]]),
+        ("pod rm -f", [base + ["pod", "rm", "-f"] + rm_flags + ["bench-pod"]]),
     ]
     out = {}
     for step, runs in cmds:

@@ -114,6 +114,10 @@ pub enum PodCommand {
         /// Stop and remove running containers too; no error for a missing pod
         #[arg(short, long)]
         force: bool,
+        /// With -f: seconds the containers get to stop before SIGKILL
+        /// (default: killed at once)
+        #[arg(short, long)]
+        time: Option<u32>,
         #[arg(required = true)]
         pods: Vec<String>,
     },
@@ -365,9 +369,12 @@ pub fn run(root: &Path, runroot: &Path, cmd: &PodCommand) -> Result<i32> {
                 .map_err(|e| anyhow::anyhow!("invalid signal {signal:?}: {e}"))?;
             each(pods, None, |k| Ok(engine.pod_kill(k, sig)?.id))
         }
-        PodCommand::Rm { force, pods } => {
-            each(pods, Some(*force), |k| Ok(engine.pod_remove(k, *force)?.id))
-        }
+        PodCommand::Rm { force, time, pods } => each(pods, Some(*force), |k| {
+            if let (true, Some(t)) = (*force, time) {
+                engine.pod_stop(k, Some(*t))?;
+            }
+            Ok(engine.pod_remove(k, *force)?.id)
+        }),
         PodCommand::Prune { force: _ } => {
             for p in engine.pod_prune()? {
                 println!("{}", p.id);

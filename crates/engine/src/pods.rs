@@ -754,8 +754,17 @@ impl Engine {
                 )));
             }
         }
+        // All killed first: their monitors record the exits at the same
+        // time, instead of one remove waiting for each in turn.
+        for r in s.members.iter().filter(|r| r.status.is_active()) {
+            self.db.set_stopped_by_user(&r.id, true)?;
+            if crate::alive(r.pid, r.pid_start) {
+                let _ = berth_runtime::signal::send(r.pid, libc::SIGKILL);
+            }
+        }
         for r in &s.members {
-            self.remove(r, true, true)?;
+            let r = self.find(&r.id)?;
+            self.remove(&r, true, true)?;
         }
         self.release_pod(&s.pod)?;
         self.delete_pod_row(&s.pod.id)?;
