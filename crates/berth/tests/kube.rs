@@ -507,6 +507,12 @@ fn bad_files_are_one_line_errors_naming_file_and_field() {
     // Nothing of a failed play is left.
     assert_eq!(b.ok(&["pod", "ps", "-q"]).trim(), "");
     assert_eq!(b.ok(&["ps", "-aq"]).trim(), "");
+    let o = b.run(&["kube", "generate", "nothing-here"]);
+    expect_code(&o, 125, "kube generate of nothing");
+    assert_eq!(
+        stderr(&o).trim(),
+        "Error: name or ID \"nothing-here\" not found"
+    );
     let o = b.run(&["kube", "play", "/nonexistent/file.yaml"]);
     expect_code(&o, 125, "kube play of a missing file");
     assert_eq!(berth_testkit::error_lines(&stderr(&o)), 1, "{}", stderr(&o));

@@ -62,9 +62,14 @@ pub fn generate(engine: &Engine, keys: &[String], opts: &GenerateOptions) -> Res
                 )?
             }
             Err(berth_engine::Error::NoSuchPod(_)) => {
-                let r = engine
-                    .find(key)
-                    .during(|| format!("{key}: no pod or container of that name"))?;
+                let r = match engine.find(key) {
+                    Ok(r) => r,
+                    // podman's words.
+                    Err(berth_engine::Error::NoSuchContainer(_)) => {
+                        return Err(Error::Invalid(format!("name or ID {key:?} not found")))
+                    }
+                    Err(e) => return Err(e).during(|| format!("container {key}")),
+                };
                 if !r.config.pod.is_empty() {
                     return Err(Error::Invalid(format!(
                         "container {} is in a pod: generate the pod instead",

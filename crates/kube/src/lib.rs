@@ -39,13 +39,10 @@ pub use play::{down, play, DownReport, PlayOptions, PlayReport, PlayedPod};
 /// field where there is one.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The file could not be read: "read {path}: {source}".
-    #[error("read {path}: {source}")]
-    Read {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
+    /// The file could not be read: "read {path}: {error}" (the cause in
+    /// the line, not as a source: front ends print the chain).
+    #[error("read {path}: {error}")]
+    Read { path: String, error: std::io::Error },
     /// A document is not YAML, not a Kubernetes object of a kind berth
     /// plays, or has a field wrong: "{0}" (the file and document named).
     #[error("{0}")]
@@ -54,12 +51,11 @@ pub enum Error {
     /// name without --replace).
     #[error("{0}")]
     Conflict(String),
-    /// The engine refused or failed: "{context}: {source}".
-    #[error("{context}: {source}")]
+    /// The engine refused or failed: "{context}: {error}".
+    #[error("{context}: {error}")]
     Engine {
         context: String,
-        #[source]
-        source: berth_engine::Error,
+        error: berth_engine::Error,
     },
     /// Writing YAML failed (a value serde_yaml cannot write).
     #[error("write YAML: {0}")]
@@ -70,7 +66,7 @@ impl Error {
     /// The engine's kind of failure, for front ends' exit codes.
     pub fn engine_error(&self) -> Option<&berth_engine::Error> {
         match self {
-            Error::Engine { source, .. } => Some(source),
+            Error::Engine { error, .. } => Some(error),
             _ => None,
         }
     }
@@ -85,9 +81,9 @@ trait EngineContext<T> {
 
 impl<T> EngineContext<T> for berth_engine::Result<T> {
     fn during(self, what: impl FnOnce() -> String) -> Result<T> {
-        self.map_err(|source| Error::Engine {
+        self.map_err(|error| Error::Engine {
             context: what(),
-            source,
+            error,
         })
     }
 }

@@ -412,7 +412,7 @@ fn remove_pod(engine: &Engine, name: &str) -> Result<String> {
     match std::fs::remove_dir_all(&dir) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::Read {
             path: dir.display().to_string(),
-            source: e,
+            error: e,
         }),
         _ => Ok(pod.id),
     }
@@ -559,7 +559,7 @@ fn volume_source(
      -> Result<Source> {
         let io = |e: std::io::Error, p: &Path| Error::Read {
             path: p.display().to_string(),
-            source: e,
+            error: e,
         };
         std::fs::create_dir_all(&dir).map_err(|e| io(e, &dir))?;
         let chosen: Vec<(String, String, Option<i32>)> = match items {
@@ -631,7 +631,7 @@ fn volume_source(
         }
         std::fs::create_dir_all(&dir).map_err(|e| Error::Read {
             path: dir.display().to_string(),
-            source: e,
+            error: e,
         })?;
         return Ok(Source::Dir(dir));
     }
@@ -651,7 +651,7 @@ fn volume_source(
                 if !Path::new(&h.path).exists() {
                     std::fs::write(&h.path, b"").map_err(|e| Error::Read {
                         path: h.path.clone(),
-                        source: e,
+                        error: e,
                     })?;
                 }
             }
