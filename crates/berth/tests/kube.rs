@@ -660,3 +660,29 @@ fn compose_containers_keep_their_service_names_through_generate_and_play() {
         "db does not resolve to {db_ip}:\n{hosts}"
     );
 }
+
+#[test]
+fn a_host_network_pod_is_in_the_host_s_network_namespace() {
+    if !berth_testkit::root_or_skip("a_host_network_pod_is_in_the_host_s_network_namespace") {
+        return;
+    }
+    let b = berth();
+    let dir = tempfile::tempdir().unwrap();
+    let name = format!("hostnet-{}", std::process::id());
+    let yaml = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  hostNetwork: true\n  containers:\n  - name: c\n    image: busybox\n    command: [sleep, '60']\n"
+    );
+    let file = write_yaml(dir.path(), "host.yaml", &yaml);
+    let o = b.run(&["kube", "play", &file]);
+    expect_code(&o, 0, "kube play of a hostNetwork pod");
+    assert!(!stderr(&o).contains("hostNetwork"), "{}", stderr(&o));
+    let ours = std::fs::read_link("/proc/self/ns/net").unwrap();
+    let theirs = b.ok(&[
+        "exec",
+        &format!("{name}-c"),
+        "readlink",
+        "/proc/self/ns/net",
+    ]);
+    assert_eq!(theirs.trim(), ours.to_string_lossy());
+    b.ok(&["kube", "down", &file]);
+}

@@ -45,6 +45,7 @@ const POD_SPEC_DONE: &[&str] = &[
     "hostname",
     "securityContext",
     "terminationGracePeriodSeconds",
+    "hostNetwork",
     // Scheduling has one node to choose from: nothing to do, nothing lost.
     "nodeSelector",
     "affinity",

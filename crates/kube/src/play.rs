@@ -359,10 +359,17 @@ pub fn play(engine: &mut Engine, parsed: &Parsed, opts: &PlayOptions) -> Result<
     let mut made: Vec<(String, String)> = Vec::new();
     let result = (|| -> Result<()> {
         for w in &loads {
+            let host = w.spec.host_network == Some(true);
             let config = PodConfig {
                 hostname: w.spec.hostname.clone().unwrap_or_default(),
                 labels: w.labels.clone(),
-                publish: published(w, &services)?,
+                // hostNetwork: the host's own ports, nothing to publish.
+                publish: if host {
+                    Vec::new()
+                } else {
+                    published(w, &services)?
+                },
+                network: if host { "host".into() } else { String::new() },
                 ..PodConfig::default()
             };
             let pod = engine
