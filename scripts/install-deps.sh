@@ -17,6 +17,7 @@ packages=(
   hyperfine python3 bc      # benchmarks
   docker-registry skopeo    # registry tests and bench: a loopback registry, a peer client
   buildah                   # build tests (golden image configs) and bench: the peer builder
+  catatonit                 # podman pod create's infra (pause) process: bench/pod.sh's peer
   apache2-utils openssl     # htpasswd -B and a test CA for the TLS + basic auth test
   bsdutils util-linux procps iproute2 # script (ptys), unshare, pgrep, ip
   nftables                  # NAT and published ports (berth drives `nft -j`)

@@ -147,6 +147,11 @@ impl Drop for Store {
         for id in stdout(&ids).split_whitespace() {
             let _ = self.run(&["rm", "-f", id]);
         }
+        // Pods hold namespace files and an endpoint of their own.
+        let pods = self.run(&["pod", "ps", "-q", "--no-trunc"]);
+        for id in stdout(&pods).split_whitespace() {
+            let _ = self.run(&["pod", "rm", "-f", id]);
+        }
         let _ = self.run(&["network", "prune", "-f"]);
     }
 }

@@ -23,9 +23,11 @@ mod image_names;
 mod images;
 mod info;
 mod inspect;
+mod kube;
 mod lifecycle;
 mod logs;
 mod networks;
+mod pods;
 mod protection;
 mod prune;
 mod ps;
@@ -192,6 +194,12 @@ enum Command {
     /// Manage networks
     #[command(subcommand)]
     Network(networks::NetworkCommand),
+    /// Manage pods: containers sharing network, IPC and UTS namespaces
+    #[command(subcommand)]
+    Pod(pods::PodCommand),
+    /// Play and generate Kubernetes YAML
+    #[command(subcommand)]
+    Kube(kube::KubeCommand),
     /// Manage berth's storage
     #[command(subcommand)]
     System(SystemCommand),
@@ -335,6 +343,19 @@ fn main() -> ExitCode {
         Command::Volume(v) => {
             return finish(&cli.root, volumes::volume(&cli.root, &cli.runroot, v))
         }
+        Command::Kube(k) => {
+            return match kube::run(&cli.root, &cli.runroot, k) {
+                Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(125)),
+                Err(e) => failed(&cli.root, &e, 125),
+            };
+        }
+        Command::Pod(p) => {
+            return match pods::run(&cli.root, &cli.runroot, p) {
+                Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(125)),
+                // podman's code for a failed pod command.
+                Err(e) => failed(&cli.root, &e, 125),
+            };
+        }
         Command::Network(n) => {
             let r = networks::run(&cli.root, &cli.runroot, n).map_err(|e| {
                 // docker's client checks names for rm and inspect itself;
@@ -397,6 +418,8 @@ fn run(cli: Cli) -> Result<()> {
         | Command::Container(_)
         | Command::Volume(_)
         | Command::Network(_)
+        | Command::Pod(_)
+        | Command::Kube(_)
         | Command::Build(_)
         | Command::Image(ImageCommand::Build(_)) => {
             unreachable!("container and build commands are dispatched in main")

@@ -182,6 +182,9 @@ pub struct RunArgs {
     /// Another name on the network (user networks)
     #[arg(long, alias = "net-alias")]
     network_alias: Vec<String>,
+    /// Join a pod's shared namespaces (berth pod create)
+    #[arg(long)]
+    pod: Option<String>,
     /// IPv4 address on the network (user networks)
     #[arg(long)]
     ip: Option<String>,

@@ -211,7 +211,10 @@ pub(crate) fn check(cli: &Cli, rebuild: bool) -> Result<()> {
     for s in &stale {
         println!("  {s}");
     }
-    let mut fixed = engine.networks().check(running)?;
+    // A pod's endpoint is held by the pod, not a container.
+    let running = |id: &str| running(id) || engine.pod_exists(id);
+    let mut fixed = engine.check_pods()?;
+    fixed.extend(engine.networks().check(running)?);
     fixed.extend(engine.check_resolvers()?);
     println!("network leftovers removed: {}", fixed.len());
     for f in &fixed {

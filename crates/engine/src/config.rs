@@ -85,6 +85,10 @@ pub struct ContainerConfig {
     pub exposed_ports: Vec<String>,
     /// The healthcheck (`--health-*`, else the image's; `NONE` disables).
     pub health: Option<crate::health::HealthConfig>,
+    /// The pod it belongs to (`--pod`: a key at create, the pod's id once
+    /// made), whose namespaces it joins (crate::pods).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub pod: String,
 }
 
 /// A bind mount, named volume or tmpfs.

@@ -54,6 +54,9 @@ pub enum Error {
     /// No such volume: {0}
     #[error("No such volume: {0}")]
     NoSuchVolume(String),
+    /// no pod with name or ID {0} found: no such pod (podman's words)
+    #[error("no pod with name or ID {0} found: no such pod")]
+    NoSuchPod(String),
     /// No such network: {0}
     #[error("No such network: {0}")]
     NoSuchNetwork(String),
@@ -224,6 +227,7 @@ impl Error {
             Error::NoSuchContainer(_)
             | Error::NoSuchVolume(_)
             | Error::NoSuchNetwork(_)
+            | Error::NoSuchPod(_)
             | Error::NetworkNotFound(_)
             | Error::ImageNotFound(_)
             | Error::NotInStore(_)

@@ -49,6 +49,7 @@ pub mod monitor;
 pub mod names;
 pub mod networking;
 pub mod networks;
+pub mod pods;
 pub mod prune;
 pub mod spec;
 pub mod start;
@@ -287,6 +288,9 @@ impl Engine {
             berth_image::store::StoreError::NotFound(_) => Error::ImageNotFound(cfg.image.clone()),
             e => e.into(),
         })?;
+        if !cfg.pod.is_empty() {
+            self.join_pod(&mut cfg)?;
+        }
         let ic = self.image_config(&img)?;
         merge_image_config(&mut cfg, &ic);
         if cfg.args.is_empty() {

@@ -539,6 +539,9 @@ fn finish(server: &mut Option<&mut crate::attach::Server>, code: i32) {
 /// Namespace paths for `--pid/--ipc/--uts container:X`.
 fn joins(engine: &Engine, r: &Record) -> Result<spec::Joins> {
     let path = |mode: &str, ns: &str| -> Result<Option<String>> {
+        if let Some(pod) = crate::pods::pod_of_mode(mode) {
+            return engine.pod_namespace_path(pod, ns).map(Some);
+        }
         let Some(other) = mode.strip_prefix("container:") else {
             return Ok(None);
         };

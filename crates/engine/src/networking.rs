@@ -24,7 +24,9 @@ use crate::{Engine, Record, Status};
 /// Whether the container gets interfaces of its own on bridges (not
 /// none, host, or another container's namespace).
 pub fn on_bridges(cfg: &ContainerConfig) -> bool {
-    !matches!(cfg.network.as_str(), "none" | "host") && !cfg.network.starts_with("container:")
+    !matches!(cfg.network.as_str(), "none" | "host")
+        && !cfg.network.starts_with("container:")
+        && crate::pods::pod_of_mode(&cfg.network).is_none()
 }
 
 /// The names of the networks the container is connected to, as inspect's
@@ -162,6 +164,10 @@ impl Engine {
     /// its networks, publishes its ports, writes its hosts file and its
     /// peers'. Nothing stays half done on failure.
     pub fn attach_network(&self, r: &Record, pid: i32) -> Result<()> {
+        if let Some(pod) = crate::pods::pod_of_mode(&r.config.network) {
+            // In the pod's namespace, attached when the pod was made.
+            return self.pod_member_files(r, pod);
+        }
         if r.config.network == "none" && !joins_networks(&r.config) {
             // A namespace of its own with nothing but loopback, which is up.
             return Ok(berth_network::loopback_up_in(pid)?);
@@ -179,6 +185,7 @@ impl Engine {
             container_id: &r.id,
             name: &r.name,
             pid,
+            netns: None,
             networks,
             ports: &ports,
         })?;
@@ -443,6 +450,12 @@ impl Engine {
                     net.name, net.id, r.name
                 )));
             }
+        }
+        if let Some(p) = self.pod_on_network(&net)? {
+            return Err(Error::InUse(format!(
+                "error while removing network: network {} id {} has active endpoints (pod {p})",
+                net.name, net.id
+            )));
         }
         self.stop_idle_resolvers(std::slice::from_ref(&net.id));
         self.networks.remove(&net)?;

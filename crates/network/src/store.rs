@@ -96,6 +96,9 @@ pub struct Attach<'a> {
     pub container_id: &'a str,
     pub name: &'a str,
     pub pid: i32,
+    /// The network namespace as a file (a pod's bind-mounted one) instead
+    /// of the init's `/proc/<pid>/ns/net`.
+    pub netns: Option<&'a std::path::Path>,
     pub networks: Vec<(Network, EndpointConfig)>,
     pub ports: &'a [PortSpec],
 }
@@ -647,7 +650,10 @@ impl Networks {
     }
 
     fn attach_inner(&self, a: &Attach<'_>) -> Result<Vec<Endpoint>> {
-        let ns_path = format!("/proc/{}/ns/net", a.pid);
+        let ns_path = match a.netns {
+            Some(p) => p.display().to_string(),
+            None => format!("/proc/{}/ns/net", a.pid),
+        };
         let netns = File::open(&ns_path).ctx(|| format!("open {ns_path}"))?;
         let mut nl = netlink()?;
         let mut inside =

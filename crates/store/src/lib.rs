@@ -57,13 +57,30 @@ struct Migration {
 }
 
 /// The schema, oldest first. Never edit a released entry: append one.
-const MIGRATIONS: &[Migration] = &[Migration {
-    what: "the schema as berth made it before versions (adopts such stores)",
-    steps: &[Step::Sql(V1_TABLES), Step::Fn(v1_added_columns)],
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        what: "the schema as berth made it before versions (adopts such stores)",
+        steps: &[Step::Sql(V1_TABLES), Step::Fn(v1_added_columns)],
+    },
+    Migration {
+        what: "pods: a row per pod (berth pod, kube play), its options as JSON",
+        steps: &[Step::Sql(V2_PODS)],
+    },
+];
 
 /// The version this berth brings a database to.
 pub const VERSION: usize = MIGRATIONS.len();
+
+/// Pods: their members are containers whose config names the pod's id;
+/// the shared namespaces are files of the run directory, not rows.
+const V2_PODS: &str = "
+CREATE TABLE pods (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    created TEXT NOT NULL,
+    config TEXT NOT NULL          -- JSON: berth_engine::pods::PodConfig
+);
+";
 
 const V1_TABLES: &str = "
 CREATE TABLE IF NOT EXISTS store_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);

@@ -97,6 +97,7 @@ pub(crate) fn config_from(a: &RunArgs) -> Result<ContainerConfig> {
             .map_err(|e| crate::FromDaemon::wrap(anyhow::Error::msg(e), true))?,
         init: a.init,
         oom_score_adj: a.oom_score_adj,
+        pod: a.pod.clone().unwrap_or_default(),
         ..Default::default()
     };
     if cfg.auto_remove && cfg.restart.name != "no" {

@@ -1,0 +1,688 @@
+//! `berth kube play|generate` through the real binary, as root: a
+//! multi-document file (ConfigMap, Secret, PVC, Service, Deployment with
+//! an init container, Pod, Job) played and taken down to nothing; a
+//! generated YAML read back with the Kubernetes API's types and played
+//! into an equivalent pod; bad files as one-line errors naming the file
+//! and the field.
+//!
+//! Each test has its own store, names and host ports, so they run in
+//! parallel.
+
+#![allow(clippy::tests_outside_test_module)]
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use berth_testkit::{expect_code, stderr};
+use k8s_openapi::api::core::v1::{Pod, Service};
+use serde::Deserialize;
+
+const BIN: &str = env!("CARGO_BIN_EXE_berth");
+
+type Berth = berth_testkit::store::Store;
+
+fn berth() -> Berth {
+    Berth::with_busybox(BIN, &[])
+}
+
+/// A host port no other test picks.
+fn free_port() -> u16 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let mut n = std::process::id().wrapping_mul(7919) ^ nanos;
+    loop {
+        let port = 20_000 + u16::try_from(n % 12_000).unwrap();
+        if std::net::TcpListener::bind(("0.0.0.0", port)).is_ok() {
+            return port;
+        }
+        n = n.wrapping_add(104_729);
+    }
+}
+
+/// GET path from addr, retried until it answers or 10 s pass.
+fn get(addr: &str, path: &str) -> Result<String, String> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = (|| -> std::io::Result<String> {
+            let mut s = TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_secs(2))?;
+            s.set_read_timeout(Some(Duration::from_secs(3)))?;
+            s.write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())?;
+            let mut text = String::new();
+            s.read_to_string(&mut text)?;
+            Ok(text)
+        })();
+        match r {
+            Ok(t) if t.contains("200 OK") => return Ok(t),
+            r if Instant::now() > deadline => return Err(format!("{addr}: {r:?}")),
+            _ => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+}
+
+fn write_yaml(dir: &std::path::Path, name: &str, text: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p.display().to_string()
+}
+
+fn links() -> String {
+    let o = Command::new("ip").args(["-br", "link"]).output().unwrap();
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// The application: a web Deployment reading a ConfigMap and a Secret,
+/// whose init container writes into a claimed volume, behind a NodePort
+/// Service; a client Pod fetching from the Service by name; a Job.
+fn app_yaml(tag: &str, port: u16) -> String {
+    format!(
+        r#"apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: cfg-{tag}
+data:
+  GREETING: hello-{tag}
+  index.html: "page of {tag}\n"
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: sec-{tag}
+type: Opaque
+data:
+  password: czNjcmV0
+stringData:
+  user: admin
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata:
+  name: data-{tag}
+spec:
+  accessModes: [ReadWriteOnce]
+  resources:
+    requests:
+      storage: 1Gi
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: svc-{tag}
+spec:
+  type: NodePort
+  selector:
+    app: web-{tag}
+  ports:
+  - port: 8080
+    targetPort: http
+    nodePort: {port}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web-{tag}
+spec:
+  replicas: 2
+  selector:
+    matchLabels:
+      app: web-{tag}
+  template:
+    metadata:
+      labels:
+        app: web-{tag}
+    spec:
+      initContainers:
+      - name: init
+        image: busybox
+        command: ["sh", "-c", "echo init-ran >> /data/init"]
+        volumeMounts:
+        - name: data
+          mountPath: /data
+      containers:
+      - name: srv
+        image: busybox
+        command: ["httpd", "-f", "-p", "80", "-h", "/www"]
+        ports:
+        - name: http
+          containerPort: 80
+        env:
+        - name: PASSWORD
+          valueFrom:
+            secretKeyRef:
+              name: sec-{tag}
+              key: password
+        envFrom:
+        - configMapRef:
+            name: cfg-{tag}
+        - secretRef:
+            name: sec-{tag}
+          prefix: S_
+        resources:
+          limits:
+            memory: 64Mi
+            cpu: 500m
+        livenessProbe:
+          tcpSocket:
+            port: 80
+          periodSeconds: 1
+        volumeMounts:
+        - name: www
+          mountPath: /www
+          readOnly: true
+        - name: data
+          mountPath: /data
+        - name: scratch
+          mountPath: /scratch
+      volumes:
+      - name: www
+        configMap:
+          name: cfg-{tag}
+          items:
+          - key: index.html
+            path: index.html
+      - name: data
+        persistentVolumeClaim:
+          claimName: data-{tag}
+      - name: scratch
+        emptyDir: {{}}
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: client-{tag}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: c
+    image: busybox
+    # The name from /etc/hosts as glibc's "files" source reads it: the
+    # test image has no nsswitch.conf, and static glibc's default asks
+    # DNS first, which depends on the host's resolver.
+    command: ["sh", "-c", "ip=$(awk '$2 == \"svc-{tag}\" {{print $1}}' /etc/hosts); for i in $(seq 50); do wget -qO- http://$ip/index.html && exec sleep 60; sleep 0.1; done; exit 1"]
+---
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: job-{tag}
+spec:
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+      - name: once
+        image: busybox
+        command: ["sh", "-c", "echo job-done"]
+"#
+    )
+}
+
+#[test]
+fn a_multi_document_file_plays_and_goes_down_to_nothing() {
+    if !berth_testkit::root_or_skip("a_multi_document_file_plays_and_goes_down_to_nothing") {
+        return;
+    }
+    let b = berth();
+    let dir = tempfile::tempdir().unwrap();
+    let tag = format!("a{}", std::process::id());
+    let port = free_port();
+    let file = write_yaml(dir.path(), "app.yaml", &app_yaml(&tag, port));
+    let out = b.ok(&["kube", "play", &file]);
+    assert_eq!(out.matches("Pod:").count(), 4, "{out}");
+
+    // podman's names: <deployment>-pod-<i>, containers <pod>-<container>.
+    let names = b.ok(&["ps", "-a", "--format", "{{.Names}}"]);
+    let mut names: Vec<&str> = names.lines().collect();
+    names.sort_unstable();
+    let mut want = vec![
+        format!("client-{tag}-c"),
+        format!("job-{tag}-pod-0-once"),
+        format!("web-{tag}-pod-0-srv"),
+        format!("web-{tag}-pod-1-srv"),
+    ];
+    want.sort();
+    assert_eq!(names, want, "the init containers ran and went");
+
+    // The Service's nodePort reaches the first replica; the page is the
+    // ConfigMap's.
+    let page = get(&format!("127.0.0.1:{port}"), "/index.html").unwrap();
+    assert!(page.contains(&format!("page of {tag}")), "{page}");
+    // The client resolved the Service's name inside its pod.
+    let client = format!("client-{tag}-c");
+    b.wait_for(&client, "{{.State.Running}}", "true");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let logs = b.ok(&["logs", &client]);
+        if logs.contains(&format!("page of {tag}")) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "client never fetched from the Service: {logs}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let srv = format!("web-{tag}-pod-0-srv");
+    let env = b.ok(&[
+        "exec",
+        &srv,
+        "sh",
+        "-c",
+        "echo $GREETING $PASSWORD $S_user $S_password",
+    ]);
+    assert_eq!(env.trim(), format!("hello-{tag} s3cret admin s3cret"));
+    // Both replicas' init containers wrote into the one claimed volume.
+    let init = b.ok(&["exec", &srv, "cat", "/data/init"]);
+    assert_eq!(
+        init.lines().filter(|l| *l == "init-ran").count(),
+        2,
+        "{init}"
+    );
+    assert_eq!(
+        b.inspect(&srv, "{{.HostConfig.Memory}}"),
+        (64 << 20).to_string()
+    );
+    assert_eq!(b.inspect(&srv, "{{.HostConfig.NanoCpus}}"), "500000000");
+    b.wait_for(&srv, "{{.State.Health.Status}}", "healthy");
+    let job = format!("job-{tag}-pod-0-once");
+    b.wait_for(&job, "{{.State.Status}}", "exited");
+    assert_eq!(b.ok(&["logs", &job]).trim(), "job-done");
+
+    // Again without --replace: refused, one line; with it: played again.
+    let o = b.run(&["kube", "play", &file]);
+    expect_code(&o, 125, "kube play of pods that exist");
+    assert!(stderr(&o).contains("already exists"), "{}", stderr(&o));
+    assert_eq!(berth_testkit::error_lines(&stderr(&o)), 1);
+
+    let pod_ids = b.ok(&["pod", "ps", "-q", "--no-trunc"]);
+    let down = b.ok(&["kube", "play", "--down", &file]);
+    for id in pod_ids.lines() {
+        assert!(down.contains(id), "{down}");
+        assert!(!std::path::Path::new("/run/berth/pods").join(id).exists());
+        assert!(
+            !links().contains(&format!("vb{}0", &id[..10])),
+            "veth of pod {id} left"
+        );
+    }
+    assert_eq!(b.ok(&["pod", "ps", "-q"]).trim(), "");
+    assert_eq!(b.ok(&["ps", "-aq"]).trim(), "");
+    assert_eq!(b.mounts(), 0, "mounts under the store are left");
+    assert!(
+        !b.path()
+            .join("kube")
+            .join(format!("web-{tag}-pod-0"))
+            .exists(),
+        "kube play's files of the pod are left"
+    );
+    let check = b.ok(&["system", "check"]);
+    assert!(check.contains("network leftovers removed: 0"), "{check}");
+    // The claim's volume keeps its data for the next play.
+    let vols = b.ok(&["volume", "ls", "-q"]);
+    assert_eq!(vols.trim(), format!("data-{tag}"));
+
+    // --start=false: made, not started; --replace over them.
+    b.ok(&["kube", "play", "--start=false", &file]);
+    assert_eq!(b.inspect(&srv, "{{.State.Status}}"), "created");
+    // pod start runs the pod's init container first, to completion.
+    b.ok(&["pod", "start", &format!("web-{tag}-pod-0")]);
+    b.wait_for(&srv, "{{.State.Running}}", "true");
+    let init = b.ok(&["exec", &srv, "cat", "/data/init"]);
+    assert_eq!(
+        init.lines().filter(|l| *l == "init-ran").count(),
+        3,
+        "{init}"
+    );
+    assert!(
+        !b.ok(&["ps", "-a", "--format", "{{.Names}}"])
+            .contains(&format!("web-{tag}-pod-0-init")),
+        "the init container is left"
+    );
+    b.ok(&["kube", "play", "--replace", &file]);
+    b.wait_for(&srv, "{{.State.Running}}", "true");
+    let init = b.ok(&["exec", &srv, "cat", "/data/init"]);
+    assert_eq!(
+        init.lines().filter(|l| *l == "init-ran").count(),
+        5,
+        "{init}"
+    );
+    b.ok(&["kube", "down", &file]);
+    assert_eq!(b.ok(&["pod", "ps", "-q"]).trim(), "");
+}
+
+/// What must survive a generate → play round trip, per container.
+fn essentials(b: &Berth, name: &str) -> String {
+    b.inspect(
+        name,
+        "{{.Config.Image}}|{{json .Config.Entrypoint}}|{{json .Config.Cmd}}|{{json .Config.Env}}|{{range .Mounts}}{{.Type}}:{{.Source}}:{{.Destination}}:{{.RW}} {{end}}|{{.Config.WorkingDir}}|{{.Config.User}}",
+    )
+}
+
+#[test]
+fn generate_writes_what_the_api_reads_and_play_gives_the_pod_back() {
+    if !berth_testkit::root_or_skip(
+        "generate_writes_what_the_api_reads_and_play_gives_the_pod_back",
+    ) {
+        return;
+    }
+    let b = berth();
+    let host = tempfile::tempdir().unwrap();
+    let tag = format!("g{}", std::process::id());
+    let port = free_port();
+    let pod = format!("round-{tag}");
+    // 8080: the container's user (1000) may not bind a port below 1024.
+    b.ok(&[
+        "pod",
+        "create",
+        "--name",
+        &pod,
+        "-p",
+        &format!("{port}:8080"),
+    ]);
+    let web = format!("{pod}-web");
+    let bind = format!("{}:/host:ro", host.path().display());
+    let vol = format!("vol-{tag}:/data");
+    b.ok(&[
+        "create",
+        "--pod",
+        &pod,
+        "--name",
+        &web,
+        "-e",
+        "A=1",
+        "-e",
+        "B=two words",
+        "-v",
+        &bind,
+        "-v",
+        &vol,
+        "-w",
+        "/data",
+        "-u",
+        "1000:1000",
+        "busybox",
+        "httpd",
+        "-f",
+        "-p",
+        "8080",
+    ]);
+    let side = format!("{pod}-side");
+    b.ok(&[
+        "create",
+        "--pod",
+        &pod,
+        "--name",
+        &side,
+        "--entrypoint",
+        "sleep",
+        "busybox",
+        "300",
+    ]);
+    let before: Vec<String> = [&web, &side].iter().map(|n| essentials(&b, n)).collect();
+
+    let yaml = b.ok(&["kube", "generate", "--service", &pod]);
+    // Read back with the API's own types: each document is what a
+    // cluster takes, of the kind it says.
+    let mut kinds = Vec::new();
+    for doc in serde_yaml_ng::Deserializer::from_str(&yaml) {
+        let v = serde_json::Value::deserialize(doc).unwrap();
+        match v["kind"].as_str().unwrap() {
+            "Pod" => {
+                let p: Pod = serde_json::from_value(v).unwrap();
+                let spec = p.spec.unwrap();
+                assert_eq!(spec.containers.len(), 2);
+                assert_eq!(spec.containers[0].name, "web");
+                assert_eq!(
+                    spec.containers[0].ports.as_ref().unwrap()[0].container_port,
+                    8080
+                );
+                kinds.push("Pod");
+            }
+            "Service" => {
+                let s: Service = serde_json::from_value(v).unwrap();
+                let spec = s.spec.unwrap();
+                assert_eq!(spec.type_.as_deref(), Some("NodePort"));
+                assert_eq!(spec.ports.unwrap()[0].port, 8080);
+                kinds.push("Service");
+            }
+            other => panic!("unexpected kind {other} in\n{yaml}"),
+        }
+    }
+    assert_eq!(kinds, ["Service", "Pod"], "{yaml}");
+
+    b.ok(&["pod", "rm", "-f", &pod]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_yaml(dir.path(), "gen.yaml", &yaml);
+    b.ok(&["kube", "play", &file]);
+    let after: Vec<String> = [&web, &side].iter().map(|n| essentials(&b, n)).collect();
+    assert_eq!(before, after, "\n{yaml}");
+    // The pod's port, published again: httpd serves its working dir.
+    b.ok(&[
+        "exec",
+        "-u",
+        "0",
+        &web,
+        "sh",
+        "-c",
+        "echo round-trip > /data/index.html",
+    ]);
+    let page = get(&format!("127.0.0.1:{port}"), "/index.html").unwrap();
+    assert!(page.contains("round-trip"), "{page}");
+    assert_eq!(b.inspect(&web, "{{.Config.Hostname}}"), pod);
+}
+
+#[test]
+fn bad_files_are_one_line_errors_naming_file_and_field() {
+    if !berth_testkit::root_or_skip("bad_files_are_one_line_errors_naming_file_and_field") {
+        return;
+    }
+    let b = berth();
+    let dir = tempfile::tempdir().unwrap();
+    let pod = |extra: &str| {
+        format!("apiVersion: v1\nkind: Pod\nmetadata:\n  name: bad\nspec:\n  containers:\n  - name: c\n    image: busybox\n{extra}")
+    };
+    let cases: Vec<(&str, String, &str)> = vec![
+        ("typo.yaml", pod("    comand: [true]\n"), "typo.yaml: document 1 (Pod bad): unknown field spec.containers[0].comand"),
+        ("type.yaml", pod("    ports:\n    - containerPort: http\n"), "field spec.containers[0].ports[0].containerPort"),
+        ("kind.yaml", "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: x\n".into(), "kind Namespace is not supported"),
+        ("noname.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {}\n".into(), "field metadata.name is missing"),
+        ("yaml.yaml", "apiVersion: v1\nkind: [\n".into(), "yaml.yaml: document 1:"),
+        ("second.yaml", format!("{}---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: d\nspec:\n  replicas: two\n", pod("")), "document 2 (Deployment d): field spec.replicas"),
+        ("cm.yaml", pod("    envFrom:\n    - configMapRef:\n        name: missing\n"), "configMap missing is not in the file"),
+        ("quantity.yaml", pod("    resources:\n      limits:\n        memory: lots\n"), "resources.limits.memory"),
+        ("volume.yaml", pod("    volumeMounts:\n    - name: nope\n      mountPath: /x\n"), "volume nope is not in spec.volumes"),
+        ("escape.yaml", format!("{}  volumes:\n  - name: ../../escape\n    emptyDir: {{}}\n", pod("")), "spec.volumes[0] (../../escape): field name"),
+        ("key.yaml", format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: k\ndata:\n  a: b\n---\n{}  volumes:\n  - name: v\n    configMap:\n      name: k\n      items:\n      - key: a\n        path: ../../x\n", pod("")), "must be relative"),
+    ];
+    for (name, text, words) in &cases {
+        let file = write_yaml(dir.path(), name, text);
+        let o = b.run(&["kube", "play", &file]);
+        expect_code(&o, 125, name);
+        let err = stderr(&o);
+        assert!(err.contains(words), "{name}: {err}");
+        assert_eq!(berth_testkit::error_lines(&err), 1, "{name}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    // Nothing of a failed play is left.
+    assert_eq!(b.ok(&["pod", "ps", "-q"]).trim(), "");
+    assert_eq!(b.ok(&["ps", "-aq"]).trim(), "");
+    let o = b.run(&["kube", "generate", "nothing-here"]);
+    expect_code(&o, 125, "kube generate of nothing");
+    assert_eq!(
+        stderr(&o).trim(),
+        "Error: name or ID \"nothing-here\" not found"
+    );
+    let o = b.run(&["kube", "play", "/nonexistent/file.yaml"]);
+    expect_code(&o, 125, "kube play of a missing file");
+    assert_eq!(berth_testkit::error_lines(&stderr(&o)), 1, "{}", stderr(&o));
+    // A field berth does not do is a warning naming it, and the pod runs.
+    let warn = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: warned\nspec:\n  hostIPC: true\n  containers:\n  - name: c\n    image: busybox\n    command: [sleep, '30']\n";
+    let file = write_yaml(dir.path(), "warn.yaml", warn);
+    let o = b.run(&["kube", "play", &file]);
+    expect_code(&o, 0, "kube play with an unsupported field");
+    assert!(
+        stderr(&o).contains("field spec.hostIPC is not supported by berth; ignored"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+/// podman's kube play of the same file names pods and containers as
+/// berth's does.
+#[test]
+fn pods_and_containers_are_named_as_podman_names_them() {
+    if !berth_testkit::snippet::installed("podman") {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "podman is missing (install-deps.sh)"
+        );
+        eprintln!(
+            "skipped pods_and_containers_are_named_as_podman_names_them: podman not installed"
+        );
+        return;
+    }
+    if !berth_testkit::root_or_skip("pods_and_containers_are_named_as_podman_names_them") {
+        return;
+    }
+    let b = berth();
+    b.import_busybox("localhost/bb:latest", &[]);
+    let tag = format!("n{}", std::process::id());
+    let yaml = format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: dep-{tag}\nspec:\n  replicas: 2\n  selector:\n    matchLabels:\n      app: dep-{tag}\n  template:\n    metadata:\n      labels:\n        app: dep-{tag}\n    spec:\n      containers:\n      - name: one\n        image: localhost/bb:latest\n        command: [sleep, '60']\n      - name: two\n        image: localhost/bb:latest\n        command: [sleep, '60']\n---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: pod-{tag}\nspec:\n  containers:\n  - name: solo\n    image: localhost/bb:latest\n    command: [sleep, '60']\n"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_yaml(dir.path(), "names.yaml", &yaml);
+    let env = dir.path().join("podman");
+    let script = format!(
+        "source {tests}/podman-env.sh {env} >/dev/null || exit 99; podman_import_busybox bb || exit 98; \
+         podman kube play {file} >/dev/null || exit 97; \
+         podman pod ps --format '{{{{.Name}}}}' | LC_ALL=C sort; echo ---; \
+         podman ps -a --format '{{{{.Names}}}}' | grep -v -- '-infra$' | LC_ALL=C sort; \
+         podman kube down {file} >/dev/null; podman_env_cleanup",
+        tests = berth_testkit::snippet::tests_dir().display(),
+        env = env.display(),
+    );
+    let mut c = berth_testkit::snippet::bash();
+    c.arg(&script);
+    let podman = berth_testkit::snippet::capture(c, &script);
+    assert_eq!(podman.code(), 0, "{podman}");
+
+    b.ok(&["kube", "play", &file]);
+    let mut pods: Vec<String> = b
+        .ok(&["pod", "ps", "--format", "{{.Name}}"])
+        .lines()
+        .map(String::from)
+        .collect();
+    pods.sort();
+    let mut ctrs: Vec<String> = b
+        .ok(&["ps", "-a", "--format", "{{.Names}}"])
+        .lines()
+        .map(String::from)
+        .collect();
+    ctrs.sort();
+    let ours = format!("{}\n---\n{}", pods.join("\n"), ctrs.join("\n"));
+    assert_eq!(ours.trim(), podman.stdout.trim());
+    b.ok(&["kube", "down", &file]);
+}
+
+/// Containers of a compose project, generated and played: each its own
+/// pod, and each still found by its service's name.
+#[test]
+fn compose_containers_keep_their_service_names_through_generate_and_play() {
+    if !berth_testkit::root_or_skip(
+        "compose_containers_keep_their_service_names_through_generate_and_play",
+    ) {
+        return;
+    }
+    let b = berth();
+    b.import_busybox("exposed", &["EXPOSE 5432"]);
+    let tag = format!("c{}", std::process::id());
+    let db = format!("{tag}-db-1");
+    let web = format!("{tag}-web-1");
+    b.ok(&[
+        "create",
+        "--name",
+        &db,
+        "--label",
+        "com.docker.compose.service=db",
+        "exposed",
+        "sleep",
+        "300",
+    ]);
+    b.ok(&[
+        "create",
+        "--name",
+        &web,
+        "--label",
+        "com.docker.compose.service=web",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    let yaml = b.ok(&["kube", "generate", &db, &web]);
+    let mut services = Vec::new();
+    for doc in serde_yaml_ng::Deserializer::from_str(&yaml) {
+        let v = serde_json::Value::deserialize(doc).unwrap();
+        if v["kind"] == "Service" {
+            let s: Service = serde_json::from_value(v).unwrap();
+            services.push(s);
+        } else {
+            let _: Pod = serde_json::from_value(v).unwrap();
+        }
+    }
+    let names: Vec<&str> = services
+        .iter()
+        .map(|s| s.metadata.name.as_deref().unwrap())
+        .collect();
+    assert_eq!(names, ["db", "web"], "{yaml}");
+    let db_spec = services[0].spec.as_ref().unwrap();
+    assert_eq!(db_spec.ports.as_ref().unwrap()[0].port, 5432);
+    assert_eq!(
+        services[1].spec.as_ref().unwrap().cluster_ip.as_deref(),
+        Some("None")
+    );
+
+    b.ok(&["rm", "-f", &db, &web]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_yaml(dir.path(), "project.yaml", &yaml);
+    b.ok(&["kube", "play", &file]);
+    let pod_ip = |pod: &str| -> String {
+        let v: serde_json::Value = serde_json::from_str(&b.ok(&["pod", "inspect", pod])).unwrap();
+        v["InfraConfig"]["IPAddress"].as_str().unwrap().to_string()
+    };
+    let db_ip = pod_ip(&format!("{db}-pod"));
+    let hosts = b.ok(&["exec", &format!("{web}-pod-{web}"), "cat", "/etc/hosts"]);
+    assert!(
+        hosts
+            .lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == [db_ip.as_str(), "db"]),
+        "db does not resolve to {db_ip}:\n{hosts}"
+    );
+}
+
+#[test]
+fn a_host_network_pod_is_in_the_host_s_network_namespace() {
+    if !berth_testkit::root_or_skip("a_host_network_pod_is_in_the_host_s_network_namespace") {
+        return;
+    }
+    let b = berth();
+    let dir = tempfile::tempdir().unwrap();
+    let name = format!("hostnet-{}", std::process::id());
+    let yaml = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  hostNetwork: true\n  containers:\n  - name: c\n    image: busybox\n    command: [sleep, '60']\n"
+    );
+    let file = write_yaml(dir.path(), "host.yaml", &yaml);
+    let o = b.run(&["kube", "play", &file]);
+    expect_code(&o, 0, "kube play of a hostNetwork pod");
+    assert!(!stderr(&o).contains("hostNetwork"), "{}", stderr(&o));
+    let ours = std::fs::read_link("/proc/self/ns/net").unwrap();
+    let theirs = b.ok(&[
+        "exec",
+        &format!("{name}-c"),
+        "readlink",
+        "/proc/self/ns/net",
+    ]);
+    assert_eq!(theirs.trim(), ours.to_string_lossy());
+    b.ok(&["kube", "down", &file]);
+}
