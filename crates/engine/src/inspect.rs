@@ -58,21 +58,7 @@ pub fn image_json(
             .map(|r| r.familiar())
             .unwrap_or_else(|_| t.to_string())
     };
-    let repo_digests: Vec<String> = img
-        .tags
-        .iter()
-        .map(|t| {
-            format!(
-                "{}@{}",
-                t.parse::<berth_image::Reference>()
-                    .map(|r| r.familiar())
-                    .unwrap_or_default()
-                    .rsplit_once(':')
-                    .map_or(t.as_str(), |x| x.0),
-                img.manifest
-            )
-        })
-        .collect();
+    let repo_digests: Vec<String> = img.digests.iter().map(|d| familiar(d)).collect();
     Ok(json!({
         "Id": img.id.to_string(),
         "RepoTags": img.tags.iter().map(|t| familiar(t)).collect::<Vec<_>>(),

@@ -93,7 +93,7 @@ impl Engine {
         let dangling_only = !all && !f.get("dangling").iter().any(|v| v == "false" || v == "0");
         let mut report = ImagePruneReport::default();
         for img in self.images.list()? {
-            if (dangling_only && !img.tags.is_empty())
+            if (dangling_only && img.is_referenced())
                 || !old_enough(img.created.as_deref(), until)
                 || self.image_in_use(&img)?
             {

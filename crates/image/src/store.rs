@@ -115,8 +115,31 @@ pub struct Image {
     pub created: Option<String>,
     pub size: u64,
     pub tags: Vec<String>,
+    /// `name@sha256:…` references (full names, sorted): the digests the
+    /// image was pulled by or pushed as in each repository, Docker's
+    /// RepoDigests. They live in the `tags` table beside the tags, as
+    /// Docker's reference store keeps both kinds under one name space.
+    pub digests: Vec<String>,
     /// Chain ids, bottom layer first.
     pub layers: Vec<Digest>,
+}
+
+impl Image {
+    /// Whether any reference (tag or digest) still names the image.
+    pub fn is_referenced(&self) -> bool {
+        !self.tags.is_empty() || !self.digests.is_empty()
+    }
+}
+
+/// The repository part of a full reference (`registry/repo:tag`,
+/// `registry/repo@sha256:…`): what Docker groups references by.
+fn repository_of(reference: &str) -> &str {
+    let name = reference.split_once('@').map_or(reference, |(n, _)| n);
+    let slash = name.rfind('/').map_or(0, |i| i + 1);
+    match name[slash..].rfind(':') {
+        Some(i) => &name[..slash + i],
+        None => name,
+    }
 }
 
 /// What `check` found (and repaired).
@@ -691,12 +714,43 @@ impl ImageStore {
         open_layer_from_files(&self.root, chain, blob)
     }
 
-    fn tags_of(&self, id: &str) -> Result<Vec<String>> {
+    /// The image's (tags, digest references), each sorted.
+    fn references_of(&self, id: &str) -> Result<(Vec<String>, Vec<String>)> {
         let mut st = self
             .db
             .prepare("SELECT name FROM tags WHERE image = ?1 ORDER BY name")?;
         let rows = st.query_map(params![id], |r| r.get::<_, String>(0))?;
-        Ok(rows.collect::<std::result::Result<_, _>>()?)
+        let all: Vec<String> = rows.collect::<std::result::Result<_, _>>()?;
+        Ok(all.into_iter().partition(|n| !n.contains('@')))
+    }
+
+    /// Records `reference` (`name@digest`) as naming the image `id`, as
+    /// Docker does for what was pulled by or pushed to a repository.
+    pub fn add_digest_reference(&self, id: &Digest, reference: &Reference) -> Result<()> {
+        let Some(d) = &reference.digest else {
+            return Err(StoreError::InvalidOption(format!(
+                "{} has no digest",
+                reference.familiar()
+            )));
+        };
+        self.db.execute(
+            "INSERT OR REPLACE INTO tags (name, image) VALUES (?1, ?2)",
+            params![format!("{}@{d}", reference.name()), id.to_string()],
+        )?;
+        Ok(())
+    }
+
+    /// The image whose stored manifest is `manifest`, if any.
+    pub fn find_by_manifest(&self, manifest: &Digest) -> Result<Option<Image>> {
+        let id: Option<String> = self
+            .db
+            .query_row(
+                "SELECT id FROM images WHERE manifest = ?1",
+                params![manifest.to_string()],
+                |row| row.get(0),
+            )
+            .optional()?;
+        id.map(|id| self.get(&id)).transpose()
     }
 
     fn get(&self, id: &str) -> Result<Image> {
@@ -718,12 +772,14 @@ impl ImageStore {
             .iter()
             .map(|c| digest(c))
             .collect::<Result<_>>()?;
+        let (tags, digests) = self.references_of(id)?;
         Ok(Image {
             id: digest(id)?,
             manifest: digest(&manifest)?,
             created,
             size: u64::try_from(size).unwrap_or(0),
-            tags: self.tags_of(id)?,
+            tags,
+            digests,
             layers,
         })
     }
@@ -741,7 +797,8 @@ impl ImageStore {
 
     /// Finds an image by reference (`busybox`, `localhost/app:1`), full or
     /// short id (`sha256:…`, or a unique hex prefix of at least 3), or
-    /// manifest digest (`name@sha256:…`).
+    /// digest reference (`name@sha256:…`, one it was pulled by or pushed
+    /// as: Docker knows no other).
     pub fn resolve(&self, name: &str) -> Result<Image> {
         let hex = name.strip_prefix("sha256:").unwrap_or(name);
         if hex.len() >= 3 && hex.len() <= 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -767,25 +824,16 @@ impl ImageStore {
             .map_err(|e: crate::reference::ReferenceError| {
                 StoreError::InvalidOption(e.to_string())
             })?;
-        if let Some(d) = &r.digest {
-            let id: Option<String> = self
-                .db
-                .query_row(
-                    "SELECT id FROM images WHERE manifest = ?1",
-                    params![d.to_string()],
-                    |row| row.get(0),
-                )
-                .optional()?;
-            return id.map_or_else(
-                || Err(StoreError::NotFound(name.to_string())),
-                |id| self.get(&id),
-            );
-        }
+        // A tag beside a digest is ignored, as Docker does.
+        let key = match &r.digest {
+            Some(d) => format!("{}@{d}", r.name()),
+            None => r.to_string(),
+        };
         let id: Option<String> = self
             .db
             .query_row(
                 "SELECT image FROM tags WHERE name = ?1",
-                params![r.to_string()],
+                params![key],
                 |row| row.get(0),
             )
             .optional()?;
@@ -804,36 +852,53 @@ impl ImageStore {
         Ok(())
     }
 
-    /// Removes a tag, or (by id, or its last tag) the image; with `force`,
-    /// an image by id loses all its tags. Returns what happened, as
-    /// docker prints it ("Untagged: …", "Deleted: …").
+    /// Removes a reference, or (by id, or its last reference) the image,
+    /// by Docker's rules: a tag removed with no other tag of its
+    /// repository left takes the repository's digest references along; by
+    /// id, every reference goes when there is at most one tag and all are
+    /// of one repository, else only with `force`. Returns what happened,
+    /// as docker prints it ("Untagged: …", "Deleted: …").
     pub fn remove(&mut self, name: &str, force: bool) -> Result<Vec<String>> {
         let img = self.resolve(name)?;
         let mut out = Vec::new();
-        let by_tag = name
+        let named = name
             .parse::<Reference>()
             .ok()
-            .map(|r| r.to_string())
-            .filter(|t| img.tags.contains(t));
-        let tx = self.db.unchecked_transaction()?;
-        match by_tag {
-            Some(t) => {
-                tx.execute("DELETE FROM tags WHERE name = ?1", params![t])?;
-                out.push(format!("Untagged: {t}"));
-            }
-            None if img.tags.len() > 1 && !force => {
-                return Err(StoreError::Conflict(format!(
-                    "image {} is referenced by several tags ({}); remove them, or use --force",
-                    &img.id.hex()[..12],
-                    img.tags.join(", ")
-                )))
+            .map(|r| match &r.digest {
+                Some(d) => format!("{}@{d}", r.name()),
+                None => r.to_string(),
+            })
+            .filter(|n| img.tags.contains(n) || img.digests.contains(n));
+        let mut refs: Vec<&String> = img.tags.iter().chain(&img.digests).collect();
+        refs.sort();
+        let removed: Vec<&String> = match &named {
+            Some(n) => {
+                let repo = repository_of(n);
+                let tag_left = img.tags.iter().any(|t| t != n && repository_of(t) == repo);
+                let mut removed: Vec<&String> = refs.iter().copied().filter(|r| *r == n).collect();
+                if !n.contains('@') && !tag_left {
+                    removed.extend(img.digests.iter().filter(|d| repository_of(d) == repo));
+                }
+                removed
             }
             None => {
-                for t in &img.tags {
-                    tx.execute("DELETE FROM tags WHERE name = ?1", params![t])?;
-                    out.push(format!("Untagged: {t}"));
+                let single = img.tags.len() <= 1
+                    && refs
+                        .windows(2)
+                        .all(|w| repository_of(w[0]) == repository_of(w[1]));
+                if !single && !force {
+                    return Err(StoreError::Conflict(format!(
+                        "conflict: unable to delete {} (must be forced) - image is referenced in multiple repositories",
+                        &img.id.hex()[..12]
+                    )));
                 }
+                refs
             }
+        };
+        let tx = self.db.unchecked_transaction()?;
+        for r in removed {
+            tx.execute("DELETE FROM tags WHERE name = ?1", params![r])?;
+            out.push(format!("Untagged: {r}"));
         }
         let left: i64 = tx.query_row(
             "SELECT COUNT(*) FROM tags WHERE image = ?1",
@@ -846,6 +911,19 @@ impl ImageStore {
             tx.execute("DELETE FROM image_blobs WHERE image = ?1", params![id])?;
             tx.execute("DELETE FROM images WHERE id = ?1", params![id])?;
             out.push(format!("Deleted: {id}"));
+            // docker also names each layer the image held alone, top
+            // first (its chain id); one the build cache keeps stays.
+            for chain in img.layers.iter().rev() {
+                let used: bool = tx.query_row(
+                    "SELECT EXISTS (SELECT 1 FROM image_layers WHERE chain = ?1)
+                     OR EXISTS (SELECT 1 FROM build_cache_layers WHERE chain = ?1)",
+                    params![chain.to_string()],
+                    |r| r.get(0),
+                )?;
+                if !used {
+                    out.push(format!("Deleted: {chain}"));
+                }
+            }
         }
         tx.commit()?;
         self.collect_garbage()?;
