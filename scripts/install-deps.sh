@@ -23,6 +23,7 @@ packages=(
   iptables                  # netavark (buildah's and podman's RUN/run networking) calls it
   zsh fish man-db           # berth completion zsh|fish and man pages: crates/berth/tests/cli.rs loads and renders them
   debootstrap               # the cached Debian base of the image round-trip tests (scripts/debian-base.sh)
+  jq                        # compat (tests/compat/fidelity.txt): inspect's keys compared in order (keys_unsorted)
   # runtime-tools' validation suite (scripts/runtime-tools.sh, berth-runtime's
   # runtime_tools test), built offline: Debian's Go, the suite's libraries
   # and what they import; the validation programs are in tests/runtime-tools

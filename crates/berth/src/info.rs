@@ -393,6 +393,7 @@ fn model(root: &Path, counts: &StoreCounts) -> Value {
                 Value::Map(Rc::new(Map {
                     entries: [("docker.io".to_string(), index)].into_iter().collect(),
                     zero: Value::Nil,
+                    nil: false,
                 })),
             ),
             ("Mirrors", no_strings()),
@@ -537,6 +538,7 @@ fn model(root: &Path, counts: &StoreCounts) -> Value {
                 Value::Map(Rc::new(Map {
                     entries: [(RUNTIME.to_string(), runtime_entry)].into_iter().collect(),
                     zero: Value::Nil,
+                    nil: false,
                 })),
             ),
             ("DefaultRuntime", Value::from(RUNTIME)),

@@ -26,6 +26,8 @@
     not(test),
     deny(clippy::print_stdout, clippy::print_stderr, clippy::exit)
 )]
+// inspect.rs writes docker's HostConfig (some 70 fields) as one json!.
+#![recursion_limit = "256"]
 
 pub mod attach;
 pub mod build;

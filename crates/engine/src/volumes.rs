@@ -25,11 +25,9 @@ use serde::Serialize;
 
 use crate::error::{Context, Error, Result};
 
-/// A volume as `volume inspect` shows it.
+/// A volume as `volume inspect` shows it, fields in docker's order.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Volume {
-    #[serde(rename = "Name")]
-    pub name: String,
     #[serde(rename = "CreatedAt")]
     pub created: String,
     #[serde(rename = "Driver")]
@@ -38,6 +36,8 @@ pub struct Volume {
     pub labels: std::collections::BTreeMap<String, String>,
     #[serde(rename = "Mountpoint")]
     pub mountpoint: PathBuf,
+    #[serde(rename = "Name")]
+    pub name: String,
     /// The local driver's options (`type`, `device`, `o`); Docker shows
     /// none for an anonymous volume as null, for a named one as `{}`.
     #[serde(rename = "Options")]
