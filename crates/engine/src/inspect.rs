@@ -163,7 +163,7 @@ pub fn image_json(
         "Id": img.id.to_string(),
         "RepoTags": img.tags.iter().map(|t| familiar(t)).collect::<Vec<_>>(),
         "RepoDigests": repo_digests,
-        "Parent": "",
+        "Parent": config["parent"].as_str().unwrap_or(""),
         "Comment": config["history"].as_array().and_then(|h| h.last()).and_then(|h| h["comment"].as_str()).unwrap_or(""),
         "Created": config["created"],
         "Container": config["container"].as_str().unwrap_or(""),

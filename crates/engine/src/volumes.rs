@@ -55,6 +55,17 @@ pub struct Volumes {
     conn: std::rc::Rc<Connection>,
 }
 
+/// A volume's creation time as docker shows it: RFC 3339 to the second
+/// (`2026-12-05T16:38:28Z`); berth records it to the nanosecond.
+fn whole_seconds(created: &str) -> String {
+    use time::format_description::well_known::Rfc3339;
+    time::OffsetDateTime::parse(created, &Rfc3339)
+        .ok()
+        .and_then(|t| t.replace_nanosecond(0).ok())
+        .and_then(|t| t.to_offset(time::UtcOffset::UTC).format(&Rfc3339).ok())
+        .unwrap_or_else(|| created.to_string())
+}
+
 /// Docker's rule for volume names.
 pub fn validate(name: &str) -> Result<()> {
     let ok = name.len() >= 2
@@ -110,7 +121,7 @@ impl Volumes {
                     Some(self.options(&name))
                 },
                 name,
-                created,
+                created: whole_seconds(&created),
                 driver: "local".into(),
                 labels: serde_json::from_str(&labels).unwrap_or_default(),
                 scope: "local".into(),

@@ -847,17 +847,28 @@ pub fn commit(
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default();
     config["created"] = json!(created);
+    // docker's local parent link: `ps --filter ancestor=` and `.Parent`
+    // follow it from a committed image to the one it was made from.
+    config["parent"] = json!(base.id.to_string());
     if let Some(c) = &info.container_config {
         config["config"] = c.clone();
     }
     if let Some(a) = info.author {
         config["author"] = json!(a);
     }
+    // Nothing changed (the diff is the empty tar): no layer, as docker
+    // commits it; the history entry says so.
+    let empty = diff.to_string() == EMPTY_TAR_DIFF;
     let diffs = config["rootfs"]["diff_ids"]
         .as_array_mut()
         .ok_or_else(|| invalid("base image config has no rootfs.diff_ids"))?;
-    diffs.push(json!(diff.to_string()));
+    if !empty {
+        diffs.push(json!(diff.to_string()));
+    }
     let mut entry = json!({"created": created, "created_by": "berth commit"});
+    if empty {
+        entry["empty_layer"] = json!(true);
+    }
     if let Some(m) = info.message {
         entry["comment"] = json!(m);
     }
@@ -888,9 +899,16 @@ pub fn commit(
         )))
     };
     let mut sources: Vec<&LayerSource<'_>> = vec![&lower; n];
-    sources.push(&top);
+    if !empty {
+        sources.push(&top);
+    }
     store.add_from_layers(&bytes, &sources, tags)
 }
+
+/// The diff_id of a tar with no entries (its two zero blocks), docker's
+/// `DigestSHA256EmptyTar`.
+const EMPTY_TAR_DIFF: &str =
+    "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef";
 
 #[cfg(test)]
 mod tests {

@@ -404,7 +404,7 @@ impl ImageStore {
     }
 
     /// The size of layer `chain` if it is recorded and on disk.
-    pub(crate) fn layer_size(&self, chain: &Digest) -> Result<Option<u64>> {
+    pub fn layer_size(&self, chain: &Digest) -> Result<Option<u64>> {
         let size = self
             .db
             .query_row(
