@@ -1069,6 +1069,76 @@ mod store_tests {
         ));
     }
 
+    /// docker's reference rules for rmi, over tags and digest references
+    /// (what pull and push record): REPO@DIGEST takes only that
+    /// reference; the last tag of a repository takes its digests along;
+    /// by id, references in several repositories need force.
+    #[test]
+    fn digest_references_follow_docker_s_rmi_rules() {
+        if !nix::unistd::geteuid().is_root() {
+            assert!(std::env::var_os("CI").is_none(), "this test needs root");
+            eprintln!("skipped: not root");
+            return;
+        }
+        let a = tempfile::tempdir().unwrap();
+        let mut store = ImageStore::open(a.path()).unwrap();
+        let tag: Reference = "r.example/app:1".parse().unwrap();
+        let img = import(&mut store, &rootfs_tar()[..], &[], None, &[tag]).unwrap();
+        let (d1, d2) = (Digest::of(b"one"), Digest::of(b"two"));
+        let by = |name: &str, d: &Digest| -> Reference { format!("{name}@{d}").parse().unwrap() };
+        store
+            .add_digest_reference(&img.id, &by("r.example/app", &d1))
+            .unwrap();
+        store
+            .add_digest_reference(&img.id, &by("r.example/other", &d2))
+            .unwrap();
+        let img = store.resolve(&img.id.to_string()).unwrap();
+        assert_eq!(img.tags, vec!["r.example/app:1".to_string()]);
+        assert_eq!(
+            img.digests,
+            vec![
+                format!("r.example/app@{d1}"),
+                format!("r.example/other@{d2}")
+            ]
+        );
+        assert_eq!(
+            store.resolve(&format!("r.example/other@{d2}")).unwrap().id,
+            img.id
+        );
+        // A digest the image was never pulled by or pushed as names nothing.
+        assert!(matches!(
+            store.resolve(&format!("r.example/other@{d1}")),
+            Err(StoreError::NotFound(_))
+        ));
+        let id = img.id.hex()[..12].to_string();
+        assert!(matches!(
+            store.remove(&id, false),
+            Err(StoreError::Conflict(_))
+        ));
+        assert_eq!(
+            store
+                .remove(&format!("r.example/other@{d2}"), false)
+                .unwrap(),
+            vec![format!("Untagged: r.example/other@{d2}")]
+        );
+        let out = store.remove("r.example/app:1", false).unwrap();
+        assert_eq!(
+            out[..2],
+            [
+                "Untagged: r.example/app:1".to_string(),
+                format!("Untagged: r.example/app@{d1}")
+            ]
+        );
+        assert_eq!(
+            out[2..],
+            [
+                format!("Deleted: {}", img.id),
+                format!("Deleted: {}", img.layers[0])
+            ],
+            "the image, then the layer it held alone"
+        );
+    }
+
     #[test]
     fn platforms_are_picked_from_an_index() {
         let d = |arch: &str, variant: Option<&str>| Descriptor {
