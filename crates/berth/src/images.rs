@@ -227,7 +227,15 @@ pub(crate) fn images(store: &ImageStore, a: &ImagesArgs) -> Result<()> {
         }
     });
     let fmt = format::ListFormat::new(user_table.as_deref(), default)?;
+    // docker's size: the layers' file bytes (each image once).
+    let mut sizes = std::collections::HashMap::new();
+    for (img, ..) in &rows {
+        if !sizes.contains_key(&img.id) {
+            sizes.insert(img.id.clone(), store.content_size(img)?);
+        }
+    }
     let contexts = rows.iter().map(|(img, repo, tag, digest)| {
+        let size = sizes.get(&img.id).copied().unwrap_or(0);
         use berth_template::Value as V;
         format::context(
             "*formatter.imageContext",
@@ -258,10 +266,10 @@ pub(crate) fn images(store: &ImageStore, a: &ImagesArgs) -> Result<()> {
                 ),
                 ("Repository", V::from(repo.as_str())),
                 ("SharedSize", V::from("N/A")),
-                ("Size", V::from(format::size(img.size))),
+                ("Size", V::from(format::size(size))),
                 ("Tag", V::from(tag.as_str())),
                 ("UniqueSize", V::from("N/A")),
-                ("VirtualSize", V::from(format::human_size(img.size, 4))),
+                ("VirtualSize", V::from(format::human_size(size, 4))),
             ],
         )
     });
@@ -311,10 +319,11 @@ pub(crate) fn history(
     // Each entry that made a layer has that layer's size, in order, bottom
     // first; the others made none (0B). Sizes the store cannot match to
     // entries are not guessed: N/A.
-    let mut sizes = store
-        .built_layers(&img)
-        .map(|l| l.into_iter().map(|l| l.size).collect::<Vec<_>>())
-        .unwrap_or_default()
+    let mut sizes = img
+        .layers
+        .iter()
+        .map(|c| store.layer_content_size(c))
+        .collect::<std::result::Result<Vec<_>, _>>()?
         .into_iter();
     let sizes: Vec<String> = entries
         .iter()

@@ -173,8 +173,9 @@ pub fn image_json(
         "Config": docker_config(&config["config"]),
         "Architecture": config["architecture"],
         "Os": config["os"],
-        "Size": img.size,
-        "VirtualSize": img.size,
+        // docker's sizes: the layers' file bytes, not their tars'.
+        "Size": store.content_size(img)?,
+        "VirtualSize": store.content_size(img)?,
         "RootFS": {"Type": "layers", "Layers": config["rootfs"]["diff_ids"]},
         "Metadata": {"LastTagTime": "0001-01-01T00:00:00Z"},
     }))

@@ -988,6 +988,9 @@ mod store_tests {
             fs::read_to_string(layer.join("etc/hostname")).unwrap(),
             "berth\n"
         );
+        // docker's size: the files' bytes (6 + 18), not the tar's.
+        assert_eq!(store.content_size(&img).unwrap(), 24);
+        assert_eq!(store.content_size(&img).unwrap(), 24, "kept, read back");
 
         // save, then load into another store: same image id, same files.
         let mut archive = Vec::new();

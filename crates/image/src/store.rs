@@ -107,6 +107,31 @@ fn connect(root: &Path, over_content: bool) -> std::result::Result<Connection, D
     Ok(db)
 }
 
+/// The bytes of the files and symlinks under `dir` (not following
+/// links), each inode once, as docker's `directory.Size` counts a layer.
+fn content_size_of(dir: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let mut seen = std::collections::HashSet::new();
+    let mut total = 0;
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        let Ok(entries) = fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let Ok(m) = e.path().symlink_metadata() else {
+                continue;
+            };
+            if m.is_dir() {
+                todo.push(e.path());
+            } else if m.size() > 0 && (m.nlink() < 2 || seen.insert((m.dev(), m.ino()))) {
+                total += m.size();
+            }
+        }
+    }
+    total
+}
+
 /// An image as the store knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Image {
@@ -386,6 +411,40 @@ impl ImageStore {
     /// Where a layer is unpacked.
     pub fn layer_dir(&self, chain: &Digest) -> PathBuf {
         self.root.join("layers").join(chain.hex()).join("diff")
+    }
+
+    /// A layer's size as docker counts it (its overlay2 `DiffSize`): the
+    /// bytes of its files and symlinks, each inode once, directories
+    /// nothing; not its tar's, which headers and padding make larger.
+    /// Worked out once per layer (layers never change) and kept beside it.
+    pub fn layer_content_size(&self, chain: &Digest) -> Result<u64> {
+        let kept = self
+            .root
+            .join("layers")
+            .join(chain.hex())
+            .join("content-size");
+        if let Some(n) = fs::read_to_string(&kept)
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+        {
+            return Ok(n);
+        }
+        let n = content_size_of(&self.layer_dir(chain));
+        // Best effort: the next listing works it out again.
+        let tmp = kept.with_extension(format!("tmp{}", std::process::id()));
+        if fs::write(&tmp, n.to_string()).is_ok() && fs::rename(&tmp, &kept).is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        Ok(n)
+    }
+
+    /// An image's size as docker shows it (`images`, `inspect`): its
+    /// layers' [`ImageStore::layer_content_size`].
+    pub fn content_size(&self, img: &Image) -> Result<u64> {
+        img.layers
+            .iter()
+            .map(|c| self.layer_content_size(c))
+            .sum::<Result<u64>>()
     }
 
     /// Where a layer's tar-split record is (when it has one).
