@@ -155,6 +155,8 @@ pub fn image_json(
             .unwrap_or_else(|_| t.to_string())
     };
     let repo_digests: Vec<String> = img.digests.iter().map(|d| familiar(d)).collect();
+    // docker's sizes: the layers' file bytes, not their tars'.
+    let size = store.content_size(img)?;
     let container_config = match config.get("container_config") {
         Some(c) if c.is_object() => docker_config(c),
         _ => docker_config(&json!({})),
@@ -173,9 +175,8 @@ pub fn image_json(
         "Config": docker_config(&config["config"]),
         "Architecture": config["architecture"],
         "Os": config["os"],
-        // docker's sizes: the layers' file bytes, not their tars'.
-        "Size": store.content_size(img)?,
-        "VirtualSize": store.content_size(img)?,
+        "Size": size,
+        "VirtualSize": size,
         "RootFS": {"Type": "layers", "Layers": config["rootfs"]["diff_ids"]},
         "Metadata": {"LastTagTime": "0001-01-01T00:00:00Z"},
     }))
