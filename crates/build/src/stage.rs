@@ -975,9 +975,10 @@ pub fn evaluate(
         let created_by = match &action {
             Action::Run(_) => shown.clone(),
             Action::Copy(_) => String::new(),
-            Action::Meta | Action::Workdir(_) => {
-                format!("/bin/sh -c #(nop) {}", history_text(ins, &shown))
-            }
+            Action::Meta => format!("/bin/sh -c #(nop) {}", history_text(ins, &shown)),
+            // Docker's builders (classic and BuildKit) write the directory
+            // it resolved to, not the words (buildah keeps the words).
+            Action::Workdir(w) => format!("/bin/sh -c #(nop) WORKDIR {}", w.path),
         };
         // ARG values and the environment decide a RUN, not only its text.
         let cache_text = match &action {
