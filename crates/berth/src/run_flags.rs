@@ -345,6 +345,12 @@ pub(crate) fn config_from(a: &RunArgs) -> Result<ContainerConfig> {
         cmd: a.command.clone(),
         tty: a.tty,
         open_stdin: a.interactive,
+        // docker's client: -a's streams (stdout and stderr without it),
+        // stdin with -i; none with -d.
+        attach_stdin: !a.detach && (a.interactive || a.attach.contains(&Stream::Stdin)),
+        attach_stdout: !a.detach && (a.attach.is_empty() || a.attach.contains(&Stream::Stdout)),
+        attach_stderr: !a.detach && (a.attach.is_empty() || a.attach.contains(&Stream::Stderr)),
+        stdin_once: !a.detach && a.interactive,
         auto_remove: a.rm,
         read_only: a.read_only,
         privileged: a.privileged,

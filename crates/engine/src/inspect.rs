@@ -358,12 +358,16 @@ fn container_json(engine: &Engine, r: &Record) -> Value {
         "MaskedPaths": if c.privileged { Value::Null } else { json!(berth_runtime::template::MASKED_PATHS) },
         "ReadonlyPaths": if c.privileged { Value::Null } else { json!(berth_runtime::template::READONLY_PATHS) },
     });
-    let mut config = docker_config(&json!({
+    let config = docker_config(&json!({
         "Hostname": c.hostname,
         "Domainname": c.domainname,
         "User": c.user,
+        "AttachStdin": c.attach_stdin,
+        "AttachStdout": c.attach_stdout,
+        "AttachStderr": c.attach_stderr,
         "Tty": c.tty,
         "OpenStdin": c.open_stdin,
+        "StdinOnce": c.stdin_once,
         "Env": c.env,
         "Cmd": c.cmd,
         "Image": c.image,
@@ -378,13 +382,6 @@ fn container_json(engine: &Engine, r: &Record) -> Value {
             "StartPeriod": h.start_period_ns, "Retries": h.retries,
         })),
     }));
-    // What a container was attached to is not recorded: left out rather
-    // than guessed.
-    if let Some(m) = config.as_object_mut() {
-        for k in ["AttachStdin", "AttachStdout", "AttachStderr", "StdinOnce"] {
-            m.shift_remove(k);
-        }
-    }
     json!({
         "Id": r.id,
         "Created": r.created,
