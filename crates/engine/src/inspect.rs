@@ -4,7 +4,7 @@
 //! read it with `--format '{{.State.Pid}}'` and jq.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use berth_image::store::{Image, ImageStore};
 use serde_json::{json, Value};
@@ -177,9 +177,34 @@ pub fn image_json(
         "Os": config["os"],
         "Size": size,
         "VirtualSize": size,
+        "GraphDriver": image_graph_driver(store, img),
         "RootFS": {"Type": "layers", "Layers": config["rootfs"]["diff_ids"]},
         "Metadata": {"LastTagTime": "0001-01-01T00:00:00Z"},
     }))
+}
+
+/// Where an image's layers are, in the shape of docker's overlay2 data:
+/// the top layer's directory as UpperDir, the ones below as LowerDir (top
+/// first, `:`-joined); MergedDir and WorkDir, as docker's, name places
+/// only a container's overlay uses.
+fn image_graph_driver(store: &ImageStore, img: &Image) -> Value {
+    let mut data = Vec::new();
+    if let Some((top, below)) = img.layers.split_last() {
+        if !below.is_empty() {
+            let lower: Vec<String> = below
+                .iter()
+                .rev()
+                .map(|c| store.layer_dir(c).display().to_string())
+                .collect();
+            data.push(("LowerDir".to_string(), json!(lower.join(":"))));
+        }
+        let upper = store.layer_dir(top);
+        let dir = upper.parent().map(Path::to_path_buf).unwrap_or_default();
+        data.push(("MergedDir".to_string(), json!(dir.join("merged"))));
+        data.push(("UpperDir".to_string(), json!(upper)));
+        data.push(("WorkDir".to_string(), json!(dir.join("work"))));
+    }
+    json!({"Data": go_map(data), "Name": "overlay2"})
 }
 
 fn network_json(engine: &Engine, n: &berth_network::Network) -> Value {
@@ -406,6 +431,10 @@ fn container_json(engine: &Engine, r: &Record) -> Value {
         "HostConfig": host_config,
         "GraphDriver": {
             "Data": {
+                // The image's layers under the container's, top first.
+                "LowerDir": engine.images.resolve(&r.image_id).map(|img| {
+                    img.layers.iter().rev().map(|c| engine.images.layer_dir(c).display().to_string()).collect::<Vec<_>>().join(":")
+                }).unwrap_or_default(),
                 // A running container's rootfs is mounted in its own mount
                 // namespace only: its view from the host is its init's root.
                 "MergedDir": if r.status == Status::Running && r.pid > 0 {
