@@ -741,6 +741,25 @@ impl std::fmt::Display for ClientSide {
 
 impl std::error::Error for ClientSide {}
 
+/// A file the client opens itself (`load -i`, `import FILE`): docker's
+/// client prints Go's error as it is, `open F: no such file or directory`.
+fn open_as_docker(path: &std::path::Path) -> Result<std::fs::File> {
+    std::fs::File::open(path).map_err(|e| {
+        let words = match e.raw_os_error() {
+            // Go's words are the C library's, lowercased.
+            Some(n) => {
+                let s = nix::errno::Errno::from_raw(n).desc();
+                let mut c = s.chars();
+                c.next()
+                    .map(|f| f.to_lowercase().chain(c).collect())
+                    .unwrap_or_default()
+            }
+            None => e.to_string(),
+        };
+        ClientSide(format!("open {}: {words}", path.display())).into()
+    })
+}
+
 /// A filter key the command does not know, in docker's words.
 pub(crate) fn invalid_filter(key: &str) -> anyhow::Error {
     FromDaemon::wrap(anyhow::anyhow!("Invalid filter '{key}'"), true)
@@ -913,7 +932,7 @@ fn run(cli: Cli) -> Result<()> {
                     &tags,
                 )?
             } else {
-                let f = std::fs::File::open(file).with_context(|| format!("open {file}"))?;
+                let f = open_as_docker(std::path::Path::new(file))?;
                 archive::import_file(&mut store, f, change, message.as_deref(), &tags)?
             };
             image_event(&store, "import", &img, None);
@@ -929,11 +948,7 @@ fn run(cli: Cli) -> Result<()> {
             let platform = platform.as_ref();
             let loaded = match input {
                 Some(p) if p.is_dir() => archive::load_dir(&mut store, p, platform)?,
-                Some(p) => archive::load_file(
-                    &mut store,
-                    std::fs::File::open(p).with_context(|| format!("open {}", p.display()))?,
-                    platform,
-                )?,
+                Some(p) => archive::load_file(&mut store, open_as_docker(p)?, platform)?,
                 None => archive::load(&mut store, std::io::stdin().lock(), platform)?,
             };
             for archive::Loaded { image: img, names } in loaded {
