@@ -25,6 +25,7 @@ packages=(
   zsh fish man-db           # berth completion zsh|fish and man pages: crates/berth/tests/cli.rs loads and renders them
   debootstrap               # the cached Debian base of the image round-trip tests (scripts/debian-base.sh)
   curl docker-compose python3-yaml # the quote-app: run-plain.sh and demo.sh fetch with curl; crates/berth/tests/quote_app.rs checks compose.yaml with docker-compose 1.29 and kube.yaml with python3-yaml
+  jq                        # compat (tests/compat/fidelity.txt): inspect's keys compared in order (keys_unsorted)
   # runtime-tools' validation suite (scripts/runtime-tools.sh, berth-runtime's
   # runtime_tools test), built offline: Debian's Go, the suite's libraries
   # and what they import; the validation programs are in tests/runtime-tools

@@ -23,7 +23,7 @@ pub(crate) fn import(
     let img = if file == "-" {
         archive::import(store, std::io::stdin().lock(), change, message, &tags)?
     } else {
-        let f = std::fs::File::open(file).with_context(|| format!("open {file}"))?;
+        let f = crate::errors::open_as_docker(Path::new(file))?;
         archive::import_file(store, f, change, message, &tags)?
     };
     image_event(store, "import", &img, None);
@@ -39,11 +39,7 @@ pub(crate) fn load(
 ) -> Result<()> {
     let loaded = match input {
         Some(p) if p.is_dir() => archive::load_dir(store, p, platform)?,
-        Some(p) => archive::load_file(
-            store,
-            std::fs::File::open(p).with_context(|| format!("open {}", p.display()))?,
-            platform,
-        )?,
+        Some(p) => archive::load_file(store, crate::errors::open_as_docker(p)?, platform)?,
         None => archive::load(store, std::io::stdin().lock(), platform)?,
     };
     for archive::Loaded { image: img, names } in loaded {

@@ -97,6 +97,25 @@ impl std::fmt::Display for ClientSide {
 
 impl std::error::Error for ClientSide {}
 
+/// A file the client opens itself (`load -i`, `import FILE`): docker's
+/// client prints Go's error as it is, `open F: no such file or directory`.
+pub(crate) fn open_as_docker(path: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    std::fs::File::open(path).map_err(|e| {
+        let words = match e.raw_os_error() {
+            // Go's words are the C library's, lowercased.
+            Some(n) => {
+                let s = nix::errno::Errno::from_raw(n).desc();
+                let mut c = s.chars();
+                c.next()
+                    .map(|f| f.to_lowercase().chain(c).collect())
+                    .unwrap_or_default()
+            }
+            None => e.to_string(),
+        };
+        ClientSide(format!("open {}: {words}", path.display())).into()
+    })
+}
+
 /// A filter key the command does not know, in docker's words.
 pub(crate) fn invalid_filter(key: &str) -> anyhow::Error {
     FromDaemon::wrap(anyhow::anyhow!("Invalid filter '{key}'"), true)

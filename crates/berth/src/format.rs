@@ -312,6 +312,11 @@ fn declared_order(path: &str) -> &'static [&'static str] {
 fn reorder(v: &mut Value, path: &str) {
     let Value::Struct(s) = v else { return };
     let s = Rc::make_mut(s);
+    for (k, zero) in omitted_fields(path) {
+        if s.field(k).is_none() {
+            s.fields.push((k.to_string(), zero));
+        }
+    }
     let order = declared_order(path);
     if !order.is_empty() {
         s.fields
@@ -335,6 +340,30 @@ pub fn typed(v: &serde_json::Value, type_name: &str) -> Value {
     }
     reorder(&mut t, "");
     t
+}
+
+/// Fields of docker's structs that its JSON leaves out when empty
+/// (`omitempty`) but a template still reads, with Go's zero value:
+/// `{{.State.Health}}` is `<nil>` without a healthcheck, not an error.
+fn omitted_fields(path: &str) -> Vec<(&'static str, Value)> {
+    let nil_map = || Value::from_json_typed(&serde_json::Value::Null, &|_| true);
+    match path {
+        "State" => vec![("Health", Value::Nil)],
+        "Config" | "ContainerConfig" => vec![
+            ("ExposedPorts", nil_map()),
+            ("Healthcheck", Value::Nil),
+            ("ArgsEscaped", Value::Bool(false)),
+            ("NetworkDisabled", Value::Bool(false)),
+            ("MacAddress", Value::from("")),
+            ("StopSignal", Value::from("")),
+            ("StopTimeout", Value::Nil),
+            (
+                "Shell",
+                Value::List(Rc::new(Vec::new()), berth_template::Elem::String),
+            ),
+        ],
+        _ => Vec::new(),
+    }
 }
 
 /// `inspect -f` (docker's TemplateInspector): each object through the

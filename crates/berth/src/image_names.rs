@@ -48,8 +48,16 @@ pub(crate) fn rmi(
                     None => println!("{l}"),
                 }),
             Err(e) => {
+                // docker's client says "Error:" for a name it could not
+                // find, the daemon's words for the rest.
+                let conflict = matches!(
+                    e,
+                    berth_engine::Error::InUse(_)
+                        | berth_engine::Error::Image(berth_image::store::StoreError::Conflict(_))
+                );
                 match damaged_database(root, &e) {
                     Some(line) => eprintln!("Error: {line}"),
+                    None if conflict => eprintln!("Error response from daemon: {e}"),
                     None => eprintln!("Error: {e}"),
                 }
                 // docker: with -f, an image that is not there is no

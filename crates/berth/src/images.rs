@@ -125,16 +125,64 @@ pub(crate) fn split_tag(t: &str) -> (String, String) {
     }
 }
 
-pub(crate) fn images(store: &ImageStore, a: &ImagesArgs) -> Result<()> {
-    let mut rows: Vec<(Image, String, String)> = Vec::new();
-    for img in store.list()? {
-        if img.tags.is_empty() {
-            rows.push((img, "<none>".into(), "<none>".into()));
-        } else {
-            for t in img.tags.clone() {
-                let (repo, tag) = split_tag(&t);
-                rows.push((img.clone(), repo, tag));
+/// The rows of one image as docker's client makes them: one per tag,
+/// with its repository's digest when digests are shown (one row per
+/// digest if there are several), then one per repository known only by
+/// digest; `<none>` everywhere for an image nothing names.
+fn image_rows(img: &Image, show_digests: bool) -> Vec<(String, String, String)> {
+    if !img.is_referenced() {
+        return vec![("<none>".into(), "<none>".into(), "<none>".into())];
+    }
+    let mut digests: Vec<(String, String)> = img
+        .digests
+        .iter()
+        .map(|d| {
+            let f = familiar(d);
+            match f.split_once('@') {
+                Some((repo, dgst)) => (repo.to_string(), dgst.to_string()),
+                None => (f, String::new()),
             }
+        })
+        .collect();
+    let mut rows = Vec::new();
+    for t in &img.tags {
+        let (repo, tag) = split_tag(t);
+        let of_repo: Vec<&String> = digests
+            .iter()
+            .filter(|(r, _)| *r == repo)
+            .map(|(_, d)| d)
+            .collect();
+        if !show_digests || of_repo.is_empty() {
+            rows.push((repo, tag, "<none>".into()));
+        } else {
+            for d in of_repo {
+                rows.push((repo.clone(), tag.clone(), d.clone()));
+            }
+        }
+    }
+    let tagged: Vec<String> = rows.iter().map(|(r, ..)| r.clone()).collect();
+    digests.retain(|(r, _)| !tagged.contains(r));
+    for (repo, dgst) in digests {
+        if show_digests {
+            rows.push((repo, "<none>".into(), dgst));
+        } else if !rows.iter().any(|(r, ..)| *r == repo) {
+            rows.push((repo, "<none>".into(), String::new()));
+        }
+    }
+    rows
+}
+
+pub(crate) fn images(store: &ImageStore, a: &ImagesArgs) -> Result<()> {
+    // docker's client shows digests for --digests, or when the format
+    // names `{{.Digest}}` as written so.
+    let show_digests = a.digests
+        || a.format
+            .as_deref()
+            .is_some_and(|f| f.contains("{{.Digest}}"));
+    let mut rows: Vec<(Image, String, String, String)> = Vec::new();
+    for img in store.list()? {
+        for (repo, tag, digest) in image_rows(&img, show_digests) {
+            rows.push((img.clone(), repo, tag, digest));
         }
     }
     // `images REPO[:TAG]` is Docker's reference filter.
@@ -152,7 +200,7 @@ pub(crate) fn images(store: &ImageStore, a: &ImagesArgs) -> Result<()> {
                 };
                 rows.retain(|(img, ..)| img.tags.is_empty() == want);
             }
-            "reference" => rows.retain(|(_, repo, tag)| {
+            "reference" => rows.retain(|(_, repo, tag, _)| {
                 format::glob(v, &format!("{repo}:{tag}")) || format::glob(v, repo)
             }),
             "before" | "since" => {
@@ -215,8 +263,24 @@ pub(crate) fn images(store: &ImageStore, a: &ImagesArgs) -> Result<()> {
     } else {
         r"table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
     };
-    let fmt = format::ListFormat::new(a.format.as_deref(), default)?;
-    let contexts = rows.iter().map(|(img, repo, tag)| {
+    // docker adds the column to a table of the user's that lacks it.
+    let user_table = a.format.as_deref().map(|f| {
+        if a.digests && f.starts_with("table") && f != "table" && !f.contains("{{.Digest}}") {
+            format!("{f}\t{{{{.Digest}}}}")
+        } else {
+            f.to_string()
+        }
+    });
+    let fmt = format::ListFormat::new(user_table.as_deref(), default)?;
+    // docker's size: the layers' file bytes (each image once).
+    let mut sizes = std::collections::HashMap::new();
+    for (img, ..) in &rows {
+        if !sizes.contains_key(&img.id) {
+            sizes.insert(img.id.clone(), store.content_size(img)?);
+        }
+    }
+    let contexts = rows.iter().map(|(img, repo, tag, digest)| {
+        let size = sizes.get(&img.id).copied().unwrap_or(0);
         use berth_template::Value as V;
         format::context(
             "*formatter.imageContext",
@@ -236,7 +300,7 @@ pub(crate) fn images(store: &ImageStore, a: &ImagesArgs) -> Result<()> {
                     "CreatedSince",
                     V::from(format::since(img.created.as_deref())),
                 ),
-                ("Digest", V::from(img.manifest.to_string())),
+                ("Digest", V::from(digest.as_str())),
                 (
                     "ID",
                     V::from(if a.no_trunc {
@@ -247,10 +311,10 @@ pub(crate) fn images(store: &ImageStore, a: &ImagesArgs) -> Result<()> {
                 ),
                 ("Repository", V::from(repo.as_str())),
                 ("SharedSize", V::from("N/A")),
-                ("Size", V::from(format::size(img.size))),
+                ("Size", V::from(format::size(size))),
                 ("Tag", V::from(tag.as_str())),
                 ("UniqueSize", V::from("N/A")),
-                ("VirtualSize", V::from(format::human_size(img.size, 4))),
+                ("VirtualSize", V::from(format::human_size(size, 4))),
             ],
         )
     });
@@ -300,10 +364,11 @@ pub(crate) fn history(
     // Each entry that made a layer has that layer's size, in order, bottom
     // first; the others made none (0B). Sizes the store cannot match to
     // entries are not guessed: N/A.
-    let mut sizes = store
-        .built_layers(&img)
-        .map(|l| l.into_iter().map(|l| l.size).collect::<Vec<_>>())
-        .unwrap_or_default()
+    let mut sizes = img
+        .layers
+        .iter()
+        .map(|c| store.layer_content_size(c))
+        .collect::<std::result::Result<Vec<_>, _>>()?
         .into_iter();
     let sizes: Vec<String> = entries
         .iter()

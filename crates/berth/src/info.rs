@@ -90,6 +90,7 @@ fn model(i: &SystemInfo) -> Value {
                 Value::Map(Rc::new(Map {
                     entries: [("docker.io".to_string(), index)].into_iter().collect(),
                     zero: Value::Nil,
+                    nil: false,
                 })),
             ),
             ("Mirrors", no_strings()),
@@ -228,6 +229,7 @@ fn model(i: &SystemInfo) -> Value {
                 Value::Map(Rc::new(Map {
                     entries: [(RUNTIME.to_string(), runtime_entry)].into_iter().collect(),
                     zero: Value::Nil,
+                    nil: false,
                 })),
             ),
             ("DefaultRuntime", Value::from(RUNTIME)),

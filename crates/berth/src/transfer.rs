@@ -168,7 +168,7 @@ fn pull_with(store: &mut ImageStore, a: &PullArgs, stderr: bool) -> Result<()> {
     if a.quiet {
         reporter.line(&r.to_string());
     } else {
-        reporter.line(&format!("Digest: {}", pulled.manifest));
+        reporter.line(&format!("Digest: {}", pulled.digest));
         if pulled.up_to_date {
             reporter.line(&format!("Status: Image is up to date for {}", r.familiar()));
         } else {

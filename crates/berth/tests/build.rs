@@ -355,6 +355,26 @@ fn normalize(image: &Value, base: &Value) -> Value {
 /// expectation rewritten to Docker's value (after checking it is still
 /// buildah's, so a changed buildah shows up here).
 fn docker_semantics(name: &str, want: &mut Value) {
+    if name == "workdir-user" {
+        // Docker's builders (classic and BuildKit) make a missing WORKDIR
+        // in a layer of its own step; buildah --layers makes it in no
+        // layer (and loses it when no RUN or COPY follows). Docker's
+        // history names the directory resolved; buildah's the words.
+        for (i, words, dir) in [(1, "$D", "/srv"), (2, "sub", "/srv/sub")] {
+            let e = &mut want["history"][i];
+            assert_eq!(
+                (&e["created_by"], &e["empty_layer"]),
+                (
+                    &json!(format!("/bin/sh -c #(nop) WORKDIR {words}")),
+                    &json!(true)
+                )
+            );
+            e["empty_layer"] = json!(false);
+            e["created_by"] = json!(format!("/bin/sh -c #(nop) WORKDIR {dir}"));
+        }
+        assert_eq!(want["new_layers"], json!(1));
+        want["new_layers"] = json!(3);
+    }
     if name == "shell" {
         // Docker runs the shell forms of RUN and CMD with SHELL; buildah
         // keeps /bin/sh -c for CMD and for the RUN's history text.
@@ -855,6 +875,73 @@ fn squash_and_layers_false_make_one_new_layer() {
             "{flag}"
         );
     }
+}
+
+/// A WORKDIR with nothing copied into it is still in the image, as
+/// Docker's builders make it (buildah --layers loses it): its own layer,
+/// mode 0755, its new directories USER's (BuildKit's owner, names from the
+/// image's passwd); a WORKDIR that exists adds no layer. A cached rebuild
+/// gives the same image.
+#[test]
+fn a_final_workdir_is_made_in_its_own_layer_owned_by_user() {
+    let (b, _w) = berth();
+    let ctx = context(&[(
+        "Dockerfile",
+        "FROM busybox\nWORKDIR /tmp\nUSER nobody\nWORKDIR /srv/x\nUSER 123:456\nWORKDIR y\n",
+    )]);
+    let base = layer_count(&b, "busybox");
+    let id = build_ok(&b, ctx.path(), &["-t", "wd:1"]);
+    assert_eq!(
+        b.ok(&[
+            "run",
+            "--rm",
+            "-u",
+            "0",
+            "wd:1",
+            "stat",
+            "-c",
+            "%a %u:%g %n",
+            "/tmp",
+            "/srv",
+            "/srv/x",
+            "/srv/x/y"
+        ]),
+        "1777 0:0 /tmp\n755 65534:65534 /srv\n755 65534:65534 /srv/x\n755 123:456 /srv/x/y\n"
+    );
+    assert_eq!(
+        layer_count(&b, "wd:1"),
+        base + 2,
+        "one layer per WORKDIR that made a directory"
+    );
+    let history = &saved_config(&b, "wd:1")["history"];
+    let new: Vec<(String, bool)> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .take(5)
+        .rev()
+        .map(|h| {
+            (
+                h["created_by"].as_str().unwrap().to_string(),
+                h["empty_layer"].as_bool().unwrap_or(false),
+            )
+        })
+        .collect();
+    let want = [
+        ("WORKDIR /tmp", true),
+        ("USER nobody", true),
+        ("WORKDIR /srv/x", false),
+        ("USER 123:456", true),
+        ("WORKDIR /srv/x/y", false),
+    ]
+    .map(|(t, e)| (format!("/bin/sh -c #(nop) {t}"), e));
+    assert_eq!(new, want);
+    assert_eq!(
+        build_ok(&b, ctx.path(), &["-t", "wd:2"]),
+        id,
+        "cached rebuild"
+    );
 }
 
 #[test]

@@ -111,6 +111,11 @@ fn content(s: &Store) -> Vec<PathBuf> {
             return;
         };
         for e in dir.flatten() {
+            // A layer's size as docker counts it, which berth works out
+            // on first use (`images`) and keeps: no content of the store.
+            if e.file_name() == "content-size" {
+                continue;
+            }
             out.push(e.path());
             if e.file_type().is_ok_and(|t| t.is_dir()) {
                 walk(&e.path(), out);

@@ -70,7 +70,11 @@ fn import_list_inspect_tag_remove() {
     );
     let o = b.run(&["rmi", &id.trim()[7..19]]);
     expect_code(&o, 1, "rmi by id with two tags");
-    assert!(stderr(&o).contains("several tags"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("image is referenced in multiple repositories"),
+        "{}",
+        stderr(&o)
+    );
     assert!(b
         .ok(&["rmi", "localhost:5000/team/bb:2"])
         .contains("Untagged"));

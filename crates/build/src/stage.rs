@@ -430,6 +430,17 @@ pub struct CopyStep {
     pub workdir: String,
 }
 
+/// A WORKDIR: Docker's builders (classic and BuildKit) create the
+/// directory in the image, in a layer of this step, when it is missing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkdirStep {
+    /// The directory, absolute and cleaned.
+    pub path: String,
+    /// USER at this point ("" for root): BuildKit makes the directories it
+    /// creates the user's.
+    pub user: String,
+}
+
 /// What an instruction asks of the executor.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
@@ -437,6 +448,8 @@ pub enum Action {
     Meta,
     Run(RunStep),
     Copy(CopyStep),
+    /// A layer only when the directory had to be made.
+    Workdir(WorkdirStep),
 }
 
 /// One instruction of a stage, in order, with its words expanded.
@@ -461,9 +474,10 @@ pub struct Step {
 }
 
 impl Step {
-    /// Whether the step makes a layer.
+    /// Whether the step makes a layer (a WORKDIR: when its directory is
+    /// missing, which only the executor knows).
     pub fn makes_layer(&self) -> bool {
-        !matches!(self.action, Action::Meta)
+        !matches!(self.action, Action::Meta | Action::Workdir(_))
     }
 }
 
@@ -867,6 +881,10 @@ pub fn evaluate(
                 workdir = join_workdir(&workdir, &w);
                 shown = workdir.clone();
                 config.insert("WorkingDir".into(), Value::String(workdir.clone()));
+                action = Action::Workdir(WorkdirStep {
+                    path: workdir.clone(),
+                    user: user.clone(),
+                });
             }
             Kind::Healthcheck(h) => {
                 let v = healthcheck(h.as_ref()).map_err(|m| st.invalid(line, kw, m))?;
@@ -958,6 +976,9 @@ pub fn evaluate(
             Action::Run(_) => shown.clone(),
             Action::Copy(_) => String::new(),
             Action::Meta => format!("/bin/sh -c #(nop) {}", history_text(ins, &shown)),
+            // Docker's builders (classic and BuildKit) write the directory
+            // it resolved to, not the words (buildah keeps the words).
+            Action::Workdir(w) => format!("/bin/sh -c #(nop) WORKDIR {}", w.path),
         };
         // ARG values and the environment decide a RUN, not only its text.
         let cache_text = match &action {
@@ -982,6 +1003,8 @@ pub fn evaluate(
                 c.line = 0;
                 format!("{kw} {c:?}")
             }
+            // The user decides who owns what it creates.
+            Action::Workdir(w) => format!("{kw} {w:?}"),
         };
         steps.push(Step {
             line,

@@ -9,6 +9,8 @@
 //!     cached?  -> the cache's layers
 //!     RUN      -> overlay over the layers, the runtime runs it, upper -> layer
 //!     COPY/ADD -> overlay mounted here, files copied in, upper -> layer
+//!     WORKDIR  -> overlay mounted here, the directory made if missing
+//!                 (USER's, as BuildKit makes it) -> a layer if it was
 //!     other    -> config only (history entry, empty layer)
 //! the target: config + layers + history -> image, tags last
 //! ```
@@ -24,7 +26,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use berth_build::copy;
-use berth_build::stage::{self, Action, Base, CopyStep, RunStep, Step};
+use berth_build::stage::{self, Action, Base, CopyStep, RunStep, Step, WorkdirStep};
 use berth_image::cache::{BuiltLayer, CacheEntry};
 use berth_image::snapshot::Snapshot;
 use berth_image::store::{Image, ImageStore};
@@ -416,19 +418,34 @@ impl Builder<'_, '_> {
             key = sha(&[&key, &step.cache_text, &read.key, &clamp]);
             if use_cache {
                 if let Some(e) = self.engine.images.cache_get(&key)? {
+                    // A WORKDIR's layer is there when it made one.
+                    let made_layer = e.layers.len() > layers.len();
                     layers = e.layers;
                     let created = match self.opts.timestamp {
                         Some(_) => self.now(),
                         None => e.created,
                     };
-                    history.push(history_entry(step, &read, &created));
+                    history.push(history_entry(step, &read, &created, made_layer));
                     self.rep.cached(id);
                     self.rep.made(id, &key);
                     continue;
                 }
             }
             let created = self.now();
-            if step.makes_layer() {
+            let mut made_layer = step.makes_layer();
+            if let Action::Workdir(w) = &step.action {
+                let work = match stage_work.take() {
+                    Some(w) => w,
+                    None => Work::new(&self.engine.images, &layers)?,
+                };
+                let made = self.workdir(step, w, &work)?;
+                if single {
+                    stage_work = Some(work);
+                } else if made {
+                    layers.push(work.commit(&self.engine.images, &layers, self.opts.timestamp)?);
+                    made_layer = true;
+                }
+            } else if step.makes_layer() {
                 // A step's own overlay, or the stage's one kept across steps.
                 let work = match stage_work.take() {
                     Some(w) => w,
@@ -437,7 +454,7 @@ impl Builder<'_, '_> {
                 match &step.action {
                     Action::Run(r) => self.run(step, r, &work, id)?,
                     Action::Copy(c) => self.copy(step, c, &read, &work)?,
-                    Action::Meta => {}
+                    Action::Meta | Action::Workdir(_) => {}
                 }
                 if single {
                     stage_work = Some(work);
@@ -445,7 +462,7 @@ impl Builder<'_, '_> {
                     layers.push(work.commit(&self.engine.images, &layers, self.opts.timestamp)?);
                 }
             }
-            let mut entry = history_entry(step, &read, &created);
+            let mut entry = history_entry(step, &read, &created, made_layer);
             if single {
                 // buildah's: the stage's one layer is its last entry's.
                 entry["empty_layer"] = json!(true);
@@ -642,7 +659,7 @@ impl Builder<'_, '_> {
     /// What a step reads besides its instruction, hashed for its key.
     fn reads(&mut self, step: &Step) -> Result<Reads> {
         match &step.action {
-            Action::Meta => Ok(Reads::default()),
+            Action::Meta | Action::Workdir(_) => Ok(Reads::default()),
             Action::Copy(c) => {
                 let from = flag(&c.flags, "from");
                 let mut source = None;
@@ -781,6 +798,41 @@ impl Builder<'_, '_> {
             };
             copy::apply(&src, c, merged, &opts).map_err(|e| self.invalid(step, e))?;
             Ok(())
+        })();
+        work.snap.unmount()?;
+        result
+    }
+
+    /// WORKDIR's directory made in the step's overlay when missing, as
+    /// Docker's builders do (a final `WORKDIR /srv/x` leaves `/srv/x` in
+    /// the image): mode 0755, owned by USER as BuildKit resolves it in the
+    /// image's own passwd and group. Says whether anything was made.
+    fn workdir(&mut self, step: &Step, w: &WorkdirStep, work: &Work) -> Result<bool> {
+        if w.path == "/" {
+            return Ok(false);
+        }
+        work.snap.mount()?;
+        let result = (|| {
+            let merged = &work.snap.merged;
+            let root: OwnedFd = std::fs::File::open(merged)
+                .ctx(|| format!("open {}", merged.display()))?
+                .into();
+            let read = |file: &str| {
+                if w.user.is_empty() {
+                    return Ok(None);
+                }
+                saferoot::userdb::read_in_root(&root, file)
+                    .ctx(|| format!("read /{file} of the image"))
+            };
+            let (passwd, group) = (read("etc/passwd")?, read("etc/group")?);
+            let owner = saferoot::userdb::resolve_workdir_owner(
+                &w.user,
+                passwd.as_deref(),
+                group.as_deref(),
+            );
+            let (_, made) = saferoot::mkdir_all_in_root_owned(&root, Path::new(&w.path), owner)
+                .map_err(|e| self.invalid(step, e))?;
+            Ok(made)
         })();
         work.snap.unmount()?;
         result
@@ -1139,7 +1191,9 @@ struct Reads {
     source: Option<View>,
 }
 
-fn history_entry(step: &Step, read: &Reads, created: &str) -> Value {
+/// The step's history entry; `made_layer`: whether it added a layer (else
+/// `empty_layer`).
+fn history_entry(step: &Step, read: &Reads, created: &str, made_layer: bool) -> Value {
     let created_by = match &step.action {
         Action::Copy(c) => {
             let named = c.sources.iter().filter(|s| !s.starts_with("<<")).count();
@@ -1162,7 +1216,7 @@ fn history_entry(step: &Step, read: &Reads, created: &str) -> Value {
     if !step.author.is_empty() {
         e["author"] = json!(step.author);
     }
-    if !step.makes_layer() {
+    if !made_layer {
         e["empty_layer"] = json!(true);
     }
     e

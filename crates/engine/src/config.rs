@@ -32,6 +32,13 @@ pub struct ContainerConfig {
     pub labels: BTreeMap<String, String>,
     pub tty: bool,
     pub open_stdin: bool,
+    /// The streams the creating client attached and whether stdin closes
+    /// when that attach ends: docker's Config.AttachStdin, AttachStdout,
+    /// AttachStderr and StdinOnce, which inspect shows.
+    pub attach_stdin: bool,
+    pub attach_stdout: bool,
+    pub attach_stderr: bool,
+    pub stdin_once: bool,
     pub mounts: Vec<Mount>,
     pub read_only: bool,
     pub resources: Resources,

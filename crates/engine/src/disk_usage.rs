@@ -38,17 +38,27 @@ impl Engine {
     /// What the store takes on disk, by kind of object.
     pub fn disk_usage(&self) -> Result<DiskUsage> {
         let images = self.images.list()?;
-        let (_, all_layers, _) = self.images.disk_usage()?;
         let (cache_entries, cache_size) = self.images.cache_usage()?;
-        let layers = all_layers.saturating_sub(cache_size);
+        // docker's figures: each layer once, sized by its files' bytes;
+        // what in-use images hold is not reclaimable.
+        let mut all = std::collections::BTreeSet::new();
+        let mut held = std::collections::BTreeSet::new();
         let mut active_images = 0;
-        let mut used = 0;
         for img in &images {
+            all.extend(img.layers.iter().cloned());
             if self.image_in_use(img)? {
                 active_images += 1;
-                used += img.size;
+                held.extend(img.layers.iter().cloned());
             }
         }
+        let sized = |set: &std::collections::BTreeSet<berth_image::Digest>| -> Result<u64> {
+            let mut n = 0;
+            for c in set {
+                n += self.images.layer_content_size(c)?;
+            }
+            Ok(n)
+        };
+        let (layers, used) = (sized(&all)?, sized(&held)?);
         let containers = self.list()?;
         let (mut running, mut total_rw, mut running_rw) = (0, 0, 0);
         for r in &containers {

@@ -4,7 +4,7 @@
 //! read it with `--format '{{.State.Pid}}'` and jq.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use berth_image::store::{Image, ImageStore};
 use serde_json::{json, Value};
@@ -46,8 +46,104 @@ impl Engine {
     }
 }
 
+/// A Go map as encoding/json writes it: keys sorted (objects otherwise
+/// keep the order they are built in, which is Go's struct order here).
+fn go_map(entries: impl IntoIterator<Item = (String, Value)>) -> Value {
+    let sorted: BTreeMap<String, Value> = entries.into_iter().collect();
+    Value::Object(sorted.into_iter().collect())
+}
+
+/// Docker's `container.Config` from an image config's `config` (or what
+/// a container has): every field docker always writes, in its order, with
+/// Go's zero value where the source has none; the `omitempty` ones only
+/// when set. Fields docker does not know are kept, after.
+fn docker_config(src: &Value) -> Value {
+    let get = |k: &str| src.get(k).cloned().unwrap_or(Value::Null);
+    let or = |k: &str, zero: Value| match src.get(k) {
+        Some(v) if !v.is_null() => v.clone(),
+        _ => zero,
+    };
+    let mut out = serde_json::Map::new();
+    let mut put = |k: &str, v: Value| {
+        out.insert(k.to_string(), v);
+    };
+    put("Hostname", or("Hostname", json!("")));
+    put("Domainname", or("Domainname", json!("")));
+    put("User", or("User", json!("")));
+    put("AttachStdin", or("AttachStdin", json!(false)));
+    put("AttachStdout", or("AttachStdout", json!(false)));
+    put("AttachStderr", or("AttachStderr", json!(false)));
+    if let Some(p) = src.get("ExposedPorts").filter(|v| !v.is_null()) {
+        put("ExposedPorts", p.clone());
+    }
+    put("Tty", or("Tty", json!(false)));
+    put("OpenStdin", or("OpenStdin", json!(false)));
+    put("StdinOnce", or("StdinOnce", json!(false)));
+    put("Env", get("Env"));
+    put("Cmd", get("Cmd"));
+    for k in ["Healthcheck", "ArgsEscaped"] {
+        if let Some(v) = src.get(k).filter(|v| !v.is_null() && *v != &json!(false)) {
+            put(k, v.clone());
+        }
+    }
+    put("Image", or("Image", json!("")));
+    put("Volumes", get("Volumes"));
+    put("WorkingDir", or("WorkingDir", json!("")));
+    put("Entrypoint", get("Entrypoint"));
+    for k in ["NetworkDisabled", "MacAddress"] {
+        if let Some(v) = src
+            .get(k)
+            .filter(|v| !v.is_null() && *v != &json!(false) && *v != &json!(""))
+        {
+            put(k, v.clone());
+        }
+    }
+    put("OnBuild", get("OnBuild"));
+    put("Labels", get("Labels"));
+    for k in ["StopSignal", "StopTimeout", "Shell"] {
+        if let Some(v) = src.get(k).filter(|v| !v.is_null() && *v != &json!("")) {
+            put(k, v.clone());
+        }
+    }
+    const KNOWN: &[&str] = &[
+        "Hostname",
+        "Domainname",
+        "User",
+        "AttachStdin",
+        "AttachStdout",
+        "AttachStderr",
+        "ExposedPorts",
+        "Tty",
+        "OpenStdin",
+        "StdinOnce",
+        "Env",
+        "Cmd",
+        "Healthcheck",
+        "ArgsEscaped",
+        "Image",
+        "Volumes",
+        "WorkingDir",
+        "Entrypoint",
+        "NetworkDisabled",
+        "MacAddress",
+        "OnBuild",
+        "Labels",
+        "StopSignal",
+        "StopTimeout",
+        "Shell",
+    ];
+    if let Some(m) = src.as_object() {
+        for (k, v) in m {
+            if !KNOWN.contains(&k.as_str()) {
+                out.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    Value::Object(out)
+}
+
 /// Docker's `ImageInspect` of an image in `store` (for callers that hold
-/// only the image store, as `image inspect` does).
+/// only the image store, as `image inspect` does), in its field order.
 pub fn image_json(
     store: &ImageStore,
     img: &Image,
@@ -58,40 +154,61 @@ pub fn image_json(
             .map(|r| r.familiar())
             .unwrap_or_else(|_| t.to_string())
     };
-    let repo_digests: Vec<String> = img
-        .tags
-        .iter()
-        .map(|t| {
-            format!(
-                "{}@{}",
-                t.parse::<berth_image::Reference>()
-                    .map(|r| r.familiar())
-                    .unwrap_or_default()
-                    .rsplit_once(':')
-                    .map_or(t.as_str(), |x| x.0),
-                img.manifest
-            )
-        })
-        .collect();
+    let repo_digests: Vec<String> = img.digests.iter().map(|d| familiar(d)).collect();
+    // docker's sizes: the layers' file bytes, not their tars'.
+    let size = store.content_size(img)?;
+    let container_config = match config.get("container_config") {
+        Some(c) if c.is_object() => docker_config(c),
+        _ => docker_config(&json!({})),
+    };
     Ok(json!({
         "Id": img.id.to_string(),
         "RepoTags": img.tags.iter().map(|t| familiar(t)).collect::<Vec<_>>(),
         "RepoDigests": repo_digests,
-        "Parent": "",
+        "Parent": config["parent"].as_str().unwrap_or(""),
         "Comment": config["history"].as_array().and_then(|h| h.last()).and_then(|h| h["comment"].as_str()).unwrap_or(""),
-        "Author": config["author"].as_str().unwrap_or(""),
         "Created": config["created"],
-        "Config": config["config"],
+        "Container": config["container"].as_str().unwrap_or(""),
+        "ContainerConfig": container_config,
+        "DockerVersion": config["docker_version"].as_str().unwrap_or(""),
+        "Author": config["author"].as_str().unwrap_or(""),
+        "Config": docker_config(&config["config"]),
         "Architecture": config["architecture"],
         "Os": config["os"],
-        "Size": img.size,
+        "Size": size,
+        "VirtualSize": size,
+        "GraphDriver": image_graph_driver(store, img),
         "RootFS": {"Type": "layers", "Layers": config["rootfs"]["diff_ids"]},
         "Metadata": {"LastTagTime": "0001-01-01T00:00:00Z"},
     }))
 }
 
+/// Where an image's layers are, in the shape of docker's overlay2 data:
+/// the top layer's directory as UpperDir, the ones below as LowerDir (top
+/// first, `:`-joined); MergedDir and WorkDir, as docker's, name places
+/// only a container's overlay uses.
+fn image_graph_driver(store: &ImageStore, img: &Image) -> Value {
+    let mut data = Vec::new();
+    if let Some((top, below)) = img.layers.split_last() {
+        if !below.is_empty() {
+            let lower: Vec<String> = below
+                .iter()
+                .rev()
+                .map(|c| store.layer_dir(c).display().to_string())
+                .collect();
+            data.push(("LowerDir".to_string(), json!(lower.join(":"))));
+        }
+        let upper = store.layer_dir(top);
+        let dir = upper.parent().map(Path::to_path_buf).unwrap_or_default();
+        data.push(("MergedDir".to_string(), json!(dir.join("merged"))));
+        data.push(("UpperDir".to_string(), json!(upper)));
+        data.push(("WorkDir".to_string(), json!(dir.join("work"))));
+    }
+    json!({"Data": go_map(data), "Name": "overlay2"})
+}
+
 fn network_json(engine: &Engine, n: &berth_network::Network) -> Value {
-    let mut containers = serde_json::Map::new();
+    let mut containers = Vec::new();
     for m in engine.networks.members(&n.id).unwrap_or_default() {
         let name = engine
             .db
@@ -100,15 +217,16 @@ fn network_json(engine: &Engine, n: &berth_network::Network) -> Value {
             .flatten()
             .map(|r| r.name)
             .unwrap_or_default();
-        containers.insert(
+        containers.push((
             m.container_id.clone(),
             json!({
                 "Name": name,
+                "EndpointID": "",
                 "MacAddress": m.mac,
                 "IPv4Address": format!("{}/{}", m.ip, m.prefix),
                 "IPv6Address": "",
             }),
-        );
+        ));
     }
     json!({
         "Name": n.name,
@@ -120,37 +238,181 @@ fn network_json(engine: &Engine, n: &berth_network::Network) -> Value {
         "IPAM": {"Driver": "default", "Options": {}, "Config": [{"Subnet": n.subnet.to_string(), "Gateway": n.gateway.to_string()}]},
         "Internal": n.internal,
         "Attachable": false,
-        "Containers": containers,
+        "Ingress": false,
+        "ConfigFrom": {"Network": ""},
+        "ConfigOnly": false,
+        "Containers": go_map(containers),
         "Options": {"com.docker.network.bridge.name": n.bridge},
         "Labels": n.labels,
     })
 }
 
-/// Docker's container JSON (the parts berth knows).
+/// Docker's container JSON (the parts berth knows), in docker's field
+/// order; maps (labels, ports, networks) sorted as Go writes them.
 fn container_json(engine: &Engine, r: &Record) -> Value {
     let c = &r.config;
     let dir = engine.container_dir(&r.id);
-    let env: Vec<String> = c.env.clone();
-    let labels: BTreeMap<String, String> = c.labels.clone();
+    let mut state = json!({
+        "Status": match r.status { Status::Starting => "created", s => s.as_str() },
+        "Running": matches!(r.status, Status::Running | Status::Paused | Status::Restarting),
+        "Paused": r.status == Status::Paused,
+        "Restarting": r.status == Status::Restarting,
+        "OOMKilled": r.oom_killed,
+        "Dead": false,
+        "Pid": r.pid,
+        "ExitCode": r.exit_code,
+        "Error": r.error,
+        "StartedAt": if r.started_at.is_empty() { "0001-01-01T00:00:00Z" } else { r.started_at.as_str() },
+        "FinishedAt": if r.finished_at.is_empty() { "0001-01-01T00:00:00Z" } else { r.finished_at.as_str() },
+    });
+    // A pointer docker leaves out when the container has no healthcheck.
+    if c.health.is_some() || r.health.is_some() {
+        state["Health"] = json!(r.health);
+    }
+    let mut port_bindings = Vec::new();
+    for p in &c.publish {
+        for i in 0..=p.host_port_end.saturating_sub(p.host_port) {
+            let host_port = if p.host_port == 0 {
+                String::new()
+            } else {
+                (p.host_port + i).to_string()
+            };
+            port_bindings.push((
+                format!("{}/{}", p.container_port + i, p.proto.as_str()),
+                json!([{
+                    "HostIp": p.host_ip.map(|i| i.to_string()).unwrap_or_default(),
+                    "HostPort": host_port,
+                }]),
+            ));
+        }
+    }
+    let log_config: Vec<(String, Value)> = [
+        ("max-size", c.log.max_size.to_string(), c.log.max_size > 0),
+        ("max-file", c.log.max_file.to_string(), c.log.max_file > 0),
+    ]
+    .into_iter()
+    .filter(|(_, _, set)| *set)
+    .map(|(k, v, _)| (k.to_string(), json!(v)))
+    .collect();
+    let binds: Vec<String> = c
+        .mounts
+        .iter()
+        .filter(|m| m.kind == "bind")
+        .map(|m| {
+            format!(
+                "{}:{}{}",
+                m.source,
+                m.destination,
+                if m.read_only { ":ro" } else { "" }
+            )
+        })
+        .collect();
+    // Empty lists stay `[]` where docker writes a nil slice's `null`: a
+    // template prints both as `[]`, and berth's template values cannot
+    // tell a nil slice from a null.
+    let host_config = json!({
+        "Binds": json!(binds),
+        "ContainerIDFile": "",
+        "LogConfig": {"Type": "json-file", "Config": go_map(log_config)},
+        "NetworkMode": c.network,
+        "PortBindings": go_map(port_bindings),
+        "RestartPolicy": {"Name": c.restart.name, "MaximumRetryCount": c.restart.max_retries},
+        "AutoRemove": c.auto_remove,
+        "VolumeDriver": "",
+        "VolumesFrom": Value::Null,
+        "CapAdd": json!(c.cap_add),
+        "CapDrop": json!(c.cap_drop),
+        // berth gives every container a cgroup namespace of its own.
+        "CgroupnsMode": "private",
+        "Dns": c.dns,
+        "DnsOptions": c.dns_options,
+        "DnsSearch": c.dns_search,
+        "ExtraHosts": json!(c.extra_hosts),
+        "GroupAdd": json!(c.group_add),
+        "IpcMode": c.ipc_mode,
+        "Cgroup": "",
+        "Links": Value::Null,
+        "OomScoreAdj": c.oom_score_adj.unwrap_or(0),
+        "PidMode": c.pid_mode,
+        "Privileged": c.privileged,
+        "PublishAllPorts": c.publish_all,
+        "ReadonlyRootfs": c.read_only,
+        "SecurityOpt": Value::Null,
+        "UTSMode": c.uts_mode,
+        "UsernsMode": "",
+        "ShmSize": if c.shm_size == 0 { 64 << 20 } else { c.shm_size },
+        // The OCI runtime: berth's own, in process.
+        "Runtime": "berth-runtime",
+        "ConsoleSize": [0, 0],
+        "Isolation": "",
+        "CpuShares": c.resources.cpu_shares.unwrap_or(0),
+        "Memory": c.resources.memory.unwrap_or(0),
+        "NanoCpus": c.resources.nano_cpus.unwrap_or(0),
+        "CgroupParent": "",
+        "BlkioWeight": 0,
+        "BlkioWeightDevice": [],
+        "BlkioDeviceReadBps": Value::Null,
+        "BlkioDeviceWriteBps": Value::Null,
+        "BlkioDeviceReadIOps": Value::Null,
+        "BlkioDeviceWriteIOps": Value::Null,
+        "CpuPeriod": c.resources.cpu_period.unwrap_or(0),
+        "CpuQuota": c.resources.cpu_quota.unwrap_or(0),
+        "CpuRealtimePeriod": 0,
+        "CpuRealtimeRuntime": 0,
+        "CpusetCpus": c.resources.cpuset_cpus.clone().unwrap_or_default(),
+        "CpusetMems": c.resources.cpuset_mems.clone().unwrap_or_default(),
+        "Devices": c.devices.iter().map(|d| json!({
+            "PathOnHost": d.host, "PathInContainer": d.container, "CgroupPermissions": d.permissions,
+        })).collect::<Vec<_>>(),
+        "DeviceCgroupRules": Value::Null,
+        "DeviceRequests": Value::Null,
+        "KernelMemory": 0,
+        "KernelMemoryTCP": 0,
+        "MemoryReservation": c.resources.memory_reservation.unwrap_or(0),
+        "MemorySwap": c.resources.memory_swap.unwrap_or(0),
+        "MemorySwappiness": Value::Null,
+        "OomKillDisable": false,
+        "PidsLimit": c.resources.pids_limit,
+        "Ulimits": if c.ulimits.is_empty() { Value::Null } else {
+            json!(c.ulimits.iter().map(|u| json!({"Name": u.name, "Hard": u.hard, "Soft": u.soft})).collect::<Vec<_>>())
+        },
+        "CpuCount": 0,
+        "CpuPercent": 0,
+        "IOMaximumIOps": 0,
+        "IOMaximumBandwidth": 0,
+        "MaskedPaths": if c.privileged { Value::Null } else { json!(berth_runtime::template::MASKED_PATHS) },
+        "ReadonlyPaths": if c.privileged { Value::Null } else { json!(berth_runtime::template::READONLY_PATHS) },
+    });
+    let config = docker_config(&json!({
+        "Hostname": c.hostname,
+        "Domainname": c.domainname,
+        "User": c.user,
+        "AttachStdin": c.attach_stdin,
+        "AttachStdout": c.attach_stdout,
+        "AttachStderr": c.attach_stderr,
+        "Tty": c.tty,
+        "OpenStdin": c.open_stdin,
+        "StdinOnce": c.stdin_once,
+        "Env": c.env,
+        "Cmd": c.cmd,
+        "Image": c.image,
+        "WorkingDir": c.working_dir,
+        "Entrypoint": if c.entrypoint.is_empty() { Value::Null } else { json!(c.entrypoint) },
+        "Labels": c.labels,
+        // omitempty in docker: absent unless the image or a flag set them.
+        "StopSignal": c.stop_signal,
+        "StopTimeout": c.stop_timeout,
+        "Healthcheck": c.health.as_ref().map(|h| json!({
+            "Test": h.test, "Interval": h.interval_ns, "Timeout": h.timeout_ns,
+            "StartPeriod": h.start_period_ns, "Retries": h.retries,
+        })),
+    }));
     json!({
         "Id": r.id,
         "Created": r.created,
         "Path": c.args.first().cloned().unwrap_or_default(),
         "Args": c.args.iter().skip(1).collect::<Vec<_>>(),
-        "State": {
-            "Status": match r.status { Status::Starting => "created", s => s.as_str() },
-            "Running": matches!(r.status, Status::Running | Status::Paused | Status::Restarting),
-            "Paused": r.status == Status::Paused,
-            "Restarting": r.status == Status::Restarting,
-            "OOMKilled": r.oom_killed,
-            "Dead": false,
-            "Pid": r.pid,
-            "ExitCode": r.exit_code,
-            "Error": r.error,
-            "StartedAt": if r.started_at.is_empty() { "0001-01-01T00:00:00Z" } else { r.started_at.as_str() },
-            "FinishedAt": if r.finished_at.is_empty() { "0001-01-01T00:00:00Z" } else { r.finished_at.as_str() },
-            "Health": r.health,
-        },
+        "State": state,
         "Image": r.image_id,
         "ResolvConfPath": dir.join("resolv.conf"),
         "HostnamePath": dir.join("hostname"),
@@ -162,34 +424,17 @@ fn container_json(engine: &Engine, r: &Record) -> Value {
         // layers); scripts compare against that name.
         "Driver": "overlay2",
         "Platform": "linux",
-        "HostConfig": {
-            "Binds": c.mounts.iter().filter(|m| m.kind == "bind").map(|m| format!("{}:{}{}", m.source, m.destination, if m.read_only { ":ro" } else { "" })).collect::<Vec<_>>(),
-            "NetworkMode": c.network,
-            "RestartPolicy": {"Name": c.restart.name, "MaximumRetryCount": c.restart.max_retries},
-            "AutoRemove": c.auto_remove,
-            "OomScoreAdj": c.oom_score_adj.unwrap_or(0),
-            "CapAdd": c.cap_add,
-            "CapDrop": c.cap_drop,
-            "Privileged": c.privileged,
-            "ReadonlyRootfs": c.read_only,
-            "PidMode": c.pid_mode,
-            "IpcMode": c.ipc_mode,
-            "UTSMode": c.uts_mode,
-            "ShmSize": if c.shm_size == 0 { 64 << 20 } else { c.shm_size },
-            "Memory": c.resources.memory.unwrap_or(0),
-            "MemorySwap": c.resources.memory_swap.unwrap_or(0),
-            "NanoCpus": c.resources.nano_cpus.unwrap_or(0),
-            "CpuShares": c.resources.cpu_shares.unwrap_or(0),
-            "CpusetCpus": c.resources.cpuset_cpus.clone().unwrap_or_default(),
-            "PidsLimit": c.resources.pids_limit,
-            "LogConfig": {"Type": "json-file", "Config": {}},
-            "SecurityOpt": Value::Null,
-        },
+        "MountLabel": "",
+        "ProcessLabel": "",
+        "AppArmorProfile": "",
+        "ExecIDs": Value::Null,
+        "HostConfig": host_config,
         "GraphDriver": {
-            "Name": "overlay2",
             "Data": {
-                "UpperDir": dir.join("fs/upper"),
-                "WorkDir": dir.join("fs/work"),
+                // The image's layers under the container's, top first.
+                "LowerDir": engine.images.resolve(&r.image_id).map(|img| {
+                    img.layers.iter().rev().map(|c| engine.images.layer_dir(c).display().to_string()).collect::<Vec<_>>().join(":")
+                }).unwrap_or_default(),
                 // A running container's rootfs is mounted in its own mount
                 // namespace only: its view from the host is its init's root.
                 "MergedDir": if r.status == Status::Running && r.pid > 0 {
@@ -197,31 +442,16 @@ fn container_json(engine: &Engine, r: &Record) -> Value {
                 } else {
                     dir.join("fs/merged")
                 },
-            }
+                "UpperDir": dir.join("fs/upper"),
+                "WorkDir": dir.join("fs/work"),
+            },
+            "Name": "overlay2",
         },
         "Mounts": c.mounts.iter().map(|m| json!({
             "Type": m.kind, "Source": m.source, "Destination": m.destination,
             "Mode": if m.read_only { "ro" } else { "" }, "RW": !m.read_only, "Propagation": "rprivate",
         })).collect::<Vec<_>>(),
-        "Config": {
-            "Hostname": c.hostname,
-            "Domainname": c.domainname,
-            "User": c.user,
-            "Tty": c.tty,
-            "OpenStdin": c.open_stdin,
-            "Env": env,
-            "Cmd": c.cmd,
-            "Entrypoint": if c.entrypoint.is_empty() { Value::Null } else { json!(c.entrypoint) },
-            "Image": c.image,
-            "WorkingDir": c.working_dir,
-            "Labels": labels,
-            "StopSignal": if c.stop_signal.is_empty() { "SIGTERM" } else { c.stop_signal.as_str() },
-            "StopTimeout": c.stop_timeout,
-            "Healthcheck": c.health.as_ref().map(|h| json!({
-                "Test": h.test, "Interval": h.interval_ns, "Timeout": h.timeout_ns,
-                "Retries": h.retries, "StartPeriod": h.start_period_ns,
-            })),
-        },
+        "Config": config,
         "NetworkSettings": network_settings(engine, r),
     })
 }
@@ -230,7 +460,7 @@ fn container_json(engine: &Engine, r: &Record) -> Value {
 /// at the top level (as docker shows the default bridge's).
 fn network_settings(engine: &Engine, r: &Record) -> Value {
     let (eps, ports) = engine.network_state(&r.id);
-    let mut port_map = serde_json::Map::new();
+    let mut port_map = BTreeMap::new();
     for e in &r.config.exposed_ports {
         let key = if e.contains('/') {
             e.clone()
@@ -253,33 +483,49 @@ fn network_settings(engine: &Engine, r: &Record) -> Value {
         }
     }
     let c = &r.config;
-    let mut networks = serde_json::Map::new();
+    let mut networks = Vec::new();
     let names = crate::networking::connected_networks(c);
     for name in names {
         let ep = eps.iter().find(|e| e.network_name == name);
-        networks.insert(
+        networks.push((
             name.clone(),
             json!({
+                "IPAMConfig": Value::Null,
+                "Links": Value::Null,
                 "Aliases": if ep.is_some() && name != "bridge" { json!(c.network_aliases) } else { Value::Null },
                 "NetworkID": ep.map(|e| e.network_id.clone()).unwrap_or_default(),
                 "EndpointID": ep.map(|e| format!("{}{}", e.container_id.get(..32).unwrap_or(""), e.veth)).unwrap_or_default(),
                 "Gateway": ep.map(|e| e.gateway.to_string()).unwrap_or_default(),
                 "IPAddress": ep.map(|e| e.ip.to_string()).unwrap_or_default(),
                 "IPPrefixLen": ep.map_or(0, |e| e.prefix),
+                "IPv6Gateway": "",
+                "GlobalIPv6Address": "",
+                "GlobalIPv6PrefixLen": 0,
                 "MacAddress": ep.map(|e| e.mac.clone()).unwrap_or_default(),
+                "DriverOpts": Value::Null,
                 "DNSNames": ep.map(|e| json!(e.names)).unwrap_or(Value::Null),
             }),
-        );
+        ));
     }
     let first = eps.first();
     json!({
         "Bridge": "",
+        "SandboxID": "",
+        "HairpinMode": false,
+        "LinkLocalIPv6Address": "",
+        "LinkLocalIPv6PrefixLen": 0,
+        "Ports": go_map(port_map),
         "SandboxKey": if r.pid > 0 { format!("/proc/{}/ns/net", r.pid) } else { String::new() },
-        "Ports": port_map,
+        "SecondaryIPAddresses": Value::Null,
+        "SecondaryIPv6Addresses": Value::Null,
+        "EndpointID": first.map(|e| format!("{}{}", e.container_id.get(..32).unwrap_or(""), e.veth)).unwrap_or_default(),
         "Gateway": first.map(|e| e.gateway.to_string()).unwrap_or_default(),
+        "GlobalIPv6Address": "",
+        "GlobalIPv6PrefixLen": 0,
         "IPAddress": first.map(|e| e.ip.to_string()).unwrap_or_default(),
         "IPPrefixLen": first.map_or(0, |e| e.prefix),
+        "IPv6Gateway": "",
         "MacAddress": first.map(|e| e.mac.clone()).unwrap_or_default(),
-        "Networks": networks,
+        "Networks": go_map(networks),
     })
 }

@@ -26,6 +26,8 @@
     not(test),
     deny(clippy::print_stdout, clippy::print_stderr, clippy::exit)
 )]
+// inspect.rs writes docker's HostConfig (some 70 fields) as one json!.
+#![recursion_limit = "256"]
 
 pub mod attach;
 pub mod build;
@@ -645,28 +647,57 @@ impl Engine {
         let img = self.images.resolve(name)?;
         let users = self.db.users_of_image(&img.id.to_string())?;
         if let Some(user) = users.first() {
-            let is_tag = name
-                .parse::<berth_image::Reference>()
-                .is_ok_and(|r| img.tags.contains(&r.to_string()));
-            if !(is_tag && img.tags.len() > 1) {
+            // One of several references goes: the image stays.
+            let is_reference = name.parse::<berth_image::Reference>().is_ok_and(|r| {
+                img.tags.contains(&r.to_string())
+                    || r.digest
+                        .as_ref()
+                        .is_some_and(|d| img.digests.contains(&format!("{}@{d}", r.name())))
+            });
+            if !(is_reference && img.tags.len() + img.digests.len() > 1) {
                 let short = |s: &str| {
                     s.trim_start_matches("sha256:")
                         .chars()
                         .take(12)
                         .collect::<String>()
                 };
-                return Err(Error::InUse(format!(
-                    "conflict: unable to remove {name:?}{} - image {} is being used by container {}",
-                    if force { " (cannot be forced)" } else { "" },
-                    short(&img.id.to_string()),
-                    short(user),
-                )));
+                let (image, container) = (short(&img.id.to_string()), short(user));
+                // docker's words; a forced removal docker would do (the
+                // container keeps its layers there) berth cannot: the
+                // image's layers are the container's rootfs.
+                let running = self.db.get(user)?.is_some_and(|r| {
+                    matches!(
+                        r.status,
+                        db::Status::Running | db::Status::Paused | db::Status::Restarting
+                    )
+                });
+                return Err(Error::InUse(if force {
+                    format!(
+                        "conflict: unable to remove {name:?} (cannot be forced) - image {image} is being used by container {container}"
+                    )
+                } else if is_reference {
+                    format!(
+                        "conflict: unable to remove repository reference {name:?} (must force) - container {container} is using its referenced image {image}"
+                    )
+                } else if running {
+                    format!(
+                        "conflict: unable to delete {image} (cannot be forced) - image is being used by running container {container}"
+                    )
+                } else {
+                    format!(
+                        "conflict: unable to delete {image} (must be forced) - image is being used by stopped container {container}"
+                    )
+                }));
             }
         }
         let removed = self.images.remove(name, force)?;
         for line in &removed {
             // "Untagged: ref" and "Deleted: id", as rmi prints them.
             if let Some((what, subject)) = line.split_once(": ") {
+                // The layers deleted with the image have no event.
+                if what == "Deleted" && subject != img.id.to_string() {
+                    continue;
+                }
                 let action = if what == "Untagged" {
                     "untag"
                 } else {

@@ -93,7 +93,7 @@ impl Engine {
         let dangling_only = !all && !f.get("dangling").iter().any(|v| v == "false" || v == "0");
         let mut report = ImagePruneReport::default();
         for img in self.images.list()? {
-            if (dangling_only && !img.tags.is_empty())
+            if (dangling_only && img.is_referenced())
                 || !old_enough(img.created.as_deref(), until)
                 || self.image_in_use(&img)?
             {
@@ -107,6 +107,15 @@ impl Engine {
             if !f.match_labels(&labels) {
                 continue;
             }
+            // What is reclaimed is the layers that go with the image (its
+            // base's stay for the images sharing them); their sizes are
+            // read before the rows go.
+            let mut sizes = std::collections::HashMap::new();
+            for chain in &img.layers {
+                if let Some(size) = self.images.layer_size(chain)? {
+                    sizes.insert(chain.to_string(), size);
+                }
+            }
             // Through `remove_image`, for its events (untag, delete).
             let lines = self.remove_image(&img.id.to_string(), true)?;
             for l in lines {
@@ -114,11 +123,13 @@ impl Engine {
                     Some(("Untagged", t)) => {
                         report.deleted.push(ImageDeletion::Untagged(familiar(t)))
                     }
-                    Some((_, d)) => report.deleted.push(ImageDeletion::Deleted(d.to_string())),
+                    Some((_, d)) => {
+                        report.reclaimed += sizes.get(d).copied().unwrap_or(0);
+                        report.deleted.push(ImageDeletion::Deleted(d.to_string()));
+                    }
                     None => {}
                 }
             }
-            report.reclaimed += img.size;
         }
         self.prune_event("image", report.reclaimed);
         Ok(report)

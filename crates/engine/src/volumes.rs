@@ -25,11 +25,9 @@ use serde::Serialize;
 
 use crate::error::{Context, Error, Result};
 
-/// A volume as `volume inspect` shows it.
+/// A volume as `volume inspect` shows it, fields in docker's order.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Volume {
-    #[serde(rename = "Name")]
-    pub name: String,
     #[serde(rename = "CreatedAt")]
     pub created: String,
     #[serde(rename = "Driver")]
@@ -38,6 +36,8 @@ pub struct Volume {
     pub labels: std::collections::BTreeMap<String, String>,
     #[serde(rename = "Mountpoint")]
     pub mountpoint: PathBuf,
+    #[serde(rename = "Name")]
+    pub name: String,
     /// The local driver's options (`type`, `device`, `o`); Docker shows
     /// none for an anonymous volume as null, for a named one as `{}`.
     #[serde(rename = "Options")]
@@ -53,6 +53,17 @@ pub struct Volume {
 pub struct Volumes {
     root: PathBuf,
     conn: std::rc::Rc<Connection>,
+}
+
+/// A volume's creation time as docker shows it: RFC 3339 to the second
+/// (`2026-12-05T16:38:28Z`); berth records it to the nanosecond.
+fn whole_seconds(created: &str) -> String {
+    use time::format_description::well_known::Rfc3339;
+    time::OffsetDateTime::parse(created, &Rfc3339)
+        .ok()
+        .and_then(|t| t.replace_nanosecond(0).ok())
+        .and_then(|t| t.to_offset(time::UtcOffset::UTC).format(&Rfc3339).ok())
+        .unwrap_or_else(|| created.to_string())
 }
 
 /// Docker's rule for volume names.
@@ -110,7 +121,7 @@ impl Volumes {
                     Some(self.options(&name))
                 },
                 name,
-                created,
+                created: whole_seconds(&created),
                 driver: "local".into(),
                 labels: serde_json::from_str(&labels).unwrap_or_default(),
                 scope: "local".into(),

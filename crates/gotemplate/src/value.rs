@@ -52,6 +52,9 @@ pub struct Map {
     /// What `index` yields for a missing key: `""` for a `map[string]string`
     /// (docker's labels), `Missing` for a `map[string]interface{}`.
     pub zero: Value,
+    /// A nil map (JSON's null where a typed value has a map): empty, but
+    /// `json` writes `null`, as Go marshals one.
+    pub nil: bool,
 }
 
 /// A Go struct: named fields in declaration order.
@@ -156,6 +159,7 @@ impl Value {
                 .map(|(k, v)| (k.to_string(), Value::from(v)))
                 .collect(),
             zero: Value::from(""),
+            nil: false,
         }))
     }
 
@@ -308,6 +312,7 @@ impl Value {
                 }
                 out.push(']');
             }
+            Value::Map(m) if m.nil => out.push_str("null"),
             Value::Map(m) => {
                 out.push('{');
                 for (i, (k, x)) in m.entries.iter().enumerate() {
@@ -358,7 +363,14 @@ impl Value {
 fn convert(v: &serde_json::Value, path: &str, typed: bool, is_map: &dyn Fn(&str) -> bool) -> Value {
     match v {
         serde_json::Value::Null => {
-            if typed {
+            if typed && is_map(path) {
+                // A typed map field that is nil: `map[]`, and null as JSON.
+                Value::Map(Rc::new(Map {
+                    entries: BTreeMap::new(),
+                    zero: Value::from(""),
+                    nil: true,
+                }))
+            } else if typed {
                 Value::Nil
             } else {
                 Value::Missing
@@ -401,6 +413,7 @@ fn convert(v: &serde_json::Value, path: &str, typed: bool, is_map: &dyn Fn(&str)
                         .map(|(k, x)| (k.clone(), convert(x, &format!("{path}.*"), typed, is_map)))
                         .collect(),
                     zero,
+                    nil: false,
                 }))
             } else {
                 Value::Struct(Rc::new(Struct {

@@ -25,10 +25,14 @@ fn data(v: &serde_json::Value) -> Value {
         serde_json::Value::Object(m) if m.contains_key("__struct__") => {
             Value::Struct(Rc::new(Struct {
                 type_name: String::new(),
+                // gen/main.go's structs: fields sorted by name (the file
+                // keeps the order they were written in).
                 fields: m
                     .iter()
                     .filter(|(k, _)| *k != "__struct__")
                     .map(|(k, x)| (k.clone(), data(x)))
+                    .collect::<std::collections::BTreeMap<_, _>>()
+                    .into_iter()
                     .collect(),
                 json_escapes_html: false,
                 json_tags: Vec::new(),
@@ -48,10 +52,12 @@ fn data(v: &serde_json::Value) -> Value {
                 .map(|(k, x)| (k.clone(), data(x)))
                 .collect(),
             zero: Value::from(""),
+            nil: false,
         })),
         serde_json::Value::Object(m) => Value::Map(Rc::new(Map {
             entries: m.iter().map(|(k, x)| (k.clone(), data(x))).collect(),
             zero: Value::Missing,
+            nil: false,
         })),
     }
 }

@@ -847,17 +847,28 @@ pub fn commit(
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default();
     config["created"] = json!(created);
+    // docker's local parent link: `ps --filter ancestor=` and `.Parent`
+    // follow it from a committed image to the one it was made from.
+    config["parent"] = json!(base.id.to_string());
     if let Some(c) = &info.container_config {
         config["config"] = c.clone();
     }
     if let Some(a) = info.author {
         config["author"] = json!(a);
     }
+    // Nothing changed (the diff is the empty tar): no layer, as docker
+    // commits it; the history entry says so.
+    let empty = diff.to_string() == EMPTY_TAR_DIFF;
     let diffs = config["rootfs"]["diff_ids"]
         .as_array_mut()
         .ok_or_else(|| invalid("base image config has no rootfs.diff_ids"))?;
-    diffs.push(json!(diff.to_string()));
+    if !empty {
+        diffs.push(json!(diff.to_string()));
+    }
     let mut entry = json!({"created": created, "created_by": "berth commit"});
+    if empty {
+        entry["empty_layer"] = json!(true);
+    }
     if let Some(m) = info.message {
         entry["comment"] = json!(m);
     }
@@ -888,9 +899,16 @@ pub fn commit(
         )))
     };
     let mut sources: Vec<&LayerSource<'_>> = vec![&lower; n];
-    sources.push(&top);
+    if !empty {
+        sources.push(&top);
+    }
     store.add_from_layers(&bytes, &sources, tags)
 }
+
+/// The diff_id of a tar with no entries (its two zero blocks), docker's
+/// `DigestSHA256EmptyTar`.
+const EMPTY_TAR_DIFF: &str =
+    "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef";
 
 #[cfg(test)]
 mod tests {
@@ -970,6 +988,9 @@ mod store_tests {
             fs::read_to_string(layer.join("etc/hostname")).unwrap(),
             "berth\n"
         );
+        // docker's size: the files' bytes (6 + 18), not the tar's.
+        assert_eq!(store.content_size(&img).unwrap(), 24);
+        assert_eq!(store.content_size(&img).unwrap(), 24, "kept, read back");
 
         // save, then load into another store: same image id, same files.
         let mut archive = Vec::new();
@@ -1049,6 +1070,76 @@ mod store_tests {
             store.resolve("example/app:1"),
             Err(StoreError::NotFound(_))
         ));
+    }
+
+    /// docker's reference rules for rmi, over tags and digest references
+    /// (what pull and push record): REPO@DIGEST takes only that
+    /// reference; the last tag of a repository takes its digests along;
+    /// by id, references in several repositories need force.
+    #[test]
+    fn digest_references_follow_docker_s_rmi_rules() {
+        if !nix::unistd::geteuid().is_root() {
+            assert!(std::env::var_os("CI").is_none(), "this test needs root");
+            eprintln!("skipped: not root");
+            return;
+        }
+        let a = tempfile::tempdir().unwrap();
+        let mut store = ImageStore::open(a.path()).unwrap();
+        let tag: Reference = "r.example/app:1".parse().unwrap();
+        let img = import(&mut store, &rootfs_tar()[..], &[], None, &[tag]).unwrap();
+        let (d1, d2) = (Digest::of(b"one"), Digest::of(b"two"));
+        let by = |name: &str, d: &Digest| -> Reference { format!("{name}@{d}").parse().unwrap() };
+        store
+            .add_digest_reference(&img.id, &by("r.example/app", &d1))
+            .unwrap();
+        store
+            .add_digest_reference(&img.id, &by("r.example/other", &d2))
+            .unwrap();
+        let img = store.resolve(&img.id.to_string()).unwrap();
+        assert_eq!(img.tags, vec!["r.example/app:1".to_string()]);
+        assert_eq!(
+            img.digests,
+            vec![
+                format!("r.example/app@{d1}"),
+                format!("r.example/other@{d2}")
+            ]
+        );
+        assert_eq!(
+            store.resolve(&format!("r.example/other@{d2}")).unwrap().id,
+            img.id
+        );
+        // A digest the image was never pulled by or pushed as names nothing.
+        assert!(matches!(
+            store.resolve(&format!("r.example/other@{d1}")),
+            Err(StoreError::NotFound(_))
+        ));
+        let id = img.id.hex()[..12].to_string();
+        assert!(matches!(
+            store.remove(&id, false),
+            Err(StoreError::Conflict(_))
+        ));
+        assert_eq!(
+            store
+                .remove(&format!("r.example/other@{d2}"), false)
+                .unwrap(),
+            vec![format!("Untagged: r.example/other@{d2}")]
+        );
+        let out = store.remove("r.example/app:1", false).unwrap();
+        assert_eq!(
+            out[..2],
+            [
+                "Untagged: r.example/app:1".to_string(),
+                format!("Untagged: r.example/app@{d1}")
+            ]
+        );
+        assert_eq!(
+            out[2..],
+            [
+                format!("Deleted: {}", img.id),
+                format!("Deleted: {}", img.layers[0])
+            ],
+            "the image, then the layer it held alone"
+        );
     }
 
     #[test]

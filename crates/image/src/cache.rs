@@ -193,17 +193,26 @@ impl ImageStore {
         let entries: i64 = self
             .db
             .query_row("SELECT COUNT(*) FROM build_cache", [], |r| r.get(0))?;
-        let size: i64 = self.db.query_row(
-            "SELECT COALESCE(SUM(size), 0) FROM layers \
-             WHERE chain IN (SELECT chain FROM build_cache_layers) \
-             AND chain NOT IN (SELECT chain FROM image_layers)",
-            [],
-            |r| r.get(0),
-        )?;
-        Ok((
-            usize::try_from(entries).unwrap_or(0),
-            u64::try_from(size).unwrap_or(0),
-        ))
+        let chains: Vec<String> = {
+            let mut st = self.db.prepare(
+                "SELECT chain FROM layers \
+                 WHERE chain IN (SELECT chain FROM build_cache_layers) \
+                 AND chain NOT IN (SELECT chain FROM image_layers)",
+            )?;
+            let v = st
+                .query_map([], |r| r.get(0))?
+                .collect::<std::result::Result<_, _>>()?;
+            v
+        };
+        // Sized as docker sizes layers: their files' bytes.
+        let mut size = 0;
+        for c in &chains {
+            let chain: Digest = c
+                .parse()
+                .map_err(|e: crate::digest::DigestError| StoreError::Damaged(e.to_string()))?;
+            size += self.layer_content_size(&chain)?;
+        }
+        Ok((usize::try_from(entries).unwrap_or(0), size))
     }
 
     /// An image's layers as a build starts from them: diff_ids and sizes.

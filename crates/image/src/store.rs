@@ -107,6 +107,31 @@ fn connect(root: &Path, over_content: bool) -> std::result::Result<Connection, D
     Ok(db)
 }
 
+/// The bytes of the files and symlinks under `dir` (not following
+/// links), each inode once, as docker's `directory.Size` counts a layer.
+fn content_size_of(dir: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let mut seen = std::collections::HashSet::new();
+    let mut total = 0;
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        let Ok(entries) = fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let Ok(m) = e.path().symlink_metadata() else {
+                continue;
+            };
+            if m.is_dir() {
+                todo.push(e.path());
+            } else if m.size() > 0 && (m.nlink() < 2 || seen.insert((m.dev(), m.ino()))) {
+                total += m.size();
+            }
+        }
+    }
+    total
+}
+
 /// An image as the store knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Image {
@@ -115,8 +140,31 @@ pub struct Image {
     pub created: Option<String>,
     pub size: u64,
     pub tags: Vec<String>,
+    /// `name@sha256:…` references (full names, sorted): the digests the
+    /// image was pulled by or pushed as in each repository, Docker's
+    /// RepoDigests. They live in the `tags` table beside the tags, as
+    /// Docker's reference store keeps both kinds under one name space.
+    pub digests: Vec<String>,
     /// Chain ids, bottom layer first.
     pub layers: Vec<Digest>,
+}
+
+impl Image {
+    /// Whether any reference (tag or digest) still names the image.
+    pub fn is_referenced(&self) -> bool {
+        !self.tags.is_empty() || !self.digests.is_empty()
+    }
+}
+
+/// The repository part of a full reference (`registry/repo:tag`,
+/// `registry/repo@sha256:…`): what Docker groups references by.
+fn repository_of(reference: &str) -> &str {
+    let name = reference.split_once('@').map_or(reference, |(n, _)| n);
+    let slash = name.rfind('/').map_or(0, |i| i + 1);
+    match name[slash..].rfind(':') {
+        Some(i) => &name[..slash + i],
+        None => name,
+    }
 }
 
 /// What `check` found (and repaired).
@@ -365,6 +413,40 @@ impl ImageStore {
         self.root.join("layers").join(chain.hex()).join("diff")
     }
 
+    /// A layer's size as docker counts it (its overlay2 `DiffSize`): the
+    /// bytes of its files and symlinks, each inode once, directories
+    /// nothing; not its tar's, which headers and padding make larger.
+    /// Worked out once per layer (layers never change) and kept beside it.
+    pub fn layer_content_size(&self, chain: &Digest) -> Result<u64> {
+        let kept = self
+            .root
+            .join("layers")
+            .join(chain.hex())
+            .join("content-size");
+        if let Some(n) = fs::read_to_string(&kept)
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+        {
+            return Ok(n);
+        }
+        let n = content_size_of(&self.layer_dir(chain));
+        // Best effort: the next listing works it out again.
+        let tmp = kept.with_extension(format!("tmp{}", std::process::id()));
+        if fs::write(&tmp, n.to_string()).is_ok() && fs::rename(&tmp, &kept).is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        Ok(n)
+    }
+
+    /// An image's size as docker shows it (`images`, `inspect`): its
+    /// layers' [`ImageStore::layer_content_size`].
+    pub fn content_size(&self, img: &Image) -> Result<u64> {
+        img.layers
+            .iter()
+            .map(|c| self.layer_content_size(c))
+            .sum::<Result<u64>>()
+    }
+
     /// Where a layer's tar-split record is (when it has one).
     pub fn split_path(&self, chain: &Digest) -> PathBuf {
         self.root.join("layers").join(chain.hex()).join("tar-split")
@@ -381,7 +463,7 @@ impl ImageStore {
     }
 
     /// The size of layer `chain` if it is recorded and on disk.
-    pub(crate) fn layer_size(&self, chain: &Digest) -> Result<Option<u64>> {
+    pub fn layer_size(&self, chain: &Digest) -> Result<Option<u64>> {
         let size = self
             .db
             .query_row(
@@ -691,12 +773,43 @@ impl ImageStore {
         open_layer_from_files(&self.root, chain, blob)
     }
 
-    fn tags_of(&self, id: &str) -> Result<Vec<String>> {
+    /// The image's (tags, digest references), each sorted.
+    fn references_of(&self, id: &str) -> Result<(Vec<String>, Vec<String>)> {
         let mut st = self
             .db
             .prepare("SELECT name FROM tags WHERE image = ?1 ORDER BY name")?;
         let rows = st.query_map(params![id], |r| r.get::<_, String>(0))?;
-        Ok(rows.collect::<std::result::Result<_, _>>()?)
+        let all: Vec<String> = rows.collect::<std::result::Result<_, _>>()?;
+        Ok(all.into_iter().partition(|n| !n.contains('@')))
+    }
+
+    /// Records `reference` (`name@digest`) as naming the image `id`, as
+    /// Docker does for what was pulled by or pushed to a repository.
+    pub fn add_digest_reference(&self, id: &Digest, reference: &Reference) -> Result<()> {
+        let Some(d) = &reference.digest else {
+            return Err(StoreError::InvalidOption(format!(
+                "{} has no digest",
+                reference.familiar()
+            )));
+        };
+        self.db.execute(
+            "INSERT OR REPLACE INTO tags (name, image) VALUES (?1, ?2)",
+            params![format!("{}@{d}", reference.name()), id.to_string()],
+        )?;
+        Ok(())
+    }
+
+    /// The image whose stored manifest is `manifest`, if any.
+    pub fn find_by_manifest(&self, manifest: &Digest) -> Result<Option<Image>> {
+        let id: Option<String> = self
+            .db
+            .query_row(
+                "SELECT id FROM images WHERE manifest = ?1",
+                params![manifest.to_string()],
+                |row| row.get(0),
+            )
+            .optional()?;
+        id.map(|id| self.get(&id)).transpose()
     }
 
     fn get(&self, id: &str) -> Result<Image> {
@@ -718,12 +831,14 @@ impl ImageStore {
             .iter()
             .map(|c| digest(c))
             .collect::<Result<_>>()?;
+        let (tags, digests) = self.references_of(id)?;
         Ok(Image {
             id: digest(id)?,
             manifest: digest(&manifest)?,
             created,
             size: u64::try_from(size).unwrap_or(0),
-            tags: self.tags_of(id)?,
+            tags,
+            digests,
             layers,
         })
     }
@@ -741,7 +856,8 @@ impl ImageStore {
 
     /// Finds an image by reference (`busybox`, `localhost/app:1`), full or
     /// short id (`sha256:…`, or a unique hex prefix of at least 3), or
-    /// manifest digest (`name@sha256:…`).
+    /// digest reference (`name@sha256:…`, one it was pulled by or pushed
+    /// as: Docker knows no other).
     pub fn resolve(&self, name: &str) -> Result<Image> {
         let hex = name.strip_prefix("sha256:").unwrap_or(name);
         if hex.len() >= 3 && hex.len() <= 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -767,25 +883,16 @@ impl ImageStore {
             .map_err(|e: crate::reference::ReferenceError| {
                 StoreError::InvalidOption(e.to_string())
             })?;
-        if let Some(d) = &r.digest {
-            let id: Option<String> = self
-                .db
-                .query_row(
-                    "SELECT id FROM images WHERE manifest = ?1",
-                    params![d.to_string()],
-                    |row| row.get(0),
-                )
-                .optional()?;
-            return id.map_or_else(
-                || Err(StoreError::NotFound(name.to_string())),
-                |id| self.get(&id),
-            );
-        }
+        // A tag beside a digest is ignored, as Docker does.
+        let key = match &r.digest {
+            Some(d) => format!("{}@{d}", r.name()),
+            None => r.to_string(),
+        };
         let id: Option<String> = self
             .db
             .query_row(
                 "SELECT image FROM tags WHERE name = ?1",
-                params![r.to_string()],
+                params![key],
                 |row| row.get(0),
             )
             .optional()?;
@@ -804,36 +911,53 @@ impl ImageStore {
         Ok(())
     }
 
-    /// Removes a tag, or (by id, or its last tag) the image; with `force`,
-    /// an image by id loses all its tags. Returns what happened, as
-    /// docker prints it ("Untagged: …", "Deleted: …").
+    /// Removes a reference, or (by id, or its last reference) the image,
+    /// by Docker's rules: a tag removed with no other tag of its
+    /// repository left takes the repository's digest references along; by
+    /// id, every reference goes when there is at most one tag and all are
+    /// of one repository, else only with `force`. Returns what happened,
+    /// as docker prints it ("Untagged: …", "Deleted: …").
     pub fn remove(&mut self, name: &str, force: bool) -> Result<Vec<String>> {
         let img = self.resolve(name)?;
         let mut out = Vec::new();
-        let by_tag = name
+        let named = name
             .parse::<Reference>()
             .ok()
-            .map(|r| r.to_string())
-            .filter(|t| img.tags.contains(t));
-        let tx = self.db.unchecked_transaction()?;
-        match by_tag {
-            Some(t) => {
-                tx.execute("DELETE FROM tags WHERE name = ?1", params![t])?;
-                out.push(format!("Untagged: {t}"));
-            }
-            None if img.tags.len() > 1 && !force => {
-                return Err(StoreError::Conflict(format!(
-                    "image {} is referenced by several tags ({}); remove them, or use --force",
-                    &img.id.hex()[..12],
-                    img.tags.join(", ")
-                )))
+            .map(|r| match &r.digest {
+                Some(d) => format!("{}@{d}", r.name()),
+                None => r.to_string(),
+            })
+            .filter(|n| img.tags.contains(n) || img.digests.contains(n));
+        let mut refs: Vec<&String> = img.tags.iter().chain(&img.digests).collect();
+        refs.sort();
+        let removed: Vec<&String> = match &named {
+            Some(n) => {
+                let repo = repository_of(n);
+                let tag_left = img.tags.iter().any(|t| t != n && repository_of(t) == repo);
+                let mut removed: Vec<&String> = refs.iter().copied().filter(|r| *r == n).collect();
+                if !n.contains('@') && !tag_left {
+                    removed.extend(img.digests.iter().filter(|d| repository_of(d) == repo));
+                }
+                removed
             }
             None => {
-                for t in &img.tags {
-                    tx.execute("DELETE FROM tags WHERE name = ?1", params![t])?;
-                    out.push(format!("Untagged: {t}"));
+                let single = img.tags.len() <= 1
+                    && refs
+                        .windows(2)
+                        .all(|w| repository_of(w[0]) == repository_of(w[1]));
+                if !single && !force {
+                    return Err(StoreError::Conflict(format!(
+                        "conflict: unable to delete {} (must be forced) - image is referenced in multiple repositories",
+                        &img.id.hex()[..12]
+                    )));
                 }
+                refs
             }
+        };
+        let tx = self.db.unchecked_transaction()?;
+        for r in removed {
+            tx.execute("DELETE FROM tags WHERE name = ?1", params![r])?;
+            out.push(format!("Untagged: {r}"));
         }
         let left: i64 = tx.query_row(
             "SELECT COUNT(*) FROM tags WHERE image = ?1",
@@ -846,6 +970,19 @@ impl ImageStore {
             tx.execute("DELETE FROM image_blobs WHERE image = ?1", params![id])?;
             tx.execute("DELETE FROM images WHERE id = ?1", params![id])?;
             out.push(format!("Deleted: {id}"));
+            // docker also names each layer the image held alone, top
+            // first (its chain id); one the build cache keeps stays.
+            for chain in img.layers.iter().rev() {
+                let used: bool = tx.query_row(
+                    "SELECT EXISTS (SELECT 1 FROM image_layers WHERE chain = ?1)
+                     OR EXISTS (SELECT 1 FROM build_cache_layers WHERE chain = ?1)",
+                    params![chain.to_string()],
+                    |r| r.get(0),
+                )?;
+                if !used {
+                    out.push(format!("Deleted: {chain}"));
+                }
+            }
         }
         tx.commit()?;
         self.collect_garbage()?;

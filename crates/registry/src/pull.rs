@@ -57,8 +57,12 @@ pub struct Fetched {
 #[derive(Debug, Clone)]
 pub struct Pulled {
     pub image: Image,
-    /// The image manifest's digest (what `name@digest` pulls again).
+    /// The image manifest's digest.
     pub manifest: Digest,
+    /// What the reference named on the registry (an index's digest for a
+    /// multi-platform image, else the manifest's): the `Digest:` docker
+    /// prints, and the image's digest reference in that repository.
+    pub digest: Digest,
     /// The store had the image already.
     pub up_to_date: bool,
 }
@@ -242,6 +246,12 @@ pub fn pull(
         (None, None) => "latest".to_string(),
     };
     let mut fetched = fetch_manifest(client, repo, &target, reference.digest.as_ref())?;
+    let named = fetched.digest.clone();
+    let digest_ref = Reference {
+        tag: None,
+        digest: Some(named.clone()),
+        ..reference.clone()
+    };
     // Only once the registry answered, as docker says it: a missing
     // repository or an unreachable registry gives the error alone.
     let what = match (&reference.digest, &reference.tag) {
@@ -279,7 +289,7 @@ pub fn pull(
     };
     // The store has this image: only the tag moves. Docker calls it up to
     // date only when the tag named it already.
-    if let Ok(img) = store.resolve(&format!("{}@{}", reference.name(), fetched.digest)) {
+    if let Some(img) = store.find_by_manifest(&fetched.digest)? {
         let mut up_to_date = true;
         for t in &tags {
             up_to_date &= store
@@ -287,10 +297,12 @@ pub fn pull(
                 .is_ok_and(|had| had.id == img.id);
             store.tag(&img.id.to_string(), t)?;
         }
+        store.add_digest_reference(&img.id, &digest_ref)?;
         let image = store.resolve(&img.id.to_string())?;
         return Ok(Pulled {
             image,
             manifest: fetched.digest,
+            digest: named,
             up_to_date,
         });
     }
@@ -346,12 +358,14 @@ pub fn pull(
             &fetch,
             opts.max_concurrent_downloads.max(1),
         )?;
-        Ok(image)
+        store.add_digest_reference(&image.id, &digest_ref)?;
+        Ok(store.resolve(&image.id.to_string())?)
     })();
     match result {
         Ok(image) => Ok(Pulled {
             image,
             manifest: fetched.digest,
+            digest: named,
             up_to_date: false,
         }),
         Err(e) => {

@@ -53,6 +53,7 @@ pub fn mount_sources(image: &Image, dest: &Reference) -> Vec<String> {
     let mut out: Vec<String> = image
         .tags
         .iter()
+        .chain(&image.digests)
         .filter_map(|t| t.parse::<Reference>().ok())
         .filter(|r| r.registry == dest.registry && r.repository != dest.repository)
         .map(|r| r.repository)
@@ -337,8 +338,10 @@ impl Uploader<'_> {
     }
 }
 
-/// Pushes `image` as `dest` (a tag or, without one, by digest); returns
-/// the pushed manifest's digest and size.
+/// Pushes `image` as `dest` (a tag or, without one, by digest) and records
+/// `dest`'s repository at the pushed digest as one of the image's digest
+/// references (Docker's RepoDigests); returns the pushed manifest's digest
+/// and size.
 pub fn push(
     store: &ImageStore,
     client: &Client,
@@ -489,6 +492,12 @@ pub fn push(
             });
         }
     }
+    let pushed_as = Reference {
+        tag: None,
+        digest: Some(manifest_digest.clone()),
+        ..dest.clone()
+    };
+    store.add_digest_reference(&image.id, &pushed_as)?;
     Ok((manifest_digest, manifest_bytes.len()))
 }
 
@@ -532,15 +541,20 @@ mod tests {
                 "r.example:5000/team/app:1".into(),
                 "other.example/team/base:1".into(),
             ],
+            digests: vec![format!("r.example:5000/team/pushed@{}", Digest::of(b"m"))],
             layers: vec![],
         };
         let dest: Reference = "r.example:5000/team/app:2".parse().unwrap();
-        assert_eq!(mount_sources(&img, &dest), vec!["team/base".to_string()]);
+        assert_eq!(
+            mount_sources(&img, &dest),
+            vec!["team/base".to_string(), "team/pushed".to_string()]
+        );
         assert_eq!(
             scopes(&img, &dest),
             vec![
                 "repository:team/app:pull,push".to_string(),
-                "repository:team/base:pull".to_string()
+                "repository:team/base:pull".to_string(),
+                "repository:team/pushed:pull".to_string()
             ]
         );
     }

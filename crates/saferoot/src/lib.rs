@@ -154,10 +154,63 @@ pub fn relative(path: &Path) -> PathBuf {
 /// the way is followed inside the root and its target created, as
 /// `mkdir -p` does in a chroot.
 pub fn mkdir_all_in_root(root: &OwnedFd, path: &Path) -> Result<OwnedFd> {
-    mkdir_all_depth(root, &relative(path), 0)
+    mkdir_all_depth(root, &relative(path), 0, &mut Made::default())
 }
 
-fn mkdir_all_depth(root: &OwnedFd, rel: &Path, depth: u32) -> Result<OwnedFd> {
+/// [`mkdir_all_in_root`], with each directory it creates made exactly mode
+/// 0755 (whatever the umask) and owned by `owner` (uid, gid), as a
+/// Dockerfile's WORKDIR makes them; says whether it created any.
+pub fn mkdir_all_in_root_owned(
+    root: &OwnedFd,
+    path: &Path,
+    owner: (u32, u32),
+) -> Result<(OwnedFd, bool)> {
+    let mut made = Made {
+        owner: Some(owner),
+        any: false,
+    };
+    let fd = mkdir_all_depth(root, &relative(path), 0, &mut made)?;
+    Ok((fd, made.any))
+}
+
+/// What [`mkdir_all_depth`] does to the directories it creates, and
+/// whether it created one.
+#[derive(Debug, Default)]
+struct Made {
+    owner: Option<(u32, u32)>,
+    any: bool,
+}
+
+impl Made {
+    /// Sets the owner and mode of `name`, just created in `parent`.
+    fn created(&mut self, parent: &OwnedFd, name: &CString, shown: &Path) -> Result<()> {
+        self.any = true;
+        let Some((uid, gid)) = self.owner else {
+            return Ok(());
+        };
+        let dirfd = reopen_dir(parent).ctx(|| format!("open parent of {}", shown.display()))?;
+        // O_NOFOLLOW: the name was made a directory by us a moment ago;
+        // should anything have replaced it by a link, nothing is followed.
+        let fd = nix::fcntl::openat(
+            Some(dirfd.as_raw_fd()),
+            name.as_c_str(),
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .ctx(|| format!("open {}", shown.display()))?;
+        // SAFETY: openat returned a fresh descriptor we now own.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        nix::unistd::fchown(fd.as_raw_fd(), Some(uid.into()), Some(gid.into()))
+            .ctx(|| format!("chown {}", shown.display()))?;
+        // After the chown, which may clear set-id bits; 0755 whatever the
+        // umask of the caller.
+        nix::sys::stat::fchmod(fd.as_raw_fd(), Mode::from_bits_truncate(0o755))
+            .ctx(|| format!("chmod {}", shown.display()))?;
+        Ok(())
+    }
+}
+
+fn mkdir_all_depth(root: &OwnedFd, rel: &Path, depth: u32, made: &mut Made) -> Result<OwnedFd> {
     let dir_flags = OFlag::O_PATH | OFlag::O_DIRECTORY;
     if let Ok(fd) = open_in_root(root, rel, dir_flags) {
         return Ok(fd);
@@ -181,7 +234,7 @@ fn mkdir_all_depth(root: &OwnedFd, rel: &Path, depth: u32) -> Result<OwnedFd> {
                 // a NUL-terminated single component.
                 let rc = unsafe { libc::mkdirat(parent.as_raw_fd(), name.as_ptr(), 0o755) };
                 match Errno::result(rc) {
-                    Ok(_) => {}
+                    Ok(_) => made.created(&parent, &name, &prefix)?,
                     Err(Errno::EEXIST) => {
                         // A dangling symlink: create its target instead.
                         let target =
@@ -196,7 +249,7 @@ fn mkdir_all_depth(root: &OwnedFd, rel: &Path, depth: u32) -> Result<OwnedFd> {
                         for rest in &comps[i + 1..] {
                             next.push(rest);
                         }
-                        return mkdir_all_depth(root, &next, depth + 1);
+                        return mkdir_all_depth(root, &next, depth + 1, made);
                     }
                     Err(e) => return Err(e).ctx(|| format!("mkdir {}", prefix.display())),
                 }

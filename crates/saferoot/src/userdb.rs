@@ -213,6 +213,35 @@ pub fn resolve_chown<E>(
     Ok((uid, gid))
 }
 
+/// The uid:gid that owns the directories a Dockerfile's WORKDIR creates
+/// under `USER spec`, as BuildKit resolves it (Docker's builder since 23,
+/// and the one docker 20.10 runs with DOCKER_BUILDKIT=1): a number is the
+/// uid and, without a group, the gid too; a name takes uid and gid from
+/// passwd; a group (number, or a name in group) replaces the gid. What is
+/// not found is not an error: an unknown user is root, an unknown group
+/// leaves the user's gid (the build goes on, as BuildKit's does).
+pub fn resolve_workdir_owner(spec: &str, passwd: Option<&str>, group: Option<&str>) -> (u32, u32) {
+    let (u, g) = match spec.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (spec, None),
+    };
+    let (uid, mut gid) = match numeric(u) {
+        Some(n) => (n, n),
+        None => passwd
+            .and_then(|text| passwd_entries(text).find(|e| e.name == u))
+            .map_or((0, 0), |e| (e.uid, e.gid)),
+    };
+    if let Some(g) = g {
+        let found = numeric(g).or_else(|| {
+            group.and_then(|text| group_entries(text).find(|e| e.name == g).map(|e| e.gid))
+        });
+        if let Some(n) = found {
+            gid = n;
+        }
+    }
+    (uid, gid)
+}
+
 /// What [`resolve_chown`] could not find, for the caller's error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChownMiss<'a> {
@@ -271,6 +300,23 @@ mod tests {
         let u = resolve_user("app", &["root".into(), "77".into()], PASSWD, GROUP).unwrap();
         assert_eq!(u.additional_gids, [2000, 4000, 0, 77]);
         assert_eq!(u.home, "/home/app");
+    }
+
+    /// Each line: the owner of `WORKDIR /a` after `USER X`, as docker
+    /// 20.10's BuildKit made it over these files.
+    #[test]
+    fn workdir_owner_resolves_like_buildkit() {
+        let owner = |spec| resolve_workdir_owner(spec, Some(PASSWD), Some(GROUP));
+        assert_eq!(owner("1000"), (1000, 1000));
+        assert_eq!(owner("app"), (1000, 2000));
+        assert_eq!(owner("app:0"), (1000, 0));
+        assert_eq!(owner("app:extra"), (1000, 4000));
+        assert_eq!(owner("1:2"), (1, 2));
+        assert_eq!(owner("5:nosuch"), (5, 5));
+        assert_eq!(owner("app:nosuch"), (1000, 2000));
+        assert_eq!(owner("nosuch"), (0, 0));
+        assert_eq!(owner(""), (0, 0));
+        assert_eq!(resolve_workdir_owner("app", None, None), (0, 0));
     }
 
     fn chown(spec: &str) -> Result<(u32, u32), String> {

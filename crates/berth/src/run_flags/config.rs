@@ -5,7 +5,7 @@ use anyhow::{bail, Context, Result};
 use berth_engine::config::{ContainerConfig, Device, LogConfig, Mount, RestartPolicy, Ulimit};
 
 use super::mounts::{parse_mount, parse_volume};
-use super::{env_entry, key_value, parse_duration, size_flag, RunArgs};
+use super::{env_entry, key_value, parse_duration, size_flag, RunArgs, Stream};
 
 /// A container's log when `--log-opt` sets no size: 20 MiB a file, five
 /// files (Docker's `local` driver's bounds).
@@ -64,6 +64,12 @@ pub(crate) fn config_from(a: &RunArgs) -> Result<ContainerConfig> {
         cmd: a.command.clone(),
         tty: a.tty,
         open_stdin: a.interactive,
+        // docker's client: -a's streams (stdout and stderr without it),
+        // stdin with -i; none with -d.
+        attach_stdin: !a.detach && (a.interactive || a.attach.contains(&Stream::Stdin)),
+        attach_stdout: !a.detach && (a.attach.is_empty() || a.attach.contains(&Stream::Stdout)),
+        attach_stderr: !a.detach && (a.attach.is_empty() || a.attach.contains(&Stream::Stderr)),
+        stdin_once: !a.detach && a.interactive,
         auto_remove: a.rm,
         read_only: a.read_only,
         privileged: a.privileged,

@@ -148,14 +148,18 @@ impl ContainerFilter {
         for v in filters.get("expose") {
             ports("expose", v, &mut expose)?;
         }
-        let ancestors = filters.contains("ancestor").then(|| {
-            filters
-                .get("ancestor")
-                .iter()
-                .filter_map(|a| engine.images.resolve(a).ok())
-                .map(|img| img.id.to_string())
-                .collect()
-        });
+        let ancestors = filters
+            .contains("ancestor")
+            .then(|| {
+                let named: BTreeSet<String> = filters
+                    .get("ancestor")
+                    .iter()
+                    .filter_map(|a| engine.images.resolve(a).ok())
+                    .map(|img| img.id.to_string())
+                    .collect();
+                with_descendants(engine, named)
+            })
+            .transpose()?;
         // Go's regexp and Rust's regex are both RE2's language; a pattern
         // that does not compile matches nothing, as in Docker.
         let names = filters
@@ -390,6 +394,37 @@ fn ports(key: &str, value: &str, set: &mut BTreeSet<(u16, String)>) -> Result<()
         set.insert((p, proto.to_string()));
     }
     Ok(())
+}
+
+/// `ancestor`'s image ids with every image made from one of them, as
+/// docker walks its parent links (`commit` records the parent): a
+/// container of a committed image has the original as an ancestor.
+fn with_descendants(engine: &Engine, named: BTreeSet<String>) -> crate::Result<BTreeSet<String>> {
+    if named.is_empty() {
+        return Ok(named);
+    }
+    let mut parent_of = std::collections::HashMap::new();
+    for img in engine.images.list()? {
+        let (_, config) = engine.images.manifest_and_config(&img)?;
+        if let Some(p) = config["parent"].as_str().filter(|p| !p.is_empty()) {
+            parent_of.insert(img.id.to_string(), p.to_string());
+        }
+    }
+    let mut out = named.clone();
+    for id in parent_of.keys() {
+        // A chain is as long as the commits on commits; a loop (a
+        // damaged store) ends at the number of images.
+        let mut at = id.as_str();
+        for _ in 0..=parent_of.len() {
+            let Some(p) = parent_of.get(at) else { break };
+            if named.contains(p) {
+                out.insert(id.clone());
+                break;
+            }
+            at = p;
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
