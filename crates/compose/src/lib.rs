@@ -21,13 +21,17 @@
 )]
 
 pub mod canon;
+pub mod down;
 pub mod env;
 pub mod error;
 pub mod interpolate;
+pub mod members;
 pub mod merge;
 pub mod project;
 pub mod schema;
+pub mod service;
 pub mod shell;
+pub mod up;
 pub mod yaml;
 
 pub use error::{Error, Result};

@@ -1,0 +1,443 @@
+//! `up`: the project's networks and volumes made, its images pulled or
+//! built, each service's containers made to match the model in dependency
+//! order (waiting on `depends_on` conditions), orphans reported or
+//! removed, and with `--wait` every service running or healthy.
+//!
+//! A service's containers are recreated only when its configuration hash
+//! (the `com.docker.compose.config-hash` label) changed, or when asked.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use berth_engine::lifecycle::{RemoveOptions, StopOptions};
+use berth_engine::networks::NetworkCreateOptions;
+use berth_engine::{Engine, Record, Status};
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::members::{self, Member};
+use crate::service::{self, labels};
+use crate::Project;
+
+/// What `up` reports as it goes: `Container web-1 Started`...
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    /// "Network", "Volume", "Container", "Image".
+    pub kind: &'static str,
+    pub name: String,
+    /// "Creating", "Created", "Started", "Recreated", "Running", "Healthy",
+    /// "Waiting", "Removed", "Pulled", "Built", "Warning: ...".
+    pub state: String,
+}
+
+/// Pulls and builds images: the front end's (registry credentials and
+/// progress are its business).
+pub trait Images {
+    /// Pulls `image` into the engine's store.
+    fn pull(&mut self, engine: &mut Engine, image: &str) -> std::result::Result<(), String>;
+    /// Builds the service's `build` section as `image`.
+    fn build(
+        &mut self,
+        engine: &mut Engine,
+        service: &str,
+        build: &Value,
+        image: &str,
+    ) -> std::result::Result<(), String>;
+}
+
+/// `up`'s options.
+#[derive(Debug, Clone, Default)]
+pub struct UpOptions {
+    /// Only these services (and, without `no_deps`, what they depend on).
+    pub services: Vec<String>,
+    pub no_deps: bool,
+    pub force_recreate: bool,
+    pub no_recreate: bool,
+    /// `--scale svc=N`.
+    pub scale: BTreeMap<String, u32>,
+    pub remove_orphans: bool,
+    /// `--build`: build images even when present.
+    pub build: bool,
+    /// `--no-build`: never build.
+    pub no_build: bool,
+    /// `--pull`: "always", "missing", "never" (default: the service's
+    /// pull_policy, else missing).
+    pub pull: Option<String>,
+    /// Seconds to stop a container being recreated (`-t`).
+    pub timeout: Option<u32>,
+    /// How long a `depends_on` condition (and `--wait`) may take.
+    pub wait_timeout: Option<Duration>,
+    /// Create only (`create`): no start.
+    pub no_start: bool,
+}
+
+/// The default bound on a dependency's condition.
+const DEPENDENCY_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Brings the project up; returns its containers as they are after.
+pub fn up(
+    engine: &mut Engine,
+    p: &Project,
+    opts: &UpOptions,
+    images: &mut dyn Images,
+    report: &mut dyn FnMut(Step),
+) -> Result<Vec<Member>> {
+    for s in &opts.services {
+        p.service(s)?;
+    }
+    for s in opts.scale.keys() {
+        p.service(s)?;
+    }
+    let wanted = selected(p, &opts.services, opts.no_deps);
+    let order: Vec<String> = p.start_order()?.into_iter().filter(|s| wanted.contains(s)).collect();
+    networks(engine, p, &order, report)?;
+    volumes(engine, p, &order, report)?;
+    let existing = members::list(engine, &p.name)?;
+    orphans(engine, p, &existing, opts.remove_orphans, report)?;
+    let deadline = Instant::now() + opts.wait_timeout.unwrap_or(DEPENDENCY_TIMEOUT);
+    for svc in &order {
+        ensure_image(engine, p, svc, opts, images, report)?;
+        if !opts.no_start {
+            wait_dependencies(engine, p, svc, deadline, report)?;
+        }
+        converge(engine, p, svc, opts, &existing, report)?;
+    }
+    members::list(engine, &p.name)
+}
+
+/// The services `up SERVICE...` touches.
+pub fn selected(p: &Project, services: &[String], no_deps: bool) -> BTreeSet<String> {
+    if services.is_empty() {
+        return p.services().map(|(n, _)| n.to_string()).collect();
+    }
+    let mut out = BTreeSet::new();
+    let mut todo: Vec<String> = services.to_vec();
+    while let Some(s) = todo.pop() {
+        if out.insert(s.clone()) && !no_deps {
+            todo.extend(p.dependencies(&s).into_iter().filter(|d| p.service(d).is_ok()));
+        }
+    }
+    out
+}
+
+fn networks(engine: &mut Engine, p: &Project, order: &[String], report: &mut dyn FnMut(Step)) -> Result<()> {
+    let used: BTreeSet<String> = order
+        .iter()
+        .flat_map(|s| {
+            p.model["services"][s]["networks"]
+                .as_object()
+                .map(|m| m.keys().cloned().collect::<Vec<_>>())
+                .unwrap_or_default()
+        })
+        .collect();
+    for key in used {
+        let name = p.resource_name("networks", &key);
+        let exists = engine.network_lookup(&name).is_ok();
+        if p.external("networks", &key) {
+            if !exists {
+                return Err(Error::Option(format!(
+                    "network {name} declared as external, but could not be found: create it with berth network create {name}"
+                )));
+            }
+            continue;
+        }
+        if exists {
+            continue;
+        }
+        let def = &p.model["networks"][&key];
+        let driver = def["driver"].as_str().unwrap_or("bridge");
+        if driver != "bridge" {
+            return Err(Error::Option(format!("network {key}: driver {driver:?} is not supported by berth (bridge only)")));
+        }
+        let mut o = NetworkCreateOptions::named(&name);
+        o.internal = def["internal"].as_bool().unwrap_or(false);
+        o.labels = service::resource_labels(p, labels::NETWORK, &key);
+        if let Some(l) = def["labels"].as_object() {
+            for (k, v) in l {
+                o.labels.insert(k.clone(), crate::canon::scalar_text(v));
+            }
+        }
+        if let Some(cfg) = def["ipam"]["config"].as_array().and_then(|c| c.first()) {
+            if let Some(subnet) = cfg["subnet"].as_str() {
+                o.subnet = Some(berth_network::Subnet::parse(subnet).map_err(|e| Error::Option(format!("network {key}: ipam subnet: {e}")))?);
+            }
+            if let Some(gw) = cfg["gateway"].as_str() {
+                o.gateway = Some(gw.parse().map_err(|_| Error::Option(format!("network {key}: ipam gateway {gw:?} is not an IPv4 address")))?);
+            }
+        }
+        engine.network_create(&o).map_err(Error::engine(format!("create network {name}")))?;
+        report(Step { kind: "Network", name, state: "Created".into() });
+    }
+    Ok(())
+}
+
+fn volumes(engine: &mut Engine, p: &Project, order: &[String], report: &mut dyn FnMut(Step)) -> Result<()> {
+    let used: BTreeSet<String> = order
+        .iter()
+        .flat_map(|s| {
+            p.model["services"][s]["volumes"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter(|v| v["type"].as_str() == Some("volume"))
+                        .filter_map(|v| v["source"].as_str().map(String::from))
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default()
+        })
+        .collect();
+    for key in used {
+        let name = p.resource_name("volumes", &key);
+        let exists = engine.volume(&name).is_ok();
+        if p.external("volumes", &key) {
+            if !exists {
+                return Err(Error::Option(format!(
+                    "external volume {name:?} not found: create it with berth volume create {name}"
+                )));
+            }
+            continue;
+        }
+        if exists {
+            continue;
+        }
+        let def = &p.model["volumes"][&key];
+        let mut l = service::resource_labels(p, labels::VOLUME, &key);
+        if let Some(more) = def["labels"].as_object() {
+            for (k, v) in more {
+                l.insert(k.clone(), crate::canon::scalar_text(v));
+            }
+        }
+        let opts: BTreeMap<String, String> = def["driver_opts"]
+            .as_object()
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), crate::canon::scalar_text(v))).collect())
+            .unwrap_or_default();
+        engine
+            .volumes()
+            .create_with_options(Some(&name), &l, &opts)
+            .map_err(Error::engine(format!("create volume {name}")))?;
+        report(Step { kind: "Volume", name, state: "Created".into() });
+    }
+    Ok(())
+}
+
+fn orphans(engine: &mut Engine, p: &Project, existing: &[Member], remove: bool, report: &mut dyn FnMut(Step)) -> Result<()> {
+    let found: Vec<&Member> = existing.iter().filter(|m| !m.oneoff && p.service(&m.service).is_err()).collect();
+    if found.is_empty() {
+        return Ok(());
+    }
+    if remove {
+        for m in found {
+            remove_member(engine, m, None, true)?;
+            report(Step { kind: "Container", name: m.record.name.clone(), state: "Removed".into() });
+        }
+    } else {
+        let names: Vec<&str> = found.iter().map(|m| m.record.name.as_str()).collect();
+        report(Step {
+            kind: "Warning",
+            name: p.name.clone(),
+            state: format!(
+                "found orphan containers ([{}]) for this project: if you removed or renamed this service in your compose file, you can run this command with the --remove-orphans flag to clean it up",
+                names.join(" ")
+            ),
+        });
+    }
+    Ok(())
+}
+
+fn ensure_image(
+    engine: &mut Engine,
+    p: &Project,
+    svc: &str,
+    opts: &UpOptions,
+    images: &mut dyn Images,
+    report: &mut dyn FnMut(Step),
+) -> Result<()> {
+    let s = p.service(svc)?;
+    let image = service::image_name(p, svc, s);
+    let present = engine.images().resolve(&image).is_ok();
+    let policy = opts
+        .pull
+        .clone()
+        .or_else(|| s["pull_policy"].as_str().map(String::from))
+        .unwrap_or_else(|| "missing".into());
+    let build = s.get("build").filter(|b| b.is_object());
+    if let Some(b) = build {
+        if opts.build || policy == "build" || (!present && !opts.no_build) {
+            images
+                .build(engine, svc, b, &image)
+                .map_err(|e| Error::Option(format!("service {svc:?}: build: {e}")))?;
+            report(Step { kind: "Image", name: image, state: "Built".into() });
+            return Ok(());
+        }
+    }
+    let pull = match policy.as_str() {
+        "always" => true,
+        "never" => false,
+        "missing" | "if_not_present" | "build" => !present,
+        other => return Err(Error::Option(format!("service {svc:?}: pull_policy {other:?}: want always, missing, never or build"))),
+    };
+    if pull && (s.get("image").is_some() || build.is_none()) {
+        images
+            .pull(engine, &image)
+            .map_err(|e| Error::Option(format!("service {svc:?}: pull {image}: {e}")))?;
+        report(Step { kind: "Image", name: image, state: "Pulled".into() });
+    } else if !present {
+        return Err(Error::Option(format!("service {svc:?}: image {image:?} not found locally; pull it or build it")));
+    }
+    Ok(())
+}
+
+/// Waits until each `depends_on` of `svc` holds.
+fn wait_dependencies(engine: &Engine, p: &Project, svc: &str, deadline: Instant, report: &mut dyn FnMut(Step)) -> Result<()> {
+    let deps = p.service(svc)?["depends_on"].as_object().cloned().unwrap_or_default();
+    for (dep, spec) in deps {
+        if p.service(&dep).is_err() {
+            continue; // not required and not active
+        }
+        let condition = spec["condition"].as_str().unwrap_or("service_started").to_string();
+        if condition == "service_started" {
+            continue;
+        }
+        let mut announced = false;
+        let mut delay = 5;
+        loop {
+            let members: Vec<Member> = members::list(engine, &p.name)?
+                .into_iter()
+                .filter(|m| m.service == dep && !m.oneoff)
+                .collect();
+            if members.is_empty() {
+                return Err(Error::Dependency(format!("service {svc:?} depends on {dep:?}, which has no container")));
+            }
+            let verdict = members.iter().map(|m| condition_state(&m.record, &condition)).collect::<Vec<_>>();
+            if let Some(Err(e)) = verdict.iter().find(|v| v.is_err()) {
+                return Err(Error::Dependency(format!("dependency failed to start: {e}")));
+            }
+            if verdict.iter().all(|v| matches!(v, Ok(true))) {
+                if announced {
+                    let state = if condition == "service_healthy" { "Healthy" } else { "Exited" };
+                    for m in &members {
+                        report(Step { kind: "Container", name: m.record.name.clone(), state: state.into() });
+                    }
+                }
+                break;
+            }
+            if !announced {
+                for m in &members {
+                    report(Step { kind: "Container", name: m.record.name.clone(), state: "Waiting".into() });
+                }
+                announced = true;
+            }
+            if Instant::now() > deadline {
+                return Err(Error::Dependency(format!(
+                    "service {svc:?}: gave up waiting for {dep:?} to be {}",
+                    condition.trim_start_matches("service_").replace('_', " ")
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(delay));
+            delay = (delay * 2).min(100);
+        }
+    }
+    Ok(())
+}
+
+/// Whether `r` meets `condition` (Ok(false): not yet; Err: never will).
+pub fn condition_state(r: &Record, condition: &str) -> std::result::Result<bool, String> {
+    match condition {
+        "service_healthy" => match r.health.as_ref().map(|h| h.status.as_str()) {
+            Some("healthy") => Ok(true),
+            Some("unhealthy") => Err(format!("container {} is unhealthy", r.name)),
+            _ if !r.status.is_active() => Err(format!("container {} exited ({})", r.name, r.exit_code)),
+            None if r.config.health.is_none() => Err(format!("container {} has no healthcheck", r.name)),
+            _ => Ok(false),
+        },
+        "service_completed_successfully" => match r.status {
+            Status::Exited if r.exit_code == 0 => Ok(true),
+            Status::Exited => Err(format!("container {} exited ({})", r.name, r.exit_code)),
+            Status::Created => Err(format!("container {} was never started", r.name)),
+            _ => Ok(false),
+        },
+        _ => Ok(r.status.is_active() || r.status == Status::Exited),
+    }
+}
+
+fn converge(
+    engine: &mut Engine,
+    p: &Project,
+    svc: &str,
+    opts: &UpOptions,
+    existing: &[Member],
+    report: &mut dyn FnMut(Step),
+) -> Result<()> {
+    let hash = p.config_hash(svc)?;
+    let n = opts.scale.get(svc).copied().unwrap_or_else(|| p.scale(svc));
+    let mine: Vec<&Member> = existing.iter().filter(|m| m.service == svc && !m.oneoff).collect();
+    for m in mine.iter().filter(|m| m.number > n || m.number == 0) {
+        remove_member(engine, m, opts.timeout, true)?;
+        report(Step { kind: "Container", name: m.record.name.clone(), state: "Removed".into() });
+    }
+    for i in 1..=n {
+        let current = mine.iter().find(|m| m.number == i);
+        let stale = current.is_some_and(|m| opts.force_recreate || (!opts.no_recreate && m.record.config.labels.get(labels::CONFIG_HASH) != Some(&hash)));
+        let r = match current {
+            Some(m) if !stale => m.record.clone(),
+            Some(m) => {
+                remove_member(engine, m, opts.timeout, true)?;
+                let r = create(engine, p, svc, i)?;
+                report(Step { kind: "Container", name: r.name.clone(), state: "Recreated".into() });
+                r
+            }
+            None => {
+                let r = create(engine, p, svc, i)?;
+                report(Step { kind: "Container", name: r.name.clone(), state: "Created".into() });
+                r
+            }
+        };
+        if opts.no_start {
+            continue;
+        }
+        if matches!(r.status, Status::Running | Status::Restarting | Status::Starting) {
+            report(Step { kind: "Container", name: r.name.clone(), state: "Running".into() });
+            continue;
+        }
+        if r.status == Status::Paused {
+            engine.container_unpause(&r.id).map_err(Error::engine(format!("unpause {}", r.name)))?;
+            report(Step { kind: "Container", name: r.name.clone(), state: "Running".into() });
+            continue;
+        }
+        start(engine, &r)?;
+        report(Step { kind: "Container", name: r.name.clone(), state: "Started".into() });
+    }
+    Ok(())
+}
+
+fn create(engine: &mut Engine, p: &Project, svc: &str, n: u32) -> Result<Record> {
+    let cfg = service::container_config(p, svc, n, false, engine.root())?;
+    let name = service::container_name(p, svc, n);
+    engine.create(cfg, Some(&name)).map_err(Error::engine(format!("create container {name}")))
+}
+
+/// Starts a created or stopped container under its monitor.
+pub fn start(engine: &Engine, r: &Record) -> Result<()> {
+    let r = engine.find(&r.id).map_err(Error::engine(format!("start {}", r.name)))?;
+    engine.db().set_stopped_by_user(&r.id, false).map_err(Error::engine(format!("start {}", r.name)))?;
+    berth_engine::monitor::start_detached(engine, &r).map_err(Error::engine(format!("start {}", r.name)))
+}
+
+/// Stops (within `timeout` seconds) and removes a container with its
+/// anonymous volumes (`anonymous`).
+pub fn remove_member(engine: &Engine, m: &Member, timeout: Option<u32>, anonymous: bool) -> Result<()> {
+    let mut stop = StopOptions::default();
+    stop.timeout = timeout;
+    match engine.container_stop(&m.record.id, &stop) {
+        Ok(()) => {}
+        Err(e) if e.kind() == berth_engine::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::engine(format!("stop {}", m.record.name))(e)),
+    }
+    let mut rm = RemoveOptions::default();
+    rm.force = true;
+    rm.volumes = anonymous;
+    match engine.container_remove(&m.record.id, &rm) {
+        Err(e) if e.kind() != berth_engine::ErrorKind::NotFound => Err(Error::engine(format!("remove {}", m.record.name))(e)),
+        _ => Ok(()),
+    }
+}
