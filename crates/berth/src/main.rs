@@ -9,6 +9,9 @@
 //! are dispatched here.
 
 mod building;
+mod compose;
+mod compose_ps;
+mod compose_up;
 mod containers;
 mod cp;
 mod diagnostics;
@@ -179,6 +182,8 @@ enum Command {
     /// Manage networks
     #[command(subcommand)]
     Network(networks::NetworkCommand),
+    /// Define and run applications of several containers (Docker Compose)
+    Compose(compose::ComposeArgs),
     /// Manage berth's storage
     #[command(subcommand)]
     System(SystemCommand),
@@ -397,6 +402,7 @@ fn main() -> ExitCode {
         Command::Volume(v) => {
             return finish(&cli.root, volumes::volume(&cli.root, &cli.runroot, v))
         }
+        Command::Compose(c) => return finish(&cli.root, compose::run(&cli.root, &cli.runroot, c)),
         Command::Network(n) => {
             let r = networks::run(&cli.root, &cli.runroot, n).map_err(|e| {
                 // docker's client checks names for rm and inspect itself;
@@ -575,6 +581,11 @@ fn starts_container_processes(cmd: &Command) -> bool {
             _ => false,
         },
         Command::Build(_) | Command::Image(ImageCommand::Build(_)) => true,
+        // up and create may build images (build steps run containers).
+        Command::Compose(c) => matches!(
+            c.command,
+            compose::ComposeCommand::Up(_) | compose::ComposeCommand::Create(_)
+        ),
         _ => false,
     }
 }
@@ -887,6 +898,7 @@ fn run(cli: Cli) -> Result<()> {
         | Command::Container(_)
         | Command::Volume(_)
         | Command::Network(_)
+        | Command::Compose(_)
         | Command::Build(_)
         | Command::Image(ImageCommand::Build(_)) => {
             unreachable!("container and build commands are dispatched in main")

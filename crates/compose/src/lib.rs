@@ -32,6 +32,7 @@ pub mod schema;
 pub mod service;
 pub mod shell;
 pub mod up;
+pub mod wait;
 pub mod yaml;
 
 pub use error::{Error, Result};
