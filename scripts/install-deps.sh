@@ -22,6 +22,7 @@ packages=(
   nftables                  # NAT and published ports (berth drives `nft -j`)
   iptables                  # netavark (buildah's and podman's RUN/run networking) calls it
   zsh fish man-db           # berth completion zsh|fish and man pages: crates/berth/tests/cli.rs loads and renders them
+  docker-compose podman-compose # compose: crates/berth/tests/compose.rs compares config with docker-compose 1.29; bench/compose.sh runs both
   debootstrap               # the cached Debian base of the image round-trip tests (scripts/debian-base.sh)
   # runtime-tools' validation suite (scripts/runtime-tools.sh, berth-runtime's
   # runtime_tools test), built offline: Debian's Go, the suite's libraries
