@@ -143,7 +143,9 @@ pub fn run(root: &Path, runroot: &Path, a: &ComposeArgs) -> Result<i32> {
             }
             return Ok(0);
         }
-        ComposeCommand::Ls { all, quiet } => return crate::compose_ps::ls(root, runroot, *all, *quiet),
+        ComposeCommand::Ls { all, quiet } => {
+            return crate::compose_ps::ls(root, runroot, *all, *quiet)
+        }
         _ => {}
     }
     let p = load(a)?;
@@ -151,13 +153,21 @@ pub fn run(root: &Path, runroot: &Path, a: &ComposeArgs) -> Result<i32> {
         eprintln!("berth compose: warning: {w}");
     }
     match &a.command {
-        ComposeCommand::Config { services, volumes, quiet, format } => config(&p, *services, *volumes, *quiet, format),
+        ComposeCommand::Config {
+            services,
+            volumes,
+            quiet,
+            format,
+        } => config(&p, *services, *volumes, *quiet, format),
         ComposeCommand::Ps(args) => crate::compose_ps::ps(root, runroot, &p, args),
         ComposeCommand::Logs(args) => crate::compose_ps::logs(root, runroot, &p, args),
         ComposeCommand::Top { services } => crate::compose_ps::top(root, runroot, &p, services),
-        ComposeCommand::Port { index, protocol, service, private_port } => {
-            crate::compose_ps::port(root, runroot, &p, service, *index, *private_port, protocol)
-        }
+        ComposeCommand::Port {
+            index,
+            protocol,
+            service,
+            private_port,
+        } => crate::compose_ps::port(root, runroot, &p, service, *index, *private_port, protocol),
         ComposeCommand::Images { quiet } => crate::compose_ps::images(root, runroot, &p, *quiet),
         other => crate::compose_up::run(root, runroot, &p, other),
     }
@@ -199,7 +209,7 @@ fn config(p: &Project, services: bool, volumes: bool, quiet: bool, format: &str)
     }
     match format {
         "yaml" => write!(out, "{}", p.to_yaml())?,
-        "json" => writeln!(out, "{}", serde_json::to_string_pretty(&p.model)?)?,
+        "json" => writeln!(out, "{}", serde_json::to_string_pretty(&p.escaped())?)?,
         other => anyhow::bail!("unsupported format {other:?}: yaml or json"),
     }
     Ok(0)

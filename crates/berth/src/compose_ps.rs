@@ -110,11 +110,35 @@ pub fn ps(root: &Path, runroot: &Path, p: &Project, a: &PsArgs) -> Result<i32> {
                 .iter()
                 .map(|r| {
                     let s = |k: &str| r[k].as_str().unwrap_or("").to_string();
-                    [s("Name"), s("Image"), s("Command"), s("Service"), crate::format::since(r["ID"].as_str().and_then(|id| ms.iter().find(|m| m.record.id == id)).map(|m| m.record.created.as_str())), s("Status"), s("Ports")]
+                    [
+                        s("Name"),
+                        s("Image"),
+                        s("Command"),
+                        s("Service"),
+                        crate::format::since(
+                            r["ID"]
+                                .as_str()
+                                .and_then(|id| ms.iter().find(|m| m.record.id == id))
+                                .map(|m| m.record.created.as_str()),
+                        ),
+                        s("Status"),
+                        s("Ports"),
+                    ]
                 })
                 .collect();
-            let head = ["NAME", "IMAGE", "COMMAND", "SERVICE", "CREATED", "STATUS", "PORTS"];
-            let width: Vec<usize> = (0..7).map(|i| table.iter().map(|r| r[i].chars().count()).chain([head[i].len()]).max().unwrap_or(0)).collect();
+            let head = [
+                "NAME", "IMAGE", "COMMAND", "SERVICE", "CREATED", "STATUS", "PORTS",
+            ];
+            let width: Vec<usize> = (0..7)
+                .map(|i| {
+                    table
+                        .iter()
+                        .map(|r| r[i].chars().count())
+                        .chain([head[i].len()])
+                        .max()
+                        .unwrap_or(0)
+                })
+                .collect();
             let line = |cells: &[String]| {
                 let mut l = String::new();
                 for (i, c) in cells.iter().enumerate() {
@@ -172,20 +196,32 @@ fn follow_with(
         let head = if !prefix {
             String::new()
         } else if colour {
-            format!("\x1b[{}m{:<width$}  |\x1b[0m ", COLOURS[i % COLOURS.len()], m.record.name)
+            format!(
+                "\x1b[{}m{:<width$}  |\x1b[0m ",
+                COLOURS[i % COLOURS.len()],
+                m.record.name
+            )
         } else {
             format!("{:<width$}  | ", m.record.name)
         };
-        let (root, runroot, id) = (root.to_path_buf(), runroot.to_path_buf(), m.record.id.clone());
+        let (root, runroot, id) = (
+            root.to_path_buf(),
+            runroot.to_path_buf(),
+            m.record.id.clone(),
+        );
         let out = Arc::clone(&out);
         handles.push(std::thread::spawn(move || {
             // An engine of its own: a connection is not shared across threads.
-            let Ok(engine) = Engine::open(&root, &runroot) else { return };
+            let Ok(engine) = Engine::open(&root, &runroot) else {
+                return;
+            };
             let mut opts = LogOptions::default();
             opts.follow = keep_following;
             opts.timestamps = timestamps;
             opts.tail = tail;
-            let Ok(stream) = engine.container_logs(&id, &opts) else { return };
+            let Ok(stream) = engine.container_logs(&id, &opts) else {
+                return;
+            };
             for e in stream {
                 let Ok(e) = e else { break };
                 let text = e.text(timestamps);
@@ -210,13 +246,28 @@ fn follow_with(
 pub fn logs(root: &Path, runroot: &Path, p: &Project, a: &LogsArgs) -> Result<i32> {
     let engine = open(root, runroot)?;
     let wanted = chosen(p, &a.services)?;
-    let ms: Vec<Member> = members::list(&engine, &p.name)?.into_iter().filter(|m| wanted.contains(&m.service)).collect();
+    let ms: Vec<Member> = members::list(&engine, &p.name)?
+        .into_iter()
+        .filter(|m| wanted.contains(&m.service))
+        .collect();
     drop(engine);
     let tail = match a.tail.as_str() {
         "all" | "-1" => None,
-        n => Some(n.parse().map_err(|_| anyhow::anyhow!("invalid --tail {n:?}: a number or \"all\""))?),
+        n => Some(
+            n.parse()
+                .map_err(|_| anyhow::anyhow!("invalid --tail {n:?}: a number or \"all\""))?,
+        ),
     };
-    for h in follow_with(root, runroot, &ms, !a.no_color, a.timestamps, tail, a.follow, !a.no_log_prefix)? {
+    for h in follow_with(
+        root,
+        runroot,
+        &ms,
+        !a.no_color,
+        a.timestamps,
+        tail,
+        a.follow,
+        !a.no_log_prefix,
+    )? {
         let _ = h.join();
     }
     Ok(0)
@@ -228,7 +279,10 @@ pub fn top(root: &Path, runroot: &Path, p: &Project, services: &[String]) -> Res
         if m.record.status != Status::Running {
             continue;
         }
-        let t = engine.container_top(&m.record.id, &berth_engine::lifecycle::TopOptions::default())?;
+        let t = engine.container_top(
+            &m.record.id,
+            &berth_engine::lifecycle::TopOptions::default(),
+        )?;
         println!("{}", m.record.name);
         println!("{}", t.header);
         for l in &t.processes {
@@ -239,7 +293,15 @@ pub fn top(root: &Path, runroot: &Path, p: &Project, services: &[String]) -> Res
     Ok(0)
 }
 
-pub fn port(root: &Path, runroot: &Path, p: &Project, service: &str, index: u32, private: u16, proto: &str) -> Result<i32> {
+pub fn port(
+    root: &Path,
+    runroot: &Path,
+    p: &Project,
+    service: &str,
+    index: u32,
+    private: u16,
+    proto: &str,
+) -> Result<i32> {
     let engine = open(root, runroot)?;
     p.service(service)?;
     let m = members::list(&engine, &p.name)?
@@ -247,7 +309,10 @@ pub fn port(root: &Path, runroot: &Path, p: &Project, service: &str, index: u32,
         .find(|m| m.service == service && !m.oneoff && m.number == index)
         .with_context(|| format!("service {service:?} has no container {index}"))?;
     let ports = engine.container_ports(&m.record.id)?;
-    match ports.iter().find(|pm| pm.container_port == private && pm.proto.as_str() == proto) {
+    match ports
+        .iter()
+        .find(|pm| pm.container_port == private && pm.proto.as_str() == proto)
+    {
         Some(pm) => println!("{}", pm.host_display()),
         None => bail!("no port {private}/{proto} published for {}", m.record.name),
     }
@@ -258,7 +323,7 @@ pub fn images(root: &Path, runroot: &Path, p: &Project, quiet: bool) -> Result<i
     let engine = open(root, runroot)?;
     let ms = members::list(&engine, &p.name)?;
     if !quiet {
-        println!("{:<24}{:<24}{:<16}{}", "CONTAINER", "REPOSITORY", "TAG", "IMAGE ID");
+        println!("{:<24}{:<24}{:<16}IMAGE ID", "CONTAINER", "REPOSITORY", "TAG");
     }
     for m in ms {
         let id = m.record.image_id.trim_start_matches("sha256:");
@@ -266,9 +331,24 @@ pub fn images(root: &Path, runroot: &Path, p: &Project, quiet: bool) -> Result<i
             println!("{id}");
             continue;
         }
-        let image = m.record.config.labels.get(labels::IMAGE).cloned().unwrap_or_else(|| m.record.config.image.clone());
-        let (repo, tag) = image.rsplit_once(':').filter(|(_, t)| !t.contains('/')).unwrap_or((image.as_str(), "latest"));
-        println!("{:<24}{:<24}{:<16}{}", m.record.name, repo, tag, &id[..id.len().min(12)]);
+        let image = m
+            .record
+            .config
+            .labels
+            .get(labels::IMAGE)
+            .cloned()
+            .unwrap_or_else(|| m.record.config.image.clone());
+        let (repo, tag) = image
+            .rsplit_once(':')
+            .filter(|(_, t)| !t.contains('/'))
+            .unwrap_or((image.as_str(), "latest"));
+        println!(
+            "{:<24}{:<24}{:<16}{}",
+            m.record.name,
+            repo,
+            tag,
+            &id[..id.len().min(12)]
+        );
     }
     Ok(0)
 }
@@ -276,18 +356,26 @@ pub fn images(root: &Path, runroot: &Path, p: &Project, quiet: bool) -> Result<i
 /// `ls`: projects found by their containers' labels.
 pub fn ls(root: &Path, runroot: &Path, all: bool, quiet: bool) -> Result<i32> {
     let engine = open(root, runroot)?;
-    let mut projects: std::collections::BTreeMap<String, (usize, usize, String)> = Default::default();
+    let mut projects: std::collections::BTreeMap<String, (usize, usize, String)> =
+        Default::default();
     for r in engine.list()? {
-        let Some(name) = r.config.labels.get(labels::PROJECT) else { continue };
+        let Some(name) = r.config.labels.get(labels::PROJECT) else {
+            continue;
+        };
         let e = projects.entry(name.clone()).or_default();
         e.0 += 1;
         if r.status.is_active() {
             e.1 += 1;
         }
-        e.2 = r.config.labels.get(labels::CONFIG_FILES).cloned().unwrap_or_default();
+        e.2 = r
+            .config
+            .labels
+            .get(labels::CONFIG_FILES)
+            .cloned()
+            .unwrap_or_default();
     }
     if !quiet {
-        println!("{:<24}{:<16}{}", "NAME", "STATUS", "CONFIG FILES");
+        println!("{:<24}{:<16}CONFIG FILES", "NAME", "STATUS");
     }
     for (name, (total, running, files)) in projects {
         if running == 0 && !all {
@@ -297,7 +385,13 @@ pub fn ls(root: &Path, runroot: &Path, all: bool, quiet: bool) -> Result<i32> {
             println!("{name}");
             continue;
         }
-        let status = if running == total { format!("running({running})") } else if running == 0 { format!("exited({total})") } else { format!("running({running}), exited({})", total - running) };
+        let status = if running == total {
+            format!("running({running})")
+        } else if running == 0 {
+            format!("exited({total})")
+        } else {
+            format!("running({running}), exited({})", total - running)
+        };
         println!("{name:<24}{status:<16}{files}");
     }
     Ok(0)

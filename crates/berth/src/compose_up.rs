@@ -113,10 +113,17 @@ impl Images for FrontEndImages<'_> {
             authfile: None,
             creds: None,
         };
-        crate::transfer::pull_for_run(engine.images_mut(), &registry, image, false).map_err(|e| format!("{e:#}"))
+        crate::transfer::pull_for_run(engine.images_mut(), &registry, image, false)
+            .map_err(|e| format!("{e:#}"))
     }
 
-    fn build(&mut self, _engine: &mut Engine, _service: &str, b: &Value, image: &str) -> Result<(), String> {
+    fn build(
+        &mut self,
+        _engine: &mut Engine,
+        _service: &str,
+        b: &Value,
+        image: &str,
+    ) -> Result<(), String> {
         #[derive(Parser)]
         struct Words {
             #[command(flatten)]
@@ -125,21 +132,31 @@ impl Images for FrontEndImages<'_> {
         let ctx = b["context"].as_str().unwrap_or(".");
         let mut words = vec!["build".to_string(), "-t".into(), image.to_string()];
         let dockerfile = b["dockerfile"].as_str().unwrap_or("Dockerfile");
-        words.extend(["-f".into(), Path::new(ctx).join(dockerfile).display().to_string()]);
+        words.extend([
+            "-f".into(),
+            Path::new(ctx).join(dockerfile).display().to_string(),
+        ]);
         for (k, v) in b["args"].as_object().into_iter().flatten() {
             match v {
                 Value::Null => words.extend(["--build-arg".into(), k.clone()]),
-                v => words.extend(["--build-arg".into(), format!("{k}={}", berth_compose::canon::scalar_text(v))]),
+                v => words.extend([
+                    "--build-arg".into(),
+                    format!("{k}={}", berth_compose::canon::scalar_text(v)),
+                ]),
             }
         }
         for (k, v) in b["labels"].as_object().into_iter().flatten() {
-            words.extend(["--label".into(), format!("{k}={}", berth_compose::canon::scalar_text(v))]);
+            words.extend([
+                "--label".into(),
+                format!("{k}={}", berth_compose::canon::scalar_text(v)),
+            ]);
         }
         if let Some(t) = b["target"].as_str() {
             words.extend(["--target".into(), t.to_string()]);
         }
         words.push(ctx.to_string());
-        let parsed = Words::try_parse_from(&words).map_err(|e| e.to_string().lines().next().unwrap_or("").to_string())?;
+        let parsed = Words::try_parse_from(&words)
+            .map_err(|e| e.to_string().lines().next().unwrap_or("").to_string())?;
         match crate::building::build(self.root, self.runroot, 64 << 30, &parsed.args) {
             Ok(0) => Ok(()),
             Ok(code) => Err(format!("the build failed ({code})")),
@@ -154,7 +171,9 @@ fn up_options(a: &UpArgs, no_start: bool) -> Result<UpOptions> {
         let Some((svc, n)) = s.split_once('=') else {
             bail!("invalid --scale {s:?}: want SERVICE=NUM");
         };
-        let n: u32 = n.parse().with_context(|| format!("invalid --scale {s:?}: {n:?} is not a number"))?;
+        let n: u32 = n
+            .parse()
+            .with_context(|| format!("invalid --scale {s:?}: {n:?} is not a number"))?;
         scale.insert(svc.to_string(), n);
     }
     if a.force_recreate && a.no_recreate {
@@ -203,7 +222,8 @@ pub fn run(root: &Path, runroot: &Path, p: &Project, c: &ComposeCommand) -> Resu
             }
             if a.wait {
                 let wanted = berth_compose::up::selected(p, &a.services, a.no_deps);
-                let deadline = std::time::Instant::now() + opts.wait_timeout.unwrap_or(Duration::from_secs(300));
+                let deadline = std::time::Instant::now()
+                    + opts.wait_timeout.unwrap_or(Duration::from_secs(300));
                 berth_compose::wait::running_or_healthy(&engine, p, &wanted, deadline, &mut step)?;
                 return Ok(0);
             }
@@ -212,7 +232,12 @@ pub fn run(root: &Path, runroot: &Path, p: &Project, c: &ComposeCommand) -> Resu
             }
             let members: Vec<Member> = members
                 .into_iter()
-                .filter(|m| !m.oneoff && (a.services.is_empty() || berth_compose::up::selected(p, &a.services, a.no_deps).contains(&m.service)))
+                .filter(|m| {
+                    !m.oneoff
+                        && (a.services.is_empty()
+                            || berth_compose::up::selected(p, &a.services, a.no_deps)
+                                .contains(&m.service))
+                })
                 .collect();
             drop(engine);
             attached(root, runroot, p, members, a)
@@ -223,34 +248,53 @@ pub fn run(root: &Path, runroot: &Path, p: &Project, c: &ComposeCommand) -> Resu
                     bail!("invalid --rmi {r:?}: local or all");
                 }
             }
-            let opts = DownOptions { volumes: a.volumes, remove_orphans: a.remove_orphans, timeout: a.timeout };
+            let opts = DownOptions {
+                volumes: a.volumes,
+                remove_orphans: a.remove_orphans,
+                timeout: a.timeout,
+            };
             down(&engine, p, &opts, &mut step)?;
             if let Some(r) = &a.rmi {
                 for (name, s) in p.services() {
                     if r == "all" || s.get("image").is_none() {
                         let image = berth_compose::service::image_name(p, name, s);
                         if engine.remove_image(&image, false).is_ok() {
-                            step(Step { kind: "Image", name: image, state: "Removed".into() });
+                            step(Step {
+                                kind: "Image",
+                                name: image,
+                                state: "Removed".into(),
+                            });
                         }
                     }
                 }
             }
             Ok(0)
         }
-        ComposeCommand::Start { services } => each(&engine, p, services, "Started", |e, m| berth_compose::up::start(e, &m.record).map_err(Into::into)),
+        ComposeCommand::Start { services } => each(&engine, p, services, "Started", |e, m| {
+            berth_compose::up::start(e, &m.record).map_err(Into::into)
+        }),
         ComposeCommand::Stop { timeout, services } => {
             let ms = members_of(&engine, p, services)?;
             berth_compose::down::stop_together(&engine, &ms, *timeout)?;
-            ms.iter().for_each(|m| step(Step { kind: "Container", name: m.record.name.clone(), state: "Stopped".into() }));
+            ms.iter().for_each(|m| {
+                step(Step {
+                    kind: "Container",
+                    name: m.record.name.clone(),
+                    state: "Stopped".into(),
+                })
+            });
             Ok(0)
         }
-        ComposeCommand::Restart { timeout, services } => each(&engine, p, services, "Started", |e, m| {
-            let mut o = berth_engine::lifecycle::StopOptions::default();
-            o.timeout = *timeout;
-            e.container_restart(&m.record.id, &o).map_err(Into::into)
-        }),
+        ComposeCommand::Restart { timeout, services } => {
+            each(&engine, p, services, "Started", |e, m| {
+                let mut o = berth_engine::lifecycle::StopOptions::default();
+                o.timeout = *timeout;
+                e.container_restart(&m.record.id, &o).map_err(Into::into)
+            })
+        }
         ComposeCommand::Kill { signal, services } => {
-            let sig = berth_runtime::signal::parse_signal(signal).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let sig =
+                berth_runtime::signal::parse_signal(signal).map_err(|e| anyhow::anyhow!("{e}"))?;
             let running: Vec<String> = services.clone();
             each(&engine, p, &running, "Killed", |e, m| {
                 if !m.record.status.is_active() {
@@ -261,7 +305,12 @@ pub fn run(root: &Path, runroot: &Path, p: &Project, c: &ComposeCommand) -> Resu
                 e.container_kill(&m.record.id, &k).map_err(Into::into)
             })
         }
-        ComposeCommand::Rm { stop, volumes, services, .. } => {
+        ComposeCommand::Rm {
+            stop,
+            volumes,
+            services,
+            ..
+        } => {
             let ms = members_of(&engine, p, services)?;
             if *stop {
                 berth_compose::down::stop_together(&engine, &ms, None)?;
@@ -274,12 +323,20 @@ pub fn run(root: &Path, runroot: &Path, p: &Project, c: &ComposeCommand) -> Resu
                 let mut o = berth_engine::lifecycle::RemoveOptions::default();
                 o.volumes = *volumes;
                 engine.container_remove(&r.id, &o)?;
-                step(Step { kind: "Container", name: r.name.clone(), state: "Removed".into() });
+                step(Step {
+                    kind: "Container",
+                    name: r.name.clone(),
+                    state: "Removed".into(),
+                });
             }
             Ok(0)
         }
-        ComposeCommand::Pause { services } => each(&engine, p, services, "Paused", |e, m| e.container_pause(&m.record.id).map_err(Into::into)),
-        ComposeCommand::Unpause { services } => each(&engine, p, services, "Unpaused", |e, m| e.container_unpause(&m.record.id).map_err(Into::into)),
+        ComposeCommand::Pause { services } => each(&engine, p, services, "Paused", |e, m| {
+            e.container_pause(&m.record.id).map_err(Into::into)
+        }),
+        ComposeCommand::Unpause { services } => each(&engine, p, services, "Unpaused", |e, m| {
+            e.container_unpause(&m.record.id).map_err(Into::into)
+        }),
         other => bail!("berth compose: {other:?} is not handled here"),
     }
 }
@@ -293,10 +350,20 @@ pub fn members_of(engine: &Engine, p: &Project, services: &[String]) -> Result<V
         .collect())
 }
 
-fn each(engine: &Engine, p: &Project, services: &[String], done: &str, f: impl Fn(&Engine, &Member) -> Result<()>) -> Result<i32> {
+fn each(
+    engine: &Engine,
+    p: &Project,
+    services: &[String],
+    done: &str,
+    f: impl Fn(&Engine, &Member) -> Result<()>,
+) -> Result<i32> {
     for m in members_of(engine, p, services)? {
         f(engine, &m)?;
-        step(Step { kind: "Container", name: m.record.name.clone(), state: done.into() });
+        step(Step {
+            kind: "Container",
+            name: m.record.name.clone(),
+            state: done.into(),
+        });
     }
     Ok(0)
 }
@@ -309,9 +376,19 @@ extern "C" fn on_interrupt(_: libc::c_int) {
 
 /// Follows every container's output until they all stop; ctrl-c (or,
 /// with --abort-on-container-exit, the first exit) stops them all.
-fn attached(root: &Path, runroot: &Path, p: &Project, members: Vec<Member>, a: &UpArgs) -> Result<i32> {
+fn attached(
+    root: &Path,
+    runroot: &Path,
+    p: &Project,
+    members: Vec<Member>,
+    a: &UpArgs,
+) -> Result<i32> {
     use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
-    let act = SigAction::new(SigHandler::Handler(on_interrupt), SaFlags::empty(), SigSet::empty());
+    let act = SigAction::new(
+        SigHandler::Handler(on_interrupt),
+        SaFlags::empty(),
+        SigSet::empty(),
+    );
     for s in [Signal::SIGINT, Signal::SIGTERM] {
         // SAFETY: the handler only stores to an atomic (async-signal-safe).
         unsafe { sigaction(s, &act) }.context("catch ctrl-c")?;
@@ -326,12 +403,19 @@ fn attached(root: &Path, runroot: &Path, p: &Project, members: Vec<Member>, a: &
             break;
         }
         let exited = abort
-            && members.iter().any(|m| engine.find(&m.record.id).is_ok_and(|r| !r.status.is_active()));
+            && members.iter().any(|m| {
+                engine
+                    .find(&m.record.id)
+                    .is_ok_and(|r| !r.status.is_active())
+            });
         if !stopping && (INTERRUPTED.load(Ordering::SeqCst) || exited) {
             stopping = true;
             eprintln!("Gracefully stopping... (press Ctrl+C again to force)");
             let now = members::list(&engine, &p.name)?;
-            let mine: Vec<Member> = now.into_iter().filter(|m| members.iter().any(|o| o.record.id == m.record.id)).collect();
+            let mine: Vec<Member> = now
+                .into_iter()
+                .filter(|m| members.iter().any(|o| o.record.id == m.record.id))
+                .collect();
             berth_compose::down::stop_together(&engine, &mine, a.timeout)?;
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -340,8 +424,15 @@ fn attached(root: &Path, runroot: &Path, p: &Project, members: Vec<Member>, a: &
         let _ = f.join();
     }
     if let Some(svc) = &a.exit_code_from {
-        let m = members.iter().find(|m| &m.service == svc).with_context(|| format!("no such service: {svc}"))?;
+        let m = members
+            .iter()
+            .find(|m| &m.service == svc)
+            .with_context(|| format!("no such service: {svc}"))?;
         return Ok(engine.find(&m.record.id)?.exit_code);
     }
-    Ok(if stopping && INTERRUPTED.load(Ordering::SeqCst) { 130 } else { 0 })
+    Ok(if stopping && INTERRUPTED.load(Ordering::SeqCst) {
+        130
+    } else {
+        0
+    })
 }

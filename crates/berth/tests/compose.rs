@@ -38,7 +38,9 @@ fn unique(test: &str) -> String {
 
 fn compose(b: &Berth, dir: &Path, project: &str, args: &[&str]) -> Output {
     let mut c = b.cmd();
-    c.current_dir(dir).args(["compose", "-p", project]).args(args);
+    c.current_dir(dir)
+        .args(["compose", "-p", project])
+        .args(args);
     berth_testkit::output_via_files(&mut c)
 }
 
@@ -56,7 +58,10 @@ fn logs_until(b: &Berth, dir: &Path, project: &str, service: &str, want: &str) -
         if got.contains(want) {
             return got;
         }
-        assert!(Instant::now() < deadline, "{service}'s logs never held {want:?}: {got:?}");
+        assert!(
+            Instant::now() < deadline,
+            "{service}'s logs never held {want:?}: {got:?}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -99,7 +104,11 @@ volumes:
     let d = project_dir(&[("compose.yaml", &file)]);
     compose_ok(&b, d.path(), &p, &["up", "-d"]);
     let out = logs_until(&b, d.path(), &p, "web", "\n");
-    assert_eq!(out.trim(), "db-was-ready", "web started before db was healthy");
+    assert_eq!(
+        out.trim(),
+        "db-was-ready",
+        "web started before db was healthy"
+    );
     compose_ok(&b, d.path(), &p, &["down", "-v", "-t", "1"]);
 
     // A dependency that never gets healthy: up fails, naming it, and the
@@ -109,8 +118,16 @@ volumes:
     );
     let d = project_dir(&[("compose.yaml", &bad)]);
     let o = compose(&b, d.path(), &p, &["up", "-d"]);
-    assert_ne!(o.status.code(), Some(0), "up with an unhealthy dependency succeeded");
-    assert!(stderr(&o).contains(&format!("{p}-db-1 is unhealthy")), "{}", stderr(&o));
+    assert_ne!(
+        o.status.code(),
+        Some(0),
+        "up with an unhealthy dependency succeeded"
+    );
+    assert!(
+        stderr(&o).contains(&format!("{p}-db-1 is unhealthy")),
+        "{}",
+        stderr(&o)
+    );
     let ps = names(&b, &["ps", "-a", "--format", "{{.Names}}"]);
     assert!(!ps.contains(&format!("{p}-web-1")), "web was made: {ps:?}");
     compose_ok(&b, d.path(), &p, &["down", "-t", "0"]);
@@ -123,7 +140,10 @@ fn scale_up_and_down() {
     }
     let b = Berth::with_busybox(BIN, &[]);
     let p = unique("scale");
-    let d = project_dir(&[("compose.yaml", &format!("services:\n  web:\n    image: busybox\n    command: sh -c \"{IDLE}\"\n"))]);
+    let d = project_dir(&[(
+        "compose.yaml",
+        &format!("services:\n  web:\n    image: busybox\n    command: sh -c \"{IDLE}\"\n"),
+    )]);
     compose_ok(&b, d.path(), &p, &["up", "-d", "--scale", "web=3"]);
     let running = |b: &Berth| {
         let mut n = names(b, &["ps", "--format", "{{.Names}}"]);
@@ -145,13 +165,19 @@ fn only_changed_services_are_recreated() {
     }
     let b = Berth::with_busybox(BIN, &[]);
     let p = unique("recreate");
-    let file = |v: &str| format!("services:\n  a:\n    image: busybox\n    command: sh -c \"{IDLE}\"\n  b:\n    image: busybox\n    command: sh -c \"{IDLE}\"\n    environment: {{V: '{v}'}}\n");
+    let file = |v: &str| {
+        format!("services:\n  a:\n    image: busybox\n    command: sh -c \"{IDLE}\"\n  b:\n    image: busybox\n    command: sh -c \"{IDLE}\"\n    environment: {{V: '{v}'}}\n")
+    };
     let d = project_dir(&[("compose.yaml", &file("1"))]);
     let id = |b: &Berth, s: &str| b.inspect(&format!("{p}-{s}-1"), "{{.Id}}");
     compose_ok(&b, d.path(), &p, &["up", "-d"]);
     let (a1, b1) = (id(&b, "a"), id(&b, "b"));
     compose_ok(&b, d.path(), &p, &["up", "-d"]);
-    assert_eq!((id(&b, "a"), id(&b, "b")), (a1.clone(), b1.clone()), "nothing changed, yet a container was recreated");
+    assert_eq!(
+        (id(&b, "a"), id(&b, "b")),
+        (a1.clone(), b1.clone()),
+        "nothing changed, yet a container was recreated"
+    );
     std::fs::write(d.path().join("compose.yaml"), file("2")).unwrap();
     compose_ok(&b, d.path(), &p, &["up", "-d", "--no-recreate"]);
     assert_eq!(id(&b, "b"), b1, "--no-recreate recreated");
@@ -159,7 +185,10 @@ fn only_changed_services_are_recreated() {
     let b2 = id(&b, "b");
     assert_eq!(id(&b, "a"), a1, "a did not change, yet was recreated");
     assert_ne!(b2, b1, "b changed and was not recreated");
-    assert_eq!(b.inspect(&format!("{p}-b-1"), "{{.State.Status}}"), "running");
+    assert_eq!(
+        b.inspect(&format!("{p}-b-1"), "{{.State.Status}}"),
+        "running"
+    );
     compose_ok(&b, d.path(), &p, &["up", "-d", "--force-recreate"]);
     assert_ne!(id(&b, "a"), a1, "--force-recreate kept a");
     compose_ok(&b, d.path(), &p, &["down", "-t", "1"]);
@@ -177,17 +206,30 @@ fn down_v_leaves_nothing() {
     );
     let d = project_dir(&[("compose.yaml", &file)]);
     compose_ok(&b, d.path(), &p, &["up", "-d"]);
-    let mine = |list: Vec<String>| list.into_iter().filter(|n| n.contains(&p)).collect::<Vec<_>>();
+    let mine = |list: Vec<String>| {
+        list.into_iter()
+            .filter(|n| n.contains(&p))
+            .collect::<Vec<_>>()
+    };
     let mut nets = mine(names(&b, &["network", "ls", "--format", "{{.Name}}"]));
     nets.sort();
     assert_eq!(nets, [format!("{p}_default"), format!("{p}_front")]);
-    assert_eq!(mine(names(&b, &["volume", "ls", "--format", "{{.Name}}"])), [format!("{p}_named")]);
+    assert_eq!(
+        mine(names(&b, &["volume", "ls", "--format", "{{.Name}}"])),
+        [format!("{p}_named")]
+    );
     let all_volumes = names(&b, &["volume", "ls", "-q"]).len();
     assert_eq!(all_volumes, 2, "the anonymous volume and the named one");
     compose_ok(&b, d.path(), &p, &["down", "-v", "-t", "1"]);
     assert!(names(&b, &["ps", "-a", "-q"]).is_empty(), "containers left");
-    assert!(mine(names(&b, &["network", "ls", "--format", "{{.Name}}"])).is_empty(), "networks left");
-    assert!(names(&b, &["volume", "ls", "-q"]).is_empty(), "volumes left");
+    assert!(
+        mine(names(&b, &["network", "ls", "--format", "{{.Name}}"])).is_empty(),
+        "networks left"
+    );
+    assert!(
+        names(&b, &["volume", "ls", "-q"]).is_empty(),
+        "volumes left"
+    );
     assert_eq!(b.mounts(), 0, "mounts left under the store");
 }
 
@@ -196,14 +238,19 @@ fn interpolation_dotenv_and_the_callers_environment() {
     if !root_or_skip("interpolation_dotenv_and_the_callers_environment") {
         return;
     }
-    let b = Berth::with_busybox(BIN, &[]).env("FROM_CALLER", "caller").env("BOTH", "caller-wins");
+    let b = Berth::with_busybox(BIN, &[])
+        .env("FROM_CALLER", "caller")
+        .env("BOTH", "caller-wins");
     let p = unique("interp");
     let file = format!(
         "services:\n  a:\n    image: ${{IMAGE}}\n    command: sh -c \"echo $${{GREETING}} ${{FROM_CALLER}} ${{BOTH}} ${{UNSET:-dflt}} ${{EMPTY-keep}}; {IDLE}\"\n    environment:\n      GREETING: ${{GREETING_TEXT:?set GREETING_TEXT}}\n"
     );
     let d = project_dir(&[
         ("compose.yaml", &file),
-        (".env", "IMAGE=busybox\nGREETING_TEXT=\"hello world\"\nBOTH=dotenv\nEMPTY=\n"),
+        (
+            ".env",
+            "IMAGE=busybox\nGREETING_TEXT=\"hello world\"\nBOTH=dotenv\nEMPTY=\n",
+        ),
     ]);
     compose_ok(&b, d.path(), &p, &["up", "-d"]);
     let out = logs_until(&b, d.path(), &p, "a", "\n");
@@ -238,7 +285,10 @@ fn profiles_choose_services() {
         n
     };
     assert_eq!(running(&b), [format!("{p}-app-1")]);
-    assert_eq!(compose_ok(&b, d.path(), &p, &["config", "--services"]), "app\n");
+    assert_eq!(
+        compose_ok(&b, d.path(), &p, &["config", "--services"]),
+        "app\n"
+    );
     compose_ok(&b, d.path(), &p, &["--profile", "tools", "up", "-d"]);
     assert_eq!(running(&b), [format!("{p}-app-1"), format!("{p}-debug-1")]);
     compose_ok(&b, d.path(), &p, &["--profile", "tools", "down", "-t", "1"]);
@@ -260,7 +310,10 @@ fn secrets_from_a_file_and_the_environment() {
     let out = logs_until(&b, d.path(), &p, "a", "\n");
     assert_eq!(out.trim(), "pw-from-file;tok-from-envconf-inline");
     // Read-only in the container.
-    let ro = b.inspect(&format!("{p}-a-1"), r#"{{range .Mounts}}{{if eq .Destination "/run/secrets/token"}}{{.RW}}{{end}}{{end}}"#);
+    let ro = b.inspect(
+        &format!("{p}-a-1"),
+        r#"{{range .Mounts}}{{if eq .Destination "/run/secrets/token"}}{{.RW}}{{end}}{{end}}"#,
+    );
     assert_eq!(ro, "false");
     compose_ok(&b, d.path(), &p, &["down", "-t", "1"]);
 }
@@ -273,7 +326,9 @@ fn services_resolve_each_other_by_name_and_alias() {
     let b = Berth::with_busybox(BIN, &[]);
     let p = unique("dns");
     // nslookup asks DNS only (never /etc/hosts): the network's resolver.
-    let look = |name: &str| format!("for i in $$(seq 100); do nslookup {name} >/tmp/o 2>&1 && break; sleep 0.1; done; grep -A1 '^Name:' /tmp/o | tail -1");
+    let look = |name: &str| {
+        format!("for i in $$(seq 100); do nslookup {name} >/tmp/o 2>&1 && break; sleep 0.1; done; grep -A1 '^Name:' /tmp/o | tail -1")
+    };
     let file = format!(
         "services:\n  a:\n    image: busybox\n    command: sh -c \"{}; {IDLE}\"\n  b:\n    image: busybox\n    command: sh -c \"{}; {IDLE}\"\n    networks:\n      default:\n        aliases: [bee]\n",
         look("b"),
@@ -281,20 +336,34 @@ fn services_resolve_each_other_by_name_and_alias() {
     );
     let d = project_dir(&[("compose.yaml", &file)]);
     compose_ok(&b, d.path(), &p, &["up", "-d"]);
-    let ip = |s: &str| b.inspect(&format!("{p}-{s}-1"), "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}");
+    let ip = |s: &str| {
+        b.inspect(
+            &format!("{p}-{s}-1"),
+            "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+        )
+    };
     let (ip_a, ip_b) = (ip("a"), ip("b"));
     assert!(!ip_a.is_empty() && ip_a != ip_b, "{ip_a} {ip_b}");
     let from_a = logs_until(&b, d.path(), &p, "a", "Address");
-    assert!(from_a.contains(&ip_b), "a resolved b as {from_a:?}, b is {ip_b}");
+    assert!(
+        from_a.contains(&ip_b),
+        "a resolved b as {from_a:?}, b is {ip_b}"
+    );
     let from_b = logs_until(&b, d.path(), &p, "b", "Address");
-    assert!(from_b.contains(&ip_a), "b resolved a as {from_b:?}, a is {ip_a}");
+    assert!(
+        from_b.contains(&ip_a),
+        "b resolved a as {from_b:?}, a is {ip_a}"
+    );
     // The alias, from a second container of a's service (run by exec-less
     // means: scale a to 2, whose new container looks up bee).
     let alias = file.replacen(&look("b"), &look("bee"), 1);
     std::fs::write(d.path().join("compose.yaml"), alias).unwrap();
     compose_ok(&b, d.path(), &p, &["up", "-d", "a"]);
     let via_alias = logs_until(&b, d.path(), &p, "a", "Address");
-    assert!(via_alias.contains(&ip_b), "a resolved bee as {via_alias:?}, b is {ip_b}");
+    assert!(
+        via_alias.contains(&ip_b),
+        "a resolved bee as {via_alias:?}, b is {ip_b}"
+    );
     compose_ok(&b, d.path(), &p, &["down", "-t", "1"]);
 }
 
@@ -303,17 +372,53 @@ fn bad_files_are_one_line_naming_file_and_key() {
     // Loading needs no container: no root either (the store is a temp dir).
     let b = Berth::empty(BIN);
     let cases: &[(&str, &str, &str)] = &[
-        ("services:\n  web:\n    image: busybox\n    imagee: x\n", "services.web", "\"imagee\""),
-        ("services:\n  web:\n    image: busybox\n    cap_add: ALL\n", "services.web.cap_add", "array"),
-        ("services:\n  web:\n    image: busybox\n    volumes: [data:/d]\n", "services.web.volumes.0", "undefined volume data"),
-        ("services:\n  web:\n    image: busybox\n    depends_on: [db]\n", "services.web.depends_on.db", "undefined service \"db\""),
-        ("services:\n  web:\n    image: busybox\n    networks: [front]\n", "services.web.networks.front", "undefined network front"),
-        ("services:\n  web:\n    image: busybox\n    ports: [\"x:80\"]\n", "services.web.ports.0", "invalid port"),
-        ("services:\n  web:\n    image: ${NOPE:?needed}\n", "services.web.image", "required variable NOPE"),
-        ("services:\n  web:\n    image: $\n", "services.web.image", "invalid interpolation"),
+        (
+            "services:\n  web:\n    image: busybox\n    imagee: x\n",
+            "services.web",
+            "\"imagee\"",
+        ),
+        (
+            "services:\n  web:\n    image: busybox\n    cap_add: ALL\n",
+            "services.web.cap_add",
+            "array",
+        ),
+        (
+            "services:\n  web:\n    image: busybox\n    volumes: [data:/d]\n",
+            "services.web.volumes.0",
+            "undefined volume data",
+        ),
+        (
+            "services:\n  web:\n    image: busybox\n    depends_on: [db]\n",
+            "services.web.depends_on.db",
+            "undefined service \"db\"",
+        ),
+        (
+            "services:\n  web:\n    image: busybox\n    networks: [front]\n",
+            "services.web.networks.front",
+            "undefined network front",
+        ),
+        (
+            "services:\n  web:\n    image: busybox\n    ports: [\"x:80\"]\n",
+            "services.web.ports.0",
+            "invalid port",
+        ),
+        (
+            "services:\n  web:\n    image: ${NOPE:?needed}\n",
+            "services.web.image",
+            "required variable NOPE",
+        ),
+        (
+            "services:\n  web:\n    image: $\n",
+            "services.web.image",
+            "invalid interpolation",
+        ),
         ("services:\n  web: [\n", "", "compose.yaml: "),
         ("servics:\n  web: {}\n", "(top level)", "\"servics\""),
-        ("services:\n  web:\n    command: echo\n", "services.web.image", "needs an image or a build"),
+        (
+            "services:\n  web:\n    command: echo\n",
+            "services.web.image",
+            "needs an image or a build",
+        ),
     ];
     for (text, path, problem) in cases {
         let d = project_dir(&[("compose.yaml", text)]);
@@ -322,7 +427,10 @@ fn bad_files_are_one_line_naming_file_and_key() {
         assert_eq!(o.status.code(), Some(1), "{text}: {e}");
         assert_eq!(berth_testkit::error_lines(&e), 1, "{text}: {e}");
         let file = d.path().join("compose.yaml").display().to_string();
-        assert!(e.contains(&format!("{file}: {path}")), "{text}: {e} lacks {file}: {path}");
+        assert!(
+            e.contains(&format!("{file}: {path}")),
+            "{text}: {e} lacks {file}: {path}"
+        );
         assert!(e.contains(problem), "{text}: {e} lacks {problem}");
         assert!(!e.contains("panicked"), "{e}");
     }
@@ -330,9 +438,17 @@ fn bad_files_are_one_line_naming_file_and_key() {
     let d = tempfile::tempdir().unwrap();
     let o = compose(&b, d.path(), "bad", &["config"]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("no configuration file provided"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("no configuration file provided"),
+        "{}",
+        stderr(&o)
+    );
     // A bad project name.
     let d = project_dir(&[("compose.yaml", "services: {}\n")]);
     let o = compose(&b, d.path(), "Bad Name", &["config"]);
-    assert!(stderr(&o).contains("invalid project name \"Bad Name\""), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("invalid project name \"Bad Name\""),
+        "{}",
+        stderr(&o)
+    );
 }

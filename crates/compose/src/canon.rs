@@ -63,7 +63,10 @@ fn service(s: &mut Map<String, Value>) -> Result<(), (String, String)> {
     }
     if let Some(v) = s.get_mut("extra_hosts") {
         if let Value::Object(m) = v {
-            let list: Vec<String> = m.iter().map(|(h, ip)| format!("{h}:{}", scalar_text(ip))).collect();
+            let list: Vec<String> = m
+                .iter()
+                .map(|(h, ip)| format!("{h}:{}", scalar_text(ip)))
+                .collect();
             *v = json!(list);
         } else if let Value::Array(a) = v {
             for h in a.iter_mut() {
@@ -88,7 +91,8 @@ fn service(s: &mut Map<String, Value>) -> Result<(), (String, String)> {
     } else if let Some(Value::Object(m)) = s.get_mut("depends_on") {
         for d in m.values_mut() {
             if let Value::Object(d) = d {
-                d.entry("condition").or_insert_with(|| json!("service_started"));
+                d.entry("condition")
+                    .or_insert_with(|| json!("service_started"));
                 d.entry("required").or_insert_with(|| json!(true));
             }
         }
@@ -112,9 +116,9 @@ fn service(s: &mut Map<String, Value>) -> Result<(), (String, String)> {
                     }
                     out.push(p);
                 }
-                other => out.extend(
-                    port(&scalar_text(other)).map_err(|e| (format!("ports.{i}"), e))?,
-                ),
+                other => {
+                    out.extend(port(&scalar_text(other)).map_err(|e| (format!("ports.{i}"), e))?)
+                }
             }
         }
         s.insert("ports".into(), json!(out));
@@ -209,7 +213,11 @@ fn port(spec: &str) -> Result<Vec<Value>, String> {
         Ok((a, b))
     };
     let (t0, t1) = range(target)?;
-    let host = if published.is_empty() { None } else { Some(range(published)?) };
+    let host = if published.is_empty() {
+        None
+    } else {
+        Some(range(published)?)
+    };
     let mut out = Vec::new();
     for (i, t) in (t0..=t1).enumerate() {
         let mut m = Map::new();
@@ -220,7 +228,10 @@ fn port(spec: &str) -> Result<Vec<Value>, String> {
         m.insert("target".into(), json!(t));
         match host {
             Some((h0, h1)) if h1 - h0 == t1 - t0 => {
-                m.insert("published".into(), json!((h0 + u32::try_from(i).unwrap_or(0)).to_string()));
+                m.insert(
+                    "published".into(),
+                    json!((h0 + u32::try_from(i).unwrap_or(0)).to_string()),
+                );
             }
             // A host range for one container port: any port of the range.
             Some((h0, h1)) if t0 == t1 => {
@@ -242,10 +253,16 @@ fn volume(spec: &str) -> Result<Value, String> {
         [t] => ("", *t, ""),
         [s, t] => (*s, *t, ""),
         [s, t, m] => (*s, *t, *m),
-        _ => return Err(format!("invalid volume {spec:?}: want [SOURCE:]TARGET[:MODE]")),
+        _ => {
+            return Err(format!(
+                "invalid volume {spec:?}: want [SOURCE:]TARGET[:MODE]"
+            ))
+        }
     };
     if target.is_empty() || !target.starts_with('/') {
-        return Err(format!("invalid volume {spec:?}: the target must be an absolute path"));
+        return Err(format!(
+            "invalid volume {spec:?}: the target must be an absolute path"
+        ));
     }
     let bind = source.starts_with(['.', '/', '~']);
     let mut m = Map::new();
@@ -263,7 +280,9 @@ fn volume(spec: &str) -> Result<Value, String> {
             "nocopy" if !bind => {
                 m.insert("volume".into(), json!({"nocopy": true}));
             }
-            "z" | "Z" | "shared" | "rshared" | "slave" | "rslave" | "private" | "rprivate" if bind => {
+            "z" | "Z" | "shared" | "rshared" | "slave" | "rslave" | "private" | "rprivate"
+                if bind =>
+            {
                 let b = m.entry("bind").or_insert_with(|| json!({}));
                 if opt.eq_ignore_ascii_case("z") {
                     b["selinux"] = json!(opt);
@@ -307,14 +326,38 @@ mod tests {
         assert_eq!(w["environment"], json!({"A": "1", "B": null, "C": "x=y"}));
         assert_eq!(w["labels"], json!({"n": "1"}));
         assert_eq!(w["command"], json!(["sh", "-c", "echo hi"]));
-        assert_eq!(w["ports"][0], json!({"mode": "ingress", "target": 80, "published": "8080", "protocol": "tcp"}));
-        assert_eq!(w["ports"][2], json!({"mode": "ingress", "host_ip": "127.0.0.1", "target": 91, "published": "9001", "protocol": "udp"}));
-        assert_eq!(w["ports"][3], json!({"mode": "ingress", "target": 53, "protocol": "tcp"}));
-        assert_eq!(w["ports"][4], json!({"target": 5, "published": "6", "protocol": "tcp", "mode": "ingress"}));
-        assert_eq!(w["volumes"][0], json!({"type": "volume", "source": "data", "target": "/d", "read_only": true, "volume": {}}));
-        assert_eq!(w["volumes"][1], json!({"type": "bind", "source": "./here", "target": "/h", "bind": {"create_host_path": true}}));
-        assert_eq!(w["volumes"][2], json!({"type": "volume", "target": "/anon", "volume": {}}));
-        assert_eq!(w["depends_on"], json!({"db": {"condition": "service_started", "required": true}}));
+        assert_eq!(
+            w["ports"][0],
+            json!({"mode": "ingress", "target": 80, "published": "8080", "protocol": "tcp"})
+        );
+        assert_eq!(
+            w["ports"][2],
+            json!({"mode": "ingress", "host_ip": "127.0.0.1", "target": 91, "published": "9001", "protocol": "udp"})
+        );
+        assert_eq!(
+            w["ports"][3],
+            json!({"mode": "ingress", "target": 53, "protocol": "tcp"})
+        );
+        assert_eq!(
+            w["ports"][4],
+            json!({"target": 5, "published": "6", "protocol": "tcp", "mode": "ingress"})
+        );
+        assert_eq!(
+            w["volumes"][0],
+            json!({"type": "volume", "source": "data", "target": "/d", "read_only": true, "volume": {}})
+        );
+        assert_eq!(
+            w["volumes"][1],
+            json!({"type": "bind", "source": "./here", "target": "/h", "bind": {"create_host_path": true}})
+        );
+        assert_eq!(
+            w["volumes"][2],
+            json!({"type": "volume", "target": "/anon", "volume": {}})
+        );
+        assert_eq!(
+            w["depends_on"],
+            json!({"db": {"condition": "service_started", "required": true}})
+        );
         assert_eq!(w["networks"], json!({"front": null}));
         assert_eq!(w["healthcheck"]["test"], json!(["CMD-SHELL", "true"]));
         assert_eq!(w["secrets"], json!([{"source": "s"}]));

@@ -22,10 +22,16 @@ pub struct DownOptions {
 }
 
 /// Takes the project down.
-pub fn down(engine: &Engine, p: &Project, opts: &DownOptions, report: &mut dyn FnMut(Step)) -> Result<()> {
+pub fn down(
+    engine: &Engine,
+    p: &Project,
+    opts: &DownOptions,
+    report: &mut dyn FnMut(Step),
+) -> Result<()> {
     let all = members::list(engine, &p.name)?;
-    let (mine, orphans): (Vec<Member>, Vec<Member>) =
-        all.into_iter().partition(|m| m.oneoff || p.service(&m.service).is_ok());
+    let (mine, orphans): (Vec<Member>, Vec<Member>) = all
+        .into_iter()
+        .partition(|m| m.oneoff || p.service(&m.service).is_ok());
     let mut gone = mine;
     if opts.remove_orphans {
         gone.extend(orphans);
@@ -40,7 +46,11 @@ pub fn down(engine: &Engine, p: &Project, opts: &DownOptions, report: &mut dyn F
     stop_together(engine, &gone, opts.timeout)?;
     for m in &gone {
         remove_member(engine, m, opts.timeout, opts.volumes)?;
-        report(Step { kind: "Container", name: m.record.name.clone(), state: "Removed".into() });
+        report(Step {
+            kind: "Container",
+            name: m.record.name.clone(),
+            state: "Removed".into(),
+        });
     }
     for key in p.network_names() {
         if p.external("networks", &key) {
@@ -50,8 +60,14 @@ pub fn down(engine: &Engine, p: &Project, opts: &DownOptions, report: &mut dyn F
         if engine.network_lookup(&name).is_err() {
             continue;
         }
-        engine.network_remove(&name).map_err(Error::engine(format!("remove network {name}")))?;
-        report(Step { kind: "Network", name, state: "Removed".into() });
+        engine
+            .network_remove(&name)
+            .map_err(Error::engine(format!("remove network {name}")))?;
+        report(Step {
+            kind: "Network",
+            name,
+            state: "Removed".into(),
+        });
     }
     if opts.volumes {
         for key in p.volume_names() {
@@ -62,8 +78,14 @@ pub fn down(engine: &Engine, p: &Project, opts: &DownOptions, report: &mut dyn F
             if engine.volume(&name).is_err() {
                 continue;
             }
-            engine.remove_volume(&name).map_err(Error::engine(format!("remove volume {name}")))?;
-            report(Step { kind: "Volume", name, state: "Removed".into() });
+            engine
+                .remove_volume(&name)
+                .map_err(Error::engine(format!("remove volume {name}")))?;
+            report(Step {
+                kind: "Volume",
+                name,
+                state: "Removed".into(),
+            });
         }
     }
     Ok(())
@@ -74,7 +96,10 @@ pub fn down(engine: &Engine, p: &Project, opts: &DownOptions, report: &mut dyn F
 /// stops in about the time its slowest container takes, not their sum.
 pub fn stop_together(engine: &Engine, members: &[Member], timeout: Option<u32>) -> Result<()> {
     for m in members.iter().filter(|m| m.record.status.is_active()) {
-        engine.db().set_stopped_by_user(&m.record.id, true).map_err(Error::engine(format!("stop {}", m.record.name)))?;
+        engine
+            .db()
+            .set_stopped_by_user(&m.record.id, true)
+            .map_err(Error::engine(format!("stop {}", m.record.name)))?;
         let sig = if m.record.config.stop_signal.is_empty() {
             libc::SIGTERM
         } else {

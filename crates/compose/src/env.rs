@@ -137,7 +137,9 @@ mod tests {
 
     #[test]
     fn bad_lines_name_file_and_line() {
-        let e = parse("my.env", "A=1\nB C=2\n", &none).unwrap_err().to_string();
+        let e = parse("my.env", "A=1\nB C=2\n", &none)
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("my.env:2: "), "{e}");
         let e = parse("my.env", "A='open\n", &none).unwrap_err().to_string();
         assert!(e.starts_with("my.env:1: unterminated"), "{e}");

@@ -7,7 +7,9 @@
 pub enum Error {
     /// No file named, and none of the default names in the directory or
     /// its parents.
-    #[error("no configuration file provided: not found (looked for {names} in {dir} and its parents)")]
+    #[error(
+        "no configuration file provided: not found (looked for {names} in {dir} and its parents)"
+    )]
     NoFile { names: String, dir: String },
     /// A file that cannot be read.
     #[error("{file}: {source}")]

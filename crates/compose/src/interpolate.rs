@@ -68,7 +68,10 @@ fn walk(
 }
 
 /// One string, unset variables empty (for `.env` values).
-pub fn string(s: &str, lookup: &dyn Fn(&str) -> Option<String>) -> std::result::Result<String, String> {
+pub fn string(
+    s: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> std::result::Result<String, String> {
     expand(s, lookup, &mut Vec::new())
 }
 
@@ -232,9 +235,16 @@ mod tests {
         assert_eq!(x("a${SET}b$SET.c").unwrap(), "avbv.c");
         assert_eq!(x("${UNSET:-d} ${EMPTY:-d} ${SET:-d}").unwrap(), "d d v");
         assert_eq!(x("${UNSET-d} [${EMPTY-d}]").unwrap(), "d []");
-        assert_eq!(x("${SET:+alt} [${EMPTY:+alt}] ${EMPTY+alt} [${UNSET+alt}]").unwrap(), "alt [] alt []");
+        assert_eq!(
+            x("${SET:+alt} [${EMPTY:+alt}] ${EMPTY+alt} [${UNSET+alt}]").unwrap(),
+            "alt [] alt []"
+        );
         assert_eq!(x("$$SET $${SET}").unwrap(), "$SET ${SET}");
-        assert_eq!(x("${UNSET:-${INNER}-x}").unwrap(), "in-x", "nested defaults");
+        assert_eq!(
+            x("${UNSET:-${INNER}-x}").unwrap(),
+            "in-x",
+            "nested defaults"
+        );
         assert_eq!(x("${UNSET:-{a}}").unwrap(), "{a}");
         assert_eq!(x("${SET:?not used}").unwrap(), "v");
         assert_eq!(x("[${UNSET}]").unwrap(), "[]");
@@ -242,12 +252,24 @@ mod tests {
 
     #[test]
     fn required_variables_and_bad_forms_are_errors() {
-        assert_eq!(x("${UNSET:?give it}").unwrap_err(), "required variable UNSET is missing a value: give it");
-        assert_eq!(x("${EMPTY:?}").unwrap_err(), "required variable EMPTY is missing a value");
+        assert_eq!(
+            x("${UNSET:?give it}").unwrap_err(),
+            "required variable UNSET is missing a value: give it"
+        );
+        assert_eq!(
+            x("${EMPTY:?}").unwrap_err(),
+            "required variable EMPTY is missing a value"
+        );
         assert!(x("${EMPTY?x}").is_ok(), "? only refuses unset");
-        assert_eq!(x("${UNSET?x}").unwrap_err(), "required variable UNSET is unset: x");
+        assert_eq!(
+            x("${UNSET?x}").unwrap_err(),
+            "required variable UNSET is unset: x"
+        );
         for bad in ["${", "${}", "${1A}", "$ x", "a$", "${A B}"] {
-            assert!(x(bad).unwrap_err().contains("invalid interpolation format"), "{bad}");
+            assert!(
+                x(bad).unwrap_err().contains("invalid interpolation format"),
+                "{bad}"
+            );
         }
     }
 
@@ -259,8 +281,13 @@ mod tests {
         assert_eq!(v["services"]["w"]["image"], "b:v");
         assert_eq!(v["services"]["w"]["labels"]["${SET}"], "$");
         let mut v = json!({"services": {"w": {"ports": ["${P:?set P}"]}}});
-        let e = value("c.yaml", &mut v, &env, &mut unset).unwrap_err().to_string();
-        assert_eq!(e, "c.yaml: services.w.ports.0: required variable P is missing a value: set P");
+        let e = value("c.yaml", &mut v, &env, &mut unset)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "c.yaml: services.w.ports.0: required variable P is missing a value: set P"
+        );
         let mut v = json!({"services": {"w": {"image": "${NOPE}"}}});
         value("c.yaml", &mut v, &env, &mut unset).unwrap();
         assert_eq!(unset, vec!["NOPE"]);

@@ -26,12 +26,33 @@ pub fn list(engine: &Engine, name: &str) -> Result<Vec<Member>> {
         .into_iter()
         .filter(|r| r.config.labels.get(labels::PROJECT).map(String::as_str) == Some(name))
         .map(|r| Member {
-            service: r.config.labels.get(labels::SERVICE).cloned().unwrap_or_default(),
-            number: r.config.labels.get(labels::NUMBER).and_then(|n| n.parse().ok()).unwrap_or(0),
-            oneoff: r.config.labels.get(labels::ONEOFF).is_some_and(|v| v == "True"),
+            service: r
+                .config
+                .labels
+                .get(labels::SERVICE)
+                .cloned()
+                .unwrap_or_default(),
+            number: r
+                .config
+                .labels
+                .get(labels::NUMBER)
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0),
+            oneoff: r
+                .config
+                .labels
+                .get(labels::ONEOFF)
+                .is_some_and(|v| v == "True"),
             record: r,
         })
         .collect();
-    out.sort_by(|a, b| (&a.service, a.oneoff, a.number, &a.record.name).cmp(&(&b.service, b.oneoff, b.number, &b.record.name)));
+    out.sort_by(|a, b| {
+        (&a.service, a.oneoff, a.number, &a.record.name).cmp(&(
+            &b.service,
+            b.oneoff,
+            b.number,
+            &b.record.name,
+        ))
+    });
     Ok(out)
 }

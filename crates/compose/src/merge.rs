@@ -18,7 +18,11 @@ pub fn files(base: &mut Value, over: Value) {
 
 fn merge(base: &mut Value, over: Value, path: &[&str]) {
     if let Some((tag, inner)) = tagged(&over) {
-        *base = if tag == "reset" { Value::Null } else { inner.clone() };
+        *base = if tag == "reset" {
+            Value::Null
+        } else {
+            inner.clone()
+        };
         return;
     }
     match (base, over) {
@@ -79,7 +83,9 @@ fn unique_key(path: &[&str]) -> Option<KeyFn> {
                 p["protocol"].as_str().unwrap_or("tcp")
             )
         }),
-        ["services", _, "volumes"] => Some(|v: &Value| v["target"].as_str().unwrap_or("").to_string()),
+        ["services", _, "volumes"] => {
+            Some(|v: &Value| v["target"].as_str().unwrap_or("").to_string())
+        }
         ["services", _, "secrets" | "configs"] => Some(|v: &Value| {
             v["target"]
                 .as_str()
@@ -124,8 +130,14 @@ mod tests {
             json!({"services": {"foo": {"volumes": [{"type": "volume", "source": "bar", "target": "/work"}, {"type": "volume", "target": "/other"}],
                    "healthcheck": {"test": ["CMD", "c"]}}}}),
         );
-        assert_eq!(m["services"]["foo"]["volumes"], json!([{"type": "volume", "source": "bar", "target": "/work"}, {"type": "volume", "target": "/other"}]));
-        assert_eq!(m["services"]["foo"]["healthcheck"], json!({"test": ["CMD", "c"], "retries": 2}));
+        assert_eq!(
+            m["services"]["foo"]["volumes"],
+            json!([{"type": "volume", "source": "bar", "target": "/work"}, {"type": "volume", "target": "/other"}])
+        );
+        assert_eq!(
+            m["services"]["foo"]["healthcheck"],
+            json!({"test": ["CMD", "c"], "retries": 2})
+        );
     }
 
     #[test]

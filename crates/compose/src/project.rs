@@ -136,7 +136,12 @@ impl Project {
         let profiles: Vec<String> = if opts.profiles.is_empty() {
             p.environment
                 .get("COMPOSE_PROFILES")
-                .map(|s| s.split(',').filter(|x| !x.is_empty()).map(String::from).collect())
+                .map(|s| {
+                    s.split(',')
+                        .filter(|x| !x.is_empty())
+                        .map(String::from)
+                        .collect()
+                })
                 .unwrap_or_default()
         } else {
             opts.profiles.clone()
@@ -161,9 +166,27 @@ impl Project {
             .ok_or_else(|| Error::NoSuchService(name.to_string()))
     }
 
-    /// The resolved model as YAML (`config`).
+    /// The resolved model as YAML (`config`), each `$` of a value written
+    /// `$$` (as docker-compose writes it) so that the output, read back as
+    /// a Compose file, is the same model.
     pub fn to_yaml(&self) -> String {
-        crate::yaml::to_yaml(&self.model)
+        crate::yaml::to_yaml(&self.escaped())
+    }
+
+    /// The resolved model with each `$` of a value escaped (`config
+    /// --format json`).
+    pub fn escaped(&self) -> Value {
+        fn walk(v: &mut Value) {
+            match v {
+                Value::String(s) if s.contains('$') => *s = s.replace('$', "$$"),
+                Value::Array(a) => a.iter_mut().for_each(walk),
+                Value::Object(m) => m.values_mut().for_each(walk),
+                _ => {}
+            }
+        }
+        let mut m = self.model.clone();
+        walk(&mut m);
+        m
     }
 
     /// Named volumes of the project (`config --volumes`).
@@ -233,7 +256,11 @@ impl Project {
                 Some(1) => {
                     chain.push(name.to_string());
                     return Err(Error::Invalid {
-                        file: p.files.first().map(|f| f.display().to_string()).unwrap_or_default(),
+                        file: p
+                            .files
+                            .first()
+                            .map(|f| f.display().to_string())
+                            .unwrap_or_default(),
                         path: format!("services.{name}.depends_on"),
                         problem: format!("dependency cycle: {}", chain.join(" -> ")),
                     });
@@ -268,7 +295,9 @@ impl Project {
         for (name, s) in self.services() {
             for key in s.as_object().into_iter().flat_map(|m| m.keys()) {
                 if !SUPPORTED_KEYS.contains(&key.as_str()) && !key.starts_with("x-") {
-                    out.push(format!("service {name:?}: {key} is not supported by berth and is ignored"));
+                    out.push(format!(
+                        "service {name:?}: {key} is not supported by berth and is ignored"
+                    ));
                 }
             }
         }
@@ -322,15 +351,23 @@ impl Project {
         let mut uses_default = false;
         let mut resolved = Map::new();
         for (sname, mut svc) in active {
-            let file = origin.get(&sname).cloned().unwrap_or_else(|| first.to_string());
+            let file = origin
+                .get(&sname)
+                .cloned()
+                .unwrap_or_else(|| first.to_string());
             let bad = |path: String, problem: String| Error::Invalid {
                 file: file.clone(),
                 path: format!("services.{sname}.{path}"),
                 problem,
             };
-            let s = svc.as_object_mut().ok_or_else(|| bad(String::new(), "a service must be a mapping".into()))?;
+            let s = svc
+                .as_object_mut()
+                .ok_or_else(|| bad(String::new(), "a service must be a mapping".into()))?;
             if !s.contains_key("image") && !s.contains_key("build") {
-                return Err(bad("image".into(), "a service needs an image or a build".into()));
+                return Err(bad(
+                    "image".into(),
+                    "a service needs an image or a build".into(),
+                ));
             }
             // env_file under environment (environment wins), bare keys
             // from the user's environment.
@@ -348,10 +385,14 @@ impl Project {
                     if !path.exists() && !required {
                         continue;
                     }
-                    let vars = crate::env::read(&path, &|k| env.get(k).cloned()).map_err(|e| match e {
-                        Error::Read { source, .. } => bad(format!("env_file.{i}"), format!("{}: {source}", path.display())),
-                        e => e,
-                    })?;
+                    let vars =
+                        crate::env::read(&path, &|k| env.get(k).cloned()).map_err(|e| match e {
+                            Error::Read { source, .. } => bad(
+                                format!("env_file.{i}"),
+                                format!("{}: {source}", path.display()),
+                            ),
+                            e => e,
+                        })?;
                     for (k, v) in vars {
                         environment.insert(k, json!(v));
                     }
@@ -370,8 +411,14 @@ impl Project {
                 s.insert("environment".into(), Value::Object(environment));
             }
             if let Some(b) = s.get_mut("build").and_then(Value::as_object_mut) {
-                let ctx = b.get("context").map(scalar_text).unwrap_or_else(|| ".".into());
-                b.insert("context".into(), json!(absolute(&dir, Path::new(&ctx)).display().to_string()));
+                let ctx = b
+                    .get("context")
+                    .map(scalar_text)
+                    .unwrap_or_else(|| ".".into());
+                b.insert(
+                    "context".into(),
+                    json!(absolute(&dir, Path::new(&ctx)).display().to_string()),
+                );
                 b.entry("dockerfile").or_insert_with(|| json!("Dockerfile"));
             }
             if let Some(Value::Array(vols)) = s.get_mut("volumes") {
@@ -380,11 +427,22 @@ impl Project {
                     let source = v["source"].as_str().map(String::from);
                     match (kind.as_str(), source) {
                         ("bind", Some(src)) => {
-                            v["source"] = json!(absolute(&dir, Path::new(&expand_home(&src, &env))).display().to_string());
+                            v["source"] =
+                                json!(absolute(&dir, Path::new(&expand_home(&src, &env)))
+                                    .display()
+                                    .to_string());
                         }
-                        ("bind", None) => return Err(bad(format!("volumes.{i}"), "a bind mount needs a source".into())),
+                        ("bind", None) => {
+                            return Err(bad(
+                                format!("volumes.{i}"),
+                                "a bind mount needs a source".into(),
+                            ))
+                        }
                         ("volume", Some(src)) if !volumes.contains(&src) => {
-                            return Err(bad(format!("volumes.{i}"), format!("refers to undefined volume {src}")))
+                            return Err(bad(
+                                format!("volumes.{i}"),
+                                format!("refers to undefined volume {src}"),
+                            ))
                         }
                         _ => {}
                     }
@@ -398,7 +456,10 @@ impl Project {
                     if n == "default" {
                         uses_default = true;
                     } else if !networks.contains(n) {
-                        return Err(bad(format!("networks.{n}"), format!("refers to undefined network {n}")));
+                        return Err(bad(
+                            format!("networks.{n}"),
+                            format!("refers to undefined network {n}"),
+                        ));
                     }
                 }
             }
@@ -417,16 +478,25 @@ impl Project {
                     for (i, item) in list.iter().enumerate() {
                         let src = item["source"].as_str().unwrap_or("");
                         if !known.contains(src) {
-                            return Err(bad(format!("{kind}.{i}"), format!("refers to undefined {} {src}", &kind[..kind.len() - 1])));
+                            return Err(bad(
+                                format!("{kind}.{i}"),
+                                format!("refers to undefined {} {src}", &kind[..kind.len() - 1]),
+                            ));
                         }
                     }
                 }
             }
             if s.contains_key("container_name") && {
-                let n = s.get("scale").and_then(Value::as_u64).or(s["deploy"]["replicas"].as_u64());
+                let n = s
+                    .get("scale")
+                    .and_then(Value::as_u64)
+                    .or(s.get("deploy").and_then(|d| d["replicas"].as_u64()));
                 n.is_some_and(|n| n > 1)
             } {
-                return Err(bad("container_name".into(), "a service with container_name cannot have more than one container".into()));
+                return Err(bad(
+                    "container_name".into(),
+                    "a service with container_name cannot have more than one container".into(),
+                ));
             }
             resolved.insert(sname, svc);
         }
@@ -445,7 +515,11 @@ impl Project {
                     }
                     let external = def["external"].as_bool() == Some(true);
                     if let Some(d) = def.as_object_mut() {
-                        let default = if external { key.clone() } else { format!("{name}_{key}") };
+                        let default = if external {
+                            key.clone()
+                        } else {
+                            format!("{name}_{key}")
+                        };
                         d.entry("name").or_insert_with(|| json!(default));
                     }
                 }
@@ -456,8 +530,13 @@ impl Project {
                 for (key, def) in m.iter_mut() {
                     if let Some(f) = def.get("file").map(scalar_text) {
                         def["file"] = json!(absolute(&dir, Path::new(&f)).display().to_string());
-                    } else if def.get("environment").is_none() && def.get("content").is_none() && def["external"].as_bool() != Some(true) {
-                        warnings.push(format!("{kind} {key:?} has no file, environment or content"));
+                    } else if def.get("environment").is_none()
+                        && def.get("content").is_none()
+                        && def["external"].as_bool() != Some(true)
+                    {
+                        warnings.push(format!(
+                            "{kind} {key:?} has no file, environment or content"
+                        ));
                     }
                     let _ = key;
                 }
@@ -469,22 +548,72 @@ impl Project {
 
 /// The service keys berth acts on (the others are warned of).
 const SUPPORTED_KEYS: &[&str] = &[
-    "image", "build", "command", "entrypoint", "environment", "ports", "expose", "volumes",
-    "networks", "network_mode", "depends_on", "healthcheck", "restart", "deploy", "user",
-    "working_dir", "hostname", "domainname", "labels", "cap_add", "cap_drop", "privileged",
-    "read_only", "tmpfs", "ulimits", "stop_signal", "stop_grace_period", "init", "extra_hosts",
-    "dns", "dns_search", "dns_opt", "secrets", "configs", "profiles", "pull_policy",
-    "container_name", "sysctls", "shm_size", "scale", "stdin_open", "tty", "mac_address",
-    "pids_limit", "mem_limit", "cpus", "mem_reservation", "oom_score_adj", "group_add",
-    "devices", "security_opt", "logging",
+    "image",
+    "build",
+    "command",
+    "entrypoint",
+    "environment",
+    "ports",
+    "expose",
+    "volumes",
+    "networks",
+    "network_mode",
+    "depends_on",
+    "healthcheck",
+    "restart",
+    "deploy",
+    "user",
+    "working_dir",
+    "hostname",
+    "domainname",
+    "labels",
+    "cap_add",
+    "cap_drop",
+    "privileged",
+    "read_only",
+    "tmpfs",
+    "ulimits",
+    "stop_signal",
+    "stop_grace_period",
+    "init",
+    "extra_hosts",
+    "dns",
+    "dns_search",
+    "dns_opt",
+    "secrets",
+    "configs",
+    "profiles",
+    "pull_policy",
+    "container_name",
+    "sysctls",
+    "shm_size",
+    "scale",
+    "stdin_open",
+    "tty",
+    "mac_address",
+    "pids_limit",
+    "mem_limit",
+    "cpus",
+    "mem_reservation",
+    "oom_score_adj",
+    "group_add",
+    "devices",
+    "security_opt",
+    "logging",
 ];
 
 fn keys(v: &Value) -> Vec<String> {
-    v.as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default()
+    v.as_object()
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default()
 }
 
 fn absolute(base: &Path, p: &Path) -> PathBuf {
-    let joined = if p.is_absolute() { p.to_path_buf() } else { base.join(p) };
+    let joined = if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.join(p)
+    };
     // Lexically: `./a/../b` as Compose prints it, without following links.
     let mut out = PathBuf::new();
     for c in joined.components() {
@@ -515,14 +644,28 @@ fn find_files(opts: &LoadOptions) -> Result<Vec<PathBuf>> {
         return Ok(opts.files.iter().map(|f| absolute(&opts.cwd, f)).collect());
     }
     if let Some(list) = opts.environ.get("COMPOSE_FILE").filter(|s| !s.is_empty()) {
-        let sep = opts.environ.get("COMPOSE_PATH_SEPARATOR").map_or(":", String::as_str);
-        return Ok(list.split(sep).map(|f| absolute(&opts.cwd, Path::new(f))).collect());
+        let sep = opts
+            .environ
+            .get("COMPOSE_PATH_SEPARATOR")
+            .map_or(":", String::as_str);
+        return Ok(list
+            .split(sep)
+            .map(|f| absolute(&opts.cwd, Path::new(f)))
+            .collect());
     }
     let mut dir = Some(opts.cwd.as_path());
     while let Some(d) = dir {
-        if let Some(found) = DEFAULT_FILES.iter().map(|n| d.join(n)).find(|p| p.is_file()) {
+        if let Some(found) = DEFAULT_FILES
+            .iter()
+            .map(|n| d.join(n))
+            .find(|p| p.is_file())
+        {
             let mut files = vec![found];
-            if let Some(o) = OVERRIDE_FILES.iter().map(|n| d.join(n)).find(|p| p.is_file()) {
+            if let Some(o) = OVERRIDE_FILES
+                .iter()
+                .map(|n| d.join(n))
+                .find(|p| p.is_file())
+            {
                 files.push(o);
             }
             return Ok(files);
@@ -559,8 +702,12 @@ fn environment(opts: &LoadOptions, dir: &Path) -> Result<BTreeMap<String, String
 /// Compose's rule for a project name: lowercase letters, digits, `-` and
 /// `_`, starting with a letter or digit.
 pub fn valid_project_name(name: &str) -> bool {
-    name.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+    name.chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
 }
 
 /// A directory's name as a project name: lowercased, other characters
@@ -583,12 +730,23 @@ fn project_name(
     let given = opts
         .project_name
         .clone()
-        .or_else(|| env.get("COMPOSE_PROJECT_NAME").filter(|s| !s.is_empty()).cloned())
+        .or_else(|| {
+            env.get("COMPOSE_PROJECT_NAME")
+                .filter(|s| !s.is_empty())
+                .cloned()
+        })
         .or_else(|| model["name"].as_str().map(String::from));
     if let Some(n) = given {
-        return if valid_project_name(&n) { Ok(n) } else { Err(Error::ProjectName(n)) };
+        return if valid_project_name(&n) {
+            Ok(n)
+        } else {
+            Err(Error::ProjectName(n))
+        };
     }
-    let base = dir.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let base = dir
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let n = normalize_project_name(&base);
     if n.is_empty() {
         return Err(Error::ProjectName(base));

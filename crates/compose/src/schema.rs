@@ -22,7 +22,11 @@ fn validator() -> Result<&'static jsonschema::Validator> {
         jsonschema::draft7::new(&schema).map_err(|e| e.to_string())
     })
     .as_ref()
-    .map_err(|e| Error::Option(format!("the vendored compose-spec.json does not compile: {e}")))
+    .map_err(|e| {
+        Error::Option(format!(
+            "the vendored compose-spec.json does not compile: {e}"
+        ))
+    })
 }
 
 /// Checks `doc` (the contents of `file`): the first problem, as one line
@@ -48,7 +52,11 @@ pub fn validate(file: &str, doc: &Value) -> Result<()> {
         None => Ok(()),
         Some((path, problem)) => Err(Error::Invalid {
             file: file.to_string(),
-            path: if path.is_empty() { "(top level)".into() } else { path },
+            path: if path.is_empty() {
+                "(top level)".into()
+            } else {
+                path
+            },
             problem,
         }),
     }
@@ -63,7 +71,11 @@ fn problem(e: &jsonschema::ValidationError<'_>) -> String {
             let keys: Vec<String> = unexpected.iter().map(|k| format!("{k:?}")).collect();
             format!(
                 "additional {} {} not allowed (unknown or unsupported key)",
-                if keys.len() == 1 { "property" } else { "properties" },
+                if keys.len() == 1 {
+                    "property"
+                } else {
+                    "properties"
+                },
                 keys.join(", ")
             )
         }
@@ -89,19 +101,30 @@ mod tests {
 
     #[test]
     fn problems_name_file_path_and_key() {
-        let e = validate("c.yaml", &json!({"services": {"web": {"image": "b", "imagee": "x"}}}))
-            .unwrap_err()
-            .to_string();
+        let e = validate(
+            "c.yaml",
+            &json!({"services": {"web": {"image": "b", "imagee": "x"}}}),
+        )
+        .unwrap_err()
+        .to_string();
         assert_eq!(
             e,
             "c.yaml: services.web: additional property \"imagee\" not allowed (unknown or unsupported key)"
         );
-        let e = validate("c.yaml", &json!({"services": {"web": {"image": "b", "cap_add": "ALL"}}}))
+        let e = validate(
+            "c.yaml",
+            &json!({"services": {"web": {"image": "b", "cap_add": "ALL"}}}),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.starts_with("c.yaml: services.web.cap_add: "), "{e}");
+        let e = validate("c.yaml", &json!({"servics": {}}))
             .unwrap_err()
             .to_string();
-        assert!(e.starts_with("c.yaml: services.web.cap_add: "), "{e}");
-        let e = validate("c.yaml", &json!({"servics": {}})).unwrap_err().to_string();
-        assert!(e.starts_with("c.yaml: (top level): ") && e.contains("servics"), "{e}");
+        assert!(
+            e.starts_with("c.yaml: (top level): ") && e.contains("servics"),
+            "{e}"
+        );
         assert_eq!(e.lines().count(), 1);
     }
 }

@@ -65,12 +65,18 @@ pub fn container_config(
 ) -> Result<ContainerConfig> {
     let s = p.service(service)?;
     let bad = |key: &str, problem: String| Error::Invalid {
-        file: p.files.first().map(|f| f.display().to_string()).unwrap_or_default(),
+        file: p
+            .files
+            .first()
+            .map(|f| f.display().to_string())
+            .unwrap_or_default(),
         path: format!("services.{service}.{key}"),
         problem,
     };
     let strings = |v: &Value| -> Vec<String> {
-        v.as_array().map(|a| a.iter().map(scalar_text).collect()).unwrap_or_default()
+        v.as_array()
+            .map(|a| a.iter().map(scalar_text).collect())
+            .unwrap_or_default()
     };
     let mut c = ContainerConfig {
         image: image_name(p, service, s),
@@ -109,7 +115,13 @@ pub fn container_config(
     c.extra_hosts = strings(&s["extra_hosts"]);
     c.exposed_ports = strings(&s["expose"])
         .into_iter()
-        .map(|e| if e.contains('/') { e } else { format!("{e}/tcp") })
+        .map(|e| {
+            if e.contains('/') {
+                e
+            } else {
+                format!("{e}/tcp")
+            }
+        })
         .collect();
     if let Some(m) = s["sysctls"].as_object() {
         c.sysctls = m.iter().map(|(k, v)| (k.clone(), scalar_text(v))).collect();
@@ -131,16 +143,26 @@ pub fn container_config(
     if let Some(u) = s["ulimits"].as_object() {
         for (name, v) in u {
             let (soft, hard) = match v {
-                Value::Object(m) => (m.get("soft").and_then(Value::as_u64), m.get("hard").and_then(Value::as_u64)),
+                Value::Object(m) => (
+                    m.get("soft").and_then(Value::as_u64),
+                    m.get("hard").and_then(Value::as_u64),
+                ),
                 other => {
                     let n = scalar_text(other).parse::<u64>().ok();
                     (n, n)
                 }
             };
             let (Some(soft), Some(hard)) = (soft, hard) else {
-                return Err(bad(&format!("ulimits.{name}"), "want a number or soft and hard".into()));
+                return Err(bad(
+                    &format!("ulimits.{name}"),
+                    "want a number or soft and hard".into(),
+                ));
             };
-            c.ulimits.push(Ulimit { name: name.clone(), soft, hard });
+            c.ulimits.push(Ulimit {
+                name: name.clone(),
+                soft,
+                hard,
+            });
         }
     }
     for d in strings(&s["devices"]) {
@@ -148,24 +170,40 @@ pub fn container_config(
         let host = parts.next().unwrap_or("").to_string();
         let container = parts.next().map_or_else(|| host.clone(), String::from);
         let permissions = parts.next().unwrap_or("rwm").to_string();
-        c.devices.push(Device { host, container, permissions });
+        c.devices.push(Device {
+            host,
+            container,
+            permissions,
+        });
     }
     for opt in strings(&s["security_opt"]) {
         let (k, v) = opt.split_once([':', '=']).unwrap_or((opt.as_str(), ""));
         match k {
             "no-new-privileges" => c.no_new_privileges = v.is_empty() || v == "true",
             "seccomp" => c.seccomp = v.to_string(),
-            _ => return Err(bad("security_opt", format!("{opt:?} is not supported by berth"))),
+            _ => {
+                return Err(bad(
+                    "security_opt",
+                    format!("{opt:?} is not supported by berth"),
+                ))
+            }
         }
     }
     if let Some(l) = s.get("logging") {
         let driver = l["driver"].as_str().unwrap_or("json-file");
         if driver != "json-file" {
-            return Err(bad("logging.driver", format!("{driver:?}: berth logs with json-file only")));
+            return Err(bad(
+                "logging.driver",
+                format!("{driver:?}: berth logs with json-file only"),
+            ));
         }
         let opt = |k: &str| l["options"].get(k).map(scalar_text);
         c.log = LogConfig {
-            max_size: opt("max-size").map(|v| size(&v)).transpose().map_err(|e| bad("logging.options.max-size", e))?.unwrap_or(0),
+            max_size: opt("max-size")
+                .map(|v| size(&v))
+                .transpose()
+                .map_err(|e| bad("logging.options.max-size", e))?
+                .unwrap_or(0),
             max_file: opt("max-file").and_then(|v| v.parse().ok()).unwrap_or(0),
         };
     }
@@ -175,12 +213,19 @@ pub fn container_config(
     for (i, t) in strings(&s["tmpfs"]).into_iter().enumerate() {
         let (dest, opts) = t.split_once(':').unwrap_or((t.as_str(), ""));
         if !dest.starts_with('/') {
-            return Err(bad(&format!("tmpfs.{i}"), format!("{dest:?} is not an absolute path")));
+            return Err(bad(
+                &format!("tmpfs.{i}"),
+                format!("{dest:?} is not an absolute path"),
+            ));
         }
         c.mounts.push(Mount {
             kind: "tmpfs".into(),
             destination: dest.to_string(),
-            options: opts.split(',').filter(|o| !o.is_empty()).map(String::from).collect(),
+            options: opts
+                .split(',')
+                .filter(|o| !o.is_empty())
+                .map(String::from)
+                .collect(),
             ..Mount::default()
         });
     }
@@ -196,7 +241,13 @@ pub fn container_config(
         .as_object()
         .map(|m| {
             m.iter()
-                .map(|(d, v)| format!("{d}:{}:{}", v["condition"].as_str().unwrap_or("service_started"), v["restart"].as_bool().unwrap_or(false)))
+                .map(|(d, v)| {
+                    format!(
+                        "{d}:{}:{}",
+                        v["condition"].as_str().unwrap_or("service_started"),
+                        v["restart"].as_bool().unwrap_or(false)
+                    )
+                })
                 .collect()
         })
         .unwrap_or_default();
@@ -205,7 +256,10 @@ pub fn container_config(
         (labels::SERVICE, service.to_string()),
         (labels::NUMBER, n.to_string()),
         (labels::CONFIG_HASH, p.config_hash(service)?),
-        (labels::ONEOFF, if oneoff { "True" } else { "False" }.to_string()),
+        (
+            labels::ONEOFF,
+            if oneoff { "True" } else { "False" }.to_string(),
+        ),
         (labels::VERSION, VERSION.to_string()),
         (labels::WORKING_DIR, p.directory.display().to_string()),
         (labels::CONFIG_FILES, files.join(",")),
@@ -230,12 +284,20 @@ fn resources(s: &Value, c: &mut ContainerConfig) -> std::result::Result<(), KeyE
                 .map_err(|e| (key.to_string(), e)),
         }
     };
-    c.resources.memory = sized(&s["mem_limit"], "mem_limit")?.or(sized(&limits["memory"], "deploy.resources.limits.memory")?);
-    c.resources.memory_reservation = sized(&s["mem_reservation"], "mem_reservation")?
-        .or(sized(&reservations["memory"], "deploy.resources.reservations.memory")?);
+    c.resources.memory = sized(&s["mem_limit"], "mem_limit")?
+        .or(sized(&limits["memory"], "deploy.resources.limits.memory")?);
+    c.resources.memory_reservation = sized(&s["mem_reservation"], "mem_reservation")?.or(sized(
+        &reservations["memory"],
+        "deploy.resources.reservations.memory",
+    )?);
     let cpus = s.get("cpus").or(limits.get("cpus")).map(scalar_text);
     if let Some(cpus) = cpus {
-        let f: f64 = cpus.parse().map_err(|_| ("cpus".to_string(), format!("{cpus:?} is not a number of CPUs")))?;
+        let f: f64 = cpus.parse().map_err(|_| {
+            (
+                "cpus".to_string(),
+                format!("{cpus:?} is not a number of CPUs"),
+            )
+        })?;
         #[allow(clippy::cast_possible_truncation)]
         let nano = (f * 1e9).round() as i64;
         c.resources.nano_cpus = Some(nano);
@@ -246,7 +308,10 @@ fn resources(s: &Value, c: &mut ContainerConfig) -> std::result::Result<(), KeyE
 
 fn health(h: &Value) -> std::result::Result<Option<HealthConfig>, KeyError> {
     if h["disable"].as_bool() == Some(true) {
-        return Ok(Some(HealthConfig { test: vec!["NONE".into()], ..HealthConfig::default() }));
+        return Ok(Some(HealthConfig {
+            test: vec!["NONE".into()],
+            ..HealthConfig::default()
+        }));
     }
     let d = |k: &str| -> std::result::Result<u64, KeyError> {
         match h.get(k) {
@@ -254,7 +319,10 @@ fn health(h: &Value) -> std::result::Result<Option<HealthConfig>, KeyError> {
             Some(v) => duration_ns(&scalar_text(v)).map_err(|e| (k.to_string(), e)),
         }
     };
-    let test: Vec<String> = h["test"].as_array().map(|a| a.iter().map(scalar_text).collect()).unwrap_or_default();
+    let test: Vec<String> = h["test"]
+        .as_array()
+        .map(|a| a.iter().map(scalar_text).collect())
+        .unwrap_or_default();
     if test.is_empty() {
         // Only timings: the image's test with these timings is not
         // something berth can merge at create; keep the image's.
@@ -264,12 +332,20 @@ fn health(h: &Value) -> std::result::Result<Option<HealthConfig>, KeyError> {
         test,
         interval_ns: d("interval")?,
         timeout_ns: d("timeout")?,
-        retries: h["retries"].as_u64().and_then(|r| u32::try_from(r).ok()).unwrap_or(0),
+        retries: h["retries"]
+            .as_u64()
+            .and_then(|r| u32::try_from(r).ok())
+            .unwrap_or(0),
         start_period_ns: d("start_period")?,
     }))
 }
 
-fn mounts(p: &Project, service: &str, s: &Value, c: &mut ContainerConfig) -> std::result::Result<(), KeyError> {
+fn mounts(
+    p: &Project,
+    service: &str,
+    s: &Value,
+    c: &mut ContainerConfig,
+) -> std::result::Result<(), KeyError> {
     let Some(vols) = s["volumes"].as_array() else {
         return Ok(());
     };
@@ -283,12 +359,19 @@ fn mounts(p: &Project, service: &str, s: &Value, c: &mut ContainerConfig) -> std
                 source: v["source"].as_str().unwrap_or("").to_string(),
                 destination: target,
                 read_only,
-                options: v["bind"]["propagation"].as_str().map(String::from).into_iter().collect(),
+                options: v["bind"]["propagation"]
+                    .as_str()
+                    .map(String::from)
+                    .into_iter()
+                    .collect(),
                 create_source: v["bind"]["create_host_path"].as_bool().unwrap_or(false),
             },
             "volume" => Mount {
                 kind: "volume".into(),
-                source: v["source"].as_str().map(|src| p.resource_name("volumes", src)).unwrap_or_default(),
+                source: v["source"]
+                    .as_str()
+                    .map(|src| p.resource_name("volumes", src))
+                    .unwrap_or_default(),
                 destination: target,
                 read_only,
                 ..Mount::default()
@@ -296,11 +379,18 @@ fn mounts(p: &Project, service: &str, s: &Value, c: &mut ContainerConfig) -> std
             "tmpfs" => Mount {
                 kind: "tmpfs".into(),
                 destination: target,
-                options: v["tmpfs"]["size"].as_u64().map(|s| format!("size={s}")).into_iter().collect(),
+                options: v["tmpfs"]["size"]
+                    .as_u64()
+                    .map(|s| format!("size={s}"))
+                    .into_iter()
+                    .collect(),
                 ..Mount::default()
             },
             other => {
-                return Err((format!("volumes.{i}.type"), format!("{other:?} mounts are not supported by berth (service {service})")))
+                return Err((
+                    format!("volumes.{i}.type"),
+                    format!("{other:?} mounts are not supported by berth (service {service})"),
+                ))
             }
         };
         c.mounts.push(mount);
@@ -319,7 +409,9 @@ fn secret_files(
     c: &mut ContainerConfig,
 ) -> std::result::Result<(), KeyError> {
     for kind in ["secrets", "configs"] {
-        let Some(list) = s[kind].as_array() else { continue };
+        let Some(list) = s[kind].as_array() else {
+            continue;
+        };
         for (i, item) in list.iter().enumerate() {
             let at = || format!("{kind}.{i}");
             let src = item["source"].as_str().unwrap_or("");
@@ -336,14 +428,23 @@ fn secret_files(
                 f.to_string()
             } else {
                 let content = if let Some(var) = def["environment"].as_str() {
-                    p.environment.get(var).cloned().ok_or_else(|| (at(), format!("{kind} {src}: variable {var} is not set")))?
+                    p.environment
+                        .get(var)
+                        .cloned()
+                        .ok_or_else(|| (at(), format!("{kind} {src}: variable {var} is not set")))?
                 } else if let Some(text) = def["content"].as_str() {
                     text.to_string()
                 } else {
-                    return Err((at(), format!("{kind} {src}: berth supports file, environment and content sources")));
+                    return Err((
+                        at(),
+                        format!(
+                            "{kind} {src}: berth supports file, environment and content sources"
+                        ),
+                    ));
                 };
                 let dir = state_dir(engine_root, &p.name).join(kind).join(service);
-                std::fs::create_dir_all(&dir).map_err(|e| (at(), format!("{}: {e}", dir.display())))?;
+                std::fs::create_dir_all(&dir)
+                    .map_err(|e| (at(), format!("{}: {e}", dir.display())))?;
                 let f = dir.join(src);
                 std::fs::write(&f, content).map_err(|e| (at(), format!("{}: {e}", f.display())))?;
                 f.display().to_string()
@@ -360,7 +461,12 @@ fn secret_files(
     Ok(())
 }
 
-fn networking(p: &Project, service: &str, s: &Value, c: &mut ContainerConfig) -> std::result::Result<(), KeyError> {
+fn networking(
+    p: &Project,
+    service: &str,
+    s: &Value,
+    c: &mut ContainerConfig,
+) -> std::result::Result<(), KeyError> {
     if let Some(mode) = s["network_mode"].as_str() {
         c.network = match mode.split_once(':') {
             Some(("service", other)) => format!("container:{}", container_name(p, other, 1)),
@@ -392,18 +498,31 @@ fn networking(p: &Project, service: &str, s: &Value, c: &mut ContainerConfig) ->
     // The network with the highest priority first, then by name
     // (Compose's order of connection).
     let mut ordered: Vec<(&String, &Value)> = nets.iter().collect();
-    ordered.sort_by_key(|(name, v)| (std::cmp::Reverse(v["priority"].as_i64().unwrap_or(0)), (*name).clone()));
+    ordered.sort_by_key(|(name, v)| {
+        (
+            std::cmp::Reverse(v["priority"].as_i64().unwrap_or(0)),
+            (*name).clone(),
+        )
+    });
     let mut aliases = vec![service.to_string()];
     for (i, (key, v)) in ordered.iter().enumerate() {
         let name = p.resource_name("networks", key);
         if i == 0 {
             c.network = name;
             if let Some(ip) = v["ipv4_address"].as_str() {
-                c.ip = Some(ip.parse().map_err(|_| (format!("networks.{key}.ipv4_address"), format!("{ip:?} is not an IPv4 address")))?);
+                c.ip = Some(ip.parse().map_err(|_| {
+                    (
+                        format!("networks.{key}.ipv4_address"),
+                        format!("{ip:?} is not an IPv4 address"),
+                    )
+                })?);
             }
         } else {
             if v["ipv4_address"].is_string() {
-                return Err((format!("networks.{key}.ipv4_address"), "berth sets a fixed address on the first network only".into()));
+                return Err((
+                    format!("networks.{key}.ipv4_address"),
+                    "berth sets a fixed address on the first network only".into(),
+                ));
             }
             c.extra_networks.push(name);
         }
@@ -430,13 +549,17 @@ pub fn duration_ns(s: &str) -> std::result::Result<u64, String> {
         return Err(bad());
     }
     while !rest.is_empty() {
-        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
         if num_len == 0 {
             return Err(bad());
         }
         let n: f64 = rest[..num_len].parse().map_err(|_| bad())?;
         rest = &rest[num_len..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let mult = match &rest[..unit_len] {
             "ns" => 1.0,
             "us" | "µs" => 1e3,
@@ -456,7 +579,10 @@ pub fn duration_ns(s: &str) -> std::result::Result<u64, String> {
 /// Sizes as Compose writes them: bytes, or with b, k, m, g (kb, mb...).
 pub fn size(s: &str) -> std::result::Result<u64, String> {
     let t = s.trim().to_ascii_lowercase();
-    let t = t.strip_suffix('b').filter(|r| !r.is_empty() && r.ends_with(['k', 'm', 'g'])).unwrap_or(&t);
+    let t = t
+        .strip_suffix('b')
+        .filter(|r| !r.is_empty() && r.ends_with(['k', 'm', 'g']))
+        .unwrap_or(&t);
     let (num, mult) = match t.chars().last() {
         Some('k') => (&t[..t.len() - 1], 1u64 << 10),
         Some('m') => (&t[..t.len() - 1], 1 << 20),
@@ -464,8 +590,14 @@ pub fn size(s: &str) -> std::result::Result<u64, String> {
         Some('b') => (&t[..t.len() - 1], 1),
         _ => (t, 1),
     };
-    let n: f64 = num.parse().map_err(|_| format!("{s:?} is not a size (like 64m, 1g)"))?;
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)]
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size (like 64m, 1g)"))?;
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss
+    )]
     Ok((n * mult as f64) as u64)
 }
 

@@ -73,8 +73,14 @@ mod tests {
 
     #[test]
     fn words_as_a_shell_splits_them() {
-        assert_eq!(split("sh -c 'echo  hi; exit 3'").unwrap(), ["sh", "-c", "echo  hi; exit 3"]);
-        assert_eq!(split(r#"a "b \"c\" $x" d\ e ''"#).unwrap(), ["a", "b \"c\" $x", "d e", ""]);
+        assert_eq!(
+            split("sh -c 'echo  hi; exit 3'").unwrap(),
+            ["sh", "-c", "echo  hi; exit 3"]
+        );
+        assert_eq!(
+            split(r#"a "b \"c\" $x" d\ e ''"#).unwrap(),
+            ["a", "b \"c\" $x", "d e", ""]
+        );
         assert!(split("sh -c 'open").is_err());
         assert_eq!(split("  ").unwrap(), Vec::<String>::new());
     }

@@ -89,7 +89,11 @@ pub fn up(
         p.service(s)?;
     }
     let wanted = selected(p, &opts.services, opts.no_deps);
-    let order: Vec<String> = p.start_order()?.into_iter().filter(|s| wanted.contains(s)).collect();
+    let order: Vec<String> = p
+        .start_order()?
+        .into_iter()
+        .filter(|s| wanted.contains(s))
+        .collect();
     networks(engine, p, &order, report)?;
     volumes(engine, p, &order, report)?;
     let existing = members::list(engine, &p.name)?;
@@ -114,13 +118,22 @@ pub fn selected(p: &Project, services: &[String], no_deps: bool) -> BTreeSet<Str
     let mut todo: Vec<String> = services.to_vec();
     while let Some(s) = todo.pop() {
         if out.insert(s.clone()) && !no_deps {
-            todo.extend(p.dependencies(&s).into_iter().filter(|d| p.service(d).is_ok()));
+            todo.extend(
+                p.dependencies(&s)
+                    .into_iter()
+                    .filter(|d| p.service(d).is_ok()),
+            );
         }
     }
     out
 }
 
-fn networks(engine: &mut Engine, p: &Project, order: &[String], report: &mut dyn FnMut(Step)) -> Result<()> {
+fn networks(
+    engine: &mut Engine,
+    p: &Project,
+    order: &[String],
+    report: &mut dyn FnMut(Step),
+) -> Result<()> {
     let used: BTreeSet<String> = order
         .iter()
         .flat_map(|s| {
@@ -147,7 +160,9 @@ fn networks(engine: &mut Engine, p: &Project, order: &[String], report: &mut dyn
         let def = &p.model["networks"][&key];
         let driver = def["driver"].as_str().unwrap_or("bridge");
         if driver != "bridge" {
-            return Err(Error::Option(format!("network {key}: driver {driver:?} is not supported by berth (bridge only)")));
+            return Err(Error::Option(format!(
+                "network {key}: driver {driver:?} is not supported by berth (bridge only)"
+            )));
         }
         let mut o = NetworkCreateOptions::named(&name);
         o.internal = def["internal"].as_bool().unwrap_or(false);
@@ -159,19 +174,37 @@ fn networks(engine: &mut Engine, p: &Project, order: &[String], report: &mut dyn
         }
         if let Some(cfg) = def["ipam"]["config"].as_array().and_then(|c| c.first()) {
             if let Some(subnet) = cfg["subnet"].as_str() {
-                o.subnet = Some(berth_network::Subnet::parse(subnet).map_err(|e| Error::Option(format!("network {key}: ipam subnet: {e}")))?);
+                o.subnet = Some(
+                    berth_network::Subnet::parse(subnet)
+                        .map_err(|e| Error::Option(format!("network {key}: ipam subnet: {e}")))?,
+                );
             }
             if let Some(gw) = cfg["gateway"].as_str() {
-                o.gateway = Some(gw.parse().map_err(|_| Error::Option(format!("network {key}: ipam gateway {gw:?} is not an IPv4 address")))?);
+                o.gateway = Some(gw.parse().map_err(|_| {
+                    Error::Option(format!(
+                        "network {key}: ipam gateway {gw:?} is not an IPv4 address"
+                    ))
+                })?);
             }
         }
-        engine.network_create(&o).map_err(Error::engine(format!("create network {name}")))?;
-        report(Step { kind: "Network", name, state: "Created".into() });
+        engine
+            .network_create(&o)
+            .map_err(Error::engine(format!("create network {name}")))?;
+        report(Step {
+            kind: "Network",
+            name,
+            state: "Created".into(),
+        });
     }
     Ok(())
 }
 
-fn volumes(engine: &mut Engine, p: &Project, order: &[String], report: &mut dyn FnMut(Step)) -> Result<()> {
+fn volumes(
+    engine: &mut Engine,
+    p: &Project,
+    order: &[String],
+    report: &mut dyn FnMut(Step),
+) -> Result<()> {
     let used: BTreeSet<String> = order
         .iter()
         .flat_map(|s| {
@@ -209,26 +242,47 @@ fn volumes(engine: &mut Engine, p: &Project, order: &[String], report: &mut dyn 
         }
         let opts: BTreeMap<String, String> = def["driver_opts"]
             .as_object()
-            .map(|m| m.iter().map(|(k, v)| (k.clone(), crate::canon::scalar_text(v))).collect())
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| (k.clone(), crate::canon::scalar_text(v)))
+                    .collect()
+            })
             .unwrap_or_default();
         engine
             .volumes()
             .create_with_options(Some(&name), &l, &opts)
             .map_err(Error::engine(format!("create volume {name}")))?;
-        report(Step { kind: "Volume", name, state: "Created".into() });
+        report(Step {
+            kind: "Volume",
+            name,
+            state: "Created".into(),
+        });
     }
     Ok(())
 }
 
-fn orphans(engine: &mut Engine, p: &Project, existing: &[Member], remove: bool, report: &mut dyn FnMut(Step)) -> Result<()> {
-    let found: Vec<&Member> = existing.iter().filter(|m| !m.oneoff && p.service(&m.service).is_err()).collect();
+fn orphans(
+    engine: &mut Engine,
+    p: &Project,
+    existing: &[Member],
+    remove: bool,
+    report: &mut dyn FnMut(Step),
+) -> Result<()> {
+    let found: Vec<&Member> = existing
+        .iter()
+        .filter(|m| !m.oneoff && p.service(&m.service).is_err())
+        .collect();
     if found.is_empty() {
         return Ok(());
     }
     if remove {
         for m in found {
             remove_member(engine, m, None, true)?;
-            report(Step { kind: "Container", name: m.record.name.clone(), state: "Removed".into() });
+            report(Step {
+                kind: "Container",
+                name: m.record.name.clone(),
+                state: "Removed".into(),
+            });
         }
     } else {
         let names: Vec<&str> = found.iter().map(|m| m.record.name.as_str()).collect();
@@ -266,7 +320,11 @@ fn ensure_image(
             images
                 .build(engine, svc, b, &image)
                 .map_err(|e| Error::Option(format!("service {svc:?}: build: {e}")))?;
-            report(Step { kind: "Image", name: image, state: "Built".into() });
+            report(Step {
+                kind: "Image",
+                name: image,
+                state: "Built".into(),
+            });
             return Ok(());
         }
     }
@@ -274,27 +332,49 @@ fn ensure_image(
         "always" => true,
         "never" => false,
         "missing" | "if_not_present" | "build" => !present,
-        other => return Err(Error::Option(format!("service {svc:?}: pull_policy {other:?}: want always, missing, never or build"))),
+        other => {
+            return Err(Error::Option(format!(
+                "service {svc:?}: pull_policy {other:?}: want always, missing, never or build"
+            )))
+        }
     };
     if pull && (s.get("image").is_some() || build.is_none()) {
         images
             .pull(engine, &image)
             .map_err(|e| Error::Option(format!("service {svc:?}: pull {image}: {e}")))?;
-        report(Step { kind: "Image", name: image, state: "Pulled".into() });
+        report(Step {
+            kind: "Image",
+            name: image,
+            state: "Pulled".into(),
+        });
     } else if !present {
-        return Err(Error::Option(format!("service {svc:?}: image {image:?} not found locally; pull it or build it")));
+        return Err(Error::Option(format!(
+            "service {svc:?}: image {image:?} not found locally; pull it or build it"
+        )));
     }
     Ok(())
 }
 
 /// Waits until each `depends_on` of `svc` holds.
-fn wait_dependencies(engine: &Engine, p: &Project, svc: &str, deadline: Instant, report: &mut dyn FnMut(Step)) -> Result<()> {
-    let deps = p.service(svc)?["depends_on"].as_object().cloned().unwrap_or_default();
+fn wait_dependencies(
+    engine: &Engine,
+    p: &Project,
+    svc: &str,
+    deadline: Instant,
+    report: &mut dyn FnMut(Step),
+) -> Result<()> {
+    let deps = p.service(svc)?["depends_on"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
     for (dep, spec) in deps {
         if p.service(&dep).is_err() {
             continue; // not required and not active
         }
-        let condition = spec["condition"].as_str().unwrap_or("service_started").to_string();
+        let condition = spec["condition"]
+            .as_str()
+            .unwrap_or("service_started")
+            .to_string();
         if condition == "service_started" {
             continue;
         }
@@ -306,24 +386,43 @@ fn wait_dependencies(engine: &Engine, p: &Project, svc: &str, deadline: Instant,
                 .filter(|m| m.service == dep && !m.oneoff)
                 .collect();
             if members.is_empty() {
-                return Err(Error::Dependency(format!("service {svc:?} depends on {dep:?}, which has no container")));
+                return Err(Error::Dependency(format!(
+                    "service {svc:?} depends on {dep:?}, which has no container"
+                )));
             }
-            let verdict = members.iter().map(|m| condition_state(&m.record, &condition)).collect::<Vec<_>>();
+            let verdict = members
+                .iter()
+                .map(|m| condition_state(&m.record, &condition))
+                .collect::<Vec<_>>();
             if let Some(Err(e)) = verdict.iter().find(|v| v.is_err()) {
-                return Err(Error::Dependency(format!("dependency failed to start: {e}")));
+                return Err(Error::Dependency(format!(
+                    "dependency failed to start: {e}"
+                )));
             }
             if verdict.iter().all(|v| matches!(v, Ok(true))) {
                 if announced {
-                    let state = if condition == "service_healthy" { "Healthy" } else { "Exited" };
+                    let state = if condition == "service_healthy" {
+                        "Healthy"
+                    } else {
+                        "Exited"
+                    };
                     for m in &members {
-                        report(Step { kind: "Container", name: m.record.name.clone(), state: state.into() });
+                        report(Step {
+                            kind: "Container",
+                            name: m.record.name.clone(),
+                            state: state.into(),
+                        });
                     }
                 }
                 break;
             }
             if !announced {
                 for m in &members {
-                    report(Step { kind: "Container", name: m.record.name.clone(), state: "Waiting".into() });
+                    report(Step {
+                        kind: "Container",
+                        name: m.record.name.clone(),
+                        state: "Waiting".into(),
+                    });
                 }
                 announced = true;
             }
@@ -346,8 +445,12 @@ pub fn condition_state(r: &Record, condition: &str) -> std::result::Result<bool,
         "service_healthy" => match r.health.as_ref().map(|h| h.status.as_str()) {
             Some("healthy") => Ok(true),
             Some("unhealthy") => Err(format!("container {} is unhealthy", r.name)),
-            _ if !r.status.is_active() => Err(format!("container {} exited ({})", r.name, r.exit_code)),
-            None if r.config.health.is_none() => Err(format!("container {} has no healthcheck", r.name)),
+            _ if !r.status.is_active() => {
+                Err(format!("container {} exited ({})", r.name, r.exit_code))
+            }
+            None if r.config.health.is_none() => {
+                Err(format!("container {} has no healthcheck", r.name))
+            }
             _ => Ok(false),
         },
         "service_completed_successfully" => match r.status {
@@ -370,42 +473,78 @@ fn converge(
 ) -> Result<()> {
     let hash = p.config_hash(svc)?;
     let n = opts.scale.get(svc).copied().unwrap_or_else(|| p.scale(svc));
-    let mine: Vec<&Member> = existing.iter().filter(|m| m.service == svc && !m.oneoff).collect();
+    let mine: Vec<&Member> = existing
+        .iter()
+        .filter(|m| m.service == svc && !m.oneoff)
+        .collect();
     for m in mine.iter().filter(|m| m.number > n || m.number == 0) {
         remove_member(engine, m, opts.timeout, true)?;
-        report(Step { kind: "Container", name: m.record.name.clone(), state: "Removed".into() });
+        report(Step {
+            kind: "Container",
+            name: m.record.name.clone(),
+            state: "Removed".into(),
+        });
     }
     for i in 1..=n {
         let current = mine.iter().find(|m| m.number == i);
-        let stale = current.is_some_and(|m| opts.force_recreate || (!opts.no_recreate && m.record.config.labels.get(labels::CONFIG_HASH) != Some(&hash)));
+        let stale = current.is_some_and(|m| {
+            opts.force_recreate
+                || (!opts.no_recreate
+                    && m.record.config.labels.get(labels::CONFIG_HASH) != Some(&hash))
+        });
         let r = match current {
             Some(m) if !stale => m.record.clone(),
             Some(m) => {
                 remove_member(engine, m, opts.timeout, true)?;
                 let r = create(engine, p, svc, i)?;
-                report(Step { kind: "Container", name: r.name.clone(), state: "Recreated".into() });
+                report(Step {
+                    kind: "Container",
+                    name: r.name.clone(),
+                    state: "Recreated".into(),
+                });
                 r
             }
             None => {
                 let r = create(engine, p, svc, i)?;
-                report(Step { kind: "Container", name: r.name.clone(), state: "Created".into() });
+                report(Step {
+                    kind: "Container",
+                    name: r.name.clone(),
+                    state: "Created".into(),
+                });
                 r
             }
         };
         if opts.no_start {
             continue;
         }
-        if matches!(r.status, Status::Running | Status::Restarting | Status::Starting) {
-            report(Step { kind: "Container", name: r.name.clone(), state: "Running".into() });
+        if matches!(
+            r.status,
+            Status::Running | Status::Restarting | Status::Starting
+        ) {
+            report(Step {
+                kind: "Container",
+                name: r.name.clone(),
+                state: "Running".into(),
+            });
             continue;
         }
         if r.status == Status::Paused {
-            engine.container_unpause(&r.id).map_err(Error::engine(format!("unpause {}", r.name)))?;
-            report(Step { kind: "Container", name: r.name.clone(), state: "Running".into() });
+            engine
+                .container_unpause(&r.id)
+                .map_err(Error::engine(format!("unpause {}", r.name)))?;
+            report(Step {
+                kind: "Container",
+                name: r.name.clone(),
+                state: "Running".into(),
+            });
             continue;
         }
         start(engine, &r)?;
-        report(Step { kind: "Container", name: r.name.clone(), state: "Started".into() });
+        report(Step {
+            kind: "Container",
+            name: r.name.clone(),
+            state: "Started".into(),
+        });
     }
     Ok(())
 }
@@ -413,19 +552,32 @@ fn converge(
 fn create(engine: &mut Engine, p: &Project, svc: &str, n: u32) -> Result<Record> {
     let cfg = service::container_config(p, svc, n, false, engine.root())?;
     let name = service::container_name(p, svc, n);
-    engine.create(cfg, Some(&name)).map_err(Error::engine(format!("create container {name}")))
+    engine
+        .create(cfg, Some(&name))
+        .map_err(Error::engine(format!("create container {name}")))
 }
 
 /// Starts a created or stopped container under its monitor.
 pub fn start(engine: &Engine, r: &Record) -> Result<()> {
-    let r = engine.find(&r.id).map_err(Error::engine(format!("start {}", r.name)))?;
-    engine.db().set_stopped_by_user(&r.id, false).map_err(Error::engine(format!("start {}", r.name)))?;
-    berth_engine::monitor::start_detached(engine, &r).map_err(Error::engine(format!("start {}", r.name)))
+    let r = engine
+        .find(&r.id)
+        .map_err(Error::engine(format!("start {}", r.name)))?;
+    engine
+        .db()
+        .set_stopped_by_user(&r.id, false)
+        .map_err(Error::engine(format!("start {}", r.name)))?;
+    berth_engine::monitor::start_detached(engine, &r)
+        .map_err(Error::engine(format!("start {}", r.name)))
 }
 
 /// Stops (within `timeout` seconds) and removes a container with its
 /// anonymous volumes (`anonymous`).
-pub fn remove_member(engine: &Engine, m: &Member, timeout: Option<u32>, anonymous: bool) -> Result<()> {
+pub fn remove_member(
+    engine: &Engine,
+    m: &Member,
+    timeout: Option<u32>,
+    anonymous: bool,
+) -> Result<()> {
     let mut stop = StopOptions::default();
     stop.timeout = timeout;
     match engine.container_stop(&m.record.id, &stop) {
@@ -437,7 +589,9 @@ pub fn remove_member(engine: &Engine, m: &Member, timeout: Option<u32>, anonymou
     rm.force = true;
     rm.volumes = anonymous;
     match engine.container_remove(&m.record.id, &rm) {
-        Err(e) if e.kind() != berth_engine::ErrorKind::NotFound => Err(Error::engine(format!("remove {}", m.record.name))(e)),
+        Err(e) if e.kind() != berth_engine::ErrorKind::NotFound => {
+            Err(Error::engine(format!("remove {}", m.record.name))(e))
+        }
         _ => Ok(()),
     }
 }

@@ -48,19 +48,33 @@ pub fn running_or_healthy(
                 Status::Running => match r.health.as_ref().map(|h| h.status.as_str()) {
                     None | Some("healthy") => true,
                     Some("unhealthy") => {
-                        return Err(Error::Dependency(format!("container {} is unhealthy", r.name)))
+                        return Err(Error::Dependency(format!(
+                            "container {} is unhealthy",
+                            r.name
+                        )))
                     }
                     _ => false,
                 },
                 Status::Exited | Status::Created => {
-                    return Err(Error::Dependency(format!("container {} exited ({})", r.name, r.exit_code)))
+                    return Err(Error::Dependency(format!(
+                        "container {} exited ({})",
+                        r.name, r.exit_code
+                    )))
                 }
                 _ => false,
             };
             if done {
                 if said.insert(r.name.clone()) {
-                    let state = if r.health.is_some() { "Healthy" } else { "Running" };
-                    report(Step { kind: "Container", name: r.name.clone(), state: state.into() });
+                    let state = if r.health.is_some() {
+                        "Healthy"
+                    } else {
+                        "Running"
+                    };
+                    report(Step {
+                        kind: "Container",
+                        name: r.name.clone(),
+                        state: state.into(),
+                    });
                 }
             } else {
                 pending.push(r.name.clone());
@@ -70,7 +84,10 @@ pub fn running_or_healthy(
             return Ok(());
         }
         if Instant::now() > deadline {
-            return Err(Error::Dependency(format!("gave up waiting for {}", pending.join(", "))));
+            return Err(Error::Dependency(format!(
+                "gave up waiting for {}",
+                pending.join(", ")
+            )));
         }
         std::thread::sleep(Duration::from_millis(delay));
         delay = (delay * 2).min(100);

@@ -61,7 +61,9 @@ fn to_json(y: Yaml) -> std::result::Result<Value, String> {
             }
         }
         Yaml::String(s) => Value::String(s),
-        Yaml::Sequence(seq) => Value::Array(seq.into_iter().map(to_json).collect::<Result<_, _>>()?),
+        Yaml::Sequence(seq) => {
+            Value::Array(seq.into_iter().map(to_json).collect::<Result<_, _>>()?)
+        }
         Yaml::Mapping(m) => {
             let mut out = Map::new();
             for (k, v) in m {
@@ -73,9 +75,7 @@ fn to_json(y: Yaml) -> std::result::Result<Value, String> {
                     other => {
                         return Err(format!(
                             "a mapping key must be a scalar, not {}",
-                            serde_yaml_ng::to_string(&other)
-                                .unwrap_or_default()
-                                .trim()
+                            serde_yaml_ng::to_string(&other).unwrap_or_default().trim()
                         ))
                     }
                 };
@@ -92,7 +92,9 @@ fn to_json(y: Yaml) -> std::result::Result<Value, String> {
                 m.insert(TAGGED_VALUE.into(), to_json(t.value)?);
                 Value::Object(m)
             } else {
-                return Err(format!("unknown YAML tag !{tag} (Compose knows !reset and !override)"));
+                return Err(format!(
+                    "unknown YAML tag !{tag} (Compose knows !reset and !override)"
+                ));
             }
         }
     })
@@ -155,18 +157,28 @@ mod tests {
         )
         .unwrap();
         assert_eq!(v["services"]["a"]["image"], "busybox");
-        assert_eq!(v["services"]["a"]["init"], false, "the mapping's own key wins over the merged");
-        assert_eq!(v["services"]["a"]["sysctls"], json!({"1": "x", "true": "y"}));
+        assert_eq!(
+            v["services"]["a"]["init"], false,
+            "the mapping's own key wins over the merged"
+        );
+        assert_eq!(
+            v["services"]["a"]["sysctls"],
+            json!({"1": "x", "true": "y"})
+        );
     }
 
     #[test]
     fn bad_yaml_is_one_line_naming_the_file() {
-        let e = parse("bad.yaml", "services:\n  a: [\n").unwrap_err().to_string();
+        let e = parse("bad.yaml", "services:\n  a: [\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("bad.yaml: "), "{e}");
         assert_eq!(e.lines().count(), 1, "{e}");
         let e = parse("list.yaml", "- a\n- b\n").unwrap_err().to_string();
         assert!(e.contains("must be a mapping"), "{e}");
-        let e = parse("tag.yaml", "services: !weird {}\n").unwrap_err().to_string();
+        let e = parse("tag.yaml", "services: !weird {}\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("!weird"), "{e}");
     }
 
