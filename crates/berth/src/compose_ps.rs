@@ -323,7 +323,10 @@ pub fn images(root: &Path, runroot: &Path, p: &Project, quiet: bool) -> Result<i
     let engine = open(root, runroot)?;
     let ms = members::list(&engine, &p.name)?;
     if !quiet {
-        println!("{:<24}{:<24}{:<16}IMAGE ID", "CONTAINER", "REPOSITORY", "TAG");
+        println!(
+            "{:<24}{:<24}{:<16}IMAGE ID",
+            "CONTAINER", "REPOSITORY", "TAG"
+        );
     }
     for m in ms {
         let id = m.record.image_id.trim_start_matches("sha256:");
