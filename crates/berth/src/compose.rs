@@ -100,6 +100,24 @@ pub enum ComposeCommand {
     Ps(crate::compose_ps::PsArgs),
     /// View output from containers
     Logs(crate::compose_ps::LogsArgs),
+    /// Execute a command in a running container
+    Exec(crate::compose_run::ExecArgs),
+    /// Run a one-off command on a service
+    Run(crate::compose_run::RunArgs),
+    /// Build or rebuild services
+    Build {
+        /// Pull newer base images (accepted; berth resolves bases from its store or the registry)
+        #[arg(long)]
+        pull: bool,
+        services: Vec<String>,
+    },
+    /// Pull service images
+    Pull {
+        /// Pull without printing progress
+        #[arg(short, long)]
+        quiet: bool,
+        services: Vec<String>,
+    },
     /// Display the running processes
     Top { services: Vec<String> },
     /// Print the public port for a port binding
@@ -169,6 +187,8 @@ pub fn run(root: &Path, runroot: &Path, a: &ComposeArgs) -> Result<i32> {
             private_port,
         } => crate::compose_ps::port(root, runroot, &p, service, *index, *private_port, protocol),
         ComposeCommand::Images { quiet } => crate::compose_ps::images(root, runroot, &p, *quiet),
+        ComposeCommand::Exec(args) => crate::compose_run::exec(root, runroot, &p, args),
+        ComposeCommand::Run(args) => crate::compose_run::run(root, runroot, &p, args),
         other => crate::compose_up::run(root, runroot, &p, other),
     }
 }

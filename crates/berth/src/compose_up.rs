@@ -90,12 +90,17 @@ fn open(root: &Path, runroot: &Path) -> Result<Engine> {
 }
 
 /// Compose's progress line.
-fn step(s: Step) {
+pub fn step(s: Step) {
     if s.kind == "Warning" {
         eprintln!("berth compose: warning: {}", s.state);
     } else {
         eprintln!(" \u{2714} {} {}  {}", s.kind, s.name, s.state);
     }
+}
+
+/// The image provider of the command line.
+pub fn front_end_images<'a>(root: &'a Path, runroot: &'a Path) -> impl Images + 'a {
+    FrontEndImages { root, runroot }
 }
 
 /// Pulls through the registry client and builds through `berth build`'s
@@ -337,6 +342,46 @@ pub fn run(root: &Path, runroot: &Path, p: &Project, c: &ComposeCommand) -> Resu
         ComposeCommand::Unpause { services } => each(&engine, p, services, "Unpaused", |e, m| {
             e.container_unpause(&m.record.id).map_err(Into::into)
         }),
+        ComposeCommand::Build { services, .. } => {
+            for svc in chosen(p, services)? {
+                let s = p.service(&svc)?;
+                let Some(b) = s.get("build").filter(|b| b.is_object()) else {
+                    continue;
+                };
+                let image = berth_compose::service::image_name(p, &svc, s);
+                images
+                    .build(&mut engine, &svc, b, &image)
+                    .map_err(|e| anyhow::anyhow!("service {svc:?}: build: {e}"))?;
+                step(Step {
+                    kind: "Image",
+                    name: image,
+                    state: "Built".into(),
+                });
+            }
+            Ok(0)
+        }
+        ComposeCommand::Pull { services, quiet } => {
+            for svc in chosen(p, services)? {
+                let s = p.service(&svc)?;
+                let Some(image) = s["image"].as_str() else {
+                    continue;
+                };
+                if s.get("build").is_some() && engine.images().resolve(image).is_ok() {
+                    continue;
+                }
+                images
+                    .pull(&mut engine, image)
+                    .map_err(|e| anyhow::anyhow!("service {svc:?}: pull {image}: {e}"))?;
+                if !quiet {
+                    step(Step {
+                        kind: "Image",
+                        name: image.to_string(),
+                        state: "Pulled".into(),
+                    });
+                }
+            }
+            Ok(0)
+        }
         other => bail!("berth compose: {other:?} is not handled here"),
     }
 }

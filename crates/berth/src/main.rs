@@ -11,6 +11,7 @@
 mod building;
 mod compose;
 mod compose_ps;
+mod compose_run;
 mod compose_up;
 mod containers;
 mod cp;
@@ -584,7 +585,11 @@ fn starts_container_processes(cmd: &Command) -> bool {
         // up and create may build images (build steps run containers).
         Command::Compose(c) => matches!(
             c.command,
-            compose::ComposeCommand::Up(_) | compose::ComposeCommand::Create(_)
+            compose::ComposeCommand::Up(_)
+                | compose::ComposeCommand::Create(_)
+                | compose::ComposeCommand::Run(_)
+                | compose::ComposeCommand::Exec(_)
+                | compose::ComposeCommand::Build { .. }
         ),
         _ => false,
     }

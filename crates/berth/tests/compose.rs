@@ -452,3 +452,181 @@ fn bad_files_are_one_line_naming_file_and_key() {
         stderr(&o)
     );
 }
+
+#[test]
+fn exec_and_run_one_off_containers() {
+    if !root_or_skip("exec_and_run_one_off_containers") {
+        return;
+    }
+    let b = Berth::with_busybox(BIN, &[]);
+    let p = unique("execrun");
+    let file = format!("services:\n  a:\n    image: busybox\n    command: sh -c \"{IDLE}\"\n    environment: {{FROM_FILE: f}}\n");
+    let d = project_dir(&[("compose.yaml", &file)]);
+    compose_ok(&b, d.path(), &p, &["up", "-d"]);
+    let o = compose(
+        &b,
+        d.path(),
+        &p,
+        &[
+            "exec",
+            "-T",
+            "-e",
+            "X=7",
+            "a",
+            "sh",
+            "-c",
+            "echo $FROM_FILE; exit $X",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(7), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "f\n");
+    let o = compose(
+        &b,
+        d.path(),
+        &p,
+        &["run", "--rm", "a", "sh", "-c", "echo one-off $FROM_FILE"],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "one-off f\n");
+    let o = compose(
+        &b,
+        d.path(),
+        &p,
+        &["run", "-e", "V=3", "a", "sh", "-c", "exit $V"],
+    );
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let mut all = names(&b, &["ps", "-a", "--format", "{{.Names}}"]);
+    all.sort();
+    assert_eq!(
+        all.len(),
+        2,
+        "--rm left its container, or the other is gone: {all:?}"
+    );
+    assert_eq!(all[0], format!("{p}-a-1"));
+    assert!(all[1].starts_with(&format!("{p}-a-run-")), "{all:?}");
+    assert_eq!(
+        b.inspect(
+            &all[1],
+            r#"{{index .Config.Labels "com.docker.compose.oneoff"}}"#
+        ),
+        "True"
+    );
+    compose_ok(&b, d.path(), &p, &["down", "-t", "1"]);
+    assert!(
+        names(&b, &["ps", "-a", "-q"]).is_empty(),
+        "down left the one-off"
+    );
+}
+
+#[test]
+fn attached_up_prefixes_output_and_aborts_on_exit() {
+    if !root_or_skip("attached_up_prefixes_output_and_aborts_on_exit") {
+        return;
+    }
+    let b = Berth::with_busybox(BIN, &[]);
+    let p = unique("attached");
+    let file = format!(
+        "services:\n  a:\n    image: busybox\n    command: sh -c \"echo hello from a; {IDLE}\"\n  b:\n    image: busybox\n    command: sh -c \"sleep 0.5; echo bye; exit 4\"\n"
+    );
+    let d = project_dir(&[("compose.yaml", &file)]);
+    let o = compose(
+        &b,
+        d.path(),
+        &p,
+        &["up", "--no-color", "--exit-code-from", "b"],
+    );
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    let out = stdout(&o);
+    let (na, nb) = (format!("{p}-a-1"), format!("{p}-b-1"));
+    let w = na.len();
+    assert!(
+        out.contains(&format!("{na:<w$}  | hello from a\n")),
+        "{out}"
+    );
+    assert!(out.contains(&format!("{nb:<w$}  | bye\n")), "{out}");
+    assert_eq!(
+        b.inspect(&na, "{{.State.Status}}"),
+        "exited",
+        "a was not stopped when b exited"
+    );
+    compose_ok(&b, d.path(), &p, &["down", "-t", "1"]);
+}
+
+#[test]
+fn attached_up_stops_everything_on_ctrl_c() {
+    if !root_or_skip("attached_up_stops_everything_on_ctrl_c") {
+        return;
+    }
+    let b = Berth::with_busybox(BIN, &[]);
+    let p = unique("ctrlc");
+    let file = format!("services:\n  a:\n    image: busybox\n    command: sh -c \"echo ready; {IDLE}\"\n  b:\n    image: busybox\n    command: sh -c \"{IDLE}\"\n");
+    let d = project_dir(&[("compose.yaml", &file)]);
+    let out = d.path().join("out");
+    let mut c = b.cmd();
+    c.current_dir(d.path())
+        .args(["compose", "-p", &p, "up", "--no-color"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::process::Stdio::null());
+    let mut child = c.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_to_string(&out)
+        .unwrap_or_default()
+        .contains("| ready")
+    {
+        assert!(Instant::now() < deadline, "no output from the attached up");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap()),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "up did not end after ctrl-c");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(130));
+    for s in ["a", "b"] {
+        assert_eq!(
+            b.inspect(&format!("{p}-{s}-1"), "{{.State.Status}}"),
+            "exited"
+        );
+    }
+    compose_ok(&b, d.path(), &p, &["down", "-t", "1"]);
+}
+
+#[test]
+fn up_wait_returns_once_healthy() {
+    if !root_or_skip("up_wait_returns_once_healthy") {
+        return;
+    }
+    let b = Berth::with_busybox(BIN, &[]);
+    let p = unique("wait");
+    let file = format!(
+        "services:\n  a:\n    image: busybox\n    command: sh -c \"sleep 1; touch /tmp/ok; {IDLE}\"\n    healthcheck:\n      test: [\"CMD\", \"test\", \"-f\", \"/tmp/ok\"]\n      interval: 100ms\n      retries: 100\n  b:\n    image: busybox\n    command: sh -c \"{IDLE}\"\n"
+    );
+    let d = project_dir(&[("compose.yaml", &file)]);
+    compose_ok(&b, d.path(), &p, &["up", "-d", "--wait"]);
+    assert_eq!(
+        b.inspect(&format!("{p}-a-1"), "{{.State.Health.Status}}"),
+        "healthy"
+    );
+    compose_ok(&b, d.path(), &p, &["down", "-t", "1"]);
+    let never = file
+        .replace("\"test\", \"-f\", \"/tmp/ok\"", "\"false\"")
+        .replace("retries: 100", "retries: 2");
+    std::fs::write(d.path().join("compose.yaml"), never).unwrap();
+    let o = compose(&b, d.path(), &p, &["up", "-d", "--wait"]);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(
+        stderr(&o).contains(&format!("{p}-a-1 is unhealthy")),
+        "{}",
+        stderr(&o)
+    );
+    compose_ok(&b, d.path(), &p, &["down", "-t", "0"]);
+}

@@ -27,6 +27,7 @@ pub mod error;
 pub mod interpolate;
 pub mod members;
 pub mod merge;
+pub mod oneoff;
 pub mod project;
 pub mod schema;
 pub mod service;

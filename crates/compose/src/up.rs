@@ -298,7 +298,9 @@ fn orphans(
     Ok(())
 }
 
-fn ensure_image(
+/// Makes the service's image present: built (with `build` in `opts`, or
+/// when missing and buildable), else pulled by its pull policy.
+pub fn ensure_image(
     engine: &mut Engine,
     p: &Project,
     svc: &str,
