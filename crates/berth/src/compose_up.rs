@@ -442,8 +442,18 @@ fn attached(
     let followers = crate::compose_ps::follow(root, runroot, &members, !a.no_color, false, None)?;
     let engine = open(root, runroot)?;
     let mut stopping = false;
+    let mut exited = std::collections::BTreeSet::new();
     loop {
         let done = followers.iter().all(std::thread::JoinHandle::is_finished);
+        // Compose's line for each container whose output ended (its
+        // follower is done), once, after its last lines.
+        for (m, f) in members.iter().zip(&followers) {
+            if f.is_finished() && exited.insert(m.record.id.clone()) {
+                if let Ok(r) = engine.find(&m.record.id) {
+                    println!("{} exited with code {}", r.name, r.exit_code);
+                }
+            }
+        }
         if done {
             break;
         }

@@ -630,3 +630,37 @@ fn up_wait_returns_once_healthy() {
     );
     compose_ok(&b, d.path(), &p, &["down", "-t", "0"]);
 }
+
+#[test]
+fn build_then_down_rmi_local() {
+    if !root_or_skip("build_then_down_rmi_local") {
+        return;
+    }
+    let b = Berth::with_busybox(BIN, &[]);
+    let p = unique("build");
+    let d = project_dir(&[(
+        "compose.yaml",
+        "services:\n  app:\n    build:\n      context: ./app\n      args: {GREETING: built-by-compose}\n",
+    )]);
+    std::fs::create_dir(d.path().join("app")).unwrap();
+    std::fs::write(
+        d.path().join("app/Dockerfile"),
+        "FROM busybox\nARG GREETING=none\nRUN echo \"$GREETING\" > /greeting\nCMD [\"cat\", \"/greeting\"]\n",
+    )
+    .unwrap();
+    let out = compose_ok(&b, d.path(), &p, &["up", "--no-color"]);
+    let name = format!("{p}-app-1");
+    assert!(
+        out.contains(&format!("{name}  | built-by-compose\n")),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("{name} exited with code 0\n")),
+        "{out}"
+    );
+    let image = format!("{p}-app");
+    assert_eq!(b.inspect(&name, "{{.Config.Image}}"), image);
+    compose_ok(&b, d.path(), &p, &["down", "--rmi", "local"]);
+    let o = b.run(&["image", "inspect", &image]);
+    assert_ne!(o.status.code(), Some(0), "down --rmi local kept {image}");
+}
