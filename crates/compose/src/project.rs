@@ -661,8 +661,15 @@ fn find_files(opts: &LoadOptions) -> Result<Vec<PathBuf>> {
             .find(|p| p.is_file())
         {
             let mut files = vec![found];
+            // The override of the name found: compose.yaml's is
+            // compose.override.yaml, docker-compose.yml's
+            // docker-compose.override.yml (either extension).
+            let docker = files[0]
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("docker-"));
             if let Some(o) = OVERRIDE_FILES
                 .iter()
+                .filter(|n| n.starts_with("docker-") == docker)
                 .map(|n| d.join(n))
                 .find(|p| p.is_file())
             {
@@ -752,4 +759,165 @@ fn project_name(
         return Err(Error::ProjectName(base));
     }
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir_with(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let d = tempfile::Builder::new()
+            .prefix("My_Proj.")
+            .tempdir()
+            .unwrap();
+        for (name, text) in files {
+            std::fs::write(d.path().join(name), text).unwrap();
+        }
+        d
+    }
+
+    fn opts(d: &Path) -> LoadOptions {
+        LoadOptions {
+            cwd: d.to_path_buf(),
+            ..LoadOptions::default()
+        }
+    }
+
+    #[test]
+    fn names_from_flag_file_environment_and_directory() {
+        let d = dir_with(&[("compose.yaml", "services:\n  a: {image: busybox}\n")]);
+        let p = Project::load(&opts(d.path())).unwrap();
+        // The directory's name, lowercased, `.` dropped.
+        assert!(p.name.starts_with("my_proj"), "{}", p.name);
+        assert!(valid_project_name(&p.name));
+        std::fs::write(
+            d.path().join("compose.yaml"),
+            "name: fromfile\nservices:\n  a: {image: busybox}\n",
+        )
+        .unwrap();
+        assert_eq!(Project::load(&opts(d.path())).unwrap().name, "fromfile");
+        let mut o = opts(d.path());
+        o.environ
+            .insert("COMPOSE_PROJECT_NAME".into(), "fromenv".into());
+        assert_eq!(Project::load(&o).unwrap().name, "fromenv");
+        o.project_name = Some("flag".into());
+        assert_eq!(Project::load(&o).unwrap().name, "flag");
+        o.project_name = Some("Flag".into());
+        assert!(matches!(Project::load(&o), Err(Error::ProjectName(_))));
+        assert_eq!(normalize_project_name("-My.App_1"), "myapp_1");
+    }
+
+    #[test]
+    fn default_names_override_files_and_compose_file() {
+        let d = dir_with(&[
+            (
+                "docker-compose.yml",
+                "services:\n  a: {image: busybox, environment: {X: '1'}}\n",
+            ),
+            (
+                "docker-compose.override.yml",
+                "services:\n  a: {environment: {Y: '2'}}\n",
+            ),
+            ("other.yaml", "services:\n  b: {image: busybox}\n"),
+        ]);
+        let p = Project::load(&opts(d.path())).unwrap();
+        assert_eq!(p.files.len(), 2);
+        assert_eq!(
+            p.model["services"]["a"]["environment"],
+            json!({"X": "1", "Y": "2"})
+        );
+        // compose.yaml wins over docker-compose.yml; a parent directory is searched.
+        std::fs::write(
+            d.path().join("compose.yaml"),
+            "services:\n  c: {image: busybox}\n",
+        )
+        .unwrap();
+        let sub = d.path().join("sub");
+        std::fs::create_dir(&sub).unwrap();
+        let p = Project::load(&opts(&sub)).unwrap();
+        assert_eq!(p.files[0], d.path().join("compose.yaml"));
+        assert_eq!(p.directory, d.path());
+        let mut o = opts(d.path());
+        o.environ.insert("COMPOSE_FILE".into(), "other.yaml".into());
+        let p = Project::load(&o).unwrap();
+        assert_eq!(p.services().map(|(n, _)| n).collect::<Vec<_>>(), ["b"]);
+        let e = Project::load(&opts(Path::new("/"))).unwrap_err();
+        assert!(matches!(e, Error::NoFile { .. }), "{e}");
+    }
+
+    #[test]
+    fn env_files_defaults_networks_volumes_and_paths() {
+        let d = dir_with(&[
+            ("compose.yaml", "services:\n  a:\n    image: busybox:${T}\n    env_file: [a.env]\n    environment: {B: over, C}\n    volumes: [./data:/d, v:/v]\n    build: ./ctx\n  b:\n    image: busybox\n    networks: [front]\nnetworks:\n  front: {}\n  outside: {external: true}\nvolumes:\n  v:\n"),
+            (".env", "T=1.36\n"),
+            ("a.env", "A=1\nB=from-file\n"),
+            ("alt.env", "T=alt\n"),
+        ]);
+        let mut o = opts(d.path());
+        o.environ.insert("C".into(), "from-caller".into());
+        let p = Project::load(&o).unwrap();
+        let a = &p.model["services"]["a"];
+        assert_eq!(a["image"], "busybox:1.36");
+        assert_eq!(
+            a["environment"],
+            json!({"A": "1", "B": "over", "C": "from-caller"})
+        );
+        assert_eq!(
+            a["volumes"][0]["source"],
+            d.path().join("data").display().to_string()
+        );
+        assert_eq!(
+            a["build"]["context"],
+            d.path().join("ctx").display().to_string()
+        );
+        assert_eq!(a["networks"], json!({"default": null}));
+        assert_eq!(
+            p.resource_name("networks", "default"),
+            format!("{}_default", p.name)
+        );
+        assert_eq!(p.resource_name("networks", "outside"), "outside");
+        assert_eq!(p.resource_name("volumes", "v"), format!("{}_v", p.name));
+        assert_eq!(p.start_order().unwrap().len(), 2);
+        o.env_files = vec![PathBuf::from("alt.env")];
+        assert_eq!(
+            Project::load(&o).unwrap().model["services"]["a"]["image"],
+            "busybox:alt"
+        );
+    }
+
+    #[test]
+    fn cycles_and_hashes() {
+        let d = dir_with(&[("compose.yaml", "services:\n  a: {image: busybox, depends_on: [b]}\n  b: {image: busybox, depends_on: [a]}\n")]);
+        let p = Project::load(&opts(d.path())).unwrap();
+        let e = p.start_order().unwrap_err().to_string();
+        assert!(e.contains("dependency cycle: a -> b -> a"), "{e}");
+        let d = dir_with(&[(
+            "compose.yaml",
+            "services:\n  a: {image: busybox, deploy: {replicas: 2}}\n",
+        )]);
+        let h1 = Project::load(&opts(d.path()))
+            .unwrap()
+            .config_hash("a")
+            .unwrap();
+        std::fs::write(
+            d.path().join("compose.yaml"),
+            "services:\n  a: {image: busybox, deploy: {replicas: 3}}\n",
+        )
+        .unwrap();
+        let p = Project::load(&opts(d.path())).unwrap();
+        assert_eq!(p.config_hash("a").unwrap(), h1, "scaling changes no hash");
+        assert_eq!(p.scale("a"), 3);
+        std::fs::write(
+            d.path().join("compose.yaml"),
+            "services:\n  a: {image: busybox, user: nobody}\n",
+        )
+        .unwrap();
+        assert_ne!(
+            Project::load(&opts(d.path()))
+                .unwrap()
+                .config_hash("a")
+                .unwrap(),
+            h1
+        );
+    }
 }
