@@ -203,3 +203,22 @@ fn config_matches_docker_compose_when_files_merge() {
     std::fs::write(d.path().join("docker-compose.override.yml"), OVERRIDE).unwrap();
     same_model(d.path(), "defaults", &[]);
 }
+
+#[test]
+fn config_matches_docker_compose_with_extends() {
+    if !tools_or_skip("config_matches_docker_compose_with_extends") {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(
+        d.path().join("common.yaml"),
+        "services:\n  base:\n    image: busybox\n    environment: {A: \"1\"}\n    labels: {l: base}\n    ports: [\"8080:80\"]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.path().join("compose.yaml"),
+        "services:\n  web:\n    extends:\n      file: common.yaml\n      service: base\n    environment: {B: \"2\"}\n    command: echo web\n  worker:\n    extends: web\n    command: echo worker\n    ports: [\"9090:90\"]\n",
+    )
+    .unwrap();
+    same_model(d.path(), "ext", &[]);
+}

@@ -24,6 +24,7 @@ pub mod canon;
 pub mod down;
 pub mod env;
 pub mod error;
+pub mod extends;
 pub mod interpolate;
 pub mod members;
 pub mod merge;

@@ -116,6 +116,7 @@ impl Project {
             crate::merge::files(&mut model, doc);
         }
         crate::yaml::strip_tags(&mut model);
+        crate::extends::apply(&mut model, &origin, &lookup, &mut unset)?;
         let mut warnings: Vec<String> = unset
             .iter()
             .map(|v| format!("the {v:?} variable is not set: defaulting to a blank string"))
@@ -598,6 +599,7 @@ const SUPPORTED_KEYS: &[&str] = &[
     "oom_score_adj",
     "group_add",
     "devices",
+    "extends",
     "security_opt",
     "logging",
 ];
