@@ -381,16 +381,23 @@ fn wait_dependencies(
             continue;
         }
         let mut announced = false;
-        let mut delay = 5;
+        let mut delay = 2;
+        // The dependency's containers once; then only their rows, each
+        // round (listing the whole store each time is what made this slow).
+        let mut members: Vec<Member> = members::list(engine, &p.name)?
+            .into_iter()
+            .filter(|m| m.service == dep && !m.oneoff)
+            .collect();
+        if members.is_empty() {
+            return Err(Error::Dependency(format!(
+                "service {svc:?} depends on {dep:?}, which has no container"
+            )));
+        }
         loop {
-            let members: Vec<Member> = members::list(engine, &p.name)?
-                .into_iter()
-                .filter(|m| m.service == dep && !m.oneoff)
-                .collect();
-            if members.is_empty() {
-                return Err(Error::Dependency(format!(
-                    "service {svc:?} depends on {dep:?}, which has no container"
-                )));
+            for m in &mut members {
+                m.record = engine
+                    .find(&m.record.id)
+                    .map_err(Error::engine(format!("inspect {}", m.record.name)))?;
             }
             let verdict = members
                 .iter()
@@ -435,7 +442,7 @@ fn wait_dependencies(
                 )));
             }
             std::thread::sleep(Duration::from_millis(delay));
-            delay = (delay * 2).min(100);
+            delay = (delay * 2).min(20);
         }
     }
     Ok(())

@@ -90,6 +90,6 @@ pub fn running_or_healthy(
             )));
         }
         std::thread::sleep(Duration::from_millis(delay));
-        delay = (delay * 2).min(100);
+        delay = (delay * 2).min(20);
     }
 }
