@@ -118,6 +118,13 @@ pub enum ComposeCommand {
         quiet: bool,
         services: Vec<String>,
     },
+    /// Receive real time events from containers
+    Events {
+        /// Output events as a stream of JSON objects
+        #[arg(long)]
+        json: bool,
+        services: Vec<String>,
+    },
     /// Display the running processes
     Top { services: Vec<String> },
     /// Print the public port for a port binding
@@ -187,6 +194,9 @@ pub fn run(root: &Path, runroot: &Path, a: &ComposeArgs) -> Result<i32> {
             private_port,
         } => crate::compose_ps::port(root, runroot, &p, service, *index, *private_port, protocol),
         ComposeCommand::Images { quiet } => crate::compose_ps::images(root, runroot, &p, *quiet),
+        ComposeCommand::Events { json, services } => {
+            crate::compose_ps::events(root, runroot, &p, *json, services)
+        }
         ComposeCommand::Exec(args) => crate::compose_run::exec(root, runroot, &p, args),
         ComposeCommand::Run(args) => crate::compose_run::run(root, runroot, &p, args),
         other => crate::compose_up::run(root, runroot, &p, other),

@@ -399,3 +399,76 @@ pub fn ls(root: &Path, runroot: &Path, all: bool, quiet: bool) -> Result<i32> {
     }
     Ok(0)
 }
+
+/// `events`: the container events of the project's containers (those of
+/// `services` when named), as they happen, until interrupted.
+pub fn events(
+    root: &Path,
+    runroot: &Path,
+    p: &Project,
+    json: bool,
+    services: &[String],
+) -> Result<i32> {
+    let engine = open(root, runroot)?;
+    let wanted = chosen(p, services)?;
+    let mut opts = berth_engine::events::EventOptions::default();
+    opts.filters.push(("type".into(), "container".into()));
+    // Whose container each id is (None: not the project's), asked once
+    // per id: containers made after the stream began are found too.
+    let mut known: std::collections::HashMap<String, Option<String>> = Default::default();
+    let mut out = std::io::stdout().lock();
+    for e in engine.events(&opts)? {
+        let e = e?;
+        let service = known
+            .entry(e.actor.clone())
+            .or_insert_with(|| {
+                engine.find(&e.actor).ok().and_then(|r| {
+                    let l = &r.config.labels;
+                    (l.get(labels::PROJECT) == Some(&p.name))
+                        .then(|| l.get(labels::SERVICE).cloned())
+                        .flatten()
+                })
+            })
+            .clone();
+        let Some(service) = service.filter(|s| wanted.contains(s)) else {
+            continue;
+        };
+        let time = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(e.time_nano))
+            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+        let written = if json {
+            let v = serde_json::json!({
+                "time": time.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+                "type": "container", "action": e.action, "id": e.actor, "service": service,
+                "attributes": e.attributes,
+            });
+            writeln!(out, "{v}")
+        } else {
+            let attrs: Vec<String> = e
+                .attributes
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            let stamp = format!(
+                "{:04}-{:02}-{:02} {:02}:{:02}:{:02}.{:06}",
+                time.year(),
+                u8::from(time.month()),
+                time.day(),
+                time.hour(),
+                time.minute(),
+                time.second(),
+                time.microsecond()
+            );
+            writeln!(
+                out,
+                "{stamp} container {} {} ({})",
+                e.action,
+                e.actor,
+                attrs.join(", ")
+            )
+        };
+        if written.and_then(|()| out.flush()).is_err() {
+            break; // our reader went away
+        }
+    }
+    Ok(0)
+}

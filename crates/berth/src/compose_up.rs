@@ -276,6 +276,10 @@ pub fn run(root: &Path, runroot: &Path, p: &Project, c: &ComposeCommand) -> Resu
             Ok(0)
         }
         ComposeCommand::Start { services } => each(&engine, p, services, "Started", |e, m| {
+            // Running ones are left as they are, as Compose does.
+            if m.record.status.is_active() {
+                return Ok(());
+            }
             berth_compose::up::start(e, &m.record).map_err(Into::into)
         }),
         ComposeCommand::Stop { timeout, services } => {

@@ -664,3 +664,112 @@ fn build_then_down_rmi_local() {
     let o = b.run(&["image", "inspect", &image]);
     assert_ne!(o.status.code(), Some(0), "down --rmi local kept {image}");
 }
+
+#[test]
+fn lifecycle_commands_ports_and_events() {
+    if !root_or_skip("lifecycle_commands_ports_and_events") {
+        return;
+    }
+    let b = Berth::with_busybox(BIN, &[]);
+    let p = unique("life");
+    let port = berth_testkit::registry::free_port();
+    let file = format!(
+        "services:\n  web:\n    image: busybox\n    command: sh -c \"trap 'exit 0' TERM; echo ok > /www/index.html; httpd -f -p 80 -h /www & wait\"\n    tmpfs: [/www]\n    ports: [\"127.0.0.1:{port}:80\"]\n  other:\n    image: busybox\n    command: sh -c \"{IDLE}\"\n"
+    );
+    let d = project_dir(&[("compose.yaml", &file)]);
+    // The project's events, from before it exists.
+    let events = d.path().join("events");
+    let mut c = b.cmd();
+    c.current_dir(d.path())
+        .args(["compose", "-p", &p, "events", "--json", "web"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(&events).unwrap())
+        .stderr(std::process::Stdio::null());
+    let _watcher = KillOnDrop(c.spawn().unwrap());
+    compose_ok(&b, d.path(), &p, &["up", "-d"]);
+    assert_eq!(
+        compose_ok(&b, d.path(), &p, &["port", "web", "80"]).trim(),
+        format!("127.0.0.1:{port}")
+    );
+    // The published port answers from the host.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let body = loop {
+        use std::io::{Read, Write};
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            let _ = s.write_all(b"GET / HTTP/1.0\r\n\r\n");
+            let mut r = String::new();
+            let _ = s.read_to_string(&mut r);
+            if r.contains("200") {
+                break r;
+            }
+        }
+        assert!(Instant::now() < deadline, "nothing answered on {port}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(body.ends_with("ok\n"), "{body}");
+    let state = |b: &Berth, s: &str| b.inspect(&format!("{p}-{s}-1"), "{{.State.Status}}");
+    compose_ok(&b, d.path(), &p, &["stop", "other"]);
+    assert_eq!(
+        (state(&b, "web"), state(&b, "other")),
+        ("running".into(), "exited".into())
+    );
+    let ps = compose_ok(&b, d.path(), &p, &["ps", "--services"]);
+    assert_eq!(ps, "web\n", "ps without -a shows running services only");
+    compose_ok(&b, d.path(), &p, &["start"]);
+    assert_eq!(state(&b, "other"), "running");
+    let started = b.inspect(&format!("{p}-web-1"), "{{.State.StartedAt}}");
+    compose_ok(&b, d.path(), &p, &["restart", "web"]);
+    assert_ne!(
+        b.inspect(&format!("{p}-web-1"), "{{.State.StartedAt}}"),
+        started,
+        "restart did not restart"
+    );
+    compose_ok(&b, d.path(), &p, &["pause", "other"]);
+    assert_eq!(state(&b, "other"), "paused");
+    compose_ok(&b, d.path(), &p, &["unpause", "other"]);
+    compose_ok(&b, d.path(), &p, &["kill", "other"]);
+    // A signal sent; its end is recorded by the container's monitor.
+    b.wait_for(&format!("{p}-other-1"), "{{.State.Status}}", "exited");
+    compose_ok(&b, d.path(), &p, &["rm", "-f", "other"]);
+    assert!(
+        b.run(&["inspect", &format!("{p}-other-1")]).status.code() != Some(0),
+        "rm left other"
+    );
+    let ls = compose_ok(&b, d.path(), &p, &["ls"]);
+    assert!(
+        ls.lines()
+            .any(|l| l.starts_with(&p) && l.contains("running(1)")),
+        "{ls}"
+    );
+    compose_ok(&b, d.path(), &p, &["down", "-t", "1"]);
+    // web's start, restart and stop were seen, and nothing of other's.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = std::fs::read_to_string(&events).unwrap_or_default();
+        let actions: Vec<String> = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .inspect(|v| assert_eq!(v["service"], "web", "{v}"))
+            .map(|v| v["action"].as_str().unwrap_or("").to_string())
+            .collect();
+        if ["create", "start", "restart", "destroy"]
+            .iter()
+            .all(|a| actions.iter().any(|x| x == a))
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "events seen: {actions:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A child ended with the test, even a failed one (an `events` left
+/// running would outlive it).
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
