@@ -189,7 +189,7 @@ fn up_options(a: &UpArgs, no_start: bool) -> Result<UpOptions> {
             bail!("invalid --pull {p:?}: always, missing or never");
         }
     }
-    let mut o = UpOptions {
+    let o = UpOptions {
         services: a.services.clone(),
         no_deps: a.no_deps,
         force_recreate: a.force_recreate,
@@ -206,7 +206,6 @@ fn up_options(a: &UpArgs, no_start: bool) -> Result<UpOptions> {
     if a.build && a.no_build {
         bail!("--build and --no-build are incompatible");
     }
-    o.pull = o.pull.filter(|p| p != "missing" || a.pull.is_some());
     Ok(o)
 }
 

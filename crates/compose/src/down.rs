@@ -31,7 +31,7 @@ pub fn down(
     let all = members::list(engine, &p.name)?;
     let (mine, orphans): (Vec<Member>, Vec<Member>) = all
         .into_iter()
-        .partition(|m| m.oneoff || p.service(&m.service).is_ok());
+        .partition(|m| m.oneoff || p.knows(&m.service));
     let mut gone = mine;
     if opts.remove_orphans {
         gone.extend(orphans);
@@ -44,14 +44,7 @@ pub fn down(
         });
     }
     stop_together(engine, &gone, opts.timeout)?;
-    for m in &gone {
-        remove_member(engine, m, opts.timeout, opts.volumes)?;
-        report(Step {
-            kind: "Container",
-            name: m.record.name.clone(),
-            state: "Removed".into(),
-        });
-    }
+    remove_together(engine, &gone, opts.volumes, report)?;
     for key in p.network_names() {
         if p.external("networks", &key) {
             continue;
@@ -89,6 +82,57 @@ pub fn down(
         }
     }
     Ok(())
+}
+
+/// Removes the (stopped) containers at once, one thread and one
+/// connection to the store each: a removal is mostly unmounting and
+/// unlinking, which overlap well. Nothing here forks.
+fn remove_together(
+    engine: &Engine,
+    members: &[Member],
+    anonymous: bool,
+    report: &mut dyn FnMut(Step),
+) -> Result<()> {
+    let (root, runroot) = (engine.root().to_path_buf(), engine.runroot().to_path_buf());
+    let results: Vec<(String, Result<()>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = members
+            .iter()
+            .map(|m| {
+                let (root, runroot) = (&root, &runroot);
+                scope.spawn(move || {
+                    let done = berth_engine::Engine::open(root, runroot)
+                        .map_err(Error::engine(format!("remove {}", m.record.name)))
+                        .and_then(|e| remove_member(&e, m, Some(0), anonymous));
+                    (m.record.name.clone(), done)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    (
+                        String::new(),
+                        Err(Error::Option("a removal thread panicked".into())),
+                    )
+                })
+            })
+            .collect()
+    });
+    let mut first_error = None;
+    for (name, r) in results {
+        match r {
+            Ok(()) => report(Step {
+                kind: "Container",
+                name,
+                state: "Removed".into(),
+            }),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    first_error.map_or(Ok(()), Err)
 }
 
 /// Sends every running container its stop signal at once, then waits for

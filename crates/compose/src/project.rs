@@ -66,6 +66,9 @@ pub struct Project {
     pub warnings: Vec<String>,
     /// The variables interpolation used (`.env` under the caller's).
     pub environment: BTreeMap<String, String>,
+    /// Services whose profiles are not active: theirs are not orphans,
+    /// and `down` removes them with the rest.
+    pub disabled: Vec<String>,
 }
 
 impl Project {
@@ -133,6 +136,7 @@ impl Project {
             model,
             warnings: Vec::new(),
             environment,
+            disabled: Vec::new(),
         };
         let profiles: Vec<String> = if opts.profiles.is_empty() {
             p.environment
@@ -158,6 +162,12 @@ impl Project {
             .as_object()
             .into_iter()
             .flat_map(|m| m.iter().map(|(k, v)| (k.as_str(), v)))
+    }
+
+    /// Whether `name` is a service of the files, active or not (a
+    /// container of another service is an orphan).
+    pub fn knows(&self, name: &str) -> bool {
+        self.service(name).is_ok() || self.disabled.iter().any(|d| d == name)
     }
 
     /// The service `name`.
@@ -329,16 +339,16 @@ impl Project {
             .map(std::mem::take)
             .unwrap_or_default();
         // Profiles: a service with profiles runs only when one is active.
-        let active: Map<String, Value> = services
+        let (active, disabled): (Map<String, Value>, Map<String, Value>) = services
             .into_iter()
-            .filter(|(_, s)| match s["profiles"].as_array() {
+            .partition(|(_, s)| match s["profiles"].as_array() {
                 None => true,
                 Some(ps) => ps.iter().any(|p| {
                     p.as_str()
                         .is_some_and(|p| p == "*" || profiles.iter().any(|a| a == p))
                 }),
-            })
-            .collect();
+            });
+        let disabled: Vec<String> = disabled.keys().cloned().collect();
         let names: BTreeSet<String> = active.keys().cloned().collect();
         let declared = |kind: &str| -> BTreeSet<String> {
             model
@@ -543,6 +553,7 @@ impl Project {
                 }
             }
         }
+        self.disabled = disabled;
         Ok(())
     }
 }

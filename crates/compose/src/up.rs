@@ -98,13 +98,41 @@ pub fn up(
     volumes(engine, p, &order, report)?;
     let existing = members::list(engine, &p.name)?;
     orphans(engine, p, &existing, opts.remove_orphans, report)?;
-    let deadline = Instant::now() + opts.wait_timeout.unwrap_or(DEPENDENCY_TIMEOUT);
     for svc in &order {
         ensure_image(engine, p, svc, opts, images, report)?;
-        if !opts.no_start {
-            wait_dependencies(engine, p, svc, deadline, report)?;
+    }
+    let deadline = Instant::now() + opts.wait_timeout.unwrap_or(DEPENDENCY_TIMEOUT);
+    // Each round starts every service whose dependencies hold, so that
+    // services nobody waits on start while others wait on a healthcheck
+    // (Compose starts them concurrently; the order of starts is the
+    // same as one by one).
+    let mut pending: Vec<String> = order;
+    let mut waiting: BTreeSet<String> = BTreeSet::new();
+    let mut known: BTreeMap<String, Vec<Member>> = BTreeMap::new();
+    let mut delay = 2;
+    while !pending.is_empty() {
+        let mut started = false;
+        for svc in pending.clone() {
+            let ready = opts.no_start
+                || dependencies_hold(engine, p, &svc, &pending, &mut waiting, &mut known, report)?;
+            if ready {
+                converge(engine, p, &svc, opts, &existing, report)?;
+                pending.retain(|s| *s != svc);
+                started = true;
+            }
         }
-        converge(engine, p, svc, opts, &existing, report)?;
+        if started {
+            delay = 2;
+            continue;
+        }
+        if Instant::now() > deadline {
+            return Err(Error::Dependency(format!(
+                "gave up waiting for the dependencies of {}",
+                pending.join(", ")
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(delay));
+        delay = (delay * 2).min(20);
     }
     members::list(engine, &p.name)
 }
@@ -270,7 +298,7 @@ fn orphans(
 ) -> Result<()> {
     let found: Vec<&Member> = existing
         .iter()
-        .filter(|m| !m.oneoff && p.service(&m.service).is_err())
+        .filter(|m| !m.oneoff && !p.knows(&m.service))
         .collect();
     if found.is_empty() {
         return Ok(());
@@ -357,14 +385,19 @@ pub fn ensure_image(
     Ok(())
 }
 
-/// Waits until each `depends_on` of `svc` holds.
-fn wait_dependencies(
+/// Whether every `depends_on` of `svc` holds now: the dependency was
+/// started this round or before (it is not `pending`), and its containers
+/// meet the condition. A condition that never will is an error; the
+/// containers waited on are reported once (`waiting`).
+fn dependencies_hold(
     engine: &Engine,
     p: &Project,
     svc: &str,
-    deadline: Instant,
+    pending: &[String],
+    waiting: &mut BTreeSet<String>,
+    known: &mut BTreeMap<String, Vec<Member>>,
     report: &mut dyn FnMut(Step),
-) -> Result<()> {
+) -> Result<bool> {
     let deps = p.service(svc)?["depends_on"]
         .as_object()
         .cloned()
@@ -373,79 +406,70 @@ fn wait_dependencies(
         if p.service(&dep).is_err() {
             continue; // not required and not active
         }
-        let condition = spec["condition"]
-            .as_str()
-            .unwrap_or("service_started")
-            .to_string();
+        if pending.contains(&dep) {
+            return Ok(false);
+        }
+        let condition = spec["condition"].as_str().unwrap_or("service_started");
         if condition == "service_started" {
             continue;
         }
-        let mut announced = false;
-        let mut delay = 2;
-        // The dependency's containers once; then only their rows, each
-        // round (listing the whole store each time is what made this slow).
-        let mut members: Vec<Member> = members::list(engine, &p.name)?
-            .into_iter()
-            .filter(|m| m.service == dep && !m.oneoff)
-            .collect();
+        // The dependency's containers are listed once (it is started and
+        // will not change), then only their rows are read each round.
+        if !known.contains_key(&dep) {
+            let ms: Vec<Member> = members::list(engine, &p.name)?
+                .into_iter()
+                .filter(|m| m.service == dep && !m.oneoff)
+                .collect();
+            known.insert(dep.clone(), ms);
+        }
+        let members = &known[&dep];
         if members.is_empty() {
             return Err(Error::Dependency(format!(
                 "service {svc:?} depends on {dep:?}, which has no container"
             )));
         }
-        loop {
-            for m in &mut members {
-                m.record = engine
-                    .find(&m.record.id)
-                    .map_err(Error::engine(format!("inspect {}", m.record.name)))?;
-            }
-            let verdict = members
-                .iter()
-                .map(|m| condition_state(&m.record, &condition))
-                .collect::<Vec<_>>();
-            if let Some(Err(e)) = verdict.iter().find(|v| v.is_err()) {
-                return Err(Error::Dependency(format!(
-                    "dependency failed to start: {e}"
-                )));
-            }
-            if verdict.iter().all(|v| matches!(v, Ok(true))) {
-                if announced {
-                    let state = if condition == "service_healthy" {
-                        "Healthy"
-                    } else {
-                        "Exited"
-                    };
-                    for m in &members {
+        let mut all = true;
+        for m in members {
+            let r = engine
+                .find(&m.record.id)
+                .map_err(Error::engine(format!("inspect {}", m.record.name)))?;
+            match condition_state(&r, condition) {
+                Err(e) => {
+                    return Err(Error::Dependency(format!(
+                        "dependency failed to start: {e}"
+                    )))
+                }
+                Ok(true) => {
+                    if waiting.remove(&r.name) {
+                        let state = if condition == "service_healthy" {
+                            "Healthy"
+                        } else {
+                            "Exited"
+                        };
                         report(Step {
                             kind: "Container",
-                            name: m.record.name.clone(),
+                            name: r.name.clone(),
                             state: state.into(),
                         });
                     }
                 }
-                break;
-            }
-            if !announced {
-                for m in &members {
-                    report(Step {
-                        kind: "Container",
-                        name: m.record.name.clone(),
-                        state: "Waiting".into(),
-                    });
+                Ok(false) => {
+                    all = false;
+                    if waiting.insert(r.name.clone()) {
+                        report(Step {
+                            kind: "Container",
+                            name: r.name.clone(),
+                            state: "Waiting".into(),
+                        });
+                    }
                 }
-                announced = true;
             }
-            if Instant::now() > deadline {
-                return Err(Error::Dependency(format!(
-                    "service {svc:?}: gave up waiting for {dep:?} to be {}",
-                    condition.trim_start_matches("service_").replace('_', " ")
-                )));
-            }
-            std::thread::sleep(Duration::from_millis(delay));
-            delay = (delay * 2).min(20);
+        }
+        if !all {
+            return Ok(false);
         }
     }
-    Ok(())
+    Ok(true)
 }
 
 /// Whether `r` meets `condition` (Ok(false): not yet; Err: never will).
