@@ -157,6 +157,16 @@ pub enum ComposeCommand {
     },
 }
 
+impl ComposeArgs {
+    /// Whether the command reads the files only (no store needed).
+    pub fn reads_files_only(&self) -> bool {
+        matches!(
+            self.command,
+            ComposeCommand::Config { .. } | ComposeCommand::Version { .. }
+        )
+    }
+}
+
 /// Runs a compose command; the exit code.
 pub fn run(root: &Path, runroot: &Path, a: &ComposeArgs) -> Result<i32> {
     match &a.command {

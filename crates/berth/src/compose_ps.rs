@@ -28,7 +28,7 @@ pub struct PsArgs {
     /// Only the service names
     #[arg(long)]
     pub services: bool,
-    /// table (default) or json
+    /// table (default), json, or a Go template ({{.Name}} {{.Service}} {{.State}} {{.Status}} {{.Ports}} ...)
     #[arg(long)]
     pub format: Option<String>,
     pub names: Vec<String>,
@@ -155,7 +155,14 @@ pub fn ps(root: &Path, runroot: &Path, p: &Project, a: &PsArgs) -> Result<i32> {
                 writeln!(out, "{}", line(r))?;
             }
         }
-        Some(other) => bail!("unsupported --format {other:?}: table or json"),
+        // A Go template over Compose's fields ({{.Name}}, {{.Service}},
+        // {{.State}}, {{.Status}}, {{.Ports}}...), one line per container.
+        Some(template) => {
+            for r in &rows {
+                let v = berth_template::Value::from_json(r);
+                writeln!(out, "{}", crate::format::render_named(template, "ps", &v)?)?;
+            }
+        }
     }
     Ok(0)
 }

@@ -195,6 +195,13 @@ enum Command {
     Man { dir: PathBuf },
 }
 
+impl Command {
+    /// `compose config` and `compose version` read files only.
+    fn compose_without_store(&self) -> bool {
+        matches!(self, Command::Compose(c) if c.reads_files_only())
+    }
+}
+
 /// `berth container <command>`: the container commands, plus `ls`.
 #[derive(Debug, Subcommand)]
 enum ContainerGroup {
@@ -350,7 +357,7 @@ fn main() -> ExitCode {
             | Command::Version { .. }
             | Command::Completion { .. }
             | Command::Man { .. }
-    );
+    ) && !cli.command.compose_without_store();
     if uses_store {
         if let Err(code) = secure_store(&cli) {
             return code;

@@ -724,6 +724,13 @@ fn lifecycle_commands_ports_and_events() {
     );
     let ps = compose_ok(&b, d.path(), &p, &["ps", "--services"]);
     assert_eq!(ps, "web\n", "ps without -a shows running services only");
+    let ps = compose_ok(
+        &b,
+        d.path(),
+        &p,
+        &["ps", "-a", "--format", "{{.Service}} {{.State}}"],
+    );
+    assert_eq!(ps, "other exited\nweb running\n");
     compose_ok(&b, d.path(), &p, &["start"]);
     assert_eq!(state(&b, "other"), "running");
     let started = b.inspect(&format!("{p}-web-1"), "{{.State.StartedAt}}");
