@@ -789,3 +789,82 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+#[test]
+fn declared_networks_fixed_addresses_external_and_orphans() {
+    if !root_or_skip("declared_networks_fixed_addresses_external_and_orphans") {
+        return;
+    }
+    let b = Berth::with_busybox(BIN, &[]);
+    let p = unique("nets");
+    let n = std::process::id();
+    let subnet = format!("10.{}.{}.0/24", 200 + n % 50, (n / 50) % 250);
+    let fixed = subnet.replace(".0/24", ".77");
+    let ext = format!("{p}-ext");
+    b.ok(&["network", "create", &ext]);
+    let file = format!(
+        "services:\n  a:\n    image: busybox\n    command: sh -c \"{IDLE}\"\n    networks:\n      front: {{ipv4_address: {fixed}}}\n      outside: {{}}\n  b:\n    image: busybox\n    command: sh -c \"{IDLE}\"\nnetworks:\n  front:\n    internal: true\n    ipam:\n      config: [{{subnet: {subnet}}}]\n  outside:\n    external: true\n    name: {ext}\n"
+    );
+    let d = project_dir(&[("compose.yaml", &file)]);
+    compose_ok(&b, d.path(), &p, &["up", "-d"]);
+    let a = format!("{p}-a-1");
+    assert_eq!(
+        b.inspect(
+            &a,
+            &format!("{{{{(index .NetworkSettings.Networks \"{p}_front\").IPAddress}}}}")
+        ),
+        fixed
+    );
+    let nets = b.inspect(
+        &a,
+        "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}",
+    );
+    assert_eq!(nets, format!("{ext} {p}_front"));
+    let front = |f: &str| {
+        b.ok(&["network", "inspect", "-f", f, &format!("{p}_front")])
+            .trim()
+            .to_string()
+    };
+    assert_eq!(front("{{.Internal}}"), "true");
+    assert_eq!(
+        front(r#"{{index .Labels "com.docker.compose.network"}}"#),
+        "front"
+    );
+    // b leaves the file: its container is an orphan, said and kept, then
+    // removed with --remove-orphans.
+    let without_b = file.replace(
+        &format!("  b:\n    image: busybox\n    command: sh -c \"{IDLE}\"\n"),
+        "",
+    );
+    std::fs::write(d.path().join("compose.yaml"), without_b).unwrap();
+    let o = compose(&b, d.path(), &p, &["up", "-d"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!("orphan containers ([{p}-b-1])")),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        b.inspect(&format!("{p}-b-1"), "{{.State.Status}}"),
+        "running"
+    );
+    compose_ok(&b, d.path(), &p, &["up", "-d", "--remove-orphans"]);
+    assert!(
+        b.run(&["inspect", &format!("{p}-b-1")]).status.code() != Some(0),
+        "the orphan is still there"
+    );
+    compose_ok(&b, d.path(), &p, &["down", "-t", "1"]);
+    // The external network is the user's: down leaves it.
+    assert_eq!(
+        b.ok(&["network", "inspect", "-f", "{{.Name}}", &ext])
+            .trim(),
+        ext
+    );
+    assert!(
+        b.run(&["network", "inspect", &format!("{p}_front")])
+            .status
+            .code()
+            != Some(0),
+        "down left front"
+    );
+}
