@@ -868,3 +868,29 @@ fn declared_networks_fixed_addresses_external_and_orphans() {
         "down left front"
     );
 }
+
+#[test]
+fn up_pulls_a_missing_image_and_pull_policy_never_refuses() {
+    if !root_or_skip("up_pulls_a_missing_image_and_pull_policy_never_refuses") {
+        return;
+    }
+    let reg = berth_testkit::registry::Registry::start("", "");
+    let image = format!("{}/compose/bb:1", reg.addr());
+    // Pushed from one store, pulled by compose into another.
+    let pusher = Berth::with_busybox(BIN, &[]);
+    pusher.ok(&["tag", "busybox", &image]);
+    pusher.ok(&["push", &image]);
+    let b = Berth::empty(BIN);
+    let p = unique("pull");
+    let file = |policy: &str| {
+        format!("services:\n  a:\n    image: {image}\n    pull_policy: {policy}\n    command: sh -c \"echo pulled-and-ran; {IDLE}\"\n")
+    };
+    let d = project_dir(&[("compose.yaml", &file("never"))]);
+    let o = compose(&b, d.path(), &p, &["up", "-d"]);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(stderr(&o).contains("not found locally"), "{}", stderr(&o));
+    std::fs::write(d.path().join("compose.yaml"), file("missing")).unwrap();
+    compose_ok(&b, d.path(), &p, &["up", "-d"]);
+    logs_until(&b, d.path(), &p, "a", "pulled-and-ran");
+    compose_ok(&b, d.path(), &p, &["down", "-t", "1"]);
+}
