@@ -3,11 +3,12 @@
 //! binary).
 //!
 //! ```text
-//! files ─ yaml.rs ─ interpolate.rs (.env: env.rs) ─ schema.rs ─ canon.rs ─ merge.rs
-//!                                                                     │
-//!                                     project.rs (names, profiles, references) ◄┘
-//!                                         │
-//!                      engine.rs (up, down, ps, logs... over berth_engine)
+//! locate.rs   the files, .env / --env-file, the project's name
+//! yaml.rs     each file as JSON ─ interpolate.rs ─ schema.rs ─ canon.rs (long forms)
+//! merge.rs    the files as one model ─ extends.rs
+//! resolve.rs  profiles, env_file, paths, references      = project.rs: Project
+//! up.rs, resources.rs, down.rs, wait.rs, oneoff.rs     over berth_engine's calls
+//!             (service.rs: a service as a ContainerConfig)
 //! ```
 //!
 //! Docker Compose's conventions hold, so tools and people find things:
@@ -26,13 +27,17 @@ pub mod env;
 pub mod error;
 pub mod extends;
 pub mod interpolate;
+pub mod locate;
 pub mod members;
 pub mod merge;
 pub mod oneoff;
 pub mod project;
+mod resolve;
+pub mod resources;
 pub mod schema;
 pub mod service;
 pub mod shell;
+pub mod units;
 pub mod up;
 pub mod wait;
 pub mod yaml;
