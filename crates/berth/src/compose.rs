@@ -118,6 +118,16 @@ pub enum ComposeCommand {
         quiet: bool,
         services: Vec<String>,
     },
+    /// Push service images
+    Push {
+        /// Push what can be pushed, ignoring failures
+        #[arg(long)]
+        ignore_push_failures: bool,
+        /// Print nothing but errors
+        #[arg(short, long)]
+        quiet: bool,
+        services: Vec<String>,
+    },
     /// Receive real time events from containers
     Events {
         /// Output events as a stream of JSON objects

@@ -385,6 +385,39 @@ pub fn run(root: &Path, runroot: &Path, p: &Project, c: &ComposeCommand) -> Resu
             }
             Ok(0)
         }
+        ComposeCommand::Push {
+            services,
+            quiet,
+            ignore_push_failures,
+        } => {
+            // Services with an image name (a built image is pushed under it).
+            for svc in chosen(p, services)? {
+                let Some(image) = p.service(&svc)?["image"].as_str() else {
+                    continue;
+                };
+                #[derive(Parser)]
+                struct Words {
+                    #[command(flatten)]
+                    args: crate::transfer::PushArgs,
+                }
+                let mut words = vec!["push"];
+                if *quiet {
+                    words.push("-q");
+                }
+                words.push(image);
+                let parsed = Words::try_parse_from(&words).map_err(|e| {
+                    anyhow::anyhow!("{}", e.to_string().lines().next().unwrap_or(""))
+                })?;
+                match crate::transfer::push(engine.images(), &parsed.args) {
+                    Ok(()) => {}
+                    Err(e) if *ignore_push_failures => {
+                        eprintln!("berth compose: warning: push {image}: {e:#}")
+                    }
+                    Err(e) => return Err(e.context(format!("service {svc:?}: push {image}"))),
+                }
+            }
+            Ok(0)
+        }
         other => bail!("berth compose: {other:?} is not handled here"),
     }
 }

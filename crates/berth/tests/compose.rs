@@ -876,16 +876,17 @@ fn up_pulls_a_missing_image_and_pull_policy_never_refuses() {
     }
     let reg = berth_testkit::registry::Registry::start("", "");
     let image = format!("{}/compose/bb:1", reg.addr());
-    // Pushed from one store, pulled by compose into another.
+    // Pushed by compose push from one store, pulled by compose up into
+    // another.
     let pusher = Berth::with_busybox(BIN, &[]);
     pusher.ok(&["tag", "busybox", &image]);
-    pusher.ok(&["push", &image]);
     let b = Berth::empty(BIN);
     let p = unique("pull");
     let file = |policy: &str| {
         format!("services:\n  a:\n    image: {image}\n    pull_policy: {policy}\n    command: sh -c \"echo pulled-and-ran; {IDLE}\"\n")
     };
     let d = project_dir(&[("compose.yaml", &file("never"))]);
+    compose_ok(&pusher, d.path(), &p, &["push", "-q"]);
     let o = compose(&b, d.path(), &p, &["up", "-d"]);
     assert_ne!(o.status.code(), Some(0));
     assert!(stderr(&o).contains("not found locally"), "{}", stderr(&o));
