@@ -10,6 +10,7 @@
 
 mod building;
 mod compose;
+mod compose_images;
 mod compose_ps;
 mod compose_run;
 mod compose_up;
