@@ -23,6 +23,7 @@ packages=(
   nftables                  # NAT and published ports (berth drives `nft -j`)
   iptables                  # netavark (buildah's and podman's RUN/run networking) calls it
   zsh fish man-db           # berth completion zsh|fish and man pages: crates/berth/tests/cli.rs loads and renders them
+  docker-compose podman-compose # compose: crates/berth/tests/compose.rs compares config with docker-compose 1.29; bench/compose.sh runs both
   debootstrap               # the cached Debian base of the image round-trip tests (scripts/debian-base.sh)
   curl docker-compose python3-yaml # the quote-app: run-plain.sh and demo.sh fetch with curl; crates/berth/tests/quote_app.rs checks compose.yaml with docker-compose 1.29 and kube.yaml with python3-yaml
   jq                        # compat (tests/compat/fidelity.txt): inspect's keys compared in order (keys_unsorted)

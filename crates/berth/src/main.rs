@@ -11,6 +11,11 @@
 mod archives;
 mod broken_pipe;
 mod building;
+mod compose;
+mod compose_images;
+mod compose_ps;
+mod compose_run;
+mod compose_up;
 mod containers;
 mod cp;
 mod diagnostics;
@@ -200,6 +205,8 @@ enum Command {
     /// Play and generate Kubernetes YAML
     #[command(subcommand)]
     Kube(kube::KubeCommand),
+    /// Define and run applications of several containers (Docker Compose)
+    Compose(compose::ComposeArgs),
     /// Manage berth's storage
     #[command(subcommand)]
     System(SystemCommand),
@@ -208,6 +215,13 @@ enum Command {
     /// Write berth's man pages (one per command) into a directory
     #[command(name = "__man", hide = true)]
     Man { dir: PathBuf },
+}
+
+impl Command {
+    /// `compose config` and `compose version` read files only.
+    fn compose_without_store(&self) -> bool {
+        matches!(self, Command::Compose(c) if c.reads_files_only())
+    }
 }
 
 /// `berth container <command>`: the container commands, plus `ls`.
@@ -290,7 +304,7 @@ fn main() -> ExitCode {
             | Command::Version { .. }
             | Command::Completion { .. }
             | Command::Man { .. }
-    );
+    ) && !cli.command.compose_without_store();
     if uses_store {
         if let Err(code) = store::secure_store(&cli) {
             return code;
@@ -356,6 +370,7 @@ fn main() -> ExitCode {
                 Err(e) => failed(&cli.root, &e, 125),
             };
         }
+        Command::Compose(c) => return finish(&cli.root, compose::run(&cli.root, &cli.runroot, c)),
         Command::Network(n) => {
             let r = networks::run(&cli.root, &cli.runroot, n).map_err(|e| {
                 // docker's client checks names for rm and inspect itself;
@@ -420,6 +435,7 @@ fn run(cli: Cli) -> Result<()> {
         | Command::Network(_)
         | Command::Pod(_)
         | Command::Kube(_)
+        | Command::Compose(_)
         | Command::Build(_)
         | Command::Image(ImageCommand::Build(_)) => {
             unreachable!("container and build commands are dispatched in main")

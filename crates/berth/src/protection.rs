@@ -21,6 +21,15 @@ pub(crate) fn starts_container_processes(cmd: &Command) -> bool {
             _ => false,
         },
         Command::Build(_) | Command::Image(ImageCommand::Build(_)) => true,
+        // up and create may build images (build steps run containers).
+        Command::Compose(c) => matches!(
+            c.command,
+            crate::compose::ComposeCommand::Up(_)
+                | crate::compose::ComposeCommand::Create(_)
+                | crate::compose::ComposeCommand::Run(_)
+                | crate::compose::ComposeCommand::Exec(_)
+                | crate::compose::ComposeCommand::Build { .. }
+        ),
         _ => false,
     }
 }

@@ -45,7 +45,7 @@ pub(crate) fn short(id: &str, no_trunc: bool) -> String {
 }
 
 /// `Up 5 seconds`, `Exited (0) 3 seconds ago`, `Created`.
-fn status_text(r: &Record) -> String {
+pub(crate) fn status_text(r: &Record) -> String {
     let ago = |t: &str| format::since(Some(t)).trim_end_matches(" ago").to_string();
     let health = match r.health.as_ref().map(|h| h.status.as_str()) {
         Some("starting") => " (health: starting)",
@@ -78,7 +78,7 @@ fn status_text(r: &Record) -> String {
     }
 }
 
-fn command_text(r: &Record, no_trunc: bool) -> String {
+pub(crate) fn command_text(r: &Record, no_trunc: bool) -> String {
     // Docker's daemon quotes the arguments that hold a space.
     let words: Vec<String> = r
         .config
@@ -284,7 +284,7 @@ pub(crate) fn dir_size(p: &Path) -> u64 {
 }
 
 /// `0.0.0.0:8080->80/tcp, 53/udp` as ps shows published and exposed ports.
-fn ports_text(engine: &Engine, r: &Record) -> String {
+pub(crate) fn ports_text(engine: &Engine, r: &Record) -> String {
     let (_, ports) = engine.network_state(&r.id);
     let mut parts: Vec<String> = ports
         .iter()

@@ -1,0 +1,496 @@
+//! `up`: the project's networks and volumes made, its images pulled or
+//! built, each service's containers made to match the model in dependency
+//! order (waiting on `depends_on` conditions), orphans reported or
+//! removed, and with `--wait` every service running or healthy.
+//!
+//! A service's containers are recreated only when its configuration hash
+//! (the `com.docker.compose.config-hash` label) changed, or when asked.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use berth_engine::lifecycle::{RemoveOptions, StopOptions};
+use berth_engine::{Engine, Record, Status};
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::members::{self, Member};
+use crate::service::{self, labels};
+use crate::Project;
+
+/// What `up` reports as it goes: `Container web-1 Started`...
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    /// "Network", "Volume", "Container", "Image".
+    pub kind: &'static str,
+    pub name: String,
+    /// "Creating", "Created", "Started", "Recreated", "Running", "Healthy",
+    /// "Waiting", "Removed", "Pulled", "Built", "Warning: ...".
+    pub state: String,
+}
+
+/// Pulls and builds images: the front end's (registry credentials and
+/// progress are its business).
+pub trait Images {
+    /// Pulls `image` into the engine's store.
+    fn pull(&mut self, engine: &mut Engine, image: &str) -> std::result::Result<(), String>;
+    /// Builds the service's `build` section as `image`.
+    fn build(
+        &mut self,
+        engine: &mut Engine,
+        service: &str,
+        build: &Value,
+        image: &str,
+    ) -> std::result::Result<(), String>;
+}
+
+/// `up`'s options.
+#[derive(Debug, Clone, Default)]
+pub struct UpOptions {
+    /// Only these services (and, without `no_deps`, what they depend on).
+    pub services: Vec<String>,
+    pub no_deps: bool,
+    pub force_recreate: bool,
+    pub no_recreate: bool,
+    /// `--scale svc=N`.
+    pub scale: BTreeMap<String, u32>,
+    pub remove_orphans: bool,
+    /// `--build`: build images even when present.
+    pub build: bool,
+    /// `--no-build`: never build.
+    pub no_build: bool,
+    /// `--pull`: "always", "missing", "never" (default: the service's
+    /// pull_policy, else missing).
+    pub pull: Option<String>,
+    /// Seconds to stop a container being recreated (`-t`).
+    pub timeout: Option<u32>,
+    /// How long a `depends_on` condition (and `--wait`) may take.
+    pub wait_timeout: Option<Duration>,
+    /// Create only (`create`): no start.
+    pub no_start: bool,
+}
+
+/// The default bound on a dependency's condition.
+const DEPENDENCY_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Brings the project up; returns its containers as they are after.
+pub fn up(
+    engine: &mut Engine,
+    p: &Project,
+    opts: &UpOptions,
+    images: &mut dyn Images,
+    report: &mut dyn FnMut(Step),
+) -> Result<Vec<Member>> {
+    for s in &opts.services {
+        p.service(s)?;
+    }
+    for s in opts.scale.keys() {
+        p.service(s)?;
+    }
+    let wanted = selected(p, &opts.services, opts.no_deps);
+    let order: Vec<String> = p
+        .start_order()?
+        .into_iter()
+        .filter(|s| wanted.contains(s))
+        .collect();
+    crate::resources::networks(engine, p, &order, report)?;
+    crate::resources::volumes(engine, p, &order, report)?;
+    let existing = members::list(engine, &p.name)?;
+    orphans(engine, p, &existing, opts.remove_orphans, report)?;
+    for svc in &order {
+        ensure_image(engine, p, svc, opts, images, report)?;
+    }
+    let deadline = Instant::now() + opts.wait_timeout.unwrap_or(DEPENDENCY_TIMEOUT);
+    // Each round starts every service whose dependencies hold, so that
+    // services nobody waits on start while others wait on a healthcheck
+    // (Compose starts them concurrently; the order of starts is the
+    // same as one by one).
+    let mut pending: Vec<String> = order;
+    let mut waiting: BTreeSet<String> = BTreeSet::new();
+    let mut known: BTreeMap<String, Vec<Member>> = BTreeMap::new();
+    let mut delay = 2;
+    while !pending.is_empty() {
+        let mut started = false;
+        for svc in pending.clone() {
+            let ready = opts.no_start
+                || dependencies_hold(engine, p, &svc, &pending, &mut waiting, &mut known, report)?;
+            if ready {
+                converge(engine, p, &svc, opts, &existing, report)?;
+                pending.retain(|s| *s != svc);
+                started = true;
+            }
+        }
+        if started {
+            delay = 2;
+            continue;
+        }
+        if Instant::now() > deadline {
+            return Err(Error::Dependency(format!(
+                "gave up waiting for the dependencies of {}",
+                pending.join(", ")
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(delay));
+        delay = (delay * 2).min(20);
+    }
+    members::list(engine, &p.name)
+}
+
+/// The services `up SERVICE...` touches.
+pub fn selected(p: &Project, services: &[String], no_deps: bool) -> BTreeSet<String> {
+    if services.is_empty() {
+        return p.services().map(|(n, _)| n.to_string()).collect();
+    }
+    let mut out = BTreeSet::new();
+    let mut todo: Vec<String> = services.to_vec();
+    while let Some(s) = todo.pop() {
+        if out.insert(s.clone()) && !no_deps {
+            todo.extend(
+                p.dependencies(&s)
+                    .into_iter()
+                    .filter(|d| p.service(d).is_ok()),
+            );
+        }
+    }
+    out
+}
+
+fn orphans(
+    engine: &mut Engine,
+    p: &Project,
+    existing: &[Member],
+    remove: bool,
+    report: &mut dyn FnMut(Step),
+) -> Result<()> {
+    let found: Vec<&Member> = existing
+        .iter()
+        .filter(|m| !m.oneoff && !p.knows(&m.service))
+        .collect();
+    if found.is_empty() {
+        return Ok(());
+    }
+    if remove {
+        for m in found {
+            remove_member(engine, m, None, true)?;
+            report(Step {
+                kind: "Container",
+                name: m.record.name.clone(),
+                state: "Removed".into(),
+            });
+        }
+    } else {
+        let names: Vec<&str> = found.iter().map(|m| m.record.name.as_str()).collect();
+        report(Step {
+            kind: "Warning",
+            name: p.name.clone(),
+            state: format!(
+                "found orphan containers ([{}]) for this project: if you removed or renamed this service in your compose file, you can run this command with the --remove-orphans flag to clean it up",
+                names.join(" ")
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Makes the service's image present: built (with `build` in `opts`, or
+/// when missing and buildable), else pulled by its pull policy.
+pub fn ensure_image(
+    engine: &mut Engine,
+    p: &Project,
+    svc: &str,
+    opts: &UpOptions,
+    images: &mut dyn Images,
+    report: &mut dyn FnMut(Step),
+) -> Result<()> {
+    let s = p.service(svc)?;
+    let image = service::image_name(p, svc, s);
+    let present = engine.images().resolve(&image).is_ok();
+    let policy = opts
+        .pull
+        .clone()
+        .or_else(|| s["pull_policy"].as_str().map(String::from))
+        .unwrap_or_else(|| "missing".into());
+    let build = s.get("build").filter(|b| b.is_object());
+    if let Some(b) = build {
+        if opts.build || policy == "build" || (!present && !opts.no_build) {
+            images
+                .build(engine, svc, b, &image)
+                .map_err(|e| Error::Option(format!("service {svc:?}: build: {e}")))?;
+            report(Step {
+                kind: "Image",
+                name: image,
+                state: "Built".into(),
+            });
+            return Ok(());
+        }
+    }
+    let pull = match policy.as_str() {
+        "always" => true,
+        "never" => false,
+        "missing" | "if_not_present" | "build" => !present,
+        other => {
+            return Err(Error::Option(format!(
+                "service {svc:?}: pull_policy {other:?}: want always, missing, never or build"
+            )))
+        }
+    };
+    if pull && (s.get("image").is_some() || build.is_none()) {
+        images
+            .pull(engine, &image)
+            .map_err(|e| Error::Option(format!("service {svc:?}: pull {image}: {e}")))?;
+        report(Step {
+            kind: "Image",
+            name: image,
+            state: "Pulled".into(),
+        });
+    } else if !present {
+        return Err(Error::Option(format!(
+            "service {svc:?}: image {image:?} not found locally; pull it or build it"
+        )));
+    }
+    Ok(())
+}
+
+/// Whether every `depends_on` of `svc` holds now: the dependency was
+/// started this round or before (it is not `pending`), and its containers
+/// meet the condition. A condition that never will is an error; the
+/// containers waited on are reported once (`waiting`).
+fn dependencies_hold(
+    engine: &Engine,
+    p: &Project,
+    svc: &str,
+    pending: &[String],
+    waiting: &mut BTreeSet<String>,
+    known: &mut BTreeMap<String, Vec<Member>>,
+    report: &mut dyn FnMut(Step),
+) -> Result<bool> {
+    let deps = p.service(svc)?["depends_on"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    for (dep, spec) in deps {
+        if p.service(&dep).is_err() {
+            continue; // not required and not active
+        }
+        if pending.contains(&dep) {
+            return Ok(false);
+        }
+        let condition = spec["condition"].as_str().unwrap_or("service_started");
+        if condition == "service_started" {
+            continue;
+        }
+        // The dependency's containers are listed once (it is started and
+        // will not change), then only their rows are read each round.
+        if !known.contains_key(&dep) {
+            let ms: Vec<Member> = members::list(engine, &p.name)?
+                .into_iter()
+                .filter(|m| m.service == dep && !m.oneoff)
+                .collect();
+            known.insert(dep.clone(), ms);
+        }
+        let members = &known[&dep];
+        if members.is_empty() {
+            return Err(Error::Dependency(format!(
+                "service {svc:?} depends on {dep:?}, which has no container"
+            )));
+        }
+        let mut all = true;
+        for m in members {
+            let r = engine
+                .find(&m.record.id)
+                .map_err(Error::engine(format!("inspect {}", m.record.name)))?;
+            match condition_state(&r, condition) {
+                Err(e) => {
+                    return Err(Error::Dependency(format!(
+                        "dependency failed to start: {e}"
+                    )))
+                }
+                Ok(true) => {
+                    if waiting.remove(&r.name) {
+                        let state = if condition == "service_healthy" {
+                            "Healthy"
+                        } else {
+                            "Exited"
+                        };
+                        report(Step {
+                            kind: "Container",
+                            name: r.name.clone(),
+                            state: state.into(),
+                        });
+                    }
+                }
+                Ok(false) => {
+                    all = false;
+                    if waiting.insert(r.name.clone()) {
+                        report(Step {
+                            kind: "Container",
+                            name: r.name.clone(),
+                            state: "Waiting".into(),
+                        });
+                    }
+                }
+            }
+        }
+        if !all {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Whether `r` meets `condition` (Ok(false): not yet; Err: never will).
+pub fn condition_state(r: &Record, condition: &str) -> std::result::Result<bool, String> {
+    match condition {
+        "service_healthy" => match r.health.as_ref().map(|h| h.status.as_str()) {
+            Some("healthy") => Ok(true),
+            Some("unhealthy") => Err(format!("container {} is unhealthy", r.name)),
+            _ if !r.status.is_active() => {
+                Err(format!("container {} exited ({})", r.name, r.exit_code))
+            }
+            None if r.config.health.is_none() => {
+                Err(format!("container {} has no healthcheck", r.name))
+            }
+            _ => Ok(false),
+        },
+        "service_completed_successfully" => match r.status {
+            Status::Exited if r.exit_code == 0 => Ok(true),
+            Status::Exited => Err(format!("container {} exited ({})", r.name, r.exit_code)),
+            Status::Created => Err(format!("container {} was never started", r.name)),
+            _ => Ok(false),
+        },
+        _ => Ok(r.status.is_active() || r.status == Status::Exited),
+    }
+}
+
+fn converge(
+    engine: &mut Engine,
+    p: &Project,
+    svc: &str,
+    opts: &UpOptions,
+    existing: &[Member],
+    report: &mut dyn FnMut(Step),
+) -> Result<()> {
+    let hash = p.config_hash(svc)?;
+    let n = opts.scale.get(svc).copied().unwrap_or_else(|| p.scale(svc));
+    let mine: Vec<&Member> = existing
+        .iter()
+        .filter(|m| m.service == svc && !m.oneoff)
+        .collect();
+    for m in mine.iter().filter(|m| m.number > n || m.number == 0) {
+        remove_member(engine, m, opts.timeout, true)?;
+        report(Step {
+            kind: "Container",
+            name: m.record.name.clone(),
+            state: "Removed".into(),
+        });
+    }
+    for i in 1..=n {
+        let current = mine.iter().find(|m| m.number == i);
+        let stale = current.is_some_and(|m| {
+            opts.force_recreate
+                || (!opts.no_recreate
+                    && m.record.config.labels.get(labels::CONFIG_HASH) != Some(&hash))
+        });
+        let r = match current {
+            Some(m) if !stale => m.record.clone(),
+            Some(m) => {
+                remove_member(engine, m, opts.timeout, true)?;
+                let r = create(engine, p, svc, i)?;
+                report(Step {
+                    kind: "Container",
+                    name: r.name.clone(),
+                    state: "Recreated".into(),
+                });
+                r
+            }
+            None => {
+                let r = create(engine, p, svc, i)?;
+                report(Step {
+                    kind: "Container",
+                    name: r.name.clone(),
+                    state: "Created".into(),
+                });
+                r
+            }
+        };
+        if opts.no_start {
+            continue;
+        }
+        if matches!(
+            r.status,
+            Status::Running | Status::Restarting | Status::Starting
+        ) {
+            report(Step {
+                kind: "Container",
+                name: r.name.clone(),
+                state: "Running".into(),
+            });
+            continue;
+        }
+        if r.status == Status::Paused {
+            engine
+                .container_unpause(&r.id)
+                .map_err(Error::engine(format!("unpause {}", r.name)))?;
+            report(Step {
+                kind: "Container",
+                name: r.name.clone(),
+                state: "Running".into(),
+            });
+            continue;
+        }
+        start(engine, &r)?;
+        report(Step {
+            kind: "Container",
+            name: r.name.clone(),
+            state: "Started".into(),
+        });
+    }
+    Ok(())
+}
+
+fn create(engine: &mut Engine, p: &Project, svc: &str, n: u32) -> Result<Record> {
+    let cfg = service::container_config(p, svc, n, false, engine.root())?;
+    let name = service::container_name(p, svc, n);
+    engine
+        .create(cfg, Some(&name))
+        .map_err(Error::engine(format!("create container {name}")))
+}
+
+/// Starts a created or stopped container under its monitor.
+pub fn start(engine: &Engine, r: &Record) -> Result<()> {
+    let r = engine
+        .find(&r.id)
+        .map_err(Error::engine(format!("start {}", r.name)))?;
+    engine
+        .db()
+        .set_stopped_by_user(&r.id, false)
+        .map_err(Error::engine(format!("start {}", r.name)))?;
+    berth_engine::monitor::start_detached(engine, &r)
+        .map_err(Error::engine(format!("start {}", r.name)))
+}
+
+/// Stops (within `timeout` seconds) and removes a container with its
+/// anonymous volumes (`anonymous`).
+pub fn remove_member(
+    engine: &Engine,
+    m: &Member,
+    timeout: Option<u32>,
+    anonymous: bool,
+) -> Result<()> {
+    let mut stop = StopOptions::default();
+    stop.timeout = timeout;
+    match engine.container_stop(&m.record.id, &stop) {
+        Ok(()) => {}
+        Err(e) if e.kind() == berth_engine::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::engine(format!("stop {}", m.record.name))(e)),
+    }
+    let mut rm = RemoveOptions::default();
+    rm.force = true;
+    rm.volumes = anonymous;
+    match engine.container_remove(&m.record.id, &rm) {
+        Err(e) if e.kind() != berth_engine::ErrorKind::NotFound => {
+            Err(Error::engine(format!("remove {}", m.record.name))(e))
+        }
+        _ => Ok(()),
+    }
+}
