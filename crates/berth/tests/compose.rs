@@ -797,16 +797,30 @@ fn declared_networks_fixed_addresses_external_and_orphans() {
     }
     let b = Berth::with_busybox(BIN, &[]);
     let p = unique("nets");
-    let n = std::process::id();
-    let subnet = format!("10.{}.{}.0/24", 200 + n % 50, (n / 50) % 250);
-    let fixed = subnet.replace(".0/24", ".77");
     let ext = format!("{p}-ext");
     b.ok(&["network", "create", &ext]);
-    let file = format!(
-        "services:\n  a:\n    image: busybox\n    command: sh -c \"{IDLE}\"\n    networks:\n      front: {{ipv4_address: {fixed}}}\n      outside: {{}}\n  b:\n    image: busybox\n    command: sh -c \"{IDLE}\"\nnetworks:\n  front:\n    internal: true\n    ipam:\n      config: [{{subnet: {subnet}}}]\n  outside:\n    external: true\n    name: {ext}\n"
-    );
-    let d = project_dir(&[("compose.yaml", &file)]);
-    compose_ok(&b, d.path(), &p, &["up", "-d"]);
+    // A subnet no other test (each in 10.196/16 to 10.198/16, or the
+    // default pools from 10.199) or host route holds: tried in turn, as
+    // the other tests do, since they run at once.
+    let base = std::process::id() % 250;
+    let mut chosen = None;
+    let mut last = String::new();
+    for i in 0..50 {
+        let subnet = format!("10.195.{}.0/24", (base + i * 7) % 250);
+        let fixed = subnet.replace(".0/24", ".77");
+        let file = format!(
+            "services:\n  a:\n    image: busybox\n    command: sh -c \"{IDLE}\"\n    networks:\n      front: {{ipv4_address: {fixed}}}\n      outside: {{}}\n  b:\n    image: busybox\n    command: sh -c \"{IDLE}\"\nnetworks:\n  front:\n    internal: true\n    ipam:\n      config: [{{subnet: {subnet}}}]\n  outside:\n    external: true\n    name: {ext}\n"
+        );
+        let d = project_dir(&[("compose.yaml", &file)]);
+        let o = compose(&b, d.path(), &p, &["up", "-d"]);
+        if o.status.success() {
+            chosen = Some((d, file, fixed));
+            break;
+        }
+        last = stderr(&o);
+        assert!(last.contains("overlaps"), "compose up -d: {last}");
+    }
+    let (d, file, fixed) = chosen.unwrap_or_else(|| panic!("no free subnet: {last}"));
     let a = format!("{p}-a-1");
     assert_eq!(
         b.inspect(
