@@ -205,6 +205,10 @@ pub struct RunArgs {
     ipc: Option<String>,
     #[arg(long)]
     uts: Option<String>,
+    /// User namespace: host, or auto[:size=N] (a range of the host's ids:
+    /// the default, see SECURITY.md)
+    #[arg(long)]
+    userns: Option<String>,
     #[arg(long)]
     shm_size: Option<String>,
     #[arg(long)]
@@ -373,6 +377,7 @@ pub(crate) fn config_from(a: &RunArgs) -> Result<ContainerConfig> {
         pid_mode: a.pid.clone().unwrap_or_default(),
         ipc_mode: a.ipc.clone().unwrap_or_default(),
         uts_mode: a.uts.clone().unwrap_or_default(),
+        userns: a.userns.clone().unwrap_or_default(),
         // docker's daemon judges the policy when it makes the container.
         restart: RestartPolicy::parse(&a.restart)
             .map_err(|e| crate::FromDaemon::wrap(anyhow::Error::msg(e), true))?,

@@ -57,13 +57,34 @@ struct Migration {
 }
 
 /// The schema, oldest first. Never edit a released entry: append one.
-const MIGRATIONS: &[Migration] = &[Migration {
-    what: "the schema as berth made it before versions (adopts such stores)",
-    steps: &[Step::Sql(V1_TABLES), Step::Fn(v1_added_columns)],
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        what: "the schema as berth made it before versions (adopts such stores)",
+        steps: &[Step::Sql(V1_TABLES), Step::Fn(v1_added_columns)],
+    },
+    Migration {
+        what: "the pool of user namespace id ranges, one row per container holding one",
+        steps: &[Step::Sql(V2_USERNS_RANGES)],
+    },
+];
 
 /// The version this berth brings a database to.
 pub const VERSION: usize = MIGRATIONS.len();
+
+/// Each container with a user namespace of its own holds `size` ids from
+/// `offset` of the host's pool (the same offset in the uid and the gid
+/// pool). Containers that share one namespace (`--network container:X`)
+/// each hold a row for it, so the range is free only when the last of them
+/// is gone. A container's rows go with its row (the trigger), in the same
+/// statement: removal cannot leak them.
+const V2_USERNS_RANGES: &str = "
+CREATE TABLE userns_ranges (container_id TEXT PRIMARY KEY, offset INTEGER NOT NULL,
+    size INTEGER NOT NULL);
+CREATE INDEX userns_ranges_offset ON userns_ranges (offset);
+CREATE TRIGGER userns_ranges_released AFTER DELETE ON containers BEGIN
+    DELETE FROM userns_ranges WHERE container_id = old.id;
+END;
+";
 
 const V1_TABLES: &str = "
 CREATE TABLE IF NOT EXISTS store_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -314,6 +335,7 @@ mod tests {
             "network_leases",
             "network_ports",
             "store_meta",
+            "userns_ranges",
         ] {
             assert!(t.iter().any(|x| x == want), "{want} missing from {t:?}");
         }

@@ -197,6 +197,18 @@ impl Creation<'_> {
             cgroups_pending: true,
         };
         let userns = plan.has_user();
+        // Idmapped binds: cloned now, idmapped once the user namespace has
+        // its maps (a joined one has them already), attached by the init.
+        let idmapped =
+            crate::rootfs::idmapped::IdmappedBinds::clone_sources(&bundle.spec, &bundle.path, userns)?;
+        if let Some(j) = plan
+            .joins
+            .iter()
+            .find(|j| j.typ == LinuxNamespaceType::User)
+        {
+            idmapped.apply(std::os::fd::AsFd::as_fd(&j.fd))?;
+        }
+        let idmapped_fds = idmapped.raw();
         let seccomp = linux
             .seccomp()
             .as_ref()
@@ -224,6 +236,7 @@ impl Creation<'_> {
                         no_pivot: opts.no_pivot,
                         own_mount_ns: plan.has(LinuxNamespaceType::Mount),
                         rootfs_mount: opts.rootfs_mount,
+                        idmapped: &idmapped_fds,
                         new_cgroupns: plan.new_cgroup,
                         userns,
                         seccomp: seccomp.as_ref(),
@@ -248,7 +261,9 @@ impl Creation<'_> {
             return Err(e);
         }
         parent_ch.send(&Message::CgroupsReady)?;
-        let init_pid = self.talk_to_intermediate(&parent_ch, middle, &linux);
+        let init_pid = self.talk_to_intermediate(&parent_ch, middle, &linux, &idmapped);
+        // The init holds its own copies now (or failed).
+        drop(idmapped);
         let status = waitpid(middle, None);
         let init_pid = init_pid?;
         match status {
@@ -295,12 +310,18 @@ impl Creation<'_> {
         ch: &Channel,
         middle: Pid,
         linux: &oci_spec::runtime::Linux,
+        idmapped: &crate::rootfs::idmapped::IdmappedBinds,
     ) -> Result<Pid> {
         loop {
             match ch.recv()? {
                 Some(Message::UserNsReady) => {
                     write_id_map(middle, "uid_map", linux.uid_mappings().as_deref())?;
                     write_id_map(middle, "gid_map", linux.gid_mappings().as_deref())?;
+                    if !idmapped.is_empty() {
+                        let path = format!("/proc/{}/ns/user", middle.as_raw());
+                        let ns = std::fs::File::open(&path).ctx(|| format!("open {path}"))?;
+                        idmapped.apply(std::os::fd::AsFd::as_fd(&ns))?;
+                    }
                     ch.send(&Message::MappingsWritten)?;
                 }
                 Some(Message::Pid(p)) => {
