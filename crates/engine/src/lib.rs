@@ -392,7 +392,9 @@ impl Engine {
                 Some(_) => {
                     shares = Some(o.id.clone());
                     cfg.id_map = o.config.id_map;
-                    userns::Mode::Private { size: o.config.id_map.map_or(0, |m| m.size) }
+                    userns::Mode::Private {
+                        size: o.config.id_map.map_or(0, |m| m.size),
+                    }
                 }
                 None => userns::Mode::Host,
             };
@@ -581,6 +583,11 @@ impl Engine {
             Err(e) => return Err(e).ctx(|| format!("read {}", root.display())),
         };
         let mut removed = self.thaw_abandoned_commits()?;
+        for id in userns::free_leaked(&self.db.connection())? {
+            removed.push(format!(
+                "user namespace ids held for the gone container {id}"
+            ));
+        }
         for entry in entries.flatten() {
             let id = entry.file_name().to_string_lossy().into_owned();
             if !entry.path().is_dir() {

@@ -561,12 +561,17 @@ fn joins(engine: &Engine, r: &Record) -> Result<spec::Joins> {
     };
     // A container sharing another's namespaces shares its user namespace.
     let user = match &r.config.id_map {
-        Some(_) => [&r.config.network, &r.config.pid_mode, &r.config.ipc_mode, &r.config.uts_mode]
-            .into_iter()
-            .find(|m| m.starts_with("container:"))
-            .map(|m| path(m, "user"))
-            .transpose()?
-            .flatten(),
+        Some(_) => [
+            &r.config.network,
+            &r.config.pid_mode,
+            &r.config.ipc_mode,
+            &r.config.uts_mode,
+        ]
+        .into_iter()
+        .find(|m| m.starts_with("container:"))
+        .map(|m| path(m, "user"))
+        .transpose()?
+        .flatten(),
         None => None,
     };
     Ok(spec::Joins {

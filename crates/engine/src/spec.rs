@@ -396,7 +396,8 @@ pub fn build(cfg: &ContainerConfig, id: &str, paths: &Paths<'_>, joins: &Joins) 
             if cfg.id_map.is_some() {
                 opts.push("idmap");
             }
-            mounts.push(json!({"destination": dest, "type": "bind", "source": src, "options": opts}));
+            mounts
+                .push(json!({"destination": dest, "type": "bind", "source": src, "options": opts}));
         }
     }
     if cfg.init {

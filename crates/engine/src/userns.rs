@@ -71,7 +71,9 @@ impl IdMap {
     pub fn layer_namespace(&self) -> Result<OwnedFd> {
         let extra = |base: u32| format!("0 {base} {}\n{} 0 1\n", self.size, self.size);
         saferoot::idmap::userns_with_maps(&extra(self.uid), &extra(self.gid)).map_err(|e| {
-            Error::UserNamespace(format!("make a user namespace to idmap the layers with: {e}"))
+            Error::UserNamespace(format!(
+                "make a user namespace to idmap the layers with: {e}"
+            ))
         })
     }
 }
@@ -236,23 +238,46 @@ fn kernel_idmaps_overlay_layers() -> bool {
     (major, minor) >= (6, 13)
 }
 
-/// Options that cannot work from a user namespace of the container's own,
-/// refused with what to do instead: a device node of the host (`--device`)
-/// is owned by the host's root, whom the container's root is not.
-pub fn refuse_host_only(cfg: &ContainerConfig, _explicit: bool) -> Result<()> {
+/// Options that cannot work from a user namespace of the container's own:
+/// `--device` (a host device node is owned by the host's root, whom the
+/// container's root is not) always refused, with what to do instead; the
+/// others (see [`host_only`]) refused when `--userns` was given.
+pub fn refuse_host_only(cfg: &ContainerConfig, explicit: bool) -> Result<()> {
     if let Some(d) = cfg.devices.first() {
         return Err(Error::UserNamespace(format!(
-            "--device {}: a host device cannot be used from the container's own user              namespace; add --userns=host",
+            "--device {}: a host device cannot be used from the container's own user \
+             namespace; add --userns=host",
             d.host
         )));
     }
-    Ok(())
+    match host_only(cfg) {
+        Some(why) if explicit => Err(Error::UserNamespace(format!(
+            "{why} needs the host's user namespace; use --userns=host"
+        ))),
+        _ => Ok(()),
+    }
 }
 
-/// Options that need the host's user namespace and that ask for the host
+/// Options that need the host's user namespace and ask for the host's
 /// already: with the default (no `--userns`), they get it.
-pub fn wants_host(_cfg: &ContainerConfig) -> bool {
-    false
+pub fn wants_host(cfg: &ContainerConfig) -> bool {
+    host_only(cfg).is_some()
+}
+
+/// The first option that needs the host's user namespace: a procfs for the
+/// host's pid namespace cannot be mounted from another user namespace, nor
+/// an mqueue for the host's ipc namespace; `--oom-score-adj` is written by
+/// the init to its own /proc/self, which (non-dumpable) stays the host
+/// root's, not the container root's (and lowering it needs
+/// CAP_SYS_RESOURCE on the host).
+fn host_only(cfg: &ContainerConfig) -> Option<String> {
+    if cfg.pid_mode == "host" {
+        return Some("--pid=host".into());
+    }
+    if cfg.ipc_mode == "host" {
+        return Some("--ipc=host".into());
+    }
+    cfg.oom_score_adj.map(|n| format!("--oom-score-adj={n}"))
 }
 
 /// Where a container with a user namespace of its own has its rootfs
@@ -280,9 +305,8 @@ pub fn rootfs_mount_point() -> Result<&'static Path> {
 /// in the container, which the volume's idmapped bind shows it as again.
 pub fn unshift_tree(dir: &Path, map: &IdMap) -> Result<()> {
     use std::os::unix::fs::MetadataExt;
-    let back = |id: u32, base: u32| -> Option<u32> {
-        id.checked_sub(base).filter(|k| *k < map.size)
-    };
+    let back =
+        |id: u32, base: u32| -> Option<u32> { id.checked_sub(base).filter(|k| *k < map.size) };
     let mut todo = vec![dir.to_path_buf()];
     while let Some(d) = todo.pop() {
         let entries = std::fs::read_dir(&d)
@@ -298,8 +322,11 @@ pub fn unshift_tree(dir: &Path, map: &IdMap) -> Result<()> {
                 std::os::unix::fs::lchown(&p, uid.or(Some(m.uid())), gid.or(Some(m.gid())))
                     .map_err(|e| Error::UserNamespace(format!("chown {}: {e}", p.display())))?;
                 if m.file_type().is_file() && m.mode() & 0o6000 != 0 {
-                    std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(m.mode() & 0o7777))
-                        .map_err(|e| Error::UserNamespace(format!("chmod {}: {e}", p.display())))?;
+                    std::fs::set_permissions(
+                        &p,
+                        std::os::unix::fs::PermissionsExt::from_mode(m.mode() & 0o7777),
+                    )
+                    .map_err(|e| Error::UserNamespace(format!("chmod {}: {e}", p.display())))?;
                 }
             }
             if m.is_dir() {
@@ -337,7 +364,8 @@ pub fn allocate(tx: &Transaction<'_>, container: &str, size: u32, pool: &Pool) -
             taken.len()
         )));
     }
-    let offset = u32::try_from(at).map_err(|_| Error::UserNamespace("pool offset overflow".into()))?;
+    let offset =
+        u32::try_from(at).map_err(|_| Error::UserNamespace("pool offset overflow".into()))?;
     tx.execute(
         "INSERT INTO userns_ranges (container_id, offset, size) VALUES (?1, ?2, ?3)",
         params![container, offset, size],
@@ -363,7 +391,10 @@ pub fn share(tx: &Transaction<'_>, container: &str, other: &str) -> Result<()> {
 /// Opens the IMMEDIATE transaction [`allocate`] needs on a shared
 /// connection.
 pub fn begin(conn: &Connection) -> Result<Transaction<'_>> {
-    Ok(Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?)
+    Ok(Transaction::new_unchecked(
+        conn,
+        TransactionBehavior::Immediate,
+    )?)
 }
 
 /// `system check`: ranges held for containers that are gone (none should
@@ -438,7 +469,13 @@ mod tests {
             Mode::Private { size: 1000 }
         );
         assert_eq!(Mode::Private { size: 1000 }.recorded(), "auto:size=1000");
-        for bad in ["auto:size=x", "auto:size=0", "auto:uidmapping=0:1:2", "nosuch", "keep-id"] {
+        for bad in [
+            "auto:size=x",
+            "auto:size=0",
+            "auto:uidmapping=0:1:2",
+            "nosuch",
+            "keep-id",
+        ] {
             let e = Mode::parse(bad).unwrap_err();
             assert!(!e.to_string().contains('\n'), "{e}");
         }

@@ -291,10 +291,27 @@ impl Snapshot {
         // (which then clones what it was given, see clone_private_mount).
         let mut clones = Vec::with_capacity(self.lower.len());
         for l in &self.lower {
-            let m = saferoot::idmap::idmapped_clone(l, userns, false)
-                .map_err(|e| fail(format!("idmap layer {}", l.display()), errno(e), String::new()))?;
-            fsconfig(&fs, libc::FSCONFIG_SET_FD, Some(c"lowerdir+"), None, m.as_raw_fd())
-                .map_err(|e| fail(format!("lowerdir+ {} (idmapped)", l.display()), e, fs_log(&fs)))?;
+            let m = saferoot::idmap::idmapped_clone(l, userns, false).map_err(|e| {
+                fail(
+                    format!("idmap layer {}", l.display()),
+                    errno(e),
+                    String::new(),
+                )
+            })?;
+            fsconfig(
+                &fs,
+                libc::FSCONFIG_SET_FD,
+                Some(c"lowerdir+"),
+                None,
+                m.as_raw_fd(),
+            )
+            .map_err(|e| {
+                fail(
+                    format!("lowerdir+ {} (idmapped)", l.display()),
+                    e,
+                    fs_log(&fs),
+                )
+            })?;
             clones.push(m);
         }
         let top = saferoot::idmap::idmapped_clone(dir, userns, false)
@@ -306,16 +323,28 @@ impl Snapshot {
                 OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
                 nix::sys::stat::Mode::empty(),
             )
-            .map_err(|e| fail(format!("open {}", dir.join(name).display()), errno(e), String::new()))?;
-            // SAFETY: openat returned a new descriptor that nothing else owns.
-            let sub = unsafe { OwnedFd::from_raw_fd(sub) };
-            fsconfig(&fs, libc::FSCONFIG_SET_FD, Some(key), None, sub.as_raw_fd()).map_err(|e| {
+            .map_err(|e| {
                 fail(
-                    format!("{} {} (idmapped)", key.to_string_lossy(), dir.join(name).display()),
-                    e,
-                    fs_log(&fs),
+                    format!("open {}", dir.join(name).display()),
+                    errno(e),
+                    String::new(),
                 )
             })?;
+            // SAFETY: openat returned a new descriptor that nothing else owns.
+            let sub = unsafe { OwnedFd::from_raw_fd(sub) };
+            fsconfig(&fs, libc::FSCONFIG_SET_FD, Some(key), None, sub.as_raw_fd()).map_err(
+                |e| {
+                    fail(
+                        format!(
+                            "{} {} (idmapped)",
+                            key.to_string_lossy(),
+                            dir.join(name).display()
+                        ),
+                        e,
+                        fs_log(&fs),
+                    )
+                },
+            )?;
         }
         for (k, v) in FAITHFUL_UPPER {
             fsconfig(&fs, libc::FSCONFIG_SET_STRING, Some(k), Some(v), 0).map_err(|e| {

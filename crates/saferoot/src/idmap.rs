@@ -51,7 +51,11 @@ pub fn clone_tree(path: &Path, recursive: bool) -> Result<OwnedFd, Errno> {
 /// its files through `userns`'s mapping: an id `k` on disk is seen as what
 /// `k` in that namespace is on the host. Once per mount: the kernel refuses
 /// to change a mapping already set, and a mount already attached.
-pub fn set_idmap(mnt: BorrowedFd<'_>, userns: BorrowedFd<'_>, recursive: bool) -> Result<(), Errno> {
+pub fn set_idmap(
+    mnt: BorrowedFd<'_>,
+    userns: BorrowedFd<'_>,
+    recursive: bool,
+) -> Result<(), Errno> {
     let attr = MountAttr {
         attr_set: MOUNT_ATTR_IDMAP,
         userns_fd: u64::try_from(userns.as_raw_fd()).map_err(|_| Errno::EBADF)?,
@@ -134,7 +138,11 @@ fn io_errno(e: std::io::Error) -> Errno {
 
 /// Clones `path`'s mount and idmaps it with `userns`: what a bind mount of
 /// `path` would show, seen through the namespace's mapping.
-pub fn idmapped_clone(path: &Path, userns: BorrowedFd<'_>, recursive: bool) -> Result<OwnedFd, Errno> {
+pub fn idmapped_clone(
+    path: &Path,
+    userns: BorrowedFd<'_>,
+    recursive: bool,
+) -> Result<OwnedFd, Errno> {
     let fd = clone_tree(path, recursive)?;
     set_idmap(fd.as_fd(), userns, recursive)?;
     Ok(fd)

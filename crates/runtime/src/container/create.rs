@@ -199,8 +199,11 @@ impl Creation<'_> {
         let userns = plan.has_user();
         // Idmapped binds: cloned now, idmapped once the user namespace has
         // its maps (a joined one has them already), attached by the init.
-        let idmapped =
-            crate::rootfs::idmapped::IdmappedBinds::clone_sources(&bundle.spec, &bundle.path, userns)?;
+        let idmapped = crate::rootfs::idmapped::IdmappedBinds::clone_sources(
+            &bundle.spec,
+            &bundle.path,
+            userns,
+        )?;
         if let Some(j) = plan
             .joins
             .iter()

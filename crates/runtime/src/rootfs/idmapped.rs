@@ -66,9 +66,10 @@ impl IdmappedBinds {
                      without them it takes the container's"
                 )));
             }
-            let src = m.source().as_ref().ok_or_else(|| {
-                Error::SpecInvalid(format!("bind mount {dest} has no source"))
-            })?;
+            let src = m
+                .source()
+                .as_ref()
+                .ok_or_else(|| Error::SpecInvalid(format!("bind mount {dest} has no source")))?;
             let src = if src.is_absolute() {
                 src.clone()
             } else {

@@ -170,8 +170,8 @@ mod tests {
 
     #[test]
     fn unsupported_options_say_so() {
-        let err = MountOptions::parse(&["rrnosymfollow".to_string(), "rro".to_string()])
-            .unwrap_err();
+        let err =
+            MountOptions::parse(&["rrnosymfollow".to_string(), "rro".to_string()]).unwrap_err();
         assert!(err.contains("not supported"), "{err}");
         let o = MountOptions::parse(&["rbind".to_string(), "ridmap".to_string()]).unwrap();
         assert!(o.idmap && o.idmap_recursive && o.data.is_empty());
