@@ -36,6 +36,10 @@ pub struct Root {
     container: bool,
     /// A stopped container's rootfs we mounted, unmounted on drop.
     mounted: Option<berth_image::snapshot::Snapshot>,
+    /// A running container's ids when it has a user namespace of its own:
+    /// its mounts are idmapped, so what is written there is written as
+    /// its root (see userns::as_container_root).
+    id_map: Option<crate::userns::IdMap>,
 }
 
 impl Drop for Root {
@@ -54,6 +58,7 @@ impl Root {
             what: "the host".into(),
             container: false,
             mounted: None,
+            id_map: None,
         })
     }
 
@@ -65,6 +70,7 @@ impl Root {
             what: what.to_string(),
             container: true,
             mounted: None,
+            id_map: None,
         })
     }
 
@@ -87,6 +93,7 @@ impl Root {
                 what,
                 container: true,
                 mounted: None,
+                id_map: r.config.id_map,
             });
         }
         let snap = engine.snapshot(r)?;
@@ -104,6 +111,7 @@ impl Root {
             what,
             container: true,
             mounted: Some(snap),
+            id_map: None,
         };
         Ok(root)
     }
@@ -285,9 +293,12 @@ pub fn copy(src: End<'_>, dst: End<'_>, opts: Options) -> Result<u64> {
             let to_container = root.container;
             let ex = berth_image::layer::ExtractOptions {
                 owner: owner(to_container),
+                id_shift: root.id_map.map(|m| (m.uid, m.gid, m.size)),
             };
-            berth_image::layer::extract(input, dir, ex)
-                .map_err(|e| Error::CopyFailed(e.to_string()))
+            crate::userns::as_container_root(root.id_map.as_ref(), || {
+                berth_image::layer::extract(input, dir, ex)
+            })?
+            .map_err(|e| Error::CopyFailed(e.to_string()))
         }
         (End::Path(sroot, spath), End::Path(droot, dpath)) => {
             let top = open_source(sroot, &spath, opts.follow_link)?;
@@ -299,6 +310,7 @@ pub fn copy(src: End<'_>, dst: End<'_>, opts: Options) -> Result<u64> {
             let to_container = droot.container;
             let ex = berth_image::layer::ExtractOptions {
                 owner: owner(to_container),
+                id_shift: droot.id_map.map(|m| (m.uid, m.gid, m.size)),
             };
             // One thread writes the tar into a pipe, we extract from it.
             let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).ctx(|| "pipe".into())?;
@@ -310,7 +322,9 @@ pub fn copy(src: End<'_>, dst: End<'_>, opts: Options) -> Result<u64> {
                     Ok(n)
                 })
             });
-            let extracted = berth_image::layer::extract(std::fs::File::from(r), dir, ex);
+            let extracted = crate::userns::as_container_root(droot.id_map.as_ref(), || {
+                berth_image::layer::extract(std::fs::File::from(r), dir, ex)
+            })?;
             let written = writer
                 .join()
                 .map_err(|_| Error::CopyFailed("the copy's writer failed".into()))?;

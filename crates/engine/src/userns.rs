@@ -12,9 +12,9 @@
 //! option): nothing is copied or chowned.
 //!
 //! The default is a private namespace where the kernel can idmap the
-//! overlay's layers (Linux 6.13), else the host's; `BERTH_USERNS` (for one
-//! process) or the `userns` key of /etc/berth/berth.conf (for the host)
-//! set it: `host` or `private`.
+//! overlay's layers (Linux 6.13), else the host's (see
+//! [`PRIVATE_BY_DEFAULT`]); `BERTH_USERNS` (for one process) or the `userns` key of
+//! /etc/berth/berth.conf (for the host) set it: `host` or `private`.
 
 use std::os::fd::OwnedFd;
 use std::path::Path;
@@ -37,6 +37,10 @@ pub const DEFAULT_POOL: Pool = Pool {
     gid_base: 1 << 31,
     len: 32_767 * RANGE,
 };
+
+/// Whether a container gets a namespace of its own when neither `--userns`
+/// nor the host's setting says (where the kernel can idmap overlay layers).
+pub const PRIVATE_BY_DEFAULT: bool = true;
 
 /// The process environment variable that overrides the host's default.
 pub const ENV: &str = "BERTH_USERNS";
@@ -199,7 +203,9 @@ pub fn default_mode() -> Result<Mode> {
                 "{from} is {other:?}; it is host or private"
             ))),
         },
-        None if kernel_idmaps_overlay_layers() => Ok(Mode::Private { size: RANGE }),
+        None if PRIVATE_BY_DEFAULT && kernel_idmaps_overlay_layers() => {
+            Ok(Mode::Private { size: RANGE })
+        }
         None => Ok(Mode::Host),
     }
 }
@@ -307,6 +313,27 @@ pub fn unshift_tree(dir: &Path, map: &IdMap) -> Result<()> {
     use std::os::unix::fs::MetadataExt;
     let back =
         |id: u32, base: u32| -> Option<u32> { id.checked_sub(base).filter(|k| *k < map.size) };
+    let shift = |p: &Path| -> Result<()> {
+        let m = std::fs::symlink_metadata(p)
+            .map_err(|e| Error::UserNamespace(format!("stat {}: {e}", p.display())))?;
+        let (uid, gid) = (back(m.uid(), map.uid), back(m.gid(), map.gid));
+        if uid.is_none() && gid.is_none() {
+            return Ok(());
+        }
+        std::os::unix::fs::lchown(p, uid.or(Some(m.uid())), gid.or(Some(m.gid())))
+            .map_err(|e| Error::UserNamespace(format!("chown {}: {e}", p.display())))?;
+        // A chown clears set-id bits: they are put back.
+        if m.file_type().is_file() && m.mode() & 0o6000 != 0 {
+            std::fs::set_permissions(
+                p,
+                std::os::unix::fs::PermissionsExt::from_mode(m.mode() & 0o7777),
+            )
+            .map_err(|e| Error::UserNamespace(format!("chmod {}: {e}", p.display())))?;
+        }
+        Ok(())
+    };
+    // The volume's own directory took the image directory's owner too.
+    shift(dir)?;
     let mut todo = vec![dir.to_path_buf()];
     while let Some(d) = todo.pop() {
         let entries = std::fs::read_dir(&d)
@@ -314,27 +341,43 @@ pub fn unshift_tree(dir: &Path, map: &IdMap) -> Result<()> {
         for e in entries {
             let e = e.map_err(|e| Error::UserNamespace(format!("read {}: {e}", d.display())))?;
             let p = e.path();
-            let m = std::fs::symlink_metadata(&p)
-                .map_err(|e| Error::UserNamespace(format!("stat {}: {e}", p.display())))?;
-            let (uid, gid) = (back(m.uid(), map.uid), back(m.gid(), map.gid));
-            if uid.is_some() || gid.is_some() {
-                // A chown clears set-id bits: they are put back after.
-                std::os::unix::fs::lchown(&p, uid.or(Some(m.uid())), gid.or(Some(m.gid())))
-                    .map_err(|e| Error::UserNamespace(format!("chown {}: {e}", p.display())))?;
-                if m.file_type().is_file() && m.mode() & 0o6000 != 0 {
-                    std::fs::set_permissions(
-                        &p,
-                        std::os::unix::fs::PermissionsExt::from_mode(m.mode() & 0o7777),
-                    )
-                    .map_err(|e| Error::UserNamespace(format!("chmod {}: {e}", p.display())))?;
-                }
-            }
-            if m.is_dir() {
+            shift(&p)?;
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
                 todo.push(p);
             }
         }
     }
     Ok(())
+}
+
+/// Runs `f` with this thread's filesystem ids those of the container's
+/// root on the host (with `map`; else as it is): through the container's
+/// idmapped mounts the host's root cannot be represented (EOVERFLOW),
+/// its root can, and what it makes is stored as the container's root's.
+/// Changing the fsuid from 0 drops the file capabilities from the
+/// effective set; they are raised again from the permitted set (chown and
+/// DAC override are still needed), and come back by themselves with fsuid
+/// 0 after.
+pub fn as_container_root<T>(map: Option<&IdMap>, f: impl FnOnce() -> T) -> Result<T> {
+    let Some(m) = map else {
+        return Ok(f());
+    };
+    let fail = |e: caps::errors::CapsError| {
+        Error::UserNamespace(format!("take the container root's file ids: {e}"))
+    };
+    // SAFETY: setfsuid and setfsgid change this thread's filesystem ids
+    // only; they take and return plain integers.
+    let (old_uid, old_gid) = unsafe { (libc::setfsuid(m.uid), libc::setfsgid(m.gid)) };
+    let raised = caps::read(None, caps::CapSet::Permitted)
+        .and_then(|p| caps::set(None, caps::CapSet::Effective, &p))
+        .map_err(fail);
+    let out = raised.map(|()| f());
+    // SAFETY: as above: back to the ids the thread had.
+    unsafe {
+        libc::setfsgid(u32::try_from(old_gid).unwrap_or(0));
+        libc::setfsuid(u32::try_from(old_uid).unwrap_or(0));
+    }
+    out
 }
 
 /// Takes `size` ids for `container` from `pool`: the lowest free offset
