@@ -276,7 +276,7 @@ pub fn copy(src: End<'_>, dst: End<'_>, opts: Options) -> Result<u64> {
                 Some(top_name(&path))
             };
             let mut out = std::io::BufWriter::with_capacity(128 * 1024, out);
-            let n = write_tar(top, name.as_deref(), None, &mut out)?;
+            let n = write_tar(top, name.as_deref(), None, root.id_map, &mut out)?;
             out.flush().ctx(|| "write to stdout".into())?;
             Ok(n)
         }
@@ -315,9 +315,10 @@ pub fn copy(src: End<'_>, dst: End<'_>, opts: Options) -> Result<u64> {
             // One thread writes the tar into a pipe, we extract from it.
             let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).ctx(|| "pipe".into())?;
             let name = plan.name.clone();
+            let unshift = sroot.id_map;
             let writer = std::thread::spawn(move || {
                 let mut w = std::io::BufWriter::with_capacity(128 * 1024, std::fs::File::from(w));
-                write_tar(top, name.as_deref(), None, &mut w).and_then(|n| {
+                write_tar(top, name.as_deref(), None, unshift, &mut w).and_then(|n| {
                     w.flush().ctx(|| "write the copy".into())?;
                     Ok(n)
                 })
@@ -343,7 +344,7 @@ pub fn archive(root: &Root, path: &Path, out: impl Write) -> Result<u64> {
     let top = open_source(root, path, true)?;
     let mnt = saferoot::mount_id(&top).ok();
     let mut out = std::io::BufWriter::with_capacity(128 * 1024, out);
-    let n = write_tar(top, None, mnt, &mut out)?;
+    let n = write_tar(top, None, mnt, root.id_map, &mut out)?;
     out.flush().ctx(|| "write the archive".into())?;
     Ok(n)
 }
@@ -385,17 +386,20 @@ fn open_source(root: &Root, path: &Path, follow: bool) -> Result<OwnedFd> {
 /// Writes the tree at `top` (an O_PATH descriptor, not followed) as a tar
 /// stream named `name` (None: the directory's entries at the top).
 /// `same_mount`: entries on another mount are left out (a directory that
-/// is a mount point is kept, empty).
+/// is a mount point is kept, empty). `unshift`: read through a container's
+/// idmapped mounts, owners are written as the container sees them.
 fn write_tar(
     top: OwnedFd,
     name: Option<&OsStr>,
     same_mount: Option<u64>,
+    unshift: Option<crate::userns::IdMap>,
     out: &mut impl Write,
 ) -> Result<u64> {
     let mut b = tar::Builder::new(out);
     b.mode(tar::HeaderMode::Complete);
     let mut walk = Walk {
         same_mount,
+        unshift,
         count: 0,
         seen: HashMap::new(),
     };
@@ -421,6 +425,8 @@ fn write_tar(
 struct Walk {
     /// Entries on another mount are left out (see [`write_tar`]).
     same_mount: Option<u64>,
+    /// See [`write_tar`].
+    unshift: Option<crate::userns::IdMap>,
     /// Entries written.
     count: u64,
     /// Files with more than one link, by (device, inode): the name each
@@ -504,8 +510,12 @@ fn add(
     }
     let mut h = tar::Header::new_gnu();
     h.set_mode(st.st_mode & 0o7777);
-    h.set_uid(u64::from(st.st_uid));
-    h.set_gid(u64::from(st.st_gid));
+    let (uid, gid) = match &walk.unshift {
+        Some(m) => (m.inside_uid(st.st_uid), m.inside_gid(st.st_gid)),
+        None => (st.st_uid, st.st_gid),
+    };
+    h.set_uid(u64::from(uid));
+    h.set_gid(u64::from(gid));
     h.set_mtime(u64::try_from(st.st_mtime).unwrap_or(0));
     h.set_size(0);
     let err = |e: std::io::Error| Error::Io {

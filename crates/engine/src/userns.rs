@@ -68,6 +68,16 @@ impl IdMap {
         format!("0 {} {}\n", self.gid, self.size)
     }
 
+    /// Host uid `uid` as the container sees it: nobody (65534, the
+    /// kernel's overflow id) when it is none of the container's.
+    pub fn inside_uid(&self, uid: u32) -> u32 {
+        inside(uid, self.uid, self.size)
+    }
+
+    pub fn inside_gid(&self, gid: u32) -> u32 {
+        inside(gid, self.gid, self.size)
+    }
+
     /// A namespace for idmapping the rootfs' layers: the container's
     /// mapping, plus container id `size` (which no process of the container
     /// can take) as the host's root, the mounter overlayfs makes its work
@@ -80,6 +90,10 @@ impl IdMap {
             ))
         })
     }
+}
+
+fn inside(id: u32, base: u32, size: u32) -> u32 {
+    id.checked_sub(base).filter(|k| *k < size).unwrap_or(65_534)
 }
 
 /// Where ranges come from: `len` ids from `uid_base` and from `gid_base`.
