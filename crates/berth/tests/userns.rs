@@ -407,3 +407,57 @@ fn what_needs_the_hosts_user_namespace_says_so() {
         "true",
     ]);
 }
+
+#[test]
+fn cp_and_export_keep_the_containers_own_owners() {
+    let Some(b) = store("cp_and_export_keep_the_containers_own_owners") else {
+        return;
+    };
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "uc",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "echo a > /f && chown 33:44 /f && sleep 60",
+    ]);
+    b.wait_for("uc", "{{.State.Running}}", "true");
+    let dir = tempfile::tempdir().unwrap();
+    // Out: the owner the container gave, not its shifted host id.
+    let out = dir.path().join("f");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while b.run(&["exec", "uc", "stat", "-c", "%u", "/f"]).stdout != b"33\n" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "/f never got its owner"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    b.ok(&["cp", "-a", "uc:/f", out.to_str().unwrap()]);
+    let m = std::fs::metadata(&out).unwrap();
+    assert_eq!((m.uid(), m.gid()), (33, 44));
+    // In: written as the container's root (the host's root cannot be
+    // represented through its idmapped mounts), with the archive's owner.
+    std::os::unix::fs::chown(&out, Some(55), Some(66)).unwrap();
+    b.ok(&["cp", "-a", out.to_str().unwrap(), "uc:/g"]);
+    assert_eq!(
+        b.ok(&["exec", "uc", "stat", "-c", "%u:%g", "/g"]).trim(),
+        "55:66"
+    );
+    let o = b.cmd().args(["export", "uc"]).output().unwrap();
+    assert!(o.status.success());
+    let mut ar = tar::Archive::new(&o.stdout[..]);
+    let f = ar
+        .entries()
+        .unwrap()
+        .map(Result::unwrap)
+        .find(|e| e.path().unwrap().as_os_str() == "f")
+        .expect("f in the export");
+    let h = f.header();
+    assert_eq!((h.uid().unwrap(), h.gid().unwrap()), (33, 44));
+    b.ok(&["rm", "-f", "uc"]);
+}
