@@ -358,54 +358,34 @@ fn what_needs_the_hosts_user_namespace_says_so() {
     let Some(b) = store("what_needs_the_hosts_user_namespace_says_so") else {
         return;
     };
-    let o = b.run(&[
-        "run",
-        "--rm",
-        "--device",
-        "/dev/null:/dev/n",
-        "busybox",
-        "true",
-    ]);
-    expect_code(&o, 125, "run --device");
-    let e = stderr(&o);
-    assert!(e.contains("--userns=host") && e.lines().count() <= 2, "{e}");
-    let o = b.run(&[
-        "run",
-        "--rm",
-        "--userns=auto",
-        "--pid",
-        "host",
-        "busybox",
-        "true",
-    ]);
-    expect_code(&o, 125, "run --userns=auto --pid host");
-    assert!(stderr(&o).contains("use --userns=host"), "{}", stderr(&o));
-    // The default gives way to options that ask for the host's namespaces.
-    let o = b.ok(&[
-        "run",
-        "--rm",
-        "--pid",
-        "host",
-        "busybox",
-        "cat",
-        "/proc/self/uid_map",
-    ]);
-    assert_eq!(o.split_whitespace().nth(1), Some("0"), "{o}");
+    // Asked for explicitly, a namespace of its own refuses what cannot work
+    // in it, and says what to do.
+    for opt in [&["--device", "/dev/null:/dev/n"][..], &["--pid", "host"]] {
+        let mut a = vec!["run", "--rm", "--userns=auto"];
+        a.extend_from_slice(opt);
+        a.extend_from_slice(&["busybox", "true"]);
+        let o = b.run(&a);
+        expect_code(&o, 125, &a.join(" "));
+        let e = stderr(&o);
+        assert!(
+            e.contains("use --userns=host") && e.lines().count() <= 2,
+            "{e}"
+        );
+    }
+    // The default gives way to options that ask for the host's namespaces
+    // or devices: their container is in the host's.
+    for opt in [&["--device", "/dev/null:/dev/n"][..], &["--pid", "host"]] {
+        let mut a = vec!["run", "--rm"];
+        a.extend_from_slice(opt);
+        a.extend_from_slice(&["busybox", "cat", "/proc/self/uid_map"]);
+        let o = b.ok(&a);
+        assert_eq!(o.split_whitespace().nth(1), Some("0"), "{opt:?}: {o}");
+    }
     for bad in ["--userns=bogus", "--userns=auto:size=x", "--userns=keep-id"] {
         let o = b.run(&["run", "--rm", bad, "busybox", "true"]);
         expect_code(&o, 125, bad);
         assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
     }
-    // --device with --userns=host works as before.
-    b.ok(&[
-        "run",
-        "--rm",
-        "--userns=host",
-        "--device",
-        "/dev/null:/dev/n",
-        "busybox",
-        "true",
-    ]);
 }
 
 #[test]

@@ -11,15 +11,15 @@
 //! through idmapped mounts (`launch::mount_rootfs`, the spec's `idmap`
 //! option): nothing is copied or chowned.
 //!
-//! The default is a private namespace where the kernel can idmap the
-//! overlay's layers (Linux 6.13), else the host's (see
-//! [`PRIVATE_BY_DEFAULT`]); `BERTH_USERNS` (for one process) or the `userns` key of
+//! The default is the host's namespace for now (see [`PRIVATE_BY_DEFAULT`];
+//! once on, a private one where the kernel can idmap the overlay's layers,
+//! Linux 6.13); `BERTH_USERNS` (for one process) or the `userns` key of
 //! /etc/berth/berth.conf (for the host) set it: `host` or `private`.
 
 use std::os::fd::OwnedFd;
 use std::path::Path;
 
-use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
+use rusqlite::{params, Connection, Transaction, TransactionBehavior};
 use serde::{Deserialize, Serialize};
 
 use crate::config::ContainerConfig;
@@ -40,7 +40,13 @@ pub const DEFAULT_POOL: Pool = Pool {
 
 /// Whether a container gets a namespace of its own when neither `--userns`
 /// nor the host's setting says (where the kernel can idmap overlay layers).
-pub const PRIVATE_BY_DEFAULT: bool = true;
+///
+/// Off: berth's differential suite against Docker (compat.rs) differs where
+/// a user namespace shows in /proc/mounts (an idmapped volume says
+/// `idmapped`, a tmpfs made in it `uid=`/`gid=` of the host, /dev's nodes
+/// are binds of the host's since mknod is refused there). Turning it on
+/// means marking those lines as kept differences.
+pub const PRIVATE_BY_DEFAULT: bool = false;
 
 /// The process environment variable that overrides the host's default.
 pub const ENV: &str = "BERTH_USERNS";
@@ -258,18 +264,10 @@ fn kernel_idmaps_overlay_layers() -> bool {
     (major, minor) >= (6, 13)
 }
 
-/// Options that cannot work from a user namespace of the container's own:
-/// `--device` (a host device node is owned by the host's root, whom the
-/// container's root is not) always refused, with what to do instead; the
-/// others (see [`host_only`]) refused when `--userns` was given.
+/// Options that cannot work from a user namespace of the container's own,
+/// refused with what to do instead when `--userns` asked for one (`explicit`);
+/// with the default, [`wants_host`] gives them the host's.
 pub fn refuse_host_only(cfg: &ContainerConfig, explicit: bool) -> Result<()> {
-    if let Some(d) = cfg.devices.first() {
-        return Err(Error::UserNamespace(format!(
-            "--device {}: a host device cannot be used from the container's own user \
-             namespace; add --userns=host",
-            d.host
-        )));
-    }
     match host_only(cfg) {
         Some(why) if explicit => Err(Error::UserNamespace(format!(
             "{why} needs the host's user namespace; use --userns=host"
@@ -284,13 +282,18 @@ pub fn wants_host(cfg: &ContainerConfig) -> bool {
     host_only(cfg).is_some()
 }
 
-/// The first option that needs the host's user namespace: a procfs for the
-/// host's pid namespace cannot be mounted from another user namespace, nor
+/// The first option that needs the host's user namespace: a host device
+/// node (`--device`) is the host root's, whom the container's root is not,
+/// and a user namespace cannot make one (mknod); a procfs for the host's
+/// pid namespace cannot be mounted from another user namespace, nor
 /// an mqueue for the host's ipc namespace; `--oom-score-adj` is written by
 /// the init to its own /proc/self, which (non-dumpable) stays the host
 /// root's, not the container root's (and lowering it needs
 /// CAP_SYS_RESOURCE on the host).
 fn host_only(cfg: &ContainerConfig) -> Option<String> {
+    if let Some(d) = cfg.devices.first() {
+        return Some(format!("--device {}", d.host));
+    }
     if cfg.pid_mode == "host" {
         return Some("--pid=host".into());
     }
@@ -465,17 +468,6 @@ pub fn free_leaked(conn: &Connection) -> Result<Vec<String>> {
         .query_map([], |r| r.get::<_, String>(0))?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(ids)
-}
-
-/// The range `container` holds, if any.
-pub fn held(conn: &Connection, container: &str) -> Result<Option<(u32, u32)>> {
-    Ok(conn
-        .query_row(
-            "SELECT offset, size FROM userns_ranges WHERE container_id = ?1",
-            params![container],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()?)
 }
 
 #[cfg(test)]
