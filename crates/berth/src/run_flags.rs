@@ -209,6 +209,10 @@ pub struct RunArgs {
     ipc: Option<String>,
     #[arg(long)]
     uts: Option<String>,
+    /// User namespace: host, or auto[:size=N] (a range of the host's ids:
+    /// the default, see SECURITY.md)
+    #[arg(long)]
+    userns: Option<String>,
     #[arg(long)]
     shm_size: Option<String>,
     #[arg(long)]

@@ -1834,8 +1834,15 @@ impl Writer<'_> {
         let dir = self.open_dir(&target)?;
         let owner = self.chown;
         let entries = with_decoded(c, &mut file, |r| {
-            berth_image::layer::extract(r, dir, berth_image::layer::ExtractOptions { owner })
-                .map_err(io::Error::other)
+            berth_image::layer::extract(
+                r,
+                dir,
+                berth_image::layer::ExtractOptions {
+                    owner,
+                    ..Default::default()
+                },
+            )
+            .map_err(io::Error::other)
         })
         .map_err(|e| CopyError::Extract {
             archive: what.into(),

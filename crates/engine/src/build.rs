@@ -1045,7 +1045,7 @@ impl Builder<'_, '_> {
         .ctx(|| "write resolv.conf".into())?;
 
         let crate::launch::Rootfs { detached, lookup } =
-            crate::launch::mount_rootfs(&work.snap, &mut None, false)?;
+            crate::launch::mount_rootfs(&work.snap, &mut None, false, None)?;
         // Mount points the runtime will have to make in the rootfs.
         let mut made = Vec::new();
         let mut dests: Vec<String> = [

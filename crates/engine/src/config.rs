@@ -96,6 +96,14 @@ pub struct ContainerConfig {
     /// made), whose namespaces it joins (crate::pods).
     #[serde(skip_serializing_if = "String::is_empty")]
     pub pod: String,
+    /// `--userns` as given ("" for the host's default); at create, what it
+    /// resolved to: "host", "auto" or "auto:size=N" (see crate::userns).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub userns: String,
+    /// The host ids the container's ids map to, taken at create (None:
+    /// the host's user namespace).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_map: Option<crate::userns::IdMap>,
 }
 
 /// A bind mount, named volume or tmpfs.

@@ -36,6 +36,10 @@ pub struct Root {
     container: bool,
     /// A stopped container's rootfs we mounted, unmounted on drop.
     mounted: Option<berth_image::snapshot::Snapshot>,
+    /// A running container's ids when it has a user namespace of its own:
+    /// its mounts are idmapped, so what is written there is written as
+    /// its root (see userns::as_container_root).
+    id_map: Option<crate::userns::IdMap>,
 }
 
 impl Drop for Root {
@@ -54,6 +58,7 @@ impl Root {
             what: "the host".into(),
             container: false,
             mounted: None,
+            id_map: None,
         })
     }
 
@@ -65,6 +70,7 @@ impl Root {
             what: what.to_string(),
             container: true,
             mounted: None,
+            id_map: None,
         })
     }
 
@@ -87,6 +93,7 @@ impl Root {
                 what,
                 container: true,
                 mounted: None,
+                id_map: r.config.id_map,
             });
         }
         let snap = engine.snapshot(r)?;
@@ -104,6 +111,7 @@ impl Root {
             what,
             container: true,
             mounted: Some(snap),
+            id_map: None,
         };
         Ok(root)
     }
@@ -268,7 +276,7 @@ pub fn copy(src: End<'_>, dst: End<'_>, opts: Options) -> Result<u64> {
                 Some(top_name(&path))
             };
             let mut out = std::io::BufWriter::with_capacity(128 * 1024, out);
-            let n = write_tar(top, name.as_deref(), None, &mut out)?;
+            let n = write_tar(top, name.as_deref(), None, root.id_map, &mut out)?;
             out.flush().ctx(|| "write to stdout".into())?;
             Ok(n)
         }
@@ -285,9 +293,12 @@ pub fn copy(src: End<'_>, dst: End<'_>, opts: Options) -> Result<u64> {
             let to_container = root.container;
             let ex = berth_image::layer::ExtractOptions {
                 owner: owner(to_container),
+                id_shift: root.id_map.map(|m| (m.uid, m.gid, m.size)),
             };
-            berth_image::layer::extract(input, dir, ex)
-                .map_err(|e| Error::CopyFailed(e.to_string()))
+            crate::userns::as_container_root(root.id_map.as_ref(), || {
+                berth_image::layer::extract(input, dir, ex)
+            })?
+            .map_err(|e| Error::CopyFailed(e.to_string()))
         }
         (End::Path(sroot, spath), End::Path(droot, dpath)) => {
             let top = open_source(sroot, &spath, opts.follow_link)?;
@@ -299,18 +310,22 @@ pub fn copy(src: End<'_>, dst: End<'_>, opts: Options) -> Result<u64> {
             let to_container = droot.container;
             let ex = berth_image::layer::ExtractOptions {
                 owner: owner(to_container),
+                id_shift: droot.id_map.map(|m| (m.uid, m.gid, m.size)),
             };
             // One thread writes the tar into a pipe, we extract from it.
             let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).ctx(|| "pipe".into())?;
             let name = plan.name.clone();
+            let unshift = sroot.id_map;
             let writer = std::thread::spawn(move || {
                 let mut w = std::io::BufWriter::with_capacity(128 * 1024, std::fs::File::from(w));
-                write_tar(top, name.as_deref(), None, &mut w).and_then(|n| {
+                write_tar(top, name.as_deref(), None, unshift, &mut w).and_then(|n| {
                     w.flush().ctx(|| "write the copy".into())?;
                     Ok(n)
                 })
             });
-            let extracted = berth_image::layer::extract(std::fs::File::from(r), dir, ex);
+            let extracted = crate::userns::as_container_root(droot.id_map.as_ref(), || {
+                berth_image::layer::extract(std::fs::File::from(r), dir, ex)
+            })?;
             let written = writer
                 .join()
                 .map_err(|_| Error::CopyFailed("the copy's writer failed".into()))?;
@@ -329,7 +344,7 @@ pub fn archive(root: &Root, path: &Path, out: impl Write) -> Result<u64> {
     let top = open_source(root, path, true)?;
     let mnt = saferoot::mount_id(&top).ok();
     let mut out = std::io::BufWriter::with_capacity(128 * 1024, out);
-    let n = write_tar(top, None, mnt, &mut out)?;
+    let n = write_tar(top, None, mnt, root.id_map, &mut out)?;
     out.flush().ctx(|| "write the archive".into())?;
     Ok(n)
 }
@@ -372,11 +387,13 @@ fn open_source(root: &Root, path: &Path, follow: bool) -> Result<OwnedFd> {
 /// stream named `name` (None: the directory's entries at the top), in
 /// Docker's archive form (berth_image::tree_tar). `same_mount`: entries on
 /// another mount are left out (a directory that is a mount point is kept,
-/// empty).
+/// empty). `unshift`: read through a container's idmapped mounts, owners
+/// are written as the container sees them.
 fn write_tar(
     top: OwnedFd,
     name: Option<&OsStr>,
     same_mount: Option<u64>,
+    unshift: Option<crate::userns::IdMap>,
     out: &mut impl Write,
 ) -> Result<u64> {
     if name.is_none() {
@@ -390,6 +407,11 @@ fn write_tar(
     let mut opts = tree_tar::Options::new(tree_tar::Form::Archive);
     opts.top_name = name.map(Path::new);
     opts.same_mount = same_mount;
+    opts.unshift = unshift.map(|m| tree_tar::Unshift {
+        uid: m.uid,
+        gid: m.gid,
+        size: m.size,
+    });
     Ok(tree_tar::write(&top, &opts, out)?.entries)
 }
 

@@ -261,6 +261,31 @@ impl Db {
         }
     }
 
+    /// [`Db::insert`], and for a container with a user namespace of its
+    /// own its id range taken from the pool (recorded in its config), in
+    /// one IMMEDIATE transaction: two containers made at once never get
+    /// the same ids. With `shares`, it holds that container's range.
+    pub fn insert_with_ids(&self, r: &mut Record, shares: Option<&str>) -> Result<()> {
+        if r.config.userns == "host" {
+            return self.insert(r);
+        }
+        let tx = crate::userns::begin(&self.conn)?;
+        match shares {
+            Some(other) => crate::userns::share(&tx, &r.id, other)?,
+            None => {
+                let size = match crate::userns::Mode::parse(&r.config.userns)? {
+                    crate::userns::Mode::Private { size } => size,
+                    crate::userns::Mode::Host => return self.insert(r),
+                };
+                let pool = crate::userns::Pool::of_host()?;
+                r.config.id_map = Some(crate::userns::allocate(&tx, &r.id, size, &pool)?);
+            }
+        }
+        self.insert(r)?;
+        tx.commit()?;
+        Ok(())
+    }
+
     pub fn get(&self, id: &str) -> Result<Option<Record>> {
         Ok(self
             .conn

@@ -165,6 +165,10 @@ pub enum Error {
     /// A device of `--device` that cannot be used: "{0}".
     #[error("{0}")]
     Device(String),
+    /// The container's user namespace: its id range, its idmapped
+    /// mounts, or an option that needs the host's namespace: "{0}".
+    #[error("{0}")]
+    UserNamespace(String),
     /// The image's rootfs could not be prepared for the container (its
     /// /etc files, its init layer): "{0}".
     #[error("{0}")]
@@ -262,6 +266,7 @@ impl Error {
             Error::Monitor(_)
             | Error::CopyFailed(_)
             | Error::Rootfs(_)
+            | Error::UserNamespace(_)
             | Error::InitBinary(_)
             | Error::Build(_)
             | Error::Pull(_)

@@ -9,7 +9,7 @@
 //! beside the container, for people and for `berth-runtime`, but nothing
 //! reads it back on the way.
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use berth_runtime::{Container, CreateOptions, ExecOptions, ExecOutcome, Stdio};
@@ -36,11 +36,30 @@ pub struct Rootfs {
 /// command is taken down first), then the answer. `disposable`: the
 /// container's changes go with it (`--rm`), so its overlay need not be
 /// synced to disk when it ends (see Snapshot::mount_detached_disposable).
+/// `id_map`: the container's own user namespace, whose mapping the layers
+/// are seen through (None: the host's).
 pub fn mount_rootfs(
     snap: &berth_image::snapshot::Snapshot,
     host_mounted: &mut Option<bool>,
     disposable: bool,
+    id_map: Option<&crate::userns::IdMap>,
 ) -> Result<Rootfs> {
+    if let Some(m) = id_map {
+        // A user namespace of its own: layers seen through its mapping,
+        // never mounted on the host (see Snapshot::mount_detached_idmapped;
+        // synced at its end even when disposable, for now).
+        if host_mounted.is_none() {
+            snap.unmount()?;
+        }
+        *host_mounted = Some(false);
+        let ns = m.layer_namespace()?;
+        let fd = snap.mount_detached_idmapped(ns.as_fd())?;
+        let lookup = PathBuf::from(saferoot::fd_path(&fd));
+        return Ok(Rootfs {
+            detached: Some(fd),
+            lookup,
+        });
+    }
     let detach = || match disposable {
         true => snap.mount_detached_disposable(),
         false => snap.mount_detached(),

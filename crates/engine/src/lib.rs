@@ -60,6 +60,7 @@ pub mod stdio;
 pub mod stream;
 pub mod system_info;
 mod tree_copy;
+pub mod userns;
 pub mod volumes;
 
 use std::path::{Path, PathBuf};
@@ -355,10 +356,11 @@ impl Engine {
             cfg.hostname = id[..12].to_string();
         }
         cfg.image_id = img.id.to_string();
-        let record = Record::new(id.clone(), name, img.id.to_string(), cfg, now());
+        let shares = self.userns_of(&mut cfg)?;
+        let mut record = Record::new(id.clone(), name, img.id.to_string(), cfg, now());
         // The row first (it claims the name), then the files; on failure
         // both go, and the volumes made for it.
-        if let Err(e) = self.db.insert(&record) {
+        if let Err(e) = self.db.insert_with_ids(&mut record, shares.as_deref()) {
             self.drop_volumes(&made);
             return Err(e);
         }
@@ -373,6 +375,49 @@ impl Engine {
         }
         self.db.container_event(&record, "create", &[]);
         Ok(record)
+    }
+
+    /// Resolves `--userns` (and its default) for a new container: records
+    /// the mode in `cfg`; returns the container whose namespace it shares
+    /// (`--network/--pid/--ipc/--uts container:X` of a container with one).
+    fn userns_of(&self, cfg: &mut ContainerConfig) -> Result<Option<String>> {
+        let mut mode = userns::Mode::parse(&cfg.userns)?;
+        let explicit = !cfg.userns.is_empty();
+        // --privileged means the host's root: docker and podman agree.
+        if cfg.privileged && !explicit {
+            mode = userns::Mode::Host;
+        }
+        let joined: Vec<&str> = [&cfg.network, &cfg.pid_mode, &cfg.ipc_mode, &cfg.uts_mode]
+            .iter()
+            .filter_map(|m| m.strip_prefix("container:"))
+            .collect();
+        let mut shares = None;
+        if let Some(other) = joined.first() {
+            // Another container's namespaces belong to its user namespace:
+            // this one joins that too (its own would have no rights there).
+            let o = self.find(other)?;
+            mode = match o.config.id_map {
+                Some(_) => {
+                    shares = Some(o.id.clone());
+                    cfg.id_map = o.config.id_map;
+                    userns::Mode::Private {
+                        size: o.config.id_map.map_or(0, |m| m.size),
+                    }
+                }
+                None => userns::Mode::Host,
+            };
+        }
+        if mode != userns::Mode::Host {
+            userns::refuse_host_only(cfg, explicit)?;
+            if !explicit && userns::wants_host(cfg) {
+                mode = userns::Mode::Host;
+            }
+        }
+        cfg.userns = mode.recorded();
+        if mode == userns::Mode::Host {
+            cfg.id_map = None;
+        }
+        Ok(shares)
     }
 
     fn drop_volumes(&self, names: &[String]) {
@@ -546,6 +591,11 @@ impl Engine {
             Err(e) => return Err(e).ctx(|| format!("read {}", root.display())),
         };
         let mut removed = self.thaw_abandoned_commits()?;
+        for id in userns::free_leaked(&self.db.connection())? {
+            removed.push(format!(
+                "user namespace ids held for the gone container {id}"
+            ));
+        }
         for entry in entries.flatten() {
             let id = entry.file_name().to_string_lossy().into_owned();
             if !entry.path().is_dir() {

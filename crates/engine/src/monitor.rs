@@ -494,8 +494,12 @@ fn prepare_start(
     snapshot: &berth_image::snapshot::Snapshot,
     host_mounted: &mut Option<bool>,
 ) -> Result<(Option<OwnedFd>, oci_spec::runtime::Spec)> {
-    let crate::launch::Rootfs { detached, lookup } =
-        crate::launch::mount_rootfs(snapshot, host_mounted, r.config.auto_remove)?;
+    let crate::launch::Rootfs { detached, lookup } = crate::launch::mount_rootfs(
+        snapshot,
+        host_mounted,
+        r.config.auto_remove,
+        r.config.id_map.as_ref(),
+    )?;
     let dir = engine.container_dir(&r.id);
     let joins = joins(engine, r)?;
     // Before volumes are filled from the image: a `VOLUME /etc` gets the
@@ -506,9 +510,14 @@ fn prepare_start(
     for m in spec_config.mounts.iter_mut().filter(|m| m.kind == "volume") {
         // A volume with the local driver's options is mounted first.
         engine.volumes.mount(&m.source)?;
-        engine
+        let filled = engine
             .volumes
             .populate(&m.source, &lookup, &m.destination)?;
+        if let (true, Some(map)) = (filled, &r.config.id_map) {
+            // Copied through the idmapped view: owners as the host sees
+            // the container's, brought back to the image's own.
+            crate::userns::unshift_tree(&engine.volumes.get(&m.source)?.mountpoint, map)?;
+        }
         m.source = engine
             .volumes
             .get(&m.source)?
@@ -517,11 +526,15 @@ fn prepare_start(
             .into_owned();
         m.kind = "bind".into();
     }
+    let rootfs = match r.config.id_map {
+        Some(_) => crate::userns::rootfs_mount_point()?,
+        None => snapshot.merged.as_path(),
+    };
     let spec = spec::build(
         &spec_config,
         &r.id,
         &spec::Paths {
-            rootfs: &snapshot.merged,
+            rootfs,
             lookup: &lookup,
             dir: &dir,
         },
@@ -553,7 +566,23 @@ fn joins(engine: &Engine, r: &Record) -> Result<spec::Joins> {
         }
         Ok(Some(format!("/proc/{}/ns/{ns}", o.pid)))
     };
+    // A container sharing another's namespaces shares its user namespace.
+    let user = match &r.config.id_map {
+        Some(_) => [
+            &r.config.network,
+            &r.config.pid_mode,
+            &r.config.ipc_mode,
+            &r.config.uts_mode,
+        ]
+        .into_iter()
+        .find(|m| m.starts_with("container:"))
+        .map(|m| path(m, "user"))
+        .transpose()?
+        .flatten(),
+        None => None,
+    };
     Ok(spec::Joins {
+        user,
         pid: path(&r.config.pid_mode, "pid")?,
         ipc: path(&r.config.ipc_mode, "ipc")?,
         uts: path(&r.config.uts_mode, "uts")?,

@@ -50,6 +50,9 @@ pub struct Paths<'a> {
 /// (resolved by the caller to `/proc/<pid>/ns/<type>`).
 #[derive(Debug, Default)]
 pub struct Joins {
+    /// The user namespace of the container whose other namespaces it
+    /// joins (it has no rights in them from one of its own).
+    pub user: Option<String>,
     pub pid: Option<String>,
     pub ipc: Option<String>,
     pub uts: Option<String>,
@@ -389,7 +392,12 @@ pub fn build(cfg: &ContainerConfig, id: &str, paths: &Paths<'_>, joins: &Joins) 
     ] {
         let src = paths.dir.join(file);
         if src.exists() {
-            mounts.push(json!({"destination": dest, "type": "bind", "source": src, "options": ["rbind", "rprivate", if cfg.read_only { "ro" } else { "rw" }]}));
+            let mut opts = vec!["rbind", "rprivate", if cfg.read_only { "ro" } else { "rw" }];
+            if cfg.id_map.is_some() {
+                opts.push("idmap");
+            }
+            mounts
+                .push(json!({"destination": dest, "type": "bind", "source": src, "options": opts}));
         }
     }
     if cfg.init {
@@ -431,6 +439,12 @@ pub fn build(cfg: &ContainerConfig, id: &str, paths: &Paths<'_>, joins: &Joins) 
                 }) {
                     opts.push("rprivate".into());
                 }
+                // Seen through the container's mapping: the host's root is
+                // its root, and what its root writes is the host root's
+                // (as Docker users expect of a volume or a bind).
+                if cfg.id_map.is_some() {
+                    opts.push("idmap".into());
+                }
                 mounts.push(json!({"destination": m.destination, "type": "bind", "source": m.source, "options": opts}));
             }
         }
@@ -455,6 +469,11 @@ pub fn build(cfg: &ContainerConfig, id: &str, paths: &Paths<'_>, joins: &Joins) 
         }
     }
     namespaces.push(json!({"type": "cgroup"}));
+    if let Some(path) = &joins.user {
+        namespaces.push(json!({"type": "user", "path": path}));
+    } else if cfg.id_map.is_some() {
+        namespaces.push(json!({"type": "user"}));
+    }
 
     let mut resources = resources(cfg);
     let mut device_rules = if cfg.privileged {
@@ -477,6 +496,10 @@ pub fn build(cfg: &ContainerConfig, id: &str, paths: &Paths<'_>, joins: &Joins) 
         "devices": devices,
         "sysctl": cfg.sysctls,
     });
+    if let (Some(m), None) = (&cfg.id_map, &joins.user) {
+        linux["uidMappings"] = json!([{"containerID": 0, "hostID": m.uid, "size": m.size}]);
+        linux["gidMappings"] = json!([{"containerID": 0, "hostID": m.gid, "size": m.size}]);
+    }
     if !cfg.privileged {
         linux["maskedPaths"] = json!(berth_runtime::template::MASKED_PATHS);
         linux["readonlyPaths"] = json!(berth_runtime::template::READONLY_PATHS);

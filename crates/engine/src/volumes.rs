@@ -323,21 +323,21 @@ impl Volumes {
 
     /// Fills an empty volume with what `rootfs` has at `dest` (resolved
     /// inside `rootfs`); nothing if the volume has content or the image
-    /// has nothing there.
-    pub fn populate(&self, name: &str, rootfs: &Path, dest: &str) -> Result<()> {
+    /// has nothing there. True when it filled it.
+    pub fn populate(&self, name: &str, rootfs: &Path, dest: &str) -> Result<bool> {
         let data = self.path(name);
         let empty = std::fs::read_dir(&data)
             .ctx(|| format!("read {}", data.display()))?
             .next()
             .is_none();
         if !empty {
-            return Ok(());
+            return Ok(false);
         }
         let root = open_dir(rootfs)?;
         let Ok(src) =
             saferoot::open_in_root(&root, Path::new(dest), OFlag::O_PATH | OFlag::O_DIRECTORY)
         else {
-            return Ok(());
+            return Ok(false);
         };
         let dst = open_dir(&data)?;
         crate::tree_copy::copy_tree(&src, &dst).map_err(|e| match e {
@@ -352,7 +352,7 @@ impl Volumes {
             },
             other => other,
         })?;
-        Ok(())
+        Ok(true)
     }
 }
 

@@ -264,6 +264,7 @@ fn unpack_into(
         buf: vec![0u8; 256 * 1024],
         whiteouts: true,
         owner: None,
+        id_shift: None,
         sparse_limit: opts.max_bytes,
     };
     let mut dirs: Vec<(PathBuf, Attrs)> = Vec::new();
@@ -318,6 +319,11 @@ fn unpack_into(
 pub struct ExtractOptions {
     /// Every entry owned by this uid:gid instead of the archive's.
     pub owner: Option<(u32, u32)>,
+    /// Into a container with a user namespace of its own, through its
+    /// idmapped mounts: (host uid, host gid, count) of its ids; an owner
+    /// `k` is written as the host's `uid + k` (which the mount stores as
+    /// `k`). An owner past the count cannot be represented there.
+    pub id_shift: Option<(u32, u32, u32)>,
 }
 
 /// Extracts a plain tar stream (`cp`'s, not a layer: `.wh.` names are
@@ -335,6 +341,7 @@ pub fn extract(input: impl Read, dir: OwnedFd, opts: ExtractOptions) -> Result<u
         buf: vec![0u8; 128 * 1024],
         whiteouts: false,
         owner: opts.owner,
+        id_shift: opts.id_shift,
         sparse_limit: UnpackOptions::default().max_bytes,
     };
     let mut dirs: Vec<(PathBuf, Attrs)> = Vec::new();
@@ -494,6 +501,8 @@ struct Ctx {
     whiteouts: bool,
     /// Every entry's owner instead of the archive's.
     owner: Option<(u32, u32)>,
+    /// See [`ExtractOptions::id_shift`].
+    id_shift: Option<(u32, u32, u32)>,
     /// Largest sparse file accepted (see `write_gnu_sparse`).
     sparse_limit: u64,
 }
@@ -617,6 +626,18 @@ fn apply_in<R: Read>(
     let mut attrs = attrs_of(entry).map_err(|e| entry_err(raw, e))?;
     if let Some((uid, gid)) = ctx.owner {
         (attrs.uid, attrs.gid) = (uid, gid);
+    }
+    if let Some((ub, gb, n)) = ctx.id_shift {
+        if attrs.uid >= n || attrs.gid >= n {
+            return Err(entry_err(
+                raw,
+                io::Error::other(format!(
+                    "owner {}:{} is outside the container's {n} ids",
+                    attrs.uid, attrs.gid
+                )),
+            ));
+        }
+        (attrs.uid, attrs.gid) = (ub + attrs.uid, gb + attrs.gid);
     }
     let err = |e: io::Error| entry_err(raw, e);
     let name_bytes = name.as_bytes();

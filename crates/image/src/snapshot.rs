@@ -269,6 +269,127 @@ impl Snapshot {
         new_api_mount(&spec, &self.merged, durability)
     }
 
+    /// [`Snapshot::mount_detached`] for a container with a user namespace
+    /// of its own: each layer, and the directory holding `upper` and
+    /// `work`, is an idmapped clone (see [`saferoot::idmap`]), so the
+    /// container's root sees the image's root-owned files as its own and
+    /// what it writes lands in `upper` owned by the host's root, as without
+    /// a user namespace: no layer is copied, and `diff`, `commit` and
+    /// `export` read `upper` as always.
+    ///
+    /// `userns` maps the container's ids, plus one id past them as the
+    /// host's root: overlayfs makes its work directories as the mounter
+    /// (root), who must be representable through the upper mount (and no
+    /// process of the container can take that id). Needs overlay layers as
+    /// descriptors
+    /// (`FSCONFIG_SET_FD`, Linux 6.13); an older kernel gets
+    /// [`SnapshotError::Mount`] naming the step.
+    pub fn mount_detached_idmapped(
+        &self,
+        userns: std::os::fd::BorrowedFd<'_>,
+    ) -> Result<OwnedFd, SnapshotError> {
+        if self.lower.len() > MAX_LAYERS {
+            return Err(SnapshotError::TooManyLayers {
+                count: self.lower.len(),
+                limit: MAX_LAYERS,
+            });
+        }
+        let fail = |step: String, source: io::Error, log: String| SnapshotError::Mount {
+            merged: self.merged.clone(),
+            step,
+            source,
+            log,
+        };
+        let errno = |e: Errno| io::Error::from_raw_os_error(e as i32);
+        let (Some(dir), Some(upper_name), Some(work_name)) = (
+            self.upper.parent(),
+            self.upper.file_name(),
+            self.work.file_name(),
+        ) else {
+            return Err(SnapshotError::Path {
+                path: self.upper.clone(),
+                reason: "upper has no parent directory".into(),
+            });
+        };
+        if self.work.parent() != Some(dir) {
+            return Err(SnapshotError::Path {
+                path: self.work.clone(),
+                reason: "work must be beside upper to be idmapped with it".into(),
+            });
+        }
+        let fs = fsopen(c"overlay").map_err(|e| fail("fsopen".into(), e, String::new()))?;
+        // Kept until the overlay is made: closing a detached mount's last
+        // descriptor unmounts it, under the overlay being configured
+        // (which then clones what it was given, see clone_private_mount).
+        let mut clones = Vec::with_capacity(self.lower.len());
+        for l in &self.lower {
+            let m = saferoot::idmap::idmapped_clone(l, userns, false).map_err(|e| {
+                fail(
+                    format!("idmap layer {}", l.display()),
+                    errno(e),
+                    String::new(),
+                )
+            })?;
+            fsconfig(
+                &fs,
+                libc::FSCONFIG_SET_FD,
+                Some(c"lowerdir+"),
+                None,
+                m.as_raw_fd(),
+            )
+            .map_err(|e| {
+                fail(
+                    format!("lowerdir+ {} (idmapped)", l.display()),
+                    e,
+                    fs_log(&fs),
+                )
+            })?;
+            clones.push(m);
+        }
+        let top = saferoot::idmap::idmapped_clone(dir, userns, false)
+            .map_err(|e| fail(format!("idmap {}", dir.display()), errno(e), String::new()))?;
+        for (key, name) in [(c"upperdir", upper_name), (c"workdir", work_name)] {
+            let sub = nix::fcntl::openat(
+                Some(top.as_raw_fd()),
+                name,
+                OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
+                nix::sys::stat::Mode::empty(),
+            )
+            .map_err(|e| {
+                fail(
+                    format!("open {}", dir.join(name).display()),
+                    errno(e),
+                    String::new(),
+                )
+            })?;
+            // SAFETY: openat returned a new descriptor that nothing else owns.
+            let sub = unsafe { OwnedFd::from_raw_fd(sub) };
+            fsconfig(&fs, libc::FSCONFIG_SET_FD, Some(key), None, sub.as_raw_fd()).map_err(
+                |e| {
+                    fail(
+                        format!(
+                            "{} {} (idmapped)",
+                            key.to_string_lossy(),
+                            dir.join(name).display()
+                        ),
+                        e,
+                        fs_log(&fs),
+                    )
+                },
+            )?;
+        }
+        for (k, v) in FAITHFUL_UPPER {
+            fsconfig(&fs, libc::FSCONFIG_SET_STRING, Some(k), Some(v), 0).map_err(|e| {
+                let step = format!("{}={}", k.to_string_lossy(), v.to_string_lossy());
+                fail(step, e, fs_log(&fs))
+            })?;
+        }
+        fsconfig(&fs, libc::FSCONFIG_CMD_CREATE, None, None, 0)
+            .map_err(|e| fail("create".into(), e, fs_log(&fs)))?;
+        drop(clones);
+        fsmount(&fs, 0).map_err(|e| fail("fsmount".into(), e, fs_log(&fs)))
+    }
+
     /// Mounts the layers alone at `merged`, read-only, with no upper
     /// directory: the image as it is, to inspect or export it.
     pub fn mount_readonly(&self) -> Result<(), SnapshotError> {

@@ -68,6 +68,31 @@ pub struct Options<'a> {
     /// Times later than this (unix seconds) written as it: reproducible
     /// builds (`SOURCE_DATE_EPOCH`).
     pub clamp_mtime: Option<i64>,
+    /// Owners as a container with its own user namespace sees them: the
+    /// tree is read through its idmapped mounts, which show host ids.
+    pub unshift: Option<Unshift>,
+}
+
+/// A user namespace's mapping read backwards: host id `uid + k` (`gid +
+/// k`) is the container's `k`, for `k` below `size`; any other id is the
+/// overflow id, 65534, as the kernel shows an unmapped one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unshift {
+    pub uid: u32,
+    pub gid: u32,
+    pub size: u32,
+}
+
+impl Unshift {
+    fn apply(&self, meta: &mut Meta) {
+        let inside = |id: u32, base: u32| {
+            id.checked_sub(base)
+                .filter(|k| *k < self.size)
+                .unwrap_or(65_534)
+        };
+        meta.uid = inside(meta.uid, self.uid);
+        meta.gid = inside(meta.gid, self.gid);
+    }
 }
 
 impl Options<'_> {
@@ -79,6 +104,7 @@ impl Options<'_> {
             same_mount: None,
             skip: &[],
             clamp_mtime: None,
+            unshift: None,
         }
     }
 }
@@ -137,6 +163,11 @@ pub fn write(top: &OwnedFd, opts: &Options<'_>, out: impl Write) -> Result<Stats
     if let Some(c) = opts.clamp_mtime {
         for i in &mut items {
             i.meta.mtime = i.meta.mtime.min(c);
+        }
+    }
+    if let Some(u) = &opts.unshift {
+        for i in &mut items {
+            u.apply(&mut i.meta);
         }
     }
     items.sort_by(|a, b| {

@@ -15,6 +15,7 @@
     deny(clippy::print_stdout, clippy::print_stderr, clippy::exit)
 )]
 
+pub mod idmap;
 pub mod private;
 pub mod userdb;
 

@@ -66,6 +66,10 @@ const MIGRATIONS: &[Migration] = &[
         what: "pods: a row per pod (berth pod, kube play), its options as JSON",
         steps: &[Step::Sql(V2_PODS)],
     },
+    Migration {
+        what: "the pool of user namespace id ranges, one row per container holding one",
+        steps: &[Step::Sql(V3_USERNS_RANGES)],
+    },
 ];
 
 /// The version this berth brings a database to.
@@ -80,6 +84,21 @@ CREATE TABLE pods (
     created TEXT NOT NULL,
     config TEXT NOT NULL          -- JSON: berth_engine::pods::PodConfig
 );
+";
+
+/// Each container with a user namespace of its own holds `size` ids from
+/// `offset` of the host's pool (the same offset in the uid and the gid
+/// pool). Containers that share one namespace (`--network container:X`)
+/// each hold a row for it, so the range is free only when the last of them
+/// is gone. A container's rows go with its row (the trigger), in the same
+/// statement: removal cannot leak them.
+const V3_USERNS_RANGES: &str = "
+CREATE TABLE userns_ranges (container_id TEXT PRIMARY KEY, offset INTEGER NOT NULL,
+    size INTEGER NOT NULL);
+CREATE INDEX userns_ranges_offset ON userns_ranges (offset);
+CREATE TRIGGER userns_ranges_released AFTER DELETE ON containers BEGIN
+    DELETE FROM userns_ranges WHERE container_id = old.id;
+END;
 ";
 
 const V1_TABLES: &str = "
@@ -331,6 +350,7 @@ mod tests {
             "network_leases",
             "network_ports",
             "store_meta",
+            "userns_ranges",
         ] {
             assert!(t.iter().any(|x| x == want), "{want} missing from {t:?}");
         }

@@ -98,6 +98,7 @@ pub(crate) fn config_from(a: &RunArgs) -> Result<ContainerConfig> {
         pid_mode: a.pid.clone().unwrap_or_default(),
         ipc_mode: a.ipc.clone().unwrap_or_default(),
         uts_mode: a.uts.clone().unwrap_or_default(),
+        userns: a.userns.clone().unwrap_or_default(),
         // docker's daemon judges the policy when it makes the container.
         restart: RestartPolicy::parse(&a.restart)
             .map_err(|e| crate::FromDaemon::wrap(anyhow::Error::msg(e), true))?,

@@ -188,15 +188,43 @@ impl Creation<'_> {
         syscall::set_child_subreaper()?;
         let linux = bundle.spec.linux().clone().unwrap_or_default();
         let time_offsets = time_offsets(&linux);
+        let userns = plan.has_user();
+        // With a user namespace the cgroups are made first and the
+        // intermediate forked into the cgroup2 one (see born_in_cgroup2).
+        let early = intermediate::born_in_cgroup2(userns, Some(&cgroups));
+        let mut born_in = None;
+        if early {
+            self.cgroups = Some(cgroups.clone());
+            cgroups.prepare(linux.resources().as_ref())?;
+            born_in = cgroups
+                .clone_into_dir()
+                .map(crate::process::fork::open_cgroup)
+                .transpose()?;
+        }
         let iplan = intermediate::Plan {
             joins: &plan.joins,
             new: plan.new,
             new_user: plan.new_user,
             time_offsets,
             cgroups: Some(&cgroups),
-            cgroups_pending: true,
+            cgroups_pending: !early,
+            born_in_cgroup2: born_in.is_some(),
         };
-        let userns = plan.has_user();
+        // Idmapped binds: cloned now, idmapped once the user namespace has
+        // its maps (a joined one has them already), attached by the init.
+        let idmapped = crate::rootfs::idmapped::IdmappedBinds::clone_sources(
+            &bundle.spec,
+            &bundle.path,
+            userns,
+        )?;
+        if let Some(j) = plan
+            .joins
+            .iter()
+            .find(|j| j.typ == LinuxNamespaceType::User)
+        {
+            idmapped.apply(std::os::fd::AsFd::as_fd(&j.fd))?;
+        }
+        let idmapped_fds = idmapped.raw();
         let seccomp = linux
             .seccomp()
             .as_ref()
@@ -204,9 +232,9 @@ impl Creation<'_> {
                 crate::seccomp::Program::for_profile(s, &opts.root.join(crate::seccomp::CACHE_DIR))
             })
             .transpose()?;
-        // SAFETY: the runtime is single-threaded here (documented on
+        // The runtime is single-threaded here (documented on
         // `Container::create`), so the child may run arbitrary code.
-        let middle = match unsafe { nix::unistd::fork() }.ctx(|| "fork".into())? {
+        let middle = match crate::process::fork::fork_into(born_in.as_ref())? {
             ForkResult::Child => {
                 drop(parent_ch);
                 // The intermediate takes them on, and the init inherits.
@@ -224,6 +252,7 @@ impl Creation<'_> {
                         no_pivot: opts.no_pivot,
                         own_mount_ns: plan.has(LinuxNamespaceType::Mount),
                         rootfs_mount: opts.rootfs_mount,
+                        idmapped: &idmapped_fds,
                         new_cgroupns: plan.new_cgroup,
                         userns,
                         seccomp: seccomp.as_ref(),
@@ -238,17 +267,22 @@ impl Creation<'_> {
         // The caller's copies of the pipes are its own; ours would keep
         // the container's output from ever reaching end of file.
         drop(stdio);
-        // The cgroups are made while the intermediate creates namespaces.
-        self.cgroups = Some(cgroups.clone());
-        if let Err(e) = cgroups.prepare(linux.resources().as_ref()) {
-            // The intermediate waits for CgroupsReady: it must not be left
-            // waiting (nor we for it).
-            let _ = nix::sys::signal::kill(middle, nix::sys::signal::Signal::SIGKILL);
-            let _ = waitpid(middle, None);
-            return Err(e);
+        // Otherwise the cgroups are made while the intermediate creates
+        // namespaces.
+        if !early {
+            self.cgroups = Some(cgroups.clone());
+            if let Err(e) = cgroups.prepare(linux.resources().as_ref()) {
+                // The intermediate waits for CgroupsReady: it must not be
+                // left waiting (nor we for it).
+                let _ = nix::sys::signal::kill(middle, nix::sys::signal::Signal::SIGKILL);
+                let _ = waitpid(middle, None);
+                return Err(e);
+            }
+            parent_ch.send(&Message::CgroupsReady)?;
         }
-        parent_ch.send(&Message::CgroupsReady)?;
-        let init_pid = self.talk_to_intermediate(&parent_ch, middle, &linux);
+        let init_pid = self.talk_to_intermediate(&parent_ch, middle, &linux, &idmapped);
+        // The init holds its own copies now (or failed).
+        drop(idmapped);
         let status = waitpid(middle, None);
         let init_pid = init_pid?;
         match status {
@@ -295,12 +329,18 @@ impl Creation<'_> {
         ch: &Channel,
         middle: Pid,
         linux: &oci_spec::runtime::Linux,
+        idmapped: &crate::rootfs::idmapped::IdmappedBinds,
     ) -> Result<Pid> {
         loop {
             match ch.recv()? {
                 Some(Message::UserNsReady) => {
                     write_id_map(middle, "uid_map", linux.uid_mappings().as_deref())?;
                     write_id_map(middle, "gid_map", linux.gid_mappings().as_deref())?;
+                    if !idmapped.is_empty() {
+                        let path = format!("/proc/{}/ns/user", middle.as_raw());
+                        let ns = std::fs::File::open(&path).ctx(|| format!("open {path}"))?;
+                        idmapped.apply(std::os::fd::AsFd::as_fd(&ns))?;
+                    }
                     ch.send(&Message::MappingsWritten)?;
                 }
                 Some(Message::Pid(p)) => {

@@ -101,6 +101,14 @@ impl Container {
             .transpose()?;
         let (parent_ch, child_ch) = channel::pair()?;
         syscall::set_child_subreaper()?;
+        let userns = joins
+            .iter()
+            .any(|j| j.typ == oci_spec::runtime::LinuxNamespaceType::User);
+        let born_in = intermediate::born_in_cgroup2(userns, self.state.cgroups.as_ref())
+            .then(|| self.state.cgroups.as_ref().and_then(|c| c.clone_into_dir()))
+            .flatten()
+            .map(crate::process::fork::open_cgroup)
+            .transpose()?;
         let plan = intermediate::Plan {
             joins: &joins,
             new: nix::sched::CloneFlags::empty(),
@@ -108,9 +116,11 @@ impl Container {
             time_offsets: Vec::new(),
             cgroups: self.state.cgroups.as_ref(),
             cgroups_pending: false,
+            born_in_cgroup2: born_in.is_some(),
         };
-        // SAFETY: the caller is single-threaded (documented above).
-        let middle = match unsafe { nix::unistd::fork() }.ctx(|| "fork".into())? {
+        // The caller is single-threaded (documented above), as forking
+        // needs.
+        let middle = match crate::process::fork::fork_into(born_in.as_ref())? {
             ForkResult::Child => {
                 drop(parent_ch);
                 if let Some(Err(e)) = stdio.as_ref().map(Stdio::install) {

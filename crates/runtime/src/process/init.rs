@@ -33,6 +33,8 @@ pub struct InitArgs<'a> {
     pub own_mount_ns: bool,
     /// See [`crate::CreateOptions::rootfs_mount`].
     pub rootfs_mount: Option<std::os::fd::RawFd>,
+    /// See [`RootfsPlan::idmapped`].
+    pub idmapped: &'a [Option<std::os::fd::RawFd>],
     pub new_cgroupns: bool,
     pub userns: bool,
     /// The container's seccomp filter, compiled before the fork.
@@ -90,6 +92,7 @@ fn setup(mut a: InitArgs<'_>) -> Result<std::convert::Infallible> {
         no_pivot: a.no_pivot,
         own_mount_ns: a.own_mount_ns,
         rootfs_mount: a.rootfs_mount,
+        idmapped: a.idmapped,
     };
     let prepared = rootfs::prepare(&plan)?;
     // In the container's namespaces, before pivot_root: the hook's path

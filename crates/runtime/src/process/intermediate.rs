@@ -26,6 +26,20 @@ pub struct Plan<'a> {
     pub cgroups: Option<&'a crate::cgroups::Manager>,
     /// The runtime is still making the cgroups: wait for `CgroupsReady`.
     pub cgroups_pending: bool,
+    /// The intermediate was forked into the cgroup2 directory already
+    /// (see [`born_in_cgroup2`]).
+    pub born_in_cgroup2: bool,
+}
+
+/// Whether the runtime should fork the intermediate into the cgroup2
+/// directory itself: with a user namespace, the intermediate's own
+/// CLONE_INTO_CGROUP would be checked as the namespace's root (refused),
+/// and its write to cgroup.procs is a migration, which waits for an RCU
+/// grace period under cgroup_threadgroup_rwsem (about 14 ms here, most of
+/// a start). Forked there by the host's root, the intermediate and the
+/// init it forks are born in it.
+pub fn born_in_cgroup2(userns: bool, cgroups: Option<&crate::cgroups::Manager>) -> bool {
+    userns && cgroups.is_some_and(|c| c.clone_into_dir().is_some())
 }
 
 /// Runs in the forked intermediate; never returns. `child` runs in the
@@ -134,6 +148,9 @@ fn join_cgroups(
     let Some(dir) = cg.clone_into_dir() else {
         return Ok(None);
     };
+    if plan.born_in_cgroup2 {
+        return Ok(None);
+    }
     if userns {
         // CLONE_INTO_CGROUP checks permissions as the user namespace's
         // root; join now, as host root, the slow way.

@@ -4,6 +4,7 @@
 pub mod cgroupfs;
 pub mod devices;
 pub mod guard;
+pub mod idmapped;
 pub mod mounts;
 pub mod options;
 
@@ -39,6 +40,9 @@ pub struct RootfsPlan<'a> {
     /// A detached mount to attach at the rootfs first (see
     /// [`crate::CreateOptions::rootfs_mount`]).
     pub rootfs_mount: Option<std::os::fd::RawFd>,
+    /// Idmapped clones of bind sources, by spec mount index (see
+    /// [`idmapped`]); empty when there are none.
+    pub idmapped: &'a [Option<std::os::fd::RawFd>],
 }
 
 fn open_dir(path: &Path) -> Result<OwnedFd> {
@@ -129,8 +133,9 @@ pub fn prepare(plan: &RootfsPlan<'_>) -> Result<Prepared> {
         cgroupns: plan.cgroupns,
     };
     let spec_mounts = plan.spec.mounts().clone().unwrap_or_default();
-    for m in &spec_mounts {
-        mounts::mount_one(&root, m, cx)?;
+    for (i, m) in spec_mounts.iter().enumerate() {
+        let idmapped = plan.idmapped.get(i).copied().flatten();
+        mounts::mount_one(&root, m, cx, idmapped)?;
     }
     // The destination rule lets nothing but a procfs onto /proc, so what is
     // there now is the runtime's; finalize checks it still is.

@@ -27,13 +27,20 @@ pub struct MountContext<'a> {
     pub cgroupns: bool,
 }
 
-pub fn mount_one(root: &OwnedFd, m: &Mount, cx: MountContext<'_>) -> Result<()> {
+/// `idmapped`: the bind's source already cloned and idmapped by the
+/// parent (see idmapped.rs), attached instead of a bind of the source.
+pub fn mount_one(
+    root: &OwnedFd,
+    m: &Mount,
+    cx: MountContext<'_>,
+    idmapped: Option<std::os::fd::RawFd>,
+) -> Result<()> {
     let dest = m.destination();
     let opts = MountOptions::parse(m.options().as_deref().unwrap_or_default())
         .map_err(|e| Error::SpecInvalid(format!("mount {}: {e}", dest.display())))?;
     let typ = m.typ().as_deref().unwrap_or("");
     if opts.bind || typ == "bind" {
-        return bind(root, m, &opts, cx);
+        return bind(root, m, &opts, cx, idmapped);
     }
     if typ == "cgroup" || typ == "cgroup2" {
         guard::check_destination(dest, Mounted::Cgroup)?;
@@ -106,7 +113,13 @@ pub fn reopen_same(root: &OwnedFd, dest: &Path, before: &OwnedFd) -> Result<Owne
     Ok(fd)
 }
 
-fn bind(root: &OwnedFd, m: &Mount, opts: &MountOptions, cx: MountContext<'_>) -> Result<()> {
+fn bind(
+    root: &OwnedFd,
+    m: &Mount,
+    opts: &MountOptions,
+    cx: MountContext<'_>,
+    idmapped: Option<std::os::fd::RawFd>,
+) -> Result<()> {
     let dest = m.destination();
     let src = m.source().as_ref().ok_or_else(|| {
         Error::SpecInvalid(format!("bind mount {} has no source", dest.display()))
@@ -117,13 +130,26 @@ fn bind(root: &OwnedFd, m: &Mount, opts: &MountOptions, cx: MountContext<'_>) ->
         cx.bundle.join(src)
     };
     // The source is a host path the caller chose; it is opened once, and
-    // the descriptor is what is checked and mounted.
-    let src_fd = open_host(&src)?;
+    // the descriptor is what is checked and mounted. An idmapped one was
+    // opened by the parent (the init, in the container's user namespace,
+    // may not be able to walk the host's path to it), which refused one
+    // under /sys.
+    let src_fd = match idmapped {
+        Some(clone) => {
+            // SAFETY: the clone's descriptor stays open (the parent's copy,
+            // inherited) for this whole call; it is only read here.
+            let b = unsafe { std::os::fd::BorrowedFd::borrow_raw(clone) };
+            b.try_clone_to_owned()
+                .ctx(|| format!("bind mount source {} (idmapped)", src.display()))?
+        }
+        None => open_host(&src)?,
+    };
     let meta = nix::sys::stat::fstat(src_fd.as_raw_fd())
         .ctx(|| format!("bind mount source {}", src.display()))?;
     let what = Mounted::Bind {
         fs: saferoot::fs_type(&src_fd).ctx(|| format!("statfs {}", src.display()))?,
-        in_host_sys: std::fs::read_link(fd_path(&src_fd)).is_ok_and(|p| p.starts_with("/sys")),
+        in_host_sys: idmapped.is_none()
+            && std::fs::read_link(fd_path(&src_fd)).is_ok_and(|p| p.starts_with("/sys")),
     };
     guard::check_destination(dest, what)?;
     let target = if meta.st_mode & libc::S_IFMT == libc::S_IFDIR {
@@ -140,20 +166,47 @@ fn bind(root: &OwnedFd, m: &Mount, opts: &MountOptions, cx: MountContext<'_>) ->
     if opts.recursive {
         flags |= MsFlags::MS_REC;
     }
-    mount(
-        Some(fd_path(&src_fd).as_str()),
-        fd_path(&target).as_str(),
-        None::<&str>,
-        flags,
-        None::<&str>,
-    )
-    .ctx(|| format!("bind {} on {}", src.display(), dest.display()))?;
+    if let Some(clone) = idmapped {
+        // The same source, cloned by the parent (which can idmap it):
+        // the checks above were made on the source as the init sees it.
+        attach_clone(clone, &target)
+            .ctx(|| format!("bind {} (idmapped) on {}", src.display(), dest.display()))?;
+    } else {
+        mount(
+            Some(fd_path(&src_fd).as_str()),
+            fd_path(&target).as_str(),
+            None::<&str>,
+            flags,
+            None::<&str>,
+        )
+        .ctx(|| format!("bind {} on {}", src.display(), dest.display()))?;
+    }
     let extra = opts.flags - MsFlags::MS_REMOUNT;
     if !extra.is_empty() {
         remount_bind(&fd_path(&reopen_same(root, dest, &target)?), extra)
             .ctx(|| format!("remount {} with its options", dest.display()))?;
     }
     apply_propagation(root, opts, dest, &target)
+}
+
+/// Attaches the detached mount `clone` on the directory or file `target`
+/// is open on (no path walked again: a symlink swapped in meanwhile is not
+/// followed).
+fn attach_clone(clone: std::os::fd::RawFd, target: &OwnedFd) -> nix::Result<()> {
+    let flags = libc::MOVE_MOUNT_F_EMPTY_PATH | libc::MOVE_MOUNT_T_EMPTY_PATH;
+    // SAFETY: two live descriptors with empty NUL-terminated paths (the
+    // EMPTY_PATH flags: the descriptors themselves) and a flag word.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            libc::c_long::from(clone),
+            c"".as_ptr(),
+            libc::c_long::from(target.as_raw_fd()),
+            c"".as_ptr(),
+            libc::c_long::from(flags),
+        )
+    };
+    Errno::result(rc).map(drop)
 }
 
 fn open_host(path: &Path) -> Result<OwnedFd> {

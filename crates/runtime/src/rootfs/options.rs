@@ -18,6 +18,11 @@ pub struct MountOptions {
     pub bind: bool,
     /// `rbind` (recursive) was given.
     pub recursive: bool,
+    /// `idmap` or `ridmap`: seen through the container's id mapping (see
+    /// rootfs/idmapped.rs).
+    pub idmap: bool,
+    /// `ridmap`: the submounts of a recursive bind too.
+    pub idmap_recursive: bool,
 }
 
 impl MountOptions {
@@ -29,6 +34,8 @@ impl MountOptions {
             data: Vec::new(),
             bind: false,
             recursive: false,
+            idmap: false,
+            idmap_recursive: false,
         };
         for opt in options {
             let (set, clear) = match opt.as_str() {
@@ -78,7 +85,9 @@ impl MountOptions {
                     (MsFlags::empty(), MsFlags::empty())
                 }
                 "idmap" | "ridmap" => {
-                    return Err(format!("mount option {opt:?} is not supported yet"))
+                    o.idmap = true;
+                    o.idmap_recursive = opt == "ridmap";
+                    (MsFlags::empty(), MsFlags::empty())
                 }
                 other if other.starts_with('r') && is_recursive_attr(other) => {
                     return Err(format!(
@@ -161,7 +170,10 @@ mod tests {
 
     #[test]
     fn unsupported_options_say_so() {
-        let err = MountOptions::parse(&["idmap".to_string()]).unwrap_err();
+        let err =
+            MountOptions::parse(&["rrnosymfollow".to_string(), "rro".to_string()]).unwrap_err();
         assert!(err.contains("not supported"), "{err}");
+        let o = MountOptions::parse(&["rbind".to_string(), "ridmap".to_string()]).unwrap();
+        assert!(o.idmap && o.idmap_recursive && o.data.is_empty());
     }
 }
