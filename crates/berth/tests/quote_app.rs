@@ -250,6 +250,56 @@ fn quote_app_runs_with_plain_commands() {
     assert_eq!(image_ids(&store), built, "a cached rebuild made new images");
 
     compose_file_runs_on_docker(&store, &runroot);
+    demo_runs_with_compose_and_kube(&store, &runroot);
+}
+
+/// The README's main command, scripts/demo.sh, on this store (its images
+/// built above): compose up --wait, a quote added and read back after
+/// `compose restart`, the project moved to the YAML `kube generate` wrote
+/// and played after `compose down`, the quote still there (the named
+/// volume), and nothing left after `kube play --down` but the images.
+fn demo_runs_with_compose_and_kube(store: &Store, runroot: &Path) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("a free port")
+        .local_addr()
+        .expect("its address")
+        .port();
+    let demo = example()
+        .join("../../scripts/demo.sh")
+        .canonicalize()
+        .expect("scripts/demo.sh");
+    let o = output_via_files(
+        Command::new("timeout")
+            .args(["-k", "10", "600"])
+            .arg(demo)
+            .arg(port.to_string())
+            .env("BERTH", BIN)
+            .env("BERTH_ROOT", store.path())
+            .env("BERTH_RUNROOT", runroot)
+            .env("BERTH_TEST_CACHE", berth_testkit::debian::cache_dir()),
+    );
+    expect_code(&o, 0, "scripts/demo.sh");
+    let out = stdout(&o);
+    let found = |after: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(&format!("found after {after}: ")))
+            .unwrap_or_else(|| panic!("no quote read back after {after}:\n{out}"))
+            .to_string()
+    };
+    let quote = found("compose restart");
+    assert!(quote.starts_with("Added by the demo at "), "{out}");
+    assert_eq!(
+        found("compose down and kube play (the named volume kept the data)"),
+        quote
+    );
+    assert_eq!(out.lines().last(), Some("done"), "{out}");
+    assert_eq!(store.ok(&["ps", "-aq"]), "", "containers left by the demo");
+    assert_eq!(store.ok(&["pod", "ps", "-q"]), "", "pods left by the demo");
+    assert_eq!(
+        store.ok(&["volume", "ls", "-q"]),
+        "",
+        "volumes left by the demo"
+    );
 }
 
 /// The same images saved by berth and loaded into a private dockerd, and
