@@ -1,67 +1,21 @@
 //! Durations and sizes as Compose files write them.
 
-/// Go's durations as Compose writes them: `1m30s`, `500ms`, `10s`, `1h`.
+/// Go's durations as Compose writes them: `1m30s`, `500ms`, `10s`, `1h`
+/// (compose-go reads them with Go's time.ParseDuration: berth's one
+/// parser of those, berth_relay::clock::go_duration). Negative ones are
+/// refused: no Compose duration goes back in time.
 pub fn duration_ns(s: &str) -> std::result::Result<u64, String> {
-    let bad = || format!("{s:?} is not a duration (like 10s, 1m30s, 500ms)");
-    let mut total: f64 = 0.0;
-    let mut rest = s.trim();
-    if rest == "0" {
-        return Ok(0);
-    }
-    if rest.is_empty() {
-        return Err(bad());
-    }
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        if num_len == 0 {
-            return Err(bad());
-        }
-        let n: f64 = rest[..num_len].parse().map_err(|_| bad())?;
-        rest = &rest[num_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let mult = match &rest[..unit_len] {
-            "ns" => 1.0,
-            "us" | "µs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => return Err(bad()),
-        };
-        total += n * mult;
-        rest = &rest[unit_len..];
-    }
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-    Ok(total.round() as u64)
+    berth_relay::clock::go_duration(s.trim())
+        .and_then(|n| u64::try_from(n).ok())
+        .ok_or_else(|| format!("{s:?} is not a duration (like 10s, 1m30s, 500ms)"))
 }
 
-/// Sizes as Compose writes them: bytes, or with b, k, m, g (kb, mb...).
+/// Sizes as Compose writes them: bytes, or with b, k, m, g (kb, mb...),
+/// read as compose-go reads them, with docker's units.RAMInBytes (binary
+/// units): berth_relay::size, berth's one size parser.
 pub fn size(s: &str) -> std::result::Result<u64, String> {
-    let t = s.trim().to_ascii_lowercase();
-    let t = t
-        .strip_suffix('b')
-        .filter(|r| !r.is_empty() && r.ends_with(['k', 'm', 'g']))
-        .unwrap_or(&t);
-    let (num, mult) = match t.chars().last() {
-        Some('k') => (&t[..t.len() - 1], 1u64 << 10),
-        Some('m') => (&t[..t.len() - 1], 1 << 20),
-        Some('g') => (&t[..t.len() - 1], 1 << 30),
-        Some('b') => (&t[..t.len() - 1], 1),
-        _ => (t, 1),
-    };
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a size (like 64m, 1g)"))?;
-    #[allow(
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss,
-        clippy::cast_precision_loss
-    )]
-    Ok((n * mult as f64) as u64)
+    berth_relay::size::ram_in_bytes(s.trim())
+        .map_err(|_| format!("{s:?} is not a size (like 64m, 1g)"))
 }
 
 #[cfg(test)]
