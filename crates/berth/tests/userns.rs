@@ -381,6 +381,31 @@ fn what_needs_the_hosts_user_namespace_says_so() {
         let o = b.ok(&a);
         assert_eq!(o.split_whitespace().nth(1), Some("0"), "{opt:?}: {o}");
     }
+    // A pod's namespaces belong to the host's user namespace: its
+    // members are in the host's, refused a namespace of their own.
+    b.ok(&["pod", "create", "--name", "userns-pod"]);
+    let o = b.run(&[
+        "run",
+        "--rm",
+        "--userns=auto",
+        "--pod",
+        "userns-pod",
+        "busybox",
+        "true",
+    ]);
+    expect_code(&o, 125, "run --userns=auto --pod");
+    assert!(stderr(&o).contains("use --userns=host"), "{}", stderr(&o));
+    let o = b.ok(&[
+        "run",
+        "--rm",
+        "--pod",
+        "userns-pod",
+        "busybox",
+        "cat",
+        "/proc/self/uid_map",
+    ]);
+    assert_eq!(o.split_whitespace().nth(1), Some("0"), "--pod: {o}");
+    b.ok(&["pod", "rm", "-f", "userns-pod"]);
     for bad in ["--userns=bogus", "--userns=auto:size=x", "--userns=keep-id"] {
         let o = b.run(&["run", "--rm", bad, "busybox", "true"]);
         expect_code(&o, 125, bad);

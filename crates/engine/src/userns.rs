@@ -289,8 +289,16 @@ pub fn wants_host(cfg: &ContainerConfig) -> bool {
 /// an mqueue for the host's ipc namespace; `--oom-score-adj` is written by
 /// the init to its own /proc/self, which (non-dumpable) stays the host
 /// root's, not the container root's (and lowering it needs
-/// CAP_SYS_RESOURCE on the host).
+/// CAP_SYS_RESOURCE on the host); a pod's member joins namespaces the
+/// host's user namespace owns.
 fn host_only(cfg: &ContainerConfig) -> Option<String> {
+    // A pod's namespaces are made by berth in the host's user namespace,
+    // which owns them: a member in a user namespace of its own could not
+    // join them (setns needs CAP_SYS_ADMIN over their owner). Pods with
+    // one user namespace for all their members are not built yet.
+    if !cfg.pod.is_empty() {
+        return Some(format!("--pod {}", cfg.pod));
+    }
     if let Some(d) = cfg.devices.first() {
         return Some(format!("--device {}", d.host));
     }
