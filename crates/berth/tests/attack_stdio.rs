@@ -32,15 +32,20 @@ type Berth = berth_testkit::store::Store;
 /// the start (a pipe just carries the line on), reading each back when it
 /// is a regular file (64 bytes: a file read into itself grows), and
 /// reopening each with O_TRUNC.
+///
+/// Each write is tried in a subshell of its own (the same descriptors,
+/// inherited): a redirection that fails ends only that subshell, and the
+/// attack goes on to the next (in a user namespace of its own, a device
+/// node such as /dev/null cannot be reopened at all).
 const ATTACK: &str = r#"
 echo fds-begin; ls -1 /proc/$$/fd; echo fds-end
 for n in 0 1 2; do echo "fd$n=$(readlink /proc/$$/fd/$n)"; done
 for n in 0 1 2; do [ /proc/$$/fd/$n -ef "$(readlink /proc/$$/fd/$n)" ] && echo "own$n"; done
-echo pwned-0 1<>/proc/self/fd/0
-echo pwned-1 1<>/proc/self/fd/1
-echo pwned-2 1<>/proc/self/fd/2
+(echo pwned-0 1<>/proc/self/fd/0)
+(echo pwned-1 1<>/proc/self/fd/1)
+(echo pwned-2 1<>/proc/self/fd/2)
 for n in 0 1 2; do [ -f /proc/self/fd/$n ] && head -c 64 /proc/self/fd/$n; done
-for n in 0 1 2; do : > /proc/self/fd/$n; done
+for n in 0 1 2; do (: > /proc/self/fd/$n); done
 echo done
 "#;
 
