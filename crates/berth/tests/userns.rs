@@ -466,3 +466,48 @@ fn cp_and_export_keep_the_containers_own_owners() {
     assert_eq!((h.uid().unwrap(), h.gid().unwrap()), (33, 44));
     b.ok(&["rm", "-f", "uc"]);
 }
+
+/// A process in the container's own user namespace reopens its stdout and
+/// stderr (`/dev/stdout`, where nginx's image sends its logs): the pipes
+/// are given to its user, not left the host root's (unmapped there, so
+/// "Permission denied"). For run and for exec.
+#[test]
+fn its_own_stdout_can_be_reopened() {
+    let Some(b) = store("its_own_stdout_can_be_reopened") else {
+        return;
+    };
+    let script = "echo out > /dev/stdout && echo err > /dev/stderr";
+    let o = b.run(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        script,
+    ]);
+    expect_code(&o, 0, "run");
+    assert_eq!(
+        (stdout(&o).as_str(), stderr(&o).as_str()),
+        ("out\n", "err\n")
+    );
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "so",
+        "--network",
+        "none",
+        "busybox",
+        "sleep",
+        "60",
+    ]);
+    let o = b.run(&["exec", "-u", "nobody", "so", "sh", "-c", script]);
+    expect_code(&o, 0, "exec -u nobody");
+    assert_eq!(
+        (stdout(&o).as_str(), stderr(&o).as_str()),
+        ("out\n", "err\n")
+    );
+    b.ok(&["rm", "-f", "so"]);
+}

@@ -63,6 +63,9 @@ impl Container {
             None => Bundle::load(&opts.bundle)?,
         };
         let stdio = opts.stdio.take();
+        if let (Some(s), Some(p)) = (&stdio, bundle.spec.process()) {
+            s.give_to(bundle.spec.linux().as_ref(), p.user())?;
+        }
         let opts = &opts;
         let linux = bundle.spec.linux().clone().unwrap_or_default();
         refuse_unsupported(&bundle.spec)?;

@@ -56,6 +56,9 @@ impl Container {
             _ => return Err(Error::WrongState("cannot exec in a stopped container")),
         }
         let pid = self.state.pid;
+        if let Some(s) = &stdio {
+            s.give_to(self.state.config.linux().as_ref(), opts.process.user())?;
+        }
         let types: Vec<_> = self
             .state
             .config

@@ -38,3 +38,79 @@ impl Stdio {
         Ok(())
     }
 }
+
+impl Stdio {
+    /// With a user namespace of the container's own (`linux`'s id
+    /// mappings), gives the pipes among the three to the host ids the
+    /// process's `user` maps to. A pipe berth made belongs to the host's
+    /// root, unmapped in the container: its process could not reopen its
+    /// own stdout through /proc/self/fd/1 (`/dev/stdout`, where images
+    /// such as nginx's send their logs). runc and crun give them over the
+    /// same way. Anything but a pipe (/dev/null) is left as it is.
+    pub(crate) fn give_to(
+        &self,
+        linux: Option<&oci_spec::runtime::Linux>,
+        user: &oci_spec::runtime::User,
+    ) -> Result<()> {
+        let maps = |m: Option<&Vec<oci_spec::runtime::LinuxIdMapping>>| -> Vec<(u32, u32, u32)> {
+            m.map(|v| {
+                v.iter()
+                    .map(|r| (r.container_id(), r.host_id(), r.size()))
+                    .collect()
+            })
+            .unwrap_or_default()
+        };
+        let Some(linux) = linux else { return Ok(()) };
+        let (uids, gids) = (
+            maps(linux.uid_mappings().as_ref()),
+            maps(linux.gid_mappings().as_ref()),
+        );
+        if uids.is_empty() {
+            return Ok(());
+        }
+        let (Some(uid), Some(gid)) = (host_id(&uids, user.uid()), host_id(&gids, user.gid()))
+        else {
+            return Ok(());
+        };
+        for fd in [&self.stdin, &self.stdout, &self.stderr] {
+            let st =
+                nix::sys::stat::fstat(fd.as_raw_fd()).ctx(|| "stat a stdio descriptor".into())?;
+            if nix::sys::stat::SFlag::from_bits_truncate(st.st_mode) & nix::sys::stat::SFlag::S_IFMT
+                != nix::sys::stat::SFlag::S_IFIFO
+            {
+                continue;
+            }
+            nix::unistd::fchown(
+                fd.as_raw_fd(),
+                Some(nix::unistd::Uid::from_raw(uid)),
+                Some(nix::unistd::Gid::from_raw(gid)),
+            )
+            .ctx(|| "give a stdio pipe to the container's user".into())?;
+        }
+        Ok(())
+    }
+}
+
+/// The host id of container id `id` through `ranges` (container id, host
+/// id, size); None when it is not mapped.
+fn host_id(ranges: &[(u32, u32, u32)], id: u32) -> Option<u32> {
+    ranges.iter().find_map(|&(inside, outside, size)| {
+        id.checked_sub(inside)
+            .filter(|k| *k < size)
+            .and_then(|k| outside.checked_add(k))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::host_id;
+
+    #[test]
+    fn ids_map_through_their_range_only() {
+        let r = [(0, 100_000, 65_536), (65_536, 5_000, 1)];
+        assert_eq!(host_id(&r, 0), Some(100_000));
+        assert_eq!(host_id(&r, 33), Some(100_033));
+        assert_eq!(host_id(&r, 65_536), Some(5_000));
+        assert_eq!(host_id(&r, 65_537), None);
+    }
+}
