@@ -685,7 +685,20 @@ fn a_dead_monitor_is_shown_as_output_lost() {
         ])
         .trim()
         .to_string();
-    let monitor = monitor_of(&id).expect("the container's monitor");
+    // `run -d` may return while the monitor's exec is still under way
+    // (its /proc cmdline not yet berth-monitor's): looked for until a
+    // deadline.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let monitor = loop {
+        if let Some(m) = monitor_of(&id) {
+            break m;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the container's monitor never appeared"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
     let ps = s.ok(&["ps"]);
     assert!(!ps.contains("output lost"), "{ps}");
     assert_eq!(s.inspect("talker", "{{.State.Error}}"), "");
