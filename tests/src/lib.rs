@@ -351,3 +351,26 @@ pub fn raw_tar_entry(
     h.set_cksum();
     b.append(&h, data).expect("append a tar entry");
 }
+
+/// A host port nobody listens on now, below the kernel's ephemeral range
+/// (32768 up), from which berth picks the host ports of `-p 80` and `-P`:
+/// so a port a test chose is not also handed out to another test's
+/// container. Spread by process and time, and by a counter within the
+/// process, so parallel tests rarely try the same one.
+pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let mix =
+            (std::process::id().wrapping_mul(7919) ^ nanos).wrapping_add(n.wrapping_mul(104_729));
+        let port = 20_000 + u16::try_from(mix % 12_000).unwrap();
+        if std::net::TcpListener::bind(("0.0.0.0", port)).is_ok() {
+            return port;
+        }
+    }
+}

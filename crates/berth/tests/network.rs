@@ -14,7 +14,7 @@ use std::net::TcpStream;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use berth_testkit::{expect_code, stderr, stdout};
+use berth_testkit::{expect_code, free_port, stderr, stdout};
 
 const BIN: &str = env!("CARGO_BIN_EXE_berth");
 
@@ -68,28 +68,6 @@ impl NetStore for Berth {
             assert!(stderr(&o).contains("overlaps"), "{}", stderr(&o));
         }
         panic!("no free subnet for {name}");
-    }
-}
-
-/// A port nobody listens on now, below the kernel's ephemeral range
-/// (32768 up), from which berth picks the host ports of `-p 80` and `-P`:
-/// so a port a test chose is not also handed out to another test's
-/// container.
-fn free_port() -> u16 {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    loop {
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let mix =
-            (std::process::id().wrapping_mul(7919) ^ nanos).wrapping_add(n.wrapping_mul(104_729));
-        let port = 20_000 + u16::try_from(mix % 12_000).unwrap();
-        if std::net::TcpListener::bind(("0.0.0.0", port)).is_ok() {
-            return port;
-        }
     }
 }
 

@@ -15,7 +15,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use berth_testkit::{expect_code, stderr};
+use berth_testkit::{expect_code, free_port, stderr};
 
 const BIN: &str = env!("CARGO_BIN_EXE_berth");
 
@@ -23,23 +23,6 @@ type Berth = berth_testkit::store::Store;
 
 fn berth() -> Berth {
     Berth::with_busybox(BIN, &[])
-}
-
-/// A host port no other test picks (see network.rs: outside the
-/// ephemeral range berth hands out for `-p 80`).
-fn free_port() -> u16 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    let mut n = std::process::id().wrapping_mul(7919) ^ nanos;
-    loop {
-        let port = 20_000 + u16::try_from(n % 12_000).unwrap();
-        if std::net::TcpListener::bind(("0.0.0.0", port)).is_ok() {
-            return port;
-        }
-        n = n.wrapping_add(104_729);
-    }
 }
 
 /// GET / from addr, retried until it answers or 10 s pass.
