@@ -220,7 +220,7 @@ pub enum ContainerCommand {
         /// Go-template-like format ({{.State.Status}}, {{json .Config}})
         #[arg(short, long)]
         format: Option<String>,
-        /// Only this kind of object: container or image
+        /// Only this kind of object: container, image, network or volume
         #[arg(long = "type")]
         kind: Option<String>,
         #[arg(required = true)]

@@ -1,5 +1,5 @@
-//! `inspect`: Docker's JSON for containers and images (made by the
-//! engine), as JSON or through `--format`.
+//! `inspect`: Docker's JSON for containers, images, networks and volumes
+//! (made by the engine), as JSON or through `--format`.
 
 use std::path::Path;
 
@@ -32,26 +32,57 @@ pub(crate) fn inspect(
     let mut inspector = format.map(format::Inspector::new).transpose()?;
     let mut out = Vec::new();
     let mut code = 0;
+    // Docker's client tries each kind in turn (container, image,
+    // network, volume, then swarm kinds this engine has none of).
+    const KINDS: [&str; 10] = [
+        "config",
+        "container",
+        "image",
+        "network",
+        "node",
+        "plugin",
+        "secret",
+        "service",
+        "task",
+        "volume",
+    ];
+    if let Some(k) = kind {
+        if !KINDS.contains(&k) {
+            // docker's client words this one without its "Error: ".
+            eprintln!("\"{k}\" is not a valid value for --type");
+            return Ok(1);
+        }
+    }
+    let wants = |k: &str| kind.is_none_or(|want| want == k);
     for n in names {
-        let container = if kind != Some("image") {
-            engine.find(n).ok()
-        } else {
-            None
-        };
-        let v = match container {
-            Some(r) => Some((engine.container_json(&r), "*types.ContainerJSON")),
-            None if kind != Some("container") => match engine.images().resolve(n) {
-                Ok(img) => Some((
+        let mut v = None;
+        if wants("container") {
+            if let Ok(r) = engine.find(n) {
+                v = Some((engine.container_json(&r), "*types.ContainerJSON"));
+            }
+        }
+        if v.is_none() && wants("image") {
+            if let Ok(img) = engine.images().resolve(n) {
+                v = Some((
                     berth_engine::inspect::image_json(engine.images(), &img)?,
                     "types.ImageInspect",
-                )),
-                Err(_) => None,
-            },
-            None => None,
-        };
+                ));
+            }
+        }
+        if v.is_none() && wants("network") {
+            if let Ok(net) = engine.network_inspect(n) {
+                v = Some((net, "types.NetworkResource"));
+            }
+        }
+        if v.is_none() && wants("volume") {
+            if let Ok(vol) = engine.volume_inspect(n) {
+                v = Some((vol, "types.Volume"));
+            }
+        }
         let missing = match kind {
-            Some("container") => format!("Error: No such container: {n}"),
-            Some("image") => format!("Error: No such image: {n}"),
+            Some(k @ ("container" | "image" | "network" | "volume")) => {
+                format!("Error: No such {k}: {n}")
+            }
             _ => format!("Error: No such object: {n}"),
         };
         match (v, inspector.as_mut()) {
