@@ -352,6 +352,33 @@ pub fn raw_tar_entry(
     b.append(&h, data).expect("append a tar entry");
 }
 
+/// GET `path` of `addr` (an IP:port) over HTTP/1.0, tried for ten
+/// seconds until an answer says 200 OK: the whole answer, or the last
+/// error.
+pub fn http_get(addr: &str, path: &str) -> Result<String, String> {
+    use std::io::{Read, Write};
+    use std::time::{Duration, Instant};
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = (|| -> std::io::Result<String> {
+            let a = addr
+                .parse()
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+            let mut s = std::net::TcpStream::connect_timeout(&a, Duration::from_secs(2))?;
+            s.set_read_timeout(Some(Duration::from_secs(3)))?;
+            s.write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())?;
+            let mut text = String::new();
+            s.read_to_string(&mut text)?;
+            Ok(text)
+        })();
+        match r {
+            Ok(t) if t.contains("200 OK") => return Ok(t),
+            r if Instant::now() > deadline => return Err(format!("{addr}: {r:?}")),
+            _ => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+}
+
 /// A host port nobody listens on now, below the kernel's ephemeral range
 /// (32768 up), from which berth picks the host ports of `-p 80` and `-P`:
 /// so a port a test chose is not also handed out to another test's

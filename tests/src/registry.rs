@@ -2,19 +2,12 @@
 //! adds TLS), started by a test for itself: the loopback registry of the
 //! push and pull tests and of the image round trips with a real Docker.
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
+
+pub use crate::free_port;
 use std::path::Path;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
-
-/// A loopback port free a moment ago.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// The path of a Debian tool, or a panic naming the package script.
 pub fn tool(name: &str) -> String {

@@ -438,6 +438,45 @@ impl Inspector {
     }
 }
 
+/// An object an inspect command found: its JSON, Go's name of its type
+/// and whether docker retries a template over the raw JSON (see
+/// [`Inspector::add`]).
+pub struct Found {
+    pub json: serde_json::Value,
+    pub type_name: &'static str,
+    pub raw_fallback: bool,
+}
+
+/// Docker's inspect of `names`, each looked up by `find` (an error is the
+/// line docker prints for it): through the template `format` if given,
+/// else as one JSON array. Exit 1 if any was not found.
+pub fn inspect_each(
+    names: &[String],
+    format: Option<&str>,
+    mut find: impl FnMut(&str) -> Result<Found, String>,
+) -> anyhow::Result<i32> {
+    let mut inspector = format.map(Inspector::new).transpose()?;
+    let mut out = Vec::new();
+    let mut errors = Vec::new();
+    for n in names {
+        match (find(n), inspector.as_mut()) {
+            (Ok(f), Some(i)) => i.add(&f.json, f.type_name, f.raw_fallback),
+            (Ok(f), None) => out.push(f.json),
+            (Err(e), Some(i)) => i.error(e),
+            (Err(e), None) => errors.push(e),
+        }
+    }
+    if let Some(i) = inspector {
+        return i.finish(&mut std::io::stdout().lock());
+    }
+    println!("{}", inspect_json(&serde_json::Value::Array(out))?);
+    if errors.is_empty() {
+        return Ok(0);
+    }
+    eprintln!("{}", errors.join("\n"));
+    Ok(1)
+}
+
 /// One object through a template with no fallback and errors as docker's
 /// `version` reports them (the template named, exit 1; 64 if it does not
 /// parse).

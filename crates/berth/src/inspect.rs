@@ -3,11 +3,9 @@
 
 use std::path::Path;
 
+use crate::format::{self, Found};
 use anyhow::{Context, Result};
 use berth_engine::Engine;
-use serde_json::Value;
-
-use crate::format;
 
 /// `container inspect`: containers only, as docker's.
 pub fn inspect_containers(
@@ -27,11 +25,6 @@ pub(crate) fn inspect(
     format: Option<&str>,
     kind: Option<&str>,
 ) -> Result<i32> {
-    // With -f, objects go through the template as docker's inspector
-    // does (errors gathered, output at the end); without, as JSON.
-    let mut inspector = format.map(format::Inspector::new).transpose()?;
-    let mut out = Vec::new();
-    let mut code = 0;
     // Docker's client tries each kind in turn (container, image,
     // network, volume, then swarm kinds this engine has none of).
     const KINDS: [&str; 10] = [
@@ -54,52 +47,39 @@ pub(crate) fn inspect(
         }
     }
     let wants = |k: &str| kind.is_none_or(|want| want == k);
-    for n in names {
-        let mut v = None;
+    let found = |json, type_name| Found {
+        json,
+        type_name,
+        raw_fallback: true,
+    };
+    format::inspect_each(names, format, |n| {
         if wants("container") {
             if let Ok(r) = engine.find(n) {
-                v = Some((engine.container_json(&r), "*types.ContainerJSON"));
+                return Ok(found(engine.container_json(&r), "*types.ContainerJSON"));
             }
         }
-        if v.is_none() && wants("image") {
+        if wants("image") {
             if let Ok(img) = engine.images().resolve(n) {
-                v = Some((
-                    berth_engine::inspect::image_json(engine.images(), &img)?,
-                    "types.ImageInspect",
-                ));
+                let json = berth_engine::inspect::image_json(engine.images(), &img)
+                    .map_err(|e| format!("Error: {e}"))?;
+                return Ok(found(json, "types.ImageInspect"));
             }
         }
-        if v.is_none() && wants("network") {
+        if wants("network") {
             if let Ok(net) = engine.network_inspect(n) {
-                v = Some((net, "types.NetworkResource"));
+                return Ok(found(net, "types.NetworkResource"));
             }
         }
-        if v.is_none() && wants("volume") {
+        if wants("volume") {
             if let Ok(vol) = engine.volume_inspect(n) {
-                v = Some((vol, "types.Volume"));
+                return Ok(found(vol, "types.Volume"));
             }
         }
-        let missing = match kind {
+        Err(match kind {
             Some(k @ ("container" | "image" | "network" | "volume")) => {
                 format!("Error: No such {k}: {n}")
             }
             _ => format!("Error: No such object: {n}"),
-        };
-        match (v, inspector.as_mut()) {
-            (Some((v, type_name)), Some(i)) => i.add(&v, type_name, true),
-            (Some((v, _)), None) => out.push(v),
-            (None, Some(i)) => i.error(missing),
-            (None, None) => {
-                eprintln!("{missing}");
-                code = 1;
-            }
-        }
-    }
-    match inspector {
-        Some(i) => i.finish(&mut std::io::stdout().lock()),
-        None => {
-            println!("{}", crate::format::inspect_json(&Value::Array(out))?);
-            Ok(code)
-        }
-    }
+        })
+    })
 }

@@ -9,7 +9,6 @@ use anyhow::{bail, Context, Result};
 use berth_engine::networks::{ConnectOptions, NetworkCreateOptions, NetworkEntry};
 use berth_engine::Engine;
 use clap::Subcommand;
-use serde_json::Value;
 
 use crate::format;
 
@@ -234,29 +233,16 @@ pub fn run(root: &Path, runroot: &Path, cmd: &NetworkCommand) -> Result<i32> {
             Ok(0)
         }
         NetworkCommand::Inspect { format, networks } => {
-            if let Some(f) = format {
-                let mut inspector = format::Inspector::new(f)?;
-                for key in networks {
-                    match engine.network_inspect(key) {
-                        Ok(v) => inspector.add(&v, "types.NetworkResource", true),
-                        Err(e) => inspector.error(format!("Error: {e}")),
-                    }
-                }
-                return inspector.finish(&mut std::io::stdout().lock());
-            }
-            let mut out = Vec::new();
-            let mut missing = None;
-            for key in networks {
-                match engine.network_inspect(key) {
-                    Ok(v) => out.push(v),
-                    Err(e) => missing = Some(e),
-                }
-            }
-            println!("{}", format::inspect_json(&Value::Array(out))?);
-            if let Some(e) = missing {
-                bail!("{e}");
-            }
-            Ok(0)
+            format::inspect_each(networks, format.as_deref(), |key| {
+                let json = engine
+                    .network_inspect(key)
+                    .map_err(|e| format!("Error: {e}"))?;
+                Ok(format::Found {
+                    json,
+                    type_name: "types.NetworkResource",
+                    raw_fallback: true,
+                })
+            })
         }
         NetworkCommand::Rm { force, networks } => {
             let mut failed = None;

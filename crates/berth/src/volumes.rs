@@ -6,7 +6,6 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use berth_engine::Engine;
 use clap::Subcommand;
-use serde_json::Value;
 
 use crate::format;
 /// `berth volume ...`.
@@ -156,28 +155,17 @@ pub fn volume(root: &Path, runroot: &Path, cmd: &VolumeCommand) -> Result<i32> {
             Ok(0)
         }
         VolumeCommand::Inspect { format, names } => {
-            let mut inspector = format.as_deref().map(format::Inspector::new).transpose()?;
-            let mut out = Vec::new();
-            let mut code = 0;
-            for n in names {
-                match (engine.volume_inspect(n), inspector.as_mut()) {
-                    // Docker has no raw JSON of a volume to fall back on.
-                    (Ok(v), Some(i)) => i.add(&v, "types.Volume", false),
-                    (Ok(v), None) => out.push(v),
-                    (Err(e), Some(i)) => i.error(format!("Error: {e}")),
-                    (Err(e), None) => {
-                        eprintln!("Error: {e}");
-                        code = 1;
-                    }
-                }
-            }
-            match inspector {
-                Some(i) => i.finish(&mut std::io::stdout().lock()),
-                None => {
-                    println!("{}", crate::format::inspect_json(&Value::Array(out))?);
-                    Ok(code)
-                }
-            }
+            format::inspect_each(names, format.as_deref(), |n| {
+                let json = engine
+                    .volume_inspect(n)
+                    .map_err(|e| format!("Error: {e}"))?;
+                // Docker has no raw JSON of a volume to fall back on.
+                Ok(format::Found {
+                    json,
+                    type_name: "types.Volume",
+                    raw_fallback: false,
+                })
+            })
         }
         VolumeCommand::Rm { names, force } => {
             let mut code = 0;

@@ -14,13 +14,12 @@
 
 #![allow(clippy::tests_outside_test_module)]
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::net::{TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use berth_testkit::{expect_code, stderr, stdout};
+use berth_testkit::{expect_code, http_get, stderr, stdout};
 
 const BIN: &str = env!("CARGO_BIN_EXE_berth");
 
@@ -244,27 +243,6 @@ fn containers_cannot_reach_host_loopback_through_the_bridge() {
     check("bridge, rules of an older berth", &a);
 }
 
-/// GET / from `addr`, retried until it answers (the server starts after
-/// `run -d` returns) or 10 s pass.
-fn get(addr: &str) -> Result<String, String> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let r = (|| -> std::io::Result<String> {
-            let mut s = TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_secs(2))?;
-            s.set_read_timeout(Some(Duration::from_secs(3)))?;
-            s.write_all(b"GET / HTTP/1.0\r\n\r\n")?;
-            let mut text = String::new();
-            s.read_to_string(&mut text)?;
-            Ok(text)
-        })();
-        match r {
-            Ok(t) if t.contains("200 OK") => return Ok(t),
-            r if Instant::now() > deadline => return Err(format!("{addr}: {r:?}")),
-            _ => std::thread::sleep(Duration::from_millis(50)),
-        }
-    }
-}
-
 /// What the localnet rules must not break: a port published on 127.0.0.1
 /// answers the host (its replies become 127.0.0.1-addressed only in NAT,
 /// after the check), and a container reaches another's published port
@@ -298,7 +276,7 @@ fn ports_published_on_loopback_and_hairpin_still_work() {
         "-c",
         "mkdir -p /www && echo hello > /www/index.html && exec httpd -f -p 80 -h /www",
     ]);
-    let body = get(&format!("127.0.0.1:{lo_port}")).unwrap();
+    let body = http_get(&format!("127.0.0.1:{lo_port}"), "/").unwrap();
     assert!(body.contains("hello"), "{body}");
     let gw = gateway(&b, "bridge");
     let script = format!(

@@ -9,12 +9,10 @@
 
 #![allow(clippy::tests_outside_test_module)]
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use berth_testkit::{expect_code, free_port, stderr, stdout};
+use berth_testkit::{expect_code, free_port, http_get, stderr, stdout};
 
 const BIN: &str = env!("CARGO_BIN_EXE_berth");
 
@@ -68,27 +66,6 @@ impl NetStore for Berth {
             assert!(stderr(&o).contains("overlaps"), "{}", stderr(&o));
         }
         panic!("no free subnet for {name}");
-    }
-}
-
-/// GET / from addr, retried until it answers (the server starts after
-/// `run -d` returns) or 10 s pass.
-fn get(addr: &str) -> Result<String, String> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let r = (|| -> std::io::Result<String> {
-            let mut s = TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_secs(2))?;
-            s.set_read_timeout(Some(Duration::from_secs(3)))?;
-            s.write_all(b"GET / HTTP/1.0\r\n\r\n")?;
-            let mut text = String::new();
-            s.read_to_string(&mut text)?;
-            Ok(text)
-        })();
-        match r {
-            Ok(t) if t.contains("200 OK") => return Ok(t),
-            r if Instant::now() > deadline => return Err(format!("{addr}: {r:?}")),
-            _ => std::thread::sleep(Duration::from_millis(50)),
-        }
     }
 }
 
@@ -157,10 +134,14 @@ fn published_port_answers_on_loopback_host_address_and_hairpin_and_after_restart
     let port = free_port();
     let p = port.to_string();
     let id = b.httpd(&["--name", "web", "-p", &format!("{p}:80")], "hello");
-    assert!(get(&format!("127.0.0.1:{p}")).unwrap().contains("hello"));
+    assert!(http_get(&format!("127.0.0.1:{p}"), "/")
+        .unwrap()
+        .contains("hello"));
     // A host address: the bridge's gateway is one.
     let gw = b.inspect("web", "{{.NetworkSettings.Gateway}}");
-    assert!(get(&format!("{gw}:{p}")).unwrap().contains("hello"));
+    assert!(http_get(&format!("{gw}:{p}"), "/")
+        .unwrap()
+        .contains("hello"));
     // Hairpin: another container on the bridge through the host's port.
     assert_eq!(get_from(&b, &[], &gw, &p), "hello");
     assert_eq!(
@@ -180,7 +161,9 @@ fn published_port_answers_on_loopback_host_address_and_hairpin_and_after_restart
     assert!(unreachable_from(&b, &[], "web", "80"));
     b.ok(&["restart", "-t", "1", "web"]);
     assert!(
-        get(&format!("127.0.0.1:{p}")).unwrap().contains("hello"),
+        http_get(&format!("127.0.0.1:{p}"), "/")
+            .unwrap()
+            .contains("hello"),
         "after a restart"
     );
     b.ok(&["stop", "-t", "1", "web"]);
@@ -191,7 +174,9 @@ fn published_port_answers_on_loopback_host_address_and_hairpin_and_after_restart
     assert!(veth_gone(&id));
     b.ok(&["start", "web"]);
     assert!(
-        get(&format!("127.0.0.1:{p}")).unwrap().contains("hello"),
+        http_get(&format!("127.0.0.1:{p}"), "/")
+            .unwrap()
+            .contains("hello"),
         "after stop and start"
     );
     b.ok(&["rm", "-f", "web"]);
@@ -207,14 +192,14 @@ fn published_port_answers_on_loopback_host_address_and_hairpin_and_after_restart
     for line in shown.lines() {
         let host = line.split(" -> ").nth(1).unwrap();
         let host = host.replace("0.0.0.0", "127.0.0.1");
-        assert!(get(&host).unwrap().contains("two"), "{line}");
+        assert!(http_get(&host, "/").unwrap().contains("two"), "{line}");
     }
     let id = b.httpd(&["-P"], "exposed");
     let host = b
         .ok(&["port", &id, "80/tcp"])
         .trim()
         .replace("0.0.0.0", "127.0.0.1");
-    assert!(get(&host).unwrap().contains("exposed"));
+    assert!(http_get(&host, "/").unwrap().contains("exposed"));
 }
 
 #[test]
@@ -238,7 +223,7 @@ fn twenty_published_containers_started_in_parallel() {
         }
     });
     for (i, port) in ports.iter().enumerate() {
-        let body = get(&format!("127.0.0.1:{port}")).unwrap();
+        let body = http_get(&format!("127.0.0.1:{port}"), "/").unwrap();
         assert!(body.contains(&format!("c{i}")), "{port}: {body}");
     }
     let ips: std::collections::BTreeSet<String> = stdout(&b.run(&["ps", "-q"]))
@@ -442,7 +427,7 @@ fn a_killed_monitor_leaves_nothing_after_system_check() {
     let b = berth();
     let port = free_port();
     let id = b.httpd(&["-p", &format!("{port}:80")], "x");
-    get(&format!("127.0.0.1:{port}")).unwrap();
+    http_get(&format!("127.0.0.1:{port}"), "/").unwrap();
     // Kill the container and its monitor at once: nobody records the exit.
     let pid: i32 = b.inspect(&id, "{{.State.Pid}}").parse().unwrap();
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
