@@ -18,9 +18,8 @@ set -euo pipefail
 
 rounds=5
 files=1000
-script_path=$(readlink -f -- "${BASH_SOURCE[0]}")
-repo=$(cd -- "$(dirname -- "$script_path")/.." && pwd)
-berth="$repo/target/$(rustc -vV | sed -n 's/^host: //p')/release/berth"
+# shellcheck source=lib.sh
+source "$(dirname -- "$(readlink -f -- "${BASH_SOURCE[0]}")")/lib.sh"
 while (($#)); do
     case $1 in
         --rounds) rounds=$2; shift 2 ;;
@@ -29,12 +28,10 @@ while (($#)); do
         *) echo "usage: $0 [--rounds N] [--berth PATH] [--files N]" >&2; exit 2 ;;
     esac
 done
-[[ $rounds =~ ^[1-9][0-9]*$ ]] || { echo "build bench: --rounds must be a positive integer" >&2; exit 2; }
-[[ $files =~ ^[1-9][0-9]*$ ]] || { echo "build bench: --files must be a positive integer" >&2; exit 2; }
-[[ -x $berth ]] || { echo "build bench: no berth binary at $berth (scripts/build-release.sh)" >&2; exit 1; }
-for t in buildah podman python3; do
-    command -v "$t" >/dev/null || { echo "build bench: $t missing (scripts/install-deps.sh)" >&2; exit 1; }
-done
+bench_positive --rounds "$rounds"
+bench_positive --files "$files"
+bench_need_berth
+bench_need buildah podman python3
 
 work=$(mktemp -d /var/tmp/berth-bench-build.XXXXXX)
 cleanup() {

@@ -21,8 +21,8 @@
 set -euo pipefail
 
 rounds=10
-script_path=$(readlink -f -- "${BASH_SOURCE[0]}")
-repo=$(cd -- "$(dirname -- "$script_path")/.." && pwd)
+# shellcheck source=lib.sh
+source "$(dirname -- "$(readlink -f -- "${BASH_SOURCE[0]}")")/lib.sh"
 berth="$repo/target/$(rustc -vV | sed -n 's/^host: //p')/release/berth-runtime"
 while (($#)); do
     case $1 in
@@ -31,7 +31,7 @@ while (($#)); do
         *) echo "usage: $0 [--rounds N] [--berth PATH]" >&2; exit 2 ;;
     esac
 done
-[[ $rounds =~ ^[1-9][0-9]*$ ]] || { echo "--rounds must be a positive integer, got '$rounds'" >&2; exit 2; }
+bench_positive --rounds "$rounds"
 ((EUID == 0)) || { echo "cri: must run as root" >&2; exit 1; }
 if [[ ! -x $berth ]]; then
     "$repo/scripts/build-release.sh" >/dev/null

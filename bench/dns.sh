@@ -17,9 +17,8 @@ set -euo pipefail
 
 rounds=20
 queries=2000
-script_path=$(readlink -f -- "${BASH_SOURCE[0]}")
-repo=$(cd -- "$(dirname -- "$script_path")/.." && pwd)
-berth="$repo/target/$(rustc -vV | sed -n 's/^host: //p')/release/berth"
+# shellcheck source=lib.sh
+source "$(dirname -- "$(readlink -f -- "${BASH_SOURCE[0]}")")/lib.sh"
 while (($#)); do
     case $1 in
         --rounds) rounds=$2; shift 2 ;;
@@ -28,12 +27,10 @@ while (($#)); do
         *) echo "usage: $0 [--rounds N] [--queries N] [--berth PATH]" >&2; exit 2 ;;
     esac
 done
-[[ $rounds =~ ^[1-9][0-9]*$ ]] || { echo "dns: --rounds must be a positive integer" >&2; exit 2; }
-[[ $queries =~ ^[1-9][0-9]*$ ]] || { echo "dns: --queries must be a positive integer" >&2; exit 2; }
-[[ -x $berth ]] || { echo "dns: no berth binary at $berth (scripts/build-release.sh)" >&2; exit 1; }
-for t in python3 nsenter busybox; do
-    command -v "$t" >/dev/null || { echo "dns: $t missing" >&2; exit 1; }
-done
+bench_positive --rounds "$rounds"
+bench_positive --queries "$queries"
+bench_need_berth
+bench_need python3 nsenter busybox
 
 work=$(mktemp -d /var/tmp/berth-bench-dns.XXXXXX)
 B=("$berth" --root "$work/berth")
@@ -76,7 +73,6 @@ for ((i = 0; i < rounds; i++)); do
     next+=($(((t1 - t0) / 1000)))
     "${B[@]}" rm -f $("${B[@]}" ps -aq) >/dev/null
 done
-median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 m1=$(median "${first[@]}")
 m0=$(median "${next[@]}")
 echo "run -d on a user network, $rounds rounds interleaved (median):"

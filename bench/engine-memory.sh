@@ -22,9 +22,8 @@ set -euo pipefail
 
 counts="50 100"
 peer=1
-script_path=$(readlink -f -- "${BASH_SOURCE[0]}")
-repo=$(cd -- "$(dirname -- "$script_path")/.." && pwd)
-berth="$repo/target/$(rustc -vV | sed -n 's/^host: //p')/release/berth"
+# shellcheck source=lib.sh
+source "$(dirname -- "$(readlink -f -- "${BASH_SOURCE[0]}")")/lib.sh"
 while (($#)); do
     case $1 in
         --counts) counts=$2; shift 2 ;;
@@ -34,14 +33,12 @@ while (($#)); do
     esac
 done
 for n in $counts; do
-    [[ $n =~ ^[1-9][0-9]*$ ]] || { echo "engine-memory: --counts takes positive integers" >&2; exit 2; }
+    bench_positive --counts "$n"
 done
-[[ -x $berth ]] || { echo "engine-memory: no berth binary at $berth (scripts/build-release.sh)" >&2; exit 1; }
+bench_need_berth
 ((EUID == 0)) || { echo "engine-memory: needs root" >&2; exit 1; }
 if ((peer)); then
-    for t in podman dockerd /usr/bin/docker; do
-        command -v "$t" >/dev/null || { echo "engine-memory: $t missing (scripts/install-deps.sh)" >&2; exit 1; }
-    done
+    bench_need podman dockerd /usr/bin/docker
 fi
 
 work=$(mktemp -d /var/tmp/berth-bench-memory.XXXXXX)
@@ -110,7 +107,6 @@ cgroup_kib() {
 }
 ppid_of() { awk '{print $4}' "/proc/$1/stat"; }
 pss_kib() { awk '/^Pss:/ {print $2}' "/proc/$1/smaps_rollup"; }
-median() { sort -n | awk '{v[NR] = $1} END {if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 
 # name, count, inspect command (prints one init pid per line)
 measure() {

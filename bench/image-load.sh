@@ -19,9 +19,8 @@ rounds=3
 mib=520
 files=21000
 settle=0
-script_path=$(readlink -f -- "${BASH_SOURCE[0]}")
-repo=$(cd -- "$(dirname -- "$script_path")/.." && pwd)
-berth="$repo/target/$(rustc -vV | sed -n 's/^host: //p')/release/berth"
+# shellcheck source=lib.sh
+source "$(dirname -- "$(readlink -f -- "${BASH_SOURCE[0]}")")/lib.sh"
 while (($#)); do
     case $1 in
         --rounds) rounds=$2; shift 2 ;;
@@ -32,8 +31,11 @@ while (($#)); do
         *) echo "usage: $0 [--rounds N] [--berth PATH] [--mib N] [--files N] [--settle S]" >&2; exit 2 ;;
     esac
 done
-[[ -x $berth ]] || { echo "image-load: no berth binary at $berth (scripts/build-release.sh)" >&2; exit 1; }
-command -v podman >/dev/null || { echo "image-load: podman missing (apt-get install podman)" >&2; exit 1; }
+bench_positive --rounds "$rounds"
+bench_positive --mib "$mib"
+bench_positive --files "$files"
+bench_need_berth
+bench_need podman
 
 work=$(mktemp -d /var/tmp/berth-bench-load.XXXXXX)
 trap 'rm -rf "$work"' EXIT
@@ -95,7 +97,6 @@ for ((r = 0; r < rounds; r++)); do
     else p+=("$(time_podman "$r")"); b+=("$(time_berth "$r")"); fi
     echo "  round $((r + 1)): berth ${b[-1]} s, podman ${p[-1]} s" >&2
 done
-median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 mb=$(median "${b[@]}"); mp=$(median "${p[@]}")
 printf '%-8s %10s\n' tool "median s"
 printf '%-8s %10.3f\n' berth "$mb" podman "$mp"

@@ -19,9 +19,8 @@ set -euo pipefail
 
 rounds=30
 megabytes=2000
-script_path=$(readlink -f -- "${BASH_SOURCE[0]}")
-repo=$(cd -- "$(dirname -- "$script_path")/.." && pwd)
-berth="$repo/target/$(rustc -vV | sed -n 's/^host: //p')/release/berth"
+# shellcheck source=lib.sh
+source "$(dirname -- "$(readlink -f -- "${BASH_SOURCE[0]}")")/lib.sh"
 while (($#)); do
     case $1 in
         --rounds) rounds=$2; shift 2 ;;
@@ -30,12 +29,10 @@ while (($#)); do
         *) echo "usage: $0 [--rounds N] [--megabytes M] [--berth PATH]" >&2; exit 2 ;;
     esac
 done
-[[ $rounds =~ ^[1-9][0-9]*$ ]] || { echo "network: --rounds must be a positive integer" >&2; exit 2; }
-[[ $megabytes =~ ^[1-9][0-9]*$ ]] || { echo "network: --megabytes must be a positive integer" >&2; exit 2; }
-[[ -x $berth ]] || { echo "network: no berth binary at $berth (scripts/build-release.sh)" >&2; exit 1; }
-for t in podman python3 ip nsenter unshare busybox; do
-    command -v "$t" >/dev/null || { echo "network: $t missing" >&2; exit 1; }
-done
+bench_positive --rounds "$rounds"
+bench_positive --megabytes "$megabytes"
+bench_need_berth
+bench_need podman python3 ip nsenter unshare busybox
 
 work=$(mktemp -d /var/tmp/berth-bench-net.XXXXXX)
 holder=

@@ -29,9 +29,8 @@ set -euo pipefail
 
 rounds=3
 mib=320
-script_path=$(readlink -f -- "${BASH_SOURCE[0]}")
-repo=$(cd -- "$(dirname -- "$script_path")/.." && pwd)
-berth="$repo/target/$(rustc -vV | sed -n 's/^host: //p')/release/berth"
+# shellcheck source=lib.sh
+source "$(dirname -- "$(readlink -f -- "${BASH_SOURCE[0]}")")/lib.sh"
 while (($#)); do
     case $1 in
         --rounds) rounds=$2; shift 2 ;;
@@ -40,10 +39,10 @@ while (($#)); do
         *) echo "usage: $0 [--rounds N] [--berth PATH] [--mib N]" >&2; exit 2 ;;
     esac
 done
-[[ -x $berth ]] || { echo "registry bench: no berth binary at $berth (scripts/build-release.sh)" >&2; exit 1; }
-for t in docker-registry skopeo podman python3 bc; do
-    command -v "$t" >/dev/null || { echo "registry bench: $t missing (scripts/install-deps.sh)" >&2; exit 1; }
-done
+bench_positive --rounds "$rounds"
+bench_positive --mib "$mib"
+bench_need_berth
+bench_need docker-registry skopeo podman python3 bc
 
 work=$(mktemp -d /var/tmp/berth-bench-registry.XXXXXX)
 reg_pid=
@@ -187,7 +186,6 @@ pull_podman() { # form
              podman rmi -af >/dev/null 2>&1"
 }
 
-median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 declare -A times
 record() { times[$1]="${times[$1]:-} $2"; }
 

@@ -20,9 +20,8 @@
 set -euo pipefail
 
 rounds=5
-script_path=$(readlink -f -- "${BASH_SOURCE[0]}")
-repo=$(cd -- "$(dirname -- "$script_path")/.." && pwd)
-berth="$repo/target/$(rustc -vV | sed -n 's/^host: //p')/release/berth"
+# shellcheck source=lib.sh
+source "$(dirname -- "$(readlink -f -- "${BASH_SOURCE[0]}")")/lib.sh"
 while (($#)); do
     case $1 in
         --rounds) rounds=$2; shift 2 ;;
@@ -30,11 +29,9 @@ while (($#)); do
         *) echo "usage: $0 [--rounds N] [--berth PATH]" >&2; exit 2 ;;
     esac
 done
-[[ $rounds =~ ^[1-9][0-9]*$ ]] || { echo "roundtrip bench: --rounds must be a positive integer" >&2; exit 2; }
-[[ -x $berth ]] || { echo "roundtrip bench: no berth binary at $berth (scripts/build-release.sh)" >&2; exit 1; }
-for t in dockerd docker-registry debootstrap python3 curl; do
-    command -v "$t" >/dev/null || { echo "roundtrip bench: $t missing (scripts/install-deps.sh)" >&2; exit 1; }
-done
+bench_positive --rounds "$rounds"
+bench_need_berth
+bench_need dockerd docker-registry debootstrap python3 curl
 docker_cli=/usr/bin/docker # Debian's client, matching its daemon
 
 base=$("$repo/scripts/debian-base.sh")
@@ -165,7 +162,6 @@ for ((r = 0; r < rounds; r++)); do
     if ((r % 2 == 0)); then pull_berth; pull_docker; else pull_docker; pull_berth; fi
 done
 
-median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 echo "Debian image round trip, $rounds interleaved rounds (median seconds):"
 printf '  %-22s %9s %9s %12s\n' step berth docker berth/docker
 row() { # label berth-key docker-key
