@@ -31,7 +31,11 @@ pub(crate) fn logs(
                 .map_err(|_| anyhow::anyhow!("invalid --tail {n:?}: a number or \"all\""))?,
         ),
     };
-    let stream = engine.container_logs(&r.id, &opts)?;
+    let stream = engine.container_logs(&r.id, &opts).map_err(|e| match e {
+        // docker's daemon says this one.
+        berth_engine::Error::LogsNotKept => crate::FromDaemon::wrap(e.into(), false),
+        e => e.into(),
+    })?;
     if stream.output_lost() {
         eprintln!(
             "warning: container {}: its monitor died, so what it printed since is not in its log",

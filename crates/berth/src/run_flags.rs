@@ -217,7 +217,10 @@ pub struct RunArgs {
     shm_size: Option<String>,
     #[arg(long)]
     sysctl: Vec<String>,
-    /// max-size= (default 20m; -1: unbounded), max-file= (default 5; 1 when max-size is given)
+    /// Logging driver: json-file (the default), local or none
+    #[arg(long)]
+    log_driver: Option<String>,
+    /// max-size= (default 20m; -1: unbounded), max-file= (default 5; 1 when max-size is given with json-file), compress= (local)
     #[arg(long)]
     log_opt: Vec<String>,
     /// Write the container id to this file

@@ -1465,6 +1465,67 @@ fn relative_store_paths_are_made_absolute() {
     run(&["rmi", "rel:1"]);
 }
 
+/// `--log-driver none` keeps nothing: no log file grows, `logs` says so in
+/// docker's words, and an attached run still prints what the container
+/// writes. `local` keeps a log that `logs` reads back.
+#[test]
+fn log_driver_none_keeps_nothing_and_local_keeps_a_log() {
+    let b = berth();
+    let id = b
+        .ok(&[
+            "run",
+            "-d",
+            "--log-driver",
+            "none",
+            "--network",
+            "none",
+            "busybox",
+            "sh",
+            "-c",
+            "i=0; while [ $i -lt 200 ]; do echo line$i; i=$((i+1)); done",
+        ])
+        .trim()
+        .to_string();
+    b.ok(&["wait", &id]);
+    let log = b.path().join("containers").join(&id).join("ctr.log");
+    let size = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
+    assert_eq!(size, 0, "{} holds {size} bytes", log.display());
+    let o = b.run(&["logs", &id]);
+    expect_code(&o, 1, "logs of a none-driver container");
+    assert_eq!(
+        stderr(&o).trim(),
+        "Error response from daemon: configured logging driver does not support reading"
+    );
+    let out = b.ok(&[
+        "run",
+        "--rm",
+        "--log-driver",
+        "none",
+        "--network",
+        "none",
+        "busybox",
+        "echo",
+        "attached",
+    ]);
+    assert_eq!(out.trim(), "attached");
+    let id = b
+        .ok(&[
+            "run",
+            "-d",
+            "--log-driver",
+            "local",
+            "--network",
+            "none",
+            "busybox",
+            "echo",
+            "kept",
+        ])
+        .trim()
+        .to_string();
+    b.ok(&["wait", &id]);
+    assert_eq!(b.ok(&["logs", &id]).trim(), "kept");
+}
+
 /// `--log-opt max-size` counts in thousands, as docker's json-file driver
 /// reads it (FromHumanSize: dockerd 20.10 rotates `max-size=3k` at 3000
 /// bytes): a rotated file of `10k` holds at most 10000 bytes, where a

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use berth_engine::config::{Device, LogConfig, Mount, RestartPolicy, Ulimit};
+use berth_engine::config::{Device, LogConfig, LogDriver, Mount, RestartPolicy, Ulimit};
 use berth_engine::health::HealthConfig;
 use berth_engine::ContainerConfig;
 use serde_json::Value;
@@ -191,15 +191,25 @@ pub fn container_config(
         }
     }
     if let Some(l) = s.get("logging") {
-        let driver = l["driver"].as_str().unwrap_or("json-file");
-        if driver != "json-file" {
-            return Err(bad(
-                "logging.driver",
-                format!("{driver:?}: berth logs with json-file only"),
-            ));
-        }
+        let driver = match l["driver"].as_str().unwrap_or("json-file") {
+            "json-file" => LogDriver::JsonFile,
+            "local" => LogDriver::Local,
+            "none" => LogDriver::None,
+            d => {
+                return Err(bad(
+                    "logging.driver",
+                    format!("{d:?}: berth has the json-file, local and none log drivers"),
+                ))
+            }
+        };
         let opt = |k: &str| l["options"].get(k).map(scalar_text);
+        let opts = l["options"]
+            .as_object()
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), scalar_text(v))).collect())
+            .unwrap_or_default();
         c.log = LogConfig {
+            driver,
+            opts,
             max_size: opt("max-size")
                 .map(|v| size(&v))
                 .transpose()

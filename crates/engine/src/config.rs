@@ -204,12 +204,44 @@ impl RestartPolicy {
     }
 }
 
-/// json-file log options (`--log-opt max-size=10m --log-opt max-file=3`).
+/// Where a container's output is kept (`--log-driver`): berth has
+/// Docker's json-file, its `local` (the same bounded files here, shown as
+/// `local`) and `none`.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub enum LogDriver {
+    #[default]
+    #[serde(rename = "json-file")]
+    JsonFile,
+    #[serde(rename = "local")]
+    Local,
+    /// Nothing kept: `logs` cannot read it back; attached streams still
+    /// reach their client.
+    #[serde(rename = "none")]
+    None,
+}
+
+impl LogDriver {
+    /// Docker's name of the driver.
+    pub fn name(self) -> &'static str {
+        match self {
+            LogDriver::JsonFile => "json-file",
+            LogDriver::Local => "local",
+            LogDriver::None => "none",
+        }
+    }
+}
+
+/// Log options (`--log-driver local --log-opt max-size=10m --log-opt max-file=3`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct LogConfig {
     /// 0: unbounded.
     pub max_size: u64,
     pub max_file: u32,
+    #[serde(default)]
+    pub driver: LogDriver,
+    /// The `--log-opt`s as given, which `inspect` shows as docker does.
+    #[serde(default)]
+    pub opts: BTreeMap<String, String>,
 }
 
 #[cfg(test)]

@@ -118,6 +118,10 @@ pub enum Error {
     /// container {0} has no cgroups (it is not running)
     #[error("container {0} has no cgroups")]
     NoCgroups(String),
+    /// configured logging driver does not support reading (the `none`
+    /// log driver keeps nothing)
+    #[error("configured logging driver does not support reading")]
+    LogsNotKept,
     /// cannot remove container "/{name}": container is {status}: stop the
     /// container before removing or force remove
     #[error("cannot remove container \"/{name}\": container is {status}: stop the container before removing or force remove")]
@@ -256,6 +260,7 @@ impl Error {
             | Error::AlreadyPaused(_)
             | Error::NotPaused(_)
             | Error::AttachPaused
+            | Error::LogsNotKept
             | Error::RemoveActive { .. }
             | Error::Stuck { .. }
             | Error::WaitDeadline { .. } => K::Conflict,

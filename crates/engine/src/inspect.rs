@@ -286,14 +286,14 @@ fn container_json(engine: &Engine, r: &Record) -> Value {
             ));
         }
     }
-    let log_config: Vec<(String, Value)> = [
-        ("max-size", c.log.max_size.to_string(), c.log.max_size > 0),
-        ("max-file", c.log.max_file.to_string(), c.log.max_file > 0),
-    ]
-    .into_iter()
-    .filter(|(_, _, set)| *set)
-    .map(|(k, v, _)| (k.to_string(), json!(v)))
-    .collect();
+    // The options as given, as docker shows them (its defaults, and
+    // berth's bounded ones, are not listed).
+    let log_config: Vec<(String, Value)> = c
+        .log
+        .opts
+        .iter()
+        .map(|(k, v)| (k.clone(), json!(v)))
+        .collect();
     let binds: Vec<String> = c
         .mounts
         .iter()
@@ -313,7 +313,7 @@ fn container_json(engine: &Engine, r: &Record) -> Value {
     let host_config = json!({
         "Binds": json!(binds),
         "ContainerIDFile": "",
-        "LogConfig": {"Type": "json-file", "Config": go_map(log_config)},
+        "LogConfig": {"Type": c.log.driver.name(), "Config": go_map(log_config)},
         "NetworkMode": c.network,
         "PortBindings": go_map(port_bindings),
         "RestartPolicy": {"Name": c.restart.name, "MaximumRetryCount": c.restart.max_retries},
@@ -417,7 +417,11 @@ fn container_json(engine: &Engine, r: &Record) -> Value {
         "ResolvConfPath": dir.join("resolv.conf"),
         "HostnamePath": dir.join("hostname"),
         "HostsPath": dir.join("hosts"),
-        "LogPath": engine.log_path(&r.id),
+        // docker's none driver has no file.
+        "LogPath": match c.log.driver {
+            crate::config::LogDriver::None => PathBuf::new(),
+            _ => engine.log_path(&r.id),
+        },
         "Name": format!("/{}", r.name),
         "RestartCount": r.restart_count,
         // The layout Docker calls overlay2 (overlayfs with many lower

@@ -262,6 +262,15 @@ impl Engine {
         self.container_dir(id).join("ctr.log")
     }
 
+    /// Where the output of the container `r` is written: its log, or
+    /// /dev/null with the `none` log driver.
+    pub fn log_target(&self, r: &Record) -> PathBuf {
+        match r.config.log.driver {
+            config::LogDriver::None => PathBuf::from("/dev/null"),
+            _ => self.log_path(&r.id),
+        }
+    }
+
     /// The container's snapshot over its image's layers.
     pub fn snapshot(&self, r: &Record) -> Result<Snapshot> {
         let img = self.images.resolve(&r.image_id)?;

@@ -155,6 +155,9 @@ impl Engine {
     /// The log of the container `key` (a name, an id or an id's prefix).
     pub fn container_logs(&self, key: &str, opts: &LogOptions) -> Result<LogStream<'_>> {
         let r = self.find(key)?;
+        if r.config.log.driver == crate::config::LogDriver::None {
+            return Err(crate::Error::LogsNotKept);
+        }
         let path = self.log_path(&r.id);
         let (entries, pos) = read_all_and_where(&path);
         let entries: Vec<Entry> = entries.into_iter().filter(|e| e.within(opts)).collect();

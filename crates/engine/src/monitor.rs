@@ -377,11 +377,11 @@ fn run_inner(
         .ok_or_else(|| Error::NoSuchContainer(id.to_string()))?;
     let snapshot = engine.snapshot(&r)?;
     let mut log = logs::Writer::open(
-        &engine.log_path(id),
+        &engine.log_target(&r),
         r.config.log.max_size,
         r.config.log.max_file,
     )
-    .ctx(|| format!("open log {}", engine.log_path(id).display()))?;
+    .ctx(|| format!("open log {}", engine.log_target(&r).display()))?;
     // Restarts back off from 100 ms, doubling up to a minute.
     let backoff = |n: u32| Duration::from_millis(100 << n.min(10)).min(Duration::from_secs(60));
     let mut host_mounted = None;
@@ -782,7 +782,7 @@ fn hand_over(
         engine.runroot.clone().into_os_string(),
         r.id.clone().into(),
         pid.as_raw().to_string().into(),
-        engine.log_path(&r.id).into_os_string(),
+        engine.log_target(r).into_os_string(),
         r.config.log.max_size.to_string().into(),
         r.config.log.max_file.to_string().into(),
         if r.config.tty { "1" } else { "0" }.into(),

@@ -140,6 +140,7 @@ impl Store {
             log: berth_engine::config::LogConfig {
                 max_size: 1 << 20,
                 max_file: 1,
+                ..Default::default()
             },
             ..ContainerConfig::default()
         };

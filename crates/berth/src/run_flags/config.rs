@@ -2,7 +2,9 @@
 //! fills the rest at create).
 
 use anyhow::{bail, Context, Result};
-use berth_engine::config::{ContainerConfig, Device, LogConfig, Mount, RestartPolicy, Ulimit};
+use berth_engine::config::{
+    ContainerConfig, Device, LogConfig, LogDriver, Mount, RestartPolicy, Ulimit,
+};
 
 use super::mounts::{parse_mount, parse_volume};
 use super::{env_entry, key_value, parse_duration, size_flag, RunArgs, Stream};
@@ -229,45 +231,7 @@ pub(crate) fn config_from(a: &RunArgs) -> Result<ContainerConfig> {
         let (k, v) = key_value("--sysctl", s)?;
         cfg.sysctls.insert(k, v);
     }
-    // Docker's json-file keeps everything unless told; a container that
-    // prints without end then fills the disk. Bounded by default as
-    // Docker's `local` driver is (20m, 5 files); `max-size=-1` is unbounded.
-    let (mut max_size, mut max_file) = (None, None);
-    for o in &a.log_opt {
-        let (k, v) = key_value("--log-opt", o)?;
-        match k.as_str() {
-            "max-size" if v == "-1" => max_size = Some(0),
-            // json-file's sizes count in thousands (docker's
-            // FromHumanSize: `3k` rotates at 3000 bytes).
-            "max-size" => match berth_relay::size::from_human_size(&v) {
-                Ok(0) => {
-                    bail!("failed to initialize logging driver: max-size must be a positive number")
-                }
-                Ok(n) => max_size = Some(n),
-                Err(e) => bail!("failed to initialize logging driver: {e}"),
-            },
-            "max-file" => {
-                max_file = Some(
-                    v.parse()
-                        .ok()
-                        .filter(|n| *n > 0)
-                        .ok_or_else(|| anyhow::anyhow!("invalid --log-opt max-file={v}"))?,
-                )
-            }
-            _ => bail!("unknown log opt {k:?} for the json-file log driver"),
-        }
-    }
-    cfg.log = match max_size {
-        // With a size given, one file unless told (json-file's default).
-        Some(max_size) => LogConfig {
-            max_size,
-            max_file: max_file.unwrap_or(1),
-        },
-        None => LogConfig {
-            max_size: DEFAULT_LOG_MAX_SIZE,
-            max_file: max_file.unwrap_or(DEFAULT_LOG_MAX_FILE),
-        },
-    };
+    cfg.log = log_config(a.log_driver.as_deref(), &a.log_opt)?;
     let dur = |flag: &str, v: &Option<String>| -> Result<u64> {
         v.as_deref().map_or(Ok(0), |s| {
             // A duration Go reads as negative: docker's client's words.
@@ -297,4 +261,87 @@ pub(crate) fn config_from(a: &RunArgs) -> Result<ContainerConfig> {
         });
     }
     Ok(cfg)
+}
+
+/// `--log-driver` and `--log-opt`s, checked as dockerd checks them.
+/// Docker's json-file keeps everything unless told, and a container that
+/// prints without end then fills the disk: berth bounds it by default as
+/// Docker's `local` driver is (20m, 5 files); `max-size=-1` is unbounded.
+fn log_config(driver: Option<&str>, opts: &[String]) -> Result<LogConfig> {
+    let driver = match driver.unwrap_or("json-file") {
+        "json-file" => LogDriver::JsonFile,
+        "local" => LogDriver::Local,
+        "none" => LogDriver::None,
+        d @ ("syslog" | "journald" | "gelf" | "fluentd" | "awslogs" | "splunk" | "etwlogs"
+        | "gcplogs" | "logentries") => bail!(
+            "failed to initialize logging driver: berth has no {d} log driver (json-file, local and none)"
+        ),
+        d => {
+            return Err(crate::FromDaemon::wrap(
+                anyhow::anyhow!("error looking up logging plugin {d}: plugin \"{d}\" not found"),
+                true,
+            ))
+        }
+    };
+    if driver == LogDriver::None && !opts.is_empty() {
+        bail!("invalid logging opts for driver none");
+    }
+    let (mut max_size, mut max_file, mut given) = (None, None, std::collections::BTreeMap::new());
+    for o in opts {
+        let (k, v) = key_value("--log-opt", o)?;
+        match (driver, k.as_str()) {
+            (_, "max-size") if v == "-1" => max_size = Some(0),
+            // json-file's sizes count in thousands (docker's
+            // FromHumanSize: `3k` rotates at 3000 bytes); local's in
+            // 1024s (RAMInBytes).
+            (_, "max-size") => {
+                let n = if driver == LogDriver::Local {
+                    berth_relay::size::ram_in_bytes(&v)
+                } else {
+                    berth_relay::size::from_human_size(&v)
+                };
+                match n {
+                    Ok(0) => bail!(
+                        "failed to initialize logging driver: max-size must be a positive number"
+                    ),
+                    Ok(n) => max_size = Some(n),
+                    Err(e) => bail!("failed to initialize logging driver: {e}"),
+                }
+            }
+            (_, "max-file") => {
+                max_file = Some(
+                    v.parse()
+                        .ok()
+                        .filter(|n| *n > 0)
+                        .ok_or_else(|| anyhow::anyhow!("invalid --log-opt max-file={v}"))?,
+                )
+            }
+            // Rotated files are kept whole: compression is accepted and
+            // not done.
+            (LogDriver::Local, "compress") => {}
+            (LogDriver::Local, _) => {
+                return Err(crate::FromDaemon::wrap(
+                    anyhow::anyhow!("unknown log opt '{k}' for log driver local"),
+                    true,
+                ))
+            }
+            _ => bail!("unknown log opt {k:?} for the json-file log driver"),
+        }
+        given.insert(k, v);
+    }
+    let (max_size, max_file) = match (driver, max_size) {
+        (LogDriver::None, _) => (0, 0),
+        // With a size given, json-file keeps one file unless told.
+        (LogDriver::JsonFile, Some(size)) => (size, max_file.unwrap_or(1)),
+        (_, size) => (
+            size.unwrap_or(DEFAULT_LOG_MAX_SIZE),
+            max_file.unwrap_or(DEFAULT_LOG_MAX_FILE),
+        ),
+    };
+    Ok(LogConfig {
+        max_size,
+        max_file,
+        driver,
+        opts: given,
+    })
 }
