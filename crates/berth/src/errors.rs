@@ -32,11 +32,12 @@ pub(crate) fn finish(root: &std::path::Path, r: Result<i32>) -> ExitCode {
     }
 }
 
-/// A `run` that failed before its container's program ran: docker's
+/// A `run` that failed before its container's program ran (or a `create`
+/// refused by its own flags): docker's
 /// client says `docker: <error>.` and `See 'docker run --help'.`, and exits
 /// 127 when the program does not exist, 126 when it cannot be executed,
 /// 125 for every other failure (no such image, name in use, bad flags...).
-pub(crate) fn run_failed(root: &std::path::Path, e: &anyhow::Error) -> ExitCode {
+pub(crate) fn run_failed(root: &std::path::Path, e: &anyhow::Error, cmd: &str) -> ExitCode {
     let daemon = e.downcast_ref::<FromDaemon>();
     let text = match (damaged_database(root, e.as_ref()), daemon) {
         (Some(line), _) => line,
@@ -44,9 +45,9 @@ pub(crate) fn run_failed(root: &std::path::Path, e: &anyhow::Error) -> ExitCode 
         (None, None) => format!("{e:#}"),
     };
     let help = if daemon.is_none_or(|d| d.help) {
-        "\nSee 'berth run --help'."
+        format!("\nSee 'berth {cmd} --help'.")
     } else {
-        ""
+        String::new()
     };
     eprintln!("berth: {}.{help}", text.trim_end_matches('.'));
     ExitCode::from(run::start_failure_code(e))

@@ -401,7 +401,14 @@ fn main() -> ExitCode {
             if berth_relay::relay::caller_output_lost() {
                 die_of_broken_pipe();
             }
-            return run_failed(&cli.root, e);
+            return run_failed(&cli.root, e, "run");
+        }
+        // create's own flag errors are the client's: worded and exited
+        // as run's; what the daemon refuses is an ordinary failure.
+        if let (containers::ContainerCommand::Create(_), Err(e)) = (c, &r) {
+            if !e.is::<FromDaemon>() {
+                return run_failed(&cli.root, e, "create");
+            }
         }
         return finish(&cli.root, r);
     }

@@ -129,6 +129,36 @@ pub struct RunArgs {
     /// Set metadata (key=value)
     #[arg(short, long)]
     label: Vec<String>,
+    /// Read labels from a file of key=value lines
+    #[arg(long)]
+    label_file: Vec<PathBuf>,
+    /// Mount the volumes and binds of a container: NAME[:ro|rw]
+    #[arg(long)]
+    volumes_from: Vec<String>,
+    /// Expose a port or a range of ports: PORT[-PORT][/tcp|udp]
+    #[arg(long)]
+    expose: Vec<String>,
+    /// Skip image verification (berth verifies digests, not signatures)
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    disable_content_trust: Option<bool>,
+    /// Container isolation technology: default (the only one on Linux)
+    #[arg(long)]
+    isolation: Option<String>,
+    /// Runtime: berth's own (runc-compatible; "runc" and "berth" name it)
+    #[arg(long)]
+    runtime: Option<String>,
+    /// Not supported: GPUs
+    #[arg(long)]
+    gpus: Option<String>,
+    /// Not supported: per-container storage options
+    #[arg(long)]
+    storage_opt: Vec<String>,
+    /// Volume driver: local (the only one)
+    #[arg(long)]
+    volume_driver: Option<String>,
+    /// Not supported: legacy links (containers on a user network reach each other by name)
+    #[arg(long)]
+    link: Vec<String>,
     /// Bind mount: /host/path:/container/path[:ro|rw|z|Z]
     #[arg(short, long)]
     volume: Vec<String>,

@@ -90,6 +90,10 @@ pub struct ContainerConfig {
     pub extra_hosts: Vec<String>,
     pub log: LogConfig,
     pub exposed_ports: Vec<String>,
+    /// `--volumes-from CONTAINER[:ro|rw]` as given; at create the other
+    /// containers' volumes and binds are copied into `mounts`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub volumes_from: Vec<String>,
     /// The healthcheck (`--health-*`, else the image's; `NONE` disables).
     pub health: Option<crate::health::HealthConfig>,
     /// The pod it belongs to (`--pod`: a key at create, the pod's id once

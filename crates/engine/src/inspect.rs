@@ -319,7 +319,11 @@ fn container_json(engine: &Engine, r: &Record) -> Value {
         "RestartPolicy": {"Name": c.restart.name, "MaximumRetryCount": c.restart.max_retries},
         "AutoRemove": c.auto_remove,
         "VolumeDriver": "",
-        "VolumesFrom": Value::Null,
+        "VolumesFrom": if c.volumes_from.is_empty() {
+            Value::Null
+        } else {
+            json!(c.volumes_from)
+        },
         "CapAdd": json!(c.cap_add),
         "CapDrop": json!(c.cap_drop),
         // berth gives every container a cgroup namespace of its own.
@@ -390,6 +394,20 @@ fn container_json(engine: &Engine, r: &Record) -> Value {
         "AttachStdin": c.attach_stdin,
         "AttachStdout": c.attach_stdout,
         "AttachStderr": c.attach_stderr,
+        // The image's EXPOSE and --expose, as "80/tcp": {}.
+        "ExposedPorts": if c.exposed_ports.is_empty() {
+            Value::Null
+        } else {
+            Value::Object(
+                c.exposed_ports
+                    .iter()
+                    .map(|p| {
+                        let key = if p.contains('/') { p.clone() } else { format!("{p}/tcp") };
+                        (key, json!({}))
+                    })
+                    .collect(),
+            )
+        },
         "Tty": c.tty,
         "OpenStdin": c.open_stdin,
         "StdinOnce": c.stdin_once,

@@ -314,6 +314,7 @@ impl Engine {
             Error::NoSuchNetwork(n) => Error::NetworkNotFound(n),
             e => e,
         })?;
+        self.mounts_from(&mut cfg)?;
         // The image's VOLUMEs not covered by a mount get anonymous volumes.
         if let Some(vols) = ic["Volumes"].as_object() {
             for dest in vols.keys() {
@@ -427,6 +428,37 @@ impl Engine {
             cfg.id_map = None;
         }
         Ok(shares)
+    }
+
+    /// `--volumes-from`: the volumes and binds of each container named, in
+    /// their own mode or all `ro`/`rw`; a destination the container
+    /// mounts itself keeps its own mount (docker's order).
+    fn mounts_from(&self, cfg: &mut ContainerConfig) -> Result<()> {
+        for from in cfg.volumes_from.clone() {
+            let (key, mode) = match from.split_once(':') {
+                None => (from.as_str(), None),
+                Some((k, "ro")) => (k, Some(true)),
+                Some((k, "rw")) => (k, Some(false)),
+                Some((_, m)) => return Err(Error::InvalidOption(format!("invalid mode: {m}"))),
+            };
+            let other = self.find(key)?;
+            for m in &other.config.mounts {
+                if !matches!(m.kind.as_str(), "volume" | "bind")
+                    || cfg.mounts.iter().any(|o| o.destination == m.destination)
+                {
+                    continue;
+                }
+                let mut m = m.clone();
+                // docker's: a mount read-only in the other stays so.
+                if let Some(ro) = mode {
+                    m.read_only |= ro;
+                }
+                // The source exists: it is the other container's.
+                m.create_source = false;
+                cfg.mounts.push(m);
+            }
+        }
+        Ok(())
     }
 
     fn drop_volumes(&self, names: &[String]) {

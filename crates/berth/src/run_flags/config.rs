@@ -137,17 +137,23 @@ pub(crate) fn config_from(a: &RunArgs) -> Result<ContainerConfig> {
         });
     }
     for f in &a.env_file {
-        let text =
-            std::fs::read_to_string(f).with_context(|| format!("open env file {}", f.display()))?;
-        for line in text.lines() {
-            let line = line.trim_start();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            cfg.env.extend(env_entry(line));
+        for (k, v) in key_value_file(f)? {
+            cfg.env.extend(match v {
+                Some(v) => Some(format!("{k}={v}")),
+                None => env_entry(&k),
+            });
         }
     }
     cfg.env.extend(a.env.iter().filter_map(|e| env_entry(e)));
+    // A label file's lines first, so that --label overrides them; a line
+    // without '=' means nothing there (docker's).
+    for f in &a.label_file {
+        for (k, v) in key_value_file(f)? {
+            if let Some(v) = v {
+                cfg.labels.insert(k, v);
+            }
+        }
+    }
     for l in &a.label {
         let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
         cfg.labels.insert(k.to_string(), v.to_string());
@@ -155,6 +161,15 @@ pub(crate) fn config_from(a: &RunArgs) -> Result<ContainerConfig> {
     for v in &a.volume {
         cfg.mounts.push(parse_volume(v)?);
     }
+    cfg.volumes_from.clone_from(&a.volumes_from);
+    for e in &a.expose {
+        for p in expose_ports(e)? {
+            if !cfg.exposed_ports.contains(&p) {
+                cfg.exposed_ports.push(p);
+            }
+        }
+    }
+    refuse_unsupported(a)?;
     for m in &a.mount {
         cfg.mounts.push(parse_mount(m)?);
     }
@@ -344,4 +359,82 @@ fn log_config(driver: Option<&str>, opts: &[String]) -> Result<LogConfig> {
         driver,
         opts: given,
     })
+}
+
+/// The lines of an env or label file as docker's client reads them:
+/// leading blanks dropped, blank lines and `#` comments skipped, a key
+/// with whitespace refused; the value is None for a line without '='.
+fn key_value_file(path: &std::path::Path) -> Result<Vec<(String, Option<String>)>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("open {}", path.display()))?;
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let line = line.trim_start();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (k, v) = match line.split_once('=') {
+            Some((k, v)) => (k, Some(v.to_string())),
+            None => (line, None),
+        };
+        if k.contains(char::is_whitespace) {
+            bail!("poorly formatted environment: variable '{k}' contains whitespaces");
+        }
+        out.push((k.to_string(), v));
+    }
+    Ok(out)
+}
+
+/// `--expose PORT[-PORT][/PROTO]`: each port as "80/tcp".
+fn expose_ports(e: &str) -> Result<Vec<String>> {
+    let (range, proto) = e.split_once('/').unwrap_or((e, "tcp"));
+    let bad = |why: String| anyhow::anyhow!("invalid range format for --expose: {e}, error: {why}");
+    let port = |s: &str| {
+        s.parse::<u16>()
+            .map_err(|_| bad(format!("strconv.ParseUint: parsing {s:?}: invalid syntax")))
+    };
+    let (lo, hi) = match range.split_once('-') {
+        Some((lo, hi)) => (port(lo)?, port(hi)?),
+        None => (port(range)?, port(range)?),
+    };
+    if hi < lo {
+        return Err(bad(format!(
+            "Invalid range specified for the Port: {range}"
+        )));
+    }
+    Ok((lo..=hi).map(|p| format!("{p}/{proto}")).collect())
+}
+
+/// Flags docker has that berth accepts only in the one form it can honour,
+/// or refuses with what to do instead.
+fn refuse_unsupported(a: &RunArgs) -> Result<()> {
+    let daemon = |m: String| crate::FromDaemon::wrap(anyhow::Error::msg(m), true);
+    if a.disable_content_trust == Some(false) {
+        bail!("berth does not verify image signatures (Docker Content Trust): --disable-content-trust=false cannot be honoured");
+    }
+    match a.isolation.as_deref() {
+        None | Some("" | "default") => {}
+        Some(i) => {
+            return Err(daemon(format!(
+                "Invalid isolation: {i:?} - linux only supports 'default'"
+            )))
+        }
+    }
+    match a.runtime.as_deref() {
+        None | Some("berth" | "runc") => {}
+        Some(r) => return Err(daemon(format!("Unknown runtime specified {r}"))),
+    }
+    if a.gpus.is_some() {
+        bail!("berth has no GPU support (--gpus)");
+    }
+    if !a.storage_opt.is_empty() {
+        bail!("--storage-opt is not supported: berth's overlay storage has no per-container size limit");
+    }
+    match a.volume_driver.as_deref() {
+        None | Some("" | "local") => {}
+        Some(d) => bail!("berth has only the local volume driver, not {d:?}"),
+    }
+    if !a.link.is_empty() {
+        bail!("--link is not supported: put the containers on a user network (berth network create), where they reach each other by name");
+    }
+    Ok(())
 }
