@@ -123,23 +123,7 @@ pub enum ContainerCommand {
     /// List containers
     Ps(PsArgs),
     /// Fetch the logs of a container
-    Logs {
-        #[arg(short, long)]
-        follow: bool,
-        /// Number of lines from the end ("all" for all)
-        #[arg(short = 'n', long, default_value = "all")]
-        tail: String,
-        /// Show timestamps
-        #[arg(short, long)]
-        timestamps: bool,
-        /// Only logs since this time (RFC 3339) or duration ago (10m, 1h)
-        #[arg(long)]
-        since: Option<String>,
-        /// Only logs before this time or duration ago
-        #[arg(long)]
-        until: Option<String>,
-        container: String,
-    },
+    Logs(crate::logs::LogsArgs),
     /// Block until containers stop, then print their exit codes
     Wait {
         #[arg(required = true)]
@@ -223,6 +207,9 @@ pub enum ContainerCommand {
         /// Only this kind of object: container, image, network or volume
         #[arg(long = "type")]
         kind: Option<String>,
+        /// Display total file sizes if the type is container
+        #[arg(short, long)]
+        size: bool,
         #[arg(required = true)]
         names: Vec<String>,
     },
@@ -294,23 +281,7 @@ pub fn dispatch(root: &Path, runroot: &Path, cmd: &ContainerCommand) -> Result<i
             volumes,
         } => lifecycle::rm(&engine, *force, *volumes, containers),
         ContainerCommand::Ps(a) => ps(&engine, a).map(|()| 0),
-        ContainerCommand::Logs {
-            follow,
-            tail,
-            timestamps,
-            since,
-            until,
-            container,
-        } => logs(
-            &engine,
-            container,
-            *follow,
-            tail,
-            *timestamps,
-            since.as_deref(),
-            until.as_deref(),
-        )
-        .map(|()| 0),
+        ContainerCommand::Logs(a) => logs(&engine, a).map(|()| 0),
         ContainerCommand::Wait { containers } => lifecycle::wait(&engine, containers),
         ContainerCommand::Exec(a) => exec(&engine, a),
         ContainerCommand::Events {
@@ -414,8 +385,9 @@ pub fn dispatch(root: &Path, runroot: &Path, cmd: &ContainerCommand) -> Result<i
         ContainerCommand::Inspect {
             format,
             kind,
+            size,
             names,
-        } => inspect(&engine, names, format.as_deref(), kind.as_deref()),
+        } => inspect(&engine, names, format.as_deref(), kind.as_deref(), *size),
     }
 }
 

@@ -4,7 +4,7 @@ use anyhow::{Context, Result};
 use berth_engine::Engine;
 use clap::Args;
 
-use crate::run_flags::env_entry;
+use crate::run_flags::{env_entry, env_files};
 #[derive(Debug, Args)]
 pub struct ExecArgs {
     #[arg(short, long)]
@@ -15,6 +15,9 @@ pub struct ExecArgs {
     tty: bool,
     #[arg(short, long)]
     env: Vec<String>,
+    /// Read environment variables from a file of KEY=VALUE lines
+    #[arg(long)]
+    env_file: Vec<std::path::PathBuf>,
     #[arg(short, long)]
     user: Option<String>,
     #[arg(short, long)]
@@ -32,9 +35,11 @@ pub(crate) fn exec(engine: &Engine, a: &ExecArgs) -> Result<i32> {
         eprintln!("the input device is not a TTY");
         return Ok(1);
     }
+    let mut env = env_files(&a.env_file)?;
+    env.extend(a.env.iter().filter_map(|e| env_entry(e)));
     let req = berth_engine::exec::ExecRequest {
         command: a.command.clone(),
-        env: a.env.iter().filter_map(|e| env_entry(e)).collect(),
+        env,
         workdir: a.workdir.clone(),
         user: a.user.clone(),
         privileged: a.privileged,

@@ -336,7 +336,16 @@ fn reorder(v: &mut Value, path: &str) {
 pub fn typed(v: &serde_json::Value, type_name: &str) -> Value {
     let mut t = Value::from_json_typed(v, &inspect_map);
     if let Value::Struct(s) = &mut t {
-        Rc::make_mut(s).type_name = type_name.to_string();
+        let s = Rc::make_mut(s);
+        s.type_name = type_name.to_string();
+        // Pointers docker's JSON leaves out without `inspect --size`.
+        if type_name == "*types.ContainerJSON" {
+            for k in ["SizeRw", "SizeRootFs"] {
+                if s.field(k).is_none() {
+                    s.fields.push((k.to_string(), Value::Nil));
+                }
+            }
+        }
     }
     reorder(&mut t, "");
     t

@@ -52,6 +52,9 @@ pub(crate) enum ImageCommand {
     Rm {
         #[arg(short, long)]
         force: bool,
+        /// Do not delete untagged parents (berth's images have none: accepted)
+        #[arg(long)]
+        no_prune: bool,
         #[arg(required = true)]
         images: Vec<String>,
     },
@@ -352,15 +355,28 @@ pub(crate) fn history(
     no_trunc: bool,
     quiet: bool,
     format: Option<&str>,
+    human: bool,
 ) -> Result<()> {
     use berth_template::Value as V;
     let img = store.resolve(name)?;
     let (_, config) = store.manifest_and_config(&img)?;
     let entries = config["history"].as_array().cloned().unwrap_or_default();
+    // --human=false: times as RFC 3339 and sizes in bytes (docker's).
     let fmt = format::ListFormat::new(
         format,
-        r"table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}",
+        if human {
+            r"table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}"
+        } else {
+            r"table {{.ID}}\t{{.CreatedAt}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}"
+        },
     )?;
+    let size_text = |n: u64| {
+        if human {
+            format::size(n)
+        } else {
+            n.to_string()
+        }
+    };
     // Each entry that made a layer has that layer's size, in order, bottom
     // first; the others made none (0B). Sizes the store cannot match to
     // entries are not guessed: N/A.
@@ -374,9 +390,9 @@ pub(crate) fn history(
         .iter()
         .map(|h| {
             if h["empty_layer"].as_bool().unwrap_or(false) {
-                format::size(0)
+                size_text(0)
             } else {
-                sizes.next().map_or_else(|| "N/A".to_string(), format::size)
+                sizes.next().map_or_else(|| "N/A".to_string(), size_text)
             }
         })
         .collect();
@@ -402,16 +418,21 @@ pub(crate) fn history(
             format!("{}…", by.chars().take(44).collect::<String>())
         };
         let created = h["created"].as_str();
+        let created_at = created.map(format::rfc3339_seconds).unwrap_or_default();
         rows.push(format::context(
             "*image.historyContext",
             vec![
                 ("Comment", V::from(h["comment"].as_str().unwrap_or(""))),
-                (
-                    "CreatedAt",
-                    V::from(created.map(format::rfc3339_seconds).unwrap_or_default()),
-                ),
+                ("CreatedAt", V::from(created_at.as_str())),
                 ("CreatedBy", V::from(by)),
-                ("CreatedSince", V::from(format::since(created))),
+                (
+                    "CreatedSince",
+                    V::from(if human {
+                        format::since(created)
+                    } else {
+                        created_at.clone()
+                    }),
+                ),
                 ("ID", V::from(id)),
                 ("Size", V::from(sizes[i].as_str())),
             ],

@@ -13,10 +13,11 @@ pub fn inspect_containers(
     runroot: &Path,
     names: &[String],
     format: Option<&str>,
+    size: bool,
 ) -> Result<i32> {
     let engine = Engine::open(root, runroot)
         .with_context(|| format!("open the store at {}", root.display()))?;
-    inspect(&engine, names, format, Some("container"))
+    inspect(&engine, names, format, Some("container"), size)
 }
 
 pub(crate) fn inspect(
@@ -24,6 +25,7 @@ pub(crate) fn inspect(
     names: &[String],
     format: Option<&str>,
     kind: Option<&str>,
+    size: bool,
 ) -> Result<i32> {
     // Docker's client tries each kind in turn (container, image,
     // network, volume, then swarm kinds this engine has none of).
@@ -55,7 +57,11 @@ pub(crate) fn inspect(
     format::inspect_each(names, format, |n| {
         if wants("container") {
             if let Ok(r) = engine.find(n) {
-                return Ok(found(engine.container_json(&r), "*types.ContainerJSON"));
+                let mut json = engine.container_json(&r);
+                if size {
+                    json = with_sizes(engine, &r, json);
+                }
+                return Ok(found(json, "*types.ContainerJSON"));
             }
         }
         if wants("image") {
@@ -82,4 +88,27 @@ pub(crate) fn inspect(
             _ => format!("Error: No such object: {n}"),
         })
     })
+}
+
+/// `inspect --size`: docker's SizeRw (the container's own layer) and
+/// SizeRootFs (with its image's), after GraphDriver as docker places them.
+fn with_sizes(
+    engine: &Engine,
+    r: &berth_engine::db::Record,
+    json: serde_json::Value,
+) -> serde_json::Value {
+    let (rw, root) = engine.container_sizes(r);
+    let serde_json::Value::Object(map) = json else {
+        return json;
+    };
+    let mut out = serde_json::Map::new();
+    for (k, v) in map {
+        let after = k == "GraphDriver";
+        out.insert(k, v);
+        if after {
+            out.insert("SizeRw".into(), rw.into());
+            out.insert("SizeRootFs".into(), root.into());
+        }
+    }
+    serde_json::Value::Object(out)
 }

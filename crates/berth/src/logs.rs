@@ -8,23 +8,40 @@ use berth_engine::Engine;
 
 use crate::events::parse_time;
 
-pub(crate) fn logs(
-    engine: &Engine,
-    container: &str,
+/// `logs`' flags.
+#[derive(Debug, clap::Args)]
+pub struct LogsArgs {
+    #[arg(short, long)]
     follow: bool,
-    tail: &str,
+    /// Number of lines from the end ("all" for all)
+    #[arg(short = 'n', long, default_value = "all")]
+    tail: String,
+    /// Show timestamps
+    #[arg(short, long)]
     timestamps: bool,
-    since: Option<&str>,
-    until: Option<&str>,
-) -> Result<()> {
+    /// Show extra details provided to logs (berth's logs carry none: a
+    /// blank before each line, as docker prints an empty set)
+    #[arg(long)]
+    details: bool,
+    /// Only logs since this time (RFC 3339) or duration ago (10m, 1h)
+    #[arg(long)]
+    since: Option<String>,
+    /// Only logs before this time or duration ago
+    #[arg(long)]
+    until: Option<String>,
+    container: String,
+}
+
+pub(crate) fn logs(engine: &Engine, a: &LogsArgs) -> Result<()> {
     // Docker's client names a missing container before it looks at flags.
-    let r = engine.find(container)?;
+    let r = engine.find(&a.container)?;
+    let timestamps = a.timestamps;
     let mut opts = LogOptions::default();
-    opts.follow = follow;
+    opts.follow = a.follow;
     opts.timestamps = timestamps;
-    opts.since = since.map(parse_time).transpose()?;
-    opts.until = until.map(parse_time).transpose()?;
-    opts.tail = match tail {
+    opts.since = a.since.as_deref().map(parse_time).transpose()?;
+    opts.until = a.until.as_deref().map(parse_time).transpose()?;
+    opts.tail = match a.tail.as_str() {
         "all" | "-1" => None,
         n => Some(
             n.parse()
@@ -43,8 +60,14 @@ pub(crate) fn logs(
         );
     }
     for e in stream {
+        let mut e = e?;
+        if a.details {
+            // docker's daemon puts the entry's attributes (none here) and
+            // a blank between the time and the line.
+            e.log.insert(0, ' ');
+        }
         // A reader gone away (`| head`) ends the command quietly, as before.
-        let _ = e?.write_to(
+        let _ = e.write_to(
             timestamps,
             &mut std::io::stdout().lock(),
             &mut std::io::stderr().lock(),

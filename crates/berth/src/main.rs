@@ -169,6 +169,9 @@ enum Command {
         /// Remove an image by id even with several tags
         #[arg(short, long)]
         force: bool,
+        /// Do not delete untagged parents (berth's images have none: accepted)
+        #[arg(long)]
+        no_prune: bool,
         #[arg(required = true)]
         images: Vec<String>,
     },
@@ -183,6 +186,9 @@ enum Command {
         /// Go template ({{.ID}} {{.CreatedSince}} {{.CreatedBy}} {{.Comment}} ...), table TEMPLATE, or json
         #[arg(long)]
         format: Option<String>,
+        /// Sizes and dates in human-readable form (--human=false: bytes and RFC 3339)
+        #[arg(short = 'H', long, num_args = 0..=1, default_value = "true", default_missing_value = "true", require_equals = true)]
+        human: bool,
         image: String,
     },
     /// Build an image from a Dockerfile (or Containerfile) and a context
@@ -260,6 +266,7 @@ fn main() -> ExitCode {
     }
     // Building clap's command tree costs as much as the parse: only for
     // the command lines that can have trailing arguments.
+    let args = usage::management_aliases(args);
     let trailing = args
         .iter()
         .any(|a| ["run", "create", "exec", "top"].iter().any(|w| a == w));
@@ -313,12 +320,13 @@ fn main() -> ExitCode {
     if let Command::Container(ContainerGroup::Commands(containers::ContainerCommand::Inspect {
         format,
         kind: None,
+        size,
         names,
     })) = &cli.command
     {
         return finish(
             &cli.root,
-            inspect::inspect_containers(&cli.root, &cli.runroot, names, format.as_deref()),
+            inspect::inspect_containers(&cli.root, &cli.runroot, names, format.as_deref(), *size),
         );
     }
     let containers = match &cli.command {
@@ -490,15 +498,24 @@ fn run(cli: Cli) -> Result<()> {
         Command::Tag { source, target } | Command::Image(ImageCommand::Tag { source, target }) => {
             image_names::tag(&mut open()?, source, target)
         }
-        Command::Rmi { force, images } | Command::Image(ImageCommand::Rm { force, images }) => {
+        Command::Rmi { force, images, .. }
+        | Command::Image(ImageCommand::Rm { force, images, .. }) => {
             image_names::rmi(&mut store::open_engine(&cli)?, &cli.root, *force, images)
         }
         Command::History {
             no_trunc,
             quiet,
             format,
+            human,
             image,
-        } => images::history(&open()?, image, *no_trunc, *quiet, format.as_deref()),
+        } => images::history(
+            &open()?,
+            image,
+            *no_trunc,
+            *quiet,
+            format.as_deref(),
+            *human,
+        ),
         Command::Image(ImageCommand::Inspect { format, images }) => {
             image_inspect::inspect(open, format.as_deref(), images)
         }

@@ -115,7 +115,6 @@ pub(crate) fn ps(engine: &Engine, a: &PsArgs) -> Result<()> {
         .map_err(|e| crate::FromDaemon::wrap(e.into(), true))?;
     let limit = a.last.or(a.latest.then_some(1));
     let list = filter.apply(engine, engine.list()?, a.all, limit);
-    let images = engine.images().list().unwrap_or_default();
     let mut out = std::io::stdout().lock();
     if a.quiet {
         for r in &list {
@@ -168,16 +167,8 @@ pub(crate) fn ps(engine: &Engine, a: &PsArgs) -> Result<()> {
                 state: r.status.to_string(),
                 status: status_text(r),
                 size: if reads("Size") {
-                    let rw = dir_size(&engine.container_dir(&r.id).join("fs/upper"));
-                    let image = images
-                        .iter()
-                        .find(|i| i.id.to_string() == r.image_id)
-                        .map_or(0, |i| i.size);
-                    format!(
-                        "{} (virtual {})",
-                        format::size(rw),
-                        format::size(rw + image)
-                    )
+                    let (rw, root) = engine.container_sizes(r);
+                    format!("{} (virtual {})", format::size(rw), format::size(root))
                 } else {
                     String::new()
                 },
@@ -277,10 +268,6 @@ fn ps_context(r: &PsRow) -> berth_template::Value {
             ("Status", V::from(r.status.as_str())),
         ],
     )
-}
-
-pub(crate) fn dir_size(p: &Path) -> u64 {
-    berth_engine::disk_usage::dir_size(p)
 }
 
 /// `0.0.0.0:8080->80/tcp, 53/udp` as ps shows published and exposed ports.

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Result};
 use clap::Args;
 
-pub(crate) use config::config_from;
+pub(crate) use config::{config_from, env_files};
 
 /// The resource flags `run`, `create` and `update` share.
 #[derive(Debug, Args)]

@@ -9,6 +9,45 @@ use std::process::ExitCode;
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{Arg, Command};
 
+/// docker's management-command spellings of top-level commands
+/// (`image history`, `image load`, `system info`...): the group's word is
+/// dropped so that the one implementation serves both. Global options
+/// before the group (`--root DIR`) are stepped over.
+pub fn management_aliases(mut args: Vec<OsString>) -> Vec<OsString> {
+    const ALIASES: [(&str, &[&str]); 2] = [
+        ("image", &["history", "import", "load", "save"]),
+        ("system", &["events", "info"]),
+    ];
+    const GLOBAL_WITH_VALUE: [&str; 5] = [
+        "--root",
+        "--runroot",
+        "--max-layer-size",
+        "--log-level",
+        "-l",
+    ];
+    let mut i = 1;
+    while i < args.len() {
+        let w = args[i].to_string_lossy();
+        if GLOBAL_WITH_VALUE.contains(&w.as_ref()) {
+            i += 2;
+            continue;
+        }
+        if w.starts_with('-') {
+            i += 1;
+            continue;
+        }
+        let next = args.get(i + 1).map(|a| a.to_string_lossy().into_owned());
+        let aliased = ALIASES
+            .iter()
+            .any(|(group, cmds)| w == *group && next.as_deref().is_some_and(|n| cmds.contains(&n)));
+        if aliased {
+            args.remove(i);
+        }
+        break;
+    }
+    args
+}
+
 /// Prints the answer to a command line clap refused and gives the exit
 /// code; help and version go to stdout with 0.
 pub fn refused(cli: &Command, e: &clap::Error, args: &[OsString]) -> ExitCode {

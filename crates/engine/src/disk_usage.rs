@@ -108,6 +108,30 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// A container's sizes as docker's `inspect --size` and `ps -s` give
+    /// them: its own layer's files (SizeRw: Docker's init layer of
+    /// mountpoint files aside, as it keeps them apart) and that plus its
+    /// image's (SizeRootFs).
+    pub fn container_sizes(&self, r: &crate::db::Record) -> (u64, u64) {
+        use std::os::unix::fs::MetadataExt;
+        let upper = self.container_dir(&r.id).join("fs/upper");
+        let init: u64 = crate::initlayer::INIT_PATHS
+            .iter()
+            .filter_map(|p| upper.join(p).symlink_metadata().ok())
+            .filter(|m| !m.is_dir())
+            .map(|m| m.size())
+            .sum();
+        let rw = berth_image::store::content_size_of(&upper).saturating_sub(init);
+        let image = self
+            .images
+            .resolve(&r.image_id)
+            .and_then(|img| self.images.content_size(&img))
+            .unwrap_or(0);
+        (rw, rw + image)
+    }
+}
+
 /// The bytes of the files under `p` (what cannot be read counts nothing).
 pub fn dir_size(p: &Path) -> u64 {
     let mut total = 0;

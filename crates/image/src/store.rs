@@ -109,7 +109,7 @@ fn connect(root: &Path, over_content: bool) -> std::result::Result<Connection, D
 
 /// The bytes of the files and symlinks under `dir` (not following
 /// links), each inode once, as docker's `directory.Size` counts a layer.
-fn content_size_of(dir: &Path) -> u64 {
+pub fn content_size_of(dir: &Path) -> u64 {
     use std::os::unix::fs::MetadataExt;
     let mut seen = std::collections::HashSet::new();
     let mut total = 0;

@@ -136,14 +136,7 @@ pub(crate) fn config_from(a: &RunArgs) -> Result<ContainerConfig> {
             vec![e.clone()]
         });
     }
-    for f in &a.env_file {
-        for (k, v) in key_value_file(f)? {
-            cfg.env.extend(match v {
-                Some(v) => Some(format!("{k}={v}")),
-                None => env_entry(&k),
-            });
-        }
-    }
+    cfg.env = env_files(&a.env_file)?;
     cfg.env.extend(a.env.iter().filter_map(|e| env_entry(e)));
     // A label file's lines first, so that --label overrides them; a line
     // without '=' means nothing there (docker's).
@@ -382,6 +375,21 @@ fn key_value_file(path: &std::path::Path) -> Result<Vec<(String, Option<String>)
         out.push((k.to_string(), v));
     }
     Ok(out)
+}
+
+/// The variables of `--env-file`s: a name alone takes its value from our
+/// environment (or is dropped if unset), as docker's client does.
+pub(crate) fn env_files(files: &[std::path::PathBuf]) -> Result<Vec<String>> {
+    let mut env = Vec::new();
+    for f in files {
+        for (k, v) in key_value_file(f)? {
+            env.extend(match v {
+                Some(v) => Some(format!("{k}={v}")),
+                None => env_entry(&k),
+            });
+        }
+    }
+    Ok(env)
 }
 
 /// `--expose PORT[-PORT][/PROTO]`: each port as "80/tcp".
