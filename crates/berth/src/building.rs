@@ -47,6 +47,14 @@ pub fn builder(root: &Path, c: &BuilderCommand) -> Result<()> {
 /// `build`: the exit code once the image is stored (and tagged), or the
 /// failed RUN's code in the classic log's form.
 pub fn build(root: &Path, runroot: &Path, max_layer: u64, a: &BuildArgs) -> Result<u8> {
+    crate::transfer::no_content_trust(a.disable_content_trust)?;
+    if let Some(i) = a
+        .isolation
+        .as_deref()
+        .filter(|i| !matches!(*i, "" | "default"))
+    {
+        bail!("Invalid isolation: {i:?} - linux only supports 'default'");
+    }
     if let Some(p) = &a.platform {
         let host = berth_image::oci::host_platform();
         let want = crate::images::parse_platform(p).map_err(anyhow::Error::msg)?;

@@ -82,6 +82,9 @@ pub struct PullArgs {
     /// Layers downloaded at once
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..))]
     pub max_concurrent_downloads: u16,
+    /// Skip image verification: berth checks digests, not signatures (=false is refused)
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    pub disable_content_trust: Option<bool>,
     /// Image to pull: NAME[:TAG] or NAME@DIGEST
     pub image: String,
 }
@@ -110,16 +113,29 @@ pub struct PushArgs {
     pub image: String,
     /// Where to push it: [REGISTRY/]NAME[:TAG] (default: the image's name)
     pub destination: Option<String>,
+    /// Skip image signing: berth signs nothing (=false is refused)
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    pub disable_content_trust: Option<bool>,
 }
 
 /// `berth pull`: what docker prints, and its daemon's words for what
 /// failed on the registry's side.
 pub fn pull(store: &mut ImageStore, a: &PullArgs) -> Result<()> {
+    no_content_trust(a.disable_content_trust)?;
     let r = parse_ref(&a.image)?;
     if !a.quiet && r.digest.is_none() && !has_tag(&a.image) {
         println!("Using default tag: latest");
     }
     pull_with(store, a, false).map_err(|e| crate::FromDaemon::wrap(e, false))
+}
+
+/// `--disable-content-trust=false`: Docker Content Trust (Notary
+/// signatures) is not something berth does; saying so beats pretending.
+pub(crate) fn no_content_trust(disable: Option<bool>) -> Result<()> {
+    if disable == Some(false) {
+        bail!("berth does not verify image signatures (Docker Content Trust): --disable-content-trust=false cannot be honoured");
+    }
+    Ok(())
 }
 
 /// Whether a reference as written names a tag (a `:` after its last `/`:
@@ -140,6 +156,7 @@ pub fn pull_for_run(
     quiet: bool,
 ) -> Result<()> {
     let a = PullArgs {
+        disable_content_trust: None,
         registry: registry.clone(),
         quiet,
         platform: None,
@@ -186,6 +203,7 @@ fn pull_with(store: &mut ImageStore, a: &PullArgs, stderr: bool) -> Result<()> {
 }
 
 pub fn push(store: &ImageStore, a: &PushArgs) -> Result<()> {
+    no_content_trust(a.disable_content_trust)?;
     let img = store.resolve(&a.image)?;
     let dest = match &a.destination {
         Some(d) => parse_ref(d.strip_prefix("docker://").unwrap_or(d))?,

@@ -68,6 +68,12 @@ pub struct BuildArgs {
     /// Remove intermediate containers even after a failure (always)
     #[arg(long, hide = true)]
     pub(super) force_rm: bool,
+    /// Skip image verification: berth checks digests, not signatures (=false is refused)
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    pub(super) disable_content_trust: Option<bool>,
+    /// Container isolation: default (the only one on Linux)
+    #[arg(long)]
+    pub(super) isolation: Option<String>,
     #[command(flatten)]
     pub(super) registry: RegistryArgs,
     /// The context: a directory, or - for a tar (or a lone Dockerfile) on stdin

@@ -416,9 +416,7 @@ fn expose_ports(e: &str) -> Result<Vec<String>> {
 /// or refuses with what to do instead.
 fn refuse_unsupported(a: &RunArgs) -> Result<()> {
     let daemon = |m: String| crate::FromDaemon::wrap(anyhow::Error::msg(m), true);
-    if a.disable_content_trust == Some(false) {
-        bail!("berth does not verify image signatures (Docker Content Trust): --disable-content-trust=false cannot be honoured");
-    }
+    crate::transfer::no_content_trust(a.disable_content_trust)?;
     match a.isolation.as_deref() {
         None | Some("" | "default") => {}
         Some(i) => {
