@@ -94,6 +94,14 @@ struct Cli {
     /// Diagnostics to show: debug, info, warn, error, fatal (default: BERTH_LOG, else warn)
     #[arg(short = 'l', long)]
     log_level: Option<String>,
+    /// Debug diagnostics (--log-level debug)
+    #[arg(short = 'D', long)]
+    debug: bool,
+    /// Where docker's client config is (config.json: registry credentials)
+    #[arg(long, value_name = "DIR")]
+    config: Option<PathBuf>,
+    #[command(flatten)]
+    daemon: usage::DaemonFlags,
     #[command(subcommand)]
     command: Command,
 }
@@ -291,7 +299,20 @@ fn main() -> ExitCode {
             *p = abs;
         }
     }
-    if let Err(code) = diagnostics::install(cli.log_level.as_deref()) {
+    if let Err(code) = cli.daemon.refuse_remote() {
+        return code;
+    }
+    if let Some(dir) = &cli.config {
+        // SAFETY: still single-threaded here (no thread is started before
+        // the command runs), so nothing reads the environment meanwhile.
+        unsafe { std::env::set_var("DOCKER_CONFIG", dir) };
+    }
+    let level = if cli.debug && cli.log_level.is_none() {
+        Some("debug")
+    } else {
+        cli.log_level.as_deref()
+    };
+    if let Err(code) = diagnostics::install(level) {
         return code;
     }
     if protection::starts_container_processes(&cli.command) {

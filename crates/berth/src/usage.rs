@@ -9,6 +9,65 @@ use std::process::ExitCode;
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{Arg, Command};
 
+/// The flags of docker's client that name a daemon to talk to. berth has
+/// none: it works on this host's store. The local daemon's own names are
+/// accepted (scripts spell them out), anything else is refused.
+#[derive(Debug, clap::Args)]
+pub struct DaemonFlags {
+    /// Accepted for docker's local socket only: berth has no daemon
+    #[arg(short = 'H', long = "host", value_name = "HOST")]
+    hosts: Vec<String>,
+    /// Accepted for the default context only
+    #[arg(short = 'c', long)]
+    context: Option<String>,
+    /// Refused: berth has no daemon to reach over TLS
+    #[arg(long)]
+    tls: bool,
+    /// Refused: berth has no daemon to reach over TLS
+    #[arg(long)]
+    tlsverify: bool,
+    /// Refused: berth has no daemon to reach over TLS
+    #[arg(long)]
+    tlscacert: Option<String>,
+    /// Refused: berth has no daemon to reach over TLS
+    #[arg(long)]
+    tlscert: Option<String>,
+    /// Refused: berth has no daemon to reach over TLS
+    #[arg(long)]
+    tlskey: Option<String>,
+}
+
+impl DaemonFlags {
+    /// Err(exit code) after a one-line error for what cannot be honoured.
+    pub fn refuse_remote(&self) -> Result<(), ExitCode> {
+        const LOCAL: [&str; 3] = [
+            "unix:///var/run/docker.sock",
+            "unix:///run/docker.sock",
+            "/var/run/docker.sock",
+        ];
+        if let Some(h) = self.hosts.iter().find(|h| !LOCAL.contains(&h.as_str())) {
+            eprintln!("berth has no daemon: it works on this host's store (--root), so -H {h} cannot be reached");
+            return Err(ExitCode::from(1));
+        }
+        if let Some(c) = self.context.as_deref().filter(|c| *c != "default") {
+            eprintln!("unable to resolve docker endpoint: context \"{c}\" does not exist");
+            return Err(ExitCode::from(1));
+        }
+        if self.tls
+            || self.tlsverify
+            || self.tlscacert.is_some()
+            || self.tlscert.is_some()
+            || self.tlskey.is_some()
+        {
+            eprintln!(
+                "berth has no daemon to reach over TLS: it works on this host's store (--root)"
+            );
+            return Err(ExitCode::from(1));
+        }
+        Ok(())
+    }
+}
+
 /// docker's management-command spellings of top-level commands
 /// (`image history`, `image load`, `system info`...): the group's word is
 /// dropped so that the one implementation serves both. Global options
@@ -18,12 +77,20 @@ pub fn management_aliases(mut args: Vec<OsString>) -> Vec<OsString> {
         ("image", &["history", "import", "load", "save"]),
         ("system", &["events", "info"]),
     ];
-    const GLOBAL_WITH_VALUE: [&str; 5] = [
+    const GLOBAL_WITH_VALUE: [&str; 13] = [
         "--root",
         "--runroot",
         "--max-layer-size",
         "--log-level",
         "-l",
+        "--config",
+        "-H",
+        "--host",
+        "-c",
+        "--context",
+        "--tlscacert",
+        "--tlscert",
+        "--tlskey",
     ];
     let mut i = 1;
     while i < args.len() {
@@ -404,4 +471,34 @@ fn find<'a>(cli: &'a Command, path: &[String]) -> &'a Command {
 
 fn shown_path(path: &[String]) -> String {
     path.join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(s: &str) -> Vec<OsString> {
+        s.split(' ').map(OsString::from).collect()
+    }
+
+    #[test]
+    fn management_spellings_drop_their_group_word() {
+        for (given, want) in [
+            ("berth image history x", "berth history x"),
+            (
+                "berth --root /r --runroot /u image history -H x",
+                "berth --root /r --runroot /u history -H x",
+            ),
+            (
+                "berth --config /c -D image load -i f",
+                "berth --config /c -D load -i f",
+            ),
+            ("berth system info", "berth info"),
+            ("berth image ls", "berth image ls"),
+            ("berth run image history", "berth run image history"),
+            ("berth --root image image save", "berth --root image save"),
+        ] {
+            assert_eq!(management_aliases(words(given)), words(want), "{given}");
+        }
+    }
 }

@@ -440,3 +440,48 @@ fn info_has_dockers_fields_and_the_same_host() {
     let root_line = format!(" Docker Root Dir: {}", root.display());
     assert!(bl.contains(&root_line), "{ours_text}");
 }
+
+/// docker's client flags that name a daemon: berth has none, so the local
+/// socket's names are accepted and anything else is refused in one line
+/// (a remote engine silently replaced by this host's would be worse);
+/// `--config` points the credential lookup at docker's config dir.
+#[test]
+fn daemon_flags_are_local_or_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    let run = dir.path().join("run");
+    let base = |extra: &[&str]| {
+        let mut c = Command::new(BIN);
+        c.args(extra)
+            .arg("--root")
+            .arg(&root)
+            .arg("--runroot")
+            .arg(&run)
+            .arg("ps")
+            .arg("-q");
+        c.output().expect("run berth")
+    };
+    for ok in [
+        &["-H", "unix:///var/run/docker.sock"][..],
+        &["--context", "default"],
+        &["-D"],
+        &["--config", "/nonexistent"],
+    ] {
+        let o = base(ok);
+        expect_code(&o, 0, &ok.join(" "));
+    }
+    for (bad, words) in [
+        (&["-H", "tcp://192.0.2.1:2375"][..], "cannot be reached"),
+        (
+            &["--context", "remote"],
+            "context \"remote\" does not exist",
+        ),
+        (&["--tlsverify"], "no daemon to reach over TLS"),
+    ] {
+        let o = base(bad);
+        expect_code(&o, 1, &bad.join(" "));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(words), "{}: {err}", bad.join(" "));
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
+}
