@@ -356,11 +356,11 @@ impl Engine {
             cfg.hostname = id[..12].to_string();
         }
         cfg.image_id = img.id.to_string();
-        let shares = self.userns_of(&mut cfg)?;
+        let (mode, shares) = self.userns_of(&mut cfg)?;
         let mut record = Record::new(id.clone(), name, img.id.to_string(), cfg, now());
         // The row first (it claims the name), then the files; on failure
         // both go, and the volumes made for it.
-        if let Err(e) = self.db.insert_with_ids(&mut record, shares.as_deref()) {
+        if let Err(e) = self.db.insert_with_ids(&mut record, mode, shares.as_deref()) {
             self.drop_volumes(&made);
             return Err(e);
         }
@@ -378,9 +378,13 @@ impl Engine {
     }
 
     /// Resolves `--userns` (and its default) for a new container: records
-    /// the mode in `cfg`; returns the container whose namespace it shares
-    /// (`--network/--pid/--ipc/--uts container:X` of a container with one).
-    fn userns_of(&self, cfg: &mut ContainerConfig) -> Result<Option<String>> {
+    /// what was asked in `cfg`; returns the mode and the container whose
+    /// namespace it shares (`--network/--pid/--ipc/--uts container:X` of a
+    /// container with one).
+    fn userns_of(
+        &self,
+        cfg: &mut ContainerConfig,
+    ) -> Result<(userns::Mode, Option<String>)> {
         let mut mode = userns::Mode::parse(&cfg.userns)?;
         let explicit = !cfg.userns.is_empty();
         // --privileged means the host's root: docker and podman agree.
@@ -413,11 +417,17 @@ impl Engine {
                 mode = userns::Mode::Host;
             }
         }
-        cfg.userns = mode.recorded();
+        // Shown by inspect as `HostConfig.UsernsMode`: what was asked, ""
+        // for the host's default (as docker shows it, whichever namespace
+        // the default turned out to be); the namespace itself is `id_map`.
+        cfg.userns = match explicit {
+            true => mode.recorded(),
+            false => String::new(),
+        };
         if mode == userns::Mode::Host {
             cfg.id_map = None;
         }
-        Ok(shares)
+        Ok((mode, shares))
     }
 
     fn drop_volumes(&self, names: &[String]) {
