@@ -11,9 +11,9 @@
 //! through idmapped mounts (`launch::mount_rootfs`, the spec's `idmap`
 //! option): nothing is copied or chowned.
 //!
-//! The default is the host's namespace for now (see [`PRIVATE_BY_DEFAULT`];
-//! once on, a private one where the kernel can idmap the overlay's layers,
-//! Linux 6.13); `BERTH_USERNS` (for one process) or the `userns` key of
+//! The default is a private namespace where the kernel can idmap the
+//! overlay's layers (Linux 6.13; see [`PRIVATE_BY_DEFAULT`]), else the
+//! host's; `BERTH_USERNS` (for one process) or the `userns` key of
 //! /etc/berth/berth.conf (for the host) set it: `host` or `private`.
 
 use std::os::fd::OwnedFd;
@@ -41,12 +41,14 @@ pub const DEFAULT_POOL: Pool = Pool {
 /// Whether a container gets a namespace of its own when neither `--userns`
 /// nor the host's setting says (where the kernel can idmap overlay layers).
 ///
-/// Off: berth's differential suite against Docker (compat.rs) differs where
-/// a user namespace shows in /proc/mounts (an idmapped volume says
-/// `idmapped`, a tmpfs made in it `uid=`/`gid=` of the host, /dev's nodes
-/// are binds of the host's since mknod is refused there). Turning it on
-/// means marking those lines as kept differences.
-pub const PRIVATE_BY_DEFAULT: bool = false;
+/// On: a container's root is not the host's root unless asked
+/// (`--userns=host`, `--privileged`, or options that need the host's
+/// namespace, see [`wants_host`]). What shows of it to a Docker user is
+/// /proc/mounts (an idmapped volume says `idmapped`, a tmpfs made in it
+/// `uid=`/`gid=` of the host, /dev's nodes are binds of the host's since
+/// mknod is refused there): the compat corpus marks those lines
+/// `## differs with userns`.
+pub const PRIVATE_BY_DEFAULT: bool = true;
 
 /// The process environment variable that overrides the host's default.
 pub const ENV: &str = "BERTH_USERNS";
