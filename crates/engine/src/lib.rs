@@ -396,7 +396,29 @@ impl Engine {
             .filter_map(|m| m.strip_prefix("container:"))
             .collect();
         let mut shares = None;
-        if let Some(other) = joined.first() {
+        if !cfg.pod.is_empty() {
+            // A pod's namespaces belong to the pod's user namespace (or the
+            // host's): its members run in that one. One in the host's
+            // (--userns=host, --privileged) may still join the pod's other
+            // namespaces: the host's root holds every capability there.
+            let pod = self.pod_find(&cfg.pod)?;
+            mode = match pod.config.id_map {
+                Some(_) if mode == userns::Mode::Host => userns::Mode::Host,
+                Some(m) => {
+                    shares = Some(pod.id.clone());
+                    cfg.id_map = Some(m);
+                    userns::Mode::Private { size: m.size }
+                }
+                None if mode != userns::Mode::Host && explicit => {
+                    return Err(Error::UserNamespace(format!(
+                        "pod {} is in the host's user namespace, which its members share; \
+                         use --userns=host, or create the pod with --userns=auto",
+                        pod.name
+                    )));
+                }
+                None => userns::Mode::Host,
+            };
+        } else if let Some(other) = joined.first() {
             // Another container's namespaces belong to its user namespace:
             // this one joins that too (its own would have no rights there).
             let o = self.find(other)?;

@@ -291,16 +291,9 @@ pub fn wants_host(cfg: &ContainerConfig) -> bool {
 /// an mqueue for the host's ipc namespace; `--oom-score-adj` is written by
 /// the init to its own /proc/self, which (non-dumpable) stays the host
 /// root's, not the container root's (and lowering it needs
-/// CAP_SYS_RESOURCE on the host); a pod's member joins namespaces the
-/// host's user namespace owns.
+/// CAP_SYS_RESOURCE on the host). A pod's member runs in the pod's user
+/// namespace, whichever it is (Engine::userns_of).
 fn host_only(cfg: &ContainerConfig) -> Option<String> {
-    // A pod's namespaces are made by berth in the host's user namespace,
-    // which owns them: a member in a user namespace of its own could not
-    // join them (setns needs CAP_SYS_ADMIN over their owner). Pods with
-    // one user namespace for all their members are not built yet.
-    if !cfg.pod.is_empty() {
-        return Some(format!("--pod {}", cfg.pod));
-    }
     if let Some(d) = cfg.devices.first() {
         return Some(format!("--device {}", d.host));
     }
@@ -467,12 +460,13 @@ pub fn begin(conn: &Connection) -> Result<Transaction<'_>> {
     )?)
 }
 
-/// `system check`: ranges held for containers that are gone (none should
-/// be: the trigger frees them with the row). Returns the containers' ids.
+/// `system check`: ranges held for containers (or pods) that are gone
+/// (none should be: the triggers free them with the row). Returns the
+/// containers' ids.
 pub fn free_leaked(conn: &Connection) -> Result<Vec<String>> {
     let mut st = conn.prepare(
         "DELETE FROM userns_ranges WHERE container_id NOT IN (SELECT id FROM containers) \
-         RETURNING container_id",
+         AND container_id NOT IN (SELECT id FROM pods) RETURNING container_id",
     )?;
     let ids = st
         .query_map([], |r| r.get::<_, String>(0))?
