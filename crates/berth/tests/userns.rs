@@ -629,3 +629,42 @@ fn the_default_is_a_namespace_of_its_own() {
     assert_ne!(map(&[]), "0", "the default container's root is the host's");
     assert_eq!(map(&["--privileged"]), "0");
 }
+
+/// A build's RUN step runs in a user namespace of its own too, as a
+/// container does by default: its root is an unprivileged host id, yet
+/// the layer it makes keeps the owners the step gave (not shifted host
+/// ids), and the step's range is given back when it ends.
+#[test]
+fn a_build_run_step_has_a_namespace_of_its_own() {
+    let Some(b) = store("a_build_run_step_has_a_namespace_of_its_own") else {
+        return;
+    };
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM busybox\nRUN cat /proc/self/uid_map > /map && echo x > /owned && chown 33:44 /owned\n",
+    )
+    .unwrap();
+    b.ok(&["build", "-t", "ub-img", ctx.path().to_str().unwrap()]);
+    let o = b.ok(&[
+        "run",
+        "--rm",
+        "--userns=host",
+        "--network",
+        "none",
+        "ub-img",
+        "sh",
+        "-c",
+        "cat /map; stat -c %u:%g /owned",
+    ]);
+    let mut lines = o.lines();
+    let map: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!((map[0], map[2]), ("0", "65536"), "{o}");
+    assert!(
+        map[1].parse::<u64>().unwrap() >= 65_536,
+        "the step's root was host uid {}",
+        map[1]
+    );
+    assert_eq!(lines.next(), Some("33:44"), "{o}");
+    assert_eq!(ranges(&b), vec![]);
+}

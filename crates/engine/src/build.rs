@@ -1044,8 +1044,23 @@ impl Builder<'_, '_> {
         )
         .ctx(|| "write resolv.conf".into())?;
 
+        // A step's root is not the host's either, where a container's is
+        // not by default: ids from the pool for the step's life.
+        let lease = match crate::userns::default_mode()? {
+            crate::userns::Mode::Private { size } => Some(crate::userns::Lease::take(
+                self.engine.db.connection(),
+                &cid,
+                size,
+            )?),
+            crate::userns::Mode::Host => None,
+        };
+        let id_map = lease.as_ref().map(|l| l.map);
+        let cfg = &ContainerConfig {
+            id_map,
+            ..cfg.clone()
+        };
         let crate::launch::Rootfs { detached, lookup } =
-            crate::launch::mount_rootfs(&work.snap, &mut None, false, None)?;
+            crate::launch::mount_rootfs(&work.snap, &mut None, false, id_map.as_ref())?;
         // Mount points the runtime will have to make in the rootfs.
         let mut made = Vec::new();
         let mut dests: Vec<String> = [
@@ -1077,7 +1092,10 @@ impl Builder<'_, '_> {
             cfg,
             &cid,
             &crate::spec::Paths {
-                rootfs: &work.snap.merged,
+                rootfs: match id_map {
+                    Some(_) => crate::userns::rootfs_mount_point()?,
+                    None => &work.snap.merged,
+                },
                 lookup: &lookup,
                 dir: &bundle,
             },

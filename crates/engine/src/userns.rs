@@ -440,6 +440,39 @@ pub fn allocate(tx: &Transaction<'_>, container: &str, size: u32, pool: &Pool) -
     })
 }
 
+/// Ids held for something with no row of its own to free them with (a
+/// build's RUN step): the range is given back when this is dropped.
+#[derive(Debug)]
+pub struct Lease {
+    conn: std::rc::Rc<Connection>,
+    holder: String,
+    pub map: IdMap,
+}
+
+impl Lease {
+    /// Takes `size` ids from the host's pool for `holder`.
+    pub fn take(conn: std::rc::Rc<Connection>, holder: &str, size: u32) -> Result<Lease> {
+        let tx = begin(&conn)?;
+        let map = allocate(&tx, holder, size, &Pool::of_host()?)?;
+        tx.commit()?;
+        Ok(Lease {
+            conn,
+            holder: holder.to_string(),
+            map,
+        })
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        // A failure leaves the row to `system check` (free_leaked).
+        let _ = self.conn.execute(
+            "DELETE FROM userns_ranges WHERE container_id = ?1",
+            params![self.holder],
+        );
+    }
+}
+
 /// `container` shares `other`'s namespace (and so its range): it holds the
 /// range too, so it stays taken until both are gone.
 pub fn share(tx: &Transaction<'_>, container: &str, other: &str) -> Result<()> {
