@@ -189,10 +189,7 @@ fn default_userns_is_private(d: &Dockerd, berth_cmd: &str) -> bool {
         "{berth_cmd} run --rm --network none bb:1 cat /proc/self/uid_map"
     ));
     assert_eq!(out.code(), 0, "read the default container's uid_map\n{out}");
-    let identity = out
-        .stdout
-        .split_whitespace()
-        .eq(["0", "0", "4294967295"].into_iter());
+    let identity = out.stdout.split_whitespace().eq(["0", "0", "4294967295"]);
     !identity
 }
 

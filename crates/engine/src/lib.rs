@@ -360,7 +360,10 @@ impl Engine {
         let mut record = Record::new(id.clone(), name, img.id.to_string(), cfg, now());
         // The row first (it claims the name), then the files; on failure
         // both go, and the volumes made for it.
-        if let Err(e) = self.db.insert_with_ids(&mut record, mode, shares.as_deref()) {
+        if let Err(e) = self
+            .db
+            .insert_with_ids(&mut record, mode, shares.as_deref())
+        {
             self.drop_volumes(&made);
             return Err(e);
         }
@@ -381,10 +384,7 @@ impl Engine {
     /// what was asked in `cfg`; returns the mode and the container whose
     /// namespace it shares (`--network/--pid/--ipc/--uts container:X` of a
     /// container with one).
-    fn userns_of(
-        &self,
-        cfg: &mut ContainerConfig,
-    ) -> Result<(userns::Mode, Option<String>)> {
+    fn userns_of(&self, cfg: &mut ContainerConfig) -> Result<(userns::Mode, Option<String>)> {
         let mut mode = userns::Mode::parse(&cfg.userns)?;
         let explicit = !cfg.userns.is_empty();
         // --privileged means the host's root: docker and podman agree.

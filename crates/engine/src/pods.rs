@@ -582,7 +582,12 @@ impl Engine {
         // Half there (a killed create, a reboot): made again from nothing.
         self.networks.detach(&pod.id, false)?;
         unmount_namespaces(&dir);
-        make_namespaces(&dir, &kinds, &pod.config.hostname, pod.config.id_map.as_ref())?;
+        make_namespaces(
+            &dir,
+            &kinds,
+            &pod.config.hostname,
+            pod.config.id_map.as_ref(),
+        )?;
         if kinds.contains(&"net") && pod.config.network != "none" {
             let net = self.networks.get(&pod.config.network)?;
             let netns = dir.join("net");
