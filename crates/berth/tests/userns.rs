@@ -630,8 +630,10 @@ fn the_default_is_a_namespace_of_its_own() {
     assert_eq!(map(&["--privileged"]), "0");
 }
 
-/// A build's RUN step runs in a user namespace of its own too, as a
-/// container does by default: its root is an unprivileged host id, yet
+/// With the host's setting asking for it (BERTH_USERNS=private here), a
+/// build's RUN step runs in a user namespace of its own too (without it,
+/// in the host's, as Docker's builder: a Dockerfile may mknod device
+/// nodes into its image): its root is an unprivileged host id, yet
 /// the layer it makes keeps the owners the step gave (not shifted host
 /// ids), and the step's range is given back when it ends.
 #[test]

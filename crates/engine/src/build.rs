@@ -1044,15 +1044,18 @@ impl Builder<'_, '_> {
         )
         .ctx(|| "write resolv.conf".into())?;
 
-        // A step's root is not the host's either, where a container's is
-        // not by default: ids from the pool for the step's life.
-        let lease = match crate::userns::default_mode()? {
-            crate::userns::Mode::Private { size } => Some(crate::userns::Lease::take(
+        // A step's root is the host's unless the host's setting asks for
+        // a namespace of its own (then ids from the pool for the step's
+        // life): Dockerfiles do what a user namespace refuses (mknod of
+        // device nodes into the image, as Docker's builder allows), so the
+        // containers' built-in default is not the builder's.
+        let lease = match crate::userns::configured_mode()? {
+            Some(crate::userns::Mode::Private { size }) => Some(crate::userns::Lease::take(
                 self.engine.db.connection(),
                 &cid,
                 size,
             )?),
-            crate::userns::Mode::Host => None,
+            Some(crate::userns::Mode::Host) | None => None,
         };
         let id_map = lease.as_ref().map(|l| l.map);
         let cfg = &ContainerConfig {

@@ -213,22 +213,30 @@ impl Mode {
 /// The host's default: [`ENV`], else [`CONF`]'s `userns` key, else a
 /// private namespace where the kernel can idmap overlay layers.
 pub fn default_mode() -> Result<Mode> {
-    let setting = match std::env::var(ENV) {
-        Ok(v) => Some((v, ENV.to_string())),
-        Err(_) => conf_setting(Path::new(CONF))?.map(|v| (v, format!("{CONF}: userns"))),
-    };
-    match setting {
-        Some((v, from)) => match v.as_str() {
-            "host" => Ok(Mode::Host),
-            "private" | "auto" => Ok(Mode::Private { size: RANGE }),
-            other => Err(Error::InvalidOption(format!(
-                "{from} is {other:?}; it is host or private"
-            ))),
-        },
+    match configured_mode()? {
+        Some(m) => Ok(m),
         None if PRIVATE_BY_DEFAULT && kernel_idmaps_overlay_layers() => {
             Ok(Mode::Private { size: RANGE })
         }
         None => Ok(Mode::Host),
+    }
+}
+
+/// What [`ENV`] or else [`CONF`] says, if either does.
+pub fn configured_mode() -> Result<Option<Mode>> {
+    let setting = match std::env::var(ENV) {
+        Ok(v) => Some((v, ENV.to_string())),
+        Err(_) => conf_setting(Path::new(CONF))?.map(|v| (v, format!("{CONF}: userns"))),
+    };
+    let Some((v, from)) = setting else {
+        return Ok(None);
+    };
+    match v.as_str() {
+        "host" => Ok(Some(Mode::Host)),
+        "private" | "auto" => Ok(Some(Mode::Private { size: RANGE })),
+        other => Err(Error::InvalidOption(format!(
+            "{from} is {other:?}; it is host or private"
+        ))),
     }
 }
 
