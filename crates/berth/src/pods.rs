@@ -49,6 +49,10 @@ pub enum PodCommand {
         /// namespaces are held by files), so only false is accepted
         #[arg(long, num_args = 0..=1, default_missing_value = "true")]
         infra: Option<bool>,
+        /// The members' user namespace: host, or auto[:size=N] (one of the
+        /// pod's own, the default)
+        #[arg(long)]
+        userns: Option<String>,
     },
     /// List pods
     #[command(alias = "ls", alias = "list")]
@@ -163,6 +167,7 @@ pub fn run(root: &Path, runroot: &Path, cmd: &PodCommand) -> Result<i32> {
             add_host,
             dns,
             infra,
+            userns,
         } => {
             if *infra == Some(true) {
                 bail!("--infra: berth's pods hold their namespaces without an infra container; only --infra=false is accepted");
@@ -190,6 +195,8 @@ pub fn run(root: &Path, runroot: &Path, cmd: &PodCommand) -> Result<i32> {
                 publish: ports,
                 extra_hosts: add_host.clone(),
                 dns: dns.clone(),
+                userns: userns.clone().unwrap_or_default(),
+                id_map: None,
             };
             if config.share.is_empty() {
                 bail!("--share {share:?}: name the namespaces to share (net, ipc, uts)");

@@ -25,6 +25,12 @@ const BIN: &str = env!("CARGO_BIN_EXE_berth");
 
 const MARK: &str = "  ## differs: ";
 
+/// A difference kept only where berth gives containers a user namespace
+/// of their own by default (what /proc/mounts shows of one); where the
+/// host's is the default (`userns = host`, a kernel before 6.13), the line
+/// must match docker's as an unmarked one does.
+const MARK_USERNS: &str = "  ## differs with userns: ";
+
 /// Ids (64 or 12 lowercase hex digits) masked: they legitimately differ.
 fn mask_ids(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -129,6 +135,7 @@ fn corpus_with(file: &str, preamble: &str) {
     let berth = Store::empty(BIN);
     berth.import_busybox("bb:1", &[]);
     let berth_cmd = format!("{BIN} --root {}", berth.path().display());
+    let private_userns = default_userns_is_private(&d, &berth_cmd);
     let mut differ = Vec::new();
     let mut now_same = Vec::new();
     let (mut total, mut kept) = (0, 0);
@@ -137,9 +144,10 @@ fn corpus_with(file: &str, preamble: &str) {
             continue;
         }
         total += 1;
-        let (line, why) = match raw.split_once(MARK) {
-            Some((l, w)) => (l, Some(w)),
-            None => (raw, None),
+        let (line, why) = match (raw.split_once(MARK), raw.split_once(MARK_USERNS)) {
+            (Some((l, w)), _) => (l, Some(w)),
+            (None, Some((l, w))) => (l, private_userns.then_some(w)),
+            (None, None) => (raw, None),
         };
         let docker = d.sh(&format!("{preamble}C=\"$D\"\n{line}"));
         let ours = d.sh(&format!("{preamble}C='{berth_cmd}'\n{line}"));
@@ -172,6 +180,17 @@ fn corpus_with(file: &str, preamble: &str) {
         now_same.join("\n")
     );
     assert!(differ.is_empty(), "{}", differ.join("\n\n"));
+}
+
+/// Whether berth's default container has a user namespace of its own:
+/// its uid_map is not the host's identity map.
+fn default_userns_is_private(d: &Dockerd, berth_cmd: &str) -> bool {
+    let out = d.sh(&format!(
+        "{berth_cmd} run --rm --network none bb:1 cat /proc/self/uid_map"
+    ));
+    assert_eq!(out.code(), 0, "read the default container's uid_map\n{out}");
+    let identity = out.stdout.split_whitespace().eq(["0", "0", "4294967295"]);
+    !identity
 }
 
 #[test]

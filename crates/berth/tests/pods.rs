@@ -441,9 +441,13 @@ fn namespaces_lost_with_the_run_directory_are_made_again_at_start() {
     get(&format!("127.0.0.1:{port}")).unwrap();
     b.ok(&["pod", "stop", "-t", "0", &pod]);
     // What a reboot does to the run directory (a tmpfs): the files and
-    // their namespaces gone, the veth with them.
+    // their namespaces gone, the veth with them (and the pod's user
+    // namespace, when it has one of its own).
     let dir = Path::new("/run/berth/pods").join(&id);
-    for ns in ["net", "ipc", "uts"] {
+    for ns in ["net", "ipc", "uts", "user"] {
+        if ns == "user" && !dir.join(ns).exists() {
+            continue;
+        }
         let st = Command::new("umount").arg(dir.join(ns)).status().unwrap();
         assert!(st.success(), "umount {ns}");
     }

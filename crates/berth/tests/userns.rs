@@ -381,9 +381,10 @@ fn what_needs_the_hosts_user_namespace_says_so() {
         let o = b.ok(&a);
         assert_eq!(o.split_whitespace().nth(1), Some("0"), "{opt:?}: {o}");
     }
-    // A pod's namespaces belong to the host's user namespace: its
-    // members are in the host's, refused a namespace of their own.
-    b.ok(&["pod", "create", "--name", "userns-pod"]);
+    // A pod in the host's user namespace: its namespaces belong to the
+    // host's, so a member is refused one of its own and by default is in
+    // the host's.
+    b.ok(&["pod", "create", "--userns=host", "--name", "userns-pod"]);
     let o = b.run(&[
         "run",
         "--rm",
@@ -406,6 +407,8 @@ fn what_needs_the_hosts_user_namespace_says_so() {
     ]);
     assert_eq!(o.split_whitespace().nth(1), Some("0"), "--pod: {o}");
     b.ok(&["pod", "rm", "-f", "userns-pod"]);
+    let o = b.run(&["pod", "create", "--userns=bogus", "--name", "userns-bad"]);
+    expect_code(&o, 125, "pod create --userns=bogus");
     for bad in ["--userns=bogus", "--userns=auto:size=x", "--userns=keep-id"] {
         let o = b.run(&["run", "--rm", bad, "busybox", "true"]);
         expect_code(&o, 125, bad);
@@ -510,4 +513,160 @@ fn its_own_stdout_can_be_reopened() {
         ("out\n", "err\n")
     );
     b.ok(&["rm", "-f", "so"]);
+}
+
+/// The inode of namespace `ns` of process `pid`, as /proc names it.
+fn ns_of(pid: &str, ns: &str) -> String {
+    std::fs::read_link(format!("/proc/{pid}/ns/{ns}"))
+        .unwrap()
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// A pod owns one user namespace (podman's `pod create --userns=auto`):
+/// its members run in it, as an unprivileged host uid, and share the pod's
+/// network, IPC and UTS namespaces, which that user namespace owns (a
+/// member could not join namespaces of the host's). A member in the
+/// host's user namespace joins the same network namespace. The pod's
+/// range is held while the pod is, and freed with it.
+#[test]
+fn a_pod_has_one_user_namespace_its_members_share() {
+    let Some(b) = store("a_pod_has_one_user_namespace_its_members_share") else {
+        return;
+    };
+    b.ok(&["pod", "create", "--name", "upod"]);
+    for m in ["upod-a", "upod-b"] {
+        b.ok(&[
+            "run", "-d", "--name", m, "--pod", "upod", "busybox", "sleep", "60",
+        ]);
+    }
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "upod-h",
+        "--pod",
+        "upod",
+        "--userns=host",
+        "busybox",
+        "sleep",
+        "60",
+    ]);
+    let (a, m, h) = (
+        pid_of(&b, "upod-a"),
+        pid_of(&b, "upod-b"),
+        pid_of(&b, "upod-h"),
+    );
+    let host_user = ns_of("self", "user");
+    assert_ne!(ns_of(&a, "user"), host_user, "upod-a is in the host's");
+    for ns in ["user", "net", "ipc", "uts"] {
+        assert_eq!(ns_of(&a, ns), ns_of(&m, ns), "{ns} of the two members");
+    }
+    assert_eq!(ns_of(&h, "net"), ns_of(&a, "net"), "the host-userns member");
+    assert_eq!(ns_of(&h, "user"), host_user);
+    let (inside, outside, count) = uid_map(&a);
+    assert_eq!((inside, count), (0, 65_536));
+    assert!(outside >= 65_536, "the pod's root is host uid {outside}");
+    assert_eq!(host_uids(&a)[0], outside);
+    // The pod's hostname and network, set up inside its namespaces.
+    assert_eq!(b.ok(&["exec", "upod-a", "hostname"]).trim(), "upod");
+    let addr = b.ok(&["exec", "upod-b", "ip", "-4", "addr", "show", "eth0"]);
+    assert!(addr.contains("inet "), "no address on eth0: {addr}");
+    // One range, held under the pod's id and by each private member.
+    let held = ranges(&b);
+    assert_eq!(held.len(), 3, "{held:?}");
+    assert!(held.iter().all(|r| (r.1, r.2) == (held[0].1, held[0].2)));
+    b.ok(&["pod", "rm", "-f", "upod"]);
+    assert_eq!(ranges(&b), vec![]);
+}
+
+/// `inspect` shows `HostConfig.UsernsMode` as docker does: "" for the
+/// default (whatever namespace it gave), what `--userns` said otherwise.
+#[test]
+fn inspect_shows_the_userns_mode_as_asked() {
+    let Some(b) = store("inspect_shows_the_userns_mode_as_asked") else {
+        return;
+    };
+    for (flag, want) in [
+        (None, ""),
+        (Some("--userns=host"), "host"),
+        (Some("--userns=auto:size=1000"), "auto:size=1000"),
+    ] {
+        let mut a = vec!["create"];
+        a.extend(flag);
+        a.push("busybox");
+        let id = b.ok(&a);
+        let got = b.inspect(id.trim(), "{{json .HostConfig.UsernsMode}}");
+        assert_eq!(got, format!("{want:?}"), "{flag:?}");
+        b.ok(&["rm", id.trim()]);
+    }
+}
+
+/// With nothing said (no `--userns`, no BERTH_USERNS, no berth.conf
+/// setting), a container's root is not the host's: the default is a
+/// namespace of its own (issue 18), and `--privileged` still opts out.
+#[test]
+fn the_default_is_a_namespace_of_its_own() {
+    let test = "the_default_is_a_namespace_of_its_own";
+    let Some(b) = store(test) else { return };
+    let conf = std::fs::read_to_string("/etc/berth/berth.conf").unwrap_or_default();
+    if conf.lines().any(|l| l.trim_start().starts_with("userns")) {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{test}: /etc/berth/berth.conf sets userns, and CI is set"
+        );
+        eprintln!("skipped {test}: /etc/berth/berth.conf sets userns");
+        return;
+    }
+    let b = b.env_remove("BERTH_USERNS");
+    let map = |extra: &[&str]| {
+        let mut a = vec!["run", "--rm", "--network", "none"];
+        a.extend_from_slice(extra);
+        a.extend_from_slice(&["busybox", "cat", "/proc/self/uid_map"]);
+        let o = b.ok(&a);
+        o.split_whitespace().nth(1).unwrap().to_string()
+    };
+    assert_ne!(map(&[]), "0", "the default container's root is the host's");
+    assert_eq!(map(&["--privileged"]), "0");
+}
+
+/// With the host's setting asking for it (BERTH_USERNS=private here), a
+/// build's RUN step runs in a user namespace of its own too (without it,
+/// in the host's, as Docker's builder: a Dockerfile may mknod device
+/// nodes into its image): its root is an unprivileged host id, yet
+/// the layer it makes keeps the owners the step gave (not shifted host
+/// ids), and the step's range is given back when it ends.
+#[test]
+fn a_build_run_step_has_a_namespace_of_its_own() {
+    let Some(b) = store("a_build_run_step_has_a_namespace_of_its_own") else {
+        return;
+    };
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM busybox\nRUN cat /proc/self/uid_map > /map && echo x > /owned && chown 33:44 /owned\n",
+    )
+    .unwrap();
+    b.ok(&["build", "-t", "ub-img", ctx.path().to_str().unwrap()]);
+    let o = b.ok(&[
+        "run",
+        "--rm",
+        "--userns=host",
+        "--network",
+        "none",
+        "ub-img",
+        "sh",
+        "-c",
+        "cat /map; stat -c %u:%g /owned",
+    ]);
+    let mut lines = o.lines();
+    let map: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!((map[0], map[2]), ("0", "65536"), "{o}");
+    assert!(
+        map[1].parse::<u64>().unwrap() >= 65_536,
+        "the step's root was host uid {}",
+        map[1]
+    );
+    assert_eq!(lines.next(), Some("33:44"), "{o}");
+    assert_eq!(ranges(&b), vec![]);
 }

@@ -1044,8 +1044,26 @@ impl Builder<'_, '_> {
         )
         .ctx(|| "write resolv.conf".into())?;
 
+        // A step's root is the host's unless the host's setting asks for
+        // a namespace of its own (then ids from the pool for the step's
+        // life): Dockerfiles do what a user namespace refuses (mknod of
+        // device nodes into the image, as Docker's builder allows), so the
+        // containers' built-in default is not the builder's.
+        let lease = match crate::userns::configured_mode()? {
+            Some(crate::userns::Mode::Private { size }) => Some(crate::userns::Lease::take(
+                self.engine.db.connection(),
+                &cid,
+                size,
+            )?),
+            Some(crate::userns::Mode::Host) | None => None,
+        };
+        let id_map = lease.as_ref().map(|l| l.map);
+        let cfg = &ContainerConfig {
+            id_map,
+            ..cfg.clone()
+        };
         let crate::launch::Rootfs { detached, lookup } =
-            crate::launch::mount_rootfs(&work.snap, &mut None, false, None)?;
+            crate::launch::mount_rootfs(&work.snap, &mut None, false, id_map.as_ref())?;
         // Mount points the runtime will have to make in the rootfs.
         let mut made = Vec::new();
         let mut dests: Vec<String> = [
@@ -1077,7 +1095,10 @@ impl Builder<'_, '_> {
             cfg,
             &cid,
             &crate::spec::Paths {
-                rootfs: &work.snap.merged,
+                rootfs: match id_map {
+                    Some(_) => crate::userns::rootfs_mount_point()?,
+                    None => &work.snap.merged,
+                },
                 lookup: &lookup,
                 dir: &bundle,
             },

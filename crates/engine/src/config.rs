@@ -101,7 +101,8 @@ pub struct ContainerConfig {
     #[serde(skip_serializing_if = "String::is_empty")]
     pub pod: String,
     /// `--userns` as given ("" for the host's default); at create, what it
-    /// resolved to: "host", "auto" or "auto:size=N" (see crate::userns).
+    /// resolved to when given: "host", "auto" or "auto:size=N" (see
+    /// crate::userns), else "" (`HostConfig.UsernsMode`).
     #[serde(skip_serializing_if = "String::is_empty")]
     pub userns: String,
     /// The host ids the container's ids map to, taken at create (None:

@@ -265,18 +265,19 @@ impl Db {
     /// own its id range taken from the pool (recorded in its config), in
     /// one IMMEDIATE transaction: two containers made at once never get
     /// the same ids. With `shares`, it holds that container's range.
-    pub fn insert_with_ids(&self, r: &mut Record, shares: Option<&str>) -> Result<()> {
-        if r.config.userns == "host" {
+    pub fn insert_with_ids(
+        &self,
+        r: &mut Record,
+        mode: crate::userns::Mode,
+        shares: Option<&str>,
+    ) -> Result<()> {
+        let crate::userns::Mode::Private { size } = mode else {
             return self.insert(r);
-        }
+        };
         let tx = crate::userns::begin(&self.conn)?;
         match shares {
             Some(other) => crate::userns::share(&tx, &r.id, other)?,
             None => {
-                let size = match crate::userns::Mode::parse(&r.config.userns)? {
-                    crate::userns::Mode::Private { size } => size,
-                    crate::userns::Mode::Host => return self.insert(r),
-                };
                 let pool = crate::userns::Pool::of_host()?;
                 r.config.id_map = Some(crate::userns::allocate(&tx, &r.id, size, &pool)?);
             }

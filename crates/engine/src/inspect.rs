@@ -343,7 +343,7 @@ fn container_json(engine: &Engine, r: &Record) -> Value {
         "ReadonlyRootfs": c.read_only,
         "SecurityOpt": Value::Null,
         "UTSMode": c.uts_mode,
-        "UsernsMode": "",
+        "UsernsMode": c.userns,
         "ShmSize": if c.shm_size == 0 { 64 << 20 } else { c.shm_size },
         // The OCI runtime: berth's own, in process.
         "Runtime": "berth-runtime",

@@ -46,14 +46,16 @@ pub fn mount_rootfs(
 ) -> Result<Rootfs> {
     if let Some(m) = id_map {
         // A user namespace of its own: layers seen through its mapping,
-        // never mounted on the host (see Snapshot::mount_detached_idmapped;
-        // synced at its end even when disposable, for now).
+        // never mounted on the host (see Snapshot::mount_detached_idmapped).
         if host_mounted.is_none() {
             snap.unmount()?;
         }
         *host_mounted = Some(false);
         let ns = m.layer_namespace()?;
-        let fd = snap.mount_detached_idmapped(ns.as_fd())?;
+        let fd = match disposable {
+            true => snap.mount_detached_idmapped_disposable(ns.as_fd())?,
+            false => snap.mount_detached_idmapped(ns.as_fd())?,
+        };
         let lookup = PathBuf::from(saferoot::fd_path(&fd));
         return Ok(Rootfs {
             detached: Some(fd),

@@ -366,11 +366,14 @@ impl Engine {
             cfg.hostname = id[..12].to_string();
         }
         cfg.image_id = img.id.to_string();
-        let shares = self.userns_of(&mut cfg)?;
+        let (mode, shares) = self.userns_of(&mut cfg)?;
         let mut record = Record::new(id.clone(), name, img.id.to_string(), cfg, now());
         // The row first (it claims the name), then the files; on failure
         // both go, and the volumes made for it.
-        if let Err(e) = self.db.insert_with_ids(&mut record, shares.as_deref()) {
+        if let Err(e) = self
+            .db
+            .insert_with_ids(&mut record, mode, shares.as_deref())
+        {
             self.drop_volumes(&made);
             return Err(e);
         }
@@ -388,9 +391,10 @@ impl Engine {
     }
 
     /// Resolves `--userns` (and its default) for a new container: records
-    /// the mode in `cfg`; returns the container whose namespace it shares
-    /// (`--network/--pid/--ipc/--uts container:X` of a container with one).
-    fn userns_of(&self, cfg: &mut ContainerConfig) -> Result<Option<String>> {
+    /// what was asked in `cfg`; returns the mode and the container whose
+    /// namespace it shares (`--network/--pid/--ipc/--uts container:X` of a
+    /// container with one).
+    fn userns_of(&self, cfg: &mut ContainerConfig) -> Result<(userns::Mode, Option<String>)> {
         let mut mode = userns::Mode::parse(&cfg.userns)?;
         let explicit = !cfg.userns.is_empty();
         // --privileged means the host's root: docker and podman agree.
@@ -402,7 +406,29 @@ impl Engine {
             .filter_map(|m| m.strip_prefix("container:"))
             .collect();
         let mut shares = None;
-        if let Some(other) = joined.first() {
+        if !cfg.pod.is_empty() {
+            // A pod's namespaces belong to the pod's user namespace (or the
+            // host's): its members run in that one. One in the host's
+            // (--userns=host, --privileged) may still join the pod's other
+            // namespaces: the host's root holds every capability there.
+            let pod = self.pod_find(&cfg.pod)?;
+            mode = match pod.config.id_map {
+                Some(_) if mode == userns::Mode::Host => userns::Mode::Host,
+                Some(m) => {
+                    shares = Some(pod.id.clone());
+                    cfg.id_map = Some(m);
+                    userns::Mode::Private { size: m.size }
+                }
+                None if mode != userns::Mode::Host && explicit => {
+                    return Err(Error::UserNamespace(format!(
+                        "pod {} is in the host's user namespace, which its members share; \
+                         use --userns=host, or create the pod with --userns=auto",
+                        pod.name
+                    )));
+                }
+                None => userns::Mode::Host,
+            };
+        } else if let Some(other) = joined.first() {
             // Another container's namespaces belong to its user namespace:
             // this one joins that too (its own would have no rights there).
             let o = self.find(other)?;
@@ -423,11 +449,17 @@ impl Engine {
                 mode = userns::Mode::Host;
             }
         }
-        cfg.userns = mode.recorded();
+        // Shown by inspect as `HostConfig.UsernsMode`: what was asked, ""
+        // for the host's default (as docker shows it, whichever namespace
+        // the default turned out to be); the namespace itself is `id_map`.
+        cfg.userns = match explicit {
+            true => mode.recorded(),
+            false => String::new(),
+        };
         if mode == userns::Mode::Host {
             cfg.id_map = None;
         }
-        Ok(shares)
+        Ok((mode, shares))
     }
 
     /// `--volumes-from`: the volumes and binds of each container named, in

@@ -566,8 +566,12 @@ fn joins(engine: &Engine, r: &Record) -> Result<spec::Joins> {
         }
         Ok(Some(format!("/proc/{}/ns/{ns}", o.pid)))
     };
-    // A container sharing another's namespaces shares its user namespace.
+    // A container sharing another's namespaces shares its user namespace;
+    // a pod's member, the pod's.
     let user = match &r.config.id_map {
+        Some(_) if !r.config.pod.is_empty() => {
+            Some(engine.pod_namespace_path(&r.config.pod, "user")?)
+        }
         Some(_) => [
             &r.config.network,
             &r.config.pid_mode,

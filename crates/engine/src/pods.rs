@@ -68,6 +68,14 @@ pub struct PodConfig {
     /// `--add-host` entries of every member's /etc/hosts.
     pub extra_hosts: Vec<String>,
     pub dns: Vec<String>,
+    /// `--userns` as given ("" for the host's default, see crate::userns).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub userns: String,
+    /// The pod's own user namespace (taken at create, its range held
+    /// under the pod's id): it owns the pod's other namespaces, and every
+    /// member runs in it. None: the host's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_map: Option<crate::userns::IdMap>,
 }
 
 impl PodConfig {
@@ -264,13 +272,27 @@ impl Engine {
         if config.hostname.is_empty() {
             config.hostname = name.clone();
         }
-        let pod = Pod {
+        // podman's `pod create --userns`: the members' user namespace.
+        let mode = crate::userns::Mode::parse(&config.userns)?;
+        let mut pod = Pod {
             id,
             name,
             created: crate::now(),
             config,
         };
-        self.insert_pod(&pod)?;
+        match mode {
+            crate::userns::Mode::Host => self.insert_pod(&pod)?,
+            crate::userns::Mode::Private { size } => {
+                // The range and the row in one IMMEDIATE transaction, as a
+                // container's (two creates never take the same ids).
+                let conn = self.db.connection();
+                let tx = crate::userns::begin(&conn)?;
+                let pool = crate::userns::Pool::of_host()?;
+                pod.config.id_map = Some(crate::userns::allocate(&tx, &pod.id, size, &pool)?);
+                self.insert_pod(&pod)?;
+                tx.commit()?;
+            }
+        }
         if let Err(e) = self.pod_namespaces(&pod) {
             let _ = self.release_pod(&pod);
             let _ = self.delete_pod_row(&pod.id);
@@ -550,6 +572,7 @@ impl Engine {
             .filter(|ns| pod.config.shares(ns))
             .collect();
         let complete = kinds.iter().all(|ns| is_namespace_file(&dir.join(ns)))
+            && (pod.config.id_map.is_none() || is_namespace_file(&dir.join("user")))
             && (!kinds.contains(&"net")
                 || matches!(pod.config.network.as_str(), "none")
                 || self.pod_ip(&pod.id).is_some());
@@ -559,7 +582,12 @@ impl Engine {
         // Half there (a killed create, a reboot): made again from nothing.
         self.networks.detach(&pod.id, false)?;
         unmount_namespaces(&dir);
-        make_namespaces(&dir, &kinds, &pod.config.hostname)?;
+        make_namespaces(
+            &dir,
+            &kinds,
+            &pod.config.hostname,
+            pod.config.id_map.as_ref(),
+        )?;
         if kinds.contains(&"net") && pod.config.network != "none" {
             let net = self.networks.get(&pod.config.network)?;
             let netns = dir.join("net");
@@ -865,7 +893,7 @@ fn is_namespace_file(p: &Path) -> bool {
 /// Unmounts whatever namespace files `dir` holds (lazily: a member being
 /// made may have it open; the namespace goes with its last user).
 fn unmount_namespaces(dir: &Path) {
-    for ns in SHAREABLE {
+    for ns in SHAREABLE.iter().chain(&["user"]) {
         let p = dir.join(ns);
         while is_namespace_file(&p) {
             if nix::mount::umount2(&p, nix::mount::MntFlags::MNT_DETACH).is_err() {
@@ -879,8 +907,15 @@ fn unmount_namespaces(dir: &Path) {
 /// New namespaces of `kinds`, each bind-mounted onto `dir/<kind>`: a
 /// thread unshares them (they are per thread: the process's own stay as
 /// they are), sets the hostname in the new UTS namespace, brings loopback
-/// up in the new network namespace, mounts them and ends.
-fn make_namespaces(dir: &Path, kinds: &[&str], hostname: &str) -> Result<()> {
+/// up in the new network namespace, mounts them and ends. With `id_map`,
+/// they are made inside a new user namespace of that mapping instead,
+/// which owns them and is kept at `dir/user` too.
+fn make_namespaces(
+    dir: &Path,
+    kinds: &[&str],
+    hostname: &str,
+    id_map: Option<&crate::userns::IdMap>,
+) -> Result<()> {
     use nix::sched::CloneFlags;
     let mut flags = CloneFlags::empty();
     for k in kinds {
@@ -891,6 +926,9 @@ fn make_namespaces(dir: &Path, kinds: &[&str], hostname: &str) -> Result<()> {
         };
         let p = dir.join(k);
         std::fs::File::create(&p).ctx(|| format!("create {}", p.display()))?;
+    }
+    if let Some(m) = id_map {
+        return make_namespaces_in_userns(dir, kinds, flags, hostname, m);
     }
     if kinds.is_empty() {
         return Ok(());
@@ -934,6 +972,85 @@ fn make_namespaces(dir: &Path, kinds: &[&str], hostname: &str) -> Result<()> {
         .unwrap_or_else(|_| {
             Err(Error::Monitor(
                 "the thread making the pod's namespaces panicked".into(),
+            ))
+        })
+    })
+}
+
+/// [`make_namespaces`] for a pod with a user namespace of its own: a child
+/// cloned into a new user namespace (`map`) makes the others with it (a
+/// thread of ours cannot: joining or making a user namespace needs a
+/// single-threaded process), and each is bind-mounted from the child's
+/// /proc while it waits. The hostname and loopback are then set by a
+/// thread that joins the new UTS and network namespaces (the host's root
+/// holds every capability over them).
+fn make_namespaces_in_userns(
+    dir: &Path,
+    kinds: &[&str],
+    flags: nix::sched::CloneFlags,
+    hostname: &str,
+    map: &crate::userns::IdMap,
+) -> Result<()> {
+    let user = dir.join("user");
+    std::fs::File::create(&user).ctx(|| format!("create {}", user.display()))?;
+    let bind = |src: &str, dst: &Path| {
+        nix::mount::mount(
+            Some(src),
+            dst,
+            None::<&str>,
+            nix::mount::MsFlags::MS_BIND,
+            None::<&str>,
+        )
+    };
+    saferoot::idmap::namespaces_with_maps(&map.uid_map(), &map.gid_map(), flags.bits(), |proc| {
+        for k in kinds.iter().chain(&["user"]) {
+            bind(&format!("{proc}/ns/{k}"), &dir.join(k))?;
+        }
+        Ok(())
+    })
+    .map_err(|source| Error::Sys {
+        context: "make the pod's user namespace and its namespaces".into(),
+        source,
+    })?;
+    let joins: Vec<(&str, nix::sched::CloneFlags)> = [
+        ("uts", nix::sched::CloneFlags::CLONE_NEWUTS),
+        ("net", nix::sched::CloneFlags::CLONE_NEWNET),
+    ]
+    .into_iter()
+    .filter(|(k, _)| kinds.contains(k))
+    .collect();
+    if joins.is_empty() {
+        return Ok(());
+    }
+    std::thread::scope(|s| {
+        s.spawn(|| -> Result<()> {
+            for (k, flag) in &joins {
+                let f = std::fs::File::open(dir.join(k))
+                    .ctx(|| format!("open the pod's {k} namespace"))?;
+                nix::sched::setns(&f, *flag).map_err(|source| Error::Sys {
+                    context: format!("join the pod's {k} namespace"),
+                    source,
+                })?;
+            }
+            if kinds.contains(&"uts") {
+                nix::unistd::sethostname(hostname).map_err(|source| Error::Sys {
+                    context: format!("set the pod's hostname {hostname:?}"),
+                    source,
+                })?;
+            }
+            if kinds.contains(&"net") {
+                let mut nl = berth_network::netlink::Netlink::open()
+                    .ctx(|| "open a netlink socket in the pod's namespace".into())?;
+                if let Some(lo) = nl.link("lo").ctx(|| "find lo".into())? {
+                    nl.set_up(lo.index).ctx(|| "bring lo up".into())?;
+                }
+            }
+            Ok(())
+        })
+        .join()
+        .unwrap_or_else(|_| {
+            Err(Error::Monitor(
+                "the thread setting up the pod's namespaces panicked".into(),
             ))
         })
     })

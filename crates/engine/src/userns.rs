@@ -11,9 +11,9 @@
 //! through idmapped mounts (`launch::mount_rootfs`, the spec's `idmap`
 //! option): nothing is copied or chowned.
 //!
-//! The default is the host's namespace for now (see [`PRIVATE_BY_DEFAULT`];
-//! once on, a private one where the kernel can idmap the overlay's layers,
-//! Linux 6.13); `BERTH_USERNS` (for one process) or the `userns` key of
+//! The default is a private namespace where the kernel can idmap the
+//! overlay's layers (Linux 6.13; see [`PRIVATE_BY_DEFAULT`]), else the
+//! host's; `BERTH_USERNS` (for one process) or the `userns` key of
 //! /etc/berth/berth.conf (for the host) set it: `host` or `private`.
 
 use std::os::fd::OwnedFd;
@@ -41,12 +41,14 @@ pub const DEFAULT_POOL: Pool = Pool {
 /// Whether a container gets a namespace of its own when neither `--userns`
 /// nor the host's setting says (where the kernel can idmap overlay layers).
 ///
-/// Off: berth's differential suite against Docker (compat.rs) differs where
-/// a user namespace shows in /proc/mounts (an idmapped volume says
-/// `idmapped`, a tmpfs made in it `uid=`/`gid=` of the host, /dev's nodes
-/// are binds of the host's since mknod is refused there). Turning it on
-/// means marking those lines as kept differences.
-pub const PRIVATE_BY_DEFAULT: bool = false;
+/// On: a container's root is not the host's root unless asked
+/// (`--userns=host`, `--privileged`, or options that need the host's
+/// namespace, see [`wants_host`]). What shows of it to a Docker user is
+/// /proc/mounts (an idmapped volume says `idmapped`, a tmpfs made in it
+/// `uid=`/`gid=` of the host, /dev's nodes are binds of the host's since
+/// mknod is refused there): the compat corpus marks those lines
+/// `## differs with userns`.
+pub const PRIVATE_BY_DEFAULT: bool = true;
 
 /// The process environment variable that overrides the host's default.
 pub const ENV: &str = "BERTH_USERNS";
@@ -211,22 +213,30 @@ impl Mode {
 /// The host's default: [`ENV`], else [`CONF`]'s `userns` key, else a
 /// private namespace where the kernel can idmap overlay layers.
 pub fn default_mode() -> Result<Mode> {
-    let setting = match std::env::var(ENV) {
-        Ok(v) => Some((v, ENV.to_string())),
-        Err(_) => conf_setting(Path::new(CONF))?.map(|v| (v, format!("{CONF}: userns"))),
-    };
-    match setting {
-        Some((v, from)) => match v.as_str() {
-            "host" => Ok(Mode::Host),
-            "private" | "auto" => Ok(Mode::Private { size: RANGE }),
-            other => Err(Error::InvalidOption(format!(
-                "{from} is {other:?}; it is host or private"
-            ))),
-        },
+    match configured_mode()? {
+        Some(m) => Ok(m),
         None if PRIVATE_BY_DEFAULT && kernel_idmaps_overlay_layers() => {
             Ok(Mode::Private { size: RANGE })
         }
         None => Ok(Mode::Host),
+    }
+}
+
+/// What [`ENV`] or else [`CONF`] says, if either does.
+pub fn configured_mode() -> Result<Option<Mode>> {
+    let setting = match std::env::var(ENV) {
+        Ok(v) => Some((v, ENV.to_string())),
+        Err(_) => conf_setting(Path::new(CONF))?.map(|v| (v, format!("{CONF}: userns"))),
+    };
+    let Some((v, from)) = setting else {
+        return Ok(None);
+    };
+    match v.as_str() {
+        "host" => Ok(Some(Mode::Host)),
+        "private" | "auto" => Ok(Some(Mode::Private { size: RANGE })),
+        other => Err(Error::InvalidOption(format!(
+            "{from} is {other:?}; it is host or private"
+        ))),
     }
 }
 
@@ -289,16 +299,9 @@ pub fn wants_host(cfg: &ContainerConfig) -> bool {
 /// an mqueue for the host's ipc namespace; `--oom-score-adj` is written by
 /// the init to its own /proc/self, which (non-dumpable) stays the host
 /// root's, not the container root's (and lowering it needs
-/// CAP_SYS_RESOURCE on the host); a pod's member joins namespaces the
-/// host's user namespace owns.
+/// CAP_SYS_RESOURCE on the host). A pod's member runs in the pod's user
+/// namespace, whichever it is (Engine::userns_of).
 fn host_only(cfg: &ContainerConfig) -> Option<String> {
-    // A pod's namespaces are made by berth in the host's user namespace,
-    // which owns them: a member in a user namespace of its own could not
-    // join them (setns needs CAP_SYS_ADMIN over their owner). Pods with
-    // one user namespace for all their members are not built yet.
-    if !cfg.pod.is_empty() {
-        return Some(format!("--pod {}", cfg.pod));
-    }
     if let Some(d) = cfg.devices.first() {
         return Some(format!("--device {}", d.host));
     }
@@ -445,6 +448,39 @@ pub fn allocate(tx: &Transaction<'_>, container: &str, size: u32, pool: &Pool) -
     })
 }
 
+/// Ids held for something with no row of its own to free them with (a
+/// build's RUN step): the range is given back when this is dropped.
+#[derive(Debug)]
+pub struct Lease {
+    conn: std::rc::Rc<Connection>,
+    holder: String,
+    pub map: IdMap,
+}
+
+impl Lease {
+    /// Takes `size` ids from the host's pool for `holder`.
+    pub fn take(conn: std::rc::Rc<Connection>, holder: &str, size: u32) -> Result<Lease> {
+        let tx = begin(&conn)?;
+        let map = allocate(&tx, holder, size, &Pool::of_host()?)?;
+        tx.commit()?;
+        Ok(Lease {
+            conn,
+            holder: holder.to_string(),
+            map,
+        })
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        // A failure leaves the row to `system check` (free_leaked).
+        let _ = self.conn.execute(
+            "DELETE FROM userns_ranges WHERE container_id = ?1",
+            params![self.holder],
+        );
+    }
+}
+
 /// `container` shares `other`'s namespace (and so its range): it holds the
 /// range too, so it stays taken until both are gone.
 pub fn share(tx: &Transaction<'_>, container: &str, other: &str) -> Result<()> {
@@ -465,12 +501,13 @@ pub fn begin(conn: &Connection) -> Result<Transaction<'_>> {
     )?)
 }
 
-/// `system check`: ranges held for containers that are gone (none should
-/// be: the trigger frees them with the row). Returns the containers' ids.
+/// `system check`: ranges held for containers (or pods) that are gone
+/// (none should be: the triggers free them with the row). Returns the
+/// containers' ids.
 pub fn free_leaked(conn: &Connection) -> Result<Vec<String>> {
     let mut st = conn.prepare(
         "DELETE FROM userns_ranges WHERE container_id NOT IN (SELECT id FROM containers) \
-         RETURNING container_id",
+         AND container_id NOT IN (SELECT id FROM pods) RETURNING container_id",
     )?;
     let ids = st
         .query_map([], |r| r.get::<_, String>(0))?

@@ -241,18 +241,22 @@ impl Snapshot {
     /// crash may leave `upper` inconsistent; nobody keeps it. Kernels
     /// before 5.10 lack the option: the mount is then a plain one.
     pub fn mount_detached_disposable(&self) -> Result<Option<OwnedFd>, SnapshotError> {
-        // overlayfs leaves this behind at every volatile mount and refuses
-        // to mount over it again ("volatile dir exists"): a disposable
-        // upper mounted before (a start after a killed `run --rm`) has no
-        // state worth the refusal.
+        self.clear_volatile_marker()?;
+        self.detached(Durability::Volatile)
+    }
+
+    /// overlayfs leaves `work/incompat/volatile` behind at every volatile
+    /// mount and refuses to mount over it again ("volatile dir exists"): a
+    /// disposable upper mounted before (a start after a killed `run --rm`)
+    /// has no state worth the refusal.
+    fn clear_volatile_marker(&self) -> Result<(), SnapshotError> {
         let marker = self.work.join("work/incompat/volatile");
         match fs::remove_dir_all(&marker) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => {
-                return Err(io_err(format!("remove {}", marker.display()))(e));
+                Err(io_err(format!("remove {}", marker.display()))(e))
             }
-            _ => {}
+            _ => Ok(()),
         }
-        self.detached(Durability::Volatile)
     }
 
     fn detached(&self, durability: Durability) -> Result<Option<OwnedFd>, SnapshotError> {
@@ -287,6 +291,25 @@ impl Snapshot {
     pub fn mount_detached_idmapped(
         &self,
         userns: std::os::fd::BorrowedFd<'_>,
+    ) -> Result<OwnedFd, SnapshotError> {
+        self.idmapped(userns, Durability::Synced)
+    }
+
+    /// [`Self::mount_detached_idmapped`] for a container whose changes are
+    /// thrown away when it stops (`run --rm`): volatile, as
+    /// [`Self::mount_detached_disposable`] is.
+    pub fn mount_detached_idmapped_disposable(
+        &self,
+        userns: std::os::fd::BorrowedFd<'_>,
+    ) -> Result<OwnedFd, SnapshotError> {
+        self.clear_volatile_marker()?;
+        self.idmapped(userns, Durability::Volatile)
+    }
+
+    fn idmapped(
+        &self,
+        userns: std::os::fd::BorrowedFd<'_>,
+        durability: Durability,
     ) -> Result<OwnedFd, SnapshotError> {
         if self.lower.len() > MAX_LAYERS {
             return Err(SnapshotError::TooManyLayers {
@@ -383,6 +406,9 @@ impl Snapshot {
                 let step = format!("{}={}", k.to_string_lossy(), v.to_string_lossy());
                 fail(step, e, fs_log(&fs))
             })?;
+        }
+        if durability == Durability::Volatile {
+            set_volatile(&fs).map_err(|e| fail("volatile".into(), e, fs_log(&fs)))?;
         }
         fsconfig(&fs, libc::FSCONFIG_CMD_CREATE, None, None, 0)
             .map_err(|e| fail("create".into(), e, fs_log(&fs)))?;
@@ -749,6 +775,19 @@ fn move_mount(mnt: &OwnedFd, to: &CStr) -> io::Result<()> {
     Ok(())
 }
 
+/// Asks overlayfs for `volatile` (no sync of the upper file system at the
+/// mount's end). Before Linux 5.10 there is no such option: the mount
+/// stays a synced one, which is correct, only slower to end.
+fn set_volatile(fs: &OwnedFd) -> io::Result<()> {
+    match fsconfig(fs, libc::FSCONFIG_SET_FLAG, Some(c"volatile"), None, 0) {
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+            tracing::debug!("overlayfs without volatile: {}", fs_log(fs));
+            Ok(())
+        }
+        r => r,
+    }
+}
+
 /// The messages the kernel left on a filesystem context ("e overlay: ..."),
 /// which say far more than the errno.
 fn fs_log(fs: &OwnedFd) -> String {
@@ -839,15 +878,7 @@ fn new_api_mount(
             })?;
         }
         if durability == Durability::Volatile {
-            match fsconfig(&fs, libc::FSCONFIG_SET_FLAG, Some(c"volatile"), None, 0) {
-                Ok(()) => {}
-                // Before Linux 5.10: no such option; the mount stays a
-                // synced one, which is correct, only slower to end.
-                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
-                    tracing::debug!("overlayfs without volatile: {}", fs_log(&fs));
-                }
-                Err(e) => return Err(fail("volatile".into(), e, fs_log(&fs))),
-            }
+            set_volatile(&fs).map_err(|e| fail("volatile".into(), e, fs_log(&fs)))?;
         }
     }
     fsconfig(&fs, libc::FSCONFIG_CMD_CREATE, None, None, 0)

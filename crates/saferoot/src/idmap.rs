@@ -89,6 +89,24 @@ pub fn set_idmap(
 /// calls on its own small stack, so any process may call this. Needs
 /// CAP_SETUID/CAP_SETGID over the ids mapped (root).
 pub fn userns_with_maps(uid_map: &str, gid_map: &str) -> Result<OwnedFd, Errno> {
+    namespaces_with_maps(uid_map, gid_map, 0, |proc| {
+        let f = std::fs::File::open(format!("{proc}/ns/user")).map_err(io_errno)?;
+        Ok(OwnedFd::from(f))
+    })
+}
+
+/// [`userns_with_maps`] with more namespaces (`flags`: `CLONE_NEWNET`,
+/// `CLONE_NEWIPC`, `CLONE_NEWUTS`...) made at once inside the new user
+/// namespace, so that it owns them (a pod's namespaces, which members in
+/// that user namespace can join). `hold` runs with the maps written,
+/// given the child's `/proc/<pid>`, while the child keeps the namespaces
+/// alive: it opens or bind-mounts what must outlive the child.
+pub fn namespaces_with_maps<T>(
+    uid_map: &str,
+    gid_map: &str,
+    flags: libc::c_int,
+    hold: impl FnOnce(&str) -> Result<T, Errno>,
+) -> Result<T, Errno> {
     let (done_r, done_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
     let fds: [libc::c_int; 2] = [done_r.as_raw_fd(), done_w.as_raw_fd()];
     let mut stack = vec![0u8; 64 * 1024];
@@ -103,19 +121,18 @@ pub fn userns_with_maps(uid_map: &str, gid_map: &str) -> Result<OwnedFd, Errno> 
         libc::clone(
             wait_for_parent,
             top.cast(),
-            libc::CLONE_VM | libc::CLONE_NEWUSER | libc::SIGCHLD,
+            libc::CLONE_VM | libc::CLONE_NEWUSER | flags | libc::SIGCHLD,
             fds.as_ptr().cast_mut().cast(),
         )
     };
     let pid = nix::unistd::Pid::from_raw(Errno::result(pid)?);
     let opened = (|| {
         let proc = format!("/proc/{}", pid.as_raw());
-        // setgroups is left allowed: the namespace only ever lends its
-        // mapping to mounts, no process of ours runs in it.
+        // setgroups is left allowed: a namespace lending its mapping to
+        // mounts runs no process, and a pod's members set their groups.
         std::fs::write(format!("{proc}/uid_map"), uid_map).map_err(io_errno)?;
         std::fs::write(format!("{proc}/gid_map"), gid_map).map_err(io_errno)?;
-        let f = std::fs::File::open(format!("{proc}/ns/user")).map_err(io_errno)?;
-        Ok(OwnedFd::from(f))
+        hold(&proc)
     })();
     // The child waits on `done`: closing our write end lets it exit.
     drop(done_w);

@@ -70,6 +70,10 @@ const MIGRATIONS: &[Migration] = &[
         what: "the pool of user namespace id ranges, one row per container holding one",
         steps: &[Step::Sql(V3_USERNS_RANGES)],
     },
+    Migration {
+        what: "a pod's user namespace range goes with the pod's row",
+        steps: &[Step::Sql(V4_POD_USERNS_RANGES)],
+    },
 ];
 
 /// The version this berth brings a database to.
@@ -97,6 +101,15 @@ CREATE TABLE userns_ranges (container_id TEXT PRIMARY KEY, offset INTEGER NOT NU
     size INTEGER NOT NULL);
 CREATE INDEX userns_ranges_offset ON userns_ranges (offset);
 CREATE TRIGGER userns_ranges_released AFTER DELETE ON containers BEGIN
+    DELETE FROM userns_ranges WHERE container_id = old.id;
+END;
+";
+
+/// A pod with a user namespace of its own holds its range in
+/// `userns_ranges` under the pod's id (its members share it, each with a
+/// row of its own); the pod's row going frees it, as a container's does.
+const V4_POD_USERNS_RANGES: &str = "
+CREATE TRIGGER userns_ranges_released_by_pod AFTER DELETE ON pods BEGIN
     DELETE FROM userns_ranges WHERE container_id = old.id;
 END;
 ";
