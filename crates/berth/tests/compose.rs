@@ -809,7 +809,7 @@ fn declared_networks_fixed_addresses_external_and_orphans() {
         let subnet = format!("10.195.{}.0/24", (base + i * 7) % 250);
         let fixed = subnet.replace(".0/24", ".77");
         let file = format!(
-            "services:\n  a:\n    image: busybox\n    command: sh -c \"{IDLE}\"\n    networks:\n      front: {{ipv4_address: {fixed}}}\n      outside: {{}}\n  b:\n    image: busybox\n    command: sh -c \"{IDLE}\"\nnetworks:\n  front:\n    internal: true\n    ipam:\n      config: [{{subnet: {subnet}}}]\n  outside:\n    external: true\n    name: {ext}\n"
+            "services:\n  a:\n    image: busybox\n    command: sh -c \"{IDLE}\"\n    networks:\n      front: {{ipv4_address: {fixed}, aliases: [fa]}}\n      outside: {{aliases: [oa]}}\n  b:\n    image: busybox\n    command: sh -c \"{IDLE}\"\nnetworks:\n  front:\n    internal: true\n    ipam:\n      config: [{{subnet: {subnet}}}]\n  outside:\n    external: true\n    name: {ext}\n"
         );
         let d = project_dir(&[("compose.yaml", &file)]);
         let o = compose(&b, d.path(), &p, &["up", "-d"]);
@@ -834,6 +834,16 @@ fn declared_networks_fixed_addresses_external_and_orphans() {
         "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}",
     );
     assert_eq!(nets, format!("{ext} {p}_front"));
+    // Each network its own aliases (the service's name on both).
+    let id = b.inspect(&a, "{{.Id}}");
+    let aliases = b.inspect(
+        &a,
+        "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{$v.Aliases}}; {{end}}",
+    );
+    assert_eq!(
+        aliases,
+        format!("{ext} [a oa {}]; {p}_front [a fa {}];", &id[..12], &id[..12])
+    );
     let front = |f: &str| {
         b.ok(&["network", "inspect", "-f", f, &format!("{p}_front")])
             .trim()
