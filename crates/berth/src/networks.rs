@@ -294,10 +294,10 @@ pub fn run(root: &Path, runroot: &Path, cmd: &NetworkCommand) -> Result<i32> {
             let mut opts = ConnectOptions::default();
             opts.aliases.clone_from(alias);
             if let Some(ip) = ip {
-                opts.ipv4_address = Some(
-                    ip.parse()
-                        .map_err(|_| anyhow::anyhow!("invalid --ip {ip:?}: not an IPv4 address"))?,
-                );
+                opts.ipv4_address =
+                    Some(ip.parse().map_err(|_| {
+                        anyhow::anyhow!("invalid --ip {ip:?}: not an IPv4 address")
+                    })?);
             }
             engine.network_connect(network, container, &opts)?;
             Ok(0)
