@@ -842,7 +842,11 @@ fn declared_networks_fixed_addresses_external_and_orphans() {
     );
     assert_eq!(
         aliases,
-        format!("{ext} [a oa {}]; {p}_front [a fa {}];", &id[..12], &id[..12])
+        format!(
+            "{ext} [a oa {}]; {p}_front [a fa {}];",
+            &id[..12],
+            &id[..12]
+        )
     );
     let front = |f: &str| {
         b.ok(&["network", "inspect", "-f", f, &format!("{p}_front")])

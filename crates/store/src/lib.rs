@@ -430,7 +430,10 @@ mod tests {
             ),
             // One network, or no aliases: left as they were.
             ("c2", r#"{"network":"n1","network_aliases":["a"]}"#),
-            ("c3", r#"{"network":"n1","extra_networks":["n2"],"network_aliases":[]}"#),
+            (
+                "c3",
+                r#"{"network":"n1","extra_networks":["n2"],"network_aliases":[]}"#,
+            ),
         ];
         for (id, cfg) in rows {
             c.execute(
