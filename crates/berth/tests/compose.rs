@@ -159,6 +159,120 @@ fn scale_up_and_down() {
 }
 
 #[test]
+fn recreate_keeps_anonymous_volumes() {
+    if !root_or_skip("recreate_keeps_anonymous_volumes") {
+        return;
+    }
+    let b = Berth::with_busybox(BIN, &[]);
+    let p = unique("anonvol");
+    let file = |v: &str| {
+        format!("services:\n  a:\n    image: busybox\n    command: sh -c \"{IDLE}\"\n    volumes: [/data]\n    environment: {{V: '{v}'}}\n")
+    };
+    let d = project_dir(&[("compose.yaml", &file("1"))]);
+    let a = format!("{p}-a-1");
+    compose_ok(&b, d.path(), &p, &["up", "-d"]);
+    let (id1, vols1) = (b.inspect(&a, "{{.Id}}"), b.ok(&["volume", "ls", "-q"]));
+    b.ok(&["exec", &a, "sh", "-c", "echo kept > /data/f"]);
+    std::fs::write(d.path().join("compose.yaml"), file("2")).unwrap();
+    compose_ok(&b, d.path(), &p, &["up", "-d"]);
+    assert_ne!(
+        b.inspect(&a, "{{.Id}}"),
+        id1,
+        "a changed and was not recreated"
+    );
+    // The same volume, with its data; none left behind or made anew.
+    assert_eq!(b.ok(&["exec", &a, "cat", "/data/f"]).trim(), "kept");
+    assert_eq!(b.ok(&["volume", "ls", "-q"]), vols1);
+    compose_ok(&b, d.path(), &p, &["down", "-v", "-t", "1"]);
+    assert_eq!(b.ok(&["volume", "ls", "-q"]).trim(), "");
+}
+
+#[test]
+fn independent_services_start_together_and_a_failure_is_named() {
+    if !root_or_skip("independent_services_start_together_and_a_failure_is_named") {
+        return;
+    }
+    let b = Berth::with_busybox(BIN, &[]);
+    let p = unique("together");
+    let d = project_dir(&[(
+        "compose.yaml",
+        &format!("services:\n  a:\n    image: busybox\n    command: sh -c \"{IDLE}\"\n  bad:\n    image: busybox\n    command: /no/such/program\n  c:\n    image: busybox\n    command: sh -c \"{IDLE}\"\n"),
+    )]);
+    let o = compose(&b, d.path(), &p, &["up", "-d"]);
+    assert_ne!(
+        o.status.code(),
+        Some(0),
+        "up -d with a service that cannot start"
+    );
+    let err = stderr(&o);
+    assert!(err.contains(&format!("{p}-bad-1")), "{err}");
+    // Its neighbours of the same level started all the same.
+    for s in ["a", "c"] {
+        assert_eq!(
+            b.inspect(&format!("{p}-{s}-1"), "{{.State.Status}}"),
+            "running"
+        );
+    }
+    compose_ok(&b, d.path(), &p, &["down", "-t", "1"]);
+}
+
+#[test]
+fn include_brings_an_application_with_its_own_directory_and_env() {
+    let b = Berth::empty(BIN);
+    let p = unique("include");
+    let d = project_dir(&[(
+        "compose.yaml",
+        "include:\n  - sub/compose.yaml\nservices:\n  web:\n    image: busybox\n    depends_on: [db]\n",
+    )]);
+    let sub = d.path().join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    // Its own .env, and relative paths from its own directory.
+    std::fs::write(sub.join(".env"), "DBCMD=sleep 5\n").unwrap();
+    let sub_file = "services:\n  db:\n    image: busybox\n    command: ${DBCMD}\n    volumes: [data:/d, ./x:/x]\nvolumes:\n  data: {}\n";
+    std::fs::write(sub.join("compose.yaml"), sub_file).unwrap();
+    let out = compose_ok(&b, d.path(), &p, &["config", "--format", "json"]);
+    let m: serde_json::Value = serde_json::from_str(&out).expect("config is JSON");
+    let db = &m["services"]["db"];
+    assert_eq!(db["command"], serde_json::json!(["sleep", "5"]), "{out}");
+    assert_eq!(
+        db["volumes"][1]["source"],
+        sub.join("x").display().to_string(),
+        "{out}"
+    );
+    // The project's resources, named after the including project.
+    assert_eq!(m["volumes"]["data"]["name"], format!("{p}_data"), "{out}");
+    assert!(m["services"]["web"].is_object(), "{out}");
+    // A service both define differently: one line naming the file and key.
+    std::fs::write(
+        d.path().join("compose.yaml"),
+        "include:\n  - sub/compose.yaml\nservices:\n  db:\n    image: busybox\n    command: \"true\"\n",
+    )
+    .unwrap();
+    let o = compose(&b, d.path(), &p, &["config"]);
+    expect_code(&o, 1, "config with a conflicting include");
+    let err = stderr(&o);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("compose.yaml: services.db: conflicts with"),
+        "{err}"
+    );
+    // A file including itself: an error, not a loop.
+    std::fs::write(
+        sub.join("compose.yaml"),
+        format!("{sub_file}include:\n  - ../compose.yaml\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        d.path().join("compose.yaml"),
+        "include:\n  - sub/compose.yaml\n",
+    )
+    .unwrap();
+    let o = compose(&b, d.path(), &p, &["config"]);
+    expect_code(&o, 1, "config with an include cycle");
+    assert!(stderr(&o).contains("nest more than"), "{}", stderr(&o));
+}
+
+#[test]
 fn only_changed_services_are_recreated() {
     if !root_or_skip("only_changed_services_are_recreated") {
         return;

@@ -110,17 +110,23 @@ pub fn up(
     let mut known: BTreeMap<String, Vec<Member>> = BTreeMap::new();
     let mut delay = 2;
     while !pending.is_empty() {
-        let mut started = false;
-        for svc in pending.clone() {
-            let ready = opts.no_start
-                || dependencies_hold(engine, p, &svc, &pending, &mut waiting, &mut known, report)?;
-            if ready {
-                converge(engine, p, &svc, opts, &existing, report)?;
-                pending.retain(|s| *s != svc);
-                started = true;
+        // The services whose dependencies hold now (a dependency level),
+        // made to match the model, then started together.
+        let mut ready = Vec::new();
+        for svc in &pending {
+            if opts.no_start
+                || dependencies_hold(engine, p, svc, &pending, &mut waiting, &mut known, report)?
+            {
+                ready.push(svc.clone());
             }
         }
-        if started {
+        let mut to_start = Vec::new();
+        for svc in &ready {
+            to_start.extend(converge(engine, p, svc, opts, &existing, report)?);
+        }
+        start_all(engine, &to_start, report)?;
+        pending.retain(|s| !ready.contains(s));
+        if !ready.is_empty() {
             delay = 2;
             continue;
         }
@@ -362,6 +368,8 @@ pub fn condition_state(r: &Record, condition: &str) -> std::result::Result<bool,
     }
 }
 
+/// Makes the service's containers match the model (created, recreated,
+/// removed past the scale); returns those to start.
 fn converge(
     engine: &mut Engine,
     p: &Project,
@@ -369,7 +377,8 @@ fn converge(
     opts: &UpOptions,
     existing: &[Member],
     report: &mut dyn FnMut(Step),
-) -> Result<()> {
+) -> Result<Vec<Record>> {
+    let mut to_start = Vec::new();
     let hash = p.config_hash(svc)?;
     let n = opts.scale.get(svc).copied().unwrap_or_else(|| p.scale(svc));
     let mine: Vec<&Member> = existing
@@ -394,8 +403,7 @@ fn converge(
         let r = match current {
             Some(m) if !stale => m.record.clone(),
             Some(m) => {
-                remove_member(engine, m, opts.timeout, true)?;
-                let r = create(engine, p, svc, i)?;
+                let r = recreate(engine, p, svc, i, m, opts.timeout)?;
                 report(Step {
                     kind: "Container",
                     name: r.name.clone(),
@@ -438,14 +446,43 @@ fn converge(
             });
             continue;
         }
-        start(engine, &r)?;
-        report(Step {
-            kind: "Container",
-            name: r.name.clone(),
-            state: "Started".into(),
-        });
+        to_start.push(r);
     }
-    Ok(())
+    Ok(to_start)
+}
+
+/// Starts the containers side by side (their monitors spawned at once),
+/// each reported as it is known to run; the first failure is returned
+/// once all have been tried.
+pub fn start_all(engine: &Engine, records: &[Record], report: &mut dyn FnMut(Step)) -> Result<()> {
+    let mut fresh = Vec::new();
+    for r in records {
+        let r = engine
+            .find(&r.id)
+            .map_err(Error::engine(format!("start {}", r.name)))?;
+        engine
+            .db()
+            .set_stopped_by_user(&r.id, false)
+            .map_err(Error::engine(format!("start {}", r.name)))?;
+        fresh.push(r);
+    }
+    let results = berth_engine::monitor::start_detached_all(engine, &fresh);
+    let mut first_error = None;
+    for (r, res) in fresh.iter().zip(results) {
+        match res {
+            Ok(()) => report(Step {
+                kind: "Container",
+                name: r.name.clone(),
+                state: "Started".into(),
+            }),
+            Err(e) => {
+                if first_error.is_none() {
+                    first_error = Some(Error::engine(format!("start {}", r.name))(e));
+                }
+            }
+        }
+    }
+    first_error.map_or(Ok(()), Err)
 }
 
 fn create(engine: &mut Engine, p: &Project, svc: &str, n: u32) -> Result<Record> {
@@ -454,6 +491,85 @@ fn create(engine: &mut Engine, p: &Project, svc: &str, n: u32) -> Result<Record>
     engine
         .create(cfg, Some(&name))
         .map_err(Error::engine(format!("create container {name}")))
+}
+
+/// Replaces the member `old` with a container of the current model that
+/// keeps its anonymous volumes, as Compose does: the data of `volumes:
+/// [/data]` (or of the image's VOLUME) outlives a change of the service.
+/// The old one is stopped and renamed out of the way, the new one made,
+/// then the old removed with the anonymous volumes nobody uses now.
+fn recreate(
+    engine: &mut Engine,
+    p: &Project,
+    svc: &str,
+    n: u32,
+    old: &Member,
+    timeout: Option<u32>,
+) -> Result<Record> {
+    let name = service::container_name(p, svc, n);
+    let kept: Vec<(String, String)> = old
+        .record
+        .config
+        .mounts
+        .iter()
+        .filter(|m| {
+            m.kind == "volume" && engine.volumes().get(&m.source).is_ok_and(|v| v.anonymous)
+        })
+        .map(|m| (m.destination.clone(), m.source.clone()))
+        .collect();
+    let mut cfg = service::container_config(p, svc, n, false, engine.root())?;
+    let image_volumes = image_volumes(engine, &cfg.image);
+    for (dest, volume) in &kept {
+        match cfg.mounts.iter_mut().find(|m| m.destination == *dest) {
+            Some(m) if m.kind == "volume" && m.source.is_empty() => m.source.clone_from(volume),
+            Some(_) => {} // now a named volume, a bind or a tmpfs: not kept
+            None if image_volumes.contains(dest) => {
+                cfg.mounts.push(berth_engine::config::Mount {
+                    kind: "volume".into(),
+                    source: volume.clone(),
+                    destination: dest.clone(),
+                    ..berth_engine::config::Mount::default()
+                });
+            }
+            None => {}
+        }
+    }
+    let mut stop = StopOptions::default();
+    stop.timeout = timeout;
+    engine
+        .container_stop(&old.record.id, &stop)
+        .map_err(Error::engine(format!("stop {}", old.record.name)))?;
+    let aside = format!("{}_{}", &old.record.id[..12], old.record.name);
+    engine
+        .container_rename(&old.record.id, &aside)
+        .map_err(Error::engine(format!("rename {}", old.record.name)))?;
+    let r = match engine.create(cfg, Some(&name)) {
+        Ok(r) => r,
+        Err(e) => {
+            // The old one back under its name, as it was (stopped).
+            let _ = engine.container_rename(&old.record.id, &name);
+            return Err(Error::engine(format!("create container {name}"))(e));
+        }
+    };
+    remove_member(engine, old, timeout, true)?;
+    Ok(r)
+}
+
+/// The image's VOLUME paths (none when it cannot be read: the create
+/// that follows says why).
+fn image_volumes(engine: &Engine, image: &str) -> Vec<String> {
+    let Ok(img) = engine.images().resolve(image) else {
+        return Vec::new();
+    };
+    engine
+        .image_config(&img)
+        .ok()
+        .and_then(|c| {
+            c["Volumes"]
+                .as_object()
+                .map(|v| v.keys().cloned().collect())
+        })
+        .unwrap_or_default()
 }
 
 /// Starts a created or stopped container under its monitor.
