@@ -202,6 +202,32 @@ pub fn run(root: &Path, runroot: &Path, p: &Project, c: &ComposeCommand) -> Resu
             }
             Ok(0)
         }
+        ComposeCommand::Scale { no_deps, services } => {
+            // Compose v2's scale: `up -d` of the named services at those
+            // counts, the containers that exist left as they are.
+            #[derive(clap::Parser)]
+            struct Words {
+                #[command(flatten)]
+                a: UpArgs,
+            }
+            let mut a = <Words as clap::Parser>::parse_from(["up", "-d", "--no-recreate"]).a;
+            a.no_deps = *no_deps;
+            for s in services {
+                let Some((svc, _)) = s.split_once('=') else {
+                    bail!("invalid scale argument {s:?}: want SERVICE=REPLICAS");
+                };
+                a.scale.push(s.clone());
+                a.services.push(svc.to_string());
+            }
+            up(
+                &mut engine,
+                p,
+                &up_options(&a, false)?,
+                &mut images,
+                &mut step,
+            )?;
+            Ok(0)
+        }
         ComposeCommand::Start { services } => each(&engine, p, services, "Started", |e, m| {
             // Running ones are left as they are, as Compose does.
             if m.record.status.is_active() {

@@ -273,6 +273,99 @@ fn include_brings_an_application_with_its_own_directory_and_env() {
 }
 
 #[test]
+fn scale_wait_cp_and_attach() {
+    if !root_or_skip("scale_wait_cp_and_attach") {
+        return;
+    }
+    let b = Berth::with_busybox(BIN, &[]);
+    let p = unique("v2cmds");
+    let d = project_dir(&[(
+        "compose.yaml",
+        &format!("services:\n  web:\n    image: busybox\n    command: sh -c \"{IDLE}\"\n  job:\n    image: busybox\n    command: sh -c 'while [ ! -f /tmp/stop ]; do echo tick; sleep 0.1; done; exit 7'\n"),
+    )]);
+    compose_ok(&b, d.path(), &p, &["up", "-d"]);
+    let web1 = b.inspect(&format!("{p}-web-1"), "{{.Id}}");
+    // scale: one more replica, the first left as it is.
+    compose_ok(&b, d.path(), &p, &["scale", "web=2"]);
+    assert_eq!(b.inspect(&format!("{p}-web-1"), "{{.Id}}"), web1);
+    assert_eq!(
+        b.inspect(&format!("{p}-web-2"), "{{.State.Status}}"),
+        "running"
+    );
+    // cp to a service: every replica; from one: the --index asked.
+    std::fs::write(d.path().join("f"), "to-all\n").unwrap();
+    compose_ok(&b, d.path(), &p, &["cp", "f", "web:/tmp/f"]);
+    for i in [1, 2] {
+        let got = b.ok(&["exec", &format!("{p}-web-{i}"), "cat", "/tmp/f"]);
+        assert_eq!(got, "to-all\n", "replica {i}");
+    }
+    b.ok(&[
+        "exec",
+        &format!("{p}-web-2"),
+        "sh",
+        "-c",
+        "echo second > /tmp/g",
+    ]);
+    compose_ok(&b, d.path(), &p, &["cp", "--index", "2", "web:/tmp/g", "g"]);
+    assert_eq!(
+        std::fs::read_to_string(d.path().join("g")).unwrap(),
+        "second\n"
+    );
+    let o = compose(&b, d.path(), &p, &["cp", "--index", "3", "web:/tmp/g", "g"]);
+    expect_code(&o, 1, "cp from a replica that is not there");
+    assert!(
+        stderr(&o).contains("no container with index 3"),
+        "{}",
+        stderr(&o)
+    );
+    // attach: the container's output, then its exit code once it ends.
+    let mut c = b.cmd();
+    c.current_dir(d.path())
+        .args(["compose", "-p", &p, "attach", "--no-stdin", "job"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped());
+    let mut child = c.spawn().expect("compose attach");
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let line = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("attach relayed nothing");
+    assert_eq!(line, "tick");
+    // wait: blocks until job ends, says how, exits with its code.
+    let mut w = b.cmd();
+    w.current_dir(d.path())
+        .args(["compose", "-p", &p, "wait", "job"]);
+    let waiter = std::thread::spawn(move || berth_testkit::output_via_files(&mut w));
+    b.ok(&["exec", &format!("{p}-job-1"), "touch", "/tmp/stop"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "attach did not end with the container"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(7), "attach's exit code");
+    let o = waiter.join().unwrap();
+    expect_code(&o, 7, "compose wait job");
+    let job = b.inspect(&format!("{p}-job-1"), "{{.Id}}");
+    assert_eq!(
+        stdout(&o),
+        format!("container \"{job}\" exited with status code 7\n")
+    );
+    compose_ok(&b, d.path(), &p, &["down", "-t", "1"]);
+}
+
+#[test]
 fn only_changed_services_are_recreated() {
     if !root_or_skip("only_changed_services_are_recreated") {
         return;
