@@ -228,13 +228,27 @@ pub fn run(root: &Path, runroot: &Path, p: &Project, c: &ComposeCommand) -> Resu
             )?;
             Ok(0)
         }
-        ComposeCommand::Start { services } => each(&engine, p, services, "Started", |e, m| {
-            // Running ones are left as they are, as Compose does.
-            if m.record.status.is_active() {
-                return Ok(());
+        ComposeCommand::Start { services } => {
+            // A dependency level at a time, its containers together;
+            // running ones are left as they are, as Compose does.
+            let ms = members_of(&engine, p, services)?;
+            for level in berth_compose::up::levels(p, &chosen(p, services)?)? {
+                let mut stopped = Vec::new();
+                for m in ms.iter().filter(|m| level.contains(&m.service)) {
+                    if m.record.status.is_active() {
+                        step(Step {
+                            kind: "Container",
+                            name: m.record.name.clone(),
+                            state: "Started".into(),
+                        });
+                    } else {
+                        stopped.push(m.record.clone());
+                    }
+                }
+                berth_compose::up::start_all(&engine, &stopped, &mut step)?;
             }
-            berth_compose::up::start(e, &m.record).map_err(Into::into)
-        }),
+            Ok(0)
+        }
         ComposeCommand::Stop { timeout, services } => {
             let ms = members_of(&engine, p, services)?;
             berth_compose::down::stop_together(&engine, &ms, *timeout)?;

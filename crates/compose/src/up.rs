@@ -142,6 +142,33 @@ pub fn up(
     members::list(engine, &p.name)
 }
 
+/// `services` in dependency levels: each level's services depend only on
+/// those of earlier levels (dependencies outside `services` are taken as
+/// met), so a level's containers may start together.
+pub fn levels(p: &Project, services: &[String]) -> Result<Vec<Vec<String>>> {
+    let mut left: Vec<String> = p
+        .start_order()?
+        .into_iter()
+        .filter(|s| services.contains(s))
+        .collect();
+    let mut out: Vec<Vec<String>> = Vec::new();
+    while !left.is_empty() {
+        let level: Vec<String> = left
+            .iter()
+            .filter(|s| p.dependencies(s).iter().all(|d| !left.contains(d)))
+            .cloned()
+            .collect();
+        if level.is_empty() {
+            // start_order refused cycles already; never loop on one.
+            out.push(left);
+            break;
+        }
+        left.retain(|s| !level.contains(s));
+        out.push(level);
+    }
+    Ok(out)
+}
+
 /// The services `up SERVICE...` touches.
 pub fn selected(p: &Project, services: &[String], no_deps: bool) -> BTreeSet<String> {
     if services.is_empty() {
@@ -570,19 +597,6 @@ fn image_volumes(engine: &Engine, image: &str) -> Vec<String> {
                 .map(|v| v.keys().cloned().collect())
         })
         .unwrap_or_default()
-}
-
-/// Starts a created or stopped container under its monitor.
-pub fn start(engine: &Engine, r: &Record) -> Result<()> {
-    let r = engine
-        .find(&r.id)
-        .map_err(Error::engine(format!("start {}", r.name)))?;
-    engine
-        .db()
-        .set_stopped_by_user(&r.id, false)
-        .map_err(Error::engine(format!("start {}", r.name)))?;
-    berth_engine::monitor::start_detached(engine, &r)
-        .map_err(Error::engine(format!("start {}", r.name)))
 }
 
 /// Stops (within `timeout` seconds) and removes a container with its
