@@ -624,3 +624,34 @@ pub fn remove_member(
         _ => Ok(()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels_put_each_service_after_what_it_depends_on() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(
+            d.path().join("compose.yaml"),
+            "services:\n  web: {image: b, depends_on: [api, cache]}\n  api: {image: b, depends_on: [db]}\n  db: {image: b}\n  cache: {image: b}\n  worker: {image: b}\n",
+        )
+        .unwrap();
+        let p = Project::load(&crate::LoadOptions {
+            cwd: d.path().to_path_buf(),
+            project_name: Some("lv".into()),
+            ..crate::LoadOptions::default()
+        })
+        .unwrap();
+        let all: Vec<String> = p.services().map(|(n, _)| n.to_string()).collect();
+        let mut got = levels(&p, &all).unwrap();
+        got.iter_mut().for_each(|l| l.sort());
+        assert_eq!(
+            got,
+            vec![vec!["cache", "db", "worker"], vec!["api"], vec!["web"]]
+        );
+        // A dependency left out counts as met.
+        let some = vec!["web".to_string(), "api".to_string()];
+        assert_eq!(levels(&p, &some).unwrap(), vec![vec!["api"], vec!["web"]]);
+    }
+}
