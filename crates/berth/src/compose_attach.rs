@@ -22,7 +22,7 @@ pub struct CpArgs {
     /// The replica to copy from or to (default: from the first, to all)
     #[arg(long)]
     pub index: Option<u32>,
-    /// Copy to every replica (the default when copying to a service)
+    /// Copy to the service's one-off containers (`run`) as well
     #[arg(long)]
     pub all: bool,
     /// SERVICE:SRC_PATH or SRC_PATH|-
@@ -61,18 +61,27 @@ fn open(root: &Path, runroot: &Path) -> Result<Engine> {
     Engine::open(root, runroot).with_context(|| format!("open the store at {}", root.display()))
 }
 
-/// The service's containers (not one-offs), checked to be one of the
-/// project's and to have some.
-fn replicas(engine: &Engine, p: &Project, service: &str) -> Result<Vec<Member>> {
+/// The service's containers (one-offs too with `oneoffs`), checked to be
+/// one of the project's and to have some.
+fn containers_of(
+    engine: &Engine,
+    p: &Project,
+    service: &str,
+    oneoffs: bool,
+) -> Result<Vec<Member>> {
     p.service(service)?;
     let ms: Vec<Member> = members::list(engine, &p.name)?
         .into_iter()
-        .filter(|m| m.service == service && !m.oneoff)
+        .filter(|m| m.service == service && (oneoffs || !m.oneoff))
         .collect();
     if ms.is_empty() {
-        bail!("service {service:?} has no container: run compose up first");
+        bail!("no container found for service {service:?}: run compose up first");
     }
     Ok(ms)
+}
+
+fn replicas(engine: &Engine, p: &Project, service: &str) -> Result<Vec<Member>> {
+    containers_of(engine, p, service, false)
 }
 
 fn replica(ms: Vec<Member>, service: &str, index: u32) -> Result<Member> {
@@ -81,11 +90,15 @@ fn replica(ms: Vec<Member>, service: &str, index: u32) -> Result<Member> {
         .with_context(|| format!("service {service:?} has no container with index {index}"))
 }
 
-/// A `SERVICE:PATH` argument: the service and the path (a path before a
-/// `:` that holds a `/` is a host path, as `berth cp` reads it).
+/// A `SERVICE:PATH` argument: the service and the path. As Compose reads
+/// it, an absolute path, or one starting with `.`, is the host's even with
+/// a `:` in it.
 fn service_arg(a: &str) -> Option<(&str, &str)> {
+    if a.starts_with('/') || a.starts_with('.') {
+        return None;
+    }
     let (s, path) = a.split_once(':')?;
-    (!s.is_empty() && !s.contains('/')).then_some((s, path))
+    (!s.is_empty()).then_some((s, path))
 }
 
 pub fn cp(root: &Path, runroot: &Path, p: &Project, a: &CpArgs) -> Result<i32> {
@@ -102,7 +115,7 @@ pub fn cp(root: &Path, runroot: &Path, p: &Project, a: &CpArgs) -> Result<i32> {
             crate::cp::copy(&engine, &src, &a.dest, opts())?;
         }
         (None, Some((svc, path))) => {
-            let ms = replicas(&engine, p, svc)?;
+            let ms = containers_of(&engine, p, svc, a.all && a.index.is_none())?;
             let targets = match a.index {
                 Some(i) => vec![replica(ms, svc, i)?],
                 // A stream on stdin can be read once: the first replica.
