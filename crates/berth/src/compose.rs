@@ -160,6 +160,20 @@ pub enum ComposeCommand {
         #[arg(short, long)]
         quiet: bool,
     },
+    /// Scale services (SERVICE=REPLICAS), starting what they depend on
+    Scale {
+        /// Do not start the services they depend on
+        #[arg(long)]
+        no_deps: bool,
+        #[arg(required = true, value_name = "SERVICE=REPLICAS")]
+        services: Vec<String>,
+    },
+    /// Block until the containers of the services stop
+    Wait(crate::compose_attach::WaitArgs),
+    /// Copy files between a service's container and the local filesystem
+    Cp(crate::compose_attach::CpArgs),
+    /// Attach to a service's running container
+    Attach(crate::compose_attach::AttachArgs),
     /// Show the compose version
     Version {
         #[arg(long)]
@@ -219,6 +233,9 @@ pub fn run(root: &Path, runroot: &Path, a: &ComposeArgs) -> Result<i32> {
         }
         ComposeCommand::Exec(args) => crate::compose_run::exec(root, runroot, &p, args),
         ComposeCommand::Run(args) => crate::compose_run::run(root, runroot, &p, args),
+        ComposeCommand::Cp(args) => crate::compose_attach::cp(root, runroot, &p, args),
+        ComposeCommand::Attach(args) => crate::compose_attach::attach(root, runroot, &p, args),
+        ComposeCommand::Wait(args) => crate::compose_attach::wait(root, runroot, &p, args),
         other => crate::compose_up::run(root, runroot, &p, other),
     }
 }

@@ -202,13 +202,53 @@ pub fn run(root: &Path, runroot: &Path, p: &Project, c: &ComposeCommand) -> Resu
             }
             Ok(0)
         }
-        ComposeCommand::Start { services } => each(&engine, p, services, "Started", |e, m| {
-            // Running ones are left as they are, as Compose does.
-            if m.record.status.is_active() {
-                return Ok(());
+        ComposeCommand::Scale { no_deps, services } => {
+            // Compose v2's scale: `up -d` of the named services at those
+            // counts, the containers that exist left as they are.
+            #[derive(clap::Parser)]
+            struct Words {
+                #[command(flatten)]
+                a: UpArgs,
             }
-            berth_compose::up::start(e, &m.record).map_err(Into::into)
-        }),
+            let mut a = <Words as clap::Parser>::parse_from(["up", "-d", "--no-recreate"]).a;
+            a.no_deps = *no_deps;
+            for s in services {
+                let Some((svc, _)) = s.split_once('=') else {
+                    bail!("invalid scale argument {s:?}: want SERVICE=REPLICAS");
+                };
+                a.scale.push(s.clone());
+                a.services.push(svc.to_string());
+            }
+            up(
+                &mut engine,
+                p,
+                &up_options(&a, false)?,
+                &mut images,
+                &mut step,
+            )?;
+            Ok(0)
+        }
+        ComposeCommand::Start { services } => {
+            // A dependency level at a time, its containers together;
+            // running ones are left as they are, as Compose does.
+            let ms = members_of(&engine, p, services)?;
+            for level in berth_compose::up::levels(p, &chosen(p, services)?)? {
+                let mut stopped = Vec::new();
+                for m in ms.iter().filter(|m| level.contains(&m.service)) {
+                    if m.record.status.is_active() {
+                        step(Step {
+                            kind: "Container",
+                            name: m.record.name.clone(),
+                            state: "Started".into(),
+                        });
+                    } else {
+                        stopped.push(m.record.clone());
+                    }
+                }
+                berth_compose::up::start_all(&engine, &stopped, &mut step)?;
+            }
+            Ok(0)
+        }
         ComposeCommand::Stop { timeout, services } => {
             let ms = members_of(&engine, p, services)?;
             berth_compose::down::stop_together(&engine, &ms, *timeout)?;

@@ -12,6 +12,7 @@ mod archives;
 mod broken_pipe;
 mod building;
 mod compose;
+mod compose_attach;
 mod compose_images;
 mod compose_ps;
 mod compose_run;

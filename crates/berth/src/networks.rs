@@ -86,6 +86,9 @@ pub enum NetworkCommand {
         /// Another name on the network
         #[arg(long)]
         alias: Vec<String>,
+        /// Its IPv4 address on the network
+        #[arg(long)]
+        ip: Option<String>,
         network: String,
         container: String,
     },
@@ -270,11 +273,18 @@ pub fn run(root: &Path, runroot: &Path, cmd: &NetworkCommand) -> Result<i32> {
         }
         NetworkCommand::Connect {
             alias,
+            ip,
             network,
             container,
         } => {
             let mut opts = ConnectOptions::default();
             opts.aliases.clone_from(alias);
+            if let Some(ip) = ip {
+                opts.ipv4_address =
+                    Some(ip.parse().map_err(|_| {
+                        anyhow::anyhow!("invalid --ip {ip:?}: not an IPv4 address")
+                    })?);
+            }
             engine.network_connect(network, container, &opts)?;
             Ok(0)
         }

@@ -159,6 +159,213 @@ fn scale_up_and_down() {
 }
 
 #[test]
+fn recreate_keeps_anonymous_volumes() {
+    if !root_or_skip("recreate_keeps_anonymous_volumes") {
+        return;
+    }
+    let b = Berth::with_busybox(BIN, &[]);
+    let p = unique("anonvol");
+    let file = |v: &str| {
+        format!("services:\n  a:\n    image: busybox\n    command: sh -c \"{IDLE}\"\n    volumes: [/data]\n    environment: {{V: '{v}'}}\n")
+    };
+    let d = project_dir(&[("compose.yaml", &file("1"))]);
+    let a = format!("{p}-a-1");
+    compose_ok(&b, d.path(), &p, &["up", "-d"]);
+    let (id1, vols1) = (b.inspect(&a, "{{.Id}}"), b.ok(&["volume", "ls", "-q"]));
+    b.ok(&["exec", &a, "sh", "-c", "echo kept > /data/f"]);
+    std::fs::write(d.path().join("compose.yaml"), file("2")).unwrap();
+    compose_ok(&b, d.path(), &p, &["up", "-d"]);
+    assert_ne!(
+        b.inspect(&a, "{{.Id}}"),
+        id1,
+        "a changed and was not recreated"
+    );
+    // The same volume, with its data; none left behind or made anew.
+    assert_eq!(b.ok(&["exec", &a, "cat", "/data/f"]).trim(), "kept");
+    assert_eq!(b.ok(&["volume", "ls", "-q"]), vols1);
+    compose_ok(&b, d.path(), &p, &["down", "-v", "-t", "1"]);
+    assert_eq!(b.ok(&["volume", "ls", "-q"]).trim(), "");
+}
+
+#[test]
+fn independent_services_start_together_and_a_failure_is_named() {
+    if !root_or_skip("independent_services_start_together_and_a_failure_is_named") {
+        return;
+    }
+    let b = Berth::with_busybox(BIN, &[]);
+    let p = unique("together");
+    let d = project_dir(&[(
+        "compose.yaml",
+        &format!("services:\n  a:\n    image: busybox\n    command: sh -c \"{IDLE}\"\n  bad:\n    image: busybox\n    command: /no/such/program\n  c:\n    image: busybox\n    command: sh -c \"{IDLE}\"\n"),
+    )]);
+    let o = compose(&b, d.path(), &p, &["up", "-d"]);
+    assert_ne!(
+        o.status.code(),
+        Some(0),
+        "up -d with a service that cannot start"
+    );
+    let err = stderr(&o);
+    assert!(err.contains(&format!("{p}-bad-1")), "{err}");
+    // Its neighbours of the same level started all the same.
+    for s in ["a", "c"] {
+        assert_eq!(
+            b.inspect(&format!("{p}-{s}-1"), "{{.State.Status}}"),
+            "running"
+        );
+    }
+    compose_ok(&b, d.path(), &p, &["down", "-t", "1"]);
+}
+
+#[test]
+fn include_brings_an_application_with_its_own_directory_and_env() {
+    let b = Berth::empty(BIN);
+    let p = unique("include");
+    let d = project_dir(&[(
+        "compose.yaml",
+        "include:\n  - sub/compose.yaml\nservices:\n  web:\n    image: busybox\n    depends_on: [db]\n",
+    )]);
+    let sub = d.path().join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    // Its own .env, and relative paths from its own directory.
+    std::fs::write(sub.join(".env"), "DBCMD=sleep 5\n").unwrap();
+    let sub_file = "services:\n  db:\n    image: busybox\n    command: ${DBCMD}\n    volumes: [data:/d, ./x:/x]\nvolumes:\n  data: {}\n";
+    std::fs::write(sub.join("compose.yaml"), sub_file).unwrap();
+    let out = compose_ok(&b, d.path(), &p, &["config", "--format", "json"]);
+    let m: serde_json::Value = serde_json::from_str(&out).expect("config is JSON");
+    let db = &m["services"]["db"];
+    assert_eq!(db["command"], serde_json::json!(["sleep", "5"]), "{out}");
+    assert_eq!(
+        db["volumes"][1]["source"],
+        sub.join("x").display().to_string(),
+        "{out}"
+    );
+    // The project's resources, named after the including project.
+    assert_eq!(m["volumes"]["data"]["name"], format!("{p}_data"), "{out}");
+    assert!(m["services"]["web"].is_object(), "{out}");
+    // A service both define differently: one line naming the file and key.
+    std::fs::write(
+        d.path().join("compose.yaml"),
+        "include:\n  - sub/compose.yaml\nservices:\n  db:\n    image: busybox\n    command: \"true\"\n",
+    )
+    .unwrap();
+    let o = compose(&b, d.path(), &p, &["config"]);
+    expect_code(&o, 1, "config with a conflicting include");
+    let err = stderr(&o);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("compose.yaml: services.db: conflicts with"),
+        "{err}"
+    );
+    // A file including itself: an error, not a loop.
+    std::fs::write(
+        sub.join("compose.yaml"),
+        format!("{sub_file}include:\n  - ../compose.yaml\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        d.path().join("compose.yaml"),
+        "include:\n  - sub/compose.yaml\n",
+    )
+    .unwrap();
+    let o = compose(&b, d.path(), &p, &["config"]);
+    expect_code(&o, 1, "config with an include cycle");
+    assert!(stderr(&o).contains("nest more than"), "{}", stderr(&o));
+}
+
+#[test]
+fn scale_wait_cp_and_attach() {
+    if !root_or_skip("scale_wait_cp_and_attach") {
+        return;
+    }
+    let b = Berth::with_busybox(BIN, &[]);
+    let p = unique("v2cmds");
+    let d = project_dir(&[(
+        "compose.yaml",
+        &format!("services:\n  web:\n    image: busybox\n    command: sh -c \"{IDLE}\"\n  job:\n    image: busybox\n    command: sh -c 'while [ ! -f /tmp/stop ]; do echo tick; sleep 0.1; done; exit 7'\n"),
+    )]);
+    compose_ok(&b, d.path(), &p, &["up", "-d"]);
+    let web1 = b.inspect(&format!("{p}-web-1"), "{{.Id}}");
+    // scale: one more replica, the first left as it is.
+    compose_ok(&b, d.path(), &p, &["scale", "web=2"]);
+    assert_eq!(b.inspect(&format!("{p}-web-1"), "{{.Id}}"), web1);
+    assert_eq!(
+        b.inspect(&format!("{p}-web-2"), "{{.State.Status}}"),
+        "running"
+    );
+    // cp to a service: every replica; from one: the --index asked.
+    std::fs::write(d.path().join("f"), "to-all\n").unwrap();
+    compose_ok(&b, d.path(), &p, &["cp", "f", "web:/tmp/f"]);
+    for i in [1, 2] {
+        let got = b.ok(&["exec", &format!("{p}-web-{i}"), "cat", "/tmp/f"]);
+        assert_eq!(got, "to-all\n", "replica {i}");
+    }
+    b.ok(&[
+        "exec",
+        &format!("{p}-web-2"),
+        "sh",
+        "-c",
+        "echo second > /tmp/g",
+    ]);
+    compose_ok(&b, d.path(), &p, &["cp", "--index", "2", "web:/tmp/g", "g"]);
+    assert_eq!(
+        std::fs::read_to_string(d.path().join("g")).unwrap(),
+        "second\n"
+    );
+    let o = compose(&b, d.path(), &p, &["cp", "--index", "3", "web:/tmp/g", "g"]);
+    expect_code(&o, 1, "cp from a replica that is not there");
+    assert!(
+        stderr(&o).contains("no container with index 3"),
+        "{}",
+        stderr(&o)
+    );
+    // attach: the container's output, then its exit code once it ends.
+    let mut c = b.cmd();
+    c.current_dir(d.path())
+        .args(["compose", "-p", &p, "attach", "--no-stdin", "job"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped());
+    let mut child = c.spawn().expect("compose attach");
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let line = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("attach relayed nothing");
+    assert_eq!(line, "tick");
+    // wait: blocks until job ends, says how, exits with its code.
+    let mut w = b.cmd();
+    w.current_dir(d.path())
+        .args(["compose", "-p", &p, "wait", "job"]);
+    let waiter = std::thread::spawn(move || berth_testkit::output_via_files(&mut w));
+    b.ok(&["exec", &format!("{p}-job-1"), "touch", "/tmp/stop"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "attach did not end with the container"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(7), "attach's exit code");
+    let o = waiter.join().unwrap();
+    expect_code(&o, 7, "compose wait job");
+    let job = b.inspect(&format!("{p}-job-1"), "{{.Id}}");
+    assert_eq!(
+        stdout(&o),
+        format!("container \"{job}\" exited with status code 7\n")
+    );
+    compose_ok(&b, d.path(), &p, &["down", "-t", "1"]);
+}
+
+#[test]
 fn only_changed_services_are_recreated() {
     if !root_or_skip("only_changed_services_are_recreated") {
         return;
@@ -809,7 +1016,7 @@ fn declared_networks_fixed_addresses_external_and_orphans() {
         let subnet = format!("10.195.{}.0/24", (base + i * 7) % 250);
         let fixed = subnet.replace(".0/24", ".77");
         let file = format!(
-            "services:\n  a:\n    image: busybox\n    command: sh -c \"{IDLE}\"\n    networks:\n      front: {{ipv4_address: {fixed}}}\n      outside: {{}}\n  b:\n    image: busybox\n    command: sh -c \"{IDLE}\"\nnetworks:\n  front:\n    internal: true\n    ipam:\n      config: [{{subnet: {subnet}}}]\n  outside:\n    external: true\n    name: {ext}\n"
+            "services:\n  a:\n    image: busybox\n    command: sh -c \"{IDLE}\"\n    networks:\n      front: {{ipv4_address: {fixed}, aliases: [fa]}}\n      outside: {{aliases: [oa]}}\n  b:\n    image: busybox\n    command: sh -c \"{IDLE}\"\nnetworks:\n  front:\n    internal: true\n    ipam:\n      config: [{{subnet: {subnet}}}]\n  outside:\n    external: true\n    name: {ext}\n"
         );
         let d = project_dir(&[("compose.yaml", &file)]);
         let o = compose(&b, d.path(), &p, &["up", "-d"]);
@@ -834,6 +1041,20 @@ fn declared_networks_fixed_addresses_external_and_orphans() {
         "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}",
     );
     assert_eq!(nets, format!("{ext} {p}_front"));
+    // Each network its own aliases (the service's name on both).
+    let id = b.inspect(&a, "{{.Id}}");
+    let aliases = b.inspect(
+        &a,
+        "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{$v.Aliases}}; {{end}}",
+    );
+    assert_eq!(
+        aliases,
+        format!(
+            "{ext} [a oa {}]; {p}_front [a fa {}];",
+            &id[..12],
+            &id[..12]
+        )
+    );
     let front = |f: &str| {
         b.ok(&["network", "inspect", "-f", f, &format!("{p}_front")])
             .trim()

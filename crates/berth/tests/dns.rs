@@ -166,6 +166,14 @@ fn members_resolve_by_name_alias_and_id_until_they_leave() {
     // Its own name, and a name of another network: not known.
     resolves_to(&b, "cli", "cli", &ip_of(&b, "cli", &net));
     not_found(&b, "cli", "stranger");
+    // Each network its own aliases, also once web starts again (with one
+    // list for all, "late" reached net and "www" other).
+    b.ok(&["restart", "-t", "0", "web"]);
+    let ip = ip_of(&b, "web", &net);
+    resolves_to(&b, "cli", "www", &ip);
+    not_found(&b, "cli", "late");
+    resolves_to(&b, "stranger", "late", &ip_of(&b, "web", &other));
+    not_found(&b, "stranger", "www");
     // Anything else goes upstream.
     resolves_to(&b, "cli", "svc.upstream.test", EXTERNAL);
     not_found(&b, "cli", "nothing.example");

@@ -5,7 +5,7 @@
 //! ```text
 //! locate.rs   the files, .env / --env-file, the project's name
 //! yaml.rs     each file as JSON ─ interpolate.rs ─ schema.rs ─ canon.rs (long forms)
-//! merge.rs    the files as one model ─ extends.rs
+//! merge.rs    the files as one model ─ extends.rs ─ include.rs
 //! resolve.rs  profiles, env_file, paths, references      = project.rs: Project
 //! up.rs, resources.rs, down.rs, wait.rs, oneoff.rs     over berth_engine's calls
 //!             (service.rs: a service as a ContainerConfig)
@@ -26,6 +26,7 @@ pub mod down;
 pub mod env;
 pub mod error;
 pub mod extends;
+mod include;
 pub mod interpolate;
 pub mod locate;
 pub mod members;

@@ -76,6 +76,9 @@ pub fn config(
     // A one-off is not one of the service's replicas: peers do not reach
     // it by the service's name.
     c.network_aliases.retain(|a| a != svc);
+    for ep in c.endpoints.values_mut() {
+        ep.aliases.retain(|a| a != svc);
+    }
     c.restart = berth_engine::config::RestartPolicy::default();
     c.auto_remove = o.remove;
     c.tty = o.tty;

@@ -59,6 +59,11 @@ pub struct Project {
 impl Project {
     /// Loads the project `opts` describes.
     pub fn load(opts: &LoadOptions) -> Result<Project> {
+        Project::load_nested(opts, 0)
+    }
+
+    /// Loads a project included `depth` levels down (crate::include).
+    pub(crate) fn load_nested(opts: &LoadOptions, depth: usize) -> Result<Project> {
         let files = find_files(opts)?;
         let directory = match &opts.project_directory {
             Some(d) => absolute(&opts.cwd, d),
@@ -73,6 +78,7 @@ impl Project {
         let mut model = crate::merge::empty();
         let mut origin: BTreeMap<String, String> = BTreeMap::new();
         let mut unset = Vec::new();
+        let mut includes = Vec::new();
         for f in &files {
             let file = f.display().to_string();
             let text = std::fs::read_to_string(f).map_err(|source| Error::Read {
@@ -84,12 +90,8 @@ impl Project {
             let mut plain = doc.clone();
             crate::yaml::strip_tags(&mut plain);
             crate::schema::validate(&file, &plain)?;
-            if doc.get("include").is_some() {
-                return Err(Error::Invalid {
-                    file,
-                    path: "include".into(),
-                    problem: "include is not supported by berth yet: list the files with -f".into(),
-                });
+            if let Some(inc) = doc.as_object_mut().and_then(|d| d.remove("include")) {
+                includes.push((file.clone(), inc));
             }
             crate::canon::services(&mut doc).map_err(|(path, problem)| Error::Invalid {
                 file: file.clone(),
@@ -110,6 +112,18 @@ impl Project {
             .map(|v| format!("the {v:?} variable is not set: defaulting to a blank string"))
             .collect();
         let name = project_name(opts, &environment, &model, &directory)?;
+        // After the merge, so that what the files define is known.
+        let mut included = crate::include::Included::default();
+        let parent = crate::include::Parent {
+            opts,
+            directory: &directory,
+            name: &name,
+            depth,
+        };
+        for (file, inc) in &includes {
+            crate::include::apply(&mut model, &mut origin, file, inc, &parent, &mut included)?;
+        }
+        warnings.extend(included.warnings);
         let first = files
             .first()
             .map(|f| f.display().to_string())
@@ -137,6 +151,7 @@ impl Project {
             opts.profiles.clone()
         };
         p.resolve(&profiles, &origin, &first, &mut warnings)?;
+        p.disabled.extend(included.disabled);
         p.warnings = warnings;
         Ok(p)
     }

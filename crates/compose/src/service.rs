@@ -515,36 +515,41 @@ fn networking(
             (*name).clone(),
         )
     });
-    let mut aliases = vec![service.to_string()];
     for (i, (key, v)) in ordered.iter().enumerate() {
         let name = p.resource_name("networks", key);
-        if i == 0 {
-            c.network = name;
-            if let Some(ip) = v["ipv4_address"].as_str() {
-                c.ip = Some(ip.parse().map_err(|_| {
-                    (
-                        format!("networks.{key}.ipv4_address"),
-                        format!("{ip:?} is not an IPv4 address"),
-                    )
-                })?);
-            }
-        } else {
-            if v["ipv4_address"].is_string() {
-                return Err((
-                    format!("networks.{key}.ipv4_address"),
-                    "berth sets a fixed address on the first network only".into(),
-                ));
-            }
-            c.extra_networks.push(name);
-        }
+        // Each network its own aliases and address (docker's
+        // EndpointSettings): the service's name on all of them.
+        let mut aliases = vec![service.to_string()];
         for a in v["aliases"].as_array().into_iter().flatten() {
             let a = scalar_text(a);
             if !aliases.contains(&a) {
                 aliases.push(a);
             }
         }
+        let ip = match v["ipv4_address"].as_str() {
+            Some(ip) => Some(ip.parse().map_err(|_| {
+                (
+                    format!("networks.{key}.ipv4_address"),
+                    format!("{ip:?} is not an IPv4 address"),
+                )
+            })?),
+            None => None,
+        };
+        if i == 0 {
+            c.network = name;
+            c.ip = ip;
+            c.network_aliases = aliases;
+        } else {
+            c.extra_networks.push(name.clone());
+            c.endpoints.insert(
+                name,
+                berth_engine::config::EndpointSettings {
+                    aliases,
+                    ipv4_address: ip,
+                },
+            );
+        }
     }
-    c.network_aliases = aliases;
     Ok(())
 }
 

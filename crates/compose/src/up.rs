@@ -110,17 +110,23 @@ pub fn up(
     let mut known: BTreeMap<String, Vec<Member>> = BTreeMap::new();
     let mut delay = 2;
     while !pending.is_empty() {
-        let mut started = false;
-        for svc in pending.clone() {
-            let ready = opts.no_start
-                || dependencies_hold(engine, p, &svc, &pending, &mut waiting, &mut known, report)?;
-            if ready {
-                converge(engine, p, &svc, opts, &existing, report)?;
-                pending.retain(|s| *s != svc);
-                started = true;
+        // The services whose dependencies hold now (a dependency level),
+        // made to match the model, then started together.
+        let mut ready = Vec::new();
+        for svc in &pending {
+            if opts.no_start
+                || dependencies_hold(engine, p, svc, &pending, &mut waiting, &mut known, report)?
+            {
+                ready.push(svc.clone());
             }
         }
-        if started {
+        let mut to_start = Vec::new();
+        for svc in &ready {
+            to_start.extend(converge(engine, p, svc, opts, &existing, report)?);
+        }
+        start_all(engine, &to_start, report)?;
+        pending.retain(|s| !ready.contains(s));
+        if !ready.is_empty() {
             delay = 2;
             continue;
         }
@@ -134,6 +140,33 @@ pub fn up(
         delay = (delay * 2).min(20);
     }
     members::list(engine, &p.name)
+}
+
+/// `services` in dependency levels: each level's services depend only on
+/// those of earlier levels (dependencies outside `services` are taken as
+/// met), so a level's containers may start together.
+pub fn levels(p: &Project, services: &[String]) -> Result<Vec<Vec<String>>> {
+    let mut left: Vec<String> = p
+        .start_order()?
+        .into_iter()
+        .filter(|s| services.contains(s))
+        .collect();
+    let mut out: Vec<Vec<String>> = Vec::new();
+    while !left.is_empty() {
+        let level: Vec<String> = left
+            .iter()
+            .filter(|s| p.dependencies(s).iter().all(|d| !left.contains(d)))
+            .cloned()
+            .collect();
+        if level.is_empty() {
+            // start_order refused cycles already; never loop on one.
+            out.push(left);
+            break;
+        }
+        left.retain(|s| !level.contains(s));
+        out.push(level);
+    }
+    Ok(out)
 }
 
 /// The services `up SERVICE...` touches.
@@ -362,6 +395,8 @@ pub fn condition_state(r: &Record, condition: &str) -> std::result::Result<bool,
     }
 }
 
+/// Makes the service's containers match the model (created, recreated,
+/// removed past the scale); returns those to start.
 fn converge(
     engine: &mut Engine,
     p: &Project,
@@ -369,7 +404,8 @@ fn converge(
     opts: &UpOptions,
     existing: &[Member],
     report: &mut dyn FnMut(Step),
-) -> Result<()> {
+) -> Result<Vec<Record>> {
+    let mut to_start = Vec::new();
     let hash = p.config_hash(svc)?;
     let n = opts.scale.get(svc).copied().unwrap_or_else(|| p.scale(svc));
     let mine: Vec<&Member> = existing
@@ -394,8 +430,7 @@ fn converge(
         let r = match current {
             Some(m) if !stale => m.record.clone(),
             Some(m) => {
-                remove_member(engine, m, opts.timeout, true)?;
-                let r = create(engine, p, svc, i)?;
+                let r = recreate(engine, p, svc, i, m, opts.timeout)?;
                 report(Step {
                     kind: "Container",
                     name: r.name.clone(),
@@ -438,14 +473,43 @@ fn converge(
             });
             continue;
         }
-        start(engine, &r)?;
-        report(Step {
-            kind: "Container",
-            name: r.name.clone(),
-            state: "Started".into(),
-        });
+        to_start.push(r);
     }
-    Ok(())
+    Ok(to_start)
+}
+
+/// Starts the containers side by side (their monitors spawned at once),
+/// each reported as it is known to run; the first failure is returned
+/// once all have been tried.
+pub fn start_all(engine: &Engine, records: &[Record], report: &mut dyn FnMut(Step)) -> Result<()> {
+    let mut fresh = Vec::new();
+    for r in records {
+        let r = engine
+            .find(&r.id)
+            .map_err(Error::engine(format!("start {}", r.name)))?;
+        engine
+            .db()
+            .set_stopped_by_user(&r.id, false)
+            .map_err(Error::engine(format!("start {}", r.name)))?;
+        fresh.push(r);
+    }
+    let results = berth_engine::monitor::start_detached_all(engine, &fresh);
+    let mut first_error = None;
+    for (r, res) in fresh.iter().zip(results) {
+        match res {
+            Ok(()) => report(Step {
+                kind: "Container",
+                name: r.name.clone(),
+                state: "Started".into(),
+            }),
+            Err(e) => {
+                if first_error.is_none() {
+                    first_error = Some(Error::engine(format!("start {}", r.name))(e));
+                }
+            }
+        }
+    }
+    first_error.map_or(Ok(()), Err)
 }
 
 fn create(engine: &mut Engine, p: &Project, svc: &str, n: u32) -> Result<Record> {
@@ -456,17 +520,83 @@ fn create(engine: &mut Engine, p: &Project, svc: &str, n: u32) -> Result<Record>
         .map_err(Error::engine(format!("create container {name}")))
 }
 
-/// Starts a created or stopped container under its monitor.
-pub fn start(engine: &Engine, r: &Record) -> Result<()> {
-    let r = engine
-        .find(&r.id)
-        .map_err(Error::engine(format!("start {}", r.name)))?;
+/// Replaces the member `old` with a container of the current model that
+/// keeps its anonymous volumes, as Compose does: the data of `volumes:
+/// [/data]` (or of the image's VOLUME) outlives a change of the service.
+/// The old one is stopped and renamed out of the way, the new one made,
+/// then the old removed with the anonymous volumes nobody uses now.
+fn recreate(
+    engine: &mut Engine,
+    p: &Project,
+    svc: &str,
+    n: u32,
+    old: &Member,
+    timeout: Option<u32>,
+) -> Result<Record> {
+    let name = service::container_name(p, svc, n);
+    let kept: Vec<(String, String)> = old
+        .record
+        .config
+        .mounts
+        .iter()
+        .filter(|m| {
+            m.kind == "volume" && engine.volumes().get(&m.source).is_ok_and(|v| v.anonymous)
+        })
+        .map(|m| (m.destination.clone(), m.source.clone()))
+        .collect();
+    let mut cfg = service::container_config(p, svc, n, false, engine.root())?;
+    let image_volumes = image_volumes(engine, &cfg.image);
+    for (dest, volume) in &kept {
+        match cfg.mounts.iter_mut().find(|m| m.destination == *dest) {
+            Some(m) if m.kind == "volume" && m.source.is_empty() => m.source.clone_from(volume),
+            Some(_) => {} // now a named volume, a bind or a tmpfs: not kept
+            None if image_volumes.contains(dest) => {
+                cfg.mounts.push(berth_engine::config::Mount {
+                    kind: "volume".into(),
+                    source: volume.clone(),
+                    destination: dest.clone(),
+                    ..berth_engine::config::Mount::default()
+                });
+            }
+            None => {}
+        }
+    }
+    let mut stop = StopOptions::default();
+    stop.timeout = timeout;
     engine
-        .db()
-        .set_stopped_by_user(&r.id, false)
-        .map_err(Error::engine(format!("start {}", r.name)))?;
-    berth_engine::monitor::start_detached(engine, &r)
-        .map_err(Error::engine(format!("start {}", r.name)))
+        .container_stop(&old.record.id, &stop)
+        .map_err(Error::engine(format!("stop {}", old.record.name)))?;
+    let aside = format!("{}_{}", &old.record.id[..12], old.record.name);
+    engine
+        .container_rename(&old.record.id, &aside)
+        .map_err(Error::engine(format!("rename {}", old.record.name)))?;
+    let r = match engine.create(cfg, Some(&name)) {
+        Ok(r) => r,
+        Err(e) => {
+            // The old one back under its name, as it was (stopped).
+            let _ = engine.container_rename(&old.record.id, &name);
+            return Err(Error::engine(format!("create container {name}"))(e));
+        }
+    };
+    remove_member(engine, old, timeout, true)?;
+    Ok(r)
+}
+
+/// The image's VOLUME paths (none when it cannot be read: the create
+/// that follows says why).
+fn image_volumes(engine: &Engine, image: &str) -> Vec<String> {
+    let Ok(img) = engine.images().resolve(image) else {
+        return Vec::new();
+    };
+    engine
+        .image_config(&img)
+        .ok()
+        .and_then(|c| {
+            c["Volumes"]
+                .as_object()
+                .map(|v| v.keys().cloned().collect())
+        })
+        .unwrap_or_default()
 }
 
 /// Stops (within `timeout` seconds) and removes a container with its
@@ -492,5 +622,36 @@ pub fn remove_member(
             Err(Error::engine(format!("remove {}", m.record.name))(e))
         }
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels_put_each_service_after_what_it_depends_on() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(
+            d.path().join("compose.yaml"),
+            "services:\n  web: {image: b, depends_on: [api, cache]}\n  api: {image: b, depends_on: [db]}\n  db: {image: b}\n  cache: {image: b}\n  worker: {image: b}\n",
+        )
+        .unwrap();
+        let p = Project::load(&crate::LoadOptions {
+            cwd: d.path().to_path_buf(),
+            project_name: Some("lv".into()),
+            ..crate::LoadOptions::default()
+        })
+        .unwrap();
+        let all: Vec<String> = p.services().map(|(n, _)| n.to_string()).collect();
+        let mut got = levels(&p, &all).unwrap();
+        got.iter_mut().for_each(|l| l.sort());
+        assert_eq!(
+            got,
+            vec![vec!["cache", "db", "worker"], vec!["api"], vec!["web"]]
+        );
+        // A dependency left out counts as met.
+        let some = vec!["web".to_string(), "api".to_string()];
+        assert_eq!(levels(&p, &some).unwrap(), vec![vec!["api"], vec!["web"]]);
     }
 }

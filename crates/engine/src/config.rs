@@ -68,10 +68,16 @@ pub struct ContainerConfig {
     /// stays (docker's HostConfig.NetworkMode keeps it too), with no
     /// endpoint on it; `extra_networks` are what it is connected to.
     pub left_network: bool,
-    /// `--network-alias`: names peers on user networks resolve it by.
+    /// `--network-alias`: names peers on the first network (the mode's)
+    /// resolve it by.
     pub network_aliases: Vec<String>,
     /// `--ip`: a fixed address on the first network.
     pub ip: Option<std::net::Ipv4Addr>,
+    /// What it asks of each of `extra_networks` (by the name there), as
+    /// docker keeps an EndpointSettings per network: an alias given to
+    /// `network connect` is answered on that network only.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub endpoints: BTreeMap<String, EndpointSettings>,
     /// `--mac-address`.
     pub mac_address: Option<[u8; 6]>,
     pub dns: Vec<String>,
@@ -109,6 +115,16 @@ pub struct ContainerConfig {
     /// the host's user namespace).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id_map: Option<crate::userns::IdMap>,
+}
+
+/// The settings of one network beside the first: docker's
+/// EndpointSettings.Aliases and IPAMConfig.IPv4Address.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct EndpointSettings {
+    pub aliases: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ipv4_address: Option<std::net::Ipv4Addr>,
 }
 
 /// A bind mount, named volume or tmpfs.

@@ -507,14 +507,36 @@ fn network_settings(engine: &Engine, r: &Record) -> Value {
     let c = &r.config;
     let mut networks = Vec::new();
     let names = crate::networking::connected_networks(c);
-    for name in names {
+    for (i, name) in names.into_iter().enumerate() {
         let ep = eps.iter().find(|e| e.network_name == name);
+        // Docker's EndpointSettings: the first network's from run, the
+        // others' from connect (whose IPAMConfig is `{}` without --ip); a
+        // user network's aliases end with the short id once it has an
+        // endpoint (connect makes one at once).
+        let first = i == 0 && !c.left_network;
+        let (aliases, ip, connected) = match c.endpoints.get(&name) {
+            Some(s) if !first => (s.aliases.clone(), s.ipv4_address, true),
+            _ if first => (c.network_aliases.clone(), c.ip, false),
+            _ => (Vec::new(), None, true),
+        };
+        let ipam = match ip {
+            Some(ip) => json!({"IPv4Address": ip.to_string()}),
+            None if connected => json!({}),
+            None => Value::Null,
+        };
+        let shown_aliases = if name != "bridge" && (ep.is_some() || connected) {
+            let mut a = aliases;
+            a.push(r.id[..r.id.len().min(12)].to_string());
+            json!(a)
+        } else {
+            Value::Null
+        };
         networks.push((
             name.clone(),
             json!({
-                "IPAMConfig": Value::Null,
+                "IPAMConfig": ipam,
                 "Links": Value::Null,
-                "Aliases": if ep.is_some() && name != "bridge" { json!(c.network_aliases) } else { Value::Null },
+                "Aliases": shown_aliases,
                 "NetworkID": ep.map(|e| e.network_id.clone()).unwrap_or_default(),
                 "EndpointID": ep.map(|e| format!("{}{}", e.container_id.get(..32).unwrap_or(""), e.veth)).unwrap_or_default(),
                 "Gateway": ep.map(|e| e.gateway.to_string()).unwrap_or_default(),

@@ -75,7 +75,31 @@ pub fn start_attached(engine: &Engine, r: &Record) -> Result<std::os::unix::net:
     crate::attach::connect(&engine.runroot, &r.id)
 }
 
+/// Starts several containers at once, each under a monitor of its own
+/// (as [`start_detached`]): every monitor is spawned first, then their
+/// reports are awaited, so the containers start side by side and the whole
+/// takes about as long as the slowest (compose starts the services of one
+/// dependency level so). One result per record, in their order.
+///
+/// The caller must be single-threaded: it forks.
+pub fn start_detached_all(engine: &Engine, records: &[Record]) -> Vec<Result<()>> {
+    let launched: Vec<Result<OwnedFd>> = records.iter().map(|r| launch(engine, r, false)).collect();
+    // Each report pipe closes when its monitor has reported (or died):
+    // read in turn, the waits overlap.
+    launched
+        .into_iter()
+        .map(|l| l.and_then(|rd| await_report(&rd)))
+        .collect()
+}
+
 fn spawn(engine: &Engine, r: &Record, wait_attach: bool) -> Result<()> {
+    let rd = launch(engine, r, wait_attach)?;
+    await_report(&rd)
+}
+
+/// Spawns the monitor of `r` (which goes on to start the container) and
+/// returns the read end of its report pipe.
+fn launch(engine: &Engine, r: &Record, wait_attach: bool) -> Result<OwnedFd> {
     let (rd, wr) = nix::unistd::pipe2(OFlag::O_CLOEXEC).ctx(|| "pipe".into())?;
     let mut args = vec![
         std::ffi::OsStr::new("berth-monitor"),
@@ -112,26 +136,34 @@ fn spawn(engine: &Engine, r: &Record, wait_attach: bool) -> Result<()> {
         }
         ForkResult::Parent { child } => {
             drop(wr);
+            // The middle process ends at once (its child, the monitor, is
+            // the init's now).
             let _ = waitpid(child, None);
-            let mut report = Vec::new();
-            let mut buf = [0u8; 4096];
-            loop {
-                match nix::unistd::read(rd.as_raw_fd(), &mut buf) {
-                    Ok(0) => break,
-                    Ok(n) => report.extend_from_slice(&buf[..n]),
-                    Err(nix::errno::Errno::EINTR) => {}
-                    Err(e) => return Err(e).ctx(|| "read the monitor's report".into()),
-                }
-            }
-            let report = String::from_utf8_lossy(&report);
-            match report.strip_prefix("ok") {
-                Some(_) => Ok(()),
-                None if report.is_empty() => Err(Error::Monitor(
-                    "the container's monitor died before the container started".into(),
-                )),
-                None => Err(Error::from_report(report.as_bytes())),
-            }
+            Ok(rd)
         }
+    }
+}
+
+/// Reads a monitor's report to its end: "ok" once the container runs,
+/// else why it could not start.
+fn await_report(rd: &OwnedFd) -> Result<()> {
+    let mut report = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match nix::unistd::read(rd.as_raw_fd(), &mut buf) {
+            Ok(0) => break,
+            Ok(n) => report.extend_from_slice(&buf[..n]),
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(e).ctx(|| "read the monitor's report".into()),
+        }
+    }
+    let report = String::from_utf8_lossy(&report);
+    match report.strip_prefix("ok") {
+        Some(_) => Ok(()),
+        None if report.is_empty() => Err(Error::Monitor(
+            "the container's monitor died before the container started".into(),
+        )),
+        None => Err(Error::from_report(report.as_bytes())),
     }
 }
 

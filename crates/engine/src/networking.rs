@@ -17,7 +17,7 @@
 use berth_network::files::{self, HostEntry};
 use berth_network::{Attach, Endpoint, EndpointConfig, Network, PortSpec};
 
-use crate::config::ContainerConfig;
+use crate::config::{ContainerConfig, EndpointSettings};
 use crate::error::{Context, Error, Result};
 use crate::{Engine, Record, Status};
 
@@ -88,15 +88,23 @@ impl Engine {
                 continue;
             }
             let net = self.networks.get(name)?;
-            let first = i == 0 && !cfg.left_network;
-            out.push((
-                net,
+            let ep = if i == 0 && !cfg.left_network {
                 EndpointConfig {
                     aliases: cfg.network_aliases.clone(),
-                    ip: if first { cfg.ip } else { None },
-                    mac: if first { cfg.mac_address } else { None },
-                },
-            ));
+                    ip: cfg.ip,
+                    mac: cfg.mac_address,
+                }
+            } else {
+                // Each network its own aliases and address: a name given
+                // for one is not answered on another.
+                let s = cfg.endpoints.get(name).cloned().unwrap_or_default();
+                EndpointConfig {
+                    aliases: s.aliases,
+                    ip: s.ipv4_address,
+                    mac: None,
+                }
+            };
+            out.push((net, ep));
         }
         Ok(out)
     }
@@ -122,21 +130,8 @@ impl Engine {
             }
             return Ok(());
         }
-        let nets = self.container_networks(cfg)?;
-        if let Some((n, _)) = nets.first() {
-            if n.is_default() && (cfg.ip.is_some() || !cfg.network_aliases.is_empty()) {
-                return Err(Error::InvalidOption(
-                    "user specified IP address and network aliases are supported on user defined networks only".into(),
-                ));
-            }
-            if let Some(ip) = cfg.ip {
-                if !n.subnet.usable(ip) || ip == n.gateway {
-                    return Err(Error::InvalidOption(format!(
-                        "invalid --ip {ip}: not a usable address of network {} ({})",
-                        n.name, n.subnet
-                    )));
-                }
-            }
+        for (n, ep) in self.container_networks(cfg)? {
+            check_endpoint(&n, &ep)?;
         }
         Ok(())
     }
@@ -465,8 +460,20 @@ impl Engine {
 
     /// `network connect`: a created or stopped container gets the network
     /// at its next start; a running one now as well.
-    pub fn connect(&self, r: &Record, net: &Network, aliases: &[String]) -> Result<()> {
+    pub fn connect(&self, r: &Record, net: &Network, settings: &EndpointSettings) -> Result<()> {
         let mut cfg = r.config.clone();
+        let mut aliases = Vec::new();
+        for a in &settings.aliases {
+            if !aliases.contains(a) {
+                aliases.push(a.clone());
+            }
+        }
+        let ep_cfg = EndpointConfig {
+            aliases,
+            ip: settings.ipv4_address,
+            mac: None,
+        };
+        check_endpoint(net, &ep_cfg)?;
         if connected_networks(&cfg).iter().any(|n| n == "none") {
             return Err(Error::Conflict(NONE_ALONE.into()));
         } else if !joins_networks(&cfg) {
@@ -483,26 +490,26 @@ impl Engine {
         } else if cfg.left_network
             && [net.name.as_str(), net.id.as_str()].contains(&cfg.network.as_str())
         {
-            // Back on the network it left.
+            // Back on the network it left, with what this connect asks
+            // (the old endpoint's settings went with it).
             cfg.left_network = false;
+            cfg.network_aliases.clone_from(&ep_cfg.aliases);
+            cfg.ip = ep_cfg.ip;
         } else {
             cfg.extra_networks.push(net.name.clone());
-        }
-        for a in aliases {
-            if !cfg.network_aliases.contains(a) {
-                cfg.network_aliases.push(a.clone());
-            }
+            cfg.endpoints.insert(
+                net.name.clone(),
+                EndpointSettings {
+                    aliases: ep_cfg.aliases.clone(),
+                    ipv4_address: ep_cfg.ip,
+                },
+            );
         }
         if matches!(r.status, Status::Running | Status::Paused) && crate::alive(r.pid, r.pid_start)
         {
             // Live: the interface now, then the config (so a failure
             // changes nothing).
             let _lock = self.hosts_lock_for(true);
-            let ep_cfg = EndpointConfig {
-                aliases: cfg.network_aliases.clone(),
-                ip: None,
-                mac: None,
-            };
             self.networks
                 .connect_running((&r.id, &r.name), r.pid, net, &ep_cfg)?;
             if let Err(e) = self.db.set_config(&r.id, &cfg) {
@@ -532,14 +539,18 @@ impl Engine {
         let names = [net.name.as_str(), net.id.as_str()];
         if names.contains(&cfg.network.as_str()) && !cfg.left_network {
             // The mode stays, as docker's NetworkMode does; the container
-            // is on what else it was connected to, or on nothing.
+            // is on what else it was connected to, or on nothing. The
+            // endpoint's settings go with it, as docker's do.
             cfg.left_network = true;
+            cfg.network_aliases.clear();
+            cfg.ip = None;
         } else if let Some(i) = cfg
             .extra_networks
             .iter()
             .position(|n| names.contains(&n.as_str()))
         {
-            cfg.extra_networks.remove(i);
+            let gone = cfg.extra_networks.remove(i);
+            cfg.endpoints.remove(&gone);
         } else {
             return Err(not_connected(r, &net.name));
         }
@@ -555,6 +566,25 @@ impl Engine {
         }
         Ok(())
     }
+}
+
+/// What docker refuses of one network's settings: aliases or an address
+/// on the default bridge, an address outside the network's subnet.
+fn check_endpoint(n: &Network, ep: &EndpointConfig) -> Result<()> {
+    if n.is_default() && (ep.ip.is_some() || !ep.aliases.is_empty()) {
+        return Err(Error::InvalidOption(
+            "user specified IP address and network aliases are supported on user defined networks only".into(),
+        ));
+    }
+    if let Some(ip) = ep.ip {
+        if !n.subnet.usable(ip) || ip == n.gateway {
+            return Err(Error::InvalidOption(format!(
+                "invalid --ip {ip}: not a usable address of network {} ({})",
+                n.name, n.subnet
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// `--add-host host:ip` lines.

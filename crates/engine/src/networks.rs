@@ -98,6 +98,8 @@ impl NetworkCreateOptions {
 pub struct ConnectOptions {
     /// Names the container also answers to on this network.
     pub aliases: Vec<String>,
+    /// `--ip`: its address on this network.
+    pub ipv4_address: Option<std::net::Ipv4Addr>,
 }
 
 impl Engine {
@@ -255,7 +257,14 @@ impl Engine {
                 return Ok(());
             }
         };
-        self.connect(&r, &n, &opts.aliases)?;
+        self.connect(
+            &r,
+            &n,
+            &crate::config::EndpointSettings {
+                aliases: opts.aliases.clone(),
+                ipv4_address: opts.ipv4_address,
+            },
+        )?;
         self.db.event(
             "network",
             "connect",

@@ -74,6 +74,10 @@ const MIGRATIONS: &[Migration] = &[
         what: "a pod's user namespace range goes with the pod's row",
         steps: &[Step::Sql(V4_POD_USERNS_RANGES)],
     },
+    Migration {
+        what: "per-network endpoint settings: the aliases a container had on all its networks stay on each",
+        steps: &[Step::Sql(V5_ENDPOINTS)],
+    },
 ];
 
 /// The version this berth brings a database to.
@@ -112,6 +116,22 @@ const V4_POD_USERNS_RANGES: &str = "
 CREATE TRIGGER userns_ranges_released_by_pod AFTER DELETE ON pods BEGIN
     DELETE FROM userns_ranges WHERE container_id = old.id;
 END;
+";
+
+/// A container's config (JSON) kept one alias list for all its networks;
+/// now the first network's stay in `network_aliases` and each of
+/// `extra_networks` has its own entry in `endpoints`. Containers made
+/// before answered their aliases on every network: each extra network
+/// gets the list, so nothing a peer resolves changes with the upgrade.
+const V5_ENDPOINTS: &str = "
+UPDATE containers SET config = json_set(config, '$.endpoints', (
+    SELECT json_group_object(n.value,
+        json_object('aliases', json(json_extract(containers.config, '$.network_aliases'))))
+    FROM json_each(containers.config, '$.extra_networks') AS n))
+WHERE json_valid(config)
+    AND json_array_length(config, '$.extra_networks') > 0
+    AND json_array_length(config, '$.network_aliases') > 0
+    AND json_type(config, '$.endpoints') IS NULL;
 ";
 
 const V1_TABLES: &str = "
@@ -406,6 +426,51 @@ mod tests {
             })
             .unwrap();
         assert_eq!((name.as_str(), health.as_str()), ("web", ""));
+    }
+
+    #[test]
+    fn aliases_of_a_v3_container_stay_on_each_of_its_networks() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE);
+        let mut c = Connection::open(&path).unwrap();
+        c.execute_batch(V1_TABLES).unwrap();
+        c.execute_batch("PRAGMA user_version = 3").unwrap();
+        let rows = [
+            // On two networks: the one list goes to the second as well.
+            (
+                "c1",
+                r#"{"network":"n1","extra_networks":["n2","n3"],"network_aliases":["a","b"]}"#,
+            ),
+            // One network, or no aliases: left as they were.
+            ("c2", r#"{"network":"n1","network_aliases":["a"]}"#),
+            (
+                "c3",
+                r#"{"network":"n1","extra_networks":["n2"],"network_aliases":[]}"#,
+            ),
+        ];
+        for (id, cfg) in rows {
+            c.execute(
+                "INSERT INTO containers (id, name, image_id, config, created, status)
+                 VALUES (?1, ?1, 'i', ?2, 'now', 'created')",
+                [id, cfg],
+            )
+            .unwrap();
+        }
+        migrate(&mut c).unwrap();
+        let config = |id: &str| -> String {
+            c.query_row("SELECT config FROM containers WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .unwrap()
+        };
+        let c1 = config("c1");
+        assert!(
+            c1.contains(r#""endpoints":{"n2":{"aliases":["a","b"]},"n3":{"aliases":["a","b"]}}"#)
+                && c1.contains(r#""network_aliases":["a","b"]"#),
+            "{c1}"
+        );
+        assert_eq!(config("c2"), rows[1].1);
+        assert_eq!(config("c3"), rows[2].1);
     }
 
     #[test]
