@@ -429,11 +429,13 @@ mod tests {
     }
 
     #[test]
-    fn aliases_of_a_v3_container_stay_on_each_of_its_networks() {
+    fn aliases_of_a_v4_container_stay_on_each_of_its_networks() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(FILE);
         let mut c = Connection::open(&path).unwrap();
-        c.execute_batch(V1_TABLES).unwrap();
+        for step in [V1_TABLES, V2_PODS, V3_USERNS_RANGES] {
+            c.execute_batch(step).unwrap();
+        }
         c.execute_batch("PRAGMA user_version = 3").unwrap();
         let rows = [
             // On two networks: the one list goes to the second as well.
