@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use berth_engine::config::{Mount, Resources, RestartPolicy};
-use berth_engine::health::HealthConfig;
+use berth_engine::health::{HealthConfig, OnFailure};
 use berth_engine::pods::{PodConfig, PodCreateOptions};
 use berth_engine::{ContainerConfig, Engine};
 use berth_network::{PortSpec, Proto};
@@ -15,7 +15,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use crate::documents::{Document, Parsed};
-use crate::{quantity, EngineContext, Error, Result};
+use crate::{expansion, quantity, EngineContext, Error, Result};
 
 /// `kube play`'s options.
 #[derive(Debug, Clone)]
@@ -486,6 +486,16 @@ fn make_members(
                     .insert(berth_engine::pods::INIT_LABEL.into(), "once".into());
             } else {
                 cfg.restart = restart.clone();
+                // A failing liveness probe: the kubelet kills the
+                // container and its restart policy decides (podman 4.3
+                // restarts whatever the policy).
+                if c.liveness_probe.is_some() {
+                    cfg.health_on_failure = if restart.name == "no" {
+                        OnFailure::Kill
+                    } else {
+                        OnFailure::Restart
+                    };
+                }
             }
             let name = format!("{}-{}", w.name, c.name);
             let r = engine
@@ -703,18 +713,24 @@ fn container_config(
         image,
         ..ContainerConfig::default()
     };
+    cfg.env = environment(&at, c, w, cms, secs)?;
     // Kubernetes: command replaces the entrypoint (and the image's cmd
-    // with it), args the cmd.
+    // with it), args the cmd; `$(VAR)` in them is the container's
+    // variable, as the kubelet expands it.
+    let expanded = |list: &Vec<String>| -> Vec<String> {
+        list.iter()
+            .map(|a| expansion::expand(a, |n| expansion::lookup_env(&cfg.env, n)))
+            .collect()
+    };
     if let Some(cmd) = &c.command {
-        cfg.entrypoint_override = Some(cmd.clone());
+        cfg.entrypoint_override = Some(expanded(cmd));
     }
     if let Some(args) = &c.args {
-        cfg.cmd = args.clone();
+        cfg.cmd = expanded(args);
     }
     cfg.working_dir = c.working_dir.clone().unwrap_or_default();
     cfg.tty = c.tty.unwrap_or(false);
     cfg.open_stdin = c.stdin.unwrap_or(false);
-    cfg.env = environment(&at, c, w, cms, secs)?;
     for (i, p) in c.ports.iter().flatten().enumerate() {
         let proto = proto(p.protocol.as_ref(), &format!("{at}: ports[{i}]"))?;
         let port = port_u16(p.container_port, &format!("{at}: ports[{i}]"))?;
@@ -797,7 +813,7 @@ fn environment(
     secs: &BTreeMap<String, &Secret>,
 ) -> Result<Vec<String>> {
     let mut env: Vec<(String, String)> = Vec::new();
-    let mut set = |k: String, v: String| {
+    let set = |env: &mut Vec<(String, String)>, k: String, v: String| {
         env.retain(|(ek, _)| *ek != k);
         env.push((k, v));
     };
@@ -830,16 +846,25 @@ fn environment(
         };
         for (k, v) in entries {
             set(
+                &mut env,
                 format!("{prefix}{k}"),
                 String::from_utf8_lossy(&v).into_owned(),
             );
         }
     }
     for (i, e) in c.env.iter().flatten().enumerate() {
-        set(
-            e.name.clone(),
-            env_value(&format!("{at}: env[{i}] ({})", e.name), e, w, cms, secs)?,
-        );
+        let mut value = env_value(&format!("{at}: env[{i}] ({})", e.name), e, w, cms, secs)?;
+        // A value may name the variables before it (`$(VAR)`); values
+        // from ConfigMaps and Secrets are taken as they are.
+        if e.value_from.is_none() {
+            value = expansion::expand(&value, |n| {
+                env.iter()
+                    .rev()
+                    .find(|(k, _)| k == n)
+                    .map(|(_, v)| v.as_str())
+            });
+        }
+        set(&mut env, e.name.clone(), value);
     }
     Ok(env.into_iter().map(|(k, v)| format!("{k}={v}")).collect())
 }
