@@ -546,7 +546,39 @@ fn prepare_start(
         },
         &joins,
     )?;
+    let spec = match crate::pods::pod_of_mode(&r.config.ipc_mode) {
+        Some(pod) => share_pod_shm(spec, &crate::pods::pod_shm(engine, pod))?,
+        None => spec,
+    };
     Ok((detached, spec))
+}
+
+/// A member sharing its pod's IPC namespace gets the pod's /dev/shm (a
+/// bind of the one tmpfs) instead of a tmpfs of its own.
+fn share_pod_shm(
+    mut spec: oci_spec::runtime::Spec,
+    shm: &std::path::Path,
+) -> Result<oci_spec::runtime::Spec> {
+    let mut mounts = spec.mounts().clone().unwrap_or_default();
+    let Some(m) = mounts
+        .iter_mut()
+        .find(|m| m.destination() == std::path::Path::new("/dev/shm"))
+    else {
+        return Ok(spec);
+    };
+    *m = oci_spec::runtime::MountBuilder::default()
+        .destination("/dev/shm")
+        .typ("bind")
+        .source(shm)
+        .options(
+            ["rbind", "rprivate", "nosuid", "noexec", "nodev"]
+                .map(String::from)
+                .to_vec(),
+        )
+        .build()
+        .map_err(|e| Error::Monitor(format!("the pod's /dev/shm mount: {e}")))?;
+    spec.set_mounts(Some(mounts));
+    Ok(spec)
 }
 
 fn finish(server: &mut Option<&mut crate::attach::Server>, code: i32) {

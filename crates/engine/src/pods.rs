@@ -554,12 +554,21 @@ impl Engine {
                 || matches!(pod.config.network.as_str(), "none")
                 || self.pod_ip(&pod.id).is_some());
         if complete {
+            // The /dev/shm of a pod made before pods had one is added on
+            // its own: members running in its namespaces keep them.
+            if kinds.contains(&"ipc") && !is_mount_point(&dir.join(SHM)) {
+                mount_shm(&dir.join(SHM))?;
+            }
             return Ok(());
         }
         // Half there (a killed create, a reboot): made again from nothing.
         self.networks.detach(&pod.id, false)?;
         unmount_namespaces(&dir);
         make_namespaces(&dir, &kinds, &pod.config.hostname)?;
+        if kinds.contains(&"ipc") {
+            // A new IPC namespace: a new /dev/shm with it.
+            mount_shm(&dir.join(SHM))?;
+        }
         if kinds.contains(&"net") && pod.config.network != "none" {
             let net = self.networks.get(&pod.config.network)?;
             let netns = dir.join("net");
@@ -862,9 +871,70 @@ fn is_namespace_file(p: &Path) -> bool {
     })
 }
 
+/// The pod's /dev/shm under its run directory: one tmpfs every member
+/// sharing the pod's IPC namespace mounts at /dev/shm. The namespace
+/// shares System V objects and POSIX message queues; POSIX shared memory
+/// is files in /dev/shm, so a tmpfs per member would split what the
+/// shared namespace promises (podman bind-mounts its infra container's).
+const SHM: &str = "shm";
+
+/// podman's (and docker's) default /dev/shm size.
+const SHM_SIZE: u64 = 64 << 20;
+
+/// The pod's /dev/shm, for a member sharing its IPC namespace: made
+/// with the namespaces (see [`Engine::pod_namespaces`]).
+pub(crate) fn pod_shm(engine: &Engine, pod_id: &str) -> PathBuf {
+    engine.pod_dir(pod_id).join(SHM)
+}
+
+/// Whether something is mounted on `p` (its device differs from its
+/// parent's: the run directory is itself a tmpfs, so the filesystem's
+/// type would not tell).
+fn is_mount_point(p: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let (Ok(m), Some(Ok(parent))) = (
+        std::fs::symlink_metadata(p),
+        p.parent().map(std::fs::symlink_metadata),
+    ) else {
+        return false;
+    };
+    m.dev() != parent.dev()
+}
+
+/// Mounts the pod's /dev/shm tmpfs on `p` (made if missing), with the
+/// options a container's own has.
+fn mount_shm(p: &Path) -> Result<()> {
+    use nix::mount::MsFlags;
+    match std::fs::create_dir(p) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+            return Err(e).ctx(|| format!("create {}", p.display()));
+        }
+        _ => {}
+    }
+    nix::mount::mount(
+        Some("shm"),
+        p,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        Some(format!("mode=1777,size={SHM_SIZE}").as_str()),
+    )
+    .map_err(|source| Error::Sys {
+        context: format!("mount the pod's /dev/shm on {}", p.display()),
+        source,
+    })
+}
+
 /// Unmounts whatever namespace files `dir` holds (lazily: a member being
-/// made may have it open; the namespace goes with its last user).
+/// made may have it open; the namespace goes with its last user), and the
+/// pod's /dev/shm.
 fn unmount_namespaces(dir: &Path) {
+    let shm = dir.join(SHM);
+    while is_mount_point(&shm) {
+        if nix::mount::umount2(&shm, nix::mount::MntFlags::MNT_DETACH).is_err() {
+            break;
+        }
+    }
+    let _ = std::fs::remove_dir(&shm);
     for ns in SHAREABLE {
         let p = dir.join(ns);
         while is_namespace_file(&p) {
