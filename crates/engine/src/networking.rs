@@ -436,9 +436,12 @@ impl Engine {
         let endpoints = self.networks.endpoints(id).unwrap_or_default();
         let ports = self.networks.ports(id).unwrap_or_default();
         if endpoints.is_empty() && ports.is_empty() {
-            let pod = self.db.get(id).ok().flatten().and_then(|r| {
-                crate::pods::pod_of_mode(&r.config.network).map(str::to_string)
-            });
+            let pod = self
+                .db
+                .get(id)
+                .ok()
+                .flatten()
+                .and_then(|r| crate::pods::pod_of_mode(&r.config.network).map(str::to_string));
             if let Some(pod) = pod {
                 return (endpoints, self.pod_ports(&pod));
             }
