@@ -814,3 +814,83 @@ spec:
     );
     b.ok(&["kube", "down", &file]);
 }
+
+/// A NodePort Service whose port differs from its targetPort: the host's
+/// nodePort reaches the pod's targetPort (what a cluster's node does),
+/// the member's `port` shows it, and what berth cannot give inside the
+/// pods (the Service's own port, which needs a ClusterIP) is a warning, as
+/// is a Service that selects nothing.
+#[test]
+fn a_node_port_reaches_the_target_port_and_the_service_port_is_a_warning() {
+    if !berth_testkit::root_or_skip(
+        "a_node_port_reaches_the_target_port_and_the_service_port_is_a_warning",
+    ) {
+        return;
+    }
+    let b = berth();
+    let dir = tempfile::tempdir().unwrap();
+    let name = format!("svcport-{}", std::process::id());
+    let node = free_port();
+    let yaml = format!(
+        r#"apiVersion: v1
+kind: Service
+metadata:
+  name: front-{name}
+spec:
+  type: NodePort
+  selector:
+    app: {name}
+  ports:
+  - port: 80
+    targetPort: 8080
+    nodePort: {node}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: nobody-{name}
+spec:
+  selector:
+    app: nothing
+  ports:
+  - port: 1
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: {name}
+  labels:
+    app: {name}
+spec:
+  containers:
+  - name: web
+    image: busybox
+    command: [sh, -c, "mkdir -p /www && echo target-port > /www/index.html && exec httpd -f -p 8080 -h /www"]
+    ports:
+    - containerPort: 8080
+"#
+    );
+    let file = write_yaml(dir.path(), "svc.yaml", &yaml);
+    let o = b.run(&["kube", "play", &file]);
+    expect_code(&o, 0, "kube play of a NodePort Service");
+    let err = stderr(&o);
+    assert!(
+        err.contains(&format!(
+            "Service front-{name}: spec.ports[0]: port 80 is not served inside the pods"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "Service nobody-{name}: selects no pod of the file"
+        )),
+        "{err}"
+    );
+    let page = get(&format!("127.0.0.1:{node}"), "/index.html").unwrap();
+    assert!(page.contains("target-port"), "{page}");
+    assert_eq!(
+        b.ok(&["port", &format!("{name}-web")]).trim(),
+        format!("8080/tcp -> 0.0.0.0:{node}")
+    );
+    b.ok(&["kube", "down", &file]);
+}

@@ -10,7 +10,7 @@ use berth_engine::pods::{PodConfig, PodCreateOptions};
 use berth_engine::{ContainerConfig, Engine};
 use berth_network::{PortSpec, Proto};
 use k8s_openapi::api::core::v1::{
-    ConfigMap, Container, EnvVar, PodSpec, Probe, Secret, Service, Volume,
+    ConfigMap, Container, EnvVar, PodSpec, Probe, Secret, Service, ServicePort, Volume,
 };
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
@@ -290,25 +290,7 @@ fn published(w: &Workload<'_>, services: &[&Service]) -> Result<Vec<PortSpec>> {
         {
             let Some(node) = p.node_port else { continue };
             let at = format!("Service {sname}: spec.ports[{i}]");
-            let target = match &p.target_port {
-                None => port_u16(p.port, &at)?,
-                Some(IntOrString::Int(n)) => port_u16(*n, &at)?,
-                Some(IntOrString::String(name)) => {
-                    let found = w
-                        .spec
-                        .containers
-                        .iter()
-                        .flat_map(|c| c.ports.iter().flatten())
-                        .find(|cp| cp.name.as_deref() == Some(name))
-                        .ok_or_else(|| {
-                            Error::Invalid(format!(
-                                "{at}: targetPort {name}: no container of pod {} has a port of that name",
-                                w.name
-                            ))
-                        })?;
-                    port_u16(found.container_port, &at)?
-                }
-            };
+            let target = target_port(w, p, &at)?;
             let proto = proto(p.protocol.as_ref(), &at)?;
             let host = port_u16(node, &at)?;
             if !out.iter().any(|o| o.host_port == host && o.proto == proto) {
@@ -317,6 +299,69 @@ fn published(w: &Workload<'_>, services: &[&Service]) -> Result<Vec<PortSpec>> {
         }
     }
     Ok(out)
+}
+
+/// The port of the pod a Service port sends to: targetPort (a number, or
+/// the name of a container's port), else port.
+fn target_port(w: &Workload<'_>, p: &ServicePort, at: &str) -> Result<u16> {
+    match &p.target_port {
+        None => port_u16(p.port, at),
+        Some(IntOrString::Int(n)) => port_u16(*n, at),
+        Some(IntOrString::String(name)) => {
+            let found = w
+                .spec
+                .containers
+                .iter()
+                .flat_map(|c| c.ports.iter().flatten())
+                .find(|cp| cp.name.as_deref() == Some(name))
+                .ok_or_else(|| {
+                    Error::Invalid(format!(
+                        "{at}: targetPort {name}: no container of pod {} has a port of that name",
+                        w.name
+                    ))
+                })?;
+            port_u16(found.container_port, at)
+        }
+    }
+}
+
+/// What a Service does not give inside the pods, said rather than lost:
+/// its name resolves to the selected pod's address (berth has no
+/// ClusterIP), so a client reaches the pod's targetPort there, never a
+/// `port` that differs from it; and a Service selecting no pod of the
+/// file resolves to nothing.
+fn service_warnings(svc: &Service, loads: &[Workload<'_>]) -> Vec<String> {
+    let name = svc.metadata.name.clone().unwrap_or_default();
+    let Some(w) = loads.iter().find(|w| selects(svc, &w.labels)) else {
+        return vec![format!(
+            "Service {name}: selects no pod of the file: its name resolves to nothing"
+        )];
+    };
+    let mut out = Vec::new();
+    for (i, p) in svc
+        .spec
+        .iter()
+        .flat_map(|s| s.ports.iter().flatten())
+        .enumerate()
+    {
+        let at = format!("Service {name}: spec.ports[{i}]");
+        // A name no container has: Kubernetes takes it (the Service
+        // just has no endpoint for it); so does berth, saying so.
+        let target = match target_port(w, p, &at) {
+            Ok(t) => t,
+            Err(e) => {
+                out.push(e.to_string());
+                continue;
+            }
+        };
+        if i32::from(target) != p.port {
+            out.push(format!(
+                "{at}: port {} is not served inside the pods: {name} resolves to pod {}'s address, where targetPort {target} answers (berth has no ClusterIP to translate the port)",
+                p.port, w.name
+            ));
+        }
+    }
+    out
 }
 
 /// Plays the file's documents; on failure the pods this play made are
@@ -330,6 +375,9 @@ pub fn play(engine: &mut Engine, parsed: &Parsed, opts: &PlayOptions) -> Result<
         warnings: parsed.warnings.clone(),
         ..PlayReport::default()
     };
+    for svc in &services {
+        report.warnings.extend(service_warnings(svc, &loads));
+    }
     for w in &loads {
         if let Ok(p) = engine.pod_find(&w.name) {
             if p.name != w.name {
