@@ -190,6 +190,7 @@ pub fn run(root: &Path, runroot: &Path, cmd: &PodCommand) -> Result<i32> {
                 publish: ports,
                 extra_hosts: add_host.clone(),
                 dns: dns.clone(),
+                ..PodConfig::default()
             };
             if config.share.is_empty() {
                 bail!("--share {share:?}: name the namespaces to share (net, ipc, uts)");

@@ -817,14 +817,13 @@ spec:
 
 /// A NodePort Service whose port differs from its targetPort: the host's
 /// nodePort reaches the pod's targetPort (what a cluster's node does),
-/// the member's `port` shows it, and what berth cannot give inside the
-/// pods (the Service's own port, which needs a ClusterIP) is a warning, as
-/// is a Service that selects nothing.
+/// the member's `port` shows it, and inside the pods the Service's name
+/// and `port` reach the targetPort (what a ClusterIP does), from another
+/// pod and from the selected pod itself. A Service selecting nothing is a
+/// warning.
 #[test]
-fn a_node_port_reaches_the_target_port_and_the_service_port_is_a_warning() {
-    if !berth_testkit::root_or_skip(
-        "a_node_port_reaches_the_target_port_and_the_service_port_is_a_warning",
-    ) {
+fn a_service_port_and_its_node_port_reach_the_target_port() {
+    if !berth_testkit::root_or_skip("a_service_port_and_its_node_port_reach_the_target_port") {
         return;
     }
     let b = berth();
@@ -868,6 +867,16 @@ spec:
     command: [sh, -c, "mkdir -p /www && echo target-port > /www/index.html && exec httpd -f -p 8080 -h /www"]
     ports:
     - containerPort: 8080
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: {name}-client
+spec:
+  containers:
+  - name: c
+    image: busybox
+    command: [sleep, "60"]
 "#
     );
     let file = write_yaml(dir.path(), "svc.yaml", &yaml);
@@ -876,21 +885,45 @@ spec:
     let err = stderr(&o);
     assert!(
         err.contains(&format!(
-            "Service front-{name}: spec.ports[0]: port 80 is not served inside the pods"
-        )),
-        "{err}"
-    );
-    assert!(
-        err.contains(&format!(
             "Service nobody-{name}: selects no pod of the file"
         )),
         "{err}"
     );
+    assert!(!err.contains("is not served"), "{err}");
     let page = get(&format!("127.0.0.1:{node}"), "/index.html").unwrap();
     assert!(page.contains("target-port"), "{page}");
     assert_eq!(
         b.ok(&["port", &format!("{name}-web")]).trim(),
         format!("8080/tcp -> 0.0.0.0:{node}")
     );
+    // By the Service's name and port, from another pod and from itself.
+    let url = format!("http://front-{name}:80/index.html");
+    for (who, member) in [
+        ("another pod", format!("{name}-client-c")),
+        ("the pod itself", format!("{name}-web")),
+    ] {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let o = b.run(&["exec", &member, "timeout", "3", "wget", "-qO-", &url]);
+            if o.status.success() {
+                assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "target-port");
+                break;
+            }
+            assert!(Instant::now() < deadline, "{who}: {url}: {}", stderr(&o));
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    // Only the pod's address is translated: port 80 on the selected
+    // pod's own loopback (another address) is not the Service.
+    let o = b.run(&[
+        "exec",
+        &format!("{name}-web"),
+        "timeout",
+        "3",
+        "wget",
+        "-qO-",
+        "http://127.0.0.1:80/index.html",
+    ]);
+    assert_ne!(o.status.code(), Some(0), "loopback port 80 answered");
     b.ok(&["kube", "down", &file]);
 }

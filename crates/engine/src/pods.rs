@@ -68,6 +68,22 @@ pub struct PodConfig {
     /// `--add-host` entries of every member's /etc/hosts.
     pub extra_hosts: Vec<String>,
     pub dns: Vec<String>,
+    /// Ports translated in the pod's network namespace (kube play's
+    /// Services whose port differs from their targetPort).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub redirects: Vec<PortRedirect>,
+}
+
+/// A Service port as a ClusterIP would serve it, for the pod a Service's
+/// name resolves to: what reaches the pod's address on `port` (from its
+/// peers, or from its own members) goes to `target`. A rule in the pod's
+/// own network namespace, so it goes with the namespace and is made again
+/// with it.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PortRedirect {
+    pub port: u16,
+    pub target: u16,
+    pub proto: berth_network::Proto,
 }
 
 impl PodConfig {
@@ -587,6 +603,9 @@ impl Engine {
                 )],
                 ports: &pod.config.publish,
             })?;
+            if let (false, Some(ip)) = (pod.config.redirects.is_empty(), self.pod_ip(&pod.id)) {
+                redirect_ports(&dir.join("net"), ip, &pod.config.redirects)?;
+            }
         }
         Ok(())
     }
@@ -921,6 +940,52 @@ fn mount_shm(p: &Path) -> Result<()> {
     .map_err(|source| Error::Sys {
         context: format!("mount the pod's /dev/shm on {}", p.display()),
         source,
+    })
+}
+
+/// The pod's port redirects, as an nft table `ip berth_pod` in its
+/// network namespace (`netns`, the mounted file): prerouting for its
+/// peers, output for its own members, both only for the pod's address,
+/// so a member's connections elsewhere on those ports are left alone. nft
+/// is run from a thread that entered the namespace (the child inherits
+/// it); the process's own namespace is untouched.
+fn redirect_ports(netns: &Path, ip: std::net::Ipv4Addr, redirects: &[PortRedirect]) -> Result<()> {
+    const TABLE: &str = "berth_pod";
+    let mut cmds = vec![json!({"add": {"table": {"family": "ip", "name": TABLE}}})];
+    for (chain, hook) in [("prerouting", "prerouting"), ("output", "output")] {
+        cmds.push(json!({"add": {"chain": {
+            "family": "ip", "table": TABLE, "name": chain, "type": "nat",
+            "hook": hook, "prio": -100, "policy": "accept",
+        }}}));
+        for r in redirects {
+            let proto = r.proto.as_str();
+            cmds.push(json!({"add": {"rule": {
+                "family": "ip", "table": TABLE, "chain": chain, "expr": [
+                    {"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "daddr"}}, "right": ip.to_string()}},
+                    {"match": {"op": "==", "left": {"payload": {"protocol": proto, "field": "dport"}}, "right": r.port}},
+                    {"redirect": {"port": r.target}},
+                ],
+            }}}));
+        }
+    }
+    let file = std::fs::File::open(netns).ctx(|| format!("open {}", netns.display()))?;
+    std::thread::scope(|s| {
+        s.spawn(|| -> Result<()> {
+            nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).map_err(|source| {
+                Error::Sys {
+                    context: "enter the pod's network namespace".into(),
+                    source,
+                }
+            })?;
+            berth_network::nft::apply(&cmds)
+                .map_err(|e| Error::Network(berth_network::Error::Nft(e)))
+        })
+        .join()
+        .unwrap_or_else(|_| {
+            Err(Error::Monitor(
+                "the thread redirecting the pod's ports panicked".into(),
+            ))
+        })
     })
 }
 

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use berth_engine::config::{Mount, Resources, RestartPolicy};
 use berth_engine::health::{HealthConfig, OnFailure};
-use berth_engine::pods::{PodConfig, PodCreateOptions};
+use berth_engine::pods::{PodConfig, PodCreateOptions, PortRedirect};
 use berth_engine::{ContainerConfig, Engine};
 use berth_network::{PortSpec, Proto};
 use k8s_openapi::api::core::v1::{
@@ -325,11 +325,39 @@ fn target_port(w: &Workload<'_>, p: &ServicePort, at: &str) -> Result<u16> {
     }
 }
 
+/// The Service ports a selected pod translates, `port` to targetPort, in
+/// its network namespace: the Service's name resolves to the pod's
+/// address (berth has no ClusterIP), and there `port` answers as a
+/// ClusterIP's would.
+fn redirects(w: &Workload<'_>, services: &[&Service]) -> Vec<PortRedirect> {
+    let mut out: Vec<PortRedirect> = Vec::new();
+    for svc in services.iter().filter(|s| selects(s, &w.labels)) {
+        for p in svc.spec.iter().flat_map(|s| s.ports.iter().flatten()) {
+            // Unresolvable ones are warned about (service_warnings).
+            let (Ok(target), Ok(port), Ok(proto)) = (
+                target_port(w, p, ""),
+                port_u16(p.port, ""),
+                proto(p.protocol.as_ref(), ""),
+            ) else {
+                continue;
+            };
+            if target != port && !out.iter().any(|r| r.port == port && r.proto == proto) {
+                out.push(PortRedirect {
+                    port,
+                    target,
+                    proto,
+                });
+            }
+        }
+    }
+    out
+}
+
 /// What a Service does not give inside the pods, said rather than lost:
-/// its name resolves to the selected pod's address (berth has no
-/// ClusterIP), so a client reaches the pod's targetPort there, never a
-/// `port` that differs from it; and a Service selecting no pod of the
-/// file resolves to nothing.
+/// its name resolves to the selected pod's address, where `port` is
+/// translated to targetPort (see [`redirects`]) unless the pod is on the
+/// host's network; a Service selecting no pod of the file resolves to
+/// nothing.
 fn service_warnings(svc: &Service, loads: &[Workload<'_>]) -> Vec<String> {
     let name = svc.metadata.name.clone().unwrap_or_default();
     let Some(w) = loads.iter().find(|w| selects(svc, &w.labels)) else {
@@ -354,9 +382,9 @@ fn service_warnings(svc: &Service, loads: &[Workload<'_>]) -> Vec<String> {
                 continue;
             }
         };
-        if i32::from(target) != p.port {
+        if i32::from(target) != p.port && w.spec.host_network == Some(true) {
             out.push(format!(
-                "{at}: port {} is not served inside the pods: {name} resolves to pod {}'s address, where targetPort {target} answers (berth has no ClusterIP to translate the port)",
+                "{at}: port {} is not served inside the pods: {name} resolves to pod {}'s address, on the host's network, where targetPort {target} answers (berth has no ClusterIP to translate the port)",
                 p.port, w.name
             ));
         }
@@ -418,6 +446,11 @@ pub fn play(engine: &mut Engine, parsed: &Parsed, opts: &PlayOptions) -> Result<
                     published(w, &services)?
                 },
                 network: if host { "host".into() } else { String::new() },
+                redirects: if host {
+                    Vec::new()
+                } else {
+                    redirects(w, &services)
+                },
                 ..PodConfig::default()
             };
             let pod = engine
