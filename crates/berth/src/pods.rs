@@ -45,6 +45,9 @@ pub enum PodCommand {
         /// DNS servers of the members
         #[arg(long)]
         dns: Vec<String>,
+        /// Size of the /dev/shm the members share (default 64m)
+        #[arg(long)]
+        shm_size: Option<String>,
         /// podman's infra container: berth's pods need none (the
         /// namespaces are held by files), so only false is accepted
         #[arg(long, num_args = 0..=1, default_missing_value = "true")]
@@ -162,6 +165,7 @@ pub fn run(root: &Path, runroot: &Path, cmd: &PodCommand) -> Result<i32> {
             network_alias,
             add_host,
             dns,
+            shm_size,
             infra,
         } => {
             if *infra == Some(true) {
@@ -190,6 +194,11 @@ pub fn run(root: &Path, runroot: &Path, cmd: &PodCommand) -> Result<i32> {
                 publish: ports,
                 extra_hosts: add_host.clone(),
                 dns: dns.clone(),
+                shm_size: shm_size
+                    .as_deref()
+                    .map(|s| crate::run_flags::size_flag("--shm-size", s))
+                    .transpose()?
+                    .unwrap_or(0),
                 ..PodConfig::default()
             };
             if config.share.is_empty() {

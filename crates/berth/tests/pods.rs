@@ -248,7 +248,8 @@ fn read_note(b: &Berth, name: &str) -> String {
 /// Members sharing the pod's IPC namespace share its /dev/shm too (POSIX
 /// shared memory is files there; podman mounts its infra's into every
 /// member): what one writes the other reads, a container outside the pod
-/// and a member of a pod that does not share IPC do not see it.
+/// and a member of a pod that does not share IPC do not see it; its size
+/// is the pod's `--shm-size`.
 #[test]
 fn members_share_one_dev_shm() {
     if !berth_testkit::root_or_skip("members_share_one_dev_shm") {
@@ -329,6 +330,24 @@ fn members_share_one_dev_shm() {
         Some(0),
         "a pod not sharing IPC shares /dev/shm"
     );
+    // --shm-size as podman's, a bad one a one-line error.
+    let sized = unique("shm-sized");
+    b.ok(&["pod", "create", "--name", &sized, "--shm-size", "10m"]);
+    let mounts = b.ok(&[
+        "run",
+        "--rm",
+        "--pod",
+        &sized,
+        "busybox",
+        "grep",
+        " /dev/shm ",
+        "/proc/self/mounts",
+    ]);
+    assert!(mounts.contains("size=10240k"), "{mounts}");
+    let o = b.run(&["pod", "create", "--shm-size", "lots"]);
+    expect_code(&o, 125, "pod create --shm-size lots");
+    assert_eq!(berth_testkit::error_lines(&stderr(&o)), 1, "{}", stderr(&o));
+    assert!(stderr(&o).contains("--shm-size"), "{}", stderr(&o));
     // Gone with the pod.
     b.ok(&["pod", "rm", "-f", &pod]);
     assert!(

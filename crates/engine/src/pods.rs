@@ -72,6 +72,13 @@ pub struct PodConfig {
     /// Services whose port differs from their targetPort).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub redirects: Vec<PortRedirect>,
+    /// `--shm-size`: the members' shared /dev/shm (0: 64 MiB).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub shm_size: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// A Service port as a ClusterIP would serve it, for the pod a Service's
@@ -573,7 +580,7 @@ impl Engine {
             // The /dev/shm of a pod made before pods had one is added on
             // its own: members running in its namespaces keep them.
             if kinds.contains(&"ipc") && !is_mount_point(&dir.join(SHM)) {
-                mount_shm(&dir.join(SHM))?;
+                mount_shm(&dir.join(SHM), shm_size(&pod.config))?;
             }
             return Ok(());
         }
@@ -583,7 +590,7 @@ impl Engine {
         make_namespaces(&dir, &kinds, &pod.config.hostname)?;
         if kinds.contains(&"ipc") {
             // A new IPC namespace: a new /dev/shm with it.
-            mount_shm(&dir.join(SHM))?;
+            mount_shm(&dir.join(SHM), shm_size(&pod.config))?;
         }
         if kinds.contains(&"net") && pod.config.network != "none" {
             let net = self.networks.get(&pod.config.network)?;
@@ -900,6 +907,15 @@ const SHM: &str = "shm";
 /// podman's (and docker's) default /dev/shm size.
 const SHM_SIZE: u64 = 64 << 20;
 
+/// The pod's /dev/shm size: its `--shm-size`, else the default.
+fn shm_size(config: &PodConfig) -> u64 {
+    if config.shm_size == 0 {
+        SHM_SIZE
+    } else {
+        config.shm_size
+    }
+}
+
 /// The pod's /dev/shm, for a member sharing its IPC namespace: made
 /// with the namespaces (see [`Engine::pod_namespaces`]).
 pub(crate) fn pod_shm(engine: &Engine, pod_id: &str) -> PathBuf {
@@ -922,7 +938,7 @@ fn is_mount_point(p: &Path) -> bool {
 
 /// Mounts the pod's /dev/shm tmpfs on `p` (made if missing), with the
 /// options a container's own has.
-fn mount_shm(p: &Path) -> Result<()> {
+fn mount_shm(p: &Path, size: u64) -> Result<()> {
     use nix::mount::MsFlags;
     match std::fs::create_dir(p) {
         Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
@@ -935,7 +951,7 @@ fn mount_shm(p: &Path) -> Result<()> {
         p,
         Some("tmpfs"),
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-        Some(format!("mode=1777,size={SHM_SIZE}").as_str()),
+        Some(format!("mode=1777,size={size}").as_str()),
     )
     .map_err(|source| Error::Sys {
         context: format!("mount the pod's /dev/shm on {}", p.display()),
