@@ -1095,13 +1095,17 @@ fn health(at: &str, p: &Probe) -> Result<HealthConfig> {
         ]
     } else if let Some(t) = &p.tcp_socket {
         let host = t.host.clone().unwrap_or_else(|| "127.0.0.1".into());
+        let port = port(&t.port)?;
         vec![
             "CMD-SHELL".into(),
             // Connects and ends at once (stdin is empty): busybox's nc
-            // has no -z, this form works with it and with netcat.
+            // has no -z, this form works with it and with netcat. An image
+            // without nc (Debian's minbase has none) is checked with
+            // bash's /dev/tcp: a livenessProbe restarts the container, so
+            // a missing tool must not pass for a closed port.
             format!(
-                "nc -w 1 {host} {} </dev/null >/dev/null 2>&1 || exit 1",
-                port(&t.port)?
+                "if command -v nc >/dev/null 2>&1; then nc -w 1 {host} {port} </dev/null >/dev/null 2>&1; \
+                 else bash -c 'exec 3<>/dev/tcp/{host}/{port}' 2>/dev/null; fi || exit 1"
             ),
         ]
     } else {
