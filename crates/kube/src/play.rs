@@ -1069,6 +1069,11 @@ fn security(cfg: &mut ContainerConfig, spec: &PodSpec, c: &Container) {
     }
 }
 
+/// `s` as one word of a POSIX shell command line.
+fn sh_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
 /// A probe as a healthcheck: exec as the command itself, httpGet and
 /// tcpSocket through wget and nc in the container (busybox's or Debian's).
 fn health(at: &str, p: &Probe) -> Result<HealthConfig> {
@@ -1086,11 +1091,28 @@ fn health(at: &str, p: &Probe) -> Result<HealthConfig> {
         let path = h.path.clone().unwrap_or_else(|| "/".into());
         let host = h.host.clone().unwrap_or_else(|| "127.0.0.1".into());
         let scheme = h.scheme.as_deref().unwrap_or("HTTP").to_ascii_lowercase();
+        let port = port(&h.port)?;
+        let url = sh_quote(&format!("{scheme}://{host}:{port}{path}"));
+        // Without wget (Debian's minbase has none), plain HTTP through
+        // bash's /dev/tcp, a status of 200-399 passing as the kubelet's
+        // does: a livenessProbe restarts the container, so a missing tool
+        // must not read as a failing server.
+        let request = sh_quote(&format!(
+            "exec 3<>/dev/tcp/{host}/{port} && printf 'GET %s HTTP/1.0\\r\\nHost: %s\\r\\n\\r\\n' \"$0\" \"$1\" >&3 && read -r v code rest <&3 && [ \"$code\" -ge 200 ] && [ \"$code\" -lt 400 ]"
+        ));
+        let fallback = if scheme == "http" {
+            format!(
+                "bash -c {request} {} {} 2>/dev/null",
+                sh_quote(&path),
+                sh_quote(&host)
+            )
+        } else {
+            "false".to_string()
+        };
         vec![
             "CMD-SHELL".into(),
             format!(
-                "wget -q -O /dev/null {scheme}://{host}:{}{path} || exit 1",
-                port(&h.port)?
+                "if command -v wget >/dev/null 2>&1; then wget -q -O /dev/null {url}; else {fallback}; fi || exit 1"
             ),
         ]
     } else if let Some(t) = &p.tcp_socket {
@@ -1123,4 +1145,89 @@ fn health(at: &str, p: &Probe) -> Result<HealthConfig> {
         retries: u32::try_from(p.failure_threshold.unwrap_or(3)).unwrap_or(3),
         start_period_ns: secs(p.initial_delay_seconds, 0),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    /// Runs a probe's CMD-SHELL with only bash on PATH (an image without
+    /// nc or wget, as Debian's minbase is) and returns whether it passed.
+    fn passes_with_only_bash(probe: &Probe) -> bool {
+        let bash = ["/bin/bash", "/usr/bin/bash"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .expect("bash is installed");
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(bash, dir.path().join("bash")).unwrap();
+        let test = health("test", probe).unwrap().test;
+        assert_eq!(test[0], "CMD-SHELL");
+        std::process::Command::new("/bin/sh")
+            .arg("-c")
+            .arg(&test[1])
+            .env("PATH", dir.path())
+            .status()
+            .unwrap()
+            .success()
+    }
+
+    /// A one-request HTTP server answering `status`, on a free port.
+    fn http_once(status: &'static str) -> (u16, std::thread::JoinHandle<String>) {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let t = std::thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+                .unwrap();
+            let mut req = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !req.ends_with(b"\r\n\r\n") {
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => req.extend_from_slice(&buf[..n]),
+                }
+            }
+            let _ = s.write_all(format!("HTTP/1.0 {status}\r\n\r\n").as_bytes());
+            String::from_utf8_lossy(&req).into_owned()
+        });
+        (port, t)
+    }
+
+    fn http_probe(port: u16, path: &str) -> Probe {
+        serde_json::from_value(serde_json::json!({
+            "httpGet": {"port": port, "path": path}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn http_probes_without_wget_read_the_status_as_the_kubelet_does() {
+        for (status, pass) in [
+            ("200 OK", true),
+            ("302 Found", true),
+            ("404 Not Found", false),
+            ("500 Oops", false),
+        ] {
+            let (port, server) = http_once(status);
+            assert_eq!(
+                passes_with_only_bash(&http_probe(port, "/it's here")),
+                pass,
+                "{status}"
+            );
+            let req = server.join().unwrap();
+            assert!(req.starts_with("GET /it's here HTTP/1.0\r\n"), "{req:?}");
+        }
+    }
+
+    #[test]
+    fn tcp_probes_without_nc_connect_with_bash() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let probe: Probe =
+            serde_json::from_value(serde_json::json!({"tcpSocket": {"port": port}})).unwrap();
+        assert!(passes_with_only_bash(&probe));
+        drop(l);
+        assert!(!passes_with_only_bash(&probe), "a closed port passed");
+    }
 }
