@@ -88,6 +88,10 @@ pub fn run(root: &Path, runroot: &Path, cmd: &KubeCommand) -> Result<i32> {
             opts.replace = *replace;
             opts.start = *start;
             let report = berth_kube::play(&mut engine, &parsed, &opts)?;
+            // The file's own were printed above; these come of playing it.
+            for w in report.warnings.iter().skip(parsed.warnings.len()) {
+                eprintln!("warning: {w}");
+            }
             for p in &report.pods {
                 println!("Pod:\n{}", p.id);
                 let ids: Vec<&String> = p

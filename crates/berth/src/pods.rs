@@ -45,6 +45,9 @@ pub enum PodCommand {
         /// DNS servers of the members
         #[arg(long)]
         dns: Vec<String>,
+        /// Size of the /dev/shm the members share (default 64m)
+        #[arg(long)]
+        shm_size: Option<String>,
         /// podman's infra container: berth's pods need none (the
         /// namespaces are held by files), so only false is accepted
         #[arg(long, num_args = 0..=1, default_missing_value = "true")]
@@ -166,6 +169,7 @@ pub fn run(root: &Path, runroot: &Path, cmd: &PodCommand) -> Result<i32> {
             network_alias,
             add_host,
             dns,
+            shm_size,
             infra,
             userns,
         } => {
@@ -196,7 +200,12 @@ pub fn run(root: &Path, runroot: &Path, cmd: &PodCommand) -> Result<i32> {
                 extra_hosts: add_host.clone(),
                 dns: dns.clone(),
                 userns: userns.clone().unwrap_or_default(),
-                id_map: None,
+                shm_size: shm_size
+                    .as_deref()
+                    .map(|s| crate::run_flags::size_flag("--shm-size", s))
+                    .transpose()?
+                    .unwrap_or(0),
+                ..PodConfig::default()
             };
             if config.share.is_empty() {
                 bail!("--share {share:?}: name the namespaces to share (net, ipc, uts)");

@@ -280,6 +280,9 @@ pub struct RunArgs {
     /// Disable any healthcheck the image specifies
     #[arg(long)]
     no_healthcheck: bool,
+    /// Action once the container turns unhealthy: none, kill, restart, stop
+    #[arg(long, value_name = "ACTION")]
+    health_on_failure: Option<String>,
     /// Image platform (only the host's is stored)
     #[arg(long)]
     platform: Option<String>,

@@ -478,6 +478,75 @@ fn healthcheck_status_transitions() {
     assert!(stderr(&o).contains("--health-interval"), "{}", stderr(&o));
 }
 
+/// podman's `--health-on-failure`: once unhealthy, kill leaves the
+/// container exited even with a restart policy, stop stops it (its stop
+/// signal, SIGKILL after the stop timeout), restart brings it back with
+/// the restart count up; none (the default) only reports. A value podman
+/// does not know is a one-line error.
+#[test]
+fn health_on_failure_kills_stops_or_restarts() {
+    let b = berth();
+    let run = |name: &str, action: &str, extra: &[&str]| {
+        let mut args = vec![
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--health-cmd",
+            "test -f /ok",
+            "--health-interval",
+            "200ms",
+            "--health-retries",
+            "1",
+            "--stop-timeout",
+            "1",
+        ];
+        if !action.is_empty() {
+            args.extend_from_slice(&["--health-on-failure", action]);
+        }
+        args.extend_from_slice(extra);
+        // A first life marks itself, so a second one is seen.
+        args.extend_from_slice(&["busybox", "sh", "-c", "echo life; exec sleep 60"]);
+        b.ok(&args);
+    };
+    run("hk", "kill", &["--restart", "always"]);
+    run("hs", "stop", &[]);
+    run("hr", "restart", &[]);
+    run("hn", "", &[]);
+    b.wait_for("hk", "{{.State.Status}} {{.State.ExitCode}}", "exited 137");
+    b.wait_for("hs", "{{.State.Status}}", "exited");
+    b.wait_for("hr", "{{.RestartCount}}", "1");
+    assert_eq!(
+        b.inspect("hk", "{{.RestartCount}}"),
+        "0",
+        "kill: no restart"
+    );
+    assert_eq!(
+        b.inspect("hr", "{{.Config.HealthcheckOnFailureAction}}"),
+        "restart"
+    );
+    // The restarted container runs its program again.
+    b.wait_for("hr", "{{.State.Status}}", "running");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while b.ok(&["logs", "hr"]).matches("life").count() < 2 {
+        assert!(Instant::now() < deadline, "hr never ran a second time");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // none: unhealthy, and left running (its status was seen after the
+    // others acted on theirs).
+    b.wait_for("hn", "{{.State.Health.Status}}", "unhealthy");
+    assert_eq!(b.inspect("hn", "{{.State.Status}}"), "running");
+    assert_eq!(b.inspect("hn", "{{.RestartCount}}"), "0");
+    let o = b.run(&["run", "--health-on-failure", "sometimes", "busybox", "true"]);
+    expect_code(&o, 125, "a bad --health-on-failure");
+    assert!(
+        stderr(&o).contains("invalid --health-on-failure \"sometimes\""),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(b.ok(&["ps", "-aq"]).lines().count(), 4);
+}
+
 /// The static release build (`scripts/build-release.sh`, which the test
 /// script runs first): `--init` bind-mounts berth itself into the image,
 /// and only a static binary runs there.

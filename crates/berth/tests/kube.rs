@@ -670,3 +670,260 @@ fn a_host_network_pod_is_in_the_host_s_network_namespace() {
     assert_eq!(theirs.trim(), ours.to_string_lossy());
     b.ok(&["kube", "down", &file]);
 }
+
+/// A failing livenessProbe restarts its container (the kubelet's answer;
+/// podman 4.3's `--health-on-failure=restart`), its restart count going
+/// up, while the pod's other container is left alone; with restartPolicy
+/// Never it is killed and stays exited. A readinessProbe beside the
+/// liveness one is not honoured, and says so.
+#[test]
+fn a_failing_liveness_probe_restarts_the_container() {
+    if !berth_testkit::root_or_skip("a_failing_liveness_probe_restarts_the_container") {
+        return;
+    }
+    let b = berth();
+    let dir = tempfile::tempdir().unwrap();
+    let name = format!("live-{}", std::process::id());
+    let pod = |pod: &str, policy: &str| {
+        format!(
+            r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: {pod}
+spec:
+  restartPolicy: {policy}
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: probed
+    image: busybox
+    command: [sh, -c, "echo life; exec sleep 60"]
+    livenessProbe:
+      exec:
+        command: [test, -f, /alive]
+      periodSeconds: 1
+      failureThreshold: 1
+    readinessProbe:
+      exec:
+        command: ["true"]
+  - name: other
+    image: busybox
+    command: [sleep, "60"]
+"#
+        )
+    };
+    let file = write_yaml(
+        dir.path(),
+        "live.yaml",
+        &format!(
+            "{}---\n{}",
+            pod(&name, "Always"),
+            pod(&format!("{name}-never"), "Never")
+        ),
+    );
+    let o = b.run(&["kube", "play", &file]);
+    expect_code(&o, 0, "kube play with a liveness probe");
+    assert!(
+        stderr(&o).contains("spec.containers[0].readinessProbe is not honoured"),
+        "{}",
+        stderr(&o)
+    );
+    let probed = format!("{name}-probed");
+    b.wait_for(&probed, "{{.RestartCount}}", "1");
+    b.wait_for(&probed, "{{.State.Status}}", "running");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while b.ok(&["logs", &probed]).matches("life").count() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "{probed} never ran a second time"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        b.inspect(&probed, "{{.Config.HealthcheckOnFailureAction}}"),
+        "restart"
+    );
+    assert_eq!(
+        b.inspect(&format!("{name}-other"), "{{.RestartCount}}"),
+        "0"
+    );
+    assert_eq!(
+        b.inspect(&format!("{name}-other"), "{{.State.Status}}"),
+        "running"
+    );
+    // restartPolicy Never: killed, not started again.
+    let never = format!("{name}-never-probed");
+    b.wait_for(
+        &never,
+        "{{.State.Status}} {{.State.ExitCode}}",
+        "exited 137",
+    );
+    assert_eq!(b.inspect(&never, "{{.RestartCount}}"), "0");
+    b.ok(&["kube", "down", &file]);
+}
+
+/// `$(VAR)` in command, args and env values is the container's variable,
+/// as the kubelet expands it (podman 4.3 passes it on as written): `$$`
+/// is a literal `$`, an unknown name stays as written, a value from a
+/// ConfigMap counts, and no shell is involved.
+#[test]
+fn dollar_references_in_command_and_args_are_expanded() {
+    if !berth_testkit::root_or_skip("dollar_references_in_command_and_args_are_expanded") {
+        return;
+    }
+    let b = berth();
+    let dir = tempfile::tempdir().unwrap();
+    let name = format!("expand-{}", std::process::id());
+    let yaml = format!(
+        r#"apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: cm-{name}
+data:
+  FROM_MAP: mapped
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: {name}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: c
+    image: busybox
+    command: [echo, "[$(A)]", "[$$(A)]"]
+    args: ["[$(NOPE)]", "[$(B)]", "[$(FROM_MAP)]", "[$A]", "[$(A]"]
+    envFrom:
+    - configMapRef:
+        name: cm-{name}
+    env:
+    - name: A
+      value: one
+    - name: B
+      value: "$(A)-$(FROM_MAP)-$(LATER)"
+    - name: LATER
+      value: late
+"#
+    );
+    let file = write_yaml(dir.path(), "expand.yaml", &yaml);
+    b.ok(&["kube", "play", &file]);
+    let c = format!("{name}-c");
+    b.wait_for(&c, "{{.State.Status}}", "exited");
+    assert_eq!(
+        b.ok(&["logs", &c]).trim(),
+        "[one] [$(A)] [$(NOPE)] [one-mapped-$(LATER)] [mapped] [$A] [$(A]"
+    );
+    b.ok(&["kube", "down", &file]);
+}
+
+/// A NodePort Service whose port differs from its targetPort: the host's
+/// nodePort reaches the pod's targetPort (what a cluster's node does),
+/// the member's `port` shows it, and inside the pods the Service's name
+/// and `port` reach the targetPort (what a ClusterIP does), from another
+/// pod and from the selected pod itself. A Service selecting nothing is a
+/// warning.
+#[test]
+fn a_service_port_and_its_node_port_reach_the_target_port() {
+    if !berth_testkit::root_or_skip("a_service_port_and_its_node_port_reach_the_target_port") {
+        return;
+    }
+    let b = berth();
+    let dir = tempfile::tempdir().unwrap();
+    let name = format!("svcport-{}", std::process::id());
+    let node = free_port();
+    let yaml = format!(
+        r#"apiVersion: v1
+kind: Service
+metadata:
+  name: front-{name}
+spec:
+  type: NodePort
+  selector:
+    app: {name}
+  ports:
+  - port: 80
+    targetPort: 8080
+    nodePort: {node}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: nobody-{name}
+spec:
+  selector:
+    app: nothing
+  ports:
+  - port: 1
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: {name}
+  labels:
+    app: {name}
+spec:
+  containers:
+  - name: web
+    image: busybox
+    command: [sh, -c, "mkdir -p /www && echo target-port > /www/index.html && exec httpd -f -p 8080 -h /www"]
+    ports:
+    - containerPort: 8080
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: {name}-client
+spec:
+  containers:
+  - name: c
+    image: busybox
+    command: [sleep, "60"]
+"#
+    );
+    let file = write_yaml(dir.path(), "svc.yaml", &yaml);
+    let o = b.run(&["kube", "play", &file]);
+    expect_code(&o, 0, "kube play of a NodePort Service");
+    let err = stderr(&o);
+    assert!(
+        err.contains(&format!(
+            "Service nobody-{name}: selects no pod of the file"
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("is not served"), "{err}");
+    let page = get(&format!("127.0.0.1:{node}"), "/index.html").unwrap();
+    assert!(page.contains("target-port"), "{page}");
+    assert_eq!(
+        b.ok(&["port", &format!("{name}-web")]).trim(),
+        format!("8080/tcp -> 0.0.0.0:{node}")
+    );
+    // By the Service's name and port, from another pod and from itself.
+    let url = format!("http://front-{name}:80/index.html");
+    for (who, member) in [
+        ("another pod", format!("{name}-client-c")),
+        ("the pod itself", format!("{name}-web")),
+    ] {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let o = b.run(&["exec", &member, "timeout", "3", "wget", "-qO-", &url]);
+            if o.status.success() {
+                assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "target-port");
+                break;
+            }
+            assert!(Instant::now() < deadline, "{who}: {url}: {}", stderr(&o));
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    // Only the pod's address is translated: port 80 on the selected
+    // pod's own loopback (another address) is not the Service.
+    let o = b.run(&[
+        "exec",
+        &format!("{name}-web"),
+        "timeout",
+        "3",
+        "wget",
+        "-qO-",
+        "http://127.0.0.1:80/index.html",
+    ]);
+    assert_ne!(o.status.code(), Some(0), "loopback port 80 answered");
+    b.ok(&["kube", "down", &file]);
+}

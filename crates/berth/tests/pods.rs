@@ -185,6 +185,38 @@ fn ports_published_on_the_pod_reach_a_member() {
         inspect["InfraConfig"]["PortBindings"]["80/tcp"][0]["HostPort"],
         port.to_string()
     );
+    // A member shows the pod's ports as its own, as podman's do: in
+    // `port`, `ps` and inspect.
+    let member = httpd_in(&b, &pod, "8080", "second");
+    assert_eq!(
+        b.ok(&["port", &member]).trim(),
+        format!("80/tcp -> 0.0.0.0:{port}")
+    );
+    assert_eq!(
+        b.ok(&["port", &member, "80"]).trim(),
+        format!("0.0.0.0:{port}")
+    );
+    let ps = b.ok(&["ps", "--no-trunc", "--format", "{{.ID}} {{.Ports}}"]);
+    assert!(
+        ps.lines()
+            .any(|l| l == format!("{member} 0.0.0.0:{port}->80/tcp")),
+        "{ps}"
+    );
+    assert_eq!(
+        b.inspect(&member, "{{json .NetworkSettings.Ports}}"),
+        format!(r#"{{"80/tcp":[{{"HostIp":"0.0.0.0","HostPort":"{port}"}}]}}"#)
+    );
+    // A container outside the pod has none of them.
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        &format!("{pod}-out"),
+        "busybox",
+        "sleep",
+        "60",
+    ]);
+    assert_eq!(b.ok(&["port", &format!("{pod}-out")]).trim(), "");
     // A member may not publish ports of its own: they are the pod's.
     let o = b.run(&["run", "--rm", "--pod", &pod, "-p", "81", "busybox", "true"]);
     assert_ne!(o.status.code(), Some(0));
@@ -192,6 +224,135 @@ fn ports_published_on_the_pod_reach_a_member() {
         stderr(&o).contains("must be defined when the pod is created"),
         "{}",
         stderr(&o)
+    );
+}
+
+/// /dev/shm/note as `exec NAME cat` reads it, once it is there (10 s at
+/// most).
+fn read_note(b: &Berth, name: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let o = b.run(&["exec", name, "cat", "/dev/shm/note"]);
+        if o.status.success() {
+            return String::from_utf8_lossy(&o.stdout).trim().to_string();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name} never saw /dev/shm/note: {}",
+            stderr(&o)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Members sharing the pod's IPC namespace share its /dev/shm too (POSIX
+/// shared memory is files there; podman mounts its infra's into every
+/// member): what one writes the other reads, a container outside the pod
+/// and a member of a pod that does not share IPC do not see it; its size
+/// is the pod's `--shm-size`.
+#[test]
+fn members_share_one_dev_shm() {
+    if !berth_testkit::root_or_skip("members_share_one_dev_shm") {
+        return;
+    }
+    let b = berth();
+    let pod = unique("shm");
+    let id = b.ok(&["pod", "create", "--name", &pod]).trim().to_string();
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        &format!("{pod}-a"),
+        "--pod",
+        &pod,
+        "busybox",
+        "sh",
+        "-c",
+        "echo from-a > /dev/shm/note; exec sleep 60",
+    ]);
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        &format!("{pod}-b"),
+        "--pod",
+        &pod,
+        "busybox",
+        "sleep",
+        "60",
+    ]);
+    assert_eq!(read_note(&b, &format!("{pod}-b")), "from-a");
+    // The mount is a tmpfs with the options of a container's own.
+    let mounts = b.ok(&[
+        "exec",
+        &format!("{pod}-b"),
+        "grep",
+        " /dev/shm ",
+        "/proc/self/mounts",
+    ]);
+    assert!(
+        mounts.starts_with("shm /dev/shm tmpfs rw,nosuid,nodev,noexec"),
+        "{mounts}"
+    );
+    let o = b.run(&["run", "--rm", "busybox", "cat", "/dev/shm/note"]);
+    assert_ne!(
+        o.status.code(),
+        Some(0),
+        "a container outside the pod sees it"
+    );
+    let apart = unique("shm-apart");
+    b.ok(&["pod", "create", "--name", &apart, "--share", "net,uts"]);
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        &format!("{apart}-a"),
+        "--pod",
+        &apart,
+        "busybox",
+        "sh",
+        "-c",
+        "echo x > /dev/shm/note; exec sleep 60",
+    ]);
+    // Written (its own /dev/shm has it) before the other looks.
+    assert_eq!(read_note(&b, &format!("{apart}-a")), "x");
+    let o = b.run(&[
+        "run",
+        "--rm",
+        "--pod",
+        &apart,
+        "busybox",
+        "cat",
+        "/dev/shm/note",
+    ]);
+    assert_ne!(
+        o.status.code(),
+        Some(0),
+        "a pod not sharing IPC shares /dev/shm"
+    );
+    // --shm-size as podman's, a bad one a one-line error.
+    let sized = unique("shm-sized");
+    b.ok(&["pod", "create", "--name", &sized, "--shm-size", "10m"]);
+    let mounts = b.ok(&[
+        "run",
+        "--rm",
+        "--pod",
+        &sized,
+        "busybox",
+        "grep",
+        " /dev/shm ",
+        "/proc/self/mounts",
+    ]);
+    assert!(mounts.contains("size=10240k"), "{mounts}");
+    let o = b.run(&["pod", "create", "--shm-size", "lots"]);
+    expect_code(&o, 125, "pod create --shm-size lots");
+    assert_eq!(berth_testkit::error_lines(&stderr(&o)), 1, "{}", stderr(&o));
+    assert!(stderr(&o).contains("--shm-size"), "{}", stderr(&o));
+    // Gone with the pod.
+    b.ok(&["pod", "rm", "-f", &pod]);
+    assert!(
+        !mountinfo().contains(&id),
+        "the pod's /dev/shm is still mounted"
     );
 }
 
@@ -441,10 +602,10 @@ fn namespaces_lost_with_the_run_directory_are_made_again_at_start() {
     get(&format!("127.0.0.1:{port}")).unwrap();
     b.ok(&["pod", "stop", "-t", "0", &pod]);
     // What a reboot does to the run directory (a tmpfs): the files and
-    // their namespaces gone, the veth with them (and the pod's user
-    // namespace, when it has one of its own).
+    // their namespaces gone, the veth and the pod's /dev/shm with them
+    // (and the pod's user namespace, when it has one of its own).
     let dir = Path::new("/run/berth/pods").join(&id);
-    for ns in ["net", "ipc", "uts", "user"] {
+    for ns in ["net", "ipc", "uts", "shm", "user"] {
         if ns == "user" && !dir.join(ns).exists() {
             continue;
         }

@@ -102,6 +102,10 @@ pub struct ContainerConfig {
     pub volumes_from: Vec<String>,
     /// The healthcheck (`--health-*`, else the image's; `NONE` disables).
     pub health: Option<crate::health::HealthConfig>,
+    /// `--health-on-failure`: what the monitor does when the container
+    /// turns unhealthy.
+    #[serde(skip_serializing_if = "crate::health::OnFailure::is_none")]
+    pub health_on_failure: crate::health::OnFailure,
     /// The pod it belongs to (`--pod`: a key at create, the pod's id once
     /// made), whose namespaces it joins (crate::pods).
     #[serde(skip_serializing_if = "String::is_empty")]

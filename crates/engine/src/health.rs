@@ -61,6 +61,52 @@ impl HealthConfig {
     }
 }
 
+/// What the monitor does once the container turns unhealthy: podman's
+/// `--health-on-failure` (docker only reports the status). `kube play`
+/// gives a livenessProbe `Restart`, the kubelet's answer to a failing one.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum OnFailure {
+    /// Only the status changes.
+    #[default]
+    None,
+    /// SIGKILL; the container stays exited, as after `kill`.
+    Kill,
+    /// Stopped (its stop signal, SIGKILL after its stop timeout) and
+    /// started again, whatever its restart policy: the restart count goes
+    /// up.
+    Restart,
+    /// Stopped as by `stop`: no restart policy brings it back.
+    Stop,
+}
+
+impl OnFailure {
+    /// podman's names: none, kill, restart, stop.
+    pub fn parse(s: &str) -> Option<OnFailure> {
+        match s {
+            "none" => Some(OnFailure::None),
+            "kill" => Some(OnFailure::Kill),
+            "restart" => Some(OnFailure::Restart),
+            "stop" => Some(OnFailure::Stop),
+            _ => None,
+        }
+    }
+
+    /// For serde's skip_serializing_if: the default leaves rows as they were.
+    pub fn is_none(&self) -> bool {
+        *self == OnFailure::None
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnFailure::None => "none",
+            OnFailure::Kill => "kill",
+            OnFailure::Restart => "restart",
+            OnFailure::Stop => "stop",
+        }
+    }
+}
+
 /// One check's result, as `inspect` shows it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Probe {

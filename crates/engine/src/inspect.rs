@@ -387,7 +387,7 @@ fn container_json(engine: &Engine, r: &Record) -> Value {
         "MaskedPaths": if c.privileged { Value::Null } else { json!(berth_runtime::template::MASKED_PATHS) },
         "ReadonlyPaths": if c.privileged { Value::Null } else { json!(berth_runtime::template::READONLY_PATHS) },
     });
-    let config = docker_config(&json!({
+    let mut config = docker_config(&json!({
         "Hostname": c.hostname,
         "Domainname": c.domainname,
         "User": c.user,
@@ -425,6 +425,10 @@ fn container_json(engine: &Engine, r: &Record) -> Value {
             "StartPeriod": h.start_period_ns, "Retries": h.retries,
         })),
     }));
+    // podman's field, which docker does not have: shown only when set.
+    if !c.health_on_failure.is_none() {
+        config["HealthcheckOnFailureAction"] = json!(c.health_on_failure.as_str());
+    }
     json!({
         "Id": r.id,
         "Created": r.created,

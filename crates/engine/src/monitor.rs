@@ -12,7 +12,7 @@
 //! Small on purpose: no threads, no async runtime, one poll loop.
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nix::fcntl::OFlag;
 use nix::sys::wait::waitpid;
@@ -20,6 +20,7 @@ use nix::unistd::{ForkResult, Pid};
 
 use crate::db::{Record, Status};
 use crate::error::{Context, Error, Result};
+use crate::health::OnFailure;
 use crate::logs;
 use crate::spec;
 use crate::Engine;
@@ -419,9 +420,12 @@ fn run_inner(
     let mut host_mounted = None;
     let mut pending = resumed;
     loop {
-        let code = match pending.take() {
+        let life = match pending.take() {
             // berth-monitor relayed this life and handed its end back.
-            Some(code) => code,
+            Some(code) => Life {
+                code,
+                health_restart: false,
+            },
             None => {
                 let (rootfs, spec) = prepare_start(engine, &r, &snapshot, &mut host_mounted)?;
                 run_once(
@@ -435,6 +439,7 @@ fn run_inner(
                 )?
             }
         };
+        let code = life.code;
         log.flush();
         // Before the cgroups go with the runtime's container.
         let oom = berth_runtime::Container::load(&engine.runtime_root(), id)
@@ -458,9 +463,10 @@ fn run_inner(
             .get(id)?
             .ok_or_else(|| Error::NoSuchContainer(id.into()))?;
         r.restart_count = fresh.restart_count;
-        if r.config
-            .restart
-            .restarts(code, r.restart_count, fresh.stopped_by_user)
+        if (life.health_restart && !fresh.stopped_by_user)
+            || r.config
+                .restart
+                .restarts(code, r.restart_count, fresh.stopped_by_user)
         {
             engine
                 .db
@@ -572,7 +578,39 @@ fn prepare_start(
         },
         &joins,
     )?;
+    let spec = match crate::pods::pod_of_mode(&r.config.ipc_mode) {
+        Some(pod) => share_pod_shm(spec, &crate::pods::pod_shm(engine, pod))?,
+        None => spec,
+    };
     Ok((detached, spec))
+}
+
+/// A member sharing its pod's IPC namespace gets the pod's /dev/shm (a
+/// bind of the one tmpfs) instead of a tmpfs of its own.
+fn share_pod_shm(
+    mut spec: oci_spec::runtime::Spec,
+    shm: &std::path::Path,
+) -> Result<oci_spec::runtime::Spec> {
+    let mut mounts = spec.mounts().clone().unwrap_or_default();
+    let Some(m) = mounts
+        .iter_mut()
+        .find(|m| m.destination() == std::path::Path::new("/dev/shm"))
+    else {
+        return Ok(spec);
+    };
+    *m = oci_spec::runtime::MountBuilder::default()
+        .destination("/dev/shm")
+        .typ("bind")
+        .source(shm)
+        .options(
+            ["rbind", "rprivate", "nosuid", "noexec", "nodev"]
+                .map(String::from)
+                .to_vec(),
+        )
+        .build()
+        .map_err(|e| Error::Monitor(format!("the pod's /dev/shm mount: {e}")))?;
+    spec.set_mounts(Some(mounts));
+    Ok(spec)
 }
 
 fn finish(server: &mut Option<&mut crate::attach::Server>, code: i32) {
@@ -642,7 +680,7 @@ fn run_once(
     log: &mut logs::Writer,
     server: Option<&mut crate::attach::Server>,
     (rootfs, spec): (Option<OwnedFd>, oci_spec::runtime::Spec),
-) -> Result<i32> {
+) -> Result<Life> {
     let id = r.id.clone();
     let console = if r.config.tty {
         Some(berth_runtime::terminal::ConsoleSocket::new(
@@ -727,6 +765,8 @@ fn run_once(
         runtime_root: engine.runtime_root(),
         record: r,
         db: &engine.db,
+        acted: None,
+        kill_at: None,
     };
     // With a terminal, input goes to its master (when stdin is open) and
     // the output is one stream.
@@ -760,7 +800,7 @@ fn run_once(
         // Only back on failure: relay here instead.
         note(&engine.root, &id, &format_args!("berth-monitor: {e}"));
     }
-    berth_relay::relay::relay(
+    let code = berth_relay::relay::relay(
         pid,
         streams,
         caller,
@@ -772,7 +812,20 @@ fn run_once(
             tty: r.config.tty,
         },
     )
-    .ctx(|| "relay the container's output".into())
+    .ctx(|| "relay the container's output".into())?;
+    Ok(Life {
+        code,
+        health_restart: health.acted == Some(OnFailure::Restart),
+    })
+}
+
+/// How one life of the container ended.
+#[derive(Debug, Clone, Copy)]
+struct Life {
+    code: i32,
+    /// Its healthcheck's `--health-on-failure=restart` ended it: it starts
+    /// again whatever its restart policy.
+    health_restart: bool,
 }
 
 /// Execs berth-monitor (beside our binary) to relay the container's life
@@ -854,14 +907,32 @@ struct HealthWatch<'a> {
     db: &'a crate::db::Db,
     /// The status last recorded: a change is an event.
     last: Option<String>,
+    /// What `--health-on-failure` did once the container turned unhealthy
+    /// (once per life: no more checks after it).
+    acted: Option<OnFailure>,
+    /// When a stop or restart on failure sends SIGKILL (the stop signal
+    /// went first, the stop timeout is given to it).
+    kill_at: Option<Instant>,
 }
 
 impl berth_relay::relay::Hooks for HealthWatch<'_> {
     fn timeout(&self) -> Option<Duration> {
+        if self.acted.is_some() {
+            return self
+                .kill_at
+                .map(|at| at.saturating_duration_since(Instant::now()));
+        }
         self.checker.as_ref().map(crate::health::Checker::due_in)
     }
 
     fn tick(&mut self) {
+        if self.acted.is_some() {
+            if self.kill_at.is_some_and(|at| Instant::now() >= at) {
+                self.kill_at = None;
+                self.signal(libc::SIGKILL);
+            }
+            return;
+        }
         let Some(c) = self.checker.as_mut() else {
             return;
         };
@@ -900,6 +971,44 @@ impl HealthWatch<'_> {
             self.db
                 .container_event(self.record, &format!("health_status: {}", h.status), &[]);
             self.last = Some(h.status.clone());
+            if h.status == "unhealthy" {
+                self.on_failure();
+            }
+        }
+    }
+
+    /// The container turned unhealthy: `--health-on-failure`'s action.
+    /// kill and stop count as the user's (no restart policy brings the
+    /// container back, as podman's do); restart leaves the monitor's loop
+    /// to start it again.
+    fn on_failure(&mut self) {
+        let action = self.record.config.health_on_failure;
+        if action == OnFailure::None || self.acted.is_some() {
+            return;
+        }
+        self.acted = Some(action);
+        if matches!(action, OnFailure::Kill | OnFailure::Stop) {
+            let _ = self.db.set_stopped_by_user(&self.record.id, true);
+        }
+        if action == OnFailure::Kill {
+            self.signal(libc::SIGKILL);
+            return;
+        }
+        let sig = match self.record.config.stop_signal.as_str() {
+            "" => libc::SIGTERM,
+            s => berth_runtime::signal::parse_signal(s).unwrap_or(libc::SIGTERM),
+        };
+        self.signal(sig);
+        let grace = self.record.config.stop_timeout.unwrap_or(10);
+        self.kill_at = Some(Instant::now() + Duration::from_secs(grace.into()));
+    }
+
+    /// A signal to the container's init, with its event (as `kill` and
+    /// `stop` record theirs).
+    fn signal(&self, sig: i32) {
+        if berth_runtime::signal::send(self.record.pid, sig).is_ok() {
+            self.db
+                .container_event(self.record, "kill", &[("signal", &sig.to_string())]);
         }
     }
 }

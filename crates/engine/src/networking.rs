@@ -423,12 +423,25 @@ impl Engine {
         Ok(fixed)
     }
 
-    /// What inspect shows: endpoints and published ports.
+    /// What inspect shows: endpoints and published ports. A member of a
+    /// pod sharing the pod's network has none of its own: it answers on
+    /// the pod's ports, and shows them (in `ps`, `port`, inspect), as
+    /// podman's members do.
     pub fn network_state(&self, id: &str) -> (Vec<Endpoint>, Vec<berth_network::PortMapping>) {
-        (
-            self.networks.endpoints(id).unwrap_or_default(),
-            self.networks.ports(id).unwrap_or_default(),
-        )
+        let endpoints = self.networks.endpoints(id).unwrap_or_default();
+        let ports = self.networks.ports(id).unwrap_or_default();
+        if endpoints.is_empty() && ports.is_empty() {
+            let pod = self
+                .db
+                .get(id)
+                .ok()
+                .flatten()
+                .and_then(|r| crate::pods::pod_of_mode(&r.config.network).map(str::to_string));
+            if let Some(pod) = pod {
+                return (endpoints, self.pod_ports(&pod));
+            }
+        }
+        (endpoints, ports)
     }
 
     /// `network rm`: refused while a container is configured with it (a

@@ -76,6 +76,29 @@ pub struct PodConfig {
     /// member runs in it. None: the host's.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id_map: Option<crate::userns::IdMap>,
+    /// Ports translated in the pod's network namespace (kube play's
+    /// Services whose port differs from their targetPort).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub redirects: Vec<PortRedirect>,
+    /// `--shm-size`: the members' shared /dev/shm (0: 64 MiB).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub shm_size: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// A Service port as a ClusterIP would serve it, for the pod a Service's
+/// name resolves to: what reaches the pod's address on `port` (from its
+/// peers, or from its own members) goes to `target`. A rule in the pod's
+/// own network namespace, so it goes with the namespace and is made again
+/// with it.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PortRedirect {
+    pub port: u16,
+    pub target: u16,
+    pub proto: berth_network::Proto,
 }
 
 impl PodConfig {
@@ -577,6 +600,11 @@ impl Engine {
                 || matches!(pod.config.network.as_str(), "none")
                 || self.pod_ip(&pod.id).is_some());
         if complete {
+            // The /dev/shm of a pod made before pods had one is added on
+            // its own: members running in its namespaces keep them.
+            if kinds.contains(&"ipc") && !is_mount_point(&dir.join(SHM)) {
+                mount_shm(&dir.join(SHM), shm_size(&pod.config))?;
+            }
             return Ok(());
         }
         // Half there (a killed create, a reboot): made again from nothing.
@@ -588,6 +616,10 @@ impl Engine {
             &pod.config.hostname,
             pod.config.id_map.as_ref(),
         )?;
+        if kinds.contains(&"ipc") {
+            // A new IPC namespace: a new /dev/shm with it.
+            mount_shm(&dir.join(SHM), shm_size(&pod.config))?;
+        }
         if kinds.contains(&"net") && pod.config.network != "none" {
             let net = self.networks.get(&pod.config.network)?;
             let netns = dir.join("net");
@@ -606,6 +638,9 @@ impl Engine {
                 )],
                 ports: &pod.config.publish,
             })?;
+            if let (false, Some(ip)) = (pod.config.redirects.is_empty(), self.pod_ip(&pod.id)) {
+                redirect_ports(&dir.join("net"), ip, &pod.config.redirects)?;
+            }
         }
         Ok(())
     }
@@ -890,9 +925,125 @@ fn is_namespace_file(p: &Path) -> bool {
     })
 }
 
+/// The pod's /dev/shm under its run directory: one tmpfs every member
+/// sharing the pod's IPC namespace mounts at /dev/shm. The namespace
+/// shares System V objects and POSIX message queues; POSIX shared memory
+/// is files in /dev/shm, so a tmpfs per member would split what the
+/// shared namespace promises (podman bind-mounts its infra container's).
+const SHM: &str = "shm";
+
+/// podman's (and docker's) default /dev/shm size.
+const SHM_SIZE: u64 = 64 << 20;
+
+/// The pod's /dev/shm size: its `--shm-size`, else the default.
+fn shm_size(config: &PodConfig) -> u64 {
+    if config.shm_size == 0 {
+        SHM_SIZE
+    } else {
+        config.shm_size
+    }
+}
+
+/// The pod's /dev/shm, for a member sharing its IPC namespace: made
+/// with the namespaces (see [`Engine::pod_namespaces`]).
+pub(crate) fn pod_shm(engine: &Engine, pod_id: &str) -> PathBuf {
+    engine.pod_dir(pod_id).join(SHM)
+}
+
+/// Whether something is mounted on `p` (its device differs from its
+/// parent's: the run directory is itself a tmpfs, so the filesystem's
+/// type would not tell).
+fn is_mount_point(p: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let (Ok(m), Some(Ok(parent))) = (
+        std::fs::symlink_metadata(p),
+        p.parent().map(std::fs::symlink_metadata),
+    ) else {
+        return false;
+    };
+    m.dev() != parent.dev()
+}
+
+/// Mounts the pod's /dev/shm tmpfs on `p` (made if missing), with the
+/// options a container's own has.
+fn mount_shm(p: &Path, size: u64) -> Result<()> {
+    use nix::mount::MsFlags;
+    match std::fs::create_dir(p) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+            return Err(e).ctx(|| format!("create {}", p.display()));
+        }
+        _ => {}
+    }
+    nix::mount::mount(
+        Some("shm"),
+        p,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        Some(format!("mode=1777,size={size}").as_str()),
+    )
+    .map_err(|source| Error::Sys {
+        context: format!("mount the pod's /dev/shm on {}", p.display()),
+        source,
+    })
+}
+
+/// The pod's port redirects, as an nft table `ip berth_pod` in its
+/// network namespace (`netns`, the mounted file): prerouting for its
+/// peers, output for its own members, both only for the pod's address,
+/// so a member's connections elsewhere on those ports are left alone. nft
+/// is run from a thread that entered the namespace (the child inherits
+/// it); the process's own namespace is untouched.
+fn redirect_ports(netns: &Path, ip: std::net::Ipv4Addr, redirects: &[PortRedirect]) -> Result<()> {
+    const TABLE: &str = "berth_pod";
+    let mut cmds = vec![json!({"add": {"table": {"family": "ip", "name": TABLE}}})];
+    for (chain, hook) in [("prerouting", "prerouting"), ("output", "output")] {
+        cmds.push(json!({"add": {"chain": {
+            "family": "ip", "table": TABLE, "name": chain, "type": "nat",
+            "hook": hook, "prio": -100, "policy": "accept",
+        }}}));
+        for r in redirects {
+            let proto = r.proto.as_str();
+            cmds.push(json!({"add": {"rule": {
+                "family": "ip", "table": TABLE, "chain": chain, "expr": [
+                    {"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "daddr"}}, "right": ip.to_string()}},
+                    {"match": {"op": "==", "left": {"payload": {"protocol": proto, "field": "dport"}}, "right": r.port}},
+                    {"redirect": {"port": r.target}},
+                ],
+            }}}));
+        }
+    }
+    let file = std::fs::File::open(netns).ctx(|| format!("open {}", netns.display()))?;
+    std::thread::scope(|s| {
+        s.spawn(|| -> Result<()> {
+            nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).map_err(|source| {
+                Error::Sys {
+                    context: "enter the pod's network namespace".into(),
+                    source,
+                }
+            })?;
+            berth_network::nft::apply(&cmds)
+                .map_err(|e| Error::Network(berth_network::Error::Nft(e)))
+        })
+        .join()
+        .unwrap_or_else(|_| {
+            Err(Error::Monitor(
+                "the thread redirecting the pod's ports panicked".into(),
+            ))
+        })
+    })
+}
+
 /// Unmounts whatever namespace files `dir` holds (lazily: a member being
-/// made may have it open; the namespace goes with its last user).
+/// made may have it open; the namespace goes with its last user), and the
+/// pod's /dev/shm.
 fn unmount_namespaces(dir: &Path) {
+    let shm = dir.join(SHM);
+    while is_mount_point(&shm) {
+        if nix::mount::umount2(&shm, nix::mount::MntFlags::MNT_DETACH).is_err() {
+            break;
+        }
+    }
+    let _ = std::fs::remove_dir(&shm);
     for ns in SHAREABLE.iter().chain(&["user"]) {
         let p = dir.join(ns);
         while is_namespace_file(&p) {

@@ -27,6 +27,7 @@
 )]
 
 mod documents;
+mod expansion;
 mod generate;
 mod play;
 mod quantity;

@@ -5,17 +5,17 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use berth_engine::config::{Mount, Resources, RestartPolicy};
-use berth_engine::health::HealthConfig;
-use berth_engine::pods::{PodConfig, PodCreateOptions};
+use berth_engine::health::{HealthConfig, OnFailure};
+use berth_engine::pods::{PodConfig, PodCreateOptions, PortRedirect};
 use berth_engine::{ContainerConfig, Engine};
 use berth_network::{PortSpec, Proto};
 use k8s_openapi::api::core::v1::{
-    ConfigMap, Container, EnvVar, PodSpec, Probe, Secret, Service, Volume,
+    ConfigMap, Container, EnvVar, PodSpec, Probe, Secret, Service, ServicePort, Volume,
 };
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use crate::documents::{Document, Parsed};
-use crate::{quantity, EngineContext, Error, Result};
+use crate::{expansion, quantity, EngineContext, Error, Result};
 
 /// `kube play`'s options.
 #[derive(Debug, Clone)]
@@ -290,25 +290,7 @@ fn published(w: &Workload<'_>, services: &[&Service]) -> Result<Vec<PortSpec>> {
         {
             let Some(node) = p.node_port else { continue };
             let at = format!("Service {sname}: spec.ports[{i}]");
-            let target = match &p.target_port {
-                None => port_u16(p.port, &at)?,
-                Some(IntOrString::Int(n)) => port_u16(*n, &at)?,
-                Some(IntOrString::String(name)) => {
-                    let found = w
-                        .spec
-                        .containers
-                        .iter()
-                        .flat_map(|c| c.ports.iter().flatten())
-                        .find(|cp| cp.name.as_deref() == Some(name))
-                        .ok_or_else(|| {
-                            Error::Invalid(format!(
-                                "{at}: targetPort {name}: no container of pod {} has a port of that name",
-                                w.name
-                            ))
-                        })?;
-                    port_u16(found.container_port, &at)?
-                }
-            };
+            let target = target_port(w, p, &at)?;
             let proto = proto(p.protocol.as_ref(), &at)?;
             let host = port_u16(node, &at)?;
             if !out.iter().any(|o| o.host_port == host && o.proto == proto) {
@@ -317,6 +299,97 @@ fn published(w: &Workload<'_>, services: &[&Service]) -> Result<Vec<PortSpec>> {
         }
     }
     Ok(out)
+}
+
+/// The port of the pod a Service port sends to: targetPort (a number, or
+/// the name of a container's port), else port.
+fn target_port(w: &Workload<'_>, p: &ServicePort, at: &str) -> Result<u16> {
+    match &p.target_port {
+        None => port_u16(p.port, at),
+        Some(IntOrString::Int(n)) => port_u16(*n, at),
+        Some(IntOrString::String(name)) => {
+            let found = w
+                .spec
+                .containers
+                .iter()
+                .flat_map(|c| c.ports.iter().flatten())
+                .find(|cp| cp.name.as_deref() == Some(name))
+                .ok_or_else(|| {
+                    Error::Invalid(format!(
+                        "{at}: targetPort {name}: no container of pod {} has a port of that name",
+                        w.name
+                    ))
+                })?;
+            port_u16(found.container_port, at)
+        }
+    }
+}
+
+/// The Service ports a selected pod translates, `port` to targetPort, in
+/// its network namespace: the Service's name resolves to the pod's
+/// address (berth has no ClusterIP), and there `port` answers as a
+/// ClusterIP's would.
+fn redirects(w: &Workload<'_>, services: &[&Service]) -> Vec<PortRedirect> {
+    let mut out: Vec<PortRedirect> = Vec::new();
+    for svc in services.iter().filter(|s| selects(s, &w.labels)) {
+        for p in svc.spec.iter().flat_map(|s| s.ports.iter().flatten()) {
+            // Unresolvable ones are warned about (service_warnings).
+            let (Ok(target), Ok(port), Ok(proto)) = (
+                target_port(w, p, ""),
+                port_u16(p.port, ""),
+                proto(p.protocol.as_ref(), ""),
+            ) else {
+                continue;
+            };
+            if target != port && !out.iter().any(|r| r.port == port && r.proto == proto) {
+                out.push(PortRedirect {
+                    port,
+                    target,
+                    proto,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// What a Service does not give inside the pods, said rather than lost:
+/// its name resolves to the selected pod's address, where `port` is
+/// translated to targetPort (see [`redirects`]) unless the pod is on the
+/// host's network; a Service selecting no pod of the file resolves to
+/// nothing.
+fn service_warnings(svc: &Service, loads: &[Workload<'_>]) -> Vec<String> {
+    let name = svc.metadata.name.clone().unwrap_or_default();
+    let Some(w) = loads.iter().find(|w| selects(svc, &w.labels)) else {
+        return vec![format!(
+            "Service {name}: selects no pod of the file: its name resolves to nothing"
+        )];
+    };
+    let mut out = Vec::new();
+    for (i, p) in svc
+        .spec
+        .iter()
+        .flat_map(|s| s.ports.iter().flatten())
+        .enumerate()
+    {
+        let at = format!("Service {name}: spec.ports[{i}]");
+        // A name no container has: Kubernetes takes it (the Service
+        // just has no endpoint for it); so does berth, saying so.
+        let target = match target_port(w, p, &at) {
+            Ok(t) => t,
+            Err(e) => {
+                out.push(e.to_string());
+                continue;
+            }
+        };
+        if i32::from(target) != p.port && w.spec.host_network == Some(true) {
+            out.push(format!(
+                "{at}: port {} is not served inside the pods: {name} resolves to pod {}'s address, on the host's network, where targetPort {target} answers (berth has no ClusterIP to translate the port)",
+                p.port, w.name
+            ));
+        }
+    }
+    out
 }
 
 /// Plays the file's documents; on failure the pods this play made are
@@ -330,6 +403,9 @@ pub fn play(engine: &mut Engine, parsed: &Parsed, opts: &PlayOptions) -> Result<
         warnings: parsed.warnings.clone(),
         ..PlayReport::default()
     };
+    for svc in &services {
+        report.warnings.extend(service_warnings(svc, &loads));
+    }
     for w in &loads {
         if let Ok(p) = engine.pod_find(&w.name) {
             if p.name != w.name {
@@ -370,6 +446,11 @@ pub fn play(engine: &mut Engine, parsed: &Parsed, opts: &PlayOptions) -> Result<
                     published(w, &services)?
                 },
                 network: if host { "host".into() } else { String::new() },
+                redirects: if host {
+                    Vec::new()
+                } else {
+                    redirects(w, &services)
+                },
                 ..PodConfig::default()
             };
             let pod = engine
@@ -486,6 +567,16 @@ fn make_members(
                     .insert(berth_engine::pods::INIT_LABEL.into(), "once".into());
             } else {
                 cfg.restart = restart.clone();
+                // A failing liveness probe: the kubelet kills the
+                // container and its restart policy decides (podman 4.3
+                // restarts whatever the policy).
+                if c.liveness_probe.is_some() {
+                    cfg.health_on_failure = if restart.name == "no" {
+                        OnFailure::Kill
+                    } else {
+                        OnFailure::Restart
+                    };
+                }
             }
             let name = format!("{}-{}", w.name, c.name);
             let r = engine
@@ -703,18 +794,24 @@ fn container_config(
         image,
         ..ContainerConfig::default()
     };
+    cfg.env = environment(&at, c, w, cms, secs)?;
     // Kubernetes: command replaces the entrypoint (and the image's cmd
-    // with it), args the cmd.
+    // with it), args the cmd; `$(VAR)` in them is the container's
+    // variable, as the kubelet expands it.
+    let expanded = |list: &Vec<String>| -> Vec<String> {
+        list.iter()
+            .map(|a| expansion::expand(a, |n| expansion::lookup_env(&cfg.env, n)))
+            .collect()
+    };
     if let Some(cmd) = &c.command {
-        cfg.entrypoint_override = Some(cmd.clone());
+        cfg.entrypoint_override = Some(expanded(cmd));
     }
     if let Some(args) = &c.args {
-        cfg.cmd = args.clone();
+        cfg.cmd = expanded(args);
     }
     cfg.working_dir = c.working_dir.clone().unwrap_or_default();
     cfg.tty = c.tty.unwrap_or(false);
     cfg.open_stdin = c.stdin.unwrap_or(false);
-    cfg.env = environment(&at, c, w, cms, secs)?;
     for (i, p) in c.ports.iter().flatten().enumerate() {
         let proto = proto(p.protocol.as_ref(), &format!("{at}: ports[{i}]"))?;
         let port = port_u16(p.container_port, &format!("{at}: ports[{i}]"))?;
@@ -797,7 +894,7 @@ fn environment(
     secs: &BTreeMap<String, &Secret>,
 ) -> Result<Vec<String>> {
     let mut env: Vec<(String, String)> = Vec::new();
-    let mut set = |k: String, v: String| {
+    let set = |env: &mut Vec<(String, String)>, k: String, v: String| {
         env.retain(|(ek, _)| *ek != k);
         env.push((k, v));
     };
@@ -830,16 +927,25 @@ fn environment(
         };
         for (k, v) in entries {
             set(
+                &mut env,
                 format!("{prefix}{k}"),
                 String::from_utf8_lossy(&v).into_owned(),
             );
         }
     }
     for (i, e) in c.env.iter().flatten().enumerate() {
-        set(
-            e.name.clone(),
-            env_value(&format!("{at}: env[{i}] ({})", e.name), e, w, cms, secs)?,
-        );
+        let mut value = env_value(&format!("{at}: env[{i}] ({})", e.name), e, w, cms, secs)?;
+        // A value may name the variables before it (`$(VAR)`); values
+        // from ConfigMaps and Secrets are taken as they are.
+        if e.value_from.is_none() {
+            value = expansion::expand(&value, |n| {
+                env.iter()
+                    .rev()
+                    .find(|(k, _)| k == n)
+                    .map(|(_, v)| v.as_str())
+            });
+        }
+        set(&mut env, e.name.clone(), value);
     }
     Ok(env.into_iter().map(|(k, v)| format!("{k}={v}")).collect())
 }
@@ -963,6 +1069,11 @@ fn security(cfg: &mut ContainerConfig, spec: &PodSpec, c: &Container) {
     }
 }
 
+/// `s` as one word of a POSIX shell command line.
+fn sh_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
 /// A probe as a healthcheck: exec as the command itself, httpGet and
 /// tcpSocket through wget and nc in the container (busybox's or Debian's).
 fn health(at: &str, p: &Probe) -> Result<HealthConfig> {
@@ -980,22 +1091,43 @@ fn health(at: &str, p: &Probe) -> Result<HealthConfig> {
         let path = h.path.clone().unwrap_or_else(|| "/".into());
         let host = h.host.clone().unwrap_or_else(|| "127.0.0.1".into());
         let scheme = h.scheme.as_deref().unwrap_or("HTTP").to_ascii_lowercase();
+        let port = port(&h.port)?;
+        let url = sh_quote(&format!("{scheme}://{host}:{port}{path}"));
+        // Without wget (Debian's minbase has none), plain HTTP through
+        // bash's /dev/tcp, a status of 200-399 passing as the kubelet's
+        // does: a livenessProbe restarts the container, so a missing tool
+        // must not read as a failing server.
+        let request = sh_quote(&format!(
+            "exec 3<>/dev/tcp/{host}/{port} && printf 'GET %s HTTP/1.0\\r\\nHost: %s\\r\\n\\r\\n' \"$0\" \"$1\" >&3 && read -r v code rest <&3 && [ \"$code\" -ge 200 ] && [ \"$code\" -lt 400 ]"
+        ));
+        let fallback = if scheme == "http" {
+            format!(
+                "bash -c {request} {} {} 2>/dev/null",
+                sh_quote(&path),
+                sh_quote(&host)
+            )
+        } else {
+            "false".to_string()
+        };
         vec![
             "CMD-SHELL".into(),
             format!(
-                "wget -q -O /dev/null {scheme}://{host}:{}{path} || exit 1",
-                port(&h.port)?
+                "if command -v wget >/dev/null 2>&1; then wget -q -O /dev/null {url}; else {fallback}; fi || exit 1"
             ),
         ]
     } else if let Some(t) = &p.tcp_socket {
         let host = t.host.clone().unwrap_or_else(|| "127.0.0.1".into());
+        let port = port(&t.port)?;
         vec![
             "CMD-SHELL".into(),
             // Connects and ends at once (stdin is empty): busybox's nc
-            // has no -z, this form works with it and with netcat.
+            // has no -z, this form works with it and with netcat. An image
+            // without nc (Debian's minbase has none) is checked with
+            // bash's /dev/tcp: a livenessProbe restarts the container, so
+            // a missing tool must not pass for a closed port.
             format!(
-                "nc -w 1 {host} {} </dev/null >/dev/null 2>&1 || exit 1",
-                port(&t.port)?
+                "if command -v nc >/dev/null 2>&1; then nc -w 1 {host} {port} </dev/null >/dev/null 2>&1; \
+                 else bash -c 'exec 3<>/dev/tcp/{host}/{port}' 2>/dev/null; fi || exit 1"
             ),
         ]
     } else {
@@ -1013,4 +1145,89 @@ fn health(at: &str, p: &Probe) -> Result<HealthConfig> {
         retries: u32::try_from(p.failure_threshold.unwrap_or(3)).unwrap_or(3),
         start_period_ns: secs(p.initial_delay_seconds, 0),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    /// Runs a probe's CMD-SHELL with only bash on PATH (an image without
+    /// nc or wget, as Debian's minbase is) and returns whether it passed.
+    fn passes_with_only_bash(probe: &Probe) -> bool {
+        let bash = ["/bin/bash", "/usr/bin/bash"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .expect("bash is installed");
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(bash, dir.path().join("bash")).unwrap();
+        let test = health("test", probe).unwrap().test;
+        assert_eq!(test[0], "CMD-SHELL");
+        std::process::Command::new("/bin/sh")
+            .arg("-c")
+            .arg(&test[1])
+            .env("PATH", dir.path())
+            .status()
+            .unwrap()
+            .success()
+    }
+
+    /// A one-request HTTP server answering `status`, on a free port.
+    fn http_once(status: &'static str) -> (u16, std::thread::JoinHandle<String>) {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let t = std::thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+                .unwrap();
+            let mut req = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !req.ends_with(b"\r\n\r\n") {
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => req.extend_from_slice(&buf[..n]),
+                }
+            }
+            let _ = s.write_all(format!("HTTP/1.0 {status}\r\n\r\n").as_bytes());
+            String::from_utf8_lossy(&req).into_owned()
+        });
+        (port, t)
+    }
+
+    fn http_probe(port: u16, path: &str) -> Probe {
+        serde_json::from_value(serde_json::json!({
+            "httpGet": {"port": port, "path": path}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn http_probes_without_wget_read_the_status_as_the_kubelet_does() {
+        for (status, pass) in [
+            ("200 OK", true),
+            ("302 Found", true),
+            ("404 Not Found", false),
+            ("500 Oops", false),
+        ] {
+            let (port, server) = http_once(status);
+            assert_eq!(
+                passes_with_only_bash(&http_probe(port, "/it's here")),
+                pass,
+                "{status}"
+            );
+            let req = server.join().unwrap();
+            assert!(req.starts_with("GET /it's here HTTP/1.0\r\n"), "{req:?}");
+        }
+    }
+
+    #[test]
+    fn tcp_probes_without_nc_connect_with_bash() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let probe: Probe =
+            serde_json::from_value(serde_json::json!({"tcpSocket": {"port": port}})).unwrap();
+        assert!(passes_with_only_bash(&probe));
+        drop(l);
+        assert!(!passes_with_only_bash(&probe), "a closed port passed");
+    }
 }

@@ -268,6 +268,14 @@ pub(crate) fn config_from(a: &RunArgs) -> Result<ContainerConfig> {
             start_period_ns: dur("--health-start-period", &a.health_start_period)?,
         });
     }
+    if let Some(action) = &a.health_on_failure {
+        cfg.health_on_failure =
+            berth_engine::health::OnFailure::parse(action).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "invalid --health-on-failure {action:?}: must be none, kill, restart or stop"
+                )
+            })?;
+    }
     Ok(cfg)
 }
 
