@@ -598,15 +598,28 @@ fn share_pod_shm(
     else {
         return Ok(spec);
     };
+    // In a user namespace the runtime cannot reach the pod's run
+    // directory (host root's alone): the bind is cloned before and seen
+    // through the container's mapping, as volumes are (`idmap`).
+    let userns = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|ns| {
+            ns.iter()
+                .any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::User)
+        });
+    let mut options: Vec<String> = ["rbind", "rprivate", "nosuid", "noexec", "nodev"]
+        .map(String::from)
+        .to_vec();
+    if userns {
+        options.push("idmap".into());
+    }
     *m = oci_spec::runtime::MountBuilder::default()
         .destination("/dev/shm")
         .typ("bind")
         .source(shm)
-        .options(
-            ["rbind", "rprivate", "nosuid", "noexec", "nodev"]
-                .map(String::from)
-                .to_vec(),
-        )
+        .options(options)
         .build()
         .map_err(|e| Error::Monitor(format!("the pod's /dev/shm mount: {e}")))?;
     spec.set_mounts(Some(mounts));
