@@ -10,12 +10,10 @@
 
 #![allow(clippy::tests_outside_test_module)]
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use berth_testkit::{expect_code, free_port, stderr};
+use berth_testkit::{expect_code, free_port, http_get, stderr};
 use k8s_openapi::api::core::v1::{Pod, Service};
 use serde::Deserialize;
 
@@ -25,26 +23,6 @@ type Berth = berth_testkit::store::Store;
 
 fn berth() -> Berth {
     Berth::with_busybox(BIN, &[])
-}
-
-/// GET path from addr, retried until it answers or 10 s pass.
-fn get(addr: &str, path: &str) -> Result<String, String> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let r = (|| -> std::io::Result<String> {
-            let mut s = TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_secs(2))?;
-            s.set_read_timeout(Some(Duration::from_secs(3)))?;
-            s.write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())?;
-            let mut text = String::new();
-            s.read_to_string(&mut text)?;
-            Ok(text)
-        })();
-        match r {
-            Ok(t) if t.contains("200 OK") => return Ok(t),
-            r if Instant::now() > deadline => return Err(format!("{addr}: {r:?}")),
-            _ => std::thread::sleep(Duration::from_millis(50)),
-        }
-    }
 }
 
 fn write_yaml(dir: &std::path::Path, name: &str, text: &str) -> String {
@@ -231,7 +209,7 @@ fn a_multi_document_file_plays_and_goes_down_to_nothing() {
 
     // The Service's nodePort reaches the first replica; the page is the
     // ConfigMap's.
-    let page = get(&format!("127.0.0.1:{port}"), "/index.html").unwrap();
+    let page = http_get(&format!("127.0.0.1:{port}"), "/index.html").unwrap();
     assert!(page.contains(&format!("page of {tag}")), "{page}");
     // The client resolved the Service's name inside its pod.
     let client = format!("client-{tag}-c");
@@ -451,7 +429,7 @@ fn generate_writes_what_the_api_reads_and_play_gives_the_pod_back() {
         "-c",
         "echo round-trip > /data/index.html",
     ]);
-    let page = get(&format!("127.0.0.1:{port}"), "/index.html").unwrap();
+    let page = http_get(&format!("127.0.0.1:{port}"), "/index.html").unwrap();
     assert!(page.contains("round-trip"), "{page}");
     assert_eq!(b.inspect(&web, "{{.Config.Hostname}}"), pod);
 }
@@ -890,7 +868,7 @@ spec:
         "{err}"
     );
     assert!(!err.contains("is not served"), "{err}");
-    let page = get(&format!("127.0.0.1:{node}"), "/index.html").unwrap();
+    let page = http_get(&format!("127.0.0.1:{node}"), "/index.html").unwrap();
     assert!(page.contains("target-port"), "{page}");
     assert_eq!(
         b.ok(&["port", &format!("{name}-web")]).trim(),

@@ -9,13 +9,11 @@
 
 #![allow(clippy::tests_outside_test_module)]
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use berth_testkit::{expect_code, free_port, stderr};
+use berth_testkit::{expect_code, free_port, http_get, stderr};
 
 const BIN: &str = env!("CARGO_BIN_EXE_berth");
 
@@ -23,26 +21,6 @@ type Berth = berth_testkit::store::Store;
 
 fn berth() -> Berth {
     Berth::with_busybox(BIN, &[])
-}
-
-/// GET / from addr, retried until it answers or 10 s pass.
-fn get(addr: &str) -> Result<String, String> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let r = (|| -> std::io::Result<String> {
-            let mut s = TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_secs(2))?;
-            s.set_read_timeout(Some(Duration::from_secs(3)))?;
-            s.write_all(b"GET / HTTP/1.0\r\n\r\n")?;
-            let mut text = String::new();
-            s.read_to_string(&mut text)?;
-            Ok(text)
-        })();
-        match r {
-            Ok(t) if t.contains("200 OK") => return Ok(t),
-            r if Instant::now() > deadline => return Err(format!("{addr}: {r:?}")),
-            _ => std::thread::sleep(Duration::from_millis(50)),
-        }
-    }
 }
 
 /// A unique name for this test's objects.
@@ -177,7 +155,7 @@ fn ports_published_on_the_pod_reach_a_member() {
     let pod = unique("ports");
     b.ok(&["pod", "create", "--name", &pod, "-p", &format!("{port}:80")]);
     httpd_in(&b, &pod, "80", "published-on-the-pod");
-    let answer = get(&format!("127.0.0.1:{port}")).unwrap();
+    let answer = http_get(&format!("127.0.0.1:{port}"), "/").unwrap();
     assert!(answer.contains("published-on-the-pod"), "{answer}");
     let inspect: serde_json::Value =
         serde_json::from_str(&b.ok(&["pod", "inspect", &pod])).unwrap();
@@ -377,7 +355,7 @@ fn pod_rm_leaves_no_mount_namespace_file_veth_rule_or_lease() {
     assert!(links().contains(&veth), "the pod has no veth");
     httpd_in(&b, &pod, "80", "x");
     b.ok(&["run", "-d", "--pod", &pod, "busybox", "sleep", "60"]);
-    get(&format!("127.0.0.1:{port}")).unwrap();
+    http_get(&format!("127.0.0.1:{port}"), "/").unwrap();
 
     let o = b.run(&["pod", "rm", &pod]);
     expect_code(&o, 125, "pod rm of a pod with running containers");
@@ -599,7 +577,7 @@ fn namespaces_lost_with_the_run_directory_are_made_again_at_start() {
         .trim()
         .to_string();
     httpd_in(&b, &pod, "80", "after-a-reboot");
-    get(&format!("127.0.0.1:{port}")).unwrap();
+    http_get(&format!("127.0.0.1:{port}"), "/").unwrap();
     b.ok(&["pod", "stop", "-t", "0", &pod]);
     // What a reboot does to the run directory (a tmpfs): the files and
     // their namespaces gone, the veth and the pod's /dev/shm with them
@@ -614,7 +592,7 @@ fn namespaces_lost_with_the_run_directory_are_made_again_at_start() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
     b.ok(&["pod", "start", &pod]);
-    let answer = get(&format!("127.0.0.1:{port}")).unwrap();
+    let answer = http_get(&format!("127.0.0.1:{port}"), "/").unwrap();
     assert!(answer.contains("after-a-reboot"), "{answer}");
     let host = b.ok(&["run", "--rm", "--pod", &pod, "busybox", "hostname"]);
     assert_eq!(host.trim(), "again");

@@ -1055,6 +1055,25 @@ fn unmount_namespaces(dir: &Path) {
     }
 }
 
+/// What a pod's new namespaces need from a thread inside them: the
+/// hostname in the UTS namespace, loopback up in the network namespace.
+fn set_up_inside(kinds: &[&str], hostname: &str) -> Result<()> {
+    if kinds.contains(&"uts") {
+        nix::unistd::sethostname(hostname).map_err(|source| Error::Sys {
+            context: format!("set the pod's hostname {hostname:?}"),
+            source,
+        })?;
+    }
+    if kinds.contains(&"net") {
+        let mut nl = berth_network::netlink::Netlink::open()
+            .ctx(|| "open a netlink socket in the pod's namespace".into())?;
+        if let Some(lo) = nl.link("lo").ctx(|| "find lo".into())? {
+            nl.set_up(lo.index).ctx(|| "bring lo up".into())?;
+        }
+    }
+    Ok(())
+}
+
 /// New namespaces of `kinds`, each bind-mounted onto `dir/<kind>`: a
 /// thread unshares them (they are per thread: the process's own stay as
 /// they are), sets the hostname in the new UTS namespace, brings loopback
@@ -1090,19 +1109,7 @@ fn make_namespaces(
                 context: "unshare the pod's namespaces".into(),
                 source,
             })?;
-            if kinds.contains(&"uts") {
-                nix::unistd::sethostname(hostname).map_err(|source| Error::Sys {
-                    context: format!("set the pod's hostname {hostname:?}"),
-                    source,
-                })?;
-            }
-            if kinds.contains(&"net") {
-                let mut nl = berth_network::netlink::Netlink::open()
-                    .ctx(|| "open a netlink socket in the pod's namespace".into())?;
-                if let Some(lo) = nl.link("lo").ctx(|| "find lo".into())? {
-                    nl.set_up(lo.index).ctx(|| "bring lo up".into())?;
-                }
-            }
+            set_up_inside(kinds, hostname)?;
             for k in kinds {
                 let src = format!("/proc/thread-self/ns/{k}");
                 nix::mount::mount(
@@ -1183,19 +1190,7 @@ fn make_namespaces_in_userns(
                     source,
                 })?;
             }
-            if kinds.contains(&"uts") {
-                nix::unistd::sethostname(hostname).map_err(|source| Error::Sys {
-                    context: format!("set the pod's hostname {hostname:?}"),
-                    source,
-                })?;
-            }
-            if kinds.contains(&"net") {
-                let mut nl = berth_network::netlink::Netlink::open()
-                    .ctx(|| "open a netlink socket in the pod's namespace".into())?;
-                if let Some(lo) = nl.link("lo").ctx(|| "find lo".into())? {
-                    nl.set_up(lo.index).ctx(|| "bring lo up".into())?;
-                }
-            }
+            set_up_inside(kinds, hostname)?;
             Ok(())
         })
         .join()
