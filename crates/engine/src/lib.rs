@@ -59,6 +59,7 @@ pub mod stats;
 pub mod stdio;
 pub mod stream;
 pub mod system_info;
+pub mod trash;
 mod tree_copy;
 pub mod userns;
 pub mod volumes;

@@ -451,7 +451,13 @@ fn run_inner(
         if r.config.auto_remove {
             let done = engine.db.get(id)?;
             if let Some(done) = done {
-                engine.remove(&done, true, true)?;
+                if caller.is_some() {
+                    // The caller waits for the exit code: the container
+                    // goes now, its files once the code is reported.
+                    engine.remove_to_trash(&done, true, true)?;
+                } else {
+                    engine.remove(&done, true, true)?;
+                }
             }
         }
         // Told last: an attached `run --rm` returns once the container is
