@@ -498,7 +498,12 @@ fn mounts(cfg: &ContainerConfig, paths: &Paths<'_>) -> Result<Vec<oci::Mount>> {
             "cgroup",
             &["nosuid", "noexec", "nodev", "relatime", rw_if_privileged],
         )?,
-        mount("/dev/mqueue", "mqueue", "mqueue", &["nosuid", "noexec", "nodev"])?,
+        mount(
+            "/dev/mqueue",
+            "mqueue",
+            "mqueue",
+            &["nosuid", "noexec", "nodev"],
+        )?,
     ];
     // `--ipc none`: a namespace of its own and no /dev/shm (Docker's).
     if cfg.ipc_mode != "host" && cfg.ipc_mode != "none" && !cfg.ipc_mode.starts_with("container:") {
@@ -608,12 +613,7 @@ fn namespaces(cfg: &ContainerConfig, joins: &Joins) -> Result<Vec<oci::LinuxName
 
 /// The `linux` section: namespaces, cgroups, devices, id mappings, and
 /// (unprivileged) masked paths and seccomp.
-fn linux(
-    cfg: &ContainerConfig,
-    id: &str,
-    joins: &Joins,
-    caps: &[String],
-) -> Result<oci::Linux> {
+fn linux(cfg: &ContainerConfig, id: &str, joins: &Joins, caps: &[String]) -> Result<oci::Linux> {
     let mut resources = resources(cfg)?;
     let mut device_rules = if cfg.privileged {
         vec![device_rule(true, None, None, None, "rwm")?]
@@ -733,7 +733,11 @@ pub fn build(cfg: &ContainerConfig, id: &str, paths: &Paths<'_>, joins: &Joins) 
     // dropped: one `stop` sends in the moment between exec and
     // berth-init's signalfd would be lost. Blocked, it waits for it.
     spec.set_annotations(cfg.init.then(|| {
-        [(berth_runtime::EXEC_SIGNALS_BLOCKED.to_string(), "true".to_string())].into()
+        [(
+            berth_runtime::EXEC_SIGNALS_BLOCKED.to_string(),
+            "true".to_string(),
+        )]
+        .into()
     }));
     spec.set_linux(Some(linux));
     spec.set_solaris(None);
@@ -851,7 +855,12 @@ mod tests {
     }
 
     /// The spec as it was assembled before it was typed: through JSON.
-    fn reference_build(cfg: &ContainerConfig, id: &str, paths: &Paths<'_>, joins: &Joins) -> Result<Spec> {
+    fn reference_build(
+        cfg: &ContainerConfig,
+        id: &str,
+        paths: &Paths<'_>,
+        joins: &Joins,
+    ) -> Result<Spec> {
         if cfg.args.is_empty() {
             return Err(Error::InvalidOption(
                 "no command specified: the image has no CMD or ENTRYPOINT".into(),
@@ -897,7 +906,10 @@ mod tests {
             json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}),
         ];
         // `--ipc none`: a namespace of its own and no /dev/shm (Docker's).
-        if cfg.ipc_mode != "host" && cfg.ipc_mode != "none" && !cfg.ipc_mode.starts_with("container:") {
+        if cfg.ipc_mode != "host"
+            && cfg.ipc_mode != "none"
+            && !cfg.ipc_mode.starts_with("container:")
+        {
             mounts.push(json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", format!("size={shm}")]}));
         }
         // The kernel filesystems above come first; what follows (the engine's
@@ -915,8 +927,9 @@ mod tests {
                 if cfg.id_map.is_some() {
                     opts.push("idmap");
                 }
-                mounts
-                    .push(json!({"destination": dest, "type": "bind", "source": src, "options": opts}));
+                mounts.push(
+                    json!({"destination": dest, "type": "bind", "source": src, "options": opts}),
+                );
             }
         }
         if cfg.init {
@@ -1027,7 +1040,9 @@ mod tests {
                 "unconfined" => None,
                 file => {
                     let text = std::fs::read_to_string(file).map_err(|e| {
-                        Error::InvalidOption(format!("opening seccomp profile ({file}) failed: {e}"))
+                        Error::InvalidOption(format!(
+                            "opening seccomp profile ({file}) failed: {e}"
+                        ))
                     })?;
                     Some(berth_runtime::seccomp::profile::resolve(&text, &caps)?)
                 }
@@ -1061,7 +1076,6 @@ mod tests {
             source,
         })
     }
-
 
     const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\nwww:x:33:33:www:/var/www:/bin/false\n";
     const GROUP: &str = "root:x:0:\nwww:x:33:\nadm:x:4:www\nstaff:x:50:\n";
