@@ -1180,7 +1180,7 @@ mod tests {
         let mut user_joined = plain.clone();
         user_joined.ipc_mode = "none".into();
         user_joined.seccomp = "unconfined".into();
-        user_joined.id_map = busy.id_map.clone();
+        user_joined.id_map = busy.id_map;
         let in_userns = Joins {
             user: Some("/proc/1/ns/user".into()),
             ipc: Some("/proc/1/ns/ipc".into()),

@@ -80,17 +80,11 @@ pub fn has_litter(root: &Path) -> bool {
 /// works, then leaves the rest to the next sweep.
 pub fn sweep(root: &Path) -> Result<usize> {
     let trash = dir(root);
-    let lock_path = trash.join(LOCK);
-    let file = match std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-    {
+    let file = match open_lock(&trash) {
         Ok(f) => f,
-        // No trash: nothing was ever trashed here.
+        // No trash (nothing was ever trashed here), or no store any more.
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-        Err(e) => return Err(e).ctx(|| format!("open {}", lock_path.display())),
+        Err(e) => return Err(e).ctx(|| format!("open {}", trash.join(LOCK).display())),
     };
     let Some(_lock) = lock_within(file, LOCK_WAIT) else {
         return Ok(0);
@@ -110,6 +104,30 @@ pub fn sweep(root: &Path) -> Result<usize> {
         }
     }
     Ok(swept)
+}
+
+/// Opens (makes) the lock file inside the trash directory through a
+/// descriptor of the directory: a store deleted meanwhile (a test's
+/// temporary one) is not given back a lock file, which would keep its
+/// removal from finishing.
+fn open_lock(trash: &Path) -> std::io::Result<File> {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let dir = File::open(trash)?;
+    // SAFETY: openat(2) reads the NUL-terminated name and returns a new
+    // descriptor (or -1); `dir` stays open across the call.
+    let fd = unsafe {
+        libc::openat(
+            dir.as_raw_fd(),
+            c".lock".as_ptr(),
+            libc::O_WRONLY | libc::O_CREAT | libc::O_CLOEXEC,
+            0o600_u32,
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: openat just returned this descriptor; nothing else owns it.
+    Ok(unsafe { File::from_raw_fd(fd) })
 }
 
 /// An exclusive lock on `file`, tried until `wait` has passed.
