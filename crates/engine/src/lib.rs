@@ -592,6 +592,13 @@ impl Engine {
             Err(e) => return Err(e).ctx(|| format!("read {}", root.display())),
         };
         let mut removed = self.thaw_abandoned_commits()?;
+        // Removed containers' files whose sweep was killed, or never ran.
+        if trash::has_litter(&self.root) {
+            let n = trash::sweep(&self.root)?;
+            if n > 0 {
+                removed.push(format!("files of {n} removed containers left in the trash"));
+            }
+        }
         for id in userns::free_leaked(&self.db.connection())? {
             removed.push(format!(
                 "user namespace ids held for the gone container {id}"
