@@ -415,7 +415,13 @@ fn run_inner(
         engine
             .db
             .container_event(&r, "die", &[("exitCode", &code.to_string())]);
-        let _ = engine.cleanup_runtime_only(id);
+        // A foreground --rm trashes what it would delete (either way the
+        // runtime's container is gone: a restart creates it anew).
+        let _ = if caller.is_some() && r.config.auto_remove {
+            engine.cleanup_runtime_to_trash(id)
+        } else {
+            engine.cleanup_runtime_only(id)
+        };
         // Its ports, veths and leases go with each life (a restart takes
         // them again).
         if let Err(e) = engine.detach_network(&r, true) {

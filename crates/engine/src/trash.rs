@@ -44,22 +44,33 @@ pub fn trashed_by_this_process() -> bool {
     TRASHED.load(Ordering::Relaxed)
 }
 
+/// A fresh place in the trash of the store at `root` for something named
+/// `name` (the trash is made if need be); [`moved_in`] once it is there.
+pub fn slot(root: &Path, name: &str) -> Result<PathBuf> {
+    let trash = dir(root);
+    std::fs::create_dir_all(&trash).ctx(|| format!("create {}", trash.display()))?;
+    // Unique even when the same id is trashed twice before a sweep.
+    Ok(trash.join(format!("{name}.{}", crate::now_nanos())))
+}
+
+/// Records that this process put something in a trash.
+pub fn moved_in() {
+    TRASHED.store(true, Ordering::Relaxed);
+}
+
 /// Moves `victim` (a directory of the store at `root`, nothing mounted
 /// below it) into the trash. False when it could not be moved (another
 /// file system): the caller deletes it in place. True also when it was
 /// not there at all (nothing to delete).
 pub fn put(root: &Path, victim: &Path) -> Result<bool> {
-    let trash = dir(root);
-    std::fs::create_dir_all(&trash).ctx(|| format!("create {}", trash.display()))?;
     let name = victim
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    // Unique even when the same id is trashed twice before a sweep.
-    let target = trash.join(format!("{name}.{}", crate::now_nanos()));
+    let target = slot(root, &name)?;
     match std::fs::rename(victim, &target) {
         Ok(()) => {
-            TRASHED.store(true, Ordering::Relaxed);
+            moved_in();
             Ok(true)
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(true),
