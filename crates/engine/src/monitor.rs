@@ -30,6 +30,10 @@ pub enum Mode {
     /// We do, in the foreground, relaying between the caller's stdio (the
     /// descriptors the front end hands in) and the container's pipes; with
     /// its stdin, that feeds the container's (`run -i`, `start -ai`).
+    /// An `auto_remove` container is removed before [`run`] returns, its
+    /// files moved into the store's trash: the caller, once it has given
+    /// the exit code, deletes them with [`crate::trash::sweep`] (the CLI
+    /// forks a child for it).
     Foreground { caller: berth_relay::relay::Caller },
     /// A monitor process, which reports on `notify` once the container
     /// runs; with `wait_attach`, once it listens for clients, and then
