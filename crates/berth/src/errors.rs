@@ -23,6 +23,8 @@ pub(crate) fn failed(root: &std::path::Path, e: &anyhow::Error, code: u8) -> Exi
 /// run/start -a/exec, and docker's client's codes when berth itself failed:
 /// 1, except for `run` (see [`run_failed`]).
 pub(crate) fn finish(root: &std::path::Path, r: Result<i32>) -> ExitCode {
+    // The answer is known: what the command trashed is deleted meanwhile.
+    crate::sweeper::after_command(root);
     if berth_relay::relay::caller_output_lost() {
         die_of_broken_pipe();
     }

@@ -43,6 +43,7 @@ mod run_flags;
 mod shell_docs;
 mod stats;
 mod store;
+mod sweeper;
 mod system;
 mod times;
 mod transfer;

@@ -66,6 +66,14 @@ fn foreground_run_passes_output_exit_code_and_rm_leaves_nothing() {
         0
     );
     assert_eq!(b.mounts(), 0);
+    // Its files went to the store's trash in one rename, and a child left
+    // behind deletes them once berth has answered: the trash empties (a
+    // sweep that never runs, or skips entries, would fill the disk).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while berth_engine::trash::has_litter(b.root.path()) {
+        assert!(Instant::now() < deadline, "the trash was never swept");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 
     // the image's CMD, env, hostname, docker's default capabilities
     let o = b.run(&[

@@ -205,6 +205,12 @@ pub enum Error {
         what: &'static str,
         source: serde_json::Error,
     },
+    /// build the OCI spec ({what}): {source}
+    #[error("build the OCI spec ({what}): {source}")]
+    SpecBuild {
+        what: &'static str,
+        source: oci_spec::OciSpecError,
+    },
     #[error(transparent)]
     Network(berth_network::Error),
     #[error(transparent)]
@@ -277,6 +283,7 @@ impl Error {
             | Error::Pull(_)
             | Error::Process(_)
             | Error::Encode { .. }
+            | Error::SpecBuild { .. }
             | Error::Snapshot(_) => K::Internal,
             Error::Image(e) => image_kind(e),
             Error::Network(e) => network_kind(e),

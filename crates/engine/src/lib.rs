@@ -59,6 +59,7 @@ pub mod stats;
 pub mod stdio;
 pub mod stream;
 pub mod system_info;
+pub mod trash;
 mod tree_copy;
 pub mod userns;
 pub mod volumes;
@@ -664,6 +665,13 @@ impl Engine {
             Err(e) => return Err(e).ctx(|| format!("read {}", root.display())),
         };
         let mut removed = self.thaw_abandoned_commits()?;
+        // Removed containers' files whose sweep was killed, or never ran.
+        if trash::has_litter(&self.root) {
+            let n = trash::sweep(&self.root)?;
+            if n > 0 {
+                removed.push(format!("files of {n} removed containers left in the trash"));
+            }
+        }
         for id in userns::free_leaked(&self.db.connection())? {
             removed.push(format!(
                 "user namespace ids held for the gone container {id}"
@@ -759,6 +767,20 @@ impl Engine {
     pub fn cleanup_runtime_only(&self, id: &str) -> Result<()> {
         if let Ok(c) = berth_runtime::Container::load(&self.runtime_root(), id) {
             c.delete(true)?;
+        }
+        Ok(())
+    }
+
+    /// [`Engine::cleanup_runtime_only`] for a container about to be
+    /// removed with its files trashed ([`Engine::remove_to_trash`]): the
+    /// runtime's state directory goes to the store's trash too, when it
+    /// is on the store's file system.
+    pub fn cleanup_runtime_to_trash(&self, id: &str) -> Result<()> {
+        if let Ok(c) = berth_runtime::Container::load(&self.runtime_root(), id) {
+            let slot = trash::slot(&self.root, &format!("{id}.runtime"))?;
+            if c.delete_moving_state(true, &slot)?.1 {
+                trash::moved_in();
+            }
         }
         Ok(())
     }

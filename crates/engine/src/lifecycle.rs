@@ -238,12 +238,7 @@ impl Engine {
                 resources: resources.clone(),
                 ..ContainerConfig::default()
             };
-            let oci = spec::resources(&only);
-            let oci: oci_spec::runtime::LinuxResources =
-                serde_json::from_value(oci).map_err(|source| Error::Encode {
-                    what: "resources",
-                    source,
-                })?;
+            let oci = spec::resources(&only)?;
             let mut c = berth_runtime::Container::load(&self.runtime_root(), &r.id)?;
             c.update(&oci)?;
         }
@@ -466,7 +461,28 @@ impl Engine {
     /// Removes a container: refused while it runs unless `force` (then it
     /// is killed first).
     pub fn remove(&self, r: &Record, force: bool, anonymous_volumes: bool) -> Result<()> {
-        match self.remove_once(r, force, anonymous_volumes) {
+        self.remove_with(r, force, anonymous_volumes, false)
+    }
+
+    /// [`Engine::remove`], but the container's directory (its overlay's
+    /// upper and work directories, its files) is only moved into the
+    /// store's trash, for [`Engine::sweep_trash`] to delete later: the
+    /// container is gone (no row, no name) when this returns, its files
+    /// are not yet. A foreground `run --rm` reports the exit code first
+    /// and deletes after: on a disk mounted `discard`, every directory
+    /// freed waits for a synchronous discard (ten per container).
+    pub fn remove_to_trash(&self, r: &Record, force: bool, anonymous_volumes: bool) -> Result<()> {
+        self.remove_with(r, force, anonymous_volumes, true)
+    }
+
+    fn remove_with(
+        &self,
+        r: &Record,
+        force: bool,
+        anonymous_volumes: bool,
+        to_trash: bool,
+    ) -> Result<()> {
+        match self.remove_once(r, force, anonymous_volumes, to_trash) {
             // The store's disk is full (this container filled it, likely):
             // its log (going anyway) and the store's reserve make room for
             // the database's writes, and removing the container frees more.
@@ -479,7 +495,7 @@ impl Engine {
                     .db
                     .get(&r.id)?
                     .ok_or(Error::NoSuchContainer(r.id.clone()))?;
-                self.remove_once(&r, force, anonymous_volumes)
+                self.remove_once(&r, force, anonymous_volumes, to_trash)
             }
             done => done,
         }
@@ -504,7 +520,13 @@ impl Engine {
         freed
     }
 
-    fn remove_once(&self, r: &Record, force: bool, anonymous_volumes: bool) -> Result<()> {
+    fn remove_once(
+        &self,
+        r: &Record,
+        force: bool,
+        anonymous_volumes: bool,
+        to_trash: bool,
+    ) -> Result<()> {
         if r.status.is_active() {
             if !force {
                 return Err(Error::RemoveActive {
@@ -535,18 +557,7 @@ impl Engine {
         }
         self.cleanup_runtime(r)?;
         self.db.set_status(&r.id, Status::Removing, None)?;
-        if let Ok(s) = self.snapshot(r) {
-            s.remove()?;
-        }
-        let dir = self.container_dir(&r.id);
-        if let Err(e) = std::fs::remove_dir_all(&dir) {
-            if e.kind() != std::io::ErrorKind::NotFound {
-                return Err(Error::Io {
-                    context: format!("remove {}", dir.display()),
-                    source: e,
-                });
-            }
-        }
+        self.remove_files(r, to_trash)?;
         // The row and its event in one commit.
         self.db.in_transaction(|db| {
             db.delete(&r.id)?;
@@ -564,6 +575,34 @@ impl Engine {
             }
         }
         Ok(())
+    }
+}
+
+impl Engine {
+    /// Deletes a container's directory (its overlay's upper and work
+    /// directories, its files), or with `to_trash` moves it into the
+    /// store's trash in one rename ([`crate::trash`]).
+    fn remove_files(&self, r: &Record, to_trash: bool) -> Result<()> {
+        let dir = self.container_dir(&r.id);
+        let snapshot = self.snapshot(r);
+        if let (true, Ok(s)) = (to_trash, &snapshot) {
+            // Nothing may stay mounted in what is deleted later: a
+            // recursive delete would go through a mount into what it shows.
+            s.unmount_all()?;
+            if crate::trash::put(&self.root, &dir)? {
+                return Ok(());
+            }
+        }
+        if let Ok(s) = snapshot {
+            s.remove()?;
+        }
+        match std::fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::Io {
+                context: format!("remove {}", dir.display()),
+                source: e,
+            }),
+            _ => Ok(()),
+        }
     }
 }
 

@@ -31,6 +31,10 @@ pub enum Mode {
     /// We do, in the foreground, relaying between the caller's stdio (the
     /// descriptors the front end hands in) and the container's pipes; with
     /// its stdin, that feeds the container's (`run -i`, `start -ai`).
+    /// An `auto_remove` container is removed before [`run`] returns, its
+    /// files moved into the store's trash: the caller, once it has given
+    /// the exit code, deletes them with [`crate::trash::sweep`] (the CLI
+    /// forks a child for it).
     Foreground { caller: berth_relay::relay::Caller },
     /// A monitor process, which reports on `notify` once the container
     /// runs; with `wait_attach`, once it listens for clients, and then
@@ -452,7 +456,13 @@ fn run_inner(
         engine
             .db
             .container_event(&r, "die", &[("exitCode", &code.to_string())]);
-        let _ = engine.cleanup_runtime_only(id);
+        // A foreground --rm trashes what it would delete (either way the
+        // runtime's container is gone: a restart creates it anew).
+        let _ = if caller.is_some() && r.config.auto_remove {
+            engine.cleanup_runtime_to_trash(id)
+        } else {
+            engine.cleanup_runtime_only(id)
+        };
         // Its ports, veths and leases go with each life (a restart takes
         // them again).
         if let Err(e) = engine.detach_network(&r, true) {
@@ -489,7 +499,13 @@ fn run_inner(
         if r.config.auto_remove {
             let done = engine.db.get(id)?;
             if let Some(done) = done {
-                engine.remove(&done, true, true)?;
+                if caller.is_some() {
+                    // The caller waits for the exit code: the container
+                    // goes now, its files once the code is reported.
+                    engine.remove_to_trash(&done, true, true)?;
+                } else {
+                    engine.remove(&done, true, true)?;
+                }
             }
         }
         // Told last: an attached `run --rm` returns once the container is

@@ -3,12 +3,11 @@
 //! profile and device rules, plus what the user asked for.
 
 use std::os::fd::OwnedFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
-use oci_spec::runtime::Spec;
-use serde_json::{json, Value};
+use oci_spec::runtime::{self as oci, Spec};
 
 use crate::config::ContainerConfig;
 use crate::error::{Error, Result};
@@ -255,12 +254,13 @@ fn rlimit_name(n: &str) -> Result<String> {
 }
 
 /// Docker's device cgroup rules: nothing but the usual character devices.
-fn default_device_rules() -> Vec<Value> {
+fn default_device_rules() -> Result<Vec<oci::LinuxDeviceCgroup>> {
+    let c = Some(oci::LinuxDeviceType::C);
     let mut rules = vec![
-        json!({"allow": false, "access": "rwm"}),
+        device_rule(false, None, None, None, "rwm")?,
         // mknod of any node is allowed; using one needs a rule below.
-        json!({"allow": true, "type": "c", "access": "m"}),
-        json!({"allow": true, "type": "b", "access": "m"}),
+        device_rule(true, c, None, None, "m")?,
+        device_rule(true, Some(oci::LinuxDeviceType::B), None, None, "m")?,
     ];
     for (major, minor) in [
         (1, 3),
@@ -273,113 +273,247 @@ fn default_device_rules() -> Vec<Value> {
         (5, 2),
         (10, 200),
     ] {
-        rules.push(
-            json!({"allow": true, "type": "c", "major": major, "minor": minor, "access": "rwm"}),
-        );
+        rules.push(device_rule(true, c, Some(major), Some(minor), "rwm")?);
     }
-    rules.push(json!({"allow": true, "type": "c", "major": 136, "access": "rwm"}));
-    rules
+    rules.push(device_rule(true, c, Some(136), None, "rwm")?);
+    Ok(rules)
+}
+
+/// One device cgroup rule; what is `None` matches any.
+fn device_rule(
+    allow: bool,
+    typ: Option<oci::LinuxDeviceType>,
+    major: Option<i64>,
+    minor: Option<i64>,
+    access: &str,
+) -> Result<oci::LinuxDeviceCgroup> {
+    let mut rule = oci::LinuxDeviceCgroupBuilder::default()
+        .allow(allow)
+        .access(access)
+        .build()
+        .map_err(built("device rule"))?;
+    rule.set_typ(typ);
+    rule.set_major(major);
+    rule.set_minor(minor);
+    Ok(rule)
+}
+
+/// Maps an oci-spec builder's error into ours, naming what was built.
+fn built(what: &'static str) -> impl Fn(oci_spec::OciSpecError) -> Error {
+    move |source| Error::SpecBuild { what, source }
 }
 
 /// The container's limits in the OCI form (`linux.resources`, devices
 /// aside).
-pub fn resources(cfg: &ContainerConfig) -> Value {
-    let mut resources = json!({});
+pub fn resources(cfg: &ContainerConfig) -> Result<oci::LinuxResources> {
     let r = &cfg.resources;
-    let mut memory = serde_json::Map::new();
+    let mut out = oci::LinuxResources::default();
+    let mut memory = oci::LinuxMemory::default();
     if let Some(m) = r.memory {
-        memory.insert("limit".into(), json!(m));
+        memory.set_limit(Some(m));
         // Docker: no --memory-swap means twice the memory.
-        let swap = r.memory_swap.unwrap_or(m * 2);
-        memory.insert("swap".into(), json!(swap));
+        memory.set_swap(Some(r.memory_swap.unwrap_or(m * 2)));
     } else if let Some(s) = r.memory_swap {
-        memory.insert("swap".into(), json!(s));
+        memory.set_swap(Some(s));
     }
     if let Some(m) = r.memory_reservation {
-        memory.insert("reservation".into(), json!(m));
+        memory.set_reservation(Some(m));
     }
-    if !memory.is_empty() {
-        resources["memory"] = Value::Object(memory);
+    if memory != oci::LinuxMemory::default() {
+        out.set_memory(Some(memory));
     }
-    let mut cpu = serde_json::Map::new();
+    let mut cpu = oci::LinuxCpu::default();
     if let Some(n) = r.nano_cpus {
-        cpu.insert("period".into(), json!(100_000));
-        cpu.insert("quota".into(), json!(n / 10_000));
+        cpu.set_period(Some(100_000));
+        cpu.set_quota(Some(n / 10_000));
     }
     if let Some(q) = r.cpu_quota {
-        cpu.insert("quota".into(), json!(q));
+        cpu.set_quota(Some(q));
     }
     if let Some(p) = r.cpu_period {
-        cpu.insert("period".into(), json!(p));
+        cpu.set_period(Some(p));
     }
     if let Some(s) = r.cpu_shares {
-        cpu.insert("shares".into(), json!(s));
+        cpu.set_shares(Some(s));
     }
     if let Some(c) = &r.cpuset_cpus {
-        cpu.insert("cpus".into(), json!(c));
+        cpu.set_cpus(Some(c.clone()));
     }
     if let Some(m) = &r.cpuset_mems {
-        cpu.insert("mems".into(), json!(m));
+        cpu.set_mems(Some(m.clone()));
     }
-    if !cpu.is_empty() {
-        resources["cpu"] = Value::Object(cpu);
+    if cpu != oci::LinuxCpu::default() {
+        out.set_cpu(Some(cpu));
     }
     if let Some(p) = r.pids_limit {
-        resources["pids"] = json!({"limit": p});
+        let pids = oci::LinuxPidsBuilder::default()
+            .limit(p)
+            .build()
+            .map_err(built("pids limit"))?;
+        out.set_pids(Some(pids));
     }
-    resources
+    Ok(out)
 }
 
-/// Builds the OCI spec of the container, typed: the launcher hands it to
-/// the runtime in memory.
-pub fn build(cfg: &ContainerConfig, id: &str, paths: &Paths<'_>, joins: &Joins) -> Result<Spec> {
-    if cfg.args.is_empty() {
-        return Err(Error::InvalidOption(
-            "no command specified: the image has no CMD or ENTRYPOINT".into(),
-        ));
-    }
-    let user = resolve_user(paths.lookup, &cfg.user, &cfg.group_add)?;
-    let caps = capabilities(cfg)?;
+/// A mount of the spec.
+fn mount<S: AsRef<str>>(
+    destination: impl Into<PathBuf>,
+    typ: &str,
+    source: impl Into<PathBuf>,
+    options: &[S],
+) -> Result<oci::Mount> {
+    oci::MountBuilder::default()
+        .destination(destination)
+        .typ(typ)
+        .source(source)
+        .options(
+            options
+                .iter()
+                .map(|o| o.as_ref().to_string())
+                .collect::<Vec<_>>(),
+        )
+        .build()
+        .map_err(built("mount"))
+}
+
+/// A namespace of the spec: made afresh, or joined at `path`.
+fn namespace(typ: oci::LinuxNamespaceType, path: Option<&str>) -> Result<oci::LinuxNamespace> {
+    let mut ns = oci::LinuxNamespaceBuilder::default()
+        .typ(typ)
+        .build()
+        .map_err(built("namespace"))?;
+    ns.set_path(path.map(PathBuf::from));
+    Ok(ns)
+}
+
+/// A capability by its name (`CAP_CHOWN`), as oci-spec knows it.
+fn capability(name: &str) -> Result<oci::Capability> {
+    name.strip_prefix("CAP_")
+        .unwrap_or(name)
+        .parse()
+        .map_err(|_| Error::InvalidOption(format!("unknown capability: {name:?}")))
+}
+
+/// The container's process: its command, user, environment, capabilities
+/// and limits.
+fn process(cfg: &ContainerConfig, user: &User, caps: &[String]) -> Result<oci::Process> {
     let mut rlimits = Vec::new();
     for u in &cfg.ulimits {
-        rlimits.push(json!({"type": rlimit_name(&u.name)?, "soft": u.soft, "hard": u.hard}));
+        let name = rlimit_name(&u.name)?;
+        let typ: oci::PosixRlimitType = name
+            .parse()
+            .map_err(|_| Error::InvalidOption(format!("invalid ulimit type: {}", u.name)))?;
+        let limit = oci::PosixRlimitBuilder::default()
+            .typ(typ)
+            .soft(u.soft)
+            .hard(u.hard)
+            .build()
+            .map_err(built("rlimit"))?;
+        rlimits.push(limit);
     }
     let mut args = cfg.args.clone();
     if cfg.init {
         args.splice(0..0, [crate::init::PATH.to_string(), "--".to_string()]);
     }
-    let mut process = json!({
-        "terminal": cfg.tty,
-        "user": {"uid": user.uid, "gid": user.gid, "additionalGids": user.additional_gids},
-        "args": args,
-        "env": environment(cfg, &user),
-        "cwd": if cfg.working_dir.is_empty() { "/" } else { cfg.working_dir.as_str() },
-        "capabilities": {
-            "bounding": caps, "effective": caps, "permitted": caps,
-        },
-        "rlimits": rlimits,
-        "noNewPrivileges": cfg.no_new_privileges,
+    let set: oci::Capabilities = caps.iter().map(|c| capability(c)).collect::<Result<_>>()?;
+    // Every field set, here and below: the types' defaults are youki's
+    // idea of a container (`sh`, TERM=xterm, a nofile limit, three
+    // capabilities in every set), not an empty one. The inheritable and
+    // ambient sets stay empty, as Docker leaves them.
+    let mut capabilities = oci::LinuxCapabilities::default();
+    capabilities.set_bounding(Some(set.clone()));
+    capabilities.set_effective(Some(set.clone()));
+    capabilities.set_permitted(Some(set));
+    capabilities.set_inheritable(None);
+    capabilities.set_ambient(None);
+    let oci_user = oci::UserBuilder::default()
+        .uid(user.uid)
+        .gid(user.gid)
+        .additional_gids(user.additional_gids.clone())
+        .build()
+        .map_err(built("user"))?;
+    let mut p = oci::Process::default();
+    p.set_terminal(Some(cfg.tty));
+    p.set_console_size(None);
+    p.set_user(oci_user);
+    p.set_args(Some(args));
+    p.set_command_line(None);
+    p.set_env(Some(environment(cfg, user)));
+    p.set_cwd(if cfg.working_dir.is_empty() {
+        PathBuf::from("/")
+    } else {
+        PathBuf::from(&cfg.working_dir)
     });
-    if let Some(adj) = cfg.oom_score_adj {
-        process["oomScoreAdj"] = json!(adj);
-    }
+    p.set_capabilities(Some(capabilities));
+    p.set_rlimits(Some(rlimits));
+    p.set_no_new_privileges(Some(cfg.no_new_privileges));
+    p.set_apparmor_profile(None);
+    p.set_oom_score_adj(cfg.oom_score_adj);
+    p.set_selinux_label(None);
+    p.set_io_priority(None);
+    p.set_scheduler(None);
+    p.set_exec_cpu_affinity(None);
+    Ok(p)
+}
 
+/// The container's mounts: the kernel's file systems first, then the
+/// engine's files, --init, volumes and binds, parents first.
+fn mounts(cfg: &ContainerConfig, paths: &Paths<'_>) -> Result<Vec<oci::Mount>> {
     let shm = if cfg.shm_size == 0 {
         64 << 20
     } else {
         cfg.shm_size
     };
+    let rw_if_privileged = if cfg.privileged { "rw" } else { "ro" };
     let mut mounts = vec![
-        json!({"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]}),
-        json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
-        json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]}),
-        json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", if cfg.privileged { "rw" } else { "ro" }]}),
-        json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["nosuid", "noexec", "nodev", "relatime", if cfg.privileged { "rw" } else { "ro" }]}),
-        json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}),
+        mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"])?,
+        mount(
+            "/dev",
+            "tmpfs",
+            "tmpfs",
+            &["nosuid", "strictatime", "mode=755", "size=65536k"],
+        )?,
+        mount(
+            "/dev/pts",
+            "devpts",
+            "devpts",
+            &[
+                "nosuid",
+                "noexec",
+                "newinstance",
+                "ptmxmode=0666",
+                "mode=0620",
+                "gid=5",
+            ],
+        )?,
+        mount(
+            "/sys",
+            "sysfs",
+            "sysfs",
+            &["nosuid", "noexec", "nodev", rw_if_privileged],
+        )?,
+        mount(
+            "/sys/fs/cgroup",
+            "cgroup",
+            "cgroup",
+            &["nosuid", "noexec", "nodev", "relatime", rw_if_privileged],
+        )?,
+        mount(
+            "/dev/mqueue",
+            "mqueue",
+            "mqueue",
+            &["nosuid", "noexec", "nodev"],
+        )?,
     ];
     // `--ipc none`: a namespace of its own and no /dev/shm (Docker's).
     if cfg.ipc_mode != "host" && cfg.ipc_mode != "none" && !cfg.ipc_mode.starts_with("container:") {
-        mounts.push(json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", format!("size={shm}")]}));
+        let size = format!("size={shm}");
+        mounts.push(mount(
+            "/dev/shm",
+            "tmpfs",
+            "shm",
+            &["nosuid", "noexec", "nodev", "mode=1777", size.as_str()],
+        )?);
     }
     // The kernel filesystems above come first; what follows (the engine's
     // files, --init, volumes and binds) is ordered parents first, as Docker
@@ -396,8 +530,7 @@ pub fn build(cfg: &ContainerConfig, id: &str, paths: &Paths<'_>, joins: &Joins) 
             if cfg.id_map.is_some() {
                 opts.push("idmap");
             }
-            mounts
-                .push(json!({"destination": dest, "type": "bind", "source": src, "options": opts}));
+            mounts.push(mount(dest, "bind", src, &opts)?);
         }
     }
     if cfg.init {
@@ -412,10 +545,12 @@ pub fn build(cfg: &ContainerConfig, id: &str, paths: &Paths<'_>, joins: &Joins) 
                 exe.display()
             )));
         }
-        mounts.push(
-            json!({"destination": crate::init::PATH, "type": "bind", "source": exe,
-                           "options": ["bind", "ro", "nosuid", "nodev", "rprivate"]}),
-        );
+        mounts.push(mount(
+            crate::init::PATH,
+            "bind",
+            exe,
+            &["bind", "ro", "nosuid", "nodev", "rprivate"],
+        )?);
     }
     for m in &cfg.mounts {
         match m.kind.as_str() {
@@ -426,7 +561,7 @@ pub fn build(cfg: &ContainerConfig, id: &str, paths: &Paths<'_>, joins: &Joins) 
                     "noexec".to_string(),
                 ];
                 opts.extend(m.options.iter().cloned());
-                mounts.push(json!({"destination": m.destination, "type": "tmpfs", "source": "tmpfs", "options": opts}));
+                mounts.push(mount(&m.destination, "tmpfs", "tmpfs", &opts)?);
             }
             _ => {
                 let mut opts = vec![
@@ -445,106 +580,177 @@ pub fn build(cfg: &ContainerConfig, id: &str, paths: &Paths<'_>, joins: &Joins) 
                 if cfg.id_map.is_some() {
                     opts.push("idmap".into());
                 }
-                mounts.push(json!({"destination": m.destination, "type": "bind", "source": m.source, "options": opts}));
+                mounts.push(mount(&m.destination, "bind", &m.source, &opts)?);
             }
         }
     }
-    mounts[defaults..].sort_by_key(|m| {
-        m["destination"]
-            .as_str()
-            .map_or(0, |d| Path::new(d).components().count())
-    });
+    mounts[defaults..].sort_by_key(|m| m.destination().components().count());
+    Ok(mounts)
+}
 
-    let mut namespaces = vec![json!({"type": "mount"})];
+/// The namespaces the container gets or joins.
+fn namespaces(cfg: &ContainerConfig, joins: &Joins) -> Result<Vec<oci::LinuxNamespace>> {
+    use oci::LinuxNamespaceType as T;
+    let mut out = vec![namespace(T::Mount, None)?];
     for (typ, mode, join) in [
-        ("pid", &cfg.pid_mode, &joins.pid),
-        ("ipc", &cfg.ipc_mode, &joins.ipc),
-        ("uts", &cfg.uts_mode, &joins.uts),
-        ("network", &cfg.network, &joins.net),
+        (T::Pid, &cfg.pid_mode, &joins.pid),
+        (T::Ipc, &cfg.ipc_mode, &joins.ipc),
+        (T::Uts, &cfg.uts_mode, &joins.uts),
+        (T::Network, &cfg.network, &joins.net),
     ] {
-        match (mode.as_str(), join) {
-            ("host", _) => {}
-            (_, Some(path)) => namespaces.push(json!({"type": typ, "path": path})),
-            _ => namespaces.push(json!({"type": typ})),
+        if mode != "host" {
+            out.push(namespace(typ, join.as_deref())?);
         }
     }
-    namespaces.push(json!({"type": "cgroup"}));
+    out.push(namespace(T::Cgroup, None)?);
     if let Some(path) = &joins.user {
-        namespaces.push(json!({"type": "user", "path": path}));
+        out.push(namespace(T::User, Some(path))?);
     } else if cfg.id_map.is_some() {
-        namespaces.push(json!({"type": "user"}));
+        out.push(namespace(T::User, None)?);
     }
+    Ok(out)
+}
 
-    let mut resources = resources(cfg);
+/// The `linux` section: namespaces, cgroups, devices, id mappings, and
+/// (unprivileged) masked paths and seccomp.
+fn linux(cfg: &ContainerConfig, id: &str, joins: &Joins, caps: &[String]) -> Result<oci::Linux> {
+    let mut resources = resources(cfg)?;
     let mut device_rules = if cfg.privileged {
-        vec![json!({"allow": true, "access": "rwm"})]
+        vec![device_rule(true, None, None, None, "rwm")?]
     } else {
-        default_device_rules()
+        default_device_rules()?
     };
     let mut devices = Vec::new();
     for d in &cfg.devices {
         let (typ, major, minor, mode) = host_device(&d.host)?;
-        devices.push(json!({"path": d.container, "type": typ, "major": major, "minor": minor, "fileMode": mode, "uid": 0, "gid": 0}));
-        device_rules.push(json!({"allow": true, "type": typ, "major": major, "minor": minor, "access": d.permissions}));
+        let major = i64::try_from(major)
+            .map_err(|_| Error::Device(format!("{}: device major out of range", d.host)))?;
+        let minor = i64::try_from(minor)
+            .map_err(|_| Error::Device(format!("{}: device minor out of range", d.host)))?;
+        let device = oci::LinuxDeviceBuilder::default()
+            .path(&d.container)
+            .typ(typ)
+            .major(major)
+            .minor(minor)
+            .file_mode(mode)
+            .uid(0u32)
+            .gid(0u32)
+            .build()
+            .map_err(built("device"))?;
+        devices.push(device);
+        device_rules.push(device_rule(
+            true,
+            Some(typ),
+            Some(major),
+            Some(minor),
+            &d.permissions,
+        )?);
     }
-    resources["devices"] = json!(device_rules);
-
-    let mut linux = json!({
-        "namespaces": namespaces,
-        "resources": resources,
-        "cgroupsPath": format!("/berth/{id}"),
-        "devices": devices,
-        "sysctl": cfg.sysctls,
-    });
-    if let (Some(m), None) = (&cfg.id_map, &joins.user) {
-        linux["uidMappings"] = json!([{"containerID": 0, "hostID": m.uid, "size": m.size}]);
-        linux["gidMappings"] = json!([{"containerID": 0, "hostID": m.gid, "size": m.size}]);
-    }
-    if !cfg.privileged {
-        linux["maskedPaths"] = json!(berth_runtime::template::MASKED_PATHS);
-        linux["readonlyPaths"] = json!(berth_runtime::template::READONLY_PATHS);
+    resources.set_devices(Some(device_rules));
+    let mut linux = oci::Linux::default();
+    linux.set_net_devices(None);
+    linux.set_namespaces(Some(namespaces(cfg, joins)?));
+    linux.set_resources(Some(resources));
+    linux.set_cgroups_path(Some(PathBuf::from(format!("/berth/{id}"))));
+    linux.set_devices(Some(devices));
+    linux.set_sysctl(Some(cfg.sysctls.clone().into_iter().collect()));
+    let (uids, gids) = match (&cfg.id_map, &joins.user) {
+        (Some(m), None) => {
+            let map = |host| {
+                oci::LinuxIdMappingBuilder::default()
+                    .container_id(0u32)
+                    .host_id(host)
+                    .size(m.size)
+                    .build()
+                    .map_err(built("id mapping"))
+            };
+            (Some(vec![map(m.uid)?]), Some(vec![map(m.gid)?]))
+        }
+        _ => (None, None),
+    };
+    linux.set_uid_mappings(uids);
+    linux.set_gid_mappings(gids);
+    linux.set_rootfs_propagation(None);
+    linux.set_mount_label(None);
+    linux.set_intel_rdt(None);
+    linux.set_memory_policy(None);
+    linux.set_personality(None);
+    linux.set_time_offsets(None);
+    let strings = |l: &[&str]| l.iter().map(|s| (*s).to_string()).collect::<Vec<_>>();
+    let (masked, readonly, seccomp) = if cfg.privileged {
+        (None, None, None)
+    } else {
         let seccomp = match cfg.seccomp.as_str() {
-            "" => Some(berth_runtime::seccomp::profile::default_for(&caps)?),
+            "" => Some(berth_runtime::seccomp::profile::default_for(caps)?),
             "unconfined" => None,
             file => {
                 let text = std::fs::read_to_string(file).map_err(|e| {
                     Error::InvalidOption(format!("opening seccomp profile ({file}) failed: {e}"))
                 })?;
-                Some(berth_runtime::seccomp::profile::resolve(&text, &caps)?)
+                Some(berth_runtime::seccomp::profile::resolve(&text, caps)?)
             }
         };
-        if let Some(s) = seccomp {
-            linux["seccomp"] = serde_json::to_value(s).map_err(|source| Error::Encode {
-                what: "seccomp profile",
-                source,
-            })?;
-        }
+        (
+            Some(strings(berth_runtime::template::MASKED_PATHS)),
+            Some(strings(berth_runtime::template::READONLY_PATHS)),
+            seccomp,
+        )
+    };
+    linux.set_masked_paths(masked);
+    linux.set_readonly_paths(readonly);
+    linux.set_seccomp(seccomp);
+    Ok(linux)
+}
+
+/// Builds the OCI spec of the container, typed: the launcher hands it to
+/// the runtime in memory.
+pub fn build(cfg: &ContainerConfig, id: &str, paths: &Paths<'_>, joins: &Joins) -> Result<Spec> {
+    if cfg.args.is_empty() {
+        return Err(Error::InvalidOption(
+            "no command specified: the image has no CMD or ENTRYPOINT".into(),
+        ));
     }
-    let mut spec = json!({
-        "ociVersion": berth_runtime::OCI_VERSION,
-        "process": process,
-        "root": {"path": paths.rootfs, "readonly": cfg.read_only},
-        "hostname": cfg.hostname,
-        "domainname": cfg.domainname,
-        "mounts": mounts,
-        "linux": linux,
-    });
-    if cfg.init {
-        // A signal sent to a pid-namespace init that has no handler yet is
-        // dropped: one `stop` sends in the moment between exec and
-        // berth-init's signalfd would be lost. Blocked, it waits for it.
-        spec["annotations"] = json!({berth_runtime::EXEC_SIGNALS_BLOCKED: "true"});
-    }
-    // Assembled as JSON (Docker's defaults read best that way), typed once
-    // here, in memory: no text is written and parsed back.
-    serde_json::from_value(spec).map_err(|source| Error::Encode {
-        what: "spec",
-        source,
-    })
+    let user = resolve_user(paths.lookup, &cfg.user, &cfg.group_add)?;
+    let caps = capabilities(cfg)?;
+    let process = process(cfg, &user, &caps)?;
+    let mounts = mounts(cfg, paths)?;
+    let linux = linux(cfg, id, joins, &caps)?;
+    let root = oci::RootBuilder::default()
+        .path(paths.rootfs)
+        .readonly(cfg.read_only)
+        .build()
+        .map_err(built("root"))?;
+    // Every field set: `Spec::default()` is youki's example container.
+    let mut spec = Spec::default();
+    spec.set_version(berth_runtime::OCI_VERSION.to_string());
+    spec.set_root(Some(root));
+    spec.set_mounts(Some(mounts));
+    spec.set_process(Some(process));
+    spec.set_hostname(Some(cfg.hostname.clone()));
+    spec.set_domainname(Some(cfg.domainname.clone()));
+    spec.set_hooks(None);
+    // A signal sent to a pid-namespace init that has no handler yet is
+    // dropped: one `stop` sends in the moment between exec and
+    // berth-init's signalfd would be lost. Blocked, it waits for it.
+    spec.set_annotations(cfg.init.then(|| {
+        [(
+            berth_runtime::EXEC_SIGNALS_BLOCKED.to_string(),
+            "true".to_string(),
+        )]
+        .into()
+    }));
+    spec.set_linux(Some(linux));
+    spec.set_solaris(None);
+    spec.set_windows(None);
+    spec.set_vm(None);
+    spec.set_zos(None);
+    spec.set_uid_mappings(None);
+    spec.set_gid_mappings(None);
+    Ok(spec)
 }
 
 /// Type, major, minor and mode of a host device node.
-fn host_device(path: &str) -> Result<(&'static str, u64, u64, u32)> {
+fn host_device(path: &str) -> Result<(oci::LinuxDeviceType, u64, u64, u32)> {
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
     let m = std::fs::metadata(path).map_err(|e| {
         Error::Device(format!(
@@ -552,9 +758,9 @@ fn host_device(path: &str) -> Result<(&'static str, u64, u64, u32)> {
         ))
     })?;
     let typ = if m.file_type().is_char_device() {
-        "c"
+        oci::LinuxDeviceType::C
     } else if m.file_type().is_block_device() {
-        "b"
+        oci::LinuxDeviceType::B
     } else {
         return Err(Error::Device(format!("{path} is not a device node")));
     };
@@ -570,9 +776,465 @@ fn host_device(path: &str) -> Result<(&'static str, u64, u64, u32)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{json, Value};
+
+    /// Docker's device cgroup rules: nothing but the usual character devices.
+    fn reference_device_rules() -> Vec<Value> {
+        let mut rules = vec![
+            json!({"allow": false, "access": "rwm"}),
+            // mknod of any node is allowed; using one needs a rule below.
+            json!({"allow": true, "type": "c", "access": "m"}),
+            json!({"allow": true, "type": "b", "access": "m"}),
+        ];
+        for (major, minor) in [
+            (1, 3),
+            (1, 5),
+            (1, 7),
+            (1, 8),
+            (1, 9),
+            (5, 0),
+            (5, 1),
+            (5, 2),
+            (10, 200),
+        ] {
+            rules.push(
+                json!({"allow": true, "type": "c", "major": major, "minor": minor, "access": "rwm"}),
+            );
+        }
+        rules.push(json!({"allow": true, "type": "c", "major": 136, "access": "rwm"}));
+        rules
+    }
+
+    /// The container's limits in the OCI form (`linux.resources`, devices
+    /// aside).
+    fn reference_resources(cfg: &ContainerConfig) -> Value {
+        let mut resources = json!({});
+        let r = &cfg.resources;
+        let mut memory = serde_json::Map::new();
+        if let Some(m) = r.memory {
+            memory.insert("limit".into(), json!(m));
+            // Docker: no --memory-swap means twice the memory.
+            let swap = r.memory_swap.unwrap_or(m * 2);
+            memory.insert("swap".into(), json!(swap));
+        } else if let Some(s) = r.memory_swap {
+            memory.insert("swap".into(), json!(s));
+        }
+        if let Some(m) = r.memory_reservation {
+            memory.insert("reservation".into(), json!(m));
+        }
+        if !memory.is_empty() {
+            resources["memory"] = Value::Object(memory);
+        }
+        let mut cpu = serde_json::Map::new();
+        if let Some(n) = r.nano_cpus {
+            cpu.insert("period".into(), json!(100_000));
+            cpu.insert("quota".into(), json!(n / 10_000));
+        }
+        if let Some(q) = r.cpu_quota {
+            cpu.insert("quota".into(), json!(q));
+        }
+        if let Some(p) = r.cpu_period {
+            cpu.insert("period".into(), json!(p));
+        }
+        if let Some(s) = r.cpu_shares {
+            cpu.insert("shares".into(), json!(s));
+        }
+        if let Some(c) = &r.cpuset_cpus {
+            cpu.insert("cpus".into(), json!(c));
+        }
+        if let Some(m) = &r.cpuset_mems {
+            cpu.insert("mems".into(), json!(m));
+        }
+        if !cpu.is_empty() {
+            resources["cpu"] = Value::Object(cpu);
+        }
+        if let Some(p) = r.pids_limit {
+            resources["pids"] = json!({"limit": p});
+        }
+        resources
+    }
+
+    /// The spec as it was assembled before it was typed: through JSON.
+    fn reference_build(
+        cfg: &ContainerConfig,
+        id: &str,
+        paths: &Paths<'_>,
+        joins: &Joins,
+    ) -> Result<Spec> {
+        if cfg.args.is_empty() {
+            return Err(Error::InvalidOption(
+                "no command specified: the image has no CMD or ENTRYPOINT".into(),
+            ));
+        }
+        let user = resolve_user(paths.lookup, &cfg.user, &cfg.group_add)?;
+        let caps = capabilities(cfg)?;
+        let mut rlimits = Vec::new();
+        for u in &cfg.ulimits {
+            rlimits.push(json!({"type": rlimit_name(&u.name)?, "soft": u.soft, "hard": u.hard}));
+        }
+        let mut args = cfg.args.clone();
+        if cfg.init {
+            args.splice(0..0, [crate::init::PATH.to_string(), "--".to_string()]);
+        }
+        let mut process = json!({
+            "terminal": cfg.tty,
+            "user": {"uid": user.uid, "gid": user.gid, "additionalGids": user.additional_gids},
+            "args": args,
+            "env": environment(cfg, &user),
+            "cwd": if cfg.working_dir.is_empty() { "/" } else { cfg.working_dir.as_str() },
+            "capabilities": {
+                "bounding": caps, "effective": caps, "permitted": caps,
+            },
+            "rlimits": rlimits,
+            "noNewPrivileges": cfg.no_new_privileges,
+        });
+        if let Some(adj) = cfg.oom_score_adj {
+            process["oomScoreAdj"] = json!(adj);
+        }
+
+        let shm = if cfg.shm_size == 0 {
+            64 << 20
+        } else {
+            cfg.shm_size
+        };
+        let mut mounts = vec![
+            json!({"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]}),
+            json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
+            json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]}),
+            json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", if cfg.privileged { "rw" } else { "ro" }]}),
+            json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["nosuid", "noexec", "nodev", "relatime", if cfg.privileged { "rw" } else { "ro" }]}),
+            json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}),
+        ];
+        // `--ipc none`: a namespace of its own and no /dev/shm (Docker's).
+        if cfg.ipc_mode != "host"
+            && cfg.ipc_mode != "none"
+            && !cfg.ipc_mode.starts_with("container:")
+        {
+            mounts.push(json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", format!("size={shm}")]}));
+        }
+        // The kernel filesystems above come first; what follows (the engine's
+        // files, --init, volumes and binds) is ordered parents first, as Docker
+        // does: a `VOLUME /etc` must not cover the engine's /etc/hosts.
+        let defaults = mounts.len();
+        for (file, dest) in [
+            ("hostname", "/etc/hostname"),
+            ("hosts", "/etc/hosts"),
+            ("resolv.conf", "/etc/resolv.conf"),
+        ] {
+            let src = paths.dir.join(file);
+            if src.exists() {
+                let mut opts = vec!["rbind", "rprivate", if cfg.read_only { "ro" } else { "rw" }];
+                if cfg.id_map.is_some() {
+                    opts.push("idmap");
+                }
+                mounts.push(
+                    json!({"destination": dest, "type": "bind", "source": src, "options": opts}),
+                );
+            }
+        }
+        if cfg.init {
+            // Our own (static) binary, read-only: the container cannot change it.
+            let exe = berth_runtime::exe::original_path()
+                .map_err(|e| Error::InitBinary(format!("--init: find berth's binary: {e}")))?;
+            if crate::init::needs_loader(&exe)
+                .map_err(|e| Error::InitBinary(format!("--init: read {}: {e}", exe.display())))?
+            {
+                return Err(Error::InitBinary(format!(
+                    "--init needs a static berth (scripts/build-release.sh); {} is dynamically linked",
+                    exe.display()
+                )));
+            }
+            mounts.push(
+                json!({"destination": crate::init::PATH, "type": "bind", "source": exe,
+                               "options": ["bind", "ro", "nosuid", "nodev", "rprivate"]}),
+            );
+        }
+        for m in &cfg.mounts {
+            match m.kind.as_str() {
+                "tmpfs" => {
+                    let mut opts = vec![
+                        "nosuid".to_string(),
+                        "nodev".to_string(),
+                        "noexec".to_string(),
+                    ];
+                    opts.extend(m.options.iter().cloned());
+                    mounts.push(json!({"destination": m.destination, "type": "tmpfs", "source": "tmpfs", "options": opts}));
+                }
+                _ => {
+                    let mut opts = vec![
+                        "rbind".to_string(),
+                        if m.read_only { "ro" } else { "rw" }.to_string(),
+                    ];
+                    opts.extend(m.options.iter().cloned());
+                    if !opts.iter().any(|o| {
+                        o.ends_with("private") || o.ends_with("shared") || o.ends_with("slave")
+                    }) {
+                        opts.push("rprivate".into());
+                    }
+                    // Seen through the container's mapping: the host's root is
+                    // its root, and what its root writes is the host root's
+                    // (as Docker users expect of a volume or a bind).
+                    if cfg.id_map.is_some() {
+                        opts.push("idmap".into());
+                    }
+                    mounts.push(json!({"destination": m.destination, "type": "bind", "source": m.source, "options": opts}));
+                }
+            }
+        }
+        mounts[defaults..].sort_by_key(|m| {
+            m["destination"]
+                .as_str()
+                .map_or(0, |d| Path::new(d).components().count())
+        });
+
+        let mut namespaces = vec![json!({"type": "mount"})];
+        for (typ, mode, join) in [
+            ("pid", &cfg.pid_mode, &joins.pid),
+            ("ipc", &cfg.ipc_mode, &joins.ipc),
+            ("uts", &cfg.uts_mode, &joins.uts),
+            ("network", &cfg.network, &joins.net),
+        ] {
+            match (mode.as_str(), join) {
+                ("host", _) => {}
+                (_, Some(path)) => namespaces.push(json!({"type": typ, "path": path})),
+                _ => namespaces.push(json!({"type": typ})),
+            }
+        }
+        namespaces.push(json!({"type": "cgroup"}));
+        if let Some(path) = &joins.user {
+            namespaces.push(json!({"type": "user", "path": path}));
+        } else if cfg.id_map.is_some() {
+            namespaces.push(json!({"type": "user"}));
+        }
+
+        let mut resources = reference_resources(cfg);
+        let mut device_rules = if cfg.privileged {
+            vec![json!({"allow": true, "access": "rwm"})]
+        } else {
+            reference_device_rules()
+        };
+        let mut devices = Vec::new();
+        for d in &cfg.devices {
+            let (typ, major, minor, mode) = host_device(&d.host)?;
+            devices.push(json!({"path": d.container, "type": typ, "major": major, "minor": minor, "fileMode": mode, "uid": 0, "gid": 0}));
+            device_rules.push(json!({"allow": true, "type": typ, "major": major, "minor": minor, "access": d.permissions}));
+        }
+        resources["devices"] = json!(device_rules);
+
+        let mut linux = json!({
+            "namespaces": namespaces,
+            "resources": resources,
+            "cgroupsPath": format!("/berth/{id}"),
+            "devices": devices,
+            "sysctl": cfg.sysctls,
+        });
+        if let (Some(m), None) = (&cfg.id_map, &joins.user) {
+            linux["uidMappings"] = json!([{"containerID": 0, "hostID": m.uid, "size": m.size}]);
+            linux["gidMappings"] = json!([{"containerID": 0, "hostID": m.gid, "size": m.size}]);
+        }
+        if !cfg.privileged {
+            linux["maskedPaths"] = json!(berth_runtime::template::MASKED_PATHS);
+            linux["readonlyPaths"] = json!(berth_runtime::template::READONLY_PATHS);
+            let seccomp = match cfg.seccomp.as_str() {
+                "" => Some(berth_runtime::seccomp::profile::default_for(&caps)?),
+                "unconfined" => None,
+                file => {
+                    let text = std::fs::read_to_string(file).map_err(|e| {
+                        Error::InvalidOption(format!(
+                            "opening seccomp profile ({file}) failed: {e}"
+                        ))
+                    })?;
+                    Some(berth_runtime::seccomp::profile::resolve(&text, &caps)?)
+                }
+            };
+            if let Some(s) = seccomp {
+                linux["seccomp"] = serde_json::to_value(s).map_err(|source| Error::Encode {
+                    what: "seccomp profile",
+                    source,
+                })?;
+            }
+        }
+        let mut spec = json!({
+            "ociVersion": berth_runtime::OCI_VERSION,
+            "process": process,
+            "root": {"path": paths.rootfs, "readonly": cfg.read_only},
+            "hostname": cfg.hostname,
+            "domainname": cfg.domainname,
+            "mounts": mounts,
+            "linux": linux,
+        });
+        if cfg.init {
+            // A signal sent to a pid-namespace init that has no handler yet is
+            // dropped: one `stop` sends in the moment between exec and
+            // berth-init's signalfd would be lost. Blocked, it waits for it.
+            spec["annotations"] = json!({berth_runtime::EXEC_SIGNALS_BLOCKED: "true"});
+        }
+        // Assembled as JSON (Docker's defaults read best that way), typed once
+        // here, in memory: no text is written and parsed back.
+        serde_json::from_value(spec).map_err(|source| Error::Encode {
+            what: "spec",
+            source,
+        })
+    }
 
     const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\nwww:x:33:33:www:/var/www:/bin/false\n";
     const GROUP: &str = "root:x:0:\nwww:x:33:\nadm:x:4:www\nstaff:x:50:\n";
+
+    /// A container directory with the engine's files, and a rootfs whose
+    /// user database the spec looks users up in.
+    fn fixture() -> tempfile::TempDir {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(t.path().join("rootfs/etc")).unwrap();
+        std::fs::write(t.path().join("rootfs/etc/passwd"), PASSWD).unwrap();
+        std::fs::write(t.path().join("rootfs/etc/group"), GROUP).unwrap();
+        std::fs::create_dir_all(t.path().join("ctr")).unwrap();
+        for f in ["hostname", "hosts", "resolv.conf"] {
+            std::fs::write(t.path().join("ctr").join(f), "x\n").unwrap();
+        }
+        t
+    }
+
+    fn option_sets() -> Vec<(ContainerConfig, Joins)> {
+        use crate::config::{Device, Mount, Ulimit};
+        let plain = ContainerConfig {
+            args: vec!["true".into()],
+            hostname: "abc".into(),
+            ..ContainerConfig::default()
+        };
+        let mut busy = plain.clone();
+        busy.user = "www".into();
+        busy.group_add = vec!["staff".into()];
+        busy.env = vec!["A=1".into()];
+        busy.working_dir = "/srv".into();
+        busy.tty = true;
+        busy.read_only = true;
+        busy.domainname = "example.org".into();
+        busy.cap_add = vec!["sys_admin".into()];
+        busy.cap_drop = vec!["NET_RAW".into()];
+        busy.no_new_privileges = true;
+        busy.oom_score_adj = Some(-500);
+        busy.shm_size = 1 << 20;
+        busy.ulimits = vec![Ulimit {
+            name: "nofile".into(),
+            soft: 1000,
+            hard: 2000,
+        }];
+        busy.resources.memory = Some(64 << 20);
+        busy.resources.memory_reservation = Some(32 << 20);
+        busy.resources.nano_cpus = Some(1_500_000_000);
+        busy.resources.cpu_shares = Some(512);
+        busy.resources.cpuset_cpus = Some("0".into());
+        busy.resources.pids_limit = Some(100);
+        busy.sysctls = [("net.ipv4.ip_forward".to_string(), "1".to_string())].into();
+        busy.devices = vec![Device {
+            host: "/dev/null".into(),
+            container: "/dev/mynull".into(),
+            permissions: "rw".into(),
+        }];
+        busy.mounts = vec![
+            Mount {
+                kind: "tmpfs".into(),
+                source: String::new(),
+                destination: "/run/a/b".into(),
+                read_only: false,
+                options: vec!["size=1m".into()],
+                create_source: false,
+            },
+            Mount {
+                kind: "bind".into(),
+                source: "/srv/data".into(),
+                destination: "/data".into(),
+                read_only: true,
+                options: vec!["rshared".into()],
+                create_source: true,
+            },
+            Mount {
+                kind: "volume".into(),
+                source: "/var/lib/v".into(),
+                destination: "/etc".into(),
+                read_only: false,
+                options: Vec::new(),
+                create_source: false,
+            },
+        ];
+        busy.id_map = Some(crate::userns::IdMap {
+            uid: 100_000,
+            gid: 200_000,
+            size: 65536,
+        });
+        let joined = Joins {
+            pid: Some("/proc/1/ns/pid".into()),
+            net: Some("/proc/1/ns/net".into()),
+            ..Joins::default()
+        };
+        let mut host = plain.clone();
+        host.privileged = true;
+        host.network = "host".into();
+        host.pid_mode = "host".into();
+        host.ipc_mode = "host".into();
+        host.uts_mode = "host".into();
+        host.resources.memory_swap = Some(1 << 30);
+        host.resources.cpu_quota = Some(50_000);
+        host.resources.cpu_period = Some(100_000);
+        host.resources.cpuset_mems = Some("0".into());
+        let mut user_joined = plain.clone();
+        user_joined.ipc_mode = "none".into();
+        user_joined.seccomp = "unconfined".into();
+        user_joined.id_map = busy.id_map;
+        let in_userns = Joins {
+            user: Some("/proc/1/ns/user".into()),
+            ipc: Some("/proc/1/ns/ipc".into()),
+            uts: Some("/proc/1/ns/uts".into()),
+            ..Joins::default()
+        };
+        vec![
+            (plain, Joins::default()),
+            (busy, joined),
+            (host, Joins::default()),
+            (user_joined, in_userns),
+        ]
+    }
+
+    /// The typed assembly makes the very spec the JSON one made (checked
+    /// typed: capability sets are hash sets, so their JSON order varies):
+    /// a field forgotten, or one left at oci-spec's default (youki's `sh`,
+    /// its nofile limit, its capabilities) would differ.
+    #[test]
+    fn typed_spec_is_the_json_one() {
+        let t = fixture();
+        let (rootfs, dir) = (t.path().join("rootfs"), t.path().join("ctr"));
+        let paths = Paths {
+            rootfs: &rootfs,
+            lookup: &rootfs,
+            dir: &dir,
+        };
+        for (n, (cfg, joins)) in option_sets().iter().enumerate() {
+            let typed = build(cfg, "cid", &paths, joins).unwrap();
+            let reference = reference_build(cfg, "cid", &paths, joins).unwrap();
+            assert_eq!(typed, reference, "option set {n}");
+            // And the same text for config.json, up to the order of sets.
+            let sorted = |s: &Spec| {
+                let mut v = serde_json::to_value(s).unwrap();
+                for set in ["bounding", "effective", "permitted"] {
+                    if let Some(a) = v["process"]["capabilities"][set].as_array_mut() {
+                        a.sort_by_key(|c| c.as_str().unwrap_or_default().to_string());
+                    }
+                }
+                v
+            };
+            assert_eq!(sorted(&typed), sorted(&reference), "option set {n}");
+        }
+    }
+
+    #[test]
+    fn resources_alone_are_typed_too() {
+        for (cfg, _) in option_sets() {
+            let typed = resources(&cfg).unwrap();
+            let reference: oci::LinuxResources =
+                serde_json::from_value(reference_resources(&cfg)).unwrap();
+            assert_eq!(typed, reference);
+        }
+    }
 
     #[test]
     fn users_resolve_like_docker() {

@@ -425,6 +425,20 @@ impl Snapshot {
     /// Detaches the mount at `merged` (lazily: a process still inside keeps
     /// its view until it leaves). Unmounting what is not mounted succeeds,
     /// so cleanup can always call it.
+    /// Takes every mount stacked on `merged` off it, so that nothing
+    /// below the snapshot's directory is mounted any more (before it is
+    /// deleted).
+    pub fn unmount_all(&self) -> Result<(), SnapshotError> {
+        // Each call takes one mount off the stack; the bound only guards
+        // against a mount that keeps coming back.
+        for _ in 0..64 {
+            if !unmount_once(&self.merged)? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     pub fn unmount(&self) -> Result<(), SnapshotError> {
         unmount_once(&self.merged).map(|_| ())
     }
@@ -499,13 +513,7 @@ impl Snapshot {
     /// Unmounts (every mount stacked at `merged`) and deletes `upper`,
     /// `work` and `merged`: the container's changes are gone.
     pub fn remove(self) -> Result<(), SnapshotError> {
-        // Each call takes one mount off the stack; the bound only guards
-        // against a mount that keeps coming back.
-        for _ in 0..64 {
-            if !unmount_once(&self.merged)? {
-                break;
-            }
-        }
+        self.unmount_all()?;
         for d in [&self.upper, &self.work] {
             match fs::remove_dir_all(d) {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => {

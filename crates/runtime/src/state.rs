@@ -285,6 +285,12 @@ impl StateDir {
         })
     }
 
+    /// Renames the directory to `to`; false when it could not be (another
+    /// file system, or anything else: the caller then removes it).
+    pub fn move_to(&self, to: &Path) -> bool {
+        fs::rename(&self.path, to).is_ok()
+    }
+
     pub fn remove(&self) -> Result<()> {
         match fs::remove_dir_all(&self.path) {
             Ok(()) => Ok(()),
