@@ -36,6 +36,18 @@ pub struct ResourceArgs {
     cpuset_mems: Option<String>,
     #[arg(long)]
     pids_limit: Option<i64>,
+    /// Block I/O weight, 10 to 1000 (0: unset)
+    #[arg(long)]
+    blkio_weight: Option<u16>,
+    /// CPU real-time period in microseconds
+    #[arg(long)]
+    cpu_rt_period: Option<i64>,
+    /// CPU real-time runtime in microseconds
+    #[arg(long)]
+    cpu_rt_runtime: Option<i64>,
+    /// Kernel memory limit (deprecated: recorded, not applied, as Docker warns)
+    #[arg(long)]
+    kernel_memory: Option<String>,
 }
 
 impl ResourceArgs {
@@ -76,6 +88,15 @@ impl ResourceArgs {
             cpuset_cpus: self.cpuset_cpus.clone(),
             cpuset_mems: self.cpuset_mems.clone(),
             pids_limit: self.pids_limit,
+            blkio_weight: self.blkio_weight.filter(|w| *w != 0),
+            cpu_rt_period: self.cpu_rt_period,
+            cpu_rt_runtime: self.cpu_rt_runtime,
+            kernel_memory: self
+                .kernel_memory
+                .as_deref()
+                .map(|s| memory_flag("--kernel-memory", s))
+                .transpose()?,
+            ..Default::default()
         })
     }
 }
@@ -129,6 +150,36 @@ pub struct RunArgs {
     /// Set metadata (key=value)
     #[arg(short, long)]
     label: Vec<String>,
+    /// Disable the OOM killer
+    #[arg(long)]
+    oom_kill_disable: bool,
+    /// Tune the container's memory swappiness (0 to 100)
+    #[arg(long, allow_hyphen_values = true)]
+    memory_swappiness: Option<i64>,
+    /// Block I/O weight of a device: PATH:WEIGHT
+    #[arg(long)]
+    blkio_weight_device: Vec<String>,
+    /// Limit the read rate from a device: PATH:RATE (b, k, m, g)
+    #[arg(long)]
+    device_read_bps: Vec<String>,
+    /// Limit the write rate to a device: PATH:RATE (b, k, m, g)
+    #[arg(long)]
+    device_write_bps: Vec<String>,
+    /// Limit the read rate from a device: PATH:IO-PER-SECOND
+    #[arg(long)]
+    device_read_iops: Vec<String>,
+    /// Limit the write rate to a device: PATH:IO-PER-SECOND
+    #[arg(long)]
+    device_write_iops: Vec<String>,
+    /// Cgroup namespace: host or private (the default)
+    #[arg(long)]
+    cgroupns: Option<String>,
+    /// The cgroup the container's cgroup is made under
+    #[arg(long)]
+    cgroup_parent: Option<String>,
+    /// A rule for the devices cgroup: 'TYPE MAJOR:MINOR ACCESS' (c 1:3 mr)
+    #[arg(long)]
+    device_cgroup_rule: Vec<String>,
     /// Read labels from a file of key=value lines
     #[arg(long)]
     label_file: Vec<PathBuf>,

@@ -96,6 +96,17 @@ pub struct ContainerConfig {
     pub extra_hosts: Vec<String>,
     pub log: LogConfig,
     pub exposed_ports: Vec<String>,
+    /// `--cgroupns`: "host", or "private" (also for ""; berth's default on
+    /// both cgroup versions).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub cgroupns: String,
+    /// `--cgroup-parent`: the cgroup the container's is made under
+    /// ("" for berth's own, `/berth`).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub cgroup_parent: String,
+    /// `--device-cgroup-rule`s, as given ("c 1:3 mr").
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub device_cgroup_rules: Vec<String>,
     /// `--volumes-from CONTAINER[:ro|rw]` as given; at create the other
     /// containers' volumes and binds are copied into `mounts`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -159,6 +170,42 @@ pub struct Resources {
     pub cpuset_cpus: Option<String>,
     pub cpuset_mems: Option<String>,
     pub pids_limit: Option<i64>,
+    /// `--blkio-weight` (10 to 1000; discarded with a warning where the
+    /// host has no blkio weights).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blkio_weight: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_rt_period: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_rt_runtime: Option<i64>,
+    /// `--kernel-memory`: shown by inspect, not applied (deprecated by the
+    /// kernel and the OCI spec, as Docker warns).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel_memory: Option<i64>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub oom_kill_disable: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_swappiness: Option<u64>,
+    /// `--blkio-weight-device PATH:WEIGHT`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blkio_weight_device: Vec<DeviceRate>,
+    /// `--device-read-bps PATH:RATE` and its three siblings.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub device_read_bps: Vec<DeviceRate>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub device_write_bps: Vec<DeviceRate>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub device_read_iops: Vec<DeviceRate>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub device_write_iops: Vec<DeviceRate>,
+}
+
+/// A host block device and a rate or weight for it (docker's
+/// `ThrottleDevice` / `WeightDevice`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DeviceRate {
+    pub path: String,
+    pub rate: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]

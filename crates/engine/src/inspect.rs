@@ -327,7 +327,7 @@ fn container_json(engine: &Engine, r: &Record) -> Value {
         "CapAdd": json!(c.cap_add),
         "CapDrop": json!(c.cap_drop),
         // berth gives every container a cgroup namespace of its own.
-        "CgroupnsMode": "private",
+        "CgroupnsMode": if c.cgroupns == "host" { "host" } else { "private" },
         "Dns": c.dns,
         "DnsOptions": c.dns_options,
         "DnsSearch": c.dns_search,
@@ -352,30 +352,35 @@ fn container_json(engine: &Engine, r: &Record) -> Value {
         "CpuShares": c.resources.cpu_shares.unwrap_or(0),
         "Memory": c.resources.memory.unwrap_or(0),
         "NanoCpus": c.resources.nano_cpus.unwrap_or(0),
-        "CgroupParent": "",
-        "BlkioWeight": 0,
-        "BlkioWeightDevice": [],
-        "BlkioDeviceReadBps": Value::Null,
-        "BlkioDeviceWriteBps": Value::Null,
-        "BlkioDeviceReadIOps": Value::Null,
-        "BlkioDeviceWriteIOps": Value::Null,
+        "CgroupParent": c.cgroup_parent,
+        "BlkioWeight": c.resources.blkio_weight.unwrap_or(0),
+        "BlkioWeightDevice": c.resources.blkio_weight_device.iter()
+            .map(|d| json!({"Path": d.path, "Weight": d.rate})).collect::<Vec<_>>(),
+        "BlkioDeviceReadBps": throttles(&c.resources.device_read_bps),
+        "BlkioDeviceWriteBps": throttles(&c.resources.device_write_bps),
+        "BlkioDeviceReadIOps": throttles(&c.resources.device_read_iops),
+        "BlkioDeviceWriteIOps": throttles(&c.resources.device_write_iops),
         "CpuPeriod": c.resources.cpu_period.unwrap_or(0),
         "CpuQuota": c.resources.cpu_quota.unwrap_or(0),
-        "CpuRealtimePeriod": 0,
-        "CpuRealtimeRuntime": 0,
+        "CpuRealtimePeriod": c.resources.cpu_rt_period.unwrap_or(0),
+        "CpuRealtimeRuntime": c.resources.cpu_rt_runtime.unwrap_or(0),
         "CpusetCpus": c.resources.cpuset_cpus.clone().unwrap_or_default(),
         "CpusetMems": c.resources.cpuset_mems.clone().unwrap_or_default(),
         "Devices": c.devices.iter().map(|d| json!({
             "PathOnHost": d.host, "PathInContainer": d.container, "CgroupPermissions": d.permissions,
         })).collect::<Vec<_>>(),
-        "DeviceCgroupRules": Value::Null,
+        "DeviceCgroupRules": if c.device_cgroup_rules.is_empty() {
+            Value::Null
+        } else {
+            json!(c.device_cgroup_rules)
+        },
         "DeviceRequests": Value::Null,
-        "KernelMemory": 0,
+        "KernelMemory": c.resources.kernel_memory.unwrap_or(0),
         "KernelMemoryTCP": 0,
         "MemoryReservation": c.resources.memory_reservation.unwrap_or(0),
         "MemorySwap": c.resources.memory_swap.unwrap_or(0),
-        "MemorySwappiness": Value::Null,
-        "OomKillDisable": false,
+        "MemorySwappiness": c.resources.memory_swappiness,
+        "OomKillDisable": c.resources.oom_kill_disable,
         "PidsLimit": c.resources.pids_limit,
         "Ulimits": if c.ulimits.is_empty() { Value::Null } else {
             json!(c.ulimits.iter().map(|u| json!({"Name": u.name, "Hard": u.hard, "Soft": u.soft})).collect::<Vec<_>>())
@@ -480,6 +485,16 @@ fn container_json(engine: &Engine, r: &Record) -> Value {
         "Config": config,
         "NetworkSettings": network_settings(engine, r),
     })
+}
+
+/// Docker's `ThrottleDevice` list: null when there is none.
+fn throttles(list: &[crate::config::DeviceRate]) -> Value {
+    if list.is_empty() {
+        return Value::Null;
+    }
+    list.iter()
+        .map(|d| json!({"Path": d.path, "Rate": d.rate}))
+        .collect()
 }
 
 /// Inspect's NetworkSettings: docker's shape, the first network's address

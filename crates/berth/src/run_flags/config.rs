@@ -190,6 +190,7 @@ pub(crate) fn config_from(a: &RunArgs) -> Result<ContainerConfig> {
         }
     }
     cfg.resources = a.resources.resources()?;
+    run_resources(a, &mut cfg)?;
     for u in &a.ulimit {
         let (name, v) = u
             .split_once('=')
@@ -451,4 +452,129 @@ fn refuse_unsupported(a: &RunArgs) -> Result<()> {
         bail!("--link is not supported: put the containers on a user network (berth network create), where they reach each other by name");
     }
     Ok(())
+}
+
+/// The cgroup flags of run and create that update does not have, checked
+/// and warned of as docker's client and daemon do on this kind of host.
+fn run_resources(a: &RunArgs, cfg: &mut ContainerConfig) -> Result<()> {
+    let r = &mut cfg.resources;
+    r.memory_swappiness = match a.memory_swappiness {
+        None | Some(-1) => None,
+        Some(n @ 0..=100) => u64::try_from(n).ok(),
+        Some(n) => bail!("invalid value: {n}. Valid memory swappiness range is 0-100"),
+    };
+    r.oom_kill_disable = a.oom_kill_disable;
+    if r.oom_kill_disable && r.memory.is_none() {
+        eprintln!("WARNING: Disabling the OOM killer on containers without setting a '-m/--memory' limit may be dangerous.");
+        eprintln!("WARNING: OOM killer is disabled for the container, but no memory limit is set, this can result in the system running out of resources.");
+    }
+    if r.kernel_memory.is_some() {
+        eprintln!("WARNING: Specifying a kernel memory limit is deprecated and will be removed in a future release.");
+    }
+    let device = |flag_value: &str| -> Result<(String, String)> {
+        let (path, value) = flag_value
+            .split_once(':')
+            .filter(|(_, v)| !v.contains(':'))
+            .ok_or_else(|| anyhow::anyhow!("bad format: {flag_value}"))?;
+        if !path.starts_with("/dev/") {
+            bail!("bad format for device path: {flag_value}");
+        }
+        Ok((path.to_string(), value.to_string()))
+    };
+    for w in &a.blkio_weight_device {
+        let (path, v) = device(w)?;
+        let rate = v
+            .parse::<u16>()
+            .ok()
+            .filter(|n| *n == 0 || (10..=1000).contains(n))
+            .ok_or_else(|| anyhow::anyhow!("invalid weight for device: {w}"))?;
+        r.blkio_weight_device
+            .push(berth_engine::config::DeviceRate {
+                path,
+                rate: u64::from(rate),
+            });
+    }
+    let bps = |flag_value: &String| -> Result<berth_engine::config::DeviceRate> {
+        let (path, v) = device(flag_value)?;
+        let rate = berth_relay::size::ram_in_bytes(&v).map_err(|_| {
+            anyhow::anyhow!("invalid rate for device: {flag_value}. The correct format is <device-path>:<number>[<unit>]. Number must be a positive integer. Unit is optional and can be kb, mb, or gb")
+        })?;
+        Ok(berth_engine::config::DeviceRate { path, rate })
+    };
+    let iops = |flag_value: &String| -> Result<berth_engine::config::DeviceRate> {
+        let (path, v) = device(flag_value)?;
+        let rate = v.parse::<u64>().map_err(|_| {
+            anyhow::anyhow!("invalid rate for device: {flag_value}. The correct format is <device-path>:<number>. Number must be a positive integer")
+        })?;
+        Ok(berth_engine::config::DeviceRate { path, rate })
+    };
+    r.device_read_bps = a.device_read_bps.iter().map(bps).collect::<Result<_>>()?;
+    r.device_write_bps = a.device_write_bps.iter().map(bps).collect::<Result<_>>()?;
+    r.device_read_iops = a.device_read_iops.iter().map(iops).collect::<Result<_>>()?;
+    r.device_write_iops = a
+        .device_write_iops
+        .iter()
+        .map(iops)
+        .collect::<Result<_>>()?;
+    // The daemon's checks: weights the host cannot apply are dropped with
+    // its warnings; a weight it could apply must be in range.
+    if !host_has_blkio_weights() {
+        if r.blkio_weight.take().is_some() {
+            eprintln!("WARNING: Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded.");
+        }
+        if !r.blkio_weight_device.is_empty() {
+            r.blkio_weight_device.clear();
+            eprintln!("WARNING: Your kernel does not support Block I/O weight_device or the cgroup is not mounted. Weight-device discarded.");
+        }
+    }
+    if r.blkio_weight.is_some_and(|w| !(10..=1000).contains(&w)) {
+        return Err(crate::FromDaemon::wrap(
+            anyhow::anyhow!("Range of blkio weight is from 10 to 1000"),
+            true,
+        ));
+    }
+    cfg.cgroupns = match a.cgroupns.as_deref() {
+        None => String::new(),
+        Some(m @ ("host" | "private")) => m.to_string(),
+        Some(_) => bail!("--cgroupns: invalid CGROUP mode"),
+    };
+    cfg.cgroup_parent = a.cgroup_parent.clone().unwrap_or_default();
+    for rule in &a.device_cgroup_rule {
+        if !valid_device_rule(rule) {
+            bail!("invalid device cgroup format '{rule}'");
+        }
+    }
+    cfg.device_cgroup_rules.clone_from(&a.device_cgroup_rule);
+    Ok(())
+}
+
+/// Whether this host's blkio (v1) or io (v2) controller has weights: they
+/// need the BFQ or CFQ I/O scheduler, which many VMs lack.
+fn host_has_blkio_weights() -> bool {
+    [
+        "/sys/fs/cgroup/blkio/blkio.weight",
+        "/sys/fs/cgroup/blkio/blkio.bfq.weight",
+        "/sys/fs/cgroup/io.bfq.weight",
+        "/sys/fs/cgroup/io.weight",
+    ]
+    .iter()
+    .any(|p| std::path::Path::new(p).exists())
+}
+
+/// Docker's form of a device cgroup rule: `TYPE MAJOR:MINOR ACCESS`, the
+/// type one of a, b, c; major and minor numbers or `*`; access of r, w, m.
+fn valid_device_rule(rule: &str) -> bool {
+    let parts: Vec<&str> = rule.split(' ').collect();
+    let number = |s: &str| s == "*" || (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()));
+    match parts.as_slice() {
+        [kind, nums, access] => {
+            matches!(*kind, "a" | "b" | "c")
+                && nums
+                    .split_once(':')
+                    .is_some_and(|(maj, min)| number(maj) && number(min))
+                && (1..=3).contains(&access.len())
+                && access.bytes().all(|b| matches!(b, b'r' | b'w' | b'm'))
+        }
+        _ => false,
+    }
 }
