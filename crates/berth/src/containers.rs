@@ -123,14 +123,14 @@ pub enum ContainerCommand {
     /// List containers
     Ps(PsArgs),
     /// Fetch the logs of a container
-    Logs(crate::logs::LogsArgs),
+    Logs(Box<crate::logs::LogsArgs>),
     /// Block until containers stop, then print their exit codes
     Wait {
         #[arg(required = true)]
         containers: Vec<String>,
     },
     /// Run a command in a running container
-    Exec(ExecArgs),
+    Exec(Box<ExecArgs>),
     /// Rename a container
     Rename { container: String, new_name: String },
     /// Pause all processes within containers
@@ -177,7 +177,7 @@ pub enum ContainerCommand {
         reference: Option<String>,
     },
     /// Update the resource limits or restart policy of containers
-    Update(lifecycle::UpdateArgs),
+    Update(Box<lifecycle::UpdateArgs>),
     /// Display containers' resource usage (live, or once with --no-stream)
     Stats {
         /// Show all containers (default: running)

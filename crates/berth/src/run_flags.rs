@@ -8,6 +8,7 @@ mod mounts;
 use std::path::PathBuf;
 
 use anyhow::{bail, Result};
+use berth_engine::config::DeviceRate;
 use clap::Args;
 
 pub(crate) use config::{config_from, env_files};
@@ -157,20 +158,20 @@ pub struct RunArgs {
     #[arg(long, allow_hyphen_values = true)]
     memory_swappiness: Option<i64>,
     /// Block I/O weight of a device: PATH:WEIGHT
-    #[arg(long)]
-    blkio_weight_device: Vec<String>,
+    #[arg(long, value_parser = config::weight_device)]
+    blkio_weight_device: Vec<DeviceRate>,
     /// Limit the read rate from a device: PATH:RATE (b, k, m, g)
-    #[arg(long)]
-    device_read_bps: Vec<String>,
+    #[arg(long, value_parser = config::bps_device)]
+    device_read_bps: Vec<DeviceRate>,
     /// Limit the write rate to a device: PATH:RATE (b, k, m, g)
-    #[arg(long)]
-    device_write_bps: Vec<String>,
+    #[arg(long, value_parser = config::bps_device)]
+    device_write_bps: Vec<DeviceRate>,
     /// Limit the read rate from a device: PATH:IO-PER-SECOND
-    #[arg(long)]
-    device_read_iops: Vec<String>,
+    #[arg(long, value_parser = config::iops_device)]
+    device_read_iops: Vec<DeviceRate>,
     /// Limit the write rate to a device: PATH:IO-PER-SECOND
-    #[arg(long)]
-    device_write_iops: Vec<String>,
+    #[arg(long, value_parser = config::iops_device)]
+    device_write_iops: Vec<DeviceRate>,
     /// Cgroup namespace: host or private (the default)
     #[arg(long)]
     cgroupns: Option<String>,
@@ -178,7 +179,7 @@ pub struct RunArgs {
     #[arg(long)]
     cgroup_parent: Option<String>,
     /// A rule for the devices cgroup: 'TYPE MAJOR:MINOR ACCESS' (c 1:3 mr)
-    #[arg(long)]
+    #[arg(long, value_parser = config::device_rule)]
     device_cgroup_rule: Vec<String>,
     /// Read labels from a file of key=value lines
     #[arg(long)]

@@ -319,6 +319,10 @@ pub fn resources(cfg: &ContainerConfig) -> Result<oci::LinuxResources> {
     if let Some(m) = r.memory_reservation {
         memory.set_reservation(Some(m));
     }
+    memory.set_swappiness(r.memory_swappiness);
+    if r.oom_kill_disable {
+        memory.set_disable_oom_killer(Some(true));
+    }
     if memory != oci::LinuxMemory::default() {
         out.set_memory(Some(memory));
     }
@@ -342,8 +346,15 @@ pub fn resources(cfg: &ContainerConfig) -> Result<oci::LinuxResources> {
     if let Some(m) = &r.cpuset_mems {
         cpu.set_mems(Some(m.clone()));
     }
+    if let Some(p) = r.cpu_rt_period {
+        cpu.set_realtime_period(u64::try_from(p).ok());
+    }
+    cpu.set_realtime_runtime(r.cpu_rt_runtime);
     if cpu != oci::LinuxCpu::default() {
         out.set_cpu(Some(cpu));
+    }
+    if let Some(io) = block_io(r)? {
+        out.set_block_io(Some(io));
     }
     if let Some(p) = r.pids_limit {
         let pids = oci::LinuxPidsBuilder::default()
@@ -353,6 +364,94 @@ pub fn resources(cfg: &ContainerConfig) -> Result<oci::LinuxResources> {
         out.set_pids(Some(pids));
     }
     Ok(out)
+}
+
+/// `--blkio-weight` and the devices' weights and throttles, the devices
+/// by their host numbers.
+fn block_io(r: &crate::config::Resources) -> Result<Option<oci::LinuxBlockIo>> {
+    let numbers = |path: &str| -> Result<(i64, i64)> {
+        let (_, major, minor, _) = host_device(path)?;
+        let n = |v: u64| {
+            i64::try_from(v).map_err(|_| Error::Device(format!("{path}: device number out of range")))
+        };
+        Ok((n(major)?, n(minor)?))
+    };
+    let throttles = |list: &[crate::config::DeviceRate]| -> Result<Option<Vec<oci::LinuxThrottleDevice>>> {
+        if list.is_empty() {
+            return Ok(None);
+        }
+        list.iter()
+            .map(|d| {
+                let (major, minor) = numbers(&d.path)?;
+                oci::LinuxThrottleDeviceBuilder::default()
+                    .major(major)
+                    .minor(minor)
+                    .rate(d.rate)
+                    .build()
+                    .map_err(built("device throttle"))
+            })
+            .collect::<Result<Vec<_>>>()
+            .map(Some)
+    };
+    let mut io = oci::LinuxBlockIo::default();
+    io.set_weight(r.blkio_weight);
+    if !r.blkio_weight_device.is_empty() {
+        let weights = r
+            .blkio_weight_device
+            .iter()
+            .map(|d| {
+                let (major, minor) = numbers(&d.path)?;
+                oci::LinuxWeightDeviceBuilder::default()
+                    .major(major)
+                    .minor(minor)
+                    .weight(u16::try_from(d.rate).unwrap_or(u16::MAX))
+                    .build()
+                    .map_err(built("device weight"))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        io.set_weight_device(Some(weights));
+    }
+    io.set_throttle_read_bps_device(throttles(&r.device_read_bps)?);
+    io.set_throttle_write_bps_device(throttles(&r.device_write_bps)?);
+    io.set_throttle_read_iops_device(throttles(&r.device_read_iops)?);
+    io.set_throttle_write_iops_device(throttles(&r.device_write_iops)?);
+    Ok((io != oci::LinuxBlockIo::default()).then_some(io))
+}
+
+/// The container's cgroup: under berth's own, or under `--cgroup-parent`
+/// as docker makes it (`mygrp` and `/mygrp` both give `/mygrp/<id>`).
+pub fn cgroups_path(cfg: &ContainerConfig, id: &str) -> String {
+    match cfg.cgroup_parent.trim_matches('/') {
+        "" => format!("/berth/{id}"),
+        parent => format!("/{parent}/{id}"),
+    }
+}
+
+/// A `--device-cgroup-rule` ("c 1:3 mr", checked by the CLI) as an allow
+/// rule.
+fn cgroup_rule(rule: &str) -> Result<oci::LinuxDeviceCgroup> {
+    let bad = || Error::InvalidOption(format!("invalid device cgroup format '{rule}'"));
+    let mut parts = rule.split(' ');
+    let (Some(kind), Some(nums), Some(access), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(bad());
+    };
+    let typ = match kind {
+        "a" => None,
+        "b" => Some(oci::LinuxDeviceType::B),
+        "c" => Some(oci::LinuxDeviceType::C),
+        _ => return Err(bad()),
+    };
+    let (major, minor) = nums.split_once(':').ok_or_else(bad)?;
+    let number = |s: &str| -> Result<Option<i64>> {
+        if s == "*" {
+            Ok(None)
+        } else {
+            s.parse().map(Some).map_err(|_| bad())
+        }
+    };
+    device_rule(true, typ, number(major)?, number(minor)?, access)
 }
 
 /// A mount of the spec.
@@ -602,7 +701,9 @@ fn namespaces(cfg: &ContainerConfig, joins: &Joins) -> Result<Vec<oci::LinuxName
             out.push(namespace(typ, join.as_deref())?);
         }
     }
-    out.push(namespace(T::Cgroup, None)?);
+    if cfg.cgroupns != "host" {
+        out.push(namespace(T::Cgroup, None)?);
+    }
     if let Some(path) = &joins.user {
         out.push(namespace(T::User, Some(path))?);
     } else if cfg.id_map.is_some() {
@@ -646,12 +747,15 @@ fn linux(cfg: &ContainerConfig, id: &str, joins: &Joins, caps: &[String]) -> Res
             &d.permissions,
         )?);
     }
+    for rule in &cfg.device_cgroup_rules {
+        device_rules.push(cgroup_rule(rule)?);
+    }
     resources.set_devices(Some(device_rules));
     let mut linux = oci::Linux::default();
     linux.set_net_devices(None);
     linux.set_namespaces(Some(namespaces(cfg, joins)?));
     linux.set_resources(Some(resources));
-    linux.set_cgroups_path(Some(PathBuf::from(format!("/berth/{id}"))));
+    linux.set_cgroups_path(Some(PathBuf::from(cgroups_path(cfg, id))));
     linux.set_devices(Some(devices));
     linux.set_sysctl(Some(cfg.sysctls.clone().into_iter().collect()));
     let (uids, gids) = match (&cfg.id_map, &joins.user) {

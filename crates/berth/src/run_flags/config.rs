@@ -3,7 +3,7 @@
 
 use anyhow::{bail, Context, Result};
 use berth_engine::config::{
-    ContainerConfig, Device, LogConfig, LogDriver, Mount, RestartPolicy, Ulimit,
+    ContainerConfig, Device, DeviceRate, LogConfig, LogDriver, Mount, RestartPolicy, Ulimit,
 };
 
 use super::mounts::{parse_mount, parse_volume};
@@ -471,51 +471,11 @@ fn run_resources(a: &RunArgs, cfg: &mut ContainerConfig) -> Result<()> {
     if r.kernel_memory.is_some() {
         eprintln!("WARNING: Specifying a kernel memory limit is deprecated and will be removed in a future release.");
     }
-    let device = |flag_value: &str| -> Result<(String, String)> {
-        let (path, value) = flag_value
-            .split_once(':')
-            .filter(|(_, v)| !v.contains(':'))
-            .ok_or_else(|| anyhow::anyhow!("bad format: {flag_value}"))?;
-        if !path.starts_with("/dev/") {
-            bail!("bad format for device path: {flag_value}");
-        }
-        Ok((path.to_string(), value.to_string()))
-    };
-    for w in &a.blkio_weight_device {
-        let (path, v) = device(w)?;
-        let rate = v
-            .parse::<u16>()
-            .ok()
-            .filter(|n| *n == 0 || (10..=1000).contains(n))
-            .ok_or_else(|| anyhow::anyhow!("invalid weight for device: {w}"))?;
-        r.blkio_weight_device
-            .push(berth_engine::config::DeviceRate {
-                path,
-                rate: u64::from(rate),
-            });
-    }
-    let bps = |flag_value: &String| -> Result<berth_engine::config::DeviceRate> {
-        let (path, v) = device(flag_value)?;
-        let rate = berth_relay::size::ram_in_bytes(&v).map_err(|_| {
-            anyhow::anyhow!("invalid rate for device: {flag_value}. The correct format is <device-path>:<number>[<unit>]. Number must be a positive integer. Unit is optional and can be kb, mb, or gb")
-        })?;
-        Ok(berth_engine::config::DeviceRate { path, rate })
-    };
-    let iops = |flag_value: &String| -> Result<berth_engine::config::DeviceRate> {
-        let (path, v) = device(flag_value)?;
-        let rate = v.parse::<u64>().map_err(|_| {
-            anyhow::anyhow!("invalid rate for device: {flag_value}. The correct format is <device-path>:<number>. Number must be a positive integer")
-        })?;
-        Ok(berth_engine::config::DeviceRate { path, rate })
-    };
-    r.device_read_bps = a.device_read_bps.iter().map(bps).collect::<Result<_>>()?;
-    r.device_write_bps = a.device_write_bps.iter().map(bps).collect::<Result<_>>()?;
-    r.device_read_iops = a.device_read_iops.iter().map(iops).collect::<Result<_>>()?;
-    r.device_write_iops = a
-        .device_write_iops
-        .iter()
-        .map(iops)
-        .collect::<Result<_>>()?;
+    r.blkio_weight_device.clone_from(&a.blkio_weight_device);
+    r.device_read_bps.clone_from(&a.device_read_bps);
+    r.device_write_bps.clone_from(&a.device_write_bps);
+    r.device_read_iops.clone_from(&a.device_read_iops);
+    r.device_write_iops.clone_from(&a.device_write_iops);
     // The daemon's checks: weights the host cannot apply are dropped with
     // its warnings; a weight it could apply must be in range.
     if !host_has_blkio_weights() {
@@ -539,13 +499,61 @@ fn run_resources(a: &RunArgs, cfg: &mut ContainerConfig) -> Result<()> {
         Some(_) => bail!("--cgroupns: invalid CGROUP mode"),
     };
     cfg.cgroup_parent = a.cgroup_parent.clone().unwrap_or_default();
-    for rule in &a.device_cgroup_rule {
-        if !valid_device_rule(rule) {
-            bail!("invalid device cgroup format '{rule}'");
-        }
-    }
     cfg.device_cgroup_rules.clone_from(&a.device_cgroup_rule);
     Ok(())
+}
+
+/// `PATH:VALUE` of the device flags, as docker's client checks it.
+fn device_value(flag_value: &str) -> Result<(String, String), String> {
+    let (path, value) = flag_value
+        .split_once(':')
+        .filter(|(_, v)| !v.contains(':'))
+        .ok_or_else(|| format!("bad format: {flag_value}"))?;
+    if !path.starts_with("/dev/") {
+        return Err(format!("bad format for device path: {flag_value}"));
+    }
+    Ok((path.to_string(), value.to_string()))
+}
+
+/// `--blkio-weight-device PATH:WEIGHT` (10 to 1000, or 0).
+pub(crate) fn weight_device(s: &str) -> Result<DeviceRate, String> {
+    let (path, v) = device_value(s)?;
+    let rate = v
+        .parse::<u16>()
+        .ok()
+        .filter(|n| *n == 0 || (10..=1000).contains(n))
+        .ok_or_else(|| format!("invalid weight for device: {s}"))?;
+    Ok(DeviceRate {
+        path,
+        rate: u64::from(rate),
+    })
+}
+
+/// `--device-read-bps PATH:RATE` and `--device-write-bps`.
+pub(crate) fn bps_device(s: &str) -> Result<DeviceRate, String> {
+    let (path, v) = device_value(s)?;
+    let rate = berth_relay::size::ram_in_bytes(&v).map_err(|_| {
+        format!("invalid rate for device: {s}. The correct format is <device-path>:<number>[<unit>]. Number must be a positive integer. Unit is optional and can be kb, mb, or gb")
+    })?;
+    Ok(DeviceRate { path, rate })
+}
+
+/// `--device-read-iops PATH:N` and `--device-write-iops`.
+pub(crate) fn iops_device(s: &str) -> Result<DeviceRate, String> {
+    let (path, v) = device_value(s)?;
+    let rate = v.parse::<u64>().map_err(|_| {
+        format!("invalid rate for device: {s}. The correct format is <device-path>:<number>. Number must be a positive integer")
+    })?;
+    Ok(DeviceRate { path, rate })
+}
+
+/// `--device-cgroup-rule`, checked as docker's client does.
+pub(crate) fn device_rule(s: &str) -> Result<String, String> {
+    if valid_device_rule(s) {
+        Ok(s.to_string())
+    } else {
+        Err(format!("invalid device cgroup format '{s}'"))
+    }
 }
 
 /// Whether this host's blkio (v1) or io (v2) controller has weights: they
