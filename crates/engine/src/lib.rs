@@ -54,6 +54,7 @@ pub mod networks;
 pub mod pods;
 pub mod prune;
 pub mod rootless;
+pub mod rootless_net;
 pub mod spec;
 pub mod start;
 pub mod stats;

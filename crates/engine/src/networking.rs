@@ -104,6 +104,9 @@ impl Engine {
     /// Checks at create what can be checked before a start: the networks
     /// exist, the options fit the mode.
     pub fn validate_network(&self, cfg: &ContainerConfig) -> Result<()> {
+        if crate::rootless_net::applies(cfg) {
+            return crate::rootless_net::validate(cfg);
+        }
         if !on_bridges(cfg) {
             if !cfg.publish.is_empty() || cfg.publish_all {
                 return Err(Error::InvalidOption(format!(
@@ -174,6 +177,11 @@ impl Engine {
         }
         if !joins_networks(&r.config) {
             return Ok(());
+        }
+        if crate::rootless_net::applies(&r.config) {
+            let log = self.container_dir(&r.id).join("pasta.log");
+            crate::rootless_net::attach(pid, &Self::ports_of(&r.config)?, &log)?;
+            return self.write_hosts(r, &[]);
         }
         let ports = Self::ports_of(&r.config)?;
         let networks = self.container_networks(&r.config)?;
@@ -264,6 +272,11 @@ impl Engine {
     /// its network namespace, the kernel removes the veths with the
     /// namespace and we need not wait for that.
     pub fn detach_network(&self, r: &Record, init_gone: bool) -> Result<()> {
+        if saferoot::idmap::in_unprivileged_user_namespace() {
+            // No bridge, lease or port of the host's: pasta ends with the
+            // namespace.
+            return Ok(());
+        }
         let id = r.id.as_str();
         let netns_gone = init_gone && self.netns_dies_with_init(r);
         let ids = self.networks.detach(id, netns_gone)?;
