@@ -193,6 +193,12 @@ impl Engine {
 
     /// Creates a bridge network.
     pub fn network_create(&self, opts: &NetworkCreateOptions) -> Result<Network> {
+        if saferoot::idmap::in_unprivileged_user_namespace() {
+            return Err(crate::rootless_net::not_yet(&format!(
+                "network {}",
+                opts.name
+            )));
+        }
         let n = self.networks.create(
             &opts.name,
             opts.subnet,
