@@ -240,6 +240,34 @@ fn published_port_reaches_the_container_and_it_reaches_the_hosts_loopback() {
     ]);
     assert_eq!(out, "from-host\n");
     server.join().unwrap();
+    // The network stack ends with its container: none of this store's is
+    // left once the containers are gone.
+    assert_eq!(pastas_of(&b).len(), 1, "the running container's pasta");
+    b.ok(&["rm", "-f", "web"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !pastas_of(&b).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "pasta outlived its container: {:?}",
+            pastas_of(&b)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// The pasta processes of `b`'s containers (their pid files are in its
+/// store or run state, whose paths are on their command lines).
+fn pastas_of(b: &RootlessBerth) -> Vec<String> {
+    let dir = b.dir().to_string_lossy().into_owned();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            (cmd.starts_with("pasta") && cmd.contains(&dir)).then_some(cmd)
+        })
+        .collect()
 }
 
 #[test]

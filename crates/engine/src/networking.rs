@@ -179,8 +179,8 @@ impl Engine {
             return Ok(());
         }
         if crate::rootless_net::applies(&r.config) {
-            let log = self.container_dir(&r.id).join("pasta.log");
-            crate::rootless_net::attach(pid, &Self::ports_of(&r.config)?, &log)?;
+            let dir = self.container_dir(&r.id);
+            crate::rootless_net::attach(pid, &Self::ports_of(&r.config)?, &dir)?;
             return self.write_hosts(r, &[]);
         }
         let ports = Self::ports_of(&r.config)?;
@@ -273,8 +273,8 @@ impl Engine {
     /// namespace and we need not wait for that.
     pub fn detach_network(&self, r: &Record, init_gone: bool) -> Result<()> {
         if saferoot::idmap::in_unprivileged_user_namespace() {
-            // No bridge, lease or port of the host's: pasta ends with the
-            // namespace.
+            // No bridge, lease or port of the host's: only pasta to end.
+            crate::rootless_net::detach(&self.container_dir(&r.id));
             return Ok(());
         }
         let id = r.id.as_str();

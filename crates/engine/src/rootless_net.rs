@@ -29,6 +29,9 @@ use crate::error::{Error, Result};
 /// The user-mode network stack's program.
 pub const PASTA: &str = "pasta";
 
+/// The file pasta writes its pid to, in the container's directory.
+const PID_FILE: &str = "pasta.pid";
+
 /// How long pasta may take to set the namespace up and go to the
 /// background.
 const START_DEADLINE: Duration = Duration::from_secs(10);
@@ -66,8 +69,11 @@ pub fn not_yet(what: &str) -> Error {
 }
 
 /// Starts pasta for the container whose init is `pid`, publishing `ports`;
-/// its words go to `log` (the container's directory's pasta.log).
-pub fn attach(pid: i32, ports: &[PortSpec], log: &Path) -> Result<()> {
+/// its words go to pasta.log in `dir` (the container's directory), its pid
+/// to pasta.pid there ([`detach`] ends it).
+pub fn attach(pid: i32, ports: &[PortSpec], dir: &Path) -> Result<()> {
+    let log = &dir.join("pasta.log");
+    let pid_file = dir.join(PID_FILE);
     let ns_path = format!("/proc/{pid}/ns/net");
     let netns: OwnedFd = std::fs::File::open(&ns_path)
         .map_err(|e| Error::Rootless(format!("open {ns_path}: {e}")))?
@@ -76,6 +82,8 @@ pub fn attach(pid: i32, ports: &[PortSpec], log: &Path) -> Result<()> {
         .map_err(|e| Error::Rootless(format!("create {}: {e}", log.display())))?;
     let mut cmd = Command::new(PASTA);
     cmd.args(pasta_args(ports))
+        .arg("--pid")
+        .arg(&pid_file)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log_file);
@@ -138,6 +146,35 @@ pub fn attach(pid: i32, ports: &[PortSpec], log: &Path) -> Result<()> {
         return Err(Error::Rootless(msg));
     }
     Ok(())
+}
+
+/// Ends the container's pasta, if it runs. pasta given a namespace by
+/// descriptor cannot watch for the namespace's end (it does so through the
+/// path's directory), so it is told.
+pub fn detach(dir: &Path) {
+    let pid_file = dir.join(PID_FILE);
+    let Some(pid) = std::fs::read_to_string(&pid_file)
+        .ok()
+        .and_then(|t| t.trim().parse::<i32>().ok())
+    else {
+        return;
+    };
+    // The pid is pasta's only while its command line says so (the file
+    // outlives the process).
+    let is_pasta = std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+        c.split(|b| *b == 0)
+            .next()
+            .is_some_and(|a| a.ends_with(PASTA.as_bytes()))
+            && c.windows(pid_file.as_os_str().len())
+                .any(|w| w == pid_file.as_os_str().as_encoded_bytes())
+    });
+    if is_pasta {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+    }
+    let _ = std::fs::remove_file(pid_file);
 }
 
 /// pasta's command line: the namespace at descriptor 3, addresses and
