@@ -275,6 +275,9 @@ fn user_networks_are_refused_as_not_yet_rootless() {
     let Some(b) = berth("user_networks_are_refused_as_not_yet_rootless") else {
         return;
     };
+    // What there is: host and none (the default network is pasta's, per
+    // container, with no bridge to list).
+    assert_eq!(b.ok(&["network", "ls", "--format", "{{.Name}}"]), "host\nnone\n");
     for args in [
         &["network", "create", "n1"][..],
         &["run", "--rm", "--network", "n1", "busybox", "true"][..],

@@ -110,6 +110,12 @@ impl Engine {
 
     /// Every network, the default bridge first.
     pub fn network_list(&self) -> Result<Vec<NetworkEntry>> {
+        if saferoot::idmap::in_unprivileged_user_namespace() {
+            // Rootless: no bridge (the default network is pasta, per
+            // container), no user network yet; host and none are there.
+            let predefined = berth_network::predefined::list(&self.root)?;
+            return Ok(predefined.into_iter().map(NetworkEntry::Predefined).collect());
+        }
         let mut list = vec![NetworkEntry::Bridge(self.networks.default_network()?)];
         list.extend(
             self.networks
