@@ -104,6 +104,57 @@ fn run_exec_logs_ps_stop_rm_as_an_ordinary_user() {
 }
 
 #[test]
+fn parallel_first_commands_make_one_namespace() {
+    let Some(b) = berth("parallel_first_commands_make_one_namespace") else {
+        return;
+    };
+    // The import made a namespace: gone, as after a reboot, so that the
+    // next commands are each the first.
+    let old = b.pause_pid().expect("a pause process");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(old),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::path::Path::new(&format!("/proc/{old}/cmdline")).exists()
+        && std::fs::read(format!("/proc/{old}/cmdline")).is_ok_and(|c| !c.is_empty())
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "pause process {old} lives on"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // Four at once: one makes the namespace (under the lock), the others
+    // wait and join it; each container says which namespace it is in.
+    let out = b.sh(
+        "for i in 1 2 3 4; do $BERTH run --rm --network none busybox readlink /proc/self/ns/user \
+         > ns.$i & done; wait; cat ns.*",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let seen: Vec<String> = berth_testkit::stdout(&out)
+        .lines()
+        .map(String::from)
+        .collect();
+    let pause = b.pause_pid().expect("a new pause process");
+    assert_ne!(pause, old);
+    let ns = std::fs::read_link(format!("/proc/{pause}/ns/user")).unwrap();
+    assert_eq!(seen, vec![ns.to_string_lossy().into_owned(); 4]);
+    let dir = b.dir().to_string_lossy().into_owned();
+    let pauses = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            let read = |f: &str| std::fs::read(e.path().join(f)).unwrap_or_default();
+            String::from_utf8_lossy(&read("cmdline")).contains("__rootless-pause")
+                && String::from_utf8_lossy(&read("environ")).contains(&dir)
+        })
+        .count();
+    assert_eq!(pauses, 1, "one pause process for the user's store");
+}
+
+#[test]
 fn container_root_is_the_user_and_other_ids_are_subordinate_ones() {
     let Some(b) = berth("container_root_is_the_user_and_other_ids_are_subordinate_ones") else {
         return;
@@ -277,7 +328,10 @@ fn user_networks_are_refused_as_not_yet_rootless() {
     };
     // What there is: host and none (the default network is pasta's, per
     // container, with no bridge to list).
-    assert_eq!(b.ok(&["network", "ls", "--format", "{{.Name}}"]), "host\nnone\n");
+    assert_eq!(
+        b.ok(&["network", "ls", "--format", "{{.Name}}"]),
+        "host\nnone\n"
+    );
     for args in [
         &["network", "create", "n1"][..],
         &["run", "--rm", "--network", "n1", "busybox", "true"][..],
