@@ -20,7 +20,7 @@ pub(crate) fn enter() -> Result<(), ExitCode> {
         ("BERTH_ROOT", &paths.root),
         ("BERTH_RUNROOT", &paths.runroot),
     ] {
-        if std::env::var_os(var).map_or(true, |v| v.is_empty()) {
+        if std::env::var_os(var).is_none_or(|v| v.is_empty()) {
             // One thread yet: nothing reads the environment concurrently.
             std::env::set_var(var, path);
         }

@@ -74,7 +74,7 @@ fn run_exec_logs_ps_stop_rm_as_an_ordinary_user() {
     ]);
     assert_eq!(
         b.ok(&["exec", "c1", "cat", "/proc/1/cmdline"]),
-        "sleep\0300\0"
+        "sleep\x00300\x00"
     );
     assert_eq!(b.ok(&["logs", "c1"]), "started\n");
     assert_eq!(

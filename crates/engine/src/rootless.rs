@@ -473,7 +473,7 @@ fn read_some(
 /// maps are written), makes its mount namespace, forks the process that
 /// stays and writes that one's pid.
 pub fn serve_pause_if_asked(args: &[OsString]) -> Option<u8> {
-    if !args.get(1).is_some_and(|a| a == PAUSE_ARG) {
+    if args.get(1).is_none_or(|a| a != PAUSE_ARG) {
         return None;
     }
     Some(match pause_main() {
