@@ -114,7 +114,10 @@ impl Engine {
             // Rootless: no bridge (the default network is pasta, per
             // container), no user network yet; host and none are there.
             let predefined = berth_network::predefined::list(&self.root)?;
-            return Ok(predefined.into_iter().map(NetworkEntry::Predefined).collect());
+            return Ok(predefined
+                .into_iter()
+                .map(NetworkEntry::Predefined)
+                .collect());
         }
         let mut list = vec![NetworkEntry::Bridge(self.networks.default_network()?)];
         list.extend(
