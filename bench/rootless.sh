@@ -50,9 +50,11 @@ as_user() {
         XDG_CONFIG_HOME="$work/config" "$@"
 }
 cleanup() {
-    [[ -f $work/run/berth/pause.pid ]] && kill "$(cat "$work/run/berth/pause.pid")" 2>/dev/null
-    as_user podman system migrate >/dev/null 2>&1 || true
-    as_user podman unshare rm -rf "$work/data/containers" >/dev/null 2>&1 || true
+    # Both engines keep a pause process per user namespace: ended by pid.
+    local f
+    for f in "$work/run/berth/pause.pid" "$work/run/libpod/tmp/pause.pid"; do
+        [[ -f $f ]] && kill "$(cat "$f")" 2>/dev/null || true
+    done
     rm -rf "$work"
 }
 trap cleanup EXIT
