@@ -89,8 +89,11 @@ as_user podman import "$work/bb.tar" localhost/bench-busybox >/dev/null
 as_user "$work/berth" import "$work/bb.tar" bench-busybox >/dev/null
 
 as_user python3 - "$rounds" "$work/berth" <<'PY'
-import statistics, subprocess, sys, time
+import statistics, subprocess, sys, tempfile, time
 rounds, berth = int(sys.argv[1]), sys.argv[2]
+# stderr to a file, not a pipe: podman's exit command (`podman container
+# cleanup`, started by conmon) inherits it and outlives podman by seconds;
+# a pipe would time that too, not the command.
 cmds = {
     "berth": [berth, "run", "--rm", "--network=none", "bench-busybox", "true"],
     "podman": ["podman", "run", "--rm", "--network=none", "localhost/bench-busybox", "true"],
@@ -100,11 +103,13 @@ times = {n: [] for n in names}
 for r in range(rounds + 3):
     order = names[r % len(names):] + names[:r % len(names)]
     for n in order:
-        t = time.perf_counter()
-        p = subprocess.run(cmds[n], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        dt = time.perf_counter() - t
-        if p.returncode != 0:
-            sys.exit(f"rootless: {n} failed: {p.stderr.decode().strip()}")
+        with tempfile.TemporaryFile() as err:
+            t = time.perf_counter()
+            p = subprocess.run(cmds[n], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
+            dt = time.perf_counter() - t
+            if p.returncode != 0:
+                err.seek(0)
+                sys.exit(f"rootless: {n} failed: {err.read().decode().strip()}")
         if r >= 3:  # warm-up rounds discarded
             times[n].append(dt * 1000)
 med = {n: statistics.median(v) for n, v in times.items()}
