@@ -26,6 +26,8 @@ packages=(
   docker-compose podman-compose # compose: crates/berth/tests/compose.rs compares config with docker-compose 1.29; bench/compose.sh runs both
   debootstrap               # the cached Debian base of the image round-trip tests (scripts/debian-base.sh)
   curl docker-compose python3-yaml # the quote-app: run-plain.sh and demo.sh fetch with curl; crates/berth/tests/quote_app.rs checks compose.yaml with docker-compose 1.29 and kube.yaml with python3-yaml
+  passt uidmap              # rootless berth (crates/berth/tests/rootless.rs): pasta is its default network, newuidmap/newgidmap its user namespace
+  slirp4netns               # rootless podman's default network: bench/rootless.sh's peer
   jq                        # compat (tests/compat/fidelity.txt): inspect's keys compared in order (keys_unsorted)
   # runtime-tools' validation suite (scripts/runtime-tools.sh, berth-runtime's
   # runtime_tools test), built offline: Debian's Go, the suite's libraries

@@ -20,6 +20,7 @@ pub mod dockerd;
 pub mod exe_attack;
 pub mod pty;
 pub mod registry;
+pub mod rootless;
 pub mod snippet;
 pub mod store;
 

@@ -38,6 +38,7 @@ mod protection;
 mod prune;
 mod ps;
 mod reexec;
+mod rootless;
 mod run;
 mod run_flags;
 mod shell_docs;
@@ -266,6 +267,11 @@ fn main() -> ExitCode {
         return code;
     }
     broken_pipe::quiet_on_broken_stdio();
+    // An ordinary user's berth joins its user namespace while it has one
+    // thread, before anything else (re-executions included) runs.
+    if let Err(code) = rootless::enter() {
+        return code;
+    }
     // The re-execution (see below) before clap's parse, which costs as much
     // as a process start: done once, not twice.
     if protection::early_protection(&args) {

@@ -19,6 +19,10 @@ pub(crate) fn serve_if_asked(args: &[OsString]) -> Option<ExitCode> {
         // there. A bad BERTH_LOG already failed the command that started it.
         let _ = diagnostics::install(None);
     }
+    // An ordinary user's pause process, which keeps their namespace.
+    if let Some(code) = berth_engine::rootless::serve_pause_if_asked(args) {
+        return Some(ExitCode::from(code));
+    }
     // berth as a container's init (--init) or as a container's monitor.
     if let Some(served) = berth_engine::monitor::serve_if_asked(args) {
         if let Some(m) = served.message() {

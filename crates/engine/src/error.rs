@@ -169,6 +169,10 @@ pub enum Error {
     /// A device of `--device` that cannot be used: "{0}".
     #[error("{0}")]
     Device(String),
+    /// Rootless berth's own machinery (its user-mode network stack) could
+    /// not do its part: "{0}".
+    #[error("{0}")]
+    Rootless(String),
     /// The container's user namespace: its id range, its idmapped
     /// mounts, or an option that needs the host's namespace: "{0}".
     #[error("{0}")]
@@ -278,6 +282,7 @@ impl Error {
             | Error::CopyFailed(_)
             | Error::Rootfs(_)
             | Error::UserNamespace(_)
+            | Error::Rootless(_)
             | Error::InitBinary(_)
             | Error::Build(_)
             | Error::Pull(_)

@@ -53,6 +53,8 @@ pub mod networking;
 pub mod networks;
 pub mod pods;
 pub mod prune;
+pub mod rootless;
+pub mod rootless_net;
 pub mod spec;
 pub mod start;
 pub mod stats;
@@ -310,6 +312,7 @@ impl Engine {
             // docker's daemon words; nothing would run.
             return Err(Error::InvalidOption("No command specified".into()));
         }
+        rootless::refuse_limits(&cfg)?;
         // docker's words when run or create names a network that is not there.
         self.validate_network(&cfg).map_err(|e| match e {
             Error::NoSuchNetwork(n) => Error::NetworkNotFound(n),

@@ -112,6 +112,9 @@ impl Engine {
     /// Checks at create what can be checked before a start: the networks
     /// exist, the options fit the mode.
     pub fn validate_network(&self, cfg: &ContainerConfig) -> Result<()> {
+        if crate::rootless_net::applies(cfg) {
+            return crate::rootless_net::validate(cfg);
+        }
         if !on_bridges(cfg) {
             if !cfg.publish.is_empty() || cfg.publish_all {
                 return Err(Error::InvalidOption(format!(
@@ -169,6 +172,11 @@ impl Engine {
         }
         if !joins_networks(&r.config) {
             return Ok(());
+        }
+        if crate::rootless_net::applies(&r.config) {
+            let dir = self.container_dir(&r.id);
+            crate::rootless_net::attach(pid, &Self::ports_of(&r.config)?, &dir)?;
+            return self.write_hosts(r, &[]);
         }
         let ports = Self::ports_of(&r.config)?;
         let networks = self.container_networks(&r.config)?;
@@ -259,6 +267,11 @@ impl Engine {
     /// its network namespace, the kernel removes the veths with the
     /// namespace and we need not wait for that.
     pub fn detach_network(&self, r: &Record, init_gone: bool) -> Result<()> {
+        if saferoot::idmap::in_unprivileged_user_namespace() {
+            // No bridge, lease or port of the host's: only pasta to end.
+            crate::rootless_net::detach(&self.container_dir(&r.id));
+            return Ok(());
+        }
         let id = r.id.as_str();
         let netns_gone = init_gone && self.netns_dies_with_init(r);
         let ids = self.networks.detach(id, netns_gone)?;

@@ -112,6 +112,15 @@ impl Engine {
 
     /// Every network, the default bridge first.
     pub fn network_list(&self) -> Result<Vec<NetworkEntry>> {
+        if saferoot::idmap::in_unprivileged_user_namespace() {
+            // Rootless: no bridge (the default network is pasta, per
+            // container), no user network yet; host and none are there.
+            let predefined = berth_network::predefined::list(&self.root)?;
+            return Ok(predefined
+                .into_iter()
+                .map(NetworkEntry::Predefined)
+                .collect());
+        }
         let mut list = vec![NetworkEntry::Bridge(self.networks.default_network()?)];
         list.extend(
             self.networks
@@ -195,6 +204,12 @@ impl Engine {
 
     /// Creates a bridge network.
     pub fn network_create(&self, opts: &NetworkCreateOptions) -> Result<Network> {
+        if saferoot::idmap::in_unprivileged_user_namespace() {
+            return Err(crate::rootless_net::not_yet(&format!(
+                "network {}",
+                opts.name
+            )));
+        }
         let n = self.networks.create(
             &opts.name,
             opts.subnet,

@@ -162,6 +162,9 @@ impl Mode {
     /// `auto`, `auto:size=N`; `keep-id` is refused as podman refuses it to
     /// root (rootless berth gives it a meaning).
     pub fn parse(s: &str) -> Result<Mode> {
+        if saferoot::idmap::in_unprivileged_user_namespace() {
+            return crate::rootless::userns_mode(s);
+        }
         let bad = |m: String| Err(Error::InvalidOption(m));
         match s {
             "" => default_mode(),

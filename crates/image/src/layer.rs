@@ -654,7 +654,7 @@ fn apply_in<R: Read>(
         let rc = unsafe {
             libc::setxattr(
                 p.as_ptr(),
-                c"trusted.overlay.opaque".as_ptr(),
+                crate::tree_tar::opaque_xattr().as_ptr(),
                 b"y".as_ptr().cast(),
                 1,
                 0,

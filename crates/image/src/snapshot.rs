@@ -36,7 +36,7 @@ use sha2::{Digest as _, Sha256};
 use crate::digest::Digest;
 use crate::tree_tar;
 pub(crate) use crate::tree_tar::lxattrs;
-use crate::tree_tar::OPAQUE_XATTR;
+use crate::tree_tar::opaque_xattr;
 
 /// Most lower layers overlayfs stacks (`OVL_MAX_STACK` in the kernel).
 pub const MAX_LAYERS: usize = 500;
@@ -500,7 +500,7 @@ impl Snapshot {
             .and_then(|c| lxattrs(&c).ok())
             .is_none_or(|all| {
                 all.iter()
-                    .any(|(k, v)| k == OPAQUE_XATTR && v.as_slice() == b"y")
+                    .any(|(k, v)| k == opaque_xattr().to_bytes() && v.as_slice() == b"y")
             });
         u.is_dir()
             && l.is_dir()
@@ -634,6 +634,26 @@ fn escape(path: &Path, special: &[u8]) -> Vec<u8> {
 /// these make it so whatever the host's defaults.
 const FAITHFUL_UPPER: [(&CStr, &CStr); 2] = [(c"metacopy", c"off"), (c"redirect_dir", c"off")];
 
+/// [`FAITHFUL_UPPER`] for this process: in a user namespace (rootless)
+/// overlayfs refuses `redirect_dir=off` (which a kernel built to always
+/// follow redirects reads as "follow") and takes `nofollow`, which makes
+/// no redirect either.
+fn faithful_upper() -> [(&'static CStr, &'static CStr); 2] {
+    if saferoot::idmap::in_unprivileged_user_namespace() {
+        [(c"metacopy", c"off"), (c"redirect_dir", c"nofollow")]
+    } else {
+        FAITHFUL_UPPER
+    }
+}
+
+/// Whether overlayfs must keep its marks in `user.overlay.*` xattrs (its
+/// `userxattr` option): in a user namespace, where `trusted.*` cannot be
+/// written; the layers were unpacked with the same marks
+/// ([`crate::tree_tar::opaque_xattr`]).
+fn user_xattrs() -> bool {
+    saferoot::idmap::in_unprivileged_user_namespace()
+}
+
 /// The `mount(2)` data for `spec`, or an error naming the page limit.
 fn classic_data(spec: &Spec<'_>) -> Result<Vec<u8>, SnapshotError> {
     let mut data = b"lowerdir=".to_vec();
@@ -648,12 +668,15 @@ fn classic_data(spec: &Spec<'_>) -> Result<Vec<u8>, SnapshotError> {
         data.extend(escape(upper, b":,"));
         data.extend(b",workdir=");
         data.extend(escape(work, b":,"));
-        for (k, v) in FAITHFUL_UPPER {
+        for (k, v) in faithful_upper() {
             data.push(b',');
             data.extend(k.to_bytes());
             data.push(b'=');
             data.extend(v.to_bytes());
         }
+    }
+    if user_xattrs() {
+        data.extend(b",userxattr");
     }
     let upper = spec.upper.iter().flat_map(|(u, w)| [u, w]);
     if let Some(p) = spec
@@ -874,12 +897,16 @@ fn new_api_mount(
             Err(e) => return Err(fail(format!("lowerdir+ {}", l.display()), e, fs_log(&fs))),
         }
     }
+    if user_xattrs() {
+        fsconfig(&fs, libc::FSCONFIG_SET_FLAG, Some(c"userxattr"), None, 0)
+            .map_err(|e| fail("userxattr".into(), e, fs_log(&fs)))?;
+    }
     if let Some((upper, work)) = spec.upper {
         // overlayfs unescapes upperdir and workdir given as strings (not
         // lowerdir+), so a backslash in them must be doubled.
         set(c"upperdir", upper, true)?;
         set(c"workdir", work, true)?;
-        for (k, v) in FAITHFUL_UPPER {
+        for (k, v) in faithful_upper() {
             fsconfig(&fs, libc::FSCONFIG_SET_STRING, Some(k), Some(v), 0).map_err(|e| {
                 let step = format!("{}={}", k.to_string_lossy(), v.to_string_lossy());
                 fail(step, e, fs_log(&fs))

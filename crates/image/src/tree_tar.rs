@@ -34,8 +34,26 @@ use nix::fcntl::{AtFlags, OFlag};
 
 use crate::snapshot::SnapshotError;
 
-pub(crate) const OPAQUE_XATTR: &[u8] = b"trusted.overlay.opaque";
-const OVERLAY_XATTR_PREFIX: &[u8] = b"trusted.overlay.";
+/// overlayfs' mark of an opaque directory: `trusted.overlay.opaque` as the
+/// host's root mounts it, `user.overlay.opaque` in a user namespace
+/// (rootless: overlayfs' `userxattr`, since `trusted.*` is the initial
+/// namespace's alone). One store is always used one way: a user's own.
+pub(crate) fn opaque_xattr() -> &'static std::ffi::CStr {
+    if saferoot::idmap::in_unprivileged_user_namespace() {
+        c"user.overlay.opaque"
+    } else {
+        c"trusted.overlay.opaque"
+    }
+}
+
+/// The prefix of every xattr overlayfs keeps for itself (see [`opaque_xattr`]).
+fn overlay_xattr_prefix() -> &'static [u8] {
+    if saferoot::idmap::in_unprivileged_user_namespace() {
+        b"user.overlay."
+    } else {
+        b"trusted.overlay."
+    }
+}
 const WHITEOUT_PREFIX: &[u8] = b".wh.";
 const OPAQUE_MARKER: &str = ".wh..wh..opq";
 /// The one xattr Docker's archives carry: a file capability (`ping`'s
@@ -245,7 +263,7 @@ fn kind_of(
 fn carried(all: Vec<(Vec<u8>, Vec<u8>)>, form: Form) -> Vec<(Vec<u8>, Vec<u8>)> {
     all.into_iter()
         .filter(|(k, _)| match form {
-            Form::Layer => !k.starts_with(OVERLAY_XATTR_PREFIX),
+            Form::Layer => !k.starts_with(overlay_xattr_prefix()),
             Form::Archive => k == CAPABILITY_XATTR,
         })
         .collect()
@@ -407,7 +425,7 @@ fn walk(root: &OwnedFd, opts: &Options<'_>, stats: &mut Stats) -> Result<Vec<Ite
             let opaque = layer
                 && all
                     .iter()
-                    .any(|(k, v)| k == OPAQUE_XATTR && v.as_slice() == b"y");
+                    .any(|(k, v)| k == opaque_xattr().to_bytes() && v.as_slice() == b"y");
             let xattrs = carried(all, opts.form);
             let link = || {
                 nix::fcntl::readlinkat(Some(dir.as_raw_fd()), name.as_os_str())

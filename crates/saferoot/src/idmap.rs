@@ -173,6 +173,25 @@ pub fn idmapped_clone(
     Ok(fd)
 }
 
+/// Whether this process runs in a user namespace that is not the host's
+/// full identity mapping: berth run by an ordinary user (rootless), inside
+/// the namespace its pause process keeps. Overlayfs then needs `user.`
+/// xattrs, and cgroups the user was not delegated cannot be made. Read once.
+pub fn in_unprivileged_user_namespace() -> bool {
+    static ANSWER: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ANSWER.get_or_init(|| match std::fs::read_to_string("/proc/self/uid_map") {
+        Ok(map) => !is_identity_map(&map),
+        // No /proc: nothing says otherwise.
+        Err(_) => false,
+    })
+}
+
+/// The initial namespace's map: every id to itself, one line.
+fn is_identity_map(map: &str) -> bool {
+    let fields: Vec<&str> = map.split_whitespace().collect();
+    fields == ["0", "0", "4294967295"]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -195,5 +214,14 @@ mod tests {
         assert_eq!((seen.uid(), seen.gid()), (200_000, 200_000));
         let plain = std::fs::metadata(dir.path().join("f")).unwrap();
         assert_eq!(plain.uid(), 0);
+    }
+
+    #[test]
+    fn only_the_full_identity_map_is_the_hosts() {
+        assert!(super::is_identity_map("         0          0 4294967295\n"));
+        assert!(!super::is_identity_map(
+            "         0       1001          1\n         1     100000      65536\n"
+        ));
+        assert!(!super::is_identity_map("0 0 65536\n"));
     }
 }

@@ -86,6 +86,42 @@ fn clean(p: &Path) -> Result<PathBuf> {
     Ok(out)
 }
 
+/// The container's cgroups, or none for a rootless container that asks
+/// for no limit: an ordinary user may create no cgroup outside a subtree
+/// delegated to them (none at all under cgroup v1), and without limits
+/// the container needs none (runc's and crun's rootless mode do the
+/// same). A limit asked for is tried, and fails with the kernel's word.
+pub fn unless_rootless_unlimited(cgroups: Manager, spec: &Spec) -> Option<Manager> {
+    if !saferoot::idmap::in_unprivileged_user_namespace() {
+        return Some(cgroups);
+    }
+    let limits = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.resources().as_ref())
+        .map(without_unset)
+        .is_some_and(|r| has_limits(&r));
+    limits.then_some(cgroups)
+}
+
+/// Whether `r` (unset values already taken out) limits anything; device
+/// rules are not limits (a rootless container's devices are binds of the
+/// host's nodes, which the user may open or not as on the host).
+fn has_limits(r: &LinuxResources) -> bool {
+    r.memory()
+        .as_ref()
+        .is_some_and(|m| *m != Default::default())
+        || r.cpu().as_ref().is_some_and(|c| *c != Default::default())
+        || r.pids().is_some_and(|p| p.limit() > 0)
+        || r.block_io()
+            .as_ref()
+            .is_some_and(|b| *b != Default::default())
+        || r.hugepage_limits().as_ref().is_some_and(|h| !h.is_empty())
+        || r.network().is_some()
+        || r.rdma().as_ref().is_some_and(|m| !m.is_empty())
+        || r.unified().as_ref().is_some_and(|m| !m.is_empty())
+}
+
 /// Limit files an update may change (v1 and v2 names), in an order that
 /// restores cleanly (memory+swap before memory on v1: the limit may never
 /// exceed it, which [`restore`]'s second pass settles).

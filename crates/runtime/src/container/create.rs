@@ -70,6 +70,7 @@ impl Container {
         let linux = bundle.spec.linux().clone().unwrap_or_default();
         refuse_unsupported(&bundle.spec)?;
         let cgroups = crate::cgroups::Manager::for_container(&bundle.spec, &opts.id)?;
+        let cgroups = crate::cgroups::unless_rootless_unlimited(cgroups, &bundle.spec);
         let plan = NamespacePlan::from_spec(&linux)?;
         let process = bundle.spec.process().clone().unwrap_or_default();
         let console = match (process.terminal().unwrap_or(false), &opts.console_socket) {
@@ -150,7 +151,7 @@ impl Creation<'_> {
         plan: &NamespacePlan,
         console: Option<std::os::unix::net::UnixStream>,
         stdio: Option<Stdio>,
-        cgroups: crate::cgroups::Manager,
+        cgroups: Option<crate::cgroups::Manager>,
     ) -> Result<ContainerState> {
         let mut st = ContainerState {
             id: opts.id.clone(),
@@ -166,7 +167,7 @@ impl Creation<'_> {
             config: bundle.spec.clone(),
             // Recorded before they are made: a delete after a create killed
             // at any point removes them (and what runs in them) from here.
-            cgroups: Some(cgroups.clone()),
+            cgroups: cgroups.clone(),
             host_mounts_below: self.host_mounts_below,
         };
         // Saved once, here: what is learnt later (the init's pid) is
@@ -194,9 +195,9 @@ impl Creation<'_> {
         let userns = plan.has_user();
         // With a user namespace the cgroups are made first and the
         // intermediate forked into the cgroup2 one (see born_in_cgroup2).
-        let early = intermediate::born_in_cgroup2(userns, Some(&cgroups));
+        let early = intermediate::born_in_cgroup2(userns, cgroups.as_ref());
         let mut born_in = None;
-        if early {
+        if let Some(cgroups) = cgroups.as_ref().filter(|_| early) {
             self.cgroups = Some(cgroups.clone());
             cgroups.prepare(linux.resources().as_ref())?;
             born_in = cgroups
@@ -209,7 +210,7 @@ impl Creation<'_> {
             new: plan.new,
             new_user: plan.new_user,
             time_offsets,
-            cgroups: Some(&cgroups),
+            cgroups: cgroups.as_ref(),
             cgroups_pending: !early,
             born_in_cgroup2: born_in.is_some(),
         };
@@ -272,7 +273,7 @@ impl Creation<'_> {
         drop(stdio);
         // Otherwise the cgroups are made while the intermediate creates
         // namespaces.
-        if !early {
+        if let Some(cgroups) = cgroups.as_ref().filter(|_| !early) {
             self.cgroups = Some(cgroups.clone());
             if let Err(e) = cgroups.prepare(linux.resources().as_ref()) {
                 // The intermediate waits for CgroupsReady: it must not be

@@ -41,7 +41,9 @@ impl Container {
         // them left them where the spec puts them.
         let cgroups = match &self.state.cgroups {
             Some(c) => Some(c.clone()),
-            None => crate::cgroups::Manager::for_container(&self.state.config, self.id()).ok(),
+            None => crate::cgroups::Manager::for_container(&self.state.config, self.id())
+                .ok()
+                .and_then(|c| crate::cgroups::unless_rootless_unlimited(c, &self.state.config)),
         };
         if let Some(c) = cgroups {
             // Whatever is still in them dies first: processes of a create

@@ -87,7 +87,9 @@ fn setup(mut a: InitArgs<'_>) -> Result<std::convert::Infallible> {
         spec,
         rootfs: &a.bundle.rootfs,
         bundle: &a.bundle.path,
-        userns: a.userns,
+        // Rootless, the whole runtime runs in a user namespace: devices,
+        // sysfs and mqueue are what they are in a container's own.
+        userns: a.userns || saferoot::idmap::in_unprivileged_user_namespace(),
         cgroupns: has(LinuxNamespaceType::Cgroup),
         no_pivot: a.no_pivot,
         own_mount_ns: a.own_mount_ns,

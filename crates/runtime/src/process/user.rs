@@ -57,6 +57,11 @@ pub fn drop_bounding(caps_spec: Option<&LinuxCapabilities>) -> Result<()> {
     Ok(())
 }
 
+/// Whether this user namespace was made with setgroups denied.
+fn setgroups_denied() -> bool {
+    std::fs::read_to_string("/proc/self/setgroups").is_ok_and(|s| s.trim() == "deny")
+}
+
 /// Switches to the spec's user and sets the remaining capability sets.
 pub fn switch_user(process: &Process) -> Result<()> {
     let user = process.user();
@@ -71,6 +76,11 @@ pub fn switch_user(process: &Process) -> Result<()> {
     match nix::unistd::setgroups(&gids) {
         Ok(()) => {}
         Err(nix::errno::Errno::EPERM) if gids.is_empty() => {}
+        // Rootless with the user's id alone: the namespace was made with
+        // setgroups denied (the kernel's price for an unprivileged gid
+        // map), so the groups stay what they were, as runc and crun leave
+        // them there too.
+        Err(nix::errno::Errno::EPERM) if setgroups_denied() => {}
         Err(e) => return Err(e).ctx(|| "setgroups".into()),
     }
     // SAFETY: PR_SET_KEEPCAPS takes plain integers; it keeps the permitted

@@ -53,7 +53,18 @@ pub fn mount_one(
     let target = mkdir_all_in_root(root, dest)?;
     guard::check_resolved_destination(root, dest, &target, what)?;
     let source = m.source().clone().unwrap_or_else(|| PathBuf::from(typ));
-    let data = opts.data();
+    let mut data = opts.data();
+    if typ == "devpts" && cx.userns && !gid_mapped(data.as_deref()) {
+        // A user namespace mapping no tty group (rootless with the user's
+        // id alone): devpts refuses gid=5 there, as runc finds too; the
+        // terminals then belong to the container's root group.
+        data = data.map(|d| {
+            d.split(',')
+                .filter(|o| !o.starts_with("gid="))
+                .collect::<Vec<_>>()
+                .join(",")
+        });
+    }
     let res = mount(
         Some(&source),
         fd_path(&target).as_str(),
@@ -86,6 +97,27 @@ pub fn mount_one(
         }
     }
     apply_propagation(root, &opts, dest, &target)
+}
+
+/// Whether the `gid=` of devpts' options (if any) is mapped in this
+/// process's user namespace.
+fn gid_mapped(data: Option<&str>) -> bool {
+    let Some(gid) = data
+        .unwrap_or_default()
+        .split(',')
+        .find_map(|o| o.strip_prefix("gid="))
+        .and_then(|g| g.parse::<u64>().ok())
+    else {
+        return true;
+    };
+    let map = std::fs::read_to_string("/proc/self/gid_map").unwrap_or_default();
+    map.lines().any(|l| {
+        let f: Vec<u64> = l
+            .split_whitespace()
+            .filter_map(|n| n.parse().ok())
+            .collect();
+        f.len() == 3 && gid >= f[0] && gid - f[0] < f[2]
+    })
 }
 
 /// Re-resolves `dest` after something was mounted on it: a descriptor opened
