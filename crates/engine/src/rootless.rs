@@ -548,10 +548,16 @@ pub fn refuse_limits(cfg: &crate::ContainerConfig) -> crate::Result<()> {
     if !saferoot::idmap::in_unprivileged_user_namespace() {
         return Ok(());
     }
-    let asked = crate::spec::resources(cfg);
+    // The limits' names as the spec spells them (memory, cpu, pids...).
+    let asked = serde_json::to_value(crate::spec::resources(cfg)?).unwrap_or_default();
     let names: Vec<&str> = asked
         .as_object()
-        .map(|o| o.keys().map(String::as_str).collect())
+        .map(|o| {
+            o.iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, _)| k.as_str())
+                .collect()
+        })
         .unwrap_or_default();
     if names.is_empty() {
         return Ok(());
