@@ -372,27 +372,29 @@ fn block_io(r: &crate::config::Resources) -> Result<Option<oci::LinuxBlockIo>> {
     let numbers = |path: &str| -> Result<(i64, i64)> {
         let (_, major, minor, _) = host_device(path)?;
         let n = |v: u64| {
-            i64::try_from(v).map_err(|_| Error::Device(format!("{path}: device number out of range")))
+            i64::try_from(v)
+                .map_err(|_| Error::Device(format!("{path}: device number out of range")))
         };
         Ok((n(major)?, n(minor)?))
     };
-    let throttles = |list: &[crate::config::DeviceRate]| -> Result<Option<Vec<oci::LinuxThrottleDevice>>> {
-        if list.is_empty() {
-            return Ok(None);
-        }
-        list.iter()
-            .map(|d| {
-                let (major, minor) = numbers(&d.path)?;
-                oci::LinuxThrottleDeviceBuilder::default()
-                    .major(major)
-                    .minor(minor)
-                    .rate(d.rate)
-                    .build()
-                    .map_err(built("device throttle"))
-            })
-            .collect::<Result<Vec<_>>>()
-            .map(Some)
-    };
+    let throttles =
+        |list: &[crate::config::DeviceRate]| -> Result<Option<Vec<oci::LinuxThrottleDevice>>> {
+            if list.is_empty() {
+                return Ok(None);
+            }
+            list.iter()
+                .map(|d| {
+                    let (major, minor) = numbers(&d.path)?;
+                    oci::LinuxThrottleDeviceBuilder::default()
+                        .major(major)
+                        .minor(minor)
+                        .rate(d.rate)
+                        .build()
+                        .map_err(built("device throttle"))
+                })
+                .collect::<Result<Vec<_>>>()
+                .map(Some)
+        };
     let mut io = oci::LinuxBlockIo::default();
     io.set_weight(r.blkio_weight);
     if !r.blkio_weight_device.is_empty() {
