@@ -24,7 +24,7 @@ set -euo pipefail
 missing=0
 for c in iptables debootstrap buildah podman conmon dockerd containerd containerd-shim-runc-v2 ctr runc crun \
          skopeo docker-registry nft busybox gcc pkg-config hyperfine script unshare htpasswd openssl \
-         ip python3 bc pgrep protoc zsh fish man jq curl docker-compose podman-compose catatonit; do
+         ip python3 bc pgrep protoc zsh fish man jq curl docker-compose podman-compose catatonit pasta newuidmap newgidmap slirp4netns useradd runuser; do
   command -v "$c" >/dev/null || { echo "MISSING $c"; missing=1; }
 done
 [[ -x /usr/bin/docker ]] || { echo "MISSING /usr/bin/docker (docker.io)"; missing=1; }
