@@ -75,7 +75,7 @@ b = [berth, "--root", f"{work}/berth"]
 c = ["crun", "--root", f"{work}/crun-state"]
 sides = {
     # start: the command line; its output's first line is the id to remove
-    "berth": (b + ["run", "-d", "--network=none", "bench-busybox", "sleep", "1000"],
+    "berth": (b + ["run", "-d", "--network=none", "--userns=host", "bench-busybox", "sleep", "1000"],
               lambda out: b + ["rm", "-f", out]),
     "crun": (c + ["run", "--detach", "--bundle", f"{work}/bundle", "bench"],
              lambda out: c + ["delete", "-f", "bench"]),

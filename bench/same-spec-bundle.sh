@@ -6,7 +6,7 @@
 # same rootfs. What differs is only what berth's spec points into its
 # container directory (hosts, hostname, resolv.conf: copied into the
 # bundle) and the root, which is the image's rootfs directory here and
-# berth's overlay there.
+# berth's overlay there. Both in the host's user namespace (--userns=host).
 #
 # same_spec_bundle BERTH STORE IMAGE ROOTFS BUNDLE CGROUP ARGS_JSON
 #   BERTH, STORE: berth and its --root, where IMAGE is; ROOTFS: the image's
@@ -16,7 +16,10 @@ same_spec_bundle() {
     local berth=$1 store=$2 image=$3 rootfs=$4 bundle=$5 cgroup=$6 args=$7
     local name id f
     name="bench-spec-$$"
-    "$berth" --root "$store" run --name "$name" --network=none "$image" true >/dev/null
+    # In the host's user namespace: berth's own namespace needs its
+    # idmapped rootfs, which a plain bundle directory is not (bench/userns.sh
+    # measures what the namespace costs).
+    "$berth" --root "$store" run --name "$name" --network=none --userns=host "$image" true >/dev/null
     id=$("$berth" --root "$store" inspect -f '{{.Id}}' "$name")
     mkdir -p "$bundle"
     for f in config.json hosts hostname resolv.conf; do
