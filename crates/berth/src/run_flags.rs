@@ -52,6 +52,26 @@ pub struct ResourceArgs {
 }
 
 impl ResourceArgs {
+    /// `--blkio-weight` as dockerd takes it (run, create and update): 0 is
+    /// unset, a weight the host cannot apply is dropped with its warning,
+    /// one it could must be in range.
+    fn blkio_weight(&self) -> Result<Option<u16>> {
+        let Some(w) = self.blkio_weight.filter(|w| *w != 0) else {
+            return Ok(None);
+        };
+        if !config::host_has_blkio_weights() {
+            eprintln!("WARNING: Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded.");
+            return Ok(None);
+        }
+        if !(10..=1000).contains(&w) {
+            return Err(crate::FromDaemon::wrap(
+                anyhow::anyhow!("Range of blkio weight is from 10 to 1000"),
+                true,
+            ));
+        }
+        Ok(Some(w))
+    }
+
     /// The limits as the engine keeps them; bad values are one-line errors.
     pub(crate) fn resources(&self) -> Result<berth_engine::config::Resources> {
         let memory = self
@@ -89,7 +109,7 @@ impl ResourceArgs {
             cpuset_cpus: self.cpuset_cpus.clone(),
             cpuset_mems: self.cpuset_mems.clone(),
             pids_limit: self.pids_limit,
-            blkio_weight: self.blkio_weight.filter(|w| *w != 0),
+            blkio_weight: self.blkio_weight()?,
             cpu_rt_period: self.cpu_rt_period,
             cpu_rt_runtime: self.cpu_rt_runtime,
             kernel_memory: self

@@ -478,20 +478,10 @@ fn run_resources(a: &RunArgs, cfg: &mut ContainerConfig) -> Result<()> {
     r.device_write_iops.clone_from(&a.device_write_iops);
     // The daemon's checks: weights the host cannot apply are dropped with
     // its warnings; a weight it could apply must be in range.
-    if !host_has_blkio_weights() {
-        if r.blkio_weight.take().is_some() {
-            eprintln!("WARNING: Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded.");
-        }
-        if !r.blkio_weight_device.is_empty() {
-            r.blkio_weight_device.clear();
-            eprintln!("WARNING: Your kernel does not support Block I/O weight_device or the cgroup is not mounted. Weight-device discarded.");
-        }
-    }
-    if r.blkio_weight.is_some_and(|w| !(10..=1000).contains(&w)) {
-        return Err(crate::FromDaemon::wrap(
-            anyhow::anyhow!("Range of blkio weight is from 10 to 1000"),
-            true,
-        ));
+    // (--blkio-weight itself: in ResourceArgs::resources, for update too.)
+    if !host_has_blkio_weights() && !r.blkio_weight_device.is_empty() {
+        r.blkio_weight_device.clear();
+        eprintln!("WARNING: Your kernel does not support Block I/O weight_device or the cgroup is not mounted. Weight-device discarded.");
     }
     cfg.cgroupns = match a.cgroupns.as_deref() {
         None => String::new(),
@@ -558,7 +548,7 @@ pub(crate) fn device_rule(s: &str) -> Result<String, String> {
 
 /// Whether this host's blkio (v1) or io (v2) controller has weights: they
 /// need the BFQ or CFQ I/O scheduler, which many VMs lack.
-fn host_has_blkio_weights() -> bool {
+pub(crate) fn host_has_blkio_weights() -> bool {
     [
         "/sys/fs/cgroup/blkio/blkio.weight",
         "/sys/fs/cgroup/blkio/blkio.bfq.weight",
