@@ -30,28 +30,36 @@ fn refused(rt: &Runtime, bundle: &std::path::Path, id: &str, needle: &str) {
             );
         }
     }
+    // The cgroup [`bundle`] names after the bundle's directory.
+    let name = bundle.file_name().unwrap().to_string_lossy();
     for h in ["pids", "memory", "devices"] {
         let dir = std::path::Path::new("/sys/fs/cgroup")
             .join(h)
-            .join("berth-bad")
-            .join(id);
+            .join(format!("berth-bad-{name}"))
+            .join(&*name);
         assert!(!dir.exists(), "cgroup left: {}", dir.display());
     }
-    // The shared parent goes once the last test is done with it.
+    remove_parent(bundle);
+}
+
+/// The test's own cgroup parent (the runtime leaves parents, as runc
+/// does). Not one shared by all: the tests run at once, in processes of
+/// their own, and one removing a shared parent raced another making its
+/// cgroup under it.
+fn remove_parent(bundle: &std::path::Path) {
+    let name = bundle.file_name().unwrap().to_string_lossy();
     for h in [
         "cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids", "systemd",
         "unified",
     ] {
-        let _ = std::fs::remove_dir(format!("/sys/fs/cgroup/{h}/berth-bad"));
+        let _ = std::fs::remove_dir(format!("/sys/fs/cgroup/{h}/berth-bad-{name}"));
     }
 }
 
 fn bundle(args: &[&str]) -> Bundle {
     let mut b = Bundle::shared(args);
-    b.config["linux"]["cgroupsPath"] = json!(format!(
-        "/berth-bad/{}",
-        b.path().file_name().unwrap().to_string_lossy()
-    ));
+    let id = b.path().file_name().unwrap().to_string_lossy().into_owned();
+    b.config["linux"]["cgroupsPath"] = json!(format!("/berth-bad-{id}/{id}"));
     b
 }
 
@@ -111,6 +119,8 @@ fn duplicate_container_id() {
     // The first container is untouched.
     let s: serde_json::Value = serde_json::from_slice(&rt.run(&["state", "dup"]).stdout).unwrap();
     assert_eq!(s["status"], "created");
+    expect_code(&rt.run(&["delete", "--force", "dup"]), 0, "delete");
+    remove_parent(b.path());
 }
 
 #[test]
