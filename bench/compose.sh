@@ -17,9 +17,8 @@ set -euo pipefail
 
 rounds=10
 peer=1
-script_path=$(readlink -f -- "${BASH_SOURCE[0]}")
-repo=$(cd -- "$(dirname -- "$script_path")/.." && pwd)
-berth="$repo/target/$(rustc -vV | sed -n 's/^host: //p')/release/berth"
+# shellcheck source=lib.sh
+source "$(dirname -- "$(readlink -f -- "${BASH_SOURCE[0]}")")/lib.sh"
 while (($#)); do
     case $1 in
         --rounds) rounds=$2; shift 2 ;;
@@ -28,13 +27,11 @@ while (($#)); do
         *) echo "usage: $0 [--rounds N] [--berth PATH] [--no-peer]" >&2; exit 2 ;;
     esac
 done
-[[ $rounds =~ ^[1-9][0-9]*$ ]] || { echo "compose bench: --rounds takes a positive integer" >&2; exit 2; }
-[[ -x $berth ]] || { echo "compose bench: no berth binary at $berth (scripts/build-release.sh)" >&2; exit 1; }
+bench_positive --rounds "$rounds"
+bench_need_berth
 ((EUID == 0)) || { echo "compose bench: needs root" >&2; exit 1; }
 if ((peer)); then
-    for t in docker-compose podman-compose podman dockerd /usr/bin/docker; do
-        command -v "$t" >/dev/null || { echo "compose bench: $t missing (scripts/install-deps.sh)" >&2; exit 1; }
-    done
+    bench_need docker-compose podman-compose podman dockerd /usr/bin/docker
 fi
 
 work=$(mktemp -d /var/tmp/berth-bench-compose.XXXXXX)
@@ -123,7 +120,6 @@ networks:
 YAML
 
 now_ms() { date +%s%3N; }
-median() { sort -n | awk '{v[NR] = $1} END {if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 declare -A times
 # tool, phase, command...: runs it in the project directory, records ms.
 timed() {

@@ -11,9 +11,8 @@
 set -euo pipefail
 
 rounds=30
-script_path=$(readlink -f -- "${BASH_SOURCE[0]}")
-repo=$(cd -- "$(dirname -- "$script_path")/.." && pwd)
-berth="$repo/target/$(rustc -vV | sed -n 's/^host: //p')/release/berth"
+# shellcheck source=lib.sh
+source "$(dirname -- "$(readlink -f -- "${BASH_SOURCE[0]}")")/lib.sh"
 while (($#)); do
     case $1 in
         --rounds) rounds=$2; shift 2 ;;
@@ -21,11 +20,9 @@ while (($#)); do
         *) echo "usage: $0 [--rounds N] [--berth PATH]" >&2; exit 2 ;;
     esac
 done
-[[ $rounds =~ ^[1-9][0-9]*$ ]] || { echo "engine-run: --rounds must be a positive integer" >&2; exit 2; }
-[[ -x $berth ]] || { echo "engine-run: no berth binary at $berth (scripts/build-release.sh)" >&2; exit 1; }
-for t in podman crun python3; do
-    command -v "$t" >/dev/null || { echo "engine-run: $t missing (apt-get install $t)" >&2; exit 1; }
-done
+bench_positive --rounds "$rounds"
+bench_need_berth
+bench_need podman crun python3
 
 # crun refuses this host's hybrid cgroup layout unless the empty cgroup2 at
 # /sys/fs/cgroup/unified is out of sight: run everything in a private mount

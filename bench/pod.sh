@@ -15,9 +15,8 @@
 set -euo pipefail
 
 rounds=20
-script_path=$(readlink -f -- "${BASH_SOURCE[0]}")
-repo=$(cd -- "$(dirname -- "$script_path")/.." && pwd)
-berth="$repo/target/$(rustc -vV | sed -n 's/^host: //p')/release/berth"
+# shellcheck source=lib.sh
+source "$(dirname -- "$(readlink -f -- "${BASH_SOURCE[0]}")")/lib.sh"
 while (($#)); do
     case $1 in
         --rounds) rounds=$2; shift 2 ;;
@@ -25,11 +24,9 @@ while (($#)); do
         *) echo "usage: $0 [--rounds N] [--berth PATH]" >&2; exit 2 ;;
     esac
 done
-[[ $rounds =~ ^[1-9][0-9]*$ ]] || { echo "pod: --rounds must be a positive integer" >&2; exit 2; }
-[[ -x $berth ]] || { echo "pod: no berth binary at $berth (scripts/build-release.sh)" >&2; exit 1; }
-for t in podman catatonit python3; do
-    command -v "$t" >/dev/null || { echo "pod: $t missing (scripts/install-deps.sh)" >&2; exit 1; }
-done
+bench_positive --rounds "$rounds"
+bench_need_berth
+bench_need podman catatonit python3
 
 work=$(mktemp -d /var/tmp/berth-bench-pod.XXXXXX)
 cleanup() {

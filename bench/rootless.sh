@@ -13,9 +13,8 @@
 set -euo pipefail
 
 rounds=30
-script_path=$(readlink -f -- "${BASH_SOURCE[0]}")
-repo=$(cd -- "$(dirname -- "$script_path")/.." && pwd)
-berth="$repo/target/$(rustc -vV | sed -n 's/^host: //p')/release/berth"
+# shellcheck source=lib.sh
+source "$(dirname -- "$(readlink -f -- "${BASH_SOURCE[0]}")")/lib.sh"
 user=berth-rootless-test
 while (($#)); do
     case $1 in
@@ -24,12 +23,10 @@ while (($#)); do
         *) echo "usage: $0 [--rounds N] [--berth PATH]" >&2; exit 2 ;;
     esac
 done
-[[ $rounds =~ ^[1-9][0-9]*$ ]] || { echo "rootless: --rounds must be a positive integer" >&2; exit 2; }
-[[ -x $berth ]] || { echo "rootless: no berth binary at $berth (scripts/build-release.sh)" >&2; exit 1; }
+bench_positive --rounds "$rounds"
+bench_need_berth
 [[ $(id -u) == 0 ]] || { echo "rootless: run as root (it makes the test user)" >&2; exit 1; }
-for t in podman runc newuidmap runuser python3; do
-    command -v "$t" >/dev/null || { echo "rootless: $t missing (scripts/install-deps.sh)" >&2; exit 1; }
-done
+bench_need podman runc newuidmap runuser python3
 
 id "$user" >/dev/null 2>&1 || useradd --create-home --shell /bin/sh "$user"
 grep -q "^$user:" /etc/subuid || usermod --add-subuids 3000000-3065535 --add-subgids 3000000-3065535 "$user"

@@ -10,9 +10,8 @@
 set -euo pipefail
 
 rounds=40
-script_path=$(readlink -f -- "${BASH_SOURCE[0]}")
-repo=$(cd -- "$(dirname -- "$script_path")/.." && pwd)
-berth="$repo/target/$(rustc -vV | sed -n 's/^host: //p')/release/berth"
+# shellcheck source=lib.sh
+source "$(dirname -- "$(readlink -f -- "${BASH_SOURCE[0]}")")/lib.sh"
 while (($#)); do
     case $1 in
         --rounds) rounds=$2; shift 2 ;;
@@ -20,9 +19,9 @@ while (($#)); do
         *) echo "usage: $0 [--rounds N] [--berth PATH]" >&2; exit 2 ;;
     esac
 done
-[[ $rounds =~ ^[1-9][0-9]*$ ]] || { echo "userns: --rounds must be a positive integer" >&2; exit 2; }
-[[ -x $berth ]] || { echo "userns: no berth binary at $berth (scripts/build-release.sh)" >&2; exit 1; }
-command -v python3 >/dev/null || { echo "userns: python3 missing (apt-get install python3)" >&2; exit 1; }
+bench_positive --rounds "$rounds"
+bench_need_berth
+bench_need python3
 
 work=$(mktemp -d /var/tmp/berth-bench-userns.XXXXXX)
 trap 'rm -rf "$work"' EXIT
