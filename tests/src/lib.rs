@@ -353,6 +353,21 @@ pub fn raw_tar_entry(
     b.append(&h, data).expect("append a tar entry");
 }
 
+/// The host uids (real, effective, saved, filesystem) of process `pid`,
+/// as `/proc/PID/status` gives them.
+pub fn host_uids(pid: &str) -> Vec<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_else(|e| panic!("/proc/{pid}/status: {e}"));
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .expect("a Uid: line");
+    line.split_whitespace()
+        .skip(1)
+        .map(|n| n.parse().expect("a uid"))
+        .collect()
+}
+
 /// GET `path` of `addr` (an IP:port) over HTTP/1.0, tried for ten
 /// seconds until an answer says 200 OK: the whole answer, or the last
 /// error.

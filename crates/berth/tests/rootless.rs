@@ -12,7 +12,7 @@ use std::io::{Read, Write};
 use std::os::unix::fs::MetadataExt;
 
 use berth_testkit::rootless::{ensure_user, first_subuid, ready_or_skip, RootlessBerth, User};
-use berth_testkit::{expect_code, stderr};
+use berth_testkit::{expect_code, host_uids, stderr};
 
 const BIN: &str = env!("CARGO_BIN_EXE_berth");
 
@@ -33,16 +33,6 @@ fn berth(test: &str) -> Option<RootlessBerth> {
     let b = RootlessBerth::new(&u, BIN);
     b.import_busybox("busybox");
     Some(b)
-}
-
-/// The host uids (real, effective, saved, filesystem) of process `pid`.
-fn host_uids(pid: &str) -> Vec<u32> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
-    line.split_whitespace()
-        .skip(1)
-        .map(|n| n.parse().unwrap())
-        .collect()
 }
 
 #[test]

@@ -10,7 +10,7 @@
 
 use std::os::unix::fs::MetadataExt;
 
-use berth_testkit::{expect_code, stderr, stdout};
+use berth_testkit::{expect_code, host_uids, stderr, stdout};
 
 const BIN: &str = env!("CARGO_BIN_EXE_berth");
 
@@ -42,16 +42,6 @@ fn store(test: &str) -> Option<Berth> {
     let b = Berth::empty(BIN).env("BERTH_USERNS", "private");
     b.import_busybox("busybox", &[]);
     Some(b)
-}
-
-/// The host uids (real, effective, saved, filesystem) of process `pid`.
-fn host_uids(pid: &str) -> Vec<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
-    line.split_whitespace()
-        .skip(1)
-        .map(|n| n.parse().unwrap())
-        .collect()
 }
 
 /// The first line of `/proc/PID/uid_map`: inside, outside, count.
@@ -115,7 +105,7 @@ fn container_root_runs_as_an_unprivileged_host_uid() {
     }
     let (inside, outside, count) = uid_map(&pid_of(&b, "ur-private"));
     assert_eq!((inside, count), (0, 65_536));
-    assert_eq!(private[0], outside);
+    assert_eq!(u64::from(private[0]), outside);
     // The opt-out is the host's root: the same probe sees 0 there.
     assert_eq!(host_uids(&pid_of(&b, "ur-host")), vec![0, 0, 0, 0]);
     b.ok(&["rm", "-f", "ur-private", "ur-host"]);
@@ -567,7 +557,7 @@ fn a_pod_has_one_user_namespace_its_members_share() {
     let (inside, outside, count) = uid_map(&a);
     assert_eq!((inside, count), (0, 65_536));
     assert!(outside >= 65_536, "the pod's root is host uid {outside}");
-    assert_eq!(host_uids(&a)[0], outside);
+    assert_eq!(u64::from(host_uids(&a)[0]), outside);
     // The pod's hostname and network, set up inside its namespaces.
     assert_eq!(b.ok(&["exec", "upod-a", "hostname"]).trim(), "upod");
     let addr = b.ok(&["exec", "upod-b", "ip", "-4", "addr", "show", "eth0"]);
