@@ -34,3 +34,18 @@ median() {
     if (($#)); then printf '%s\n' "$@"; else cat; fi | sort -n |
         awk '{v[NR] = $1} END {if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2}'
 }
+
+# The options of the scripts that take only these two: --rounds N (into
+# $rounds, whose default the script sets first) and --berth PATH; then the
+# checks of both.
+bench_args() {
+    while (($#)); do
+        case $1 in
+            --rounds) rounds=$2; shift 2 ;;
+            --berth) berth=$(readlink -m -- "$2"); shift 2 ;;
+            *) echo "usage: $script_path [--rounds N] [--berth PATH]" >&2; exit 2 ;;
+        esac
+    done
+    bench_positive --rounds "$rounds"
+    bench_need_berth
+}

@@ -17,15 +17,7 @@ set -euo pipefail
 rounds=20
 # shellcheck source=lib.sh
 source "$(dirname -- "$(readlink -f -- "${BASH_SOURCE[0]}")")/lib.sh"
-while (($#)); do
-    case $1 in
-        --rounds) rounds=$2; shift 2 ;;
-        --berth) berth=$(readlink -m -- "$2"); shift 2 ;;
-        *) echo "usage: $0 [--rounds N] [--berth PATH]" >&2; exit 2 ;;
-    esac
-done
-bench_positive --rounds "$rounds"
-bench_need_berth
+bench_args "$@"
 bench_need podman catatonit python3
 
 work=$(mktemp -d /var/tmp/berth-bench-pod.XXXXXX)

@@ -17,15 +17,7 @@ set -euo pipefail
 rounds=3
 # shellcheck source=lib.sh
 source "$(dirname -- "$(readlink -f -- "${BASH_SOURCE[0]}")")/lib.sh"
-while (($#)); do
-    case $1 in
-        --rounds) rounds=$2; shift 2 ;;
-        --berth) berth=$(readlink -m -- "$2"); shift 2 ;;
-        *) echo "usage: $0 [--rounds N] [--berth PATH]" >&2; exit 2 ;;
-    esac
-done
-bench_positive --rounds "$rounds"
-bench_need_berth
+bench_args "$@"
 bench_need podman python3
 base=$("$repo/scripts/debian-base.sh")
 

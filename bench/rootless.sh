@@ -16,15 +16,7 @@ rounds=30
 # shellcheck source=lib.sh
 source "$(dirname -- "$(readlink -f -- "${BASH_SOURCE[0]}")")/lib.sh"
 user=berth-rootless-test
-while (($#)); do
-    case $1 in
-        --rounds) rounds=$2; shift 2 ;;
-        --berth) berth=$(readlink -m -- "$2"); shift 2 ;;
-        *) echo "usage: $0 [--rounds N] [--berth PATH]" >&2; exit 2 ;;
-    esac
-done
-bench_positive --rounds "$rounds"
-bench_need_berth
+bench_args "$@"
 [[ $(id -u) == 0 ]] || { echo "rootless: run as root (it makes the test user)" >&2; exit 1; }
 bench_need podman runc newuidmap runuser python3
 
