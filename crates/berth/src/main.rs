@@ -568,4 +568,26 @@ mod tests {
     fn command_line_is_consistent() {
         Cli::command().debug_assert();
     }
+
+    /// The management-command aliases step over exactly the root's
+    /// options that take a value.
+    #[test]
+    fn aliases_know_every_root_option_with_a_value() {
+        let cmd = Cli::command();
+        let mut taking: Vec<String> = Vec::new();
+        for a in cmd
+            .get_arguments()
+            .filter(|a| a.get_action().takes_values())
+        {
+            taking.extend(a.get_long().map(|l| format!("--{l}")));
+            taking.extend(a.get_short().map(|c| format!("-{c}")));
+        }
+        taking.sort();
+        let mut listed: Vec<String> = usage::GLOBAL_WITH_VALUE
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        listed.sort();
+        assert_eq!(taking, listed);
+    }
 }

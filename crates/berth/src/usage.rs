@@ -68,6 +68,24 @@ impl DaemonFlags {
     }
 }
 
+/// The options before the command that take a value: the words after
+/// them are not the command (kept in step with `Cli` by a test of main's).
+pub(crate) const GLOBAL_WITH_VALUE: [&str; 13] = [
+    "--root",
+    "--runroot",
+    "--max-layer-size",
+    "--log-level",
+    "-l",
+    "--config",
+    "-H",
+    "--host",
+    "-c",
+    "--context",
+    "--tlscacert",
+    "--tlscert",
+    "--tlskey",
+];
+
 /// docker's management-command spellings of top-level commands
 /// (`image history`, `image load`, `system info`...): the group's word is
 /// dropped so that the one implementation serves both. Global options
@@ -76,21 +94,6 @@ pub fn management_aliases(mut args: Vec<OsString>) -> Vec<OsString> {
     const ALIASES: [(&str, &[&str]); 2] = [
         ("image", &["history", "import", "load", "save"]),
         ("system", &["events", "info"]),
-    ];
-    const GLOBAL_WITH_VALUE: [&str; 13] = [
-        "--root",
-        "--runroot",
-        "--max-layer-size",
-        "--log-level",
-        "-l",
-        "--config",
-        "-H",
-        "--host",
-        "-c",
-        "--context",
-        "--tlscacert",
-        "--tlscert",
-        "--tlskey",
     ];
     let mut i = 1;
     while i < args.len() {
