@@ -310,11 +310,21 @@ fn declared_order(path: &str) -> &'static [&'static str] {
 }
 
 fn reorder(v: &mut Value, path: &str) {
+    if let Value::List(items, _) = v {
+        // A list's elements: the path says `[]` (`Mounts[]`).
+        let elem = format!("{path}[]");
+        for x in Rc::make_mut(items).iter_mut() {
+            reorder(x, &elem);
+        }
+        return;
+    }
     let Value::Struct(s) = v else { return };
     let s = Rc::make_mut(s);
     for (k, zero) in omitted_fields(path) {
         if s.field(k).is_none() {
             s.fields.push((k.to_string(), zero));
+            // Read by a template, but `json` leaves it out as docker's does.
+            s.json_tags.push((k, ",omitempty"));
         }
     }
     let order = declared_order(path);
@@ -369,6 +379,16 @@ fn omitted_fields(path: &str) -> Vec<(&'static str, Value)> {
             (
                 "Shell",
                 Value::List(Rc::new(Vec::new()), berth_template::Elem::String),
+            ),
+        ],
+        // A MountPoint's Name and Driver are a volume's only.
+        "Mounts[]" => vec![("Name", Value::from("")), ("Driver", Value::from(""))],
+        "HostConfig" => vec![
+            ("Tmpfs", nil_map()),
+            ("Sysctls", nil_map()),
+            (
+                "Mounts",
+                Value::List(Rc::new(Vec::new()), berth_template::Elem::Any),
             ),
         ],
         _ => Vec::new(),

@@ -4,6 +4,7 @@ use anyhow::Result;
 use berth_image::store::ImageStore;
 
 use crate::format;
+use berth_engine::inspect::types::to_value;
 
 /// `image inspect [-f FORMAT] IMAGE...`; `open` opens the store once the
 /// template is known to parse.
@@ -28,7 +29,7 @@ fn with_template(
     for name in images {
         match store.resolve(name) {
             Ok(img) => inspector.add(
-                &berth_engine::inspect::image_json(&store, &img)?,
+                &to_value(&berth_engine::inspect::image_json(&store, &img)?),
                 "types.ImageInspect",
                 true,
             ),
@@ -48,7 +49,7 @@ fn as_json(store: &ImageStore, images: &[String]) -> Result<()> {
     // docker prints what it found, then the first missing name.
     for name in images {
         match store.resolve(name) {
-            Ok(img) => out.push(berth_engine::inspect::image_json(store, &img)?),
+            Ok(img) => out.push(to_value(&berth_engine::inspect::image_json(store, &img)?)),
             Err(e @ berth_image::store::StoreError::NotFound(_)) => {
                 missing.get_or_insert(e);
             }

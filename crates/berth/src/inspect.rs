@@ -5,6 +5,7 @@ use std::path::Path;
 
 use crate::format::{self, Found};
 use anyhow::{Context, Result};
+use berth_engine::inspect::types::to_value;
 use berth_engine::Engine;
 
 /// `container inspect`: containers only, as docker's.
@@ -57,28 +58,32 @@ pub(crate) fn inspect(
     format::inspect_each(names, format, |n| {
         if wants("container") {
             if let Ok(r) = engine.find(n) {
-                let mut json = engine.container_json(&r);
+                let mut doc = engine.container_json(&r);
                 if size {
-                    json = with_sizes(engine, &r, json);
+                    // docker's SizeRw (the container's own layer) and
+                    // SizeRootFs (with its image's).
+                    let (rw, root) = engine.container_sizes(&r);
+                    doc.size_rw = Some(rw);
+                    doc.size_root_fs = Some(root);
                 }
-                return Ok(found(json, "*types.ContainerJSON"));
+                return Ok(found(to_value(&doc), "*types.ContainerJSON"));
             }
         }
         if wants("image") {
             if let Ok(img) = engine.images().resolve(n) {
                 let json = berth_engine::inspect::image_json(engine.images(), &img)
                     .map_err(|e| format!("Error: {e}"))?;
-                return Ok(found(json, "types.ImageInspect"));
+                return Ok(found(to_value(&json), "types.ImageInspect"));
             }
         }
         if wants("network") {
             if let Ok(net) = engine.network_inspect(n) {
-                return Ok(found(net, "types.NetworkResource"));
+                return Ok(found(to_value(&net), "types.NetworkResource"));
             }
         }
         if wants("volume") {
             if let Ok(vol) = engine.volume_inspect(n) {
-                return Ok(found(vol, "types.Volume"));
+                return Ok(found(to_value(&vol), "types.Volume"));
             }
         }
         Err(match kind {
@@ -88,27 +93,4 @@ pub(crate) fn inspect(
             _ => format!("Error: No such object: {n}"),
         })
     })
-}
-
-/// `inspect --size`: docker's SizeRw (the container's own layer) and
-/// SizeRootFs (with its image's), after GraphDriver as docker places them.
-fn with_sizes(
-    engine: &Engine,
-    r: &berth_engine::db::Record,
-    json: serde_json::Value,
-) -> serde_json::Value {
-    let (rw, root) = engine.container_sizes(r);
-    let serde_json::Value::Object(map) = json else {
-        return json;
-    };
-    let mut out = serde_json::Map::new();
-    for (k, v) in map {
-        let after = k == "GraphDriver";
-        out.insert(k, v);
-        if after {
-            out.insert("SizeRw".into(), rw.into());
-            out.insert("SizeRootFs".into(), root.into());
-        }
-    }
-    serde_json::Value::Object(out)
 }

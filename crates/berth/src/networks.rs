@@ -239,6 +239,7 @@ pub fn run(root: &Path, runroot: &Path, cmd: &NetworkCommand) -> Result<i32> {
             format::inspect_each(networks, format.as_deref(), |key| {
                 let json = engine
                     .network_inspect(key)
+                    .map(|n| berth_engine::inspect::types::to_value(&n))
                     .map_err(|e| format!("Error: {e}"))?;
                 Ok(format::Found {
                     json,

@@ -351,7 +351,7 @@ pub fn run(root: &Path, runroot: &Path, cmd: &PodCommand) -> Result<i32> {
             let mut missing = None;
             for key in pods {
                 match engine.pod_inspect(key) {
-                    Ok(v) => docs.push(v),
+                    Ok(v) => docs.push(berth_engine::inspect::types::to_value(&v)),
                     // podman's words for inspect.
                     Err(berth_engine::Error::NoSuchPod(k)) => {
                         missing = Some(anyhow::anyhow!("no such pod {k}"));

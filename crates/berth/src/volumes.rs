@@ -158,6 +158,7 @@ pub fn volume(root: &Path, runroot: &Path, cmd: &VolumeCommand) -> Result<i32> {
             format::inspect_each(names, format.as_deref(), |n| {
                 let json = engine
                     .volume_inspect(n)
+                    .map(|v| berth_engine::inspect::types::to_value(&v))
                     .map_err(|e| format!("Error: {e}"))?;
                 // Docker has no raw JSON of a volume to fall back on.
                 Ok(format::Found {

@@ -376,6 +376,7 @@ fn mounts(
                     .into_iter()
                     .collect(),
                 create_source: v["bind"]["create_host_path"].as_bool().unwrap_or(false),
+                ..Mount::default()
             },
             "volume" => Mount {
                 kind: "volume".into(),

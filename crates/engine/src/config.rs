@@ -156,6 +156,45 @@ pub struct Mount {
     /// docker's `-v /host:/ctr` does so, `--mount type=bind` does not.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub create_source: bool,
+    /// The flag the mount came from, which decides where inspect shows
+    /// it, as docker's does: `-v` in HostConfig.Binds, `--mount` in
+    /// HostConfig.Mounts, `--tmpfs` in HostConfig.Tmpfs.
+    #[serde(default, skip_serializing_if = "MountSyntax::is_short")]
+    pub syntax: MountSyntax,
+    /// `-v`'s options as given (`ro`, `rw,z`...), which docker shows as
+    /// the mount's Mode and in its Binds entry.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub mode: String,
+}
+
+/// How a mount was asked for.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum MountSyntax {
+    /// `-v` (also an image's VOLUME, and compose's and kube's mounts).
+    #[default]
+    Short,
+    /// `--mount`.
+    Long,
+    /// `--tmpfs`.
+    Tmpfs,
+}
+
+impl MountSyntax {
+    fn is_short(&self) -> bool {
+        *self == MountSyntax::Short
+    }
+}
+
+impl Mount {
+    /// The flag it came from; a tmpfs stored before the flag was kept
+    /// came from `--tmpfs` (`-v` cannot make one).
+    pub fn syntax(&self) -> MountSyntax {
+        match self.syntax {
+            MountSyntax::Short if self.kind == "tmpfs" => MountSyntax::Tmpfs,
+            s => s,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

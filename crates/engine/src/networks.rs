@@ -5,9 +5,9 @@
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
+use crate::inspect::types::{ConfigReference, Ipam, NetworkMember, NetworkResource};
 use berth_network::predefined::{Kind, Predefined};
 use berth_network::{Network, Subnet};
-use serde_json::{json, Value};
 
 use crate::{Engine, Error, Result};
 
@@ -161,8 +161,8 @@ impl Engine {
 
     /// `host` or `none` as docker's inspect shows it: no addresses, the
     /// running containers in that mode as members.
-    pub(crate) fn predefined_json(&self, p: &Predefined) -> Value {
-        let mut containers = serde_json::Map::new();
+    pub(crate) fn predefined_json(&self, p: &Predefined) -> NetworkResource {
+        let mut containers = BTreeMap::new();
         for r in self.list().unwrap_or_default() {
             let member = r.config.network == p.kind.name()
                 && !r.config.left_network
@@ -173,33 +173,37 @@ impl Engine {
             if member {
                 containers.insert(
                     r.id.clone(),
-                    json!({
-                        "Name": r.name,
-                        "EndpointID": "",
-                        "MacAddress": "",
-                        "IPv4Address": "",
-                        "IPv6Address": "",
-                    }),
+                    NetworkMember {
+                        name: r.name,
+                        endpoint_id: String::new(),
+                        mac_address: String::new(),
+                        ipv4_address: String::new(),
+                        ipv6_address: String::new(),
+                    },
                 );
             }
         }
-        json!({
-            "Name": p.kind.name(),
-            "Id": p.id,
-            "Created": p.created,
-            "Scope": "local",
-            "Driver": p.kind.driver(),
-            "EnableIPv6": false,
-            "IPAM": {"Driver": "default", "Options": null, "Config": []},
-            "Internal": false,
-            "Attachable": false,
-            "Ingress": false,
-            "ConfigFrom": {"Network": ""},
-            "ConfigOnly": false,
-            "Containers": containers,
-            "Options": {},
-            "Labels": {},
-        })
+        NetworkResource {
+            name: p.kind.name().to_string(),
+            id: p.id.clone(),
+            created: p.created.clone(),
+            scope: "local".into(),
+            driver: p.kind.driver().to_string(),
+            enable_ipv6: false,
+            ipam: Ipam {
+                driver: "default".into(),
+                options: None,
+                config: Vec::new(),
+            },
+            internal: false,
+            attachable: false,
+            ingress: false,
+            config_from: ConfigReference::default(),
+            config_only: false,
+            containers,
+            options: BTreeMap::new(),
+            labels: BTreeMap::new(),
+        }
     }
 
     /// Creates a bridge network.

@@ -28,7 +28,9 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{params, OptionalExtension};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::json;
+
+use crate::inspect::types::{PodInfraConfig, PodInspect, PodMember, PortBinding};
 
 use crate::error::Context;
 use crate::{ContainerConfig, Engine, Error, Record, Result, Status};
@@ -181,42 +183,46 @@ impl PodSummary {
     }
 
     /// Podman's `pod inspect` document.
-    pub fn inspect(&self, ports: &[berth_network::PortMapping]) -> Value {
+    pub fn inspect(&self, ports: &[berth_network::PortMapping]) -> PodInspect {
         let c = &self.pod.config;
-        let mut bindings = serde_json::Map::new();
+        let mut bindings: BTreeMap<String, Vec<PortBinding>> = BTreeMap::new();
         for p in ports {
-            let key = format!("{}/{}", p.container_port, p.proto.as_str());
-            let entry = bindings.entry(key).or_insert_with(|| json!([]));
-            if let Some(a) = entry.as_array_mut() {
-                a.push(json!({
-                    "HostIp": p.host_ip.map(|ip| ip.to_string()).unwrap_or_default(),
-                    "HostPort": p.host_port.to_string(),
-                }));
-            }
+            bindings
+                .entry(format!("{}/{}", p.container_port, p.proto.as_str()))
+                .or_default()
+                .push(PortBinding {
+                    host_ip: p.host_ip.map(|ip| ip.to_string()).unwrap_or_default(),
+                    host_port: p.host_port.to_string(),
+                });
         }
-        json!({
-            "Id": self.pod.id,
-            "Name": self.pod.name,
-            "Created": self.pod.created,
-            "State": self.status(),
-            "Hostname": c.hostname,
-            "Labels": c.labels,
-            "CreateInfra": false,
-            "InfraConfig": {
-                "PortBindings": bindings,
-                "HostNetwork": c.network == "host",
-                "Networks": [c.network.clone()],
-                "HostAdd": c.extra_hosts,
-                "DNSServer": c.dns,
+        PodInspect {
+            id: self.pod.id.clone(),
+            name: self.pod.name.clone(),
+            created: self.pod.created.clone(),
+            state: self.status().to_string(),
+            hostname: c.hostname.clone(),
+            labels: c.labels.clone(),
+            create_infra: false,
+            infra_config: PodInfraConfig {
+                port_bindings: bindings,
+                host_network: c.network == "host",
+                networks: vec![c.network.clone()],
+                host_add: c.extra_hosts.clone(),
+                dns_server: c.dns.clone(),
+                ip_address: None,
             },
-            "SharedNamespaces": c.share,
-            "NumContainers": self.members.len(),
-            "Containers": self.members.iter().map(|r| json!({
-                "Id": r.id,
-                "Name": r.name,
-                "State": r.status.as_str(),
-            })).collect::<Vec<_>>(),
-        })
+            shared_namespaces: c.share.clone(),
+            num_containers: self.members.len(),
+            containers: self
+                .members
+                .iter()
+                .map(|r| PodMember {
+                    id: r.id.clone(),
+                    name: r.name.clone(),
+                    state: r.status.as_str().to_string(),
+                })
+                .collect(),
+        }
     }
 }
 
@@ -471,18 +477,11 @@ impl Engine {
     }
 
     /// `pod inspect`: podman's document.
-    pub fn pod_inspect(&self, key: &str) -> Result<Value> {
+    pub fn pod_inspect(&self, key: &str) -> Result<PodInspect> {
         let s = self.pod_summary(key)?;
         let ports = self.networks.ports(&s.pod.id).unwrap_or_default();
         let mut doc = s.inspect(&ports);
-        if let Some(ep) = self
-            .networks
-            .endpoints(&s.pod.id)
-            .unwrap_or_default()
-            .first()
-        {
-            doc["InfraConfig"]["IPAddress"] = json!(ep.ip.to_string());
-        }
+        doc.infra_config.ip_address = self.pod_ip(&s.pod.id).map(|ip| ip.to_string());
         Ok(doc)
     }
 

@@ -1245,6 +1245,7 @@ mod tests {
                 read_only: false,
                 options: vec!["size=1m".into()],
                 create_source: false,
+                ..Mount::default()
             },
             Mount {
                 kind: "bind".into(),
@@ -1253,6 +1254,7 @@ mod tests {
                 read_only: true,
                 options: vec!["rshared".into()],
                 create_source: true,
+                ..Mount::default()
             },
             Mount {
                 kind: "volume".into(),
@@ -1261,6 +1263,7 @@ mod tests {
                 read_only: false,
                 options: Vec::new(),
                 create_source: false,
+                ..Mount::default()
             },
         ];
         busy.id_map = Some(crate::userns::IdMap {

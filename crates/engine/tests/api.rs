@@ -244,24 +244,32 @@ fn logs_wait_inspect_events_rm() -> Result<(), Failed> {
         "stderr with a timestamp".into()
     })?;
 
+    // inspect is typed: the fields, as Docker names them when printed.
     let v = e.container_inspect("api-logs")?;
-    check(v["Id"] == r.id.as_str(), || format!("Id {}", v["Id"]))?;
-    check(v["Name"] == "/api-logs", || format!("Name {}", v["Name"]))?;
-    check(v["State"]["Status"] == "exited", || {
-        format!("State {}", v["State"])
+    check(v.id == r.id, || format!("Id {}", v.id))?;
+    check(v.name == "/api-logs", || format!("Name {}", v.name))?;
+    check(
+        v.state.status == "exited" && v.state.exit_code == 3 && !v.state.running,
+        || format!("State {:?}", v.state),
+    )?;
+    check(
+        v.config
+            .cmd
+            .as_deref()
+            .and_then(|c| c.first())
+            .map(String::as_str)
+            == Some("sh"),
+        || format!("Config {:?}", v.config),
+    )?;
+    check(v.host_config.network_mode == "none", || {
+        format!("HostConfig {:?}", v.host_config)
     })?;
-    check(v["State"]["ExitCode"] == 3, || {
-        format!("State {}", v["State"])
-    })?;
-    check(v["State"]["Running"] == false, || {
-        format!("State {}", v["State"])
-    })?;
-    check(v["Config"]["Cmd"][0] == "sh", || {
-        format!("Config {}", v["Config"])
-    })?;
-    check(v["HostConfig"]["NetworkMode"] == "none", || {
-        format!("HostConfig {}", v["HostConfig"])
-    })?;
+    // And printed, Docker's names and shape.
+    let json = berth_engine::inspect::types::to_value(&v);
+    check(
+        json["State"]["ExitCode"] == 3 && json["HostConfig"]["NetworkMode"] == "none",
+        || format!("JSON {json}"),
+    )?;
 
     let mut rm = RemoveOptions::default();
     rm.volumes = true;
@@ -413,13 +421,11 @@ fn stats_top_and_stop_with_a_timeout() -> Result<(), Failed> {
     stop.timeout = Some(1);
     e.container_stop("api-stats", &stop)?;
     let v = e.container_inspect("api-stats")?;
-    check(v["State"]["Status"] == "exited", || {
-        format!("State {}", v["State"])
-    })?;
     // SIGKILL's code: the stop signal alone did not end it.
-    check(v["State"]["ExitCode"] == 137, || {
-        format!("State {}", v["State"])
-    })?;
+    check(
+        v.state.status == "exited" && v.state.exit_code == 137,
+        || format!("State {:?}", v.state),
+    )?;
     // A stopped container: stats have nothing to read, and stop again is
     // no error.
     e.container_stop("api-stats", &stop)?;
@@ -546,10 +552,10 @@ fn volumes_in_use_are_kept() -> Result<(), Failed> {
         "the volume is not listed".into()
     })?;
     let v = e.volume_inspect("api-vol")?;
-    check(v["Name"] == "api-vol" && v["Driver"] == "local", || {
-        format!("volume {v}")
+    check(v.name == "api-vol" && v.driver == "local", || {
+        format!("volume {v:?}")
     })?;
-    let mountpoint = std::path::PathBuf::from(v["Mountpoint"].as_str().unwrap_or_default());
+    let mountpoint = v.mountpoint.clone();
     check(mountpoint.is_dir(), || {
         format!("mountpoint {}", mountpoint.display())
     })?;

@@ -178,6 +178,7 @@ pub(crate) fn config_from(a: &RunArgs) -> Result<ContainerConfig> {
                 .filter(|o| !o.is_empty())
                 .map(String::from)
                 .collect(),
+            syntax: berth_engine::config::MountSyntax::Tmpfs,
             ..Default::default()
         });
     }

@@ -2,7 +2,7 @@
 //! reads them.
 
 use anyhow::{bail, Result};
-use berth_engine::config::Mount;
+use berth_engine::config::{Mount, MountSyntax};
 
 /// `-v [SOURCE:]DESTINATION[:OPTIONS]`: a bind when the source is a path,
 /// else a named (or, with no source, anonymous) volume.
@@ -27,6 +27,8 @@ pub(super) fn parse_volume(v: &str) -> Result<Mount> {
         read_only: false,
         options: vec![],
         create_source: src.starts_with('/'),
+        syntax: MountSyntax::Short,
+        mode: opts.to_string(),
     };
     if m.kind == "volume" && !src.is_empty() {
         berth_engine::volumes::validate(src)?;
@@ -48,6 +50,7 @@ pub(super) fn parse_volume(v: &str) -> Result<Mount> {
 pub(super) fn parse_mount(s: &str) -> Result<Mount> {
     let mut m = Mount {
         kind: "volume".into(),
+        syntax: MountSyntax::Long,
         ..Default::default()
     };
     for kv in s.split(',') {
