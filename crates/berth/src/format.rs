@@ -62,7 +62,7 @@ impl std::fmt::Display for TemplateFailure {
 
 impl std::error::Error for TemplateFailure {}
 
-fn failure(message: String, code: u8) -> anyhow::Error {
+pub(crate) fn failure(message: String, code: u8) -> anyhow::Error {
     TemplateFailure { message, code }.into()
 }
 

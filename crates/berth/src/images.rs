@@ -132,7 +132,7 @@ pub(crate) fn split_tag(t: &str) -> (String, String) {
 /// with its repository's digest when digests are shown (one row per
 /// digest if there are several), then one per repository known only by
 /// digest; `<none>` everywhere for an image nothing names.
-fn image_rows(img: &Image, show_digests: bool) -> Vec<(String, String, String)> {
+pub(crate) fn image_rows(img: &Image, show_digests: bool) -> Vec<(String, String, String)> {
     if !img.is_referenced() {
         return vec![("<none>".into(), "<none>".into(), "<none>".into())];
     }
@@ -284,42 +284,7 @@ pub(crate) fn images(store: &ImageStore, a: &ImagesArgs) -> Result<()> {
     }
     let contexts = rows.iter().map(|(img, repo, tag, digest)| {
         let size = sizes.get(&img.id).copied().unwrap_or(0);
-        use berth_template::Value as V;
-        format::context(
-            "*formatter.imageContext",
-            vec![
-                // Docker knows these only from `system df -v`.
-                ("Containers", V::from("N/A")),
-                (
-                    "CreatedAt",
-                    V::from(
-                        img.created
-                            .as_deref()
-                            .map(format::go_time)
-                            .unwrap_or_default(),
-                    ),
-                ),
-                (
-                    "CreatedSince",
-                    V::from(format::since(img.created.as_deref())),
-                ),
-                ("Digest", V::from(digest.as_str())),
-                (
-                    "ID",
-                    V::from(if a.no_trunc {
-                        img.id.to_string()
-                    } else {
-                        img.id.hex()[..12].to_string()
-                    }),
-                ),
-                ("Repository", V::from(repo.as_str())),
-                ("SharedSize", V::from("N/A")),
-                ("Size", V::from(format::size(size))),
-                ("Tag", V::from(tag.as_str())),
-                ("UniqueSize", V::from("N/A")),
-                ("VirtualSize", V::from(format::human_size(size, 4))),
-            ],
-        )
+        image_context(img, repo, tag, digest, size, a.no_trunc, None)
     });
     let header = format::header(&[
         ("ID", "IMAGE ID"),
@@ -336,6 +301,69 @@ pub(crate) fn images(store: &ImageStore, a: &ImagesArgs) -> Result<()> {
     ]);
     fmt.write(&header, contexts, &mut std::io::stdout().lock())?;
     Ok(())
+}
+
+/// What only `system df -v` knows of an image: how many containers use
+/// it, and how much of its size it shares with other images.
+pub(crate) struct ImageShare {
+    pub containers: usize,
+    pub shared: u64,
+}
+
+/// Docker's `*formatter.imageContext` of one image row.
+pub(crate) fn image_context(
+    img: &Image,
+    repo: &str,
+    tag: &str,
+    digest: &str,
+    size: u64,
+    no_trunc: bool,
+    share: Option<ImageShare>,
+) -> berth_template::Value {
+    use berth_template::Value as V;
+    // Docker knows these only from `system df -v`.
+    let (containers, shared, unique) = match share {
+        Some(s) => (
+            s.containers.to_string(),
+            format::human_size(s.shared, 4),
+            format::human_size(size.saturating_sub(s.shared), 4),
+        ),
+        None => ("N/A".into(), "N/A".into(), "N/A".into()),
+    };
+    format::context(
+        "*formatter.imageContext",
+        vec![
+            ("Containers", V::from(containers)),
+            (
+                "CreatedAt",
+                V::from(
+                    img.created
+                        .as_deref()
+                        .map(format::go_time)
+                        .unwrap_or_default(),
+                ),
+            ),
+            (
+                "CreatedSince",
+                V::from(format::since(img.created.as_deref())),
+            ),
+            ("Digest", V::from(digest)),
+            (
+                "ID",
+                V::from(if no_trunc {
+                    img.id.to_string()
+                } else {
+                    img.id.hex()[..12].to_string()
+                }),
+            ),
+            ("Repository", V::from(repo)),
+            ("SharedSize", V::from(shared)),
+            ("Size", V::from(format::size(size))),
+            ("Tag", V::from(tag)),
+            ("UniqueSize", V::from(unique)),
+            ("VirtualSize", V::from(format::human_size(size, 4))),
+        ],
+    )
 }
 
 /// When an image was created, for before/since (no time: the start of

@@ -552,8 +552,13 @@ fn run(cli: Cli) -> Result<()> {
         | Command::System(SystemCommand::Prune { .. }) => {
             unreachable!("handled above")
         }
-        Command::System(SystemCommand::Df { format }) => {
-            system::system_df(&store::open_engine(&cli)?, format.as_deref())
+        Command::System(SystemCommand::Df { format, verbose }) => {
+            let engine = store::open_engine(&cli)?;
+            if *verbose {
+                system::system_df_verbose(&engine, format.as_deref())
+            } else {
+                system::system_df(&engine, format.as_deref())
+            }
         }
         Command::System(SystemCommand::Check { rebuild }) => system::check(&cli, *rebuild),
     }

@@ -149,59 +149,11 @@ pub(crate) fn ps(engine: &Engine, a: &PsArgs) -> Result<()> {
     let rows: Vec<berth_template::Value> = list
         .iter()
         .map(|r| {
-            let row = PsRow {
-                id: short(&r.id, a.no_trunc),
-                image: r.config.image.clone(),
-                command: if reads("Command") {
-                    command_text(r, a.no_trunc)
-                } else {
-                    String::new()
-                },
-                created_at: format::go_time(&r.created),
-                running_for: format::since(Some(&r.created)),
-                ports: if reads("Ports") {
-                    ports_text(engine, r)
-                } else {
-                    String::new()
-                },
-                state: r.status.to_string(),
-                status: status_text(r),
-                size: if reads("Size") {
-                    let (rw, root) = engine.container_sizes(r);
-                    format!("{} (virtual {})", format::size(rw), format::size(root))
-                } else {
-                    String::new()
-                },
-                names: r.name.clone(),
-                labels: r.config.labels.clone(),
-                mounts: r
-                    .config
-                    .mounts
-                    .iter()
-                    .map(|m| {
-                        if a.no_trunc || m.source.chars().count() <= 15 {
-                            m.source.clone()
-                        } else {
-                            format!("{}…", m.source.chars().take(14).collect::<String>())
-                        }
-                    })
-                    .collect::<Vec<_>>()
-                    .join(","),
-                local_volumes: r
-                    .config
-                    .mounts
-                    .iter()
-                    .filter(|m| m.kind == "volume")
-                    .count(),
-                // Docker lists the networks the container has endpoints on:
-                // one sharing another's namespace has none of its own.
-                networks: berth_engine::networking::connected_networks(&r.config)
-                    .into_iter()
-                    .filter(|n| !n.is_empty() && !n.starts_with("container:"))
-                    .collect::<Vec<_>>()
-                    .join(","),
-            };
-            ps_context(&row)
+            let size = reads("Size").then(|| {
+                let (rw, root) = engine.container_sizes(r);
+                format!("{} (virtual {})", format::size(rw), format::size(root))
+            });
+            ps_context(&ps_row(engine, r, a.no_trunc, &reads, size))
         })
         .collect();
     let header = format::header(&[
@@ -222,6 +174,75 @@ pub(crate) fn ps(engine: &Engine, a: &PsArgs) -> Result<()> {
     ]);
     fmt.write(&header, rows, &mut out)?;
     Ok(())
+}
+
+/// One container's row: `reads` says which fields the format reads (the
+/// others, costly to compute, stay empty); `size` is the Size column's.
+fn ps_row(
+    engine: &Engine,
+    r: &Record,
+    no_trunc: bool,
+    reads: &dyn Fn(&str) -> bool,
+    size: Option<String>,
+) -> PsRow {
+    PsRow {
+        id: short(&r.id, no_trunc),
+        image: r.config.image.clone(),
+        command: if reads("Command") {
+            command_text(r, no_trunc)
+        } else {
+            String::new()
+        },
+        created_at: format::go_time(&r.created),
+        running_for: format::since(Some(&r.created)),
+        ports: if reads("Ports") {
+            ports_text(engine, r)
+        } else {
+            String::new()
+        },
+        state: r.status.to_string(),
+        status: status_text(r),
+        size: size.unwrap_or_default(),
+        names: r.name.clone(),
+        labels: r.config.labels.clone(),
+        mounts: r
+            .config
+            .mounts
+            .iter()
+            .map(|m| {
+                if no_trunc || m.source.chars().count() <= 15 {
+                    m.source.clone()
+                } else {
+                    format!("{}…", m.source.chars().take(14).collect::<String>())
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(","),
+        local_volumes: r
+            .config
+            .mounts
+            .iter()
+            .filter(|m| m.kind == "volume")
+            .count(),
+        // Docker lists the networks the container has endpoints on:
+        // one sharing another's namespace has none of its own.
+        networks: berth_engine::networking::connected_networks(&r.config)
+            .into_iter()
+            .filter(|n| !n.is_empty() && !n.starts_with("container:"))
+            .collect::<Vec<_>>()
+            .join(","),
+    }
+}
+
+/// Docker's container context for `system df -v`: every field, the Size
+/// column the container's own layer.
+pub(crate) fn container_context(
+    engine: &Engine,
+    r: &Record,
+    no_trunc: bool,
+    size: String,
+) -> berth_template::Value {
+    ps_context(&ps_row(engine, r, no_trunc, &|_| true, Some(size)))
 }
 
 /// What `ps` shows of one container, computed before formatting.

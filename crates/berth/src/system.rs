@@ -30,6 +30,9 @@ pub(crate) enum SystemCommand {
         /// Go template ({{.Type}} {{.TotalCount}} {{.Active}} {{.Size}} {{.Reclaimable}}), table TEMPLATE, or json
         #[arg(long)]
         format: Option<String>,
+        /// Show every image, container, volume and build cache entry
+        #[arg(short, long)]
+        verbose: bool,
     },
     /// Find and repair what interrupted commands left behind
     Check {
@@ -227,4 +230,184 @@ pub(crate) fn check(cli: &Cli, rebuild: bool) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// `system df -v`: every object with its figures. The default is docker's
+/// four tables under their titles; a template (or `json`) runs once over
+/// the whole (`.Images`, `.Containers`, `.Volumes`, `.BuildCache`), whose
+/// ids and commands are then not shortened, as docker's are not.
+pub(crate) fn system_df_verbose(engine: &berth_engine::Engine, format: Option<&str>) -> Result<()> {
+    use berth_template::Value as V;
+    use std::io::Write;
+    let table = format.is_none_or(|f| f.is_empty() || f.starts_with("table"));
+    let du = engine.disk_usage_verbose()?;
+    let trunc = table;
+    let images: Vec<V> = du
+        .images
+        .iter()
+        .flat_map(|u| {
+            crate::images::image_rows(&u.image, false)
+                .into_iter()
+                // docker's df rows carry no digest.
+                .map(|(repo, tag, _digest)| {
+                    crate::images::image_context(
+                        &u.image,
+                        &repo,
+                        &tag,
+                        "",
+                        u.size,
+                        !trunc,
+                        Some(crate::images::ImageShare {
+                            containers: u.containers,
+                            shared: u.shared,
+                        }),
+                    )
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let mut containers: Vec<_> = du.containers.iter().collect();
+    containers.sort_by(|a, b| b.record.created.cmp(&a.record.created));
+    let containers: Vec<V> = containers
+        .iter()
+        .map(|u| crate::ps::container_context(engine, &u.record, !trunc, format::size(u.size_rw)))
+        .collect();
+    let volumes: Vec<V> = du
+        .volumes
+        .iter()
+        .map(|u| crate::volumes::volume_context(&u.volume, Some((u.links, u.size))))
+        .collect();
+    let cache: Vec<V> = du
+        .build_cache
+        .iter()
+        .map(|e| {
+            format::context(
+                "*formatter.buildCacheContext",
+                vec![
+                    ("CacheType", V::from("regular")),
+                    ("CreatedAt", V::from(format::go_time(&e.created))),
+                    ("CreatedSince", V::from(format::since(Some(&e.created)))),
+                    ("Description", V::from("")),
+                    (
+                        "ID",
+                        V::from(if trunc {
+                            e.key.chars().take(12).collect::<String>()
+                        } else {
+                            e.key.clone()
+                        }),
+                    ),
+                    ("InUse", V::from(false)),
+                    ("LastUsedAt", V::from(format::go_time(&e.last_used))),
+                    ("LastUsedSince", V::from(format::since(Some(&e.last_used)))),
+                    ("Parent", V::from("")),
+                    ("Shared", V::from(e.shared)),
+                    ("Size", V::from(format::human_size(e.size, 4))),
+                    // berth keeps when an entry was last used, not how often.
+                    ("UsageCount", V::from("N/A")),
+                ],
+            )
+        })
+        .collect();
+    let mut out = std::io::stdout().lock();
+    if !table {
+        let f = match format {
+            Some("json") => "{{json .}}",
+            Some(f) => f,
+            None => unreachable!("a template was given"),
+        };
+        let list = |items: Vec<V>| V::List(std::rc::Rc::new(items), berth_template::Elem::Any);
+        let whole = format::go_struct(
+            "*formatter.diskUsageContext",
+            vec![
+                ("Images", list(images)),
+                ("Containers", list(containers)),
+                ("Volumes", list(volumes)),
+                ("BuildCache", list(cache)),
+            ],
+            true,
+            Vec::new(),
+        );
+        let t = berth_template::Template::parse(f)
+            .map_err(|e| format::failure(format!("template parsing error: {e}"), 1))?;
+        let text = t
+            .execute(&whole)
+            .map_err(|e| format::failure(e.to_string(), 1))?;
+        // docker's client writes the template's output as it is, with no
+        // newline after it.
+        write!(out, "{text}")?;
+        return Ok(());
+    }
+    let section = |out: &mut std::io::StdoutLock<'_>,
+                   title: &str,
+                   tmpl: &str,
+                   header: &[(&str, &str)],
+                   rows: Vec<V>|
+     -> Result<()> {
+        writeln!(out, "{title}\n")?;
+        format::ListFormat::new(Some(tmpl), tmpl)?.write(&format::header(header), rows, out)
+    };
+    section(
+        &mut out,
+        "Images space usage:",
+        r"table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.VirtualSize}}\t{{.SharedSize}}\t{{.UniqueSize}}\t{{.Containers}}",
+        &[
+            ("Repository", "REPOSITORY"),
+            ("Tag", "TAG"),
+            ("ID", "IMAGE ID"),
+            ("CreatedSince", "CREATED"),
+            ("VirtualSize", "SIZE"),
+            ("SharedSize", "SHARED SIZE"),
+            ("UniqueSize", "UNIQUE SIZE"),
+            ("Containers", "CONTAINERS"),
+        ],
+        images,
+    )?;
+    writeln!(out)?;
+    section(
+        &mut out,
+        "Containers space usage:",
+        r"table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.LocalVolumes}}\t{{.Size}}\t{{.RunningFor}}\t{{.Status}}\t{{.Names}}",
+        &[
+            ("ID", "CONTAINER ID"),
+            ("Image", "IMAGE"),
+            ("Command", "COMMAND"),
+            ("LocalVolumes", "LOCAL VOLUMES"),
+            ("Size", "SIZE"),
+            ("RunningFor", "CREATED"),
+            ("Status", "STATUS"),
+            ("Names", "NAMES"),
+        ],
+        containers,
+    )?;
+    writeln!(out)?;
+    section(
+        &mut out,
+        "Local Volumes space usage:",
+        r"table {{.Name}}\t{{.Links}}\t{{.Size}}",
+        &[
+            ("Name", "VOLUME NAME"),
+            ("Links", "LINKS"),
+            ("Size", "SIZE"),
+        ],
+        volumes,
+    )?;
+    writeln!(out)?;
+    section(
+        &mut out,
+        &format!(
+            "Build cache usage: {}",
+            format::human_size(du.build_cache_size, 4)
+        ),
+        r"table {{.ID}}\t{{.CacheType}}\t{{.Size}}\t{{.CreatedSince}}\t{{.LastUsedSince}}\t{{.UsageCount}}\t{{.Shared}}",
+        &[
+            ("ID", "CACHE ID"),
+            ("CacheType", "CACHE TYPE"),
+            ("Size", "SIZE"),
+            ("CreatedSince", "CREATED"),
+            ("LastUsedSince", "LAST USED"),
+            ("UsageCount", "USAGE"),
+            ("Shared", "SHARED"),
+        ],
+        cache,
+    )
 }

@@ -124,24 +124,7 @@ pub fn volume(root: &Path, runroot: &Path, cmd: &VolumeCommand) -> Result<i32> {
                 return Ok(0);
             }
             let fmt = format::ListFormat::new(format.as_deref(), r"table {{.Driver}}\t{{.Name}}")?;
-            let rows = list.iter().map(|v| {
-                use berth_template::Value as V;
-                let [label, labels] = format::label_fields(&v.labels);
-                format::context(
-                    "*formatter.volumeContext",
-                    vec![
-                        ("Driver", V::from(v.driver.as_str())),
-                        label,
-                        labels,
-                        // Docker knows these only from `system df`.
-                        ("Links", V::from("N/A")),
-                        ("Mountpoint", V::from(v.mountpoint.display().to_string())),
-                        ("Name", V::from(v.name.as_str())),
-                        ("Scope", V::from(v.scope.as_str())),
-                        ("Size", V::from("N/A")),
-                    ],
-                )
-            });
+            let rows = list.iter().map(|v| volume_context(v, None));
             let header = format::header(&[
                 ("Name", "VOLUME NAME"),
                 ("Driver", "DRIVER"),
@@ -192,4 +175,31 @@ pub fn volume(root: &Path, runroot: &Path, cmd: &VolumeCommand) -> Result<i32> {
             crate::prune::prune_in(engine, kind, *force, filter)
         }
     }
+}
+
+/// Docker's `*formatter.volumeContext`; `usage` (links, bytes) is what only
+/// `system df -v` knows.
+pub(crate) fn volume_context(
+    v: &berth_engine::volumes::Volume,
+    usage: Option<(usize, u64)>,
+) -> berth_template::Value {
+    use berth_template::Value as V;
+    let [label, labels] = format::label_fields(&v.labels);
+    let (links, size) = match usage {
+        Some((links, size)) => (links.to_string(), format::human_size(size, 4)),
+        None => ("N/A".into(), "N/A".into()),
+    };
+    format::context(
+        "*formatter.volumeContext",
+        vec![
+            ("Driver", V::from(v.driver.as_str())),
+            label,
+            labels,
+            ("Links", V::from(links)),
+            ("Mountpoint", V::from(v.mountpoint.display().to_string())),
+            ("Name", V::from(v.name.as_str())),
+            ("Scope", V::from(v.scope.as_str())),
+            ("Size", V::from(size)),
+        ],
+    )
 }

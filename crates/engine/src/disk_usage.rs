@@ -108,6 +108,107 @@ impl Engine {
     }
 }
 
+/// `system df -v`: every object with its own figures.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct DiskUsageVerbose {
+    pub images: Vec<ImageUsage>,
+    pub containers: Vec<ContainerUsage>,
+    pub volumes: Vec<VolumeUsage>,
+    pub build_cache: Vec<berth_image::cache::CacheEntryUsage>,
+    /// The build cache's bytes, as `system df` counts them.
+    pub build_cache_size: u64,
+}
+
+/// One image: its size, the part of it other images share, its users.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ImageUsage {
+    pub image: berth_image::store::Image,
+    pub size: u64,
+    /// The bytes of its layers that another image has too.
+    pub shared: u64,
+    /// How many containers are made from it.
+    pub containers: usize,
+}
+
+/// One container: its own layer's bytes and how many volumes it mounts.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ContainerUsage {
+    pub record: crate::db::Record,
+    pub size_rw: u64,
+}
+
+/// One volume: how many containers mount it, and its bytes.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct VolumeUsage {
+    pub volume: crate::volumes::Volume,
+    pub links: usize,
+    pub size: u64,
+}
+
+impl Engine {
+    /// Every image, container, volume and build cache entry with its disk
+    /// use, as `docker system df -v` lists them.
+    pub fn disk_usage_verbose(&self) -> Result<DiskUsageVerbose> {
+        let images = self.images.list()?;
+        let mut holders: std::collections::BTreeMap<&berth_image::Digest, usize> =
+            std::collections::BTreeMap::new();
+        for img in &images {
+            for l in &img.layers {
+                *holders.entry(l).or_default() += 1;
+            }
+        }
+        let mut image_rows = Vec::with_capacity(images.len());
+        for img in &images {
+            let mut shared = 0;
+            for l in img.layers.iter().filter(|l| holders[l] > 1) {
+                shared += self.images.layer_content_size(l)?;
+            }
+            image_rows.push(ImageUsage {
+                size: self.images.content_size(img)?,
+                shared,
+                containers: self.db.users_of_image(&img.id.to_string())?.len(),
+                image: img.clone(),
+            });
+        }
+        let records = self.list()?;
+        let containers = records
+            .iter()
+            .map(|r| ContainerUsage {
+                size_rw: self.container_sizes(r).0,
+                record: r.clone(),
+            })
+            .collect();
+        let mut volumes = Vec::new();
+        for v in self.volumes.list()? {
+            let links = records
+                .iter()
+                .filter(|r| {
+                    r.config
+                        .mounts
+                        .iter()
+                        .any(|m| m.kind == "volume" && m.source == v.name)
+                })
+                .count();
+            volumes.push(VolumeUsage {
+                size: dir_size(&v.mountpoint),
+                links,
+                volume: v,
+            });
+        }
+        Ok(DiskUsageVerbose {
+            images: image_rows,
+            containers,
+            volumes,
+            build_cache: self.images.cache_entries()?,
+            build_cache_size: self.images.cache_usage()?.1,
+        })
+    }
+}
+
 impl Engine {
     /// A container's sizes as docker's `inspect --size` and `ps -s` give
     /// them: its own layer's files (SizeRw: Docker's init layer of

@@ -187,6 +187,51 @@ impl ImageStore {
         Ok(n)
     }
 
+    /// The cache's entries as `system df -v` lists them, oldest first: each
+    /// with the bytes of the layers only the cache keeps (those images
+    /// share are theirs), and whether another entry holds one of them.
+    pub fn cache_entries(&self) -> Result<Vec<CacheEntryUsage>> {
+        let mut st = self.db.prepare(
+            "SELECT c.key, c.created, c.used, l.chain, \
+               (SELECT COUNT(DISTINCT o.key) FROM build_cache_layers o WHERE o.chain = l.chain) \
+             FROM build_cache c LEFT JOIN build_cache_layers l ON l.key = c.key \
+               AND l.chain NOT IN (SELECT chain FROM image_layers) \
+             ORDER BY c.created, c.key, l.position",
+        )?;
+        let rows = st
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, Option<String>>(3)?,
+                    r.get::<_, i64>(4)?,
+                ))
+            })?
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let mut out: Vec<CacheEntryUsage> = Vec::new();
+        for (key, created, used, chain, holders) in rows {
+            if out.last().is_none_or(|e| e.key != key) {
+                out.push(CacheEntryUsage {
+                    key,
+                    created,
+                    last_used: used,
+                    size: 0,
+                    shared: false,
+                });
+            }
+            let (Some(entry), Some(chain)) = (out.last_mut(), chain) else {
+                continue;
+            };
+            let chain: Digest = chain
+                .parse()
+                .map_err(|e: crate::digest::DigestError| StoreError::Damaged(e.to_string()))?;
+            entry.size += self.layer_content_size(&chain)?;
+            entry.shared |= holders > 1;
+        }
+        Ok(out)
+    }
+
     /// What `system df` shows of the cache: how many entries, and the bytes
     /// of the layers only the cache keeps (those images share are theirs).
     pub fn cache_usage(&self) -> Result<(usize, u64)> {
@@ -364,4 +409,19 @@ mod tests {
         assert!(store.layer_dir(&chains[0]).is_dir());
         assert!(!store.layer_dir(&chains[1]).exists());
     }
+}
+
+/// One build cache entry as `system df -v` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CacheEntryUsage {
+    /// The step's key (a sha256 of it and every step before).
+    pub key: String,
+    /// When the step ran, and when a build last used it (RFC 3339).
+    pub created: String,
+    pub last_used: String,
+    /// The bytes of the layers only the cache keeps.
+    pub size: u64,
+    /// Whether another entry holds one of those layers too.
+    pub shared: bool,
 }
