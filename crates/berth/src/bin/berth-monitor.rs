@@ -14,7 +14,16 @@
 //! `berth-monitor BERTH ROOT RUNROOT ID PID LOG MAX_SIZE MAX_FILE TTY OUT ERR IN ATTACH`
 //! with TTY 0 or 1 and descriptors as numbers (-1: none).
 
-use std::ffi::{CString, OsStr, OsString};
+// Started by glibc's start code directly (`main` below), not by std's:
+// std's start would ask glibc for the main thread's stack bounds (which
+// reads /proc/self/maps through stdio and malloc), map an alternate signal
+// stack and name the thread, writing heap and stack pages that every idle
+// monitor would then keep (bench/engine-memory.sh). What it does that
+// matters here is done by the code that needs it: the relay ignores
+// SIGPIPE itself, and berth's monitor hands us fds 0 to 2 open.
+#![no_main]
+
+use std::ffi::{c_char, c_int, CStr, OsStr};
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
@@ -23,34 +32,61 @@ use berth_relay::frames::{socket_path, Server};
 use berth_relay::jsonlog::Writer;
 use berth_relay::relay::{relay, Clients, NoHooks};
 
-fn main() {
-    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
-    let code = match run(&args) {
+fn os(c: &CStr) -> &OsStr {
+    OsStr::from_bytes(c.to_bytes())
+}
+
+/// How many arguments berth's monitor passes (the program's name first).
+const ARGS: usize = 14;
+
+/// The program: relays, then execs berth to record the exit code.
+///
+/// # Safety
+/// Called once by the C start code with the process's `argc` and `argv`.
+#[unsafe(no_mangle)]
+unsafe extern "C" fn main(argc: c_int, argv: *const *const c_char) -> c_int {
+    if usize::try_from(argc).ok() != Some(ARGS) {
+        eprintln!(
+            "berth-monitor: expected {} arguments, got {}",
+            ARGS - 1,
+            argc.saturating_sub(1)
+        );
+        return 1;
+    }
+    // Borrowed in place: the kernel's copy of the arguments lives as long
+    // as the process, and nothing here needs them owned.
+    let args: [&CStr; ARGS] = std::array::from_fn(|i| {
+        // SAFETY: argv holds argc (checked above) pointers to NUL-terminated
+        // strings that stay valid until the process ends.
+        unsafe { CStr::from_ptr(*argv.add(i)) }
+    });
+    let code = match run(&std::array::from_fn(|i| os(args[i + 1]))) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("berth-monitor: {e}");
-            std::process::exit(1);
+            return 1;
         }
     };
-    let berth = &args[0];
-    let code_text = code.to_string();
-    let argv: Vec<&OsStr> = vec![
-        OsStr::new("berth-monitor"),
-        OsStr::new("__monitor"),
-        &args[1],
-        &args[2],
-        &args[3],
-        OsStr::new("exited"),
-        OsStr::new(&code_text),
+    let berth = args[1];
+    let code_text = format!("{code}\0");
+    let Ok(code_c) = CStr::from_bytes_with_nul(code_text.as_bytes()) else {
+        return 1;
+    };
+    let argv = [
+        c"berth-monitor",
+        c"__monitor",
+        args[2],
+        args[3],
+        args[4],
+        c"exited",
+        code_c,
     ];
-    let cstr = |s: &OsStr| CString::new(s.as_bytes()).unwrap_or_default();
-    let argv: Vec<CString> = argv.into_iter().map(cstr).collect();
-    let e = nix::unistd::execv(&cstr(berth), &argv);
+    let e = nix::unistd::execv(berth, &argv);
     eprintln!(
         "berth-monitor: exec {} to record exit code {code}: {e:?}",
-        Path::new(berth).display()
+        Path::new(os(berth)).display()
     );
-    std::process::exit(1);
+    1
 }
 
 fn fd_arg(s: &OsStr) -> Result<Option<RawFd>, String> {
@@ -68,14 +104,11 @@ fn num<T: std::str::FromStr>(s: &OsStr, what: &str) -> Result<T, String> {
 }
 
 /// Relays until the container exits; its exit code.
-fn run(args: &[OsString]) -> Result<i32, String> {
+fn run(args: &[&OsStr; ARGS - 1]) -> Result<i32, String> {
     let [_berth, _root, runroot, id, pid, log, max_size, max_file, tty, out, err, input, attach] =
-        args
-    else {
-        return Err(format!("expected 13 arguments, got {}", args.len()));
-    };
+        *args;
     let pid = nix::unistd::Pid::from_raw(num(pid, "pid")?);
-    let tty = tty == "1";
+    let tty = tty == OsStr::new("1");
     let own = |fd: Option<RawFd>| {
         fd.map(|fd| {
             // SAFETY: berth's monitor put this descriptor here for us, open
