@@ -123,9 +123,7 @@ fn unmap_code() {
     // SAFETY: AT_PHDR and AT_PHNUM locate our own program headers, mapped
     // (read-only, never written) for the life of the process; they are
     // read here before any page is dropped.
-    let headers = unsafe {
-        std::slice::from_raw_parts(phdr as *const libc::Elf64_Phdr, phnum)
-    };
+    let headers = unsafe { std::slice::from_raw_parts(phdr as *const libc::Elf64_Phdr, phnum) };
     // Where the headers are against where they say they are: the load
     // bias (0 for the release build, linked without PIE).
     let Some(bias) = headers
