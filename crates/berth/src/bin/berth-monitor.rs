@@ -32,6 +32,7 @@ use berth_relay::frames::{socket_path, Server};
 use berth_relay::jsonlog::Writer;
 use berth_relay::relay::{relay, Clients, Hooks};
 
+/// An argument as the path or text it is.
 fn os(c: &CStr) -> &OsStr {
     OsStr::from_bytes(c.to_bytes())
 }
