@@ -20,10 +20,12 @@
 // stack and name the thread, writing heap and stack pages that every idle
 // monitor would then keep (bench/engine-memory.sh). What it does that
 // matters here is done by the code that needs it: the relay ignores
-// SIGPIPE itself, and berth's monitor hands us fds 0 to 2 open.
-#![no_main]
+// SIGPIPE itself, and berth's monitor hands us fds 0 to 2 open. Built as a
+// test (cargo test --bins) it keeps the harness's main, and tests nothing.
+#![cfg_attr(not(test), no_main)]
+#![cfg_attr(test, allow(dead_code))]
 
-use std::ffi::{c_char, c_int, CStr, OsStr};
+use std::ffi::{CStr, OsStr};
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
@@ -44,8 +46,12 @@ const ARGS: usize = 14;
 ///
 /// # Safety
 /// Called once by the C start code with the process's `argc` and `argv`.
+#[cfg(not(test))]
 #[unsafe(no_mangle)]
-unsafe extern "C" fn main(argc: c_int, argv: *const *const c_char) -> c_int {
+unsafe extern "C" fn main(
+    argc: std::ffi::c_int,
+    argv: *const *const std::ffi::c_char,
+) -> std::ffi::c_int {
     if usize::try_from(argc).ok() != Some(ARGS) {
         eprintln!(
             "berth-monitor: expected {} arguments, got {}",
