@@ -17,11 +17,16 @@
 # Each engine runs in a private store (a private podman env, a private
 # dockerd with its own containerd); everything is removed at the end.
 #
-# Usage: bench/engine-memory.sh [--counts "50 100"] [--berth PATH] [--no-peer]
+# --mappings adds, for berth, each mapping of its supervisors (Rss and
+# Private_Dirty from /proc/PID/smaps, medians): the table of
+# docs/monitor-memory.md.
+#
+# Usage: bench/engine-memory.sh [--counts "50 100"] [--berth PATH] [--no-peer] [--mappings]
 set -euo pipefail
 
 counts="50 100"
 peer=1
+mappings=0
 # shellcheck source=lib.sh
 source "$(dirname -- "$(readlink -f -- "${BASH_SOURCE[0]}")")/lib.sh"
 while (($#)); do
@@ -29,7 +34,8 @@ while (($#)); do
         --counts) counts=$2; shift 2 ;;
         --berth) berth=$(readlink -m -- "$2"); shift 2 ;;
         --no-peer) peer=0; shift ;;
-        *) echo "usage: $0 [--counts \"50 100\"] [--berth PATH] [--no-peer]" >&2; exit 2 ;;
+        --mappings) mappings=1; shift ;;
+        *) echo "usage: $0 [--counts \"50 100\"] [--berth PATH] [--no-peer] [--mappings]" >&2; exit 2 ;;
     esac
 done
 for n in $counts; do
@@ -136,6 +142,43 @@ measure() {
         "$(printf '%s\n' "${tot[@]}" | median)"
 }
 
+# Each mapping of the supervisors PIDS (their own binary's segments by
+# permission, the anonymous .bss after them, heap, stack): medians of Rss
+# and Private_Dirty, KiB.
+mappings_table() {
+    python3 - "$@" <<'PY'
+import os, re, statistics, sys
+rows = {}
+for pid in sys.argv[1:]:
+    exe = os.readlink(f"/proc/{pid}/exe")
+    sums, kind, prev = {}, None, None
+    for line in open(f"/proc/{pid}/smaps"):
+        if re.match(r"[0-9a-f]+-[0-9a-f]+ ", line):
+            f = line.split()
+            path = f[5] if len(f) > 5 else ""
+            if path == exe:
+                kind = {"r-xp": "code", "rw-p": ".data"}.get(
+                    f[1], "read-only data" if int(f[2], 16) == 0 else "RELRO")
+            elif path == "" and prev == ".data":
+                kind = ".bss"
+            elif path in ("[heap]", "[stack]"):
+                kind = path
+            else:
+                kind = "other"
+            prev = kind
+            sums.setdefault(kind, [0, 0])
+        elif line.startswith(("Rss:", "Private_Dirty:")):
+            sums[kind][line.startswith("Private_Dirty:")] += int(line.split()[1])
+    for k, v in sums.items():
+        rows.setdefault(k, []).append(v)
+for k in ["read-only data", "code", "RELRO", ".data", ".bss", "[heap]", "[stack]", "other"]:
+    if k in rows:
+        rss = statistics.median(r for r, _ in rows[k])
+        dirty = statistics.median(d for _, d in rows[k])
+        print(f"    {k:15} Rss {rss:6g} KiB  Private_Dirty {dirty:4g} KiB")
+PY
+}
+
 start_n() { # n, command...
     local n=$1 i
     shift
@@ -148,6 +191,10 @@ docker_pids() { D ps -q | while read -r id; do D inspect -f '{{.State.Pid}}' "$i
 for n in $counts; do
     start_n "$n" B run -d --network=none bench-busybox sleep 100000
     measure berth "$n" berth_pids
+    if ((mappings)); then
+        # shellcheck disable=SC2046 # one word per pid
+        mappings_table $(berth_pids | while read -r pid; do ppid_of "$pid"; done)
+    fi
     # shellcheck disable=SC2046
     B rm -f $(B ps -aq) >/dev/null
     if ((peer)); then

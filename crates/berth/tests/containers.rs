@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use berth_testkit::{expect_code, output_via_files, stderr, stdout};
+use berth_testkit::{expect_code, output_via_files, parent_of, stderr, stdout};
 
 const BIN: &str = env!("CARGO_BIN_EXE_berth");
 
@@ -19,19 +19,6 @@ type Berth = berth_testkit::store::Store;
 
 fn berth() -> Berth {
     Berth::with_busybox(BIN, &[])
-}
-
-/// The parent of a process (the monitor of a container's init).
-fn parent_of(pid: i32) -> i32 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    stat.rsplit(')')
-        .next()
-        .unwrap()
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap()
 }
 
 /// A berth cgroup of this container exists in some v1 hierarchy.

@@ -42,6 +42,9 @@ pub trait Hooks {
     }
     /// [`Hooks::poll_fd`] has something to read.
     fn readable(&mut self) {}
+    /// The loop is about to wait for something to happen (called before
+    /// each wait; berth-monitor lets go of its code mappings at the first).
+    fn waiting(&self) {}
 }
 
 /// No hooks.
@@ -218,6 +221,7 @@ pub fn relay(
                 None => PollTimeout::NONE,
             }
         };
+        health.waiting();
         match poll(&mut fds, timeout) {
             Ok(0) if exit.is_some() => break,
             Ok(0) => {
