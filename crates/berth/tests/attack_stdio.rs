@@ -244,6 +244,56 @@ fn run_detached_gives_pipes() {
     }
 }
 
+/// A detached container's monitor lives as long as the container: it must
+/// not keep a descriptor of the caller's beyond 0-2 (a file a script holds
+/// open, a pipe whose reader waits for its end). Before, it kept every one
+/// without close-on-exec.
+#[test]
+fn detached_monitor_keeps_none_of_the_callers_descriptors() {
+    if !berth_testkit::root_or_skip("detached_monitor_keeps_none_of_the_callers_descriptors") {
+        return;
+    }
+    let b = berth();
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("held-by-the-caller");
+    // fd 7 on a file and fd 8 on a pipe's write end, neither close-on-exec.
+    let base = b.cmd();
+    let mut cmd = std::process::Command::new("bash");
+    cmd.arg("-c")
+        .arg(r#"exec 7>"$1"; exec 8> >(cat >/dev/null); shift; exec "$@""#)
+        .arg("bash")
+        .arg(&marker)
+        .arg(base.get_program())
+        .args(base.get_args())
+        .args(["run", "-d", "--name", "fdmon", "busybox", "sleep", "60"]);
+    for (k, v) in base.get_envs() {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    let out = cmd.output().unwrap();
+    expect_code(&out, 0, "run -d with descriptors 7 and 8 open");
+    let pid: i32 = b.inspect("fdmon", "{{.State.Pid}}").trim().parse().unwrap();
+    let monitor = berth_testkit::parent_of(pid);
+    let held: Vec<String> = std::fs::read_dir(format!("/proc/{monitor}/fd"))
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let n: u32 = e.file_name().to_str()?.parse().ok()?;
+            let target = std::fs::read_link(e.path()).ok()?;
+            Some(format!("{n} -> {}", target.display()))
+        })
+        .collect();
+    b.ok(&["rm", "-f", "fdmon"]);
+    assert!(
+        !held.iter().any(|l| l.contains("held-by-the-caller")
+            || l.starts_with("7 ")
+            || l.starts_with("8 ")),
+        "the monitor (pid {monitor}) holds the caller's descriptors: {held:?}"
+    );
+}
+
 /// `berth exec` with and without -i, and `exec -d`: before, the process
 /// got the caller's own stdout and stderr (and stdin with -i).
 #[test]

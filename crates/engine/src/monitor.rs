@@ -125,8 +125,11 @@ fn launch(engine: &Engine, r: &Record, wait_attach: bool) -> Result<OwnedFd> {
             let _ = nix::unistd::setsid();
             // SAFETY: as above; the grandchild becomes the monitor.
             if let Ok(ForkResult::Child) = unsafe { nix::unistd::fork() } {
-                // The report pipe on fd 3, without close-on-exec.
-                if nix::unistd::dup2(wr.as_raw_fd(), 3).is_ok() {
+                // The report pipe on fd 3, without close-on-exec; every
+                // other descriptor of the caller's (a script's `exec 7>`,
+                // a pipe its reader waits on to end) closed at the exec,
+                // or the monitor would hold it for the container's life.
+                if nix::unistd::dup2(wr.as_raw_fd(), 3).is_ok() && cloexec_from(4) {
                     // From a read-only view of our binary: the monitor
                     // starts the container and its health checks
                     // (CVE-2019-5736), and the caller (`run -d`) need not
@@ -147,6 +150,33 @@ fn launch(engine: &Engine, r: &Record, wait_attach: bool) -> Result<OwnedFd> {
             Ok(rd)
         }
     }
+}
+
+/// Marks every descriptor from `first` up close-on-exec (left open until
+/// the exec, so that a failed exec can still report): close_range(2), or
+/// each of /proc/self/fd on a kernel before 5.11.
+fn cloexec_from(first: u32) -> bool {
+    const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+    // SAFETY: close_range takes two integers and a flag, and touches
+    // only the descriptor table.
+    if unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, CLOSE_RANGE_CLOEXEC) } == 0 {
+        return true;
+    }
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return false;
+    };
+    let fds: Vec<i32> = dir
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect();
+    fds.into_iter()
+        .filter(|fd| u32::try_from(*fd).is_ok_and(|fd| fd >= first))
+        .all(|fd| {
+            // SAFETY: F_SETFD on a descriptor number; the one read_dir used
+            // (closed since) fails with EBADF, which is harmless.
+            let r = unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+            r == 0 || nix::errno::Errno::last() == nix::errno::Errno::EBADF
+        })
 }
 
 /// Reads a monitor's report to its end: "ok" once the container runs,
