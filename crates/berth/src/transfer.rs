@@ -85,7 +85,10 @@ pub struct PullArgs {
     /// Skip image verification: berth checks digests, not signatures (=false is refused)
     #[arg(long, num_args = 0..=1, default_missing_value = "true", require_equals = true)]
     pub disable_content_trust: Option<bool>,
-    /// Image to pull: NAME[:TAG] or NAME@DIGEST
+    /// Pull every tag of the repository
+    #[arg(short = 'a', long)]
+    pub all_tags: bool,
+    /// Image to pull: NAME[:TAG] or NAME@DIGEST (NAME alone with --all-tags)
     pub image: String,
 }
 
@@ -113,6 +116,9 @@ pub struct PushArgs {
     pub image: String,
     /// Where to push it: [REGISTRY/]NAME[:TAG] (default: the image's name)
     pub destination: Option<String>,
+    /// Push every local tag of the repository
+    #[arg(short = 'a', long, conflicts_with = "destination")]
+    pub all_tags: bool,
     /// Skip image signing: berth signs nothing (=false is refused)
     #[arg(long, num_args = 0..=1, default_missing_value = "true", require_equals = true)]
     pub disable_content_trust: Option<bool>,
@@ -123,10 +129,69 @@ pub struct PushArgs {
 pub fn pull(store: &mut ImageStore, a: &PullArgs) -> Result<()> {
     no_content_trust(a.disable_content_trust)?;
     let r = parse_ref(&a.image)?;
+    if a.all_tags {
+        if r.digest.is_some() || has_tag(&a.image) {
+            // docker's client's words, without "Error:".
+            return Err(crate::format::failure(
+                "tag can't be used with --all-tags/-a".into(),
+                1,
+            ));
+        }
+        return pull_all_tags(store, a, &r).map_err(|e| crate::FromDaemon::wrap(e, false));
+    }
     if !a.quiet && r.digest.is_none() && !has_tag(&a.image) {
         println!("Using default tag: latest");
     }
     pull_with(store, a, false).map_err(|e| crate::FromDaemon::wrap(e, false))
+}
+
+/// `pull --all-tags`: every tag the registry lists for the repository, in
+/// its order, each with its "Digest:", then one status for the whole.
+fn pull_all_tags(store: &mut ImageStore, a: &PullArgs, r: &Reference) -> Result<()> {
+    // The repository, named without the tag the parser gave it.
+    let repo = Reference {
+        tag: None,
+        digest: None,
+        ..r.clone()
+    };
+    let client = a
+        .registry
+        .client(r, vec![Client::scope(&r.repository, "pull")])?;
+    let tags = berth_registry::pull::list_tags(&client, &r.repository)?;
+    let reporter = Reporter::new(false);
+    let progress: &dyn Progress = if a.quiet { &Silent } else { &reporter };
+    let opts = berth_registry::pull::PullOptions {
+        platform: a.platform.clone(),
+        max_concurrent_downloads: usize::from(a.max_concurrent_downloads),
+    };
+    let mut up_to_date = true;
+    for tag in &tags {
+        let tagged = Reference {
+            tag: Some(tag.clone()),
+            digest: None,
+            ..r.clone()
+        };
+        let pulled = berth_registry::pull::pull(store, &client, &tagged, &opts, progress);
+        reporter.end();
+        let pulled = pulled?;
+        up_to_date &= pulled.up_to_date;
+        if !a.quiet {
+            reporter.line(&format!("Digest: {}", pulled.digest));
+        }
+    }
+    if !a.quiet {
+        reporter.line(&format!(
+            "Status: {} {}",
+            if up_to_date {
+                "Image is up to date for"
+            } else {
+                "Downloaded newer image for"
+            },
+            repo.familiar()
+        ));
+    }
+    reporter.line(&repo.to_string());
+    Ok(())
 }
 
 /// `--disable-content-trust=false`: Docker Content Trust (Notary
@@ -161,6 +226,7 @@ pub fn pull_for_run(
         quiet,
         platform: None,
         max_concurrent_downloads: 3,
+        all_tags: false,
         image: image.to_string(),
     };
     pull_with(store, &a, true)
@@ -204,43 +270,119 @@ fn pull_with(store: &mut ImageStore, a: &PullArgs, stderr: bool) -> Result<()> {
 
 pub fn push(store: &ImageStore, a: &PushArgs) -> Result<()> {
     no_content_trust(a.disable_content_trust)?;
-    let img = store.resolve(&a.image)?;
-    let dest = match &a.destination {
-        Some(d) => parse_ref(d.strip_prefix("docker://").unwrap_or(d))?,
-        None => {
-            let r = parse_ref(&a.image).with_context(|| {
-                format!(
-                    "{:?} is an image id: give a DESTINATION to push it to",
-                    a.image
-                )
-            })?;
-            if !img.tags.contains(&r.to_string()) {
-                bail!(
-                    "{:?} is not one of the image's names: give a DESTINATION to push it to",
-                    a.image
-                );
-            }
-            r
-        }
+    if a.destination.is_some() {
+        let img = store.resolve(&a.image)?;
+        let dest = match &a.destination {
+            Some(d) => parse_ref(d.strip_prefix("docker://").unwrap_or(d))?,
+            None => unreachable!("checked above"),
+        };
+        return push_one(store, a, &img, &dest);
+    }
+    // docker's way: the image's own name says where; its daemon says
+    // where to before it looks for the image.
+    let Ok(r) = parse_ref(&a.image) else {
+        let img = store.resolve(&a.image)?;
+        bail!(
+            "{:?} is an image id ({}): give a DESTINATION to push it to",
+            a.image,
+            img.id
+        );
     };
-    if dest.digest.is_some() {
+    let repo = Reference {
+        tag: None,
+        digest: None,
+        ..r.clone()
+    };
+    let tagged = has_tag(&a.image) || r.digest.is_some();
+    if a.all_tags && tagged {
+        return Err(crate::format::failure(
+            "tag can't be used with --all-tags/-a".into(),
+            1,
+        ));
+    }
+    if !a.quiet && !tagged && !a.all_tags {
+        println!("Using default tag: latest");
+    }
+    if r.digest.is_some() {
         bail!(
             "cannot push to a digest reference ({}): give a tag or none",
-            dest.familiar()
+            r.familiar()
         );
     }
+    if !a.quiet {
+        println!("The push refers to repository [{}]", r.name());
+    }
+    // The repository's local tags, as docker's daemon sorts them.
+    let mut local: Vec<(Reference, berth_image::store::Image)> = Vec::new();
+    for img in store.list()? {
+        for t in &img.tags {
+            if let Ok(t) = t.parse::<Reference>() {
+                if t.name() == r.name() && t.tag.is_some() {
+                    local.push((t, img.clone()));
+                }
+            }
+        }
+    }
+    local.sort_by(|(x, _), (y, _)| x.tag.cmp(&y.tag));
+    let wanted: Vec<_> = if a.all_tags {
+        local
+    } else {
+        local.into_iter().filter(|(t, _)| t.tag == r.tag).collect()
+    };
+    if wanted.is_empty() {
+        let any = store.list()?.iter().any(|img| {
+            img.tags
+                .iter()
+                .any(|t| t.parse::<Reference>().is_ok_and(|t| t.name() == r.name()))
+        });
+        let message = if any && !a.all_tags {
+            format!("tag does not exist: {}", r.familiar())
+        } else {
+            format!(
+                "An image does not exist locally with the tag: {}",
+                repo.familiar()
+            )
+        };
+        return Err(crate::format::failure(message, 1));
+    }
+    for (dest, img) in &wanted {
+        push_one(store, a, img, dest)?;
+    }
+    if a.quiet {
+        println!(
+            "{}",
+            if a.all_tags {
+                repo.familiar()
+            } else {
+                r.familiar()
+            }
+        );
+    }
+    Ok(())
+}
+
+/// Pushes `img` to `dest`, with docker's progress (the "push refers to"
+/// line is the caller's) and its last line.
+fn push_one(
+    store: &ImageStore,
+    a: &PushArgs,
+    img: &berth_image::store::Image,
+    dest: &Reference,
+) -> Result<()> {
     let client = a
         .registry
-        .client(&dest, berth_registry::push::scopes(&img, &dest))?;
+        .client(dest, berth_registry::push::scopes(img, dest))?;
     let reporter = Reporter::new(false);
     let progress: &dyn Progress = if a.quiet { &Silent } else { &reporter };
-    progress.message(&format!("The push refers to repository [{}]", dest.name()));
+    if a.destination.is_some() {
+        progress.message(&format!("The push refers to repository [{}]", dest.name()));
+    }
     let opts = berth_registry::push::PushOptions {
         max_concurrent_uploads: usize::from(a.max_concurrent_uploads),
         chunk_size: a.chunk_size,
         gzip: a.compression_format.is_some(),
     };
-    let pushed = berth_registry::push::push(store, &client, &img, &dest, &opts, progress);
+    let pushed = berth_registry::push::push(store, &client, img, dest, &opts, progress);
     reporter.end();
     let (digest, size) = pushed.with_context(|| format!("push {}", dest.familiar()))?;
     if let Some(f) = &a.digestfile {

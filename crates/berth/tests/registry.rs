@@ -287,7 +287,12 @@ fn plain_http_push_pull_run() {
     expect_code(&o, 125, "bad flag value");
     let o = c.run(&["push", "--tls-verify=false", "nosuch:1"]);
     expect_code(&o, 1, "push of a missing image");
-    assert!(stderr(&o).contains("No such image"), "{}", stderr(&o));
+    // docker's daemon's words (the compat corpus compares them).
+    assert!(
+        stderr(&o).contains("An image does not exist locally with the tag: nosuch"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 /// Runs `openssl` with `args` in `dir`.

@@ -11,6 +11,10 @@ pub enum RegistryError {
     /// as the registry's answer is.
     #[error("manifest for {name} not found: manifest unknown: manifest unknown")]
     ManifestUnknown { name: String },
+    /// A repository the registry does not have, as docker's daemon words
+    /// it for `pull --all-tags`.
+    #[error("repository {name} not found: name unknown: repository name not known to registry")]
+    RepositoryUnknown { name: String },
     /// 401 with the credentials we had (or none).
     #[error("unauthorized: {registry} refused access to {what}{hint}")]
     Unauthorized {

@@ -230,6 +230,72 @@ fn check_layer_type(media_type: &str, what: &str) -> Result<()> {
     }
 }
 
+/// The tags of `repository`, in the registry's order (`GET
+/// /v2/<name>/tags/list`, following its `Link: <...>; rel="next"` pages).
+pub fn list_tags(client: &Client, repository: &str) -> Result<Vec<String>> {
+    let mut tags = Vec::new();
+    let mut next = Some(format!("/v2/{repository}/tags/list?n=1000"));
+    // A registry that links a page to itself would loop: pages are bounded.
+    for _ in 0..10_000 {
+        let Some(url) = next.take() else {
+            return Ok(tags);
+        };
+        let resp = client.send("GET", &url, &[], Body::Empty)?;
+        match resp.status() {
+            200 => {}
+            404 => {
+                let registry = client.endpoint.name.as_str();
+                let name = match registry {
+                    "docker.io" => repository
+                        .strip_prefix("library/")
+                        .unwrap_or(repository)
+                        .to_string(),
+                    _ => format!("{registry}/{repository}"),
+                };
+                return Err(RegistryError::RepositoryUnknown { name });
+            }
+            _ => return Err(client.status_error(resp, &format!("the tags of {repository}"))),
+        }
+        next = resp.header("link").and_then(next_link);
+        let mut body = Vec::new();
+        resp.into_reader()
+            .take(MAX_MANIFEST + 1)
+            .read_to_end(&mut body)
+            .map_err(|e| RegistryError::Protocol(format!("the tags of {repository}: {e}")))?;
+        let page: serde_json::Value = serde_json::from_slice(&body)
+            .map_err(|e| RegistryError::Protocol(format!("the tags of {repository}: {e}")))?;
+        // A repository without tags lists `"tags": null`.
+        for t in page["tags"].as_array().into_iter().flatten() {
+            if let Some(t) = t.as_str() {
+                tags.push(t.to_string());
+            }
+        }
+    }
+    Err(RegistryError::Protocol(format!(
+        "the tags of {repository}: too many pages"
+    )))
+}
+
+/// The URL of a `Link` header's `rel="next"` (RFC 8288, as the
+/// distribution API pages with it).
+fn next_link(header: &str) -> Option<String> {
+    header.split(',').find_map(|part| {
+        let (url, params) = part.split_once(';')?;
+        params
+            .split(';')
+            .any(|p| {
+                let p = p.trim().replace(' ', "");
+                p == "rel=\"next\"" || p == "rel=next"
+            })
+            .then(|| {
+                url.trim()
+                    .trim_start_matches('<')
+                    .trim_end_matches('>')
+                    .to_string()
+            })
+    })
+}
+
 /// Pulls `reference` into `store`.
 pub fn pull(
     store: &mut ImageStore,
@@ -396,6 +462,19 @@ impl<R: Read> Read for Finishing<'_, R> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn next_link_is_the_rel_next_url() {
+        assert_eq!(
+            super::next_link(r#"</v2/a/tags/list?last=b&n=2>; rel="next""#).as_deref(),
+            Some("/v2/a/tags/list?last=b&n=2")
+        );
+        assert_eq!(super::next_link(r#"</x>; rel="prev""#), None);
+        assert_eq!(
+            super::next_link(r#"</p>; rel="prev", </n>; rel=next"#).as_deref(),
+            Some("/n")
+        );
+    }
+
     use super::*;
 
     #[test]
