@@ -155,9 +155,10 @@ pub fn run(
                     words.push("-q");
                 }
                 words.push(image);
-                let parsed = Words::try_parse_from(&words).map_err(|e| {
+                let mut parsed = Words::try_parse_from(&words).map_err(|e| {
                     anyhow::anyhow!("{}", e.to_string().lines().next().unwrap_or(""))
                 })?;
+                parsed.args.no_name = true;
                 match crate::transfer::push(engine.images(), &parsed.args) {
                     Ok(()) => {}
                     Err(e) if *ignore_push_failures => {

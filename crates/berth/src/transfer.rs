@@ -119,6 +119,10 @@ pub struct PushArgs {
     /// Push every local tag of the repository
     #[arg(short = 'a', long, conflicts_with = "destination")]
     pub all_tags: bool,
+    /// Not a flag: a caller's push that prints no name when quiet
+    /// (compose's `push -q`, which prints nothing).
+    #[arg(skip)]
+    pub no_name: bool,
     /// Skip image signing: berth signs nothing (=false is refused)
     #[arg(long, num_args = 0..=1, default_missing_value = "true", require_equals = true)]
     pub disable_content_trust: Option<bool>,
@@ -348,7 +352,7 @@ pub fn push(store: &ImageStore, a: &PushArgs) -> Result<()> {
     for (dest, img) in &wanted {
         push_one(store, a, img, dest)?;
     }
-    if a.quiet {
+    if a.quiet && !a.no_name {
         println!(
             "{}",
             if a.all_tags {
