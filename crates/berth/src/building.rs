@@ -132,6 +132,7 @@ pub fn build(root: &Path, runroot: &Path, max_layer: u64, a: &BuildArgs) -> Resu
         timestamp,
         secrets,
         network: a.network.clone(),
+        step: step_settings(a)?,
     };
     let mode = match a.progress.as_str() {
         _ if a.quiet => Mode::Quiet,
@@ -261,4 +262,27 @@ fn write_output(
         }
     }
     Ok(())
+}
+
+/// What every RUN step's container gets from build's flags.
+fn step_settings(a: &BuildArgs) -> Result<berth_engine::build::StepSettings> {
+    let mut security = berth_engine::ContainerConfig::default();
+    crate::run_flags::config::security_opts(&a.security_opt, &mut security)?;
+    for image in &a.cache_from {
+        eprintln!(
+            "WARNING: --cache-from {image}: berth's build cache is its store's own; the image is not used as a cache source"
+        );
+    }
+    Ok(berth_engine::build::StepSettings {
+        resources: a.resources.resources()?,
+        ulimits: crate::run_flags::config::ulimits(&a.ulimit)?,
+        shm_size: match &a.shm_size {
+            Some(s) => crate::run_flags::size_flag("--shm-size", s)?,
+            None => 0,
+        },
+        extra_hosts: a.add_host.clone(),
+        cgroup_parent: a.cgroup_parent.clone().unwrap_or_default(),
+        seccomp: security.seccomp,
+        no_new_privileges: security.no_new_privileges,
+    })
 }

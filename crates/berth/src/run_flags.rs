@@ -2,7 +2,7 @@
 //! parsers of their values; the container config they make is built in
 //! run_flags/config.rs, their mounts read in run_flags/mounts.rs.
 
-mod config;
+pub(crate) mod config;
 mod mounts;
 
 use std::path::PathBuf;

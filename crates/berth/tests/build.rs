@@ -1384,3 +1384,50 @@ fn classic_build_failure_exits_with_the_run_s_code() {
     );
     assert!(err.ends_with("returned a non-zero code: 7\n"), "{err}");
 }
+
+/// docker's classic builder gives RUN steps build's --add-host, --memory,
+/// --ulimit and --shm-size; each is read back from inside the step (the
+/// output goes to the image, so the cache cannot answer for the flags).
+#[test]
+fn run_steps_get_build_s_host_limit_and_shm_flags() {
+    if !berth_testkit::root_or_skip("run_steps_get_build_s_host_limit_and_shm_flags") {
+        return;
+    }
+    let (b, _work) = berth();
+    let ctx = context(&[(
+        "Dockerfile",
+        "FROM busybox\nRUN { grep foo /etc/hosts; \
+         cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max; \
+         ulimit -n; df -k /dev/shm | tail -1 | awk '{print $2}'; } > /seen\n",
+    )]);
+    let o = build(
+        &b,
+        ctx.path(),
+        &[
+            "--no-cache",
+            "--add-host",
+            "foo:10.1.2.3",
+            "--memory",
+            "64m",
+            "--ulimit",
+            "nofile=123:456",
+            "--shm-size",
+            "8m",
+            "--cache-from",
+            "busybox",
+            "-t",
+            "flags",
+        ],
+    );
+    expect_code(&o, 0, "build with step flags");
+    assert!(
+        stderr(&o).contains("--cache-from busybox: berth's build cache"),
+        "{}",
+        stderr(&o)
+    );
+    let seen = run_in(&b, "flags", "cat /seen");
+    assert_eq!(seen, "10.1.2.3\tfoo\n67108864\n123\n8192\n", "{seen:?}");
+    let o = build(&b, ctx.path(), &["--add-host", "nocolon"]);
+    expect_code(&o, 1, "a bad --add-host");
+    assert_eq!(berth_testkit::error_lines(&stderr(&o)), 1, "{}", stderr(&o));
+}

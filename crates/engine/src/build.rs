@@ -68,6 +68,26 @@ pub struct Options {
     pub secrets: BTreeMap<String, PathBuf>,
     /// `--network`: RUN's network unless a step says otherwise.
     pub network: String,
+    /// What every RUN step's container gets (`--memory`, `--cpu-*`,
+    /// `--ulimit`, `--shm-size`, `--add-host`, `--cgroup-parent`,
+    /// `--security-opt`): these fields of it, the rest ignored.
+    pub step: StepSettings,
+}
+
+/// The settings of `build`'s flags that every RUN step's container gets,
+/// as docker's classic builder gives them.
+#[derive(Debug, Default, Clone)]
+pub struct StepSettings {
+    pub resources: crate::config::Resources,
+    pub ulimits: Vec<crate::config::Ulimit>,
+    /// Bytes of /dev/shm (0: docker's 64 MiB).
+    pub shm_size: u64,
+    /// `host:ip` entries for the step's /etc/hosts.
+    pub extra_hosts: Vec<String>,
+    pub cgroup_parent: String,
+    /// A seccomp profile's path, or `unconfined`.
+    pub seccomp: String,
+    pub no_new_privileges: bool,
 }
 
 /// Where the build's progress goes. Step ids are in the order steps start.
@@ -200,6 +220,12 @@ pub fn build(
     rep: &mut dyn Reporter,
 ) -> Result<Outcome> {
     let _sigpipe = catch_signals()?;
+    // Limits a rootless build cannot apply are refused, as run's are.
+    crate::rootless::refuse_limits(&ContainerConfig {
+        resources: opts.step.resources.clone(),
+        ..Default::default()
+    })?;
+    crate::networking::extra_hosts(&opts.step.extra_hosts)?;
     let plan = berth_build::load(&opts.dockerfile_name, &opts.dockerfile)
         .map_err(|e| Error::Dockerfile(e.to_string()))?;
     if plan.stages.is_empty() {
@@ -988,6 +1014,7 @@ impl Builder<'_, '_> {
             }
         }
         let argv = run_argv(r);
+        let step_settings = &self.opts.step;
         let cfg = ContainerConfig {
             args: argv.clone(),
             env: r.env.clone(),
@@ -996,6 +1023,13 @@ impl Builder<'_, '_> {
             network: network.into(),
             hostname: "berth-build".into(),
             mounts: cfg_mounts,
+            resources: step_settings.resources.clone(),
+            ulimits: step_settings.ulimits.clone(),
+            shm_size: step_settings.shm_size,
+            extra_hosts: step_settings.extra_hosts.clone(),
+            cgroup_parent: step_settings.cgroup_parent.clone(),
+            seccomp: step_settings.seccomp.clone(),
+            no_new_privileges: step_settings.no_new_privileges,
             ..Default::default()
         };
         let code = self.run_container(work, &cfg, id)?;
@@ -1025,7 +1059,9 @@ impl Builder<'_, '_> {
         self.rep.container(id, &cid);
         let bundle = work.dir.path().join("bundle");
         std::fs::create_dir_all(&bundle).ctx(|| format!("create {}", bundle.display()))?;
-        let mut hosts = berth_network::files::hosts(&[], None, &cfg.hostname, &[]);
+        // --add-host's entries first, as docker's builder writes them.
+        let extra = crate::networking::extra_hosts(&cfg.extra_hosts)?;
+        let mut hosts = berth_network::files::hosts(&extra, None, &cfg.hostname, &[]);
         if cfg.network == "host" {
             // The host's names too, as its network is the step's.
             hosts.push_str(&std::fs::read_to_string("/etc/hosts").unwrap_or_default());

@@ -76,6 +76,30 @@ pub struct BuildArgs {
     pub(super) isolation: Option<String>,
     #[command(flatten)]
     pub(super) registry: RegistryArgs,
+    /// RUN steps' limits, as run's (--memory, --cpu-shares, --cpuset-cpus...)
+    #[command(flatten)]
+    pub(super) resources: crate::run_flags::ResourceArgs,
+    /// A host:ip line in RUN steps' /etc/hosts
+    #[arg(long = "add-host", value_name = "HOST:IP")]
+    pub(super) add_host: Vec<String>,
+    /// RUN steps' ulimits: NAME=SOFT[:HARD]
+    #[arg(long, value_name = "ULIMIT")]
+    pub(super) ulimit: Vec<String>,
+    /// Size of RUN steps' /dev/shm (b, k, m, g)
+    #[arg(long, value_name = "SIZE")]
+    pub(super) shm_size: Option<String>,
+    /// The cgroup RUN steps run under
+    #[arg(long, value_name = "PATH")]
+    pub(super) cgroup_parent: Option<String>,
+    /// RUN steps' seccomp=PROFILE|unconfined, no-new-privileges
+    #[arg(long, value_name = "OPT")]
+    pub(super) security_opt: Vec<String>,
+    /// Images to take cached steps from: berth's cache is its store's own, so it warns that they are not used
+    #[arg(long, value_name = "IMAGE")]
+    pub(super) cache_from: Vec<String>,
+    /// Compress the context on its way to the daemon: berth has none and reads the context in place
+    #[arg(long)]
+    pub(super) compress: bool,
     /// The context: a directory, or - for a tar (or a lone Dockerfile) on stdin
     pub(super) context: String,
 }

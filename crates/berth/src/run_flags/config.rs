@@ -192,32 +192,8 @@ pub(crate) fn config_from(a: &RunArgs) -> Result<ContainerConfig> {
     }
     cfg.resources = a.resources.resources()?;
     run_resources(a, &mut cfg)?;
-    for u in &a.ulimit {
-        let (name, v) = u
-            .split_once('=')
-            .ok_or_else(|| anyhow::anyhow!("invalid ulimit {u:?}: name=soft[:hard]"))?;
-        let (soft, hard) = v.split_once(':').unwrap_or((v, v));
-        let n = |s: &str| {
-            s.parse::<u64>()
-                .map_err(|_| anyhow::anyhow!("invalid ulimit {u:?}: {s:?} is not a number"))
-        };
-        cfg.ulimits.push(Ulimit {
-            name: name.to_string(),
-            soft: n(soft)?,
-            hard: n(hard)?,
-        });
-    }
-    for s in &a.security_opt {
-        let (k, v) = s.split_once(['=', ':']).unwrap_or((s.as_str(), ""));
-        match k {
-            "seccomp" => cfg.seccomp = v.to_string(),
-            "no-new-privileges" => cfg.no_new_privileges = v.is_empty() || v == "true",
-            // No LSM is applied by berth yet: accepted as docker accepts them
-            // on hosts without AppArmor or SELinux.
-            "apparmor" | "label" => {}
-            _ => bail!("invalid --security-opt {s:?}"),
-        }
-    }
+    cfg.ulimits = ulimits(&a.ulimit)?;
+    security_opts(&a.security_opt, &mut cfg)?;
     for d in &a.device {
         let mut parts = d.split(':');
         let host = parts.next().unwrap_or_default().to_string();
@@ -576,4 +552,42 @@ fn valid_device_rule(rule: &str) -> bool {
         }
         _ => false,
     }
+}
+
+/// `--ulimit NAME=SOFT[:HARD]`s (run, create, build).
+pub(crate) fn ulimits(list: &[String]) -> Result<Vec<Ulimit>> {
+    list.iter()
+        .map(|u| {
+            let (name, v) = u
+                .split_once('=')
+                .ok_or_else(|| anyhow::anyhow!("invalid ulimit {u:?}: name=soft[:hard]"))?;
+            let (soft, hard) = v.split_once(':').unwrap_or((v, v));
+            let n = |s: &str| {
+                s.parse::<u64>()
+                    .map_err(|_| anyhow::anyhow!("invalid ulimit {u:?}: {s:?} is not a number"))
+            };
+            Ok(Ulimit {
+                name: name.to_string(),
+                soft: n(soft)?,
+                hard: n(hard)?,
+            })
+        })
+        .collect()
+}
+
+/// `--security-opt`s (run, create, build): seccomp and no-new-privileges
+/// into `cfg`.
+pub(crate) fn security_opts(list: &[String], cfg: &mut ContainerConfig) -> Result<()> {
+    for s in list {
+        let (k, v) = s.split_once(['=', ':']).unwrap_or((s.as_str(), ""));
+        match k {
+            "seccomp" => cfg.seccomp = v.to_string(),
+            "no-new-privileges" => cfg.no_new_privileges = v.is_empty() || v == "true",
+            // No LSM is applied by berth yet: accepted as docker accepts them
+            // on hosts without AppArmor or SELinux.
+            "apparmor" | "label" => {}
+            _ => bail!("invalid --security-opt {s:?}"),
+        }
+    }
+    Ok(())
 }
