@@ -411,6 +411,10 @@ pub fn push(
             Box::new(move || open_layer(&root, &blobs, &chain, &d)) as Box<OpenBlob<'_>>
         })
         .collect();
+    // docker lists every layer first, the top one first.
+    for (d, _) in layers.iter().rev() {
+        progress.message(&format!("{}: Preparing", short(&d.to_string())));
+    }
     std::thread::scope(|scope| {
         for _ in 0..workers {
             scope.spawn(|| loop {
@@ -436,8 +440,14 @@ pub fn push(
     if let Some(e) = first_error.into_inner().unwrap_or_else(|e| e.into_inner()) {
         return Err(e);
     }
+    // The config is a blob too, but docker shows layers only.
+    let config_up = Uploader {
+        progress: &crate::progress::Silent,
+        mounts: up.mounts.clone(),
+        ..up
+    };
     let config = image.id.clone();
-    up.ensure(&config.to_string(), &|| {
+    config_up.ensure(&config.to_string(), &|| {
         let f = blobs
             .open_blob(&config)
             .map_err(berth_image::store::StoreError::from)?;

@@ -95,6 +95,8 @@ impl Progress for Reporter {
             }
             // Without a terminal docker prints the phases, not the bytes.
             None if action == "Downloading" => self.line(&format!("{id}: Pulling fs layer")),
+            // docker's push shows a layer's Preparing and its end only.
+            None if action.starts_with("Pushing") => {}
             None => self.line(&format!("{id}: {action}")),
         }
     }
