@@ -76,7 +76,8 @@ impl Engine {
         &self,
         cfg: &ContainerConfig,
     ) -> Result<Vec<(Network, EndpointConfig)>> {
-        if !joins_networks(cfg) {
+        if !joins_networks(cfg) || crate::rootless_net::applies(cfg) {
+            // Rootless, the default network is pasta's: no bridge.
             return Ok(Vec::new());
         }
         let mut out = Vec::new();
