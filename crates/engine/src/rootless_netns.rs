@@ -41,9 +41,6 @@ const NETNS_LOCK: &str = "netns.lock";
 const UPLINK_PID: &str = "netns-pasta.pid";
 const UPLINK_LOG: &str = "netns-pasta.log";
 
-/// statfs(2)'s f_type of an nsfs file (linux/magic.h).
-const NSFS_MAGIC: i64 = 0x6e73_6673;
-
 /// The namespace's file under `runroot`.
 pub fn path(runroot: &Path) -> PathBuf {
     runroot.join(NETNS_FILE)
@@ -58,7 +55,8 @@ pub fn lock_path(runroot: &Path) -> PathBuf {
 /// Whether `path` is a network namespace's file (mounted, not the empty
 /// file a gone mount namespace leaves).
 fn is_netns(path: &Path) -> bool {
-    nix::sys::statfs::statfs(path).is_ok_and(|s| i64::from(s.filesystem_type().0) == NSFS_MAGIC)
+    nix::sys::statfs::statfs(path)
+        .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::NSFS_MAGIC)
 }
 
 /// The namespace, if it exists (for what only undoes: a container's
