@@ -248,6 +248,10 @@ impl Engine {
 
     /// The network store (`system check` repairs it directly).
     pub fn networks(&self) -> &berth_network::Networks {
+        // Rootless: what it repairs is in the user's network namespace.
+        if let Err(e) = self.user_netns() {
+            tracing::warn!("the rootless network namespace: {e}");
+        }
         &self.networks
     }
 
