@@ -471,6 +471,45 @@ fn published_port_of_a_container_on_a_user_network_is_reachable_from_the_host() 
         ports.contains(&format!("80/tcp -> 127.0.0.1:{lo_port}")),
         "{ports}"
     );
+    // UDP: each client's datagrams reach the container and its replies
+    // come back to that client (busybox has no UDP server: a static one).
+    let h = b.dir().join("h");
+    std::fs::create_dir(&h).unwrap();
+    berth_testkit::build_helper("udp-echo", &h.join("udp-echo"));
+    std::fs::set_permissions(&h, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let udp_port = berth_testkit::free_port();
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "echo",
+        "--network",
+        "pub",
+        "-v",
+        &format!("{}:/h:ro", h.display()),
+        "-p",
+        &format!("127.0.0.1:{udp_port}:7/udp"),
+        "busybox",
+        "/h/udp-echo",
+        "7",
+    ]);
+    for client in ["one", "two"] {
+        let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_millis(500)))
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let mut buf = [0u8; 64];
+        let got = loop {
+            // Resent until the server in the container is up.
+            s.send_to(client.as_bytes(), ("127.0.0.1", udp_port))
+                .unwrap();
+            if let Ok(n) = s.recv(&mut buf) {
+                break String::from_utf8_lossy(&buf[..n]).into_owned();
+            }
+            assert!(std::time::Instant::now() < deadline, "no UDP answer");
+        };
+        assert_eq!(got, format!("echo:{client}"));
+    }
     // A port taken is refused with docker's words, and nothing is left.
     let o = b.run(&[
         "run",
@@ -492,7 +531,7 @@ fn published_port_of_a_container_on_a_user_network_is_reachable_from_the_host() 
         stderr(&o)
     );
     // The forwarder ends with its container, and the port is free again.
-    b.ok(&["rm", "-f", "web", "clash"]);
+    b.ok(&["rm", "-f", "web", "clash", "echo"]);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while std::net::TcpListener::bind(("127.0.0.1", lo_port)).is_err() {
         assert!(

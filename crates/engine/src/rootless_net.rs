@@ -54,8 +54,7 @@ fn is_default(network: &str) -> bool {
 /// Refuses, at create, what a rootless container's networks cannot do:
 /// on pasta's default network, what docker allows only on user networks;
 /// on user networks, the default network beside them (it is pasta's, per
-/// container, not a bridge) and UDP ports (the forwarder of
-/// rootless_ports.rs carries TCP).
+/// container, not a bridge).
 pub fn validate(cfg: &ContainerConfig) -> Result<()> {
     if applies(cfg) {
         if cfg.ip.is_some() || cfg.mac_address.is_some() || !cfg.network_aliases.is_empty() {
@@ -70,13 +69,6 @@ pub fn validate(cfg: &ContainerConfig) -> Result<()> {
     }
     if is_default(&cfg.network) || cfg.extra_networks.iter().any(|n| is_default(n)) {
         return Err(default_beside_user_networks());
-    }
-    if cfg.publish.iter().any(|p| p.proto == Proto::Udp) {
-        return Err(Error::InvalidOption(
-            "publishing a UDP port of a container on a user network is not supported rootless \
-             yet (TCP is); use the default network for it"
-                .into(),
-        ));
     }
     Ok(())
 }

@@ -14,21 +14,25 @@
 //! `-p` asks on the host, any address, and lives exactly as long as its
 //! container (podman's rootlessport does the same for its rootless
 //! bridges). What it costs: the container sees the connections come from
-//! its network's gateway, not the client (as with Docker's userland proxy),
-//! and only TCP is forwarded (UDP `-p` is refused with words that say so).
+//! its network's gateway, not the client (as with Docker's userland
+//! proxy). UDP is forwarded per client: each client address gets a socket
+//! of its own in the namespace, connected to the container, whose replies
+//! go back to that client, until it is idle for [`UDP_IDLE`].
 //!
 //! The forwarder binds every port before it goes to the background, so a
 //! port in use fails the container's start with Docker's words.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, Shutdown, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, Shutdown, SocketAddr, SocketAddrV4, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::{AsFd, AsRawFd};
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use berth_network::PortMapping;
+use berth_network::{PortMapping, Proto};
 
 use crate::error::{Error, Result};
 
@@ -43,11 +47,18 @@ const LOG_FILE: &str = "ports.log";
 /// background, and a connection to the container to be accepted.
 const START_DEADLINE: Duration = Duration::from_secs(10);
 const CONNECT_DEADLINE: Duration = Duration::from_secs(10);
+/// How long a UDP client's flow lives without a datagram either way (as
+/// conntrack's default for UDP streams is minutes, unreplied ones 30 s).
+const UDP_IDLE: Duration = Duration::from_secs(60);
+/// Clients with a UDP flow at once per port; datagrams of more are dropped
+/// (so a flood of source addresses cannot exhaust threads and sockets).
+const UDP_MAX_FLOWS: usize = 256;
 
-/// One forward on the command line: `HOSTIP:HOSTPORT:CTRIP:CTRPORT`.
+/// One forward on the command line: `PROTO:HOSTIP:HOSTPORT:CTRIP:CTRPORT`.
 fn spec_arg(m: &PortMapping) -> String {
     format!(
-        "{}:{}:{}:{}",
+        "{}:{}:{}:{}:{}",
+        m.proto.as_str(),
         m.host_ip.unwrap_or(Ipv4Addr::UNSPECIFIED),
         m.host_port,
         m.container_ip,
@@ -55,12 +66,13 @@ fn spec_arg(m: &PortMapping) -> String {
     )
 }
 
-fn parse_spec(s: &str) -> Option<(SocketAddrV4, SocketAddrV4)> {
+fn parse_spec(s: &str) -> Option<(Proto, SocketAddrV4, SocketAddrV4)> {
     let f: Vec<&str> = s.split(':').collect();
-    let [hip, hport, cip, cport] = f.as_slice() else {
+    let [proto, hip, hport, cip, cport] = f.as_slice() else {
         return None;
     };
     Some((
+        Proto::parse(proto)?,
         SocketAddrV4::new(hip.parse().ok()?, hport.parse().ok()?),
         SocketAddrV4::new(cip.parse().ok()?, cport.parse().ok()?),
     ))
@@ -180,12 +192,17 @@ fn forwarder_main(
     let mut forwards = Vec::new();
     for s in specs {
         let s = s.to_string_lossy();
-        let (host, ctr) = parse_spec(&s).ok_or_else(|| format!("error bad forward {s:?}"))?;
-        let l = TcpListener::bind(host).map_err(|e| {
+        let (proto, host, ctr) =
+            parse_spec(&s).ok_or_else(|| format!("error bad forward {s:?}"))?;
+        let bound = match proto {
+            Proto::Tcp => TcpListener::bind(host).map(Listener::Tcp),
+            Proto::Udp => UdpSocket::bind(host).map(Listener::Udp),
+        };
+        let l = bound.map_err(|e| {
             if e.kind() == std::io::ErrorKind::AddrInUse {
                 format!("in-use {host}")
             } else {
-                format!("error bind {host}: {e}")
+                format!("error bind {host}/{}: {e}", proto.as_str())
             }
         })?;
         forwards.push((l, SocketAddr::V4(ctr)));
@@ -219,24 +236,98 @@ fn forwarder_main(
     }
 }
 
-/// Accepts on every listener, one thread each, for as long as the process
-/// lives (it ends with SIGTERM from [`stop`]).
-fn serve(ns: &File, forwards: Vec<(TcpListener, SocketAddr)>) {
+/// A forwarded port's host socket.
+enum Listener {
+    Tcp(TcpListener),
+    Udp(UdpSocket),
+}
+
+/// Serves every port, one thread each, for as long as the process lives
+/// (it ends with SIGTERM from [`stop`]).
+fn serve(ns: &File, forwards: Vec<(Listener, SocketAddr)>) {
     std::thread::scope(|s| {
         for (listener, ctr) in forwards {
-            s.spawn(move || {
-                for conn in listener.incoming() {
-                    let Ok(client) = conn else { continue };
-                    let Ok(ns) = ns.try_clone() else { continue };
-                    std::thread::spawn(move || {
-                        if let Err(e) = relay(&ns, client, ctr) {
-                            tracing::warn!("forward to {ctr}: {e}");
-                        }
-                    });
-                }
+            s.spawn(move || match listener {
+                Listener::Tcp(l) => serve_tcp(ns, &l, ctr),
+                Listener::Udp(u) => serve_udp(ns, u, ctr),
             });
         }
     });
+}
+
+fn serve_tcp(ns: &File, listener: &TcpListener, ctr: SocketAddr) {
+    for conn in listener.incoming() {
+        let Ok(client) = conn else { continue };
+        let Ok(ns) = ns.try_clone() else { continue };
+        std::thread::spawn(move || {
+            if let Err(e) = relay(&ns, client, ctr) {
+                tracing::warn!("forward to {ctr}: {e}");
+            }
+        });
+    }
+}
+
+/// UDP: each client's datagrams through a socket of its own in the
+/// namespace, connected to the container; a thread per flow carries the
+/// replies back until the flow is idle.
+fn serve_udp(ns: &File, host: UdpSocket, ctr: SocketAddr) {
+    let host = Arc::new(host);
+    let flows: Arc<Mutex<HashMap<SocketAddr, UdpSocket>>> = Arc::default();
+    let mut buf = vec![0u8; 65_536];
+    loop {
+        let Ok((n, client)) = host.recv_from(&mut buf) else {
+            continue;
+        };
+        let known = flows
+            .lock()
+            .ok()
+            .and_then(|f| f.get(&client).and_then(|u| u.try_clone().ok()));
+        let upstream = match known {
+            Some(u) => u,
+            None => {
+                if flows.lock().map_or(true, |f| f.len() >= UDP_MAX_FLOWS) {
+                    continue;
+                }
+                let Ok(u) = udp_in_namespace(ns, ctr) else {
+                    continue;
+                };
+                let (Ok(back), Ok(mine)) = (u.try_clone(), u.try_clone()) else {
+                    continue;
+                };
+                if let Ok(mut f) = flows.lock() {
+                    f.insert(client, mine);
+                }
+                let (host, flows) = (Arc::clone(&host), Arc::clone(&flows));
+                std::thread::spawn(move || {
+                    let mut buf = vec![0u8; 65_536];
+                    let _ = back.set_read_timeout(Some(UDP_IDLE));
+                    while let Ok(n) = back.recv(&mut buf) {
+                        let _ = host.send_to(&buf[..n], client);
+                    }
+                    if let Ok(mut f) = flows.lock() {
+                        f.remove(&client);
+                    }
+                });
+                u
+            }
+        };
+        let _ = upstream.send(&buf[..n]);
+    }
+}
+
+/// A UDP socket of the namespace (made by a thread that entered it)
+/// connected to `ctr`.
+fn udp_in_namespace(ns: &File, ctr: SocketAddr) -> std::io::Result<UdpSocket> {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)?;
+            let u = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))?;
+            u.connect(ctr)?;
+            Ok(u)
+        })
+        .join()
+        .unwrap_or_else(|_| Err(std::io::Error::other("netns thread panicked")))
+    })
 }
 
 /// One connection: this thread enters the namespace (a socket belongs to
@@ -273,14 +364,25 @@ mod tests {
             proto: berth_network::Proto::Tcp,
         };
         let arg = spec_arg(&m);
-        assert_eq!(arg, "0.0.0.0:8080:10.199.0.2:80");
+        assert_eq!(arg, "tcp:0.0.0.0:8080:10.199.0.2:80");
         assert_eq!(
             parse_spec(&arg),
             Some((
+                berth_network::Proto::Tcp,
                 "0.0.0.0:8080".parse().unwrap(),
                 "10.199.0.2:80".parse().unwrap()
             ))
         );
-        assert_eq!(parse_spec("1.2.3.4:80"), None);
+        let udp = PortMapping {
+            proto: berth_network::Proto::Udp,
+            host_ip: Some(Ipv4Addr::LOCALHOST),
+            ..m
+        };
+        assert_eq!(
+            parse_spec(&spec_arg(&udp)).map(|s| s.0),
+            Some(berth_network::Proto::Udp)
+        );
+        assert_eq!(parse_spec("tcp:1.2.3.4:80"), None);
+        assert_eq!(parse_spec("sctp:0.0.0.0:1:10.0.0.2:1"), None);
     }
 }
