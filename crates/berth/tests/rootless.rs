@@ -390,6 +390,31 @@ fn two_containers_reach_each_other_by_name_and_alias_on_a_user_network() {
     assert!(!out.contains("from-web"), "{out}");
     assert!(out.contains("nslookup=1"), "{out}");
     assert!(!out.contains("wget=0"), "{out}");
+    // Connected live to the other network, with an alias there: found on
+    // it; disconnected, gone from it.
+    b.ok(&["network", "connect", "--alias", "api", "back", "web"]);
+    let out = b.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "back",
+        "busybox",
+        "sh",
+        "-c",
+        "wget -qO- http://api/i && nslookup web",
+    ]);
+    assert!(out.contains("from-web"), "{out}");
+    b.ok(&["network", "disconnect", "back", "web"]);
+    let o = b.run(&[
+        "run",
+        "--rm",
+        "--network",
+        "back",
+        "busybox",
+        "nslookup",
+        "api",
+    ]);
+    assert_ne!(o.status.code(), Some(0), "{}", berth_testkit::stdout(&o));
     // The containers' veths are in the user's namespace, the bridges
     // stay when the last container goes (as root's), and network rm takes
     // them.
