@@ -225,6 +225,38 @@ impl RootlessBerth {
         self.ok(&["import", &tar.display().to_string(), name]);
     }
 
+    /// The user's processes whose command lines name this store's
+    /// directory (pasta, resolvers, port forwarders).
+    pub fn processes_of_store(&self) -> Vec<i32> {
+        let dir = self.dir().to_string_lossy().into_owned();
+        std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+                let owner = std::fs::metadata(e.path()).ok()?.uid();
+                let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
+                let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+                (owner == self.user.uid && cmd.contains(&dir)).then_some(pid)
+            })
+            .collect()
+    }
+
+    /// `ARGS` run as root inside the user's rootless network namespace
+    /// (where its user networks' bridges are), through the pause
+    /// process's mount namespace, which holds it.
+    pub fn in_user_netns(&self, args: &[&str]) -> Output {
+        let pause = self.pause_pid().expect("a pause process").to_string();
+        let netns = self.runtime_dir().join("berth/netns");
+        let mut c = Command::new("nsenter");
+        c.args(["-t", &pause, "-m", "--", "nsenter"])
+            .arg(format!("--net={}", netns.display()))
+            .arg("--")
+            .args(args);
+        crate::output_via_files(&mut c)
+    }
+
     /// The pid of the user namespace's pause process, if one runs.
     pub fn pause_pid(&self) -> Option<i32> {
         std::fs::read_to_string(self.runtime_dir().join("berth/pause.pid"))
@@ -241,7 +273,12 @@ impl Drop for RootlessBerth {
         // the pause process holding the namespace, then the files (owned
         // by the user's subordinate ids too: removed as root).
         let _ = self.sh("ids=$($BERTH ps -aq); [ -z \"$ids\" ] || $BERTH rm -f $ids");
-        if let Some(pid) = self.pause_pid() {
+        // What outlives containers: the rootless network namespace's
+        // uplink (pasta) and the resolvers of networks a failed test left
+        // members on, all with this store's paths on their command lines.
+        let mut pids = self.processes_of_store();
+        pids.extend(self.pause_pid());
+        for pid in pids {
             let _ = nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(pid),
                 nix::sys::signal::Signal::SIGKILL,

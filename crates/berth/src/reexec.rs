@@ -23,6 +23,10 @@ pub(crate) fn serve_if_asked(args: &[OsString]) -> Option<ExitCode> {
     if let Some(code) = berth_engine::rootless::serve_pause_if_asked(args) {
         return Some(ExitCode::from(code));
     }
+    // A rootless container's published ports on a user network.
+    if let Some(code) = berth_engine::rootless_ports::serve_if_asked(args) {
+        return Some(ExitCode::from(code));
+    }
     // berth as a container's init (--init) or as a container's monitor.
     if let Some(served) = berth_engine::monitor::serve_if_asked(args) {
         if let Some(m) = served.message() {

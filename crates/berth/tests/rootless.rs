@@ -311,27 +311,331 @@ fn pastas_of(b: &RootlessBerth) -> Vec<String> {
         .collect()
 }
 
+/// The links of the user's rootless network namespace, `ip -o link`'s
+/// names (bridges `br-*`, the containers' veths `vb*`).
+fn user_netns_links(b: &RootlessBerth) -> Vec<String> {
+    let o = b.in_user_netns(&["ip", "-o", "link"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    berth_testkit::stdout(&o)
+        .lines()
+        .filter_map(|l| l.split(": ").nth(1))
+        .map(|n| n.split('@').next().unwrap_or(n).to_string())
+        .collect()
+}
+
 #[test]
-fn user_networks_are_refused_as_not_yet_rootless() {
-    let Some(b) = berth("user_networks_are_refused_as_not_yet_rootless") else {
+fn two_containers_reach_each_other_by_name_and_alias_on_a_user_network() {
+    let Some(b) = berth("two_containers_reach_each_other_by_name_and_alias_on_a_user_network")
+    else {
         return;
     };
-    // What there is: host and none (the default network is pasta's, per
-    // container, with no bridge to list).
+    berth_testkit::rootless::open_tun_to_users();
+    b.ok(&["network", "create", "front"]);
+    b.ok(&["network", "create", "back"]);
+    assert_eq!(
+        b.ok(&["network", "ls", "--format", "{{.Name}}"]),
+        "back\nfront\nhost\nnone\n"
+    );
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "--network",
+        "front",
+        "--network-alias",
+        "www",
+        "busybox",
+        "sh",
+        "-c",
+        "echo from-web > /tmp/i; exec httpd -f -p 80 -h /tmp",
+    ]);
+    let ip = b.ok(&[
+        "inspect",
+        "-f",
+        "{{.NetworkSettings.Networks.front.IPAddress}}",
+        "web",
+    ]);
+    let ip = ip.trim();
+    assert!(ip.starts_with("10."), "{ip}");
+    // By name and by alias, through /etc/hosts (wget) and through the
+    // network's resolver (nslookup asks DNS only: it fails without one).
+    let out = b.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "front",
+        "busybox",
+        "sh",
+        "-c",
+        "wget -qO- http://web/i && wget -qO- http://www/i && nslookup www && nslookup web",
+    ]);
+    assert_eq!(out.matches("from-web").count(), 2, "{out}");
+    assert_eq!(out.matches(&format!("Address: {ip}")).count(), 2, "{out}");
+    // Another network neither resolves its names nor reaches its address.
+    let o = b.run(&[
+        "run",
+        "--rm",
+        "--network",
+        "back",
+        "busybox",
+        "sh",
+        "-c",
+        &format!(
+            "nslookup web >/dev/null 2>&1; echo nslookup=$?; \
+             timeout 3 wget -qO- http://{ip}/i; echo wget=$?"
+        ),
+    ]);
+    let out = berth_testkit::stdout(&o);
+    assert!(!out.contains("from-web"), "{out}");
+    assert!(out.contains("nslookup=1"), "{out}");
+    assert!(!out.contains("wget=0"), "{out}");
+    // Connected live to the other network, with an alias there: found on
+    // it; disconnected, gone from it.
+    b.ok(&["network", "connect", "--alias", "api", "back", "web"]);
+    let out = b.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "back",
+        "busybox",
+        "sh",
+        "-c",
+        "wget -qO- http://api/i && nslookup web",
+    ]);
+    assert!(out.contains("from-web"), "{out}");
+    b.ok(&["network", "disconnect", "back", "web"]);
+    let o = b.run(&[
+        "run",
+        "--rm",
+        "--network",
+        "back",
+        "busybox",
+        "nslookup",
+        "api",
+    ]);
+    assert_ne!(o.status.code(), Some(0), "{}", berth_testkit::stdout(&o));
+    // The containers' veths are in the user's namespace, the bridges
+    // stay when the last container goes (as root's), and network rm takes
+    // them.
+    let links = user_netns_links(&b);
+    assert_eq!(
+        links.iter().filter(|l| l.starts_with("br-")).count(),
+        2,
+        "{links:?}"
+    );
+    assert_eq!(
+        links.iter().filter(|l| l.starts_with("vb")).count(),
+        1,
+        "{links:?}"
+    );
+    b.ok(&["rm", "-f", "web"]);
+    let links = user_netns_links(&b);
+    assert_eq!(
+        links.iter().filter(|l| l.starts_with("br-")).count(),
+        2,
+        "{links:?}"
+    );
+    assert!(!links.iter().any(|l| l.starts_with("vb")), "{links:?}");
+    b.ok(&["network", "rm", "front", "back"]);
     assert_eq!(
         b.ok(&["network", "ls", "--format", "{{.Name}}"]),
         "host\nnone\n"
     );
-    for args in [
-        &["network", "create", "n1"][..],
-        &["run", "--rm", "--network", "n1", "busybox", "true"][..],
+    let links = user_netns_links(&b);
+    assert!(!links.iter().any(|l| l.starts_with("br-")), "{links:?}");
+    // What is still refused says so, on one line.
+    for (args, words) in [
+        (
+            &["run", "--rm", "--network", "nosuch", "busybox", "true"][..],
+            "nosuch",
+        ),
+        (
+            &["run", "--rm", "--network-alias", "x", "busybox", "true"][..],
+            "user defined networks only",
+        ),
     ] {
         let o = b.run(args);
         assert_ne!(o.status.code(), Some(0), "{args:?}");
         let e = stderr(&o);
-        assert!(e.contains("not supported rootless yet"), "{args:?}: {e}");
+        assert!(e.contains(words), "{args:?}: {e}");
         assert_eq!(berth_testkit::error_lines(&e), 1, "{e}");
     }
+}
+
+#[test]
+fn published_port_of_a_container_on_a_user_network_is_reachable_from_the_host() {
+    let Some(b) =
+        berth("published_port_of_a_container_on_a_user_network_is_reachable_from_the_host")
+    else {
+        return;
+    };
+    berth_testkit::rootless::open_tun_to_users();
+    b.ok(&["network", "create", "pub"]);
+    let (lo_port, any_port) = (berth_testkit::free_port(), berth_testkit::free_port());
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "--network",
+        "pub",
+        "-p",
+        &format!("127.0.0.1:{lo_port}:80"),
+        "-p",
+        &format!("{any_port}:80"),
+        "busybox",
+        "sh",
+        "-c",
+        "echo on-user-net > /tmp/i; exec httpd -f -p 80 -h /tmp",
+    ]);
+    assert_eq!(http_get(lo_port, "/i"), "on-user-net\n");
+    assert_eq!(http_get(any_port, "/i"), "on-user-net\n");
+    let ports = b.ok(&["port", "web"]);
+    assert!(
+        ports.contains(&format!("80/tcp -> 127.0.0.1:{lo_port}")),
+        "{ports}"
+    );
+    // UDP: each client's datagrams reach the container and its replies
+    // come back to that client (busybox has no UDP server: a static one).
+    let h = b.dir().join("h");
+    std::fs::create_dir(&h).unwrap();
+    berth_testkit::build_helper("udp-echo", &h.join("udp-echo"));
+    std::fs::set_permissions(&h, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let udp_port = berth_testkit::free_port();
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "echo",
+        "--network",
+        "pub",
+        "-v",
+        &format!("{}:/h:ro", h.display()),
+        "-p",
+        &format!("127.0.0.1:{udp_port}:7/udp"),
+        "busybox",
+        "/h/udp-echo",
+        "7",
+    ]);
+    for client in ["one", "two"] {
+        let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_millis(500)))
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let mut buf = [0u8; 64];
+        let got = loop {
+            // Resent until the server in the container is up.
+            s.send_to(client.as_bytes(), ("127.0.0.1", udp_port))
+                .unwrap();
+            if let Ok(n) = s.recv(&mut buf) {
+                break String::from_utf8_lossy(&buf[..n]).into_owned();
+            }
+            assert!(std::time::Instant::now() < deadline, "no UDP answer");
+        };
+        assert_eq!(got, format!("echo:{client}"));
+    }
+    // A port taken is refused with docker's words, and nothing is left.
+    let o = b.run(&[
+        "run",
+        "-d",
+        "--name",
+        "clash",
+        "--network",
+        "pub",
+        "-p",
+        &format!("127.0.0.1:{lo_port}:80"),
+        "busybox",
+        "sleep",
+        "60",
+    ]);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(
+        stderr(&o).contains("port is already allocated"),
+        "{}",
+        stderr(&o)
+    );
+    // The forwarder ends with its container, and the port is free again.
+    b.ok(&["rm", "-f", "web", "clash", "echo"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::net::TcpListener::bind(("127.0.0.1", lo_port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "port {lo_port} still held after the container went"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn compose_services_reach_each_other_by_name_rootless() {
+    let Some(b) = berth("compose_services_reach_each_other_by_name_rootless") else {
+        return;
+    };
+    berth_testkit::rootless::open_tun_to_users();
+    let proj = b.dir().join("shop");
+    std::fs::create_dir(&proj).unwrap();
+    std::fs::write(
+        proj.join("compose.yaml"),
+        "services:\n  api:\n    image: busybox\n    command: sh -c 'echo from-api > /tmp/i; exec httpd -f -p 8080 -h /tmp'\n  \
+         client:\n    image: busybox\n    command: sleep 300\n",
+    )
+    .unwrap();
+    std::os::unix::fs::chown(&proj, Some(b.user.uid), None).unwrap();
+    let up = b.sh("cd shop && $BERTH compose up -d");
+    assert!(up.status.success(), "{}", stderr(&up));
+    assert!(b
+        .ok(&["network", "ls", "--format", "{{.Name}}"])
+        .contains("shop_default"));
+    let got = b.sh("cd shop && $BERTH compose exec client wget -qO- http://api:8080/i");
+    assert_eq!(
+        berth_testkit::stdout(&got),
+        "from-api\n",
+        "{}",
+        stderr(&got)
+    );
+    let down = b.sh("cd shop && $BERTH compose down");
+    assert!(down.status.success(), "{}", stderr(&down));
+    assert_eq!(
+        b.ok(&["network", "ls", "--format", "{{.Name}}"]),
+        "host\nnone\n"
+    );
+}
+
+#[test]
+fn one_user_cannot_see_or_touch_another_users_networks() {
+    let Some(b) = berth("one_user_cannot_see_or_touch_another_users_networks") else {
+        return;
+    };
+    let other = RootlessBerth::new(&ensure_user(OTHER, true), BIN);
+    b.ok(&["network", "create", "mine"]);
+    let subnet = |who: &RootlessBerth, n: &str| {
+        who.ok(&[
+            "network",
+            "inspect",
+            "-f",
+            "{{range .IPAM.Config}}{{.Subnet}}{{end}}",
+            n,
+        ])
+    };
+    let mine = subnet(&b, "mine");
+    assert_eq!(
+        other.ok(&["network", "ls", "--format", "{{.Name}}"]),
+        "host\nnone\n"
+    );
+    for args in [
+        &["network", "rm", "mine"][..],
+        &["network", "inspect", "mine"][..],
+    ] {
+        let o = other.run(args);
+        assert_ne!(o.status.code(), Some(0), "{args:?}");
+        assert!(stderr(&o).contains("mine"), "{args:?}: {}", stderr(&o));
+    }
+    assert_eq!(subnet(&b, "mine"), mine, "still there");
+    // Each user's subnets are private to their namespace: the same pool,
+    // the same first subnet.
+    other.ok(&["network", "create", "theirs"]);
+    assert_eq!(subnet(&other, "theirs"), mine);
 }
 
 #[test]

@@ -55,6 +55,8 @@ pub mod pods;
 pub mod prune;
 pub mod rootless;
 pub mod rootless_net;
+pub mod rootless_netns;
+pub mod rootless_ports;
 pub mod spec;
 pub mod start;
 pub mod stats;
@@ -185,7 +187,11 @@ impl Engine {
         // tables live in the same file as the images'.
         let db = Db::with_connection(images.connection());
         let volumes = volumes::Volumes::open(root, &db)?;
-        let networks = berth_network::Networks::open(db.connection(), root)?;
+        let mut networks = berth_network::Networks::open(db.connection(), root)?;
+        if saferoot::idmap::in_unprivileged_user_namespace() {
+            // Rootless: the bridges are in the user's own network namespace.
+            networks = networks.with_host_lock(rootless_netns::lock_path(runroot));
+        }
         std::fs::create_dir_all(root.join("containers"))
             .ctx(|| format!("create {}", root.join("containers").display()))?;
         // Each container's tree is made and removed whole: spread them (see
@@ -242,6 +248,10 @@ impl Engine {
 
     /// The network store (`system check` repairs it directly).
     pub fn networks(&self) -> &berth_network::Networks {
+        // Rootless: what it repairs is in the user's network namespace.
+        if let Err(e) = self.user_netns() {
+            tracing::warn!("the rootless network namespace: {e}");
+        }
         &self.networks
     }
 

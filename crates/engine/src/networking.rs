@@ -76,7 +76,8 @@ impl Engine {
         &self,
         cfg: &ContainerConfig,
     ) -> Result<Vec<(Network, EndpointConfig)>> {
-        if !joins_networks(cfg) {
+        if !joins_networks(cfg) || crate::rootless_net::applies(cfg) {
+            // Rootless, the default network is pasta's: no bridge.
             return Ok(Vec::new());
         }
         let mut out = Vec::new();
@@ -112,8 +113,11 @@ impl Engine {
     /// Checks at create what can be checked before a start: the networks
     /// exist, the options fit the mode.
     pub fn validate_network(&self, cfg: &ContainerConfig) -> Result<()> {
-        if crate::rootless_net::applies(cfg) {
-            return crate::rootless_net::validate(cfg);
+        if saferoot::idmap::in_unprivileged_user_namespace() && on_bridges(cfg) {
+            crate::rootless_net::validate(cfg)?;
+            if crate::rootless_net::applies(cfg) {
+                return Ok(());
+            }
         }
         if !on_bridges(cfg) {
             if !cfg.publish.is_empty() || cfg.publish_all {
@@ -184,13 +188,16 @@ impl Engine {
             // Disconnected from every network: loopback only, as none.
             return Ok(berth_network::loopback_up_in(pid)?);
         }
+        // Rootless: the bridges are in the user's network namespace, and
+        // the ports are a forwarder's, started below from the host's.
+        let rootless = self.user_netns()?;
         let endpoints = self.networks.attach(&Attach {
             container_id: &r.id,
             name: &r.name,
             pid,
             netns: None,
             networks,
-            ports: &ports,
+            ports: if rootless { &[] } else { &ports },
         })?;
         let _lock = self.hosts_lock(&endpoints);
         if let Err(e) = self.write_hosts(r, &endpoints) {
@@ -201,7 +208,36 @@ impl Engine {
         self.refresh_peers(&ids, &r.id);
         drop(_lock);
         self.start_resolvers(r, &endpoints);
+        if rootless && !ports.is_empty() {
+            if let Err(e) = self.publish_rootless(r, &endpoints, &ports) {
+                if let Err(u) = self.detach_network(r, false) {
+                    tracing::warn!("undo the networks of {}: {u}", r.id);
+                }
+                return Err(e);
+            }
+        }
         Ok(())
+    }
+
+    /// A rootless container's published ports: recorded (for `port`, `ps`,
+    /// inspect) on its first network's address, and forwarded from the
+    /// host by a process of their own (rootless_ports.rs).
+    fn publish_rootless(
+        &self,
+        r: &Record,
+        endpoints: &[Endpoint],
+        ports: &[PortSpec],
+    ) -> Result<()> {
+        let Some(first) = endpoints.first() else {
+            return Ok(());
+        };
+        let mappings = self.networks.record_ports(&r.id, ports, first.ip)?;
+        crate::rootless_ports::start(
+            std::path::Path::new("/proc/self/exe"),
+            &crate::rootless_netns::path(&self.runroot),
+            &self.container_dir(&r.id),
+            &mappings,
+        )
     }
 
     /// The user network whose resolver the container asks: its first one
@@ -268,9 +304,24 @@ impl Engine {
     /// namespace and we need not wait for that.
     pub fn detach_network(&self, r: &Record, init_gone: bool) -> Result<()> {
         if saferoot::idmap::in_unprivileged_user_namespace() {
-            // No bridge, lease or port of the host's: only pasta to end.
-            crate::rootless_net::detach(&self.container_dir(&r.id));
-            return Ok(());
+            let dir = self.container_dir(&r.id);
+            if crate::rootless_net::applies(&r.config) {
+                // No bridge, lease or port: only pasta to end.
+                crate::rootless_net::detach(&dir);
+                return Ok(());
+            }
+            crate::rootless_ports::stop(&dir);
+            self.networks.release_ports(&r.id)?;
+            match crate::rootless_netns::open_existing(&self.runroot) {
+                Some(ns) => berth_network::netns::set(ns, &self.runroot),
+                None => {
+                    // Gone with the user's mount namespace (its pause
+                    // process died), and every veth with it: rows only.
+                    let ids = self.networks.detach(&r.id, true)?;
+                    self.stop_idle_resolvers(&ids);
+                    return Ok(());
+                }
+            }
         }
         let id = r.id.as_str();
         let netns_gone = init_gone && self.netns_dies_with_init(r);
@@ -408,6 +459,8 @@ impl Engine {
     /// joined since), and one with nothing left to serve ended. Returns
     /// what was fixed, one line each.
     pub fn check_resolvers(&self) -> Result<Vec<String>> {
+        // Rootless: the resolvers listen in the user's network namespace.
+        self.user_netns()?;
         let mut fixed = Vec::new();
         for net in self.networks.list()? {
             if net.is_default() {
@@ -479,6 +532,7 @@ impl Engine {
             )));
         }
         self.stop_idle_resolvers(std::slice::from_ref(&net.id));
+        self.user_netns()?;
         self.networks.remove(&net)?;
         berth_network::resolver::forget(&self.runroot, &net.id);
         Ok(net)
@@ -487,6 +541,9 @@ impl Engine {
     /// `network connect`: a created or stopped container gets the network
     /// at its next start; a running one now as well.
     pub fn connect(&self, r: &Record, net: &Network, settings: &EndpointSettings) -> Result<()> {
+        if crate::rootless_net::applies(&r.config) {
+            return Err(crate::rootless_net::default_beside_user_networks());
+        }
         let mut cfg = r.config.clone();
         let mut aliases = Vec::new();
         for a in &settings.aliases {
@@ -535,6 +592,7 @@ impl Engine {
         {
             // Live: the interface now, then the config (so a failure
             // changes nothing).
+            self.user_netns()?;
             let _lock = self.hosts_lock_for(true);
             self.networks
                 .connect_running((&r.id, &r.name), r.pid, net, &ep_cfg)?;
@@ -582,6 +640,7 @@ impl Engine {
         }
         self.db.set_config(&r.id, &cfg)?;
         if matches!(r.status, Status::Running | Status::Paused) {
+            self.user_netns()?;
             let _lock = self.hosts_lock_for(true);
             self.networks.disconnect_one(&r.id, net)?;
             let eps = self.networks.endpoints(&r.id)?;

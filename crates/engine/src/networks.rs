@@ -112,16 +112,12 @@ impl Engine {
 
     /// Every network, the default bridge first.
     pub fn network_list(&self) -> Result<Vec<NetworkEntry>> {
-        if saferoot::idmap::in_unprivileged_user_namespace() {
-            // Rootless: no bridge (the default network is pasta, per
-            // container), no user network yet; host and none are there.
-            let predefined = berth_network::predefined::list(&self.root)?;
-            return Ok(predefined
-                .into_iter()
-                .map(NetworkEntry::Predefined)
-                .collect());
+        // Rootless: no default bridge (the default network is pasta, per
+        // container); the user's networks, host and none are there.
+        let mut list = Vec::new();
+        if !saferoot::idmap::in_unprivileged_user_namespace() {
+            list.push(NetworkEntry::Bridge(self.networks.default_network()?));
         }
-        let mut list = vec![NetworkEntry::Bridge(self.networks.default_network()?)];
         list.extend(
             self.networks
                 .list()?
@@ -144,6 +140,13 @@ impl Engine {
         key: &str,
     ) -> std::result::Result<NetworkEntry, berth_network::Error> {
         let predefined = || berth_network::predefined::find(&self.root, key);
+        if key == berth_network::store::DEFAULT_NAME
+            && saferoot::idmap::in_unprivileged_user_namespace()
+        {
+            // Rootless: the default network is pasta's, with no bridge
+            // (asking for it would make one on the host).
+            return Err(berth_network::Error::NotFound(key.to_string()));
+        }
         if Kind::from_name(key).is_some() {
             if let Some(p) = predefined()? {
                 return Ok(NetworkEntry::Predefined(p));
@@ -208,12 +211,8 @@ impl Engine {
 
     /// Creates a bridge network.
     pub fn network_create(&self, opts: &NetworkCreateOptions) -> Result<Network> {
-        if saferoot::idmap::in_unprivileged_user_namespace() {
-            return Err(crate::rootless_net::not_yet(&format!(
-                "network {}",
-                opts.name
-            )));
-        }
+        // Rootless: the bridge is made in the user's network namespace.
+        self.user_netns()?;
         let n = self.networks.create(
             &opts.name,
             opts.subnet,

@@ -287,6 +287,18 @@ impl Engine {
             ));
         }
         crate::networking::extra_hosts(&config.extra_hosts)?;
+        if saferoot::idmap::in_unprivileged_user_namespace()
+            && config.shares("net")
+            && !matches!(config.network.as_str(), "none" | "host")
+        {
+            // Its namespace would need pasta or the rootless network
+            // namespace's bridges (and a forwarder for its ports): not built.
+            return Err(Error::InvalidOption(format!(
+                "a pod on network {} is not supported rootless yet: give it --network none or \
+                 host, or run its containers on a user network without a pod",
+                config.network
+            )));
+        }
         if !matches!(config.network.as_str(), "bridge" | "none" | "host") {
             self.networks.get(&config.network)?;
         }

@@ -10,9 +10,9 @@
 //! container and carries the container's own connections out as the
 //! user's; the gateway's address is the host's loopback, so a service of
 //! the host's 127.0.0.1 is reachable there. It ends by itself with the
-//! namespace. User networks (containers reaching each other by name) need
-//! a namespace of bridges shared by the user's containers: not built yet,
-//! refused with words that say so.
+//! namespace. User networks (containers reaching each other by name) are
+//! bridges in the user's rootless network namespace instead
+//! (rootless_netns.rs).
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
@@ -36,54 +36,80 @@ const PID_FILE: &str = "pasta.pid";
 /// background.
 const START_DEADLINE: Duration = Duration::from_secs(10);
 
-/// Whether `cfg`'s networking is the rootless kind: a rootless berth and a
-/// container on the default network (its own namespace, not none, host,
-/// another container's or a pod's).
+/// Whether `cfg`'s networking is pasta's: a rootless berth and a container
+/// on the default network alone (its own namespace, not none, host,
+/// another container's, a pod's or a user network: those are bridges in
+/// the rootless network namespace, see rootless_netns.rs).
 pub fn applies(cfg: &ContainerConfig) -> bool {
-    saferoot::idmap::in_unprivileged_user_namespace() && crate::networking::on_bridges(cfg)
+    saferoot::idmap::in_unprivileged_user_namespace()
+        && crate::networking::on_bridges(cfg)
+        && is_default(&cfg.network)
+        && cfg.extra_networks.is_empty()
 }
 
-/// Refuses, at create, what rootless networking cannot do yet.
+fn is_default(network: &str) -> bool {
+    matches!(network, "" | "bridge" | "default")
+}
+
+/// Refuses, at create, what a rootless container's networks cannot do:
+/// on pasta's default network, what docker allows only on user networks;
+/// on user networks, the default network beside them (it is pasta's, per
+/// container, not a bridge).
 pub fn validate(cfg: &ContainerConfig) -> Result<()> {
-    let default = matches!(cfg.network.as_str(), "" | "bridge" | "default");
-    if !default || !cfg.extra_networks.is_empty() {
-        let name = if default {
-            cfg.extra_networks.first().map_or("", String::as_str)
-        } else {
-            cfg.network.as_str()
-        };
-        return Err(not_yet(&format!("network {name}")));
+    if applies(cfg) {
+        if cfg.ip.is_some() || cfg.mac_address.is_some() || !cfg.network_aliases.is_empty() {
+            return Err(Error::InvalidOption(
+                "user specified IP address, MAC address and network aliases are supported on \
+                 user defined networks only (a rootless container on the default network has \
+                 pasta's)"
+                    .into(),
+            ));
+        }
+        return Ok(());
     }
-    if cfg.ip.is_some() || cfg.mac_address.is_some() || !cfg.network_aliases.is_empty() {
-        return Err(not_yet("--ip, --mac-address and --network-alias"));
+    if is_default(&cfg.network) || cfg.extra_networks.iter().any(|n| is_default(n)) {
+        return Err(default_beside_user_networks());
     }
     Ok(())
 }
 
-/// The error for what rootless berth does not do yet.
-pub fn not_yet(what: &str) -> Error {
-    Error::InvalidOption(format!(
-        "{what}: user networks are not supported rootless yet; a rootless container has the \
-         default network (pasta), host or none"
-    ))
+/// The error for a rootless container on both the default network and a
+/// user network.
+pub fn default_beside_user_networks() -> Error {
+    Error::InvalidOption(
+        "a rootless container is on the default network (pasta) or on user networks, not both: \
+         create it with --network NAME to join user networks"
+            .into(),
+    )
 }
 
 /// Starts pasta for the container whose init is `pid`, publishing `ports`;
 /// its words go to pasta.log in `dir` (the container's directory), its pid
 /// to pasta.pid there ([`detach`] ends it).
 pub fn attach(pid: i32, ports: &[PortSpec], dir: &Path) -> Result<()> {
-    let log = &dir.join("pasta.log");
-    let pid_file = dir.join(PID_FILE);
     let ns_path = format!("/proc/{pid}/ns/net");
     let netns: OwnedFd = std::fs::File::open(&ns_path)
         .map_err(|e| Error::Rootless(format!("open {ns_path}: {e}")))?
         .into();
+    spawn(
+        netns,
+        &pasta_args(ports),
+        &dir.join(PID_FILE),
+        &dir.join("pasta.log"),
+    )
+}
+
+/// Runs pasta with `args` on the network namespace `netns` (handed over as
+/// descriptor 3, which the arguments name), its pid to `pid_file`, its
+/// words to `log`; returns once it set the namespace up and went to the
+/// background.
+pub(crate) fn spawn(netns: OwnedFd, args: &[String], pid_file: &Path, log: &Path) -> Result<()> {
     let log_file = std::fs::File::create(log)
         .map_err(|e| Error::Rootless(format!("create {}: {e}", log.display())))?;
     let mut cmd = Command::new(PASTA);
-    cmd.args(pasta_args(ports))
+    cmd.args(args)
         .arg("--pid")
-        .arg(&pid_file)
+        .arg(pid_file)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log_file);
@@ -152,15 +178,17 @@ pub fn attach(pid: i32, ports: &[PortSpec], dir: &Path) -> Result<()> {
 /// descriptor cannot watch for the namespace's end (it does so through the
 /// path's directory), so it is told.
 pub fn detach(dir: &Path) {
-    let pid_file = dir.join(PID_FILE);
-    let Some(pid) = std::fs::read_to_string(&pid_file)
+    stop(&dir.join(PID_FILE));
+}
+
+/// The pid of the pasta whose pid file is `pid_file`, while it runs (the
+/// file outlives the process: the pid is pasta's only while its command
+/// line says so, the pid file's path included).
+pub(crate) fn running(pid_file: &Path) -> Option<i32> {
+    let pid = std::fs::read_to_string(pid_file)
         .ok()
         .and_then(|t| t.trim().parse::<i32>().ok())
-    else {
-        return;
-    };
-    // The pid is pasta's only while its command line says so (the file
-    // outlives the process).
+        .filter(|p| *p > 1)?;
     let is_pasta = std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
         c.split(|b| *b == 0)
             .next()
@@ -168,7 +196,12 @@ pub fn detach(dir: &Path) {
             && c.windows(pid_file.as_os_str().len())
                 .any(|w| w == pid_file.as_os_str().as_encoded_bytes())
     });
-    if is_pasta {
+    is_pasta.then_some(pid)
+}
+
+/// Ends the pasta of `pid_file` if it runs, and removes the file.
+pub(crate) fn stop(pid_file: &Path) {
+    if let Some(pid) = running(pid_file) {
         let _ = nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(pid),
             nix::sys::signal::Signal::SIGTERM,

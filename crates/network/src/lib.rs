@@ -27,6 +27,7 @@
 pub mod dns;
 pub mod files;
 pub mod netlink;
+pub mod netns;
 pub mod nft;
 pub mod ports;
 pub mod predefined;
@@ -35,7 +36,9 @@ pub mod store;
 pub mod subnet;
 
 pub use ports::{PortMapping, PortSpec, Proto};
-pub use store::{loopback_up_in, Attach, Endpoint, EndpointConfig, Network, Networks};
+pub use store::{
+    loopback_up_in, loopback_up_in_current, Attach, Endpoint, EndpointConfig, Network, Networks,
+};
 pub use subnet::Subnet;
 
 /// What can go wrong, each naming the thing and, where there is one, the fix.

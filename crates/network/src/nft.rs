@@ -46,7 +46,7 @@
 
 use std::io::Write;
 use std::net::Ipv4Addr;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use serde_json::{json, Value};
 
@@ -276,7 +276,12 @@ fn stamp() -> std::path::PathBuf {
     use std::hash::{Hash, Hasher};
     let mut h = std::hash::DefaultHasher::new();
     json!({"nftables": skeleton()}).to_string().hash(&mut h);
-    std::path::PathBuf::from(format!("/run/berth-nft-{:016x}", h.finish()))
+    let name = format!("berth-nft-{:016x}", h.finish());
+    // Rootless: the namespace's own, in the user's run state.
+    crate::netns::state_dir().map_or_else(
+        || std::path::Path::new("/run").join(&name),
+        |d| d.join(&name),
+    )
 }
 
 /// Whether this build's rules were loaded since boot.
@@ -344,7 +349,7 @@ pub fn apply(cmds: &[Value]) -> Result<(), NftError> {
         return Ok(());
     }
     let text = json!({"nftables": cmds}).to_string();
-    let mut child = Command::new("nft")
+    let mut child = crate::netns::command("nft")
         .args(["-j", "-f", "-"])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
@@ -384,7 +389,7 @@ pub type Published = (Proto, Option<Ipv4Addr>, u16, Ipv4Addr);
 /// The table's published-port elements: (proto, host address, host port,
 /// container address), for `system check`.
 pub fn published() -> Result<Vec<Published>, NftError> {
-    let out = Command::new("nft")
+    let out = crate::netns::command("nft")
         .args(["-j", "list", "table", "ip", TABLE])
         .output()
         .map_err(|e| NftError::other(format!("cannot run nft: {e}")))?;
@@ -421,6 +426,7 @@ pub fn published() -> Result<Vec<Published>, NftError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::process::Command;
 
     #[test]
     fn port_elements_name_their_maps() {

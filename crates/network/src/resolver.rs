@@ -167,7 +167,7 @@ pub fn ensure(exe: &Path, root: &Path, runroot: &Path, net: &Network) -> Result<
     if running(runroot, &net.id) {
         return Ok(());
     }
-    let out = std::process::Command::new(exe)
+    let out = crate::netns::command(exe)
         .arg(RESOLVER_ARG)
         .arg(root)
         .arg(runroot)

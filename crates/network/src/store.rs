@@ -108,6 +108,9 @@ pub struct Attach<'a> {
 pub struct Networks {
     conn: Rc<Connection>,
     root: PathBuf,
+    /// The lock of choices shared by every root whose bridges live in the
+    /// same network namespace ([`HOST_LOCK`] for the host's).
+    host_lock: PathBuf,
 }
 
 fn db_err(e: rusqlite::Error) -> Error {
@@ -149,16 +152,16 @@ fn routed_subnets(nl: &mut Netlink) -> Result<Vec<Subnet>> {
 /// Holds the host-wide lock while alive.
 struct HostLock(#[allow(dead_code)] nix::fcntl::Flock<File>);
 
-fn host_lock() -> Result<HostLock> {
+fn host_lock(path: &Path) -> Result<HostLock> {
     let f = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
-        .open(HOST_LOCK)
-        .ctx(|| format!("open {HOST_LOCK}"))?;
+        .open(path)
+        .ctx(|| format!("open {}", path.display()))?;
     let l = nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive).map_err(|(_, e)| {
         Error::Io {
-            context: format!("lock {HOST_LOCK}"),
+            context: format!("lock {}", path.display()),
             source: e.into(),
         }
     })?;
@@ -176,6 +179,12 @@ pub fn loopback_up_in(pid: i32) -> Result<()> {
     loopback_up(&mut inside)
 }
 
+/// Brings up `lo` in the calling thread's network namespace (one it just
+/// made: rootless berth's own, see the engine's rootless_netns.rs).
+pub fn loopback_up_in_current() -> Result<()> {
+    loopback_up(&mut netlink()?)
+}
+
 fn loopback_up(inside: &mut Netlink) -> Result<()> {
     if let Some(lo) = inside.link("lo").ctx(|| "find lo".into())? {
         inside.set_up(lo.index).ctx(|| "bring lo up".into())?;
@@ -184,7 +193,7 @@ fn loopback_up(inside: &mut Netlink) -> Result<()> {
 }
 
 fn netlink() -> Result<Netlink> {
-    Netlink::open().ctx(|| "open a netlink socket".into())
+    crate::netns::run_in(Netlink::open).ctx(|| "open a netlink socket".into())
 }
 
 /// The MTU of the link the default route leaves through (1500 without one).
@@ -199,10 +208,14 @@ fn host_mtu(nl: &mut Netlink) -> u32 {
 }
 
 fn write_sysctl(path: &str, value: &str) -> Result<()> {
-    if std::fs::read_to_string(path).is_ok_and(|v| v.trim() == value) {
-        return Ok(());
-    }
-    std::fs::write(path, value).ctx(|| format!("write {path}"))
+    // /proc/sys/net is the calling thread's namespace's.
+    crate::netns::run_in(|| {
+        if std::fs::read_to_string(path).is_ok_and(|v| v.trim() == value) {
+            return Ok(());
+        }
+        std::fs::write(path, value)
+    })
+    .ctx(|| format!("write {path}"))
 }
 
 /// The alias berth puts on its bridges: whose they are and what is theirs
@@ -231,7 +244,17 @@ impl Networks {
         Ok(Networks {
             conn,
             root: root.to_path_buf(),
+            host_lock: PathBuf::from(HOST_LOCK),
         })
+    }
+
+    /// The same networks with their bridges in a network namespace of
+    /// their own (rootless berth's): `lock` replaces the host-wide lock,
+    /// which an ordinary user cannot make in /run and which guards a
+    /// namespace that is not this one's.
+    pub fn with_host_lock(mut self, lock: PathBuf) -> Networks {
+        self.host_lock = lock;
+        self
     }
 
     fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<NetworkRow> {
@@ -341,7 +364,7 @@ impl Networks {
         if let Some(n) = get()? {
             return Ok(n);
         }
-        let _lock = host_lock()?;
+        let _lock = host_lock(&self.host_lock)?;
         if let Some(n) = get()? {
             return Ok(n);
         }
@@ -573,7 +596,7 @@ impl Networks {
         if self.get(name).is_ok_and(|n| n.name == name) {
             return Err(Error::Exists(name.to_string()));
         }
-        let _lock = host_lock()?;
+        let _lock = host_lock(&self.host_lock)?;
         let mut nl = netlink()?;
         let subnet = match subnet {
             Some(s) => {
@@ -624,7 +647,7 @@ impl Networks {
         // elements (an add of an element that is there is no error). Were
         // they deleted after that, outside the lock, the other root's
         // network would lose its NAT and filtering.
-        let _lock = host_lock()?;
+        let _lock = host_lock(&self.host_lock)?;
         nl.delete_link(&net.bridge)
             .ctx(|| format!("delete bridge {}", net.bridge))?;
         if let Err(e) = nft::apply(&nft::network("delete", net.subnet, net.internal)) {
@@ -741,13 +764,13 @@ impl Networks {
             Some(b) => {
                 // Made by an older berth, whose rules lack what this one's
                 // have (the localnet chain): loaded now, once.
-                let _lock = host_lock()?;
+                let _lock = host_lock(&self.host_lock)?;
                 nft::install(nft::network("add", net.subnet, net.internal))?;
                 b
             }
             None => {
                 // Gone since (a reboot, a manual delete): made again.
-                let _lock = host_lock()?;
+                let _lock = host_lock(&self.host_lock)?;
                 self.make_bridge_again(nl, net)?;
                 nl.link(&net.bridge)
                     .ctx(|| format!("find {}", net.bridge))?
@@ -895,6 +918,39 @@ impl Networks {
         self.conn.execute(
             "DELETE FROM network_leases WHERE container_id = ?1 AND network_id = ?2",
             params![container_id, net.id],
+        )?;
+        Ok(())
+    }
+
+    /// Records the published ports of a container whose forwarding is not
+    /// nft's (rootless berth's, a process of its own): the rows only, each
+    /// host port chosen and checked free on the host as for nft's. Undone
+    /// on failure.
+    pub fn record_ports(
+        &self,
+        container_id: &str,
+        specs: &[PortSpec],
+        ctr_ip: Ipv4Addr,
+    ) -> Result<Vec<PortMapping>> {
+        let mut out = Vec::new();
+        for spec in specs {
+            match self.reserve_port(container_id, spec, ctr_ip) {
+                Ok(m) => out.push(m),
+                Err(e) => {
+                    self.release_ports(container_id)?;
+                    return Err(e);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Forgets the published ports of a container ([`Networks::record_ports`]'s
+    /// rows); nothing of nft's is touched.
+    pub fn release_ports(&self, container_id: &str) -> Result<()> {
+        self.conn.execute(
+            "DELETE FROM network_ports WHERE container_id = ?1",
+            params![container_id],
         )?;
         Ok(())
     }
@@ -1227,13 +1283,13 @@ impl Networks {
         }
         let mut nl = netlink()?;
         {
-            let _lock = host_lock()?;
+            let _lock = host_lock(&self.host_lock)?;
             self.reclaim_dead_roots(&mut nl);
         }
         let nets = self.list()?;
         for n in &nets {
             if nl.link(&n.bridge).ctx(|| "find a bridge".into())?.is_none() {
-                let _lock = host_lock()?;
+                let _lock = host_lock(&self.host_lock)?;
                 self.make_bridge_again(&mut nl, n)?;
                 fixed.push(format!(
                     "made bridge {} of network {} again",
