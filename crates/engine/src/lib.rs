@@ -362,6 +362,7 @@ impl Engine {
             m.source = v.name;
         }
         let id = random_id();
+        let generated = name.is_none();
         let name = match name {
             Some(n) => {
                 names::validate(n)?;
@@ -383,13 +384,24 @@ impl Engine {
         let (mode, shares) = self.userns_of(&mut cfg)?;
         let mut record = Record::new(id.clone(), name, img.id.to_string(), cfg, now());
         // The row first (it claims the name), then the files; on failure
-        // both go, and the volumes made for it.
-        if let Err(e) = self
+        // both go, and the volumes made for it. A generated name another
+        // command claimed between our look and our insert (containers made
+        // at once) is drawn again.
+        let mut draws = 0;
+        while let Err(e) = self
             .db
             .insert_with_ids(&mut record, mode, shares.as_deref())
         {
-            self.drop_volumes(&made);
-            return Err(e);
+            match e {
+                Error::NameInUse(_) if generated && draws < 10 => {
+                    draws += 1;
+                    record.name = names::generate(|n| self.db.find(n).is_ok());
+                }
+                e => {
+                    self.drop_volumes(&made);
+                    return Err(e);
+                }
+            }
         }
         if let Err(e) = self.prepare_files(&record) {
             let _ = std::fs::remove_dir_all(self.container_dir(&id));
