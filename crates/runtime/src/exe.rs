@@ -184,7 +184,8 @@ fn parse_host_owner(text: &str) -> Option<(u64, u64, u32)> {
 fn id_unmapped(map: &str, id: u32) -> Option<bool> {
     for line in map.lines() {
         let mut f = line.split_whitespace().map(|w| w.parse::<u64>());
-        let (Some(Ok(_inside)), Some(Ok(outside)), Some(Ok(count))) = (f.next(), f.next(), f.next())
+        let (Some(Ok(_inside)), Some(Ok(outside)), Some(Ok(count))) =
+            (f.next(), f.next(), f.next())
         else {
             return None;
         };
