@@ -15,7 +15,10 @@ pub fn build_attacker(dest: &Path) {
 }
 
 /// Judges an attack on the binary at `bin` (which held `original`): the
-/// attacker's `verdict` must be a refusal by a read-only or sealed binary;
+/// attacker's `verdict` must be a refusal by a read-only or sealed binary,
+/// or by one whose owner, mode and ACL let no process of the container's
+/// user namespace write it (EACCES is no passing state, as ETXTBSY is:
+/// permissions do not change when the host stops executing the binary);
 /// or, when it caught nothing, `ran` (what the exec of the script
 /// printed) must show that the interpreter could not be executed at all.
 pub fn judge(bin: &Path, original: &[u8], verdict: &str, ran: &str) {
@@ -27,7 +30,8 @@ pub fn judge(bin: &Path, original: &[u8], verdict: &str, ran: &str) {
     match verdict.split_once(' ').map_or(verdict, |(w, _)| w) {
         "REFUSED" => assert!(
             verdict.contains("Read-only file system")
-                || verdict.contains("Operation not permitted"),
+                || verdict.contains("Operation not permitted")
+                || verdict.contains("Permission denied"),
             "the binary was refused only for now (it would be writable later): {verdict}"
         ),
         "MISSED" => assert!(

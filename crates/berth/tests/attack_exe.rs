@@ -206,3 +206,142 @@ fn the_monitor_runs_from_a_read_only_binary() {
     );
     expect_code(&s.store.run(&["rm", "-f", "mon"]), 0, "rm -f");
 }
+
+/// A rootless berth needs no protected copy of a binary that no process of
+/// the user's namespace can write (owner unmapped there, no write for group
+/// or others, no ACL), and skips it; any other binary keeps the copy. The
+/// attack, as the user, against a private static berth of the given owner
+/// and mode; returns the binary's directory, its original bytes, the
+/// verdict and what the script's exec printed. None when skipped.
+fn rootless_exec_attack(
+    test: &str,
+    owned_by_user: bool,
+    mode: u32,
+) -> Option<(tempfile::TempDir, Vec<u8>, String, String)> {
+    use berth_testkit::rootless::{ensure_user, ready_or_skip, RootlessBerth};
+    use std::os::unix::fs::PermissionsExt;
+    if !ready_or_skip(test) {
+        return None;
+    }
+    let user = ensure_user("berth-rootless-test", true);
+    // The binaries where the user can reach them (a temp dir is 0700).
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    for name in ["berth", "berth-monitor"] {
+        let from = berth_testkit::static_bin(name);
+        let to = dir.path().join(name);
+        std::fs::copy(&from, &to).unwrap_or_else(|e| panic!("{}: {e}", from.display()));
+        if owned_by_user {
+            std::os::unix::fs::chown(&to, Some(user.uid), Some(user.gid)).unwrap();
+        }
+        std::fs::set_permissions(&to, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    let bin = dir.path().join("berth");
+    let original = std::fs::read(&bin).unwrap();
+    let b = RootlessBerth::new(&user, bin.to_str().unwrap());
+    b.import_busybox("busybox");
+    let ctx = b.dir().join("ctx");
+    std::fs::create_dir(&ctx).unwrap();
+    berth_testkit::exe_attack::build_attacker(&ctx.join("attacker"));
+    std::fs::write(ctx.join("evil"), berth_testkit::exe_attack::SCRIPT).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\n\
+         COPY --chmod=755 attacker /bin/attacker\n\
+         COPY --chmod=755 evil /evil\n",
+    )
+    .unwrap();
+    for f in ["attacker", "evil", "Dockerfile"] {
+        std::fs::set_permissions(ctx.join(f), std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    b.ok(&["build", "-q", "-t", "evil", ctx.to_str().unwrap()]);
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "att",
+        "--network",
+        "none",
+        "evil",
+        "sh",
+        "-c",
+        // 15 s to outlast a busy binary (see start_attacker).
+        "attacker /evil /tmp/result 15; sleep 1000",
+    ]);
+    let read = |path: &str| -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let o = b.run(&["exec", "att", "cat", path]);
+            if o.status.success() {
+                return stdout(&o);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{path} never appeared: {}",
+                stderr(&o)
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    read("/tmp/result.ready");
+    let mut ran = String::new();
+    for _ in 0..20 {
+        let o = b.run(&["exec", "att", "/evil"]);
+        ran = format!("{}{}", stdout(&o), stderr(&o));
+        if b.run(&["exec", "att", "test", "-e", "/tmp/result"])
+            .status
+            .success()
+        {
+            break;
+        }
+    }
+    let verdict = read("/tmp/result");
+    eprintln!("{test}: {}", verdict.trim());
+    b.ok(&["rm", "-f", "att"]);
+    drop(b);
+    Some((dir, original, verdict, ran))
+}
+
+/// The skipped case: root owns the binary (unmapped in the user's
+/// namespace), 0755. berth runs it as installed, and the attacker's write
+/// is refused for good.
+#[test]
+fn rootless_exec_cannot_write_a_root_owned_berth_run_without_a_copy() {
+    let Some((dir, original, verdict, ran)) = rootless_exec_attack(
+        "rootless_exec_cannot_write_a_root_owned_berth_run_without_a_copy",
+        false,
+        0o755,
+    ) else {
+        return;
+    };
+    berth_testkit::exe_attack::judge(&dir.path().join("berth"), &original, &verdict, &ran);
+}
+
+/// The user owns the binary: the container's root is the user, so
+/// skipping the protection would hand the binary over. It must be kept
+/// (a build that skipped on mode alone fails here).
+#[test]
+fn rootless_exec_cannot_write_a_berth_the_user_owns() {
+    let Some((dir, original, verdict, ran)) = rootless_exec_attack(
+        "rootless_exec_cannot_write_a_berth_the_user_owns",
+        true,
+        0o755,
+    ) else {
+        return;
+    };
+    berth_testkit::exe_attack::judge(&dir.path().join("berth"), &original, &verdict, &ran);
+}
+
+/// Root owns the binary but others may write it: the protection must be
+/// kept (a build that skipped on the owner alone fails here).
+#[test]
+fn rootless_exec_cannot_write_a_root_owned_berth_others_may_write() {
+    let Some((dir, original, verdict, ran)) = rootless_exec_attack(
+        "rootless_exec_cannot_write_a_root_owned_berth_others_may_write",
+        false,
+        0o757,
+    ) else {
+        return;
+    };
+    berth_testkit::exe_attack::judge(&dir.path().join("berth"), &original, &verdict, &ran);
+}

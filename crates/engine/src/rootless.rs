@@ -289,6 +289,13 @@ fn join(pid: i32) -> Result<()> {
                 source,
             })
     };
+    // Inside the namespace an unmapped owner of our binary cannot be told
+    // from a mapped one: recorded here, it lets the runtime see that no
+    // container of the user can write the binary, which then needs no
+    // protected copy (berth_runtime::exe). Without it, the copy is made.
+    if let Err(e) = berth_runtime::exe::joining_user_namespace() {
+        tracing::debug!("rootless: the binary's owner not recorded: {e}");
+    }
     // Both opened before either is joined: the mount namespace's file
     // stays reachable whatever /proc is once the first is joined.
     let user = open("user")?;

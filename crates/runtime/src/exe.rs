@@ -26,11 +26,28 @@
 //!
 //! A binary already on a read-only mount (`ST_RDONLY`) needs neither: that
 //! is also how a re-executed runtime recognises itself.
+//!
+//! Nor does one that no process of the user namespace the runtime runs in
+//! can write, which is where an ordinary user's berth runs (in its pause
+//! process's namespace, whose containers are in it or in namespaces nested
+//! in it, and so never hold an id it does not map): its owner is not
+//! mapped there, its mode gives group and others no write, and it has no
+//! ACL. Then the owner's bits apply to no process of the namespace, no
+//! capability there reaches the file (the kernel grants capabilities over
+//! an inode only when its owner is mapped), and the group's and others'
+//! bits deny writing; the read-only view would protect nothing, and its
+//! copy (a rootless process cannot clone the host's mounts) cost 15 ms
+//! a start. Inside a user namespace an unmapped owner reads as the
+//! overflow uid, which may also be a mapped one: the owner is recorded as
+//! the host sees it before the namespace is joined ([`joining_user_namespace`]).
+//! A process that joined the namespace is still executed once more
+//! inside it, plainly (see [`ensure_protected`]).
 
 use std::ffi::{CStr, CString, OsString};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use nix::errno::Errno;
 
@@ -44,6 +61,10 @@ pub const ORIGINAL_EXE_ENV: &str = "BERTH_ORIGINAL_EXE";
 /// Set for the re-executed process only (it removes it): one that finds
 /// it and is still not protected gives up instead of looping.
 const REEXEC_GUARD_ENV: &str = "BERTH_EXE_REEXECUTED";
+
+/// The binary's device, inode and owner as the host's user namespace sees
+/// them (`DEV:INO:UID`), recorded before joining another one.
+pub const HOST_OWNER_ENV: &str = "BERTH_EXE_HOST_OWNER";
 
 /// Set to `memfd` to skip the read-only clone and use the sealed copy
 /// (how the fallback is tested and measured).
@@ -74,11 +95,15 @@ pub fn original_path() -> Result<PathBuf> {
 }
 
 /// Whether the running binary is one no container can write: on a
-/// read-only mount, or a sealed memfd.
+/// read-only mount, a sealed memfd, or a file no process of our user
+/// namespace may write (see the module's doc).
 pub fn is_protected() -> Result<bool> {
     let st =
         nix::sys::statvfs::statvfs("/proc/self/exe").ctx(|| "statvfs /proc/self/exe".into())?;
     if st.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY) {
+        return Ok(true);
+    }
+    if unwritable_in_our_user_namespace() {
         return Ok(true);
     }
     let fd = nix::fcntl::open(
@@ -93,6 +118,103 @@ pub fn is_protected() -> Result<bool> {
     // answers EINVAL.
     let seals = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GET_SEALS) };
     Ok(seals >= 0 && seals & libc::F_SEAL_WRITE != 0)
+}
+
+/// Set by [`joining_user_namespace`]: the process joined a user namespace
+/// after it was executed.
+static JOINED_USER_NAMESPACE: AtomicBool = AtomicBool::new(false);
+
+/// Call before joining a user namespace with `setns`, while the process
+/// has one thread (it sets the environment). Records the running binary's
+/// owner as the host's user namespace sees it ([`HOST_OWNER_ENV`]), for
+/// this process and those it starts: inside, an unmapped owner cannot be
+/// told from a mapped one. And marks the process as one that must be
+/// executed again inside the namespace before it starts containers
+/// ([`ensure_protected`] does it).
+pub fn joining_user_namespace() -> Result<()> {
+    JOINED_USER_NAMESPACE.store(true, Ordering::Relaxed);
+    let st = nix::sys::stat::stat("/proc/self/exe").ctx(|| "stat /proc/self/exe".into())?;
+    std::env::set_var(
+        HOST_OWNER_ENV,
+        format!("{}:{}:{}", st.st_dev, st.st_ino, st.st_uid),
+    );
+    Ok(())
+}
+
+/// True when the running binary's owner (as recorded by
+/// [`joining_user_namespace`]) is not mapped in our user namespace, its mode
+/// lets neither group nor others write, and it has no ACL that could.
+/// False whenever anything cannot be told: the initial namespace maps
+/// every id, so root on the host is never exempt.
+fn unwritable_in_our_user_namespace() -> bool {
+    let Some(recorded) = std::env::var_os(HOST_OWNER_ENV) else {
+        return false;
+    };
+    let Some((dev, ino, owner)) = parse_host_owner(&recorded.to_string_lossy()) else {
+        return false;
+    };
+    let Ok(st) = nix::sys::stat::stat("/proc/self/exe") else {
+        return false;
+    };
+    // Another binary than the one recorded (berth executed another berth):
+    // its owner is unknown.
+    if (st.st_dev, st.st_ino) != (dev, ino) || st.st_mode & 0o022 != 0 {
+        return false;
+    }
+    if has_acl(c"/proc/self/exe") != Some(false) {
+        return false;
+    }
+    let Ok(map) = std::fs::read_to_string("/proc/self/uid_map") else {
+        return false;
+    };
+    id_unmapped(&map, owner).unwrap_or(false)
+}
+
+fn parse_host_owner(text: &str) -> Option<(u64, u64, u32)> {
+    let mut f = text.split(':');
+    let dev = f.next()?.parse().ok()?;
+    let ino = f.next()?.parse().ok()?;
+    let uid = f.next()?.parse().ok()?;
+    f.next().is_none().then_some((dev, ino, uid))
+}
+
+/// Whether `id` (of the parent namespace) is in no range of `map` (a
+/// /proc/PID/uid_map read by a process of that namespace: inside, outside,
+/// count per line); `None` when the map cannot be read.
+fn id_unmapped(map: &str, id: u32) -> Option<bool> {
+    for line in map.lines() {
+        let mut f = line.split_whitespace().map(|w| w.parse::<u64>());
+        let (Some(Ok(_inside)), Some(Ok(outside)), Some(Ok(count))) =
+            (f.next(), f.next(), f.next())
+        else {
+            return None;
+        };
+        if (outside..outside.saturating_add(count)).contains(&u64::from(id)) {
+            return Some(false);
+        }
+    }
+    Some(true)
+}
+
+/// Whether `path` has an access ACL; `None` when that cannot be told.
+fn has_acl(path: &CStr) -> Option<bool> {
+    // SAFETY: getxattr with a null buffer and size 0 only returns the
+    // value's size; both strings are NUL-terminated.
+    let rc = unsafe {
+        libc::getxattr(
+            path.as_ptr(),
+            c"system.posix_acl_access".as_ptr(),
+            std::ptr::null_mut(),
+            0,
+        )
+    };
+    if rc >= 0 {
+        return Some(true);
+    }
+    match Errno::last() {
+        Errno::ENODATA | Errno::EOPNOTSUPP => Some(false),
+        _ => None,
+    }
 }
 
 /// Refuses to go on unless the binary is protected: the library's own
@@ -119,7 +241,24 @@ pub fn ensure_protected() -> Result<()> {
         // documented, so the environment may change).
         std::env::remove_var(REEXEC_GUARD_ENV);
     }
+    let argv = || -> Result<Vec<CString>> {
+        std::env::args_os()
+            .map(|a| CString::new(a.as_bytes()))
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|_| Error::Exe("an argument contains a NUL byte".into()))
+    };
     if is_protected()? {
+        if JOINED_USER_NAMESPACE.load(Ordering::Relaxed) && !reexecuted {
+            // A process's memory belongs to the user namespace it was
+            // executed in, and the kernel checks access to its
+            // non-dumpable forks (a container's init before it executes
+            // its program: /proc/PID/ns/net for the network) against that
+            // namespace, where we hold no capability: one plain execution
+            // inside the namespace joined, no copy.
+            std::env::set_var(REEXEC_GUARD_ENV, "1");
+            let err = nix::unistd::execv(c"/proc/self/exe", &argv()?).unwrap_err();
+            return Err(err).ctx(|| "execute our own binary".into());
+        }
         return Ok(());
     }
     if reexecuted {
@@ -128,11 +267,7 @@ pub fn ensure_protected() -> Result<()> {
                 .into(),
         ));
     }
-    let argv: Vec<CString> = std::env::args_os()
-        .map(|a| CString::new(a.as_bytes()))
-        .collect::<std::result::Result<_, _>>()
-        .map_err(|_| Error::Exe("an argument contains a NUL byte".into()))?;
-    Err(exec_protected(&argv, true))
+    Err(exec_protected(&argv()?, true))
 }
 
 /// Replaces the process with our own binary, run with `argv` from a
@@ -256,4 +391,43 @@ fn sealed_copy() -> Result<OwnedFd> {
     let rc = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_ADD_SEALS, seals) };
     Errno::result(rc).ctx(|| "seal the runtime binary's copy".into())?;
     Ok(fd)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_id_in_any_range_of_the_map_is_mapped() {
+        // A rootless pause namespace: the user as 0, subordinate ids after.
+        let map = "         0       1000          1\n         1    3000000      65536\n";
+        assert_eq!(id_unmapped(map, 0), Some(true), "host root is not mapped");
+        assert_eq!(id_unmapped(map, 1000), Some(false));
+        assert_eq!(id_unmapped(map, 3000000), Some(false));
+        assert_eq!(id_unmapped(map, 3065535), Some(false));
+        assert_eq!(id_unmapped(map, 3065536), Some(true));
+        assert_eq!(id_unmapped(map, 999), Some(true));
+    }
+
+    #[test]
+    fn the_initial_namespace_maps_every_id() {
+        let map = "         0          0 4294967295\n";
+        for id in [0, 1000, u32::MAX - 1] {
+            assert_eq!(id_unmapped(map, id), Some(false), "{id}");
+        }
+    }
+
+    #[test]
+    fn a_map_that_cannot_be_read_exempts_nothing() {
+        assert_eq!(id_unmapped("0 x 1\n", 0), None);
+        assert_eq!(id_unmapped("0 1000\n", 0), None);
+    }
+
+    #[test]
+    fn the_recorded_owner_is_three_numbers() {
+        assert_eq!(parse_host_owner("2049:1234:0"), Some((2049, 1234, 0)));
+        assert_eq!(parse_host_owner("2049:1234"), None);
+        assert_eq!(parse_host_owner("2049:1234:0:5"), None);
+        assert_eq!(parse_host_owner("a:1:0"), None);
+    }
 }
