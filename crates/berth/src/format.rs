@@ -381,6 +381,12 @@ fn omitted_fields(path: &str) -> Vec<(&'static str, Value)> {
                 Value::List(Rc::new(Vec::new()), berth_template::Elem::String),
             ),
         ],
+        // docker's IPAMConfig: all but the subnet are omitempty.
+        "IPAM.Config[]" => vec![
+            ("IPRange", Value::from("")),
+            ("Gateway", Value::from("")),
+            ("AuxiliaryAddresses", nil_map()),
+        ],
         // A MountPoint's Name and Driver are a volume's only.
         "Mounts[]" => vec![("Name", Value::from("")), ("Driver", Value::from(""))],
         "HostConfig" => vec![

@@ -412,7 +412,7 @@ fn main() -> ExitCode {
             let r = networks::run(&cli.root, &cli.runroot, n).map_err(|e| {
                 // docker's client checks names for rm and inspect itself;
                 // the rest is the daemon's answer.
-                if networks::daemon_words(n) {
+                if networks::daemon_words(n) && !e.is::<format::TemplateFailure>() {
                     FromDaemon::wrap(e, true)
                 } else {
                     e

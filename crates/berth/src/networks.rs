@@ -37,6 +37,33 @@ pub enum NetworkCommand {
         /// Driver options (none are supported)
         #[arg(short, long)]
         opt: Vec<String>,
+        /// Containers' addresses from this range of the subnet (CIDR)
+        #[arg(long)]
+        ip_range: Option<String>,
+        /// An address of the subnet no container gets: NAME=IP
+        #[arg(long, value_name = "NAME=IP")]
+        aux_address: Vec<String>,
+        /// IP address management driver (only default)
+        #[arg(long, default_value = "default")]
+        ipam_driver: String,
+        /// IPAM driver options, shown in inspect: KEY=VALUE
+        #[arg(long, value_name = "KEY=VALUE")]
+        ipam_opt: Vec<String>,
+        /// Let containers attach by hand (every berth network does)
+        #[arg(long)]
+        attachable: bool,
+        /// The network's scope (only local: berth has no swarm)
+        #[arg(long)]
+        scope: Option<String>,
+        /// A swarm routing-mesh network (refused: berth has no swarm)
+        #[arg(long)]
+        ingress: bool,
+        /// A configuration-only network (refused: for swarm services)
+        #[arg(long)]
+        config_only: bool,
+        /// A network from a configuration-only one (refused: for swarm services)
+        #[arg(long)]
+        config_from: Option<String>,
         name: String,
     },
     /// List networks
@@ -113,8 +140,34 @@ pub fn run(root: &Path, runroot: &Path, cmd: &NetworkCommand) -> Result<i32> {
             ipv6,
             label,
             opt,
+            ip_range,
+            aux_address,
+            ipam_driver,
+            ipam_opt,
+            attachable,
+            scope,
+            ingress,
+            config_only,
+            config_from,
             name,
         } => {
+            // docker's daemon's words for what needs a swarm or a plugin.
+            if *ingress {
+                bail!("Ingress network can only be global scope network");
+            }
+            match scope.as_deref() {
+                None | Some("local") => {}
+                Some("swarm" | "global") => {
+                    bail!("cannot create a swarm scoped network when swarm is not active")
+                }
+                Some(s) => bail!("invalid scope value: {s:?}"),
+            }
+            if ipam_driver != "default" {
+                bail!("plugin {ipam_driver:?} not found");
+            }
+            if *config_only || config_from.is_some() {
+                bail!("configuration-only networks (--config-only, --config-from) are for swarm services, which berth does not run");
+            }
             if driver != "bridge" {
                 bail!("network driver {driver:?} is not supported: only \"bridge\"");
             }
@@ -145,6 +198,8 @@ pub fn run(root: &Path, runroot: &Path, cmd: &NetworkCommand) -> Result<i32> {
             opts.gateway = gateway;
             opts.internal = *internal;
             opts.labels = labels;
+            opts.ipam = ipam_settings(subnet, ip_range.as_deref(), aux_address, ipam_opt)?;
+            opts.ipam.attachable = *attachable;
             let n = engine.network_create(&opts)?;
             println!("{}", n.id);
             Ok(0)
@@ -298,6 +353,52 @@ pub fn run(root: &Path, runroot: &Path, cmd: &NetworkCommand) -> Result<i32> {
             Ok(0)
         }
     }
+}
+
+/// `--ip-range`, `--aux-address` and `--ipam-opt`, checked as docker's
+/// client checks them (its words, without "Error response from daemon").
+fn ipam_settings(
+    subnet: Option<berth_network::Subnet>,
+    ip_range: Option<&str>,
+    aux: &[String],
+    opts: &[String],
+) -> Result<berth_network::store::Ipam> {
+    let client = |m: String| format::failure(m, 1);
+    let mut ipam = berth_network::store::Ipam::default();
+    if let Some(r) = ip_range {
+        let r = berth_network::Subnet::parse(r)
+            .map_err(|e| client(format!("invalid --ip-range {r:?}: {e}")))?;
+        match subnet {
+            None => {
+                return Err(client(
+                    "every ip-range or gateway must have a corresponding subnet".into(),
+                ))
+            }
+            Some(s) if !(s.contains(r.network()) && s.contains(r.broadcast())) => {
+                return Err(client(format!("no matching subnet for range {r}")))
+            }
+            Some(_) => ipam.ip_range = Some(r),
+        }
+    }
+    for a in aux {
+        let (name, ip) = a
+            .split_once('=')
+            .ok_or_else(|| client(format!("bad format for aux-address {a:?}: use NAME=IP")))?;
+        let ip: std::net::Ipv4Addr = ip.parse().map_err(|_| {
+            client(format!(
+                "invalid aux-address {a:?}: {ip:?} is not an IPv4 address"
+            ))
+        })?;
+        if !subnet.is_some_and(|s| s.contains(ip)) {
+            return Err(client(format!("no matching subnet for aux-address {ip}")));
+        }
+        ipam.aux_addresses.insert(name.to_string(), ip);
+    }
+    for o in opts {
+        let (k, v) = o.split_once('=').unwrap_or((o.as_str(), ""));
+        ipam.options.insert(k.to_string(), v.to_string());
+    }
+    Ok(ipam)
 }
 
 /// Whether docker's client reports `cmd`'s failures as its daemon's

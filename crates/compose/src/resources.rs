@@ -71,7 +71,27 @@ pub fn networks(
                     ))
                 })?);
             }
+            if let Some(r) = cfg["ip_range"].as_str() {
+                o.ipam.ip_range =
+                    Some(berth_network::Subnet::parse(r).map_err(|e| {
+                        Error::Option(format!("network {key}: ipam ip_range: {e}"))
+                    })?);
+            }
+            for (name, ip) in cfg["aux_addresses"].as_object().into_iter().flatten() {
+                let ip = ip.as_str().and_then(|ip| ip.parse().ok()).ok_or_else(|| {
+                    Error::Option(format!(
+                        "network {key}: ipam aux_addresses.{name} is not an IPv4 address"
+                    ))
+                })?;
+                o.ipam.aux_addresses.insert(name.clone(), ip);
+            }
         }
+        for (k, v) in def["ipam"]["options"].as_object().into_iter().flatten() {
+            o.ipam
+                .options
+                .insert(k.clone(), crate::canon::scalar_text(v));
+        }
+        o.ipam.attachable = def["attachable"].as_bool().unwrap_or(false);
         engine
             .network_create(&o)
             .map_err(Error::engine(format!("create network {name}")))?;

@@ -80,6 +80,8 @@ pub struct NetworkCreateOptions {
     /// No route out of the network.
     pub internal: bool,
     pub labels: BTreeMap<String, String>,
+    /// `--ip-range`, `--aux-address`, `--ipam-opt`, `--attachable`.
+    pub ipam: berth_network::store::Ipam,
 }
 
 impl NetworkCreateOptions {
@@ -213,12 +215,13 @@ impl Engine {
     pub fn network_create(&self, opts: &NetworkCreateOptions) -> Result<Network> {
         // Rootless: the bridge is made in the user's network namespace.
         self.user_netns()?;
-        let n = self.networks.create(
+        let n = self.networks.create_with(
             &opts.name,
             opts.subnet,
             opts.gateway,
             opts.internal,
             &opts.labels,
+            opts.ipam.clone(),
         )?;
         self.db.event(
             "network",

@@ -39,8 +39,44 @@ const USER_POOL_SECOND_OCTET: u8 = 199;
 const HOST_LOCK: &str = "/run/berth-network.lock";
 
 /// A `networks` row as read: id, name, bridge, subnet, gateway, internal,
-/// created, labels.
-type NetworkRow = (String, String, String, String, String, bool, String, String);
+/// created, labels, ipam.
+type NetworkRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    bool,
+    String,
+    String,
+    String,
+);
+
+/// The columns of a `networks` row, in [`NetworkRow`]'s order.
+const NETWORK_COLUMNS: &str = "id, name, bridge, subnet, gateway, internal, created, labels, ipam";
+
+/// `network create`'s address settings beyond the subnet and gateway
+/// (docker's IPAM configuration), kept as JSON in the row.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct Ipam {
+    /// `--ip-range`: where containers' addresses are taken from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ip_range: Option<Subnet>,
+    /// `--aux-address NAME=IP`: addresses no container is given.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub aux_addresses: std::collections::BTreeMap<String, Ipv4Addr>,
+    /// `--ipam-opt`: shown as the IPAM driver's options.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub options: std::collections::BTreeMap<String, String>,
+    /// `--attachable`: shown; every berth network is.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub attachable: bool,
+    /// A subnet given without a gateway: docker shows no gateway in the
+    /// IPAM configuration then (berth still takes the first address).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub gateway_implied: bool,
+}
 
 /// A network as the database has it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +89,7 @@ pub struct Network {
     pub internal: bool,
     pub created: String,
     pub labels: std::collections::BTreeMap<String, String>,
+    pub ipam: Ipam,
 }
 
 impl Network {
@@ -267,14 +304,14 @@ impl Networks {
             r.get(5)?,
             r.get(6)?,
             r.get(7)?,
+            r.get(8)?,
         ))
     }
 
     fn network_of(
-        (id, name, bridge, subnet, gateway, internal, created, labels): NetworkRow,
+        (id, name, bridge, subnet, gateway, internal, created, labels, ipam): NetworkRow,
     ) -> Result<Network> {
         Ok(Network {
-            id,
             name,
             bridge,
             subnet: Subnet::parse(&subnet).map_err(Error::Damaged)?,
@@ -284,15 +321,17 @@ impl Networks {
             internal,
             created,
             labels: serde_json::from_str(&labels).unwrap_or_default(),
+            ipam: serde_json::from_str(&ipam)
+                .map_err(|e| Error::Damaged(format!("network {id}'s IPAM settings: {e}")))?,
+            id,
         })
     }
 
     /// Every network, the default one included once it was used.
     pub fn list(&self) -> Result<Vec<Network>> {
-        let mut stmt = self.conn.prepare(
-            "SELECT id, name, bridge, subnet, gateway, internal, created, labels FROM networks \
-             ORDER BY created",
-        )?;
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {NETWORK_COLUMNS} FROM networks ORDER BY created"
+        ))?;
         let rows: Vec<_> = stmt
             .query_map([], Self::row)?
             .collect::<rusqlite::Result<_>>()?;
@@ -307,8 +346,7 @@ impl Networks {
         let exact = self
             .conn
             .query_row(
-                "SELECT id, name, bridge, subnet, gateway, internal, created, labels FROM networks \
-                 WHERE name = ?1 OR id = ?1",
+                &format!("SELECT {NETWORK_COLUMNS} FROM networks WHERE name = ?1 OR id = ?1"),
                 params![key],
                 Self::row,
             )
@@ -352,8 +390,7 @@ impl Networks {
         let get = || -> Result<Option<Network>> {
             self.conn
                 .query_row(
-                    "SELECT id, name, bridge, subnet, gateway, internal, created, labels \
-                     FROM networks WHERE name = ?1",
+                    &format!("SELECT {NETWORK_COLUMNS} FROM networks WHERE name = ?1"),
                     params![DEFAULT_NAME],
                     Self::row,
                 )
@@ -388,6 +425,7 @@ impl Networks {
             None,
             false,
             &Default::default(),
+            Ipam::default(),
         )
     }
 
@@ -452,6 +490,7 @@ impl Networks {
         gateway: Option<Ipv4Addr>,
         internal: bool,
         labels: &std::collections::BTreeMap<String, String>,
+        ipam: Ipam,
     ) -> Result<Network> {
         let gateway = match gateway {
             Some(g) if !subnet.usable(g) => {
@@ -473,10 +512,11 @@ impl Networks {
             internal,
             created: now(),
             labels: labels.clone(),
+            ipam,
         };
         let res = self.conn.execute(
-            "INSERT INTO networks (id, name, bridge, subnet, gateway, internal, created, labels) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            "INSERT INTO networks (id, name, bridge, subnet, gateway, internal, created, labels, ipam) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             params![
                 net.id,
                 net.name,
@@ -485,7 +525,8 @@ impl Networks {
                 net.gateway.to_string(),
                 net.internal,
                 net.created,
-                serde_json::to_string(&net.labels).unwrap_or_else(|_| "{}".into())
+                serde_json::to_string(&net.labels).unwrap_or_else(|_| "{}".into()),
+                serde_json::to_string(&net.ipam).unwrap_or_else(|_| "{}".into())
             ],
         );
         match res {
@@ -582,6 +623,50 @@ impl Networks {
         internal: bool,
         labels: &std::collections::BTreeMap<String, String>,
     ) -> Result<Network> {
+        self.create_with(name, subnet, gateway, internal, labels, Ipam::default())
+    }
+
+    /// [`Networks::create`] with docker's IPAM settings: `--ip-range` and
+    /// `--aux-address`es inside the subnet (in docker's words when not),
+    /// `--ipam-opt`, `--attachable`.
+    pub fn create_with(
+        &self,
+        name: &str,
+        subnet: Option<Subnet>,
+        gateway: Option<Ipv4Addr>,
+        internal: bool,
+        labels: &std::collections::BTreeMap<String, String>,
+        mut ipam: Ipam,
+    ) -> Result<Network> {
+        match subnet {
+            None if ipam.ip_range.is_some() => {
+                return Err(Error::InvalidOption(
+                    "every ip-range or gateway must have a corresponding subnet".into(),
+                ))
+            }
+            None if !ipam.aux_addresses.is_empty() => {
+                return Err(Error::InvalidOption(
+                    "every aux-address must have a corresponding subnet".into(),
+                ))
+            }
+            Some(s) => {
+                if let Some(r) = ipam
+                    .ip_range
+                    .filter(|r| !(s.contains(r.network()) && s.contains(r.broadcast())))
+                {
+                    return Err(Error::InvalidOption(format!(
+                        "no matching subnet for range {r}"
+                    )));
+                }
+                if let Some(ip) = ipam.aux_addresses.values().find(|ip| !s.contains(**ip)) {
+                    return Err(Error::InvalidOption(format!(
+                        "no matching subnet for aux-address {ip}"
+                    )));
+                }
+            }
+            None => {}
+        }
+        ipam.gateway_implied = subnet.is_some() && gateway.is_none();
         validate_name(name)?;
         if name == DEFAULT_NAME || name == "host" || name == "none" {
             return Err(Error::Conflict(format!(
@@ -620,7 +705,9 @@ impl Networks {
         };
         let id_probe = random_hex(12);
         let bridge = format!("br-{id_probe}");
-        self.insert_and_make(&mut nl, name, bridge, subnet, gateway, internal, labels)
+        self.insert_and_make(
+            &mut nl, name, bridge, subnet, gateway, internal, labels, ipam,
+        )
     }
 
     /// `network rm`: refused while a container is attached (the caller
@@ -982,7 +1069,7 @@ impl Networks {
                             net.name, net.subnet
                         )));
                     }
-                    if used.contains(&ip) {
+                    if used.contains(&ip) || net.ipam.aux_addresses.values().any(|a| *a == ip) {
                         return Err(Error::Conflict(format!(
                             "address {ip} is already in use on network {}",
                             net.name
@@ -990,15 +1077,26 @@ impl Networks {
                     }
                     ip
                 }
-                None => (2..)
-                    .map_while(|n| net.subnet.host(n))
-                    .find(|ip| *ip != net.gateway && !used.contains(ip))
-                    .ok_or_else(|| {
-                        Error::Exhausted(format!(
-                            "no free address left on network {} ({})",
-                            net.name, net.subnet
-                        ))
-                    })?,
+                // From --ip-range when there is one; never the gateway
+                // nor an --aux-address.
+                None => {
+                    // docker's allocator skips a range's first address
+                    // as it skips the subnet's (and the gateway after it).
+                    let pool = net.ipam.ip_range.unwrap_or(net.subnet);
+                    let start = if net.ipam.ip_range.is_some() { 1 } else { 2 };
+                    (start..).map_while(|n| pool.host(n)).find(|ip| {
+                        net.subnet.usable(*ip)
+                            && *ip != net.gateway
+                            && !used.contains(ip)
+                            && !net.ipam.aux_addresses.values().any(|a| a == ip)
+                    })
+                }
+                .ok_or_else(|| {
+                    Error::Exhausted(format!(
+                        "no free address left on network {} ({})",
+                        net.name, net.subnet
+                    ))
+                })?,
             };
             let mac = mac.map(|m| {
                 m.iter()
@@ -1407,6 +1505,7 @@ mod tests {
             internal: false,
             created: now(),
             labels: Default::default(),
+            ipam: Default::default(),
         };
         n.conn
             .execute(
@@ -1423,6 +1522,30 @@ mod tests {
             )
             .unwrap();
         net
+    }
+
+    #[test]
+    fn leases_come_from_the_ip_range_and_skip_aux_addresses() {
+        let (_d, n) = store();
+        let mut r = net(&n, "r", "10.2.0.0/24");
+        r.ipam.ip_range = Some(Subnet::parse("10.2.0.128/25").unwrap());
+        r.ipam
+            .aux_addresses
+            .insert("a".into(), Ipv4Addr::new(10, 2, 0, 129));
+        let names = vec!["c".to_string()];
+        let lease = |id: &str, want| n.lease(&r, id, want, &names, "v", "eth0", None);
+        // docker's: the range's first address and the aux one are skipped.
+        assert_eq!(lease("c1", None).unwrap(), Ipv4Addr::new(10, 2, 0, 130));
+        assert_eq!(lease("c2", None).unwrap(), Ipv4Addr::new(10, 2, 0, 131));
+        assert!(matches!(
+            lease("c3", Some(Ipv4Addr::new(10, 2, 0, 129))),
+            Err(Error::Conflict(_))
+        ));
+        // --ip may still name an address of the subnet outside the range.
+        assert_eq!(
+            lease("c4", Some(Ipv4Addr::new(10, 2, 0, 9))).unwrap(),
+            Ipv4Addr::new(10, 2, 0, 9)
+        );
     }
 
     #[test]
@@ -1559,6 +1682,7 @@ mod tests {
             internal: true,
             created: String::new(),
             labels: Default::default(),
+            ipam: Default::default(),
         };
         let a = bridge_alias(Path::new("/tmp/a:b"), &n);
         assert_eq!(

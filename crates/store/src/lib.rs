@@ -78,6 +78,10 @@ const MIGRATIONS: &[Migration] = &[
         what: "per-network endpoint settings: the aliases a container had on all its networks stay on each",
         steps: &[Step::Sql(V5_ENDPOINTS)],
     },
+    Migration {
+        what: "a network's IPAM settings (--ip-range, --aux-address, --ipam-opt, --attachable) as JSON",
+        steps: &[Step::Sql(V6_NETWORK_IPAM)],
+    },
 ];
 
 /// The version this berth brings a database to.
@@ -123,6 +127,10 @@ END;
 /// `extra_networks` has its own entry in `endpoints`. Containers made
 /// before answered their aliases on every network: each extra network
 /// gets the list, so nothing a peer resolves changes with the upgrade.
+const V6_NETWORK_IPAM: &str = "
+ALTER TABLE networks ADD COLUMN ipam TEXT NOT NULL DEFAULT '{}';
+";
+
 const V5_ENDPOINTS: &str = "
 UPDATE containers SET config = json_set(config, '$.endpoints', (
     SELECT json_group_object(n.value,

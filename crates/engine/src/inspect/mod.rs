@@ -156,14 +156,21 @@ fn network_json(engine: &Engine, n: &berth_network::Network) -> NetworkResource 
         enable_ipv6: false,
         ipam: Ipam {
             driver: "default".into(),
-            options: Some(BTreeMap::new()),
+            options: Some(n.ipam.options.clone()),
             config: vec![IpamPool {
                 subnet: n.subnet.to_string(),
-                gateway: n.gateway.to_string(),
+                ip_range: n.ipam.ip_range.map(|r| r.to_string()),
+                gateway: (!n.ipam.gateway_implied).then(|| n.gateway.to_string()),
+                aux_addresses: n
+                    .ipam
+                    .aux_addresses
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.to_string()))
+                    .collect(),
             }],
         },
         internal: n.internal,
-        attachable: false,
+        attachable: n.ipam.attachable,
         ingress: false,
         config_from: ConfigReference::default(),
         config_only: false,

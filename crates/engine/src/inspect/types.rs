@@ -539,7 +539,16 @@ pub struct Ipam {
 #[serde(rename_all = "PascalCase")]
 pub struct IpamPool {
     pub subnet: String,
-    pub gateway: String,
+    #[serde(rename = "IPRange", skip_serializing_if = "Option::is_none")]
+    pub ip_range: Option<String>,
+    /// Absent for a subnet given without its gateway, as docker's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<String>,
+    #[serde(
+        rename = "AuxiliaryAddresses",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub aux_addresses: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
