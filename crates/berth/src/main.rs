@@ -286,18 +286,23 @@ fn main() -> ExitCode {
     let trailing = args
         .iter()
         .any(|a| ["run", "create", "exec", "top"].iter().any(|w| a == w));
+    // One tree for both: it is the parse's main cost (about a
+    // millisecond of a `run`).
+    use clap::{CommandFactory, FromArgMatches};
+    let mut tree = Cli::command();
     let words = if trailing {
-        use clap::CommandFactory;
-        usage::end_flags_before_trailing(&Cli::command(), args.clone())
+        usage::end_flags_before_trailing(&tree, args.clone())
     } else {
         args.clone()
     };
-    let mut cli = match Cli::try_parse_from(words) {
+    let parsed = tree
+        .try_get_matches_from_mut(words)
+        .and_then(|mut m| Cli::from_arg_matches_mut(&mut m));
+    let mut cli = match parsed {
         Ok(cli) => cli,
-        Err(e) => {
-            use clap::CommandFactory;
-            return usage::refused(&Cli::command(), &e, &args);
-        }
+        // A fresh tree for the words of the refusal: the parsed one has
+        // clap's own help and version flags added.
+        Err(e) => return usage::refused(&Cli::command(), &e, &args),
     };
     // The store's paths go into specs, sockets and other processes' command
     // lines (the monitor runs elsewhere): a relative --root must not be
