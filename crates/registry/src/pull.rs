@@ -90,16 +90,7 @@ pub fn fetch_manifest(
     match resp.status() {
         200 => {}
         404 => {
-            // The reference as docker names it: Docker Hub's without its
-            // registry and library/, the others' with theirs.
-            let registry = client.endpoint.name.as_str();
-            let repo = match registry {
-                "docker.io" => repository
-                    .strip_prefix("library/")
-                    .unwrap_or(repository)
-                    .to_string(),
-                _ => format!("{registry}/{repository}"),
-            };
+            let repo = docker_name(client, repository);
             let sep = if reference.contains(':') { '@' } else { ':' };
             return Err(RegistryError::ManifestUnknown {
                 name: format!("{repo}{sep}{reference}"),
@@ -230,6 +221,18 @@ fn check_layer_type(media_type: &str, what: &str) -> Result<()> {
     }
 }
 
+/// A repository as docker's daemon names it in errors: Docker Hub's
+/// without its registry and `library/`, the others' with their registry.
+fn docker_name(client: &Client, repository: &str) -> String {
+    match client.endpoint.name.as_str() {
+        "docker.io" => repository
+            .strip_prefix("library/")
+            .unwrap_or(repository)
+            .to_string(),
+        registry => format!("{registry}/{repository}"),
+    }
+}
+
 /// The tags of `repository`, in the registry's order (`GET
 /// /v2/<name>/tags/list`, following its `Link: <...>; rel="next"` pages).
 pub fn list_tags(client: &Client, repository: &str) -> Result<Vec<String>> {
@@ -244,15 +247,9 @@ pub fn list_tags(client: &Client, repository: &str) -> Result<Vec<String>> {
         match resp.status() {
             200 => {}
             404 => {
-                let registry = client.endpoint.name.as_str();
-                let name = match registry {
-                    "docker.io" => repository
-                        .strip_prefix("library/")
-                        .unwrap_or(repository)
-                        .to_string(),
-                    _ => format!("{registry}/{repository}"),
-                };
-                return Err(RegistryError::RepositoryUnknown { name });
+                return Err(RegistryError::RepositoryUnknown {
+                    name: docker_name(client, repository),
+                })
             }
             _ => return Err(client.status_error(resp, &format!("the tags of {repository}"))),
         }
