@@ -31,6 +31,13 @@ pub struct ExecArgs {
 
 pub(crate) fn exec(engine: &Engine, a: &ExecArgs) -> Result<i32> {
     let r = engine.find(&a.container)?;
+    // CVE-2019-5736: a container with a user namespace of its own keeps our
+    // binary out of its processes' reach (the runtime checks its maps
+    // again); any other is entered from a read-only view of the binary:
+    // the command starts again from there (nothing is written yet).
+    if !(r.config.id_map.is_some() && berth_runtime::exe::root_owned_and_closed()) {
+        berth_runtime::exe::ensure_protected()?;
+    }
     if a.tty && a.interactive && !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
         eprintln!("the input device is not a TTY");
         return Ok(1);

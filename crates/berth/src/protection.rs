@@ -16,8 +16,12 @@ pub(crate) fn starts_container_processes(cmd: &Command) -> bool {
         Command::Containers(c) | Command::Container(ContainerGroup::Commands(c)) => match c {
             // -d and -t start the container under a monitor, executed
             // from a read-only view of our binary itself.
-            C::Run(a) => a.forks_here(),
-            C::Start { .. } | C::Restart { .. } | C::Exec(_) => true,
+            // A container with a user namespace of its own is protected
+            // by it (see RunArgs::own_user_namespace_protects); exec
+            // decides once it knows its container (exec.rs).
+            C::Run(a) => a.forks_here() && !a.own_user_namespace_protects(),
+            C::Exec(_) => false,
+            C::Start { .. } | C::Restart { .. } => true,
             _ => false,
         },
         Command::Build(_) | Command::Image(ImageCommand::Build(_)) => true,
@@ -58,17 +62,26 @@ pub(crate) fn early_protection(args: &[std::ffi::OsString]) -> bool {
             }
         }
     }
+    // As root, run and exec decide after the parse, from the container's
+    // user namespace: in the default one of its own, no re-execution at
+    // all. Rootless, they always execute once more (see rootless.md), and
+    // better before the parse.
+    let rootless = !berth_runtime::exe::in_initial_user_namespace();
     match cmd.as_deref() {
-        Some("exec" | "build" | "start" | "restart") => true,
-        Some("run") => !words
-            .take_while(|w| w.starts_with('-') && w.as_ref() != "--")
-            .any(|w| {
-                w == "--detach"
-                    || w == "--tty"
-                    || (!w.starts_with("--")
-                        && w[1..].chars().all(|c| "dit".contains(c))
-                        && w[1..].chars().any(|c| c == 'd' || c == 't'))
-            }),
+        Some("build" | "start" | "restart") => true,
+        Some("exec") => rootless,
+        Some("run") => {
+            rootless
+                && !words
+                    .take_while(|w| w.starts_with('-') && w.as_ref() != "--")
+                    .any(|w| {
+                        w == "--detach"
+                            || w == "--tty"
+                            || (!w.starts_with("--")
+                                && w[1..].chars().all(|c| "dit".contains(c))
+                                && w[1..].chars().any(|c| c == 'd' || c == 't'))
+                    })
+        }
         _ => false,
     }
 }
@@ -83,9 +96,12 @@ mod tests {
             let args: Vec<std::ffi::OsString> = line.split_whitespace().map(Into::into).collect();
             early_protection(&args)
         };
-        assert!(yes("berth run --rm busybox true"));
-        assert!(yes("berth --root /x run -e A=1 busybox true"));
-        assert!(yes("berth container exec c sh"));
+        // As root, run and exec decide after the parse (the container's
+        // own user namespace may protect the binary).
+        let rootless = !berth_runtime::exe::in_initial_user_namespace();
+        assert_eq!(yes("berth run --rm busybox true"), rootless);
+        assert_eq!(yes("berth --root /x run -e A=1 busybox true"), rootless);
+        assert_eq!(yes("berth container exec c sh"), rootless);
         assert!(yes("berth image build ."));
         assert!(yes("berth --runroot=/r start c"));
         // A monitor of their own starts these containers.

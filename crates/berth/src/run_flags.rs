@@ -13,6 +13,34 @@ use clap::Args;
 
 pub(crate) use config::{config_from, env_files};
 
+impl RunArgs {
+    /// Whether the container `run` would make gets a user namespace of its
+    /// own (not a pod's or another container's, not the host's) and our
+    /// binary is root's and closed to others: then its processes cannot
+    /// write the binary (CVE-2019-5736) and `run` need not re-execute
+    /// itself from a read-only view of it. The runtime checks again from
+    /// the container's own maps before it forks, and refuses otherwise.
+    pub(crate) fn own_user_namespace_protects(&self) -> bool {
+        let joins = [
+            Some(&self.network),
+            self.pid.as_ref(),
+            self.ipc.as_ref(),
+            self.uts.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        .any(|m| m.starts_with("container:"));
+        !self.privileged
+            && self.pod.is_none()
+            && !joins
+            && matches!(
+                berth_engine::userns::Mode::parse(self.userns.as_deref().unwrap_or("")),
+                Ok(berth_engine::userns::Mode::Private { .. })
+            )
+            && berth_runtime::exe::root_owned_and_closed()
+    }
+}
+
 /// The resource flags `run`, `create` and `update` share.
 #[derive(Debug, Args)]
 pub struct ResourceArgs {

@@ -116,9 +116,11 @@ impl Setup {
     }
 }
 
-fn exec_attack(env: &[(&str, &str)]) {
+/// The attack through `exec` into a container started with `run_args`;
+/// returns the attacker's verdict (already judged).
+fn exec_attack(env: &[(&str, &str)], run_args: &[&str]) -> String {
     let s = setup(env);
-    s.start_attacker("att", &[]);
+    s.start_attacker("att", run_args);
     // Again until the attacker reports (it may miss a short-lived victim
     // on a busy machine).
     let mut ran = String::new();
@@ -136,14 +138,32 @@ fn exec_attack(env: &[(&str, &str)]) {
     let verdict = s.read("att", "/tmp/result");
     s.judge(&verdict, &ran);
     s.store.ok(&["rm", "-f", "att"]);
+    verdict
 }
 
+/// A container in the host's user namespace (its root is the host's):
+/// only the read-only view of the binary stops the write.
 #[test]
 fn exec_of_a_proc_self_exe_script_cannot_write_berth() {
     if !berth_testkit::root_or_skip("attack_exe") {
         return;
     }
-    exec_attack(&[]);
+    let verdict = exec_attack(&[], &["--userns=host"]);
+    assert!(verdict.contains("Read-only file system"), "{verdict}");
+}
+
+/// A container with a user namespace of its own (berth's default): berth
+/// enters it from its binary as installed, with no read-only view (the
+/// protection's cost saved), and the attacker's write is refused by the
+/// binary's owner, unmapped in the container's namespace. The verdict
+/// shows the write was tried on the installed file itself.
+#[test]
+fn exec_into_a_container_with_its_own_user_namespace_cannot_write_berth() {
+    if !berth_testkit::root_or_skip("attack_exe") {
+        return;
+    }
+    let verdict = exec_attack(&[], &[]);
+    assert!(verdict.contains("Permission denied"), "{verdict}");
 }
 
 /// The fallback protection (a sealed in-memory copy, used where read-only
@@ -153,7 +173,8 @@ fn exec_through_the_sealed_copy_cannot_write_berth() {
     if !berth_testkit::root_or_skip("attack_exe") {
         return;
     }
-    exec_attack(&[("BERTH_EXE_PROTECTION", "memfd")]);
+    let verdict = exec_attack(&[("BERTH_EXE_PROTECTION", "memfd")], &["--userns=host"]);
+    assert!(verdict.contains("Operation not permitted"), "{verdict}");
 }
 
 /// No admin action at all: the image's own HEALTHCHECK runs the script.

@@ -217,6 +217,98 @@ fn has_acl(path: &CStr) -> Option<bool> {
     }
 }
 
+/// Whether the host's initial user namespace is ours (its map is the
+/// identity over every id): there `stat` shows the host's owner.
+pub fn in_initial_user_namespace() -> bool {
+    !JOINED_USER_NAMESPACE.load(Ordering::Relaxed)
+        && std::fs::read_to_string("/proc/self/uid_map")
+            .is_ok_and(|m| m.split_whitespace().collect::<Vec<_>>() == ["0", "0", "4294967295"])
+}
+
+/// Whether no process of a user namespace whose ids map to these host
+/// ranges (start, count) can write the running binary: the namespace maps
+/// neither its owner nor its group (so no capability of the namespace
+/// reaches the file: the kernel grants none over an unmapped owner), and
+/// its mode and ACL let no other user write it. Only said from the host's
+/// initial namespace; false whenever anything cannot be told.
+fn unwritable_from(uids: &[(u64, u64)], gids: &[(u64, u64)]) -> bool {
+    if !in_initial_user_namespace() || uids.is_empty() || gids.is_empty() {
+        return false;
+    }
+    let Ok(st) = nix::sys::stat::stat("/proc/self/exe") else {
+        return false;
+    };
+    if st.st_mode & 0o022 != 0 || has_acl(c"/proc/self/exe") != Some(false) {
+        return false;
+    }
+    let covers = |ranges: &[(u64, u64)], id: u32| {
+        ranges
+            .iter()
+            .any(|(start, count)| (*start..start.saturating_add(*count)).contains(&u64::from(id)))
+    };
+    !covers(uids, st.st_uid) && !covers(gids, st.st_gid)
+}
+
+/// Whether a container made from `spec` may be started by an unprotected
+/// binary: it gets a user namespace of its own (not joined) whose maps
+/// leave the binary out of its processes' reach ([`unwritable_from`]).
+/// Its processes, and every process that ever enters it, are in that
+/// namespace or one below it, where the same holds.
+pub fn exempt_for_spec(spec: &oci_spec::runtime::Spec) -> bool {
+    let Some(linux) = spec.linux() else {
+        return false;
+    };
+    let own = linux.namespaces().as_ref().is_some_and(|ns| {
+        ns.iter()
+            .any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::User && n.path().is_none())
+    });
+    let ranges = |maps: &Option<Vec<oci_spec::runtime::LinuxIdMapping>>| {
+        maps.iter()
+            .flatten()
+            .map(|m| (u64::from(m.host_id()), u64::from(m.size())))
+            .collect::<Vec<_>>()
+    };
+    own && unwritable_from(&ranges(linux.uid_mappings()), &ranges(linux.gid_mappings()))
+}
+
+/// Whether a process entering the namespaces of `pid` (a running
+/// container's init) may come from an unprotected binary: `pid`'s user
+/// namespace leaves the binary out of reach ([`unwritable_from`]).
+pub fn exempt_for_process(pid: i32) -> bool {
+    let ranges = |file: &str| -> Option<Vec<(u64, u64)>> {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/{file}")).ok()?;
+        text.lines()
+            .map(|l| {
+                let f: Vec<u64> = l
+                    .split_whitespace()
+                    .map(|w| w.parse().ok())
+                    .collect::<Option<_>>()?;
+                match f.as_slice() {
+                    [_inside, outside, count] => Some((*outside, *count)),
+                    _ => None,
+                }
+            })
+            .collect()
+    };
+    match (ranges("uid_map"), ranges("gid_map")) {
+        (Some(u), Some(g)) => unwritable_from(&u, &g),
+        _ => false,
+    }
+}
+
+/// A front end's look before it decides not to re-execute itself: the
+/// binary is root's (user and group, which berth's id pool never maps into
+/// a container), no other user may write it, it has no ACL, and we are in
+/// the host's user namespace. The runtime decides again for each process
+/// from the container's own maps ([`exempt_for_spec`],
+/// [`exempt_for_process`]) and refuses if it does not hold.
+pub fn root_owned_and_closed() -> bool {
+    in_initial_user_namespace()
+        && nix::sys::stat::stat("/proc/self/exe")
+            .is_ok_and(|st| st.st_uid == 0 && st.st_gid == 0 && st.st_mode & 0o022 == 0)
+        && has_acl(c"/proc/self/exe") == Some(false)
+}
+
 /// Refuses to go on unless the binary is protected: the library's own
 /// check before it forks anything that enters a container, so no caller
 /// can forget [`ensure_protected`].
@@ -421,6 +513,58 @@ mod tests {
     fn a_map_that_cannot_be_read_exempts_nothing() {
         assert_eq!(id_unmapped("0 x 1\n", 0), None);
         assert_eq!(id_unmapped("0 1000\n", 0), None);
+    }
+
+    /// The host's namespace maps the binary's owner: never exempt. A child
+    /// in a namespace mapping 0 to 100000 (and the test binary root's,
+    /// closed to others): exempt; mapping host 0 in: not.
+    #[test]
+    fn a_process_s_own_user_namespace_exempts_only_when_it_maps_neither_owner_nor_group() {
+        let me = i32::try_from(std::process::id()).unwrap();
+        assert!(
+            !exempt_for_process(me),
+            "the host's namespace maps everyone"
+        );
+        if !nix::unistd::Uid::effective().is_root() || !in_initial_user_namespace() {
+            eprintln!("skipped the child half: needs root in the host's user namespace");
+            assert!(std::env::var_os("CI").is_none(), "CI runs tests as root");
+            return;
+        }
+        let st = nix::sys::stat::stat("/proc/self/exe").unwrap();
+        let closed = st.st_uid == 0 && st.st_gid == 0 && st.st_mode & 0o022 == 0;
+        if !closed {
+            eprintln!("the test binary is not root's 0755: the exempt case is not tested");
+            assert!(std::env::var_os("CI").is_none(), "CI builds as root");
+        }
+        for (map, exempt) in [("0 100000 65536", true), ("0 0 1\n1 100000 65535", false)] {
+            let mut child = std::process::Command::new("unshare")
+                .args(["--user", "sleep", "30"])
+                .spawn()
+                .expect("unshare (util-linux)");
+            let pid = child.id();
+            // unshare has made the namespace once it executed sleep.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while std::fs::read_link(format!("/proc/{pid}/exe"))
+                .is_ok_and(|e| !e.ends_with("sleep"))
+            {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "unshare never ran sleep"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            std::fs::write(format!("/proc/{pid}/uid_map"), map).unwrap();
+            std::fs::write(format!("/proc/{pid}/setgroups"), "deny").unwrap();
+            std::fs::write(format!("/proc/{pid}/gid_map"), map).unwrap();
+            let got = exempt_for_process(i32::try_from(pid).unwrap());
+            let _ = child.kill();
+            let _ = child.wait();
+            assert_eq!(
+                got,
+                exempt && closed,
+                "map {map:?}, binary closed: {closed}"
+            );
+        }
     }
 
     #[test]
