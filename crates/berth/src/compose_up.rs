@@ -275,6 +275,10 @@ pub fn run(root: &Path, runroot: &Path, p: &Project, c: &ComposeCommand) -> Resu
                 berth_compose::down::stop_together(&engine, &mine, *timeout)?;
                 let records: Vec<_> = mine.into_iter().map(|m| m.record).collect();
                 berth_compose::up::start_all(&engine, &records, &mut step)?;
+                // Docker's restart event, as the engine's restart sends.
+                for r in &records {
+                    engine.db().container_event(r, "restart", &[]);
+                }
             }
             Ok(0)
         }
