@@ -10,7 +10,11 @@
 # timeout is waited out); the healthcheck interval is 100 ms for all.
 # podman-compose 1.0.3 does not wait on depends_on conditions (it only
 # orders the starts) and podman runs no healthchecks without systemd: its
-# up does less than the others'.
+# up does less than the others'. berth prepares api's and web's starts
+# while their dependency is checked (their programs run only once it is
+# healthy); every first probe comes one interval after the start, as in
+# Docker 20.10, so the chain's two intervals (200 ms) are in every up.
+# The machine's load moves the ratios: give it with the figures.
 #
 # Usage: bench/compose.sh [--rounds N] [--berth PATH] [--no-peer]
 set -euo pipefail

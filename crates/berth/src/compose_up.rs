@@ -251,7 +251,7 @@ pub fn run(root: &Path, runroot: &Path, p: &Project, c: &ComposeCommand) -> Resu
         }
         ComposeCommand::Stop { timeout, services } => {
             let ms = members_of(&engine, p, services)?;
-            berth_compose::down::stop_together(&engine, &ms, *timeout)?;
+            berth_compose::down::stop_in_order(&engine, p, &ms, *timeout)?;
             ms.iter().for_each(|m| {
                 step(Step {
                     kind: "Container",
@@ -262,11 +262,25 @@ pub fn run(root: &Path, runroot: &Path, p: &Project, c: &ComposeCommand) -> Resu
             Ok(0)
         }
         ComposeCommand::Restart { timeout, services } => {
-            each(&engine, p, services, "Started", |e, m| {
-                let mut o = berth_engine::lifecycle::StopOptions::default();
-                o.timeout = *timeout;
-                e.container_restart(&m.record.id, &o).map_err(Into::into)
-            })
+            // As Compose v2: a dependency level at a time, what it depends
+            // on first; the containers of a level stopped together, then
+            // started together.
+            let ms = members_of(&engine, p, services)?;
+            for level in berth_compose::up::levels(p, &chosen(p, services)?)? {
+                let mine: Vec<Member> = ms
+                    .iter()
+                    .filter(|m| level.contains(&m.service))
+                    .cloned()
+                    .collect();
+                berth_compose::down::stop_together(&engine, &mine, *timeout)?;
+                let records: Vec<_> = mine.into_iter().map(|m| m.record).collect();
+                berth_compose::up::start_all(&engine, &records, &mut step)?;
+                // Docker's restart event, as the engine's restart sends.
+                for r in &records {
+                    engine.db().container_event(r, "restart", &[]);
+                }
+            }
+            Ok(0)
         }
         ComposeCommand::Kill { signal, services } => {
             let sig =

@@ -112,9 +112,11 @@ volumes:
     compose_ok(&b, d.path(), &p, &["down", "-v", "-t", "1"]);
 
     // A dependency that never gets healthy: up fails, naming it, and the
-    // dependent is never started.
+    // dependent, made (as Compose v2 creates every container first) and
+    // its start prepared while db was checked, never runs; down leaves
+    // no mount behind.
     let bad = format!(
-        "services:\n  db:\n    image: busybox\n    command: sh -c \"{IDLE}\"\n    healthcheck:\n      test: [\"CMD\", \"false\"]\n      interval: 100ms\n      retries: 2\n  web:\n    image: busybox\n    command: sh -c \"{IDLE}\"\n    depends_on:\n      db: {{condition: service_healthy}}\n"
+        "services:\n  db:\n    image: busybox\n    command: sh -c \"{IDLE}\"\n    healthcheck:\n      test: [\"CMD\", \"false\"]\n      interval: 100ms\n      retries: 2\n  web:\n    image: busybox\n    command: sh -c \"echo web-ran; {IDLE}\"\n    depends_on:\n      db: {{condition: service_healthy}}\n"
     );
     let d = project_dir(&[("compose.yaml", &bad)]);
     let o = compose(&b, d.path(), &p, &["up", "-d"]);
@@ -128,9 +130,24 @@ volumes:
         "{}",
         stderr(&o)
     );
-    let ps = names(&b, &["ps", "-a", "--format", "{{.Names}}"]);
-    assert!(!ps.contains(&format!("{p}-web-1")), "web was made: {ps:?}");
+    let web = format!("{p}-web-1");
+    assert_eq!(
+        b.inspect(&web, "{{.State.Status}} {{.State.StartedAt}}"),
+        "created 0001-01-01T00:00:00Z",
+        "web was started"
+    );
+    // Its held start called off: no program, no runtime container left
+    // (a second start works).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !b.inspect(&web, "{{.State.Error}}").contains("called off") {
+        assert!(Instant::now() < deadline, "web's held start never ended");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(b.ok(&["logs", &web]), "", "web's program ran");
+    b.ok(&["start", &web]);
+    logs_until(&b, d.path(), &p, "web", "web-ran");
     compose_ok(&b, d.path(), &p, &["down", "-t", "0"]);
+    assert_eq!(b.mounts(), 0, "down left mounts");
 }
 
 #[test]
@@ -879,6 +896,61 @@ fn build_then_down_rmi_local() {
     compose_ok(&b, d.path(), &p, &["down", "--rmi", "local"]);
     let o = b.run(&["image", "inspect", &image]);
     assert_ne!(o.status.code(), Some(0), "down --rmi local kept {image}");
+}
+
+/// `stop` and `down` stop a service before what it depends on (web's
+/// stop takes half a second, so stopping both at once would write db's
+/// line first); `restart` goes the other way, db restarted before web.
+/// Each service notes its start and stop in a file on the host.
+#[test]
+fn stop_down_and_restart_follow_the_dependencies() {
+    if !root_or_skip("stop_down_and_restart_follow_the_dependencies") {
+        return;
+    }
+    let b = Berth::with_busybox(BIN, &[]);
+    let p = unique("order");
+    let svc = |name: &str, pause: &str| {
+        format!(
+            "    image: busybox\n    volumes: [\"./shared:/shared\"]\n    command: sh -c \"echo {name}-up >> /shared/order; trap '{pause}echo {name}-down >> /shared/order; exit 0' TERM; sleep 3600 & wait\"\n"
+        )
+    };
+    let file = format!(
+        "services:\n  db:\n{}  web:\n{}    depends_on: [db]\n",
+        svc("db", ""),
+        svc("web", "sleep 0.5; ")
+    );
+    let d = project_dir(&[("compose.yaml", &file)]);
+    std::fs::create_dir(d.path().join("shared")).unwrap();
+    let order = d.path().join("shared/order");
+    // The lines written since the last look.
+    let mut seen = 0;
+    let mut next = |want: usize| -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let text = std::fs::read_to_string(&order).unwrap_or_default();
+            let lines: Vec<String> = text.lines().skip(seen).map(String::from).collect();
+            if lines.len() >= want {
+                seen += lines.len();
+                return lines;
+            }
+            assert!(Instant::now() < deadline, "only {lines:?} of {want} lines");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    compose_ok(&b, d.path(), &p, &["up", "-d"]);
+    assert_eq!(next(2), ["db-up", "web-up"]);
+    compose_ok(&b, d.path(), &p, &["stop", "-t", "5"]);
+    assert_eq!(next(2), ["web-down", "db-down"], "stop's order");
+    compose_ok(&b, d.path(), &p, &["start"]);
+    assert_eq!(next(2), ["db-up", "web-up"]);
+    compose_ok(&b, d.path(), &p, &["restart", "-t", "5"]);
+    assert_eq!(
+        next(4),
+        ["db-down", "db-up", "web-down", "web-up"],
+        "restart's order"
+    );
+    compose_ok(&b, d.path(), &p, &["down", "-t", "5"]);
+    assert_eq!(next(2), ["web-down", "db-down"], "down's order");
 }
 
 #[test]

@@ -739,6 +739,82 @@ spec:
     b.ok(&["kube", "down", &file]);
 }
 
+/// A readinessProbe alone is the member's healthcheck with no action: the
+/// member is "starting" (not ready) until the probe passes, then
+/// "healthy"; one that keeps failing turns "unhealthy" and is left
+/// running, never restarted, as the kubelet only takes a pod that is not
+/// ready out of its Services' endpoints (a livenessProbe's failure is what
+/// restarts). podman 4.3 ignores readinessProbe (no healthcheck at all).
+#[test]
+fn a_readiness_probe_keeps_the_member_unready_until_it_passes() {
+    if !berth_testkit::root_or_skip("a_readiness_probe_keeps_the_member_unready_until_it_passes") {
+        return;
+    }
+    let b = berth();
+    let dir = tempfile::tempdir().unwrap();
+    let name = format!("ready-{}", std::process::id());
+    let yaml = format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: {name}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: slow
+    image: busybox
+    command: [sh, -c, "sleep 3; touch /ready; exec sleep 60"]
+    readinessProbe:
+      exec:
+        command: [test, -f, /ready]
+      periodSeconds: 1
+      failureThreshold: 30
+  - name: never
+    image: busybox
+    command: [sleep, "60"]
+    readinessProbe:
+      exec:
+        command: ["false"]
+      periodSeconds: 1
+      failureThreshold: 1
+"#
+    );
+    let file = write_yaml(dir.path(), "ready.yaml", &yaml);
+    let o = b.run(&["kube", "play", &file]);
+    expect_code(&o, 0, "kube play with readiness probes");
+    assert!(!stderr(&o).contains("not honoured"), "{}", stderr(&o));
+    let (slow, never) = (format!("{name}-slow"), format!("{name}-never"));
+    // Not ready before /ready exists (three seconds after its start).
+    assert_eq!(b.inspect(&slow, "{{.State.Health.Status}}"), "starting");
+    b.wait_for(&slow, "{{.State.Health.Status}}", "healthy");
+    assert_eq!(
+        b.ok(&["exec", &slow, "ls", "/ready"]).trim(),
+        "/ready",
+        "healthy before its probe could pass"
+    );
+    // A failing readiness probe: unhealthy, and left alone (after two
+    // more failures, time for a wrong action to have been taken).
+    b.wait_for(&never, "{{.State.Health.Status}}", "unhealthy");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while b
+        .inspect(&never, "{{.State.Health.FailingStreak}}")
+        .parse::<u32>()
+        .unwrap_or(0)
+        < 3
+    {
+        assert!(
+            Instant::now() < deadline,
+            "{never}: its probe stopped running"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        b.inspect(&never, "{{.State.Status}} {{.RestartCount}}"),
+        "running 0"
+    );
+    b.ok(&["kube", "down", &file]);
+}
+
 /// `$(VAR)` in command, args and env values is the container's variable,
 /// as the kubelet expands it (podman 4.3 passes it on as written): `$$`
 /// is a literal `$`, an unknown name stays as written, a value from a
@@ -874,15 +950,18 @@ spec:
         b.ok(&["port", &format!("{name}-web")]).trim(),
         format!("8080/tcp -> 0.0.0.0:{node}")
     );
-    // By the Service's name and port, from another pod and from itself.
+    // By the Service's name and port, from another pod and from itself;
+    // and by its cluster DNS name.
     let url = format!("http://front-{name}:80/index.html");
-    for (who, member) in [
-        ("another pod", format!("{name}-client-c")),
-        ("the pod itself", format!("{name}-web")),
+    let fqdn = format!("http://front-{name}.default.svc.cluster.local:80/index.html");
+    for (who, member, url) in [
+        ("another pod", format!("{name}-client-c"), &url),
+        ("the pod itself", format!("{name}-web"), &url),
+        ("another pod, by FQDN", format!("{name}-client-c"), &fqdn),
     ] {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let o = b.run(&["exec", &member, "timeout", "3", "wget", "-qO-", &url]);
+            let o = b.run(&["exec", &member, "timeout", "3", "wget", "-qO-", url]);
             if o.status.success() {
                 assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "target-port");
                 break;

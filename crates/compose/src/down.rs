@@ -1,4 +1,5 @@
-//! `down`: the project's containers stopped together and removed, then
+//! `down`: the project's containers stopped (a dependency level at a
+//! time, dependents first) and removed together, then
 //! its networks, and with `volumes` its named volumes (and the containers'
 //! anonymous ones); `--remove-orphans` takes the containers of services
 //! the files no longer have.
@@ -43,7 +44,7 @@ pub fn down(
             state: format!("found orphan containers ([{}]) for this project: run down with --remove-orphans to remove them", names.join(" ")),
         });
     }
-    stop_together(engine, &gone, opts.timeout)?;
+    stop_in_order(engine, p, &gone, opts.timeout)?;
     remove_together(engine, &gone, opts.volumes, report)?;
     for key in p.network_names() {
         if p.external("networks", &key) {
@@ -135,10 +136,108 @@ fn remove_together(
     first_error.map_or(Ok(()), Err)
 }
 
+/// Stops the members in reverse dependency order, as Compose does (a
+/// service stops before what it depends on, so that it may still use it
+/// while it ends): the containers of one dependency level get their stop
+/// signal together, and the next level's once those processes have ended
+/// (or were killed past the stop timeout). Their monitors' bookkeeping
+/// (the exit recorded, the runtime's container and veths gone) is waited
+/// for once, for all, at the end. One-off containers and those of services
+/// the files no longer have go with the first level.
+pub fn stop_in_order(
+    engine: &Engine,
+    p: &Project,
+    members: &[Member],
+    timeout: Option<u32>,
+) -> Result<()> {
+    let services: Vec<String> = p
+        .services()
+        .map(|(n, _)| n.to_string())
+        .filter(|n| members.iter().any(|m| m.service == *n))
+        .collect();
+    let mut levels = crate::up::levels(p, &services)?;
+    levels.reverse();
+    let mut first = true;
+    let mut batches: Vec<Vec<Member>> = Vec::new();
+    for level in levels {
+        batches.push(
+            members
+                .iter()
+                .filter(|m| {
+                    (level.contains(&m.service) && !m.oneoff)
+                        || (first && (m.oneoff || !p.knows(&m.service)))
+                })
+                .cloned()
+                .collect(),
+        );
+        first = false;
+    }
+    if first {
+        // No service of the files has a container: only one-offs and
+        // orphans.
+        batches.push(members.to_vec());
+    }
+    let last = batches.len().saturating_sub(1);
+    for (i, batch) in batches.iter().enumerate() {
+        signal_all(engine, batch)?;
+        if i < last {
+            wait_ended(engine, batch, timeout)?;
+        }
+    }
+    settle_all(engine, members, timeout)
+}
+
+/// Waits until the processes of `members` have ended, each within its stop
+/// timeout (`timeout`, else its own, else 10 s); one still running then is
+/// stopped at once (SIGKILL).
+fn wait_ended(engine: &Engine, members: &[Member], timeout: Option<u32>) -> Result<()> {
+    let start = std::time::Instant::now();
+    let mut delay = 1;
+    let mut left: Vec<&Member> = members
+        .iter()
+        .filter(|m| m.record.status.is_active())
+        .collect();
+    while !left.is_empty() {
+        let mut late = Vec::new();
+        left.retain(|m| {
+            if !berth_engine::alive(m.record.pid, m.record.pid_start) {
+                return false;
+            }
+            let limit = timeout.or(m.record.config.stop_timeout).unwrap_or(10);
+            if start.elapsed() >= std::time::Duration::from_secs(limit.into()) {
+                late.push(*m);
+                return false;
+            }
+            true
+        });
+        let mut kill = berth_engine::lifecycle::StopOptions::default();
+        kill.timeout = Some(0);
+        for m in late {
+            match engine.container_stop(&m.record.id, &kill) {
+                Err(e) if e.kind() != berth_engine::ErrorKind::NotFound => {
+                    return Err(Error::engine(format!("stop {}", m.record.name))(e))
+                }
+                _ => {}
+            }
+        }
+        if !left.is_empty() {
+            std::thread::sleep(std::time::Duration::from_millis(delay));
+            delay = (delay * 2).min(5);
+        }
+    }
+    Ok(())
+}
+
 /// Sends every running container its stop signal at once, then waits for
 /// each (the engine's stop, which kills after the timeout): the project
 /// stops in about the time its slowest container takes, not their sum.
 pub fn stop_together(engine: &Engine, members: &[Member], timeout: Option<u32>) -> Result<()> {
+    signal_all(engine, members)?;
+    settle_all(engine, members, timeout)
+}
+
+/// Sends every running container of `members` its stop signal.
+fn signal_all(engine: &Engine, members: &[Member]) -> Result<()> {
     for m in members.iter().filter(|m| m.record.status.is_active()) {
         engine
             .db()
@@ -151,9 +250,15 @@ pub fn stop_together(engine: &Engine, members: &[Member], timeout: Option<u32>) 
         };
         let mut k = KillOptions::default();
         k.signal = Some(sig);
-        // Already gone, or restarting: the stop below settles it.
+        // Already gone, or restarting: the stop that settles it says.
         let _ = engine.container_kill(&m.record.id, &k);
     }
+    Ok(())
+}
+
+/// The engine's stop of each (signalled) running container: its exit
+/// recorded, SIGKILL past the timeout.
+fn settle_all(engine: &Engine, members: &[Member], timeout: Option<u32>) -> Result<()> {
     for m in members.iter().filter(|m| m.record.status.is_active()) {
         let mut s = berth_engine::lifecycle::StopOptions::default();
         s.timeout = timeout;

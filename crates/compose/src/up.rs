@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use berth_engine::lifecycle::{RemoveOptions, StopOptions};
+use berth_engine::monitor::Held;
 use berth_engine::{Engine, Record, Status};
 use serde_json::Value;
 
@@ -108,6 +109,10 @@ pub fn up(
     let mut pending: Vec<String> = order;
     let mut waiting: BTreeSet<String> = BTreeSet::new();
     let mut known: BTreeMap<String, Vec<Member>> = BTreeMap::new();
+    // The starts of services that wait on others, made ready while they
+    // wait (see hold_all); dropped unreleased on an error, which calls
+    // them off.
+    let mut held: Option<BTreeMap<String, Vec<(Record, Held)>>> = None;
     let mut delay = 2;
     while !pending.is_empty() {
         // The services whose dependencies hold now (a dependency level),
@@ -121,11 +126,31 @@ pub fn up(
             }
         }
         let mut to_start = Vec::new();
+        let mut to_release = Vec::new();
         for svc in &ready {
-            to_start.extend(converge(engine, p, svc, opts, &existing, report)?);
+            match held.as_mut().and_then(|h| h.remove(svc)) {
+                Some(h) => to_release.extend(h),
+                None => to_start.extend(converge(engine, p, svc, opts, &existing, report)?),
+            }
         }
+        release_all(to_release, report)?;
         start_all(engine, &to_start, report)?;
         pending.retain(|s| !ready.contains(s));
+        if held.is_none() && !opts.no_start {
+            // What is left waits on a condition (a healthcheck, a
+            // completion): its containers are made (as Compose v2 creates
+            // every container before it starts any) and their starts
+            // taken as far as they go without running the program, so
+            // that once the condition holds only the program's exec is
+            // left. A service's containers are still started only once
+            // its dependencies hold.
+            let mut h = BTreeMap::new();
+            for svc in &pending {
+                let records = converge(engine, p, svc, opts, &existing, report)?;
+                h.insert(svc.clone(), hold_all(engine, records, deadline)?);
+            }
+            held = Some(h);
+        }
         if !ready.is_empty() {
             delay = 2;
             continue;
@@ -137,9 +162,52 @@ pub fn up(
             )));
         }
         std::thread::sleep(Duration::from_millis(delay));
-        delay = (delay * 2).min(20);
+        // A few milliseconds apart at most: a dependency's row is one
+        // read, and a dependent's start waits on this poll.
+        delay = (delay * 2).min(5);
     }
     members::list(engine, &p.name)
+}
+
+/// Begins each container's start and holds it before its program runs,
+/// for at most until `deadline` (see [`berth_engine::monitor::start_held`]).
+fn hold_all(
+    engine: &Engine,
+    records: Vec<Record>,
+    deadline: Instant,
+) -> Result<Vec<(Record, Held)>> {
+    let hold = deadline.saturating_duration_since(Instant::now()) + Duration::from_secs(5);
+    let mut out = Vec::new();
+    for r in records {
+        engine
+            .db()
+            .set_stopped_by_user(&r.id, false)
+            .map_err(Error::engine(format!("start {}", r.name)))?;
+        let h = berth_engine::monitor::start_held(engine, &r, hold)
+            .map_err(Error::engine(format!("start {}", r.name)))?;
+        out.push((r, h));
+    }
+    Ok(out)
+}
+
+/// Starts held containers together, each reported as it is known to run;
+/// the first failure is returned once all have been tried.
+fn release_all(held: Vec<(Record, Held)>, report: &mut dyn FnMut(Step)) -> Result<()> {
+    let (records, held): (Vec<Record>, Vec<Held>) = held.into_iter().unzip();
+    let mut first_error = None;
+    for (r, res) in records.iter().zip(Held::release_all(held)) {
+        match res {
+            Ok(()) => report(Step {
+                kind: "Container",
+                name: r.name.clone(),
+                state: "Started".into(),
+            }),
+            Err(e) => {
+                first_error.get_or_insert(Error::engine(format!("start {}", r.name))(e));
+            }
+        }
+    }
+    first_error.map_or(Ok(()), Err)
 }
 
 /// `services` in dependency levels: each level's services depend only on

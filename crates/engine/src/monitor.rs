@@ -38,8 +38,16 @@ pub enum Mode {
     Foreground { caller: berth_relay::relay::Caller },
     /// A monitor process, which reports on `notify` once the container
     /// runs; with `wait_attach`, once it listens for clients, and then
-    /// waits for one before starting the container (`run -it`).
-    Detached { notify: OwnedFd, wait_attach: bool },
+    /// waits for one before starting the container (`run -it`). With
+    /// `hold` (see [`start_held`]), the container is made ready to run
+    /// (created, its network attached) and started only once a byte comes
+    /// through it before its deadline; its end closing first calls the
+    /// start off.
+    Detached {
+        notify: OwnedFd,
+        wait_attach: bool,
+        hold: Option<(OwnedFd, Instant)>,
+    },
     /// A monitor back from berth-monitor, which relayed the container's
     /// life until it exited with `code`: record it, restart or finish.
     Resumed { code: i32 },
@@ -56,6 +64,10 @@ const WAIT_ATTACH_ARG: &str = "attach";
 /// `berth __monitor ROOT RUNROOT ID exited CODE`: berth-monitor handing a
 /// container's exit back.
 const EXITED_ARG: &str = "exited";
+
+/// `berth __monitor ROOT RUNROOT ID hold SECONDS`: a held start (see
+/// [`start_held`]), its go pipe on fd 4.
+const HOLD_ARG: &str = "hold";
 
 /// Starts the container under a monitor process of its own; returns once
 /// the container runs (or with the reason it could not start).
@@ -88,7 +100,10 @@ pub fn start_attached(engine: &Engine, r: &Record) -> Result<std::os::unix::net:
 ///
 /// The caller must be single-threaded: it forks.
 pub fn start_detached_all(engine: &Engine, records: &[Record]) -> Vec<Result<()>> {
-    let launched: Vec<Result<OwnedFd>> = records.iter().map(|r| launch(engine, r, false)).collect();
+    let launched: Vec<Result<OwnedFd>> = records
+        .iter()
+        .map(|r| launch(engine, r, false, None))
+        .collect();
     // Each report pipe closes when its monitor has reported (or died):
     // read in turn, the waits overlap.
     launched
@@ -97,15 +112,65 @@ pub fn start_detached_all(engine: &Engine, records: &[Record]) -> Vec<Result<()>
         .collect()
 }
 
+/// A container whose monitor has made it ready to run (the runtime's
+/// container created, its network attached) and waits for the word to
+/// start it: [`Held::release_all`]. Dropped unreleased, or past the
+/// deadline given to [`start_held`], the monitor calls the start off and
+/// the container stays created.
+#[derive(Debug)]
+pub struct Held {
+    report: OwnedFd,
+    go: OwnedFd,
+}
+
+/// Begins the start of `r` under a monitor of its own and holds it just
+/// before its program runs, for at most `hold`: compose prepares a
+/// service's containers while what it depends on becomes healthy, so that
+/// once it is, the start that remains is only the program's exec. The
+/// container counts as created (not running) while held.
+///
+/// The caller must be single-threaded: it forks.
+pub fn start_held(engine: &Engine, r: &Record, hold: Duration) -> Result<Held> {
+    let (go_rd, go) = nix::unistd::pipe2(OFlag::O_CLOEXEC).ctx(|| "pipe".into())?;
+    let report = launch(engine, r, false, Some((go_rd, hold)))?;
+    Ok(Held { report, go })
+}
+
+impl Held {
+    /// Starts the held containers together; one result per container, in
+    /// their order: as [`start_detached_all`]'s.
+    pub fn release_all(held: Vec<Held>) -> Vec<Result<()>> {
+        let reports: Vec<OwnedFd> = held
+            .into_iter()
+            .map(|h| {
+                // A monitor that is gone reports why below.
+                let _ = nix::unistd::write(&h.go, b"g");
+                h.report
+            })
+            .collect();
+        reports.iter().map(await_report).collect()
+    }
+}
+
 fn spawn(engine: &Engine, r: &Record, wait_attach: bool) -> Result<()> {
-    let rd = launch(engine, r, wait_attach)?;
+    let rd = launch(engine, r, wait_attach, None)?;
     await_report(&rd)
 }
 
 /// Spawns the monitor of `r` (which goes on to start the container) and
-/// returns the read end of its report pipe.
-fn launch(engine: &Engine, r: &Record, wait_attach: bool) -> Result<OwnedFd> {
+/// returns the read end of its report pipe; with `hold`, the read end of
+/// its go pipe (put on the monitor's fd 4) and how long it may wait.
+fn launch(
+    engine: &Engine,
+    r: &Record,
+    wait_attach: bool,
+    hold: Option<(OwnedFd, Duration)>,
+) -> Result<OwnedFd> {
     let (rd, wr) = nix::unistd::pipe2(OFlag::O_CLOEXEC).ctx(|| "pipe".into())?;
+    let hold_secs = hold
+        .as_ref()
+        .map(|(_, d)| d.as_secs().max(1).to_string())
+        .unwrap_or_default();
     let mut args = vec![
         std::ffi::OsStr::new("berth-monitor"),
         std::ffi::OsStr::new(MONITOR_ARG),
@@ -116,6 +181,10 @@ fn launch(engine: &Engine, r: &Record, wait_attach: bool) -> Result<OwnedFd> {
     if wait_attach {
         args.push(std::ffi::OsStr::new(WAIT_ATTACH_ARG));
     }
+    if hold.is_some() {
+        args.push(std::ffi::OsStr::new(HOLD_ARG));
+        args.push(std::ffi::OsStr::new(&hold_secs));
+    }
     let argv = c_strings(&args).ok_or_else(|| Error::Nul("a path contains a NUL byte".into()))?;
     // SAFETY: the process is single-threaded (the engine's contract), so
     // the child may run arbitrary code; it ends in exec or _exit.
@@ -125,11 +194,23 @@ fn launch(engine: &Engine, r: &Record, wait_attach: bool) -> Result<OwnedFd> {
             let _ = nix::unistd::setsid();
             // SAFETY: as above; the grandchild becomes the monitor.
             if let Ok(ForkResult::Child) = unsafe { nix::unistd::fork() } {
-                // The report pipe on fd 3, without close-on-exec; every
-                // other descriptor of the caller's (a script's `exec 7>`,
-                // a pipe its reader waits on to end) closed at the exec,
-                // or the monitor would hold it for the container's life.
-                if nix::unistd::dup2(wr.as_raw_fd(), 3).is_ok() && cloexec_from(4) {
+                // The go pipe moved off fd 3 first, which the report
+                // pipe takes; both without close-on-exec. Every other
+                // descriptor of the caller's (a script's `exec 7>`, a pipe
+                // its reader waits on to end) closed at the exec, or the
+                // monitor would hold it for the container's life.
+                let go = hold.as_ref().map(|(g, _)| {
+                    let g = g.as_raw_fd();
+                    if g == 3 {
+                        nix::unistd::dup(g).unwrap_or(g)
+                    } else {
+                        g
+                    }
+                });
+                let placed = nix::unistd::dup2(wr.as_raw_fd(), 3).is_ok()
+                    && go.is_none_or(|g| nix::unistd::dup2(g, 4).is_ok())
+                    && cloexec_from(if go.is_some() { 5 } else { 4 });
+                if placed {
                     // From a read-only view of our binary: the monitor
                     // starts the container and its health checks
                     // (CVE-2019-5736), and the caller (`run -d`) need not
@@ -144,6 +225,7 @@ fn launch(engine: &Engine, r: &Record, wait_attach: bool) -> Result<OwnedFd> {
         }
         ForkResult::Parent { child } => {
             drop(wr);
+            drop(hold);
             // The middle process ends at once (its child, the monitor, is
             // the init's now).
             let _ = waitpid(child, None);
@@ -285,12 +367,27 @@ pub fn main(args: &[std::ffi::OsString]) -> Result<i32> {
             Some(m) => m,
             None => return Err(usage()),
         },
-        [] | [_] => {
-            let wait_attach = match tail {
-                [] => false,
-                [a] if a == WAIT_ATTACH_ARG => true,
+        [] | [_] | [_, _] => {
+            let (wait_attach, hold_secs) = match tail {
+                [] => (false, None),
+                [a] if a == WAIT_ATTACH_ARG => (true, None),
+                [h, secs] if h == HOLD_ARG => match secs.to_str().and_then(|s| s.parse().ok()) {
+                    Some(s) => (false, Some(s)),
+                    None => return Err(usage()),
+                },
                 _ => return Err(usage()),
             };
+            let hold = hold_secs.map(|s: u64| {
+                // SAFETY: fd 4 was put there for us by start_held (with
+                // the hold argument) and nothing else in this fresh
+                // process owns it.
+                let go = unsafe { OwnedFd::from_raw_fd(4) };
+                let _ = nix::fcntl::fcntl(
+                    go.as_raw_fd(),
+                    nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+                );
+                (go, Instant::now() + Duration::from_secs(s))
+            });
             // SAFETY: fd 3 was put there for us by start_detached and nothing
             // else in this fresh process owns it.
             let notify = unsafe { OwnedFd::from_raw_fd(3) };
@@ -301,6 +398,7 @@ pub fn main(args: &[std::ffi::OsString]) -> Result<i32> {
             Mode::Detached {
                 notify,
                 wait_attach,
+                hold,
             }
         }
         _ => return Err(usage()),
@@ -310,7 +408,7 @@ pub fn main(args: &[std::ffi::OsString]) -> Result<i32> {
 
 fn usage() -> Error {
     Error::Usage(format!(
-        "usage: berth {MONITOR_ARG} ROOT RUNROOT ID [{WAIT_ATTACH_ARG} | {EXITED_ARG} CODE]"
+        "usage: berth {MONITOR_ARG} ROOT RUNROOT ID [{WAIT_ATTACH_ARG} | {EXITED_ARG} CODE | {HOLD_ARG} SECONDS]"
     ))
 }
 
@@ -370,13 +468,14 @@ fn monitor_main(root: &std::path::Path, runroot: &std::path::Path, id: &str, mod
 /// Runs the container until it ends for good (restarts included); returns
 /// its last exit code.
 pub fn run(engine: &mut Engine, id: &str, mode: Mode) -> Result<i32> {
-    let (caller, mut notify, wait_attach, resumed) = match mode {
+    let (caller, mut notify, wait_attach, resumed, mut hold) = match mode {
         Mode::Detached {
             notify,
             wait_attach,
-        } => (None, Some(notify), wait_attach, None),
-        Mode::Foreground { caller } => (Some(caller), None, false, None),
-        Mode::Resumed { code } => (None, None, false, Some(code)),
+            hold,
+        } => (None, Some(notify), wait_attach, None, hold),
+        Mode::Foreground { caller } => (Some(caller), None, false, None, None),
+        Mode::Resumed { code } => (None, None, false, Some(code), None),
     };
     // Clients may attach to any running container (a socket costs little).
     let mut server = crate::attach::Server::bind(&engine.runroot, id);
@@ -389,7 +488,17 @@ pub fn run(engine: &mut Engine, id: &str, mode: Mode) -> Result<i32> {
             }
             s.wait_for_client(Duration::from_secs(30))
                 .map_err(|e| Error::Monitor(e.to_string()))
-                .and_then(|()| run_inner(engine, id, caller.as_ref(), &mut notify, Some(s), None))
+                .and_then(|()| {
+                    run_inner(
+                        engine,
+                        id,
+                        caller.as_ref(),
+                        &mut notify,
+                        Some(s),
+                        None,
+                        &mut hold,
+                    )
+                })
         }
         (s, false) => run_inner(
             engine,
@@ -398,6 +507,7 @@ pub fn run(engine: &mut Engine, id: &str, mode: Mode) -> Result<i32> {
             &mut notify,
             s.as_mut().ok(),
             resumed,
+            &mut hold,
         ),
     };
     if let Err(e) = &result {
@@ -431,6 +541,7 @@ fn run_inner(
     notify: &mut Option<OwnedFd>,
     mut server: Option<&mut crate::attach::Server>,
     resumed: Option<i32>,
+    hold: &mut Option<(OwnedFd, Instant)>,
 ) -> Result<i32> {
     if resumed.is_none() {
         let me = crate::own_pid();
@@ -470,6 +581,7 @@ fn run_inner(
                     &mut log,
                     server.as_deref_mut(),
                     (rootfs, spec),
+                    hold.take(),
                 )?
             }
         };
@@ -723,14 +835,38 @@ fn joins(engine: &Engine, r: &Record) -> Result<spec::Joins> {
     })
 }
 
+/// Whether the go byte of a held start comes through `go` before
+/// `deadline` (its end closed, or the deadline passed: no).
+fn released(go: &OwnedFd, deadline: Instant) -> bool {
+    use nix::poll::{PollFd, PollFlags, PollTimeout};
+    use std::os::fd::AsFd;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
+        let mut fds = [PollFd::new(go.as_fd(), PollFlags::POLLIN)];
+        match nix::poll::poll(&mut fds, PollTimeout::from(ms)) {
+            Ok(0) | Err(nix::errno::Errno::EINTR) => continue,
+            Ok(_) => {
+                let mut b = [0u8; 1];
+                return matches!(nix::unistd::read(go.as_raw_fd(), &mut b), Ok(1));
+            }
+            Err(_) => return false,
+        }
+    }
+}
+
 fn dup_cloexec(fd: RawFd) -> Result<OwnedFd> {
     let n = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3)).ctx(|| "dup".into())?;
     // SAFETY: fcntl just returned this new descriptor, owned by nobody else.
     Ok(unsafe { OwnedFd::from_raw_fd(n) })
 }
 
-/// One life of the container: create, start, relay, reap. Returns the exit
-/// code.
+/// One life of the container: create, start (once `hold`'s go comes, if
+/// held), relay, reap. Returns the exit code.
+#[allow(clippy::too_many_arguments)] // each is one part of a life; see run_inner
 fn run_once(
     engine: &mut Engine,
     r: &mut Record,
@@ -739,6 +875,7 @@ fn run_once(
     log: &mut logs::Writer,
     server: Option<&mut crate::attach::Server>,
     (rootfs, spec): (Option<OwnedFd>, oci_spec::runtime::Spec),
+    hold: Option<(OwnedFd, Instant)>,
 ) -> Result<Life> {
     let id = r.id.clone();
     let console = if r.config.tty {
@@ -783,6 +920,15 @@ fn run_once(
     if let Err(e) = engine.attach_network(r, c.state.pid) {
         let _ = c.delete(true);
         return Err(e);
+    }
+    if let Some((go, deadline)) = hold {
+        if !released(&go, deadline) {
+            let _ = engine.detach_network(r, false);
+            let _ = c.delete(true);
+            return Err(Error::Monitor(
+                "the start was called off before the container ran".into(),
+            ));
+        }
     }
     if let Err(e) = c.start() {
         let _ = engine.detach_network(r, false);

@@ -67,6 +67,10 @@ fn main() -> ExitCode {
             "start_runs_attached_or_detached_and_attach_follows_the_state",
             start_runs_attached_or_detached_and_attach_follows_the_state,
         ),
+        trial(
+            "held_starts_run_on_the_word_or_are_called_off",
+            held_starts_run_on_the_word_or_are_called_off,
+        ),
     ];
     libtest_mimic::run(&args, trials).exit_code()
 }
@@ -683,5 +687,70 @@ fn start_runs_attached_or_detached_and_attach_follows_the_state() -> Result<(), 
             && actions.iter().any(|a| a == "attach"),
         || format!("events {actions:?}: one start, an attach"),
     )?;
+    Ok(())
+}
+
+/// `monitor::start_held`: the container is made ready to run (the
+/// runtime's container exists) but its program does not run and it counts
+/// as created; released, it runs; its Held dropped, the start is called
+/// off, the runtime's container deleted, and a later start works.
+fn held_starts_run_on_the_word_or_are_called_off() -> Result<(), Failed> {
+    use berth_engine::monitor::{start_held, Held};
+    let mut s = Store::new();
+    let go = s.create("api-held-go", &["sh", "-c", "echo ran; exec sleep 60"]);
+    let off = s.create("api-held-off", &["sh", "-c", "echo ran; exec sleep 60"]);
+    let e = s.engine();
+    let held_go = start_held(e, &go, PATIENCE)?;
+    let held_off = start_held(e, &off, PATIENCE)?;
+    let prepared = |id: &str| berth_runtime::Container::load(&e.runtime_root(), id).is_ok();
+    let deadline = Instant::now() + PATIENCE;
+    while !(prepared(&go.id) && prepared(&off.id)) {
+        check(Instant::now() < deadline, || {
+            "the held starts never made the runtime's containers".into()
+        })?;
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    for r in [&go, &off] {
+        let now = e.find(&r.id)?;
+        let state = e.container_inspect(&r.id)?.state.status;
+        check(
+            !now.status.is_active() || now.status == Status::Starting,
+            || format!("{}: held but {:?}", r.name, now.status),
+        )?;
+        check(state == "created", || {
+            format!("{}: inspect says {state}", r.name)
+        })?;
+    }
+    drop(held_off);
+    let results = Held::release_all(vec![held_go]);
+    check(results.len() == 1 && results[0].is_ok(), || {
+        format!("release: {results:?}")
+    })?;
+    check(e.find(&go.id)?.status == Status::Running, || {
+        "released but not running".into()
+    })?;
+    // Called off: created again, with the reason, its program never run.
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let now = e.find(&off.id)?;
+        if now.status == Status::Created && now.error.contains("called off") {
+            break;
+        }
+        check(Instant::now() < deadline, || {
+            format!("the dropped start was never called off: {now:?}")
+        })?;
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    check(!prepared(&off.id), || {
+        "the called-off start left the runtime's container".into()
+    })?;
+    let logs: Vec<_> = e
+        .container_logs(&off.id, &LogOptions::default())?
+        .collect::<Result<_, _>>()?;
+    check(logs.is_empty(), || format!("its program ran: {logs:?}"))?;
+    berth_engine::monitor::start_detached(e, &e.find(&off.id)?)?;
+    check(e.find(&off.id)?.status == Status::Running, || {
+        "a start after the called-off one does not run".into()
+    })?;
     Ok(())
 }

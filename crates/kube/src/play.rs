@@ -467,7 +467,11 @@ pub fn play(engine: &mut Engine, parsed: &Parsed, opts: &PlayOptions) -> Result<
                 .find(|(w, _)| selects(svc, &w.labels))
                 .and_then(|(_, (_, id))| engine.pod_ip(id));
             if let Some(ip) = ip {
+                // Its cluster DNS name too, as a pod in a cluster finds it
+                // (the file's namespace, else "default").
+                let ns = svc.metadata.namespace.as_deref().unwrap_or("default");
                 hosts.push(format!("{name}:{ip}"));
+                hosts.push(format!("{name}.{ns}.svc.cluster.local:{ip}"));
             }
         }
         for (w, (_, pod_id)) in loads.iter().zip(&made) {
