@@ -30,9 +30,17 @@ impl RunArgs {
         .into_iter()
         .flatten()
         .any(|m| m.starts_with("container:"));
+        // What makes the engine's default the host's namespace
+        // (berth_engine::userns::wants_host): a device, the host's pid or
+        // ipc namespace, an OOM score.
+        let wants_host = !self.device.is_empty()
+            || self.pid.as_deref() == Some("host")
+            || self.ipc.as_deref() == Some("host")
+            || self.oom_score_adj.is_some();
         !self.privileged
             && self.pod.is_none()
             && !joins
+            && !wants_host
             && matches!(
                 berth_engine::userns::Mode::parse(self.userns.as_deref().unwrap_or("")),
                 Ok(berth_engine::userns::Mode::Private { .. })

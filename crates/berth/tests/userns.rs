@@ -660,3 +660,32 @@ fn a_build_run_step_has_a_namespace_of_its_own() {
     assert_eq!(lines.next(), Some("33:44"), "{o}");
     assert_eq!(ranges(&b), vec![]);
 }
+
+/// A foreground `run` of a container with a user namespace of its own
+/// starts from berth's binary as installed (its namespace keeps the binary
+/// out of reach); the options that make the default the host's namespace
+/// (a device, the host's pid or ipc namespace, an OOM score, --privileged,
+/// --userns=host) must still re-execute from a protected view first, or
+/// the runtime refuses the start. Each must run.
+#[test]
+fn foreground_runs_in_the_hosts_namespace_by_their_options_still_start() {
+    let Some(b) = store("foreground_runs_in_the_hosts_namespace_by_their_options_still_start")
+    else {
+        return;
+    };
+    for flags in [
+        &[][..],
+        &["--device", "/dev/null:/dev/mynull"],
+        &["--pid", "host"],
+        &["--ipc", "host"],
+        &["--oom-score-adj", "10"],
+        &["--privileged"],
+        &["--userns=host"],
+    ] {
+        let mut args = vec!["run", "--rm", "--network", "none"];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&["busybox", "true"]);
+        let o = b.run(&args);
+        expect_code(&o, 0, &format!("run {flags:?}"));
+    }
+}
