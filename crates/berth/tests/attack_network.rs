@@ -82,13 +82,19 @@ fn network(b: &Berth, name: &str, extra: &[&str]) {
     panic!("no free subnet for {name}");
 }
 
+/// The network's gateway: as docker's, inspect shows none for a subnet
+/// given without one, which then is the subnet's first address.
 fn gateway(b: &Berth, net: &str) -> String {
     let o = b.ok(&["network", "inspect", net]);
     let v: serde_json::Value = serde_json::from_str(&o).unwrap();
-    v[0]["IPAM"]["Config"][0]["Gateway"]
-        .as_str()
-        .unwrap()
-        .to_string()
+    let config = &v[0]["IPAM"]["Config"][0];
+    if let Some(g) = config["Gateway"].as_str() {
+        return g.to_string();
+    }
+    let subnet = config["Subnet"].as_str().unwrap();
+    let (addr, _) = subnet.split_once('/').unwrap();
+    let first = u32::from(addr.parse::<std::net::Ipv4Addr>().unwrap()) + 1;
+    std::net::Ipv4Addr::from(first).to_string()
 }
 
 /// Datagrams received on `s` until it stays quiet for half a second (or 5 s
