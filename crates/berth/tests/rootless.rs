@@ -418,7 +418,17 @@ fn two_containers_reach_each_other_by_name_and_alias_on_a_user_network() {
     // The containers' veths are in the user's namespace, the bridges
     // stay when the last container goes (as root's), and network rm takes
     // them.
-    let links = user_netns_links(&b);
+    // A veth of the --rm container goes with its network namespace, which
+    // the kernel cleans up after the run returned (a deferred work item):
+    // waited for, briefly.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut links = user_netns_links(&b);
+    while links.iter().filter(|l| l.starts_with("vb")).count() > 1
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        links = user_netns_links(&b);
+    }
     assert_eq!(
         links.iter().filter(|l| l.starts_with("br-")).count(),
         2,
