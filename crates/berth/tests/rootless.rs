@@ -440,7 +440,12 @@ fn two_containers_reach_each_other_by_name_and_alias_on_a_user_network() {
         "{links:?}"
     );
     b.ok(&["rm", "-f", "web"]);
-    let links = user_netns_links(&b);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut links = user_netns_links(&b);
+    while links.iter().any(|l| l.starts_with("vb")) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        links = user_netns_links(&b);
+    }
     assert_eq!(
         links.iter().filter(|l| l.starts_with("br-")).count(),
         2,
