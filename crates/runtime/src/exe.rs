@@ -153,15 +153,12 @@ fn unwritable_in_our_user_namespace() -> bool {
     let Some((dev, ino, owner)) = parse_host_owner(&recorded.to_string_lossy()) else {
         return false;
     };
-    let Ok(st) = nix::sys::stat::stat("/proc/self/exe") else {
+    let Some(st) = running_binary_closed() else {
         return false;
     };
     // Another binary than the one recorded (berth executed another berth):
     // its owner is unknown.
-    if (st.st_dev, st.st_ino) != (dev, ino) || st.st_mode & 0o022 != 0 {
-        return false;
-    }
-    if has_acl(c"/proc/self/exe") != Some(false) {
+    if (st.st_dev, st.st_ino) != (dev, ino) {
         return false;
     }
     let Ok(map) = std::fs::read_to_string("/proc/self/uid_map") else {
@@ -220,9 +217,9 @@ fn has_acl(path: &CStr) -> Option<bool> {
 /// Whether the host's initial user namespace is ours (its map is the
 /// identity over every id): there `stat` shows the host's owner.
 pub fn in_initial_user_namespace() -> bool {
+    // saferoot reads the map once; a namespace joined since is flagged.
     !JOINED_USER_NAMESPACE.load(Ordering::Relaxed)
-        && std::fs::read_to_string("/proc/self/uid_map")
-            .is_ok_and(|m| m.split_whitespace().collect::<Vec<_>>() == ["0", "0", "4294967295"])
+        && !saferoot::idmap::in_unprivileged_user_namespace()
 }
 
 /// Whether no process of a user namespace whose ids map to these host
@@ -235,12 +232,9 @@ fn unwritable_from(uids: &[(u64, u64)], gids: &[(u64, u64)]) -> bool {
     if !in_initial_user_namespace() || uids.is_empty() || gids.is_empty() {
         return false;
     }
-    let Ok(st) = nix::sys::stat::stat("/proc/self/exe") else {
+    let Some(st) = running_binary_closed() else {
         return false;
     };
-    if st.st_mode & 0o022 != 0 || has_acl(c"/proc/self/exe") != Some(false) {
-        return false;
-    }
     let covers = |ranges: &[(u64, u64)], id: u32| {
         ranges
             .iter()
@@ -304,9 +298,15 @@ pub fn exempt_for_process(pid: i32) -> bool {
 /// [`exempt_for_process`]) and refuses if it does not hold.
 pub fn root_owned_and_closed() -> bool {
     in_initial_user_namespace()
-        && nix::sys::stat::stat("/proc/self/exe")
-            .is_ok_and(|st| st.st_uid == 0 && st.st_gid == 0 && st.st_mode & 0o022 == 0)
-        && has_acl(c"/proc/self/exe") == Some(false)
+        && running_binary_closed().is_some_and(|st| st.st_uid == 0 && st.st_gid == 0)
+}
+
+/// The running binary's status, when neither its group nor others may
+/// write it and it has no ACL (whose entries could let them); None when it
+/// is open so, or cannot be told.
+fn running_binary_closed() -> Option<nix::sys::stat::FileStat> {
+    let st = nix::sys::stat::stat("/proc/self/exe").ok()?;
+    (st.st_mode & 0o022 == 0 && has_acl(c"/proc/self/exe") == Some(false)).then_some(st)
 }
 
 /// Refuses to go on unless the binary is protected: the library's own
