@@ -366,19 +366,10 @@ fn ipam_settings(
     let client = |m: String| format::failure(m, 1);
     let mut ipam = berth_network::store::Ipam::default();
     if let Some(r) = ip_range {
-        let r = berth_network::Subnet::parse(r)
-            .map_err(|e| client(format!("invalid --ip-range {r:?}: {e}")))?;
-        match subnet {
-            None => {
-                return Err(client(
-                    "every ip-range or gateway must have a corresponding subnet".into(),
-                ))
-            }
-            Some(s) if !(s.contains(r.network()) && s.contains(r.broadcast())) => {
-                return Err(client(format!("no matching subnet for range {r}")))
-            }
-            Some(_) => ipam.ip_range = Some(r),
-        }
+        ipam.ip_range = Some(
+            berth_network::Subnet::parse(r)
+                .map_err(|e| client(format!("invalid --ip-range {r:?}: {e}")))?,
+        );
     }
     for a in aux {
         let (name, ip) = a
@@ -389,15 +380,13 @@ fn ipam_settings(
                 "invalid aux-address {a:?}: {ip:?} is not an IPv4 address"
             ))
         })?;
-        if !subnet.is_some_and(|s| s.contains(ip)) {
-            return Err(client(format!("no matching subnet for aux-address {ip}")));
-        }
         ipam.aux_addresses.insert(name.to_string(), ip);
     }
     for o in opts {
         let (k, v) = o.split_once('=').unwrap_or((o.as_str(), ""));
         ipam.options.insert(k.to_string(), v.to_string());
     }
+    ipam.check(subnet).map_err(client)?;
     Ok(ipam)
 }
 

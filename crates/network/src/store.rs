@@ -92,6 +92,32 @@ pub struct Network {
     pub ipam: Ipam,
 }
 
+impl Ipam {
+    /// Whether the range and the aux addresses lie in `subnet` (the
+    /// network's, if given), in docker's client's words when not.
+    pub fn check(&self, subnet: Option<Subnet>) -> std::result::Result<(), String> {
+        if let Some(r) = self.ip_range {
+            match subnet {
+                None => {
+                    return Err("every ip-range or gateway must have a corresponding subnet".into())
+                }
+                Some(s) if !(s.contains(r.network()) && s.contains(r.broadcast())) => {
+                    return Err(format!("no matching subnet for range {r}"))
+                }
+                Some(_) => {}
+            }
+        }
+        match self
+            .aux_addresses
+            .values()
+            .find(|ip| !subnet.is_some_and(|s| s.contains(**ip)))
+        {
+            Some(ip) => Err(format!("no matching subnet for aux-address {ip}")),
+            None => Ok(()),
+        }
+    }
+}
+
 impl Network {
     /// The default bridge network (no name resolution, as docker's).
     pub fn is_default(&self) -> bool {
@@ -638,34 +664,7 @@ impl Networks {
         labels: &std::collections::BTreeMap<String, String>,
         mut ipam: Ipam,
     ) -> Result<Network> {
-        match subnet {
-            None if ipam.ip_range.is_some() => {
-                return Err(Error::InvalidOption(
-                    "every ip-range or gateway must have a corresponding subnet".into(),
-                ))
-            }
-            None if !ipam.aux_addresses.is_empty() => {
-                return Err(Error::InvalidOption(
-                    "every aux-address must have a corresponding subnet".into(),
-                ))
-            }
-            Some(s) => {
-                if let Some(r) = ipam
-                    .ip_range
-                    .filter(|r| !(s.contains(r.network()) && s.contains(r.broadcast())))
-                {
-                    return Err(Error::InvalidOption(format!(
-                        "no matching subnet for range {r}"
-                    )));
-                }
-                if let Some(ip) = ipam.aux_addresses.values().find(|ip| !s.contains(**ip)) {
-                    return Err(Error::InvalidOption(format!(
-                        "no matching subnet for aux-address {ip}"
-                    )));
-                }
-            }
-            None => {}
-        }
+        ipam.check(subnet).map_err(Error::InvalidOption)?;
         ipam.gateway_implied = subnet.is_some() && gateway.is_none();
         validate_name(name)?;
         if name == DEFAULT_NAME || name == "host" || name == "none" {
