@@ -194,8 +194,18 @@ fn hold_all(
 /// the first failure is returned once all have been tried.
 fn release_all(held: Vec<(Record, Held)>, report: &mut dyn FnMut(Step)) -> Result<()> {
     let (records, held): (Vec<Record>, Vec<Held>) = held.into_iter().unzip();
+    report_starts(&records, Held::release_all(held), report)
+}
+
+/// Reports each container whose start succeeded as Started; the first
+/// failure is returned once all are reported.
+fn report_starts(
+    records: &[Record],
+    results: Vec<berth_engine::Result<()>>,
+    report: &mut dyn FnMut(Step),
+) -> Result<()> {
     let mut first_error = None;
-    for (r, res) in records.iter().zip(Held::release_all(held)) {
+    for (r, res) in records.iter().zip(results) {
         match res {
             Ok(()) => report(Step {
                 kind: "Container",
@@ -562,22 +572,7 @@ pub fn start_all(engine: &Engine, records: &[Record], report: &mut dyn FnMut(Ste
         fresh.push(r);
     }
     let results = berth_engine::monitor::start_detached_all(engine, &fresh);
-    let mut first_error = None;
-    for (r, res) in fresh.iter().zip(results) {
-        match res {
-            Ok(()) => report(Step {
-                kind: "Container",
-                name: r.name.clone(),
-                state: "Started".into(),
-            }),
-            Err(e) => {
-                if first_error.is_none() {
-                    first_error = Some(Error::engine(format!("start {}", r.name))(e));
-                }
-            }
-        }
-    }
-    first_error.map_or(Ok(()), Err)
+    report_starts(&fresh, results, report)
 }
 
 fn create(engine: &mut Engine, p: &Project, svc: &str, n: u32) -> Result<Record> {

@@ -213,7 +213,7 @@ pub(crate) fn stop(pid_file: &Path) {
 /// pasta's command line: the namespace at descriptor 3, addresses and
 /// routes copied from the host's, the ports given and no other (pasta
 /// would otherwise forward every port bound on either side).
-fn pasta_args(ports: &[PortSpec]) -> Vec<String> {
+pub(crate) fn pasta_args(ports: &[PortSpec]) -> Vec<String> {
     let mut args: Vec<String> = [
         "--config-net",
         "--quiet",

@@ -95,7 +95,10 @@ pub fn ensure(runroot: &Path) -> Result<File> {
             .try_clone()
             .map_err(|e| Error::Rootless(format!("dup {}: {e}", p.display())))?
             .into();
-        crate::rootless_net::spawn(fd, &uplink_args(), &uplink, &runroot.join(UPLINK_LOG))?;
+        // A container's pasta with no port forwarded either way (published
+        // ports have forwarders of their own, see rootless_ports.rs).
+        let args = crate::rootless_net::pasta_args(&[]);
+        crate::rootless_net::spawn(fd, &args, &uplink, &runroot.join(UPLINK_LOG))?;
     }
     Ok(ns)
 }
@@ -135,30 +138,6 @@ fn make(p: &Path) -> Result<()> {
         .unwrap_or_else(|_| Err("the namespace's thread panicked".into()))
     });
     made.map_err(|e| Error::Rootless(format!("rootless network namespace: {e}")))
-}
-
-/// The uplink's pasta: the host's addresses and routes, no port forwarded
-/// either way (published ports have forwarders of their own, see
-/// rootless_ports.rs), running as the user.
-fn uplink_args() -> Vec<String> {
-    [
-        "--config-net",
-        "--quiet",
-        "--runas",
-        "0:0",
-        "--netns",
-        "/proc/self/fd/3",
-        "-t",
-        "none",
-        "-u",
-        "none",
-        "-T",
-        "none",
-        "-U",
-        "none",
-    ]
-    .map(String::from)
-    .to_vec()
 }
 
 impl crate::Engine {
