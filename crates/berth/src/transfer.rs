@@ -92,6 +92,27 @@ pub struct PullArgs {
     pub image: String,
 }
 
+impl PullArgs {
+    /// What the registry library's pull takes of these flags.
+    fn options(&self) -> berth_registry::pull::PullOptions {
+        berth_registry::pull::PullOptions {
+            platform: self.platform.clone(),
+            max_concurrent_downloads: usize::from(self.max_concurrent_downloads),
+        }
+    }
+}
+
+/// docker's last status line of a pull of `r` (a tag or, for --all-tags,
+/// the repository).
+fn status_line(up_to_date: bool, r: &Reference) -> String {
+    let what = if up_to_date {
+        "Image is up to date for"
+    } else {
+        "Downloaded newer image for"
+    };
+    format!("Status: {what} {}", r.familiar())
+}
+
 /// `berth push`
 #[derive(Debug, clap::Args)]
 pub struct PushArgs {
@@ -164,10 +185,7 @@ fn pull_all_tags(store: &mut ImageStore, a: &PullArgs, r: &Reference) -> Result<
     let tags = berth_registry::pull::list_tags(&client, &r.repository)?;
     let reporter = Reporter::new(false);
     let progress: &dyn Progress = if a.quiet { &Silent } else { &reporter };
-    let opts = berth_registry::pull::PullOptions {
-        platform: a.platform.clone(),
-        max_concurrent_downloads: usize::from(a.max_concurrent_downloads),
-    };
+    let opts = a.options();
     let mut up_to_date = true;
     for tag in &tags {
         let tagged = Reference {
@@ -184,15 +202,7 @@ fn pull_all_tags(store: &mut ImageStore, a: &PullArgs, r: &Reference) -> Result<
         }
     }
     if !a.quiet {
-        reporter.line(&format!(
-            "Status: {} {}",
-            if up_to_date {
-                "Image is up to date for"
-            } else {
-                "Downloaded newer image for"
-            },
-            repo.familiar()
-        ));
+        reporter.line(&status_line(up_to_date, &repo));
     }
     reporter.line(&repo.to_string());
     Ok(())
@@ -244,10 +254,7 @@ fn pull_with(store: &mut ImageStore, a: &PullArgs, stderr: bool) -> Result<()> {
     let reporter = Reporter::new(stderr);
     // "Pulling from" comes from the library, once the registry answered.
     let progress: &dyn Progress = if a.quiet { &Silent } else { &reporter };
-    let opts = berth_registry::pull::PullOptions {
-        platform: a.platform.clone(),
-        max_concurrent_downloads: usize::from(a.max_concurrent_downloads),
-    };
+    let opts = a.options();
     let pulled = berth_registry::pull::pull(store, &client, &r, &opts, progress);
     reporter.end();
     // docker's daemon says what failed without naming the pull.
@@ -256,14 +263,7 @@ fn pull_with(store: &mut ImageStore, a: &PullArgs, stderr: bool) -> Result<()> {
         reporter.line(&r.to_string());
     } else {
         reporter.line(&format!("Digest: {}", pulled.digest));
-        if pulled.up_to_date {
-            reporter.line(&format!("Status: Image is up to date for {}", r.familiar()));
-        } else {
-            reporter.line(&format!(
-                "Status: Downloaded newer image for {}",
-                r.familiar()
-            ));
-        }
+        reporter.line(&status_line(pulled.up_to_date, &r));
         // `run`'s pull ends with the status: the name line is pull's.
         if !stderr {
             reporter.line(&r.to_string());

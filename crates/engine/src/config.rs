@@ -132,6 +132,15 @@ pub struct ContainerConfig {
     pub id_map: Option<crate::userns::IdMap>,
 }
 
+impl ContainerConfig {
+    /// Whether the named volume `name` is one of its mounts.
+    pub fn uses_volume(&self, name: &str) -> bool {
+        self.mounts
+            .iter()
+            .any(|m| m.kind == "volume" && m.source == name)
+    }
+}
+
 /// The settings of one network beside the first: docker's
 /// EndpointSettings.Aliases and IPAMConfig.IPv4Address.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]

@@ -186,12 +186,7 @@ impl Engine {
         for v in self.volumes.list()? {
             let links = records
                 .iter()
-                .filter(|r| {
-                    r.config
-                        .mounts
-                        .iter()
-                        .any(|m| m.kind == "volume" && m.source == v.name)
-                })
+                .filter(|r| r.config.uses_volume(&v.name))
                 .count();
             volumes.push(VolumeUsage {
                 size: dir_size(&v.mountpoint),

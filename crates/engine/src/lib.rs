@@ -531,12 +531,7 @@ impl Engine {
             .db
             .list()?
             .into_iter()
-            .filter(|r| {
-                r.config
-                    .mounts
-                    .iter()
-                    .any(|m| m.kind == "volume" && m.source == name)
-            })
+            .filter(|r| r.config.uses_volume(name))
             .collect())
     }
 
