@@ -313,6 +313,22 @@ fn pastas_of(b: &RootlessBerth) -> Vec<String> {
 
 /// The links of the user's rootless network namespace, `ip -o link`'s
 /// names (bridges `br-*`, the containers' veths `vb*`).
+/// The links of the user's network namespace once at most `veths`
+/// container veths are left (10 s at most): a removed container's veth
+/// goes with its network namespace, which the kernel cleans up after the
+/// command returned (a deferred work item).
+fn user_netns_links_with_veths(b: &RootlessBerth, veths: usize) -> Vec<String> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let links = user_netns_links(b);
+        let left = links.iter().filter(|l| l.starts_with("vb")).count();
+        if left <= veths || std::time::Instant::now() >= deadline {
+            return links;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 fn user_netns_links(b: &RootlessBerth) -> Vec<String> {
     let o = b.in_user_netns(&["ip", "-o", "link"]);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -418,17 +434,7 @@ fn two_containers_reach_each_other_by_name_and_alias_on_a_user_network() {
     // The containers' veths are in the user's namespace, the bridges
     // stay when the last container goes (as root's), and network rm takes
     // them.
-    // A veth of the --rm container goes with its network namespace, which
-    // the kernel cleans up after the run returned (a deferred work item):
-    // waited for, briefly.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let mut links = user_netns_links(&b);
-    while links.iter().filter(|l| l.starts_with("vb")).count() > 1
-        && std::time::Instant::now() < deadline
-    {
-        std::thread::sleep(std::time::Duration::from_millis(50));
-        links = user_netns_links(&b);
-    }
+    let links = user_netns_links_with_veths(&b, 1);
     assert_eq!(
         links.iter().filter(|l| l.starts_with("br-")).count(),
         2,
@@ -440,12 +446,7 @@ fn two_containers_reach_each_other_by_name_and_alias_on_a_user_network() {
         "{links:?}"
     );
     b.ok(&["rm", "-f", "web"]);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let mut links = user_netns_links(&b);
-    while links.iter().any(|l| l.starts_with("vb")) && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(50));
-        links = user_netns_links(&b);
-    }
+    let links = user_netns_links_with_veths(&b, 0);
     assert_eq!(
         links.iter().filter(|l| l.starts_with("br-")).count(),
         2,
