@@ -21,6 +21,7 @@ pub mod exe_attack;
 pub mod pty;
 pub mod registry;
 pub mod rootless;
+pub mod search_index;
 pub mod snippet;
 pub mod store;
 

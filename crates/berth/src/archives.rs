@@ -15,20 +15,138 @@ pub(crate) fn import(
     reference: Option<&str>,
     change: &[String],
     message: Option<&str>,
+    platform: Option<&str>,
 ) -> Result<()> {
     let tags = reference
         .iter()
         .map(|r| parse_ref(r))
         .collect::<Result<Vec<_>>>()?;
+    let platform = platform
+        .filter(|p| !p.is_empty())
+        .map(import_platform)
+        .transpose()
+        .map_err(|e| crate::FromDaemon::wrap(anyhow::anyhow!(e), false))?;
     let img = if file == "-" {
-        archive::import(store, std::io::stdin().lock(), change, message, &tags)?
+        archive::import(
+            store,
+            std::io::stdin().lock(),
+            change,
+            message,
+            platform.as_ref(),
+            &tags,
+        )?
     } else {
         let f = crate::errors::open_as_docker(Path::new(file))?;
-        archive::import_file(store, f, change, message, &tags)?
+        archive::import_file(store, f, change, message, platform.as_ref(), &tags)?
     };
     image_event(store, "import", &img, None);
     println!("{}", img.id);
     Ok(())
+}
+
+/// `import --platform`, read as docker's daemon reads it (containerd's
+/// platform syntax: `os`, `arch`, `os/arch` or `os/arch/variant`, common
+/// aliases normalised), in its words; only Linux images can be imported.
+/// Docker 20.10 then records the host's architecture whatever was asked
+/// (later Dockers record the platform given, as berth does).
+fn import_platform(s: &str) -> Result<berth_image::oci::Platform, String> {
+    const OSES: &[&str] = &[
+        "aix",
+        "android",
+        "darwin",
+        "dragonfly",
+        "freebsd",
+        "hurd",
+        "illumos",
+        "ios",
+        "js",
+        "linux",
+        "nacl",
+        "netbsd",
+        "openbsd",
+        "plan9",
+        "solaris",
+        "windows",
+        "zos",
+    ];
+    const ARCHES: &[&str] = &[
+        "386",
+        "amd64",
+        "amd64p32",
+        "arm",
+        "armbe",
+        "arm64",
+        "arm64be",
+        "loong64",
+        "mips",
+        "mipsle",
+        "mips64",
+        "mips64le",
+        "mips64p32",
+        "mips64p32le",
+        "ppc",
+        "ppc64",
+        "ppc64le",
+        "riscv",
+        "riscv64",
+        "s390",
+        "s390x",
+        "sparc",
+        "sparc64",
+        "wasm",
+    ];
+    let unknown = || format!("{s:?}: unknown operating system or architecture: invalid argument");
+    for part in s.split('/') {
+        if part.is_empty()
+            || !part
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            return Err(format!(
+                "{part:?} is an invalid component of {s:?}: platform specifier component must match \"^[A-Za-z0-9_-]+$\": invalid argument"
+            ));
+        }
+    }
+    if s.split('/').count() > 3 {
+        return Err(format!(
+            "{s:?}: cannot parse platform specifier: invalid argument"
+        ));
+    }
+    let lower = s.to_ascii_lowercase();
+    let arch = |a: &str| -> Option<String> {
+        let a = match a {
+            "x86_64" | "x86-64" => "amd64",
+            "aarch64" => "arm64",
+            "i386" => "386",
+            a => a,
+        };
+        ARCHES.contains(&a).then(|| a.to_string())
+    };
+    let host = berth_image::oci::host_platform();
+    let (os, architecture, variant) = match lower.split('/').collect::<Vec<_>>()[..] {
+        [one] if OSES.contains(&one) => (one.to_string(), host.architecture, None),
+        [one] => ("linux".to_string(), arch(one).ok_or_else(unknown)?, None),
+        // With the OS named, containerd takes any architecture.
+        [os, a] if OSES.contains(&os) && !a.is_empty() => (
+            os.to_string(),
+            arch(a).unwrap_or_else(|| a.to_string()),
+            None,
+        ),
+        [os, a, v] if OSES.contains(&os) && !a.is_empty() && !v.is_empty() => (
+            os.to_string(),
+            arch(a).unwrap_or_else(|| a.to_string()),
+            Some(v.to_string()),
+        ),
+        _ => return Err(unknown()),
+    };
+    if os != "linux" {
+        return Err("operating system is not supported".into());
+    }
+    Ok(berth_image::oci::Platform {
+        os,
+        architecture,
+        variant,
+    })
 }
 
 /// `load [-i FILE|DIR]`: a docker or OCI archive, or an OCI layout directory.

@@ -88,16 +88,27 @@ pub enum ContainerCommand {
     },
     /// Stop one or more running containers
     Stop {
-        /// Seconds to wait before killing the container
-        #[arg(short = 't', long = "time", alias = "timeout")]
-        time: Option<u32>,
+        /// Seconds to wait before killing the container (negative: no end, as docker's daemon)
+        #[arg(
+            short = 't',
+            long = "time",
+            alias = "timeout",
+            allow_negative_numbers = true
+        )]
+        time: Option<i64>,
         #[arg(required = true)]
         containers: Vec<String>,
     },
     /// Restart one or more containers
     Restart {
-        #[arg(short = 't', long = "time", alias = "timeout")]
-        time: Option<u32>,
+        /// Seconds to wait before killing the container (negative: no end, as docker's daemon)
+        #[arg(
+            short = 't',
+            long = "time",
+            alias = "timeout",
+            allow_negative_numbers = true
+        )]
+        time: Option<i64>,
         #[arg(required = true)]
         containers: Vec<String>,
     },

@@ -92,7 +92,40 @@ pub fn go_struct(
             .collect(),
         json_escapes_html,
         json_tags,
+        json_values: Vec::new(),
     }))
+}
+
+/// [`context`] of a type whose MarshalJSON writes some fields otherwise
+/// than a template reads them (`json_values`: those fields' JSON values).
+pub fn context_with_json(
+    type_name: &str,
+    fields: Vec<(&str, Value)>,
+    json_values: Vec<(&'static str, Value)>,
+) -> Value {
+    Value::Struct(Rc::new(Struct {
+        type_name: type_name.to_string(),
+        fields: fields
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+        json_escapes_html: true,
+        json_tags: Vec::new(),
+        json_values,
+    }))
+}
+
+/// Docker's `formatter.Ellipsis` for the columns it truncates: `s` if
+/// it has at most `width` characters, else its first `width - 1` and `…`.
+/// (Docker counts the display width of wide characters; berth counts
+/// characters.)
+pub fn ellipsis(s: &str, width: usize) -> String {
+    if s.chars().count() <= width {
+        s.to_string()
+    } else {
+        let kept: String = s.chars().take(width.saturating_sub(1)).collect();
+        format!("{kept}…")
+    }
 }
 
 /// A list row's `.Label "k"` method and `.Labels` ("k=v,k2=v2"), as
@@ -144,6 +177,7 @@ pub fn header(titles: &[(&str, &str)]) -> Value {
         fields,
         json_escapes_html: false,
         json_tags: Vec::new(),
+        json_values: Vec::new(),
     }))
 }
 
@@ -353,6 +387,15 @@ pub fn typed(v: &serde_json::Value, type_name: &str) -> Value {
             for k in ["SizeRw", "SizeRootFs"] {
                 if s.field(k).is_none() {
                     s.fields.push((k.to_string(), Value::Nil));
+                }
+            }
+        }
+        // An image's omitempty strings, read as "" when it has none.
+        if type_name == "types.ImageInspect" {
+            for k in ["Variant", "OsVersion"] {
+                if s.field(k).is_none() {
+                    s.fields.push((k.to_string(), Value::from("")));
+                    s.json_tags.push((k, ",omitempty"));
                 }
             }
         }

@@ -440,10 +440,10 @@ pub(crate) fn history(
             continue;
         }
         let by = h["created_by"].as_str().unwrap_or("").to_string();
-        let by = if no_trunc || by.chars().count() <= 45 {
+        let by = if no_trunc {
             by
         } else {
-            format!("{}…", by.chars().take(44).collect::<String>())
+            format::ellipsis(&by, 45)
         };
         let created = h["created"].as_str();
         let created_at = created.map(format::rfc3339_seconds).unwrap_or_default();

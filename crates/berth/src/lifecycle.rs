@@ -61,15 +61,21 @@ fn each_worded(
     Ok(code)
 }
 
-pub(crate) fn stop(engine: &Engine, time: Option<u32>, names: &[String]) -> Result<i32> {
+/// `-t` as the engine takes it: docker's daemon waits without end for a
+/// negative time; the longest wait the engine knows (136 years) is that.
+fn grace(time: Option<i64>) -> Option<u32> {
+    time.map(|t| u32::try_from(t).unwrap_or(u32::MAX))
+}
+
+pub(crate) fn stop(engine: &Engine, time: Option<i64>, names: &[String]) -> Result<i32> {
     let mut opts = StopOptions::default();
-    opts.timeout = time;
+    opts.timeout = grace(time);
     each(engine, names, |e, n| e.container_stop(n, &opts))
 }
 
-pub(crate) fn restart(engine: &Engine, time: Option<u32>, names: &[String]) -> Result<i32> {
+pub(crate) fn restart(engine: &Engine, time: Option<i64>, names: &[String]) -> Result<i32> {
     let mut opts = StopOptions::default();
-    opts.timeout = time;
+    opts.timeout = grace(time);
     each(engine, names, |e, n| e.container_restart(n, &opts))
 }
 

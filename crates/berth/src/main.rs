@@ -41,6 +41,7 @@ mod reexec;
 mod rootless;
 mod run;
 mod run_flags;
+mod search;
 mod shell_docs;
 mod stats;
 mod store;
@@ -126,6 +127,9 @@ enum Command {
         /// Commit message for the history
         #[arg(short, long)]
         message: Option<String>,
+        /// The image's platform, os/arch[/variant] (default: this host's)
+        #[arg(long)]
+        platform: Option<String>,
         file: String,
         /// Repository and tag for the image
         reference: Option<String>,
@@ -163,6 +167,9 @@ enum Command {
     Login(transfer::LoginArgs),
     /// Log out of a registry
     Logout(transfer::LogoutArgs),
+    /// Search the Docker Hub for images
+    #[command(override_usage = "berth search [OPTIONS] TERM")]
+    Search(search::SearchArgs),
     /// Show the berth version information (Docker's layout; berth has no daemon)
     Version {
         /// Go-template format over Docker's fields ({{.Client.Version}}, {{.Server.Version}}, ...) or json
@@ -342,6 +349,7 @@ fn main() -> ExitCode {
         cli.command,
         Command::Login(_)
             | Command::Logout(_)
+            | Command::Search(_)
             | Command::Version { .. }
             | Command::Completion { .. }
             | Command::Man { .. }
@@ -494,6 +502,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Import {
             change,
             message,
+            platform,
             file,
             reference,
         } => archives::import(
@@ -502,6 +511,7 @@ fn run(cli: Cli) -> Result<()> {
             reference.as_deref(),
             change,
             message.as_deref(),
+            platform.as_deref(),
         ),
         Command::Load {
             input,
@@ -517,6 +527,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Push(a) | Command::Image(ImageCommand::Push(a)) => transfer::push(&open()?, a),
         Command::Login(a) => transfer::login(a),
         Command::Logout(a) => transfer::logout(a),
+        Command::Search(a) => search::search(a).map(|_| ()),
         Command::Version { format } => version::version(format.as_deref()),
         Command::Info { format } => info::info(&store::open_engine(&cli)?, format.as_deref()),
         Command::Completion { shell } => {

@@ -94,10 +94,10 @@ pub(crate) fn command_text(r: &Record, no_trunc: bool) -> String {
         })
         .collect();
     let c = words.join(" ");
-    let c = if !no_trunc && c.chars().count() > 20 {
-        format!("{}…", c.chars().take(19).collect::<String>())
-    } else {
+    let c = if no_trunc {
         c
+    } else {
+        format::ellipsis(&c, 20)
     };
     format!("\"{c}\"")
 }
@@ -210,10 +210,10 @@ fn ps_row(
             .mounts
             .iter()
             .map(|m| {
-                if no_trunc || m.source.chars().count() <= 15 {
+                if no_trunc {
                     m.source.clone()
                 } else {
-                    format!("{}…", m.source.chars().take(14).collect::<String>())
+                    format::ellipsis(&m.source, 15)
                 }
             })
             .collect::<Vec<_>>()

@@ -299,8 +299,8 @@ pub struct RunArgs {
     #[arg(long)]
     init: bool,
     /// Tune the OOM killer's preference for the container (-1000 to 1000)
-    #[arg(long, allow_hyphen_values = true, value_parser = clap::value_parser!(i32).range(-1000..=1000))]
-    oom_score_adj: Option<i32>,
+    #[arg(long, allow_hyphen_values = true)]
+    oom_score_adj: Option<i64>,
     #[arg(long)]
     stop_signal: Option<String>,
     #[arg(long)]

@@ -66,6 +66,17 @@ impl RegistryArgs {
         );
         Ok(Client::new(endpoint, creds, scopes)?)
     }
+
+    /// A client for the v1 index `term` names (`search`), with the
+    /// credentials given or stored for it.
+    pub(crate) fn index_client(&self, term: &berth_registry::search::Term) -> Result<Client> {
+        let creds = match &self.creds {
+            Some(c) => Some(Credentials::parse(c)?),
+            None => auth::lookup(&term.index, &auth::read_order(self.authfile.as_deref()))?,
+        };
+        let endpoint = term.endpoint(self.insecure(&term.index)?, self.cert_dir.clone());
+        Ok(Client::new(endpoint, creds, Vec::new())?)
+    }
 }
 
 /// `berth pull`

@@ -235,12 +235,19 @@ pub fn refused(cli: &Command, e: &clap::Error, args: &[OsString]) -> ExitCode {
                 Some(ContextValue::String(v)) => v.clone(),
                 _ => String::new(),
             };
-            let flag = match e.get(ContextKind::InvalidArg) {
-                Some(ContextValue::String(a)) => pflag_name(cmd, a),
-                _ => String::new(),
+            let shown_arg = match e.get(ContextKind::InvalidArg) {
+                Some(ContextValue::String(a)) => a.as_str(),
+                _ => "",
             };
-            let why = std::error::Error::source(e)
-                .map(ToString::to_string)
+            let flag = if shown_arg.is_empty() {
+                String::new()
+            } else {
+                pflag_name(cmd, shown_arg)
+            };
+            let source = std::error::Error::source(e);
+            let why = source
+                .and_then(|s| go_int_error(s, &value, flag_arg(cmd, shown_arg)))
+                .or_else(|| source.map(ToString::to_string))
                 .unwrap_or_default();
             (
                 format!(
@@ -266,18 +273,74 @@ pub fn refused(cli: &Command, e: &clap::Error, args: &[OsString]) -> ExitCode {
     ExitCode::from(code)
 }
 
-/// A flag as pflag names it in its errors: `-a, --attach`, or `--long`.
-/// `shown` is clap's rendering (`--attach <STREAM>`).
-fn pflag_name(cmd: &Command, shown: &str) -> String {
-    let long = shown
+/// The flag's name in clap's rendering of it (`--attach <STREAM>`:
+/// `attach`).
+fn flag_word(shown: &str) -> &str {
+    shown
         .split_whitespace()
         .next()
         .unwrap_or(shown)
-        .trim_start_matches('-');
-    let arg = cmd.get_arguments().find(|a| {
-        a.get_long() == Some(long) || a.get_short().map(String::from).as_deref() == Some(long)
-    });
-    match arg {
+        .trim_start_matches('-')
+}
+
+/// The argument clap rendered as `shown`.
+fn flag_arg<'a>(cmd: &'a Command, shown: &str) -> Option<&'a clap::Arg> {
+    let word = flag_word(shown);
+    cmd.get_arguments().find(|a| {
+        a.get_long() == Some(word) || a.get_short().map(String::from).as_deref() == Some(word)
+    })
+}
+
+/// An integer flag's refused value in Go's words, when `e` is a failed
+/// integer parse or a value outside the flag's type: pflag's int flags call
+/// strconv.ParseInt, its unsigned ones (docker's `--blkio-weight uint16`)
+/// strconv.ParseUint: `strconv.ParseInt: parsing "x": invalid syntax`.
+fn go_int_error(
+    e: &(dyn std::error::Error + 'static),
+    value: &str,
+    arg: Option<&clap::Arg>,
+) -> Option<String> {
+    /// The flags docker declares unsigned (berth's types say nothing of
+    /// docker's: `stop -t` is a u32 here, an int there).
+    const DOCKER_UNSIGNED: &[&str] = &["blkio-weight"];
+    /// clap's words for a value outside an integer type's whole range.
+    const TYPE_RANGES: &[&str] = &[
+        "0..=255",
+        "0..=65535",
+        "0..=4294967295",
+        "-128..=127",
+        "-32768..=32767",
+        "-2147483648..=2147483647",
+    ];
+    let why = if let Some(int) = e.downcast_ref::<std::num::ParseIntError>() {
+        match int.kind() {
+            std::num::IntErrorKind::PosOverflow | std::num::IntErrorKind::NegOverflow => {
+                "value out of range"
+            }
+            _ => "invalid syntax",
+        }
+    } else {
+        let text = e.to_string();
+        let outside = text
+            .rsplit_once(" is not in ")
+            .is_some_and(|(_, range)| TYPE_RANGES.contains(&range));
+        if !outside {
+            return None;
+        }
+        "value out of range"
+    };
+    let unsigned = arg
+        .and_then(clap::Arg::get_long)
+        .is_some_and(|l| DOCKER_UNSIGNED.contains(&l));
+    let func = if unsigned { "ParseUint" } else { "ParseInt" };
+    Some(format!("strconv.{func}: parsing {value:?}: {why}"))
+}
+
+/// A flag as pflag names it in its errors: `-a, --attach`, or `--long`.
+/// `shown` is clap's rendering (`--attach <STREAM>`).
+fn pflag_name(cmd: &Command, shown: &str) -> String {
+    let long = flag_word(shown);
+    match flag_arg(cmd, shown) {
         Some(a) => match (a.get_short(), a.get_long()) {
             (Some(s), Some(l)) => format!("-{s}, --{l}"),
             (None, Some(l)) => format!("--{l}"),

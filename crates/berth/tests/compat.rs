@@ -288,6 +288,18 @@ fn pull() {
     );
 }
 
+/// `search` against a v1 index written in the testkit (`$S`), and a
+/// docker-registry (`$R`), which has no search.
+#[test]
+fn search() {
+    let index = berth_testkit::search_index::SearchIndex::start();
+    let registry = berth_testkit::registry::Registry::start("", "");
+    corpus_with(
+        "search.txt",
+        &format!("S={}\nR={}\n", index.addr(), registry.addr()),
+    );
+}
+
 #[test]
 fn masks_only_what_legitimately_differs() {
     assert_eq!(

@@ -111,6 +111,7 @@ impl Store {
             file,
             &["CMD [\"sh\"]".to_string()],
             None,
+            None,
             &["busybox".parse().expect("reference")],
         )
         .expect("import busybox");

@@ -70,6 +70,10 @@ pub struct Struct {
     /// tag): the key `json` writes (`CPUCfsPeriod` as `CpuCfsPeriod`),
     /// `omitempty`, `-`. A template still reads the field by its Go name.
     pub json_tags: Vec<(&'static str, &'static str)>,
+    /// What the type's own MarshalJSON writes for a field instead of what
+    /// a template reads (docker's search context: `[OK]` or nothing in a
+    /// template, `"true"` or `"false"` in its JSON).
+    pub json_values: Vec<(&'static str, Value)>,
 }
 
 impl Struct {
@@ -334,12 +338,14 @@ impl Value {
                     // Methods are what docker's list contexts marshal: each
                     // one called without arguments; those needing some are
                     // left out.
-                    let x = match x {
-                        Value::Func(f) => match f(&[]) {
+                    let own = st.json_values.iter().find(|(n, _)| n == k);
+                    let x = match (own, x) {
+                        (Some((_, v)), _) => v.clone(),
+                        (None, Value::Func(f)) => match f(&[]) {
                             Ok(v) => v,
                             Err(_) => continue,
                         },
-                        x => x.clone(),
+                        (None, x) => x.clone(),
                     };
                     let Some(key) = st.json_key(k, &x) else {
                         continue;
@@ -431,6 +437,7 @@ fn convert(v: &serde_json::Value, path: &str, typed: bool, is_map: &dyn Fn(&str)
                         .collect(),
                     json_escapes_html: false,
                     json_tags: Vec::new(),
+                    json_values: Vec::new(),
                 }))
             }
         }
@@ -559,6 +566,7 @@ mod tests {
             ],
             json_escapes_html: false,
             json_tags: vec![("Path", "path"), ("Args", "runtimeArgs,omitempty")],
+            json_values: Vec::new(),
         }));
         assert_eq!(runtime.to_go_string(), "{runc []}");
         assert_eq!(runtime.to_json().unwrap(), r#"{"path":"runc"}"#);
@@ -578,7 +586,8 @@ mod tests {
                 ("Cluster", ",omitempty"),
                 ("Secret", "-"),
             ],
+            json_values: vec![("NodeID", Value::from("own"))],
         }));
-        assert_eq!(swarm.to_json().unwrap(), r#"{"NodeID":"","Managers":2}"#);
+        assert_eq!(swarm.to_json().unwrap(), r#"{"NodeID":"own","Managers":2}"#);
     }
 }

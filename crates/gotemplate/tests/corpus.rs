@@ -36,6 +36,7 @@ fn data(v: &serde_json::Value) -> Value {
                     .collect(),
                 json_escapes_html: false,
                 json_tags: Vec::new(),
+                json_values: Vec::new(),
             }))
         }
         serde_json::Value::Object(m) if m.contains_key("__strlist__") => Value::strings(

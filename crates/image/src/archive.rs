@@ -751,20 +751,23 @@ pub fn import(
     mut input: impl Read,
     changes: &[String],
     message: Option<&str>,
+    platform: Option<&oci::Platform>,
     tags: &[Reference],
 ) -> Result<Image> {
     let mut spool = tempfile::tempfile_in(store.root().join("tmp")).map_err(io_err("temp file"))?;
     std::io::copy(&mut input, &mut spool).map_err(io_err("read the tarball"))?;
-    import_file(store, spool, changes, message, tags)
+    import_file(store, spool, changes, message, platform, tags)
 }
 
 /// Imports a rootfs tarball file (plain, gzip or zstd) as a one-layer
-/// image, unpacked straight from it.
+/// image, unpacked straight from it; `platform` is what its config says
+/// (this host's when none is given).
 pub fn import_file(
     store: &mut ImageStore,
     file: fs::File,
     changes: &[String],
     message: Option<&str>,
+    platform: Option<&oci::Platform>,
     tags: &[Reference],
 ) -> Result<Image> {
     let size = file.metadata().map_err(io_err("stat the tarball"))?.len();
@@ -782,15 +785,18 @@ pub fn import_file(
     let created = time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default();
-    let platform = oci::host_platform();
+    let platform = platform.cloned().unwrap_or_else(oci::host_platform);
     let mut config = json!({
         "created": created,
         "architecture": platform.architecture,
-        "os": "linux",
+        "os": platform.os,
         "config": {},
         "rootfs": {"type": "layers", "diff_ids": [diff.to_string()]},
         "history": [{"created": created, "created_by": "", "comment": message.unwrap_or("Imported from -")}],
     });
+    if let Some(v) = &platform.variant {
+        config["variant"] = json!(v);
+    }
     for c in changes {
         apply_change(&mut config, c)?;
     }
@@ -977,6 +983,7 @@ mod store_tests {
             &rootfs_tar()[..],
             &["CMD [\"/bin/hello\"]".into()],
             None,
+            None,
             std::slice::from_ref(&tag),
         )
         .unwrap();
@@ -1086,7 +1093,7 @@ mod store_tests {
         let a = tempfile::tempdir().unwrap();
         let mut store = ImageStore::open(a.path()).unwrap();
         let tag: Reference = "r.example/app:1".parse().unwrap();
-        let img = import(&mut store, &rootfs_tar()[..], &[], None, &[tag]).unwrap();
+        let img = import(&mut store, &rootfs_tar()[..], &[], None, None, &[tag]).unwrap();
         let (d1, d2) = (Digest::of(b"one"), Digest::of(b"two"));
         let by = |name: &str, d: &Digest| -> Reference { format!("{name}@{d}").parse().unwrap() };
         store
@@ -1220,7 +1227,7 @@ mod store_tests {
         }
         let a = tempfile::tempdir().unwrap();
         let mut store = ImageStore::open(a.path()).unwrap();
-        let img = import(&mut store, &rootfs_tar()[..], &[], None, &[]).unwrap();
+        let img = import(&mut store, &rootfs_tar()[..], &[], None, None, &[]).unwrap();
         let archive = multi_platform_archive(&store, &img);
         let b = tempfile::tempdir().unwrap();
         let mut other = ImageStore::open(b.path()).unwrap();

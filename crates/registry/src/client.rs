@@ -187,7 +187,7 @@ impl Client {
 
     /// A transport error as the user should read it: unreachable, or TLS
     /// with what to do about it.
-    fn transport_error(
+    pub(crate) fn transport_error(
         &self,
         t: &ureq::Transport,
         https_attempt: Option<&ureq::Transport>,
@@ -245,6 +245,18 @@ impl Client {
             host: self.host().to_string(),
             detail: chain,
         }
+    }
+
+    /// The HTTP agent, for a request outside the registry's conversation
+    /// (the v1 index's ping).
+    pub(crate) fn agent(&self) -> &ureq::Agent {
+        &self.agent
+    }
+
+    /// Sets the base URL found by a probe of the caller's own (the v1
+    /// index answers `/v1/_ping`, not `/v2/`); a base already found stays.
+    pub(crate) fn settle_base(&self, base: String) {
+        let _ = self.base.set(base);
     }
 
     /// `path` (`/v2/…`) on the registry, or an absolute URL as given.

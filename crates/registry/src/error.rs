@@ -47,6 +47,13 @@ pub enum RegistryError {
     /// HTTP client and dialer), which people and scripts recognise.
     #[error("Get \"{url}\": dial tcp {host}: connect: connection refused")]
     ConnectionRefused { url: String, host: String },
+    /// A v1 index (`search`) refused on both schemes, in docker's words.
+    #[error("invalid registry endpoint \"http://{host}/v1/\". HTTPS attempt: {https}. HTTP attempt: {http}")]
+    IndexUnreachable {
+        host: String,
+        https: String,
+        http: String,
+    },
     /// unsupported media type {media_type:?} for {what}
     #[error("unsupported media type {media_type:?} for {what}")]
     UnsupportedMediaType { media_type: String, what: String },
@@ -99,6 +106,13 @@ pub enum RegistryError {
     /// manifest: {0} (it could not be encoded)
     #[error("manifest: {0}")]
     Encode(serde_json::Error),
+}
+
+impl RegistryError {
+    /// Whether nothing listened where the registry should be.
+    pub fn is_connection_refused(&self) -> bool {
+        matches!(self, RegistryError::ConnectionRefused { .. })
+    }
 }
 
 pub type Result<T> = std::result::Result<T, RegistryError>;

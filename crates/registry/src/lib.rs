@@ -8,7 +8,8 @@
 //! - [`client`]: one registry's HTTP conversation: basic and bearer auth,
 //!   redirects that never carry credentials to another host, blob streams
 //!   that resume with Range after a dropped connection;
-//! - [`pull`], [`push`]: the two transfers; [`progress`]: what they report.
+//! - [`pull`], [`push`]: the two transfers; [`progress`]: what they report;
+//! - [`search`]: the v1 index's search (`docker search`).
 //!
 //! Everything is blocking; layers move in parallel on scoped threads. The
 //! library never prints: callers get [`progress::Progress`] events and
@@ -28,6 +29,7 @@ pub mod error;
 pub mod progress;
 pub mod pull;
 pub mod push;
+pub mod search;
 
 pub use client::Client;
 pub use endpoint::Endpoint;

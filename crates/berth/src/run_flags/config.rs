@@ -105,7 +105,23 @@ pub(crate) fn config_from(a: &RunArgs) -> Result<ContainerConfig> {
         restart: RestartPolicy::parse(&a.restart)
             .map_err(|e| crate::FromDaemon::wrap(anyhow::Error::msg(e), true))?,
         init: a.init,
-        oom_score_adj: a.oom_score_adj,
+        // Docker's client takes any int; its daemon checks the range.
+        oom_score_adj: a
+            .oom_score_adj
+            .map(|n| {
+                i32::try_from(n)
+                    .ok()
+                    .filter(|n| (-1000..=1000).contains(n))
+                    .ok_or_else(|| {
+                        crate::FromDaemon::wrap(
+                            anyhow::anyhow!(
+                                "Invalid value {n}, range for oom score adj is [-1000, 1000]"
+                            ),
+                            true,
+                        )
+                    })
+            })
+            .transpose()?,
         pod: a.pod.clone().unwrap_or_default(),
         ..Default::default()
     };

@@ -81,6 +81,7 @@ pub fn image_json(
         author: text("author"),
         config: Config::from_image(&config["config"]),
         architecture: some_text("architecture"),
+        variant: some_text("variant").filter(|v| !v.is_empty()),
         os: some_text("os"),
         size,
         virtual_size: size,

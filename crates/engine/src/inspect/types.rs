@@ -482,6 +482,9 @@ pub struct ImageInspect {
     pub author: String,
     pub config: Config,
     pub architecture: Option<String>,
+    /// The architecture's variant (`v7`), written only when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
     pub os: Option<String>,
     pub size: u64,
     pub virtual_size: u64,
