@@ -22,7 +22,7 @@ use progress::{Mode, Progress};
 pub enum BuilderCommand {
     /// Remove the build cache
     Prune {
-        /// Remove it all (the only kind there is)
+        /// Remove all unused build cache, not just dangling ones (berth's entries are all unused once a build is over)
         #[arg(short, long)]
         all: bool,
         /// Do not ask for confirmation
@@ -31,16 +31,15 @@ pub enum BuilderCommand {
     },
 }
 
-/// `builder prune`.
-pub fn builder(root: &Path, c: &BuilderCommand) -> Result<()> {
+/// `builder prune`: docker's confirmation, list and total.
+pub fn builder(engine: berth_engine::Engine, c: &BuilderCommand) -> Result<i32> {
     match c {
-        BuilderCommand::Prune { .. } => {
-            let mut store = ImageStore::open(root)
-                .with_context(|| format!("open the store at {}", root.display()))?;
-            let n = store.cache_prune()?;
-            println!("Deleted build cache entries: {n}");
-            Ok(())
-        }
+        BuilderCommand::Prune { all, force } => crate::prune::prune_in(
+            engine,
+            crate::prune::Kind::BuildCache { all: *all },
+            *force,
+            &[],
+        ),
     }
 }
 

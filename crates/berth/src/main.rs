@@ -497,7 +497,7 @@ fn run(cli: Cli) -> Result<()> {
         | Command::Image(ImageCommand::Build(_)) => {
             unreachable!("container and build commands are dispatched in main")
         }
-        Command::Builder(c) => building::builder(&cli.root, c),
+        Command::Builder(c) => building::builder(store::open_engine(&cli)?, c).map(|_| ()),
         Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => images::images(&open()?, a),
         Command::Import {
             change,

@@ -25,8 +25,10 @@ pub enum Kind {
         all: bool,
     },
     Networks,
-    /// `system prune`'s last step.
-    BuildCache,
+    /// `builder prune`, and `system prune`'s last step (`all`: `-a`).
+    BuildCache {
+        all: bool,
+    },
 }
 
 impl Kind {
@@ -37,7 +39,7 @@ impl Kind {
             Kind::Images { .. } => "image prune",
             Kind::Volumes { .. } => "volume prune",
             Kind::Networks => "network prune",
-            Kind::BuildCache => "builder prune",
+            Kind::BuildCache { .. } => "builder prune",
         }
     }
 
@@ -59,7 +61,10 @@ impl Kind {
             Kind::Networks => {
                 "WARNING! This will remove all custom networks not used by at least one container."
             }
-            Kind::BuildCache => "WARNING! This will remove all dangling build cache.",
+            Kind::BuildCache { all: false } => {
+                "WARNING! This will remove all dangling build cache."
+            }
+            Kind::BuildCache { all: true } => "WARNING! This will remove all build cache.",
         }
     }
 }
@@ -109,7 +114,7 @@ impl Done {
                 match kind {
                     Kind::Containers => "Deleted Containers:",
                     Kind::Volumes { .. } => "Deleted Volumes:",
-                    Kind::BuildCache => "Deleted build cache objects:",
+                    Kind::BuildCache { .. } => "Deleted build cache objects:",
                     _ => "Deleted Networks:",
                 },
                 r.removed.clone(),
@@ -150,7 +155,9 @@ fn run_one(engine: &mut Engine, kind: Kind, filters: &Filters) -> Result<Done> {
         Kind::Images { all } => engine.prune_images(filters, all).map(Done::Images),
         Kind::Volumes { all } => engine.prune_volumes(filters, all).map(Done::Removed),
         Kind::Networks => engine.prune_networks(filters).map(Done::Removed),
-        Kind::BuildCache => engine.prune_build_cache().map(Done::Removed),
+        // Every entry of berth's cache is unused once its build is over:
+        // -a changes only the warning.
+        Kind::BuildCache { .. } => engine.prune_build_cache().map(Done::Removed),
     };
     r.map_err(|e| FromDaemon::wrap(e.into(), false))
 }
@@ -175,7 +182,13 @@ pub fn prune_in(
 ) -> Result<i32> {
     let filters = parse_filters(kind.command(), "--filter", raw_filters)?;
     let total_line = kind != Kind::Networks;
-    let question = format!("{}\nAre you sure you want to continue?", kind.warning());
+    // builder prune asks on the warning's own line.
+    let sep = if matches!(kind, Kind::BuildCache { .. }) {
+        " "
+    } else {
+        "\n"
+    };
+    let question = format!("{}{sep}Are you sure you want to continue?", kind.warning());
     if !force && !confirm(&question)? {
         if total_line {
             println!("Total reclaimed space: 0B");
@@ -227,7 +240,7 @@ pub fn system(
     // The cache goes only when no filter narrows the prune: berth's entries
     // carry no labels, and Docker's filtered cache prune is BuildKit's.
     if filters.is_empty() {
-        kinds.push(Kind::BuildCache);
+        kinds.push(Kind::BuildCache { all });
     }
     let mut total = 0;
     let mut out = std::io::stdout().lock();
@@ -266,7 +279,7 @@ fn system_warning(all: bool, volumes: bool, filters: &Filters) -> String {
         .filter(|(k, _)| ["label", "label!", "until"].contains(k))
         .map(|(k, v)| format!("{k}={v}"))
         .collect();
-    listed.sort_by(|a, b| natural_cmp(a, b));
+    listed.sort_by(|a, b| crate::format::natural_cmp(a, b));
     if !listed.is_empty() {
         s.push_str("\n\n  Items to be pruned will be filtered with:");
         for f in listed {
@@ -276,47 +289,6 @@ fn system_warning(all: bool, volumes: bool, filters: &Filters) -> String {
     }
     s.push_str("\n\nAre you sure you want to continue?");
     s
-}
-
-/// The order of `sortorder.NaturalLess`: runs of digits compare as
-/// numbers, everything else byte by byte.
-fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
-    use std::cmp::Ordering;
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    let (mut i, mut j) = (0, 0);
-    while i < a.len() && j < b.len() {
-        if a[i].is_ascii_digit() && b[j].is_ascii_digit() {
-            let si = i;
-            while i < a.len() && a[i].is_ascii_digit() {
-                i += 1;
-            }
-            let sj = j;
-            while j < b.len() && b[j].is_ascii_digit() {
-                j += 1;
-            }
-            let (na, nb) = (
-                std::str::from_utf8(&a[si..i])
-                    .unwrap_or("")
-                    .trim_start_matches('0'),
-                std::str::from_utf8(&b[sj..j])
-                    .unwrap_or("")
-                    .trim_start_matches('0'),
-            );
-            match na.len().cmp(&nb.len()).then_with(|| na.cmp(nb)) {
-                Ordering::Equal => {}
-                o => return o,
-            }
-        } else {
-            match a[i].cmp(&b[j]) {
-                Ordering::Equal => {
-                    i += 1;
-                    j += 1;
-                }
-                o => return o,
-            }
-        }
-    }
-    (a.len() - i).cmp(&(b.len() - j))
 }
 
 #[cfg(test)]
