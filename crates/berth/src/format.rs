@@ -14,9 +14,15 @@ pub use crate::times::{go_time, go_time_exact, rfc3339_seconds, since};
 pub use crate::units::{binary_size, human_size, size};
 
 /// JSON as docker's inspect prints it: indented four spaces (its client's
-/// `json.Indent(.., "", "    ")`), not serde's two. Strings in JSON hold no
-/// raw newline, so each line's leading spaces are the indentation.
+/// `json.Indent(.., "", "    ")`), not serde's two.
 pub fn inspect_json(v: &serde_json::Value) -> serde_json::Result<String> {
+    indented_json(v, "    ")
+}
+
+/// JSON indented with `unit` per level (Go's `json.MarshalIndent` or
+/// `json.Indent` with that indent). Strings in JSON hold no raw newline,
+/// so each line's leading spaces are serde's two per level.
+pub fn indented_json(v: &serde_json::Value, unit: &str) -> serde_json::Result<String> {
     let two = serde_json::to_string_pretty(v)?;
     let mut out = String::with_capacity(two.len() * 5 / 4);
     for (n, line) in two.lines().enumerate() {
@@ -24,8 +30,8 @@ pub fn inspect_json(v: &serde_json::Value) -> serde_json::Result<String> {
             out.push('\n');
         }
         let body = line.trim_start_matches(' ');
-        for _ in 0..(line.len() - body.len()) * 2 {
-            out.push(' ');
+        for _ in 0..(line.len() - body.len()) / 2 {
+            out.push_str(unit);
         }
         out.push_str(body);
     }

@@ -32,6 +32,7 @@ mod inspect;
 mod kube;
 mod lifecycle;
 mod logs;
+mod manifest;
 mod networks;
 mod pods;
 mod protection;
@@ -167,6 +168,9 @@ enum Command {
     Login(transfer::LoginArgs),
     /// Log out of a registry
     Logout(transfer::LogoutArgs),
+    /// Manage Docker image manifests and manifest lists (inspect)
+    #[command(subcommand)]
+    Manifest(manifest::ManifestCommand),
     /// Search the Docker Hub for images
     #[command(override_usage = "berth search [OPTIONS] TERM")]
     Search(search::SearchArgs),
@@ -350,6 +354,7 @@ fn main() -> ExitCode {
         Command::Login(_)
             | Command::Logout(_)
             | Command::Search(_)
+            | Command::Manifest(_)
             | Command::Version { .. }
             | Command::Completion { .. }
             | Command::Man { .. }
@@ -528,6 +533,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Login(a) => transfer::login(a),
         Command::Logout(a) => transfer::logout(a),
         Command::Search(a) => search::search(a).map(|_| ()),
+        Command::Manifest(c) => manifest::manifest(c).map(|_| ()),
         Command::Version { format } => version::version(format.as_deref()),
         Command::Info { format } => info::info(&store::open_engine(&cli)?, format.as_deref()),
         Command::Completion { shell } => {

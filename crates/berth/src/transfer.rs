@@ -54,7 +54,7 @@ impl RegistryArgs {
 
     /// A client for the registry of `r`, with the credentials given or
     /// stored.
-    fn client(&self, r: &Reference, scopes: Vec<String>) -> Result<Client> {
+    pub(crate) fn client(&self, r: &Reference, scopes: Vec<String>) -> Result<Client> {
         let creds = match &self.creds {
             Some(c) => Some(Credentials::parse(c)?),
             None => auth::lookup(&r.registry, &auth::read_order(self.authfile.as_deref()))?,

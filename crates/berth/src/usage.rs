@@ -455,18 +455,21 @@ fn arity(cmd: &Command) -> String {
     let open = positional
         .iter()
         .any(|a| !a.is_required_set() || a.get_num_args().is_some_and(|n| n.max_values() > 1));
-    let unbounded = positional.iter().any(|a| {
-        a.get_num_args()
-            .is_some_and(|n| n.max_values() == usize::MAX)
-            || matches!(a.get_action(), clap::ArgAction::Append)
-    });
+    // How many values each takes at most: a list without a bound (or
+    // one whose bound clap has not set yet) takes any number.
+    let most_of = |a: &&Arg| match a.get_num_args() {
+        Some(n) => n.max_values(),
+        None if matches!(a.get_action(), clap::ArgAction::Append) => usize::MAX,
+        None => 1,
+    };
+    let unbounded = positional.iter().any(|a| most_of(a) == usize::MAX);
     let noun = |n: usize| if n == 1 { "argument" } else { "arguments" };
     if !open {
         format!("exactly {required} {}", noun(required))
     } else if unbounded {
         format!("at least {required} {}", noun(required))
     } else {
-        let most = positional.len();
+        let most: usize = positional.iter().map(most_of).sum();
         format!("at least {required} and at most {most} {}", noun(most))
     }
 }

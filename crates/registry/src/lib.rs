@@ -9,7 +9,8 @@
 //!   redirects that never carry credentials to another host, blob streams
 //!   that resume with Range after a dropped connection;
 //! - [`pull`], [`push`]: the two transfers; [`progress`]: what they report;
-//! - [`search`]: the v1 index's search (`docker search`).
+//! - [`search`]: the v1 index's search (`docker search`); [`inspect`]: a
+//!   manifest as `docker manifest inspect` shows it.
 //!
 //! Everything is blocking; layers move in parallel on scoped threads. The
 //! library never prints: callers get [`progress::Progress`] events and
@@ -26,6 +27,7 @@ pub mod auth;
 pub mod client;
 pub mod endpoint;
 pub mod error;
+pub mod inspect;
 pub mod progress;
 pub mod pull;
 pub mod push;

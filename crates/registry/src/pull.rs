@@ -233,6 +233,39 @@ fn docker_name(client: &Client, repository: &str) -> String {
     }
 }
 
+/// An image's config blob (`digest`, `size` bytes as its manifest says),
+/// checked against its digest and read as JSON (`manifest inspect -v`
+/// reads its platform).
+pub fn fetch_config(
+    client: &Client,
+    repository: &str,
+    digest: &str,
+    size: u64,
+) -> Result<serde_json::Value> {
+    let expected = parse_digest(digest, "config digest")?;
+    if size > MAX_MANIFEST {
+        return Err(RegistryError::Protocol(format!(
+            "config {digest} is larger than {MAX_MANIFEST} bytes"
+        )));
+    }
+    let mut bytes = Vec::new();
+    client
+        .blob_stream(repository, digest, size, &crate::progress::Silent)?
+        .take(MAX_MANIFEST + 1)
+        .read_to_end(&mut bytes)
+        .map_err(crate::error::io_err(format!("read config {digest}")))?;
+    let actual = Digest::of(&bytes);
+    if actual != expected {
+        return Err(RegistryError::DigestMismatch {
+            what: format!("config of {repository}"),
+            expected: expected.to_string(),
+            actual: actual.to_string(),
+        });
+    }
+    serde_json::from_slice(&bytes)
+        .map_err(|e| RegistryError::Protocol(format!("config {digest}: {e}")))
+}
+
 /// The tags of `repository`, in the registry's order (`GET
 /// /v2/<name>/tags/list`, following its `Link: <...>; rel="next"` pages).
 pub fn list_tags(client: &Client, repository: &str) -> Result<Vec<String>> {
