@@ -21,6 +21,21 @@ use crate::run::{create_pulling, detach_keys_of, from_daemon, open_cidfile, run,
 use crate::run_flags::{config_from, RunArgs};
 use crate::stats::stats;
 
+/// `stop` and `restart`: a grace time and the containers.
+#[derive(Debug, clap::Args)]
+pub struct StopArgs {
+    /// Seconds to wait before killing the container (negative: no end, as docker's daemon)
+    #[arg(
+        short = 't',
+        long = "time",
+        alias = "timeout",
+        allow_negative_numbers = true
+    )]
+    time: Option<i64>,
+    #[arg(required = true)]
+    containers: Vec<String>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum ContainerCommand {
     /// Create and run a new container from an image
@@ -87,31 +102,9 @@ pub enum ContainerCommand {
         container: String,
     },
     /// Stop one or more running containers
-    Stop {
-        /// Seconds to wait before killing the container (negative: no end, as docker's daemon)
-        #[arg(
-            short = 't',
-            long = "time",
-            alias = "timeout",
-            allow_negative_numbers = true
-        )]
-        time: Option<i64>,
-        #[arg(required = true)]
-        containers: Vec<String>,
-    },
+    Stop(StopArgs),
     /// Restart one or more containers
-    Restart {
-        /// Seconds to wait before killing the container (negative: no end, as docker's daemon)
-        #[arg(
-            short = 't',
-            long = "time",
-            alias = "timeout",
-            allow_negative_numbers = true
-        )]
-        time: Option<i64>,
-        #[arg(required = true)]
-        containers: Vec<String>,
-    },
+    Restart(StopArgs),
     /// Kill one or more running containers
     Kill {
         /// Signal to send
@@ -279,10 +272,8 @@ pub fn dispatch(root: &Path, runroot: &Path, cmd: &ContainerCommand) -> Result<i
             }
             Ok(code)
         }
-        ContainerCommand::Stop { time, containers } => lifecycle::stop(&engine, *time, containers),
-        ContainerCommand::Restart { time, containers } => {
-            lifecycle::restart(&engine, *time, containers)
-        }
+        ContainerCommand::Stop(a) => lifecycle::stop(&engine, a.time, &a.containers),
+        ContainerCommand::Restart(a) => lifecycle::restart(&engine, a.time, &a.containers),
         ContainerCommand::Kill { signal, containers } => {
             lifecycle::kill(&engine, signal, containers)
         }

@@ -90,16 +90,7 @@ pub fn go_struct(
     json_escapes_html: bool,
     json_tags: Vec<(&'static str, &'static str)>,
 ) -> Value {
-    Value::Struct(Rc::new(Struct {
-        type_name: type_name.to_string(),
-        fields: fields
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
-            .collect(),
-        json_escapes_html,
-        json_tags,
-        json_values: Vec::new(),
-    }))
+    go_struct_with_json(type_name, fields, json_escapes_html, json_tags, Vec::new())
 }
 
 /// [`context`] of a type whose MarshalJSON writes some fields otherwise
@@ -109,14 +100,24 @@ pub fn context_with_json(
     fields: Vec<(&str, Value)>,
     json_values: Vec<(&'static str, Value)>,
 ) -> Value {
+    go_struct_with_json(type_name, fields, true, Vec::new(), json_values)
+}
+
+fn go_struct_with_json(
+    type_name: &str,
+    fields: Vec<(&str, Value)>,
+    json_escapes_html: bool,
+    json_tags: Vec<(&'static str, &'static str)>,
+    json_values: Vec<(&'static str, Value)>,
+) -> Value {
     Value::Struct(Rc::new(Struct {
         type_name: type_name.to_string(),
         fields: fields
             .into_iter()
             .map(|(k, v)| (k.to_string(), v))
             .collect(),
-        json_escapes_html: true,
-        json_tags: Vec::new(),
+        json_escapes_html,
+        json_tags,
         json_values,
     }))
 }

@@ -55,9 +55,9 @@ struct Platform {
     features: Option<Vec<String>>,
 }
 
-/// An image manifest (Docker schema 2 or OCI) in docker's field order.
+/// What every manifest starts with (docker's `manifest.Versioned`).
 #[derive(Debug, Serialize, Deserialize)]
-struct ImageManifest {
+struct Versioned {
     #[serde(rename = "schemaVersion")]
     schema_version: i64,
     #[serde(
@@ -66,6 +66,13 @@ struct ImageManifest {
         skip_serializing_if = "String::is_empty"
     )]
     media_type: String,
+}
+
+/// An image manifest (Docker schema 2 or OCI) in docker's field order.
+#[derive(Debug, Serialize, Deserialize)]
+struct ImageManifest {
+    #[serde(flatten)]
+    versioned: Versioned,
     config: Descriptor,
     layers: Vec<Descriptor>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -75,14 +82,8 @@ struct ImageManifest {
 /// A manifest list (or OCI index) in docker's field order.
 #[derive(Debug, Serialize, Deserialize)]
 struct ManifestList {
-    #[serde(rename = "schemaVersion")]
-    schema_version: i64,
-    #[serde(
-        rename = "mediaType",
-        default,
-        skip_serializing_if = "String::is_empty"
-    )]
-    media_type: String,
+    #[serde(flatten)]
+    versioned: Versioned,
     manifests: Vec<Descriptor>,
 }
 
