@@ -270,9 +270,9 @@ pub struct RunArgs {
     /// Bind mount: /host/path:/container/path[:ro|rw|z|Z]
     #[arg(short, long)]
     volume: Vec<String>,
-    /// type=bind|tmpfs,source=,target=,readonly
-    #[arg(long)]
-    mount: Vec<String>,
+    /// Attach a filesystem mount: type=bind|volume|tmpfs,source=,target=[,readonly][,bind-*|volume-*|tmpfs-* options]
+    #[arg(long, value_parser = mounts::parse_mount)]
+    mount: Vec<berth_engine::config::Mount>,
     /// tmpfs mount: /path[:options]
     #[arg(long)]
     tmpfs: Vec<String>,

@@ -251,7 +251,7 @@ pub fn refused(cli: &Command, e: &clap::Error, args: &[OsString]) -> ExitCode {
                 .unwrap_or_default();
             (
                 format!(
-                    "invalid argument \"{value}\" for \"{flag}\" flag: {why}\nSee '{shown} --help'.\n"
+                    "invalid argument {value:?} for \"{flag}\" flag: {why}\nSee '{shown} --help'.\n"
                 ),
                 125,
             )

@@ -470,3 +470,64 @@ fn other_users_in_containers_still_reach_volumes_and_bind_sources() {
     assert_eq!(out, "in-volume\n");
     assert_eq!(mode(&s.root()), 0o700);
 }
+
+/// `--root` or `--runroot` naming a directory berth did not make (one that
+/// holds other files) is refused before anything in it changes: closing it
+/// to other users or writing a store into it would break what lives there
+/// (`--root /` once made `/` owner-only, and every program a user ran
+/// failed). An empty directory, and one berth made, are taken.
+#[test]
+fn a_directory_berth_did_not_make_is_not_taken_for_a_store() {
+    if !berth_testkit::root_or_skip("a_directory_berth_did_not_make_is_not_taken_for_a_store") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let foreign = dir.path().join("home");
+    std::fs::create_dir(&foreign).unwrap();
+    std::fs::write(foreign.join("notes.txt"), "mine").unwrap();
+    std::fs::set_permissions(&foreign, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let fresh_store = dir.path().join("store");
+    let fresh_run = dir.path().join("run");
+    for (root, runroot, flag) in [
+        (&foreign, &fresh_run, "--root"),
+        (&fresh_store, &foreign, "--runroot"),
+    ] {
+        let o = Command::new(BIN)
+            .args(["--root".as_ref(), root.as_os_str()])
+            .args(["--runroot".as_ref(), runroot.as_os_str()])
+            .arg("ps")
+            .output()
+            .unwrap();
+        expect_code(&o, 125, &format!("ps with {flag} on a foreign directory"));
+        let err = stderr(&o);
+        assert!(
+            err.contains(flag) && err.contains("did not make"),
+            "the refusal names the flag: {err}"
+        );
+        assert_eq!(
+            mode(&foreign),
+            0o755,
+            "{flag}: the directory's mode is kept"
+        );
+        let names: Vec<_> = std::fs::read_dir(&foreign)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["notes.txt"], "{flag}: nothing was written into it");
+    }
+    std::fs::create_dir(&fresh_store).unwrap();
+    for _ in 0..2 {
+        let o = Command::new(BIN)
+            .args(["--root".as_ref(), fresh_store.as_os_str()])
+            .args(["--runroot".as_ref(), fresh_run.as_os_str()])
+            .arg("ps")
+            .output()
+            .unwrap();
+        expect_code(
+            &o,
+            0,
+            "ps on an empty directory, then on the store berth made there",
+        );
+    }
+    assert_eq!(mode(&fresh_store), 0o700);
+}

@@ -174,6 +174,35 @@ pub struct Mount {
     /// the mount's Mode and in its Binds entry.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub mode: String,
+    /// A volume's options (`--mount`'s `volume-*`, `-v`'s `nocopy`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume_options: Option<VolumeOptions>,
+    /// A bind of the directory alone, not the mounts below it
+    /// (`bind-nonrecursive`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub nonrecursive: bool,
+    /// `--mount`'s `consistency` as given: kept and shown, meaningless on
+    /// Linux (as in docker).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub consistency: String,
+}
+
+/// Docker's `mount.VolumeOptions`: what a volume the mount makes gets, and
+/// whether the image's files fill it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct VolumeOptions {
+    /// The image's content at the destination is not copied into it.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub no_copy: bool,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// The volume driver (berth has the local one only).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub driver: String,
+    /// The driver's options (the local driver's type, device, o, size).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub driver_options: BTreeMap<String, String>,
 }
 
 /// How a mount was asked for.
@@ -196,6 +225,94 @@ impl MountSyntax {
 }
 
 impl Mount {
+    /// Docker's daemon's checks of a mount (its `ValidateMountConfig` for
+    /// `--mount`, the destination's for every kind), in its words.
+    pub fn validate(&self) -> Result<(), String> {
+        let syntax = self.syntax();
+        let fail = |why: String| {
+            let config = format!("invalid mount config for type {:?}: {why}", self.kind);
+            Err(match syntax {
+                MountSyntax::Long => config,
+                // docker's -v names the whole specification.
+                MountSyntax::Short => {
+                    let spec = [self.source.as_str(), &self.destination, &self.mode]
+                        .iter()
+                        .filter(|p| !p.is_empty())
+                        .copied()
+                        .collect::<Vec<_>>()
+                        .join(":");
+                    format!("invalid volume specification: '{spec}': {config}")
+                }
+                // --tmpfs: the path's words alone.
+                MountSyntax::Tmpfs => why,
+            })
+        };
+        let absolute = |p: &str| {
+            if p.starts_with('/') {
+                Ok(())
+            } else {
+                Err(format!(
+                    "invalid mount path: '{p}' mount path must be absolute"
+                ))
+            }
+        };
+        if self.destination.is_empty() {
+            return fail("field Target must not be empty".into());
+        }
+        if self.destination == "/" {
+            return fail("invalid specification: destination can't be '/'".into());
+        }
+        if let Err(e) = absolute(&self.destination) {
+            return fail(e);
+        }
+        if syntax != MountSyntax::Long {
+            return Ok(());
+        }
+        let propagation = self
+            .options
+            .iter()
+            .find(|o| !o.contains('='))
+            .map(String::as_str);
+        match self.kind.as_str() {
+            "bind" => {
+                if self.source.is_empty() {
+                    return fail("field Source must not be empty".into());
+                }
+                if let Some(p) = propagation {
+                    const MODES: [&str; 6] = [
+                        "private", "rprivate", "shared", "rshared", "slave", "rslave",
+                    ];
+                    if !MODES.contains(&p) {
+                        return fail(format!("invalid propagation mode: {p}"));
+                    }
+                }
+                if self.volume_options.is_some() {
+                    return fail("field VolumeOptions must not be specified".into());
+                }
+                absolute(&self.source).or_else(fail)
+            }
+            "volume" => {
+                if propagation.is_some() || self.nonrecursive {
+                    return fail("field BindOptions must not be specified".into());
+                }
+                if self.source.is_empty() && self.read_only {
+                    return fail("must not set ReadOnly mode when using anonymous volumes".into());
+                }
+                Ok(())
+            }
+            "tmpfs" => {
+                if propagation.is_some() || self.nonrecursive {
+                    return fail("field BindOptions must not be specified".into());
+                }
+                if !self.source.is_empty() && self.source != "tmpfs" {
+                    return fail("field Source must not be specified".into());
+                }
+                Ok(())
+            }
+            _ => fail("mount type unknown".into()),
+        }
+    }
+
     /// The flag it came from; a tmpfs stored before the flag was kept
     /// came from `--tmpfs` (`-v` cannot make one).
     pub fn syntax(&self) -> MountSyntax {

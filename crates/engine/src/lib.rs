@@ -109,8 +109,38 @@ pub fn now_nanos() -> String {
 /// not a layer's setuid binary, a container's upper directory, its
 /// `config.json` or log, a volume or an attach socket. Returns what was
 /// tightened, for the binary to say so.
+///
+/// A directory is only taken when it is berth's to take: missing, empty,
+/// or holding what berth makes there (a store's `berth.db`, a run state's
+/// `runtime`...). `--root /` or `--runroot /tmp` is refused before anything
+/// in it is changed: closing a directory berth did not make (or writing a
+/// store into it) would break whatever else lives there.
 pub fn secure_store(root: &Path, runroot: &Path) -> Result<Vec<saferoot::private::Tightened>> {
     use saferoot::private::{private_dir, private_existing_file};
+    /// What only berth makes at the top of a store and of a run state.
+    const STORE_MARKS: &[&str] = &["berth.db"];
+    const RUN_MARKS: &[&str] = &[
+        "runtime",
+        "attach",
+        "dns",
+        "pods",
+        "network.lock",
+        "netns",
+        "netns.lock",
+        "pause.pid",
+        "pause.lock",
+    ];
+    for (dir, marks, flag) in [
+        (root, STORE_MARKS, "--root"),
+        (runroot, RUN_MARKS, "--runroot"),
+    ] {
+        if !berths_to_take(dir, marks).ctx(|| format!("read {}", dir.display()))? {
+            return Err(Error::InvalidOption(format!(
+                "{} holds files berth did not make: give {flag} a new or empty directory (or one berth made)",
+                dir.display()
+            )));
+        }
+    }
     let mut changed = Vec::new();
     for dir in [root, runroot] {
         changed.extend(private_dir(dir).ctx(|| format!("create {}", dir.display()))?);
@@ -120,6 +150,24 @@ pub fn secure_store(root: &Path, runroot: &Path) -> Result<Vec<saferoot::private
         changed.extend(private_existing_file(&p).ctx(|| format!("chmod {}", p.display()))?);
     }
     Ok(changed)
+}
+
+/// Whether `dir` is berth's to take: missing, empty, or holding one of
+/// `marks` (what berth makes there).
+fn berths_to_take(dir: &Path, marks: &[&str]) -> std::io::Result<bool> {
+    let entries = match std::fs::read_dir(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(true),
+        other => other?,
+    };
+    let mut empty = true;
+    for e in entries {
+        let e = e?;
+        if marks.iter().any(|m| e.file_name() == *m) {
+            return Ok(true);
+        }
+        empty = false;
+    }
+    Ok(empty)
 }
 
 /// Now, RFC 3339, UTC.
@@ -309,6 +357,10 @@ impl Engine {
     /// whose config fills what `cfg` leaves empty). Nothing is left behind
     /// when this fails.
     pub fn create(&mut self, mut cfg: ContainerConfig, name: Option<&str>) -> Result<Record> {
+        // The daemon's checks of the mounts come before the image's lookup.
+        for m in &cfg.mounts {
+            m.validate().map_err(Error::InvalidOption)?;
+        }
         let img = self.images.resolve(&cfg.image).map_err(|e| match e {
             berth_image::store::StoreError::NotFound(_) => Error::ImageNotFound(cfg.image.clone()),
             e => e.into(),
@@ -346,9 +398,18 @@ impl Engine {
         for m in cfg.mounts.iter_mut().filter(|m| m.kind == "volume") {
             let name = (!m.source.is_empty()).then_some(m.source.as_str());
             let existed = name.is_some_and(|n| self.volumes.get(n).is_ok());
+            // `--mount`'s volume-* options shape a volume it makes.
+            let opts = m.volume_options.clone().unwrap_or_default();
+            if !matches!(opts.driver.as_str(), "" | "local") {
+                self.drop_volumes(&made);
+                return Err(Error::InvalidOption(format!(
+                    "error looking up volume plugin {0}: plugin {0:?} not found",
+                    opts.driver
+                )));
+            }
             let v = match self
                 .volumes
-                .create(name, &std::collections::BTreeMap::new())
+                .create_for_mount(name, &opts.labels, &opts.driver_options)
             {
                 Ok(v) => v,
                 Err(e) => {

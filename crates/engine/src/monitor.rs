@@ -706,9 +706,12 @@ fn prepare_start(
     for m in spec_config.mounts.iter_mut().filter(|m| m.kind == "volume") {
         // A volume with the local driver's options is mounted first.
         engine.volumes.mount(&m.source)?;
-        let filled = engine
-            .volumes
-            .populate(&m.source, &lookup, &m.destination)?;
+        // nocopy: the volume stays as it is.
+        let no_copy = m.volume_options.as_ref().is_some_and(|o| o.no_copy);
+        let filled = !no_copy
+            && engine
+                .volumes
+                .populate(&m.source, &lookup, &m.destination)?;
         if let (true, Some(map)) = (filled, &r.config.id_map) {
             // Copied through the idmapped view: owners as the host sees
             // the container's, brought back to the image's own.

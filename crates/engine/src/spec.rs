@@ -666,7 +666,8 @@ fn mounts(cfg: &ContainerConfig, paths: &Paths<'_>) -> Result<Vec<oci::Mount>> {
             }
             _ => {
                 let mut opts = vec![
-                    "rbind".to_string(),
+                    // bind-nonrecursive: the directory without the mounts below it.
+                    if m.nonrecursive { "bind" } else { "rbind" }.to_string(),
                     if m.read_only { "ro" } else { "rw" }.to_string(),
                 ];
                 opts.extend(m.options.iter().cloned());

@@ -33,7 +33,7 @@ pub struct Volume {
     #[serde(rename = "Driver")]
     pub driver: String,
     #[serde(rename = "Labels")]
-    pub labels: std::collections::BTreeMap<String, String>,
+    pub labels: Labels,
     #[serde(rename = "Mountpoint")]
     pub mountpoint: PathBuf,
     #[serde(rename = "Name")]
@@ -46,6 +46,32 @@ pub struct Volume {
     pub scope: String,
     #[serde(skip)]
     pub anonymous: bool,
+}
+
+/// A volume's labels; docker writes `null` for a volume a container made
+/// without any (`-v name:/x`), `{}` for one `volume create` made.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Labels {
+    pub map: std::collections::BTreeMap<String, String>,
+    /// Made by a container's mount, with none.
+    pub null: bool,
+}
+
+impl std::ops::Deref for Labels {
+    type Target = std::collections::BTreeMap<String, String>;
+    fn deref(&self) -> &Self::Target {
+        &self.map
+    }
+}
+
+impl Serialize for Labels {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        if self.null {
+            s.serialize_none()
+        } else {
+            self.map.serialize(s)
+        }
+    }
 }
 
 /// The volumes of a store.
@@ -115,15 +141,25 @@ impl Volumes {
             .optional()?
             .map(|(name, created, labels, anonymous)| Volume {
                 mountpoint: self.path(&name),
+                // A volume a container made without options has none
+                // (null); `volume create` writes its options, `{}` too.
                 options: if anonymous {
                     None
                 } else {
-                    Some(self.options(&name))
+                    self.stored_options(&name)
                 },
                 name,
                 created: whole_seconds(&created),
                 driver: "local".into(),
-                labels: serde_json::from_str(&labels).unwrap_or_default(),
+                // A container's volume made without labels stores `null`.
+                labels: match serde_json::from_str::<Option<_>>(&labels) {
+                    Ok(Some(map)) => Labels { map, null: false },
+                    Ok(None) => Labels {
+                        map: Default::default(),
+                        null: true,
+                    },
+                    Err(_) => Labels::default(),
+                },
                 scope: "local".into(),
                 anonymous,
             }))
@@ -153,6 +189,28 @@ impl Volumes {
         labels: &std::collections::BTreeMap<String, String>,
         options: &std::collections::BTreeMap<String, String>,
     ) -> Result<Volume> {
+        self.make(name, labels, options, false)
+    }
+
+    /// A volume a container's mount makes (`-v name:/x`, `--mount`'s
+    /// volume-* options, an image's VOLUME): as `create_with_options`,
+    /// but docker shows its labels and options as null when it has none.
+    pub fn create_for_mount(
+        &self,
+        name: Option<&str>,
+        labels: &std::collections::BTreeMap<String, String>,
+        options: &std::collections::BTreeMap<String, String>,
+    ) -> Result<Volume> {
+        self.make(name, labels, options, true)
+    }
+
+    fn make(
+        &self,
+        name: Option<&str>,
+        labels: &std::collections::BTreeMap<String, String>,
+        options: &std::collections::BTreeMap<String, String>,
+        for_mount: bool,
+    ) -> Result<Volume> {
         validate_options(options)?;
         let anonymous = name.is_none();
         let name = name.map_or_else(crate::random_id, str::to_string);
@@ -167,7 +225,7 @@ impl Volumes {
             saferoot::private::private_dir(top).ctx(|| format!("create {}", top.display()))?;
         }
         std::fs::create_dir_all(&dir).ctx(|| format!("create {}", dir.display()))?;
-        if !options.is_empty() {
+        if !options.is_empty() || !for_mount {
             let text = serde_json::to_vec(options).map_err(|source| Error::Encode {
                 what: "volume options",
                 source,
@@ -175,7 +233,11 @@ impl Volumes {
             let path = self.root.join(&name).join("opts.json");
             std::fs::write(&path, text).ctx(|| format!("write {}", path.display()))?;
         }
-        let labels_json = serde_json::to_string(labels).unwrap_or_else(|_| "{}".into());
+        let labels_json = if for_mount && labels.is_empty() {
+            "null".to_string()
+        } else {
+            serde_json::to_string(labels).unwrap_or_else(|_| "{}".into())
+        };
         self.conn.execute(
             "INSERT OR IGNORE INTO volumes (name, created, labels, anonymous) VALUES (?1, ?2, ?3, ?4)",
             params![name, crate::now(), labels_json, anonymous],
@@ -194,10 +256,14 @@ impl Volumes {
 
     /// The local driver's options of a volume (none: empty).
     pub fn options(&self, name: &str) -> std::collections::BTreeMap<String, String> {
+        self.stored_options(name).unwrap_or_default()
+    }
+
+    /// The options file of a volume, if it has one.
+    fn stored_options(&self, name: &str) -> Option<std::collections::BTreeMap<String, String>> {
         std::fs::read(self.root.join(name).join("opts.json"))
             .ok()
             .and_then(|t| serde_json::from_slice(&t).ok())
-            .unwrap_or_default()
     }
 
     /// Mounts what the volume's options name on its `_data` (once: a

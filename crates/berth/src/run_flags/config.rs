@@ -6,7 +6,7 @@ use berth_engine::config::{
     ContainerConfig, Device, DeviceRate, LogConfig, LogDriver, Mount, RestartPolicy, Ulimit,
 };
 
-use super::mounts::{parse_mount, parse_volume};
+use super::mounts::parse_volume;
 use super::{env_entry, key_value, parse_duration, size_flag, RunArgs, Stream};
 
 /// A container's log when `--log-opt` sets no size: 20 MiB a file, five
@@ -179,9 +179,7 @@ pub(crate) fn config_from(a: &RunArgs) -> Result<ContainerConfig> {
         }
     }
     refuse_unsupported(a)?;
-    for m in &a.mount {
-        cfg.mounts.push(parse_mount(m)?);
-    }
+    cfg.mounts.extend(a.mount.iter().cloned());
     for t in &a.tmpfs {
         let (dest, opts) = t.split_once(':').unwrap_or((t.as_str(), ""));
         cfg.mounts.push(Mount {
@@ -197,14 +195,6 @@ pub(crate) fn config_from(a: &RunArgs) -> Result<ContainerConfig> {
             syntax: berth_engine::config::MountSyntax::Tmpfs,
             ..Default::default()
         });
-    }
-    for m in &cfg.mounts {
-        if !m.destination.starts_with('/') {
-            bail!(
-                "invalid mount destination {:?}: it must be an absolute path",
-                m.destination
-            );
-        }
     }
     cfg.resources = a.resources.resources()?;
     run_resources(a, &mut cfg)?;

@@ -551,8 +551,20 @@ fn mounts(engine: &Engine, list: &[crate::config::Mount]) -> Mounts {
                 },
                 target: m.destination.clone(),
                 read_only: m.read_only,
-                bind_options: given_propagation.map(|p| BindOptions {
-                    propagation: p.clone(),
+                consistency: m.consistency.clone(),
+                bind_options: (given_propagation.is_some() || m.nonrecursive).then(|| {
+                    BindOptions {
+                        propagation: given_propagation.cloned().unwrap_or_default(),
+                        non_recursive: m.nonrecursive,
+                    }
+                }),
+                volume_options: m.volume_options.as_ref().map(|o| VolumeOptions {
+                    no_copy: o.no_copy,
+                    labels: o.labels.clone(),
+                    driver_config: VolumeDriver {
+                        name: o.driver.clone(),
+                        options: o.driver_options.clone(),
+                    },
                 }),
                 tmpfs_options: tmpfs_options(m),
             }),

@@ -194,16 +194,45 @@ pub struct HostMount {
     pub target: String,
     #[serde(skip_serializing_if = "is_false")]
     pub read_only: bool,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub consistency: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bind_options: Option<BindOptions>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub volume_options: Option<VolumeOptions>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tmpfs_options: Option<TmpfsOptions>,
 }
 
+/// Docker's `mount.BindOptions`: both omitempty.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct BindOptions {
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub propagation: String,
+    #[serde(skip_serializing_if = "is_false")]
+    pub non_recursive: bool,
+}
+
+/// Docker's `mount.VolumeOptions`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct VolumeOptions {
+    #[serde(skip_serializing_if = "is_false")]
+    pub no_copy: bool,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    pub driver_config: VolumeDriver,
+}
+
+/// Docker's `mount.Driver`: both omitempty.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct VolumeDriver {
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub options: BTreeMap<String, String>,
 }
 
 /// Docker's `mount.TmpfsOptions`: both omitempty.
