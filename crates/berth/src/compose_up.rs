@@ -303,7 +303,9 @@ pub fn run(root: &Path, runroot: &Path, p: &Project, c: &ComposeCommand) -> Resu
         } => {
             let ms = members_of(&engine, p, services)?;
             if *stop {
-                berth_compose::down::stop_together(&engine, &ms, None)?;
+                // A service before what it depends on, as docker-compose
+                // 1.29's `rm -s` (its project.stop) and `stop` do.
+                berth_compose::down::stop_in_order(&engine, p, &ms, None)?;
             }
             for m in &ms {
                 let r = engine.find(&m.record.id)?;

@@ -898,7 +898,7 @@ fn build_then_down_rmi_local() {
     assert_ne!(o.status.code(), Some(0), "down --rmi local kept {image}");
 }
 
-/// `stop` and `down` stop a service before what it depends on (web's
+/// `stop`, `rm -s` and `down` stop a service before what it depends on (web's
 /// stop takes half a second, so stopping both at once would write db's
 /// line first); `restart` goes the other way, db restarted before web.
 /// Each service notes its start and stop in a file on the host.
@@ -949,6 +949,13 @@ fn stop_down_and_restart_follow_the_dependencies() {
         ["db-down", "db-up", "web-down", "web-up"],
         "restart's order"
     );
+    // rm -s stops as stop does (docker-compose 1.29's rm -s is its
+    // project.stop), then removes.
+    compose_ok(&b, d.path(), &p, &["rm", "-s", "-f"]);
+    assert_eq!(next(2), ["web-down", "db-down"], "rm -s's order");
+    assert_eq!(compose_ok(&b, d.path(), &p, &["ps", "-a", "-q"]), "");
+    compose_ok(&b, d.path(), &p, &["up", "-d"]);
+    assert_eq!(next(2), ["db-up", "web-up"]);
     compose_ok(&b, d.path(), &p, &["down", "-t", "5"]);
     assert_eq!(next(2), ["web-down", "db-down"], "down's order");
 }
