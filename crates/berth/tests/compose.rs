@@ -150,6 +150,107 @@ volumes:
     assert_eq!(b.mounts(), 0, "down left mounts");
 }
 
+/// A held start (web, created and its start prepared while db is not yet
+/// healthy) has its address on the network, but its name does not lead
+/// there until it runs, as docker resolves a container only once it
+/// started: neither the network's DNS nor a peer's /etc/hosts knows it
+/// while it waits; both do once `up` released it.
+#[test]
+fn a_held_start_is_named_once_it_runs() {
+    if !root_or_skip("a_held_start_is_named_once_it_runs") {
+        return;
+    }
+    // Names the resolver does not know fail at once (nothing on port 9)
+    // instead of waiting on the host's resolvers.
+    let b = Berth::with_busybox(BIN, &[]).env("BERTH_DNS_UPSTREAM", "127.0.0.1:9");
+    let p = unique("heldname");
+    let file = format!(
+        "services:\n  db:\n    image: busybox\n    command: sh -c \"{IDLE}\"\n    healthcheck:\n      test: [\"CMD\", \"test\", \"-f\", \"/go\"]\n      interval: 100ms\n      retries: 1000\n  web:\n    image: busybox\n    command: sh -c \"{IDLE}\"\n    depends_on:\n      db: {{condition: service_healthy}}\n  peer:\n    image: busybox\n    command: sh -c \"{IDLE}\"\n"
+    );
+    let d = project_dir(&[("compose.yaml", &file)]);
+    let log = tempfile::tempfile().unwrap();
+    let mut up = b
+        .cmd()
+        .current_dir(d.path())
+        .args(["compose", "-p", &p, "up", "-d"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(log.try_clone().unwrap())
+        .spawn()
+        .unwrap();
+    let (web, peer) = (format!("{p}-web-1"), format!("{p}-peer-1"));
+    let web_ip = || {
+        let o = b.run(&[
+            "inspect",
+            "-f",
+            "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+            &web,
+        ]);
+        stdout(&o).trim().to_string()
+    };
+    // web's held start attached its network (its address shows), and the
+    // peer runs.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let ip = loop {
+        let ip = web_ip();
+        if !ip.is_empty() && b.inspect(&peer, "{{.State.Status}}") == "running" {
+            break ip;
+        }
+        assert!(Instant::now() < deadline, "web's held start never attached");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(b.inspect(&web, "{{.State.Status}}"), "created");
+    for name in ["web", web.as_str()] {
+        let o = b.run(&["exec", &peer, "nslookup", name]);
+        assert_ne!(
+            o.status.code(),
+            Some(0),
+            "{name} resolved while held: {}",
+            stdout(&o)
+        );
+    }
+    let hosts = b.ok(&["exec", &peer, "cat", "/etc/hosts"]);
+    assert!(
+        !hosts.contains(&ip),
+        "held web in the peer's hosts: {hosts}"
+    );
+    // db healthy: up releases web and ends.
+    b.ok(&["exec", &format!("{p}-db-1"), "touch", "/go"]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(s) = up.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = up.kill();
+            let _ = up.wait();
+            panic!("up never ended once db was healthy");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "up failed: {}", {
+        use std::io::{Read, Seek};
+        let mut f = log;
+        let mut t = String::new();
+        f.seek(std::io::SeekFrom::Start(0)).unwrap();
+        f.read_to_string(&mut t).unwrap();
+        t
+    });
+    assert_eq!(b.inspect(&web, "{{.State.Status}}"), "running");
+    for name in ["web", web.as_str()] {
+        let got = b.ok(&["exec", &peer, "nslookup", name]);
+        assert!(got.contains(&ip), "{name} resolved as {got:?}, web is {ip}");
+    }
+    let hosts = b.ok(&["exec", &peer, "cat", "/etc/hosts"]);
+    assert!(
+        hosts
+            .lines()
+            .any(|l| l.starts_with(&format!("{ip}\t")) && l.contains(&web)),
+        "web not in the peer's hosts: {hosts}"
+    );
+    compose_ok(&b, d.path(), &p, &["down", "-t", "0"]);
+}
+
 #[test]
 fn scale_up_and_down() {
     if !root_or_skip("scale_up_and_down") {

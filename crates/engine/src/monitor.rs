@@ -917,7 +917,7 @@ fn run_once(
     drop(console);
     // The init exists and waits: its network namespace gets its
     // interfaces before the program runs.
-    if let Err(e) = engine.attach_network(r, c.state.pid) {
+    if let Err(e) = engine.attach_network_as(r, c.state.pid, hold.is_some()) {
         let _ = c.delete(true);
         return Err(e);
     }
@@ -928,6 +928,13 @@ fn run_once(
             return Err(Error::Monitor(
                 "the start was called off before the container ran".into(),
             ));
+        }
+        // Named only now, as docker resolves a container once it starts:
+        // before, a peer would reach an address nothing listens on.
+        if let Err(e) = engine.name_held(r) {
+            let _ = engine.detach_network(r, false);
+            let _ = c.delete(true);
+            return Err(e);
         }
     }
     if let Err(e) = c.start() {

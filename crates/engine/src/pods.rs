@@ -648,6 +648,7 @@ impl Engine {
                     },
                 )],
                 ports: &pod.config.publish,
+                held: false,
             })?;
             if let (false, Some(ip)) = (pod.config.redirects.is_empty(), self.pod_ip(&pod.id)) {
                 redirect_ports(&dir.join("net"), ip, &pod.config.redirects)?;
