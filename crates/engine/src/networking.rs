@@ -399,7 +399,7 @@ impl Engine {
         )
     }
 
-    fn hosts_lock_for(&self, needed: bool) -> Option<nix::fcntl::Flock<std::fs::File>> {
+    pub(crate) fn hosts_lock_for(&self, needed: bool) -> Option<nix::fcntl::Flock<std::fs::File>> {
         if !needed {
             return None;
         }

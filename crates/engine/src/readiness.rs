@@ -1,0 +1,126 @@
+//! Readiness: whether a pod may be sent traffic, and the names that lead
+//! to it only while it may (kube play's Services).
+//!
+//! Kubernetes takes a pod that is not ready out of its Services'
+//! endpoints, so the Service's name stops leading there. berth gives a
+//! Service's names to the played pods' members as [`ServiceHost`]s: lines
+//! of their /etc/hosts written only while the selected pod is ready, and
+//! rewritten whenever a member of that pod may have changed readiness
+//! (it started, it ended, one of its checks changed status; see
+//! [`Engine::refresh_service_hosts`], called by the monitor).
+//!
+//! A member is ready when it runs and every check that does not act on
+//! it passes: a readiness check (`ContainerConfig::readiness`), and a
+//! healthcheck with no `--health-on-failure` action (what kube play makes
+//! of a lone readinessProbe). A healthcheck that restarts or kills the
+//! container is a liveness probe: as in Kubernetes, it does not decide
+//! readiness. A pod is ready when every member but its init containers
+//! is.
+
+use serde::{Deserialize, Serialize};
+
+use crate::db::{Record, Status};
+use crate::Engine;
+
+/// Names that lead to a pod's address only while that pod is ready.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ServiceHost {
+    /// The Service's name and its cluster DNS name.
+    pub names: Vec<String>,
+    /// The pod's id.
+    pub pod: String,
+}
+
+/// Whether the container, as its row says now, is ready.
+pub fn member_ready(r: &Record) -> bool {
+    if r.status != Status::Running {
+        return false;
+    }
+    let passing = |s: Option<&str>| s == Some("healthy");
+    let health = r.health.as_ref();
+    if r.config.health.as_ref().is_some_and(|h| h.args().is_some())
+        && r.config.health_on_failure.is_none()
+        && !passing(health.map(|h| h.status.as_str()))
+    {
+        return false;
+    }
+    if r.config
+        .readiness
+        .as_ref()
+        .is_some_and(|h| h.args().is_some())
+        && !passing(
+            health
+                .and_then(|h| h.readiness.as_deref())
+                .map(|h| h.status.as_str()),
+        )
+    {
+        return false;
+    }
+    true
+}
+
+impl Engine {
+    /// Whether the pod's members (its init containers aside) are all
+    /// ready; `gone`, a member that is ending, counts as not ready
+    /// whatever its row still says. A pod without members is not.
+    pub fn pod_ready(&self, pod_id: &str, gone: Option<&str>) -> bool {
+        let Ok(members) = self.pod_members(pod_id) else {
+            return false;
+        };
+        let mut serving = members
+            .iter()
+            .filter(|m| !m.config.labels.contains_key(crate::pods::INIT_LABEL))
+            .peekable();
+        serving.peek().is_some() && serving.all(|m| Some(m.id.as_str()) != gone && member_ready(m))
+    }
+
+    /// The container's [`ServiceHost`]s whose pod is ready, as hosts
+    /// file lines' address and names.
+    pub(crate) fn service_host_entries(
+        &self,
+        r: &Record,
+        gone: Option<&str>,
+    ) -> Vec<berth_network::files::HostEntry> {
+        r.config
+            .service_hosts
+            .iter()
+            .filter_map(|s| {
+                let ip = self.pod_ip(&s.pod)?;
+                self.pod_ready(&s.pod, gone)
+                    .then(|| berth_network::files::HostEntry {
+                        ip: ip.to_string(),
+                        names: s.names.clone(),
+                    })
+            })
+            .collect()
+    }
+
+    /// Member `r` of a pod started, ended (`running` false: counted as not
+    /// ready) or had a check change status: the hosts files of the
+    /// running containers with a [`ServiceHost`] of its pod are written
+    /// again. Nothing to do (no query) for a container in no pod.
+    pub fn refresh_service_hosts(&self, r: &Record, running: bool) {
+        if r.config.pod.is_empty() {
+            return;
+        }
+        let Ok(all) = self.list() else {
+            return;
+        };
+        let gone = (!running).then_some(r.id.as_str());
+        // Under the hosts lock: two members changing at once each write
+        // what the rows said after the other's write.
+        let _lock = self.hosts_lock_for(true);
+        for c in all.iter().filter(|c| {
+            matches!(
+                c.status,
+                Status::Running | Status::Starting | Status::Paused
+            ) && c.config.service_hosts.iter().any(|s| s.pod == r.config.pod)
+        }) {
+            if let Some(pod) = crate::pods::pod_of_mode(&c.config.network) {
+                if let Err(e) = self.write_pod_member_hosts(c, pod, gone) {
+                    tracing::warn!("rewrite the hosts file of {}: {e}", c.id);
+                }
+            }
+        }
+    }
+}
