@@ -1090,9 +1090,10 @@ spec:
     // Ready: both names lead to the pod, and to its server.
     b.ok(&["exec", &web, "touch", "/ready"]);
     let lines = wait_hosts(&b, &client, &svc, true);
-    assert!(
-        lines[0].contains(&format!("{svc}.default.svc.cluster.local")),
-        "{lines:?}"
+    let ip = lines[0].split_whitespace().next().unwrap().to_string();
+    assert_eq!(
+        hosts_lines(&b, &client, &format!("{svc}.default.svc.cluster.local")),
+        [format!("{ip}\t{svc}.default.svc.cluster.local")]
     );
     wait_hosts(&b, &web, &svc, true);
     let page = b.ok(&[

@@ -75,24 +75,25 @@ impl Engine {
     }
 
     /// The container's [`ServiceHost`]s whose pod is ready, as hosts
-    /// file lines' address and names.
+    /// file lines, a name each (as `--add-host`s are written).
     pub(crate) fn service_host_entries(
         &self,
         r: &Record,
         gone: Option<&str>,
     ) -> Vec<berth_network::files::HostEntry> {
-        r.config
-            .service_hosts
-            .iter()
-            .filter_map(|s| {
-                let ip = self.pod_ip(&s.pod)?;
-                self.pod_ready(&s.pod, gone)
-                    .then(|| berth_network::files::HostEntry {
-                        ip: ip.to_string(),
-                        names: s.names.clone(),
-                    })
-            })
-            .collect()
+        let mut lines = Vec::new();
+        for s in &r.config.service_hosts {
+            let Some(ip) = self.pod_ip(&s.pod) else {
+                continue;
+            };
+            if self.pod_ready(&s.pod, gone) {
+                lines.extend(s.names.iter().map(|n| berth_network::files::HostEntry {
+                    ip: ip.to_string(),
+                    names: vec![n.clone()],
+                }));
+            }
+        }
+        lines
     }
 
     /// Member `r` of a pod started, ended (`running` false: counted as not
