@@ -125,3 +125,83 @@ impl Engine {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::health::{Health, HealthConfig, OnFailure};
+    use crate::ContainerConfig;
+
+    fn check(test: &str) -> Option<HealthConfig> {
+        Some(HealthConfig {
+            test: vec!["CMD".into(), test.into()],
+            ..HealthConfig::default()
+        })
+    }
+
+    fn state(status: &str) -> Health {
+        Health {
+            status: status.into(),
+            ..Health::default()
+        }
+    }
+
+    fn running(config: ContainerConfig, health: Option<Health>) -> Record {
+        let mut r = Record::new("c".into(), "c".into(), String::new(), config, String::new());
+        r.status = Status::Running;
+        r.health = health;
+        r
+    }
+
+    #[test]
+    fn a_liveness_probe_never_decides_readiness_and_a_readiness_check_does() {
+        // No check: ready while it runs, and only then.
+        let plain = running(ContainerConfig::default(), None);
+        assert!(member_ready(&plain));
+        let mut exited = plain.clone();
+        exited.status = Status::Exited;
+        assert!(!member_ready(&exited));
+        // A lone readinessProbe is the healthcheck with no action.
+        let lone = ContainerConfig {
+            health: check("ready"),
+            ..ContainerConfig::default()
+        };
+        assert!(!member_ready(&running(
+            lone.clone(),
+            Some(state("starting"))
+        )));
+        assert!(!member_ready(&running(
+            lone.clone(),
+            Some(state("unhealthy"))
+        )));
+        assert!(member_ready(&running(lone, Some(state("healthy")))));
+        // A livenessProbe (it restarts) failing: still ready.
+        let live = ContainerConfig {
+            health: check("alive"),
+            health_on_failure: OnFailure::Restart,
+            ..ContainerConfig::default()
+        };
+        assert!(member_ready(&running(
+            live.clone(),
+            Some(state("unhealthy"))
+        )));
+        // Beside it, the readiness check's own state decides.
+        let both = ContainerConfig {
+            readiness: check("ready"),
+            ..live
+        };
+        let with = |ready: &str| Health {
+            readiness: Some(Box::new(state(ready))),
+            ..state("healthy")
+        };
+        assert!(!member_ready(&running(
+            both.clone(),
+            Some(with("starting"))
+        )));
+        assert!(!member_ready(&running(
+            both.clone(),
+            Some(state("healthy"))
+        )));
+        assert!(member_ready(&running(both, Some(with("healthy")))));
+    }
+}
