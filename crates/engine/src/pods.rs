@@ -714,7 +714,12 @@ impl Engine {
     /// network namespace, written when it starts: the pod's address and
     /// the names of the pod and its members, the pod network's resolver.
     pub(crate) fn pod_member_files(&self, r: &Record, pod_id: &str) -> Result<()> {
+        // With kube Services' names, under the lock their rewrites take
+        // (crate::readiness): else a rewrite for a pod turned ready could
+        // land before this one, written from what the rows said earlier.
+        let lock = self.hosts_lock_for(!r.config.service_hosts.is_empty());
         let pod = self.write_pod_member_hosts(r, pod_id, None)?;
+        drop(lock);
         let dir = self.container_dir(&r.id);
         let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
         let dns = berth_network::files::DnsConfig {

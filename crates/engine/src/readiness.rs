@@ -104,18 +104,18 @@ impl Engine {
         if r.config.pod.is_empty() {
             return;
         }
-        let Ok(all) = self.list() else {
-            return;
-        };
         let gone = (!running).then_some(r.id.as_str());
         // Under the hosts lock: two members changing at once each write
         // what the rows said after the other's write.
         let _lock = self.hosts_lock_for(true);
+        // The rows as they are: reconciling others is not a monitor's job.
+        let Ok(all) = self.db.list() else {
+            return;
+        };
+        // Those starting too (their own write is under the same lock), and
+        // those between two lives.
         for c in all.iter().filter(|c| {
-            matches!(
-                c.status,
-                Status::Running | Status::Starting | Status::Paused
-            ) && c.config.service_hosts.iter().any(|s| s.pod == r.config.pod)
+            c.status.is_active() && c.config.service_hosts.iter().any(|s| s.pod == r.config.pod)
         }) {
             if let Some(pod) = crate::pods::pod_of_mode(&c.config.network) {
                 if let Err(e) = self.write_pod_member_hosts(c, pod, gone) {
