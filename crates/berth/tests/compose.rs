@@ -1061,6 +1061,84 @@ fn stop_down_and_restart_follow_the_dependencies() {
     assert_eq!(next(2), ["web-down", "db-down"], "down's order");
 }
 
+/// The lines of `file` once it has `want` of them (30 s at most).
+fn lines_when(file: &Path, want: usize) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        let lines: Vec<String> = text.lines().map(String::from).collect();
+        if lines.len() >= want {
+            return lines;
+        }
+        assert!(Instant::now() < deadline, "only {lines:?} of {want} lines");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `rm -s -f` stops a service before what it depends on, as Debian's
+/// docker-compose 1.29 does against a private dockerd: the same project,
+/// each service noting its start and stop in a file, gives the same
+/// lines under both.
+#[test]
+fn rm_s_stops_in_the_order_docker_compose_1_29_does() {
+    let test = "rm_s_stops_in_the_order_docker_compose_1_29_does";
+    if !root_or_skip(test) {
+        return;
+    }
+    if !berth_testkit::snippet::installed("docker-compose") {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{test}: docker-compose needed, and CI is set"
+        );
+        eprintln!("skipped {test}: docker-compose is not installed");
+        return;
+    }
+    let Some(dockerd) = berth_testkit::dockerd::Dockerd::start(&[]) else {
+        return;
+    };
+    let svc = |name: &str, pause: &str| {
+        format!(
+            "    image: ${{IMG}}\n    network_mode: none\n    volumes: [\"./shared:/shared\"]\n    command: sh -c \"echo {name}-up >> /shared/order; trap '{pause}echo {name}-down >> /shared/order; exit 0' TERM; sleep 3600 & wait\"\n"
+        )
+    };
+    let file = format!(
+        "services:\n  db:\n{}  web:\n{}    depends_on: [db]\n",
+        svc("db", ""),
+        svc("web", "sleep 0.5; ")
+    );
+    let p = unique("rms");
+    let want = ["db-up", "web-up", "web-down", "db-down"];
+
+    let d = project_dir(&[("docker-compose.yml", &file)]);
+    std::fs::create_dir(d.path().join("shared")).unwrap();
+    let dc = |args: &str| {
+        let out = dockerd.sh(&format!(
+            "cd {} && IMG=bb:1 DOCKER_HOST=${{D##* }} docker-compose -p {p} {args}",
+            d.path().display()
+        ));
+        assert_eq!(out.code(), 0, "docker-compose {args}\n{out:?}");
+    };
+    dc("up -d");
+    lines_when(&d.path().join("shared/order"), 2);
+    dc("rm -s -f");
+    let theirs = lines_when(&d.path().join("shared/order"), 4);
+    dc("down");
+
+    let b = Berth::with_busybox(BIN, &[]).env("IMG", "busybox");
+    let d = project_dir(&[("docker-compose.yml", &file)]);
+    std::fs::create_dir(d.path().join("shared")).unwrap();
+    compose_ok(&b, d.path(), &p, &["up", "-d"]);
+    lines_when(&d.path().join("shared/order"), 2);
+    compose_ok(&b, d.path(), &p, &["rm", "-s", "-f"]);
+    let ours = lines_when(&d.path().join("shared/order"), 4);
+    assert_eq!(compose_ok(&b, d.path(), &p, &["ps", "-a", "-q"]), "");
+    assert_eq!(theirs, want, "docker-compose 1.29's order");
+    assert_eq!(
+        ours, theirs,
+        "berth's order (left), docker-compose's (right)"
+    );
+}
+
 #[test]
 fn lifecycle_commands_ports_and_events() {
     if !root_or_skip("lifecycle_commands_ports_and_events") {
