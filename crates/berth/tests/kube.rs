@@ -1238,5 +1238,24 @@ spec:
         b.inspect(&format!("{name}-client-c"), "{{.RestartCount}}"),
         "0"
     );
+    // generate writes both probes back, each in its place.
+    let yaml = b.ok(&["kube", "generate", &name]);
+    let pod: Pod = serde_yaml_ng::from_str(&yaml).unwrap();
+    let spec = pod.spec.unwrap();
+    let command = |p: Option<&k8s_openapi::api::core::v1::Probe>| {
+        p.and_then(|p| p.exec.as_ref())
+            .and_then(|e| e.command.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        command(spec.containers[0].liveness_probe.as_ref()),
+        ["test", "-f", "/alive"],
+        "{yaml}"
+    );
+    assert_eq!(
+        command(spec.containers[0].readiness_probe.as_ref()),
+        ["test", "-f", "/ready"],
+        "{yaml}"
+    );
     b.ok(&["kube", "down", &file]);
 }
