@@ -1016,9 +1016,9 @@ fn wait_hosts(b: &Berth, member: &str, name: &str, present: bool) -> Vec<String>
 /// A Service's name leads to its pod only while the pod is ready, as a
 /// cluster leaves a pod that is not out of the Service's endpoints: not
 /// before its readinessProbe passes, from the moment it does (the name
-/// then reaches the server), and no more once it fails again; the
-/// container is never restarted for it. (podman 4.3 ignores both the
-/// Service and the readinessProbe.)
+/// then reaches the server), and no more once it fails again or the
+/// member ends; the container is never restarted for it. (podman 4.3
+/// ignores both the Service and the readinessProbe.)
 #[test]
 fn a_service_name_leads_to_its_pod_only_while_ready() {
     if !berth_testkit::root_or_skip("a_service_name_leads_to_its_pod_only_while_ready") {
@@ -1113,6 +1113,11 @@ spec:
         b.inspect(&web, "{{.State.Status}} {{.RestartCount}}"),
         "running 0"
     );
+    // Ready again, then stopped: a pod whose member ended is not ready.
+    b.ok(&["exec", &web, "touch", "/ready"]);
+    wait_hosts(&b, &client, &svc, true);
+    b.ok(&["stop", "-t", "1", &web]);
+    wait_hosts(&b, &client, &svc, false);
     b.ok(&["kube", "down", &file]);
 }
 
