@@ -1075,13 +1075,53 @@ fn lines_when(file: &Path, want: usize) -> Vec<String> {
     }
 }
 
-/// `rm -s -f` stops a service before what it depends on, as Debian's
-/// docker-compose 1.29 does against a private dockerd: the same project,
-/// each service noting its start and stop in a file, gives the same
-/// lines under both.
+/// One side of a comparison: `compose ARGS` with `input` on stdin, its
+/// exit code, stdout and stderr.
+type Peer<'a> = dyn Fn(&str, &str) -> (i32, String, String) + 'a;
+
+/// The rm scenario on one peer: `rm -s` with no answer (stopped in
+/// reverse dependency order, asked about, nothing removed), `rm` answered
+/// y (removed), `rm` of nothing. Returns the services' start and stop
+/// lines and the three outputs, names in Compose v2's form and in order.
+fn rm_scenario(run: &Peer<'_>, order: &Path) -> (Vec<String>, Vec<String>) {
+    let ok = |args: &str, input: &str| {
+        let (code, out, err) = run(args, input);
+        assert_eq!(code, 0, "compose {args}: {out}{err}");
+        // docker-compose 1.29 joins with _, Compose v2 with -; the order
+        // of the names it lists is not the point.
+        let out = out.replace('_', "-");
+        out.lines()
+            .map(|l| match l.strip_prefix("Going to remove ") {
+                Some(names) => {
+                    let mut names: Vec<&str> = names.split(", ").collect();
+                    names.sort_unstable();
+                    format!("Going to remove {}", names.join(", "))
+                }
+                None => l.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let count = || ok("ps -a -q", "").lines().filter(|l| !l.is_empty()).count();
+    ok("up -d", "");
+    lines_when(order, 2);
+    let asked = ok("rm -s", "");
+    let lines = lines_when(order, 4);
+    assert_eq!(count(), 2, "rm with no answer removed something");
+    let removed = ok("rm", "y\n");
+    assert_eq!(count(), 0, "rm answered y left something");
+    let nothing = ok("rm", "");
+    (lines, vec![asked, removed, nothing])
+}
+
+/// `rm` as Debian's docker-compose 1.29 does it against a private dockerd
+/// (the same project, each service noting its start and stop in a file):
+/// `-s` stops a service before what it depends on; without `-f` it names
+/// what it would remove and asks, removing only on y; with nothing to
+/// remove it says so.
 #[test]
-fn rm_s_stops_in_the_order_docker_compose_1_29_does() {
-    let test = "rm_s_stops_in_the_order_docker_compose_1_29_does";
+fn rm_stops_in_order_and_asks_as_docker_compose_1_29_does() {
+    let test = "rm_stops_in_order_and_asks_as_docker_compose_1_29_does";
     if !root_or_skip(test) {
         return;
     }
@@ -1107,36 +1147,46 @@ fn rm_s_stops_in_the_order_docker_compose_1_29_does() {
         svc("web", "sleep 0.5; ")
     );
     let p = unique("rms");
-    let want = ["db-up", "web-up", "web-down", "db-down"];
 
     let d = project_dir(&[("docker-compose.yml", &file)]);
     std::fs::create_dir(d.path().join("shared")).unwrap();
-    let dc = |args: &str| {
+    let dc = |args: &str, input: &str| {
         let out = dockerd.sh(&format!(
-            "cd {} && IMG=bb:1 DOCKER_HOST=${{D##* }} docker-compose -p {p} {args}",
+            "cd {} && printf '{input}' | IMG=bb:1 DOCKER_HOST=${{D##* }} docker-compose -p {p} {args}",
             d.path().display()
         ));
-        assert_eq!(out.code(), 0, "docker-compose {args}\n{out:?}");
+        (out.code(), out.stdout, out.stderr)
     };
-    dc("up -d");
-    lines_when(&d.path().join("shared/order"), 2);
-    dc("rm -s -f");
-    let theirs = lines_when(&d.path().join("shared/order"), 4);
-    dc("down");
+    let theirs = rm_scenario(&dc, &d.path().join("shared/order"));
+    dc("down", "");
 
     let b = Berth::with_busybox(BIN, &[]).env("IMG", "busybox");
     let d = project_dir(&[("docker-compose.yml", &file)]);
     std::fs::create_dir(d.path().join("shared")).unwrap();
-    compose_ok(&b, d.path(), &p, &["up", "-d"]);
-    lines_when(&d.path().join("shared/order"), 2);
-    compose_ok(&b, d.path(), &p, &["rm", "-s", "-f"]);
-    let ours = lines_when(&d.path().join("shared/order"), 4);
-    assert_eq!(compose_ok(&b, d.path(), &p, &["ps", "-a", "-q"]), "");
-    assert_eq!(theirs, want, "docker-compose 1.29's order");
+    let berth = |args: &str, input: &str| {
+        use std::io::Write;
+        let mut child = b
+            .cmd()
+            .current_dir(d.path())
+            .args(["compose", "-p", &p])
+            .args(args.split_whitespace())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // A command that does not read its input closes the pipe first.
+        let _ = child.stdin.take().unwrap().write_all(input.as_bytes());
+        let o = child.wait_with_output().unwrap();
+        (o.status.code().unwrap_or(-1), stdout(&o), stderr(&o))
+    };
+    let ours = rm_scenario(&berth, &d.path().join("shared/order"));
     assert_eq!(
-        ours, theirs,
-        "berth's order (left), docker-compose's (right)"
+        theirs.0,
+        ["db-up", "web-up", "web-down", "db-down"],
+        "docker-compose 1.29's order"
     );
+    assert_eq!(ours, theirs, "berth (left), docker-compose 1.29 (right)");
 }
 
 #[test]
