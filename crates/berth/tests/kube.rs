@@ -1264,3 +1264,97 @@ spec:
     );
     b.ok(&["kube", "down", &file]);
 }
+
+/// A Service selecting a Deployment's two replicas: its name leads to a
+/// replica that is ready, whichever it is (a cluster's endpoints are the
+/// ready pods), so the second replica ready first takes it; once both
+/// are ready it stays on one of them, and it goes when neither is.
+#[test]
+fn a_service_name_leads_to_a_ready_replica() {
+    if !berth_testkit::root_or_skip("a_service_name_leads_to_a_ready_replica") {
+        return;
+    }
+    let b = berth();
+    let dir = tempfile::tempdir().unwrap();
+    let name = format!("repl-{}", std::process::id());
+    let svc = format!("svc-{name}");
+    let yaml = format!(
+        r#"apiVersion: v1
+kind: Service
+metadata:
+  name: {svc}
+spec:
+  selector:
+    app: {name}
+  ports:
+  - port: 80
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {name}
+spec:
+  replicas: 2
+  selector:
+    matchLabels:
+      app: {name}
+  template:
+    metadata:
+      labels:
+        app: {name}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: c
+        image: busybox
+        command: [sleep, "60"]
+        readinessProbe:
+          exec:
+            command: [test, -f, /ready]
+          periodSeconds: 1
+          failureThreshold: 1
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: {name}-client
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: c
+    image: busybox
+    command: [sleep, "60"]
+"#
+    );
+    let file = write_yaml(dir.path(), "repl.yaml", &yaml);
+    b.ok(&["kube", "play", &file]);
+    let client = format!("{name}-client-c");
+    let (first, second) = (format!("{name}-pod-0"), format!("{name}-pod-1"));
+    let pod_ip = |pod: &str| -> String {
+        let v: serde_json::Value = serde_json::from_str(&b.ok(&["pod", "inspect", pod])).unwrap();
+        v["InfraConfig"]["IPAddress"].as_str().unwrap().to_string()
+    };
+    for p in [&first, &second] {
+        b.wait_for(&format!("{p}-c"), "{{.State.Health.Status}}", "unhealthy");
+    }
+    assert_eq!(hosts_lines(&b, &client, &svc), Vec::<String>::new());
+    // The second replica ready, the first not: the name leads there.
+    b.ok(&["exec", &format!("{second}-c"), "touch", "/ready"]);
+    let lines = wait_hosts(&b, &client, &svc, true);
+    assert_eq!(lines, [format!("{}\t{svc}", pod_ip(&second))]);
+    // Both ready: one of them.
+    b.ok(&["exec", &format!("{first}-c"), "touch", "/ready"]);
+    b.wait_for(&format!("{first}-c"), "{{.State.Health.Status}}", "healthy");
+    let ips = [pod_ip(&first), pod_ip(&second)];
+    let lines = wait_hosts(&b, &client, &svc, true);
+    assert!(
+        ips.iter().any(|ip| lines == [format!("{ip}\t{svc}")]),
+        "{lines:?} {ips:?}"
+    );
+    // Neither: gone.
+    for p in [&first, &second] {
+        b.ok(&["exec", &format!("{p}-c"), "rm", "/ready"]);
+    }
+    wait_hosts(&b, &client, &svc, false);
+    b.ok(&["kube", "down", &file]);
+}

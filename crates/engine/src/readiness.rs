@@ -22,13 +22,15 @@ use serde::{Deserialize, Serialize};
 use crate::db::{Record, Status};
 use crate::Engine;
 
-/// Names that lead to a pod's address only while that pod is ready.
+/// Names that lead to a ready pod among those a Service selects.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ServiceHost {
     /// The Service's name and its cluster DNS name.
     pub names: Vec<String>,
-    /// The pod's id.
-    pub pod: String,
+    /// The selected pods' ids, in the file's order: the names lead to the
+    /// first that is ready (a cluster's endpoints are the ready ones;
+    /// berth has no ClusterIP to balance them), to none while none is.
+    pub pods: Vec<String>,
 }
 
 /// Whether the container, as its row says now, is ready.
@@ -74,8 +76,9 @@ impl Engine {
         serving.peek().is_some() && serving.all(|m| Some(m.id.as_str()) != gone && member_ready(m))
     }
 
-    /// The container's [`ServiceHost`]s whose pod is ready, as hosts
-    /// file lines, a name each (as `--add-host`s are written).
+    /// The container's [`ServiceHost`]s that have a ready pod, as hosts
+    /// file lines (its address), a name each (as `--add-host`s are
+    /// written).
     pub(crate) fn service_host_entries(
         &self,
         r: &Record,
@@ -83,10 +86,12 @@ impl Engine {
     ) -> Vec<berth_network::files::HostEntry> {
         let mut lines = Vec::new();
         for s in &r.config.service_hosts {
-            let Some(ip) = self.pod_ip(&s.pod) else {
-                continue;
-            };
-            if self.pod_ready(&s.pod, gone) {
+            let ready = s
+                .pods
+                .iter()
+                .filter(|p| self.pod_ready(p, gone))
+                .find_map(|p| self.pod_ip(p));
+            if let Some(ip) = ready {
                 lines.extend(s.names.iter().map(|n| berth_network::files::HostEntry {
                     ip: ip.to_string(),
                     names: vec![n.clone()],
@@ -115,7 +120,11 @@ impl Engine {
         // Those starting too (their own write is under the same lock), and
         // those between two lives.
         for c in all.iter().filter(|c| {
-            c.status.is_active() && c.config.service_hosts.iter().any(|s| s.pod == r.config.pod)
+            c.status.is_active()
+                && c.config
+                    .service_hosts
+                    .iter()
+                    .any(|s| s.pods.contains(&r.config.pod))
         }) {
             if let Some(pod) = crate::pods::pod_of_mode(&c.config.network) {
                 if let Err(e) = self.write_pod_member_hosts(c, pod, gone) {

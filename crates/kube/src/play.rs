@@ -355,7 +355,7 @@ fn redirects(w: &Workload<'_>, services: &[&Service]) -> Vec<PortRedirect> {
 }
 
 /// What a Service does not give inside the pods, said rather than lost:
-/// its name resolves to the selected pod's address, where `port` is
+/// its name resolves to a ready selected pod's address, where `port` is
 /// translated to targetPort (see [`redirects`]) unless the pod is on the
 /// host's network; a Service selecting no pod of the file resolves to
 /// nothing.
@@ -462,21 +462,22 @@ pub fn play(engine: &mut Engine, parsed: &Parsed, opts: &PlayOptions) -> Result<
         let mut hosts = Vec::new();
         for svc in &services {
             let name = svc.metadata.name.clone().unwrap_or_default();
-            let pod = loads
+            let pods: Vec<String> = loads
                 .iter()
                 .zip(&made)
-                .find(|(w, _)| selects(svc, &w.labels))
-                .map(|(_, (_, id))| id)
-                .filter(|id| engine.pod_ip(id).is_some());
-            if let Some(pod) = pod {
+                .filter(|(w, _)| selects(svc, &w.labels))
+                .map(|(_, (_, id))| id.clone())
+                .filter(|id| engine.pod_ip(id).is_some())
+                .collect();
+            if !pods.is_empty() {
                 // Its cluster DNS name too, as a pod in a cluster finds it
                 // (the file's namespace, else "default"). Both lead to the
-                // pod only while it is ready, as a pod that is not is out
-                // of its Services' endpoints.
+                // first selected pod that is ready, as a pod that is not
+                // is out of its Services' endpoints.
                 let ns = svc.metadata.namespace.as_deref().unwrap_or("default");
                 hosts.push(ServiceHost {
                     names: vec![name.clone(), format!("{name}.{ns}.svc.cluster.local")],
-                    pod: pod.clone(),
+                    pods,
                 });
             }
         }
