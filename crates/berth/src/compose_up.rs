@@ -296,20 +296,38 @@ pub fn run(root: &Path, runroot: &Path, p: &Project, c: &ComposeCommand) -> Resu
             })
         }
         ComposeCommand::Rm {
+            force,
             stop,
             volumes,
             services,
-            ..
         } => {
             let ms = members_of(&engine, p, services)?;
             if *stop {
-                berth_compose::down::stop_together(&engine, &ms, None)?;
+                // A service before what it depends on, as docker-compose
+                // 1.29's `rm -s` (its project.stop) and `stop` do.
+                berth_compose::down::stop_in_order(&engine, p, &ms, None)?;
             }
+            let mut stopped = Vec::new();
             for m in &ms {
                 let r = engine.find(&m.record.id)?;
-                if r.status.is_active() {
-                    continue;
+                if !r.status.is_active() {
+                    stopped.push(r);
                 }
+            }
+            // docker-compose 1.29's words, on stdout: what would go, and
+            // without -f a question whose answer must be y or yes (end of
+            // input: no, nothing removed, exit 0).
+            if stopped.is_empty() {
+                println!("No stopped containers");
+                return Ok(0);
+            }
+            if !*force {
+                let names: Vec<&str> = stopped.iter().map(|r| r.name.as_str()).collect();
+                if !confirm_removal(&names)? {
+                    return Ok(0);
+                }
+            }
+            for r in stopped {
                 let mut o = berth_engine::lifecycle::RemoveOptions::default();
                 o.volumes = *volumes;
                 engine.container_remove(&r.id, &o)?;
@@ -332,6 +350,23 @@ pub fn run(root: &Path, runroot: &Path, p: &Project, c: &ComposeCommand) -> Resu
         | ComposeCommand::Push { .. } => crate::compose_images::run(&mut engine, p, c, &mut images),
         other => bail!("berth compose: {other:?} is not handled here"),
     }
+}
+
+/// docker-compose 1.29's question before `rm` without -f (its `yesno`):
+/// the containers named, then one line of stdin; y or yes (any case)
+/// removes them.
+fn confirm_removal(names: &[&str]) -> Result<bool> {
+    use std::io::{BufRead, Write};
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "Going to remove {}", names.join(", "))?;
+    write!(out, "Are you sure? [yN] ")?;
+    out.flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    Ok(matches!(
+        answer.trim().to_ascii_lowercase().as_str(),
+        "y" | "yes"
+    ))
 }
 
 /// The project's service containers of `services` (all when empty).

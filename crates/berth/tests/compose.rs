@@ -150,6 +150,107 @@ volumes:
     assert_eq!(b.mounts(), 0, "down left mounts");
 }
 
+/// A held start (web, created and its start prepared while db is not yet
+/// healthy) has its address on the network, but its name does not lead
+/// there until it runs, as docker resolves a container only once it
+/// started: neither the network's DNS nor a peer's /etc/hosts knows it
+/// while it waits; both do once `up` released it.
+#[test]
+fn a_held_start_is_named_once_it_runs() {
+    if !root_or_skip("a_held_start_is_named_once_it_runs") {
+        return;
+    }
+    // Names the resolver does not know fail at once (nothing on port 9)
+    // instead of waiting on the host's resolvers.
+    let b = Berth::with_busybox(BIN, &[]).env("BERTH_DNS_UPSTREAM", "127.0.0.1:9");
+    let p = unique("heldname");
+    let file = format!(
+        "services:\n  db:\n    image: busybox\n    command: sh -c \"{IDLE}\"\n    healthcheck:\n      test: [\"CMD\", \"test\", \"-f\", \"/go\"]\n      interval: 100ms\n      retries: 1000\n  web:\n    image: busybox\n    command: sh -c \"{IDLE}\"\n    depends_on:\n      db: {{condition: service_healthy}}\n  peer:\n    image: busybox\n    command: sh -c \"{IDLE}\"\n"
+    );
+    let d = project_dir(&[("compose.yaml", &file)]);
+    let log = tempfile::tempfile().unwrap();
+    let mut up = b
+        .cmd()
+        .current_dir(d.path())
+        .args(["compose", "-p", &p, "up", "-d"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(log.try_clone().unwrap())
+        .spawn()
+        .unwrap();
+    let (web, peer) = (format!("{p}-web-1"), format!("{p}-peer-1"));
+    let web_ip = || {
+        let o = b.run(&[
+            "inspect",
+            "-f",
+            "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+            &web,
+        ]);
+        stdout(&o).trim().to_string()
+    };
+    // web's held start attached its network (its address shows), and the
+    // peer runs.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let ip = loop {
+        let ip = web_ip();
+        if !ip.is_empty() && b.inspect(&peer, "{{.State.Status}}") == "running" {
+            break ip;
+        }
+        assert!(Instant::now() < deadline, "web's held start never attached");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(b.inspect(&web, "{{.State.Status}}"), "created");
+    for name in ["web", web.as_str()] {
+        let o = b.run(&["exec", &peer, "nslookup", name]);
+        assert_ne!(
+            o.status.code(),
+            Some(0),
+            "{name} resolved while held: {}",
+            stdout(&o)
+        );
+    }
+    let hosts = b.ok(&["exec", &peer, "cat", "/etc/hosts"]);
+    assert!(
+        !hosts.contains(&ip),
+        "held web in the peer's hosts: {hosts}"
+    );
+    // db healthy: up releases web and ends.
+    b.ok(&["exec", &format!("{p}-db-1"), "touch", "/go"]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(s) = up.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = up.kill();
+            let _ = up.wait();
+            panic!("up never ended once db was healthy");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "up failed: {}", {
+        use std::io::{Read, Seek};
+        let mut f = log;
+        let mut t = String::new();
+        f.seek(std::io::SeekFrom::Start(0)).unwrap();
+        f.read_to_string(&mut t).unwrap();
+        t
+    });
+    assert_eq!(b.inspect(&web, "{{.State.Status}}"), "running");
+    for name in ["web", web.as_str()] {
+        let got = b.ok(&["exec", &peer, "nslookup", name]);
+        assert!(got.contains(&ip), "{name} resolved as {got:?}, web is {ip}");
+    }
+    let hosts = b.ok(&["exec", &peer, "cat", "/etc/hosts"]);
+    assert!(
+        hosts
+            .lines()
+            .any(|l| l.starts_with(&format!("{ip}\t")) && l.contains(&web)),
+        "web not in the peer's hosts: {hosts}"
+    );
+    compose_ok(&b, d.path(), &p, &["down", "-t", "0"]);
+}
+
 #[test]
 fn scale_up_and_down() {
     if !root_or_skip("scale_up_and_down") {
@@ -898,7 +999,7 @@ fn build_then_down_rmi_local() {
     assert_ne!(o.status.code(), Some(0), "down --rmi local kept {image}");
 }
 
-/// `stop` and `down` stop a service before what it depends on (web's
+/// `stop`, `rm -s` and `down` stop a service before what it depends on (web's
 /// stop takes half a second, so stopping both at once would write db's
 /// line first); `restart` goes the other way, db restarted before web.
 /// Each service notes its start and stop in a file on the host.
@@ -949,8 +1050,143 @@ fn stop_down_and_restart_follow_the_dependencies() {
         ["db-down", "db-up", "web-down", "web-up"],
         "restart's order"
     );
+    // rm -s stops as stop does (docker-compose 1.29's rm -s is its
+    // project.stop), then removes.
+    compose_ok(&b, d.path(), &p, &["rm", "-s", "-f"]);
+    assert_eq!(next(2), ["web-down", "db-down"], "rm -s's order");
+    assert_eq!(compose_ok(&b, d.path(), &p, &["ps", "-a", "-q"]), "");
+    compose_ok(&b, d.path(), &p, &["up", "-d"]);
+    assert_eq!(next(2), ["db-up", "web-up"]);
     compose_ok(&b, d.path(), &p, &["down", "-t", "5"]);
     assert_eq!(next(2), ["web-down", "db-down"], "down's order");
+}
+
+/// The lines of `file` once it has `want` of them (30 s at most).
+fn lines_when(file: &Path, want: usize) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        let lines: Vec<String> = text.lines().map(String::from).collect();
+        if lines.len() >= want {
+            return lines;
+        }
+        assert!(Instant::now() < deadline, "only {lines:?} of {want} lines");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// One side of a comparison: `compose ARGS` with `input` on stdin, its
+/// exit code, stdout and stderr.
+type Peer<'a> = dyn Fn(&str, &str) -> (i32, String, String) + 'a;
+
+/// The rm scenario on one peer: `rm -s` with no answer (stopped in
+/// reverse dependency order, asked about, nothing removed), `rm` answered
+/// y (removed), `rm` of nothing. Returns the services' start and stop
+/// lines and the three outputs, names in Compose v2's form and in order.
+fn rm_scenario(run: &Peer<'_>, order: &Path) -> (Vec<String>, Vec<String>) {
+    let ok = |args: &str, input: &str| {
+        let (code, out, err) = run(args, input);
+        assert_eq!(code, 0, "compose {args}: {out}{err}");
+        // docker-compose 1.29 joins with _, Compose v2 with -; the order
+        // of the names it lists is not the point.
+        let out = out.replace('_', "-");
+        out.lines()
+            .map(|l| match l.strip_prefix("Going to remove ") {
+                Some(names) => {
+                    let mut names: Vec<&str> = names.split(", ").collect();
+                    names.sort_unstable();
+                    format!("Going to remove {}", names.join(", "))
+                }
+                None => l.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let count = || ok("ps -a -q", "").lines().filter(|l| !l.is_empty()).count();
+    ok("up -d", "");
+    lines_when(order, 2);
+    let asked = ok("rm -s", "");
+    let lines = lines_when(order, 4);
+    assert_eq!(count(), 2, "rm with no answer removed something");
+    let removed = ok("rm", "y\n");
+    assert_eq!(count(), 0, "rm answered y left something");
+    let nothing = ok("rm", "");
+    (lines, vec![asked, removed, nothing])
+}
+
+/// `rm` as Debian's docker-compose 1.29 does it against a private dockerd
+/// (the same project, each service noting its start and stop in a file):
+/// `-s` stops a service before what it depends on; without `-f` it names
+/// what it would remove and asks, removing only on y; with nothing to
+/// remove it says so.
+#[test]
+fn rm_stops_in_order_and_asks_as_docker_compose_1_29_does() {
+    let test = "rm_stops_in_order_and_asks_as_docker_compose_1_29_does";
+    if !root_or_skip(test) {
+        return;
+    }
+    if !berth_testkit::snippet::installed("docker-compose") {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{test}: docker-compose needed, and CI is set"
+        );
+        eprintln!("skipped {test}: docker-compose is not installed");
+        return;
+    }
+    let Some(dockerd) = berth_testkit::dockerd::Dockerd::start(&[]) else {
+        return;
+    };
+    let svc = |name: &str, pause: &str| {
+        format!(
+            "    image: ${{IMG}}\n    network_mode: none\n    volumes: [\"./shared:/shared\"]\n    command: sh -c \"echo {name}-up >> /shared/order; trap '{pause}echo {name}-down >> /shared/order; exit 0' TERM; sleep 3600 & wait\"\n"
+        )
+    };
+    let file = format!(
+        "services:\n  db:\n{}  web:\n{}    depends_on: [db]\n",
+        svc("db", ""),
+        svc("web", "sleep 0.5; ")
+    );
+    let p = unique("rms");
+
+    let d = project_dir(&[("docker-compose.yml", &file)]);
+    std::fs::create_dir(d.path().join("shared")).unwrap();
+    let dc = |args: &str, input: &str| {
+        let out = dockerd.sh(&format!(
+            "cd {} && printf '{input}' | IMG=bb:1 DOCKER_HOST=${{D##* }} docker-compose -p {p} {args}",
+            d.path().display()
+        ));
+        (out.code(), out.stdout, out.stderr)
+    };
+    let theirs = rm_scenario(&dc, &d.path().join("shared/order"));
+    dc("down", "");
+
+    let b = Berth::with_busybox(BIN, &[]).env("IMG", "busybox");
+    let d = project_dir(&[("docker-compose.yml", &file)]);
+    std::fs::create_dir(d.path().join("shared")).unwrap();
+    let berth = |args: &str, input: &str| {
+        use std::io::Write;
+        let mut child = b
+            .cmd()
+            .current_dir(d.path())
+            .args(["compose", "-p", &p])
+            .args(args.split_whitespace())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // A command that does not read its input closes the pipe first.
+        let _ = child.stdin.take().unwrap().write_all(input.as_bytes());
+        let o = child.wait_with_output().unwrap();
+        (o.status.code().unwrap_or(-1), stdout(&o), stderr(&o))
+    };
+    let ours = rm_scenario(&berth, &d.path().join("shared/order"));
+    assert_eq!(
+        theirs.0,
+        ["db-up", "web-up", "web-down", "db-down"],
+        "docker-compose 1.29's order"
+    );
+    assert_eq!(ours, theirs, "berth (left), docker-compose 1.29 (right)");
 }
 
 #[test]

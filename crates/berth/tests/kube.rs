@@ -653,7 +653,8 @@ fn a_host_network_pod_is_in_the_host_s_network_namespace() {
 /// podman 4.3's `--health-on-failure=restart`), its restart count going
 /// up, while the pod's other container is left alone; with restartPolicy
 /// Never it is killed and stays exited. A readinessProbe beside the
-/// liveness one is not honoured, and says so.
+/// liveness one is taken without a warning (see
+/// liveness_and_readiness_probes_work_side_by_side).
 #[test]
 fn a_failing_liveness_probe_restarts_the_container() {
     if !berth_testkit::root_or_skip("a_failing_liveness_probe_restarts_the_container") {
@@ -700,11 +701,7 @@ spec:
     );
     let o = b.run(&["kube", "play", &file]);
     expect_code(&o, 0, "kube play with a liveness probe");
-    assert!(
-        stderr(&o).contains("spec.containers[0].readinessProbe is not honoured"),
-        "{}",
-        stderr(&o)
-    );
+    assert!(!stderr(&o).contains("readinessProbe"), "{}", stderr(&o));
     let probed = format!("{name}-probed");
     b.wait_for(&probed, "{{.RestartCount}}", "1");
     b.wait_for(&probed, "{{.State.Status}}", "running");
@@ -982,5 +979,382 @@ spec:
         "http://127.0.0.1:80/index.html",
     ]);
     assert_ne!(o.status.code(), Some(0), "loopback port 80 answered");
+    b.ok(&["kube", "down", &file]);
+}
+
+/// The lines of `member`'s /etc/hosts that hold `name`.
+fn hosts_lines(b: &Berth, member: &str, name: &str) -> Vec<String> {
+    b.ok(&["exec", member, "cat", "/etc/hosts"])
+        .lines()
+        .filter(|l| l.split_whitespace().skip(1).any(|n| n == name))
+        .map(String::from)
+        .collect()
+}
+
+/// Polls `member`'s /etc/hosts until `name` is in it (`present`) or not
+/// (30 s at most); returns its lines for `name`.
+fn wait_hosts(b: &Berth, member: &str, name: &str, present: bool) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let lines = hosts_lines(b, member, name);
+        if lines.is_empty() != present {
+            return lines;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{member}: {name} {} its /etc/hosts: {lines:?}",
+            if present {
+                "never came into"
+            } else {
+                "never left"
+            }
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A Service's name leads to its pod only while the pod is ready, as a
+/// cluster leaves a pod that is not out of the Service's endpoints: not
+/// before its readinessProbe passes, from the moment it does (the name
+/// then reaches the server), and no more once it fails again or the
+/// member ends; the container is never restarted for it. (podman 4.3
+/// ignores both the Service and the readinessProbe.)
+#[test]
+fn a_service_name_leads_to_its_pod_only_while_ready() {
+    if !berth_testkit::root_or_skip("a_service_name_leads_to_its_pod_only_while_ready") {
+        return;
+    }
+    let b = berth();
+    let dir = tempfile::tempdir().unwrap();
+    let name = format!("gate-{}", std::process::id());
+    let svc = format!("svc-{name}");
+    let yaml = format!(
+        r#"apiVersion: v1
+kind: Service
+metadata:
+  name: {svc}
+spec:
+  selector:
+    app: {name}
+  ports:
+  - port: 8080
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: {name}
+  labels:
+    app: {name}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: web
+    image: busybox
+    command: [sh, -c, "mkdir -p /www && echo gated > /www/index.html && exec httpd -f -p 8080 -h /www"]
+    readinessProbe:
+      exec:
+        command: [test, -f, /ready]
+      periodSeconds: 1
+      failureThreshold: 1
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: {name}-client
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: c
+    image: busybox
+    command: [sleep, "60"]
+"#
+    );
+    let file = write_yaml(dir.path(), "gate.yaml", &yaml);
+    b.ok(&["kube", "play", &file]);
+    let (web, client) = (format!("{name}-web"), format!("{name}-client-c"));
+    b.wait_for(&client, "{{.State.Status}}", "running");
+    // Not ready: the probe failed (failureThreshold 1), and the name is in
+    // no member's hosts file, the selected pod's own or another's.
+    b.wait_for(&web, "{{.State.Health.Status}}", "unhealthy");
+    for m in [&client, &web] {
+        assert_eq!(hosts_lines(&b, m, &svc), Vec::<String>::new(), "{m}");
+    }
+    let o = b.run(&[
+        "exec",
+        &client,
+        "wget",
+        "-qO-",
+        &format!("http://{svc}:8080/"),
+    ]);
+    assert_ne!(o.status.code(), Some(0), "the name reached a pod not ready");
+    // Ready: both names lead to the pod, and to its server.
+    b.ok(&["exec", &web, "touch", "/ready"]);
+    let lines = wait_hosts(&b, &client, &svc, true);
+    let ip = lines[0].split_whitespace().next().unwrap().to_string();
+    assert_eq!(
+        hosts_lines(&b, &client, &format!("{svc}.default.svc.cluster.local")),
+        [format!("{ip}\t{svc}.default.svc.cluster.local")]
+    );
+    wait_hosts(&b, &web, &svc, true);
+    let page = b.ok(&[
+        "exec",
+        &client,
+        "timeout",
+        "5",
+        "wget",
+        "-qO-",
+        &format!("http://{svc}:8080/index.html"),
+    ]);
+    assert_eq!(page.trim(), "gated");
+    // Not ready again: the name goes; the container runs on.
+    b.ok(&["exec", &web, "rm", "/ready"]);
+    wait_hosts(&b, &client, &svc, false);
+    assert_eq!(
+        b.inspect(&web, "{{.State.Status}} {{.RestartCount}}"),
+        "running 0"
+    );
+    // Ready again, then stopped: a pod whose member ended is not ready.
+    b.ok(&["exec", &web, "touch", "/ready"]);
+    wait_hosts(&b, &client, &svc, true);
+    b.ok(&["stop", "-t", "1", &web]);
+    wait_hosts(&b, &client, &svc, false);
+    b.ok(&["kube", "down", &file]);
+}
+
+/// A livenessProbe and a readinessProbe on one container: the liveness
+/// one is the healthcheck (`State.Health`, restarting the container when
+/// it fails), the readiness one a second check (`Config.ReadinessCheck`,
+/// `State.Health.Readiness`) that only decides whether the Service's name
+/// leads to the pod. Its failures never restart; the liveness probe's do,
+/// and after the restart the pod is not ready until its readiness probe
+/// passes again.
+#[test]
+fn liveness_and_readiness_probes_work_side_by_side() {
+    if !berth_testkit::root_or_skip("liveness_and_readiness_probes_work_side_by_side") {
+        return;
+    }
+    let b = berth();
+    let dir = tempfile::tempdir().unwrap();
+    let name = format!("both-{}", std::process::id());
+    let svc = format!("svc-{name}");
+    let yaml = format!(
+        r#"apiVersion: v1
+kind: Service
+metadata:
+  name: {svc}
+spec:
+  selector:
+    app: {name}
+  ports:
+  - port: 80
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: {name}
+  labels:
+    app: {name}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: c
+    image: busybox
+    command: [sh, -c, "echo life; touch /alive; exec sleep 60"]
+    livenessProbe:
+      exec:
+        command: [test, -f, /alive]
+      periodSeconds: 1
+      failureThreshold: 1
+    readinessProbe:
+      exec:
+        command: [test, -f, /ready]
+      periodSeconds: 1
+      failureThreshold: 1
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: {name}-client
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: c
+    image: busybox
+    command: [sleep, "60"]
+"#
+    );
+    let file = write_yaml(dir.path(), "both.yaml", &yaml);
+    let o = b.run(&["kube", "play", &file]);
+    expect_code(&o, 0, "kube play with both probes");
+    assert!(!stderr(&o).contains("readinessProbe"), "{}", stderr(&o));
+    let (c, client) = (format!("{name}-c"), format!("{name}-client-c"));
+    assert_eq!(
+        b.inspect(
+            &c,
+            "{{.Config.Healthcheck.Test}} {{.Config.HealthcheckOnFailureAction}}"
+        ),
+        "[CMD test -f /alive] restart"
+    );
+    assert_eq!(
+        b.inspect(&c, "{{.Config.ReadinessCheck.Test}}"),
+        "[CMD test -f /ready]"
+    );
+    // Alive and not ready: the readiness probe fails on, and acts not.
+    b.wait_for(&c, "{{.State.Health.Status}}", "healthy");
+    b.wait_for(&c, "{{.State.Health.Readiness.Status}}", "unhealthy");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while b
+        .inspect(&c, "{{.State.Health.Readiness.FailingStreak}}")
+        .parse::<u32>()
+        .unwrap_or(0)
+        < 3
+    {
+        assert!(
+            Instant::now() < deadline,
+            "{c}: its readiness probe stopped"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        b.inspect(
+            &c,
+            "{{.State.Status}} {{.RestartCount}} {{.State.Health.Status}}"
+        ),
+        "running 0 healthy"
+    );
+    assert_eq!(hosts_lines(&b, &client, &svc), Vec::<String>::new());
+    // Ready: the name comes.
+    b.ok(&["exec", &c, "touch", "/ready"]);
+    b.wait_for(&c, "{{.State.Health.Readiness.Status}}", "healthy");
+    wait_hosts(&b, &client, &svc, true);
+    // The liveness probe fails: restarted (not ready meanwhile: the
+    // name goes with the old life), then ready again as /ready is still
+    // in its filesystem.
+    b.ok(&["exec", &c, "rm", "/alive"]);
+    b.wait_for(&c, "{{.RestartCount}}", "1");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while b.ok(&["logs", &c]).matches("life").count() < 2 {
+        assert!(Instant::now() < deadline, "{c} never ran a second time");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    b.wait_for(&c, "{{.State.Health.Readiness.Status}}", "healthy");
+    wait_hosts(&b, &client, &svc, true);
+    assert_eq!(
+        b.inspect(&format!("{name}-client-c"), "{{.RestartCount}}"),
+        "0"
+    );
+    // generate writes both probes back, each in its place.
+    let yaml = b.ok(&["kube", "generate", &name]);
+    let pod: Pod = serde_yaml_ng::from_str(&yaml).unwrap();
+    let spec = pod.spec.unwrap();
+    let command = |p: Option<&k8s_openapi::api::core::v1::Probe>| {
+        p.and_then(|p| p.exec.as_ref())
+            .and_then(|e| e.command.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        command(spec.containers[0].liveness_probe.as_ref()),
+        ["test", "-f", "/alive"],
+        "{yaml}"
+    );
+    assert_eq!(
+        command(spec.containers[0].readiness_probe.as_ref()),
+        ["test", "-f", "/ready"],
+        "{yaml}"
+    );
+    b.ok(&["kube", "down", &file]);
+}
+
+/// A Service selecting a Deployment's two replicas: its name leads to a
+/// replica that is ready, whichever it is (a cluster's endpoints are the
+/// ready pods), so the second replica ready first takes it; once both
+/// are ready it stays on one of them, and it goes when neither is.
+#[test]
+fn a_service_name_leads_to_a_ready_replica() {
+    if !berth_testkit::root_or_skip("a_service_name_leads_to_a_ready_replica") {
+        return;
+    }
+    let b = berth();
+    let dir = tempfile::tempdir().unwrap();
+    let name = format!("repl-{}", std::process::id());
+    let svc = format!("svc-{name}");
+    let yaml = format!(
+        r#"apiVersion: v1
+kind: Service
+metadata:
+  name: {svc}
+spec:
+  selector:
+    app: {name}
+  ports:
+  - port: 80
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {name}
+spec:
+  replicas: 2
+  selector:
+    matchLabels:
+      app: {name}
+  template:
+    metadata:
+      labels:
+        app: {name}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: c
+        image: busybox
+        command: [sleep, "60"]
+        readinessProbe:
+          exec:
+            command: [test, -f, /ready]
+          periodSeconds: 1
+          failureThreshold: 1
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: {name}-client
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: c
+    image: busybox
+    command: [sleep, "60"]
+"#
+    );
+    let file = write_yaml(dir.path(), "repl.yaml", &yaml);
+    b.ok(&["kube", "play", &file]);
+    let client = format!("{name}-client-c");
+    let (first, second) = (format!("{name}-pod-0"), format!("{name}-pod-1"));
+    let pod_ip = |pod: &str| -> String {
+        let v: serde_json::Value = serde_json::from_str(&b.ok(&["pod", "inspect", pod])).unwrap();
+        v["InfraConfig"]["IPAddress"].as_str().unwrap().to_string()
+    };
+    for p in [&first, &second] {
+        b.wait_for(&format!("{p}-c"), "{{.State.Health.Status}}", "unhealthy");
+    }
+    assert_eq!(hosts_lines(&b, &client, &svc), Vec::<String>::new());
+    // The second replica ready, the first not: the name leads there.
+    b.ok(&["exec", &format!("{second}-c"), "touch", "/ready"]);
+    let lines = wait_hosts(&b, &client, &svc, true);
+    assert_eq!(lines, [format!("{}\t{svc}", pod_ip(&second))]);
+    // Both ready: one of them.
+    b.ok(&["exec", &format!("{first}-c"), "touch", "/ready"]);
+    b.wait_for(&format!("{first}-c"), "{{.State.Health.Status}}", "healthy");
+    let ips = [pod_ip(&first), pod_ip(&second)];
+    let lines = wait_hosts(&b, &client, &svc, true);
+    assert!(
+        ips.iter().any(|ip| lines == [format!("{ip}\t{svc}")]),
+        "{lines:?} {ips:?}"
+    );
+    // Neither: gone.
+    for p in [&first, &second] {
+        b.ok(&["exec", &format!("{p}-c"), "rm", "/ready"]);
+    }
+    wait_hosts(&b, &client, &svc, false);
     b.ok(&["kube", "down", &file]);
 }

@@ -117,6 +117,17 @@ pub struct ContainerConfig {
     /// turns unhealthy.
     #[serde(skip_serializing_if = "crate::health::OnFailure::is_none")]
     pub health_on_failure: crate::health::OnFailure,
+    /// A readiness check beside the healthcheck (kube play's readinessProbe
+    /// next to a livenessProbe): the monitor runs it as it runs the
+    /// healthcheck and keeps its state in `Health::readiness`; it never
+    /// acts on the container, it only says whether it is ready (see
+    /// crate::readiness).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub readiness: Option<crate::health::HealthConfig>,
+    /// Names in /etc/hosts that lead to a pod only while it is ready: kube
+    /// play's Services (crate::readiness).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub service_hosts: Vec<crate::readiness::ServiceHost>,
     /// The pod it belongs to (`--pod`: a key at create, the pod's id once
     /// made), whose namespaces it joins (crate::pods).
     #[serde(skip_serializing_if = "String::is_empty")]

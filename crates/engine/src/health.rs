@@ -129,6 +129,10 @@ pub struct Health {
     pub failing_streak: u32,
     #[serde(rename = "Log")]
     pub log: Vec<Probe>,
+    /// The readiness check's state (`ContainerConfig::readiness`), kept
+    /// beside the healthcheck's: `State.Health.Readiness` in inspect.
+    #[serde(rename = "Readiness", default, skip_serializing_if = "Option::is_none")]
+    pub readiness: Option<Box<Health>>,
 }
 
 impl Health {

@@ -53,6 +53,7 @@ pub mod networking;
 pub mod networks;
 pub mod pods;
 pub mod prune;
+pub mod readiness;
 pub mod rootless;
 pub mod rootless_net;
 pub mod rootless_netns;

@@ -610,6 +610,8 @@ fn run_inner(
         if let Err(e) = engine.detach_network(&r, true) {
             note(&engine.root, id, &format_args!("release its network: {e}"));
         }
+        // Not ready while it is not running: out of its kube Services.
+        engine.refresh_service_hosts(&r, false);
         let fresh = engine
             .db
             .get(id)?
@@ -920,7 +922,7 @@ fn run_once(
     drop(console);
     // The init exists and waits: its network namespace gets its
     // interfaces before the program runs.
-    if let Err(e) = engine.attach_network(r, c.state.pid) {
+    if let Err(e) = engine.attach_network_as(r, c.state.pid, hold.is_some()) {
         let _ = c.delete(true);
         return Err(e);
     }
@@ -931,6 +933,13 @@ fn run_once(
             return Err(Error::Monitor(
                 "the start was called off before the container ran".into(),
             ));
+        }
+        // Named only now, as docker resolves a container once it starts:
+        // before, a peer would reach an address nothing listens on.
+        if let Err(e) = engine.name_held(r) {
+            let _ = engine.detach_network(r, false);
+            let _ = c.delete(true);
+            return Err(e);
         }
     }
     if let Err(e) = c.start() {
@@ -952,12 +961,20 @@ fn run_once(
         .health
         .as_ref()
         .and_then(crate::health::Checker::new);
+    let readiness = r
+        .config
+        .readiness
+        .as_ref()
+        .and_then(crate::health::Checker::new);
+    let health_state = stored_health(checker.as_ref(), readiness.as_ref());
     // Running, its event and its (new) health in one commit.
     engine.db.in_transaction(|db| {
         db.set_running(r)?;
         db.container_event(r, "start", &[]);
-        db.set_health(&id, checker.as_ref().map(|c| &c.health))
+        db.set_health(&id, health_state.as_ref())
     })?;
+    // A pod member running: its kube Services' names may lead to it now.
+    engine.refresh_service_hosts(r, true);
     if let Some(n) = notify.take() {
         let _ = nix::unistd::write(&n, b"ok");
     }
@@ -969,10 +986,12 @@ fn run_once(
     let pid = Pid::from_raw(pid);
     let mut health = HealthWatch {
         last: checker.as_ref().map(|c| c.health.status.clone()),
+        last_ready: readiness.as_ref().map(|c| c.health.status.clone()),
         checker,
+        readiness,
         runtime_root: engine.runtime_root(),
         record: r,
-        db: &engine.db,
+        engine,
         acted: None,
         kill_at: None,
     };
@@ -1002,6 +1021,7 @@ fn run_once(
     // healthcheck to run, no client attached (run -it stays here).
     if caller.is_none()
         && health.checker.is_none()
+        && health.readiness.is_none()
         && server.as_ref().is_none_or(|s| s.clients() == 0)
     {
         let e = hand_over(engine, r, pid, &streams, input.as_ref(), server.as_deref());
@@ -1107,14 +1127,34 @@ fn c_strings(args: &[impl AsRef<std::ffi::OsStr>]) -> Option<Vec<std::ffi::CStri
         .collect()
 }
 
-/// The healthcheck as the poll loop drives it: results go to the row.
+/// The row's health: the healthcheck's state with the readiness check's
+/// beside it; None without either.
+fn stored_health(
+    checker: Option<&crate::health::Checker>,
+    readiness: Option<&crate::health::Checker>,
+) -> Option<crate::health::Health> {
+    if checker.is_none() && readiness.is_none() {
+        return None;
+    }
+    let mut h = checker.map(|c| c.health.clone()).unwrap_or_default();
+    h.readiness = readiness.map(|c| Box::new(c.health.clone()));
+    Some(h)
+}
+
+/// The healthcheck and the readiness check as the poll loop drives them:
+/// results go to the row.
 struct HealthWatch<'a> {
     checker: Option<crate::health::Checker>,
+    /// The readiness check: its results are recorded, never acted on.
+    readiness: Option<crate::health::Checker>,
     runtime_root: std::path::PathBuf,
     record: &'a Record,
-    db: &'a crate::db::Db,
+    engine: &'a Engine,
     /// The status last recorded: a change is an event.
     last: Option<String>,
+    /// The readiness check's last status: a change may change the pod's
+    /// readiness.
+    last_ready: Option<String>,
     /// What `--health-on-failure` did once the container turned unhealthy
     /// (once per life: no more checks after it).
     acted: Option<OnFailure>,
@@ -1130,7 +1170,11 @@ impl berth_relay::relay::Hooks for HealthWatch<'_> {
                 .kill_at
                 .map(|at| at.saturating_duration_since(Instant::now()));
         }
-        self.checker.as_ref().map(crate::health::Checker::due_in)
+        [&self.checker, &self.readiness]
+            .into_iter()
+            .flatten()
+            .map(crate::health::Checker::due_in)
+            .min()
     }
 
     fn tick(&mut self) {
@@ -1141,47 +1185,85 @@ impl berth_relay::relay::Hooks for HealthWatch<'_> {
             }
             return;
         }
-        let Some(c) = self.checker.as_mut() else {
+        if self.checker.is_none() && self.readiness.is_none() {
             return;
-        };
+        }
         let Ok(container) = berth_runtime::Container::load(&self.runtime_root, &self.record.id)
         else {
             return;
         };
-        if let Some(h) = c.tick(&container) {
+        if let Some(h) = self.checker.as_mut().and_then(|c| c.tick(&container)) {
             self.record(&h);
+        }
+        if let Some(h) = self.readiness.as_mut().and_then(|c| c.tick(&container)) {
+            self.record_ready(&h);
         }
     }
 
     fn reaped(&mut self, pid: i32, code: i32) {
         if let Some(h) = self.checker.as_mut().and_then(|c| c.reaped(pid, code)) {
             self.record(&h);
+        } else if let Some(h) = self.readiness.as_mut().and_then(|c| c.reaped(pid, code)) {
+            self.record_ready(&h);
         }
     }
 
+    /// One descriptor for the poll loop: the healthcheck's output while it
+    /// runs, else the readiness check's. `readable` drains both, and each
+    /// check's output is drained again when it ends.
     fn poll_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
         self.checker
             .as_ref()
             .and_then(crate::health::Checker::output_fd)
+            .or_else(|| {
+                self.readiness
+                    .as_ref()
+                    .and_then(crate::health::Checker::output_fd)
+            })
     }
 
     fn readable(&mut self) {
-        if let Some(c) = self.checker.as_mut() {
+        for c in [&mut self.checker, &mut self.readiness]
+            .into_iter()
+            .flatten()
+        {
             c.output_ready();
         }
     }
 }
 
 impl HealthWatch<'_> {
+    fn store(&self) {
+        let h = stored_health(self.checker.as_ref(), self.readiness.as_ref());
+        let _ = self.engine.db.set_health(&self.record.id, h.as_ref());
+    }
+
     fn record(&mut self, h: &crate::health::Health) {
-        let _ = self.db.set_health(&self.record.id, Some(h));
+        self.store();
         if self.last.as_deref() != Some(h.status.as_str()) {
-            self.db
-                .container_event(self.record, &format!("health_status: {}", h.status), &[]);
+            self.engine.db.container_event(
+                self.record,
+                &format!("health_status: {}", h.status),
+                &[],
+            );
             self.last = Some(h.status.clone());
+            // A healthcheck with no action is a readiness probe (kube
+            // play's lone one): see crate::readiness.
+            self.engine.refresh_service_hosts(self.record, true);
             if h.status == "unhealthy" {
                 self.on_failure();
             }
+        }
+    }
+
+    /// A readiness check's result: recorded, and the pod's Services'
+    /// names follow a change; no event (docker has no such check) and no
+    /// action.
+    fn record_ready(&mut self, h: &crate::health::Health) {
+        self.store();
+        if self.last_ready.as_deref() != Some(h.status.as_str()) {
+            self.last_ready = Some(h.status.clone());
+            self.engine.refresh_service_hosts(self.record, true);
         }
     }
 
@@ -1196,7 +1278,7 @@ impl HealthWatch<'_> {
         }
         self.acted = Some(action);
         if matches!(action, OnFailure::Kill | OnFailure::Stop) {
-            let _ = self.db.set_stopped_by_user(&self.record.id, true);
+            let _ = self.engine.db.set_stopped_by_user(&self.record.id, true);
         }
         if action == OnFailure::Kill {
             self.signal(libc::SIGKILL);
@@ -1215,7 +1297,8 @@ impl HealthWatch<'_> {
     /// `stop` record theirs).
     fn signal(&self, sig: i32) {
         if berth_runtime::signal::send(self.record.pid, sig).is_ok() {
-            self.db
+            self.engine
+                .db
                 .container_event(self.record, "kill", &[("signal", &sig.to_string())]);
         }
     }

@@ -166,6 +166,13 @@ impl Engine {
     /// its networks, publishes its ports, writes its hosts file and its
     /// peers'. Nothing stays half done on failure.
     pub fn attach_network(&self, r: &Record, pid: i32) -> Result<()> {
+        self.attach_network_as(r, pid, false)
+    }
+
+    /// [`Self::attach_network`]; a `held` start's names are left out of
+    /// its leases (and so of its peers' DNS and hosts files) until
+    /// [`Self::name_held`].
+    pub fn attach_network_as(&self, r: &Record, pid: i32, held: bool) -> Result<()> {
         if let Some(pod) = crate::pods::pod_of_mode(&r.config.network) {
             // In the pod's namespace, attached when the pod was made.
             return self.pod_member_files(r, pod);
@@ -198,6 +205,7 @@ impl Engine {
             netns: None,
             networks,
             ports: if rootless { &[] } else { &ports },
+            held,
         })?;
         let _lock = self.hosts_lock(&endpoints);
         if let Err(e) = self.write_hosts(r, &endpoints) {
@@ -216,6 +224,27 @@ impl Engine {
                 return Err(e);
             }
         }
+        Ok(())
+    }
+
+    /// A held start's names on its networks, once it is released: peers
+    /// resolve it from now on (the resolver reads the leases at each query;
+    /// their hosts files are written again).
+    pub fn name_held(&self, r: &Record) -> Result<()> {
+        if crate::pods::pod_of_mode(&r.config.network).is_some()
+            || !joins_networks(&r.config)
+            || crate::rootless_net::applies(&r.config)
+        {
+            return Ok(());
+        }
+        let mut ids = Vec::new();
+        for (net, cfg) in self.container_networks(&r.config)? {
+            let names = berth_network::store::endpoint_names(&r.id, &r.name, &cfg.aliases);
+            self.networks.set_names(&r.id, &net.id, &names)?;
+            ids.push(net.id);
+        }
+        let _lock = self.hosts_lock_for(true);
+        self.refresh_peers(&ids, &r.id);
         Ok(())
     }
 
@@ -370,7 +399,7 @@ impl Engine {
         )
     }
 
-    fn hosts_lock_for(&self, needed: bool) -> Option<nix::fcntl::Flock<std::fs::File>> {
+    pub(crate) fn hosts_lock_for(&self, needed: bool) -> Option<nix::fcntl::Flock<std::fs::File>> {
         if !needed {
             return None;
         }
@@ -402,7 +431,8 @@ impl Engine {
             .filter(|e| e.network_name != berth_network::store::DEFAULT_NAME)
         {
             for m in self.networks.members(&e.network_id)? {
-                if m.container_id != r.id {
+                // No names: a held start's, named once it runs.
+                if m.container_id != r.id && !m.names.is_empty() {
                     peers.push(HostEntry {
                         ip: m.ip.to_string(),
                         names: m.names.clone(),

@@ -648,6 +648,7 @@ impl Engine {
                     },
                 )],
                 ports: &pod.config.publish,
+                held: false,
             })?;
             if let (false, Some(ip)) = (pod.config.redirects.is_empty(), self.pod_ip(&pod.id)) {
                 redirect_ports(&dir.join("net"), ip, &pod.config.redirects)?;
@@ -670,10 +671,16 @@ impl Engine {
         }
     }
 
-    /// The hosts file and resolv.conf of a member that shares the pod's
-    /// network namespace, written when it starts: the pod's address and
-    /// the names of the pod and its members, the pod network's resolver.
-    pub(crate) fn pod_member_files(&self, r: &Record, pod_id: &str) -> Result<()> {
+    /// A pod member's /etc/hosts (rewritten in place: the bind mount holds
+    /// its inode): the pod's address with its names, the member's
+    /// `--add-host`s and its kube Services' names (see crate::readiness;
+    /// `gone` is a member that is ending). Returns the pod.
+    pub(crate) fn write_pod_member_hosts(
+        &self,
+        r: &Record,
+        pod_id: &str,
+        gone: Option<&str>,
+    ) -> Result<Pod> {
         let pod = self.pod_find(pod_id)?;
         let members = self.pod_members(&pod.id)?;
         // One line for the pod's address: its hostname, the pod's name
@@ -681,7 +688,9 @@ impl Engine {
         let mut names = vec![r.config.hostname.clone(), pod.name.clone()];
         names.extend(members.iter().map(|m| m.name.clone()));
         names.dedup();
-        let extra = crate::networking::extra_hosts(&r.config.extra_hosts)?;
+        let mut extra = crate::networking::extra_hosts(&r.config.extra_hosts)?;
+        // kube Services' names, while the pod they select is ready.
+        extra.extend(self.service_host_entries(r, gone));
         let ip = self.pod_ip(&pod.id);
         let mut peers = Vec::new();
         if let Some(ip) = ip {
@@ -696,8 +705,22 @@ impl Engine {
             });
         }
         let text = berth_network::files::hosts(&extra, None, "", &peers);
+        let path = self.container_dir(&r.id).join("hosts");
+        std::fs::write(path, text).ctx(|| "write hosts".into())?;
+        Ok(pod)
+    }
+
+    /// The hosts file and resolv.conf of a member that shares the pod's
+    /// network namespace, written when it starts: the pod's address and
+    /// the names of the pod and its members, the pod network's resolver.
+    pub(crate) fn pod_member_files(&self, r: &Record, pod_id: &str) -> Result<()> {
+        // With kube Services' names, under the lock their rewrites take
+        // (crate::readiness): else a rewrite for a pod turned ready could
+        // land before this one, written from what the rows said earlier.
+        let lock = self.hosts_lock_for(!r.config.service_hosts.is_empty());
+        let pod = self.write_pod_member_hosts(r, pod_id, None)?;
+        drop(lock);
         let dir = self.container_dir(&r.id);
-        std::fs::write(dir.join("hosts"), text).ctx(|| "write hosts".into())?;
         let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
         let dns = berth_network::files::DnsConfig {
             servers: r.config.dns.clone(),

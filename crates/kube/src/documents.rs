@@ -333,14 +333,6 @@ fn unsupported(spec: &Value, prefix: &str, at: &str, warnings: &mut Vec<String>)
                     ));
                 }
             }
-            // One healthcheck per container: the liveness probe's (it
-            // acts on failure); a readiness probe beside it would be lost.
-            let probe = |k: &str| c.get(k).is_some_and(|v| !v.is_null());
-            if probe("livenessProbe") && probe("readinessProbe") {
-                warnings.push(format!(
-                    "{at}: field {prefix}.{list}[{i}].readinessProbe is not honoured: the livenessProbe is the container's healthcheck (berth has one per container)"
-                ));
-            }
             if c.get("imagePullPolicy").and_then(Value::as_str) == Some("Always") {
                 warnings.push(format!(
                     "{at}: field {prefix}.{list}[{i}].imagePullPolicy: Always is not done: the store's image is used"

@@ -357,10 +357,8 @@ fn container_of(
         run_as_group,
         ..SecurityContext::default()
     };
-    let probe = cfg
-        .health
-        .as_ref()
-        .filter(|h| {
+    let probe = |h: Option<&berth_engine::health::HealthConfig>| {
+        h.filter(|h| {
             h.test
                 .first()
                 .is_some_and(|t| t == "CMD" || t == "CMD-SHELL")
@@ -382,7 +380,8 @@ fn container_of(
                 initial_delay_seconds: secs(h.start_period_ns),
                 ..Probe::default()
             }
-        });
+        })
+    };
     Container {
         name: name.to_string(),
         image: Some(cfg.image.clone()),
@@ -397,7 +396,9 @@ fn container_of(
             ..ResourceRequirements::default()
         }),
         security_context: (security != SecurityContext::default()).then_some(security),
-        liveness_probe: probe,
+        liveness_probe: probe(cfg.health.as_ref()),
+        // kube play's readinessProbe beside a livenessProbe.
+        readiness_probe: probe(cfg.readiness.as_ref()),
         tty: cfg.tty.then_some(true),
         stdin: cfg.open_stdin.then_some(true),
         ..Container::default()

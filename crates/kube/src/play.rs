@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use berth_engine::config::{Mount, Resources, RestartPolicy};
 use berth_engine::health::{HealthConfig, OnFailure};
 use berth_engine::pods::{PodConfig, PodCreateOptions, PortRedirect};
+use berth_engine::readiness::ServiceHost;
 use berth_engine::{ContainerConfig, Engine};
 use berth_network::{PortSpec, Proto};
 use k8s_openapi::api::core::v1::{
@@ -354,7 +355,7 @@ fn redirects(w: &Workload<'_>, services: &[&Service]) -> Vec<PortRedirect> {
 }
 
 /// What a Service does not give inside the pods, said rather than lost:
-/// its name resolves to the selected pod's address, where `port` is
+/// its name resolves to a ready selected pod's address, where `port` is
 /// translated to targetPort (see [`redirects`]) unless the pod is on the
 /// host's network; a Service selecting no pod of the file resolves to
 /// nothing.
@@ -461,17 +462,23 @@ pub fn play(engine: &mut Engine, parsed: &Parsed, opts: &PlayOptions) -> Result<
         let mut hosts = Vec::new();
         for svc in &services {
             let name = svc.metadata.name.clone().unwrap_or_default();
-            let ip = loads
+            let pods: Vec<String> = loads
                 .iter()
                 .zip(&made)
-                .find(|(w, _)| selects(svc, &w.labels))
-                .and_then(|(_, (_, id))| engine.pod_ip(id));
-            if let Some(ip) = ip {
+                .filter(|(w, _)| selects(svc, &w.labels))
+                .map(|(_, (_, id))| id.clone())
+                .filter(|id| engine.pod_ip(id).is_some())
+                .collect();
+            if !pods.is_empty() {
                 // Its cluster DNS name too, as a pod in a cluster finds it
-                // (the file's namespace, else "default").
+                // (the file's namespace, else "default"). Both lead to the
+                // first selected pod that is ready, as a pod that is not
+                // is out of its Services' endpoints.
                 let ns = svc.metadata.namespace.as_deref().unwrap_or("default");
-                hosts.push(format!("{name}:{ip}"));
-                hosts.push(format!("{name}.{ns}.svc.cluster.local:{ip}"));
+                hosts.push(ServiceHost {
+                    names: vec![name.clone(), format!("{name}.{ns}.svc.cluster.local")],
+                    pods,
+                });
             }
         }
         for (w, (_, pod_id)) in loads.iter().zip(&made) {
@@ -532,7 +539,7 @@ fn make_members(
     engine: &mut Engine,
     w: &Workload<'_>,
     pod_id: &str,
-    hosts: &[String],
+    hosts: &[ServiceHost],
     cms: &BTreeMap<String, &ConfigMap>,
     secs: &BTreeMap<String, &Secret>,
 ) -> Result<PlayedPod> {
@@ -565,7 +572,7 @@ fn make_members(
         for c in list {
             let mut cfg = container_config(w, c, &volumes, cms, secs)?;
             cfg.pod = pod_id.to_string();
-            cfg.extra_hosts.extend(hosts.iter().cloned());
+            cfg.service_hosts.extend(hosts.iter().cloned());
             if init {
                 cfg.labels
                     .insert(berth_engine::pods::INIT_LABEL.into(), "once".into());
@@ -879,9 +886,18 @@ fn container_config(
     }
     cfg.resources = resources(&at, c)?;
     security(&mut cfg, w.spec, c);
-    let probe = c.liveness_probe.as_ref().or(c.readiness_probe.as_ref());
-    if let Some(p) = probe {
-        cfg.health = Some(health(&at, p)?);
+    // The livenessProbe is the healthcheck (it acts on failure, see
+    // make_members); a readinessProbe beside it is a second check that
+    // only marks the container ready or not. Alone, the readinessProbe is
+    // the healthcheck, with no action: `State.Health` shows it, and with
+    // no action it counts as readiness (berth_engine::readiness).
+    match (&c.liveness_probe, &c.readiness_probe) {
+        (Some(l), r) => {
+            cfg.health = Some(health(&at, l)?);
+            cfg.readiness = r.as_ref().map(|r| health(&at, r)).transpose()?;
+        }
+        (None, Some(r)) => cfg.health = Some(health(&at, r)?),
+        (None, None) => {}
     }
     if let Some(g) = w.spec.termination_grace_period_seconds {
         cfg.stop_timeout = u32::try_from(g).ok();

@@ -364,6 +364,9 @@ impl Resolver {
                     network,
                 })
             })
+            // A lease with no names is a held start's: not answered for
+            // (by name, id or address) until its program runs.
+            .filter(|p| !p.names.is_empty())
             .collect()
     }
 

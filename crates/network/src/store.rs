@@ -164,6 +164,22 @@ pub struct Attach<'a> {
     pub netns: Option<&'a std::path::Path>,
     pub networks: Vec<(Network, EndpointConfig)>,
     pub ports: &'a [PortSpec],
+    /// A held start (compose's, waiting on a dependency): its leases carry
+    /// no names until [`Networks::set_names`] once its program runs, so
+    /// peers resolve it only then, as docker resolves a container only
+    /// once it started.
+    pub held: bool,
+}
+
+/// The names peers resolve a container by on one network: its name, its
+/// aliases there, its short id.
+pub fn endpoint_names(container_id: &str, name: &str, aliases: &[String]) -> Vec<String> {
+    let short = &container_id[..container_id.len().min(12)];
+    let mut names = vec![name.to_string()];
+    names.extend(aliases.iter().cloned());
+    names.push(short.to_string());
+    names.dedup();
+    names
 }
 
 /// The networks of one berth root.
@@ -780,7 +796,7 @@ impl Networks {
                 i,
                 net,
                 cfg,
-                route,
+                (route, a.held),
             )?;
             routed |= route;
             endpoints.push(ep);
@@ -828,8 +844,9 @@ impl Networks {
         Ok(endpoints)
     }
 
-    /// One network of a container: a lease, the veth pair (`eth<i>` inside),
-    /// its address, up, and the default route through it if `route`.
+    /// One network of a container: a lease (with no names if `held`, see
+    /// [`Attach::held`]), the veth pair (`eth<i>` inside), its address, up,
+    /// and the default route through it if `route`.
     #[allow(clippy::too_many_arguments)]
     fn attach_one(
         &self,
@@ -840,7 +857,7 @@ impl Networks {
         i: usize,
         net: &Network,
         cfg: &EndpointConfig,
-        route: bool,
+        (route, held): (bool, bool),
     ) -> Result<Endpoint> {
         let bridge = match nl
             .link(&net.bridge)
@@ -863,14 +880,11 @@ impl Networks {
                     .ok_or_else(|| Error::Host(format!("bridge {} vanished", net.bridge)))?
             }
         };
-        let short = &container_id[..container_id.len().min(12)];
-        let mut names = vec![name.to_string()];
-        names.extend(cfg.aliases.iter().cloned());
-        names.push(short.to_string());
-        names.dedup();
+        let names = endpoint_names(container_id, name, &cfg.aliases);
         let iface = format!("eth{i}");
         let veth = format!("vb{}{i}", &container_id[..container_id.len().min(10)]);
-        let ip = self.lease(net, container_id, cfg.ip, &names, &veth, &iface, cfg.mac)?;
+        let leased: &[String] = if held { &[] } else { &names };
+        let ip = self.lease(net, container_id, cfg.ip, leased, &veth, &iface, cfg.mac)?;
         let mac = cfg.mac.unwrap_or_else(|| {
             let o = ip.octets();
             [0x02, 0x42, o[0], o[1], o[2], o[3]]
@@ -959,7 +973,7 @@ impl Networks {
             i,
             net,
             cfg,
-            route,
+            (route, false),
         ) {
             Ok(e) => Ok(e),
             Err(e) => {
@@ -1319,6 +1333,20 @@ impl Networks {
     /// The containers on a network.
     pub fn members(&self, network_id: &str) -> Result<Vec<Endpoint>> {
         self.endpoints_where("l.network_id = ?1", network_id)
+    }
+
+    /// The names a held start's lease on one network gets once its program
+    /// runs (see [`Attach::held`]).
+    pub fn set_names(&self, container_id: &str, network_id: &str, names: &[String]) -> Result<()> {
+        self.conn.execute(
+            "UPDATE network_leases SET names = ?3 WHERE container_id = ?1 AND network_id = ?2",
+            params![
+                container_id,
+                network_id,
+                serde_json::to_string(names).unwrap_or_else(|_| "[]".into())
+            ],
+        )?;
+        Ok(())
     }
 
     /// A container's published ports.

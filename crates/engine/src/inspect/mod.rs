@@ -370,14 +370,7 @@ fn container_json(engine: &Engine, r: &Record) -> ContainerJson {
         stdin_once: c.stdin_once,
         env: Some(c.env.clone()),
         cmd: Some(c.cmd.clone()),
-        healthcheck: c.health.as_ref().map(|h| HealthConfig {
-            test: h.test.clone(),
-            interval: h.interval_ns,
-            timeout: h.timeout_ns,
-            start_period: h.start_period_ns,
-            start_interval: 0,
-            retries: h.retries.into(),
-        }),
+        healthcheck: c.health.as_ref().map(health_config),
         args_escaped: false,
         image: c.image.clone(),
         volumes: None,
@@ -393,6 +386,7 @@ fn container_json(engine: &Engine, r: &Record) -> ContainerJson {
         // podman's field, which docker does not have: shown only when set.
         healthcheck_on_failure_action: (!c.health_on_failure.is_none())
             .then(|| c.health_on_failure.as_str().to_string()),
+        readiness_check: c.readiness.as_ref().map(health_config),
         other: serde_json::Map::new(),
     };
     let lower_dir = engine
@@ -467,6 +461,18 @@ struct Mounts {
     tmpfs: Option<BTreeMap<String, String>>,
     /// `HostConfig.Mounts`: `--mount`'s, as given.
     long: Vec<HostMount>,
+}
+
+/// A healthcheck (or readiness check) as docker's `Config.Healthcheck`.
+fn health_config(h: &crate::health::HealthConfig) -> HealthConfig {
+    HealthConfig {
+        test: h.test.clone(),
+        interval: h.interval_ns,
+        timeout: h.timeout_ns,
+        start_period: h.start_period_ns,
+        start_interval: 0,
+        retries: h.retries.into(),
+    }
 }
 
 fn mounts(engine: &Engine, list: &[crate::config::Mount]) -> Mounts {

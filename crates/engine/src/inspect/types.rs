@@ -379,6 +379,11 @@ pub struct Config {
     /// podman's `--health-on-failure`, which docker does not have.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub healthcheck_on_failure_action: Option<String>,
+    /// berth's readiness check (kube play's readinessProbe beside a
+    /// livenessProbe), which neither docker nor podman has: shown only
+    /// when set; its state is `State.Health.Readiness`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub readiness_check: Option<HealthConfig>,
     #[serde(flatten)]
     pub other: serde_json::Map<String, Value>,
 }
