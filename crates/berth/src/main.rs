@@ -38,6 +38,7 @@ mod pods;
 mod protection;
 mod prune;
 mod ps;
+mod quick_parse;
 mod reexec;
 mod rootless;
 mod run;
@@ -70,46 +71,62 @@ use crate::errors::{failed, finish, print_error, run_failed, with_default_tag};
 use crate::images::{ImageCommand, ImagesArgs};
 use crate::system::SystemCommand;
 
-#[derive(Debug, Parser)]
-#[command(
-    name = "berth",
-    version,
-    about = "Containers with docker's command lines, daemonless"
-)]
-struct Cli {
-    /// Where run state is kept (the runtime's state, console sockets): a tmpfs
-    #[arg(
-        long,
-        global = true,
-        default_value = "/run/berth",
-        env = "BERTH_RUNROOT"
-    )]
-    runroot: PathBuf,
-    /// Where images and containers are stored
-    #[arg(
-        long,
-        global = true,
-        default_value = "/var/lib/berth",
-        env = "BERTH_ROOT"
-    )]
-    root: PathBuf,
-    /// Most uncompressed bytes one layer may unpack to (k, m, g suffixes): bounds decompression bombs
-    #[arg(long, global = true, default_value = "64g", value_parser = berth_relay::size::ram_in_bytes)]
-    max_layer_size: u64,
-    /// Diagnostics to show: debug, info, warn, error, fatal (default: BERTH_LOG, else warn)
-    #[arg(short = 'l', long)]
-    log_level: Option<String>,
-    /// Debug diagnostics (--log-level debug)
-    #[arg(short = 'D', long)]
-    debug: bool,
-    /// Where docker's client config is (config.json: registry credentials)
-    #[arg(long, value_name = "DIR")]
-    config: Option<PathBuf>,
-    #[command(flatten)]
-    daemon: usage::DaemonFlags,
-    #[command(subcommand)]
-    command: Command,
+/// berth's command line: the global options and one subcommand enum.
+/// `Cli` knows every command; `RunLine` only `run`, whose tree is built in
+/// a fraction of the time (see `quick_parse`). One definition for both, so
+/// that the options cannot drift apart.
+macro_rules! command_line {
+    ($(#[$meta:meta])* $name:ident, $commands:ty) => {
+        $(#[$meta])*
+        #[derive(Debug, Parser)]
+        #[command(
+            name = "berth",
+            version,
+            about = "Containers with docker's command lines, daemonless"
+        )]
+        struct $name {
+            /// Where run state is kept (the runtime's state, console sockets): a tmpfs
+            #[arg(
+                long,
+                global = true,
+                default_value = "/run/berth",
+                env = "BERTH_RUNROOT"
+            )]
+            runroot: PathBuf,
+            /// Where images and containers are stored
+            #[arg(
+                long,
+                global = true,
+                default_value = "/var/lib/berth",
+                env = "BERTH_ROOT"
+            )]
+            root: PathBuf,
+            /// Most uncompressed bytes one layer may unpack to (k, m, g suffixes): bounds decompression bombs
+            #[arg(long, global = true, default_value = "64g", value_parser = berth_relay::size::ram_in_bytes)]
+            max_layer_size: u64,
+            /// Diagnostics to show: debug, info, warn, error, fatal (default: BERTH_LOG, else warn)
+            #[arg(short = 'l', long)]
+            log_level: Option<String>,
+            /// Debug diagnostics (--log-level debug)
+            #[arg(short = 'D', long)]
+            debug: bool,
+            /// Where docker's client config is (config.json: registry credentials)
+            #[arg(long, value_name = "DIR")]
+            config: Option<PathBuf>,
+            #[command(flatten)]
+            daemon: usage::DaemonFlags,
+            #[command(subcommand)]
+            command: $commands,
+        }
+    };
 }
+
+command_line!(Cli, Command);
+command_line!(
+    /// The command line of `berth run` alone: see `quick_parse`.
+    RunLine,
+    quick_parse::RunOnly
+);
 
 #[derive(Debug, Subcommand)]
 enum Command {
@@ -271,6 +288,30 @@ enum ContainerGroup {
     },
 }
 
+/// `args` parsed by the whole command tree, or the exit code after clap's
+/// answer (help, version, a mistake in docker's words).
+fn parse(args: &[std::ffi::OsString]) -> Result<Cli, ExitCode> {
+    // Building clap's command tree costs as much as the parse: only for
+    // the command lines that can have trailing arguments.
+    let trailing = args
+        .iter()
+        .any(|a| ["run", "create", "exec", "top"].iter().any(|w| a == w));
+    // One tree for both: it is the parse's main cost (about a
+    // millisecond of a start).
+    use clap::{CommandFactory, FromArgMatches};
+    let mut tree = Cli::command();
+    let words = if trailing {
+        usage::end_flags_before_trailing(&tree, args.to_vec())
+    } else {
+        args.to_vec()
+    };
+    tree.try_get_matches_from_mut(words)
+        .and_then(|mut m| Cli::from_arg_matches_mut(&mut m))
+        // A fresh tree for the words of the refusal: the parsed one has
+        // clap's own help and version flags added.
+        .map_err(|e| usage::refused(&Cli::command(), &e, args))
+}
+
 fn main() -> ExitCode {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     // berth as a container's monitor or init, or a network's resolver.
@@ -291,29 +332,15 @@ fn main() -> ExitCode {
             return ExitCode::from(125);
         }
     }
-    // Building clap's command tree costs as much as the parse: only for
-    // the command lines that can have trailing arguments.
     let args = usage::management_aliases(args);
-    let trailing = args
-        .iter()
-        .any(|a| ["run", "create", "exec", "top"].iter().any(|w| a == w));
-    // One tree for both: it is the parse's main cost (about a
-    // millisecond of a `run`).
-    use clap::{CommandFactory, FromArgMatches};
-    let mut tree = Cli::command();
-    let words = if trailing {
-        usage::end_flags_before_trailing(&tree, args.clone())
-    } else {
-        args.clone()
-    };
-    let parsed = tree
-        .try_get_matches_from_mut(words)
-        .and_then(|mut m| Cli::from_arg_matches_mut(&mut m));
-    let mut cli = match parsed {
-        Ok(cli) => cli,
-        // A fresh tree for the words of the refusal: the parsed one has
-        // clap's own help and version flags added.
-        Err(e) => return usage::refused(&Cli::command(), &e, &args),
+    // A `run` with a tree of its own, everything else (and whatever that
+    // tree refuses) with the whole one.
+    let mut cli = match quick_parse::run_line(&args) {
+        Some(cli) => cli,
+        None => match parse(&args) {
+            Ok(cli) => cli,
+            Err(code) => return code,
+        },
     };
     // The store's paths go into specs, sockets and other processes' command
     // lines (the monitor runs elsewhere): a relative --root must not be

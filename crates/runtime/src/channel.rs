@@ -75,13 +75,25 @@ impl Channel {
 
     /// Receives one message; `None` if the other side closed its end.
     pub fn recv(&self) -> Result<Option<Message>> {
-        let mut buf = vec![0u8; 64 * 1024];
+        use nix::sys::socket::{recv, MsgFlags};
+        let fd = self.fd.as_raw_fd();
+        // The message's whole length first (MSG_TRUNC reports it, MSG_PEEK
+        // leaves the message in place), so the buffer fits it: most messages
+        // are a few bytes, and a zeroed 64 KiB buffer for each cost its
+        // page faults in every process of the create (and truncated a
+        // longer state).
+        let mut probe = [0u8; 1];
+        let len = loop {
+            match recv(fd, &mut probe, MsgFlags::MSG_PEEK | MsgFlags::MSG_TRUNC) {
+                Ok(0) => return Ok(None),
+                Ok(n) => break n,
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(e).ctx(|| "receive on sync channel".into()),
+            }
+        };
+        let mut buf = vec![0u8; len];
         loop {
-            match nix::sys::socket::recv(
-                self.fd.as_raw_fd(),
-                &mut buf,
-                nix::sys::socket::MsgFlags::empty(),
-            ) {
+            match recv(fd, &mut buf, MsgFlags::empty()) {
                 Ok(0) => return Ok(None),
                 Ok(n) => {
                     return serde_json::from_slice(&buf[..n])
@@ -129,5 +141,26 @@ mod tests {
         );
         drop(a);
         assert_eq!(b.recv().unwrap(), None);
+    }
+
+    /// A message longer than any fixed buffer (a state with big
+    /// annotations) arrives whole, between two short ones.
+    #[test]
+    fn long_messages_arrive_whole() {
+        let (a, b) = pair().unwrap();
+        // Past the 64 KiB the receiver used to read into, under the
+        // socket's send buffer (one datagram must fit it).
+        let long = Message::State("x".repeat(100 * 1024));
+        let sent = long.clone();
+        // Sent from another thread: the three need not fit the buffer at once.
+        let sender = std::thread::spawn(move || {
+            a.send(&Message::Ready).unwrap();
+            a.send(&sent).unwrap();
+            a.send(&Message::Continue).unwrap();
+        });
+        assert_eq!(b.recv().unwrap(), Some(Message::Ready));
+        assert_eq!(b.recv().unwrap(), Some(long));
+        assert_eq!(b.recv().unwrap(), Some(Message::Continue));
+        sender.join().unwrap();
     }
 }

@@ -367,6 +367,22 @@ impl Manager {
         }
     }
 
+    /// Removes the cgroups if they hold no process, at one rmdir each and
+    /// without waiting; false when one is still busy (or cannot be
+    /// removed), left for [`Manager::remove`] after its processes are
+    /// killed. A cgroup with a process in it is never removed, so the
+    /// processes are never cut loose.
+    pub fn remove_if_empty(&self) -> bool {
+        let dirs: Vec<&Path> = match self {
+            Manager::V1(m) => m.dirs.iter().map(|d| d.path.as_path()).collect(),
+            Manager::V2(m) => vec![m.path.as_path()],
+        };
+        dirs.into_iter().all(|d| match std::fs::remove_dir(d) {
+            Ok(()) => true,
+            Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+        })
+    }
+
     /// Removes the cgroups (their processes must be gone).
     pub fn remove(&self) -> Result<()> {
         match self {
@@ -482,6 +498,45 @@ mod tests {
         assert_eq!(r.cpu().clone().unwrap().quota(), Some(-1));
         assert_eq!(r.pids().unwrap().limit(), -1);
         assert_eq!(r.block_io().clone().unwrap().weight(), Some(300));
+    }
+
+    /// A busy cgroup refuses rmdir as a directory with an entry does: it
+    /// stays, and the answer is false so that its processes get killed
+    /// first; empty and already removed ones count as removed.
+    #[test]
+    fn remove_if_empty_keeps_what_is_busy() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = |name: &str, busy: bool| {
+            let path = t.path().join(name);
+            std::fs::create_dir(&path).unwrap();
+            if busy {
+                std::fs::write(path.join("cgroup.procs"), "42\n").unwrap();
+            }
+            v1::Dir {
+                controllers: vec![name.to_string()],
+                mount_point: t.path().to_path_buf(),
+                path,
+            }
+        };
+        let gone = v1::Dir {
+            controllers: vec!["pids".to_string()],
+            mount_point: t.path().to_path_buf(),
+            path: t.path().join("gone"),
+        };
+        let idle = Manager::V1(v1::Manager {
+            dirs: vec![dir("memory", false), gone.clone()],
+        });
+        assert!(idle.remove_if_empty());
+        assert!(!t.path().join("memory").exists());
+        let busy = Manager::V1(v1::Manager {
+            dirs: vec![dir("cpu", false), dir("freezer", true), dir("blkio", false)],
+        });
+        assert!(!busy.remove_if_empty());
+        assert!(t.path().join("freezer/cgroup.procs").exists());
+        let v2 = Manager::V2(v2::Manager {
+            path: t.path().join("freezer"),
+        });
+        assert!(!v2.remove_if_empty());
     }
 
     #[test]

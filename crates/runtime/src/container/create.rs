@@ -71,7 +71,7 @@ impl Container {
             s.give_to(bundle.spec.linux().as_ref(), p.user())?;
         }
         let opts = &opts;
-        let linux = bundle.spec.linux().clone().unwrap_or_default();
+        let linux = linux_of(&bundle.spec);
         refuse_unsupported(&bundle.spec)?;
         let cgroups = crate::cgroups::Manager::for_container(&bundle.spec, &opts.id)?;
         let cgroups = crate::cgroups::unless_rootless_unlimited(cgroups, &bundle.spec);
@@ -194,7 +194,7 @@ impl Creation<'_> {
         let fifo = unsafe { OwnedFd::from_raw_fd(fifo) };
         let (parent_ch, child_ch) = channel::pair()?;
         syscall::set_child_subreaper()?;
-        let linux = bundle.spec.linux().clone().unwrap_or_default();
+        let linux = linux_of(&bundle.spec);
         let time_offsets = time_offsets(&linux);
         let userns = plan.has_user();
         // With a user namespace the cgroups are made first and the
@@ -383,6 +383,16 @@ fn refuse_unsupported(spec: &oci_spec::runtime::Spec) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The spec's `linux` section, or the default one where it has none;
+/// borrowed: a copy holds the seccomp rules' few hundred names, and was made
+/// twice per create only to be read.
+fn linux_of(spec: &oci_spec::runtime::Spec) -> std::borrow::Cow<'_, oci_spec::runtime::Linux> {
+    match spec.linux() {
+        Some(l) => std::borrow::Cow::Borrowed(l),
+        None => std::borrow::Cow::Owned(oci_spec::runtime::Linux::default()),
+    }
 }
 
 fn time_offsets(linux: &oci_spec::runtime::Linux) -> Vec<String> {

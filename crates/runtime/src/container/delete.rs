@@ -50,8 +50,13 @@ impl Container {
             // that was killed half way (an init blocked on its exec fifo,
             // recorded as "creating" by a creator that is gone, so the
             // state says stopped), or a frozen straggler.
-            kill_remaining(&c);
-            c.remove()?;
+            // The usual end has nothing left (the init reaped, and with a
+            // pid namespace of its own every process of it): the rmdirs
+            // alone tell, without reading every hierarchy's process list.
+            if !c.remove_if_empty() {
+                kill_remaining(&c);
+                c.remove()?;
+            }
         }
         if let Some(below) = self.state.host_mounts_below {
             crate::rootfs::detach_host_mounts(&self.state.rootfs, below)?;
