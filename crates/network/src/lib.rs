@@ -24,6 +24,7 @@
     deny(clippy::print_stdout, clippy::print_stderr, clippy::exit)
 )]
 
+pub mod bridge_trash;
 pub mod dns;
 pub mod files;
 pub mod netlink;

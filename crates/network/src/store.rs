@@ -255,6 +255,34 @@ fn loopback_up(inside: &mut Netlink) -> Result<()> {
     Ok(())
 }
 
+/// Takes a removed network's bridge out of service (see bridge_trash.rs):
+/// its address, its up state and its name go now, the device itself later
+/// (a sweep). When that cannot be done, it is deleted here and now.
+fn retire_bridge(nl: &mut Netlink, net: &Network) -> Result<()> {
+    let retired = (|| {
+        let Some(link) = nl.link(&net.bridge)? else {
+            return Ok(false);
+        };
+        nl.delete_address(link.index, net.gateway, net.subnet.prefix)?;
+        nl.set_down(link.index)?;
+        nl.rename_clearing_alias(link.index, &crate::bridge_trash::trash_name())?;
+        Ok::<_, std::io::Error>(true)
+    })();
+    match retired {
+        Ok(true) => {
+            crate::bridge_trash::retired();
+            Ok(())
+        }
+        Ok(false) => Ok(()),
+        Err(e) => {
+            tracing::warn!("retire bridge {}: {e}; deleting it now", net.bridge);
+            nl.delete_link(&net.bridge)
+                .ctx(|| format!("delete bridge {}", net.bridge))?;
+            Ok(())
+        }
+    }
+}
+
 fn netlink() -> Result<Netlink> {
     crate::netns::run_in(Netlink::open).ctx(|| "open a netlink socket".into())
 }
@@ -734,8 +762,7 @@ impl Networks {
         // they deleted after that, outside the lock, the other root's
         // network would lose its NAT and filtering.
         let _lock = host_lock(&self.host_lock)?;
-        nl.delete_link(&net.bridge)
-            .ctx(|| format!("delete bridge {}", net.bridge))?;
+        retire_bridge(&mut nl, net)?;
         if let Err(e) = nft::apply(&nft::network("delete", net.subnet, net.internal)) {
             tracing::warn!("remove network {}: its nft rules stay: {e}", net.name);
         }
