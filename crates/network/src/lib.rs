@@ -30,6 +30,7 @@ pub mod files;
 pub mod netlink;
 pub mod netns;
 pub mod nft;
+pub mod nft_elements;
 pub mod ports;
 pub mod predefined;
 pub mod resolver;

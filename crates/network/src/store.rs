@@ -20,7 +20,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use crate::netlink::Netlink;
 use crate::ports::{PortMapping, PortSpec, Proto};
 use crate::subnet::Subnet;
-use crate::{nft, Context, Error, Result};
+use crate::{nft, nft_elements, Context, Error, Result};
 
 /// The default network's name, as docker's.
 pub const DEFAULT_NAME: &str = "bridge";
@@ -664,6 +664,16 @@ impl Networks {
             "1",
         )?;
         write_sysctl("/proc/sys/net/ipv4/ip_forward", "1")?;
+        // The rules loaded already (by this build, since boot): only the
+        // subnet's elements, from here (nft_elements.rs says why).
+        if nft::is_current() {
+            match nft_elements::network(nft_elements::Verb::Add, net.subnet, net.internal) {
+                Ok(()) => return Ok(()),
+                // The table was flushed: loaded again below.
+                Err(e) if e.kind == nft::NftErrorKind::Missing => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
         nft::install(nft::network("add", net.subnet, net.internal))?;
         Ok(())
     }
@@ -763,7 +773,8 @@ impl Networks {
         // network would lose its NAT and filtering.
         let _lock = host_lock(&self.host_lock)?;
         retire_bridge(&mut nl, net)?;
-        if let Err(e) = nft::apply(&nft::network("delete", net.subnet, net.internal)) {
+        if let Err(e) = nft_elements::network(nft_elements::Verb::Delete, net.subnet, net.internal)
+        {
             tracing::warn!("remove network {}: its nft rules stay: {e}", net.name);
         }
         self.conn
