@@ -917,4 +917,13 @@ fn a_removed_network_frees_name_and_subnet_at_once_and_its_bridge_soon() {
         litter_index.is_none_or(index_gone),
         "the litter bridge {litter} was never swept"
     );
+    // `system check` deletes such litter too, before it returns.
+    let litter = format!("berthx-{:08x}", std::process::id().wrapping_add(1));
+    let o = Command::new("ip")
+        .args(["link", "add", &litter, "type", "bridge"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "ip link add {litter}: {o:?}");
+    b.ok(&["system", "check"]);
+    assert!(link_index(&litter).is_none(), "system check left {litter}");
 }

@@ -1421,7 +1421,20 @@ impl Networks {
             let _lock = host_lock(&self.host_lock)?;
             self.reclaim_dead_roots(&mut nl);
         }
+        // Bridges a killed sweep left retired (any root's, see
+        // bridge_trash.rs): deleted here too, and not counted, since
+        // another command's sweep may be deleting them right now.
+        if let Ok(sweeper) = crate::bridge_trash::Sweeper::open() {
+            if let Err(e) = sweeper.sweep() {
+                tracing::warn!("check: delete retired bridges: {e}");
+            }
+        }
         let nets = self.list()?;
+        if !nets.is_empty() {
+            // The rules as this build has them (make_bridge below adds
+            // only a network's elements once they are loaded).
+            nft::install(Vec::new())?;
+        }
         for n in &nets {
             if nl.link(&n.bridge).ctx(|| "find a bridge".into())?.is_none() {
                 let _lock = host_lock(&self.host_lock)?;
