@@ -1,5 +1,6 @@
 //! Deleting what a command trashed (a foreground `run --rm`'s container
-//! directory, see `berth_engine::trash`) after the command has given its
+//! directory, see `berth_engine::trash`; a removed network's bridge, see
+//! `berth_network::bridge_trash`) after the command has given its
 //! answer: in a child of its own, so that the user's shell (or script)
 //! has the exit code while the disk still works.
 
@@ -9,7 +10,9 @@ use std::path::Path;
 /// sweeps the store's trash. Never fails the command: a sweep that cannot
 /// start leaves the trash to the next one.
 pub(crate) fn after_command(root: &Path) {
-    if !berth_engine::trash::trashed_by_this_process() {
+    let trash = berth_engine::trash::trashed_by_this_process();
+    let bridges = berth_network::bridge_trash::retired_by_this_process();
+    if !trash && !bridges {
         return;
     }
     // SAFETY: fork(2) in a process whose other threads (if any) hold no
@@ -20,8 +23,20 @@ pub(crate) fn after_command(root: &Path) {
     // stdout).
     match unsafe { nix::unistd::fork() } {
         Ok(nix::unistd::ForkResult::Child) => {
-            detach_from_caller();
-            let code = i32::from(berth_engine::trash::sweep(root).is_err());
+            // The socket is opened before the descriptors go: for rootless
+            // berth it is opened in the user's network namespace, through
+            // a descriptor that detaching closes.
+            let sweeper = bridges
+                .then(berth_network::bridge_trash::Sweeper::open)
+                .and_then(Result::ok);
+            detach_from_caller(sweeper.as_ref().map(|s| s.fd()));
+            let mut code = 0;
+            if let Some(s) = sweeper {
+                code |= i32::from(s.sweep().is_err());
+            }
+            if trash {
+                code |= i32::from(berth_engine::trash::sweep(root).is_err());
+            }
             // SAFETY: _exit ends this process at once; nothing of the
             // parent's is flushed or closed twice.
             unsafe { libc::_exit(code) }
@@ -36,7 +51,7 @@ pub(crate) fn after_command(root: &Path) {
 /// session (a terminal's hangup or ^C), and every descriptor, so that a
 /// caller reading berth's output to its end (`$(berth run --rm ...)`, a
 /// pipe) is not kept waiting for the sweep.
-fn detach_from_caller() {
+fn detach_from_caller(keep: Option<std::os::fd::RawFd>) {
     let _ = nix::unistd::setsid();
     if let Ok(null) = nix::fcntl::open(
         "/dev/null",
@@ -47,10 +62,20 @@ fn detach_from_caller() {
             let _ = nix::unistd::dup2(null, fd);
         }
     }
-    // SAFETY: close_range(2) closes descriptors 3 and up of this (forked,
-    // single-threaded) process; no Rust object of the child uses them
-    // afterwards (it only walks the trash by path and exits).
-    unsafe {
-        libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
+    let keep = keep
+        .and_then(|fd| u32::try_from(fd).ok())
+        .filter(|&fd| fd >= 3);
+    let ranges = match keep {
+        Some(k) => [(3, k.saturating_sub(1)), (k.saturating_add(1), u32::MAX)],
+        None => [(3, u32::MAX), (1, 0)],
+    };
+    for (first, last) in ranges.into_iter().filter(|(f, l)| f <= l) {
+        // SAFETY: close_range(2) closes descriptors of this (forked,
+        // single-threaded) process; no Rust object of the child uses them
+        // afterwards (it walks the trash by path, and the sweeper's socket,
+        // `keep`, is left open).
+        unsafe {
+            libc::syscall(libc::SYS_close_range, first, last, 0u32);
+        }
     }
 }

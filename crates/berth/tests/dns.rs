@@ -241,6 +241,9 @@ fn resolver_lives_with_members_restarts_after_a_kill_and_fails_fast_without_upst
         "no resolver for the default bridge"
     );
     sleeper(&b, "a", &["--network", &net]);
+    // Its port is bound when the start returns; its program (what this
+    // lists) may still be being executed.
+    wait_until("the resolver runs", || !resolvers(&b).is_empty());
     let first = resolvers(&b);
     assert_eq!(first.len(), 1, "one resolver for the network");
     // Listening on the gateway's port 53 and nowhere else.
@@ -289,6 +292,7 @@ fn resolver_lives_with_members_restarts_after_a_kill_and_fails_fast_without_upst
         fixed.contains(&format!("started the resolver of network {net}")),
         "{fixed}"
     );
+    wait_until("the resolver runs again", || !resolvers(&b).is_empty());
     let again = resolvers(&b);
     assert_eq!(again.len(), 1);
     resolves_to(&b, "a", "a", &ip_of(&b, "a", &net));
@@ -300,6 +304,7 @@ fn resolver_lives_with_members_restarts_after_a_kill_and_fails_fast_without_upst
     .unwrap();
     wait_until("the resolver is gone", || resolvers(&b).is_empty());
     sleeper(&b, "b", &["--network", &net]);
+    wait_until("the resolver runs once more", || !resolvers(&b).is_empty());
     assert_eq!(resolvers(&b).len(), 1);
     resolves_to(&b, "b", "a", &ip_of(&b, "a", &net));
     // Malformed packets from the host: no crash, and a non-member is

@@ -822,3 +822,108 @@ fn roots_sharing_the_pool_keep_each_others_rules() {
         }
     });
 }
+
+/// The index of link `name`, if there is one.
+fn link_index(name: &str) -> Option<u64> {
+    let o = Command::new("ip")
+        .args(["-j", "link", "show", "dev", name])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).ok()?;
+    v[0]["ifindex"].as_u64()
+}
+
+/// Whether a link with this index exists (under whatever name).
+fn index_exists(index: u64) -> bool {
+    let o = Command::new("ip").args(["-j", "link"]).output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    v.as_array()
+        .unwrap()
+        .iter()
+        .any(|l| l["ifindex"].as_u64() == Some(index))
+}
+
+/// Whether the link of this index is gone within 10 s.
+fn index_gone(index: u64) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while index_exists(index) {
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    true
+}
+
+/// `network rm` leaves the bridge's deletion (which waits for the kernel's
+/// RCU grace periods) to a detached sweep: when it returns, the bridge's
+/// name, its route and the network's name and subnet must all be free
+/// already, and the device itself must go soon after; a bridge left by a
+/// sweep that was killed goes with the next one.
+#[test]
+fn a_removed_network_frees_name_and_subnet_at_once_and_its_bridge_soon() {
+    let b = berth();
+    let name = format!("rmfast-{}", std::process::id());
+    // A trash bridge such as a killed sweep leaves (down, no address).
+    let litter = format!("berthx-{:08x}", std::process::id());
+    let o = Command::new("ip")
+        .args(["link", "add", &litter, "type", "bridge"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "ip link add {litter}: {o:?}");
+    // None: a parallel test's sweep took it already (what is checked).
+    let litter_index = link_index(&litter);
+    let subnet = b.network(&name, &[]);
+    let bridge = b.ok(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{index .Options \"com.docker.network.bridge.name\"}}",
+        &name,
+    ]);
+    let bridge = bridge.trim().to_string();
+    let index = link_index(&bridge).unwrap_or_else(|| panic!("no bridge {bridge}"));
+    let o = b.run(&["network", "rm", &name]);
+    expect_code(&o, 0, "network rm");
+    assert!(link_index(&bridge).is_none(), "{bridge} still there");
+    let routes = Command::new("ip")
+        .args(["-4", "route", "show", "exact", &subnet])
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&routes), "", "a route of {subnet} is left");
+    assert!(!b.ok(&["network", "ls"]).contains(&name));
+    // The same name and subnet at once; its bridge up with the gateway.
+    b.ok(&["network", "create", "--subnet", &subnet, &name]);
+    let again = b.ok(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{index .Options \"com.docker.network.bridge.name\"}}",
+        &name,
+    ]);
+    let again = again.trim();
+    let gateway = subnet.replace(".0/24", ".1/24");
+    let addr = Command::new("ip")
+        .args(["-br", "addr", "show", "dev", again])
+        .output()
+        .unwrap();
+    assert!(stdout(&addr).contains(&gateway), "{}", stdout(&addr));
+    b.ok(&["network", "rm", &name]);
+    assert!(
+        index_gone(index),
+        "the removed bridge {bridge} was never deleted"
+    );
+    assert!(
+        litter_index.is_none_or(index_gone),
+        "the litter bridge {litter} was never swept"
+    );
+    // `system check` deletes such litter too, before it returns.
+    let litter = format!("berthx-{:08x}", std::process::id().wrapping_add(1));
+    let o = Command::new("ip")
+        .args(["link", "add", &litter, "type", "bridge"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "ip link add {litter}: {o:?}");
+    b.ok(&["system", "check"]);
+    assert!(link_index(&litter).is_none(), "system check left {litter}");
+}

@@ -114,6 +114,8 @@ pub fn up(
     // them off.
     let mut held: Option<BTreeMap<String, Vec<(Record, Held)>>> = None;
     let mut delay = 2;
+    // Woken by a commit (a dependency's health) instead of a tick.
+    let store = engine.watch_store();
     while !pending.is_empty() {
         // The services whose dependencies hold now (a dependency level),
         // made to match the model, then started together.
@@ -161,7 +163,7 @@ pub fn up(
                 pending.join(", ")
             )));
         }
-        std::thread::sleep(Duration::from_millis(delay));
+        store.wait(Duration::from_millis(delay));
         // A few milliseconds apart at most: a dependency's row is one
         // read, and a dependent's start waits on this poll.
         delay = (delay * 2).min(5);

@@ -62,6 +62,7 @@ pub mod spec;
 pub mod start;
 pub mod stats;
 pub mod stdio;
+pub mod store_watch;
 pub mod stream;
 pub mod system_info;
 pub mod trash;

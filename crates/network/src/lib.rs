@@ -24,11 +24,13 @@
     deny(clippy::print_stdout, clippy::print_stderr, clippy::exit)
 )]
 
+pub mod bridge_trash;
 pub mod dns;
 pub mod files;
 pub mod netlink;
 pub mod netns;
 pub mod nft;
+pub mod nft_elements;
 pub mod ports;
 pub mod predefined;
 pub mod resolver;

@@ -53,6 +53,12 @@ pub struct Netlink {
     seq: u32,
 }
 
+impl AsRawFd for Netlink {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.socket.as_raw_fd()
+    }
+}
+
 impl Netlink {
     /// A socket in our own network namespace.
     pub fn open() -> io::Result<Netlink> {
@@ -261,6 +267,40 @@ impl Netlink {
         msg.header.change_mask = LinkFlags::Up;
         self.request(RouteNetlinkMessage::SetLink(msg), 0)?;
         Ok(())
+    }
+
+    /// Takes a link down (a link must be down to be renamed).
+    pub fn set_down(&mut self, index: u32) -> io::Result<()> {
+        let mut msg = LinkMessage::default();
+        msg.header.index = index;
+        msg.header.change_mask = LinkFlags::Up;
+        self.request(RouteNetlinkMessage::SetLink(msg), 0)?;
+        Ok(())
+    }
+
+    /// Renames a (down) link and clears its alias, in one request.
+    pub fn rename_clearing_alias(&mut self, index: u32, name: &str) -> io::Result<()> {
+        let mut msg = LinkMessage::default();
+        msg.header.index = index;
+        msg.attributes.push(LinkAttribute::IfName(name.to_string()));
+        // An empty alias is the kernel's way to remove one.
+        msg.attributes.push(LinkAttribute::IfAlias(String::new()));
+        self.request(RouteNetlinkMessage::SetLink(msg), 0)?;
+        Ok(())
+    }
+
+    /// Removes `ip/prefix` from a link; not there is fine.
+    pub fn delete_address(&mut self, index: u32, ip: Ipv4Addr, prefix: u8) -> io::Result<()> {
+        let mut msg = AddressMessage::default();
+        msg.header.family = AddressFamily::Inet;
+        msg.header.prefix_len = prefix;
+        msg.header.index = index;
+        msg.attributes.push(AddressAttribute::Local(ip.into()));
+        msg.attributes.push(AddressAttribute::Address(ip.into()));
+        match self.request(RouteNetlinkMessage::DelAddress(msg), 0) {
+            Err(e) if e.raw_os_error() != Some(libc::EADDRNOTAVAIL) => Err(e),
+            _ => Ok(()),
+        }
     }
 
     /// Adds `ip/prefix` to a link; there already is fine.

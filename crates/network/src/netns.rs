@@ -33,6 +33,11 @@ pub fn is_set() -> bool {
     NETNS.get().is_some()
 }
 
+/// The namespace's descriptor, when one was set (for a child to enter).
+pub(crate) fn raw_fd() -> Option<std::os::fd::RawFd> {
+    NETNS.get().map(|(ns, _)| ns.as_raw_fd())
+}
+
 /// The state directory given with the namespace.
 pub(crate) fn state_dir() -> Option<&'static Path> {
     NETNS.get().map(|(_, d)| d.as_path())

@@ -1,5 +1,7 @@
 //! NAT and filtering in one nftables table, `ip berth`, driven through
 //! `nft -j -f -` (the JSON interface; each batch is one transaction).
+//! A network's own elements, once the rules are loaded, go through
+//! nfnetlink from the process instead (nft_elements.rs says why).
 //!
 //! The rules never change: they look things up in sets and maps, and what
 //! networks and containers add or remove are elements, by key. So there is

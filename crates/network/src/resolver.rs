@@ -34,6 +34,7 @@
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream, UdpSocket};
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -83,7 +84,8 @@ pub fn log_path(runroot: &Path, network_id: &str) -> PathBuf {
 /// not a resolver's.
 pub fn log_path_of(args: &[std::ffi::OsString]) -> Option<PathBuf> {
     match args {
-        [_root, runroot, network_id, _gateway, _subnet] => {
+        [_root, runroot, network_id, _gateway, _subnet]
+        | [_root, runroot, network_id, _gateway, _subnet, _] => {
             Some(log_path(Path::new(runroot), &network_id.to_string_lossy()))
         }
         _ => None,
@@ -157,36 +159,133 @@ pub fn running(runroot: &Path, network_id: &str) -> bool {
 }
 
 /// Makes sure the network's resolver runs: starts it (from `exe`, the
-/// berth binary) unless one does. Returns once it answers on its port, or
-/// with why it cannot (the port taken by another program on the host, for
-/// one).
+/// berth binary) unless one does. Returns once its port is bound (queries
+/// sent from then on wait in the socket for it), or with why it cannot be
+/// (the port taken by another program on the host, for one).
+///
+/// The caller binds the sockets and takes the resolver's `live` lock
+/// itself, and hands the three descriptors to a detached child (a double
+/// fork: nothing to reap) that executes the resolver: what a member's
+/// start waits for is two binds and two forks, not the resolver's
+/// execution (which was most of a first member's network attach).
 pub fn ensure(exe: &Path, root: &Path, runroot: &Path, net: &Network) -> Result<()> {
     let d = dir(runroot);
     std::fs::create_dir_all(&d).ctx(|| format!("create {}", d.display()))?;
     let _start = lock_with_deadline(&lock_path(runroot, &net.id, "start"))?;
-    if running(runroot, &net.id) {
-        return Ok(());
+    let live_path = lock_path(runroot, &net.id, "live");
+    let live = open_lock(&live_path)?;
+    // Not nix's Flock: its drop would unlock the lock the resolver inherits
+    // (a lock belongs to the open file, which both descriptors share).
+    // SAFETY: flock(2) on a descriptor `live` owns for the call.
+    if unsafe { libc::flock(live.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+            // One runs.
+            return Ok(());
+        }
+        return Err(e).ctx(|| format!("lock {}", live_path.display()));
     }
-    let out = crate::netns::command(exe)
-        .arg(RESOLVER_ARG)
-        .arg(root)
-        .arg(runroot)
-        .arg(&net.id)
-        .arg(net.gateway.to_string())
-        .arg(net.subnet.to_string())
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .output()
-        .ctx(|| format!("start the resolver of network {}", net.name))?;
-    if out.status.success() {
-        return Ok(());
+    let failed =
+        |e: String| Error::Resolver(format!("start the resolver of network {}: {e}", net.name));
+    let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let env = std::env::var(UPSTREAM_ENV).ok();
+    upstreams(&host_resolv, env.as_deref(), &[net.gateway]).map_err(failed)?;
+    let addr = SocketAddrV4::new(net.gateway, 53);
+    let (udp, tcp) = crate::netns::run_in(|| bind_both(addr).map_err(std::io::Error::other))
+        .map_err(|e| failed(e.to_string()))?;
+    let args = [
+        exe.as_os_str(),
+        std::ffi::OsStr::new(RESOLVER_ARG),
+        root.as_os_str(),
+        runroot.as_os_str(),
+        std::ffi::OsStr::new(&net.id),
+        std::ffi::OsStr::new(&net.gateway.to_string()),
+        std::ffi::OsStr::new(&net.subnet.to_string()),
+        std::ffi::OsStr::new(INHERITED_ARG),
+    ]
+    .iter()
+    .map(|a| std::ffi::CString::new(a.as_encoded_bytes()))
+    .collect::<std::result::Result<Vec<_>, _>>()
+    .map_err(|_| failed("an argument holds a NUL byte".into()))?;
+    spawn_detached(
+        &args,
+        [live.as_raw_fd(), udp.as_raw_fd(), tcp.as_raw_fd()],
+        crate::netns::raw_fd(),
+    )
+    .map_err(|e| failed(e.to_string()))?;
+    // Our copies close here; the lock stays, held by the resolver's copy.
+    Ok(())
+}
+
+/// The last argument of a resolver started by [`ensure`]: its live lock
+/// (held), UDP socket and TCP listener are descriptors 3, 4 and 5.
+const INHERITED_ARG: &str = "--inherited";
+
+/// Executes `args` in a grandchild that keeps `fds` as descriptors 3, 4
+/// and 5, in its own session (and in the network namespace `netns`, when
+/// given); returns once the child between has ended. The children only
+/// make async-signal-safe calls: everything is prepared before the fork.
+fn spawn_detached(
+    args: &[std::ffi::CString],
+    fds: [std::os::fd::RawFd; 3],
+    netns: Option<std::os::fd::RawFd>,
+) -> std::io::Result<()> {
+    let mut argv: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
+    argv.push(std::ptr::null());
+    let null = c"/dev/null";
+    // SAFETY: the child makes only async-signal-safe system calls on
+    // memory prepared above (argv, the descriptors) and leaves with _exit
+    // or execv: no lock of another thread's, no allocation, no destructor.
+    match unsafe { libc::fork() } {
+        -1 => Err(std::io::Error::last_os_error()),
+        0 => {
+            // SAFETY: as above; the first child only forks again and
+            // leaves, so the grandchild is nobody's child to reap.
+            unsafe {
+                if libc::fork() != 0 {
+                    libc::_exit(0);
+                }
+                libc::setsid();
+                if let Some(ns) = netns {
+                    if libc::setns(ns, libc::CLONE_NEWNET) != 0 {
+                        libc::_exit(126);
+                    }
+                }
+                // Above every target first, so no dup2 below overwrites a
+                // source it still needs.
+                let mut high = [0; 3];
+                for (h, fd) in high.iter_mut().zip(fds) {
+                    *h = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 10);
+                    if *h < 0 {
+                        libc::_exit(126);
+                    }
+                }
+                for (i, h) in (3..).zip(high) {
+                    // dup2 clears close-on-exec on the target.
+                    if libc::dup2(h, i) < 0 {
+                        libc::_exit(126);
+                    }
+                }
+                let devnull = libc::open(null.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC);
+                if devnull >= 0 {
+                    for i in 0..3 {
+                        libc::dup2(devnull, i);
+                    }
+                }
+                libc::execv(argv[0], argv.as_ptr());
+                libc::_exit(127)
+            }
+        }
+        child => {
+            let status = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(child), None)?;
+            match status {
+                nix::sys::wait::WaitStatus::Exited(_, 0) => Ok(()),
+                other => Err(std::io::Error::other(format!(
+                    "the detaching child ended with {other:?}"
+                ))),
+            }
+        }
     }
-    Err(Error::Resolver(format!(
-        "start the resolver of network {}: {}",
-        net.name,
-        String::from_utf8_lossy(&out.stderr).trim()
-    )))
 }
 
 /// Ends the network's resolver now if `idle` (asked under the start lock,
@@ -203,27 +302,38 @@ pub fn stop_if_idle(runroot: &Path, network_id: &str, idle: impl Fn() -> bool) -
         return Ok(());
     }
     let live = lock_path(runroot, network_id, "live");
-    let pid = std::fs::read_to_string(&live)
-        .ok()
-        .and_then(|s| s.trim().parse::<i32>().ok())
-        .filter(|&p| p > 1);
-    // The pid is the resolver's only while its cmdline says so (a pid
-    // reused after it died is someone else's).
-    let ours = pid.filter(|p| {
-        std::fs::read(format!("/proc/{p}/cmdline")).is_ok_and(|c| {
-            let args: Vec<&[u8]> = c.split(|&b| b == 0).collect();
-            args.get(1) == Some(&RESOLVER_ARG.as_bytes())
-                && args.get(4) == Some(&network_id.as_bytes())
-        })
-    });
-    let Some(pid) = ours else {
-        return Ok(());
+    let end = Instant::now() + LOCK_DEADLINE;
+    // A resolver ensure() just started holds the live lock before it has
+    // executed and written its pid there: wait for that, while it runs.
+    let pid = loop {
+        let pid = std::fs::read_to_string(&live)
+            .ok()
+            .and_then(|s| s.trim().parse::<i32>().ok())
+            .filter(|&p| p > 1);
+        // The pid is the resolver's only while its cmdline says so (a pid
+        // reused after it died is someone else's).
+        let ours = pid.filter(|p| {
+            std::fs::read(format!("/proc/{p}/cmdline")).is_ok_and(|c| {
+                let args: Vec<&[u8]> = c.split(|&b| b == 0).collect();
+                args.get(1) == Some(&RESOLVER_ARG.as_bytes())
+                    && args.get(4) == Some(&network_id.as_bytes())
+            })
+        });
+        match ours {
+            Some(pid) => break pid,
+            None if !running(runroot, network_id) => return Ok(()),
+            None if Instant::now() > end => {
+                return Err(Error::Resolver(format!(
+                    "the resolver of network {network_id} holds its lock but never said its pid"
+                )))
+            }
+            None => std::thread::sleep(Duration::from_millis(2)),
+        }
     };
     let _ = nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(pid),
         nix::sys::signal::Signal::SIGTERM,
     );
-    let end = Instant::now() + LOCK_DEADLINE;
     while running(runroot, network_id) {
         if Instant::now() > end {
             return Err(Error::Resolver(format!(
@@ -513,9 +623,13 @@ fn ask_upstream(msg: &[u8], up: SocketAddr) -> std::io::Result<Vec<u8>> {
 /// until the network has no members. What went wrong before detaching is
 /// returned; the binary prints it on stderr, for the starter.
 pub fn main(args: &[std::ffi::OsString]) -> Result<()> {
+    let (args, inherited) = match args {
+        [rest @ .., last] if last == INHERITED_ARG => (rest, true),
+        _ => (args, false),
+    };
     let [root, runroot, network_id, gateway, subnet] = args else {
         return Err(Error::Usage(
-            "usage: berth __dns ROOT RUNROOT NETWORK_ID GATEWAY SUBNET".into(),
+            "usage: berth __dns ROOT RUNROOT NETWORK_ID GATEWAY SUBNET [--inherited]".into(),
         ));
     };
     // The network as the starter read it: the database is opened only
@@ -528,35 +642,59 @@ pub fn main(args: &[std::ffi::OsString]) -> Result<()> {
     // Only what it opens itself: a descriptor inherited from the
     // starter (a monitor's pipes, the container's report pipe) held for
     // the resolver's life would keep their readers from ever seeing EOF.
+    // Started by ensure(): 3, 4 and 5 are ours (the live lock, held, and
+    // the bound sockets).
+    let first_foreign: u32 = if inherited { 6 } else { 3 };
     // SAFETY: close_range acts on this process's descriptors only, and no
-    // Rust object owns any above 2 yet.
-    unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
+    // Rust object owns any at or above `first_foreign` yet.
+    unsafe { libc::syscall(libc::SYS_close_range, first_foreign, u32::MAX, 0u32) };
     let (root, runroot) = (Path::new(root), Path::new(runroot));
     let network_id = network_id.to_string_lossy().into_owned();
-    let Some(live) = try_lock(&lock_path(runroot, &network_id, "live"))? else {
-        // Another one serves.
-        return Ok(());
-    };
     let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     let env = std::env::var(UPSTREAM_ENV).ok();
     let ups = upstreams(&host_resolv, env.as_deref(), &[gateway]).map_err(Error::Resolver)?;
     let addr = SocketAddrV4::new(gateway, 53);
-    let (udp, tcp) = bind_both(addr)?;
-    // SAFETY: single-threaded here (no thread was started yet), so the
-    // child may run anything; the parent only exits.
-    match unsafe { nix::unistd::fork() }
-        .map_err(std::io::Error::from)
-        .ctx(|| "fork".into())?
-    {
-        nix::unistd::ForkResult::Parent { .. } => {
-            // SAFETY: _exit skips destructors: the locks and sockets stay
-            // the child's.
-            unsafe { libc::_exit(0) }
+    let (live, udp, tcp) = if inherited {
+        // SAFETY: ensure() put these three descriptors here for us, open;
+        // nothing else in this process owns them.
+        unsafe {
+            use std::os::fd::FromRawFd;
+            (
+                std::fs::File::from_raw_fd(3),
+                UdpSocket::from_raw_fd(4),
+                TcpListener::from_raw_fd(5),
+            )
         }
-        nix::unistd::ForkResult::Child => {}
-    }
-    let _ = nix::unistd::setsid();
-    detach_stdio();
+    } else {
+        // By hand (`berth __dns ...` without --inherited): as ensure()
+        // would, in this process.
+        let Some(live) = try_lock(&lock_path(runroot, &network_id, "live"))? else {
+            // Another one serves.
+            return Ok(());
+        };
+        let (udp, tcp) = bind_both(addr)?;
+        // SAFETY: single-threaded here (no thread was started yet), so the
+        // child may run anything; the parent only exits.
+        match unsafe { nix::unistd::fork() }
+            .map_err(std::io::Error::from)
+            .ctx(|| "fork".into())?
+        {
+            nix::unistd::ForkResult::Parent { .. } => {
+                // SAFETY: _exit skips destructors: the locks and sockets
+                // stay the child's.
+                unsafe { libc::_exit(0) }
+            }
+            nix::unistd::ForkResult::Child => {}
+        }
+        let _ = nix::unistd::setsid();
+        detach_stdio();
+        // A second descriptor of the locked file (a lock belongs to the
+        // open file, not the descriptor); the first is never closed, so
+        // nothing unlocks it before the resolver ends.
+        let file = live.try_clone().ctx(|| "keep the live lock".into())?;
+        std::mem::forget(live);
+        (file, udp, tcp)
+    };
     tracing::debug!("serving network {network_id} on {addr}");
     // Who to signal when the last member leaves (stop_if_idle).
     {

@@ -20,7 +20,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use crate::netlink::Netlink;
 use crate::ports::{PortMapping, PortSpec, Proto};
 use crate::subnet::Subnet;
-use crate::{nft, Context, Error, Result};
+use crate::{nft, nft_elements, Context, Error, Result};
 
 /// The default network's name, as docker's.
 pub const DEFAULT_NAME: &str = "bridge";
@@ -269,6 +269,34 @@ fn loopback_up(inside: &mut Netlink) -> Result<()> {
         inside.set_up(lo.index).ctx(|| "bring lo up".into())?;
     }
     Ok(())
+}
+
+/// Takes a removed network's bridge out of service (see bridge_trash.rs):
+/// its address, its up state and its name go now, the device itself later
+/// (a sweep). When that cannot be done, it is deleted here and now.
+fn retire_bridge(nl: &mut Netlink, net: &Network) -> Result<()> {
+    let retired = (|| {
+        let Some(link) = nl.link(&net.bridge)? else {
+            return Ok(false);
+        };
+        nl.delete_address(link.index, net.gateway, net.subnet.prefix)?;
+        nl.set_down(link.index)?;
+        nl.rename_clearing_alias(link.index, &crate::bridge_trash::trash_name())?;
+        Ok::<_, std::io::Error>(true)
+    })();
+    match retired {
+        Ok(true) => {
+            crate::bridge_trash::retired();
+            Ok(())
+        }
+        Ok(false) => Ok(()),
+        Err(e) => {
+            tracing::warn!("retire bridge {}: {e}; deleting it now", net.bridge);
+            nl.delete_link(&net.bridge)
+                .ctx(|| format!("delete bridge {}", net.bridge))?;
+            Ok(())
+        }
+    }
 }
 
 fn netlink() -> Result<Netlink> {
@@ -652,6 +680,16 @@ impl Networks {
             "1",
         )?;
         write_sysctl("/proc/sys/net/ipv4/ip_forward", "1")?;
+        // The rules loaded already (by this build, since boot): only the
+        // subnet's elements, from here (nft_elements.rs says why).
+        if nft::is_current() {
+            match nft_elements::network(nft_elements::Verb::Add, net.subnet, net.internal) {
+                Ok(()) => return Ok(()),
+                // The table was flushed: loaded again below.
+                Err(e) if e.kind == nft::NftErrorKind::Missing => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
         nft::install(nft::network("add", net.subnet, net.internal))?;
         Ok(())
     }
@@ -750,9 +788,9 @@ impl Networks {
         // they deleted after that, outside the lock, the other root's
         // network would lose its NAT and filtering.
         let _lock = host_lock(&self.host_lock)?;
-        nl.delete_link(&net.bridge)
-            .ctx(|| format!("delete bridge {}", net.bridge))?;
-        if let Err(e) = nft::apply(&nft::network("delete", net.subnet, net.internal)) {
+        retire_bridge(&mut nl, net)?;
+        if let Err(e) = nft_elements::network(nft_elements::Verb::Delete, net.subnet, net.internal)
+        {
             tracing::warn!("remove network {}: its nft rules stay: {e}", net.name);
         }
         self.conn
@@ -1411,7 +1449,20 @@ impl Networks {
             let _lock = host_lock(&self.host_lock)?;
             self.reclaim_dead_roots(&mut nl);
         }
+        // Bridges a killed sweep left retired (any root's, see
+        // bridge_trash.rs): deleted here too, and not counted, since
+        // another command's sweep may be deleting them right now.
+        if let Ok(sweeper) = crate::bridge_trash::Sweeper::open() {
+            if let Err(e) = sweeper.sweep() {
+                tracing::warn!("check: delete retired bridges: {e}");
+            }
+        }
         let nets = self.list()?;
+        if !nets.is_empty() {
+            // The rules as this build has them (make_bridge below adds
+            // only a network's elements once they are loaded).
+            nft::install(Vec::new())?;
+        }
         for n in &nets {
             if nl.link(&n.bridge).ctx(|| "find a bridge".into())?.is_none() {
                 let _lock = host_lock(&self.host_lock)?;
