@@ -330,14 +330,44 @@ fn user_networks_resolve_names_and_aliases_in_any_order() {
 #[test]
 fn internal_networks_have_no_way_out_and_bridges_do() {
     let b = berth();
-    // "Outside": a namespace of our own behind a veth pair on the host.
-    let tag = format!("{:05}", std::process::id() % 100_000);
+    // "Outside": a namespace of our own behind a veth pair on the host, on
+    // a /30 of 198.51.100.0/24 of this run's own (a leftover pair of a
+    // killed run must not take the route).
+    let id = std::process::id();
+    let tag = format!("{:05}", id % 100_000);
     let (host_if, out_if) = (format!("to{tag}"), format!("ou{tag}"));
-    let mut holder = Command::new("unshare")
+    let base = (id % 64) * 4;
+    let (host_ip, out_ip) = (
+        format!("198.51.100.{}", base + 1),
+        format!("198.51.100.{}", base + 2),
+    );
+    let holder = Command::new("unshare")
         .args(["-n", "sleep", "120"])
         .spawn()
         .unwrap();
-    let pid = holder.id().to_string();
+    // The pair and the namespace go however the test ends.
+    struct Outside {
+        holder: std::process::Child,
+        server: Option<std::process::Child>,
+        host_if: String,
+    }
+    impl Drop for Outside {
+        fn drop(&mut self) {
+            for c in self.server.iter_mut().chain([&mut self.holder]) {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+            let _ = Command::new("ip")
+                .args(["link", "del", &self.host_if])
+                .status();
+        }
+    }
+    let mut outside = Outside {
+        holder,
+        server: None,
+        host_if: host_if.clone(),
+    };
+    let pid = outside.holder.id().to_string();
     std::thread::sleep(Duration::from_millis(200));
     let sh = |cmd: &str| {
         let o = Command::new("sh").args(["-c", cmd]).output().unwrap();
@@ -349,37 +379,27 @@ fn internal_networks_have_no_way_out_and_bridges_do() {
     };
     sh(&format!(
         "ip link add {host_if} type veth peer name {out_if} netns {pid} && \
-         ip addr add 198.51.100.1/30 dev {host_if} && ip link set {host_if} up && \
-         nsenter -t {pid} -n sh -c 'ip addr add 198.51.100.2/30 dev {out_if} && \
-         ip link set {out_if} up && ip link set lo up && ip route add default via 198.51.100.1'"
+         ip addr add {host_ip}/30 dev {host_if} && ip link set {host_if} up && \
+         nsenter -t {pid} -n sh -c 'ip addr add {out_ip}/30 dev {out_if} && \
+         ip link set {out_if} up && ip link set lo up && ip route add default via {host_ip}'"
     ));
     let www = b.root.path().join("outside-www");
     std::fs::create_dir_all(&www).unwrap();
     std::fs::write(www.join("index.html"), "outside\n").unwrap();
-    let mut server = Command::new("nsenter")
-        .args([
-            "-t",
-            &pid,
-            "-n",
-            "busybox",
-            "httpd",
-            "-f",
-            "-p",
-            "198.51.100.2:9000",
-            "-h",
-        ])
-        .arg(&www)
-        .spawn()
-        .unwrap();
-    let net = format!("t-int-{}", std::process::id());
+    outside.server = Some(
+        Command::new("nsenter")
+            .args(["-t", &pid, "-n", "busybox", "httpd", "-f", "-p"])
+            .arg(format!("{out_ip}:9000"))
+            .arg("-h")
+            .arg(&www)
+            .spawn()
+            .unwrap(),
+    );
+    let net = format!("t-int-{id}");
     b.network(&net, &["--internal"]);
-    let bridged = get_from(&b, &[], "198.51.100.2", "9000");
-    let internal = fetch_from(&b, &["--network", &net], "198.51.100.2", "9000", 2);
-    let _ = server.kill();
-    let _ = server.wait();
-    let _ = holder.kill();
-    let _ = holder.wait();
-    let _ = Command::new("ip").args(["link", "del", &host_if]).status();
+    let bridged = get_from(&b, &[], &out_ip, "9000");
+    let internal = fetch_from(&b, &["--network", &net], &out_ip, "9000", 2);
+    drop(outside);
     assert_eq!(
         bridged, "outside",
         "the default bridge reaches out (masquerade)"
