@@ -332,11 +332,11 @@ fn internal_networks_have_no_way_out_and_bridges_do() {
     let b = berth();
     // "Outside": a namespace of our own behind a veth pair on the host, on
     // a /30 of 198.51.100.0/24 of this run's own (a leftover pair of a
-    // killed run must not take the route).
+    // killed run must not take the route; attack_network.rs has .4/30).
     let id = std::process::id();
     let tag = format!("{:05}", id % 100_000);
     let (host_if, out_if) = (format!("to{tag}"), format!("ou{tag}"));
-    let base = (id % 64) * 4;
+    let base = (id % 62 + 2) * 4;
     let (host_ip, out_ip) = (
         format!("198.51.100.{}", base + 1),
         format!("198.51.100.{}", base + 2),
