@@ -119,18 +119,27 @@ pub fn now_nanos() -> String {
 /// store into it) would break whatever else lives there.
 pub fn secure_store(root: &Path, runroot: &Path) -> Result<Vec<saferoot::private::Tightened>> {
     use saferoot::private::{private_dir, private_existing_file};
-    /// What only berth makes at the top of a store and of a run state.
-    const STORE_MARKS: &[&str] = &["berth.db"];
-    const RUN_MARKS: &[&str] = &[
-        "runtime",
-        "attach",
-        "dns",
-        "pods",
-        "network.lock",
-        "netns",
-        "netns.lock",
-        "pause.pid",
-        "pause.lock",
+    /// What only berth makes at the top of a store and of a run state: any
+    /// one of these sets, whole, marks the directory berth's. A store
+    /// whose database was lost still has its blobs and layers (and is
+    /// berth's to report damaged and rebuild); one recovered by hand as
+    /// `system check` says (database and content moved aside) still has
+    /// its containers directory and disk reserve.
+    const STORE_MARKS: &[&[&str]] = &[
+        &["berth.db"],
+        &["blobs", "layers"],
+        &["containers", "reserve"],
+    ];
+    const RUN_MARKS: &[&[&str]] = &[
+        &["runtime"],
+        &["attach"],
+        &["dns"],
+        &["pods"],
+        &["network.lock"],
+        &["netns"],
+        &["netns.lock"],
+        &["pause.pid"],
+        &["pause.lock"],
     ];
     for (dir, marks, flag) in [
         (root, STORE_MARKS, "--root"),
@@ -154,22 +163,21 @@ pub fn secure_store(root: &Path, runroot: &Path) -> Result<Vec<saferoot::private
     Ok(changed)
 }
 
-/// Whether `dir` is berth's to take: missing, empty, or holding one of
-/// `marks` (what berth makes there).
-fn berths_to_take(dir: &Path, marks: &[&str]) -> std::io::Result<bool> {
+/// Whether `dir` is berth's to take: missing, empty, or holding all of
+/// one of the sets in `marks` (what berth makes there).
+fn berths_to_take(dir: &Path, marks: &[&[&str]]) -> std::io::Result<bool> {
     let entries = match std::fs::read_dir(dir) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(true),
         other => other?,
     };
-    let mut empty = true;
+    let mut names = std::collections::HashSet::new();
     for e in entries {
-        let e = e?;
-        if marks.iter().any(|m| e.file_name() == *m) {
-            return Ok(true);
-        }
-        empty = false;
+        names.insert(e?.file_name());
     }
-    Ok(empty)
+    Ok(names.is_empty()
+        || marks
+            .iter()
+            .any(|set| set.iter().all(|m| names.contains(std::ffi::OsStr::new(m)))))
 }
 
 /// Now, RFC 3339, UTC.
