@@ -425,6 +425,29 @@ pub fn published() -> Result<Vec<Published>, NftError> {
     Ok(found)
 }
 
+/// For tests that run the real nft: moves the calling thread into a
+/// network namespace of its own (nft inherits it; the host's ruleset is
+/// not touched). False, said, when root or nft is missing, which fails
+/// under CI.
+#[cfg(test)]
+pub(crate) fn in_a_network_namespace_of_its_own() -> bool {
+    if !nix::unistd::geteuid().is_root()
+        || std::process::Command::new("nft")
+            .arg("-v")
+            .output()
+            .is_err()
+    {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "this test needs root and nft"
+        );
+        eprintln!("skipped: needs root and nft");
+        return false;
+    }
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -514,15 +537,9 @@ mod tests {
     /// touched).
     #[test]
     fn nft_failures_have_kinds() {
-        if !nix::unistd::geteuid().is_root() || Command::new("nft").arg("-v").output().is_err() {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "this test needs root and nft"
-            );
-            eprintln!("skipped: needs root and nft");
+        if !in_a_network_namespace_of_its_own() {
             return;
         }
-        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
         let p = PortMapping {
             host_ip: None,
             host_port: 8080,
