@@ -1118,6 +1118,21 @@ spec:
     wait_hosts(&b, &client, &svc, true);
     b.ok(&["stop", "-t", "1", &web]);
     wait_hosts(&b, &client, &svc, false);
+    // generate writes the lone readinessProbe back as one: played again
+    // it must not become a livenessProbe, which would restart.
+    let out = b.ok(&["kube", "generate", &name]);
+    let pod: Pod = serde_yaml_ng::from_str(&out).unwrap();
+    let c = &pod.spec.unwrap().containers[0];
+    assert!(c.liveness_probe.is_none(), "{out}");
+    assert_eq!(
+        c.readiness_probe
+            .as_ref()
+            .and_then(|p| p.exec.as_ref())
+            .and_then(|e| e.command.clone())
+            .unwrap_or_default(),
+        ["test", "-f", "/ready"],
+        "{out}"
+    );
     b.ok(&["kube", "down", &file]);
 }
 

@@ -357,6 +357,7 @@ fn container_of(
         run_as_group,
         ..SecurityContext::default()
     };
+    let acts = cfg.health_on_failure != berth_engine::health::OnFailure::None;
     let probe = |h: Option<&berth_engine::health::HealthConfig>| {
         h.filter(|h| {
             h.test
@@ -396,9 +397,19 @@ fn container_of(
             ..ResourceRequirements::default()
         }),
         security_context: (security != SecurityContext::default()).then_some(security),
-        liveness_probe: probe(cfg.health.as_ref()),
-        // kube play's readinessProbe beside a livenessProbe.
-        readiness_probe: probe(cfg.readiness.as_ref()),
+        // The healthcheck is a livenessProbe when it acts on failure (kube
+        // play's livenessProbe, --health-on-failure): what a kubelet does
+        // with one. Without an action it only marks the container, which is
+        // a readinessProbe's part (a compose or docker healthcheck, or kube
+        // play's lone readinessProbe): played back, each keeps its part.
+        liveness_probe: probe(cfg.health.as_ref().filter(|_| acts)),
+        // The healthcheck without an action, or kube play's readinessProbe
+        // beside a livenessProbe.
+        readiness_probe: probe(
+            cfg.readiness
+                .as_ref()
+                .or(cfg.health.as_ref().filter(|_| !acts)),
+        ),
         tty: cfg.tty.then_some(true),
         stdin: cfg.open_stdin.then_some(true),
         ..Container::default()
