@@ -81,12 +81,7 @@ pub fn manifest(c: &ManifestCommand) -> Result<i32> {
         creds: None,
     };
     let client = registry.client(&r, vec![Client::scope(&r.repository, "pull")])?;
-    let reference = match (&r.digest, &r.tag) {
-        (Some(d), _) => d.to_string(),
-        (None, Some(t)) => t.clone(),
-        (None, None) => "latest".to_string(),
-    };
-    let value = berth_registry::inspect::inspect(&client, &r, &reference, verbose)
+    let value = berth_registry::inspect::inspect(&client, &r, verbose)
         .map_err(|e| as_docker(e, &r, &client))?;
     // Docker's client indents a manifest list three spaces, everything
     // else a tab.

@@ -75,7 +75,7 @@ impl RegistryArgs {
             None => auth::lookup(&term.index, &auth::read_order(self.authfile.as_deref()))?,
         };
         let endpoint = term.endpoint(self.insecure(&term.index)?, self.cert_dir.clone());
-        Ok(Client::new(endpoint, creds, Vec::new())?)
+        Ok(Client::for_index(endpoint, creds)?)
     }
 }
 

@@ -83,6 +83,9 @@ pub struct Client {
     /// `https://host` or, for an insecure registry that does not speak
     /// TLS, `http://host`; found by the first request.
     base: OnceLock<String>,
+    /// What that first request asks for: `/v2/` of a registry, `/v1/_ping`
+    /// of a v1 index (search).
+    probe: &'static str,
     auth: Mutex<AuthState>,
 }
 
@@ -127,11 +130,29 @@ pub(crate) fn query_escape(s: &str) -> String {
     out
 }
 
+/// The v1 index's probe, docker's search's ping.
+const INDEX_PROBE: &str = "/v1/_ping";
+
 impl Client {
     pub fn new(
         endpoint: Endpoint,
         creds: Option<Credentials>,
         scopes: Vec<String>,
+    ) -> Result<Client> {
+        Client::with_probe(endpoint, creds, scopes, "/v2/")
+    }
+
+    /// A client of a v1 index (`search`): found by its `/v1/_ping`, as
+    /// docker's daemon finds it.
+    pub fn for_index(endpoint: Endpoint, creds: Option<Credentials>) -> Result<Client> {
+        Client::with_probe(endpoint, creds, Vec::new(), INDEX_PROBE)
+    }
+
+    fn with_probe(
+        endpoint: Endpoint,
+        creds: Option<Credentials>,
+        scopes: Vec<String>,
+        probe: &'static str,
     ) -> Result<Client> {
         let agent = ureq::AgentBuilder::new()
             .tls_config(endpoint.tls_config()?)
@@ -147,6 +168,7 @@ impl Client {
             scopes,
             agent,
             base: OnceLock::new(),
+            probe,
             auth: Mutex::new(AuthState::default()),
         })
     }
@@ -161,23 +183,21 @@ impl Client {
     }
 
     /// The registry's base URL: `https://`, or for an insecure registry
-    /// whose port does not answer TLS, `http://`. The probe (`GET /v2/`)
-    /// also learns the auth challenge.
+    /// whose port does not answer TLS, `http://`. The probe (`GET /v2/`,
+    /// or a v1 index's `/v1/_ping`) also learns the auth challenge.
     fn base(&self) -> Result<&str> {
         if let Some(b) = self.base.get() {
             return Ok(b);
         }
         let https = format!("https://{}", self.host());
-        let probe = self.agent.get(&format!("{https}/v2/")).call();
+        let probe = self.agent.get(&format!("{https}{}", self.probe)).call();
         let chosen = match probe {
             Ok(_) | Err(ureq::Error::Status(..)) => https,
             Err(ureq::Error::Transport(t)) if self.endpoint.insecure => {
                 let http = format!("http://{}", self.host());
-                match self.agent.get(&format!("{http}/v2/")).call() {
+                match self.agent.get(&format!("{http}{}", self.probe)).call() {
                     Ok(_) | Err(ureq::Error::Status(..)) => http,
-                    Err(ureq::Error::Transport(t2)) => {
-                        return Err(self.transport_error(&t2, Some(&t)))
-                    }
+                    Err(ureq::Error::Transport(t2)) => return Err(self.both_failed(&t, &t2)),
                 }
             }
             Err(ureq::Error::Transport(t)) => return Err(self.transport_error(&t, None)),
@@ -185,9 +205,33 @@ impl Client {
         Ok(self.base.get_or_init(|| chosen))
     }
 
+    /// Finds the base URL now (the probe), for a caller whose next check
+    /// comes after it, as docker's search checks its limit.
+    pub(crate) fn reach(&self) -> Result<()> {
+        self.base().map(|_| ())
+    }
+
+    /// Neither HTTPS nor plain HTTP reached the registry: the plain
+    /// attempt's error, or for a v1 index that refused both, docker's
+    /// search's sentence naming both.
+    fn both_failed(&self, https: &ureq::Transport, http: &ureq::Transport) -> RegistryError {
+        let second = self.transport_error(http, Some(https));
+        if self.probe == INDEX_PROBE && second.is_connection_refused() {
+            let first = self.transport_error(https, None);
+            if first.is_connection_refused() {
+                return RegistryError::IndexUnreachable {
+                    host: self.host().to_string(),
+                    https: first.to_string(),
+                    http: second.to_string(),
+                };
+            }
+        }
+        second
+    }
+
     /// A transport error as the user should read it: unreachable, or TLS
     /// with what to do about it.
-    pub(crate) fn transport_error(
+    fn transport_error(
         &self,
         t: &ureq::Transport,
         https_attempt: Option<&ureq::Transport>,
@@ -245,18 +289,6 @@ impl Client {
             host: self.host().to_string(),
             detail: chain,
         }
-    }
-
-    /// The HTTP agent, for a request outside the registry's conversation
-    /// (the v1 index's ping).
-    pub(crate) fn agent(&self) -> &ureq::Agent {
-        &self.agent
-    }
-
-    /// Sets the base URL found by a probe of the caller's own (the v1
-    /// index answers `/v1/_ping`, not `/v2/`); a base already found stays.
-    pub(crate) fn settle_base(&self, base: String) {
-        let _ = self.base.set(base);
     }
 
     /// `path` (`/v2/…`) on the registry, or an absolute URL as given.

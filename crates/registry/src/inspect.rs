@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::client::Client;
 use crate::error::{RegistryError, Result};
-use crate::pull::{fetch_config, fetch_manifest, Fetched};
+use crate::pull::{fetch_config, fetch_manifest, manifest_reference, Fetched};
 
 /// A descriptor as docker's distribution types order it.
 #[derive(Debug, Serialize, Deserialize)]
@@ -87,19 +87,15 @@ struct ManifestList {
     manifests: Vec<Descriptor>,
 }
 
-const LIST_TYPES: [&str; 2] = [
-    "application/vnd.docker.distribution.manifest.list.v2+json",
-    "application/vnd.oci.image.index.v1+json",
-];
-
-fn is_list(f: &Fetched) -> bool {
-    LIST_TYPES.contains(&f.media_type.as_str())
-}
-
-/// The manifest `reference` (a tag or digest) of `r`'s repository, in
-/// docker's shape.
-pub fn inspect(client: &Client, r: &Reference, reference: &str, verbose: bool) -> Result<Value> {
-    let fetched = fetch_manifest(client, &r.repository, reference, r.digest.as_ref())?;
+/// The manifest `r` names (its digest, tag, or `latest`), in docker's
+/// shape.
+pub fn inspect(client: &Client, r: &Reference, verbose: bool) -> Result<Value> {
+    let fetched = fetch_manifest(
+        client,
+        &r.repository,
+        &manifest_reference(r),
+        r.digest.as_ref(),
+    )?;
     if verbose {
         verbose_value(client, r, &fetched)
     } else {
@@ -113,7 +109,7 @@ fn protocol(f: &Fetched) -> impl Fn(serde_json::Error) -> RegistryError + '_ {
 
 /// The fetched manifest re-read into docker's shapes.
 fn shaped(f: &Fetched) -> Result<Value> {
-    if is_list(f) {
+    if f.is_index() {
         let list: ManifestList = serde_json::from_slice(&f.bytes).map_err(protocol(f))?;
         serde_json::to_value(list).map_err(RegistryError::Encode)
     } else {
@@ -132,7 +128,7 @@ fn verbose_value(client: &Client, r: &Reference, f: &Fetched) -> Result<Value> {
             Some(p) => p,
             None => config_platform(client, &r.repository, &manifest.config)?,
         };
-        let key = if m.media_type == "application/vnd.oci.image.manifest.v1+json" {
+        let key = if m.media_type == berth_image::oci::OCI_MANIFEST {
             "OCIManifest"
         } else {
             "SchemaV2Manifest"
@@ -154,7 +150,7 @@ fn verbose_value(client: &Client, r: &Reference, f: &Fetched) -> Result<Value> {
         );
         Ok(Value::Object(v))
     };
-    if !is_list(f) {
+    if !f.is_index() {
         return one(f, None, r.to_string());
     }
     let list: ManifestList = serde_json::from_slice(&f.bytes).map_err(protocol(f))?;

@@ -53,6 +53,23 @@ pub struct Fetched {
     pub media_type: String,
 }
 
+impl Fetched {
+    /// Whether it is an index (an OCI index or a Docker manifest list).
+    pub fn is_index(&self) -> bool {
+        self.media_type == oci::OCI_INDEX || self.media_type == oci::DOCKER_LIST
+    }
+}
+
+/// What `reference` names on its registry: its digest, else its tag, else
+/// `latest`.
+pub fn manifest_reference(reference: &Reference) -> String {
+    match (&reference.digest, &reference.tag) {
+        (Some(d), _) => d.to_string(),
+        (None, Some(t)) => t.clone(),
+        (None, None) => "latest".to_string(),
+    }
+}
+
 /// What a pull did.
 #[derive(Debug, Clone)]
 pub struct Pulled {
@@ -336,11 +353,7 @@ pub fn pull(
 ) -> Result<Pulled> {
     let repo = &reference.repository;
     let name = reference.familiar();
-    let target = match (&reference.digest, &reference.tag) {
-        (Some(d), _) => d.to_string(),
-        (None, Some(t)) => t.clone(),
-        (None, None) => "latest".to_string(),
-    };
+    let target = manifest_reference(reference);
     let mut fetched = fetch_manifest(client, repo, &target, reference.digest.as_ref())?;
     let named = fetched.digest.clone();
     let digest_ref = Reference {
@@ -355,11 +368,11 @@ pub fn pull(
         _ => target.clone(),
     };
     progress.message(&format!("{what}: Pulling from {repo}"));
-    if fetched.media_type == oci::OCI_INDEX || fetched.media_type == oci::DOCKER_LIST {
+    if fetched.is_index() {
         let want = opts.platform.clone().unwrap_or_else(oci::host_platform);
         let (d, _) = pick_platform(&fetched.bytes, &want, &name)?;
         fetched = fetch_manifest(client, repo, &d.to_string(), Some(&d))?;
-        if fetched.media_type == oci::OCI_INDEX || fetched.media_type == oci::DOCKER_LIST {
+        if fetched.is_index() {
             return Err(RegistryError::Protocol(format!(
                 "{name}: an index inside an index is not supported"
             )));

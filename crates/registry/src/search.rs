@@ -5,8 +5,9 @@
 //! Docker's daemon does it this way: the term's first component names the
 //! index when it looks like a host (a `.` or a `:` in it, or `localhost`),
 //! else the term is searched on Docker Hub's index; the index is pinged
-//! (`/v1/_ping`) over HTTPS, and over plain HTTP too when it is insecure;
-//! then `GET /v1/search?q=TERM&n=LIMIT` with `X-Docker-Token: true`.
+//! (`/v1/_ping`, [`Client::for_index`]) over HTTPS, and over plain HTTP too
+//! when it is insecure; then `GET /v1/search?q=TERM&n=LIMIT` with
+//! `X-Docker-Token: true`.
 
 use std::io::Read;
 
@@ -86,55 +87,12 @@ impl Term {
     }
 }
 
-/// Pings the index at `base`: None when it answered (any status), else
-/// why it could not be reached.
-fn ping(client: &Client, base: &str) -> Option<Box<ureq::Transport>> {
-    match client.agent().get(&format!("{base}/v1/_ping")).call() {
-        Ok(_) | Err(ureq::Error::Status(..)) => None,
-        Err(ureq::Error::Transport(t)) => Some(Box::new(t)),
-    }
-}
-
-/// Finds the index's base URL: HTTPS if `/v1/_ping` answers there (with
-/// any status), else, for an insecure index, plain HTTP. Both attempts
-/// refused is said in docker's words.
-fn locate(client: &Client) -> Result<()> {
-    let host = client.endpoint.host.clone();
-    let https = format!("https://{host}");
-    let chosen = match ping(client, &https) {
-        None => https,
-        Some(first) if client.endpoint.insecure => {
-            let http = format!("http://{host}");
-            match ping(client, &http) {
-                None => http,
-                Some(second) => {
-                    let (first, second) = (
-                        client.transport_error(&first, None),
-                        client.transport_error(&second, None),
-                    );
-                    if first.is_connection_refused() && second.is_connection_refused() {
-                        return Err(RegistryError::IndexUnreachable {
-                            https: first.to_string(),
-                            http: second.to_string(),
-                            host,
-                        });
-                    }
-                    return Err(second);
-                }
-            }
-        }
-        Some(t) => return Err(client.transport_error(&t, None)),
-    };
-    client.settle_base(chosen);
-    Ok(())
-}
-
 /// Searches `term` (as [`Term::parse`] split it) on its index, asking for
 /// at most `limit` results (docker's range: 1 to 100, checked after the
 /// index is found, as docker's daemon does). The results come in the
 /// index's order.
 pub fn search(client: &Client, term: &Term, limit: i64) -> Result<Vec<SearchResult>> {
-    locate(client)?;
+    client.reach()?;
     if !(1..=100).contains(&limit) {
         return Err(RegistryError::InvalidOption(format!(
             "Limit {limit} is outside the range of [1, 100]"
