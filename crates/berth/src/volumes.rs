@@ -83,11 +83,7 @@ pub fn volume(root: &Path, runroot: &Path, cmd: &VolumeCommand) -> Result<i32> {
                     false,
                 )
             };
-            if driver != "local" {
-                return Err(daemon(anyhow::anyhow!(
-                    "error looking up volume plugin {driver}: plugin {driver:?} not found"
-                )));
-            }
+            berth_engine::volumes::check_driver(driver).map_err(|e| daemon(e.into()))?;
             let mut labels = BTreeMap::new();
             for l in label {
                 let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));

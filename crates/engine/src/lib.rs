@@ -410,12 +410,9 @@ impl Engine {
             let existed = name.is_some_and(|n| self.volumes.get(n).is_ok());
             // `--mount`'s volume-* options shape a volume it makes.
             let opts = m.volume_options.clone().unwrap_or_default();
-            if !matches!(opts.driver.as_str(), "" | "local") {
+            if let Err(e) = volumes::check_driver(&opts.driver) {
                 self.drop_volumes(&made);
-                return Err(Error::InvalidOption(format!(
-                    "error looking up volume plugin {0}: plugin {0:?} not found",
-                    opts.driver
-                )));
+                return Err(e);
             }
             let v = match self
                 .volumes

@@ -48,29 +48,29 @@ pub struct Volume {
     pub anonymous: bool,
 }
 
-/// A volume's labels; docker writes `null` for a volume a container made
-/// without any (`-v name:/x`), `{}` for one `volume create` made.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Labels {
-    pub map: std::collections::BTreeMap<String, String>,
-    /// Made by a container's mount, with none.
-    pub null: bool,
-}
+/// A volume's labels: none (docker's `null`) for a volume a container made
+/// without any (`-v name:/x`), a map (`{}` when empty) for one `volume
+/// create` made. Read as a map either way.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct Labels(pub Option<std::collections::BTreeMap<String, String>>);
 
 impl std::ops::Deref for Labels {
     type Target = std::collections::BTreeMap<String, String>;
     fn deref(&self) -> &Self::Target {
-        &self.map
+        static NONE: std::collections::BTreeMap<String, String> = std::collections::BTreeMap::new();
+        self.0.as_ref().unwrap_or(&NONE)
     }
 }
 
-impl Serialize for Labels {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        if self.null {
-            s.serialize_none()
-        } else {
-            self.map.serialize(s)
-        }
+/// Refuses a volume driver other than the local one (`""` is the default),
+/// in docker's daemon's words.
+pub fn check_driver(driver: &str) -> Result<()> {
+    match driver {
+        "" | "local" => Ok(()),
+        other => Err(Error::InvalidOption(format!(
+            "error looking up volume plugin {other}: plugin {other:?} not found"
+        ))),
     }
 }
 
@@ -152,14 +152,7 @@ impl Volumes {
                 created: whole_seconds(&created),
                 driver: "local".into(),
                 // A container's volume made without labels stores `null`.
-                labels: match serde_json::from_str::<Option<_>>(&labels) {
-                    Ok(Some(map)) => Labels { map, null: false },
-                    Ok(None) => Labels {
-                        map: Default::default(),
-                        null: true,
-                    },
-                    Err(_) => Labels::default(),
-                },
+                labels: Labels(serde_json::from_str(&labels).unwrap_or(Some(Default::default()))),
                 scope: "local".into(),
                 anonymous,
             }))
