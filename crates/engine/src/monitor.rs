@@ -927,16 +927,16 @@ fn run_once(
         return Err(e);
     }
     if let Some((go, deadline)) = hold {
-        if !released(&go, deadline) {
-            let _ = engine.detach_network(r, false);
-            let _ = c.delete(true);
-            return Err(Error::Monitor(
+        // Named only once released, as docker resolves a container once it
+        // starts: before, a peer would reach an address nothing listens on.
+        let named = if released(&go, deadline) {
+            engine.name_held(r)
+        } else {
+            Err(Error::Monitor(
                 "the start was called off before the container ran".into(),
-            ));
-        }
-        // Named only now, as docker resolves a container once it starts:
-        // before, a peer would reach an address nothing listens on.
-        if let Err(e) = engine.name_held(r) {
+            ))
+        };
+        if let Err(e) = named {
             let _ = engine.detach_network(r, false);
             let _ = c.delete(true);
             return Err(e);
