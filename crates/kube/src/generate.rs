@@ -357,7 +357,7 @@ fn container_of(
         run_as_group,
         ..SecurityContext::default()
     };
-    let acts = cfg.health_on_failure != berth_engine::health::OnFailure::None;
+    let acts = !cfg.health_on_failure.is_none();
     let probe = |h: Option<&berth_engine::health::HealthConfig>| {
         h.filter(|h| {
             h.test
