@@ -163,21 +163,21 @@ pub fn secure_store(root: &Path, runroot: &Path) -> Result<Vec<saferoot::private
     Ok(changed)
 }
 
-/// Whether `dir` is berth's to take: missing, empty, or holding all of
-/// one of the sets in `marks` (what berth makes there).
+/// Whether `dir` is berth's to take: holding all of one of the sets in
+/// `marks` (what berth makes there; a stat each, the store's usual case
+/// costs one), or else missing or empty.
 fn berths_to_take(dir: &Path, marks: &[&[&str]]) -> std::io::Result<bool> {
-    let entries = match std::fs::read_dir(dir) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(true),
-        other => other?,
-    };
-    let mut names = std::collections::HashSet::new();
-    for e in entries {
-        names.insert(e?.file_name());
+    if marks
+        .iter()
+        .any(|set| set.iter().all(|m| dir.join(m).symlink_metadata().is_ok()))
+    {
+        return Ok(true);
     }
-    Ok(names.is_empty()
-        || marks
-            .iter()
-            .any(|set| set.iter().all(|m| names.contains(std::ffi::OsStr::new(m)))))
+    match std::fs::read_dir(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(true),
+        Err(e) => Err(e),
+        Ok(mut entries) => Ok(entries.next().is_none()),
+    }
 }
 
 /// Now, RFC 3339, UTC.
