@@ -143,14 +143,14 @@ pub(crate) fn parse_mount(s: &str) -> Result<Mount, String> {
     if m.destination.is_empty() {
         return Err("target is required".into());
     }
-    for (given, family, kind) in [
-        (m.volume_options.is_some(), "volume", "volume"),
-        (bind_opts, "bind", "bind"),
-        (tmpfs_opts, "tmpfs", "tmpfs"),
+    for (given, kind) in [
+        (m.volume_options.is_some(), "volume"),
+        (bind_opts, "bind"),
+        (tmpfs_opts, "tmpfs"),
     ] {
         if given && m.kind != kind {
             return Err(format!(
-                "cannot mix '{family}-*' options with mount type '{}'",
+                "cannot mix '{kind}-*' options with mount type '{}'",
                 m.kind
             ));
         }
