@@ -96,23 +96,23 @@ fn import_platform(s: &str) -> Result<berth_image::oci::Platform, String> {
         "wasm",
     ];
     let unknown = || format!("{s:?}: unknown operating system or architecture: invalid argument");
-    for part in s.split('/') {
-        if part.is_empty()
+    let lower = s.to_ascii_lowercase();
+    let parts: Vec<&str> = lower.split('/').collect();
+    if let Some(bad) = s.split('/').find(|part| {
+        part.is_empty()
             || !part
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-        {
-            return Err(format!(
-                "{part:?} is an invalid component of {s:?}: platform specifier component must match \"^[A-Za-z0-9_-]+$\": invalid argument"
-            ));
-        }
+    }) {
+        return Err(format!(
+            "{bad:?} is an invalid component of {s:?}: platform specifier component must match \"^[A-Za-z0-9_-]+$\": invalid argument"
+        ));
     }
-    if s.split('/').count() > 3 {
+    if parts.len() > 3 {
         return Err(format!(
             "{s:?}: cannot parse platform specifier: invalid argument"
         ));
     }
-    let lower = s.to_ascii_lowercase();
     let arch = |a: &str| -> Option<String> {
         let a = match a {
             "x86_64" | "x86-64" => "amd64",
@@ -122,21 +122,17 @@ fn import_platform(s: &str) -> Result<berth_image::oci::Platform, String> {
         };
         ARCHES.contains(&a).then(|| a.to_string())
     };
-    let host = berth_image::oci::host_platform();
-    let (os, architecture, variant) = match lower.split('/').collect::<Vec<_>>()[..] {
-        [one] if OSES.contains(&one) => (one.to_string(), host.architecture, None),
-        [one] => ("linux".to_string(), arch(one).ok_or_else(unknown)?, None),
-        // With the OS named, containerd takes any architecture.
-        [os, a] if OSES.contains(&os) && !a.is_empty() => (
-            os.to_string(),
-            arch(a).unwrap_or_else(|| a.to_string()),
+    // With the OS named, containerd takes any architecture.
+    let named = |a: &str| arch(a).unwrap_or_else(|| a.to_string());
+    let (os, architecture, variant) = match parts[..] {
+        [one] if OSES.contains(&one) => (
+            one.to_string(),
+            berth_image::oci::host_platform().architecture,
             None,
         ),
-        [os, a, v] if OSES.contains(&os) && !a.is_empty() && !v.is_empty() => (
-            os.to_string(),
-            arch(a).unwrap_or_else(|| a.to_string()),
-            Some(v.to_string()),
-        ),
+        [one] => ("linux".to_string(), arch(one).ok_or_else(unknown)?, None),
+        [os, a] if OSES.contains(&os) => (os.to_string(), named(a), None),
+        [os, a, v] if OSES.contains(&os) => (os.to_string(), named(a), Some(v.to_string())),
         _ => return Err(unknown()),
     };
     if os != "linux" {
