@@ -18,6 +18,7 @@ pub mod core_pattern;
 pub mod debian;
 pub mod dockerd;
 pub mod exe_attack;
+pub mod http;
 pub mod pty;
 pub mod registry;
 pub mod rootless;

@@ -9,9 +9,8 @@
 //! two entries of equal stars, a description longer than docker's column
 //! and one with a line break, so that sorting, truncation and filters show.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::{TcpListener, TcpStream};
-use std::time::Duration;
 
 /// (name, description, stars, official, automated)
 pub const CATALOGUE: &[(&str, &str, u64, bool, bool)] = &[
@@ -53,7 +52,6 @@ impl SearchIndex {
         let port = listener.local_addr().expect("its address").port();
         std::thread::spawn(move || {
             for conn in listener.incoming().flatten() {
-                let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
                 answer(conn);
             }
         });
@@ -66,25 +64,17 @@ impl SearchIndex {
     }
 }
 
-/// Answers one request; anything that is not HTTP (a TLS hello: clients try
-/// HTTPS first) is dropped, which the client sees as a failed handshake.
+/// Answers one request; anything that is not a GET (a TLS hello: clients
+/// try HTTPS first) is dropped, which the client sees as a failed
+/// handshake.
 fn answer(conn: TcpStream) {
-    let mut reader = BufReader::new(&conn);
-    let mut first = String::new();
-    if reader.read_line(&mut first).is_err() || !first.starts_with("GET ") {
+    let Ok(req) = crate::http::read_request(&conn) else {
+        return;
+    };
+    if req.method != "GET" {
         return;
     }
-    // The rest of the head.
-    loop {
-        let mut line = String::new();
-        match reader.read_line(&mut line) {
-            Ok(0) | Err(_) => return,
-            Ok(_) if line == "\r\n" || line == "\n" => break,
-            Ok(_) => {}
-        }
-    }
-    let target = first.split_whitespace().nth(1).unwrap_or("");
-    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let (path, query) = req.path.split_once('?').unwrap_or((&req.path, ""));
     let (status, body) = match path {
         "/v1/_ping" => ("200 OK", "true".to_string()),
         "/v1/search" => ("200 OK", results(query)),

@@ -7,7 +7,7 @@
 // An integration test crate is nothing but tests; the lint is for unit tests.
 #![allow(clippy::tests_outside_test_module)]
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use berth_testkit::http::{read_request, read_request_from, Request};
 use berth_testkit::registry::{free_port, tool, Registry};
 use berth_testkit::{busybox_rootfs, expect_code, output_via_files, stderr, stdout};
 use serde_json::{json, Value};
@@ -893,41 +894,6 @@ fn interchange_with_podman_and_skopeo() {
     let c = Berth::new();
     c.ok(&["pull", "--tls-verify=false", &copied]);
     assert_eq!(c.ok(&["run", "--rm", &copied]).trim(), "from-berth");
-}
-
-/// One HTTP request as the fake registry reads it.
-struct Request {
-    method: String,
-    path: String,
-    headers: Vec<(String, String)>,
-}
-
-fn read_request(conn: &TcpStream) -> std::io::Result<Request> {
-    conn.set_read_timeout(Some(Duration::from_secs(10)))?;
-    read_request_from(BufReader::new(conn))
-}
-
-fn read_request_from(mut r: impl BufRead) -> std::io::Result<Request> {
-    let mut line = String::new();
-    r.read_line(&mut line)?;
-    let mut parts = line.split_whitespace();
-    let method = parts.next().unwrap_or("").to_string();
-    let path = parts.next().unwrap_or("").to_string();
-    let mut headers = Vec::new();
-    loop {
-        let mut h = String::new();
-        if r.read_line(&mut h)? == 0 || h.trim().is_empty() {
-            break;
-        }
-        if let Some((k, v)) = h.split_once(':') {
-            headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
-        }
-    }
-    Ok(Request {
-        method,
-        path,
-        headers,
-    })
 }
 
 /// How the fake registry misbehaves with the layer.
