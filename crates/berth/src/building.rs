@@ -141,16 +141,26 @@ pub fn build(root: &Path, runroot: &Path, max_layer: u64, a: &BuildArgs) -> Resu
         _ if std::io::stderr().is_terminal() => Mode::Live,
         _ => Mode::Plain,
     };
-    let classic_df = (classic_log() && (a.quiet || mode != Mode::Quiet))
-        .then(|| berth_build::parser::parse(&inputs.name, &inputs.text))
-        .transpose()?;
-    let is_classic = classic_df.is_some();
-    let mut classic = Classic::new(classic_df.as_ref(), a.quiet);
+    let is_classic = classic_log() && (a.quiet || mode != Mode::Quiet);
+    let mut classic = Classic::new(a.quiet);
     if is_classic {
         // docker's HumanSize: four significant digits ("3.072kB").
         let size =
             crate::format::human_size(context_tar_size(&opts.context, opts.ignore.as_ref()), 4);
         classic.emit(&format!("Sending build context to Docker daemon  {size}"));
+        // Docker's daemon reads the Dockerfile once the context arrived,
+        // and refuses one it cannot build in its own words.
+        let read = classic.read_dockerfile(
+            &inputs.name,
+            &inputs.text,
+            opts.target.as_deref(),
+            &opts.build_args,
+        );
+        if let Err(words) = read {
+            classic.show_kept();
+            eprintln!("Error response from daemon: {words}");
+            return Ok(1);
+        }
     }
     let mut progress = Progress::new(mode);
     let rep: &mut dyn berth_engine::build::Reporter = if is_classic {
@@ -188,6 +198,10 @@ pub fn build(root: &Path, runroot: &Path, max_layer: u64, a: &BuildArgs) -> Resu
                 // The classic builder's words, and the command's own code.
                 eprintln!("The command '{command}' returned a non-zero code: {code}");
                 return Ok(u8::try_from(code & 0xff).unwrap_or(1));
+            }
+            if let Some(words) = is_classic.then(|| classic_log::step_words(&e)).flatten() {
+                eprintln!("{words}");
+                return Ok(1);
             }
             Progress::failed(&mut progress);
             bail!("{e}");

@@ -13,20 +13,33 @@ use crate::{damaged_database, ClientSide};
 pub(crate) fn tag(store: &mut ImageStore, source: &str, target: &str) -> Result<()> {
     // docker's client checks the new name itself, in these words.
     let target = target.parse::<Reference>().map_err(|e| {
-        let why = match e {
-            berth_image::reference::ReferenceError::Uppercase(_) => {
-                "invalid reference format: repository name must be lowercase"
-            }
-            _ => "invalid reference format",
-        };
         ClientSide(format!(
-            "Error parsing reference: {target:?} is not a valid repository/tag: {why}"
+            "Error parsing reference: {target:?} is not a valid repository/tag: {}",
+            reference_words(&e)
         ))
     })?;
     store.tag(source, &target)?;
     let img = store.resolve(&target.to_string())?;
     image_event(store, "tag", &img, Some(&familiar(&target.to_string())));
     Ok(())
+}
+
+/// docker's client's words for a name its reference parser refuses.
+pub(crate) fn reference_words(e: &berth_image::reference::ReferenceError) -> &'static str {
+    match e {
+        berth_image::reference::ReferenceError::Uppercase(_) => {
+            "invalid reference format: repository name must be lowercase"
+        }
+        _ => "invalid reference format",
+    }
+}
+
+/// A `-t NAME[:TAG]` value, checked as docker's client checks it (a
+/// refusal reads `invalid argument ... for "-t, --tag" flag: ...`).
+pub(crate) fn tag_flag(s: &str) -> std::result::Result<String, String> {
+    s.parse::<Reference>()
+        .map(|_| s.to_string())
+        .map_err(|e| reference_words(&e).to_string())
 }
 
 /// `rmi [-f] IMAGE...`: each image in turn, an error line for each that

@@ -327,3 +327,13 @@ fn masks_only_what_legitimately_differs() {
         "Error: context canceled\n"
     );
 }
+
+#[test]
+fn build() {
+    corpus("build.txt");
+}
+
+#[test]
+fn everyday() {
+    corpus("everyday.txt");
+}

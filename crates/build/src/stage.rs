@@ -911,13 +911,14 @@ pub fn evaluate(
                         env.push(format!("{p}={v}"));
                     }
                 }
-                // buildah's history: `|N k=v ...` with every ARG of the
-                // stage by name (an ENV of the same name gives the value;
-                // proxies left out), then the command as written.
+                // Docker's history: `|N k=v ...` with every ARG of the
+                // stage by name (an ENV of the same name gives the value),
+                // then the command as written. A proxy arg shows only when
+                // the Dockerfile declares it, as Docker's reference says
+                // (one given with --build-arg alone is not in `st.args`).
                 let history_args: Vec<String> = st
                     .args
                     .keys()
-                    .filter(|k| !PROXY_ARGS.contains(&k.as_str()))
                     .filter_map(|k| st.lookup(k).map(|v| format!("{k}={v}")))
                     .collect();
                 let body = match command {
@@ -1466,13 +1467,14 @@ RUN true
         let o = eval("FROM a\nRUN true\n", json!({}), &[("https_proxy", "x")]);
         assert_eq!(run_history(&o), ["/bin/sh -c true"]);
         assert_eq!(o.runs()[0].env, vec!["https_proxy=x"]);
-        // A declared proxy ARG is used but still kept out of history.
+        // A proxy ARG the Dockerfile declares is in the history, as in
+        // Docker 20.10's (compared in tests/compat/build.txt).
         let o = eval(
             "FROM a\nARG HTTP_PROXY\nRUN true\n",
             json!({}),
             &[("HTTP_PROXY", "x")],
         );
-        assert_eq!(run_history(&o), ["/bin/sh -c true"]);
+        assert_eq!(run_history(&o), ["|1 HTTP_PROXY=x /bin/sh -c true"]);
     }
 
     #[test]

@@ -318,6 +318,15 @@ impl Builder<'_, '_> {
         ))
     }
 
+    fn copy_failed(&self, step: &Step, source: copy::CopyError) -> Error {
+        Error::BuildCopy {
+            file: self.plan.file.clone(),
+            line: step.line,
+            keyword: step.keyword,
+            source,
+        }
+    }
+
     fn stage_name(&self, i: usize) -> String {
         self.plan.stages[i]
             .name
@@ -697,14 +706,14 @@ impl Builder<'_, '_> {
                         };
                         (
                             String::new(),
-                            copy::checksum(&src, c).map_err(|e| self.invalid(step, e))?,
+                            copy::checksum(&src, c).map_err(|e| self.copy_failed(step, e))?,
                         )
                     }
                     Some(f) => {
                         let built = self.source_of(step, f)?;
                         let view = View::new(&self.engine.images, &built.layers)?;
                         let src = copy::Source::Rootfs(view.root());
-                        let hash = copy::checksum(&src, c).map_err(|e| self.invalid(step, e))?;
+                        let hash = copy::checksum(&src, c).map_err(|e| self.copy_failed(step, e))?;
                         source = Some(view);
                         (built.key, hash)
                     }
@@ -755,7 +764,7 @@ impl Builder<'_, '_> {
                                 ignore: self.opts.ignore.as_ref(),
                             };
                             parts.push(
-                                copy::checksum(&src, &probe).map_err(|e| self.invalid(step, e))?,
+                                copy::checksum(&src, &probe).map_err(|e| self.copy_failed(step, e))?,
                             );
                         }
                     }
@@ -808,7 +817,7 @@ impl Builder<'_, '_> {
                 users_root: users.root(),
                 http: None,
             };
-            copy::apply(&src, c, &work.snap.upper, &opts).map_err(|e| self.invalid(step, e))?;
+            copy::apply(&src, c, &work.snap.upper, &opts).map_err(|e| self.copy_failed(step, e))?;
             return Ok(());
         }
         work.snap.mount()?;
@@ -822,7 +831,7 @@ impl Builder<'_, '_> {
                 users_root: merged,
                 http: None,
             };
-            copy::apply(&src, c, merged, &opts).map_err(|e| self.invalid(step, e))?;
+            copy::apply(&src, c, merged, &opts).map_err(|e| self.copy_failed(step, e))?;
             Ok(())
         })();
         work.snap.unmount()?;
@@ -1015,13 +1024,16 @@ impl Builder<'_, '_> {
         }
         let argv = run_argv(r);
         let step_settings = &self.opts.step;
+        // Docker's classic builder (and buildah) name the step's container
+        // by an id and show its first 12 digits as the hostname.
+        let hex = crate::random_id();
         let cfg = ContainerConfig {
             args: argv.clone(),
             env: r.env.clone(),
             user: r.user.clone(),
             working_dir: r.workdir.clone(),
             network: network.into(),
-            hostname: "berth-build".into(),
+            hostname: hex[..12].into(),
             mounts: cfg_mounts,
             resources: step_settings.resources.clone(),
             ulimits: step_settings.ulimits.clone(),
@@ -1032,7 +1044,7 @@ impl Builder<'_, '_> {
             no_new_privileges: step_settings.no_new_privileges,
             ..Default::default()
         };
-        let code = self.run_container(work, &cfg, id)?;
+        let code = self.run_container(work, &cfg, &format!("build-{}", &hex[..16]), id)?;
         drop(views);
         drop(locks);
         if interrupted() {
@@ -1054,9 +1066,14 @@ impl Builder<'_, '_> {
     /// Runs `cfg` in `work`'s snapshot, its output to the reporter;
     /// returns the exit code. What the runtime made only to mount over
     /// (mount points the image lacked) is taken out of the layer again.
-    fn run_container(&mut self, work: &Work, cfg: &ContainerConfig, id: usize) -> Result<i32> {
-        let cid = format!("build-{}", &crate::random_id()[..16]);
-        self.rep.container(id, &cid);
+    fn run_container(
+        &mut self,
+        work: &Work,
+        cfg: &ContainerConfig,
+        cid: &str,
+        id: usize,
+    ) -> Result<i32> {
+        self.rep.container(id, cid);
         let bundle = work.dir.path().join("bundle");
         std::fs::create_dir_all(&bundle).ctx(|| format!("create {}", bundle.display()))?;
         // --add-host's entries first, as docker's builder writes them.
@@ -1088,7 +1105,7 @@ impl Builder<'_, '_> {
         let lease = match crate::userns::configured_mode()? {
             Some(crate::userns::Mode::Private { size }) => Some(crate::userns::Lease::take(
                 self.engine.db.connection(),
-                &cid,
+                cid,
                 size,
             )?),
             Some(crate::userns::Mode::Host) | None => None,
@@ -1129,7 +1146,7 @@ impl Builder<'_, '_> {
         }
         let spec = crate::spec::build(
             cfg,
-            &cid,
+            cid,
             &crate::spec::Paths {
                 rootfs: match id_map {
                     Some(_) => crate::userns::rootfs_mount_point()?,
@@ -1151,7 +1168,7 @@ impl Builder<'_, '_> {
         let mut c = crate::launch::create(
             &self.engine.runtime_root(),
             crate::launch::Init {
-                id: cid.clone(),
+                id: cid.to_string(),
                 bundle: bundle.clone(),
                 spec,
                 stdio: pipes.take_stdio()?,

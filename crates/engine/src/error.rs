@@ -193,6 +193,15 @@ pub enum Error {
     /// stage's builder dying).
     #[error("{0}")]
     Build(String),
+    /// A COPY or ADD step that cannot be done: "{file}:{line}: {keyword}:
+    /// {source}" (front ends that speak Docker's words read the source).
+    #[error("{file}:{line}: {keyword}: {source}")]
+    BuildCopy {
+        file: String,
+        line: usize,
+        keyword: &'static str,
+        source: berth_build::copy::CopyError,
+    },
     /// build interrupted
     #[error("build interrupted")]
     Interrupted,
@@ -285,6 +294,7 @@ impl Error {
             | Error::Rootless(_)
             | Error::InitBinary(_)
             | Error::Build(_)
+            | Error::BuildCopy { .. }
             | Error::Pull(_)
             | Error::Process(_)
             | Error::Encode { .. }

@@ -1,6 +1,7 @@
 //! `build`'s log as Docker 20.10's classic builder prints it
 //! (`DOCKER_BUILDKIT=0`).
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
@@ -33,22 +34,46 @@ pub(super) struct Classic {
 }
 
 impl Classic {
-    pub(super) fn new(
-        dockerfile: Option<&berth_build::parser::Dockerfile>,
-        quiet: bool,
-    ) -> Classic {
+    pub(super) fn new(quiet: bool) -> Classic {
         Classic {
-            instructions: dockerfile
-                .iter()
-                .flat_map(|d| &d.instructions)
-                .map(|i| (i.line, i.text.clone()))
-                .collect(),
+            instructions: Vec::new(),
             meta_shown: false,
             container: None,
             failure: None,
             made: None,
             kept: quiet.then(Vec::new),
             reader_gone: false,
+        }
+    }
+
+    /// Reads the Dockerfile as Docker's daemon does before its first
+    /// step: its instructions are numbered for the log; what it will not
+    /// build is refused in the daemon's words (`Err`, shown after `Error
+    /// response from daemon: `).
+    pub(super) fn read_dockerfile(
+        &mut self,
+        name: &str,
+        text: &str,
+        target: Option<&str>,
+        build_args: &BTreeMap<String, String>,
+    ) -> Result<(), String> {
+        use berth_build::stage::StageError;
+        let parsed = berth_build::parser::parse(name, text)
+            .map_err(|e| format!("dockerfile parse error line {}: {}", e.line, e.message))?;
+        self.instructions = parsed
+            .instructions
+            .iter()
+            .map(|i| (i.line, i.text.clone()))
+            .collect();
+        let plan = berth_build::stage::split_stages(&parsed);
+        match plan.and_then(|p| p.build_order(target, build_args)) {
+            Ok(_) => Ok(()),
+            Err(StageError::BeforeFrom { .. }) => Err("no build stage in current context".into()),
+            Err(StageError::UnknownTarget(t)) => {
+                Err(format!("failed to reach build target {t} in Dockerfile"))
+            }
+            // The engine says the rest, in berth's words.
+            Err(_) => Ok(()),
         }
     }
 
@@ -215,6 +240,47 @@ pub(super) fn context_tar_size(
 
 /// Whether DOCKER_BUILDKIT turns BuildKit off (Go's ParseBool false), as
 /// docker's client reads it: the classic builder's log then.
+/// A failed step's message in the classic builder's words, where berth
+/// knows them (COPY and ADD's refusals); `None` leaves berth's.
+pub(super) fn step_words(e: &berth_engine::Error) -> Option<String> {
+    use berth_build::copy::CopyError;
+    let berth_engine::Error::BuildCopy {
+        keyword, source, ..
+    } = e
+    else {
+        return None;
+    };
+    match source {
+        CopyError::NoSources { .. } => Some(format!("{keyword} failed: no source files were specified")),
+        CopyError::DestNotDirectory { .. } => Some(format!(
+            "When using {keyword} with more than one source file, the destination must be a directory and end with a /"
+        )),
+        CopyError::NotFound { path, place } if *place == "build context" => {
+            // Docker cleans the path (as Go's filepath.Clean) relative to
+            // the context's root, and names one that leaves the context.
+            let mut parts: Vec<&str> = Vec::new();
+            let mut escapes = false;
+            for c in path.split('/') {
+                match c {
+                    "" | "." => {}
+                    ".." if parts.pop().is_none() && !path.starts_with('/') => escapes = true,
+                    ".." => {}
+                    c => parts.push(c),
+                }
+            }
+            Some(if escapes {
+                format!("{keyword} failed: forbidden path outside the build context: {path} ()")
+            } else {
+                format!(
+                    "{keyword} failed: file not found in build context or excluded by .dockerignore: stat {}: file does not exist",
+                    parts.join("/")
+                )
+            })
+        }
+        _ => None,
+    }
+}
+
 pub(super) fn classic_log() -> bool {
     std::env::var("DOCKER_BUILDKIT")
         .is_ok_and(|v| matches!(v.as_str(), "0" | "f" | "F" | "false" | "FALSE" | "False"))

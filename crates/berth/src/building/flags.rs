@@ -12,7 +12,7 @@ use crate::transfer::RegistryArgs;
 #[derive(Debug, clap::Args)]
 pub struct BuildArgs {
     /// Name (and tag) of the image; repeat for more names
-    #[arg(short, long = "tag", value_name = "NAME[:TAG]")]
+    #[arg(short, long = "tag", value_name = "NAME[:TAG]", value_parser = crate::image_names::tag_flag)]
     pub(super) tags: Vec<String>,
     /// The Dockerfile (default: CONTEXT/Containerfile, else CONTEXT/Dockerfile); - reads it from stdin
     #[arg(short, long, value_name = "FILE")]
@@ -114,6 +114,22 @@ pub(super) struct Inputs {
     pub(super) dockerfile_path: Option<PathBuf>,
 }
 
+/// docker's client's words for a context it cannot prepare (printed as
+/// they are, without "Error:").
+fn prepare(why: String) -> anyhow::Error {
+    crate::errors::ClientSide(format!("unable to prepare context: {why}")).into()
+}
+
+/// No Dockerfile at `path` (docker names it by its absolute path, the way
+/// Go's lstat reports it; berth also looks for a Containerfile).
+fn no_dockerfile(path: &Path) -> anyhow::Error {
+    let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    prepare(format!(
+        "unable to evaluate symlinks in Dockerfile path: lstat {}: no such file or directory",
+        abs.display()
+    ))
+}
+
 pub(super) fn read_inputs(a: &BuildArgs, scratch: &Path) -> Result<Inputs> {
     if a.context.contains("://") || a.context.starts_with("git@") {
         bail!(
@@ -155,8 +171,15 @@ pub(super) fn read_inputs(a: &BuildArgs, scratch: &Path) -> Result<Inputs> {
         p
     } else {
         let p = PathBuf::from(&a.context);
+        if !p.exists() {
+            return Err(prepare(format!("path {:?} not found", a.context)));
+        }
         if !p.is_dir() {
-            bail!("context {:?}: not a directory", a.context);
+            let abs = std::path::absolute(&p).unwrap_or_else(|_| p.clone());
+            return Err(prepare(format!(
+                "context must be a directory: {}",
+                abs.display()
+            )));
         }
         p
     };
@@ -173,11 +196,14 @@ pub(super) fn read_inputs(a: &BuildArgs, scratch: &Path) -> Result<Inputs> {
             let p = PathBuf::from(f);
             // docker: relative to the working directory; podman also
             // looks in the context.
-            let p = if p.exists() || p.is_absolute() {
+            let p = if p.exists() || p.is_absolute() || !context.join(f).exists() {
                 p
             } else {
                 context.join(f)
             };
+            if !p.exists() {
+                return Err(no_dockerfile(&p));
+            }
             let text = std::fs::read_to_string(&p)
                 .with_context(|| format!("read the Dockerfile {}", p.display()))?;
             (f.clone(), text, Some(p))
@@ -188,10 +214,7 @@ pub(super) fn read_inputs(a: &BuildArgs, scratch: &Path) -> Result<Inputs> {
                 .map(|n| context.join(n))
                 .find(|p| p.is_file());
             let Some(p) = found else {
-                bail!(
-                    "no Containerfile or Dockerfile in {}: name one with -f",
-                    context.display()
-                );
+                return Err(no_dockerfile(&context.join("Dockerfile")));
             };
             let (name, text) = read_named(&p)?;
             (name, text, Some(p))
