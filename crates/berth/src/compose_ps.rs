@@ -291,10 +291,12 @@ pub fn top(root: &Path, runroot: &Path, p: &Project, services: &[String]) -> Res
             &berth_engine::lifecycle::TopOptions::default(),
         )?;
         println!("{}", m.record.name);
-        println!("{}", t.header);
-        for l in &t.processes {
-            println!("{l}");
+        let mut text = t.titles.join("\t") + "\n";
+        for row in &t.processes {
+            text.push_str(&row.join("\t"));
+            text.push('\n');
         }
+        print!("{}", berth_template::tabwriter::align(&text, 0, 3));
         println!();
     }
     Ok(0)

@@ -63,6 +63,13 @@ pub(crate) fn print_error(root: &std::path::Path, e: &anyhow::Error) {
         eprintln!("Error: {line}");
     } else if let Some(c) = e.downcast_ref::<ClientSide>() {
         eprintln!("{c}");
+    } else if let Some(
+        berth_engine::Error::AttachStopped | berth_engine::Error::NoOutputDirectory(_),
+    ) = e.downcast_ref()
+    {
+        // docker's client finds these itself, and says them without
+        // "Error:".
+        eprintln!("{e}");
     } else if let Some(d) = e.downcast_ref::<FromDaemon>() {
         eprintln!("Error response from daemon: {:#}", d.error);
         if let Some(then) = &d.then {

@@ -8,7 +8,6 @@ use berth_engine::Engine;
 use serde_json::json;
 
 use crate::format;
-use crate::run_flags::parse_duration;
 
 /// `events`: the journal's events, past ones with `--since`, then new
 /// ones as they are written (polled) until `--until` or forever.
@@ -20,8 +19,8 @@ pub(crate) fn events(
     format: Option<&str>,
 ) -> Result<()> {
     let mut opts = EventOptions::default();
-    opts.since = since.map(parse_time).transpose()?;
-    opts.until = until.map(parse_time).transpose()?;
+    opts.since = since.map(|s| parse_time("since", s)).transpose()?;
+    opts.until = until.map(|s| parse_time("until", s)).transpose()?;
     for f in filters {
         let (k, v) = f
             .split_once('=')
@@ -102,16 +101,14 @@ fn event_line(
     }
 }
 
-/// An RFC 3339 time, or a duration before now (`10m`, `1h30m`, `45s`).
-pub(crate) fn parse_time(s: &str) -> Result<time::OffsetDateTime> {
-    use time::format_description::well_known::Rfc3339;
-    if let Ok(t) = time::OffsetDateTime::parse(s, &Rfc3339) {
-        return Ok(t);
-    }
-    if let Ok(secs) = s.parse::<i64>() {
-        return time::OffsetDateTime::from_unix_timestamp(secs)
-            .map_err(|e| anyhow::anyhow!("invalid time {s:?}: {e}"));
-    }
-    let d = parse_duration(s).map_err(|_| anyhow::anyhow!("invalid time or duration {s:?}"))?;
-    Ok(time::OffsetDateTime::now_utc() - d)
+/// `--since`/`--until` (named `flag`) as docker's client reads them:
+/// Docker's GetTimestamp (a Go duration before now, an RFC 3339 date or
+/// date-time with or without a zone, Unix seconds), and its words.
+pub(crate) fn parse_time(flag: &str, s: &str) -> Result<time::OffsetDateTime> {
+    use berth_engine::filters::{local_offset, timestamp};
+    let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
+    let refused = |why: String| crate::ClientSide(format!("invalid value for {flag:?}: {why}"));
+    let nanos = timestamp(s, now, local_offset()).map_err(|e| refused(e.to_string()))?;
+    Ok(time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
+        .map_err(|e| refused(e.to_string()))?)
 }

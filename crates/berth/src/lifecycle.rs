@@ -81,7 +81,16 @@ pub(crate) fn restart(engine: &Engine, time: Option<i64>, names: &[String]) -> R
 
 pub(crate) fn kill(engine: &Engine, signal: &str, names: &[String]) -> Result<i32> {
     let mut opts = KillOptions::default();
-    opts.signal = Some(berth_runtime::signal::parse_signal(signal)?);
+    opts.signal = match berth_runtime::signal::parse_signal(signal) {
+        Ok(s) => Some(s),
+        // docker's daemon refuses the signal for each container named.
+        Err(_) => {
+            for _ in names {
+                eprintln!("Error response from daemon: Invalid signal: {signal}");
+            }
+            return Ok(1);
+        }
+    };
     // docker's words: "Cannot kill container: NAME: <why>".
     each_worded(
         engine,
@@ -161,13 +170,15 @@ pub(crate) fn top(engine: &Engine, container: &str, ps_options: &[String]) -> Re
     let mut opts = TopOptions::default();
     opts.ps_args = ps_options.to_vec();
     let report = engine.container_top(container, &opts)?;
-    let mut out = std::io::stdout().lock();
-    if !report.header.is_empty() {
-        writeln!(out, "{}", report.header)?;
+    // docker's client: a tabwriter with columns at least 20 wide, 3 apart.
+    let mut text = report.titles.join("\t") + "\n";
+    for row in &report.processes {
+        text.push_str(&row.join("\t"));
+        text.push('\n');
     }
-    for line in &report.processes {
-        writeln!(out, "{line}")?;
-    }
+    std::io::stdout()
+        .lock()
+        .write_all(berth_template::tabwriter::align(&text, 20, 3).as_bytes())?;
     Ok(0)
 }
 

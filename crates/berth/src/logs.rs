@@ -39,15 +39,23 @@ pub(crate) fn logs(engine: &Engine, a: &LogsArgs) -> Result<()> {
     let mut opts = LogOptions::default();
     opts.follow = a.follow;
     opts.timestamps = timestamps;
-    opts.since = a.since.as_deref().map(parse_time).transpose()?;
-    opts.until = a.until.as_deref().map(parse_time).transpose()?;
-    opts.tail = match a.tail.as_str() {
-        "all" | "-1" => None,
-        n => Some(
-            n.parse()
-                .map_err(|_| anyhow::anyhow!("invalid --tail {n:?}: a number or \"all\""))?,
-        ),
-    };
+    opts.since = a
+        .since
+        .as_deref()
+        .map(|s| parse_time("since", s))
+        .transpose()?;
+    opts.until = a
+        .until
+        .as_deref()
+        .map(|s| parse_time("until", s))
+        .transpose()?;
+    // Docker's daemon reads --tail as a number and shows every line for
+    // anything else ("all", a negative number, a word).
+    opts.tail = a
+        .tail
+        .parse::<i64>()
+        .ok()
+        .and_then(|n| usize::try_from(n).ok());
     let stream = engine.container_logs(&r.id, &opts).map_err(|e| match e {
         // docker's daemon says this one.
         berth_engine::Error::LogsNotKept => crate::FromDaemon::wrap(e.into(), false),

@@ -98,8 +98,7 @@ pub fn volume(root: &Path, runroot: &Path, cmd: &VolumeCommand) -> Result<i32> {
                 })
                 .collect();
             let v = engine
-                .volumes()
-                .create_with_options(name.as_deref(), &labels, &options)
+                .volume_create(name.as_deref(), &labels, &options)
                 .map_err(|e| daemon(e.into()))?;
             println!("{}", v.name);
             Ok(0)

@@ -302,12 +302,12 @@ fn exec_gives_pipes_not_the_callers_files() {
         return;
     }
     let b = berth();
-    b.ok(&["run", "-d", "--name", "c", "busybox", "sleep", "600"]);
+    b.ok(&["run", "-d", "--name", "cc", "busybox", "sleep", "600"]);
     for flags in [&[][..], &["-i"][..]] {
         let what = format!("exec {}", flags.join(" "));
         let files = CallerFiles::new();
         let mut cmd = b.cmd();
-        cmd.arg("exec").args(flags).args(["c", "sh", "-c", ATTACK]);
+        cmd.arg("exec").args(flags).args(["cc", "sh", "-c", ATTACK]);
         let st = files.run(cmd);
         assert_eq!(st.code(), Some(0), "{what}: {st:?}\n{}", files.err());
         files.untouched(&what);
@@ -325,15 +325,15 @@ fn exec_gives_pipes_not_the_callers_files() {
     // what its own 0, 1, 2 are, written where we can read it
     let probe = "a=$(readlink /proc/$$/fd/0); b=$(readlink /proc/$$/fd/1); \
         c=$(readlink /proc/$$/fd/2); printf 'fd0=%s\nfd1=%s\nfd2=%s\ndone\n' $a $b $c > /tmp/probe";
-    cmd.args(["exec", "-d", "c", "sh", "-c", ATTACK]);
+    cmd.args(["exec", "-d", "cc", "sh", "-c", ATTACK]);
     let st = files.run(cmd);
     assert_eq!(st.code(), Some(0), "exec -d: {st:?}\n{}", files.err());
     let mut cmd = b.cmd();
-    cmd.args(["exec", "-d", "c", "sh", "-c", probe]);
+    cmd.args(["exec", "-d", "cc", "sh", "-c", probe]);
     assert_eq!(files.run(cmd).code(), Some(0));
     let deadline = Instant::now() + Duration::from_secs(20);
     let seen = loop {
-        let o = b.run(&["exec", "c", "cat", "/tmp/probe"]);
+        let o = b.run(&["exec", "cc", "cat", "/tmp/probe"]);
         if stdout(&o).contains("done") {
             break stdout(&o);
         }
@@ -475,8 +475,8 @@ fn without_t(probe: &str) -> [Vec<&str>; 4] {
     [
         vec!["run", "--rm", "busybox", "sh", "-c", probe],
         vec!["run", "--rm", "-i", "busybox", "sh", "-c", probe],
-        vec!["exec", "c", "sh", "-c", probe],
-        vec!["exec", "-i", "c", "sh", "-c", probe],
+        vec!["exec", "cc", "sh", "-c", probe],
+        vec!["exec", "-i", "cc", "sh", "-c", probe],
     ]
 }
 
@@ -503,7 +503,7 @@ fn terminal_of_the_caller_is_not_handed_over() {
         return;
     }
     let b = berth();
-    b.ok(&["run", "-d", "--name", "c", "busybox", "sleep", "600"]);
+    b.ok(&["run", "-d", "--name", "cc", "busybox", "sleep", "600"]);
     for args in without_t(ATTACK) {
         let seen = on_terminal(&b, &args);
         only_pipes(&args[..2].join(" "), &seen, false);
@@ -511,8 +511,8 @@ fn terminal_of_the_caller_is_not_handed_over() {
     for args in [
         vec!["run", "--rm", "-t", "busybox", "sh", "-c", ATTACK],
         vec!["run", "--rm", "-it", "busybox", "sh", "-c", ATTACK],
-        vec!["exec", "-t", "c", "sh", "-c", ATTACK],
-        vec!["exec", "-it", "c", "sh", "-c", ATTACK],
+        vec!["exec", "-t", "cc", "sh", "-c", ATTACK],
+        vec!["exec", "-it", "cc", "sh", "-c", ATTACK],
     ] {
         let seen = on_terminal(&b, &args);
         only_pipes(&args[..2].join(" "), &seen, true);
@@ -531,7 +531,7 @@ fn container_cannot_open_the_callers_terminal() {
         return;
     }
     let b = berth();
-    b.ok(&["run", "-d", "--name", "c", "busybox", "sleep", "600"]);
+    b.ok(&["run", "-d", "--name", "cc", "busybox", "sleep", "600"]);
     let probe = "echo x > /dev/tty && echo TTY-OPENED; echo end";
     for args in without_t(probe) {
         let what = args[..2].join(" ");
@@ -556,12 +556,12 @@ fn stdin_pipe_follows_docker() {
         return;
     }
     let b = berth();
-    b.ok(&["run", "-d", "--name", "c", "busybox", "sleep", "600"]);
+    b.ok(&["run", "-d", "--name", "cc", "busybox", "sleep", "600"]);
     let data: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
     let want = format!("{}\n", data.len());
     for prefix in [
         &["run", "--rm", "-i", "busybox"][..],
-        &["exec", "-i", "c"][..],
+        &["exec", "-i", "cc"][..],
     ] {
         let what = prefix[..2].join(" ");
         let mut cmd = b.cmd();
@@ -581,7 +581,7 @@ fn stdin_pipe_follows_docker() {
         assert_eq!(stderr(&o), "to-err\n", "{what}");
     }
     // without -i: stdin is /dev/null (at its end at once), whatever ours is
-    for prefix in [&["run", "--rm", "busybox"][..], &["exec", "c"][..]] {
+    for prefix in [&["run", "--rm", "busybox"][..], &["exec", "cc"][..]] {
         let mut cmd = b.cmd();
         cmd.args(prefix)
             .args(["sh", "-c", "readlink /proc/self/fd/0; wc -c"])
@@ -640,27 +640,27 @@ fn commands_end_quietly_on_a_closed_pipe() {
         "run",
         "-d",
         "--name",
-        "c",
+        "cc",
         "busybox",
         "sh",
         "-c",
         "echo hello; sleep 600",
     ]);
-    b.wait_for("c", "{{.State.Status}}", "running");
+    b.wait_for("cc", "{{.State.Status}}", "running");
     for args in [
         &["ps"][..],
         &["ps", "-a", "--no-trunc"],
         &["images"],
-        &["inspect", "c"],
+        &["inspect", "cc"],
         &["inspect", "busybox"],
-        &["logs", "c"],
+        &["logs", "cc"],
         &["events", "--since", "0", "--until", "1"],
         &["events", "--since", "0", "--until", "2100000000"],
         &["history", "busybox"],
         &["network", "ls"],
         &["volume", "ls"],
-        &["top", "c"],
-        &["exec", "c", "echo", "hi"],
+        &["top", "cc"],
+        &["exec", "cc", "echo", "hi"],
         &["run", "--rm", "busybox", "echo", "hi"],
         &["save", "busybox"],
     ] {
@@ -688,7 +688,11 @@ fn commands_end_quietly_on_a_closed_pipe() {
         assert_eq!(stderr(&o), "", "{what}");
     }
     // a socket whose peer left (stdout handed over by a service manager)
-    for args in [&["ps"][..], &["inspect", "c"], &["exec", "c", "echo", "hi"]] {
+    for args in [
+        &["ps"][..],
+        &["inspect", "cc"],
+        &["exec", "cc", "echo", "hi"],
+    ] {
         let (ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
         drop(ours);
         let o = b
@@ -710,7 +714,7 @@ fn commands_end_quietly_on_a_closed_pipe() {
         assert_eq!(stderr(&o), "", "{what}");
     }
     // nothing was hurt: the container runs on, its row as it was
-    assert_eq!(b.inspect("c", "{{.State.Status}}"), "running");
+    assert_eq!(b.inspect("cc", "{{.State.Status}}"), "running");
     assert_eq!(b.ok(&["ps", "-aq"]).lines().count(), 1);
 }
 
@@ -739,7 +743,7 @@ fn reader_leaving_ends_a_foreground_container_quietly() {
         return;
     }
     let b = berth();
-    b.ok(&["run", "-d", "--name", "c", "busybox", "sleep", "600"]);
+    b.ok(&["run", "-d", "--name", "cc", "busybox", "sleep", "600"]);
     const WANT: usize = 50 << 20;
     for (args, want) in [
         (
@@ -755,8 +759,8 @@ fn reader_leaving_ends_a_foreground_container_quietly() {
             WANT,
         ),
         (&["run", "--name", "kept", "busybox", "yes"][..], 2),
-        (&["exec", "c", "cat", "/dev/zero"][..], WANT),
-        (&["exec", "-i", "c", "yes"][..], 2),
+        (&["exec", "cc", "cat", "/dev/zero"][..], WANT),
+        (&["exec", "-i", "cc", "yes"][..], 2),
     ] {
         let what = args.join(" ");
         let mut child = b
@@ -805,7 +809,7 @@ fn reader_leaving_ends_a_foreground_container_quietly() {
         );
     }
     assert_eq!(b.inspect("kept", "{{.State.Status}}"), "exited");
-    assert_eq!(b.inspect("c", "{{.State.Status}}"), "running");
+    assert_eq!(b.inspect("cc", "{{.State.Status}}"), "running");
     let names = b.ok(&["ps", "-a", "--format", "{{.Names}}"]);
     assert_eq!(names.lines().count(), 2, "--rm left nothing: {names}");
 }
@@ -892,13 +896,13 @@ fn tiocsti_on_any_descriptor_is_refused() {
     if with_tiocsti(&b).is_none() {
         return;
     }
-    b.ok(&["run", "-d", "--name", "c", "tiocsti", "sleep", "600"]);
+    b.ok(&["run", "-d", "--name", "cc", "tiocsti", "sleep", "600"]);
     let probe = "for n in 0 1 2; do tiocsti 'echo INJECTED\n' 0<&$n; done; echo end";
     for args in [
         vec!["run", "--rm", "tiocsti", "sh", "-c", probe],
         vec!["run", "--rm", "-i", "tiocsti", "sh", "-c", probe],
-        vec!["exec", "c", "sh", "-c", probe],
-        vec!["exec", "-i", "c", "sh", "-c", probe],
+        vec!["exec", "cc", "sh", "-c", probe],
+        vec!["exec", "-i", "cc", "sh", "-c", probe],
     ] {
         let what = args[..2].join(" ");
         let seen = on_terminal(&b, &args);

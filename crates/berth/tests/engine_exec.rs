@@ -62,7 +62,13 @@ fn exec_through_the_engine_api() {
         "--since",
         &t0.to_string(),
         "--until",
-        "0s",
+        // Whole seconds, as docker's: the next one takes this one in.
+        &(std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs()
+            + 1)
+        .to_string(),
         "--filter",
         "container=api-exec",
         "--format",

@@ -323,7 +323,7 @@ impl Builder<'_, '_> {
             file: self.plan.file.clone(),
             line: step.line,
             keyword: step.keyword,
-            source,
+            source: Box::new(source),
         }
     }
 
@@ -713,7 +713,8 @@ impl Builder<'_, '_> {
                         let built = self.source_of(step, f)?;
                         let view = View::new(&self.engine.images, &built.layers)?;
                         let src = copy::Source::Rootfs(view.root());
-                        let hash = copy::checksum(&src, c).map_err(|e| self.copy_failed(step, e))?;
+                        let hash =
+                            copy::checksum(&src, c).map_err(|e| self.copy_failed(step, e))?;
                         source = Some(view);
                         (built.key, hash)
                     }
@@ -764,7 +765,8 @@ impl Builder<'_, '_> {
                                 ignore: self.opts.ignore.as_ref(),
                             };
                             parts.push(
-                                copy::checksum(&src, &probe).map_err(|e| self.copy_failed(step, e))?,
+                                copy::checksum(&src, &probe)
+                                    .map_err(|e| self.copy_failed(step, e))?,
                             );
                         }
                     }
@@ -1230,7 +1232,7 @@ impl Builder<'_, '_> {
                 }
             }
         };
-        if let Ok(c) = berth_runtime::Container::load(&self.engine.runtime_root(), &cid) {
+        if let Ok(c) = berth_runtime::Container::load(&self.engine.runtime_root(), cid) {
             let _ = c.delete(true);
         }
         let _ = work.snap.unmount();

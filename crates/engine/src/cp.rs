@@ -32,8 +32,10 @@ pub struct Root {
     fd: OwnedFd,
     /// How to name it in errors: "container X" or "the host".
     what: String,
-    /// A container's: what is copied in belongs to its root by default.
+    /// A container's (what is copied in keeps its owners).
     container: bool,
+    /// A container's user (`-u`), to whom `-a` gives what is copied in.
+    user: Option<String>,
     /// A stopped container's rootfs we mounted, unmounted on drop.
     mounted: Option<berth_image::snapshot::Snapshot>,
     /// A running container's ids when it has a user namespace of its own:
@@ -57,6 +59,7 @@ impl Root {
             fd: open_path(Path::new("/"), OFlag::O_DIRECTORY)?,
             what: "the host".into(),
             container: false,
+            user: None,
             mounted: None,
             id_map: None,
         })
@@ -69,6 +72,7 @@ impl Root {
             fd: open_path(path, OFlag::O_DIRECTORY)?,
             what: what.to_string(),
             container: true,
+            user: None,
             mounted: None,
             id_map: None,
         })
@@ -92,6 +96,7 @@ impl Root {
                 fd,
                 what,
                 container: true,
+                user: Some(r.config.user.clone()).filter(|u| !u.is_empty()),
                 mounted: None,
                 id_map: r.config.id_map,
             });
@@ -110,6 +115,7 @@ impl Root {
             },
             what,
             container: true,
+            user: Some(r.config.user.clone()).filter(|u| !u.is_empty()),
             mounted: Some(snap),
             id_map: None,
         };
@@ -170,8 +176,10 @@ impl std::fmt::Debug for Stream<'_> {
 /// How a copy treats ownership and links.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Options {
-    /// `-a`: keep the source's uid and gid (otherwise files belong to the
-    /// destination's user: root in a container, us on the host).
+    /// `-a`: into a container with a user (`-u`), what is copied belongs
+    /// to that user. Otherwise, as Docker 20.10 does (whatever its help
+    /// says): into a container the source's uid and gid are kept, -a or
+    /// not; onto the host files belong to us, -a or not.
     pub archive: bool,
     /// `-L`: copy what a source symlink points to rather than the link.
     pub follow_link: bool,
@@ -211,11 +219,7 @@ fn plan(src: &Path, src_is_dir: bool, dst_root: &Root, dst: &Path) -> Result<Pla
             dst.display(),
             dst_root.what
         ))),
-        _ if dst_slash && !src_is_dir => Err(Error::PathNotFound(format!(
-            "the destination directory {} does not exist in {}",
-            dst.display(),
-            dst_root.what
-        ))),
+        _ if dst_slash && !src_is_dir => Err(no_directory(dst, dst_root)),
         found => {
             // A new name (or a file to replace): its parent must exist.
             let parent = dst
@@ -236,28 +240,44 @@ fn plan(src: &Path, src_is_dir: bool, dst_root: &Root, dst: &Path) -> Result<Pla
                     dst.display(),
                     dst_root.what
                 ))),
-                _ => Err(Error::PathNotFound(format!(
-                    "the destination directory {} does not exist in {}",
-                    parent.display(),
-                    dst_root.what
-                ))),
+                _ => Err(no_directory(parent, dst_root)),
             }
         }
     }
 }
 
+/// A destination directory that is not there, in docker's words: its
+/// client's for the host, its daemon's for a container.
+fn no_directory(dir: &Path, root: &Root) -> Error {
+    if root.container {
+        Error::PathNotFound(format!(
+            "No such container:path: {}:{}",
+            root.what.trim_start_matches("container "),
+            dir.display()
+        ))
+    } else {
+        Error::NoOutputDirectory(dir.to_path_buf())
+    }
+}
+
 /// Copies `src` to `dst`. Returns what was copied, in entries.
 pub fn copy(src: End<'_>, dst: End<'_>, opts: Options) -> Result<u64> {
-    let owner = |to_container: bool| {
-        if opts.archive {
-            None
-        } else if to_container {
-            Some((0, 0))
-        } else {
-            Some((
+    let owner = |root: &Root| -> Result<Option<(u32, u32)>> {
+        if !root.container {
+            return Ok(Some((
                 nix::unistd::getuid().as_raw(),
                 nix::unistd::getgid().as_raw(),
-            ))
+            )));
+        }
+        match root.user.as_deref() {
+            Some(user) if opts.archive => {
+                let read = |p| saferoot::userdb::read_in_root(&root.fd, p).ok().flatten();
+                let passwd = read("/etc/passwd").unwrap_or_default();
+                let group = read("/etc/group").unwrap_or_default();
+                let u = crate::spec::parse_user(user, &[], &passwd, &group)?;
+                Ok(Some((u.uid, u.gid)))
+            }
+            _ => Ok(None),
         }
     };
     match (src, dst) {
@@ -283,16 +303,9 @@ pub fn copy(src: End<'_>, dst: End<'_>, opts: Options) -> Result<u64> {
         (End::Stream(Stream::Input(input)), End::Path(root, path)) => {
             let dir = root
                 .resolve(&path, OFlag::O_PATH | OFlag::O_DIRECTORY)
-                .map_err(|_| {
-                    Error::PathNotFound(format!(
-                        "the destination directory {} does not exist in {}",
-                        path.display(),
-                        root.what
-                    ))
-                })?;
-            let to_container = root.container;
+                .map_err(|_| no_directory(&path, root))?;
             let ex = berth_image::layer::ExtractOptions {
-                owner: owner(to_container),
+                owner: owner(root)?,
                 id_shift: root.id_map.map(|m| (m.uid, m.gid, m.size)),
             };
             crate::userns::as_container_root(root.id_map.as_ref(), || {
@@ -307,9 +320,8 @@ pub fn copy(src: End<'_>, dst: End<'_>, opts: Options) -> Result<u64> {
             let dir = droot
                 .resolve(&plan.dir, OFlag::O_PATH | OFlag::O_DIRECTORY)
                 .ctx(|| format!("open {} in {}", plan.dir.display(), droot.what))?;
-            let to_container = droot.container;
             let ex = berth_image::layer::ExtractOptions {
-                owner: owner(to_container),
+                owner: owner(droot)?,
                 id_shift: droot.id_map.map(|m| (m.uid, m.gid, m.size)),
             };
             // One thread writes the tar into a pipe, we extract from it.

@@ -255,7 +255,10 @@ impl Db {
             Err(rusqlite::Error::SqliteFailure(e, _))
                 if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE =>
             {
-                Err(Error::NameInUse(r.name.clone()))
+                Err(Error::NameInUse {
+                    name: r.name.clone(),
+                    holder: self.holder_of(&r.name)?,
+                })
             }
             Err(e) => Err(e.into()),
         }
@@ -511,10 +514,27 @@ impl Db {
             Err(rusqlite::Error::SqliteFailure(e, _))
                 if e.code == rusqlite::ErrorCode::ConstraintViolation =>
             {
-                Err(Error::NameInUse(name.to_string()))
+                Err(Error::NewNameInUse {
+                    name: name.to_string(),
+                    holder: self.holder_of(name)?,
+                })
             }
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// The id of the container named `name` (for a conflict's words; empty
+    /// when it went meanwhile).
+    fn holder_of(&self, name: &str) -> Result<String> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT id FROM containers WHERE name = ?1",
+                params![name],
+                |r| r.get(0),
+            )
+            .optional()?
+            .unwrap_or_default())
     }
 
     pub fn delete(&self, id: &str) -> Result<()> {
@@ -546,7 +566,10 @@ mod tests {
         let db = Db::open(dir.path()).unwrap();
         db.insert(&record("a1", "web")).unwrap();
         let e = db.insert(&record("b2", "web")).unwrap_err();
-        assert!(matches!(&e, Error::NameInUse(n) if n == "web"), "{e}");
+        assert!(
+            matches!(&e, Error::NameInUse { name, .. } if name == "web"),
+            "{e}"
+        );
         assert_eq!(e.kind(), crate::ErrorKind::Conflict);
         let e = db.insert(&record("a1", "other")).unwrap_err();
         assert!(matches!(e, Error::Db(_)), "{e}");

@@ -67,12 +67,21 @@ pub enum Error {
     /// multiple containers match {0:?}: use more of the id
     #[error("multiple containers match {0:?}: use more of the id")]
     Ambiguous(String),
-    /// Conflict. The container name "/{0}" is already in use
-    #[error("Conflict. The container name \"/{0}\" is already in use")]
-    NameInUse(String),
-    /// invalid container name {0:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are
+    /// Conflict. The container name "/{name}" is already in use by
+    /// container "{holder}". You have to remove (or rename) that container
+    /// to be able to reuse that name.
+    #[error("{}", name_in_use(name, holder))]
+    NameInUse { name: String, holder: String },
+    /// Error when allocating new name: Conflict. The container name ...
+    /// (a rename onto a taken name, in docker's daemon's words)
+    #[error("Error when allocating new name: {}", name_in_use(name, holder))]
+    NewNameInUse { name: String, holder: String },
+    /// Renaming a container with the same name as its current name
+    #[error("Renaming a container with the same name as its current name")]
+    SameName,
+    /// Invalid container name ({0}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are
     /// allowed
-    #[error("invalid container name {0:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")]
+    #[error("Invalid container name ({0}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")]
     InvalidName(String),
     /// An image the store does not hold and may not pull, in words of its
     /// own: "{0}" (`build --pull=never`).
@@ -152,6 +161,10 @@ pub enum Error {
     /// The container's monitor failed or broke its protocol: "{0}".
     #[error("{0}")]
     Monitor(String),
+    /// invalid output path: directory "{0}" does not exist (`cp` onto
+    /// the host under a directory that is not there)
+    #[error("invalid output path: directory {0:?} does not exist")]
+    NoOutputDirectory(std::path::PathBuf),
     /// `cp`: a source or destination path that does not exist: "{0}"
     /// ("Could not find the file /x in container c").
     #[error("{0}")]
@@ -200,7 +213,7 @@ pub enum Error {
         file: String,
         line: usize,
         keyword: &'static str,
-        source: berth_build::copy::CopyError,
+        source: Box<berth_build::copy::CopyError>,
     },
     /// build interrupted
     #[error("build interrupted")]
@@ -258,9 +271,11 @@ impl Error {
             | Error::NetworkNotFound(_)
             | Error::ImageNotFound(_)
             | Error::NotInStore(_)
-            | Error::PathNotFound(_) => K::NotFound,
+            | Error::PathNotFound(_)
+            | Error::NoOutputDirectory(_) => K::NotFound,
             Error::Ambiguous(_)
             | Error::InvalidName(_)
+            | Error::SameName
             | Error::InvalidOption(_)
             | Error::NoSuchUser(_)
             | Error::CopyRefused(_)
@@ -274,7 +289,8 @@ impl Error {
                 Some(libc::EACCES | libc::EPERM) => K::PermissionDenied,
                 _ => K::Internal,
             },
-            Error::NameInUse(_)
+            Error::NameInUse { .. }
+            | Error::NewNameInUse { .. }
             | Error::Conflict(_)
             | Error::AlreadyPaused(_)
             | Error::NotPaused(_)
@@ -437,6 +453,14 @@ impl<T> Context<T> for std::result::Result<T, nix::Error> {
     }
 }
 
+/// Docker's daemon's words for a container name another container holds.
+fn name_in_use(name: &str, holder: &str) -> String {
+    format!(
+        "Conflict. The container name \"/{name}\" is already in use by container \"{holder}\". \
+         You have to remove (or rename) that container to be able to reuse that name."
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -477,7 +501,11 @@ mod tests {
             Error::NoSuchContainer("x".into()).kind(),
             ErrorKind::NotFound
         );
-        assert_eq!(Error::NameInUse("x".into()).kind(), ErrorKind::Conflict);
+        let taken = Error::NameInUse {
+            name: "x".into(),
+            holder: "0".repeat(64),
+        };
+        assert_eq!(taken.kind(), ErrorKind::Conflict);
         assert_eq!(Error::NotRunning("x".into()).kind(), ErrorKind::NotRunning);
         assert_eq!(Error::InUse("v".into()).kind(), ErrorKind::InUse);
         let full = Error::Io {

@@ -432,10 +432,7 @@ impl Engine {
         let id = random_id();
         let generated = name.is_none();
         let name = match name {
-            Some(n) => {
-                names::validate(n)?;
-                n.to_string()
-            }
+            Some(n) => names::container_name(n)?,
             None => names::generate(|n| self.db.find(n).is_ok()),
         };
         if cfg.hostname.is_empty() && cfg.network == "host" {
@@ -461,7 +458,7 @@ impl Engine {
             .insert_with_ids(&mut record, mode, shares.as_deref())
         {
             match e {
-                Error::NameInUse(_) if generated && draws < 10 => {
+                Error::NameInUse { .. } if generated && draws < 10 => {
                     draws += 1;
                     record.name = names::generate(|n| self.db.find(n).is_ok());
                 }

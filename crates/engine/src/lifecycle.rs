@@ -79,10 +79,12 @@ pub struct ExitReport {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct TopReport {
-    /// `ps`'s header line.
-    pub header: String,
-    /// One line per process.
-    pub processes: Vec<String>,
+    /// `ps`'s column titles.
+    pub titles: Vec<String>,
+    /// One row per process, a field per title: as Docker's API gives
+    /// them, the last column takes the rest of the line (a command with
+    /// its arguments).
+    pub processes: Vec<Vec<String>>,
 }
 
 impl Engine {
@@ -138,8 +140,11 @@ impl Engine {
     /// Gives the container a new name (docker's rules for names).
     pub fn container_rename(&self, key: &str, new_name: &str) -> Result<()> {
         let r = self.find(key)?;
-        crate::names::validate(new_name)?;
-        self.db.rename(&r.id, new_name)?;
+        let new_name = crate::names::container_name(new_name)?;
+        if r.name == new_name {
+            return Err(Error::SameName);
+        }
+        self.db.rename(&r.id, &new_name)?;
         let renamed = self.find(&r.id)?;
         self.db
             .container_event(&renamed, "rename", &[("oldName", &r.name)]);
@@ -181,11 +186,24 @@ impl Engine {
     /// runs.
     pub fn container_top(&self, key: &str, opts: &TopOptions) -> Result<TopReport> {
         let r = self.find(key)?;
-        let mut lines = self.top(&r, &opts.ps_args)?.into_iter();
-        Ok(TopReport {
-            header: lines.next().unwrap_or_default(),
-            processes: lines.collect(),
-        })
+        let lines = self.top(&r, &opts.ps_args)?;
+        let titles: Vec<String> = lines
+            .first()
+            .map(|h| h.split_whitespace().map(str::to_string).collect())
+            .unwrap_or_default();
+        let last = titles.len().saturating_sub(1);
+        let processes = lines
+            .iter()
+            .skip(1)
+            .map(|l| {
+                let fields: Vec<&str> = l.split_whitespace().collect();
+                let mut row: Vec<String> =
+                    fields.iter().take(last).map(|f| f.to_string()).collect();
+                row.push(fields.get(last..).unwrap_or_default().join(" "));
+                row
+            })
+            .collect();
+        Ok(TopReport { titles, processes })
     }
 }
 

@@ -29,7 +29,18 @@ const NOUNS: &[&str] = &[
     "wharf",
 ];
 
-/// Docker's rule: `[a-zA-Z0-9][a-zA-Z0-9_.-]+` (one character is enough here).
+/// A container's name by Docker's rule, `^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$`:
+/// at least two characters, a leading `/` dropped (`--name /web` is web).
+pub fn container_name(name: &str) -> Result<String> {
+    let bare = name.strip_prefix('/').unwrap_or(name);
+    if bare.len() < 2 || validate(bare).is_err() {
+        return Err(Error::InvalidName(name.to_string()));
+    }
+    Ok(bare.to_string())
+}
+
+/// Podman's rule for a pod's name, `[a-zA-Z0-9][a-zA-Z0-9_.-]*` (one
+/// character is enough).
 pub fn validate(name: &str) -> Result<()> {
     let name_ok = name
         .chars()

@@ -524,6 +524,20 @@ fn open_dir(p: &Path) -> Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 impl crate::Engine {
+    /// `volume create`: [`Volumes::create_with_options`], journalled as
+    /// docker's daemon does (a `create` event).
+    pub fn volume_create(
+        &self,
+        name: Option<&str>,
+        labels: &std::collections::BTreeMap<String, String>,
+        options: &std::collections::BTreeMap<String, String>,
+    ) -> Result<Volume> {
+        let v = self.volumes.create_with_options(name, labels, options)?;
+        self.db
+            .event("volume", "create", &v.name, &[("driver", "local")]);
+        Ok(v)
+    }
+
     /// Every volume, by name.
     pub fn volume_list(&self) -> Result<Vec<Volume>> {
         self.volumes.list()

@@ -250,7 +250,7 @@ pub(super) fn step_words(e: &berth_engine::Error) -> Option<String> {
     else {
         return None;
     };
-    match source {
+    match source.as_ref() {
         CopyError::NoSources { .. } => Some(format!("{keyword} failed: no source files were specified")),
         CopyError::DestNotDirectory { .. } => Some(format!(
             "When using {keyword} with more than one source file, the destination must be a directory and end with a /"

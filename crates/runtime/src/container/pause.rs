@@ -49,15 +49,32 @@ impl Container {
         } else {
             args.to_vec()
         };
-        let out = std::process::Command::new("ps")
-            .args(&args)
-            .output()
-            .map_err(|e| Error::Ps(format!("run ps (procps): {e}")))?;
+        // As Docker's daemon asks: only the container's pids (`-q`), so
+        // that options which select nothing themselves (`-o pid,comm`)
+        // still list them; a ps without -q is asked again without it.
+        let listed: Vec<String> = pids.iter().map(i32::to_string).collect();
+        let run = |quick: bool| {
+            let mut cmd = std::process::Command::new("ps");
+            cmd.args(&args);
+            if quick && !listed.is_empty() {
+                cmd.args(["-q", &listed.join(",")]);
+            }
+            cmd.output()
+                .map_err(|e| Error::Ps(format!("run ps (procps): {e}")))
+        };
+        let mut out = run(true)?;
         if !out.status.success() {
+            out = run(false)?;
+        }
+        if !out.status.success() {
+            // The first line of ps's complaint says why (Docker's daemon
+            // words it so); the rest is its usage.
+            let err = String::from_utf8_lossy(&out.stderr);
             return Err(Error::Ps(format!(
-                "ps {}: {}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr).trim()
+                "ps: {}",
+                err.lines()
+                    .find(|l| !l.trim().is_empty())
+                    .unwrap_or("failed")
             )));
         }
         let text = String::from_utf8_lossy(&out.stdout);
