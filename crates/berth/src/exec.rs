@@ -56,7 +56,7 @@ pub(crate) fn exec(engine: &Engine, a: &ExecArgs) -> Result<i32> {
     };
     let session = match engine.exec(&r, &req) {
         Ok(s) => s,
-        Err(e @ berth_engine::Error::NotRunning(_)) => {
+        Err(e @ (berth_engine::Error::NotRunning(_) | berth_engine::Error::ExecPaused(_))) => {
             return Err(crate::FromDaemon::wrap(e.into(), true))
         }
         // The process could not be started (no such program, no such

@@ -153,6 +153,12 @@ pub(crate) fn pause(engine: &Engine, names: &[String], paused: bool) -> Result<i
 }
 
 pub(crate) fn update(engine: &Engine, a: &UpdateArgs) -> Result<i32> {
+    if a.resources.is_empty() && a.restart.is_none() {
+        return Err(crate::ClientSide(
+            "you must provide one or more flags when using this command".into(),
+        )
+        .into());
+    }
     let mut opts = UpdateOptions::default();
     opts.resources = a.resources.resources()?;
     opts.restart = a
@@ -161,7 +167,13 @@ pub(crate) fn update(engine: &Engine, a: &UpdateArgs) -> Result<i32> {
         .map(RestartPolicy::parse)
         .transpose()
         .map_err(anyhow::Error::msg)?;
-    each(engine, &a.containers, |e, n| e.container_update(n, &opts))
+    let code = each(engine, &a.containers, |e, n| e.container_update(n, &opts))?;
+    // The daemon's warnings, after the names, on stdout as docker's client
+    // prints them.
+    if opts.resources.kernel_memory.is_some_and(|k| k > 0) {
+        println!("Specifying a kernel memory limit is deprecated and will be removed in a future release.");
+    }
+    Ok(code)
 }
 
 /// `docker top`: the host's `ps` (default `-ef`) limited to the container's

@@ -55,15 +55,15 @@ pub struct ResourceArgs {
     /// Memory limit (b, k, m, g)
     #[arg(short, long)]
     memory: Option<String>,
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     memory_swap: Option<String>,
     #[arg(long)]
     memory_reservation: Option<String>,
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     cpus: Option<f64>,
     #[arg(short = 'c', long)]
     cpu_shares: Option<u64>,
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     cpu_quota: Option<i64>,
     #[arg(long)]
     cpu_period: Option<u64>,
@@ -71,7 +71,7 @@ pub struct ResourceArgs {
     cpuset_cpus: Option<String>,
     #[arg(long)]
     cpuset_mems: Option<String>,
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pids_limit: Option<i64>,
     /// Block I/O weight, 10 to 1000 (0: unset)
     #[arg(long)]
@@ -88,6 +88,24 @@ pub struct ResourceArgs {
 }
 
 impl ResourceArgs {
+    /// No resource flag given (`update` then has nothing to do).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.memory.is_none()
+            && self.memory_swap.is_none()
+            && self.memory_reservation.is_none()
+            && self.cpus.is_none()
+            && self.cpu_shares.is_none()
+            && self.cpu_quota.is_none()
+            && self.cpu_period.is_none()
+            && self.cpuset_cpus.is_none()
+            && self.cpuset_mems.is_none()
+            && self.pids_limit.is_none()
+            && self.blkio_weight.is_none()
+            && self.cpu_rt_period.is_none()
+            && self.cpu_rt_runtime.is_none()
+            && self.kernel_memory.is_none()
+    }
+
     /// `--blkio-weight` as dockerd takes it (run, create and update): 0 is
     /// unset, a weight the host cannot apply is dropped with its warning,
     /// one it could must be in range.
@@ -115,18 +133,15 @@ impl ResourceArgs {
             .as_deref()
             .map(|s| memory_flag("-m, --memory", s))
             .transpose()?;
-        if memory.is_some_and(|m| m < 6 << 20) {
-            bail!("minimum memory limit allowed is 6MB");
-        }
         let nano_cpus = match self.cpus {
-            Some(c) if !(c > 0.0 && c.is_finite()) => {
-                bail!("invalid --cpus {c}: a positive number of CPUs")
-            }
+            Some(c) if !c.is_finite() => bail!("invalid --cpus {c}: a number of CPUs"),
+            // 0 is no limit; a negative number the daemon's range refuses.
+            Some(0.0) => None,
             #[allow(clippy::cast_possible_truncation)]
             Some(c) => Some((c * 1e9) as i64),
             None => None,
         };
-        Ok(berth_engine::config::Resources {
+        let r = berth_engine::config::Resources {
             memory,
             memory_swap: match self.memory_swap.as_deref() {
                 Some("-1") => Some(-1),
@@ -154,8 +169,136 @@ impl ResourceArgs {
                 .map(|s| memory_flag("--kernel-memory", s))
                 .transpose()?,
             ..Default::default()
-        })
+        };
+        daemon_checks(&r).map_err(|e| crate::FromDaemon::wrap(anyhow::anyhow!(e), true))?;
+        Ok(r)
     }
+}
+
+/// What docker's daemon checks of the limits before a container is made
+/// or updated, in its order and words (verifyPlatformContainerResources
+/// in Docker 20.10).
+fn daemon_checks(r: &berth_engine::config::Resources) -> std::result::Result<(), String> {
+    const MIN: i64 = 6 << 20;
+    let (memory, swap) = (r.memory.unwrap_or(0), r.memory_swap.unwrap_or(0));
+    let reservation = r.memory_reservation.unwrap_or(0);
+    if memory != 0 && memory < MIN {
+        return Err("Minimum memory limit allowed is 6MB".into());
+    }
+    if memory > 0 && swap > 0 && swap < memory {
+        return Err(
+            "Minimum memoryswap limit should be larger than memory limit, see usage".into(),
+        );
+    }
+    if reservation > 0 && reservation < MIN {
+        return Err("Minimum memory reservation allowed is 6MB".into());
+    }
+    if memory > 0 && reservation > 0 && memory < reservation {
+        return Err(
+            "Minimum memory limit can not be less than memory reservation limit, see usage".into(),
+        );
+    }
+    if r.kernel_memory.is_some_and(|k| k > 0 && k < MIN) {
+        return Err("Minimum kernel memory limit allowed is 6MB".into());
+    }
+    let nano = r.nano_cpus.unwrap_or(0);
+    if nano > 0 && r.cpu_period.is_some_and(|p| p > 0) {
+        return Err("Conflicting options: Nano CPUs and CPU Period cannot both be set".into());
+    }
+    if nano > 0 && r.cpu_quota.is_some_and(|q| q > 0) {
+        return Err("Conflicting options: Nano CPUs and CPU Quota cannot both be set".into());
+    }
+    let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    if nano < 0
+        || nano
+            > i64::try_from(cpus)
+                .unwrap_or(i64::MAX)
+                .saturating_mul(1_000_000_000)
+    {
+        return Err(format!(
+            "Range of CPUs is from 0.01 to {cpus}.00, as there are only {cpus} CPUs available"
+        ));
+    }
+    if r.cpu_period
+        .is_some_and(|p| p != 0 && !(1000..=1_000_000).contains(&p))
+    {
+        return Err(
+            "CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)"
+                .into(),
+        );
+    }
+    if r.cpu_quota.is_some_and(|q| q > 0 && q < 1000) {
+        return Err("CPU cfs quota can not be less than 1ms (i.e. 1000)".into());
+    }
+    for (value, what, file, online) in [
+        (
+            &r.cpuset_cpus,
+            "cpus",
+            "cpuset.cpus",
+            "/sys/devices/system/cpu/online",
+        ),
+        (
+            &r.cpuset_mems,
+            "mems",
+            "cpuset.mems",
+            "/sys/devices/system/node/online",
+        ),
+    ] {
+        let Some(value) = value.as_deref().filter(|v| !v.is_empty()) else {
+            continue;
+        };
+        let asked = uint_list(value).ok_or_else(|| {
+            format!("Invalid value {value} for cpuset {what}: invalid format: {value}")
+        })?;
+        // The host's, as the cpuset cgroup's root says (the kernel's
+        // online list where there is none).
+        let host = ["/sys/fs/cgroup/cpuset/", "/sys/fs/cgroup/"]
+            .iter()
+            .find_map(|d| {
+                std::fs::read_to_string(format!("{d}{file}.effective"))
+                    .ok()
+                    .or_else(|| std::fs::read_to_string(format!("{d}{file}")).ok())
+            })
+            .filter(|s| !s.trim().is_empty())
+            .or_else(|| std::fs::read_to_string(online).ok())
+            .unwrap_or_default();
+        let host = host.trim();
+        let available = uint_list(host).unwrap_or_default();
+        if !asked.iter().all(|n| available.contains(n)) {
+            let nodes = if what == "cpus" {
+                "CPUs"
+            } else {
+                "memory nodes"
+            };
+            return Err(format!(
+                "Requested {nodes} are not available - requested {value}, available: {host}"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A cpuset list (`0-3,7`) as Docker's ParseUintList reads it.
+fn uint_list(s: &str) -> Option<std::collections::BTreeSet<u32>> {
+    let mut out = std::collections::BTreeSet::new();
+    if s.is_empty() {
+        return Some(out);
+    }
+    for part in s.split(',') {
+        match part.split_once('-') {
+            None => {
+                out.insert(part.parse().ok()?);
+            }
+            Some((a, b)) => {
+                let (a, b): (u32, u32) = (a.parse().ok()?, b.parse().ok()?);
+                if b < a {
+                    return None;
+                }
+                out.extend(a..=b);
+            }
+        }
+    }
+    Some(out)
 }
 
 #[derive(Debug, Args)]

@@ -337,3 +337,8 @@ fn build() {
 fn everyday() {
     corpus("everyday.txt");
 }
+
+#[test]
+fn checks() {
+    corpus("checks.txt");
+}

@@ -217,7 +217,7 @@ fn detached_lifecycle_logs_exec_stop_and_rm() {
     let o = b.run(&["rm", "web"]);
     assert_ne!(o.status.code(), Some(0));
     assert!(
-        stderr(&o).contains("stop the container before removing"),
+        stderr(&o).contains("You cannot remove a running container"),
         "{}",
         stderr(&o)
     );
@@ -343,8 +343,16 @@ fn bad_input_is_one_line_and_creates_nothing() {
             125,
         ),
         (
-            &["run", "--network", "none", "-p", "80", "busybox", "true"],
-            "conflicting options: port publishing",
+            &[
+                "run",
+                "--network",
+                "host",
+                "--mac-address",
+                "02:42:ac:11:00:02",
+                "busybox",
+                "true",
+            ],
+            "conflicting options: mac-address and the network mode",
             125,
         ),
         (&["exec", "nobody", "true"], "No such container: nobody", 1),

@@ -406,33 +406,34 @@ pub struct RestartPolicy {
 }
 
 impl RestartPolicy {
-    /// Parses docker's syntax.
+    /// Parses docker's syntax (`NAME[:COUNT]`), refusing what its client
+    /// and then its daemon refuse, in their words.
     pub fn parse(s: &str) -> Result<RestartPolicy, String> {
-        let (name, count) = match s.split_once(':') {
-            Some((n, c)) => (n, Some(c)),
-            None => (s, None),
+        let parts: Vec<&str> = s.split(':').collect();
+        if parts.len() > 2 {
+            return Err("invalid restart policy format".into());
+        }
+        let count: i64 = match parts.get(1) {
+            Some(c) => c
+                .parse()
+                .map_err(|_| "maximum retry count must be an integer".to_string())?,
+            None => 0,
         };
-        match (name, count) {
-            ("no" | "" | "always" | "unless-stopped", None) => Ok(RestartPolicy {
+        let name = parts[0];
+        match name {
+            "always" | "unless-stopped" | "no" | "" if count != 0 => Err(format!(
+                "maximum retry count cannot be used with restart policy '{name}'"
+            )),
+            "always" | "unless-stopped" | "no" | "" => Ok(RestartPolicy {
                 name: if name.is_empty() { "no" } else { name }.to_string(),
                 max_retries: 0,
             }),
-            ("on-failure", c) => {
-                let max_retries = match c {
-                    None => 0,
-                    Some(c) => c
-                        .parse()
-                        .map_err(|_| "maximum retry count must be an integer".to_string())?,
-                };
-                Ok(RestartPolicy {
-                    name: name.to_string(),
-                    max_retries,
-                })
-            }
-            ("no" | "always" | "unless-stopped", Some(_)) => Err(format!(
-                "invalid restart policy {s:?}: maximum retry count can only be used with 'on-failure'"
-            )),
-            _ => Err(format!("invalid restart policy '{s}'")),
+            "on-failure" if count < 0 => Err("maximum retry count cannot be negative".into()),
+            "on-failure" => Ok(RestartPolicy {
+                name: name.to_string(),
+                max_retries: u32::try_from(count).unwrap_or(u32::MAX),
+            }),
+            _ => Err(format!("invalid restart policy '{name}'")),
         }
     }
 

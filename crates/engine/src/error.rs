@@ -118,6 +118,9 @@ pub enum Error {
     /// Container {0} is not paused
     #[error("Container {0} is not paused")]
     NotPaused(String),
+    /// Container {0} is paused, unpause the container before exec
+    #[error("Container {0} is paused, unpause the container before exec")]
+    ExecPaused(String),
     /// You cannot attach to a paused container, unpause it first
     #[error("You cannot attach to a paused container, unpause it first")]
     AttachPaused,
@@ -131,10 +134,11 @@ pub enum Error {
     /// log driver keeps nothing)
     #[error("configured logging driver does not support reading")]
     LogsNotKept,
-    /// cannot remove container "/{name}": container is {status}: stop the
-    /// container before removing or force remove
-    #[error("cannot remove container \"/{name}\": container is {status}: stop the container before removing or force remove")]
-    RemoveActive { name: String, status: String },
+    /// You cannot remove a {status} container {id}. Stop the container
+    /// before attempting removal or force remove (Docker 20.10's words; a
+    /// paused one is to be unpaused and then stopped)
+    #[error("You cannot remove a {status} container {id}. {}the container before attempting removal or force remove", if status == "paused" { "Unpause and then stop " } else { "Stop " })]
+    RemoveActive { id: String, status: String },
     /// container {name} is still {status}: {stuck} (berth system check
     /// cleans up)
     #[error("container {name} is still {status}: {stuck} (berth system check cleans up)")]
@@ -294,6 +298,7 @@ impl Error {
             | Error::Conflict(_)
             | Error::AlreadyPaused(_)
             | Error::NotPaused(_)
+            | Error::ExecPaused(_)
             | Error::AttachPaused
             | Error::LogsNotKept
             | Error::RemoveActive { .. }

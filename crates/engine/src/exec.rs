@@ -66,6 +66,9 @@ impl Engine {
     ///
     /// The caller must be single-threaded: the runtime forks.
     pub fn exec(&self, r: &Record, req: &ExecRequest) -> Result<ExecSession> {
+        if r.status == Status::Paused {
+            return Err(Error::ExecPaused(r.name.clone()));
+        }
         // Not running by its record, or no runtime state to exec in:
         // docker's one answer for both.
         let c = Some(r)

@@ -548,7 +548,7 @@ impl Engine {
         if r.status.is_active() {
             if !force {
                 return Err(Error::RemoveActive {
-                    name: r.name.clone(),
+                    id: r.id.clone(),
                     status: r.status.to_string(),
                 });
             }

@@ -120,15 +120,25 @@ impl Engine {
             }
         }
         if !on_bridges(cfg) {
-            if !cfg.publish.is_empty() || cfg.publish_all {
-                return Err(Error::InvalidOption(format!(
-                    "conflicting options: port publishing and the container type network mode ({})",
-                    cfg.network
-                )));
+            // Docker's daemon: ports are published on no other network
+            // (host's and none's are kept and unused), nor a MAC address
+            // given in the host's or another container's namespace.
+            let shared = cfg.network == "host" || cfg.network.starts_with("container:");
+            if cfg.network.starts_with("container:") && (!cfg.publish.is_empty() || cfg.publish_all)
+            {
+                return Err(Error::InvalidOption(
+                    "conflicting options: port publishing and the container type network mode"
+                        .into(),
+                ));
             }
-            if !cfg.network_aliases.is_empty() || cfg.ip.is_some() || cfg.mac_address.is_some() {
+            if shared && cfg.mac_address.is_some() {
+                return Err(Error::InvalidOption(
+                    "conflicting options: mac-address and the network mode".into(),
+                ));
+            }
+            if !cfg.network_aliases.is_empty() || cfg.ip.is_some() {
                 return Err(Error::InvalidOption(format!(
-                    "conflicting options: --network-alias, --ip and --mac-address need a bridge network, not {}",
+                    "conflicting options: --network-alias and --ip need a bridge network, not {}",
                     cfg.network
                 )));
             }

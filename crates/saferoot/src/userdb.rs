@@ -116,6 +116,9 @@ pub enum LookupError {
     /// A group name not in group.
     #[error("unable to find group {0}: no matching entries in group file")]
     NoGroup(String),
+    /// A `--group-add` name not in group (Docker capitalises this one).
+    #[error("Unable to find group {0}: no matching entries in group file")]
+    NoExtraGroup(String),
 }
 
 /// A process's identity as `--user` and `--group-add` give it.
@@ -170,7 +173,7 @@ pub fn resolve_user(
         }
     }
     for extra in group_add {
-        add(group_id(extra).ok_or_else(|| LookupError::NoGroup(extra.clone()))?);
+        add(group_id(extra).ok_or_else(|| LookupError::NoExtraGroup(extra.clone()))?);
     }
     Ok(User {
         uid,

@@ -101,9 +101,7 @@ pub(crate) fn config_from(a: &RunArgs) -> Result<ContainerConfig> {
         ipc_mode: a.ipc.clone().unwrap_or_default(),
         uts_mode: a.uts.clone().unwrap_or_default(),
         userns: a.userns.clone().unwrap_or_default(),
-        // docker's daemon judges the policy when it makes the container.
-        restart: RestartPolicy::parse(&a.restart)
-            .map_err(|e| crate::FromDaemon::wrap(anyhow::Error::msg(e), true))?,
+        restart: restart_policy(a)?,
         init: a.init,
         // Docker's client takes any int; its daemon checks the range.
         oom_score_adj: a
@@ -125,8 +123,39 @@ pub(crate) fn config_from(a: &RunArgs) -> Result<ContainerConfig> {
         pod: a.pod.clone().unwrap_or_default(),
         ..Default::default()
     };
-    if cfg.auto_remove && cfg.restart.name != "no" {
-        bail!("Conflicting options: --restart and --rm");
+    // docker's daemon: what a namespace shared with the host or another
+    // container cannot take, in its words.
+    let conflict = |what: &str| {
+        Err(crate::FromDaemon::wrap(
+            anyhow::anyhow!("conflicting options: {what}"),
+            true,
+        ))
+    };
+    if !cfg.working_dir.is_empty() && !cfg.working_dir.starts_with('/') {
+        return Err(crate::FromDaemon::wrap(
+            anyhow::anyhow!(
+                "the working directory '{}' is invalid, it needs to be an absolute path",
+                cfg.working_dir
+            ),
+            true,
+        ));
+    }
+    if cfg.uts_mode == "host" && !cfg.hostname.is_empty() {
+        return conflict("hostname and the UTS mode");
+    }
+    if cfg.network.starts_with("container:") {
+        if !cfg.hostname.is_empty() {
+            return conflict("hostname and the network mode");
+        }
+        if !cfg.dns.is_empty() {
+            return conflict("dns and the network mode");
+        }
+        if !cfg.extra_hosts.is_empty() {
+            return conflict("custom host-to-IP mapping and the network mode");
+        }
+    }
+    if cfg.network == "host" && (!cfg.publish.is_empty() || cfg.publish_all) {
+        eprintln!("WARNING: Published ports are discarded when using host network mode");
     }
     for (flag, mode) in [
         ("--pid", &cfg.pid_mode),
@@ -435,6 +464,23 @@ fn refuse_unsupported(a: &RunArgs) -> Result<()> {
         bail!("--link is not supported: put the containers on a user network (berth network create), where they reach each other by name");
     }
     Ok(())
+}
+
+/// `--restart` in docker's order: its client reads `NAME[:COUNT]` and
+/// refuses it with --rm; its daemon then judges the policy.
+fn restart_policy(a: &RunArgs) -> Result<RestartPolicy> {
+    let parts: Vec<&str> = a.restart.split(':').collect();
+    if parts.len() > 2 {
+        bail!("invalid restart policy format");
+    }
+    if parts.get(1).is_some_and(|c| c.parse::<i64>().is_err()) {
+        bail!("maximum retry count must be an integer");
+    }
+    if a.rm && !matches!(parts[0], "" | "no") {
+        bail!("Conflicting options: --restart and --rm");
+    }
+    RestartPolicy::parse(&a.restart)
+        .map_err(|e| crate::FromDaemon::wrap(anyhow::Error::msg(e), true))
 }
 
 /// The cgroup flags of run and create that update does not have, checked

@@ -196,6 +196,25 @@ impl Manager {
             if let Some(d) = self.dir("cpu") {
                 if let Some(s) = c.shares() {
                     write(&d.path, "cpu.shares", &s.to_string())?;
+                    // The kernel clamps a value out of its range (2 to
+                    // 262144) without an error; runc reads it back and
+                    // refuses, in these words.
+                    let set = std::fs::read_to_string(d.path.join("cpu.shares"))
+                        .ok()
+                        .and_then(|v| v.trim().parse::<u64>().ok());
+                    match set {
+                        Some(k) if s < k => {
+                            return Err(crate::Error::Cgroup(format!(
+                                "the minimum allowed cpu-shares is {k}"
+                            )))
+                        }
+                        Some(k) if s > k => {
+                            return Err(crate::Error::Cgroup(format!(
+                                "the maximum allowed cpu-shares is {k}"
+                            )))
+                        }
+                        _ => {}
+                    }
                 }
                 if let Some(p) = c.period() {
                     write(&d.path, "cpu.cfs_period_us", &p.to_string())?;
