@@ -207,9 +207,10 @@ pub(crate) fn images(store: &ImageStore, a: &ImagesArgs) -> Result<()> {
                 format::glob(v, &format!("{repo}:{tag}")) || format::glob(v, repo)
             }),
             "before" | "since" => {
+                // docker's daemon names the image it could not find.
                 let pivot = store
                     .resolve(v)
-                    .with_context(|| format!("filter {k}={v}"))?;
+                    .map_err(|e| crate::FromDaemon::wrap(e.into(), false))?;
                 let at = created_at(&pivot);
                 rows.retain(|(img, ..)| {
                     let t = created_at(img);

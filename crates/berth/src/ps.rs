@@ -17,9 +17,9 @@ pub struct PsArgs {
     /// Only ids
     #[arg(short, long)]
     quiet: bool,
-    /// The n last created containers
-    #[arg(short = 'n', long)]
-    last: Option<usize>,
+    /// The n last created containers (0 or -1: all)
+    #[arg(short = 'n', long, allow_negative_numbers = true)]
+    last: Option<i64>,
     /// The last created container
     #[arg(short, long)]
     latest: bool,
@@ -99,7 +99,8 @@ pub(crate) fn command_text(r: &Record, no_trunc: bool) -> String {
     } else {
         format::ellipsis(&c, 20)
     };
-    format!("\"{c}\"")
+    // Go's strconv.Quote, as docker's client shows it.
+    berth_template::quote(&c)
 }
 
 /// `berth container ls`.
@@ -113,7 +114,12 @@ pub(crate) fn ps(engine: &Engine, a: &PsArgs) -> Result<()> {
     let filters = crate::prune::parse_filters("ps", "-f, --filter", &a.filter)?;
     let mut filter = berth_engine::filters::ContainerFilter::new(engine, filters)
         .map_err(|e| crate::FromDaemon::wrap(e.into(), true))?;
-    let limit = a.last.or(a.latest.then_some(1));
+    // -n 0 (as -n -1, docker's default) is no limit.
+    let limit = a
+        .last
+        .and_then(|n| usize::try_from(n).ok())
+        .filter(|n| *n > 0)
+        .or(a.latest.then_some(1));
     let list = filter.apply(engine, engine.list()?, a.all, limit);
     let mut out = std::io::stdout().lock();
     if a.quiet {

@@ -342,3 +342,8 @@ fn everyday() {
 fn checks() {
     corpus("checks.txt");
 }
+
+#[test]
+fn listings() {
+    corpus("listings.txt");
+}

@@ -36,6 +36,7 @@ mod parse;
 pub mod tabwriter;
 mod value;
 
+pub use fmt::quote;
 pub use value::{Elem, Map, Method, Struct, Value};
 
 /// Why a template could not be parsed or run. The message is Go's, with
