@@ -347,3 +347,8 @@ fn checks() {
 fn listings() {
     corpus("listings.txt");
 }
+
+#[test]
+fn streams() {
+    corpus("streams.txt");
+}

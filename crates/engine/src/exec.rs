@@ -158,6 +158,16 @@ fn exec_process(
     if let Some(u) = &req.user {
         let rootfs = PathBuf::from(format!("/proc/{}/root", r.pid));
         let user = crate::spec::resolve_user(&rootfs, u, &r.config.group_add)?;
+        // HOME is the user's when neither the container's config nor -e
+        // set it (the container's process got its own user's, as runc
+        // gives each process its user's home).
+        let set_home = |e: &String| e.split('=').next() == Some("HOME");
+        if !r.config.env.iter().any(set_home) && !req.env.iter().any(set_home) {
+            let mut env = process.env().clone().unwrap_or_default();
+            env.retain(|e| !set_home(e));
+            env.push(format!("HOME={}", user.home));
+            process.set_env(Some(env));
+        }
         let mut pu = process.user().clone();
         pu.set_uid(user.uid);
         pu.set_gid(user.gid);

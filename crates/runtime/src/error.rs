@@ -173,6 +173,13 @@ pub enum Error {
     /// made)
     #[error("cwd {}: {source}", path.display())]
     Cwd { path: PathBuf, source: Box<Error> },
+    /// chdir to cwd ("{path}") set in config.json failed: {errno} (runc's
+    /// words, the errno as Go spells it)
+    #[error("chdir to cwd ({:?}) set in config.json failed: {}", path.display().to_string(), go_errno(*errno))]
+    Chdir {
+        path: PathBuf,
+        errno: nix::errno::Errno,
+    },
     /// A cgroup that is missing or does not do what it is told: "{0}".
     #[error("{0}")]
     Cgroup(String),
@@ -244,6 +251,7 @@ impl Error {
             Error::Cwd { source, .. } => source.kind(),
             Error::UnsafeRootfs(_) => ErrorKind::UnsafeRootfs,
             Error::Sys { source, .. } => errno(*source),
+            Error::Chdir { errno: e, .. } => errno(*e),
             Error::Io { source, .. } => match source.raw_os_error() {
                 Some(n) => errno(nix::errno::Errno::from_raw(n)),
                 None => ErrorKind::Internal,
@@ -287,4 +295,12 @@ impl<T> Context<T> for std::result::Result<T, std::io::Error> {
             source,
         })
     }
+}
+/// An errno in Go's words: the C library's description, lowercased.
+fn go_errno(e: nix::errno::Errno) -> String {
+    let d = e.desc();
+    let mut c = d.chars();
+    c.next()
+        .map(|f| f.to_lowercase().chain(c).collect())
+        .unwrap_or_default()
 }

@@ -147,7 +147,10 @@ impl<'a> Finish<'a> {
             syscall::clear_cloexec(fd)?;
         }
         user::drop_bounding(p.capabilities().as_ref())?;
-        nix::unistd::chdir(p.cwd()).ctx(|| format!("chdir to cwd {}", p.cwd().display()))?;
+        nix::unistd::chdir(p.cwd()).map_err(|errno| Error::Chdir {
+            path: p.cwd().to_path_buf(),
+            errno,
+        })?;
         // Checked here, before a filter is loaded: the container's filter
         // may deny getcwd (runtime-tools' linux_seccomp does; runc then
         // fails to create), and nothing below moves the cwd.
