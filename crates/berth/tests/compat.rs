@@ -352,3 +352,8 @@ fn listings() {
 fn streams() {
     corpus("streams.txt");
 }
+
+#[test]
+fn inspect() {
+    corpus("inspect.txt");
+}

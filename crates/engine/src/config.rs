@@ -49,6 +49,10 @@ pub struct ContainerConfig {
     pub no_new_privileges: bool,
     /// A seccomp profile file, "unconfined", or empty for the default.
     pub seccomp: String,
+    /// `--security-opt`s as docker's client passes them (a seccomp
+    /// profile file's JSON, compacted, in place of its name), for inspect.
+    #[serde(default)]
+    pub security_opt: Vec<String>,
     pub devices: Vec<Device>,
     pub init: bool,
     /// `--oom-score-adj`: the processes' OOM killer preference (-1000..1000).

@@ -629,9 +629,38 @@ pub(crate) fn ulimits(list: &[String]) -> Result<Vec<Ulimit>> {
 
 /// `--security-opt`s (run, create, build): seccomp and no-new-privileges
 /// into `cfg`.
+/// Valid JSON without the whitespace between its tokens, its keys in the
+/// order written (Go's json.Compact).
+fn json_compact(text: &str) -> String {
+    let (mut out, mut in_string, mut escaped) = (String::with_capacity(text.len()), false, false);
+    for c in text.chars() {
+        if in_string {
+            out.push(c);
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => in_string = false,
+                _ => {}
+            }
+        } else if !c.is_whitespace() {
+            in_string = c == '"';
+            out.push(c);
+        }
+    }
+    out
+}
+
 pub(crate) fn security_opts(list: &[String], cfg: &mut ContainerConfig) -> Result<()> {
     for s in list {
         let (k, v) = s.split_once(['=', ':']).unwrap_or((s.as_str(), ""));
+        cfg.security_opt.push(match k {
+            // docker's client sends the profile's content, compacted.
+            "seccomp" if v != "unconfined" => std::fs::read_to_string(v)
+                .ok()
+                .filter(|t| serde_json::from_str::<serde_json::Value>(t).is_ok())
+                .map_or_else(|| s.clone(), |t| format!("seccomp={}", json_compact(&t))),
+            _ => s.clone(),
+        });
         match k {
             "seccomp" => cfg.seccomp = v.to_string(),
             "no-new-privileges" => cfg.no_new_privileges = v.is_empty() || v == "true",

@@ -270,7 +270,12 @@ fn container_json(engine: &Engine, r: &Record) -> ContainerJson {
         dns_search: c.dns_search.clone(),
         extra_hosts: c.extra_hosts.clone(),
         group_add: c.group_add.clone(),
-        ipc_mode: c.ipc_mode.clone(),
+        // Docker 20.10's daemon default (default-ipc-mode) is private.
+        ipc_mode: if c.ipc_mode.is_empty() {
+            "private".into()
+        } else {
+            c.ipc_mode.clone()
+        },
         cgroup: String::new(),
         links: None,
         oom_score_adj: c.oom_score_adj.unwrap_or(0),
@@ -278,7 +283,7 @@ fn container_json(engine: &Engine, r: &Record) -> ContainerJson {
         privileged: c.privileged,
         publish_all_ports: c.publish_all,
         readonly_rootfs: c.read_only,
-        security_opt: None,
+        security_opt: or_null(&c.security_opt),
         sysctls: (!c.sysctls.is_empty()).then(|| c.sysctls.clone()),
         tmpfs: mounts.tmpfs,
         uts_mode: c.uts_mode.clone(),
@@ -350,6 +355,7 @@ fn container_json(engine: &Engine, r: &Record) -> ContainerJson {
         mounts: mounts.long,
         masked_paths: (!c.privileged).then(|| strings(berth_runtime::template::MASKED_PATHS)),
         readonly_paths: (!c.privileged).then(|| strings(berth_runtime::template::READONLY_PATHS)),
+        init: c.init.then_some(true),
     };
     let config = Config {
         hostname: c.hostname.clone(),

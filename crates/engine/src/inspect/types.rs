@@ -182,6 +182,9 @@ pub struct HostConfig {
     pub mounts: Vec<HostMount>,
     pub masked_paths: Option<Vec<String>>,
     pub readonly_paths: Option<Vec<String>>,
+    /// `--init` (docker's omitempty pointer: absent unless given).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub init: Option<bool>,
 }
 
 /// Docker's `mount.Mount`: a `--mount` as HostConfig keeps it.
