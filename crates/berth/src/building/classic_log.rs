@@ -244,11 +244,13 @@ pub(super) fn context_tar_size(
 /// knows them (COPY and ADD's refusals); `None` leaves berth's.
 pub(super) fn step_words(e: &berth_engine::Error) -> Option<String> {
     use berth_build::copy::CopyError;
-    let berth_engine::Error::BuildCopy {
-        keyword, source, ..
-    } = e
-    else {
-        return None;
+    let (keyword, source) = match e {
+        berth_engine::Error::BuildCopy {
+            keyword, source, ..
+        } => (keyword, source),
+        // A RUN's user that the image does not have.
+        berth_engine::Error::NoSuchUser(_) => return Some(e.to_string()),
+        _ => return None,
     };
     match source.as_ref() {
         CopyError::NoSources { .. } => Some(format!("{keyword} failed: no source files were specified")),
