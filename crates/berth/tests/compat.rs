@@ -357,3 +357,8 @@ fn streams() {
 fn inspect() {
     corpus("inspect.txt");
 }
+
+#[test]
+fn networks_and_volumes_again() {
+    corpus("netvol2.txt");
+}

@@ -539,10 +539,35 @@ fn bad_network_input_is_one_line_and_configures_nothing() {
     assert!(stderr(&o).contains("overlaps"), "{}", stderr(&o));
     let o = b.run(&["network", "create", &net]);
     expect_code(&o, 1, "exists");
+    // Docker discards ports published on the host's network, and says so.
+    let o = b.run(&[
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "-p",
+        "80",
+        "busybox",
+        "true",
+    ]);
+    expect_code(&o, 0, "-p on the host's network");
+    assert!(
+        stderr(&o).contains("WARNING: Published ports are discarded when using host network mode"),
+        "{}",
+        stderr(&o)
+    );
     for bad in [
         vec!["run", "-p", "8080:80:90:1", "busybox", "true"],
         vec!["run", "-p", "abc", "busybox", "true"],
-        vec!["run", "--network", "host", "-p", "80", "busybox", "true"],
+        vec![
+            "run",
+            "--network",
+            "host",
+            "--mac-address",
+            "02:42:ac:11:00:02",
+            "busybox",
+            "true",
+        ],
         vec!["run", "--ip", "10.0.0.300", "busybox", "true"],
         vec!["run", "--ip", "10.1.2.3", "busybox", "true"],
         vec!["run", "--mac-address", "zz", "busybox", "true"],

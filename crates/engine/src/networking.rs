@@ -560,8 +560,8 @@ impl Engine {
                 .any(|n| *n == net.name || *n == net.id)
             {
                 return Err(Error::InUse(format!(
-                    "error while removing network: network {} id {} has active endpoints (container {})",
-                    net.name, net.id, r.name
+                    "error while removing network: network {} id {} has active endpoints",
+                    net.name, net.id
                 )));
             }
         }
@@ -606,6 +606,25 @@ impl Engine {
             .iter()
             .any(|(n, _)| n.id == net.id)
         {
+            let live = matches!(r.status, Status::Running | Status::Paused)
+                && crate::alive(r.pid, r.pid_start);
+            if !live {
+                // Docker's daemon takes the new endpoint settings for a
+                // container that is not running (used at its next start).
+                if [net.name.as_str(), net.id.as_str()].contains(&cfg.network.as_str()) {
+                    cfg.network_aliases.clone_from(&ep_cfg.aliases);
+                    cfg.ip = ep_cfg.ip;
+                } else {
+                    cfg.endpoints.insert(
+                        net.name.clone(),
+                        EndpointSettings {
+                            aliases: ep_cfg.aliases.clone(),
+                            ipv4_address: ep_cfg.ip,
+                        },
+                    );
+                }
+                return self.db.set_config(&r.id, &cfg);
+            }
             return Err(Error::Conflict(format!(
                 "endpoint with name {} already exists in network {}",
                 r.name, net.name
