@@ -136,9 +136,29 @@ pub fn up(
             }
         }
         release_all(to_release, report)?;
-        start_all(engine, &to_start, report)?;
         pending.retain(|s| !ready.contains(s));
-        if held.is_none() && !opts.no_start {
+        let hold_now = held.is_none() && !opts.no_start;
+        // What the services left wait on is started first and awaited
+        // first: the holds below begin once it runs, not once the whole
+        // level does (with a short healthcheck interval, a held start
+        // still being prepared when its dependency turns healthy is on
+        // the chain's path).
+        let mut first = 0;
+        if hold_now {
+            to_start.sort_by_key(|r| !waited_on(p, r, &pending));
+            first = to_start
+                .iter()
+                .take_while(|r| waited_on(p, r, &pending))
+                .count();
+        }
+        let (to_start, starting) = begin_all(engine, to_start)?;
+        let mut starting = starting.into_iter();
+        let mut results: Vec<berth_engine::Result<()>> = starting
+            .by_ref()
+            .take(first)
+            .map(|s| s.and_then(berth_engine::monitor::Starting::wait))
+            .collect();
+        if hold_now && results.iter().all(Result::is_ok) {
             // What is left waits on a condition (a healthcheck, a
             // completion): its containers are made (as Compose v2 creates
             // every container before it starts any) and their starts
@@ -153,6 +173,8 @@ pub fn up(
             }
             held = Some(h);
         }
+        results.extend(starting.map(|s| s.and_then(berth_engine::monitor::Starting::wait)));
+        report_starts(&to_start, results, report)?;
         if !ready.is_empty() {
             delay = 2;
             continue;
@@ -562,6 +584,23 @@ fn converge(
 /// each reported as it is known to run; the first failure is returned
 /// once all have been tried.
 pub fn start_all(engine: &Engine, records: &[Record], report: &mut dyn FnMut(Step)) -> Result<()> {
+    let (fresh, starting) = begin_all(engine, records.to_vec())?;
+    let results = starting
+        .into_iter()
+        .map(|s| s.and_then(berth_engine::monitor::Starting::wait))
+        .collect();
+    report_starts(&fresh, results, report)
+}
+
+/// Spawns the containers' monitors side by side without awaiting them:
+/// the records as read again (their state now) and one start per record.
+fn begin_all(
+    engine: &Engine,
+    records: Vec<Record>,
+) -> Result<(
+    Vec<Record>,
+    Vec<berth_engine::Result<berth_engine::monitor::Starting>>,
+)> {
     let mut fresh = Vec::new();
     for r in records {
         let r = engine
@@ -573,8 +612,16 @@ pub fn start_all(engine: &Engine, records: &[Record], report: &mut dyn FnMut(Ste
             .map_err(Error::engine(format!("start {}", r.name)))?;
         fresh.push(r);
     }
-    let results = berth_engine::monitor::start_detached_all(engine, &fresh);
-    report_starts(&fresh, results, report)
+    let starting = berth_engine::monitor::begin_detached_all(engine, &fresh);
+    Ok((fresh, starting))
+}
+
+/// Whether a service still pending depends on the service of `r`.
+fn waited_on(p: &Project, r: &Record, pending: &[String]) -> bool {
+    r.config
+        .labels
+        .get(labels::SERVICE)
+        .is_some_and(|svc| pending.iter().any(|s| p.dependencies(s).contains(svc)))
 }
 
 fn create(engine: &mut Engine, p: &Project, svc: &str, n: u32) -> Result<Record> {
