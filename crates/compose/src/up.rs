@@ -138,27 +138,21 @@ pub fn up(
         release_all(to_release, report)?;
         pending.retain(|s| !ready.contains(s));
         let hold_now = held.is_none() && !opts.no_start;
-        // What the services left wait on is started first and awaited
-        // first: the holds below begin once it runs, not once the whole
-        // level does (with a short healthcheck interval, a held start
-        // still being prepared when its dependency turns healthy is on
-        // the chain's path).
-        let mut first = 0;
+        // What the services left wait on starts first, then their held
+        // starts begin, then the rest of the level (which nothing waits
+        // on, and which only has to run by the end): on a busy machine the
+        // chain's head and the held starts' preparation (on the chain's
+        // path once a short healthcheck interval has passed) get the
+        // processors first. The level's starts are awaited together.
+        let (first, rest): (Vec<Record>, Vec<Record>) = if hold_now {
+            to_start
+                .into_iter()
+                .partition(|r| waited_on(p, r, &pending))
+        } else {
+            (to_start, Vec::new())
+        };
+        let (mut records, mut starting) = begin_all(engine, first)?;
         if hold_now {
-            to_start.sort_by_key(|r| !waited_on(p, r, &pending));
-            first = to_start
-                .iter()
-                .take_while(|r| waited_on(p, r, &pending))
-                .count();
-        }
-        let (to_start, starting) = begin_all(engine, to_start)?;
-        let mut starting = starting.into_iter();
-        let mut results: Vec<berth_engine::Result<()>> = starting
-            .by_ref()
-            .take(first)
-            .map(|s| s.and_then(berth_engine::monitor::Starting::wait))
-            .collect();
-        if hold_now && results.iter().all(Result::is_ok) {
             // What is left waits on a condition (a healthcheck, a
             // completion): its containers are made (as Compose v2 creates
             // every container before it starts any) and their starts
@@ -173,8 +167,14 @@ pub fn up(
             }
             held = Some(h);
         }
-        results.extend(starting.map(|s| s.and_then(berth_engine::monitor::Starting::wait)));
-        report_starts(&to_start, results, report)?;
+        let (rest, rest_starting) = begin_all(engine, rest)?;
+        records.extend(rest);
+        starting.extend(rest_starting);
+        let results = starting
+            .into_iter()
+            .map(|s| s.and_then(berth_engine::monitor::Starting::wait))
+            .collect();
+        report_starts(&records, results, report)?;
         if !ready.is_empty() {
             delay = 2;
             continue;
