@@ -127,31 +127,36 @@ pub fn up(
                 ready.push(svc.clone());
             }
         }
-        let mut to_start = Vec::new();
         let mut to_release = Vec::new();
+        let mut unheld = Vec::new();
         for svc in &ready {
             match held.as_mut().and_then(|h| h.remove(svc)) {
                 Some(h) => to_release.extend(h),
-                None => to_start.extend(converge(engine, p, svc, opts, &existing, report)?),
+                None => unheld.push(svc.clone()),
             }
         }
         release_all(to_release, report)?;
         pending.retain(|s| !ready.contains(s));
         let hold_now = held.is_none() && !opts.no_start;
-        // What the services left wait on starts first, then their held
-        // starts begin, then the rest of the level (which nothing waits
-        // on, and which only has to run by the end): on a busy machine the
-        // chain's head and the held starts' preparation (on the chain's
-        // path once a short healthcheck interval has passed) get the
-        // processors first. The level's starts are awaited together.
-        let (first, rest): (Vec<Record>, Vec<Record>) = if hold_now {
-            to_start
+        // What the services left wait on is made and started first, then
+        // their held starts begin, then the rest of the level is made and
+        // started (nothing waits on it, and it only has to run by the
+        // end): on a busy machine the chain's head and the held starts'
+        // preparation (on the chain's path once a short healthcheck
+        // interval has passed) get the processors first. The level's
+        // starts are awaited together.
+        let (first, rest): (Vec<String>, Vec<String>) = if hold_now {
+            unheld
                 .into_iter()
-                .partition(|r| waited_on(p, r, &pending))
+                .partition(|svc| waited_on(p, svc, &pending))
         } else {
-            (to_start, Vec::new())
+            (unheld, Vec::new())
         };
-        let (mut records, mut starting) = begin_all(engine, first)?;
+        let mut to_start = Vec::new();
+        for svc in &first {
+            to_start.extend(converge(engine, p, svc, opts, &existing, report)?);
+        }
+        let (mut records, mut starting) = begin_all(engine, to_start)?;
         if hold_now {
             // What is left waits on a condition (a healthcheck, a
             // completion): its containers are made (as Compose v2 creates
@@ -167,7 +172,11 @@ pub fn up(
             }
             held = Some(h);
         }
-        let (rest, rest_starting) = begin_all(engine, rest)?;
+        let mut to_start = Vec::new();
+        for svc in &rest {
+            to_start.extend(converge(engine, p, svc, opts, &existing, report)?);
+        }
+        let (rest, rest_starting) = begin_all(engine, to_start)?;
         records.extend(rest);
         starting.extend(rest_starting);
         let results = starting
@@ -616,12 +625,11 @@ fn begin_all(
     Ok((fresh, starting))
 }
 
-/// Whether a service still pending depends on the service of `r`.
-fn waited_on(p: &Project, r: &Record, pending: &[String]) -> bool {
-    r.config
-        .labels
-        .get(labels::SERVICE)
-        .is_some_and(|svc| pending.iter().any(|s| p.dependencies(s).contains(svc)))
+/// Whether a service still pending depends on `svc`.
+fn waited_on(p: &Project, svc: &str, pending: &[String]) -> bool {
+    pending
+        .iter()
+        .any(|s| p.dependencies(s).iter().any(|d| d == svc))
 }
 
 fn create(engine: &mut Engine, p: &Project, svc: &str, n: u32) -> Result<Record> {
