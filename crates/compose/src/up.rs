@@ -138,15 +138,13 @@ pub fn up(
         release_all(to_release, report)?;
         pending.retain(|s| !ready.contains(s));
         let hold_now = held.is_none() && !opts.no_start;
-        // What the services left wait on is made and started first, alone
-        // (the chain's head gets the processors: with others starting
-        // beside it on two cores its program ran 5 to 10 ms later), and
-        // once it runs their held starts begin, then the rest of the level
-        // is made and started (nothing waits on it, and it only has to
-        // run by the end). The holds are not left for the whole level:
-        // with a short healthcheck interval a held start still being
-        // prepared when its dependency turns healthy is on the chain's
-        // path.
+        // What the services left wait on is made and started first, then
+        // their held starts begin, then the rest of the level is made and
+        // started (nothing waits on it, and it only has to run by the
+        // end): on a busy machine the chain's head and the held starts'
+        // preparation (on the chain's path once a short healthcheck
+        // interval has passed) get the processors first. The level's
+        // starts are awaited together.
         let (first, rest): (Vec<String>, Vec<String>) = if hold_now {
             unheld
                 .into_iter()
@@ -158,12 +156,8 @@ pub fn up(
         for svc in &first {
             to_start.extend(converge(engine, p, svc, opts, &existing, report)?);
         }
-        let (mut records, starting) = begin_all(engine, to_start)?;
-        let mut results: Vec<berth_engine::Result<()>> = starting
-            .into_iter()
-            .map(|s| s.and_then(berth_engine::monitor::Starting::wait))
-            .collect();
-        if hold_now && results.iter().all(Result::is_ok) {
+        let (mut records, mut starting) = begin_all(engine, to_start)?;
+        if hold_now {
             // What is left waits on a condition (a healthcheck, a
             // completion): its containers are made (as Compose v2 creates
             // every container before it starts any) and their starts
@@ -184,11 +178,11 @@ pub fn up(
         }
         let (rest, rest_starting) = begin_all(engine, to_start)?;
         records.extend(rest);
-        results.extend(
-            rest_starting
-                .into_iter()
-                .map(|s| s.and_then(berth_engine::monitor::Starting::wait)),
-        );
+        starting.extend(rest_starting);
+        let results = starting
+            .into_iter()
+            .map(|s| s.and_then(berth_engine::monitor::Starting::wait))
+            .collect();
         report_starts(&records, results, report)?;
         if !ready.is_empty() {
             delay = 2;
