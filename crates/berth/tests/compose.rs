@@ -150,6 +150,63 @@ volumes:
     assert_eq!(b.mounts(), 0, "down left mounts");
 }
 
+/// The held starts begin once what they wait on runs, before the rest of
+/// its level has reported: when a sibling of the dependency then fails to
+/// start, up fails naming it, the held start is called off (the dependent
+/// never runs) and down leaves no container, network or mount behind.
+#[test]
+fn a_failure_beside_the_dependency_calls_the_held_start_off() {
+    if !root_or_skip("a_failure_beside_the_dependency_calls_the_held_start_off") {
+        return;
+    }
+    let b = Berth::with_busybox(BIN, &[]);
+    let p = unique("heldoff");
+    let file = format!(
+        "services:\n  db:\n    image: busybox\n    command: sh -c \"{IDLE}\"\n    healthcheck:\n      test: [\"CMD\", \"true\"]\n      interval: 100ms\n  bad:\n    image: busybox\n    command: /no/such/program\n  web:\n    image: busybox\n    command: sh -c \"echo web-ran; {IDLE}\"\n    depends_on:\n      db: {{condition: service_healthy}}\n"
+    );
+    let d = project_dir(&[("compose.yaml", &file)]);
+    let o = compose(&b, d.path(), &p, &["up", "-d"]);
+    assert_ne!(
+        o.status.code(),
+        Some(0),
+        "up -d with a service that cannot start"
+    );
+    let err = stderr(&o);
+    assert!(err.contains(&format!("{p}-bad-1")), "{err}");
+    assert_eq!(
+        b.inspect(&format!("{p}-db-1"), "{{.State.Status}}"),
+        "running"
+    );
+    let web = format!("{p}-web-1");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !b.inspect(&web, "{{.State.Error}}").contains("called off") {
+        assert!(
+            Instant::now() < deadline,
+            "web's held start never ended: {err}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        b.inspect(&web, "{{.State.Status}} {{.State.StartedAt}}"),
+        "created 0001-01-01T00:00:00Z",
+        "web was started"
+    );
+    assert_eq!(b.ok(&["logs", &web]), "", "web's program ran");
+    compose_ok(&b, d.path(), &p, &["down", "-t", "0"]);
+    let label = format!("label=com.docker.compose.project={p}");
+    assert_eq!(
+        names(&b, &["ps", "-aq", "--filter", &label]),
+        Vec::<String>::new()
+    );
+    assert!(
+        !b.ok(&["network", "ls", "--format", "{{.Name}}"])
+            .lines()
+            .any(|n| n.starts_with(&p)),
+        "down left the project's network"
+    );
+    assert_eq!(b.mounts(), 0, "down left mounts");
+}
+
 /// A held start (web, created and its start prepared while db is not yet
 /// healthy) has its address on the network, but its name does not lead
 /// there until it runs, as docker resolves a container only once it

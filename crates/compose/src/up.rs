@@ -127,18 +127,37 @@ pub fn up(
                 ready.push(svc.clone());
             }
         }
-        let mut to_start = Vec::new();
         let mut to_release = Vec::new();
+        let mut unheld = Vec::new();
         for svc in &ready {
             match held.as_mut().and_then(|h| h.remove(svc)) {
                 Some(h) => to_release.extend(h),
-                None => to_start.extend(converge(engine, p, svc, opts, &existing, report)?),
+                None => unheld.push(svc.clone()),
             }
         }
         release_all(to_release, report)?;
-        start_all(engine, &to_start, report)?;
         pending.retain(|s| !ready.contains(s));
-        if held.is_none() && !opts.no_start {
+        let hold_now = held.is_none() && !opts.no_start;
+        // What the services left wait on is made and started first, then
+        // their held starts begin, then the rest of the level is made and
+        // started (nothing waits on it, and it only has to run by the
+        // end): on a busy machine the chain's head and the held starts'
+        // preparation (on the chain's path once a short healthcheck
+        // interval has passed) get the processors first. The level's
+        // starts are awaited together.
+        let (first, rest): (Vec<String>, Vec<String>) = if hold_now {
+            unheld
+                .into_iter()
+                .partition(|svc| waited_on(p, svc, &pending))
+        } else {
+            (unheld, Vec::new())
+        };
+        let mut to_start = Vec::new();
+        for svc in &first {
+            to_start.extend(converge(engine, p, svc, opts, &existing, report)?);
+        }
+        let (mut records, mut starting) = begin_all(engine, to_start)?;
+        if hold_now {
             // What is left waits on a condition (a healthcheck, a
             // completion): its containers are made (as Compose v2 creates
             // every container before it starts any) and their starts
@@ -153,6 +172,18 @@ pub fn up(
             }
             held = Some(h);
         }
+        let mut to_start = Vec::new();
+        for svc in &rest {
+            to_start.extend(converge(engine, p, svc, opts, &existing, report)?);
+        }
+        let (rest, rest_starting) = begin_all(engine, to_start)?;
+        records.extend(rest);
+        starting.extend(rest_starting);
+        let results = starting
+            .into_iter()
+            .map(|s| s.and_then(berth_engine::monitor::Starting::wait))
+            .collect();
+        report_starts(&records, results, report)?;
         if !ready.is_empty() {
             delay = 2;
             continue;
@@ -562,6 +593,23 @@ fn converge(
 /// each reported as it is known to run; the first failure is returned
 /// once all have been tried.
 pub fn start_all(engine: &Engine, records: &[Record], report: &mut dyn FnMut(Step)) -> Result<()> {
+    let (fresh, starting) = begin_all(engine, records.to_vec())?;
+    let results = starting
+        .into_iter()
+        .map(|s| s.and_then(berth_engine::monitor::Starting::wait))
+        .collect();
+    report_starts(&fresh, results, report)
+}
+
+/// Spawns the containers' monitors side by side without awaiting them:
+/// the records as read again (their state now) and one start per record.
+fn begin_all(
+    engine: &Engine,
+    records: Vec<Record>,
+) -> Result<(
+    Vec<Record>,
+    Vec<berth_engine::Result<berth_engine::monitor::Starting>>,
+)> {
     let mut fresh = Vec::new();
     for r in records {
         let r = engine
@@ -573,8 +621,15 @@ pub fn start_all(engine: &Engine, records: &[Record], report: &mut dyn FnMut(Ste
             .map_err(Error::engine(format!("start {}", r.name)))?;
         fresh.push(r);
     }
-    let results = berth_engine::monitor::start_detached_all(engine, &fresh);
-    report_starts(&fresh, results, report)
+    let starting = berth_engine::monitor::begin_detached_all(engine, &fresh);
+    Ok((fresh, starting))
+}
+
+/// Whether a service still pending depends on `svc`.
+fn waited_on(p: &Project, svc: &str, pending: &[String]) -> bool {
+    pending
+        .iter()
+        .any(|s| p.dependencies(s).iter().any(|d| d == svc))
 }
 
 fn create(engine: &mut Engine, p: &Project, svc: &str, n: u32) -> Result<Record> {

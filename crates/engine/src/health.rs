@@ -335,6 +335,10 @@ impl Checker {
     }
 
     fn finish(&mut self, start: String, exit_code: i32, output: String) -> Health {
+        // Docker's schedule: the next check one interval after this one
+        // ended (its monitor waits the interval, then runs the check to
+        // its end), not after it began.
+        self.next = Instant::now() + self.config.interval();
         let in_start =
             self.container_started.elapsed() < Duration::from_nanos(self.config.start_period_ns);
         self.health.record(
@@ -362,6 +366,37 @@ mod tests {
             exit_code: code,
             output: String::new(),
         }
+    }
+
+    /// The next check is one interval after the last one ended, as
+    /// Docker's monitor waits: a check that took 80 ms of a 100 ms
+    /// interval leaves the whole interval before the next, not 20 ms.
+    #[test]
+    fn the_next_check_comes_an_interval_after_the_last_ended() {
+        let mut c = Checker::new(&HealthConfig {
+            test: vec!["CMD".into(), "true".into()],
+            interval_ns: 100_000_000,
+            ..HealthConfig::default()
+        })
+        .unwrap();
+        let began = Instant::now() - Duration::from_millis(80);
+        c.next = began + c.config.interval();
+        c.running = Some(Running {
+            pid: 42,
+            started: began,
+            start: String::new(),
+            pipe: None,
+            output: Vec::new(),
+            truncated: false,
+        });
+        let ended = Instant::now();
+        let h = c.reaped(42, 0).unwrap();
+        assert_eq!(h.status, "healthy");
+        assert!(
+            c.next >= ended + c.config.interval(),
+            "next check {:?} after the last one ended: counted from its start",
+            c.next.saturating_duration_since(ended)
+        );
     }
 
     #[test]

@@ -100,15 +100,40 @@ pub fn start_attached(engine: &Engine, r: &Record) -> Result<std::os::unix::net:
 ///
 /// The caller must be single-threaded: it forks.
 pub fn start_detached_all(engine: &Engine, records: &[Record]) -> Vec<Result<()>> {
-    let launched: Vec<Result<OwnedFd>> = records
-        .iter()
-        .map(|r| launch(engine, r, false, None))
-        .collect();
     // Each report pipe closes when its monitor has reported (or died):
     // read in turn, the waits overlap.
-    launched
+    begin_detached_all(engine, records)
         .into_iter()
-        .map(|l| l.and_then(|rd| await_report(&rd)))
+        .map(|s| s.and_then(Starting::wait))
+        .collect()
+}
+
+/// A monitor spawned by [`begin_detached_all`], starting its container.
+/// Dropped unawaited, the start goes on: only its report is lost.
+#[derive(Debug)]
+pub struct Starting {
+    report: OwnedFd,
+}
+
+impl Starting {
+    /// Returns once the container runs, or with why it could not start.
+    pub fn wait(self) -> Result<()> {
+        await_report(&self.report)
+    }
+}
+
+/// Spawns a monitor for each record (as [`start_detached`]) without
+/// waiting for their reports, so that the caller can begin other work
+/// while the containers start and await each when it needs it (compose
+/// begins the held starts of the services waiting on a condition once
+/// what they wait on runs, not once every service of the level does).
+/// One result per record, in their order.
+///
+/// The caller must be single-threaded: it forks.
+pub fn begin_detached_all(engine: &Engine, records: &[Record]) -> Vec<Result<Starting>> {
+    records
+        .iter()
+        .map(|r| launch(engine, r, false, None).map(|report| Starting { report }))
         .collect()
 }
 

@@ -10,6 +10,14 @@
 //! not: the caller reads again and waits again, as after a tick. The wait
 //! still ends at its deadline: a missed or impossible watch (no inotify,
 //! no WAL file yet) only makes it the plain sleep it was.
+//!
+//! The last close of an inotify descriptor with watches waits for the
+//! kernel's fsnotify mark reaper (`fsnotify_destroy_group` flushes it, and
+//! it waits out an SRCU grace period): 5 to 20 ms on the 6.x kernels
+//! measured, removing the watches first or not, and `compose up` closed it
+//! just before it answered. So the last close is left to a detached
+//! grandchild that holds a copy of the descriptor until this process has
+//! let go of its own (see [`hand_off_last_close`]).
 
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
@@ -69,6 +77,79 @@ impl StoreWatch {
             while nix::unistd::read(fd.as_raw_fd(), &mut buf).is_ok_and(|n| n > 0) {}
         }
     }
+}
+
+impl Drop for StoreWatch {
+    fn drop(&mut self) {
+        if let Some(fd) = self.fd.take() {
+            hand_off_last_close(fd);
+        }
+    }
+}
+
+/// Closes `fd` here at once, leaving its last (slow) close to a detached
+/// grandchild: the grandchild inherits a copy, waits until this process has
+/// closed its copy and the write end of a pipe, then exits, which closes the
+/// descriptor; the system reaps it. When anything of this fails, `fd` is
+/// simply closed here.
+fn hand_off_last_close(fd: OwnedFd) {
+    let Ok((read_end, write_end)) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) else {
+        return;
+    };
+    let keep = [fd.as_raw_fd(), read_end.as_raw_fd()];
+    // SAFETY: the children make only async-signal-safe system calls
+    // (fork, close_range, read, _exit) on descriptors they own, so a fork
+    // of a process with other threads is sound; neither returns into Rust
+    // code of the parent's.
+    match unsafe { libc::fork() } {
+        0 => {
+            // SAFETY: as above; the intermediate child exits at once so that
+            // the grandchild is reparented (to init or a subreaper).
+            if unsafe { libc::fork() } == 0 {
+                wait_for_parents_close(keep[0].max(keep[1]), keep[0].min(keep[1]), keep[1]);
+            }
+            // SAFETY: _exit ends the intermediate child, running none of the
+            // parent's destructors or atexit handlers.
+            unsafe { libc::_exit(0) }
+        }
+        child if child > 0 => {
+            // The intermediate child ends at once: no zombie is left.
+            while nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(child), None)
+                == Err(nix::errno::Errno::EINTR)
+            {}
+        }
+        _ => {}
+    }
+    drop(read_end);
+    drop(fd);
+    drop(write_end);
+}
+
+/// The grandchild of [`hand_off_last_close`]: closes every descriptor but
+/// `low` and `high` (the watch and the pipe's read end `pipe`), waits for
+/// the pipe's end of file (the parent's copies are closed by then), and
+/// exits, which closes the watch's last copy.
+fn wait_for_parents_close(high: i32, low: i32, pipe: i32) -> ! {
+    let ranges = [(0, low - 1), (low + 1, high - 1), (high + 1, i32::MAX)];
+    for (first, last) in ranges {
+        if first <= last {
+            // SAFETY: close_range(2) on this single-threaded child's own
+            // descriptors; nothing here uses them afterwards.
+            unsafe {
+                libc::syscall(libc::SYS_close_range, first, last, 0u32);
+            }
+        }
+    }
+    let mut byte = 0u8;
+    loop {
+        // SAFETY: reads into a one-byte buffer that outlives the call.
+        let n = unsafe { libc::read(pipe, std::ptr::addr_of_mut!(byte).cast(), 1) };
+        if n >= 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            break;
+        }
+    }
+    // SAFETY: _exit ends the grandchild; its descriptors close with it.
+    unsafe { libc::_exit(0) }
 }
 
 impl crate::Engine {

@@ -10,9 +10,10 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::poll::{ppoll, PollFd, PollFlags};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::time::TimeSpec;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
@@ -211,18 +212,20 @@ pub fn relay(
         };
         // Once the init is gone, what is left in the pipes is drained
         // briefly: a process outside its pid namespace may hold them.
+        // To the nanosecond (ppoll): a timeout in whole milliseconds woke
+        // up to a millisecond before a check was due, and the turn after
+        // it started the check up to a millisecond late, on the path of a
+        // compose healthcheck chain at every hop.
         let timeout = if exit.is_some() {
-            PollTimeout::from(100u8)
+            Some(Duration::from_millis(100))
         } else {
-            match health.timeout() {
-                // The checker's next turn (a check to start or to time out).
-                Some(d) => PollTimeout::try_from(d.as_millis().clamp(1, 60_000))
-                    .unwrap_or(PollTimeout::MAX),
-                None => PollTimeout::NONE,
-            }
+            // The checker's next turn (a check to start or to time out).
+            health
+                .timeout()
+                .map(|d| d.clamp(Duration::from_micros(50), Duration::from_secs(60)))
         };
         health.waiting();
-        match poll(&mut fds, timeout) {
+        match ppoll(&mut fds, timeout.map(TimeSpec::from_duration), None) {
             Ok(0) if exit.is_some() => break,
             Ok(0) => {
                 drop(fds);
