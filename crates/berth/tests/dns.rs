@@ -240,7 +240,7 @@ fn resolver_lives_with_members_restarts_after_a_kill_and_fails_fast_without_upst
         resolvers(&b).is_empty(),
         "no resolver for the default bridge"
     );
-    sleeper(&b, "a", &["--network", &net]);
+    sleeper(&b, "ca", &["--network", &net]);
     // Its port is bound when the start returns; its program (what this
     // lists) may still be being executed.
     wait_until("the resolver runs", || !resolvers(&b).is_empty());
@@ -262,7 +262,7 @@ fn resolver_lives_with_members_restarts_after_a_kill_and_fails_fast_without_upst
         lines.iter().all(|l| l.contains(&format!("{gw}:53 "))),
         "{ss}"
     );
-    let (ok, out) = lookup(&b, "a", "away.example");
+    let (ok, out) = lookup(&b, "ca", "away.example");
     assert!(!ok && out.contains("SERVFAIL"), "{out}");
     // The detached resolver has no stderr: why it failed is in its log
     // under the run directory, a line with its time.
@@ -278,7 +278,7 @@ fn resolver_lives_with_members_restarts_after_a_kill_and_fails_fast_without_upst
         "{line}"
     );
     assert!(line.starts_with("20") && line.contains('Z'), "{line}");
-    resolves_to(&b, "a", "a", &ip_of(&b, "a", &net));
+    resolves_to(&b, "ca", "ca", &ip_of(&b, "ca", &net));
     // Killed: the next member's start brings another.
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(first[0]),
@@ -295,7 +295,7 @@ fn resolver_lives_with_members_restarts_after_a_kill_and_fails_fast_without_upst
     wait_until("the resolver runs again", || !resolvers(&b).is_empty());
     let again = resolvers(&b);
     assert_eq!(again.len(), 1);
-    resolves_to(&b, "a", "a", &ip_of(&b, "a", &net));
+    resolves_to(&b, "ca", "ca", &ip_of(&b, "ca", &net));
     // ... and so does the next member's start.
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(again[0]),
@@ -303,10 +303,10 @@ fn resolver_lives_with_members_restarts_after_a_kill_and_fails_fast_without_upst
     )
     .unwrap();
     wait_until("the resolver is gone", || resolvers(&b).is_empty());
-    sleeper(&b, "b", &["--network", &net]);
+    sleeper(&b, "cb", &["--network", &net]);
     wait_until("the resolver runs once more", || !resolvers(&b).is_empty());
     assert_eq!(resolvers(&b).len(), 1);
-    resolves_to(&b, "b", "a", &ip_of(&b, "a", &net));
+    resolves_to(&b, "cb", "ca", &ip_of(&b, "ca", &net));
     // Malformed packets from the host: no crash, and a non-member is
     // refused.
     let s = UdpSocket::bind("0.0.0.0:0").unwrap();
@@ -353,9 +353,9 @@ fn resolver_lives_with_members_restarts_after_a_kill_and_fails_fast_without_upst
         t.write_all(&[0, 40, 1, 2]).unwrap();
     }
     q.clear();
-    resolves_to(&b, "b", "a", &ip_of(&b, "a", &net));
+    resolves_to(&b, "cb", "ca", &ip_of(&b, "ca", &net));
     // The last member gone: the resolver ends.
-    b.ok(&["rm", "-f", "a", "b"]);
+    b.ok(&["rm", "-f", "ca", "cb"]);
     assert_eq!(
         resolvers(&b),
         Vec::<i32>::new(),

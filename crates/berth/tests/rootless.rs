@@ -153,7 +153,7 @@ fn container_root_is_the_user_and_other_ids_are_subordinate_ones() {
         "run",
         "-d",
         "--name",
-        "r",
+        "rr",
         "--network",
         "none",
         "busybox",
@@ -164,7 +164,7 @@ fn container_root_is_the_user_and_other_ids_are_subordinate_ones() {
         "run",
         "-d",
         "--name",
-        "u",
+        "uu",
         "--network",
         "none",
         "--user",
@@ -179,13 +179,13 @@ fn container_root_is_the_user_and_other_ids_are_subordinate_ones() {
             .to_string()
     };
     assert_eq!(
-        host_uids(&pid("r")),
+        host_uids(&pid("rr")),
         vec![b.user.uid; 4],
         "root is the user"
     );
     let sub = first_subuid(&b.user);
     assert_eq!(
-        host_uids(&pid("u")),
+        host_uids(&pid("uu")),
         vec![sub + 999; 4],
         "uid 1000 is a subordinate id"
     );
