@@ -46,6 +46,11 @@ pub struct CreateOptions {
     /// the host never has it mounted. The library's callers only (the
     /// engine passes its overlay this way); the CLI never sets it.
     pub rootfs_mount: Option<std::os::fd::RawFd>,
+    /// The init brings up `lo` in the network namespace the container
+    /// makes (`--network none`: loopback only, up, as Docker's), before
+    /// it reports ready: the caller need not enter the namespace for it.
+    /// Ignored without a new network namespace.
+    pub loopback_up: bool,
 }
 
 impl Container {
@@ -260,6 +265,8 @@ impl Creation<'_> {
                         no_pivot: opts.no_pivot,
                         own_mount_ns: plan.has(LinuxNamespaceType::Mount),
                         rootfs_mount: opts.rootfs_mount,
+                        loopback_up: opts.loopback_up
+                            && plan.new.contains(nix::sched::CloneFlags::CLONE_NEWNET),
                         idmapped: &idmapped_fds,
                         new_cgroupns: plan.new_cgroup,
                         userns,
@@ -304,20 +311,27 @@ impl Creation<'_> {
         st.pid = init_pid.as_raw();
         st.pid_start_time = state::proc_stat(st.pid).map(|s| s.start_time).unwrap_or(0);
         let hooks = bundle.spec.hooks().as_ref();
-        let state_json =
+        let gated = init::waits_for_runtime_hooks(&bundle.spec);
+        // The state (the whole spec in it) is serialized only for hooks.
+        let state_json = if gated || init::needs_state(&bundle.spec) {
             serde_json::to_vec(&st.report(crate::state::Status::Creating)).map_err(|source| {
                 Error::Encode {
                     what: "container state",
                     source,
                 }
-            })?;
-        for point in [
-            crate::hooks::Point::Prestart,
-            crate::hooks::Point::CreateRuntime,
-        ] {
-            crate::hooks::run_all(&crate::hooks::of(hooks, point), point, &state_json)?;
+            })?
+        } else {
+            Vec::new()
+        };
+        if gated {
+            for point in [
+                crate::hooks::Point::Prestart,
+                crate::hooks::Point::CreateRuntime,
+            ] {
+                crate::hooks::run_all(&crate::hooks::of(hooks, point), point, &state_json)?;
+            }
+            parent_ch.send(&Message::Continue)?;
         }
-        parent_ch.send(&Message::Continue)?;
         if init::needs_state(&bundle.spec) {
             parent_ch.send(&Message::State(
                 String::from_utf8_lossy(&state_json).into_owned(),
