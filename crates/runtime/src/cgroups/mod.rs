@@ -254,6 +254,17 @@ pub fn check_supported(r: &LinuxResources, layout: Layout) -> Result<()> {
 impl Manager {
     /// Works out the container's cgroups (nothing is created yet).
     pub fn for_container(spec: &Spec, id: &str) -> Result<Manager> {
+        Manager::for_container_in(spec, id, &v1::host_hierarchies())
+    }
+
+    /// [`Manager::for_container`] with the host's cgroup mounts read
+    /// already (`create` reads them once, for the init's /sys/fs/cgroup
+    /// too).
+    pub fn for_container_in(
+        spec: &Spec,
+        id: &str,
+        hierarchies: &[v1::Hierarchy],
+    ) -> Result<Manager> {
         let layout = host_layout();
         if let Some(r) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
             check_supported(r, layout)?;
@@ -263,7 +274,9 @@ impl Manager {
                 let own = v2::own_path()?;
                 Manager::V2(v2::Manager::new(container_path(spec, id, &own)?))
             }
-            Layout::Legacy => Manager::V1(v1::Manager::new(|own| container_path(spec, id, own))?),
+            Layout::Legacy => Manager::V1(v1::Manager::new_in(hierarchies, |own| {
+                container_path(spec, id, own)
+            })?),
         })
     }
 

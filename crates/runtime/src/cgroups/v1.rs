@@ -103,9 +103,17 @@ impl Manager {
     /// `path_for(own)` maps our own cgroup path in a hierarchy to the
     /// container's.
     pub fn new(path_for: impl Fn(&Path) -> Result<PathBuf>) -> Result<Manager> {
+        Manager::new_in(&host_hierarchies(), path_for)
+    }
+
+    /// [`Manager::new`] with the hierarchies the caller read already.
+    pub fn new_in(
+        hierarchies: &[Hierarchy],
+        path_for: impl Fn(&Path) -> Result<PathBuf>,
+    ) -> Result<Manager> {
         let mut dirs = Vec::new();
         let own_text = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
-        for h in host_hierarchies() {
+        for h in hierarchies {
             if !h.mount_point.starts_with(super::ROOT) {
                 continue;
             }

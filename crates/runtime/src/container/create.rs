@@ -78,7 +78,11 @@ impl Container {
         let opts = &opts;
         let linux = linux_of(&bundle.spec);
         refuse_unsupported(&bundle.spec)?;
-        let cgroups = crate::cgroups::Manager::for_container(&bundle.spec, &opts.id)?;
+        // Read once: for the cgroups, and for the init's /sys/fs/cgroup (its
+        // mount namespace is a copy of ours).
+        let hierarchies = crate::cgroups::v1::host_hierarchies();
+        let cgroups =
+            crate::cgroups::Manager::for_container_in(&bundle.spec, &opts.id, &hierarchies)?;
         let cgroups = crate::cgroups::unless_rootless_unlimited(cgroups, &bundle.spec);
         let plan = NamespacePlan::from_spec(&linux)?;
         let process = bundle.spec.process().clone().unwrap_or_default();
@@ -112,7 +116,14 @@ impl Container {
             rootfs: &bundle.rootfs,
             host_mounts_below,
         };
-        let result = creation.run(opts, &bundle, &plan, console, stdio, cgroups);
+        let result = creation.run(
+            opts,
+            &bundle,
+            &plan,
+            console,
+            stdio,
+            (cgroups, &hierarchies),
+        );
         match result {
             Ok(state) => Ok(Container {
                 root: opts.root.clone(),
@@ -160,7 +171,10 @@ impl Creation<'_> {
         plan: &NamespacePlan,
         console: Option<std::os::unix::net::UnixStream>,
         stdio: Option<Stdio>,
-        cgroups: Option<crate::cgroups::Manager>,
+        (cgroups, hierarchies): (
+            Option<crate::cgroups::Manager>,
+            &[crate::cgroups::v1::Hierarchy],
+        ),
     ) -> Result<ContainerState> {
         let mut st = ContainerState {
             id: opts.id.clone(),
@@ -269,6 +283,12 @@ impl Creation<'_> {
                             && plan.new.contains(nix::sched::CloneFlags::CLONE_NEWNET),
                         idmapped: &idmapped_fds,
                         new_cgroupns: plan.new_cgroup,
+                        // A joined mount namespace has mounts of its own.
+                        hierarchies: (!plan
+                            .joins
+                            .iter()
+                            .any(|j| j.typ == LinuxNamespaceType::Mount))
+                        .then_some(hierarchies),
                         userns,
                         seccomp: seccomp.as_ref(),
                     })

@@ -39,6 +39,9 @@ pub struct InitArgs<'a> {
     /// See [`RootfsPlan::idmapped`].
     pub idmapped: &'a [Option<std::os::fd::RawFd>],
     pub new_cgroupns: bool,
+    /// See [`RootfsPlan::hierarchies`]; None when the init's mount
+    /// namespace is not a copy of the runtime's (a joined one): read there.
+    pub hierarchies: Option<&'a [crate::cgroups::v1::Hierarchy]>,
     pub userns: bool,
     /// The container's seccomp filter, compiled before the fork.
     pub seccomp: Option<&'a crate::seccomp::Program>,
@@ -91,6 +94,14 @@ fn setup(mut a: InitArgs<'_>) -> Result<std::convert::Infallible> {
             .and_then(|l| l.namespaces().as_ref())
             .is_some_and(|v| v.iter().any(|n| n.typ() == t))
     };
+    let read;
+    let hierarchies = match a.hierarchies {
+        Some(h) => h,
+        None => {
+            read = crate::cgroups::v1::host_hierarchies();
+            &read
+        }
+    };
     let plan = RootfsPlan {
         spec,
         rootfs: &a.bundle.rootfs,
@@ -103,6 +114,7 @@ fn setup(mut a: InitArgs<'_>) -> Result<std::convert::Infallible> {
         own_mount_ns: a.own_mount_ns,
         rootfs_mount: a.rootfs_mount,
         idmapped: a.idmapped,
+        hierarchies,
     };
     let prepared = rootfs::prepare(&plan)?;
     // In the container's namespaces, before pivot_root: the hook's path
