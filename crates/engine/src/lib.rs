@@ -863,10 +863,13 @@ impl Engine {
     /// container the caller loaded already, for a container about to be
     /// removed with its files trashed ([`Engine::remove_to_trash`]): the
     /// runtime's state directory goes to the store's trash too, when it
-    /// is on the store's file system.
+    /// is on the store's file system, and with it the removal of the
+    /// container's cgroups when nothing can be left in them (see
+    /// `Container::delete_moving_state_and_cgroups`; [`trash::sweep`]
+    /// removes them).
     pub fn delete_runtime_to_trash(&self, c: berth_runtime::Container) -> Result<()> {
         let slot = trash::slot(&self.root, &format!("{}.runtime", c.state.id))?;
-        if c.delete_moving_state(true, &slot)?.1 {
+        if c.delete_moving_state_and_cgroups(true, &slot)?.1 {
             trash::moved_in();
         }
         Ok(())
