@@ -308,6 +308,42 @@ impl Manager {
         }
     }
 
+    /// Makes only the directory a child is forked into
+    /// ([`Manager::clone_into_dir`]); [`Manager::prepare`] makes the rest.
+    pub fn make_birthplace(&self) -> Result<()> {
+        match self.clone_into_dir() {
+            Some(dir) => std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+                context: format!("create cgroup {}", dir.display()),
+                source,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// See `v1::Manager::open_join_files`; none for cgroup2 (joined at
+    /// birth, `clone_into_dir`).
+    pub fn open_join_files(&self) -> Result<Vec<std::fs::File>> {
+        match self {
+            Manager::V1(m) => m.open_join_files(),
+            Manager::V2(_) => Ok(Vec::new()),
+        }
+    }
+
+    /// Moves the calling single-threaded process into the cgroups whose
+    /// `tasks` files `files` are (from [`Manager::open_join_files`]).
+    pub fn join_self_through(files: Vec<std::os::fd::OwnedFd>) -> Result<()> {
+        use std::io::Write;
+        for f in files {
+            std::fs::File::from(f)
+                .write_all(b"0")
+                .map_err(|source| Error::Io {
+                    context: "join a cgroup".into(),
+                    source,
+                })?;
+        }
+        Ok(())
+    }
+
     /// The cgroup2 directory a child should be born in.
     pub fn clone_into_dir(&self) -> Option<&Path> {
         match self {

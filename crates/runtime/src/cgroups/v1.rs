@@ -324,6 +324,25 @@ impl Manager {
         Ok(())
     }
 
+    /// The `tasks` files of the hierarchies [`Manager::join_self`] joins,
+    /// opened for writing: a process that gets them (over the create's
+    /// channel) joins by writing 0 to each, even from inside a user
+    /// namespace of its own, since the kernel checks the credentials they
+    /// were opened with (ours, the host's root).
+    pub fn open_join_files(&self) -> Result<Vec<std::fs::File>> {
+        self.dirs
+            .iter()
+            .filter(|d| !d.controllers.is_empty())
+            .map(|d| {
+                let p = d.path.join("tasks");
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&p)
+                    .ctx(|| format!("open {}", p.display()))
+            })
+            .collect()
+    }
+
     /// The cgroup2 directory (hybrid hosts), for `CLONE_INTO_CGROUP`.
     pub fn unified_dir(&self) -> Option<&Path> {
         self.dirs

@@ -219,10 +219,17 @@ impl Creation<'_> {
         // With a user namespace the cgroups are made first and the
         // intermediate forked into the cgroup2 one (see born_in_cgroup2).
         let early = intermediate::born_in_cgroup2(userns, cgroups.as_ref());
+        let by_files = intermediate::joins_through_files(plan.new_user, cgroups.as_ref());
         let mut born_in = None;
         if let Some(cgroups) = cgroups.as_ref().filter(|_| early) {
             self.cgroups = Some(cgroups.clone());
-            cgroups.prepare(linux.resources().as_ref())?;
+            // Joining through files, only the cgroup2 directory is needed
+            // before the fork; the rest is made while the intermediate
+            // makes its namespaces.
+            match by_files {
+                true => cgroups.make_birthplace()?,
+                false => cgroups.prepare(linux.resources().as_ref())?,
+            }
             born_in = cgroups
                 .clone_into_dir()
                 .map(crate::process::fork::open_cgroup)
@@ -234,8 +241,9 @@ impl Creation<'_> {
             new_user: plan.new_user,
             time_offsets,
             cgroups: cgroups.as_ref(),
-            cgroups_pending: !early,
+            cgroups_pending: !early && !by_files,
             born_in_cgroup2: born_in.is_some(),
+            cgroups_by_files: by_files,
         };
         // Idmapped binds: cloned now, idmapped once the user namespace has
         // its maps (a joined one has them already), attached by the init.
@@ -304,18 +312,27 @@ impl Creation<'_> {
         drop(stdio);
         // Otherwise the cgroups are made while the intermediate creates
         // namespaces.
-        if let Some(cgroups) = cgroups.as_ref().filter(|_| !early) {
+        let mut join_files = Vec::new();
+        if let Some(cgroups) = cgroups.as_ref().filter(|_| !early || by_files) {
             self.cgroups = Some(cgroups.clone());
-            if let Err(e) = cgroups.prepare(linux.resources().as_ref()) {
-                // The intermediate waits for CgroupsReady: it must not be
-                // left waiting (nor we for it).
+            let made = cgroups.prepare(linux.resources().as_ref()).and_then(|()| {
+                if by_files {
+                    join_files = cgroups.open_join_files()?;
+                }
+                Ok(())
+            });
+            if let Err(e) = made {
+                // The intermediate waits for CgroupsReady (or its maps):
+                // it must not be left waiting (nor we for it).
                 let _ = nix::sys::signal::kill(middle, nix::sys::signal::Signal::SIGKILL);
                 let _ = waitpid(middle, None);
                 return Err(e);
             }
-            parent_ch.send(&Message::CgroupsReady)?;
+            if !by_files {
+                parent_ch.send(&Message::CgroupsReady)?;
+            }
         }
-        let init_pid = self.talk_to_intermediate(&parent_ch, middle, &linux, &idmapped);
+        let init_pid = self.talk_to_intermediate(&parent_ch, middle, &linux, &idmapped, join_files);
         // The init holds its own copies now (or failed).
         drop(idmapped);
         let status = waitpid(middle, None);
@@ -372,7 +389,9 @@ impl Creation<'_> {
         middle: Pid,
         linux: &oci_spec::runtime::Linux,
         idmapped: &crate::rootfs::idmapped::IdmappedBinds,
+        join_files: Vec<std::fs::File>,
     ) -> Result<Pid> {
+        let mut join_files = Some(join_files);
         loop {
             match ch.recv()? {
                 Some(Message::UserNsReady) => {
@@ -383,7 +402,12 @@ impl Creation<'_> {
                         let ns = std::fs::File::open(&path).ctx(|| format!("open {path}"))?;
                         idmapped.apply(std::os::fd::AsFd::as_fd(&ns))?;
                     }
-                    ch.send(&Message::MappingsWritten)?;
+                    // With the cgroups' tasks files when the intermediate
+                    // joins through them (empty otherwise).
+                    let files = join_files.take().unwrap_or_default();
+                    let fds: Vec<std::os::fd::RawFd> =
+                        files.iter().map(std::os::fd::AsRawFd::as_raw_fd).collect();
+                    ch.send_with_fds(&Message::MappingsWritten, &fds)?;
                 }
                 Some(Message::Pid(p)) => {
                     let pid = Pid::from_raw(p);
