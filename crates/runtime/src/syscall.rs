@@ -125,7 +125,7 @@ pub fn loopback_up() -> Result<()> {
     // SAFETY: ifreq is plain data; all zeroes is a valid value of it.
     let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
     for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
-        *dst = *src as libc::c_char;
+        *dst = libc::c_char::from_ne_bytes([*src]);
     }
     // SAFETY: SIOCGIFFLAGS reads the name from and writes the flags into
     // `req`, a valid ifreq that outlives the call.
@@ -133,7 +133,8 @@ pub fn loopback_up() -> Result<()> {
     Errno::result(rc).ctx(|| "read the flags of lo".into())?;
     // SAFETY: SIOCGIFFLAGS filled ifru_flags, the union's member read here.
     let flags = unsafe { req.ifr_ifru.ifru_flags };
-    let up = libc::IFF_UP as libc::c_short;
+    // IFF_UP is 1: it fits any width.
+    let up = libc::c_short::try_from(libc::IFF_UP).unwrap_or(1);
     if flags & up != 0 {
         return Ok(());
     }

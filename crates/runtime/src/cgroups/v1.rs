@@ -117,7 +117,7 @@ impl Manager {
             if !h.mount_point.starts_with(super::ROOT) {
                 continue;
             }
-            let own = own_cgroup(&h, &own_text).unwrap_or_else(|| "/".into());
+            let own = own_cgroup(h, &own_text).unwrap_or_else(|| "/".into());
             let own = own
                 .strip_prefix(h.root.as_str())
                 .unwrap_or(&own)
