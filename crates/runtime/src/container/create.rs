@@ -115,6 +115,7 @@ impl Container {
             cgroups: None,
             rootfs: &bundle.rootfs,
             host_mounts_below,
+            ready_early: false,
         };
         let result = creation.run(
             opts,
@@ -147,6 +148,10 @@ struct Creation<'a> {
     rootfs: &'a Path,
     /// See [`ContainerState::host_mounts_below`].
     host_mounts_below: Option<u64>,
+    /// The init reported ready before the intermediate reported its pid:
+    /// without hooks to wait for, nothing orders the two (the init goes on
+    /// at once, and the intermediate may be scheduled after it).
+    ready_early: bool,
 }
 
 impl Creation<'_> {
@@ -374,7 +379,9 @@ impl Creation<'_> {
                 String::from_utf8_lossy(&state_json).into_owned(),
             ))?;
         }
-        parent_ch.expect(&Message::Ready, "container init")?;
+        if !self.ready_early {
+            parent_ch.expect(&Message::Ready, "container init")?;
+        }
         st.creating = false;
         self.dir.record_init(st.pid, st.pid_start_time)?;
         if let Some(p) = &opts.pid_file {
@@ -414,6 +421,7 @@ impl Creation<'_> {
                     self.init = Some(pid);
                     return Ok(pid);
                 }
+                Some(Message::Ready) if !self.ready_early => self.ready_early = true,
                 Some(Message::Failed(e)) => return Err(Error::Child(e)),
                 Some(other) => {
                     return Err(Error::Protocol(format!("unexpected message {other:?}")))
