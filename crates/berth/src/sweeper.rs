@@ -29,19 +29,8 @@ pub(crate) fn after_command(root: &Path) {
             let sweeper = bridges
                 .then(berth_network::bridge_trash::Sweeper::open)
                 .and_then(Result::ok);
-            // The command's commits copied into the database here, after
-            // the answer, rather than by SQLite's auto-checkpoint in some
-            // later command (fsyncs on its path, every few runs). Only if
-            // the parent had closed its connection before the fork: a copy
-            // of an open one would make SQLite here believe it holds that
-            // connection's locks.
-            let db = root.join(berth_store::FILE);
-            let checkpoint = !has_open(&db);
             detach_from_caller(sweeper.as_ref().map(|s| s.fd()));
             let mut code = 0;
-            if checkpoint {
-                code |= i32::from(berth_store::checkpoint_passive(&db).is_err());
-            }
             if let Some(s) = sweeper {
                 code |= i32::from(s.sweep().is_err());
             }
@@ -56,22 +45,6 @@ pub(crate) fn after_command(root: &Path) {
         // by the system. A failed fork leaves the trash for the next one.
         Ok(nix::unistd::ForkResult::Parent { .. }) | Err(_) => {}
     }
-}
-
-/// Whether this process has `file` open (a descriptor of it, as every
-/// SQLite connection to it keeps); unknown counts as open.
-fn has_open(file: &Path) -> bool {
-    // The links name files by their real paths.
-    let Ok(file) = std::fs::canonicalize(file) else {
-        // Not there: nothing to open, nor to checkpoint.
-        return false;
-    };
-    let Ok(entries) = std::fs::read_dir("/proc/self/fd") else {
-        return true;
-    };
-    entries
-        .flatten()
-        .any(|e| std::fs::read_link(e.path()).is_ok_and(|target| target == file))
 }
 
 /// Lets go of everything that ties the child to whoever ran berth: its

@@ -353,36 +353,6 @@ pub fn configure(path: &Path) -> Result<Connection, SchemaError> {
     Ok(db)
 }
 
-/// Copies what the WAL holds into the database at `path` without waiting
-/// for anyone: SQLite's PASSIVE checkpoint, which takes neither the write
-/// lock nor waits for readers (a command writing meanwhile goes on; what
-/// it appends is left for the next checkpoint). For a process that has
-/// answered already (the CLI's sweeper): the fsyncs a checkpoint costs are
-/// then off every command's path, and the WAL the next command's first
-/// connection reads through at open stays one command long. A store
-/// without a database (or a WAL) has nothing to copy; how many frames
-/// were copied is returned.
-pub fn checkpoint_passive(path: &Path) -> Result<i64, SchemaError> {
-    use rusqlite::OpenFlags;
-    if !path.exists() {
-        return Ok(0);
-    }
-    // Never creates the file, and reads no schema: the checkpoint needs
-    // neither.
-    let db = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    // The last connection to close would otherwise checkpoint in full and
-    // delete the WAL, waiting for the write lock.
-    db.set_db_config(
-        rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
-        true,
-    )?;
-    let copied = db.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(2))?;
-    Ok(copied)
-}
-
 /// [`configure`] and [`migrate`]: a connection to a current database.
 pub fn open(path: &Path) -> Result<Connection, SchemaError> {
     let mut db = configure(path)?;
@@ -393,44 +363,6 @@ pub fn open(path: &Path) -> Result<Connection, SchemaError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A passive checkpoint copies the WAL's frames while another
-    /// connection holds the write lock (it neither waits for it nor takes
-    /// it), and the data reads back from the database file alone.
-    #[test]
-    fn a_passive_checkpoint_copies_the_wal_beside_a_writer() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join(FILE);
-        assert_eq!(checkpoint_passive(&path).unwrap(), 0, "no database yet");
-        assert!(!path.exists(), "the checkpoint made a database");
-        let c = open(&path).unwrap();
-        c.execute_batch("CREATE TABLE t (v TEXT); INSERT INTO t VALUES ('kept');")
-            .unwrap();
-        let frames = |c: &Connection| -> (i64, i64) {
-            c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
-                Ok((r.get(1)?, r.get(2)?))
-            })
-            .unwrap()
-        };
-        // A writer in the middle of its transaction.
-        let writer = configure(&path).unwrap();
-        writer
-            .execute_batch("BEGIN IMMEDIATE; INSERT INTO t VALUES ('pending');")
-            .unwrap();
-        let copied = checkpoint_passive(&path).unwrap();
-        assert!(copied > 0, "nothing copied beside the writer");
-        writer.execute_batch("COMMIT").unwrap();
-        let (log, done) = frames(&c);
-        assert!(done <= log, "{done} of {log}");
-        drop((c, writer));
-        // Without the WAL, the database file has the first commit.
-        std::fs::copy(&path, dir.path().join("alone.db")).unwrap();
-        let alone = Connection::open(dir.path().join("alone.db")).unwrap();
-        let v: String = alone
-            .query_row("SELECT v FROM t ORDER BY rowid LIMIT 1", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(v, "kept");
-    }
 
     fn tables(c: &Connection) -> Vec<String> {
         c.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
