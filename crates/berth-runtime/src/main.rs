@@ -408,6 +408,8 @@ fn create_options(root: &Path, a: &CreateArgs) -> Result<CreateOptions> {
         pid_file: a.pid_file.clone(),
         no_pivot: a.no_pivot,
         preserve_fds: a.preserve_fds + listen_fds(),
+        // runc's CLI leaves the network to the caller (a hook, CNI).
+        loopback_up: false,
     })
 }
 

@@ -32,9 +32,12 @@ fn cgroup_exists(id: &str) -> bool {
 #[test]
 fn foreground_run_passes_output_exit_code_and_rm_leaves_nothing() {
     let b = berth();
+    let cidfile = b.root.path().join("fg.cid");
     let o = b.run(&[
         "run",
         "--rm",
+        "--cidfile",
+        cidfile.to_str().unwrap(),
         "--name",
         "fg",
         "busybox",
@@ -61,6 +64,11 @@ fn foreground_run_passes_output_exit_code_and_rm_leaves_nothing() {
         assert!(Instant::now() < deadline, "the trash was never swept");
         std::thread::sleep(Duration::from_millis(20));
     }
+    // Its cgroups went with the runtime's state into the trash (their
+    // rmdirs off the answer's path): the sweep removed them too.
+    let id = std::fs::read_to_string(&cidfile).unwrap();
+    assert_eq!(id.len(), 64, "{id:?}");
+    assert!(!cgroup_exists(&id), "cgroup of {id} left after the sweep");
 
     // the image's CMD, env, hostname, docker's default capabilities
     let o = b.run(&[

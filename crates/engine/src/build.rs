@@ -1176,15 +1176,12 @@ impl Builder<'_, '_> {
                 stdio: pipes.take_stdio()?,
                 rootfs: detached,
                 console_socket: None,
+                // RUN --network=none: loopback up, as buildkit's and
+                // docker's are.
+                loopback_up: cfg.network == "none",
             },
         )?;
-        // RUN --network=none: loopback up, as buildkit's and docker's are.
-        let lo = if cfg.network == "none" {
-            berth_network::loopback_up_in(c.state.pid).map_err(Error::from)
-        } else {
-            Ok(())
-        };
-        if let Err(e) = lo.and_then(|()| c.start().map_err(Error::from)) {
+        if let Err(e) = c.start().map_err(Error::from) {
             let _ = c.delete(true);
             return Err(e);
         }

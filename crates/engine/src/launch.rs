@@ -103,6 +103,9 @@ pub struct Init {
     pub rootfs: Option<OwnedFd>,
     /// Where the runtime sends the terminal's master (`tty`).
     pub console_socket: Option<PathBuf>,
+    /// The init brings up `lo` in its new network namespace
+    /// ([`CreateOptions::loopback_up`]).
+    pub loopback_up: bool,
 }
 
 /// Creates the container under the runtime root; it waits on its exec fifo
@@ -122,6 +125,7 @@ pub fn create(runtime_root: &Path, init: Init) -> Result<Container> {
         no_pivot: false,
         preserve_fds: 0,
         rootfs_mount: init.rootfs.as_ref().map(AsRawFd::as_raw_fd),
+        loopback_up: init.loopback_up,
     };
     let created = Container::create(opts);
     // The init attached it (or failed): our descriptor goes.

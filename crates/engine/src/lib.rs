@@ -856,16 +856,18 @@ impl Engine {
         Ok(())
     }
 
-    /// [`Engine::cleanup_runtime_only`] for a container about to be
+    /// The delete of [`Engine::cleanup_runtime_only`], of a runtime
+    /// container the caller loaded already, for a container about to be
     /// removed with its files trashed ([`Engine::remove_to_trash`]): the
     /// runtime's state directory goes to the store's trash too, when it
-    /// is on the store's file system.
-    pub fn cleanup_runtime_to_trash(&self, id: &str) -> Result<()> {
-        if let Ok(c) = berth_runtime::Container::load(&self.runtime_root(), id) {
-            let slot = trash::slot(&self.root, &format!("{id}.runtime"))?;
-            if c.delete_moving_state(true, &slot)?.1 {
-                trash::moved_in();
-            }
+    /// is on the store's file system, and with it the removal of the
+    /// container's cgroups when nothing can be left in them (see
+    /// `Container::delete_moving_state_and_cgroups`; [`trash::sweep`]
+    /// removes them).
+    pub fn delete_runtime_to_trash(&self, c: berth_runtime::Container) -> Result<()> {
+        let slot = trash::slot(&self.root, &format!("{}.runtime", c.state.id))?;
+        if c.delete_moving_state_and_cgroups(true, &slot)?.1 {
+            trash::moved_in();
         }
         Ok(())
     }

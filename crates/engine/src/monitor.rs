@@ -612,9 +612,11 @@ fn run_inner(
         };
         let code = life.code;
         log.flush();
-        // Before the cgroups go with the runtime's container.
-        let oom = berth_runtime::Container::load(&engine.runtime_root(), id)
-            .ok()
+        // Loaded once (its state holds the whole spec) for the OOM count
+        // and the delete; the OOM count before the cgroups go with it.
+        let runtime = berth_runtime::Container::load(&engine.runtime_root(), id).ok();
+        let oom = runtime
+            .as_ref()
             .and_then(|c| c.state.cgroups.as_ref().map(|m| m.oom_kills() > 0))
             .unwrap_or(false);
         if oom {
@@ -625,10 +627,12 @@ fn run_inner(
             .container_event(&r, "die", &[("exitCode", &code.to_string())]);
         // A foreground --rm trashes what it would delete (either way the
         // runtime's container is gone: a restart creates it anew).
-        let _ = if caller.is_some() && r.config.auto_remove {
-            engine.cleanup_runtime_to_trash(id)
-        } else {
-            engine.cleanup_runtime_only(id)
+        let _ = match runtime {
+            Some(c) if caller.is_some() && r.config.auto_remove => {
+                engine.delete_runtime_to_trash(c)
+            }
+            Some(c) => c.delete(true).map(drop).map_err(Error::from),
+            None => Ok(()),
         };
         // Its ports, veths and leases go with each life (a restart takes
         // them again).
@@ -931,6 +935,7 @@ fn run_once(
             stdio: pipes.take_stdio()?,
             rootfs,
             console_socket: console.as_ref().map(|c| c.path.clone()),
+            loopback_up: crate::networking::loopback_only(&r.config),
         },
     )?;
     let master = match console

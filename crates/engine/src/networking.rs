@@ -49,6 +49,15 @@ fn joins_networks(cfg: &ContainerConfig) -> bool {
     on_bridges(cfg) || (cfg.network == "none" && cfg.left_network)
 }
 
+/// A network namespace of its own with nothing but loopback
+/// (`--network none`): its init brings `lo` up itself (the launcher asks
+/// the runtime to), so nobody enters the namespace for it.
+pub(crate) fn loopback_only(cfg: &ContainerConfig) -> bool {
+    crate::pods::pod_of_mode(&cfg.network).is_none()
+        && cfg.network == "none"
+        && !joins_networks(cfg)
+}
+
 /// Docker's words for a container sharing a namespace (`host`,
 /// `container:<id>`) asked to join a network.
 const SHARED_NAMESPACE: &str =
@@ -187,9 +196,9 @@ impl Engine {
             // In the pod's namespace, attached when the pod was made.
             return self.pod_member_files(r, pod);
         }
-        if r.config.network == "none" && !joins_networks(&r.config) {
-            // A namespace of its own with nothing but loopback, which is up.
-            return Ok(berth_network::loopback_up_in(pid)?);
+        if loopback_only(&r.config) {
+            // Loopback only, brought up by the init (launch::Init::loopback_up).
+            return Ok(());
         }
         if !joins_networks(&r.config) {
             return Ok(());

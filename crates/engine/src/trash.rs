@@ -108,6 +108,13 @@ pub fn sweep(root: &Path) -> Result<usize> {
             continue;
         }
         let path = entry.path();
+        // A runtime's state directory may hold the cgroups still to
+        // remove: they go first, and while they cannot, the directory
+        // stays (it is all that records them) for the next sweep.
+        if let Err(e) = berth_runtime::container::remove_trashed_cgroups(&path) {
+            tracing::warn!("remove the cgroups recorded in {}: {e}", path.display());
+            continue;
+        }
         match std::fs::remove_dir_all(&path) {
             Ok(()) => swept += 1,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

@@ -1301,14 +1301,27 @@ impl Networks {
                     .ctx(|| format!("delete veth {}", e.veth))?;
             }
         }
-        self.conn.execute(
-            "DELETE FROM network_ports WHERE container_id = ?1",
-            params![container_id],
-        )?;
-        self.conn.execute(
-            "DELETE FROM network_leases WHERE container_id = ?1",
-            params![container_id],
-        )?;
+        // Each DELETE is a write transaction even when it matches nothing
+        // (a container on no network, its every end): only what is there.
+        if !ports.is_empty() {
+            self.conn.execute(
+                "DELETE FROM network_ports WHERE container_id = ?1",
+                params![container_id],
+            )?;
+        }
+        // A lease of a network gone from the table is not an endpoint.
+        let leased = !eps.is_empty()
+            || self.conn.query_row(
+                "SELECT EXISTS (SELECT 1 FROM network_leases WHERE container_id = ?1)",
+                params![container_id],
+                |r| r.get::<_, bool>(0),
+            )?;
+        if leased {
+            self.conn.execute(
+                "DELETE FROM network_leases WHERE container_id = ?1",
+                params![container_id],
+            )?;
+        }
         Ok(eps.into_iter().map(|e| e.network_id).collect())
     }
 

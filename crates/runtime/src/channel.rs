@@ -42,6 +42,9 @@ pub struct Channel {
     fd: OwnedFd,
 }
 
+/// The most descriptors one message carries (one per cgroup hierarchy).
+pub const MAX_FDS: usize = 16;
+
 /// Makes a connected pair (parent end, child end), both close-on-exec.
 pub fn pair() -> Result<(Channel, Channel)> {
     let (a, b) = socketpair(
@@ -106,6 +109,85 @@ impl Channel {
         }
     }
 
+    /// Sends `msg` with descriptors alongside (SCM_RIGHTS): the receiver
+    /// gets its own copies of them, opened with the sender's credentials.
+    pub fn send_with_fds(&self, msg: &Message, fds: &[RawFd]) -> Result<()> {
+        use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+        let data = serde_json::to_vec(msg).map_err(|source| Error::Encode {
+            what: "sync message",
+            source,
+        })?;
+        let iov = [std::io::IoSlice::new(&data)];
+        let cmsgs: &[ControlMessage] = if fds.is_empty() {
+            &[]
+        } else {
+            &[ControlMessage::ScmRights(fds)]
+        };
+        sendmsg::<()>(
+            self.fd.as_raw_fd(),
+            &iov,
+            cmsgs,
+            MsgFlags::MSG_NOSIGNAL,
+            None,
+        )
+        .ctx(|| "send on sync channel".into())?;
+        Ok(())
+    }
+
+    /// [`Channel::expect`] for a short message sent with
+    /// [`Channel::send_with_fds`]; returns the descriptors (close-on-exec).
+    pub fn expect_with_fds(&self, want: &Message, who: &str) -> Result<Vec<OwnedFd>> {
+        use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+        use std::os::fd::FromRawFd;
+        let mut buf = [0u8; 512];
+        let mut space = nix::cmsg_space!([RawFd; MAX_FDS]);
+        let (n, fds, truncated) = loop {
+            let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+            match recvmsg::<()>(
+                self.fd.as_raw_fd(),
+                &mut iov,
+                Some(&mut space),
+                MsgFlags::MSG_CMSG_CLOEXEC,
+            ) {
+                Ok(m) => {
+                    let mut fds = Vec::new();
+                    for c in m.cmsgs().ctx(|| "receive on sync channel".into())? {
+                        if let ControlMessageOwned::ScmRights(got) = c {
+                            // SAFETY: the kernel installed these descriptors
+                            // in this process for this message; nothing else
+                            // owns them.
+                            fds.extend(
+                                got.into_iter()
+                                    .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }),
+                            );
+                        }
+                    }
+                    let truncated = m
+                        .flags
+                        .intersects(MsgFlags::MSG_TRUNC | MsgFlags::MSG_CTRUNC);
+                    break (m.bytes, fds, truncated);
+                }
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(e).ctx(|| "receive on sync channel".into()),
+            }
+        };
+        if n == 0 {
+            return Err(Error::Protocol(format!("{who} exited during setup")));
+        }
+        if truncated {
+            return Err(Error::Protocol(format!("{who} sent more than expected")));
+        }
+        let got: Message = serde_json::from_slice(&buf[..n])
+            .map_err(|e| Error::Protocol(format!("bad sync message: {e}")))?;
+        match got {
+            m if &m == want => Ok(fds),
+            Message::Failed(e) => Err(Error::StartProcess(e)),
+            other => Err(Error::Protocol(format!(
+                "{who} sent {other:?}, expected {want:?}"
+            ))),
+        }
+    }
+
     /// Receives a message and checks it is the expected one; a `Failed`
     /// message becomes the error it carries.
     pub fn expect(&self, want: &Message, who: &str) -> Result<()> {
@@ -141,6 +223,35 @@ mod tests {
         );
         drop(a);
         assert_eq!(b.recv().unwrap(), None);
+    }
+
+    /// Descriptors sent with a message arrive as the receiver's own, with
+    /// the message; a plain message is still read by `recv`.
+    #[test]
+    fn descriptors_travel_with_a_message() {
+        use std::io::{Read, Seek, Write};
+        let (a, b) = pair().unwrap();
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(b"through the channel").unwrap();
+        a.send_with_fds(&Message::MappingsWritten, &[file.as_raw_fd()])
+            .unwrap();
+        drop(file);
+        let fds = b
+            .expect_with_fds(&Message::MappingsWritten, "runtime")
+            .unwrap();
+        assert_eq!(fds.len(), 1);
+        let mut got = std::fs::File::from(fds.into_iter().next().unwrap());
+        got.rewind().unwrap();
+        let mut text = String::new();
+        got.read_to_string(&mut text).unwrap();
+        assert_eq!(text, "through the channel");
+        a.send(&Message::Ready).unwrap();
+        assert_eq!(b.recv().unwrap(), Some(Message::Ready));
+        a.send_with_fds(&Message::Pid(1), &[]).unwrap();
+        let err = b
+            .expect_with_fds(&Message::MappingsWritten, "runtime")
+            .unwrap_err();
+        assert!(err.to_string().contains("Pid(1)"), "{err}");
     }
 
     /// A message longer than any fixed buffer (a state with big

@@ -119,7 +119,7 @@ pub struct StateDir {
 
 impl StateDir {
     pub const FIFO: &'static str = "exec.fifo";
-    const STATE: &'static str = "state.json";
+    pub const STATE: &'static str = "state.json";
     const CREATOR: &'static str = "creator";
     /// The init's pid once created: see [`StateDir::record_init`].
     const INIT: &'static str = "init";

@@ -110,3 +110,38 @@ pub fn set_parent_death_signal(sig: i32) -> Result<()> {
         .map(drop)
         .ctx(|| "prctl(PR_SET_PDEATHSIG)".into())
 }
+
+/// Brings up `lo` in the calling process's network namespace, with two
+/// ioctls on a datagram socket (no netlink conversation: the flag is all
+/// that changes). For a namespace the process made, where it holds
+/// CAP_NET_ADMIN.
+pub fn loopback_up() -> Result<()> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    // SAFETY: socket(2) takes no pointer; the result is checked below.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    let fd = Errno::result(fd).ctx(|| "socket for lo".into())?;
+    // SAFETY: a fresh descriptor from socket(2), owned by nothing else.
+    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: ifreq is plain data; all zeroes is a valid value of it.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
+        *dst = libc::c_char::from_ne_bytes([*src]);
+    }
+    // SAFETY: SIOCGIFFLAGS reads the name from and writes the flags into
+    // `req`, a valid ifreq that outlives the call.
+    let rc = unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) };
+    Errno::result(rc).ctx(|| "read the flags of lo".into())?;
+    // SAFETY: SIOCGIFFLAGS filled ifru_flags, the union's member read here.
+    let flags = unsafe { req.ifr_ifru.ifru_flags };
+    // IFF_UP is 1: it fits any width.
+    let up = libc::c_short::try_from(libc::IFF_UP).unwrap_or(1);
+    if flags & up != 0 {
+        return Ok(());
+    }
+    req.ifr_ifru.ifru_flags = flags | up;
+    // SAFETY: SIOCSIFFLAGS reads the name and flags from `req`, valid for
+    // the call.
+    let rc = unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) };
+    Errno::result(rc).ctx(|| "bring lo up".into())?;
+    Ok(())
+}

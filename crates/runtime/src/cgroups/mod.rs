@@ -254,6 +254,17 @@ pub fn check_supported(r: &LinuxResources, layout: Layout) -> Result<()> {
 impl Manager {
     /// Works out the container's cgroups (nothing is created yet).
     pub fn for_container(spec: &Spec, id: &str) -> Result<Manager> {
+        Manager::for_container_in(spec, id, &v1::host_hierarchies())
+    }
+
+    /// [`Manager::for_container`] with the host's cgroup mounts read
+    /// already (`create` reads them once, for the init's /sys/fs/cgroup
+    /// too).
+    pub fn for_container_in(
+        spec: &Spec,
+        id: &str,
+        hierarchies: &[v1::Hierarchy],
+    ) -> Result<Manager> {
         let layout = host_layout();
         if let Some(r) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
             check_supported(r, layout)?;
@@ -263,7 +274,9 @@ impl Manager {
                 let own = v2::own_path()?;
                 Manager::V2(v2::Manager::new(container_path(spec, id, &own)?))
             }
-            Layout::Legacy => Manager::V1(v1::Manager::new(|own| container_path(spec, id, own))?),
+            Layout::Legacy => Manager::V1(v1::Manager::new_in(hierarchies, |own| {
+                container_path(spec, id, own)
+            })?),
         })
     }
 
@@ -293,6 +306,42 @@ impl Manager {
             Manager::V1(m) => m.join_self(),
             Manager::V2(_) => Ok(()),
         }
+    }
+
+    /// Makes only the directory a child is forked into
+    /// ([`Manager::clone_into_dir`]); [`Manager::prepare`] makes the rest.
+    pub fn make_birthplace(&self) -> Result<()> {
+        match self.clone_into_dir() {
+            Some(dir) => std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+                context: format!("create cgroup {}", dir.display()),
+                source,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// See `v1::Manager::open_join_files`; none for cgroup2 (joined at
+    /// birth, `clone_into_dir`).
+    pub fn open_join_files(&self) -> Result<Vec<std::fs::File>> {
+        match self {
+            Manager::V1(m) => m.open_join_files(),
+            Manager::V2(_) => Ok(Vec::new()),
+        }
+    }
+
+    /// Moves the calling single-threaded process into the cgroups whose
+    /// `tasks` files `files` are (from [`Manager::open_join_files`]).
+    pub fn join_self_through(files: Vec<std::os::fd::OwnedFd>) -> Result<()> {
+        use std::io::Write;
+        for f in files {
+            std::fs::File::from(f)
+                .write_all(b"0")
+                .map_err(|source| Error::Io {
+                    context: "join a cgroup".into(),
+                    source,
+                })?;
+        }
+        Ok(())
     }
 
     /// The cgroup2 directory a child should be born in.

@@ -103,13 +103,21 @@ impl Manager {
     /// `path_for(own)` maps our own cgroup path in a hierarchy to the
     /// container's.
     pub fn new(path_for: impl Fn(&Path) -> Result<PathBuf>) -> Result<Manager> {
+        Manager::new_in(&host_hierarchies(), path_for)
+    }
+
+    /// [`Manager::new`] with the hierarchies the caller read already.
+    pub fn new_in(
+        hierarchies: &[Hierarchy],
+        path_for: impl Fn(&Path) -> Result<PathBuf>,
+    ) -> Result<Manager> {
         let mut dirs = Vec::new();
         let own_text = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
-        for h in host_hierarchies() {
+        for h in hierarchies {
             if !h.mount_point.starts_with(super::ROOT) {
                 continue;
             }
-            let own = own_cgroup(&h, &own_text).unwrap_or_else(|| "/".into());
+            let own = own_cgroup(h, &own_text).unwrap_or_else(|| "/".into());
             let own = own
                 .strip_prefix(h.root.as_str())
                 .unwrap_or(&own)
@@ -333,6 +341,25 @@ impl Manager {
             write(&d.path, "tasks", "0")?;
         }
         Ok(())
+    }
+
+    /// The `tasks` files of the hierarchies [`Manager::join_self`] joins,
+    /// opened for writing: a process that gets them (over the create's
+    /// channel) joins by writing 0 to each, even from inside a user
+    /// namespace of its own, since the kernel checks the credentials they
+    /// were opened with (ours, the host's root).
+    pub fn open_join_files(&self) -> Result<Vec<std::fs::File>> {
+        self.dirs
+            .iter()
+            .filter(|d| !d.controllers.is_empty())
+            .map(|d| {
+                let p = d.path.join("tasks");
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&p)
+                    .ctx(|| format!("open {}", p.display()))
+            })
+            .collect()
     }
 
     /// The cgroup2 directory (hybrid hosts), for `CLONE_INTO_CGROUP`.

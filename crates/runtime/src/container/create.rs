@@ -46,6 +46,11 @@ pub struct CreateOptions {
     /// the host never has it mounted. The library's callers only (the
     /// engine passes its overlay this way); the CLI never sets it.
     pub rootfs_mount: Option<std::os::fd::RawFd>,
+    /// The init brings up `lo` in the network namespace the container
+    /// makes (`--network none`: loopback only, up, as Docker's), before
+    /// it reports ready: the caller need not enter the namespace for it.
+    /// Ignored without a new network namespace.
+    pub loopback_up: bool,
 }
 
 impl Container {
@@ -73,7 +78,11 @@ impl Container {
         let opts = &opts;
         let linux = linux_of(&bundle.spec);
         refuse_unsupported(&bundle.spec)?;
-        let cgroups = crate::cgroups::Manager::for_container(&bundle.spec, &opts.id)?;
+        // Read once: for the cgroups, and for the init's /sys/fs/cgroup (its
+        // mount namespace is a copy of ours).
+        let hierarchies = crate::cgroups::v1::host_hierarchies();
+        let cgroups =
+            crate::cgroups::Manager::for_container_in(&bundle.spec, &opts.id, &hierarchies)?;
         let cgroups = crate::cgroups::unless_rootless_unlimited(cgroups, &bundle.spec);
         let plan = NamespacePlan::from_spec(&linux)?;
         let process = bundle.spec.process().clone().unwrap_or_default();
@@ -106,8 +115,16 @@ impl Container {
             cgroups: None,
             rootfs: &bundle.rootfs,
             host_mounts_below,
+            ready_early: false,
         };
-        let result = creation.run(opts, &bundle, &plan, console, stdio, cgroups);
+        let result = creation.run(
+            opts,
+            &bundle,
+            &plan,
+            console,
+            stdio,
+            (cgroups, &hierarchies),
+        );
         match result {
             Ok(state) => Ok(Container {
                 root: opts.root.clone(),
@@ -131,6 +148,10 @@ struct Creation<'a> {
     rootfs: &'a Path,
     /// See [`ContainerState::host_mounts_below`].
     host_mounts_below: Option<u64>,
+    /// The init reported ready before the intermediate reported its pid:
+    /// without hooks to wait for, nothing orders the two (the init goes on
+    /// at once, and the intermediate may be scheduled after it).
+    ready_early: bool,
 }
 
 impl Creation<'_> {
@@ -155,7 +176,10 @@ impl Creation<'_> {
         plan: &NamespacePlan,
         console: Option<std::os::unix::net::UnixStream>,
         stdio: Option<Stdio>,
-        cgroups: Option<crate::cgroups::Manager>,
+        (cgroups, hierarchies): (
+            Option<crate::cgroups::Manager>,
+            &[crate::cgroups::v1::Hierarchy],
+        ),
     ) -> Result<ContainerState> {
         let mut st = ContainerState {
             id: opts.id.clone(),
@@ -200,10 +224,17 @@ impl Creation<'_> {
         // With a user namespace the cgroups are made first and the
         // intermediate forked into the cgroup2 one (see born_in_cgroup2).
         let early = intermediate::born_in_cgroup2(userns, cgroups.as_ref());
+        let by_files = intermediate::joins_through_files(plan.new_user, cgroups.as_ref());
         let mut born_in = None;
         if let Some(cgroups) = cgroups.as_ref().filter(|_| early) {
             self.cgroups = Some(cgroups.clone());
-            cgroups.prepare(linux.resources().as_ref())?;
+            // Joining through files, only the cgroup2 directory is needed
+            // before the fork; the rest is made while the intermediate
+            // makes its namespaces.
+            match by_files {
+                true => cgroups.make_birthplace()?,
+                false => cgroups.prepare(linux.resources().as_ref())?,
+            }
             born_in = cgroups
                 .clone_into_dir()
                 .map(crate::process::fork::open_cgroup)
@@ -215,8 +246,9 @@ impl Creation<'_> {
             new_user: plan.new_user,
             time_offsets,
             cgroups: cgroups.as_ref(),
-            cgroups_pending: !early,
+            cgroups_pending: !early && !by_files,
             born_in_cgroup2: born_in.is_some(),
+            cgroups_by_files: by_files,
         };
         // Idmapped binds: cloned now, idmapped once the user namespace has
         // its maps (a joined one has them already), attached by the init.
@@ -260,8 +292,16 @@ impl Creation<'_> {
                         no_pivot: opts.no_pivot,
                         own_mount_ns: plan.has(LinuxNamespaceType::Mount),
                         rootfs_mount: opts.rootfs_mount,
+                        loopback_up: opts.loopback_up
+                            && plan.new.contains(nix::sched::CloneFlags::CLONE_NEWNET),
                         idmapped: &idmapped_fds,
                         new_cgroupns: plan.new_cgroup,
+                        // A joined mount namespace has mounts of its own.
+                        hierarchies: (!plan
+                            .joins
+                            .iter()
+                            .any(|j| j.typ == LinuxNamespaceType::Mount))
+                        .then_some(hierarchies),
                         userns,
                         seccomp: seccomp.as_ref(),
                     })
@@ -277,18 +317,27 @@ impl Creation<'_> {
         drop(stdio);
         // Otherwise the cgroups are made while the intermediate creates
         // namespaces.
-        if let Some(cgroups) = cgroups.as_ref().filter(|_| !early) {
+        let mut join_files = Vec::new();
+        if let Some(cgroups) = cgroups.as_ref().filter(|_| !early || by_files) {
             self.cgroups = Some(cgroups.clone());
-            if let Err(e) = cgroups.prepare(linux.resources().as_ref()) {
-                // The intermediate waits for CgroupsReady: it must not be
-                // left waiting (nor we for it).
+            let made = cgroups.prepare(linux.resources().as_ref()).and_then(|()| {
+                if by_files {
+                    join_files = cgroups.open_join_files()?;
+                }
+                Ok(())
+            });
+            if let Err(e) = made {
+                // The intermediate waits for CgroupsReady (or its maps):
+                // it must not be left waiting (nor we for it).
                 let _ = nix::sys::signal::kill(middle, nix::sys::signal::Signal::SIGKILL);
                 let _ = waitpid(middle, None);
                 return Err(e);
             }
-            parent_ch.send(&Message::CgroupsReady)?;
+            if !by_files {
+                parent_ch.send(&Message::CgroupsReady)?;
+            }
         }
-        let init_pid = self.talk_to_intermediate(&parent_ch, middle, &linux, &idmapped);
+        let init_pid = self.talk_to_intermediate(&parent_ch, middle, &linux, &idmapped, join_files);
         // The init holds its own copies now (or failed).
         drop(idmapped);
         let status = waitpid(middle, None);
@@ -304,26 +353,35 @@ impl Creation<'_> {
         st.pid = init_pid.as_raw();
         st.pid_start_time = state::proc_stat(st.pid).map(|s| s.start_time).unwrap_or(0);
         let hooks = bundle.spec.hooks().as_ref();
-        let state_json =
+        let gated = init::waits_for_runtime_hooks(&bundle.spec);
+        // The state (the whole spec in it) is serialized only for hooks.
+        let state_json = if gated || init::needs_state(&bundle.spec) {
             serde_json::to_vec(&st.report(crate::state::Status::Creating)).map_err(|source| {
                 Error::Encode {
                     what: "container state",
                     source,
                 }
-            })?;
-        for point in [
-            crate::hooks::Point::Prestart,
-            crate::hooks::Point::CreateRuntime,
-        ] {
-            crate::hooks::run_all(&crate::hooks::of(hooks, point), point, &state_json)?;
+            })?
+        } else {
+            Vec::new()
+        };
+        if gated {
+            for point in [
+                crate::hooks::Point::Prestart,
+                crate::hooks::Point::CreateRuntime,
+            ] {
+                crate::hooks::run_all(&crate::hooks::of(hooks, point), point, &state_json)?;
+            }
+            parent_ch.send(&Message::Continue)?;
         }
-        parent_ch.send(&Message::Continue)?;
         if init::needs_state(&bundle.spec) {
             parent_ch.send(&Message::State(
                 String::from_utf8_lossy(&state_json).into_owned(),
             ))?;
         }
-        parent_ch.expect(&Message::Ready, "container init")?;
+        if !self.ready_early {
+            parent_ch.expect(&Message::Ready, "container init")?;
+        }
         st.creating = false;
         self.dir.record_init(st.pid, st.pid_start_time)?;
         if let Some(p) = &opts.pid_file {
@@ -338,7 +396,9 @@ impl Creation<'_> {
         middle: Pid,
         linux: &oci_spec::runtime::Linux,
         idmapped: &crate::rootfs::idmapped::IdmappedBinds,
+        join_files: Vec<std::fs::File>,
     ) -> Result<Pid> {
+        let mut join_files = Some(join_files);
         loop {
             match ch.recv()? {
                 Some(Message::UserNsReady) => {
@@ -349,13 +409,19 @@ impl Creation<'_> {
                         let ns = std::fs::File::open(&path).ctx(|| format!("open {path}"))?;
                         idmapped.apply(std::os::fd::AsFd::as_fd(&ns))?;
                     }
-                    ch.send(&Message::MappingsWritten)?;
+                    // With the cgroups' tasks files when the intermediate
+                    // joins through them (empty otherwise).
+                    let files = join_files.take().unwrap_or_default();
+                    let fds: Vec<std::os::fd::RawFd> =
+                        files.iter().map(std::os::fd::AsRawFd::as_raw_fd).collect();
+                    ch.send_with_fds(&Message::MappingsWritten, &fds)?;
                 }
                 Some(Message::Pid(p)) => {
                     let pid = Pid::from_raw(p);
                     self.init = Some(pid);
                     return Ok(pid);
                 }
+                Some(Message::Ready) if !self.ready_early => self.ready_early = true,
                 Some(Message::Failed(e)) => return Err(Error::Child(e)),
                 Some(other) => {
                     return Err(Error::Protocol(format!("unexpected message {other:?}")))

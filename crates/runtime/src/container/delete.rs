@@ -12,7 +12,8 @@ impl Container {
     /// Deletes the container; returns warnings (a failed poststop hook
     /// does not fail delete, as the spec says).
     pub fn delete(self, force: bool) -> Result<Vec<String>> {
-        self.delete_with(force, None).map(|(warnings, _)| warnings)
+        self.delete_with(force, None, false)
+            .map(|(warnings, _)| warnings)
     }
 
     /// [`Container::delete`], but the state directory is renamed to
@@ -22,10 +23,29 @@ impl Container {
     /// systems and the directory is deleted here). Also returns whether
     /// it was moved.
     pub fn delete_moving_state(self, force: bool, aside: &Path) -> Result<(Vec<String>, bool)> {
-        self.delete_with(force, Some(aside))
+        self.delete_with(force, Some(aside), false)
     }
 
-    fn delete_with(self, force: bool, aside: Option<&Path>) -> Result<(Vec<String>, bool)> {
+    /// [`Container::delete_moving_state`], and when the state directory
+    /// was moved and nothing of the container can be left in its cgroups
+    /// (a pid namespace of its own, whose init is reaped: the kernel killed
+    /// every other process of it), the cgroups are left for whoever deletes
+    /// `aside` to remove with [`remove_trashed_cgroups`]: their paths are
+    /// in its state. Ten rmdirs (v1) off the caller's path.
+    pub fn delete_moving_state_and_cgroups(
+        self,
+        force: bool,
+        aside: &Path,
+    ) -> Result<(Vec<String>, bool)> {
+        self.delete_with(force, Some(aside), true)
+    }
+
+    fn delete_with(
+        self,
+        force: bool,
+        aside: Option<&Path>,
+        cgroups_aside: bool,
+    ) -> Result<(Vec<String>, bool)> {
         match self.status() {
             Status::Stopped => {}
             Status::Created | Status::Creating => self.kill_and_wait()?,
@@ -45,7 +65,11 @@ impl Container {
                 .ok()
                 .and_then(|c| crate::cgroups::unless_rootless_unlimited(c, &self.state.config)),
         };
-        if let Some(c) = cgroups {
+        let moved = match aside {
+            Some(to) if cgroups_aside && self.all_gone_with_init() => self.dir.move_to(to),
+            _ => false,
+        };
+        if let Some(c) = cgroups.filter(|_| !moved) {
             // Whatever is still in them dies first: processes of a create
             // that was killed half way (an init blocked on its exec fifo,
             // recorded as "creating" by a creator that is gone, so the
@@ -62,6 +86,7 @@ impl Container {
             crate::rootfs::detach_host_mounts(&self.state.rootfs, below)?;
         }
         let moved = match aside {
+            Some(_) if moved => true,
             Some(to) => self.dir.move_to(to),
             None => false,
         };
@@ -70,6 +95,27 @@ impl Container {
         }
         let warnings = self.run_hooks_warning(crate::hooks::Point::Poststop, Status::Stopped);
         Ok((warnings, moved))
+    }
+
+    /// Whether no process of the container can outlive its init: stopped
+    /// (the init reaped or gone), in a pid namespace it made, with its
+    /// cgroups recorded (so that whoever finds the state can remove them).
+    fn all_gone_with_init(&self) -> bool {
+        let own_pid_ns = self
+            .state
+            .config
+            .linux()
+            .as_ref()
+            .and_then(|l| l.namespaces().as_ref())
+            .is_some_and(|ns| {
+                ns.iter().any(|n| {
+                    n.typ() == oci_spec::runtime::LinuxNamespaceType::Pid && n.path().is_none()
+                })
+            });
+        own_pid_ns
+            && self.state.cgroups.is_some()
+            && self.state.host_mounts_below.is_none()
+            && self.status() == Status::Stopped
     }
 
     /// SIGKILL to every process of the container, then waits (the caller is
@@ -121,6 +167,38 @@ pub fn purge(root: &Path, id: &str, cgroups_path: &Path) -> Result<()> {
         path: root.join(id),
     }
     .remove()
+}
+
+/// Removes the cgroups recorded in the state directory `dir` that
+/// [`Container::delete_moving_state_and_cgroups`] moved aside (whatever
+/// is still in them killed first, as a delete would); the directory
+/// itself is the caller's to delete afterwards. A directory without state
+/// (or without cgroups in it) has nothing to remove.
+pub fn remove_trashed_cgroups(dir: &Path) -> Result<()> {
+    /// Only the cgroups of the state (which holds the whole spec besides).
+    #[derive(serde::Deserialize)]
+    struct Recorded {
+        cgroups: Option<crate::cgroups::Manager>,
+    }
+    let path = dir.join(crate::state::StateDir::STATE);
+    let data = match std::fs::read(&path) {
+        Ok(d) => d,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => {
+            return Err(Error::Io {
+                context: format!("read {}", path.display()),
+                source: e,
+            })
+        }
+    };
+    let Ok(Recorded { cgroups: Some(c) }) = serde_json::from_slice::<Recorded>(&data) else {
+        return Ok(());
+    };
+    if !c.remove_if_empty() {
+        kill_remaining(&c);
+        c.remove()?;
+    }
+    Ok(())
 }
 
 /// SIGKILL to every process left in `c` (thawing it if frozen), then waits

@@ -123,6 +123,9 @@ impl Container {
             cgroups: self.state.cgroups.as_ref(),
             cgroups_pending: false,
             born_in_cgroup2: born_in.is_some(),
+            // The cgroups exist: joined as the host's root before the
+            // namespaces are entered.
+            cgroups_by_files: false,
         };
         // The caller is single-threaded (documented above), as forking
         // needs.

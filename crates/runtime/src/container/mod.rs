@@ -13,7 +13,7 @@ mod wait;
 use std::path::{Path, PathBuf};
 
 pub use create::CreateOptions;
-pub use delete::purge;
+pub use delete::{purge, remove_trashed_cgroups};
 pub use exec::{ExecOptions, ExecOutcome};
 pub use wait::{exit_code, wait_forwarding_signals};
 

@@ -29,6 +29,24 @@ pub struct Plan<'a> {
     /// The intermediate was forked into the cgroup2 directory already
     /// (see [`born_in_cgroup2`]).
     pub born_in_cgroup2: bool,
+    /// The runtime makes the cgroups while the intermediate makes its
+    /// namespaces, and hands it their `tasks` files, opened as the host's
+    /// root, with `MappingsWritten`: see [`joins_through_files`].
+    pub cgroups_by_files: bool,
+}
+
+/// Whether the intermediate of a create joins its v1 cgroups through
+/// files the runtime opened: with a new user namespace, whose maps the
+/// runtime writes anyway. The intermediate then creates the user
+/// namespace and the others at once, on one core, while the runtime makes
+/// the cgroups on the other (on a hybrid host the cgroup2 directory it is
+/// forked into is made first), instead of waiting for them to join as the
+/// host's root first. What the container runs is still born in every
+/// cgroup: the init is forked after the join. (The kernel's own
+/// bookkeeping of the new namespaces is then charged to the runtime's
+/// memory cgroup rather than the container's.)
+pub fn joins_through_files(new_user: bool, cgroups: Option<&crate::cgroups::Manager>) -> bool {
+    new_user && matches!(cgroups, Some(crate::cgroups::Manager::V1(_)))
 }
 
 /// Whether the runtime should fork the intermediate into the cgroup2
@@ -99,16 +117,30 @@ fn enter(plan: &Plan<'_>, ch: &Channel) -> Result<Option<std::os::fd::OwnedFd>> 
             .iter()
             .all(|j| j.typ != LinuxNamespaceType::Mount);
     let mut cgroup2 = None;
-    if !join_late {
+    if !join_late && !plan.cgroups_by_files {
         cgroup2 = join_cgroups(plan, ch, userns)?;
     }
     for j in &user_joins {
         nix::sched::setns(&j.fd, CloneFlags::CLONE_NEWUSER).ctx(|| "join user namespace".into())?;
     }
+    // With the cgroups still in the making (joins_through_files), the
+    // other namespaces are made now too: the new user namespace gives
+    // every capability in it, maps or not. Not with namespaces to join,
+    // whose order after setuid stays as it was.
+    let mut unshared = false;
     if plan.new_user {
         nix::sched::unshare(CloneFlags::CLONE_NEWUSER).ctx(|| "create user namespace".into())?;
         ch.send(&Message::UserNsReady)?;
-        ch.expect(&Message::MappingsWritten, "runtime")?;
+        if plan.cgroups_by_files && other_joins.is_empty() && !plan.new.is_empty() {
+            nix::sched::unshare(plan.new).ctx(|| format!("create namespaces {:?}", plan.new))?;
+            unshared = true;
+        }
+        if plan.cgroups_by_files {
+            let files = ch.expect_with_fds(&Message::MappingsWritten, "runtime")?;
+            crate::cgroups::Manager::join_self_through(files)?;
+        } else {
+            ch.expect(&Message::MappingsWritten, "runtime")?;
+        }
     }
     if plan.new_user || !user_joins.is_empty() {
         // Become root of the user namespace, with its full capabilities.
@@ -120,7 +152,7 @@ fn enter(plan: &Plan<'_>, ch: &Channel) -> Result<Option<std::os::fd::OwnedFd>> 
     for j in other_joins {
         join_all(std::slice::from_ref(j))?;
     }
-    if !plan.new.is_empty() {
+    if !plan.new.is_empty() && !unshared {
         nix::sched::unshare(plan.new).ctx(|| format!("create namespaces {:?}", plan.new))?;
     }
     if plan.new.contains(CLONE_NEWTIME) && !plan.time_offsets.is_empty() {

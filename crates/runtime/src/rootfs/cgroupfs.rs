@@ -16,7 +16,7 @@ use nix::mount::{mount, MsFlags};
 use super::guard;
 use super::mounts::{remount_bind, reopen_same, MountContext};
 use super::options::MountOptions;
-use crate::cgroups::v1::{host_hierarchies, own_cgroup, Hierarchy};
+use crate::cgroups::v1::{own_cgroup, Hierarchy};
 use crate::error::{Context, Result};
 use crate::syscall::{fd_path, mkdir_all_in_root};
 
@@ -26,7 +26,9 @@ pub fn mount_cgroup(
     opts: &MountOptions,
     cx: MountContext<'_>,
 ) -> Result<()> {
-    let hierarchies = host_hierarchies();
+    let hierarchies = cx.hierarchies;
+    // Our own cgroups, for the binds: read once for all the hierarchies.
+    let own_text = std::cell::OnceCell::new();
     let flags = opts.flags
         & (MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | MsFlags::MS_RELATIME);
     let readonly = opts.flags.contains(MsFlags::MS_RDONLY);
@@ -41,7 +43,15 @@ pub fn mount_cgroup(
         let name = dest.file_name().unwrap_or_default().to_os_string();
         let target = mkdir_all_in_root(root, dest)?;
         guard::check_resolved_destination(root, dest, &target, guard::Mounted::Cgroup)?;
-        return mount_hierarchy(&parent, &name, h.as_ref(), flags, readonly, cx, dest);
+        return mount_hierarchy(
+            &parent,
+            &name,
+            (h.as_ref(), &own_text),
+            flags,
+            readonly,
+            cx,
+            dest,
+        );
     }
     // v1 or hybrid: a tmpfs with one directory per hierarchy.
     let target = mkdir_all_in_root(root, dest)?;
@@ -82,7 +92,7 @@ pub fn mount_cgroup(
         mount_hierarchy(
             &tmpfs,
             std::ffi::OsStr::new(name),
-            Some(h),
+            (Some(h), &own_text),
             flags,
             readonly,
             cx,
@@ -119,11 +129,12 @@ fn open_sub(dir: &OwnedFd, name: &std::ffi::OsStr, dest: &Path) -> Result<OwnedF
     Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
 }
 
-/// Mounts hierarchy `h` on `parent/name`.
+/// Mounts hierarchy `h` on `parent/name`; `own_text` caches
+/// /proc/self/cgroup.
 fn mount_hierarchy(
     parent: &OwnedFd,
     name: &std::ffi::OsStr,
-    h: Option<&Hierarchy>,
+    (h, own_text): (Option<&Hierarchy>, &std::cell::OnceCell<String>),
     flags: MsFlags,
     readonly: bool,
     cx: MountContext<'_>,
@@ -151,8 +162,9 @@ fn mount_hierarchy(
         // A hierarchy already mounted with other options cannot be mounted
         // again with these; fall through to a bind of our own cgroup.
     }
-    let own_text = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
-    let own = own_cgroup(h, &own_text).unwrap_or_else(|| "/".to_string());
+    let own_text =
+        own_text.get_or_init(|| std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default());
+    let own = own_cgroup(h, own_text).unwrap_or_else(|| "/".to_string());
     let rel = own
         .strip_prefix(h.root.as_str())
         .unwrap_or(&own)

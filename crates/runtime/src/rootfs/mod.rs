@@ -43,6 +43,10 @@ pub struct RootfsPlan<'a> {
     /// Idmapped clones of bind sources, by spec mount index (see
     /// [`idmapped`]); empty when there are none.
     pub idmapped: &'a [Option<std::os::fd::RawFd>],
+    /// The host's cgroup hierarchies, as the runtime read them before it
+    /// forked (the init's mount namespace is a copy of its): what a
+    /// `cgroup` mount lays out.
+    pub hierarchies: &'a [crate::cgroups::v1::Hierarchy],
 }
 
 fn open_dir(path: &Path) -> Result<OwnedFd> {
@@ -131,6 +135,7 @@ pub fn prepare(plan: &RootfsPlan<'_>) -> Result<Prepared> {
         bundle: plan.bundle,
         userns: plan.userns,
         cgroupns: plan.cgroupns,
+        hierarchies: plan.hierarchies,
     };
     let spec_mounts = plan.spec.mounts().clone().unwrap_or_default();
     for (i, m) in spec_mounts.iter().enumerate() {

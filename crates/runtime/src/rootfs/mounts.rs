@@ -25,6 +25,8 @@ pub struct MountContext<'a> {
     pub userns: bool,
     /// The container has its own cgroup namespace.
     pub cgroupns: bool,
+    /// See [`super::RootfsPlan::hierarchies`].
+    pub hierarchies: &'a [crate::cgroups::v1::Hierarchy],
 }
 
 /// `idmapped`: the bind's source already cloned and idmapped by the
