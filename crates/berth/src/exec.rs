@@ -1,6 +1,6 @@
 //! `exec`: a process in a running container.
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use berth_engine::Engine;
 use clap::Args;
 
@@ -24,12 +24,22 @@ pub struct ExecArgs {
     workdir: Option<String>,
     #[arg(long)]
     privileged: bool,
+    /// Keys that would detach from the exec's terminal (not implemented:
+    /// an exec's terminal ends with berth; checked, and refused with -it)
+    #[arg(long, value_name = "KEYS")]
+    detach_keys: Option<String>,
     container: String,
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
     command: Vec<String>,
 }
 
 pub(crate) fn exec(engine: &Engine, a: &ExecArgs) -> Result<i32> {
+    if let Some(keys) = &a.detach_keys {
+        crate::run::detach_keys_of(Some(keys))?;
+        if a.tty && a.interactive {
+            bail!("exec --detach-keys is not implemented: berth cannot detach from an exec's terminal (the exec ends with berth)");
+        }
+    }
     let r = engine.find(&a.container)?;
     // CVE-2019-5736: a container with a user namespace of its own keeps our
     // binary out of its processes' reach (the runtime checks its maps

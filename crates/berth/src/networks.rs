@@ -116,6 +116,15 @@ pub enum NetworkCommand {
         /// Its IPv4 address on the network
         #[arg(long)]
         ip: Option<String>,
+        /// Its IPv6 address (not implemented: berth has no IPv6 networks)
+        #[arg(long, value_name = "IP")]
+        ip6: Option<String>,
+        /// Link-local addresses (not implemented in berth)
+        #[arg(long, value_name = "IP")]
+        link_local_ip: Vec<String>,
+        /// Driver options for the endpoint (not implemented in berth)
+        #[arg(long, value_name = "OPT")]
+        driver_opt: Vec<String>,
         network: String,
         container: String,
     },
@@ -330,9 +339,20 @@ pub fn run(root: &Path, runroot: &Path, cmd: &NetworkCommand) -> Result<i32> {
         NetworkCommand::Connect {
             alias,
             ip,
+            ip6,
+            link_local_ip,
+            driver_opt,
             network,
             container,
         } => {
+            if ip6.is_some() {
+                bail!("network connect --ip6 is not implemented: berth has no IPv6 networks");
+            }
+            if !link_local_ip.is_empty() || !driver_opt.is_empty() {
+                bail!(
+                    "network connect --link-local-ip and --driver-opt are not implemented in berth"
+                );
+            }
             let mut opts = ConnectOptions::default();
             opts.aliases.clone_from(alias);
             if let Some(ip) = ip {

@@ -364,6 +364,17 @@ fn bad_input_is_one_line_and_creates_nothing() {
             125,
         ),
         (&["exec", "nobody", "true"], "No such container: nobody", 1),
+        // what berth does not have says so
+        (
+            &["exec", "-it", "--detach-keys", "ctrl-a", "nobody", "true"],
+            "exec --detach-keys is not implemented",
+            1,
+        ),
+        (
+            &["network", "connect", "--ip6", "::1", "nonet", "nobody"],
+            "--ip6 is not implemented",
+            1,
+        ),
         (&["rm", "nobody"], "No such container: nobody", 1),
     ];
     for (args, why, code) in bad {
