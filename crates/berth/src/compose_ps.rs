@@ -428,14 +428,21 @@ pub fn events(
     let mut out = std::io::stdout().lock();
     for e in engine.events(&opts)? {
         let e = e?;
+        // The event's own labels name it (the container may be gone by
+        // the time its event is read); a stored container otherwise.
+        let labelled = (e.attributes.get(labels::PROJECT) == Some(&p.name))
+            .then(|| e.attributes.get(labels::SERVICE).cloned())
+            .flatten();
         let service = known
             .entry(e.actor.clone())
             .or_insert_with(|| {
-                engine.find(&e.actor).ok().and_then(|r| {
-                    let l = &r.config.labels;
-                    (l.get(labels::PROJECT) == Some(&p.name))
-                        .then(|| l.get(labels::SERVICE).cloned())
-                        .flatten()
+                labelled.clone().or_else(|| {
+                    engine.find(&e.actor).ok().and_then(|r| {
+                        let l = &r.config.labels;
+                        (l.get(labels::PROJECT) == Some(&p.name))
+                            .then(|| l.get(labels::SERVICE).cloned())
+                            .flatten()
+                    })
                 })
             })
             .clone();

@@ -1266,7 +1266,26 @@ fn lifecycle_commands_ports_and_events() {
         .stdin(std::process::Stdio::null())
         .stdout(std::fs::File::create(&events).unwrap())
         .stderr(std::process::Stdio::null());
-    let _watcher = KillOnDrop(c.spawn().unwrap());
+    let watcher = c.spawn().unwrap();
+    // The stream begins where the journal is when it opens the store:
+    // `up` waits until it has (else its first events may come before).
+    let fds = format!("/proc/{}/fd", watcher.id());
+    let _watcher = KillOnDrop(watcher);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_dir(&fds)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|f| {
+            std::fs::read_link(f.path()).is_ok_and(|l| l.to_string_lossy().contains("berth.db"))
+        })
+    {
+        assert!(
+            Instant::now() < deadline,
+            "compose events never opened the store"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
     compose_ok(&b, d.path(), &p, &["up", "-d"]);
     assert_eq!(
         compose_ok(&b, d.path(), &p, &["port", "web", "80"]).trim(),

@@ -204,12 +204,17 @@ impl Db {
         crate::events::record(&self.conn, kind, action, actor, attrs);
     }
 
-    /// Journals an event of a container, with its name and image.
+    /// Journals an event of a container, with its labels, name and image
+    /// (as docker's daemon does: a label named `name` or `image` gives way).
     pub fn container_event(&self, r: &Record, action: &str, extra: &[(&str, &str)]) {
-        let mut attrs = vec![
-            ("name", r.name.as_str()),
-            ("image", r.config.image.as_str()),
-        ];
+        let mut attrs: Vec<(&str, &str)> = r
+            .config
+            .labels
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        attrs.push(("name", r.name.as_str()));
+        attrs.push(("image", r.config.image.as_str()));
         attrs.extend_from_slice(extra);
         self.event("container", action, &r.id, &attrs);
     }
