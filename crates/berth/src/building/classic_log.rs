@@ -238,8 +238,6 @@ pub(super) fn context_tar_size(
     total
 }
 
-/// Whether DOCKER_BUILDKIT turns BuildKit off (Go's ParseBool false), as
-/// docker's client reads it: the classic builder's log then.
 /// A failed step's message in the classic builder's words, where berth
 /// knows them (COPY and ADD's refusals); `None` leaves berth's.
 pub(super) fn step_words(e: &berth_engine::Error) -> Option<String> {
@@ -283,6 +281,8 @@ pub(super) fn step_words(e: &berth_engine::Error) -> Option<String> {
     }
 }
 
+/// Whether DOCKER_BUILDKIT turns BuildKit off (Go's ParseBool false), as
+/// docker's client reads it: the classic builder's log then.
 pub(super) fn classic_log() -> bool {
     std::env::var("DOCKER_BUILDKIT")
         .is_ok_and(|v| matches!(v.as_str(), "0" | "f" | "F" | "false" | "FALSE" | "False"))

@@ -627,8 +627,6 @@ pub(crate) fn ulimits(list: &[String]) -> Result<Vec<Ulimit>> {
         .collect()
 }
 
-/// `--security-opt`s (run, create, build): seccomp and no-new-privileges
-/// into `cfg`.
 /// Valid JSON without the whitespace between its tokens, its keys in the
 /// order written (Go's json.Compact).
 fn json_compact(text: &str) -> String {
@@ -650,6 +648,8 @@ fn json_compact(text: &str) -> String {
     out
 }
 
+/// `--security-opt`s (run, create, build): seccomp and no-new-privileges
+/// into `cfg`.
 pub(crate) fn security_opts(list: &[String], cfg: &mut ContainerConfig) -> Result<()> {
     for s in list {
         let (k, v) = s.split_once(['=', ':']).unwrap_or((s.as_str(), ""));
