@@ -413,17 +413,29 @@ impl RestartPolicy {
     /// Parses docker's syntax (`NAME[:COUNT]`), refusing what its client
     /// and then its daemon refuse, in their words.
     pub fn parse(s: &str) -> Result<RestartPolicy, String> {
+        let (name, count) = Self::read(s)?;
+        Self::judge(name, count)
+    }
+
+    /// Docker's client's reading of `NAME[:COUNT]`: the format and the
+    /// count's integer checked, nothing else.
+    pub fn read(s: &str) -> Result<(&str, i64), String> {
         let parts: Vec<&str> = s.split(':').collect();
         if parts.len() > 2 {
             return Err("invalid restart policy format".into());
         }
-        let count: i64 = match parts.get(1) {
+        let count = match parts.get(1) {
             Some(c) => c
                 .parse()
                 .map_err(|_| "maximum retry count must be an integer".to_string())?,
             None => 0,
         };
-        let name = parts[0];
+        Ok((parts[0], count))
+    }
+
+    /// Docker's daemon's judgement of a policy [`RestartPolicy::read`]
+    /// read (an empty name is no).
+    pub fn judge(name: &str, count: i64) -> Result<RestartPolicy, String> {
         match name {
             "always" | "unless-stopped" | "no" | "" if count != 0 => Err(format!(
                 "maximum retry count cannot be used with restart policy '{name}'"

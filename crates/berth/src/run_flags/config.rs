@@ -469,17 +469,11 @@ fn refuse_unsupported(a: &RunArgs) -> Result<()> {
 /// `--restart` in docker's order: its client reads `NAME[:COUNT]` and
 /// refuses it with --rm; its daemon then judges the policy.
 fn restart_policy(a: &RunArgs) -> Result<RestartPolicy> {
-    let parts: Vec<&str> = a.restart.split(':').collect();
-    if parts.len() > 2 {
-        bail!("invalid restart policy format");
-    }
-    if parts.get(1).is_some_and(|c| c.parse::<i64>().is_err()) {
-        bail!("maximum retry count must be an integer");
-    }
-    if a.rm && !matches!(parts[0], "" | "no") {
+    let (name, count) = RestartPolicy::read(&a.restart).map_err(anyhow::Error::msg)?;
+    if a.rm && !matches!(name, "" | "no") {
         bail!("Conflicting options: --restart and --rm");
     }
-    RestartPolicy::parse(&a.restart)
+    RestartPolicy::judge(name, count)
         .map_err(|e| crate::FromDaemon::wrap(anyhow::Error::msg(e), true))
 }
 
