@@ -291,13 +291,7 @@ pub fn top(root: &Path, runroot: &Path, p: &Project, services: &[String]) -> Res
             &berth_engine::lifecycle::TopOptions::default(),
         )?;
         println!("{}", m.record.name);
-        let mut text = t.titles.join("\t") + "\n";
-        for row in &t.processes {
-            text.push_str(&row.join("\t"));
-            text.push('\n');
-        }
-        print!("{}", berth_template::tabwriter::align(&text, 0, 3));
-        println!();
+        println!("{}", crate::lifecycle::top_table(&t, 0));
     }
     Ok(0)
 }
@@ -428,21 +422,22 @@ pub fn events(
     let mut out = std::io::stdout().lock();
     for e in engine.events(&opts)? {
         let e = e?;
+        // The project's service a set of labels names.
+        let service_in = |l: &std::collections::BTreeMap<String, String>| {
+            (l.get(labels::PROJECT) == Some(&p.name))
+                .then(|| l.get(labels::SERVICE).cloned())
+                .flatten()
+        };
         // The event's own labels name it (the container may be gone by
         // the time its event is read); a stored container otherwise.
-        let labelled = (e.attributes.get(labels::PROJECT) == Some(&p.name))
-            .then(|| e.attributes.get(labels::SERVICE).cloned())
-            .flatten();
         let service = known
             .entry(e.actor.clone())
             .or_insert_with(|| {
-                labelled.clone().or_else(|| {
-                    engine.find(&e.actor).ok().and_then(|r| {
-                        let l = &r.config.labels;
-                        (l.get(labels::PROJECT) == Some(&p.name))
-                            .then(|| l.get(labels::SERVICE).cloned())
-                            .flatten()
-                    })
+                service_in(&e.attributes).or_else(|| {
+                    engine
+                        .find(&e.actor)
+                        .ok()
+                        .and_then(|r| service_in(&r.config.labels))
                 })
             })
             .clone();

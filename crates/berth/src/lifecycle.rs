@@ -183,15 +183,21 @@ pub(crate) fn top(engine: &Engine, container: &str, ps_options: &[String]) -> Re
     opts.ps_args = ps_options.to_vec();
     let report = engine.container_top(container, &opts)?;
     // docker's client: a tabwriter with columns at least 20 wide, 3 apart.
+    std::io::stdout()
+        .lock()
+        .write_all(top_table(&report, 20).as_bytes())?;
+    Ok(0)
+}
+
+/// `report` as a table: its titles, then a row per process, in columns
+/// at least `minwidth` wide and 3 apart (Go's tabwriter).
+pub(crate) fn top_table(report: &berth_engine::lifecycle::TopReport, minwidth: usize) -> String {
     let mut text = report.titles.join("\t") + "\n";
     for row in &report.processes {
         text.push_str(&row.join("\t"));
         text.push('\n');
     }
-    std::io::stdout()
-        .lock()
-        .write_all(berth_template::tabwriter::align(&text, 20, 3).as_bytes())?;
-    Ok(0)
+    berth_template::tabwriter::align(&text, minwidth, 3)
 }
 
 pub(crate) fn diff(engine: &Engine, container: &str) -> Result<i32> {
