@@ -204,6 +204,12 @@ impl Db {
         crate::events::record(&self.conn, kind, action, actor, attrs);
     }
 
+    /// Journals an event of a volume (all of berth's are the local
+    /// driver's).
+    pub fn volume_event(&self, action: &str, name: &str) {
+        self.event("volume", action, name, &[("driver", "local")]);
+    }
+
     /// Journals an event of a container, with its labels, name and image
     /// (as docker's daemon does: a label named `name` or `image` gives way).
     pub fn container_event(&self, r: &Record, action: &str, extra: &[(&str, &str)]) {

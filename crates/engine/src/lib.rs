@@ -475,7 +475,7 @@ impl Engine {
             return Err(e);
         }
         for v in &made {
-            self.db.event("volume", "create", v, &[("driver", "local")]);
+            self.db.volume_event("create", v);
         }
         self.db.container_event(&record, "create", &[]);
         Ok(record)
@@ -610,8 +610,7 @@ impl Engine {
             )));
         }
         self.volumes.remove(name)?;
-        self.db
-            .event("volume", "destroy", name, &[("driver", "local")]);
+        self.db.volume_event("destroy", name);
         Ok(())
     }
 

@@ -587,8 +587,7 @@ impl Engine {
                 let anonymous = self.volumes.get(&m.source).is_ok_and(|v| v.anonymous);
                 if anonymous && self.volume_users(&m.source)?.is_empty() {
                     self.volumes.remove(&m.source)?;
-                    self.db
-                        .event("volume", "destroy", &m.source, &[("driver", "local")]);
+                    self.db.volume_event("destroy", &m.source);
                 }
             }
         }

@@ -594,6 +594,8 @@ impl Engine {
             return Err(crate::rootless_net::default_beside_user_networks());
         }
         let mut cfg = r.config.clone();
+        let live = matches!(r.status, Status::Running | Status::Paused)
+            && crate::alive(r.pid, r.pid_start);
         let mut aliases = Vec::new();
         for a in &settings.aliases {
             if !aliases.contains(a) {
@@ -615,8 +617,6 @@ impl Engine {
             .iter()
             .any(|(n, _)| n.id == net.id)
         {
-            let live = matches!(r.status, Status::Running | Status::Paused)
-                && crate::alive(r.pid, r.pid_start);
             if !live {
                 // Docker's daemon takes the new endpoint settings for a
                 // container that is not running (used at its next start).
@@ -656,8 +656,7 @@ impl Engine {
                 },
             );
         }
-        if matches!(r.status, Status::Running | Status::Paused) && crate::alive(r.pid, r.pid_start)
-        {
+        if live {
             // Live: the interface now, then the config (so a failure
             // changes nothing).
             self.user_netns()?;

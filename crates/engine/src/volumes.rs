@@ -533,8 +533,7 @@ impl crate::Engine {
         options: &std::collections::BTreeMap<String, String>,
     ) -> Result<Volume> {
         let v = self.volumes.create_with_options(name, labels, options)?;
-        self.db
-            .event("volume", "create", &v.name, &[("driver", "local")]);
+        self.db.volume_event("create", &v.name);
         Ok(v)
     }
 
