@@ -142,10 +142,32 @@ fn exec_process(
     let mut process = c.state.config.process().clone().unwrap_or_default();
     process.set_args(Some(req.command.clone()));
     process.set_terminal(Some(req.tty));
+    let user = match &req.user {
+        Some(u) => {
+            let rootfs = PathBuf::from(format!("/proc/{}/root", r.pid));
+            Some(crate::spec::resolve_user(&rootfs, u, &r.config.group_add)?)
+        }
+        None => None,
+    };
     let mut env = process.env().clone().unwrap_or_default();
-    for e in &req.env {
-        let k = e.split('=').next().unwrap_or("");
-        env.retain(|x| x.split('=').next() != Some(k));
+    fn key(e: &str) -> &str {
+        e.split('=').next().unwrap_or("")
+    }
+    // HOME is the -u user's when neither the container's config nor -e
+    // set it (the container's process got its own user's, as runc gives
+    // each process its user's home).
+    let home = user
+        .as_ref()
+        .filter(|_| {
+            !r.config
+                .env
+                .iter()
+                .chain(&req.env)
+                .any(|e| key(e) == "HOME")
+        })
+        .map(|u| format!("HOME={}", u.home));
+    for e in req.env.iter().chain(&home) {
+        env.retain(|x| key(x) != key(e));
         env.push(e.clone());
     }
     if req.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
@@ -155,19 +177,7 @@ fn exec_process(
     if let Some(w) = &req.workdir {
         process.set_cwd(w.into());
     }
-    if let Some(u) = &req.user {
-        let rootfs = PathBuf::from(format!("/proc/{}/root", r.pid));
-        let user = crate::spec::resolve_user(&rootfs, u, &r.config.group_add)?;
-        // HOME is the user's when neither the container's config nor -e
-        // set it (the container's process got its own user's, as runc
-        // gives each process its user's home).
-        let set_home = |e: &String| e.split('=').next() == Some("HOME");
-        if !r.config.env.iter().any(set_home) && !req.env.iter().any(set_home) {
-            let mut env = process.env().clone().unwrap_or_default();
-            env.retain(|e| !set_home(e));
-            env.push(format!("HOME={}", user.home));
-            process.set_env(Some(env));
-        }
+    if let Some(user) = user {
         let mut pu = process.user().clone();
         pu.set_uid(user.uid);
         pu.set_gid(user.gid);
