@@ -63,17 +63,7 @@ impl Channel {
     }
 
     pub fn send(&self, msg: &Message) -> Result<()> {
-        let data = serde_json::to_vec(msg).map_err(|source| Error::Encode {
-            what: "sync message",
-            source,
-        })?;
-        nix::sys::socket::send(
-            self.fd.as_raw_fd(),
-            &data,
-            nix::sys::socket::MsgFlags::MSG_NOSIGNAL,
-        )
-        .ctx(|| "send on sync channel".into())?;
-        Ok(())
+        self.send_with_fds(msg, &[])
     }
 
     /// Receives one message; `None` if the other side closed its end.
@@ -98,11 +88,7 @@ impl Channel {
         loop {
             match recv(fd, &mut buf, MsgFlags::empty()) {
                 Ok(0) => return Ok(None),
-                Ok(n) => {
-                    return serde_json::from_slice(&buf[..n])
-                        .map(Some)
-                        .map_err(|e| Error::Protocol(format!("bad sync message: {e}")))
-                }
+                Ok(n) => return decode(&buf[..n]).map(Some),
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(e) => return Err(e).ctx(|| "receive on sync channel".into()),
             }
@@ -171,34 +157,35 @@ impl Channel {
                 Err(e) => return Err(e).ctx(|| "receive on sync channel".into()),
             }
         };
-        if n == 0 {
-            return Err(Error::Protocol(format!("{who} exited during setup")));
-        }
         if truncated {
             return Err(Error::Protocol(format!("{who} sent more than expected")));
         }
-        let got: Message = serde_json::from_slice(&buf[..n])
-            .map_err(|e| Error::Protocol(format!("bad sync message: {e}")))?;
-        match got {
-            m if &m == want => Ok(fds),
-            Message::Failed(e) => Err(Error::StartProcess(e)),
-            other => Err(Error::Protocol(format!(
-                "{who} sent {other:?}, expected {want:?}"
-            ))),
-        }
+        let got = (n > 0).then(|| decode(&buf[..n])).transpose()?;
+        judge(got, want, who).map(|()| fds)
     }
 
     /// Receives a message and checks it is the expected one; a `Failed`
     /// message becomes the error it carries.
     pub fn expect(&self, want: &Message, who: &str) -> Result<()> {
-        match self.recv()? {
-            Some(m) if &m == want => Ok(()),
-            Some(Message::Failed(e)) => Err(Error::StartProcess(e)),
-            Some(other) => Err(Error::Protocol(format!(
-                "{who} sent {other:?}, expected {want:?}"
-            ))),
-            None => Err(Error::Protocol(format!("{who} exited during setup"))),
-        }
+        judge(self.recv()?, want, who)
+    }
+}
+
+/// A message as it came over the channel.
+fn decode(data: &[u8]) -> Result<Message> {
+    serde_json::from_slice(data).map_err(|e| Error::Protocol(format!("bad sync message: {e}")))
+}
+
+/// Whether `got` (None: `who` closed its end) is the message wanted; a
+/// `Failed` message becomes the error it carries.
+fn judge(got: Option<Message>, want: &Message, who: &str) -> Result<()> {
+    match got {
+        Some(m) if &m == want => Ok(()),
+        Some(Message::Failed(e)) => Err(Error::StartProcess(e)),
+        Some(other) => Err(Error::Protocol(format!(
+            "{who} sent {other:?}, expected {want:?}"
+        ))),
+        None => Err(Error::Protocol(format!("{who} exited during setup"))),
     }
 }
 
