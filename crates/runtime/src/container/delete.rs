@@ -65,31 +65,21 @@ impl Container {
                 .ok()
                 .and_then(|c| crate::cgroups::unless_rootless_unlimited(c, &self.state.config)),
         };
-        let moved = match aside {
+        // Moved aside with its cgroups still recorded in it, they are left
+        // for whoever deletes it (nothing can be in them).
+        let mut moved = match aside {
             Some(to) if cgroups_aside && self.all_gone_with_init() => self.dir.move_to(to),
             _ => false,
         };
         if let Some(c) = cgroups.filter(|_| !moved) {
-            // Whatever is still in them dies first: processes of a create
-            // that was killed half way (an init blocked on its exec fifo,
-            // recorded as "creating" by a creator that is gone, so the
-            // state says stopped), or a frozen straggler.
-            // The usual end has nothing left (the init reaped, and with a
-            // pid namespace of its own every process of it): the rmdirs
-            // alone tell, without reading every hierarchy's process list.
-            if !c.remove_if_empty() {
-                kill_remaining(&c);
-                c.remove()?;
-            }
+            remove_cgroups(&c)?;
         }
         if let Some(below) = self.state.host_mounts_below {
             crate::rootfs::detach_host_mounts(&self.state.rootfs, below)?;
         }
-        let moved = match aside {
-            Some(_) if moved => true,
-            Some(to) => self.dir.move_to(to),
-            None => false,
-        };
+        if !moved {
+            moved = aside.is_some_and(|to| self.dir.move_to(to));
+        }
         if !moved {
             self.dir.remove()?;
         }
@@ -194,8 +184,19 @@ pub fn remove_trashed_cgroups(dir: &Path) -> Result<()> {
     let Ok(Recorded { cgroups: Some(c) }) = serde_json::from_slice::<Recorded>(&data) else {
         return Ok(());
     };
+    remove_cgroups(&c)
+}
+
+/// Removes a container's cgroups. Whatever is still in them dies first:
+/// processes of a create that was killed half way (an init blocked on its
+/// exec fifo, recorded as "creating" by a creator that is gone, so the
+/// state says stopped), or a frozen straggler. The usual end has nothing
+/// left (the init reaped, and with a pid namespace of its own every
+/// process of it): the rmdirs alone tell, without reading every
+/// hierarchy's process list.
+fn remove_cgroups(c: &crate::cgroups::Manager) -> Result<()> {
     if !c.remove_if_empty() {
-        kill_remaining(&c);
+        kill_remaining(c);
         c.remove()?;
     }
     Ok(())
