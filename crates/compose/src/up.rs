@@ -179,11 +179,7 @@ pub fn up(
         let (rest, rest_starting) = begin_all(engine, to_start)?;
         records.extend(rest);
         starting.extend(rest_starting);
-        let results = starting
-            .into_iter()
-            .map(|s| s.and_then(berth_engine::monitor::Starting::wait))
-            .collect();
-        report_starts(&records, results, report)?;
+        report_starts(&records, berth_engine::monitor::await_all(starting), report)?;
         if !ready.is_empty() {
             delay = 2;
             continue;
@@ -594,11 +590,7 @@ fn converge(
 /// once all have been tried.
 pub fn start_all(engine: &Engine, records: &[Record], report: &mut dyn FnMut(Step)) -> Result<()> {
     let (fresh, starting) = begin_all(engine, records.to_vec())?;
-    let results = starting
-        .into_iter()
-        .map(|s| s.and_then(berth_engine::monitor::Starting::wait))
-        .collect();
-    report_starts(&fresh, results, report)
+    report_starts(&fresh, berth_engine::monitor::await_all(starting), report)
 }
 
 /// Spawns the containers' monitors side by side without awaiting them:

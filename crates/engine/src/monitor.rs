@@ -100,9 +100,14 @@ pub fn start_attached(engine: &Engine, r: &Record) -> Result<std::os::unix::net:
 ///
 /// The caller must be single-threaded: it forks.
 pub fn start_detached_all(engine: &Engine, records: &[Record]) -> Vec<Result<()>> {
-    // Each report pipe closes when its monitor has reported (or died):
-    // read in turn, the waits overlap.
-    begin_detached_all(engine, records)
+    await_all(begin_detached_all(engine, records))
+}
+
+/// Awaits starts [`begin_detached_all`] began, in their order. Each
+/// report pipe closes when its monitor has reported (or died): read in
+/// turn, the waits overlap.
+pub fn await_all(starting: Vec<Result<Starting>>) -> Vec<Result<()>> {
+    starting
         .into_iter()
         .map(|s| s.and_then(Starting::wait))
         .collect()
