@@ -12,16 +12,24 @@ libdir=$(pkg-config --variable=libdir libseccomp 2>/dev/null || echo /usr/lib/x8
 [[ -f $libdir/libseccomp.a ]] || { echo "no $libdir/libseccomp.a: apt-get install libseccomp-dev" >&2; exit 1; }
 export LIBSECCOMP_LINK_TYPE=static LIBSECCOMP_LIB_PATH=$libdir
 export RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static"
-cargo build --release --locked --target "$host" -p berth-runtime -p berth \
-  --bin berth --bin berth-runtime >&2
+cargo build --release --locked --target "$host" -p berth-runtime --bin berth-runtime >&2
+# berth itself is started once per command, `run` included, and linked
+# without PIE as well: as a static PIE it relocated its 33,600 pointers
+# (540 KiB of .data.rel.ro, 113 copy-on-write page faults) at every start,
+# and its code went through the GOT. bench/engine-run.sh: 0.7 ms of a 9 to
+# 10 ms `run --rm` (perf stat, alternating builds). Heap, stack and mmaps
+# stay randomized; its code's address is fixed, as Debian's own runc,
+# containerd and podman binaries are (non-PIE). berth-runtime, which Docker
+# and containerd call, keeps PIE.
+cargo rustc --release --locked --target "$host" -p berth --bin berth \
+  -- -C relocation-model=static >&2
 # berth-monitor stays with every idle detached container, so its private
 # pages are paid per container (bench/engine-memory.sh). Linked without PIE,
 # nothing relocates its data at start: .data.rel.ro and most of the GOT stay
 # clean file pages shared by all monitors instead of ~32 KiB private to
 # each. The price: its code sits at a fixed address (heap, stack and mmaps
 # stay randomized); it only moves the container's output as bytes and
-# reads frames from the root-only attach socket. Only this binary: berth
-# and berth-runtime keep PIE.
+# reads frames from the root-only attach socket.
 cargo rustc --release --locked --target "$host" -p berth --bin berth-monitor \
   -- -C relocation-model=static >&2
 # A broken static link shows at once: refuse to hand it out.

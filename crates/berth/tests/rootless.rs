@@ -30,6 +30,9 @@ fn user(test: &str) -> Option<User> {
 /// A fresh store for the test user with busybox in it.
 fn berth(test: &str) -> Option<RootlessBerth> {
     let u = user(test)?;
+    // Any run with a network (`--network host` included) starts pasta, which
+    // needs /dev/net/tun: opened here, not left to whichever test ran first.
+    berth_testkit::rootless::open_tun_to_users();
     let b = RootlessBerth::new(&u, BIN);
     b.import_busybox("busybox");
     Some(b)
@@ -246,7 +249,6 @@ fn published_port_reaches_the_container_and_it_reaches_the_hosts_loopback() {
     else {
         return;
     };
-    berth_testkit::rootless::open_tun_to_users();
     let port = berth_testkit::free_port();
     b.ok(&[
         "run",
@@ -345,7 +347,6 @@ fn two_containers_reach_each_other_by_name_and_alias_on_a_user_network() {
     else {
         return;
     };
-    berth_testkit::rootless::open_tun_to_users();
     b.ok(&["network", "create", "front"]);
     b.ok(&["network", "create", "back"]);
     assert_eq!(
@@ -486,7 +487,6 @@ fn published_port_of_a_container_on_a_user_network_is_reachable_from_the_host() 
     else {
         return;
     };
-    berth_testkit::rootless::open_tun_to_users();
     b.ok(&["network", "create", "pub"]);
     let (lo_port, any_port) = (berth_testkit::free_port(), berth_testkit::free_port());
     b.ok(&[
@@ -588,7 +588,6 @@ fn compose_services_reach_each_other_by_name_rootless() {
     let Some(b) = berth("compose_services_reach_each_other_by_name_rootless") else {
         return;
     };
-    berth_testkit::rootless::open_tun_to_users();
     let proj = b.dir().join("shop");
     std::fs::create_dir(&proj).unwrap();
     std::fs::write(

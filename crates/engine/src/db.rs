@@ -485,13 +485,26 @@ impl Db {
         Ok(n == 1)
     }
 
-    /// Records who is starting the container (before it runs).
-    pub fn set_monitor(&self, id: &str, status: Status, pid: i32, start: u64) -> Result<()> {
-        self.conn.execute(
-            "UPDATE containers SET status = ?2, monitor_pid = ?3, monitor_start = ?4 WHERE id = ?1",
-            params![id, status.as_str(), pid, i64::try_from(start).unwrap_or(0)],
-        )?;
-        Ok(())
+    /// Records who is starting the container (before it runs); the row as
+    /// it is then (None when it is gone), read by the same statement.
+    pub fn set_monitor(
+        &self,
+        id: &str,
+        status: Status,
+        pid: i32,
+        start: u64,
+    ) -> Result<Option<Record>> {
+        Ok(self
+            .conn
+            .query_row(
+                &format!(
+                    "UPDATE containers SET status = ?2, monitor_pid = ?3, monitor_start = ?4 \
+                     WHERE id = ?1 RETURNING {COLUMNS}"
+                ),
+                params![id, status.as_str(), pid, i64::try_from(start).unwrap_or(0)],
+                from_row,
+            )
+            .optional()?)
     }
 
     pub fn set_stopped_by_user(&self, id: &str, stopped: bool) -> Result<()> {

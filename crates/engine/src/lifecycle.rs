@@ -574,7 +574,10 @@ impl Engine {
             self.wait_exited_within(&r.id, Some(Self::KILL_GRACE))?;
         }
         self.cleanup_runtime(r)?;
-        self.db.set_status(&r.id, Status::Removing, None)?;
+        // Its monitor may have marked it so with its exit already.
+        if r.status != Status::Removing {
+            self.db.set_status(&r.id, Status::Removing, None)?;
+        }
         self.remove_files(r, to_trash)?;
         // The row and its event in one commit.
         self.db.in_transaction(|db| {

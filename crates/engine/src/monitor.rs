@@ -573,16 +573,16 @@ fn run_inner(
     resumed: Option<i32>,
     hold: &mut Option<(OwnedFd, Instant)>,
 ) -> Result<i32> {
-    if resumed.is_none() {
-        let me = crate::own_pid();
-        engine
-            .db
-            .set_monitor(id, Status::Starting, me, crate::start_time(me))?;
-    }
-    let mut r = engine
-        .db
-        .get(id)?
-        .ok_or_else(|| Error::NoSuchContainer(id.to_string()))?;
+    let row = match resumed {
+        None => {
+            let me = crate::own_pid();
+            engine
+                .db
+                .set_monitor(id, Status::Starting, me, crate::start_time(me))?
+        }
+        Some(_) => engine.db.get(id)?,
+    };
+    let mut r = row.ok_or_else(|| Error::NoSuchContainer(id.to_string()))?;
     let snapshot = engine.snapshot(&r)?;
     let mut log = logs::Writer::open(
         &engine.log_target(&r),
@@ -600,6 +600,7 @@ fn run_inner(
             Some(code) => Life {
                 code,
                 health_restart: false,
+                runtime: None,
             },
             None => {
                 let (rootfs, spec) = prepare_start(engine, &r, &snapshot, &mut host_mounted)?;
@@ -617,9 +618,12 @@ fn run_inner(
         };
         let code = life.code;
         log.flush();
-        // Loaded once (its state holds the whole spec) for the OOM count
-        // and the delete; the OOM count before the cgroups go with it.
-        let runtime = berth_runtime::Container::load(&engine.runtime_root(), id).ok();
+        // Kept from the start, or loaded once (its state holds the whole
+        // spec) for the OOM count and the delete; the OOM count before the
+        // cgroups go with it.
+        let runtime = life
+            .runtime
+            .or_else(|| berth_runtime::Container::load(&engine.runtime_root(), id).ok());
         let oom = runtime
             .as_ref()
             .and_then(|c| c.state.cgroups.as_ref().map(|m| m.oom_kills() > 0))
@@ -627,9 +631,6 @@ fn run_inner(
         if oom {
             engine.db.container_event(&r, "oom", &[]);
         }
-        engine
-            .db
-            .container_event(&r, "die", &[("exitCode", &code.to_string())]);
         // A foreground --rm trashes what it would delete (either way the
         // runtime's container is gone: a restart creates it anew).
         let _ = match runtime {
@@ -646,19 +647,29 @@ fn run_inner(
         }
         // Not ready while it is not running: out of its kube Services.
         engine.refresh_service_hosts(&r, false);
-        let fresh = engine
-            .db
-            .get(id)?
-            .ok_or_else(|| Error::NoSuchContainer(id.into()))?;
+        let code_text = code.to_string();
+        let die = [("exitCode", code_text.as_str())];
+        let Some(mut fresh) = engine.db.get(id)? else {
+            // Removed meanwhile (`rm -f` gave up waiting): its end is told.
+            engine.db.container_event(&r, "die", &die);
+            return Err(Error::NoSuchContainer(id.into()));
+        };
         r.restart_count = fresh.restart_count;
+        // The exit and its `die` event in one commit: whoever sees the
+        // event finds the exit recorded.
+        let exited = |status: Status| {
+            engine.db.in_transaction(|db| {
+                db.set_exited(id, status, code, "", oom)?;
+                db.container_event(&r, "die", &die);
+                Ok(())
+            })
+        };
         if (life.health_restart && !fresh.stopped_by_user)
             || r.config
                 .restart
                 .restarts(code, r.restart_count, fresh.stopped_by_user)
         {
-            engine
-                .db
-                .set_exited(id, Status::Restarting, code, "", oom)?;
+            exited(Status::Restarting)?;
             let stopped = wait_backoff(engine, id, backoff(r.restart_count))?;
             r.restart_count += 1;
             if stopped || engine.db.stop_requested(id)? {
@@ -673,18 +684,20 @@ fn run_inner(
             continue;
         }
         let _ = snapshot.unmount();
-        engine.db.set_exited(id, Status::Exited, code, "", oom)?;
         if r.config.auto_remove {
-            let done = engine.db.get(id)?;
-            if let Some(done) = done {
-                if caller.is_some() {
-                    // The caller waits for the exit code: the container
-                    // goes now, its files once the code is reported.
-                    engine.remove_to_trash(&done, true, true)?;
-                } else {
-                    engine.remove(&done, true, true)?;
-                }
+            // Marked for removal with its exit (Docker's "removal in
+            // progress"): nothing can start it again meanwhile.
+            exited(Status::Removing)?;
+            fresh.status = Status::Removing;
+            if caller.is_some() {
+                // The caller waits for the exit code: the container
+                // goes now, its files once the code is reported.
+                engine.remove_to_trash(&fresh, true, true)?;
+            } else {
+                engine.remove(&fresh, true, true)?;
             }
+        } else {
+            exited(Status::Exited)?;
         }
         // Told last: an attached `run --rm` returns once the container is
         // gone.
@@ -983,8 +996,11 @@ fn run_once(
         return Err(e.into());
     }
     let pid = c.state.pid;
-    // The runtime's view (with the whole spec) is not needed while waiting.
-    drop(c);
+    // The runtime's view (with the whole spec) is not needed while waiting,
+    // and a monitor that stays for the container's life gives it back. In
+    // the foreground, it is kept for the end instead of read again from
+    // state.json (parsing the whole spec).
+    let runtime = caller.is_some().then_some(c);
     r.pid = pid;
     r.pid_start = crate::start_time(pid);
     r.monitor_pid = crate::own_pid();
@@ -1079,16 +1095,18 @@ fn run_once(
     Ok(Life {
         code,
         health_restart: health.acted == Some(OnFailure::Restart),
+        runtime,
     })
 }
 
 /// How one life of the container ended.
-#[derive(Debug, Clone, Copy)]
 struct Life {
     code: i32,
     /// Its healthcheck's `--health-on-failure=restart` ended it: it starts
     /// again whatever its restart policy.
     health_restart: bool,
+    /// The runtime's container as created, when kept (see `run_once`).
+    runtime: Option<berth_runtime::Container>,
 }
 
 /// Execs berth-monitor (beside our binary) to relay the container's life

@@ -372,8 +372,9 @@ impl Engine {
             }
         }
         let id = r.id.as_str();
-        let netns_gone = init_gone && self.netns_dies_with_init(r);
-        let ids = self.networks.detach(id, netns_gone)?;
+        let ids = self
+            .networks
+            .detach_with(id, || init_gone && self.netns_dies_with_init(r))?;
         if !ids.is_empty() {
             let _lock = self.hosts_lock_for(true);
             self.refresh_peers(&ids, id);
