@@ -30,6 +30,7 @@ pub(crate) fn after_command(root: &Path) {
                 .then(berth_network::bridge_trash::Sweeper::open)
                 .and_then(Result::ok);
             detach_from_caller(sweeper.as_ref().map(|s| s.fd()));
+            yield_to_others();
             let mut code = 0;
             if let Some(s) = sweeper {
                 code |= i32::from(s.sweep().is_err());
@@ -45,6 +46,17 @@ pub(crate) fn after_command(root: &Path) {
         // by the system. A failed fork leaves the trash for the next one.
         Ok(nix::unistd::ForkResult::Parent { .. }) | Err(_) => {}
     }
+}
+
+/// The sweep runs on CPU time nobody else wants (SCHED_IDLE): commands run
+/// back to back (a script's `run --rm`s, compose starting its services) are
+/// not slowed by the deletions of the one before. Best effort: a sweep left
+/// at normal priority still sweeps.
+fn yield_to_others() {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: sched_setscheduler(2) on this process (pid 0) with a valid
+    // policy and a parameter it only reads.
+    let _ = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
 }
 
 /// Lets go of everything that ties the child to whoever ran berth: its

@@ -221,10 +221,17 @@ impl Creation<'_> {
         let linux = linux_of(&bundle.spec);
         let time_offsets = time_offsets(&linux);
         let userns = plan.has_user();
+        // Without an intermediate (see intermediate::direct), the init is
+        // cloned into its namespaces and the cgroup2 one, and joins the v1
+        // cgroups through files while the runtime makes them.
+        let direct = intermediate::direct(plan);
         // With a user namespace the cgroups are made first and the
         // intermediate forked into the cgroup2 one (see born_in_cgroup2).
-        let early = intermediate::born_in_cgroup2(userns, cgroups.as_ref());
-        let by_files = intermediate::joins_through_files(plan.new_user, cgroups.as_ref());
+        let early = direct || intermediate::born_in_cgroup2(userns, cgroups.as_ref());
+        let by_files = match direct {
+            true => matches!(cgroups, Some(crate::cgroups::Manager::V1(_))),
+            false => intermediate::joins_through_files(plan.new_user, cgroups.as_ref()),
+        };
         let mut born_in = None;
         if let Some(cgroups) = cgroups.as_ref().filter(|_| early) {
             self.cgroups = Some(cgroups.clone());
@@ -272,9 +279,14 @@ impl Creation<'_> {
                 crate::seccomp::Program::for_profile(s, &opts.root.join(crate::seccomp::CACHE_DIR))
             })
             .transpose()?;
+        let namespaces = match (direct, plan.new_user) {
+            (false, _) => nix::sched::CloneFlags::empty(),
+            (true, false) => plan.new,
+            (true, true) => plan.new | nix::sched::CloneFlags::CLONE_NEWUSER,
+        };
         // The runtime is single-threaded here (documented on
         // `Container::create`), so the child may run arbitrary code.
-        let middle = match crate::process::fork::fork_into(born_in.as_ref())? {
+        let child = match crate::process::fork::clone_into(born_in.as_ref(), namespaces)? {
             ForkResult::Child => {
                 drop(parent_ch);
                 // The intermediate takes them on, and the init inherits.
@@ -282,7 +294,15 @@ impl Creation<'_> {
                     let _ = child_ch.send(&Message::Failed(ChildFailure::of(&e)));
                     crate::process::exit_child(1);
                 }
-                intermediate::run(&iplan, &child_ch, || {
+                let entered = match direct {
+                    true => intermediate::enter_direct(&child_ch, plan.new_user),
+                    false => Ok(()),
+                };
+                if let Err(e) = entered {
+                    let _ = child_ch.send(&Message::Failed(ChildFailure::of(&e)));
+                    crate::process::exit_child(1);
+                }
+                let init = || {
                     init::run(init::InitArgs {
                         bundle,
                         channel: &child_ch,
@@ -305,7 +325,13 @@ impl Creation<'_> {
                         userns,
                         seccomp: seccomp.as_ref(),
                     })
-                });
+                };
+                if direct {
+                    let e = init();
+                    let _ = child_ch.send(&Message::Failed(ChildFailure::of(&e)));
+                    crate::process::exit_child(1);
+                }
+                intermediate::run(&iplan, &child_ch, init);
             }
             ForkResult::Parent { child } => child,
         };
@@ -327,29 +353,48 @@ impl Creation<'_> {
                 Ok(())
             });
             if let Err(e) = made {
-                // The intermediate waits for CgroupsReady (or its maps):
-                // it must not be left waiting (nor we for it).
-                let _ = nix::sys::signal::kill(middle, nix::sys::signal::Signal::SIGKILL);
-                let _ = waitpid(middle, None);
+                // The intermediate (or the direct init) waits for
+                // CgroupsReady (or its maps): it must not be left waiting
+                // (nor we for it).
+                let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
+                let _ = waitpid(child, None);
                 return Err(e);
             }
             if !by_files {
                 parent_ch.send(&Message::CgroupsReady)?;
             }
         }
-        let init_pid = self.talk_to_intermediate(&parent_ch, middle, &linux, &idmapped, join_files);
-        // The init holds its own copies now (or failed).
-        drop(idmapped);
-        let status = waitpid(middle, None);
-        let init_pid = init_pid?;
-        match status {
-            Ok(WaitStatus::Exited(_, 0)) => {}
-            other => {
-                return Err(Error::Protocol(format!(
-                    "intermediate process ended badly: {other:?}"
-                )))
+        let init_pid = match direct {
+            true => {
+                self.start_direct_init(
+                    &parent_ch,
+                    child,
+                    plan.new_user,
+                    &linux,
+                    &idmapped,
+                    join_files,
+                )?;
+                child
             }
-        }
+            false => {
+                let middle = child;
+                let init_pid =
+                    self.talk_to_intermediate(&parent_ch, middle, &linux, &idmapped, join_files);
+                // The init holds its own copies now (or failed).
+                drop(idmapped);
+                let status = waitpid(middle, None);
+                let init_pid = init_pid?;
+                match status {
+                    Ok(WaitStatus::Exited(_, 0)) => {}
+                    other => {
+                        return Err(Error::Protocol(format!(
+                            "intermediate process ended badly: {other:?}"
+                        )))
+                    }
+                }
+                init_pid
+            }
+        };
         st.pid = init_pid.as_raw();
         st.pid_start_time = state::proc_stat(st.pid).map(|s| s.start_time).unwrap_or(0);
         let hooks = bundle.spec.hooks().as_ref();
@@ -388,6 +433,41 @@ impl Creation<'_> {
             write_pid_file(p, st.pid)?;
         }
         Ok(st)
+    }
+
+    /// The runtime's part of a direct create (see intermediate::direct),
+    /// once the cgroups are made: the maps of the init's new user
+    /// namespace and the idmapped binds seen through it, then the word the
+    /// init waits for, with the cgroups' `tasks` files to join.
+    fn start_direct_init(
+        &mut self,
+        ch: &Channel,
+        init: Pid,
+        new_user: bool,
+        linux: &oci_spec::runtime::Linux,
+        idmapped: &crate::rootfs::idmapped::IdmappedBinds,
+        join_files: Vec<std::fs::File>,
+    ) -> Result<()> {
+        // Killed by `cleanup` if anything below fails.
+        self.init = Some(init);
+        let word = match new_user {
+            true => {
+                write_id_map(init, "uid_map", linux.uid_mappings().as_deref())?;
+                write_id_map(init, "gid_map", linux.gid_mappings().as_deref())?;
+                if !idmapped.is_empty() {
+                    let path = format!("/proc/{}/ns/user", init.as_raw());
+                    let ns = std::fs::File::open(&path).ctx(|| format!("open {path}"))?;
+                    idmapped.apply(std::os::fd::AsFd::as_fd(&ns))?;
+                }
+                Message::MappingsWritten
+            }
+            false => Message::CgroupsReady,
+        };
+        let fds: Vec<std::os::fd::RawFd> = join_files
+            .iter()
+            .map(std::os::fd::AsRawFd::as_raw_fd)
+            .collect();
+        ch.send_with_fds(&word, &fds)
     }
 
     fn talk_to_intermediate(

@@ -10,6 +10,7 @@ use std::path::Path;
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
+use nix::sched::CloneFlags;
 use nix::sys::stat::Mode;
 use nix::unistd::{ForkResult, Pid};
 
@@ -51,13 +52,20 @@ pub fn open_cgroup(dir: &Path) -> Result<OwnedFd> {
 ///
 /// The caller must be single-threaded.
 pub fn fork_into(cgroup2: Option<&OwnedFd>) -> Result<ForkResult> {
+    clone_into(cgroup2, CloneFlags::empty())
+}
+
+/// [`fork_into`], the child born in the new namespaces `namespaces` too
+/// (a new user namespace first, owning the others, as clone(2) does it).
+///
+/// The caller must be single-threaded.
+pub fn clone_into(cgroup2: Option<&OwnedFd>, namespaces: CloneFlags) -> Result<ForkResult> {
+    let ns = u64::from(namespaces.bits().unsigned_abs());
     let Some(fd) = cgroup2 else {
-        // SAFETY: the caller is single-threaded, so the child may run any
-        // code (no lock can be held by a thread that does not exist there).
-        return unsafe { nix::unistd::fork() }.ctx(|| "fork".into());
+        return plain_clone(namespaces);
     };
     let args = CloneArgs {
-        flags: CLONE_INTO_CGROUP,
+        flags: CLONE_INTO_CGROUP | ns,
         exit_signal: libc::SIGCHLD as u64,
         cgroup: fd.as_raw_fd().unsigned_abs().into(),
         ..CloneArgs::default()
@@ -78,8 +86,7 @@ pub fn fork_into(cgroup2: Option<&OwnedFd>) -> Result<ForkResult> {
             child: Pid::from_raw(i32::try_from(pid).unwrap_or(-1)),
         }),
         Err(_) => {
-            // SAFETY: as above.
-            let res = unsafe { nix::unistd::fork() }.ctx(|| "fork".into())?;
+            let res = plain_clone(namespaces)?;
             if let ForkResult::Parent { child } = res {
                 let procs = nix::fcntl::openat(
                     Some(fd.as_raw_fd()),
@@ -95,5 +102,35 @@ pub fn fork_into(cgroup2: Option<&OwnedFd>) -> Result<ForkResult> {
             }
             Ok(res)
         }
+    }
+}
+
+/// fork(2), or with namespaces clone(2) used as fork (no new stack).
+fn plain_clone(namespaces: CloneFlags) -> Result<ForkResult> {
+    if namespaces.is_empty() {
+        // SAFETY: the caller is single-threaded, so the child may run any
+        // code (no lock can be held by a thread that does not exist there).
+        return unsafe { nix::unistd::fork() }.ctx(|| "fork".into());
+    }
+    let flags =
+        libc::c_ulong::from(namespaces.bits().unsigned_abs()) | libc::SIGCHLD as libc::c_ulong;
+    // SAFETY: clone(2) with a null stack and without CLONE_VM behaves like
+    // fork: the child continues on a copy of this stack. The caller is
+    // single-threaded (documented), as for fork.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            flags,
+            std::ptr::null_mut::<libc::c_void>(),
+            std::ptr::null_mut::<libc::c_int>(),
+            std::ptr::null_mut::<libc::c_int>(),
+            0 as libc::c_ulong,
+        )
+    };
+    match Errno::result(rc).ctx(|| format!("clone into namespaces {namespaces:?}"))? {
+        0 => Ok(ForkResult::Child),
+        pid => Ok(ForkResult::Parent {
+            child: Pid::from_raw(i32::try_from(pid).unwrap_or(-1)),
+        }),
     }
 }
