@@ -6,6 +6,29 @@
 //!
 //! # How a container is made
 //!
+//! With nothing to join and no time namespace (the usual case), the init
+//! is cloned straight into its new user and pid namespaces
+//! (`process::intermediate::direct`):
+//!
+//! ```text
+//! caller (create)                        init (clone, pid 1)
+//!  | socketpair, fifo, cgroup2 dir          |
+//!  |-- clone3(NEWUSER|NEWPID, INTO_CGROUP)->| unshare(other new ns)
+//!  | make the v1 cgroups, open their tasks  |
+//!  | write uid_map/gid_map, idmap binds     |
+//!  |-- MappingsWritten + tasks fds -------->| join the cgroups, setuid 0
+//!  |   (CgroupsReady without a user ns)     | unshare(NEWCGROUP)
+//!  |-- Continue (only with hooks) --------->| rootfs, pivot_root,
+//!  |<- Ready -------------------------------| process setup
+//!  | write the init record, return          | open(exec.fifo, W)
+//! start: open(exec.fifo, R), read --------> execve
+//! ```
+//!
+//! With a namespace to join (a path in the spec: `--net container:`,
+//! `exec`) or a time namespace, an intermediate process comes between: it
+//! joins what is to be joined before it makes a user namespace, unshares
+//! the rest, and forks the init (pid 1 of the new pid namespace):
+//!
 //! ```text
 //! caller (create)           intermediate (fork)            init (fork, pid 1)
 //!  | socketpair, fifo          |                              |
@@ -28,8 +51,9 @@
 //! container processes: the binary runs itself again from a read-only
 //! clone of its file ([`exe`]), so that no container can write it
 //! (CVE-2019-5736); the library refuses to start a container process
-//! from an unprotected binary. The caller is a child subreaper so that the init, orphaned by the intermediate, is reparented to
-//! it (and from there to the caller's own subreaper, such as conmon).
+//! from an unprotected binary. The caller is a child subreaper so that an
+//! init orphaned by its intermediate is reparented to it (and from there
+//! to the caller's own subreaper, such as conmon).
 
 // A library never prints nor exits: the binaries own the terminal and the
 // process (CONTRIBUTING). Test modules may print why they skipped.

@@ -60,8 +60,9 @@ pub fn born_in_cgroup2(userns: bool, cgroups: Option<&crate::cgroups::Manager>) 
     userns && cgroups.is_some_and(|c| c.clone_into_dir().is_some())
 }
 
-/// Whether the runtime can clone the init straight into its new
-/// namespaces, with no intermediate process: nothing to join (a namespace
+/// Whether the runtime can clone the init straight into its new user and
+/// pid namespaces, with no intermediate process (the init makes the other
+/// new namespaces itself, [`enter_direct`]): nothing to join (a namespace
 /// to join comes before a new user namespace, from outside it) and no time
 /// namespace (its offsets are written before any process is in it). A new
 /// pid namespace's first process is its pid 1 either way. What the
@@ -74,15 +75,20 @@ pub fn direct(plan: &crate::namespaces::NamespacePlan) -> bool {
 }
 
 /// The intermediate's part of a direct create, run by the init the runtime
-/// cloned into its namespaces: waits for the runtime's word
-/// (`MappingsWritten` with a new user namespace, `CgroupsReady` without),
-/// joins the v1 cgroups through the `tasks` files that come with it
-/// (opened by the runtime as the host's root), and becomes root of its user
-/// namespace. No parent-death signal: the init outlives a runtime that
-/// created it (`berth-runtime create` ends at once); a runtime that dies
-/// before its word ends the channel, and with it the init.
-pub fn enter_direct(ch: &Channel, new_user: bool) -> Result<()> {
+/// cloned into its user and pid namespaces: makes its other new namespaces
+/// (`rest`; the new user namespace gives it every capability there, maps or
+/// not), waits for the runtime's word (`MappingsWritten` with a new user
+/// namespace, `CgroupsReady` without), joins the v1 cgroups through the
+/// `tasks` files that come with it (opened by the runtime as the host's
+/// root), and becomes root of its user namespace. No parent-death signal:
+/// the init outlives a runtime that created it (`berth-runtime create`
+/// ends at once); a runtime that dies before its word ends the channel,
+/// and with it the init.
+pub fn enter_direct(ch: &Channel, new_user: bool, rest: CloneFlags) -> Result<()> {
     syscall::set_non_dumpable()?;
+    if !rest.is_empty() {
+        nix::sched::unshare(rest).ctx(|| format!("create namespaces {rest:?}"))?;
+    }
     let word = match new_user {
         true => Message::MappingsWritten,
         false => Message::CgroupsReady,
