@@ -464,22 +464,12 @@ impl Creation<'_> {
         self.init = Some(init);
         let word = match new_user {
             true => {
-                write_id_map(init, "uid_map", linux.uid_mappings().as_deref())?;
-                write_id_map(init, "gid_map", linux.gid_mappings().as_deref())?;
-                if !idmapped.is_empty() {
-                    let path = format!("/proc/{}/ns/user", init.as_raw());
-                    let ns = std::fs::File::open(&path).ctx(|| format!("open {path}"))?;
-                    idmapped.apply(std::os::fd::AsFd::as_fd(&ns))?;
-                }
+                map_user_namespace(init, linux, idmapped)?;
                 Message::MappingsWritten
             }
             false => Message::CgroupsReady,
         };
-        let fds: Vec<std::os::fd::RawFd> = join_files
-            .iter()
-            .map(std::os::fd::AsRawFd::as_raw_fd)
-            .collect();
-        ch.send_with_fds(&word, &fds)
+        send_with_files(ch, &word, &join_files)
     }
 
     fn talk_to_intermediate(
@@ -494,19 +484,11 @@ impl Creation<'_> {
         loop {
             match ch.recv()? {
                 Some(Message::UserNsReady) => {
-                    write_id_map(middle, "uid_map", linux.uid_mappings().as_deref())?;
-                    write_id_map(middle, "gid_map", linux.gid_mappings().as_deref())?;
-                    if !idmapped.is_empty() {
-                        let path = format!("/proc/{}/ns/user", middle.as_raw());
-                        let ns = std::fs::File::open(&path).ctx(|| format!("open {path}"))?;
-                        idmapped.apply(std::os::fd::AsFd::as_fd(&ns))?;
-                    }
+                    map_user_namespace(middle, linux, idmapped)?;
                     // With the cgroups' tasks files when the intermediate
                     // joins through them (empty otherwise).
                     let files = join_files.take().unwrap_or_default();
-                    let fds: Vec<std::os::fd::RawFd> =
-                        files.iter().map(std::os::fd::AsRawFd::as_raw_fd).collect();
-                    ch.send_with_fds(&Message::MappingsWritten, &fds)?;
+                    send_with_files(ch, &Message::MappingsWritten, &files)?;
                 }
                 Some(Message::Pid(p)) => {
                     let pid = Pid::from_raw(p);
@@ -563,6 +545,29 @@ fn time_offsets(linux: &oci_spec::runtime::Linux) -> Vec<String> {
         ));
     }
     out
+}
+
+/// Writes the maps of `pid`'s new user namespace, then idmaps the binds
+/// through it.
+fn map_user_namespace(
+    pid: Pid,
+    linux: &oci_spec::runtime::Linux,
+    idmapped: &crate::rootfs::idmapped::IdmappedBinds,
+) -> Result<()> {
+    write_id_map(pid, "uid_map", linux.uid_mappings().as_deref())?;
+    write_id_map(pid, "gid_map", linux.gid_mappings().as_deref())?;
+    if !idmapped.is_empty() {
+        let path = format!("/proc/{}/ns/user", pid.as_raw());
+        let ns = std::fs::File::open(&path).ctx(|| format!("open {path}"))?;
+        idmapped.apply(std::os::fd::AsFd::as_fd(&ns))?;
+    }
+    Ok(())
+}
+
+/// Sends `word` with `files` (the cgroups' tasks files to join).
+fn send_with_files(ch: &Channel, word: &Message, files: &[std::fs::File]) -> Result<()> {
+    let fds: Vec<std::os::fd::RawFd> = files.iter().map(std::os::fd::AsRawFd::as_raw_fd).collect();
+    ch.send_with_fds(word, &fds)
 }
 
 /// Writes one map file in a single write, as the kernel requires.
