@@ -297,7 +297,7 @@ impl<T> Context<T> for std::result::Result<T, std::io::Error> {
     }
 }
 /// An errno in Go's words: the C library's description, lowercased.
-fn go_errno(e: nix::errno::Errno) -> String {
+pub(crate) fn go_errno(e: nix::errno::Errno) -> String {
     let d = e.desc();
     let mut c = d.chars();
     c.next()

@@ -176,7 +176,17 @@ fn setup(mut a: InitArgs<'_>) -> Result<std::convert::Infallible> {
             None,
         );
     }
-    Err(crate::process::execve(&exec))
+    let e = crate::process::execve(&exec);
+    // After start nobody reads the channel (the caller waits for the
+    // process): the failure goes to the container's stderr, in runc's words
+    // ("exec /bad: exec format error"), and the init ends with 1, as
+    // Docker's containers do.
+    if let Error::Execve { program, source } = &e {
+        let errno = nix::errno::Errno::from_raw(source.raw_os_error().unwrap_or(0));
+        let line = format!("exec {program}: {}\n", crate::error::go_errno(errno));
+        let _ = nix::unistd::write(std::io::stderr(), line.as_bytes());
+    }
+    Err(e)
 }
 
 /// Whether the init waits for the runtime's `Continue` before it sets up
