@@ -462,14 +462,10 @@ impl Creation<'_> {
     ) -> Result<()> {
         // Killed by `cleanup` if anything below fails.
         self.init = Some(init);
-        let word = match new_user {
-            true => {
-                map_user_namespace(init, linux, idmapped)?;
-                Message::MappingsWritten
-            }
-            false => Message::CgroupsReady,
-        };
-        send_with_files(ch, &word, &join_files)
+        if new_user {
+            map_user_namespace(init, linux, idmapped)?;
+        }
+        send_with_files(ch, &intermediate::direct_word(new_user), &join_files)
     }
 
     fn talk_to_intermediate(

@@ -89,16 +89,22 @@ pub fn enter_direct(ch: &Channel, new_user: bool, rest: CloneFlags) -> Result<()
     if !rest.is_empty() {
         nix::sched::unshare(rest).ctx(|| format!("create namespaces {rest:?}"))?;
     }
-    let word = match new_user {
-        true => Message::MappingsWritten,
-        false => Message::CgroupsReady,
-    };
-    let files = ch.expect_with_fds(&word, "runtime")?;
+    let files = ch.expect_with_fds(&direct_word(new_user), "runtime")?;
     crate::cgroups::Manager::join_self_through(files)?;
     if new_user {
         become_root()?;
     }
     Ok(())
+}
+
+/// The word a direct init waits for and the runtime sends it, with the
+/// cgroups' `tasks` files: its maps written (with a new user namespace),
+/// else its cgroups made.
+pub fn direct_word(new_user: bool) -> Message {
+    match new_user {
+        true => Message::MappingsWritten,
+        false => Message::CgroupsReady,
+    }
 }
 
 /// Becomes root of the user namespace it is in, with its full capabilities.
